@@ -1,0 +1,523 @@
+//! Connection commands: PING, ECHO, QUIT, HELLO, AUTH, SELECT, RESET and CLIENT.
+//!
+//! Apart from PING and ECHO (plain shard-local replies), these run at connection level because
+//! they read or change the client's own state. CLIENT LIST/KILL/PAUSE reach every shard by
+//! message, since each shard keeps the registry of the connections it accepted.
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+
+use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
+use super::{cmd, flags::*, CommandSpec, Ctx, Exec, NO_KEYS};
+use crate::protocol::Reply;
+use crate::server::conn::{Conn, ReplyMode, ERR_SHARD_GONE};
+use crate::server::globals::unix_ms;
+
+pub fn specs() -> Vec<CommandSpec> {
+    let g = "connection";
+    vec![
+        cmd("ping", -1, FAST | STALE, NO_KEYS, g, "1.0.0", "O(1)", "Returns PONG, or the given message.", Exec::Shard(ping)),
+        cmd("echo", 2, FAST | STALE, NO_KEYS, g, "1.0.0", "O(1)", "Returns the given string.", Exec::Shard(echo)),
+        cmd("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, NO_KEYS, g, "1.0.0", "O(1)", "Closes the connection.", Exec::Conn(quit)),
+        cmd("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, g, "6.0.0", "O(1)", "Handshakes with the server: protocol version, authentication, client name.", Exec::Conn(hello)),
+        cmd("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, g, "1.0.0", "O(N) where N is the number of passwords defined for the user", "Authenticates the connection.", Exec::Conn(auth)),
+        cmd("select", 2, LOADING | STALE | FAST, NO_KEYS, g, "1.0.0", "O(1)", "Changes the selected database.", Exec::Conn(select)),
+        cmd("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, g, "6.2.0", "O(1)", "Resets the connection to its initial state.", Exec::Conn(reset)),
+        cmd("client", -2, NOSCRIPT | LOADING | STALE, NO_KEYS, g, "2.4.0", "Depends on subcommand", "Inspects and controls client connections (ID, SETNAME, GETNAME, LIST, INFO, KILL, PAUSE, UNPAUSE, REPLY).", Exec::Conn(client)),
+    ]
+}
+
+fn ping(_ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    match a.len() {
+        1 => r.simple("PONG"),
+        2 => r.bulk(&a[1]),
+        _ => r.error(&super::arity_error("ping")),
+    }
+}
+
+fn echo(_ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    r.bulk(&a[1]);
+}
+
+fn quit(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        c.reply().ok();
+        c.close_after_reply = true;
+    })
+}
+
+/// Checks a password for `user` against requirepass (the only user is `default`).
+fn password_ok(c: &Conn, user: &[u8], pass: &[u8]) -> bool {
+    if user != b"default" {
+        return false;
+    }
+    match &c.shard.state.borrow().config.requirepass {
+        None => true,
+        Some(p) => constant_time_eq(p, pass),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+fn auth(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        if a.len() > 3 {
+            return c.reply().error(ERR_SYNTAX);
+        }
+        let (user, pass): (&[u8], &[u8]) = if a.len() == 2 {
+            if c.shard.state.borrow().config.requirepass.is_none() {
+                return c.reply().error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+            }
+            (b"default", &a[1])
+        } else {
+            (&a[1], &a[2])
+        };
+        if password_ok(c, user, pass) {
+            c.authenticated = true;
+            c.reply().ok();
+        } else {
+            c.reply().error(WRONGPASS);
+        }
+    })
+}
+
+/// A client name may not contain spaces, newlines or other special characters.
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+const ERR_BAD_NAME: &str =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+
+fn hello(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let mut ver = 0;
+        let mut next = 1;
+        if a.len() >= 2 {
+            match super::args::parse_i64(&a[1]) {
+                Some(v) => ver = v,
+                None => {
+                    return c
+                        .reply()
+                        .error("ERR Protocol version is not an integer or out of range")
+                }
+            }
+            next = 2;
+            if !(2..=3).contains(&ver) {
+                return c.reply().error("NOPROTO unsupported protocol version");
+            }
+        }
+        let mut creds: Option<(Bytes, Bytes)> = None;
+        let mut name: Option<Bytes> = None;
+        let mut j = next;
+        while j < a.len() {
+            let more = a.len() - 1 - j;
+            if eq_ic(&a[j], "auth") && more >= 2 {
+                creds = Some((a[j + 1].clone(), a[j + 2].clone()));
+                j += 2;
+            } else if eq_ic(&a[j], "setname") && more >= 1 {
+                if !valid_client_name(&a[j + 1]) {
+                    return c.reply().error(ERR_BAD_NAME);
+                }
+                name = Some(a[j + 1].clone());
+                j += 1;
+            } else {
+                return c.reply().error(&format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    text(&a[j])
+                ));
+            }
+            j += 1;
+        }
+        if let Some((u, p)) = &creds {
+            if !password_ok(c, u, p) {
+                return c.reply().error(WRONGPASS);
+            }
+            c.authenticated = true;
+        }
+        if !c.authenticated {
+            return c.reply().error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        }
+        if let Some(n) = name {
+            c.set_name(text(&n));
+        }
+        if ver != 0 {
+            c.set_resp3(ver == 3);
+        }
+        let id = c.info.id as i64;
+        let proto = if c.resp3 { 3 } else { 2 };
+        let mut r = c.reply();
+        r.map(7);
+        r.bulk(b"server");
+        r.bulk(b"redis");
+        r.bulk(b"version");
+        r.bulk(crate::REDIS_VERSION.as_bytes());
+        r.bulk(b"proto");
+        r.int(proto);
+        r.bulk(b"id");
+        r.int(id);
+        r.bulk(b"mode");
+        r.bulk(b"standalone");
+        r.bulk(b"role");
+        r.bulk(b"master");
+        r.bulk(b"modules");
+        r.array(0);
+    })
+}
+
+fn select(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let n = c.shard.state.borrow().dbs.len();
+        match super::keys_family::db_index(&a[1], n) {
+            Ok(db) => {
+                c.set_db(db);
+                c.reply().ok()
+            }
+            Err(e) => c.reply().error(e),
+        }
+    })
+}
+
+fn reset(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        c.set_db(0);
+        c.set_resp3(false);
+        c.set_name(String::new());
+        c.reply_mode = ReplyMode::On;
+        c.skip_next = false;
+        c.authenticated = c.shard.state.borrow().config.requirepass.is_none();
+        c.reply().simple("RESET");
+    })
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "    * ID <client-id>",
+    "      Kill connections by client id.",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+];
+
+/// Filter of CLIENT KILL (new form).
+#[derive(Clone, Default)]
+struct KillFilter {
+    id: Option<u64>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    typ_normal: Option<bool>,
+    user: Option<String>,
+    skip_id: Option<u64>,
+}
+
+fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let sub = text(&a[1]).to_ascii_lowercase();
+        let argc = a.len();
+        let arity = |ok: bool, c: &mut Conn| -> bool {
+            if !ok {
+                c.reply()
+                    .error(&super::arity_error(&format!("client|{}", sub)));
+            }
+            ok
+        };
+        match sub.as_str() {
+            "help" if argc == 2 => super::reply_help(&mut c.reply(), "client", CLIENT_HELP),
+            "id" => {
+                if arity(argc == 2, c) {
+                    let id = c.info.id as i64;
+                    c.reply().int(id);
+                }
+            }
+            "getname" => {
+                if arity(argc == 2, c) {
+                    let name = c.info.name.borrow().clone();
+                    if name.is_empty() {
+                        c.reply().null();
+                    } else {
+                        c.reply().bulk(name.as_bytes());
+                    }
+                }
+            }
+            "setname" => {
+                if arity(argc == 3, c) {
+                    if !valid_client_name(&a[2]) {
+                        return c.reply().error(ERR_BAD_NAME);
+                    }
+                    c.set_name(text(&a[2]));
+                    c.reply().ok();
+                }
+            }
+            "info" => {
+                if arity(argc == 2, c) {
+                    let mut line = c.info.describe(unix_ms());
+                    line.push('\n');
+                    c.reply().verbatim("txt", line.as_bytes());
+                }
+            }
+            "list" => client_list(c, &a).await,
+            "kill" => {
+                if arity(argc >= 3, c) {
+                    client_kill(c, &a).await
+                }
+            }
+            "pause" => {
+                if arity(argc == 3 || argc == 4, c) {
+                    client_pause(c, &a).await
+                }
+            }
+            "unpause" => {
+                if arity(argc == 2, c) {
+                    let _ = c.shard.run_on_all(|sh| sh.pause.set(None)).await;
+                    c.reply().ok();
+                }
+            }
+            "reply" => {
+                if arity(argc == 3, c) {
+                    if eq_ic(&a[2], "on") {
+                        c.reply_mode = ReplyMode::On;
+                        c.skip_next = false;
+                        c.reply().ok();
+                    } else if eq_ic(&a[2], "off") {
+                        c.reply_mode = ReplyMode::Off;
+                    } else if eq_ic(&a[2], "skip") {
+                        if c.reply_mode == ReplyMode::On {
+                            c.skip_next = true;
+                        }
+                    } else {
+                        c.reply().error(ERR_SYNTAX);
+                    }
+                }
+            }
+            _ => c
+                .reply()
+                .error(&super::unknown_subcommand_error(&a[1], "client")),
+        }
+    })
+}
+
+async fn client_list(c: &mut Conn, a: &[Bytes]) {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut only_normal: Option<bool> = None;
+    let mut j = 2;
+    while j < a.len() {
+        if eq_ic(&a[j], "type") && j + 1 < a.len() {
+            let t = text(&a[j + 1]).to_ascii_lowercase();
+            match t.as_str() {
+                "normal" => only_normal = Some(true),
+                "master" | "replica" | "slave" | "pubsub" => only_normal = Some(false),
+                _ => return c.reply().error(&format!("ERR Unknown client type '{}'", t)),
+            }
+            j += 2;
+        } else if eq_ic(&a[j], "id") && j + 1 < a.len() {
+            let mut v = Vec::new();
+            for arg in &a[j + 1..] {
+                match int_arg(arg) {
+                    Ok(id) if id > 0 => v.push(id as u64),
+                    _ => return c.reply().error("ERR Invalid client ID"),
+                }
+            }
+            ids = Some(v);
+            j = a.len();
+        } else {
+            return c.reply().error(ERR_SYNTAX);
+        }
+    }
+    let lines = c
+        .shard
+        .run_on_all(move |sh| {
+            let now = unix_ms();
+            sh.clients
+                .borrow()
+                .clients
+                .values()
+                .map(|cl| (cl.id, cl.describe(now)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+    let Ok(lines) = lines else {
+        return c.reply().error(ERR_SHARD_GONE);
+    };
+    let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
+    all.sort_by_key(|(id, _)| *id);
+    let mut out = String::new();
+    for (id, line) in all {
+        if only_normal == Some(false) {
+            continue;
+        }
+        if let Some(ids) = &ids {
+            if !ids.contains(&id) {
+                continue;
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    c.reply().verbatim("txt", out.as_bytes());
+}
+
+async fn client_kill(c: &mut Conn, a: &[Bytes]) {
+    let old_form = a.len() == 3;
+    let mut f = KillFilter::default();
+    if old_form {
+        f.addr = Some(text(&a[2]));
+    } else {
+        let mut skipme = true;
+        let mut j = 2;
+        while j < a.len() {
+            if j + 1 >= a.len() {
+                return c.reply().error(ERR_SYNTAX);
+            }
+            let v = text(&a[j + 1]);
+            if eq_ic(&a[j], "id") {
+                match int_arg(&a[j + 1]) {
+                    Ok(id) if id > 0 => f.id = Some(id as u64),
+                    _ => return c.reply().error("ERR client-id should be greater than 0"),
+                }
+            } else if eq_ic(&a[j], "type") {
+                match v.to_ascii_lowercase().as_str() {
+                    "normal" => f.typ_normal = Some(true),
+                    "master" | "replica" | "slave" | "pubsub" => f.typ_normal = Some(false),
+                    _ => return c.reply().error(&format!("ERR Unknown client type '{}'", v)),
+                }
+            } else if eq_ic(&a[j], "addr") {
+                f.addr = Some(v);
+            } else if eq_ic(&a[j], "laddr") {
+                f.laddr = Some(v);
+            } else if eq_ic(&a[j], "user") {
+                f.user = Some(v);
+            } else if eq_ic(&a[j], "skipme") {
+                if eq_ic(&a[j + 1], "yes") {
+                    skipme = true;
+                } else if eq_ic(&a[j + 1], "no") {
+                    skipme = false;
+                } else {
+                    return c.reply().error(ERR_SYNTAX);
+                }
+            } else {
+                return c.reply().error(ERR_SYNTAX);
+            }
+            j += 2;
+        }
+        if skipme {
+            f.skip_id = Some(c.info.id);
+        }
+    }
+    let me = c.info.id;
+    let filter = f.clone();
+    let killed = c
+        .shard
+        .run_on_all(move |sh| {
+            let f = &filter;
+            let reg = sh.clients.borrow();
+            let mut n = 0;
+            for cl in reg.clients.values() {
+                if f.skip_id == Some(cl.id)
+                    || f.id.is_some_and(|id| id != cl.id)
+                    || f.addr.as_ref().is_some_and(|x| *x != cl.addr)
+                    || f.laddr.as_ref().is_some_and(|x| *x != cl.laddr)
+                    || f.user.as_ref().is_some_and(|u| u != "default")
+                    || f.typ_normal == Some(false)
+                {
+                    continue;
+                }
+                if cl.id != me {
+                    cl.kill();
+                } else {
+                    cl.killed.set(true);
+                }
+                n += 1;
+            }
+            n
+        })
+        .await;
+    let Ok(killed) = killed else {
+        return c.reply().error(ERR_SHARD_GONE);
+    };
+    let total: i64 = killed.iter().sum();
+    if c.info.killed.get() {
+        c.close_after_reply = true;
+    }
+    if old_form {
+        if total == 0 {
+            c.reply().error("ERR No such client");
+        } else {
+            c.reply().ok();
+        }
+    } else {
+        c.reply().int(total);
+    }
+}
+
+async fn client_pause(c: &mut Conn, a: &[Bytes]) {
+    let ms = match super::args::parse_i64(&a[2]) {
+        Some(v) if v < 0 => return c.reply().error("ERR timeout is negative"),
+        Some(v) => v as u64,
+        None => {
+            return c
+                .reply()
+                .error("ERR timeout is not an integer or out of range")
+        }
+    };
+    let write_only = if a.len() == 4 {
+        if eq_ic(&a[3], "write") {
+            true
+        } else if eq_ic(&a[3], "all") {
+            false
+        } else {
+            return c
+                .reply()
+                .error("ERR CLIENT PAUSE mode must be WRITE or ALL");
+        }
+    } else {
+        false
+    };
+    let until = unix_ms().saturating_add(ms);
+    let _ = c
+        .shard
+        .run_on_all(move |sh| {
+            // A new pause never shortens a longer one, as in Redis.
+            let cur = sh.pause.get();
+            let keep = matches!(cur, Some((u, w)) if u > until && (!w || write_only));
+            if !keep {
+                sh.pause.set(Some((until, write_only)));
+            }
+        })
+        .await;
+    c.reply().ok();
+}

@@ -1,0 +1,918 @@
+//! Generic keyspace commands (Redis's db.c and expire.c): existence, deletion, types, expiry,
+//! renaming and copying, and the commands that walk or clear whole databases.
+//!
+//! Per-key handlers run on the key's shard. Whole-database commands (KEYS, SCAN, DBSIZE,
+//! RANDOMKEY, FLUSHDB, FLUSHALL, SWAPDB) run on the connection's shard and visit every shard by
+//! message; they never touch another shard's data directly.
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+
+use super::args::{eq_ic, int_arg, text, ERR_NOT_INT, ERR_SYNTAX};
+use super::{cmd, flags::*, CommandSpec, Ctx, Exec, MultiKind, KEY1, NO_KEYS};
+use crate::config::glob_match;
+use crate::protocol::Reply;
+use crate::server::conn::Conn;
+use crate::types::Entry;
+
+pub fn specs() -> Vec<CommandSpec> {
+    let g = "generic";
+    vec![
+        cmd(
+            "del",
+            -2,
+            WRITE,
+            (1, -1, 1),
+            g,
+            "1.0.0",
+            "O(N) where N is the number of keys",
+            "Deletes one or more keys.",
+            Exec::Shard(del),
+        )
+        .multi(MultiKind::SumInt),
+        cmd(
+            "unlink",
+            -2,
+            WRITE | FAST,
+            (1, -1, 1),
+            g,
+            "4.0.0",
+            "O(1) per key; memory is reclaimed without blocking",
+            "Deletes one or more keys, freeing memory lazily.",
+            Exec::Shard(del),
+        )
+        .multi(MultiKind::SumInt),
+        cmd(
+            "exists",
+            -2,
+            READONLY | FAST,
+            (1, -1, 1),
+            g,
+            "1.0.0",
+            "O(N) where N is the number of keys",
+            "Counts how many of the given keys exist.",
+            Exec::Shard(exists),
+        )
+        .multi(MultiKind::SumInt),
+        cmd(
+            "touch",
+            -2,
+            READONLY | FAST,
+            (1, -1, 1),
+            g,
+            "3.2.1",
+            "O(N) where N is the number of keys",
+            "Updates the access time of keys; returns how many exist.",
+            Exec::Shard(touch),
+        )
+        .multi(MultiKind::SumInt),
+        cmd(
+            "type",
+            2,
+            READONLY | FAST,
+            KEY1,
+            g,
+            "1.0.0",
+            "O(1)",
+            "Returns the type of the value stored at a key.",
+            Exec::Shard(type_cmd),
+        ),
+        cmd(
+            "expire",
+            -3,
+            WRITE | FAST,
+            KEY1,
+            g,
+            "1.0.0",
+            "O(1)",
+            "Sets a key's time to live in seconds.",
+            Exec::Shard(expire),
+        ),
+        cmd(
+            "pexpire",
+            -3,
+            WRITE | FAST,
+            KEY1,
+            g,
+            "2.6.0",
+            "O(1)",
+            "Sets a key's time to live in milliseconds.",
+            Exec::Shard(pexpire),
+        ),
+        cmd(
+            "expireat",
+            -3,
+            WRITE | FAST,
+            KEY1,
+            g,
+            "1.2.0",
+            "O(1)",
+            "Sets a key's expiry as a Unix time in seconds.",
+            Exec::Shard(expireat),
+        ),
+        cmd(
+            "pexpireat",
+            -3,
+            WRITE | FAST,
+            KEY1,
+            g,
+            "2.6.0",
+            "O(1)",
+            "Sets a key's expiry as a Unix time in milliseconds.",
+            Exec::Shard(pexpireat),
+        ),
+        cmd(
+            "ttl",
+            2,
+            READONLY | FAST,
+            KEY1,
+            g,
+            "1.0.0",
+            "O(1)",
+            "Returns a key's time to live in seconds.",
+            Exec::Shard(ttl),
+        ),
+        cmd(
+            "pttl",
+            2,
+            READONLY | FAST,
+            KEY1,
+            g,
+            "2.6.0",
+            "O(1)",
+            "Returns a key's time to live in milliseconds.",
+            Exec::Shard(pttl),
+        ),
+        cmd(
+            "expiretime",
+            2,
+            READONLY | FAST,
+            KEY1,
+            g,
+            "7.0.0",
+            "O(1)",
+            "Returns a key's expiry as a Unix time in seconds.",
+            Exec::Shard(expiretime),
+        ),
+        cmd(
+            "pexpiretime",
+            2,
+            READONLY | FAST,
+            KEY1,
+            g,
+            "7.0.0",
+            "O(1)",
+            "Returns a key's expiry as a Unix time in milliseconds.",
+            Exec::Shard(pexpiretime),
+        ),
+        cmd(
+            "persist",
+            2,
+            WRITE | FAST,
+            KEY1,
+            g,
+            "2.2.0",
+            "O(1)",
+            "Removes a key's expiry.",
+            Exec::Shard(persist),
+        ),
+        cmd(
+            "rename",
+            3,
+            WRITE,
+            (1, 2, 1),
+            g,
+            "1.0.0",
+            "O(1)",
+            "Renames a key, overwriting the destination.",
+            Exec::Shard(rename),
+        )
+        .multi(MultiKind::Rename { nx: false }),
+        cmd(
+            "renamenx",
+            3,
+            WRITE | FAST,
+            (1, 2, 1),
+            g,
+            "1.0.0",
+            "O(1)",
+            "Renames a key only if the new name does not exist.",
+            Exec::Shard(renamenx),
+        )
+        .multi(MultiKind::Rename { nx: true }),
+        cmd(
+            "copy",
+            -3,
+            WRITE | DENYOOM,
+            (1, 2, 1),
+            g,
+            "6.2.0",
+            "O(N) for collections, O(1) for strings",
+            "Copies a key's value to another key.",
+            Exec::Shard(copy),
+        )
+        .multi(MultiKind::Copy),
+        cmd(
+            "move",
+            3,
+            WRITE | FAST,
+            KEY1,
+            g,
+            "1.0.0",
+            "O(1)",
+            "Moves a key to another database.",
+            Exec::Shard(move_cmd),
+        ),
+        cmd(
+            "object",
+            -2,
+            READONLY,
+            (2, 2, 1),
+            g,
+            "2.2.3",
+            "O(1)",
+            "Inspects the internals of a key's value (ENCODING, FREQ, IDLETIME, REFCOUNT).",
+            Exec::Shard(object),
+        ),
+        cmd(
+            "keys",
+            2,
+            READONLY,
+            NO_KEYS,
+            g,
+            "1.0.0",
+            "O(N) where N is the number of keys in the database",
+            "Returns all key names that match a pattern.",
+            Exec::Conn(keys),
+        ),
+        cmd(
+            "scan",
+            -2,
+            READONLY,
+            NO_KEYS,
+            g,
+            "2.8.0",
+            "O(1) per call, O(N) for a complete iteration",
+            "Iterates over the key names in the database.",
+            Exec::Conn(scan),
+        ),
+        cmd(
+            "randomkey",
+            1,
+            READONLY,
+            NO_KEYS,
+            g,
+            "1.0.0",
+            "O(1)",
+            "Returns a random key name from the database.",
+            Exec::Conn(randomkey),
+        ),
+        cmd(
+            "dbsize",
+            1,
+            READONLY | FAST,
+            NO_KEYS,
+            "server",
+            "1.0.0",
+            "O(1) per shard",
+            "Returns the number of keys in the database.",
+            Exec::Conn(dbsize),
+        ),
+        cmd(
+            "flushdb",
+            -1,
+            WRITE,
+            NO_KEYS,
+            "server",
+            "1.0.0",
+            "O(N) where N is the number of keys in the database",
+            "Removes all keys from the current database.",
+            Exec::Conn(flushdb),
+        ),
+        cmd(
+            "flushall",
+            -1,
+            WRITE,
+            NO_KEYS,
+            "server",
+            "1.0.0",
+            "O(N) where N is the number of keys",
+            "Removes all keys from all databases.",
+            Exec::Conn(flushall),
+        ),
+        cmd(
+            "swapdb",
+            3,
+            WRITE | FAST,
+            NO_KEYS,
+            "server",
+            "4.0.0",
+            "O(N) where N is the count of clients watching or blocking on keys",
+            "Swaps two databases.",
+            Exec::Conn(swapdb),
+        ),
+    ]
+}
+
+fn del(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    let now = ctx.now_ms;
+    let mut n = 0;
+    for k in &a[1..] {
+        if ctx.db().exists(k, now) {
+            ctx.db().remove(k);
+            n += 1;
+        }
+    }
+    r.int(n);
+}
+
+fn exists(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    let n = a[1..]
+        .iter()
+        .filter(|k| ctx.lookup_read(k).is_some())
+        .count();
+    r.int(n as i64);
+}
+
+fn touch(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    let n = a[1..]
+        .iter()
+        .filter(|k| ctx.lookup_write(k).is_some())
+        .count();
+    r.int(n as i64);
+}
+
+fn type_cmd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    let name = ctx
+        .lookup_write(&a[1])
+        .map(|e| e.value.type_name())
+        .unwrap_or("none");
+    r.simple(name);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Base {
+    Now,
+    Zero,
+}
+
+fn expire_generic(
+    ctx: &mut Ctx,
+    a: &[Bytes],
+    r: &mut Reply,
+    base: Base,
+    seconds: bool,
+    name: &str,
+) {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &a[3..] {
+        if eq_ic(opt, "nx") {
+            nx = true;
+        } else if eq_ic(opt, "xx") {
+            xx = true;
+        } else if eq_ic(opt, "gt") {
+            gt = true;
+        } else if eq_ic(opt, "lt") {
+            lt = true;
+        } else {
+            return r.error(&format!("ERR Unsupported option {}", text(opt)));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return r.error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    }
+    if gt && lt {
+        return r.error("ERR GT and LT options at the same time are not compatible");
+    }
+    let mut when = match int_arg(&a[2]) {
+        Ok(w) => w,
+        Err(e) => return r.error(e),
+    };
+    let invalid = format!("ERR invalid expire time in '{}' command", name);
+    if seconds {
+        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+            return r.error(&invalid);
+        }
+        when *= 1000;
+    }
+    let basetime = if base == Base::Now {
+        ctx.now_ms as i64
+    } else {
+        0
+    };
+    if when > i64::MAX - basetime {
+        return r.error(&invalid);
+    }
+    when += basetime;
+    let now = ctx.now_ms;
+    let Some(e) = ctx.lookup_write(&a[1]) else {
+        return r.int(0);
+    };
+    let current = e.expire_at;
+    if nx && current != 0 {
+        return r.int(0);
+    }
+    if xx && current == 0 {
+        return r.int(0);
+    }
+    if gt && (current == 0 || when <= current as i64) {
+        return r.int(0);
+    }
+    if lt && current != 0 && when >= current as i64 {
+        return r.int(0);
+    }
+    if when <= now as i64 {
+        ctx.db().remove(&a[1]);
+    } else {
+        ctx.db().set_expire(&a[1], when as u64);
+    }
+    r.int(1);
+}
+
+fn expire(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    expire_generic(ctx, a, r, Base::Now, true, "expire")
+}
+fn pexpire(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    expire_generic(ctx, a, r, Base::Now, false, "pexpire")
+}
+fn expireat(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    expire_generic(ctx, a, r, Base::Zero, true, "expireat")
+}
+fn pexpireat(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    expire_generic(ctx, a, r, Base::Zero, false, "pexpireat")
+}
+
+/// -2 for a missing key, -1 for no expiry, else `f(expire_at, now)`.
+fn ttl_generic(ctx: &mut Ctx, key: &[u8], r: &mut Reply, f: impl Fn(u64, u64) -> i64) {
+    let now = ctx.now_ms;
+    match ctx.lookup_read(key) {
+        None => r.int(-2),
+        Some(e) if e.expire_at == 0 => r.int(-1),
+        Some(e) => r.int(f(e.expire_at, now)),
+    }
+}
+
+fn ttl(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    ttl_generic(ctx, &a[1], r, |at, now| {
+        ((at.saturating_sub(now)) as i64 + 500) / 1000
+    })
+}
+fn pttl(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    ttl_generic(ctx, &a[1], r, |at, now| at.saturating_sub(now) as i64)
+}
+fn expiretime(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    ttl_generic(ctx, &a[1], r, |at, _| (at / 1000) as i64)
+}
+fn pexpiretime(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    ttl_generic(ctx, &a[1], r, |at, _| at as i64)
+}
+
+fn persist(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    match ctx.lookup_write(&a[1]) {
+        Some(e) if e.expire_at != 0 => {
+            ctx.db().set_expire(&a[1], 0);
+            r.int(1)
+        }
+        _ => r.int(0),
+    }
+}
+
+fn rename_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, nx: bool) {
+    if ctx.lookup_write(&a[1]).is_none() {
+        return r.error("ERR no such key");
+    }
+    if a[1] == a[2] {
+        return if nx { r.int(0) } else { r.ok() };
+    }
+    let now = ctx.now_ms;
+    if nx && ctx.db().exists(&a[2], now) {
+        return r.int(0);
+    }
+    if let Some(e) = ctx.db().remove(&a[1]) {
+        ctx.db().insert(&a[2], e.value, e.expire_at, now);
+    }
+    if nx {
+        r.int(1)
+    } else {
+        r.ok()
+    }
+}
+
+fn rename(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    rename_generic(ctx, a, r, false)
+}
+fn renamenx(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    rename_generic(ctx, a, r, true)
+}
+
+/// COPY's options: (destination db, replace).
+pub fn copy_options(
+    a: &[Bytes],
+    cur_db: usize,
+    databases: usize,
+) -> Result<(usize, bool), &'static str> {
+    let mut db = cur_db;
+    let mut replace = false;
+    let mut j = 3;
+    while j < a.len() {
+        if eq_ic(&a[j], "replace") {
+            replace = true;
+        } else if eq_ic(&a[j], "db") && j + 1 < a.len() {
+            let id = int_arg(&a[j + 1])?;
+            if id < 0 || id as usize >= databases || id > i32::MAX as i64 {
+                return Err(if id > i32::MAX as i64 || id < i32::MIN as i64 {
+                    ERR_NOT_INT
+                } else {
+                    "ERR DB index is out of range"
+                });
+            }
+            db = id as usize;
+            j += 1;
+        } else {
+            return Err(ERR_SYNTAX);
+        }
+        j += 1;
+    }
+    if db == cur_db && a[1] == a[2] {
+        return Err("ERR source and destination objects are the same");
+    }
+    Ok((db, replace))
+}
+
+fn copy(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    let (dst_db, replace) = match copy_options(a, ctx.db, ctx.st.dbs.len()) {
+        Ok(o) => o,
+        Err(e) => return r.error(e),
+    };
+    let Some(src) = ctx
+        .lookup_read(&a[1])
+        .map(|e| (e.value.clone(), e.expire_at))
+    else {
+        return r.int(0);
+    };
+    let now = ctx.now_ms;
+    let dst = &mut ctx.st.dbs[dst_db];
+    if dst.exists(&a[2], now) && !replace {
+        return r.int(0);
+    }
+    dst.insert(&a[2], src.0, src.1, now);
+    r.int(1);
+}
+
+/// Parses a DB index argument the way SELECT/MOVE do.
+pub fn db_index(arg: &[u8], databases: usize) -> Result<usize, &'static str> {
+    let id = int_arg(arg)?;
+    if id > i32::MAX as i64 || id < i32::MIN as i64 {
+        return Err(ERR_NOT_INT);
+    }
+    if id < 0 || id as usize >= databases {
+        return Err("ERR DB index is out of range");
+    }
+    Ok(id as usize)
+}
+
+fn move_cmd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    let dst = match db_index(&a[2], ctx.st.dbs.len()) {
+        Ok(d) => d,
+        Err(e) => return r.error(e),
+    };
+    if dst == ctx.db {
+        return r.error("ERR source and destination objects are the same");
+    }
+    if ctx.lookup_write(&a[1]).is_none() {
+        return r.int(0);
+    }
+    let now = ctx.now_ms;
+    if ctx.st.dbs[dst].exists(&a[1], now) {
+        return r.int(0);
+    }
+    if let Some(e) = ctx.db().remove(&a[1]) {
+        ctx.st.dbs[dst].insert(&a[1], e.value, e.expire_at, now);
+    }
+    r.int(1);
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+];
+
+fn object(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    let sub = &a[1];
+    if eq_ic(sub, "help") && a.len() == 2 {
+        return super::reply_help(r, "object", OBJECT_HELP);
+    }
+    let known = ["encoding", "freq", "idletime", "refcount"];
+    let Some(which) = known.iter().find(|n| eq_ic(sub, n)) else {
+        return r.error(&super::unknown_subcommand_error(sub, "object"));
+    };
+    if a.len() != 3 {
+        return r.error(&super::arity_error(&format!("object|{}", which)));
+    }
+    let now = ctx.now_ms;
+    let policy_lfu = crate::server::policy_is_lfu(&ctx.st.config);
+    if !ctx.db().exists(&a[2], now) {
+        return r.null();
+    }
+    let Some(e): Option<&Entry> = ctx.db().keys.get(&a[2]) else {
+        return r.null();
+    };
+    match *which {
+        "encoding" => r.bulk(e.value.encoding().as_bytes()),
+        "refcount" => r.int(match &e.value {
+            crate::types::Value::Str(crate::types::StrValue::Int(n)) if (0..10000).contains(n) => {
+                i32::MAX as i64
+            }
+            _ => 1,
+        }),
+        "idletime" => {
+            if policy_lfu {
+                return r.error("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+            }
+            let idle = (now / 1000) as u32;
+            r.int(idle.wrapping_sub(e.access) as i64)
+        }
+        _ => {
+            if !policy_lfu {
+                return r.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+            }
+            r.int(0)
+        }
+    }
+}
+
+// ----- whole-database commands (connection level) -----
+
+fn keys(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let db = c.db;
+        let pattern = a[1].clone();
+        let res = c
+            .shard
+            .run_on_all(move |sh| {
+                let now = crate::server::globals::unix_ms();
+                let st = sh.state.borrow();
+                let all = &pattern[..] == b"*";
+                st.dbs[db]
+                    .keys
+                    .iter()
+                    .filter(|(k, e)| {
+                        (e.expire_at == 0 || e.expire_at > now)
+                            && (all || glob_match(&pattern, k, false))
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect::<Vec<Bytes>>()
+            })
+            .await;
+        let mut r = c.reply();
+        match res {
+            Ok(parts) => {
+                r.array(parts.iter().map(|p| p.len()).sum());
+                for k in parts.iter().flatten() {
+                    r.bulk(k);
+                }
+            }
+            Err(_) => r.error(crate::server::conn::ERR_SHARD_GONE),
+        }
+    })
+}
+
+fn scan(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let n = c.shard.nshards() as u64;
+        let cursor: u64 = match std::str::from_utf8(&a[1]).ok().and_then(|s| s.parse().ok()) {
+            Some(v) => v,
+            None => return c.reply().error("ERR invalid cursor"),
+        };
+        let mut count = 10usize;
+        let mut pattern: Option<Bytes> = None;
+        let mut typ: Option<Bytes> = None;
+        let mut j = 2;
+        while j < a.len() {
+            let more = j + 1 < a.len();
+            if eq_ic(&a[j], "count") && more {
+                match int_arg(&a[j + 1]) {
+                    Ok(v) if v >= 1 => count = v as usize,
+                    Ok(_) => return c.reply().error(ERR_SYNTAX),
+                    Err(e) => return c.reply().error(e),
+                }
+            } else if eq_ic(&a[j], "match") && more {
+                // A bare `*` matches everything, including the empty key (Redis skips the
+                // matcher for it too).
+                pattern = if &a[j + 1][..] == b"*" {
+                    None
+                } else {
+                    Some(a[j + 1].clone())
+                };
+            } else if eq_ic(&a[j], "type") && more {
+                typ = Some(a[j + 1].clone());
+            } else {
+                return c.reply().error(ERR_SYNTAX);
+            }
+            j += 2;
+        }
+        let shard = (cursor % n) as usize;
+        let inner = cursor / n;
+        let db = c.db;
+        let res = c
+            .shard
+            .run_on(shard, move |sh| {
+                let now = crate::server::globals::unix_ms();
+                let st = sh.state.borrow();
+                let table = &st.dbs[db].keys;
+                // COUNT bounds the entries visited, as in Redis; filters apply afterwards.
+                let mut scanned: Vec<(Bytes, bool)> = Vec::new();
+                let mut cur = inner;
+                let mut budget = count.saturating_mul(10).max(1);
+                loop {
+                    cur = table.scan(cur, |k, e| {
+                        if e.expire_at != 0 && e.expire_at <= now {
+                            return;
+                        }
+                        let type_ok = typ.as_ref().map_or(true, |t| eq_ic(t, e.value.type_name()));
+                        scanned.push((k.clone(), type_ok));
+                    });
+                    budget -= 1;
+                    if cur == 0 || scanned.len() >= count || budget == 0 {
+                        break;
+                    }
+                }
+                let found: Vec<Bytes> = scanned
+                    .into_iter()
+                    .filter(|(k, type_ok)| {
+                        *type_ok && pattern.as_ref().map_or(true, |p| glob_match(p, k, false))
+                    })
+                    .map(|(k, _)| k)
+                    .collect();
+                (found, cur)
+            })
+            .await;
+        let mut r = c.reply();
+        match res {
+            Ok((found, cur)) => {
+                let next = if cur == 0 {
+                    if shard as u64 + 1 < n {
+                        shard as u64 + 1
+                    } else {
+                        0
+                    }
+                } else {
+                    cur.checked_mul(n)
+                        .and_then(|v| v.checked_add(shard as u64))
+                        .unwrap_or(0)
+                };
+                r.array(2);
+                r.bulk(next.to_string().as_bytes());
+                r.array(found.len());
+                for k in &found {
+                    r.bulk(k);
+                }
+            }
+            Err(_) => r.error(crate::server::conn::ERR_SHARD_GONE),
+        }
+    })
+}
+
+fn randomkey(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let db = c.db;
+        let sizes = match c
+            .shard
+            .run_on_all(move |sh| sh.state.borrow().dbs[db].len())
+            .await
+        {
+            Ok(s) => s,
+            Err(_) => return c.reply().error(crate::server::conn::ERR_SHARD_GONE),
+        };
+        let total: usize = sizes.iter().sum();
+        let mut tries = 0;
+        while total > 0 && tries < 16 {
+            tries += 1;
+            let mut pick = rand::random::<usize>() % total;
+            let mut shard = 0;
+            for (i, s) in sizes.iter().enumerate() {
+                if pick < *s {
+                    shard = i;
+                    break;
+                }
+                pick -= s;
+            }
+            let got = c
+                .shard
+                .run_on(shard, move |sh| {
+                    let now = crate::server::globals::unix_ms();
+                    let mut st = sh.state.borrow_mut();
+                    let st = &mut *st;
+                    for _ in 0..100 {
+                        let k = st.dbs[db]
+                            .keys
+                            .random_entry(&mut st.rng)
+                            .map(|(k, _)| k.clone())?;
+                        if st.dbs[db].exists(&k, now) {
+                            return Some(k);
+                        }
+                    }
+                    None
+                })
+                .await;
+            if let Ok(Some(k)) = got {
+                return c.reply().bulk(&k);
+            }
+        }
+        c.reply().null();
+    })
+}
+
+fn dbsize(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let db = c.db;
+        match c
+            .shard
+            .run_on_all(move |sh| sh.state.borrow().dbs[db].len())
+            .await
+        {
+            Ok(v) => c.reply().int(v.iter().sum::<usize>() as i64),
+            Err(_) => c.reply().error(crate::server::conn::ERR_SHARD_GONE),
+        }
+    })
+}
+
+/// FLUSHDB/FLUSHALL's optional ASYNC|SYNC argument.
+fn flush_args_ok(a: &[Bytes]) -> bool {
+    a.len() == 1 || (a.len() == 2 && (eq_ic(&a[1], "sync") || eq_ic(&a[1], "async")))
+}
+
+fn flushdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        if !flush_args_ok(&a) {
+            return c.reply().error(ERR_SYNTAX);
+        }
+        let db = c.db;
+        match c
+            .shard
+            .run_on_all(move |sh| sh.state.borrow_mut().dbs[db].clear())
+            .await
+        {
+            Ok(_) => c.reply().ok(),
+            Err(_) => c.reply().error(crate::server::conn::ERR_SHARD_GONE),
+        }
+    })
+}
+
+fn flushall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        if !flush_args_ok(&a) {
+            return c.reply().error(ERR_SYNTAX);
+        }
+        let res = c
+            .shard
+            .run_on_all(move |sh| {
+                for d in sh.state.borrow_mut().dbs.iter_mut() {
+                    d.clear();
+                }
+            })
+            .await;
+        match res {
+            Ok(_) => c.reply().ok(),
+            Err(_) => c.reply().error(crate::server::conn::ERR_SHARD_GONE),
+        }
+    })
+}
+
+fn swapdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let ndb = c.shard.state.borrow().dbs.len();
+        let parse = |arg: &[u8], what: &str| -> Result<i64, String> {
+            match super::args::parse_i64(arg) {
+                Some(v) if v >= i32::MIN as i64 && v <= i32::MAX as i64 => Ok(v),
+                _ => Err(format!("ERR invalid {} DB index", what)),
+            }
+        };
+        let (x, y) = match (parse(&a[1], "first"), parse(&a[2], "second")) {
+            (Ok(x), Ok(y)) => (x, y),
+            (Err(e), _) | (_, Err(e)) => return c.reply().error(&e),
+        };
+        if x < 0 || y < 0 || x as usize >= ndb || y as usize >= ndb {
+            return c.reply().error("ERR DB index is out of range");
+        }
+        let (x, y) = (x as usize, y as usize);
+        match c
+            .shard
+            .run_on_all(move |sh| sh.state.borrow_mut().dbs.swap(x, y))
+            .await
+        {
+            Ok(_) => c.reply().ok(),
+            Err(_) => c.reply().error(crate::server::conn::ERR_SHARD_GONE),
+        }
+    })
+}

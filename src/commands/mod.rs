@@ -1,0 +1,317 @@
+//! The command table and the command families.
+//!
+//! One declarative entry per command (`CommandSpec`: name, arity, flags, key positions, docs and
+//! handler) drives arity checks, key routing, `COMMAND` and its subcommands, and per-command
+//! statistics. Families live in their own modules (`string_family`, `keys_family`, ...), each
+//! exporting its entries through `specs()`.
+//!
+//! Two kinds of handler exist:
+//! - `Exec::Shard`: synchronous, runs on the shard that owns the command's keys with access to
+//!   that shard's data only. Keyless data commands (PING, ECHO, TIME) run on the connection's
+//!   shard. Multi-key commands whose keys span shards are split by `crate::tx`.
+//! - `Exec::Conn`: asynchronous, runs on the connection's shard with access to the client state
+//!   and to every shard through the router (SELECT, CLIENT, INFO, KEYS, FLUSHALL, ...).
+//!
+//! Handlers never parse numbers or write replies by hand: they use `args` and `protocol::Reply`.
+
+pub mod args;
+pub mod connection_family;
+pub mod keys_family;
+pub mod server_family;
+pub mod string_family;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+
+use crate::protocol::Reply;
+use crate::server::conn::Conn;
+use crate::server::globals::Globals;
+use crate::shard::db::Db;
+use crate::shard::ShardState;
+use crate::types::Entry;
+
+/// Context of a shard-local command.
+pub struct Ctx<'a> {
+    pub st: &'a mut ShardState,
+    pub db: usize,
+    pub now_ms: u64,
+    pub globals: &'a Globals,
+}
+
+impl Ctx<'_> {
+    #[inline]
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.st.dbs[self.db]
+    }
+
+    /// Looks a key up for a read, counting keyspace hits and misses like Redis.
+    #[inline]
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        let found = self.st.dbs[self.db].lookup_mut(key, now).is_some();
+        if found {
+            self.st.stats.keyspace_hits += 1;
+        } else {
+            self.st.stats.keyspace_misses += 1;
+        }
+        if found {
+            self.st.dbs[self.db].keys.get_mut(key)
+        } else {
+            None
+        }
+    }
+
+    /// Looks a key up for a write (no hit/miss accounting).
+    #[inline]
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        self.st.dbs[self.db].lookup_mut(key, now)
+    }
+}
+
+pub type ShardFn = fn(&mut Ctx, &[Bytes], &mut Reply);
+pub type ConnFn = for<'a> fn(&'a mut Conn, Vec<Bytes>) -> LocalBoxFuture<'a, ()>;
+
+#[derive(Clone, Copy)]
+pub enum Exec {
+    Shard(ShardFn),
+    Conn(ConnFn),
+}
+
+/// How a multi-key command is split when its keys live on several shards (see `crate::tx`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MultiKind {
+    /// MGET: values gathered per shard, reassembled in argument order.
+    Mget,
+    /// MSET: pairs applied per shard.
+    Mset,
+    /// MSETNX: applied only if no key exists on any shard.
+    Msetnx,
+    /// DEL, UNLINK, EXISTS, TOUCH: per-shard integer replies summed.
+    SumInt,
+    /// RENAME / RENAMENX: value moved from one shard to another.
+    Rename { nx: bool },
+    /// COPY: value cloned from one shard to another.
+    Copy,
+    /// LCS: both values fetched, computed on the connection's shard.
+    Lcs,
+}
+
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const NOSCRIPT: u32 = 1 << 4;
+    pub const LOADING: u32 = 1 << 5;
+    pub const STALE: u32 = 1 << 6;
+    pub const SKIP_MONITOR: u32 = 1 << 7;
+    pub const SKIP_SLOWLOG: u32 = 1 << 8;
+    pub const FAST: u32 = 1 << 9;
+    pub const NO_AUTH: u32 = 1 << 10;
+    pub const MAY_REPLICATE: u32 = 1 << 11;
+    pub const NO_MULTI: u32 = 1 << 12;
+    pub const ALLOW_BUSY: u32 = 1 << 13;
+    pub const PUBSUB: u32 = 1 << 14;
+    pub const BLOCKING: u32 = 1 << 15;
+
+    /// Names as COMMAND INFO prints them, in Redis's order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// One command's declaration.
+pub struct CommandSpec {
+    /// Lower-case name, as Redis reports it.
+    pub name: &'static str,
+    /// Redis arity: exact count if positive, minimum count if negative (command name included).
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    pub exec: Exec,
+    pub multi: Option<MultiKind>,
+    index: u16,
+}
+
+impl CommandSpec {
+    pub fn index(&self) -> usize {
+        self.index as usize
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        (a >= 0 && argc == a as usize) || (a < 0 && argc >= (-a) as usize)
+    }
+
+    /// Positions of the key arguments in `argc` arguments.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        crate::shard::router::key_positions(self.first_key, self.last_key, self.step, argc)
+    }
+}
+
+/// Builder used by the families to declare their entries concisely.
+#[allow(clippy::too_many_arguments)]
+pub const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    group: &'static str,
+    since: &'static str,
+    complexity: &'static str,
+    summary: &'static str,
+    exec: Exec,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        group,
+        since,
+        summary,
+        complexity,
+        exec,
+        multi: None,
+        index: 0,
+    }
+}
+
+impl CommandSpec {
+    pub const fn multi(mut self, kind: MultiKind) -> CommandSpec {
+        self.multi = Some(kind);
+        self
+    }
+}
+
+pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+pub const KEY1: (i32, i32, i32) = (1, 1, 1);
+
+struct Table {
+    specs: Vec<CommandSpec>,
+    by_name: HashMap<&'static str, u16>,
+}
+
+fn build() -> Table {
+    let mut specs = Vec::new();
+    specs.extend(connection_family::specs());
+    specs.extend(server_family::specs());
+    specs.extend(keys_family::specs());
+    specs.extend(string_family::specs());
+    let mut by_name = HashMap::new();
+    for (i, s) in specs.iter_mut().enumerate() {
+        s.index = i as u16;
+        let dup = by_name.insert(s.name, i as u16);
+        assert!(dup.is_none(), "duplicate command {}", s.name);
+    }
+    Table { specs, by_name }
+}
+
+fn table_ref() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(build)
+}
+
+/// Every command, in table order.
+pub fn table() -> &'static [CommandSpec] {
+    &table_ref().specs
+}
+
+pub fn spec(idx: u16) -> &'static CommandSpec {
+    &table_ref().specs[idx as usize]
+}
+
+/// Case-insensitive lookup without allocating.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() > 32 {
+        return None;
+    }
+    let mut buf = [0u8; 32];
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    let t = table_ref();
+    t.by_name.get(lower).map(|&i| &t.specs[i as usize])
+}
+
+/// Redis's reply to an unknown command.
+pub fn unknown_command_error(args: &[Bytes]) -> String {
+    let mut listed = String::new();
+    for a in &args[1..] {
+        if listed.len() >= 128 {
+            break;
+        }
+        let room = 128 - listed.len();
+        let t = String::from_utf8_lossy(a);
+        let t: String = t.chars().take(room).collect();
+        listed.push_str(&format!("'{}' ", t));
+    }
+    let name = String::from_utf8_lossy(&args[0]);
+    let name: String = name.chars().take(128).collect();
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        name, listed
+    )
+}
+
+pub fn arity_error(name: &str) -> String {
+    format!("ERR wrong number of arguments for '{}' command", name)
+}
+
+/// The error for an unknown subcommand of a container command (CLIENT, CONFIG, ...).
+pub fn unknown_subcommand_error(sub: &[u8], cmd: &str) -> String {
+    format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(sub)
+            .chars()
+            .take(128)
+            .collect::<String>(),
+        cmd.to_ascii_uppercase()
+    )
+}
+
+/// Replies with a HELP text (the way Redis's `addReplyHelp` does: a status line per entry).
+pub fn reply_help(r: &mut Reply, cmd: &str, lines: &[&str]) {
+    r.array(lines.len() + 3);
+    r.simple(&format!(
+        "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        cmd.to_ascii_uppercase()
+    ));
+    for l in lines {
+        r.simple(l);
+    }
+    r.simple("HELP");
+    r.simple("    Print this help.");
+}

@@ -1,0 +1,1049 @@
+//! Server commands: COMMAND, INFO, CONFIG, SLOWLOG, MONITOR, SHUTDOWN, DEBUG, TIME, LASTSAVE.
+//!
+//! These run at connection level and gather what they need from every shard by message
+//! (statistics are per shard and summed here). CONFIG SET validates once, then installs the new
+//! configuration on every shard, so shards never share a mutable config.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+
+use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
+use super::{cmd, flags::*, table, CommandSpec, Ctx, Exec, NO_KEYS};
+use crate::config::glob_match;
+use crate::protocol::Reply;
+use crate::server::conn::{Conn, ERR_SHARD_GONE};
+use crate::server::globals::{unix_ms, unix_us};
+use crate::shard::{CmdStat, ShardStats, SlowEntry};
+
+pub fn specs() -> Vec<CommandSpec> {
+    let g = "server";
+    vec![
+        cmd(
+            "command",
+            -1,
+            LOADING | STALE,
+            NO_KEYS,
+            g,
+            "2.8.13",
+            "O(N) where N is the total number of commands",
+            "Describes the server's commands (COUNT, INFO, DOCS, GETKEYS, LIST).",
+            Exec::Conn(command),
+        ),
+        cmd(
+            "info",
+            -1,
+            LOADING | STALE,
+            NO_KEYS,
+            g,
+            "1.0.0",
+            "O(1)",
+            "Returns information and statistics about the server.",
+            Exec::Conn(info),
+        ),
+        cmd(
+            "config",
+            -2,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            NO_KEYS,
+            g,
+            "2.0.0",
+            "Depends on subcommand",
+            "Reads and changes the configuration (GET, SET, RESETSTAT, REWRITE).",
+            Exec::Conn(config),
+        ),
+        cmd(
+            "slowlog",
+            -2,
+            ADMIN | LOADING | STALE,
+            NO_KEYS,
+            g,
+            "2.2.12",
+            "Depends on subcommand",
+            "Reads or resets the slow log (GET, LEN, RESET).",
+            Exec::Conn(slowlog),
+        ),
+        cmd(
+            "monitor",
+            1,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            NO_KEYS,
+            g,
+            "1.0.0",
+            "O(1)",
+            "Streams every command the server receives.",
+            Exec::Conn(monitor),
+        ),
+        cmd(
+            "shutdown",
+            -1,
+            ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+            NO_KEYS,
+            g,
+            "1.0.0",
+            "O(N) when saving",
+            "Stops the server.",
+            Exec::Conn(shutdown),
+        ),
+        cmd(
+            "debug",
+            -2,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            NO_KEYS,
+            g,
+            "1.0.0",
+            "Depends on subcommand",
+            "Debugging and testing helpers (gated by enable-debug-command).",
+            Exec::Conn(debug),
+        ),
+        cmd(
+            "time",
+            1,
+            LOADING | STALE | FAST,
+            NO_KEYS,
+            g,
+            "2.6.0",
+            "O(1)",
+            "Returns the server time.",
+            Exec::Shard(time),
+        ),
+        cmd(
+            "lastsave",
+            1,
+            LOADING | STALE | FAST,
+            NO_KEYS,
+            g,
+            "1.0.0",
+            "O(1)",
+            "Returns the Unix time of the last successful save.",
+            Exec::Shard(lastsave),
+        ),
+    ]
+}
+
+fn time(_ctx: &mut Ctx, _a: &[Bytes], r: &mut Reply) {
+    let us = unix_us();
+    r.array(2);
+    r.bulk((us / 1_000_000).to_string().as_bytes());
+    r.bulk((us % 1_000_000).to_string().as_bytes());
+}
+
+fn lastsave(ctx: &mut Ctx, _a: &[Bytes], r: &mut Reply) {
+    r.int(ctx.globals.lastsave.load(Ordering::Relaxed) as i64);
+}
+
+// ----- COMMAND -----
+
+fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if s.has(WRITE) {
+        v.push("@write");
+    }
+    if s.has(READONLY) {
+        v.push("@read");
+    }
+    match s.group {
+        "string" => v.push("@string"),
+        "generic" => v.push("@keyspace"),
+        "connection" => v.push("@connection"),
+        _ => {}
+    }
+    if s.has(ADMIN) {
+        v.push("@admin");
+        v.push("@dangerous");
+    }
+    if matches!(
+        s.name,
+        "keys"
+            | "flushdb"
+            | "flushall"
+            | "swapdb"
+            | "info"
+            | "client"
+            | "config"
+            | "debug"
+            | "monitor"
+            | "shutdown"
+            | "slowlog"
+    ) && !v.contains(&"@dangerous")
+    {
+        v.push("@dangerous");
+    }
+    v.push(if s.has(FAST) { "@fast" } else { "@slow" });
+    v
+}
+
+fn reply_command_info(r: &mut Reply, s: &CommandSpec) {
+    r.array(10);
+    r.bulk(s.name.as_bytes());
+    r.int(s.arity as i64);
+    let flags: Vec<&str> = super::flags::NAMES
+        .iter()
+        .filter(|(f, _)| s.has(*f))
+        .map(|(_, n)| *n)
+        .collect();
+    r.set(flags.len());
+    for f in flags {
+        r.simple(f);
+    }
+    r.int(s.first_key as i64);
+    r.int(s.last_key as i64);
+    r.int(s.step as i64);
+    let cats = acl_categories(s);
+    r.set(cats.len());
+    for c in cats {
+        r.simple(c);
+    }
+    r.set(0); // tips
+    if s.first_key > 0 {
+        // One key spec per declared key range, in Redis 7's shape.
+        r.array(1);
+        r.map(4);
+        r.bulk(b"flags");
+        r.set(1);
+        r.simple(if s.has(WRITE) { "RW" } else { "RO" });
+        r.bulk(b"begin_search");
+        r.map(2);
+        r.bulk(b"type");
+        r.bulk(b"index");
+        r.bulk(b"spec");
+        r.map(1);
+        r.bulk(b"index");
+        r.int(s.first_key as i64);
+        r.bulk(b"find_keys");
+        r.map(2);
+        r.bulk(b"type");
+        r.bulk(b"range");
+        r.bulk(b"spec");
+        r.map(3);
+        r.bulk(b"lastkey");
+        r.int(if s.last_key < 0 {
+            s.last_key as i64
+        } else {
+            (s.last_key - s.first_key) as i64
+        });
+        r.bulk(b"keystep");
+        r.int(s.step as i64);
+        r.bulk(b"limit");
+        r.int(0);
+    } else {
+        r.array(0);
+    }
+    r.array(0); // subcommands
+}
+
+fn reply_command_docs(r: &mut Reply, s: &CommandSpec) {
+    r.bulk(s.name.as_bytes());
+    r.map(4);
+    r.bulk(b"summary");
+    r.bulk(s.summary.as_bytes());
+    r.bulk(b"since");
+    r.bulk(s.since.as_bytes());
+    r.bulk(b"group");
+    r.bulk(s.group.as_bytes());
+    r.bulk(b"complexity");
+    r.bulk(s.complexity.as_bytes());
+}
+
+const COMMAND_HELP: &[&str] = &[
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+];
+
+fn command(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let mut r = c.reply();
+        if a.len() == 1 {
+            r.array(table().len());
+            for s in table() {
+                reply_command_info(&mut r, s);
+            }
+            return;
+        }
+        let sub = text(&a[1]).to_ascii_lowercase();
+        match sub.as_str() {
+            "help" if a.len() == 2 => super::reply_help(&mut r, "command", COMMAND_HELP),
+            "count" if a.len() == 2 => r.int(table().len() as i64),
+            "list" => {
+                let mut filter: Option<Box<dyn Fn(&CommandSpec) -> bool>> = None;
+                if a.len() == 5 && eq_ic(&a[2], "filterby") {
+                    let v = a[4].clone();
+                    if eq_ic(&a[3], "pattern") {
+                        filter = Some(Box::new(move |s| glob_match(&v, s.name.as_bytes(), true)));
+                    } else if eq_ic(&a[3], "aclcat") {
+                        let cat = format!("@{}", text(&v).to_ascii_lowercase());
+                        filter = Some(Box::new(move |s| acl_categories(s).contains(&cat.as_str())));
+                    } else if eq_ic(&a[3], "module") {
+                        filter = Some(Box::new(|_| false));
+                    } else {
+                        return r.error(ERR_SYNTAX);
+                    }
+                } else if a.len() != 2 {
+                    return r.error(ERR_SYNTAX);
+                }
+                let names: Vec<&str> = table()
+                    .iter()
+                    .filter(|s| filter.as_ref().map_or(true, |f| f(s)))
+                    .map(|s| s.name)
+                    .collect();
+                r.array(names.len());
+                for n in names {
+                    r.bulk(n.as_bytes());
+                }
+            }
+            "info" => {
+                if a.len() == 2 {
+                    r.array(table().len());
+                    for s in table() {
+                        reply_command_info(&mut r, s);
+                    }
+                } else {
+                    r.array(a.len() - 2);
+                    for name in &a[2..] {
+                        match super::lookup(name) {
+                            Some(s) => reply_command_info(&mut r, s),
+                            None => r.null_array(),
+                        }
+                    }
+                }
+            }
+            "docs" => {
+                if a.len() == 2 {
+                    r.map(table().len());
+                    for s in table() {
+                        reply_command_docs(&mut r, s);
+                    }
+                } else {
+                    let found: Vec<_> = a[2..].iter().filter_map(|n| super::lookup(n)).collect();
+                    r.map(found.len());
+                    for s in found {
+                        reply_command_docs(&mut r, s);
+                    }
+                }
+            }
+            "getkeys" | "getkeysandflags" if a.len() >= 3 => {
+                let Some(s) = super::lookup(&a[2]) else {
+                    return r.error("ERR Invalid command specified");
+                };
+                let args = &a[2..];
+                if !s.arity_ok(args.len()) {
+                    return r.error("ERR Invalid number of arguments specified for command");
+                }
+                let keys: Vec<usize> = s.key_positions(args.len()).collect();
+                if keys.is_empty() {
+                    return r.error("ERR The command has no key arguments");
+                }
+                r.array(keys.len());
+                for k in keys {
+                    if sub == "getkeys" {
+                        r.bulk(&args[k]);
+                    } else {
+                        r.array(2);
+                        r.bulk(&args[k]);
+                        r.set(1);
+                        r.simple(if s.has(WRITE) { "RW" } else { "RO" });
+                    }
+                }
+            }
+            "count" | "help" | "getkeys" | "getkeysandflags" => {
+                r.error(&super::arity_error(&format!("command|{}", sub)))
+            }
+            _ => r.error(&super::unknown_subcommand_error(&a[1], "command")),
+        }
+    })
+}
+
+// ----- INFO -----
+
+/// Everything INFO needs from one shard.
+#[derive(Default)]
+struct ShardReport {
+    stats: ShardStats,
+    cmd_stats: Vec<CmdStat>,
+    keyspace: Vec<(usize, usize, usize)>, // (keys, expires, avg_ttl not tracked) per db
+    clients: usize,
+    blocked: usize,
+    expired: u64,
+}
+
+fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    if n < 1024.0 {
+        format!("{}B", n)
+    } else if n < 1024.0 * 1024.0 {
+        format!("{:.2}K", n / 1024.0)
+    } else if n < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", n / (1024.0 * 1024.0))
+    } else {
+        format!("{:.2}G", n / (1024.0 * 1024.0 * 1024.0))
+    }
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn cpu_times() -> (f64, f64) {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(u.ru_stime), t(u.ru_utime))
+}
+
+fn info(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let reports = c
+            .shard
+            .run_on_all(|sh| {
+                let st = sh.state.borrow();
+                ShardReport {
+                    stats: st.stats.clone(),
+                    cmd_stats: st.cmd_stats.clone(),
+                    keyspace: st
+                        .dbs
+                        .iter()
+                        .map(|d| (d.len(), d.volatile_len(), 0))
+                        .collect(),
+                    clients: sh.clients.borrow().clients.len(),
+                    blocked: 0,
+                    expired: st.dbs.iter().map(|d| d.expired_keys).sum(),
+                }
+            })
+            .await;
+        let Ok(reports) = reports else {
+            return c.reply().error(ERR_SHARD_GONE);
+        };
+        let sections: Vec<String> = a[1..]
+            .iter()
+            .map(|s| text(s).to_ascii_lowercase())
+            .collect();
+        let text = render_info(c, &reports, &sections);
+        c.reply().verbatim("txt", text.as_bytes());
+    })
+}
+
+fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String {
+    let all = sections.iter().any(|s| s == "all" || s == "everything");
+    let default = sections.is_empty() || sections.iter().any(|s| s == "default");
+    let want = |name: &str, in_default: bool| {
+        all || (default && in_default) || sections.iter().any(|s| s == name)
+    };
+    let g = &c.shard.globals;
+    let cfg = c.shard.state.borrow().config.clone();
+    let now = unix_ms();
+    let uptime = (now - g.start_ms) / 1000;
+    let mut out = String::new();
+    let mut sum = ShardStats::default();
+    for r in reports {
+        let s = &r.stats;
+        sum.keyspace_hits += s.keyspace_hits;
+        sum.keyspace_misses += s.keyspace_misses;
+        sum.total_commands += s.total_commands;
+        sum.total_error_replies += s.total_error_replies;
+        sum.total_connections_received += s.total_connections_received;
+        sum.rejected_connections += s.rejected_connections;
+        sum.net_input_bytes += s.net_input_bytes;
+        sum.net_output_bytes += s.net_output_bytes;
+        sum.evicted_keys += s.evicted_keys;
+        sum.cross_shard_batches += s.cross_shard_batches;
+        sum.cross_shard_commands += s.cross_shard_commands;
+    }
+    let expired: u64 = reports.iter().map(|r| r.expired).sum();
+    let section = |out: &mut String, title: &str, body: String| {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!("# {}\r\n", title));
+        out.push_str(&body);
+    };
+    if want("server", true) {
+        let body = format!(
+            "redis_version:{}\r\ntessera_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:io_uring\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nshards:{}\r\n",
+            crate::REDIS_VERSION,
+            env!("CARGO_PKG_VERSION"),
+            os_line(),
+            g.pid,
+            g.run_id,
+            g.port,
+            unix_us(),
+            uptime,
+            uptime / 86400,
+            cfg.hz,
+            cfg.hz,
+            (now / 1000) & 0xFF_FFFF,
+            g.executable,
+            g.config_file,
+            g.nshards
+        );
+        section(&mut out, "Server", body);
+    }
+    if want("clients", true) {
+        let clients: usize = reports.iter().map(|r| r.clients).sum();
+        let blocked: usize = reports.iter().map(|r| r.blocked).sum();
+        let body = format!(
+            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+            clients, cfg.maxclients, blocked
+        );
+        section(&mut out, "Clients", body);
+    }
+    if want("memory", true) {
+        let rss = rss_bytes();
+        let used = rss;
+        let body = format!(
+            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{used}\r\nallocator_allocated:{used}\r\ntotal_system_memory:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
+            human_bytes(used),
+            human_bytes(rss),
+            human_bytes(used),
+            total_system_memory(),
+            cfg.maxmemory,
+            human_bytes(cfg.maxmemory),
+            cfg.get(&[b"maxmemory-policy".as_slice()]).first().map(|(_, v)| v.clone()).unwrap_or_default()
+        );
+        section(&mut out, "Memory", body);
+    }
+    if want("persistence", true) {
+        let body = format!(
+            "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_last_write_status:ok\r\n",
+            g.lastsave.load(Ordering::Relaxed)
+        );
+        section(&mut out, "Persistence", body);
+    }
+    if want("stats", true) {
+        let body = format!(
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{}\r\ncross_shard_batches:{}\r\ncross_shard_commands:{}\r\n",
+            sum.total_connections_received,
+            sum.total_commands,
+            sum.net_input_bytes,
+            sum.net_output_bytes,
+            sum.rejected_connections,
+            expired,
+            sum.evicted_keys,
+            sum.keyspace_hits,
+            sum.keyspace_misses,
+            sum.total_error_replies,
+            sum.cross_shard_batches,
+            sum.cross_shard_commands
+        );
+        section(&mut out, "Stats", body);
+    }
+    if want("replication", true) {
+        let body = format!(
+            "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+            g.run_id
+        );
+        section(&mut out, "Replication", body);
+    }
+    if want("cpu", true) {
+        let (sys, user) = cpu_times();
+        let body = format!(
+            "used_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n",
+            sys, user
+        );
+        section(&mut out, "CPU", body);
+    }
+    if want("commandstats", false) {
+        let mut body = String::new();
+        for s in table() {
+            let mut t = CmdStat::default();
+            for r in reports {
+                let x = r.cmd_stats[s.index()];
+                t.calls += x.calls;
+                t.usec += x.usec;
+                t.rejected_calls += x.rejected_calls;
+                t.failed_calls += x.failed_calls;
+            }
+            if t.calls == 0 && t.rejected_calls == 0 {
+                continue;
+            }
+            let per = if t.calls > 0 {
+                t.usec as f64 / t.calls as f64
+            } else {
+                0.0
+            };
+            body.push_str(&format!(
+                "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
+                s.name, t.calls, t.usec, per, t.rejected_calls, t.failed_calls
+            ));
+        }
+        section(&mut out, "Commandstats", body);
+    }
+    if want("keyspace", true) {
+        let mut body = String::new();
+        let ndb = reports.first().map(|r| r.keyspace.len()).unwrap_or(0);
+        for db in 0..ndb {
+            let keys: usize = reports.iter().map(|r| r.keyspace[db].0).sum();
+            let expires: usize = reports.iter().map(|r| r.keyspace[db].1).sum();
+            if keys > 0 {
+                body.push_str(&format!(
+                    "db{}:keys={},expires={},avg_ttl=0\r\n",
+                    db, keys, expires
+                ));
+            }
+        }
+        section(&mut out, "Keyspace", body);
+    }
+    out
+}
+
+fn os_line() -> String {
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname fills the struct we own.
+    unsafe { libc::uname(&mut u) };
+    let f = |b: &[libc::c_char]| {
+        let bytes: Vec<u8> = b
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    format!("{} {} {}", f(&u.sysname), f(&u.release), f(&u.machine))
+}
+
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+// ----- CONFIG -----
+
+const CONFIG_HELP: &[&str] = &[
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+];
+
+fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let sub = text(&a[1]).to_ascii_lowercase();
+        match sub.as_str() {
+            "help" if a.len() == 2 => super::reply_help(&mut c.reply(), "config", CONFIG_HELP),
+            "get" if a.len() >= 3 => {
+                let pats: Vec<&[u8]> = a[2..].iter().map(|p| &p[..]).collect();
+                let pairs = c.shard.state.borrow().config.get(&pats);
+                let mut r = c.reply();
+                r.map(pairs.len());
+                for (k, v) in pairs {
+                    r.bulk(k.as_bytes());
+                    r.bulk(v.as_bytes());
+                }
+            }
+            "set" if a.len() >= 4 && a.len() % 2 == 0 => {
+                let pairs: Vec<(&[u8], &[u8])> =
+                    a[2..].chunks(2).map(|p| (&p[0][..], &p[1][..])).collect();
+                let mut cfg = c.shard.state.borrow().config.clone();
+                if let Err(e) = cfg.set(&pairs) {
+                    return c.reply().error(&e);
+                }
+                let res = c
+                    .shard
+                    .run_on_all(move |sh| sh.state.borrow_mut().config = cfg.clone())
+                    .await;
+                match res {
+                    Ok(_) => c.reply().ok(),
+                    Err(_) => c.reply().error(ERR_SHARD_GONE),
+                }
+            }
+            "resetstat" if a.len() == 2 => {
+                let res = c
+                    .shard
+                    .run_on_all(|sh| {
+                        let mut st = sh.state.borrow_mut();
+                        st.stats = ShardStats::default();
+                        for s in st.cmd_stats.iter_mut() {
+                            *s = CmdStat::default();
+                        }
+                        for d in st.dbs.iter_mut() {
+                            d.expired_keys = 0;
+                        }
+                    })
+                    .await;
+                match res {
+                    Ok(_) => c.reply().ok(),
+                    Err(_) => c.reply().error(ERR_SHARD_GONE),
+                }
+            }
+            "rewrite" if a.len() == 2 => {
+                let res = c.shard.state.borrow().config.rewrite();
+                match res {
+                    Ok(()) => c.reply().ok(),
+                    Err(e) => c.reply().error(&e),
+                }
+            }
+            "get" | "set" | "resetstat" | "rewrite" | "help" => c
+                .reply()
+                .error(&super::arity_error(&format!("config|{}", sub))),
+            _ => c
+                .reply()
+                .error(&super::unknown_subcommand_error(&a[1], "config")),
+        }
+    })
+}
+
+// ----- SLOWLOG -----
+
+const SLOWLOG_HELP: &[&str] = &[
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+];
+
+fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let sub = text(&a[1]).to_ascii_lowercase();
+        match sub.as_str() {
+            "help" if a.len() == 2 => super::reply_help(&mut c.reply(), "slowlog", SLOWLOG_HELP),
+            "len" if a.len() == 2 => {
+                match c
+                    .shard
+                    .run_on_all(|sh| sh.state.borrow().slowlog.len())
+                    .await
+                {
+                    Ok(v) => c.reply().int(v.iter().sum::<usize>() as i64),
+                    Err(_) => c.reply().error(ERR_SHARD_GONE),
+                }
+            }
+            "reset" if a.len() == 2 => {
+                let _ = c
+                    .shard
+                    .run_on_all(|sh| sh.state.borrow_mut().slowlog.clear())
+                    .await;
+                c.reply().ok();
+            }
+            "get" if a.len() <= 3 => {
+                let mut count: i64 = 10;
+                if a.len() == 3 {
+                    match int_arg(&a[2]) {
+                        Ok(n) if n >= -1 => count = n,
+                        Ok(_) => {
+                            return c
+                                .reply()
+                                .error("ERR count should be greater than or equal to -1")
+                        }
+                        Err(e) => return c.reply().error(e),
+                    }
+                }
+                let res = c
+                    .shard
+                    .run_on_all(|sh| {
+                        sh.state
+                            .borrow()
+                            .slowlog
+                            .iter()
+                            .cloned()
+                            .collect::<Vec<SlowEntry>>()
+                    })
+                    .await;
+                let Ok(parts) = res else {
+                    return c.reply().error(ERR_SHARD_GONE);
+                };
+                let mut all: Vec<SlowEntry> = parts.into_iter().flatten().collect();
+                all.sort_by(|x, y| y.id.cmp(&x.id));
+                if count >= 0 {
+                    all.truncate(count as usize);
+                }
+                let mut r = c.reply();
+                r.array(all.len());
+                for e in all {
+                    r.array(6);
+                    r.int(e.id as i64);
+                    r.int(e.time as i64);
+                    r.int(e.usec as i64);
+                    r.array(e.args.len());
+                    for arg in &e.args {
+                        r.bulk(arg);
+                    }
+                    r.bulk(e.addr.as_bytes());
+                    r.bulk(e.name.as_bytes());
+                }
+            }
+            "get" | "len" | "reset" | "help" => c
+                .reply()
+                .error(&super::arity_error(&format!("slowlog|{}", sub))),
+            _ => c
+                .reply()
+                .error(&super::unknown_subcommand_error(&a[1], "slowlog")),
+        }
+    })
+}
+
+// ----- MONITOR and SHUTDOWN -----
+
+fn monitor(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        if c.info.monitor.get() {
+            return c.reply().ok();
+        }
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
+        let id = c.info.id;
+        let res = c
+            .shard
+            .run_on_all(move |sh| sh.monitors.borrow_mut().push((id, tx.clone())))
+            .await;
+        if res.is_err() {
+            return c.reply().error(ERR_SHARD_GONE);
+        }
+        c.shard.globals.monitors.fetch_add(1, Ordering::Relaxed);
+        c.info.monitor.set(true);
+        c.monitor_rx = Some(rx);
+        c.reply().ok();
+    })
+}
+
+fn shutdown(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let mut abort = false;
+        for opt in &a[1..] {
+            if eq_ic(opt, "nosave")
+                || eq_ic(opt, "save")
+                || eq_ic(opt, "now")
+                || eq_ic(opt, "force")
+            {
+                continue;
+            } else if eq_ic(opt, "abort") {
+                abort = true;
+            } else {
+                return c.reply().error(ERR_SYNTAX);
+            }
+        }
+        if abort {
+            if a.len() != 2 {
+                return c.reply().error(ERR_SYNTAX);
+            }
+            return c.reply().error("ERR No shutdown in progress.");
+        }
+        tracing::warn!(client = %c.info.addr, "User requested shutdown...");
+        c.shard.globals.request_shutdown();
+        c.close_after_reply = true;
+    })
+}
+
+// ----- DEBUG -----
+
+const DEBUG_HELP: &[&str] = &[
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
+    "LOG <message>",
+    "    Write <message> to the server log.",
+    "OBJECT <key>",
+    "    Show low level info about the <key> and associated value.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+];
+
+fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let policy = c.shard.state.borrow().config.enable_debug_command;
+        let allowed = match policy {
+            crate::config::DebugCommandPolicy::Yes => true,
+            crate::config::DebugCommandPolicy::Local => c.is_local(),
+            crate::config::DebugCommandPolicy::No => false,
+        };
+        if !allowed {
+            return c.reply().error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
+        }
+        let sub = text(&a[1]).to_ascii_lowercase();
+        let db = c.db;
+        match sub.as_str() {
+            "help" => super::reply_help(&mut c.reply(), "debug", DEBUG_HELP),
+            "sleep" if a.len() == 3 => {
+                let secs = super::args::parse_f64(&a[2]).unwrap_or(0.0).max(0.0);
+                // Like Redis, the sleep blocks the executing thread: this shard stops serving.
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+                c.reply().ok();
+            }
+            "log" if a.len() == 3 => {
+                tracing::warn!("DEBUG LOG: {}", text(&a[2]));
+                c.reply().ok();
+            }
+            "set-active-expire" if a.len() == 3 => {
+                let on = super::args::parse_i64(&a[2]).unwrap_or(1) != 0;
+                let _ = c.shard.run_on_all(move |sh| sh.state.borrow_mut().active_expire = on).await;
+                c.reply().ok();
+            }
+            "protocol" if a.len() == 3 => debug_protocol(&mut c.reply(), &a[2]),
+            "object" if a.len() == 3 => {
+                let key = a[2].clone();
+                let s = c.shard.shard_of(&key);
+                let res = c
+                    .shard
+                    .run_on(s, move |sh| {
+                        let now = unix_ms();
+                        let mut st = sh.state.borrow_mut();
+                        if !st.dbs[db].exists(&key, now) {
+                            return None;
+                        }
+                        let e = st.dbs[db].keys.get(&key)?;
+                        let crate::types::Value::Str(sv) = &e.value;
+                        Some(format!(
+                            "Value at:0x{:x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+                            e as *const _ as usize,
+                            e.value.encoding(),
+                            sv.len(),
+                            e.access & 0xFF_FFFF,
+                            ((now / 1000) as u32).wrapping_sub(e.access)
+                        ))
+                    })
+                    .await;
+                match res {
+                    Ok(Some(s)) => c.reply().simple(&s),
+                    Ok(None) => c.reply().error("ERR no such key"),
+                    Err(_) => c.reply().error(ERR_SHARD_GONE),
+                }
+            }
+            "digest" if a.len() == 2 => {
+                let res = c.shard.run_on_all(|sh| crate::shard::digest::shard_digest(&sh.state.borrow())).await;
+                match res {
+                    Ok(parts) => {
+                        let d = crate::shard::digest::combine(&parts);
+                        c.reply().bulk(d.as_bytes())
+                    }
+                    Err(_) => c.reply().error(ERR_SHARD_GONE),
+                }
+            }
+            "digest-value" => {
+                let mut out = Vec::new();
+                for key in &a[2..] {
+                    let k = key.clone();
+                    let s = c.shard.shard_of(&k);
+                    let d = c
+                        .shard
+                        .run_on(s, move |sh| {
+                            let now = unix_ms();
+                            let mut st = sh.state.borrow_mut();
+                            if !st.dbs[db].exists(&k, now) {
+                                return None;
+                            }
+                            st.dbs[db].keys.get(&k).map(|e| crate::shard::digest::value_digest(&e.value))
+                        })
+                        .await;
+                    out.push(d.ok().flatten());
+                }
+                let mut r = c.reply();
+                r.array(out.len());
+                for d in out {
+                    match d {
+                        Some(h) => r.simple(&h),
+                        None => r.simple(&"0".repeat(40)),
+                    }
+                }
+            }
+            "reload" => c.reply().error(
+                "ERR DEBUG RELOAD needs persistence (SAVE and loading), which this build does not have yet",
+            ),
+            _ => c.reply().error(&format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+                text(&a[1])
+            )),
+        }
+    })
+}
+
+fn debug_protocol(r: &mut Reply, name: &[u8]) {
+    let name = text(name).to_ascii_lowercase();
+    match name.as_str() {
+        "string" => r.bulk(b"Hello World"),
+        "integer" => r.int(12345),
+        "double" => r.double(3.141),
+        "bignum" => r.big_number("1234567999999999999999999999999999999"),
+        "null" => r.null(),
+        "array" => {
+            r.array(3);
+            for j in 0..3 {
+                r.int(j);
+            }
+        }
+        "set" => {
+            r.set(3);
+            for j in 0..3 {
+                r.int(j);
+            }
+        }
+        "map" => {
+            r.map(3);
+            for j in 0..3 {
+                r.int(j);
+                r.boolean(j == 1);
+            }
+        }
+        "attrib" => {
+            if r.resp3 {
+                r.attribute(1);
+                r.bulk(b"key-popularity");
+                r.array(2);
+                r.bulk(b"key:123");
+                r.int(90);
+            }
+            r.bulk(b"Some real reply following the attribute");
+        }
+        "push" => {
+            if !r.resp3 {
+                return r.error("ERR RESP2 is not supported by this command");
+            }
+            r.push(2);
+            r.bulk(b"server-cpu-usage");
+            r.int(42);
+            r.bulk(b"Some real reply following the push reply");
+        }
+        "true" => r.boolean(true),
+        "false" => r.boolean(false),
+        "verbatim" => r.verbatim("txt", b"This is a verbatim\nstring"),
+        _ => r.error("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"),
+    }
+}

@@ -1,0 +1,2922 @@
+//! Server configuration in the style of `redis.conf`.
+//!
+//! This module owns:
+//!
+//! * the **directive table** (`DIRECTIVES`): one row per directive with its
+//!   canonical name, aliases, value kind, default (written in config-file
+//!   syntax), whether `CONFIG SET` may change it, and whether Tessera actually
+//!   implements it or merely accepts it for compatibility;
+//! * parsing of a config file and of `--name value` command-line flags
+//!   ([`load`]), with Redis 7.0's tokenizer (`sdssplitargs`) and error texts;
+//! * `CONFIG GET` ([`Config::get`]), `CONFIG SET` ([`Config::set`]) and
+//!   `CONFIG REWRITE` ([`Config::rewrite`]) formatting and validation;
+//! * the Redis glob matcher ([`glob_match`]) and memory-unit parser
+//!   ([`parse_memory`]), which other commands reuse.
+//!
+//! Everything is driven by the table: parsing, validation, CONFIG GET
+//! formatting and rewrite formatting are per *kind* of value, and each row
+//! only contributes a field accessor. Adding a directive is adding a row.
+//!
+//! What this module must never do:
+//!
+//! * No I/O other than reading the config file in [`load`] and reading /
+//!   atomically replacing it in [`Config::rewrite`]. In particular it does
+//!   not open the log file, does not `chdir` into `dir` (Redis does; we only
+//!   resolve the path lexically), and does not check that `dir` exists. The
+//!   caller does those things at startup, where failing is cheap and the
+//!   error can be reported properly.
+//! * It does not apply settings to running shards. [`Config::set`] returns
+//!   the names of the directives whose value changed; the caller propagates
+//!   them (e.g. new `hz` to every shard). Directives the server cannot change
+//!   while running (`port`, `bind`, `shards`, ...) are marked immutable here so
+//!   the caller never has to undo a change.
+//! * It does not log. Parse-time notices (directives accepted but ignored) are
+//!   returned in [`LoadOutcome::warnings`] for the caller to log.
+//!
+//! Intentional differences from Redis 7.0.15 are called out next to the code
+//! they concern; the summary is:
+//!
+//! * `bind` defaults to `127.0.0.1` (Redis: `* -::*`), and `port`/`bind` are
+//!   immutable (Redis can re-listen at runtime; our shards set listeners up
+//!   once).
+//! * `set-max-listpack-entries` / `set-max-listpack-value` are Redis 7.2
+//!   directives, accepted here with 7.2's defaults.
+//! * Overflowing numbers in memory values, `save` and
+//!   `client-output-buffer-limit` are rejected instead of wrapping/saturating.
+//! * `CONFIG SET a 1 alias-of-a 2` is reported as a duplicate parameter
+//!   (Redis 7.0 misses the duplicate when one of the two is an alias).
+//! * `include`, `rename-command`, `user`, `loadmodule` and `sentinel` are not
+//!   supported and are rejected as bad directives; reading the config from
+//!   stdin (`-`) is not supported.
+//! * Output order of CONFIG GET is table order (Redis uses hash order, which
+//!   clients cannot rely on anyway).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+use bytes::Bytes;
+
+// ---------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------
+
+/// `loglevel`: Redis 7.0's four levels (7.2 added `nothing`, not accepted here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Verbose,
+    Notice,
+    Warning,
+}
+
+const LOGLEVEL_NAMES: &[&str] = &["debug", "verbose", "notice", "warning"];
+
+impl LogLevel {
+    const ALL: [LogLevel; 4] = [
+        LogLevel::Debug,
+        LogLevel::Verbose,
+        LogLevel::Notice,
+        LogLevel::Warning,
+    ];
+
+    /// The name as written in the config file and shown by CONFIG GET.
+    pub fn as_str(self) -> &'static str {
+        LOGLEVEL_NAMES[self as usize]
+    }
+}
+
+/// `enable-debug-command`: whether DEBUG is allowed for everyone, nobody, or
+/// only connections from loopback (`local`). The check itself is the
+/// caller's, because it needs the client's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebugCommandPolicy {
+    No,
+    Yes,
+    Local,
+}
+
+/// Order matches Redis's `protected_action_enum`, which its error text lists.
+const DEBUG_POLICY_NAMES: &[&str] = &["no", "yes", "local"];
+
+impl DebugCommandPolicy {
+    const ALL: [DebugCommandPolicy; 3] = [
+        DebugCommandPolicy::No,
+        DebugCommandPolicy::Yes,
+        DebugCommandPolicy::Local,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        DEBUG_POLICY_NAMES[self as usize]
+    }
+}
+
+/// The server configuration.
+///
+/// Directives that Tessera implements (or that callers are likely to need)
+/// have typed public fields. The remaining, accepted-but-not-implemented
+/// directives live in a private map keyed by canonical name, so that CONFIG
+/// GET/SET/REWRITE round-trip them exactly like Redis without growing this
+/// struct for features that do nothing yet.
+///
+/// `Debug` prints `requirepass` as `"<redacted>"` so that logging the
+/// configuration does not leak the password.
+#[derive(Clone)]
+pub struct Config {
+    /// TCP port. Immutable at runtime in Tessera (listeners are created once
+    /// per shard at startup). 0 means "do not listen on TCP" as in Redis.
+    pub port: u16,
+    /// Addresses to listen on. Empty means "listen nowhere"; the caller
+    /// decides whether that is a startup error.
+    pub bind: Vec<String>,
+    /// Accepted and enforced by the caller the way Redis does it: when yes,
+    /// no `requirepass` is set and the connection is not from loopback, the
+    /// client gets the DENIED error. With the default `bind 127.0.0.1` it
+    /// has no visible effect.
+    pub protected_mode: bool,
+    /// Working directory for persistence files; always absolute.
+    pub dir: PathBuf,
+    pub databases: usize,
+    /// `None` when unset (Redis treats `requirepass ""` as unset too).
+    pub requirepass: Option<Bytes>,
+    pub loglevel: LogLevel,
+    /// Empty means standard output.
+    pub logfile: String,
+    /// Only `no` is supported; [`load`] rejects `yes`.
+    pub daemonize: bool,
+    pub maxclients: u64,
+    /// Idle client timeout in seconds, 0 = never.
+    pub timeout: u64,
+    pub tcp_backlog: u32,
+    pub tcp_keepalive: u64,
+    /// Already clamped to 1..=500 as Redis does.
+    pub hz: u32,
+    pub proto_max_bulk_len: u64,
+    pub client_query_buffer_limit: u64,
+    /// Microseconds; -1 disables the slow log, 0 logs everything.
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: u64,
+    pub enable_debug_command: DebugCommandPolicy,
+    /// Number of shards (threads); 0 means one per online CPU.
+    pub shards: usize,
+    /// Bytes of io_uring registered buffer memory per shard.
+    pub io_memory: usize,
+    /// io_uring submission queue depth per shard.
+    pub ring_depth: u32,
+    /// Accepted, not implemented yet (no eviction).
+    pub maxmemory: u64,
+    pub active_expire_effort: u32,
+    /// Absolute path of the config file given on the command line, if any.
+    /// CONFIG REWRITE needs it.
+    pub config_file: Option<PathBuf>,
+    /// Values of the directives without a typed field, by canonical name.
+    extra: BTreeMap<&'static str, Value>,
+}
+
+/// Result of [`load`]: the configuration plus notices the caller should log.
+#[derive(Clone, Debug)]
+pub struct LoadOutcome {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Values and kinds
+// ---------------------------------------------------------------------------
+
+/// A directive's value in a kind-independent form. This is the currency
+/// between the generic machinery and the per-directive field accessors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Value {
+    Bool(bool),
+    /// All integer and memory directives. i128 covers both `u64` (maxmemory)
+    /// and `i64` (slowlog-log-slower-than) ranges without special cases.
+    Int(i128),
+    Enum(usize),
+    /// `None` is Redis's NULL string (for directives where "" means unset).
+    Str(Option<Vec<u8>>),
+    Path(PathBuf),
+    List(Vec<String>),
+    /// `save`: (seconds, changes) pairs.
+    Save(Vec<(i64, i64)>),
+    /// `client-output-buffer-limit` for normal, replica, pubsub.
+    Obuf([ObufLimit; 3]),
+    /// What parsing a `client-output-buffer-limit` produces: Redis only
+    /// replaces the classes that are mentioned.
+    ObufUpdate(Vec<(usize, ObufLimit)>),
+    /// `notify-keyspace-events` bit set.
+    Flags(u32),
+}
+
+impl Value {
+    fn int(&self) -> i128 {
+        match self {
+            Value::Int(i) => *i,
+            other => unreachable!("expected an integer value, got {other:?}"),
+        }
+    }
+
+    fn bool(&self) -> bool {
+        match self {
+            Value::Bool(b) => *b,
+            other => unreachable!("expected a bool value, got {other:?}"),
+        }
+    }
+
+    fn index(&self) -> usize {
+        match self {
+            Value::Enum(i) => *i,
+            other => unreachable!("expected an enum value, got {other:?}"),
+        }
+    }
+
+    fn into_str(self) -> Option<Vec<u8>> {
+        match self {
+            Value::Str(s) => s,
+            other => unreachable!("expected a string value, got {other:?}"),
+        }
+    }
+
+    fn into_list(self) -> Vec<String> {
+        match self {
+            Value::List(l) => l,
+            other => unreachable!("expected a list value, got {other:?}"),
+        }
+    }
+
+    fn into_path(self) -> PathBuf {
+        match self {
+            Value::Path(p) => p,
+            other => unreachable!("expected a path value, got {other:?}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ObufLimit {
+    hard: u64,
+    soft: u64,
+    soft_seconds: i64,
+}
+
+/// Client classes as CONFIG GET names them (index = Redis client type).
+const OBUF_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// Validation hook for string directives; returns Redis's error text.
+type StrCheck = fn(&[u8]) -> Result<(), &'static str>;
+
+/// How a directive's arguments are parsed and its value formatted.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// yes/no.
+    Bool,
+    /// Plain integer (Redis `string2ll`), range-checked; `clamp` is applied
+    /// after the range check, as Redis does for `hz`.
+    Int {
+        min: i128,
+        max: i128,
+        clamp: Option<(i128, i128)>,
+    },
+    /// Byte count with optional unit (Redis `memtoull`), range-checked.
+    Mem { min: i128, max: i128 },
+    /// One of a fixed set of names, case-insensitive.
+    Enum(&'static [&'static str]),
+    /// Arbitrary bytes. With `null_if_empty`, "" means unset (CONFIG GET
+    /// still shows ""), and CONFIG REWRITE drops the directive.
+    Str {
+        null_if_empty: bool,
+        check: Option<StrCheck>,
+    },
+    /// A directory; relative paths resolve against the previous `dir`, which
+    /// is what Redis's repeated `chdir` amounts to.
+    Dir,
+    /// Multi-argument list of addresses.
+    Bind,
+    /// Multi-argument `seconds changes` pairs.
+    Save,
+    /// Multi-argument `class hard soft seconds` quadruples.
+    Obuf,
+    /// Class characters, e.g. "KEA".
+    KeyspaceEvents,
+}
+
+impl Kind {
+    /// Multi-argument directives take any number of arguments in the file and
+    /// have their CONFIG SET value split on spaces, as in Redis.
+    fn multi(&self) -> bool {
+        matches!(self, Kind::Bind | Kind::Save | Kind::Obuf)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mutability {
+    /// CONFIG SET allowed.
+    Mutable,
+    /// "can't set immutable config".
+    Immutable,
+    /// "can't set protected config". Redis 7 guards `dir` and `dbfilename`
+    /// behind `enable-protected-configs`, which defaults to `no`; Tessera has
+    /// no such switch, so they are simply never settable at runtime.
+    Protected,
+}
+
+use Mutability::{Immutable, Mutable, Protected};
+
+/// How the generic machinery reaches a directive's storage.
+enum Field {
+    /// A typed field of [`Config`]: getter and setter. The setter may assume
+    /// the value passed parsing and range checks.
+    Typed(fn(&Config) -> Value, fn(&mut Config, Value)),
+    /// Stored in `Config::extra` under the canonical name.
+    Extra,
+}
+
+/// One row of the directive table.
+struct Directive {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    kind: Kind,
+    /// Default in config-file syntax (tokenized like a config line), so the
+    /// same parser produces defaults and user values: one source of truth.
+    default: &'static str,
+    mutability: Mutability,
+    /// False: accepted for compatibility (parsed, validated, shown, saved by
+    /// CONFIG REWRITE) but without effect; [`load`] warns when such a
+    /// directive is set to a non-default value.
+    implemented: bool,
+    field: Field,
+}
+
+impl Directive {
+    /// Canonical name first, then aliases.
+    fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        std::iter::once(self.name).chain(self.aliases.iter().copied())
+    }
+
+    fn name_at(&self, index: usize) -> &'static str {
+        if index == 0 {
+            self.name
+        } else {
+            self.aliases[index - 1]
+        }
+    }
+
+    /// The default value, exactly as it is stored after loading.
+    fn default_value(&self) -> Value {
+        // An empty default is one empty argument (`pidfile ""`), not none.
+        let tokens = if self.default.is_empty() {
+            vec![Vec::new()]
+        } else {
+            split_args(self.default.as_bytes())
+                .unwrap_or_else(|| panic!("bad default for {}", self.name))
+        };
+        let args: Vec<&[u8]> = tokens.iter().map(Vec::as_slice).collect();
+        let parsed = parse_value(&self.kind, &args)
+            .unwrap_or_else(|e| panic!("bad default for {}: {e}", self.name));
+        finish_value(parsed, None, false)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The directive table
+// ---------------------------------------------------------------------------
+
+const INT_MIN: i128 = i32::MIN as i128;
+const INT_MAX: i128 = i32::MAX as i128;
+const UINT_MAX: i128 = u32::MAX as i128;
+const LONG_MAX: i128 = i64::MAX as i128;
+const ULLONG_MAX: i128 = u64::MAX as i128;
+const MB: i128 = 1024 * 1024;
+
+const fn int(min: i128, max: i128) -> Kind {
+    Kind::Int {
+        min,
+        max,
+        clamp: None,
+    }
+}
+
+const fn mem(min: i128, max: i128) -> Kind {
+    Kind::Mem { min, max }
+}
+
+const STR: Kind = Kind::Str {
+    null_if_empty: false,
+    check: None,
+};
+
+const NULLABLE_STR: Kind = Kind::Str {
+    null_if_empty: true,
+    check: None,
+};
+
+const fn row(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    kind: Kind,
+    default: &'static str,
+    mutability: Mutability,
+    implemented: bool,
+    field: Field,
+) -> Directive {
+    Directive {
+        name,
+        aliases,
+        kind,
+        default,
+        mutability,
+        implemented,
+        field,
+    }
+}
+
+/// Accessor for an integer field (Int or Mem kinds). The casts cannot
+/// truncate: every row's range fits its field type.
+macro_rules! num {
+    ($f:ident: $t:ty) => {
+        Field::Typed(|c| Value::Int(c.$f as i128), |c, v| c.$f = v.int() as $t)
+    };
+}
+
+macro_rules! yes_no {
+    ($f:ident) => {
+        Field::Typed(|c| Value::Bool(c.$f), |c, v| c.$f = v.bool())
+    };
+}
+
+fn is_base_name(v: &[u8]) -> bool {
+    !v.contains(&b'/') && !v.contains(&b'\\')
+}
+
+fn check_dbfilename(v: &[u8]) -> Result<(), &'static str> {
+    if is_base_name(v) {
+        Ok(())
+    } else {
+        Err("dbfilename can't be a path, just a filename")
+    }
+}
+
+fn check_appendfilename(v: &[u8]) -> Result<(), &'static str> {
+    if v.is_empty() {
+        Err("appendfilename can't be empty")
+    } else if !is_base_name(v) {
+        Err("appendfilename can't be a path, just a filename")
+    } else {
+        Ok(())
+    }
+}
+
+fn check_appenddirname(v: &[u8]) -> Result<(), &'static str> {
+    if v.is_empty() {
+        Err("appenddirname can't be empty")
+    } else if !is_base_name(v) {
+        Err("appenddirname can't be a path, just a dirname")
+    } else {
+        Ok(())
+    }
+}
+
+/// Every directive Tessera knows. Ranges, defaults and mutability follow
+/// Redis 7.0.15's `configs[]` table unless a comment says otherwise; the row
+/// order is the CONFIG GET output order. (Kept out of rustfmt so that each
+/// directive stays one visual row.)
+#[rustfmt::skip]
+static DIRECTIVES: &[Directive] = &[
+    // --- Network -----------------------------------------------------------
+    // Immutable in Tessera (Redis can rebind at runtime): listeners are
+    // created once per shard, so a change could only be half-applied.
+    row("bind", &[], Kind::Bind, "127.0.0.1", Immutable, true,
+        Field::Typed(|c| Value::List(c.bind.clone()), |c, v| c.bind = v.into_list())),
+    row("protected-mode", &[], Kind::Bool, "yes", Mutable, true, yes_no!(protected_mode)),
+    // Immutable in Tessera for the same reason as bind.
+    row("port", &[], int(0, 65535), "6379", Immutable, true, num!(port: u16)),
+    row("tcp-backlog", &[], int(0, INT_MAX), "511", Immutable, true, num!(tcp_backlog: u32)),
+    row("timeout", &[], int(0, INT_MAX), "0", Mutable, true, num!(timeout: u64)),
+    row("tcp-keepalive", &[], int(0, INT_MAX), "300", Mutable, true, num!(tcp_keepalive: u64)),
+    // --- General -----------------------------------------------------------
+    row("daemonize", &[], Kind::Bool, "no", Immutable, true, yes_no!(daemonize)),
+    row("pidfile", &[], NULLABLE_STR, "", Immutable, false, Field::Extra),
+    row("loglevel", &[], Kind::Enum(LOGLEVEL_NAMES), "notice", Mutable, true,
+        Field::Typed(|c| Value::Enum(c.loglevel as usize),
+                     |c, v| c.loglevel = LogLevel::ALL[v.index()])),
+    row("logfile", &[], STR, "", Immutable, true,
+        Field::Typed(|c| Value::Str(Some(c.logfile.as_bytes().to_vec())),
+                     |c, v| c.logfile = lossy(&v.into_str().unwrap_or_default()))),
+    row("databases", &[], int(1, INT_MAX), "16", Immutable, true, num!(databases: usize)),
+    row("enable-debug-command", &[], Kind::Enum(DEBUG_POLICY_NAMES), "no", Immutable, true,
+        Field::Typed(|c| Value::Enum(c.enable_debug_command as usize),
+                     |c, v| c.enable_debug_command = DebugCommandPolicy::ALL[v.index()])),
+    // --- Snapshotting ------------------------------------------------------
+    row("save", &[], Kind::Save, "3600 1 300 100 60 10000", Mutable, false, Field::Extra),
+    row("stop-writes-on-bgsave-error", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("rdbcompression", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("rdbchecksum", &[], Kind::Bool, "yes", Immutable, false, Field::Extra),
+    row("dbfilename", &[], Kind::Str { null_if_empty: false, check: Some(check_dbfilename) },
+        "dump.rdb", Protected, false, Field::Extra),
+    row("dir", &[], Kind::Dir, ".", Protected, true,
+        Field::Typed(|c| Value::Path(c.dir.clone()),
+                     |c, v| c.dir = resolve_dir(&c.dir, &v.into_path()))),
+    // --- Security ----------------------------------------------------------
+    row("requirepass", &[], NULLABLE_STR, "", Mutable, true,
+        Field::Typed(|c| Value::Str(c.requirepass.as_ref().map(|p| p.to_vec())),
+                     |c, v| c.requirepass = v.into_str().map(Bytes::from))),
+    // --- Clients -----------------------------------------------------------
+    row("maxclients", &[], int(1, UINT_MAX), "10000", Mutable, true, num!(maxclients: u64)),
+    // --- Memory management -------------------------------------------------
+    row("maxmemory", &[], mem(0, ULLONG_MAX), "0", Mutable, false, num!(maxmemory: u64)),
+    row("maxmemory-policy", &[],
+        Kind::Enum(&["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+                     "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"]),
+        "noeviction", Mutable, false, Field::Extra),
+    row("maxmemory-samples", &[], int(1, INT_MAX), "5", Mutable, false, Field::Extra),
+    // --- Lazy freeing ------------------------------------------------------
+    row("lazyfree-lazy-eviction", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("lazyfree-lazy-expire", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("lazyfree-lazy-server-del", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("lazyfree-lazy-user-del", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("lazyfree-lazy-user-flush", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    // --- Append only mode --------------------------------------------------
+    row("appendonly", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("appendfilename", &[], Kind::Str { null_if_empty: false, check: Some(check_appendfilename) },
+        "appendonly.aof", Immutable, false, Field::Extra),
+    row("appenddirname", &[], Kind::Str { null_if_empty: false, check: Some(check_appenddirname) },
+        "appendonlydir", Immutable, false, Field::Extra),
+    row("appendfsync", &[], Kind::Enum(&["everysec", "always", "no"]), "everysec", Mutable, false,
+        Field::Extra),
+    row("auto-aof-rewrite-percentage", &[], int(0, INT_MAX), "100", Mutable, false, Field::Extra),
+    row("auto-aof-rewrite-min-size", &[], mem(0, LONG_MAX), "64mb", Mutable, false, Field::Extra),
+    row("aof-load-truncated", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("aof-use-rdb-preamble", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    // --- Scripting ---------------------------------------------------------
+    row("busy-reply-threshold", &["lua-time-limit"], int(0, LONG_MAX), "5000", Mutable, false,
+        Field::Extra),
+    // --- Slow log, latency, notifications ----------------------------------
+    row("slowlog-log-slower-than", &[], int(-1, LONG_MAX), "10000", Mutable, true,
+        num!(slowlog_log_slower_than: i64)),
+    row("slowlog-max-len", &[], int(0, LONG_MAX), "128", Mutable, true, num!(slowlog_max_len: u64)),
+    row("latency-monitor-threshold", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("notify-keyspace-events", &[], Kind::KeyspaceEvents, "", Mutable, false, Field::Extra),
+    // --- Advanced config ---------------------------------------------------
+    // Redis 7.0's default is 512 (redis.conf and `CONFIG GET` agree).
+    row("hash-max-listpack-entries", &["hash-max-ziplist-entries"], int(0, LONG_MAX), "512",
+        Mutable, false, Field::Extra),
+    row("hash-max-listpack-value", &["hash-max-ziplist-value"], mem(0, LONG_MAX), "64", Mutable,
+        false, Field::Extra),
+    row("list-max-listpack-size", &["list-max-ziplist-size"], int(INT_MIN, INT_MAX), "-2",
+        Mutable, false, Field::Extra),
+    row("set-max-intset-entries", &[], int(0, LONG_MAX), "512", Mutable, false, Field::Extra),
+    // Redis 7.2 directives (7.0 does not know them); 7.2 types and defaults.
+    row("set-max-listpack-entries", &[], int(0, LONG_MAX), "128", Mutable, false, Field::Extra),
+    row("set-max-listpack-value", &[], int(0, LONG_MAX), "64", Mutable, false, Field::Extra),
+    row("zset-max-listpack-entries", &["zset-max-ziplist-entries"], int(0, LONG_MAX), "128",
+        Mutable, false, Field::Extra),
+    row("zset-max-listpack-value", &["zset-max-ziplist-value"], mem(0, LONG_MAX), "64", Mutable,
+        false, Field::Extra),
+    row("activerehashing", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("client-output-buffer-limit", &[], Kind::Obuf,
+        "normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60", Mutable, false, Field::Extra),
+    row("client-query-buffer-limit", &[], mem(MB, LONG_MAX), "1gb", Mutable, true,
+        num!(client_query_buffer_limit: u64)),
+    row("proto-max-bulk-len", &[], mem(MB, LONG_MAX), "512mb", Mutable, true,
+        num!(proto_max_bulk_len: u64)),
+    // Redis accepts 0..INT_MAX and then clamps into 1..500, silently.
+    row("hz", &[], Kind::Int { min: 0, max: INT_MAX, clamp: Some((1, 500)) }, "10", Mutable, true,
+        num!(hz: u32)),
+    row("active-expire-effort", &[], int(1, 10), "1", Mutable, true, num!(active_expire_effort: u32)),
+    row("lfu-log-factor", &[], int(0, INT_MAX), "10", Mutable, false, Field::Extra),
+    row("lfu-decay-time", &[], int(0, INT_MAX), "1", Mutable, false, Field::Extra),
+    // --- Tessera-only --------------------------------------------------------
+    // Shard count and io_uring geometry are fixed when the shards start.
+    row("shards", &[], int(0, 4096), "0", Immutable, true, num!(shards: usize)),
+    // At least one page; io_uring registered buffers are page granular.
+    row("io-memory", &[], mem(4096, LONG_MAX), "256kb", Immutable, true, num!(io_memory: usize)),
+    // 32768 is the kernel's IORING_MAX_ENTRIES.
+    row("ring-depth", &[], int(1, 32768), "128", Immutable, true, num!(ring_depth: u32)),
+];
+
+/// Directives Redis 7.0 still accepts in a config file and silently ignores.
+/// (name, number of arguments including the name)
+const DEPRECATED: &[(&str, usize)] = &[
+    ("list-max-ziplist-entries", 2),
+    ("list-max-ziplist-value", 2),
+    ("lua-replicate-commands", 2),
+];
+
+/// Find a directive by canonical name or alias, case-insensitively.
+/// Returns (row index, name index: 0 = canonical, n = n-th alias).
+fn lookup(name: &[u8]) -> Option<(usize, usize)> {
+    DIRECTIVES.iter().enumerate().find_map(|(i, d)| {
+        d.names()
+            .position(|n| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|ni| (i, ni))
+    })
+}
+
+/// Whether a directive (canonical name or alias) is implemented by Tessera,
+/// or `None` if the name is unknown. Lets the caller warn on CONFIG SET of a
+/// directive that will have no effect.
+pub fn is_implemented(name: &str) -> Option<bool> {
+    lookup(name.as_bytes()).map(|(i, _)| DIRECTIVES[i].implemented)
+}
+
+// ---------------------------------------------------------------------------
+// Parsing values
+// ---------------------------------------------------------------------------
+
+const ERR_WRONG_ARGS: &str = "wrong number of arguments";
+const ERR_BAD_DIRECTIVE: &str = "Bad directive or wrong number of arguments";
+
+/// Parse a directive's arguments (already tokenized) into a [`Value`], with
+/// Redis's error text on failure.
+fn parse_value(kind: &Kind, args: &[&[u8]]) -> Result<Value, String> {
+    if !kind.multi() && args.len() != 1 {
+        return Err(ERR_WRONG_ARGS.to_string());
+    }
+    match *kind {
+        Kind::Bool => {
+            let a = args[0];
+            if a.eq_ignore_ascii_case(b"yes") {
+                Ok(Value::Bool(true))
+            } else if a.eq_ignore_ascii_case(b"no") {
+                Ok(Value::Bool(false))
+            } else {
+                Err("argument must be 'yes' or 'no'".to_string())
+            }
+        }
+        Kind::Int { min, max, clamp } => {
+            let v = parse_ll(args[0])
+                .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?
+                as i128;
+            check_range(v, min, max)?;
+            Ok(Value::Int(match clamp {
+                Some((lo, hi)) => v.clamp(lo, hi),
+                None => v,
+            }))
+        }
+        Kind::Mem { min, max } => {
+            let v = parse_memory(args[0])
+                .ok_or_else(|| "argument must be a memory value".to_string())?
+                as i128;
+            check_range(v, min, max)?;
+            Ok(Value::Int(v))
+        }
+        Kind::Enum(names) => names
+            .iter()
+            .position(|n| n.as_bytes().eq_ignore_ascii_case(args[0]))
+            .map(Value::Enum)
+            .ok_or_else(|| {
+                format!(
+                    "argument(s) must be one of the following: {}",
+                    names.join(", ")
+                )
+            }),
+        Kind::Str {
+            null_if_empty,
+            check,
+        } => {
+            if let Some(check) = check {
+                check(args[0]).map_err(str::to_string)?;
+            }
+            if null_if_empty && args[0].is_empty() {
+                Ok(Value::Str(None))
+            } else {
+                Ok(Value::Str(Some(args[0].to_vec())))
+            }
+        }
+        Kind::Dir => {
+            if args[0].is_empty() {
+                // What chdir("") reports in Redis.
+                return Err("No such file or directory".to_string());
+            }
+            Ok(Value::Path(PathBuf::from(OsString::from_vec(
+                args[0].to_vec(),
+            ))))
+        }
+        Kind::Bind => {
+            // Redis's CONFIG_BINDADDR_MAX.
+            if args.len() > 16 {
+                return Err("Too many bind addresses specified.".to_string());
+            }
+            // `bind ""` means no addresses at all.
+            let args = if args.len() == 1 && args[0].is_empty() {
+                &[][..]
+            } else {
+                args
+            };
+            Ok(Value::List(args.iter().map(|a| lossy(a)).collect()))
+        }
+        Kind::Save => parse_save(args),
+        Kind::Obuf => parse_obuf(args),
+        Kind::KeyspaceEvents => keyspace_events_from_str(args[0])
+            .map(Value::Flags)
+            .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()),
+    }
+}
+
+fn check_range(v: i128, min: i128, max: i128) -> Result<(), String> {
+    if v < min || v > max {
+        Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn parse_save(args: &[&[u8]]) -> Result<Value, String> {
+    const ERR: &str = "Invalid save parameters";
+    // `save ""` clears the list.
+    let args = if args.len() == 1 && args[0].is_empty() {
+        &[][..]
+    } else {
+        args
+    };
+    if !args.len().is_multiple_of(2) {
+        return Err(ERR.to_string());
+    }
+    let mut points = Vec::with_capacity(args.len() / 2);
+    for pair in args.chunks(2) {
+        let seconds = parse_strtoll(pair[0]).ok_or(ERR)?;
+        let changes = parse_strtoll(pair[1]).ok_or(ERR)?;
+        if seconds < 1 || changes < 0 {
+            return Err(ERR.to_string());
+        }
+        points.push((seconds, changes));
+    }
+    Ok(Value::Save(points))
+}
+
+fn parse_obuf(args: &[&[u8]]) -> Result<Value, String> {
+    if !args.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".to_string());
+    }
+    let mut updates = Vec::with_capacity(args.len() / 4);
+    for quad in args.chunks(4) {
+        let class = obuf_class(quad[0]).ok_or_else(|| {
+            "Invalid client class specified in buffer limit configuration.".to_string()
+        })?;
+        let hard = parse_memory(quad[1]);
+        let soft = parse_memory(quad[2]);
+        let seconds = parse_strtoll(quad[3]);
+        match (hard, soft, seconds) {
+            (Some(hard), Some(soft), Some(soft_seconds)) if soft_seconds >= 0 => {
+                updates.push((
+                    class,
+                    ObufLimit {
+                        hard,
+                        soft,
+                        soft_seconds,
+                    },
+                ));
+            }
+            _ => {
+                return Err(
+                    "Error in hard, soft or soft_seconds setting in buffer limit \
+                            configuration."
+                        .to_string(),
+                )
+            }
+        }
+    }
+    Ok(Value::ObufUpdate(updates))
+}
+
+/// Client class names accepted by client-output-buffer-limit. `master` is a
+/// real client type in Redis but has no limits, so it is rejected too.
+fn obuf_class(name: &[u8]) -> Option<usize> {
+    if name.eq_ignore_ascii_case(b"normal") {
+        Some(0)
+    } else if name.eq_ignore_ascii_case(b"slave") || name.eq_ignore_ascii_case(b"replica") {
+        Some(1)
+    } else if name.eq_ignore_ascii_case(b"pubsub") {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// Turn a parsed value into the value to store. `current` is the stored
+/// value for directives whose parse result is incremental:
+/// `client-output-buffer-limit` replaces only the classes it names, and
+/// `save` lines after the first one in a config load accumulate.
+fn finish_value(parsed: Value, current: Option<Value>, append_save: bool) -> Value {
+    match parsed {
+        Value::ObufUpdate(updates) => {
+            let mut limits = match current {
+                Some(Value::Obuf(l)) => l,
+                _ => [ObufLimit::default(); 3],
+            };
+            for (class, limit) in updates {
+                limits[class] = limit;
+            }
+            Value::Obuf(limits)
+        }
+        Value::Save(points) if append_save => match current {
+            Some(Value::Save(mut existing)) => {
+                existing.extend(points);
+                Value::Save(existing)
+            }
+            _ => Value::Save(points),
+        },
+        other => other,
+    }
+}
+
+// notify-keyspace-events classes, same bits as Redis's NOTIFY_* flags.
+const NOTIFY_KEYSPACE: u32 = 1 << 0; // K
+const NOTIFY_KEYEVENT: u32 = 1 << 1; // E
+const NOTIFY_GENERIC: u32 = 1 << 2; // g
+const NOTIFY_STRING: u32 = 1 << 3; // $
+const NOTIFY_LIST: u32 = 1 << 4; // l
+const NOTIFY_SET: u32 = 1 << 5; // s
+const NOTIFY_HASH: u32 = 1 << 6; // h
+const NOTIFY_ZSET: u32 = 1 << 7; // z
+const NOTIFY_EXPIRED: u32 = 1 << 8; // x
+const NOTIFY_EVICTED: u32 = 1 << 9; // e
+const NOTIFY_STREAM: u32 = 1 << 10; // t
+const NOTIFY_KEY_MISS: u32 = 1 << 11; // m
+const NOTIFY_MODULE: u32 = 1 << 12; // d
+const NOTIFY_NEW: u32 = 1 << 13; // n
+/// 'A' is an alias for "g$lshzxetd" (not m, not n), as in Redis.
+const NOTIFY_ALL: u32 = NOTIFY_GENERIC
+    | NOTIFY_STRING
+    | NOTIFY_LIST
+    | NOTIFY_SET
+    | NOTIFY_HASH
+    | NOTIFY_ZSET
+    | NOTIFY_EXPIRED
+    | NOTIFY_EVICTED
+    | NOTIFY_STREAM
+    | NOTIFY_MODULE;
+
+/// Type classes in the order Redis prints them when not all are set.
+const NOTIFY_TYPE_CHARS: [(u32, u8); 11] = [
+    (NOTIFY_GENERIC, b'g'),
+    (NOTIFY_STRING, b'$'),
+    (NOTIFY_LIST, b'l'),
+    (NOTIFY_SET, b's'),
+    (NOTIFY_HASH, b'h'),
+    (NOTIFY_ZSET, b'z'),
+    (NOTIFY_EXPIRED, b'x'),
+    (NOTIFY_EVICTED, b'e'),
+    (NOTIFY_STREAM, b't'),
+    (NOTIFY_MODULE, b'd'),
+    (NOTIFY_NEW, b'n'),
+];
+
+fn keyspace_events_from_str(s: &[u8]) -> Option<u32> {
+    let mut flags = 0;
+    for &c in s {
+        flags |= match c {
+            b'A' => NOTIFY_ALL,
+            b'K' => NOTIFY_KEYSPACE,
+            b'E' => NOTIFY_KEYEVENT,
+            b'm' => NOTIFY_KEY_MISS,
+            _ => NOTIFY_TYPE_CHARS.iter().find(|(_, ch)| *ch == c)?.0,
+        };
+    }
+    Some(flags)
+}
+
+/// Redis's `keyspaceEventsFlagsToString`, including its quirk that `n` is
+/// not printed when all of 'A' is set (so "KEAn" reads back as "AKE").
+fn keyspace_events_to_string(flags: u32) -> String {
+    let mut out = String::new();
+    if flags & NOTIFY_ALL == NOTIFY_ALL {
+        out.push('A');
+    } else {
+        for (bit, ch) in NOTIFY_TYPE_CHARS {
+            if flags & bit != 0 {
+                out.push(ch as char);
+            }
+        }
+    }
+    for (bit, ch) in [
+        (NOTIFY_KEYSPACE, 'K'),
+        (NOTIFY_KEYEVENT, 'E'),
+        (NOTIFY_KEY_MISS, 'm'),
+    ] {
+        if flags & bit != 0 {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Redis's `string2ll`: optional '-', no '+', no spaces, no leading zeros
+/// (so "010" and "-0" are rejected, exactly as CONFIG SET does).
+fn parse_ll(s: &[u8]) -> Option<i64> {
+    // LONG_STR_SIZE is 21 in Redis: anything that long cannot be an i64.
+    if s.is_empty() || s.len() >= 21 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    match digits.first() {
+        Some(b'1'..=b'9') => {}
+        _ => return None,
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    if negative {
+        i64::try_from(-(v as i128)).ok()
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+/// C `strtoll(s, &end, 10)` followed by Redis's `*end == '\0'` check, as used
+/// for `save` and buffer-limit seconds: leading whitespace and a sign are
+/// allowed, and an empty string reads as 0 (strtoll's "no digits" case leaves
+/// `end` at the start, which is the terminator only for ""). Overflow is an
+/// error here; C would saturate.
+fn parse_strtoll(s: &[u8]) -> Option<i64> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    let start = s.iter().position(|c| !is_c_space(*c))?;
+    let s = &s[start..];
+    let (negative, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for &c in digits {
+        v = v * 10 + i128::from(c - b'0');
+        if v > i128::from(i64::MAX) + 1 {
+            return None;
+        }
+    }
+    i64::try_from(if negative { -v } else { v }).ok()
+}
+
+/// Parse a memory value like "1gb", "100mb", "5k", "1024" with Redis's
+/// `memtoull` rules: an optional unit among b, k (1000), kb (1024), m, mb,
+/// g, gb, case-insensitive, directly after the digits; no sign, no spaces,
+/// no fractions. As in Redis, an empty digit string counts as 0 (so "" and
+/// "kb" are 0) and leading zeros are fine. Unlike Redis, values that overflow
+/// 64 bits are rejected instead of saturating or wrapping.
+pub fn parse_memory(s: &[u8]) -> Option<u64> {
+    let digits_end = s
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(s.len());
+    let (digits, unit) = s.split_at(digits_end);
+    let mul: u64 = match unit.to_ascii_lowercase().as_slice() {
+        b"" | b"b" => 1,
+        b"k" => 1000,
+        b"kb" => 1024,
+        b"m" => 1000 * 1000,
+        b"mb" => 1024 * 1024,
+        b"g" => 1000 * 1000 * 1000,
+        b"gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    // Redis copies the digits into a 128-byte buffer and gives up beyond it.
+    if digits.len() >= 128 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    v.checked_mul(mul)
+}
+
+// ---------------------------------------------------------------------------
+// Formatting values
+// ---------------------------------------------------------------------------
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn yes_no_str(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// CONFIG GET representation.
+fn format_value(kind: &Kind, value: &Value) -> String {
+    match (kind, value) {
+        (_, Value::Bool(b)) => yes_no_str(*b).to_string(),
+        (_, Value::Int(i)) => i.to_string(),
+        (Kind::Enum(names), Value::Enum(i)) => names[*i].to_string(),
+        (_, Value::Str(s)) => s.as_deref().map(lossy).unwrap_or_default(),
+        (_, Value::Path(p)) => p.to_string_lossy().into_owned(),
+        (_, Value::List(l)) => l.join(" "),
+        (_, Value::Save(points)) => points
+            .iter()
+            .map(|(s, c)| format!("{s} {c}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        (_, Value::Obuf(limits)) => OBUF_CLASSES
+            .iter()
+            .zip(limits)
+            .map(|(class, l)| format!("{class} {} {} {}", l.hard, l.soft, l.soft_seconds))
+            .collect::<Vec<_>>()
+            .join(" "),
+        (_, Value::Flags(f)) => keyspace_events_to_string(*f),
+        (_, other) => unreachable!("unexpected stored value {other:?}"),
+    }
+}
+
+/// Redis's `rewriteConfigFormatMemory`: the largest exact binary unit.
+fn format_memory(bytes: i128) -> String {
+    const GB: i128 = 1024 * 1024 * 1024;
+    const KB: i128 = 1024;
+    if bytes != 0 && bytes % GB == 0 {
+        format!("{}gb", bytes / GB)
+    } else if bytes != 0 && bytes % MB == 0 {
+        format!("{}mb", bytes / MB)
+    } else if bytes != 0 && bytes % KB == 0 {
+        format!("{}kb", bytes / KB)
+    } else {
+        bytes.to_string()
+    }
+}
+
+/// Redis's `sdscatrepr`: a double-quoted string that `sdssplitargs` reads
+/// back to the same bytes.
+fn repr(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &c in bytes {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(c as char),
+            _ => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One line CONFIG REWRITE wants for a directive.
+struct RewriteLine {
+    text: String,
+    /// Write it even if the file did not mention the directive.
+    force: bool,
+    /// Only reuse an old line with the same key (see [`line_key`]).
+    key: Option<usize>,
+}
+
+/// The lines CONFIG REWRITE should have for a directive. An empty list means
+/// "the directive must not appear": its old lines are blanked. Mirrors the
+/// per-type rewrite functions of Redis's config.c.
+fn rewrite_lines(d: &Directive, value: &Value) -> Vec<RewriteLine> {
+    let unkeyed = |lines: Vec<(String, bool)>| {
+        lines
+            .into_iter()
+            .map(|(text, force)| RewriteLine {
+                text,
+                force,
+                key: None,
+            })
+            .collect()
+    };
+    let default = d.default_value();
+    if let (Value::Obuf(limits), Value::Obuf(defaults)) = (value, &default) {
+        // One line per class; the file spells the replica class "replica".
+        return ["normal", "replica", "pubsub"]
+            .iter()
+            .zip(limits.iter().zip(defaults.iter()))
+            .enumerate()
+            .map(|(class, (name, (l, def)))| RewriteLine {
+                text: format!(
+                    "{} {name} {} {} {}",
+                    d.name,
+                    format_memory(i128::from(l.hard)),
+                    format_memory(i128::from(l.soft)),
+                    l.soft_seconds
+                ),
+                force: l != def,
+                key: Some(class),
+            })
+            .collect();
+    }
+    unkeyed(rewrite_unkeyed(d, value, &default))
+}
+
+/// Which old line a new line may replace. Redis reuses a directive's old
+/// lines strictly in file order, so a file holding only
+/// "client-output-buffer-limit pubsub ..." got that line overwritten with the
+/// (default) normal-class line and the pubsub line re-appended at the end,
+/// on every rewrite. Keying buffer-limit lines by client class makes
+/// CONFIG REWRITE idempotent; an intentional difference.
+fn line_key(kind: &Kind, argv: &[Vec<u8>]) -> Option<usize> {
+    match kind {
+        Kind::Obuf => argv.get(1).and_then(|class| obuf_class(class)),
+        _ => None,
+    }
+}
+
+fn rewrite_unkeyed(d: &Directive, value: &Value, default: &Value) -> Vec<(String, bool)> {
+    let force = value != default;
+    let name = d.name;
+    match (&d.kind, value) {
+        (_, Value::Bool(b)) => vec![(format!("{name} {}", yes_no_str(*b)), force)],
+        (Kind::Mem { .. }, Value::Int(i)) => vec![(format!("{name} {}", format_memory(*i)), force)],
+        (_, Value::Int(i)) => vec![(format!("{name} {i}"), force)],
+        (Kind::Enum(names), Value::Enum(i)) => vec![(format!("{name} {}", names[*i]), force)],
+        (_, Value::Str(None)) => Vec::new(),
+        (_, Value::Str(Some(s))) => vec![(format!("{name} {}", repr(s)), force)],
+        // Redis always writes dir (as an absolute path).
+        (_, Value::Path(p)) => vec![(format!("{name} {}", repr(p.as_os_str().as_bytes())), true)],
+        (_, Value::List(l)) if l.is_empty() => vec![(format!("{name} \"\""), force)],
+        (_, Value::List(l)) => vec![(format!("{name} {}", l.join(" ")), force)],
+        // Redis always writes save, so an empty list survives a restart
+        // instead of silently turning back into the default.
+        (_, Value::Save(points)) if points.is_empty() => vec![(format!("{name} \"\""), true)],
+        (_, Value::Save(points)) => points
+            .iter()
+            .map(|(s, c)| (format!("{name} {s} {c}"), true))
+            .collect(),
+        (_, Value::Flags(f)) => vec![(
+            format!("{name} {}", repr(keyspace_events_to_string(*f).as_bytes())),
+            *f != 0,
+        )],
+        (_, other) => unreachable!("unexpected stored value {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tokenizer
+// ---------------------------------------------------------------------------
+
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Redis's `sdssplitargs`: split a config line into arguments. Handles
+/// "double quotes" with \n \r \t \b \a \xHH and \<any> escapes, 'single
+/// quotes' with only \' as escape, and quotes starting mid-token. A closing
+/// quote must be followed by whitespace or the end of the line. Returns None
+/// on unbalanced quotes.
+fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let at = |i: usize| line.get(i).copied().unwrap_or(0);
+    let mut out = Vec::new();
+    let mut p = 0;
+    loop {
+        while p < line.len() && is_c_space(line[p]) {
+            p += 1;
+        }
+        if p >= line.len() {
+            return Some(out);
+        }
+        let mut current = Vec::new();
+        let (mut in_dq, mut in_sq) = (false, false);
+        loop {
+            let c = at(p);
+            if in_dq {
+                if c == b'\\' && at(p + 1) == b'x' {
+                    if let (Some(hi), Some(lo)) = (hex_value(at(p + 2)), hex_value(at(p + 3))) {
+                        current.push(hi * 16 + lo);
+                        p += 4;
+                        continue;
+                    }
+                }
+                if c == b'\\' && p + 1 < line.len() {
+                    p += 1;
+                    current.push(match line[p] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if p + 1 < line.len() && !is_c_space(line[p + 1]) {
+                        return None;
+                    }
+                    p += 1;
+                    break;
+                } else if p >= line.len() {
+                    return None;
+                } else {
+                    current.push(c);
+                }
+            } else if in_sq {
+                if c == b'\\' && at(p + 1) == b'\'' {
+                    p += 1;
+                    current.push(b'\'');
+                } else if c == b'\'' {
+                    if p + 1 < line.len() && !is_c_space(line[p + 1]) {
+                        return None;
+                    }
+                    p += 1;
+                    break;
+                } else if p >= line.len() {
+                    return None;
+                } else {
+                    current.push(c);
+                }
+            } else {
+                match c {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        p += 1;
+                        break;
+                    }
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    _ => current.push(c),
+                }
+            }
+            p += 1;
+        }
+        out.push(current);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Glob matching
+// ---------------------------------------------------------------------------
+
+/// Redis-style glob match (`stringmatchlen` semantics), exposed because
+/// KEYS/SCAN MATCH/PSUBSCRIBE reuse it.
+///
+/// `*` any run, `?` any byte, `[abc]` `[^abc]` `[a-z]` classes (a reversed
+/// range like `[z-a]` works; a class missing its `]` extends to the end of
+/// the pattern), `\x` matches `x` literally both outside and inside classes.
+/// Byte-wise and binary-safe; `nocase` folds ASCII letters only. As in Redis,
+/// an empty string matches only an empty pattern (`*` does not match ""), so
+/// KEYS/SCAN should treat a lone `*` as "everything" before calling this.
+/// Range bounds
+/// compare as C `char`, which is signed on the platforms Redis ships for, so
+/// that classes with bytes >= 0x80 behave the same as in Redis.
+pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
+    let mut skip_longer = false;
+    glob_impl(pattern, string, nocase, &mut skip_longer, 0)
+}
+
+fn fold(c: i32, nocase: bool) -> i32 {
+    if nocase && (i32::from(b'A')..=i32::from(b'Z')).contains(&c) {
+        c + 32
+    } else {
+        c
+    }
+}
+
+fn same_byte(a: u8, b: u8, nocase: bool) -> bool {
+    a == b || (nocase && a.eq_ignore_ascii_case(&b))
+}
+
+fn glob_impl(
+    mut p: &[u8],
+    mut s: &[u8],
+    nocase: bool,
+    skip_longer: &mut bool,
+    nesting: u32,
+) -> bool {
+    // Same protection against pathological patterns as Redis (CVE-2022-36021).
+    if nesting > 1000 {
+        return false;
+    }
+    while !p.is_empty() && !s.is_empty() {
+        match p[0] {
+            b'*' => {
+                while p.len() > 1 && p[1] == b'*' {
+                    p = &p[1..];
+                }
+                if p.len() == 1 {
+                    return true;
+                }
+                while !s.is_empty() {
+                    if glob_impl(&p[1..], s, nocase, skip_longer, nesting + 1) {
+                        return true;
+                    }
+                    // The rest of the pattern matched nowhere in a suffix,
+                    // so trying longer runs for earlier stars is pointless.
+                    if *skip_longer {
+                        return false;
+                    }
+                    s = &s[1..];
+                }
+                *skip_longer = true;
+                return false;
+            }
+            b'?' => s = &s[1..],
+            b'[' => {
+                p = &p[1..];
+                let negate = p.first() == Some(&b'^');
+                if negate {
+                    p = &p[1..];
+                }
+                let mut matched = false;
+                loop {
+                    if p.first() == Some(&b'\\') && p.len() >= 2 {
+                        p = &p[1..];
+                        if p[0] == s[0] {
+                            matched = true;
+                        }
+                    } else if p.first() == Some(&b']') {
+                        break;
+                    } else if p.is_empty() {
+                        // Unterminated class: Redis treats the end of the
+                        // pattern as the closing bracket.
+                        break;
+                    } else if p.len() >= 3 && p[1] == b'-' {
+                        let (mut start, mut end) = (i32::from(p[0] as i8), i32::from(p[2] as i8));
+                        if start > end {
+                            std::mem::swap(&mut start, &mut end);
+                        }
+                        let c = fold(i32::from(s[0] as i8), nocase);
+                        let (start, end) = (fold(start, nocase), fold(end, nocase));
+                        p = &p[2..];
+                        if c >= start && c <= end {
+                            matched = true;
+                        }
+                    } else if same_byte(p[0], s[0], nocase) {
+                        matched = true;
+                    }
+                    p = &p[1..];
+                }
+                if negate {
+                    matched = !matched;
+                }
+                if !matched {
+                    return false;
+                }
+                s = &s[1..];
+            }
+            c => {
+                let c = if c == b'\\' && p.len() >= 2 {
+                    p = &p[1..];
+                    p[0]
+                } else {
+                    c
+                };
+                if !same_byte(c, s[0], nocase) {
+                    return false;
+                }
+                s = &s[1..];
+            }
+        }
+        if !p.is_empty() {
+            p = &p[1..];
+        }
+        if s.is_empty() {
+            while p.first() == Some(&b'*') {
+                p = &p[1..];
+            }
+            break;
+        }
+    }
+    p.is_empty() && s.is_empty()
+}
+
+// ---------------------------------------------------------------------------
+// Paths
+// ---------------------------------------------------------------------------
+
+/// Lexically normalize an absolute path ("." and ".." removed). No symlink
+/// resolution: that would be I/O, and Redis's getcwd() after chdir differs
+/// from this only when symlinks are involved.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+fn cwd() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
+}
+
+/// Resolve a `dir` value against the previous one, like successive chdir()s.
+fn resolve_dir(previous: &Path, new: &Path) -> PathBuf {
+    if new.is_absolute() {
+        normalize(new)
+    } else if previous.as_os_str().is_empty() {
+        normalize(&cwd().join(new))
+    } else {
+        normalize(&previous.join(new))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Config
+// ---------------------------------------------------------------------------
+
+impl Default for Config {
+    /// Every directive at its table default; `dir` is the current directory.
+    fn default() -> Config {
+        let mut config = Config {
+            port: 0,
+            bind: Vec::new(),
+            protected_mode: false,
+            dir: PathBuf::new(),
+            databases: 0,
+            requirepass: None,
+            loglevel: LogLevel::Notice,
+            logfile: String::new(),
+            daemonize: false,
+            maxclients: 0,
+            timeout: 0,
+            tcp_backlog: 0,
+            tcp_keepalive: 0,
+            hz: 0,
+            proto_max_bulk_len: 0,
+            client_query_buffer_limit: 0,
+            slowlog_log_slower_than: 0,
+            slowlog_max_len: 0,
+            enable_debug_command: DebugCommandPolicy::No,
+            shards: 0,
+            io_memory: 0,
+            ring_depth: 0,
+            maxmemory: 0,
+            active_expire_effort: 0,
+            config_file: None,
+            extra: BTreeMap::new(),
+        };
+        // The placeholders above are all overwritten from the table here.
+        for d in DIRECTIVES {
+            config.store(d, d.default_value());
+        }
+        config
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("port", &self.port)
+            .field("bind", &self.bind)
+            .field("protected_mode", &self.protected_mode)
+            .field("dir", &self.dir)
+            .field("databases", &self.databases)
+            .field(
+                "requirepass",
+                &self.requirepass.as_ref().map(|_| "<redacted>"),
+            )
+            .field("loglevel", &self.loglevel)
+            .field("logfile", &self.logfile)
+            .field("daemonize", &self.daemonize)
+            .field("maxclients", &self.maxclients)
+            .field("timeout", &self.timeout)
+            .field("tcp_backlog", &self.tcp_backlog)
+            .field("tcp_keepalive", &self.tcp_keepalive)
+            .field("hz", &self.hz)
+            .field("proto_max_bulk_len", &self.proto_max_bulk_len)
+            .field("client_query_buffer_limit", &self.client_query_buffer_limit)
+            .field("slowlog_log_slower_than", &self.slowlog_log_slower_than)
+            .field("slowlog_max_len", &self.slowlog_max_len)
+            .field("enable_debug_command", &self.enable_debug_command)
+            .field("shards", &self.shards)
+            .field("io_memory", &self.io_memory)
+            .field("ring_depth", &self.ring_depth)
+            .field("maxmemory", &self.maxmemory)
+            .field("active_expire_effort", &self.active_expire_effort)
+            .field("config_file", &self.config_file)
+            .field("extra", &self.extra)
+            .finish()
+    }
+}
+
+impl Config {
+    fn fetch(&self, d: &Directive) -> Value {
+        match d.field {
+            Field::Typed(get, _) => get(self),
+            Field::Extra => self
+                .extra
+                .get(d.name)
+                .cloned()
+                .unwrap_or_else(|| d.default_value()),
+        }
+    }
+
+    fn store(&mut self, d: &Directive, value: Value) {
+        match d.field {
+            Field::Typed(_, set) => set(self, value),
+            Field::Extra => {
+                self.extra.insert(d.name, value);
+            }
+        }
+    }
+
+    /// Parse `args` for directive `d` and store the result.
+    fn apply(&mut self, d: &Directive, args: &[&[u8]], append_save: bool) -> Result<(), String> {
+        let parsed = parse_value(&d.kind, args)?;
+        let current = match parsed {
+            Value::ObufUpdate(_) | Value::Save(_) => Some(self.fetch(d)),
+            _ => None,
+        };
+        let value = finish_value(parsed, current, append_save);
+        self.store(d, value);
+        Ok(())
+    }
+
+    /// CONFIG GET with glob patterns (case-insensitive). Returns (name,
+    /// value) pairs in table order, canonical name before aliases.
+    ///
+    /// Like Redis 7.0: a pattern without `*`, `?` or `[` is an exact,
+    /// case-insensitive lookup and is reported with the spelling the client
+    /// used ("PORT" -> "PORT"); a glob is matched against canonical names and
+    /// aliases separately, so `*` lists both `busy-reply-threshold` and
+    /// `lua-time-limit`. A name is reported at most once (compared
+    /// case-insensitively) however many patterns match it.
+    pub fn get(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
+        let mut hits: Vec<(usize, usize, String)> = Vec::new();
+        let seen = |hits: &[(usize, usize, String)], name: &str| {
+            hits.iter().any(|(_, _, n)| n.eq_ignore_ascii_case(name))
+        };
+        for pattern in patterns {
+            if !pattern.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
+                let Ok(name) = std::str::from_utf8(pattern) else {
+                    continue;
+                };
+                if seen(&hits, name) {
+                    continue;
+                }
+                if let Some((i, ni)) = lookup(pattern) {
+                    hits.push((i, ni, name.to_string()));
+                }
+                continue;
+            }
+            for (i, d) in DIRECTIVES.iter().enumerate() {
+                for (ni, name) in d.names().enumerate() {
+                    if !seen(&hits, name) && glob_match(pattern, name.as_bytes(), true) {
+                        hits.push((i, ni, name.to_string()));
+                    }
+                }
+            }
+        }
+        hits.sort_by_key(|(i, ni, _)| (*i, *ni));
+        hits.into_iter()
+            .map(|(i, _, name)| {
+                let d = &DIRECTIVES[i];
+                (name, format_value(&d.kind, &self.fetch(d)))
+            })
+            .collect()
+    }
+
+    /// CONFIG SET name value [name value ...], all or nothing.
+    ///
+    /// The caller checks the argument count (Redis replies "ERR wrong number
+    /// of arguments for 'config|set' command" for none and "ERR syntax error"
+    /// for an odd count). Checks run in Redis's order: first every name is
+    /// resolved (unknown, immutable, protected, duplicate; the first problem
+    /// wins), then values are parsed and applied in order to a copy, which
+    /// replaces `self` only if all succeeded. Multi-argument directives
+    /// (`save`, `bind`, `client-output-buffer-limit`) have their value split
+    /// on single spaces, as Redis does.
+    ///
+    /// Returns the canonical names of the directives whose value actually
+    /// changed, in request order; the caller applies them to the running
+    /// server. Errors are complete RESP error strings ("ERR ...").
+    pub fn set(&mut self, pairs: &[(&[u8], &[u8])]) -> Result<Vec<&'static str>, String> {
+        let failed = |name: &str, why: &str| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        };
+        let mut resolved: Vec<(&'static Directive, usize, &[u8])> = Vec::new();
+        for (name, value) in pairs {
+            let given = lossy(name);
+            let Some((i, ni)) = lookup(name) else {
+                return Err(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{given}'"
+                ));
+            };
+            let d = &DIRECTIVES[i];
+            match d.mutability {
+                Mutable => {}
+                Immutable => return Err(failed(&given, "can't set immutable config")),
+                Protected => return Err(failed(&given, "can't set protected config")),
+            }
+            if resolved.iter().any(|(other, _, _)| std::ptr::eq(*other, d)) {
+                return Err(failed(&given, "duplicate parameter"));
+            }
+            resolved.push((d, ni, value));
+        }
+
+        let mut next = self.clone();
+        for (d, ni, value) in &resolved {
+            let args: Vec<&[u8]> = if !d.kind.multi() {
+                vec![value]
+            } else if value.is_empty() {
+                Vec::new()
+            } else {
+                value.split(|c| *c == b' ').collect()
+            };
+            next.apply(d, &args, false)
+                .map_err(|why| failed(d.name_at(*ni), &why))?;
+        }
+        let changed = resolved
+            .iter()
+            .filter(|(d, _, _)| self.fetch(d) != next.fetch(d))
+            .map(|(d, _, _)| d.name)
+            .collect();
+        *self = next;
+        Ok(changed)
+    }
+
+    /// CONFIG REWRITE: rewrite the config file the server was started with,
+    /// the way Redis does (see `Config::rewrite_content`), replacing it
+    /// atomically (temporary file, fsync, rename, fsync of the directory).
+    pub fn rewrite(&self) -> Result<(), String> {
+        let Some(path) = &self.config_file else {
+            return Err("ERR The server is running without a config file".to_string());
+        };
+        let io_error = |e: std::io::Error| format!("ERR Rewriting config file: {}", strerror(&e));
+        let old = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_error(e)),
+        };
+        write_atomically(path, &self.rewrite_content(&old)).map_err(io_error)
+    }
+
+    /// The new config file content for CONFIG REWRITE given the old content.
+    ///
+    /// Follows Redis 7.0: lines are trimmed; comments and blank lines are
+    /// kept; each directive reuses the lines where the file already set it
+    /// (aliases are rewritten under the canonical name) and its extra old
+    /// lines are blanked; directives not in the file are appended, after a
+    /// "# Generated by CONFIG REWRITE" line, only when not at their default
+    /// (`save` and `dir` are always written); lines with unknown directives
+    /// are kept as "# ??? <line>"; runs of blank lines collapse into one.
+    fn rewrite_content(&self, old: &[u8]) -> Vec<u8> {
+        const SIGNATURE: &[u8] = b"# Generated by CONFIG REWRITE";
+        // Config-file-only directives Redis leaves alone; Tessera rejects
+        // them at load, but a hand-edited file should not be damaged.
+        const KEEP: &[&str] = &[
+            "include",
+            "rename-command",
+            "user",
+            "loadmodule",
+            "sentinel",
+        ];
+
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        // directive index -> (line number, key) of its lines, in file order
+        let mut option_lines: HashMap<usize, VecDeque<(usize, Option<usize>)>> = HashMap::new();
+        let mut needs_signature = true;
+        if !old.is_empty() {
+            for raw in old.split(|c| *c == b'\n') {
+                let line = trim(raw, b" \t\r\n");
+                if line.is_empty() || line[0] == b'#' {
+                    if line == SIGNATURE {
+                        needs_signature = false;
+                    }
+                    lines.push(line.to_vec());
+                    continue;
+                }
+                let args = split_args(line);
+                let first = args.as_ref().and_then(|a| a.first());
+                match first.and_then(|name| lookup(name)) {
+                    Some((i, _)) => {
+                        let key = line_key(&DIRECTIVES[i].kind, args.as_deref().unwrap_or(&[]));
+                        option_lines
+                            .entry(i)
+                            .or_default()
+                            .push_back((lines.len(), key));
+                        lines.push(line.to_vec());
+                    }
+                    None if first.is_some_and(|n| {
+                        KEEP.iter().any(|k| k.as_bytes().eq_ignore_ascii_case(n))
+                    }) =>
+                    {
+                        lines.push(line.to_vec());
+                    }
+                    None => {
+                        let mut commented = b"# ??? ".to_vec();
+                        commented.extend_from_slice(line);
+                        lines.push(commented);
+                    }
+                }
+            }
+        }
+
+        for (i, d) in DIRECTIVES.iter().enumerate() {
+            let mut reusable = option_lines.remove(&i).unwrap_or_default();
+            for line in rewrite_lines(d, &self.fetch(d)) {
+                let reuse = match line.key {
+                    None => reusable.pop_front(),
+                    Some(key) => reusable
+                        .iter()
+                        .position(|(_, k)| *k == Some(key))
+                        .and_then(|at| reusable.remove(at)),
+                };
+                if let Some((n, _)) = reuse {
+                    lines[n] = line.text.into_bytes();
+                } else if line.force {
+                    if needs_signature {
+                        lines.push(SIGNATURE.to_vec());
+                        needs_signature = false;
+                    }
+                    lines.push(line.text.into_bytes());
+                }
+            }
+            // Old lines this directive no longer needs (e.g. extra `save`s).
+            for (n, _) in reusable {
+                lines[n].clear();
+            }
+        }
+
+        let mut out = Vec::new();
+        let mut previous_blank = false;
+        for line in &lines {
+            if line.is_empty() {
+                if previous_blank {
+                    continue;
+                }
+                previous_blank = true;
+            } else {
+                previous_blank = false;
+            }
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        out
+    }
+}
+
+fn trim<'a>(s: &'a [u8], set: &[u8]) -> &'a [u8] {
+    let start = s.iter().position(|c| !set.contains(c)).unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|c| !set.contains(c))
+        .map_or(start, |e| e + 1);
+    &s[start..end.max(start)]
+}
+
+/// The C strerror() text of an I/O error (Rust appends " (os error N)").
+fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+fn write_atomically(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        file.write_all(content)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(parent)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------
+
+/// Why a single directive could not be applied.
+enum LineError {
+    Unknown,
+    Invalid(String),
+}
+
+/// State of one configuration load (file, then flags).
+struct Loader {
+    config: Config,
+    /// Redis resets the default save points at the first `save` of a load
+    /// and appends every later one, so several `save` lines (and `--save`
+    /// flags after the file) accumulate.
+    save_seen: bool,
+    warnings: Vec<String>,
+}
+
+impl Loader {
+    fn apply(&mut self, argv: &[Vec<u8>]) -> Result<(), LineError> {
+        let name = &argv[0];
+        let args: Vec<&[u8]> = argv[1..].iter().map(Vec::as_slice).collect();
+        if let Some((i, _)) = lookup(name) {
+            let d = &DIRECTIVES[i];
+            let append = matches!(d.kind, Kind::Save) && self.save_seen;
+            self.config
+                .apply(d, &args, append)
+                .map_err(LineError::Invalid)?;
+            if matches!(d.kind, Kind::Save) {
+                self.save_seen = true;
+            }
+            return Ok(());
+        }
+        if DEPRECATED
+            .iter()
+            .any(|(n, argc)| n.as_bytes().eq_ignore_ascii_case(name) && *argc == argv.len())
+        {
+            self.warnings.push(format!(
+                "directive '{}' is deprecated and ignored",
+                lossy(name).to_ascii_lowercase()
+            ));
+            return Ok(());
+        }
+        Err(LineError::Unknown)
+    }
+
+    /// "(name 'args')" or "('name')" context for error messages.
+    fn context(argv: &[Vec<u8>], unknown: bool) -> String {
+        let name = lossy(&argv[0]).to_ascii_lowercase();
+        if unknown || argv.len() == 1 {
+            format!("('{name}')")
+        } else {
+            let args: Vec<String> = argv[1..].iter().map(|a| lossy(a)).collect();
+            format!("({name} '{}')", args.join(" "))
+        }
+    }
+
+    fn load_file(&mut self, display: &str, content: &[u8]) -> Result<(), String> {
+        for (n, raw) in content.split(|c| *c == b'\n').enumerate() {
+            let line = trim(raw, b" \t\r\n");
+            if line.is_empty() || line[0] == b'#' {
+                continue;
+            }
+            let at = |why: &str, ctx: String| format!("{display}:{}: {why} {ctx}", n + 1);
+            let Some(argv) = split_args(line) else {
+                return Err(at(
+                    "Unbalanced quotes in configuration line",
+                    format!("('{}')", lossy(line)),
+                ));
+            };
+            if argv.is_empty() {
+                continue;
+            }
+            match self.apply(&argv) {
+                Ok(()) => {}
+                Err(LineError::Unknown) => {
+                    return Err(at(ERR_BAD_DIRECTIVE, Self::context(&argv, true)))
+                }
+                Err(LineError::Invalid(why)) => return Err(at(&why, Self::context(&argv, false))),
+            }
+        }
+        Ok(())
+    }
+
+    /// `--name value [value ...]` flags, as redis-server's main() turns them
+    /// into config lines: a flag's first value is taken even if it starts
+    /// with "--"; further values run until the next token starting with
+    /// "--". `--save` with no value means `save ""`. A flag token may carry
+    /// its values itself ("--port 7000" as one argument).
+    fn load_flags(&mut self, flags: &[String]) -> Result<(), String> {
+        let mut i = 0;
+        while i < flags.len() {
+            let token = &flags[i];
+            let Some(spec) = token.strip_prefix("--") else {
+                return Err(format!(
+                    "unexpected argument '{token}': options must look like --name value"
+                ));
+            };
+            i += 1;
+            let mut argv = split_args(spec.as_bytes())
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| format!("{token}: Bad directive or wrong number of arguments"))?;
+            if argv.len() == 1 {
+                let next_is_flag = flags.get(i).is_none_or(|t| t.starts_with("--"));
+                if next_is_flag && argv[0].eq_ignore_ascii_case(b"save") {
+                    argv.push(Vec::new());
+                } else if let Some(first) = flags.get(i) {
+                    argv.push(first.as_bytes().to_vec());
+                    i += 1;
+                }
+            }
+            while let Some(value) = flags.get(i).filter(|t| !t.starts_with("--")) {
+                argv.push(value.as_bytes().to_vec());
+                i += 1;
+            }
+            // A single value for a multi-argument directive is split on
+            // spaces, so `--save "900 1 300 10"` works like CONFIG SET.
+            if argv.len() == 2 {
+                if let Some((d, _)) = lookup(&argv[0]) {
+                    if DIRECTIVES[d].kind.multi() && argv[1].contains(&b' ') {
+                        let value = argv.pop().unwrap_or_default();
+                        argv.extend(value.split(|c| *c == b' ').map(<[u8]>::to_vec));
+                    }
+                }
+            }
+            let flag = lossy(&argv[0]);
+            match self.apply(&argv) {
+                Ok(()) => {}
+                Err(LineError::Unknown) => {
+                    return Err(format!(
+                        "--{flag}: {ERR_BAD_DIRECTIVE} {}",
+                        Self::context(&argv, true)
+                    ))
+                }
+                Err(LineError::Invalid(why)) => {
+                    return Err(format!("--{flag}: {why} {}", Self::context(&argv, false)))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Build the configuration from the command line (program name excluded).
+///
+/// Like redis-server: if `argv[0]` does not start with "--" it is the path
+/// of a config file, read first; then `--name value` flags are applied in
+/// order (see `Loader::load_flags`). Reading the config from stdin ("-")
+/// is not supported.
+///
+/// Errors name the place and the reason, e.g.
+/// `tessera.conf:12: Bad directive or wrong number of arguments ('foo')`,
+/// `tessera.conf:3: argument couldn't be parsed into an integer (port 'abc')`
+/// or `--port: argument couldn't be parsed into an integer (port 'abc')`.
+///
+/// Warnings list directives set to a non-default value that Tessera accepts
+/// but does not implement, for the caller to log.
+pub fn load(argv: &[String]) -> Result<LoadOutcome, String> {
+    let mut loader = Loader {
+        config: Config::default(),
+        save_seen: false,
+        warnings: Vec::new(),
+    };
+    let mut flags = argv;
+    if let Some(first) = argv.first().filter(|a| !a.starts_with("--")) {
+        if first == "-" {
+            return Err("reading the configuration from stdin ('-') is not supported".to_string());
+        }
+        let content = std::fs::read(first).map_err(|e| {
+            format!(
+                "Fatal error, can't open config file '{first}': {}",
+                strerror(&e)
+            )
+        })?;
+        // Absolute now, relative to the directory we were started from, so
+        // that CONFIG REWRITE finds the file whatever `dir` says.
+        loader.config.config_file = Some(normalize(&cwd().join(first)));
+        loader.load_file(first, &content)?;
+        flags = &argv[1..];
+    }
+    loader.load_flags(flags)?;
+
+    let Loader {
+        config,
+        mut warnings,
+        ..
+    } = loader;
+    if config.daemonize {
+        return Err("daemonize yes is not supported; use a service manager".to_string());
+    }
+    for d in DIRECTIVES.iter().filter(|d| !d.implemented) {
+        if config.fetch(d) != d.default_value() {
+            warnings.push(format!(
+                "directive '{}' is accepted but not implemented yet; ignored",
+                d.name
+            ));
+        }
+    }
+    Ok(LoadOutcome { config, warnings })
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh temporary directory per test (no tempfile crate).
+    fn temp_dir() -> PathBuf {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-config-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn write_conf(content: &str) -> (PathBuf, String) {
+        let path = temp_dir().join("tessera.conf");
+        std::fs::write(&path, content).unwrap();
+        let s = path.to_str().unwrap().to_string();
+        (path, s)
+    }
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn get1(c: &Config, name: &str) -> String {
+        let r = c.get(&[name.as_bytes()]);
+        assert_eq!(r.len(), 1, "{name}: {r:?}");
+        r[0].1.clone()
+    }
+
+    fn set(c: &mut Config, pairs: &[(&str, &str)]) -> Result<Vec<&'static str>, String> {
+        let pairs: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        c.set(&pairs)
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        let mut names = std::collections::HashSet::new();
+        for d in DIRECTIVES {
+            for n in d.names() {
+                assert_eq!(n, n.to_ascii_lowercase());
+                assert!(names.insert(n), "duplicate name {n}");
+            }
+            // Every default parses (default_value panics otherwise) and is
+            // what the field holds in a default config.
+            let v = d.default_value();
+            if !matches!(d.kind, Kind::Dir) {
+                assert_eq!(Config::default().fetch(d), v, "{}", d.name);
+            }
+        }
+    }
+
+    /// Values read from `redis-cli config get NAME` on a stock
+    /// redis-server 7.0.15 (save was set back to its compiled default).
+    #[test]
+    fn defaults_format_like_redis() {
+        let c = Config::default();
+        let redis = [
+            ("port", "6379"),
+            ("protected-mode", "yes"),
+            ("databases", "16"),
+            ("requirepass", ""),
+            ("loglevel", "notice"),
+            ("logfile", ""),
+            ("save", "3600 1 300 100 60 10000"),
+            ("appendonly", "no"),
+            ("appendfsync", "everysec"),
+            ("appendfilename", "appendonly.aof"),
+            ("appenddirname", "appendonlydir"),
+            ("dbfilename", "dump.rdb"),
+            ("maxmemory", "0"),
+            ("maxmemory-policy", "noeviction"),
+            ("maxmemory-samples", "5"),
+            ("maxclients", "10000"),
+            ("timeout", "0"),
+            ("tcp-keepalive", "300"),
+            ("tcp-backlog", "511"),
+            ("hz", "10"),
+            ("proto-max-bulk-len", "536870912"),
+            ("client-query-buffer-limit", "1073741824"),
+            ("slowlog-log-slower-than", "10000"),
+            ("slowlog-max-len", "128"),
+            ("enable-debug-command", "no"),
+            ("lazyfree-lazy-eviction", "no"),
+            ("lazyfree-lazy-expire", "no"),
+            ("lazyfree-lazy-server-del", "no"),
+            ("lazyfree-lazy-user-del", "no"),
+            ("lazyfree-lazy-user-flush", "no"),
+            ("daemonize", "no"),
+            ("pidfile", ""),
+            ("activerehashing", "yes"),
+            ("active-expire-effort", "1"),
+            ("notify-keyspace-events", ""),
+            ("latency-monitor-threshold", "0"),
+            ("lua-time-limit", "5000"),
+            ("busy-reply-threshold", "5000"),
+            ("rdbcompression", "yes"),
+            ("rdbchecksum", "yes"),
+            ("stop-writes-on-bgsave-error", "yes"),
+            ("aof-load-truncated", "yes"),
+            ("aof-use-rdb-preamble", "yes"),
+            ("auto-aof-rewrite-percentage", "100"),
+            ("auto-aof-rewrite-min-size", "67108864"),
+            ("hash-max-listpack-entries", "512"),
+            ("hash-max-ziplist-entries", "512"),
+            ("hash-max-listpack-value", "64"),
+            ("list-max-listpack-size", "-2"),
+            ("set-max-intset-entries", "512"),
+            ("zset-max-listpack-entries", "128"),
+            ("zset-max-listpack-value", "64"),
+            ("lfu-log-factor", "10"),
+            ("lfu-decay-time", "1"),
+            (
+                "client-output-buffer-limit",
+                "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+            ),
+        ];
+        for (name, value) in redis {
+            assert_eq!(get1(&c, name), value, "{name}");
+        }
+        // Intentional differences: Redis shows "* -::*" for bind; we listen on
+        // loopback only by default. dir is the absolute current directory in
+        // both. set-max-listpack-* exist only from Redis 7.2 (these are 7.2's
+        // defaults).
+        assert_eq!(get1(&c, "bind"), "127.0.0.1");
+        assert_eq!(get1(&c, "dir"), cwd().to_string_lossy());
+        assert_eq!(get1(&c, "set-max-listpack-entries"), "128");
+        assert_eq!(get1(&c, "set-max-listpack-value"), "64");
+        // Tessera-only.
+        assert_eq!(get1(&c, "shards"), "0");
+        assert_eq!(get1(&c, "io-memory"), "262144");
+        assert_eq!(get1(&c, "ring-depth"), "128");
+        assert_eq!(c.io_memory, 256 * 1024);
+        assert_eq!(c.bind, vec!["127.0.0.1".to_string()]);
+        assert_eq!(c.requirepass, None);
+        assert_eq!(c.loglevel, LogLevel::Notice);
+        assert_eq!(c.enable_debug_command, DebugCommandPolicy::No);
+        assert!(c.dir.is_absolute());
+    }
+
+    #[test]
+    fn load_file_with_comments_quotes_units_and_saves() {
+        let (path, p) = write_conf(
+            "# Tessera test config\n\
+             \n\
+             \t  # indented comment\n\
+             PORT 7000\n\
+             bind 127.0.0.1 ::1\n\
+             requirepass \"se cr\\\"et\\x41\\n\"\n\
+             logfile 'it\\'s.log'\n\
+             maxmemory 1GB\n\
+             io-memory 1mb\n\
+             save 900 1\n\
+             save 300 10\n\
+             hash-max-ziplist-entries 100\n\
+             LogLevel WARNING\n\
+             enable-debug-command local\n\
+             hz 1000\n\
+             shards 4\r\n\
+             dir /tmp/../tmp/./\n",
+        );
+        let out = load(&args(&[&p])).unwrap();
+        let c = &out.config;
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.bind, vec!["127.0.0.1", "::1"]);
+        assert_eq!(c.requirepass.as_deref(), Some(&b"se cr\"etA\n"[..]));
+        assert_eq!(c.logfile, "it's.log");
+        assert_eq!(c.maxmemory, 1 << 30);
+        assert_eq!(c.io_memory, 1 << 20);
+        assert_eq!(get1(c, "save"), "900 1 300 10");
+        assert_eq!(get1(c, "hash-max-listpack-entries"), "100");
+        assert_eq!(c.loglevel, LogLevel::Warning);
+        assert_eq!(c.enable_debug_command, DebugCommandPolicy::Local);
+        assert_eq!(c.hz, 500, "hz is clamped like Redis");
+        assert_eq!(c.shards, 4);
+        assert_eq!(c.dir, PathBuf::from("/tmp"));
+        assert_eq!(c.config_file.as_deref(), Some(path.as_path()));
+        // Not implemented and not default -> one warning each.
+        let mut warned: Vec<&str> = out
+            .warnings
+            .iter()
+            .map(|w| w.split('\'').nth(1).unwrap())
+            .collect();
+        warned.sort_unstable();
+        assert_eq!(warned, ["hash-max-listpack-entries", "maxmemory", "save"]);
+        assert_eq!(
+            out.warnings[0].split('\'').nth(2).unwrap(),
+            " is accepted but not implemented yet; ignored"
+        );
+    }
+
+    #[test]
+    fn load_defaults_without_arguments() {
+        let out = load(&[]).unwrap();
+        assert!(out.warnings.is_empty());
+        assert_eq!(out.config.port, 6379);
+        assert_eq!(out.config.config_file, None);
+    }
+
+    #[test]
+    fn save_lines_reset_then_accumulate() {
+        let (_, p) = write_conf("save \"\"\nsave 10 1\n");
+        let c = load(&args(&[&p])).unwrap().config;
+        assert_eq!(get1(&c, "save"), "10 1");
+        // Flags continue the same load, as in redis-server.
+        let c = load(&args(&[&p, "--save", "60", "5"])).unwrap().config;
+        assert_eq!(get1(&c, "save"), "10 1 60 5");
+        let (_, p) = write_conf("save 10 1\nsave \"\"\n");
+        let c = load(&args(&[&p])).unwrap().config;
+        assert_eq!(get1(&c, "save"), "10 1");
+        // A bare --save, or one followed by another flag, is `save ""`.
+        let c = load(&args(&["--save", "--port", "1"])).unwrap().config;
+        assert_eq!(get1(&c, "save"), "");
+        assert_eq!(c.port, 1);
+        let c = load(&args(&["--save"])).unwrap().config;
+        assert_eq!(get1(&c, "save"), "");
+    }
+
+    #[test]
+    fn flags_override_file_in_order() {
+        let (_, p) = write_conf("port 7000\nloglevel debug\n");
+        let c = load(&args(&[
+            &p,
+            "--port",
+            "7001",
+            "--save",
+            "900",
+            "1",
+            "--bind",
+            "10.0.0.1",
+            "10.0.0.2",
+            "--port",
+            "7002",
+            "--requirepass",
+            "--dash",
+            "--slowlog-log-slower-than",
+            "-1",
+            "--timeout 30",
+        ]))
+        .unwrap()
+        .config;
+        assert_eq!(c.port, 7002);
+        assert_eq!(c.loglevel, LogLevel::Debug);
+        assert_eq!(get1(&c, "save"), "900 1");
+        assert_eq!(c.bind, vec!["10.0.0.1", "10.0.0.2"]);
+        // The first value after a flag name is a value even if it looks
+        // like a flag, as in redis-server.
+        assert_eq!(c.requirepass.as_deref(), Some(&b"--dash"[..]));
+        assert_eq!(c.slowlog_log_slower_than, -1);
+        assert_eq!(c.timeout, 30);
+        // One token for a multi-argument directive is split on spaces.
+        let c = load(&args(&["--save", "900 1 300 10"])).unwrap().config;
+        assert_eq!(get1(&c, "save"), "900 1 300 10");
+    }
+
+    #[test]
+    fn load_errors() {
+        let err = |content: &str| {
+            let (_, p) = write_conf(content);
+            let e = load(&args(&[&p])).unwrap_err();
+            e.strip_prefix(&p).unwrap().to_string()
+        };
+        assert_eq!(
+            err("# c\nport 1\n\nfoo bar\n"),
+            ":4: Bad directive or wrong number of arguments ('foo')"
+        );
+        assert_eq!(
+            err("port abc\n"),
+            ":1: argument couldn't be parsed into an integer (port 'abc')"
+        );
+        assert_eq!(
+            err("port 1 2\n"),
+            ":1: wrong number of arguments (port '1 2')"
+        );
+        assert_eq!(
+            err("port 70000\n"),
+            ":1: argument must be between 0 and 65535 inclusive (port '70000')"
+        );
+        assert_eq!(
+            err("port \"7801\n"),
+            ":1: Unbalanced quotes in configuration line ('port \"7801')"
+        );
+        assert_eq!(
+            err("port \"1\"x\n"),
+            ":1: Unbalanced quotes in configuration line ('port \"1\"x')"
+        );
+        assert_eq!(
+            err("loglevel loud\n"),
+            ":1: argument(s) must be one of the following: debug, verbose, notice, warning \
+             (loglevel 'loud')"
+        );
+        assert_eq!(
+            err("enable-debug-command maybe\n"),
+            ":1: argument(s) must be one of the following: no, yes, local \
+             (enable-debug-command 'maybe')"
+        );
+        assert_eq!(
+            err("protected-mode maybe\n"),
+            ":1: argument must be 'yes' or 'no' (protected-mode 'maybe')"
+        );
+        assert_eq!(
+            err("databases 0\n"),
+            ":1: argument must be between 1 and 2147483647 inclusive (databases '0')"
+        );
+        assert_eq!(
+            err("save 0 1\n"),
+            ":1: Invalid save parameters (save '0 1')"
+        );
+        assert_eq!(
+            err("maxmemory 1x\n"),
+            ":1: argument must be a memory value (maxmemory '1x')"
+        );
+        assert_eq!(
+            err("maxmemory -1\n"),
+            ":1: argument must be a memory value (maxmemory '-1')"
+        );
+        assert_eq!(
+            err("notify-keyspace-events\n"),
+            ":1: wrong number of arguments ('notify-keyspace-events')"
+        );
+        assert_eq!(
+            err("dbfilename a/b.rdb\n"),
+            ":1: dbfilename can't be a path, just a filename (dbfilename 'a/b.rdb')"
+        );
+        assert_eq!(
+            err("include other.conf\n"),
+            ":1: Bad directive or wrong number of arguments ('include')"
+        );
+        assert_eq!(
+            err("port 1 # trailing comment\n"),
+            ":1: wrong number of arguments (port '1 # trailing comment')"
+        );
+
+        assert_eq!(
+            load(&args(&["--port", "abc"])).unwrap_err(),
+            "--port: argument couldn't be parsed into an integer (port 'abc')"
+        );
+        assert_eq!(
+            load(&args(&["--foo", "1"])).unwrap_err(),
+            "--foo: Bad directive or wrong number of arguments ('foo')"
+        );
+        assert_eq!(
+            load(&args(&["--port"])).unwrap_err(),
+            "--port: wrong number of arguments ('port')"
+        );
+        assert!(load(&args(&["-"])).unwrap_err().contains("stdin"));
+        assert!(load(&args(&["/nonexistent/tessera.conf"]))
+            .unwrap_err()
+            .starts_with("Fatal error, can't open config file '/nonexistent/tessera.conf': "));
+        let (_, p) = write_conf("port 1\n");
+        assert!(load(&args(&[&p, "stray"])).unwrap_err().contains("'stray'"));
+    }
+
+    #[test]
+    fn daemonize_yes_is_a_startup_error() {
+        let (_, p) = write_conf("daemonize yes\n");
+        assert_eq!(
+            load(&args(&[&p])).unwrap_err(),
+            "daemonize yes is not supported; use a service manager"
+        );
+        // ...unless a later flag turns it off again.
+        assert!(
+            !load(&args(&[&p, "--daemonize", "no"]))
+                .unwrap()
+                .config
+                .daemonize
+        );
+    }
+
+    #[test]
+    fn deprecated_directives_are_ignored_with_a_warning() {
+        let (_, p) = write_conf("list-max-ziplist-entries 512\n");
+        let out = load(&args(&[&p])).unwrap();
+        assert_eq!(
+            out.warnings,
+            ["directive 'list-max-ziplist-entries' is deprecated and ignored"]
+        );
+    }
+
+    #[test]
+    fn no_warning_for_defaults_or_implemented() {
+        let (_, p) = write_conf("appendonly no\nsave 3600 1 300 100 60 10000\nport 1\ntimeout 5\n");
+        assert!(load(&args(&[&p])).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn config_get_patterns() {
+        let c = Config::default();
+        let names = |patterns: &[&str]| -> Vec<String> {
+            let p: Vec<&[u8]> = patterns.iter().map(|s| s.as_bytes()).collect();
+            c.get(&p).into_iter().map(|(n, _)| n).collect()
+        };
+        assert_eq!(
+            names(&["*max*"]),
+            [
+                "maxclients",
+                "maxmemory",
+                "maxmemory-policy",
+                "maxmemory-samples",
+                "slowlog-max-len",
+                "hash-max-listpack-entries",
+                "hash-max-ziplist-entries",
+                "hash-max-listpack-value",
+                "hash-max-ziplist-value",
+                "list-max-listpack-size",
+                "list-max-ziplist-size",
+                "set-max-intset-entries",
+                "set-max-listpack-entries",
+                "set-max-listpack-value",
+                "zset-max-listpack-entries",
+                "zset-max-ziplist-entries",
+                "zset-max-listpack-value",
+                "zset-max-ziplist-value",
+                "proto-max-bulk-len",
+            ]
+        );
+        // Exact names keep the client's spelling; duplicates collapse
+        // case-insensitively, whichever pattern came first.
+        assert_eq!(names(&["PORT"]), ["PORT"]);
+        assert_eq!(names(&["port", "PORT"]), ["port"]);
+        assert_eq!(names(&["PORT", "p*t"]), ["PORT"]);
+        assert_eq!(names(&["p*t", "PORT"]), ["port"]);
+        assert_eq!(names(&["P[O]RT", "po?t"]), ["port"]);
+        // Aliases are separate names.
+        assert_eq!(names(&["lua-time-limit"]), ["lua-time-limit"]);
+        assert_eq!(
+            names(&["*time-limit*", "busy*"]),
+            ["busy-reply-threshold", "lua-time-limit"]
+        );
+        assert_eq!(
+            names(&["hash-max-ziplist-entries", "hash-max-*-entries"]),
+            ["hash-max-listpack-entries", "hash-max-ziplist-entries"]
+        );
+        // Output is in table order, not pattern order.
+        assert_eq!(
+            names(&["timeout", "bind", "port"]),
+            ["bind", "port", "timeout"]
+        );
+        // A backslash alone does not make a glob, so this is an exact miss.
+        assert!(names(&["por\\t"]).is_empty());
+        assert!(names(&["nosuch", "x*"]).is_empty());
+        let all = names(&["*"]);
+        assert_eq!(
+            all.len(),
+            DIRECTIVES
+                .iter()
+                .map(|d| 1 + d.aliases.len())
+                .sum::<usize>()
+        );
+        assert_eq!(
+            c.get(&[b"maxmemory", b"hz"]),
+            [
+                ("maxmemory".to_string(), "0".to_string()),
+                ("hz".to_string(), "10".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn config_set_success() {
+        let mut c = Config::default();
+        let changed = set(
+            &mut c,
+            &[
+                ("maxmemory", "1mb"),
+                ("HZ", "0"),
+                ("save", "900 1 300 10"),
+                ("timeout", "0"),
+            ],
+        )
+        .unwrap();
+        // timeout was already 0: not reported as changed.
+        assert_eq!(changed, ["maxmemory", "hz", "save"]);
+        assert_eq!(c.maxmemory, 1024 * 1024);
+        assert_eq!(c.hz, 1, "hz 0 is clamped to 1 like Redis");
+        assert_eq!(get1(&c, "save"), "900 1 300 10");
+        set(&mut c, &[("save", "")]).unwrap();
+        assert_eq!(get1(&c, "save"), "");
+        set(&mut c, &[("hz", "1000")]).unwrap();
+        assert_eq!(c.hz, 500);
+
+        assert_eq!(
+            set(&mut c, &[("lua-time-limit", "7")]).unwrap(),
+            ["busy-reply-threshold"]
+        );
+        assert_eq!(get1(&c, "busy-reply-threshold"), "7");
+        set(
+            &mut c,
+            &[("maxmemory-policy", "ALLKEYS-LRU"), ("loglevel", "Debug")],
+        )
+        .unwrap();
+        assert_eq!(get1(&c, "maxmemory-policy"), "allkeys-lru");
+        assert_eq!(c.loglevel, LogLevel::Debug);
+
+        set(&mut c, &[("requirepass", "pw")]).unwrap();
+        assert_eq!(c.requirepass.as_deref(), Some(&b"pw"[..]));
+        set(&mut c, &[("requirepass", "")]).unwrap();
+        assert_eq!(c.requirepass, None);
+        assert_eq!(get1(&c, "requirepass"), "");
+
+        // Partial client-output-buffer-limit updates keep the other classes.
+        set(
+            &mut c,
+            &[("client-output-buffer-limit", "normal 1mb 2mb 3")],
+        )
+        .unwrap();
+        set(
+            &mut c,
+            &[("client-output-buffer-limit", "replica 1gb 1k 10")],
+        )
+        .unwrap();
+        assert_eq!(
+            get1(&c, "client-output-buffer-limit"),
+            "normal 1048576 2097152 3 slave 1073741824 1000 10 pubsub 33554432 8388608 60"
+        );
+
+        for (input, shown) in [
+            ("KEA", "AKE"),
+            ("Kn", "nK"),
+            ("KEAmn", "AKEm"),
+            ("gE", "gE"),
+            ("", ""),
+        ] {
+            set(&mut c, &[("notify-keyspace-events", input)]).unwrap();
+            assert_eq!(get1(&c, "notify-keyspace-events"), shown, "{input}");
+        }
+        for (input, bytes) in [
+            ("1k", "1000"),
+            ("1KB", "1024"),
+            ("2g", "2000000000"),
+            ("010", "10"),
+            ("", "0"),
+        ] {
+            set(&mut c, &[("maxmemory", input)]).unwrap();
+            assert_eq!(get1(&c, "maxmemory"), bytes, "{input}");
+        }
+        set(
+            &mut c,
+            &[
+                ("list-max-listpack-size", "-5"),
+                ("slowlog-log-slower-than", "-1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(get1(&c, "list-max-listpack-size"), "-5");
+        assert_eq!(c.slowlog_log_slower_than, -1);
+    }
+
+    #[test]
+    fn config_set_errors_and_atomicity() {
+        let mut c = Config::default();
+        let before = format!("{:?}", c.get(&[b"*"]));
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("foo", "bar")], "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"),
+            (&[("hz", "5"), ("Foo", "1")], "ERR Unknown option or number of arguments for CONFIG SET - 'Foo'"),
+            // Name problems are found before any value is parsed.
+            (&[("hz", "x"), ("foo", "1")], "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"),
+            (&[("DAEMONIZE", "no"), ("foo", "1")],
+             "ERR CONFIG SET failed (possibly related to argument 'DAEMONIZE') - can't set immutable config"),
+            (&[("port", "7000")],
+             "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"),
+            (&[("shards", "2")],
+             "ERR CONFIG SET failed (possibly related to argument 'shards') - can't set immutable config"),
+            (&[("dir", "/tmp")],
+             "ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config"),
+            (&[("hz", "1"), ("HZ", "2")],
+             "ERR CONFIG SET failed (possibly related to argument 'HZ') - duplicate parameter"),
+            (&[("lua-time-limit", "1"), ("busy-reply-threshold", "2")],
+             "ERR CONFIG SET failed (possibly related to argument 'busy-reply-threshold') - duplicate parameter"),
+            (&[("hz", "7"), ("maxmemory", "x")],
+             "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value"),
+            (&[("maxmemory", "-1")],
+             "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value"),
+            (&[("HZ", "x")],
+             "ERR CONFIG SET failed (possibly related to argument 'hz') - argument couldn't be parsed into an integer"),
+            (&[("hz", "-1")],
+             "ERR CONFIG SET failed (possibly related to argument 'hz') - argument must be between 0 and 2147483647 inclusive"),
+            (&[("LUA-TIME-LIMIT", "-1")],
+             "ERR CONFIG SET failed (possibly related to argument 'lua-time-limit') - argument must be between 0 and 9223372036854775807 inclusive"),
+            (&[("slowlog-max-len", "010")],
+             "ERR CONFIG SET failed (possibly related to argument 'slowlog-max-len') - argument couldn't be parsed into an integer"),
+            (&[("maxclients", "0")],
+             "ERR CONFIG SET failed (possibly related to argument 'maxclients') - argument must be between 1 and 4294967295 inclusive"),
+            (&[("proto-max-bulk-len", "1")],
+             "ERR CONFIG SET failed (possibly related to argument 'proto-max-bulk-len') - argument must be between 1048576 and 9223372036854775807 inclusive"),
+            (&[("active-expire-effort", "11")],
+             "ERR CONFIG SET failed (possibly related to argument 'active-expire-effort') - argument must be between 1 and 10 inclusive"),
+            (&[("loglevel", "loud")],
+             "ERR CONFIG SET failed (possibly related to argument 'loglevel') - argument(s) must be one of the following: debug, verbose, notice, warning"),
+            (&[("maxmemory-policy", "x")],
+             "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"),
+            (&[("appendfsync", "x")],
+             "ERR CONFIG SET failed (possibly related to argument 'appendfsync') - argument(s) must be one of the following: everysec, always, no"),
+            (&[("protected-mode", "maybe")],
+             "ERR CONFIG SET failed (possibly related to argument 'protected-mode') - argument must be 'yes' or 'no'"),
+            (&[("save", "10  1")],
+             "ERR CONFIG SET failed (possibly related to argument 'save') - Invalid save parameters"),
+            (&[("save", "0 1")],
+             "ERR CONFIG SET failed (possibly related to argument 'save') - Invalid save parameters"),
+            (&[("client-output-buffer-limit", "master 1 2 3")],
+             "ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - Invalid client class specified in buffer limit configuration."),
+            (&[("client-output-buffer-limit", "normal 1 2")],
+             "ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - Wrong number of arguments in buffer limit configuration."),
+            (&[("client-output-buffer-limit", "normal 1 2 -1")],
+             "ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - Error in hard, soft or soft_seconds setting in buffer limit configuration."),
+            (&[("notify-keyspace-events", "q")],
+             "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(set(&mut c, pairs).unwrap_err(), *expected, "{pairs:?}");
+        }
+        // Nothing from any failed SET leaked in (e.g. hz 7 before maxmemory x).
+        assert_eq!(format!("{:?}", c.get(&[b"*"])), before);
+        assert_eq!(c.hz, 10);
+    }
+
+    #[test]
+    fn rewrite_preserves_comments_and_round_trips() {
+        let (path, p) = write_conf(
+            "# Top comment\n\
+             port 7802\n   # indented comment\n\n\
+             save 900 1\n\
+             save 300 10\n\
+             save 60 10000\n\
+             hash-max-ziplist-entries 100\n\
+             maxmemory 100mb\n\
+             # policy below\n\
+             maxmemory-policy noeviction\n\
+             requirepass \"a b\\\"c\"\n\n\n\n\
+             # end\n",
+        );
+        let mut c = load(&args(&[&p])).unwrap().config;
+        set(
+            &mut c,
+            &[
+                ("maxmemory", "1gb"),
+                ("hz", "20"),
+                ("save", "900 1 300 10"),
+                ("client-output-buffer-limit", "pubsub 1mb 1000 5"),
+                ("notify-keyspace-events", "KEA"),
+                ("requirepass", "x'y"),
+            ],
+        )
+        .unwrap();
+        c.rewrite().unwrap();
+        let dir = repr(c.dir.as_os_str().as_bytes());
+        let expected = format!(
+            "# Top comment\n\
+             port 7802\n\
+             # indented comment\n\
+             \n\
+             save 900 1\n\
+             save 300 10\n\
+             \n\
+             hash-max-listpack-entries 100\n\
+             maxmemory 1gb\n\
+             # policy below\n\
+             maxmemory-policy noeviction\n\
+             requirepass \"x'y\"\n\
+             \n\
+             # end\n\
+             \n\
+             # Generated by CONFIG REWRITE\n\
+             dir {dir}\n\
+             notify-keyspace-events \"AKE\"\n\
+             client-output-buffer-limit pubsub 1mb 1000 5\n\
+             hz 20\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+
+        // Reloading the rewritten file gives the same configuration.
+        let again = load(&args(&[&p])).unwrap().config;
+        assert_eq!(again.get(&[b"*"]), c.get(&[b"*"]));
+
+        // A second rewrite adds no second signature and moves nothing. Like
+        // Redis, the old file's final newline reads as one trailing blank
+        // line, which then stays a single blank line on later rewrites.
+        again.rewrite().unwrap();
+        let second = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(second, format!("{expected}\n"));
+        again.rewrite().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), second);
+    }
+
+    #[test]
+    fn rewrite_content_details() {
+        let mut c = Config::default();
+        set(&mut c, &[("save", ""), ("appendonly", "yes")]).unwrap();
+        let out = String::from_utf8(c.rewrite_content(
+            b"pidfile /run/x.pid\nbogus line\nappendonly no\ninclude /etc/other.conf\n\
+              # Generated by CONFIG REWRITE\nlogfile \"\"\n",
+        ))
+        .unwrap();
+        let dir = repr(c.dir.as_os_str().as_bytes());
+        // pidfile is now unset -> its line is dropped (blank); unknown lines
+        // are commented out; include is left alone; the signature exists
+        // already; logfile at its default stays where it was.
+        assert_eq!(
+            out,
+            format!(
+                "\n# ??? bogus line\nappendonly yes\ninclude /etc/other.conf\n\
+                 # Generated by CONFIG REWRITE\nlogfile \"\"\n\nsave \"\"\ndir {dir}\n"
+            )
+        );
+        // An empty file gets the forced lines only.
+        let out = String::from_utf8(Config::default().rewrite_content(b"")).unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "# Generated by CONFIG REWRITE\nsave 3600 1\nsave 300 100\nsave 60 10000\n\
+                 dir {dir}\n"
+            )
+        );
+    }
+
+    #[test]
+    fn rewrite_without_config_file() {
+        assert_eq!(
+            Config::default().rewrite().unwrap_err(),
+            "ERR The server is running without a config file"
+        );
+        let c = Config {
+            config_file: Some(PathBuf::from("/nonexistent-dir/tessera.conf")),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.rewrite().unwrap_err(),
+            "ERR Rewriting config file: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn split_args_like_sdssplitargs() {
+        let split = |s: &str| split_args(s.as_bytes());
+        let v = |list: &[&str]| {
+            Some(
+                list.iter()
+                    .map(|s| s.as_bytes().to_vec())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(split("  a  b\tc "), v(&["a", "b", "c"]));
+        assert_eq!(split(""), v(&[]));
+        assert_eq!(split("\"a b\" 'c d'"), v(&["a b", "c d"]));
+        assert_eq!(split(r#""\x41\x4a\n\t\q\"""#), v(&["AJ\n\tq\""]));
+        assert_eq!(split(r#""\x4g""#), v(&["x4g"]));
+        assert_eq!(split(r"'it\'s' '\n'"), v(&["it's", "\\n"]));
+        assert_eq!(split(r#"foo"bar baz""#), v(&["foobar baz"]));
+        assert_eq!(split("\"\""), v(&[""]));
+        assert_eq!(split("\"a\"b"), None);
+        assert_eq!(split("'a'b"), None);
+        assert_eq!(split("\"abc"), None);
+        assert_eq!(split("'abc"), None);
+        // repr output reads back to the same bytes.
+        let raw = b"a \"b\\ \x01\xff\n";
+        assert_eq!(split_args(repr(raw).as_bytes()), Some(vec![raw.to_vec()]));
+    }
+
+    #[test]
+    fn glob_match_cases() {
+        let m = |p: &str, s: &str| glob_match(p.as_bytes(), s.as_bytes(), false);
+        let mi = |p: &str, s: &str| glob_match(p.as_bytes(), s.as_bytes(), true);
+        // Redis's matcher never matches an empty string, not even with "*"
+        // (PUBLISH "" reaches no PSUBSCRIBE * client); KEYS/SCAN special-case
+        // a lone "*" before matching.
+        assert!(!m("*", ""));
+        assert!(m("*", "anything"));
+        assert!(m("", ""));
+        assert!(!m("", "a"));
+        assert!(!m("a", ""));
+        assert!(m("h?llo", "hello"));
+        assert!(!m("h?llo", "hllo"));
+        assert!(m("h*llo", "hllo"));
+        assert!(m("h*llo", "heeeello"));
+        assert!(m("h**l*o", "hello"));
+        assert!(m("*a*b*c*", "xxaxxbxxcxx"));
+        assert!(!m("*a*b*c*", "xxaxxcxxbxx"));
+        assert!(m("h[ae]llo", "hallo"));
+        assert!(!m("h[ae]llo", "hillo"));
+        assert!(m("h[^e]llo", "hallo"));
+        assert!(!m("h[^e]llo", "hello"));
+        assert!(m("h[a-b]llo", "hbllo"));
+        assert!(m("h[b-a]llo", "hallo"), "reversed ranges work");
+        assert!(!m("h[a-b]llo", "hcllo"));
+        assert!(m("[a-]", "]"), "'a-]' is a range up to ']' in Redis");
+        assert!(m("a\\*b", "a*b"));
+        assert!(!m("a\\*b", "axb"));
+        assert!(m("a\\?", "a?"));
+        assert!(m("[\\]]", "]"));
+        assert!(m("[\\^a]", "^"));
+        assert!(m("\\", "\\"), "a trailing backslash is literal");
+        assert!(
+            m("[abc", "c"),
+            "an unterminated class ends with the pattern"
+        );
+        assert!(!m("[abc", "cd"));
+        assert!(!m("[]", "a"));
+        assert!(!m("Hello", "hello"));
+        assert!(mi("Hello", "hELLO"));
+        assert!(mi("H[A-Z]llo", "hello"));
+        assert!(mi("h[E]llo", "hello"));
+        assert!(!mi("h[^E]llo", "hello"));
+        assert!(m("a*", "a"));
+        assert!(m("a*?", "ab"));
+        assert!(!m("a*?", "a"));
+        assert!(glob_match(b"\xff*", b"\xff\x00x", false), "binary safe");
+        assert!(glob_match(b"[\x80-\xff]", b"\x90", false));
+        // Pathological pattern finishes quickly.
+        let p = "a*".repeat(40) + "b";
+        assert!(!m(&p, &"a".repeat(60)));
+    }
+
+    #[test]
+    fn parse_memory_cases() {
+        let pm = |s: &str| parse_memory(s.as_bytes());
+        assert_eq!(pm("0"), Some(0));
+        assert_eq!(pm("1024"), Some(1024));
+        assert_eq!(pm("1b"), Some(1));
+        assert_eq!(pm("1B"), Some(1));
+        assert_eq!(pm("1k"), Some(1000));
+        assert_eq!(pm("1K"), Some(1000));
+        assert_eq!(pm("1kb"), Some(1024));
+        assert_eq!(pm("1kB"), Some(1024));
+        assert_eq!(pm("5m"), Some(5_000_000));
+        assert_eq!(pm("100mb"), Some(100 << 20));
+        assert_eq!(pm("1g"), Some(1_000_000_000));
+        assert_eq!(pm("1gb"), Some(1 << 30));
+        assert_eq!(pm("1GB"), Some(1 << 30));
+        assert_eq!(pm("010"), Some(10));
+        assert_eq!(pm(""), Some(0), "Redis reads an empty number as 0");
+        assert_eq!(pm("kb"), Some(0));
+        assert_eq!(pm("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(pm("18446744073709551616"), None);
+        assert_eq!(pm("99999999999gb"), None);
+        for bad in [
+            "-1", "+1", " 1", "1 ", "1.5k", "0x10", "1t", "1tb", "1kbb", "k1",
+        ] {
+            assert_eq!(pm(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn number_parsers() {
+        assert_eq!(parse_ll(b"0"), Some(0));
+        assert_eq!(parse_ll(b"-1"), Some(-1));
+        assert_eq!(parse_ll(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_ll(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            "",
+            "-",
+            "-0",
+            "01",
+            "+1",
+            " 1",
+            "1 ",
+            "1e3",
+            "9223372036854775808",
+        ] {
+            assert_eq!(parse_ll(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(parse_strtoll(b""), Some(0));
+        assert_eq!(parse_strtoll(b" +5"), Some(5));
+        assert_eq!(parse_strtoll(b"-5"), Some(-5));
+        assert_eq!(parse_strtoll(b" "), None);
+        assert_eq!(parse_strtoll(b"5 "), None);
+        assert_eq!(parse_strtoll(b"5x"), None);
+    }
+
+    #[test]
+    fn implemented_lookup() {
+        assert_eq!(is_implemented("port"), Some(true));
+        assert_eq!(is_implemented("APPENDONLY"), Some(false));
+        assert_eq!(is_implemented("lua-time-limit"), Some(false));
+        assert_eq!(is_implemented("nope"), None);
+    }
+
+    #[test]
+    fn debug_redacts_requirepass() {
+        let mut c = Config::default();
+        set(&mut c, &[("requirepass", "hunter2")]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn config_is_send_and_clone() {
+        fn assert_send<T: Send + Clone + std::fmt::Debug>() {}
+        assert_send::<Config>();
+        assert_send::<LoadOutcome>();
+    }
+}

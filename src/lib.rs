@@ -1,0 +1,18 @@
+//! Tessera: a Redis-compatible, thread-per-core in-memory data server.
+//!
+//! Layout: `protocol` (RESP on the wire), `server` (startup, connections, client state),
+//! `shard` (per-core keyspace, expiry, router), `tx` (multi-shard coordination), `commands`
+//! (the command table and one module per family), `types` (values and their encodings) and
+//! `config` (redis.conf-style configuration).
+
+pub mod commands;
+pub mod config;
+pub mod protocol;
+pub mod server;
+pub mod shard;
+pub mod tx;
+pub mod types;
+
+/// The Redis version we are compatible with, reported by HELLO and INFO so that clients that
+/// gate features on the server version treat us as Redis 7.0.
+pub const REDIS_VERSION: &str = "7.0.15";

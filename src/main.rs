@@ -1,0 +1,77 @@
+//! The `tessera` binary: parse configuration like redis-server, set up logging, run the shards.
+
+use tessera::config::{self, LogLevel};
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "--version" || a == "-v") {
+        println!(
+            "tessera v={} (redis compatible {})",
+            env!("CARGO_PKG_VERSION"),
+            tessera::REDIS_VERSION
+        );
+        return;
+    }
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
+        println!("Usage: tessera [/path/to/tessera.conf] [--name value ...]\n\nEvery redis.conf directive is accepted as --name value; --shards N sets the number of shards (default: online CPUs).");
+        return;
+    }
+    let loaded = match config::load(&argv) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "\n*** FATAL CONFIG FILE ERROR (Tessera {}) ***\n{}",
+                env!("CARGO_PKG_VERSION"),
+                e
+            );
+            std::process::exit(1);
+        }
+    };
+    let cfg = loaded.config;
+    init_logging(&cfg);
+    for w in &loaded.warnings {
+        tracing::warn!("{}", w);
+    }
+    let config_file = cfg
+        .config_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if let Err(e) = tessera::server::run(cfg, config_file) {
+        tracing::error!("{}", e);
+        eprintln!("{}", e);
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(cfg: &config::Config) {
+    let level = match cfg.loglevel {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Verbose => tracing::Level::DEBUG,
+        LogLevel::Notice => tracing::Level::INFO,
+        LogLevel::Warning => tracing::Level::WARN,
+        #[allow(unreachable_patterns)]
+        _ => tracing::Level::INFO,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
+    if cfg.logfile.is_empty() {
+        builder.init();
+    } else {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&cfg.logfile)
+        {
+            Ok(f) => builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .init(),
+            Err(e) => {
+                eprintln!("Can't open the log file: {}", e);
+                std::process::exit(1);
+            }
+        }
+    }
+}

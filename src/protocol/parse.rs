@@ -1,0 +1,316 @@
+//! Request parser: RESP arrays of bulk strings (what clients send) and inline commands (what a
+//! person types into telnet).
+//!
+//! The parser works on the connection's read buffer and returns every complete command in it,
+//! leaving a partial command for the next read. Arguments are zero-copy `Bytes` slices of the
+//! consumed part of the buffer. Limits (`proto-max-bulk-len`, multibulk count) are checked before
+//! any allocation sized by client input, so a hostile length cannot make us reserve memory.
+
+use bytes::{Bytes, BytesMut};
+
+/// One parsed command: its arguments, the command name first.
+pub type Args = Vec<Bytes>;
+
+/// Limits taken from the configuration at parse time.
+#[derive(Clone, Copy, Debug)]
+pub struct ParseLimits {
+    pub max_bulk_len: u64,
+    pub max_multibulk_len: u64,
+    /// Largest inline command line accepted before the request is refused.
+    pub max_inline_len: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: i32::MAX as u64,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+/// A protocol violation: the reply text (without the leading `-`) and the connection is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl ParseError {
+    fn new(text: &str) -> Self {
+        ParseError(text.to_string())
+    }
+}
+
+/// Parses every complete command in `buf`, appending them to `out`. Consumed bytes are removed
+/// from `buf`; an incomplete trailing command stays there. On a protocol error the commands
+/// parsed before it are still returned in `out` (Redis executes them before closing).
+pub fn parse_requests(
+    buf: &mut BytesMut,
+    limits: &ParseLimits,
+    out: &mut Vec<Args>,
+) -> Result<(), ParseError> {
+    let mut pos = 0usize;
+    // Argument ranges relative to the start of the buffer; they become `Bytes` slices once we
+    // know how much of the buffer is consumed (one freeze for the whole batch).
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut result = Ok(());
+    while pos < buf.len() {
+        if buf[pos] == b'*' {
+            let start_ranges = ranges.len();
+            match parse_multibulk(&buf[..], pos, limits, &mut ranges) {
+                Ok(Some(next)) => {
+                    pos = next;
+                    if ranges.len() > start_ranges {
+                        pending.push(Pending::Ranges(start_ranges, ranges.len()));
+                    }
+                }
+                Ok(None) => {
+                    ranges.truncate(start_ranges);
+                    break;
+                }
+                Err(e) => {
+                    ranges.truncate(start_ranges);
+                    result = Err(e);
+                    break;
+                }
+            }
+        } else {
+            match parse_inline(&buf[..], pos, limits) {
+                Ok(Some((next, args))) => {
+                    pos = next;
+                    if !args.is_empty() {
+                        pending.push(Pending::Owned(args));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+    }
+    if pos > 0 {
+        let consumed = buf.split_to(pos).freeze();
+        for p in pending {
+            match p {
+                Pending::Ranges(begin, end) => {
+                    let mut args = Vec::with_capacity(end - begin);
+                    for &(s, e) in &ranges[begin..end] {
+                        args.push(consumed.slice(s..e));
+                    }
+                    out.push(args);
+                }
+                Pending::Owned(args) => out.push(args),
+            }
+        }
+    }
+    result
+}
+
+enum Pending {
+    Ranges(usize, usize),
+    Owned(Args),
+}
+
+/// Finds `\r\n` starting at `from`; returns the index of `\r`.
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 1 < buf.len() {
+        match buf[i + 1..].iter().position(|&b| b == b'\n') {
+            Some(off) => {
+                let nl = i + 1 + off;
+                if buf[nl - 1] == b'\r' {
+                    return Some(nl - 1);
+                }
+                i = nl;
+            }
+            None => return None,
+        }
+    }
+    None
+}
+
+/// Parses the decimal length after a `*` or `$` prefix the way Redis does (`string2ll`).
+fn parse_len(digits: &[u8]) -> Option<i64> {
+    crate::commands::args::parse_i64(digits)
+}
+
+fn parse_multibulk(
+    buf: &[u8],
+    start: usize,
+    limits: &ParseLimits,
+    ranges: &mut Vec<(usize, usize)>,
+) -> Result<Option<usize>, ParseError> {
+    let Some(cr) = find_crlf(buf, start) else {
+        if buf.len() - start > limits.max_inline_len {
+            return Err(ParseError::new(
+                "Protocol error: too big mbulk count string",
+            ));
+        }
+        return Ok(None);
+    };
+    let count = match parse_len(&buf[start + 1..cr]) {
+        Some(n) if (n as i128) <= limits.max_multibulk_len as i128 => n,
+        _ => return Err(ParseError::new("Protocol error: invalid multibulk length")),
+    };
+    let mut pos = cr + 2;
+    if count <= 0 {
+        return Ok(Some(pos));
+    }
+    for _ in 0..count {
+        if pos >= buf.len() {
+            return Ok(None);
+        }
+        if buf[pos] != b'$' {
+            return Err(ParseError(format!(
+                "Protocol error: expected '$', got '{}'",
+                buf[pos] as char
+            )));
+        }
+        let Some(cr) = find_crlf(buf, pos) else {
+            if buf.len() - pos > limits.max_inline_len {
+                return Err(ParseError::new("Protocol error: too big bulk count string"));
+            }
+            return Ok(None);
+        };
+        let len = match parse_len(&buf[pos + 1..cr]) {
+            Some(n) if n >= 0 && (n as u64) <= limits.max_bulk_len => n as usize,
+            _ => return Err(ParseError::new("Protocol error: invalid bulk length")),
+        };
+        let data = cr + 2;
+        if buf.len() < data + len + 2 {
+            return Ok(None);
+        }
+        if &buf[data + len..data + len + 2] != b"\r\n" {
+            // Redis reads exactly len bytes then skips two; a wrong terminator desyncs the
+            // stream, which it reports on the next command. We refuse it at once.
+            return Err(ParseError::new("Protocol error: invalid bulk length"));
+        }
+        ranges.push((data, data + len));
+        pos = data + len + 2;
+    }
+    Ok(Some(pos))
+}
+
+fn parse_inline(
+    buf: &[u8],
+    start: usize,
+    limits: &ParseLimits,
+) -> Result<Option<(usize, Args)>, ParseError> {
+    let Some(nl_off) = buf[start..].iter().position(|&b| b == b'\n') else {
+        if buf.len() - start > limits.max_inline_len {
+            return Err(ParseError::new("Protocol error: too big inline request"));
+        }
+        return Ok(None);
+    };
+    let nl = start + nl_off;
+    let mut end = nl;
+    if end > start && buf[end - 1] == b'\r' {
+        end -= 1;
+    }
+    // Inline commands come from people typing, not from clients on the hot path, so they are
+    // decoded into owned arguments rather than sliced.
+    let args = decode_inline(&buf[start..end])?
+        .into_iter()
+        .map(Bytes::from)
+        .collect();
+    Ok(Some((nl + 1, args)))
+}
+
+/// Decodes an inline line with Redis's quoting rules: double quotes with `\n \r \t \b \a \\ \"`
+/// and `\xHH` escapes, single quotes with only `\'`.
+pub fn decode_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Ok(out);
+        }
+        let mut cur = Vec::new();
+        let mut inq = false;
+        let mut insq = false;
+        loop {
+            if inq {
+                if i >= n {
+                    return Err(ParseError::new(
+                        "Protocol error: unbalanced quotes in request",
+                    ));
+                }
+                if line[i] == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit()
+                {
+                    let h = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                    cur.push(h(line[i + 2]) * 16 + h(line[i + 3]));
+                    i += 4;
+                    continue;
+                } else if line[i] == b'\\' && i + 1 < n {
+                    let c = match line[i + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    };
+                    cur.push(c);
+                    i += 2;
+                    continue;
+                } else if line[i] == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return Err(ParseError::new(
+                            "Protocol error: unbalanced quotes in request",
+                        ));
+                    }
+                    i += 1;
+                    break;
+                }
+                cur.push(line[i]);
+                i += 1;
+            } else if insq {
+                if i >= n {
+                    return Err(ParseError::new(
+                        "Protocol error: unbalanced quotes in request",
+                    ));
+                }
+                if line[i] == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    cur.push(b'\'');
+                    i += 2;
+                    continue;
+                } else if line[i] == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return Err(ParseError::new(
+                            "Protocol error: unbalanced quotes in request",
+                        ));
+                    }
+                    i += 1;
+                    break;
+                }
+                cur.push(line[i]);
+                i += 1;
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        i += 1;
+                        break;
+                    }
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => cur.push(c),
+                }
+                i += 1;
+            }
+        }
+        out.push(cur);
+    }
+}

@@ -1,0 +1,78 @@
+//! Client bookkeeping on one shard: what CLIENT LIST/INFO/KILL need to know about each
+//! connection the shard accepted. The connection task owns its socket; this registry only holds
+//! shared descriptive state and the means to ask a connection to close.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+/// Descriptive state of one connection, updated by its task.
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: RawFd,
+    pub created_ms: u64,
+    pub last_ms: Cell<u64>,
+    pub name: RefCell<String>,
+    pub db: Cell<usize>,
+    pub resp: Cell<u8>,
+    pub last_cmd: Cell<&'static str>,
+    pub qbuf: Cell<usize>,
+    pub monitor: Cell<bool>,
+    pub killed: Cell<bool>,
+}
+
+impl ClientHandle {
+    /// Asks the connection to close: its pending read returns at once.
+    pub fn kill(&self) {
+        self.killed.set(true);
+        // SAFETY: the fd stays open until the connection task drops its stream; shutdown on a
+        // live socket only ends its I/O.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+
+    /// The CLIENT LIST line for this client (without the trailing newline).
+    pub fn describe(&self, now_ms: u64) -> String {
+        let age = now_ms.saturating_sub(self.created_ms) / 1000;
+        let idle = now_ms.saturating_sub(self.last_ms.get()) / 1000;
+        let flags = if self.monitor.get() { "O" } else { "N" };
+        let qbuf = self.qbuf.get();
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            self.name.borrow(),
+            age,
+            idle,
+            flags,
+            self.db.get(),
+            qbuf,
+            16384usize.saturating_sub(qbuf),
+            16384 + qbuf,
+            self.last_cmd.get(),
+            self.resp.get()
+        )
+    }
+}
+
+/// The clients connected to this shard, by id (ordered, so CLIENT LIST is stable).
+#[derive(Default)]
+pub struct ClientRegistry {
+    pub clients: BTreeMap<u64, Rc<ClientHandle>>,
+}
+
+impl ClientRegistry {
+    pub fn add(&mut self, c: Rc<ClientHandle>) {
+        self.clients.insert(c.id, c);
+    }
+
+    pub fn remove(&mut self, id: u64) {
+        self.clients.remove(&id);
+    }
+}

@@ -1,0 +1,512 @@
+//! One client connection: read, parse, route, execute, reply.
+//!
+//! The connection runs on the shard that accepted it. Every complete command in the read buffer
+//! is executed before the replies go out in one write. A keyed command whose key lives on this
+//! shard runs inline; commands for other shards are collected per target shard and sent as one
+//! batch message each, and replies are stitched back in request order. Connection-level commands
+//! (SELECT, CLIENT, INFO...) and commands whose keys span shards are barriers: everything before
+//! them is completed first, so a client always sees its own commands take effect in order.
+//!
+//! The connection never touches another shard's data; it never holds a shard-state borrow across
+//! an `.await`.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::StreamExt;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::commands::{self, flags, CommandSpec, Exec};
+use crate::protocol::parse::{parse_requests, Args, ParseLimits};
+use crate::protocol::Reply;
+use crate::server::client::ClientHandle;
+use crate::server::globals::unix_ms;
+use crate::shard::router::BatchReply;
+use crate::shard::{execute_keyed, ClientLabel, Shard};
+
+pub const ERR_SHARD_GONE: &str = "ERR shard unavailable (server shutting down)";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReplyMode {
+    On,
+    Off,
+    Skip,
+}
+
+/// A command waiting in the current group (see `flush_group`).
+struct Pending {
+    shard: usize,
+    suppress: bool,
+}
+
+pub struct Conn {
+    pub shard: Rc<Shard>,
+    stream: TcpStream,
+    pub db: usize,
+    pub resp3: bool,
+    pub authenticated: bool,
+    pub info: Rc<ClientHandle>,
+    pub label: Arc<ClientLabel>,
+    pub out: BytesMut,
+    rbuf: BytesMut,
+    pub close_after_reply: bool,
+    pub reply_mode: ReplyMode,
+    pub skip_next: bool,
+    pub monitor_rx: Option<UnboundedReceiver<Bytes>>,
+    // The current group of commands that involve other shards.
+    group_order: Vec<Pending>,
+    group_cmds: Vec<Vec<(u16, Args)>>,
+}
+
+impl Conn {
+    /// The reply writer for this client.
+    pub fn reply(&mut self) -> Reply<'_> {
+        Reply::new(&mut self.out, self.resp3)
+    }
+
+    pub fn set_name(&mut self, name: String) {
+        *self.info.name.borrow_mut() = name.clone();
+        self.label = Arc::new(ClientLabel {
+            addr: self.info.addr.clone(),
+            name,
+        });
+    }
+
+    pub fn set_db(&mut self, db: usize) {
+        self.db = db;
+        self.info.db.set(db);
+    }
+
+    pub fn set_resp3(&mut self, on: bool) {
+        self.resp3 = on;
+        self.info.resp.set(if on { 3 } else { 2 });
+    }
+
+    /// Whether this connection comes from the loopback interface (enable-debug-command local).
+    pub fn is_local(&self) -> bool {
+        self.info.addr.starts_with("127.") || self.info.addr.starts_with("[::1]")
+    }
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let addr = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?:0".into());
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?:0".into());
+    let id = shard.globals.next_client_id();
+    let now = unix_ms();
+    let info = Rc::new(ClientHandle {
+        id,
+        addr: addr.clone(),
+        laddr,
+        fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
+        created_ms: now,
+        last_ms: now.into(),
+        name: Default::default(),
+        db: 0.into(),
+        resp: 2.into(),
+        last_cmd: "NULL".into(),
+        qbuf: 0.into(),
+        monitor: false.into(),
+        killed: false.into(),
+    });
+    shard.clients.borrow_mut().add(info.clone());
+    let authenticated = shard.state.borrow().config.requirepass.is_none();
+    let n = shard.nshards();
+    let mut conn = Conn {
+        shard: shard.clone(),
+        stream,
+        db: 0,
+        resp3: false,
+        authenticated,
+        info: info.clone(),
+        label: Arc::new(ClientLabel {
+            addr,
+            name: String::new(),
+        }),
+        out: BytesMut::with_capacity(16 * 1024),
+        rbuf: BytesMut::with_capacity(16 * 1024),
+        close_after_reply: false,
+        reply_mode: ReplyMode::On,
+        skip_next: false,
+        monitor_rx: None,
+        group_order: Vec::new(),
+        group_cmds: (0..n).map(|_| Vec::new()).collect(),
+    };
+    conn.run().await;
+    if conn.info.monitor.get() {
+        let id = conn.info.id;
+        shard.globals.monitors.fetch_sub(1, Ordering::Relaxed);
+        let _ = shard
+            .run_on_all(move |sh| sh.monitors.borrow_mut().retain(|(i, _)| *i != id))
+            .await;
+    }
+    shard.clients.borrow_mut().remove(id);
+    shard
+        .globals
+        .connected_clients
+        .fetch_sub(1, Ordering::Relaxed);
+}
+
+impl Conn {
+    async fn run(&mut self) {
+        let mut cmds: Vec<Args> = Vec::new();
+        loop {
+            if self.info.killed.get() || self.shard.globals.shutting_down() {
+                return;
+            }
+            let (limits, qlimit, timeout) = {
+                let st = self.shard.state.borrow();
+                (
+                    ParseLimits {
+                        max_bulk_len: st.config.proto_max_bulk_len,
+                        ..ParseLimits::default()
+                    },
+                    st.config.client_query_buffer_limit as usize,
+                    st.config.timeout,
+                )
+            };
+            let _ = self.stream.set_read_timeout(if timeout > 0 {
+                Some(Duration::from_secs(timeout))
+            } else {
+                None
+            });
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(16 * 1024);
+            }
+            let len = self.rbuf.len();
+            let cap = self.rbuf.capacity();
+            self.rbuf.resize(cap, 0);
+            let n = match self.stream.read(&mut self.rbuf[len..]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            self.rbuf.truncate(len + n);
+            self.info.last_ms.set(unix_ms());
+            if self.rbuf.len() > qlimit {
+                tracing::warn!(client = %self.info.addr, "closing client that reached max query buffer length");
+                return;
+            }
+            self.shard.state.borrow_mut().stats.net_input_bytes += n as u64;
+            let parsed = parse_requests(&mut self.rbuf, &limits, &mut cmds);
+            self.info.qbuf.set(self.rbuf.len());
+            for args in cmds.drain(..) {
+                self.dispatch(args).await;
+                if self.close_after_reply || self.monitor_rx.is_some() {
+                    break;
+                }
+            }
+            self.flush_group().await;
+            if let Err(e) = parsed {
+                self.reply().error(&format!("ERR {}", e.0));
+                self.close_after_reply = true;
+            }
+            if !self.write_out().await || self.close_after_reply {
+                return;
+            }
+            if self.monitor_rx.is_some() {
+                self.monitor_loop().await;
+                return;
+            }
+        }
+    }
+
+    async fn write_out(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let ok = self.stream.write_all(&self.out).await.is_ok();
+        self.shard.state.borrow_mut().stats.net_output_bytes += self.out.len() as u64;
+        self.out.clear();
+        if self.out.capacity() > 1024 * 1024 {
+            self.out = BytesMut::with_capacity(16 * 1024);
+        }
+        ok
+    }
+
+    /// MONITOR mode: forward the feed until the client goes away.
+    async fn monitor_loop(&mut self) {
+        let Some(mut rx) = self.monitor_rx.take() else {
+            return;
+        };
+        while let Some(line) = rx.next().await {
+            if self.info.killed.get() || self.shard.globals.shutting_down() {
+                return;
+            }
+            self.out.extend_from_slice(&line);
+            if !self.write_out().await {
+                return;
+            }
+        }
+    }
+
+    /// The shard that must execute a keyed command, or None when its keys span shards.
+    #[inline]
+    fn route(&self, spec: &CommandSpec, args: &[Bytes]) -> Option<usize> {
+        if self.shard.nshards() == 1 {
+            return Some(0);
+        }
+        let mut target = None;
+        for pos in spec.key_positions(args.len()) {
+            let s = self.shard.shard_of(&args[pos]);
+            match target {
+                None => target = Some(s),
+                Some(t) if t != s => return None,
+                _ => {}
+            }
+        }
+        Some(target.unwrap_or(self.shard.id))
+    }
+
+    /// Writes an error that is decided before execution, after everything queued before it.
+    async fn reject(&mut self, msg: &str, spec: Option<&CommandSpec>) {
+        self.flush_group().await;
+        let suppress = self.take_suppress();
+        let mark = self.out.len();
+        self.reply().error(msg);
+        if suppress {
+            self.out.truncate(mark);
+        }
+        let mut st = self.shard.state.borrow_mut();
+        st.stats.total_error_replies += 1;
+        if let Some(s) = spec {
+            st.cmd_stats[s.index()].rejected_calls += 1;
+        }
+    }
+
+    fn take_suppress(&mut self) -> bool {
+        let s = self.reply_mode == ReplyMode::Off || self.skip_next;
+        self.skip_next = false;
+        s
+    }
+
+    async fn dispatch(&mut self, args: Args) {
+        let Some(spec) = commands::lookup(&args[0]) else {
+            let msg = commands::unknown_command_error(&args);
+            return self.reject(&msg, None).await;
+        };
+        self.info.last_cmd.set(spec.name);
+        if !spec.arity_ok(args.len()) {
+            return self
+                .reject(&commands::arity_error(spec.name), Some(spec))
+                .await;
+        }
+        if !self.authenticated && !spec.has(flags::NO_AUTH) {
+            return self
+                .reject("NOAUTH Authentication required.", Some(spec))
+                .await;
+        }
+        self.wait_if_paused(spec).await;
+        if self.shard.globals.monitors.load(Ordering::Relaxed) > 0 && !spec.has(flags::SKIP_MONITOR)
+        {
+            self.feed_monitors(&args);
+        }
+        match spec.exec {
+            Exec::Conn(f) => {
+                self.flush_group().await;
+                let suppress = self.take_suppress();
+                let mark = self.out.len();
+                let started = std::time::Instant::now();
+                f(self, args).await;
+                let usec = started.elapsed().as_micros() as u64;
+                let failed = self.out.len() > mark && self.out[mark] == b'-';
+                if suppress {
+                    self.out.truncate(mark);
+                }
+                let mut st = self.shard.state.borrow_mut();
+                let stat = &mut st.cmd_stats[spec.index()];
+                stat.calls += 1;
+                stat.usec += usec;
+                if failed {
+                    stat.failed_calls += 1;
+                    st.stats.total_error_replies += 1;
+                }
+                st.stats.total_commands += 1;
+            }
+            Exec::Shard(_) => match self.route(spec, &args) {
+                Some(target) if target == self.shard.id && self.group_order.is_empty() => {
+                    let suppress = self.take_suppress();
+                    let mark = self.out.len();
+                    {
+                        let mut st = self.shard.state.borrow_mut();
+                        execute_keyed(
+                            &mut st,
+                            &self.shard.globals,
+                            spec,
+                            &args,
+                            self.db,
+                            self.resp3,
+                            unix_ms(),
+                            &self.label,
+                            &mut self.out,
+                        );
+                    }
+                    if suppress {
+                        self.out.truncate(mark);
+                    }
+                }
+                Some(target) => {
+                    let suppress = self.take_suppress();
+                    self.group_order.push(Pending {
+                        shard: target,
+                        suppress,
+                    });
+                    self.group_cmds[target].push((spec.index() as u16, args));
+                }
+                None => {
+                    self.flush_group().await;
+                    let suppress = self.take_suppress();
+                    let mark = self.out.len();
+                    let started = std::time::Instant::now();
+                    crate::tx::execute_cross_shard(self, spec, args).await;
+                    let usec = started.elapsed().as_micros() as u64;
+                    if suppress {
+                        self.out.truncate(mark);
+                    }
+                    let mut st = self.shard.state.borrow_mut();
+                    let stat = &mut st.cmd_stats[spec.index()];
+                    stat.calls += 1;
+                    stat.usec += usec;
+                    st.stats.total_commands += 1;
+                }
+            },
+        }
+    }
+
+    /// Executes the current group: one batch message per other shard, local commands inline,
+    /// then the replies in request order.
+    async fn flush_group(&mut self) {
+        if self.group_order.is_empty() {
+            return;
+        }
+        let me = self.shard.id;
+        let n = self.shard.nshards();
+        let mut receivers: Vec<Option<futures::channel::oneshot::Receiver<BatchReply>>> =
+            (0..n).map(|_| None).collect();
+        for s in 0..n {
+            if s == me || self.group_cmds[s].is_empty() {
+                continue;
+            }
+            let cmds = std::mem::take(&mut self.group_cmds[s]);
+            receivers[s] = self
+                .shard
+                .router
+                .send_batch(s, self.db, self.resp3, cmds, self.label.clone())
+                .await
+                .ok();
+        }
+        let mut replies: Vec<Option<BatchReply>> = (0..n).map(|_| None).collect();
+        if !self.group_cmds[me].is_empty() {
+            let cmds = std::mem::take(&mut self.group_cmds[me]);
+            let mut buf = BytesMut::new();
+            let mut ends = Vec::with_capacity(cmds.len());
+            let now = unix_ms();
+            let mut st = self.shard.state.borrow_mut();
+            for (idx, args) in &cmds {
+                execute_keyed(
+                    &mut st,
+                    &self.shard.globals,
+                    commands::spec(*idx),
+                    args,
+                    self.db,
+                    self.resp3,
+                    now,
+                    &self.label,
+                    &mut buf,
+                );
+                ends.push(buf.len());
+            }
+            replies[me] = Some(BatchReply { buf, ends });
+        }
+        for s in 0..n {
+            if let Some(rx) = receivers[s].take() {
+                replies[s] = rx.await.ok();
+            }
+        }
+        let mut cursor = vec![0usize; n];
+        let order = std::mem::take(&mut self.group_order);
+        for p in &order {
+            let i = cursor[p.shard];
+            cursor[p.shard] += 1;
+            if p.suppress {
+                continue;
+            }
+            match &replies[p.shard] {
+                Some(r) if i < r.ends.len() => self.out.extend_from_slice(r.reply(i)),
+                _ => self.reply().error(ERR_SHARD_GONE),
+            }
+        }
+        self.group_order = order;
+        self.group_order.clear();
+    }
+
+    async fn wait_if_paused(&mut self, spec: &CommandSpec) {
+        loop {
+            let Some((until, write_only)) = self.shard.pause.get() else {
+                return;
+            };
+            let now = unix_ms();
+            if now >= until {
+                self.shard.pause.set(None);
+                return;
+            }
+            if write_only && !spec.has(flags::WRITE) && !spec.has(flags::MAY_REPLICATE) {
+                return;
+            }
+            let wait = (until - now).min(10);
+            glommio::timer::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+
+    fn feed_monitors(&self, args: &[Bytes]) {
+        let us = crate::server::globals::unix_us();
+        let mut line = format!(
+            "+{}.{:06} [{} {}]",
+            us / 1_000_000,
+            us % 1_000_000,
+            self.db,
+            self.info.addr
+        );
+        for a in args {
+            line.push(' ');
+            line.push_str(&repr(a));
+        }
+        line.push_str("\r\n");
+        let line = Bytes::from(line);
+        for (_, tx) in self.shard.monitors.borrow().iter() {
+            let _ = tx.unbounded_send(line.clone());
+        }
+    }
+}
+
+/// Quotes bytes like Redis's `sdscatrepr` (used by MONITOR).
+pub fn repr(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() + 2);
+    s.push('"');
+    for &c in b {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            7 => s.push_str("\\a"),
+            8 => s.push_str("\\b"),
+            c if c.is_ascii_graphic() || c == b' ' => s.push(c as char),
+            c => s.push_str(&format!("\\x{:02x}", c)),
+        }
+    }
+    s.push('"');
+    s
+}

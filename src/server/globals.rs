@@ -1,0 +1,90 @@
+//! Process-wide facts shared by all shards: identity, start time, counters that must be unique
+//! across shards, and the shutdown flag. Only atomics and immutable data live here: shards
+//! never coordinate through this struct, they only read it or bump a counter.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct Globals {
+    pub run_id: String,
+    pub start_ms: u64,
+    pub port: u16,
+    pub nshards: usize,
+    pub pid: u32,
+    pub executable: String,
+    pub config_file: String,
+    next_client_id: AtomicU64,
+    slowlog_id: AtomicU64,
+    pub shutdown: AtomicBool,
+    /// Monitors connected anywhere; the hot path only feeds them when this is non-zero.
+    pub monitors: AtomicUsize,
+    pub connected_clients: AtomicUsize,
+    pub lastsave: AtomicU64,
+}
+
+impl Globals {
+    pub fn new(port: u16, nshards: usize, config_file: String) -> Globals {
+        let start_ms = unix_ms();
+        let mut seed = start_ms ^ ((std::process::id() as u64) << 32);
+        let run_id: String = (0..40)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from_digit((seed % 16) as u32, 16).unwrap_or('0')
+            })
+            .collect();
+        Globals {
+            run_id,
+            start_ms,
+            port,
+            nshards,
+            pid: std::process::id(),
+            executable: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            config_file,
+            next_client_id: AtomicU64::new(1),
+            slowlog_id: AtomicU64::new(0),
+            shutdown: AtomicBool::new(false),
+            monitors: AtomicUsize::new(0),
+            connected_clients: AtomicUsize::new(0),
+            lastsave: AtomicU64::new(start_ms / 1000),
+        }
+    }
+
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn next_slowlog_id(&self) -> u64 {
+        self.slowlog_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn reset_slowlog_ids(&self) {}
+
+    pub fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+}
+
+/// Wall-clock Unix time in milliseconds.
+#[inline]
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Wall-clock Unix time in microseconds.
+pub fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}

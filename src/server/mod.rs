@@ -1,0 +1,314 @@
+//! Process startup and shutdown: one glommio executor per shard, each with its own listeners on
+//! the shared port (SO_REUSEPORT), its end of the router mesh, and its cron (active expiry,
+//! shutdown checks).
+//!
+//! Nothing here executes commands; it wires shards together and tears them down.
+
+pub mod client;
+pub mod conn;
+pub mod globals;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::Config;
+use crate::shard::router::{Router, ShardMsg};
+use crate::shard::slot::SlotMap;
+use crate::shard::{expiry, Shard};
+use globals::Globals;
+
+/// Whether the configured eviction policy tracks access frequency (LFU).
+pub fn policy_is_lfu(cfg: &Config) -> bool {
+    cfg.get(&[b"maxmemory-policy".as_slice()])
+        .first()
+        .is_some_and(|(_, v)| v.contains("lfu"))
+}
+
+/// The addresses to listen on, from `bind` and `port`.
+fn listen_addrs(cfg: &Config) -> Result<Vec<SocketAddr>, String> {
+    let mut out = Vec::new();
+    for b in &cfg.bind {
+        // Redis's "-" prefix marks an optional address: skip it if unavailable.
+        let (optional, host) = match b.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, b.as_str()),
+        };
+        let host = if host == "*" { "0.0.0.0" } else { host };
+        match (host, cfg.port).to_socket_addrs() {
+            Ok(addrs) => out.extend(addrs),
+            Err(e) if !optional => {
+                return Err(format!("cannot resolve bind address {}: {}", host, e))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Binds one SO_REUSEPORT listener for a shard.
+fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let sk = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    sk.set_reuse_address(true)?;
+    sk.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        sk.set_only_v6(true)?;
+    }
+    sk.bind(&addr.into())?;
+    sk.listen(backlog as i32)?;
+    // SAFETY: we own the fd and hand it over to glommio exactly once.
+    Ok(unsafe { TcpListener::from_raw_fd(sk.into_raw_fd()) })
+}
+
+/// Fails fast if another process (anything not sharing our SO_REUSEPORT group) holds the port:
+/// SO_REUSEPORT would otherwise let us bind beside it silently.
+fn probe_port(addr: SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let sk = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    sk.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sk.set_only_v6(true)?;
+    }
+    sk.bind(&addr.into())?;
+    Ok(())
+}
+
+/// Starts every shard and blocks until the server shuts down.
+pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
+    let nshards = if cfg.shards == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        cfg.shards
+    };
+    let addrs = listen_addrs(&cfg)?;
+    if addrs.is_empty() {
+        return Err("no address to listen on (check 'bind')".into());
+    }
+    for a in &addrs {
+        probe_port(*a)
+            .map_err(|e| format!("Could not create server TCP listening socket {}: {}", a, e))?;
+    }
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let pinned = nshards <= cpus;
+    let globals = Arc::new(Globals::new(cfg.port, nshards, config_file));
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pid = globals.pid,
+        port = cfg.port,
+        shards = nshards,
+        placement = if pinned {
+            "one shard pinned per core"
+        } else {
+            "unbound (more shards than cores)"
+        },
+        "Tessera starting"
+    );
+    install_signal_thread(globals.clone());
+    let slots = Arc::new(SlotMap::new(nshards));
+    let mesh: Option<MeshBuilder<ShardMsg, _>> = if nshards > 1 {
+        Some(MeshBuilder::full(nshards, 1024))
+    } else {
+        None
+    };
+    let mut handles = Vec::new();
+    for id in 0..nshards {
+        let placement = if pinned {
+            Placement::Fixed(id)
+        } else {
+            Placement::Unbound
+        };
+        let cfg = cfg.clone();
+        let globals = globals.clone();
+        let slots = slots.clone();
+        let mesh = mesh.clone();
+        let addrs = addrs.clone();
+        let io_memory = cfg.io_memory.max(512 * 1024);
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("shard-{}", id))
+            .io_memory(io_memory)
+            .ring_depth(cfg.ring_depth.max(32) as usize)
+            .spawn(move || async move { shard_main(id, cfg, globals, slots, mesh, addrs).await })
+            .map_err(|e| format!("cannot start shard {}: {}", id, e))?;
+        handles.push(handle);
+    }
+    let mut result = Ok(());
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                globals.request_shutdown();
+                result = Err(e);
+            }
+            Err(e) => {
+                globals.request_shutdown();
+                result = Err(format!("shard thread failed: {}", e));
+            }
+        }
+    }
+    tracing::info!("Tessera is now ready to exit, bye bye...");
+    result
+}
+
+async fn shard_main(
+    id: usize,
+    cfg: Config,
+    globals: Arc<Globals>,
+    slots: Arc<SlotMap>,
+    mesh: Option<MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>>,
+    addrs: Vec<SocketAddr>,
+) -> Result<(), String> {
+    let backlog = cfg.tcp_backlog;
+    let (senders, receivers) = match mesh {
+        Some(m) => {
+            let (s, r) = m
+                .join()
+                .await
+                .map_err(|_| "router mesh join failed".to_string())?;
+            (Some(s), Some(r))
+        }
+        None => (None, None),
+    };
+    let router = Router::new(id, slots, senders);
+    let shard = Shard::new(id, cfg, router, globals.clone());
+    if let Some(mut receivers) = receivers {
+        for (_peer, rx) in receivers.streams() {
+            let sh = shard.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = rx.recv().await {
+                    match msg {
+                        ShardMsg::Batch(b) => sh.execute_batch(b),
+                        ShardMsg::Job(job) => job(&sh),
+                    }
+                }
+            })
+            .detach();
+        }
+    }
+    let mut listeners = Vec::new();
+    for a in &addrs {
+        let l = bind_listener(*a, backlog)
+            .map_err(|e| format!("shard {}: cannot listen on {}: {}", id, a, e))?;
+        listeners.push(Rc::new(l));
+    }
+    for l in &listeners {
+        let l = l.clone();
+        let sh = shard.clone();
+        glommio::spawn_local(async move { accept_loop(sh, l).await }).detach();
+    }
+    if id == 0 {
+        tracing::info!("Ready to accept connections tcp");
+    }
+    cron(&shard).await;
+    // Shutdown: close every client of this shard, then let the executor wind down.
+    for c in shard.clients.borrow().clients.values() {
+        c.kill();
+    }
+    glommio::timer::sleep(Duration::from_millis(20)).await;
+    shard.router.close();
+    Ok(())
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: Rc<TcpListener>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                if shard.globals.shutting_down() {
+                    return;
+                }
+                tracing::warn!("accept failed: {}", e);
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let max = shard.state.borrow().config.maxclients as usize;
+        let n = shard
+            .globals
+            .connected_clients
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        shard.state.borrow_mut().stats.total_connections_received += 1;
+        if n > max {
+            shard
+                .globals
+                .connected_clients
+                .fetch_sub(1, Ordering::Relaxed);
+            shard.state.borrow_mut().stats.rejected_connections += 1;
+            glommio::spawn_local(async move {
+                use futures_lite::AsyncWriteExt;
+                let mut s = stream;
+                let _ = s.write_all(b"-ERR max number of clients reached\r\n").await;
+            })
+            .detach();
+            continue;
+        }
+        let sh = shard.clone();
+        glommio::spawn_local(async move { conn::serve(sh, stream).await }).detach();
+    }
+}
+
+/// The shard's periodic work: active expiry at `hz`, and watching for shutdown.
+async fn cron(shard: &Rc<Shard>) {
+    loop {
+        let hz = shard.state.borrow().config.hz.clamp(1, 500) as u64;
+        glommio::timer::sleep(Duration::from_millis((1000 / hz).min(100))).await;
+        if shard.globals.shutting_down() {
+            return;
+        }
+        expiry::cycle(&mut shard.state.borrow_mut());
+    }
+}
+
+/// SIGINT/SIGTERM are blocked in every thread and handled by one thread with `sigwait`, which
+/// only raises the shutdown flag; the shards notice it in their cron.
+fn install_signal_thread(globals: Arc<Globals>) {
+    // SAFETY: plain libc signal-mask calls on a sigset we own; done before any shard thread
+    // starts, so every thread inherits the mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        // Writes to closed sockets must return EPIPE, not kill the process.
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let set_copy = set;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || loop {
+                let mut sig: libc::c_int = 0;
+                if libc::sigwait(&set_copy, &mut sig) == 0 {
+                    let name = if sig == libc::SIGINT {
+                        "SIGINT"
+                    } else {
+                        "SIGTERM"
+                    };
+                    tracing::warn!("Received {} scheduling shutdown...", name);
+                    globals.request_shutdown();
+                }
+            })
+            .ok();
+    }
+}

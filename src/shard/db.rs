@@ -1,0 +1,146 @@
+//! One logical database (SELECT n) inside one shard: the key table, the index of keys with a
+//! deadline, and lazy expiry on access.
+//!
+//! Every read or write of a key goes through `lookup`/`lookup_mut`, which delete a key whose
+//! deadline has passed before anyone can see it: that is the "never returned after its deadline"
+//! guarantee. Active expiry (`shard::expiry`) only bounds the memory held by keys nobody reads.
+
+use bytes::Bytes;
+
+use crate::types::dict::Dict;
+use crate::types::{Entry, Value};
+
+/// Seconds-resolution clock for OBJECT IDLETIME, wrapping like Redis's 24-bit LRU clock.
+#[inline]
+pub fn lru_clock(now_ms: u64) -> u32 {
+    (now_ms / 1000) as u32
+}
+
+#[derive(Default)]
+pub struct Db {
+    pub keys: Dict<Entry>,
+    /// Keys with a deadline, for active-expiry sampling. Shares the key's `Bytes` allocation.
+    pub expires: Dict<()>,
+    /// Keys removed because their deadline passed (lazily or actively).
+    pub expired_keys: u64,
+}
+
+impl Db {
+    pub fn new() -> Db {
+        Db::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Looks a key up for reading or writing, expiring it first if its deadline has passed.
+    #[inline]
+    pub fn lookup_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let entry: *mut Entry = self.keys.get_mut(key)?;
+        // SAFETY: `entry` points into `self.keys`, which is not touched again before the
+        // reference is either returned or discarded. The raw pointer only works around the
+        // borrow checker's limitation with conditionally returned borrows (NLL problem case 3).
+        let expire_at = unsafe { (*entry).expire_at };
+        if expire_at != 0 && expire_at <= now_ms {
+            self.remove(key);
+            self.expired_keys += 1;
+            return None;
+        }
+        let e = unsafe { &mut *entry };
+        e.access = lru_clock(now_ms);
+        Some(e)
+    }
+
+    /// Like `lookup_mut`, without touching the access clock (OBJECT, TYPE-style inspection
+    /// still touches in Redis; this is for internal checks such as EXISTS in MSETNX).
+    pub fn exists(&mut self, key: &[u8], now_ms: u64) -> bool {
+        let expired = match self.keys.get(key) {
+            None => return false,
+            Some(e) => e.expire_at != 0 && e.expire_at <= now_ms,
+        };
+        if expired {
+            self.remove(key);
+            self.expired_keys += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Inserts or replaces a key with a value and deadline (0 = none).
+    pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64, now_ms: u64) {
+        let entry = Entry {
+            value,
+            expire_at,
+            access: lru_clock(now_ms),
+        };
+        if let Some(e) = self.keys.get_mut(key) {
+            let had = e.expire_at != 0;
+            *e = entry;
+            match (had, expire_at != 0) {
+                (true, false) => {
+                    self.expires.remove(key);
+                }
+                (false, true) => {
+                    let k = self.keys.get_key_value(key).map(|(k, _)| k.clone());
+                    if let Some(k) = k {
+                        self.expires.insert(k, ());
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        let k = Bytes::copy_from_slice(key);
+        if expire_at != 0 {
+            self.expires.insert(k.clone(), ());
+        }
+        self.keys.insert(k, entry);
+    }
+
+    /// Replaces the value of a key, keeping its deadline (KEEPTTL, APPEND, INCR...).
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, now_ms: u64) {
+        let ttl = self.keys.get(key).map(|e| e.expire_at).unwrap_or(0);
+        self.insert(key, value, ttl, now_ms);
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (_, e) = self.keys.remove(key)?;
+        if e.expire_at != 0 {
+            self.expires.remove(key);
+        }
+        Some(e)
+    }
+
+    /// Sets or clears the deadline of an existing key. Returns false if the key is missing.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
+        let Some((k, e)) = self.keys.get_key_value(key) else {
+            return false;
+        };
+        let had = e.expire_at != 0;
+        let k = k.clone();
+        if let Some(e) = self.keys.get_mut(key) {
+            e.expire_at = expire_at;
+        }
+        if expire_at == 0 && had {
+            self.expires.remove(key);
+        } else if expire_at != 0 && !had {
+            self.expires.insert(k, ());
+        }
+        true
+    }
+
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.expires.clear();
+    }
+
+    /// Number of keys with a deadline (INFO keyspace `expires=`).
+    pub fn volatile_len(&self) -> usize {
+        self.expires.len()
+    }
+}

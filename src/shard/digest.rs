@@ -1,0 +1,61 @@
+//! DEBUG DIGEST: an order-independent fingerprint of the dataset, equal for equal data whatever
+//! the shard count or insertion order (per-key SHA-1 digests combined with XOR). An empty
+//! dataset digests to forty zeros, as in Redis.
+
+use crate::shard::ShardState;
+use crate::types::{StrValue, Value};
+
+fn value_bytes(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Str(s) => {
+            out.extend_from_slice(b"string:");
+            match s {
+                StrValue::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                StrValue::Plain(b) | StrValue::Raw(b) => out.extend_from_slice(b),
+            }
+        }
+    }
+}
+
+/// The digest of one value (DEBUG DIGEST-VALUE).
+pub fn value_digest(v: &Value) -> String {
+    let mut buf = Vec::new();
+    value_bytes(v, &mut buf);
+    sha1_smol::Sha1::from(&buf).digest().to_string()
+}
+
+/// XOR of the digests of every live key of every database on this shard.
+pub fn shard_digest(st: &ShardState) -> [u8; 20] {
+    let now = crate::server::globals::unix_ms();
+    let mut acc = [0u8; 20];
+    let mut buf = Vec::new();
+    for (dbid, db) in st.dbs.iter().enumerate() {
+        for (k, e) in db.keys.iter() {
+            if e.expire_at != 0 && e.expire_at <= now {
+                continue;
+            }
+            buf.clear();
+            buf.extend_from_slice(&(dbid as u32).to_le_bytes());
+            buf.extend_from_slice(&(k.len() as u64).to_le_bytes());
+            buf.extend_from_slice(k);
+            value_bytes(&e.value, &mut buf);
+            buf.extend_from_slice(&e.expire_at.to_le_bytes());
+            let d = sha1_smol::Sha1::from(&buf).digest().bytes();
+            for (a, b) in acc.iter_mut().zip(d) {
+                *a ^= b;
+            }
+        }
+    }
+    acc
+}
+
+/// Combines per-shard digests into the 40-hex-digit reply.
+pub fn combine(parts: &[[u8; 20]]) -> String {
+    let mut acc = [0u8; 20];
+    for p in parts {
+        for (a, b) in acc.iter_mut().zip(p) {
+            *a ^= b;
+        }
+    }
+    acc.iter().map(|b| format!("{:02x}", b)).collect()
+}

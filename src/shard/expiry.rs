@@ -1,0 +1,62 @@
+//! Active expiry: each shard periodically samples its keys with a deadline and deletes the
+//! expired ones, so memory held by keys nobody reads stays bounded.
+//!
+//! Like Redis's slow cycle: up to `hz` times a second, per database, sample 20 volatile keys,
+//! delete the expired ones, and repeat while more than a quarter of the sample was expired — but
+//! never for longer than a slice of the cycle (25% of 1000/hz ms, scaled by
+//! `active-expire-effort`), so the shard never stalls its clients.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::ShardState;
+use crate::server::globals::unix_ms;
+
+const KEYS_PER_LOOP: usize = 20;
+
+/// Runs one active-expiry cycle on `st`. Returns the number of keys deleted.
+pub fn cycle(st: &mut ShardState) -> usize {
+    if !st.active_expire {
+        return 0;
+    }
+    let effort = st.config.active_expire_effort.clamp(1, 10) as usize;
+    let per_loop = KEYS_PER_LOOP + KEYS_PER_LOOP / 4 * (effort - 1);
+    let hz = st.config.hz.clamp(1, 500) as u64;
+    let budget = Duration::from_micros(1_000_000 / hz * (25 + 2 * (effort as u64 - 1)) / 100);
+    let acceptable_stale = 10usize.saturating_sub(effort - 1).max(1); // percent
+    let started = Instant::now();
+    let mut deleted = 0;
+    let mut sample: Vec<Bytes> = Vec::with_capacity(per_loop);
+    let ShardState { dbs, rng, .. } = st;
+    for db in dbs.iter_mut() {
+        loop {
+            if db.volatile_len() == 0 {
+                break;
+            }
+            sample.clear();
+            db.expires.sample_keys(rng, per_loop, &mut sample);
+            if sample.is_empty() {
+                break;
+            }
+            let now = unix_ms();
+            let mut expired = 0;
+            for k in &sample {
+                if !db.exists(k, now) {
+                    expired += 1;
+                }
+            }
+            deleted += expired;
+            if expired * 100 <= sample.len() * acceptable_stale || started.elapsed() > budget {
+                break;
+            }
+        }
+        // Keep incremental rehashing moving on idle shards too.
+        db.keys.rehash_step(1);
+        db.expires.rehash_step(1);
+        if started.elapsed() > budget {
+            break;
+        }
+    }
+    deleted
+}

@@ -1,0 +1,301 @@
+//! A shard: one core's partition of the keyspace (all logical databases), its expiry state, its
+//! statistics and slow log, and its end of the cross-shard router.
+//!
+//! A shard's data is only ever touched by code running on that shard's executor thread. Other
+//! shards reach it by sending a message (`ShardMsg`) and awaiting the reply; there are no locks.
+//! Code here must never hold a `RefCell` borrow of the state across an `.await`.
+
+pub mod db;
+pub mod digest;
+pub mod expiry;
+pub mod router;
+pub mod slot;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use crate::commands::{self, CommandSpec};
+use crate::config::Config;
+use crate::server::globals::Globals;
+use db::Db;
+pub use router::{BatchReply, Router, ShardGone, ShardMsg};
+
+/// Per-command counters (INFO commandstats).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct CmdStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+}
+
+/// Counters that INFO sums over all shards.
+#[derive(Clone, Default, Debug)]
+pub struct ShardStats {
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub total_commands: u64,
+    pub total_error_replies: u64,
+    pub expired_stale_perc_x100: u64,
+    pub expire_cycle_cpu_ms: u64,
+    pub total_connections_received: u64,
+    pub rejected_connections: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub evicted_keys: u64,
+    pub cross_shard_batches: u64,
+    pub cross_shard_commands: u64,
+}
+
+/// Who issued a command, for SLOWLOG and MONITOR (shared with the batches a connection sends).
+#[derive(Debug, Default)]
+pub struct ClientLabel {
+    pub addr: String,
+    pub name: String,
+}
+
+/// One SLOWLOG entry.
+#[derive(Clone, Debug)]
+pub struct SlowEntry {
+    pub id: u64,
+    pub time: u64,
+    pub usec: u64,
+    pub args: Vec<Bytes>,
+    pub addr: String,
+    pub name: String,
+}
+
+/// The mutable state of a shard.
+pub struct ShardState {
+    pub id: usize,
+    pub dbs: Vec<Db>,
+    pub config: Config,
+    pub cmd_stats: Vec<CmdStat>,
+    pub stats: ShardStats,
+    pub slowlog: VecDeque<SlowEntry>,
+    pub rng: SmallRng,
+    /// DEBUG SET-ACTIVE-EXPIRE.
+    pub active_expire: bool,
+}
+
+impl ShardState {
+    pub fn new(id: usize, config: Config) -> ShardState {
+        let dbs = (0..config.databases.max(1)).map(|_| Db::new()).collect();
+        ShardState {
+            id,
+            dbs,
+            config,
+            cmd_stats: vec![CmdStat::default(); commands::table().len()],
+            stats: ShardStats::default(),
+            slowlog: VecDeque::new(),
+            rng: SmallRng::seed_from_u64(0x7e55_e4a0 ^ id as u64),
+            active_expire: true,
+        }
+    }
+
+    /// Records a command that ran for `usec` microseconds in the slow log if it was slow enough.
+    pub fn maybe_slowlog(
+        &mut self,
+        globals: &Globals,
+        args: &[Bytes],
+        usec: u64,
+        who: &ClientLabel,
+    ) {
+        let threshold = self.config.slowlog_log_slower_than;
+        if threshold < 0 || (usec as i64) < threshold {
+            return;
+        }
+        let max = self.config.slowlog_max_len as usize;
+        if max == 0 {
+            return;
+        }
+        // Like Redis: at most 32 arguments, each at most 128 bytes, with a summary of the rest.
+        let mut logged: Vec<Bytes> = Vec::with_capacity(args.len().min(32));
+        for (i, a) in args.iter().enumerate() {
+            if i == 31 && args.len() > 32 {
+                logged.push(Bytes::from(format!(
+                    "... ({} more arguments)",
+                    args.len() - 31
+                )));
+                break;
+            }
+            if a.len() > 128 {
+                let mut v = a[..128].to_vec();
+                v.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
+                logged.push(Bytes::from(v));
+            } else {
+                logged.push(Bytes::copy_from_slice(a));
+            }
+        }
+        let entry = SlowEntry {
+            id: globals.next_slowlog_id(),
+            time: crate::server::globals::unix_ms() / 1000,
+            usec,
+            args: logged,
+            addr: who.addr.clone(),
+            name: who.name.clone(),
+        };
+        self.slowlog.push_front(entry);
+        while self.slowlog.len() > max {
+            self.slowlog.pop_back();
+        }
+    }
+}
+
+/// A shard as seen from tasks running on its executor.
+pub struct Shard {
+    pub id: usize,
+    pub state: RefCell<ShardState>,
+    pub router: Router,
+    pub globals: Arc<Globals>,
+    pub clients: RefCell<crate::server::client::ClientRegistry>,
+    /// MONITOR clients (on any shard) that this shard's connections feed.
+    pub monitors: RefCell<Vec<(u64, futures::channel::mpsc::UnboundedSender<Bytes>)>>,
+    /// CLIENT PAUSE: (until Unix ms, write-only).
+    pub pause: std::cell::Cell<Option<(u64, bool)>>,
+}
+
+impl Shard {
+    pub fn new(id: usize, config: Config, router: Router, globals: Arc<Globals>) -> Rc<Shard> {
+        Rc::new(Shard {
+            id,
+            state: RefCell::new(ShardState::new(id, config)),
+            router,
+            globals,
+            clients: RefCell::new(Default::default()),
+            monitors: RefCell::new(Vec::new()),
+            pause: std::cell::Cell::new(None),
+        })
+    }
+
+    pub fn nshards(&self) -> usize {
+        self.router.nshards()
+    }
+
+    /// The shard that owns `key`.
+    #[inline]
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        self.router.shard_of_key(key)
+    }
+
+    /// Runs `f` on shard `to` (inline when it is this shard) and returns its result.
+    pub async fn run_on<R, F>(&self, to: usize, f: F) -> Result<R, ShardGone>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Shard) -> R + Send + 'static,
+    {
+        if to == self.id {
+            return Ok(f(self));
+        }
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let job: router::Job = Box::new(move |sh: &Shard| {
+            let _ = tx.send(f(sh));
+        });
+        self.router.send(to, ShardMsg::Job(job)).await?;
+        rx.await.map_err(|_| ShardGone)
+    }
+
+    /// Runs `f` on every shard concurrently; results are indexed by shard id.
+    pub async fn run_on_all<R, F>(&self, f: F) -> Result<Vec<R>, ShardGone>
+    where
+        R: Send + 'static,
+        F: Fn(&Shard) -> R + Send + Clone + 'static,
+    {
+        let n = self.nshards();
+        let mut futs = Vec::with_capacity(n);
+        for to in 0..n {
+            let f = f.clone();
+            futs.push(self.run_on(to, f));
+        }
+        futures::future::join_all(futs).await.into_iter().collect()
+    }
+
+    /// Executes a batch of keyed commands sent by another shard's connection.
+    pub fn execute_batch(&self, batch: router::Batch) {
+        let mut buf = BytesMut::with_capacity(64 * batch.cmds.len());
+        let mut ends = Vec::with_capacity(batch.cmds.len());
+        let now = crate::server::globals::unix_ms();
+        {
+            let mut st = self.state.borrow_mut();
+            st.stats.cross_shard_batches += 1;
+            st.stats.cross_shard_commands += batch.cmds.len() as u64;
+            for (idx, args) in &batch.cmds {
+                execute_keyed(
+                    &mut st,
+                    &self.globals,
+                    commands::spec(*idx),
+                    args,
+                    batch.db,
+                    batch.resp3,
+                    now,
+                    &batch.origin,
+                    &mut buf,
+                );
+                ends.push(buf.len());
+            }
+        }
+        let _ = batch.reply.send(BatchReply { buf, ends });
+    }
+}
+
+/// Executes one keyed (shard-local) command against `st`, writing its reply to `out`, with
+/// command statistics, the slow log, and panic containment: a bug in a command handler costs
+/// that command an error reply, never the shard.
+#[allow(clippy::too_many_arguments)]
+pub fn execute_keyed(
+    st: &mut ShardState,
+    globals: &Globals,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    db: usize,
+    resp3: bool,
+    now_ms: u64,
+    who: &ClientLabel,
+    out: &mut BytesMut,
+) {
+    let commands::Exec::Shard(handler) = spec.exec else {
+        // Routing never sends a connection-level command to a shard.
+        crate::protocol::Reply::new(out, resp3).error("ERR internal error: misrouted command");
+        return;
+    };
+    let start_len = out.len();
+    let started = std::time::Instant::now();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut ctx = commands::Ctx {
+            st: &mut *st,
+            db,
+            now_ms,
+            globals,
+        };
+        let mut reply = crate::protocol::Reply::new(out, resp3);
+        handler(&mut ctx, args, &mut reply);
+    }));
+    let usec = started.elapsed().as_micros() as u64;
+    if result.is_err() {
+        out.truncate(start_len);
+        tracing::error!(
+            command = spec.name,
+            "command handler panicked; shard keeps serving"
+        );
+        crate::protocol::Reply::new(out, resp3).error(&format!(
+            "ERR internal error while executing '{}'",
+            spec.name
+        ));
+    }
+    let failed = out.len() > start_len && out[start_len] == b'-';
+    let stat = &mut st.cmd_stats[spec.index()];
+    stat.calls += 1;
+    stat.usec += usec;
+    st.stats.total_commands += 1;
+    if failed {
+        stat.failed_calls += 1;
+        st.stats.total_error_replies += 1;
+    }
+    st.maybe_slowlog(globals, args, usec, who);
+}

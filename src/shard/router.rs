@@ -1,0 +1,137 @@
+//! The cross-shard router: which shard owns a key, and the message mesh between shards.
+//!
+//! Every shard holds a sender to every other shard (a glommio channel mesh). Messages are either
+//! a batch of keyed commands from one connection (all of a pipeline's commands for that shard in
+//! one message) or a job closure used by multi-shard commands and server-wide commands. Replies
+//! come back on a oneshot channel, which is cheaper than a reply through the mesh.
+//!
+//! The router never executes anything itself and never blocks a thread; a full channel only
+//! suspends the sending task.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use glommio::channels::channel_mesh::Senders;
+
+use super::slot::SlotMap;
+use super::{ClientLabel, Shard};
+use crate::protocol::parse::Args;
+
+/// Work shipped to another shard as a closure. It runs on the target shard's thread.
+pub type Job = Box<dyn FnOnce(&Shard) + Send>;
+
+/// A batch of keyed commands from one connection, executed in order on the target shard.
+pub struct Batch {
+    pub db: usize,
+    pub resp3: bool,
+    /// (command table index, arguments).
+    pub cmds: Vec<(u16, Args)>,
+    pub origin: Arc<ClientLabel>,
+    pub reply: futures::channel::oneshot::Sender<BatchReply>,
+}
+
+/// The replies of a batch, concatenated; `ends[i]` is where reply `i` ends in `buf`.
+pub struct BatchReply {
+    pub buf: BytesMut,
+    pub ends: Vec<usize>,
+}
+
+impl BatchReply {
+    pub fn reply(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
+    }
+}
+
+pub enum ShardMsg {
+    Batch(Batch),
+    Job(Job),
+}
+
+/// The target shard has stopped (only during shutdown).
+#[derive(Debug, Clone, Copy)]
+pub struct ShardGone;
+
+pub struct Router {
+    id: usize,
+    slots: Arc<SlotMap>,
+    senders: Option<Senders<ShardMsg>>,
+}
+
+impl Router {
+    pub fn new(id: usize, slots: Arc<SlotMap>, senders: Option<Senders<ShardMsg>>) -> Router {
+        Router { id, slots, senders }
+    }
+
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    pub fn nshards(&self) -> usize {
+        self.slots.shards()
+    }
+
+    #[inline]
+    pub fn shard_of_key(&self, key: &[u8]) -> usize {
+        self.slots.shard_of_key(key)
+    }
+
+    pub async fn send(&self, to: usize, msg: ShardMsg) -> Result<(), ShardGone> {
+        match &self.senders {
+            Some(s) => s.send_to(to, msg).await.map_err(|_| ShardGone),
+            None => Err(ShardGone),
+        }
+    }
+
+    /// Sends a batch and returns the receiver for its replies.
+    pub async fn send_batch(
+        &self,
+        to: usize,
+        db: usize,
+        resp3: bool,
+        cmds: Vec<(u16, Args)>,
+        origin: Arc<ClientLabel>,
+    ) -> Result<futures::channel::oneshot::Receiver<BatchReply>, ShardGone> {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        self.send(
+            to,
+            ShardMsg::Batch(Batch {
+                db,
+                resp3,
+                cmds,
+                origin,
+                reply: tx,
+            }),
+        )
+        .await?;
+        Ok(rx)
+    }
+
+    pub fn close(&self) {
+        if let Some(s) = &self.senders {
+            s.close();
+        }
+    }
+}
+
+/// Keys of `args` according to a command's key positions (first, last, step), as COMMAND
+/// GETKEYS reports them. Positions past the end of `args` yield nothing.
+pub fn key_positions(first: i32, last: i32, step: i32, argc: usize) -> impl Iterator<Item = usize> {
+    let (first, step) = (first.max(0) as usize, step.max(1) as usize);
+    let last = if last < 0 {
+        argc as i64 + last as i64
+    } else {
+        last as i64
+    };
+    let end = if first == 0 {
+        0
+    } else {
+        (last.max(0) as usize + 1).min(argc)
+    };
+    (first..end.max(first)).step_by(step)
+}
+
+/// The bytes of a key argument (a helper so call sites read as intent).
+pub fn key_arg(args: &[Bytes], pos: usize) -> &[u8] {
+    &args[pos]
+}
