@@ -314,3 +314,95 @@ pub fn decode_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
         out.push(cur);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(cmds: &[Vec<Vec<u8>>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in cmds {
+            out.extend_from_slice(format!("*{}\r\n", c.len()).as_bytes());
+            for a in c {
+                out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                out.extend_from_slice(a);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        out
+    }
+
+    fn parse_all(chunks: &[&[u8]]) -> (Vec<Args>, Result<(), ParseError>) {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            buf.extend_from_slice(c);
+            if let Err(e) = parse_requests(&mut buf, &ParseLimits::default(), &mut out) {
+                return (out, Err(e));
+            }
+        }
+        (out, Ok(()))
+    }
+
+    #[test]
+    fn multibulk_and_inline() {
+        let (cmds, r) = parse_all(&[b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\nSET a \"b c\"\r\n"]);
+        assert!(r.is_ok());
+        assert_eq!(cmds.len(), 3);
+        assert_eq!(cmds[0], vec![Bytes::from("GET"), Bytes::from("k")]);
+        assert_eq!(cmds[1], vec![Bytes::from("PING")]);
+        assert_eq!(cmds[2], vec![Bytes::from("SET"), Bytes::from("a"), Bytes::from("b c")]);
+    }
+
+    #[test]
+    fn protocol_errors() {
+        for (input, msg) in [
+            (&b"*abc\r\n"[..], "Protocol error: invalid multibulk length"),
+            (b"*1\r\n$-5\r\n", "Protocol error: invalid bulk length"),
+            (b"*1\r\nfoo\r\n", "Protocol error: expected '$', got 'f'"),
+            (b"SET a \"b\r\n", "Protocol error: unbalanced quotes in request"),
+        ] {
+            let (_, r) = parse_all(&[input]);
+            assert_eq!(r, Err(ParseError(msg.to_string())), "{:?}", input);
+        }
+        let limits = ParseLimits { max_bulk_len: 10, ..ParseLimits::default() };
+        let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
+        assert!(parse_requests(&mut buf, &limits, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn empty_and_null_multibulk_are_skipped() {
+        let (cmds, r) = parse_all(&[b"*0\r\n*-1\r\n\r\nPING\r\n"]);
+        assert!(r.is_ok());
+        assert_eq!(cmds, vec![vec![Bytes::from("PING")]]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// The fuzz target: arbitrary bytes, in arbitrary chunks, never panic the parser and
+        /// never make it consume more than it was given.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512), split in 0usize..512) {
+            let split = split.min(data.len());
+            let (a, b) = data.split_at(split);
+            let _ = parse_all(&[a, b]);
+        }
+
+        /// Commands survive any split of the byte stream (partial reads at every boundary).
+        #[test]
+        fn split_anywhere_roundtrips(
+            cmds in proptest::collection::vec(proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 1..5), 1..6),
+            split in 0usize..400,
+        ) {
+            let wire = encode(&cmds);
+            let split = split.min(wire.len());
+            let (a, b) = wire.split_at(split);
+            let (parsed, r) = parse_all(&[a, b]);
+            prop_assert!(r.is_ok());
+            let parsed: Vec<Vec<Vec<u8>>> = parsed.iter().map(|c| c.iter().map(|x| x.to_vec()).collect()).collect();
+            prop_assert_eq!(parsed, cmds);
+        }
+    }
+}

@@ -1,0 +1,2680 @@
+//! Differential tests: every command goes to the reference redis-server (7.0.15) and to Tessera
+//! started with 1 shard and with 4 shards; replies must be byte-identical unless a test asks
+//! for an explicit normalisation (see `common::Norm`).
+//!
+//! Skipped (with a loud message) when `redis-server` is not on PATH.
+//!
+//! Env knobs: `DIFF_SEEDS=1,2,3` / `DIFF_STEPS=2000` for the randomized test,
+//! `DIFF_RESP3_SEEDS` for its RESP3 twin, `DIFF_SHARDS=1,4` for the Tessera instances,
+//! `DIFF_DUMP=1` to print every command with redis' reply.
+
+mod common;
+
+use common::*;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::HashSet;
+use std::time::Duration;
+
+macro_rules! diff_or_skip {
+    ($name:expr) => {
+        match Diff::new($name) {
+            Some(d) => d,
+            None => return,
+        }
+    };
+}
+
+// =============================================================================================
+// Connection / generic commands
+// =============================================================================================
+
+#[test]
+fn connection_basics() {
+    let mut d = diff_or_skip!("connection_basics");
+    d.script(&[
+        "PING",
+        "ping",
+        "PING hello",
+        "PING a b",
+        "ECHO hello",
+        "ECHO",
+        "ECHO a b",
+        "DBSIZE",
+        "DBSIZE extra",
+        "SELECT 1",
+        "SET x 1",
+        "DBSIZE",
+        "SELECT 15",
+        "SELECT 16",
+        "SELECT -1",
+        "SELECT abc",
+        "SELECT 1.5",
+        "SELECT",
+        "SELECT 0 0",
+        "SELECT 0",
+        "DBSIZE",
+        "AUTH foo",
+        "AUTH default foo",
+        "AUTH nouser foo",
+        "AUTH a b c",
+        "AUTH",
+    ]);
+    d.cmd(&[b"PING", b""]);
+    d.cmd(&[b"PING", b"a\x00b\r\nc\xff"]);
+    d.cmd(&[b"ECHO", b""]);
+    d.cmd(&[b"ECHO", b"\x00\xff\r\n"]);
+
+    d.section("unknown commands");
+    d.script(&["FOO a b", "foo", "FOO", "gett k", "fOo A B C D"]);
+    d.cmd(&[b""]);
+    d.cmd(&[b"", b"x"]);
+    d.cmd(&[b"FOO", b"with space", b"new\r\nline"]);
+    d.cmd(&[b"BAR\x00BIN", b"\xff"]);
+    let long = "y".repeat(200);
+    d.cmd(&[b"FOO", long.as_bytes(), b"more"]);
+    d.cmd(&[b"FOO", b"a", long.as_bytes(), b"more"]);
+    let longname = "Z".repeat(300);
+    d.cmd(&[longname.as_bytes()]);
+
+    d.section("wrong arity");
+    d.script(&[
+        "GET",
+        "GET a b",
+        "SET a",
+        "SETNX a",
+        "SETEX a 10",
+        "PSETEX a 10",
+        "GETSET a",
+        "GETDEL",
+        "GETDEL a b",
+        "GETEX",
+        "MGET",
+        "MSET",
+        "MSET a",
+        "MSET a b c",
+        "MSETNX a",
+        "APPEND a",
+        "STRLEN",
+        "INCR",
+        "INCR a b",
+        "DECR",
+        "INCRBY a",
+        "DECRBY a",
+        "INCRBYFLOAT a",
+        "GETRANGE a 0",
+        "SUBSTR a 0",
+        "SETRANGE a 0",
+        "LCS a",
+        "DEL",
+        "UNLINK",
+        "EXISTS",
+        "TYPE",
+        "TYPE a b",
+        "EXPIRE a",
+        "PEXPIRE a",
+        "EXPIREAT a",
+        "PEXPIREAT a",
+        "TTL",
+        "PTTL a b",
+        "EXPIRETIME",
+        "PEXPIRETIME",
+        "PERSIST",
+        "RENAME a",
+        "RENAMENX a",
+        "COPY a",
+        "MOVE a",
+        "SWAPDB 0",
+        "KEYS",
+        "KEYS a b",
+        "SCAN",
+        "RANDOMKEY x",
+        "TOUCH",
+        "OBJECT",
+        "OBJECT ENCODING",
+        "OBJECT ENCODING a b",
+        "CLIENT",
+        "CONFIG",
+        "CONFIG GET",
+        "DEBUG",
+        "TIME x",
+        "LASTSAVE x",
+        "get",
+        "GeT a b",
+        "mSeT a",
+    ]);
+
+    d.section("misc");
+    d.s_norm("TIME", Norm::Shape);
+    d.s_norm("LASTSAVE", Norm::Shape);
+    d.s_norm("COMMAND COUNT", Norm::Shape); // never compare the value: Tessera has fewer commands
+}
+
+#[test]
+fn client_commands() {
+    let mut d = diff_or_skip!("client_commands");
+    d.script(&[
+        "CLIENT GETNAME",
+        "CLIENT SETNAME myconn",
+        "CLIENT GETNAME",
+        "CLIENT SETNAME",
+        "CLIENT SETNAME a b",
+        "CLIENT SETNAME \u{1}x",
+        "CLIENT FOO",
+        "client foo",
+        "CLIENT PAUSE abc",
+        "CLIENT PAUSE -1",
+        "CLIENT PAUSE 10 FOO",
+        "CLIENT PAUSE 10",
+        "CLIENT UNPAUSE",
+        "CLIENT PAUSE 10 WRITE",
+        "CLIENT UNPAUSE",
+        "CLIENT UNPAUSE x",
+        "CLIENT REPLY",
+        "CLIENT REPLY FOO",
+        "CLIENT REPLY ON",
+        "CLIENT KILL 127.0.0.1:1",
+        "CLIENT KILL ID 999999",
+        "CLIENT KILL ID abc",
+        "CLIENT KILL FOO bar",
+        "CLIENT KILL ADDR 127.0.0.1:1",
+        "CLIENT KILL ADDR 127.0.0.1:1 SKIPME yes",
+        "CLIENT KILL SKIPME maybe",
+        "CLIENT GETNAME",
+    ]);
+    d.cmd(&[b"CLIENT", b"SETNAME", b"a b"]);
+    d.cmd(&[b"CLIENT", b"SETNAME", b"a\nb"]);
+    d.cmd(&[b"CLIENT", b"SETNAME", b""]);
+    d.s("CLIENT GETNAME");
+    d.s_norm("CLIENT ID", Norm::Shape);
+    d.s_norm("CLIENT ID x", Norm::Exact);
+    d.s_norm("CLIENT LIST", Norm::TypeOnly);
+    d.s_norm("CLIENT INFO", Norm::TypeOnly);
+    d.s("CLIENT LIST TYPE foo");
+    d.s_norm("CLIENT LIST TYPE normal", Norm::TypeOnly);
+
+    // CLIENT KILL of another connection (by its id, which differs per server).
+    let other = d.open_conn();
+    d.each(
+        "CLIENT KILL ID <other conn id>; other conn sees EOF",
+        |t, active| {
+            let id_reply = t.conns[other].cmd_str("CLIENT ID");
+            let id = match resp_parse(&id_reply) {
+                Value::Int(i) => i.to_string(),
+                v => panic!("{}: CLIENT ID gave {}", t.name, render(&v)),
+            };
+            let mut out = t.conns[active].cmd(&[b"CLIENT", b"KILL", b"ID", id.as_bytes()]);
+            out.extend_from_slice(b" | ");
+            match t.conns[other].wait_closed(Duration::from_secs(5)) {
+                Ok(extra) => {
+                    out.extend_from_slice(b"closed, extra=");
+                    out.extend_from_slice(&extra);
+                }
+                Err(_) => out.extend_from_slice(b"STILL OPEN"),
+            }
+            out
+        },
+    );
+    d.s("PING");
+
+    // SETNAME / GETNAME are per connection.
+    let c3 = d.open_conn();
+    d.s("CLIENT SETNAME first");
+    d.use_conn(c3);
+    d.s("CLIENT GETNAME");
+    d.use_conn(0);
+    d.s("CLIENT GETNAME");
+}
+
+#[test]
+fn reset_command() {
+    let mut d = diff_or_skip!("reset_command");
+    d.script(&[
+        "SELECT 2",
+        "SET k v",
+        "CLIENT SETNAME foo",
+        "RESET",
+        "CLIENT GETNAME",
+        "GET k",
+        "SELECT 2",
+        "GET k",
+        "RESET x",
+    ]);
+    d.s_norm("HELLO 3", Norm::Hello);
+    d.script(&["GET missing", "RESET", "GET missing"]);
+}
+
+// =============================================================================================
+// Strings
+// =============================================================================================
+
+#[test]
+fn strings_set_get_basic() {
+    let mut d = diff_or_skip!("strings_set_get_basic");
+    d.script(&[
+        "GET k",
+        "SET k v",
+        "GET k",
+        "SET k v2",
+        "GET k",
+        "set K upper",
+        "GET K",
+        "GET k",
+        "STRLEN k",
+        "STRLEN missing",
+        "APPEND k xyz",
+        "GET k",
+        "APPEND new abc",
+        "GET new",
+        "APPEND new 123",
+        "STRLEN new",
+        "GETDEL new",
+        "GETDEL new",
+        "EXISTS new",
+        "GETSET k w",
+        "GETSET missing w",
+        "GET missing",
+        "SETNX k other",
+        "SETNX fresh v",
+        "GET fresh",
+        "MGET k missing fresh k",
+        "MSET a 1 b 2 c 3",
+        "MGET a b c d",
+        "MSET a 9",
+        "MGET a",
+        "MSETNX a 1 zz 2",
+        "EXISTS zz",
+        "MSETNX y 1 zz 2",
+        "MGET y zz",
+        "MSETNX q 1 q 2",
+        "GET q",
+        "MSET q 1 q 2",
+        "GET q",
+    ]);
+    d.section("binary and empty values");
+    d.cmd(&[b"SET", b"bin", b"a\x00b\r\n\xff"]);
+    d.cmd(&[b"GET", b"bin"]);
+    d.cmd(&[b"STRLEN", b"bin"]);
+    d.cmd(&[b"APPEND", b"bin", b"\x00"]);
+    d.cmd(&[b"GET", b"bin"]);
+    d.cmd(&[b"SET", b"", b"emptykey"]);
+    d.cmd(&[b"GET", b""]);
+    d.cmd(&[b"SET", b"e", b""]);
+    d.cmd(&[b"GET", b"e"]);
+    d.cmd(&[b"STRLEN", b"e"]);
+    d.cmd(&[b"EXISTS", b"e", b""]);
+    d.cmd(&[b"APPEND", b"e", b""]);
+    d.cmd(&[b"APPEND", b"e2", b""]);
+    d.cmd(&[b"EXISTS", b"e2"]);
+    d.cmd(&[b"GET", b"e2"]);
+    let big = vec![b'x'; 100_000];
+    d.cmd(&[b"SET", b"big", &big]);
+    d.cmd(&[b"GET", b"big"]);
+    d.cmd(&[b"STRLEN", b"big"]);
+    d.s("DBSIZE");
+}
+
+#[test]
+fn strings_set_options() {
+    let mut d = diff_or_skip!("strings_set_options");
+    d.script(&[
+        "SET k v NX",
+        "SET k v NX",
+        "SET k v2 XX",
+        "GET k",
+        "SET nk v XX",
+        "EXISTS nk",
+        "SET k v NX XX",
+        "SET k v XX NX",
+        "SET k v nx nx",
+        "SET k v XX XX",
+        "GET k",
+        "SET k v EX 100 PX 100",
+        "SET k v EX 100 EX 100",
+        "SET k v KEEPTTL EX 100",
+        "SET k v EX 100 KEEPTTL",
+        "SET k v KEEPTTL PX 100",
+        "SET k v EXAT 4102444800 KEEPTTL",
+        "SET k v PXAT 4102444800000 EX 10",
+        "SET k v EX",
+        "SET k v PX",
+        "SET k v EXAT",
+        "SET k v FOO",
+        "SET k v GET GET",
+        "SET k v 100",
+        "SET k v EX abc",
+        "SET k v EX 1.5",
+        "SET k v EX 0",
+        "SET k v EX -1",
+        "SET k v PX 0",
+        "SET k v PX -1",
+        "SET k v EXAT 0",
+        "SET k v EXAT -1",
+        "SET k v PXAT 0",
+        "SET k v PXAT -5",
+        "SET k v EX 9223372036854775807",
+        "SET k v EX 9223372036854775",
+        "SET k v EX 9223372036854774",
+        "TTL k",
+        "SET k v PX 9223372036854775807",
+        "SET k v PX 9223372036854770000",
+        "SET k v EXAT 9223372036854775807",
+        "SET k v EXAT 9223372036854775",
+        "SET k v PXAT 9223372036854775807",
+        "GET k",
+        "SET k v EX 18446744073709551616",
+        "SET k v EX ''",
+    ]);
+    d.section("GET option");
+    d.script(&[
+        "SET g 1",
+        "SET g 2 GET",
+        "SET g2 x GET",
+        "GET g2",
+        "SET g 3 GET NX",
+        "SET g 3 NX GET",
+        "SET g4 3 NX GET",
+        "GET g4",
+        "SET g 5 XX GET",
+        "SET g6 5 XX GET",
+        "EXISTS g6",
+        "SET g 6 GET EX 100",
+    ]);
+    d.s_norm("TTL g", Norm::TtlClass);
+    d.script(&["SET g 7 GET KEEPTTL", "GET g"]);
+    d.s_norm("TTL g", Norm::TtlClass);
+    d.section("KEEPTTL and EX/EXAT");
+    d.script(&[
+        "SET t v EXAT 4102444800",
+        "EXPIRETIME t",
+        "PEXPIRETIME t",
+        "SET t v2 KEEPTTL",
+        "EXPIRETIME t",
+        "SET t v3",
+        "EXPIRETIME t",
+        "TTL t",
+        "SET t v PXAT 4102444800123",
+        "PEXPIRETIME t",
+        "EXPIRETIME t",
+        "SET t v PXAT 4102444800500",
+        "EXPIRETIME t",
+        "SET t v PXAT 4102444800499",
+        "EXPIRETIME t",
+        "SET t v EX 100",
+        "PERSIST t",
+        "TTL t",
+    ]);
+    d.s_norm("TTL t", Norm::TtlClass);
+    d.section("past absolute expiry: key is gone");
+    d.script(&[
+        "SET p v PXAT 1",
+        "GET p",
+        "EXISTS p",
+        "TTL p",
+        "SET p v EXAT 1",
+        "GET p",
+        "SET p v EXAT 1 GET",
+        "SET p v PX 100000 GET",
+        "SET p v2 PXAT 1000 GET",
+        "GET p",
+        "EXISTS p",
+        "DBSIZE",
+    ]);
+    d.section("SETEX / PSETEX");
+    d.script(&[
+        "SETEX s 100 v",
+        "GET s",
+        "SETEX s 0 v",
+        "SETEX s -1 v",
+        "SETEX s abc v",
+        "SETEX s 1.5 v",
+        "SETEX s 9223372036854775807 v",
+        "SETEX s 9223372036854775 v",
+        "PSETEX s 0 v",
+        "PSETEX s -10 v",
+        "PSETEX s abc v",
+        "PSETEX s 100000 v2",
+        "GET s",
+        "PSETEX s 9223372036854775807 v",
+        "setex s 0 v",
+        "psetex s 0 v",
+    ]);
+    d.s_norm("TTL s", Norm::TtlClass);
+    d.s_norm("PTTL s", Norm::TtlClass);
+}
+
+#[test]
+fn strings_getex() {
+    let mut d = diff_or_skip!("strings_getex");
+    d.script(&[
+        "GETEX missing",
+        "GETEX missing EX 100",
+        "SET k v",
+        "GETEX k",
+        "TTL k",
+        "GETEX k EX 100",
+        "GETEX k PERSIST",
+        "TTL k",
+        "GETEX k EXAT 4102444800",
+        "EXPIRETIME k",
+        "GETEX k PXAT 4102444800000",
+        "PEXPIRETIME k",
+        "GETEX k PX 100000",
+        "GETEX k EX 0",
+        "GETEX k EX -1",
+        "GETEX k PX 0",
+        "GETEX k EXAT 0",
+        "GETEX k PXAT -1",
+        "GETEX k EX abc",
+        "GETEX k EX 100 PX 100",
+        "GETEX k EX 100 PERSIST",
+        "GETEX k PERSIST EX 100",
+        "GETEX k PERSIST PERSIST",
+        "GETEX k EX 100 EX 100",
+        "GETEX k KEEPTTL",
+        "GETEX k FOO",
+        "GETEX k EX",
+        "GETEX k NX",
+        "GETEX k EX 9223372036854775807",
+        "GETEX k EX 9223372036854775",
+        "GETEX k PX 9223372036854775807",
+        "GET k",
+        "GETEX k PXAT 1",
+        "GET k",
+        "EXISTS k",
+        "SET k v",
+        "GETEX k EXAT 1",
+        "EXISTS k",
+        "SET k v",
+        "GETEX k EX 100",
+        "getex k persist",
+    ]);
+    d.s_norm("TTL k", Norm::TtlClass);
+    d.s_norm("PTTL k", Norm::TtlClass);
+}
+
+#[test]
+fn strings_counters() {
+    let mut d = diff_or_skip!("strings_counters");
+    d.script(&[
+        "INCR n",
+        "INCR n",
+        "DECR n",
+        "DECR n",
+        "DECR n",
+        "GET n",
+        "INCRBY n 10",
+        "INCRBY n -20",
+        "DECRBY n 5",
+        "DECRBY n -5",
+        "INCRBY n abc",
+        "INCRBY n 1.5",
+        "INCRBY n ''",
+        "INCRBY n 0x10",
+        "INCRBY n +1",
+        "INCRBY n 007",
+        "INCRBY n -0",
+        "INCRBY n 9223372036854775808",
+        "INCRBY n -9223372036854775809",
+        "SET m 9223372036854775806",
+        "INCR m",
+        "INCR m",
+        "GET m",
+        "SET m -9223372036854775807",
+        "DECR m",
+        "DECR m",
+        "GET m",
+        "SET o 0",
+        "INCRBY o 9223372036854775807",
+        "INCRBY o 9223372036854775807",
+        "GET o",
+        "INCRBY o -9223372036854775808",
+        "SET o2 0",
+        "DECRBY o2 -9223372036854775808",
+        "DECRBY o2 9223372036854775807",
+        "DECRBY o2 2",
+        "GET o2",
+        "SET o3 -1",
+        "INCRBY o3 -9223372036854775808",
+        "INCRBY o3 -9223372036854775808",
+        "GET o3",
+        "SET s abc",
+        "INCR s",
+        "DECR s",
+        "INCRBY s 1",
+        "SET s 1.5",
+        "INCR s",
+        "SET s 1e3",
+        "INCR s",
+        "SET s 0x10",
+        "INCR s",
+        "SET s +1",
+        "INCR s",
+        "SET s 007",
+        "INCR s",
+        "GET s",
+        "SET s -0",
+        "INCR s",
+        "GET s",
+        "SET s 00",
+        "INCR s",
+        "SET s 9223372036854775808",
+        "INCR s",
+        "SET s 18446744073709551615",
+        "DECR s",
+    ]);
+    for v in [&b" 1"[..], b"1 ", b"", b"1\x00", b"\t1", b"1\r\n"] {
+        d.cmd(&[b"SET", b"w", v]);
+        d.cmd(&[b"INCR", b"w"]);
+        d.cmd(&[b"INCRBYFLOAT", b"w", b"1"]);
+        d.cmd(&[b"INCRBY", b"n", v]);
+        d.cmd(&[b"INCRBYFLOAT", b"n", v]);
+    }
+    d.section("INCRBYFLOAT");
+    d.script(&[
+        "INCRBYFLOAT f 1.5",
+        "INCRBYFLOAT f 1.5",
+        "INCRBYFLOAT f -3",
+        "GET f",
+        "INCRBYFLOAT f 0.1",
+        "INCRBYFLOAT f 0.2",
+        "GET f",
+        "SET f 0.1",
+        "INCRBYFLOAT f 0.2",
+        "INCRBYFLOAT f 1e3",
+        "INCRBYFLOAT f 1E3",
+        "INCRBYFLOAT f -1e-3",
+        "INCRBYFLOAT f 5.0e3",
+        "INCRBYFLOAT f 3.0",
+        "INCRBYFLOAT f 10",
+        "INCRBYFLOAT f 0x10",
+        "INCRBYFLOAT f abc",
+        "INCRBYFLOAT f inf",
+        "INCRBYFLOAT f -inf",
+        "INCRBYFLOAT f +inf",
+        "INCRBYFLOAT f nan",
+        "INCRBYFLOAT f NaN",
+        "INCRBYFLOAT f infinity",
+        "INCRBYFLOAT f 1e4933",
+        "INCRBYFLOAT f ''",
+        "INCRBYFLOAT f +1",
+        "INCRBYFLOAT f .5",
+        "INCRBYFLOAT f 5.",
+        "INCRBYFLOAT f -.5",
+        "INCRBYFLOAT f 1e-400",
+        "GET f",
+        "SET f 1e308",
+        "INCRBYFLOAT f 1e308",
+        "STRLEN f",
+        "INCRBYFLOAT f 1e308",
+        "SET f 1.7976931348623157e308",
+        "INCRBYFLOAT f 1.7976931348623157e308",
+        "STRLEN f",
+        "SET f inf",
+        "INCRBYFLOAT f 1",
+        "SET f nan",
+        "INCRBYFLOAT f 1",
+        "SET f 5",
+        "INCRBYFLOAT f 0",
+        "INCRBYFLOAT f -5",
+        "GET f",
+        "INCRBYFLOAT f -0.0",
+        "GET f",
+        "SET f 3",
+        "INCRBYFLOAT f 0.00000000000000001",
+        "INCRBYFLOAT f 123456789012345678",
+        "INCRBYFLOAT f 3.14159265358979323846",
+        "SET f 10",
+        "INCRBYFLOAT f -10.5",
+        "INCRBYFLOAT newf 2.5e-5",
+        "INCRBYFLOAT newf2 100",
+        "OBJECT ENCODING newf2",
+        "INCRBYFLOAT f 1e30",
+        "INCRBYFLOAT f 1e-30",
+        "SET f 9223372036854775807",
+        "INCRBYFLOAT f 1",
+        "SET f 1.5",
+        "INCR f",
+        "INCRBY f 1",
+    ]);
+}
+
+#[test]
+fn strings_ranges() {
+    let mut d = diff_or_skip!("strings_ranges");
+    d.script(&[
+        "SET s Hello,World",
+        "GETRANGE s 0 4",
+        "GETRANGE s -5 -1",
+        "GETRANGE s 0 -1",
+        "GETRANGE s -100 100",
+        "GETRANGE s 5 3",
+        "GETRANGE s -1 -5",
+        "GETRANGE s 100 200",
+        "GETRANGE s 0 0",
+        "GETRANGE s -1 -1",
+        "GETRANGE s 10 10",
+        "GETRANGE s 11 11",
+        "GETRANGE s 0 -100",
+        "GETRANGE s -100 -50",
+        "GETRANGE s 3 -3",
+        "GETRANGE s -9223372036854775808 9223372036854775807",
+        "GETRANGE s 9223372036854775807 -9223372036854775808",
+        "GETRANGE s a 1",
+        "GETRANGE s 0 b",
+        "GETRANGE s 1.5 2",
+        "GETRANGE missing 0 -1",
+        "GETRANGE missing 5 10",
+        "SUBSTR s 1 3",
+        "SUBSTR s -3 -1",
+        "SUBSTR missing 0 1",
+        "SET i 12345",
+        "GETRANGE i 1 2",
+        "GETRANGE i -2 -1",
+        "SET e ''",
+        "GETRANGE e 0 -1",
+        "GETRANGE e 0 0",
+        "GETRANGE e -1 -1",
+    ]);
+    d.cmd(&[b"SET", b"e2", b""]);
+    d.cmd(&[b"GETRANGE", b"e2", b"0", b"-1"]);
+    d.cmd(&[b"GETRANGE", b"e2", b"-1", b"0"]);
+    d.section("SETRANGE");
+    d.script(&[
+        "SETRANGE s 0 J",
+        "GET s",
+        "SETRANGE s 5 _",
+        "GET s",
+        "SETRANGE s 11 !",
+        "GET s",
+        "SETRANGE s 20 X",
+        "GET s",
+        "STRLEN s",
+        "SETRANGE s -1 x",
+        "SETRANGE s abc x",
+        "SETRANGE s 1.5 x",
+        "SETRANGE nk 3 abc",
+        "GET nk",
+        "SETRANGE nk2 0 z",
+        "GET nk2",
+        "SETRANGE s 536870912 x",
+        "SETRANGE s 536870911 xx",
+        "SETRANGE s 9223372036854775807 x",
+        "SETRANGE nk3 536870912 x",
+        "EXISTS nk3",
+        "SETRANGE s 536870912 ''",
+        "SETRANGE i 0 9",
+        "GET i",
+        "SETRANGE i 5 6",
+        "GET i",
+        "OBJECT ENCODING i",
+    ]);
+    d.cmd(&[b"SETRANGE", b"s", b"536870912", b""]);
+    d.cmd(&[b"SETRANGE", b"nk4", b"536870912", b""]);
+    d.cmd(&[b"SETRANGE", b"nk4", b"0", b""]);
+    d.cmd(&[b"SETRANGE", b"nk4", b"-1", b""]);
+    d.cmd(&[b"EXISTS", b"nk4"]);
+    d.cmd(&[b"SETRANGE", b"s", b"0", b""]);
+    d.cmd(&[b"SETRANGE", b"s", b"2", b"\x00\r\n\xff"]);
+    d.cmd(&[b"GET", b"s"]);
+    d.s("SETRANGE big 1000000 x");
+    d.s("STRLEN big");
+    d.s("GETRANGE big 999990 -1");
+}
+
+#[test]
+fn strings_lcs() {
+    let mut d = diff_or_skip!("strings_lcs");
+    d.script(&[
+        "MSET key1 ohmytext key2 mynewtext",
+        "LCS key1 key2",
+        "LCS key1 key2 LEN",
+        "LCS key1 key2 IDX",
+        "LCS key1 key2 IDX MINMATCHLEN 4",
+        "LCS key1 key2 IDX WITHMATCHLEN",
+        "LCS key1 key2 IDX MINMATCHLEN 4 WITHMATCHLEN",
+        "LCS key1 key2 WITHMATCHLEN IDX",
+        "LCS key1 key2 LEN IDX",
+        "LCS key1 key2 IDX LEN",
+        "LCS key1 key2 MINMATCHLEN 2",
+        "LCS key1 key2 WITHMATCHLEN",
+        "LCS key1 key2 MINMATCHLEN",
+        "LCS key1 key2 MINMATCHLEN abc",
+        "LCS key1 key2 MINMATCHLEN -1 IDX",
+        "LCS key1 key2 MINMATCHLEN 0 IDX",
+        "LCS key1 key2 FOO",
+        "LCS key1 missing",
+        "LCS missing key1 IDX",
+        "LCS missing missing2",
+        "LCS missing missing2 LEN",
+        "LCS missing missing2 IDX",
+        "LCS key1 key1",
+        "LCS key1 key1 IDX WITHMATCHLEN",
+        "MSET a abcdefgh b xaxbxcxdefgh",
+        "LCS a b",
+        "LCS a b IDX",
+        "LCS a b IDX WITHMATCHLEN",
+        "LCS a b IDX MINMATCHLEN 2 WITHMATCHLEN",
+        "LCS a b len",
+        "SET n 12345",
+        "SET m 2345",
+        "LCS n m",
+        "LCS n m IDX",
+    ]);
+    d.section("LCS across shards");
+    d.script(&[
+        "MSET {t}x hello_world key:7 yellow_word",
+        "LCS {t}x key:7",
+        "LCS {t}x key:7 IDX",
+        "LCS key:7 {t}x IDX WITHMATCHLEN MINMATCHLEN 2",
+        "LCS {t}x key:7 LEN",
+    ]);
+    d.cmd(&[b"SET", b"bin1", b"a\x00b\xffc"]);
+    d.cmd(&[b"SET", b"bin2", b"\x00\xffx"]);
+    d.cmd(&[b"LCS", b"bin1", b"bin2"]);
+    d.cmd(&[b"LCS", b"bin1", b"bin2", b"IDX", b"WITHMATCHLEN"]);
+}
+
+#[test]
+fn object_encoding() {
+    let mut d = diff_or_skip!("object_encoding");
+    let x44 = "x".repeat(44);
+    let x45 = "x".repeat(45);
+    let x100 = "x".repeat(100);
+    let cases: Vec<String> = vec![
+        "123".into(),
+        "abc".into(),
+        "0".into(),
+        "-1".into(),
+        "9999".into(),
+        "10000".into(),
+        "-9223372036854775808".into(),
+        "9223372036854775807".into(),
+        "9223372036854775808".into(),
+        "12345678901234567890".into(),
+        "01".into(),
+        "-0".into(),
+        "+1".into(),
+        "1.5".into(),
+        " 1".into(),
+        x44.clone(),
+        x45.clone(),
+        x100.clone(),
+        "".into(),
+    ];
+    for v in &cases {
+        d.cmd(&[b"SET", b"k", v.as_bytes()]);
+        d.s("OBJECT ENCODING k");
+    }
+    d.script(&[
+        "SET k abc",
+        "APPEND k d",
+        "OBJECT ENCODING k",
+        "SET k 123",
+        "APPEND k 4",
+        "OBJECT ENCODING k",
+        "GET k",
+        "INCR k",
+        "OBJECT ENCODING k",
+        "APPEND fresh 123",
+        "OBJECT ENCODING fresh",
+        "APPEND fresh2 abc",
+        "OBJECT ENCODING fresh2",
+        "SET k 1",
+        "SETRANGE k 0 2",
+        "OBJECT ENCODING k",
+        "INCR k",
+        "OBJECT ENCODING k",
+        "SET k 5",
+        "INCRBYFLOAT k 1",
+        "OBJECT ENCODING k",
+        "GET k",
+        "INCRBYFLOAT k 1.5",
+        "OBJECT ENCODING k",
+        "SETRANGE new 0 123",
+        "OBJECT ENCODING new",
+        "MSET m1 42 m2 abc",
+        "OBJECT ENCODING m1",
+        "OBJECT ENCODING m2",
+        "GETSET m1 77",
+        "OBJECT ENCODING m1",
+        "SETNX sn 8",
+        "OBJECT ENCODING sn",
+        "SETEX se 100 9",
+        "OBJECT ENCODING se",
+        "SET c 12",
+        "COPY c c2",
+        "OBJECT ENCODING c2",
+        "APPEND c 3",
+        "COPY c c3",
+        "OBJECT ENCODING c3",
+        "RENAME c3 c4",
+        "OBJECT ENCODING c4",
+        "INCRBY big 100000",
+        "OBJECT ENCODING big",
+        "OBJECT ENCODING missing",
+        "OBJECT encoding k",
+        "OBJECT FOO k",
+        "OBJECT FREQ k",
+        "OBJECT FREQ missing",
+        "OBJECT ENCODING",
+    ]);
+    d.cmd(&[b"SET", b"k", x44.as_bytes()]);
+    d.s("APPEND k y");
+    d.s("OBJECT ENCODING k");
+    d.cmd(&[b"SET", b"k", x45.as_bytes()]);
+    d.s("GETRANGE k 0 3");
+    d.s("OBJECT ENCODING k");
+    d.s_norm("OBJECT HELP", Norm::TypeOnly);
+}
+
+// =============================================================================================
+// Expiry
+// =============================================================================================
+
+#[test]
+fn expire_commands() {
+    let mut d = diff_or_skip!("expire_commands");
+    d.script(&[
+        "TTL missing",
+        "PTTL missing",
+        "EXPIRETIME missing",
+        "PEXPIRETIME missing",
+        "SET k v",
+        "TTL k",
+        "PTTL k",
+        "EXPIRETIME k",
+        "PEXPIRETIME k",
+        "PERSIST k",
+        "PERSIST missing",
+        "EXPIRE missing 100",
+        "PEXPIRE missing 100",
+        "EXPIREAT missing 4102444800",
+        "EXPIREAT k 4102444800",
+        "EXPIRETIME k",
+        "PEXPIRETIME k",
+        "PEXPIREAT k 4102444800123",
+        "EXPIRETIME k",
+        "PEXPIRETIME k",
+        "PERSIST k",
+        "PERSIST k",
+        "EXPIRETIME k",
+    ]);
+    d.section("NX/XX/GT/LT");
+    d.script(&[
+        "SET k v",
+        "EXPIREAT k 4102444800 XX",
+        "EXPIREAT k 4102444800 GT",
+        "EXPIRETIME k",
+        "EXPIREAT k 4102444800 NX",
+        "EXPIRETIME k",
+        "EXPIREAT k 4102444800 NX",
+        "EXPIREAT k 4102444900 XX",
+        "EXPIRETIME k",
+        "EXPIREAT k 4102444800 GT",
+        "EXPIREAT k 4102445000 GT",
+        "EXPIRETIME k",
+        "EXPIREAT k 4102445000 GT",
+        "EXPIREAT k 4102445000 LT",
+        "EXPIREAT k 4102444000 LT",
+        "EXPIRETIME k",
+        "PEXPIREAT k 4102444000001 LT",
+        "PEXPIREAT k 4102444000001 GT",
+        "PEXPIRETIME k",
+        "EXPIREAT k 4102444800 NX XX",
+        "EXPIREAT k 4102444800 GT LT",
+        "EXPIREAT k 4102444800 NX GT",
+        "EXPIREAT k 4102444800 NX LT",
+        "EXPIREAT k 4102444800 XX GT",
+        "EXPIRETIME k",
+        "EXPIREAT k 4102444700 XX LT",
+        "EXPIRETIME k",
+        "EXPIREAT k 4102444800 LT GT",
+        "EXPIREAT k 4102444800 FOO",
+        "EXPIREAT k 4102444800 nx",
+        "EXPIREAT k 4102444800 gt gt",
+        "EXPIREAT k 4102444900 xx xx",
+        "EXPIRETIME k",
+        "EXPIRE k 100 NX",
+        "EXPIRE k 100 GT",
+        "EXPIRE k 100 LT",
+        "PERSIST k",
+        "EXPIRE k 100 GT",
+        "EXPIRE k 100 XX",
+        "EXPIRE k 100 LT",
+        "PERSIST k",
+        "EXPIREAT k 4102444800 GT",
+        "EXPIREAT k 4102444800 LT",
+        "EXPIRETIME k",
+        "PERSIST k",
+        "EXPIRE k 100 NX",
+        "EXPIRE k 100000 GT",
+        "EXPIRE k 1000 GT",
+        "EXPIRE k 10 LT",
+        "EXPIRE k 1000 LT",
+    ]);
+    d.s_norm("TTL k", Norm::TtlClass);
+    d.s_norm("PTTL k", Norm::TtlClass);
+    d.s_norm("EXPIRETIME k", Norm::TtlClass);
+    d.s_norm("PEXPIRETIME k", Norm::TtlClass);
+    d.section("immediate deletion and bad times");
+    d.script(&[
+        "SET k v",
+        "EXPIRE k 0",
+        "EXISTS k",
+        "SET k v",
+        "EXPIRE k -1",
+        "EXISTS k",
+        "SET k v",
+        "PEXPIRE k -100",
+        "EXISTS k",
+        "SET k v",
+        "EXPIREAT k 1",
+        "EXISTS k",
+        "SET k v",
+        "EXPIREAT k 0",
+        "EXISTS k",
+        "SET k v",
+        "PEXPIREAT k 1000",
+        "GET k",
+        "SET k v",
+        "EXPIREAT k -1",
+        "EXISTS k",
+        "SET k v",
+        "EXPIRE k 1 LT",
+        "SET k v EXAT 4102444800",
+        "EXPIRE k -1 GT",
+        "EXISTS k",
+        "EXPIRE k -1 LT",
+        "EXISTS k",
+        "SET k v",
+        "PEXPIRE k 0",
+        "EXISTS k",
+        "expire k 100",
+        "pexpire k 100000",
+        "PERSIST k",
+        "setex k 100 v",
+        "PERSIST k",
+        "TTL k",
+    ]);
+    // Bad / extreme times, each on an existing key.
+    for (cmd, t) in [
+        ("EXPIRE", "abc"),
+        ("EXPIRE", "1.5"),
+        ("EXPIRE", "''"),
+        ("EXPIRE", "9223372036854775807"),
+        ("EXPIRE", "9223372036854775"),
+        ("EXPIRE", "9223372036854774"),
+        ("EXPIRE", "-9223372036854775808"),
+        ("EXPIRE", "-9223372036854775"),
+        ("EXPIRE", "-9223372036854776"),
+        ("EXPIRE", "9223372036854775808"),
+        ("EXPIRE", "92233720368547"),
+        ("PEXPIRE", "9223372036854775807"),
+        ("PEXPIRE", "9223372036854770000"),
+        ("PEXPIRE", "-9223372036854775808"),
+        ("PEXPIRE", "1e3"),
+        ("EXPIREAT", "9223372036854775807"),
+        ("EXPIREAT", "9223372036854775"),
+        ("EXPIREAT", "9223372036854776"),
+        ("EXPIREAT", "-9223372036854775808"),
+        ("EXPIREAT", "-9223372036854775"),
+        ("PEXPIREAT", "9223372036854775807"),
+        ("PEXPIREAT", "-9223372036854775808"),
+        ("PEXPIREAT", "0"),
+    ] {
+        d.s("SET k v");
+        d.s(&format!("{cmd} k {t}"));
+        d.s("EXISTS k");
+        d.s_norm("TTL k", Norm::TtlClass);
+        d.s_norm("PEXPIRETIME k", Norm::TtlClass);
+    }
+    // Exact EXPIRETIME of a huge absolute expiry.
+    d.script(&[
+        "SET k v",
+        "EXPIREAT k 9223372036854775",
+        "EXPIRETIME k",
+        "PEXPIRETIME k",
+    ]);
+    d.script(&[
+        "SET k v",
+        "PEXPIREAT k 9223372036854775806",
+        "EXPIRETIME k",
+        "PEXPIRETIME k",
+    ]);
+    d.s_norm("TTL k", Norm::TtlClass);
+}
+
+#[test]
+fn expiry_lazy_and_active() {
+    let mut d = diff_or_skip!("expiry_lazy_and_active");
+    d.script(&[
+        "SET k v PX 50",
+        "SET k2 v",
+        "PEXPIRE k2 50",
+        "PSETEX k3 50 v",
+        "SET k4 v",
+        "GETEX k4 PX 50",
+        "SET k5 v PX 50",
+        "SET k5 v2 KEEPTTL",
+        "SET k6 v PX 50",
+        "RENAME k6 k7",
+        "SET k8 v PX 50",
+        "COPY k8 k9",
+        "SET keep v",
+        "SET keep2 v EX 1000",
+    ]);
+    for i in 1..=20 {
+        d.s(&format!("SET key:{i} v PX 50"));
+    }
+    std::thread::sleep(Duration::from_millis(120));
+    d.script(&[
+        "GET k", "EXISTS k", "TTL k", "PTTL k", "GET k2", "GET k3", "GET k4", "GET k5", "GET k7",
+        "GET k8", "GET k9",
+    ]);
+    let mut touch = vec!["EXISTS".to_string()];
+    touch.extend((1..=20).map(|i| format!("key:{i}")));
+    touch.extend(
+        [
+            "k", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "keep", "keep2",
+        ]
+        .map(String::from),
+    );
+    d.s(&touch.join(" "));
+    d.s("DBSIZE");
+    d.s_norm("KEYS *", Norm::Sorted);
+    d.scan_all(&[]);
+    d.s_norm("RANDOMKEY", Norm::NilOrNot);
+    d.s("DEL keep keep2");
+    d.s_norm("RANDOMKEY", Norm::NilOrNot);
+    d.s("DBSIZE");
+}
+
+// =============================================================================================
+// Keyspace
+// =============================================================================================
+
+#[test]
+fn keyspace_commands() {
+    let mut d = diff_or_skip!("keyspace_commands");
+    d.section("TYPE/EXISTS/DEL/UNLINK/TOUCH");
+    d.script(&[
+        "TYPE missing",
+        "SET a 1",
+        "SET b 2",
+        "SET c 3",
+        "TYPE a",
+        "EXISTS a",
+        "EXISTS a a a",
+        "EXISTS a b missing a",
+        "EXISTS missing",
+        "DEL a",
+        "DEL a",
+        "DEL b c missing b",
+        "MSET a 1 b 2 c 3",
+        "UNLINK a b",
+        "UNLINK a",
+        "TOUCH c",
+        "TOUCH c c missing",
+        "TOUCH missing",
+        "DEL c c",
+        "DBSIZE",
+    ]);
+    d.section("RENAME/RENAMENX");
+    d.script(&[
+        "SET src v",
+        "RENAME src dst",
+        "GET src",
+        "GET dst",
+        "RENAME src dst",
+        "RENAME missing missing",
+        "RENAME dst dst",
+        "GET dst",
+        "RENAMENX dst dst",
+        "RENAMENX missing x",
+        "SET other o",
+        "RENAMENX dst other",
+        "GET dst",
+        "RENAMENX dst fresh",
+        "GET fresh",
+        "EXISTS dst",
+        "SET t v EXAT 4102444800",
+        "RENAME t t2",
+        "EXPIRETIME t2",
+        "SET t3 x EX 100",
+        "RENAME t2 t3",
+        "EXPIRETIME t3",
+        "RENAME t3 {t}x",
+        "RENAME {t}x {t}y",
+        "GET {t}y",
+        "EXPIRETIME {t}y",
+        "rename {t}y key:5",
+        "RENAMENX key:5 key:6",
+        "GET key:6",
+    ]);
+    d.section("COPY");
+    d.script(&[
+        "SET s v",
+        "COPY s d",
+        "GET d",
+        "COPY s d",
+        "COPY s d REPLACE",
+        "COPY missing d",
+        "COPY missing d REPLACE",
+        "COPY s s",
+        "COPY s s REPLACE",
+        "COPY s d DB 1",
+        "COPY s d DB 1",
+        "SELECT 1",
+        "GET d",
+        "SELECT 0",
+        "COPY s d DB 1 REPLACE",
+        "COPY s d DB 0",
+        "COPY s d DB 0 REPLACE",
+        "COPY s s DB 0",
+        "COPY s s DB 1 REPLACE",
+        "COPY s d DB 16",
+        "COPY s d DB -1",
+        "COPY s d DB abc",
+        "COPY s d DB",
+        "COPY s d FOO",
+        "COPY s d REPLACE REPLACE",
+        "COPY s d DB 1 DB 2",
+        "SET e v EXAT 4102444800",
+        "COPY e e2",
+        "EXPIRETIME e2",
+        "COPY e e3 DB 2",
+        "SELECT 2",
+        "EXPIRETIME e3",
+        "SELECT 0",
+        "COPY s {t}x",
+        "COPY {t}x key:9",
+        "GET key:9",
+        "copy s key:10 replace",
+    ]);
+    d.section("MOVE");
+    d.script(&[
+        "SET mv v",
+        "MOVE mv 1",
+        "EXISTS mv",
+        "SELECT 1",
+        "GET mv",
+        "MOVE mv 1",
+        "MOVE mv 0",
+        "SELECT 0",
+        "GET mv",
+        "SET mv other",
+        "SELECT 1",
+        "SET mv again",
+        "MOVE mv 0",
+        "GET mv",
+        "SELECT 0",
+        "GET mv",
+        "MOVE missing 1",
+        "MOVE mv 16",
+        "MOVE mv -1",
+        "MOVE mv abc",
+        "SET mt v EXAT 4102444800",
+        "MOVE mt 2",
+        "SELECT 2",
+        "EXPIRETIME mt",
+        "SELECT 0",
+    ]);
+    d.section("SWAPDB");
+    d.script(&[
+        "FLUSHALL",
+        "SET in0 a",
+        "SELECT 1",
+        "SET in1 b",
+        "SELECT 0",
+        "SWAPDB 0 1",
+        "GET in0",
+        "GET in1",
+        "DBSIZE",
+        "SWAPDB 0 1",
+        "GET in0",
+        "SWAPDB 1 1",
+        "SWAPDB 0 16",
+        "SWAPDB 16 0",
+        "SWAPDB -1 0",
+        "SWAPDB a 0",
+        "SWAPDB 0 b",
+        "SWAPDB 0 1 2",
+        "SWAPDB 2 0",
+        "DBSIZE",
+        "SELECT 2",
+        "GET in0",
+        "SELECT 0",
+    ]);
+    // SWAPDB is visible to another connection selected on the swapped db.
+    let other = d.open_conn();
+    d.use_conn(other);
+    d.script(&["SELECT 2", "GET in0"]);
+    d.use_conn(0);
+    d.s("SWAPDB 0 2");
+    d.use_conn(other);
+    d.s("GET in0");
+    d.use_conn(0);
+    d.section("KEYS patterns");
+    d.s("FLUSHALL");
+    d.cmd(&[
+        b"MSET",
+        b"a",
+        b"1",
+        b"b",
+        b"1",
+        b"ab",
+        b"1",
+        b"abc",
+        b"1",
+        b"key:1",
+        b"1",
+        b"key:2",
+        b"1",
+        b"key:10",
+        b"1",
+        b"{t}x",
+        b"1",
+        b"{t}y",
+        b"1",
+        b"h*llo",
+        b"1",
+        b"hallo",
+        b"1",
+        b"hello",
+        b"1",
+        b"h\\llo",
+        b"1",
+        b"",
+        b"1",
+        b"bin\x00\xff",
+        b"1",
+        b"[x]",
+        b"1",
+    ]);
+    for p in [
+        "*",
+        "a*",
+        "*b*",
+        "?",
+        "??",
+        "key:*",
+        "key:?",
+        "key:1*",
+        "{t}*",
+        "\\{t\\}*",
+        "h?llo",
+        "h*llo",
+        "h[ae]llo",
+        "h[^e]llo",
+        "h[a-e]llo",
+        "h\\*llo",
+        "h\\\\llo",
+        "[x]",
+        "\\[x\\]",
+        "*[",
+        "[",
+        "nomatch*",
+        "KEY:*",
+        "*1",
+        "[a-b]*",
+        "[b-a]",
+        "*\\",
+    ] {
+        d.s_norm(&format!("KEYS {p}"), Norm::Sorted);
+    }
+    d.cmd_norm(&[b"KEYS", b""], Norm::Sorted);
+    d.cmd_norm(&[b"KEYS", b"bin\x00*"], Norm::Sorted);
+    d.cmd_norm(&[b"KEYS", b"*\xff"], Norm::Sorted);
+    d.section("SCAN");
+    d.scan_all(&[]);
+    d.scan_all(&[b"COUNT", b"1"]);
+    d.scan_all(&[b"MATCH", b"key:*"]);
+    d.scan_all(&[b"MATCH", b"*", b"COUNT", b"3"]);
+    d.scan_all(&[b"TYPE", b"string"]);
+    d.scan_all(&[b"TYPE", b"list"]);
+    d.scan_all(&[b"TYPE", b"nosuchtype"]);
+    d.scan_all(&[b"match", b"{t}*", b"count", b"1000", b"type", b"STRING"]);
+    d.script(&[
+        "SCAN abc",
+        "SCAN 0 COUNT 0",
+        "SCAN 0 COUNT -1",
+        "SCAN 0 COUNT abc",
+        "SCAN 0 MATCH",
+        "SCAN 0 FOO bar",
+        "SCAN 0 COUNT",
+        "SCAN 18446744073709551616",
+    ]);
+    // A non-zero cursor's result depends on the (randomly seeded) hash table layout.
+    d.s_norm("SCAN -1", Norm::TypeOnly);
+    d.s_norm("SCAN 18446744073709551615", Norm::TypeOnly);
+    d.section("RANDOMKEY/DBSIZE/FLUSHDB/FLUSHALL");
+    d.s_norm("RANDOMKEY", Norm::NilOrNot);
+    d.script(&[
+        "DBSIZE",
+        "SELECT 1",
+        "SET x 1",
+        "SELECT 0",
+        "FLUSHDB",
+        "DBSIZE",
+        "RANDOMKEY",
+        "SELECT 1",
+        "DBSIZE",
+        "FLUSHDB ASYNC",
+        "DBSIZE",
+        "SET x 1",
+        "FLUSHDB SYNC",
+        "DBSIZE",
+        "FLUSHDB FOO",
+        "FLUSHDB ASYNC SYNC",
+        "SET x 1",
+        "SELECT 0",
+        "SET y 1",
+        "FLUSHALL",
+        "DBSIZE",
+        "SELECT 1",
+        "DBSIZE",
+        "FLUSHALL ASYNC",
+        "FLUSHALL SYNC",
+        "FLUSHALL FOO",
+        "flushall",
+        "SELECT 0",
+    ]);
+}
+
+/// Commands whose keys land on different shards when Tessera runs with 4 shards.
+#[test]
+fn multishard_commands() {
+    let mut d = diff_or_skip!("multishard_commands");
+    let keys: Vec<String> = ["a", "b", "c", "{t}x", "{t}y"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((1..=20).map(|i| format!("key:{i}")))
+        .collect();
+    let mut mset: Vec<Vec<u8>> = vec![b"MSET".to_vec()];
+    for (i, k) in keys.iter().enumerate() {
+        mset.push(k.clone().into_bytes());
+        mset.push(format!("v{i}").into_bytes());
+    }
+    let r: Vec<&[u8]> = mset.iter().map(|v| v.as_slice()).collect();
+    d.cmd(&r);
+    d.s(&format!(
+        "MGET {} missing {}",
+        keys.join(" "),
+        keys.join(" ")
+    ));
+    d.s(&format!(
+        "EXISTS {} missing {}",
+        keys.join(" "),
+        keys[..7].join(" ")
+    ));
+    d.s("DBSIZE");
+    d.s_norm("KEYS *", Norm::Sorted);
+    d.s_norm("KEYS key:*", Norm::Sorted);
+    d.scan_all(&[]);
+    d.scan_all(&[b"MATCH", b"key:1*", b"COUNT", b"2"]);
+    d.s(&format!("TOUCH {}", keys.join(" ")));
+    d.s("MSETNX key:1 x newkey y");
+    d.s("MGET key:1 newkey");
+    d.s("MSETNX n1 x n2 y {t}n3 z key:21 w");
+    d.s("MGET n1 n2 {t}n3 key:21");
+    d.s("MSET key:3 X key:3 Y key:4 Z");
+    d.s("MGET key:3 key:4");
+    d.s("DEL key:1 key:2 key:3 a missing {t}x key:1");
+    d.s("EXISTS key:1 key:2 key:3 a {t}x {t}y");
+    d.s("UNLINK key:4 key:5 key:6 b");
+    d.s("DBSIZE");
+    for (src, dst) in [
+        ("key:7", "key:8"),
+        ("key:8", "{t}z"),
+        ("{t}z", "key:30"),
+        ("c", "key:31"),
+    ] {
+        d.s(&format!("RENAME {src} {dst}"));
+        d.s(&format!("MGET {src} {dst}"));
+    }
+    d.s("RENAMENX key:30 key:9");
+    d.s("RENAMENX key:30 key:32");
+    d.s("COPY key:9 key:40");
+    d.s("COPY key:9 key:10");
+    d.s("COPY key:9 key:10 REPLACE");
+    d.s("COPY key:10 {t}c DB 1");
+    d.s("MGET key:9 key:10 key:40");
+    d.s("SELECT 1");
+    d.s("GET {t}c");
+    d.s("SELECT 0");
+    d.s("SET key:11 ex EXAT 4102444800");
+    d.s("RENAME key:11 key:12");
+    d.s("EXPIRETIME key:12");
+    d.s("COPY key:12 key:13 REPLACE");
+    d.s("EXPIRETIME key:13");
+    d.s("MOVE key:13 2");
+    d.s("SWAPDB 0 2");
+    d.s("EXPIRETIME key:13");
+    d.s("DBSIZE");
+    d.s("SWAPDB 0 2");
+    d.s("DBSIZE");
+    d.s_norm("KEYS *", Norm::Sorted);
+    d.s("LCS key:14 key:15 IDX WITHMATCHLEN");
+    for k in &keys {
+        d.s(&format!("GET {k}"));
+        d.s(&format!("TYPE {k}"));
+    }
+    d.s("FLUSHDB");
+    d.s("DBSIZE");
+    d.s_norm("KEYS *", Norm::Sorted);
+    d.s_norm("RANDOMKEY", Norm::NilOrNot);
+    d.scan_all(&[]);
+}
+
+// =============================================================================================
+// RESP3
+// =============================================================================================
+
+#[test]
+fn resp3_replies() {
+    let mut d = diff_or_skip!("resp3_replies");
+    d.s_norm("HELLO", Norm::Hello);
+    d.s_norm("HELLO 2", Norm::Hello);
+    d.s_norm("HELLO 3", Norm::Hello);
+    d.script(&[
+        "HELLO 4",
+        "HELLO 1",
+        "HELLO abc",
+        "HELLO 3 FOO",
+        "HELLO 3 SETNAME",
+        "GET missing",
+        "SET k v",
+        "GET k",
+        "MGET k missing k",
+        "SET k v2 GET",
+        "SET nk v GET",
+        "SET k2 x NX GET",
+        "GETEX missing",
+        "GETEX k EX 100",
+        "GETDEL missing",
+        "GETSET missing2 v",
+        "INCRBYFLOAT f 1.5",
+        "INCRBYFLOAT f 0.1",
+        "INCR i",
+        "TYPE k",
+        "TYPE missing",
+        "EXISTS k missing",
+        "OBJECT ENCODING missing",
+        "OBJECT ENCODING k",
+        "LCS k k2",
+        "SET a ohmytext",
+        "SET b mynewtext",
+        "LCS a b IDX",
+        "LCS a b IDX WITHMATCHLEN MINMATCHLEN 2",
+        "LCS a b LEN",
+        "TTL missing",
+        "PERSIST k",
+        "EXPIRETIME k",
+        "PING",
+        "PING x",
+        "ECHO y",
+        "CLIENT GETNAME",
+        "CLIENT SETNAME r3",
+        "CLIENT GETNAME",
+        "DBSIZE",
+        "COPY a a2",
+        "FOO bar",
+        "GET",
+        "SELECT 9",
+        "SELECT 99",
+        "RENAME missing x",
+        "CONFIG GET maxmemory",
+        "CONFIG GET nosuchparam",
+    ]);
+    d.s_norm("KEYS *", Norm::Sorted);
+    d.s_norm("RANDOMKEY", Norm::NilOrNot);
+    d.s_norm("TTL k", Norm::TtlClass);
+    d.s_norm("TIME", Norm::Shape);
+    d.s_norm("CLIENT ID", Norm::Shape);
+    d.s_norm("CLIENT INFO", Norm::TypeOnly);
+    d.s_norm("INFO", Norm::TypeOnly);
+    d.scan_all(&[]);
+    d.s("SELECT 3");
+    d.s("RANDOMKEY");
+    d.s_norm("SCAN 0", Norm::Exact);
+    d.s("SELECT 0");
+    d.s_norm("HELLO 3 SETNAME viahello", Norm::Hello);
+    d.s("CLIENT GETNAME");
+    d.s_norm("HELLO 2", Norm::Hello);
+    d.script(&[
+        "GET missing",
+        "MGET k missing",
+        "SET nk2 v GET",
+        "LCS a b IDX",
+        "HELLO 3 AUTH default x",
+        "HELLO 3 AUTH nouser x",
+    ]);
+    d.s_norm("HELLO 3 AUTH default", Norm::Exact);
+}
+
+// =============================================================================================
+// Server / admin commands
+// =============================================================================================
+
+#[test]
+fn admin_commands() {
+    let mut d = diff_or_skip!("admin_commands");
+    d.script(&[
+        "CONFIG GET maxmemory",
+        "CONFIG GET nosuch",
+        "CONFIG SET foo bar",
+        "CONFIG FOO",
+        "CONFIG SET maxmemory",
+        "CONFIG RESETSTAT",
+        "DEBUG SLEEP 0",
+        "DEBUG FOO",
+        "DEBUG SET-ACTIVE-EXPIRE 1",
+        "SLOWLOG RESET",
+        "SLOWLOG FOO",
+        "SLOWLOG GET abc",
+        "SLOWLOG GET -5",
+        "INFO a b c",
+    ]);
+    d.s_norm("SLOWLOG LEN", Norm::Shape);
+    d.s_norm("SLOWLOG GET", Norm::TypeOnly);
+    d.s_norm("SLOWLOG GET 1", Norm::TypeOnly);
+    d.s_norm("INFO", Norm::TypeOnly);
+    d.s_norm("INFO server", Norm::TypeOnly);
+    d.s_norm("INFO all", Norm::TypeOnly);
+    d.s_norm("INFO nosuchsection", Norm::Exact);
+    d.s("INFO keyspace");
+    d.s("MSET a 1 b 2 {t}c 3 key:1 4");
+    d.s("SELECT 2");
+    d.s("SET x 1");
+    d.s("SELECT 0");
+    d.s("INFO keyspace");
+    d.s("INFO KEYSPACE");
+    d.s_norm("COMMAND COUNT", Norm::Shape);
+    d.s_norm("COMMAND DOCS get", Norm::TypeOnly);
+}
+
+/// Compares the classic 6 fields of COMMAND INFO (name, arity, flags (sorted), first key,
+/// last key, step) for the commands in Tessera's scope. Separate so it can be ignored.
+#[test]
+fn command_info_fields() {
+    let mut d = diff_or_skip!("command_info_fields");
+    let cmds = [
+        "ping",
+        "echo",
+        "quit",
+        "hello",
+        "auth",
+        "select",
+        "reset",
+        "client",
+        "command",
+        "get",
+        "set",
+        "setnx",
+        "setex",
+        "psetex",
+        "getset",
+        "getdel",
+        "getex",
+        "mget",
+        "mset",
+        "msetnx",
+        "append",
+        "strlen",
+        "incr",
+        "decr",
+        "incrby",
+        "decrby",
+        "incrbyfloat",
+        "getrange",
+        "setrange",
+        "substr",
+        "lcs",
+        "del",
+        "unlink",
+        "exists",
+        "type",
+        "expire",
+        "pexpire",
+        "expireat",
+        "pexpireat",
+        "ttl",
+        "pttl",
+        "expiretime",
+        "pexpiretime",
+        "persist",
+        "rename",
+        "renamenx",
+        "copy",
+        "move",
+        "swapdb",
+        "keys",
+        "scan",
+        "randomkey",
+        "dbsize",
+        "flushdb",
+        "flushall",
+        "touch",
+        "object",
+        "info",
+        "time",
+        "lastsave",
+        "config",
+        "slowlog",
+        "monitor",
+        "shutdown",
+        "debug",
+    ];
+    for c in cmds {
+        d.each(&format!("COMMAND INFO {c} (fields 1-6)"), |t, active| {
+            let v = resp_parse(&t.conns[active].cmd_str(&format!("COMMAND INFO {c}")));
+            let entry = v
+                .items()
+                .and_then(|i| i.first().cloned())
+                .unwrap_or(Value::Null);
+            let mut fields: Vec<Value> = entry
+                .items()
+                .map(|i| i.iter().take(6).cloned().collect())
+                .unwrap_or_default();
+            if let Some(Value::Array(flags)) = fields.get_mut(2) {
+                flags.sort();
+            }
+            if let Some(Value::Set(flags)) = fields.get_mut(2) {
+                flags.sort();
+            }
+            render(&Value::Array(fields)).into_bytes()
+        });
+    }
+    d.s("COMMAND INFO nosuchcommand");
+    d.s_norm("COMMAND INFO get nosuchcommand", Norm::Shape);
+}
+
+#[test]
+fn monitor_stream() {
+    let mut d = diff_or_skip!("monitor_stream");
+    let mon = d.open_conn();
+    d.each("MONITOR sees commands of another client", |t, active| {
+        let mut out = t.conns[mon].cmd_str("MONITOR");
+        t.conns[active].cmd_str("SET mk mv");
+        t.conns[active].cmd(&[b"GET", b"m\"k\x00"]);
+        t.conns[active].cmd_str("SELECT 1");
+        t.conns[active].cmd_str("DEL mk");
+        t.conns[active].cmd_str("SELECT 0");
+        for _ in 0..5 {
+            // "+1700000000.123456 [0 127.0.0.1:5555] "SET" "mk" "mv"": strip time and address.
+            let line = t.conns[mon].read_reply();
+            let s = String::from_utf8_lossy(&line).to_string();
+            let db = s
+                .split('[')
+                .nth(1)
+                .and_then(|x| x.split(' ').next())
+                .unwrap_or("?")
+                .to_string();
+            let cmd = s
+                .split_once("] ")
+                .map(|x| x.1.to_string())
+                .unwrap_or(s.clone());
+            out.extend_from_slice(format!("[db {db}] {cmd}").as_bytes());
+        }
+        out
+    });
+}
+
+#[test]
+fn shutdown_command() {
+    let mut d = diff_or_skip!("shutdown_command");
+    d.script(&["SHUTDOWN FOO", "SHUTDOWN NOSAVE SAVE", "PING"]);
+    d.each(
+        "SHUTDOWN NOSAVE closes the connection and exits",
+        |t, active| {
+            t.conns[active].send(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n");
+            let mut out = match t.conns[active].wait_closed(Duration::from_secs(5)) {
+                Ok(extra) => [b"closed; extra=".as_slice(), &extra].concat(),
+                Err(b) => [b"NOT CLOSED; got=".as_slice(), &b].concat(),
+            };
+            out.extend_from_slice(if t.server.wait_exit(Duration::from_secs(5)) {
+                b" | exited"
+            } else {
+                b" | still running"
+            });
+            out
+        },
+    );
+}
+
+// =============================================================================================
+// Wrong type (needs lists: RPUSH). Separate so it can be #[ignore]d until lists exist.
+// =============================================================================================
+
+#[test]
+fn wrongtype_string_commands_on_list() {
+    let mut d = diff_or_skip!("wrongtype_string_commands_on_list");
+    d.script(&[
+        "RPUSH l a b c",
+        "TYPE l",
+        "OBJECT ENCODING l",
+        "GET l",
+        "GETSET l x",
+        "GETDEL l",
+        "GETEX l",
+        "GETEX l EX 100",
+        "APPEND l x",
+        "STRLEN l",
+        "INCR l",
+        "DECR l",
+        "INCRBY l 1",
+        "DECRBY l 1",
+        "INCRBYFLOAT l 1",
+        "GETRANGE l 0 -1",
+        "SUBSTR l 0 -1",
+        "SETRANGE l 0 x",
+        "SETRANGE l 0 ''",
+        "LCS l l",
+        "SET s str",
+        "LCS s l",
+        "LCS l s IDX",
+        "MGET l s missing",
+        "SETNX l x",
+        "MSETNX l x other y",
+        "EXISTS other",
+        "SET l x GET",
+        "TYPE l",
+        "SET l x NX GET",
+        "SET l x XX GET",
+        "TYPE l",
+        "EXISTS l",
+        "RENAME l l2",
+        "TYPE l2",
+        "COPY l2 l3",
+        "TYPE l3",
+        "MOVE l3 1",
+        "EXPIRE l2 100",
+        "PERSIST l2",
+        "TOUCH l2",
+        "KEYS l*",
+        "SET l2 now_a_string",
+        "TYPE l2",
+        "GET l2",
+        "RPUSH l4 x",
+        "SETEX l4 100 v",
+        "TYPE l4",
+        "RPUSH l5 x",
+        "MSET l5 v",
+        "TYPE l5",
+        "RPUSH l6 x",
+        "INCRBYFLOAT l6 abc",
+        "SETRANGE l6 -1 x",
+        "GETRANGE l6 a b",
+        "RPUSH s x",
+        "DBSIZE",
+    ]);
+    d.scan_all(&[b"TYPE", b"list"]);
+    d.scan_all(&[b"TYPE", b"string"]);
+}
+
+// =============================================================================================
+// Randomized differential testing
+// =============================================================================================
+
+const I64_MAX: &str = "9223372036854775807";
+const I64_MIN: &str = "-9223372036854775808";
+
+const KEYSPACE: &[&[u8]] = &[
+    b"a",
+    b"b",
+    b"c",
+    b"k1",
+    b"n",
+    b"f",
+    b"{t}x",
+    b"{t}y",
+    b"{t}z",
+    b"key:1",
+    b"key:2",
+    b"key:3",
+    b"",
+    b"bin\x00\r\n\xff",
+];
+
+const EDGE_NUMS: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "2",
+    "10",
+    "100",
+    "-100",
+    I64_MAX,
+    I64_MIN,
+    "9223372036854775806",
+    "-9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "1e3",
+    " 1",
+    "1 ",
+    "1.5",
+    "",
+    "inf",
+    "-inf",
+    "nan",
+    "0x10",
+    "+1",
+    "007",
+    "-0",
+    "00",
+    "18446744073709551616",
+    "3.0",
+    "-2.5e-3",
+    "1.7976931348623157e308",
+    "abc",
+    "9999",
+    "10000",
+];
+
+const FLOATS: &[&str] = &[
+    "1.5",
+    "-0.5",
+    "0.1",
+    "0.2",
+    "1e3",
+    "-1e-3",
+    "inf",
+    "-inf",
+    "+inf",
+    "nan",
+    "0",
+    "-0",
+    "1e308",
+    "-1e308",
+    "1.7976931348623157e308",
+    "5e-324",
+    "abc",
+    "",
+    " 1",
+    "0x10",
+    "3.14159265358979",
+    "10",
+    "-10",
+    "1e-20",
+    ".5",
+    "5.",
+    "1e4933",
+    "123456789012345678",
+];
+
+const WORDS: &[&str] = &[
+    "abc",
+    "hello",
+    "x",
+    "foo bar",
+    "ohmytext",
+    "mynewtext",
+    "Hello,World",
+    "12ab",
+];
+
+struct Gen {
+    rng: SmallRng,
+    used_slots: HashSet<u64>,
+}
+
+impl Gen {
+    fn chance(&mut self, p: f64) -> bool {
+        self.rng.gen_bool(p)
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.rng.gen_range(0..xs.len())]
+    }
+    fn key(&mut self) -> Vec<u8> {
+        if self.chance(0.92) {
+            self.pick(&KEYSPACE[..12]).to_vec()
+        } else {
+            self.pick(&KEYSPACE[12..]).to_vec()
+        }
+    }
+    fn keys(&mut self, min: usize, max: usize) -> Vec<Vec<u8>> {
+        let n = self.rng.gen_range(min..=max);
+        (0..n).map(|_| self.key()).collect()
+    }
+    /// Command name in random letter case (20% of the time).
+    fn name(&mut self, n: &str) -> Vec<u8> {
+        if self.chance(0.2) {
+            n.bytes()
+                .map(|c| {
+                    if self.rng.gen_bool(0.5) {
+                        c.to_ascii_lowercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        } else {
+            n.as_bytes().to_vec()
+        }
+    }
+    fn value(&mut self) -> Vec<u8> {
+        match self.rng.gen_range(0..12) {
+            0..=2 => self.pick(EDGE_NUMS).as_bytes().to_vec(),
+            3 => self.rng.gen_range(-1000i64..1000).to_string().into_bytes(),
+            4 => self.pick(WORDS).as_bytes().to_vec(),
+            5 => {
+                let n = self.rng.gen_range(0..8);
+                let alphabet: &[u8] = b"ab \x00\xff\r\n1-.";
+                (0..n).map(|_| *self.pick(alphabet)).collect()
+            }
+            6 => {
+                let n = *self.pick(&[20usize, 43, 44, 45, 46, 64]);
+                vec![b'x'; n]
+            }
+            7 => self.pick(FLOATS).as_bytes().to_vec(),
+            8 => Vec::new(),
+            _ => {
+                let n = self.rng.gen_range(1..12);
+                (0..n).map(|_| self.rng.gen_range(b'a'..=b'z')).collect()
+            }
+        }
+    }
+    fn int_arg(&mut self) -> Vec<u8> {
+        if self.chance(0.7) {
+            self.rng.gen_range(-100i64..100).to_string().into_bytes()
+        } else {
+            self.pick(EDGE_NUMS).as_bytes().to_vec()
+        }
+    }
+    fn float_arg(&mut self) -> Vec<u8> {
+        if self.chance(0.3) {
+            format!(
+                "{}.{}",
+                self.rng.gen_range(-50..50),
+                self.rng.gen_range(0..1000)
+            )
+            .into_bytes()
+        } else {
+            self.pick(FLOATS).as_bytes().to_vec()
+        }
+    }
+    fn index(&mut self) -> Vec<u8> {
+        if self.chance(0.8) {
+            self.rng.gen_range(-20i64..20).to_string().into_bytes()
+        } else {
+            self.pick(&["0", "-1", I64_MAX, I64_MIN, "abc", "", "1.5", "100", "-100"])
+                .as_bytes()
+                .to_vec()
+        }
+    }
+    /// A time "slot" never used before in this run. Expiry values are spread 1000 s apart, so
+    /// that NX/XX/GT/LT comparisons never depend on how many ms passed between commands.
+    fn slot(&mut self) -> u64 {
+        loop {
+            let s = self.rng.gen_range(0..1_000_000u64);
+            if self.used_slots.insert(s) {
+                return s;
+            }
+        }
+    }
+    fn bad_time(&mut self) -> Vec<u8> {
+        self.pick(&[
+            "0",
+            "-1",
+            "-100",
+            I64_MAX,
+            I64_MIN,
+            "9223372036854775",
+            "-9223372036854775",
+            "abc",
+            "",
+            "1.5",
+            "18446744073709551616",
+        ])
+        .as_bytes()
+        .to_vec()
+    }
+    /// Relative seconds (EX / EXPIRE / SETEX / GETEX EX).
+    fn rel_secs(&mut self) -> Vec<u8> {
+        if self.chance(0.8) {
+            (100_000 + self.slot() * 1000).to_string().into_bytes()
+        } else {
+            self.bad_time()
+        }
+    }
+    /// Relative milliseconds (PX / PEXPIRE / PSETEX).
+    fn rel_ms(&mut self) -> Vec<u8> {
+        if self.chance(0.8) {
+            ((100_000 + self.slot() * 1000) * 1000)
+                .to_string()
+                .into_bytes()
+        } else {
+            self.bad_time()
+        }
+    }
+    /// Absolute unix seconds: far future (always later than any relative slot), or the past.
+    fn abs_secs(&mut self) -> Vec<u8> {
+        match self.rng.gen_range(0..10) {
+            0..=5 => (4_000_000_000u64 + self.slot() * 1000)
+                .to_string()
+                .into_bytes(),
+            6..=7 => self.pick(&["1", "100", "1000000000"]).as_bytes().to_vec(),
+            _ => self.bad_time(),
+        }
+    }
+    fn abs_ms(&mut self) -> Vec<u8> {
+        match self.rng.gen_range(0..10) {
+            0..=5 => ((4_000_000_000u64 + self.slot() * 1000) * 1000)
+                .to_string()
+                .into_bytes(),
+            6..=7 => self
+                .pick(&["1", "1000", "1000000000000"])
+                .as_bytes()
+                .to_vec(),
+            _ => self.bad_time(),
+        }
+    }
+    fn expiry_opt(&mut self, out: &mut Vec<Vec<u8>>) {
+        match self.rng.gen_range(0..4) {
+            0 => {
+                out.push(self.name("EX"));
+                out.push(self.rel_secs());
+            }
+            1 => {
+                out.push(self.name("PX"));
+                out.push(self.rel_ms());
+            }
+            2 => {
+                out.push(self.name("EXAT"));
+                out.push(self.abs_secs());
+            }
+            _ => {
+                out.push(self.name("PXAT"));
+                out.push(self.abs_ms());
+            }
+        }
+    }
+    fn set_opts(&mut self, out: &mut Vec<Vec<u8>>) {
+        if self.chance(0.6) {
+            // Mostly-valid combination.
+            if self.chance(0.4) {
+                let c = *self.pick(&["NX", "XX"]);
+                out.push(self.name(c));
+            }
+            match self.rng.gen_range(0..4) {
+                0 => self.expiry_opt(out),
+                1 => out.push(self.name("KEEPTTL")),
+                _ => {}
+            }
+            if self.chance(0.3) {
+                out.push(self.name("GET"));
+            }
+            if out.len() > 3 && self.chance(0.3) {
+                // Shuffle the option order.
+                let tail = out.split_off(3);
+                let mut tail = tail;
+                for i in (1..tail.len()).rev() {
+                    let j = self.rng.gen_range(0..=i);
+                    tail.swap(i, j);
+                }
+                out.extend(tail);
+            }
+        } else {
+            for _ in 0..self.rng.gen_range(1..4) {
+                match self.rng.gen_range(0..9) {
+                    0 => out.push(self.name("NX")),
+                    1 => out.push(self.name("XX")),
+                    2 => out.push(self.name("GET")),
+                    3 => out.push(self.name("KEEPTTL")),
+                    4..=6 => self.expiry_opt(out),
+                    7 => out.push(self.pick(&["EX", "PX", "EXAT", "PXAT"]).as_bytes().to_vec()), // missing value
+                    _ => out.push(self.pick(&["FOO", "100", ""]).as_bytes().to_vec()),
+                }
+            }
+        }
+    }
+    fn expire_flags(&mut self, out: &mut Vec<Vec<u8>>) {
+        match self.rng.gen_range(0..20) {
+            0..=9 => {}
+            10..=16 => {
+                let f = *self.pick(&["NX", "XX", "GT", "LT"]);
+                out.push(self.name(f));
+            }
+            17..=18 => {
+                for _ in 0..2 {
+                    let f = *self.pick(&["NX", "XX", "GT", "LT"]);
+                    out.push(self.name(f));
+                }
+            }
+            _ => out.push(self.pick(&["FOO", "", "1"]).as_bytes().to_vec()),
+        }
+    }
+}
+
+/// Issues a raw STRLEN probe (compared like any other command) and returns the length.
+fn strlen(d: &mut Diff, k: &[u8]) -> i64 {
+    resp_parse(&d.cmd(&[b"STRLEN", k])).as_int().unwrap_or(0)
+}
+
+/// EXISTS over the whole keyspace: lazily expires keys whose (past) expiry has not been
+/// reaped yet, so that DBSIZE is deterministic afterwards.
+fn touch_all(d: &mut Diff) {
+    let mut args: Vec<&[u8]> = vec![b"EXISTS"];
+    args.extend_from_slice(KEYSPACE);
+    d.cmd(&args);
+}
+
+fn checkpoint(d: &mut Diff) {
+    let saved = d.section.clone();
+    d.section(&format!("{saved} / checkpoint"));
+    let current = d.db();
+    // Sent as one pipeline per target (fast), compared command by command.
+    let mut cmds: Vec<(Vec<Vec<u8>>, Norm)> = Vec::new();
+    let v = |xs: &[&[u8]]| xs.iter().map(|x| x.to_vec()).collect::<Vec<Vec<u8>>>();
+    for db in 0..3 {
+        cmds.push((v(&[b"SELECT", db.to_string().as_bytes()]), Norm::Exact));
+        let mut touch: Vec<&[u8]> = vec![b"EXISTS"];
+        touch.extend_from_slice(KEYSPACE);
+        cmds.push((v(&touch), Norm::Exact));
+        cmds.push((v(&[b"DBSIZE"]), Norm::Exact));
+        cmds.push((v(&[b"KEYS", b"*"]), Norm::Sorted));
+        for k in KEYSPACE {
+            cmds.push((v(&[b"TYPE", k]), Norm::Exact));
+            cmds.push((v(&[b"GET", k]), Norm::Exact));
+            cmds.push((v(&[b"TTL", k]), Norm::TtlClass));
+        }
+    }
+    cmds.push((v(&[b"SELECT", current.to_string().as_bytes()]), Norm::Exact));
+    d.batch(&cmds);
+    d.section(&saved);
+}
+
+fn run_random(seed: u64, steps: usize, resp3: bool) {
+    let Some(mut d) = Diff::new(&format!("randomized{}", if resp3 { "_resp3" } else { "" })) else {
+        return;
+    };
+    d.seed = Some(seed);
+    d.section(&format!(
+        "seed {seed}{}",
+        if resp3 { " (RESP3)" } else { "" }
+    ));
+    if resp3 {
+        d.s_norm("HELLO 3", Norm::Hello);
+    }
+    let mut g = Gen {
+        rng: SmallRng::seed_from_u64(seed),
+        used_slots: HashSet::new(),
+    };
+    for i in 0..steps {
+        d.gen_step = Some(i);
+        random_step(&mut g, &mut d);
+        if (i + 1) % 100 == 0 {
+            checkpoint(&mut d);
+        }
+    }
+    checkpoint(&mut d);
+}
+
+fn random_step(g: &mut Gen, d: &mut Diff) {
+    let mut a: Vec<Vec<u8>> = Vec::new();
+    let mut norm = Norm::Exact;
+    let choice = g.rng.gen_range(0..1000);
+    match choice {
+        0..=69 => {
+            a.push(g.name("GET"));
+            a.push(g.key());
+        }
+        70..=179 => {
+            a.push(g.name("SET"));
+            a.push(g.key());
+            a.push(g.value());
+            g.set_opts(&mut a);
+        }
+        180..=199 => {
+            a.push(g.name("SETNX"));
+            a.push(g.key());
+            a.push(g.value());
+        }
+        200..=219 => {
+            if g.chance(0.5) {
+                a.push(g.name("SETEX"));
+                a.push(g.key());
+                a.push(g.rel_secs());
+            } else {
+                a.push(g.name("PSETEX"));
+                a.push(g.key());
+                a.push(g.rel_ms());
+            }
+            a.push(g.value());
+        }
+        220..=234 => {
+            a.push(g.name("GETSET"));
+            a.push(g.key());
+            a.push(g.value());
+        }
+        235..=249 => {
+            a.push(g.name("GETDEL"));
+            a.push(g.key());
+        }
+        250..=274 => {
+            a.push(g.name("GETEX"));
+            a.push(g.key());
+            match g.rng.gen_range(0..8) {
+                0..=3 => g.expiry_opt(&mut a),
+                4 => a.push(g.name("PERSIST")),
+                5 => {
+                    g.expiry_opt(&mut a);
+                    if g.chance(0.5) {
+                        a.push(g.name("PERSIST"));
+                    } else {
+                        g.expiry_opt(&mut a);
+                    }
+                }
+                6 => a.push(g.pick(&["FOO", "KEEPTTL", "NX", "EX"]).as_bytes().to_vec()),
+                _ => {}
+            }
+        }
+        275..=304 => {
+            a.push(g.name("MGET"));
+            a.extend(g.keys(1, 5));
+        }
+        305..=334 => {
+            a.push(if g.chance(0.7) {
+                g.name("MSET")
+            } else {
+                g.name("MSETNX")
+            });
+            for _ in 0..g.rng.gen_range(1..=4) {
+                a.push(g.key());
+                a.push(g.value());
+            }
+        }
+        335..=364 => {
+            // Keep strings bounded so that LCS stays cheap.
+            let k = g.key();
+            if strlen(d, &k) > 2000 {
+                a.push(g.name("SET"));
+                a.push(k);
+                a.push(g.value());
+            } else {
+                a.push(g.name("APPEND"));
+                a.push(k);
+                a.push(g.value());
+            }
+        }
+        365..=379 => {
+            a.push(g.name("STRLEN"));
+            a.push(g.key());
+        }
+        380..=469 => {
+            let k = g.key();
+            match g.rng.gen_range(0..6) {
+                0 => a.extend([g.name("INCR"), k]),
+                1 => a.extend([g.name("DECR"), k]),
+                2 => a.extend([g.name("INCRBY"), k, g.int_arg()]),
+                3 => a.extend([g.name("DECRBY"), k, g.int_arg()]),
+                _ => a.extend([g.name("INCRBYFLOAT"), k, g.float_arg()]),
+            }
+        }
+        470..=504 => {
+            a.push(if g.chance(0.8) {
+                g.name("GETRANGE")
+            } else {
+                g.name("SUBSTR")
+            });
+            a.push(g.key());
+            a.push(g.index());
+            a.push(g.index());
+        }
+        505..=529 => {
+            a.push(g.name("SETRANGE"));
+            a.push(g.key());
+            let r = g.rng.gen_range(0..10);
+            let (off, val): (Vec<u8>, Vec<u8>) = match r {
+                0..=6 => (g.rng.gen_range(0..30).to_string().into_bytes(), g.value()),
+                7 => (b"100".to_vec(), g.value()),
+                8 => (
+                    g.pick(&["-1", "536870912", I64_MAX, "abc", "", "1.5"])
+                        .as_bytes()
+                        .to_vec(),
+                    g.value(),
+                ),
+                _ => (
+                    g.pick(&["536870911", "536870912", "-1"])
+                        .as_bytes()
+                        .to_vec(),
+                    Vec::new(),
+                ),
+            };
+            a.push(off);
+            a.push(val);
+        }
+        530..=549 => {
+            let (k1, k2) = (g.key(), g.key());
+            if strlen(d, &k1) * strlen(d, &k2) > 400_000 {
+                a.extend([g.name("STRLEN"), k1]);
+            } else {
+                a.extend([g.name("LCS"), k1, k2]);
+                for _ in 0..g.rng.gen_range(0..3) {
+                    match g.rng.gen_range(0..6) {
+                        0 => a.push(g.name("LEN")),
+                        1 | 2 => a.push(g.name("IDX")),
+                        3 => a.push(g.name("WITHMATCHLEN")),
+                        4 => {
+                            a.push(g.name("MINMATCHLEN"));
+                            a.push(
+                                g.pick(&["0", "1", "2", "3", "-1", "abc"])
+                                    .as_bytes()
+                                    .to_vec(),
+                            );
+                        }
+                        _ => a.push(b"FOO".to_vec()),
+                    }
+                }
+            }
+        }
+        550..=579 => {
+            let c = *g.pick(&["DEL", "UNLINK", "DEL"]);
+            a.push(g.name(c));
+            a.extend(g.keys(1, 4));
+        }
+        580..=604 => {
+            a.push(if g.chance(0.8) {
+                g.name("EXISTS")
+            } else {
+                g.name("TOUCH")
+            });
+            a.extend(g.keys(1, 5));
+        }
+        605..=619 => {
+            a.push(g.name("TYPE"));
+            a.push(g.key());
+        }
+        620..=674 => {
+            let k = g.key();
+            match g.rng.gen_range(0..4) {
+                0 => a.extend([g.name("EXPIRE"), k, g.rel_secs()]),
+                1 => a.extend([g.name("PEXPIRE"), k, g.rel_ms()]),
+                2 => a.extend([g.name("EXPIREAT"), k, g.abs_secs()]),
+                _ => a.extend([g.name("PEXPIREAT"), k, g.abs_ms()]),
+            }
+            g.expire_flags(&mut a);
+        }
+        675..=704 => {
+            let c = *g.pick(&["TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"]);
+            a.extend([g.name(c), g.key()]);
+            norm = Norm::TtlClass;
+        }
+        705..=719 => {
+            a.extend([g.name("PERSIST"), g.key()]);
+        }
+        720..=744 => {
+            let c = if g.chance(0.6) { "RENAME" } else { "RENAMENX" };
+            let k1 = g.key();
+            let k2 = if g.chance(0.1) { k1.clone() } else { g.key() };
+            a.extend([g.name(c), k1, k2]);
+        }
+        745..=769 => {
+            let k1 = g.key();
+            let k2 = if g.chance(0.1) { k1.clone() } else { g.key() };
+            a.extend([g.name("COPY"), k1, k2]);
+            if g.chance(0.4) {
+                a.push(g.name("DB"));
+                a.push(
+                    g.pick(&["0", "1", "2", "2", "1", "16", "-1", "x"])
+                        .as_bytes()
+                        .to_vec(),
+                );
+            }
+            if g.chance(0.4) {
+                a.push(g.name("REPLACE"));
+            }
+            if g.chance(0.05) {
+                a.push(b"FOO".to_vec());
+            }
+        }
+        770..=784 => {
+            a.extend([
+                g.name("MOVE"),
+                g.key(),
+                g.pick(&["0", "1", "2", "1", "2", "16", "-1", "x"])
+                    .as_bytes()
+                    .to_vec(),
+            ]);
+        }
+        785..=789 => {
+            let x = g
+                .pick(&["0", "1", "2", "0", "1", "2", "16", "a"])
+                .as_bytes()
+                .to_vec();
+            let y = g
+                .pick(&["0", "1", "2", "0", "1", "2", "-1"])
+                .as_bytes()
+                .to_vec();
+            a.extend([g.name("SWAPDB"), x, y]);
+        }
+        790..=814 => {
+            let db = g
+                .pick(&["0", "1", "2", "0", "1", "2", "0", "16", "-1", "abc", ""])
+                .as_bytes()
+                .to_vec();
+            a.extend([g.name("SELECT"), db]);
+        }
+        815..=829 => {
+            let p = *g.pick(&[
+                "*", "key:*", "k?", "{t}*", "[ab]", "*1*", "a*", "", "[^a]*", "\\{t\\}*", "*\x00*",
+                "?",
+            ]);
+            a.extend([g.name("KEYS"), p.as_bytes().to_vec()]);
+            norm = Norm::Sorted;
+        }
+        830..=844 => {
+            let mut extra: Vec<Vec<u8>> = Vec::new();
+            if g.chance(0.3) {
+                extra.push(b"MATCH".to_vec());
+                extra.push(
+                    g.pick(&["*", "key:*", "{t}?", "*a*", "n"])
+                        .as_bytes()
+                        .to_vec(),
+                );
+            }
+            if g.chance(0.3) {
+                extra.push(b"COUNT".to_vec());
+                extra.push(g.pick(&["1", "2", "10", "1000"]).as_bytes().to_vec());
+            }
+            if g.chance(0.2) {
+                extra.push(b"TYPE".to_vec());
+                extra.push(
+                    g.pick(&["string", "list", "hash", "STRING"])
+                        .as_bytes()
+                        .to_vec(),
+                );
+            }
+            if g.chance(0.1) {
+                // Invalid variant: only the first reply (an error) is compared.
+                extra.push(g.pick(&["COUNT", "FOO", "MATCH"]).as_bytes().to_vec());
+                if g.chance(0.5) {
+                    extra.push(b"0".to_vec());
+                }
+            }
+            let refs: Vec<&[u8]> = extra.iter().map(|v| v.as_slice()).collect();
+            d.scan_all(&refs);
+            return;
+        }
+        845..=854 => {
+            a.push(g.name("RANDOMKEY"));
+            norm = Norm::NilOrNot;
+        }
+        855..=869 => {
+            touch_all(d);
+            a.push(g.name("DBSIZE"));
+        }
+        870..=875 => {
+            a.push(g.name("FLUSHDB"));
+            match g.rng.gen_range(0..6) {
+                0 => a.push(g.name("ASYNC")),
+                1 => a.push(g.name("SYNC")),
+                2 => a.push(b"FOO".to_vec()),
+                _ => {}
+            }
+        }
+        876 => {
+            if g.chance(0.3) {
+                a.push(g.name("FLUSHALL"));
+            } else {
+                a.extend([g.name("PING")]);
+            }
+        }
+        877..=904 => {
+            a.extend([g.name("OBJECT"), g.name("ENCODING"), g.key()]);
+        }
+        905..=924 => match g.rng.gen_range(0..4) {
+            0 => a.push(g.name("PING")),
+            1 => a.extend([g.name("PING"), g.value()]),
+            _ => a.extend([g.name("ECHO"), g.value()]),
+        },
+        925..=969 => {
+            // Wrong arity.
+            let (name, argc) = *g.pick(&[
+                ("GET", 0usize),
+                ("GET", 2),
+                ("SET", 1),
+                ("SETNX", 1),
+                ("SETEX", 2),
+                ("PSETEX", 1),
+                ("GETSET", 1),
+                ("GETDEL", 0),
+                ("GETEX", 0),
+                ("MGET", 0),
+                ("MSET", 1),
+                ("MSET", 3),
+                ("MSETNX", 1),
+                ("APPEND", 1),
+                ("STRLEN", 0),
+                ("STRLEN", 2),
+                ("INCR", 0),
+                ("DECR", 2),
+                ("INCRBY", 1),
+                ("DECRBY", 3),
+                ("INCRBYFLOAT", 1),
+                ("GETRANGE", 2),
+                ("SUBSTR", 1),
+                ("SETRANGE", 2),
+                ("LCS", 1),
+                ("DEL", 0),
+                ("UNLINK", 0),
+                ("EXISTS", 0),
+                ("TYPE", 0),
+                ("TYPE", 2),
+                ("EXPIRE", 1),
+                ("PEXPIREAT", 1),
+                ("TTL", 0),
+                ("PTTL", 2),
+                ("EXPIRETIME", 0),
+                ("PERSIST", 2),
+                ("RENAME", 1),
+                ("RENAMENX", 3),
+                ("COPY", 1),
+                ("MOVE", 1),
+                ("SWAPDB", 1),
+                ("SELECT", 0),
+                ("KEYS", 0),
+                ("KEYS", 2),
+                ("SCAN", 0),
+                ("RANDOMKEY", 1),
+                ("DBSIZE", 1),
+                ("ECHO", 0),
+                ("ECHO", 2),
+                ("PING", 2),
+                ("OBJECT", 0),
+                ("OBJECT", 1),
+                ("TOUCH", 0),
+            ]);
+            a.push(g.name(name));
+            for _ in 0..argc {
+                a.push(if g.chance(0.5) { g.key() } else { g.value() });
+            }
+            if name == "OBJECT" && argc == 1 {
+                a[1] = g.name("ENCODING");
+            }
+        }
+        _ => {
+            // Unknown command.
+            let name = *g.pick(&[
+                "FOO", "GETT", "SETT", "MGETX", "KEYS2", "\x00bin", "", "foo bar", "COMMANDX",
+            ]);
+            a.push(name.as_bytes().to_vec());
+            for _ in 0..g.rng.gen_range(0..4) {
+                let v = if g.chance(0.1) {
+                    vec![b'q'; g.rng.gen_range(100..200)]
+                } else {
+                    g.value()
+                };
+                a.push(v);
+            }
+        }
+    }
+    let refs: Vec<&[u8]> = a.iter().map(|v| v.as_slice()).collect();
+    d.cmd_norm(&refs, norm);
+}
+
+fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
+    std::env::var(name)
+        .ok()
+        .map(|s| {
+            s.split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect::<Vec<u64>>()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+fn env_steps() -> usize {
+    std::env::var("DIFF_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000)
+}
+
+/// Runs the seeds on up to 2 worker threads (each seed has its own servers) and reports every
+/// failing seed.
+fn run_seeds(seeds: Vec<u64>, resp3: bool) {
+    let steps = env_steps();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(seeds));
+    let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let queue = queue.clone();
+            let failures = failures.clone();
+            std::thread::spawn(move || loop {
+                let Some(seed) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let r = std::panic::catch_unwind(|| run_random(seed, steps, resp3));
+                if let Err(e) = r {
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "<non-string panic>".into());
+                    failures.lock().unwrap().push(format!("seed {seed}: {msg}"));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let f = failures.lock().unwrap();
+    if !f.is_empty() {
+        panic!("{} seed(s) failed:\n{}", f.len(), f.join("\n"));
+    }
+}
+
+#[test]
+fn randomized() {
+    run_seeds(env_list("DIFF_SEEDS", &[1, 2, 3, 4, 5]), false);
+}
+
+#[test]
+fn randomized_resp3() {
+    run_seeds(env_list("DIFF_RESP3_SEEDS", &[6]), true);
+}
