@@ -65,7 +65,10 @@ fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Vec<T> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap_or_else(|_| die(&format!("{flag}: bad list item {s:?}"))))
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| die(&format!("{flag}: bad list item {s:?}")))
+        })
         .collect();
     if out.is_empty() {
         die(&format!("{flag}: empty list"));
@@ -74,7 +77,9 @@ fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Vec<T> {
 }
 
 fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
-    v.trim().parse().unwrap_or_else(|_| die(&format!("{flag}: bad number {v:?}")))
+    v.trim()
+        .parse()
+        .unwrap_or_else(|_| die(&format!("{flag}: bad number {v:?}")))
 }
 
 fn die(msg: &str) -> ! {
@@ -86,7 +91,10 @@ fn parse_args() -> Opts {
     let mut rounds = None;
     let mut requests = None;
     let mut shards_list = vec![1, 2];
-    let mut tests: Vec<String> = ["get", "set", "incr", "mset"].iter().map(|s| s.to_string()).collect();
+    let mut tests: Vec<String> = ["get", "set", "incr", "mset"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut pipelines = vec![1, 16];
     let mut clients = 50;
     let mut keyspace = 100_000;
@@ -103,13 +111,21 @@ fn parse_args() -> Opts {
         };
         let takes_value = matches!(
             flag.as_str(),
-            "--rounds" | "--requests" | "--shards-list" | "--tests" | "--pipelines" | "--clients"
-                | "--keyspace" | "--timeout-s"
+            "--rounds"
+                | "--requests"
+                | "--shards-list"
+                | "--tests"
+                | "--pipelines"
+                | "--clients"
+                | "--keyspace"
+                | "--timeout-s"
         );
         let value = if takes_value {
             match inline {
                 Some(v) => v,
-                None => args.next().unwrap_or_else(|| die(&format!("{flag} needs a value"))),
+                None => args
+                    .next()
+                    .unwrap_or_else(|| die(&format!("{flag} needs a value"))),
             }
         } else {
             String::new()
@@ -118,7 +134,12 @@ fn parse_args() -> Opts {
             "--rounds" => rounds = Some(parse_num(&flag, &value)),
             "--requests" => requests = Some(parse_num(&flag, &value)),
             "--shards-list" => shards_list = parse_list(&flag, &value),
-            "--tests" => tests = parse_list::<String>(&flag, &value).into_iter().map(|t| t.to_lowercase()).collect(),
+            "--tests" => {
+                tests = parse_list::<String>(&flag, &value)
+                    .into_iter()
+                    .map(|t| t.to_lowercase())
+                    .collect()
+            }
             "--pipelines" => pipelines = parse_list(&flag, &value),
             "--clients" => clients = parse_num(&flag, &value),
             "--keyspace" => keyspace = parse_num(&flag, &value),
@@ -142,7 +163,17 @@ fn parse_args() -> Opts {
     if shards_list.contains(&0) || pipelines.contains(&0) {
         die("shard counts and pipeline depths must be > 0");
     }
-    Opts { rounds, requests, shards_list, tests, pipelines, clients, keyspace, cross_shard, timeout_s }
+    Opts {
+        rounds,
+        requests,
+        shards_list,
+        tests,
+        pipelines,
+        clients,
+        keyspace,
+        cross_shard,
+        timeout_s,
+    }
 }
 
 // ------------------------------------------------------- key → shard map --
@@ -153,7 +184,11 @@ fn crc16(data: &[u8]) -> u16 {
     for &b in data {
         crc ^= (b as u16) << 8;
         for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
         }
     }
     crc
@@ -243,8 +278,15 @@ fn spawn_guarded(mut cmd: Command) -> std::io::Result<ChildGuard> {
 
 /// Run a short command and return its trimmed stdout (None on any failure).
 fn capture(prog: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(prog).args(args).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 // --------------------------------------------------------------- servers --
@@ -266,8 +308,9 @@ struct Server {
 /// Reserve `n` distinct free ports (all listeners held at once so the kernel
 /// cannot hand out the same port twice), then release them.
 fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")).collect();
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
     ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
@@ -312,19 +355,35 @@ fn start_server(bins: &Bins, label: &str, kind: Kind, port: u16, log_dir: &Path)
         Kind::Redis => (
             bins.redis_server.clone().into(),
             vec![
-                "--port".into(), port.to_string(), "--bind".into(), "127.0.0.1".into(),
-                "--save".into(), "".into(), "--appendonly".into(), "no".into(),
-                "--daemonize".into(), "no".into(),
+                "--port".into(),
+                port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--save".into(),
+                "".into(),
+                "--appendonly".into(),
+                "no".into(),
+                "--daemonize".into(),
+                "no".into(),
             ],
         ),
         Kind::Tessera { shards } => {
-            let mut a: Vec<String> = vec!["--port".into(), port.to_string(), "--bind".into(), "127.0.0.1".into()];
+            let mut a: Vec<String> = vec![
+                "--port".into(),
+                port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+            ];
             if !bins.tessera_is_redis {
                 a.extend(["--shards".into(), shards.to_string()]);
             }
             a.extend([
-                "--save".into(), "".into(), "--appendonly".into(), "no".into(),
-                "--loglevel".into(), "warning".into(),
+                "--save".into(),
+                "".into(),
+                "--appendonly".into(),
+                "no".into(),
+                "--loglevel".into(),
+                "warning".into(),
             ]);
             if bins.tessera_is_redis {
                 a.extend(["--daemonize".into(), "no".into()]);
@@ -342,19 +401,45 @@ fn start_server(bins: &Bins, label: &str, kind: Kind, port: u16, log_dir: &Path)
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(st) = proc_.exited() {
-            panic!("{label} ({}) exited during startup: {st}\n--- {} ---\n{}", prog.display(), log.display(), log_tail(&log));
+            panic!(
+                "{label} ({}) exited during startup: {st}\n--- {} ---\n{}",
+                prog.display(),
+                log.display(),
+                log_tail(&log)
+            );
         }
         if ping(port) {
             break;
         }
         if Instant::now() > deadline {
-            panic!("{label} did not answer PING on port {port} within 20 s\n--- {} ---\n{}", log.display(), log_tail(&log));
+            panic!(
+                "{label} did not answer PING on port {port} within 20 s\n--- {} ---\n{}",
+                log.display(),
+                log_tail(&log)
+            );
         }
         thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("started {label:<14} pid {:<7} port {port}  ({} {})", proc_.pid(), prog.display(),
-        args.iter().map(|a| if a.is_empty() { "\"\"".to_string() } else { a.clone() }).collect::<Vec<_>>().join(" "));
-    Server { label: label.to_string(), port, log, proc_, dead: false }
+    eprintln!(
+        "started {label:<14} pid {:<7} port {port}  ({} {})",
+        proc_.pid(),
+        prog.display(),
+        args.iter()
+            .map(|a| if a.is_empty() {
+                "\"\"".to_string()
+            } else {
+                a.clone()
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    Server {
+        label: label.to_string(),
+        port,
+        log,
+        proc_,
+        dead: false,
+    }
 }
 
 /// utime + stime (clock ticks) of the whole process, all threads included.
@@ -406,7 +491,10 @@ struct RunOutput {
 
 fn run_with_timeout(prog: &str, args: &[String], timeout: Duration) -> std::io::Result<RunOutput> {
     let mut cmd = Command::new(prog);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut g = spawn_guarded(cmd)?;
     let mut so = g.child.stdout.take().unwrap();
     let mut se = g.child.stderr.take().unwrap();
@@ -431,7 +519,11 @@ fn run_with_timeout(prog: &str, args: &[String], timeout: Duration) -> std::io::
         thread::sleep(Duration::from_millis(10));
     };
     drop(g); // kills on timeout; closes the pipes so the readers finish
-    Ok(RunOutput { stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default(), status })
+    Ok(RunOutput {
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+        status,
+    })
 }
 
 /// Known-harmless redis-benchmark stderr noise.
@@ -442,16 +534,35 @@ fn benign_stderr(line: &str) -> bool {
 
 fn parse_csv(stdout: &str) -> Result<Sample, String> {
     let mut lines = stdout.lines().filter(|l| l.starts_with('"'));
-    let header = lines.next().ok_or("no CSV header in redis-benchmark output")?;
+    let header = lines
+        .next()
+        .ok_or("no CSV header in redis-benchmark output")?;
     let cols = split_csv_line(header);
-    let idx = |name: &str| cols.iter().position(|c| c == name).ok_or(format!("CSV header lacks {name:?}: {header}"));
-    let (i_test, i_rps, i_p50, i_p99) = (idx("test")?, idx("rps")?, idx("p50_latency_ms")?, idx("p99_latency_ms")?);
+    let idx = |name: &str| {
+        cols.iter()
+            .position(|c| c == name)
+            .ok_or(format!("CSV header lacks {name:?}: {header}"))
+    };
+    let (i_test, i_rps, i_p50, i_p99) = (
+        idx("test")?,
+        idx("rps")?,
+        idx("p50_latency_ms")?,
+        idx("p99_latency_ms")?,
+    );
     let row = lines.next().ok_or("no CSV data row (test errored?)")?;
     let f = split_csv_line(row);
     let num = |i: usize| -> Result<f64, String> {
-        f.get(i).and_then(|v| v.parse().ok()).ok_or(format!("bad CSV row: {row}"))
+        f.get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or(format!("bad CSV row: {row}"))
     };
-    Ok(Sample { name: f.get(i_test).cloned().unwrap_or_default(), rps: num(i_rps)?, p50: num(i_p50)?, p99: num(i_p99)?, cpu_ticks: None })
+    Ok(Sample {
+        name: f.get(i_test).cloned().unwrap_or_default(),
+        rps: num(i_rps)?,
+        p50: num(i_p50)?,
+        p99: num(i_p99)?,
+        cpu_ticks: None,
+    })
 }
 
 // ------------------------------------------------------------ scenarios --
@@ -486,7 +597,11 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 fn fmt_opt(v: Option<f64>, prec: usize) -> String {
@@ -518,7 +633,8 @@ struct Ctx {
 
 impl Ctx {
     fn cpu_us_per_req(&self, s: &Sample) -> Option<f64> {
-        s.cpu_ticks.map(|t| t as f64 / self.clk_tck * 1e6 / self.opts.requests as f64)
+        s.cpu_ticks
+            .map(|t| t as f64 / self.clk_tck * 1e6 / self.opts.requests as f64)
     }
 }
 
@@ -554,11 +670,11 @@ fn render_table(ctx: &Ctx, groups: &[Group], section: Section, out: &mut String)
             g.test.clone()
         } else {
             g.entries
-            .iter()
-            .flat_map(|e| e.samples.iter().flatten())
-            .map(|s| s.name.clone())
-            .next()
-            .unwrap_or_else(|| g.test.clone())
+                .iter()
+                .flat_map(|e| e.samples.iter().flatten())
+                .map(|s| s.name.clone())
+                .next()
+                .unwrap_or_else(|| g.test.clone())
         };
         for (i, e) in g.entries.iter().enumerate() {
             let ok: Vec<&Sample> = e.samples.iter().flatten().collect();
@@ -566,7 +682,11 @@ fn render_table(ctx: &Ctx, groups: &[Group], section: Section, out: &mut String)
             let m_p50 = median(ok.iter().map(|s| s.p50).collect());
             let m_p99 = median(ok.iter().map(|s| s.p99).collect());
             let m_cpu = median(ok.iter().filter_map(|s| ctx.cpu_us_per_req(s)).collect());
-            let m_ticks = median(ok.iter().filter_map(|s| s.cpu_ticks.map(|t| t as f64)).collect());
+            let m_ticks = median(
+                ok.iter()
+                    .filter_map(|s| s.cpu_ticks.map(|t| t as f64))
+                    .collect(),
+            );
             let mut cpu_cell = fmt_opt(m_cpu, 2);
             if m_ticks.is_some_and(|t| t < LOW_TICKS as f64) {
                 cpu_cell.push_str(" †");
@@ -589,7 +709,11 @@ fn render_table(ctx: &Ctx, groups: &[Group], section: Section, out: &mut String)
                 )
             };
             let fail = e.samples.iter().filter(|s| s.is_none()).count();
-            let label = if fail > 0 { format!("{} ({fail} failed)", e.label) } else { e.label.clone() };
+            let label = if fail > 0 {
+                format!("{} ({fail} failed)", e.label)
+            } else {
+                e.label.clone()
+            };
             let _ = write!(
                 out,
                 "| {name} | {} | {label} | {} | {} | {} | {cpu_cell} | {r_rps} | {r_cpu} |",
@@ -624,12 +748,16 @@ fn main() {
     let tessera = std::env::var_os("TESSERA_BIN")
         .map(PathBuf::from)
         .or_else(|| option_env!("CARGO_BIN_EXE_tessera").map(PathBuf::from))
-        .unwrap_or_else(|| die("no tessera binary: CARGO_BIN_EXE_tessera unset and TESSERA_BIN not given"));
-    let tessera_is_redis =
-        tessera.file_name().is_some_and(|n| n.to_string_lossy().contains("redis-server"));
+        .unwrap_or_else(|| {
+            die("no tessera binary: CARGO_BIN_EXE_tessera unset and TESSERA_BIN not given")
+        });
+    let tessera_is_redis = tessera
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("redis-server"));
     let bins = Bins {
         redis_server: std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()),
-        redis_benchmark: std::env::var("REDIS_BENCHMARK").unwrap_or_else(|_| "redis-benchmark".into()),
+        redis_benchmark: std::env::var("REDIS_BENCHMARK")
+            .unwrap_or_else(|_| "redis-benchmark".into()),
         tessera,
         tessera_is_redis,
     };
@@ -642,9 +770,14 @@ fn main() {
     let log_dir = target_dir.join("side_by_side");
     fs::create_dir_all(&log_dir).expect("create target/side_by_side");
 
-    let clk_tck: f64 = capture("getconf", &["CLK_TCK"]).and_then(|s| s.parse().ok()).unwrap_or(100.0);
+    let clk_tck: f64 = capture("getconf", &["CLK_TCK"])
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100.0);
     let redis_version = capture(&bins.redis_server, &["--version"])
-        .and_then(|s| s.split_whitespace().find_map(|w| w.strip_prefix("v=").map(str::to_string)))
+        .and_then(|s| {
+            s.split_whitespace()
+                .find_map(|w| w.strip_prefix("v=").map(str::to_string))
+        })
         .unwrap_or_else(|| die(&format!("cannot run `{} --version`", bins.redis_server)));
     if capture(&bins.redis_benchmark, &["--version"]).is_none() {
         die(&format!("cannot run `{} --version`", bins.redis_benchmark));
@@ -670,20 +803,34 @@ fn main() {
         .zip(&ports)
         .map(|((label, kind), &port)| start_server(&bins, label, kind.clone(), port, &log_dir))
         .collect();
-    let tessera_idx = |shards: usize| {
-        servers_index(&specs, shards).expect("tessera config started")
-    };
+    let tessera_idx =
+        |shards: usize| servers_index(&specs, shards).expect("tessera config started");
 
     // ---- scenario groups ----
     let mut groups: Vec<Group> = Vec::new();
     for test in &opts.tests {
         for &p in &opts.pipelines {
-            let args = vec!["-r".into(), opts.keyspace.to_string(), "-t".into(), test.clone()];
+            let args = vec![
+                "-r".into(),
+                opts.keyspace.to_string(),
+                "-t".into(),
+                test.clone(),
+            ];
             let mut entries = vec![entry("redis", 0, &args, opts.rounds)];
             for &s in &opts.shards_list {
-                entries.push(entry(&specs[tessera_idx(s)].0, tessera_idx(s), &args, opts.rounds));
+                entries.push(entry(
+                    &specs[tessera_idx(s)].0,
+                    tessera_idx(s),
+                    &args,
+                    opts.rounds,
+                ));
             }
-            groups.push(Group { section: Section::Main, test: test.to_uppercase(), pipeline: p, entries });
+            groups.push(Group {
+                section: Section::Main,
+                test: test.to_uppercase(),
+                pipeline: p,
+                entries,
+            });
         }
     }
     let (key0, slot0) = key_on_shard(0, 2);
@@ -701,32 +848,72 @@ fn main() {
                 let (t1, t2) = (tessera_idx(1), tessera_idx(2));
                 let entries = vec![
                     entry(&format!("redis, key {key0}"), 0, &a(&key0), opts.rounds),
-                    entry(&format!("{} (all local), key {key0}", specs[t1].0), t1, &a(&key0), opts.rounds),
-                    entry(&format!("{}, key {key0} → shard 0", specs[t2].0), t2, &a(&key0), opts.rounds),
-                    entry(&format!("{}, key {key1} → shard 1", specs[t2].0), t2, &a(&key1), opts.rounds),
+                    entry(
+                        &format!("{} (all local), key {key0}", specs[t1].0),
+                        t1,
+                        &a(&key0),
+                        opts.rounds,
+                    ),
+                    entry(
+                        &format!("{}, key {key0} → shard 0", specs[t2].0),
+                        t2,
+                        &a(&key0),
+                        opts.rounds,
+                    ),
+                    entry(
+                        &format!("{}, key {key1} → shard 1", specs[t2].0),
+                        t2,
+                        &a(&key1),
+                        opts.rounds,
+                    ),
                 ];
-                groups.push(Group { section: Section::Cross, test: cmd.into(), pipeline: p, entries });
+                groups.push(Group {
+                    section: Section::Cross,
+                    test: cmd.into(),
+                    pipeline: p,
+                    entries,
+                });
             }
         }
     }
 
-    let ctx = Ctx { opts: opts.clone(), clk_tck };
+    let ctx = Ctx {
+        opts: opts.clone(),
+        clk_tck,
+    };
     let timeout = Duration::from_secs(opts.timeout_s.unwrap_or(120 + opts.requests / 1000));
     let common = |port: u16, p: usize| -> Vec<String> {
         vec![
-            "-h".into(), "127.0.0.1".into(), "-p".into(), port.to_string(),
-            "-c".into(), opts.clients.to_string(), "-n".into(), opts.requests.to_string(),
-            "-P".into(), p.to_string(), "--csv".into(),
+            "-h".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-c".into(),
+            opts.clients.to_string(),
+            "-n".into(),
+            opts.requests.to_string(),
+            "-P".into(),
+            p.to_string(),
+            "--csv".into(),
         ]
     };
 
     // ---- warm-up (not recorded): fill part of the keyspace, warm allocators ----
     for srv in servers.iter_mut() {
         let mut a = common(srv.port, 16);
-        a.extend(["-r".into(), opts.keyspace.to_string(), "-t".into(), "set".into()]);
+        a.extend([
+            "-r".into(),
+            opts.keyspace.to_string(),
+            "-t".into(),
+            "set".into(),
+        ]);
         match run_with_timeout(&bins.redis_benchmark, &a, timeout) {
             Ok(o) if o.status.is_some_and(|s| s.success()) => {}
-            Ok(o) => eprintln!("warning: warm-up of {} failed: {}", srv.label, o.stderr.trim()),
+            Ok(o) => eprintln!(
+                "warning: warm-up of {} failed: {}",
+                srv.label,
+                o.stderr.trim()
+            ),
             Err(e) => eprintln!("warning: warm-up of {}: {e}", srv.label),
         }
     }
@@ -748,7 +935,12 @@ fn main() {
                 if !srv.dead {
                     if let Some(st) = srv.proc_.exited() {
                         srv.dead = true;
-                        eprintln!("error: {} died ({st}); its remaining runs are skipped\n--- {} ---\n{}", srv.label, srv.log.display(), log_tail(&srv.log));
+                        eprintln!(
+                            "error: {} died ({st}); its remaining runs are skipped\n--- {} ---\n{}",
+                            srv.label,
+                            srv.log.display(),
+                            log_tail(&srv.log)
+                        );
                     }
                 }
                 if srv.dead {
@@ -760,7 +952,13 @@ fn main() {
                 let t0 = cpu_ticks(pid);
                 let res = run_with_timeout(&bins.redis_benchmark, &a, timeout);
                 let t1 = cpu_ticks(pid);
-                let tag = format!("[{run_no}/{total_runs}] round {} {} P={} {}", round + 1, g.test, g.pipeline, e.label);
+                let tag = format!(
+                    "[{run_no}/{total_runs}] round {} {} P={} {}",
+                    round + 1,
+                    g.test,
+                    g.pipeline,
+                    e.label
+                );
                 let out = match res {
                     Ok(o) => o,
                     Err(err) => {
@@ -775,7 +973,9 @@ fn main() {
                 }
                 let sample = match out.status {
                     None => Err(format!("timed out after {} s (killed)", timeout.as_secs())),
-                    Some(st) if !st.success() => Err(format!("redis-benchmark {st}: {}", out.stderr.trim())),
+                    Some(st) if !st.success() => {
+                        Err(format!("redis-benchmark {st}: {}", out.stderr.trim()))
+                    }
                     Some(_) => parse_csv(&out.stdout),
                 };
                 match sample {
@@ -786,7 +986,10 @@ fn main() {
                         };
                         eprintln!(
                             "{tag}: {:>10.0} rps  p50 {:.3}  p99 {:.3} ms  cpu {} µs/req",
-                            s.rps, s.p50, s.p99, fmt_opt(ctx.cpu_us_per_req(&s), 2)
+                            s.rps,
+                            s.p50,
+                            s.p99,
+                            fmt_opt(ctx.cpu_us_per_req(&s), 2)
                         );
                         e.samples[round] = Some(s);
                     }
@@ -797,13 +1000,23 @@ fn main() {
     }
 
     // ---- report ----
-    let date = capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "unknown date".into());
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into());
+    let date =
+        capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "unknown date".into());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
     let cpu_model = fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| "?".into());
-    let nproc = thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let nproc = thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
 
     let mut md = String::new();
     let _ = writeln!(md, "### Tessera vs Redis (redis-benchmark)\n");
@@ -839,22 +1052,36 @@ fn main() {
         low |= render_table(&ctx, &groups, Section::Cross, &mut md);
     }
     if low {
-        let _ = writeln!(md, "\n† median CPU delta under {LOW_TICKS} clock ticks: low resolution, raise --requests.");
+        let _ = writeln!(
+            md,
+            "\n† median CPU delta under {LOW_TICKS} clock ticks: low resolution, raise --requests."
+        );
     }
 
     println!("\n{md}");
     let md_path = target_dir.join("side_by_side.md");
     match fs::write(&md_path, &md) {
-        Ok(()) => eprintln!("wrote {} ({:.0} s total)", md_path.display(), started.elapsed().as_secs_f64()),
+        Ok(()) => eprintln!(
+            "wrote {} ({:.0} s total)",
+            md_path.display(),
+            started.elapsed().as_secs_f64()
+        ),
         Err(e) => eprintln!("warning: cannot write {}: {e}", md_path.display()),
     }
     drop(servers); // explicit: kill all servers before exiting
 }
 
 fn servers_index(specs: &[(String, Kind)], shards: usize) -> Option<usize> {
-    specs.iter().position(|(_, k)| matches!(k, Kind::Tessera { shards: s } if *s == shards))
+    specs
+        .iter()
+        .position(|(_, k)| matches!(k, Kind::Tessera { shards: s } if *s == shards))
 }
 
 fn entry(label: &str, server: usize, args: &[String], rounds: usize) -> Entry {
-    Entry { label: label.to_string(), server, args: args.to_vec(), samples: vec![None; rounds] }
+    Entry {
+        label: label.to_string(),
+        server,
+        args: args.to_vec(),
+        samples: vec![None; rounds],
+    }
 }

@@ -16,8 +16,8 @@ use crate::server::globals::unix_ms;
 pub fn specs() -> Vec<CommandSpec> {
     let g = "connection";
     vec![
-        cmd("ping", -1, FAST | STALE, NO_KEYS, g, "1.0.0", "O(1)", "Returns PONG, or the given message.", Exec::Shard(ping)),
-        cmd("echo", 2, FAST | STALE, NO_KEYS, g, "1.0.0", "O(1)", "Returns the given string.", Exec::Shard(echo)),
+        cmd("ping", -1, FAST, NO_KEYS, g, "1.0.0", "O(1)", "Returns PONG, or the given message.", Exec::Shard(ping)),
+        cmd("echo", 2, FAST | LOADING | STALE, NO_KEYS, g, "1.0.0", "O(1)", "Returns the given string.", Exec::Shard(echo)),
         cmd("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, NO_KEYS, g, "1.0.0", "O(1)", "Closes the connection.", Exec::Conn(quit)),
         cmd("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, g, "6.0.0", "O(1)", "Handshakes with the server: protocol version, authentication, client name.", Exec::Conn(hello)),
         cmd("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, g, "1.0.0", "O(N) where N is the number of passwords defined for the user", "Authenticates the connection.", Exec::Conn(auth)),

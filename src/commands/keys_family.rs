@@ -461,7 +461,8 @@ fn pttl(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     ttl_generic(ctx, &a[1], r, |at, now| at.saturating_sub(now) as i64)
 }
 fn expiretime(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
-    ttl_generic(ctx, &a[1], r, |at, _| (at / 1000) as i64)
+    // Redis rounds to the nearest second here.
+    ttl_generic(ctx, &a[1], r, |at, _| ((at as u128 + 500) / 1000) as i64)
 }
 fn pexpiretime(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     ttl_generic(ctx, &a[1], r, |at, _| at as i64)
@@ -690,9 +691,8 @@ fn keys(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 fn scan(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
         let n = c.shard.nshards() as u64;
-        let cursor: u64 = match std::str::from_utf8(&a[1]).ok().and_then(|s| s.parse().ok()) {
-            Some(v) => v,
-            None => return c.reply().error("ERR invalid cursor"),
+        let Some(cursor) = parse_cursor(&a[1]) else {
+            return c.reply().error("ERR invalid cursor");
         };
         let mut count = 10usize;
         let mut pattern: Option<Bytes> = None;
@@ -721,66 +721,105 @@ fn scan(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             }
             j += 2;
         }
-        let shard = (cursor % n) as usize;
-        let inner = cursor / n;
+        let mut shard = (cursor % n) as usize;
+        let mut inner = cursor / n;
         let db = c.db;
-        let res = c
-            .shard
-            .run_on(shard, move |sh| {
-                let now = crate::server::globals::unix_ms();
-                let st = sh.state.borrow();
-                let table = &st.dbs[db].keys;
-                // COUNT bounds the entries visited, as in Redis; filters apply afterwards.
-                let mut scanned: Vec<(Bytes, bool)> = Vec::new();
-                let mut cur = inner;
-                let mut budget = count.saturating_mul(10).max(1);
-                loop {
-                    cur = table.scan(cur, |k, e| {
-                        if e.expire_at != 0 && e.expire_at <= now {
-                            return;
-                        }
-                        let type_ok = typ.as_ref().map_or(true, |t| eq_ic(t, e.value.type_name()));
-                        scanned.push((k.clone(), type_ok));
-                    });
-                    budget -= 1;
-                    if cur == 0 || scanned.len() >= count || budget == 0 {
-                        break;
-                    }
-                }
-                let found: Vec<Bytes> = scanned
-                    .into_iter()
-                    .filter(|(k, type_ok)| {
-                        *type_ok && pattern.as_ref().map_or(true, |p| glob_match(p, k, false))
-                    })
-                    .map(|(k, _)| k)
-                    .collect();
-                (found, cur)
-            })
-            .await;
-        let mut r = c.reply();
-        match res {
-            Ok((found, cur)) => {
-                let next = if cur == 0 {
-                    if shard as u64 + 1 < n {
-                        shard as u64 + 1
-                    } else {
-                        0
-                    }
-                } else {
-                    cur.checked_mul(n)
-                        .and_then(|v| v.checked_add(shard as u64))
-                        .unwrap_or(0)
-                };
-                r.array(2);
-                r.bulk(next.to_string().as_bytes());
-                r.array(found.len());
-                for k in &found {
-                    r.bulk(k);
-                }
+        let mut found: Vec<Bytes> = Vec::new();
+        let mut visited = 0usize;
+        // One cursor walks every shard in turn: the low part of the cursor names the shard, the
+        // rest is that shard's table cursor. A call moves on to the next shard while it has not
+        // visited COUNT entries yet, so an empty shard never ends a call with nothing done.
+        let next = loop {
+            let (pattern, typ) = (pattern.clone(), typ.clone());
+            let budget = count - visited.min(count - 1);
+            let res = c
+                .shard
+                .run_on(shard, move |sh| {
+                    scan_shard(sh, db, inner, budget, pattern, typ)
+                })
+                .await;
+            let Ok((keys, seen, cur)) = res else {
+                return c.reply().error(crate::server::conn::ERR_SHARD_GONE);
+            };
+            found.extend(keys);
+            visited += seen;
+            if cur != 0 {
+                break cur
+                    .checked_mul(n)
+                    .and_then(|v| v.checked_add(shard as u64))
+                    .unwrap_or(0);
             }
-            Err(_) => r.error(crate::server::conn::ERR_SHARD_GONE),
+            if shard as u64 + 1 >= n {
+                break 0;
+            }
+            shard += 1;
+            inner = 0;
+            if visited >= count {
+                break shard as u64;
+            }
+        };
+        let mut r = c.reply();
+        r.array(2);
+        r.bulk(next.to_string().as_bytes());
+        r.array(found.len());
+        for k in &found {
+            r.bulk(k);
         }
     })
+}
+
+/// SCAN's cursor: an unsigned 64-bit number, parsed like `strtoull` (so "-1" wraps around).
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let (neg, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+/// One shard's part of SCAN: (matching keys, entries visited, next table cursor).
+fn scan_shard(
+    sh: &crate::shard::Shard,
+    db: usize,
+    start: u64,
+    count: usize,
+    pattern: Option<Bytes>,
+    typ: Option<Bytes>,
+) -> (Vec<Bytes>, usize, u64) {
+    let now = crate::server::globals::unix_ms();
+    let st = sh.state.borrow();
+    let table = &st.dbs[db].keys;
+    // COUNT bounds the entries visited, as in Redis; filters apply afterwards.
+    let mut scanned: Vec<(Bytes, bool)> = Vec::new();
+    let mut cur = start;
+    let mut budget = count.saturating_mul(10).max(1);
+    let mut visited = 0;
+    loop {
+        cur = table.scan(cur, |k, e| {
+            visited += 1;
+            if e.expire_at != 0 && e.expire_at <= now {
+                return;
+            }
+            let type_ok = typ.as_ref().map_or(true, |t| eq_ic(t, e.value.type_name()));
+            scanned.push((k.clone(), type_ok));
+        });
+        budget -= 1;
+        if cur == 0 || visited >= count || budget == 0 {
+            break;
+        }
+    }
+    let found = scanned
+        .into_iter()
+        .filter(|(k, type_ok)| {
+            *type_ok && pattern.as_ref().map_or(true, |p| glob_match(p, k, false))
+        })
+        .map(|(k, _)| k)
+        .collect();
+    (found, visited, cur)
 }
 
 fn randomkey(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {

@@ -266,24 +266,30 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     t.by_name.get(lower).map(|&i| &t.specs[i as usize])
 }
 
-/// Redis's reply to an unknown command.
-pub fn unknown_command_error(args: &[Bytes]) -> String {
-    let mut listed = String::new();
+/// The bytes of `s` up to its first NUL: Redis formats these with `%s`.
+fn c_str(s: &[u8]) -> &[u8] {
+    s.iter().position(|&b| b == 0).map_or(s, |i| &s[..i])
+}
+
+/// Redis's reply to an unknown command (raw bytes: arguments are echoed as sent).
+pub fn unknown_command_error(args: &[Bytes]) -> Vec<u8> {
+    let mut listed: Vec<u8> = Vec::new();
     for a in &args[1..] {
         if listed.len() >= 128 {
             break;
         }
         let room = 128 - listed.len();
-        let t = String::from_utf8_lossy(a);
-        let t: String = t.chars().take(room).collect();
-        listed.push_str(&format!("'{}' ", t));
+        let t = c_str(a);
+        listed.push(b'\'');
+        listed.extend_from_slice(&t[..t.len().min(room)]);
+        listed.extend_from_slice(b"' ");
     }
-    let name = String::from_utf8_lossy(&args[0]);
-    let name: String = name.chars().take(128).collect();
-    format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        name, listed
-    )
+    let name = c_str(&args[0]);
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(&name[..name.len().min(128)]);
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&listed);
+    msg
 }
 
 pub fn arity_error(name: &str) -> String {

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
-use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
+use super::args::{eq_ic, text, ERR_SYNTAX};
 use super::{cmd, flags::*, table, CommandSpec, Ctx, Exec, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
@@ -174,32 +174,42 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
     v
 }
 
+/// Commands with subcommands: Redis 7 reports their flags and keys per subcommand, and none on
+/// the container itself.
+const CONTAINERS: &[&str] = &["client", "config", "object", "slowlog"];
+
 fn reply_command_info(r: &mut Reply, s: &CommandSpec) {
+    let container = CONTAINERS.contains(&s.name);
     r.array(10);
     r.bulk(s.name.as_bytes());
     r.int(s.arity as i64);
     let flags: Vec<&str> = super::flags::NAMES
         .iter()
-        .filter(|(f, _)| s.has(*f))
+        .filter(|(f, _)| s.has(*f) && !container)
         .map(|(_, n)| *n)
         .collect();
     r.set(flags.len());
     for f in flags {
         r.simple(f);
     }
-    r.int(s.first_key as i64);
-    r.int(s.last_key as i64);
-    r.int(s.step as i64);
+    let (first, last, step) = if container {
+        (0, 0, 0)
+    } else {
+        (s.first_key, s.last_key, s.step)
+    };
+    r.int(first as i64);
+    r.int(last as i64);
+    r.int(step as i64);
     let cats = acl_categories(s);
     r.set(cats.len());
     for c in cats {
         r.simple(c);
     }
     r.set(0); // tips
-    if s.first_key > 0 {
+    if first > 0 {
         // One key spec per declared key range, in Redis 7's shape.
         r.array(1);
-        r.map(4);
+        r.map(3);
         r.bulk(b"flags");
         r.set(1);
         r.simple(if s.has(WRITE) { "RW" } else { "RO" });
@@ -317,7 +327,7 @@ fn command(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     for name in &a[2..] {
                         match super::lookup(name) {
                             Some(s) => reply_command_info(&mut r, s),
-                            None => r.null_array(),
+                            None => r.null(),
                         }
                     }
                 }
@@ -759,14 +769,13 @@ fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             "get" if a.len() <= 3 => {
                 let mut count: i64 = 10;
                 if a.len() == 3 {
-                    match int_arg(&a[2]) {
-                        Ok(n) if n >= -1 => count = n,
-                        Ok(_) => {
+                    match super::args::parse_i64(&a[2]) {
+                        Some(n) if n >= -1 => count = n,
+                        _ => {
                             return c
                                 .reply()
                                 .error("ERR count should be greater than or equal to -1")
                         }
-                        Err(e) => return c.reply().error(e),
                     }
                 }
                 let res = c
@@ -838,13 +847,13 @@ fn monitor(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 
 fn shutdown(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
-        let mut abort = false;
+        let (mut save, mut nosave, mut abort) = (false, false, false);
         for opt in &a[1..] {
-            if eq_ic(opt, "nosave")
-                || eq_ic(opt, "save")
-                || eq_ic(opt, "now")
-                || eq_ic(opt, "force")
-            {
+            if eq_ic(opt, "nosave") {
+                nosave = true;
+            } else if eq_ic(opt, "save") {
+                save = true;
+            } else if eq_ic(opt, "now") || eq_ic(opt, "force") {
                 continue;
             } else if eq_ic(opt, "abort") {
                 abort = true;
@@ -852,10 +861,10 @@ fn shutdown(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 return c.reply().error(ERR_SYNTAX);
             }
         }
+        if (save && nosave) || (abort && a.len() != 2) {
+            return c.reply().error(ERR_SYNTAX);
+        }
         if abort {
-            if a.len() != 2 {
-                return c.reply().error(ERR_SYNTAX);
-            }
             return c.reply().error("ERR No shutdown in progress.");
         }
         tracing::warn!(client = %c.info.addr, "User requested shutdown...");

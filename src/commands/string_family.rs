@@ -692,10 +692,10 @@ fn incrbyfloat(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             _ => return r.error(ERR_WRONGTYPE),
         },
     };
-    if args::parse_f64(&cur).is_none() {
+    if crate::types::float::parse_long_double(&cur).is_none() {
         return r.error(args::ERR_NOT_FLOAT);
     }
-    if args::parse_f64(&a[2]).is_none() {
+    if crate::types::float::parse_long_double(&a[2]).is_none() {
         return r.error(args::ERR_NOT_FLOAT);
     }
     let Some(text) = crate::types::float::add_decimal(&cur, &a[2]) else {

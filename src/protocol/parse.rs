@@ -352,7 +352,10 @@ mod tests {
         assert_eq!(cmds.len(), 3);
         assert_eq!(cmds[0], vec![Bytes::from("GET"), Bytes::from("k")]);
         assert_eq!(cmds[1], vec![Bytes::from("PING")]);
-        assert_eq!(cmds[2], vec![Bytes::from("SET"), Bytes::from("a"), Bytes::from("b c")]);
+        assert_eq!(
+            cmds[2],
+            vec![Bytes::from("SET"), Bytes::from("a"), Bytes::from("b c")]
+        );
     }
 
     #[test]
@@ -361,12 +364,18 @@ mod tests {
             (&b"*abc\r\n"[..], "Protocol error: invalid multibulk length"),
             (b"*1\r\n$-5\r\n", "Protocol error: invalid bulk length"),
             (b"*1\r\nfoo\r\n", "Protocol error: expected '$', got 'f'"),
-            (b"SET a \"b\r\n", "Protocol error: unbalanced quotes in request"),
+            (
+                b"SET a \"b\r\n",
+                "Protocol error: unbalanced quotes in request",
+            ),
         ] {
             let (_, r) = parse_all(&[input]);
             assert_eq!(r, Err(ParseError(msg.to_string())), "{:?}", input);
         }
-        let limits = ParseLimits { max_bulk_len: 10, ..ParseLimits::default() };
+        let limits = ParseLimits {
+            max_bulk_len: 10,
+            ..ParseLimits::default()
+        };
         let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
         assert!(parse_requests(&mut buf, &limits, &mut Vec::new()).is_err());
     }

@@ -47,9 +47,14 @@ impl<'a> Reply<'a> {
     /// An error reply. `msg` is the full text including its code (`ERR ...`, `WRONGTYPE ...`);
     /// line breaks are replaced by spaces, as Redis does, so a reply can never break framing.
     pub fn error(&mut self, msg: &str) {
+        self.error_bytes(msg.as_bytes());
+    }
+
+    /// An error reply from raw bytes (errors that echo client input).
+    pub fn error_bytes(&mut self, msg: &[u8]) {
         self.buf.reserve(msg.len() + 3);
         self.buf.put_u8(b'-');
-        for &b in msg.as_bytes() {
+        for &b in msg {
             self.buf
                 .put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }

@@ -270,11 +270,11 @@ impl Conn {
     }
 
     /// Writes an error that is decided before execution, after everything queued before it.
-    async fn reject(&mut self, msg: &str, spec: Option<&CommandSpec>) {
+    async fn reject(&mut self, msg: &[u8], spec: Option<&CommandSpec>) {
         self.flush_group().await;
         let suppress = self.take_suppress();
         let mark = self.out.len();
-        self.reply().error(msg);
+        self.reply().error_bytes(msg);
         if suppress {
             self.out.truncate(mark);
         }
@@ -298,20 +298,26 @@ impl Conn {
         };
         self.info.last_cmd.set(spec.name);
         if !spec.arity_ok(args.len()) {
-            return self
-                .reject(&commands::arity_error(spec.name), Some(spec))
-                .await;
+            let msg = commands::arity_error(spec.name);
+            return self.reject(msg.as_bytes(), Some(spec)).await;
         }
         if !self.authenticated && !spec.has(flags::NO_AUTH) {
             return self
-                .reject("NOAUTH Authentication required.", Some(spec))
+                .reject(b"NOAUTH Authentication required.", Some(spec))
                 .await;
         }
         self.wait_if_paused(spec).await;
-        if self.shard.globals.monitors.load(Ordering::Relaxed) > 0 && !spec.has(flags::SKIP_MONITOR)
-        {
-            self.feed_monitors(&args);
+        // MONITOR shows commands as executed (after SELECT, with the new db), like Redis.
+        let monitored = self.shard.globals.monitors.load(Ordering::Relaxed) > 0
+            && !spec.has(flags::SKIP_MONITOR);
+        let feed_args = if monitored { Some(args.clone()) } else { None };
+        self.execute(spec, args).await;
+        if let Some(a) = feed_args {
+            self.feed_monitors(&a);
         }
+    }
+
+    async fn execute(&mut self, spec: &'static CommandSpec, args: Args) {
         match spec.exec {
             Exec::Conn(f) => {
                 self.flush_group().await;
