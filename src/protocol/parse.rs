@@ -182,11 +182,7 @@ fn parse_multibulk(
         if buf.len() < data + len + 2 {
             return Ok(None);
         }
-        if &buf[data + len..data + len + 2] != b"\r\n" {
-            // Redis reads exactly len bytes then skips two; a wrong terminator desyncs the
-            // stream, which it reports on the next command. We refuse it at once.
-            return Err(ParseError::new("Protocol error: invalid bulk length"));
-        }
+        // Like Redis, the two bytes after the payload are skipped without being checked.
         ranges.push((data, data + len));
         pos = data + len + 2;
     }

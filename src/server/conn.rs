@@ -321,12 +321,15 @@ impl Conn {
         match spec.exec {
             Exec::Conn(f) => {
                 self.flush_group().await;
-                let suppress = self.take_suppress();
+                let off_before = self.reply_mode == ReplyMode::Off;
+                let skip_taken = std::mem::take(&mut self.skip_next);
                 let mark = self.out.len();
                 let started = std::time::Instant::now();
                 f(self, args).await;
                 let usec = started.elapsed().as_micros() as u64;
                 let failed = self.out.len() > mark && self.out[mark] == b'-';
+                // CLIENT REPLY ON answers even though replies were off when it arrived.
+                let suppress = skip_taken || (off_before && self.reply_mode != ReplyMode::On);
                 if suppress {
                     self.out.truncate(mark);
                 }
