@@ -1,1 +1,78 @@
-fn main() {}
+//! Keyspace micro-benchmarks (criterion): the per-shard table and the database layer with
+//! expiry bookkeeping, at 100k keys.
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use tessera::shard::db::Db;
+use tessera::types::dict::Dict;
+use tessera::types::{StrValue, Value};
+
+const N: usize = 100_000;
+
+fn keys() -> Vec<Bytes> {
+    (0..N)
+        .map(|i| Bytes::from(format!("key:{:012}", i)))
+        .collect()
+}
+
+fn bench_dict(c: &mut Criterion) {
+    let ks = keys();
+    let mut g = c.benchmark_group("dict");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("insert 100k", |b| {
+        b.iter(|| {
+            let mut d: Dict<u64> = Dict::new();
+            for (i, k) in ks.iter().enumerate() {
+                d.insert(k.clone(), i as u64);
+            }
+            black_box(d.len());
+        })
+    });
+    let mut d: Dict<u64> = Dict::new();
+    for (i, k) in ks.iter().enumerate() {
+        d.insert(k.clone(), i as u64);
+    }
+    g.bench_function("get 100k hits", |b| {
+        b.iter(|| {
+            let mut sum = 0u64;
+            for k in &ks {
+                sum += *d.get(k).unwrap();
+            }
+            black_box(sum);
+        })
+    });
+    g.finish();
+}
+
+fn bench_db(c: &mut Criterion) {
+    let ks = keys();
+    let mut g = c.benchmark_group("db");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("SET-like insert 100k (half with TTL)", |b| {
+        b.iter(|| {
+            let mut db = Db::new();
+            for (i, k) in ks.iter().enumerate() {
+                let ttl = if i % 2 == 0 { 4_000_000_000_000 } else { 0 };
+                db.insert(k, Value::Str(StrValue::from_bytes(b"xxx")), ttl, 1);
+            }
+            black_box(db.len());
+        })
+    });
+    let mut db = Db::new();
+    for (i, k) in ks.iter().enumerate() {
+        let ttl = if i % 2 == 0 { 4_000_000_000_000 } else { 0 };
+        db.insert(k, Value::Str(StrValue::from_bytes(b"xxx")), ttl, 1);
+    }
+    g.bench_function("GET-like lookup 100k", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for k in &ks {
+                n += db.lookup_mut(k, 2).is_some() as usize;
+            }
+            black_box(n);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_dict, bench_db);
+criterion_main!(benches);

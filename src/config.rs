@@ -136,6 +136,8 @@ pub struct Config {
     /// client gets the DENIED error. With the default `bind 127.0.0.1` it
     /// has no visible effect.
     pub protected_mode: bool,
+    /// Pin each shard to its own core when there are no more shards than cores.
+    pub shard_pinning: bool,
     /// Working directory for persistence files; always absolute.
     pub dir: PathBuf,
     pub databases: usize,
@@ -594,6 +596,9 @@ static DIRECTIVES: &[Directive] = &[
     row("io-memory", &[], mem(4096, LONG_MAX), "256kb", Immutable, true, num!(io_memory: usize)),
     // 32768 is the kernel's IORING_MAX_ENTRIES.
     row("ring-depth", &[], int(1, 32768), "128", Immutable, true, num!(ring_depth: u32)),
+    // Pinning helps when shards own their cores; on hosts where the load shares the cores
+    // (benchmarks on small machines), letting the scheduler move shards can be cheaper.
+    row("shard-pinning", &[], Kind::Bool, "yes", Immutable, true, yes_no!(shard_pinning)),
 ];
 
 /// Directives Redis 7.0 still accepts in a config file and silently ignores.
@@ -1442,6 +1447,7 @@ impl Default for Config {
             port: 0,
             bind: Vec::new(),
             protected_mode: false,
+            shard_pinning: false,
             dir: PathBuf::new(),
             databases: 0,
             requirepass: None,

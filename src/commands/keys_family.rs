@@ -390,7 +390,7 @@ fn expire_generic(
     };
     let invalid = format!("ERR invalid expire time in '{}' command", name);
     if seconds {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return r.error(&invalid);
         }
         when *= 1000;
@@ -804,7 +804,7 @@ fn scan_shard(
             if e.expire_at != 0 && e.expire_at <= now {
                 return;
             }
-            let type_ok = typ.as_ref().map_or(true, |t| eq_ic(t, e.value.type_name()));
+            let type_ok = typ.as_ref().is_none_or(|t| eq_ic(t, e.value.type_name()));
             scanned.push((k.clone(), type_ok));
         });
         budget -= 1;
@@ -814,9 +814,7 @@ fn scan_shard(
     }
     let found = scanned
         .into_iter()
-        .filter(|(k, type_ok)| {
-            *type_ok && pattern.as_ref().map_or(true, |p| glob_match(p, k, false))
-        })
+        .filter(|(k, type_ok)| *type_ok && pattern.as_ref().is_none_or(|p| glob_match(p, k, false)))
         .map(|(k, _)| k)
         .collect();
     (found, visited, cur)

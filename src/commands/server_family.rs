@@ -290,7 +290,8 @@ fn command(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             "help" if a.len() == 2 => super::reply_help(&mut r, "command", COMMAND_HELP),
             "count" if a.len() == 2 => r.int(table().len() as i64),
             "list" => {
-                let mut filter: Option<Box<dyn Fn(&CommandSpec) -> bool>> = None;
+                type Filter = Box<dyn Fn(&CommandSpec) -> bool>;
+                let mut filter: Option<Filter> = None;
                 if a.len() == 5 && eq_ic(&a[2], "filterby") {
                     let v = a[4].clone();
                     if eq_ic(&a[3], "pattern") {
@@ -308,7 +309,7 @@ fn command(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 }
                 let names: Vec<&str> = table()
                     .iter()
-                    .filter(|s| filter.as_ref().map_or(true, |f| f(s)))
+                    .filter(|s| filter.as_ref().is_none_or(|f| f(s)))
                     .map(|s| s.name)
                     .collect();
                 r.array(names.len());
@@ -678,7 +679,7 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     r.bulk(v.as_bytes());
                 }
             }
-            "set" if a.len() >= 4 && a.len() % 2 == 0 => {
+            "set" if a.len() >= 4 && a.len().is_multiple_of(2) => {
                 let pairs: Vec<(&[u8], &[u8])> =
                     a[2..].chunks(2).map(|p| (&p[0][..], &p[1][..])).collect();
                 let mut cfg = c.shard.state.borrow().config.clone();
@@ -793,7 +794,7 @@ fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     return c.reply().error(ERR_SHARD_GONE);
                 };
                 let mut all: Vec<SlowEntry> = parts.into_iter().flatten().collect();
-                all.sort_by(|x, y| y.id.cmp(&x.id));
+                all.sort_by_key(|e| std::cmp::Reverse(e.id));
                 if count >= 0 {
                     all.truncate(count as usize);
                 }
@@ -1009,6 +1010,8 @@ fn debug_protocol(r: &mut Reply, name: &[u8]) {
     match name.as_str() {
         "string" => r.bulk(b"Hello World"),
         "integer" => r.int(12345),
+        // The value Redis uses for DEBUG PROTOCOL double (not meant as pi).
+        #[allow(clippy::approx_constant)]
         "double" => r.double(3.141),
         "bignum" => r.big_number("1234567999999999999999999999999999999"),
         "null" => r.null(),

@@ -787,6 +787,7 @@ fn setrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 }
 
 /// What LCS needs of a key: its string (empty if missing), or a type error.
+#[allow(clippy::result_unit_err)]
 pub fn lcs_input(ctx: &mut Ctx, key: &[u8]) -> Result<Bytes, ()> {
     match ctx.lookup_read(key) {
         None => Ok(Bytes::new()),
@@ -806,6 +807,7 @@ fn lcs(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 }
 
 /// Computes and replies LCS from both inputs (also used when the keys live on two shards).
+#[allow(clippy::result_unit_err)]
 pub fn lcs_reply(
     x: Result<Bytes, ()>,
     y: Result<Bytes, ()>,

@@ -54,6 +54,7 @@ pub struct Conn {
     pub label: Arc<ClientLabel>,
     pub out: BytesMut,
     rbuf: BytesMut,
+    scratch: Box<[u8]>,
     pub close_after_reply: bool,
     pub reply_mode: ReplyMode,
     pub skip_next: bool,
@@ -137,6 +138,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         }),
         out: BytesMut::with_capacity(16 * 1024),
         rbuf: BytesMut::with_capacity(16 * 1024),
+        scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
         close_after_reply: false,
         reply_mode: ReplyMode::On,
         skip_next: false,
@@ -182,17 +184,13 @@ impl Conn {
             } else {
                 None
             });
-            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-                self.rbuf.reserve(16 * 1024);
-            }
-            let len = self.rbuf.len();
-            let cap = self.rbuf.capacity();
-            self.rbuf.resize(cap, 0);
-            let n = match self.stream.read(&mut self.rbuf[len..]).await {
+            // Read into an initialised scratch buffer and append what arrived: zeroing a fresh
+            // window of the query buffer on every read would cost more than the copy.
+            let n = match self.stream.read(&mut self.scratch[..]).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            self.rbuf.truncate(len + n);
+            self.rbuf.extend_from_slice(&self.scratch[..n]);
             self.info.last_ms.set(unix_ms());
             if self.rbuf.len() > qlimit {
                 tracing::warn!(client = %self.info.addr, "closing client that reached max query buffer length");
@@ -403,12 +401,12 @@ impl Conn {
         let n = self.shard.nshards();
         let mut receivers: Vec<Option<futures::channel::oneshot::Receiver<BatchReply>>> =
             (0..n).map(|_| None).collect();
-        for s in 0..n {
+        for (s, slot) in receivers.iter_mut().enumerate() {
             if s == me || self.group_cmds[s].is_empty() {
                 continue;
             }
             let cmds = std::mem::take(&mut self.group_cmds[s]);
-            receivers[s] = self
+            *slot = self
                 .shard
                 .router
                 .send_batch(s, self.db, self.resp3, cmds, self.label.clone())

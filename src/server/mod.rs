@@ -111,7 +111,7 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let pinned = nshards <= cpus;
+    let pinned = nshards <= cpus && cfg.shard_pinning;
     let globals = Arc::new(Globals::new(cfg.port, nshards, config_file));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -50,6 +50,11 @@ impl Server {
         RawConn::connect(self.port)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `true` while the process has not exited.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -153,7 +158,7 @@ fn wait_ready(srv: &mut Server, timeout: Duration) -> Startup {
                         Ok(n) => got.extend_from_slice(&b[..n]),
                     }
                 }
-                if got == b"+PONG\r\n" {
+                if got == b"+PONG\r\n" || got.starts_with(b"-NOAUTH") {
                     // Make sure the PONG came from *our* child (a process that lost a port
                     // race exits right away).
                     std::thread::sleep(Duration::from_millis(5));

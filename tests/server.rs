@@ -1,0 +1,558 @@
+//! Integration tests of the server as a process: configuration and startup, real clients (the
+//! `redis` crate), multi-shard behaviour, client management, expiry, limits and shutdown.
+//! Every test starts its own server on a free port.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tessera")
+}
+
+fn s(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
+}
+
+/// Keys that live on four different shards of a 4-shard server (slots split in 4 ranges).
+fn keys_on_distinct_shards() -> Vec<String> {
+    let mut found: Vec<Option<String>> = vec![None; 4];
+    for i in 0.. {
+        let k = format!("key:{i}");
+        let shard = tessera::shard::slot::SlotMap::new(4).shard_of_key(k.as_bytes());
+        if found[shard].is_none() {
+            found[shard] = Some(k);
+        }
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    found.into_iter().map(Option::unwrap).collect()
+}
+
+#[test]
+fn bad_config_file_fails_startup_with_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("tessera-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.conf");
+    std::fs::write(&path, "# a comment\nport 7000\nnosuchdirective yes\n").unwrap();
+    let out = Command::new(bin()).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = s(&out.stderr);
+    assert!(err.contains("bad.conf:3"), "{err}");
+    assert!(err.contains("nosuchdirective"), "{err}");
+
+    std::fs::write(&path, "port abc\n").unwrap();
+    let out = Command::new(bin()).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    assert!(s(&out.stderr).contains("bad.conf:1"), "{}", s(&out.stderr));
+
+    let out = Command::new(bin())
+        .args(["--port", "70000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(s(&out.stderr).contains("--port"), "{}", s(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn config_file_is_applied_and_rewritable() {
+    let dir = std::env::temp_dir().join(format!("tessera-cfg2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.conf");
+    std::fs::write(&path, "# kept comment\nmaxclients 77\nslowlog-max-len 5\n").unwrap();
+    let path_s = path.display().to_string();
+    // Start with the file as the first argument (like redis-server) plus flags.
+    let port = free_port();
+    let mut child = Command::new(bin())
+        .args([
+            path_s.as_str(),
+            "--port",
+            &port.to_string(),
+            "--shards",
+            "1",
+            "--loglevel",
+            "warning",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            drop(stream);
+            break RawConn::connect(port);
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let got = c.cmd_str("CONFIG GET maxclients");
+    assert_eq!(got, b"*2\r\n$10\r\nmaxclients\r\n$2\r\n77\r\n");
+    assert_eq!(c.cmd_str("CONFIG SET maxclients 99"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("CONFIG REWRITE"), b"+OK\r\n");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("# kept comment"), "{text}");
+    assert!(text.contains("maxclients 99"), "{text}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn redis_crate_client_works_on_one_and_four_shards() {
+    for shards in [1, 4] {
+        let srv = start_tessera(shards, &[]);
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", srv.port)).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("greeting")
+            .arg("hello")
+            .query(&mut con)
+            .unwrap();
+        let v: String = redis::cmd("GET").arg("greeting").query(&mut con).unwrap();
+        assert_eq!(v, "hello");
+        let n: i64 = redis::cmd("INCRBY")
+            .arg("counter")
+            .arg(41)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(n, 41);
+        let keys: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+        let mut mset = redis::cmd("MSET");
+        for k in &keys {
+            mset.arg(k).arg(format!("v-{k}"));
+        }
+        let _: () = mset.query(&mut con).unwrap();
+        let vals: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .arg("nope")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(vals.len(), 51);
+        for (k, v) in keys.iter().zip(&vals) {
+            assert_eq!(v.as_deref(), Some(format!("v-{k}").as_str()));
+        }
+        assert_eq!(vals[50], None);
+        // A pipeline of mixed commands over all shards keeps its order.
+        let mut p = redis::pipe();
+        for i in 0..200 {
+            p.cmd("SET").arg(format!("p{i}")).arg(i).ignore();
+            p.cmd("INCR").arg(format!("p{i}"));
+        }
+        let r: Vec<i64> = p.query(&mut con).unwrap();
+        assert_eq!(r, (1..=200).collect::<Vec<i64>>());
+        let ttl: i64 = redis::cmd("TTL").arg("greeting").query(&mut con).unwrap();
+        assert_eq!(ttl, -1);
+        let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+        assert_eq!(dbsize, 2 + 50 + 200);
+    }
+}
+
+#[test]
+fn multi_key_commands_span_shards() {
+    let srv = start_tessera(4, &[]);
+    let mut c = srv.conn();
+    let k = keys_on_distinct_shards();
+    let mset = format!("MSET {} 1 {} 2 {} 3 {} 4", k[0], k[1], k[2], k[3]);
+    assert_eq!(c.cmd_str(&mset), b"+OK\r\n");
+    let mget = format!("MGET {} {} missing {} {}", k[3], k[2], k[1], k[0]);
+    assert_eq!(
+        s(&c.cmd_str(&mget)),
+        "*5\r\n$1\r\n4\r\n$1\r\n3\r\n$-1\r\n$1\r\n2\r\n$1\r\n1\r\n"
+    );
+    let exists = format!("EXISTS {} {} {} {} {} nope", k[0], k[0], k[1], k[2], k[3]);
+    assert_eq!(c.cmd_str(&exists), b":5\r\n");
+    // MSETNX is refused as a whole when any key exists, on any shard.
+    assert_eq!(c.cmd_str(&format!("MSETNX fresh1 x {} y", k[2])), b":0\r\n");
+    assert_eq!(c.cmd_str("EXISTS fresh1"), b":0\r\n");
+    // RENAME across shards keeps the value and the TTL.
+    assert_eq!(c.cmd_str(&format!("PEXPIRE {} 100000", k[0])), b":1\r\n");
+    assert_eq!(c.cmd_str(&format!("RENAME {} {}", k[0], k[1])), b"+OK\r\n");
+    assert_eq!(c.cmd_str(&format!("GET {}", k[1])), b"$1\r\n1\r\n");
+    let pttl = s(&c.cmd_str(&format!("PTTL {}", k[1])));
+    let pttl: i64 = pttl.trim_start_matches(':').trim().parse().unwrap();
+    assert!(pttl > 90_000 && pttl <= 100_000, "{pttl}");
+    assert_eq!(c.cmd_str(&format!("EXISTS {}", k[0])), b":0\r\n");
+    assert_eq!(
+        c.cmd_str(&format!("RENAME {} {}", k[0], k[2])),
+        b"-ERR no such key\r\n"
+    );
+    assert_eq!(c.cmd_str(&format!("RENAMENX {} {}", k[1], k[2])), b":0\r\n");
+    // COPY across shards and databases.
+    assert_eq!(
+        c.cmd_str(&format!("COPY {} {} DB 3", k[2], k[3])),
+        b":1\r\n"
+    );
+    assert_eq!(c.cmd_str(&format!("COPY {} {}", k[2], k[3])), b":0\r\n");
+    assert_eq!(
+        c.cmd_str(&format!("COPY {} {} REPLACE", k[2], k[3])),
+        b":1\r\n"
+    );
+    assert_eq!(c.cmd_str(&format!("GET {}", k[3])), b"$1\r\n3\r\n");
+    // LCS of two keys on two shards.
+    c.cmd_str(&format!("SET {} ohmytext", k[0]));
+    c.cmd_str(&format!("SET {} mynewtext", k[2]));
+    assert_eq!(
+        c.cmd_str(&format!("LCS {} {}", k[0], k[2])),
+        b"$6\r\nmytext\r\n"
+    );
+    let del = format!("DEL {} {} {} {} {}", k[0], k[1], k[2], k[3], k[3]);
+    assert_eq!(c.cmd_str(&del), b":4\r\n");
+    assert_eq!(c.cmd_str("DBSIZE"), b":0\r\n");
+    assert_eq!(c.cmd_str("SELECT 3"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("DBSIZE"), b":1\r\n");
+    assert_eq!(c.cmd_str("SWAPDB 0 3"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("DBSIZE"), b":0\r\n");
+    assert_eq!(c.cmd_str("FLUSHALL"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("SELECT 0"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("DBSIZE"), b":0\r\n");
+}
+
+#[test]
+fn pipelines_to_other_shards_are_batched_and_ordered() {
+    let srv = start_tessera(4, &[]);
+    let mut c = srv.conn();
+    let mut wire = Vec::new();
+    for i in 0..2000 {
+        wire.extend(encode(&[
+            b"SET",
+            format!("pk{i}").as_bytes(),
+            format!("{i}").as_bytes(),
+        ]));
+        wire.extend(encode(&[b"GET", format!("pk{i}").as_bytes()]));
+    }
+    c.send(&wire);
+    for i in 0..2000 {
+        assert_eq!(c.read_reply(), b"+OK\r\n");
+        assert_eq!(
+            s(&c.read_reply()),
+            format!("${}\r\n{}\r\n", i.to_string().len(), i)
+        );
+    }
+    let info = s(&c.cmd_str("INFO stats"));
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in {info}"))
+    };
+    let (batches, cmds) = (field("cross_shard_batches"), field("cross_shard_commands"));
+    assert!(
+        cmds >= 2000,
+        "most of 4000 commands target other shards: {cmds}"
+    );
+    assert!(
+        batches * 10 < cmds,
+        "pipelined commands travel in batches: {batches} batches for {cmds} commands"
+    );
+}
+
+#[test]
+fn scan_walks_every_shard_exactly() {
+    let srv = start_tessera(4, &[]);
+    let mut c = srv.conn();
+    let mut wire = Vec::new();
+    for i in 0..1500 {
+        wire.extend(encode(&[b"SET", format!("s:{i}").as_bytes(), b"v"]));
+    }
+    wire.extend(encode(&[b"SET", b"other", b"v"]));
+    c.send(&wire);
+    for _ in 0..1501 {
+        c.read_reply();
+    }
+    let mut cursor = "0".to_string();
+    let mut seen = HashSet::new();
+    let mut calls = 0;
+    loop {
+        let reply = resp_parse(&c.cmd(&[
+            b"SCAN",
+            cursor.as_bytes(),
+            b"MATCH",
+            b"s:*",
+            b"COUNT",
+            b"50",
+        ]));
+        let items = reply.items().unwrap().clone();
+        cursor = s(items[0].as_bytes().unwrap());
+        for k in items[1].items().unwrap() {
+            seen.insert(s(k.as_bytes().unwrap()));
+        }
+        calls += 1;
+        if cursor == "0" {
+            break;
+        }
+        assert!(calls < 10_000);
+    }
+    assert_eq!(seen.len(), 1500);
+    assert!(!seen.contains("other"));
+    assert!(calls > 4, "COUNT bounds the work of one call");
+}
+
+#[test]
+fn active_expiry_reclaims_keys_nobody_reads() {
+    let srv = start_tessera(4, &["--hz", "50"]);
+    let mut c = srv.conn();
+    let mut wire = Vec::new();
+    for i in 0..3000 {
+        wire.extend(encode(&[
+            b"SET",
+            format!("e{i}").as_bytes(),
+            b"v",
+            b"PX",
+            b"100",
+        ]));
+    }
+    wire.extend(encode(&[b"SET", b"keep", b"v"]));
+    c.send(&wire);
+    for _ in 0..3001 {
+        c.read_reply();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // DBSIZE counts keys not yet reclaimed; only active expiry can bring it down here.
+        if c.cmd_str("DBSIZE") == b":1\r\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "active expiry did not reclaim the keys"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(s(&c.cmd_str("INFO stats")).contains("expired_keys:3000"));
+}
+
+#[test]
+fn client_list_kill_and_names_across_shards() {
+    let srv = start_tessera(4, &[]);
+    let mut conns: Vec<RawConn> = (0..6).map(|_| srv.conn()).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_eq!(c.cmd_str(&format!("CLIENT SETNAME c{i}")), b"+OK\r\n");
+    }
+    let list = s(&conns[0].cmd_str("CLIENT LIST"));
+    for i in 0..6 {
+        assert!(list.contains(&format!("name=c{i} ")), "{list}");
+    }
+    let id = s(&conns[5].cmd_str("CLIENT ID"));
+    let id = id.trim_start_matches(':').trim().to_string();
+    assert_eq!(conns[0].cmd_str(&format!("CLIENT KILL ID {id}")), b":1\r\n");
+    assert!(
+        conns[5].wait_closed(Duration::from_secs(5)).is_ok(),
+        "killed client must be disconnected"
+    );
+    let list = s(&conns[0].cmd_str("CLIENT LIST"));
+    assert!(!list.contains("name=c5 "), "{list}");
+    assert_eq!(conns[1].cmd_str("CLIENT GETNAME"), b"$2\r\nc1\r\n");
+    assert_eq!(
+        conns[0].cmd_str("CLIENT KILL 1.2.3.4:5"),
+        b"-ERR No such client\r\n"
+    );
+}
+
+#[test]
+fn client_pause_write_delays_writes_only() {
+    let srv = start_tessera(2, &[]);
+    let mut a = srv.conn();
+    let mut b = srv.conn();
+    assert_eq!(a.cmd_str("CLIENT PAUSE 400 WRITE"), b"+OK\r\n");
+    let t = Instant::now();
+    assert_eq!(b.cmd_str("GET x"), b"$-1\r\n");
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "reads are not paused"
+    );
+    let t = Instant::now();
+    assert_eq!(b.cmd_str("SET x 1"), b"+OK\r\n");
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "writes wait for the pause"
+    );
+    assert_eq!(a.cmd_str("CLIENT UNPAUSE"), b"+OK\r\n");
+}
+
+#[test]
+fn slowlog_and_commandstats() {
+    let srv = start_tessera(
+        2,
+        &["--slowlog-log-slower-than", "0", "--slowlog-max-len", "3"],
+    );
+    let mut c = srv.conn();
+    assert_eq!(c.cmd_str("CONFIG RESETSTAT"), b"+OK\r\n");
+    c.cmd_str("SLOWLOG RESET");
+    for i in 0..5 {
+        c.cmd_str(&format!("SET sl{i} v"));
+    }
+    // Each shard keeps at most slowlog-max-len entries.
+    let len = s(&c.cmd_str("SLOWLOG LEN"));
+    let len: i64 = len.trim_start_matches(':').trim().parse().unwrap();
+    assert!((3..=6).contains(&len), "{len}");
+    let got = resp_parse(&c.cmd_str("SLOWLOG GET 1"));
+    let entry = &got.items().unwrap()[0];
+    let args = entry.items().unwrap()[3].items().unwrap();
+    assert_eq!(args[0].as_bytes().unwrap(), b"SET");
+    let info = s(&c.cmd_str("INFO commandstats"));
+    assert!(info.contains("cmdstat_set:calls=5,"), "{info}");
+    assert_eq!(c.cmd_str("SLOWLOG RESET"), b"+OK\r\n");
+}
+
+#[test]
+fn info_has_redis_field_names() {
+    let srv = start_tessera(2, &[]);
+    let mut c = srv.conn();
+    c.cmd_str("SET a 1");
+    c.cmd_str("SET b 2 EX 100");
+    let info = s(&c.cmd_str("INFO"));
+    for field in [
+        "redis_version:7.0.15",
+        "process_id:",
+        "tcp_port:",
+        "uptime_in_seconds:",
+        "connected_clients:",
+        "used_memory:",
+        "used_memory_human:",
+        "maxmemory_policy:",
+        "loading:0",
+        "rdb_last_save_time:",
+        "total_commands_processed:",
+        "keyspace_hits:",
+        "role:master",
+        "used_cpu_sys:",
+        "db0:keys=2,expires=1,avg_ttl=0",
+    ] {
+        assert!(info.contains(field), "missing {field} in\n{info}");
+    }
+    assert!(!info.contains("# Commandstats"));
+    assert!(s(&c.cmd_str("INFO all")).contains("# Commandstats"));
+}
+
+#[test]
+fn requirepass_gates_commands() {
+    let srv = start_tessera(2, &["--requirepass", "s3cret"]);
+    let mut c = srv.conn();
+    assert_eq!(c.cmd_str("GET k"), b"-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        c.cmd_str("AUTH nope"),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(c.cmd_str("AUTH s3cret"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("GET k"), b"$-1\r\n");
+    let mut d = srv.conn();
+    let hello = resp_parse(&d.cmd_str("HELLO 3 AUTH default s3cret"));
+    assert!(!hello.is_error());
+    assert_eq!(d.cmd_str("PING"), b"+PONG\r\n");
+}
+
+#[test]
+fn maxclients_and_idle_timeout() {
+    let srv = start_tessera(1, &["--maxclients", "2", "--timeout", "1"]);
+    let mut a = srv.conn();
+    let mut b = srv.conn();
+    assert_eq!(a.cmd_str("PING"), b"+PONG\r\n");
+    assert_eq!(b.cmd_str("PING"), b"+PONG\r\n");
+    let mut third = srv.conn();
+    let got = third.read_for(Duration::from_millis(500));
+    assert_eq!(s(&got), "-ERR max number of clients reached\r\n");
+    // Idle clients are closed after `timeout` seconds.
+    assert!(
+        a.wait_closed(Duration::from_secs(5)).is_ok(),
+        "idle client not closed"
+    );
+}
+
+#[test]
+fn query_buffer_limit_closes_only_the_offender() {
+    let srv = start_tessera(1, &["--client-query-buffer-limit", "1mb"]);
+    let mut bad = srv.conn();
+    let mut good = srv.conn();
+    // A bulk header promising 4 MB, then 2 MB of it: over the 1 MB query buffer limit.
+    let mut wire = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000000\r\n".to_vec();
+    wire.extend(std::iter::repeat_n(b'x', 2_000_000));
+    let _ = bad.try_send(&wire);
+    assert!(bad.wait_closed(Duration::from_secs(5)).is_ok());
+    assert_eq!(good.cmd_str("PING"), b"+PONG\r\n");
+}
+
+#[test]
+fn debug_command_is_gated() {
+    let srv = start_tessera(1, &["--enable-debug-command", "no"]);
+    let mut c = srv.conn();
+    let r = s(&c.cmd_str("DEBUG SLEEP 0"));
+    assert!(r.starts_with("-ERR DEBUG command not allowed."), "{r}");
+    let srv = start_tessera(2, &[]);
+    let mut c = srv.conn();
+    assert_eq!(
+        c.cmd_str("DEBUG DIGEST"),
+        format!("${}\r\n{}\r\n", 40, "0".repeat(40)).into_bytes()
+    );
+    c.cmd_str("SET a 1");
+    let d1 = c.cmd_str("DEBUG DIGEST");
+    c.cmd_str("SET b 2");
+    c.cmd_str("DEL b");
+    assert_eq!(
+        c.cmd_str("DEBUG DIGEST"),
+        d1,
+        "digest depends only on content"
+    );
+    assert_eq!(c.cmd_str("DEBUG SET-ACTIVE-EXPIRE 0"), b"+OK\r\n");
+    assert_eq!(
+        c.cmd_str("DEBUG PROTOCOL bignum"),
+        b"$37\r\n1234567999999999999999999999999999999\r\n"
+    );
+}
+
+#[test]
+fn shutdown_command_and_sigterm_stop_the_process() {
+    let mut srv = start_tessera(4, &[]);
+    let mut c = srv.conn();
+    c.cmd_str("SET a 1");
+    c.send(&encode(&[b"SHUTDOWN", b"NOSAVE"]));
+    assert!(
+        srv.wait_exit(Duration::from_secs(10)),
+        "SHUTDOWN must stop the server"
+    );
+
+    let mut srv = start_tessera(2, &[]);
+    let pid = srv.pid();
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    assert!(
+        srv.wait_exit(Duration::from_secs(10)),
+        "SIGTERM must stop the server"
+    );
+}
+
+#[test]
+fn readme_command_table_matches_the_command_table() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("<!-- commands:start -->")
+        .expect("README command table start marker");
+    let end = readme
+        .find("<!-- commands:end -->")
+        .expect("README command table end marker");
+    let listed: HashSet<String> = readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("| Family") && !l.starts_with("|---"))
+        .filter_map(|l| l.split('|').nth(2))
+        .flat_map(|cell| {
+            cell.split(',')
+                .map(|c| c.trim().trim_matches('`').to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty())
+        .collect();
+    let table: HashSet<String> = tessera::commands::table()
+        .iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    let missing: Vec<_> = table.difference(&listed).collect();
+    let extra: Vec<_> = listed.difference(&table).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "README table out of date: missing {missing:?}, not implemented {extra:?}"
+    );
+}
