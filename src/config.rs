@@ -138,6 +138,8 @@ pub struct Config {
     pub protected_mode: bool,
     /// Pin each shard to its own core when there are no more shards than cores.
     pub shard_pinning: bool,
+    /// Microseconds a pinned shard spins looking for work before it parks.
+    pub shard_spin_us: u64,
     /// Working directory for persistence files; always absolute.
     pub dir: PathBuf,
     pub databases: usize,
@@ -599,6 +601,8 @@ static DIRECTIVES: &[Directive] = &[
     // Pinning helps when shards own their cores; on hosts where the load shares the cores
     // (benchmarks on small machines), letting the scheduler move shards can be cheaper.
     row("shard-pinning", &[], Kind::Bool, "yes", Immutable, true, yes_no!(shard_pinning)),
+    // Spinning trades idle CPU for cheaper cross-shard wake-ups; only pinned shards spin.
+    row("shard-spin-us", &[], int(0, 1_000_000), "0", Immutable, true, num!(shard_spin_us: u64)),
 ];
 
 /// Directives Redis 7.0 still accepts in a config file and silently ignores.
@@ -1448,6 +1452,7 @@ impl Default for Config {
             bind: Vec::new(),
             protected_mode: false,
             shard_pinning: false,
+            shard_spin_us: 0,
             dir: PathBuf::new(),
             databases: 0,
             requirepass: None,

@@ -51,16 +51,16 @@ impl Ctx<'_> {
     #[inline]
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = self.now_ms;
-        let found = self.st.dbs[self.db].lookup_mut(key, now).is_some();
-        if found {
-            self.st.stats.keyspace_hits += 1;
-        } else {
-            self.st.stats.keyspace_misses += 1;
-        }
-        if found {
-            self.st.dbs[self.db].keys.get_mut(key)
-        } else {
-            None
+        let st = &mut *self.st;
+        match st.dbs[self.db].lookup_mut(key, now) {
+            Some(e) => {
+                st.stats.keyspace_hits += 1;
+                Some(e)
+            }
+            None => {
+                st.stats.keyspace_misses += 1;
+                None
+            }
         }
     }
 

@@ -146,19 +146,40 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         group_order: Vec::new(),
         group_cmds: (0..n).map(|_| Vec::new()).collect(),
     };
-    conn.run().await;
-    if conn.info.monitor.get() {
-        let id = conn.info.id;
+    // The registry entry goes away however the connection ends, a contained panic included.
+    let _registered = Registered {
+        shard: shard.clone(),
+        id,
+    };
+    // A bug in a connection-level command costs that connection, never the shard.
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(conn.run())).await;
+    if outcome.is_err() {
+        tracing::error!(client = %info.addr, "connection task panicked; connection closed, shard keeps serving");
+    }
+    if info.monitor.get() {
         shard.globals.monitors.fetch_sub(1, Ordering::Relaxed);
         let _ = shard
             .run_on_all(move |sh| sh.monitors.borrow_mut().retain(|(i, _)| *i != id))
             .await;
     }
-    shard.clients.borrow_mut().remove(id);
-    shard
-        .globals
-        .connected_clients
-        .fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Removes a connection from its shard's registry when the connection ends.
+struct Registered {
+    shard: Rc<Shard>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut reg) = self.shard.clients.try_borrow_mut() {
+            reg.remove(self.id);
+        }
+        self.shard
+            .globals
+            .connected_clients
+            .fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Conn {

@@ -145,7 +145,11 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
         let mesh = mesh.clone();
         let addrs = addrs.clone();
         let io_memory = cfg.io_memory.max(512 * 1024);
-        let handle = LocalExecutorBuilder::new(placement)
+        let mut builder = LocalExecutorBuilder::new(placement);
+        if pinned && cfg.shard_spin_us > 0 {
+            builder = builder.spin_before_park(Duration::from_micros(cfg.shard_spin_us));
+        }
+        let handle = builder
             .name(&format!("shard-{}", id))
             .io_memory(io_memory)
             .ring_depth(cfg.ring_depth.max(32) as usize)
@@ -197,9 +201,17 @@ async fn shard_main(
             let sh = shard.clone();
             glommio::spawn_local(async move {
                 while let Some(msg) = rx.recv().await {
-                    match msg {
+                    // Keyed commands contain their own panics; a panicking job drops its reply
+                    // sender, so the requester gets an error instead of this shard dying.
+                    let run = std::panic::AssertUnwindSafe(|| match msg {
                         ShardMsg::Batch(b) => sh.execute_batch(b),
                         ShardMsg::Job(job) => job(&sh),
+                    });
+                    if std::panic::catch_unwind(run).is_err() {
+                        tracing::error!(
+                            shard = sh.id,
+                            "cross-shard job panicked; shard keeps serving"
+                        );
                     }
                 }
             })
