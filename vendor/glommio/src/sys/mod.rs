@@ -306,6 +306,9 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // Tessera: pairs with the sleeper's barrier between setting `should_notify` and
+        // re-checking its channels (Dekker-style); needed once that barrier is a plain fence.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
