@@ -449,6 +449,8 @@ fn requirepass_gates_commands() {
 #[test]
 fn maxclients_and_idle_timeout() {
     let srv = start_tessera(1, &["--maxclients", "2", "--timeout", "1"]);
+    // The harness's readiness probe is still being torn down right after startup.
+    std::thread::sleep(Duration::from_millis(300));
     let mut a = srv.conn();
     let mut b = srv.conn();
     assert_eq!(a.cmd_str("PING"), b"+PONG\r\n");
