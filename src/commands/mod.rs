@@ -220,7 +220,7 @@ pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 struct Table {
     specs: Vec<CommandSpec>,
-    by_name: HashMap<&'static str, u16>,
+    by_name: HashMap<&'static str, u16, ahash::RandomState>,
 }
 
 fn build() -> Table {
@@ -229,7 +229,7 @@ fn build() -> Table {
     specs.extend(server_family::specs());
     specs.extend(keys_family::specs());
     specs.extend(string_family::specs());
-    let mut by_name = HashMap::new();
+    let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;
         let dup = by_name.insert(s.name, i as u16);

@@ -276,7 +276,7 @@ fn read_str<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a StrValue>, &'
 fn reply_str(r: &mut Reply, s: &StrValue) {
     match s {
         StrValue::Int(n) => r.bulk_int(*n),
-        StrValue::Plain(b) | StrValue::Raw(b) => r.bulk(b),
+        other => r.bulk(other.stored_bytes().unwrap_or_default()),
     }
 }
 
@@ -702,13 +702,9 @@ fn incrbyfloat(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return r.error("ERR increment would produce NaN or Infinity");
     };
     let now = ctx.now_ms;
-    let value = Value::Str(StrValue::Plain(Bytes::from(text.into_bytes())));
-    let reply_bytes = match &value {
-        Value::Str(StrValue::Plain(b)) => b.clone(),
-        _ => Bytes::new(),
-    };
+    let value = Value::Str(StrValue::text(text.as_bytes()));
     ctx.db().set_keep_ttl(&a[1], value, now);
-    r.bulk(&reply_bytes);
+    r.bulk(text.as_bytes());
 }
 
 fn getrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {

@@ -51,8 +51,9 @@ pub fn parse_requests(
     let mut pos = 0usize;
     // Argument ranges relative to the start of the buffer; they become `Bytes` slices once we
     // know how much of the buffer is consumed (one freeze for the whole batch).
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
-    let mut pending: Vec<Pending> = Vec::new();
+    // Sized for a typical pipeline so the common case never reallocates.
+    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(64);
+    let mut pending: Vec<Pending> = Vec::with_capacity(32);
     let mut result = Ok(());
     while pos < buf.len() {
         if buf[pos] == b'*' {

@@ -375,7 +375,6 @@ impl Conn {
                             &args,
                             self.db,
                             self.resp3,
-                            unix_ms(),
                             &self.label,
                             &mut self.out,
                         );
@@ -439,7 +438,6 @@ impl Conn {
             let cmds = std::mem::take(&mut self.group_cmds[me]);
             let mut buf = BytesMut::new();
             let mut ends = Vec::with_capacity(cmds.len());
-            let now = unix_ms();
             let mut st = self.shard.state.borrow_mut();
             for (idx, args) in &cmds {
                 execute_keyed(
@@ -449,7 +447,6 @@ impl Conn {
                     args,
                     self.db,
                     self.resp3,
-                    now,
                     &self.label,
                     &mut buf,
                 );

@@ -3,16 +3,13 @@
 //! dataset digests to forty zeros, as in Redis.
 
 use crate::shard::ShardState;
-use crate::types::{StrValue, Value};
+use crate::types::Value;
 
 fn value_bytes(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Str(s) => {
             out.extend_from_slice(b"string:");
-            match s {
-                StrValue::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
-                StrValue::Plain(b) | StrValue::Raw(b) => out.extend_from_slice(b),
-            }
+            s.with_bytes(|b| out.extend_from_slice(b));
         }
     }
 }

@@ -220,7 +220,6 @@ impl Shard {
     pub fn execute_batch(&self, batch: router::Batch) {
         let mut buf = BytesMut::with_capacity(64 * batch.cmds.len());
         let mut ends = Vec::with_capacity(batch.cmds.len());
-        let now = crate::server::globals::unix_ms();
         {
             let mut st = self.state.borrow_mut();
             st.stats.cross_shard_batches += 1;
@@ -233,7 +232,6 @@ impl Shard {
                     args,
                     batch.db,
                     batch.resp3,
-                    now,
                     &batch.origin,
                     &mut buf,
                 );
@@ -255,7 +253,6 @@ pub fn execute_keyed(
     args: &[Bytes],
     db: usize,
     resp3: bool,
-    now_ms: u64,
     who: &ClientLabel,
     out: &mut BytesMut,
 ) {
@@ -265,7 +262,10 @@ pub fn execute_keyed(
         return;
     };
     let start_len = out.len();
-    let started = std::time::Instant::now();
+    // One wall-clock read gives both the command's notion of "now" (expiry) and the start of
+    // its timing, like Redis's per-call `ustime()`.
+    let started_us = crate::server::globals::unix_us();
+    let now_ms = started_us / 1000;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut ctx = commands::Ctx {
             st: &mut *st,
@@ -276,7 +276,7 @@ pub fn execute_keyed(
         let mut reply = crate::protocol::Reply::new(out, resp3);
         handler(&mut ctx, args, &mut reply);
     }));
-    let usec = started.elapsed().as_micros() as u64;
+    let usec = crate::server::globals::unix_us().saturating_sub(started_us);
     if result.is_err() {
         out.truncate(start_len);
         tracing::error!(

@@ -12,11 +12,18 @@ use bytes::Bytes;
 /// Strings up to this length are reported as `embstr` (Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
 pub const EMBSTR_MAX: usize = 44;
 
+/// Strings up to this length are stored inline, without a heap allocation of their own: the
+/// variant fits in the space the `Bytes` handle already takes, and reading the value costs no
+/// extra cache miss.
+pub const SMALL_MAX: usize = 38;
+
 /// A string value with the encoding Redis would report for it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StrValue {
     /// A canonical decimal integer (`int` encoding): no leading zeros, fits in i64.
     Int(i64),
+    /// A short string stored inline (`embstr`).
+    Small { len: u8, buf: [u8; SMALL_MAX] },
     /// Bytes as written by SET and friends (`embstr` when short, `raw` otherwise).
     Plain(Bytes),
     /// Bytes produced by an in-place modification (APPEND, SETRANGE): always `raw`, like Redis.
@@ -31,12 +38,37 @@ impl StrValue {
                 return StrValue::Int(n);
             }
         }
-        StrValue::Plain(Bytes::copy_from_slice(b))
+        StrValue::text(b)
+    }
+
+    /// A string that is never integer-encoded (INCRBYFLOAT results, like Redis's embstr).
+    pub fn text(b: &[u8]) -> StrValue {
+        if b.len() <= SMALL_MAX {
+            let mut buf = [0u8; SMALL_MAX];
+            buf[..b.len()].copy_from_slice(b);
+            StrValue::Small {
+                len: b.len() as u8,
+                buf,
+            }
+        } else {
+            StrValue::Plain(Bytes::copy_from_slice(b))
+        }
+    }
+
+    /// The stored bytes, or None for an integer (which has no byte form until formatted).
+    #[inline]
+    pub fn stored_bytes(&self) -> Option<&[u8]> {
+        match self {
+            StrValue::Int(_) => None,
+            StrValue::Small { len, buf } => Some(&buf[..*len as usize]),
+            StrValue::Plain(b) | StrValue::Raw(b) => Some(b),
+        }
     }
 
     pub fn len(&self) -> usize {
         match self {
             StrValue::Int(n) => itoa::Buffer::new().format(*n).len(),
+            StrValue::Small { len, .. } => *len as usize,
             StrValue::Plain(b) | StrValue::Raw(b) => b.len(),
         }
     }
@@ -49,14 +81,16 @@ impl StrValue {
     pub fn to_bytes(&self) -> Bytes {
         match self {
             StrValue::Int(n) => Bytes::copy_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            StrValue::Small { len, buf } => Bytes::copy_from_slice(&buf[..*len as usize]),
             StrValue::Plain(b) | StrValue::Raw(b) => b.clone(),
         }
     }
 
-    /// Calls `f` with the value's bytes without allocating for integers.
+    /// Calls `f` with the value's bytes without allocating.
     pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         match self {
             StrValue::Int(n) => f(itoa::Buffer::new().format(*n).as_bytes()),
+            StrValue::Small { len, buf } => f(&buf[..*len as usize]),
             StrValue::Plain(b) | StrValue::Raw(b) => f(b),
         }
     }
@@ -64,6 +98,7 @@ impl StrValue {
     pub fn encoding(&self) -> &'static str {
         match self {
             StrValue::Int(_) => "int",
+            StrValue::Small { .. } => "embstr",
             StrValue::Plain(b) if b.len() <= EMBSTR_MAX => "embstr",
             _ => "raw",
         }
@@ -72,9 +107,27 @@ impl StrValue {
     /// Heap bytes held by the payload (for memory accounting).
     pub fn heap_size(&self) -> usize {
         match self {
-            StrValue::Int(_) => 0,
+            StrValue::Int(_) | StrValue::Small { .. } => 0,
             StrValue::Plain(b) | StrValue::Raw(b) => b.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_strings_are_inline_and_cost_no_extra_space() {
+        assert!(std::mem::size_of::<StrValue>() <= 40);
+        let v = StrValue::from_bytes(b"hello");
+        assert!(matches!(v, StrValue::Small { len: 5, .. }));
+        assert_eq!(v.encoding(), "embstr");
+        assert_eq!(v.to_bytes(), Bytes::from_static(b"hello"));
+        let long = vec![b'x'; SMALL_MAX + 1];
+        assert!(matches!(StrValue::from_bytes(&long), StrValue::Plain(_)));
+        assert_eq!(StrValue::from_bytes(b"123").encoding(), "int");
+        assert_eq!(StrValue::from_bytes(&[b'y'; 45]).encoding(), "raw");
     }
 }
 
