@@ -388,7 +388,6 @@ struct ShardReport {
     cmd_stats: Vec<CmdStat>,
     keyspace: Vec<(usize, usize, usize)>, // (keys, expires, avg_ttl not tracked) per db
     clients: usize,
-    blocked: usize,
     expired: u64,
 }
 
@@ -440,7 +439,6 @@ fn info(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                         .map(|d| (d.len(), d.volatile_len(), 0))
                         .collect(),
                     clients: sh.clients.borrow().clients.len(),
-                    blocked: 0,
                     expired: st.dbs.iter().map(|d| d.expired_keys).sum(),
                 }
             })
@@ -514,7 +512,8 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
     }
     if want("clients", true) {
         let clients: usize = reports.iter().map(|r| r.clients).sum();
-        let blocked: usize = reports.iter().map(|r| r.blocked).sum();
+        // No blocking commands exist yet, so no client can be blocked.
+        let blocked = 0;
         let body = format!(
             "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
             clients, cfg.maxclients, blocked

@@ -166,15 +166,6 @@ impl<'a> Reply<'a> {
             self.num_line(b'|', len as i64);
         }
     }
-
-    pub fn empty_array(&mut self) {
-        self.buf.put_slice(b"*0\r\n");
-    }
-
-    /// Appends an already-encoded reply.
-    pub fn raw(&mut self, data: &[u8]) {
-        self.buf.put_slice(data);
-    }
 }
 
 /// Formats a double the way Redis replies with one (`%.17g`, with `inf`/`-inf`/`nan`).

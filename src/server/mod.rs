@@ -194,7 +194,7 @@ async fn shard_main(
         }
         None => (None, None),
     };
-    let router = Router::new(id, slots, senders);
+    let router = Router::new(slots, senders);
     let shard = Shard::new(id, cfg, router, globals.clone());
     if let Some(mut receivers) = receivers {
         for (_peer, rx) in receivers.streams() {

@@ -42,8 +42,6 @@ pub struct ShardStats {
     pub keyspace_misses: u64,
     pub total_commands: u64,
     pub total_error_replies: u64,
-    pub expired_stale_perc_x100: u64,
-    pub expire_cycle_cpu_ms: u64,
     pub total_connections_received: u64,
     pub rejected_connections: u64,
     pub net_input_bytes: u64,

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use glommio::channels::channel_mesh::Senders;
 
 use super::slot::SlotMap;
@@ -53,18 +53,13 @@ pub enum ShardMsg {
 pub struct ShardGone;
 
 pub struct Router {
-    id: usize,
     slots: Arc<SlotMap>,
     senders: Option<Senders<ShardMsg>>,
 }
 
 impl Router {
-    pub fn new(id: usize, slots: Arc<SlotMap>, senders: Option<Senders<ShardMsg>>) -> Router {
-        Router { id, slots, senders }
-    }
-
-    pub fn id(&self) -> usize {
-        self.id
+    pub fn new(slots: Arc<SlotMap>, senders: Option<Senders<ShardMsg>>) -> Router {
+        Router { slots, senders }
     }
 
     pub fn nshards(&self) -> usize {
@@ -129,9 +124,4 @@ pub fn key_positions(first: i32, last: i32, step: i32, argc: usize) -> impl Iter
         (last.max(0) as usize + 1).min(argc)
     };
     (first..end.max(first)).step_by(step)
-}
-
-/// The bytes of a key argument (a helper so call sites read as intent).
-pub fn key_arg(args: &[Bytes], pos: usize) -> &[u8] {
-    &args[pos]
 }

@@ -103,14 +103,6 @@ impl StrValue {
             _ => "raw",
         }
     }
-
-    /// Heap bytes held by the payload (for memory accounting).
-    pub fn heap_size(&self) -> usize {
-        match self {
-            StrValue::Int(_) | StrValue::Small { .. } => 0,
-            StrValue::Plain(b) | StrValue::Raw(b) => b.len(),
-        }
-    }
 }
 
 #[cfg(test)]
