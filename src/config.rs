@@ -172,6 +172,10 @@ pub struct Config {
     /// Accepted, not implemented yet (no eviction).
     pub maxmemory: u64,
     pub active_expire_effort: u32,
+    /// A hash converts from listpack to hashtable past this many fields.
+    pub hash_max_listpack_entries: u64,
+    /// ... or when given a field or value longer than this many bytes.
+    pub hash_max_listpack_value: u64,
     /// Absolute path of the config file given on the command line, if any.
     /// CONFIG REWRITE needs it.
     pub config_file: Option<PathBuf>,
@@ -565,9 +569,9 @@ static DIRECTIVES: &[Directive] = &[
     // --- Advanced config ---------------------------------------------------
     // Redis 7.0's default is 512 (redis.conf and `CONFIG GET` agree).
     row("hash-max-listpack-entries", &["hash-max-ziplist-entries"], int(0, LONG_MAX), "512",
-        Mutable, false, Field::Extra),
+        Mutable, true, num!(hash_max_listpack_entries: u64)),
     row("hash-max-listpack-value", &["hash-max-ziplist-value"], mem(0, LONG_MAX), "64", Mutable,
-        false, Field::Extra),
+        true, num!(hash_max_listpack_value: u64)),
     row("list-max-listpack-size", &["list-max-ziplist-size"], int(INT_MIN, INT_MAX), "-2",
         Mutable, false, Field::Extra),
     row("set-max-intset-entries", &[], int(0, LONG_MAX), "512", Mutable, false, Field::Extra),
@@ -1474,6 +1478,8 @@ impl Default for Config {
             ring_depth: 0,
             maxmemory: 0,
             active_expire_effort: 0,
+            hash_max_listpack_entries: 0,
+            hash_max_listpack_value: 0,
             config_file: None,
             extra: BTreeMap::new(),
         };
@@ -1515,6 +1521,8 @@ impl std::fmt::Debug for Config {
             .field("ring_depth", &self.ring_depth)
             .field("maxmemory", &self.maxmemory)
             .field("active_expire_effort", &self.active_expire_effort)
+            .field("hash_max_listpack_entries", &self.hash_max_listpack_entries)
+            .field("hash_max_listpack_value", &self.hash_max_listpack_value)
             .field("config_file", &self.config_file)
             .field("extra", &self.extra)
             .finish()
@@ -2210,6 +2218,7 @@ mod tests {
         assert_eq!(c.io_memory, 1 << 20);
         assert_eq!(get1(c, "save"), "900 1 300 10");
         assert_eq!(get1(c, "hash-max-listpack-entries"), "100");
+        assert_eq!(c.hash_max_listpack_entries, 100);
         assert_eq!(c.loglevel, LogLevel::Warning);
         assert_eq!(c.enable_debug_command, DebugCommandPolicy::Local);
         assert_eq!(c.hz, 500, "hz is clamped like Redis");
@@ -2223,7 +2232,7 @@ mod tests {
             .map(|w| w.split('\'').nth(1).unwrap())
             .collect();
         warned.sort_unstable();
-        assert_eq!(warned, ["hash-max-listpack-entries", "maxmemory", "save"]);
+        assert_eq!(warned, ["maxmemory", "save"]);
         assert_eq!(
             out.warnings[0].split('\'').nth(2).unwrap(),
             " is accepted but not implemented yet; ignored"

@@ -1666,6 +1666,22 @@ fn command_info_fields() {
         "monitor",
         "shutdown",
         "debug",
+        "hset",
+        "hsetnx",
+        "hget",
+        "hmset",
+        "hmget",
+        "hgetall",
+        "hdel",
+        "hexists",
+        "hlen",
+        "hkeys",
+        "hvals",
+        "hincrby",
+        "hincrbyfloat",
+        "hstrlen",
+        "hrandfield",
+        "hscan",
     ];
     for c in cmds {
         d.each(&format!("COMMAND INFO {c} (fields 1-6)"), |t, active| {
@@ -1813,6 +1829,414 @@ fn wrongtype_string_commands_on_list() {
         "DBSIZE",
     ]);
     d.scan_all(&[b"TYPE", b"list"]);
+    d.scan_all(&[b"TYPE", b"string"]);
+}
+
+// =============================================================================================
+// Hashes
+// =============================================================================================
+
+/// Full HSCAN iteration of `key` on every target (with `extra` options); compares the sorted,
+/// de-duplicated (field, value) pairs. Errors are compared exactly.
+fn hscan_all(d: &mut Diff, key: &str, extra: &[&str]) {
+    let what = format!("HSCAN {key} <full iteration> {}", extra.join(" "));
+    d.each(&what, |t, active| {
+        let conn = &mut t.conns[active];
+        let mut cursor = b"0".to_vec();
+        let mut pairs = std::collections::BTreeSet::new();
+        for _ in 0..100_000 {
+            let mut args: Vec<&[u8]> = vec![b"HSCAN", key.as_bytes(), &cursor];
+            args.extend(extra.iter().map(|s| s.as_bytes()));
+            let v = resp_parse(&conn.cmd(&args));
+            let Value::Array(items) = v else {
+                return render(&v).into_bytes();
+            };
+            let (Value::Bulk(next), Some(batch)) = (&items[0], items[1].items()) else {
+                return b"malformed".to_vec();
+            };
+            for p in batch.chunks(2) {
+                pairs.insert((render(&p[0]), render(&p[1])));
+            }
+            if next == b"0" {
+                return format!("{pairs:?}").into_bytes();
+            }
+            cursor = next.clone();
+        }
+        b"no end".to_vec()
+    });
+}
+
+#[test]
+fn hash_commands() {
+    let mut d = diff_or_skip!("hash_commands");
+    d.section("basic");
+    d.script(&[
+        "HSET h z 1 a 2 m 3",
+        "HSET h a 20 b 4",
+        "HSET h x",
+        "HSET h x y z",
+        "HSET h",
+        "HMSET h x",
+        "HMSET h x y z",
+        "HMSET h q 9 r 8",
+        "TYPE h",
+        "OBJECT ENCODING h",
+        "HGETALL h",
+        "HKEYS h",
+        "HVALS h",
+        "HLEN h",
+        "HGET h a",
+        "HGET h nope",
+        "HGET nokey a",
+        "HMGET h a nope z",
+        "HMGET nokey a b",
+        "HEXISTS h a",
+        "HEXISTS h nope",
+        "HEXISTS nokey a",
+        "HSTRLEN h a",
+        "HSTRLEN h nope",
+        "HSTRLEN nokey a",
+        "HSETNX h a 5",
+        "HSETNX h new 5",
+        "HSETNX h2 f v",
+        "HGETALL h",
+        "HDEL h a nope z",
+        "HDEL h nope",
+        "HDEL nokey a",
+        "HGETALL h",
+        "HDEL h m b q r new",
+        "EXISTS h",
+        "HDEL h2 f f",
+        "EXISTS h2",
+        "HGETALL nokey",
+        "HKEYS nokey",
+        "HVALS nokey",
+        "HLEN nokey",
+        "HSET e '' ''",
+        "HGET e ''",
+        "HSTRLEN e ''",
+        "HGETALL e",
+    ]);
+    d.section("counters");
+    d.script(&[
+        "HINCRBY c n 5",
+        "HINCRBY c n -7",
+        "HINCRBY c n x",
+        "HINCRBY c n 1.5",
+        "HINCRBY c n 9223372036854775808",
+        "HSET c big 9223372036854775807 small -9223372036854775808 s abc sp ' 1' z 01",
+        "HINCRBY c big 1",
+        "HINCRBY c big 0",
+        "HINCRBY c small -1",
+        "HINCRBY c small 1",
+        "HINCRBY c s 1",
+        "HINCRBY c sp 1",
+        "HINCRBY c z 1",
+        "HINCRBY nokey f x",
+        "EXISTS nokey",
+        "HINCRBYFLOAT c f 1.5",
+        "HINCRBYFLOAT c f 0.1",
+        "HINCRBYFLOAT c f -1.6",
+        "HINCRBYFLOAT c n 1e3",
+        "HINCRBYFLOAT c f abc",
+        "HINCRBYFLOAT c f inf",
+        "HINCRBYFLOAT c f -inf",
+        "HINCRBYFLOAT c f nan",
+        "HINCRBYFLOAT c s 1",
+        "HINCRBYFLOAT c big 1",
+        "HINCRBYFLOAT c g 1.7976931348623157e308",
+        "HINCRBYFLOAT c g 1.7976931348623157e308",
+        "HINCRBYFLOAT c g 1e5000",
+        "HINCRBYFLOAT c h 0x10",
+        "HINCRBYFLOAT c h 5.0e3",
+        "HINCRBYFLOAT c i 3",
+        "HINCRBY c i 1",
+        "HINCRBYFLOAT nokey f abc",
+        "HINCRBYFLOAT nokey f inf",
+        "EXISTS nokey",
+        "OBJECT ENCODING c",
+    ]);
+    // The huge float value made `c` a hashtable.
+    d.s_norm("HGETALL c", Norm::Sorted);
+    d.section("hrandfield");
+    d.script(&[
+        "HRANDFIELD nokey",
+        "HRANDFIELD nokey 3",
+        "HRANDFIELD nokey -3 WITHVALUES",
+        "HRANDFIELD nokey 0",
+        "HSET r only 1",
+        "HRANDFIELD r",
+        "HRANDFIELD r 1",
+        "HRANDFIELD r -3",
+        "HRANDFIELD r -3 WITHVALUES",
+        "HRANDFIELD r 2 withvalues",
+        "HSET r z 1 a 2 m 3",
+        "HRANDFIELD r 4",
+        "HRANDFIELD r 10 WITHVALUES",
+        "HRANDFIELD r 0",
+        "HRANDFIELD r 0 WITHVALUES",
+        "HRANDFIELD r x",
+        "HRANDFIELD r 1 WITHVALUE",
+        "HRANDFIELD r 1 WITHVALUES x",
+        "HRANDFIELD r -9223372036854775808",
+        "HRANDFIELD r 9223372036854775807 WITHVALUES",
+        "HRANDFIELD r -4611686018427387904 WITHVALUES",
+        "HRANDFIELD nokey 4611686018427387904 WITHVALUES",
+    ]);
+    for line in [
+        "HRANDFIELD r",
+        "HRANDFIELD r 2",
+        "HRANDFIELD r -7",
+        "HRANDFIELD r -7 WITHVALUES",
+        "HRANDFIELD r 3 WITHVALUES",
+        "HRANDFIELD r 1 WITHVALUES",
+    ] {
+        d.s_norm(line, Norm::Shape);
+    }
+    d.section("hscan");
+    d.script(&[
+        "HSCAN r 0",
+        "HSCAN r 0 COUNT 1",
+        "HSCAN r 5",
+        "HSCAN r 0 MATCH [am]",
+        "HSCAN r 0 MATCH * COUNT 100",
+        "HSCAN r 0 match z* count 2",
+        "HSCAN r abc",
+        "HSCAN r -1",
+        "HSCAN r 18446744073709551616",
+        "HSCAN r 0 COUNT 0",
+        "HSCAN r 0 COUNT x",
+        "HSCAN r 0 COUNT",
+        "HSCAN r 0 MATCH",
+        "HSCAN r 0 TYPE string",
+        "HSCAN r 0 FOO bar",
+        "HSCAN nokey 0",
+        "HSCAN nokey 0 COUNT 0",
+        "HSCAN nokey x",
+        "HSCAN",
+        "HSCAN r",
+    ]);
+    d.section("arity");
+    d.script(&[
+        "HGET h",
+        "HGET h a b",
+        "HSETNX h a",
+        "HMGET h",
+        "HGETALL",
+        "HGETALL h x",
+        "HDEL h",
+        "HEXISTS h",
+        "HLEN",
+        "HKEYS h x",
+        "HVALS",
+        "HINCRBY h f",
+        "HINCRBYFLOAT h f 1 2",
+        "HSTRLEN h",
+        "HRANDFIELD",
+    ]);
+    d.section("keyspace");
+    d.script(&[
+        "HSET k f1 v1 f2 v2",
+        "EXPIRE k 100",
+        "HSET k f3 v3",
+        "HDEL k f1",
+        "HINCRBY k n 1",
+        "OBJECT ENCODING k",
+        "COPY k k2",
+        "HGETALL k2",
+        "OBJECT ENCODING k2",
+        "RENAME k2 k3",
+        "HGETALL k3",
+        "MOVE k3 1",
+        "SELECT 1",
+        "HGETALL k3",
+        "TYPE k3",
+        "SELECT 0",
+        "DEL k",
+        "EXISTS k",
+        "HSET k a 1",
+        "SET k str",
+        "TYPE k",
+    ]);
+    d.s_norm("TTL k3", Norm::TtlClass);
+    d.scan_all(&[b"TYPE", b"hash"]);
+
+    d.section("encoding thresholds");
+    d.script(&[
+        "CONFIG SET hash-max-listpack-entries 4",
+        "CONFIG SET hash-max-listpack-value 8",
+        "HSET t a 1 b 2 c 3 d 4",
+        "HKEYS t",
+        "OBJECT ENCODING t",
+        "HSET t a 5",
+        "OBJECT ENCODING t",
+        "HGETALL t",
+        "HSET t e 5",
+        "OBJECT ENCODING t",
+        "HDEL t e d c b",
+        "OBJECT ENCODING t",
+        "HSET v 12345678 12345678",
+        "OBJECT ENCODING v",
+        "HSET v 123456789 1",
+        "OBJECT ENCODING v",
+        "HSET w f 123456789",
+        "OBJECT ENCODING w",
+        "HSET w2 f 1",
+        "HSETNX w2 f 123456789",
+        "OBJECT ENCODING w2",
+        "HSETNX w2 g 123456789",
+        "OBJECT ENCODING w2",
+        "HSET x f 99999999",
+        "HINCRBY x f 1",
+        "OBJECT ENCODING x",
+        "HGET x f",
+        "HSET y f 1.5",
+        "HINCRBYFLOAT y f 1000000",
+        "OBJECT ENCODING y",
+        "HINCRBYFLOAT y f 0.25",
+        "OBJECT ENCODING y",
+        "HSET y2 f 1",
+        "HINCRBY y2 longfieldname 1",
+        "OBJECT ENCODING y2",
+        "CONFIG SET hash-max-listpack-entries 0",
+        "HSET zero a 1",
+        "OBJECT ENCODING zero",
+        "CONFIG SET hash-max-ziplist-entries 128",
+        "CONFIG GET hash-max-listpack-entries",
+        "CONFIG SET hash-max-listpack-value 64",
+    ]);
+    // A hashtable: order differs by design, contents must not.
+    let mut args: Vec<String> = vec!["HSET".into(), "big".into()];
+    for i in 0..300 {
+        args.push(format!("field:{i}"));
+        args.push(format!("value:{}", i * 7));
+    }
+    let refs: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+    d.cmd(&refs);
+    d.script(&["OBJECT ENCODING big", "HLEN big", "HGET big field:17"]);
+    d.s_norm("HGETALL big", Norm::Sorted);
+    d.s_norm("HKEYS big", Norm::Sorted);
+    d.s_norm("HVALS big", Norm::Sorted);
+    // Batch sizes depend on bucket layout (hash seeds differ): only the reply type compares.
+    d.s_norm("HSCAN big 0", Norm::TypeOnly);
+    d.s_norm("HRANDFIELD big 5 WITHVALUES", Norm::Shape);
+    d.s_norm("HRANDFIELD big 200", Norm::Shape);
+    d.s_norm("HRANDFIELD big -500 WITHVALUES", Norm::Shape);
+    d.s_norm("HRANDFIELD big 1000", Norm::Sorted);
+    hscan_all(&mut d, "big", &[]);
+    hscan_all(&mut d, "big", &["COUNT", "3"]);
+    hscan_all(&mut d, "big", &["MATCH", "field:1*", "COUNT", "50"]);
+    hscan_all(&mut d, "r", &[]);
+    // Distinct picks really are distinct and belong to the hash.
+    for _ in 0..5 {
+        let reply = resp_parse(&d.s_norm("HRANDFIELD big 120", Norm::Shape));
+        let items = reply.items().unwrap().clone();
+        let set: HashSet<Vec<u8>> = items
+            .iter()
+            .map(|v| v.as_bytes().unwrap().to_vec())
+            .collect();
+        assert_eq!(set.len(), 120);
+        assert!(set.iter().all(|f| f.starts_with(b"field:")));
+    }
+    d.script(&["DEL big", "EXISTS big"]);
+
+    d.section("resp3");
+    d.s_norm("HELLO 3", Norm::Hello);
+    d.script(&[
+        "HSET r3 z 1 a 2 m 3",
+        "HGETALL r3",
+        "HGETALL nokey",
+        "HKEYS r3",
+        "HVALS r3",
+        "HMGET r3 a nope",
+        "HGET r3 nope",
+        "HRANDFIELD nokey",
+        "HRANDFIELD nokey 2 WITHVALUES",
+        "HRANDFIELD r3 0 WITHVALUES",
+        "HRANDFIELD r3 5 WITHVALUES",
+        "HRANDFIELD r3 5",
+        "HSCAN r3 0",
+        "HSCAN nokey 0",
+        "HINCRBYFLOAT r3 a 1.5",
+        "HSET one f v",
+        "HRANDFIELD one 1 WITHVALUES",
+        "HRANDFIELD one -2 WITHVALUES",
+        "HRANDFIELD one -2",
+    ]);
+    d.s_norm("HRANDFIELD r3 -5 WITHVALUES", Norm::Shape);
+    d.s_norm("HRANDFIELD r3 2 WITHVALUES", Norm::Shape);
+    d.s_norm("HRANDFIELD r3", Norm::Shape);
+}
+
+#[test]
+fn wrongtype_string_commands_on_hash() {
+    let mut d = diff_or_skip!("wrongtype_string_commands_on_hash");
+    d.script(&[
+        "HSET h a 1 b 2",
+        "TYPE h",
+        "OBJECT ENCODING h",
+        "GET h",
+        "GETSET h x",
+        "GETDEL h",
+        "GETEX h",
+        "GETEX h EX 100",
+        "APPEND h x",
+        "STRLEN h",
+        "INCR h",
+        "DECR h",
+        "INCRBY h 1",
+        "DECRBY h 1",
+        "INCRBYFLOAT h 1",
+        "GETRANGE h 0 -1",
+        "SUBSTR h 0 -1",
+        "SETRANGE h 0 x",
+        "SETRANGE h 0 ''",
+        "LCS h h",
+        "SET s str",
+        "LCS s h",
+        "MGET h s missing",
+        "SETNX h x",
+        "MSETNX h x other y",
+        "EXISTS other",
+        "SET h x GET",
+        "TYPE h",
+        "SET h x NX GET",
+        "SET h x XX GET",
+        "TYPE h",
+        "HGET s a",
+        "HSET s a 1",
+        "HSETNX s a 1",
+        "HMSET s a 1",
+        "HMGET s a",
+        "HGETALL s",
+        "HKEYS s",
+        "HVALS s",
+        "HDEL s a",
+        "HEXISTS s a",
+        "HLEN s",
+        "HSTRLEN s a",
+        "HINCRBY s a 1",
+        "HINCRBY s a x",
+        "HINCRBYFLOAT s a 1",
+        "HINCRBYFLOAT s a inf",
+        "HRANDFIELD s",
+        "HRANDFIELD s 0",
+        "HRANDFIELD s 1 WITHVALUES",
+        "HRANDFIELD s x",
+        "HSCAN s 0",
+        "HSCAN s x",
+        "HSCAN s 0 COUNT 0",
+        "TYPE s",
+        "HSET h2 f v",
+        "SET h2 now_a_string",
+        "TYPE h2",
+        "GET h2",
+        "HSET h3 f v",
+        "MSET h3 v",
+        "TYPE h3",
+        "DBSIZE",
+    ]);
+    d.scan_all(&[b"TYPE", b"hash"]);
     d.scan_all(&[b"TYPE", b"string"]);
 }
 
@@ -2181,6 +2605,7 @@ fn checkpoint(d: &mut Diff) {
         for k in KEYSPACE {
             cmds.push((v(&[b"TYPE", k]), Norm::Exact));
             cmds.push((v(&[b"GET", k]), Norm::Exact));
+            cmds.push((v(&[b"HGETALL", k]), Norm::Exact));
             cmds.push((v(&[b"TTL", k]), Norm::TtlClass));
         }
     }
@@ -2218,7 +2643,7 @@ fn run_random(seed: u64, steps: usize, resp3: bool) {
 fn random_step(g: &mut Gen, d: &mut Diff) {
     let mut a: Vec<Vec<u8>> = Vec::new();
     let mut norm = Norm::Exact;
-    let choice = g.rng.gen_range(0..1000);
+    let choice = g.rng.gen_range(0..1100);
     match choice {
         0..=69 => {
             a.push(g.name("GET"));
@@ -2598,6 +3023,7 @@ fn random_step(g: &mut Gen, d: &mut Diff) {
                 a[1] = g.name("ENCODING");
             }
         }
+        1000..=1099 => hash_step(g, &mut a, &mut norm),
         _ => {
             // Unknown command.
             let name = *g.pick(&[
@@ -2616,6 +3042,113 @@ fn random_step(g: &mut Gen, d: &mut Diff) {
     }
     let refs: Vec<&[u8]> = a.iter().map(|v| v.as_slice()).collect();
     d.cmd_norm(&refs, norm);
+}
+
+/// Short hash values: increments on them stay well under `hash-max-listpack-value`, so every
+/// random hash stays a listpack and its order can be compared exactly.
+const HASH_VALUES: &[&str] = &[
+    "0", "1", "-1", "10", I64_MAX, I64_MIN, "1.5", "-2.5e-3", "", "abc", " 1", "007", "0x10",
+    "3.0", "foo bar",
+];
+const HASH_FIELDS: &[&str] = &["f1", "f2", "f3", "name", "", "n"];
+const HASH_INCR_FLOATS: &[&str] = &[
+    "1.5", "-0.5", "0.1", "1e3", "-1e-3", "inf", "nan", "abc", "", "0x10", "5e-324", ".5", "5.",
+    "1e4933",
+];
+
+impl Gen {
+    fn hfield(&mut self) -> Vec<u8> {
+        self.pick(HASH_FIELDS).as_bytes().to_vec()
+    }
+    fn hvalue(&mut self) -> Vec<u8> {
+        if self.chance(0.3) {
+            self.rng.gen_range(-1000i64..1000).to_string().into_bytes()
+        } else {
+            self.pick(HASH_VALUES).as_bytes().to_vec()
+        }
+    }
+}
+
+/// One random hash command (on the shared keyspace, so wrong-type cases arise by themselves).
+fn hash_step(g: &mut Gen, a: &mut Vec<Vec<u8>>, norm: &mut Norm) {
+    let k = g.key();
+    match g.rng.gen_range(0..20) {
+        0..=3 => {
+            let name = if g.chance(0.8) { "HSET" } else { "HMSET" };
+            a.push(g.name(name));
+            a.push(k);
+            for _ in 0..g.rng.gen_range(1..=3) {
+                a.push(g.hfield());
+                a.push(g.hvalue());
+            }
+            if g.chance(0.05) {
+                a.pop(); // odd argument count
+            }
+        }
+        4 => a.extend([g.name("HSETNX"), k, g.hfield(), g.hvalue()]),
+        5 => a.extend([g.name("HGET"), k, g.hfield()]),
+        6 => {
+            a.extend([g.name("HMGET"), k]);
+            for _ in 0..g.rng.gen_range(1..=4) {
+                a.push(g.hfield());
+            }
+        }
+        7 => a.extend([g.name("HGETALL"), k]),
+        8 => {
+            let name = if g.chance(0.5) { "HKEYS" } else { "HVALS" };
+            a.extend([g.name(name), k]);
+        }
+        9 | 10 => {
+            a.extend([g.name("HDEL"), k]);
+            for _ in 0..g.rng.gen_range(1..=3) {
+                a.push(g.hfield());
+            }
+        }
+        11 => a.extend([g.name("HEXISTS"), k, g.hfield()]),
+        12 => a.extend([g.name("HLEN"), k]),
+        13 => a.extend([g.name("HSTRLEN"), k, g.hfield()]),
+        14 => a.extend([g.name("HINCRBY"), k, g.hfield(), g.int_arg()]),
+        15 => {
+            let inc = if g.chance(0.5) {
+                format!("{}.{}", g.rng.gen_range(-50..50), g.rng.gen_range(0..1000)).into_bytes()
+            } else {
+                g.pick(HASH_INCR_FLOATS).as_bytes().to_vec()
+            };
+            a.extend([g.name("HINCRBYFLOAT"), k, g.hfield(), inc]);
+        }
+        16 | 17 => {
+            a.extend([g.name("HRANDFIELD"), k]);
+            match g.rng.gen_range(0..4) {
+                0 => {}
+                1 => a.push(g.rng.gen_range(-5i64..=8).to_string().into_bytes()),
+                2 => {
+                    a.push(g.rng.gen_range(-5i64..=8).to_string().into_bytes());
+                    a.push(g.name("WITHVALUES"));
+                }
+                _ => {
+                    // Counts at least the size reply the whole hash, in order.
+                    a.push(b"10".to_vec());
+                    if g.chance(0.5) {
+                        a.push(g.name("WITHVALUES"));
+                    }
+                }
+            }
+            if a.get(2).map(Vec::as_slice) != Some(&b"10"[..]) {
+                *norm = Norm::Shape;
+            }
+        }
+        _ => {
+            a.extend([g.name("HSCAN"), k, b"0".to_vec()]);
+            if g.chance(0.3) {
+                a.push(g.name("MATCH"));
+                a.push(g.pick(&["f*", "*", "n", "[fn]*", ""]).as_bytes().to_vec());
+            }
+            if g.chance(0.3) {
+                a.push(g.name("COUNT"));
+                a.push(g.pick(&["1", "5", "0", "x"]).as_bytes().to_vec());
+            }
+        }
+    }
 }
 
 fn env_list(name: &str, default: &[u64]) -> Vec<u64> {

@@ -769,7 +769,7 @@ fn scan(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 }
 
 /// SCAN's cursor: an unsigned 64-bit number, parsed like `strtoull` (so "-1" wraps around).
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
+pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
     let (neg, digits) = match arg.first() {
         Some(b'-') => (true, &arg[1..]),
         _ => (false, arg),

@@ -145,6 +145,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
     }
     match s.group {
         "string" => v.push("@string"),
+        "hash" => v.push("@hash"),
         "generic" => v.push("@keyspace"),
         "connection" => v.push("@connection"),
         _ => {}
@@ -939,12 +940,15 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                             return None;
                         }
                         let e = st.dbs[db].keys.get(&key)?;
-                        let crate::types::Value::Str(sv) = &e.value;
+                        let serialized = match &e.value {
+                            crate::types::Value::Str(sv) => sv.len(),
+                            crate::types::Value::Hash(h) => h.payload_len(),
+                        };
                         Some(format!(
                             "Value at:0x{:x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
                             e as *const _ as usize,
                             e.value.encoding(),
-                            sv.len(),
+                            serialized,
                             e.access & 0xFF_FFFF,
                             ((now / 1000) as u32).wrapping_sub(e.access)
                         ))

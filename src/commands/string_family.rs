@@ -267,7 +267,6 @@ fn read_str<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a StrValue>, &'
         None => Ok(None),
         Some(e) => match &e.value {
             Value::Str(s) => Ok(Some(s)),
-            #[allow(unreachable_patterns)]
             _ => Err(ERR_WRONGTYPE),
         },
     }
@@ -519,7 +518,6 @@ pub fn mget_values(ctx: &mut Ctx, keys: &[Bytes]) -> Vec<Option<Bytes>> {
         .map(|k| match ctx.lookup_read(k) {
             Some(e) => match &e.value {
                 Value::Str(s) => Some(s.to_bytes()),
-                #[allow(unreachable_patterns)]
                 _ => None,
             },
             None => None,
@@ -543,7 +541,6 @@ fn mget(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         match ctx.lookup_read(k) {
             Some(e) => match &e.value {
                 Value::Str(s) => reply_str(r, s),
-                #[allow(unreachable_patterns)]
                 _ => r.null(),
             },
             None => r.null(),
@@ -601,7 +598,6 @@ fn append(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         None => None,
         Some(e) => match &e.value {
             Value::Str(s) => Some(s.to_bytes()),
-            #[allow(unreachable_patterns)]
             _ => return r.error(ERR_WRONGTYPE),
         },
     };
@@ -646,7 +642,6 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64, r: &mut Reply) {
                 Some(n) => n,
                 None => return r.error(ERR_NOT_INT),
             },
-            #[allow(unreachable_patterns)]
             _ => return r.error(ERR_WRONGTYPE),
         },
     };
@@ -688,7 +683,6 @@ fn incrbyfloat(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         None => Bytes::from_static(b"0"),
         Some(e) => match &e.value {
             Value::Str(s) => s.to_bytes(),
-            #[allow(unreachable_patterns)]
             _ => return r.error(ERR_WRONGTYPE),
         },
     };
@@ -751,7 +745,6 @@ fn setrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         None => None,
         Some(e) => match &e.value {
             Value::Str(s) => Some(s.to_bytes()),
-            #[allow(unreachable_patterns)]
             _ => return r.error(ERR_WRONGTYPE),
         },
     };
@@ -789,7 +782,6 @@ pub fn lcs_input(ctx: &mut Ctx, key: &[u8]) -> Result<Bytes, ()> {
         None => Ok(Bytes::new()),
         Some(e) => match &e.value {
             Value::Str(s) => Ok(s.to_bytes()),
-            #[allow(unreachable_patterns)]
             _ => Err(()),
         },
     }

@@ -11,6 +11,24 @@ fn value_bytes(v: &Value, out: &mut Vec<u8>) {
             out.extend_from_slice(b"string:");
             s.with_bytes(|b| out.extend_from_slice(b));
         }
+        Value::Hash(h) => {
+            // Order-independent: XOR of one SHA-1 per (field, value) pair.
+            out.extend_from_slice(b"hash:");
+            out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+            let mut acc = [0u8; 20];
+            let mut pair = Vec::new();
+            for (f, v) in h.iter() {
+                pair.clear();
+                pair.extend_from_slice(&(f.len() as u64).to_le_bytes());
+                pair.extend_from_slice(f);
+                pair.extend_from_slice(v);
+                let d = sha1_smol::Sha1::from(&pair).digest().bytes();
+                for (a, b) in acc.iter_mut().zip(d) {
+                    *a ^= b;
+                }
+            }
+            out.extend_from_slice(&acc);
+        }
     }
 }
 

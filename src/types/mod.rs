@@ -6,8 +6,11 @@
 
 pub mod dict;
 pub mod float;
+pub mod hash;
 
 use bytes::Bytes;
+
+pub use hash::{HashLimits, HashValue};
 
 /// Strings up to this length are reported as `embstr` (Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
 pub const EMBSTR_MAX: usize = 44;
@@ -127,6 +130,7 @@ mod tests {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(StrValue),
+    Hash(HashValue),
 }
 
 impl Value {
@@ -134,6 +138,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
         }
     }
 
@@ -141,6 +146,7 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::Hash(h) => h.encoding(),
         }
     }
 }
