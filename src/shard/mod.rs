@@ -297,3 +297,54 @@ pub fn execute_keyed(
     }
     st.maybe_slowlog(globals, args, usec, who);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::{cmd, Exec, NO_KEYS};
+
+    fn boom(_: &mut commands::Ctx, _: &[Bytes], r: &mut crate::protocol::Reply) {
+        r.bulk(b"partial reply that must not reach the client");
+        panic!("handler bug");
+    }
+
+    #[test]
+    fn a_panicking_handler_costs_one_error_reply_not_the_shard() {
+        let spec = cmd(
+            "boom",
+            1,
+            0,
+            NO_KEYS,
+            "test",
+            "0",
+            "O(1)",
+            "panics",
+            Exec::Shard(boom),
+        );
+        let globals = Globals::new(0, 1, String::new());
+        let mut st = ShardState::new(0, Config::default());
+        let mut out = BytesMut::new();
+        let who = ClientLabel::default();
+        let prev_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        execute_keyed(
+            &mut st,
+            &globals,
+            &spec,
+            &[Bytes::from("boom")],
+            0,
+            false,
+            &who,
+            &mut out,
+        );
+        std::panic::set_hook(prev_hook);
+        assert_eq!(&out[..], b"-ERR internal error while executing 'boom'\r\n");
+        assert_eq!(st.stats.total_error_replies, 1);
+        // The shard state is still usable afterwards.
+        let get = commands::lookup(b"set").unwrap();
+        out.clear();
+        let args = [Bytes::from("set"), Bytes::from("k"), Bytes::from("v")];
+        execute_keyed(&mut st, &globals, get, &args, 0, false, &who, &mut out);
+        assert_eq!(&out[..], b"+OK\r\n");
+    }
+}
