@@ -1559,6 +1559,37 @@ fn resp3_replies() {
 // =============================================================================================
 
 #[test]
+fn argument_edge_cases_found_in_review() {
+    let mut d = diff_or_skip!("argument_edge_cases_found_in_review");
+    d.script(&[
+        "SET k v",
+        "SELECT 3000000000",
+        "SELECT -3000000000",
+        "MOVE k 3000000000",
+        "MOVE k -1",
+        "COPY k k2 DB 3000000000",
+        "COPY k k2 DB -1",
+        "COPY k k2 DB 1",
+        "COMMAND GETKEYS get",
+        "COMMAND GETKEYS ping",
+        "COMMAND GETKEYS get k",
+        "COMMAND GETKEYS ping x",
+        "CLIENT NO-EVICT",
+        "CLIENT NO-EVICT maybe",
+        "CLIENT NO-EVICT on",
+        "CLIENT NO-EVICT off",
+        "CONFIG SET maxclients",
+        "CONFIG SET maxclients 10 timeout",
+        "SLOWLOG GET 1 2",
+        "RENAME nosuch x",
+        "RENAME k k3",
+        "GET k3",
+        "RENAMENX k3 k2",
+        "RENAMENX nosuch k2",
+    ]);
+}
+
+#[test]
 fn admin_commands() {
     let mut d = diff_or_skip!("admin_commands");
     d.script(&[

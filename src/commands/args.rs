@@ -47,6 +47,14 @@ pub fn int_arg(s: &[u8]) -> Result<i64, &'static str> {
     parse_i64(s).ok_or(ERR_NOT_INT)
 }
 
+/// Redis's `getIntFromObjectOrReply`: an integer that must also fit in 32 bits, with its own
+/// error for values outside that range.
+pub fn i32_arg(s: &[u8]) -> Result<i32, &'static str> {
+    let v = int_arg(s)?;
+    i32::try_from(v)
+        .map_err(|_| "ERR value is out of range, value must between -2147483648 and 2147483647")
+}
+
 /// Redis's `strtold`-based float parsing (`string2ld`): no leading space, the whole string must
 /// be consumed, `inf`/`-inf` accepted, `nan` refused. Hexadecimal integers are accepted as
 /// strtold does.

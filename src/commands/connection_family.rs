@@ -224,6 +224,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
     "      Return clients of specified type.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
     "UNPAUSE",
     "    Stop the current client pause, resuming traffic.",
     "PAUSE <timeout> [WRITE|ALL]",
@@ -305,6 +307,17 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 if arity(argc == 2, c) {
                     let _ = c.shard.run_on_all(|sh| sh.pause.set(None)).await;
                     c.reply().ok();
+                }
+            }
+            // Clients are never evicted (there is no client eviction), so the flag is accepted
+            // and has nothing to change.
+            "no-evict" => {
+                if arity(argc == 3, c) {
+                    if eq_ic(&a[2], "on") || eq_ic(&a[2], "off") {
+                        c.reply().ok();
+                    } else {
+                        c.reply().error(ERR_SYNTAX);
+                    }
                 }
             }
             "reply" => {

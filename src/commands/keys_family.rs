@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
-use super::args::{eq_ic, int_arg, text, ERR_NOT_INT, ERR_SYNTAX};
+use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
 use super::{cmd, flags::*, CommandSpec, Ctx, Exec, MultiKind, KEY1, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
@@ -519,15 +519,7 @@ pub fn copy_options(
         if eq_ic(&a[j], "replace") {
             replace = true;
         } else if eq_ic(&a[j], "db") && j + 1 < a.len() {
-            let id = int_arg(&a[j + 1])?;
-            if id < 0 || id as usize >= databases || id > i32::MAX as i64 {
-                return Err(if id > i32::MAX as i64 || id < i32::MIN as i64 {
-                    ERR_NOT_INT
-                } else {
-                    "ERR DB index is out of range"
-                });
-            }
-            db = id as usize;
+            db = db_index(&a[j + 1], databases)?;
             j += 1;
         } else {
             return Err(ERR_SYNTAX);
@@ -562,10 +554,7 @@ fn copy(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 
 /// Parses a DB index argument the way SELECT/MOVE do.
 pub fn db_index(arg: &[u8], databases: usize) -> Result<usize, &'static str> {
-    let id = int_arg(arg)?;
-    if id > i32::MAX as i64 || id < i32::MIN as i64 {
-        return Err(ERR_NOT_INT);
-    }
+    let id = super::args::i32_arg(arg)?;
     if id < 0 || id as usize >= databases {
         return Err("ERR DB index is out of range");
     }

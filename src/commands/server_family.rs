@@ -348,7 +348,8 @@ fn command(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     }
                 }
             }
-            "getkeys" | "getkeysandflags" if a.len() >= 3 => {
+            // Like Redis, the subcommand needs a command *and* at least one argument.
+            "getkeys" | "getkeysandflags" if a.len() >= 4 => {
                 let Some(s) = super::lookup(&a[2]) else {
                     return r.error("ERR Invalid command specified");
                 };
@@ -679,7 +680,8 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     r.bulk(v.as_bytes());
                 }
             }
-            "set" if a.len() >= 4 && a.len().is_multiple_of(2) => {
+            "set" if a.len() >= 4 && !a.len().is_multiple_of(2) => c.reply().error(ERR_SYNTAX),
+            "set" if a.len() >= 4 => {
                 let pairs: Vec<(&[u8], &[u8])> =
                     a[2..].chunks(2).map(|p| (&p[0][..], &p[1][..])).collect();
                 let mut cfg = c.shard.state.borrow().config.clone();
@@ -767,7 +769,10 @@ fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     .await;
                 c.reply().ok();
             }
-            "get" if a.len() <= 3 => {
+            "get" if a.len() > 3 => c.reply().error(
+                "ERR unknown subcommand or wrong number of arguments for 'GET'. Try SLOWLOG HELP.",
+            ),
+            "get" => {
                 let mut count: i64 = 10;
                 if a.len() == 3 {
                     match super::args::parse_i64(&a[2]) {
@@ -813,7 +818,7 @@ fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     r.bulk(e.name.as_bytes());
                 }
             }
-            "get" | "len" | "reset" | "help" => c
+            "len" | "reset" | "help" => c
                 .reply()
                 .error(&super::arity_error(&format!("slowlog|{}", sub))),
             _ => c

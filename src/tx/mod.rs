@@ -192,18 +192,21 @@ fn parse_int_reply(buf: &[u8]) -> Option<i64> {
 async fn rename(c: &mut Conn, args: &[Bytes], db: usize, nx: bool) -> Result<(), &'static str> {
     let (src, dst) = (args[1].clone(), args[2].clone());
     let (ss, ds) = (c.shard.shard_of(&src), c.shard.shard_of(&dst));
-    let k = src.clone();
-    let exists = c
-        .shard
-        .run_on(ss, move |sh| {
-            sh.state.borrow_mut().dbs[db].exists(&k, unix_ms())
-        })
-        .await
-        .map_err(|_| ERR_SHARD_GONE)?;
-    if !exists {
-        return Err("ERR no such key");
-    }
+    // RENAMENX must report a missing source before looking at the destination, and must not
+    // take the source before knowing the destination is free: two extra hops. Plain RENAME
+    // takes the source directly (a missing source comes back as None).
     if nx {
+        let k = src.clone();
+        let exists = c
+            .shard
+            .run_on(ss, move |sh| {
+                sh.state.borrow_mut().dbs[db].exists(&k, unix_ms())
+            })
+            .await
+            .map_err(|_| ERR_SHARD_GONE)?;
+        if !exists {
+            return Err("ERR no such key");
+        }
         let k = dst.clone();
         let taken = c
             .shard
