@@ -176,6 +176,18 @@ pub struct Config {
     pub hash_max_listpack_entries: u64,
     /// ... or when given a field or value longer than this many bytes.
     pub hash_max_listpack_value: u64,
+    /// List node size: positive = max entries per node, negative = -1..-5 for 4k..64k bytes.
+    pub list_max_listpack_size: i64,
+    /// A set of integers stays an intset up to this many members.
+    pub set_max_intset_entries: u64,
+    /// A small set of strings stays a listpack up to this many members...
+    pub set_max_listpack_entries: u64,
+    /// ... each no longer than this many bytes.
+    pub set_max_listpack_value: u64,
+    /// A sorted set stays a listpack up to this many members...
+    pub zset_max_listpack_entries: u64,
+    /// ... each no longer than this many bytes.
+    pub zset_max_listpack_value: u64,
     /// Absolute path of the config file given on the command line, if any.
     /// CONFIG REWRITE needs it.
     pub config_file: Option<PathBuf>,
@@ -573,15 +585,18 @@ static DIRECTIVES: &[Directive] = &[
     row("hash-max-listpack-value", &["hash-max-ziplist-value"], mem(0, LONG_MAX), "64", Mutable,
         true, num!(hash_max_listpack_value: u64)),
     row("list-max-listpack-size", &["list-max-ziplist-size"], int(INT_MIN, INT_MAX), "-2",
-        Mutable, false, Field::Extra),
-    row("set-max-intset-entries", &[], int(0, LONG_MAX), "512", Mutable, false, Field::Extra),
+        Mutable, true, num!(list_max_listpack_size: i64)),
+    row("set-max-intset-entries", &[], int(0, LONG_MAX), "512", Mutable, true,
+        num!(set_max_intset_entries: u64)),
     // Redis 7.2 directives (7.0 does not know them); 7.2 types and defaults.
-    row("set-max-listpack-entries", &[], int(0, LONG_MAX), "128", Mutable, false, Field::Extra),
-    row("set-max-listpack-value", &[], int(0, LONG_MAX), "64", Mutable, false, Field::Extra),
+    row("set-max-listpack-entries", &[], int(0, LONG_MAX), "128", Mutable, true,
+        num!(set_max_listpack_entries: u64)),
+    row("set-max-listpack-value", &[], int(0, LONG_MAX), "64", Mutable, true,
+        num!(set_max_listpack_value: u64)),
     row("zset-max-listpack-entries", &["zset-max-ziplist-entries"], int(0, LONG_MAX), "128",
-        Mutable, false, Field::Extra),
+        Mutable, true, num!(zset_max_listpack_entries: u64)),
     row("zset-max-listpack-value", &["zset-max-ziplist-value"], mem(0, LONG_MAX), "64", Mutable,
-        false, Field::Extra),
+        true, num!(zset_max_listpack_value: u64)),
     row("activerehashing", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
     row("client-output-buffer-limit", &[], Kind::Obuf,
         "normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60", Mutable, false, Field::Extra),
@@ -1480,6 +1495,12 @@ impl Default for Config {
             active_expire_effort: 0,
             hash_max_listpack_entries: 0,
             hash_max_listpack_value: 0,
+            list_max_listpack_size: 0,
+            set_max_intset_entries: 0,
+            set_max_listpack_entries: 0,
+            set_max_listpack_value: 0,
+            zset_max_listpack_entries: 0,
+            zset_max_listpack_value: 0,
             config_file: None,
             extra: BTreeMap::new(),
         };
@@ -1523,6 +1544,9 @@ impl std::fmt::Debug for Config {
             .field("active_expire_effort", &self.active_expire_effort)
             .field("hash_max_listpack_entries", &self.hash_max_listpack_entries)
             .field("hash_max_listpack_value", &self.hash_max_listpack_value)
+            .field("list_max_listpack_size", &self.list_max_listpack_size)
+            .field("set_max_intset_entries", &self.set_max_intset_entries)
+            .field("zset_max_listpack_entries", &self.zset_max_listpack_entries)
             .field("config_file", &self.config_file)
             .field("extra", &self.extra)
             .finish()

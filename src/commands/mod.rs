@@ -74,6 +74,40 @@ impl Ctx<'_> {
 }
 
 pub type ShardFn = fn(&mut Ctx, &[Bytes], &mut Reply);
+
+/// Key positions of a command whose keys move with its arguments (ZUNIONSTORE's numkeys,
+/// LMPOP, EVAL...). Returns None when the arguments do not parse; the command then runs on one
+/// shard and its handler reports the error.
+pub type KeysFn = fn(&[Bytes]) -> Option<Vec<usize>>;
+
+/// Where a command's keys are, as an iterator that allocates only for movable keys.
+pub enum KeyPositions {
+    Range(std::iter::StepBy<std::ops::Range<usize>>),
+    List(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyPositions::Range(r) => r.next(),
+            KeyPositions::List(l) => l.next(),
+        }
+    }
+}
+
+/// Keys counted by a `numkeys` argument at `numkeys_at`, starting right after it, plus `extra`
+/// fixed positions before it (e.g. ZUNIONSTORE's destination). For KeysFn implementations.
+pub fn numkeys_positions(args: &[Bytes], numkeys_at: usize, extra: &[usize]) -> Option<Vec<usize>> {
+    let n = args::parse_i64(args.get(numkeys_at)?)?;
+    if n <= 0 || n as usize > args.len().saturating_sub(numkeys_at + 1) {
+        return None;
+    }
+    let mut v: Vec<usize> = extra.to_vec();
+    v.extend(numkeys_at + 1..numkeys_at + 1 + n as usize);
+    Some(v)
+}
 pub type ConnFn = for<'a> fn(&'a mut Conn, Vec<Bytes>) -> LocalBoxFuture<'a, ()>;
 
 #[derive(Clone, Copy)]
@@ -156,6 +190,8 @@ pub struct CommandSpec {
     pub complexity: &'static str,
     pub exec: Exec,
     pub multi: Option<MultiKind>,
+    /// Set for commands with movable keys (COMMAND INFO flag `movablekeys`).
+    pub keys_fn: Option<KeysFn>,
     index: u16,
 }
 
@@ -173,9 +209,19 @@ impl CommandSpec {
         (a >= 0 && argc == a as usize) || (a < 0 && argc >= (-a) as usize)
     }
 
-    /// Positions of the key arguments in `argc` arguments.
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
-        crate::shard::router::key_positions(self.first_key, self.last_key, self.step, argc)
+    /// Positions of the key arguments of `args` (name included): the declared range, or what
+    /// the command's `keys_fn` finds for commands with movable keys.
+    #[inline]
+    pub fn keys(&self, args: &[Bytes]) -> KeyPositions {
+        match self.keys_fn {
+            None => KeyPositions::Range(crate::shard::router::key_positions(
+                self.first_key,
+                self.last_key,
+                self.step,
+                args.len(),
+            )),
+            Some(f) => KeyPositions::List(f(args).unwrap_or_default().into_iter()),
+        }
     }
 }
 
@@ -205,6 +251,7 @@ pub const fn cmd(
         complexity,
         exec,
         multi: None,
+        keys_fn: None,
         index: 0,
     }
 }
@@ -212,6 +259,12 @@ pub const fn cmd(
 impl CommandSpec {
     pub const fn multi(mut self, kind: MultiKind) -> CommandSpec {
         self.multi = Some(kind);
+        self
+    }
+
+    /// Declares movable keys, found by `f` in the arguments.
+    pub const fn movable_keys(mut self, f: KeysFn) -> CommandSpec {
+        self.keys_fn = Some(f);
         self
     }
 }

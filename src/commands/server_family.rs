@@ -184,11 +184,14 @@ fn reply_command_info(r: &mut Reply, s: &CommandSpec) {
     r.array(10);
     r.bulk(s.name.as_bytes());
     r.int(s.arity as i64);
-    let flags: Vec<&str> = super::flags::NAMES
+    let mut flags: Vec<&str> = super::flags::NAMES
         .iter()
         .filter(|(f, _)| s.has(*f) && !container)
         .map(|(_, n)| *n)
         .collect();
+    if s.keys_fn.is_some() {
+        flags.push("movablekeys");
+    }
     r.set(flags.len());
     for f in flags {
         r.simple(f);
@@ -357,7 +360,12 @@ fn command(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 if !s.arity_ok(args.len()) {
                     return r.error("ERR Invalid number of arguments specified for command");
                 }
-                let keys: Vec<usize> = s.key_positions(args.len()).collect();
+                if let Some(f) = s.keys_fn {
+                    if f(args).is_none() {
+                        return r.error("ERR Invalid arguments specified for command");
+                    }
+                }
+                let keys: Vec<usize> = s.keys(args).collect();
                 if keys.is_empty() {
                     return r.error("ERR The command has no key arguments");
                 }

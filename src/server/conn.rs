@@ -277,7 +277,7 @@ impl Conn {
             return Some(0);
         }
         let mut target = None;
-        for pos in spec.key_positions(args.len()) {
+        for pos in spec.keys(args) {
             let s = self.shard.shard_of(&args[pos]);
             match target {
                 None => target = Some(s),

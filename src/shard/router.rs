@@ -111,7 +111,12 @@ impl Router {
 
 /// Keys of `args` according to a command's key positions (first, last, step), as COMMAND
 /// GETKEYS reports them. Positions past the end of `args` yield nothing.
-pub fn key_positions(first: i32, last: i32, step: i32, argc: usize) -> impl Iterator<Item = usize> {
+pub fn key_positions(
+    first: i32,
+    last: i32,
+    step: i32,
+    argc: usize,
+) -> std::iter::StepBy<std::ops::Range<usize>> {
     let (first, step) = (first.max(0) as usize, step.max(1) as usize);
     let last = if last < 0 {
         argc as i64 + last as i64
