@@ -186,8 +186,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Renames a key, overwriting the destination.",
             Exec::Shard(rename),
-        )
-        .multi(MultiKind::Rename { nx: false }),
+        ),
         cmd(
             "renamenx",
             3,
@@ -198,8 +197,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Renames a key only if the new name does not exist.",
             Exec::Shard(renamenx),
-        )
-        .multi(MultiKind::Rename { nx: true }),
+        ),
         cmd(
             "copy",
             -3,
@@ -210,8 +208,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) for collections, O(1) for strings",
             "Copies a key's value to another key.",
             Exec::Shard(copy),
-        )
-        .multi(MultiKind::Copy),
+        ),
         cmd(
             "move",
             3,

@@ -116,23 +116,14 @@ pub enum Exec {
     Conn(ConnFn),
 }
 
-/// How a multi-key command is split when its keys live on several shards (see `crate::tx`).
+/// How a multi-key command runs when its keys span shards (see `crate::tx`). Commands without
+/// a kind run as one transaction on the coordinator with copies of the foreign entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MultiKind {
-    /// MGET: values gathered per shard, reassembled in argument order.
-    Mget,
-    /// MSET: pairs applied per shard.
-    Mset,
-    /// MSETNX: applied only if no key exists on any shard.
-    Msetnx,
-    /// DEL, UNLINK, EXISTS, TOUCH: per-shard integer replies summed.
+    /// DEL, UNLINK, EXISTS, TOUCH: each key is independent and values are never needed, so each
+    /// shard runs the command on its own keys (under the transaction's locks) and the integer
+    /// replies are summed. No value is copied.
     SumInt,
-    /// RENAME / RENAMENX: value moved from one shard to another.
-    Rename { nx: bool },
-    /// COPY: value cloned from one shard to another.
-    Copy,
-    /// LCS: both values fetched, computed on the connection's shard.
-    Lcs,
 }
 
 pub mod flags {

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::args::{self, eq_ic, int_arg, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
-use super::{cmd, flags::*, CommandSpec, Ctx, Exec, MultiKind, KEY1};
+use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KEY1};
 use crate::protocol::Reply;
 use crate::types::{StrValue, Value};
 
@@ -110,8 +110,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of keys",
             "Returns the values of several keys.",
             Exec::Shard(mget),
-        )
-        .multi(MultiKind::Mget),
+        ),
         cmd(
             "mset",
             -3,
@@ -122,8 +121,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of keys",
             "Sets several keys at once.",
             Exec::Shard(mset),
-        )
-        .multi(MultiKind::Mset),
+        ),
         cmd(
             "msetnx",
             -3,
@@ -134,8 +132,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of keys",
             "Sets several keys only if none of them exists.",
             Exec::Shard(msetnx),
-        )
-        .multi(MultiKind::Msetnx),
+        ),
         cmd(
             "append",
             3,
@@ -256,8 +253,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N*M) where N and M are the lengths of the strings",
             "Finds the longest common subsequence of two string values.",
             Exec::Shard(lcs),
-        )
-        .multi(MultiKind::Lcs),
+        ),
     ]
 }
 

@@ -364,6 +364,12 @@ impl Conn {
             }
             Exec::Shard(_) => match self.route(spec, &args) {
                 Some(target) if target == self.shard.id && self.group_order.is_empty() => {
+                    if self.shard.command_blocked(spec, &args, self.db) {
+                        let shard = self.shard.clone();
+                        shard
+                            .wait_unlocked(self.db, std::iter::once((spec, &args[..])))
+                            .await;
+                    }
                     let suppress = self.take_suppress();
                     let mark = self.out.len();
                     {
@@ -392,20 +398,14 @@ impl Conn {
                     self.group_cmds[target].push((spec.index() as u16, args));
                 }
                 None => {
+                    // Statistics are counted where the command's handler runs.
                     self.flush_group().await;
                     let suppress = self.take_suppress();
                     let mark = self.out.len();
-                    let started = std::time::Instant::now();
                     crate::tx::execute_cross_shard(self, spec, args).await;
-                    let usec = started.elapsed().as_micros() as u64;
                     if suppress {
                         self.out.truncate(mark);
                     }
-                    let mut st = self.shard.state.borrow_mut();
-                    let stat = &mut st.cmd_stats[spec.index()];
-                    stat.calls += 1;
-                    stat.usec += usec;
-                    st.stats.total_commands += 1;
                 }
             },
         }
@@ -436,6 +436,17 @@ impl Conn {
         let mut replies: Vec<Option<BatchReply>> = (0..n).map(|_| None).collect();
         if !self.group_cmds[me].is_empty() {
             let cmds = std::mem::take(&mut self.group_cmds[me]);
+            if !self.shard.locks.borrow().is_idle() {
+                let shard = self.shard.clone();
+                let db = self.db;
+                shard
+                    .wait_unlocked(
+                        db,
+                        cmds.iter()
+                            .map(|(idx, args)| (commands::spec(*idx), &args[..])),
+                    )
+                    .await;
+            }
             let mut buf = BytesMut::new();
             let mut ends = Vec::with_capacity(cmds.len());
             let mut st = self.shard.state.borrow_mut();

@@ -204,8 +204,11 @@ async fn shard_main(
                     // Keyed commands contain their own panics; a panicking job drops its reply
                     // sender, so the requester gets an error instead of this shard dying.
                     let run = std::panic::AssertUnwindSafe(|| match msg {
-                        ShardMsg::Batch(b) => sh.execute_batch(b),
+                        ShardMsg::Batch(b) => Shard::receive_batch(&sh, b),
                         ShardMsg::Job(job) => job(&sh),
+                        ShardMsg::Task(task) => {
+                            glommio::spawn_local(task(sh.clone())).detach();
+                        }
                     });
                     if std::panic::catch_unwind(run).is_err() {
                         tracing::error!(

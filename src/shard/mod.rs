@@ -23,6 +23,7 @@ use rand::SeedableRng;
 use crate::commands::{self, CommandSpec};
 use crate::config::Config;
 use crate::server::globals::Globals;
+use crate::tx::locks::LockTable;
 use db::Db;
 pub use router::{BatchReply, Router, ShardGone, ShardMsg};
 
@@ -49,6 +50,10 @@ pub struct ShardStats {
     pub evicted_keys: u64,
     pub cross_shard_batches: u64,
     pub cross_shard_commands: u64,
+    /// Units (commands, EXEC blocks, scripts) that ran as multi-shard transactions here.
+    pub tx_multi_shard: u64,
+    /// ... of which had to take their locks shard by shard because of a conflict.
+    pub tx_lock_waits: u64,
 }
 
 /// Who issued a command, for SLOWLOG and MONITOR (shared with the batches a connection sends).
@@ -157,6 +162,9 @@ pub struct Shard {
     pub monitors: RefCell<Vec<(u64, futures::channel::mpsc::UnboundedSender<Bytes>)>>,
     /// CLIENT PAUSE: (until Unix ms, write-only).
     pub pause: std::cell::Cell<Option<(u64, bool)>>,
+    /// Keys held by multi-shard transactions (see `crate::tx::locks`).
+    pub locks: RefCell<LockTable>,
+    next_tx: std::cell::Cell<u64>,
 }
 
 impl Shard {
@@ -169,11 +177,20 @@ impl Shard {
             clients: RefCell::new(Default::default()),
             monitors: RefCell::new(Vec::new()),
             pause: std::cell::Cell::new(None),
+            locks: RefCell::new(LockTable::default()),
+            next_tx: std::cell::Cell::new(0),
         })
     }
 
     pub fn nshards(&self) -> usize {
         self.router.nshards()
+    }
+
+    /// A transaction id unique across shards: the shard id in the top bits.
+    pub fn new_tx_id(&self) -> crate::tx::locks::TxId {
+        let n = self.next_tx.get() + 1;
+        self.next_tx.set(n);
+        ((self.id as u64) << 48) | (n & ((1 << 48) - 1))
     }
 
     /// The shard that owns `key`.
@@ -212,6 +229,62 @@ impl Shard {
             futs.push(self.run_on(to, f));
         }
         futures::future::join_all(futs).await.into_iter().collect()
+    }
+
+    /// Whether a keyed command must wait because a transaction holds one of its keys here.
+    #[inline]
+    pub fn command_blocked(&self, spec: &CommandSpec, args: &[Bytes], db: usize) -> bool {
+        let locks = self.locks.borrow();
+        if locks.is_idle() {
+            return false;
+        }
+        spec.keys(args).any(|p| locks.blocks(db, &args[p]))
+    }
+
+    /// Waits until no transaction holds a key of any of these commands on this shard. Returns
+    /// at a moment when they can all run (the caller runs them before its next `.await`).
+    pub async fn wait_unlocked<'a>(
+        &self,
+        db: usize,
+        cmds: impl Iterator<Item = (&'a CommandSpec, &'a [Bytes])> + Clone,
+    ) {
+        loop {
+            if !cmds
+                .clone()
+                .any(|(spec, args)| self.command_blocked(spec, args, db))
+            {
+                return;
+            }
+            let rx = self.locks.borrow_mut().wait_release();
+            let _ = rx.await;
+        }
+    }
+
+    /// Runs a batch that arrived from another shard: now, or once the keys it names are no
+    /// longer held by a transaction (in a task of its own, so that the transaction's own
+    /// messages behind it in the channel are not held up).
+    pub fn receive_batch(sh: &Rc<Shard>, batch: router::Batch) {
+        let blocked = batch
+            .cmds
+            .iter()
+            .any(|(idx, args)| sh.command_blocked(commands::spec(*idx), args, batch.db));
+        if !blocked {
+            return sh.execute_batch(batch);
+        }
+        let sh = sh.clone();
+        glommio::spawn_local(async move {
+            let db = batch.db;
+            sh.wait_unlocked(
+                db,
+                batch
+                    .cmds
+                    .iter()
+                    .map(|(idx, args)| (commands::spec(*idx), &args[..])),
+            )
+            .await;
+            sh.execute_batch(batch);
+        })
+        .detach();
     }
 
     /// Executes a batch of keyed commands sent by another shard's connection.

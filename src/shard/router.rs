@@ -8,7 +8,10 @@
 //! The router never executes anything itself and never blocks a thread; a full channel only
 //! suspends the sending task.
 
+use std::rc::Rc;
 use std::sync::Arc;
+
+use futures::future::LocalBoxFuture;
 
 use bytes::BytesMut;
 use glommio::channels::channel_mesh::Senders;
@@ -19,6 +22,10 @@ use crate::protocol::parse::Args;
 
 /// Work shipped to another shard as a closure. It runs on the target shard's thread.
 pub type Job = Box<dyn FnOnce(&Shard) + Send>;
+
+/// Work that may have to wait on the target shard (for a lock): the closure builds a task that
+/// the target spawns on its executor.
+pub type TaskJob = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, ()> + Send>;
 
 /// A batch of keyed commands from one connection, executed in order on the target shard.
 pub struct Batch {
@@ -46,6 +53,7 @@ impl BatchReply {
 pub enum ShardMsg {
     Batch(Batch),
     Job(Job),
+    Task(TaskJob),
 }
 
 /// The target shard has stopped (only during shutdown).

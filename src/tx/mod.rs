@@ -1,24 +1,45 @@
-//! Multi-shard coordination: commands whose keys live on more than one shard.
+//! Multi-shard transactions: commands, MULTI/EXEC blocks and scripts whose keys live on more
+//! than one shard run atomically and in isolation, as if one thread ran everything.
 //!
-//! The connection's shard acts as coordinator. It splits the command by owning shard, ships each
-//! part to its shard as a job, and combines the results into one reply. Each part runs
-//! atomically on its shard (a job runs to completion without yielding), so a per-shard part is
-//! never observed half-done.
+//! Protocol (coordinator = the shard of the client's connection):
+//! 1. Plan: the keys of every command (from the command table), grouped by owning shard.
+//!    All keys on one shard: that shard runs the whole unit in one synchronous step, after
+//!    waiting for any transaction holding those keys; no locks, no coordination.
+//! 2. Lock and fetch: an exclusive intent lock on each key at its owner (`locks`), taken
+//!    optimistically on every shard at once (one round trip, never waiting); if any shard
+//!    refuses, everything taken is given back and the locks are taken again one shard at a time
+//!    in ascending shard order, waiting where needed (see `locks` for why this cannot
+//!    deadlock). Each owner hands back a copy of the locked entries with its grant.
+//! 3. Execute: the coordinator places the copies in its own keyspace, runs the commands with
+//!    their ordinary handlers in one synchronous step, and takes the foreign entries out again.
+//!    No other task runs on the coordinator in between, so nobody sees the foreign entries.
+//! 4. Write back and release: each owner receives its entries back, replaces the ones that
+//!    changed (or deletes the ones that are gone), and releases the locks. Read-only units
+//!    only release. The client's reply does not wait for this step: every later reader of
+//!    those keys waits for the lock, so no client can observe the old values after the reply.
 //!
-//! What this layer does not yet guarantee is isolation *across* shards: another client can
-//! observe one shard's part before another's (for example an MGET racing an MSET). The
-//! cross-shard transaction issue replaces `run_parts` with a scheduled, ordered transaction
-//! (global sequence numbers and per-shard queues); the split/combine logic per command kind
-//! below stays as it is. No code here holds a shard borrow across an `.await`.
+//! Two-phase locking over exactly the keys involved makes every such unit serializable with
+//! respect to every other command; single-shard commands on other keys never wait.
+//!
+//! This module never holds a shard-state borrow across an `.await`.
+
+pub mod locks;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
 
-use crate::commands::{self, string_family, CommandSpec, Ctx, MultiKind};
-use crate::protocol::Reply;
+use crate::commands::{self, flags, CommandSpec, Ctx, MultiKind};
+use crate::protocol::parse::Args;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::server::globals::unix_ms;
-use crate::shard::Shard;
+use crate::shard::router::ShardMsg;
+use crate::shard::{execute_keyed, ClientLabel, Shard};
 use crate::types::Entry;
+use locks::{LockKey, LockReq, TxId};
 
 /// Runs `f` with a command context for `db` on the given shard (inside a job).
 pub fn with_ctx<R>(sh: &Shard, db: usize, f: impl FnOnce(&mut Ctx) -> R) -> R {
@@ -32,154 +53,428 @@ pub fn with_ctx<R>(sh: &Shard, db: usize, f: impl FnOnce(&mut Ctx) -> R) -> R {
     f(&mut ctx)
 }
 
-/// Key arguments grouped by owning shard: (shard, positions in `args`).
-fn group_by_shard(
-    sh: &Shard,
-    positions: impl Iterator<Item = usize>,
-    args: &[Bytes],
-) -> Vec<(usize, Vec<usize>)> {
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-    for pos in positions {
-        let s = sh.shard_of(&args[pos]);
-        match groups.iter_mut().find(|(g, _)| *g == s) {
-            Some((_, v)) => v.push(pos),
-            None => groups.push((s, vec![pos])),
-        }
-    }
-    groups
+/// One command of a transactional unit, with the database it runs in.
+#[derive(Clone)]
+pub struct TxCmd {
+    pub spec: &'static CommandSpec,
+    pub args: Args,
+    pub db: usize,
 }
 
-/// Executes a multi-key command whose keys span shards, writing its reply to the connection.
-pub async fn execute_cross_shard(c: &mut Conn, spec: &'static CommandSpec, args: Vec<Bytes>) {
-    let Some(kind) = spec.multi else {
-        return c
-            .reply()
-            .error("CROSSSLOT Keys in request don't hash to the same slot");
+/// The replies of a unit's commands, concatenated; `ends[i]` is where reply `i` ends.
+#[derive(Default)]
+pub struct TxReplies {
+    pub buf: BytesMut,
+    pub ends: Vec<usize>,
+}
+
+impl TxReplies {
+    pub fn reply(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
+    }
+}
+
+/// The (db, key) pairs a command names, with the database each lives in: the command's own,
+/// except COPY's destination with a DB option.
+fn command_keys(cmd: &TxCmd, databases: usize, mut f: impl FnMut(LockKey)) {
+    let copy_db = if cmd.spec.name == "copy" {
+        commands::keys_family::copy_options(&cmd.args, cmd.db, databases)
+            .map(|(d, _)| d)
+            .ok()
+    } else {
+        None
     };
-    let db = c.db;
-    let res: Result<(), &'static str> = match kind {
-        MultiKind::Mget => mget(c, &args, db).await,
-        MultiKind::Mset => {
-            if !string_family::mset_arity_ok(&args) {
-                c.reply().error(&commands::arity_error(spec.name));
-                Ok(())
+    for pos in cmd.spec.keys(&cmd.args) {
+        let db = match copy_db {
+            Some(d) if pos == 2 => d,
+            _ => cmd.db,
+        };
+        f(LockKey {
+            db: db as u32,
+            key: cmd.args[pos].clone(),
+        });
+    }
+}
+
+/// The keys of a unit grouped by owning shard, in ascending shard order, without duplicates.
+fn plan(sh: &Shard, cmds: &[TxCmd]) -> BTreeMap<usize, Vec<LockKey>> {
+    let databases = sh.state.borrow().dbs.len();
+    let mut by_shard: BTreeMap<usize, Vec<LockKey>> = BTreeMap::new();
+    for c in cmds {
+        command_keys(c, databases, |k| {
+            let keys = by_shard.entry(sh.shard_of(&k.key)).or_default();
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        });
+    }
+    by_shard
+}
+
+/// Runs a unit's commands one after another on `sh`, in one synchronous step.
+fn run_here(sh: &Shard, cmds: &[TxCmd], resp3: bool, who: &ClientLabel) -> TxReplies {
+    let mut out = TxReplies {
+        buf: BytesMut::new(),
+        ends: Vec::with_capacity(cmds.len()),
+    };
+    let mut st = sh.state.borrow_mut();
+    for c in cmds {
+        execute_keyed(
+            &mut st,
+            &sh.globals,
+            c.spec,
+            &c.args,
+            c.db,
+            resp3,
+            who,
+            &mut out.buf,
+        );
+        out.ends.push(out.buf.len());
+    }
+    out
+}
+
+/// A copy of each locked entry that is alive now (expired ones count as absent).
+fn fetch(sh: &Shard, keys: &[LockKey]) -> Vec<Option<Entry>> {
+    let now = unix_ms();
+    let mut st = sh.state.borrow_mut();
+    keys.iter()
+        .map(|k| {
+            let db = &mut st.dbs[k.db as usize];
+            if db.exists(&k.key, now) {
+                db.keys.get(&k.key[..]).cloned()
             } else {
-                mset(c, &args, db).await.map(|_| c.reply().ok())
+                None
+            }
+        })
+        .collect()
+}
+
+/// Applies a transaction's results to the owner's keys and releases its locks.
+fn write_back(sh: &Shard, tx: TxId, keys: Vec<LockKey>, entries: Option<Vec<Option<Entry>>>) {
+    if let Some(entries) = entries {
+        let now = unix_ms();
+        let mut st = sh.state.borrow_mut();
+        for (k, new) in keys.into_iter().zip(entries) {
+            let db = &mut st.dbs[k.db as usize];
+            let unchanged = match (db.keys.get(&k.key[..]), &new) {
+                (None, None) => true,
+                (Some(cur), Some(new)) => cur.value == new.value && cur.expire_at == new.expire_at,
+                _ => false,
+            };
+            if unchanged {
+                continue;
+            }
+            match new {
+                Some(e) => db.insert(&k.key, e.value, e.expire_at, now),
+                None => {
+                    db.remove(&k.key);
+                }
             }
         }
-        MultiKind::Msetnx => msetnx(c, &args, db, spec).await,
-        MultiKind::SumInt => sum_int(c, spec, &args, db).await,
-        MultiKind::Rename { nx } => rename(c, &args, db, nx).await,
-        MultiKind::Copy => copy(c, &args, db).await,
-        MultiKind::Lcs => lcs(c, &args, db).await,
-    };
-    if let Err(e) = res {
-        c.reply().error(e);
     }
+    sh.locks.borrow_mut().release(tx);
 }
 
-async fn mget(c: &mut Conn, args: &[Bytes], db: usize) -> Result<(), &'static str> {
-    let groups = group_by_shard(&c.shard, 1..args.len(), args);
-    let mut futs = Vec::new();
-    for (s, positions) in &groups {
-        let keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
-        futs.push(c.shard.run_on(*s, move |sh| {
-            with_ctx(sh, db, |ctx| string_family::mget_values(ctx, &keys))
-        }));
-    }
-    let results = futures::future::join_all(futs).await;
-    let mut values: Vec<Option<Bytes>> = vec![None; args.len() - 1];
-    for ((_, positions), res) in groups.iter().zip(results) {
-        let vals = res.map_err(|_| ERR_SHARD_GONE)?;
-        for (&p, v) in positions.iter().zip(vals) {
-            values[p - 1] = v;
+/// Releases a transaction's locks on every shard it still holds if the coordinator goes away
+/// mid-transaction (a panic or a dropped task): keys must never stay locked forever.
+struct HeldLocks {
+    shard: Rc<Shard>,
+    tx: TxId,
+    shards: Vec<usize>,
+}
+
+impl HeldLocks {
+    /// Releases the locks on `s` (locally or by message) and forgets them.
+    async fn release(&mut self, s: usize) {
+        self.shards.retain(|&x| x != s);
+        let tx = self.tx;
+        if s == self.shard.id {
+            self.shard.locks.borrow_mut().release(tx);
+        } else {
+            let job: crate::shard::router::Job =
+                Box::new(move |sh: &Shard| sh.locks.borrow_mut().release(tx));
+            let _ = self.shard.router.send(s, ShardMsg::Job(job)).await;
         }
     }
-    string_family::reply_mget(&mut c.reply(), &values);
-    Ok(())
 }
 
-async fn mset(c: &mut Conn, args: &[Bytes], db: usize) -> Result<(), &'static str> {
-    let groups = group_by_shard(&c.shard, (1..args.len()).step_by(2), args);
-    let mut futs = Vec::new();
-    for (s, positions) in &groups {
-        let pairs: Vec<Bytes> = positions
-            .iter()
-            .flat_map(|&p| [args[p].clone(), args[p + 1].clone()])
-            .collect();
-        futs.push(c.shard.run_on(*s, move |sh| {
-            with_ctx(sh, db, |ctx| string_family::mset_pairs(ctx, &pairs))
-        }));
-    }
-    for r in futures::future::join_all(futs).await {
-        r.map_err(|_| ERR_SHARD_GONE)?;
-    }
-    Ok(())
-}
-
-async fn msetnx(
-    c: &mut Conn,
-    args: &[Bytes],
-    db: usize,
-    spec: &CommandSpec,
-) -> Result<(), &'static str> {
-    if !string_family::mset_arity_ok(args) {
-        c.reply().error(&commands::arity_error(spec.name));
-        return Ok(());
-    }
-    let groups = group_by_shard(&c.shard, (1..args.len()).step_by(2), args);
-    let mut futs = Vec::new();
-    for (s, positions) in &groups {
-        let keys: Vec<Bytes> = positions.iter().map(|&p| args[p].clone()).collect();
-        futs.push(c.shard.run_on(*s, move |sh| {
-            let now = unix_ms();
-            let mut st = sh.state.borrow_mut();
-            keys.iter().any(|k| st.dbs[db].exists(k, now))
-        }));
-    }
-    for r in futures::future::join_all(futs).await {
-        if r.map_err(|_| ERR_SHARD_GONE)? {
-            c.reply().int(0);
-            return Ok(());
+impl Drop for HeldLocks {
+    fn drop(&mut self) {
+        if self.shards.is_empty() {
+            return;
         }
+        let shards = std::mem::take(&mut self.shards);
+        let (shard, tx) = (self.shard.clone(), self.tx);
+        glommio::spawn_local(async move {
+            for s in shards {
+                if s == shard.id {
+                    shard.locks.borrow_mut().release(tx);
+                } else {
+                    let job: crate::shard::router::Job =
+                        Box::new(move |sh: &Shard| sh.locks.borrow_mut().release(tx));
+                    let _ = shard.router.send(s, ShardMsg::Job(job)).await;
+                }
+            }
+        })
+        .detach();
     }
-    mset(c, args, db).await?;
-    c.reply().int(1);
-    Ok(())
 }
 
-/// DEL, UNLINK, EXISTS, TOUCH: the command's own handler on each shard's keys, replies summed.
-async fn sum_int(
-    c: &mut Conn,
-    spec: &'static CommandSpec,
-    args: &[Bytes],
-    db: usize,
-) -> Result<(), &'static str> {
-    let commands::Exec::Shard(handler) = spec.exec else {
-        return Err("ERR internal error: not a keyed command");
-    };
-    let groups = group_by_shard(&c.shard, 1..args.len(), args);
-    let mut futs = Vec::new();
-    for (s, positions) in &groups {
-        let mut sub: Vec<Bytes> = Vec::with_capacity(positions.len() + 1);
-        sub.push(args[0].clone());
-        sub.extend(positions.iter().map(|&p| args[p].clone()));
-        futs.push(c.shard.run_on(*s, move |sh| {
-            with_ctx(sh, db, |ctx| {
-                let mut buf = BytesMut::new();
-                handler(ctx, &sub, &mut Reply::new(&mut buf, false));
-                parse_int_reply(&buf)
+/// Takes the locks on one shard, waiting if needed, and returns copies of the entries.
+async fn lock_and_fetch(
+    sh: &Rc<Shard>,
+    s: usize,
+    tx: TxId,
+    keys: Vec<LockKey>,
+    want: bool,
+) -> Result<Vec<Option<Entry>>, &'static str> {
+    if s == sh.id {
+        let wait = sh
+            .locks
+            .borrow_mut()
+            .acquire(tx, LockReq::Keys(keys.clone()));
+        if let Some(rx) = wait {
+            rx.await.map_err(|_| ERR_SHARD_GONE)?;
+        }
+        return Ok(if want { fetch(sh, &keys) } else { Vec::new() });
+    }
+    let (reply, rx) = oneshot::channel();
+    let task: crate::shard::router::TaskJob = Box::new(move |sh: Rc<Shard>| {
+        Box::pin(async move {
+            let wait = sh
+                .locks
+                .borrow_mut()
+                .acquire(tx, LockReq::Keys(keys.clone()));
+            if let Some(rx) = wait {
+                if rx.await.is_err() {
+                    return;
+                }
+            }
+            let entries = if want { fetch(&sh, &keys) } else { Vec::new() };
+            if let Err(entries) = reply.send(entries) {
+                // The coordinator is gone: give the keys back untouched.
+                drop(entries);
+                sh.locks.borrow_mut().release(tx);
+            }
+        })
+    });
+    sh.router
+        .send(s, ShardMsg::Task(task))
+        .await
+        .map_err(|_| ERR_SHARD_GONE)?;
+    rx.await.map_err(|_| ERR_SHARD_GONE)
+}
+
+/// One optimistic attempt on every shard at once: each shard grants all its keys or none.
+async fn try_lock_all(
+    sh: &Rc<Shard>,
+    tx: TxId,
+    plan: &BTreeMap<usize, Vec<LockKey>>,
+    held: &mut HeldLocks,
+    want: bool,
+) -> Result<Option<BTreeMap<usize, Vec<Option<Entry>>>>, &'static str> {
+    let mut futs = Vec::with_capacity(plan.len());
+    for (&s, keys) in plan {
+        let keys = keys.clone();
+        futs.push(sh.run_on(s, move |owner| {
+            let req = LockReq::Keys(keys);
+            if !owner.locks.borrow_mut().try_acquire(tx, &req) {
+                return None;
+            }
+            let LockReq::Keys(keys) = req else {
+                unreachable!()
+            };
+            Some(if want {
+                fetch(owner, &keys)
+            } else {
+                Vec::new()
             })
         }));
     }
-    let mut total = 0i64;
+    let results = futures::future::join_all(futs).await;
+    let mut fetched = BTreeMap::new();
+    let mut complete = true;
+    for (&s, r) in plan.keys().zip(results) {
+        match r.map_err(|_| ERR_SHARD_GONE)? {
+            Some(entries) => {
+                held.shards.push(s);
+                fetched.insert(s, entries);
+            }
+            None => complete = false,
+        }
+    }
+    if complete {
+        return Ok(Some(fetched));
+    }
+    for s in fetched.into_keys() {
+        held.release(s).await;
+    }
+    Ok(None)
+}
+
+/// Takes the locks of a plan (optimistically, then shard by shard on conflict), returning copies
+/// of the entries when `want` is set.
+async fn lock_plan(
+    sh: &Rc<Shard>,
+    tx: TxId,
+    plan: &BTreeMap<usize, Vec<LockKey>>,
+    held: &mut HeldLocks,
+    want: bool,
+) -> Result<BTreeMap<usize, Vec<Option<Entry>>>, &'static str> {
+    if let Some(f) = try_lock_all(sh, tx, plan, held, want).await? {
+        return Ok(f);
+    }
+    sh.state.borrow_mut().stats.tx_lock_waits += 1;
+    let mut f = BTreeMap::new();
+    for (&s, keys) in plan {
+        let entries = lock_and_fetch(sh, s, tx, keys.clone(), want).await?;
+        held.shards.push(s);
+        f.insert(s, entries);
+    }
+    Ok(f)
+}
+
+/// Runs a unit of commands atomically and in isolation, wherever its keys are. Each command's
+/// reply is returned in order.
+pub async fn run_atomic(
+    sh: &Rc<Shard>,
+    cmds: Vec<TxCmd>,
+    resp3: bool,
+    who: &Arc<ClientLabel>,
+) -> Result<TxReplies, &'static str> {
+    let plan = plan(sh, &cmds);
+    if plan.len() <= 1 {
+        let target = plan.keys().next().copied().unwrap_or(sh.id);
+        if target == sh.id {
+            sh.wait_unlocked(cmds[0].db, cmds.iter().map(|c| (c.spec, &c.args[..])))
+                .await;
+            return Ok(run_here(sh, &cmds, resp3, who));
+        }
+        let (reply, rx) = oneshot::channel();
+        let who = who.clone();
+        let task: crate::shard::router::TaskJob = Box::new(move |owner: Rc<Shard>| {
+            Box::pin(async move {
+                owner
+                    .wait_unlocked(cmds[0].db, cmds.iter().map(|c| (c.spec, &c.args[..])))
+                    .await;
+                let _ = reply.send(run_here(&owner, &cmds, resp3, &who));
+            })
+        });
+        sh.router
+            .send(target, ShardMsg::Task(task))
+            .await
+            .map_err(|_| ERR_SHARD_GONE)?;
+        return rx.await.map_err(|_| ERR_SHARD_GONE);
+    }
+
+    let tx = sh.new_tx_id();
+    let mut held = HeldLocks {
+        shard: sh.clone(),
+        tx,
+        shards: Vec::new(),
+    };
+    let fetched = lock_plan(sh, tx, &plan, &mut held, true).await?;
+
+    // Execute on this shard with the foreign entries in place, in one synchronous step.
+    let me = sh.id;
+    let read_only = cmds.iter().all(|c| c.spec.has(flags::READONLY));
+    let (replies, results) = {
+        let now = unix_ms();
+        {
+            let mut st = sh.state.borrow_mut();
+            st.stats.tx_multi_shard += 1;
+            for (s, entries) in fetched {
+                if s == me {
+                    continue;
+                }
+                for (k, e) in plan[&s].iter().zip(entries) {
+                    if let Some(e) = e {
+                        st.dbs[k.db as usize].insert(&k.key, e.value, e.expire_at, now);
+                    }
+                }
+            }
+        }
+        let replies = run_here(sh, &cmds, resp3, who);
+        let mut st = sh.state.borrow_mut();
+        let mut results: Vec<(usize, Vec<LockKey>, Vec<Option<Entry>>)> = Vec::new();
+        for (&s, keys) in &plan {
+            if s == me {
+                continue;
+            }
+            let entries = keys
+                .iter()
+                .map(|k| st.dbs[k.db as usize].remove(&k.key))
+                .collect();
+            results.push((s, keys.clone(), entries));
+        }
+        (replies, results)
+    };
+
+    // Write back and release. The local shard's keys were modified in place.
+    if plan.contains_key(&me) {
+        held.release(me).await;
+    }
+    for (s, keys, entries) in results {
+        held.shards.retain(|&x| x != s);
+        let entries = if read_only { None } else { Some(entries) };
+        let job: crate::shard::router::Job =
+            Box::new(move |owner: &Shard| write_back(owner, tx, keys, entries));
+        sh.router
+            .send(s, ShardMsg::Job(job))
+            .await
+            .map_err(|_| ERR_SHARD_GONE)?;
+    }
+    Ok(replies)
+}
+
+/// DEL, UNLINK, EXISTS, TOUCH across shards: with every key locked, each owner runs the command
+/// on its own keys (duplicates kept, so EXISTS k k counts twice) and releases; replies summed.
+async fn run_split_sum(
+    sh: &Rc<Shard>,
+    cmd: TxCmd,
+    resp3: bool,
+    who: &Arc<ClientLabel>,
+) -> Result<i64, &'static str> {
+    let plan = plan(sh, std::slice::from_ref(&cmd));
+    let tx = sh.new_tx_id();
+    let mut held = HeldLocks {
+        shard: sh.clone(),
+        tx,
+        shards: Vec::new(),
+    };
+    lock_plan(sh, tx, &plan, &mut held, false).await?;
+    sh.state.borrow_mut().stats.tx_multi_shard += 1;
+    let mut futs = Vec::with_capacity(plan.len());
+    for &s in plan.keys() {
+        let mut args: Args = vec![cmd.args[0].clone()];
+        args.extend(
+            cmd.spec
+                .keys(&cmd.args)
+                .filter(|&p| sh.shard_of(&cmd.args[p]) == s)
+                .map(|p| cmd.args[p].clone()),
+        );
+        let part = TxCmd {
+            spec: cmd.spec,
+            args,
+            db: cmd.db,
+        };
+        let who = who.clone();
+        futs.push(sh.run_on(s, move |owner| {
+            let r = run_here(owner, std::slice::from_ref(&part), resp3, &who);
+            owner.locks.borrow_mut().release(tx);
+            parse_int_reply(&r.buf)
+        }));
+    }
+    held.shards.clear();
+    let mut total = 0;
     for r in futures::future::join_all(futs).await {
         total += r
             .map_err(|_| ERR_SHARD_GONE)?
             .ok_or("ERR internal error: bad sub-reply")?;
     }
-    c.reply().int(total);
-    Ok(())
+    Ok(total)
 }
 
 fn parse_int_reply(buf: &[u8]) -> Option<i64> {
@@ -189,121 +484,24 @@ fn parse_int_reply(buf: &[u8]) -> Option<i64> {
     commands::args::parse_i64(&buf[1..buf.len() - 2])
 }
 
-async fn rename(c: &mut Conn, args: &[Bytes], db: usize, nx: bool) -> Result<(), &'static str> {
-    let (src, dst) = (args[1].clone(), args[2].clone());
-    let (ss, ds) = (c.shard.shard_of(&src), c.shard.shard_of(&dst));
-    // RENAMENX must report a missing source before looking at the destination, and must not
-    // take the source before knowing the destination is free: two extra hops. Plain RENAME
-    // takes the source directly (a missing source comes back as None).
-    if nx {
-        let k = src.clone();
-        let exists = c
-            .shard
-            .run_on(ss, move |sh| {
-                sh.state.borrow_mut().dbs[db].exists(&k, unix_ms())
-            })
-            .await
-            .map_err(|_| ERR_SHARD_GONE)?;
-        if !exists {
-            return Err("ERR no such key");
-        }
-        let k = dst.clone();
-        let taken = c
-            .shard
-            .run_on(ds, move |sh| {
-                sh.state.borrow_mut().dbs[db].exists(&k, unix_ms())
-            })
-            .await
-            .map_err(|_| ERR_SHARD_GONE)?;
-        if taken {
-            c.reply().int(0);
-            return Ok(());
-        }
-    }
-    let k = src.clone();
-    let entry: Option<Entry> = c
-        .shard
-        .run_on(ss, move |sh| {
-            let mut st = sh.state.borrow_mut();
-            let now = unix_ms();
-            if st.dbs[db].exists(&k, now) {
-                st.dbs[db].remove(&k)
-            } else {
-                None
-            }
-        })
-        .await
-        .map_err(|_| ERR_SHARD_GONE)?;
-    let Some(entry) = entry else {
-        return Err("ERR no such key");
+/// Executes one command whose keys span shards, writing its reply to the connection.
+pub async fn execute_cross_shard(c: &mut Conn, spec: &'static CommandSpec, args: Vec<Bytes>) {
+    let cmd = TxCmd {
+        spec,
+        args,
+        db: c.db,
     };
-    c.shard
-        .run_on(ds, move |sh| {
-            sh.state.borrow_mut().dbs[db].insert(&dst, entry.value, entry.expire_at, unix_ms())
-        })
-        .await
-        .map_err(|_| ERR_SHARD_GONE)?;
-    if nx {
-        c.reply().int(1);
-    } else {
-        c.reply().ok();
+    let shard = c.shard.clone();
+    let label = c.label.clone();
+    if spec.multi == Some(MultiKind::SumInt) {
+        match run_split_sum(&shard, cmd, c.resp3, &label).await {
+            Ok(n) => c.reply().int(n),
+            Err(e) => c.reply().error(e),
+        }
+        return;
     }
-    Ok(())
-}
-
-async fn copy(c: &mut Conn, args: &[Bytes], db: usize) -> Result<(), &'static str> {
-    let databases = c.shard.state.borrow().dbs.len();
-    let (dst_db, replace) = crate::commands::keys_family::copy_options(args, db, databases)?;
-    let (src, dst) = (args[1].clone(), args[2].clone());
-    let (ss, ds) = (c.shard.shard_of(&src), c.shard.shard_of(&dst));
-    let value = c
-        .shard
-        .run_on(ss, move |sh| {
-            with_ctx(sh, db, |ctx| {
-                ctx.lookup_read(&src)
-                    .map(|e| (e.value.clone(), e.expire_at))
-            })
-        })
-        .await
-        .map_err(|_| ERR_SHARD_GONE)?;
-    let Some((value, expire_at)) = value else {
-        c.reply().int(0);
-        return Ok(());
-    };
-    let done = c
-        .shard
-        .run_on(ds, move |sh| {
-            let now = unix_ms();
-            let mut st = sh.state.borrow_mut();
-            let d = &mut st.dbs[dst_db];
-            if d.exists(&dst, now) && !replace {
-                return false;
-            }
-            d.insert(&dst, value, expire_at, now);
-            true
-        })
-        .await
-        .map_err(|_| ERR_SHARD_GONE)?;
-    c.reply().int(done as i64);
-    Ok(())
-}
-
-async fn lcs(c: &mut Conn, args: &[Bytes], db: usize) -> Result<(), &'static str> {
-    let mut inputs = Vec::new();
-    for key in [args[1].clone(), args[2].clone()] {
-        let s = c.shard.shard_of(&key);
-        let v = c
-            .shard
-            .run_on(s, move |sh| {
-                with_ctx(sh, db, |ctx| string_family::lcs_input(ctx, &key))
-            })
-            .await
-            .map_err(|_| ERR_SHARD_GONE)?;
-        inputs.push(v);
+    match run_atomic(&shard, vec![cmd], c.resp3, &label).await {
+        Ok(r) => c.out.extend_from_slice(&r.buf),
+        Err(e) => c.reply().error(e),
     }
-    let y = inputs.pop().unwrap_or(Ok(Bytes::new()));
-    let x = inputs.pop().unwrap_or(Ok(Bytes::new()));
-    let max = c.shard.state.borrow().config.proto_max_bulk_len;
-    string_family::lcs_reply(x, y, args, max, &mut c.reply());
-    Ok(())
 }
