@@ -187,6 +187,8 @@ fn select(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 
 fn reset(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
+        c.multi = None;
+        crate::tx::multi::unwatch_all(c).await;
         c.set_db(0);
         c.set_resp3(false);
         c.set_name(String::new());

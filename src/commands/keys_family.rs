@@ -870,6 +870,16 @@ fn dbsize(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     })
 }
 
+/// Whole-shard locks on every shard for a command that changes whole databases, so that no
+/// multi-shard transaction straddles it; none when an EXEC block already holds them.
+async fn hold_all_shards(c: &mut Conn) -> Result<Option<crate::tx::HeldLocks>, &'static str> {
+    if c.in_exec.is_some() {
+        return Ok(None);
+    }
+    let shard = c.shard.clone();
+    crate::tx::lock_all_shards(&shard).await.map(Some)
+}
+
 /// FLUSHDB/FLUSHALL's optional ASYNC|SYNC argument.
 fn flush_args_ok(a: &[Bytes]) -> bool {
     a.len() == 1 || (a.len() == 2 && (eq_ic(&a[1], "sync") || eq_ic(&a[1], "async")))
@@ -881,11 +891,18 @@ fn flushdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             return c.reply().error(ERR_SYNTAX);
         }
         let db = c.db;
-        match c
+        let held = match hold_all_shards(c).await {
+            Ok(h) => h,
+            Err(e) => return c.reply().error(e),
+        };
+        let res = c
             .shard
             .run_on_all(move |sh| sh.state.borrow_mut().dbs[db].clear())
-            .await
-        {
+            .await;
+        if let Some(h) = held {
+            h.release_all().await;
+        }
+        match res {
             Ok(_) => c.reply().ok(),
             Err(_) => c.reply().error(crate::server::conn::ERR_SHARD_GONE),
         }
@@ -897,6 +914,10 @@ fn flushall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         if !flush_args_ok(&a) {
             return c.reply().error(ERR_SYNTAX);
         }
+        let held = match hold_all_shards(c).await {
+            Ok(h) => h,
+            Err(e) => return c.reply().error(e),
+        };
         let res = c
             .shard
             .run_on_all(move |sh| {
@@ -905,6 +926,9 @@ fn flushall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 }
             })
             .await;
+        if let Some(h) = held {
+            h.release_all().await;
+        }
         match res {
             Ok(_) => c.reply().ok(),
             Err(_) => c.reply().error(crate::server::conn::ERR_SHARD_GONE),
@@ -929,11 +953,18 @@ fn swapdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             return c.reply().error("ERR DB index is out of range");
         }
         let (x, y) = (x as usize, y as usize);
-        match c
+        let held = match hold_all_shards(c).await {
+            Ok(h) => h,
+            Err(e) => return c.reply().error(e),
+        };
+        let res = c
             .shard
-            .run_on_all(move |sh| sh.state.borrow_mut().dbs.swap(x, y))
-            .await
-        {
+            .run_on_all(move |sh| crate::shard::db::Db::swap(&mut sh.state.borrow_mut().dbs, x, y))
+            .await;
+        if let Some(h) = held {
+            h.release_all().await;
+        }
+        match res {
             Ok(_) => c.reply().ok(),
             Err(_) => c.reply().error(crate::server::conn::ERR_SHARD_GONE),
         }

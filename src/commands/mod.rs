@@ -275,6 +275,7 @@ fn build() -> Table {
     specs.extend(keys_family::specs());
     specs.extend(string_family::specs());
     specs.extend(hash_family::specs());
+    specs.extend(crate::tx::multi::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

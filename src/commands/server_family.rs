@@ -172,6 +172,9 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         v.push("@dangerous");
     }
     v.push(if s.has(FAST) { "@fast" } else { "@slow" });
+    if s.group == "transactions" {
+        v.push("@transaction");
+    }
     v
 }
 

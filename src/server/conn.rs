@@ -62,6 +62,12 @@ pub struct Conn {
     // The current group of commands that involve other shards.
     group_order: Vec<Pending>,
     group_cmds: Vec<Vec<(u16, Args)>>,
+    /// Between MULTI and EXEC/DISCARD: the queued commands.
+    pub multi: Option<crate::tx::multi::MultiState>,
+    /// WATCHed keys.
+    pub watch: Option<crate::tx::multi::WatchState>,
+    /// Set while an EXEC block runs under whole-shard locks (its commands must not lock again).
+    pub in_exec: Option<crate::tx::locks::TxId>,
 }
 
 impl Conn {
@@ -145,6 +151,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         monitor_rx: None,
         group_order: Vec::new(),
         group_cmds: (0..n).map(|_| Vec::new()).collect(),
+        multi: None,
+        watch: None,
+        in_exec: None,
     };
     // The registry entry goes away however the connection ends, a contained panic included.
     let _registered = Registered {
@@ -155,6 +164,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(conn.run())).await;
     if outcome.is_err() {
         tracing::error!(client = %info.addr, "connection task panicked; connection closed, shard keeps serving");
+    }
+    if let Some(w) = conn.watch.take() {
+        crate::tx::multi::forget_watches(&shard, w).await;
     }
     if info.monitor.get() {
         shard.globals.monitors.fetch_sub(1, Ordering::Relaxed);
@@ -291,6 +303,9 @@ impl Conn {
     /// Writes an error that is decided before execution, after everything queued before it.
     async fn reject(&mut self, msg: &[u8], spec: Option<&CommandSpec>) {
         self.flush_group().await;
+        if let Some(m) = self.multi.as_mut() {
+            m.failed = true;
+        }
         let suppress = self.take_suppress();
         let mark = self.out.len();
         self.reply().error_bytes(msg);
@@ -324,6 +339,21 @@ impl Conn {
             return self
                 .reject(b"NOAUTH Authentication required.", Some(spec))
                 .await;
+        }
+        if let Some(m) = self.multi.as_mut() {
+            if !crate::tx::multi::runs_immediately_in_multi(spec.name) {
+                if spec.has(flags::NO_MULTI) {
+                    return self
+                        .reject(b"ERR Command not allowed inside a transaction", Some(spec))
+                        .await;
+                }
+                m.cmds.push((spec, args));
+                self.flush_group().await;
+                if !self.take_suppress() {
+                    self.reply().simple("QUEUED");
+                }
+                return;
+            }
         }
         self.wait_if_paused(spec).await;
         // MONITOR shows commands as executed (after SELECT, with the new db), like Redis.
@@ -408,6 +438,28 @@ impl Conn {
                     }
                 }
             },
+        }
+    }
+
+    /// Runs one queued command of an EXEC block that holds every shard whole: keyed commands
+    /// go straight to their shards (jobs pass the block's own locks), connection-level ones run
+    /// as usual.
+    pub async fn execute_in_exec(&mut self, spec: &'static CommandSpec, args: Args) {
+        match spec.exec {
+            Exec::Conn(f) => f(self, args).await,
+            Exec::Shard(_) => {
+                let cmd = crate::tx::TxCmd {
+                    spec,
+                    args,
+                    db: self.db,
+                };
+                let shard = self.shard.clone();
+                let label = self.label.clone();
+                match crate::tx::run_under_global_lock(&shard, cmd, self.resp3, &label).await {
+                    Ok(r) => self.out.extend_from_slice(&r.buf),
+                    Err(e) => self.reply().error(e),
+                }
+            }
         }
     }
 

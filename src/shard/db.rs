@@ -5,6 +5,10 @@
 //! deadline has passed before anyone can see it: that is the "never returned after its deadline"
 //! guarantee. Active expiry (`shard::expiry`) only bounds the memory held by keys nobody reads.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::types::dict::Dict;
@@ -23,6 +27,9 @@ pub struct Db {
     pub expires: Dict<()>,
     /// Keys removed because their deadline passed (lazily or actively).
     pub expired_keys: u64,
+    /// WATCHed keys: the flags of the clients watching each one. Any change to such a key
+    /// (write, delete, expiry, flush) sets the flags, failing those clients' EXEC.
+    watched: HashMap<Bytes, Vec<Arc<AtomicBool>>, ahash::RandomState>,
 }
 
 impl Db {
@@ -32,6 +39,47 @@ impl Db {
 
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Registers a client's WATCH on a key.
+    pub fn watch(&mut self, key: &[u8], flag: Arc<AtomicBool>) {
+        let list = self.watched.entry(Bytes::copy_from_slice(key)).or_default();
+        if !list.iter().any(|f| Arc::ptr_eq(f, &flag)) {
+            list.push(flag);
+        }
+    }
+
+    /// Removes a client's WATCH on a key.
+    pub fn unwatch(&mut self, key: &[u8], flag: &Arc<AtomicBool>) {
+        if let Some(list) = self.watched.get_mut(key) {
+            list.retain(|f| !Arc::ptr_eq(f, flag));
+            if list.is_empty() {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    #[inline]
+    pub fn has_watches(&self) -> bool {
+        !self.watched.is_empty()
+    }
+
+    #[inline]
+    pub fn is_watched(&self, key: &[u8]) -> bool {
+        !self.watched.is_empty() && self.watched.contains_key(key)
+    }
+
+    /// Marks a key as modified for the clients watching it (Redis's `signalModifiedKey`).
+    #[inline]
+    pub fn touch(&self, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(list) = self.watched.get(key) {
+            for f in list {
+                f.store(true, Ordering::Release);
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -73,6 +121,7 @@ impl Db {
 
     /// Inserts or replaces a key with a value and deadline (0 = none).
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64, now_ms: u64) {
+        self.touch(key);
         let entry = Entry {
             value,
             expire_at,
@@ -110,6 +159,7 @@ impl Db {
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let (_, e) = self.keys.remove(key)?;
+        self.touch(key);
         if e.expire_at != 0 {
             self.expires.remove(key);
         }
@@ -121,6 +171,7 @@ impl Db {
         let Some((k, e)) = self.keys.get_key_value(key) else {
             return false;
         };
+        self.touch(key);
         let had = e.expire_at != 0;
         let k = k.clone();
         if let Some(e) = self.keys.get_mut(key) {
@@ -135,8 +186,38 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
+        // Like Redis, a flush touches the watched keys that existed.
+        for (k, flags) in &self.watched {
+            if self.keys.get(&k[..]).is_some() {
+                for f in flags {
+                    f.store(true, Ordering::Release);
+                }
+            }
+        }
         self.keys.clear();
         self.expires.clear();
+    }
+
+    /// SWAPDB on one shard: the data of two databases trade places, the WATCHes stay with their
+    /// database number; watched keys that exist in either are touched, like Redis.
+    pub fn swap(dbs: &mut [Db], x: usize, y: usize) {
+        if x == y {
+            return;
+        }
+        for (a, b) in [(x, y), (y, x)] {
+            for (k, flags) in &dbs[a].watched {
+                if dbs[a].keys.get(&k[..]).is_some() || dbs[b].keys.get(&k[..]).is_some() {
+                    for f in flags {
+                        f.store(true, Ordering::Release);
+                    }
+                }
+            }
+        }
+        dbs.swap(x, y);
+        let wx = std::mem::take(&mut dbs[x].watched);
+        let wy = std::mem::take(&mut dbs[y].watched);
+        dbs[x].watched = wy;
+        dbs[y].watched = wx;
     }
 
     /// Number of keys with a deadline (INFO keyspace `expires=`).

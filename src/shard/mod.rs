@@ -337,6 +337,14 @@ pub fn execute_keyed(
     // its timing, like Redis's per-call `ustime()`.
     let started_us = crate::server::globals::unix_us();
     let now_ms = started_us / 1000;
+    // WATCH needs to see in-place modifications too (HSET on an existing hash...): snapshot
+    // the watched keys this write names and compare afterwards. Costs nothing unless the
+    // database has watched keys.
+    let watched_before = if spec.has(commands::flags::WRITE) && st.dbs[db].has_watches() {
+        watched_snapshot(&st.dbs[db], spec, args)
+    } else {
+        Vec::new()
+    };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut ctx = commands::Ctx {
             st: &mut *st,
@@ -348,6 +356,13 @@ pub fn execute_keyed(
         handler(&mut ctx, args, &mut reply);
     }));
     let usec = crate::server::globals::unix_us().saturating_sub(started_us);
+    for (key, before) in watched_before {
+        let d = &st.dbs[db];
+        let after = d.keys.get(&key[..]).map(|e| (&e.value, e.expire_at));
+        if after != before.as_ref().map(|(v, t)| (v, *t)) {
+            d.touch(&key);
+        }
+    }
     if result.is_err() {
         out.truncate(start_len);
         tracing::error!(
@@ -369,6 +384,20 @@ pub fn execute_keyed(
         st.stats.total_error_replies += 1;
     }
     st.maybe_slowlog(globals, args, usec, who);
+}
+
+/// The values of the watched keys a command names, before it runs.
+type WatchSnapshot = Vec<(Bytes, Option<(crate::types::Value, u64)>)>;
+
+fn watched_snapshot(d: &Db, spec: &CommandSpec, args: &[Bytes]) -> WatchSnapshot {
+    spec.keys(args)
+        .filter(|&p| d.is_watched(&args[p]))
+        .map(|p| {
+            let key = args[p].clone();
+            let v = d.keys.get(&key[..]).map(|e| (e.value.clone(), e.expire_at));
+            (key, v)
+        })
+        .collect()
 }
 
 #[cfg(test)]

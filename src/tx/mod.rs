@@ -24,9 +24,11 @@
 //! This module never holds a shard-state borrow across an `.await`.
 
 pub mod locks;
+pub mod multi;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -152,7 +154,12 @@ fn fetch(sh: &Shard, keys: &[LockKey]) -> Vec<Option<Entry>> {
 }
 
 /// Applies a transaction's results to the owner's keys and releases its locks.
-fn write_back(sh: &Shard, tx: TxId, keys: Vec<LockKey>, entries: Option<Vec<Option<Entry>>>) {
+fn write_back(
+    sh: &Shard,
+    tx: Option<TxId>,
+    keys: Vec<LockKey>,
+    entries: Option<Vec<Option<Entry>>>,
+) {
     if let Some(entries) = entries {
         let now = unix_ms();
         let mut st = sh.state.borrow_mut();
@@ -174,18 +181,31 @@ fn write_back(sh: &Shard, tx: TxId, keys: Vec<LockKey>, entries: Option<Vec<Opti
             }
         }
     }
-    sh.locks.borrow_mut().release(tx);
+    if let Some(tx) = tx {
+        sh.locks.borrow_mut().release(tx);
+    }
 }
 
 /// Releases a transaction's locks on every shard it still holds if the coordinator goes away
 /// mid-transaction (a panic or a dropped task): keys must never stay locked forever.
-struct HeldLocks {
+pub struct HeldLocks {
     shard: Rc<Shard>,
     tx: TxId,
     shards: Vec<usize>,
 }
 
 impl HeldLocks {
+    pub fn tx(&self) -> TxId {
+        self.tx
+    }
+
+    /// Releases everything still held, on every shard.
+    pub async fn release_all(mut self) {
+        for s in self.shards.clone() {
+            self.release(s).await;
+        }
+    }
+
     /// Releases the locks on `s` (locally or by message) and forgets them.
     async fn release(&mut self, s: usize) {
         self.shards.retain(|&x| x != s);
@@ -344,22 +364,66 @@ pub async fn run_atomic(
     resp3: bool,
     who: &Arc<ClientLabel>,
 ) -> Result<TxReplies, &'static str> {
-    let plan = plan(sh, &cmds);
+    Ok(run_atomic_watched(sh, cmds, Vec::new(), None, resp3, who)
+        .await?
+        .unwrap_or_default())
+}
+
+/// Expires the watched keys whose deadline passed (which sets the WATCH flag, like Redis's
+/// check at EXEC) and tells whether the block must be abandoned.
+fn watch_broken(sh: &Shard, watched: &[LockKey], flag: &Option<Arc<AtomicBool>>) -> bool {
+    let Some(flag) = flag else {
+        return false;
+    };
+    let now = unix_ms();
+    {
+        let mut st = sh.state.borrow_mut();
+        for k in watched {
+            if sh.shard_of(&k.key) == sh.id {
+                st.dbs[k.db as usize].exists(&k.key, now);
+            }
+        }
+    }
+    flag.load(Ordering::Acquire)
+}
+
+/// `run_atomic` for an EXEC block: the watched keys join the lock set, and the block is
+/// abandoned (None) if the WATCH flag is set at the instant it would run.
+pub async fn run_atomic_watched(
+    sh: &Rc<Shard>,
+    cmds: Vec<TxCmd>,
+    watched: Vec<LockKey>,
+    flag: Option<Arc<AtomicBool>>,
+    resp3: bool,
+    who: &Arc<ClientLabel>,
+) -> Result<Option<TxReplies>, &'static str> {
+    let mut plan = plan(sh, &cmds);
+    for k in &watched {
+        let keys = plan.entry(sh.shard_of(&k.key)).or_default();
+        if !keys.contains(k) {
+            keys.push(k.clone());
+        }
+    }
     if plan.len() <= 1 {
         let target = plan.keys().next().copied().unwrap_or(sh.id);
+        let db = cmds.first().map_or(0, |c| c.db);
+        let who = who.clone();
+        let unit = move |owner: &Shard| {
+            if watch_broken(owner, &watched, &flag) {
+                None
+            } else {
+                Some(run_here(owner, &cmds, resp3, &who))
+            }
+        };
         if target == sh.id {
-            sh.wait_unlocked(cmds[0].db, cmds.iter().map(|c| (c.spec, &c.args[..])))
-                .await;
-            return Ok(run_here(sh, &cmds, resp3, who));
+            wait_plan_unlocked(sh, db, &plan).await;
+            return Ok(unit(sh.as_ref()));
         }
         let (reply, rx) = oneshot::channel();
-        let who = who.clone();
         let task: crate::shard::router::TaskJob = Box::new(move |owner: Rc<Shard>| {
             Box::pin(async move {
-                owner
-                    .wait_unlocked(cmds[0].db, cmds.iter().map(|c| (c.spec, &c.args[..])))
-                    .await;
-                let _ = reply.send(run_here(&owner, &cmds, resp3, &who));
+                wait_plan_unlocked(&owner, db, &plan).await;
+                let _ = reply.send(unit(&owner));
             })
         });
         sh.router
@@ -376,10 +440,60 @@ pub async fn run_atomic(
         shards: Vec::new(),
     };
     let fetched = lock_plan(sh, tx, &plan, &mut held, true).await?;
-
-    // Execute on this shard with the foreign entries in place, in one synchronous step.
-    let me = sh.id;
+    // Every watched key is locked and was checked for expiry by its owner while fetching: a
+    // change to one happened before this point and shows in the flag.
+    if flag.as_ref().is_some_and(|f| f.load(Ordering::Acquire)) {
+        held.release_all().await;
+        return Ok(None);
+    }
     let read_only = cmds.iter().all(|c| c.spec.has(flags::READONLY));
+    let replies = execute_with_copies(
+        sh,
+        &plan,
+        fetched,
+        &cmds,
+        resp3,
+        who,
+        Some(&mut held),
+        read_only,
+    )
+    .await?;
+    Ok(Some(replies))
+}
+
+/// Waits until no transaction holds any key of the plan on this shard.
+async fn wait_plan_unlocked(sh: &Shard, _db: usize, plan: &BTreeMap<usize, Vec<LockKey>>) {
+    let Some(keys) = plan.get(&sh.id) else {
+        return;
+    };
+    loop {
+        let blocked = {
+            let locks = sh.locks.borrow();
+            !locks.is_idle() && keys.iter().any(|k| locks.blocks(k.db as usize, &k.key))
+        };
+        if !blocked {
+            return;
+        }
+        let rx = sh.locks.borrow_mut().wait_release();
+        let _ = rx.await;
+    }
+}
+
+/// Step 3 and 4 of the protocol: run `cmds` here with the foreign entries in place, then send
+/// each owner its entries back. With `held`, the owners also release the transaction's locks;
+/// without, the caller holds whole-shard locks and keeps them.
+#[allow(clippy::too_many_arguments)]
+async fn execute_with_copies(
+    sh: &Rc<Shard>,
+    plan: &BTreeMap<usize, Vec<LockKey>>,
+    fetched: BTreeMap<usize, Vec<Option<Entry>>>,
+    cmds: &[TxCmd],
+    resp3: bool,
+    who: &ClientLabel,
+    mut held: Option<&mut HeldLocks>,
+    read_only: bool,
+) -> Result<TxReplies, &'static str> {
+    let me = sh.id;
     let (replies, results) = {
         let now = unix_ms();
         {
@@ -396,10 +510,10 @@ pub async fn run_atomic(
                 }
             }
         }
-        let replies = run_here(sh, &cmds, resp3, who);
+        let replies = run_here(sh, cmds, resp3, who);
         let mut st = sh.state.borrow_mut();
         let mut results: Vec<(usize, Vec<LockKey>, Vec<Option<Entry>>)> = Vec::new();
-        for (&s, keys) in &plan {
+        for (&s, keys) in plan {
             if s == me {
                 continue;
             }
@@ -411,13 +525,16 @@ pub async fn run_atomic(
         }
         (replies, results)
     };
-
-    // Write back and release. The local shard's keys were modified in place.
+    let tx = held.as_ref().map(|h| h.tx);
     if plan.contains_key(&me) {
-        held.release(me).await;
+        if let Some(h) = held.as_mut() {
+            h.release(me).await;
+        }
     }
     for (s, keys, entries) in results {
-        held.shards.retain(|&x| x != s);
+        if let Some(h) = held.as_mut() {
+            h.shards.retain(|&x| x != s);
+        }
         let entries = if read_only { None } else { Some(entries) };
         let job: crate::shard::router::Job =
             Box::new(move |owner: &Shard| write_back(owner, tx, keys, entries));
@@ -427,6 +544,77 @@ pub async fn run_atomic(
             .map_err(|_| ERR_SHARD_GONE)?;
     }
     Ok(replies)
+}
+
+/// Locks every shard whole, in ascending order (FLUSHALL, SWAPDB, EXEC blocks with
+/// connection-level commands).
+pub async fn lock_all_shards(sh: &Rc<Shard>) -> Result<HeldLocks, &'static str> {
+    let tx = sh.new_tx_id();
+    let mut held = HeldLocks {
+        shard: sh.clone(),
+        tx,
+        shards: Vec::new(),
+    };
+    for s in 0..sh.nshards() {
+        if s == sh.id {
+            let wait = sh.locks.borrow_mut().acquire(tx, LockReq::All);
+            if let Some(rx) = wait {
+                rx.await.map_err(|_| ERR_SHARD_GONE)?;
+            }
+        } else {
+            let (reply, rx) = oneshot::channel();
+            let task: crate::shard::router::TaskJob = Box::new(move |owner: Rc<Shard>| {
+                Box::pin(async move {
+                    let wait = owner.locks.borrow_mut().acquire(tx, LockReq::All);
+                    if let Some(rx) = wait {
+                        if rx.await.is_err() {
+                            return;
+                        }
+                    }
+                    if reply.send(()).is_err() {
+                        owner.locks.borrow_mut().release(tx);
+                    }
+                })
+            });
+            sh.router
+                .send(s, ShardMsg::Task(task))
+                .await
+                .map_err(|_| ERR_SHARD_GONE)?;
+            rx.await.map_err(|_| ERR_SHARD_GONE)?;
+        }
+        held.shards.push(s);
+    }
+    Ok(held)
+}
+
+/// Runs one keyed command while the caller holds every shard whole (inside a mixed EXEC).
+pub async fn run_under_global_lock(
+    sh: &Rc<Shard>,
+    cmd: TxCmd,
+    resp3: bool,
+    who: &Arc<ClientLabel>,
+) -> Result<TxReplies, &'static str> {
+    let cmds = vec![cmd];
+    let plan = plan(sh, &cmds);
+    if plan.len() <= 1 {
+        let target = plan.keys().next().copied().unwrap_or(sh.id);
+        let who = who.clone();
+        return sh
+            .run_on(target, move |owner| run_here(owner, &cmds, resp3, &who))
+            .await
+            .map_err(|_| ERR_SHARD_GONE);
+    }
+    let mut fetched = BTreeMap::new();
+    for (&s, keys) in &plan {
+        let keys = keys.clone();
+        let entries = sh
+            .run_on(s, move |owner| fetch(owner, &keys))
+            .await
+            .map_err(|_| ERR_SHARD_GONE)?;
+        fetched.insert(s, entries);
+    }
+    let read_only = cmds[0].spec.has(flags::READONLY);
+    execute_with_copies(sh, &plan, fetched, &cmds, resp3, who, None, read_only).await
 }
 
 /// DEL, UNLINK, EXISTS, TOUCH across shards: with every key locked, each owner runs the command

@@ -1,0 +1,188 @@
+//! Differential tests of MULTI/EXEC/DISCARD/WATCH/UNWATCH against redis-server (1 and 4
+//! shards). Keys are untagged on purpose: with 4 shards most blocks span shards.
+
+mod common;
+
+use common::*;
+
+macro_rules! diff_or_skip {
+    ($name:expr) => {
+        match Diff::new($name) {
+            Some(d) => d,
+            None => return,
+        }
+    };
+}
+
+#[test]
+fn multi_exec_queueing_and_errors() {
+    let mut d = diff_or_skip!("multi_exec_queueing_and_errors");
+    d.section("basic block");
+    d.script(&[
+        "EXEC",
+        "DISCARD",
+        "MULTI",
+        "MULTI",
+        "WATCH x",
+        "SET a 1",
+        "INCR a",
+        "MSET b 2 c 3 d 4",
+        "MGET a b c d",
+        "DEL a b",
+        "EXISTS a b c d",
+        "EXEC",
+        "EXEC",
+    ]);
+    d.section("runtime errors do not roll back");
+    d.script(&[
+        "MULTI",
+        "SET s x",
+        "INCR s",
+        "RENAME nokey other",
+        "SET t y",
+        "EXEC",
+        "MGET s t",
+    ]);
+    d.section("queueing errors abort");
+    d.script(&[
+        "MULTI",
+        "SET a",
+        "SET b 1",
+        "NOSUCHCOMMAND x",
+        "EXEC",
+        "GET b",
+        "MULTI",
+        "EXEC",
+        "MULTI",
+        "SET q 1",
+        "DISCARD",
+        "GET q",
+        "DISCARD",
+    ]);
+    d.section("cross-shard commands inside a block");
+    d.script(&[
+        "MSET k1 a k2 b k3 c",
+        "MULTI",
+        "RENAME k1 k4",
+        "COPY k2 k5",
+        "MSETNX k6 x k7 y",
+        "MGET k1 k2 k3 k4 k5 k6 k7",
+        "DEL k3 k4",
+        "EXEC",
+        "MGET k1 k2 k3 k4 k5 k6 k7",
+    ]);
+    d.section("connection-level commands inside a block");
+    d.script(&[
+        "MULTI", "SET a 1", "SELECT 1", "SET a 2", "DBSIZE", "EXEC", "GET a", "SELECT 0", "GET a",
+        "MULTI", "INCR c", "FLUSHALL", "INCR c", "EXEC", "DBSIZE",
+    ]);
+    d.section("RESP3");
+    d.s_norm("HELLO 3", Norm::Hello);
+    d.script(&[
+        "MULTI", "SET a 1", "GET a", "EXEC", "WATCH a", "SET a 2", "MULTI", "GET a", "EXEC",
+    ]);
+    d.s_norm("HELLO 2", Norm::Hello);
+    d.section("QUIT inside MULTI");
+    d.script(&["MULTI", "SET z 1", "QUIT"]);
+}
+
+#[test]
+fn watch_semantics() {
+    let mut d = diff_or_skip!("watch_semantics");
+    let other = d.open_conn();
+    let me = 0;
+    d.section("touched by this client");
+    d.script(&[
+        "SET a 1", "WATCH a", "SET a 2", "MULTI", "INCR a", "EXEC", "GET a",
+    ]);
+    d.section("touched by another client, on another shard's key");
+    d.script(&["WATCH a b c", "MULTI", "INCR a"]);
+    d.use_conn(other);
+    d.s("SET c 9");
+    d.use_conn(me);
+    d.script(&["EXEC", "GET a"]);
+    d.section("untouched");
+    d.script(&["WATCH a b c", "MULTI", "INCR a", "EXEC", "GET a"]);
+    d.section("no-op writes do not touch");
+    d.script(&[
+        "WATCH a",
+        "SETNX a 5",
+        "MULTI",
+        "PING",
+        "EXEC",
+        "WATCH nokey",
+        "DEL nokey",
+        "MULTI",
+        "PING",
+        "EXEC",
+    ]);
+    d.section("delete and re-create, in-place modifications");
+    d.script(&[
+        "WATCH zz",
+        "SET zz 1",
+        "DEL zz",
+        "MULTI",
+        "PING",
+        "EXEC",
+        "HSET h f 1",
+        "WATCH h",
+        "HSET h f 2",
+        "MULTI",
+        "HGET h f",
+        "EXEC",
+        "WATCH h",
+        "HINCRBY h f 1",
+        "MULTI",
+        "HGET h f",
+        "EXEC",
+    ]);
+    d.section("expire, rename and flush touch");
+    d.script(&[
+        "SET e 1",
+        "WATCH e",
+        "EXPIRE e 100",
+        "MULTI",
+        "PING",
+        "EXEC",
+        "SET r1 x",
+        "WATCH r2",
+        "RENAME r1 r2",
+        "MULTI",
+        "PING",
+        "EXEC",
+        "SET f 1",
+        "WATCH f",
+        "FLUSHDB",
+        "MULTI",
+        "PING",
+        "EXEC",
+        "WATCH gone",
+        "FLUSHALL",
+        "MULTI",
+        "PING",
+        "EXEC",
+    ]);
+    d.section("UNWATCH and DISCARD forget");
+    d.script(&[
+        "SET u 1", "WATCH u", "UNWATCH", "SET u 2", "MULTI", "GET u", "EXEC", "WATCH u", "MULTI",
+        "DISCARD", "SET u 3", "MULTI", "GET u", "EXEC",
+    ]);
+    d.section("SWAPDB touches watched keys in both databases");
+    d.script(&[
+        "SET sw 1",
+        "WATCH sw",
+        "SWAPDB 0 1",
+        "MULTI",
+        "PING",
+        "EXEC",
+        "SWAPDB 0 1",
+    ]);
+}
+
+#[test]
+fn watch_expired_key_fails_exec() {
+    let mut d = diff_or_skip!("watch_expired_key_fails_exec");
+    d.script(&["SET e 1 PX 50", "WATCH e"]);
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    d.script(&["MULTI", "PING", "EXEC"]);
+}
