@@ -8,6 +8,7 @@
 pub mod commands;
 pub mod config;
 pub mod protocol;
+pub mod pubsub;
 pub mod server;
 pub mod shard;
 pub mod tx;

@@ -276,6 +276,7 @@ fn build() -> Table {
     specs.extend(string_family::specs());
     specs.extend(hash_family::specs());
     specs.extend(crate::tx::multi::specs());
+    specs.extend(crate::pubsub::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;
@@ -357,6 +358,11 @@ pub fn unknown_subcommand_error(sub: &[u8], cmd: &str) -> String {
 
 /// Replies with a HELP text (the way Redis's `addReplyHelp` does: a status line per entry).
 pub fn reply_help(r: &mut Reply, cmd: &str, lines: &[&str]) {
+    reply_help_ending(r, cmd, lines, "    Print this help.")
+}
+
+/// `reply_help` with the closing line some commands word differently ("Prints this help.").
+pub fn reply_help_ending(r: &mut Reply, cmd: &str, lines: &[&str], last: &str) {
     r.array(lines.len() + 3);
     r.simple(&format!(
         "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -366,5 +372,5 @@ pub fn reply_help(r: &mut Reply, cmd: &str, lines: &[&str]) {
         r.simple(l);
     }
     r.simple("HELP");
-    r.simple("    Print this help.");
+    r.simple(last);
 }

@@ -148,6 +148,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         "hash" => v.push("@hash"),
         "generic" => v.push("@keyspace"),
         "connection" => v.push("@connection"),
+        "pubsub" if !CONTAINERS.contains(&s.name) => v.push("@pubsub"),
         _ => {}
     }
     if s.has(ADMIN) {
@@ -180,7 +181,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
 
 /// Commands with subcommands: Redis 7 reports their flags and keys per subcommand, and none on
 /// the container itself.
-const CONTAINERS: &[&str] = &["client", "config", "object", "slowlog"];
+const CONTAINERS: &[&str] = &["client", "config", "object", "slowlog", "pubsub"];
 
 fn reply_command_info(r: &mut Reply, s: &CommandSpec) {
     let container = CONTAINERS.contains(&s.name);

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc::UnboundedReceiver;
+use futures::future::Either;
+use futures::io::{ReadHalf, WriteHalf};
 use futures::StreamExt;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -46,7 +48,9 @@ struct Pending {
 
 pub struct Conn {
     pub shard: Rc<Shard>,
-    stream: TcpStream,
+    // Split so that pub/sub messages can be written while a read is pending.
+    reader: ReadHalf<TcpStream>,
+    writer: WriteHalf<TcpStream>,
     pub db: usize,
     pub resp3: bool,
     pub authenticated: bool,
@@ -68,6 +72,9 @@ pub struct Conn {
     pub watch: Option<crate::tx::multi::WatchState>,
     /// Set while an EXEC block runs under whole-shard locks (its commands must not lock again).
     pub in_exec: Option<crate::tx::locks::TxId>,
+    /// Pub/sub subscriptions, once the client has subscribed to anything.
+    pub subs: Option<crate::pubsub::ConnSubs>,
+    push_rx: Option<UnboundedReceiver<crate::pubsub::PushMsg>>,
 }
 
 impl Conn {
@@ -92,6 +99,24 @@ impl Conn {
     pub fn set_resp3(&mut self, on: bool) {
         self.resp3 = on;
         self.info.resp.set(if on { 3 } else { 2 });
+    }
+
+    /// The sender that delivers pub/sub messages to this connection (created on first use).
+    pub fn pubsub_sender(
+        &mut self,
+    ) -> futures::channel::mpsc::UnboundedSender<crate::pubsub::PushMsg> {
+        let subs = self.subs.get_or_insert_with(Default::default);
+        if let Some(tx) = &subs.tx {
+            return tx.clone();
+        }
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        subs.tx = Some(tx.clone());
+        self.push_rx = Some(rx);
+        tx
+    }
+
+    fn subscribed(&self) -> bool {
+        self.subs.as_ref().is_some_and(|s| s.total() > 0)
     }
 
     /// Whether this connection comes from the loopback interface (enable-debug-command local).
@@ -131,9 +156,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     shard.clients.borrow_mut().add(info.clone());
     let authenticated = shard.state.borrow().config.requirepass.is_none();
     let n = shard.nshards();
+    let (reader, writer) = futures::AsyncReadExt::split(stream);
     let mut conn = Conn {
         shard: shard.clone(),
-        stream,
+        reader,
+        writer,
         db: 0,
         resp3: false,
         authenticated,
@@ -154,6 +181,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         multi: None,
         watch: None,
         in_exec: None,
+        subs: None,
+        push_rx: None,
     };
     // The registry entry goes away however the connection ends, a contained panic included.
     let _registered = Registered {
@@ -168,6 +197,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     if let Some(w) = conn.watch.take() {
         crate::tx::multi::forget_watches(&shard, w).await;
     }
+    crate::pubsub::unsubscribe_all(&mut conn);
     if info.monitor.get() {
         shard.globals.monitors.fetch_sub(1, Ordering::Relaxed);
         let _ = shard
@@ -212,16 +242,8 @@ impl Conn {
                     st.config.timeout,
                 )
             };
-            let _ = self.stream.set_read_timeout(if timeout > 0 {
-                Some(Duration::from_secs(timeout))
-            } else {
-                None
-            });
-            // Read into an initialised scratch buffer and append what arrived: zeroing a fresh
-            // window of the query buffer on every read would cost more than the copy.
-            let n = match self.stream.read(&mut self.scratch[..]).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
+            let Some(n) = self.read_some(timeout).await else {
+                return;
             };
             self.rbuf.extend_from_slice(&self.scratch[..n]);
             self.info.last_ms.set(unix_ms());
@@ -253,11 +275,59 @@ impl Conn {
         }
     }
 
+    /// Reads what the client sent into the scratch buffer; None when the connection is over
+    /// (closed, failed, or idle past `timeout` seconds). While waiting, pub/sub messages for
+    /// this client are written out as they arrive. Subscribers are never timed out.
+    async fn read_some(&mut self, timeout: u64) -> Option<usize> {
+        let subscribed = self.subscribed();
+        let Conn {
+            reader,
+            writer,
+            scratch,
+            push_rx,
+            resp3,
+            ..
+        } = self;
+        // Read into an initialised scratch buffer and append what arrived: zeroing a fresh
+        // window of the query buffer on every read would cost more than the copy.
+        let mut read = std::pin::pin!(reader.read(&mut scratch[..]));
+        loop {
+            if let Some(rx) = push_rx.as_mut() {
+                match futures::future::select(read.as_mut(), rx.next()).await {
+                    Either::Left((res, _)) => return res.ok().filter(|&n| n > 0),
+                    Either::Right((Some(msg), _)) => {
+                        let mut buf = BytesMut::new();
+                        msg.write(&mut Reply::new(&mut buf, *resp3));
+                        while let Ok(m) = rx.try_recv() {
+                            m.write(&mut Reply::new(&mut buf, *resp3));
+                        }
+                        if writer.write_all(&buf).await.is_err() {
+                            return None;
+                        }
+                        continue;
+                    }
+                    Either::Right((None, _)) => {
+                        *push_rx = None;
+                        continue;
+                    }
+                }
+            }
+            if timeout == 0 || subscribed {
+                return read.await.ok().filter(|&n| n > 0);
+            }
+            let idle = std::pin::pin!(glommio::timer::sleep(Duration::from_secs(timeout)));
+            return match futures::future::select(read.as_mut(), idle).await {
+                Either::Left((res, _)) => res.ok().filter(|&n| n > 0),
+                Either::Right(_) => None,
+            };
+        }
+    }
+
     async fn write_out(&mut self) -> bool {
         if self.out.is_empty() {
             return true;
         }
-        let ok = self.stream.write_all(&self.out).await.is_ok();
+        let ok = self.writer.write_all(&self.out).await.is_ok();
         self.shard.state.borrow_mut().stats.net_output_bytes += self.out.len() as u64;
         self.out.clear();
         if self.out.capacity() > 1024 * 1024 {
@@ -339,6 +409,23 @@ impl Conn {
             return self
                 .reject(b"NOAUTH Authentication required.", Some(spec))
                 .await;
+        }
+        if self.subscribed() && !self.resp3 {
+            if !crate::pubsub::allowed_while_subscribed(spec.name) {
+                let msg = format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", spec.name);
+                return self.reject(msg.as_bytes(), Some(spec)).await;
+            }
+            if spec.name == "ping" && args.len() <= 2 && self.multi.is_none() {
+                // A subscribed RESP2 client gets PING's answer in the shape of a message.
+                self.flush_group().await;
+                if !self.take_suppress() {
+                    let mut r = self.reply();
+                    r.array(2);
+                    r.bulk(b"pong");
+                    r.bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
+                }
+                return;
+            }
         }
         if let Some(m) = self.multi.as_mut() {
             if !crate::tx::multi::runs_immediately_in_multi(spec.name) {

@@ -20,6 +20,8 @@ pub struct Globals {
     pub monitors: AtomicUsize,
     pub connected_clients: AtomicUsize,
     pub lastsave: AtomicU64,
+    /// Bit `i` set: shard `i` has pub/sub subscribers (PUBLISH visits only those shards).
+    pub pubsub_shards: AtomicU64,
 }
 
 impl Globals {
@@ -50,6 +52,7 @@ impl Globals {
             monitors: AtomicUsize::new(0),
             connected_clients: AtomicUsize::new(0),
             lastsave: AtomicU64::new(start_ms / 1000),
+            pubsub_shards: AtomicU64::new(0),
         }
     }
 

@@ -164,6 +164,8 @@ pub struct Shard {
     pub pause: std::cell::Cell<Option<(u64, bool)>>,
     /// Keys held by multi-shard transactions (see `crate::tx::locks`).
     pub locks: RefCell<LockTable>,
+    /// Pub/sub subscriptions of this shard's connections.
+    pub pubsub: RefCell<crate::pubsub::Registry>,
     next_tx: std::cell::Cell<u64>,
 }
 
@@ -178,6 +180,7 @@ impl Shard {
             monitors: RefCell::new(Vec::new()),
             pause: std::cell::Cell::new(None),
             locks: RefCell::new(LockTable::default()),
+            pubsub: RefCell::new(Default::default()),
             next_tx: std::cell::Cell::new(0),
         })
     }

@@ -1,0 +1,491 @@
+//! Publish/subscribe across shards: SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE and their UNSUBSCRIBEs,
+//! PUBLISH, SPUBLISH, PUBSUB.
+//!
+//! A subscription lives in the registry of the subscriber's own shard (no hop to subscribe).
+//! PUBLISH visits only the shards that have subscribers at all (a bit per shard in
+//! `Globals::pubsub_shards`); each one delivers to its local subscribers and reports how many
+//! received the message, and the publisher replies with the sum. Messages reach a connection
+//! through its unbounded push channel; the connection formats them for its protocol (RESP2
+//! array or RESP3 push) when it writes them.
+//!
+//! The registry is shard-local state; it never touches the keyspace.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures::channel::mpsc::UnboundedSender;
+use futures::future::LocalBoxFuture;
+
+use crate::commands::{cmd, flags::*, CommandSpec, Exec, NO_KEYS};
+use crate::config::glob_match;
+use crate::protocol::Reply;
+use crate::server::conn::Conn;
+use crate::shard::Shard;
+
+/// A message on its way to one subscriber.
+#[derive(Clone, Debug)]
+pub enum PushMsg {
+    Message {
+        channel: Bytes,
+        payload: Bytes,
+    },
+    PMessage {
+        pattern: Bytes,
+        channel: Bytes,
+        payload: Bytes,
+    },
+    SMessage {
+        channel: Bytes,
+        payload: Bytes,
+    },
+}
+
+impl PushMsg {
+    pub fn write(&self, r: &mut Reply) {
+        match self {
+            PushMsg::Message { channel, payload } => {
+                r.push(3);
+                r.bulk(b"message");
+                r.bulk(channel);
+                r.bulk(payload);
+            }
+            PushMsg::PMessage {
+                pattern,
+                channel,
+                payload,
+            } => {
+                r.push(4);
+                r.bulk(b"pmessage");
+                r.bulk(pattern);
+                r.bulk(channel);
+                r.bulk(payload);
+            }
+            PushMsg::SMessage { channel, payload } => {
+                r.push(3);
+                r.bulk(b"smessage");
+                r.bulk(channel);
+                r.bulk(payload);
+            }
+        }
+    }
+}
+
+type Subscriber = (u64, UnboundedSender<PushMsg>);
+
+/// One shard's subscriptions.
+#[derive(Default)]
+pub struct Registry {
+    channels: HashMap<Bytes, Vec<Subscriber>, ahash::RandomState>,
+    patterns: Vec<(Bytes, Subscriber)>,
+    shard_channels: HashMap<Bytes, Vec<Subscriber>, ahash::RandomState>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Registry {
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.patterns.is_empty() && self.shard_channels.is_empty()
+    }
+
+    fn map(&mut self, kind: Kind) -> &mut HashMap<Bytes, Vec<Subscriber>, ahash::RandomState> {
+        if kind == Kind::Shard {
+            &mut self.shard_channels
+        } else {
+            &mut self.channels
+        }
+    }
+
+    pub fn add(&mut self, kind: Kind, name: Bytes, sub: Subscriber) {
+        match kind {
+            Kind::Pattern => self.patterns.push((name, sub)),
+            _ => self.map(kind).entry(name).or_default().push(sub),
+        }
+    }
+
+    pub fn remove(&mut self, kind: Kind, name: &[u8], client: u64) {
+        match kind {
+            Kind::Pattern => self
+                .patterns
+                .retain(|(p, (c, _))| !(*c == client && p[..] == *name)),
+            _ => {
+                let map = self.map(kind);
+                if let Some(v) = map.get_mut(name) {
+                    v.retain(|(c, _)| *c != client);
+                    if v.is_empty() {
+                        map.remove(name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delivers to the local subscribers; returns how many received the message.
+    pub fn publish(&self, shard_channel: bool, channel: &Bytes, payload: &Bytes) -> i64 {
+        let mut n = 0;
+        if shard_channel {
+            for (_, tx) in self.shard_channels.get(channel).into_iter().flatten() {
+                let msg = PushMsg::SMessage {
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                };
+                n += tx.unbounded_send(msg).is_ok() as i64;
+            }
+            return n;
+        }
+        for (_, tx) in self.channels.get(channel).into_iter().flatten() {
+            let msg = PushMsg::Message {
+                channel: channel.clone(),
+                payload: payload.clone(),
+            };
+            n += tx.unbounded_send(msg).is_ok() as i64;
+        }
+        for (pattern, (_, tx)) in &self.patterns {
+            if glob_match(pattern, channel, false) {
+                let msg = PushMsg::PMessage {
+                    pattern: pattern.clone(),
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                };
+                n += tx.unbounded_send(msg).is_ok() as i64;
+            }
+        }
+        n
+    }
+}
+
+/// Keeps the shard's bit in `Globals::pubsub_shards` in step with its registry.
+fn update_presence(sh: &Shard) {
+    if sh.id >= 64 {
+        return;
+    }
+    let bit = 1u64 << sh.id;
+    if sh.pubsub.borrow().is_empty() {
+        sh.globals.pubsub_shards.fetch_and(!bit, Ordering::AcqRel);
+    } else {
+        sh.globals.pubsub_shards.fetch_or(bit, Ordering::AcqRel);
+    }
+}
+
+/// The shards a PUBLISH must visit.
+fn shards_with_subscribers(sh: &Shard) -> Vec<usize> {
+    let n = sh.nshards();
+    if n > 64 {
+        return (0..n).collect();
+    }
+    let bits = sh.globals.pubsub_shards.load(Ordering::Acquire);
+    (0..n).filter(|s| bits & (1 << s) != 0).collect()
+}
+
+/// A connection's subscriptions (names in subscription order, as Redis reports them).
+#[derive(Default)]
+pub struct ConnSubs {
+    pub channels: Vec<Bytes>,
+    pub patterns: Vec<Bytes>,
+    pub shard_channels: Vec<Bytes>,
+    pub tx: Option<UnboundedSender<PushMsg>>,
+}
+
+impl ConnSubs {
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    pub fn total(&self) -> usize {
+        self.count() + self.shard_channels.len()
+    }
+
+    fn list(&mut self, kind: Kind) -> &mut Vec<Bytes> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
+
+    fn reported_count(&self, kind: Kind) -> usize {
+        if kind == Kind::Shard {
+            self.shard_channels.len()
+        } else {
+            self.count()
+        }
+    }
+}
+
+/// Commands a RESP2 client may send while subscribed.
+pub fn allowed_while_subscribed(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe"
+            | "psubscribe"
+            | "ssubscribe"
+            | "unsubscribe"
+            | "punsubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
+}
+
+pub fn specs() -> Vec<CommandSpec> {
+    let g = "pubsub";
+    let f = PUBSUB | NOSCRIPT | LOADING | STALE;
+    vec![
+        cmd("subscribe", -2, f, NO_KEYS, g, "2.0.0", "O(N) where N is the number of channels to subscribe to.", "Listens for messages published to channels.", Exec::Conn(subscribe)),
+        cmd("psubscribe", -2, f, NO_KEYS, g, "2.0.0", "O(N) where N is the number of patterns the client is already subscribed to.", "Listens for messages published to channels that match patterns.", Exec::Conn(psubscribe)),
+        cmd("ssubscribe", -2, f, (1, -1, 1), g, "7.0.0", "O(N) where N is the number of shard channels to subscribe to.", "Listens for messages published to shard channels.", Exec::Conn(ssubscribe)),
+        cmd("unsubscribe", -1, f, NO_KEYS, g, "2.0.0", "O(N) where N is the number of clients already subscribed to a channel.", "Stops listening to messages posted to channels.", Exec::Conn(unsubscribe)),
+        cmd("punsubscribe", -1, f, NO_KEYS, g, "2.0.0", "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", "Stops listening to messages published to channels that match patterns.", Exec::Conn(punsubscribe)),
+        cmd("sunsubscribe", -1, f, (1, -1, 1), g, "7.0.0", "O(N) where N is the number of clients already subscribed to a shard channel.", "Stops listening to messages posted to shard channels.", Exec::Conn(sunsubscribe)),
+        cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, NO_KEYS, g, "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", "Posts a message to a channel.", Exec::Conn(publish)),
+        cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, KEY1_SPEC, g, "7.0.0", "O(N) where N is the number of clients subscribed to the receiving shard channel.", "Post a message to a shard channel", Exec::Conn(spublish)),
+        cmd("pubsub", -2, 0, NO_KEYS, g, "2.8.0", "Depends on subcommand.", "A container for Pub/Sub commands.", Exec::Conn(pubsub)),
+    ]
+}
+
+const KEY1_SPEC: (i32, i32, i32) = (1, 1, 1);
+
+fn do_subscribe(c: &mut Conn, names: &[Bytes], kind: Kind) {
+    let label = match kind {
+        Kind::Channel => "subscribe",
+        Kind::Pattern => "psubscribe",
+        Kind::Shard => "ssubscribe",
+    };
+    let id = c.info.id;
+    let tx = c.pubsub_sender();
+    for name in names {
+        let subs = c.subs.as_mut().expect("pubsub_sender creates it");
+        if !subs.list(kind).contains(name) {
+            subs.list(kind).push(name.clone());
+            c.shard
+                .pubsub
+                .borrow_mut()
+                .add(kind, name.clone(), (id, tx.clone()));
+        }
+        let count = c.subs.as_ref().map_or(0, |s| s.reported_count(kind));
+        let mut r = c.reply();
+        r.push(3);
+        r.bulk(label.as_bytes());
+        r.bulk(name);
+        r.int(count as i64);
+    }
+    update_presence(&c.shard);
+}
+
+/// Unsubscribes from `names`, or from everything of that kind when `names` is empty.
+pub fn do_unsubscribe(c: &mut Conn, names: &[Bytes], kind: Kind, reply: bool) {
+    let label = match kind {
+        Kind::Channel => "unsubscribe",
+        Kind::Pattern => "punsubscribe",
+        Kind::Shard => "sunsubscribe",
+    };
+    let id = c.info.id;
+    let targets: Vec<Bytes> = if names.is_empty() {
+        c.subs
+            .as_mut()
+            .map(|s| s.list(kind).clone())
+            .unwrap_or_default()
+    } else {
+        names.to_vec()
+    };
+    if targets.is_empty() && reply {
+        let count = c.subs.as_ref().map_or(0, |s| s.reported_count(kind));
+        let mut r = c.reply();
+        r.push(3);
+        r.bulk(label.as_bytes());
+        r.null();
+        r.int(count as i64);
+    }
+    for name in targets {
+        if let Some(subs) = c.subs.as_mut() {
+            let list = subs.list(kind);
+            if let Some(i) = list.iter().position(|n| *n == name) {
+                list.remove(i);
+                c.shard.pubsub.borrow_mut().remove(kind, &name, id);
+            }
+        }
+        if reply {
+            let count = c.subs.as_ref().map_or(0, |s| s.reported_count(kind));
+            let mut r = c.reply();
+            r.push(3);
+            r.bulk(label.as_bytes());
+            r.bulk(&name);
+            r.int(count as i64);
+        }
+    }
+    update_presence(&c.shard);
+}
+
+/// Drops every subscription of a closing or RESET connection.
+pub fn unsubscribe_all(c: &mut Conn) {
+    if c.subs.is_some() {
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            do_unsubscribe(c, &[], kind, false);
+        }
+        c.subs = None;
+    }
+}
+
+fn subscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move { do_subscribe(c, &a[1..], Kind::Channel) })
+}
+
+fn psubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move { do_subscribe(c, &a[1..], Kind::Pattern) })
+}
+
+fn ssubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    // Outside cluster mode Redis accepts shard channels of different slots in one call.
+    Box::pin(async move { do_subscribe(c, &a[1..], Kind::Shard) })
+}
+
+fn unsubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move { do_unsubscribe(c, &a[1..], Kind::Channel, true) })
+}
+
+fn punsubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move { do_unsubscribe(c, &a[1..], Kind::Pattern, true) })
+}
+
+fn sunsubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move { do_unsubscribe(c, &a[1..], Kind::Shard, true) })
+}
+
+async fn publish_everywhere(c: &Conn, shard_channel: bool, channel: Bytes, payload: Bytes) -> i64 {
+    let mut futs = Vec::new();
+    for s in shards_with_subscribers(&c.shard) {
+        let (ch, p) = (channel.clone(), payload.clone());
+        futs.push(c.shard.run_on(s, move |sh| {
+            sh.pubsub.borrow().publish(shard_channel, &ch, &p)
+        }));
+    }
+    futures::future::join_all(futs)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or(0))
+        .sum()
+}
+
+fn publish(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let n = publish_everywhere(c, false, a[1].clone(), a[2].clone()).await;
+        c.reply().int(n);
+    })
+}
+
+fn spublish(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let n = publish_everywhere(c, true, a[1].clone(), a[2].clone()).await;
+        c.reply().int(n);
+    })
+}
+
+const PUBSUB_HELP: &[&str] = &[
+    "CHANNELS [<pattern>]",
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "NUMPAT",
+    "    Return number of subscriptions to patterns.",
+    "NUMSUB [<channel> ...]",
+    "    Return the number of subscribers for the specified channels, excluding",
+    "    pattern subscriptions(default: no channels).",
+    "SHARDCHANNELS [<pattern>]",
+    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    "SHARDNUMSUB [<shardchannel> ...]",
+    "    Return the number of subscribers for the specified shard level channel(s)",
+];
+
+fn pubsub(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
+        match (sub.as_str(), a.len()) {
+            ("help", 2) => crate::commands::reply_help_ending(
+                &mut c.reply(),
+                "pubsub",
+                PUBSUB_HELP,
+                "    Prints this help.",
+            ),
+            ("channels" | "shardchannels", 2 | 3) => {
+                let shard_level = sub == "shardchannels";
+                let pattern = a.get(2).cloned();
+                let lists = c
+                    .shard
+                    .run_on_all(move |sh| {
+                        let reg = sh.pubsub.borrow();
+                        let map = if shard_level {
+                            &reg.shard_channels
+                        } else {
+                            &reg.channels
+                        };
+                        map.keys()
+                            .filter(|ch| pattern.as_ref().is_none_or(|p| glob_match(p, ch, false)))
+                            .cloned()
+                            .collect::<Vec<Bytes>>()
+                    })
+                    .await
+                    .unwrap_or_default();
+                let mut all: Vec<Bytes> = lists.into_iter().flatten().collect();
+                all.sort();
+                all.dedup();
+                let mut r = c.reply();
+                r.array(all.len());
+                for ch in &all {
+                    r.bulk(ch);
+                }
+            }
+            ("numsub" | "shardnumsub", _) => {
+                let shard_level = sub == "shardnumsub";
+                let names: Vec<Bytes> = a[2..].to_vec();
+                let q = names.clone();
+                let counts = c
+                    .shard
+                    .run_on_all(move |sh| {
+                        let reg = sh.pubsub.borrow();
+                        let map = if shard_level {
+                            &reg.shard_channels
+                        } else {
+                            &reg.channels
+                        };
+                        q.iter()
+                            .map(|n| map.get(n).map_or(0, |v| v.len() as i64))
+                            .collect::<Vec<i64>>()
+                    })
+                    .await
+                    .unwrap_or_default();
+                let mut r = c.reply();
+                r.map(names.len());
+                for (i, n) in names.iter().enumerate() {
+                    r.bulk(n);
+                    r.int(counts.iter().map(|v| v[i]).sum());
+                }
+            }
+            ("numpat", 2) => {
+                let lists = c
+                    .shard
+                    .run_on_all(|sh| {
+                        sh.pubsub
+                            .borrow()
+                            .patterns
+                            .iter()
+                            .map(|(p, _)| p.clone())
+                            .collect::<Vec<Bytes>>()
+                    })
+                    .await
+                    .unwrap_or_default();
+                let mut all: Vec<Bytes> = lists.into_iter().flatten().collect();
+                all.sort();
+                all.dedup();
+                c.reply().int(all.len() as i64);
+            }
+            _ => {
+                let msg = crate::commands::unknown_subcommand_error(&a[1], "pubsub");
+                c.reply().error(&msg)
+            }
+        }
+    })
+}
