@@ -1793,11 +1793,10 @@ fn shutdown_command() {
 }
 
 // =============================================================================================
-// Wrong type (needs lists: RPUSH). Separate so it can be #[ignore]d until lists exist.
+// Wrong type: string commands on a list.
 // =============================================================================================
 
 #[test]
-#[ignore = "needs the list family (issue 4); run with --ignored once RPUSH exists"]
 fn wrongtype_string_commands_on_list() {
     let mut d = diff_or_skip!("wrongtype_string_commands_on_list");
     d.script(&[

@@ -18,6 +18,7 @@ pub mod args;
 pub mod connection_family;
 pub mod hash_family;
 pub mod keys_family;
+pub mod list_family;
 pub mod server_family;
 pub mod string_family;
 
@@ -275,6 +276,7 @@ fn build() -> Table {
     specs.extend(keys_family::specs());
     specs.extend(string_family::specs());
     specs.extend(hash_family::specs());
+    specs.extend(list_family::specs());
     specs.extend(crate::tx::multi::specs());
     specs.extend(crate::pubsub::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());

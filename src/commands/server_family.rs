@@ -146,6 +146,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
     match s.group {
         "string" => v.push("@string"),
         "hash" => v.push("@hash"),
+        "list" => v.push("@list"),
         "generic" => v.push("@keyspace"),
         "connection" => v.push("@connection"),
         "pubsub" if !CONTAINERS.contains(&s.name) => v.push("@pubsub"),
@@ -960,15 +961,28 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                         let serialized = match &e.value {
                             crate::types::Value::Str(sv) => sv.len(),
                             crate::types::Value::Hash(h) => h.payload_len(),
+                            crate::types::Value::List(l) => l.packed_bytes(),
                         };
-                        Some(format!(
+                        let mut s = format!(
                             "Value at:0x{:x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
                             e as *const _ as usize,
                             e.value.encoding(),
                             serialized,
                             e.access & 0xFF_FFFF,
                             ((now / 1000) as u32).wrapping_sub(e.access)
-                        ))
+                        );
+                        if let crate::types::Value::List(l) = &e.value {
+                            // Redis appends the quicklist's shape; nodes are never compressed.
+                            let nodes = l.node_count();
+                            s.push_str(&format!(
+                                " ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:0 ql_uncompressed_size:{}",
+                                nodes,
+                                l.len() as f64 / nodes.max(1) as f64,
+                                l.fill(),
+                                l.packed_bytes()
+                            ));
+                        }
+                        Some(s)
                     })
                     .await;
                 match res {

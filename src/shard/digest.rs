@@ -29,6 +29,17 @@ fn value_bytes(v: &Value, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(&acc);
         }
+        Value::List(l) => {
+            // Order-dependent: the elements in sequence, each prefixed by its length.
+            out.extend_from_slice(b"list:");
+            out.extend_from_slice(&(l.len() as u64).to_le_bytes());
+            for item in l.iter() {
+                item.with_bytes(|b| {
+                    out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                    out.extend_from_slice(b);
+                });
+            }
+        }
     }
 }
 
