@@ -146,6 +146,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
     match s.group {
         "string" => v.push("@string"),
         "hash" => v.push("@hash"),
+        "set" => v.push("@set"),
         "generic" => v.push("@keyspace"),
         "connection" => v.push("@connection"),
         _ => {}
@@ -956,6 +957,7 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                         let serialized = match &e.value {
                             crate::types::Value::Str(sv) => sv.len(),
                             crate::types::Value::Hash(h) => h.payload_len(),
+                            crate::types::Value::Set(s) => s.payload_len(),
                         };
                         Some(format!(
                             "Value at:0x{:x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",

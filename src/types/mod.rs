@@ -7,10 +7,12 @@
 pub mod dict;
 pub mod float;
 pub mod hash;
+pub mod set;
 
 use bytes::Bytes;
 
 pub use hash::{HashLimits, HashValue};
+pub use set::{SetLimits, SetValue};
 
 /// Strings up to this length are reported as `embstr` (Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
 pub const EMBSTR_MAX: usize = 44;
@@ -131,6 +133,7 @@ mod tests {
 pub enum Value {
     Str(StrValue),
     Hash(HashValue),
+    Set(SetValue),
 }
 
 impl Value {
@@ -139,6 +142,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
 
@@ -147,6 +151,7 @@ impl Value {
         match self {
             Value::Str(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
         }
     }
 }
