@@ -334,7 +334,9 @@ impl Listpack {
     }
 
     pub fn iter(&self) -> ListpackIter<'_> {
-        ListpackIter { spans: self.spans() }
+        ListpackIter {
+            spans: self.spans(),
+        }
     }
 
     /// The members as slices, for random access.
@@ -1167,7 +1169,11 @@ mod tests {
             for kind in ["int", "str"] {
                 let mut s = SetValue::new();
                 for i in 0..n {
-                    let m = if kind == "int" { format!("{i}") } else { format!("m{i}") };
+                    let m = if kind == "int" {
+                        format!("{i}")
+                    } else {
+                        format!("m{i}")
+                    };
                     s.insert(m.as_bytes(), l);
                 }
                 let all = sorted(&s);
