@@ -991,6 +991,13 @@ mod tests {
     }
 
     #[test]
+    fn values_can_move_between_shards() {
+        fn assert_send<T: Send>() {}
+        assert_send::<SetValue>();
+        assert_send::<crate::types::Value>();
+    }
+
+    #[test]
     fn intset_upgrades_width_and_stays_sorted() {
         let mut i = IntSet::new();
         assert!(i.insert(5));
