@@ -20,6 +20,7 @@ pub mod hash_family;
 pub mod keys_family;
 pub mod list_family;
 pub mod server_family;
+pub mod set_family;
 pub mod string_family;
 
 use std::collections::HashMap;
@@ -279,6 +280,7 @@ fn build() -> Table {
     specs.extend(list_family::specs());
     specs.extend(crate::tx::multi::specs());
     specs.extend(crate::pubsub::specs());
+    specs.extend(set_family::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

@@ -147,6 +147,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         "string" => v.push("@string"),
         "hash" => v.push("@hash"),
         "list" => v.push("@list"),
+        "set" => v.push("@set"),
         "generic" => v.push("@keyspace"),
         "connection" => v.push("@connection"),
         "pubsub" if !CONTAINERS.contains(&s.name) => v.push("@pubsub"),
@@ -962,6 +963,7 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                             crate::types::Value::Str(sv) => sv.len(),
                             crate::types::Value::Hash(h) => h.payload_len(),
                             crate::types::Value::List(l) => l.packed_bytes(),
+                            crate::types::Value::Set(s) => s.payload_len(),
                         };
                         let mut s = format!(
                             "Value at:0x{:x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",

@@ -40,6 +40,19 @@ fn value_bytes(v: &Value, out: &mut Vec<u8>) {
                 });
             }
         }
+        Value::Set(s) => {
+            // Order- and encoding-independent: XOR of one SHA-1 per member, as text.
+            out.extend_from_slice(b"set:");
+            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            let mut acc = [0u8; 20];
+            for m in s.iter() {
+                let d = m.with_bytes(|b| sha1_smol::Sha1::from(b).digest().bytes());
+                for (a, b) in acc.iter_mut().zip(d) {
+                    *a ^= b;
+                }
+            }
+            out.extend_from_slice(&acc);
+        }
     }
 }
 

@@ -8,11 +8,13 @@ pub mod dict;
 pub mod float;
 pub mod hash;
 pub mod list;
+pub mod set;
 
 use bytes::Bytes;
 
 pub use hash::{HashLimits, HashValue};
 pub use list::ListValue;
+pub use set::{SetLimits, SetValue};
 
 /// Strings up to this length are reported as `embstr` (Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
 pub const EMBSTR_MAX: usize = 44;
@@ -134,6 +136,7 @@ pub enum Value {
     Str(StrValue),
     Hash(HashValue),
     List(ListValue),
+    Set(SetValue),
 }
 
 impl Value {
@@ -143,6 +146,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
+            Value::Set(_) => "set",
         }
     }
 
@@ -153,6 +157,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             // Redis 7.0 reports every list as a quicklist (7.2 added listpack for small ones).
             Value::List(_) => "quicklist",
+            Value::Set(s) => s.encoding(),
         }
     }
 }

@@ -799,6 +799,9 @@ pub enum Norm {
     Exact,
     /// Top-level array/set elements are sorted first (KEYS: order differs by design).
     Sorted,
+    /// A `[cursor, [items]]` scan reply: the cursor compared as is, the items sorted (SSCAN of a
+    /// set whose order differs by design).
+    SortedScan,
     /// Integers are reduced to -2 / -1 / ">=0" (TTL, PTTL, EXPIRETIME, PEXPIRETIME).
     TtlClass,
     /// Only nil vs non-nil (RANDOMKEY). Errors are still compared exactly.
@@ -846,6 +849,15 @@ pub fn normalize(v: Value, n: Norm) -> Value {
             Value::Set(mut i) => {
                 i.sort();
                 Value::Set(i)
+            }
+            other => other,
+        },
+        Norm::SortedScan => match v {
+            Value::Array(mut parts) if parts.len() == 2 => {
+                if let Value::Array(items) | Value::Set(items) = &mut parts[1] {
+                    items.sort();
+                }
+                Value::Array(parts)
             }
             other => other,
         },
