@@ -20,6 +20,7 @@ pub mod hash_family;
 pub mod keys_family;
 pub mod server_family;
 pub mod string_family;
+pub mod zset_family;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -284,6 +285,7 @@ fn build() -> Table {
     specs.extend(keys_family::specs());
     specs.extend(string_family::specs());
     specs.extend(hash_family::specs());
+    specs.extend(zset_family::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

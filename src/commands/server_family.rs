@@ -956,6 +956,7 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                         let serialized = match &e.value {
                             crate::types::Value::Str(sv) => sv.len(),
                             crate::types::Value::Hash(h) => h.payload_len(),
+                            crate::types::Value::ZSet(z) => z.payload_len(),
                         };
                         Some(format!(
                             "Value at:0x{:x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",

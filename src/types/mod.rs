@@ -7,10 +7,12 @@
 pub mod dict;
 pub mod float;
 pub mod hash;
+pub mod zset;
 
 use bytes::Bytes;
 
 pub use hash::{HashLimits, HashValue};
+pub use zset::{ZSetValue, ZsetLimits};
 
 /// Strings up to this length are reported as `embstr` (Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
 pub const EMBSTR_MAX: usize = 44;
@@ -131,6 +133,7 @@ mod tests {
 pub enum Value {
     Str(StrValue),
     Hash(HashValue),
+    ZSet(ZSetValue),
 }
 
 impl Value {
@@ -139,6 +142,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -147,6 +151,7 @@ impl Value {
         match self {
             Value::Str(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 }
