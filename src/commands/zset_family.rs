@@ -286,7 +286,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Pops members from the first non-empty sorted set of several keys.",
             Exec::Shard(zmpop),
         )
-        .movable_keys(keys_after_numkeys),
+        .movable_keys(keys_of_mpop),
         cmd(
             "zrandmember",
             -2,
@@ -399,6 +399,13 @@ pub fn specs() -> Vec<CommandSpec> {
 /// ZUNION, ZINTER, ZDIFF, ZINTERCARD, ZMPOP: `numkeys` at 1, keys after it.
 fn keys_after_numkeys(a: &[Bytes]) -> Option<Vec<usize>> {
     numkeys_positions(a, 1, &[])
+}
+
+/// ZMPOP: the keys counted by `numkeys`, provided MIN|MAX can follow them (otherwise the
+/// handler's syntax error is the reply, as in Redis, rather than a routing error).
+fn keys_of_mpop(a: &[Bytes]) -> Option<Vec<usize>> {
+    let keys = numkeys_positions(a, 1, &[])?;
+    (keys.len() + 2 < a.len()).then_some(keys)
 }
 
 /// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: the destination, then `numkeys` at 2 and the inputs.
@@ -926,6 +933,7 @@ fn zrange_generic(
             Err(e) => return r.error(e),
         },
     };
+    let lim = limits(ctx);
     let z = match read_zset(ctx, &a[at]) {
         Err(e) => return r.error(e),
         Ok(None) if store => return store_result(ctx, &a[1], Vec::new(), r),
@@ -942,15 +950,24 @@ fn zrange_generic(
         Parsed::Lex(range) => collect_by(z, range, rev, offset, limit),
     };
     if store {
-        // A reverse walk is a run of the set read backwards: reversed, it is in set order.
-        let mut owned: Vec<(Bytes, f64)> = items
-            .iter()
-            .map(|(m, s)| (Bytes::copy_from_slice(m), *s))
-            .collect();
-        if rev {
-            owned.reverse();
+        // Redis builds the destination by adding the entries in walk order to a set that
+        // starts as a listpack unless the rank range alone exceeds the entry threshold; this is
+        // observable (a listpack turns a -0 score into 0 before any later conversion).
+        let mut dst = match &parsed {
+            Parsed::Rank(..) if items.len() > lim.max_entries => ZSetValue::new_skiplist(),
+            _ => ZSetValue::new(),
+        };
+        for (m, s) in &items {
+            dst.insert(m, *s, lim);
         }
-        store_result(ctx, &a[1], owned, r);
+        let n = dst.len();
+        if n == 0 {
+            ctx.db().remove(&a[1]);
+        } else {
+            let now = ctx.now_ms;
+            ctx.db().insert(&a[1], Value::ZSet(dst), 0, now);
+        }
+        r.int(n as i64);
     } else {
         reply_entries(r, items.into_iter(), withscores);
     }
@@ -1264,8 +1281,9 @@ fn zrandmember(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return;
     }
     if count >= size {
-        // The whole set, in order (Redis walks it with its set iterator).
-        return reply_entries(r, z.iter().collect::<Vec<_>>().into_iter(), withscores);
+        // The whole set, highest first: Redis's set-operation iterator walks from the tail.
+        let all: Vec<(&[u8], f64)> = z.range(size - 1, size, true).collect();
+        return reply_entries(r, all.into_iter(), withscores);
     }
     let ranks: Vec<usize> = if count * 3 > size {
         // Selection sampling over every rank: each subset of `count` ranks equally likely.

@@ -225,8 +225,10 @@ impl<'a> Iterator for LpIter<'a> {
 }
 
 impl Listpack {
+    /// Redis's listpack keeps integral scores as integers, so a -0 score reads back as 0 (a
+    /// skiplist keeps the sign); adding 0.0 turns -0 into 0 and changes nothing else.
     fn encode(out: &mut Vec<u8>, score: f64, member: &[u8]) {
-        out.extend_from_slice(&score.to_le_bytes());
+        out.extend_from_slice(&(score + 0.0).to_le_bytes());
         varint_put(out, member.len());
         out.extend_from_slice(member);
     }
@@ -917,6 +919,11 @@ impl ZSetValue {
         ZSetValue::Listpack(Listpack::default())
     }
 
+    /// An empty set that starts in the skiplist encoding.
+    pub fn new_skiplist() -> ZSetValue {
+        ZSetValue::Skiplist(Box::new(SkipZset::new()))
+    }
+
     /// Builds a set from entries sorted by (score, member) with distinct members: a listpack
     /// when it fits both thresholds, else a skiplist (STORE results, like Redis's
     /// `zsetConvertToListpackIfNeeded`).
@@ -1320,7 +1327,14 @@ mod tests {
         let names: Vec<String> = members(&z).into_iter().map(|(m, _)| m).collect();
         assert_eq!(names, ["y", "z", "c", "a", "b", "inf"]);
         assert_eq!(z.rank(b"a"), Some(3));
-        assert_eq!(z.score(b"z").map(|s| s.is_sign_negative()), Some(true));
+        // A listpack keeps -0 as 0 (Redis stores integral scores as integers)...
+        assert_eq!(z.score(b"z").map(|s| s.is_sign_negative()), Some(false));
+        // ... a skiplist keeps the sign.
+        let mut sl = z.clone();
+        sl.convert_to_skiplist();
+        sl.remove(b"z");
+        sl.insert(b"z", -0.0, l);
+        assert_eq!(sl.score(b"z").map(|s| s.is_sign_negative()), Some(true));
         z.update(b"a", 1.0, 2.0);
         assert_eq!(z.rank(b"a"), Some(4));
         assert_eq!(z.remove(b"c"), Some(0.5));
@@ -1529,7 +1543,8 @@ mod tests {
         assert_eq!(got.len(), expect.len());
         for (g, e) in got.iter().zip(&expect) {
             assert_eq!(g.0, e.0);
-            assert_eq!(g.1.to_bits(), e.1.to_bits());
+            // -0 and 0 are equal here: a listpack stores -0 as 0, like Redis's.
+            assert_eq!(g.1, e.1);
         }
         assert_eq!(z.len(), expect.len());
         let ranked = z.ranked();
