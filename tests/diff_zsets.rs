@@ -680,7 +680,10 @@ fn randmember() {
             for (m, s) in &p {
                 let key = line.split(' ').nth(1).unwrap();
                 let score = d.targets[t].conns[0].cmd(&[b"ZSCORE", key.as_bytes(), m]);
-                assert!(!resp_parse(&score).is_nil(), "{line}: pick belongs to the set");
+                assert!(
+                    !resp_parse(&score).is_nil(),
+                    "{line}: pick belongs to the set"
+                );
                 if let Some(s) = s {
                     assert_eq!(resp_parse(&score).as_bytes().unwrap(), &s[..], "{line}");
                 }
@@ -1141,7 +1144,10 @@ fn scan_encodings_and_keyspace() {
         let long = "z".repeat(70);
         c.cmd_str(&format!("ZADD sl 1 x 2 y 3 {long}"));
         c.cmd_str(&format!("ZREM sl {long}"));
-        assert_eq!(c.cmd_str("OBJECT ENCODING sl"), b"$8\r\nskiplist\r\n".to_vec());
+        assert_eq!(
+            c.cmd_str("OBJECT ENCODING sl"),
+            b"$8\r\nskiplist\r\n".to_vec()
+        );
         let v = resp_parse(&c.cmd_str("DEBUG DIGEST-VALUE lp sl"));
         let items = v.items().unwrap();
         assert_eq!(items[0], items[1], "digest is encoding-independent");
@@ -1327,7 +1333,7 @@ impl Gen {
         match self.rng.gen_range(0..8) {
             0 => "-".into(),
             1 => "+".into(),
-            2 | 3 | 4 => format!("[{}", self.member()),
+            2..=4 => format!("[{}", self.member()),
             _ => format!("({}", self.member()),
         }
     }
@@ -1420,24 +1426,43 @@ impl Gen {
                 l
             }
             51..=53 => {
-                let mut l = format!("ZRANGEBYLEX {lex} {} {}", self.lex_bound(), self.lex_bound());
+                let mut l = format!(
+                    "ZRANGEBYLEX {lex} {} {}",
+                    self.lex_bound(),
+                    self.lex_bound()
+                );
                 self.limit(&mut l);
                 l
             }
             54 => {
-                let mut l =
-                    format!("ZREVRANGEBYLEX {lex} {} {}", self.lex_bound(), self.lex_bound());
+                let mut l = format!(
+                    "ZREVRANGEBYLEX {lex} {} {}",
+                    self.lex_bound(),
+                    self.lex_bound()
+                );
                 self.limit(&mut l);
                 l
             }
             55 => format!("ZLEXCOUNT {lex} {} {}", self.lex_bound(), self.lex_bound()),
-            56 => format!("ZREMRANGEBYLEX {lex} {} {}", self.lex_bound(), self.lex_bound()),
+            56 => format!(
+                "ZREMRANGEBYLEX {lex} {} {}",
+                self.lex_bound(),
+                self.lex_bound()
+            ),
             57 => format!("ZREVRANGE {k} {} {} WITHSCORES", self.index(), self.index()),
             58..=59 => format!("ZREMRANGEBYRANK {k} {} {}", self.index(), self.index()),
-            60..=61 => format!("ZREMRANGEBYSCORE {general} {} {}", self.bound(), self.bound()),
+            60..=61 => format!(
+                "ZREMRANGEBYSCORE {general} {} {}",
+                self.bound(),
+                self.bound()
+            ),
             62..=63 => {
                 let c = self.rng.gen_range(0..4);
-                let cmd = if self.rng.gen_bool(0.5) { "ZPOPMIN" } else { "ZPOPMAX" };
+                let cmd = if self.rng.gen_bool(0.5) {
+                    "ZPOPMIN"
+                } else {
+                    "ZPOPMAX"
+                };
                 if c == 0 {
                     format!("{cmd} {k}")
                 } else {
@@ -1456,7 +1481,7 @@ impl Gen {
             66 => {
                 // Whole set in order (count >= size) is deterministic; smaller counts are not.
                 let c = self.rng.gen_range(-3..40);
-                if c >= 0 && c < 25 || c < 0 {
+                if c < 25 {
                     norm = Norm::Shape;
                 }
                 let mut l = format!("ZRANDMEMBER {k} {c}");
@@ -1472,10 +1497,7 @@ impl Gen {
                         l.push_str(&format!(" WEIGHTS {} {}", self.score(), self.score()));
                     }
                     if self.rng.gen_bool(0.3) {
-                        l.push_str(&format!(
-                            " AGGREGATE {}",
-                            self.pick(&["SUM", "MIN", "MAX"])
-                        ));
+                        l.push_str(&format!(" AGGREGATE {}", self.pick(&["SUM", "MIN", "MAX"])));
                     }
                 }
                 l
@@ -1498,7 +1520,12 @@ impl Gen {
                 self.withscores(&mut l);
                 l
             }
-            76 => format!("ZINTERCARD 2 {} {} LIMIT {}", self.key(), self.key(), self.rng.gen_range(0..3)),
+            76 => format!(
+                "ZINTERCARD 2 {} {} LIMIT {}",
+                self.key(),
+                self.key(),
+                self.rng.gen_range(0..3)
+            ),
             77..=79 => {
                 let src = self.key();
                 let mut l = format!("ZRANGESTORE {general} {src}");

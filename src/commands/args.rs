@@ -355,7 +355,16 @@ mod tests {
         assert!(v.is_nan() && n == 8);
         assert_eq!(strtod(b"0x1fffffffffffffff"), (2f64.powi(61), 18, false));
         assert_eq!(parse_double(b"1e-310").map(|v| v > 0.0), Some(true));
-        for bad in [&b"1e400"[..], b"1e-400", b" 5", b"5 ", b"nan", b"", b"1e", b"abc"] {
+        for bad in [
+            &b"1e400"[..],
+            b"1e-400",
+            b" 5",
+            b"5 ",
+            b"nan",
+            b"",
+            b"1e",
+            b"abc",
+        ] {
             assert_eq!(parse_double(bad), None, "{:?}", std::str::from_utf8(bad));
         }
         assert_eq!(parse_double(b"+5"), Some(5.0));

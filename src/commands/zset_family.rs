@@ -514,7 +514,7 @@ fn parse_score_range(min: &[u8], max: &[u8]) -> Result<ScoreRange, &'static str>
 /// One end of a lex range (Redis's `zslParseLexRangeItem`): `+`, `-`, `[member`, `(member`.
 fn parse_lex_bound(arg: &[u8]) -> Option<LexBound> {
     // `+` and `-` must stand alone (as C strings: a NUL ends them).
-    let alone = arg.get(1).map_or(true, |&c| c == 0);
+    let alone = arg.get(1).is_none_or(|&c| c == 0);
     match arg.first()? {
         b'+' if alone => Some(LexBound::Max),
         b'-' if alone => Some(LexBound::Min),
@@ -534,8 +534,16 @@ fn parse_lex_range(min: &[u8], max: &[u8]) -> Result<LexRange, &'static str> {
 /// A rank range as ZRANGE/ZREMRANGEBYRANK sanitize it: (first rank, count), None when empty.
 fn rank_span(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
-    let mut start = if start < 0 { start.saturating_add(len) } else { start };
-    let mut end = if end < 0 { end.saturating_add(len) } else { end };
+    let mut start = if start < 0 {
+        start.saturating_add(len)
+    } else {
+        start
+    };
+    let mut end = if end < 0 {
+        end.saturating_add(len)
+    } else {
+        end
+    };
     if start < 0 {
         start = 0;
     }
@@ -606,7 +614,13 @@ enum AddOutcome {
     Nan,
 }
 
-fn add_one(z: &mut ZSetValue, member: &[u8], score: f64, f: AddFlags, lim: ZsetLimits) -> AddOutcome {
+fn add_one(
+    z: &mut ZSetValue,
+    member: &[u8],
+    score: f64,
+    f: AddFlags,
+    lim: ZsetLimits,
+) -> AddOutcome {
     match z.score(member) {
         Some(cur) => {
             if f.nx {
@@ -666,7 +680,7 @@ fn zadd_generic(ctx: &mut Ctx, a: &[Bytes], mut f: AddFlags, r: &mut Reply) {
     if f.nx && f.xx {
         return r.error("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return r.error("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if f.incr && n > 1 {
@@ -1274,7 +1288,7 @@ fn zrandmember(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         // Repetitions allowed: every pick samples the whole set.
         r.array(if flat_pairs { count * 2 } else { count });
         for _ in 0..count {
-            if let Some((m, s)) = ranked.get(rng.gen_range(0..size)) {
+            if let Some((m, s)) = ranked.random(rng) {
                 reply_entry(r, m, s, withscores);
             }
         }
@@ -1285,32 +1299,25 @@ fn zrandmember(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         let all: Vec<(&[u8], f64)> = z.range(size - 1, size, true).collect();
         return reply_entries(r, all.into_iter(), withscores);
     }
-    let ranks: Vec<usize> = if count * 3 > size {
-        // Selection sampling over every rank: each subset of `count` ranks equally likely.
-        let mut picked = Vec::with_capacity(count);
-        for i in 0..size {
+    let mut picked: Vec<(&[u8], f64)> = Vec::with_capacity(count);
+    if count * 3 > size {
+        // Most of the set: selection sampling over one walk, each subset equally likely.
+        for (i, e) in z.iter().enumerate() {
             if rng.gen_range(0..size - i) < count - picked.len() {
-                picked.push(i);
+                picked.push(e);
             }
         }
-        picked
     } else {
-        let mut seen = HashSet::with_capacity(count);
-        let mut picked = Vec::with_capacity(count);
+        // A small part: draw until `count` distinct members (expected O(count) draws).
+        let mut seen: HashSet<&[u8]> = HashSet::with_capacity(count);
         while picked.len() < count {
-            let i = rng.gen_range(0..size);
-            if seen.insert(i) {
-                picked.push(i);
+            let Some(e) = ranked.random(rng) else { break };
+            if seen.insert(e.0) {
+                picked.push(e);
             }
-        }
-        picked
-    };
-    r.array(if flat_pairs { ranks.len() * 2 } else { ranks.len() });
-    for i in ranks {
-        if let Some((m, s)) = ranked.get(i) {
-            reply_entry(r, m, s, withscores);
         }
     }
+    reply_entries(r, picked.into_iter(), withscores);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1723,13 +1730,19 @@ mod tests {
                 .collect();
             parse_mpop(&a, 1).unwrap_err()
         };
-        assert_eq!(bad(&["zmpop", "0", "a", "min"]), "ERR numkeys should be greater than 0");
+        assert_eq!(
+            bad(&["zmpop", "0", "a", "min"]),
+            "ERR numkeys should be greater than 0"
+        );
         assert_eq!(bad(&["zmpop", "3", "a", "min"]), ERR_SYNTAX);
         assert_eq!(bad(&["zmpop", "1", "a", "mid"]), ERR_SYNTAX);
         assert_eq!(
             bad(&["zmpop", "1", "a", "min", "count", "0"]),
             "ERR count should be greater than 0"
         );
-        assert_eq!(bad(&["zmpop", "1", "a", "min", "count", "1", "count", "2"]), ERR_SYNTAX);
+        assert_eq!(
+            bad(&["zmpop", "1", "a", "min", "count", "1", "count", "2"]),
+            ERR_SYNTAX
+        );
     }
 }

@@ -704,7 +704,10 @@ impl SkipList {
             x = self.link(x, 0).next;
         }
         let remap = |i: u32| if i == NIL { NIL } else { map[i as usize] };
-        let mut old: Vec<Option<Node>> = std::mem::take(&mut self.nodes).into_iter().map(Some).collect();
+        let mut old: Vec<Option<Node>> = std::mem::take(&mut self.nodes)
+            .into_iter()
+            .map(Some)
+            .collect();
         let mut nodes = Vec::with_capacity(order.len());
         for &o in &order {
             if let Some(mut n) = old[o as usize].take() {
@@ -835,7 +838,10 @@ impl PartialEq for ZSetValue {
 impl std::fmt::Debug for ZSetValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.iter().map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s)))
+            .entries(
+                self.iter()
+                    .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s)),
+            )
             .finish()
     }
 }
@@ -878,7 +884,11 @@ impl<'a> Iterator for RangeIter<'a> {
                     return None;
                 }
                 let x = *node;
-                *node = if *rev { list.prev_of(x) } else { list.next_of(x) };
+                *node = if *rev {
+                    list.prev_of(x)
+                } else {
+                    list.next_of(x)
+                };
                 let (s, m) = list.entry(x);
                 Some((&m[..], s))
             }
@@ -886,14 +896,29 @@ impl<'a> Iterator for RangeIter<'a> {
     }
 }
 
-/// Random access by rank: O(1) per lookup on a listpack (after one O(n) pass), O(log n) on a
-/// skiplist.
+/// Random access: by rank, O(1) per lookup on a listpack (after one O(n) pass) and O(log n) on a
+/// skiplist; random entries in O(1) on both.
 pub struct Ranked<'a> {
     z: &'a ZSetValue,
     offsets: Vec<usize>,
 }
 
 impl<'a> Ranked<'a> {
+    /// A random entry: uniform on a listpack; on a skiplist drawn from the member table, which
+    /// is O(1) and roughly uniform (Redis draws from its dict too).
+    pub fn random(&self, rng: &mut impl Rng) -> Option<(&'a [u8], f64)> {
+        match self.z {
+            ZSetValue::Listpack(lp) => {
+                if self.offsets.is_empty() {
+                    return None;
+                }
+                let (s, m, _) = lp.decode(self.offsets[rng.gen_range(0..self.offsets.len())]);
+                Some((m, s))
+            }
+            ZSetValue::Skiplist(z) => z.dict.random_entry(rng).map(|(m, s)| (&m[..], *s)),
+        }
+    }
+
     /// The entry at 0-based `rank` (`rank < len`).
     pub fn get(&self, rank: usize) -> Option<(&'a [u8], f64)> {
         match self.z {
@@ -1177,7 +1202,10 @@ impl ZSetValue {
                 (r, (m, s))
             }
             ZSetValue::Skiplist(z) => {
-                let r = z.list.count_while(|s, m| range.lte_max(s, m)).checked_sub(1)?;
+                let r = z
+                    .list
+                    .count_while(|s, m| range.lte_max(s, m))
+                    .checked_sub(1)?;
                 (r, self.get(r)?)
             }
         };
@@ -1251,12 +1279,13 @@ impl ZSetValue {
         }
     }
 
-    /// A uniformly random entry (None when empty).
+    /// A random entry (None when empty): see [`Ranked::random`].
     pub fn random_entry(&self, rng: &mut impl Rng) -> Option<(&[u8], f64)> {
-        if self.is_empty() {
-            return None;
+        match self {
+            ZSetValue::Listpack(_) if self.is_empty() => None,
+            ZSetValue::Listpack(_) => self.get(rng.gen_range(0..self.len())),
+            ZSetValue::Skiplist(z) => z.dict.random_entry(rng).map(|(m, s)| (&m[..], *s)),
         }
-        self.get(rng.gen_range(0..self.len()))
     }
 
     /// One ZSCAN step over a skiplist's member table: calls `f` for the entries of the buckets
@@ -1278,9 +1307,7 @@ impl ZSetValue {
         match self {
             ZSetValue::Listpack(lp) => lp.buf.capacity(),
             ZSetValue::Skiplist(z) => {
-                std::mem::size_of::<SkipZset>()
-                    + z.list.mem_bytes()
-                    + z.dict.table_overhead_bytes()
+                std::mem::size_of::<SkipZset>() + z.list.mem_bytes() + z.dict.table_overhead_bytes()
             }
         }
     }
@@ -1340,7 +1367,10 @@ mod tests {
         assert_eq!(z.remove(b"c"), Some(0.5));
         assert_eq!(z.remove(b"c"), None);
         assert_eq!(z.len(), 5);
-        assert_eq!(z.pop(true).map(|(m, _)| m), Some(Bytes::from_static(b"inf")));
+        assert_eq!(
+            z.pop(true).map(|(m, _)| m),
+            Some(Bytes::from_static(b"inf"))
+        );
         assert_eq!(z.pop(false).map(|(m, _)| m), Some(Bytes::from_static(b"y")));
     }
 
@@ -1382,8 +1412,14 @@ mod tests {
     #[test]
     fn store_results_pick_the_small_encoding() {
         let l = lim(2, 3);
-        let small = vec![(Bytes::from_static(b"a"), 1.0), (Bytes::from_static(b"b"), 2.0)];
-        assert_eq!(ZSetValue::from_sorted(small.clone(), l).encoding(), "listpack");
+        let small = vec![
+            (Bytes::from_static(b"a"), 1.0),
+            (Bytes::from_static(b"b"), 2.0),
+        ];
+        assert_eq!(
+            ZSetValue::from_sorted(small.clone(), l).encoding(),
+            "listpack"
+        );
         let mut three = small.clone();
         three.push((Bytes::from_static(b"c"), 3.0));
         let big = ZSetValue::from_sorted(three, l);
@@ -1531,8 +1567,8 @@ mod tests {
     /// Members: 0..=255 mapped to names of varying length so the value threshold matters.
     fn name(m: u8) -> Vec<u8> {
         let mut v = format!("m{m}").into_bytes();
-        if m % 37 == 0 {
-            v.extend(std::iter::repeat(b'x').take(10));
+        if m.is_multiple_of(37) {
+            v.extend(std::iter::repeat_n(b'x', 10));
         }
         v
     }
