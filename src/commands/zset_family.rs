@@ -1528,7 +1528,8 @@ fn setop_generic(
         }
         SetOp::Union => {
             let largest = inputs.last().map_or(0, |(i, _)| i.len());
-            let mut acc: HashMap<&[u8], f64> = HashMap::with_capacity(largest);
+            let mut acc: HashMap<&[u8], f64, ahash::RandomState> =
+                HashMap::with_capacity_and_hasher(largest, ahash::RandomState::new());
             for (inp, w) in &inputs {
                 for (m, s) in inp.entries() {
                     let mut score = w * s;

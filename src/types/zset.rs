@@ -1632,6 +1632,46 @@ mod tests {
         }
     }
 
+    fn lex_bound_strategy() -> impl Strategy<Value = LexBound> {
+        prop_oneof![
+            Just(LexBound::Min),
+            Just(LexBound::Max),
+            (0u8..40).prop_map(|m| LexBound::Incl(Bytes::from(name(m)))),
+            (0u8..40).prop_map(|m| LexBound::Excl(Bytes::from(name(m)))),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// With equal scores the order is the member order, and both encodings answer lex
+        /// ranges exactly like a filter over that order.
+        #[test]
+        fn lex_ranges_match_a_filter_when_scores_are_equal(
+            names in proptest::collection::btree_set(0u8..40, 0..40),
+            bounds in proptest::collection::vec((lex_bound_strategy(), lex_bound_strategy()), 1..20),
+            max_entries in prop_oneof![Just(0usize), Just(8), Just(128)],
+        ) {
+            let l = lim(max_entries, 64);
+            let mut z = ZSetValue::new();
+            for &m in &names {
+                z.insert(&name(m), 0.0, l);
+            }
+            let all: Vec<Vec<u8>> = z.iter().map(|(m, _)| m.to_vec()).collect();
+            for (min, max) in bounds {
+                let r = LexRange { min, max };
+                let inside: Vec<usize> = all
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| !r.is_empty() && r.gte_min(0.0, m) && r.lte_max(0.0, m))
+                    .map(|(i, _)| i)
+                    .collect();
+                prop_assert_eq!(z.first_in(&r), inside.first().copied());
+                prop_assert_eq!(z.last_in(&r), inside.last().copied());
+                prop_assert_eq!(z.count_in(&r), inside.len());
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
         #[test]
