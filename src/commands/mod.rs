@@ -22,6 +22,7 @@ pub mod list_family;
 pub mod server_family;
 pub mod set_family;
 pub mod string_family;
+pub mod zset_family;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -281,6 +282,7 @@ fn build() -> Table {
     specs.extend(crate::tx::multi::specs());
     specs.extend(crate::pubsub::specs());
     specs.extend(set_family::specs());
+    specs.extend(zset_family::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

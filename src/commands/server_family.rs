@@ -964,6 +964,7 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                             crate::types::Value::Hash(h) => h.payload_len(),
                             crate::types::Value::List(l) => l.packed_bytes(),
                             crate::types::Value::Set(s) => s.payload_len(),
+                            crate::types::Value::ZSet(z) => z.payload_len(),
                         };
                         let mut s = format!(
                             "Value at:0x{:x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",

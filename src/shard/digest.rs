@@ -53,6 +53,17 @@ fn value_bytes(v: &Value, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(&acc);
         }
+        Value::ZSet(z) => {
+            // Order-dependent: the entries in (score, member) order, whatever the encoding.
+            out.extend_from_slice(b"zset:");
+            out.extend_from_slice(&(z.len() as u64).to_le_bytes());
+            for (m, s) in z.iter() {
+                out.extend_from_slice(&(m.len() as u64).to_le_bytes());
+                out.extend_from_slice(m);
+                out.extend_from_slice(crate::protocol::reply::format_double(s).as_bytes());
+                out.push(0);
+            }
+        }
     }
 }
 

@@ -9,12 +9,14 @@ pub mod float;
 pub mod hash;
 pub mod list;
 pub mod set;
+pub mod zset;
 
 use bytes::Bytes;
 
 pub use hash::{HashLimits, HashValue};
 pub use list::ListValue;
 pub use set::{SetLimits, SetValue};
+pub use zset::{ZSetValue, ZsetLimits};
 
 /// Strings up to this length are reported as `embstr` (Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
 pub const EMBSTR_MAX: usize = 44;
@@ -137,6 +139,7 @@ pub enum Value {
     Hash(HashValue),
     List(ListValue),
     Set(SetValue),
+    ZSet(ZSetValue),
 }
 
 impl Value {
@@ -147,6 +150,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -158,6 +162,7 @@ impl Value {
             // Redis 7.0 reports every list as a quicklist (7.2 added listpack for small ones).
             Value::List(_) => "quicklist",
             Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 }

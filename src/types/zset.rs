@@ -1,0 +1,1748 @@
+//! The sorted set value (member -> score, kept ordered by (score, member)) with Redis's two
+//! encodings.
+//!
+//! A small sorted set is a `listpack`: one packed byte buffer of entries in (score, member)
+//! order, each entry being the score (8 bytes), the member length (varint) and the member bytes.
+//! Every operation on it is a linear walk, which is what Redis's listpack costs too and is cheap
+//! at the default 128 entries. It becomes a `skiplist` as soon as a new member would make it
+//! hold more than `zset-max-listpack-entries` members or a member longer than
+//! `zset-max-listpack-value` bytes is added, exactly like Redis's `zsetAdd`. The skiplist
+//! encoding is an index-arena skiplist with spans (O(log n) insert, delete, rank and
+//! select-by-rank) plus a member -> score [`Dict`] (O(1) ZSCORE, ZSCAN cursors). Nothing converts
+//! back, except that STORE results are built with [`ZSetValue::from_sorted`], which picks the
+//! listpack when the result is small (Redis's `zsetConvertToListpackIfNeeded`).
+//!
+//! Ranks are 0-based and always counted from the lowest entry; callers translate reverse ranks.
+//! Scores are never NaN: callers reject NaN before it gets here. Ties between equal scores
+//! (including -0 and 0, which compare equal) are broken by comparing member bytes.
+//!
+//! This module only stores data: it never parses arguments or writes replies.
+
+use std::cmp::Ordering;
+
+use bytes::Bytes;
+use rand::Rng;
+
+use super::dict::Dict;
+
+/// The two conversion thresholds (`zset-max-listpack-entries`, `zset-max-listpack-value`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZsetLimits {
+    pub max_entries: usize,
+    pub max_value: usize,
+}
+
+impl Default for ZsetLimits {
+    /// Redis 7.0's defaults.
+    fn default() -> Self {
+        ZsetLimits {
+            max_entries: 128,
+            max_value: 64,
+        }
+    }
+}
+
+/// The order of a sorted set: by score, then by member bytes (memcmp, shorter first on a tie).
+#[inline]
+pub fn cmp_entries(a_score: f64, a: &[u8], b_score: f64, b: &[u8]) -> Ordering {
+    match a_score.partial_cmp(&b_score) {
+        Some(Ordering::Equal) | None => a.cmp(b),
+        Some(o) => o,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ranges
+// ---------------------------------------------------------------------------------------------
+
+/// A range of entries as Redis's range commands describe them: a lower bound and an upper bound,
+/// each a predicate on an entry. For score ranges both are monotone along the set's order; for
+/// lexicographic ranges they are only monotone when all scores are equal, which is why the
+/// listpack searches below walk linearly exactly like Redis's listpack code does.
+pub trait ZRange {
+    /// True when the range can never hold anything (min above max, or equal and open).
+    fn is_empty(&self) -> bool;
+    fn gte_min(&self, score: f64, member: &[u8]) -> bool;
+    fn lte_max(&self, score: f64, member: &[u8]) -> bool;
+}
+
+/// A score interval (`ZRANGEBYSCORE min max`, `(` for an open end).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoreRange {
+    pub min: f64,
+    pub min_ex: bool,
+    pub max: f64,
+    pub max_ex: bool,
+}
+
+impl ZRange for ScoreRange {
+    fn is_empty(&self) -> bool {
+        self.min > self.max || (self.min == self.max && (self.min_ex || self.max_ex))
+    }
+
+    #[inline]
+    fn gte_min(&self, score: f64, _: &[u8]) -> bool {
+        if self.min_ex {
+            score > self.min
+        } else {
+            score >= self.min
+        }
+    }
+
+    #[inline]
+    fn lte_max(&self, score: f64, _: &[u8]) -> bool {
+        if self.max_ex {
+            score < self.max
+        } else {
+            score <= self.max
+        }
+    }
+}
+
+/// One end of a lexicographic range: `-`, `+`, `[member` or `(member`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LexBound {
+    /// `-`: below every member.
+    Min,
+    /// `+`: above every member.
+    Max,
+    Incl(Bytes),
+    Excl(Bytes),
+}
+
+impl LexBound {
+    /// Position on the line `-` < every string < `+` (Redis's `sdscmplex`).
+    fn cmp_bound(&self, other: &LexBound) -> Ordering {
+        fn key(b: &LexBound) -> (u8, &[u8]) {
+            match b {
+                LexBound::Min => (0, b""),
+                LexBound::Incl(s) | LexBound::Excl(s) => (1, s),
+                LexBound::Max => (2, b""),
+            }
+        }
+        key(self).cmp(&key(other))
+    }
+
+    /// Redis treats `-` and `+` as exclusive bounds.
+    fn exclusive(&self) -> bool {
+        !matches!(self, LexBound::Incl(_))
+    }
+}
+
+/// A lexicographic member range (`ZRANGEBYLEX min max`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LexRange {
+    pub min: LexBound,
+    pub max: LexBound,
+}
+
+impl ZRange for LexRange {
+    fn is_empty(&self) -> bool {
+        match self.min.cmp_bound(&self.max) {
+            Ordering::Greater => true,
+            Ordering::Equal => self.min.exclusive() || self.max.exclusive(),
+            Ordering::Less => false,
+        }
+    }
+
+    #[inline]
+    fn gte_min(&self, _: f64, member: &[u8]) -> bool {
+        match &self.min {
+            LexBound::Min => true,
+            LexBound::Max => false,
+            LexBound::Incl(b) => member >= &b[..],
+            LexBound::Excl(b) => member > &b[..],
+        }
+    }
+
+    #[inline]
+    fn lte_max(&self, _: f64, member: &[u8]) -> bool {
+        match &self.max {
+            LexBound::Max => true,
+            LexBound::Min => false,
+            LexBound::Incl(b) => member <= &b[..],
+            LexBound::Excl(b) => member < &b[..],
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listpack encoding
+// ---------------------------------------------------------------------------------------------
+
+fn varint_put(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn varint_get(buf: &[u8], mut off: usize) -> (usize, usize) {
+    let mut n = 0usize;
+    let mut shift = 0;
+    loop {
+        let b = buf[off];
+        off += 1;
+        n |= ((b & 0x7f) as usize) << shift;
+        if b & 0x80 == 0 {
+            return (n, off);
+        }
+        shift += 7;
+    }
+}
+
+/// Entries packed back to back in (score, member) order: `score (f64 LE) | len (varint) |
+/// member`. One allocation for the whole set, like Redis's listpack.
+#[derive(Clone, Default, PartialEq)]
+pub struct Listpack {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+/// Forward iterator over a listpack: (byte offset, score, member).
+pub struct LpIter<'a> {
+    lp: &'a Listpack,
+    off: usize,
+}
+
+impl<'a> Iterator for LpIter<'a> {
+    type Item = (usize, f64, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.off >= self.lp.buf.len() {
+            return None;
+        }
+        let at = self.off;
+        let (score, member, next) = self.lp.decode(at);
+        self.off = next;
+        Some((at, score, member))
+    }
+}
+
+impl Listpack {
+    /// Redis's listpack keeps integral scores as integers, so a -0 score reads back as 0 (a
+    /// skiplist keeps the sign); adding 0.0 turns -0 into 0 and changes nothing else.
+    fn encode(out: &mut Vec<u8>, score: f64, member: &[u8]) {
+        out.extend_from_slice(&(score + 0.0).to_le_bytes());
+        varint_put(out, member.len());
+        out.extend_from_slice(member);
+    }
+
+    /// The entry at byte offset `off`: (score, member, offset of the next entry).
+    #[inline]
+    fn decode(&self, off: usize) -> (f64, &[u8], usize) {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(&self.buf[off..off + 8]);
+        let (len, p) = varint_get(&self.buf, off + 8);
+        (f64::from_le_bytes(raw), &self.buf[p..p + len], p + len)
+    }
+
+    fn iter(&self) -> LpIter<'_> {
+        LpIter { lp: self, off: 0 }
+    }
+
+    /// Byte offset of every entry, in order (for reverse walks and random access).
+    fn offsets(&self) -> Vec<usize> {
+        self.iter().map(|(off, _, _)| off).collect()
+    }
+
+    fn find(&self, member: &[u8]) -> Option<(usize, usize, f64)> {
+        self.iter()
+            .enumerate()
+            .find(|(_, (_, _, m))| *m == member)
+            .map(|(rank, (off, score, _))| (rank, off, score))
+    }
+
+    fn insert(&mut self, member: &[u8], score: f64) {
+        let at = self
+            .iter()
+            .find(|(_, s, m)| cmp_entries(*s, m, score, member) == Ordering::Greater)
+            .map_or(self.buf.len(), |(off, _, _)| off);
+        let mut enc = Vec::with_capacity(member.len() + 10);
+        Listpack::encode(&mut enc, score, member);
+        self.buf.splice(at..at, enc);
+        self.len += 1;
+    }
+
+    /// Removes `count` entries starting with the one at byte offset `off`.
+    fn remove_entries(&mut self, off: usize, count: usize) {
+        let mut end = off;
+        for _ in 0..count {
+            if end >= self.buf.len() {
+                break;
+            }
+            end = self.decode(end).2;
+            self.len -= 1;
+        }
+        self.buf.drain(off..end);
+    }
+
+    fn offset_of_rank(&self, rank: usize) -> Option<usize> {
+        self.iter().nth(rank).map(|(off, _, _)| off)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Skiplist encoding
+// ---------------------------------------------------------------------------------------------
+
+const MAX_LEVEL: usize = 32;
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+
+/// One forward link of a node: the next node at this level and how many entries it skips
+/// (the rank difference). A link to NIL spans the rest of the list, as in Redis.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    next: u32,
+    span: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    score: f64,
+    member: Bytes,
+    /// The previous node at level 0 (NIL for the first node).
+    prev: u32,
+    links: Box<[Link]>,
+}
+
+/// A skiplist whose nodes live in an index arena (`nodes[0]` is the header). Freed slots are
+/// reused, and the arena is compacted once more than half of it is free, so its size stays
+/// proportional to the live entries.
+#[derive(Clone, Debug)]
+pub struct SkipList {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    level: usize,
+    len: usize,
+    tail: u32,
+    rng: u64,
+    /// Links held by live nodes and member bytes, for `mem_bytes`.
+    link_count: usize,
+    member_bytes: usize,
+}
+
+impl Default for SkipList {
+    fn default() -> Self {
+        SkipList::new()
+    }
+}
+
+impl SkipList {
+    pub fn new() -> SkipList {
+        let head = Node {
+            score: 0.0,
+            member: Bytes::new(),
+            prev: NIL,
+            links: vec![Link { next: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
+        };
+        SkipList {
+            nodes: vec![head],
+            free: Vec::new(),
+            level: 1,
+            len: 0,
+            tail: NIL,
+            rng: rand::random::<u64>() | 1,
+            link_count: 0,
+            member_bytes: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Redis's level distribution: each extra level with probability 1/4.
+    fn random_level(&mut self) -> usize {
+        let mut lvl = 1;
+        while lvl < MAX_LEVEL {
+            // xorshift64*
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 48;
+            if r >= 0x4000 {
+                break;
+            }
+            lvl += 1;
+        }
+        lvl
+    }
+
+    #[inline]
+    fn link(&self, x: u32, i: usize) -> Link {
+        self.nodes[x as usize].links[i]
+    }
+
+    #[inline]
+    fn link_mut(&mut self, x: u32, i: usize) -> &mut Link {
+        &mut self.nodes[x as usize].links[i]
+    }
+
+    #[inline]
+    fn node(&self, x: u32) -> &Node {
+        &self.nodes[x as usize]
+    }
+
+    /// The entry of node `x`.
+    #[inline]
+    pub fn entry(&self, x: u32) -> (f64, &Bytes) {
+        let n = self.node(x);
+        (n.score, &n.member)
+    }
+
+    #[inline]
+    fn before(&self, x: u32, score: f64, member: &[u8]) -> bool {
+        let n = self.node(x);
+        cmp_entries(n.score, &n.member, score, member) == Ordering::Less
+    }
+
+    fn alloc(&mut self, node: Node) -> u32 {
+        match self.free.pop() {
+            Some(id) => {
+                self.nodes[id as usize] = node;
+                id
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Frees an unlinked node's slot, returning its entry.
+    fn release(&mut self, x: u32) -> (Bytes, f64) {
+        let n = &mut self.nodes[x as usize];
+        let member = std::mem::take(&mut n.member);
+        let links = std::mem::take(&mut n.links);
+        self.link_count -= links.len();
+        self.member_bytes -= member.len();
+        self.free.push(x);
+        (member, n.score)
+    }
+
+    /// Inserts an entry whose member is not in the list yet.
+    pub fn insert(&mut self, score: f64, member: Bytes) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut rank = [0u32; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            rank[i] = if i + 1 == self.level { 0 } else { rank[i + 1] };
+            loop {
+                let l = self.link(x, i);
+                if l.next != NIL && self.before(l.next, score, &member) {
+                    rank[i] += l.span;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        let lvl = self.random_level();
+        if lvl > self.level {
+            for i in self.level..lvl {
+                rank[i] = 0;
+                update[i] = HEAD;
+                self.link_mut(HEAD, i).span = self.len as u32;
+            }
+            self.level = lvl;
+        }
+        self.link_count += lvl;
+        self.member_bytes += member.len();
+        let prev = if update[0] == HEAD { NIL } else { update[0] };
+        let id = self.alloc(Node {
+            score,
+            member,
+            prev,
+            links: vec![Link { next: NIL, span: 0 }; lvl].into_boxed_slice(),
+        });
+        for i in 0..lvl {
+            let u = self.link(update[i], i);
+            let dist = rank[0] - rank[i];
+            *self.link_mut(id, i) = Link {
+                next: u.next,
+                span: u.span - dist,
+            };
+            *self.link_mut(update[i], i) = Link {
+                next: id,
+                span: dist + 1,
+            };
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            self.nodes[u as usize].links[i].span += 1;
+        }
+        let next0 = self.link(id, 0).next;
+        if next0 != NIL {
+            self.nodes[next0 as usize].prev = id;
+        } else {
+            self.tail = id;
+        }
+        self.len += 1;
+    }
+
+    /// Unlinks node `x`, given the last node before it at every level.
+    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) {
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let ul = self.link(u, i);
+            if ul.next == x {
+                let xl = self.link(x, i);
+                *self.link_mut(u, i) = Link {
+                    next: xl.next,
+                    span: ul.span + xl.span - 1,
+                };
+            } else {
+                self.link_mut(u, i).span -= 1;
+            }
+        }
+        let next0 = self.link(x, 0).next;
+        let prev = self.node(x).prev;
+        if next0 != NIL {
+            self.nodes[next0 as usize].prev = prev;
+        } else {
+            self.tail = prev;
+        }
+        while self.level > 1 && self.link(HEAD, self.level - 1).next == NIL {
+            self.level -= 1;
+        }
+        self.len -= 1;
+    }
+
+    /// The last node before (score, member) at every level, and the node after that at level 0
+    /// (the entry itself when present).
+    fn find_update(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], u32) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next != NIL && self.before(l.next, score, member) {
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        (update, self.link(x, 0).next)
+    }
+
+    fn is_entry(&self, x: u32, score: f64, member: &[u8]) -> bool {
+        x != NIL && self.node(x).score == score && &self.node(x).member[..] == member
+    }
+
+    /// Removes the entry (score, member); returns its member if it was there.
+    pub fn remove(&mut self, score: f64, member: &[u8]) -> Option<Bytes> {
+        let (update, x) = self.find_update(score, member);
+        if !self.is_entry(x, score, member) {
+            return None;
+        }
+        self.unlink(x, &update);
+        let (m, _) = self.release(x);
+        self.maybe_compact();
+        Some(m)
+    }
+
+    /// Changes the score of an existing entry, in place when its position does not change.
+    pub fn update_score(&mut self, old: f64, member: &[u8], new: f64) {
+        let (update, x) = self.find_update(old, member);
+        if !self.is_entry(x, old, member) {
+            return;
+        }
+        let prev = self.node(x).prev;
+        let next = self.link(x, 0).next;
+        let prev_ok = prev == NIL || self.before(prev, new, member);
+        let next_ok = next == NIL || {
+            let n = self.node(next);
+            cmp_entries(n.score, &n.member, new, member) == Ordering::Greater
+        };
+        if prev_ok && next_ok {
+            self.nodes[x as usize].score = new;
+            return;
+        }
+        self.unlink(x, &update);
+        let (m, _) = self.release(x);
+        self.insert(new, m);
+    }
+
+    /// How many leading entries satisfy `pred` (which must hold for a prefix of the list).
+    pub fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        let mut x = HEAD;
+        let mut rank = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next != NIL && {
+                    let n = self.node(l.next);
+                    pred(n.score, &n.member)
+                } {
+                    rank += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+        }
+        rank
+    }
+
+    /// 0-based rank of (score, member), if present.
+    pub fn rank_of(&self, score: f64, member: &[u8]) -> Option<usize> {
+        let mut x = HEAD;
+        let mut rank = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next != NIL && {
+                    let n = self.node(l.next);
+                    cmp_entries(n.score, &n.member, score, member) != Ordering::Greater
+                } {
+                    rank += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            if x != HEAD && &self.node(x).member[..] == member {
+                return Some(rank - 1);
+            }
+        }
+        None
+    }
+
+    /// The node at 0-based `rank` (NIL when out of range).
+    pub fn select(&self, rank: usize) -> u32 {
+        let target = rank + 1;
+        let mut traversed = 0usize;
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next != NIL && traversed + l.span as usize <= target {
+                    traversed += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            if traversed == target {
+                return x;
+            }
+        }
+        NIL
+    }
+
+    /// Removes up to `count` entries starting at 0-based `start`, passing each to `f`.
+    pub fn remove_rank_range(&mut self, start: usize, count: usize, mut f: impl FnMut(Bytes, f64)) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut traversed = 0usize;
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next != NIL && traversed + (l.span as usize) < start + 1 {
+                    traversed += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        let mut x = self.link(x, 0).next;
+        let mut removed = 0;
+        while x != NIL && removed < count {
+            let next = self.link(x, 0).next;
+            self.unlink(x, &update);
+            let (m, s) = self.release(x);
+            f(m, s);
+            removed += 1;
+            x = next;
+        }
+        self.maybe_compact();
+    }
+
+    pub fn first(&self) -> u32 {
+        self.link(HEAD, 0).next
+    }
+
+    pub fn last(&self) -> u32 {
+        self.tail
+    }
+
+    #[inline]
+    pub fn next_of(&self, x: u32) -> u32 {
+        self.link(x, 0).next
+    }
+
+    #[inline]
+    pub fn prev_of(&self, x: u32) -> u32 {
+        self.node(x).prev
+    }
+
+    /// Renumbers the live nodes densely (in list order) once most of the arena is free slots.
+    fn maybe_compact(&mut self) {
+        if self.nodes.len() < 64 || self.free.len() * 2 < self.nodes.len() {
+            return;
+        }
+        let mut map = vec![NIL; self.nodes.len()];
+        let mut order = Vec::with_capacity(self.len + 1);
+        let mut x = HEAD;
+        while x != NIL {
+            map[x as usize] = order.len() as u32;
+            order.push(x);
+            x = self.link(x, 0).next;
+        }
+        let remap = |i: u32| if i == NIL { NIL } else { map[i as usize] };
+        let mut old: Vec<Option<Node>> = std::mem::take(&mut self.nodes)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut nodes = Vec::with_capacity(order.len());
+        for &o in &order {
+            if let Some(mut n) = old[o as usize].take() {
+                n.prev = remap(n.prev);
+                for l in n.links.iter_mut() {
+                    l.next = remap(l.next);
+                }
+                nodes.push(n);
+            }
+        }
+        self.nodes = nodes;
+        self.tail = remap(self.tail);
+        self.free = Vec::new();
+    }
+
+    /// Approximate heap bytes: the arena, the link arrays and the member bytes.
+    fn mem_bytes(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + (self.link_count + MAX_LEVEL) * std::mem::size_of::<Link>()
+            + self.free.capacity() * 4
+            + self.member_bytes
+    }
+
+    /// Checks every structural invariant (tests only).
+    #[cfg(test)]
+    fn check(&self) {
+        // Level 0 is the ordered list, prev links mirror it, tail is its end.
+        let mut x = self.first();
+        let mut prev = NIL;
+        let mut count = 0;
+        let mut pos_of = std::collections::HashMap::new();
+        while x != NIL {
+            count += 1;
+            pos_of.insert(x, count);
+            assert_eq!(self.node(x).prev, prev);
+            if prev != NIL {
+                let (ps, pm) = self.entry(prev);
+                let (s, m) = self.entry(x);
+                assert_eq!(cmp_entries(ps, pm, s, m), Ordering::Less);
+            }
+            prev = x;
+            x = self.next_of(x);
+        }
+        assert_eq!(count, self.len);
+        assert_eq!(self.tail, prev);
+        // Spans equal rank differences at every level.
+        for i in 0..self.level {
+            let mut x = HEAD;
+            let mut rank = 0usize;
+            loop {
+                let l = self.link(x, i);
+                if l.next == NIL {
+                    assert_eq!(l.span as usize, self.len - rank, "nil span at level {i}");
+                    break;
+                }
+                let r = pos_of[&l.next];
+                assert_eq!(l.span as usize, r - rank, "span at level {i}");
+                rank = r;
+                x = l.next;
+            }
+        }
+    }
+}
+
+/// The `skiplist` encoding: the ordered list plus member -> score.
+pub struct SkipZset {
+    list: SkipList,
+    dict: Dict<f64>,
+}
+
+impl SkipZset {
+    fn new() -> SkipZset {
+        SkipZset {
+            list: SkipList::new(),
+            dict: Dict::new(),
+        }
+    }
+
+    fn insert(&mut self, member: Bytes, score: f64) {
+        self.dict.insert(member.clone(), score);
+        self.list.insert(score, member);
+    }
+}
+
+impl Clone for SkipZset {
+    fn clone(&self) -> Self {
+        let list = self.list.clone();
+        let mut dict = Dict::new();
+        let mut x = list.first();
+        while x != NIL {
+            let (s, m) = list.entry(x);
+            dict.insert(m.clone(), s);
+            x = list.next_of(x);
+        }
+        SkipZset { list, dict }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The value
+// ---------------------------------------------------------------------------------------------
+
+/// A sorted set in one of its two encodings.
+#[derive(Clone)]
+pub enum ZSetValue {
+    Listpack(Listpack),
+    Skiplist(Box<SkipZset>),
+}
+
+impl Default for ZSetValue {
+    fn default() -> Self {
+        ZSetValue::new()
+    }
+}
+
+impl PartialEq for ZSetValue {
+    /// Same encoding and the same entries.
+    fn eq(&self, other: &Self) -> bool {
+        self.encoding() == other.encoding()
+            && self.len() == other.len()
+            && self
+                .iter()
+                .zip(other.iter())
+                .all(|((m1, s1), (m2, s2))| m1 == m2 && s1 == s2)
+    }
+}
+
+impl std::fmt::Debug for ZSetValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.iter()
+                    .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s)),
+            )
+            .finish()
+    }
+}
+
+/// Entries of a rank range, walked forward or backward: (member, score).
+pub struct RangeIter<'a> {
+    cur: Cur<'a>,
+    remaining: usize,
+}
+
+enum Cur<'a> {
+    Empty,
+    LpFwd(LpIter<'a>),
+    LpRev(&'a Listpack, Vec<usize>),
+    Sl {
+        list: &'a SkipList,
+        node: u32,
+        rev: bool,
+    },
+}
+
+impl<'a> Iterator for RangeIter<'a> {
+    type Item = (&'a [u8], f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        match &mut self.cur {
+            Cur::Empty => None,
+            Cur::LpFwd(it) => it.next().map(|(_, s, m)| (m, s)),
+            Cur::LpRev(lp, offs) => {
+                let off = offs.pop()?;
+                let (s, m, _) = lp.decode(off);
+                Some((m, s))
+            }
+            Cur::Sl { list, node, rev } => {
+                if *node == NIL {
+                    return None;
+                }
+                let x = *node;
+                *node = if *rev {
+                    list.prev_of(x)
+                } else {
+                    list.next_of(x)
+                };
+                let (s, m) = list.entry(x);
+                Some((&m[..], s))
+            }
+        }
+    }
+}
+
+/// Random access: by rank, O(1) per lookup on a listpack (after one O(n) pass) and O(log n) on a
+/// skiplist; random entries in O(1) on both.
+pub struct Ranked<'a> {
+    z: &'a ZSetValue,
+    offsets: Vec<usize>,
+}
+
+impl<'a> Ranked<'a> {
+    /// A random entry: uniform on a listpack; on a skiplist drawn from the member table, which
+    /// is O(1) and roughly uniform (Redis draws from its dict too).
+    pub fn random(&self, rng: &mut impl Rng) -> Option<(&'a [u8], f64)> {
+        match self.z {
+            ZSetValue::Listpack(lp) => {
+                if self.offsets.is_empty() {
+                    return None;
+                }
+                let (s, m, _) = lp.decode(self.offsets[rng.gen_range(0..self.offsets.len())]);
+                Some((m, s))
+            }
+            ZSetValue::Skiplist(z) => z.dict.random_entry(rng).map(|(m, s)| (&m[..], *s)),
+        }
+    }
+
+    /// The entry at 0-based `rank` (`rank < len`).
+    pub fn get(&self, rank: usize) -> Option<(&'a [u8], f64)> {
+        match self.z {
+            ZSetValue::Listpack(lp) => {
+                let (s, m, _) = lp.decode(*self.offsets.get(rank)?);
+                Some((m, s))
+            }
+            ZSetValue::Skiplist(z) => {
+                let x = z.list.select(rank);
+                if x == NIL {
+                    return None;
+                }
+                let (s, m) = z.list.entry(x);
+                Some((&m[..], s))
+            }
+        }
+    }
+}
+
+impl ZSetValue {
+    /// An empty sorted set (Redis creates small sets as listpacks).
+    pub fn new() -> ZSetValue {
+        ZSetValue::Listpack(Listpack::default())
+    }
+
+    /// An empty set that starts in the skiplist encoding.
+    pub fn new_skiplist() -> ZSetValue {
+        ZSetValue::Skiplist(Box::new(SkipZset::new()))
+    }
+
+    /// Builds a set from entries sorted by (score, member) with distinct members: a listpack
+    /// when it fits both thresholds, else a skiplist (STORE results, like Redis's
+    /// `zsetConvertToListpackIfNeeded`).
+    pub fn from_sorted(entries: Vec<(Bytes, f64)>, lim: ZsetLimits) -> ZSetValue {
+        let fits = entries.len() <= lim.max_entries
+            && entries.iter().all(|(m, _)| m.len() <= lim.max_value);
+        if fits {
+            let mut lp = Listpack::default();
+            for (m, s) in &entries {
+                Listpack::encode(&mut lp.buf, *s, m);
+            }
+            lp.len = entries.len();
+            ZSetValue::Listpack(lp)
+        } else {
+            let mut z = SkipZset::new();
+            for (m, s) in entries {
+                z.insert(m, s);
+            }
+            ZSetValue::Skiplist(Box::new(z))
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ZSetValue::Listpack(lp) => lp.len,
+            ZSetValue::Skiplist(z) => z.list.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The name OBJECT ENCODING reports.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ZSetValue::Listpack(_) => "listpack",
+            ZSetValue::Skiplist(_) => "skiplist",
+        }
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSetValue::Listpack(lp) => lp.find(member).map(|(_, _, s)| s),
+            ZSetValue::Skiplist(z) => z.dict.get(member).copied(),
+        }
+    }
+
+    /// Switches a listpack to the skiplist encoding (no-op for a skiplist).
+    pub fn convert_to_skiplist(&mut self) {
+        if let ZSetValue::Listpack(lp) = self {
+            let mut z = SkipZset::new();
+            for (_, s, m) in lp.iter() {
+                z.insert(Bytes::copy_from_slice(m), s);
+            }
+            *self = ZSetValue::Skiplist(Box::new(z));
+        }
+    }
+
+    /// Adds a member that is not in the set. A listpack converts first when the member is too
+    /// long or the set would hold too many entries (Redis's `zsetAdd`).
+    pub fn insert(&mut self, member: &[u8], score: f64, lim: ZsetLimits) {
+        if let ZSetValue::Listpack(lp) = self {
+            if lp.len + 1 > lim.max_entries || member.len() > lim.max_value {
+                self.convert_to_skiplist();
+            }
+        }
+        match self {
+            ZSetValue::Listpack(lp) => lp.insert(member, score),
+            ZSetValue::Skiplist(z) => z.insert(Bytes::copy_from_slice(member), score),
+        }
+    }
+
+    /// Changes the score of a member that is in the set with score `old`.
+    pub fn update(&mut self, member: &[u8], old: f64, new: f64) {
+        match self {
+            ZSetValue::Listpack(lp) => {
+                if let Some((_, off, _)) = lp.find(member) {
+                    lp.remove_entries(off, 1);
+                    lp.insert(member, new);
+                }
+            }
+            ZSetValue::Skiplist(z) => {
+                if let Some(s) = z.dict.get_mut(member) {
+                    *s = new;
+                    z.list.update_score(old, member, new);
+                }
+            }
+        }
+    }
+
+    /// Removes a member; returns its score if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSetValue::Listpack(lp) => {
+                let (_, off, s) = lp.find(member)?;
+                lp.remove_entries(off, 1);
+                Some(s)
+            }
+            ZSetValue::Skiplist(z) => {
+                let (_, s) = z.dict.remove(member)?;
+                z.list.remove(s, member);
+                Some(s)
+            }
+        }
+    }
+
+    /// 0-based rank of a member from the lowest entry.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        match self {
+            ZSetValue::Listpack(lp) => lp.find(member).map(|(r, _, _)| r),
+            ZSetValue::Skiplist(z) => {
+                let s = *z.dict.get(member)?;
+                z.list.rank_of(s, member)
+            }
+        }
+    }
+
+    /// The entry at 0-based `rank`.
+    pub fn get(&self, rank: usize) -> Option<(&[u8], f64)> {
+        match self {
+            ZSetValue::Listpack(lp) => {
+                let (s, m, _) = lp.decode(lp.offset_of_rank(rank)?);
+                Some((m, s))
+            }
+            ZSetValue::Skiplist(z) => {
+                let x = z.list.select(rank);
+                if x == NIL {
+                    return None;
+                }
+                let (s, m) = z.list.entry(x);
+                Some((&m[..], s))
+            }
+        }
+    }
+
+    /// Every entry, lowest first.
+    pub fn iter(&self) -> RangeIter<'_> {
+        self.range(0, self.len(), false)
+    }
+
+    /// Up to `count` entries starting at 0-based `start`, walking up (or down when `rev`).
+    pub fn range(&self, start: usize, count: usize, rev: bool) -> RangeIter<'_> {
+        let len = self.len();
+        if start >= len {
+            return RangeIter {
+                cur: Cur::Empty,
+                remaining: 0,
+            };
+        }
+        let count = if rev {
+            count.min(start + 1)
+        } else {
+            count.min(len - start)
+        };
+        let cur = match self {
+            ZSetValue::Listpack(lp) => {
+                if rev {
+                    let mut offs = lp.offsets();
+                    offs.truncate(start + 1);
+                    Cur::LpRev(lp, offs)
+                } else {
+                    let mut it = lp.iter();
+                    it.off = lp.offset_of_rank(start).unwrap_or(lp.buf.len());
+                    Cur::LpFwd(it)
+                }
+            }
+            ZSetValue::Skiplist(z) => Cur::Sl {
+                list: &z.list,
+                node: z.list.select(start),
+                rev,
+            },
+        };
+        RangeIter {
+            cur,
+            remaining: count,
+        }
+    }
+
+    /// Random access by rank (for ZRANDMEMBER).
+    pub fn ranked(&self) -> Ranked<'_> {
+        Ranked {
+            z: self,
+            offsets: match self {
+                ZSetValue::Listpack(lp) => lp.offsets(),
+                ZSetValue::Skiplist(_) => Vec::new(),
+            },
+        }
+    }
+
+    /// Redis's `zzlIsInRange` / `zslIsInRange` pre-check: the range is not empty, the last
+    /// entry is not below it and the first is not above it.
+    fn may_intersect(&self, range: &impl ZRange) -> bool {
+        if range.is_empty() || self.is_empty() {
+            return false;
+        }
+        let (Some((lm, ls)), Some((fm, fs))) = (self.last_entry(), self.get(0)) else {
+            return false;
+        };
+        range.gte_min(ls, lm) && range.lte_max(fs, fm)
+    }
+
+    fn last_entry(&self) -> Option<(&[u8], f64)> {
+        match self {
+            ZSetValue::Listpack(lp) => lp.iter().last().map(|(_, s, m)| (m, s)),
+            ZSetValue::Skiplist(z) => {
+                let x = z.list.last();
+                if x == NIL {
+                    return None;
+                }
+                let (s, m) = z.list.entry(x);
+                Some((&m[..], s))
+            }
+        }
+    }
+
+    /// Rank of the first entry in `range` (Redis's `zzlFirstInRange` / `zslFirstInRange` and
+    /// their lex twins): on a listpack the first entry not below the minimum found by a
+    /// forward walk, on a skiplist by descent; None unless that entry is also within the maximum.
+    pub fn first_in(&self, range: &impl ZRange) -> Option<usize> {
+        if !self.may_intersect(range) {
+            return None;
+        }
+        let (rank, (m, s)) = match self {
+            ZSetValue::Listpack(lp) => lp
+                .iter()
+                .enumerate()
+                .find(|(_, (_, s, m))| range.gte_min(*s, m))
+                .map(|(r, (_, s, m))| (r, (m, s)))?,
+            ZSetValue::Skiplist(z) => {
+                let r = z.list.count_while(|s, m| !range.gte_min(s, m));
+                (r, self.get(r)?)
+            }
+        };
+        range.lte_max(s, m).then_some(rank)
+    }
+
+    /// Rank of the last entry in `range`: the mirror image of [`ZSetValue::first_in`].
+    pub fn last_in(&self, range: &impl ZRange) -> Option<usize> {
+        if !self.may_intersect(range) {
+            return None;
+        }
+        let (rank, (m, s)) = match self {
+            ZSetValue::Listpack(lp) => {
+                let offs = lp.offsets();
+                let (r, off) = offs.iter().enumerate().rev().find(|(_, &off)| {
+                    let (s, m, _) = lp.decode(off);
+                    range.lte_max(s, m)
+                })?;
+                let (s, m, _) = lp.decode(*off);
+                (r, (m, s))
+            }
+            ZSetValue::Skiplist(z) => {
+                let r = z
+                    .list
+                    .count_while(|s, m| range.lte_max(s, m))
+                    .checked_sub(1)?;
+                (r, self.get(r)?)
+            }
+        };
+        range.gte_min(s, m).then_some(rank)
+    }
+
+    /// Number of entries in `range` (ZCOUNT / ZLEXCOUNT): a walk on a listpack, a difference of
+    /// two ranks on a skiplist.
+    pub fn count_in(&self, range: &impl ZRange) -> usize {
+        let Some(first) = self.first_in(range) else {
+            return 0;
+        };
+        match self {
+            ZSetValue::Listpack(_) => self
+                .range(first, usize::MAX, false)
+                .take_while(|(m, s)| range.lte_max(*s, m))
+                .count(),
+            ZSetValue::Skiplist(_) => match self.last_in(range) {
+                Some(last) if last >= first => last - first + 1,
+                _ => 0,
+            },
+        }
+    }
+
+    /// Removes `count` entries starting at 0-based `start`; returns how many were removed.
+    pub fn remove_range(&mut self, start: usize, count: usize) -> usize {
+        let count = count.min(self.len().saturating_sub(start));
+        if count == 0 {
+            return 0;
+        }
+        match self {
+            ZSetValue::Listpack(lp) => {
+                if let Some(off) = lp.offset_of_rank(start) {
+                    lp.remove_entries(off, count);
+                }
+            }
+            ZSetValue::Skiplist(z) => {
+                let dict = &mut z.dict;
+                z.list.remove_rank_range(start, count, |m, _| {
+                    dict.remove(&m);
+                });
+            }
+        }
+        count
+    }
+
+    /// Removes and returns the lowest (or highest, when `max`) entry.
+    pub fn pop(&mut self, max: bool) -> Option<(Bytes, f64)> {
+        let len = self.len();
+        if len == 0 {
+            return None;
+        }
+        let rank = if max { len - 1 } else { 0 };
+        match self {
+            ZSetValue::Listpack(lp) => {
+                let off = lp.offset_of_rank(rank)?;
+                let (s, m, _) = lp.decode(off);
+                let out = (Bytes::copy_from_slice(m), s);
+                lp.remove_entries(off, 1);
+                Some(out)
+            }
+            ZSetValue::Skiplist(z) => {
+                let mut out = None;
+                let dict = &mut z.dict;
+                z.list.remove_rank_range(rank, 1, |m, s| {
+                    dict.remove(&m);
+                    out = Some((m, s));
+                });
+                out
+            }
+        }
+    }
+
+    /// A random entry (None when empty): see [`Ranked::random`].
+    pub fn random_entry(&self, rng: &mut impl Rng) -> Option<(&[u8], f64)> {
+        match self {
+            ZSetValue::Listpack(_) if self.is_empty() => None,
+            ZSetValue::Listpack(_) => self.get(rng.gen_range(0..self.len())),
+            ZSetValue::Skiplist(z) => z.dict.random_entry(rng).map(|(m, s)| (&m[..], *s)),
+        }
+    }
+
+    /// One ZSCAN step over a skiplist's member table: calls `f` for the entries of the buckets
+    /// visited and returns the next cursor. A listpack reports everything and returns 0.
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(Bytes, f64)) -> u64 {
+        match self {
+            ZSetValue::Listpack(lp) => {
+                for (_, s, m) in lp.iter() {
+                    f(Bytes::copy_from_slice(m), s);
+                }
+                0
+            }
+            ZSetValue::Skiplist(z) => z.dict.scan(cursor, |m, s| f(m.clone(), *s)),
+        }
+    }
+
+    /// Approximate heap bytes owned by the value.
+    pub fn mem_bytes(&self) -> usize {
+        match self {
+            ZSetValue::Listpack(lp) => lp.buf.capacity(),
+            ZSetValue::Skiplist(z) => {
+                std::mem::size_of::<SkipZset>() + z.list.mem_bytes() + z.dict.table_overhead_bytes()
+            }
+        }
+    }
+
+    /// Bytes held by members and scores (a rough size, for DEBUG OBJECT).
+    pub fn payload_len(&self) -> usize {
+        match self {
+            ZSetValue::Listpack(lp) => lp.buf.len(),
+            ZSetValue::Skiplist(z) => z.list.member_bytes + 8 * z.list.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeSet, HashMap};
+
+    fn lim(e: usize, v: usize) -> ZsetLimits {
+        ZsetLimits {
+            max_entries: e,
+            max_value: v,
+        }
+    }
+
+    fn members(z: &ZSetValue) -> Vec<(String, f64)> {
+        z.iter()
+            .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s))
+            .collect()
+    }
+
+    #[test]
+    fn listpack_orders_by_score_then_member() {
+        let mut z = ZSetValue::new();
+        let l = ZsetLimits::default();
+        z.insert(b"b", 1.0, l);
+        z.insert(b"a", 1.0, l);
+        z.insert(b"c", 0.5, l);
+        z.insert(b"z", -0.0, l);
+        z.insert(b"y", 0.0, l);
+        z.insert(b"inf", f64::INFINITY, l);
+        assert_eq!(z.encoding(), "listpack");
+        let names: Vec<String> = members(&z).into_iter().map(|(m, _)| m).collect();
+        assert_eq!(names, ["y", "z", "c", "a", "b", "inf"]);
+        assert_eq!(z.rank(b"a"), Some(3));
+        // A listpack keeps -0 as 0 (Redis stores integral scores as integers)...
+        assert_eq!(z.score(b"z").map(|s| s.is_sign_negative()), Some(false));
+        // ... a skiplist keeps the sign.
+        let mut sl = z.clone();
+        sl.convert_to_skiplist();
+        sl.remove(b"z");
+        sl.insert(b"z", -0.0, l);
+        assert_eq!(sl.score(b"z").map(|s| s.is_sign_negative()), Some(true));
+        z.update(b"a", 1.0, 2.0);
+        assert_eq!(z.rank(b"a"), Some(4));
+        assert_eq!(z.remove(b"c"), Some(0.5));
+        assert_eq!(z.remove(b"c"), None);
+        assert_eq!(z.len(), 5);
+        assert_eq!(
+            z.pop(true).map(|(m, _)| m),
+            Some(Bytes::from_static(b"inf"))
+        );
+        assert_eq!(z.pop(false).map(|(m, _)| m), Some(Bytes::from_static(b"y")));
+    }
+
+    #[test]
+    fn converts_past_the_entry_threshold_only() {
+        let l = lim(3, 64);
+        let mut z = ZSetValue::new();
+        for (i, m) in [b"a", b"b", b"c"].iter().enumerate() {
+            z.insert(&m[..], i as f64, l);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        z.update(b"a", 0.0, 10.0);
+        assert_eq!(z.encoding(), "listpack");
+        z.insert(b"d", 3.0, l);
+        assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(members(&z).len(), 4);
+        // Never converts back by itself.
+        z.remove(b"d");
+        z.remove(b"b");
+        assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(z.score(b"a"), Some(10.0));
+        // Zero entries allowed: the first member converts.
+        let mut zero = ZSetValue::new();
+        zero.insert(b"a", 1.0, lim(0, 64));
+        assert_eq!(zero.encoding(), "skiplist");
+    }
+
+    #[test]
+    fn converts_past_the_value_length_threshold() {
+        let l = lim(128, 3);
+        let mut z = ZSetValue::new();
+        z.insert(b"abc", 1.0, l);
+        assert_eq!(z.encoding(), "listpack");
+        z.insert(b"abcd", 2.0, l);
+        assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(members(&z), [("abc".into(), 1.0), ("abcd".into(), 2.0)]);
+    }
+
+    #[test]
+    fn store_results_pick_the_small_encoding() {
+        let l = lim(2, 3);
+        let small = vec![
+            (Bytes::from_static(b"a"), 1.0),
+            (Bytes::from_static(b"b"), 2.0),
+        ];
+        assert_eq!(
+            ZSetValue::from_sorted(small.clone(), l).encoding(),
+            "listpack"
+        );
+        let mut three = small.clone();
+        three.push((Bytes::from_static(b"c"), 3.0));
+        let big = ZSetValue::from_sorted(three, l);
+        assert_eq!(big.encoding(), "skiplist");
+        assert_eq!(big.len(), 3);
+        let long = vec![(Bytes::from_static(b"abcd"), 1.0)];
+        assert_eq!(ZSetValue::from_sorted(long, l).encoding(), "skiplist");
+        // Equality includes the encoding.
+        let mut lp = ZSetValue::from_sorted(small.clone(), l);
+        let mut sl = ZSetValue::from_sorted(small, l);
+        sl.convert_to_skiplist();
+        assert_ne!(lp, sl);
+        lp.convert_to_skiplist();
+        assert_eq!(lp, sl);
+        assert_eq!(sl.clone(), sl);
+    }
+
+    #[test]
+    fn lex_ranges_follow_redis_listpack_walks_on_unsorted_members() {
+        // Scores differ, so members are not in lex order: Redis's listpack walks decide.
+        let l = ZsetLimits::default();
+        let mut z = ZSetValue::new();
+        z.insert(b"b", 1.0, l);
+        z.insert(b"a", 2.0, l);
+        z.insert(b"c", 3.0, l);
+        let r = LexRange {
+            min: LexBound::Incl(Bytes::from_static(b"b")),
+            max: LexBound::Max,
+        };
+        assert_eq!(z.first_in(&r), Some(0));
+        assert_eq!(z.count_in(&r), 3);
+        let r2 = LexRange {
+            min: LexBound::Incl(Bytes::from_static(b"b")),
+            max: LexBound::Incl(Bytes::from_static(b"b")),
+        };
+        // Redis 7.0 agrees: ZLEXCOUNT 2, ZRANGEBYLEX b a, ZREVRANGEBYLEX nothing.
+        assert_eq!(z.first_in(&r2), Some(0));
+        assert_eq!(z.count_in(&r2), 2);
+        assert_eq!(z.last_in(&r2), None);
+        assert!(LexRange {
+            min: LexBound::Max,
+            max: LexBound::Max
+        }
+        .is_empty());
+        assert!(LexRange {
+            min: LexBound::Incl(Bytes::from_static(b"a")),
+            max: LexBound::Excl(Bytes::from_static(b"a"))
+        }
+        .is_empty());
+        assert!(!LexRange {
+            min: LexBound::Min,
+            max: LexBound::Max
+        }
+        .is_empty());
+    }
+
+    #[test]
+    fn skiplist_compacts_its_arena() {
+        let mut z = ZSetValue::new();
+        let l = lim(0, 64);
+        for i in 0..1000 {
+            z.insert(format!("m{i:04}").as_bytes(), i as f64, l);
+        }
+        for i in 0..990 {
+            z.remove(format!("m{i:04}").as_bytes());
+        }
+        let ZSetValue::Skiplist(sz) = &z else {
+            panic!("expected a skiplist")
+        };
+        sz.list.check();
+        assert!(sz.list.nodes.len() < 100, "arena {}", sz.list.nodes.len());
+        assert_eq!(z.get(0).map(|(m, _)| m.to_vec()), Some(b"m0990".to_vec()));
+        assert_eq!(z.rank(b"m0999"), Some(9));
+    }
+
+    // ----- model test --------------------------------------------------------------------
+
+    /// A score with a total order consistent with `cmp_entries` (no NaN; -0 == 0).
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Score(f64);
+    impl Eq for Score {}
+    impl PartialOrd for Score {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Score {
+        fn cmp(&self, o: &Self) -> Ordering {
+            self.0.partial_cmp(&o.0).unwrap_or(Ordering::Equal)
+        }
+    }
+
+    #[derive(Default)]
+    struct Model {
+        order: BTreeSet<(Score, Vec<u8>)>,
+        scores: HashMap<Vec<u8>, f64>,
+    }
+
+    impl Model {
+        fn entries(&self) -> Vec<(Vec<u8>, f64)> {
+            self.order.iter().map(|(s, m)| (m.clone(), s.0)).collect()
+        }
+        fn remove(&mut self, m: &[u8]) -> Option<f64> {
+            let s = self.scores.remove(m)?;
+            self.order.remove(&(Score(s), m.to_vec()));
+            Some(s)
+        }
+        fn insert(&mut self, m: &[u8], s: f64) {
+            self.remove(m);
+            self.scores.insert(m.to_vec(), s);
+            self.order.insert((Score(s), m.to_vec()));
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(u8, f64),
+        Remove(u8),
+        RemoveRange(usize, usize),
+        Pop(bool),
+        Store,
+    }
+
+    fn score_strategy() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(0.0),
+            Just(-0.0),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            (-20i32..20).prop_map(|i| i as f64),
+            (-20i32..20).prop_map(|i| i as f64 / 4.0),
+        ]
+    }
+
+    fn op_strategy() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (any::<u8>(), score_strategy()).prop_map(|(m, s)| Op::Add(m, s)),
+            2 => any::<u8>().prop_map(Op::Remove),
+            1 => (0usize..40, 0usize..6).prop_map(|(a, b)| Op::RemoveRange(a, b)),
+            1 => any::<bool>().prop_map(Op::Pop),
+            1 => Just(Op::Store),
+        ]
+    }
+
+    /// Members: 0..=255 mapped to names of varying length so the value threshold matters.
+    fn name(m: u8) -> Vec<u8> {
+        let mut v = format!("m{m}").into_bytes();
+        if m.is_multiple_of(37) {
+            v.extend(std::iter::repeat_n(b'x', 10));
+        }
+        v
+    }
+
+    fn check_against(z: &ZSetValue, model: &Model) {
+        let expect = model.entries();
+        let got: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+        assert_eq!(got.len(), expect.len());
+        for (g, e) in got.iter().zip(&expect) {
+            assert_eq!(g.0, e.0);
+            // -0 and 0 are equal here: a listpack stores -0 as 0, like Redis's.
+            assert_eq!(g.1, e.1);
+        }
+        assert_eq!(z.len(), expect.len());
+        let ranked = z.ranked();
+        for (i, (m, s)) in expect.iter().enumerate() {
+            assert_eq!(z.rank(m), Some(i));
+            assert_eq!(z.score(m), Some(*s));
+            assert_eq!(z.get(i).map(|(m, _)| m.to_vec()), Some(m.clone()));
+            assert_eq!(ranked.get(i).map(|(m, _)| m.to_vec()), Some(m.clone()));
+        }
+        // Reverse walks from every start.
+        for start in [0, expect.len() / 2, expect.len().saturating_sub(1)] {
+            let rev: Vec<Vec<u8>> = z.range(start, 3, true).map(|(m, _)| m.to_vec()).collect();
+            let want: Vec<Vec<u8>> = expect
+                .iter()
+                .take(start + 1)
+                .rev()
+                .take(if expect.is_empty() { 0 } else { 3 })
+                .map(|(m, _)| m.clone())
+                .collect();
+            assert_eq!(rev, want);
+        }
+        // Score ranges: first/last/count against the model.
+        for (lo, hi, lo_ex, hi_ex) in [
+            (-5.0, 5.0, false, false),
+            (-5.0, 5.0, true, true),
+            (0.0, 0.0, false, false),
+            (f64::NEG_INFINITY, f64::INFINITY, false, false),
+            (2.5, 1.0, false, false),
+        ] {
+            let r = ScoreRange {
+                min: lo,
+                min_ex: lo_ex,
+                max: hi,
+                max_ex: hi_ex,
+            };
+            let inside: Vec<usize> = expect
+                .iter()
+                .enumerate()
+                .filter(|(_, (m, s))| !r.is_empty() && r.gte_min(*s, m) && r.lte_max(*s, m))
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(z.first_in(&r), inside.first().copied());
+            assert_eq!(z.last_in(&r), inside.last().copied());
+            assert_eq!(z.count_in(&r), inside.len());
+        }
+        if let ZSetValue::Skiplist(sz) = z {
+            sz.list.check();
+            assert_eq!(sz.dict.len(), expect.len());
+        }
+    }
+
+    fn lex_bound_strategy() -> impl Strategy<Value = LexBound> {
+        prop_oneof![
+            Just(LexBound::Min),
+            Just(LexBound::Max),
+            (0u8..40).prop_map(|m| LexBound::Incl(Bytes::from(name(m)))),
+            (0u8..40).prop_map(|m| LexBound::Excl(Bytes::from(name(m)))),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// With equal scores the order is the member order, and both encodings answer lex
+        /// ranges exactly like a filter over that order.
+        #[test]
+        fn lex_ranges_match_a_filter_when_scores_are_equal(
+            names in proptest::collection::btree_set(0u8..40, 0..40),
+            bounds in proptest::collection::vec((lex_bound_strategy(), lex_bound_strategy()), 1..20),
+            max_entries in prop_oneof![Just(0usize), Just(8), Just(128)],
+        ) {
+            let l = lim(max_entries, 64);
+            let mut z = ZSetValue::new();
+            for &m in &names {
+                z.insert(&name(m), 0.0, l);
+            }
+            let all: Vec<Vec<u8>> = z.iter().map(|(m, _)| m.to_vec()).collect();
+            for (min, max) in bounds {
+                let r = LexRange { min, max };
+                let inside: Vec<usize> = all
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| !r.is_empty() && r.gte_min(0.0, m) && r.lte_max(0.0, m))
+                    .map(|(i, _)| i)
+                    .collect();
+                prop_assert_eq!(z.first_in(&r), inside.first().copied());
+                prop_assert_eq!(z.last_in(&r), inside.last().copied());
+                prop_assert_eq!(z.count_in(&r), inside.len());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn matches_a_btreeset_model(
+            ops in proptest::collection::vec(op_strategy(), 1..300),
+            max_entries in prop_oneof![Just(0usize), Just(4), Just(16), Just(128)],
+        ) {
+            let l = lim(max_entries, 12);
+            let mut z = ZSetValue::new();
+            let mut model = Model::default();
+            for op in ops {
+                match op {
+                    Op::Add(m, s) => {
+                        let m = name(m);
+                        match z.score(&m) {
+                            Some(old) => {
+                                prop_assert_eq!(model.scores.get(&m).copied(), Some(old));
+                                if old != s {
+                                    z.update(&m, old, s);
+                                    model.insert(&m, s);
+                                }
+                            }
+                            None => {
+                                prop_assert!(!model.scores.contains_key(&m));
+                                let before = z.len();
+                                let lp = z.encoding() == "listpack";
+                                z.insert(&m, s, l);
+                                model.insert(&m, s);
+                                if lp {
+                                    let must = before + 1 > max_entries || m.len() > 12;
+                                    prop_assert_eq!(z.encoding() == "skiplist", must);
+                                }
+                            }
+                        }
+                    }
+                    Op::Remove(m) => {
+                        let m = name(m);
+                        prop_assert_eq!(z.remove(&m), model.remove(&m));
+                    }
+                    Op::RemoveRange(start, count) => {
+                        let victims: Vec<Vec<u8>> = model
+                            .entries()
+                            .into_iter()
+                            .skip(start)
+                            .take(count)
+                            .map(|(m, _)| m)
+                            .collect();
+                        prop_assert_eq!(z.remove_range(start, count), victims.len());
+                        for v in victims {
+                            model.remove(&v);
+                        }
+                    }
+                    Op::Pop(max) => {
+                        let want = if max { model.entries().pop() } else { model.entries().into_iter().next() };
+                        let got = z.pop(max).map(|(m, s)| (m.to_vec(), s));
+                        if let Some((m, _)) = &want {
+                            model.remove(m);
+                        }
+                        prop_assert_eq!(got.map(|(m, _)| m), want.map(|(m, _)| m));
+                    }
+                    Op::Store => {
+                        let entries: Vec<(Bytes, f64)> =
+                            z.iter().map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect();
+                        let fits = entries.len() <= max_entries
+                            && entries.iter().all(|(m, _)| m.len() <= 12);
+                        z = ZSetValue::from_sorted(entries, l);
+                        prop_assert_eq!(z.encoding() == "listpack", fits);
+                    }
+                }
+                check_against(&z, &model);
+            }
+        }
+    }
+}
