@@ -267,7 +267,7 @@ fn reply_item(r: &mut Reply, item: Item) {
 }
 
 /// LEFT / RIGHT.
-fn parse_end(arg: &[u8]) -> Option<End> {
+pub fn parse_end(arg: &[u8]) -> Option<End> {
     if eq_ic(arg, "left") {
         Some(End::Head)
     } else if eq_ic(arg, "right") {
@@ -380,11 +380,22 @@ pub fn mpop_reply(
     count: usize,
     r: &mut Reply,
 ) -> Result<bool, &'static str> {
+    first_list_pop(ctx, keys, end, PopShape::KeyMany(count), r)
+}
+
+/// Pops from the first non-empty list among `keys` in `shape` (BLPOP/BRPOP: `KeyOne`). Ok(false),
+/// writing nothing, when every key is missing; a key of another type met before a non-empty list
+/// is an error, as in Redis.
+pub fn first_list_pop(
+    ctx: &mut Ctx,
+    keys: &[Bytes],
+    end: End,
+    shape: PopShape,
+    r: &mut Reply,
+) -> Result<bool, &'static str> {
     for key in keys {
         match write_list(ctx, key)? {
-            Some(l) if !l.is_empty() => {
-                return Ok(pop_reply(ctx, key, end, PopShape::KeyMany(count), r));
-            }
+            Some(l) if !l.is_empty() => return Ok(pop_reply(ctx, key, end, shape, r)),
             _ => continue,
         }
     }

@@ -15,6 +15,7 @@
 //! Handlers never parse numbers or write replies by hand: they use `args` and `protocol::Reply`.
 
 pub mod args;
+pub mod blocking_family;
 pub mod connection_family;
 pub mod hash_family;
 pub mod keys_family;
@@ -279,6 +280,7 @@ fn build() -> Table {
     specs.extend(string_family::specs());
     specs.extend(hash_family::specs());
     specs.extend(list_family::specs());
+    specs.extend(blocking_family::specs());
     specs.extend(crate::tx::multi::specs());
     specs.extend(crate::pubsub::specs());
     specs.extend(set_family::specs());

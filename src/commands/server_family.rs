@@ -148,6 +148,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         "hash" => v.push("@hash"),
         "list" => v.push("@list"),
         "set" => v.push("@set"),
+        "sorted-set" => v.push("@sortedset"),
         "generic" => v.push("@keyspace"),
         "connection" => v.push("@connection"),
         "pubsub" if !CONTAINERS.contains(&s.name) => v.push("@pubsub"),
@@ -175,6 +176,9 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         v.push("@dangerous");
     }
     v.push(if s.has(FAST) { "@fast" } else { "@slow" });
+    if s.has(BLOCKING) {
+        v.push("@blocking");
+    }
     if s.group == "transactions" {
         v.push("@transaction");
     }
@@ -404,6 +408,7 @@ struct ShardReport {
     cmd_stats: Vec<CmdStat>,
     keyspace: Vec<(usize, usize, usize)>, // (keys, expires, avg_ttl not tracked) per db
     clients: usize,
+    blocked_clients: usize,
     expired: u64,
 }
 
@@ -455,6 +460,7 @@ fn info(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                         .map(|d| (d.len(), d.volatile_len(), 0))
                         .collect(),
                     clients: sh.clients.borrow().clients.len(),
+                    blocked_clients: sh.blocked_clients.get(),
                     expired: st.dbs.iter().map(|d| d.expired_keys).sum(),
                 }
             })
@@ -528,8 +534,7 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
     }
     if want("clients", true) {
         let clients: usize = reports.iter().map(|r| r.clients).sum();
-        // No blocking commands exist yet, so no client can be blocked.
-        let blocked = 0;
+        let blocked: usize = reports.iter().map(|r| r.blocked_clients).sum();
         let body = format!(
             "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
             clients, cfg.maxclients, blocked

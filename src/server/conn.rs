@@ -75,6 +75,8 @@ pub struct Conn {
     /// Pub/sub subscriptions, once the client has subscribed to anything.
     pub subs: Option<crate::pubsub::ConnSubs>,
     push_rx: Option<UnboundedReceiver<crate::pubsub::PushMsg>>,
+    /// Input arrived while the client was blocked: parse it before reading again.
+    pending_input: bool,
 }
 
 impl Conn {
@@ -183,6 +185,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         in_exec: None,
         subs: None,
         push_rx: None,
+        pending_input: false,
     };
     // The registry entry goes away however the connection ends, a contained panic included.
     let _registered = Registered {
@@ -203,6 +206,41 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         let _ = shard
             .run_on_all(move |sh| sh.monitors.borrow_mut().retain(|(i, _)| *i != id))
             .await;
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => {
+            let now = std::time::Instant::now();
+            if d > now {
+                glommio::timer::sleep(d - now).await;
+            }
+        }
+        None => futures::future::pending::<()>().await,
+    }
+}
+
+/// Counts a connection in INFO's `blocked_clients` while it waits.
+struct BlockedGuard {
+    shard: Rc<Shard>,
+}
+
+impl BlockedGuard {
+    fn new(shard: &Rc<Shard>) -> BlockedGuard {
+        shard.blocked_clients.set(shard.blocked_clients.get() + 1);
+        BlockedGuard {
+            shard: shard.clone(),
+        }
+    }
+}
+
+impl Drop for BlockedGuard {
+    fn drop(&mut self) {
+        self.shard
+            .blocked_clients
+            .set(self.shard.blocked_clients.get().saturating_sub(1));
     }
 }
 
@@ -242,10 +280,15 @@ impl Conn {
                     st.config.timeout,
                 )
             };
-            let Some(n) = self.read_some(timeout).await else {
-                return;
+            let n = if std::mem::take(&mut self.pending_input) {
+                0
+            } else {
+                let Some(n) = self.read_some(timeout).await else {
+                    return;
+                };
+                self.rbuf.extend_from_slice(&self.scratch[..n]);
+                n
             };
-            self.rbuf.extend_from_slice(&self.scratch[..n]);
             self.info.last_ms.set(unix_ms());
             if self.rbuf.len() > qlimit {
                 tracing::warn!(client = %self.info.addr, "closing client that reached max query buffer length");
@@ -271,6 +314,69 @@ impl Conn {
             if self.monitor_rx.is_some() {
                 self.monitor_loop().await;
                 return;
+            }
+        }
+    }
+
+    /// Waits, as a blocked client, for `rx` (served in place), the deadline, or the client
+    /// closing the connection. Commands the client sends meanwhile stay in the query buffer for
+    /// after the unblock, like Redis. Returns the receiver unless it completed.
+    pub async fn wait_blocked(
+        &mut self,
+        mut rx: futures::channel::oneshot::Receiver<crate::shard::blocking::Wake>,
+        deadline: Option<std::time::Instant>,
+    ) -> (
+        crate::commands::blocking_family::BlockOutcome,
+        Option<futures::channel::oneshot::Receiver<crate::shard::blocking::Wake>>,
+    ) {
+        use crate::commands::blocking_family::BlockOutcome;
+        use crate::shard::blocking::Wake;
+        let _blocked = BlockedGuard::new(&self.shard);
+        loop {
+            let timer = std::pin::pin!(until(deadline));
+            let read = std::pin::pin!(self.reader.read(&mut self.scratch[..]));
+            let either = futures::future::select(read, timer);
+            match futures::future::select(&mut rx, either).await {
+                Either::Left((Ok(Wake::Served(b)), _)) => return (BlockOutcome::Reply(b), None),
+                Either::Left((Ok(Wake::Retry), _)) => return (BlockOutcome::Woken, None),
+                Either::Left((Err(_), _)) => return (BlockOutcome::Gone, None),
+                Either::Right((Either::Right(_), _)) => return (BlockOutcome::TimedOut, Some(rx)),
+                Either::Right((Either::Left((res, _)), _)) => match res {
+                    Ok(n) if n > 0 => {
+                        let n = n.min(self.scratch.len());
+                        self.rbuf.extend_from_slice(&self.scratch[..n]);
+                        self.pending_input = true;
+                    }
+                    _ => return (BlockOutcome::Gone, Some(rx)),
+                },
+            }
+        }
+    }
+
+    /// `wait_blocked` for a client whose keys span shards: woken by any of them to retry.
+    pub async fn wait_notified(
+        &mut self,
+        mut rx: futures::channel::mpsc::UnboundedReceiver<()>,
+        deadline: Option<std::time::Instant>,
+    ) -> crate::commands::blocking_family::BlockOutcome {
+        use crate::commands::blocking_family::BlockOutcome;
+        let _blocked = BlockedGuard::new(&self.shard);
+        loop {
+            let timer = std::pin::pin!(until(deadline));
+            let read = std::pin::pin!(self.reader.read(&mut self.scratch[..]));
+            let either = futures::future::select(read, timer);
+            match futures::future::select(rx.next(), either).await {
+                Either::Left((Some(()), _)) => return BlockOutcome::Woken,
+                Either::Left((None, _)) => return BlockOutcome::Gone,
+                Either::Right((Either::Right(_), _)) => return BlockOutcome::TimedOut,
+                Either::Right((Either::Left((res, _)), _)) => match res {
+                    Ok(n) if n > 0 => {
+                        let n = n.min(self.scratch.len());
+                        self.rbuf.extend_from_slice(&self.scratch[..n]);
+                        self.pending_input = true;
+                    }
+                    _ => return BlockOutcome::Gone,
+                },
             }
         }
     }
@@ -454,6 +560,16 @@ impl Conn {
     }
 
     async fn execute(&mut self, spec: &'static CommandSpec, args: Args) {
+        if spec.has(flags::BLOCKING) && self.in_exec.is_none() {
+            self.flush_group().await;
+            let suppress = self.take_suppress();
+            let mark = self.out.len();
+            crate::commands::blocking_family::execute_blocking(self, spec, args).await;
+            if suppress {
+                self.out.truncate(mark);
+            }
+            return;
+        }
         match spec.exec {
             Exec::Conn(f) => {
                 self.flush_group().await;

@@ -89,7 +89,11 @@ pub fn shard_digest(st: &ShardState) -> [u8; 20] {
             buf.extend_from_slice(&(k.len() as u64).to_le_bytes());
             buf.extend_from_slice(k);
             value_bytes(&e.value, &mut buf);
-            buf.extend_from_slice(&e.expire_at.to_le_bytes());
+            // Like Redis, whether a key has a deadline counts, not the deadline itself: two
+            // servers given the same commands a millisecond apart must digest equally.
+            if e.expire_at != 0 {
+                buf.extend_from_slice(b"!!expire!!");
+            }
             let d = sha1_smol::Sha1::from(&buf).digest().bytes();
             for (a, b) in acc.iter_mut().zip(d) {
                 *a ^= b;

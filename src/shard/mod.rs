@@ -5,6 +5,7 @@
 //! shards reach it by sending a message (`ShardMsg`) and awaiting the reply; there are no locks.
 //! Code here must never hold a `RefCell` borrow of the state across an `.await`.
 
+pub mod blocking;
 pub mod db;
 pub mod digest;
 pub mod expiry;
@@ -85,6 +86,11 @@ pub struct ShardState {
     pub rng: SmallRng,
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub active_expire: bool,
+    /// Clients blocked on this shard's keys.
+    pub blocked: blocking::Blocked,
+    /// Set while a unit of several commands runs (EXEC, transactions): blocked clients are
+    /// served after the unit, not between its commands.
+    pub in_unit: bool,
 }
 
 impl ShardState {
@@ -99,6 +105,8 @@ impl ShardState {
             slowlog: VecDeque::new(),
             rng: SmallRng::seed_from_u64(0x7e55_e4a0 ^ id as u64),
             active_expire: true,
+            blocked: Default::default(),
+            in_unit: false,
         }
     }
 
@@ -166,6 +174,8 @@ pub struct Shard {
     pub locks: RefCell<LockTable>,
     /// Pub/sub subscriptions of this shard's connections.
     pub pubsub: RefCell<crate::pubsub::Registry>,
+    /// Connections of this shard currently blocked (INFO blocked_clients).
+    pub blocked_clients: std::cell::Cell<usize>,
     next_tx: std::cell::Cell<u64>,
 }
 
@@ -181,6 +191,7 @@ impl Shard {
             pause: std::cell::Cell::new(None),
             locks: RefCell::new(LockTable::default()),
             pubsub: RefCell::new(Default::default()),
+            blocked_clients: std::cell::Cell::new(0),
             next_tx: std::cell::Cell::new(0),
         })
     }
@@ -359,6 +370,15 @@ pub fn execute_keyed(
         handler(&mut ctx, args, &mut reply);
     }));
     let usec = crate::server::globals::unix_us().saturating_sub(started_us);
+    // Blocked clients wait for writes to their keys.
+    if !st.blocked.is_empty() && spec.has(commands::flags::WRITE) {
+        for p in spec.keys(args) {
+            st.blocked.touched(db, &args[p]);
+        }
+        if !st.in_unit && st.blocked.has_ready() {
+            blocking::serve_ready(st, globals, now_ms);
+        }
+    }
     for (key, before) in watched_before {
         let d = &st.dbs[db];
         let after = d.keys.get(&key[..]).map(|e| (&e.value, e.expire_at));

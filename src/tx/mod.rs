@@ -121,6 +121,7 @@ fn run_here(sh: &Shard, cmds: &[TxCmd], resp3: bool, who: &ClientLabel) -> TxRep
         ends: Vec::with_capacity(cmds.len()),
     };
     let mut st = sh.state.borrow_mut();
+    st.in_unit = true;
     for c in cmds {
         execute_keyed(
             &mut st,
@@ -133,6 +134,10 @@ fn run_here(sh: &Shard, cmds: &[TxCmd], resp3: bool, who: &ClientLabel) -> TxRep
             &mut out.buf,
         );
         out.ends.push(out.buf.len());
+    }
+    st.in_unit = false;
+    if st.blocked.has_ready() {
+        crate::shard::blocking::serve_ready(&mut st, &sh.globals, unix_ms());
     }
     out
 }
@@ -179,6 +184,10 @@ fn write_back(
                     db.remove(&k.key);
                 }
             }
+            st.blocked.touched(k.db as usize, &k.key);
+        }
+        if st.blocked.has_ready() {
+            crate::shard::blocking::serve_ready(&mut st, &sh.globals, now);
         }
     }
     if let Some(tx) = tx {

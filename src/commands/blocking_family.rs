@@ -1,0 +1,503 @@
+//! Blocking pops (Redis's blocking variants in t_list.c / t_zset.c): BLPOP, BRPOP, BLMOVE,
+//! BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP.
+//!
+//! Each command has a table entry whose shard handler is its *non-blocking* behaviour (serve now
+//! or answer as if the timeout expired): that is what runs inside MULTI/EXEC and scripts, as in
+//! Redis. A connection outside a transaction goes through `execute_blocking` instead: try once,
+//! and if there is nothing to serve, register with the keys' shard (`shard::blocking`) and wait
+//! for a reply, the timeout, or the client going away.
+//!
+//! The pops themselves belong to the list and sorted set families; this module only parses the
+//! blocking forms and wires them to the framework.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
+
+use super::args::{self, eq_ic, ERR_SYNTAX};
+use super::list_family::{self, parse_end, PopShape as ListShape};
+use super::zset_family::{self, parse_mpop, PopShape as ZShape};
+use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec};
+use crate::protocol::Reply;
+use crate::server::conn::{Conn, ERR_SHARD_GONE};
+use crate::shard::blocking::{TryServe, Waiter, Wake};
+use crate::shard::router::ShardMsg;
+use crate::shard::Shard;
+use crate::types::list::End;
+
+pub fn specs() -> Vec<CommandSpec> {
+    vec![
+        cmd("blpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), "list", "2.0.0", "O(N) where N is the number of provided keys.", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Exec::Shard(blpop)),
+        cmd("brpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), "list", "2.0.0", "O(N) where N is the number of provided keys.", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Exec::Shard(brpop)),
+        cmd("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, (1, 2, 1), "list", "6.2.0", "O(1)", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", Exec::Shard(blmove)),
+        cmd("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, (1, 2, 1), "list", "2.2.0", "O(1)", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", Exec::Shard(brpoplpush)),
+        cmd("blmpop", -5, WRITE | BLOCKING, (0, 0, 0), "list", "7.0.0", "O(N+M) where N is the number of provided keys and M is the number of elements returned.", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", Exec::Shard(blmpop)).movable_keys(blmpop_keys),
+        cmd("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, (1, -2, 1), "sorted-set", "5.0.0", "O(log(N)) with N being the number of elements in the sorted set.", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", Exec::Shard(bzpopmin)),
+        cmd("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, (1, -2, 1), "sorted-set", "5.0.0", "O(log(N)) with N being the number of elements in the sorted set.", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", Exec::Shard(bzpopmax)),
+        cmd("bzmpop", -5, WRITE | BLOCKING, (0, 0, 0), "sorted-set", "7.0.0", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", Exec::Shard(bzmpop)).movable_keys(blmpop_keys),
+    ]
+}
+
+fn blmpop_keys(a: &[Bytes]) -> Option<Vec<usize>> {
+    numkeys_positions(a, 2, &[])
+}
+
+/// Redis's `getTimeoutFromObjectOrReply` for seconds: a float, converted to milliseconds rounded
+/// up; out-of-range values behave like negative ones (the C conversion overflows). Zero means
+/// forever.
+fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, &'static str> {
+    let Some(secs) = args::parse_f64(arg) else {
+        return Err("ERR timeout is not a float or out of range");
+    };
+    let ms = (secs * 1000.0).ceil();
+    if !(ms.is_finite() && ms < 9.2e18) || ms < 0.0 {
+        return Err("ERR timeout is negative");
+    }
+    Ok(if ms == 0.0 {
+        None
+    } else {
+        Some(Duration::from_millis(ms as u64))
+    })
+}
+
+/// Checks a blocking command's arguments; returns its timeout.
+fn check(a: &[Bytes], name: &str) -> Result<Option<Duration>, &'static str> {
+    match name {
+        "blmpop" | "bzmpop" => {
+            let t = parse_timeout(&a[1])?;
+            if name == "blmpop" {
+                parse_blmpop(a)?;
+            } else {
+                parse_mpop(a, 2)?;
+            }
+            Ok(t)
+        }
+        "blmove" => {
+            let t = parse_timeout(&a[5]);
+            if parse_end(&a[3]).is_none() || parse_end(&a[4]).is_none() {
+                return Err(ERR_SYNTAX);
+            }
+            t
+        }
+        _ => parse_timeout(&a[a.len() - 1]),
+    }
+}
+
+/// BLMPOP's `numkeys key... LEFT|RIGHT [COUNT n]` from position 2.
+fn parse_blmpop(a: &[Bytes]) -> Result<(std::ops::Range<usize>, End, usize), &'static str> {
+    let numkeys = match args::parse_i64(&a[2]) {
+        Some(n) if n >= 1 => n as usize,
+        _ => return Err("ERR numkeys should be greater than 0"),
+    };
+    let where_at = match numkeys.checked_add(3) {
+        Some(i) if i < a.len() => i,
+        _ => return Err(ERR_SYNTAX),
+    };
+    let end = parse_end(&a[where_at]).ok_or(ERR_SYNTAX)?;
+    let mut count = None;
+    let mut j = where_at + 1;
+    while j < a.len() {
+        if count.is_none() && eq_ic(&a[j], "count") && j + 1 < a.len() {
+            match args::parse_i64(&a[j + 1]) {
+                Some(n) if n >= 1 => count = Some(n as usize),
+                _ => return Err("ERR count should be greater than 0"),
+            }
+            j += 2;
+        } else {
+            return Err(ERR_SYNTAX);
+        }
+    }
+    Ok((3..where_at, end, count.unwrap_or(1)))
+}
+
+// --- The pops (serve now or write nothing) ------------------------------------------------------
+
+fn try_bpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, end: End) -> bool {
+    match list_family::first_list_pop(ctx, &a[1..a.len() - 1], end, ListShape::KeyOne, r) {
+        Ok(served) => served,
+        Err(e) => {
+            r.error(e);
+            true
+        }
+    }
+}
+
+fn try_blpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    try_bpop(ctx, a, r, End::Head)
+}
+
+fn try_brpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    try_bpop(ctx, a, r, End::Tail)
+}
+
+fn try_move(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End, r: &mut Reply) -> bool {
+    match list_family::move_reply(ctx, src, dst, from, to, r) {
+        Ok(served) => served,
+        Err(e) => {
+            r.error(e);
+            true
+        }
+    }
+}
+
+fn try_blmove(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    let (Some(from), Some(to)) = (parse_end(&a[3]), parse_end(&a[4])) else {
+        r.error(ERR_SYNTAX);
+        return true;
+    };
+    try_move(ctx, &a[1], &a[2], from, to, r)
+}
+
+fn try_brpoplpush(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    try_move(ctx, &a[1], &a[2], End::Tail, End::Head, r)
+}
+
+fn try_blmpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    let (keys, end, count) = match parse_blmpop(a) {
+        Ok(p) => p,
+        Err(e) => {
+            r.error(e);
+            return true;
+        }
+    };
+    match list_family::mpop_reply(ctx, &a[keys], end, count, r) {
+        Ok(served) => served,
+        Err(e) => {
+            r.error(e);
+            true
+        }
+    }
+}
+
+fn try_bzpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, max: bool) -> bool {
+    zset_family::pop_reply(ctx, &a[1..a.len() - 1], max, 1, ZShape::KeyFlat, r)
+}
+
+fn try_bzpopmin(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    try_bzpop(ctx, a, r, false)
+}
+
+fn try_bzpopmax(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    try_bzpop(ctx, a, r, true)
+}
+
+fn try_bzmpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    let p = match parse_mpop(a, 2) {
+        Ok(p) => p,
+        Err(e) => {
+            r.error(e);
+            return true;
+        }
+    };
+    zset_family::pop_reply(ctx, &a[p.keys], p.max, p.count, ZShape::KeyNested, r)
+}
+
+/// The pop of a blocking command, the type its keys must hold, and its non-blocking "nothing"
+/// reply (inside MULTI/EXEC and scripts).
+fn blocking_kind(name: &str) -> (TryServe, &'static str, bool) {
+    // (serve, wanted type, nothing-reply is a null bulk rather than a null array)
+    match name {
+        "blpop" => (try_blpop, "list", false),
+        "brpop" => (try_brpop, "list", false),
+        "blmove" => (try_blmove, "list", true),
+        "brpoplpush" => (try_brpoplpush, "list", true),
+        "blmpop" => (try_blmpop, "list", false),
+        "bzpopmin" => (try_bzpopmin, "zset", false),
+        "bzpopmax" => (try_bzpopmax, "zset", false),
+        _ => (try_bzmpop, "zset", false),
+    }
+}
+
+/// The non-blocking behaviour shared by the table entries.
+fn nonblocking(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    let name = a[0].to_ascii_lowercase();
+    let name = std::str::from_utf8(&name).unwrap_or("");
+    if let Err(e) = check(a, name) {
+        return r.error(e);
+    }
+    let (serve, _, null_bulk) = blocking_kind(name);
+    if !serve(ctx, a, r) {
+        if null_bulk {
+            r.null();
+        } else {
+            r.null_array();
+        }
+    }
+}
+
+fn blpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    nonblocking(ctx, a, r)
+}
+fn brpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    nonblocking(ctx, a, r)
+}
+fn blmove(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    nonblocking(ctx, a, r)
+}
+fn brpoplpush(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    nonblocking(ctx, a, r)
+}
+fn blmpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    nonblocking(ctx, a, r)
+}
+fn bzpopmin(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    nonblocking(ctx, a, r)
+}
+fn bzpopmax(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    nonblocking(ctx, a, r)
+}
+fn bzmpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    nonblocking(ctx, a, r)
+}
+
+// --- Blocking -----------------------------------------------------------------------------------
+
+/// What a try on the keys' shard produced.
+enum Attempt {
+    Done(BytesMut),
+    Blocked(u64, oneshot::Receiver<Wake>),
+}
+
+/// On the shard owning every key: waits for transaction locks on the keys, then either serves
+/// the command or registers the client as a waiter, in one synchronous step (no wake-up can be
+/// lost in between).
+async fn attempt_here(
+    sh: &Shard,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+    db: usize,
+    resp3: bool,
+    register: bool,
+) -> Attempt {
+    sh.wait_unlocked(db, std::iter::once((spec, &args[..])))
+        .await;
+    let (serve, wants, _) = blocking_kind(spec.name);
+    let mut buf = BytesMut::new();
+    let mut st = sh.state.borrow_mut();
+    let served = {
+        let mut ctx = Ctx {
+            st: &mut st,
+            db,
+            now_ms: crate::server::globals::unix_ms(),
+            globals: &sh.globals,
+        };
+        serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
+    };
+    if served || !register {
+        let stat = &mut st.cmd_stats[spec.index()];
+        stat.calls += 1;
+        // The pop changed keys other waiters may want (BLMOVE's destination).
+        for p in spec.keys(&args) {
+            st.blocked.touched(db, &args[p]);
+        }
+        let now = crate::server::globals::unix_ms();
+        crate::shard::blocking::serve_ready(&mut st, &sh.globals, now);
+        return Attempt::Done(buf);
+    }
+    let keys: Vec<Bytes> = spec.keys(&args).map(|p| args[p].clone()).collect();
+    let (wake, rx) = oneshot::channel();
+    let id = st.blocked.add(Waiter {
+        db,
+        keys,
+        wants,
+        serve: Some((serve, args, resp3)),
+        wake,
+    });
+    Attempt::Blocked(id, rx)
+}
+
+/// Runs a blocking command for a connection outside MULTI/EXEC.
+pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Vec<Bytes>) {
+    let timeout = match check(&args, spec.name) {
+        Ok(t) => t,
+        Err(e) => return c.reply().error(e),
+    };
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let shards: Vec<usize> = {
+        let mut v: Vec<usize> = spec
+            .keys(&args)
+            .map(|p| c.shard.shard_of(&args[p]))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let (db, resp3) = (c.db, c.resp3);
+    if shards.len() <= 1 {
+        let target = shards.first().copied().unwrap_or(c.shard.id);
+        let attempt = if target == c.shard.id {
+            attempt_here(&c.shard, spec, args, db, resp3, true).await
+        } else {
+            let (reply, rx) = oneshot::channel();
+            let task: crate::shard::router::TaskJob = Box::new(move |sh| {
+                Box::pin(async move {
+                    let a = attempt_here(&sh, spec, args, db, resp3, true).await;
+                    let _ = reply.send(match a {
+                        Attempt::Done(b) => Ok(b),
+                        Attempt::Blocked(id, rx) => Err((id, rx)),
+                    });
+                })
+            });
+            if c.shard
+                .router
+                .send(target, ShardMsg::Task(task))
+                .await
+                .is_err()
+            {
+                return c.reply().error(ERR_SHARD_GONE);
+            }
+            match rx.await {
+                Ok(Ok(b)) => Attempt::Done(b),
+                Ok(Err((id, rx))) => Attempt::Blocked(id, rx),
+                Err(_) => return c.reply().error(ERR_SHARD_GONE),
+            }
+        };
+        match attempt {
+            Attempt::Done(b) => c.out.extend_from_slice(&b),
+            Attempt::Blocked(id, rx) => {
+                let outcome = c.wait_blocked(rx, deadline).await;
+                finish_single(c, target, id, outcome).await;
+            }
+        }
+        return;
+    }
+    // Keys on several shards: register everywhere (notify-only), then try the whole command as
+    // a transaction; block until woken, retry.
+    loop {
+        let mut registered: Vec<(usize, u64)> = Vec::new();
+        // Each shard gets its own sender; the first wake wins.
+        let (any_tx, any_rx) = futures::channel::mpsc::unbounded::<()>();
+        for &s in &shards {
+            let keys: Vec<Bytes> = spec
+                .keys(&args)
+                .filter(|&p| c.shard.shard_of(&args[p]) == s)
+                .map(|p| args[p].clone())
+                .collect();
+            let any = any_tx.clone();
+            let (_, wants, _) = blocking_kind(spec.name);
+            let id = c
+                .shard
+                .run_on(s, move |sh| {
+                    let (wake, rx) = oneshot::channel();
+                    let id = sh.state.borrow_mut().blocked.add(Waiter {
+                        db,
+                        keys,
+                        wants,
+                        serve: None,
+                        wake,
+                    });
+                    glommio::spawn_local(async move {
+                        if rx.await.is_ok() {
+                            let _ = any.unbounded_send(());
+                        }
+                    })
+                    .detach();
+                    id
+                })
+                .await;
+            match id {
+                Ok(id) => registered.push((s, id)),
+                Err(_) => return c.reply().error(ERR_SHARD_GONE),
+            }
+        }
+        drop(any_tx);
+        let cmd = crate::tx::TxCmd {
+            spec,
+            args: args.clone(),
+            db,
+        };
+        let shard = c.shard.clone();
+        let label = c.label.clone();
+        let result = crate::tx::run_atomic(&shard, vec![cmd], resp3, &label).await;
+        let nothing: &[u8] = if resp3 { b"_\r\n" } else { b"*-1\r\n" };
+        let null_bulk: &[u8] = if resp3 { b"_\r\n" } else { b"$-1\r\n" };
+        let done = match &result {
+            Ok(r) => r.buf[..] != *nothing && r.buf[..] != *null_bulk,
+            Err(_) => true,
+        };
+        if done {
+            unregister(c, &registered).await;
+            match result {
+                Ok(r) => c.out.extend_from_slice(&r.buf),
+                Err(e) => c.reply().error(e),
+            }
+            return;
+        }
+        let woke = c.wait_notified(any_rx, deadline).await;
+        unregister(c, &registered).await;
+        match woke {
+            BlockOutcome::Woken => continue,
+            BlockOutcome::TimedOut => return c.reply().null_array(),
+            BlockOutcome::Gone => {
+                c.close_after_reply = true;
+                return;
+            }
+            BlockOutcome::Reply(_) => continue,
+        }
+    }
+}
+
+async fn unregister(c: &Conn, registered: &[(usize, u64)]) {
+    for &(s, id) in registered {
+        let _ = c
+            .shard
+            .run_on(s, move |sh| {
+                sh.state.borrow_mut().blocked.remove(id);
+            })
+            .await;
+    }
+}
+
+/// How a blocked wait ended.
+pub enum BlockOutcome {
+    /// Served in place: the reply.
+    Reply(BytesMut),
+    /// Woken to retry (notify-only waiters).
+    Woken,
+    TimedOut,
+    /// The client closed the connection.
+    Gone,
+}
+
+/// After a single-shard wait: on timeout or disconnect the waiter is withdrawn from its shard;
+/// if it was served at that very moment, the served reply still goes out (never lost).
+async fn finish_single(
+    c: &mut Conn,
+    target: usize,
+    id: u64,
+    outcome: (BlockOutcome, Option<oneshot::Receiver<Wake>>),
+) {
+    let (outcome, rx) = outcome;
+    match outcome {
+        BlockOutcome::Reply(b) => c.out.extend_from_slice(&b),
+        BlockOutcome::Woken => c.reply().null_array(),
+        BlockOutcome::TimedOut | BlockOutcome::Gone => {
+            let removed = c
+                .shard
+                .run_on(target, move |sh| {
+                    sh.state.borrow_mut().blocked.remove(id).is_some()
+                })
+                .await
+                .unwrap_or(true);
+            let gone = matches!(outcome, BlockOutcome::Gone);
+            if removed {
+                if gone {
+                    c.close_after_reply = true;
+                } else {
+                    c.reply().null_array();
+                }
+                return;
+            }
+            // Served concurrently: deliver it.
+            if let Some(rx) = rx {
+                if let Ok(Wake::Served(b)) = rx.await {
+                    c.out.extend_from_slice(&b);
+                }
+            }
+            if gone {
+                c.close_after_reply = true;
+            }
+        }
+    }
+}

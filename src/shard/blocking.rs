@@ -1,0 +1,190 @@
+//! Clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN, ...): the per-shard registry and the
+//! serving of waiters when their keys receive data.
+//!
+//! A waiter whose keys all live on this shard is *served in place*: after a command (or a whole
+//! EXEC block, or a transaction's write-back) changes a key someone waits on, the shard runs the
+//! waiter's pop right there, oldest waiter first, before executing anything else, and sends the
+//! reply to the blocked connection. That is Redis's guarantee: a pushed element goes to the
+//! client that has waited longest, and nobody can take it in between.
+//!
+//! A waiter whose keys span shards is *notify-only*: the shard wakes it and forgets it; the
+//! connection retries its command as a multi-shard transaction and blocks again if it lost the
+//! race.
+//!
+//! Nothing here awaits; the registry is touched only on its shard's thread.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
+
+use super::ShardState;
+use crate::commands::Ctx;
+use crate::protocol::Reply;
+use crate::server::globals::Globals;
+
+/// Tries to serve a blocked command on this shard: writes its reply and returns true, or writes
+/// nothing and returns false when there is still nothing to serve.
+pub type TryServe = fn(&mut Ctx, &[Bytes], &mut Reply) -> bool;
+
+/// What a waiter gets when it is woken.
+pub enum Wake {
+    /// Served in place: the reply to send.
+    Served(BytesMut),
+    /// A key it waits on changed: retry.
+    Retry,
+}
+
+pub struct Waiter {
+    pub db: usize,
+    pub keys: Vec<Bytes>,
+    /// The type the keys must hold for the waiter to be served ("list", "zset").
+    pub wants: &'static str,
+    /// None for notify-only waiters.
+    pub serve: Option<(TryServe, Vec<Bytes>, bool)>,
+    pub wake: oneshot::Sender<Wake>,
+}
+
+#[derive(Default)]
+pub struct Blocked {
+    waiters: HashMap<u64, Waiter, ahash::RandomState>,
+    /// FIFO of waiter ids per (db, key).
+    queues: HashMap<(usize, Bytes), VecDeque<u64>, ahash::RandomState>,
+    /// Keys changed since the last serve pass that have waiters.
+    ready: Vec<(usize, Bytes)>,
+    next_id: u64,
+}
+
+impl Blocked {
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    pub fn add(&mut self, w: Waiter) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        for k in &w.keys {
+            let q = self.queues.entry((w.db, k.clone())).or_default();
+            if !q.contains(&id) {
+                q.push_back(id);
+            }
+        }
+        self.waiters.insert(id, w);
+        id
+    }
+
+    /// Removes a waiter (timeout, disconnect); None if it was already woken.
+    pub fn remove(&mut self, id: u64) -> Option<Waiter> {
+        let w = self.waiters.remove(&id)?;
+        for k in &w.keys {
+            let qk = (w.db, k.clone());
+            if let Some(q) = self.queues.get_mut(&qk) {
+                q.retain(|&x| x != id);
+                if q.is_empty() {
+                    self.queues.remove(&qk);
+                }
+            }
+        }
+        Some(w)
+    }
+
+    /// Notes that `key` in `db` changed, if anyone waits on it.
+    #[inline]
+    pub fn touched(&mut self, db: usize, key: &[u8]) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let k = (db, Bytes::copy_from_slice(key));
+        if self.queues.contains_key(&k) && !self.ready.contains(&k) {
+            self.ready.push(k);
+        }
+    }
+
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+}
+
+/// Serves the waiters of every key that changed, oldest first per key, until each key has
+/// nothing more to give. A served waiter's own writes (BLMOVE's destination) can make further
+/// keys ready; they are served in the same pass.
+pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
+    while let Some((db, key)) = st.blocked.ready.pop() {
+        loop {
+            let Some(&id) = st
+                .blocked
+                .queues
+                .get(&(db, key.clone()))
+                .and_then(|q| q.front())
+            else {
+                break;
+            };
+            let notify_only = st
+                .blocked
+                .waiters
+                .get(&id)
+                .is_some_and(|w| w.serve.is_none());
+            if notify_only {
+                if let Some(w) = st.blocked.remove(id) {
+                    let _ = w.wake.send(Wake::Retry);
+                }
+                continue;
+            }
+            // Serve in place only if the key holds what the waiter wants.
+            let wants = st.blocked.waiters.get(&id).map(|w| w.wants);
+            let type_ok = st.dbs[db]
+                .keys
+                .get(&key[..])
+                .is_some_and(|e| Some(e.value.type_name()) == wants);
+            if !type_ok {
+                break;
+            }
+            let Some(w) = st.blocked.remove(id) else {
+                break;
+            };
+            let (try_serve, args, resp3) = w.serve.as_ref().expect("checked above").clone();
+            let mut buf = BytesMut::new();
+            let served = {
+                let mut ctx = Ctx {
+                    st: &mut *st,
+                    db,
+                    now_ms,
+                    globals,
+                };
+                try_serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
+            };
+            if !served {
+                // Nothing after all: it keeps its place at the head of the queue.
+                let keys = w.keys.clone();
+                let wake = w.wake;
+                let id2 = st.blocked.add(Waiter {
+                    db,
+                    keys,
+                    wants: w.wants,
+                    serve: w.serve,
+                    wake,
+                });
+                for k in &st.blocked.waiters[&id2].keys.clone() {
+                    if let Some(q) = st.blocked.queues.get_mut(&(db, k.clone())) {
+                        q.retain(|&x| x != id2);
+                        q.push_front(id2);
+                    }
+                }
+                break;
+            }
+            for k in &w.keys {
+                st.dbs[db].touch(k);
+            }
+            // The pop may have fed another key (BLMOVE's destination).
+            for k in args.iter() {
+                st.blocked.touched(db, k);
+            }
+            let _ = w.wake.send(Wake::Served(buf));
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Blocking pops against redis-server: each scenario runs on redis and on Tessera (1 and 4
+//! shards) with several connections, and the transcripts must be identical. A client is known
+//! to be blocked when INFO reports it (`blocked_clients`), never by sleeping.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+fn compare(name: &str, scenario: fn(u16) -> Vec<String>) {
+    let Some(redis) = start_redis() else {
+        return;
+    };
+    let expected = scenario(redis.port);
+    for shards in [1, 4] {
+        let t = start_tessera(shards, &[]);
+        let got = scenario(t.port);
+        for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
+            assert_eq!(e, g, "{}: step {} differs with {} shards", name, i, shards);
+        }
+        assert_eq!(expected.len(), got.len(), "{}: transcript length", name);
+    }
+}
+
+fn send(c: &mut RawConn, line: &str) {
+    let args = split_cmd(line);
+    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    c.send(&encode(&refs));
+}
+
+fn cmd(c: &mut RawConn, log: &mut Vec<String>, line: &str) {
+    send(c, line);
+    log.push(format!("{} -> {}", line, render_raw(&c.read_reply())));
+}
+
+fn reply(c: &mut RawConn, log: &mut Vec<String>, what: &str) {
+    log.push(format!("{}: {}", what, render_raw(&c.read_reply())));
+}
+
+/// Waits until the server reports `n` blocked clients.
+fn wait_blocked(port: u16, n: usize) {
+    let mut c = RawConn::connect(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = format!("blocked_clients:{}\r\n", n);
+    loop {
+        let info = c.cmd(&[b"INFO", b"clients"]);
+        if String::from_utf8_lossy(&info).contains(&want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {}: never saw {}: {}",
+            port,
+            want.trim(),
+            String::from_utf8_lossy(&info)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn immediate_timeout_and_errors() {
+    compare("immediate_timeout_and_errors", |port| {
+        let mut log = Vec::new();
+        let mut c = RawConn::connect(port);
+        for line in [
+            "RPUSH l a b c",
+            "BLPOP l 0",
+            "BRPOP nokey l 0",
+            "BLPOP nokey 0.01",
+            "BRPOP nokey 0.01",
+            "RPUSH l d",
+            "BLMOVE l dst LEFT RIGHT 0",
+            "BRPOPLPUSH l dst 0",
+            "BLMOVE nokey dst LEFT RIGHT 0.01",
+            "BRPOPLPUSH nokey dst 0.01",
+            "LRANGE dst 0 -1",
+            "RPUSH m 1 2 3 4",
+            "BLMPOP 0 2 nokey m RIGHT COUNT 3",
+            "BLMPOP 0.01 1 nokey LEFT",
+            "ZADD z 1 a 2 b 3 c",
+            "BZPOPMIN z 0",
+            "BZPOPMAX nokey z 0",
+            "BZMPOP 0 2 nokey z MIN COUNT 5",
+            "BZPOPMIN z 0.01",
+            "BZMPOP 0.01 1 z MAX",
+            "BLPOP l x",
+            "BLPOP l -1",
+            "BLPOP l 1e400",
+            "BLMPOP x 1 a LEFT",
+            "BLMPOP 0 0 a LEFT",
+            "BLMPOP 0 1 a UP",
+            "BLMPOP 0 1 a LEFT COUNT 0",
+            "BZMPOP 0 1 a MAX COUNT 0",
+            "BLMOVE a b UP RIGHT 0",
+            "BLPOP l",
+            "SET s str",
+            "BLPOP s 0",
+            "BLPOP nokey s 0",
+            "BZPOPMIN s 0",
+            "RPUSH l2 x",
+            "BLMOVE l2 s LEFT LEFT 0",
+            "LLEN l2",
+            "MULTI",
+            "BLPOP nokey 0",
+            "BLMOVE nokey b LEFT LEFT 0",
+            "BZPOPMIN nokey 0",
+            "BLMPOP 0 1 nokey LEFT",
+            "RPUSH q 1",
+            "BLPOP q 0",
+            "EXEC",
+            "HELLO 3",
+            "BLPOP nokey 0.01",
+            "BLMOVE nokey dst LEFT RIGHT 0.01",
+            "ZADD z3 1 a",
+            "BZPOPMIN z3 0",
+            "BZPOPMIN z3 0.01",
+        ] {
+            if line == "HELLO 3" {
+                send(&mut c, line);
+                c.read_reply();
+                continue;
+            }
+            cmd(&mut c, &mut log, line);
+        }
+        log
+    });
+}
+
+#[test]
+fn served_in_fifo_order_before_the_next_command() {
+    compare("served_in_fifo_order_before_the_next_command", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut b = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        send(&mut a, "BLPOP q 0");
+        wait_blocked(port, 1);
+        send(&mut b, "BRPOP q other 0");
+        wait_blocked(port, 2);
+        // One push of three elements: the oldest waiter gets the head, the next the tail, and
+        // the pusher's own next command sees what is left.
+        cmd(&mut p, &mut log, "LPUSH q x y z");
+        reply(&mut a, &mut log, "a");
+        reply(&mut b, &mut log, "b");
+        cmd(&mut p, &mut log, "LRANGE q 0 -1");
+        // A blocked client's pipelined commands run after it is served.
+        send(&mut a, "BLPOP q2 0");
+        send(&mut a, "SET after-unblock 1");
+        wait_blocked(port, 1);
+        cmd(&mut p, &mut log, "RPUSH q2 v");
+        reply(&mut a, &mut log, "a");
+        reply(&mut a, &mut log, "a");
+        cmd(&mut p, &mut log, "GET after-unblock");
+        // Sorted sets.
+        send(&mut a, "BZPOPMIN zq 0");
+        wait_blocked(port, 1);
+        send(&mut b, "BZMPOP 0 2 zq zq2 MAX COUNT 2");
+        wait_blocked(port, 2);
+        cmd(&mut p, &mut log, "ZADD zq 3 c 1 a 2 b");
+        reply(&mut a, &mut log, "a");
+        reply(&mut b, &mut log, "b");
+        cmd(&mut p, &mut log, "ZCARD zq");
+        // BLMPOP with COUNT.
+        send(&mut a, "BLMPOP 0 2 m1 m2 RIGHT COUNT 2");
+        wait_blocked(port, 1);
+        cmd(&mut p, &mut log, "RPUSH m2 1 2 3");
+        reply(&mut a, &mut log, "a");
+        log
+    });
+}
+
+#[test]
+fn blmove_chains_and_cross_shard_keys() {
+    compare("blmove_chains_and_cross_shard_keys", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut b = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        // a moves from src to dst; b waits on dst: one push feeds both, in order.
+        send(&mut a, "BLMOVE {c}src {c}dst RIGHT LEFT 0");
+        wait_blocked(port, 1);
+        send(&mut b, "BLPOP {c}dst 0");
+        wait_blocked(port, 2);
+        cmd(&mut p, &mut log, "RPUSH {c}src e1");
+        reply(&mut a, &mut log, "a");
+        reply(&mut b, &mut log, "b");
+        cmd(&mut p, &mut log, "EXISTS {c}src {c}dst");
+        // Keys on different shards (untagged): served whichever gets data.
+        send(&mut a, "BLPOP k1 k2 k3 0");
+        wait_blocked(port, 1);
+        cmd(&mut p, &mut log, "RPUSH k3 v3");
+        reply(&mut a, &mut log, "a");
+        send(&mut a, "BRPOPLPUSH from to 0");
+        wait_blocked(port, 1);
+        cmd(&mut p, &mut log, "RPUSH from f1 f2");
+        reply(&mut a, &mut log, "a");
+        cmd(&mut p, &mut log, "LRANGE from 0 -1");
+        cmd(&mut p, &mut log, "LRANGE to 0 -1");
+        // A push inside MULTI/EXEC serves waiters after the whole block.
+        send(&mut a, "BLPOP mq 0");
+        wait_blocked(port, 1);
+        cmd(&mut p, &mut log, "MULTI");
+        cmd(&mut p, &mut log, "RPUSH mq 1 2");
+        cmd(&mut p, &mut log, "LPOP mq");
+        cmd(&mut p, &mut log, "EXEC");
+        reply(&mut a, &mut log, "a");
+        log
+    });
+}
+
+#[test]
+fn disconnect_and_wrong_type_while_blocked() {
+    compare("disconnect_and_wrong_type_while_blocked", |port| {
+        let mut log = Vec::new();
+        let mut p = RawConn::connect(port);
+        {
+            let mut gone = RawConn::connect(port);
+            send(&mut gone, "BLPOP dq 0");
+            wait_blocked(port, 1);
+        }
+        wait_blocked(port, 0);
+        cmd(&mut p, &mut log, "RPUSH dq kept");
+        cmd(&mut p, &mut log, "LRANGE dq 0 -1");
+        // The key becomes a string: the waiter stays blocked, then gets a list.
+        let mut a = RawConn::connect(port);
+        send(&mut a, "BLPOP wt 0");
+        wait_blocked(port, 1);
+        cmd(&mut p, &mut log, "SET wt string");
+        cmd(&mut p, &mut log, "DEL wt");
+        cmd(&mut p, &mut log, "RPUSH wt finally");
+        reply(&mut a, &mut log, "a");
+        // Timeouts answer with a null array in both protocols' shape.
+        cmd(&mut a, &mut log, "BLPOP never 0.05");
+        cmd(&mut a, &mut log, "BZPOPMIN never 0.05");
+        cmd(&mut a, &mut log, "BLMOVE never x LEFT LEFT 0.05");
+        log
+    });
+}
