@@ -87,6 +87,13 @@ fn subscribe_publish_unsubscribe() {
         cmd(&mut publisher, &mut log, "PUBSUB NUMSUB news ch0 ch9");
         cmd(&mut publisher, &mut log, "PUBSUB NUMPAT");
         cmd_sorted(&mut publisher, &mut log, "PUBSUB CHANNELS ch*");
+        // INFO's counts: distinct channels and patterns over the whole server.
+        let info = String::from_utf8_lossy(&publisher.cmd(&[b"INFO", b"stats"])).to_string();
+        for line in info.lines() {
+            if line.starts_with("pubsub_") {
+                log.push(line.to_string());
+            }
+        }
         send(&mut subs[1], "UNSUBSCRIBE news");
         pushed(&mut subs[1], &mut log, 1);
         cmd(&mut publisher, &mut log, "PUBLISH news again");

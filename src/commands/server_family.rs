@@ -410,6 +410,8 @@ struct ShardReport {
     clients: usize,
     blocked_clients: usize,
     expired: u64,
+    /// Channels and patterns with subscribers on this shard.
+    pubsub: (Vec<Bytes>, Vec<Bytes>),
 }
 
 fn human_bytes(n: u64) -> String {
@@ -462,6 +464,7 @@ fn info(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     clients: sh.clients.borrow().clients.len(),
                     blocked_clients: sh.blocked_clients.get(),
                     expired: st.dbs.iter().map(|d| d.expired_keys).sum(),
+                    pubsub: sh.pubsub.borrow().names(),
                 }
             })
             .await;
@@ -502,7 +505,18 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
         sum.evicted_keys += s.evicted_keys;
         sum.cross_shard_batches += s.cross_shard_batches;
         sum.cross_shard_commands += s.cross_shard_commands;
+        sum.tx_multi_shard += s.tx_multi_shard;
+        sum.tx_lock_waits += s.tx_lock_waits;
     }
+    // A channel with subscribers on several shards counts once, like in one Redis.
+    let distinct = |pick: fn(&ShardReport) -> &Vec<Bytes>| {
+        let mut all: Vec<&Bytes> = reports.iter().flat_map(|r| pick(r).iter()).collect();
+        all.sort();
+        all.dedup();
+        all.len()
+    };
+    let pubsub_channels = distinct(|r| &r.pubsub.0);
+    let pubsub_patterns = distinct(|r| &r.pubsub.1);
     let expired: u64 = reports.iter().map(|r| r.expired).sum();
     let section = |out: &mut String, title: &str, body: String| {
         if !out.is_empty() {
@@ -565,7 +579,7 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
     }
     if want("stats", true) {
         let body = format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{}\r\ncross_shard_batches:{}\r\ncross_shard_commands:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{}\r\ncross_shard_batches:{}\r\ncross_shard_commands:{}\r\nmulti_shard_transactions:{}\r\nmulti_shard_lock_waits:{}\r\n",
             sum.total_connections_received,
             sum.total_commands,
             sum.net_input_bytes,
@@ -575,9 +589,13 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
             sum.evicted_keys,
             sum.keyspace_hits,
             sum.keyspace_misses,
+            pubsub_channels,
+            pubsub_patterns,
             sum.total_error_replies,
             sum.cross_shard_batches,
-            sum.cross_shard_commands
+            sum.cross_shard_commands,
+            sum.tx_multi_shard,
+            sum.tx_lock_waits
         );
         section(&mut out, "Stats", body);
     }

@@ -93,6 +93,14 @@ impl Registry {
         self.channels.is_empty() && self.patterns.is_empty() && self.shard_channels.is_empty()
     }
 
+    /// The channels and the patterns with subscribers here (INFO's pubsub counts).
+    pub fn names(&self) -> (Vec<Bytes>, Vec<Bytes>) {
+        let mut patterns: Vec<Bytes> = self.patterns.iter().map(|(p, _)| p.clone()).collect();
+        patterns.sort();
+        patterns.dedup();
+        (self.channels.keys().cloned().collect(), patterns)
+    }
+
     fn map(&mut self, kind: Kind) -> &mut HashMap<Bytes, Vec<Subscriber>, ahash::RandomState> {
         if kind == Kind::Shard {
             &mut self.shard_channels
