@@ -574,6 +574,7 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
             sum.cross_shard_batches,
             sum.cross_shard_commands
         );
+        let body = body + &crate::scripting::info_fields(&c.shard);
         section(&mut out, "Stats", body);
     }
     if want("replication", true) {
