@@ -267,10 +267,20 @@ fn load_into(vm: &Vm, code: &[u8]) -> Result<Vec<lua::RegisteredFunction>, Strin
 }
 
 /// Validates and adds a library (FUNCTION LOAD / RESTORE).
-fn add_library(reg: &mut Registry, code: Bytes, replace: bool) -> Result<String, String> {
+fn add_library(
+    reg: &mut Registry,
+    code: Bytes,
+    replace: bool,
+    restoring: bool,
+) -> Result<String, String> {
     let name = parse_metadata(&code)?;
     if reg.libs.contains_key(&name) && !replace {
-        return Err(format!("ERR Library '{}' already exists", name));
+        // Redis words the collision differently for FUNCTION RESTORE.
+        return Err(if restoring {
+            format!("ERR Library {} already exists", name)
+        } else {
+            format!("ERR Library '{}' already exists", name)
+        });
     }
     let vm = Vm::new(VmKind::Functions)?;
     let registered = load_into(&vm, &code)?;
@@ -487,7 +497,7 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 };
                 let res = {
                     let mut r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
-                    add_library(&mut r, code, replace)
+                    add_library(&mut r, code, replace, false)
                 };
                 match res {
                     Ok(name) => {
@@ -692,7 +702,7 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     };
                     let mut err = None;
                     for code in codes {
-                        if let Err(e) = add_library(&mut next, code, policy == "replace") {
+                        if let Err(e) = add_library(&mut next, code, policy == "replace", true) {
                             err = Some(e);
                             break;
                         }

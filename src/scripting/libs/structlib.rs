@@ -289,9 +289,9 @@ unsafe extern "C-unwind" fn size(l: *mut lua_State) -> c_int {
             let size = optsize(opt, &fmt, &mut i)?;
             pos += gettoalign(pos, &h, opt, size);
             if opt == b's' {
-                return Err(LibErr::Arg(1, "options 's' has no fixed size".into()));
+                return Err(LibErr::Arg(1, "option 's' has no fixed size".into()));
             } else if opt == b'c' && size == 0 {
-                return Err(LibErr::Arg(1, "options 'c0' has no fixed size".into()));
+                return Err(LibErr::Arg(1, "option 'c0' has no fixed size".into()));
             }
             if !opt.is_ascii_alphanumeric() {
                 controloptions(opt, &fmt, &mut i, &mut h)?;
