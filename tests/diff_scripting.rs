@@ -180,7 +180,12 @@ fn errors_and_sandbox() {
         "EVALSHA abc 0",
         "EVALSHA_RO ffffffffffffffffffffffffffffffffffffffff 0",
     ]);
-    d.cmd(&[b"EVAL_RO", b"return redis.call('set',KEYS[1],'b')", b"1", b"a"]);
+    d.cmd(&[
+        b"EVAL_RO",
+        b"return redis.call('set',KEYS[1],'b')",
+        b"1",
+        b"a",
+    ]);
     d.cmd(&[b"EVAL_RO", b"return redis.call('get',KEYS[1])", b"1", b"s"]);
 }
 
@@ -212,7 +217,12 @@ fn script_command() {
     let other = d.open_conn();
     d.use_conn(other);
     d.s("EVALSHA 1d5e3a5b7d7b0a9c37e1f6fcb8c8aa4d8ac0a4c3 0");
-    let sha = eval(&mut d, "return redis.sha1hex('return \\'cached\\'')", &[], &[]);
+    let sha = eval(
+        &mut d,
+        "return redis.sha1hex('return \\'cached\\'')",
+        &[],
+        &[],
+    );
     let sha = resp_parse(&sha).as_bytes().unwrap().to_vec();
     d.cmd(&[b"SCRIPT", b"EXISTS", &sha]);
     d.cmd(&[b"EVALSHA", &sha, b"0"]);
@@ -294,7 +304,8 @@ fn scripts_across_shards() {
     );
     d.s("EXISTS list list2");
     d.section("undeclared keys on other shards");
-    let build = "local n = 0 for i = 1, 20 do n = n + redis.call('INCR', 'counter:' .. i) end return n";
+    let build =
+        "local n = 0 for i = 1, 20 do n = n + redis.call('INCR', 'counter:' .. i) end return n";
     eval(&mut d, build, &[], &[]);
     eval(&mut d, build, &[], &[]);
     d.s("MGET counter:1 counter:7 counter:20");
@@ -316,7 +327,12 @@ fn scripts_across_shards() {
         &[],
         &[],
     );
-    eval(&mut d, "return redis.call('EXISTS', 'a', 'b', 'c', 'nokey')", &[], &[]);
+    eval(
+        &mut d,
+        "return redis.call('EXISTS', 'a', 'b', 'c', 'nokey')",
+        &[],
+        &[],
+    );
     d.section("hash tags keep undeclared keys on the declared key's shard");
     eval(
         &mut d,
@@ -363,17 +379,48 @@ fn functions_and_fcall() {
     };
     f(&mut d, &["FUNCTION", "FLUSH"]);
     f(&mut d, &["FUNCTION", "LOAD", "#!lua name=mylib\nredis.register_function('f1', function(keys, args) return redis.call('get', keys[1]) end)"]);
-    f(&mut d, &["FUNCTION", "LOAD", "#!lua name=mylib\nredis.register_function('f1', function(keys, args) return 1 end)"]);
-    f(&mut d, &["FUNCTION", "LOAD", "#!lua name=lib2\nredis.register_function('f1', function(keys, args) return 1 end)"]);
-    f(&mut d, &["FUNCTION", "LOAD", "#!lua name=lib3\nlocal x = 1"]);
+    f(
+        &mut d,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=mylib\nredis.register_function('f1', function(keys, args) return 1 end)",
+        ],
+    );
+    f(
+        &mut d,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib2\nredis.register_function('f1', function(keys, args) return 1 end)",
+        ],
+    );
+    f(
+        &mut d,
+        &["FUNCTION", "LOAD", "#!lua name=lib3\nlocal x = 1"],
+    );
     f(&mut d, &["FUNCTION", "LOAD", "return 1"]);
     f(&mut d, &["FUNCTION", "LOAD", "#!lua"]);
     f(&mut d, &["FUNCTION", "LOAD", "#!lua name=a b=c\n"]);
     f(&mut d, &["FUNCTION", "LOAD", "#!js name=a\n"]);
-    f(&mut d, &["FUNCTION", "LOAD", "#!lua name=lib4\nredis.register_function('bad name', function() end)"]);
+    f(
+        &mut d,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib4\nredis.register_function('bad name', function() end)",
+        ],
+    );
     f(&mut d, &["FUNCTION", "LOAD", "#!lua name=lib4\nredis.register_function{function_name='ro', callback=function(keys, args) return redis.call('set','x','y') end, flags={'no-writes'}, description='d'}"]);
     f(&mut d, &["FUNCTION", "LOAD", "#!lua name=lib5\nredis.register_function{function_name='x5', callback=function() end, flags={'bad'}}"]);
-    f(&mut d, &["FUNCTION", "LOAD", "#!lua name=lib5\nredis.register_function('x5')"]);
+    f(
+        &mut d,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib5\nredis.register_function('x5')",
+        ],
+    );
     f(&mut d, &["FUNCTION", "LOAD", "#!lua name=lib5\nretur 1"]);
     f(&mut d, &["FUNCTION", "LOAD", "#!lua name=lib5\nx = 1"]);
     // Library order is the server's hash order in Redis: compare sorted.

@@ -347,23 +347,28 @@ pub(super) fn run_function(
         let r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
         r.libs.values().map(|l| l.code.clone()).collect()
     };
-    lua::with_vm(VmKind::Functions, epoch, |vm| build_all(vm, &codes), |vm| {
-        let Some(r) = REFS.with(|m| m.borrow().get(&f.name).copied()) else {
-            Reply::new(out, job.resp3).error("ERR Function not found");
-            return lua::RunEnd::Done;
-        };
-        vm.run(
-            &FnKey::Ref(r),
-            &job.keys,
-            &job.argv,
-            false,
-            &f.name,
-            hook,
-            run,
-            job.resp3,
-            out,
-        )
-    })
+    lua::with_vm(
+        VmKind::Functions,
+        epoch,
+        |vm| build_all(vm, &codes),
+        |vm| {
+            let Some(r) = REFS.with(|m| m.borrow().get(&f.name).copied()) else {
+                Reply::new(out, job.resp3).error("ERR Function not found");
+                return lua::RunEnd::Done;
+            };
+            vm.run(
+                &FnKey::Ref(r),
+                &job.keys,
+                &job.argv,
+                false,
+                &f.name,
+                hook,
+                run,
+                job.resp3,
+                out,
+            )
+        },
+    )
 }
 
 pub fn fcall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
@@ -686,9 +691,9 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     "append".into()
                 };
                 if !matches!(policy.as_str(), "append" | "replace" | "flush") {
-                    return c.reply().error(&format!(
-                        "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
-                    ));
+                    return c.reply().error(
+                        "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+                    );
                 }
                 let Some(codes) = parse_dump(&a[2]) else {
                     return c.reply().error("ERR payload version or checksum are wrong");
@@ -724,9 +729,9 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 }
             }
             "help" => bad_arity(c),
-            _ => c
-                .reply()
-                .error(&crate::commands::unknown_subcommand_error(&a[1], "function")),
+            _ => c.reply().error(&crate::commands::unknown_subcommand_error(
+                &a[1], "function",
+            )),
         }
     })
 }

@@ -185,7 +185,9 @@ pub fn format_number_arg(n: f64) -> String {
 
 /// C's `(long long)` cast of a double on x86-64: out of range and NaN give i64::MIN.
 pub fn lua_number_to_i64(n: f64) -> i64 {
-    if n.is_nan() || n >= 9.223_372_036_854_775_807e18 || n < -9.223_372_036_854_775_808e18 {
+    // 2^63 as f64: the first value past i64::MAX.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if n.is_nan() || !(-LIMIT..LIMIT).contains(&n) {
         i64::MIN
     } else {
         n as i64
@@ -264,7 +266,7 @@ pub unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: usize, push: bool) 
                         let (fmt, s) = if data.len() >= 4 {
                             (&data[..3], &data[4..])
                         } else {
-                            (&data[..], &b""[..])
+                            (data, &b""[..])
                         };
                         ffi::lua_createtable(l, 0, 1);
                         ffi::lua_createtable(l, 0, 2);
@@ -459,8 +461,8 @@ pub unsafe fn write_reply(l: *mut lua_State, r: &mut Reply, script_resp3: bool) 
                 if raw_field(l, -1, c"format") == ffi::LUA_TSTRING {
                     if raw_field(l, -2, c"string") == ffi::LUA_TSTRING {
                         let fmt = to_bytes(l, -2).unwrap_or_default();
-                        let fmt: String = String::from_utf8_lossy(&fmt[..fmt.len().min(3)])
-                            .into_owned();
+                        let fmt: String =
+                            String::from_utf8_lossy(&fmt[..fmt.len().min(3)]).into_owned();
                         let s = to_bytes(l, -1).unwrap_or_default().to_vec();
                         r.verbatim(&fmt, &s);
                         ffi::lua_pop(l, 4);
@@ -545,9 +547,9 @@ unsafe fn collect_args(l: *mut lua_State) -> Result<Vec<bytes::Bytes>, &'static 
                 let s = format_number_arg(ffi::lua_tonumber(l, j));
                 args.push(bytes::Bytes::from(s));
             }
-            ffi::LUA_TSTRING => {
-                args.push(bytes::Bytes::copy_from_slice(to_bytes(l, j).unwrap_or_default()))
-            }
+            ffi::LUA_TSTRING => args.push(bytes::Bytes::copy_from_slice(
+                to_bytes(l, j).unwrap_or_default(),
+            )),
             _ => return Err("Lua redis lib command arguments must be strings or integers"),
         }
     }
@@ -589,7 +591,9 @@ unsafe fn generic_call(l: *mut lua_State, raise_errors: bool) -> c_int {
         let Some(cur) = current() else {
             return finish(
                 l,
-                Raise::Table(b"redis.call/pcall can only be called inside a script invocation".to_vec()),
+                Raise::Table(
+                    b"redis.call/pcall can only be called inside a script invocation".to_vec(),
+                ),
             );
         };
         if cur.aborting.get() {
@@ -693,7 +697,10 @@ unsafe extern "C-unwind" fn redis_status_reply(l: *mut lua_State) -> c_int {
 
 unsafe extern "C-unwind" fn redis_set_repl(l: *mut lua_State) -> c_int {
     if current().is_none() {
-        return raise_table(l, b"redis.set_repl can only be called inside a script invocation");
+        return raise_table(
+            l,
+            b"redis.set_repl can only be called inside a script invocation",
+        );
     }
     if ffi::lua_gettop(l) != 1 {
         return raise_table(l, b"redis.set_repl() requires two arguments.");
@@ -770,7 +777,10 @@ unsafe extern "C-unwind" fn redis_log(l: *mut lua_State) -> c_int {
 
 unsafe extern "C-unwind" fn redis_setresp(l: *mut lua_State) -> c_int {
     let Some(cur) = current() else {
-        return raise_table(l, b"redis.setresp can only be called inside a script invocation");
+        return raise_table(
+            l,
+            b"redis.setresp can only be called inside a script invocation",
+        );
     };
     if ffi::lua_gettop(l) != 1 {
         return raise_table(l, b"redis.setresp() requires one argument.");
@@ -892,7 +902,9 @@ unsafe extern "C-unwind" fn protected_newindex(l: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn nonexistent_global(l: *mut lua_State) -> c_int {
-    let name = to_bytes(l, 2).map(|b| b.to_vec()).unwrap_or_else(|| b"?".to_vec());
+    let name = to_bytes(l, 2)
+        .map(|b| b.to_vec())
+        .unwrap_or_else(|| b"?".to_vec());
     let mut msg = b"Script attempted to access nonexistent global variable '".to_vec();
     msg.extend_from_slice(&name);
     msg.push(b'\'');
@@ -1135,7 +1147,11 @@ impl Vm {
         set_field_fn(l, c"debug", redis_noop);
         set_field_fn(l, c"acl_check_cmd", redis_acl_check_cmd);
         if self.kind == VmKind::Functions {
-            set_field_fn(l, c"register_function", super::functions::lua_register_function);
+            set_field_fn(
+                l,
+                c"register_function",
+                super::functions::lua_register_function,
+            );
         }
         ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"redis".as_ptr());
 
@@ -1243,8 +1259,12 @@ impl Vm {
         let l = self.l;
         // SAFETY: balanced stack operations on the live state.
         unsafe {
-            if ffi::luaL_loadbuffer(l, body.as_ptr() as *const c_char, body.len(), chunk.as_ptr())
-                != 0
+            if ffi::luaL_loadbuffer(
+                l,
+                body.as_ptr() as *const c_char,
+                body.len(),
+                chunk.as_ptr(),
+            ) != 0
             {
                 let msg = to_bytes(l, -1)
                     .map(|b| String::from_utf8_lossy(b).into_owned())
@@ -1504,9 +1524,8 @@ mod tests {
     pub fn eval(src: &str) -> String {
         let vm = Vm::new(VmKind::Eval).unwrap();
         let mut out = BytesMut::new();
-        match vm.compile("f_test", c"@user_script", src.as_bytes()) {
-            Err(e) => return format!("compile: {e}"),
-            Ok(()) => {}
+        if let Err(e) = vm.compile("f_test", c"@user_script", src.as_bytes()) {
+            return format!("compile: {e}");
         }
         vm.run(
             &FnKey::Name("f_test".into()),
@@ -1550,7 +1569,10 @@ mod tests {
             eval("error({err='MY boom'})"),
             "-MY boom script: sha, on @user_script:1.\r\n"
         );
-        assert_eq!(eval("return {pcall(error, {err='E x'})}"), "*2\r\n$-1\r\n$3\r\nE x\r\n");
+        assert_eq!(
+            eval("return {pcall(error, {err='E x'})}"),
+            "*2\r\n$-1\r\n$3\r\nE x\r\n"
+        );
         assert_eq!(eval("return 1e20"), ":-9223372036854775808\r\n");
     }
 
@@ -1559,6 +1581,9 @@ mod tests {
         RAND.with(|r| r.set(0x1234_ABCD_330E));
         assert_eq!(eval("return math.random(100)"), ":40\r\n");
         assert_eq!(eval("return math.random(100)"), ":85\r\n");
-        assert_eq!(eval("math.randomseed(5) return math.random(1000)"), ":525\r\n");
+        assert_eq!(
+            eval("math.randomseed(5) return math.random(1000)"),
+            ":525\r\n"
+        );
     }
 }

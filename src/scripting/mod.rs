@@ -35,6 +35,7 @@
 //!    no other script or transaction runs, and a shard's mesh receiver runs jobs without ever
 //!    waiting on another shard. Keys whose hash tag puts them on a declared key's shard never
 //!    escalate.
+//!
 //! Scripts inside MULTI run in global mode under the EXEC block's locks.
 //!
 //! ## Busy scripts
@@ -44,10 +45,15 @@
 //!   (SCRIPT KILL / FUNCTION KILL work from there);
 //! - clients connected to the shard running the script cannot be served at all until it ends:
 //!   that thread is inside the script (Redis would serve them between hook calls).
+//!
 //! SCRIPT KILL / FUNCTION KILL stop a script that has not written (else `UNKILLABLE`).
 //!
 //! This module never holds a shard-state borrow across an `.await`, and it never blocks a
 //! thread except in global mode as described above.
+
+// Every `unsafe fn` below `lua` and `libs` has one contract: it is called with a live Lua
+// state owned by this thread (a `lua::Vm`), from Lua or from code that keeps its stack balanced.
+#![allow(clippy::missing_safety_doc)]
 
 pub mod functions;
 pub mod libs;
@@ -162,7 +168,9 @@ impl Shared {
 
     fn insert(&self, e: ScriptEntry) -> Arc<ScriptEntry> {
         let mut m = self.scripts.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(e.sha.clone()).or_insert_with(|| Arc::new(e)).clone()
+        m.entry(e.sha.clone())
+            .or_insert_with(|| Arc::new(e))
+            .clone()
     }
 
     pub fn script_count(&self) -> usize {
@@ -247,9 +255,12 @@ fn load_script(sh: &Shard, body: Bytes) -> Result<Arc<ScriptEntry>, String> {
     let epoch = shared.epoch.load(Ordering::Acquire);
     let name = format!("f_{}", sha);
     let src = lua_source(&body);
-    lua::with_vm(VmKind::Eval, epoch, |_| Ok(()), |vm| {
-        vm.compile(&name, c"@user_script", &src)
-    })
+    lua::with_vm(
+        VmKind::Eval,
+        epoch,
+        |_| Ok(()),
+        |vm| vm.compile(&name, c"@user_script", &src),
+    )
     .map_err(|e| format!("ERR {}", e))?
     .map_err(|e| format!("ERR Error compiling script (new function): {}", e))?;
     Ok(shared.insert(ScriptEntry {
@@ -276,14 +287,100 @@ pub fn specs() -> Vec<CommandSpec> {
     let g = "scripting";
     let eval_flags = NOSCRIPT | STALE | SKIP_MONITOR;
     vec![
-        cmd("eval", -3, eval_flags, NO_KEYS, g, "2.6.0", "Depends on the script that is executed.", "Execute a Lua script server side", Exec::Conn(eval)).movable_keys(eval_keys),
-        cmd("evalsha", -3, eval_flags, NO_KEYS, g, "2.6.0", "Depends on the script that is executed.", "Execute a Lua script server side", Exec::Conn(evalsha)).movable_keys(eval_keys),
-        cmd("eval_ro", -3, READONLY | eval_flags, NO_KEYS, g, "7.0.0", "Depends on the script that is executed.", "Execute a read-only Lua script server side", Exec::Conn(eval_ro)).movable_keys(eval_keys),
-        cmd("evalsha_ro", -3, READONLY | eval_flags, NO_KEYS, g, "7.0.0", "Depends on the script that is executed.", "Execute a read-only Lua script server side", Exec::Conn(evalsha_ro)).movable_keys(eval_keys),
-        cmd("fcall", -3, eval_flags, NO_KEYS, g, "7.0.0", "Depends on the function that is executed.", "Invoke a function", Exec::Conn(functions::fcall)).movable_keys(eval_keys),
-        cmd("fcall_ro", -3, READONLY | eval_flags, NO_KEYS, g, "7.0.0", "Depends on the function that is executed.", "Invoke a read-only function", Exec::Conn(functions::fcall_ro)).movable_keys(eval_keys),
-        cmd("script", -2, NOSCRIPT | ALLOW_BUSY, NO_KEYS, g, "2.6.0", "Depends on subcommand.", "A container for Lua scripts management commands", Exec::Conn(script)),
-        cmd("function", -2, NOSCRIPT | ALLOW_BUSY, NO_KEYS, g, "7.0.0", "Depends on subcommand.", "A container for function commands", Exec::Conn(functions::function)),
+        cmd(
+            "eval",
+            -3,
+            eval_flags,
+            NO_KEYS,
+            g,
+            "2.6.0",
+            "Depends on the script that is executed.",
+            "Execute a Lua script server side",
+            Exec::Conn(eval),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "evalsha",
+            -3,
+            eval_flags,
+            NO_KEYS,
+            g,
+            "2.6.0",
+            "Depends on the script that is executed.",
+            "Execute a Lua script server side",
+            Exec::Conn(evalsha),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "eval_ro",
+            -3,
+            READONLY | eval_flags,
+            NO_KEYS,
+            g,
+            "7.0.0",
+            "Depends on the script that is executed.",
+            "Execute a read-only Lua script server side",
+            Exec::Conn(eval_ro),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "evalsha_ro",
+            -3,
+            READONLY | eval_flags,
+            NO_KEYS,
+            g,
+            "7.0.0",
+            "Depends on the script that is executed.",
+            "Execute a read-only Lua script server side",
+            Exec::Conn(evalsha_ro),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "fcall",
+            -3,
+            eval_flags,
+            NO_KEYS,
+            g,
+            "7.0.0",
+            "Depends on the function that is executed.",
+            "Invoke a function",
+            Exec::Conn(functions::fcall),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "fcall_ro",
+            -3,
+            READONLY | eval_flags,
+            NO_KEYS,
+            g,
+            "7.0.0",
+            "Depends on the function that is executed.",
+            "Invoke a read-only function",
+            Exec::Conn(functions::fcall_ro),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "script",
+            -2,
+            NOSCRIPT | ALLOW_BUSY,
+            NO_KEYS,
+            g,
+            "2.6.0",
+            "Depends on subcommand.",
+            "A container for Lua scripts management commands",
+            Exec::Conn(script),
+        ),
+        cmd(
+            "function",
+            -2,
+            NOSCRIPT | ALLOW_BUSY,
+            NO_KEYS,
+            g,
+            "7.0.0",
+            "Depends on subcommand.",
+            "A container for function commands",
+            Exec::Conn(functions::function),
+        ),
     ]
 }
 
@@ -405,7 +502,8 @@ pub async fn run_job(c: &mut Conn, job: Job, global_flag: &AtomicBool) -> BytesM
             .collect();
         let j = job.clone();
         let res = crate::tx::run_atomic_body(&shard, keys, true, move |owner, bk| {
-            let mut run = ScriptRun::new(owner, &j, false, bk.imported.clone(), bk.held_here.clone());
+            let mut run =
+                ScriptRun::new(owner, &j, false, bk.imported.clone(), bk.held_here.clone());
             let out = run.execute(&j);
             let write_back = !run.escalate && run.wrote;
             (out, write_back)
@@ -534,28 +632,33 @@ impl<'a> ScriptRun<'a> {
                 let epoch = shared.epoch.load(Ordering::Acquire);
                 let name = format!("f_{}", entry.sha);
                 let src = lua_source(&entry.body);
-                lua::with_vm(VmKind::Eval, epoch, |_| Ok(()), |vm| {
-                    if !vm.has(&name) {
-                        if let Err(e) = vm.compile(&name, c"@user_script", &src) {
-                            Reply::new(&mut out, job.resp3).error(&format!(
-                                "ERR Error compiling script (new function): {}",
-                                e
-                            ));
-                            return RunEnd::Done;
+                lua::with_vm(
+                    VmKind::Eval,
+                    epoch,
+                    |_| Ok(()),
+                    |vm| {
+                        if !vm.has(&name) {
+                            if let Err(e) = vm.compile(&name, c"@user_script", &src) {
+                                Reply::new(&mut out, job.resp3).error(&format!(
+                                    "ERR Error compiling script (new function): {}",
+                                    e
+                                ));
+                                return RunEnd::Done;
+                            }
                         }
-                    }
-                    vm.run(
-                        &FnKey::Name(name.clone()),
-                        &job.keys,
-                        &job.argv,
-                        true,
-                        &label,
-                        hook,
-                        self,
-                        job.resp3,
-                        &mut out,
-                    )
-                })
+                        vm.run(
+                            &FnKey::Name(name.clone()),
+                            &job.keys,
+                            &job.argv,
+                            true,
+                            &label,
+                            hook,
+                            self,
+                            job.resp3,
+                            &mut out,
+                        )
+                    },
+                )
             }
             Target::Function(f) => functions::run_function(self, f, job, hook, &mut out),
         };
@@ -699,7 +802,8 @@ impl<'a> ScriptRun<'a> {
         let now = crate::server::globals::unix_ms();
         for (o, ks) in &by_owner {
             let ks2 = ks.clone();
-            let Ok(entries) = block_on_shard(self.sh, *o, move |owner| crate::tx::fetch(owner, &ks2))
+            let Ok(entries) =
+                block_on_shard(self.sh, *o, move |owner| crate::tx::fetch(owner, &ks2))
             else {
                 return shard_gone(resp3);
             };
@@ -726,12 +830,24 @@ impl<'a> ScriptRun<'a> {
     }
 
     /// Connection-level commands scripts may call.
-    fn exec_conn_command(&mut self, spec: &'static CommandSpec, args: &[Bytes], resp3: bool) -> CallResult {
+    fn exec_conn_command(
+        &mut self,
+        spec: &'static CommandSpec,
+        args: &[Bytes],
+        resp3: bool,
+    ) -> CallResult {
         let name = spec.name;
         let mut buf = BytesMut::new();
         let needs_all = matches!(
             name,
-            "dbsize" | "keys" | "randomkey" | "flushdb" | "flushall" | "publish" | "spublish" | "scan"
+            "dbsize"
+                | "keys"
+                | "randomkey"
+                | "flushdb"
+                | "flushall"
+                | "publish"
+                | "spublish"
+                | "scan"
         );
         if needs_all && !self.global && self.sh.nshards() > 1 {
             return self.abort();
@@ -752,7 +868,10 @@ impl<'a> ScriptRun<'a> {
                 }
             }
             "dbsize" => {
-                let n: usize = self.on_all(move |sh| sh.state.borrow().dbs[db].len()).into_iter().sum();
+                let n: usize = self
+                    .on_all(move |sh| sh.state.borrow().dbs[db].len())
+                    .into_iter()
+                    .sum();
                 Reply::new(&mut buf, resp3).int(n as i64);
             }
             "keys" => {
@@ -819,14 +938,19 @@ impl<'a> ScriptRun<'a> {
                     .sum();
                 Reply::new(&mut buf, resp3).int(n);
             }
-            _ => return CallResult::Refused("This Redis command is not allowed from script".into()),
+            _ => {
+                return CallResult::Refused("This Redis command is not allowed from script".into())
+            }
         }
         CallResult::Reply(buf)
     }
 
     /// Runs `f` on every shard (this one inline, others as jobs this thread waits for). Only in
     /// global mode or with one shard.
-    fn on_all<R: Send + 'static>(&self, f: impl Fn(&Shard) -> R + Send + Clone + 'static) -> Vec<R> {
+    fn on_all<R: Send + 'static>(
+        &self,
+        f: impl Fn(&Shard) -> R + Send + Clone + 'static,
+    ) -> Vec<R> {
         (0..self.sh.nshards())
             .filter_map(|s| block_on_shard(self.sh, s, f.clone()).ok())
             .collect()
@@ -999,9 +1123,12 @@ fn script(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             ok
         };
         match sub.as_str() {
-            "help" if argc == 2 => {
-                crate::commands::reply_help_ending(&mut c.reply(), "script", SCRIPT_HELP, "    Prints this help.")
-            }
+            "help" if argc == 2 => crate::commands::reply_help_ending(
+                &mut c.reply(),
+                "script",
+                SCRIPT_HELP,
+                "    Prints this help.",
+            ),
             "load" => {
                 if check(c, arity(3)) {
                     let shard = c.shard.clone();
@@ -1031,8 +1158,8 @@ fn script(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             }
             "flush" => {
                 if check(c, arity(-2)) {
-                    let ok = argc == 2
-                        || argc == 3 && (eq_ic(&a[2], "sync") || eq_ic(&a[2], "async"));
+                    let ok =
+                        argc == 2 || argc == 3 && (eq_ic(&a[2], "sync") || eq_ic(&a[2], "async"));
                     if !ok {
                         return c
                             .reply()
@@ -1052,7 +1179,8 @@ fn script(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     if eq_ic(&a[2], "no") {
                         c.reply().ok()
                     } else if eq_ic(&a[2], "yes") || eq_ic(&a[2], "sync") {
-                        c.reply().error("ERR SCRIPT DEBUG is not supported by Tessera")
+                        c.reply()
+                            .error("ERR SCRIPT DEBUG is not supported by Tessera")
                     } else {
                         c.reply().error("ERR Use SCRIPT DEBUG YES/SYNC/NO")
                     }
@@ -1073,7 +1201,10 @@ fn script(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 pub async fn kill(c: &mut Conn, eval: bool) {
     let shared = &c.shard.globals.scripting;
     loop {
-        let running = shared.slots.iter().any(|s| s.running.load(Ordering::Acquire));
+        let running = shared
+            .slots
+            .iter()
+            .any(|s| s.running.load(Ordering::Acquire));
         if !running {
             return c
                 .reply()

@@ -58,9 +58,7 @@ fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
             b'\t' => out.extend_from_slice(b"\\t"),
             8 => out.extend_from_slice(b"\\b"),
             12 => out.extend_from_slice(b"\\f"),
-            c if c < 0x20 || c == 0x7f => {
-                out.extend_from_slice(format!("\\u{:04x}", c).as_bytes())
-            }
+            c if c < 0x20 || c == 0x7f => out.extend_from_slice(format!("\\u{:04x}", c).as_bytes()),
             c => out.push(c),
         }
     }
@@ -314,9 +312,7 @@ impl Parser<'_> {
         let rest = &self.s[self.p..];
         // JSON forbids a leading zero followed by digits; cjson accepts it like strtod would.
         let mut end = 0;
-        let is_hex = rest.len() > 2
-            && rest[0] == b'0'
-            && (rest[1] == b'x' || rest[1] == b'X')
+        let is_hex = rest.len() > 2 && rest[0] == b'0' && (rest[1] == b'x' || rest[1] == b'X')
             || rest.len() > 3
                 && rest[0] == b'-'
                 && rest[1] == b'0'
@@ -337,7 +333,11 @@ impl Parser<'_> {
             self.p += end;
             return Tok::Num;
         }
-        let lower: Vec<u8> = rest.iter().take(9).map(|c| c.to_ascii_lowercase()).collect();
+        let lower: Vec<u8> = rest
+            .iter()
+            .take(9)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
         for (word, val) in [
             (&b"-infinity"[..], f64::NEG_INFINITY),
             (b"infinity", f64::INFINITY),

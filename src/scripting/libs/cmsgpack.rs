@@ -193,10 +193,7 @@ impl Cur<'_> {
         Ok(s)
     }
     fn be(&mut self, n: usize) -> Result<u64, DecErr> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .fold(0u64, |a, &b| (a << 8) | b as u64))
+        Ok(self.take(n)?.iter().fold(0u64, |a, &b| (a << 8) | b as u64))
     }
 }
 

@@ -80,7 +80,10 @@ fn controloptions(opt: u8, fmt: &[u8], i: &mut usize, h: &mut Header) -> Result<
         b'!' => {
             let a = getnum(fmt, i, MAXALIGN)?;
             if a & a.wrapping_sub(1) != 0 {
-                return Err(LibErr::Where(format!("alignment {} is not a power of 2", a)));
+                return Err(LibErr::Where(format!(
+                    "alignment {} is not a power of 2",
+                    a
+                )));
             }
             h.align = a;
             Ok(())
