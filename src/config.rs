@@ -162,6 +162,8 @@ pub struct Config {
     /// Microseconds; -1 disables the slow log, 0 logs everything.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
+    /// `busy-reply-threshold` (alias `lua-time-limit`), milliseconds; 0 disables the check.
+    pub busy_reply_threshold: u64,
     pub enable_debug_command: DebugCommandPolicy,
     /// Number of shards (threads); 0 means one per online CPU.
     pub shards: usize,
@@ -570,8 +572,8 @@ static DIRECTIVES: &[Directive] = &[
     row("aof-load-truncated", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
     row("aof-use-rdb-preamble", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
     // --- Scripting ---------------------------------------------------------
-    row("busy-reply-threshold", &["lua-time-limit"], int(0, LONG_MAX), "5000", Mutable, false,
-        Field::Extra),
+    row("busy-reply-threshold", &["lua-time-limit"], int(0, LONG_MAX), "5000", Mutable, true,
+        num!(busy_reply_threshold: u64)),
     // --- Slow log, latency, notifications ----------------------------------
     row("slowlog-log-slower-than", &[], int(-1, LONG_MAX), "10000", Mutable, true,
         num!(slowlog_log_slower_than: i64)),
@@ -1487,6 +1489,7 @@ impl Default for Config {
             client_query_buffer_limit: 0,
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
+            busy_reply_threshold: 0,
             enable_debug_command: DebugCommandPolicy::No,
             shards: 0,
             io_memory: 0,
@@ -1536,6 +1539,7 @@ impl std::fmt::Debug for Config {
             .field("client_query_buffer_limit", &self.client_query_buffer_limit)
             .field("slowlog_log_slower_than", &self.slowlog_log_slower_than)
             .field("slowlog_max_len", &self.slowlog_max_len)
+            .field("busy_reply_threshold", &self.busy_reply_threshold)
             .field("enable_debug_command", &self.enable_debug_command)
             .field("shards", &self.shards)
             .field("io_memory", &self.io_memory)
@@ -2944,7 +2948,7 @@ mod tests {
     fn implemented_lookup() {
         assert_eq!(is_implemented("port"), Some(true));
         assert_eq!(is_implemented("APPENDONLY"), Some(false));
-        assert_eq!(is_implemented("lua-time-limit"), Some(false));
+        assert_eq!(is_implemented("lua-time-limit"), Some(true));
         assert_eq!(is_implemented("nope"), None);
     }
 

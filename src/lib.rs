@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod protocol;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod shard;
 pub mod tx;

@@ -346,4 +346,210 @@ fn blocking_consumers_get_every_element_exactly_once() {
     all.sort_unstable();
     let expected: Vec<i64> = (0..2 * per_producer as i64).collect();
     assert_eq!(all, expected, "items lost or duplicated");
+/// A Lua transfer between two accounts: `declared` passes the accounts as KEYS, otherwise the
+/// script builds the key names itself (escalation to global mode).
+fn lua_transfer(c: &mut RawConn, from: &str, to: &str, declared: bool) -> Vec<u8> {
+    if declared {
+        let s = "local v = tonumber(redis.call('GET', KEYS[1])) \
+                 redis.call('SET', KEYS[1], v - 7) \
+                 return redis.call('INCRBY', KEYS[2], 7)";
+        c.cmd(&[b"EVAL", s.as_bytes(), b"2", from.as_bytes(), to.as_bytes()])
+    } else {
+        let s = "local v = tonumber(redis.call('GET', ARGV[1])) \
+                 redis.call('SET', ARGV[1], v - 7) \
+                 return redis.call('INCRBY', ARGV[2], 7)";
+        c.cmd(&[b"EVAL", s.as_bytes(), b"0", from.as_bytes(), to.as_bytes()])
+    }
+}
+
+fn lua_transfers_keep_the_total(declared: bool) {
+    let server = start_tessera(4, &[]);
+    let keys = spread_keys(4);
+    let port = server.port;
+    let mut c = server.conn();
+    for k in &keys {
+        assert_eq!(c.cmd(&[b"SET", k.as_bytes(), b"1000"]), b"+OK\r\n");
+    }
+    let movers: Vec<_> = (0..2)
+        .map(|w| {
+            let keys = keys.clone();
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                for i in 0..400 {
+                    let from = &keys[(i + w) % keys.len()];
+                    let to = &keys[(i * 3 + 1 + w) % keys.len()];
+                    if from == to {
+                        continue;
+                    }
+                    let r = lua_transfer(&mut c, from, to, declared);
+                    assert!(r.starts_with(b":"), "transfer failed: {:?}", r);
+                }
+            })
+        })
+        .collect();
+    let checker = {
+        let keys = keys.clone();
+        thread::spawn(move || {
+            let mut c = RawConn::connect(port);
+            let script = "local t = 0 for i = 0, 3 do t = t + tonumber(redis.call('GET', 'acct:' .. i)) end return t";
+            for i in 0..600 {
+                if i % 2 == 0 {
+                    let mut args: Vec<&[u8]> = vec![b"MGET"];
+                    args.extend(keys.iter().map(|k| k.as_bytes()));
+                    let total: i64 = ints(&c.cmd(&args)).into_iter().map(|v| v.unwrap()).sum();
+                    assert_eq!(total, 4000, "MGET saw a transfer half done");
+                } else {
+                    let r = c.cmd(&[b"EVAL", script.as_bytes(), b"0"]);
+                    assert_eq!(r, b":4000\r\n", "a script saw a transfer half done");
+                }
+            }
+        })
+    };
+    for m in movers {
+        m.join().unwrap();
+    }
+    checker.join().unwrap();
+    let mut args: Vec<&[u8]> = vec![b"MGET"];
+    args.extend(keys.iter().map(|k| k.as_bytes()));
+    let total: i64 = ints(&c.cmd(&args)).into_iter().map(|v| v.unwrap()).sum();
+    assert_eq!(total, 4000);
+}
+
+#[test]
+fn lua_transfers_with_declared_keys_keep_the_total() {
+    lua_transfers_keep_the_total(true);
+}
+
+#[test]
+fn lua_transfers_with_undeclared_keys_keep_the_total() {
+    lua_transfers_keep_the_total(false);
+}
+
+#[test]
+fn rate_limiter_and_lock_release_scripts_under_concurrency() {
+    // The fixed-window rate limiter and the "release the lock only if we own it" script that
+    // client libraries ship, hammered by several clients: the limiter must admit exactly
+    // `limit` requests per window, and only the owner may release a lock.
+    let server = start_tessera(4, &[]);
+    let port = server.port;
+    let limiter = "local current = redis.call('INCR', KEYS[1]) \
+                   if current == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+                   if current > tonumber(ARGV[1]) then return 0 end return 1";
+    let admitted: i64 = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut n = 0;
+                for _ in 0..100 {
+                    let r = c.cmd(&[
+                        b"EVAL",
+                        limiter.as_bytes(),
+                        b"1",
+                        b"rl:window",
+                        b"150",
+                        b"100000",
+                    ]);
+                    if r == b":1\r\n" {
+                        n += 1;
+                    } else {
+                        assert_eq!(r, b":0\r\n");
+                    }
+                }
+                n
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum();
+    assert_eq!(
+        admitted, 150,
+        "the limiter admitted a wrong number of requests"
+    );
+
+    let release = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+    let handles: Vec<_> = (0..3)
+        .map(|w| {
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let me = format!("owner{}", w);
+                let mut held = 0;
+                for round in 0..150 {
+                    let lock = format!("lock:{}", round % 5);
+                    let r = c.cmd(&[
+                        b"SET",
+                        lock.as_bytes(),
+                        me.as_bytes(),
+                        b"NX",
+                        b"PX",
+                        b"10000",
+                    ]);
+                    if r == b"+OK\r\n" {
+                        held += 1;
+                        // Someone else's release must not free our lock.
+                        let other = format!("owner{}", (w + 1) % 3);
+                        let r = c.cmd(&[
+                            b"EVAL",
+                            release.as_bytes(),
+                            b"1",
+                            lock.as_bytes(),
+                            other.as_bytes(),
+                        ]);
+                        assert_eq!(r, b":0\r\n");
+                        let r = c.cmd(&[
+                            b"EVAL",
+                            release.as_bytes(),
+                            b"1",
+                            lock.as_bytes(),
+                            me.as_bytes(),
+                        ]);
+                        assert_eq!(r, b":1\r\n", "the owner could not release its lock");
+                    }
+                }
+                held
+            })
+        })
+        .collect();
+    let held: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(held > 0);
+}
+
+#[test]
+fn busy_script_gets_busy_replies_elsewhere_and_script_kill_stops_it() {
+    let server = start_tessera(2, &["--busy-reply-threshold", "100"]);
+    let port = server.port;
+    // New connections land on either shard; one on the busy shard just waits, one on the
+    // other shard must get BUSY and can kill the script.
+    let runner = thread::spawn(move || {
+        let mut c = RawConn::connect(port);
+        c.cmd(&[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"])
+    });
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let mut saw_busy = false;
+    let mut killed = false;
+    for _ in 0..8 {
+        let mut c = RawConn::connect(port);
+        c.send(&encode(&[b"GET", b"x"]));
+        match c.try_read_reply_timeout(std::time::Duration::from_millis(300)) {
+            Ok(r) => {
+                assert!(
+                    r.starts_with(b"-BUSY Redis is busy running a script."),
+                    "{:?}",
+                    r
+                );
+                saw_busy = true;
+                assert_eq!(c.cmd(&[b"SCRIPT", b"KILL"]), b"+OK\r\n");
+                killed = true;
+                break;
+            }
+            Err(_) => continue,
+        }
+    }
+    assert!(saw_busy && killed, "no client on another shard saw BUSY");
+    let r = runner.join().unwrap();
+    assert!(
+        r.starts_with(b"-ERR Script killed by user with SCRIPT KILL..."),
+        "{:?}",
+        String::from_utf8_lossy(&r)
+    );
 }

@@ -285,6 +285,7 @@ fn build() -> Table {
     specs.extend(crate::pubsub::specs());
     specs.extend(set_family::specs());
     specs.extend(zset_family::specs());
+    specs.extend(crate::scripting::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

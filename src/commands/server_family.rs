@@ -597,6 +597,7 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
             sum.tx_multi_shard,
             sum.tx_lock_waits
         );
+        let body = body + &crate::scripting::info_fields(&c.shard);
         section(&mut out, "Stats", body);
     }
     if want("replication", true) {

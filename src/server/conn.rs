@@ -516,6 +516,13 @@ impl Conn {
                 .reject(b"NOAUTH Authentication required.", Some(spec))
                 .await;
         }
+        if !spec.has(flags::ALLOW_BUSY) {
+            // A script past busy-reply-threshold on another shard (this shard's own clients
+            // cannot be served while it runs one).
+            if let Some(e) = self.shard.globals.scripting.busy_error() {
+                return self.reject(e.as_bytes(), Some(spec)).await;
+            }
+        }
         if self.subscribed() && !self.resp3 {
             if !crate::pubsub::allowed_while_subscribed(spec.name) {
                 let msg = format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", spec.name);

@@ -22,6 +22,9 @@ pub struct Globals {
     pub lastsave: AtomicU64,
     /// Bit `i` set: shard `i` has pub/sub subscribers (PUBLISH visits only those shards).
     pub pubsub_shards: AtomicU64,
+    /// Process-wide scripting state (script cache, function libraries, busy scripts); see
+    /// `crate::scripting` for why it is shared rather than per shard.
+    pub scripting: crate::scripting::Shared,
 }
 
 impl Globals {
@@ -53,6 +56,7 @@ impl Globals {
             connected_clients: AtomicUsize::new(0),
             lastsave: AtomicU64::new(start_ms / 1000),
             pubsub_shards: AtomicU64::new(0),
+            scripting: crate::scripting::Shared::new(nshards),
         }
     }
 

@@ -86,6 +86,22 @@ impl Router {
         }
     }
 
+    /// Sends without waiting: `Err(Some(msg))` hands the message back when the channel is full,
+    /// `Err(None)` means the target is gone. For callers that must not yield (a script in global
+    /// mode parks its thread instead, see `crate::scripting`).
+    pub fn try_send(&self, to: usize, msg: ShardMsg) -> Result<(), Option<ShardMsg>> {
+        let Some(s) = &self.senders else {
+            return Err(None);
+        };
+        match s.try_send_to(to, msg) {
+            Ok(()) => Ok(()),
+            Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(m))) => {
+                Err(Some(m))
+            }
+            Err(_) => Err(None),
+        }
+    }
+
     /// Sends a batch and returns the receiver for its replies.
     pub async fn send_batch(
         &self,

@@ -79,7 +79,7 @@ impl TxReplies {
 
 /// The (db, key) pairs a command names, with the database each lives in: the command's own,
 /// except COPY's destination with a DB option.
-fn command_keys(cmd: &TxCmd, databases: usize, mut f: impl FnMut(LockKey)) {
+pub(crate) fn command_keys(cmd: &TxCmd, databases: usize, mut f: impl FnMut(LockKey)) {
     let copy_db = if cmd.spec.name == "copy" {
         commands::keys_family::copy_options(&cmd.args, cmd.db, databases)
             .map(|(d, _)| d)
@@ -143,7 +143,7 @@ fn run_here(sh: &Shard, cmds: &[TxCmd], resp3: bool, who: &ClientLabel) -> TxRep
 }
 
 /// A copy of each locked entry that is alive now (expired ones count as absent).
-fn fetch(sh: &Shard, keys: &[LockKey]) -> Vec<Option<Entry>> {
+pub(crate) fn fetch(sh: &Shard, keys: &[LockKey]) -> Vec<Option<Entry>> {
     let now = unix_ms();
     let mut st = sh.state.borrow_mut();
     keys.iter()
@@ -159,7 +159,7 @@ fn fetch(sh: &Shard, keys: &[LockKey]) -> Vec<Option<Entry>> {
 }
 
 /// Applies a transaction's results to the owner's keys and releases its locks.
-fn write_back(
+pub(crate) fn write_back(
     sh: &Shard,
     tx: Option<TxId>,
     keys: Vec<LockKey>,
@@ -456,17 +456,8 @@ pub async fn run_atomic_watched(
         return Ok(None);
     }
     let read_only = cmds.iter().all(|c| c.spec.has(flags::READONLY));
-    let replies = execute_with_copies(
-        sh,
-        &plan,
-        fetched,
-        &cmds,
-        resp3,
-        who,
-        Some(&mut held),
-        read_only,
-    )
-    .await?;
+    let body = |owner: &Shard| (run_here(owner, &cmds, resp3, who), !read_only);
+    let replies = execute_with_copies(sh, &plan, fetched, body, Some(&mut held)).await?;
     Ok(Some(replies))
 }
 
@@ -491,19 +482,15 @@ async fn wait_plan_unlocked(sh: &Shard, _db: usize, plan: &BTreeMap<usize, Vec<L
 /// Step 3 and 4 of the protocol: run `cmds` here with the foreign entries in place, then send
 /// each owner its entries back. With `held`, the owners also release the transaction's locks;
 /// without, the caller holds whole-shard locks and keeps them.
-#[allow(clippy::too_many_arguments)]
-async fn execute_with_copies(
+async fn execute_with_copies<R>(
     sh: &Rc<Shard>,
     plan: &BTreeMap<usize, Vec<LockKey>>,
     fetched: BTreeMap<usize, Vec<Option<Entry>>>,
-    cmds: &[TxCmd],
-    resp3: bool,
-    who: &ClientLabel,
+    body: impl FnOnce(&Shard) -> (R, bool),
     mut held: Option<&mut HeldLocks>,
-    read_only: bool,
-) -> Result<TxReplies, &'static str> {
+) -> Result<R, &'static str> {
     let me = sh.id;
-    let (replies, results) = {
+    let (replies, results, write_back_entries) = {
         let now = unix_ms();
         {
             let mut st = sh.state.borrow_mut();
@@ -519,7 +506,7 @@ async fn execute_with_copies(
                 }
             }
         }
-        let replies = run_here(sh, cmds, resp3, who);
+        let (replies, write_back_entries) = body(sh);
         let mut st = sh.state.borrow_mut();
         let mut results: Vec<(usize, Vec<LockKey>, Vec<Option<Entry>>)> = Vec::new();
         for (&s, keys) in plan {
@@ -532,7 +519,7 @@ async fn execute_with_copies(
                 .collect();
             results.push((s, keys.clone(), entries));
         }
-        (replies, results)
+        (replies, results, write_back_entries)
     };
     let tx = held.as_ref().map(|h| h.tx);
     if plan.contains_key(&me) {
@@ -544,7 +531,11 @@ async fn execute_with_copies(
         if let Some(h) = held.as_mut() {
             h.shards.retain(|&x| x != s);
         }
-        let entries = if read_only { None } else { Some(entries) };
+        let entries = if write_back_entries {
+            Some(entries)
+        } else {
+            None
+        };
         let job: crate::shard::router::Job =
             Box::new(move |owner: &Shard| write_back(owner, tx, keys, entries));
         sh.router
@@ -623,7 +614,102 @@ pub async fn run_under_global_lock(
         fetched.insert(s, entries);
     }
     let read_only = cmds[0].spec.has(flags::READONLY);
-    execute_with_copies(sh, &plan, fetched, &cmds, resp3, who, None, read_only).await
+    let body = |owner: &Shard| (run_here(owner, &cmds, resp3, who), !read_only);
+    execute_with_copies(sh, &plan, fetched, body, None).await
+}
+
+/// Where the keys of a body run by `run_atomic_body` are, as seen from the shard running it.
+#[derive(Default, Clone, Debug)]
+pub struct BodyKeys {
+    /// Keys owned by other shards whose entries were copied into this shard's keyspace for the
+    /// run (and are written back afterwards if the body asks for it).
+    pub imported: Vec<LockKey>,
+    /// Keys of this shard that this unit itself holds locked (the lock table shows them as
+    /// held, but the body may use them).
+    pub held_here: Vec<LockKey>,
+}
+
+/// Runs an arbitrary synchronous `body` as one atomic unit over `keys`, wherever they live:
+/// - all keys on one shard (or none): `body` runs on that shard (the connection's when there
+///   are none) once no transaction holds those keys, without locks (with `wait_whole_shard`,
+///   also once no unit holds that shard whole);
+/// - keys on several shards: the keys are locked, foreign entries are copied into this shard's
+///   keyspace, `body` runs here, and the foreign entries go back to their owners if it returns
+///   `true` (otherwise the copies are dropped: a read-only or abandoned run).
+///
+/// Scripts use this for their declared keys (see `crate::scripting`).
+pub async fn run_atomic_body<R, F>(
+    sh: &Rc<Shard>,
+    keys: Vec<LockKey>,
+    wait_whole_shard: bool,
+    body: F,
+) -> Result<R, &'static str>
+where
+    R: Send + 'static,
+    F: FnOnce(&Shard, &BodyKeys) -> (R, bool) + Send + 'static,
+{
+    let mut plan: BTreeMap<usize, Vec<LockKey>> = BTreeMap::new();
+    for k in keys {
+        let v = plan.entry(sh.shard_of(&k.key)).or_default();
+        if !v.contains(&k) {
+            v.push(k);
+        }
+    }
+    if plan.len() <= 1 {
+        let target = plan.keys().next().copied().unwrap_or(sh.id);
+        let unit = move |owner: &Shard| body(owner, &BodyKeys::default()).0;
+        if target == sh.id {
+            wait_plan_unlocked(sh, 0, &plan).await;
+            if wait_whole_shard {
+                wait_whole_shard_free(sh).await;
+            }
+            return Ok(unit(sh.as_ref()));
+        }
+        let (reply, rx) = oneshot::channel();
+        let task: crate::shard::router::TaskJob = Box::new(move |owner: Rc<Shard>| {
+            Box::pin(async move {
+                wait_plan_unlocked(&owner, 0, &plan).await;
+                if wait_whole_shard {
+                    wait_whole_shard_free(&owner).await;
+                }
+                let _ = reply.send(unit(&owner));
+            })
+        });
+        sh.router
+            .send(target, ShardMsg::Task(task))
+            .await
+            .map_err(|_| ERR_SHARD_GONE)?;
+        return rx.await.map_err(|_| ERR_SHARD_GONE);
+    }
+    let tx = sh.new_tx_id();
+    let mut held = HeldLocks {
+        shard: sh.clone(),
+        tx,
+        shards: Vec::new(),
+    };
+    let fetched = lock_plan(sh, tx, &plan, &mut held, true).await?;
+    let me = sh.id;
+    let keys = BodyKeys {
+        imported: plan
+            .iter()
+            .filter(|(&s, _)| s != me)
+            .flat_map(|(_, v)| v.iter().cloned())
+            .collect(),
+        held_here: plan.get(&me).cloned().unwrap_or_default(),
+    };
+    let run = move |owner: &Shard| body(owner, &keys);
+    execute_with_copies(sh, &plan, fetched, run, Some(&mut held)).await
+}
+
+/// Waits until no unit holds this shard whole (keyless work that may touch any key).
+async fn wait_whole_shard_free(sh: &Shard) {
+    loop {
+        if !sh.locks.borrow().whole_shard_locked() {
+            return;
+        }
+        let rx = sh.locks.borrow_mut().wait_release();
+        let _ = rx.await;
+    }
 }
 
 /// DEL, UNLINK, EXISTS, TOUCH across shards: with every key locked, each owner runs the command

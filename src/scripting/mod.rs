@@ -1,0 +1,1247 @@
+//! Lua scripting: EVAL/EVALSHA(_RO), SCRIPT, FUNCTION and FCALL(_RO), with Redis 7.0's
+//! semantics, run atomically over a sharded keyspace.
+//!
+//! Module map: `lua` (the Lua states, sandbox, `redis.*` API and RESP<->Lua conversions),
+//! `libs` (bit, cjson, cmsgpack, struct), `functions` (FUNCTION libraries and FCALL), and this
+//! module (commands, the script cache, and the execution protocol below).
+//!
+//! ## Caches
+//! The script cache (SHA1 -> body) and the function library registry are process-wide
+//! (`Shared`, reached through `Globals`): a script loaded on one shard is found by EVALSHA on
+//! every shard, and SCRIPT FLUSH / FUNCTION changes are seen by all at once. Each shard thread
+//! compiles lazily into its own Lua state; an epoch counter tells a state that it is stale
+//! (SCRIPT FLUSH / FUNCTION changes) and must be rebuilt, as Redis rebuilds its Lua state.
+//!
+//! ## Atomicity protocol
+//! A script is one unit over the shards of its declared KEYS (`tx::run_atomic_body`):
+//! 1. **Single shard.** All declared keys on one shard (or none: the connection's shard): the
+//!    script runs synchronously on that shard, once no transaction holds those keys (or the
+//!    whole shard). `redis.call` executes commands in place with `shard::execute_keyed`.
+//! 2. **Declared keys on several shards.** The keys are locked and the foreign entries copied
+//!    into the coordinator's keyspace (the transaction layer, `tx`); the script runs there in
+//!    one synchronous step, and the foreign entries go back to their owners.
+//! 3. **Escalation.** A `redis.call` on a key this run cannot use safely (owned by another
+//!    shard and not imported, or locked by another transaction), or a command that needs every
+//!    shard (KEYS, DBSIZE, FLUSHALL...), aborts the run: its writes to this shard are undone
+//!    from an undo log (the first write to each key saves the entry; imported copies are simply
+//!    not written back), and the script is re-run in **global mode**. A write to an entry too
+//!    large to save cheaply (`UNDO_MAX_ELEMENTS`) escalates before the write instead. The SHA
+//!    (or function) is remembered as global so later runs go straight there.
+//! 4. **Global mode.** `tx::lock_all_shards` (whole-shard locks on every shard, in order), then
+//!    the script runs on the connection's shard; each `redis.call` executes where its keys live:
+//!    locally, or as a job on the owning shard while this thread waits for the job's result.
+//!    Waiting (rather than yielding) keeps Lua 5.1 semantics intact (a coroutine yield cannot
+//!    cross `pcall`); it cannot deadlock because every other shard is locked by this unit, so
+//!    no other script or transaction runs, and a shard's mesh receiver runs jobs without ever
+//!    waiting on another shard. Keys whose hash tag puts them on a declared key's shard never
+//!    escalate.
+//!
+//! Scripts inside MULTI run in global mode under the EXEC block's locks.
+//!
+//! ## Busy scripts
+//! A count hook (every 100000 Lua instructions) checks the elapsed time; past
+//! `busy-reply-threshold` the script is marked busy in `Shared`. Then:
+//! - clients on *other* shards get `-BUSY ...` for every command not flagged `allow_busy`
+//!   (SCRIPT KILL / FUNCTION KILL work from there);
+//! - clients connected to the shard running the script cannot be served at all until it ends:
+//!   that thread is inside the script (Redis would serve them between hook calls).
+//!
+//! SCRIPT KILL / FUNCTION KILL stop a script that has not written (else `UNKILLABLE`).
+//!
+//! This module never holds a shard-state borrow across an `.await`, and it never blocks a
+//! thread except in global mode as described above.
+
+// Every `unsafe fn` below `lua` and `libs` has one contract: it is called with a live Lua
+// state owned by this thread (a `lua::Vm`), from Lua or from code that keeps its stack balanced.
+#![allow(clippy::missing_safety_doc)]
+
+pub mod functions;
+pub mod libs;
+pub mod lua;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::LocalBoxFuture;
+
+use crate::commands::args::{eq_ic, parse_i64, ERR_NOT_INT};
+use crate::commands::{cmd, flags::*, CommandSpec, Exec, NO_KEYS};
+use crate::protocol::Reply;
+use crate::server::conn::{Conn, ERR_SHARD_GONE};
+use crate::shard::{execute_keyed, ClientLabel, Shard};
+use crate::tx::locks::LockKey;
+use crate::types::{Entry, Value};
+use lua::{CallResult, FnKey, RunEnd, RunHooks, VmKind};
+
+/// Largest value (in elements, or bytes for strings / 64) an optimistic run saves in its undo
+/// log; writing a larger existing value escalates to global mode first.
+const UNDO_MAX_ELEMENTS: usize = 4096;
+
+pub const ERR_NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+const ERR_BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+const ERR_BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
+/// Script flags (shebang `flags=` / register_function flags).
+pub mod sflags {
+    pub const NO_WRITES: u32 = 1;
+    pub const ALLOW_OOM: u32 = 2;
+    pub const ALLOW_STALE: u32 = 4;
+    pub const NO_CLUSTER: u32 = 8;
+    pub const ALLOW_CROSS_SLOT: u32 = 16;
+    /// The script had a shebang (EVAL scripts without one keep 7.0's legacy behaviour).
+    pub const SHEBANG: u32 = 32;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (NO_WRITES, "no-writes"),
+        (ALLOW_OOM, "allow-oom"),
+        (ALLOW_STALE, "allow-stale"),
+        (NO_CLUSTER, "no-cluster"),
+        (ALLOW_CROSS_SLOT, "allow-cross-slot-keys"),
+    ];
+}
+
+/// A cached EVAL script.
+pub struct ScriptEntry {
+    pub sha: String,
+    pub body: Bytes,
+    pub flags: u32,
+    /// Learned: runs of this script need global mode.
+    pub global: AtomicBool,
+}
+
+/// One shard's running-script status, readable from every shard (SCRIPT KILL, BUSY).
+#[derive(Default)]
+pub struct Slot {
+    pub running: AtomicBool,
+    pub busy: AtomicBool,
+    pub eval: AtomicBool,
+    pub wrote: AtomicBool,
+    pub kill: AtomicBool,
+    pub started_ms: AtomicU64,
+    pub name: Mutex<String>,
+    pub command: Mutex<String>,
+}
+
+/// Process-wide scripting state.
+pub struct Shared {
+    scripts: Mutex<HashMap<String, Arc<ScriptEntry>>>,
+    /// Bumped by SCRIPT FLUSH: shard Lua states built before are rebuilt.
+    pub epoch: AtomicU64,
+    pub functions: Mutex<functions::Registry>,
+    pub fn_epoch: AtomicU64,
+    pub slots: Vec<Slot>,
+    /// Scripts currently past the busy threshold, anywhere.
+    pub busy: AtomicUsize,
+    /// Runs that had to be redone in global mode (INFO scripts_escalated_to_global).
+    pub escalated: AtomicU64,
+    /// Runs in global mode, escalated or learned (INFO scripts_global_runs).
+    pub global_runs: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(nshards: usize) -> Shared {
+        Shared {
+            scripts: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            functions: Mutex::new(functions::Registry::default()),
+            fn_epoch: AtomicU64::new(0),
+            slots: (0..nshards.max(1)).map(|_| Slot::default()).collect(),
+            busy: AtomicUsize::new(0),
+            escalated: AtomicU64::new(0),
+            global_runs: AtomicU64::new(0),
+        }
+    }
+
+    pub fn get(&self, sha: &str) -> Option<Arc<ScriptEntry>> {
+        self.scripts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sha)
+            .cloned()
+    }
+
+    fn insert(&self, e: ScriptEntry) -> Arc<ScriptEntry> {
+        let mut m = self.scripts.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(e.sha.clone())
+            .or_insert_with(|| Arc::new(e))
+            .clone()
+    }
+
+    pub fn script_count(&self) -> usize {
+        self.scripts.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn flush(&self) {
+        self.scripts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The BUSY error other clients get while a script is past the threshold, if any.
+    pub fn busy_error(&self) -> Option<&'static str> {
+        if self.busy.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let eval = self
+            .slots
+            .iter()
+            .find(|s| s.busy.load(Ordering::Acquire))
+            .map(|s| s.eval.load(Ordering::Acquire))?;
+        Some(if eval {
+            ERR_BUSY_EVAL
+        } else {
+            ERR_BUSY_FUNCTION
+        })
+    }
+}
+
+/// Parses an EVAL shebang line (`#!lua flags=...`). Ok((flags, body offset)).
+fn parse_shebang(body: &[u8]) -> Result<u32, String> {
+    if !body.starts_with(b"#!") {
+        return Ok(0);
+    }
+    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    let line = String::from_utf8_lossy(&body[..end]).into_owned();
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or("");
+    if engine != "#!lua" {
+        return Err(format!(
+            "ERR Unexpected engine in script shebang: {}",
+            engine
+        ));
+    }
+    let mut flags = sflags::SHEBANG;
+    for p in parts {
+        if let Some(list) = p.strip_prefix("flags=") {
+            for f in list.split(',').filter(|f| !f.is_empty()) {
+                match sflags::NAMES.iter().find(|(_, n)| *n == f) {
+                    Some((bit, _)) => flags |= bit,
+                    None => return Err(format!("ERR Unexpected flag in script shebang: {}", f)),
+                }
+            }
+        } else {
+            return Err(format!("ERR Unknown lua shebang option: {}", p));
+        }
+    }
+    Ok(flags)
+}
+
+/// The code Lua compiles for a script: the shebang line blanked, so line numbers still match.
+fn lua_source(body: &[u8]) -> Vec<u8> {
+    if body.starts_with(b"#!") {
+        let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+        body[end..].to_vec()
+    } else {
+        body.to_vec()
+    }
+}
+
+/// Adds a script to the cache (validating shebang and syntax on this thread's state).
+fn load_script(sh: &Shard, body: Bytes) -> Result<Arc<ScriptEntry>, String> {
+    let sha = lua::sha1_hex(&body);
+    let shared = &sh.globals.scripting;
+    if let Some(e) = shared.get(&sha) {
+        return Ok(e);
+    }
+    let flags = parse_shebang(&body)?;
+    let epoch = shared.epoch.load(Ordering::Acquire);
+    let name = format!("f_{}", sha);
+    let src = lua_source(&body);
+    lua::with_vm(
+        VmKind::Eval,
+        epoch,
+        |_| Ok(()),
+        |vm| vm.compile(&name, c"@user_script", &src),
+    )
+    .map_err(|e| format!("ERR {}", e))?
+    .map_err(|e| format!("ERR Error compiling script (new function): {}", e))?;
+    Ok(shared.insert(ScriptEntry {
+        sha,
+        body,
+        flags,
+        global: AtomicBool::new(false),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command table
+// ---------------------------------------------------------------------------------------------
+
+fn eval_keys(args: &[Bytes]) -> Option<Vec<usize>> {
+    let n = parse_i64(args.get(2)?)?;
+    if n <= 0 || n as usize > args.len().saturating_sub(3) {
+        return None;
+    }
+    Some((3..3 + n as usize).collect())
+}
+
+pub fn specs() -> Vec<CommandSpec> {
+    let g = "scripting";
+    let eval_flags = NOSCRIPT | STALE | SKIP_MONITOR;
+    vec![
+        cmd(
+            "eval",
+            -3,
+            eval_flags,
+            NO_KEYS,
+            g,
+            "2.6.0",
+            "Depends on the script that is executed.",
+            "Execute a Lua script server side",
+            Exec::Conn(eval),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "evalsha",
+            -3,
+            eval_flags,
+            NO_KEYS,
+            g,
+            "2.6.0",
+            "Depends on the script that is executed.",
+            "Execute a Lua script server side",
+            Exec::Conn(evalsha),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "eval_ro",
+            -3,
+            READONLY | eval_flags,
+            NO_KEYS,
+            g,
+            "7.0.0",
+            "Depends on the script that is executed.",
+            "Execute a read-only Lua script server side",
+            Exec::Conn(eval_ro),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "evalsha_ro",
+            -3,
+            READONLY | eval_flags,
+            NO_KEYS,
+            g,
+            "7.0.0",
+            "Depends on the script that is executed.",
+            "Execute a read-only Lua script server side",
+            Exec::Conn(evalsha_ro),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "fcall",
+            -3,
+            eval_flags,
+            NO_KEYS,
+            g,
+            "7.0.0",
+            "Depends on the function that is executed.",
+            "Invoke a function",
+            Exec::Conn(functions::fcall),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "fcall_ro",
+            -3,
+            READONLY | eval_flags,
+            NO_KEYS,
+            g,
+            "7.0.0",
+            "Depends on the function that is executed.",
+            "Invoke a read-only function",
+            Exec::Conn(functions::fcall_ro),
+        )
+        .movable_keys(eval_keys),
+        cmd(
+            "script",
+            -2,
+            NOSCRIPT | ALLOW_BUSY,
+            NO_KEYS,
+            g,
+            "2.6.0",
+            "Depends on subcommand.",
+            "A container for Lua scripts management commands",
+            Exec::Conn(script),
+        ),
+        cmd(
+            "function",
+            -2,
+            NOSCRIPT | ALLOW_BUSY,
+            NO_KEYS,
+            g,
+            "7.0.0",
+            "Depends on subcommand.",
+            "A container for function commands",
+            Exec::Conn(functions::function),
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// EVAL family
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EvalKind {
+    Eval,
+    EvalSha,
+}
+
+fn eval(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(eval_generic(c, a, EvalKind::Eval, false))
+}
+fn evalsha(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(eval_generic(c, a, EvalKind::EvalSha, false))
+}
+fn eval_ro(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(eval_generic(c, a, EvalKind::Eval, true))
+}
+fn evalsha_ro(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(eval_generic(c, a, EvalKind::EvalSha, true))
+}
+
+async fn eval_generic(c: &mut Conn, a: Vec<Bytes>, kind: EvalKind, ro: bool) {
+    let (keys, argv) = match parse_i64(&a[2]) {
+        None => return c.reply().error(ERR_NOT_INT),
+        Some(n) if n < 0 => return c.reply().error("ERR Number of keys can't be negative"),
+        Some(n) if n as usize > a.len() - 3 => {
+            return c
+                .reply()
+                .error("ERR Number of keys can't be greater than number of args")
+        }
+        Some(n) => (a[3..3 + n as usize].to_vec(), a[3 + n as usize..].to_vec()),
+    };
+    let shard = c.shard.clone();
+    let entry = match kind {
+        EvalKind::Eval => match load_script(&shard, a[1].clone()) {
+            Ok(e) => e,
+            Err(e) => return c.reply().error(&e),
+        },
+        EvalKind::EvalSha => {
+            let sha = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
+            match shard.globals.scripting.get(&sha) {
+                Some(e) => e,
+                None => return c.reply().error(ERR_NOSCRIPT),
+            }
+        }
+    };
+    let read_only = ro || entry.flags & sflags::NO_WRITES != 0;
+    let job = Job {
+        target: Target::Eval(entry.clone()),
+        keys,
+        argv,
+        read_only,
+        db: c.db,
+        resp3: c.resp3,
+        who: c.label.clone(),
+        command: if ro { "eval_ro" } else { "eval" }.into(),
+    };
+    let out = run_job(c, job, &entry.global).await;
+    c.out.extend_from_slice(&out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Execution
+// ---------------------------------------------------------------------------------------------
+
+/// What to run.
+#[derive(Clone)]
+pub enum Target {
+    Eval(Arc<ScriptEntry>),
+    Function(Arc<functions::FunctionEntry>),
+}
+
+impl Target {
+    fn label(&self) -> String {
+        match self {
+            Target::Eval(e) => e.sha.clone(),
+            Target::Function(f) => f.name.clone(),
+        }
+    }
+}
+
+/// One script invocation, sendable to the shard that runs it.
+#[derive(Clone)]
+pub struct Job {
+    pub target: Target,
+    pub keys: Vec<Bytes>,
+    pub argv: Vec<Bytes>,
+    pub read_only: bool,
+    pub db: usize,
+    pub resp3: bool,
+    pub who: Arc<ClientLabel>,
+    pub command: String,
+}
+
+enum Outcome {
+    Done(BytesMut),
+    Escalate,
+}
+
+/// Runs a script invocation with the protocol of the module docs and returns its reply.
+pub async fn run_job(c: &mut Conn, job: Job, global_flag: &AtomicBool) -> BytesMut {
+    let shard = c.shard.clone();
+    if c.in_exec.is_some() {
+        return run_global_locked(&shard, &job);
+    }
+    if !global_flag.load(Ordering::Relaxed) {
+        let keys: Vec<LockKey> = job
+            .keys
+            .iter()
+            .map(|k| LockKey {
+                db: job.db as u32,
+                key: k.clone(),
+            })
+            .collect();
+        let j = job.clone();
+        let res = crate::tx::run_atomic_body(&shard, keys, true, move |owner, bk| {
+            let mut run =
+                ScriptRun::new(owner, &j, false, bk.imported.clone(), bk.held_here.clone());
+            let out = run.execute(&j);
+            let write_back = !run.escalate && run.wrote;
+            (out, write_back)
+        })
+        .await;
+        match res {
+            Err(e) => {
+                let mut b = BytesMut::new();
+                Reply::new(&mut b, job.resp3).error(e);
+                return b;
+            }
+            Ok(Outcome::Done(b)) => return b,
+            Ok(Outcome::Escalate) => {
+                global_flag.store(true, Ordering::Relaxed);
+                shard
+                    .globals
+                    .scripting
+                    .escalated
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let held = match crate::tx::lock_all_shards(&shard).await {
+        Ok(h) => h,
+        Err(e) => {
+            let mut b = BytesMut::new();
+            Reply::new(&mut b, job.resp3).error(e);
+            return b;
+        }
+    };
+    let out = run_global_locked(&shard, &job);
+    held.release_all().await;
+    out
+}
+
+/// Runs in global mode; the caller holds every shard whole.
+fn run_global_locked(sh: &Rc<Shard>, job: &Job) -> BytesMut {
+    sh.globals
+        .scripting
+        .global_runs
+        .fetch_add(1, Ordering::Relaxed);
+    let mut run = ScriptRun::new(sh, job, true, Vec::new(), Vec::new());
+    match run.execute(job) {
+        Outcome::Done(b) => b,
+        Outcome::Escalate => {
+            let mut b = BytesMut::new();
+            Reply::new(&mut b, job.resp3).error("ERR internal error: script aborted");
+            b
+        }
+    }
+}
+
+/// The context of one script run on one shard (implements what `redis.call` needs).
+struct ScriptRun<'a> {
+    sh: &'a Shard,
+    db: usize,
+    global: bool,
+    read_only: bool,
+    imported: HashSet<(usize, Bytes)>,
+    held_here: HashSet<(usize, Bytes)>,
+    undo: Vec<(usize, Bytes, Option<Entry>)>,
+    saved: HashSet<(usize, Bytes)>,
+    escalate: bool,
+    wrote: bool,
+    who: Arc<ClientLabel>,
+    started: Instant,
+    busy_ms: u64,
+    busy_marked: bool,
+}
+
+impl<'a> ScriptRun<'a> {
+    fn new(
+        sh: &'a Shard,
+        job: &Job,
+        global: bool,
+        imported: Vec<LockKey>,
+        held_here: Vec<LockKey>,
+    ) -> ScriptRun<'a> {
+        let busy_ms = sh.state.borrow().config.busy_reply_threshold;
+        ScriptRun {
+            sh,
+            db: job.db,
+            global,
+            read_only: job.read_only,
+            imported: imported
+                .into_iter()
+                .map(|k| (k.db as usize, k.key))
+                .collect(),
+            held_here: held_here
+                .into_iter()
+                .map(|k| (k.db as usize, k.key))
+                .collect(),
+            undo: Vec::new(),
+            saved: HashSet::new(),
+            escalate: false,
+            wrote: false,
+            who: job.who.clone(),
+            started: Instant::now(),
+            busy_ms,
+            busy_marked: false,
+        }
+    }
+
+    fn slot(&self) -> &Slot {
+        &self.sh.globals.scripting.slots[self.sh.id.min(self.sh.globals.scripting.slots.len() - 1)]
+    }
+
+    /// Runs the script and produces its reply (or asks for escalation, effects undone).
+    fn execute(&mut self, job: &Job) -> Outcome {
+        let shared = &self.sh.globals.scripting;
+        let slot = self.slot();
+        slot.running.store(true, Ordering::Release);
+        slot.kill.store(false, Ordering::Release);
+        slot.wrote.store(false, Ordering::Release);
+        slot.eval
+            .store(matches!(job.target, Target::Eval(_)), Ordering::Release);
+        slot.started_ms
+            .store(crate::server::globals::unix_ms(), Ordering::Release);
+        *slot.name.lock().unwrap_or_else(|e| e.into_inner()) = job.target.label();
+        *slot.command.lock().unwrap_or_else(|e| e.into_inner()) = job.command.clone();
+        let hook = self.busy_ms > 0;
+        let mut out = BytesMut::new();
+        let label = job.target.label();
+        let end = match &job.target {
+            Target::Eval(entry) => {
+                let epoch = shared.epoch.load(Ordering::Acquire);
+                let name = format!("f_{}", entry.sha);
+                let src = lua_source(&entry.body);
+                lua::with_vm(
+                    VmKind::Eval,
+                    epoch,
+                    |_| Ok(()),
+                    |vm| {
+                        if !vm.has(&name) {
+                            if let Err(e) = vm.compile(&name, c"@user_script", &src) {
+                                Reply::new(&mut out, job.resp3).error(&format!(
+                                    "ERR Error compiling script (new function): {}",
+                                    e
+                                ));
+                                return RunEnd::Done;
+                            }
+                        }
+                        vm.run(
+                            &FnKey::Name(name.clone()),
+                            &job.keys,
+                            &job.argv,
+                            true,
+                            &label,
+                            hook,
+                            self,
+                            job.resp3,
+                            &mut out,
+                        )
+                    },
+                )
+            }
+            Target::Function(f) => functions::run_function(self, f, job, hook, &mut out),
+        };
+        let slot = self.slot();
+        if self.busy_marked {
+            slot.busy.store(false, Ordering::Release);
+            shared.busy.fetch_sub(1, Ordering::AcqRel);
+        }
+        slot.running.store(false, Ordering::Release);
+        match end {
+            Err(e) => {
+                out.clear();
+                Reply::new(&mut out, job.resp3).error(&format!("ERR {}", e));
+                Outcome::Done(out)
+            }
+            Ok(_) if self.escalate => {
+                self.rollback();
+                Outcome::Escalate
+            }
+            Ok(_) => Outcome::Done(out),
+        }
+    }
+
+    fn rollback(&mut self) {
+        let now = crate::server::globals::unix_ms();
+        let mut st = self.sh.state.borrow_mut();
+        for (db, key, old) in self.undo.drain(..).rev() {
+            let d = &mut st.dbs[db];
+            match old {
+                Some(e) => d.insert(&key, e.value, e.expire_at, now),
+                None => {
+                    d.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Saves the entries a write is about to change; false when one is too large to save.
+    fn save_for_undo(&mut self, keys: &[(usize, Bytes)]) -> bool {
+        let st = self.sh.state.borrow_mut();
+        for (db, key) in keys {
+            let id = (*db, key.clone());
+            if self.saved.contains(&id) || self.imported.contains(&id) {
+                continue;
+            }
+            let e = st.dbs[*db].keys.get(&key[..]).cloned();
+            if let Some(e) = &e {
+                if value_size(&e.value) > UNDO_MAX_ELEMENTS {
+                    return false;
+                }
+            }
+            self.saved.insert(id);
+            self.undo.push((*db, key.clone(), e));
+        }
+        true
+    }
+
+    fn abort(&mut self) -> CallResult {
+        self.escalate = true;
+        CallResult::Abort
+    }
+
+    /// Key (db, name) pairs a command names.
+    fn command_keys(&self, spec: &'static CommandSpec, args: &[Bytes]) -> Vec<(usize, Bytes)> {
+        let databases = self.sh.state.borrow().dbs.len();
+        let tc = crate::tx::TxCmd {
+            spec,
+            args: args.to_vec(),
+            db: self.db,
+        };
+        let mut v = Vec::new();
+        crate::tx::command_keys(&tc, databases, |k| v.push((k.db as usize, k.key)));
+        v
+    }
+
+    fn exec_local(&mut self, spec: &'static CommandSpec, args: &[Bytes], resp3: bool) -> BytesMut {
+        let mut buf = BytesMut::new();
+        let mut st = self.sh.state.borrow_mut();
+        execute_keyed(
+            &mut st,
+            &self.sh.globals,
+            spec,
+            args,
+            self.db,
+            resp3,
+            &self.who,
+            &mut buf,
+        );
+        buf
+    }
+
+    fn exec_global(
+        &mut self,
+        spec: &'static CommandSpec,
+        args: Vec<Bytes>,
+        keys: &[(usize, Bytes)],
+        resp3: bool,
+    ) -> BytesMut {
+        let me = self.sh.id;
+        let owners: BTreeSet<usize> = keys.iter().map(|(_, k)| self.sh.shard_of(k)).collect();
+        if owners.is_empty() || owners.len() == 1 && owners.contains(&me) {
+            return self.exec_local(spec, &args, resp3);
+        }
+        let db = self.db;
+        let who = self.who.clone();
+        if owners.len() == 1 {
+            let to = *owners.iter().next().expect("one owner");
+            let r = block_on_shard(self.sh, to, move |owner| {
+                let mut buf = BytesMut::new();
+                let mut st = owner.state.borrow_mut();
+                execute_keyed(
+                    &mut st,
+                    &owner.globals,
+                    spec,
+                    &args,
+                    db,
+                    resp3,
+                    &who,
+                    &mut buf,
+                );
+                buf
+            });
+            return r.unwrap_or_else(|_| shard_gone(resp3));
+        }
+        // Keys on several shards: copies here, run, then back to their owners.
+        let mut by_owner: std::collections::BTreeMap<usize, Vec<LockKey>> = Default::default();
+        for (d, k) in keys {
+            let o = self.sh.shard_of(k);
+            if o == me {
+                continue;
+            }
+            let lk = LockKey {
+                db: *d as u32,
+                key: k.clone(),
+            };
+            let v = by_owner.entry(o).or_default();
+            if !v.contains(&lk) {
+                v.push(lk);
+            }
+        }
+        let now = crate::server::globals::unix_ms();
+        for (o, ks) in &by_owner {
+            let ks2 = ks.clone();
+            let Ok(entries) =
+                block_on_shard(self.sh, *o, move |owner| crate::tx::fetch(owner, &ks2))
+            else {
+                return shard_gone(resp3);
+            };
+            let mut st = self.sh.state.borrow_mut();
+            for (k, e) in ks.iter().zip(entries) {
+                if let Some(e) = e {
+                    st.dbs[k.db as usize].insert(&k.key, e.value, e.expire_at, now);
+                }
+            }
+        }
+        let out = self.exec_local(spec, &args, resp3);
+        for (o, ks) in by_owner {
+            let entries: Vec<Option<Entry>> = {
+                let mut st = self.sh.state.borrow_mut();
+                ks.iter()
+                    .map(|k| st.dbs[k.db as usize].remove(&k.key))
+                    .collect()
+            };
+            let _ = block_on_shard(self.sh, o, move |owner| {
+                crate::tx::write_back(owner, None, ks, Some(entries))
+            });
+        }
+        out
+    }
+
+    /// Connection-level commands scripts may call.
+    fn exec_conn_command(
+        &mut self,
+        spec: &'static CommandSpec,
+        args: &[Bytes],
+        resp3: bool,
+    ) -> CallResult {
+        let name = spec.name;
+        let mut buf = BytesMut::new();
+        let needs_all = matches!(
+            name,
+            "dbsize"
+                | "keys"
+                | "randomkey"
+                | "flushdb"
+                | "flushall"
+                | "publish"
+                | "spublish"
+                | "scan"
+        );
+        if needs_all && !self.global && self.sh.nshards() > 1 {
+            return self.abort();
+        }
+        let db = self.db;
+        match name {
+            "select" => {
+                let ndb = self.sh.state.borrow().dbs.len();
+                match parse_i64(&args[1]) {
+                    None => Reply::new(&mut buf, resp3).error(ERR_NOT_INT),
+                    Some(n) if n < 0 || n as usize >= ndb => {
+                        Reply::new(&mut buf, resp3).error("ERR DB index is out of range")
+                    }
+                    Some(n) => {
+                        self.db = n as usize;
+                        Reply::new(&mut buf, resp3).ok();
+                    }
+                }
+            }
+            "dbsize" => {
+                let n: usize = self
+                    .on_all(move |sh| sh.state.borrow().dbs[db].len())
+                    .into_iter()
+                    .sum();
+                Reply::new(&mut buf, resp3).int(n as i64);
+            }
+            "keys" => {
+                let pat = args[1].clone();
+                let parts = self.on_all(move |sh| {
+                    let now = crate::server::globals::unix_ms();
+                    let st = sh.state.borrow();
+                    st.dbs[db]
+                        .keys
+                        .iter()
+                        .filter(|(k, e)| {
+                            (e.expire_at == 0 || e.expire_at > now)
+                                && crate::config::glob_match(&pat, k, false)
+                        })
+                        .map(|(k, _)| k.clone())
+                        .collect::<Vec<Bytes>>()
+                });
+                let mut r = Reply::new(&mut buf, resp3);
+                r.array(parts.iter().map(|p| p.len()).sum());
+                for k in parts.iter().flatten() {
+                    r.bulk(k);
+                }
+            }
+            "randomkey" => {
+                let parts = self.on_all(move |sh| {
+                    let now = crate::server::globals::unix_ms();
+                    let st = sh.state.borrow();
+                    st.dbs[db]
+                        .keys
+                        .iter()
+                        .find(|(_, e)| e.expire_at == 0 || e.expire_at > now)
+                        .map(|(k, _)| k.clone())
+                });
+                match parts.into_iter().flatten().next() {
+                    Some(k) => Reply::new(&mut buf, resp3).bulk(&k),
+                    None => Reply::new(&mut buf, resp3).null(),
+                }
+            }
+            "flushdb" | "flushall" => {
+                let all = name == "flushall";
+                if args.len() > 2
+                    || args.len() == 2 && !eq_ic(&args[1], "sync") && !eq_ic(&args[1], "async")
+                {
+                    Reply::new(&mut buf, resp3).error(crate::commands::args::ERR_SYNTAX);
+                } else {
+                    self.wrote = true;
+                    self.on_all(move |sh| {
+                        let mut st = sh.state.borrow_mut();
+                        if all {
+                            st.dbs.iter_mut().for_each(|d| d.clear());
+                        } else {
+                            st.dbs[db].clear();
+                        }
+                    });
+                    Reply::new(&mut buf, resp3).ok();
+                }
+            }
+            "publish" | "spublish" if args.len() == 3 => {
+                let sharded = name == "spublish";
+                let (ch, msg) = (args[1].clone(), args[2].clone());
+                let n: i64 = self
+                    .on_all(move |sh| sh.pubsub.borrow().publish(sharded, &ch, &msg))
+                    .into_iter()
+                    .sum();
+                Reply::new(&mut buf, resp3).int(n);
+            }
+            _ => {
+                return CallResult::Refused("This Redis command is not allowed from script".into())
+            }
+        }
+        CallResult::Reply(buf)
+    }
+
+    /// Runs `f` on every shard (this one inline, others as jobs this thread waits for). Only in
+    /// global mode or with one shard.
+    fn on_all<R: Send + 'static>(
+        &self,
+        f: impl Fn(&Shard) -> R + Send + Clone + 'static,
+    ) -> Vec<R> {
+        (0..self.sh.nshards())
+            .filter_map(|s| block_on_shard(self.sh, s, f.clone()).ok())
+            .collect()
+    }
+}
+
+/// Size used to decide whether an entry is cheap enough to save in the undo log.
+fn value_size(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => s.len() / 64,
+        Value::Hash(h) => h.len(),
+        Value::List(l) => l.len(),
+        Value::Set(s) => s.len(),
+        Value::ZSet(z) => z.len(),
+    }
+}
+
+fn shard_gone(resp3: bool) -> BytesMut {
+    let mut b = BytesMut::new();
+    Reply::new(&mut b, resp3).error(ERR_SHARD_GONE);
+    b
+}
+
+/// Runs `f` on shard `to` and waits for it by parking this thread (global mode only; see the
+/// module docs for why this cannot deadlock).
+fn block_on_shard<R: Send + 'static>(
+    sh: &Shard,
+    to: usize,
+    f: impl FnOnce(&Shard) -> R + Send + 'static,
+) -> Result<R, crate::shard::ShardGone> {
+    if to == sh.id {
+        return Ok(f(sh));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let job: crate::shard::router::Job = Box::new(move |owner: &Shard| {
+        let _ = tx.send(f(owner));
+    });
+    let mut msg = crate::shard::ShardMsg::Job(job);
+    loop {
+        match sh.router.try_send(to, msg) {
+            Ok(()) => break,
+            Err(Some(m)) => {
+                msg = m;
+                std::thread::yield_now();
+            }
+            Err(None) => return Err(crate::shard::ShardGone),
+        }
+    }
+    rx.recv().map_err(|_| crate::shard::ShardGone)
+}
+
+impl RunHooks for ScriptRun<'_> {
+    fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> CallResult {
+        let Some(spec) = crate::commands::lookup(&args[0]) else {
+            return CallResult::Refused("Unknown Redis command called from script".into());
+        };
+        if !spec.arity_ok(args.len()) {
+            return CallResult::Refused(
+                "Wrong number of args calling Redis command from script".into(),
+            );
+        }
+        if spec.has(NOSCRIPT) {
+            return CallResult::Refused("This Redis command is not allowed from script".into());
+        }
+        let is_write = spec.has(WRITE);
+        if is_write && self.read_only {
+            return CallResult::Refused(
+                "Write commands are not allowed from read-only scripts.".into(),
+            );
+        }
+        if matches!(spec.exec, Exec::Conn(_)) {
+            return self.exec_conn_command(spec, &args, resp3);
+        }
+        let keys = self.command_keys(spec, &args);
+        if !self.global {
+            let me = self.sh.id;
+            for (db, k) in &keys {
+                let id = (*db, k.clone());
+                if self.sh.shard_of(k) != me {
+                    if !self.imported.contains(&id) {
+                        return self.abort();
+                    }
+                } else if !self.held_here.contains(&id) && self.sh.locks.borrow().blocks(*db, k) {
+                    return self.abort();
+                }
+            }
+            if is_write && !self.save_for_undo(&keys) {
+                return self.abort();
+            }
+        }
+        if is_write {
+            self.wrote = true;
+            self.slot().wrote.store(true, Ordering::Release);
+        }
+        let out = if self.global {
+            self.exec_global(spec, args, &keys, resp3)
+        } else {
+            self.exec_local(spec, &args, resp3)
+        };
+        CallResult::Reply(out)
+    }
+
+    fn tick(&mut self) -> Option<String> {
+        if self.escalate {
+            return Some("Script aborted by the server".into());
+        }
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        if !self.busy_marked && self.busy_ms > 0 && elapsed >= self.busy_ms {
+            self.busy_marked = true;
+            self.slot().busy.store(true, Ordering::Release);
+            self.sh
+                .globals
+                .scripting
+                .busy
+                .fetch_add(1, Ordering::AcqRel);
+            tracing::warn!(
+                "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the SCRIPT KILL command.",
+                elapsed
+            );
+        }
+        if self.slot().kill.swap(false, Ordering::AcqRel) {
+            tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+            return Some("Script killed by user with SCRIPT KILL...".into());
+        }
+        None
+    }
+
+    fn register_function(&mut self, _f: lua::RegisteredFunction) -> Result<(), String> {
+        Err("redis.register_function can only be called on FUNCTION LOAD command".into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCRIPT
+// ---------------------------------------------------------------------------------------------
+
+const SCRIPT_HELP: &[&str] = &[
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+];
+
+fn script(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
+        let argc = a.len();
+        let arity = |n: i32| {
+            if n >= 0 {
+                argc == n as usize
+            } else {
+                argc >= (-n) as usize
+            }
+        };
+        let check = |c: &mut Conn, ok: bool| -> bool {
+            if !ok {
+                c.reply()
+                    .error(&crate::commands::arity_error(&format!("script|{}", sub)));
+            }
+            ok
+        };
+        match sub.as_str() {
+            "help" if argc == 2 => crate::commands::reply_help_ending(
+                &mut c.reply(),
+                "script",
+                SCRIPT_HELP,
+                "    Prints this help.",
+            ),
+            "load" => {
+                if check(c, arity(3)) {
+                    let shard = c.shard.clone();
+                    match load_script(&shard, a[2].clone()) {
+                        Ok(e) => c.reply().bulk(e.sha.as_bytes()),
+                        Err(e) => c.reply().error(&e),
+                    }
+                }
+            }
+            "exists" => {
+                if check(c, arity(-3)) {
+                    let shared = &c.shard.globals.scripting;
+                    let found: Vec<bool> = a[2..]
+                        .iter()
+                        .map(|s| {
+                            shared
+                                .get(&String::from_utf8_lossy(s).to_ascii_lowercase())
+                                .is_some()
+                        })
+                        .collect();
+                    let mut r = c.reply();
+                    r.array(found.len());
+                    for f in found {
+                        r.int(f as i64);
+                    }
+                }
+            }
+            "flush" => {
+                if check(c, arity(-2)) {
+                    let ok =
+                        argc == 2 || argc == 3 && (eq_ic(&a[2], "sync") || eq_ic(&a[2], "async"));
+                    if !ok {
+                        return c
+                            .reply()
+                            .error("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+                    }
+                    c.shard.globals.scripting.flush();
+                    c.reply().ok();
+                }
+            }
+            "kill" => {
+                if check(c, arity(2)) {
+                    kill(c, true).await;
+                }
+            }
+            "debug" => {
+                if check(c, arity(3)) {
+                    if eq_ic(&a[2], "no") {
+                        c.reply().ok()
+                    } else if eq_ic(&a[2], "yes") || eq_ic(&a[2], "sync") {
+                        c.reply()
+                            .error("ERR SCRIPT DEBUG is not supported by Tessera")
+                    } else {
+                        c.reply().error("ERR Use SCRIPT DEBUG YES/SYNC/NO")
+                    }
+                }
+            }
+            "help" => c
+                .reply()
+                .error(&crate::commands::arity_error("script|help")),
+            _ => c
+                .reply()
+                .error(&crate::commands::unknown_subcommand_error(&a[1], "script")),
+        }
+    })
+}
+
+/// SCRIPT KILL / FUNCTION KILL. A script still under the busy threshold keeps this client
+/// waiting (as Redis would not read the command before), until it ends or becomes busy.
+pub async fn kill(c: &mut Conn, eval: bool) {
+    let shared = &c.shard.globals.scripting;
+    loop {
+        let running = shared
+            .slots
+            .iter()
+            .any(|s| s.running.load(Ordering::Acquire));
+        if !running {
+            return c
+                .reply()
+                .error("NOTBUSY No scripts in execution right now.");
+        }
+        if let Some(s) = shared.slots.iter().find(|s| s.busy.load(Ordering::Acquire)) {
+            if s.wrote.load(Ordering::Acquire) {
+                return c.reply().error("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.");
+            }
+            let is_eval = s.eval.load(Ordering::Acquire);
+            if eval && !is_eval {
+                return c.reply().error(ERR_BUSY_FUNCTION);
+            }
+            if !eval && is_eval {
+                return c.reply().error(ERR_BUSY_EVAL);
+            }
+            s.kill.store(true, Ordering::Release);
+            return c.reply().ok();
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// INFO fields of the scripting section.
+pub fn info_fields(sh: &Shard) -> String {
+    let s = &sh.globals.scripting;
+    let (libs, funcs) = {
+        let r = s.functions.lock().unwrap_or_else(|e| e.into_inner());
+        (r.library_count(), r.function_count())
+    };
+    format!(
+        "used_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nscripts_escalated_to_global:{}\r\nscripts_global_runs:{}\r\n",
+        lua::thread_memory(),
+        s.script_count(),
+        funcs,
+        libs,
+        s.escalated.load(Ordering::Relaxed),
+        s.global_runs.load(Ordering::Relaxed)
+    )
+}
