@@ -346,6 +346,8 @@ fn blocking_consumers_get_every_element_exactly_once() {
     all.sort_unstable();
     let expected: Vec<i64> = (0..2 * per_producer as i64).collect();
     assert_eq!(all, expected, "items lost or duplicated");
+}
+
 /// A Lua transfer between two accounts: `declared` passes the accounts as KEYS, otherwise the
 /// script builds the key names itself (escalation to global mode).
 fn lua_transfer(c: &mut RawConn, from: &str, to: &str, declared: bool) -> Vec<u8> {

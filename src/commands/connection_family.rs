@@ -374,6 +374,7 @@ async fn client_list(c: &mut Conn, a: &[Bytes]) {
             return c.reply().error(ERR_SYNTAX);
         }
     }
+    let me = c.info.id;
     let lines = c
         .shard
         .run_on_all(move |sh| {
@@ -382,6 +383,9 @@ async fn client_list(c: &mut Conn, a: &[Bytes]) {
                 .borrow()
                 .clients
                 .values()
+                // A killed client is gone for everyone at once, like in Redis, even if its
+                // task has not finished closing yet.
+                .filter(|cl| !cl.killed.get() || cl.id == me)
                 .map(|cl| (cl.id, cl.describe(now)))
                 .collect::<Vec<_>>()
         })
