@@ -406,6 +406,9 @@ fn cmp_c_strings(a: &[u8], b: &[u8]) -> Ordering {
 
 struct SortItem {
     elem: Bytes,
+    /// Position in the source: the last tie-breaker, which makes the order total and equal to
+    /// a stable sort's.
+    pos: usize,
     score: f64,
     /// The BY value for ALPHA sorting (None: the BY key is missing).
     by: Option<Bytes>,
@@ -426,10 +429,11 @@ fn order(
     let mut items: Vec<SortItem> = Vec::with_capacity(loaded.elems.len());
     let mut bad_score = false;
     let mut by_values = by_values.map(|v| v.into_iter());
-    for elem in std::mem::take(&mut loaded.elems) {
+    for (pos, elem) in std::mem::take(&mut loaded.elems).into_iter().enumerate() {
         let by_value = by_values.as_mut().map(|v| v.next().flatten());
         let mut item = SortItem {
             elem,
+            pos,
             score: 0.0,
             by: None,
         };
@@ -480,11 +484,26 @@ fn order(
             strings(&a.elem, &b.elem)
         }
     };
-    // A stable sort, like glibc's qsort (a merge sort): equal keys keep the source's order.
-    if o.desc {
-        items.sort_by(|a, b| compare(b, a));
+    // Equal keys keep the source's order, as under glibc's qsort (a merge sort), DESC included.
+    let total = |a: &SortItem, b: &SortItem| {
+        let by_key = if o.desc { compare(b, a) } else { compare(a, b) };
+        by_key.then(a.pos.cmp(&b.pos))
+    };
+    let (start, end) = (loaded.start, loaded.end);
+    if loaded.by && (start, end) != (0, items.len()) {
+        // Like Redis's partial quicksort for BY with LIMIT: only the output range is put in
+        // order, O(N + M log M).
+        if end > start {
+            if end < items.len() {
+                items.select_nth_unstable_by(end, total);
+            }
+            if start > 0 {
+                items[..end].select_nth_unstable_by(start, total);
+            }
+            items[start..end].sort_unstable_by(total);
+        }
     } else {
-        items.sort_by(compare);
+        items.sort_unstable_by(total);
     }
     loaded.elems = items.into_iter().map(|i| i.elem).collect();
     Ok(())
@@ -831,6 +850,41 @@ mod tests {
         ];
         order(&mut l, Some(by), &opts("SORT k BY w_* ALPHA")).unwrap();
         assert_eq!(names(&l), ["b", "d", "c", "a"]);
+    }
+
+    /// BY with LIMIT orders only the output range; it must hold what a full stable sort puts
+    /// there, ties (equal or missing BY values) included.
+    #[test]
+    fn a_partial_sort_agrees_with_the_full_sort_on_the_range() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        for round in 0..500 {
+            let n = rng.gen_range(0..40);
+            let elems: Vec<String> = (0..n).map(|i| format!("e{}", i % 17)).collect();
+            let refs: Vec<&str> = elems.iter().map(|s| s.as_str()).collect();
+            let by: Vec<Option<Bytes>> = (0..n)
+                .map(|_| {
+                    rng.gen_bool(0.8)
+                        .then(|| Bytes::from(rng.gen_range(0..6).to_string()))
+                })
+                .collect();
+            let alpha = rng.gen_bool(0.5);
+            let desc = if rng.gen_bool(0.5) { " DESC" } else { "" };
+            let o = opts(&format!("SORT k BY w_*{desc}"));
+            let mut full = loaded(&refs, alpha, true);
+            order(&mut full, Some(by.clone()), &o).unwrap();
+            let start = rng.gen_range(0..=n);
+            let end = rng.gen_range(start..=n);
+            let mut part = loaded(&refs, alpha, true);
+            part.start = start;
+            part.end = end;
+            order(&mut part, Some(by), &o).unwrap();
+            assert_eq!(
+                part.elems[start..end],
+                full.elems[start..end],
+                "round {round}: {start}..{end} of {n}"
+            );
+        }
     }
 
     #[test]
