@@ -2072,8 +2072,21 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A fresh temporary directory per test (no tempfile crate).
-    fn temp_dir() -> PathBuf {
+    /// A config file in a fresh temporary directory of its own (no tempfile crate); the
+    /// directory and everything written into it go away when this is dropped.
+    struct TempConf {
+        dir: PathBuf,
+        path: PathBuf,
+        arg: String,
+    }
+
+    impl Drop for TempConf {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn write_conf(content: &str) -> TempConf {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "tessera-config-test-{}-{}",
@@ -2082,14 +2095,10 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn write_conf(content: &str) -> (PathBuf, String) {
-        let path = temp_dir().join("tessera.conf");
+        let path = dir.join("tessera.conf");
         std::fs::write(&path, content).unwrap();
-        let s = path.to_str().unwrap().to_string();
-        (path, s)
+        let arg = path.to_str().unwrap().to_string();
+        TempConf { dir, path, arg }
     }
 
     fn args(list: &[&str]) -> Vec<String> {
@@ -2217,7 +2226,7 @@ mod tests {
 
     #[test]
     fn load_file_with_comments_quotes_units_and_saves() {
-        let (path, p) = write_conf(
+        let conf = write_conf(
             "# Tessera test config\n\
              \n\
              \t  # indented comment\n\
@@ -2236,6 +2245,7 @@ mod tests {
              shards 4\r\n\
              dir /tmp/../tmp/./\n",
         );
+        let (path, p) = (conf.path.clone(), conf.arg.clone());
         let out = load(&args(&[&p])).unwrap();
         let c = &out.config;
         assert_eq!(c.port, 7000);
@@ -2277,13 +2287,15 @@ mod tests {
 
     #[test]
     fn save_lines_reset_then_accumulate() {
-        let (_, p) = write_conf("save \"\"\nsave 10 1\n");
+        let conf = write_conf("save \"\"\nsave 10 1\n");
+        let p = conf.arg.clone();
         let c = load(&args(&[&p])).unwrap().config;
         assert_eq!(get1(&c, "save"), "10 1");
         // Flags continue the same load, as in redis-server.
         let c = load(&args(&[&p, "--save", "60", "5"])).unwrap().config;
         assert_eq!(get1(&c, "save"), "10 1 60 5");
-        let (_, p) = write_conf("save 10 1\nsave \"\"\n");
+        let conf = write_conf("save 10 1\nsave \"\"\n");
+        let p = conf.arg.clone();
         let c = load(&args(&[&p])).unwrap().config;
         assert_eq!(get1(&c, "save"), "10 1");
         // A bare --save, or one followed by another flag, is `save ""`.
@@ -2296,7 +2308,8 @@ mod tests {
 
     #[test]
     fn flags_override_file_in_order() {
-        let (_, p) = write_conf("port 7000\nloglevel debug\n");
+        let conf = write_conf("port 7000\nloglevel debug\n");
+        let p = conf.arg.clone();
         let c = load(&args(&[
             &p,
             "--port",
@@ -2334,7 +2347,8 @@ mod tests {
     #[test]
     fn load_errors() {
         let err = |content: &str| {
-            let (_, p) = write_conf(content);
+            let conf = write_conf(content);
+            let p = conf.arg.clone();
             let e = load(&args(&[&p])).unwrap_err();
             e.strip_prefix(&p).unwrap().to_string()
         };
@@ -2425,13 +2439,15 @@ mod tests {
         assert!(load(&args(&["/nonexistent/tessera.conf"]))
             .unwrap_err()
             .starts_with("Fatal error, can't open config file '/nonexistent/tessera.conf': "));
-        let (_, p) = write_conf("port 1\n");
+        let conf = write_conf("port 1\n");
+        let p = conf.arg.clone();
         assert!(load(&args(&[&p, "stray"])).unwrap_err().contains("'stray'"));
     }
 
     #[test]
     fn daemonize_yes_is_a_startup_error() {
-        let (_, p) = write_conf("daemonize yes\n");
+        let conf = write_conf("daemonize yes\n");
+        let p = conf.arg.clone();
         assert_eq!(
             load(&args(&[&p])).unwrap_err(),
             "daemonize yes is not supported; use a service manager"
@@ -2447,7 +2463,8 @@ mod tests {
 
     #[test]
     fn deprecated_directives_are_ignored_with_a_warning() {
-        let (_, p) = write_conf("list-max-ziplist-entries 512\n");
+        let conf = write_conf("list-max-ziplist-entries 512\n");
+        let p = conf.arg.clone();
         let out = load(&args(&[&p])).unwrap();
         assert_eq!(
             out.warnings,
@@ -2457,7 +2474,8 @@ mod tests {
 
     #[test]
     fn no_warning_for_defaults_or_implemented() {
-        let (_, p) = write_conf("appendonly no\nsave 3600 1 300 100 60 10000\nport 1\ntimeout 5\n");
+        let conf = write_conf("appendonly no\nsave 3600 1 300 100 60 10000\nport 1\ntimeout 5\n");
+        let p = conf.arg.clone();
         assert!(load(&args(&[&p])).unwrap().warnings.is_empty());
     }
 
@@ -2694,7 +2712,7 @@ mod tests {
 
     #[test]
     fn rewrite_preserves_comments_and_round_trips() {
-        let (path, p) = write_conf(
+        let conf = write_conf(
             "# Top comment\n\
              port 7802\n   # indented comment\n\n\
              save 900 1\n\
@@ -2707,6 +2725,7 @@ mod tests {
              requirepass \"a b\\\"c\"\n\n\n\n\
              # end\n",
         );
+        let (path, p) = (conf.path.clone(), conf.arg.clone());
         let mut c = load(&args(&[&p])).unwrap().config;
         set(
             &mut c,

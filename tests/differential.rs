@@ -2011,6 +2011,9 @@ fn hash_commands() {
         "HRANDFIELD r -9223372036854775808",
         "HRANDFIELD r 9223372036854775807 WITHVALUES",
         "HRANDFIELD r -4611686018427387904 WITHVALUES",
+        "HRANDFIELD r -9223372036854775807 WITHVALUES",
+        "HRANDFIELD nokey -9223372036854775807",
+        "HRANDFIELD nokey -4611686018427387903 WITHVALUES",
         "HRANDFIELD nokey 4611686018427387904 WITHVALUES",
     ]);
     for line in [
@@ -3243,4 +3246,144 @@ fn randomized() {
 #[test]
 fn randomized_resp3() {
     run_seeds(env_list("DIFF_RESP3_SEEDS", &[6]), true);
+}
+
+// =============================================================================================
+// Number parsing per command, DEBUG DIGEST with deadlines, HRANDFIELD counts
+// =============================================================================================
+
+/// Each command parses numbers the way Redis does for that command: long doubles that must be
+/// the whole text (INCRBYFLOAT, HINCRBYFLOAT), doubles that must be the whole text (ZADD,
+/// ZINCRBY), strtod up to the end or a NUL (score ranges, SORT), a strtod prefix (DEBUG SLEEP).
+#[test]
+fn number_parsing_follows_each_command() {
+    let mut d = diff_or_skip!("number_parsing_follows_each_command");
+    let values: &[&[u8]] = &[
+        b"0x10",
+        b"0x1p3",
+        b"-0X.8",
+        b"1e400",
+        b"1e-400",
+        b"1e4000",
+        b"inf",
+        b"-Infinity",
+        b"nan",
+        b" 1",
+        b"1 ",
+        b"\t2",
+        b"",
+        b"1\x002",
+        b"+3",
+        b".5",
+        b"5.",
+        b"1e",
+        b"0x",
+    ];
+    for v in values {
+        d.cmd(&[b"SET", b"f", b"1"]);
+        d.cmd(&[b"INCRBYFLOAT", b"f", v]);
+        d.cmd(&[b"HSET", b"h", b"f", b"1"]);
+        d.cmd(&[b"HINCRBYFLOAT", b"h", b"f", v]);
+        d.cmd(&[b"ZADD", b"z", v, b"m"]);
+        d.cmd(&[b"ZINCRBY", b"z", v, b"m"]);
+        d.cmd(&[b"ZADD", b"z", b"INCR", v, b"m"]);
+        d.cmd(&[b"ZRANGEBYSCORE", b"z", v, b"+inf"]);
+        d.cmd(&[b"ZCOUNT", b"z", b"-inf", v]);
+        d.cmd(&[b"DEL", b"sorted"]);
+        d.cmd(&[b"RPUSH", b"sorted", b"0", v]);
+        d.cmd(&[b"SORT", b"sorted"]);
+        // Redis 7.0 leaves a SORT's ERANGE in errno for later SORTs; this clears it.
+        d.cmd(&[b"INCRBYFLOAT", b"errno:reset", b"0"]);
+    }
+    for v in [
+        &b"abc"[..],
+        b"0x1p-20",
+        b"0.0001x",
+        b" 0.0001",
+        b"-1",
+        b"nan",
+    ] {
+        d.cmd(&[b"DEBUG", b"SLEEP", v]);
+    }
+}
+
+/// DEBUG DIGEST-VALUE and DEBUG DIGEST say whether a key has a deadline (not which), like
+/// Redis: the digests are Tessera's own, so what is compared is which ones are equal.
+#[test]
+fn debug_digest_mixes_in_the_deadline() {
+    let mut d = diff_or_skip!("debug_digest_mixes_in_the_deadline");
+    d.s_norm("DEBUG DIGEST", Norm::Shape);
+    d.s_norm("DEBUG DIGEST-VALUE nokey", Norm::Exact);
+    d.script(&[
+        "SET plain v",
+        "SET withttl v EX 1000",
+        "SET otherttl v PX 2000000",
+        "RPUSH l1 a b",
+        "RPUSH l2 a b",
+        "EXPIRE l2 500",
+    ]);
+    d.s_norm("DEBUG DIGEST-VALUE plain", Norm::Shape);
+    d.each("DIGEST-VALUE relations", |t, c| {
+        let v = resp_parse(&t.conns[c].cmd_str("DEBUG DIGEST-VALUE plain withttl otherttl l1 l2"));
+        let items = v.items().cloned().unwrap_or_default();
+        let same = |i: usize, j: usize| items.get(i) == items.get(j);
+        format!(
+            "plain=withttl:{} withttl=otherttl:{} l1=l2:{}",
+            same(0, 1),
+            same(1, 2),
+            same(3, 4)
+        )
+        .into_bytes()
+    });
+    // The dataset digest changes with a deadline's presence and returns with its absence.
+    d.each("DIGEST follows PERSIST and EXPIRE", |t, c| {
+        let conn = &mut t.conns[c];
+        let before = conn.cmd_str("DEBUG DIGEST");
+        conn.cmd_str("PERSIST withttl");
+        let persisted = conn.cmd_str("DEBUG DIGEST");
+        conn.cmd_str("EXPIRE withttl 3000");
+        let again = conn.cmd_str("DEBUG DIGEST");
+        format!(
+            "changed:{} restored:{}",
+            before != persisted,
+            before == again
+        )
+        .into_bytes()
+    });
+    // Equal data digests equally whatever the shard count, deadlines included (they were set
+    // milliseconds apart on each server).
+    let digests: Vec<Vec<u8>> = d
+        .targets
+        .iter_mut()
+        .skip(1)
+        .map(|t| t.conns[0].cmd_str("DEBUG DIGEST"))
+        .collect();
+    assert!(
+        digests.windows(2).all(|w| w[0] == w[1]),
+        "DEBUG DIGEST differs by shard count: {digests:?}"
+    );
+}
+
+/// A negative count whose reply Redis 7.0 would build without bound (it runs out of memory on
+/// `HRANDFIELD k -9223372036854775807`; no reference to compare with): Tessera refuses it with
+/// the range error Redis gives for the counts it checks, at once, and keeps serving.
+#[test]
+fn hrandfield_huge_negative_count_is_refused() {
+    let srv = start_tessera(4, &[]);
+    let mut c = srv.conn();
+    c.cmd_str("HSET h a 1 b 2");
+    for args in [
+        "-9223372036854775807",
+        "-4611686018427387903 WITHVALUES",
+        "-50000001",
+    ] {
+        assert_eq!(
+            c.cmd_str(&format!("HRANDFIELD h {args}")),
+            b"-ERR value is out of range\r\n",
+            "{args}"
+        );
+    }
+    let v = resp_parse(&c.cmd_str("HRANDFIELD h -3 WITHVALUES"));
+    assert_eq!(v.items().map(|i| i.len()), Some(6));
+    assert_eq!(c.cmd_str("HLEN h"), b":2\r\n");
 }

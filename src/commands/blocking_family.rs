@@ -47,9 +47,12 @@ fn blmpop_keys(a: &[Bytes]) -> Option<Vec<usize>> {
 /// up; out-of-range values behave like negative ones (the C conversion overflows). Zero means
 /// forever.
 fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, &'static str> {
-    let Some(secs) = args::parse_f64(arg) else {
+    // Redis reads the timeout as a long double (`string2ld`); its value in seconds as a double
+    // is all that matters here (huge values overflow to "negative" either way).
+    if crate::types::float::parse_long_double(arg).is_none() {
         return Err("ERR timeout is not a float or out of range");
-    };
+    }
+    let secs = args::strtod(arg).0;
     let ms = (secs * 1000.0).ceil();
     if !(ms.is_finite() && ms < 9.2e18) || ms < 0.0 {
         return Err("ERR timeout is negative");

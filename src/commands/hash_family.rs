@@ -485,14 +485,7 @@ fn hrandfield(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             }
         };
     }
-    let l = match int_arg(&a[2]) {
-        Ok(n) if n == i64::MIN => {
-            return r.error(&format!(
-                "ERR value is out of range, value must between {} and {}",
-                -i64::MAX,
-                i64::MAX
-            ))
-        }
+    let l = match args::random_count_arg(&a[2]) {
         Ok(n) => n,
         Err(e) => return r.error(e),
     };
@@ -502,7 +495,7 @@ fn hrandfield(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     } else if a.len() == 4 {
         withvalues = true;
         if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
-            return r.error("ERR value is out of range");
+            return r.error(args::ERR_OUT_OF_RANGE);
         }
     }
     match read_hash(ctx, &a[1]) {
@@ -512,6 +505,9 @@ fn hrandfield(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     }
     if l == 0 {
         return r.array(0);
+    }
+    if let Err(e) = args::check_random_repeats(l) {
+        return r.error(e);
     }
     let st = &mut *ctx.st;
     let h = match st.dbs[ctx.db].keys.get(&a[1]).map(|e| &e.value) {

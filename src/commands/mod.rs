@@ -11,6 +11,9 @@
 //!   shard. Multi-key commands whose keys span shards are split by `crate::tx`.
 //! - `Exec::Conn`: asynchronous, runs on the connection's shard with access to the client state
 //!   and to every shard through the router (SELECT, CLIENT, INFO, KEYS, FLUSHALL, ...).
+//!   A connection-level command may also have a `keyed_body`: a shard handler that `crate::tx`
+//!   runs like any keyed command when the connection handler finds that the declared keys are
+//!   all the command touches (SORT without BY/GET patterns).
 //!
 //! Handlers never parse numbers or write replies by hand: they use `args` and `protocol::Reply`.
 
@@ -22,6 +25,7 @@ pub mod keys_family;
 pub mod list_family;
 pub mod server_family;
 pub mod set_family;
+pub mod sort_family;
 pub mod string_family;
 pub mod zset_family;
 
@@ -103,13 +107,35 @@ impl Iterator for KeyPositions {
 
 /// Keys counted by a `numkeys` argument at `numkeys_at`, starting right after it, plus `extra`
 /// fixed positions before it (e.g. ZUNIONSTORE's destination). For KeysFn implementations.
+///
+/// As Redis 7.0 finds them: through the key specs when `numkeys` is a strict non-negative
+/// integer (cast to an int) that fits (the fixed keys first), otherwise through the command's
+/// getkeys callback, which reads `numkeys` with `atoi` and lists the fixed keys last. Either
+/// way at least one key, all present.
 pub fn numkeys_positions(args: &[Bytes], numkeys_at: usize, extra: &[usize]) -> Option<Vec<usize>> {
-    let n = args::parse_i64(args.get(numkeys_at)?)?;
-    if n <= 0 || n as usize > args.len().saturating_sub(numkeys_at + 1) {
+    let arg = args.get(numkeys_at)?;
+    let avail = args.len().saturating_sub(numkeys_at + 1) as i64;
+    let fits = |n: i64| n >= 1 && n <= avail;
+    let by_spec = args::parse_i64(arg)
+        .filter(|&n| n >= 0)
+        .map(|n| n as i32 as i64)
+        .filter(|&n| fits(n));
+    let (n, fixed_last) = match by_spec {
+        Some(n) => (n, false),
+        None => (args::atoi(arg) as i64, true),
+    };
+    if !fits(n) {
         return None;
     }
-    let mut v: Vec<usize> = extra.to_vec();
-    v.extend(numkeys_at + 1..numkeys_at + 1 + n as usize);
+    let counted = numkeys_at + 1..numkeys_at + 1 + n as usize;
+    let mut v: Vec<usize> = Vec::with_capacity(extra.len() + n as usize);
+    if fixed_last {
+        v.extend(counted);
+        v.extend_from_slice(extra);
+    } else {
+        v.extend_from_slice(extra);
+        v.extend(counted);
+    }
     Some(v)
 }
 pub type ConnFn = for<'a> fn(&'a mut Conn, Vec<Bytes>) -> LocalBoxFuture<'a, ()>;
@@ -187,7 +213,24 @@ pub struct CommandSpec {
     pub multi: Option<MultiKind>,
     /// Set for commands with movable keys (COMMAND INFO flag `movablekeys`).
     pub keys_fn: Option<KeysFn>,
+    /// For an `Exec::Conn` command: its shard-local body, run through `crate::tx` (statistics
+    /// are counted once, by the connection).
+    pub keyed_body: Option<ShardFn>,
+    /// Key specs as Redis declares them, for commands whose keys one index range cannot
+    /// describe (COMMAND INFO); None: one spec derived from first/last/step.
+    pub key_specs: Option<&'static [KeySpec]>,
     index: u16,
+}
+
+/// One key spec of COMMAND INFO (Redis 7's `keySpec`), for the cases Tessera declares.
+pub struct KeySpec {
+    pub notes: Option<&'static str>,
+    /// Access flags as Redis names them ("RO", "access", "OW", "update", ...).
+    pub flags: &'static [&'static str],
+    /// Where the search starts: Some(index), or None for `unknown`.
+    pub begin_index: Option<i32>,
+    /// (lastkey, keystep, limit) of a `range` find_keys, or None for `unknown`.
+    pub find_range: Option<(i32, i32, i32)>,
 }
 
 impl CommandSpec {
@@ -247,6 +290,8 @@ pub const fn cmd(
         exec,
         multi: None,
         keys_fn: None,
+        keyed_body: None,
+        key_specs: None,
         index: 0,
     }
 }
@@ -260,6 +305,18 @@ impl CommandSpec {
     /// Declares movable keys, found by `f` in the arguments.
     pub const fn movable_keys(mut self, f: KeysFn) -> CommandSpec {
         self.keys_fn = Some(f);
+        self
+    }
+
+    /// Gives a connection-level command a shard-local body for `crate::tx` to run.
+    pub const fn keyed_body(mut self, f: ShardFn) -> CommandSpec {
+        self.keyed_body = Some(f);
+        self
+    }
+
+    /// Declares the command's key specs as Redis reports them.
+    pub const fn key_specs(mut self, specs: &'static [KeySpec]) -> CommandSpec {
+        self.key_specs = Some(specs);
         self
     }
 }
@@ -286,6 +343,7 @@ fn build() -> Table {
     specs.extend(set_family::specs());
     specs.extend(zset_family::specs());
     specs.extend(crate::scripting::specs());
+    specs.extend(sort_family::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

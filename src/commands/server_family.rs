@@ -135,6 +135,31 @@ fn lastsave(ctx: &mut Ctx, _a: &[Bytes], r: &mut Reply) {
 
 // ----- COMMAND -----
 
+/// ACL categories in the order Redis lists them (its category table's order).
+const CATEGORY_ORDER: &[&str] = &[
+    "@keyspace",
+    "@read",
+    "@write",
+    "@set",
+    "@sortedset",
+    "@list",
+    "@hash",
+    "@string",
+    "@bitmap",
+    "@hyperloglog",
+    "@geo",
+    "@stream",
+    "@pubsub",
+    "@admin",
+    "@fast",
+    "@slow",
+    "@blocking",
+    "@dangerous",
+    "@connection",
+    "@transaction",
+    "@scripting",
+];
+
 fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
     let mut v = Vec::new();
     if s.has(WRITE) {
@@ -143,15 +168,17 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
     if s.has(READONLY) {
         v.push("@read");
     }
-    match s.group {
-        "string" => v.push("@string"),
-        "hash" => v.push("@hash"),
-        "list" => v.push("@list"),
-        "set" => v.push("@set"),
-        "sorted-set" => v.push("@sortedset"),
-        "generic" => v.push("@keyspace"),
-        "connection" => v.push("@connection"),
-        "pubsub" if !CONTAINERS.contains(&s.name) => v.push("@pubsub"),
+    match (s.group, s.name) {
+        // SORT works on three types and reads keys its patterns name.
+        (_, "sort" | "sort_ro") => v.extend(["@set", "@sortedset", "@list", "@dangerous"]),
+        ("string", _) => v.push("@string"),
+        ("hash", _) => v.push("@hash"),
+        ("list", _) => v.push("@list"),
+        ("set", _) => v.push("@set"),
+        ("sorted-set", _) => v.push("@sortedset"),
+        ("generic", _) => v.push("@keyspace"),
+        ("connection", _) => v.push("@connection"),
+        ("pubsub", name) if !CONTAINERS.contains(&name) => v.push("@pubsub"),
         _ => {}
     }
     if s.has(ADMIN) {
@@ -171,8 +198,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
             | "monitor"
             | "shutdown"
             | "slowlog"
-    ) && !v.contains(&"@dangerous")
-    {
+    ) {
         v.push("@dangerous");
     }
     v.push(if s.has(FAST) { "@fast" } else { "@slow" });
@@ -182,7 +208,11 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
     if s.group == "transactions" {
         v.push("@transaction");
     }
-    v
+    CATEGORY_ORDER
+        .iter()
+        .copied()
+        .filter(|c| v.contains(c))
+        .collect()
 }
 
 /// Commands with subcommands: Redis 7 reports their flags and keys per subcommand, and none on
@@ -220,9 +250,11 @@ fn reply_command_info(r: &mut Reply, s: &CommandSpec) {
         r.simple(c);
     }
     r.set(0); // tips
-    if first > 0 {
+    if let Some(specs) = s.key_specs {
+        reply_key_specs(r, specs);
+    } else if first > 0 {
         // One key spec per declared key range, in Redis 7's shape.
-        r.array(1);
+        r.set(1);
         r.map(3);
         r.bulk(b"flags");
         r.set(1);
@@ -252,9 +284,64 @@ fn reply_command_info(r: &mut Reply, s: &CommandSpec) {
         r.bulk(b"limit");
         r.int(0);
     } else {
-        r.array(0);
+        r.set(0);
     }
-    r.array(0); // subcommands
+    r.set(0); // subcommands
+}
+
+/// Key specs declared in full (`CommandSpec::key_specs`), as Redis 7.0 writes them.
+fn reply_key_specs(r: &mut Reply, specs: &[super::KeySpec]) {
+    r.set(specs.len());
+    for k in specs {
+        r.map(if k.notes.is_some() { 4 } else { 3 });
+        if let Some(n) = k.notes {
+            r.bulk(b"notes");
+            r.bulk(n.as_bytes());
+        }
+        r.bulk(b"flags");
+        r.set(k.flags.len());
+        for f in k.flags {
+            r.simple(f);
+        }
+        r.bulk(b"begin_search");
+        r.map(2);
+        r.bulk(b"type");
+        match k.begin_index {
+            Some(i) => {
+                r.bulk(b"index");
+                r.bulk(b"spec");
+                r.map(1);
+                r.bulk(b"index");
+                r.int(i as i64);
+            }
+            None => {
+                r.bulk(b"unknown");
+                r.bulk(b"spec");
+                r.map(0);
+            }
+        }
+        r.bulk(b"find_keys");
+        r.map(2);
+        r.bulk(b"type");
+        match k.find_range {
+            Some((lastkey, keystep, limit)) => {
+                r.bulk(b"range");
+                r.bulk(b"spec");
+                r.map(3);
+                r.bulk(b"lastkey");
+                r.int(lastkey as i64);
+                r.bulk(b"keystep");
+                r.int(keystep as i64);
+                r.bulk(b"limit");
+                r.int(limit as i64);
+            }
+            None => {
+                r.bulk(b"unknown");
+                r.bulk(b"spec");
+                r.map(0);
+            }
+        }
+    }
 }
 
 fn reply_command_docs(r: &mut Reply, s: &CommandSpec) {
@@ -956,7 +1043,9 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         match sub.as_str() {
             "help" => super::reply_help(&mut c.reply(), "debug", DEBUG_HELP),
             "sleep" if a.len() == 3 => {
-                let secs = super::args::parse_f64(&a[2]).unwrap_or(0.0).max(0.0);
+                // Redis reads the longest numeric prefix (strtod, end ignored): "abc" sleeps 0.
+                let (secs, _, _) = super::args::strtod(&a[2]);
+                let secs = if secs.is_nan() { 0.0 } else { secs.max(0.0) };
                 // Like Redis, the sleep blocks the executing thread: this shard stops serving.
                 std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
                 c.reply().ok();
@@ -1023,7 +1112,7 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 match res {
                     Ok(parts) => {
                         let d = crate::shard::digest::combine(&parts);
-                        c.reply().bulk(d.as_bytes())
+                        c.reply().simple(&d)
                     }
                     Err(_) => c.reply().error(ERR_SHARD_GONE),
                 }
@@ -1041,7 +1130,7 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                             if !st.dbs[db].exists(&k, now) {
                                 return None;
                             }
-                            st.dbs[db].keys.get(&k).map(|e| crate::shard::digest::value_digest(&e.value))
+                            st.dbs[db].keys.get(&k).map(|e| crate::shard::digest::value_digest(&e.value, e.expire_at))
                         })
                         .await;
                     out.push(d.ok().flatten());

@@ -15,7 +15,7 @@
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 
-use super::args::{eq_ic, int_arg, parse_i64, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::args::{self, eq_ic, int_arg, parse_i64, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KEY1, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
@@ -441,14 +441,7 @@ fn srandmember(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             None => r.null(),
         };
     }
-    let l = match int_arg(&a[2]) {
-        Ok(i64::MIN) => {
-            return r.error(&format!(
-                "ERR value is out of range, value must between {} and {}",
-                -i64::MAX,
-                i64::MAX
-            ))
-        }
+    let l = match args::random_count_arg(&a[2]) {
         Ok(n) => n,
         Err(e) => return r.error(e),
     };
@@ -459,6 +452,9 @@ fn srandmember(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     }
     if l == 0 {
         return r.array(0);
+    }
+    if let Err(e) = args::check_random_repeats(l) {
+        return r.error(e);
     }
     let Some((s, rng)) = set_and_rng(ctx, &a[1]) else {
         return r.array(0);

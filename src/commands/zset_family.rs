@@ -286,7 +286,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Pops members from the first non-empty sorted set of several keys.",
             Exec::Shard(zmpop),
         )
-        .movable_keys(keys_of_mpop),
+        .movable_keys(keys_after_numkeys),
         cmd(
             "zrandmember",
             -2,
@@ -401,13 +401,6 @@ fn keys_after_numkeys(a: &[Bytes]) -> Option<Vec<usize>> {
     numkeys_positions(a, 1, &[])
 }
 
-/// ZMPOP: the keys counted by `numkeys`, provided MIN|MAX can follow them (otherwise the
-/// handler's syntax error is the reply, as in Redis, rather than a routing error).
-fn keys_of_mpop(a: &[Bytes]) -> Option<Vec<usize>> {
-    let keys = numkeys_positions(a, 1, &[])?;
-    (keys.len() + 2 < a.len()).then_some(keys)
-}
-
 /// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: the destination, then `numkeys` at 2 and the inputs.
 fn keys_of_store(a: &[Bytes]) -> Option<Vec<usize>> {
     numkeys_positions(a, 2, &[1])
@@ -494,9 +487,8 @@ fn parse_score_bound(arg: &[u8]) -> Option<(f64, bool)> {
         Some(b'(') => (&arg[1..], true),
         _ => (arg, false),
     };
-    let (v, used, _) = args::strtod(text);
-    let ends = used == text.len() || text[used] == 0;
-    (ends && !v.is_nan()).then_some((v, ex))
+    let (v, _) = args::strtod_c_string(text)?;
+    (!v.is_nan()).then_some((v, ex))
 }
 
 fn parse_score_range(min: &[u8], max: &[u8]) -> Result<ScoreRange, &'static str> {
@@ -1249,14 +1241,7 @@ fn zrandmember(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             None => r.null(),
         };
     }
-    let l = match int_arg(&a[2]) {
-        Ok(n) if n == i64::MIN => {
-            return r.error(&format!(
-                "ERR value is out of range, value must between {} and {}",
-                -i64::MAX,
-                i64::MAX
-            ))
-        }
+    let l = match args::random_count_arg(&a[2]) {
         Ok(n) => n,
         Err(e) => return r.error(e),
     };
@@ -1265,7 +1250,7 @@ fn zrandmember(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return r.error(ERR_SYNTAX);
     }
     if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
-        return r.error("ERR value is out of range");
+        return r.error(args::ERR_OUT_OF_RANGE);
     }
     match read_zset(ctx, key) {
         Err(e) => return r.error(e),
@@ -1274,6 +1259,9 @@ fn zrandmember(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     }
     if l == 0 {
         return r.array(0);
+    }
+    if let Err(e) = args::check_random_repeats(l) {
+        return r.error(e);
     }
     let st = &mut *ctx.st;
     let Some(Value::ZSet(z)) = st.dbs[ctx.db].keys.get(key).map(|e| &e.value) else {

@@ -1,6 +1,10 @@
 //! DEBUG DIGEST: an order-independent fingerprint of the dataset, equal for equal data whatever
 //! the shard count or insertion order (per-key SHA-1 digests combined with XOR). An empty
 //! dataset digests to forty zeros, as in Redis.
+//!
+//! Like Redis, a key's digest says whether it has a deadline but not which one: two servers
+//! (or shards) holding the same data with TTLs set a few milliseconds apart digest equally,
+//! while the same value with and without a TTL does not.
 
 use crate::shard::ShardState;
 use crate::types::Value;
@@ -67,10 +71,16 @@ fn value_bytes(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// The digest of one value (DEBUG DIGEST-VALUE).
-pub fn value_digest(v: &Value) -> String {
+/// Mixed into the digest of a key with a deadline (Redis mixes in "!!expire!!").
+const EXPIRE_MARK: &[u8] = b"!!expire!!";
+
+/// The digest of one key's value, with its deadline's presence mixed in (DEBUG DIGEST-VALUE).
+pub fn value_digest(v: &Value, expire_at: u64) -> String {
     let mut buf = Vec::new();
     value_bytes(v, &mut buf);
+    if expire_at != 0 {
+        buf.extend_from_slice(EXPIRE_MARK);
+    }
     sha1_smol::Sha1::from(&buf).digest().to_string()
 }
 
@@ -89,10 +99,8 @@ pub fn shard_digest(st: &ShardState) -> [u8; 20] {
             buf.extend_from_slice(&(k.len() as u64).to_le_bytes());
             buf.extend_from_slice(k);
             value_bytes(&e.value, &mut buf);
-            // Like Redis, whether a key has a deadline counts, not the deadline itself: two
-            // servers given the same commands a millisecond apart must digest equally.
             if e.expire_at != 0 {
-                buf.extend_from_slice(b"!!expire!!");
+                buf.extend_from_slice(EXPIRE_MARK);
             }
             let d = sha1_smol::Sha1::from(&buf).digest().bytes();
             for (a, b) in acc.iter_mut().zip(d) {
@@ -112,4 +120,43 @@ pub fn combine(parts: &[[u8; 20]]) -> String {
         }
     }
     acc.iter().map(|b| format!("{:02x}", b)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::StrValue;
+
+    #[test]
+    fn a_deadline_changes_the_digest_but_its_value_does_not() {
+        let v = Value::Str(StrValue::from_bytes(b"v"));
+        let plain = value_digest(&v, 0);
+        assert_ne!(plain, value_digest(&v, 1_000));
+        assert_eq!(value_digest(&v, 1_000), value_digest(&v, 2_000));
+    }
+
+    #[test]
+    fn equal_data_digests_equally_on_any_number_of_shards() {
+        let put = |st: &mut ShardState, key: &[u8], ttl: u64| {
+            let v = Value::Str(StrValue::from_bytes(b"v"));
+            st.dbs[0].insert(key, v, ttl, 0);
+        };
+        let far = u64::MAX / 2;
+        let mut one = ShardState::new(0, crate::config::Config::default());
+        put(&mut one, b"a", far);
+        put(&mut one, b"b", 0);
+        let mut s0 = ShardState::new(0, crate::config::Config::default());
+        let mut s1 = ShardState::new(1, crate::config::Config::default());
+        put(&mut s0, b"a", far + 5);
+        put(&mut s1, b"b", 0);
+        assert_eq!(
+            combine(&[shard_digest(&one)]),
+            combine(&[shard_digest(&s0), shard_digest(&s1)])
+        );
+        put(&mut s1, b"b", far);
+        assert_ne!(
+            combine(&[shard_digest(&one)]),
+            combine(&[shard_digest(&s0), shard_digest(&s1)])
+        );
+    }
 }

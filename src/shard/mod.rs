@@ -341,10 +341,15 @@ pub fn execute_keyed(
     who: &ClientLabel,
     out: &mut BytesMut,
 ) {
-    let commands::Exec::Shard(handler) = spec.exec else {
-        // Routing never sends a connection-level command to a shard.
-        crate::protocol::Reply::new(out, resp3).error("ERR internal error: misrouted command");
-        return;
+    // A connection-level command reaches a shard only through its keyed body, and its
+    // connection counts its statistics.
+    let (handler, counted) = match (spec.exec, spec.keyed_body) {
+        (commands::Exec::Shard(h), _) => (h, true),
+        (commands::Exec::Conn(_), Some(h)) => (h, false),
+        (commands::Exec::Conn(_), None) => {
+            crate::protocol::Reply::new(out, resp3).error("ERR internal error: misrouted command");
+            return;
+        }
     };
     let start_len = out.len();
     // One wall-clock read gives both the command's notion of "now" (expiry) and the start of
@@ -396,6 +401,9 @@ pub fn execute_keyed(
             "ERR internal error while executing '{}'",
             spec.name
         ));
+    }
+    if !counted {
+        return;
     }
     let failed = out.len() > start_len && out[start_len] == b'-';
     let stat = &mut st.cmd_stats[spec.index()];

@@ -182,7 +182,9 @@ fn spawn_server(label: &str, program: &str, mk_args: &dyn Fn(u16, &Path) -> Vec<
         let dir = make_temp_dir(label);
         let log_path = dir.join("server.log");
         let log = File::create(&log_path).expect("create server log");
+        // The C locale: Redis collates SORT ... ALPHA with strcoll in the environment's locale.
         let child = Command::new(program)
+            .env("LC_ALL", "C")
             .args(mk_args(port, &dir))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("clone log fd")))
@@ -953,6 +955,9 @@ pub struct Diff {
     pub seed: Option<u64>,
     /// Index of the generator step (randomized tests), used for the reproduction hint.
     pub gen_step: Option<usize>,
+    /// The environment variable the randomized test reads its seeds from (reproduction hint;
+    /// `DIFF_SEEDS`, or `DIFF_RESP3_SEEDS` for a test named `*resp3*`, unless set).
+    pub seed_env: &'static str,
     /// Number of commands sent so far (every command, including probes and checkpoints).
     pub step: usize,
     pub section: String,
@@ -992,6 +997,11 @@ impl Diff {
             test: test.to_string(),
             seed: None,
             gen_step: None,
+            seed_env: if test.contains("resp3") {
+                "DIFF_RESP3_SEEDS"
+            } else {
+                "DIFF_SEEDS"
+            },
             step: 0,
             section: String::new(),
             targets,
@@ -1062,14 +1072,13 @@ impl Diff {
             }
         }
         if let (Some(seed), Some(g)) = (self.seed, self.gen_step) {
+            // The test binary is the crate this harness is compiled into; the test function
+            // is named like the Diff.
             msg.push_str(&format!(
-                "reproduce: {}={seed} DIFF_STEPS={} cargo test --test differential {} -- --exact\n",
-                if self.test.contains("resp3") {
-                    "DIFF_RESP3_SEEDS"
-                } else {
-                    "DIFF_SEEDS"
-                },
+                "reproduce: {}={seed} DIFF_STEPS={} cargo test --release --test {} {} -- --exact\n",
+                self.seed_env,
                 g + 1,
+                env!("CARGO_CRATE_NAME"),
                 self.test
             ));
         }
