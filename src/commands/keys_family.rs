@@ -755,6 +755,34 @@ fn scan(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 }
 
 /// SCAN's cursor: an unsigned 64-bit number, parsed like `strtoull` (so "-1" wraps around).
+/// HSCAN/SSCAN/ZSCAN's options after `key cursor`: `COUNT n` (at least 1) and `MATCH pattern`
+/// (`*` means no filter), with Redis's errors. Returns (count, pattern).
+pub fn collection_scan_options(a: &[Bytes]) -> Result<(usize, Option<&[u8]>), &'static str> {
+    let mut count = 10usize;
+    let mut pattern: Option<&[u8]> = None;
+    let mut j = 3;
+    while j < a.len() {
+        let more = j + 1 < a.len();
+        if eq_ic(&a[j], "count") && more {
+            match int_arg(&a[j + 1]) {
+                Ok(v) if v >= 1 => count = usize::try_from(v).unwrap_or(usize::MAX),
+                Ok(_) => return Err(ERR_SYNTAX),
+                Err(e) => return Err(e),
+            }
+        } else if eq_ic(&a[j], "match") && more {
+            pattern = if &a[j + 1][..] == b"*" {
+                None
+            } else {
+                Some(&a[j + 1][..])
+            };
+        } else {
+            return Err(ERR_SYNTAX);
+        }
+        j += 2;
+    }
+    Ok((count, pattern))
+}
+
 pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
     let (neg, digits) = match arg.first() {
         Some(b'-') => (true, &arg[1..]),

@@ -15,7 +15,7 @@
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 
-use super::args::{self, eq_ic, int_arg, parse_i64, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::args::{self, eq_ic, parse_i64, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KEY1, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
@@ -728,28 +728,10 @@ fn sscan(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         }
         Ok(Some(s)) => s,
     };
-    let mut count = 10usize;
-    let mut pattern: Option<&[u8]> = None;
-    let mut j = 3;
-    while j < a.len() {
-        let more = j + 1 < a.len();
-        if eq_ic(&a[j], "count") && more {
-            match int_arg(&a[j + 1]) {
-                Ok(v) if v >= 1 => count = usize::try_from(v).unwrap_or(usize::MAX),
-                Ok(_) => return r.error(ERR_SYNTAX),
-                Err(e) => return r.error(e),
-            }
-        } else if eq_ic(&a[j], "match") && more {
-            pattern = if &a[j + 1][..] == b"*" {
-                None
-            } else {
-                Some(&a[j + 1][..])
-            };
-        } else {
-            return r.error(ERR_SYNTAX);
-        }
-        j += 2;
-    }
+    let (count, pattern) = match super::keys_family::collection_scan_options(a) {
+        Ok(o) => o,
+        Err(e) => return r.error(e),
+    };
     let mut found: Vec<Item> = Vec::new();
     let mut next = cursor;
     // As in Redis: at most COUNT*10 bucket steps, stopping once COUNT members were collected;

@@ -1613,28 +1613,10 @@ fn zscan(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         }
         Ok(Some(z)) => z,
     };
-    let mut count = 10usize;
-    let mut pattern: Option<&[u8]> = None;
-    let mut j = 3;
-    while j < a.len() {
-        let more = j + 1 < a.len();
-        if eq_ic(&a[j], "count") && more {
-            match int_arg(&a[j + 1]) {
-                Ok(v) if v >= 1 => count = usize::try_from(v).unwrap_or(usize::MAX),
-                Ok(_) => return r.error(ERR_SYNTAX),
-                Err(e) => return r.error(e),
-            }
-        } else if eq_ic(&a[j], "match") && more {
-            pattern = if &a[j + 1][..] == b"*" {
-                None
-            } else {
-                Some(&a[j + 1][..])
-            };
-        } else {
-            return r.error(ERR_SYNTAX);
-        }
-        j += 2;
-    }
+    let (count, pattern) = match super::keys_family::collection_scan_options(a) {
+        Ok(o) => o,
+        Err(e) => return r.error(e),
+    };
     let mut found: Vec<(Bytes, f64)> = Vec::new();
     let mut next = cursor;
     // As in Redis: at most COUNT*10 bucket steps, stopping once COUNT entries were collected;
