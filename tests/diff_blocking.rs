@@ -7,32 +7,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn compare(name: &str, scenario: fn(u16) -> Vec<String>) {
-    let Some(redis) = start_redis() else {
-        return;
-    };
-    let expected = scenario(redis.port);
-    for shards in [1, 4] {
-        let t = start_tessera(shards, &[]);
-        let got = scenario(t.port);
-        for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
-            assert_eq!(e, g, "{}: step {} differs with {} shards", name, i, shards);
-        }
-        assert_eq!(expected.len(), got.len(), "{}: transcript length", name);
-    }
-}
-
-fn send(c: &mut RawConn, line: &str) {
-    let args = split_cmd(line);
-    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-    c.send(&encode(&refs));
-}
-
-fn cmd(c: &mut RawConn, log: &mut Vec<String>, line: &str) {
-    send(c, line);
-    log.push(format!("{} -> {}", line, render_raw(&c.read_reply())));
-}
-
 fn reply(c: &mut RawConn, log: &mut Vec<String>, what: &str) {
     log.push(format!("{}: {}", what, render_raw(&c.read_reply())));
 }
@@ -40,7 +14,7 @@ fn reply(c: &mut RawConn, log: &mut Vec<String>, what: &str) {
 /// Waits until the server reports `n` blocked clients.
 fn wait_blocked(port: u16, n: usize) {
     let mut c = RawConn::connect(port);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let want = format!("blocked_clients:{}\r\n", n);
     loop {
         let info = c.cmd(&[b"INFO", b"clients"]);
@@ -60,7 +34,7 @@ fn wait_blocked(port: u16, n: usize) {
 
 #[test]
 fn immediate_timeout_and_errors() {
-    compare("immediate_timeout_and_errors", |port| {
+    compare_transcripts("immediate_timeout_and_errors", |port| {
         let mut log = Vec::new();
         let mut c = RawConn::connect(port);
         for line in [
@@ -117,11 +91,11 @@ fn immediate_timeout_and_errors() {
             "BZPOPMIN z3 0.01",
         ] {
             if line == "HELLO 3" {
-                send(&mut c, line);
+                send_line(&mut c, line);
                 c.read_reply();
                 continue;
             }
-            cmd(&mut c, &mut log, line);
+            logged_cmd(&mut c, &mut log, line);
         }
         log
     });
@@ -129,42 +103,42 @@ fn immediate_timeout_and_errors() {
 
 #[test]
 fn served_in_fifo_order_before_the_next_command() {
-    compare("served_in_fifo_order_before_the_next_command", |port| {
+    compare_transcripts("served_in_fifo_order_before_the_next_command", |port| {
         let mut log = Vec::new();
         let mut a = RawConn::connect(port);
         let mut b = RawConn::connect(port);
         let mut p = RawConn::connect(port);
-        send(&mut a, "BLPOP q 0");
+        send_line(&mut a, "BLPOP q 0");
         wait_blocked(port, 1);
-        send(&mut b, "BRPOP q other 0");
+        send_line(&mut b, "BRPOP q other 0");
         wait_blocked(port, 2);
         // One push of three elements: the oldest waiter gets the head, the next the tail, and
         // the pusher's own next command sees what is left.
-        cmd(&mut p, &mut log, "LPUSH q x y z");
+        logged_cmd(&mut p, &mut log, "LPUSH q x y z");
         reply(&mut a, &mut log, "a");
         reply(&mut b, &mut log, "b");
-        cmd(&mut p, &mut log, "LRANGE q 0 -1");
+        logged_cmd(&mut p, &mut log, "LRANGE q 0 -1");
         // A blocked client's pipelined commands run after it is served.
-        send(&mut a, "BLPOP q2 0");
-        send(&mut a, "SET after-unblock 1");
+        send_line(&mut a, "BLPOP q2 0");
+        send_line(&mut a, "SET after-unblock 1");
         wait_blocked(port, 1);
-        cmd(&mut p, &mut log, "RPUSH q2 v");
+        logged_cmd(&mut p, &mut log, "RPUSH q2 v");
         reply(&mut a, &mut log, "a");
         reply(&mut a, &mut log, "a");
-        cmd(&mut p, &mut log, "GET after-unblock");
+        logged_cmd(&mut p, &mut log, "GET after-unblock");
         // Sorted sets.
-        send(&mut a, "BZPOPMIN zq 0");
+        send_line(&mut a, "BZPOPMIN zq 0");
         wait_blocked(port, 1);
-        send(&mut b, "BZMPOP 0 2 zq zq2 MAX COUNT 2");
+        send_line(&mut b, "BZMPOP 0 2 zq zq2 MAX COUNT 2");
         wait_blocked(port, 2);
-        cmd(&mut p, &mut log, "ZADD zq 3 c 1 a 2 b");
+        logged_cmd(&mut p, &mut log, "ZADD zq 3 c 1 a 2 b");
         reply(&mut a, &mut log, "a");
         reply(&mut b, &mut log, "b");
-        cmd(&mut p, &mut log, "ZCARD zq");
+        logged_cmd(&mut p, &mut log, "ZCARD zq");
         // BLMPOP with COUNT.
-        send(&mut a, "BLMPOP 0 2 m1 m2 RIGHT COUNT 2");
+        send_line(&mut a, "BLMPOP 0 2 m1 m2 RIGHT COUNT 2");
         wait_blocked(port, 1);
-        cmd(&mut p, &mut log, "RPUSH m2 1 2 3");
+        logged_cmd(&mut p, &mut log, "RPUSH m2 1 2 3");
         reply(&mut a, &mut log, "a");
         log
     });
@@ -172,38 +146,38 @@ fn served_in_fifo_order_before_the_next_command() {
 
 #[test]
 fn blmove_chains_and_cross_shard_keys() {
-    compare("blmove_chains_and_cross_shard_keys", |port| {
+    compare_transcripts("blmove_chains_and_cross_shard_keys", |port| {
         let mut log = Vec::new();
         let mut a = RawConn::connect(port);
         let mut b = RawConn::connect(port);
         let mut p = RawConn::connect(port);
         // a moves from src to dst; b waits on dst: one push feeds both, in order.
-        send(&mut a, "BLMOVE {c}src {c}dst RIGHT LEFT 0");
+        send_line(&mut a, "BLMOVE {c}src {c}dst RIGHT LEFT 0");
         wait_blocked(port, 1);
-        send(&mut b, "BLPOP {c}dst 0");
+        send_line(&mut b, "BLPOP {c}dst 0");
         wait_blocked(port, 2);
-        cmd(&mut p, &mut log, "RPUSH {c}src e1");
+        logged_cmd(&mut p, &mut log, "RPUSH {c}src e1");
         reply(&mut a, &mut log, "a");
         reply(&mut b, &mut log, "b");
-        cmd(&mut p, &mut log, "EXISTS {c}src {c}dst");
+        logged_cmd(&mut p, &mut log, "EXISTS {c}src {c}dst");
         // Keys on different shards (untagged): served whichever gets data.
-        send(&mut a, "BLPOP k1 k2 k3 0");
+        send_line(&mut a, "BLPOP k1 k2 k3 0");
         wait_blocked(port, 1);
-        cmd(&mut p, &mut log, "RPUSH k3 v3");
+        logged_cmd(&mut p, &mut log, "RPUSH k3 v3");
         reply(&mut a, &mut log, "a");
-        send(&mut a, "BRPOPLPUSH from to 0");
+        send_line(&mut a, "BRPOPLPUSH from to 0");
         wait_blocked(port, 1);
-        cmd(&mut p, &mut log, "RPUSH from f1 f2");
+        logged_cmd(&mut p, &mut log, "RPUSH from f1 f2");
         reply(&mut a, &mut log, "a");
-        cmd(&mut p, &mut log, "LRANGE from 0 -1");
-        cmd(&mut p, &mut log, "LRANGE to 0 -1");
+        logged_cmd(&mut p, &mut log, "LRANGE from 0 -1");
+        logged_cmd(&mut p, &mut log, "LRANGE to 0 -1");
         // A push inside MULTI/EXEC serves waiters after the whole block.
-        send(&mut a, "BLPOP mq 0");
+        send_line(&mut a, "BLPOP mq 0");
         wait_blocked(port, 1);
-        cmd(&mut p, &mut log, "MULTI");
-        cmd(&mut p, &mut log, "RPUSH mq 1 2");
-        cmd(&mut p, &mut log, "LPOP mq");
-        cmd(&mut p, &mut log, "EXEC");
+        logged_cmd(&mut p, &mut log, "MULTI");
+        logged_cmd(&mut p, &mut log, "RPUSH mq 1 2");
+        logged_cmd(&mut p, &mut log, "LPOP mq");
+        logged_cmd(&mut p, &mut log, "EXEC");
         reply(&mut a, &mut log, "a");
         log
     });
@@ -211,29 +185,29 @@ fn blmove_chains_and_cross_shard_keys() {
 
 #[test]
 fn disconnect_and_wrong_type_while_blocked() {
-    compare("disconnect_and_wrong_type_while_blocked", |port| {
+    compare_transcripts("disconnect_and_wrong_type_while_blocked", |port| {
         let mut log = Vec::new();
         let mut p = RawConn::connect(port);
         {
             let mut gone = RawConn::connect(port);
-            send(&mut gone, "BLPOP dq 0");
+            send_line(&mut gone, "BLPOP dq 0");
             wait_blocked(port, 1);
         }
         wait_blocked(port, 0);
-        cmd(&mut p, &mut log, "RPUSH dq kept");
-        cmd(&mut p, &mut log, "LRANGE dq 0 -1");
+        logged_cmd(&mut p, &mut log, "RPUSH dq kept");
+        logged_cmd(&mut p, &mut log, "LRANGE dq 0 -1");
         // The key becomes a string: the waiter stays blocked, then gets a list.
         let mut a = RawConn::connect(port);
-        send(&mut a, "BLPOP wt 0");
+        send_line(&mut a, "BLPOP wt 0");
         wait_blocked(port, 1);
-        cmd(&mut p, &mut log, "SET wt string");
-        cmd(&mut p, &mut log, "DEL wt");
-        cmd(&mut p, &mut log, "RPUSH wt finally");
+        logged_cmd(&mut p, &mut log, "SET wt string");
+        logged_cmd(&mut p, &mut log, "DEL wt");
+        logged_cmd(&mut p, &mut log, "RPUSH wt finally");
         reply(&mut a, &mut log, "a");
         // Timeouts answer with a null array in both protocols' shape.
-        cmd(&mut a, &mut log, "BLPOP never 0.05");
-        cmd(&mut a, &mut log, "BZPOPMIN never 0.05");
-        cmd(&mut a, &mut log, "BLMOVE never x LEFT LEFT 0.05");
+        logged_cmd(&mut a, &mut log, "BLPOP never 0.05");
+        logged_cmd(&mut a, &mut log, "BZPOPMIN never 0.05");
+        logged_cmd(&mut a, &mut log, "BLMOVE never x LEFT LEFT 0.05");
         log
     });
 }

@@ -1416,3 +1416,37 @@ fn scan_iterate(conn: &mut RawConn, extra: &[&[u8]]) -> Result<Vec<Vec<u8>>, Str
     }
     Err("SCAN did not return cursor 0 within 100000 rounds".into())
 }
+
+// =============================================================================================
+// Multi-connection transcripts (pub/sub, blocking): a scenario drives several raw connections
+// and logs what each received; redis and Tessera (1 and 4 shards) must log the same.
+// =============================================================================================
+
+/// Runs `scenario` against redis and every Tessera shard count; transcripts must match.
+pub fn compare_transcripts(name: &str, scenario: fn(u16) -> Vec<String>) {
+    let Some(redis) = start_redis() else {
+        return;
+    };
+    let expected = scenario(redis.port);
+    for shards in [1, 4] {
+        let t = start_tessera(shards, &[]);
+        let got = scenario(t.port);
+        for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
+            assert_eq!(e, g, "{}: step {} differs with {} shards", name, i, shards);
+        }
+        assert_eq!(expected.len(), got.len(), "{}: transcript length", name);
+    }
+}
+
+/// Sends one command line (split like redis-cli) without reading a reply.
+pub fn send_line(c: &mut RawConn, line: &str) {
+    let args = split_cmd(line);
+    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    c.send(&encode(&refs));
+}
+
+/// Sends `line` and logs the one reply it gets.
+pub fn logged_cmd(c: &mut RawConn, log: &mut Vec<String>, line: &str) {
+    send_line(c, line);
+    log.push(format!("{} -> {}", line, render_raw(&c.read_reply())));
+}
