@@ -22,6 +22,8 @@ pub struct Globals {
     pub lastsave: AtomicU64,
     /// Bit `i` set: shard `i` has pub/sub subscribers (PUBLISH visits only those shards).
     pub pubsub_shards: AtomicU64,
+    /// Each shard's published memory figures, the peak and the startup total.
+    pub mem: crate::shard::memory::MemShared,
 }
 
 impl Globals {
@@ -53,6 +55,7 @@ impl Globals {
             connected_clients: AtomicUsize::new(0),
             lastsave: AtomicU64::new(start_ms / 1000),
             pubsub_shards: AtomicU64::new(0),
+            mem: crate::shard::memory::MemShared::new(nshards),
         }
     }
 

@@ -8,6 +8,8 @@
 pub mod db;
 pub mod digest;
 pub mod expiry;
+pub mod lazyfree;
+pub mod memory;
 pub mod router;
 pub mod slot;
 
@@ -85,21 +87,26 @@ pub struct ShardState {
     pub rng: SmallRng,
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub active_expire: bool,
+    /// Memory limit and eviction state (see `memory`).
+    pub mem: memory::MemState,
 }
 
 impl ShardState {
     pub fn new(id: usize, config: Config) -> ShardState {
         let dbs = (0..config.databases.max(1)).map(|_| Db::new()).collect();
-        ShardState {
+        let mut st = ShardState {
             id,
             dbs,
-            config,
+            config: config.clone(),
             cmd_stats: vec![CmdStat::default(); commands::table().len()],
             stats: ShardStats::default(),
             slowlog: VecDeque::new(),
             rng: SmallRng::seed_from_u64(0x7e55_e4a0 ^ id as u64),
             active_expire: true,
-        }
+            mem: memory::MemState::default(),
+        };
+        memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
+        st
     }
 
     /// Records a command that ran for `usec` microseconds in the slow log if it was slow enough.
@@ -171,9 +178,11 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(id: usize, config: Config, router: Router, globals: Arc<Globals>) -> Rc<Shard> {
+        let mut st = ShardState::new(id, config);
+        memory::set_shard_count(&mut st, globals.nshards, &globals.mem);
         Rc::new(Shard {
             id,
-            state: RefCell::new(ShardState::new(id, config)),
+            state: RefCell::new(st),
             router,
             globals,
             clients: RefCell::new(Default::default()),
@@ -343,7 +352,20 @@ pub fn execute_keyed(
     // WATCH needs to see in-place modifications too (HSET on an existing hash...): snapshot
     // the watched keys this write names and compare afterwards. Costs nothing unless the
     // database has watched keys.
-    let watched_before = if spec.has(commands::flags::WRITE) && st.dbs[db].has_watches() {
+    memory::next_command();
+    // Redis's processCommand: with a memory limit, evict before every command, and refuse the
+    // commands that may grow memory when nothing more can be freed.
+    if st.mem.limit > 0
+        && memory::perform_evictions(st, now_ms) == memory::Evict::Fail
+        && spec.has(commands::flags::DENYOOM)
+    {
+        crate::protocol::Reply::new(out, resp3).error(memory::ERR_OOM);
+        st.cmd_stats[spec.index()].rejected_calls += 1;
+        st.stats.total_error_replies += 1;
+        return;
+    }
+    let is_write = spec.has(commands::flags::WRITE);
+    let watched_before = if is_write && st.dbs[db].has_watches() {
         watched_snapshot(&st.dbs[db], spec, args)
     } else {
         Vec::new()
@@ -359,6 +381,13 @@ pub fn execute_keyed(
         handler(&mut ctx, args, &mut reply);
     }));
     let usec = crate::server::globals::unix_us().saturating_sub(started_us);
+    if is_write {
+        // Values changed in place (HSET, APPEND, LPUSH...) update their memory charge.
+        let d = &mut st.dbs[db];
+        for p in spec.keys(args) {
+            d.recharge(&args[p]);
+        }
+    }
     for (key, before) in watched_before {
         let d = &st.dbs[db];
         let after = d.keys.get(&key[..]).map(|e| (&e.value, e.expire_at));
