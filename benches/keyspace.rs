@@ -6,6 +6,12 @@ use tessera::shard::db::Db;
 use tessera::types::dict::Dict;
 use tessera::types::{StrValue, Value};
 
+/// The server's allocator (per-thread live-byte counters) unless built with
+/// `--no-default-features`: comparing the two runs gives the cost of counting.
+#[cfg(feature = "counting-alloc")]
+#[global_allocator]
+static GLOBAL: tessera::alloc::CountingAlloc = tessera::alloc::CountingAlloc;
+
 const N: usize = 100_000;
 
 fn keys() -> Vec<Bytes> {

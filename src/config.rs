@@ -165,7 +165,9 @@ impl MaxmemoryPolicy {
     pub fn is_allkeys(self) -> bool {
         matches!(
             self,
-            MaxmemoryPolicy::AllkeysLru | MaxmemoryPolicy::AllkeysLfu | MaxmemoryPolicy::AllkeysRandom
+            MaxmemoryPolicy::AllkeysLru
+                | MaxmemoryPolicy::AllkeysLfu
+                | MaxmemoryPolicy::AllkeysRandom
         )
     }
 
@@ -1633,7 +1635,10 @@ impl std::fmt::Debug for Config {
             .field("maxmemory", &self.maxmemory)
             .field("maxmemory_policy", &self.maxmemory_policy)
             .field("maxmemory_samples", &self.maxmemory_samples)
-            .field("maxmemory_eviction_tenacity", &self.maxmemory_eviction_tenacity)
+            .field(
+                "maxmemory_eviction_tenacity",
+                &self.maxmemory_eviction_tenacity,
+            )
             .field("lfu_log_factor", &self.lfu_log_factor)
             .field("lfu_decay_time", &self.lfu_decay_time)
             .field("active_expire_effort", &self.active_expire_effort)

@@ -147,7 +147,12 @@ fn out_of_memory_errors() {
     d.use_conn(admin);
     d.s("CONFIG SET maxmemory 1");
     d.use_conn(0);
-    d.script(&["EXEC", "CONFIG SET maxmemory 0", "SET after ok", "GET after"]);
+    d.script(&[
+        "EXEC",
+        "CONFIG SET maxmemory 0",
+        "SET after ok",
+        "GET after",
+    ]);
 }
 
 #[test]

@@ -157,8 +157,7 @@ impl Overview {
             })
             .collect();
         let clients_normal: u64 = reports.iter().map(|r| r.clients).sum();
-        let overhead =
-            startup + clients_normal + dbs.iter().map(|d| d.1 + d.2).sum::<u64>();
+        let overhead = startup + clients_normal + dbs.iter().map(|d| d.1 + d.2).sum::<u64>();
         let (allocator_allocated, allocator_active) = allocator_stats();
         Overview {
             used,
@@ -199,11 +198,7 @@ impl Overview {
     }
 
     pub fn bytes_per_key(&self) -> u64 {
-        if self.keys == 0 {
-            0
-        } else {
-            self.net() / self.keys
-        }
+        self.net().checked_div(self.keys).unwrap_or(0)
     }
 
     fn ratio(a: u64, b: u64) -> f32 {
@@ -266,7 +261,10 @@ pub fn info_section(c: &Conn, reports: &[MemReport]) -> String {
     line("used_memory_overhead", o.overhead.to_string());
     line("used_memory_startup", o.startup.to_string());
     line("used_memory_dataset", o.dataset.to_string());
-    line("used_memory_dataset_perc", format!("{:.2}%", o.dataset_perc()));
+    line(
+        "used_memory_dataset_perc",
+        format!("{:.2}%", o.dataset_perc()),
+    );
     line("allocator_allocated", o.allocator_allocated.to_string());
     line("allocator_active", o.allocator_active.to_string());
     line("allocator_resident", o.allocator_resident.to_string());
@@ -274,7 +272,10 @@ pub fn info_section(c: &Conn, reports: &[MemReport]) -> String {
     line("total_system_memory_human", bytes_to_human(total_mem));
     line("maxmemory", cfg.maxmemory.to_string());
     line("maxmemory_human", bytes_to_human(cfg.maxmemory));
-    line("maxmemory_policy", cfg.maxmemory_policy.as_str().to_string());
+    line(
+        "maxmemory_policy",
+        cfg.maxmemory_policy.as_str().to_string(),
+    );
     line("allocator_frag_ratio", format!("{:.2}", afrag));
     line("allocator_frag_bytes", afrag_bytes.to_string());
     line("allocator_rss_ratio", format!("{:.2}", arss));
@@ -317,9 +318,12 @@ fn memory_cmd(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
         let sub = text(&a[1]).to_ascii_lowercase();
         match sub.as_str() {
-            "help" if a.len() == 2 => {
-                super::reply_help_ending(&mut c.reply(), "memory", MEMORY_HELP, "    Prints this help.")
-            }
+            "help" if a.len() == 2 => super::reply_help_ending(
+                &mut c.reply(),
+                "memory",
+                MEMORY_HELP,
+                "    Prints this help.",
+            ),
             "usage" if a.len() >= 3 => usage(c, &a).await,
             "stats" if a.len() == 2 => match gather(c).await {
                 Ok(reports) => {
@@ -481,7 +485,8 @@ fn doctor(o: &Overview) -> String {
     if issues.is_empty() {
         return "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n".into();
     }
-    let mut s = String::from("Sam, I detected a few issues in this Redis instance memory implants:\n\n");
+    let mut s =
+        String::from("Sam, I detected a few issues in this Redis instance memory implants:\n\n");
     for i in issues {
         s.push_str(i);
     }

@@ -423,7 +423,10 @@ impl Conn {
                 if oom {
                     self.multi = None;
                     crate::tx::multi::unwatch_all(self).await;
-                    let msg = format!("EXECABORT Transaction discarded because of: {}", memory::ERR_OOM);
+                    let msg = format!(
+                        "EXECABORT Transaction discarded because of: {}",
+                        memory::ERR_OOM
+                    );
                     return self.reject(msg.as_bytes(), Some(spec)).await;
                 }
             } else if !matches!(spec.name, "discard" | "quit" | "reset")

@@ -88,11 +88,10 @@ pub fn lfu_time_elapsed(ldt: u32, now_ms: u64) -> u32 {
 pub fn lfu_decr_and_return(access: u32, now_ms: u64, decay_time: u32) -> u32 {
     let ldt = (access >> 8) & 65535;
     let counter = access & 255;
-    let periods = if decay_time > 0 {
-        lfu_time_elapsed(ldt, now_ms) / decay_time
-    } else {
-        0
-    };
+    // A decay time of 0 turns decay off.
+    let periods = lfu_time_elapsed(ldt, now_ms)
+        .checked_div(decay_time)
+        .unwrap_or(0);
     counter.saturating_sub(periods)
 }
 
@@ -140,7 +139,10 @@ pub fn command_seq() -> u64 {
 pub enum AccessMode {
     #[default]
     Lru,
-    Lfu { log_factor: u32, decay_time: u32 },
+    Lfu {
+        log_factor: u32,
+        decay_time: u32,
+    },
 }
 
 impl AccessMode {
@@ -190,9 +192,8 @@ const BYTES_SHARED: usize = crate::alloc::usable_size(24);
 /// deadline its node in the expiry index. What MEMORY USAGE reports.
 pub fn entry_charge(key_len: usize, e: &Entry) -> usize {
     use crate::alloc::usable_size;
-    let mut n = usable_size(Dict::<Entry>::node_bytes())
-        + usable_size(key_len)
-        + e.value.mem_bytes();
+    let mut n =
+        usable_size(Dict::<Entry>::node_bytes()) + usable_size(key_len) + e.value.mem_bytes();
     if e.expire_at != 0 {
         n += usable_size(Dict::<()>::node_bytes()) + BYTES_SHARED;
     }
@@ -453,7 +454,11 @@ pub fn refresh(st: &mut ShardState, shared: &MemShared) {
 /// level (MULTI queueing, EXEC): the shards its keys live on (every shard, for a keyless
 /// command) are over their limits with nothing left to evict. The connection's own shard
 /// evicts first, like Redis's processCommand; other shards answer from their last attempt.
-pub fn command_oom(shard: &super::Shard, spec: &crate::commands::CommandSpec, args: &[Bytes]) -> bool {
+pub fn command_oom(
+    shard: &super::Shard,
+    spec: &crate::commands::CommandSpec,
+    args: &[Bytes],
+) -> bool {
     if shard.state.borrow().config.maxmemory == 0 {
         return false;
     }
@@ -574,7 +579,7 @@ pub fn perform_evictions(st: &mut ShardState, now_ms: u64) -> Evict {
         freed += before.saturating_sub(d.mem_total());
         st.stats.evicted_keys += 1;
         keys_freed += 1;
-        if keys_freed % 16 == 0 && started.elapsed().as_micros() as u64 > time_limit {
+        if keys_freed.is_multiple_of(16) && started.elapsed().as_micros() as u64 > time_limit {
             st.mem.eviction_running = true;
             super::lazyfree::wake();
             break;
@@ -632,7 +637,11 @@ fn select_victim(
     for _round in 0..1000 {
         let mut total_keys = 0;
         for (i, d) in dbs.iter().enumerate() {
-            let n = if allkeys { d.keys.len() } else { d.expires.len() };
+            let n = if allkeys {
+                d.keys.len()
+            } else {
+                d.expires.len()
+            };
             if n == 0 {
                 continue;
             }
@@ -759,8 +768,16 @@ mod tests {
         assert_eq!(lfu_decr_and_return(field, t0 + 60_000, 1), 19);
         assert_eq!(lfu_decr_and_return(field, t0 + 7 * 60_000, 1), 13);
         assert_eq!(lfu_decr_and_return(field, t0 + 7 * 60_000, 2), 17);
-        assert_eq!(lfu_decr_and_return(field, t0 + 7 * 60_000, 0), 20, "decay off");
-        assert_eq!(lfu_decr_and_return(field, t0 + 100 * 60_000, 1), 0, "floors at 0");
+        assert_eq!(
+            lfu_decr_and_return(field, t0 + 7 * 60_000, 0),
+            20,
+            "decay off"
+        );
+        assert_eq!(
+            lfu_decr_and_return(field, t0 + 100 * 60_000, 1),
+            0,
+            "floors at 0"
+        );
         // The 16-bit minute stamp wraps: 65535 - ldt + now.
         let ldt = 65_530u32;
         let now = (1u64 << 16) * 60_000 * 400 + 4 * 60_000; // minutes % 65536 == 4
@@ -773,7 +790,10 @@ mod tests {
         assert_eq!(eviction_time_limit_us(0), 0);
         assert_eq!(eviction_time_limit_us(10), 500);
         assert_eq!(eviction_time_limit_us(11), 575);
-        assert_eq!(eviction_time_limit_us(99), (500.0 * 1.15f64.powi(89)) as u64);
+        assert_eq!(
+            eviction_time_limit_us(99),
+            (500.0 * 1.15f64.powi(89)) as u64
+        );
         assert_eq!(eviction_time_limit_us(100), u64::MAX);
     }
 

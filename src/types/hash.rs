@@ -54,7 +54,6 @@ impl FieldTable {
         debug_assert!(old.is_none());
     }
 
-
     fn remove(&mut self, field: &[u8]) -> bool {
         match self.dict.remove(field) {
             Some((f, v)) => {
