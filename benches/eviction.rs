@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "\
 usage: cargo bench --bench eviction -- [options]
   --keys N             key space of the hit-rate workload (default 200000)
-  --ops N              GETs per run, warm-up included (default 1000000)
-  --maxmemory BYTES    the same limit for every server (default 24000000)
-  --value-size N       bytes per value written on a miss (default 100)
+  --ops N              GETs per run, warm-up included (default 600000)
+  --maxmemory BYTES    the same limit for every server (default 64000000)
+  --value-size N       bytes per value written on a miss (default 1000)
   --zipf S             Zipf exponent of key popularity (default 0.99)
   --shards-list L      tessera shard counts (default 1,4)
   --policies L         policies to compare (default allkeys-lru,allkeys-lfu)
@@ -62,9 +62,9 @@ fn die(msg: &str) -> ! {
 fn parse_args() -> Opts {
     let mut o = Opts {
         keys: 200_000,
-        ops: 1_000_000,
-        maxmemory: 24_000_000,
-        value_size: 100,
+        ops: 600_000,
+        maxmemory: 64_000_000,
+        value_size: 1000,
         zipf: 0.99,
         shards_list: vec![1, 4],
         policies: vec!["allkeys-lru".into(), "allkeys-lfu".into()],

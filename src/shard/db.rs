@@ -333,6 +333,11 @@ impl Db {
         }
     }
 
+    /// The sum of the entries' charges.
+    pub fn charged_bytes(&self) -> u64 {
+        self.used
+    }
+
     /// The database's memory: every entry's charge plus the bucket arrays of both tables.
     #[inline]
     pub fn mem_total(&self) -> u64 {

@@ -282,6 +282,9 @@ struct PoolEntry {
 /// Redis's `EVPOOL_SIZE`.
 const EVPOOL_SIZE: usize = 16;
 
+/// Cron samples the overhead share is the minimum of (8 at the default `hz` of 10: 0.8 s).
+const OVERHEAD_WINDOW: usize = 8;
+
 /// Outcome of `perform_evictions`, as in Redis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Evict {
@@ -299,8 +302,12 @@ pub struct MemState {
     nshards: usize,
     /// This shard's share of `maxmemory` (0 = no limit).
     pub limit: u64,
-    /// The even share of non-dataset allocations charged to this shard (cron-refreshed).
+    /// The even share of non-dataset allocations charged to this shard: the smallest of the
+    /// last `OVERHEAD_WINDOW` cron samples, so that a burst of reply buffers that is gone a
+    /// moment later does not make every shard evict.
     pub overhead_share: u64,
+    overhead_samples: [u64; OVERHEAD_WINDOW],
+    overhead_next: usize,
     pool: [Option<PoolEntry>; EVPOOL_SIZE],
     /// Random policies walk the databases round-robin.
     next_db: usize,
@@ -320,6 +327,8 @@ impl Default for MemState {
             nshards: 1,
             limit: 0,
             overhead_share: 0,
+            overhead_samples: [0; OVERHEAD_WINDOW],
+            overhead_next: 0,
             pool: Default::default(),
             next_db: 0,
             eviction_running: false,
@@ -443,7 +452,16 @@ pub fn refresh(st: &mut ShardState, shared: &MemShared) {
             .chain(shared.pending.iter())
             .map(|a| a.load(Ordering::Relaxed))
             .sum();
-        st.mem.overhead_share = total.saturating_sub(owned) / shared.dataset.len() as u64;
+        let share = total.saturating_sub(owned) / shared.dataset.len() as u64;
+        let m = &mut st.mem;
+        m.overhead_samples[m.overhead_next % OVERHEAD_WINDOW] = share;
+        m.overhead_next += 1;
+        let filled = m.overhead_next.min(OVERHEAD_WINDOW);
+        m.overhead_share = m.overhead_samples[..filled]
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(0);
     }
     if st.mem.oom && (st.mem.limit == 0 || usage(st) <= st.mem.limit) {
         st.mem.note(Evict::Ok);
@@ -709,6 +727,210 @@ fn pool_insert(pool: &mut [Option<PoolEntry>; EVPOOL_SIZE], e: PoolEntry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::shard::ShardState;
+    use crate::types::{HashLimits, HashValue, StrValue, Value};
+
+    fn shard(settings: &[(&str, &str)]) -> ShardState {
+        let mut cfg = Config::default();
+        let pairs: Vec<(&[u8], &[u8])> = settings
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+            .collect();
+        cfg.set(&pairs).unwrap();
+        ShardState::new(0, cfg)
+    }
+
+    fn string(len: usize) -> Value {
+        Value::Str(StrValue::from_bytes(&vec![b'x'; len]))
+    }
+
+    /// The database's total always equals the sum of its entries' charges, and each charge is
+    /// what `entry_charge` computes now, through inserts, overwrites, in-place writes,
+    /// deadlines and removals.
+    #[test]
+    fn charges_add_up() {
+        let mut st = shard(&[]);
+        let now = 1_700_000_000_000;
+        let d = &mut st.dbs[0];
+        d.insert(b"a", string(10), 0, now);
+        d.insert(b"b", string(1000), 0, now);
+        d.insert(b"b", string(5000), 0, now);
+        d.insert(b"c", Value::Hash(HashValue::new()), 0, now);
+        for i in 0..600 {
+            if let Some(e) = d.lookup_mut(b"c", now) {
+                if let Value::Hash(h) = &mut e.value {
+                    h.set(format!("f{i}").as_bytes(), b"value", HashLimits::default());
+                }
+            }
+            d.recharge(b"c");
+        }
+        d.set_expire(b"a", now + 10_000);
+        d.remove(b"b");
+        let sum: u64 = d
+            .keys
+            .iter()
+            .map(|(k, e)| {
+                assert_eq!(e.charged as usize, entry_charge(k.len(), e));
+                e.charged as u64
+            })
+            .sum();
+        assert_eq!(d.charged_bytes(), sum);
+        assert!(sum > 600 * 10, "{sum}");
+        d.clear();
+        assert_eq!(d.charged_bytes(), 0);
+    }
+
+    /// Fills a shard past a limit and returns it with the keys it evicted.
+    fn fill_and_evict(
+        settings: &[(&str, &str)],
+        keys: &[(&str, u64, u32)],
+        extra: usize,
+    ) -> (ShardState, Vec<String>) {
+        let mut st = shard(settings);
+        let now = 1_700_000_000_000u64;
+        for &(k, ttl, access) in keys {
+            let at = if ttl == 0 { 0 } else { now + ttl };
+            st.dbs[0].insert(k.as_bytes(), string(1000), at, now);
+            st.dbs[0].keys.get_mut(k.as_bytes()).unwrap().access = access;
+        }
+        // Room for all but `extra` of them.
+        let per_key = dataset_bytes(&st) / keys.len() as u64;
+        st.mem.limit = dataset_bytes(&st) - per_key * extra as u64 + per_key / 2;
+        let result = perform_evictions(&mut st, now);
+        assert_ne!(result, Evict::Running);
+        let gone = keys
+            .iter()
+            .filter(|(k, ..)| !st.dbs[0].keys.contains_key(k.as_bytes()))
+            .map(|(k, ..)| k.to_string())
+            .collect();
+        (st, gone)
+    }
+
+    #[test]
+    fn lru_evicts_the_longest_idle() {
+        let now_clock = lru_clock(1_700_000_000_000);
+        let keys: Vec<(String, u64, u32)> = (0..40)
+            .map(|i| (format!("k{i}"), 0, now_clock - i as u32))
+            .collect();
+        let keys: Vec<(&str, u64, u32)> =
+            keys.iter().map(|(k, t, a)| (k.as_str(), *t, *a)).collect();
+        // With as many samples as keys, sampling sees everything: exactly the oldest go.
+        let (st, gone) = fill_and_evict(
+            &[
+                ("maxmemory-policy", "allkeys-lru"),
+                ("maxmemory-samples", "40"),
+            ],
+            &keys,
+            5,
+        );
+        let mut gone = gone;
+        gone.sort();
+        assert_eq!(gone, ["k35", "k36", "k37", "k38", "k39"]);
+        assert_eq!(st.stats.evicted_keys, 5);
+    }
+
+    #[test]
+    fn lfu_evicts_the_least_frequent() {
+        let now = 1_700_000_000_000u64;
+        let keys: Vec<(String, u64, u32)> = (0..40)
+            .map(|i| (format!("k{i}"), 0, lfu_pack(now, 10 + i as u32)))
+            .collect();
+        let keys: Vec<(&str, u64, u32)> =
+            keys.iter().map(|(k, t, a)| (k.as_str(), *t, *a)).collect();
+        let (_, mut gone) = fill_and_evict(
+            &[
+                ("maxmemory-policy", "allkeys-lfu"),
+                ("maxmemory-samples", "40"),
+            ],
+            &keys,
+            3,
+        );
+        gone.sort();
+        assert_eq!(gone, ["k0", "k1", "k2"]);
+    }
+
+    #[test]
+    fn volatile_policies_only_take_keys_with_a_deadline() {
+        let clock = lru_clock(1_700_000_000_000);
+        for policy in [
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+        ] {
+            // Persistent keys are the oldest; only the ones with a TTL may go.
+            let keys: Vec<(String, u64, u32)> = (0..20)
+                .map(|i| {
+                    let ttl = if i < 10 {
+                        0
+                    } else {
+                        1_000_000 - i as u64 * 1000
+                    };
+                    (format!("k{i}"), ttl, clock - 100 + i as u32)
+                })
+                .collect();
+            let keys: Vec<(&str, u64, u32)> =
+                keys.iter().map(|(k, t, a)| (k.as_str(), *t, *a)).collect();
+            let (mut st, gone) = fill_and_evict(
+                &[("maxmemory-policy", policy), ("maxmemory-samples", "20")],
+                &keys,
+                4,
+            );
+            assert_eq!(gone.len(), 4, "{policy}");
+            assert!(
+                gone.iter().all(|k| k[1..].parse::<u32>().unwrap() >= 10),
+                "{policy}: {gone:?}"
+            );
+            if policy == "volatile-ttl" {
+                let mut gone = gone.clone();
+                gone.sort();
+                assert_eq!(gone, ["k16", "k17", "k18", "k19"], "shortest TTLs first");
+            }
+            // Once only persistent keys are left, nothing can be freed.
+            st.mem.limit = 1;
+            assert_eq!(
+                perform_evictions(&mut st, 1_700_000_000_000),
+                Evict::Fail,
+                "{policy}"
+            );
+            assert_eq!(st.dbs[0].len(), 10, "{policy}");
+            assert!(st.mem.oom);
+        }
+    }
+
+    #[test]
+    fn noeviction_fails_without_touching_data() {
+        let (st, gone) = fill_and_evict(
+            &[("maxmemory-policy", "noeviction")],
+            &[("a", 0, 0), ("b", 0, 0)],
+            1,
+        );
+        assert!(gone.is_empty());
+        assert!(st.mem.oom);
+        assert_eq!(st.stats.evicted_keys, 0);
+    }
+
+    #[test]
+    fn lazy_eviction_detaches_big_values() {
+        let mut st = shard(&[
+            ("maxmemory-policy", "allkeys-random"),
+            ("lazyfree-lazy-eviction", "yes"),
+        ]);
+        let now = 1_700_000_000_000u64;
+        let mut l = crate::types::ListValue::new(1);
+        for i in 0..500 {
+            l.push(crate::types::list::End::Tail, format!("{i}").as_bytes());
+        }
+        st.dbs[0].insert(b"big", Value::List(Box::new(l)), 0, now);
+        crate::shard::lazyfree::drain_all();
+        st.mem.limit = 1;
+        assert_eq!(perform_evictions(&mut st, now), Evict::Fail);
+        assert_eq!(st.stats.evicted_keys, 1);
+        assert_eq!(crate::shard::lazyfree::pending_objects(), 1);
+        crate::shard::lazyfree::drain_all();
+        assert_eq!(crate::shard::lazyfree::pending_objects(), 0);
+    }
 
     #[test]
     fn lru_idle_time_wraps_like_redis() {
