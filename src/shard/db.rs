@@ -1,9 +1,13 @@
 //! One logical database (SELECT n) inside one shard: the key table, the index of keys with a
-//! deadline, and lazy expiry on access.
+//! deadline, lazy expiry on access, the keys' access metadata (LRU clock / LFU counter) and
+//! their memory charges.
 //!
-//! Every read or write of a key goes through `lookup`/`lookup_mut`, which delete a key whose
-//! deadline has passed before anyone can see it: that is the "never returned after its deadline"
-//! guarantee. Active expiry (`shard::expiry`) only bounds the memory held by keys nobody reads.
+//! Every read or write of a key goes through `lookup_mut`/`lookup_notouch`, which delete a key
+//! whose deadline has passed before anyone can see it: that is the "never returned after its
+//! deadline" guarantee. Active expiry (`shard::expiry`) only bounds the memory held by keys
+//! nobody reads. Every insertion and removal keeps `used` equal to the sum of the entries'
+//! charges (`shard::memory`); deletions the database performs itself (expiry, overwrites) hand
+//! big values to `shard::lazyfree` when the matching `lazyfree-lazy-*` switch is on.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,6 @@
 //! A shard: one core's partition of the keyspace (all logical databases), its expiry state, its
-//! statistics and slow log, and its end of the cross-shard router.
+//! memory limit and eviction (`memory`, `lazyfree`), its statistics and slow log, and its end of
+//! the cross-shard router.
 //!
 //! A shard's data is only ever touched by code running on that shard's executor thread. Other
 //! shards reach it by sending a message (`ShardMsg`) and awaiting the reply; there are no locks.
@@ -354,7 +355,9 @@ pub fn execute_keyed(
     // database has watched keys.
     memory::next_command();
     // Redis's processCommand: with a memory limit, evict before every command, and refuse the
-    // commands that may grow memory when nothing more can be freed.
+    // commands that may grow memory when nothing more can be freed. (Inside a multi-shard unit
+    // the coordinator's keyspace also holds copies of foreign keys; evicting one of those is
+    // written back as its deletion, i.e. an eviction of that key on its owner.)
     if st.mem.limit > 0
         && memory::perform_evictions(st, now_ms) == memory::Evict::Fail
         && spec.has(commands::flags::DENYOOM)
