@@ -6,6 +6,12 @@ use tessera::shard::db::Db;
 use tessera::types::dict::Dict;
 use tessera::types::{StrValue, Value};
 
+/// The server's allocator (per-thread live-byte counters) unless built with
+/// `--no-default-features`: comparing the two runs gives the cost of counting.
+#[cfg(feature = "counting-alloc")]
+#[global_allocator]
+static GLOBAL: tessera::alloc::CountingAlloc = tessera::alloc::CountingAlloc;
+
 const N: usize = 100_000;
 
 fn keys() -> Vec<Bytes> {
@@ -74,5 +80,19 @@ fn bench_db(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_dict, bench_db);
+/// One allocation and its free, the unit the counting allocator adds its bookkeeping to.
+fn bench_alloc(c: &mut Criterion) {
+    let mut g = c.benchmark_group("alloc");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("malloc+free 1000 x 48 bytes", |b| {
+        b.iter(|| {
+            for i in 0..1000u32 {
+                black_box(vec![i as u8; 48]);
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_dict, bench_db, bench_alloc);
 criterion_main!(benches);

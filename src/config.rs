@@ -113,6 +113,72 @@ impl DebugCommandPolicy {
     }
 }
 
+/// `maxmemory-policy`, in the order Redis's error text lists the names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaxmemoryPolicy {
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+    AllkeysLru,
+    AllkeysLfu,
+    AllkeysRandom,
+    NoEviction,
+}
+
+const MAXMEMORY_POLICY_NAMES: &[&str] = &[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
+
+impl MaxmemoryPolicy {
+    const ALL: [MaxmemoryPolicy; 8] = [
+        MaxmemoryPolicy::VolatileLru,
+        MaxmemoryPolicy::VolatileLfu,
+        MaxmemoryPolicy::VolatileRandom,
+        MaxmemoryPolicy::VolatileTtl,
+        MaxmemoryPolicy::AllkeysLru,
+        MaxmemoryPolicy::AllkeysLfu,
+        MaxmemoryPolicy::AllkeysRandom,
+        MaxmemoryPolicy::NoEviction,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        MAXMEMORY_POLICY_NAMES[self as usize]
+    }
+
+    /// Tracks access frequency (the entries' access field is an LFU counter).
+    pub fn is_lfu(self) -> bool {
+        matches!(
+            self,
+            MaxmemoryPolicy::VolatileLfu | MaxmemoryPolicy::AllkeysLfu
+        )
+    }
+
+    /// Evicts from every key rather than only from keys with a deadline.
+    pub fn is_allkeys(self) -> bool {
+        matches!(
+            self,
+            MaxmemoryPolicy::AllkeysLru
+                | MaxmemoryPolicy::AllkeysLfu
+                | MaxmemoryPolicy::AllkeysRandom
+        )
+    }
+
+    pub fn is_random(self) -> bool {
+        matches!(
+            self,
+            MaxmemoryPolicy::VolatileRandom | MaxmemoryPolicy::AllkeysRandom
+        )
+    }
+}
+
 /// The server configuration.
 ///
 /// Directives that Tessera implements (or that callers are likely to need)
@@ -171,8 +237,21 @@ pub struct Config {
     pub io_memory: usize,
     /// io_uring submission queue depth per shard.
     pub ring_depth: u32,
-    /// Accepted, not implemented yet (no eviction).
+    /// Memory limit in bytes (0 = none), split evenly over the shards.
     pub maxmemory: u64,
+    pub maxmemory_policy: MaxmemoryPolicy,
+    /// Keys sampled per database for each eviction.
+    pub maxmemory_samples: u32,
+    /// 0..=100: how long one command may spend evicting (see `shard::memory`).
+    pub maxmemory_eviction_tenacity: u32,
+    pub lfu_log_factor: u32,
+    /// Minutes per decrement of an idle key's LFU counter (0 = never decays).
+    pub lfu_decay_time: u32,
+    pub lazyfree_lazy_eviction: bool,
+    pub lazyfree_lazy_expire: bool,
+    pub lazyfree_lazy_server_del: bool,
+    pub lazyfree_lazy_user_del: bool,
+    pub lazyfree_lazy_user_flush: bool,
     pub active_expire_effort: u32,
     /// A hash converts from listpack to hashtable past this many fields.
     pub hash_max_listpack_entries: u64,
@@ -547,18 +626,21 @@ static DIRECTIVES: &[Directive] = &[
     // --- Clients -----------------------------------------------------------
     row("maxclients", &[], int(1, UINT_MAX), "10000", Mutable, true, num!(maxclients: u64)),
     // --- Memory management -------------------------------------------------
-    row("maxmemory", &[], mem(0, ULLONG_MAX), "0", Mutable, false, num!(maxmemory: u64)),
-    row("maxmemory-policy", &[],
-        Kind::Enum(&["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
-                     "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"]),
-        "noeviction", Mutable, false, Field::Extra),
-    row("maxmemory-samples", &[], int(1, INT_MAX), "5", Mutable, false, Field::Extra),
+    row("maxmemory", &[], mem(0, ULLONG_MAX), "0", Mutable, true, num!(maxmemory: u64)),
+    row("maxmemory-policy", &[], Kind::Enum(MAXMEMORY_POLICY_NAMES), "noeviction", Mutable, true,
+        Field::Typed(|c| Value::Enum(c.maxmemory_policy as usize),
+                     |c, v| c.maxmemory_policy = MaxmemoryPolicy::ALL[v.index()])),
+    row("maxmemory-samples", &[], int(1, INT_MAX), "5", Mutable, true, num!(maxmemory_samples: u32)),
+    row("maxmemory-eviction-tenacity", &[], int(0, 100), "10", Mutable, true,
+        num!(maxmemory_eviction_tenacity: u32)),
     // --- Lazy freeing ------------------------------------------------------
-    row("lazyfree-lazy-eviction", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
-    row("lazyfree-lazy-expire", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
-    row("lazyfree-lazy-server-del", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
-    row("lazyfree-lazy-user-del", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
-    row("lazyfree-lazy-user-flush", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("lazyfree-lazy-eviction", &[], Kind::Bool, "no", Mutable, true, yes_no!(lazyfree_lazy_eviction)),
+    row("lazyfree-lazy-expire", &[], Kind::Bool, "no", Mutable, true, yes_no!(lazyfree_lazy_expire)),
+    row("lazyfree-lazy-server-del", &[], Kind::Bool, "no", Mutable, true,
+        yes_no!(lazyfree_lazy_server_del)),
+    row("lazyfree-lazy-user-del", &[], Kind::Bool, "no", Mutable, true, yes_no!(lazyfree_lazy_user_del)),
+    row("lazyfree-lazy-user-flush", &[], Kind::Bool, "no", Mutable, true,
+        yes_no!(lazyfree_lazy_user_flush)),
     // --- Append only mode --------------------------------------------------
     row("appendonly", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
     row("appendfilename", &[], Kind::Str { null_if_empty: false, check: Some(check_appendfilename) },
@@ -610,8 +692,8 @@ static DIRECTIVES: &[Directive] = &[
     row("hz", &[], Kind::Int { min: 0, max: INT_MAX, clamp: Some((1, 500)) }, "10", Mutable, true,
         num!(hz: u32)),
     row("active-expire-effort", &[], int(1, 10), "1", Mutable, true, num!(active_expire_effort: u32)),
-    row("lfu-log-factor", &[], int(0, INT_MAX), "10", Mutable, false, Field::Extra),
-    row("lfu-decay-time", &[], int(0, INT_MAX), "1", Mutable, false, Field::Extra),
+    row("lfu-log-factor", &[], int(0, INT_MAX), "10", Mutable, true, num!(lfu_log_factor: u32)),
+    row("lfu-decay-time", &[], int(0, INT_MAX), "1", Mutable, true, num!(lfu_decay_time: u32)),
     // --- Tessera-only --------------------------------------------------------
     // Shard count and io_uring geometry are fixed when the shards start.
     row("shards", &[], int(0, 4096), "0", Immutable, true, num!(shards: usize)),
@@ -1495,6 +1577,16 @@ impl Default for Config {
             io_memory: 0,
             ring_depth: 0,
             maxmemory: 0,
+            maxmemory_policy: MaxmemoryPolicy::NoEviction,
+            maxmemory_samples: 0,
+            maxmemory_eviction_tenacity: 0,
+            lfu_log_factor: 0,
+            lfu_decay_time: 0,
+            lazyfree_lazy_eviction: false,
+            lazyfree_lazy_expire: false,
+            lazyfree_lazy_server_del: false,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
             active_expire_effort: 0,
             hash_max_listpack_entries: 0,
             hash_max_listpack_value: 0,
@@ -1545,6 +1637,14 @@ impl std::fmt::Debug for Config {
             .field("io_memory", &self.io_memory)
             .field("ring_depth", &self.ring_depth)
             .field("maxmemory", &self.maxmemory)
+            .field("maxmemory_policy", &self.maxmemory_policy)
+            .field("maxmemory_samples", &self.maxmemory_samples)
+            .field(
+                "maxmemory_eviction_tenacity",
+                &self.maxmemory_eviction_tenacity,
+            )
+            .field("lfu_log_factor", &self.lfu_log_factor)
+            .field("lfu_decay_time", &self.lfu_decay_time)
             .field("active_expire_effort", &self.active_expire_effort)
             .field("hash_max_listpack_entries", &self.hash_max_listpack_entries)
             .field("hash_max_listpack_value", &self.hash_max_listpack_value)
@@ -2157,6 +2257,7 @@ mod tests {
             ("maxmemory", "0"),
             ("maxmemory-policy", "noeviction"),
             ("maxmemory-samples", "5"),
+            ("maxmemory-eviction-tenacity", "10"),
             ("maxclients", "10000"),
             ("timeout", "0"),
             ("tcp-keepalive", "300"),
@@ -2270,7 +2371,7 @@ mod tests {
             .map(|w| w.split('\'').nth(1).unwrap())
             .collect();
         warned.sort_unstable();
-        assert_eq!(warned, ["maxmemory", "save"]);
+        assert_eq!(warned, ["save"]);
         assert_eq!(
             out.warnings[0].split('\'').nth(2).unwrap(),
             " is accepted but not implemented yet; ignored"
@@ -2493,6 +2594,7 @@ mod tests {
                 "maxmemory",
                 "maxmemory-policy",
                 "maxmemory-samples",
+                "maxmemory-eviction-tenacity",
                 "slowlog-max-len",
                 "hash-max-listpack-entries",
                 "hash-max-ziplist-entries",

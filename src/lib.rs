@@ -2,9 +2,11 @@
 //!
 //! Layout: `protocol` (RESP on the wire), `server` (startup, connections, client state),
 //! `shard` (per-core keyspace, expiry, router), `tx` (multi-shard coordination), `commands`
-//! (the command table and one module per family), `types` (values and their encodings) and
-//! `config` (redis.conf-style configuration).
+//! (the command table and one module per family), `types` (values and their encodings),
+//! `config` (redis.conf-style configuration) and `alloc` (the counting allocator behind INFO
+//! memory).
 
+pub mod alloc;
 pub mod commands;
 pub mod config;
 pub mod protocol;

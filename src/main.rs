@@ -2,7 +2,14 @@
 
 use tessera::config::{self, LogLevel};
 
+/// Every allocation is counted per thread, so INFO memory and maxmemory see exact totals.
+#[cfg(feature = "counting-alloc")]
+#[global_allocator]
+static GLOBAL: tessera::alloc::CountingAlloc = tessera::alloc::CountingAlloc;
+
 fn main() {
+    #[cfg(feature = "counting-alloc")]
+    GLOBAL.activate();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.iter().any(|a| a == "--version" || a == "-v") {
         println!(

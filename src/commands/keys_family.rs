@@ -39,7 +39,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "4.0.0",
             "O(1) per key; memory is reclaimed without blocking",
             "Deletes one or more keys, freeing memory lazily.",
-            Exec::Shard(del),
+            Exec::Shard(unlink),
         )
         .multi(MultiKind::SumInt),
         cmd(
@@ -311,22 +311,32 @@ pub fn specs() -> Vec<CommandSpec> {
     ]
 }
 
-fn del(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+/// DEL and UNLINK: `lazy` hands big values to the shard's background task.
+fn del_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, lazy: bool) {
     let now = ctx.now_ms;
     let mut n = 0;
     for k in &a[1..] {
         if ctx.db().exists(k, now) {
-            ctx.db().remove(k);
+            ctx.db().delete_with(k, lazy);
             n += 1;
         }
     }
     r.int(n);
 }
 
+fn del(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    let lazy = ctx.st.config.lazyfree_lazy_user_del;
+    del_generic(ctx, a, r, lazy)
+}
+
+fn unlink(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    del_generic(ctx, a, r, true)
+}
+
 fn exists(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let n = a[1..]
         .iter()
-        .filter(|k| ctx.lookup_read(k).is_some())
+        .filter(|k| ctx.lookup_read_notouch(k).is_some())
         .count();
     r.int(n as i64);
 }
@@ -341,7 +351,7 @@ fn touch(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 
 fn type_cmd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let name = ctx
-        .lookup_write(&a[1])
+        .lookup_read_notouch(&a[1])
         .map(|e| e.value.type_name())
         .unwrap_or("none");
     r.simple(name);
@@ -419,7 +429,8 @@ fn expire_generic(
         return r.int(0);
     }
     if when <= now as i64 {
-        ctx.db().remove(&a[1]);
+        let lazy = ctx.st.config.lazyfree_lazy_expire;
+        ctx.db().delete_with(&a[1], lazy);
     } else {
         ctx.db().set_expire(&a[1], when as u64);
     }
@@ -442,7 +453,7 @@ fn pexpireat(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 /// -2 for a missing key, -1 for no expiry, else `f(expire_at, now)`.
 fn ttl_generic(ctx: &mut Ctx, key: &[u8], r: &mut Reply, f: impl Fn(u64, u64) -> i64) {
     let now = ctx.now_ms;
-    match ctx.lookup_read(key) {
+    match ctx.lookup_read_notouch(key) {
         None => r.int(-2),
         Some(e) if e.expire_at == 0 => r.int(-1),
         Some(e) => r.int(f(e.expire_at, now)),
@@ -487,7 +498,7 @@ fn rename_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, nx: bool) {
         return r.int(0);
     }
     if let Some(e) = ctx.db().remove(&a[1]) {
-        ctx.db().insert(&a[2], e.value, e.expire_at, now);
+        ctx.db().insert_entry(&a[2], e, now);
     }
     if nx {
         r.int(1)
@@ -574,7 +585,7 @@ fn move_cmd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return r.int(0);
     }
     if let Some(e) = ctx.db().remove(&a[1]) {
-        ctx.st.dbs[dst].insert(&a[1], e.value, e.expire_at, now);
+        ctx.st.dbs[dst].insert_entry(&a[1], e, now);
     }
     r.int(1);
 }
@@ -608,10 +619,8 @@ fn object(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     }
     let now = ctx.now_ms;
     let policy_lfu = crate::server::policy_is_lfu(&ctx.st.config);
-    if !ctx.db().exists(&a[2], now) {
-        return r.null();
-    }
-    let Some(e): Option<&Entry> = ctx.db().keys.get(&a[2]) else {
+    let decay = ctx.st.config.lfu_decay_time;
+    let Some(e): Option<&mut Entry> = ctx.db().lookup_notouch(&a[2], now) else {
         return r.null();
     };
     match *which {
@@ -626,14 +635,13 @@ fn object(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             if policy_lfu {
                 return r.error("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
             }
-            let idle = (now / 1000) as u32;
-            r.int(idle.wrapping_sub(e.access) as i64)
+            r.int((crate::shard::memory::lru_idle_ms(e.access, now) / 1000) as i64)
         }
         _ => {
             if !policy_lfu {
                 return r.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
             }
-            r.int(0)
+            r.int(crate::shard::memory::lfu_decr_and_return(e.access, now, decay) as i64)
         }
     }
 }
@@ -908,16 +916,30 @@ async fn hold_all_shards(c: &mut Conn) -> Result<Option<crate::tx::HeldLocks>, &
     crate::tx::lock_all_shards(&shard).await.map(Some)
 }
 
-/// FLUSHDB/FLUSHALL's optional ASYNC|SYNC argument.
-fn flush_args_ok(a: &[Bytes]) -> bool {
-    a.len() == 1 || (a.len() == 2 && (eq_ic(&a[1], "sync") || eq_ic(&a[1], "async")))
+/// FLUSHDB/FLUSHALL's optional ASYNC|SYNC argument: whether to free in the background
+/// (without the argument, `lazyfree-lazy-user-flush` decides). None: syntax error.
+fn flush_async(c: &Conn, a: &[Bytes]) -> Option<bool> {
+    match a.len() {
+        1 => Some(c.shard.state.borrow().config.lazyfree_lazy_user_flush),
+        2 if eq_ic(&a[1], "sync") => Some(false),
+        2 if eq_ic(&a[1], "async") => Some(true),
+        _ => None,
+    }
+}
+
+fn flush_db(d: &mut crate::shard::db::Db, lazy: bool) {
+    if lazy {
+        d.clear_async();
+    } else {
+        d.clear();
+    }
 }
 
 fn flushdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
-        if !flush_args_ok(&a) {
+        let Some(lazy) = flush_async(c, &a) else {
             return c.reply().error(ERR_SYNTAX);
-        }
+        };
         let db = c.db;
         let held = match hold_all_shards(c).await {
             Ok(h) => h,
@@ -925,7 +947,7 @@ fn flushdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         };
         let res = c
             .shard
-            .run_on_all(move |sh| sh.state.borrow_mut().dbs[db].clear())
+            .run_on_all(move |sh| flush_db(&mut sh.state.borrow_mut().dbs[db], lazy))
             .await;
         if let Some(h) = held {
             h.release_all().await;
@@ -939,9 +961,9 @@ fn flushdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 
 fn flushall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
-        if !flush_args_ok(&a) {
+        let Some(lazy) = flush_async(c, &a) else {
             return c.reply().error(ERR_SYNTAX);
-        }
+        };
         let held = match hold_all_shards(c).await {
             Ok(h) => h,
             Err(e) => return c.reply().error(e),
@@ -950,7 +972,7 @@ fn flushall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             .shard
             .run_on_all(move |sh| {
                 for d in sh.state.borrow_mut().dbs.iter_mut() {
-                    d.clear();
+                    flush_db(d, lazy);
                 }
             })
             .await;

@@ -248,7 +248,7 @@ fn create(ctx: &mut Ctx, key: &[u8], end: End, elements: &[&[u8]]) -> usize {
     }
     let n = l.len();
     let now = ctx.now_ms;
-    ctx.db().insert(key, Value::List(l), 0, now);
+    ctx.db().insert(key, Value::List(Box::new(l)), 0, now);
     n
 }
 

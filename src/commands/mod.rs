@@ -23,6 +23,7 @@ pub mod connection_family;
 pub mod hash_family;
 pub mod keys_family;
 pub mod list_family;
+pub mod memory_family;
 pub mod server_family;
 pub mod set_family;
 pub mod sort_family;
@@ -62,6 +63,24 @@ impl Ctx<'_> {
         let now = self.now_ms;
         let st = &mut *self.st;
         match st.dbs[self.db].lookup_mut(key, now) {
+            Some(e) => {
+                st.stats.keyspace_hits += 1;
+                Some(e)
+            }
+            None => {
+                st.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks a key up for a read without recording an access (TYPE, TTL, EXISTS: Redis's
+    /// LOOKUP_NOTOUCH), counting keyspace hits and misses.
+    #[inline]
+    pub fn lookup_read_notouch(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        let st = &mut *self.st;
+        match st.dbs[self.db].lookup_notouch(key, now) {
             Some(e) => {
                 st.stats.keyspace_hits += 1;
                 Some(e)
@@ -344,6 +363,7 @@ fn build() -> Table {
     specs.extend(zset_family::specs());
     specs.extend(crate::scripting::specs());
     specs.extend(sort_family::specs());
+    specs.extend(memory_family::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

@@ -217,7 +217,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
 
 /// Commands with subcommands: Redis 7 reports their flags and keys per subcommand, and none on
 /// the container itself.
-const CONTAINERS: &[&str] = &["client", "config", "object", "slowlog", "pubsub"];
+const CONTAINERS: &[&str] = &["client", "config", "object", "slowlog", "pubsub", "memory"];
 
 fn reply_command_info(r: &mut Reply, s: &CommandSpec) {
     let container = CONTAINERS.contains(&s.name);
@@ -499,31 +499,7 @@ struct ShardReport {
     expired: u64,
     /// Channels and patterns with subscribers on this shard.
     pubsub: (Vec<Bytes>, Vec<Bytes>),
-}
-
-fn human_bytes(n: u64) -> String {
-    let n = n as f64;
-    if n < 1024.0 {
-        format!("{}B", n)
-    } else if n < 1024.0 * 1024.0 {
-        format!("{:.2}K", n / 1024.0)
-    } else if n < 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2}M", n / (1024.0 * 1024.0))
-    } else {
-        format!("{:.2}G", n / (1024.0 * 1024.0 * 1024.0))
-    }
-}
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
+    mem: crate::shard::memory::MemReport,
 }
 
 fn cpu_times() -> (f64, f64) {
@@ -552,6 +528,7 @@ fn info(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     blocked_clients: sh.blocked_clients.get(),
                     expired: st.dbs.iter().map(|d| d.expired_keys).sum(),
                     pubsub: sh.pubsub.borrow().names(),
+                    mem: crate::shard::memory::report(sh),
                 }
             })
             .await;
@@ -643,18 +620,8 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
         section(&mut out, "Clients", body);
     }
     if want("memory", true) {
-        let rss = rss_bytes();
-        let used = rss;
-        let body = format!(
-            "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:100.00%\r\nused_memory_overhead:0\r\nused_memory_startup:0\r\nused_memory_dataset:{used}\r\nallocator_allocated:{used}\r\ntotal_system_memory:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
-            human_bytes(used),
-            human_bytes(rss),
-            human_bytes(used),
-            total_system_memory(),
-            cfg.maxmemory,
-            human_bytes(cfg.maxmemory),
-            cfg.get(&[b"maxmemory-policy".as_slice()]).first().map(|(_, v)| v.clone()).unwrap_or_default()
-        );
+        let mem: Vec<_> = reports.iter().map(|r| r.mem.clone()).collect();
+        let body = super::memory_family::info_section(c, &mem);
         section(&mut out, "Memory", body);
     }
     if want("persistence", true) {
@@ -665,8 +632,10 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
         section(&mut out, "Persistence", body);
     }
     if want("stats", true) {
+        let mem: Vec<_> = reports.iter().map(|r| r.mem.clone()).collect();
+        let exceeded = super::memory_family::eviction_exceeded_ms(&mem);
         let body = format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{}\r\ncross_shard_batches:{}\r\ncross_shard_commands:{}\r\nmulti_shard_transactions:{}\r\nmulti_shard_lock_waits:{}\r\n",
+            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{}\r\ncross_shard_batches:{}\r\ncross_shard_commands:{}\r\nmulti_shard_transactions:{}\r\nmulti_shard_lock_waits:{}\r\n",
             sum.total_connections_received,
             sum.total_commands,
             sum.net_input_bytes,
@@ -674,6 +643,8 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
             sum.rejected_connections,
             expired,
             sum.evicted_keys,
+            exceeded.0,
+            exceeded.1,
             sum.keyspace_hits,
             sum.keyspace_misses,
             pubsub_channels,
@@ -761,22 +732,6 @@ fn os_line() -> String {
     format!("{} {} {}", f(&u.sysname), f(&u.release), f(&u.machine))
 }
 
-fn total_system_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|v| v.parse::<u64>().ok())
-                })
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
 // ----- CONFIG -----
 
 const CONFIG_HELP: &[&str] = &[
@@ -815,7 +770,14 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 }
                 let res = c
                     .shard
-                    .run_on_all(move |sh| sh.state.borrow_mut().config = cfg.clone())
+                    .run_on_all(move |sh| {
+                        let now = unix_ms();
+                        crate::shard::memory::apply_config(
+                            &mut sh.state.borrow_mut(),
+                            cfg.clone(),
+                            now,
+                        )
+                    })
                     .await;
                 match res {
                     Ok(_) => c.reply().ok(),
@@ -834,6 +796,8 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                         for d in st.dbs.iter_mut() {
                             d.expired_keys = 0;
                         }
+                        st.mem.reset_stats();
+                        crate::shard::lazyfree::reset_stats();
                     })
                     .await;
                 match res {
@@ -1085,7 +1049,7 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                             e.value.encoding(),
                             serialized,
                             e.access & 0xFF_FFFF,
-                            ((now / 1000) as u32).wrapping_sub(e.access)
+                            crate::shard::memory::lru_idle_ms(e.access, now) / 1000
                         );
                         if let crate::types::Value::List(l) = &e.value {
                             // Redis appends the quicklist's shape; nodes are never compressed.

@@ -535,7 +535,7 @@ fn sources<'a>(ctx: &'a Ctx, keys: &[Bytes]) -> Vec<Option<&'a SetValue>> {
 fn store(ctx: &mut Ctx, dst: &[u8], result: SetValue, r: &mut Reply) {
     let n = result.len();
     if n == 0 {
-        ctx.db().remove(dst);
+        ctx.db().delete(dst);
     } else {
         let now = ctx.now_ms;
         ctx.db().insert(dst, Value::Set(result), 0, now);

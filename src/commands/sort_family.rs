@@ -554,7 +554,7 @@ fn store(ctx: &mut Ctx, dest: &[u8], out: Vec<Option<Bytes>>) -> i64 {
     for v in &out {
         list.push(End::Tail, v.as_deref().unwrap_or_default());
     }
-    ctx.db().insert(dest, Value::List(list), 0, now);
+    ctx.db().insert(dest, Value::List(Box::new(list)), 0, now);
     n
 }
 

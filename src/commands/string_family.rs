@@ -570,10 +570,9 @@ fn msetnx(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if !mset_arity_ok(a) {
         return r.error(&super::arity_error("msetnx"));
     }
-    let now = ctx.now_ms;
     if a[1..]
         .chunks_exact(2)
-        .any(|kv| ctx.db().exists(&kv[0], now))
+        .any(|kv| ctx.lookup_write(&kv[0]).is_some())
     {
         return r.int(0);
     }
@@ -612,7 +611,8 @@ fn append(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             let mut v = Vec::with_capacity(total);
             v.extend_from_slice(&old);
             v.extend_from_slice(&a[2]);
-            if let Some(e) = ctx.lookup_write(&a[1]) {
+            // Already looked up (and counted as one access) above.
+            if let Some(e) = ctx.db().lookup_notouch(&a[1], now) {
                 e.value = Value::Str(StrValue::Raw(Bytes::from(v)));
             }
             r.int(total as i64);
@@ -644,7 +644,8 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64, r: &mut Reply) {
     let Some(new) = cur.checked_add(by) else {
         return r.error("ERR increment or decrement would overflow");
     };
-    match ctx.lookup_write(key) {
+    // Already looked up (and counted as one access) above.
+    match ctx.db().lookup_notouch(key, now) {
         Some(e) => e.value = Value::Str(StrValue::Int(new)),
         None => ctx.db().insert(key, Value::Str(StrValue::Int(new)), 0, now),
     }
@@ -764,7 +765,7 @@ fn setrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let new_len = v.len();
     let now = ctx.now_ms;
     let nv = Value::Str(StrValue::Raw(Bytes::from(v)));
-    match ctx.lookup_write(&a[1]) {
+    match ctx.db().lookup_notouch(&a[1], now) {
         Some(e) => e.value = nv,
         None => ctx.db().insert(&a[1], nv, 0, now),
     }

@@ -442,7 +442,7 @@ fn write_zset<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut ZSetVal
 fn store_result(ctx: &mut Ctx, dst: &[u8], entries: Vec<(Bytes, f64)>, r: &mut Reply) {
     let n = entries.len();
     if n == 0 {
-        ctx.db().remove(dst);
+        ctx.db().delete(dst);
     } else {
         let z = ZSetValue::from_sorted(entries, limits(ctx));
         let now = ctx.now_ms;

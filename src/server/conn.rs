@@ -523,6 +523,31 @@ impl Conn {
                 return self.reject(e.as_bytes(), Some(spec)).await;
             }
         }
+        // Out of memory: nothing may be queued inside MULTI, and EXEC of a block that may
+        // grow memory aborts it (Redis's processCommand).
+        if self.multi.is_some() && self.shard.state.borrow().config.maxmemory > 0 {
+            use crate::shard::memory;
+            if spec.name == "exec" {
+                let oom = self.multi.as_ref().is_some_and(|m| {
+                    m.cmds.iter().any(|(s, a)| {
+                        s.has(flags::DENYOOM) && memory::command_oom(&self.shard, s, a)
+                    })
+                });
+                if oom {
+                    self.multi = None;
+                    crate::tx::multi::unwatch_all(self).await;
+                    let msg = format!(
+                        "EXECABORT Transaction discarded because of: {}",
+                        memory::ERR_OOM
+                    );
+                    return self.reject(msg.as_bytes(), Some(spec)).await;
+                }
+            } else if !matches!(spec.name, "discard" | "quit" | "reset")
+                && memory::command_oom(&self.shard, spec, &args)
+            {
+                return self.reject(memory::ERR_OOM.as_bytes(), Some(spec)).await;
+            }
+        }
         if self.subscribed() && !self.resp3 {
             if !crate::pubsub::allowed_while_subscribed(spec.name) {
                 let msg = format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", spec.name);

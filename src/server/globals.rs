@@ -25,6 +25,8 @@ pub struct Globals {
     /// Process-wide scripting state (script cache, function libraries, busy scripts); see
     /// `crate::scripting` for why it is shared rather than per shard.
     pub scripting: crate::scripting::Shared,
+    /// Each shard's published memory figures, the peak and the startup total.
+    pub mem: crate::shard::memory::MemShared,
 }
 
 impl Globals {
@@ -57,6 +59,7 @@ impl Globals {
             lastsave: AtomicU64::new(start_ms / 1000),
             pubsub_shards: AtomicU64::new(0),
             scripting: crate::scripting::Shared::new(nshards),
+            mem: crate::shard::memory::MemShared::new(nshards),
         }
     }
 

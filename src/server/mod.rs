@@ -22,14 +22,12 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::config::Config;
 use crate::shard::router::{Router, ShardMsg};
 use crate::shard::slot::SlotMap;
-use crate::shard::{expiry, Shard};
+use crate::shard::{expiry, lazyfree, memory, Shard};
 use globals::Globals;
 
 /// Whether the configured eviction policy tracks access frequency (LFU).
 pub fn policy_is_lfu(cfg: &Config) -> bool {
-    cfg.get(&[b"maxmemory-policy".as_slice()])
-        .first()
-        .is_some_and(|(_, v)| v.contains("lfu"))
+    cfg.maxmemory_policy.is_lfu()
 }
 
 /// The addresses to listen on, from `bind` and `port`.
@@ -232,9 +230,21 @@ async fn shard_main(
         let sh = shard.clone();
         glommio::spawn_local(async move { accept_loop(sh, l).await }).detach();
     }
+    // Lazy freeing and eviction that outlives a command's time budget run in a task queue of
+    // their own with a tenth of the shares of the connections' queue.
+    let background_tq = glommio::executor().create_task_queue(
+        glommio::Shares::Static(100),
+        glommio::Latency::NotImportant,
+        "background",
+    );
+    let sh = shard.clone();
+    glommio::spawn_local_into(async move { background(sh).await }, background_tq)
+        .map_err(|e| format!("shard {}: cannot start the background task: {}", id, e))?
+        .detach();
     if id == 0 {
         tracing::info!("Ready to accept connections tcp");
     }
+    shard.globals.mem.shard_ready();
     cron(&shard).await;
     // Shutdown: close every client of this shard, then let the executor wind down.
     for c in shard.clients.borrow().clients.values() {
@@ -292,7 +302,30 @@ async fn cron(shard: &Rc<Shard>) {
         if shard.globals.shutting_down() {
             return;
         }
-        expiry::cycle(&mut shard.state.borrow_mut());
+        let mut st = shard.state.borrow_mut();
+        expiry::cycle(&mut st);
+        memory::refresh(&mut st, &shard.globals.mem);
+    }
+}
+
+/// The shard's background memory work: lazily freed values, a bounded chunk at a time, and
+/// eviction that ran out of its time budget inside a command (Redis's eviction time proc).
+async fn background(shard: Rc<Shard>) {
+    loop {
+        if shard.globals.shutting_down() {
+            return;
+        }
+        let evicting = shard.state.borrow().mem.eviction_running;
+        if evicting {
+            let now = globals::unix_ms();
+            memory::perform_evictions(&mut shard.state.borrow_mut(), now);
+        }
+        let more = lazyfree::free_step(lazyfree::CHUNK);
+        if more || shard.state.borrow().mem.eviction_running {
+            glommio::executor().yield_task_queue_now().await;
+        } else {
+            lazyfree::wait_for_work().await;
+        }
     }
 }
 

@@ -180,6 +180,10 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             for k in &w.keys {
                 st.dbs[db].touch(k);
             }
+            // The pop changed values in place: refresh their memory charge.
+            for k in args.iter().skip(1) {
+                st.dbs[db].recharge(k);
+            }
             // The pop may have fed another key (BLMOVE's destination).
             for k in args.iter() {
                 st.blocked.touched(db, k);

@@ -1,9 +1,13 @@
 //! One logical database (SELECT n) inside one shard: the key table, the index of keys with a
-//! deadline, and lazy expiry on access.
+//! deadline, lazy expiry on access, the keys' access metadata (LRU clock / LFU counter) and
+//! their memory charges.
 //!
-//! Every read or write of a key goes through `lookup`/`lookup_mut`, which delete a key whose
-//! deadline has passed before anyone can see it: that is the "never returned after its deadline"
-//! guarantee. Active expiry (`shard::expiry`) only bounds the memory held by keys nobody reads.
+//! Every read or write of a key goes through `lookup_mut`/`lookup_notouch`, which delete a key
+//! whose deadline has passed before anyone can see it: that is the "never returned after its
+//! deadline" guarantee. Active expiry (`shard::expiry`) only bounds the memory held by keys
+//! nobody reads. Every insertion and removal keeps `used` equal to the sum of the entries'
+//! charges (`shard::memory`); deletions the database performs itself (expiry, overwrites) hand
+//! big values to `shard::lazyfree` when the matching `lazyfree-lazy-*` switch is on.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,13 +15,23 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::lazyfree;
+use super::memory::{self, charge_u32, entry_charge, AccessMode};
 use crate::types::dict::Dict;
 use crate::types::{Entry, Value};
 
-/// Seconds-resolution clock for OBJECT IDLETIME, wrapping like Redis's 24-bit LRU clock.
+/// The LRU clock (seconds, 24 bits), for OBJECT IDLETIME and LRU eviction.
 #[inline]
 pub fn lru_clock(now_ms: u64) -> u32 {
-    (now_ms / 1000) as u32
+    memory::lru_clock(now_ms)
+}
+
+/// Which deletions the database itself performs lazily (`lazyfree-lazy-expire`,
+/// `lazyfree-lazy-server-del`); deletions asked for by commands say so themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LazyFlags {
+    pub expire: bool,
+    pub server_del: bool,
 }
 
 #[derive(Default)]
@@ -30,7 +44,21 @@ pub struct Db {
     /// WATCHed keys: the flags of the clients watching each one. Any change to such a key
     /// (write, delete, expiry, flush) sets the flags, failing those clients' EXEC.
     watched: HashMap<Bytes, Vec<Arc<AtomicBool>>, ahash::RandomState>,
+    /// Sum of the entries' `charged` bytes (see `shard::memory`).
+    used: u64,
+    access: AccessMode,
+    lazy: LazyFlags,
+    /// xorshift state for the LFU counter's coin flips.
+    rng: u64,
+    /// The key arguments (address, length) whose access the running command already recorded:
+    /// like Redis, a command counts one access per key it names, however many times its
+    /// handler looks the key up. Valid for command `touched_seq` only.
+    touched: [(usize, usize); TOUCHED_MAX],
+    touched_len: usize,
+    touched_seq: u64,
 }
+
+const TOUCHED_MAX: usize = 8;
 
 impl Db {
     pub fn new() -> Db {
@@ -86,50 +114,121 @@ impl Db {
         self.keys.is_empty()
     }
 
-    /// Looks a key up for reading or writing, expiring it first if its deadline has passed.
+    /// Looks a key up for reading or writing, expiring it first if its deadline has passed, and
+    /// records the access (LRU clock or LFU counter).
     #[inline]
     pub fn lookup_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        let mode = self.access;
+        let first = self.first_access(key);
+        // The LFU counter's coin flip, drawn before the entry is borrowed.
+        let r = match mode {
+            AccessMode::Lfu { .. } if first => self.next_rand(),
+            _ => 0.0,
+        };
+        let e = self.lookup_notouch(key, now_ms)?;
+        if first {
+            e.access = mode.touched(e.access, now_ms, r);
+        }
+        Some(e)
+    }
+
+    /// Whether this is the running command's first access to this key argument (and records
+    /// it). Keys are told apart by the argument they came from, so a command naming a key twice
+    /// (SINTER s s, RPOPLPUSH l l) counts two accesses, as in Redis.
+    #[inline]
+    fn first_access(&mut self, key: &[u8]) -> bool {
+        let seq = memory::command_seq();
+        if self.touched_seq != seq {
+            self.touched_seq = seq;
+            self.touched_len = 0;
+        }
+        let id = (key.as_ptr() as usize, key.len());
+        if self.touched[..self.touched_len].contains(&id) {
+            return false;
+        }
+        if self.touched_len < TOUCHED_MAX {
+            self.touched[self.touched_len] = id;
+            self.touched_len += 1;
+        }
+        true
+    }
+
+    /// Uniform in [0, 1) (xorshift64).
+    fn next_rand(&mut self) -> f64 {
+        let mut x = self.rng | 1;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Looks a key up without recording an access (TYPE, TTL, EXISTS, OBJECT: Redis's
+    /// LOOKUP_NOTOUCH), expiring it first if its deadline has passed.
+    #[inline]
+    pub fn lookup_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let entry: *mut Entry = self.keys.get_mut(key)?;
         // SAFETY: `entry` points into `self.keys`, which is not touched again before the
         // reference is either returned or discarded. The raw pointer only works around the
         // borrow checker's limitation with conditionally returned borrows (NLL problem case 3).
         let expire_at = unsafe { (*entry).expire_at };
         if expire_at != 0 && expire_at <= now_ms {
-            self.remove(key);
-            self.expired_keys += 1;
+            self.expire_now(key);
             return None;
         }
-        let e = unsafe { &mut *entry };
-        e.access = lru_clock(now_ms);
-        Some(e)
+        Some(unsafe { &mut *entry })
     }
 
-    /// Like `lookup_mut`, without touching the access clock (OBJECT, TYPE-style inspection
-    /// still touches in Redis; this is for internal checks such as EXISTS in MSETNX).
+    /// Deletes a key whose deadline passed (lazily freed under `lazyfree-lazy-expire`).
+    fn expire_now(&mut self, key: &[u8]) {
+        let lazy = self.lazy.expire;
+        self.delete_with(key, lazy);
+        self.expired_keys += 1;
+    }
+
+    /// Whether a key exists (expiring it if its deadline passed), without recording an access.
     pub fn exists(&mut self, key: &[u8], now_ms: u64) -> bool {
         let expired = match self.keys.get(key) {
             None => return false,
             Some(e) => e.expire_at != 0 && e.expire_at <= now_ms,
         };
         if expired {
-            self.remove(key);
-            self.expired_keys += 1;
+            self.expire_now(key);
             return false;
         }
         true
     }
 
-    /// Inserts or replaces a key with a value and deadline (0 = none).
+    /// Inserts or replaces a key with a value and deadline (0 = none). A replaced value is freed
+    /// lazily under `lazyfree-lazy-server-del`. Replacing counts as an access (Redis's `setKey`
+    /// looks the key up first) unless the command already looked it up; under an LFU policy
+    /// the key keeps its counter.
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64, now_ms: u64) {
         self.touch(key);
-        let entry = Entry {
+        let first = self.first_access(key);
+        let r = match self.access {
+            AccessMode::Lfu { .. } if first => self.next_rand(),
+            _ => 0.0,
+        };
+        let mode = self.access;
+        let mut entry = Entry {
             value,
             expire_at,
-            access: lru_clock(now_ms),
+            access: self.access.initial(now_ms),
+            charged: 0,
         };
+        entry.charged = charge_u32(entry_charge(key.len(), &entry));
         if let Some(e) = self.keys.get_mut(key) {
             let had = e.expire_at != 0;
-            *e = entry;
+            if matches!(mode, AccessMode::Lfu { .. }) {
+                entry.access = if first {
+                    mode.touched(e.access, now_ms, r)
+                } else {
+                    e.access
+                };
+            }
+            self.used = self.used + entry.charged as u64 - e.charged as u64;
+            let old = std::mem::replace(e, entry);
             match (had, expire_at != 0) {
                 (true, false) => {
                     self.expires.remove(key);
@@ -142,13 +241,25 @@ impl Db {
                 }
                 _ => {}
             }
+            self.dispose(old, self.lazy.server_del);
             return;
         }
         let k = Bytes::copy_from_slice(key);
         if expire_at != 0 {
             self.expires.insert(k.clone(), ());
         }
+        self.used += entry.charged as u64;
         self.keys.insert(k, entry);
+    }
+
+    /// Inserts an entry taken out of a keyspace (RENAME, MOVE), keeping its access metadata:
+    /// the object moves in Redis, so its LRU clock or LFU counter goes with it.
+    pub fn insert_entry(&mut self, key: &[u8], e: Entry, now_ms: u64) {
+        let access = e.access;
+        self.insert(key, e.value, e.expire_at, now_ms);
+        if let Some(n) = self.keys.get_mut(key) {
+            n.access = access;
+        }
     }
 
     /// Replaces the value of a key, keeping its deadline (KEEPTTL, APPEND, INCR...).
@@ -157,13 +268,40 @@ impl Db {
         self.insert(key, value, ttl, now_ms);
     }
 
+    /// Takes a key out of the database; the caller owns (and frees) the entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let (_, e) = self.keys.remove(key)?;
+        self.used -= e.charged as u64;
         self.touch(key);
         if e.expire_at != 0 {
             self.expires.remove(key);
         }
         Some(e)
+    }
+
+    /// Deletes a key; its value is freed lazily under `lazyfree-lazy-server-del` (Redis's
+    /// `dbDelete`). Returns whether it existed.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        let lazy = self.lazy.server_del;
+        self.delete_with(key, lazy)
+    }
+
+    /// Deletes a key, freeing a big value in the background when `lazy` (UNLINK, the
+    /// `lazyfree-lazy-*` switches). Returns whether it existed.
+    pub fn delete_with(&mut self, key: &[u8], lazy: bool) -> bool {
+        match self.remove(key) {
+            Some(e) => {
+                self.dispose(e, lazy);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn dispose(&mut self, e: Entry, lazy: bool) {
+        if lazy {
+            lazyfree::free_value(e.value, e.charged as u64);
+        }
     }
 
     /// Sets or clears the deadline of an existing key. Returns false if the key is missing.
@@ -182,11 +320,68 @@ impl Db {
         } else if expire_at != 0 && !had {
             self.expires.insert(k, ());
         }
+        self.recharge(key);
         true
     }
 
+    /// Recomputes a key's charge after its value changed in place (called after every write
+    /// command for the keys it names).
+    #[inline]
+    pub fn recharge(&mut self, key: &[u8]) {
+        if let Some(e) = self.keys.get_mut(key) {
+            let now = charge_u32(entry_charge(key.len(), e));
+            if now != e.charged {
+                self.used = self.used + now as u64 - e.charged as u64;
+                e.charged = now;
+            }
+        }
+    }
+
+    /// The sum of the entries' charges.
+    pub fn charged_bytes(&self) -> u64 {
+        self.used
+    }
+
+    /// The database's memory: every entry's charge plus the bucket arrays of both tables.
+    #[inline]
+    pub fn mem_total(&self) -> u64 {
+        self.used + (self.keys.bucket_bytes() + self.expires.bucket_bytes()) as u64
+    }
+
+    /// Bytes of table structure alone (what MEMORY STATS calls the hashtable overhead):
+    /// (main table nodes and buckets, expiry index nodes and buckets).
+    pub fn table_overhead(&self) -> (u64, u64) {
+        (
+            self.keys.table_overhead_bytes() as u64,
+            self.expires.table_overhead_bytes() as u64,
+        )
+    }
+
+    /// Installs the access mode and lazy-free switches (from the configuration).
+    pub fn set_modes(&mut self, access: AccessMode, lazy: LazyFlags) {
+        self.access = access;
+        self.lazy = lazy;
+    }
+
+    /// FLUSHDB/FLUSHALL ASYNC: the tables are detached at once and freed by the background task.
+    pub fn clear_async(&mut self) {
+        self.touch_all_watched();
+        let bytes = self.used;
+        let keys = std::mem::take(&mut self.keys);
+        let expires = std::mem::take(&mut self.expires);
+        self.used = 0;
+        lazyfree::free_keyspace(keys, expires, bytes);
+    }
+
     pub fn clear(&mut self) {
-        // Like Redis, a flush touches the watched keys that existed.
+        self.touch_all_watched();
+        self.keys.clear();
+        self.expires.clear();
+        self.used = 0;
+    }
+
+    /// Like Redis, a flush touches the watched keys that existed.
+    fn touch_all_watched(&self) {
         for (k, flags) in &self.watched {
             if self.keys.get(&k[..]).is_some() {
                 for f in flags {
@@ -194,8 +389,6 @@ impl Db {
                 }
             }
         }
-        self.keys.clear();
-        self.expires.clear();
     }
 
     /// SWAPDB on one shard: the data of two databases trade places, the WATCHes stay with their

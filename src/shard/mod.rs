@@ -1,5 +1,6 @@
 //! A shard: one core's partition of the keyspace (all logical databases), its expiry state, its
-//! statistics and slow log, and its end of the cross-shard router.
+//! memory limit and eviction (`memory`, `lazyfree`), its statistics and slow log, and its end of
+//! the cross-shard router.
 //!
 //! A shard's data is only ever touched by code running on that shard's executor thread. Other
 //! shards reach it by sending a message (`ShardMsg`) and awaiting the reply; there are no locks.
@@ -9,6 +10,8 @@ pub mod blocking;
 pub mod db;
 pub mod digest;
 pub mod expiry;
+pub mod lazyfree;
+pub mod memory;
 pub mod router;
 pub mod slot;
 
@@ -91,15 +94,17 @@ pub struct ShardState {
     /// Set while a unit of several commands runs (EXEC, transactions): blocked clients are
     /// served after the unit, not between its commands.
     pub in_unit: bool,
+    /// Memory limit and eviction state (see `memory`).
+    pub mem: memory::MemState,
 }
 
 impl ShardState {
     pub fn new(id: usize, config: Config) -> ShardState {
         let dbs = (0..config.databases.max(1)).map(|_| Db::new()).collect();
-        ShardState {
+        let mut st = ShardState {
             id,
             dbs,
-            config,
+            config: config.clone(),
             cmd_stats: vec![CmdStat::default(); commands::table().len()],
             stats: ShardStats::default(),
             slowlog: VecDeque::new(),
@@ -107,7 +112,10 @@ impl ShardState {
             active_expire: true,
             blocked: Default::default(),
             in_unit: false,
-        }
+            mem: memory::MemState::default(),
+        };
+        memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
+        st
     }
 
     /// Records a command that ran for `usec` microseconds in the slow log if it was slow enough.
@@ -181,9 +189,11 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(id: usize, config: Config, router: Router, globals: Arc<Globals>) -> Rc<Shard> {
+        let mut st = ShardState::new(id, config);
+        memory::set_shard_count(&mut st, globals.nshards, &globals.mem);
         Rc::new(Shard {
             id,
-            state: RefCell::new(ShardState::new(id, config)),
+            state: RefCell::new(st),
             router,
             globals,
             clients: RefCell::new(Default::default()),
@@ -359,7 +369,22 @@ pub fn execute_keyed(
     // WATCH needs to see in-place modifications too (HSET on an existing hash...): snapshot
     // the watched keys this write names and compare afterwards. Costs nothing unless the
     // database has watched keys.
-    let watched_before = if spec.has(commands::flags::WRITE) && st.dbs[db].has_watches() {
+    memory::next_command();
+    // Redis's processCommand: with a memory limit, evict before every command, and refuse the
+    // commands that may grow memory when nothing more can be freed. (Inside a multi-shard unit
+    // the coordinator's keyspace also holds copies of foreign keys; evicting one of those is
+    // written back as its deletion, i.e. an eviction of that key on its owner.)
+    if st.mem.limit > 0
+        && memory::perform_evictions(st, now_ms) == memory::Evict::Fail
+        && spec.has(commands::flags::DENYOOM)
+    {
+        crate::protocol::Reply::new(out, resp3).error(memory::ERR_OOM);
+        st.cmd_stats[spec.index()].rejected_calls += 1;
+        st.stats.total_error_replies += 1;
+        return;
+    }
+    let is_write = spec.has(commands::flags::WRITE);
+    let watched_before = if is_write && st.dbs[db].has_watches() {
         watched_snapshot(&st.dbs[db], spec, args)
     } else {
         Vec::new()
@@ -375,6 +400,13 @@ pub fn execute_keyed(
         handler(&mut ctx, args, &mut reply);
     }));
     let usec = crate::server::globals::unix_us().saturating_sub(started_us);
+    if is_write {
+        // Values changed in place (HSET, APPEND, LPUSH...) update their memory charge.
+        let d = &mut st.dbs[db];
+        for p in spec.keys(args) {
+            d.recharge(&args[p]);
+        }
+    }
     // Blocked clients wait for writes to their keys.
     if !st.blocked.is_empty() && spec.has(commands::flags::WRITE) {
         for p in spec.keys(args) {

@@ -414,6 +414,52 @@ impl<V> Dict<V> {
         slots * mem::size_of::<Link<V>>() + self.len() * mem::size_of::<Node<V>>()
     }
 
+    /// Heap bytes of the bucket arrays alone (the per-entry nodes are counted with the entries).
+    pub fn bucket_bytes(&self) -> usize {
+        (self.tables[0].buckets.capacity() + self.tables[1].buckets.capacity())
+            * mem::size_of::<Link<V>>()
+    }
+
+    /// Heap bytes of one entry's node (key handle, value and chain link), without the key's and
+    /// the value's own heap buffers.
+    pub const fn node_bytes() -> usize {
+        mem::size_of::<Node<V>>()
+    }
+
+    /// Takes up to `max` entries out, handing each to `f` (bucket arrays are released once
+    /// empty), and returns how many were taken; empty buckets passed over count as a tenth of
+    /// an entry each, so one call is bounded work. This dismantles the table from the end of
+    /// its bucket arrays: afterwards the dict is only fit for more `drain_some` calls, `len`,
+    /// and dropping (lookups may miss). For lazy freeing of huge values and flushed databases.
+    pub fn drain_some(&mut self, max: usize, mut f: impl FnMut(Bytes, V)) -> usize {
+        let mut taken = 0;
+        let mut skipped = 0;
+        self.rehash_idx = None;
+        for table in self.tables.iter_mut() {
+            while taken < max && skipped / 10 + taken < max {
+                let Some(slot) = table.buckets.pop() else {
+                    table.buckets = Vec::new();
+                    break;
+                };
+                let mut cur = slot;
+                if cur.is_none() {
+                    skipped += 1;
+                }
+                while let Some(mut node) = cur {
+                    cur = node.next.take();
+                    table.used -= 1;
+                    taken += 1;
+                    let Node { key, value, .. } = *node;
+                    f(key, value);
+                }
+            }
+            if table.buckets.is_empty() {
+                table.buckets = Vec::new();
+            }
+        }
+        taken
+    }
+
     // ----- resizing -------------------------------------------------------
 
     /// Starts a grow if the load factor reached 1. No-op while rehashing (the

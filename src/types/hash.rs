@@ -34,8 +34,41 @@ impl Default for HashLimits {
 pub enum HashValue {
     /// Insertion-ordered pairs (`listpack`).
     Listpack(Vec<(Bytes, Bytes)>),
-    /// A hash table keyed by field (`hashtable`).
-    Table(Dict<Bytes>),
+    /// A hash table keyed by field (`hashtable`), boxed to keep `Value` small.
+    Table(Box<FieldTable>),
+}
+
+/// The `hashtable` encoding: a [`Dict`] of fields, with the bytes of fields and values counted as
+/// they come and go so that `mem_bytes` stays O(1).
+#[derive(Default)]
+pub struct FieldTable {
+    dict: Dict<Bytes>,
+    bytes: usize,
+}
+
+impl FieldTable {
+    /// Adds a field known to be absent.
+    fn insert(&mut self, field: Bytes, value: Bytes) {
+        self.bytes += alloc_bytes(&field) + alloc_bytes(&value);
+        let old = self.dict.insert(field, value);
+        debug_assert!(old.is_none());
+    }
+
+    fn remove(&mut self, field: &[u8]) -> bool {
+        match self.dict.remove(field) {
+            Some((f, v)) => {
+                self.bytes -= alloc_bytes(&f) + alloc_bytes(&v);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Heap bytes behind one field or value (its own allocation, as the allocator rounds it).
+#[inline]
+fn alloc_bytes(b: &Bytes) -> usize {
+    crate::alloc::usable_size(b.len())
 }
 
 impl Default for HashValue {
@@ -48,12 +81,12 @@ impl Clone for HashValue {
     fn clone(&self) -> Self {
         match self {
             HashValue::Listpack(v) => HashValue::Listpack(v.clone()),
-            HashValue::Table(d) => {
-                let mut n = Dict::new();
-                for (k, v) in d.iter() {
+            HashValue::Table(t) => {
+                let mut n = FieldTable::default();
+                for (k, v) in t.dict.iter() {
                     n.insert(k.clone(), v.clone());
                 }
-                HashValue::Table(n)
+                HashValue::Table(Box::new(n))
             }
         }
     }
@@ -65,7 +98,7 @@ impl PartialEq for HashValue {
         match (self, other) {
             (HashValue::Listpack(a), HashValue::Listpack(b)) => a == b,
             (HashValue::Table(a), HashValue::Table(b)) => {
-                a.len() == b.len() && a.iter().all(|(k, v)| b.get(k) == Some(v))
+                a.dict.len() == b.dict.len() && a.dict.iter().all(|(k, v)| b.dict.get(k) == Some(v))
             }
             _ => false,
         }
@@ -106,7 +139,7 @@ impl HashValue {
     pub fn len(&self) -> usize {
         match self {
             HashValue::Listpack(v) => v.len(),
-            HashValue::Table(d) => d.len(),
+            HashValue::Table(t) => t.dict.len(),
         }
     }
 
@@ -125,7 +158,7 @@ impl HashValue {
     pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
         match self {
             HashValue::Listpack(v) => v.iter().find(|(f, _)| f == field).map(|(_, v)| v),
-            HashValue::Table(d) => d.get(field),
+            HashValue::Table(t) => t.dict.get(field),
         }
     }
 
@@ -136,11 +169,11 @@ impl HashValue {
     /// Switches a listpack to the hashtable encoding (no-op for a table).
     pub fn convert_to_table(&mut self) {
         if let HashValue::Listpack(v) = self {
-            let mut d = Dict::new();
+            let mut t = FieldTable::default();
             for (f, val) in std::mem::take(v) {
-                d.insert(f, val);
+                t.insert(f, val);
             }
-            *self = HashValue::Table(d);
+            *self = HashValue::Table(Box::new(t));
         }
     }
 
@@ -165,12 +198,13 @@ impl HashValue {
                 }
                 true
             }
-            HashValue::Table(d) => {
-                if let Some(slot) = d.get_mut(field) {
-                    *slot = value;
+            HashValue::Table(t) => {
+                if let Some(slot) = t.dict.get_mut(field) {
+                    let old = std::mem::replace(slot, value);
+                    t.bytes = t.bytes + alloc_bytes(slot) - alloc_bytes(&old);
                     false
                 } else {
-                    d.insert(Bytes::copy_from_slice(field), value);
+                    t.insert(Bytes::copy_from_slice(field), value);
                     true
                 }
             }
@@ -187,7 +221,7 @@ impl HashValue {
                 }
                 None => false,
             },
-            HashValue::Table(d) => d.remove(field).is_some(),
+            HashValue::Table(t) => t.remove(field),
         }
     }
 
@@ -195,7 +229,7 @@ impl HashValue {
     pub fn iter(&self) -> HashIter<'_> {
         match self {
             HashValue::Listpack(v) => HashIter::Listpack(v.iter()),
-            HashValue::Table(d) => HashIter::Table(d.iter()),
+            HashValue::Table(t) => HashIter::Table(t.dict.iter()),
         }
     }
 
@@ -207,7 +241,7 @@ impl HashValue {
                 let (f, val) = &v[rng.gen_range(0..v.len())];
                 Some((f, val))
             }
-            HashValue::Table(d) => d.random_entry(rng),
+            HashValue::Table(t) => t.dict.random_entry(rng),
         }
     }
 
@@ -237,13 +271,52 @@ impl HashValue {
                 }
                 0
             }
-            HashValue::Table(d) => d.scan(cursor, f),
+            HashValue::Table(t) => t.dict.scan(cursor, f),
         }
     }
 
     /// Bytes held by fields and values (a rough size, for DEBUG OBJECT).
     pub fn payload_len(&self) -> usize {
         self.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+
+    /// Approximate heap bytes owned by the value: O(1) for a table, O(n) for a listpack (which
+    /// is bounded by `hash-max-listpack-entries`, and which every write already walks).
+    pub fn mem_bytes(&self) -> usize {
+        match self {
+            HashValue::Listpack(v) => {
+                v.capacity() * std::mem::size_of::<(Bytes, Bytes)>()
+                    + v.iter()
+                        .map(|(f, val)| alloc_bytes(f) + alloc_bytes(val))
+                        .sum::<usize>()
+            }
+            HashValue::Table(t) => {
+                std::mem::size_of::<FieldTable>() + t.dict.table_overhead_bytes() + t.bytes
+            }
+        }
+    }
+
+    /// How many allocations dropping the value frees (Redis's lazy-free "effort").
+    pub fn free_effort(&self) -> usize {
+        match self {
+            HashValue::Listpack(v) => v.len(),
+            HashValue::Table(t) => t.dict.len(),
+        }
+    }
+
+    /// Frees up to about `budget` fields; true once nothing is left. For lazy freeing: the value
+    /// must not be used for anything but further calls and dropping afterwards.
+    pub fn free_some(&mut self, budget: usize) -> bool {
+        match self {
+            HashValue::Listpack(v) => {
+                v.truncate(v.len().saturating_sub(budget));
+                v.is_empty()
+            }
+            HashValue::Table(t) => {
+                t.dict.drain_some(budget, |_, _| {});
+                t.dict.is_empty()
+            }
+        }
     }
 }
 

@@ -349,6 +349,27 @@ impl ListValue {
         std::mem::size_of::<Self>() + self.bytes + self.nodes.len() * std::mem::size_of::<Node>()
     }
 
+    /// How many allocations dropping the list frees (Redis's lazy-free "effort": its nodes).
+    pub fn free_effort(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Frees up to `budget` nodes from the tail; true once the list is empty. For lazy freeing.
+    pub fn free_some(&mut self, budget: usize) -> bool {
+        for _ in 0..budget {
+            let Some(n) = self.nodes.pop_back() else {
+                break;
+            };
+            self.len -= n.count;
+            self.bytes -= n.buf.len();
+        }
+        if self.nodes.is_empty() {
+            self.nodes = VecDeque::new();
+            return true;
+        }
+        false
+    }
+
     /// Whether a node of `bytes` bytes and `count` entries respects the size setting.
     fn fits(&self, bytes: usize, count: usize) -> bool {
         if self.fill < 0 {

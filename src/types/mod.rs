@@ -21,6 +21,10 @@ pub use zset::{ZSetValue, ZsetLimits};
 /// Strings up to this length are reported as `embstr` (Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
 pub const EMBSTR_MAX: usize = 44;
 
+/// The header `Bytes` allocates when a buffer it owns alone is first shared (pointer, capacity,
+/// reference count).
+const BYTES_SHARED_HEADER: usize = 24;
+
 /// Strings up to this length are stored inline, without a heap allocation of their own: the
 /// variant fits in the space the `Bytes` handle already takes, and reading the value costs no
 /// extra cache miss.
@@ -104,6 +108,17 @@ impl StrValue {
         }
     }
 
+    /// Heap bytes owned: none for integers and inline strings; the buffer (as the allocator
+    /// rounds it) plus the shared handle `Bytes` allocates once the value is first cloned.
+    pub fn mem_bytes(&self) -> usize {
+        match self {
+            StrValue::Int(_) | StrValue::Small { .. } => 0,
+            StrValue::Plain(b) | StrValue::Raw(b) => {
+                crate::alloc::usable_size(b.len()) + crate::alloc::usable_size(BYTES_SHARED_HEADER)
+            }
+        }
+    }
+
     pub fn encoding(&self) -> &'static str {
         match self {
             StrValue::Int(_) => "int",
@@ -137,7 +152,9 @@ mod tests {
 pub enum Value {
     Str(StrValue),
     Hash(HashValue),
-    List(ListValue),
+    /// Boxed, like the table encodings of hashes and sets, so that every key's entry stays small
+    /// (a `Value` is no bigger than an inline short string).
+    List(Box<ListValue>),
     Set(SetValue),
     ZSet(ZSetValue),
 }
@@ -167,12 +184,69 @@ impl Value {
     }
 }
 
-/// A keyspace entry: the value, its deadline and its access clock.
+impl Value {
+    /// Approximate heap bytes owned by the value (not the inline enum itself). O(1), except for
+    /// a listpack hash, which is bounded by `hash-max-listpack-entries`.
+    pub fn mem_bytes(&self) -> usize {
+        match self {
+            Value::Str(s) => s.mem_bytes(),
+            Value::Hash(h) => h.mem_bytes(),
+            Value::List(l) => l.mem_bytes(),
+            Value::Set(s) => s.mem_bytes(),
+            Value::ZSet(z) => z.mem_bytes(),
+        }
+    }
+
+    /// Roughly how many allocations dropping the value frees: Redis's `lazyfreeGetFreeEffort`
+    /// (elements of a hash table, skiplist or set table, nodes of a list, 1 for anything packed).
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Value::Str(_) => 1,
+            Value::Hash(h) => h.free_effort(),
+            Value::List(l) => l.free_effort(),
+            Value::Set(s) => s.free_effort(),
+            Value::ZSet(z) => z.free_effort(),
+        }
+    }
+
+    /// Frees up to about `budget` elements; true once the value owns (almost) nothing and can be
+    /// dropped in O(1). Lazy freeing only: afterwards the value is only fit for more calls and
+    /// dropping.
+    pub fn free_some(&mut self, budget: usize) -> bool {
+        match self {
+            Value::Str(_) => true,
+            Value::Hash(h) => h.free_some(budget),
+            Value::List(l) => l.free_some(budget),
+            Value::Set(s) => s.free_some(budget),
+            Value::ZSet(z) => z.free_some(budget),
+        }
+    }
+}
+
+/// A keyspace entry: the value, its deadline, its access metadata and its memory charge.
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub value: Value,
     /// Absolute expiry in Unix milliseconds; 0 means no expiry.
     pub expire_at: u64,
-    /// Seconds-resolution access clock for OBJECT IDLETIME and LRU eviction.
+    /// Redis's 24-bit `lru` field: under an LRU (or no) policy the LRU clock of the last access
+    /// (seconds, wrapping at 2^24); under an LFU policy the last decrement time in minutes (high
+    /// 16 bits) and the logarithmic access counter (low 8 bits). See `shard::memory`.
     pub access: u32,
+    /// Bytes this entry is counted for in its database's memory total (`shard::memory`), as of
+    /// its last insertion or write; kept so that removal subtracts exactly what was added.
+    pub charged: u32,
+}
+
+#[cfg(test)]
+mod entry_size {
+    use super::*;
+
+    /// Every key pays for one table node holding its `Entry`: big collections live behind a
+    /// box so that a short string key costs no more than its inline value.
+    #[test]
+    fn entries_stay_small() {
+        assert!(std::mem::size_of::<Value>() <= 48);
+        assert!(std::mem::size_of::<Entry>() <= 64);
+    }
 }

@@ -520,7 +520,7 @@ impl Item {
 pub enum SetValue {
     Intset(IntSet),
     Listpack(Listpack),
-    Table(SetTable),
+    Table(Box<SetTable>),
 }
 
 impl Clone for SetValue {
@@ -533,7 +533,7 @@ impl Clone for SetValue {
                 for (k, ()) in t.iter() {
                     n.insert_new(k.clone());
                 }
-                SetValue::Table(n)
+                SetValue::Table(Box::new(n))
             }
         }
     }
@@ -602,7 +602,7 @@ impl SetValue {
         } else if size_hint <= lim.max_listpack_entries {
             SetValue::Listpack(Listpack::new())
         } else {
-            SetValue::Table(SetTable::default())
+            SetValue::Table(Box::default())
         }
     }
 
@@ -666,7 +666,7 @@ impl SetValue {
         for m in self.iter() {
             t.insert_new(m.to_bytes());
         }
-        *self = SetValue::Table(t);
+        *self = SetValue::Table(Box::new(t));
     }
 
     /// An intset turned into a listpack (ascending order), for a first non-integer member.
@@ -946,7 +946,28 @@ impl SetValue {
         match self {
             SetValue::Intset(i) => i.mem_bytes(),
             SetValue::Listpack(l) => l.mem_bytes(),
-            SetValue::Table(t) => t.mem_bytes(),
+            SetValue::Table(t) => std::mem::size_of::<SetTable>() + t.mem_bytes(),
+        }
+    }
+
+    /// How many allocations dropping the set frees (Redis's lazy-free "effort").
+    pub fn free_effort(&self) -> usize {
+        match self {
+            SetValue::Table(t) => t.len(),
+            _ => 1,
+        }
+    }
+
+    /// Frees up to about `budget` members; true once nothing is left. For lazy freeing: the
+    /// value must not be used for anything but further calls and dropping afterwards.
+    pub fn free_some(&mut self, budget: usize) -> bool {
+        match self {
+            SetValue::Table(t) => {
+                t.dict.drain_some(budget, |_, _| {});
+                t.member_bytes = 0;
+                t.dict.is_empty()
+            }
+            _ => true,
         }
     }
 

@@ -723,6 +723,20 @@ impl SkipList {
         self.free = Vec::new();
     }
 
+    /// Drops up to `budget` arena nodes from the end; true once none is left. Leaves the links
+    /// dangling: only for lazy freeing, after which the list is only dropped.
+    fn free_some(&mut self, budget: usize) -> bool {
+        let keep = self.nodes.len().saturating_sub(budget);
+        self.nodes.truncate(keep);
+        if self.nodes.is_empty() {
+            self.nodes = Vec::new();
+            self.free = Vec::new();
+            self.len = 0;
+            return true;
+        }
+        false
+    }
+
     /// Approximate heap bytes: the arena, the link arrays and the member bytes.
     fn mem_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()
@@ -1299,6 +1313,30 @@ impl ZSetValue {
                 0
             }
             ZSetValue::Skiplist(z) => z.dict.scan(cursor, |m, s| f(m.clone(), *s)),
+        }
+    }
+
+    /// How many allocations dropping the sorted set frees (Redis's lazy-free "effort").
+    pub fn free_effort(&self) -> usize {
+        match self {
+            ZSetValue::Listpack(_) => 1,
+            ZSetValue::Skiplist(z) => z.list.len(),
+        }
+    }
+
+    /// Frees up to about `budget` members (the member table first, then the skiplist arena);
+    /// true once nothing is left. For lazy freeing: the value must not be used for anything but
+    /// further calls and dropping afterwards.
+    pub fn free_some(&mut self, budget: usize) -> bool {
+        match self {
+            ZSetValue::Listpack(_) => true,
+            ZSetValue::Skiplist(z) => {
+                if !z.dict.is_empty() {
+                    z.dict.drain_some(budget, |_, _| {});
+                    return false;
+                }
+                z.list.free_some(budget)
+            }
         }
     }
 
