@@ -555,3 +555,47 @@ fn busy_script_gets_busy_replies_elsewhere_and_script_kill_stops_it() {
         String::from_utf8_lossy(&r)
     );
 }
+
+fn info_field(c: &mut RawConn, section: &str, field: &str) -> i64 {
+    let info = c.cmd(&[b"INFO", section.as_bytes()]);
+    let info = String::from_utf8_lossy(&info).into_owned();
+    let prefix = format!("{}:", field);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no {} in {}", field, info))
+}
+
+/// A client blocked on keys of several shards waits for a push; it must not wake itself.
+/// (Its own failed attempt used to count as a write to its keys, so it retried in a loop,
+/// burning a core and starving INFO's view of it for seconds.)
+#[test]
+fn cross_shard_blocked_client_stays_asleep_until_fed() {
+    let server = start_tessera(4, &[]);
+    let port = server.port;
+    // Two keys on different shards.
+    let (a, b) = (0..100)
+        .map(|i| (format!("qa{}", i), format!("qb{}", i)))
+        .find(|(a, b)| {
+            let map = tessera::shard::slot::SlotMap::new(4);
+            map.shard_of_key(a.as_bytes()) != map.shard_of_key(b.as_bytes())
+        })
+        .unwrap();
+    let mut waiter = RawConn::connect(port);
+    let mut probe = RawConn::connect(port);
+    send_line(&mut waiter, &format!("BRPOP {} {} 0", a, b));
+    while info_field(&mut probe, "clients", "blocked_clients") != 1 {
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let before = info_field(&mut probe, "stats", "multi_shard_transactions");
+    thread::sleep(std::time::Duration::from_millis(300));
+    let after = info_field(&mut probe, "stats", "multi_shard_transactions");
+    assert_eq!(
+        before, after,
+        "the blocked client retried while nothing was pushed"
+    );
+    assert_eq!(probe.cmd(&[b"LPUSH", b.as_bytes(), b"x"]), b":1\r\n");
+    assert_eq!(
+        waiter.read_reply(),
+        format!("*2\r\n${}\r\n{}\r\n$1\r\nx\r\n", b.len(), b).into_bytes()
+    );
+}

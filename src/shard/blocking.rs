@@ -124,6 +124,19 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             else {
                 break;
             };
+            // Nobody in this queue can be served unless the key holds what its head wants: a
+            // write that left the key empty or of another type (a failed pop, a DEL) wakes no
+            // one, or a notify-only waiter would wake itself with its own retry, forever.
+            let Some(wants) = st.blocked.waiters.get(&id).map(|w| w.wants) else {
+                break;
+            };
+            let type_ok = st.dbs[db]
+                .keys
+                .get(&key[..])
+                .is_some_and(|e| e.value.type_name() == wants);
+            if !type_ok {
+                break;
+            }
             let notify_only = st
                 .blocked
                 .waiters
@@ -134,15 +147,6 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                     let _ = w.wake.send(Wake::Retry);
                 }
                 continue;
-            }
-            // Serve in place only if the key holds what the waiter wants.
-            let wants = st.blocked.waiters.get(&id).map(|w| w.wants);
-            let type_ok = st.dbs[db]
-                .keys
-                .get(&key[..])
-                .is_some_and(|e| Some(e.value.type_name()) == wants);
-            if !type_ok {
-                break;
             }
             let Some(w) = st.blocked.remove(id) else {
                 break;
