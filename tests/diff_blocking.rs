@@ -211,3 +211,99 @@ fn disconnect_and_wrong_type_while_blocked() {
         log
     });
 }
+
+/// The waiter's flags field in CLIENT LIST ("b" while blocked).
+fn client_flags(p: &mut RawConn, id: &str) -> String {
+    let list = p.cmd(&[b"CLIENT", b"LIST", b"ID", id.as_bytes()]);
+    let list = String::from_utf8_lossy(&list).into_owned();
+    list.split(' ')
+        .find_map(|f| f.strip_prefix("flags="))
+        .unwrap_or("?")
+        .to_string()
+}
+
+#[test]
+fn client_unblock() {
+    compare_transcripts("client_unblock", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        let id = match resp_parse(&a.cmd(&[b"CLIENT", b"ID"])) {
+            Value::Int(n) => n.to_string(),
+            other => panic!("CLIENT ID: {:?}", other),
+        };
+        let unblock = |p: &mut RawConn, log: &mut Vec<String>, how: &str| {
+            let line = format!("CLIENT UNBLOCK {} {}", id, how);
+            send_line(p, line.trim_end());
+            log.push(format!(
+                "CLIENT UNBLOCK <id> {} -> {}",
+                how,
+                render_raw(&p.read_reply())
+            ));
+        };
+        log.push(format!("flags idle: {}", client_flags(&mut p, &id)));
+        unblock(&mut p, &mut log, "");
+        // One shard, then keys on several shards; TIMEOUT (default) and ERROR.
+        for (cmd, how) in [
+            ("BLPOP uq 0", ""),
+            ("BRPOP uq1 uq2 uq3 0", "TIMEOUT"),
+            ("BLMOVE uq ud LEFT RIGHT 0", "ERROR"),
+            ("BZPOPMAX uz1 uz2 0", "ERROR"),
+            ("BLMPOP 0 2 uq uq9 LEFT", "timeout"),
+        ] {
+            send_line(&mut a, cmd);
+            wait_blocked(port, 1);
+            log.push(format!("flags blocked: {}", client_flags(&mut p, &id)));
+            unblock(&mut p, &mut log, how);
+            reply(&mut a, &mut log, cmd);
+            wait_blocked(port, 0);
+            unblock(&mut p, &mut log, how);
+        }
+        // The unblocked client goes on normally.
+        logged_cmd(&mut a, &mut log, "RPUSH uq x");
+        logged_cmd(&mut a, &mut log, "BLPOP uq 0");
+        for line in [
+            "CLIENT UNBLOCK",
+            "CLIENT UNBLOCK x",
+            "CLIENT UNBLOCK 1.5",
+            "CLIENT UNBLOCK -1",
+            "CLIENT UNBLOCK 99999 foo",
+            "CLIENT UNBLOCK 99999 error",
+            "CLIENT UNBLOCK 99999 TIMEOUT x",
+        ] {
+            logged_cmd(&mut p, &mut log, line);
+        }
+        log
+    });
+}
+
+#[test]
+fn keys_fed_by_move_copy_and_swapdb_wake_waiters() {
+    compare_transcripts("keys_fed_by_move_copy_and_swapdb_wake_waiters", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        logged_cmd(&mut a, &mut log, "SELECT 1");
+        for feed in [
+            &["RPUSH q m", "MOVE q 1"][..],
+            &["RPUSH src c", "COPY src q DB 1"],
+            &["RPUSH q s1 s2", "SWAPDB 0 1"],
+            &["ZADD z 1 m", "MOVE z 1"],
+        ] {
+            let wait = if feed[0].starts_with("ZADD") {
+                "BZPOPMIN z 0"
+            } else {
+                "BLPOP q 0"
+            };
+            send_line(&mut a, wait);
+            wait_blocked(port, 1);
+            for line in feed {
+                logged_cmd(&mut p, &mut log, line);
+            }
+            reply(&mut a, &mut log, wait);
+            logged_cmd(&mut a, &mut log, "LRANGE q 0 -1");
+            logged_cmd(&mut p, &mut log, "FLUSHALL");
+        }
+        log
+    });
+}

@@ -603,3 +603,44 @@ fn info_memory_fields_are_redis_fields() {
     assert_eq!(items[0].as_bytes(), Some(&b"peak.allocated"[..]));
     assert!(items[1].as_int().unwrap() > 0);
 }
+
+/// Reads of keys in a multi-shard unit count as accesses on the keys' owners.
+#[test]
+fn multi_shard_reads_record_access_on_the_owner() {
+    let srv = start_tessera(4, &["--maxmemory-policy", "allkeys-lfu"]);
+    let mut c = RawConn::connect(srv.port);
+    // Keys on different shards.
+    let map = tessera::shard::slot::SlotMap::new(4);
+    let keys: Vec<String> = (0..50)
+        .map(|i| format!("f{}", i))
+        .fold(Vec::new(), |mut acc, k| {
+            if acc
+                .iter()
+                .all(|o: &String| map.shard_of_key(o.as_bytes()) != map.shard_of_key(k.as_bytes()))
+            {
+                acc.push(k);
+            }
+            acc
+        });
+    assert!(keys.len() >= 2);
+    let (a, b) = (&keys[0], &keys[1]);
+    for k in [a, b] {
+        assert_eq!(c.cmd(&[b"SET", k.as_bytes(), b"v"]), b"+OK\r\n");
+    }
+    let freq =
+        |c: &mut RawConn, k: &str| match resp_parse(&c.cmd(&[b"OBJECT", b"FREQ", k.as_bytes()])) {
+            Value::Int(n) => n,
+            other => panic!("OBJECT FREQ: {:?}", other),
+        };
+    let before = freq(&mut c, b);
+    for _ in 0..300 {
+        c.cmd(&[b"MGET", a.as_bytes(), b.as_bytes()]);
+    }
+    let after = freq(&mut c, b);
+    assert!(
+        after > before,
+        "LFU counter of {} stayed {} after 300 MGETs",
+        b,
+        before
+    );
+}

@@ -431,7 +431,8 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
         unregister(c, &registered).await;
         match woke {
             BlockOutcome::Woken => continue,
-            BlockOutcome::TimedOut => return c.reply().null_array(),
+            BlockOutcome::TimedOut => return timed_out_reply(c, None),
+            BlockOutcome::Unblocked(how) => return timed_out_reply(c, Some(how)),
             BlockOutcome::Gone => {
                 c.close_after_reply = true;
                 return;
@@ -459,8 +460,21 @@ pub enum BlockOutcome {
     /// Woken to retry (notify-only waiters).
     Woken,
     TimedOut,
+    /// CLIENT UNBLOCK ended the wait.
+    Unblocked(crate::server::client::Unblock),
     /// The client closed the connection.
     Gone,
+}
+
+/// The reply of a client that CLIENT UNBLOCK ended with ERROR (TIMEOUT gives the timeout reply).
+pub const ERR_UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+
+/// The reply for a wait ended by its timeout or by CLIENT UNBLOCK.
+fn timed_out_reply(c: &mut Conn, how: Option<crate::server::client::Unblock>) {
+    match how {
+        Some(crate::server::client::Unblock::Error) => c.reply().error(ERR_UNBLOCKED),
+        _ => c.reply().null_array(),
+    }
 }
 
 /// After a single-shard wait: on timeout or disconnect the waiter is withdrawn from its shard;
@@ -475,7 +489,7 @@ async fn finish_single(
     match outcome {
         BlockOutcome::Reply(b) => c.out.extend_from_slice(&b),
         BlockOutcome::Woken => c.reply().null_array(),
-        BlockOutcome::TimedOut | BlockOutcome::Gone => {
+        BlockOutcome::TimedOut | BlockOutcome::Unblocked(_) | BlockOutcome::Gone => {
             let removed = c
                 .shard
                 .run_on(target, move |sh| {
@@ -487,8 +501,10 @@ async fn finish_single(
             if removed {
                 if gone {
                     c.close_after_reply = true;
+                } else if let BlockOutcome::Unblocked(how) = outcome {
+                    timed_out_reply(c, Some(how));
                 } else {
-                    c.reply().null_array();
+                    timed_out_reply(c, None);
                 }
                 return;
             }

@@ -10,6 +10,7 @@ use futures::future::LocalBoxFuture;
 use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
 use super::{cmd, flags::*, CommandSpec, Ctx, Exec, NO_KEYS};
 use crate::protocol::Reply;
+use crate::server::client::Unblock;
 use crate::server::conn::{Conn, ReplyMode, ERR_SHARD_GONE};
 use crate::server::globals::unix_ms;
 
@@ -23,7 +24,7 @@ pub fn specs() -> Vec<CommandSpec> {
         cmd("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, g, "1.0.0", "O(N) where N is the number of passwords defined for the user", "Authenticates the connection.", Exec::Conn(auth)),
         cmd("select", 2, LOADING | STALE | FAST, NO_KEYS, g, "1.0.0", "O(1)", "Changes the selected database.", Exec::Conn(select)),
         cmd("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, g, "6.2.0", "O(1)", "Resets the connection to its initial state.", Exec::Conn(reset)),
-        cmd("client", -2, NOSCRIPT | LOADING | STALE, NO_KEYS, g, "2.4.0", "Depends on subcommand", "Inspects and controls client connections (ID, SETNAME, GETNAME, LIST, INFO, KILL, PAUSE, UNPAUSE, REPLY).", Exec::Conn(client)),
+        cmd("client", -2, NOSCRIPT | LOADING | STALE, NO_KEYS, g, "2.4.0", "Depends on subcommand", "Inspects and controls client connections (ID, SETNAME, GETNAME, LIST, INFO, KILL, PAUSE, UNPAUSE, REPLY, UNBLOCK).", Exec::Conn(client)),
     ]
 }
 
@@ -237,6 +238,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
 ];
 
 /// Filter of CLIENT KILL (new form).
@@ -299,6 +302,17 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             "kill" => {
                 if arity(argc >= 3, c) {
                     client_kill(c, &a).await
+                }
+            }
+            "unblock" => {
+                if argc > 4 {
+                    // Redis's table allows any count here; its handler rejects the rest.
+                    c.reply().error(&format!(
+                        "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                        String::from_utf8_lossy(&a[1])
+                    ));
+                } else if arity(argc == 3 || argc == 4, c) {
+                    client_unblock(c, &a).await
                 }
             }
             "pause" => {
@@ -409,6 +423,41 @@ async fn client_list(c: &mut Conn, a: &[Bytes]) {
         out.push('\n');
     }
     c.reply().verbatim("txt", out.as_bytes());
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends the wait of a client blocked in a blocking command,
+/// on whichever shard it is connected to.
+async fn client_unblock(c: &mut Conn, a: &[Bytes]) {
+    let id = match int_arg(&a[2]) {
+        Ok(id) => id,
+        Err(e) => return c.reply().error(e),
+    };
+    let how = match a.get(3) {
+        None => Unblock::Timeout,
+        Some(r) if eq_ic(r, "timeout") => Unblock::Timeout,
+        Some(r) if eq_ic(r, "error") => Unblock::Error,
+        Some(_) => {
+            return c
+                .reply()
+                .error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+        }
+    };
+    let Ok(id) = u64::try_from(id) else {
+        return c.reply().int(0);
+    };
+    let done = c
+        .shard
+        .run_on_all(move |sh| {
+            sh.clients
+                .borrow()
+                .clients
+                .get(&id)
+                .is_some_and(|cl| cl.unblock(how))
+        })
+        .await
+        .map(|v| v.into_iter().any(|x| x))
+        .unwrap_or(false);
+    c.reply().int(done as i64);
 }
 
 async fn client_kill(c: &mut Conn, a: &[Bytes]) {

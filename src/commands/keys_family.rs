@@ -557,6 +557,9 @@ fn copy(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return r.int(0);
     }
     dst.insert(&a[2], src.0, src.1, now);
+    // Waiters on the destination are served after the command (`execute_keyed` wakes those of
+    // the command's own database; another database's are named here).
+    ctx.st.blocked.touched(dst_db, &a[2]);
     r.int(1);
 }
 
@@ -587,6 +590,7 @@ fn move_cmd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if let Some(e) = ctx.db().remove(&a[1]) {
         ctx.st.dbs[dst].insert_entry(&a[1], e, now);
     }
+    ctx.st.blocked.touched(dst, &a[1]);
     r.int(1);
 }
 
@@ -1009,7 +1013,17 @@ fn swapdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         };
         let res = c
             .shard
-            .run_on_all(move |sh| crate::shard::db::Db::swap(&mut sh.state.borrow_mut().dbs, x, y))
+            .run_on_all(move |sh| {
+                let mut st = sh.state.borrow_mut();
+                crate::shard::db::Db::swap(&mut st.dbs, x, y);
+                // Keys the swap brought into view wake their waiters, as in Redis.
+                st.blocked.db_changed(x);
+                st.blocked.db_changed(y);
+                if st.blocked.has_ready() {
+                    let now = crate::server::globals::unix_ms();
+                    crate::shard::blocking::serve_ready(&mut st, &sh.globals, now);
+                }
+            })
             .await;
         if let Some(h) = held {
             h.release_all().await;

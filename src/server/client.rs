@@ -22,6 +22,17 @@ pub struct ClientHandle {
     pub qbuf: Cell<usize>,
     pub monitor: Cell<bool>,
     pub killed: Cell<bool>,
+    /// Set while the client waits in a blocking command: CLIENT UNBLOCK sends through it.
+    pub unblock: RefCell<Option<futures::channel::oneshot::Sender<Unblock>>>,
+}
+
+/// How CLIENT UNBLOCK ends a blocked client's wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unblock {
+    /// As if its timeout had expired.
+    Timeout,
+    /// With `-UNBLOCKED client unblocked via CLIENT UNBLOCK`.
+    Error,
 }
 
 impl ClientHandle {
@@ -35,11 +46,25 @@ impl ClientHandle {
         }
     }
 
+    /// Ends the client's blocking wait, if it is in one (CLIENT UNBLOCK).
+    pub fn unblock(&self, how: Unblock) -> bool {
+        match self.unblock.borrow_mut().take() {
+            Some(tx) => tx.send(how).is_ok(),
+            None => false,
+        }
+    }
+
     /// The CLIENT LIST line for this client (without the trailing newline).
     pub fn describe(&self, now_ms: u64) -> String {
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
         let idle = now_ms.saturating_sub(self.last_ms.get()) / 1000;
-        let flags = if self.monitor.get() { "O" } else { "N" };
+        let flags = if self.monitor.get() {
+            "O"
+        } else if self.unblock.borrow().is_some() {
+            "b"
+        } else {
+            "N"
+        };
         let qbuf = self.qbuf.get();
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",

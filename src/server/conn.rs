@@ -26,7 +26,7 @@ use glommio::net::TcpStream;
 use crate::commands::{self, flags, CommandSpec, Exec};
 use crate::protocol::parse::{parse_requests, Args, ParseLimits};
 use crate::protocol::Reply;
-use crate::server::client::ClientHandle;
+use crate::server::client::{ClientHandle, Unblock};
 use crate::server::globals::unix_ms;
 use crate::shard::router::BatchReply;
 use crate::shard::{execute_keyed, ClientLabel, Shard};
@@ -154,6 +154,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         qbuf: 0.into(),
         monitor: false.into(),
         killed: false.into(),
+        unblock: Default::default(),
     });
     shard.clients.borrow_mut().add(info.clone());
     let authenticated = shard.state.borrow().config.requirepass.is_none();
@@ -222,25 +223,45 @@ async fn until(deadline: Option<std::time::Instant>) {
     }
 }
 
-/// Counts a connection in INFO's `blocked_clients` while it waits.
+/// Counts a connection in INFO's `blocked_clients` while it waits, and lets CLIENT UNBLOCK
+/// reach it (the receiver it returns fires on CLIENT UNBLOCK).
 struct BlockedGuard {
     shard: Rc<Shard>,
+    info: Rc<ClientHandle>,
 }
 
 impl BlockedGuard {
-    fn new(shard: &Rc<Shard>) -> BlockedGuard {
+    fn new(
+        shard: &Rc<Shard>,
+        info: &Rc<ClientHandle>,
+    ) -> (BlockedGuard, futures::channel::oneshot::Receiver<Unblock>) {
         shard.blocked_clients.set(shard.blocked_clients.get() + 1);
-        BlockedGuard {
-            shard: shard.clone(),
-        }
+        let (tx, rx) = futures::channel::oneshot::channel();
+        *info.unblock.borrow_mut() = Some(tx);
+        (
+            BlockedGuard {
+                shard: shard.clone(),
+                info: info.clone(),
+            },
+            rx,
+        )
     }
 }
 
 impl Drop for BlockedGuard {
     fn drop(&mut self) {
+        self.info.unblock.borrow_mut().take();
         self.shard
             .blocked_clients
             .set(self.shard.blocked_clients.get().saturating_sub(1));
+    }
+}
+
+/// Waits for CLIENT UNBLOCK; never resolves if the guard's sender is dropped without a send.
+async fn unblocked(rx: &mut futures::channel::oneshot::Receiver<Unblock>) -> Unblock {
+    match rx.await {
+        Ok(how) => how,
+        Err(_) => futures::future::pending().await,
     }
 }
 
@@ -331,16 +352,23 @@ impl Conn {
     ) {
         use crate::commands::blocking_family::BlockOutcome;
         use crate::shard::blocking::Wake;
-        let _blocked = BlockedGuard::new(&self.shard);
+        let (_blocked, mut unblock) = BlockedGuard::new(&self.shard, &self.info);
         loop {
             let timer = std::pin::pin!(until(deadline));
+            let unblock = std::pin::pin!(unblocked(&mut unblock));
+            let stop = futures::future::select(timer, unblock);
             let read = std::pin::pin!(self.reader.read(&mut self.scratch[..]));
-            let either = futures::future::select(read, timer);
+            let either = futures::future::select(read, stop);
             match futures::future::select(&mut rx, either).await {
                 Either::Left((Ok(Wake::Served(b)), _)) => return (BlockOutcome::Reply(b), None),
                 Either::Left((Ok(Wake::Retry), _)) => return (BlockOutcome::Woken, None),
                 Either::Left((Err(_), _)) => return (BlockOutcome::Gone, None),
-                Either::Right((Either::Right(_), _)) => return (BlockOutcome::TimedOut, Some(rx)),
+                Either::Right((Either::Right((Either::Left(_), _)), _)) => {
+                    return (BlockOutcome::TimedOut, Some(rx))
+                }
+                Either::Right((Either::Right((Either::Right((how, _)), _)), _)) => {
+                    return (BlockOutcome::Unblocked(how), Some(rx))
+                }
                 Either::Right((Either::Left((res, _)), _)) => match res {
                     Ok(n) if n > 0 => {
                         let n = n.min(self.scratch.len());
@@ -360,15 +388,22 @@ impl Conn {
         deadline: Option<std::time::Instant>,
     ) -> crate::commands::blocking_family::BlockOutcome {
         use crate::commands::blocking_family::BlockOutcome;
-        let _blocked = BlockedGuard::new(&self.shard);
+        let (_blocked, mut unblock) = BlockedGuard::new(&self.shard, &self.info);
         loop {
             let timer = std::pin::pin!(until(deadline));
+            let unblock = std::pin::pin!(unblocked(&mut unblock));
+            let stop = futures::future::select(timer, unblock);
             let read = std::pin::pin!(self.reader.read(&mut self.scratch[..]));
-            let either = futures::future::select(read, timer);
+            let either = futures::future::select(read, stop);
             match futures::future::select(rx.next(), either).await {
                 Either::Left((Some(()), _)) => return BlockOutcome::Woken,
                 Either::Left((None, _)) => return BlockOutcome::Gone,
-                Either::Right((Either::Right(_), _)) => return BlockOutcome::TimedOut,
+                Either::Right((Either::Right((Either::Left(_), _)), _)) => {
+                    return BlockOutcome::TimedOut
+                }
+                Either::Right((Either::Right((Either::Right((how, _)), _)), _)) => {
+                    return BlockOutcome::Unblocked(how)
+                }
                 Either::Right((Either::Left((res, _)), _)) => match res {
                     Ok(n) if n > 0 => {
                         let n = n.min(self.scratch.len());

@@ -105,6 +105,16 @@ impl Blocked {
         }
     }
 
+    /// Notes that every key of `db` may have changed (SWAPDB).
+    pub fn db_changed(&mut self, db: usize) {
+        let keys: Vec<_> = self.queues.keys().filter(|k| k.0 == db).cloned().collect();
+        for k in keys {
+            if !self.ready.contains(&k) {
+                self.ready.push(k);
+            }
+        }
+    }
+
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }

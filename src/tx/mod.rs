@@ -158,6 +158,17 @@ pub(crate) fn fetch(sh: &Shard, keys: &[LockKey]) -> Vec<Option<Entry>> {
         .collect()
 }
 
+/// Gives the owner the access metadata (LRU clock / LFU counter) its keys got while a
+/// read-only unit ran over copies of them, just before the unit's locks are released.
+fn record_access(sh: &Shard, accessed: Vec<(LockKey, u32)>) {
+    let mut st = sh.state.borrow_mut();
+    for (k, access) in accessed {
+        if let Some(e) = st.dbs[k.db as usize].keys.get_mut(&k.key[..]) {
+            e.access = access;
+        }
+    }
+}
+
 /// Applies a transaction's results to the owner's keys and releases its locks.
 pub(crate) fn write_back(
     sh: &Shard,
@@ -170,16 +181,23 @@ pub(crate) fn write_back(
         let mut st = sh.state.borrow_mut();
         for (k, new) in keys.into_iter().zip(entries) {
             let db = &mut st.dbs[k.db as usize];
-            let unchanged = match (db.keys.get(&k.key[..]), &new) {
+            let unchanged = match (db.keys.get_mut(&k.key[..]), &new) {
                 (None, None) => true,
-                (Some(cur), Some(new)) => cur.value == new.value && cur.expire_at == new.expire_at,
+                (Some(cur), Some(new))
+                    if cur.value == new.value && cur.expire_at == new.expire_at =>
+                {
+                    // Only read: the access the unit recorded (OBJECT IDLETIME/FREQ, LRU/LFU
+                    // eviction) still belongs to the owner.
+                    cur.access = new.access;
+                    true
+                }
                 _ => false,
             };
             if unchanged {
                 continue;
             }
             match new {
-                Some(e) => db.insert(&k.key, e.value, e.expire_at, now),
+                Some(e) => db.insert_entry(&k.key, e, now),
                 None => {
                     db.remove(&k.key);
                 }
@@ -501,7 +519,7 @@ async fn execute_with_copies<R>(
                 }
                 for (k, e) in plan[&s].iter().zip(entries) {
                     if let Some(e) = e {
-                        st.dbs[k.db as usize].insert(&k.key, e.value, e.expire_at, now);
+                        st.dbs[k.db as usize].insert_entry(&k.key, e, now);
                     }
                 }
             }
@@ -531,13 +549,20 @@ async fn execute_with_copies<R>(
         if let Some(h) = held.as_mut() {
             h.shards.retain(|&x| x != s);
         }
-        let entries = if write_back_entries {
-            Some(entries)
+        let job: crate::shard::router::Job = if write_back_entries {
+            Box::new(move |owner: &Shard| write_back(owner, tx, keys, Some(entries)))
         } else {
-            None
+            // A read-only unit changes no value; only the accesses it made go back.
+            let accessed: Vec<(LockKey, u32)> = keys
+                .iter()
+                .zip(entries)
+                .filter_map(|(k, e)| Some((k.clone(), e?.access)))
+                .collect();
+            Box::new(move |owner: &Shard| {
+                record_access(owner, accessed);
+                write_back(owner, tx, keys, None)
+            })
         };
-        let job: crate::shard::router::Job =
-            Box::new(move |owner: &Shard| write_back(owner, tx, keys, entries));
         sh.router
             .send(s, ShardMsg::Job(job))
             .await
