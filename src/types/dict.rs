@@ -621,12 +621,12 @@ impl<V> Dict<V> {
     /// a prefix that stays valid when the table doubles or halves, which
     /// gives the guarantee: an entry present for the whole duration of a full
     /// scan is reported at least once (possibly more than once).
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Bytes, &V)) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a Bytes, &'a V)) -> u64 {
         if self.is_empty() {
             return 0;
         }
         let mut v = cursor;
-        let emit_bucket = |table: &Table<V>, idx: u64, f: &mut dyn FnMut(&Bytes, &V)| {
+        let emit_bucket = |table: &'a Table<V>, idx: u64, f: &mut dyn FnMut(&'a Bytes, &'a V)| {
             let mut cur = table.buckets.get(idx as usize).and_then(|b| b.as_deref());
             while let Some(node) = cur {
                 f(&node.key, &node.value);

@@ -8,6 +8,7 @@ pub mod dict;
 pub mod float;
 pub mod hash;
 pub mod list;
+pub mod packed;
 pub mod set;
 pub mod zset;
 
@@ -185,8 +186,7 @@ impl Value {
 }
 
 impl Value {
-    /// Approximate heap bytes owned by the value (not the inline enum itself). O(1), except for
-    /// a listpack hash, which is bounded by `hash-max-listpack-entries`.
+    /// Approximate heap bytes owned by the value (not the inline enum itself), O(1).
     pub fn mem_bytes(&self) -> usize {
         match self {
             Value::Str(s) => s.mem_bytes(),
