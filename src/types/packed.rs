@@ -5,8 +5,9 @@
 //! `Vec<u8>`, each record `N` items, each item a LEB128 length followed by its bytes. A set member
 //! is a one-item record, a hash's (field, value) pair and a sorted set's (score, member) entry
 //! are two-item records. The run knows how to walk records, find one, insert, replace and remove
-//! records at byte positions, and keeps its spare capacity small (grow by a quarter, shrink after
-//! removals): these encodings exist to save memory, and every write to them is O(n) anyway. The
+//! records at byte positions, and keeps no spare capacity beyond the allocator's rounding (grow to
+//! fit, shrink after removals): these encodings exist to save memory, and every write to them
+//! is O(n) anyway. The
 //! LEB128 helpers are shared with the list's nodes, whose entries carry their own headers.
 //!
 //! What it must never do: interpret items (order, uniqueness, thresholds and what an item means
@@ -101,11 +102,17 @@ fn encode_into<const N: usize>(out: &mut [u8], items: &[&[u8]; N]) {
     }
 }
 
+/// Spare bytes past which removals shrink the buffer: glibc's chunks come in 16-byte steps,
+/// so less than this may not be returnable at all.
+const SHRINK_SLACK: usize = 32;
+
 /// Records of `N` length-prefixed items packed in one buffer (see the module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PackedRun<const N: usize> {
     buf: Vec<u8>,
-    len: usize,
+    /// Record count. 32 bits keep the run (and so a keyspace `Value` holding one) a word
+    /// smaller; a run of 2^32 records would need at least 8 GiB in one buffer.
+    len: u32,
 }
 
 /// A record found by [`PackedRun::find`].
@@ -165,7 +172,7 @@ impl<const N: usize> PackedRun<N> {
     /// Number of records.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     #[inline]
@@ -224,7 +231,7 @@ impl<const N: usize> PackedRun<N> {
 
     /// Every record's position, in order (for backward walks and repeated random access).
     pub fn positions(&self) -> Vec<usize> {
-        let mut out = Vec::with_capacity(self.len);
+        let mut out = Vec::with_capacity(self.len());
         out.extend(self.iter().map(|(pos, _)| pos));
         out
     }
@@ -238,19 +245,23 @@ impl<const N: usize> PackedRun<N> {
             .map(|(index, (pos, items))| Found { index, pos, items })
     }
 
-    /// Makes room for `extra` more bytes, growing by at least a quarter so that a run built one
-    /// record at a time reallocates O(log n) times while wasting at most a quarter.
+    /// Makes room for `extra` more bytes, sized to the allocator's chunk for the new length and
+    /// no more (like Redis's listpack, which reallocates on every write): a packed run exists to
+    /// save memory, and every write to it is O(n) already, the copy of a reallocation included.
     fn reserve(&mut self, extra: usize) {
         if self.buf.capacity() - self.buf.len() < extra {
-            self.buf.reserve_exact(extra.max(self.buf.len() / 4));
+            let want = crate::alloc::usable_size(self.buf.len() + extra);
+            self.buf.reserve_exact(want - self.buf.len());
         }
     }
 
-    /// Gives back spare capacity once it exceeds half the payload (after removals).
+    /// Gives back spare capacity once a smaller allocator chunk would hold the payload.
     fn trim(&mut self) {
         let used = self.buf.len();
-        if self.buf.capacity() > 64 && self.buf.capacity() - used > used / 2 {
-            self.buf.shrink_to(used + used / 4);
+        if used == 0 {
+            self.buf = Vec::new();
+        } else if self.buf.capacity() - used >= SHRINK_SLACK {
+            self.buf.shrink_to(crate::alloc::usable_size(used));
         }
     }
 
@@ -313,7 +324,7 @@ impl<const N: usize> PackedRun<N> {
         }
         if removed > 0 {
             self.buf.drain(pos..end);
-            self.len -= removed;
+            self.len -= removed as u32;
             self.trim();
         }
         removed
@@ -321,7 +332,7 @@ impl<const N: usize> PackedRun<N> {
 
     /// Keeps the records `keep` accepts (given their index and items), in order, in one pass.
     pub fn retain(&mut self, mut keep: impl FnMut(usize, [&[u8]; N]) -> bool) {
-        let (mut read, mut write, mut index, mut kept) = (0, 0, 0, 0);
+        let (mut read, mut write, mut index, mut kept) = (0, 0, 0, 0u32);
         while let Some((items, next)) = record_at::<N>(&self.buf, read) {
             if keep(index, items) {
                 if write != read {
@@ -426,15 +437,16 @@ mod tests {
         let mut r: PackedRun<1> = PackedRun::new();
         for i in 0..1000u32 {
             r.push([format!("member:{i}").as_bytes()]);
-            assert!(r.mem_bytes() <= r.byte_len() + r.byte_len() / 4 + 16);
+            assert!(r.mem_bytes() < r.byte_len() + SHRINK_SLACK);
         }
         r.retain(|i, _| i % 10 == 0);
         assert_eq!(r.len(), 100);
-        assert!(r.mem_bytes() <= r.byte_len() + r.byte_len() / 2 + 64);
+        assert!(r.mem_bytes() < r.byte_len() + SHRINK_SLACK);
         while !r.is_empty() {
             r.remove_at(0, 1);
-            assert!(r.mem_bytes() <= 64 || r.mem_bytes() <= r.byte_len() * 3 / 2);
+            assert!(r.mem_bytes() < r.byte_len() + SHRINK_SLACK);
         }
+        assert_eq!(r.mem_bytes(), 0);
     }
 
     #[test]
@@ -532,7 +544,7 @@ mod tests {
                     })
                     .sum();
                 prop_assert_eq!(run.byte_len(), expected_bytes);
-                prop_assert!(run.mem_bytes() <= 64 || run.mem_bytes() <= run.byte_len() * 3 / 2 + 1);
+                prop_assert!(run.mem_bytes() < run.byte_len() + SHRINK_SLACK);
             }
             let positions = run.positions();
             prop_assert_eq!(positions.len(), model.len());

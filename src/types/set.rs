@@ -436,7 +436,8 @@ impl Item {
 
 /// A set value in one of its three encodings.
 pub enum SetValue {
-    Intset(IntSet),
+    /// Boxed so that `SetValue` (and with it every keyspace `Value`) stays five words.
+    Intset(Box<IntSet>),
     Listpack(Listpack),
     Table(Box<SetTable>),
 }
@@ -508,7 +509,7 @@ fn digits(v: i64) -> usize {
 impl SetValue {
     /// An empty intset: where Redis starts the result of SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
     pub fn new() -> SetValue {
-        SetValue::Intset(IntSet::new())
+        SetValue::Intset(Box::default())
     }
 
     /// The empty set a write creates for `first` (Redis's `setTypeCreate`): an intset when the
@@ -862,7 +863,9 @@ impl SetValue {
     /// Approximate heap bytes owned by the value.
     pub fn mem_bytes(&self) -> usize {
         match self {
-            SetValue::Intset(i) => i.mem_bytes(),
+            SetValue::Intset(i) => {
+                crate::alloc::usable_size(std::mem::size_of::<IntSet>()) + i.mem_bytes()
+            }
             SetValue::Listpack(l) => l.mem_bytes(),
             SetValue::Table(t) => std::mem::size_of::<SetTable>() + t.mem_bytes(),
         }
