@@ -361,12 +361,12 @@ mod tests {
         assert!(h.set(b"a", b"2", l));
         assert!(h.set(b"m", b"3", l));
         assert!(!h.set(b"a", b"20", l));
-        let order: Vec<&[u8]> = h.iter().map(|(k, _)| &k[..]).collect();
+        let order: Vec<&[u8]> = h.iter().map(|(k, _)| k).collect();
         assert_eq!(order, [&b"z"[..], b"a", b"m"]);
-        assert_eq!(h.get(b"a").map(|v| &v[..]), Some(&b"20"[..]));
+        assert_eq!(h.get(b"a"), Some(&b"20"[..]));
         assert!(h.remove(b"z"));
         assert!(!h.remove(b"z"));
-        let order: Vec<&[u8]> = h.iter().map(|(k, _)| &k[..]).collect();
+        let order: Vec<&[u8]> = h.iter().map(|(k, _)| k).collect();
         assert_eq!(order, [&b"a"[..], b"m"]);
         assert_eq!(h.encoding(), "listpack");
         assert_eq!(h.len(), 2);
@@ -388,7 +388,7 @@ mod tests {
         h.remove(b"c");
         h.remove(b"b");
         assert_eq!(h.encoding(), "hashtable");
-        assert_eq!(h.get(b"a").map(|v| &v[..]), Some(&b"3"[..]));
+        assert_eq!(h.get(b"a"), Some(&b"3"[..]));
         // Zero entries allowed: the first field converts.
         let mut z = HashValue::new();
         z.set(b"a", b"1", lim(0, 64));
@@ -407,7 +407,7 @@ mod tests {
         let mut v = h.clone();
         v.set(b"abc", b"1234", l);
         assert_eq!(v.encoding(), "hashtable");
-        assert_eq!(v.get(b"abc").map(|v| &v[..]), Some(&b"1234"[..]));
+        assert_eq!(v.get(b"abc"), Some(&b"1234"[..]));
         assert_ne!(h, v);
     }
 
