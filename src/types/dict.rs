@@ -2,8 +2,9 @@
 //!
 //! # What this module owns
 //!
-//! The table that maps keys (`Bytes`) to values for one shard, in the style of
-//! Redis's `dict.c`: separate chaining over power-of-two bucket arrays, with
+//! The table that maps keys to values, for one shard's keyspace (keys inline in
+//! the node, [`Key`](super::key::Key)) and inside big hashes, sets and sorted
+//! sets (`Bytes` keys), in the style of Redis's `dict.c`: separate chaining over power-of-two bucket arrays, with
 //! *incremental* rehashing between two tables so that no single command ever
 //! pays for resizing the whole keyspace at once. It also owns the two
 //! guarantees that the commands built on top rely on:
@@ -190,7 +191,7 @@ fn next_cursor(v: u64, mask: u64) -> u64 {
     (v | !mask).reverse_bits().wrapping_add(1).reverse_bits()
 }
 
-/// A Redis-style incrementally rehashed chained hash table keyed by `Bytes`.
+/// A Redis-style incrementally rehashed chained hash table keyed by `K` (`Bytes` unless said).
 /// See the module docs for the resize policy and the SCAN/sample guarantees.
 pub struct Dict<V, K = Bytes> {
     /// `tables[0]` is the live table; `tables[1]` is only allocated while
@@ -789,7 +790,7 @@ impl<V, K: DictKey> Dict<V, K> {
     }
 
     /// Like [`Dict::sample_with`] but appends clones of the sampled keys to
-    /// `out` (a `Bytes` clone is a refcount bump, no copy); returns how many
+    /// `out` (an inline `Key` is copied without allocating); returns how many
     /// were appended. `out` is not cleared first.
     pub fn sample_keys(&self, rng: &mut impl Rng, count: usize, out: &mut Vec<K>) -> usize
     where
