@@ -424,6 +424,64 @@ fn memory_usage_grows_with_the_value() {
     assert_eq!(c.cmd_str("MEMORY USAGE nosuchkey"), b"$-1\r\n");
 }
 
+/// The per-key cost of small keys: what the allocator sees per key loaded stays close to
+/// what MEMORY USAGE reports, and both stay within the layout's budget (a short key lives
+/// inline in its 88-byte table node; a small hash is one packed buffer).
+#[test]
+fn small_keys_cost_what_memory_usage_says() {
+    let srv = start_tessera(1, &[]);
+    let mut c = srv.conn();
+    std::thread::sleep(Duration::from_millis(300));
+    let usage = |c: &mut RawConn, key: &str| -> u64 {
+        s(&c.cmd_str(&format!("MEMORY USAGE {key}")))[1..]
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let n = 20_000;
+    let keys = names("key", n);
+    let base = info_u64(&mut c, "used_memory");
+    write_keys(&mut c, &keys, 12, None);
+    let per_key = (info_u64(&mut c, "used_memory") - base) / n as u64;
+    let one = usage(&mut c, "key:123");
+    assert_eq!(one, 88, "short string key");
+    // The bucket array adds a pointer per key (and rounds up to a power of two).
+    assert!(
+        (88..=104).contains(&per_key),
+        "{per_key} bytes per short key"
+    );
+    // A hash of 100 short fields: one packed buffer, not 200 separate allocations.
+    assert_eq!(c.cmd_str("FLUSHALL"), b"+OK\r\n");
+    let base = info_u64(&mut c, "used_memory");
+    let hashes = 500;
+    let cmds: Vec<Vec<Vec<u8>>> = (0..hashes)
+        .map(|i| {
+            let mut cmd = vec![b"HSET".to_vec(), format!("hash:{i}").into_bytes()];
+            for j in 0..100 {
+                cmd.push(format!("field:{j}").into_bytes());
+                cmd.push(format!("value:{j}").into_bytes());
+            }
+            cmd
+        })
+        .collect();
+    pipeline(&mut c, &cmds);
+    let per_hash = (info_u64(&mut c, "used_memory") - base) / hashes;
+    let one = usage(&mut c, "hash:7");
+    assert_eq!(
+        s(&c.cmd_str("OBJECT ENCODING hash:7")),
+        "$8\r\nlistpack\r\n"
+    );
+    // Payload: 100 x (1 + 7 or 8 + 1 + 7 or 8) bytes, plus the key.
+    assert!(
+        (1800..2000).contains(&one),
+        "MEMORY USAGE of a 100-field hash: {one}"
+    );
+    assert!(
+        per_hash * 100 >= one * 95 && per_hash * 100 <= one * 105,
+        "{per_hash} bytes per hash allocated, MEMORY USAGE says {one}"
+    );
+}
+
 #[test]
 fn unlink_and_async_flush_free_in_the_background() {
     let srv = start_tessera(1, &[]);

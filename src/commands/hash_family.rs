@@ -398,7 +398,7 @@ fn hstrlen(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 
 /// The current value of a field for an increment: Ok(None) when the key or field is missing.
 fn current_value(ctx: &mut Ctx, key: &[u8], field: &[u8]) -> Result<Option<Bytes>, &'static str> {
-    Ok(write_hash(ctx, key)?.and_then(|h| h.get(field).cloned()))
+    Ok(write_hash(ctx, key)?.and_then(|h| h.get(field).map(Bytes::copy_from_slice)))
 }
 
 fn store(ctx: &mut Ctx, key: &[u8], field: &[u8], value: &[u8]) {
@@ -520,11 +520,7 @@ fn hrandfield(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if l < 0 || count == 1 {
         // Repetitions allowed: every pick samples the whole hash.
         r.array(if flat { count * 2 } else { count });
-        for _ in 0..count {
-            if let Some((f, v)) = h.random_pair(rng) {
-                reply_pick(r, f, v, withvalues);
-            }
-        }
+        h.random_pairs(rng, count, |f, v| reply_pick(r, f, v, withvalues));
         return;
     }
     let picks = h.random_distinct(rng, count);
@@ -551,13 +547,13 @@ fn hscan(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         Ok(o) => o,
         Err(e) => return r.error(e),
     };
-    let mut found: Vec<(Bytes, Bytes)> = Vec::new();
+    let mut found: Vec<(&[u8], &[u8])> = Vec::new();
     let mut next = cursor;
     // As in Redis: at most COUNT*10 bucket steps, stopping once COUNT fields were collected;
     // the pattern filters afterwards.
     let mut steps = count.saturating_mul(10);
     loop {
-        next = h.scan(next, |f, v| found.push((f.clone(), v.clone())));
+        next = h.scan(next, |f, v| found.push((f, v)));
         if next == 0 || steps == 0 || found.len() >= count {
             break;
         }

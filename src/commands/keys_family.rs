@@ -669,7 +669,7 @@ fn keys(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                         (e.expire_at == 0 || e.expire_at > now)
                             && (all || glob_match(&pattern, k, false))
                     })
-                    .map(|(k, _)| k.clone())
+                    .map(|(k, _)| Bytes::copy_from_slice(k))
                     .collect::<Vec<Bytes>>()
             })
             .await;
@@ -831,7 +831,7 @@ fn scan_shard(
                 return;
             }
             let type_ok = typ.as_ref().is_none_or(|t| eq_ic(t, e.value.type_name()));
-            scanned.push((k.clone(), type_ok));
+            scanned.push((Bytes::copy_from_slice(k), type_ok));
         });
         budget -= 1;
         if cur == 0 || visited >= count || budget == 0 {

@@ -252,7 +252,7 @@ fn resolve(ctx: &mut Ctx, t: &Target) -> Option<Bytes> {
             let e = ctx.lookup_read(key)?;
             match (&e.value, field) {
                 (Value::Str(s), None) => Some(s.to_bytes()),
-                (Value::Hash(h), Some(f)) => h.get(f).cloned(),
+                (Value::Hash(h), Some(f)) => h.get(f).map(Bytes::copy_from_slice),
                 _ => None,
             }
         }

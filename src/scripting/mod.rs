@@ -886,7 +886,7 @@ impl<'a> ScriptRun<'a> {
                             (e.expire_at == 0 || e.expire_at > now)
                                 && crate::config::glob_match(&pat, k, false)
                         })
-                        .map(|(k, _)| k.clone())
+                        .map(|(k, _)| Bytes::copy_from_slice(k))
                         .collect::<Vec<Bytes>>()
                 });
                 let mut r = Reply::new(&mut buf, resp3);

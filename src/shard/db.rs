@@ -18,6 +18,7 @@ use bytes::Bytes;
 use super::lazyfree;
 use super::memory::{self, charge_u32, entry_charge, AccessMode};
 use crate::types::dict::Dict;
+use crate::types::key::Key;
 use crate::types::{Entry, Value};
 
 /// The LRU clock (seconds, 24 bits), for OBJECT IDLETIME and LRU eviction.
@@ -36,9 +37,10 @@ pub struct LazyFlags {
 
 #[derive(Default)]
 pub struct Db {
-    pub keys: Dict<Entry>,
-    /// Keys with a deadline, for active-expiry sampling. Shares the key's `Bytes` allocation.
-    pub expires: Dict<()>,
+    pub keys: Dict<Entry, Key>,
+    /// Keys with a deadline, for active-expiry sampling (a copy of the key: free when it is
+    /// inline, see `types::key`).
+    pub expires: Dict<(), Key>,
     /// Keys removed because their deadline passed (lazily or actively).
     pub expired_keys: u64,
     /// WATCHed keys: the flags of the clients watching each one. Any change to such a key
@@ -234,17 +236,14 @@ impl Db {
                     self.expires.remove(key);
                 }
                 (false, true) => {
-                    let k = self.keys.get_key_value(key).map(|(k, _)| k.clone());
-                    if let Some(k) = k {
-                        self.expires.insert(k, ());
-                    }
+                    self.expires.insert(Key::new(key), ());
                 }
                 _ => {}
             }
             self.dispose(old, self.lazy.server_del);
             return;
         }
-        let k = Bytes::copy_from_slice(key);
+        let k = Key::new(key);
         if expire_at != 0 {
             self.expires.insert(k.clone(), ());
         }
@@ -306,19 +305,16 @@ impl Db {
 
     /// Sets or clears the deadline of an existing key. Returns false if the key is missing.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
-        let Some((k, e)) = self.keys.get_key_value(key) else {
+        let Some(e) = self.keys.get_mut(key) else {
             return false;
         };
-        self.touch(key);
         let had = e.expire_at != 0;
-        let k = k.clone();
-        if let Some(e) = self.keys.get_mut(key) {
-            e.expire_at = expire_at;
-        }
+        e.expire_at = expire_at;
+        self.touch(key);
         if expire_at == 0 && had {
             self.expires.remove(key);
         } else if expire_at != 0 && !had {
-            self.expires.insert(k, ());
+            self.expires.insert(Key::new(key), ());
         }
         self.recharge(key);
         true

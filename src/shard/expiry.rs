@@ -8,10 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::ShardState;
 use crate::server::globals::unix_ms;
+use crate::types::key::Key;
 
 const KEYS_PER_LOOP: usize = 20;
 
@@ -27,7 +26,7 @@ pub fn cycle(st: &mut ShardState) -> usize {
     let acceptable_stale = 10usize.saturating_sub(effort - 1).max(1); // percent
     let started = Instant::now();
     let mut deleted = 0;
-    let mut sample: Vec<Bytes> = Vec::with_capacity(per_loop);
+    let mut sample: Vec<Key> = Vec::with_capacity(per_loop);
     let ShardState { dbs, rng, .. } = st;
     for db in dbs.iter_mut() {
         loop {

@@ -14,10 +14,9 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::task::{Poll, Waker};
 
-use bytes::Bytes;
-
 use super::memory::LAZYFREE_THRESHOLD;
 use crate::types::dict::Dict;
+use crate::types::key::Key;
 use crate::types::{Entry, Value};
 
 /// Elements freed per step of the background task before it yields.
@@ -28,8 +27,8 @@ enum Item {
     Value { value: Value, charged: u64 },
     /// A whole flushed database.
     Keyspace {
-        keys: Dict<Entry>,
-        expires: Dict<()>,
+        keys: Dict<Entry, Key>,
+        expires: Dict<(), Key>,
     },
 }
 
@@ -74,7 +73,7 @@ pub fn free_value(value: Value, charged: u64) {
 
 /// Queues a whole flushed database (its key table and expiry index) for the background task.
 /// `bytes` is the database's memory total at the time.
-pub fn free_keyspace(keys: Dict<Entry>, expires: Dict<()>, bytes: u64) {
+pub fn free_keyspace(keys: Dict<Entry, Key>, expires: Dict<(), Key>, bytes: u64) {
     if keys.is_empty() && expires.is_empty() {
         return;
     }
@@ -136,7 +135,7 @@ pub fn free_step(budget: usize) -> bool {
             let mut freed = 0u64;
             let mut bytes = 0u64;
             let mut done_objects = 0u64;
-            keys.drain_some(budget, |_k: Bytes, e: Entry| {
+            keys.drain_some(budget, |_k: Key, e: Entry| {
                 let charged = e.charged as u64;
                 if e.value.free_effort() > LAZYFREE_THRESHOLD {
                     // Huge values get their own queue slot, freed in chunks too.
@@ -223,10 +222,10 @@ mod tests {
     #[test]
     fn a_flushed_database_is_freed_key_by_key() {
         drain_all();
-        let mut keys: Dict<Entry> = Dict::new();
-        let mut expires: Dict<()> = Dict::new();
+        let mut keys: Dict<Entry, Key> = Dict::new();
+        let mut expires: Dict<(), Key> = Dict::new();
         for i in 0..3000 {
-            let k = Bytes::from(format!("k{i}"));
+            let k = Key::new(format!("k{i}").as_bytes());
             if i % 2 == 0 {
                 expires.insert(k.clone(), ());
             }
@@ -241,7 +240,7 @@ mod tests {
             );
         }
         keys.insert(
-            Bytes::from("big"),
+            Key::new(b"big"),
             Entry {
                 value: big_list(3000),
                 expire_at: 0,

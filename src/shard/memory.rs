@@ -31,6 +31,7 @@ use bytes::Bytes;
 use super::ShardState;
 use crate::config::{Config, MaxmemoryPolicy};
 use crate::types::dict::Dict;
+use crate::types::key::Key;
 use crate::types::Entry;
 
 /// Redis's error for DENYOOM commands when memory cannot be freed.
@@ -184,18 +185,16 @@ impl AccessMode {
 
 // ----- per-entry charge -----
 
-/// The allocation `Bytes` adds once a buffer it owns alone is shared (the expiry index shares
-/// the key's buffer).
-const BYTES_SHARED: usize = crate::alloc::usable_size(24);
-
-/// Bytes one key costs: its table node, its key buffer, its value's heap, and for a key with a
-/// deadline its node in the expiry index. What MEMORY USAGE reports.
+/// Bytes one key costs: its table node (which holds a short key inline), a long key's buffer,
+/// its value's heap, and for a key with a deadline its node in the expiry index (with its own
+/// copy of a long key). What MEMORY USAGE reports.
 pub fn entry_charge(key_len: usize, e: &Entry) -> usize {
     use crate::alloc::usable_size;
-    let mut n =
-        usable_size(Dict::<Entry>::node_bytes()) + usable_size(key_len) + e.value.mem_bytes();
+    let mut n = usable_size(Dict::<Entry, Key>::node_bytes())
+        + Key::heap_bytes(key_len)
+        + e.value.mem_bytes();
     if e.expire_at != 0 {
-        n += usable_size(Dict::<()>::node_bytes()) + BYTES_SHARED;
+        n += usable_size(Dict::<(), Key>::node_bytes()) + Key::heap_bytes(key_len);
     }
     n
 }
@@ -275,7 +274,7 @@ pub fn process_allocated() -> u64 {
 struct PoolEntry {
     /// Higher is a better candidate (idle time, 255 - frequency, or MAX - deadline).
     idle: u64,
-    key: Bytes,
+    key: Key,
     db: usize,
 }
 
@@ -615,7 +614,7 @@ fn select_victim(
     st: &mut ShardState,
     policy: MaxmemoryPolicy,
     now_ms: u64,
-) -> Option<(usize, Bytes)> {
+) -> Option<(usize, Key)> {
     let allkeys = policy.is_allkeys();
     let ShardState {
         dbs,
@@ -649,7 +648,7 @@ fn select_victim(
             _ => lru_idle_ms(e.access, now_ms),
         }
     };
-    let mut sampled: Vec<(u64, Bytes)> = Vec::with_capacity(samples);
+    let mut sampled: Vec<(u64, Key)> = Vec::with_capacity(samples);
     // Every round samples each database; rounds only repeat when all the pooled candidates
     // turned out to be gone (ghosts of keys deleted since they were pooled).
     for _round in 0..1000 {
@@ -1024,7 +1023,7 @@ mod tests {
         let mut pool: [Option<PoolEntry>; EVPOOL_SIZE] = Default::default();
         let e = |idle: u64| PoolEntry {
             idle,
-            key: Bytes::from(idle.to_string()),
+            key: Key::new(idle.to_string().as_bytes()),
             db: 0,
         };
         for idle in [50u64, 10, 90, 30, 70] {

@@ -2,8 +2,9 @@
 //!
 //! # What this module owns
 //!
-//! The table that maps keys (`Bytes`) to values for one shard, in the style of
-//! Redis's `dict.c`: separate chaining over power-of-two bucket arrays, with
+//! The table that maps keys to values, for one shard's keyspace (keys inline in
+//! the node, [`Key`](super::key::Key)) and inside big hashes, sets and sorted
+//! sets (`Bytes` keys), in the style of Redis's `dict.c`: separate chaining over power-of-two bucket arrays, with
 //! *incremental* rehashing between two tables so that no single command ever
 //! pays for resizing the whole keyspace at once. It also owns the two
 //! guarantees that the commands built on top rely on:
@@ -65,21 +66,21 @@ const RANDOM_PROBES: usize = 100;
 
 /// One chained entry. Kept lean: no cached hash (rehash recomputes it, or uses
 /// the bucket index directly when shrinking), no back pointer.
-struct Node<V> {
-    key: Bytes,
+struct Node<V, K> {
+    key: K,
     value: V,
-    next: Link<V>,
+    next: Link<V, K>,
 }
 
-type Link<V> = Option<Box<Node<V>>>;
+type Link<V, K> = Option<Box<Node<V, K>>>;
 
 /// One bucket array. `buckets.len()` is 0 (unallocated) or a power of two.
-struct Table<V> {
-    buckets: Vec<Link<V>>,
+struct Table<V, K> {
+    buckets: Vec<Link<V, K>>,
     used: usize,
 }
 
-impl<V> Default for Table<V> {
+impl<V, K: DictKey> Default for Table<V, K> {
     fn default() -> Self {
         Table {
             buckets: Vec::new(),
@@ -88,7 +89,7 @@ impl<V> Default for Table<V> {
     }
 }
 
-impl<V> Table<V> {
+impl<V, K: DictKey> Table<V, K> {
     /// Allocates `size` empty buckets; `None` if the allocation fails (so a
     /// resize can be skipped instead of aborting the process).
     fn try_with_size(size: usize) -> Option<Self> {
@@ -110,7 +111,7 @@ impl<V> Table<V> {
     }
 }
 
-impl<V> Drop for Table<V> {
+impl<V, K> Drop for Table<V, K> {
     /// Unlinks chains iteratively: the default drop of a `Box` linked list is
     /// recursive and could overflow the stack on a pathologically long chain.
     fn drop(&mut self) {
@@ -123,6 +124,19 @@ impl<V> Drop for Table<V> {
     }
 }
 
+/// What a table can be keyed by: anything that reads as bytes (`Bytes` for the collections'
+/// tables, the inline [`Key`](super::key::Key) for the keyspace).
+pub trait DictKey {
+    fn as_bytes(&self) -> &[u8];
+}
+
+impl DictKey for Bytes {
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
 /// Hashes a key. Always hashes `&[u8]` (never `Bytes`) so that every call
 /// site agrees on the hash of the same key.
 #[inline]
@@ -130,9 +144,9 @@ fn hash_key(state: &RandomState, key: &[u8]) -> u64 {
     BuildHasher::hash_one(state, key)
 }
 
-fn chain_find<'a, V>(mut cur: &'a Link<V>, key: &[u8]) -> Option<&'a Node<V>> {
+fn chain_find<'a, V, K: DictKey>(mut cur: &'a Link<V, K>, key: &[u8]) -> Option<&'a Node<V, K>> {
     while let Some(node) = cur {
-        if node.key.as_ref() == key {
+        if node.key.as_bytes() == key {
             return Some(node);
         }
         cur = &node.next;
@@ -140,9 +154,12 @@ fn chain_find<'a, V>(mut cur: &'a Link<V>, key: &[u8]) -> Option<&'a Node<V>> {
     None
 }
 
-fn chain_find_mut<'a, V>(mut cur: &'a mut Link<V>, key: &[u8]) -> Option<&'a mut Node<V>> {
+fn chain_find_mut<'a, V, K: DictKey>(
+    mut cur: &'a mut Link<V, K>,
+    key: &[u8],
+) -> Option<&'a mut Node<V, K>> {
     while let Some(node) = cur {
-        if node.key.as_ref() == key {
+        if node.key.as_bytes() == key {
             return Some(node);
         }
         cur = &mut node.next;
@@ -151,12 +168,12 @@ fn chain_find_mut<'a, V>(mut cur: &'a mut Link<V>, key: &[u8]) -> Option<&'a mut
 }
 
 /// Unlinks and returns the node holding `key`, if any.
-fn chain_remove<V>(slot: &mut Link<V>, key: &[u8]) -> Option<Box<Node<V>>> {
+fn chain_remove<V, K: DictKey>(slot: &mut Link<V, K>, key: &[u8]) -> Option<Box<Node<V, K>>> {
     let mut cur = slot;
     loop {
         match cur {
             None => return None,
-            Some(node) if node.key.as_ref() == key => {
+            Some(node) if node.key.as_bytes() == key => {
                 let mut node = cur.take()?;
                 *cur = node.next.take();
                 return Some(node);
@@ -174,12 +191,12 @@ fn next_cursor(v: u64, mask: u64) -> u64 {
     (v | !mask).reverse_bits().wrapping_add(1).reverse_bits()
 }
 
-/// A Redis-style incrementally rehashed chained hash table keyed by `Bytes`.
+/// A Redis-style incrementally rehashed chained hash table keyed by `K` (`Bytes` unless said).
 /// See the module docs for the resize policy and the SCAN/sample guarantees.
-pub struct Dict<V> {
+pub struct Dict<V, K = Bytes> {
     /// `tables[0]` is the live table; `tables[1]` is only allocated while
     /// rehashing (it is the resize target, bigger or smaller).
-    tables: [Table<V>; 2],
+    tables: [Table<V, K>; 2],
     /// `Some(i)` while rehashing: every bucket of `tables[0]` below `i` is
     /// empty (already moved).
     rehash_idx: Option<usize>,
@@ -187,19 +204,19 @@ pub struct Dict<V> {
     hasher: RandomState,
 }
 
-impl<V> Default for Dict<V> {
+impl<V, K: DictKey> Default for Dict<V, K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V: fmt::Debug> fmt::Debug for Dict<V> {
+impl<V: fmt::Debug, K: DictKey + fmt::Debug> fmt::Debug for Dict<V, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl<V> Dict<V> {
+impl<V, K: DictKey> Dict<V, K> {
     /// Creates an empty dict. Allocates nothing until the first insert.
     pub fn new() -> Self {
         Dict {
@@ -237,7 +254,7 @@ impl<V> Dict<V> {
         hash_key(&self.hasher, key)
     }
 
-    fn find(&self, key: &[u8]) -> Option<&Node<V>> {
+    fn find(&self, key: &[u8]) -> Option<&Node<V, K>> {
         if self.is_empty() {
             return None;
         }
@@ -264,7 +281,7 @@ impl<V> Dict<V> {
         None
     }
 
-    fn find_mut_hashed(&mut self, h: u64, key: &[u8]) -> Option<&mut Node<V>> {
+    fn find_mut_hashed(&mut self, h: u64, key: &[u8]) -> Option<&mut Node<V, K>> {
         let h = h as usize;
         let rehash_idx = self.rehash_idx;
         // Destructure so the two tables are disjoint borrows.
@@ -299,7 +316,7 @@ impl<V> Dict<V> {
         self.find_mut_hashed(h, key).map(|n| &mut n.value)
     }
 
-    pub fn get_key_value(&self, key: &[u8]) -> Option<(&Bytes, &V)> {
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&K, &V)> {
         self.find(key).map(|n| (&n.key, &n.value))
     }
 
@@ -309,10 +326,10 @@ impl<V> Dict<V> {
 
     /// Inserts or replaces; returns the old value if the key existed (the
     /// stored key is kept, the passed one dropped).
-    pub fn insert(&mut self, key: Bytes, value: V) -> Option<V> {
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         self.rehash_if_active();
-        let h = self.hash(&key);
-        if let Some(node) = self.find_mut_hashed(h, &key) {
+        let h = self.hash(key.as_bytes());
+        if let Some(node) = self.find_mut_hashed(h, key.as_bytes()) {
             return Some(mem::replace(&mut node.value, value));
         }
         // Only a genuinely new key can push the load factor over 1.
@@ -331,7 +348,7 @@ impl<V> Dict<V> {
     }
 
     /// Removes `key`, returning the stored key and its value.
-    pub fn remove(&mut self, key: &[u8]) -> Option<(Bytes, V)> {
+    pub fn remove(&mut self, key: &[u8]) -> Option<(K, V)> {
         if self.is_empty() {
             return None;
         }
@@ -372,7 +389,7 @@ impl<V> Dict<V> {
 
     /// Keeps only the entries for which `f` returns true. Visits every
     /// bucket once (no rehash work of its own), then may start a shrink.
-    pub fn retain(&mut self, mut f: impl FnMut(&Bytes, &mut V) -> bool) {
+    pub fn retain(&mut self, mut f: impl FnMut(&K, &mut V) -> bool) {
         for table in self.tables.iter_mut() {
             let mut removed = 0;
             for slot in table.buckets.iter_mut() {
@@ -396,7 +413,7 @@ impl<V> Dict<V> {
 
     /// Iterates over all entries (both tables while rehashing), in bucket
     /// order.
-    pub fn iter(&self) -> Iter<'_, V> {
+    pub fn iter(&self) -> Iter<'_, V, K> {
         Iter {
             tables: [&self.tables[0].buckets, &self.tables[1].buckets],
             table: 0,
@@ -411,19 +428,19 @@ impl<V> Dict<V> {
     /// buffers hold (and excluding allocator overhead).
     pub fn table_overhead_bytes(&self) -> usize {
         let slots = self.tables[0].buckets.capacity() + self.tables[1].buckets.capacity();
-        slots * mem::size_of::<Link<V>>() + self.len() * mem::size_of::<Node<V>>()
+        slots * mem::size_of::<Link<V, K>>() + self.len() * mem::size_of::<Node<V, K>>()
     }
 
     /// Heap bytes of the bucket arrays alone (the per-entry nodes are counted with the entries).
     pub fn bucket_bytes(&self) -> usize {
         (self.tables[0].buckets.capacity() + self.tables[1].buckets.capacity())
-            * mem::size_of::<Link<V>>()
+            * mem::size_of::<Link<V, K>>()
     }
 
     /// Heap bytes of one entry's node (key handle, value and chain link), without the key's and
     /// the value's own heap buffers.
     pub const fn node_bytes() -> usize {
-        mem::size_of::<Node<V>>()
+        mem::size_of::<Node<V, K>>()
     }
 
     /// Takes up to `max` entries out, handing each to `f` (bucket arrays are released once
@@ -431,7 +448,7 @@ impl<V> Dict<V> {
     /// an entry each, so one call is bounded work. This dismantles the table from the end of
     /// its bucket arrays: afterwards the dict is only fit for more `drain_some` calls, `len`,
     /// and dropping (lookups may miss). For lazy freeing of huge values and flushed databases.
-    pub fn drain_some(&mut self, max: usize, mut f: impl FnMut(Bytes, V)) -> usize {
+    pub fn drain_some(&mut self, max: usize, mut f: impl FnMut(K, V)) -> usize {
         let mut taken = 0;
         let mut skipped = 0;
         self.rehash_idx = None;
@@ -583,7 +600,7 @@ impl<V> Dict<V> {
                 let dst = if shrinking {
                     idx & mask1
                 } else {
-                    hash_key(&self.hasher, &node.key) as usize & mask1
+                    hash_key(&self.hasher, node.key.as_bytes()) as usize & mask1
                 };
                 if let Some(slot) = t1.buckets.get_mut(dst) {
                     node.next = slot.take();
@@ -621,12 +638,12 @@ impl<V> Dict<V> {
     /// a prefix that stays valid when the table doubles or halves, which
     /// gives the guarantee: an entry present for the whole duration of a full
     /// scan is reported at least once (possibly more than once).
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Bytes, &V)) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a K, &'a V)) -> u64 {
         if self.is_empty() {
             return 0;
         }
         let mut v = cursor;
-        let emit_bucket = |table: &Table<V>, idx: u64, f: &mut dyn FnMut(&Bytes, &V)| {
+        let emit_bucket = |table: &'a Table<V, K>, idx: u64, f: &mut dyn FnMut(&'a K, &'a V)| {
             let mut cur = table.buckets.get(idx as usize).and_then(|b| b.as_deref());
             while let Some(node) = cur {
                 f(&node.key, &node.value);
@@ -669,7 +686,7 @@ impl<V> Dict<V> {
     /// A roughly uniform random entry: a random non-empty bucket (from both
     /// tables while rehashing), then a random element of its chain. Entries
     /// in short chains are slightly favoured, as in Redis.
-    pub fn random_entry(&self, rng: &mut impl Rng) -> Option<(&Bytes, &V)> {
+    pub fn random_entry(&self, rng: &mut impl Rng) -> Option<(&K, &V)> {
         if self.is_empty() {
             return None;
         }
@@ -682,7 +699,7 @@ impl<V> Dict<V> {
         if lo >= hi {
             return None; // unreachable while invariants hold
         }
-        let bucket = |i: usize| -> Option<&Node<V>> {
+        let bucket = |i: usize| -> Option<&Node<V, K>> {
             if i < s0 {
                 self.tables[0].buckets.get(i)?.as_deref()
             } else {
@@ -733,7 +750,7 @@ impl<V> Dict<V> {
         &self,
         rng: &mut impl Rng,
         count: usize,
-        mut f: impl FnMut(&Bytes, &V),
+        mut f: impl FnMut(&K, &V),
     ) -> usize {
         let count = count.min(self.len());
         if count == 0 {
@@ -773,24 +790,27 @@ impl<V> Dict<V> {
     }
 
     /// Like [`Dict::sample_with`] but appends clones of the sampled keys to
-    /// `out` (a `Bytes` clone is a refcount bump, no copy); returns how many
+    /// `out` (an inline `Key` is copied without allocating); returns how many
     /// were appended. `out` is not cleared first.
-    pub fn sample_keys(&self, rng: &mut impl Rng, count: usize, out: &mut Vec<Bytes>) -> usize {
+    pub fn sample_keys(&self, rng: &mut impl Rng, count: usize, out: &mut Vec<K>) -> usize
+    where
+        K: Clone,
+    {
         self.sample_with(rng, count, |k, _| out.push(k.clone()))
     }
 }
 
 /// Iterator over a [`Dict`]'s entries; see [`Dict::iter`].
-pub struct Iter<'a, V> {
-    tables: [&'a [Link<V>]; 2],
+pub struct Iter<'a, V, K = Bytes> {
+    tables: [&'a [Link<V, K>]; 2],
     table: usize,
     bucket: usize,
-    node: Option<&'a Node<V>>,
+    node: Option<&'a Node<V, K>>,
     remaining: usize,
 }
 
-impl<'a, V> Iterator for Iter<'a, V> {
-    type Item = (&'a Bytes, &'a V);
+impl<'a, V, K: DictKey> Iterator for Iter<'a, V, K> {
+    type Item = (&'a K, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -822,11 +842,11 @@ impl<'a, V> Iterator for Iter<'a, V> {
     }
 }
 
-impl<V> ExactSizeIterator for Iter<'_, V> {}
+impl<V, K: DictKey> ExactSizeIterator for Iter<'_, V, K> {}
 
-impl<'a, V> IntoIterator for &'a Dict<V> {
-    type Item = (&'a Bytes, &'a V);
-    type IntoIter = Iter<'a, V>;
+impl<'a, V, K: DictKey> IntoIterator for &'a Dict<V, K> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = Iter<'a, V, K>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -1240,7 +1260,7 @@ mod tests {
         assert_eq!(all.len(), 1000);
         assert_eq!((&d).into_iter().count(), 1000);
         let overhead = d.table_overhead_bytes();
-        assert!(overhead >= 1000 * mem::size_of::<Node<usize>>() + d.bucket_count() * 8);
+        assert!(overhead >= 1000 * mem::size_of::<Node<usize, Bytes>>() + d.bucket_count() * 8);
         d.retain(|_, v| {
             *v += 1;
             *v % 2 == 0
@@ -1260,7 +1280,7 @@ mod tests {
     #[test]
     fn long_chain_drop_does_not_overflow_stack() {
         // Build a pathological single-bucket chain directly.
-        let mut t: Table<()> = Table::try_with_size(1).unwrap();
+        let mut t: Table<(), Bytes> = Table::try_with_size(1).unwrap();
         for i in 0..300_000 {
             let next = t.buckets[0].take();
             t.buckets[0] = Some(Box::new(Node {

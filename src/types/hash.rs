@@ -1,7 +1,8 @@
 //! The hash value (field -> value) with Redis's two encodings.
 //!
-//! A small hash is a `listpack`: a flat vector of (field, value) pairs in insertion order,
-//! searched linearly. It becomes a `hashtable` (our [`Dict`]) as soon as it holds more than
+//! A small hash is a `listpack`: one packed byte buffer of (field, value) records in insertion
+//! order (a [`PackedRun`], the format the small sets and sorted sets use too), searched linearly.
+//! It becomes a `hashtable` (our [`Dict`]) as soon as it holds more than
 //! `hash-max-listpack-entries` pairs or is given a field or value longer than
 //! `hash-max-listpack-value` bytes, and never converts back, exactly like Redis; OBJECT ENCODING
 //! and the listpack's iteration order (insertion order) are therefore observable and match.
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::dict::Dict;
+use super::packed::{PackedRun, Records};
 
 /// The two conversion thresholds (`hash-max-listpack-entries`, `hash-max-listpack-value`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +34,8 @@ impl Default for HashLimits {
 
 /// A hash value in one of its two encodings.
 pub enum HashValue {
-    /// Insertion-ordered pairs (`listpack`).
-    Listpack(Vec<(Bytes, Bytes)>),
+    /// Insertion-ordered (field, value) records packed in one buffer (`listpack`).
+    Listpack(PackedRun<2>),
     /// A hash table keyed by field (`hashtable`), boxed to keep `Value` small.
     Table(Box<FieldTable>),
 }
@@ -80,7 +82,7 @@ impl Default for HashValue {
 impl Clone for HashValue {
     fn clone(&self) -> Self {
         match self {
-            HashValue::Listpack(v) => HashValue::Listpack(v.clone()),
+            HashValue::Listpack(run) => HashValue::Listpack(run.clone()),
             HashValue::Table(t) => {
                 let mut n = FieldTable::default();
                 for (k, v) in t.dict.iter() {
@@ -108,24 +110,28 @@ impl PartialEq for HashValue {
 impl std::fmt::Debug for HashValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map()
-            .entries(self.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .entries(
+                self.iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(k), String::from_utf8_lossy(v))),
+            )
             .finish()
     }
 }
 
 /// Iterator over a hash's pairs, in the encoding's order.
 pub enum HashIter<'a> {
-    Listpack(std::slice::Iter<'a, (Bytes, Bytes)>),
+    Listpack(Records<'a, 2>),
     Table(super::dict::Iter<'a, Bytes>),
 }
 
 impl<'a> Iterator for HashIter<'a> {
-    type Item = (&'a Bytes, &'a Bytes);
+    type Item = (&'a [u8], &'a [u8]);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            HashIter::Listpack(it) => it.next().map(|(k, v)| (k, v)),
-            HashIter::Table(it) => it.next(),
+            HashIter::Listpack(it) => it.next().map(|(_, [k, v])| (k, v)),
+            HashIter::Table(it) => it.next().map(|(k, v)| (&k[..], &v[..])),
         }
     }
 }
@@ -133,12 +139,12 @@ impl<'a> Iterator for HashIter<'a> {
 impl HashValue {
     /// An empty hash (Redis creates every hash as a listpack).
     pub fn new() -> HashValue {
-        HashValue::Listpack(Vec::new())
+        HashValue::Listpack(PackedRun::new())
     }
 
     pub fn len(&self) -> usize {
         match self {
-            HashValue::Listpack(v) => v.len(),
+            HashValue::Listpack(run) => run.len(),
             HashValue::Table(t) => t.dict.len(),
         }
     }
@@ -155,10 +161,10 @@ impl HashValue {
         }
     }
 
-    pub fn get(&self, field: &[u8]) -> Option<&Bytes> {
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
-            HashValue::Listpack(v) => v.iter().find(|(f, _)| f == field).map(|(_, v)| v),
-            HashValue::Table(t) => t.dict.get(field),
+            HashValue::Listpack(run) => run.find(|[f, _]| *f == field).map(|r| r.items[1]),
+            HashValue::Table(t) => t.dict.get(field).map(|v| &v[..]),
         }
     }
 
@@ -168,10 +174,10 @@ impl HashValue {
 
     /// Switches a listpack to the hashtable encoding (no-op for a table).
     pub fn convert_to_table(&mut self) {
-        if let HashValue::Listpack(v) = self {
+        if let HashValue::Listpack(run) = self {
             let mut t = FieldTable::default();
-            for (f, val) in std::mem::take(v) {
-                t.insert(f, val);
+            for (_, [f, v]) in run.iter() {
+                t.insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v));
             }
             *self = HashValue::Table(Box::new(t));
         }
@@ -185,20 +191,20 @@ impl HashValue {
                 self.convert_to_table();
             }
         }
-        let value = Bytes::copy_from_slice(value);
         match self {
-            HashValue::Listpack(v) => {
-                if let Some(slot) = v.iter_mut().find(|(f, _)| f == field) {
-                    slot.1 = value;
+            HashValue::Listpack(run) => {
+                if let Some(pos) = run.find(|[f, _]| *f == field).map(|r| r.pos) {
+                    run.replace_at(pos, [field, value]);
                     return false;
                 }
-                v.push((Bytes::copy_from_slice(field), value));
-                if v.len() > lim.max_entries {
+                run.push([field, value]);
+                if run.len() > lim.max_entries {
                     self.convert_to_table();
                 }
                 true
             }
             HashValue::Table(t) => {
+                let value = Bytes::copy_from_slice(value);
                 if let Some(slot) = t.dict.get_mut(field) {
                     let old = std::mem::replace(slot, value);
                     t.bytes = t.bytes + alloc_bytes(slot) - alloc_bytes(&old);
@@ -214,11 +220,8 @@ impl HashValue {
     /// Removes `field`; returns true if it was present. A listpack keeps its order.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match self {
-            HashValue::Listpack(v) => match v.iter().position(|(f, _)| f == field) {
-                Some(i) => {
-                    v.remove(i);
-                    true
-                }
+            HashValue::Listpack(run) => match run.find(|[f, _]| *f == field).map(|r| r.pos) {
+                Some(pos) => run.remove_at(pos, 1) == 1,
                 None => false,
             },
             HashValue::Table(t) => t.remove(field),
@@ -228,31 +231,53 @@ impl HashValue {
     /// Every pair, in insertion order for a listpack and table order otherwise.
     pub fn iter(&self) -> HashIter<'_> {
         match self {
-            HashValue::Listpack(v) => HashIter::Listpack(v.iter()),
+            HashValue::Listpack(run) => HashIter::Listpack(run.iter()),
             HashValue::Table(t) => HashIter::Table(t.dict.iter()),
         }
     }
 
     /// A random pair (None when empty).
-    pub fn random_pair(&self, rng: &mut impl Rng) -> Option<(&Bytes, &Bytes)> {
+    pub fn random_pair(&self, rng: &mut impl Rng) -> Option<(&[u8], &[u8])> {
         match self {
-            HashValue::Listpack(v) if v.is_empty() => None,
-            HashValue::Listpack(v) => {
-                let (f, val) = &v[rng.gen_range(0..v.len())];
-                Some((f, val))
+            HashValue::Listpack(run) if run.is_empty() => None,
+            HashValue::Listpack(run) => run.get(rng.gen_range(0..run.len())).map(|[f, v]| (f, v)),
+            HashValue::Table(t) => t.dict.random_entry(rng).map(|(f, v)| (&f[..], &v[..])),
+        }
+    }
+
+    /// `count` random pairs with repetitions allowed (HRANDFIELD with a negative count), handed
+    /// to `f`: a listpack is walked once to index its records, so each pick is O(1) after that.
+    pub fn random_pairs(&self, rng: &mut impl Rng, count: usize, mut f: impl FnMut(&[u8], &[u8])) {
+        match self {
+            HashValue::Listpack(run) => {
+                let positions = run.positions();
+                if positions.is_empty() {
+                    return;
+                }
+                for _ in 0..count {
+                    let pos = positions[rng.gen_range(0..positions.len())];
+                    if let Some(([k, v], _)) = run.record_at(pos) {
+                        f(k, v);
+                    }
+                }
             }
-            HashValue::Table(t) => t.dict.random_entry(rng),
+            HashValue::Table(t) => {
+                for _ in 0..count {
+                    if let Some((k, v)) = t.dict.random_entry(rng) {
+                        f(k, v);
+                    }
+                }
+            }
         }
     }
 
     /// `count` distinct random pairs (all of them, in hash order, when `count >= len`).
-    pub fn random_distinct(&self, rng: &mut impl Rng, count: usize) -> Vec<(Bytes, Bytes)> {
-        let all: Vec<(Bytes, Bytes)> = self.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    pub fn random_distinct(&self, rng: &mut impl Rng, count: usize) -> Vec<(&[u8], &[u8])> {
+        let mut all: Vec<(&[u8], &[u8])> = self.iter().collect();
         if count >= all.len() {
             return all;
         }
         // Partial Fisher-Yates: the first `count` slots end up a uniform sample.
-        let mut all = all;
         for i in 0..count {
             let j = rng.gen_range(i..all.len());
             all.swap(i, j);
@@ -263,15 +288,15 @@ impl HashValue {
 
     /// One HSCAN step over a table: calls `f` for the pairs of the buckets visited and returns
     /// the next cursor. A listpack reports everything and returns 0.
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&Bytes, &Bytes)) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a [u8], &'a [u8])) -> u64 {
         match self {
-            HashValue::Listpack(v) => {
-                for (k, val) in v {
-                    f(k, val);
+            HashValue::Listpack(run) => {
+                for (_, [k, v]) in run.iter() {
+                    f(k, v);
                 }
                 0
             }
-            HashValue::Table(t) => t.dict.scan(cursor, f),
+            HashValue::Table(t) => t.dict.scan(cursor, |k, v| f(k, v)),
         }
     }
 
@@ -280,26 +305,21 @@ impl HashValue {
         self.iter().map(|(k, v)| k.len() + v.len()).sum()
     }
 
-    /// Approximate heap bytes owned by the value: O(1) for a table, O(n) for a listpack (which
-    /// is bounded by `hash-max-listpack-entries`, and which every write already walks).
+    /// Approximate heap bytes owned by the value, O(1).
     pub fn mem_bytes(&self) -> usize {
         match self {
-            HashValue::Listpack(v) => {
-                v.capacity() * std::mem::size_of::<(Bytes, Bytes)>()
-                    + v.iter()
-                        .map(|(f, val)| alloc_bytes(f) + alloc_bytes(val))
-                        .sum::<usize>()
-            }
+            HashValue::Listpack(run) => run.mem_bytes(),
             HashValue::Table(t) => {
                 std::mem::size_of::<FieldTable>() + t.dict.table_overhead_bytes() + t.bytes
             }
         }
     }
 
-    /// How many allocations dropping the value frees (Redis's lazy-free "effort").
+    /// How many allocations dropping the value frees (Redis's lazy-free "effort": 1 for
+    /// anything packed).
     pub fn free_effort(&self) -> usize {
         match self {
-            HashValue::Listpack(v) => v.len(),
+            HashValue::Listpack(_) => 1,
             HashValue::Table(t) => t.dict.len(),
         }
     }
@@ -308,9 +328,9 @@ impl HashValue {
     /// must not be used for anything but further calls and dropping afterwards.
     pub fn free_some(&mut self, budget: usize) -> bool {
         match self {
-            HashValue::Listpack(v) => {
-                v.truncate(v.len().saturating_sub(budget));
-                v.is_empty()
+            HashValue::Listpack(run) => {
+                run.clear();
+                true
             }
             HashValue::Table(t) => {
                 t.dict.drain_some(budget, |_, _| {});
@@ -341,12 +361,12 @@ mod tests {
         assert!(h.set(b"a", b"2", l));
         assert!(h.set(b"m", b"3", l));
         assert!(!h.set(b"a", b"20", l));
-        let order: Vec<&[u8]> = h.iter().map(|(k, _)| &k[..]).collect();
+        let order: Vec<&[u8]> = h.iter().map(|(k, _)| k).collect();
         assert_eq!(order, [&b"z"[..], b"a", b"m"]);
-        assert_eq!(h.get(b"a").map(|v| &v[..]), Some(&b"20"[..]));
+        assert_eq!(h.get(b"a"), Some(&b"20"[..]));
         assert!(h.remove(b"z"));
         assert!(!h.remove(b"z"));
-        let order: Vec<&[u8]> = h.iter().map(|(k, _)| &k[..]).collect();
+        let order: Vec<&[u8]> = h.iter().map(|(k, _)| k).collect();
         assert_eq!(order, [&b"a"[..], b"m"]);
         assert_eq!(h.encoding(), "listpack");
         assert_eq!(h.len(), 2);
@@ -368,7 +388,7 @@ mod tests {
         h.remove(b"c");
         h.remove(b"b");
         assert_eq!(h.encoding(), "hashtable");
-        assert_eq!(h.get(b"a").map(|v| &v[..]), Some(&b"3"[..]));
+        assert_eq!(h.get(b"a"), Some(&b"3"[..]));
         // Zero entries allowed: the first field converts.
         let mut z = HashValue::new();
         z.set(b"a", b"1", lim(0, 64));
@@ -387,7 +407,7 @@ mod tests {
         let mut v = h.clone();
         v.set(b"abc", b"1234", l);
         assert_eq!(v.encoding(), "hashtable");
-        assert_eq!(v.get(b"abc").map(|v| &v[..]), Some(&b"1234"[..]));
+        assert_eq!(v.get(b"abc"), Some(&b"1234"[..]));
         assert_ne!(h, v);
     }
 
@@ -403,7 +423,7 @@ mod tests {
         let mut cur = 0;
         loop {
             cur = h.scan(cur, |k, _| {
-                seen.insert(k.clone());
+                seen.insert(k.to_vec());
             });
             if cur == 0 {
                 break;
@@ -411,12 +431,154 @@ mod tests {
         }
         assert_eq!(seen.len(), 10);
         let s = h.random_distinct(&mut rng, 4);
-        let distinct: std::collections::HashSet<_> = s.iter().map(|(k, _)| k.clone()).collect();
+        let distinct: std::collections::HashSet<_> = s.iter().map(|(k, _)| k.to_vec()).collect();
         assert_eq!(distinct.len(), 4);
         assert_eq!(h.random_distinct(&mut rng, 20).len(), 10);
         assert!(h.random_pair(&mut rng).is_some());
         assert!(HashValue::new().random_pair(&mut rng).is_none());
         let c = h.clone();
         assert_eq!(c, h);
+    }
+
+    #[test]
+    fn listpack_is_one_packed_buffer() {
+        let mut h = HashValue::new();
+        for i in 0..100 {
+            h.set(
+                format!("field:{i}").as_bytes(),
+                format!("value:{i}").as_bytes(),
+                HashLimits::default(),
+            );
+        }
+        assert_eq!(h.encoding(), "listpack");
+        // 100 pairs of ~8-byte strings with one-byte lengths: ~1.8 KB packed, with at most a
+        // quarter spare (it was ~13 KB as separately allocated pairs).
+        let packed: usize = h.iter().map(|(k, v)| 2 + k.len() + v.len()).sum();
+        assert!(h.mem_bytes() >= packed && h.mem_bytes() <= packed + packed / 4 + 16);
+        assert_eq!(h.free_effort(), 1);
+        // In-place updates to longer and shorter values keep the order.
+        h.set(
+            b"field:0",
+            b"a-much-longer-value-than-before",
+            HashLimits::default(),
+        );
+        h.set(b"field:50", b"", HashLimits::default());
+        let fields: Vec<Vec<u8>> = h.iter().map(|(k, _)| k.to_vec()).collect();
+        let want: Vec<Vec<u8>> = (0..100)
+            .map(|i| format!("field:{i}").into_bytes())
+            .collect();
+        assert_eq!(fields, want);
+        assert_eq!(
+            h.get(b"field:0"),
+            Some(&b"a-much-longer-value-than-before"[..])
+        );
+        assert_eq!(h.get(b"field:50"), Some(&b""[..]));
+        assert_eq!(h.get(b"field:99"), Some(&b"value:99"[..]));
+        let mut n = 0;
+        h.random_pairs(&mut SmallRng::seed_from_u64(3), 1000, |k, v| {
+            assert_eq!(h.get(k), Some(v));
+            n += 1;
+        });
+        assert_eq!(n, 1000);
+        assert!(h.free_some(10));
+        assert_eq!(h.mem_bytes(), 0);
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Set(u8, Vec<u8>),
+            Remove(u8),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => (0u8..24, proptest::collection::vec(b'a'..=b'c', 0..8))
+                    .prop_map(|(f, v)| Op::Set(f, v)),
+                1 => (0u8..24).prop_map(Op::Remove),
+            ]
+        }
+
+        /// Field names of varying lengths, so that the value limit applies to fields too.
+        fn field(f: u8) -> Vec<u8> {
+            vec![b'f'; (f % 8) as usize + 1]
+                .into_iter()
+                .chain([b'0' + f / 8])
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            /// Against an insertion-ordered Vec: the pairs, their order while a listpack, when
+            /// it converts (and that it never converts back), and every lookup.
+            #[test]
+            fn model_check(
+                ops in proptest::collection::vec(op(), 1..200),
+                max_entries in 0usize..20,
+                max_value in 0usize..10,
+                seed in any::<u64>(),
+            ) {
+                let lim = HashLimits { max_entries, max_value };
+                let mut h = HashValue::new();
+                let mut model: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+                let mut table = false;
+                for op in ops {
+                    match op {
+                        Op::Set(f, v) => {
+                            let f = field(f);
+                            table |= f.len() > max_value || v.len() > max_value;
+                            let new = match model.iter_mut().find(|(k, _)| *k == f) {
+                                Some(slot) => {
+                                    slot.1 = v.clone();
+                                    false
+                                }
+                                None => {
+                                    model.push((f.clone(), v.clone()));
+                                    true
+                                }
+                            };
+                            table |= model.len() > max_entries;
+                            prop_assert_eq!(h.set(&f, &v, lim), new);
+                        }
+                        Op::Remove(f) => {
+                            let f = field(f);
+                            let had = model.iter().position(|(k, _)| *k == f);
+                            if let Some(i) = had {
+                                model.remove(i);
+                            }
+                            prop_assert_eq!(h.remove(&f), had.is_some());
+                        }
+                    }
+                    prop_assert_eq!(h.encoding(), if table { "hashtable" } else { "listpack" });
+                    prop_assert_eq!(h.len(), model.len());
+                    let mut got: Vec<(Vec<u8>, Vec<u8>)> =
+                        h.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+                    if table {
+                        got.sort();
+                        let mut want = model.clone();
+                        want.sort();
+                        prop_assert_eq!(got, want);
+                    } else {
+                        prop_assert_eq!(&got, &model);
+                    }
+                    for (k, v) in &model {
+                        prop_assert_eq!(h.get(k), Some(&v[..]));
+                    }
+                    prop_assert!(h.get(b"absent").is_none());
+                }
+                let mut rng = SmallRng::seed_from_u64(seed);
+                let picks = h.random_distinct(&mut rng, 5);
+                prop_assert_eq!(picks.len(), model.len().min(5));
+                for (k, v) in picks {
+                    prop_assert_eq!(h.get(k), Some(v));
+                }
+                let c = h.clone();
+                prop_assert_eq!(&c, &h);
+            }
+        }
     }
 }

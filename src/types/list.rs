@@ -19,6 +19,7 @@
 
 use std::collections::VecDeque;
 
+use super::packed::{self, varint_len, write_varint};
 use crate::commands::args::parse_i64;
 
 /// Node byte caps for `list-max-listpack-size` -1..-5.
@@ -84,38 +85,11 @@ const INT_VAR: u8 = 0x81;
 const SMALL_INT_BASE: u8 = 0x82;
 const SMALL_INT_MAX: i64 = (0xFF - SMALL_INT_BASE) as i64;
 
-fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
-
-fn write_varint(out: &mut [u8], mut v: u64) -> usize {
-    let mut i = 0;
-    while v >= 0x80 {
-        out[i] = (v as u8) | 0x80;
-        v >>= 7;
-        i += 1;
-    }
-    out[i] = v as u8;
-    i + 1
-}
-
-fn read_varint(buf: &[u8], mut pos: usize) -> (u64, usize) {
-    let mut v = 0u64;
-    let mut shift = 0;
-    loop {
-        let b = buf[pos];
-        pos += 1;
-        v |= ((b & 0x7F) as u64) << shift;
-        if b & 0x80 == 0 {
-            return (v, pos);
-        }
-        shift += 7;
-    }
+/// The LEB128 number at `pos` of a node this module wrote: (value, position after it). A
+/// truncated number (which a node never holds) reads as what was there, ending at the buffer.
+#[inline]
+fn read_varint(buf: &[u8], pos: usize) -> (u64, usize) {
+    packed::read_varint(buf, pos).unwrap_or((0, buf.len()))
 }
 
 fn zigzag(n: i64) -> u64 {

@@ -7,7 +7,9 @@
 pub mod dict;
 pub mod float;
 pub mod hash;
+pub mod key;
 pub mod list;
+pub mod packed;
 pub mod set;
 pub mod zset;
 
@@ -185,8 +187,7 @@ impl Value {
 }
 
 impl Value {
-    /// Approximate heap bytes owned by the value (not the inline enum itself). O(1), except for
-    /// a listpack hash, which is bounded by `hash-max-listpack-entries`.
+    /// Approximate heap bytes owned by the value (not the inline enum itself), O(1).
     pub fn mem_bytes(&self) -> usize {
         match self {
             Value::Str(s) => s.mem_bytes(),
@@ -246,7 +247,9 @@ mod entry_size {
     /// box so that a short string key costs no more than its inline value.
     #[test]
     fn entries_stay_small() {
-        assert!(std::mem::size_of::<Value>() <= 48);
-        assert!(std::mem::size_of::<Entry>() <= 64);
+        assert!(std::mem::size_of::<Value>() <= 40);
+        assert!(std::mem::size_of::<Entry>() <= 56);
+        // A key's node (inline key, entry, chain link) fits glibc's 96-byte chunk.
+        assert!(std::mem::size_of::<key::Key>() + std::mem::size_of::<Entry>() + 8 <= 88);
     }
 }

@@ -25,6 +25,7 @@ use rand::seq::index;
 use rand::Rng;
 
 use super::dict::Dict;
+use super::packed::{PackedRun, Records};
 use crate::commands::args::parse_i64;
 
 /// The conversion thresholds (`set-max-intset-entries`, `set-max-listpack-entries`,
@@ -245,71 +246,24 @@ impl Iterator for IntSetIter<'_> {
 // listpack
 // ---------------------------------------------------------------------------------------------
 
-/// Members packed back to back in insertion order: LEB128 length, then the bytes.
+/// Members in insertion order, packed as one-item records of a [`PackedRun`] (a LEB128
+/// length, then the bytes).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Listpack {
-    buf: Vec<u8>,
-    len: usize,
-}
-
-fn varint_len(mut n: usize) -> usize {
-    let mut l = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        l += 1;
-    }
-    l
-}
-
-/// Decodes the entry at `pos`: (data start, data end). Only called on offsets produced by this
-/// module, so the buffer is well formed; a truncated buffer ends the walk instead of panicking.
-fn entry_at(buf: &[u8], mut pos: usize) -> Option<(usize, usize)> {
-    let mut n = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = *buf.get(pos)?;
-        pos += 1;
-        n |= ((b & 0x7f) as usize) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
-    let end = pos.checked_add(n).filter(|&e| e <= buf.len())?;
-    Some((pos, end))
-}
-
-/// Walks a listpack's entries as (entry start, data start, data end).
-struct Spans<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl Iterator for Spans<'_> {
-    type Item = (usize, usize, usize);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.buf.len() {
-            return None;
-        }
-        let start = self.pos;
-        let (ds, de) = entry_at(self.buf, start)?;
-        self.pos = de;
-        Some((start, ds, de))
-    }
+    run: PackedRun<1>,
 }
 
 /// A listpack's members in insertion order.
 pub struct ListpackIter<'a> {
-    spans: Spans<'a>,
+    records: Records<'a, 1>,
 }
 
 impl<'a> Iterator for ListpackIter<'a> {
     type Item = &'a [u8];
 
+    #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
-        let buf = self.spans.buf;
-        self.spans.next().map(|(_, s, e)| &buf[s..e])
+        self.records.next().map(|(_, [m])| m)
     }
 }
 
@@ -319,23 +273,16 @@ impl Listpack {
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.run.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn spans(&self) -> Spans<'_> {
-        Spans {
-            buf: &self.buf,
-            pos: 0,
-        }
+        self.run.is_empty()
     }
 
     pub fn iter(&self) -> ListpackIter<'_> {
         ListpackIter {
-            spans: self.spans(),
+            records: self.run.iter(),
         }
     }
 
@@ -344,74 +291,45 @@ impl Listpack {
         self.iter().collect()
     }
 
-    /// (entry start, entry end) of `m`.
-    fn find(&self, m: &[u8]) -> Option<(usize, usize)> {
-        self.spans()
-            .find(|&(_, s, e)| &self.buf[s..e] == m)
-            .map(|(start, _, end)| (start, end))
-    }
-
     pub fn contains(&self, m: &[u8]) -> bool {
-        self.find(m).is_some()
+        self.run.find(|[x]| *x == m).is_some()
     }
 
     /// Appends `m`; the caller has checked that it is absent.
     pub fn push(&mut self, m: &[u8]) {
-        reserve_lean(&mut self.buf, varint_len(m.len()) + m.len());
-        let mut n = m.len();
-        while n >= 0x80 {
-            self.buf.push((n as u8 & 0x7f) | 0x80);
-            n >>= 7;
-        }
-        self.buf.push(n as u8);
-        self.buf.extend_from_slice(m);
-        self.len += 1;
+        self.run.push([m]);
     }
 
     /// Removes `m`, keeping the others in order.
     pub fn remove(&mut self, m: &[u8]) -> bool {
-        match self.find(m) {
-            Some((start, end)) => {
-                self.buf.drain(start..end);
-                self.len -= 1;
-                true
-            }
+        match self.run.find(|[x]| *x == m).map(|f| f.pos) {
+            Some(pos) => self.run.remove_at(pos, 1) == 1,
             None => false,
         }
     }
 
     /// The `i`-th member (O(i)).
     pub fn get(&self, i: usize) -> Option<&[u8]> {
-        self.iter().nth(i)
+        self.run.get(i).map(|[m]| m)
     }
 
     /// Removes the `i`-th member and returns it.
     fn remove_at(&mut self, i: usize) -> Option<Bytes> {
-        let (start, ds, de) = self.spans().nth(i)?;
-        let out = Bytes::copy_from_slice(&self.buf[ds..de]);
-        self.buf.drain(start..de);
-        self.len -= 1;
+        let pos = self.run.position_of(i)?;
+        let [m] = self.run.record_at(pos)?.0;
+        let out = Bytes::copy_from_slice(m);
+        self.run.remove_at(pos, 1);
         Some(out)
     }
 
     /// Removes the members whose index is marked in `drop`, in one pass.
     fn retain_unmarked(&mut self, drop: &[bool]) {
-        let spans: Vec<(usize, usize)> = self.spans().map(|(s, _, e)| (s, e)).collect();
-        let mut out = Vec::with_capacity(self.buf.len());
-        let mut kept = 0;
-        for (i, &(s, e)) in spans.iter().enumerate() {
-            if !drop.get(i).copied().unwrap_or(false) {
-                out.extend_from_slice(&self.buf[s..e]);
-                kept += 1;
-            }
-        }
-        out.shrink_to_fit();
-        self.buf = out;
-        self.len = kept;
+        self.run
+            .retain(|i, _| !drop.get(i).copied().unwrap_or(false));
     }
 
     pub fn mem_bytes(&self) -> usize {
-        self.buf.capacity()
+        self.run.mem_bytes()
     }
 }
 
@@ -518,7 +436,8 @@ impl Item {
 
 /// A set value in one of its three encodings.
 pub enum SetValue {
-    Intset(IntSet),
+    /// Boxed so that `SetValue` (and with it every keyspace `Value`) stays five words.
+    Intset(Box<IntSet>),
     Listpack(Listpack),
     Table(Box<SetTable>),
 }
@@ -590,7 +509,7 @@ fn digits(v: i64) -> usize {
 impl SetValue {
     /// An empty intset: where Redis starts the result of SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
     pub fn new() -> SetValue {
-        SetValue::Intset(IntSet::new())
+        SetValue::Intset(Box::default())
     }
 
     /// The empty set a write creates for `first` (Redis's `setTypeCreate`): an intset when the
@@ -944,7 +863,9 @@ impl SetValue {
     /// Approximate heap bytes owned by the value.
     pub fn mem_bytes(&self) -> usize {
         match self {
-            SetValue::Intset(i) => i.mem_bytes(),
+            SetValue::Intset(i) => {
+                crate::alloc::usable_size(std::mem::size_of::<IntSet>()) + i.mem_bytes()
+            }
             SetValue::Listpack(l) => l.mem_bytes(),
             SetValue::Table(t) => std::mem::size_of::<SetTable>() + t.mem_bytes(),
         }
@@ -1058,7 +979,7 @@ mod tests {
         assert_eq!(l.get(2), Some(&b"a"[..]));
         assert_eq!(l.remove_at(0), Some(Bytes::from_static(b"b")));
         assert_eq!(l.iter().collect::<Vec<_>>(), [&b""[..], b"a"]);
-        assert_eq!(l.mem_bytes(), l.buf.capacity());
+        assert_eq!(l.mem_bytes(), l.run.mem_bytes());
     }
 
     #[test]

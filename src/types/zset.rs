@@ -24,6 +24,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::dict::Dict;
+use super::packed::{PackedRun, Records};
 
 /// The two conversion thresholds (`zset-max-listpack-entries`, `zset-max-listpack-value`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,120 +171,109 @@ impl ZRange for LexRange {
 // Listpack encoding
 // ---------------------------------------------------------------------------------------------
 
-fn varint_put(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
+/// A score as a packed item: its IEEE bits big-endian with the trailing zero bytes dropped, so
+/// that integral and other short scores (1 -> `3F F0`, 0 -> nothing) take a few bytes where a
+/// full double takes eight, much as Redis's listpack stores integral scores as integers.
+/// Adding 0.0 turns -0 into 0, which Redis's listpack also reads back as 0 (a skiplist keeps
+/// the sign).
+#[inline]
+fn score_item(score: f64, out: &mut [u8; 8]) -> usize {
+    *out = (score + 0.0).to_bits().to_be_bytes();
+    8 - out.iter().rev().take_while(|&&b| b == 0).count()
 }
 
-fn varint_get(buf: &[u8], mut off: usize) -> (usize, usize) {
-    let mut n = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = buf[off];
-        off += 1;
-        n |= ((b & 0x7f) as usize) << shift;
-        if b & 0x80 == 0 {
-            return (n, off);
-        }
-        shift += 7;
-    }
+#[inline]
+fn score_from_item(item: &[u8]) -> f64 {
+    let mut raw = [0u8; 8];
+    let n = item.len().min(8);
+    raw[..n].copy_from_slice(&item[..n]);
+    f64::from_bits(u64::from_be_bytes(raw))
 }
 
-/// Entries packed back to back in (score, member) order: `score (f64 LE) | len (varint) |
-/// member`. One allocation for the whole set, like Redis's listpack.
+/// Entries in (score, member) order, packed as two-item records (score, member) of a
+/// [`PackedRun`]: one allocation for the whole set, like Redis's listpack.
 #[derive(Clone, Default, PartialEq)]
 pub struct Listpack {
-    buf: Vec<u8>,
-    len: usize,
+    run: PackedRun<2>,
 }
 
 /// Forward iterator over a listpack: (byte offset, score, member).
 pub struct LpIter<'a> {
-    lp: &'a Listpack,
-    off: usize,
+    records: Records<'a, 2>,
 }
 
 impl<'a> Iterator for LpIter<'a> {
     type Item = (usize, f64, &'a [u8]);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.off >= self.lp.buf.len() {
-            return None;
-        }
-        let at = self.off;
-        let (score, member, next) = self.lp.decode(at);
-        self.off = next;
-        Some((at, score, member))
+        self.records
+            .next()
+            .map(|(at, [s, m])| (at, score_from_item(s), m))
     }
 }
 
 impl Listpack {
-    /// Redis's listpack keeps integral scores as integers, so a -0 score reads back as 0 (a
-    /// skiplist keeps the sign); adding 0.0 turns -0 into 0 and changes nothing else.
-    fn encode(out: &mut Vec<u8>, score: f64, member: &[u8]) {
-        out.extend_from_slice(&(score + 0.0).to_le_bytes());
-        varint_put(out, member.len());
-        out.extend_from_slice(member);
+    #[inline]
+    fn len(&self) -> usize {
+        self.run.len()
+    }
+
+    /// Appends an entry that sorts after every other.
+    fn push(&mut self, score: f64, member: &[u8]) {
+        let mut raw = [0u8; 8];
+        let n = score_item(score, &mut raw);
+        self.run.push([&raw[..n], member]);
     }
 
     /// The entry at byte offset `off`: (score, member, offset of the next entry).
     #[inline]
     fn decode(&self, off: usize) -> (f64, &[u8], usize) {
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(&self.buf[off..off + 8]);
-        let (len, p) = varint_get(&self.buf, off + 8);
-        (f64::from_le_bytes(raw), &self.buf[p..p + len], p + len)
+        match self.run.record_at(off) {
+            Some(([s, m], next)) => (score_from_item(s), m, next),
+            None => (0.0, &[], self.run.end()),
+        }
     }
 
     fn iter(&self) -> LpIter<'_> {
-        LpIter { lp: self, off: 0 }
+        self.iter_from(0)
+    }
+
+    fn iter_from(&self, off: usize) -> LpIter<'_> {
+        LpIter {
+            records: self.run.iter_from(off),
+        }
     }
 
     /// Byte offset of every entry, in order (for reverse walks and random access).
     fn offsets(&self) -> Vec<usize> {
-        self.iter().map(|(off, _, _)| off).collect()
+        self.run.positions()
     }
 
+    /// (rank, byte offset, score) of `member`.
     fn find(&self, member: &[u8]) -> Option<(usize, usize, f64)> {
-        self.iter()
-            .enumerate()
-            .find(|(_, (_, _, m))| *m == member)
-            .map(|(rank, (off, score, _))| (rank, off, score))
+        self.run
+            .find(|[_, m]| *m == member)
+            .map(|f| (f.index, f.pos, score_from_item(f.items[0])))
     }
 
     fn insert(&mut self, member: &[u8], score: f64) {
         let at = self
             .iter()
             .find(|(_, s, m)| cmp_entries(*s, m, score, member) == Ordering::Greater)
-            .map_or(self.buf.len(), |(off, _, _)| off);
-        let mut enc = Vec::with_capacity(member.len() + 10);
-        Listpack::encode(&mut enc, score, member);
-        self.buf.splice(at..at, enc);
-        self.len += 1;
+            .map_or(self.run.end(), |(off, _, _)| off);
+        let mut raw = [0u8; 8];
+        let n = score_item(score, &mut raw);
+        self.run.insert_at(at, [&raw[..n], member]);
     }
 
     /// Removes `count` entries starting with the one at byte offset `off`.
     fn remove_entries(&mut self, off: usize, count: usize) {
-        let mut end = off;
-        for _ in 0..count {
-            if end >= self.buf.len() {
-                break;
-            }
-            end = self.decode(end).2;
-            self.len -= 1;
-        }
-        self.buf.drain(off..end);
+        self.run.remove_at(off, count);
     }
 
     fn offset_of_rank(&self, rank: usize) -> Option<usize> {
-        self.iter().nth(rank).map(|(off, _, _)| off)
+        self.run.position_of(rank)
     }
 }
 
@@ -972,9 +962,8 @@ impl ZSetValue {
         if fits {
             let mut lp = Listpack::default();
             for (m, s) in &entries {
-                Listpack::encode(&mut lp.buf, *s, m);
+                lp.push(*s, m);
             }
-            lp.len = entries.len();
             ZSetValue::Listpack(lp)
         } else {
             let mut z = SkipZset::new();
@@ -987,7 +976,7 @@ impl ZSetValue {
 
     pub fn len(&self) -> usize {
         match self {
-            ZSetValue::Listpack(lp) => lp.len,
+            ZSetValue::Listpack(lp) => lp.len(),
             ZSetValue::Skiplist(z) => z.list.len(),
         }
     }
@@ -1026,7 +1015,7 @@ impl ZSetValue {
     /// long or the set would hold too many entries (Redis's `zsetAdd`).
     pub fn insert(&mut self, member: &[u8], score: f64, lim: ZsetLimits) {
         if let ZSetValue::Listpack(lp) = self {
-            if lp.len + 1 > lim.max_entries || member.len() > lim.max_value {
+            if lp.len() + 1 > lim.max_entries || member.len() > lim.max_value {
                 self.convert_to_skiplist();
             }
         }
@@ -1125,9 +1114,8 @@ impl ZSetValue {
                     offs.truncate(start + 1);
                     Cur::LpRev(lp, offs)
                 } else {
-                    let mut it = lp.iter();
-                    it.off = lp.offset_of_rank(start).unwrap_or(lp.buf.len());
-                    Cur::LpFwd(it)
+                    let off = lp.offset_of_rank(start).unwrap_or(lp.run.end());
+                    Cur::LpFwd(lp.iter_from(off))
                 }
             }
             ZSetValue::Skiplist(z) => Cur::Sl {
@@ -1343,7 +1331,7 @@ impl ZSetValue {
     /// Approximate heap bytes owned by the value.
     pub fn mem_bytes(&self) -> usize {
         match self {
-            ZSetValue::Listpack(lp) => lp.buf.capacity(),
+            ZSetValue::Listpack(lp) => lp.run.mem_bytes(),
             ZSetValue::Skiplist(z) => {
                 std::mem::size_of::<SkipZset>() + z.list.mem_bytes() + z.dict.table_overhead_bytes()
             }
@@ -1353,7 +1341,7 @@ impl ZSetValue {
     /// Bytes held by members and scores (a rough size, for DEBUG OBJECT).
     pub fn payload_len(&self) -> usize {
         match self {
-            ZSetValue::Listpack(lp) => lp.buf.len(),
+            ZSetValue::Listpack(lp) => lp.run.byte_len(),
             ZSetValue::Skiplist(z) => z.list.member_bytes + 8 * z.list.len(),
         }
     }

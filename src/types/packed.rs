@@ -1,0 +1,561 @@
+//! Packed runs: the one byte-buffer format behind the small encodings (the role of Redis's
+//! listpack).
+//!
+//! What this module owns: a [`PackedRun<N>`] is a sequence of records laid back to back in one
+//! `Vec<u8>`, each record `N` items, each item a LEB128 length followed by its bytes. A set member
+//! is a one-item record, a hash's (field, value) pair and a sorted set's (score, member) entry
+//! are two-item records. The run knows how to walk records, find one, insert, replace and remove
+//! records at byte positions, and keeps no spare capacity beyond the allocator's rounding (grow to
+//! fit, shrink after removals): these encodings exist to save memory, and every write to them
+//! is O(n) anyway. The
+//! LEB128 helpers are shared with the list's nodes, whose entries carry their own headers.
+//!
+//! What it must never do: interpret items (order, uniqueness, thresholds and what an item means
+//! are the caller's business), allocate anything but its own buffer, or panic on a position it
+//! did not hand out (a position that is not a record start ends a walk or is ignored).
+//!
+//! Positions are byte offsets of record starts, as returned by the iterators and `find`; the
+//! end of the run (`end()`) is a valid position for insertion.
+
+/// Bytes LEB128 needs for `v`.
+#[inline]
+pub fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// Writes `v` as LEB128 at the start of `out` (which must have room) and returns its length.
+#[inline]
+pub fn write_varint(out: &mut [u8], mut v: u64) -> usize {
+    let mut i = 0;
+    while v >= 0x80 {
+        out[i] = (v as u8) | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    out[i] = v as u8;
+    i + 1
+}
+
+/// Reads a LEB128 number at `pos`: (value, position after it); None when the buffer ends first
+/// or the number does not fit in 64 bits.
+#[inline]
+pub fn read_varint(buf: &[u8], mut pos: usize) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    let mut shift = 0u32;
+    loop {
+        let b = *buf.get(pos)?;
+        pos += 1;
+        if shift > 63 {
+            return None;
+        }
+        v |= ((b & 0x7F) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Some((v, pos));
+        }
+        shift += 7;
+    }
+}
+
+/// The item at `pos`: (its bytes, position after it).
+#[inline]
+fn item_at(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let (n, start) = read_varint(buf, pos)?;
+    let end = start.checked_add(usize::try_from(n).ok()?)?;
+    Some((buf.get(start..end)?, end))
+}
+
+/// The record at `pos`: (its items, position after it).
+#[inline]
+fn record_at<const N: usize>(buf: &[u8], pos: usize) -> Option<([&[u8]; N], usize)> {
+    let mut items: [&[u8]; N] = [&[]; N];
+    let mut p = pos;
+    for slot in items.iter_mut() {
+        let (item, next) = item_at(buf, p)?;
+        *slot = item;
+        p = next;
+    }
+    Some((items, p))
+}
+
+/// Encoded size of a record.
+#[inline]
+fn encoded_len<const N: usize>(items: &[&[u8]; N]) -> usize {
+    items
+        .iter()
+        .map(|i| varint_len(i.len() as u64) + i.len())
+        .sum()
+}
+
+/// Encodes a record into `out`, which is exactly `encoded_len(items)` bytes.
+#[inline]
+fn encode_into<const N: usize>(out: &mut [u8], items: &[&[u8]; N]) {
+    let mut p = 0;
+    for item in items {
+        p += write_varint(&mut out[p..], item.len() as u64);
+        out[p..p + item.len()].copy_from_slice(item);
+        p += item.len();
+    }
+}
+
+/// Spare bytes past which removals shrink the buffer: glibc's chunks come in 16-byte steps,
+/// so less than this may not be returnable at all.
+const SHRINK_SLACK: usize = 32;
+
+/// Records of `N` length-prefixed items packed in one buffer (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackedRun<const N: usize> {
+    buf: Vec<u8>,
+    /// Record count. 32 bits keep the run (and so a keyspace `Value` holding one) a word
+    /// smaller; a run of 2^32 records would need at least 8 GiB in one buffer.
+    len: u32,
+}
+
+/// A record found by [`PackedRun::find`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found<'a, const N: usize> {
+    /// 0-based index of the record.
+    pub index: usize,
+    /// Its position (byte offset).
+    pub pos: usize,
+    pub items: [&'a [u8]; N],
+}
+
+/// Forward walk over records: (position, items).
+#[derive(Clone)]
+pub struct Records<'a, const N: usize> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a, const N: usize> Records<'a, N> {
+    /// Position of the next record (the run's end once exhausted).
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<'a, const N: usize> Iterator for Records<'a, N> {
+    type Item = (usize, [&'a [u8]; N]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        let at = self.pos;
+        match record_at::<N>(self.buf, at) {
+            Some((items, next)) => {
+                self.pos = next;
+                Some((at, items))
+            }
+            None => {
+                self.pos = self.buf.len();
+                None
+            }
+        }
+    }
+}
+
+impl<const N: usize> PackedRun<N> {
+    pub fn new() -> Self {
+        PackedRun {
+            buf: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Number of records.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Encoded bytes (the payload as packed).
+    #[inline]
+    pub fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Heap bytes owned: the buffer's capacity.
+    #[inline]
+    pub fn mem_bytes(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The position just past the last record (where `push` appends).
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Every record, first to last.
+    #[inline]
+    pub fn iter(&self) -> Records<'_, N> {
+        self.iter_from(0)
+    }
+
+    /// The records from position `pos` on.
+    #[inline]
+    pub fn iter_from(&self, pos: usize) -> Records<'_, N> {
+        Records {
+            buf: &self.buf,
+            pos,
+        }
+    }
+
+    /// The record at `pos` and the position after it.
+    #[inline]
+    pub fn record_at(&self, pos: usize) -> Option<([&[u8]; N], usize)> {
+        record_at::<N>(&self.buf, pos)
+    }
+
+    /// Position of the `index`-th record (O(index)).
+    pub fn position_of(&self, index: usize) -> Option<usize> {
+        self.iter().nth(index).map(|(pos, _)| pos)
+    }
+
+    /// The `index`-th record (O(index)).
+    pub fn get(&self, index: usize) -> Option<[&[u8]; N]> {
+        self.iter().nth(index).map(|(_, items)| items)
+    }
+
+    /// Every record's position, in order (for backward walks and repeated random access).
+    pub fn positions(&self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.len());
+        out.extend(self.iter().map(|(pos, _)| pos));
+        out
+    }
+
+    /// The first record `pred` accepts.
+    #[inline]
+    pub fn find(&self, mut pred: impl FnMut(&[&[u8]; N]) -> bool) -> Option<Found<'_, N>> {
+        self.iter()
+            .enumerate()
+            .find(|(_, (_, items))| pred(items))
+            .map(|(index, (pos, items))| Found { index, pos, items })
+    }
+
+    /// Makes room for `extra` more bytes, sized to the allocator's chunk for the new length and
+    /// no more (like Redis's listpack, which reallocates on every write): a packed run exists to
+    /// save memory, and every write to it is O(n) already, the copy of a reallocation included.
+    fn reserve(&mut self, extra: usize) {
+        if self.buf.capacity() - self.buf.len() < extra {
+            let want = crate::alloc::usable_size(self.buf.len() + extra);
+            self.buf.reserve_exact(want - self.buf.len());
+        }
+    }
+
+    /// Gives back spare capacity once a smaller allocator chunk would hold the payload.
+    fn trim(&mut self) {
+        let used = self.buf.len();
+        if used == 0 {
+            self.buf = Vec::new();
+        } else if self.buf.capacity() - used >= SHRINK_SLACK {
+            self.buf.shrink_to(crate::alloc::usable_size(used));
+        }
+    }
+
+    /// Appends a record.
+    pub fn push(&mut self, items: [&[u8]; N]) {
+        let n = encoded_len(&items);
+        self.reserve(n);
+        let start = self.buf.len();
+        self.buf.resize(start + n, 0);
+        encode_into(&mut self.buf[start..], &items);
+        self.len += 1;
+    }
+
+    /// Inserts a record before the one at `pos` (at the end when `pos >= end()`).
+    pub fn insert_at(&mut self, pos: usize, items: [&[u8]; N]) {
+        let old = self.buf.len();
+        let pos = pos.min(old);
+        let n = encoded_len(&items);
+        self.reserve(n);
+        self.buf.resize(old + n, 0);
+        self.buf.copy_within(pos..old, pos + n);
+        encode_into(&mut self.buf[pos..pos + n], &items);
+        self.len += 1;
+    }
+
+    /// Replaces the record at `pos`, keeping its place; false if there is no record there.
+    pub fn replace_at(&mut self, pos: usize, items: [&[u8]; N]) -> bool {
+        let Some((_, end)) = self.record_at(pos) else {
+            return false;
+        };
+        let (old_n, new_n) = (end - pos, encoded_len(&items));
+        let total = self.buf.len();
+        if new_n > old_n {
+            self.reserve(new_n - old_n);
+            self.buf.resize(total + new_n - old_n, 0);
+            self.buf.copy_within(end..total, pos + new_n);
+        } else if new_n < old_n {
+            self.buf.copy_within(end..total, pos + new_n);
+            self.buf.truncate(total - (old_n - new_n));
+        }
+        encode_into(&mut self.buf[pos..pos + new_n], &items);
+        if new_n < old_n {
+            self.trim();
+        }
+        true
+    }
+
+    /// Removes up to `count` records starting with the one at `pos`; returns how many.
+    pub fn remove_at(&mut self, pos: usize, count: usize) -> usize {
+        let mut end = pos;
+        let mut removed = 0;
+        while removed < count {
+            match self.record_at(end) {
+                Some((_, next)) => {
+                    end = next;
+                    removed += 1;
+                }
+                None => break,
+            }
+        }
+        if removed > 0 {
+            self.buf.drain(pos..end);
+            self.len -= removed as u32;
+            self.trim();
+        }
+        removed
+    }
+
+    /// Keeps the records `keep` accepts (given their index and items), in order, in one pass.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize, [&[u8]; N]) -> bool) {
+        let (mut read, mut write, mut index, mut kept) = (0, 0, 0, 0u32);
+        while let Some((items, next)) = record_at::<N>(&self.buf, read) {
+            if keep(index, items) {
+                if write != read {
+                    self.buf.copy_within(read..next, write);
+                }
+                write += next - read;
+                kept += 1;
+            }
+            read = next;
+            index += 1;
+        }
+        self.buf.truncate(write);
+        self.len = kept;
+        self.trim();
+    }
+
+    /// Removes every record and frees the buffer.
+    pub fn clear(&mut self) {
+        self.buf = Vec::new();
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn varints_round_trip_at_every_width() {
+        let mut buf = [0u8; 10];
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16383,
+            16384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            let n = write_varint(&mut buf, v);
+            assert_eq!(n, varint_len(v));
+            assert_eq!(read_varint(&buf[..n], 0), Some((v, n)));
+            // Cut short: no value, no panic.
+            assert_eq!(read_varint(&buf[..n - 1], 0), None);
+        }
+        // Eleven continuation bytes do not fit in 64 bits.
+        assert_eq!(read_varint(&[0xFF; 11], 0), None);
+    }
+
+    #[test]
+    fn records_pack_back_to_back() {
+        let mut r: PackedRun<2> = PackedRun::new();
+        let long = vec![b'x'; 200]; // two-byte length
+        r.push([b"f1", b"v1"]);
+        r.push([b"", &long]);
+        r.push([b"f3", b""]);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.byte_len(), (1 + 2 + 1 + 2) + (1 + 2 + 200) + (1 + 2 + 1));
+        let all: Vec<[&[u8]; 2]> = r.iter().map(|(_, i)| i).collect();
+        assert_eq!(all, [[&b"f1"[..], b"v1"], [b"", &long], [b"f3", b""]]);
+        let f = r.find(|i| i[0] == b"f3").unwrap();
+        assert_eq!((f.index, f.pos), (2, 6 + 203));
+        assert_eq!(r.position_of(2), Some(f.pos));
+        assert_eq!(r.positions(), [0, 6, 209]);
+        assert_eq!(r.get(1), Some([&b""[..], &long]));
+        assert!(r.find(|i| i[0] == b"zz").is_none());
+        // Replace with longer, shorter and equal sizes keeps the place.
+        assert!(r.replace_at(6, [b"mid", b"short"]));
+        assert!(r.replace_at(0, [b"first-longer", b"v"]));
+        let p = r.position_of(2).unwrap();
+        assert!(r.replace_at(p, [b"f3", b"z"]));
+        assert!(!r.replace_at(r.end(), [b"a", b"b"]));
+        let all: Vec<[&[u8]; 2]> = r.iter().map(|(_, i)| i).collect();
+        assert_eq!(
+            all,
+            [
+                [&b"first-longer"[..], b"v"],
+                [b"mid", b"short"],
+                [b"f3", b"z"]
+            ]
+        );
+        // Insert in the middle and at the end; remove a run.
+        let p = r.position_of(1).unwrap();
+        r.insert_at(p, [b"new", b"1"]);
+        r.insert_at(usize::MAX, [b"last", b"2"]);
+        let keys: Vec<&[u8]> = r.iter().map(|(_, i)| i[0]).collect();
+        assert_eq!(keys, [&b"first-longer"[..], b"new", b"mid", b"f3", b"last"]);
+        assert_eq!(r.remove_at(r.position_of(1).unwrap(), 2), 2);
+        assert_eq!(r.remove_at(r.position_of(2).unwrap(), 10), 1);
+        let keys: Vec<&[u8]> = r.iter().map(|(_, i)| i[0]).collect();
+        assert_eq!(keys, [&b"first-longer"[..], b"f3"]);
+        assert_eq!(r.len(), 2);
+        r.clear();
+        assert!(r.is_empty() && r.mem_bytes() == 0 && r.iter().next().is_none());
+    }
+
+    #[test]
+    fn spare_capacity_stays_small() {
+        let mut r: PackedRun<1> = PackedRun::new();
+        for i in 0..1000u32 {
+            r.push([format!("member:{i}").as_bytes()]);
+            assert!(r.mem_bytes() < r.byte_len() + SHRINK_SLACK);
+        }
+        r.retain(|i, _| i % 10 == 0);
+        assert_eq!(r.len(), 100);
+        assert!(r.mem_bytes() < r.byte_len() + SHRINK_SLACK);
+        while !r.is_empty() {
+            r.remove_at(0, 1);
+            assert!(r.mem_bytes() < r.byte_len() + SHRINK_SLACK);
+        }
+        assert_eq!(r.mem_bytes(), 0);
+    }
+
+    #[test]
+    fn bad_positions_are_harmless() {
+        let mut r: PackedRun<1> = PackedRun::new();
+        r.push([&[7u8; 130][..]]); // two-byte length: position 1 is mid-varint
+        assert_eq!(r.remove_at(r.end(), 1), 0);
+        assert!(r.record_at(500).is_none());
+        assert!(r.iter_from(500).next().is_none());
+        assert_eq!(r.len(), 1);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(Vec<u8>, Vec<u8>),
+        Insert(usize, Vec<u8>, Vec<u8>),
+        Replace(usize, Vec<u8>, Vec<u8>),
+        Remove(usize, usize),
+        Retain(u8),
+    }
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..6),
+            proptest::collection::vec(any::<u8>(), 120..140),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (bytes(), bytes()).prop_map(|(a, b)| Op::Push(a, b)),
+            2 => (any::<usize>(), bytes(), bytes()).prop_map(|(i, a, b)| Op::Insert(i, a, b)),
+            2 => (any::<usize>(), bytes(), bytes()).prop_map(|(i, a, b)| Op::Replace(i, a, b)),
+            2 => (any::<usize>(), 0usize..4).prop_map(|(i, n)| Op::Remove(i, n)),
+            1 => any::<u8>().prop_map(Op::Retain),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Against a Vec of pairs: every operation, then the whole content, the positions and
+        /// lookups by index and by predicate.
+        #[test]
+        fn model_check(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut run: PackedRun<2> = PackedRun::new();
+            let mut model: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Push(a, b) => {
+                        run.push([&a, &b]);
+                        model.push((a, b));
+                    }
+                    Op::Insert(i, a, b) => {
+                        let i = i % (model.len() + 1);
+                        let pos = run.position_of(i).unwrap_or(run.end());
+                        run.insert_at(pos, [&a, &b]);
+                        model.insert(i, (a, b));
+                    }
+                    Op::Replace(i, a, b) => {
+                        if model.is_empty() {
+                            prop_assert!(!run.replace_at(0, [&a, &b]));
+                            continue;
+                        }
+                        let i = i % model.len();
+                        let pos = run.position_of(i).unwrap();
+                        prop_assert!(run.replace_at(pos, [&a, &b]));
+                        model[i] = (a, b);
+                    }
+                    Op::Remove(i, n) => {
+                        let i = i % (model.len() + 1);
+                        let pos = run.position_of(i).unwrap_or(run.end());
+                        let want = n.min(model.len() - i);
+                        prop_assert_eq!(run.remove_at(pos, n), want);
+                        model.drain(i..i + want);
+                    }
+                    Op::Retain(m) => {
+                        let m = (m % 4) as usize + 1;
+                        run.retain(|i, _| i % m != 0);
+                        let mut i = 0;
+                        model.retain(|_| {
+                            i += 1;
+                            (i - 1) % m != 0
+                        });
+                    }
+                }
+                prop_assert_eq!(run.len(), model.len());
+                let got: Vec<(Vec<u8>, Vec<u8>)> =
+                    run.iter().map(|(_, [a, b])| (a.to_vec(), b.to_vec())).collect();
+                prop_assert_eq!(&got, &model);
+                let expected_bytes: usize = model
+                    .iter()
+                    .map(|(a, b)| {
+                        varint_len(a.len() as u64) + a.len() + varint_len(b.len() as u64) + b.len()
+                    })
+                    .sum();
+                prop_assert_eq!(run.byte_len(), expected_bytes);
+                prop_assert!(run.mem_bytes() < run.byte_len() + SHRINK_SLACK);
+            }
+            let positions = run.positions();
+            prop_assert_eq!(positions.len(), model.len());
+            for (i, (a, b)) in model.iter().enumerate() {
+                let (items, _) = run.record_at(positions[i]).unwrap();
+                prop_assert_eq!(items, [&a[..], &b[..]]);
+                let f = run.find(|it| it[0] == &a[..]).unwrap();
+                let first = model.iter().position(|(x, _)| x == a).unwrap();
+                prop_assert_eq!(f.index, first);
+                prop_assert_eq!(f.pos, positions[first]);
+            }
+        }
+    }
+}
