@@ -179,7 +179,9 @@ pub(crate) fn write_back(
                 continue;
             }
             match new {
-                Some(e) => db.insert(&k.key, e.value, e.expire_at, now),
+                Some(e) => {
+                    db.insert_quiet(&k.key, e.value, e.expire_at, now);
+                }
                 None => {
                     db.remove(&k.key);
                 }
@@ -501,7 +503,7 @@ async fn execute_with_copies<R>(
                 }
                 for (k, e) in plan[&s].iter().zip(entries) {
                     if let Some(e) = e {
-                        st.dbs[k.db as usize].insert(&k.key, e.value, e.expire_at, now);
+                        st.dbs[k.db as usize].insert_quiet(&k.key, e.value, e.expire_at, now);
                     }
                 }
             }
@@ -776,7 +778,9 @@ pub async fn execute_cross_shard(c: &mut Conn, spec: &'static CommandSpec, args:
     };
     let shard = c.shard.clone();
     let label = c.label.clone();
-    if spec.multi == Some(MultiKind::SumInt) {
+    // With keyspace notifications on, the split would publish each shard's events in whatever
+    // order the shards finish; the ordinary path runs the handler once, in argument order.
+    if spec.multi == Some(MultiKind::SumInt) && !crate::pubsub::notify::any_enabled() {
         match run_split_sum(&shard, cmd, c.resp3, &label).await {
             Ok(n) => c.reply().int(n),
             Err(e) => c.reply().error(e),
