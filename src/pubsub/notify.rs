@@ -300,7 +300,7 @@ mod tests {
         replica_remove(Kind::Pattern, b"__key*", 7);
         notify(LIST, "rpush", b"l", 1);
         let mut got = Vec::new();
-        while let Ok(Some(m)) = rx.try_next() {
+        while let Ok(m) = rx.try_recv() {
             if let PushMsg::PMessage {
                 channel, payload, ..
             } = m
