@@ -8,6 +8,11 @@
 //! through its unbounded push channel; the connection formats them for its protocol (RESP2
 //! array or RESP3 push) when it writes them.
 //!
+//! Subscriptions that can receive keyspace notifications (keyspace/keyevent channels, and
+//! every pattern) are also copied to every shard's notification replica (`notify`) before
+//! (P)SUBSCRIBE confirms, and removed from them before (P)UNSUBSCRIBE confirms or when the
+//! connection goes.
+//!
 //! The registry is shard-local state; it never touches the keyspace.
 
 pub mod notify;

@@ -322,4 +322,46 @@ mod tests {
         );
         set_flags(0);
     }
+
+    #[test]
+    fn the_database_announces_new_and_expired_keys_with_its_own_number() {
+        use crate::shard::db::Db;
+        use crate::types::{StrValue, Value};
+        let (tx, mut rx) = futures::channel::mpsc::unbounded();
+        replica_add(
+            Kind::Channel,
+            Bytes::from_static(b"__keyevent@3__:new"),
+            9,
+            tx.clone(),
+        );
+        replica_add(
+            Kind::Channel,
+            Bytes::from_static(b"__keyevent@1__:expired"),
+            9,
+            tx,
+        );
+        set_flags(parse_flags(b"Exn").unwrap());
+        let v = || Value::Str(StrValue::from_bytes(b"v"));
+        let mut dbs: Vec<Db> = (0..4).map(Db::numbered).collect();
+        dbs[3].insert(b"a", v(), 0, 1);
+        dbs[3].insert(b"a", v(), 0, 1); // an overwrite is not new
+        dbs[3].insert_quiet(b"b", v(), 0, 1); // a copy moved by a transaction
+        Db::swap(&mut dbs, 1, 3);
+        dbs[1].set_expire(b"a", 5);
+        assert!(dbs[1].lookup_notouch(b"a", 10).is_none());
+        replica_remove(Kind::Channel, b"__keyevent@3__:new", 9);
+        replica_remove(Kind::Channel, b"__keyevent@1__:expired", 9);
+        set_flags(0);
+        let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|m| match m {
+                PushMsg::Message { channel, payload } => format!(
+                    "{} {}",
+                    String::from_utf8_lossy(&channel),
+                    String::from_utf8_lossy(&payload)
+                ),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, ["__keyevent@3__:new a", "__keyevent@1__:expired a"]);
+    }
 }
