@@ -269,6 +269,8 @@ pub struct Config {
     pub zset_max_listpack_entries: u64,
     /// ... each no longer than this many bytes.
     pub zset_max_listpack_value: u64,
+    /// `notify-keyspace-events` classes (see `crate::pubsub::notify::class`).
+    pub notify_keyspace_events: u32,
     /// Absolute path of the config file given on the command line, if any.
     /// CONFIG REWRITE needs it.
     pub config_file: Option<PathBuf>,
@@ -661,7 +663,9 @@ static DIRECTIVES: &[Directive] = &[
         num!(slowlog_log_slower_than: i64)),
     row("slowlog-max-len", &[], int(0, LONG_MAX), "128", Mutable, true, num!(slowlog_max_len: u64)),
     row("latency-monitor-threshold", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
-    row("notify-keyspace-events", &[], Kind::KeyspaceEvents, "", Mutable, false, Field::Extra),
+    row("notify-keyspace-events", &[], Kind::KeyspaceEvents, "", Mutable, true,
+        Field::Typed(|c| Value::Flags(c.notify_keyspace_events),
+                     |c, v| if let Value::Flags(f) = v { c.notify_keyspace_events = f })),
     // --- Advanced config ---------------------------------------------------
     // Redis 7.0's default is 512 (redis.conf and `CONFIG GET` agree).
     row("hash-max-listpack-entries", &["hash-max-ziplist-entries"], int(0, LONG_MAX), "512",
@@ -821,7 +825,7 @@ fn parse_value(kind: &Kind, args: &[&[u8]]) -> Result<Value, String> {
         }
         Kind::Save => parse_save(args),
         Kind::Obuf => parse_obuf(args),
-        Kind::KeyspaceEvents => keyspace_events_from_str(args[0])
+        Kind::KeyspaceEvents => crate::pubsub::notify::parse_flags(args[0])
             .map(Value::Flags)
             .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()),
     }
@@ -934,87 +938,6 @@ fn finish_value(parsed: Value, current: Option<Value>, append_save: bool) -> Val
         },
         other => other,
     }
-}
-
-// notify-keyspace-events classes, same bits as Redis's NOTIFY_* flags.
-const NOTIFY_KEYSPACE: u32 = 1 << 0; // K
-const NOTIFY_KEYEVENT: u32 = 1 << 1; // E
-const NOTIFY_GENERIC: u32 = 1 << 2; // g
-const NOTIFY_STRING: u32 = 1 << 3; // $
-const NOTIFY_LIST: u32 = 1 << 4; // l
-const NOTIFY_SET: u32 = 1 << 5; // s
-const NOTIFY_HASH: u32 = 1 << 6; // h
-const NOTIFY_ZSET: u32 = 1 << 7; // z
-const NOTIFY_EXPIRED: u32 = 1 << 8; // x
-const NOTIFY_EVICTED: u32 = 1 << 9; // e
-const NOTIFY_STREAM: u32 = 1 << 10; // t
-const NOTIFY_KEY_MISS: u32 = 1 << 11; // m
-const NOTIFY_MODULE: u32 = 1 << 12; // d
-const NOTIFY_NEW: u32 = 1 << 13; // n
-/// 'A' is an alias for "g$lshzxetd" (not m, not n), as in Redis.
-const NOTIFY_ALL: u32 = NOTIFY_GENERIC
-    | NOTIFY_STRING
-    | NOTIFY_LIST
-    | NOTIFY_SET
-    | NOTIFY_HASH
-    | NOTIFY_ZSET
-    | NOTIFY_EXPIRED
-    | NOTIFY_EVICTED
-    | NOTIFY_STREAM
-    | NOTIFY_MODULE;
-
-/// Type classes in the order Redis prints them when not all are set.
-const NOTIFY_TYPE_CHARS: [(u32, u8); 11] = [
-    (NOTIFY_GENERIC, b'g'),
-    (NOTIFY_STRING, b'$'),
-    (NOTIFY_LIST, b'l'),
-    (NOTIFY_SET, b's'),
-    (NOTIFY_HASH, b'h'),
-    (NOTIFY_ZSET, b'z'),
-    (NOTIFY_EXPIRED, b'x'),
-    (NOTIFY_EVICTED, b'e'),
-    (NOTIFY_STREAM, b't'),
-    (NOTIFY_MODULE, b'd'),
-    (NOTIFY_NEW, b'n'),
-];
-
-fn keyspace_events_from_str(s: &[u8]) -> Option<u32> {
-    let mut flags = 0;
-    for &c in s {
-        flags |= match c {
-            b'A' => NOTIFY_ALL,
-            b'K' => NOTIFY_KEYSPACE,
-            b'E' => NOTIFY_KEYEVENT,
-            b'm' => NOTIFY_KEY_MISS,
-            _ => NOTIFY_TYPE_CHARS.iter().find(|(_, ch)| *ch == c)?.0,
-        };
-    }
-    Some(flags)
-}
-
-/// Redis's `keyspaceEventsFlagsToString`, including its quirk that `n` is
-/// not printed when all of 'A' is set (so "KEAn" reads back as "AKE").
-fn keyspace_events_to_string(flags: u32) -> String {
-    let mut out = String::new();
-    if flags & NOTIFY_ALL == NOTIFY_ALL {
-        out.push('A');
-    } else {
-        for (bit, ch) in NOTIFY_TYPE_CHARS {
-            if flags & bit != 0 {
-                out.push(ch as char);
-            }
-        }
-    }
-    for (bit, ch) in [
-        (NOTIFY_KEYSPACE, 'K'),
-        (NOTIFY_KEYEVENT, 'E'),
-        (NOTIFY_KEY_MISS, 'm'),
-    ] {
-        if flags & bit != 0 {
-            out.push(ch);
-        }
-    }
-    out
 }
 
 /// Redis's `string2ll`: optional '-', no '+', no spaces, no leading zeros
@@ -1147,7 +1070,7 @@ fn format_value(kind: &Kind, value: &Value) -> String {
             .map(|(class, l)| format!("{class} {} {} {}", l.hard, l.soft, l.soft_seconds))
             .collect::<Vec<_>>()
             .join(" "),
-        (_, Value::Flags(f)) => keyspace_events_to_string(*f),
+        (_, Value::Flags(f)) => crate::pubsub::notify::flags_to_string(*f),
         (_, other) => unreachable!("unexpected stored value {other:?}"),
     }
 }
@@ -1270,7 +1193,10 @@ fn rewrite_unkeyed(d: &Directive, value: &Value, default: &Value) -> Vec<(String
             .map(|(s, c)| (format!("{name} {s} {c}"), true))
             .collect(),
         (_, Value::Flags(f)) => vec![(
-            format!("{name} {}", repr(keyspace_events_to_string(*f).as_bytes())),
+            format!(
+                "{name} {}",
+                repr(crate::pubsub::notify::flags_to_string(*f).as_bytes())
+            ),
             *f != 0,
         )],
         (_, other) => unreachable!("unexpected stored value {other:?}"),
@@ -1596,6 +1522,7 @@ impl Default for Config {
             set_max_listpack_value: 0,
             zset_max_listpack_entries: 0,
             zset_max_listpack_value: 0,
+            notify_keyspace_events: 0,
             config_file: None,
             extra: BTreeMap::new(),
         };

@@ -190,7 +190,7 @@ fn reset(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
         c.multi = None;
         crate::tx::multi::unwatch_all(c).await;
-        crate::pubsub::unsubscribe_all(c);
+        crate::pubsub::unsubscribe_all(c).await;
         c.set_db(0);
         c.set_resp3(false);
         c.set_name(String::new());

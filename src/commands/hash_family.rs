@@ -8,6 +8,7 @@
 use bytes::Bytes;
 
 use super::args::{self, eq_ic, int_arg, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::class;
 use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KEY1};
 use crate::config::glob_match;
 use crate::protocol::Reply;
@@ -258,6 +259,7 @@ fn set_pairs(ctx: &mut Ctx, a: &[Bytes], name: &str, r: &mut Reply) -> Option<i6
             created += 1;
         }
     }
+    ctx.notify(class::HASH, "hset", &a[1]);
     Some(created)
 }
 
@@ -283,6 +285,7 @@ fn hsetnx(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         r.int(0);
     } else {
         h.set(&a[2], &a[3], lim);
+        ctx.notify(class::HASH, "hset", &a[1]);
         r.int(1);
     }
 }
@@ -369,8 +372,13 @@ fn hdel(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             }
         }
     }
-    if h.is_empty() {
+    let emptied = h.is_empty();
+    if deleted > 0 {
+        ctx.notify(class::HASH, "hdel", &a[1]);
+    }
+    if emptied {
         ctx.db().remove(&a[1]);
+        ctx.notify(class::GENERIC, "del", &a[1]);
     }
     r.int(deleted);
 }
@@ -430,6 +438,7 @@ fn hincrby(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         &a[2],
         itoa::Buffer::new().format(new).as_bytes(),
     );
+    ctx.notify(class::HASH, "hincrby", &a[1]);
     r.int(new);
 }
 
@@ -453,6 +462,7 @@ fn hincrbyfloat(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return r.error("ERR increment would produce NaN or Infinity");
     };
     store(ctx, &a[1], &a[2], text.as_bytes());
+    ctx.notify(class::HASH, "hincrbyfloat", &a[1]);
     r.bulk(text.as_bytes());
 }
 

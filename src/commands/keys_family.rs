@@ -9,9 +9,11 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
+use super::class;
 use super::{cmd, flags::*, CommandSpec, Ctx, Exec, MultiKind, KEY1, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
+use crate::pubsub::notify::notify;
 use crate::server::conn::Conn;
 use crate::types::Entry;
 
@@ -318,6 +320,7 @@ fn del_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, lazy: bool) {
     for k in &a[1..] {
         if ctx.db().exists(k, now) {
             ctx.db().delete_with(k, lazy);
+            ctx.notify(class::GENERIC, "del", k);
             n += 1;
         }
     }
@@ -344,7 +347,7 @@ fn exists(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 fn touch(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let n = a[1..]
         .iter()
-        .filter(|k| ctx.lookup_write(k).is_some())
+        .filter(|k| ctx.lookup_read(k).is_some())
         .count();
     r.int(n as i64);
 }
@@ -431,8 +434,10 @@ fn expire_generic(
     if when <= now as i64 {
         let lazy = ctx.st.config.lazyfree_lazy_expire;
         ctx.db().delete_with(&a[1], lazy);
+        ctx.notify(class::GENERIC, "del", &a[1]);
     } else {
         ctx.db().set_expire(&a[1], when as u64);
+        ctx.notify(class::GENERIC, "expire", &a[1]);
     }
     r.int(1);
 }
@@ -480,6 +485,7 @@ fn persist(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     match ctx.lookup_write(&a[1]) {
         Some(e) if e.expire_at != 0 => {
             ctx.db().set_expire(&a[1], 0);
+            ctx.notify(class::GENERIC, "persist", &a[1]);
             r.int(1)
         }
         _ => r.int(0),
@@ -498,7 +504,11 @@ fn rename_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, nx: bool) {
         return r.int(0);
     }
     if let Some(e) = ctx.db().remove(&a[1]) {
+        // Redis deletes an existing destination and adds the key anew (`new` either way).
+        ctx.db().delete(&a[2]);
         ctx.db().insert_entry(&a[2], e, now);
+        ctx.notify(class::GENERIC, "rename_from", &a[1]);
+        ctx.notify(class::GENERIC, "rename_to", &a[2]);
     }
     if nx {
         r.int(1)
@@ -556,10 +566,13 @@ fn copy(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if dst.exists(&a[2], now) && !replace {
         return r.int(0);
     }
+    // An existing destination is deleted and the copy added anew (`new` either way).
+    dst.delete(&a[2]);
     dst.insert(&a[2], src.0, src.1, now);
     // Waiters on the destination are served after the command (`execute_keyed` wakes those of
     // the command's own database; another database's are named here).
     ctx.st.blocked.touched(dst_db, &a[2]);
+    notify(class::GENERIC, "copy_to", &a[2], dst_db);
     r.int(1);
 }
 
@@ -589,6 +602,8 @@ fn move_cmd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     }
     if let Some(e) = ctx.db().remove(&a[1]) {
         ctx.st.dbs[dst].insert_entry(&a[1], e, now);
+        ctx.notify(class::GENERIC, "move_from", &a[1]);
+        notify(class::GENERIC, "move_to", &a[1], dst);
     }
     ctx.st.blocked.touched(dst, &a[1]);
     r.int(1);

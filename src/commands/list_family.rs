@@ -14,6 +14,7 @@
 use bytes::Bytes;
 
 use super::args::{self, eq_ic, int_arg, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::class;
 use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KEY1};
 use crate::protocol::Reply;
 use crate::types::list::{End, Item, ListValue};
@@ -252,10 +253,25 @@ fn create(ctx: &mut Ctx, key: &[u8], end: End, elements: &[&[u8]]) -> usize {
     n
 }
 
-/// Deletes `key` if it holds an emptied list.
+/// Deletes `key` if it holds an emptied list (announced as `del`, like Redis).
 fn delete_if_empty(ctx: &mut Ctx, key: &[u8]) {
     if matches!(write_list(ctx, key), Ok(Some(l)) if l.is_empty()) {
         ctx.db().remove(key);
+        ctx.notify(class::GENERIC, "del", key);
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpush",
+        End::Tail => "rpush",
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpop",
+        End::Tail => "rpop",
     }
 }
 
@@ -293,11 +309,13 @@ fn push_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, end: End, only_existi
                 l.push(end, v);
             }
             r.int(l.len() as i64);
+            ctx.notify(class::LIST, push_event(end), &a[1]);
         }
         Ok(None) if only_existing => r.int(0),
         Ok(None) => {
             let elements: Vec<&[u8]> = a[2..].iter().map(|b| &b[..]).collect();
             let n = create(ctx, &a[1], end, &elements);
+            ctx.notify(class::LIST, push_event(end), &a[1]);
             r.int(n as i64);
         }
     }
@@ -362,8 +380,11 @@ pub fn pop_reply(ctx: &mut Ctx, key: &[u8], end: End, shape: PopShape, r: &mut R
             }
         }
     }
-    if list.is_empty() {
+    let emptied = list.is_empty();
+    ctx.notify(class::LIST, pop_event(end), key);
+    if emptied {
         ctx.db().remove(key);
+        ctx.notify(class::GENERIC, "del", key);
     }
     true
 }
@@ -430,6 +451,8 @@ pub fn move_reply(
             create(ctx, dst, to, &[&value]);
         }
     }
+    ctx.notify(class::LIST, push_event(to), dst);
+    ctx.notify(class::LIST, pop_event(from), src);
     delete_if_empty(ctx, src);
     r.bulk(&value);
     Ok(true)
@@ -690,7 +713,10 @@ fn lset(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         Err(e) => return r.error(e),
     };
     match resolve_index(index, l.len()) {
-        Some(i) if l.set(i, &a[3]) => r.ok(),
+        Some(i) if l.set(i, &a[3]) => {
+            ctx.notify(class::LIST, "lset", &a[1]);
+            r.ok()
+        }
         _ => r.error("ERR index out of range"),
     }
 }
@@ -710,6 +736,7 @@ fn linsert(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     };
     if l.insert_near(&a[3], &a[4], after) {
         r.int(l.len() as i64);
+        ctx.notify(class::LIST, "linsert", &a[1]);
     } else {
         r.int(-1);
     }
@@ -729,8 +756,12 @@ fn lrem(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let limit = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
     let removed = l.remove_eq(&a[3], limit, from);
     let emptied = l.is_empty();
+    if removed > 0 {
+        ctx.notify(class::LIST, "lrem", &a[1]);
+    }
     if emptied {
         ctx.db().remove(&a[1]);
+        ctx.notify(class::GENERIC, "del", &a[1]);
     }
     r.int(removed as i64);
 }
@@ -754,8 +785,10 @@ fn ltrim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         }
     }
     let emptied = l.is_empty();
+    ctx.notify(class::LIST, "ltrim", &a[1]);
     if emptied {
         ctx.db().remove(&a[1]);
+        ctx.notify(class::GENERIC, "del", &a[1]);
     }
     r.ok();
 }

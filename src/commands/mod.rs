@@ -37,6 +37,8 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use crate::protocol::Reply;
+pub use crate::pubsub::notify::class;
+use crate::pubsub::notify::notify;
 use crate::server::conn::Conn;
 use crate::server::globals::Globals;
 use crate::shard::db::Db;
@@ -69,6 +71,7 @@ impl Ctx<'_> {
             }
             None => {
                 st.stats.keyspace_misses += 1;
+                notify(class::KEY_MISS, "keymiss", key, self.db);
                 None
             }
         }
@@ -87,9 +90,17 @@ impl Ctx<'_> {
             }
             None => {
                 st.stats.keyspace_misses += 1;
+                notify(class::KEY_MISS, "keymiss", key, self.db);
                 None
             }
         }
+    }
+
+    /// Publishes a keyspace event about `key` in the command's database (see
+    /// `crate::pubsub::notify`; one branch when notifications are off).
+    #[inline]
+    pub fn notify(&self, cls: u32, event: &'static str, key: &[u8]) {
+        notify(cls, event, key, self.db);
     }
 
     /// Looks a key up for a write (no hit/miss accounting).

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 
 use super::args::{self, eq_ic, parse_i64, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::class;
 use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KEY1, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
@@ -286,6 +287,7 @@ fn delete_if_empty(ctx: &mut Ctx, key: &[u8]) {
     );
     if empty {
         ctx.db().remove(key);
+        ctx.notify(class::GENERIC, "del", key);
     }
 }
 
@@ -304,6 +306,9 @@ fn sadd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return r.error(ERR_WRONGTYPE); // unreachable: checked or just inserted
     };
     let added = a[2..].iter().filter(|m| s.insert(m, lim)).count();
+    if added > 0 {
+        ctx.notify(class::SET, "sadd", &a[1]);
+    }
     r.int(added as i64);
 }
 
@@ -321,6 +326,9 @@ fn srem(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
                 break;
             }
         }
+    }
+    if removed > 0 {
+        ctx.notify(class::SET, "srem", &a[1]);
     }
     delete_if_empty(ctx, &a[1]);
     r.int(removed);
@@ -371,7 +379,10 @@ fn spop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
                 Ok(Some(_)) => {}
             }
             match set_and_rng(ctx, &a[1]).and_then(|(s, rng)| s.pop_random(rng)) {
-                Some(it) => reply_member(r, it.as_member()),
+                Some(it) => {
+                    reply_member(r, it.as_member());
+                    ctx.notify(class::SET, "spop", &a[1]);
+                }
                 None => r.null(),
             }
             delete_if_empty(ctx, &a[1]);
@@ -413,12 +424,15 @@ pub fn pop_reply(ctx: &mut Ctx, key: &[u8], count: usize, r: &mut Reply) -> bool
         // The whole set, in its own order.
         r.set(len);
         s.iter().for_each(|m| reply_member(r, m));
+        ctx.notify(class::SET, "spop", key);
         ctx.db().remove(key);
+        ctx.notify(class::GENERIC, "del", key);
         return true;
     }
     let popped = s.pop_many(rng, count, lim);
     r.set(popped.len());
     reply_items(r, &popped);
+    ctx.notify(class::SET, "spop", key);
     delete_if_empty(ctx, key);
     true
 }
@@ -498,6 +512,7 @@ fn smove(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if !removed {
         return r.int(0);
     }
+    ctx.notify(class::SET, "srem", src);
     delete_if_empty(ctx, src);
     if !dst_exists {
         let now = ctx.now_ms;
@@ -505,7 +520,9 @@ fn smove(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         ctx.db().insert(dst, Value::Set(s), 0, now);
     }
     if let Ok(Some(s)) = write_set(ctx, dst) {
-        s.insert(member, lim);
+        if s.insert(member, lim) {
+            ctx.notify(class::SET, "sadd", dst);
+        }
     }
     r.int(1);
 }
@@ -532,13 +549,16 @@ fn sources<'a>(ctx: &'a Ctx, keys: &[Bytes]) -> Vec<Option<&'a SetValue>> {
 
 /// Writes a computed set to `dst` (replacing whatever was there, deadline included) or deletes
 /// `dst` when the result is empty; replies with the result's size.
-fn store(ctx: &mut Ctx, dst: &[u8], result: SetValue, r: &mut Reply) {
+fn store(ctx: &mut Ctx, dst: &[u8], result: SetValue, event: &'static str, r: &mut Reply) {
     let n = result.len();
     if n == 0 {
-        ctx.db().delete(dst);
+        if ctx.db().delete(dst) {
+            ctx.notify(class::GENERIC, "del", dst);
+        }
     } else {
         let now = ctx.now_ms;
         ctx.db().insert(dst, Value::Set(result), 0, now);
+        ctx.notify(class::SET, event, dst);
     }
     r.int(n as i64);
 }
@@ -564,7 +584,7 @@ fn inter(ctx: &mut Ctx, keys: &[Bytes], out: InterOut, r: &mut Reply) {
         return match out {
             InterOut::Members => r.set(0),
             InterOut::Card { .. } => r.int(0),
-            InterOut::Store(dst) => store(ctx, dst, SetValue::new(), r),
+            InterOut::Store(dst) => store(ctx, dst, SetValue::new(), "sinterstore", r),
         };
     };
     sets.sort_by_key(|s| s.len());
@@ -594,7 +614,7 @@ fn inter(ctx: &mut Ctx, keys: &[Bytes], out: InterOut, r: &mut Reply) {
             for m in &mut common {
                 result.insert_member(m, lim);
             }
-            store(ctx, dst, result, r);
+            store(ctx, dst, result, "sinterstore", r);
         }
     }
 }
@@ -691,7 +711,13 @@ fn union_diff(ctx: &mut Ctx, keys: &[Bytes], op: Op, dst: Option<&[u8]>, r: &mut
         }
     }
     match dst {
-        Some(dst) => store(ctx, dst, result, r),
+        Some(dst) => {
+            let event = match op {
+                Op::Union => "sunionstore",
+                Op::Diff => "sdiffstore",
+            };
+            store(ctx, dst, result, event, r)
+        }
         None => {
             r.set(result.len());
             result.iter().for_each(|m| reply_member(r, m));

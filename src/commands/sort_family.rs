@@ -26,6 +26,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::args::{eq_ic, int_arg, strtod_c_string, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::class;
 use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KeySpec};
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
@@ -547,7 +548,9 @@ fn store(ctx: &mut Ctx, dest: &[u8], out: Vec<Option<Bytes>>) -> i64 {
     let n = out.len() as i64;
     let now = ctx.now_ms;
     if out.is_empty() {
-        ctx.db().remove(dest);
+        if ctx.db().remove(dest).is_some() {
+            ctx.notify(class::GENERIC, "del", dest);
+        }
         return 0;
     }
     let mut list = ListValue::new(ctx.st.config.list_max_listpack_size);
@@ -555,6 +558,7 @@ fn store(ctx: &mut Ctx, dest: &[u8], out: Vec<Option<Bytes>>) -> i64 {
         list.push(End::Tail, v.as_deref().unwrap_or_default());
     }
     ctx.db().insert(dest, Value::List(Box::new(list)), 0, now);
+    ctx.notify(class::LIST, "sortstore", dest);
     n
 }
 

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::args::{self, eq_ic, int_arg, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::class;
 use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KEY1};
 use crate::protocol::Reply;
 use crate::types::{StrValue, Value};
@@ -426,6 +427,10 @@ fn set(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     } else {
         ctx.db().insert(&a[1], value, expire_at, now);
     }
+    ctx.notify(class::STRING, "set", &a[1]);
+    if o.expire.is_some() {
+        ctx.notify(class::GENERIC, "expire", &a[1]);
+    }
     if !o.get {
         r.ok();
     }
@@ -438,6 +443,7 @@ fn setnx(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let now = ctx.now_ms;
     ctx.db()
         .insert(&a[1], Value::Str(StrValue::from_bytes(&a[2])), 0, now);
+    ctx.notify(class::STRING, "set", &a[1]);
     r.int(1);
 }
 
@@ -449,6 +455,8 @@ fn set_with_expire(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, unit: Unit, name: 
     let now = ctx.now_ms;
     ctx.db()
         .insert(&a[1], Value::Str(StrValue::from_bytes(&a[3])), at, now);
+    ctx.notify(class::STRING, "set", &a[1]);
+    ctx.notify(class::GENERIC, "expire", &a[1]);
     r.ok();
 }
 
@@ -467,13 +475,16 @@ fn getset(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let now = ctx.now_ms;
     ctx.db()
         .insert(&a[1], Value::Str(StrValue::from_bytes(&a[2])), 0, now);
+    ctx.notify(class::STRING, "set", &a[1]);
 }
 
 fn getdel(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if !get_generic(ctx, &a[1], r) {
         return;
     }
-    ctx.db().remove(&a[1]);
+    if ctx.db().remove(&a[1]).is_some() {
+        ctx.notify(class::GENERIC, "del", &a[1]);
+    }
 }
 
 fn getex(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
@@ -498,13 +509,23 @@ fn getex(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if let Some((_, _, true)) = o.expire {
         if at <= now {
             ctx.db().remove(&a[1]);
+            ctx.notify(class::GENERIC, "del", &a[1]);
             return;
         }
     }
     if o.expire.is_some() {
         ctx.db().set_expire(&a[1], at);
+        ctx.notify(class::GENERIC, "expire", &a[1]);
     } else if o.persist {
-        ctx.db().set_expire(&a[1], 0);
+        let had_ttl = ctx
+            .db()
+            .keys
+            .get(&a[1][..])
+            .is_some_and(|e| e.expire_at != 0);
+        if had_ttl {
+            ctx.db().set_expire(&a[1], 0);
+            ctx.notify(class::GENERIC, "persist", &a[1]);
+        }
     }
 }
 
@@ -555,6 +576,7 @@ pub fn mset_pairs(ctx: &mut Ctx, pairs: &[Bytes]) {
     for kv in pairs.chunks_exact(2) {
         ctx.db()
             .insert(&kv[0], Value::Str(StrValue::from_bytes(&kv[1])), 0, now);
+        ctx.notify(class::STRING, "set", &kv[0]);
     }
 }
 
@@ -601,6 +623,7 @@ fn append(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         None => {
             ctx.db()
                 .insert(&a[1], Value::Str(StrValue::from_bytes(&a[2])), 0, now);
+            ctx.notify(class::STRING, "append", &a[1]);
             r.int(a[2].len() as i64);
         }
         Some(old) => {
@@ -615,6 +638,7 @@ fn append(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             if let Some(e) = ctx.db().lookup_notouch(&a[1], now) {
                 e.value = Value::Str(StrValue::Raw(Bytes::from(v)));
             }
+            ctx.notify(class::STRING, "append", &a[1]);
             r.int(total as i64);
         }
     }
@@ -649,6 +673,7 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64, r: &mut Reply) {
         Some(e) => e.value = Value::Str(StrValue::Int(new)),
         None => ctx.db().insert(key, Value::Str(StrValue::Int(new)), 0, now),
     }
+    ctx.notify(class::STRING, "incrby", key);
     r.int(new);
 }
 
@@ -695,6 +720,7 @@ fn incrbyfloat(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let now = ctx.now_ms;
     let value = Value::Str(StrValue::text(text.as_bytes()));
     ctx.db().set_keep_ttl(&a[1], value, now);
+    ctx.notify(class::STRING, "incrbyfloat", &a[1]);
     r.bulk(text.as_bytes());
 }
 
@@ -769,6 +795,7 @@ fn setrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         Some(e) => e.value = nv,
         None => ctx.db().insert(&a[1], nv, 0, now),
     }
+    ctx.notify(class::STRING, "setrange", &a[1]);
     r.int(new_len as i64);
 }
 

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::args::{self, eq_ic, int_arg, ERR_NOT_FLOAT, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::class;
 use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KEY1};
 use crate::config::glob_match;
 use crate::protocol::reply::format_double;
@@ -439,14 +440,23 @@ fn write_zset<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut ZSetVal
 
 /// Writes a STORE result: the sorted set built from `entries` (sorted by (score, member)), or
 /// deletes `dst` when there is nothing to store. Replies with the stored size.
-fn store_result(ctx: &mut Ctx, dst: &[u8], entries: Vec<(Bytes, f64)>, r: &mut Reply) {
+fn store_result(
+    ctx: &mut Ctx,
+    dst: &[u8],
+    entries: Vec<(Bytes, f64)>,
+    event: &'static str,
+    r: &mut Reply,
+) {
     let n = entries.len();
     if n == 0 {
-        ctx.db().delete(dst);
+        if ctx.db().delete(dst) {
+            ctx.notify(class::GENERIC, "del", dst);
+        }
     } else {
         let z = ZSetValue::from_sorted(entries, limits(ctx));
         let now = ctx.now_ms;
         ctx.db().insert(dst, Value::ZSet(z), 0, now);
+        ctx.notify(class::ZSET, event, dst);
     }
     r.int(n as i64);
 }
@@ -730,6 +740,9 @@ fn zadd_generic(ctx: &mut Ctx, a: &[Bytes], mut f: AddFlags, r: &mut Reply) {
     if z.is_empty() {
         ctx.db().remove(key);
     }
+    if added + updated > 0 {
+        ctx.notify(class::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+    }
     if nan {
         r.error(ERR_NAN);
     } else if f.incr {
@@ -778,8 +791,15 @@ fn zrem(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             }
         }
     }
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if deleted > 0 {
+        ctx.notify(class::ZSET, "zrem", &a[1]);
+    }
+    if emptied {
         ctx.db().remove(&a[1]);
+        if deleted > 0 {
+            ctx.notify(class::GENERIC, "del", &a[1]);
+        }
     }
     r.int(deleted);
 }
@@ -942,7 +962,7 @@ fn zrange_generic(
     let lim = limits(ctx);
     let z = match read_zset(ctx, &a[at]) {
         Err(e) => return r.error(e),
-        Ok(None) if store => return store_result(ctx, &a[1], Vec::new(), r),
+        Ok(None) if store => return store_result(ctx, &a[1], Vec::new(), "zrangestore", r),
         Ok(None) => return r.array(0),
         Ok(Some(z)) => z,
     };
@@ -968,10 +988,13 @@ fn zrange_generic(
         }
         let n = dst.len();
         if n == 0 {
-            ctx.db().remove(&a[1]);
+            if ctx.db().remove(&a[1]).is_some() {
+                ctx.notify(class::GENERIC, "del", &a[1]);
+            }
         } else {
             let now = ctx.now_ms;
             ctx.db().insert(&a[1], Value::ZSet(dst), 0, now);
+            ctx.notify(class::ZSET, "zrangestore", &a[1]);
         }
         r.int(n as i64);
     } else {
@@ -1042,8 +1065,20 @@ fn zremrange_generic(ctx: &mut Ctx, a: &[Bytes], by: By, r: &mut Reply) {
         Parsed::Lex(range) => run(z, range),
     };
     let removed = span.map_or(0, |(start, n)| z.remove_range(start, n));
-    if z.is_empty() {
+    let emptied = z.is_empty();
+    if removed > 0 {
+        let event = match &parsed {
+            Parsed::Rank(..) => "zremrangebyrank",
+            Parsed::Score(_) => "zremrangebyscore",
+            Parsed::Lex(_) => "zremrangebylex",
+        };
+        ctx.notify(class::ZSET, event, &a[1]);
+    }
+    if emptied {
         ctx.db().remove(&a[1]);
+        if removed > 0 {
+            ctx.notify(class::GENERIC, "del", &a[1]);
+        }
     }
     r.int(removed as i64);
 }
@@ -1128,8 +1163,11 @@ pub fn pop_reply(
             r.bulk(&m);
             r.double(s);
         }
-        if z.is_empty() {
+        let emptied = z.is_empty();
+        ctx.notify(class::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+        if emptied {
             ctx.db().remove(key);
+            ctx.notify(class::GENERIC, "del", key);
         }
         return true;
     }
@@ -1562,7 +1600,12 @@ fn setop_generic(
             .into_iter()
             .map(|(m, s)| (Bytes::copy_from_slice(m), s))
             .collect();
-        store_result(ctx, &a[1], owned, r);
+        let event = match op {
+            SetOp::Union => "zunionstore",
+            SetOp::Inter => "zinterstore",
+            SetOp::Diff => "zdiffstore",
+        };
+        store_result(ctx, &a[1], owned, event, r);
     } else {
         reply_entries(r, result.into_iter(), withscores);
     }

@@ -8,7 +8,14 @@
 //! through its unbounded push channel; the connection formats them for its protocol (RESP2
 //! array or RESP3 push) when it writes them.
 //!
+//! Subscriptions that can receive keyspace notifications (keyspace/keyevent channels, and
+//! every pattern) are also copied to every shard's notification replica (`notify`) before
+//! (P)SUBSCRIBE confirms, and removed from them before (P)UNSUBSCRIBE confirms or when the
+//! connection goes.
+//!
 //! The registry is shard-local state; it never touches the keyspace.
+
+pub mod notify;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -259,7 +266,7 @@ pub fn specs() -> Vec<CommandSpec> {
 
 const KEY1_SPEC: (i32, i32, i32) = (1, 1, 1);
 
-fn do_subscribe(c: &mut Conn, names: &[Bytes], kind: Kind) {
+async fn do_subscribe(c: &mut Conn, names: &[Bytes], kind: Kind) {
     let label = match kind {
         Kind::Channel => "subscribe",
         Kind::Pattern => "psubscribe",
@@ -267,6 +274,7 @@ fn do_subscribe(c: &mut Conn, names: &[Bytes], kind: Kind) {
     };
     let id = c.info.id;
     let tx = c.pubsub_sender();
+    let mut for_replicas: Vec<Bytes> = Vec::new();
     for name in names {
         let subs = c.subs.as_mut().expect("pubsub_sender creates it");
         if !subs.list(kind).contains(name) {
@@ -275,6 +283,9 @@ fn do_subscribe(c: &mut Conn, names: &[Bytes], kind: Kind) {
                 .pubsub
                 .borrow_mut()
                 .add(kind, name.clone(), (id, tx.clone()));
+            if notify::relevant(kind, name) {
+                for_replicas.push(name.clone());
+            }
         }
         let count = c.subs.as_ref().map_or(0, |s| s.reported_count(kind));
         let mut r = c.reply();
@@ -284,10 +295,22 @@ fn do_subscribe(c: &mut Conn, names: &[Bytes], kind: Kind) {
         r.int(count as i64);
     }
     update_presence(&c.shard);
+    if !for_replicas.is_empty() {
+        // Every shard must know the subscriber before the confirmation goes out: from then on
+        // it receives every notification.
+        let _ = c
+            .shard
+            .run_on_all(move |_| {
+                for n in &for_replicas {
+                    notify::replica_add(kind, n.clone(), id, tx.clone());
+                }
+            })
+            .await;
+    }
 }
 
 /// Unsubscribes from `names`, or from everything of that kind when `names` is empty.
-pub fn do_unsubscribe(c: &mut Conn, names: &[Bytes], kind: Kind, reply: bool) {
+pub async fn do_unsubscribe(c: &mut Conn, names: &[Bytes], kind: Kind, reply: bool) {
     let label = match kind {
         Kind::Channel => "unsubscribe",
         Kind::Pattern => "punsubscribe",
@@ -302,6 +325,7 @@ pub fn do_unsubscribe(c: &mut Conn, names: &[Bytes], kind: Kind, reply: bool) {
     } else {
         names.to_vec()
     };
+    let mut for_replicas: Vec<Bytes> = Vec::new();
     if targets.is_empty() && reply {
         let count = c.subs.as_ref().map_or(0, |s| s.reported_count(kind));
         let mut r = c.reply();
@@ -316,6 +340,9 @@ pub fn do_unsubscribe(c: &mut Conn, names: &[Bytes], kind: Kind, reply: bool) {
             if let Some(i) = list.iter().position(|n| *n == name) {
                 list.remove(i);
                 c.shard.pubsub.borrow_mut().remove(kind, &name, id);
+                if notify::relevant(kind, &name) {
+                    for_replicas.push(name.clone());
+                }
             }
         }
         if reply {
@@ -328,41 +355,51 @@ pub fn do_unsubscribe(c: &mut Conn, names: &[Bytes], kind: Kind, reply: bool) {
         }
     }
     update_presence(&c.shard);
+    if !for_replicas.is_empty() {
+        let _ = c
+            .shard
+            .run_on_all(move |_| {
+                for n in &for_replicas {
+                    notify::replica_remove(kind, n, id);
+                }
+            })
+            .await;
+    }
 }
 
 /// Drops every subscription of a closing or RESET connection.
-pub fn unsubscribe_all(c: &mut Conn) {
+pub async fn unsubscribe_all(c: &mut Conn) {
     if c.subs.is_some() {
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
-            do_unsubscribe(c, &[], kind, false);
+            do_unsubscribe(c, &[], kind, false).await;
         }
         c.subs = None;
     }
 }
 
 fn subscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
-    Box::pin(async move { do_subscribe(c, &a[1..], Kind::Channel) })
+    Box::pin(async move { do_subscribe(c, &a[1..], Kind::Channel).await })
 }
 
 fn psubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
-    Box::pin(async move { do_subscribe(c, &a[1..], Kind::Pattern) })
+    Box::pin(async move { do_subscribe(c, &a[1..], Kind::Pattern).await })
 }
 
 fn ssubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     // Outside cluster mode Redis accepts shard channels of different slots in one call.
-    Box::pin(async move { do_subscribe(c, &a[1..], Kind::Shard) })
+    Box::pin(async move { do_subscribe(c, &a[1..], Kind::Shard).await })
 }
 
 fn unsubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
-    Box::pin(async move { do_unsubscribe(c, &a[1..], Kind::Channel, true) })
+    Box::pin(async move { do_unsubscribe(c, &a[1..], Kind::Channel, true).await })
 }
 
 fn punsubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
-    Box::pin(async move { do_unsubscribe(c, &a[1..], Kind::Pattern, true) })
+    Box::pin(async move { do_unsubscribe(c, &a[1..], Kind::Pattern, true).await })
 }
 
 fn sunsubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
-    Box::pin(async move { do_unsubscribe(c, &a[1..], Kind::Shard, true) })
+    Box::pin(async move { do_unsubscribe(c, &a[1..], Kind::Shard, true).await })
 }
 
 async fn publish_everywhere(c: &Conn, shard_channel: bool, channel: Bytes, payload: Bytes) -> i64 {

@@ -627,6 +627,9 @@ impl<'a> ScriptRun<'a> {
         let hook = self.busy_ms > 0;
         let mut out = BytesMut::new();
         let label = job.target.label();
+        // A run that may still be rolled back and redone in global mode holds its keyspace
+        // notifications until it is known to stand, so that none is published twice.
+        let captured = !self.global && crate::pubsub::notify::capture_begin();
         let end = match &job.target {
             Target::Eval(entry) => {
                 let epoch = shared.epoch.load(Ordering::Acquire);
@@ -668,6 +671,9 @@ impl<'a> ScriptRun<'a> {
             shared.busy.fetch_sub(1, Ordering::AcqRel);
         }
         slot.running.store(false, Ordering::Release);
+        if captured {
+            crate::pubsub::notify::capture_end(!(end.is_ok() && self.escalate));
+        }
         match end {
             Err(e) => {
                 out.clear();
@@ -688,7 +694,9 @@ impl<'a> ScriptRun<'a> {
         for (db, key, old) in self.undo.drain(..).rev() {
             let d = &mut st.dbs[db];
             match old {
-                Some(e) => d.insert(&key, e.value, e.expire_at, now),
+                Some(e) => {
+                    d.insert_quiet(&key, e.value, e.expire_at, now);
+                }
                 None => {
                     d.remove(&key);
                 }
@@ -810,7 +818,7 @@ impl<'a> ScriptRun<'a> {
             let mut st = self.sh.state.borrow_mut();
             for (k, e) in ks.iter().zip(entries) {
                 if let Some(e) = e {
-                    st.dbs[k.db as usize].insert(&k.key, e.value, e.expire_at, now);
+                    st.dbs[k.db as usize].insert_quiet(&k.key, e.value, e.expire_at, now);
                 }
             }
         }

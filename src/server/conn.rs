@@ -201,7 +201,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     if let Some(w) = conn.watch.take() {
         crate::tx::multi::forget_watches(&shard, w).await;
     }
-    crate::pubsub::unsubscribe_all(&mut conn);
+    crate::pubsub::unsubscribe_all(&mut conn).await;
     if info.monitor.get() {
         shard.globals.monitors.fetch_sub(1, Ordering::Relaxed);
         let _ = shard

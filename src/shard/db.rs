@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::lazyfree;
 use super::memory::{self, charge_u32, entry_charge, AccessMode};
+use crate::pubsub::notify::{class, notify};
 use crate::types::dict::Dict;
 use crate::types::key::Key;
 use crate::types::{Entry, Value};
@@ -37,6 +38,9 @@ pub struct LazyFlags {
 
 #[derive(Default)]
 pub struct Db {
+    /// This database's number (SELECT n), for the notifications it emits itself (`expired`,
+    /// `new`).
+    pub index: usize,
     pub keys: Dict<Entry, Key>,
     /// Keys with a deadline, for active-expiry sampling (a copy of the key: free when it is
     /// inline, see `types::key`).
@@ -65,6 +69,14 @@ const TOUCHED_MAX: usize = 8;
 impl Db {
     pub fn new() -> Db {
         Db::default()
+    }
+
+    /// The database numbered `index`.
+    pub fn numbered(index: usize) -> Db {
+        Db {
+            index,
+            ..Db::default()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -186,6 +198,7 @@ impl Db {
         let lazy = self.lazy.expire;
         self.delete_with(key, lazy);
         self.expired_keys += 1;
+        notify(class::EXPIRED, "expired", key, self.index);
     }
 
     /// Whether a key exists (expiring it if its deadline passed), without recording an access.
@@ -204,8 +217,18 @@ impl Db {
     /// Inserts or replaces a key with a value and deadline (0 = none). A replaced value is freed
     /// lazily under `lazyfree-lazy-server-del`. Replacing counts as an access (Redis's `setKey`
     /// looks the key up first) unless the command already looked it up; under an LFU policy
-    /// the key keeps its counter.
+    /// the key keeps its counter. A key that did not exist is announced (`new`, Redis's
+    /// `dbAdd`).
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: u64, now_ms: u64) {
+        if !self.insert_quiet(key, value, expire_at, now_ms) {
+            notify(class::NEW, "new", key, self.index);
+        }
+    }
+
+    /// `insert` without the `new` notification, for entries that only change places inside
+    /// one logical operation (transaction copies and their write-back, script undo). Returns
+    /// whether the key existed.
+    pub fn insert_quiet(&mut self, key: &[u8], value: Value, expire_at: u64, now_ms: u64) -> bool {
         self.touch(key);
         let first = self.first_access(key);
         let r = match self.access {
@@ -241,7 +264,7 @@ impl Db {
                 _ => {}
             }
             self.dispose(old, self.lazy.server_del);
-            return;
+            return true;
         }
         let k = Key::new(key);
         if expire_at != 0 {
@@ -249,6 +272,7 @@ impl Db {
         }
         self.used += entry.charged as u64;
         self.keys.insert(k, entry);
+        false
     }
 
     /// Inserts an entry taken out of a keyspace (RENAME, MOVE), keeping its access metadata:
@@ -256,6 +280,15 @@ impl Db {
     pub fn insert_entry(&mut self, key: &[u8], e: Entry, now_ms: u64) {
         let access = e.access;
         self.insert(key, e.value, e.expire_at, now_ms);
+        if let Some(n) = self.keys.get_mut(key) {
+            n.access = access;
+        }
+    }
+
+    /// `insert_entry` without the `new` notification (see `insert_quiet`).
+    pub fn insert_entry_quiet(&mut self, key: &[u8], e: Entry, now_ms: u64) {
+        let access = e.access;
+        self.insert_quiet(key, e.value, e.expire_at, now_ms);
         if let Some(n) = self.keys.get_mut(key) {
             n.access = access;
         }
@@ -403,6 +436,8 @@ impl Db {
             }
         }
         dbs.swap(x, y);
+        dbs[x].index = x;
+        dbs[y].index = y;
         let wx = std::mem::take(&mut dbs[x].watched);
         let wy = std::mem::take(&mut dbs[y].watched);
         dbs[x].watched = wy;

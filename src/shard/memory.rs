@@ -393,6 +393,7 @@ pub fn apply_config(st: &mut ShardState, cfg: Config, now_ms: u64) {
     for d in st.dbs.iter_mut() {
         d.set_modes(mode, lazy);
     }
+    crate::pubsub::notify::set_flags(cfg.notify_keyspace_events);
     let limit_changed = cfg.maxmemory != st.config.maxmemory;
     st.config = cfg;
     set_limit(st);
@@ -595,6 +596,7 @@ pub fn perform_evictions(st: &mut ShardState, now_ms: u64) -> Evict {
         d.delete_with(&key, lazy);
         freed += before.saturating_sub(d.mem_total());
         st.stats.evicted_keys += 1;
+        crate::pubsub::notify::notify(crate::pubsub::notify::class::EVICTED, "evicted", &key, db);
         keys_freed += 1;
         if keys_freed.is_multiple_of(16) && started.elapsed().as_micros() as u64 > time_limit {
             st.mem.eviction_running = true;

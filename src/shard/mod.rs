@@ -100,7 +100,7 @@ pub struct ShardState {
 
 impl ShardState {
     pub fn new(id: usize, config: Config) -> ShardState {
-        let dbs = (0..config.databases.max(1)).map(|_| Db::new()).collect();
+        let dbs = (0..config.databases.max(1)).map(Db::numbered).collect();
         let mut st = ShardState {
             id,
             dbs,

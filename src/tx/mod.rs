@@ -197,7 +197,7 @@ pub(crate) fn write_back(
                 continue;
             }
             match new {
-                Some(e) => db.insert_entry(&k.key, e, now),
+                Some(e) => db.insert_entry_quiet(&k.key, e, now),
                 None => {
                     db.remove(&k.key);
                 }
@@ -519,7 +519,7 @@ async fn execute_with_copies<R>(
                 }
                 for (k, e) in plan[&s].iter().zip(entries) {
                     if let Some(e) = e {
-                        st.dbs[k.db as usize].insert_entry(&k.key, e, now);
+                        st.dbs[k.db as usize].insert_entry_quiet(&k.key, e, now);
                     }
                 }
             }
@@ -801,7 +801,9 @@ pub async fn execute_cross_shard(c: &mut Conn, spec: &'static CommandSpec, args:
     };
     let shard = c.shard.clone();
     let label = c.label.clone();
-    if spec.multi == Some(MultiKind::SumInt) {
+    // With keyspace notifications on, the split would publish each shard's events in whatever
+    // order the shards finish; the ordinary path runs the handler once, in argument order.
+    if spec.multi == Some(MultiKind::SumInt) && !crate::pubsub::notify::any_enabled() {
         match run_split_sum(&shard, cmd, c.resp3, &label).await {
             Ok(n) => c.reply().int(n),
             Err(e) => c.reply().error(e),
