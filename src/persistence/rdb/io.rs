@@ -44,7 +44,7 @@ pub fn write_len(out: &mut Vec<u8>, len: u64) {
 
 /// The integer encoding of `v` when it fits 32 bits (`rdbEncodeInteger`).
 fn encode_int(out: &mut Vec<u8>, v: i64) -> bool {
-    let tag = (LEN_ENCVAL << 6) as u8;
+    let tag = LEN_ENCVAL << 6;
     if let Ok(b) = i8::try_from(v) {
         out.push(tag | ENC_INT8);
         out.push(b as u8);

@@ -610,14 +610,15 @@ mod tests {
         // Built by hand: "ab", 12 (immediate), -2 (int8), 1000 (int16), 100000 (int24),
         // 2^31 (int64), a 70-byte string (14-bit length).
         let s70 = vec![b'z'; 70];
-        let mut entries: Vec<Vec<u8>> = Vec::new();
-        entries.push([&[0x02u8][..], b"ab"].concat());
-        entries.push(vec![0xFD]);
-        entries.push(vec![0xFE, 0xFE]);
-        entries.push([&[0xC0u8][..], &1000i16.to_le_bytes()].concat());
-        entries.push([&[0xF0u8][..], &100000i32.to_le_bytes()[..3]].concat());
-        entries.push([&[0xE0u8][..], &(1i64 << 31).to_le_bytes()].concat());
-        entries.push([&[0x40u8, 70][..], &s70].concat());
+        let entries: Vec<Vec<u8>> = vec![
+            [&[0x02u8][..], b"ab"].concat(),
+            vec![0xFD],
+            vec![0xFE, 0xFE],
+            [&[0xC0u8][..], &1000i16.to_le_bytes()].concat(),
+            [&[0xF0u8][..], &100000i32.to_le_bytes()[..3]].concat(),
+            [&[0xE0u8][..], &(1i64 << 31).to_le_bytes()].concat(),
+            [&[0x40u8, 70][..], &s70].concat(),
+        ];
         let mut body = Vec::new();
         let mut prev = 0usize;
         let mut last = 0;
