@@ -485,10 +485,7 @@ pub fn zipmap_pairs(b: &[u8]) -> Result<Vec<(&[u8], &[u8])>> {
         Ok(&b[s..e])
     };
     let mut out = Vec::new();
-    loop {
-        let Some(klen) = read_len(&mut pos)? else {
-            break;
-        };
+    while let Some(klen) = read_len(&mut pos)? {
         let field = take(&mut pos, klen)?;
         let Some(vlen) = read_len(&mut pos)? else {
             return bad("zipmap field without value");
