@@ -248,6 +248,10 @@ pub struct Config {
     /// Minutes per decrement of an idle key's LFU counter (0 = never decays).
     pub lfu_decay_time: u32,
     pub lazyfree_lazy_eviction: bool,
+    /// LZF-compress strings over 20 bytes in RDB data (files and DUMP payloads).
+    pub rdbcompression: bool,
+    /// Write a CRC64 trailer on RDB files (a zero trailer otherwise).
+    pub rdbchecksum: bool,
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_server_del: bool,
     pub lazyfree_lazy_user_del: bool,
@@ -614,8 +618,8 @@ static DIRECTIVES: &[Directive] = &[
     // --- Snapshotting ------------------------------------------------------
     row("save", &[], Kind::Save, "3600 1 300 100 60 10000", Mutable, false, Field::Extra),
     row("stop-writes-on-bgsave-error", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
-    row("rdbcompression", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
-    row("rdbchecksum", &[], Kind::Bool, "yes", Immutable, false, Field::Extra),
+    row("rdbcompression", &[], Kind::Bool, "yes", Mutable, true, yes_no!(rdbcompression)),
+    row("rdbchecksum", &[], Kind::Bool, "yes", Immutable, false, yes_no!(rdbchecksum)),
     row("dbfilename", &[], Kind::Str { null_if_empty: false, check: Some(check_dbfilename) },
         "dump.rdb", Protected, false, Field::Extra),
     row("dir", &[], Kind::Dir, ".", Protected, true,
@@ -1509,6 +1513,8 @@ impl Default for Config {
             lfu_log_factor: 0,
             lfu_decay_time: 0,
             lazyfree_lazy_eviction: false,
+            rdbcompression: true,
+            rdbchecksum: true,
             lazyfree_lazy_expire: false,
             lazyfree_lazy_server_del: false,
             lazyfree_lazy_user_del: false,

@@ -20,6 +20,7 @@
 pub mod args;
 pub mod blocking_family;
 pub mod connection_family;
+pub mod dump_family;
 pub mod hash_family;
 pub mod keys_family;
 pub mod list_family;
@@ -364,6 +365,7 @@ fn build() -> Table {
     specs.extend(connection_family::specs());
     specs.extend(server_family::specs());
     specs.extend(keys_family::specs());
+    specs.extend(dump_family::specs());
     specs.extend(string_family::specs());
     specs.extend(hash_family::specs());
     specs.extend(list_family::specs());

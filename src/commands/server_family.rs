@@ -198,6 +198,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
             | "monitor"
             | "shutdown"
             | "slowlog"
+            | "restore"
     ) {
         v.push("@dangerous");
     }
