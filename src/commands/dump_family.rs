@@ -12,6 +12,7 @@ use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KeySpec, KEY1};
 use crate::commands::args::parse_i64;
 use crate::persistence::rdb::{dump_payload, restore_value, verify_payload, LoadLimits};
 use crate::protocol::Reply;
+use crate::pubsub::notify::{class, notify};
 use crate::shard::memory::{lfu_pack, lru_clock, LRU_CLOCK_RESOLUTION_MS};
 
 const DUMP_SPECS: &[KeySpec] = &[KeySpec {
@@ -147,9 +148,7 @@ fn restore(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         Err(_) => return r.error("ERR Bad data format"),
     };
     let now = ctx.now_ms;
-    if opts.replace {
-        ctx.db().delete(key);
-    }
+    let deleted = opts.replace && ctx.db().delete(key);
     let deadline = if ttl != 0 && !opts.absttl {
         ttl.wrapping_add(now as i64)
     } else {
@@ -157,9 +156,13 @@ fn restore(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     };
     if deadline != 0 && deadline <= now as i64 {
         // Already expired: Redis answers OK and leaves the key deleted (or absent).
+        if deleted {
+            notify(class::GENERIC, "del", key, ctx.db);
+        }
         return r.ok();
     }
     ctx.db().insert(key, value, deadline as u64, now);
+    notify(class::GENERIC, "restore", key, ctx.db);
     let policy = ctx.st.config.maxmemory_policy;
     let access = if policy.is_lfu() {
         (opts.freq >= 0).then(|| lfu_pack(now, opts.freq as u32))

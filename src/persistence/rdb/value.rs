@@ -241,7 +241,7 @@ fn write_hash(out: &mut Vec<u8>, h: &HashValue, compress: bool) {
         HashValue::Listpack(pairs) => {
             out.push(HASH_LISTPACK);
             let mut w = ListpackWriter::new();
-            for (f, v) in pairs {
+            for (_, [f, v]) in pairs.iter() {
                 w.push_str(f);
                 w.push_str(v);
             }
@@ -343,7 +343,7 @@ pub fn read_object(ty: u8, src: &mut impl Source, lim: &LoadLimits) -> Result<Va
                 4 => IntSet::W32(vals.into_iter().map(|v| v as i32).collect()),
                 _ => IntSet::W64(vals),
             };
-            Ok(Value::Set(SetValue::Intset(set)))
+            Ok(Value::Set(SetValue::Intset(Box::new(set))))
         }
         SET_LISTPACK => {
             let blob = read_string(src)?;
@@ -483,7 +483,7 @@ fn set_from(members: Vec<Vec<u8>>, lim: &LoadLimits) -> Result<Value, RdbError> 
                 return Err(corrupt("duplicate set member"));
             }
         }
-        return Ok(Value::Set(SetValue::Intset(i)));
+        return Ok(Value::Set(SetValue::Intset(Box::new(i))));
     }
     let fits_listpack = members.len() <= lim.set.max_listpack_entries
         && members
@@ -540,12 +540,11 @@ fn hash_from_packed(
         && pairs
             .iter()
             .any(|(f, v)| f.len() > lim.hash.max_value || v.len() > lim.hash.max_value);
-    let mut h = HashValue::Listpack(
-        pairs
-            .into_iter()
-            .map(|(f, v)| (Bytes::from(f), Bytes::from(v)))
-            .collect(),
-    );
+    let mut run = crate::types::packed::PackedRun::new();
+    for (f, v) in &pairs {
+        run.push([&f[..], &v[..]]);
+    }
+    let mut h = HashValue::Listpack(run);
     if h.len() > lim.hash.max_entries || too_long {
         h.convert_to_table();
     }
