@@ -361,12 +361,17 @@ impl Value {
     }
 }
 
+/// One class of `client-output-buffer-limit`: a client is disconnected when its pending output
+/// reaches `hard` bytes, or stays at `soft` bytes or more for `soft_seconds`. 0 means no limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct ObufLimit {
-    hard: u64,
-    soft: u64,
-    soft_seconds: i64,
+pub struct ObufLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_seconds: i64,
 }
+
+/// Index of the pub/sub class in `Config::output_limit`.
+pub const OBUF_PUBSUB: usize = 2;
 
 /// Client classes as CONFIG GET names them (index = Redis client type).
 const OBUF_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
@@ -691,7 +696,7 @@ static DIRECTIVES: &[Directive] = &[
         true, num!(zset_max_listpack_value: u64)),
     row("activerehashing", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
     row("client-output-buffer-limit", &[], Kind::Obuf,
-        "normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60", Mutable, false, Field::Extra),
+        "normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60", Mutable, true, Field::Extra),
     row("client-query-buffer-limit", &[], mem(MB, LONG_MAX), "1gb", Mutable, true,
         num!(client_query_buffer_limit: u64)),
     row("proto-max-bulk-len", &[], mem(MB, LONG_MAX), "512mb", Mutable, true,
@@ -1591,6 +1596,15 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
+    /// The `client-output-buffer-limit` of a client class (`OBUF_PUBSUB`, ...).
+    pub fn output_limit(&self, class: usize) -> ObufLimit {
+        let (i, _) = lookup(b"client-output-buffer-limit").expect("directive exists");
+        match self.fetch(&DIRECTIVES[i]) {
+            Value::Obuf(limits) => limits[class.min(2)],
+            _ => ObufLimit::default(),
+        }
+    }
+
     fn fetch(&self, d: &Directive) -> Value {
         match d.field {
             Field::Typed(get, _) => get(self),

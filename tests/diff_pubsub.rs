@@ -125,3 +125,61 @@ fn resp3_pushes_and_shard_channels() {
         log
     });
 }
+
+/// A subscriber that stops reading is disconnected once its pending messages pass
+/// `client-output-buffer-limit pubsub` (hard limit here), on Redis and on Tessera alike; the
+/// publisher and everyone else carry on.
+#[test]
+fn slow_subscriber_is_cut_off_by_the_output_buffer_limit() {
+    let check = |port: u16, what: &str| {
+        let mut p = RawConn::connect(port);
+        assert_eq!(
+            p.cmd(&[
+                b"CONFIG",
+                b"SET",
+                b"client-output-buffer-limit",
+                b"pubsub 256kb 128kb 60"
+            ]),
+            b"+OK\r\n"
+        );
+        let mut sub = RawConn::connect(port);
+        send_line(&mut sub, "SUBSCRIBE slow");
+        sub.read_reply();
+        // Far more than the limit plus what the socket buffers can absorb.
+        let payload = vec![b'x'; 4096];
+        let mut cut = false;
+        for i in 0..20_000 {
+            let n = p.cmd(&[b"PUBLISH", b"slow", &payload]);
+            assert!(
+                n == b":1\r\n" || n == b":0\r\n",
+                "{}: PUBLISH {}",
+                what,
+                String::from_utf8_lossy(&n)
+            );
+            if n == b":0\r\n" {
+                cut = true;
+                break;
+            }
+            if i % 500 == 499 {
+                let numsub = p.cmd(&[b"PUBSUB", b"NUMSUB", b"slow"]);
+                if numsub.ends_with(b":0\r\n") {
+                    cut = true;
+                    break;
+                }
+            }
+        }
+        assert!(
+            cut,
+            "{}: the subscriber that never reads was never cut off",
+            what
+        );
+        assert_eq!(p.cmd(&[b"PING"]), b"+PONG\r\n", "{}", what);
+    };
+    if let Some(redis) = start_redis() {
+        check(redis.port, "redis");
+    }
+    for shards in [1, 4] {
+        let t = start_tessera(shards, &[]);
+        check(t.port, &format!("tessera {} shards", shards));
+    }
+}

@@ -769,6 +769,7 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 if let Err(e) = cfg.set(&pairs) {
                     return c.reply().error(&e);
                 }
+                crate::pubsub::set_output_limit(cfg.output_limit(crate::config::OBUF_PUBSUB));
                 let res = c
                     .shard
                     .run_on_all(move |sh| {

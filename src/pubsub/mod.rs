@@ -18,7 +18,8 @@
 pub mod notify;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::channel::mpsc::UnboundedSender;
@@ -78,7 +79,118 @@ impl PushMsg {
     }
 }
 
-type Subscriber = (u64, UnboundedSender<PushMsg>);
+impl PushMsg {
+    /// About what the message takes in the subscriber's output (RESP framing included): what
+    /// `client-output-buffer-limit pubsub` counts.
+    pub fn wire_len(&self) -> usize {
+        match self {
+            PushMsg::Message { channel, payload } | PushMsg::SMessage { channel, payload } => {
+                40 + channel.len() + payload.len()
+            }
+            PushMsg::PMessage {
+                pattern,
+                channel,
+                payload,
+            } => 56 + pattern.len() + channel.len() + payload.len(),
+        }
+    }
+}
+
+// ----- Output limits -----
+
+/// `client-output-buffer-limit pubsub`, process-wide like the config it mirrors (hard bytes,
+/// soft bytes, soft seconds); set when the config is applied.
+static PUBSUB_LIMIT: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Publishes the configured pub/sub output limit to every sender.
+pub fn set_output_limit(l: crate::config::ObufLimit) {
+    PUBSUB_LIMIT[0].store(l.hard, Ordering::Relaxed);
+    PUBSUB_LIMIT[1].store(l.soft, Ordering::Relaxed);
+    PUBSUB_LIMIT[2].store(l.soft_seconds.max(0) as u64, Ordering::Relaxed);
+}
+
+/// What a subscriber has queued but not yet written, shared by every sender of its messages
+/// (on any shard) and its connection, which subtracts what it wrote.
+#[derive(Default)]
+pub struct PushState {
+    queued: AtomicUsize,
+    /// When the queue went over the soft limit (Unix ms), 0 while under it.
+    soft_since_ms: AtomicU64,
+    /// Set once the client crossed a limit: it gets nothing more and is disconnected.
+    overflow: AtomicBool,
+}
+
+impl PushState {
+    /// The connection wrote messages worth `n` bytes (their `wire_len`).
+    pub fn written(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    pub fn overflowed(&self) -> bool {
+        self.overflow.load(Ordering::Acquire)
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+/// The way messages reach one subscriber: its connection's queue plus the accounting that
+/// enforces `client-output-buffer-limit pubsub`, so a subscriber that does not read is cut off
+/// instead of growing memory without bound.
+#[derive(Clone)]
+pub struct PushSender {
+    tx: UnboundedSender<PushMsg>,
+    state: Arc<PushState>,
+}
+
+impl PushSender {
+    pub fn new(tx: UnboundedSender<PushMsg>) -> PushSender {
+        PushSender {
+            tx,
+            state: Arc::new(PushState::default()),
+        }
+    }
+
+    pub fn state(&self) -> &Arc<PushState> {
+        &self.state
+    }
+
+    /// Queues a message; false when the subscriber is gone. A subscriber past its limit counts
+    /// as a receiver (Redis counts it too, then closes it) but gets nothing more.
+    pub fn send(&self, msg: PushMsg) -> bool {
+        let st = &self.state;
+        if st.overflowed() {
+            return !self.tx.is_closed();
+        }
+        let size = msg.wire_len();
+        let queued = st.queued.load(Ordering::Acquire) + size;
+        let hard = PUBSUB_LIMIT[0].load(Ordering::Relaxed);
+        let soft = PUBSUB_LIMIT[1].load(Ordering::Relaxed);
+        let mut over = hard > 0 && queued as u64 >= hard;
+        if !over && soft > 0 && queued as u64 >= soft {
+            let now = crate::server::globals::unix_ms();
+            let since = st.soft_since_ms.load(Ordering::Acquire);
+            if since == 0 {
+                st.soft_since_ms.store(now, Ordering::Release);
+            } else {
+                over = now.saturating_sub(since) > PUBSUB_LIMIT[2].load(Ordering::Relaxed) * 1000;
+            }
+        } else if !over {
+            st.soft_since_ms.store(0, Ordering::Release);
+        }
+        if over {
+            st.overflow.store(true, Ordering::Release);
+            // Wakes the connection, which sees the flag and closes.
+            self.tx.close_channel();
+            return true;
+        }
+        st.queued.fetch_add(size, Ordering::AcqRel);
+        self.tx.unbounded_send(msg).is_ok()
+    }
+}
+
+type Subscriber = (u64, PushSender);
 
 /// One shard's subscriptions.
 #[derive(Default)]
@@ -149,7 +261,7 @@ impl Registry {
                     channel: channel.clone(),
                     payload: payload.clone(),
                 };
-                n += tx.unbounded_send(msg).is_ok() as i64;
+                n += tx.send(msg) as i64;
             }
             return n;
         }
@@ -158,7 +270,7 @@ impl Registry {
                 channel: channel.clone(),
                 payload: payload.clone(),
             };
-            n += tx.unbounded_send(msg).is_ok() as i64;
+            n += tx.send(msg) as i64;
         }
         for (pattern, (_, tx)) in &self.patterns {
             if glob_match(pattern, channel, false) {
@@ -167,7 +279,7 @@ impl Registry {
                     channel: channel.clone(),
                     payload: payload.clone(),
                 };
-                n += tx.unbounded_send(msg).is_ok() as i64;
+                n += tx.send(msg) as i64;
             }
         }
         n
@@ -203,7 +315,7 @@ pub struct ConnSubs {
     pub channels: Vec<Bytes>,
     pub patterns: Vec<Bytes>,
     pub shard_channels: Vec<Bytes>,
-    pub tx: Option<UnboundedSender<PushMsg>>,
+    pub tx: Option<PushSender>,
 }
 
 impl ConnSubs {

@@ -28,7 +28,7 @@ use std::cell::{Cell, RefCell};
 
 use bytes::Bytes;
 
-use super::{Kind, PushMsg, Registry};
+use super::{Kind, PushSender, Registry};
 
 /// Event classes: the bits of `notify-keyspace-events`, as Redis numbers them.
 pub mod class {
@@ -241,12 +241,7 @@ pub fn relevant(kind: Kind, name: &[u8]) -> bool {
 }
 
 /// Adds a subscription to this shard's replica.
-pub fn replica_add(
-    kind: Kind,
-    name: Bytes,
-    client: u64,
-    tx: futures::channel::mpsc::UnboundedSender<PushMsg>,
-) {
+pub fn replica_add(kind: Kind, name: Bytes, client: u64, tx: PushSender) {
     STATE.with(|s| s.borrow_mut().subs.add(kind, name, (client, tx)));
 }
 
@@ -258,6 +253,7 @@ pub fn replica_remove(kind: Kind, name: &[u8], client: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pubsub::PushMsg;
 
     #[test]
     fn flags_round_trip_like_redis() {
@@ -284,7 +280,12 @@ mod tests {
     #[test]
     fn notifications_reach_the_replica_in_order_and_only_when_enabled() {
         let (tx, mut rx) = futures::channel::mpsc::unbounded();
-        replica_add(Kind::Pattern, Bytes::from_static(b"__key*"), 7, tx);
+        replica_add(
+            Kind::Pattern,
+            Bytes::from_static(b"__key*"),
+            7,
+            PushSender::new(tx),
+        );
         set_flags(0);
         notify(GENERIC, "del", b"k", 0);
         set_flags(parse_flags(b"Kg").unwrap());
@@ -332,13 +333,13 @@ mod tests {
             Kind::Channel,
             Bytes::from_static(b"__keyevent@3__:new"),
             9,
-            tx.clone(),
+            PushSender::new(tx.clone()),
         );
         replica_add(
             Kind::Channel,
             Bytes::from_static(b"__keyevent@1__:expired"),
             9,
-            tx,
+            PushSender::new(tx),
         );
         set_flags(parse_flags(b"Exn").unwrap());
         let v = || Value::Str(StrValue::from_bytes(b"v"));

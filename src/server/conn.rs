@@ -74,7 +74,11 @@ pub struct Conn {
     pub in_exec: Option<crate::tx::locks::TxId>,
     /// Pub/sub subscriptions, once the client has subscribed to anything.
     pub subs: Option<crate::pubsub::ConnSubs>,
-    push_rx: Option<UnboundedReceiver<crate::pubsub::PushMsg>>,
+    /// Pub/sub messages for this client, and their accounting (`client-output-buffer-limit`).
+    push_rx: Option<(
+        UnboundedReceiver<crate::pubsub::PushMsg>,
+        std::sync::Arc<crate::pubsub::PushState>,
+    )>,
     /// Input arrived while the client was blocked: parse it before reading again.
     pending_input: bool,
 }
@@ -104,16 +108,15 @@ impl Conn {
     }
 
     /// The sender that delivers pub/sub messages to this connection (created on first use).
-    pub fn pubsub_sender(
-        &mut self,
-    ) -> futures::channel::mpsc::UnboundedSender<crate::pubsub::PushMsg> {
+    pub fn pubsub_sender(&mut self) -> crate::pubsub::PushSender {
         let subs = self.subs.get_or_insert_with(Default::default);
         if let Some(tx) = &subs.tx {
             return tx.clone();
         }
         let (tx, rx) = futures::channel::mpsc::unbounded();
+        let tx = crate::pubsub::PushSender::new(tx);
         subs.tx = Some(tx.clone());
-        self.push_rx = Some(rx);
+        self.push_rx = Some((rx, tx.state().clone()));
         tx
     }
 
@@ -427,27 +430,59 @@ impl Conn {
             scratch,
             push_rx,
             resp3,
+            info,
             ..
         } = self;
         // Read into an initialised scratch buffer and append what arrived: zeroing a fresh
         // window of the query buffer on every read would cost more than the copy.
         let mut read = std::pin::pin!(reader.read(&mut scratch[..]));
         loop {
-            if let Some(rx) = push_rx.as_mut() {
+            if let Some((rx, state)) = push_rx.as_mut() {
+                if state.overflowed() {
+                    tracing::warn!(
+                        client = info.id,
+                        "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+                    );
+                    return None;
+                }
                 match futures::future::select(read.as_mut(), rx.next()).await {
                     Either::Left((res, _)) => return res.ok().filter(|&n| n > 0),
                     Either::Right((Some(msg), _)) => {
                         let mut buf = BytesMut::new();
+                        let mut size = msg.wire_len();
                         msg.write(&mut Reply::new(&mut buf, *resp3));
                         while let Ok(m) = rx.try_recv() {
+                            size += m.wire_len();
                             m.write(&mut Reply::new(&mut buf, *resp3));
                         }
-                        if writer.write_all(&buf).await.is_err() {
+                        // A subscriber that stopped reading blocks this write; the limit check
+                        // on the publishers' side flags it, and the flag ends the write.
+                        let write = std::pin::pin!(writer.write_all(&buf));
+                        let flagged = std::pin::pin!(async {
+                            while !state.overflowed() {
+                                glommio::timer::sleep(Duration::from_millis(100)).await;
+                            }
+                        });
+                        let ok = match futures::future::select(write, flagged).await {
+                            Either::Left((res, _)) => res.is_ok(),
+                            Either::Right(_) => false,
+                        };
+                        state.written(size);
+                        if !ok {
+                            if state.overflowed() {
+                                tracing::warn!(
+                                    client = info.id,
+                                    "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+                                );
+                            }
                             return None;
                         }
                         continue;
                     }
                     Either::Right((None, _)) => {
+                        if state.overflowed() {
+                            continue;
+                        }
                         *push_rx = None;
                         continue;
                     }

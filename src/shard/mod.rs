@@ -189,6 +189,7 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(id: usize, config: Config, router: Router, globals: Arc<Globals>) -> Rc<Shard> {
+        crate::pubsub::set_output_limit(config.output_limit(crate::config::OBUF_PUBSUB));
         let mut st = ShardState::new(id, config);
         memory::set_shard_count(&mut st, globals.nshards, &globals.mem);
         Rc::new(Shard {
