@@ -111,7 +111,12 @@ fn notifications_off_allocate_nothing_on_get_and_set() {
 
     // With a subscriber the SET publishes, and the count sees it.
     let (tx, rx) = futures::channel::mpsc::unbounded();
-    notify::replica_add(Kind::Pattern, Bytes::from_static(b"*"), 1, tx);
+    notify::replica_add(
+        Kind::Pattern,
+        Bytes::from_static(b"*"),
+        1,
+        tessera::pubsub::PushSender::new(tx),
+    );
     let (_, set_sub) = get_set_allocs(&mut sh);
     assert!(set_sub > set_off, "{set_sub} vs {set_off}");
     notify::replica_remove(Kind::Pattern, b"*", 1);

@@ -174,10 +174,7 @@ fn value_contents(v: &TValue) -> (String, Vec<Vec<u8>>) {
             m
         }
         TValue::Hash(h) => {
-            let mut m: Vec<Vec<u8>> = h
-                .iter()
-                .map(|(f, v)| [&f[..], b"\0", &v[..]].concat())
-                .collect();
+            let mut m: Vec<Vec<u8>> = h.iter().map(|(f, v)| [f, b"\0", v].concat()).collect();
             m.sort();
             m
         }

@@ -887,10 +887,7 @@ mod tests {
                 m
             }
             Value::Hash(h) => {
-                let mut m: Vec<Vec<u8>> = h
-                    .iter()
-                    .map(|(f, v)| [&f[..], b"=", &v[..]].concat())
-                    .collect();
+                let mut m: Vec<Vec<u8>> = h.iter().map(|(f, v)| [f, b"=", v].concat()).collect();
                 m.sort();
                 m
             }
