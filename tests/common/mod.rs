@@ -198,7 +198,7 @@ fn spawn_server(label: &str, program: &str, mk_args: &dyn Fn(u16, &Path) -> Vec<
             }
         };
         let mut srv = Server { port, child, dir };
-        match wait_ready(&mut srv, Duration::from_secs(10)) {
+        match wait_ready(&mut srv, Duration::from_secs(30)) {
             Startup::Ready => return srv,
             Startup::Exited(status) => {
                 last = format!(
@@ -209,7 +209,7 @@ fn spawn_server(label: &str, program: &str, mk_args: &dyn Fn(u16, &Path) -> Vec<
             }
             Startup::TimedOut => {
                 panic!(
-                    "{label} on port {port} did not answer PING with +PONG within 10 s\n--- log tail ({}) ---\n{}",
+                    "{label} on port {port} did not answer PING with +PONG within 30 s\n--- log tail ({}) ---\n{}",
                     srv.dir.join("server.log").display(),
                     srv.log_tail(40)
                 );
@@ -315,7 +315,7 @@ pub fn start_redis() -> Option<Server> {
 // Raw connection
 // ---------------------------------------------------------------------------------------------
 
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug)]
 pub enum ReadError {
