@@ -785,14 +785,18 @@ fn main() {
 
     let opts = parse_args();
     let started = Instant::now();
-    let cmdline = format!(
-        "cargo bench --bench transactions -- {}",
-        std::env::args()
-            .skip(1)
-            .filter(|a| !a.starts_with("--bench"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let user_args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--bench"))
+        .collect();
+    let cmdline = if user_args.is_empty() {
+        "cargo bench --bench transactions".to_string()
+    } else {
+        format!(
+            "cargo bench --bench transactions -- {}",
+            user_args.join(" ")
+        )
+    };
 
     let tessera = std::env::var_os("TESSERA_BIN")
         .map(PathBuf::from)
@@ -938,7 +942,7 @@ fn main() {
 
     let mut md = String::new();
     let _ = writeln!(md, "### Transactions and scripts: Tessera vs Redis\n");
-    let _ = writeln!(md, "`{}`\n", cmdline.trim_end());
+    let _ = writeln!(md, "`{cmdline}`\n");
     let _ = writeln!(
         md,
         "{date} · CPU {cpu_model} · nproc {nproc} · redis-server {redis_version} · ops {} per run · \
