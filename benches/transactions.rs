@@ -1,0 +1,1020 @@
+//! Side-by-side benchmark of multi-key work: Tessera vs. the reference Redis on
+//! single-key GET/SET (baseline), MSET of 10 keys, a 2-key EVALSHA, and MULTI/EXEC
+//! of 4 SETs with the keys on one shard (shared hash tag) or spread over shards.
+//!
+//! ```text
+//! cargo bench --bench transactions -- [--rounds N] [--ops N] [--clients N]
+//!     [--pipelines 1,16] [--scenarios get,set,mset10,evalsha2,multi4tag,multi4cross]
+//!     [--shards-list 1,2] [--keyspace N] [--timeout-s S] [--quick]
+//! ```
+//!
+//! Unlike `side_by_side` this runner has its own load generator, because
+//! redis-benchmark cannot express MULTI/EXEC or EVALSHA with random keys: std
+//! threads, one TCP connection each, RESP written by hand, replies counted by
+//! parsing just enough RESP to find where each one ends (and to spot errors).
+//! One "op" is one unit of the scenario (a GET, an MSET, an EVALSHA, or a whole
+//! MULTI..EXEC transaction); the pipeline depth is counted in ops.
+//!
+//! Servers are started once on free ports and alternate round by round (order
+//! rotated each round) so that drift on a small shared machine hits all of them
+//! equally; the report gives medians and the median of per-round ratios to Redis,
+//! never absolute claims. Markdown goes to stdout and `target/transactions.md`,
+//! progress to stderr, server logs to `target/transactions/`. Every child
+//! process is killed on exit, panic included (`Drop` guards plus
+//! `PR_SET_PDEATHSIG` on Linux). This file must stay self-contained: it shares no
+//! code with the crate or the other benches.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: cargo bench --bench transactions -- [options]
+  --rounds N         rounds; servers alternate within each round (default 3)
+  --ops N            operations per run, all clients together (default 100000)
+  --clients N        connections, one thread each (default 8)
+  --pipelines L      pipeline depths in ops, e.g. 1,16 (default 1,16)
+  --scenarios L      get,set,mset10,evalsha2,multi4tag,multi4cross (default all)
+  --shards-list L    tessera shard counts (default 1,2)
+  --keyspace N       random keys per scenario (default 100000)
+  --timeout-s S      socket timeout: a run with no reply for S seconds fails (default 30)
+  --quick            1 round of 20000 ops (explicit flags still win)
+env: TESSERA_BIN, REDIS_SERVER override the binaries";
+
+const ALL_SCENARIOS: [&str; 6] = [
+    "get",
+    "set",
+    "mset10",
+    "evalsha2",
+    "multi4tag",
+    "multi4cross",
+];
+
+const SCRIPT: &str = "redis.call('INCR',KEYS[1]); return redis.call('INCR',KEYS[2])";
+
+// ---------------------------------------------------------------- options --
+
+#[derive(Debug, Clone)]
+struct Opts {
+    rounds: usize,
+    ops: u64,
+    clients: usize,
+    pipelines: Vec<usize>,
+    scenarios: Vec<String>,
+    shards_list: Vec<usize>,
+    keyspace: u64,
+    timeout_s: u64,
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("transactions: {msg}\n{USAGE}");
+    std::process::exit(2);
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
+    v.trim()
+        .parse()
+        .unwrap_or_else(|_| die(&format!("{flag}: bad number {v:?}")))
+}
+
+fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Vec<T> {
+    let out: Vec<T> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_num(flag, s))
+        .collect();
+    if out.is_empty() {
+        die(&format!("{flag}: empty list"));
+    }
+    out
+}
+
+fn parse_args() -> Opts {
+    let mut rounds = None;
+    let mut ops = None;
+    let mut clients = 8;
+    let mut pipelines = vec![1, 16];
+    let mut scenarios: Vec<String> = ALL_SCENARIOS.iter().map(|s| s.to_string()).collect();
+    let mut shards_list = vec![1, 2];
+    let mut keyspace = 100_000;
+    let mut timeout_s = 30;
+    let mut quick = false;
+
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let takes_value = matches!(
+            flag.as_str(),
+            "--rounds"
+                | "--ops"
+                | "--clients"
+                | "--pipelines"
+                | "--scenarios"
+                | "--shards-list"
+                | "--keyspace"
+                | "--timeout-s"
+        );
+        let value = if takes_value {
+            inline.unwrap_or_else(|| {
+                args.next()
+                    .unwrap_or_else(|| die(&format!("{flag} needs a value")))
+            })
+        } else {
+            String::new()
+        };
+        match flag.as_str() {
+            "--rounds" => rounds = Some(parse_num(&flag, &value)),
+            "--ops" => ops = Some(parse_num(&flag, &value)),
+            "--clients" => clients = parse_num(&flag, &value),
+            "--pipelines" => pipelines = parse_list(&flag, &value),
+            "--scenarios" => {
+                scenarios = parse_list::<String>(&flag, &value)
+                    .into_iter()
+                    .map(|s| s.to_lowercase())
+                    .collect();
+                if let Some(bad) = scenarios
+                    .iter()
+                    .find(|s| !ALL_SCENARIOS.contains(&s.as_str()))
+                {
+                    die(&format!("--scenarios: unknown scenario {bad:?}"));
+                }
+            }
+            "--shards-list" => shards_list = parse_list(&flag, &value),
+            "--keyspace" => keyspace = parse_num(&flag, &value),
+            "--timeout-s" => timeout_s = parse_num(&flag, &value),
+            "--quick" => quick = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            // cargo bench appends `--bench`.
+            f if f.starts_with("--bench") => {}
+            other => die(&format!("unknown argument {other:?}")),
+        }
+    }
+    let rounds = rounds.unwrap_or(if quick { 1 } else { 3 });
+    let ops = ops.unwrap_or(if quick { 20_000 } else { 100_000 });
+    if rounds == 0 || ops == 0 || clients == 0 || timeout_s == 0 {
+        die("--rounds, --ops, --clients and --timeout-s must be > 0");
+    }
+    // Cross-shard scenarios need keys on at least two shards of a 2-shard split.
+    if keyspace < 16 {
+        die("--keyspace must be >= 16");
+    }
+    if shards_list.contains(&0) || pipelines.contains(&0) {
+        die("shard counts and pipeline depths must be > 0");
+    }
+    Opts {
+        rounds,
+        ops,
+        clients,
+        pipelines,
+        scenarios,
+        shards_list,
+        keyspace,
+        timeout_s,
+    }
+}
+
+// ------------------------------------------------------- key → shard map --
+
+/// CRC16/XMODEM (poly 0x1021, init 0, no reflection), as used by Redis Cluster.
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Redis Cluster hash slot (the `{tag}` rule is irrelevant: only untagged keys
+/// are placed with it).
+fn key_slot(key: &[u8]) -> u16 {
+    crc16(key) % 16384
+}
+
+/// Tessera splits the slots into contiguous ranges, one per shard.
+fn shard_of_2(key: &str) -> usize {
+    key_slot(key.as_bytes()) as usize * 2 / 16384
+}
+
+/// Key numbers `0..keyspace` split by the shard `<prefix><n>` lands on with
+/// `--shards 2`, so cross-shard scenarios can alternate shards deterministically
+/// (on one shard, or on Redis, the same keys are simply all local).
+fn split_by_shard(prefix: &str, keyspace: u64) -> [Vec<u64>; 2] {
+    let mut out = [Vec::new(), Vec::new()];
+    for n in 0..keyspace {
+        out[shard_of_2(&format!("{prefix}{n}"))].push(n);
+    }
+    if out[0].is_empty() || out[1].is_empty() {
+        die("keyspace too small to place keys on both shards");
+    }
+    out
+}
+
+// ------------------------------------------------------ child processes --
+
+/// Owns a child process; kills and reaps it on drop (normal exit or panic).
+struct ChildGuard {
+    child: Child,
+}
+
+impl ChildGuard {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Make the child receive SIGKILL if this runner dies without unwinding.
+/// Children are spawned from the main thread only, which lives for the whole
+/// run, so the per-thread semantics of PDEATHSIG are harmless.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    extern "C" {
+        fn prctl(option: std::os::raw::c_int, ...) -> std::os::raw::c_int;
+    }
+    const PR_SET_PDEATHSIG: std::os::raw::c_int = 1;
+    const SIGKILL: std::os::raw::c_ulong = 9;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            Ok(())
+        });
+    }
+}
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
+
+fn capture(prog: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+// --------------------------------------------------------------- servers --
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Redis,
+    Tessera { shards: usize },
+}
+
+struct Server {
+    label: String,
+    port: u16,
+    log: PathBuf,
+    proc_: ChildGuard,
+    dead: bool,
+    /// SHA1 returned by SCRIPT LOAD on this server.
+    sha: String,
+}
+
+/// Reserve `n` distinct free ports (all listeners held at once), then release them.
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+fn connect(port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    Ok(s)
+}
+
+/// Send one command and return its single reply, raw.
+fn call(port: u16, args: &[&[u8]]) -> std::io::Result<Vec<u8>> {
+    let mut s = connect(port, Duration::from_secs(2))?;
+    let mut req = Vec::new();
+    encode(&mut req, args);
+    s.write_all(&req)?;
+    let mut rd = ReplyReader::new();
+    rd.read_replies(&mut s, 1)?;
+    Ok(rd.last)
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+struct Bins {
+    redis_server: String,
+    tessera: PathBuf,
+    /// TESSERA_BIN is really a redis-server (validation mode).
+    tessera_is_redis: bool,
+}
+
+fn start_server(bins: &Bins, label: &str, kind: Kind, port: u16, log_dir: &Path) -> Server {
+    let log = log_dir.join(format!("{}-{port}.log", label.replace([' ', '='], "_")));
+    let mut args: Vec<String> = vec![
+        "--port".into(),
+        port.to_string(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--save".into(),
+        "".into(),
+        "--appendonly".into(),
+        "no".into(),
+    ];
+    let prog: PathBuf = match kind {
+        Kind::Redis => {
+            args.extend(["--daemonize".into(), "no".into()]);
+            bins.redis_server.clone().into()
+        }
+        Kind::Tessera { shards } => {
+            if bins.tessera_is_redis {
+                args.extend(["--daemonize".into(), "no".into()]);
+            } else {
+                args.extend(["--shards".into(), shards.to_string()]);
+                args.extend(["--loglevel".into(), "warning".into()]);
+            }
+            bins.tessera.clone()
+        }
+    };
+    let logf = fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+    let mut cmd = Command::new(&prog);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().expect("dup log fd"))
+        .stderr(logf);
+    die_with_parent(&mut cmd);
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", prog.display()));
+    let mut proc_ = ChildGuard { child };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(st) = proc_.exited() {
+            panic!(
+                "{label} exited during startup: {st}\n--- {} ---\n{}",
+                log.display(),
+                log_tail(&log)
+            );
+        }
+        if call(port, &[b"PING"]).is_ok_and(|r| r == b"+PONG\r\n") {
+            break;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{label} did not answer PING on port {port} within 20 s\n--- {} ---\n{}",
+                log.display(),
+                log_tail(&log)
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "started {label:<14} pid {:<7} port {port}  ({})",
+        proc_.pid(),
+        prog.display()
+    );
+    // SCRIPT LOAD once per server; the reply is a bulk string holding the SHA1.
+    let reply = call(port, &[b"SCRIPT", b"LOAD", SCRIPT.as_bytes()])
+        .unwrap_or_else(|e| panic!("{label}: SCRIPT LOAD: {e}"));
+    let text = String::from_utf8_lossy(&reply);
+    let sha = text
+        .lines()
+        .nth(1)
+        .filter(|l| text.starts_with('$') && l.len() == 40)
+        .unwrap_or_else(|| panic!("{label}: unexpected SCRIPT LOAD reply {text:?}"))
+        .to_string();
+    Server {
+        label: label.to_string(),
+        port,
+        log,
+        proc_,
+        dead: false,
+        sha,
+    }
+}
+
+// ----------------------------------------------------------------- RESP --
+
+fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let _ = write!(out, "*{}\r\n", args.len());
+    for a in args {
+        let _ = write!(out, "${}\r\n", a.len());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Where the line starting at `pos` ends (index of its `\r`), if complete.
+fn line_end(buf: &[u8], pos: usize) -> Option<usize> {
+    buf[pos..]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|i| pos + i)
+}
+
+fn header_int(buf: &[u8], from: usize, to: usize) -> std::io::Result<i64> {
+    std::str::from_utf8(&buf[from..to])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad RESP length"))
+}
+
+/// Skip one complete RESP2 value at `pos`: `Ok(Some(end))`, or `Ok(None)` if
+/// more bytes are needed. Error replies (nested ones too, e.g. inside EXEC's
+/// array) are counted into `errors`.
+fn skip_value(buf: &[u8], pos: usize, errors: &mut u64) -> std::io::Result<Option<usize>> {
+    if pos >= buf.len() {
+        return Ok(None);
+    }
+    let Some(eol) = line_end(buf, pos) else {
+        return Ok(None);
+    };
+    let after = eol + 2;
+    match buf[pos] {
+        b'+' | b':' => Ok(Some(after)),
+        b'-' => {
+            *errors += 1;
+            Ok(Some(after))
+        }
+        b'$' => {
+            let len = header_int(buf, pos + 1, eol)?;
+            if len < 0 {
+                return Ok(Some(after));
+            }
+            let end = after + len as usize + 2;
+            Ok((end <= buf.len()).then_some(end))
+        }
+        b'*' => {
+            let n = header_int(buf, pos + 1, eol)?;
+            let mut p = after;
+            for _ in 0..n.max(0) {
+                match skip_value(buf, p, errors)? {
+                    Some(e) => p = e,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(p))
+        }
+        other => Err(std::io::Error::other(format!(
+            "unexpected RESP type byte {:?}",
+            other as char
+        ))),
+    }
+}
+
+/// Reads whole replies off a connection, keeping partial ones for the next read.
+struct ReplyReader {
+    buf: Vec<u8>,
+    errors: u64,
+    /// Bytes of the last complete reply, for `call`.
+    last: Vec<u8>,
+}
+
+impl ReplyReader {
+    fn new() -> Self {
+        ReplyReader {
+            buf: Vec::with_capacity(64 * 1024),
+            errors: 0,
+            last: Vec::new(),
+        }
+    }
+
+    fn read_replies(&mut self, s: &mut TcpStream, mut want: usize) -> std::io::Result<()> {
+        let mut pos = 0;
+        let mut chunk = [0u8; 64 * 1024];
+        while want > 0 {
+            match skip_value(&self.buf, pos, &mut self.errors)? {
+                Some(end) => {
+                    if want == 1 {
+                        self.last.clear();
+                        self.last.extend_from_slice(&self.buf[pos..end]);
+                    }
+                    pos = end;
+                    want -= 1;
+                }
+                None => {
+                    self.buf.drain(..pos);
+                    pos = 0;
+                    let n = s.read(&mut chunk)?;
+                    if n == 0 {
+                        return Err(std::io::Error::other("server closed the connection"));
+                    }
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+        self.buf.drain(..pos);
+        Ok(())
+    }
+}
+
+// --------------------------------------------------------- load generator --
+
+/// xorshift64*: cheap, deterministic per thread, good enough for key picks.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, v: &'a [u64]) -> &'a u64 {
+        &v[self.below(v.len() as u64) as usize]
+    }
+}
+
+/// Everything a client thread needs to build requests for one scenario.
+struct Workload {
+    scenario: String,
+    keyspace: u64,
+    sha: String,
+    /// `key:N` split by shard (for MSET and MULTI across shards).
+    key_shards: Arc<[Vec<u64>; 2]>,
+    /// `ctr:N` split by shard (EVALSHA INCRs its keys, so they must not hold "xxx").
+    ctr_shards: Arc<[Vec<u64>; 2]>,
+}
+
+impl Workload {
+    /// Replies one op produces.
+    fn replies_per_op(&self) -> usize {
+        match self.scenario.as_str() {
+            "multi4tag" | "multi4cross" => 6, // +OK, 4 × +QUEUED, EXEC's array
+            _ => 1,
+        }
+    }
+
+    /// Append one op to `out`. Cross-shard keys alternate shard 0 / shard 1 of
+    /// a 2-shard split, so with `--shards 2` they always span both shards.
+    fn push_op(&self, rng: &mut Rng, out: &mut Vec<u8>) {
+        let ks = &self.key_shards;
+        match self.scenario.as_str() {
+            "get" => {
+                let k = format!("key:{}", rng.below(self.keyspace));
+                encode(out, &[b"GET", k.as_bytes()]);
+            }
+            "set" => {
+                let k = format!("key:{}", rng.below(self.keyspace));
+                encode(out, &[b"SET", k.as_bytes(), b"xxx"]);
+            }
+            "mset10" => {
+                let keys: Vec<String> = (0..10)
+                    .map(|i| format!("key:{}", rng.pick(&ks[i % 2])))
+                    .collect();
+                let mut args: Vec<&[u8]> = vec![b"MSET"];
+                for k in &keys {
+                    args.push(k.as_bytes());
+                    args.push(b"xxx");
+                }
+                encode(out, &args);
+            }
+            "evalsha2" => {
+                let k1 = format!("ctr:{}", rng.pick(&self.ctr_shards[0]));
+                let k2 = format!("ctr:{}", rng.pick(&self.ctr_shards[1]));
+                encode(
+                    out,
+                    &[
+                        b"EVALSHA",
+                        self.sha.as_bytes(),
+                        b"2",
+                        k1.as_bytes(),
+                        k2.as_bytes(),
+                    ],
+                );
+            }
+            "multi4tag" | "multi4cross" => {
+                let tagged = self.scenario == "multi4tag";
+                let n = rng.below(self.keyspace);
+                encode(out, &[b"MULTI"]);
+                for (i, suffix) in ["a", "b", "c", "d"].iter().enumerate() {
+                    let k = if tagged {
+                        format!("{{u{n}}}{suffix}")
+                    } else {
+                        format!("key:{}", rng.pick(&ks[i % 2]))
+                    };
+                    encode(out, &[b"SET", k.as_bytes(), b"xxx"]);
+                }
+                encode(out, &[b"EXEC"]);
+            }
+            other => unreachable!("scenario {other} validated in parse_args"),
+        }
+    }
+}
+
+struct RunResult {
+    ops_per_s: f64,
+    errors: u64,
+}
+
+/// One measured run: `clients` threads, `ops` ops in all, `pipeline` ops in
+/// flight per connection (written as one batch, then all replies read back).
+fn run_load(
+    port: u16,
+    wl: &Arc<Workload>,
+    ops: u64,
+    clients: usize,
+    pipeline: usize,
+    timeout: Duration,
+    seed: u64,
+) -> Result<RunResult, String> {
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let mut handles = Vec::with_capacity(clients);
+    for c in 0..clients {
+        let share = ops / clients as u64 + u64::from((c as u64) < ops % clients as u64);
+        let wl = Arc::clone(wl);
+        let barrier = Arc::clone(&barrier);
+        let conn = connect(port, timeout);
+        handles.push(thread::spawn(move || -> Result<(u64, Instant), String> {
+            // Always reach the barrier, even on failure, so the others are not stuck.
+            let mut s = match conn {
+                Ok(s) => {
+                    barrier.wait();
+                    s
+                }
+                Err(e) => {
+                    barrier.wait();
+                    return Err(format!("connect: {e}"));
+                }
+            };
+            let mut rng = Rng((seed ^ (c as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1);
+            let mut rd = ReplyReader::new();
+            let mut req = Vec::with_capacity(4096);
+            let mut left = share;
+            while left > 0 {
+                let batch = left.min(pipeline as u64);
+                req.clear();
+                for _ in 0..batch {
+                    wl.push_op(&mut rng, &mut req);
+                }
+                s.write_all(&req).map_err(|e| format!("write: {e}"))?;
+                rd.read_replies(&mut s, batch as usize * wl.replies_per_op())
+                    .map_err(|e| format!("read: {e}"))?;
+                left -= batch;
+            }
+            Ok((rd.errors, Instant::now()))
+        }));
+    }
+    barrier.wait();
+    let t0 = Instant::now();
+    let mut errors = 0;
+    let mut last = t0;
+    let mut failure = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok((e, done))) => {
+                errors += e;
+                last = last.max(done);
+            }
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some("client thread panicked".into()),
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let secs = last.duration_since(t0).as_secs_f64().max(1e-9);
+    Ok(RunResult {
+        ops_per_s: ops as f64 / secs,
+        errors,
+    })
+}
+
+/// Pipelined SET of every `key:N` so GET hits real values (not recorded).
+fn fill_keyspace(port: u16, keyspace: u64, timeout: Duration) -> std::io::Result<()> {
+    let mut s = connect(port, timeout)?;
+    let mut rd = ReplyReader::new();
+    let mut req = Vec::new();
+    let mut n = 0;
+    while n < keyspace {
+        let batch = (keyspace - n).min(1000);
+        req.clear();
+        for i in n..n + batch {
+            let k = format!("key:{i}");
+            encode(&mut req, &[b"SET", k.as_bytes(), b"xxx"]);
+        }
+        s.write_all(&req)?;
+        rd.read_replies(&mut s, batch as usize)?;
+        n += batch;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- report --
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
+}
+
+fn fmt_ops(v: Option<f64>) -> String {
+    match v {
+        None => "—".into(),
+        Some(x) if x >= 100.0 => format!("{x:.0}"),
+        Some(x) => format!("{x:.1}"),
+    }
+}
+
+fn fmt_ratio(v: Option<f64>) -> String {
+    v.map_or("—".into(), |x| format!("{x:.2}"))
+}
+
+/// One scenario at one pipeline depth: samples[server][round].
+struct Group {
+    scenario: String,
+    pipeline: usize,
+    samples: Vec<Vec<Option<f64>>>,
+    errors: Vec<u64>,
+    failures: Vec<usize>,
+}
+
+// ------------------------------------------------------------------ main --
+
+fn main() {
+    assert_eq!(crc16(b"123456789"), 0x31C3, "CRC16/XMODEM self-check");
+    assert_eq!(key_slot(b"foo"), 12182, "hash slot self-check");
+
+    let opts = parse_args();
+    let started = Instant::now();
+    let user_args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--bench"))
+        .collect();
+    let cmdline = if user_args.is_empty() {
+        "cargo bench --bench transactions".to_string()
+    } else {
+        format!(
+            "cargo bench --bench transactions -- {}",
+            user_args.join(" ")
+        )
+    };
+
+    let tessera = std::env::var_os("TESSERA_BIN")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_BIN_EXE_tessera").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            die("no tessera binary: CARGO_BIN_EXE_tessera unset and TESSERA_BIN not given")
+        });
+    let tessera_is_redis = tessera
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("redis-server"));
+    let bins = Bins {
+        redis_server: std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()),
+        tessera,
+        tessera_is_redis,
+    };
+    let redis_version = capture(&bins.redis_server, &["--version"])
+        .and_then(|s| {
+            s.split_whitespace()
+                .find_map(|w| w.strip_prefix("v=").map(str::to_string))
+        })
+        .unwrap_or_else(|| die(&format!("cannot run `{} --version`", bins.redis_server)));
+
+    let target_dir = option_env!("CARGO_TARGET_TMPDIR")
+        .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target"));
+    let log_dir = target_dir.join("transactions");
+    fs::create_dir_all(&log_dir).expect("create target/transactions");
+
+    let timeout = Duration::from_secs(opts.timeout_s);
+    let key_shards = Arc::new(split_by_shard("key:", opts.keyspace));
+    let ctr_shards = Arc::new(split_by_shard("ctr:", opts.keyspace));
+
+    // ---- servers: started once, kept for the whole run ----
+    let star = if bins.tessera_is_redis { "*" } else { "" };
+    let mut specs: Vec<(String, Kind)> = vec![("redis".into(), Kind::Redis)];
+    for &s in &opts.shards_list {
+        specs.push((format!("tessera{star} s={s}"), Kind::Tessera { shards: s }));
+    }
+    let ports = free_ports(specs.len());
+    let mut servers: Vec<Server> = specs
+        .iter()
+        .zip(&ports)
+        .map(|((label, kind), &port)| start_server(&bins, label, *kind, port, &log_dir))
+        .collect();
+    for srv in &servers {
+        if let Err(e) = fill_keyspace(srv.port, opts.keyspace, timeout) {
+            eprintln!("warning: filling the keyspace of {} failed: {e}", srv.label);
+        }
+    }
+
+    let mut groups: Vec<Group> = Vec::new();
+    for sc in &opts.scenarios {
+        for &p in &opts.pipelines {
+            groups.push(Group {
+                scenario: sc.clone(),
+                pipeline: p,
+                samples: vec![vec![None; opts.rounds]; servers.len()],
+                errors: vec![0; servers.len()],
+                failures: vec![0; servers.len()],
+            });
+        }
+    }
+
+    // ---- measurement: rounds × groups × servers (rotated each round) ----
+    let total = groups.len() * servers.len() * opts.rounds;
+    let mut run_no = 0;
+    for round in 0..opts.rounds {
+        for g in groups.iter_mut() {
+            let n = servers.len();
+            for k in 0..n {
+                let si = (k + round) % n;
+                run_no += 1;
+                let srv = &mut servers[si];
+                if !srv.dead {
+                    if let Some(st) = srv.proc_.exited() {
+                        srv.dead = true;
+                        eprintln!(
+                            "error: {} died ({st}); its remaining runs are skipped\n--- {} ---\n{}",
+                            srv.label,
+                            srv.log.display(),
+                            log_tail(&srv.log)
+                        );
+                    }
+                }
+                if srv.dead {
+                    g.failures[si] += 1;
+                    continue;
+                }
+                let wl = Arc::new(Workload {
+                    scenario: g.scenario.clone(),
+                    keyspace: opts.keyspace,
+                    sha: srv.sha.clone(),
+                    key_shards: Arc::clone(&key_shards),
+                    ctr_shards: Arc::clone(&ctr_shards),
+                });
+                let seed = 0x5EED ^ ((round as u64) << 32) ^ run_no as u64;
+                let tag = format!(
+                    "[{run_no}/{total}] round {} {} P={} {}",
+                    round + 1,
+                    g.scenario,
+                    g.pipeline,
+                    srv.label
+                );
+                match run_load(
+                    srv.port,
+                    &wl,
+                    opts.ops,
+                    opts.clients,
+                    g.pipeline,
+                    timeout,
+                    seed,
+                ) {
+                    Ok(r) => {
+                        eprintln!("{tag}: {:>10.0} ops/s  errors {}", r.ops_per_s, r.errors);
+                        g.samples[si][round] = Some(r.ops_per_s);
+                        g.errors[si] += r.errors;
+                    }
+                    Err(e) => {
+                        eprintln!("{tag}: FAILED: {e}");
+                        g.failures[si] += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- report ----
+    let date =
+        capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "unknown date".into());
+    let cpu_model = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    let nproc = thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+
+    let mut md = String::new();
+    let _ = writeln!(md, "### Transactions and scripts: Tessera vs Redis\n");
+    let _ = writeln!(md, "`{cmdline}`\n");
+    let _ = writeln!(
+        md,
+        "{date} · CPU {cpu_model} · nproc {nproc} · redis-server {redis_version} · ops {} per run · \
+         clients {} · rounds {} · keyspace {} · 3-byte values\n",
+        opts.ops, opts.clients, opts.rounds, opts.keyspace
+    );
+    let _ = writeln!(
+        md,
+        "ops/s: medians over rounds (one op = one GET/SET/MSET/EVALSHA, or one whole MULTI..EXEC \
+         transaction); P = ops in flight per connection. `× redis` = median of per-round ratios. \
+         The load generator runs on the same host and competes for the same cores: compare ratios. \
+         Cross-shard keys alternate between the two halves of a 2-shard split.\n"
+    );
+    if bins.tessera_is_redis {
+        let _ = writeln!(
+            md,
+            "\\* **validation run**: the `tessera*` columns are redis-server ({}).\n",
+            bins.tessera.display()
+        );
+    }
+    let _ = write!(md, "| scenario | P |");
+    for (i, srv) in servers.iter().enumerate() {
+        let _ = write!(md, " {} ops/s |", srv.label);
+        if i > 0 {
+            let _ = write!(md, " {} × redis |", srv.label);
+        }
+    }
+    let _ = writeln!(md);
+    let _ = write!(md, "|---|---:|");
+    for i in 0..servers.len() {
+        let _ = write!(md, "---:|{}", if i > 0 { "---:|" } else { "" });
+    }
+    let _ = writeln!(md);
+    let mut notes = Vec::new();
+    for g in &groups {
+        let _ = write!(md, "| {} | {} |", g.scenario, g.pipeline);
+        for (i, srv) in servers.iter().enumerate() {
+            let med = median(g.samples[i].iter().flatten().copied().collect());
+            let _ = write!(md, " {} |", fmt_ops(med));
+            if i > 0 {
+                let ratios: Vec<f64> = g.samples[i]
+                    .iter()
+                    .zip(&g.samples[0])
+                    .filter_map(|(t, r)| Some(t.as_ref()? / r.as_ref()?))
+                    .collect();
+                let _ = write!(md, " {} |", fmt_ratio(median(ratios)));
+            }
+            if g.errors[i] > 0 || g.failures[i] > 0 {
+                notes.push(format!(
+                    "{} P={} on {}: {} error replies, {} failed runs",
+                    g.scenario, g.pipeline, srv.label, g.errors[i], g.failures[i]
+                ));
+            }
+        }
+        let _ = writeln!(md);
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(md, "\n**Errors:**\n");
+        for n in notes {
+            let _ = writeln!(md, "- {n}");
+        }
+    }
+
+    println!("\n{md}");
+    let md_path = target_dir.join("transactions.md");
+    match fs::write(&md_path, &md) {
+        Ok(()) => eprintln!(
+            "wrote {} ({:.0} s total)",
+            md_path.display(),
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => eprintln!("warning: cannot write {}: {e}", md_path.display()),
+    }
+    drop(servers); // explicit: kill all servers before exiting
+}
