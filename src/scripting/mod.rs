@@ -732,13 +732,10 @@ impl<'a> ScriptRun<'a> {
     /// Key (db, name) pairs a command names.
     fn command_keys(&self, spec: &'static CommandSpec, args: &[Bytes]) -> Vec<(usize, Bytes)> {
         let databases = self.sh.state.borrow().dbs.len();
-        let tc = crate::tx::TxCmd {
-            spec,
-            args: args.to_vec(),
-            db: self.db,
-        };
         let mut v = Vec::new();
-        crate::tx::command_keys(&tc, databases, |k| v.push((k.db as usize, k.key)));
+        crate::tx::command_keys(spec, args, self.db, databases, |k| {
+            v.push((k.db as usize, k.key))
+        });
         v
     }
 

@@ -79,22 +79,28 @@ impl TxReplies {
 
 /// The (db, key) pairs a command names, with the database each lives in: the command's own,
 /// except COPY's destination with a DB option.
-pub(crate) fn command_keys(cmd: &TxCmd, databases: usize, mut f: impl FnMut(LockKey)) {
-    let copy_db = if cmd.spec.name == "copy" {
-        commands::keys_family::copy_options(&cmd.args, cmd.db, databases)
+pub(crate) fn command_keys(
+    spec: &CommandSpec,
+    args: &[Bytes],
+    cmd_db: usize,
+    databases: usize,
+    mut f: impl FnMut(LockKey),
+) {
+    let copy_db = if spec.name == "copy" {
+        commands::keys_family::copy_options(args, cmd_db, databases)
             .map(|(d, _)| d)
             .ok()
     } else {
         None
     };
-    for pos in cmd.spec.keys(&cmd.args) {
+    for pos in spec.keys(args) {
         let db = match copy_db {
             Some(d) if pos == 2 => d,
-            _ => cmd.db,
+            _ => cmd_db,
         };
         f(LockKey {
             db: db as u32,
-            key: cmd.args[pos].clone(),
+            key: args[pos].clone(),
         });
     }
 }
@@ -104,7 +110,7 @@ fn plan(sh: &Shard, cmds: &[TxCmd]) -> BTreeMap<usize, Vec<LockKey>> {
     let databases = sh.state.borrow().dbs.len();
     let mut by_shard: BTreeMap<usize, Vec<LockKey>> = BTreeMap::new();
     for c in cmds {
-        command_keys(c, databases, |k| {
+        command_keys(c.spec, &c.args, c.db, databases, |k| {
             let keys = by_shard.entry(sh.shard_of(&k.key)).or_default();
             if !keys.contains(&k) {
                 keys.push(k);
