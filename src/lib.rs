@@ -9,6 +9,7 @@
 pub mod alloc;
 pub mod commands;
 pub mod config;
+pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
 pub mod scripting;

@@ -219,6 +219,25 @@ async fn shard_main(
             .detach();
         }
     }
+    // The AOF is loaded (shard 0 drives it, every shard replays) before anyone accepts clients.
+    if crate::persistence::aof::Settings::from_config(&shard.state.borrow().config).enabled {
+        if id == 0 {
+            if let Err(e) = crate::persistence::aof::startup(&shard).await {
+                globals.request_shutdown();
+                shard.router.close();
+                return Err(e);
+            }
+            globals.aof.ready.store(true, Ordering::Release);
+        } else {
+            while !globals.aof.ready.load(Ordering::Acquire) {
+                if globals.shutting_down() {
+                    shard.router.close();
+                    return Ok(());
+                }
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
     let mut listeners = Vec::new();
     for a in &addrs {
         let l = bind_listener(*a, backlog)
@@ -251,6 +270,7 @@ async fn shard_main(
         c.kill();
     }
     glommio::timer::sleep(Duration::from_millis(20)).await;
+    crate::persistence::aof::shutdown(&shard).await;
     shard.router.close();
     Ok(())
 }
@@ -303,6 +323,12 @@ async fn cron(shard: &Rc<Shard>) {
             return;
         }
         let mut st = shard.state.borrow_mut();
+        if st.aof.is_some() {
+            let s = crate::persistence::aof::Settings::from_config(&st.config);
+            shard
+                .aof_always
+                .set(s.fsync == crate::persistence::aof::Fsync::Always);
+        }
         expiry::cycle(&mut st);
         memory::refresh(&mut st, &shard.globals.mem);
     }

@@ -594,6 +594,7 @@ pub fn perform_evictions(st: &mut ShardState, now_ms: u64) -> Evict {
         let before = d.mem_total();
         d.delete_with(&key, lazy);
         freed += before.saturating_sub(d.mem_total());
+        crate::persistence::aof::log_command(st, db, &[&b"DEL"[..], &key[..]]);
         st.stats.evicted_keys += 1;
         keys_freed += 1;
         if keys_freed.is_multiple_of(16) && started.elapsed().as_micros() as u64 > time_limit {

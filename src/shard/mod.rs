@@ -96,6 +96,8 @@ pub struct ShardState {
     pub in_unit: bool,
     /// Memory limit and eviction state (see `memory`).
     pub mem: memory::MemState,
+    /// The append-only log, while `appendonly yes` (see `crate::persistence::aof`).
+    pub aof: Option<Box<crate::persistence::aof::AofLog>>,
 }
 
 impl ShardState {
@@ -113,6 +115,7 @@ impl ShardState {
             blocked: Default::default(),
             in_unit: false,
             mem: memory::MemState::default(),
+            aof: None,
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
         st
@@ -184,6 +187,10 @@ pub struct Shard {
     pub pubsub: RefCell<crate::pubsub::Registry>,
     /// Connections of this shard currently blocked (INFO blocked_clients).
     pub blocked_clients: std::cell::Cell<usize>,
+    /// What of the AOF is durable, and who waits for it (`appendfsync always`).
+    pub aof: RefCell<crate::persistence::aof::Durability>,
+    /// `appendfsync always` with the AOF on: replies wait for durability.
+    pub aof_always: std::cell::Cell<bool>,
     next_tx: std::cell::Cell<u64>,
 }
 
@@ -202,6 +209,8 @@ impl Shard {
             locks: RefCell::new(LockTable::default()),
             pubsub: RefCell::new(Default::default()),
             blocked_clients: std::cell::Cell::new(0),
+            aof: RefCell::new(Default::default()),
+            aof_always: std::cell::Cell::new(false),
             next_tx: std::cell::Cell::new(0),
         })
     }
@@ -384,6 +393,14 @@ pub fn execute_keyed(
         return;
     }
     let is_write = spec.has(commands::flags::WRITE);
+    if is_write && st.aof.is_some() {
+        if let Some(e) = crate::persistence::aof::write_refused(st) {
+            crate::protocol::Reply::new(out, resp3).error(&e);
+            st.cmd_stats[spec.index()].rejected_calls += 1;
+            st.stats.total_error_replies += 1;
+            return;
+        }
+    }
     let watched_before = if is_write && st.dbs[db].has_watches() {
         watched_snapshot(&st.dbs[db], spec, args)
     } else {
@@ -422,6 +439,9 @@ pub fn execute_keyed(
         if after != before.as_ref().map(|(v, t)| (v, *t)) {
             d.touch(&key);
         }
+    }
+    if is_write && st.aof.is_some() && result.is_ok() && out.get(start_len) != Some(&b'-') {
+        crate::persistence::aof::record(st, spec, args, db);
     }
     if result.is_err() {
         out.truncate(start_len);

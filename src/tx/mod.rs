@@ -202,6 +202,7 @@ pub(crate) fn write_back(
                     db.remove(&k.key);
                 }
             }
+            crate::persistence::aof::log_key_state(&mut st, k.db as usize, &k.key);
             st.blocked.touched(k.db as usize, &k.key);
         }
         if st.blocked.has_ready() {

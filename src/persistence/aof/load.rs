@@ -1,0 +1,245 @@
+//! Loading the AOF at startup: each file is read and checked record by record, then replayed
+//! through the ordinary command path (`execute_keyed`, or `tx` for commands whose keys now span
+//! shards). With the same shard count every shard replays its own files; with another count
+//! shard 0 re-routes every record by key.
+//!
+//! Runs before any shard accepts clients; reading the files with blocking std::fs is confined
+//! to that phase. Must never load a file half: a damaged record refuses the start, a torn tail
+//! is dropped only under `aof-load-truncated yes`.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::manifest::Manifest;
+use super::records::{read_record, Read};
+use super::Settings;
+use crate::commands::{self, Exec};
+use crate::shard::slot::SlotMap;
+use crate::shard::{execute_keyed, ClientLabel, Shard, ShardState};
+
+/// Reads every complete record of one file.
+pub fn read_file(path: &Path, load_truncated: bool) -> Result<Vec<Vec<Bytes>>, String> {
+    let name = path.display();
+    let buf = std::fs::read(path)
+        .map_err(|e| format!("Can't open the append-only file {}: {}", name, e))?;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < buf.len() {
+        match read_record(&buf, at) {
+            Read::Record(args, next) => {
+                out.push(args);
+                at = next;
+            }
+            Read::Incomplete if load_truncated => {
+                tracing::warn!(
+                    "!!! Warning: short read while loading the AOF file {}!!! Truncating the AOF at offset {} (last complete record)",
+                    name,
+                    at
+                );
+                break;
+            }
+            Read::Incomplete => {
+                return Err(format!(
+                    "Unexpected end of file reading the append only file {} at offset {}. You can: 1) Make a backup of your AOF file, then use ./tessera-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server.",
+                    name, at
+                ));
+            }
+            Read::Bad(why) => {
+                return Err(format!(
+                    "Bad file format reading the append only file {} at offset {}: {}",
+                    name, at, why
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_db(args: &[Bytes], databases: usize) -> Result<usize, String> {
+    std::str::from_utf8(args.get(1).map(|b| &b[..]).unwrap_or(b""))
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&d| d < databases)
+        .ok_or_else(|| "Bad SELECT in the append only file".to_string())
+}
+
+/// Applies the keyless records (FLUSHDB, FLUSHALL, SWAPDB) of old shard `origin` to this shard:
+/// only keys that shard owned are affected (all keys when the layouts match).
+fn apply_keyless(
+    st: &mut ShardState,
+    args: &[Bytes],
+    db: usize,
+    origin: Option<(&SlotMap, usize)>,
+) -> Result<(), String> {
+    let owned = |k: &[u8]| origin.is_none_or(|(m, s)| m.shard_of_key(k) == s);
+    let clear = |st: &mut ShardState, d: usize| {
+        let keys: Vec<Bytes> = st.dbs[d]
+            .keys
+            .iter()
+            .filter(|(k, _)| owned(k))
+            .map(|(k, _)| Bytes::copy_from_slice(k))
+            .collect();
+        for k in keys {
+            st.dbs[d].remove(&k);
+        }
+    };
+    let name = args[0].to_ascii_lowercase();
+    match &name[..] {
+        b"flushdb" => clear(st, db),
+        b"flushall" => {
+            for d in 0..st.dbs.len() {
+                clear(st, d);
+            }
+        }
+        b"swapdb" => {
+            let n = st.dbs.len();
+            let x = parse_db(&args[..2], n)?;
+            let y = parse_db(
+                &[args[0].clone(), args.get(2).cloned().unwrap_or_default()],
+                n,
+            )?;
+            let take = |st: &mut ShardState, d: usize| {
+                let keys: Vec<Bytes> = st.dbs[d]
+                    .keys
+                    .iter()
+                    .filter(|(k, _)| owned(k))
+                    .map(|(k, _)| Bytes::copy_from_slice(k))
+                    .collect();
+                keys.into_iter()
+                    .filter_map(|k| st.dbs[d].remove(&k).map(|e| (k, e)))
+                    .collect::<Vec<_>>()
+            };
+            let from_x = take(st, x);
+            let from_y = take(st, y);
+            for (k, e) in from_x {
+                st.dbs[y].insert_entry(&k, e, 0);
+            }
+            for (k, e) in from_y {
+                st.dbs[x].insert_entry(&k, e, 0);
+            }
+        }
+        _ => {
+            return Err(format!(
+                "Unknown command '{}' reading the append only file",
+                String::from_utf8_lossy(&args[0])
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Replays records on this shard (their keys all belong here).
+fn replay_local(sh: &Shard, recs: &[Vec<Bytes>], db: &mut usize) -> Result<(), String> {
+    let mut st = sh.state.borrow_mut();
+    let who = ClientLabel::default();
+    let mut out = BytesMut::new();
+    let databases = st.dbs.len();
+    for args in recs {
+        if args[0].eq_ignore_ascii_case(b"select") {
+            *db = parse_db(args, databases)?;
+            continue;
+        }
+        let spec = commands::lookup(&args[0]).ok_or_else(|| {
+            format!(
+                "Unknown command '{}' reading the append only file",
+                String::from_utf8_lossy(&args[0])
+            )
+        })?;
+        match (spec.exec, spec.keyed_body) {
+            (Exec::Shard(_), _) | (Exec::Conn(_), Some(_)) => {
+                execute_keyed(&mut st, &sh.globals, spec, args, *db, false, &who, &mut out);
+                out.clear();
+            }
+            _ => apply_keyless(&mut st, args, *db, None)?,
+        }
+    }
+    Ok(())
+}
+
+/// Loads every file the manifest names.
+pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(), String> {
+    let n = sh.nshards();
+    if m.shards == n {
+        let mut futs = Vec::new();
+        for s in 0..n {
+            let paths: Vec<_> = m
+                .files_of(s)
+                .iter()
+                .map(|f| settings.dir.join(&f.name))
+                .collect();
+            let truncated = settings.load_truncated;
+            futs.push(sh.run_on(s, move |sh| -> Result<(), String> {
+                let mut db = 0;
+                for p in &paths {
+                    let recs = read_file(p, truncated)?;
+                    replay_local(sh, &recs, &mut db)?;
+                }
+                Ok(())
+            }));
+        }
+        for r in futures::future::join_all(futs).await {
+            r.map_err(|_| "a shard is gone".to_string())??;
+        }
+        return Ok(());
+    }
+    tracing::info!(
+        "Loading an AOF written by {} shards into {} shards: re-routing by key",
+        m.shards,
+        n
+    );
+    let old_map = Arc::new(SlotMap::new(m.shards));
+    let label = Arc::new(ClientLabel::default());
+    for k in 0..m.shards {
+        let mut db = 0usize;
+        for f in m.files_of(k) {
+            let recs = read_file(&settings.dir.join(&f.name), settings.load_truncated)?;
+            for args in recs {
+                if args[0].eq_ignore_ascii_case(b"select") {
+                    db = parse_db(&args, sh.state.borrow().dbs.len())?;
+                    continue;
+                }
+                let spec = commands::lookup(&args[0]).ok_or_else(|| {
+                    format!(
+                        "Unknown command '{}' reading the append only file",
+                        String::from_utf8_lossy(&args[0])
+                    )
+                })?;
+                let keyed = matches!(
+                    (spec.exec, spec.keyed_body),
+                    (Exec::Shard(_), _) | (Exec::Conn(_), Some(_))
+                );
+                if !keyed {
+                    let map = old_map.clone();
+                    let res = sh
+                        .run_on_all(move |sh| {
+                            apply_keyless(&mut sh.state.borrow_mut(), &args, db, Some((&map, k)))
+                        })
+                        .await
+                        .map_err(|_| "a shard is gone".to_string())?;
+                    res.into_iter().collect::<Result<Vec<_>, _>>()?;
+                    continue;
+                }
+                let mut targets: Vec<usize> =
+                    spec.keys(&args).map(|p| sh.shard_of(&args[p])).collect();
+                targets.sort_unstable();
+                targets.dedup();
+                if targets.len() <= 1 {
+                    let to = targets.first().copied().unwrap_or(sh.id);
+                    sh.run_on(to, move |sh| {
+                        let mut d = db;
+                        replay_local(sh, &[args], &mut d)
+                    })
+                    .await
+                    .map_err(|_| "a shard is gone".to_string())??;
+                } else {
+                    let cmd = crate::tx::TxCmd { spec, args, db };
+                    crate::tx::run_atomic(sh, vec![cmd], false, &label).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
