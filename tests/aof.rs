@@ -130,10 +130,26 @@ fn restart_equivalence_across_shard_counts_and_rewrites() {
 
 #[test]
 fn acknowledged_writes_survive_sigkill_with_appendfsync_always() {
-    let dir = tmp_dir("crash");
+    crash_cycles("always");
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_with_appendfsync_everysec() {
+    crash_cycles("everysec");
+}
+
+fn bulk_or_nil(r: &Value) -> Option<Vec<u8>> {
+    r.as_bytes().map(|b| b.to_vec())
+}
+
+/// SIGKILL at varying points of a pipelined stream of single-shard SETs, cross-shard MSETs and
+/// cross-shard MULTI/EXEC blocks: every acknowledged write is there after the restart, and
+/// every multi-shard unit is there on all its shards or on none.
+fn crash_cycles(fsync: &str) {
+    let dir = tmp_dir(&format!("crash-{fsync}"));
     let mut acked: Vec<u32> = Vec::new();
     let mut next = 0u32;
-    for cycle in 0..4 {
+    for cycle in 0..6 {
         let s = start(4, &dir, "always");
         let mut c = s.conn();
         for i in &acked {
@@ -154,8 +170,20 @@ fn acknowledged_writes_survive_sigkill_with_appendfsync_always() {
                 "cycle {cycle}: cross-shard MSET {i}"
             );
         }
+        for i in 0..next {
+            let r = resp_parse(&c.cmd_str(&format!("MGET a{{{i}}} b{i} c{{{i}}} d{i}")));
+            let v: Vec<Option<Vec<u8>>> = r.items().unwrap().iter().map(bulk_or_nil).collect();
+            assert_eq!(
+                v[0], v[1],
+                "cycle {cycle}: MSET {i} applied on one shard only"
+            );
+            assert_eq!(
+                v[2], v[3],
+                "cycle {cycle}: EXEC {i} applied on one shard only"
+            );
+        }
         // Pipeline writes; kill the server while replies are still arriving.
-        let n = 300;
+        let n = 150;
         let mut pipe = Vec::new();
         for i in next..next + n {
             pipe.extend(encode(&[
@@ -170,12 +198,20 @@ fn acknowledged_writes_survive_sigkill_with_appendfsync_always() {
                 format!("b{i}").as_bytes(),
                 i.to_string().as_bytes(),
             ]));
+            pipe.extend(encode(&[b"MULTI"]));
+            pipe.extend(encode(&[b"SET", format!("c{{{i}}}").as_bytes(), b"x"]));
+            pipe.extend(encode(&[b"SET", format!("d{i}").as_bytes(), b"x"]));
+            pipe.extend(encode(&[b"EXEC"]));
         }
         c.send(&pipe);
-        let stop_after = 50 + (cycle as u32 * 70) % 250;
+        let stop_after = 20 + (cycle as u32 * 37) % 120;
         for i in next..next + stop_after {
             assert_eq!(c.read_reply(), b"+OK\r\n");
             assert_eq!(c.read_reply(), b"+OK\r\n");
+            assert_eq!(c.read_reply(), b"+OK\r\n");
+            assert_eq!(c.read_reply(), b"+QUEUED\r\n");
+            assert_eq!(c.read_reply(), b"+QUEUED\r\n");
+            assert_eq!(c.read_reply(), b"*2\r\n+OK\r\n+OK\r\n");
             acked.push(i);
         }
         next += n;

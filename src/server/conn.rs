@@ -49,7 +49,7 @@ struct Pending {
 pub struct Conn {
     pub shard: Rc<Shard>,
     /// Shards (one bit each, see `aof::shard_bit`) whose AOF must be durable before the
-    /// pending replies go out (`appendfsync always`).
+    /// pending replies go out (written, and with `appendfsync always` synced).
     aof_wait: u64,
     // Split so that pub/sub messages can be written while a read is pending.
     reader: ReadHalf<TcpStream>,
@@ -635,7 +635,7 @@ impl Conn {
     }
 
     async fn execute(&mut self, spec: &'static CommandSpec, args: Args) {
-        if self.shard.aof_always.get()
+        if self.shard.aof_replies_wait.get()
             && (spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE) || spec.name == "exec")
         {
             self.aof_wait |= match (spec.exec, self.route(spec, &args)) {

@@ -323,12 +323,7 @@ async fn cron(shard: &Rc<Shard>) {
             return;
         }
         let mut st = shard.state.borrow_mut();
-        if st.aof.is_some() {
-            let s = crate::persistence::aof::Settings::from_config(&st.config);
-            shard
-                .aof_always
-                .set(s.fsync == crate::persistence::aof::Fsync::Always);
-        }
+        shard.aof_replies_wait.set(st.aof.is_some());
         expiry::cycle(&mut st);
         memory::refresh(&mut st, &shard.globals.mem);
     }

@@ -189,8 +189,8 @@ pub struct Shard {
     pub blocked_clients: std::cell::Cell<usize>,
     /// What of the AOF is durable, and who waits for it (`appendfsync always`).
     pub aof: RefCell<crate::persistence::aof::Durability>,
-    /// `appendfsync always` with the AOF on: replies wait for durability.
-    pub aof_always: std::cell::Cell<bool>,
+    /// The AOF is on: replies wait until their writes reached the file (see `aof::sync_replies`).
+    pub aof_replies_wait: std::cell::Cell<bool>,
     next_tx: std::cell::Cell<u64>,
 }
 
@@ -210,7 +210,7 @@ impl Shard {
             pubsub: RefCell::new(Default::default()),
             blocked_clients: std::cell::Cell::new(0),
             aof: RefCell::new(Default::default()),
-            aof_always: std::cell::Cell::new(false),
+            aof_replies_wait: std::cell::Cell::new(false),
             next_tx: std::cell::Cell::new(0),
         })
     }

@@ -175,10 +175,16 @@ pub(crate) fn write_back(
     tx: Option<TxId>,
     keys: Vec<LockKey>,
     entries: Option<Vec<Option<Entry>>>,
+    bracket: Option<(TxId, usize)>,
 ) {
     if let Some(entries) = entries {
         let now = unix_ms();
         let mut st = sh.state.borrow_mut();
+        // Every participant of a multi-shard write logs its part as one bracketed record, even
+        // when nothing of it changed here: recovery applies the unit only if all parts exist.
+        if let Some((id, n)) = bracket {
+            crate::persistence::aof::tx_begin(&mut st, id, n);
+        }
         for (k, new) in keys.into_iter().zip(entries) {
             let db = &mut st.dbs[k.db as usize];
             let unchanged = match (db.keys.get_mut(&k.key[..]), &new) {
@@ -204,6 +210,9 @@ pub(crate) fn write_back(
             }
             crate::persistence::aof::log_key_state(&mut st, k.db as usize, &k.key);
             st.blocked.touched(k.db as usize, &k.key);
+        }
+        if let Some((id, _)) = bracket {
+            crate::persistence::aof::tx_end(&mut st, id);
         }
         if st.blocked.has_ready() {
             crate::shard::blocking::serve_ready(&mut st, &sh.globals, now);
@@ -525,8 +534,20 @@ async fn execute_with_copies<R>(
                 }
             }
         }
+        // The unit's AOF bracket: its id and how many shards log a part of it.
+        let bracket = (
+            held.as_ref().map_or_else(|| sh.new_tx_id(), |h| h.tx),
+            plan.len(),
+        );
+        let bracket_here = plan.contains_key(&me) && sh.state.borrow().aof.is_some();
+        if bracket_here {
+            crate::persistence::aof::tx_begin(&mut sh.state.borrow_mut(), bracket.0, bracket.1);
+        }
         let (replies, write_back_entries) = body(sh);
         let mut st = sh.state.borrow_mut();
+        if bracket_here {
+            crate::persistence::aof::tx_end(&mut st, bracket.0);
+        }
         let mut results: Vec<(usize, Vec<LockKey>, Vec<Option<Entry>>)> = Vec::new();
         for (&s, keys) in plan {
             if s == me {
@@ -538,8 +559,9 @@ async fn execute_with_copies<R>(
                 .collect();
             results.push((s, keys.clone(), entries));
         }
-        (replies, results, write_back_entries)
+        (replies, results, (write_back_entries, bracket))
     };
+    let (write_back_entries, bracket) = write_back_entries;
     let tx = held.as_ref().map(|h| h.tx);
     if plan.contains_key(&me) {
         if let Some(h) = held.as_mut() {
@@ -551,7 +573,7 @@ async fn execute_with_copies<R>(
             h.shards.retain(|&x| x != s);
         }
         let job: crate::shard::router::Job = if write_back_entries {
-            Box::new(move |owner: &Shard| write_back(owner, tx, keys, Some(entries)))
+            Box::new(move |owner: &Shard| write_back(owner, tx, keys, Some(entries), Some(bracket)))
         } else {
             // A read-only unit changes no value; only the accesses it made go back.
             let accessed: Vec<(LockKey, u32)> = keys
@@ -561,7 +583,7 @@ async fn execute_with_copies<R>(
                 .collect();
             Box::new(move |owner: &Shard| {
                 record_access(owner, accessed);
-                write_back(owner, tx, keys, None)
+                write_back(owner, tx, keys, None, None)
             })
         };
         sh.router

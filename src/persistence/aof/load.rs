@@ -15,10 +15,11 @@ use bytes::{Bytes, BytesMut};
 
 use super::manifest::Manifest;
 use super::records::{read_record, Read};
-use super::Settings;
+use super::{Settings, TX_BEGIN, TX_END};
 use crate::commands::{self, Exec};
 use crate::shard::slot::SlotMap;
 use crate::shard::{execute_keyed, ClientLabel, Shard, ShardState};
+use std::collections::{HashMap, HashSet};
 
 /// Reads every complete record of one file.
 pub fn read_file(path: &Path, load_truncated: bool) -> Result<Vec<Vec<Bytes>>, String> {
@@ -159,25 +160,94 @@ fn replay_local(sh: &Shard, recs: &[Vec<Bytes>], db: &mut usize) -> Result<(), S
     Ok(())
 }
 
+fn marker_id(args: &[Bytes]) -> Option<u64> {
+    std::str::from_utf8(args.get(1)?).ok()?.parse().ok()
+}
+
+/// The multi-shard units whose every part is complete in the logs (all-or-nothing recovery).
+fn complete_units(logs: &[Vec<Vec<Bytes>>]) -> HashSet<u64> {
+    let mut parts: HashMap<u64, (usize, usize)> = HashMap::new();
+    for recs in logs {
+        let mut open: Option<(u64, usize)> = None;
+        for args in recs {
+            if args[0][..] == *TX_BEGIN {
+                let n = args
+                    .get(2)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(usize::MAX);
+                open = marker_id(args).map(|id| (id, n));
+            } else if args[0][..] == *TX_END {
+                if let (Some((id, n)), Some(end)) = (open.take(), marker_id(args)) {
+                    if id == end {
+                        let e = parts.entry(id).or_insert((0, n));
+                        e.0 += 1;
+                    }
+                }
+            }
+        }
+    }
+    parts
+        .into_iter()
+        .filter(|(_, (have, need))| have == need)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Drops the markers, and the parts of units that are not complete everywhere.
+fn strip_units(recs: Vec<Vec<Bytes>>, complete: &HashSet<u64>) -> Vec<Vec<Bytes>> {
+    let mut out = Vec::with_capacity(recs.len());
+    let mut skipping = false;
+    let mut dropped = 0usize;
+    for args in recs {
+        if args[0][..] == *TX_BEGIN {
+            skipping = !marker_id(&args).is_some_and(|id| complete.contains(&id));
+            continue;
+        }
+        if args[0][..] == *TX_END {
+            skipping = false;
+            continue;
+        }
+        if skipping {
+            dropped += 1;
+        } else {
+            out.push(args);
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(
+            "AOF: dropped {} records of multi-shard transactions that did not reach every shard's log",
+            dropped
+        );
+    }
+    out
+}
+
 /// Loads every file the manifest names.
 pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(), String> {
     let n = sh.nshards();
+    let mut logs = Vec::with_capacity(m.shards);
+    for k in 0..m.shards {
+        let mut recs = Vec::new();
+        for f in m.files_of(k) {
+            recs.extend(read_file(
+                &settings.dir.join(&f.name),
+                settings.load_truncated,
+            )?);
+        }
+        logs.push(recs);
+    }
+    let complete = complete_units(&logs);
+    let logs: Vec<Vec<Vec<Bytes>>> = logs
+        .into_iter()
+        .map(|recs| strip_units(recs, &complete))
+        .collect();
     if m.shards == n {
         let mut futs = Vec::new();
-        for s in 0..n {
-            let paths: Vec<_> = m
-                .files_of(s)
-                .iter()
-                .map(|f| settings.dir.join(&f.name))
-                .collect();
-            let truncated = settings.load_truncated;
+        for (s, recs) in logs.into_iter().enumerate() {
             futs.push(sh.run_on(s, move |sh| -> Result<(), String> {
                 let mut db = 0;
-                for p in &paths {
-                    let recs = read_file(p, truncated)?;
-                    replay_local(sh, &recs, &mut db)?;
-                }
-                Ok(())
+                replay_local(sh, &recs, &mut db)
             }));
         }
         for r in futures::future::join_all(futs).await {
@@ -192,10 +262,9 @@ pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(
     );
     let old_map = Arc::new(SlotMap::new(m.shards));
     let label = Arc::new(ClientLabel::default());
-    for k in 0..m.shards {
+    for (k, recs) in logs.into_iter().enumerate() {
         let mut db = 0usize;
-        for f in m.files_of(k) {
-            let recs = read_file(&settings.dir.join(&f.name), settings.load_truncated)?;
+        {
             for args in recs {
                 if args[0].eq_ignore_ascii_case(b"select") {
                     db = parse_db(&args, sh.state.borrow().dbs.len())?;
@@ -242,4 +311,46 @@ pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(parts: &[&str]) -> Vec<Bytes> {
+        parts
+            .iter()
+            .map(|p| Bytes::copy_from_slice(p.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn a_multi_shard_unit_is_applied_only_when_every_part_is_complete() {
+        let begin = |id: &str| rec(&["TESSERA.TXBEGIN", id, "2"]);
+        let end = |id: &str| rec(&["TESSERA.TXEND", id]);
+        // Unit 7 is complete on both shards; unit 9 lost its end marker on shard 1 (torn).
+        let s0 = vec![
+            begin("7"),
+            rec(&["SET", "a", "1"]),
+            end("7"),
+            begin("9"),
+            rec(&["SET", "a", "2"]),
+            end("9"),
+            rec(&["SET", "c", "3"]),
+        ];
+        let s1 = vec![
+            begin("7"),
+            rec(&["SET", "b", "1"]),
+            end("7"),
+            begin("9"),
+            rec(&["SET", "b", "2"]),
+        ];
+        let complete = complete_units(&[s0.clone(), s1.clone()]);
+        assert_eq!(complete, HashSet::from([7]));
+        assert_eq!(
+            strip_units(s0, &complete),
+            vec![rec(&["SET", "a", "1"]), rec(&["SET", "c", "3"])]
+        );
+        assert_eq!(strip_units(s1, &complete), vec![rec(&["SET", "b", "1"])]);
+    }
 }

@@ -181,6 +181,16 @@ impl AofLog {
         }
     }
 
+    /// Appends a record that does not depend on the selected database.
+    fn push_raw(&mut self, rec: &[u8]) {
+        self.buf.extend_from_slice(rec);
+        self.appended += rec.len() as u64;
+        if !self.woken {
+            self.woken = true;
+            let _ = self.wake.unbounded_send(());
+        }
+    }
+
     pub fn appended(&self) -> u64 {
         self.appended
     }
@@ -294,6 +304,36 @@ pub fn record_served(st: &mut ShardState, args: &[Bytes], db: usize) {
     }
 }
 
+/// Marker commands of a multi-shard unit's part in this shard's log (understood only by the
+/// loader, never executed).
+pub const TX_BEGIN: &[u8] = b"TESSERA.TXBEGIN";
+pub const TX_END: &[u8] = b"TESSERA.TXEND";
+
+/// Opens this shard's part of multi-shard unit `id` with `participants` parts in all.
+pub fn tx_begin(st: &mut ShardState, id: u64, participants: usize) {
+    if let Some(log) = st.aof.as_mut() {
+        let mut rec = Vec::new();
+        records::push_cmd(
+            &mut rec,
+            &[
+                TX_BEGIN,
+                id.to_string().as_bytes(),
+                participants.to_string().as_bytes(),
+            ],
+        );
+        log.push_raw(&rec);
+    }
+}
+
+/// Closes this shard's part of unit `id`.
+pub fn tx_end(st: &mut ShardState, id: u64) {
+    if let Some(log) = st.aof.as_mut() {
+        let mut rec = Vec::new();
+        records::push_cmd(&mut rec, &[TX_END, id.to_string().as_bytes()]);
+        log.push_raw(&rec);
+    }
+}
+
 /// Logs a command the shard applied outside `execute_keyed` (FLUSHDB, FLUSHALL, SWAPDB fan-outs,
 /// evictions, multi-shard write-backs).
 pub fn log_command<A: AsRef<[u8]>>(st: &mut ShardState, db: usize, args: &[A]) {
@@ -316,10 +356,12 @@ pub fn log_key_state(st: &mut ShardState, db: usize, key: &[u8]) {
     }
 }
 
-/// Whether replies on this shard must wait for fdatasync (`appendfsync always`).
+/// Whether replies on this shard wait for the log: for its write() under `everysec` and `no`
+/// (a killed process then loses no acknowledged write, as with Redis, which writes the AOF
+/// before replying), for its fdatasync under `always`.
 #[inline]
 pub fn sync_replies(sh: &Shard) -> bool {
-    sh.aof_always.get()
+    sh.aof_replies_wait.get()
 }
 
 /// Waits until everything this shard has logged so far is durable.
@@ -475,6 +517,7 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
             )
         };
         let mut result: std::io::Result<()> = Ok(());
+        let (mut tail_done, mut switch_done, mut data_done) = (false, false, false);
         if !tail.is_empty() {
             result = write_all(&file, &tail, pos).await;
             if result.is_ok() {
@@ -482,6 +525,7 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
                 unsynced = true;
             }
         }
+        tail_done |= result.is_ok();
         if result.is_ok() {
             if let Some(p) = switch.clone() {
                 let _ = file.fdatasync().await;
@@ -491,6 +535,7 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
                         let _ = old.close().await;
                         pos = size;
                         unsynced = false;
+                        switch_done = true;
                     }
                     Err(e) => result = Err(e),
                 }
@@ -503,6 +548,7 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
                 unsynced = true;
             }
         }
+        data_done |= result.is_ok();
         let want_sync = match fsync {
             Fsync::Always => unsynced,
             Fsync::EverySec => {
@@ -541,25 +587,15 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
             }
             Err(e) => {
                 tracing::warn!("Error writing to the AOF file: {}", e);
-                // Nothing written is lost from the log: put it back in front and retry soon.
-                let mut st = sh.state.borrow_mut();
-                if let Some(l) = st.aof.as_mut() {
-                    let mut again = tail;
-                    if let Some(p) = switch {
-                        // The switch did not happen yet: retry it too.
-                        l.switch_to = Some(p);
-                        l.old_tail = again;
-                        again = Vec::new();
-                    }
-                    again.extend_from_slice(&data);
-                    again.extend_from_slice(&l.buf);
-                    if l.switch_to.is_some() && !again.is_empty() && l.old_tail.is_empty() {
-                        l.old_tail = std::mem::take(&mut again);
-                    }
-                    l.buf = again;
-                    l.error = Some(io_text(&e));
-                }
-                drop(st);
+                // Nothing unwritten is lost from the log: it goes back in front, and the
+                // writer retries soon (at the same file offsets).
+                put_back(
+                    &sh,
+                    &e,
+                    (tail, tail_done),
+                    (switch, switch_done),
+                    (data, data_done),
+                );
                 if !stopping {
                     glommio::timer::sleep(Duration::from_millis(100)).await;
                     if let Some(l) = sh.state.borrow_mut().aof.as_mut() {
@@ -576,6 +612,39 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
     let _ = file.fdatasync().await;
     let _ = file.close().await;
     let _ = done_tx.send(());
+}
+
+/// After a failed write: what was not written goes back to the log, in order, and writes are
+/// refused until a retry succeeds.
+fn put_back(
+    sh: &Shard,
+    e: &std::io::Error,
+    (tail, tail_done): (Vec<u8>, bool),
+    (switch, switch_done): (Option<PathBuf>, bool),
+    (data, data_done): (Vec<u8>, bool),
+) {
+    let mut st = sh.state.borrow_mut();
+    let Some(l) = st.aof.as_mut() else {
+        return;
+    };
+    let mut buf = if data_done { Vec::new() } else { data };
+    buf.extend_from_slice(&l.buf);
+    let tail = if tail_done { Vec::new() } else { tail };
+    match switch {
+        Some(p) if !switch_done => {
+            let mut old = tail;
+            old.extend_from_slice(&l.old_tail);
+            l.old_tail = old;
+            l.switch_to = Some(p);
+        }
+        _ => {
+            let mut t = tail;
+            t.extend_from_slice(&buf);
+            buf = t;
+        }
+    }
+    l.buf = buf;
+    l.error = Some(io_text(e));
 }
 
 /// Starts logging on this shard into `incr` (a fresh or existing file), or switches an active
@@ -605,8 +674,7 @@ fn start_or_switch(sh: &Rc<Shard>, st: &mut ShardState, incr: PathBuf) {
         woken: false,
         error: None,
     }));
-    sh.aof_always
-        .set(Settings::from_config(&st.config).fsync == Fsync::Always);
+    sh.aof_replies_wait.set(true);
     let sh2 = sh.clone();
     glommio::spawn_local(writer(sh2, rx, incr)).detach();
 }
