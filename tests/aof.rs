@@ -61,6 +61,19 @@ fn fill(s: &Server) {
         "RPOPLPUSH l l2",
         "SET tmp 1",
         "DEL tmp",
+        "SPOP st 2",
+        "SADD big 1 2 3 4 5 6 7 8 9 10 a b c",
+        "SPOP big",
+        "SPOP big 3",
+        // Alive when these ran, expired by the restart: replay must not expire them first.
+        "SET p v PX 150",
+        "PERSIST p",
+        "SET q v PX 150",
+        "RENAME q q2",
+        "PERSIST q2",
+        "SET r 5 PX 150",
+        "INCR r",
+        "PERSIST r",
     ] {
         let r = c.cmd_str(line);
         assert!(!r.starts_with(b"-"), "{line}: {}", render_raw(&r));
@@ -83,7 +96,7 @@ fn restart_equivalence_across_shard_counts_and_rewrites() {
     let dir = tmp_dir("equiv");
     let s = start(4, &dir, "always");
     fill(&s);
-    std::thread::sleep(Duration::from_millis(20));
+    std::thread::sleep(Duration::from_millis(200));
     let before = digest(&s);
     let ttl = s.conn().cmd_str("PEXPIRETIME s2");
     drop(s); // SIGKILL
@@ -95,6 +108,10 @@ fn restart_equivalence_across_shard_counts_and_rewrites() {
         "absolute deadline kept"
     );
     assert_eq!(s.conn().cmd_str("EXISTS gone"), b":0\r\n");
+    assert_eq!(
+        s.conn().cmd_str("MGET p q2 r"),
+        b"*3\r\n$1\r\nv\r\n$1\r\nv\r\n$1\r\n6\r\n"
+    );
     drop(s);
     let s = start(1, &dir, "always");
     assert_eq!(digest(&s), before, "4 -> 1 shard");
@@ -217,6 +234,62 @@ fn crash_cycles(fsync: &str) {
         next += n;
         drop(s); // SIGKILL mid-stream
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn wait_info(c: &mut RawConn, want: &[&str]) -> String {
+    for _ in 0..300 {
+        let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
+        if want.iter().all(|w| info.contains(w)) {
+            return info;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string()
+}
+
+#[test]
+fn config_set_appendonly_starts_and_stops_logging_and_auto_rewrite_triggers() {
+    let dir = tmp_dir("runtime");
+    let s = start_tessera(2, &["--dir", &dir.display().to_string()]);
+    let mut c = s.conn();
+    c.cmd_str("SET before 1");
+    c.cmd_str("RPUSH l a b");
+    let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
+    assert!(info.contains("aof_enabled:0"), "{info}");
+    assert_eq!(c.cmd_str("CONFIG SET appendonly yes"), b"+OK\r\n");
+    let info = wait_info(
+        &mut c,
+        &[
+            "aof_enabled:1",
+            "aof_rewrites:1",
+            "aof_rewrite_in_progress:0",
+        ],
+    );
+    assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+    c.cmd_str("SET after 2");
+    c.cmd_str("CONFIG SET auto-aof-rewrite-min-size 1");
+    c.cmd_str("CONFIG SET auto-aof-rewrite-percentage 1");
+    for i in 0..50 {
+        c.cmd_str(&format!("SET grow{i} {}", "x".repeat(100)));
+    }
+    let info = wait_info(&mut c, &["aof_rewrites:2"]);
+    assert!(
+        info.contains("aof_rewrites:2") || info.contains("aof_rewrites:3"),
+        "{info}"
+    );
+    c.cmd_str("CONFIG SET auto-aof-rewrite-percentage 0");
+    let want = digest(&s);
+    assert_eq!(c.cmd_str("CONFIG SET appendonly no"), b"+OK\r\n");
+    wait_info(&mut c, &["aof_enabled:0"]);
+    // Every shard's cron stops its writer within a tick.
+    std::thread::sleep(Duration::from_millis(300));
+    c.cmd_str("SET not-logged 3");
+    drop(c);
+    drop(s);
+    let s = start(4, &dir, "everysec");
+    assert_eq!(digest(&s), want);
+    drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

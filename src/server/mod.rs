@@ -238,6 +238,9 @@ async fn shard_main(
             }
         }
     }
+    if id == 0 {
+        globals.aof.ready.store(true, Ordering::Release);
+    }
     let mut listeners = Vec::new();
     for a in &addrs {
         let l = bind_listener(*a, backlog)
@@ -322,6 +325,7 @@ async fn cron(shard: &Rc<Shard>) {
         if shard.globals.shutting_down() {
             return;
         }
+        crate::persistence::aof::cron(shard);
         let mut st = shard.state.borrow_mut();
         shard.aof_replies_wait.set(st.aof.is_some());
         expiry::cycle(&mut st);

@@ -98,6 +98,9 @@ pub struct ShardState {
     pub mem: memory::MemState,
     /// The append-only log, while `appendonly yes` (see `crate::persistence::aof`).
     pub aof: Option<Box<crate::persistence::aof::AofLog>>,
+    /// Replaying the AOF: nothing expires (like Redis while loading), so that a command that
+    /// found a key alive when it was logged finds it alive again; deadlines apply afterwards.
+    pub loading: bool,
 }
 
 impl ShardState {
@@ -116,6 +119,7 @@ impl ShardState {
             in_unit: false,
             mem: memory::MemState::default(),
             aof: None,
+            loading: false,
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
         st
@@ -374,7 +378,7 @@ pub fn execute_keyed(
     // One wall-clock read gives both the command's notion of "now" (expiry) and the start of
     // its timing, like Redis's per-call `ustime()`.
     let started_us = crate::server::globals::unix_us();
-    let now_ms = started_us / 1000;
+    let now_ms = if st.loading { 0 } else { started_us / 1000 };
     // WATCH needs to see in-place modifications too (HSET on an existing hash...): snapshot
     // the watched keys this write names and compare afterwards. Costs nothing unless the
     // database has watched keys.
@@ -441,7 +445,7 @@ pub fn execute_keyed(
         }
     }
     if is_write && st.aof.is_some() && result.is_ok() && out.get(start_len) != Some(&b'-') {
-        crate::persistence::aof::record(st, spec, args, db);
+        crate::persistence::aof::record(st, spec, args, db, &out[start_len..]);
     }
     if result.is_err() {
         out.truncate(start_len);

@@ -135,6 +135,18 @@ fn apply_keyless(
 /// Replays records on this shard (their keys all belong here).
 fn replay_local(sh: &Shard, recs: &[Vec<Bytes>], db: &mut usize) -> Result<(), String> {
     let mut st = sh.state.borrow_mut();
+    st.loading = true;
+    let result = replay_records(&mut st, &sh.globals, recs, db);
+    st.loading = false;
+    result
+}
+
+fn replay_records(
+    st: &mut ShardState,
+    globals: &crate::server::globals::Globals,
+    recs: &[Vec<Bytes>],
+    db: &mut usize,
+) -> Result<(), String> {
     let who = ClientLabel::default();
     let mut out = BytesMut::new();
     let databases = st.dbs.len();
@@ -151,10 +163,10 @@ fn replay_local(sh: &Shard, recs: &[Vec<Bytes>], db: &mut usize) -> Result<(), S
         })?;
         match (spec.exec, spec.keyed_body) {
             (Exec::Shard(_), _) | (Exec::Conn(_), Some(_)) => {
-                execute_keyed(&mut st, &sh.globals, spec, args, *db, false, &who, &mut out);
+                execute_keyed(st, globals, spec, args, *db, false, &who, &mut out);
                 out.clear();
             }
-            _ => apply_keyless(&mut st, args, *db, None)?,
+            _ => apply_keyless(st, args, *db, None)?,
         }
     }
     Ok(())

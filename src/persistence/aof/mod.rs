@@ -120,6 +120,15 @@ impl AofGlobal {
         }
     }
 
+    /// Bytes in all shards' base and incremental files.
+    pub fn total_size(&self) -> u64 {
+        self.current_size
+            .iter()
+            .chain(self.base_size.iter())
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// The AOF lines of INFO persistence.
     pub fn info(&self) -> String {
         let sum = |v: &[AtomicU64]| v.iter().map(|a| a.load(Ordering::Relaxed)).sum::<u64>();
@@ -137,7 +146,7 @@ impl AofGlobal {
         if enabled {
             s.push_str(&format!(
                 "aof_current_size:{}\r\naof_base_size:{}\r\n",
-                sum(&self.current_size),
+                self.total_size(),
                 sum(&self.base_size)
             ));
         }
@@ -226,7 +235,7 @@ fn has_relative_ttl(args: &[Bytes]) -> bool {
 fn plan_for(name: &str, args: &[Bytes]) -> Plan {
     match name {
         "set" if has_relative_ttl(args) => Plan::Recreate,
-        "setex" | "psetex" | "spop" | "restore" => Plan::Recreate,
+        "setex" | "psetex" | "restore" => Plan::Recreate,
         "expire" | "pexpire" | "expireat" | "pexpireat" | "getex" => Plan::Deadline,
         _ => Plan::Verbatim,
     }
@@ -242,7 +251,27 @@ pub fn write_refused(st: &ShardState) -> Option<String> {
 }
 
 /// Records a write command that succeeded on this shard.
-pub fn record(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize) {
+pub fn record(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize, reply: &[u8]) {
+    if spec.name == "spop"
+        && st
+            .aof
+            .as_ref()
+            .is_some_and(|l| l.slots.shard_of_key(&args[1]) == l.id)
+    {
+        // What SPOP removed is in its reply: log it as SREM (its randomness must not replay).
+        let mut members = Vec::new();
+        records::reply_bulks(reply, &mut members);
+        if !members.is_empty() {
+            let mut cmd: Vec<&[u8]> = vec![b"SREM", &args[1]];
+            cmd.extend(members.iter().map(|m| &m[..]));
+            let mut rec = Vec::new();
+            records::push_cmd(&mut rec, &cmd);
+            if let Some(log) = st.aof.as_mut() {
+                log.push(db, &rec);
+            }
+        }
+        return;
+    }
     record_as(st, spec, args, db, false)
 }
 
@@ -914,6 +943,75 @@ pub async fn startup(sh: &Rc<Shard>) -> Result<(), String> {
     }
     *sh.globals.aof.manifest.lock().unwrap() = manifest;
     rewrite_all(sh).await
+}
+
+/// The shard's periodic AOF duties: follow CONFIG SET appendonly (shard 0 starts logging
+/// everywhere with a rewrite, like Redis; every shard stops its own writer), and on shard 0
+/// start the automatic rewrite when the files grew by `auto-aof-rewrite-percentage`.
+pub fn cron(sh: &Rc<Shard>) {
+    let g = &sh.globals.aof;
+    let want = setting(&sh.state.borrow().config, "appendonly") == "yes";
+    let on = g.enabled.load(Ordering::Relaxed);
+    if sh.id == 0 && want && !on && g.ready.load(Ordering::Relaxed) {
+        g.enabled.store(true, Ordering::Relaxed);
+        let settings = Settings::from_config(&sh.state.borrow().config);
+        if let Ok(text) = std::fs::read_to_string(settings.manifest_path()) {
+            *g.manifest.lock().unwrap() = Manifest::parse(&text).ok();
+        }
+        let sh = sh.clone();
+        glommio::spawn_local(async move {
+            if let Err(e) = std::fs::create_dir_all(&settings.dir) {
+                tracing::warn!("Can't create the append-only directory: {}", e);
+            }
+            let _ = rewrite_all(&sh).await;
+        })
+        .detach();
+        return;
+    }
+    if sh.id == 0 && !want && on {
+        g.enabled.store(false, Ordering::Relaxed);
+    }
+    if !g.enabled.load(Ordering::Relaxed) && sh.state.borrow().aof.is_some() {
+        // Turned off: the writer drains what is pending, then the log goes away.
+        if sh.aof.borrow().stop.is_some() {
+            let sh = sh.clone();
+            glommio::spawn_local(async move {
+                shutdown(&sh).await;
+                if !sh.globals.aof.enabled.load(Ordering::Relaxed) {
+                    sh.state.borrow_mut().aof = None;
+                }
+            })
+            .detach();
+        }
+        return;
+    }
+    if sh.id != 0 || !on || g.rewrite_in_progress.load(Ordering::Relaxed) {
+        return;
+    }
+    let settings = Settings::from_config(&sh.state.borrow().config);
+    if settings.rewrite_percentage == 0 {
+        return;
+    }
+    let size = g.total_size();
+    let base = g
+        .base_size
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .sum::<u64>()
+        .max(1);
+    if size >= settings.rewrite_min_size
+        && size.saturating_sub(base) * 100 / base >= settings.rewrite_percentage
+    {
+        tracing::info!(
+            "Starting automatic rewriting of AOF on {}% growth",
+            size.saturating_sub(base) * 100 / base
+        );
+        let sh = sh.clone();
+        glommio::spawn_local(async move {
+            let _ = rewrite_all(&sh).await;
+        })
+        .detach();
+    }
 }
 
 /// Stops this shard's writer after a last write and fdatasync (shutdown).

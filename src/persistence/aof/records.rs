@@ -88,6 +88,43 @@ pub fn read_record(buf: &[u8], at: usize) -> Read {
     Read::Record(args, pos)
 }
 
+/// Collects the bulk strings of a reply (a bulk, or an array/set of bulks); anything else adds
+/// nothing.
+pub fn reply_bulks(reply: &[u8], out: &mut Vec<Vec<u8>>) {
+    fn bulk(buf: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
+        if buf.get(at) != Some(&b'$') {
+            return None;
+        }
+        let (len, start) = line(buf, at + 1)?;
+        let len = number(len)?;
+        let v = buf.get(start..start + len)?.to_vec();
+        Some((v, start + len + 2))
+    }
+    match reply.first() {
+        Some(b'$') => {
+            if let Some((v, _)) = bulk(reply, 0) {
+                out.push(v);
+            }
+        }
+        Some(b'*') | Some(b'~') => {
+            let Some((n, mut pos)) = line(reply, 1) else {
+                return;
+            };
+            let Some(n) = number(n) else {
+                return;
+            };
+            for _ in 0..n {
+                let Some((v, next)) = bulk(reply, pos) else {
+                    return;
+                };
+                out.push(v);
+                pos = next;
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Elements per command when a collection is recreated (keeps single records small).
 const CHUNK: usize = 128;
 
@@ -172,6 +209,20 @@ pub fn recreate_value(out: &mut Vec<u8>, key: &[u8], v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reply_bulks_reads_bulks_arrays_and_sets() {
+        let mut v = Vec::new();
+        reply_bulks(b"$2\r\nab\r\n", &mut v);
+        reply_bulks(b"*2\r\n$1\r\nx\r\n$0\r\n\r\n", &mut v);
+        reply_bulks(b"~1\r\n$1\r\ny\r\n", &mut v);
+        reply_bulks(b"$-1\r\n", &mut v);
+        reply_bulks(b"*0\r\n", &mut v);
+        assert_eq!(
+            v,
+            vec![b"ab".to_vec(), b"x".to_vec(), vec![], b"y".to_vec()]
+        );
+    }
 
     #[test]
     fn records_read_back_and_torn_or_bad_tails_are_told_apart() {
