@@ -293,6 +293,76 @@ fn config_set_appendonly_starts_and_stops_logging_and_auto_rewrite_triggers() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_failed_aof_write_refuses_writes_with_misconf_while_reads_go_on() {
+    use std::os::unix::process::CommandExt;
+    let dir = tmp_dir("efbig");
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--shards",
+        "1",
+        "--dir",
+        &dir.display().to_string(),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut up = false;
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(up, "server did not start");
+    let mut c = RawConn::connect(port);
+    let value = "v".repeat(4096);
+    let mut refused = None;
+    for i in 0..200 {
+        let r = c.cmd_str(&format!("SET k{i} {value}"));
+        if r.starts_with(b"-") {
+            refused = Some(String::from_utf8_lossy(&r).to_string());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let refused = refused.expect("writes were never refused");
+    assert_eq!(
+        refused,
+        "-MISCONF Errors writing to the AOF file: File too large\r\n"
+    );
+    assert_eq!(
+        c.cmd_str("GET k0"),
+        format!("$4096\r\n{value}\r\n").into_bytes()
+    );
+    let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
+    assert!(info.contains("aof_last_write_status:err"), "{info}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn run_bin(dir: &Path, truncated: &str) -> (bool, String) {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))

@@ -367,6 +367,8 @@ fn install_signal_thread(globals: Arc<Globals>) {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         // Writes to closed sockets must return EPIPE, not kill the process.
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // A file size limit must fail the AOF write (EFBIG, refused writes), not kill us.
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         let set_copy = set;
         std::thread::Builder::new()
             .name("signals".into())

@@ -482,14 +482,13 @@ async fn open_append(path: &std::path::Path) -> std::io::Result<(glommio::io::Bu
 }
 
 fn io_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => {
-            // strerror's text without the "(os error N)" suffix, as Redis prints it.
-            let s = std::io::Error::from_raw_os_error(code).to_string();
-            s.split(" (os error").next().unwrap_or(&s).to_string()
-        }
+    // strerror's text alone, as Redis prints it: without Rust's "(os error N)" suffix and the
+    // path details glommio adds.
+    let s = match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
         None => e.to_string(),
-    }
+    };
+    s.split(" (os error").next().unwrap_or(&s).to_string()
 }
 
 /// The shard's writer: drains the log into the current incremental file after each loop
@@ -625,6 +624,15 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
                     (switch, switch_done),
                     (data, data_done),
                 );
+                if fsync != Fsync::Always {
+                    // Like Redis, a failed write under everysec/no still answers the commands
+                    // that already ran (later writes are refused); under always their replies
+                    // wait for the retry that makes them durable.
+                    let mut d = sh.aof.borrow_mut();
+                    for (_, tx) in std::mem::take(&mut d.waiters) {
+                        let _ = tx.send(());
+                    }
+                }
                 if !stopping {
                     glommio::timer::sleep(Duration::from_millis(100)).await;
                     if let Some(l) = sh.state.borrow_mut().aof.as_mut() {
