@@ -539,14 +539,13 @@ async fn execute_with_copies<R>(
             held.as_ref().map_or_else(|| sh.new_tx_id(), |h| h.tx),
             plan.len(),
         );
-        let bracket_here = plan.contains_key(&me) && sh.state.borrow().aof.is_some();
-        if bracket_here {
-            crate::persistence::aof::tx_begin(&mut sh.state.borrow_mut(), bracket.0, bracket.1);
-        }
+        // The coordinator's own part is bracketed once the body says it writes back (a body
+        // that does not, e.g. an escalated script, leaves its records unbracketed).
+        let mark = crate::persistence::aof::tx_mark(&sh.state.borrow());
         let (replies, write_back_entries) = body(sh);
         let mut st = sh.state.borrow_mut();
-        if bracket_here {
-            crate::persistence::aof::tx_end(&mut st, bracket.0);
+        if write_back_entries && plan.contains_key(&me) {
+            crate::persistence::aof::tx_wrap(&mut st, mark, bracket.0, bracket.1);
         }
         let mut results: Vec<(usize, Vec<LockKey>, Vec<Option<Entry>>)> = Vec::new();
         for (&s, keys) in plan {

@@ -354,6 +354,32 @@ pub fn tx_begin(st: &mut ShardState, id: u64, participants: usize) {
     }
 }
 
+/// Where the log stands now, for `tx_wrap` after a synchronous step.
+pub fn tx_mark(st: &ShardState) -> Option<usize> {
+    st.aof.as_ref().map(|l| l.buf.len())
+}
+
+/// Brackets the records appended since `mark` (same synchronous step) as this shard's part of
+/// multi-shard unit `id`.
+pub fn tx_wrap(st: &mut ShardState, mark: Option<usize>, id: u64, participants: usize) {
+    let (Some(mark), Some(log)) = (mark, st.aof.as_mut()) else {
+        return;
+    };
+    let mut begin = Vec::new();
+    records::push_cmd(
+        &mut begin,
+        &[
+            TX_BEGIN,
+            id.to_string().as_bytes(),
+            participants.to_string().as_bytes(),
+        ],
+    );
+    let mark = mark.min(log.buf.len());
+    log.appended += begin.len() as u64;
+    log.buf.splice(mark..mark, begin);
+    tx_end(st, id);
+}
+
 /// Closes this shard's part of unit `id`.
 pub fn tx_end(st: &mut ShardState, id: u64) {
     if let Some(log) = st.aof.as_mut() {
