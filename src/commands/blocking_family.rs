@@ -287,6 +287,9 @@ async fn attempt_here(
         };
         serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
     };
+    if served {
+        crate::persistence::aof::record_served(&mut st, &args, db);
+    }
     if served || !register {
         let stat = &mut st.cmd_stats[spec.index()];
         stat.calls += 1;

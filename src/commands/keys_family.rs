@@ -966,7 +966,11 @@ fn flushdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         };
         let res = c
             .shard
-            .run_on_all(move |sh| flush_db(&mut sh.state.borrow_mut().dbs[db], lazy))
+            .run_on_all(move |sh| {
+                let mut st = sh.state.borrow_mut();
+                flush_db(&mut st.dbs[db], lazy);
+                crate::persistence::aof::log_command(&mut st, db, &["FLUSHDB"]);
+            })
             .await;
         if let Some(h) = held {
             h.release_all().await;
@@ -990,9 +994,11 @@ fn flushall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         let res = c
             .shard
             .run_on_all(move |sh| {
-                for d in sh.state.borrow_mut().dbs.iter_mut() {
+                let mut st = sh.state.borrow_mut();
+                for d in st.dbs.iter_mut() {
                     flush_db(d, lazy);
                 }
+                crate::persistence::aof::log_command(&mut st, 0, &["FLUSHALL"]);
             })
             .await;
         if let Some(h) = held {
@@ -1031,6 +1037,15 @@ fn swapdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             .run_on_all(move |sh| {
                 let mut st = sh.state.borrow_mut();
                 crate::shard::db::Db::swap(&mut st.dbs, x, y);
+                crate::persistence::aof::log_command(
+                    &mut st,
+                    0,
+                    &[
+                        &b"SWAPDB"[..],
+                        x.to_string().as_bytes(),
+                        y.to_string().as_bytes(),
+                    ],
+                );
                 // Keys the swap brought into view wake their waiters, as in Redis.
                 st.blocked.db_changed(x);
                 st.blocked.db_changed(y);

@@ -119,7 +119,41 @@ pub fn specs() -> Vec<CommandSpec> {
             "Returns the Unix time of the last successful save.",
             Exec::Shard(lastsave),
         ),
+        cmd(
+            "bgrewriteaof",
+            1,
+            ADMIN | NOSCRIPT,
+            NO_KEYS,
+            g,
+            "1.0.0",
+            "O(1)",
+            "Asynchronously rewrites the append-only file to disk.",
+            Exec::Conn(bgrewriteaof),
+        ),
     ]
+}
+
+/// Starts a rewrite of every shard's AOF in the background (`crate::persistence::aof`).
+fn bgrewriteaof(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        if c.shard
+            .globals
+            .aof
+            .rewrite_in_progress
+            .load(Ordering::Acquire)
+        {
+            return c
+                .reply()
+                .error("ERR Background append only file rewriting already in progress");
+        }
+        let sh = c.shard.clone();
+        glommio::spawn_local(async move {
+            let _ = crate::persistence::aof::rewrite_all(&sh).await;
+        })
+        .detach();
+        c.reply()
+            .simple("Background append only file rewriting started");
+    })
 }
 
 fn time(_ctx: &mut Ctx, _a: &[Bytes], r: &mut Reply) {
@@ -627,8 +661,9 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
     }
     if want("persistence", true) {
         let body = format!(
-            "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_last_write_status:ok\r\n",
-            g.lastsave.load(Ordering::Relaxed)
+            "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\n{}",
+            g.lastsave.load(Ordering::Relaxed),
+            g.aof.info()
         );
         section(&mut out, "Persistence", body);
     }

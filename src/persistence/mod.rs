@@ -1,7 +1,12 @@
-//! Persistence: the on-disk and on-the-wire formats of the dataset.
+//! Persistence: what survives a restart, and the formats it is written in.
 //!
-//! `rdb` is Redis's RDB encoding (values, DUMP payloads, whole files). Snapshot scheduling,
-//! AOF and startup loading build on it and live beside it; this module never touches the
-//! keyspace or the event loop by itself.
+//! * `rdb`: Redis's RDB encoding (values, DUMP payloads, whole files), shared by snapshots,
+//!   DUMP/RESTORE and interchange with stock Redis.
+//! * `aof`: the per-shard append-only files (recording every write as a command, replaying them
+//!   at startup, rewriting them).
+//!
+//! Nothing here may block a shard's event loop once it serves clients: file I/O goes through
+//! glommio's io_uring file API from tasks of their own. The codecs never touch the keyspace.
 
+pub mod aof;
 pub mod rdb;

@@ -546,7 +546,9 @@ unsafe fn collect_args(l: *mut lua_State) -> Result<Vec<bytes::Bytes>, &'static 
     let mut ends = Vec::with_capacity(argc as usize);
     for j in 1..=argc {
         match ffi::lua_type(l, j) {
-            ffi::LUA_TNUMBER => buf.extend_from_slice(&format_number_arg(ffi::lua_tonumber(l, j))),
+            ffi::LUA_TNUMBER => {
+                buf.extend_from_slice(format_number_arg(ffi::lua_tonumber(l, j)).as_bytes())
+            }
             ffi::LUA_TSTRING => buf.extend_from_slice(to_bytes(l, j).unwrap_or_default()),
             _ => return Err("Lua redis lib command arguments must be strings or integers"),
         }

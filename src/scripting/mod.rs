@@ -828,7 +828,7 @@ impl<'a> ScriptRun<'a> {
                     .collect()
             };
             let _ = block_on_shard(self.sh, o, move |owner| {
-                crate::tx::write_back(owner, None, ks, Some(entries))
+                crate::tx::write_back(owner, None, ks, Some(entries), None)
             });
         }
         out

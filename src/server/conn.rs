@@ -48,6 +48,9 @@ struct Pending {
 
 pub struct Conn {
     pub shard: Rc<Shard>,
+    /// Shards (one bit each, see `aof::shard_bit`) whose AOF must be durable before the
+    /// pending replies go out (written, and with `appendfsync always` synced).
+    aof_wait: u64,
     // Split so that pub/sub messages can be written while a read is pending.
     reader: ReadHalf<TcpStream>,
     writer: WriteHalf<TcpStream>,
@@ -179,6 +182,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         rbuf: BytesMut::with_capacity(16 * 1024),
         scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
         close_after_reply: false,
+        aof_wait: 0,
         reply_mode: ReplyMode::On,
         skip_next: false,
         monitor_rx: None,
@@ -331,6 +335,10 @@ impl Conn {
             if let Err(e) = parsed {
                 self.reply().error(&format!("ERR {}", e.0));
                 self.close_after_reply = true;
+            }
+            if self.aof_wait != 0 {
+                let mask = std::mem::take(&mut self.aof_wait);
+                crate::persistence::aof::wait_durable(&self.shard, mask).await;
             }
             if !self.write_out().await || self.close_after_reply {
                 return;
@@ -662,6 +670,14 @@ impl Conn {
     }
 
     async fn execute(&mut self, spec: &'static CommandSpec, args: Args) {
+        if self.shard.aof_replies_wait.get()
+            && (spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE) || spec.name == "exec")
+        {
+            self.aof_wait |= match (spec.exec, self.route(spec, &args)) {
+                (Exec::Shard(_), Some(t)) => crate::persistence::aof::shard_bit(t),
+                _ => u64::MAX,
+            };
+        }
         if spec.has(flags::BLOCKING) && self.in_exec.is_none() {
             self.flush_group().await;
             let suppress = self.take_suppress();

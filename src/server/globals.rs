@@ -27,6 +27,8 @@ pub struct Globals {
     pub scripting: crate::scripting::Shared,
     /// Each shard's published memory figures, the peak and the startup total.
     pub mem: crate::shard::memory::MemShared,
+    /// AOF state shared by the shards (INFO persistence, manifest, rewrites).
+    pub aof: crate::persistence::aof::AofGlobal,
 }
 
 impl Globals {
@@ -60,6 +62,7 @@ impl Globals {
             pubsub_shards: AtomicU64::new(0),
             scripting: crate::scripting::Shared::new(nshards),
             mem: crate::shard::memory::MemShared::new(nshards),
+            aof: crate::persistence::aof::AofGlobal::new(nshards),
         }
     }
 

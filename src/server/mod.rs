@@ -219,6 +219,28 @@ async fn shard_main(
             .detach();
         }
     }
+    // The AOF is loaded (shard 0 drives it, every shard replays) before anyone accepts clients.
+    if crate::persistence::aof::Settings::from_config(&shard.state.borrow().config).enabled {
+        if id == 0 {
+            if let Err(e) = crate::persistence::aof::startup(&shard).await {
+                globals.request_shutdown();
+                shard.router.close();
+                return Err(e);
+            }
+            globals.aof.ready.store(true, Ordering::Release);
+        } else {
+            while !globals.aof.ready.load(Ordering::Acquire) {
+                if globals.shutting_down() {
+                    shard.router.close();
+                    return Ok(());
+                }
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+    if id == 0 {
+        globals.aof.ready.store(true, Ordering::Release);
+    }
     let mut listeners = Vec::new();
     for a in &addrs {
         let l = bind_listener(*a, backlog)
@@ -251,6 +273,7 @@ async fn shard_main(
         c.kill();
     }
     glommio::timer::sleep(Duration::from_millis(20)).await;
+    crate::persistence::aof::shutdown(&shard).await;
     shard.router.close();
     Ok(())
 }
@@ -302,7 +325,9 @@ async fn cron(shard: &Rc<Shard>) {
         if shard.globals.shutting_down() {
             return;
         }
+        crate::persistence::aof::cron(shard);
         let mut st = shard.state.borrow_mut();
+        shard.aof_replies_wait.set(st.aof.is_some());
         expiry::cycle(&mut st);
         memory::refresh(&mut st, &shard.globals.mem);
     }
@@ -342,6 +367,8 @@ fn install_signal_thread(globals: Arc<Globals>) {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         // Writes to closed sockets must return EPIPE, not kill the process.
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // A file size limit must fail the AOF write (EFBIG, refused writes), not kill us.
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         let set_copy = set;
         std::thread::Builder::new()
             .name("signals".into())

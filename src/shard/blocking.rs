@@ -194,6 +194,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             for k in &w.keys {
                 st.dbs[db].touch(k);
             }
+            crate::persistence::aof::record_served(st, &args, db);
             // The pop changed values in place: refresh their memory charge.
             for k in args.iter().skip(1) {
                 st.dbs[db].recharge(k);

@@ -595,6 +595,7 @@ pub fn perform_evictions(st: &mut ShardState, now_ms: u64) -> Evict {
         let before = d.mem_total();
         d.delete_with(&key, lazy);
         freed += before.saturating_sub(d.mem_total());
+        crate::persistence::aof::log_command(st, db, &[&b"DEL"[..], &key[..]]);
         st.stats.evicted_keys += 1;
         crate::pubsub::notify::notify(crate::pubsub::notify::class::EVICTED, "evicted", &key, db);
         keys_freed += 1;

@@ -96,6 +96,11 @@ pub struct ShardState {
     pub in_unit: bool,
     /// Memory limit and eviction state (see `memory`).
     pub mem: memory::MemState,
+    /// The append-only log, while `appendonly yes` (see `crate::persistence::aof`).
+    pub aof: Option<Box<crate::persistence::aof::AofLog>>,
+    /// Replaying the AOF: nothing expires (like Redis while loading), so that a command that
+    /// found a key alive when it was logged finds it alive again; deadlines apply afterwards.
+    pub loading: bool,
 }
 
 impl ShardState {
@@ -113,6 +118,8 @@ impl ShardState {
             blocked: Default::default(),
             in_unit: false,
             mem: memory::MemState::default(),
+            aof: None,
+            loading: false,
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
         st
@@ -184,6 +191,10 @@ pub struct Shard {
     pub pubsub: RefCell<crate::pubsub::Registry>,
     /// Connections of this shard currently blocked (INFO blocked_clients).
     pub blocked_clients: std::cell::Cell<usize>,
+    /// What of the AOF is durable, and who waits for it (`appendfsync always`).
+    pub aof: RefCell<crate::persistence::aof::Durability>,
+    /// The AOF is on: replies wait until their writes reached the file (see `aof::sync_replies`).
+    pub aof_replies_wait: std::cell::Cell<bool>,
     next_tx: std::cell::Cell<u64>,
 }
 
@@ -203,6 +214,8 @@ impl Shard {
             locks: RefCell::new(LockTable::default()),
             pubsub: RefCell::new(Default::default()),
             blocked_clients: std::cell::Cell::new(0),
+            aof: RefCell::new(Default::default()),
+            aof_replies_wait: std::cell::Cell::new(false),
             next_tx: std::cell::Cell::new(0),
         })
     }
@@ -366,7 +379,7 @@ pub fn execute_keyed(
     // One wall-clock read gives both the command's notion of "now" (expiry) and the start of
     // its timing, like Redis's per-call `ustime()`.
     let started_us = crate::server::globals::unix_us();
-    let now_ms = started_us / 1000;
+    let now_ms = if st.loading { 0 } else { started_us / 1000 };
     // WATCH needs to see in-place modifications too (HSET on an existing hash...): snapshot
     // the watched keys this write names and compare afterwards. Costs nothing unless the
     // database has watched keys.
@@ -385,6 +398,14 @@ pub fn execute_keyed(
         return;
     }
     let is_write = spec.has(commands::flags::WRITE);
+    if is_write && st.aof.is_some() {
+        if let Some(e) = crate::persistence::aof::write_refused(st) {
+            crate::protocol::Reply::new(out, resp3).error(&e);
+            st.cmd_stats[spec.index()].rejected_calls += 1;
+            st.stats.total_error_replies += 1;
+            return;
+        }
+    }
     let watched_before = if is_write && st.dbs[db].has_watches() {
         watched_snapshot(&st.dbs[db], spec, args)
     } else {
@@ -423,6 +444,9 @@ pub fn execute_keyed(
         if after != before.as_ref().map(|(v, t)| (v, *t)) {
             d.touch(&key);
         }
+    }
+    if is_write && st.aof.is_some() && result.is_ok() && out.get(start_len) != Some(&b'-') {
+        crate::persistence::aof::record(st, spec, args, db, &out[start_len..]);
     }
     if result.is_err() {
         out.truncate(start_len);

@@ -70,6 +70,11 @@ impl Router {
         Router { slots, senders }
     }
 
+    /// The slot map (the AOF checks which keys of a unit are this shard's own).
+    pub fn slots(&self) -> Arc<SlotMap> {
+        self.slots.clone()
+    }
+
     pub fn nshards(&self) -> usize {
         self.slots.shards()
     }

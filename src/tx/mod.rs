@@ -181,10 +181,16 @@ pub(crate) fn write_back(
     tx: Option<TxId>,
     keys: Vec<LockKey>,
     entries: Option<Vec<Option<Entry>>>,
+    bracket: Option<(TxId, usize)>,
 ) {
     if let Some(entries) = entries {
         let now = unix_ms();
         let mut st = sh.state.borrow_mut();
+        // Every participant of a multi-shard write logs its part as one bracketed record, even
+        // when nothing of it changed here: recovery applies the unit only if all parts exist.
+        if let Some((id, n)) = bracket {
+            crate::persistence::aof::tx_begin(&mut st, id, n);
+        }
         for (k, new) in keys.into_iter().zip(entries) {
             let db = &mut st.dbs[k.db as usize];
             let unchanged = match (db.keys.get_mut(&k.key[..]), &new) {
@@ -208,7 +214,11 @@ pub(crate) fn write_back(
                     db.remove(&k.key);
                 }
             }
+            crate::persistence::aof::log_key_state(&mut st, k.db as usize, &k.key);
             st.blocked.touched(k.db as usize, &k.key);
+        }
+        if let Some((id, _)) = bracket {
+            crate::persistence::aof::tx_end(&mut st, id);
         }
         if st.blocked.has_ready() {
             crate::shard::blocking::serve_ready(&mut st, &sh.globals, now);
@@ -530,8 +540,19 @@ async fn execute_with_copies<R>(
                 }
             }
         }
+        // The unit's AOF bracket: its id and how many shards log a part of it.
+        let bracket = (
+            held.as_ref().map_or_else(|| sh.new_tx_id(), |h| h.tx),
+            plan.len(),
+        );
+        // The coordinator's own part is bracketed once the body says it writes back (a body
+        // that does not, e.g. an escalated script, leaves its records unbracketed).
+        let mark = crate::persistence::aof::tx_mark(&sh.state.borrow());
         let (replies, write_back_entries) = body(sh);
         let mut st = sh.state.borrow_mut();
+        if write_back_entries && plan.contains_key(&me) {
+            crate::persistence::aof::tx_wrap(&mut st, mark, bracket.0, bracket.1);
+        }
         let mut results: Vec<(usize, Vec<LockKey>, Vec<Option<Entry>>)> = Vec::new();
         for (&s, keys) in plan {
             if s == me {
@@ -543,8 +564,9 @@ async fn execute_with_copies<R>(
                 .collect();
             results.push((s, keys.clone(), entries));
         }
-        (replies, results, write_back_entries)
+        (replies, results, (write_back_entries, bracket))
     };
+    let (write_back_entries, bracket) = write_back_entries;
     let tx = held.as_ref().map(|h| h.tx);
     if plan.contains_key(&me) {
         if let Some(h) = held.as_mut() {
@@ -556,7 +578,7 @@ async fn execute_with_copies<R>(
             h.shards.retain(|&x| x != s);
         }
         let job: crate::shard::router::Job = if write_back_entries {
-            Box::new(move |owner: &Shard| write_back(owner, tx, keys, Some(entries)))
+            Box::new(move |owner: &Shard| write_back(owner, tx, keys, Some(entries), Some(bracket)))
         } else {
             // A read-only unit changes no value; only the accesses it made go back.
             let accessed: Vec<(LockKey, u32)> = keys
@@ -566,7 +588,7 @@ async fn execute_with_copies<R>(
                 .collect();
             Box::new(move |owner: &Shard| {
                 record_access(owner, accessed);
-                write_back(owner, tx, keys, None)
+                write_back(owner, tx, keys, None, None)
             })
         };
         sh.router

@@ -1,0 +1,368 @@
+//! Loading the AOF at startup: each file is read and checked record by record, then replayed
+//! through the ordinary command path (`execute_keyed`, or `tx` for commands whose keys now span
+//! shards). With the same shard count every shard replays its own files; with another count
+//! shard 0 re-routes every record by key.
+//!
+//! Runs before any shard accepts clients; reading the files with blocking std::fs is confined
+//! to that phase. Must never load a file half: a damaged record refuses the start, a torn tail
+//! is dropped only under `aof-load-truncated yes`.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::manifest::Manifest;
+use super::records::{read_record, Read};
+use super::{Settings, TX_BEGIN, TX_END};
+use crate::commands::{self, Exec};
+use crate::shard::slot::SlotMap;
+use crate::shard::{execute_keyed, ClientLabel, Shard, ShardState};
+use std::collections::{HashMap, HashSet};
+
+/// Reads every complete record of one file.
+pub fn read_file(path: &Path, load_truncated: bool) -> Result<Vec<Vec<Bytes>>, String> {
+    let name = path.display();
+    let buf = std::fs::read(path)
+        .map_err(|e| format!("Can't open the append-only file {}: {}", name, e))?;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < buf.len() {
+        match read_record(&buf, at) {
+            Read::Record(args, next) => {
+                out.push(args);
+                at = next;
+            }
+            Read::Incomplete if load_truncated => {
+                tracing::warn!(
+                    "!!! Warning: short read while loading the AOF file {}!!! Truncating the AOF at offset {} (last complete record)",
+                    name,
+                    at
+                );
+                break;
+            }
+            Read::Incomplete => {
+                return Err(format!(
+                    "Unexpected end of file reading the append only file {} at offset {}. Set the 'aof-load-truncated' configuration option to yes and restart the server.",
+                    name, at
+                ));
+            }
+            Read::Bad(why) => {
+                return Err(format!(
+                    "Bad file format reading the append only file {} at offset {}: {}",
+                    name, at, why
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_db(args: &[Bytes], databases: usize) -> Result<usize, String> {
+    std::str::from_utf8(args.get(1).map(|b| &b[..]).unwrap_or(b""))
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&d| d < databases)
+        .ok_or_else(|| "Bad SELECT in the append only file".to_string())
+}
+
+/// Applies the keyless records (FLUSHDB, FLUSHALL, SWAPDB) of old shard `origin` to this shard:
+/// only keys that shard owned are affected (all keys when the layouts match).
+fn apply_keyless(
+    st: &mut ShardState,
+    args: &[Bytes],
+    db: usize,
+    origin: Option<(&SlotMap, usize)>,
+) -> Result<(), String> {
+    let owned = |k: &[u8]| origin.is_none_or(|(m, s)| m.shard_of_key(k) == s);
+    let clear = |st: &mut ShardState, d: usize| {
+        let keys: Vec<Bytes> = st.dbs[d]
+            .keys
+            .iter()
+            .filter(|(k, _)| owned(k))
+            .map(|(k, _)| Bytes::copy_from_slice(k))
+            .collect();
+        for k in keys {
+            st.dbs[d].remove(&k);
+        }
+    };
+    let name = args[0].to_ascii_lowercase();
+    match &name[..] {
+        b"flushdb" => clear(st, db),
+        b"flushall" => {
+            for d in 0..st.dbs.len() {
+                clear(st, d);
+            }
+        }
+        b"swapdb" => {
+            let n = st.dbs.len();
+            let x = parse_db(&args[..2], n)?;
+            let y = parse_db(
+                &[args[0].clone(), args.get(2).cloned().unwrap_or_default()],
+                n,
+            )?;
+            let take = |st: &mut ShardState, d: usize| {
+                let keys: Vec<Bytes> = st.dbs[d]
+                    .keys
+                    .iter()
+                    .filter(|(k, _)| owned(k))
+                    .map(|(k, _)| Bytes::copy_from_slice(k))
+                    .collect();
+                keys.into_iter()
+                    .filter_map(|k| st.dbs[d].remove(&k).map(|e| (k, e)))
+                    .collect::<Vec<_>>()
+            };
+            let from_x = take(st, x);
+            let from_y = take(st, y);
+            for (k, e) in from_x {
+                st.dbs[y].insert_entry(&k, e, 0);
+            }
+            for (k, e) in from_y {
+                st.dbs[x].insert_entry(&k, e, 0);
+            }
+        }
+        _ => {
+            return Err(format!(
+                "Unknown command '{}' reading the append only file",
+                String::from_utf8_lossy(&args[0])
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Replays records on this shard (their keys all belong here).
+fn replay_local(sh: &Shard, recs: &[Vec<Bytes>], db: &mut usize) -> Result<(), String> {
+    let mut st = sh.state.borrow_mut();
+    st.loading = true;
+    let result = replay_records(&mut st, &sh.globals, recs, db);
+    st.loading = false;
+    result
+}
+
+fn replay_records(
+    st: &mut ShardState,
+    globals: &crate::server::globals::Globals,
+    recs: &[Vec<Bytes>],
+    db: &mut usize,
+) -> Result<(), String> {
+    let who = ClientLabel::default();
+    let mut out = BytesMut::new();
+    let databases = st.dbs.len();
+    for args in recs {
+        if args[0].eq_ignore_ascii_case(b"select") {
+            *db = parse_db(args, databases)?;
+            continue;
+        }
+        let spec = commands::lookup(&args[0]).ok_or_else(|| {
+            format!(
+                "Unknown command '{}' reading the append only file",
+                String::from_utf8_lossy(&args[0])
+            )
+        })?;
+        match (spec.exec, spec.keyed_body) {
+            (Exec::Shard(_), _) | (Exec::Conn(_), Some(_)) => {
+                execute_keyed(st, globals, spec, args, *db, false, &who, &mut out);
+                out.clear();
+            }
+            _ => apply_keyless(st, args, *db, None)?,
+        }
+    }
+    Ok(())
+}
+
+fn marker_id(args: &[Bytes]) -> Option<u64> {
+    std::str::from_utf8(args.get(1)?).ok()?.parse().ok()
+}
+
+/// The multi-shard units whose every part is complete in the logs (all-or-nothing recovery).
+fn complete_units(logs: &[Vec<Vec<Bytes>>]) -> HashSet<u64> {
+    let mut parts: HashMap<u64, (usize, usize)> = HashMap::new();
+    for recs in logs {
+        let mut open: Option<(u64, usize)> = None;
+        for args in recs {
+            if args[0][..] == *TX_BEGIN {
+                let n = args
+                    .get(2)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(usize::MAX);
+                open = marker_id(args).map(|id| (id, n));
+            } else if args[0][..] == *TX_END {
+                if let (Some((id, n)), Some(end)) = (open.take(), marker_id(args)) {
+                    if id == end {
+                        let e = parts.entry(id).or_insert((0, n));
+                        e.0 += 1;
+                    }
+                }
+            }
+        }
+    }
+    parts
+        .into_iter()
+        .filter(|(_, (have, need))| have == need)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Drops the markers, and the parts of units that are not complete everywhere.
+fn strip_units(recs: Vec<Vec<Bytes>>, complete: &HashSet<u64>) -> Vec<Vec<Bytes>> {
+    let mut out = Vec::with_capacity(recs.len());
+    let mut skipping = false;
+    let mut dropped = 0usize;
+    for args in recs {
+        if args[0][..] == *TX_BEGIN {
+            skipping = !marker_id(&args).is_some_and(|id| complete.contains(&id));
+            continue;
+        }
+        if args[0][..] == *TX_END {
+            skipping = false;
+            continue;
+        }
+        if skipping {
+            dropped += 1;
+        } else {
+            out.push(args);
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(
+            "AOF: dropped {} records of multi-shard transactions that did not reach every shard's log",
+            dropped
+        );
+    }
+    out
+}
+
+/// Loads every file the manifest names.
+pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(), String> {
+    let n = sh.nshards();
+    let mut logs = Vec::with_capacity(m.shards);
+    for k in 0..m.shards {
+        let mut recs = Vec::new();
+        for f in m.files_of(k) {
+            recs.extend(read_file(
+                &settings.dir.join(&f.name),
+                settings.load_truncated,
+            )?);
+        }
+        logs.push(recs);
+    }
+    let complete = complete_units(&logs);
+    let logs: Vec<Vec<Vec<Bytes>>> = logs
+        .into_iter()
+        .map(|recs| strip_units(recs, &complete))
+        .collect();
+    if m.shards == n {
+        let mut futs = Vec::new();
+        for (s, recs) in logs.into_iter().enumerate() {
+            futs.push(sh.run_on(s, move |sh| -> Result<(), String> {
+                let mut db = 0;
+                replay_local(sh, &recs, &mut db)
+            }));
+        }
+        for r in futures::future::join_all(futs).await {
+            r.map_err(|_| "a shard is gone".to_string())??;
+        }
+        return Ok(());
+    }
+    tracing::info!(
+        "Loading an AOF written by {} shards into {} shards: re-routing by key",
+        m.shards,
+        n
+    );
+    let old_map = Arc::new(SlotMap::new(m.shards));
+    let label = Arc::new(ClientLabel::default());
+    for (k, recs) in logs.into_iter().enumerate() {
+        let mut db = 0usize;
+        {
+            for args in recs {
+                if args[0].eq_ignore_ascii_case(b"select") {
+                    db = parse_db(&args, sh.state.borrow().dbs.len())?;
+                    continue;
+                }
+                let spec = commands::lookup(&args[0]).ok_or_else(|| {
+                    format!(
+                        "Unknown command '{}' reading the append only file",
+                        String::from_utf8_lossy(&args[0])
+                    )
+                })?;
+                let keyed = matches!(
+                    (spec.exec, spec.keyed_body),
+                    (Exec::Shard(_), _) | (Exec::Conn(_), Some(_))
+                );
+                if !keyed {
+                    let map = old_map.clone();
+                    let res = sh
+                        .run_on_all(move |sh| {
+                            apply_keyless(&mut sh.state.borrow_mut(), &args, db, Some((&map, k)))
+                        })
+                        .await
+                        .map_err(|_| "a shard is gone".to_string())?;
+                    res.into_iter().collect::<Result<Vec<_>, _>>()?;
+                    continue;
+                }
+                let mut targets: Vec<usize> =
+                    spec.keys(&args).map(|p| sh.shard_of(&args[p])).collect();
+                targets.sort_unstable();
+                targets.dedup();
+                if targets.len() <= 1 {
+                    let to = targets.first().copied().unwrap_or(sh.id);
+                    sh.run_on(to, move |sh| {
+                        let mut d = db;
+                        replay_local(sh, &[args], &mut d)
+                    })
+                    .await
+                    .map_err(|_| "a shard is gone".to_string())??;
+                } else {
+                    let cmd = crate::tx::TxCmd { spec, args, db };
+                    crate::tx::run_atomic(sh, vec![cmd], false, &label).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(parts: &[&str]) -> Vec<Bytes> {
+        parts
+            .iter()
+            .map(|p| Bytes::copy_from_slice(p.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn a_multi_shard_unit_is_applied_only_when_every_part_is_complete() {
+        let begin = |id: &str| rec(&["TESSERA.TXBEGIN", id, "2"]);
+        let end = |id: &str| rec(&["TESSERA.TXEND", id]);
+        // Unit 7 is complete on both shards; unit 9 lost its end marker on shard 1 (torn).
+        let s0 = vec![
+            begin("7"),
+            rec(&["SET", "a", "1"]),
+            end("7"),
+            begin("9"),
+            rec(&["SET", "a", "2"]),
+            end("9"),
+            rec(&["SET", "c", "3"]),
+        ];
+        let s1 = vec![
+            begin("7"),
+            rec(&["SET", "b", "1"]),
+            end("7"),
+            begin("9"),
+            rec(&["SET", "b", "2"]),
+        ];
+        let complete = complete_units(&[s0.clone(), s1.clone()]);
+        assert_eq!(complete, HashSet::from([7]));
+        assert_eq!(
+            strip_units(s0, &complete),
+            vec![rec(&["SET", "a", "1"]), rec(&["SET", "c", "3"])]
+        );
+        assert_eq!(strip_units(s1, &complete), vec![rec(&["SET", "b", "1"])]);
+    }
+}

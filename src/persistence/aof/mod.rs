@@ -1,0 +1,1063 @@
+//! Per-shard append-only files (Redis 7 multi-part AOF, one log per shard).
+//!
+//! Owns: recording each successful write a shard executes as a command (rewritten where replay
+//! would differ: relative expiries become absolute, commands touching keys of other shards
+//! inside a multi-shard unit become per-key recreations), the per-shard writer task (glommio
+//! buffered file, fdatasync per `appendfsync`), the durability watermark that `appendfsync
+//! always` replies wait for, rewrites (new base + new incremental file switched through the
+//! manifest) and loading at startup.
+//!
+//! Must never: block a serving shard on disk (all file I/O after startup goes through glommio
+//! tasks), record a command whose reply was an error, or delete an old file before the manifest
+//! that replaces it is durable.
+
+pub mod load;
+pub mod manifest;
+pub mod records;
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::channel::{mpsc, oneshot};
+use futures::StreamExt;
+
+use crate::commands::CommandSpec;
+use crate::config::Config;
+use crate::shard::slot::SlotMap;
+use crate::shard::{Shard, ShardState};
+use manifest::{FileEntry, FileKind, Manifest};
+
+/// Redis's reply to writes while the AOF cannot be written.
+pub const ERR_MISCONF_PREFIX: &str = "MISCONF Errors writing to the AOF file: ";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    Always,
+    EverySec,
+    No,
+}
+
+/// The AOF directives, read from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub enabled: bool,
+    pub fsync: Fsync,
+    pub dir: PathBuf,
+    pub filename: String,
+    pub load_truncated: bool,
+    pub rewrite_percentage: u64,
+    pub rewrite_min_size: u64,
+}
+
+fn setting(cfg: &Config, name: &str) -> String {
+    cfg.get(&[name.as_bytes()])
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+impl Settings {
+    pub fn from_config(cfg: &Config) -> Settings {
+        Settings {
+            enabled: setting(cfg, "appendonly") == "yes",
+            fsync: match setting(cfg, "appendfsync").as_str() {
+                "always" => Fsync::Always,
+                "no" => Fsync::No,
+                _ => Fsync::EverySec,
+            },
+            dir: cfg.dir.join(setting(cfg, "appenddirname")),
+            filename: setting(cfg, "appendfilename"),
+            load_truncated: setting(cfg, "aof-load-truncated") != "no",
+            rewrite_percentage: setting(cfg, "auto-aof-rewrite-percentage")
+                .parse()
+                .unwrap_or(100),
+            rewrite_min_size: setting(cfg, "auto-aof-rewrite-min-size")
+                .parse()
+                .unwrap_or(64 << 20),
+        }
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.manifest", self.filename))
+    }
+}
+
+/// Process-wide AOF state (INFO persistence, the current manifest, rewrite exclusion).
+pub struct AofGlobal {
+    pub enabled: AtomicBool,
+    pub rewrite_in_progress: AtomicBool,
+    pub rewrite_scheduled: AtomicBool,
+    pub last_rewrite_time_sec: AtomicI64,
+    pub last_bgrewrite_ok: AtomicBool,
+    pub rewrites: AtomicU64,
+    /// Startup loading finished (shards other than 0 wait for it before accepting clients).
+    pub ready: AtomicBool,
+    pub current_size: Vec<AtomicU64>,
+    pub base_size: Vec<AtomicU64>,
+    pub write_failed: Vec<AtomicBool>,
+    pub manifest: Mutex<Option<Manifest>>,
+}
+
+impl AofGlobal {
+    pub fn new(nshards: usize) -> AofGlobal {
+        AofGlobal {
+            enabled: AtomicBool::new(false),
+            rewrite_in_progress: AtomicBool::new(false),
+            rewrite_scheduled: AtomicBool::new(false),
+            last_rewrite_time_sec: AtomicI64::new(-1),
+            last_bgrewrite_ok: AtomicBool::new(true),
+            rewrites: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            current_size: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
+            base_size: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
+            write_failed: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
+            manifest: Mutex::new(None),
+        }
+    }
+
+    /// Bytes in all shards' base and incremental files.
+    pub fn total_size(&self) -> u64 {
+        self.current_size
+            .iter()
+            .chain(self.base_size.iter())
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The AOF lines of INFO persistence.
+    pub fn info(&self) -> String {
+        let sum = |v: &[AtomicU64]| v.iter().map(|a| a.load(Ordering::Relaxed)).sum::<u64>();
+        let enabled = self.enabled.load(Ordering::Relaxed);
+        let mut s = format!(
+            "aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\n",
+            enabled as u8,
+            self.rewrite_in_progress.load(Ordering::Relaxed) as u8,
+            self.rewrite_scheduled.load(Ordering::Relaxed) as u8,
+            self.last_rewrite_time_sec.load(Ordering::Relaxed),
+            if self.last_bgrewrite_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
+            self.rewrites.load(Ordering::Relaxed),
+            if self.write_failed.iter().any(|f| f.load(Ordering::Relaxed)) { "err" } else { "ok" },
+        );
+        if enabled {
+            s.push_str(&format!(
+                "aof_current_size:{}\r\naof_base_size:{}\r\n",
+                self.total_size(),
+                sum(&self.base_size)
+            ));
+        }
+        s
+    }
+}
+
+/// A shard's pending log (lives in `ShardState`; `None` while the AOF is off).
+pub struct AofLog {
+    buf: Vec<u8>,
+    /// Records still due to the file in use before the last rewrite switched files.
+    old_tail: Vec<u8>,
+    /// The incremental file the writer moves to after draining `old_tail`.
+    switch_to: Option<PathBuf>,
+    /// Bytes ever appended: the sequence number durability is measured in.
+    appended: u64,
+    cur_db: usize,
+    id: usize,
+    slots: Arc<SlotMap>,
+    wake: mpsc::UnboundedSender<()>,
+    woken: bool,
+    /// The last write error, while writes are refused.
+    pub error: Option<String>,
+}
+
+impl AofLog {
+    fn push(&mut self, db: usize, rec: &[u8]) {
+        if rec.is_empty() {
+            return;
+        }
+        let before = self.buf.len();
+        if db != self.cur_db {
+            records::push_cmd(&mut self.buf, &[&b"SELECT"[..], db.to_string().as_bytes()]);
+            self.cur_db = db;
+        }
+        self.buf.extend_from_slice(rec);
+        self.appended += (self.buf.len() - before) as u64;
+        if !self.woken {
+            self.woken = true;
+            let _ = self.wake.unbounded_send(());
+        }
+    }
+
+    /// Appends a record that does not depend on the selected database.
+    fn push_raw(&mut self, rec: &[u8]) {
+        self.buf.extend_from_slice(rec);
+        self.appended += rec.len() as u64;
+        if !self.woken {
+            self.woken = true;
+            let _ = self.wake.unbounded_send(());
+        }
+    }
+
+    pub fn appended(&self) -> u64 {
+        self.appended
+    }
+}
+
+/// Durability as seen by the shard's connections (in `Shard`).
+#[derive(Default)]
+pub struct Durability {
+    pub durable: u64,
+    waiters: Vec<(u64, oneshot::Sender<()>)>,
+    stop: Option<oneshot::Sender<()>>,
+    stopped: Option<oneshot::Receiver<()>>,
+}
+
+/// How a write is logged.
+enum Plan {
+    Verbatim,
+    /// The keys' whole state afterwards (relative TTLs, randomness, foreign keys).
+    Recreate,
+    /// Only the keys' deadlines afterwards (EXPIRE family, GETEX).
+    Deadline,
+}
+
+fn has_relative_ttl(args: &[Bytes]) -> bool {
+    args.iter().skip(3).any(|a| {
+        a.eq_ignore_ascii_case(b"ex")
+            || a.eq_ignore_ascii_case(b"px")
+            || a.eq_ignore_ascii_case(b"exat")
+            || a.eq_ignore_ascii_case(b"keepttl")
+    })
+}
+
+fn plan_for(name: &str, args: &[Bytes]) -> Plan {
+    match name {
+        "set" if has_relative_ttl(args) => Plan::Recreate,
+        "setex" | "psetex" | "restore" => Plan::Recreate,
+        "expire" | "pexpire" | "expireat" | "pexpireat" | "getex" => Plan::Deadline,
+        _ => Plan::Verbatim,
+    }
+}
+
+/// Refuses a write while the log cannot be written (Redis's MISCONF for the AOF).
+#[inline]
+pub fn write_refused(st: &ShardState) -> Option<String> {
+    st.aof
+        .as_ref()
+        .and_then(|l| l.error.as_ref())
+        .map(|e| format!("{}{}", ERR_MISCONF_PREFIX, e))
+}
+
+/// Records a write command that succeeded on this shard.
+pub fn record(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize, reply: &[u8]) {
+    if spec.name == "spop"
+        && st
+            .aof
+            .as_ref()
+            .is_some_and(|l| l.slots.shard_of_key(&args[1]) == l.id)
+    {
+        // What SPOP removed is in its reply: log it as SREM (its randomness must not replay).
+        let mut members = Vec::new();
+        records::reply_bulks(reply, &mut members);
+        if !members.is_empty() {
+            let mut cmd: Vec<&[u8]> = vec![b"SREM", &args[1]];
+            cmd.extend(members.iter().map(|m| &m[..]));
+            let mut rec = Vec::new();
+            records::push_cmd(&mut rec, &cmd);
+            if let Some(log) = st.aof.as_mut() {
+                log.push(db, &rec);
+            }
+        }
+        return;
+    }
+    record_as(st, spec, args, db, false)
+}
+
+fn record_as(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize, state: bool) {
+    let Some(log) = st.aof.as_ref() else {
+        return;
+    };
+    let foreign = spec
+        .keys(args)
+        .any(|p| log.slots.shard_of_key(&args[p]) != log.id);
+    let plan = if foreign || state {
+        Plan::Recreate
+    } else {
+        plan_for(spec.name, args)
+    };
+    let mut rec = Vec::new();
+    match plan {
+        Plan::Verbatim => records::push_cmd(&mut rec, args),
+        Plan::Recreate => {
+            let mut seen: Vec<&[u8]> = Vec::new();
+            for p in spec.keys(args) {
+                let key = &args[p][..];
+                if seen.contains(&key) || log.slots.shard_of_key(key) != log.id {
+                    continue;
+                }
+                seen.push(key);
+                records::recreate_key(&mut rec, key, st.dbs[db].keys.get(key));
+            }
+        }
+        Plan::Deadline => {
+            for p in spec.keys(args) {
+                let key = &args[p][..];
+                match st.dbs[db].keys.get(key) {
+                    None => records::push_cmd(&mut rec, &[&b"DEL"[..], key]),
+                    Some(e) if e.expire_at == 0 => {
+                        records::push_cmd(&mut rec, &[&b"PERSIST"[..], key])
+                    }
+                    Some(e) => records::push_cmd(
+                        &mut rec,
+                        &[&b"PEXPIREAT"[..], key, e.expire_at.to_string().as_bytes()],
+                    ),
+                }
+            }
+        }
+    }
+    if let Some(log) = st.aof.as_mut() {
+        log.push(db, &rec);
+    }
+}
+
+/// Logs the state of the keys a blocking pop served outside `execute_keyed` changed (the pop
+/// is replayed as its effect, never as a blocking command).
+pub fn record_served(st: &mut ShardState, args: &[Bytes], db: usize) {
+    if st.aof.is_none() {
+        return;
+    }
+    if let Some(spec) = crate::commands::lookup(&args[0]) {
+        record_as(st, spec, args, db, true);
+    }
+}
+
+/// Marker commands of a multi-shard unit's part in this shard's log (understood only by the
+/// loader, never executed).
+pub const TX_BEGIN: &[u8] = b"TESSERA.TXBEGIN";
+pub const TX_END: &[u8] = b"TESSERA.TXEND";
+
+/// Opens this shard's part of multi-shard unit `id` with `participants` parts in all.
+pub fn tx_begin(st: &mut ShardState, id: u64, participants: usize) {
+    if let Some(log) = st.aof.as_mut() {
+        let mut rec = Vec::new();
+        records::push_cmd(
+            &mut rec,
+            &[
+                TX_BEGIN,
+                id.to_string().as_bytes(),
+                participants.to_string().as_bytes(),
+            ],
+        );
+        log.push_raw(&rec);
+    }
+}
+
+/// Where the log stands now, for `tx_wrap` after a synchronous step.
+pub fn tx_mark(st: &ShardState) -> Option<usize> {
+    st.aof.as_ref().map(|l| l.buf.len())
+}
+
+/// Brackets the records appended since `mark` (same synchronous step) as this shard's part of
+/// multi-shard unit `id`.
+pub fn tx_wrap(st: &mut ShardState, mark: Option<usize>, id: u64, participants: usize) {
+    let (Some(mark), Some(log)) = (mark, st.aof.as_mut()) else {
+        return;
+    };
+    let mut begin = Vec::new();
+    records::push_cmd(
+        &mut begin,
+        &[
+            TX_BEGIN,
+            id.to_string().as_bytes(),
+            participants.to_string().as_bytes(),
+        ],
+    );
+    let mark = mark.min(log.buf.len());
+    log.appended += begin.len() as u64;
+    log.buf.splice(mark..mark, begin);
+    tx_end(st, id);
+}
+
+/// Closes this shard's part of unit `id`.
+pub fn tx_end(st: &mut ShardState, id: u64) {
+    if let Some(log) = st.aof.as_mut() {
+        let mut rec = Vec::new();
+        records::push_cmd(&mut rec, &[TX_END, id.to_string().as_bytes()]);
+        log.push_raw(&rec);
+    }
+}
+
+/// Logs a command the shard applied outside `execute_keyed` (FLUSHDB, FLUSHALL, SWAPDB fan-outs,
+/// evictions, multi-shard write-backs).
+pub fn log_command<A: AsRef<[u8]>>(st: &mut ShardState, db: usize, args: &[A]) {
+    if let Some(log) = st.aof.as_mut() {
+        let mut rec = Vec::new();
+        records::push_cmd(&mut rec, args);
+        log.push(db, &rec);
+    }
+}
+
+/// Logs `key`'s current state in `db` from scratch (a multi-shard unit wrote it back).
+pub fn log_key_state(st: &mut ShardState, db: usize, key: &[u8]) {
+    if st.aof.is_none() {
+        return;
+    }
+    let mut rec = Vec::new();
+    records::recreate_key(&mut rec, key, st.dbs[db].keys.get(key));
+    if let Some(log) = st.aof.as_mut() {
+        log.push(db, &rec);
+    }
+}
+
+/// Whether replies on this shard wait for the log: for its write() under `everysec` and `no`
+/// (a killed process then loses no acknowledged write, as with Redis, which writes the AOF
+/// before replying), for its fdatasync under `always`.
+#[inline]
+pub fn sync_replies(sh: &Shard) -> bool {
+    sh.aof_replies_wait.get()
+}
+
+/// Waits until everything this shard has logged so far is durable.
+pub async fn wait_durable_local(sh: &Shard) {
+    let target = match sh.state.borrow().aof.as_ref() {
+        Some(l) => l.appended,
+        None => return,
+    };
+    let rx = {
+        let mut d = sh.aof.borrow_mut();
+        if d.durable >= target {
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        d.waiters.push((target, tx));
+        rx
+    };
+    let _ = rx.await;
+}
+
+/// Waits until every shard in `mask` (bit per shard; bit 63 stands for all beyond) has made
+/// what it logged so far durable.
+pub async fn wait_durable(sh: &Rc<Shard>, mask: u64) {
+    let n = sh.nshards();
+    let mut futs = Vec::new();
+    for s in 0..n {
+        if mask & (1u64 << s.min(63)) == 0 {
+            continue;
+        }
+        if s == sh.id {
+            futs.push(futures::future::Either::Left(wait_durable_local(sh)));
+            continue;
+        }
+        let (tx, rx) = oneshot::channel::<()>();
+        let task: crate::shard::router::TaskJob = Box::new(move |sh: Rc<Shard>| {
+            Box::pin(async move {
+                wait_durable_local(&sh).await;
+                let _ = tx.send(());
+            })
+        });
+        let sent = sh
+            .router
+            .send(s, crate::shard::ShardMsg::Task(task))
+            .await
+            .is_ok();
+        if sent {
+            futs.push(futures::future::Either::Right(async move {
+                let _ = rx.await;
+            }));
+        }
+    }
+    futures::future::join_all(futs).await;
+}
+
+/// The bit of `wait_durable`'s mask for shard `s`.
+#[inline]
+pub fn shard_bit(s: usize) -> u64 {
+    1u64 << s.min(63)
+}
+
+async fn write_all(file: &glommio::io::BufferedFile, data: &[u8], pos: u64) -> std::io::Result<()> {
+    let mut off = 0;
+    while off < data.len() {
+        let n = file
+            .write_at(data[off..].to_vec(), pos + off as u64)
+            .await
+            .map_err(std::io::Error::from)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "short write",
+            ));
+        }
+        off += n;
+    }
+    Ok(())
+}
+
+async fn open_append(path: &std::path::Path) -> std::io::Result<(glommio::io::BufferedFile, u64)> {
+    let f = glommio::io::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .buffered_open(path)
+        .await
+        .map_err(std::io::Error::from)?;
+    let size = f.file_size().await.map_err(std::io::Error::from)?;
+    Ok((f, size))
+}
+
+fn io_text(e: &std::io::Error) -> String {
+    // strerror's text alone, as Redis prints it: without Rust's "(os error N)" suffix and the
+    // path details glommio adds.
+    let s = match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => e.to_string(),
+    };
+    s.split(" (os error").next().unwrap_or(&s).to_string()
+}
+
+/// The shard's writer: drains the log into the current incremental file after each loop
+/// iteration's writes (one write and, under `always`, one fdatasync for all of them).
+async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: PathBuf) {
+    let (mut file, mut pos) = match open_append(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!("Can't open the append-only file {}: {}", path.display(), e);
+            if let Some(l) = sh.state.borrow_mut().aof.as_mut() {
+                l.error = Some(io_text(&e));
+            }
+            return;
+        }
+    };
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    {
+        let mut d = sh.aof.borrow_mut();
+        d.stop = Some(stop_tx);
+        d.stopped = Some(done_rx);
+    }
+    let mut last_sync = Instant::now();
+    let mut unsynced = false;
+    let mut stopping = false;
+    loop {
+        if !stopping {
+            let tick =
+                glommio::timer::sleep(Duration::from_millis(if unsynced { 200 } else { 1000 }));
+            futures::pin_mut!(tick);
+            let woke = wake.next();
+            futures::pin_mut!(woke);
+            match futures::future::select(futures::future::select(woke, tick), &mut stop_rx).await {
+                futures::future::Either::Left((futures::future::Either::Left((None, _)), _)) => {
+                    stopping = true
+                }
+                futures::future::Either::Right(_) => stopping = true,
+                _ => {}
+            }
+        }
+        let (tail, switch, data, upto, fsync) = {
+            let mut st = sh.state.borrow_mut();
+            let fsync = Settings::from_config(&st.config).fsync;
+            let Some(l) = st.aof.as_mut() else {
+                break;
+            };
+            l.woken = false;
+            (
+                std::mem::take(&mut l.old_tail),
+                l.switch_to.take(),
+                std::mem::take(&mut l.buf),
+                l.appended,
+                fsync,
+            )
+        };
+        let mut result: std::io::Result<()> = Ok(());
+        let (mut tail_done, mut switch_done, mut data_done) = (false, false, false);
+        if !tail.is_empty() {
+            result = write_all(&file, &tail, pos).await;
+            if result.is_ok() {
+                pos += tail.len() as u64;
+                unsynced = true;
+            }
+        }
+        tail_done |= result.is_ok();
+        if result.is_ok() {
+            if let Some(p) = switch.clone() {
+                let _ = file.fdatasync().await;
+                match open_append(&p).await {
+                    Ok((f, size)) => {
+                        let old = std::mem::replace(&mut file, f);
+                        let _ = old.close().await;
+                        pos = size;
+                        unsynced = false;
+                        switch_done = true;
+                    }
+                    Err(e) => result = Err(e),
+                }
+            }
+        }
+        if result.is_ok() && !data.is_empty() {
+            result = write_all(&file, &data, pos).await;
+            if result.is_ok() {
+                pos += data.len() as u64;
+                unsynced = true;
+            }
+        }
+        data_done |= result.is_ok();
+        let want_sync = match fsync {
+            Fsync::Always => unsynced,
+            Fsync::EverySec => {
+                unsynced && (last_sync.elapsed() >= Duration::from_secs(1) || stopping)
+            }
+            Fsync::No => false,
+        };
+        if result.is_ok() && want_sync {
+            result = file.fdatasync().await.map_err(std::io::Error::from);
+            if result.is_ok() {
+                unsynced = false;
+                last_sync = Instant::now();
+            }
+        }
+        let failed = result.is_err();
+        sh.globals.aof.write_failed[sh.id].store(failed, Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                sh.globals.aof.current_size[sh.id].store(pos, Ordering::Relaxed);
+                if let Some(l) = sh.state.borrow_mut().aof.as_mut() {
+                    if l.error.take().is_some() {
+                        tracing::warn!("AOF write error is solved, the AOF can be written again");
+                    }
+                }
+                let mut d = sh.aof.borrow_mut();
+                d.durable = d.durable.max(upto);
+                let durable = d.durable;
+                let waiters = std::mem::take(&mut d.waiters);
+                for (seq, tx) in waiters {
+                    if seq <= durable {
+                        let _ = tx.send(());
+                    } else {
+                        d.waiters.push((seq, tx));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("Error writing to the AOF file: {}", e);
+                // Nothing unwritten is lost from the log: it goes back in front, and the
+                // writer retries soon (at the same file offsets).
+                put_back(
+                    &sh,
+                    &e,
+                    (tail, tail_done),
+                    (switch, switch_done),
+                    (data, data_done),
+                );
+                if fsync != Fsync::Always {
+                    // Like Redis, a failed write under everysec/no still answers the commands
+                    // that already ran (later writes are refused); under always their replies
+                    // wait for the retry that makes them durable.
+                    let mut d = sh.aof.borrow_mut();
+                    for (_, tx) in std::mem::take(&mut d.waiters) {
+                        let _ = tx.send(());
+                    }
+                }
+                if !stopping {
+                    glommio::timer::sleep(Duration::from_millis(100)).await;
+                    if let Some(l) = sh.state.borrow_mut().aof.as_mut() {
+                        l.woken = false;
+                    }
+                    continue;
+                }
+            }
+        }
+        if stopping {
+            break;
+        }
+    }
+    let _ = file.fdatasync().await;
+    let _ = file.close().await;
+    let _ = done_tx.send(());
+}
+
+/// After a failed write: what was not written goes back to the log, in order, and writes are
+/// refused until a retry succeeds.
+fn put_back(
+    sh: &Shard,
+    e: &std::io::Error,
+    (tail, tail_done): (Vec<u8>, bool),
+    (switch, switch_done): (Option<PathBuf>, bool),
+    (data, data_done): (Vec<u8>, bool),
+) {
+    let mut st = sh.state.borrow_mut();
+    let Some(l) = st.aof.as_mut() else {
+        return;
+    };
+    let mut buf = if data_done { Vec::new() } else { data };
+    buf.extend_from_slice(&l.buf);
+    let tail = if tail_done { Vec::new() } else { tail };
+    match switch {
+        Some(p) if !switch_done => {
+            let mut old = tail;
+            old.extend_from_slice(&l.old_tail);
+            l.old_tail = old;
+            l.switch_to = Some(p);
+        }
+        _ => {
+            let mut t = tail;
+            t.extend_from_slice(&buf);
+            buf = t;
+        }
+    }
+    l.buf = buf;
+    l.error = Some(io_text(e));
+}
+
+/// Starts logging on this shard into `incr` (a fresh or existing file), or switches an active
+/// log to it: records appended from now on go to `incr`.
+fn start_or_switch(sh: &Rc<Shard>, st: &mut ShardState, incr: PathBuf) {
+    if let Some(l) = st.aof.as_mut() {
+        let pending = std::mem::take(&mut l.buf);
+        l.old_tail.extend_from_slice(&pending);
+        l.switch_to = Some(incr);
+        l.cur_db = usize::MAX;
+        if !l.woken {
+            l.woken = true;
+            let _ = l.wake.unbounded_send(());
+        }
+        return;
+    }
+    let (tx, rx) = mpsc::unbounded();
+    st.aof = Some(Box::new(AofLog {
+        buf: Vec::new(),
+        old_tail: Vec::new(),
+        switch_to: None,
+        appended: sh.aof.borrow().durable,
+        cur_db: usize::MAX,
+        id: sh.id,
+        slots: sh.router.slots(),
+        wake: tx,
+        woken: false,
+        error: None,
+    }));
+    sh.aof_replies_wait.set(true);
+    let sh2 = sh.clone();
+    glommio::spawn_local(writer(sh2, rx, incr)).detach();
+}
+
+/// Rewrites this shard's log: a base file recreating every key, then a fresh incremental file
+/// that receives every write from the snapshot instant on. Returns the two manifest entries and
+/// the base size.
+async fn rewrite_shard(
+    sh: &Rc<Shard>,
+    settings: &Settings,
+    seq: u64,
+    log: bool,
+) -> Result<(FileEntry, FileEntry, u64), String> {
+    let base_name = format!("{}.s{}.{}.base.aof", settings.filename, sh.id, seq);
+    let incr_name = format!("{}.s{}.{}.incr.aof", settings.filename, sh.id, seq);
+    let base_path = settings.dir.join(&base_name);
+    let incr_path = settings.dir.join(&incr_name);
+    let err = |what: &str, e: glommio::GlommioError<()>| format!("{} {}: {}", what, base_name, e);
+    // The incremental file must exist before the writer is pointed at it.
+    glommio::io::BufferedFile::create(&incr_path)
+        .await
+        .map_err(|e| err("cannot create", e))?
+        .close()
+        .await
+        .map_err(|e| err("cannot close", e))?;
+    let data = {
+        let mut st = sh.state.borrow_mut();
+        let now = crate::server::globals::unix_ms();
+        let mut out = Vec::new();
+        for (dbid, d) in st.dbs.iter().enumerate() {
+            if d.keys.iter().next().is_none() {
+                continue;
+            }
+            records::push_cmd(&mut out, &[&b"SELECT"[..], dbid.to_string().as_bytes()]);
+            for (k, e) in d.keys.iter() {
+                if e.expire_at != 0 && e.expire_at <= now {
+                    continue;
+                }
+                records::recreate_value(&mut out, k, &e.value);
+                if e.expire_at != 0 {
+                    records::push_cmd(
+                        &mut out,
+                        &[
+                            &b"PEXPIREAT"[..],
+                            &k[..],
+                            e.expire_at.to_string().as_bytes(),
+                        ],
+                    );
+                }
+            }
+        }
+        if log {
+            start_or_switch(sh, &mut st, incr_path.clone());
+        }
+        out
+    };
+    let f = glommio::io::BufferedFile::create(&base_path)
+        .await
+        .map_err(|e| err("cannot create", e))?;
+    write_all(&f, &data, 0)
+        .await
+        .map_err(|e| format!("cannot write {}: {}", base_name, e))?;
+    f.fdatasync().await.map_err(|e| err("cannot sync", e))?;
+    f.close().await.map_err(|e| err("cannot close", e))?;
+    Ok((
+        FileEntry {
+            name: base_name,
+            seq,
+            kind: FileKind::Base,
+            shard: sh.id,
+        },
+        FileEntry {
+            name: incr_name,
+            seq,
+            kind: FileKind::Incr,
+            shard: sh.id,
+        },
+        data.len() as u64,
+    ))
+}
+
+/// Writes the manifest atomically: temp file, fdatasync, rename, directory sync.
+async fn write_manifest(settings: &Settings, m: &Manifest) -> Result<(), String> {
+    let path = settings.manifest_path();
+    let tmp = settings
+        .dir
+        .join(format!("temp-{}.manifest", settings.filename));
+    let e = |e: glommio::GlommioError<()>| format!("cannot write the AOF manifest: {}", e);
+    let mut f = glommio::io::BufferedFile::create(&tmp).await.map_err(e)?;
+    write_all(&f, m.format().as_bytes(), 0)
+        .await
+        .map_err(|x| format!("cannot write the AOF manifest: {}", x))?;
+    f.fdatasync().await.map_err(e)?;
+    f.rename(&path).await.map_err(e)?;
+    f.close().await.map_err(e)?;
+    let dir = glommio::io::Directory::open(&settings.dir)
+        .await
+        .map_err(e)?;
+    dir.sync().await.map_err(e)?;
+    let _ = dir.close().await;
+    Ok(())
+}
+
+/// Runs `f` on shard `s` as a task of its own and returns its result.
+async fn run_task_on<R, F, Fut>(sh: &Rc<Shard>, s: usize, f: F) -> Option<R>
+where
+    R: Send + 'static,
+    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = R> + 'static,
+{
+    if s == sh.id {
+        return Some(f(sh.clone()).await);
+    }
+    let (tx, rx) = oneshot::channel();
+    let task: crate::shard::router::TaskJob = Box::new(move |sh: Rc<Shard>| {
+        Box::pin(async move {
+            let _ = tx.send(f(sh).await);
+        })
+    });
+    sh.router
+        .send(s, crate::shard::ShardMsg::Task(task))
+        .await
+        .ok()?;
+    rx.await.ok()
+}
+
+/// BGREWRITEAOF (and the rewrite at startup): every shard writes a new base and moves to a
+/// new incremental file; then the new manifest is made durable; then the old files go.
+pub async fn rewrite_all(sh: &Rc<Shard>) -> Result<(), String> {
+    let g = &sh.globals.aof;
+    if g.rewrite_in_progress.swap(true, Ordering::AcqRel) {
+        return Err("Background append only file rewriting already in progress".into());
+    }
+    let started = Instant::now();
+    let settings = Settings::from_config(&sh.state.borrow().config);
+    let log = g.enabled.load(Ordering::Relaxed);
+    let old = g.manifest.lock().unwrap().clone();
+    let seq = old.as_ref().map_or(0, |m| m.max_seq()) + 1;
+    let mut futs = Vec::new();
+    for s in 0..sh.nshards() {
+        let settings = settings.clone();
+        futs.push(run_task_on(sh, s, move |sh| async move {
+            rewrite_shard(&sh, &settings, seq, log).await
+        }));
+    }
+    let results = futures::future::join_all(futs).await;
+    let mut files = Vec::new();
+    let mut result = Ok(());
+    for (s, r) in results.into_iter().enumerate() {
+        match r {
+            Some(Ok((b, i, size))) => {
+                files.push(b);
+                files.push(i);
+                g.base_size[s].store(size, Ordering::Relaxed);
+            }
+            Some(Err(e)) => result = Err(e),
+            None => result = Err("a shard is gone".to_string()),
+        }
+    }
+    if result.is_ok() {
+        let m = Manifest {
+            shards: sh.nshards(),
+            files,
+        };
+        result = write_manifest(&settings, &m).await;
+        if result.is_ok() {
+            if let Some(old) = &old {
+                for f in &old.files {
+                    if !m.files.iter().any(|n| n.name == f.name) {
+                        let _ = std::fs::remove_file(settings.dir.join(&f.name));
+                    }
+                }
+            }
+            *g.manifest.lock().unwrap() = Some(m);
+        }
+    }
+    g.last_bgrewrite_ok.store(result.is_ok(), Ordering::Relaxed);
+    g.last_rewrite_time_sec
+        .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    if result.is_ok() {
+        g.rewrites.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("Background AOF rewrite finished successfully");
+    } else if let Err(e) = &result {
+        tracing::warn!("Background AOF rewrite failed: {}", e);
+    }
+    g.rewrite_in_progress.store(false, Ordering::Release);
+    result
+}
+
+/// Startup on shard 0, before any shard accepts clients: load the files the manifest names
+/// (each shard its own when the shard count matches, else re-routed by key), then rewrite so
+/// that the log continues in this process's layout.
+pub async fn startup(sh: &Rc<Shard>) -> Result<(), String> {
+    let settings = Settings::from_config(&sh.state.borrow().config);
+    sh.globals.aof.enabled.store(true, Ordering::Relaxed);
+    std::fs::create_dir_all(&settings.dir).map_err(|e| {
+        format!(
+            "Can't create the append-only directory {}: {}",
+            settings.dir.display(),
+            e
+        )
+    })?;
+    let mpath = settings.manifest_path();
+    let manifest = match std::fs::read_to_string(&mpath) {
+        Ok(text) => Some(Manifest::parse(&text)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let leftovers = std::fs::read_dir(&settings.dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .any(|e| e.file_name().to_string_lossy().ends_with(".aof"))
+                })
+                .unwrap_or(false);
+            if leftovers {
+                return Err(format!(
+                    "The AOF directory {} holds AOF files but no manifest {}: refusing to start (restore the manifest or remove the files)",
+                    settings.dir.display(),
+                    mpath.display()
+                ));
+            }
+            None
+        }
+        Err(e) => {
+            return Err(format!(
+                "Can't read the AOF manifest {}: {}",
+                mpath.display(),
+                e
+            ))
+        }
+    };
+    if let Some(m) = &manifest {
+        let started = Instant::now();
+        load::load(sh, &settings, m).await?;
+        tracing::info!(
+            "DB loaded from append only file: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    *sh.globals.aof.manifest.lock().unwrap() = manifest;
+    rewrite_all(sh).await
+}
+
+/// The shard's periodic AOF duties: follow CONFIG SET appendonly (shard 0 starts logging
+/// everywhere with a rewrite, like Redis; every shard stops its own writer), and on shard 0
+/// start the automatic rewrite when the files grew by `auto-aof-rewrite-percentage`.
+pub fn cron(sh: &Rc<Shard>) {
+    let g = &sh.globals.aof;
+    let want = setting(&sh.state.borrow().config, "appendonly") == "yes";
+    let on = g.enabled.load(Ordering::Relaxed);
+    if sh.id == 0 && want && !on && g.ready.load(Ordering::Relaxed) {
+        g.enabled.store(true, Ordering::Relaxed);
+        let settings = Settings::from_config(&sh.state.borrow().config);
+        if let Ok(text) = std::fs::read_to_string(settings.manifest_path()) {
+            *g.manifest.lock().unwrap() = Manifest::parse(&text).ok();
+        }
+        let sh = sh.clone();
+        glommio::spawn_local(async move {
+            if let Err(e) = std::fs::create_dir_all(&settings.dir) {
+                tracing::warn!("Can't create the append-only directory: {}", e);
+            }
+            let _ = rewrite_all(&sh).await;
+        })
+        .detach();
+        return;
+    }
+    if sh.id == 0 && !want && on {
+        g.enabled.store(false, Ordering::Relaxed);
+    }
+    if !g.enabled.load(Ordering::Relaxed) && sh.state.borrow().aof.is_some() {
+        // Turned off: the writer drains what is pending, then the log goes away.
+        if sh.aof.borrow().stop.is_some() {
+            let sh = sh.clone();
+            glommio::spawn_local(async move {
+                shutdown(&sh).await;
+                if !sh.globals.aof.enabled.load(Ordering::Relaxed) {
+                    sh.state.borrow_mut().aof = None;
+                }
+            })
+            .detach();
+        }
+        return;
+    }
+    if sh.id != 0 || !on || g.rewrite_in_progress.load(Ordering::Relaxed) {
+        return;
+    }
+    let settings = Settings::from_config(&sh.state.borrow().config);
+    if settings.rewrite_percentage == 0 {
+        return;
+    }
+    let size = g.total_size();
+    let base = g
+        .base_size
+        .iter()
+        .map(|a| a.load(Ordering::Relaxed))
+        .sum::<u64>()
+        .max(1);
+    if size >= settings.rewrite_min_size
+        && size.saturating_sub(base) * 100 / base >= settings.rewrite_percentage
+    {
+        tracing::info!(
+            "Starting automatic rewriting of AOF on {}% growth",
+            size.saturating_sub(base) * 100 / base
+        );
+        let sh = sh.clone();
+        glommio::spawn_local(async move {
+            let _ = rewrite_all(&sh).await;
+        })
+        .detach();
+    }
+}
+
+/// Stops this shard's writer after a last write and fdatasync (shutdown).
+pub async fn shutdown(sh: &Shard) {
+    let (stop, stopped) = {
+        let mut d = sh.aof.borrow_mut();
+        (d.stop.take(), d.stopped.take())
+    };
+    if let Some(stop) = stop {
+        let _ = stop.send(());
+    }
+    if let Some(rx) = stopped {
+        let _ = rx.await;
+    }
+}

@@ -1,0 +1,248 @@
+//! The AOF record format (commands as RESP arrays of bulk strings, like Redis's AOF), a strict
+//! incremental reader for it, and the per-key generator that writes commands recreating a key
+//! from scratch (used by rewrites and by multi-shard write-backs).
+//!
+//! Pure functions over bytes and values; no I/O and no shard state.
+
+use bytes::Bytes;
+
+use crate::types::{Entry, Value};
+
+/// Appends one command in RESP form.
+pub fn push_cmd<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        let a = a.as_ref();
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// What the reader found at an offset.
+#[derive(Debug, PartialEq)]
+pub enum Read {
+    /// A complete record and the offset just past it.
+    Record(Vec<Bytes>, usize),
+    /// The bytes end inside a record (a torn tail).
+    Incomplete,
+    /// Not a record: the file is damaged at this offset.
+    Bad(&'static str),
+}
+
+fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let rest = buf.get(at..)?;
+    let nl = rest.windows(2).position(|w| w == b"\r\n")?;
+    Some((&rest[..nl], at + nl + 2))
+}
+
+fn number(s: &[u8]) -> Option<usize> {
+    if s.is_empty() || s.len() > 18 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// Reads the record starting at `at`.
+pub fn read_record(buf: &[u8], at: usize) -> Read {
+    if buf.get(at) != Some(&b'*') {
+        return Read::Bad("expected '*'");
+    }
+    let Some((n, mut pos)) = line(buf, at + 1) else {
+        return if buf.len() - at > 32 {
+            Read::Bad("bad array header")
+        } else {
+            Read::Incomplete
+        };
+    };
+    let Some(n) = number(n).filter(|&n| n > 0) else {
+        return Read::Bad("bad array length");
+    };
+    let mut args = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        match buf.get(pos) {
+            None => return Read::Incomplete,
+            Some(b'$') => {}
+            Some(_) => return Read::Bad("expected '$'"),
+        }
+        let Some((len, start)) = line(buf, pos + 1) else {
+            return if buf.len() - pos > 32 {
+                Read::Bad("bad bulk header")
+            } else {
+                Read::Incomplete
+            };
+        };
+        let Some(len) = number(len) else {
+            return Read::Bad("bad bulk length");
+        };
+        let end = start + len;
+        if buf.len() < end + 2 {
+            return Read::Incomplete;
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Read::Bad("bulk not terminated by CRLF");
+        }
+        args.push(Bytes::copy_from_slice(&buf[start..end]));
+        pos = end + 2;
+    }
+    Read::Record(args, pos)
+}
+
+/// Collects the bulk strings of a reply (a bulk, or an array/set of bulks); anything else adds
+/// nothing.
+pub fn reply_bulks(reply: &[u8], out: &mut Vec<Vec<u8>>) {
+    fn bulk(buf: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
+        if buf.get(at) != Some(&b'$') {
+            return None;
+        }
+        let (len, start) = line(buf, at + 1)?;
+        let len = number(len)?;
+        let v = buf.get(start..start + len)?.to_vec();
+        Some((v, start + len + 2))
+    }
+    match reply.first() {
+        Some(b'$') => {
+            if let Some((v, _)) = bulk(reply, 0) {
+                out.push(v);
+            }
+        }
+        Some(b'*') | Some(b'~') => {
+            let Some((n, mut pos)) = line(reply, 1) else {
+                return;
+            };
+            let Some(n) = number(n) else {
+                return;
+            };
+            for _ in 0..n {
+                let Some((v, next)) = bulk(reply, pos) else {
+                    return;
+                };
+                out.push(v);
+                pos = next;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Elements per command when a collection is recreated (keeps single records small).
+const CHUNK: usize = 128;
+
+fn score_text(s: f64) -> Vec<u8> {
+    // Rust's shortest round-trip formatting; infinities print as inf/-inf, which ZADD accepts.
+    format!("{}", s).into_bytes()
+}
+
+/// Appends commands that recreate `key` exactly as `entry` (or delete it when `None`): DEL,
+/// then the value in chunks, then its absolute deadline.
+pub fn recreate_key(out: &mut Vec<u8>, key: &[u8], entry: Option<&Entry>) {
+    push_cmd(out, &[&b"DEL"[..], key]);
+    let Some(e) = entry else {
+        return;
+    };
+    recreate_value(out, key, &e.value);
+    if e.expire_at != 0 {
+        push_cmd(
+            out,
+            &[&b"PEXPIREAT"[..], key, e.expire_at.to_string().as_bytes()],
+        );
+    }
+}
+
+/// Appends commands that build `v` under `key` (which must not exist).
+pub fn recreate_value(out: &mut Vec<u8>, key: &[u8], v: &Value) {
+    let mut args: Vec<Vec<u8>> = Vec::new();
+    let flush = |out: &mut Vec<u8>, cmd: &[u8], args: &mut Vec<Vec<u8>>| {
+        if args.is_empty() {
+            return;
+        }
+        let mut full: Vec<&[u8]> = Vec::with_capacity(args.len() + 2);
+        full.push(cmd);
+        full.push(key);
+        full.extend(args.iter().map(|a| &a[..]));
+        push_cmd(out, &full);
+        args.clear();
+    };
+    match v {
+        Value::Str(s) => s.with_bytes(|b| push_cmd(out, &[&b"SET"[..], key, b])),
+        Value::List(l) => {
+            for item in l.iter() {
+                args.push(item.with_bytes(|b| b.to_vec()));
+                if args.len() == CHUNK {
+                    flush(out, b"RPUSH", &mut args);
+                }
+            }
+            flush(out, b"RPUSH", &mut args);
+        }
+        Value::Set(s) => {
+            for m in s.iter() {
+                args.push(m.with_bytes(|b| b.to_vec()));
+                if args.len() == CHUNK {
+                    flush(out, b"SADD", &mut args);
+                }
+            }
+            flush(out, b"SADD", &mut args);
+        }
+        Value::Hash(h) => {
+            for (f, val) in h.iter() {
+                args.push(f.to_vec());
+                args.push(val.to_vec());
+                if args.len() >= CHUNK {
+                    flush(out, b"HSET", &mut args);
+                }
+            }
+            flush(out, b"HSET", &mut args);
+        }
+        Value::ZSet(z) => {
+            for (m, s) in z.iter() {
+                args.push(score_text(s));
+                args.push(m.to_vec());
+                if args.len() >= CHUNK {
+                    flush(out, b"ZADD", &mut args);
+                }
+            }
+            flush(out, b"ZADD", &mut args);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_bulks_reads_bulks_arrays_and_sets() {
+        let mut v = Vec::new();
+        reply_bulks(b"$2\r\nab\r\n", &mut v);
+        reply_bulks(b"*2\r\n$1\r\nx\r\n$0\r\n\r\n", &mut v);
+        reply_bulks(b"~1\r\n$1\r\ny\r\n", &mut v);
+        reply_bulks(b"$-1\r\n", &mut v);
+        reply_bulks(b"*0\r\n", &mut v);
+        assert_eq!(
+            v,
+            vec![b"ab".to_vec(), b"x".to_vec(), vec![], b"y".to_vec()]
+        );
+    }
+
+    #[test]
+    fn records_read_back_and_torn_or_bad_tails_are_told_apart() {
+        let mut buf = Vec::new();
+        push_cmd(&mut buf, &["SET", "k", "v\r\nx"]);
+        push_cmd(&mut buf, &["DEL", ""]);
+        let Read::Record(a, end) = read_record(&buf, 0) else {
+            panic!()
+        };
+        assert_eq!(a, vec!["SET", "k", "v\r\nx"]);
+        let Read::Record(b, end2) = read_record(&buf, end) else {
+            panic!()
+        };
+        assert_eq!(b, vec!["DEL", ""]);
+        assert_eq!(end2, buf.len());
+        for cut in end + 1..buf.len() {
+            assert_eq!(read_record(&buf[..cut], end), Read::Incomplete, "cut {cut}");
+        }
+        let mut bad = buf.clone();
+        bad[end + 1] = b'x';
+        assert!(matches!(read_record(&bad, end), Read::Bad(_)));
+    }
+}
