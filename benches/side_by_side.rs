@@ -26,9 +26,18 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
+    v.trim()
+        .parse()
+        .unwrap_or_else(|_| die(&format!("{flag}: bad number {v:?}")))
+}
 
 const USAGE: &str = "\
 usage: cargo bench --bench side_by_side -- [options]
@@ -74,12 +83,6 @@ fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Vec<T> {
         die(&format!("{flag}: empty list"));
     }
     out
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
-    v.trim()
-        .parse()
-        .unwrap_or_else(|_| die(&format!("{flag}: bad number {v:?}")))
 }
 
 fn die(msg: &str) -> ! {
@@ -178,22 +181,6 @@ fn parse_args() -> Opts {
 
 // ------------------------------------------------------- key → shard map --
 
-/// CRC16/XMODEM (poly 0x1021, init 0, no reflection), as used by Redis Cluster.
-fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
 /// Redis Cluster hash slot, `{hash tag}` rule included (the keys this runner
 /// picks contain no braces, so the rule never matters for them).
 fn key_slot(key: &[u8]) -> u16 {
@@ -225,29 +212,6 @@ fn key_on_shard(shard: usize, shards: usize) -> (String, u16) {
 }
 
 // ------------------------------------------------------ child processes --
-
-/// Owns a child process; kills and reaps it on drop (normal exit or panic).
-struct ChildGuard {
-    child: Child,
-}
-
-impl ChildGuard {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
 
 /// Make the child receive SIGKILL if this runner dies without unwinding
 /// (SIGKILL, abort). Children are spawned from the main thread only, which
@@ -333,12 +297,6 @@ fn ping(port: u16) -> bool {
         }
     }
     got.starts_with(b"+PONG\r\n")
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 struct Bins {

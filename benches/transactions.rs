@@ -29,10 +29,19 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
+    v.trim()
+        .parse()
+        .unwrap_or_else(|_| die(&format!("{flag}: bad number {v:?}")))
+}
 
 const USAGE: &str = "\
 usage: cargo bench --bench transactions -- [options]
@@ -75,12 +84,6 @@ struct Opts {
 fn die(msg: &str) -> ! {
     eprintln!("transactions: {msg}\n{USAGE}");
     std::process::exit(2);
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
-    v.trim()
-        .parse()
-        .unwrap_or_else(|_| die(&format!("{flag}: bad number {v:?}")))
 }
 
 fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Vec<T> {
@@ -188,22 +191,6 @@ fn parse_args() -> Opts {
 
 // ------------------------------------------------------- key → shard map --
 
-/// CRC16/XMODEM (poly 0x1021, init 0, no reflection), as used by Redis Cluster.
-fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
 /// Redis Cluster hash slot (the `{tag}` rule is irrelevant: only untagged keys
 /// are placed with it).
 fn key_slot(key: &[u8]) -> u16 {
@@ -230,29 +217,6 @@ fn split_by_shard(prefix: &str, keyspace: u64) -> [Vec<u64>; 2] {
 }
 
 // ------------------------------------------------------ child processes --
-
-/// Owns a child process; kills and reaps it on drop (normal exit or panic).
-struct ChildGuard {
-    child: Child,
-}
-
-impl ChildGuard {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
 
 /// Make the child receive SIGKILL if this runner dies without unwinding.
 /// Children are spawned from the main thread only, which lives for the whole
@@ -332,12 +296,6 @@ fn call(port: u16, args: &[&[u8]]) -> std::io::Result<Vec<u8>> {
     let mut rd = ReplyReader::new();
     rd.read_replies(&mut s, 1)?;
     Ok(rd.last)
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 struct Bins {
