@@ -63,38 +63,18 @@ impl Ctx<'_> {
     /// Looks a key up for a read, counting keyspace hits and misses like Redis.
     #[inline]
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let now = self.now_ms;
         let st = &mut *self.st;
-        match st.dbs[self.db].lookup_mut(key, now) {
-            Some(e) => {
-                st.stats.keyspace_hits += 1;
-                Some(e)
-            }
-            None => {
-                st.stats.keyspace_misses += 1;
-                notify(class::KEY_MISS, "keymiss", key, self.db);
-                None
-            }
-        }
+        let found = st.dbs[self.db].lookup_mut(key, self.now_ms);
+        counted_read(&mut st.stats, key, self.db, found)
     }
 
     /// Looks a key up for a read without recording an access (TYPE, TTL, EXISTS: Redis's
     /// LOOKUP_NOTOUCH), counting keyspace hits and misses.
     #[inline]
     pub fn lookup_read_notouch(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let now = self.now_ms;
         let st = &mut *self.st;
-        match st.dbs[self.db].lookup_notouch(key, now) {
-            Some(e) => {
-                st.stats.keyspace_hits += 1;
-                Some(e)
-            }
-            None => {
-                st.stats.keyspace_misses += 1;
-                notify(class::KEY_MISS, "keymiss", key, self.db);
-                None
-            }
-        }
+        let found = st.dbs[self.db].lookup_notouch(key, self.now_ms);
+        counted_read(&mut st.stats, key, self.db, found)
     }
 
     /// Publishes a keyspace event about `key` in the command's database (see
@@ -473,4 +453,21 @@ pub fn reply_help_ending(r: &mut Reply, cmd: &str, lines: &[&str], last: &str) {
     }
     r.simple("HELP");
     r.simple(last);
+}
+
+/// Counts a read lookup in the keyspace hit/miss statistics and announces a miss (`keymiss`).
+#[inline]
+fn counted_read<'a>(
+    stats: &mut crate::shard::ShardStats,
+    key: &[u8],
+    db: usize,
+    found: Option<&'a mut Entry>,
+) -> Option<&'a mut Entry> {
+    if found.is_some() {
+        stats.keyspace_hits += 1;
+    } else {
+        stats.keyspace_misses += 1;
+        notify(class::KEY_MISS, "keymiss", key, db);
+    }
+    found
 }

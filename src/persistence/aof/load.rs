@@ -155,21 +155,34 @@ fn replay_records(
             *db = parse_db(args, databases)?;
             continue;
         }
-        let spec = commands::lookup(&args[0]).ok_or_else(|| {
-            format!(
-                "Unknown command '{}' reading the append only file",
-                String::from_utf8_lossy(&args[0])
-            )
-        })?;
-        match (spec.exec, spec.keyed_body) {
-            (Exec::Shard(_), _) | (Exec::Conn(_), Some(_)) => {
-                execute_keyed(st, globals, spec, args, *db, false, &who, &mut out);
-                out.clear();
-            }
-            _ => apply_keyless(st, args, *db, None)?,
+        let spec = logged_command(&args[0])?;
+        if runs_keyed(spec) {
+            execute_keyed(st, globals, spec, args, *db, false, &who, &mut out);
+            out.clear();
+        } else {
+            apply_keyless(st, args, *db, None)?;
         }
     }
     Ok(())
+}
+
+/// The command a record names, or the error that refuses the file.
+fn logged_command(name: &[u8]) -> Result<&'static commands::CommandSpec, String> {
+    commands::lookup(name).ok_or_else(|| {
+        format!(
+            "Unknown command '{}' reading the append only file",
+            String::from_utf8_lossy(name)
+        )
+    })
+}
+
+/// Whether a record replays through the keyed path (`execute_keyed`) rather than as a
+/// keyless, shard-wide command.
+fn runs_keyed(spec: &commands::CommandSpec) -> bool {
+    matches!(
+        (spec.exec, spec.keyed_body),
+        (Exec::Shard(_), _) | (Exec::Conn(_), Some(_))
+    )
 }
 
 fn marker_id(args: &[Bytes]) -> Option<u64> {
@@ -282,17 +295,8 @@ pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(
                     db = parse_db(&args, sh.state.borrow().dbs.len())?;
                     continue;
                 }
-                let spec = commands::lookup(&args[0]).ok_or_else(|| {
-                    format!(
-                        "Unknown command '{}' reading the append only file",
-                        String::from_utf8_lossy(&args[0])
-                    )
-                })?;
-                let keyed = matches!(
-                    (spec.exec, spec.keyed_body),
-                    (Exec::Shard(_), _) | (Exec::Conn(_), Some(_))
-                );
-                if !keyed {
+                let spec = logged_command(&args[0])?;
+                if !runs_keyed(spec) {
                     let map = old_map.clone();
                     let res = sh
                         .run_on_all(move |sh| {

@@ -71,6 +71,17 @@ fn compress_with(input: &[u8], out_limit: usize, table: &mut [u64], gen: u32) ->
     let set_slot = |table: &mut [u64], h: usize, pos: usize| {
         table[h] = ((gen as u64) << 32) | (pos as u64 + 1);
     };
+    // Appends one literal byte, closing the run (its control byte) when it is full.
+    let push_literal = |out: &mut Vec<u8>, op: &mut usize, lit: &mut usize, b: u8| {
+        *lit += 1;
+        put(out, *op, b);
+        *op += 1;
+        if *lit == MAX_LIT {
+            put(out, *op - *lit - 1, (*lit - 1) as u8);
+            *lit = 0;
+            *op += 1;
+        }
+    };
     let mut lit: usize = 0;
     op += 1; // start run
     let mut ip: usize = 0;
@@ -147,30 +158,16 @@ fn compress_with(input: &[u8], out_limit: usize, table: &mut [u64], gen: u32) ->
             if op >= out_limit {
                 return None;
             }
-            lit += 1;
-            put(&mut out, op, input[ip]);
-            op += 1;
+            push_literal(&mut out, &mut op, &mut lit, input[ip]);
             ip += 1;
-            if lit == MAX_LIT {
-                put(&mut out, op - lit - 1, (lit - 1) as u8);
-                lit = 0;
-                op += 1;
-            }
         }
     }
     if op + 3 > out_limit {
         return None;
     }
     while ip < n {
-        lit += 1;
-        put(&mut out, op, input[ip]);
-        op += 1;
+        push_literal(&mut out, &mut op, &mut lit, input[ip]);
         ip += 1;
-        if lit == MAX_LIT {
-            put(&mut out, op - lit - 1, (lit - 1) as u8);
-            lit = 0;
-            op += 1;
-        }
     }
     put(&mut out, op - lit - 1, (lit as u8).wrapping_sub(1));
     op -= usize::from(lit == 0);
