@@ -2,20 +2,12 @@
 //! bytes are deterministic, payloads moved across the two servers in both directions (contents
 //! and OBJECT ENCODING compared), every RESTORE error, and mutated payloads.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-
-macro_rules! diff_or_skip {
-    ($name:expr) => {
-        match Diff::new($name) {
-            Some(d) => d,
-            None => return,
-        }
-    };
-}
 
 fn bulk_items(v: &Value) -> Vec<Vec<u8>> {
     v.items()

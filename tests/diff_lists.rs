@@ -6,20 +6,12 @@
 //!
 //! Env knobs: `DIFF_LIST_SEEDS=1,2` / `DIFF_STEPS=2000` for the randomized sequences.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-
-macro_rules! diff_or_skip {
-    ($name:expr) => {
-        match Diff::new($name) {
-            Some(d) => d,
-            None => return,
-        }
-    };
-}
 
 #[test]
 fn list_commands() {

@@ -4,18 +4,10 @@
 //! LFU and lazy-free directives, and the flush variants. Reply contents that are
 //! implementation figures (MEMORY USAGE's byte count, MEMORY STATS) are compared by shape.
 
+#[macro_use]
 mod common;
 
 use common::*;
-
-macro_rules! diff_or_skip {
-    ($name:expr) => {
-        match Diff::new($name) {
-            Some(d) => d,
-            None => return,
-        }
-    };
-}
 
 #[test]
 fn memory_directives() {

@@ -1,18 +1,10 @@
 //! Differential tests of MULTI/EXEC/DISCARD/WATCH/UNWATCH against redis-server (1 and 4
 //! shards). Keys are untagged on purpose: with 4 shards most blocks span shards.
 
+#[macro_use]
 mod common;
 
 use common::*;
-
-macro_rules! diff_or_skip {
-    ($name:expr) => {
-        match Diff::new($name) {
-            Some(d) => d,
-            None => return,
-        }
-    };
-}
 
 #[test]
 fn multi_exec_queueing_and_errors() {

@@ -3,18 +3,10 @@
 //! that declare several keys span shards, and scripts that build key names reach other shards
 //! (escalation to global mode).
 
+#[macro_use]
 mod common;
 
 use common::*;
-
-macro_rules! diff_or_skip {
-    ($name:expr) => {
-        match Diff::new($name) {
-            Some(d) => d,
-            None => return,
-        }
-    };
-}
 
 fn eval(d: &mut Diff, script: &str, keys: &[&str], args: &[&str]) -> Vec<u8> {
     let n = keys.len().to_string();

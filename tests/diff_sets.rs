@@ -13,6 +13,7 @@
 //! Multi-key commands use keys with a common hash tag so that they run on one shard with 4
 //! shards; `cross_shard_untagged_keys` runs them with keys on different shards.
 
+#[macro_use]
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
@@ -20,15 +21,6 @@ use std::collections::{BTreeSet, HashSet};
 use common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-
-macro_rules! diff_or_skip {
-    ($name:expr) => {
-        match Diff::new($name) {
-            Some(d) => d,
-            None => return,
-        }
-    };
-}
 
 /// Tessera's default listpack limits (`set-max-listpack-entries` / `-value`).
 const LP_ENTRIES: usize = 128;

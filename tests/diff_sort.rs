@@ -12,20 +12,12 @@
 //! Env knobs: `SORT_SEEDS=1,2` (`SORT_RESP3_SEEDS` for RESP3) and `DIFF_STEPS=2000` for the
 //! randomized sequences.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-
-macro_rules! diff_or_skip {
-    ($name:expr) => {
-        match Diff::new($name) {
-            Some(d) => d,
-            None => return,
-        }
-    };
-}
 
 const ERRNO_RESET: &str = "INCRBYFLOAT errno:reset 0";
 

@@ -7,21 +7,13 @@
 //! Env knobs: `ZSET_SEEDS=1,2` (`ZSET_RESP3_SEEDS` for RESP3) and `DIFF_STEPS=2000` for the
 //! randomized sequences.
 
+#[macro_use]
 mod common;
 
 use common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeSet, HashSet};
-
-macro_rules! diff_or_skip {
-    ($name:expr) => {
-        match Diff::new($name) {
-            Some(d) => d,
-            None => return,
-        }
-    };
-}
 
 /// Full ZSCAN iteration on every target; compares the set of (member, score) pairs.
 fn zscan_all(d: &mut Diff, key: &str, extra: &[&str]) {

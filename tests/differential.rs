@@ -8,6 +8,7 @@
 //! `DIFF_RESP3_SEEDS` for its RESP3 twin, `DIFF_SHARDS=1,4` for the Tessera instances,
 //! `DIFF_DUMP=1` to print every command with redis' reply.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -15,15 +16,6 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashSet;
 use std::time::Duration;
-
-macro_rules! diff_or_skip {
-    ($name:expr) => {
-        match Diff::new($name) {
-            Some(d) => d,
-            None => return,
-        }
-    };
-}
 
 // =============================================================================================
 // Connection / generic commands

@@ -9,7 +9,19 @@
 //!   instance (1 shard and 4 shards), and the replies are compared byte for byte (or after an
 //!   explicit [`Norm`]alisation). A mismatch panics with test, seed, step, command and both
 //!   replies rendered readably.
+
 #![allow(dead_code)]
+
+/// A differential test's `Diff`, or an early return when redis-server is missing (outside CI).
+#[allow(unused_macros)]
+macro_rules! diff_or_skip {
+    ($name:expr) => {
+        match Diff::new($name) {
+            Some(d) => d,
+            None => return,
+        }
+    };
+}
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File};
