@@ -161,6 +161,14 @@ impl MaxmemoryPolicy {
         )
     }
 
+    /// Tracks the time of the last access (the entries' access field is an LRU clock).
+    pub fn is_lru(self) -> bool {
+        matches!(
+            self,
+            MaxmemoryPolicy::VolatileLru | MaxmemoryPolicy::AllkeysLru
+        )
+    }
+
     /// Evicts from every key rather than only from keys with a deadline.
     pub fn is_allkeys(self) -> bool {
         matches!(
@@ -621,14 +629,14 @@ static DIRECTIVES: &[Directive] = &[
         Field::Typed(|c| Value::Enum(c.enable_debug_command as usize),
                      |c, v| c.enable_debug_command = DebugCommandPolicy::ALL[v.index()])),
     // --- Snapshotting ------------------------------------------------------
-    row("save", &[], Kind::Save, "3600 1 300 100 60 10000", Mutable, false, Field::Extra),
-    row("stop-writes-on-bgsave-error", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("save", &[], Kind::Save, "3600 1 300 100 60 10000", Mutable, true, Field::Extra),
+    row("stop-writes-on-bgsave-error", &[], Kind::Bool, "yes", Mutable, true, Field::Extra),
     row("rdbcompression", &[], Kind::Bool, "yes", Mutable, true, yes_no!(rdbcompression)),
-    row("rdbchecksum", &[], Kind::Bool, "yes", Immutable, false, yes_no!(rdbchecksum)),
-    row("snapshot-compression", &[], Kind::Enum(&["zstd", "none"]), "zstd", Mutable, false,
+    row("rdbchecksum", &[], Kind::Bool, "yes", Immutable, true, yes_no!(rdbchecksum)),
+    row("snapshot-compression", &[], Kind::Enum(&["zstd", "none"]), "zstd", Mutable, true,
         Field::Extra),
     row("dbfilename", &[], Kind::Str { null_if_empty: false, check: Some(check_dbfilename) },
-        "dump.rdb", Protected, false, Field::Extra),
+        "dump.rdb", Protected, true, Field::Extra),
     row("dir", &[], Kind::Dir, ".", Protected, true,
         Field::Typed(|c| Value::Path(c.dir.clone()),
                      |c, v| c.dir = resolve_dir(&c.dir, &v.into_path()))),

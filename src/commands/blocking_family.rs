@@ -289,6 +289,7 @@ async fn attempt_here(
     };
     if served {
         crate::persistence::aof::record_served(&mut st, &args, db);
+        sh.globals.snapshot.note_changes(st.id, 1);
     }
     if served || !register {
         let stat = &mut st.cmd_stats[spec.index()];

@@ -13,7 +13,7 @@ use crate::commands::args::parse_i64;
 use crate::persistence::rdb::{dump_payload, restore_value, verify_payload, LoadLimits};
 use crate::protocol::Reply;
 use crate::pubsub::notify::{class, notify};
-use crate::shard::memory::{lfu_pack, lru_clock, LRU_CLOCK_RESOLUTION_MS};
+use crate::shard::memory::{lfu_pack, lru_for_idle};
 
 const DUMP_SPECS: &[KeySpec] = &[KeySpec {
     notes: None,
@@ -112,17 +112,6 @@ fn restore_opts(a: &[Bytes]) -> Result<RestoreOpts, &'static str> {
     Ok(o)
 }
 
-/// The LRU field of a key last accessed `idle_secs` ago (Redis's `objectSetLRUOrLFU`): the
-/// clock minus the idle time, kept to the field's 24 bits (so a time before the clock's start
-/// wraps, and an idle time too big for Redis's arithmetic wraps as it does there).
-fn lru_for_idle(idle_secs: i64, now_ms: u64) -> u32 {
-    let clock = lru_clock(now_ms) as i64;
-    let idle = idle_secs
-        .wrapping_mul(1000)
-        .wrapping_div(LRU_CLOCK_RESOLUTION_MS as i64);
-    (clock.wrapping_sub(idle) & ((1 << 24) - 1)) as u32
-}
-
 fn restore(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let opts = match restore_opts(a) {
         Ok(o) => o,
@@ -171,7 +160,7 @@ fn restore(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     };
     if let Some(access) = access {
         if let Some(e) = ctx.db().lookup_notouch(key, now) {
-            e.access = access;
+            e.set_access(access);
         }
     }
     r.ok();

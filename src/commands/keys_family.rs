@@ -654,13 +654,13 @@ fn object(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             if policy_lfu {
                 return r.error("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
             }
-            r.int((crate::shard::memory::lru_idle_ms(e.access, now) / 1000) as i64)
+            r.int((crate::shard::memory::lru_idle_ms(e.access(), now) / 1000) as i64)
         }
         _ => {
             if !policy_lfu {
                 return r.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
             }
-            r.int(crate::shard::memory::lfu_decr_and_return(e.access, now, decay) as i64)
+            r.int(crate::shard::memory::lfu_decr_and_return(e.access(), now, decay) as i64)
         }
     }
 }
@@ -946,12 +946,15 @@ fn flush_async(c: &Conn, a: &[Bytes]) -> Option<bool> {
     }
 }
 
-fn flush_db(d: &mut crate::shard::db::Db, lazy: bool) {
+/// Empties a database; returns how many keys it held (changes, for the save rules).
+fn flush_db(d: &mut crate::shard::db::Db, lazy: bool) -> u64 {
+    let n = d.len() as u64;
     if lazy {
         d.clear_async();
     } else {
         d.clear();
     }
+    n
 }
 
 fn flushdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
@@ -968,7 +971,8 @@ fn flushdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             .shard
             .run_on_all(move |sh| {
                 let mut st = sh.state.borrow_mut();
-                flush_db(&mut st.dbs[db], lazy);
+                let n = flush_db(&mut st.dbs[db], lazy);
+                sh.globals.snapshot.note_changes(sh.id, n);
                 crate::persistence::aof::log_command(&mut st, db, &["FLUSHDB"]);
             })
             .await;
@@ -995,19 +999,24 @@ fn flushall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             .shard
             .run_on_all(move |sh| {
                 let mut st = sh.state.borrow_mut();
+                let mut n = 0;
                 for d in st.dbs.iter_mut() {
-                    flush_db(d, lazy);
+                    n += flush_db(d, lazy);
                 }
+                sh.globals.snapshot.note_changes(sh.id, n + 1);
                 crate::persistence::aof::log_command(&mut st, 0, &["FLUSHALL"]);
             })
             .await;
         if let Some(h) = held {
             h.release_all().await;
         }
-        match res {
-            Ok(_) => c.reply().ok(),
-            Err(_) => c.reply().error(crate::server::conn::ERR_SHARD_GONE),
+        if res.is_err() {
+            return c.reply().error(crate::server::conn::ERR_SHARD_GONE);
         }
+        // Like Redis, with save rules the flush is saved at once, so that the old data does not
+        // come back at the next start.
+        crate::persistence::snapshot::save_after_flushall(&c.shard).await;
+        c.reply().ok()
     })
 }
 

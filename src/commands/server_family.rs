@@ -120,6 +120,28 @@ pub fn specs() -> Vec<CommandSpec> {
             Exec::Shard(lastsave),
         ),
         cmd(
+            "save",
+            1,
+            ADMIN | NOSCRIPT | NO_MULTI,
+            NO_KEYS,
+            g,
+            "1.0.0",
+            "O(N) where N is the total number of keys in all databases",
+            "Saves a point-in-time snapshot of every shard and waits for it.",
+            Exec::Conn(save),
+        ),
+        cmd(
+            "bgsave",
+            -1,
+            ADMIN | NOSCRIPT,
+            NO_KEYS,
+            g,
+            "1.0.0",
+            "O(N) where N is the total number of keys in all databases",
+            "Saves a point-in-time snapshot of every shard in the background.",
+            Exec::Conn(bgsave),
+        ),
+        cmd(
             "bgrewriteaof",
             1,
             ADMIN | NOSCRIPT,
@@ -131,6 +153,51 @@ pub fn specs() -> Vec<CommandSpec> {
             Exec::Conn(bgrewriteaof),
         ),
     ]
+}
+
+/// SAVE: a snapshot like BGSAVE's (forkless, the shards keep serving), but the reply waits for
+/// it to be durable.
+fn save(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        match crate::persistence::snapshot::snapshot_all(&c.shard).await {
+            Ok(()) => c.reply().ok(),
+            Err(e) if e == crate::persistence::snapshot::ERR_IN_PROGRESS => {
+                c.reply().error(&format!("ERR {e}"))
+            }
+            Err(_) => c.reply().error("ERR"),
+        }
+    })
+}
+
+/// BGSAVE [SCHEDULE]: starts a snapshot and replies at once.
+fn bgsave(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let schedule = match a.len() {
+            1 => false,
+            2 if eq_ic(&a[1], "schedule") => true,
+            _ => return c.reply().error(ERR_SYNTAX),
+        };
+        let g = &c.shard.globals;
+        if g.snapshot.in_progress.load(Ordering::Acquire) {
+            return c.reply().error("ERR Background save already in progress");
+        }
+        if g.aof.rewrite_in_progress.load(Ordering::Acquire) {
+            if schedule {
+                g.snapshot.scheduled.store(true, Ordering::Relaxed);
+                return c.reply().simple("Background saving scheduled");
+            }
+            return c.reply().error("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.");
+        }
+        if !crate::persistence::snapshot::try_start(&c.shard) {
+            return c.reply().error("ERR Background save already in progress");
+        }
+        let sh = c.shard.clone();
+        glommio::spawn_local(async move {
+            let _ = crate::persistence::snapshot::run_started(&sh).await;
+        })
+        .detach();
+        c.reply().simple("Background saving started");
+    })
 }
 
 /// Starts a rewrite of every shard's AOF in the background (`crate::persistence::aof`).
@@ -661,8 +728,8 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
     }
     if want("persistence", true) {
         let body = format!(
-            "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\n{}",
-            g.lastsave.load(Ordering::Relaxed),
+            "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n{}{}",
+            g.snapshot.info(g.lastsave.load(Ordering::Relaxed), unix_ms()),
             g.aof.info()
         );
         section(&mut out, "Persistence", body);
@@ -1000,6 +1067,13 @@ fn shutdown(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             return c.reply().error("ERR No shutdown in progress.");
         }
         tracing::warn!(client = %c.info.addr, "User requested shutdown...");
+        c.shard.globals.snapshot.set_shutdown_save(if nosave {
+            crate::persistence::snapshot::ShutdownSave::No
+        } else if save {
+            crate::persistence::snapshot::ShutdownSave::Yes
+        } else {
+            crate::persistence::snapshot::ShutdownSave::IfRules
+        });
         c.shard.globals.request_shutdown();
         c.close_after_reply = true;
     })
@@ -1085,8 +1159,8 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                             e as *const _ as usize,
                             e.value.encoding(),
                             serialized,
-                            e.access & 0xFF_FFFF,
-                            crate::shard::memory::lru_idle_ms(e.access, now) / 1000
+                            e.access() & 0xFF_FFFF,
+                            crate::shard::memory::lru_idle_ms(e.access(), now) / 1000
                         );
                         if let crate::types::Value::List(l) = &e.value {
                             // Redis appends the quicklist's shape; nodes are never compressed.

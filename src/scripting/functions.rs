@@ -736,6 +736,21 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     })
 }
 
+/// The code of every loaded library, in name order (snapshots save them as FUNCTION2 items).
+pub fn library_codes(shared: &super::Shared) -> Vec<Bytes> {
+    let r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
+    r.libs.values().map(|l| l.code.clone()).collect()
+}
+
+/// Adds (or replaces) a library from its code, as loading a snapshot does; every shard picks
+/// it up on its next function call.
+pub fn restore_library(shared: &super::Shared, code: Bytes) -> Result<(), String> {
+    let mut r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
+    add_library(&mut r, code, true, true)?;
+    shared.fn_epoch.fetch_add(1, Ordering::AcqRel);
+    Ok(())
+}
+
 fn parse_dump(p: &[u8]) -> Option<Vec<Bytes>> {
     let mut rest = p.strip_prefix(DUMP_MAGIC)?;
     let mut out = Vec::new();

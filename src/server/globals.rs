@@ -29,6 +29,8 @@ pub struct Globals {
     pub mem: crate::shard::memory::MemShared,
     /// AOF state shared by the shards (INFO persistence, manifest, rewrites).
     pub aof: crate::persistence::aof::AofGlobal,
+    /// Snapshot state shared by the shards (INFO persistence, save rules, LASTSAVE).
+    pub snapshot: crate::persistence::snapshot::SnapGlobal,
 }
 
 impl Globals {
@@ -63,6 +65,7 @@ impl Globals {
             scripting: crate::scripting::Shared::new(nshards),
             mem: crate::shard::memory::MemShared::new(nshards),
             aof: crate::persistence::aof::AofGlobal::new(nshards),
+            snapshot: crate::persistence::snapshot::SnapGlobal::new(nshards, start_ms),
         }
     }
 

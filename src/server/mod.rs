@@ -219,27 +219,30 @@ async fn shard_main(
             .detach();
         }
     }
-    // The AOF is loaded (shard 0 drives it, every shard replays) before anyone accepts clients.
-    if crate::persistence::aof::Settings::from_config(&shard.state.borrow().config).enabled {
-        if id == 0 {
-            if let Err(e) = crate::persistence::aof::startup(&shard).await {
-                globals.request_shutdown();
-                shard.router.close();
-                return Err(e);
-            }
-            globals.aof.ready.store(true, Ordering::Release);
-        } else {
-            while !globals.aof.ready.load(Ordering::Acquire) {
-                if globals.shutting_down() {
-                    shard.router.close();
-                    return Ok(());
-                }
-                glommio::timer::sleep(Duration::from_millis(2)).await;
-            }
-        }
-    }
+    // The data is loaded (shard 0 drives it, every shard takes its keys) before anyone accepts
+    // clients: the AOF when it is on (it is the more complete record, as in Redis), else the
+    // snapshot.
     if id == 0 {
+        let aof = crate::persistence::aof::Settings::from_config(&shard.state.borrow().config);
+        let loaded = if aof.enabled {
+            crate::persistence::aof::startup(&shard).await
+        } else {
+            crate::persistence::snapshot::load::startup(&shard).await
+        };
+        if let Err(e) = loaded {
+            globals.request_shutdown();
+            shard.router.close();
+            return Err(e);
+        }
         globals.aof.ready.store(true, Ordering::Release);
+    } else {
+        while !globals.aof.ready.load(Ordering::Acquire) {
+            if globals.shutting_down() {
+                shard.router.close();
+                return Ok(());
+            }
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
     }
     let mut listeners = Vec::new();
     for a in &addrs {
@@ -273,6 +276,7 @@ async fn shard_main(
         c.kill();
     }
     glommio::timer::sleep(Duration::from_millis(20)).await;
+    crate::persistence::snapshot::shutdown_barrier(&shard).await;
     crate::persistence::aof::shutdown(&shard).await;
     shard.router.close();
     Ok(())
@@ -326,6 +330,7 @@ async fn cron(shard: &Rc<Shard>) {
             return;
         }
         crate::persistence::aof::cron(shard);
+        crate::persistence::snapshot::cron(shard);
         let mut st = shard.state.borrow_mut();
         shard.aof_replies_wait.set(st.aof.is_some());
         expiry::cycle(&mut st);

@@ -195,6 +195,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                 st.dbs[db].touch(k);
             }
             crate::persistence::aof::record_served(st, &args, db);
+            globals.snapshot.note_changes(st.id, 1);
             // The pop changed values in place: refresh their memory charge.
             for k in args.iter().skip(1) {
                 st.dbs[db].recharge(k);

@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::lazyfree;
 use super::memory::{self, charge_u32, entry_charge, AccessMode};
+use crate::persistence::snapshot::{self, DbSnapshot};
 use crate::pubsub::notify::{class, notify};
 use crate::types::dict::Dict;
 use crate::types::key::Key;
@@ -62,6 +63,10 @@ pub struct Db {
     touched: [(usize, usize); TOUCHED_MAX],
     touched_len: usize,
     touched_seq: u64,
+    /// The running snapshot's progress over this database's data (it moves with the data on
+    /// SWAPDB). While a snapshot runs, every change to an entry it has not saved yet saves the
+    /// old entry first (`preserve`).
+    pub snap: DbSnapshot,
 }
 
 const TOUCHED_MAX: usize = 8;
@@ -141,7 +146,7 @@ impl Db {
         };
         let e = self.lookup_notouch(key, now_ms)?;
         if first {
-            e.access = mode.touched(e.access, now_ms, r);
+            e.set_access(mode.touched(e.access(), now_ms, r));
         }
         Some(e)
     }
@@ -190,7 +195,33 @@ impl Db {
             self.expire_now(key);
             return None;
         }
-        Some(unsafe { &mut *entry })
+        let entry = unsafe { &mut *entry };
+        // The caller may change the entry: a running snapshot saves it first.
+        if self.snap.active && entry.snap_mark() != self.snap.bit {
+            snapshot::save_entry(self.snap.db_at_cut, key, entry);
+            entry.set_snap_mark(self.snap.bit);
+        }
+        Some(entry)
+    }
+
+    /// Before a change to `key`: a running snapshot that has not saved it yet saves it now
+    /// (copy-on-write per entry).
+    #[inline]
+    fn preserve(&mut self, key: &[u8]) {
+        if self.snap.active {
+            self.preserve_slow(key);
+        }
+    }
+
+    #[cold]
+    fn preserve_slow(&mut self, key: &[u8]) {
+        let (bit, db) = (self.snap.bit, self.snap.db_at_cut);
+        if let Some(e) = self.keys.get_mut(key) {
+            if e.snap_mark() != bit {
+                snapshot::save_entry(db, key, e);
+                e.set_snap_mark(bit);
+            }
+        }
     }
 
     /// Deletes a key whose deadline passed (lazily freed under `lazyfree-lazy-expire`).
@@ -229,6 +260,7 @@ impl Db {
     /// one logical operation (transaction copies and their write-back, script undo). Returns
     /// whether the key existed.
     pub fn insert_quiet(&mut self, key: &[u8], value: Value, expire_at: u64, now_ms: u64) -> bool {
+        self.preserve(key);
         self.touch(key);
         let first = self.first_access(key);
         let r = match self.access {
@@ -236,21 +268,18 @@ impl Db {
             _ => 0.0,
         };
         let mode = self.access;
-        let mut entry = Entry {
-            value,
-            expire_at,
-            access: self.access.initial(now_ms),
-            charged: 0,
-        };
+        let mut entry = Entry::new(value, expire_at, self.access.initial(now_ms));
+        // A running snapshot does not save what did not exist at its cut.
+        entry.set_snap_mark(self.snap.bit);
         entry.charged = charge_u32(entry_charge(key.len(), &entry));
         if let Some(e) = self.keys.get_mut(key) {
             let had = e.expire_at != 0;
             if matches!(mode, AccessMode::Lfu { .. }) {
-                entry.access = if first {
-                    mode.touched(e.access, now_ms, r)
+                entry.set_access(if first {
+                    mode.touched(e.access(), now_ms, r)
                 } else {
-                    e.access
-                };
+                    e.access()
+                });
             }
             self.used = self.used + entry.charged as u64 - e.charged as u64;
             let old = std::mem::replace(e, entry);
@@ -278,19 +307,19 @@ impl Db {
     /// Inserts an entry taken out of a keyspace (RENAME, MOVE), keeping its access metadata:
     /// the object moves in Redis, so its LRU clock or LFU counter goes with it.
     pub fn insert_entry(&mut self, key: &[u8], e: Entry, now_ms: u64) {
-        let access = e.access;
+        let access = e.access();
         self.insert(key, e.value, e.expire_at, now_ms);
         if let Some(n) = self.keys.get_mut(key) {
-            n.access = access;
+            n.set_access(access);
         }
     }
 
     /// `insert_entry` without the `new` notification (see `insert_quiet`).
     pub fn insert_entry_quiet(&mut self, key: &[u8], e: Entry, now_ms: u64) {
-        let access = e.access;
+        let access = e.access();
         self.insert_quiet(key, e.value, e.expire_at, now_ms);
         if let Some(n) = self.keys.get_mut(key) {
-            n.access = access;
+            n.set_access(access);
         }
     }
 
@@ -302,6 +331,7 @@ impl Db {
 
     /// Takes a key out of the database; the caller owns (and frees) the entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.preserve(key);
         let (_, e) = self.keys.remove(key)?;
         self.used -= e.charged as u64;
         self.touch(key);
@@ -338,6 +368,7 @@ impl Db {
 
     /// Sets or clears the deadline of an existing key. Returns false if the key is missing.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
+        self.preserve(key);
         let Some(e) = self.keys.get_mut(key) else {
             return false;
         };
@@ -395,6 +426,9 @@ impl Db {
     /// FLUSHDB/FLUSHALL ASYNC: the tables are detached at once and freed by the background task.
     pub fn clear_async(&mut self) {
         self.touch_all_watched();
+        if self.snap.active {
+            return self.detach_for_snapshot();
+        }
         let bytes = self.used;
         let keys = std::mem::take(&mut self.keys);
         let expires = std::mem::take(&mut self.expires);
@@ -404,7 +438,19 @@ impl Db {
 
     pub fn clear(&mut self) {
         self.touch_all_watched();
+        if self.snap.active {
+            return self.detach_for_snapshot();
+        }
         self.keys.clear();
+        self.expires.clear();
+        self.used = 0;
+    }
+
+    /// A flush while a snapshot runs: the running snapshot takes the table as it is (what it has
+    /// not saved yet is still in the cut) and frees it as it goes.
+    fn detach_for_snapshot(&mut self) {
+        let keys = std::mem::take(&mut self.keys);
+        self.snap.detached.push(keys);
         self.expires.clear();
         self.used = 0;
     }

@@ -232,20 +232,16 @@ mod tests {
             keys.insert(
                 k,
                 Entry {
-                    value: Value::Str(crate::types::StrValue::from_bytes(b"v")),
-                    expire_at: 0,
-                    access: 0,
                     charged: 100,
+                    ..Entry::new(Value::Str(crate::types::StrValue::from_bytes(b"v")), 0, 0)
                 },
             );
         }
         keys.insert(
             Key::new(b"big"),
             Entry {
-                value: big_list(3000),
-                expire_at: 0,
-                access: 0,
                 charged: 5000,
+                ..Entry::new(big_list(3000), 0, 0)
             },
         );
         free_keyspace(keys, expires, 3000 * 100 + 5000);

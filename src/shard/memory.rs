@@ -111,6 +111,17 @@ pub fn lfu_log_incr(counter: u32, log_factor: u32, r: f64) -> u32 {
     }
 }
 
+/// The LRU field of a key last accessed `idle_secs` ago (Redis's `objectSetLRUOrLFU`): the
+/// clock minus the idle time, kept to the field's 24 bits (so a time before the clock's start
+/// wraps, and an idle time too big for Redis's arithmetic wraps as it does there).
+pub fn lru_for_idle(idle_secs: i64, now_ms: u64) -> u32 {
+    let clock = lru_clock(now_ms) as i64;
+    let idle = idle_secs
+        .wrapping_mul(1000)
+        .wrapping_div(LRU_CLOCK_RESOLUTION_MS as i64);
+    (clock.wrapping_sub(idle) & ((1 << 24) - 1)) as u32
+}
+
 /// An LFU access field: minutes stamp in the high 16 bits, counter in the low 8.
 #[inline]
 pub fn lfu_pack(now_ms: u64, counter: u32) -> u32 {
@@ -647,8 +658,8 @@ fn select_victim(
     let score = |e: &Entry| -> u64 {
         match policy {
             MaxmemoryPolicy::VolatileTtl => u64::MAX - e.expire_at,
-            p if p.is_lfu() => 255 - lfu_decr_and_return(e.access, now_ms, decay) as u64,
-            _ => lru_idle_ms(e.access, now_ms),
+            p if p.is_lfu() => 255 - lfu_decr_and_return(e.access(), now_ms, decay) as u64,
+            _ => lru_idle_ms(e.access(), now_ms),
         }
     };
     let mut sampled: Vec<(u64, Key)> = Vec::with_capacity(samples);
@@ -794,7 +805,11 @@ mod tests {
         for &(k, ttl, access) in keys {
             let at = if ttl == 0 { 0 } else { now + ttl };
             st.dbs[0].insert(k.as_bytes(), string(1000), at, now);
-            st.dbs[0].keys.get_mut(k.as_bytes()).unwrap().access = access;
+            st.dbs[0]
+                .keys
+                .get_mut(k.as_bytes())
+                .unwrap()
+                .set_access(access);
         }
         // Room for all but `extra` of them.
         let per_key = dataset_bytes(&st) / keys.len() as u64;

@@ -398,6 +398,17 @@ pub fn execute_keyed(
         return;
     }
     let is_write = spec.has(commands::flags::WRITE);
+    if is_write
+        && globals
+            .snapshot
+            .refuse_writes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        crate::protocol::Reply::new(out, resp3).error(crate::persistence::snapshot::ERR_MISCONF);
+        st.cmd_stats[spec.index()].rejected_calls += 1;
+        st.stats.total_error_replies += 1;
+        return;
+    }
     if is_write && st.aof.is_some() {
         if let Some(e) = crate::persistence::aof::write_refused(st) {
             crate::protocol::Reply::new(out, resp3).error(&e);
@@ -445,8 +456,11 @@ pub fn execute_keyed(
             d.touch(&key);
         }
     }
-    if is_write && st.aof.is_some() && result.is_ok() && out.get(start_len) != Some(&b'-') {
-        crate::persistence::aof::record(st, spec, args, db, &out[start_len..]);
+    if is_write && result.is_ok() && out.get(start_len) != Some(&b'-') {
+        globals.snapshot.note_changes(st.id, 1);
+        if st.aof.is_some() {
+            crate::persistence::aof::record(st, spec, args, db, &out[start_len..]);
+        }
     }
     if result.is_err() {
         out.truncate(start_len);

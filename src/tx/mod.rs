@@ -170,7 +170,7 @@ fn record_access(sh: &Shard, accessed: Vec<(LockKey, u32)>) {
     let mut st = sh.state.borrow_mut();
     for (k, access) in accessed {
         if let Some(e) = st.dbs[k.db as usize].keys.get_mut(&k.key[..]) {
-            e.access = access;
+            e.set_access(access);
         }
     }
 }
@@ -200,7 +200,7 @@ pub(crate) fn write_back(
                 {
                     // Only read: the access the unit recorded (OBJECT IDLETIME/FREQ, LRU/LFU
                     // eviction) still belongs to the owner.
-                    cur.access = new.access;
+                    cur.set_access(new.access());
                     true
                 }
                 _ => false,
@@ -215,6 +215,7 @@ pub(crate) fn write_back(
                 }
             }
             crate::persistence::aof::log_key_state(&mut st, k.db as usize, &k.key);
+            sh.globals.snapshot.note_changes(sh.id, 1);
             st.blocked.touched(k.db as usize, &k.key);
         }
         if let Some((id, _)) = bracket {
@@ -584,7 +585,7 @@ async fn execute_with_copies<R>(
             let accessed: Vec<(LockKey, u32)> = keys
                 .iter()
                 .zip(entries)
-                .filter_map(|(k, e)| Some((k.clone(), e?.access)))
+                .filter_map(|(k, e)| Some((k.clone(), e?.access())))
                 .collect();
             Box::new(move |owner: &Shard| {
                 record_access(owner, accessed);

@@ -681,6 +681,54 @@ impl<V, K: DictKey> Dict<V, K> {
         v
     }
 
+    /// `scan` with mutable access to the values (the snapshot marks what it saved). Visits the
+    /// same buckets in the same order, with the same guarantee; it never rehashes.
+    pub fn scan_mut(&mut self, cursor: u64, mut f: impl FnMut(&K, &mut V)) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        fn emit<V, K>(table: &mut Table<V, K>, idx: u64, f: &mut dyn FnMut(&K, &mut V)) {
+            let mut cur = table
+                .buckets
+                .get_mut(idx as usize)
+                .and_then(|b| b.as_deref_mut());
+            while let Some(node) = cur {
+                f(&node.key, &mut node.value);
+                cur = node.next.as_deref_mut();
+            }
+        }
+        let mut v = cursor;
+        if !self.is_rehashing() {
+            let t0 = &mut self.tables[0];
+            if t0.size() == 0 {
+                return 0;
+            }
+            let m0 = t0.mask() as u64;
+            emit(t0, v & m0, &mut f);
+            return next_cursor(v, m0);
+        }
+        let [t0, t1] = &mut self.tables;
+        let (small, big) = if t0.size() <= t1.size() {
+            (t0, t1)
+        } else {
+            (t1, t0)
+        };
+        if small.size() == 0 || big.size() == 0 {
+            return 0;
+        }
+        let m0 = small.mask() as u64;
+        let m1 = big.mask() as u64;
+        emit(small, v & m0, &mut f);
+        loop {
+            emit(big, v & m1, &mut f);
+            v = next_cursor(v, m1);
+            if v & (m0 ^ m1) == 0 {
+                break;
+            }
+        }
+        v
+    }
+
     // ----- sampling -------------------------------------------------------
 
     /// A roughly uniform random entry: a random non-empty bucket (from both

@@ -230,13 +230,59 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in Unix milliseconds; 0 means no expiry.
     pub expire_at: u64,
-    /// Redis's 24-bit `lru` field: under an LRU (or no) policy the LRU clock of the last access
-    /// (seconds, wrapping at 2^24); under an LFU policy the last decrement time in minutes (high
-    /// 16 bits) and the logarithmic access counter (low 8 bits). See `shard::memory`.
-    pub access: u32,
+    /// Low 24 bits: Redis's `lru` field (`access()`): under an LRU (or no) policy the LRU clock
+    /// of the last access (seconds, wrapping at 2^24); under an LFU policy the last decrement
+    /// time in minutes (high 16 bits) and the logarithmic access counter (low 8 bits), see
+    /// `shard::memory`. Bit 31: the snapshot mark (`persistence::snapshot`), which only the
+    /// snapshot and `Db` change. Private so that no write of one clobbers the other.
+    meta: u32,
     /// Bytes this entry is counted for in its database's memory total (`shard::memory`), as of
     /// its last insertion or write; kept so that removal subtracts exactly what was added.
     pub charged: u32,
+}
+
+/// Bit 31 of `Entry::meta`.
+const SNAP_MARK: u32 = 1 << 31;
+
+impl Entry {
+    /// A new entry with the given access field and a clear snapshot mark.
+    #[inline]
+    pub fn new(value: Value, expire_at: u64, access: u32) -> Entry {
+        Entry {
+            value,
+            expire_at,
+            meta: access & !SNAP_MARK,
+            charged: 0,
+        }
+    }
+
+    /// The access field (LRU clock or LFU counter and time).
+    #[inline]
+    pub fn access(&self) -> u32 {
+        self.meta & !SNAP_MARK
+    }
+
+    /// Replaces the access field, keeping the snapshot mark.
+    #[inline]
+    pub fn set_access(&mut self, access: u32) {
+        self.meta = (self.meta & SNAP_MARK) | (access & !SNAP_MARK);
+    }
+
+    /// The snapshot mark: compared with the database's current snapshot bit, it says whether a
+    /// running snapshot has already saved this entry.
+    #[inline]
+    pub fn snap_mark(&self) -> bool {
+        self.meta & SNAP_MARK != 0
+    }
+
+    #[inline]
+    pub fn set_snap_mark(&mut self, mark: bool) {
+        if mark {
+            self.meta |= SNAP_MARK;
+        } else {
+            self.meta &= !SNAP_MARK;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -477,7 +477,11 @@ pub fn shard_bit(s: usize) -> u64 {
     1u64 << s.min(63)
 }
 
-async fn write_all(file: &glommio::io::BufferedFile, data: &[u8], pos: u64) -> std::io::Result<()> {
+pub(crate) async fn write_all(
+    file: &glommio::io::BufferedFile,
+    data: &[u8],
+    pos: u64,
+) -> std::io::Result<()> {
     let mut off = 0;
     while off < data.len() {
         let n = file

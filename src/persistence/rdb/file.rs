@@ -130,6 +130,19 @@ impl<W: Write> RdbWriter<W> {
         self.flush_buf()
     }
 
+    /// Switches to database `db` without a size hint (a stream may come back to a database:
+    /// entries a snapshot saves early are written where they happen).
+    pub fn switch_db(&mut self, db: u64) -> std::io::Result<()> {
+        self.buf.push(opcodes::SELECTDB);
+        write_len(&mut self.buf, db);
+        self.flush_buf()
+    }
+
+    /// The stream written so far (a `Vec` sink is drained by its owner between entries).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Writes one key: its deadline (Unix ms, 0 for none), access metadata, type, key, value.
     pub fn write_entry(
         &mut self,

@@ -1,6 +1,813 @@
-//! Point-in-time snapshots of the whole keyspace, one RDB stream per shard (see `manifest` for
-//! the files).
+//! Point-in-time snapshots of the whole keyspace without fork: SAVE, BGSAVE, `save` rules and the
+//! final save at shutdown. One RDB stream per shard plus a manifest (`manifest` has the files).
 //!
-//! Owns: the snapshot manifest and shard file naming (`manifest`).
+//! # How a snapshot is cut and written
+//! 1. Cut: the coordinator takes every shard whole (`tx::lock_all_shards`, ordered like any
+//!    transaction over all shards, so a multi-shard unit is wholly before or wholly after it),
+//!    and on each shard flips every database's snapshot bit (`DbSnapshot::begin`) and installs
+//!    this thread's `Sink`. Then the locks go. The cut costs one round of messages; no data is
+//!    copied.
+//! 2. Serialize while serving: each shard's writer task walks its databases with the keyspace's
+//!    SCAN cursor, a bounded number of buckets per step, yielding between steps. An entry whose
+//!    mark differs from its database's bit has not been saved: the walk saves it and sets the
+//!    mark. Entries created after the cut get the new bit when inserted, so they are never
+//!    saved.
+//! 3. Copy-on-write per entry: every change to an entry (`shard::db::Db`: lookup for writing,
+//!    replacement, removal, expiry, deadline change) first saves the entry if its mark says it
+//!    has not been saved. A flushed database's table goes to the snapshot whole
+//!    (`DbSnapshot::detached`), which saves and frees it as it goes. So the stream holds exactly
+//!    the entries of the cut, each once, and memory grows only by the serialized form of the
+//!    entries written during the snapshot.
+//! 4. The shard files are made durable (fdatasync), then the manifest naming them replaces the
+//!    old one atomically; only then do the old files go.
+//!
+//! Invariant when no snapshot runs: every entry's mark equals its database's bit (a walk
+//! always finishes, even after a write error, so marks never go stale).
+//!
+//! Must never: save an entry twice or save one that did not exist at the cut, block a serving
+//! shard on disk (file I/O is glommio's), or replace the manifest before every shard file it
+//! names is durable.
 
+pub mod load;
 pub mod manifest;
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::persistence::rdb::file::{AccessMeta, RdbWriter, WriteOptions};
+use crate::shard::db::Db;
+use crate::shard::Shard;
+use crate::types::dict::Dict;
+use crate::types::key::Key;
+use crate::types::Entry;
+use manifest::{Compression, ShardFile, SnapshotManifest};
+
+/// SCAN buckets one step of the walk covers before the writer task yields.
+const STEP_BUCKETS: usize = 512;
+/// Serialized bytes gathered before they go to the file.
+const FLUSH_BYTES: usize = 512 << 10;
+
+/// Redis's reply to writes after a failed snapshot under `stop-writes-on-bgsave-error yes`.
+pub const ERR_MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// A database's part in the running snapshot. Lives in `Db` and moves with its data on SWAPDB.
+#[derive(Default)]
+pub struct DbSnapshot {
+    /// A snapshot is walking this database.
+    pub active: bool,
+    /// Entries whose mark equals this bit are saved (or were created after the cut).
+    pub bit: bool,
+    /// The database number this data had at the cut (what the stream calls it).
+    pub db_at_cut: usize,
+    cursor: u64,
+    scanned: bool,
+    /// Tables flushed during the snapshot, still to be saved (and freed).
+    pub detached: Vec<Dict<Entry, Key>>,
+}
+
+impl DbSnapshot {
+    fn begin(&mut self, index: usize) {
+        self.bit = !self.bit;
+        self.active = true;
+        self.db_at_cut = index;
+        self.cursor = 0;
+        self.scanned = false;
+    }
+}
+
+/// Access metadata saved with each entry, after the eviction policy (as Redis: IDLE under LRU
+/// policies, FREQ under LFU ones, nothing otherwise).
+#[derive(Clone, Copy)]
+enum MetaMode {
+    None,
+    Idle,
+    Freq { decay: u32 },
+}
+
+/// This shard's running snapshot stream.
+struct Sink {
+    rdb: RdbWriter<Vec<u8>>,
+    cur_db: Option<usize>,
+    meta: MetaMode,
+    cut_ms: u64,
+    /// After a write error: entries are still marked, but nothing is kept.
+    discard: bool,
+    /// Bytes saved ahead of the walk because an entry was about to change.
+    cow_bytes: u64,
+    keys: u64,
+}
+
+thread_local! {
+    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
+}
+
+impl Sink {
+    fn write(&mut self, db: usize, key: &[u8], e: &Entry) {
+        if self.discard || (e.expire_at != 0 && e.expire_at <= self.cut_ms) {
+            return;
+        }
+        if self.cur_db != Some(db) {
+            let _ = self.rdb.switch_db(db as u64);
+            self.cur_db = Some(db);
+        }
+        let meta = match self.meta {
+            MetaMode::None => AccessMeta::None,
+            MetaMode::Idle => {
+                AccessMeta::Idle(crate::shard::memory::lru_idle_ms(e.access(), self.cut_ms) / 1000)
+            }
+            MetaMode::Freq { decay } => AccessMeta::Freq(
+                crate::shard::memory::lfu_decr_and_return(e.access(), self.cut_ms, decay).min(255)
+                    as u8,
+            ),
+        };
+        let _ = self.rdb.write_entry(key, &e.value, e.expire_at, meta);
+        self.keys += 1;
+    }
+}
+
+/// Saves `e` (about to change) into this shard's running snapshot: the copy-on-write hook of
+/// `Db`. The caller marks the entry.
+pub fn save_entry(db: usize, key: &[u8], e: &Entry) {
+    SINK.with(|s| {
+        if let Some(s) = s.borrow_mut().as_mut() {
+            let before = s.rdb.get_mut().len();
+            s.write(db, key, e);
+            s.cow_bytes += s.rdb.get_mut().len().saturating_sub(before) as u64;
+        }
+    });
+}
+
+/// One step of the walk over a database: at most `budget` buckets (flushed tables count their
+/// entries). Returns true once the database is done (and no longer active).
+fn step_db(d: &mut Db, budget: &mut usize, sink: &mut Sink) -> bool {
+    if !d.snap.active {
+        return true;
+    }
+    let (bit, db) = (d.snap.bit, d.snap.db_at_cut);
+    let mut save = |k: &Key, e: &mut Entry| {
+        if e.snap_mark() != bit {
+            sink.write(db, k, e);
+            e.set_snap_mark(bit);
+        }
+    };
+    while !d.snap.scanned && *budget > 0 {
+        let next = d.keys.scan_mut(d.snap.cursor, &mut save);
+        *budget -= 1;
+        d.snap.cursor = next;
+        if next == 0 {
+            d.snap.scanned = true;
+        }
+    }
+    while *budget > 0 {
+        let Some(t) = d.snap.detached.last_mut() else {
+            break;
+        };
+        let n = t.drain_some(*budget, |k, mut e| save(&k, &mut e));
+        *budget = budget.saturating_sub(n.max(1));
+        if t.is_empty() {
+            d.snap.detached.pop();
+        }
+    }
+    if d.snap.scanned && d.snap.detached.is_empty() {
+        d.snap.active = false;
+        return true;
+    }
+    false
+}
+
+/// Process-wide snapshot state (INFO persistence, LASTSAVE, the save rules).
+pub struct SnapGlobal {
+    pub in_progress: AtomicBool,
+    pub last_ok: AtomicBool,
+    pub last_time_sec: AtomicI64,
+    pub started_ms: AtomicU64,
+    pub saves: AtomicU64,
+    pub last_cow_bytes: AtomicU64,
+    /// BGSAVE SCHEDULE asked for one while another ran.
+    pub scheduled: AtomicBool,
+    /// When the last attempt started (failed snapshots are retried after 5 s by the rules).
+    pub last_try_ms: AtomicU64,
+    /// Writes are refused: the last snapshot failed and `stop-writes-on-bgsave-error yes`.
+    pub refuse_writes: AtomicBool,
+    pub last_error: Mutex<String>,
+    /// The sequence number of the newest snapshot (file names).
+    pub seq: AtomicU64,
+    /// Keys loaded and skipped as expired by the last load at startup.
+    pub loaded_keys: AtomicU64,
+    pub loaded_expired: AtomicU64,
+    /// What the shutdown sequence saves (`ShutdownSave`, set by SHUTDOWN's options).
+    shutdown_save: std::sync::atomic::AtomicU8,
+    /// Shards that closed their clients in the shutdown sequence.
+    closed_shards: std::sync::atomic::AtomicUsize,
+    /// The final save is over (shards keep their message loops until then).
+    final_done: AtomicBool,
+    /// Changes per shard since the last successful snapshot (Redis's `dirty`), one cache line
+    /// each: shards bump their own on every write.
+    dirty: Vec<PaddedCounter>,
+}
+
+/// Whether the shutdown sequence saves a snapshot: SHUTDOWN SAVE, SHUTDOWN NOSAVE, or (plain
+/// SHUTDOWN, SIGTERM, SIGINT) when `save` rules are configured, as Redis does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownSave {
+    IfRules = 0,
+    Yes = 1,
+    No = 2,
+}
+
+#[repr(align(64))]
+#[derive(Default)]
+struct PaddedCounter(AtomicU64);
+
+impl SnapGlobal {
+    pub fn new(nshards: usize, now_ms: u64) -> SnapGlobal {
+        let _ = now_ms;
+        SnapGlobal {
+            in_progress: AtomicBool::new(false),
+            last_ok: AtomicBool::new(true),
+            last_time_sec: AtomicI64::new(-1),
+            started_ms: AtomicU64::new(0),
+            saves: AtomicU64::new(0),
+            last_cow_bytes: AtomicU64::new(0),
+            scheduled: AtomicBool::new(false),
+            last_try_ms: AtomicU64::new(0),
+            refuse_writes: AtomicBool::new(false),
+            last_error: Mutex::new(String::new()),
+            seq: AtomicU64::new(0),
+            loaded_keys: AtomicU64::new(0),
+            loaded_expired: AtomicU64::new(0),
+            shutdown_save: std::sync::atomic::AtomicU8::new(ShutdownSave::IfRules as u8),
+            closed_shards: std::sync::atomic::AtomicUsize::new(0),
+            final_done: AtomicBool::new(false),
+            dirty: (0..nshards).map(|_| PaddedCounter::default()).collect(),
+        }
+    }
+
+    pub fn set_shutdown_save(&self, mode: ShutdownSave) {
+        self.shutdown_save.store(mode as u8, Ordering::Relaxed);
+    }
+
+    /// Counts `n` changes made by shard `shard`.
+    #[inline]
+    pub fn note_changes(&self, shard: usize, n: u64) {
+        if let Some(c) = self.dirty.get(shard) {
+            c.0.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Changes since the last successful snapshot, all shards.
+    pub fn dirty(&self) -> u64 {
+        self.dirty.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+    }
+
+    /// The snapshot lines of INFO persistence.
+    pub fn info(&self, lastsave: u64, now_ms: u64) -> String {
+        let running = self.in_progress.load(Ordering::Relaxed);
+        let current = if running {
+            (now_ms.saturating_sub(self.started_ms.load(Ordering::Relaxed)) / 1000) as i64
+        } else {
+            -1
+        };
+        format!(
+            "rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n",
+            self.dirty(),
+            running as u8,
+            lastsave,
+            if self.last_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
+            self.last_time_sec.load(Ordering::Relaxed),
+            current,
+            self.saves.load(Ordering::Relaxed),
+            self.last_cow_bytes.load(Ordering::Relaxed),
+            self.loaded_expired.load(Ordering::Relaxed),
+            self.loaded_keys.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn setting(cfg: &Config, name: &str) -> String {
+    cfg.get(&[name.as_bytes()])
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+/// The snapshot directives, read from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub dir: PathBuf,
+    pub dbfilename: String,
+    pub compression: Compression,
+    pub rdbcompression: bool,
+    pub rdbchecksum: bool,
+    /// `save` rules: (seconds, changes).
+    pub rules: Vec<(u64, u64)>,
+    pub stop_writes_on_error: bool,
+}
+
+impl Settings {
+    pub fn from_config(cfg: &Config) -> Settings {
+        let words: Vec<u64> = setting(cfg, "save")
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        Settings {
+            dir: cfg.dir.clone(),
+            dbfilename: setting(cfg, "dbfilename"),
+            compression: Compression::from_name(&setting(cfg, "snapshot-compression"))
+                .unwrap_or(Compression::Zstd),
+            rdbcompression: cfg.rdbcompression,
+            rdbchecksum: cfg.rdbchecksum,
+            rules: words.chunks_exact(2).map(|c| (c[0], c[1])).collect(),
+            stop_writes_on_error: setting(cfg, "stop-writes-on-bgsave-error") != "no",
+        }
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(manifest::manifest_name(&self.dbfilename))
+    }
+}
+
+/// The cut on one shard (run while the coordinator holds every shard whole): every database
+/// starts its walk and this thread's sink opens the stream.
+fn begin_shard(sh: &Shard, settings: &Settings, functions: &[Bytes]) {
+    let mut st = sh.state.borrow_mut();
+    let cut_ms = crate::server::globals::unix_ms();
+    let policy = st.config.maxmemory_policy;
+    let meta = if policy.is_lfu() {
+        MetaMode::Freq {
+            decay: st.config.lfu_decay_time,
+        }
+    } else if policy.is_lru() {
+        MetaMode::Idle
+    } else {
+        MetaMode::None
+    };
+    let opts = WriteOptions {
+        compress: settings.rdbcompression,
+        checksum: settings.rdbchecksum,
+        ctime: cut_ms / 1000,
+        used_mem: 0,
+        aof_base: false,
+    };
+    let mut rdb = RdbWriter::new(Vec::with_capacity(FLUSH_BYTES), opts)
+        .expect("writing into memory cannot fail");
+    for code in functions {
+        let _ = rdb.write_function(code);
+    }
+    for d in st.dbs.iter_mut() {
+        let index = d.index;
+        d.snap.begin(index);
+    }
+    SINK.with(|s| {
+        *s.borrow_mut() = Some(Sink {
+            rdb,
+            cur_db: None,
+            meta,
+            cut_ms,
+            discard: false,
+            cow_bytes: 0,
+            keys: 0,
+        })
+    });
+}
+
+/// One step on this shard: walks up to `STEP_BUCKETS` buckets, and hands back the bytes due to
+/// the file (all of them, with the trailer, once the walk is done).
+fn step_shard(sh: &Shard) -> (Vec<u8>, bool) {
+    let mut st = sh.state.borrow_mut();
+    SINK.with(|s| {
+        let mut guard = s.borrow_mut();
+        let Some(sink) = guard.as_mut() else {
+            return (Vec::new(), true);
+        };
+        let mut budget = STEP_BUCKETS;
+        let mut done = true;
+        for d in st.dbs.iter_mut() {
+            if !step_db(d, &mut budget, sink) {
+                done = false;
+                break;
+            }
+        }
+        if !done {
+            let out = if sink.rdb.get_mut().len() >= FLUSH_BYTES {
+                std::mem::take(sink.rdb.get_mut())
+            } else {
+                Vec::new()
+            };
+            return (out, false);
+        }
+        let sink = guard.take().expect("checked above");
+        (sink.rdb.finish().unwrap_or_default(), true)
+    })
+}
+
+/// Ends this shard's stream early (nothing more is kept; the walk still marks every entry).
+fn discard_shard() {
+    SINK.with(|s| {
+        if let Some(sink) = s.borrow_mut().as_mut() {
+            sink.discard = true;
+            sink.rdb.get_mut().clear();
+        }
+    });
+}
+
+/// What one shard's writer reports.
+struct ShardOutcome {
+    bytes: u64,
+    cow_bytes: u64,
+}
+
+/// Writes this shard's stream to `path` while serving, then makes it durable.
+async fn write_shard(
+    sh: Rc<Shard>,
+    path: PathBuf,
+    compression: Compression,
+) -> Result<ShardOutcome, String> {
+    let name = path.display().to_string();
+    let mut error: Option<String> = None;
+    let file = match glommio::io::BufferedFile::create(&path).await {
+        Ok(f) => Some(f),
+        Err(e) => {
+            error = Some(format!(
+                "Failed opening the temp RDB file {} (in server root dir {}) for saving: {}",
+                name,
+                path.parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                e
+            ));
+            discard_shard();
+            None
+        }
+    };
+    let mut encoder = match compression {
+        Compression::Zstd => Some(
+            zstd::stream::write::Encoder::new(Vec::new(), 1).map_err(|e| format!("zstd: {e}"))?,
+        ),
+        Compression::None => None,
+    };
+    let mut pos = 0u64;
+    let mut cow_bytes = 0;
+    loop {
+        let cow_now = SINK.with(|s| s.borrow().as_ref().map(|k| k.cow_bytes));
+        if let Some(c) = cow_now {
+            cow_bytes = c;
+        }
+        let (chunk, done) = step_shard(&sh);
+        if error.is_none() && (!chunk.is_empty() || done) {
+            let data = match encoder.as_mut() {
+                Some(enc) => {
+                    let r = enc.write_all(&chunk);
+                    match r {
+                        Ok(()) if done => encoder
+                            .take()
+                            .map(|e| e.finish())
+                            .transpose()
+                            .map(|v| v.unwrap_or_default()),
+                        Ok(()) => Ok(std::mem::take(enc.get_mut())),
+                        Err(e) => Err(e),
+                    }
+                }
+                None => Ok(chunk),
+            };
+            let res = match (data, file.as_ref()) {
+                (Ok(data), Some(f)) => {
+                    let r = crate::persistence::aof::write_all(f, &data, pos).await;
+                    pos += data.len() as u64;
+                    r
+                }
+                (Err(e), _) => Err(e),
+                (_, None) => Ok(()),
+            };
+            if let Err(e) = res {
+                error = Some(format!("Write error saving DB on disk: {e}"));
+                discard_shard();
+            }
+        }
+        if done {
+            break;
+        }
+        glommio::executor().yield_now().await;
+    }
+    if let Some(f) = file {
+        if error.is_none() {
+            if let Err(e) = f.fdatasync().await {
+                error = Some(format!("Write error saving DB on disk: {e}"));
+            }
+        }
+        let _ = f.close().await;
+    }
+    match error {
+        Some(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+        None => Ok(ShardOutcome {
+            bytes: pos,
+            cow_bytes,
+        }),
+    }
+}
+
+/// Writes `data` to `dir/name` atomically: temp file, fdatasync, rename, directory fsync.
+pub async fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), String> {
+    let tmp = dir.join(format!("temp-{}-{}", std::process::id(), name));
+    let e = |e: glommio::GlommioError<()>| format!("cannot write {}: {}", name, e);
+    let mut f = glommio::io::BufferedFile::create(&tmp).await.map_err(e)?;
+    if let Err(x) = crate::persistence::aof::write_all(&f, data, 0).await {
+        let _ = f.close().await;
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {}", name, x));
+    }
+    f.fdatasync().await.map_err(e)?;
+    f.rename(dir.join(name)).await.map_err(e)?;
+    f.close().await.map_err(e)?;
+    let d = glommio::io::Directory::open(dir).await.map_err(e)?;
+    d.sync().await.map_err(e)?;
+    let _ = d.close().await;
+    Ok(())
+}
+
+/// The error of a snapshot asked for while one runs.
+pub const ERR_IN_PROGRESS: &str = "Background save already in progress";
+
+/// Claims the right to run a snapshot (false if one runs). `run_started` must follow.
+pub fn try_start(sh: &Shard) -> bool {
+    !sh.globals.snapshot.in_progress.swap(true, Ordering::AcqRel)
+}
+
+/// Takes a snapshot of every shard and makes it the current one (SAVE, BGSAVE, the save rules,
+/// shutdown). Errors if one is already running.
+pub async fn snapshot_all(sh: &Rc<Shard>) -> Result<(), String> {
+    if !try_start(sh) {
+        return Err(ERR_IN_PROGRESS.into());
+    }
+    run_started(sh).await
+}
+
+/// Runs the snapshot `try_start` claimed, and releases the claim.
+pub async fn run_started(sh: &Rc<Shard>) -> Result<(), String> {
+    let g = &sh.globals.snapshot;
+    let started = Instant::now();
+    let now = crate::server::globals::unix_ms();
+    g.started_ms.store(now, Ordering::Relaxed);
+    g.last_try_ms.store(now, Ordering::Relaxed);
+    let result = snapshot_inner(sh).await;
+    g.last_time_sec
+        .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    g.saves.fetch_add(1, Ordering::Relaxed);
+    let settings = Settings::from_config(&sh.state.borrow().config);
+    match &result {
+        Ok(()) => {
+            g.last_ok.store(true, Ordering::Relaxed);
+            g.refuse_writes.store(false, Ordering::Relaxed);
+            tracing::info!("DB saved on disk");
+        }
+        Err(e) => {
+            g.last_ok.store(false, Ordering::Relaxed);
+            g.refuse_writes.store(
+                settings.stop_writes_on_error && !settings.rules.is_empty(),
+                Ordering::Relaxed,
+            );
+            *g.last_error.lock().unwrap_or_else(|x| x.into_inner()) = e.clone();
+            tracing::warn!("Background saving error: {}", e);
+        }
+    }
+    g.in_progress.store(false, Ordering::Release);
+    result
+}
+
+async fn snapshot_inner(sh: &Rc<Shard>) -> Result<(), String> {
+    let g = &sh.globals.snapshot;
+    let settings = Settings::from_config(&sh.state.borrow().config);
+    let old = SnapshotManifest::read(&settings.manifest_path()).unwrap_or(None);
+    let old_seq = old
+        .as_ref()
+        .map(|m| {
+            m.files
+                .iter()
+                .map(|f| manifest::seq_of(&f.name))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    let seq = g.seq.load(Ordering::Relaxed).max(old_seq) + 1;
+    g.seq.store(seq, Ordering::Relaxed);
+    let functions = crate::scripting::functions::library_codes(&sh.globals.scripting);
+    // The cut, ordered like a transaction over every shard.
+    let held = crate::tx::lock_all_shards(sh)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut dirty_at_cut = Vec::new();
+    for s in 0..sh.nshards() {
+        let settings = settings.clone();
+        let functions = if s == 0 {
+            functions.clone()
+        } else {
+            Vec::new()
+        };
+        let r = sh
+            .run_on(s, move |owner| {
+                begin_shard(owner, &settings, &functions);
+                owner.globals.snapshot.dirty[owner.id]
+                    .0
+                    .load(Ordering::Relaxed)
+            })
+            .await;
+        match r {
+            Ok(d) => dirty_at_cut.push(d),
+            Err(_) => {
+                held.release_all().await;
+                return Err("a shard is gone".into());
+            }
+        }
+    }
+    held.release_all().await;
+    let ctime = crate::server::globals::unix_ms() / 1000;
+    let mut futs = Vec::new();
+    let mut files = Vec::new();
+    for s in 0..sh.nshards() {
+        let name = manifest::shard_file_name(&settings.dbfilename, s, seq, settings.compression);
+        let path = settings.dir.join(&name);
+        files.push(ShardFile { name, shard: s });
+        let c = settings.compression;
+        futs.push(run_task_on(sh, s, move |owner| write_shard(owner, path, c)));
+    }
+    let outcomes = futures::future::join_all(futs).await;
+    let mut result = Ok(());
+    let mut cow = 0;
+    for o in outcomes {
+        match o {
+            Some(Ok(o)) => {
+                cow += o.cow_bytes;
+                let _ = o.bytes;
+            }
+            Some(Err(e)) => result = Err(e),
+            None => result = Err("a shard is gone".to_string()),
+        }
+    }
+    let m = SnapshotManifest {
+        shards: sh.nshards(),
+        compression: settings.compression,
+        ctime,
+        files,
+    };
+    if result.is_ok() {
+        result = write_atomic(
+            &settings.dir,
+            &manifest::manifest_name(&settings.dbfilename),
+            m.format().as_bytes(),
+        )
+        .await;
+    }
+    if result.is_err() {
+        for f in &m.files {
+            let _ = std::fs::remove_file(settings.dir.join(&f.name));
+        }
+        return result;
+    }
+    if let Some(old) = old {
+        for f in &old.files {
+            if !m.files.iter().any(|n| n.name == f.name) {
+                let _ = std::fs::remove_file(settings.dir.join(&f.name));
+            }
+        }
+    }
+    for (s, d) in dirty_at_cut.into_iter().enumerate() {
+        g.dirty[s].0.fetch_sub(
+            d.min(g.dirty[s].0.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+    }
+    g.last_cow_bytes.store(cow, Ordering::Relaxed);
+    sh.globals.lastsave.store(ctime, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Runs `f` on shard `s` as a task of its own and returns its result.
+async fn run_task_on<R, F, Fut>(sh: &Rc<Shard>, s: usize, f: F) -> Option<R>
+where
+    R: Send + 'static,
+    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = R> + 'static,
+{
+    if s == sh.id {
+        return Some(f(sh.clone()).await);
+    }
+    let (tx, rx) = futures::channel::oneshot::channel();
+    let task: crate::shard::router::TaskJob = Box::new(move |sh: Rc<Shard>| {
+        Box::pin(async move {
+            let _ = tx.send(f(sh).await);
+        })
+    });
+    sh.router
+        .send(s, crate::shard::ShardMsg::Task(task))
+        .await
+        .ok()?;
+    rx.await.ok()
+}
+
+/// Shard 0's periodic duty: start a snapshot when a `save` rule is met (a failed one is retried
+/// after 5 seconds, like Redis) or one was scheduled.
+pub fn cron(sh: &Rc<Shard>) {
+    if sh.id != 0 {
+        return;
+    }
+    let g = &sh.globals.snapshot;
+    if g.in_progress.load(Ordering::Relaxed) {
+        return;
+    }
+    let settings = Settings::from_config(&sh.state.borrow().config);
+    let now = crate::server::globals::unix_ms();
+    let scheduled = g.scheduled.load(Ordering::Relaxed)
+        && !sh.globals.aof.rewrite_in_progress.load(Ordering::Relaxed);
+    let dirty = g.dirty();
+    let lastsave = sh.globals.lastsave.load(Ordering::Relaxed);
+    let retry_ok = g.last_ok.load(Ordering::Relaxed)
+        || now.saturating_sub(g.last_try_ms.load(Ordering::Relaxed)) >= 5000;
+    let due =
+        settings.rules.iter().any(|&(secs, changes)| {
+            dirty >= changes && (now / 1000).saturating_sub(lastsave) >= secs
+        }) && retry_ok;
+    if !(due || scheduled) {
+        return;
+    }
+    g.scheduled.store(false, Ordering::Relaxed);
+    if due {
+        tracing::info!("{} changes since the last save: saving...", dirty);
+    }
+    if !try_start(sh) {
+        return;
+    }
+    let sh = sh.clone();
+    glommio::spawn_local(async move {
+        let _ = run_started(&sh).await;
+    })
+    .detach();
+}
+
+/// FLUSHALL with `save` rules: once any running snapshot is done, save the (empty) keyspace.
+pub async fn save_after_flushall(sh: &Rc<Shard>) {
+    if Settings::from_config(&sh.state.borrow().config)
+        .rules
+        .is_empty()
+    {
+        return;
+    }
+    while sh.globals.snapshot.in_progress.load(Ordering::Acquire) {
+        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let _ = snapshot_all(sh).await;
+}
+
+/// The shutdown sequence, on every shard once it has closed its clients: shard 0 waits for the
+/// others, then makes the final save (`final_save`) while their message loops still run; the
+/// others wait for it. A shard that never arrives is given up on after 10 seconds.
+pub async fn shutdown_barrier(sh: &Rc<Shard>) {
+    let g = &sh.globals.snapshot;
+    g.closed_shards.fetch_add(1, Ordering::AcqRel);
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    if sh.id == 0 {
+        while g.closed_shards.load(Ordering::Acquire) < sh.nshards() && Instant::now() < deadline {
+            glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        final_save(sh).await;
+        g.final_done.store(true, Ordering::Release);
+        return;
+    }
+    while !g.final_done.load(Ordering::Acquire) {
+        glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits for a running snapshot, then saves one if SHUTDOWN's options or the `save` rules ask
+/// for it.
+async fn final_save(sh: &Rc<Shard>) {
+    let g = &sh.globals.snapshot;
+    let mode = match g.shutdown_save.load(Ordering::Relaxed) {
+        1 => ShutdownSave::Yes,
+        2 => ShutdownSave::No,
+        _ => ShutdownSave::IfRules,
+    };
+    let rules = !Settings::from_config(&sh.state.borrow().config)
+        .rules
+        .is_empty();
+    while g.in_progress.load(Ordering::Acquire) {
+        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    if mode == ShutdownSave::Yes || (mode == ShutdownSave::IfRules && rules) {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        if let Err(e) = snapshot_all(sh).await {
+            tracing::error!("Error trying to save the DB before exiting: {}", e);
+        }
+    }
+}

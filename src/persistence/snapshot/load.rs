@@ -1,0 +1,183 @@
+//! Loading snapshots at startup (before any shard accepts clients): the shard files a snapshot
+//! manifest names, or a single `dump.rdb` written by stock Redis. Keys go to the shard owning
+//! their slot whatever shard count wrote them; expired keys are skipped, as Redis does when it
+//! loads as a primary.
+//!
+//! Must never: leave half a file loaded without failing startup (any read error stops the
+//! server with the file, offset and reason), or run after clients are served.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::manifest::{self, SnapshotManifest};
+use super::Settings;
+use crate::persistence::rdb::file::{RdbEntry, RdbItem, RdbReader};
+use crate::persistence::rdb::LoadLimits;
+use crate::shard::memory::{lfu_pack, lru_for_idle};
+use crate::shard::Shard;
+
+/// Entries sent to another shard in one message.
+const BATCH: usize = 1024;
+
+/// What one file held.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    loaded: u64,
+    expired: u64,
+}
+
+/// Places loaded entries into this shard's keyspace.
+fn insert_batch(sh: &Shard, batch: Vec<(usize, RdbEntry)>) {
+    let mut st = sh.state.borrow_mut();
+    let now = crate::server::globals::unix_ms();
+    let lfu = st.config.maxmemory_policy.is_lfu();
+    for (db, e) in batch {
+        let d = &mut st.dbs[db];
+        d.insert_quiet(&e.key, e.value, e.expire_ms, now);
+        let access = if lfu {
+            e.freq.map(|f| lfu_pack(now, f as u32))
+        } else {
+            e.idle_secs.map(|i| lru_for_idle(i as i64, now))
+        };
+        if let Some(a) = access {
+            if let Some(n) = d.keys.get_mut(&e.key[..]) {
+                n.set_access(a);
+            }
+        }
+    }
+}
+
+/// Reads one RDB stream on this shard and spreads its keys over the shards.
+async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, String> {
+    let name = path.display().to_string();
+    let reader = manifest::open_rdb(path)
+        .map_err(|e| format!("Can't open the snapshot file {name}: {e}"))?;
+    let limits = LoadLimits::from_config(&sh.state.borrow().config);
+    let databases = sh.state.borrow().dbs.len();
+    let mut rdb =
+        RdbReader::new(reader, limits).map_err(|e| format!("Bad snapshot file {name}: {e}"))?;
+    let n = sh.nshards();
+    let mut batches: Vec<Vec<(usize, RdbEntry)>> = (0..n).map(|_| Vec::new()).collect();
+    let mut db = 0usize;
+    let mut counts = Counts::default();
+    let now = crate::server::globals::unix_ms();
+    loop {
+        let item = rdb.next_item().map_err(|e| {
+            format!(
+                "Short read or bad format loading {} at offset {}: {}",
+                name,
+                rdb.offset(),
+                e
+            )
+        })?;
+        let Some(item) = item else {
+            break;
+        };
+        match item {
+            RdbItem::Aux { .. } | RdbItem::ResizeDb { .. } => {}
+            RdbItem::SelectDb(d) => {
+                if d as usize >= databases {
+                    return Err(format!(
+                        "FATAL: Data file {name} was created with a server configured to handle more than {databases} databases. Exiting"
+                    ));
+                }
+                db = d as usize;
+            }
+            RdbItem::Function(code) => {
+                crate::scripting::functions::restore_library(&sh.globals.scripting, code)
+                    .map_err(|e| format!("Can't load a function library from {name}: {e}"))?;
+            }
+            RdbItem::Entry(e) => {
+                if e.expire_ms != 0 && e.expire_ms <= now {
+                    counts.expired += 1;
+                    continue;
+                }
+                counts.loaded += 1;
+                let to = sh.shard_of(&e.key);
+                batches[to].push((db, e));
+                if batches[to].len() >= BATCH {
+                    send(sh, to, std::mem::take(&mut batches[to])).await?;
+                }
+            }
+        }
+    }
+    for (to, b) in batches.into_iter().enumerate() {
+        if !b.is_empty() {
+            send(sh, to, b).await?;
+        }
+    }
+    Ok(counts)
+}
+
+async fn send(sh: &Rc<Shard>, to: usize, batch: Vec<(usize, RdbEntry)>) -> Result<(), String> {
+    sh.run_on(to, move |owner| insert_batch(owner, batch))
+        .await
+        .map_err(|_| "a shard is gone".to_string())
+}
+
+/// Startup on shard 0 without the AOF: loads the snapshot the manifest in `dir` names, else a
+/// `dbfilename` RDB file (e.g. one stock Redis wrote), else nothing.
+pub async fn startup(sh: &Rc<Shard>) -> Result<(), String> {
+    let settings = Settings::from_config(&sh.state.borrow().config);
+    let started = Instant::now();
+    let g = &sh.globals.snapshot;
+    let counts = match SnapshotManifest::read(&settings.manifest_path())? {
+        Some(m) => {
+            let seq = m
+                .files
+                .iter()
+                .map(|f| manifest::seq_of(&f.name))
+                .max()
+                .unwrap_or(0);
+            g.seq.store(seq, Ordering::Relaxed);
+            if m.shards != sh.nshards() {
+                tracing::info!(
+                    "Loading a snapshot written by {} shards into {}: re-routing by key",
+                    m.shards,
+                    sh.nshards()
+                );
+            }
+            let mut futs = Vec::new();
+            for (i, f) in m.files.iter().enumerate() {
+                let path = settings.dir.join(&f.name);
+                let reader_shard = i % sh.nshards();
+                futs.push(super::run_task_on(
+                    sh,
+                    reader_shard,
+                    move |owner| async move { load_file(&owner, &path).await },
+                ));
+            }
+            let mut total = Counts::default();
+            for r in futures::future::join_all(futs).await {
+                let c = r.ok_or("a shard is gone")??;
+                total.loaded += c.loaded;
+                total.expired += c.expired;
+            }
+            Some(total)
+        }
+        None => {
+            let path = settings.dir.join(&settings.dbfilename);
+            if path.exists() {
+                Some(load_file(sh, &path).await?)
+            } else {
+                None
+            }
+        }
+    };
+    if let Some(c) = counts {
+        g.loaded_keys.store(c.loaded, Ordering::Relaxed);
+        g.loaded_expired.store(c.expired, Ordering::Relaxed);
+        tracing::info!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}.",
+            c.loaded,
+            c.expired
+        );
+        tracing::info!(
+            "DB loaded from disk: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
