@@ -3025,7 +3025,8 @@ mod tests {
     #[test]
     fn implemented_lookup() {
         assert_eq!(is_implemented("port"), Some(true));
-        assert_eq!(is_implemented("APPENDONLY"), Some(false));
+        assert_eq!(is_implemented("APPENDONLY"), Some(true));
+        assert_eq!(is_implemented("latency-monitor-threshold"), Some(false));
         assert_eq!(is_implemented("lua-time-limit"), Some(true));
         assert_eq!(is_implemented("nope"), None);
     }

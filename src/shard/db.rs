@@ -450,7 +450,7 @@ impl Db {
     /// not saved yet is still in the cut) and frees it as it goes.
     fn detach_for_snapshot(&mut self) {
         let keys = std::mem::take(&mut self.keys);
-        self.snap.detached.push(keys);
+        self.snap.detach(keys);
         self.expires.clear();
         self.used = 0;
     }

@@ -229,21 +229,17 @@ mod tests {
             if i % 2 == 0 {
                 expires.insert(k.clone(), ());
             }
-            keys.insert(
-                k,
-                Entry {
-                    charged: 100,
-                    ..Entry::new(Value::Str(crate::types::StrValue::from_bytes(b"v")), 0, 0)
-                },
-            );
+            keys.insert(k, {
+                let mut e = Entry::new(Value::Str(crate::types::StrValue::from_bytes(b"v")), 0, 0);
+                e.charged = 100;
+                e
+            });
         }
-        keys.insert(
-            Key::new(b"big"),
-            Entry {
-                charged: 5000,
-                ..Entry::new(big_list(3000), 0, 0)
-            },
-        );
+        keys.insert(Key::new(b"big"), {
+            let mut e = Entry::new(big_list(3000), 0, 0);
+            e.charged = 5000;
+            e
+        });
         free_keyspace(keys, expires, 3000 * 100 + 5000);
         assert_eq!(pending_objects(), 3001);
         assert!(free_step(CHUNK));

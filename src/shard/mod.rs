@@ -401,8 +401,9 @@ pub fn execute_keyed(
     if is_write
         && globals
             .snapshot
-            .refuse_writes
+            .last_failed
             .load(std::sync::atomic::Ordering::Relaxed)
+        && crate::persistence::snapshot::refuses_writes(&st.config)
     {
         crate::protocol::Reply::new(out, resp3).error(crate::persistence::snapshot::ERR_MISCONF);
         st.cmd_stats[spec.index()].rejected_calls += 1;

@@ -202,7 +202,14 @@ pub struct Dict<V, K = Bytes> {
     rehash_idx: Option<usize>,
     /// Per-dict random seed, so that collision attacks cannot be precomputed.
     hasher: RandomState,
+    /// The load factor that triggers growth: 1, or `DEFERRED_GROWTH_LOAD` while a snapshot
+    /// walks the table (a walk must outrun the table's growth to finish, as Redis defers
+    /// resizing while a fork child runs).
+    grow_load: usize,
 }
+
+/// The load factor that still forces growth while growth is deferred.
+pub const DEFERRED_GROWTH_LOAD: usize = 8;
 
 impl<V, K: DictKey> Default for Dict<V, K> {
     fn default() -> Self {
@@ -223,7 +230,14 @@ impl<V, K: DictKey> Dict<V, K> {
             tables: [Table::default(), Table::default()],
             rehash_idx: None,
             hasher: RandomState::new(),
+            grow_load: 1,
         }
+    }
+
+    /// Defers growth (up to `DEFERRED_GROWTH_LOAD` entries per bucket) or restores the normal
+    /// policy.
+    pub fn defer_growth(&mut self, deferred: bool) {
+        self.grow_load = if deferred { DEFERRED_GROWTH_LOAD } else { 1 };
     }
 
     /// Number of entries.
@@ -493,7 +507,7 @@ impl<V, K: DictKey> Dict<V, K> {
             }
             return;
         }
-        if t0.used >= t0.size() {
+        if t0.used >= t0.size().saturating_mul(self.grow_load) {
             if let Some(size) = t0
                 .used
                 .checked_add(1)

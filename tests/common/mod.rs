@@ -280,6 +280,9 @@ pub fn start_tessera(shards: usize, extra: &[&str]) -> Server {
             "512kb",
             "--loglevel",
             "warning",
+            // Like the reference redis-server: no snapshot unless a test asks for one.
+            "--save",
+            "",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -50,13 +50,35 @@ use crate::types::key::Key;
 use crate::types::Entry;
 use manifest::{Compression, ShardFile, SnapshotManifest};
 
-/// SCAN buckets one step of the walk covers before the writer task yields.
+/// SCAN buckets one step of the walk covers at least before the writer task yields.
 const STEP_BUCKETS: usize = 512;
+/// A step covers at least 1/2^`STEP_SHIFT` of the buckets being walked. The cursor keeps the
+/// fraction of the table already covered when the table grows, so a walk ends within about
+/// 2^`STEP_SHIFT` steps however fast writers add keys.
+const STEP_SHIFT: u32 = 12;
+
+/// The buckets one step covers: at least `min` and a fixed fraction of the active tables.
+fn walk_budget(dbs: &[Db], min: usize, shift: u32) -> usize {
+    let buckets: usize = dbs
+        .iter()
+        .filter(|d| d.snap.active)
+        .map(|d| d.keys.bucket_count())
+        .sum();
+    min.max(buckets >> shift)
+}
 /// Serialized bytes gathered before they go to the file.
 const FLUSH_BYTES: usize = 512 << 10;
 
 /// Redis's reply to writes after a failed snapshot under `stop-writes-on-bgsave-error yes`.
 pub const ERR_MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Whether a write is refused after a failed snapshot (Redis's `stop-writes-on-bgsave-error`):
+/// only called once `SnapGlobal::last_failed` is set.
+#[cold]
+pub fn refuses_writes(cfg: &Config) -> bool {
+    let s = Settings::from_config(cfg);
+    s.stop_writes_on_error && !s.rules.is_empty()
+}
 
 /// A database's part in the running snapshot. Lives in `Db` and moves with its data on SWAPDB.
 #[derive(Default)]
@@ -80,6 +102,14 @@ impl DbSnapshot {
         self.db_at_cut = index;
         self.cursor = 0;
         self.scanned = false;
+    }
+
+    /// A flush during the walk: the whole table goes to the snapshot; what replaces it holds
+    /// only entries newer than the cut, so the walk has nothing more to scan.
+    pub fn detach(&mut self, mut table: Dict<Entry, Key>) {
+        table.defer_growth(false);
+        self.detached.push(table);
+        self.scanned = true;
     }
 }
 
@@ -178,6 +208,7 @@ fn step_db(d: &mut Db, budget: &mut usize, sink: &mut Sink) -> bool {
     }
     if d.snap.scanned && d.snap.detached.is_empty() {
         d.snap.active = false;
+        d.keys.defer_growth(false);
         return true;
     }
     false
@@ -195,8 +226,9 @@ pub struct SnapGlobal {
     pub scheduled: AtomicBool,
     /// When the last attempt started (failed snapshots are retried after 5 s by the rules).
     pub last_try_ms: AtomicU64,
-    /// Writes are refused: the last snapshot failed and `stop-writes-on-bgsave-error yes`.
-    pub refuse_writes: AtomicBool,
+    /// The last snapshot failed: writes are refused while `stop-writes-on-bgsave-error yes`
+    /// and `save` rules are configured (`refuses_writes`).
+    pub last_failed: AtomicBool,
     pub last_error: Mutex<String>,
     /// The sequence number of the newest snapshot (file names).
     pub seq: AtomicU64,
@@ -239,7 +271,7 @@ impl SnapGlobal {
             last_cow_bytes: AtomicU64::new(0),
             scheduled: AtomicBool::new(false),
             last_try_ms: AtomicU64::new(0),
-            refuse_writes: AtomicBool::new(false),
+            last_failed: AtomicBool::new(false),
             last_error: Mutex::new(String::new()),
             seq: AtomicU64::new(0),
             loaded_keys: AtomicU64::new(0),
@@ -366,6 +398,7 @@ fn begin_shard(sh: &Shard, settings: &Settings, functions: &[Bytes]) {
     for d in st.dbs.iter_mut() {
         let index = d.index;
         d.snap.begin(index);
+        d.keys.defer_growth(true);
     }
     SINK.with(|s| {
         *s.borrow_mut() = Some(Sink {
@@ -389,7 +422,7 @@ fn step_shard(sh: &Shard) -> (Vec<u8>, bool) {
         let Some(sink) = guard.as_mut() else {
             return (Vec::new(), true);
         };
-        let mut budget = STEP_BUCKETS;
+        let mut budget = walk_budget(&st.dbs, STEP_BUCKETS, STEP_SHIFT);
         let mut done = true;
         for d in st.dbs.iter_mut() {
             if !step_db(d, &mut budget, sink) {
@@ -565,19 +598,15 @@ pub async fn run_started(sh: &Rc<Shard>) -> Result<(), String> {
     g.last_time_sec
         .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
     g.saves.fetch_add(1, Ordering::Relaxed);
-    let settings = Settings::from_config(&sh.state.borrow().config);
     match &result {
         Ok(()) => {
             g.last_ok.store(true, Ordering::Relaxed);
-            g.refuse_writes.store(false, Ordering::Relaxed);
+            g.last_failed.store(false, Ordering::Relaxed);
             tracing::info!("DB saved on disk");
         }
         Err(e) => {
             g.last_ok.store(false, Ordering::Relaxed);
-            g.refuse_writes.store(
-                settings.stop_writes_on_error && !settings.rules.is_empty(),
-                Ordering::Relaxed,
-            );
+            g.last_failed.store(true, Ordering::Relaxed);
             *g.last_error.lock().unwrap_or_else(|x| x.into_inner()) = e.clone();
             tracing::warn!("Background saving error: {}", e);
         }
@@ -808,6 +837,150 @@ async fn final_save(sh: &Rc<Shard>) {
         tracing::info!("Saving the final RDB snapshot before exiting.");
         if let Err(e) = snapshot_all(sh).await {
             tracing::error!("Error trying to save the DB before exiting: {}", e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::rdb::file::{RdbItem, RdbReader};
+    use crate::persistence::rdb::LoadLimits;
+    use crate::types::{StrValue, Value};
+    use std::collections::BTreeMap;
+
+    fn sv(s: &str) -> Value {
+        Value::Str(StrValue::from_bytes(s.as_bytes()))
+    }
+
+    fn install_sink() {
+        let rdb = RdbWriter::new(Vec::new(), WriteOptions::default()).unwrap();
+        SINK.with(|s| {
+            *s.borrow_mut() = Some(Sink {
+                rdb,
+                cur_db: None,
+                meta: MetaMode::None,
+                cut_ms: 1,
+                discard: false,
+                cow_bytes: 0,
+                keys: 0,
+            })
+        });
+    }
+
+    /// Runs the walk to the end over `dbs`, with `mutate(step)` between steps.
+    fn walk(dbs: &mut [Db], mut mutate: impl FnMut(&mut [Db], usize)) -> Vec<u8> {
+        let mut step = 0;
+        loop {
+            let done = SINK.with(|s| {
+                let mut g = s.borrow_mut();
+                let sink = g.as_mut().unwrap();
+                let mut budget = walk_budget(dbs, 3, 5);
+                dbs.iter_mut().all(|d| step_db(d, &mut budget, sink))
+            });
+            if done {
+                break;
+            }
+            mutate(dbs, step);
+            step += 1;
+        }
+        let sink = SINK.with(|s| s.borrow_mut().take()).unwrap();
+        sink.rdb.finish().unwrap()
+    }
+
+    fn read_back(bytes: &[u8]) -> BTreeMap<(u64, Vec<u8>), Vec<u8>> {
+        let mut r = RdbReader::new(bytes, LoadLimits::default()).unwrap();
+        let mut db = 0;
+        let mut out = BTreeMap::new();
+        while let Some(item) = r.next_item().unwrap() {
+            match item {
+                RdbItem::SelectDb(d) => db = d,
+                RdbItem::Entry(e) => {
+                    let Value::Str(s) = &e.value else { panic!() };
+                    let prev = out.insert((db, e.key.to_vec()), s.to_bytes().to_vec());
+                    assert!(prev.is_none(), "saved twice: {:?}", e.key);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn state(dbs: &mut [Db]) -> BTreeMap<(u64, Vec<u8>), Vec<u8>> {
+        let mut out = BTreeMap::new();
+        for (i, d) in dbs.iter().enumerate() {
+            for (k, e) in d.keys.iter() {
+                let Value::Str(s) = &e.value else { panic!() };
+                out.insert((i as u64, k.to_vec()), s.to_bytes().to_vec());
+            }
+        }
+        out
+    }
+
+    /// The stream holds exactly the cut, whatever happens to the keys during the walk:
+    /// overwrites, in-place changes, deletions, new keys, deadlines, flushes, SWAPDB, and a
+    /// table growing (rehashing) under the cursor. Afterwards every mark equals its bit, so the
+    /// next snapshot starts clean.
+    #[test]
+    fn the_walk_saves_exactly_the_cut_under_every_kind_of_change() {
+        for seed in 0..20u64 {
+            let mut dbs: Vec<Db> = (0..3).map(Db::numbered).collect();
+            for i in 0..200 {
+                dbs[(i % 3) as usize].insert(
+                    format!("k{i}").as_bytes(),
+                    sv(&format!("v{i}")),
+                    0,
+                    1,
+                );
+            }
+            for round in 0..2 {
+                let cut = state(&mut dbs);
+                install_sink();
+                for d in dbs.iter_mut() {
+                    let i = d.index;
+                    d.snap.begin(i);
+                    d.keys.defer_growth(true);
+                }
+                let mut x = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(round + 1);
+                let bytes = walk(&mut dbs, |dbs, step| {
+                    for _ in 0..4 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let db = (x % 3) as usize;
+                        let key = format!("k{}", (x >> 8) % 260);
+                        let d = &mut dbs[db];
+                        match (x >> 20) % 7 {
+                            0 => d.insert(key.as_bytes(), sv("new"), 0, 1),
+                            1 => {
+                                d.delete(key.as_bytes());
+                            }
+                            2 => {
+                                if let Some(e) = d.lookup_mut(key.as_bytes(), 1) {
+                                    e.value = sv("inplace");
+                                }
+                            }
+                            3 => {
+                                d.set_expire(key.as_bytes(), 99_999_999_999_999);
+                            }
+                            4 if step % 17 == 5 => d.clear(),
+                            5 if step % 23 == 7 => Db::swap(dbs, 0, 2),
+                            _ => {
+                                for j in 0..20 {
+                                    d.insert(format!("grow{step}-{j}").as_bytes(), sv("g"), 0, 1);
+                                }
+                            }
+                        }
+                    }
+                });
+                assert_eq!(read_back(&bytes), cut, "seed {seed} round {round}");
+                for d in dbs.iter() {
+                    assert!(!d.snap.active);
+                    assert!(d.keys.iter().all(|(_, e)| e.snap_mark() == d.snap.bit));
+                }
+            }
         }
     }
 }

@@ -1,0 +1,640 @@
+//! Forkless snapshots: SAVE/BGSAVE restart equivalence with any shard count, the point-in-time
+//! cut under concurrent writes (multi-shard units wholly in or out, copy-on-write, flushes and
+//! SWAPDB during the walk), save rules, shutdown saves, write refusal after a failed save,
+//! interchange with stock Redis and damaged files.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tessera-snap-{}-{}", name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn start(shards: usize, dir: &Path, extra: &[&str]) -> Server {
+    let d = dir.display().to_string();
+    let mut args = vec!["--dir", d.as_str()];
+    args.extend_from_slice(extra);
+    start_tessera(shards, &args)
+}
+
+fn digest(s: &Server) -> Vec<u8> {
+    s.conn().cmd_str("DEBUG DIGEST")
+}
+
+fn info(c: &mut RawConn) -> String {
+    String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string()
+}
+
+fn field(info: &str, name: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// Waits until no snapshot runs; returns INFO persistence.
+fn wait_saved(c: &mut RawConn) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let i = info(c);
+        if field(&i, "rdb_bgsave_in_progress") == "0" {
+            return i;
+        }
+        assert!(Instant::now() < deadline, "snapshot never finished: {i}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Every type and encoding, several databases, deadlines, a function library.
+fn fill(c: &mut RawConn) {
+    for line in [
+        "SET s1 hello",
+        "SET s2 v EX 1000",
+        "SET n 12345",
+        "RPUSH l a b c d",
+        "SADD st x y z",
+        "SADD ints 1 2 3 400000",
+        "HSET h f1 v1 f2 v2",
+        "ZADD z 1 a 2.5 b -inf c",
+        "MSET {t}a 1 {t}b 2 m1 x m2 y m3 z",
+        "PEXPIREAT m1 99999999999999",
+        "SELECT 3",
+        "SET db3key v",
+        "SELECT 15",
+        "HSET db15 a b",
+        "SELECT 0",
+    ] {
+        let r = c.cmd_str(line);
+        assert!(!r.starts_with(b"-"), "{line}: {}", render_raw(&r));
+    }
+    let lib = "#!lua name=snaplib\nredis.register_function('snapget', function(keys, args) return redis.call('GET', keys[1]) end)";
+    let r = c.cmd(&[b"FUNCTION", b"LOAD", lib.as_bytes()]);
+    assert_eq!(r, b"$7\r\nsnaplib\r\n");
+    for i in 0..300 {
+        c.cmd_str(&format!("SET key:{i} {i}"));
+        c.cmd_str(&format!("RPUSH biglist {}", "x".repeat(i % 50 + 1)));
+        c.cmd_str(&format!("HSET bighash f{i} {}", "v".repeat(i % 70)));
+        c.cmd_str(&format!("SADD bigset m{i}"));
+        c.cmd_str(&format!("ZADD bigzset {i} m{i}"));
+    }
+}
+
+#[test]
+fn save_and_restart_with_any_shard_count_keeps_every_key() {
+    let dir = tmp_dir("equiv");
+    let s = start(4, &dir, &[]);
+    let mut c = s.conn();
+    fill(&mut c);
+    let before = digest(&s);
+    let ttl = c.cmd_str("PEXPIRETIME s2");
+    let last = c.cmd_str("LASTSAVE");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(c.cmd_str("SAVE"), b"+OK\r\n");
+    assert_ne!(c.cmd_str("LASTSAVE"), last, "LASTSAVE moves");
+    let i = info(&mut c);
+    assert_eq!(field(&i, "rdb_last_bgsave_status"), "ok", "{i}");
+    assert_eq!(field(&i, "rdb_changes_since_last_save"), "0", "{i}");
+    assert_eq!(field(&i, "rdb_saves"), "1", "{i}");
+    drop(c);
+    drop(s); // SIGKILL: only the snapshot survives
+    for shards in [4, 1, 3] {
+        let s = start(shards, &dir, &[]);
+        assert_eq!(digest(&s), before, "{shards} shards");
+        let mut c = s.conn();
+        assert_eq!(c.cmd_str("PEXPIRETIME s2"), ttl);
+        assert_eq!(c.cmd_str("FCALL snapget 1 s1"), b"$5\r\nhello\r\n");
+        let i = info(&mut c);
+        let loaded: u64 = field(&i, "rdb_last_load_keys_loaded").parse().unwrap();
+        assert!(loaded > 300, "{i}");
+        // A snapshot by this shard count, for the next round.
+        assert_eq!(c.cmd_str("SAVE"), b"+OK\r\n");
+    }
+    // Plain (uncompressed) shard files are RDB files stock tools accept.
+    let s = start(2, &dir, &["--snapshot-compression", "none"]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd_str("BGSAVE"), b"+Background saving started\r\n");
+    wait_saved(&mut c);
+    let manifest = std::fs::read_to_string(dir.join("dump.rdb.manifest")).unwrap();
+    assert!(manifest.contains("compression none"), "{manifest}");
+    let files: Vec<String> = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("file "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    assert_eq!(files.len(), 2);
+    // The old snapshot's files are gone.
+    let on_disk = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.ends_with(".rdb") || n.ends_with(".rdb.zst")
+        })
+        .count();
+    assert_eq!(
+        on_disk,
+        2,
+        "{:?}",
+        std::fs::read_dir(&dir).unwrap().collect::<Vec<_>>()
+    );
+    if let Some(check) = redis_tool("redis-check-rdb") {
+        for f in &files {
+            let out = Command::new(&check).arg(dir.join(f)).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("RDB looks OK"), "{f}: {text}");
+        }
+    }
+    drop(c);
+    drop(s);
+    let s = start(4, &dir, &[]);
+    assert_eq!(digest(&s), before, "from plain files");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Debian tool, or None when it is missing and the run does not require Redis.
+fn redis_tool(name: &str) -> Option<PathBuf> {
+    for d in ["/usr/bin", "/usr/local/bin"] {
+        let p = Path::new(d).join(name);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    assert!(
+        std::env::var_os("TESSERA_REQUIRE_REDIS").is_none(),
+        "{name} is required (TESSERA_REQUIRE_REDIS is set)"
+    );
+    None
+}
+
+#[test]
+fn a_snapshot_is_one_point_in_time_under_concurrent_writes() {
+    let dir = tmp_dir("cut");
+    let s = start(4, &dir, &[]);
+    let mut c = s.conn();
+    // Enough data that the walk takes a while, so writes land during it.
+    let payload = "p".repeat(200);
+    for chunk in 0..40 {
+        let mut args: Vec<Vec<u8>> = vec![b"MSET".to_vec()];
+        for i in 0..1000 {
+            args.push(format!("bulk:{}", chunk * 1000 + i).into_bytes());
+            args.push(payload.as_bytes().to_vec());
+        }
+        let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        assert_eq!(c.cmd(&refs), b"+OK\r\n");
+    }
+    c.cmd_str("SELECT 2");
+    c.cmd_str("SET indb2 before");
+    c.cmd_str("SELECT 0");
+    c.cmd_str("SET flushed:probe x");
+    // Writers: pairs of keys on different shards set together by one multi-shard MSET, and
+    // single keys overwritten and deleted.
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = s.port;
+    let mut writers = Vec::new();
+    for w in 0..3 {
+        let stop = stop.clone();
+        writers.push(std::thread::spawn(move || {
+            let mut c = RawConn::connect(port);
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let v = n.to_string();
+                let i = n % 50;
+                let r = c.cmd(&[
+                    b"MSET",
+                    format!("pair:{w}:{i}:a").as_bytes(),
+                    v.as_bytes(),
+                    format!("pair:{w}:{i}:b").as_bytes(),
+                    v.as_bytes(),
+                ]);
+                assert_eq!(r, b"+OK\r\n");
+                c.cmd(&[
+                    b"SET",
+                    format!("bulk:{}", (n * 7919) % 40000).as_bytes(),
+                    b"new",
+                ]);
+                c.cmd(&[b"DEL", format!("bulk:{}", (n * 104729) % 40000).as_bytes()]);
+            }
+            n
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(c.cmd_str("BGSAVE"), b"+Background saving started\r\n");
+    // While the walk runs: a flush of db 2 and a swap must not leak into the snapshot.
+    c.cmd_str("SWAPDB 2 5");
+    c.cmd_str("SELECT 5");
+    c.cmd_str("FLUSHDB");
+    c.cmd_str("SELECT 0");
+    let i = wait_saved(&mut c);
+    assert_eq!(field(&i, "rdb_last_bgsave_status"), "ok", "{i}");
+    let cow: u64 = field(&i, "rdb_last_cow_size").parse().unwrap();
+    assert!(cow > 0, "no write landed during the walk: {i}");
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    drop(c);
+    drop(s); // SIGKILL
+    let s = start(2, &dir, &[]);
+    let mut c = s.conn();
+    // Whatever instant the cut was, each pair was written by one atomic MSET.
+    for w in 0..3 {
+        for i in 0..50 {
+            let a = c.cmd_str(&format!("GET pair:{w}:{i}:a"));
+            let b = c.cmd_str(&format!("GET pair:{w}:{i}:b"));
+            assert_eq!(a, b, "pair {w}:{i} split by the snapshot");
+        }
+    }
+    // The swap and the flush came after the cut: db 2 still has its key, db 5 nothing.
+    c.cmd_str("SELECT 2");
+    assert_eq!(c.cmd_str("GET indb2"), b"$6\r\nbefore\r\n");
+    c.cmd_str("SELECT 5");
+    assert_eq!(c.cmd_str("DBSIZE"), b":0\r\n");
+    c.cmd_str("SELECT 0");
+    // Every bulk key is there with its old or new value, or was deleted after... never torn.
+    let n: i64 = String::from_utf8_lossy(&c.cmd_str("DBSIZE"))
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(n > 30_000, "{n} keys");
+    drop(c);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn acknowledged_writes_before_save_are_in_it_and_flushall_saves_with_rules() {
+    let dir = tmp_dir("ack");
+    let s = start(4, &dir, &[]);
+    let mut c = s.conn();
+    for i in 0..500 {
+        c.cmd_str(&format!("SET a:{i} {i}"));
+    }
+    assert_eq!(c.cmd_str("SAVE"), b"+OK\r\n");
+    c.cmd_str("SET after:save 1");
+    drop(c);
+    drop(s);
+    let s = start(4, &dir, &["--save", "3600 1"]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd_str("DBSIZE"), b":500\r\n");
+    assert_eq!(c.cmd_str("EXISTS after:save"), b":0\r\n");
+    // With save rules, FLUSHALL saves at once: the data does not come back.
+    assert_eq!(c.cmd_str("FLUSHALL"), b"+OK\r\n");
+    drop(c);
+    drop(s);
+    let s = start(4, &dir, &[]);
+    assert_eq!(s.conn().cmd_str("DBSIZE"), b":0\r\n");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn save_rules_shutdown_and_sigterm_save() {
+    let dir = tmp_dir("rules");
+    let s = start(2, &dir, &["--save", "1 3"]);
+    let mut c = s.conn();
+    c.cmd_str("SET one 1");
+    c.cmd_str("SET two 2");
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(field(&info(&mut c), "rdb_saves"), "0", "2 changes < 3");
+    c.cmd_str("SET three 3");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let i = info(&mut c);
+        if field(&i, "rdb_saves") == "1" && field(&i, "rdb_bgsave_in_progress") == "0" {
+            assert_eq!(field(&i, "rdb_changes_since_last_save"), "0", "{i}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "rule never fired: {i}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SHUTDOWN NOSAVE: the last write is lost.
+    c.cmd_str("SET four 4");
+    let mut s = s;
+    c.send(b"SHUTDOWN NOSAVE\r\n");
+    assert!(s.wait_exit(Duration::from_secs(10)));
+    drop(s);
+    let s = start(2, &dir, &["--save", ""]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd_str("DBSIZE"), b":3\r\n");
+    // SHUTDOWN SAVE without rules saves.
+    c.cmd_str("SET five 5");
+    let mut s = s;
+    c.send(b"SHUTDOWN SAVE\r\n");
+    assert!(s.wait_exit(Duration::from_secs(10)));
+    drop(s);
+    // SIGTERM with rules saves.
+    let mut s = start(3, &dir, &["--save", "3600 1"]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd_str("DBSIZE"), b":4\r\n");
+    c.cmd_str("SET six 6");
+    Command::new("kill")
+        .args(["-TERM", &s.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(s.wait_exit(Duration::from_secs(10)));
+    drop(s);
+    let s = start(1, &dir, &[]);
+    assert_eq!(s.conn().cmd_str("DBSIZE"), b":5\r\n");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bgsave_replies_and_a_failed_save_refuses_writes_until_one_succeeds() {
+    use std::os::unix::process::CommandExt;
+    let dir = tmp_dir("fail");
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--shards",
+        "2",
+    ])
+    .arg("--dir")
+    .arg(&dir)
+    .args([
+        "--save",
+        "3600 1",
+        "--snapshot-compression",
+        "none",
+        "--rdbcompression",
+        "no",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    // A file-size limit makes writes past 64 KiB fail (EFBIG), like a full disk.
+    // SAFETY: only async-signal-safe setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.cmd_str("BGSAVE now"), b"-ERR syntax error\r\n");
+    assert_eq!(c.cmd_str("BGSAVE a b"), b"-ERR syntax error\r\n");
+    assert_eq!(
+        c.cmd_str("SAVE x"),
+        b"-ERR wrong number of arguments for 'save' command\r\n"
+    );
+    assert_eq!(
+        c.cmd_str("LASTSAVE x"),
+        b"-ERR wrong number of arguments for 'lastsave' command\r\n"
+    );
+    assert_eq!(
+        c.cmd_str("BGSAVE SCHEDULE"),
+        b"+Background saving started\r\n"
+    );
+    wait_saved(&mut c);
+    c.cmd_str("SET k v");
+    let big = "x".repeat(200_000);
+    assert_eq!(c.cmd(&[b"SET", b"big", big.as_bytes()]), b"+OK\r\n");
+    assert_eq!(c.cmd_str("SAVE"), b"-ERR\r\n");
+    let i = info(&mut c);
+    assert_eq!(field(&i, "rdb_last_bgsave_status"), "err", "{i}");
+    let r = c.cmd_str("SET k2 v");
+    assert!(
+        r.starts_with(b"-MISCONF Redis is configured to save RDB snapshots"),
+        "{}",
+        render_raw(&r)
+    );
+    assert_eq!(c.cmd_str("GET k"), b"$1\r\nv\r\n", "reads go on");
+    // The switch is read at each write, like Redis.
+    assert_eq!(
+        c.cmd_str("CONFIG SET stop-writes-on-bgsave-error no"),
+        b"+OK\r\n"
+    );
+    assert_eq!(c.cmd_str("DEL big"), b":1\r\n");
+    assert_eq!(
+        c.cmd_str("CONFIG SET stop-writes-on-bgsave-error yes"),
+        b"+OK\r\n"
+    );
+    assert!(c.cmd_str("SET k2 v").starts_with(b"-MISCONF"));
+    assert_eq!(c.cmd_str("BGSAVE"), b"+Background saving started\r\n");
+    let i = wait_saved(&mut c);
+    assert_eq!(field(&i, "rdb_last_bgsave_status"), "ok", "{i}");
+    assert_eq!(c.cmd_str("SET k2 v"), b"+OK\r\n");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn damaged_snapshots_are_refused_with_the_file_and_reason() {
+    let dir = tmp_dir("bad");
+    let s = start(2, &dir, &["--snapshot-compression", "none"]);
+    let mut c = s.conn();
+    for i in 0..200 {
+        c.cmd_str(&format!("SET k{i} {}", "v".repeat(i)));
+    }
+    assert_eq!(c.cmd_str("SAVE"), b"+OK\r\n");
+    drop(c);
+    drop(s);
+    let manifest = std::fs::read_to_string(dir.join("dump.rdb.manifest")).unwrap();
+    let f0 = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("file "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let path = dir.join(&f0);
+    let good = std::fs::read(&path).unwrap();
+    let refuses = |what: &str, want: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["--port", &free_port().to_string(), "--dir"])
+            .arg(&dir)
+            .args(["--shards", "2", "--save", ""])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{what}: started");
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(want), "{what}: {text}");
+    };
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    std::fs::write(&path, &bad).unwrap();
+    refuses("flipped byte", &f0);
+    std::fs::write(&path, &good[..good.len() - 20]).unwrap();
+    refuses("truncated", &f0);
+    std::fs::remove_file(&path).unwrap();
+    refuses("missing shard file", &f0);
+    std::fs::write(&path, &good).unwrap();
+    std::fs::write(dir.join("dump.rdb.manifest"), "garbage\n").unwrap();
+    refuses("bad manifest", "dump.rdb.manifest");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every key of databases 0, 3 and 15 with its type, contents (sorted where Redis's order is
+/// not defined) and whether it has a deadline: what must survive a trip between servers.
+fn contents(c: &mut RawConn) -> Vec<String> {
+    let mut out = Vec::new();
+    for db in [0, 3, 15] {
+        c.cmd_str(&format!("SELECT {db}"));
+        let keys = bulks(&c.cmd_str("KEYS *"));
+        for k in keys {
+            let ty = String::from_utf8_lossy(&c.cmd(&[b"TYPE", k.as_bytes()])).to_string();
+            let mut items = match ty.trim() {
+                "+string" => vec![c.cmd(&[b"GET", k.as_bytes()])],
+                "+list" => vec![c.cmd(&[b"LRANGE", k.as_bytes(), b"0", b"-1"])],
+                "+set" => bulks(&c.cmd(&[b"SMEMBERS", k.as_bytes()]))
+                    .into_iter()
+                    .map(String::into_bytes)
+                    .collect(),
+                "+hash" => bulks(&c.cmd(&[b"HGETALL", k.as_bytes()]))
+                    .chunks(2)
+                    .map(|p| p.join("=").into_bytes())
+                    .collect(),
+                "+zset" => vec![c.cmd(&[b"ZRANGE", k.as_bytes(), b"0", b"-1", b"WITHSCORES"])],
+                other => panic!("unexpected type {other}"),
+            };
+            items.sort();
+            let ttl = c.cmd(&[b"PTTL", k.as_bytes()]) != b":-1\r\n";
+            out.push(format!("{db} {k} {} ttl={ttl} {:?}", ty.trim(), items));
+        }
+    }
+    c.cmd_str("SELECT 0");
+    out.sort();
+    out
+}
+
+/// The bulk strings of a flat array reply.
+fn bulks(reply: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(reply).to_string();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    let mut out = Vec::new();
+    let mut i = 1;
+    while i + 1 < lines.len() {
+        if lines[i].starts_with('$') {
+            out.push(lines[i + 1].to_string());
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_dump_written_by_redis_loads_and_ours_loads_into_redis() {
+    let Some(r) = start_redis() else {
+        return;
+    };
+    let dir = tmp_dir("redis");
+    let mut rc = r.conn();
+    fill(&mut rc);
+    // Encodings beyond the small ones.
+    rc.cmd_str("CONFIG SET list-max-listpack-size 4");
+    for i in 0..20 {
+        rc.cmd_str(&format!("RPUSH quick {i}"));
+    }
+    let want = contents(&mut rc);
+    assert!(want.len() > 300);
+    assert_eq!(rc.cmd_str("SAVE"), b"+OK\r\n");
+    std::fs::copy(r.dir().join("dump.rdb"), dir.join("dump.rdb")).unwrap();
+    drop(rc);
+    drop(r);
+    let s = start(4, &dir, &["--snapshot-compression", "none"]);
+    let mut c = s.conn();
+    assert_eq!(
+        contents(&mut c),
+        want,
+        "Redis's dump.rdb spread over 4 shards"
+    );
+    assert_eq!(c.cmd_str("FCALL snapget 1 s1"), b"$5\r\nhello\r\n");
+    // And back: our shard files, merged by the offline export, load into Redis. Here: each
+    // shard file alone is a valid RDB Redis loads with that shard's keys.
+    assert_eq!(c.cmd_str("SAVE"), b"+OK\r\n");
+    drop(c);
+    drop(s);
+    let manifest = std::fs::read_to_string(dir.join("dump.rdb.manifest")).unwrap();
+    let mut merged = Vec::new();
+    for f in manifest.lines().filter_map(|l| l.strip_prefix("file ")) {
+        let name = f.split_whitespace().next().unwrap();
+        let r = redis_on(&dir, name);
+        merged.extend(contents(&mut r.conn()));
+    }
+    merged.sort();
+    assert_eq!(merged, want, "Redis loads every shard file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A redis-server loading `dir/file`.
+fn redis_on(dir: &Path, file: &str) -> RedisChild {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--dbfilename", file, "--daemonize", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && RawConn::connect(port).cmd(&[b"PING"]) == b"+PONG\r\n"
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not load {file}"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    RedisChild { child, port }
+}
+
+struct RedisChild {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RedisChild {
+    fn conn(&self) -> RawConn {
+        RawConn::connect(self.port)
+    }
+}
+
+impl Drop for RedisChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
