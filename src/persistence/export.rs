@@ -145,9 +145,7 @@ pub fn export(files: &[PathBuf], ctime: Option<u64>, out: &Path) -> Result<Expor
             }
         }
         let buffered = w.finish().map_err(werr)?;
-        let mut file = buffered
-            .into_inner()
-            .map_err(|e| werr(e.into_error()))?;
+        let mut file = buffered.into_inner().map_err(|e| werr(e.into_error()))?;
         file.flush().map_err(werr)?;
         file.sync_all().map_err(werr)
     })();
@@ -217,9 +215,8 @@ pub fn main(args: &[String]) -> i32 {
             return 1;
         }
     };
-    let result = resolve(&source).and_then(|(files, ctime)| {
-        export(&files, ctime, &out).map(|s| (s, files.len()))
-    });
+    let result = resolve(&source)
+        .and_then(|(files, ctime)| export(&files, ctime, &out).map(|s| (s, files.len())));
     match result {
         Ok((s, nfiles)) => {
             println!(
