@@ -344,7 +344,7 @@ fn last_incr(dir: &Path) -> (String, PathBuf) {
         .lines()
         .filter(|l| l.contains("type i"))
         .filter_map(|l| l.split_whitespace().nth(1))
-        .last()
+        .next_back()
         .unwrap()
         .to_string();
     let path = aof_dir.join(&name);
@@ -478,12 +478,14 @@ fn redis_on_file(dir: &Path, file: &str) -> Redis {
         .stderr(log)
         .spawn()
         .expect("start redis-server");
+    // Owned from here on, so that every path (a failed assert included) kills and reaps it.
+    let redis = Redis { child, port };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             let mut c = RawConn::connect(port);
             if c.cmd(&[b"PING"]) == b"+PONG\r\n" {
-                return Redis { child, port };
+                return redis;
             }
         }
         assert!(

@@ -92,7 +92,6 @@ pub fn export(files: &[PathBuf], ctime: Option<u64>, out: &Path) -> Result<Expor
     // First pass: the size hints and the function libraries (each distinct library once).
     let mut counts: BTreeMap<u64, DbCount> = BTreeMap::new();
     let mut functions: Vec<bytes::Bytes> = Vec::new();
-    let mut seen_code = BTreeSet::new();
     for path in files {
         for_each_item(path, |db, item| {
             match item {
@@ -101,16 +100,14 @@ pub fn export(files: &[PathBuf], ctime: Option<u64>, out: &Path) -> Result<Expor
                     c.keys += 1;
                     c.expires += (e.expire_ms != 0) as u64;
                 }
-                RdbItem::Function(code) => {
-                    if seen_code.insert(code.clone()) {
-                        functions.push(code);
-                    }
-                }
+                RdbItem::Function(code) => functions.push(code),
                 _ => {}
             }
             Ok(())
         })?;
     }
+    let mut seen_code = BTreeSet::new();
+    functions.retain(|code| seen_code.insert(code.clone()));
     let tmp = PathBuf::from(format!("{}.tmp", out.display()));
     let file = std::fs::File::create(&tmp)
         .map_err(|e| format!("Can't create {}: {}", tmp.display(), e))?;
