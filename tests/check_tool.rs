@@ -453,6 +453,55 @@ fn aof_torn_tails_are_reported_and_fixed_damage_is_only_reported() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn aof_base_files_may_be_rdb_streams_and_single_aof_files_are_checked() {
+    let dir = temp_dir("preamble");
+    write_rdb(
+        &dir.join("a.aof.s0.1.base.aof"),
+        &[],
+        &every_type(0, "", 0),
+        false,
+    );
+    let mut incr = encode(&[b"SELECT", b"0"]);
+    incr.extend_from_slice(&encode(&[b"SET", b"after", b"base"]));
+    fs::write(dir.join("a.aof.s0.1.incr.aof"), &incr).unwrap();
+    let manifest = dir.join("a.aof.manifest");
+    fs::write(
+        &manifest,
+        "tessera-aof version 1 shards 1\nfile a.aof.s0.1.base.aof seq 1 type b shard 0\nfile a.aof.s0.1.incr.aof seq 1 type i shard 0\n",
+    )
+    .unwrap();
+    let (code, out) = tessera(&["check", &p(&manifest)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("a.aof.s0.1.base.aof OK (RDB preamble, 7 keys)")
+            && out.contains("a.aof.s0.1.incr.aof OK (2 records"),
+        "{out}"
+    );
+    // A damaged preamble is reported like any RDB.
+    let base = fs::read(dir.join("a.aof.s0.1.base.aof")).unwrap();
+    fs::write(dir.join("a.aof.s0.1.base.aof"), &base[..base.len() - 3]).unwrap();
+    let (code, out) = tessera(&["check", &p(&dir)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("RDB ERROR DETECTED"), "{out}");
+
+    // One AOF file on its own: its torn tail is its last record's.
+    let single = dir.join("single.aof");
+    let mut torn = incr.clone();
+    torn.extend_from_slice(b"*2\r\n$3\r\nDEL");
+    fs::write(&single, &torn).unwrap();
+    let (code, out) = tessera(&["check", &p(&single)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("torn tail at offset {}", incr.len())),
+        "{out}"
+    );
+    let (code, out) = tessera(&["check", "--fix", &p(&single)]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(fs::read(&single).unwrap(), incr);
+    let _ = fs::remove_dir_all(&dir);
+}
+
 // ----- export-rdb -----
 
 struct Redis {
