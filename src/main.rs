@@ -11,6 +11,12 @@ fn main() {
     #[cfg(feature = "counting-alloc")]
     GLOBAL.activate();
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Offline tools: no configuration, no server.
+    match argv.first().map(String::as_str) {
+        Some("check") => std::process::exit(tessera::persistence::check::main(&argv[1..])),
+        Some("export-rdb") => std::process::exit(tessera::persistence::export::main(&argv[1..])),
+        _ => {}
+    }
     if argv.iter().any(|a| a == "--version" || a == "-v") {
         println!(
             "tessera v={} (redis compatible {})",
@@ -20,7 +26,7 @@ fn main() {
         return;
     }
     if argv.iter().any(|a| a == "--help" || a == "-h") {
-        println!("Usage: tessera [/path/to/tessera.conf] [--name value ...]\n\nEvery redis.conf directive is accepted as --name value; --shards N sets the number of shards (default: online CPUs).");
+        println!("Usage: tessera [/path/to/tessera.conf] [--name value ...]\n       tessera check [--fix] PATH...\n       tessera export-rdb [--dir DIR] [--dbfilename NAME] [SOURCE] OUT\n\nEvery redis.conf directive is accepted as --name value; --shards N sets the number of shards (default: online CPUs).\n'check' verifies RDB files, snapshots and AOFs offline; 'export-rdb' merges a snapshot into one RDB file for Redis 7.0 (each takes --help).");
         return;
     }
     let loaded = match config::load(&argv) {
