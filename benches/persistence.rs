@@ -478,6 +478,7 @@ fn fill(port: u16, n: u64, timeout: Duration) -> std::io::Result<()> {
     Ok(())
 }
 
+#[derive(Clone, Copy)]
 struct SetRun {
     ops_per_s: f64,
     p99_us: f64,
@@ -814,17 +815,13 @@ fn set_persist(env: &Env, md: &mut String) {
         }
     }
     let per = groups[0].len();
-    let mut samples: Vec<Vec<Vec<Option<SetRun>>>> = (0..Persist::ALL.len())
-        .map(|_| {
-            (0..per)
-                .map(|_| (0..o.rounds).map(|_| None).collect())
-                .collect()
-        })
-        .collect();
+    // by_round[round][setting][server]
+    let mut by_round: Vec<Vec<Vec<Option<SetRun>>>> =
+        vec![vec![vec![None; per]; Persist::ALL.len()]; o.rounds];
     let mut notes: Vec<String> = Vec::new();
     let total = o.rounds * Persist::ALL.len() * per;
     let mut run_no = 0;
-    for round in 0..o.rounds {
+    for (round, results) in by_round.iter_mut().enumerate() {
         for (pi, group) in groups.iter_mut().enumerate() {
             for k in 0..per {
                 let si = (k + round) % per;
@@ -844,7 +841,7 @@ fn set_persist(env: &Env, md: &mut String) {
                         if r.errors > 0 {
                             notes.push(format!("{tag}: {} error replies", r.errors));
                         }
-                        samples[pi][si][round] = Some(r);
+                        results[pi][si] = Some(r);
                     }
                     Err(e) => {
                         eprintln!("{tag}: FAILED: {e}");
@@ -870,15 +867,19 @@ fn set_persist(env: &Env, md: &mut String) {
         "| setting | server | ops/s | p99 µs | × redis ops/s | × none ops/s |"
     );
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
+    // One server's samples over rounds, for medians and per-round ratios.
+    let rounds_of = |pi: usize, si: usize| -> Vec<Option<SetRun>> {
+        by_round.iter().map(|r| r[pi][si]).collect()
+    };
     for (pi, p) in Persist::ALL.iter().enumerate() {
         for (si, label) in labels.iter().enumerate() {
-            let s = &samples[pi][si];
+            let s = &rounds_of(pi, si);
             let ops = |r: &SetRun| r.ops_per_s;
             let vs_redis = (si > 0)
-                .then(|| med_ratio(s, &samples[pi][0], ops))
+                .then(|| med_ratio(s, &rounds_of(pi, 0), ops))
                 .flatten();
             let vs_none = (pi > 0)
-                .then(|| med_ratio(s, &samples[0][si], ops))
+                .then(|| med_ratio(s, &rounds_of(0, si), ops))
                 .flatten();
             let _ = writeln!(
                 md,
