@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
@@ -213,44 +213,9 @@ fn key_on_shard(shard: usize, shards: usize) -> (String, u16) {
 
 // ------------------------------------------------------ child processes --
 
-/// Make the child receive SIGKILL if this runner dies without unwinding
-/// (SIGKILL, abort). Children are spawned from the main thread only, which
-/// lives for the whole run, so the per-thread semantics are harmless.
-#[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    extern "C" {
-        fn prctl(option: std::os::raw::c_int, ...) -> std::os::raw::c_int;
-    }
-    const PR_SET_PDEATHSIG: std::os::raw::c_int = 1;
-    const SIGKILL: std::os::raw::c_ulong = 9;
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            Ok(())
-        });
-    }
-}
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_cmd: &mut Command) {}
-
 fn spawn_guarded(mut cmd: Command) -> std::io::Result<ChildGuard> {
     die_with_parent(&mut cmd);
     cmd.spawn().map(|child| ChildGuard { child })
-}
-
-/// Run a short command and return its trimmed stdout (None on any failure).
-fn capture(prog: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 // --------------------------------------------------------------- servers --
@@ -267,15 +232,6 @@ struct Server {
     log: PathBuf,
     proc_: ChildGuard,
     dead: bool,
-}
-
-/// Reserve `n` distinct free ports (all listeners held at once so the kernel
-/// cannot hand out the same port twice), then release them.
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 fn ping(port: u16) -> bool {
@@ -546,20 +502,6 @@ struct Group {
     pipeline: usize,
     /// entries[0] is the reference (redis); for Cross, entries[1] is tessera shards=1.
     entries: Vec<Entry>,
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
 }
 
 fn fmt_opt(v: Option<f64>, prec: usize) -> String {

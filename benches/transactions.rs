@@ -21,13 +21,12 @@
 //! never absolute claims. Markdown goes to stdout and `target/transactions.md`,
 //! progress to stderr, server logs to `target/transactions/`. Every child
 //! process is killed on exit, panic included (`Drop` guards plus
-//! `PR_SET_PDEATHSIG` on Linux). This file must stay self-contained: it shares no
-//! code with the crate or the other benches.
+//! `PR_SET_PDEATHSIG` on Linux). It shares only `benches/common` (RESP client,
+//! process guards) with the other benches, and no code with the crate.
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
@@ -216,42 +215,6 @@ fn split_by_shard(prefix: &str, keyspace: u64) -> [Vec<u64>; 2] {
     out
 }
 
-// ------------------------------------------------------ child processes --
-
-/// Make the child receive SIGKILL if this runner dies without unwinding.
-/// Children are spawned from the main thread only, which lives for the whole
-/// run, so the per-thread semantics of PDEATHSIG are harmless.
-#[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    extern "C" {
-        fn prctl(option: std::os::raw::c_int, ...) -> std::os::raw::c_int;
-    }
-    const PR_SET_PDEATHSIG: std::os::raw::c_int = 1;
-    const SIGKILL: std::os::raw::c_ulong = 9;
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            Ok(())
-        });
-    }
-}
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_cmd: &mut Command) {}
-
-fn capture(prog: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 // --------------------------------------------------------------- servers --
 
 #[derive(Debug, Clone, Copy)]
@@ -268,34 +231,6 @@ struct Server {
     dead: bool,
     /// SHA1 returned by SCRIPT LOAD on this server.
     sha: String,
-}
-
-/// Reserve `n` distinct free ports (all listeners held at once), then release them.
-fn free_ports(n: usize) -> Vec<u16> {
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
-fn connect(port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    s.set_nodelay(true)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    Ok(s)
-}
-
-/// Send one command and return its single reply, raw.
-fn call(port: u16, args: &[&[u8]]) -> std::io::Result<Vec<u8>> {
-    let mut s = connect(port, Duration::from_secs(2))?;
-    let mut req = Vec::new();
-    encode(&mut req, args);
-    s.write_all(&req)?;
-    let mut rd = ReplyReader::new();
-    rd.read_replies(&mut s, 1)?;
-    Ok(rd.last)
 }
 
 struct Bins {
@@ -389,140 +324,7 @@ fn start_server(bins: &Bins, label: &str, kind: Kind, port: u16, log_dir: &Path)
     }
 }
 
-// ----------------------------------------------------------------- RESP --
-
-fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    let _ = write!(out, "*{}\r\n", args.len());
-    for a in args {
-        let _ = write!(out, "${}\r\n", a.len());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// Where the line starting at `pos` ends (index of its `\r`), if complete.
-fn line_end(buf: &[u8], pos: usize) -> Option<usize> {
-    buf[pos..]
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|i| pos + i)
-}
-
-fn header_int(buf: &[u8], from: usize, to: usize) -> std::io::Result<i64> {
-    std::str::from_utf8(&buf[from..to])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad RESP length"))
-}
-
-/// Skip one complete RESP2 value at `pos`: `Ok(Some(end))`, or `Ok(None)` if
-/// more bytes are needed. Error replies (nested ones too, e.g. inside EXEC's
-/// array) are counted into `errors`.
-fn skip_value(buf: &[u8], pos: usize, errors: &mut u64) -> std::io::Result<Option<usize>> {
-    if pos >= buf.len() {
-        return Ok(None);
-    }
-    let Some(eol) = line_end(buf, pos) else {
-        return Ok(None);
-    };
-    let after = eol + 2;
-    match buf[pos] {
-        b'+' | b':' => Ok(Some(after)),
-        b'-' => {
-            *errors += 1;
-            Ok(Some(after))
-        }
-        b'$' => {
-            let len = header_int(buf, pos + 1, eol)?;
-            if len < 0 {
-                return Ok(Some(after));
-            }
-            let end = after + len as usize + 2;
-            Ok((end <= buf.len()).then_some(end))
-        }
-        b'*' => {
-            let n = header_int(buf, pos + 1, eol)?;
-            let mut p = after;
-            for _ in 0..n.max(0) {
-                match skip_value(buf, p, errors)? {
-                    Some(e) => p = e,
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some(p))
-        }
-        other => Err(std::io::Error::other(format!(
-            "unexpected RESP type byte {:?}",
-            other as char
-        ))),
-    }
-}
-
-/// Reads whole replies off a connection, keeping partial ones for the next read.
-struct ReplyReader {
-    buf: Vec<u8>,
-    errors: u64,
-    /// Bytes of the last complete reply, for `call`.
-    last: Vec<u8>,
-}
-
-impl ReplyReader {
-    fn new() -> Self {
-        ReplyReader {
-            buf: Vec::with_capacity(64 * 1024),
-            errors: 0,
-            last: Vec::new(),
-        }
-    }
-
-    fn read_replies(&mut self, s: &mut TcpStream, mut want: usize) -> std::io::Result<()> {
-        let mut pos = 0;
-        let mut chunk = [0u8; 64 * 1024];
-        while want > 0 {
-            match skip_value(&self.buf, pos, &mut self.errors)? {
-                Some(end) => {
-                    if want == 1 {
-                        self.last.clear();
-                        self.last.extend_from_slice(&self.buf[pos..end]);
-                    }
-                    pos = end;
-                    want -= 1;
-                }
-                None => {
-                    self.buf.drain(..pos);
-                    pos = 0;
-                    let n = s.read(&mut chunk)?;
-                    if n == 0 {
-                        return Err(std::io::Error::other("server closed the connection"));
-                    }
-                    self.buf.extend_from_slice(&chunk[..n]);
-                }
-            }
-        }
-        self.buf.drain(..pos);
-        Ok(())
-    }
-}
-
 // --------------------------------------------------------- load generator --
-
-/// xorshift64*: cheap, deterministic per thread, good enough for key picks.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, v: &'a [u64]) -> &'a u64 {
-        &v[self.below(v.len() as u64) as usize]
-    }
-}
 
 /// Everything a client thread needs to build requests for one scenario.
 struct Workload {
@@ -700,19 +502,6 @@ fn fill_keyspace(port: u16, keyspace: u64, timeout: Duration) -> std::io::Result
 }
 
 // ---------------------------------------------------------------- report --
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    })
-}
 
 fn fmt_ops(v: Option<f64>) -> String {
     match v {

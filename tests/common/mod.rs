@@ -292,6 +292,24 @@ pub fn start_tessera(shards: usize, extra: &[&str]) -> Server {
     })
 }
 
+/// Starts Tessera the way an operator runs it: a config file first, then only `--port` and
+/// `--dir` (plus `extra`), so everything else comes from the file.
+pub fn start_tessera_with_config(conf: &Path, extra: &[&str]) -> Server {
+    let conf = conf.display().to_string();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    spawn_server("tessera", tessera_bin(), &move |port, dir| {
+        let mut a = vec![
+            conf.clone(),
+            "--port".to_string(),
+            port.to_string(),
+            "--dir".to_string(),
+            dir.display().to_string(),
+        ];
+        a.extend(extra.iter().cloned());
+        a
+    })
+}
+
 fn redis_on_path() -> bool {
     std::env::var_os("PATH")
         .map(|p| {
