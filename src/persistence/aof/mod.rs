@@ -793,6 +793,9 @@ async fn rewrite_shard(
         let mut st = sh.state.borrow_mut();
         let now = crate::server::globals::unix_ms();
         let mut out = Vec::new();
+        if sh.id == 0 {
+            records::functions_base(&mut out, &sh.globals.scripting);
+        }
         for (dbid, d) in st.dbs.iter().enumerate() {
             if d.keys.iter().next().is_none() {
                 continue;
