@@ -724,8 +724,9 @@ where
     }
     if plan.len() <= 1 {
         let target = plan.keys().next().copied().unwrap_or(sh.id);
-        let unit =
-            move |owner: &Shard| run_single_unit(owner, |owner| body(owner, &BodyKeys::default()).0);
+        let unit = move |owner: &Shard| {
+            run_single_unit(owner, |owner| body(owner, &BodyKeys::default()).0)
+        };
         if target == sh.id {
             wait_plan_unlocked(sh, 0, &plan).await;
             if wait_whole_shard {

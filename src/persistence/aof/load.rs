@@ -442,7 +442,10 @@ mod tests {
             strip_units(s0, &units.complete),
             vec![rec(&["SET", "a", "1"]), rec(&["SET", "c", "3"])]
         );
-        assert_eq!(strip_units(s1, &units.complete), vec![rec(&["SET", "b", "1"])]);
+        assert_eq!(
+            strip_units(s1, &units.complete),
+            vec![rec(&["SET", "b", "1"])]
+        );
     }
 
     #[test]
