@@ -927,12 +927,28 @@ fn dbsize(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 
 /// Whole-shard locks on every shard for a command that changes whole databases, so that no
 /// multi-shard transaction straddles it; none when an EXEC block already holds them.
-async fn hold_all_shards(c: &mut Conn) -> Result<Option<crate::tx::HeldLocks>, &'static str> {
+async fn hold_all_shards(c: &mut Conn) -> Result<Option<AllShards>, &'static str> {
     if c.in_exec.is_some() {
         return Ok(None);
     }
     let shard = c.shard.clone();
-    crate::tx::lock_all_shards(&shard).await.map(Some)
+    let held = crate::tx::lock_all_shards(&shard).await?;
+    // Every shard's part of the fan-out is recovered from the AOF all or nothing.
+    let unit = crate::persistence::aof::units::global_begin(&shard, held.tx()).await;
+    Ok(Some(AllShards { held, unit }))
+}
+
+/// Every shard locked whole for a keyless fan-out, with its AOF unit.
+struct AllShards {
+    held: crate::tx::HeldLocks,
+    unit: crate::persistence::aof::units::GlobalUnit,
+}
+
+impl AllShards {
+    async fn release_all(self) {
+        self.unit.end().await;
+        self.held.release_all().await;
+    }
 }
 
 /// FLUSHDB/FLUSHALL's optional ASYNC|SYNC argument: whether to free in the background

@@ -476,9 +476,6 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         };
         let shard = c.shard.clone();
         let shared = &shard.globals.scripting;
-        let bump = || {
-            shared.fn_epoch.fetch_add(1, Ordering::AcqRel);
-        };
         match sub.as_str() {
             "help" if argc == 2 => crate::commands::reply_help_ending(
                 &mut c.reply(),
@@ -486,68 +483,12 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 FUNCTION_HELP,
                 "    Prints this help.",
             ),
-            "load" => {
-                if argc < 3 {
-                    return bad_arity(c);
-                }
-                let (replace, code) = if argc == 4 && eq_ic(&a[2], "replace") {
-                    (true, a[3].clone())
-                } else if argc == 3 {
-                    (false, a[2].clone())
-                } else {
-                    return c.reply().error(&format!(
-                        "ERR Unknown option given: {}",
-                        String::from_utf8_lossy(&a[2])
-                    ));
+            "load" | "delete" | "flush" => {
+                let change = match parse_change(&a) {
+                    Ok(ch) => ch,
+                    Err(e) => return c.reply().error(&e),
                 };
-                let res = {
-                    let mut r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
-                    add_library(&mut r, code, replace, false)
-                };
-                match res {
-                    Ok(name) => {
-                        bump();
-                        c.reply().bulk(name.as_bytes())
-                    }
-                    Err(e) => c.reply().error(&e),
-                }
-            }
-            "delete" => {
-                if argc != 3 {
-                    return bad_arity(c);
-                }
-                let removed = {
-                    let mut r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
-                    let name = String::from_utf8_lossy(&a[2]).into_owned();
-                    match r.libs.remove(&name) {
-                        Some(lib) => {
-                            for f in lib.functions.keys() {
-                                r.funcs.remove(f);
-                            }
-                            true
-                        }
-                        None => false,
-                    }
-                };
-                if removed {
-                    bump();
-                    c.reply().ok()
-                } else {
-                    c.reply().error("ERR Library not found")
-                }
-            }
-            "flush" => {
-                if argc > 3 {
-                    return bad_arity(c);
-                }
-                if argc == 3 && !eq_ic(&a[2], "sync") && !eq_ic(&a[2], "async") {
-                    return c
-                        .reply()
-                        .error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
-                }
-                *shared.functions.lock().unwrap_or_else(|e| e.into_inner()) = Registry::default();
-                bump();
-                c.reply().ok()
+                change_and_log(c, change, a).await
             }
             "kill" => {
                 if argc != 2 {
@@ -682,51 +623,11 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 c.reply().bulk(&payload)
             }
             "restore" => {
-                if !(3..=4).contains(&argc) {
-                    return bad_arity(c);
-                }
-                let policy = if argc == 4 {
-                    String::from_utf8_lossy(&a[3]).to_ascii_lowercase()
-                } else {
-                    "append".into()
+                let change = match parse_change(&a) {
+                    Ok(ch) => ch,
+                    Err(e) => return c.reply().error(&e),
                 };
-                if !matches!(policy.as_str(), "append" | "replace" | "flush") {
-                    return c.reply().error(
-                        "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
-                    );
-                }
-                let Some(codes) = parse_dump(&a[2]) else {
-                    return c.reply().error("ERR payload version or checksum are wrong");
-                };
-                let res = {
-                    let mut r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut next = if policy == "flush" {
-                        Registry::default()
-                    } else {
-                        clone_registry(&r)
-                    };
-                    let mut err = None;
-                    for code in codes {
-                        if let Err(e) = add_library(&mut next, code, policy == "replace", true) {
-                            err = Some(e);
-                            break;
-                        }
-                    }
-                    match err {
-                        Some(e) => Err(e),
-                        None => {
-                            *r = next;
-                            Ok(())
-                        }
-                    }
-                };
-                match res {
-                    Ok(()) => {
-                        bump();
-                        c.reply().ok()
-                    }
-                    Err(e) => c.reply().error(&e),
-                }
+                change_and_log(c, change, a).await
             }
             "help" => bad_arity(c),
             _ => c.reply().error(&crate::commands::unknown_subcommand_error(
@@ -736,7 +637,167 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     })
 }
 
-/// The code of every loaded library, in name order (snapshots save them as FUNCTION2 items).
+/// A change to the library registry (FUNCTION LOAD / DELETE / FLUSH / RESTORE).
+enum Change {
+    Load { replace: bool, code: Bytes },
+    Delete(String),
+    Flush,
+    Restore { policy: String, codes: Vec<Bytes> },
+}
+
+/// What a successful change replies.
+enum Changed {
+    Library(String),
+    Ok,
+}
+
+/// Parses a registry-changing FUNCTION command (from a client or from the AOF).
+fn parse_change(a: &[Bytes]) -> Result<Change, String> {
+    let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
+    let argc = a.len();
+    let bad_arity = || crate::commands::arity_error(&format!("function|{}", sub));
+    match sub.as_str() {
+        "load" => {
+            if argc < 3 {
+                return Err(bad_arity());
+            }
+            if argc == 4 && eq_ic(&a[2], "replace") {
+                Ok(Change::Load {
+                    replace: true,
+                    code: a[3].clone(),
+                })
+            } else if argc == 3 {
+                Ok(Change::Load {
+                    replace: false,
+                    code: a[2].clone(),
+                })
+            } else {
+                Err(format!(
+                    "ERR Unknown option given: {}",
+                    String::from_utf8_lossy(&a[2])
+                ))
+            }
+        }
+        "delete" if argc == 3 => Ok(Change::Delete(String::from_utf8_lossy(&a[2]).into_owned())),
+        "flush" => {
+            if argc > 3 {
+                return Err(bad_arity());
+            }
+            if argc == 3 && !eq_ic(&a[2], "sync") && !eq_ic(&a[2], "async") {
+                return Err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option".into());
+            }
+            Ok(Change::Flush)
+        }
+        "restore" => {
+            if !(3..=4).contains(&argc) {
+                return Err(bad_arity());
+            }
+            let policy = if argc == 4 {
+                String::from_utf8_lossy(&a[3]).to_ascii_lowercase()
+            } else {
+                "append".into()
+            };
+            if !matches!(policy.as_str(), "append" | "replace" | "flush") {
+                return Err(
+                    "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
+                        .into(),
+                );
+            }
+            let codes =
+                parse_dump(&a[2]).ok_or("ERR payload version or checksum are wrong".to_string())?;
+            Ok(Change::Restore { policy, codes })
+        }
+        _ => Err(bad_arity()),
+    }
+}
+
+/// Applies a change to the registry (and tells every shard's functions state it is stale).
+fn apply_change(shared: &super::Shared, change: Change) -> Result<Changed, String> {
+    let res = {
+        let mut r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
+        match change {
+            Change::Load { replace, code } => {
+                add_library(&mut r, code, replace, false).map(Changed::Library)
+            }
+            Change::Delete(name) => match r.libs.remove(&name) {
+                Some(lib) => {
+                    for f in lib.functions.keys() {
+                        r.funcs.remove(f);
+                    }
+                    Ok(Changed::Ok)
+                }
+                None => Err("ERR Library not found".to_string()),
+            },
+            Change::Flush => {
+                *r = Registry::default();
+                Ok(Changed::Ok)
+            }
+            Change::Restore { policy, codes } => {
+                let mut next = if policy == "flush" {
+                    Registry::default()
+                } else {
+                    clone_registry(&r)
+                };
+                let mut err = None;
+                for code in codes {
+                    if let Err(e) = add_library(&mut next, code, policy == "replace", true) {
+                        err = Some(e);
+                        break;
+                    }
+                }
+                match err {
+                    Some(e) => Err(e),
+                    None => {
+                        *r = next;
+                        Ok(Changed::Ok)
+                    }
+                }
+            }
+        }
+    };
+    if res.is_ok() {
+        shared.fn_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+    res
+}
+
+/// Applies a change on shard 0's thread and logs it in shard 0's AOF in the same step, so that
+/// the log holds the changes in the order they were applied; the reply waits for that log.
+async fn change_and_log(c: &mut Conn, change: Change, args: Vec<Bytes>) {
+    let res = c
+        .shard
+        .run_on(0, move |sh0| {
+            let res = apply_change(&sh0.globals.scripting, change);
+            if res.is_ok() {
+                crate::persistence::aof::log_global(&mut sh0.state.borrow_mut(), &args);
+            }
+            res
+        })
+        .await;
+    if matches!(res, Ok(Ok(_))) && crate::persistence::aof::sync_replies(&c.shard) {
+        crate::persistence::aof::wait_durable(&c.shard, crate::persistence::aof::shard_bit(0))
+            .await;
+    }
+    match res {
+        Err(_) => c.reply().error(crate::server::conn::ERR_SHARD_GONE),
+        Ok(Err(e)) => c.reply().error(&e),
+        Ok(Ok(Changed::Library(name))) => c.reply().bulk(name.as_bytes()),
+        Ok(Ok(Changed::Ok)) => c.reply().ok(),
+    }
+}
+
+/// Replays a logged FUNCTION change at startup (the registry is process-wide: once for all
+/// shards).
+pub fn replay(shared: &super::Shared, args: &[Bytes]) -> Result<(), String> {
+    if args.len() < 2 {
+        return Err("Bad FUNCTION record in the append only file".into());
+    }
+    let change = parse_change(args)?;
+    apply_change(shared, change).map(|_| ())
+}
+
+/// The code of every library, in name order (snapshots' FUNCTION2 items, the AOF rewrite's
+/// base).
 pub fn library_codes(shared: &super::Shared) -> Vec<Bytes> {
     let r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
     r.libs.values().map(|l| l.code.clone()).collect()

@@ -502,9 +502,14 @@ pub async fn run_job(c: &mut Conn, job: Job, global_flag: &AtomicBool) -> BytesM
             .collect();
         let j = job.clone();
         let res = crate::tx::run_atomic_body(&shard, keys, true, move |owner, bk| {
+            let mark = crate::persistence::aof::units::mark(&owner.state.borrow());
             let mut run =
                 ScriptRun::new(owner, &j, false, bk.imported.clone(), bk.held_here.clone());
             let out = run.execute(&j);
+            if run.escalate {
+                // Its writes were undone: the global re-run logs the ones that stand.
+                crate::persistence::aof::units::discard(&mut owner.state.borrow_mut(), mark);
+            }
             let write_back = !run.escalate && run.wrote;
             (out, write_back)
         })
@@ -534,7 +539,9 @@ pub async fn run_job(c: &mut Conn, job: Job, global_flag: &AtomicBool) -> BytesM
             return b;
         }
     };
+    let unit = crate::persistence::aof::units::global_begin(&shard, held.tx()).await;
     let out = run_global_locked(&shard, &job);
+    unit.end().await;
     held.release_all().await;
     out
 }
@@ -927,8 +934,10 @@ impl<'a> ScriptRun<'a> {
                         let mut st = sh.state.borrow_mut();
                         if all {
                             st.dbs.iter_mut().for_each(|d| d.clear());
+                            crate::persistence::aof::log_command(&mut st, 0, &["FLUSHALL"]);
                         } else {
                             st.dbs[db].clear();
+                            crate::persistence::aof::log_command(&mut st, db, &["FLUSHDB"]);
                         }
                     });
                     Reply::new(&mut buf, resp3).ok();

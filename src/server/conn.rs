@@ -671,7 +671,10 @@ impl Conn {
 
     async fn execute(&mut self, spec: &'static CommandSpec, args: Args) {
         if self.shard.aof_replies_wait.get()
-            && (spec.has(flags::WRITE) || spec.has(flags::MAY_REPLICATE) || spec.name == "exec")
+            && (spec.has(flags::WRITE)
+                || spec.has(flags::MAY_REPLICATE)
+                // Scripts write through `redis.call`: their replies wait for those writes too.
+                || matches!(spec.name, "exec" | "eval" | "evalsha" | "fcall"))
         {
             self.aof_wait |= match (spec.exec, self.route(spec, &args)) {
                 (Exec::Shard(_), Some(t)) => crate::persistence::aof::shard_bit(t),

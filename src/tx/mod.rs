@@ -456,7 +456,9 @@ pub async fn run_atomic_watched(
             if watch_broken(owner, &watched, &flag) {
                 None
             } else {
-                Some(run_here(owner, &cmds, resp3, &who))
+                Some(run_single_unit(owner, |owner| {
+                    run_here(owner, &cmds, resp3, &who)
+                }))
             }
         };
         if target == sh.id {
@@ -494,6 +496,18 @@ pub async fn run_atomic_watched(
     let body = |owner: &Shard| (run_here(owner, &cmds, resp3, who), !read_only);
     let replies = execute_with_copies(sh, &plan, fetched, body, Some(&mut held)).await?;
     Ok(Some(replies))
+}
+
+/// Runs a single-shard unit's synchronous step; its AOF records (when more than one) are
+/// bracketed so that recovery applies all of them or none.
+fn run_single_unit<R>(owner: &Shard, step: impl FnOnce(&Shard) -> R) -> R {
+    use crate::persistence::aof::units;
+    let mark = units::mark(&owner.state.borrow());
+    let r = step(owner);
+    if mark.is_some() {
+        units::seal_single(&mut owner.state.borrow_mut(), mark, owner.new_tx_id());
+    }
+    r
 }
 
 /// Waits until no transaction holds any key of the plan on this shard.
@@ -711,7 +725,9 @@ where
     }
     if plan.len() <= 1 {
         let target = plan.keys().next().copied().unwrap_or(sh.id);
-        let unit = move |owner: &Shard| body(owner, &BodyKeys::default()).0;
+        let unit = move |owner: &Shard| {
+            run_single_unit(owner, |owner| body(owner, &BodyKeys::default()).0)
+        };
         if target == sh.id {
             wait_plan_unlocked(sh, 0, &plan).await;
             if wait_whole_shard {

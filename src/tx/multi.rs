@@ -276,9 +276,12 @@ async fn exec_mixed_block(c: &mut Conn, m: MultiState, watch: Option<&WatchState
     }
     c.reply().array(m.cmds.len());
     c.in_exec = Some(held.tx());
+    // Whatever the block writes on any shard is recovered all or nothing.
+    let unit = crate::persistence::aof::units::global_begin(&shard, held.tx()).await;
     for (spec, args) in m.cmds {
         c.execute_in_exec(spec, args).await;
     }
     c.in_exec = None;
+    unit.end().await;
     held.release_all().await;
 }

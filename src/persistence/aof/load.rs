@@ -155,6 +155,10 @@ fn replay_records(
             *db = parse_db(args, databases)?;
             continue;
         }
+        if args[0].eq_ignore_ascii_case(b"function") {
+            replay_function(globals, args);
+            continue;
+        }
         let spec = logged_command(&args[0])?;
         if runs_keyed(spec) {
             execute_keyed(st, globals, spec, args, *db, false, &who, &mut out);
@@ -164,6 +168,14 @@ fn replay_records(
         }
     }
     Ok(())
+}
+
+/// Applies a logged FUNCTION change to the process-wide library registry. Like Redis's loader,
+/// a change that fails now (it cannot, unless the file was edited) is reported and skipped.
+fn replay_function(globals: &crate::server::globals::Globals, args: &[Bytes]) {
+    if let Err(e) = crate::scripting::functions::replay(&globals.scripting, args) {
+        tracing::warn!("AOF: a FUNCTION record could not be applied: {}", e);
+    }
 }
 
 /// The command a record names, or the error that refuses the file.
@@ -189,10 +201,23 @@ fn marker_id(args: &[Bytes]) -> Option<u64> {
     std::str::from_utf8(args.get(1)?).ok()?.parse().ok()
 }
 
-/// The multi-shard units whose every part is complete in the logs (all-or-nothing recovery).
-fn complete_units(logs: &[Vec<Vec<Bytes>>]) -> HashSet<u64> {
+/// What the loader found about the bracketed units in the logs.
+#[derive(Debug, Default, PartialEq)]
+struct Units {
+    /// Units whose every part is complete (applied).
+    complete: HashSet<u64>,
+    /// Shards whose log ends inside a bracket (torn by a crash), with that unit's id.
+    torn: Vec<(usize, u64)>,
+    /// Units with closed parts on some shards but missing on others: (id, have, need).
+    partial: Vec<(u64, usize, usize)>,
+}
+
+/// Sorts the bracketed units of the logs into complete ones and the rest (all-or-nothing
+/// recovery).
+fn find_units(logs: &[Vec<Vec<Bytes>>]) -> Units {
     let mut parts: HashMap<u64, (usize, usize)> = HashMap::new();
-    for recs in logs {
+    let mut units = Units::default();
+    for (shard, recs) in logs.iter().enumerate() {
         let mut open: Option<(u64, usize)> = None;
         for args in recs {
             if args[0][..] == *TX_BEGIN {
@@ -211,15 +236,55 @@ fn complete_units(logs: &[Vec<Vec<Bytes>>]) -> HashSet<u64> {
                 }
             }
         }
+        if let Some((id, _)) = open {
+            units.torn.push((shard, id));
+        }
     }
-    parts
-        .into_iter()
-        .filter(|(_, (have, need))| have == need)
-        .map(|(id, _)| id)
-        .collect()
+    for (id, (have, need)) in parts {
+        if have == need {
+            units.complete.insert(id);
+        } else {
+            units.partial.push((id, have, need));
+        }
+    }
+    units
 }
 
-/// Drops the markers, and the parts of units that are not complete everywhere.
+/// Refuses the start over units that did not reach the logs whole, unless
+/// `aof-load-truncated yes` (then they are dropped whole, with a warning).
+fn check_units(units: &Units, load_truncated: bool) -> Result<(), String> {
+    for &(shard, id) in &units.torn {
+        if !load_truncated {
+            return Err(format!(
+                "Unexpected end of file reading the append only file of shard {}: transaction {} is not complete. Set the 'aof-load-truncated' configuration option to yes and restart the server.",
+                shard, id
+            ));
+        }
+        tracing::warn!(
+            "!!! Warning: the AOF of shard {} ends inside transaction {} !!! Dropping that transaction",
+            shard,
+            id
+        );
+    }
+    for &(id, have, need) in &units.partial {
+        if !load_truncated {
+            return Err(format!(
+                "Unexpected end of file reading the append only files: multi-shard transaction {} reached {} of its {} shard logs. Set the 'aof-load-truncated' configuration option to yes and restart the server.",
+                id, have, need
+            ));
+        }
+        tracing::warn!(
+            "!!! Warning: multi-shard transaction {} reached {} of its {} shard logs !!! Dropping it",
+            id,
+            have,
+            need
+        );
+    }
+    Ok(())
+}
+
+/// Drops the markers, and the parts of units that are not complete everywhere (keeping their
+/// SELECTs: the records after them are written relative to the database they selected).
 fn strip_units(recs: Vec<Vec<Bytes>>, complete: &HashSet<u64>) -> Vec<Vec<Bytes>> {
     let mut out = Vec::with_capacity(recs.len());
     let mut skipping = false;
@@ -233,7 +298,7 @@ fn strip_units(recs: Vec<Vec<Bytes>>, complete: &HashSet<u64>) -> Vec<Vec<Bytes>
             skipping = false;
             continue;
         }
-        if skipping {
+        if skipping && !args[0].eq_ignore_ascii_case(b"select") {
             dropped += 1;
         } else {
             out.push(args);
@@ -241,7 +306,7 @@ fn strip_units(recs: Vec<Vec<Bytes>>, complete: &HashSet<u64>) -> Vec<Vec<Bytes>
     }
     if dropped > 0 {
         tracing::warn!(
-            "AOF: dropped {} records of multi-shard transactions that did not reach every shard's log",
+            "AOF: dropped {} records of transactions that did not reach the logs whole",
             dropped
         );
     }
@@ -262,10 +327,11 @@ pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(
         }
         logs.push(recs);
     }
-    let complete = complete_units(&logs);
+    let units = find_units(&logs);
+    check_units(&units, settings.load_truncated)?;
     let logs: Vec<Vec<Vec<Bytes>>> = logs
         .into_iter()
-        .map(|recs| strip_units(recs, &complete))
+        .map(|recs| strip_units(recs, &units.complete))
         .collect();
     if m.shards == n {
         let mut futs = Vec::new();
@@ -293,6 +359,10 @@ pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(
             for args in recs {
                 if args[0].eq_ignore_ascii_case(b"select") {
                     db = parse_db(&args, sh.state.borrow().dbs.len())?;
+                    continue;
+                }
+                if args[0].eq_ignore_ascii_case(b"function") {
+                    replay_function(&sh.globals, &args);
                     continue;
                 }
                 let spec = logged_command(&args[0])?;
@@ -361,12 +431,49 @@ mod tests {
             begin("9"),
             rec(&["SET", "b", "2"]),
         ];
-        let complete = complete_units(&[s0.clone(), s1.clone()]);
-        assert_eq!(complete, HashSet::from([7]));
+        let units = find_units(&[s0.clone(), s1.clone()]);
+        assert_eq!(units.complete, HashSet::from([7]));
+        assert_eq!(units.torn, vec![(1, 9)]);
+        assert_eq!(units.partial, vec![(9, 1, 2)]);
+        assert!(check_units(&units, true).is_ok());
+        let refused = check_units(&units, false).unwrap_err();
+        assert!(refused.contains("Unexpected end of file"), "{refused}");
         assert_eq!(
-            strip_units(s0, &complete),
+            strip_units(s0, &units.complete),
             vec![rec(&["SET", "a", "1"]), rec(&["SET", "c", "3"])]
         );
-        assert_eq!(strip_units(s1, &complete), vec![rec(&["SET", "b", "1"])]);
+        assert_eq!(
+            strip_units(s1, &units.complete),
+            vec![rec(&["SET", "b", "1"])]
+        );
+    }
+
+    #[test]
+    fn a_dropped_unit_keeps_its_selects_and_a_single_part_unit_needs_its_end() {
+        let begin = |id: &str| rec(&["TESSERA.TXBEGIN", id, "1"]);
+        let end = |id: &str| rec(&["TESSERA.TXEND", id]);
+        let s0 = vec![
+            begin("3"),
+            rec(&["SELECT", "2"]),
+            rec(&["INCR", "a"]),
+            rec(&["INCR", "b"]),
+            end("3"),
+            begin("4"),
+            rec(&["SELECT", "5"]),
+            rec(&["INCR", "a"]),
+        ];
+        let units = find_units(std::slice::from_ref(&s0));
+        assert_eq!(units.complete, HashSet::from([3]));
+        assert_eq!(units.torn, vec![(0, 4)]);
+        assert!(units.partial.is_empty());
+        assert_eq!(
+            strip_units(s0, &units.complete),
+            vec![
+                rec(&["SELECT", "2"]),
+                rec(&["INCR", "a"]),
+                rec(&["INCR", "b"]),
+                rec(&["SELECT", "5"]),
+            ]
+        );
     }
 }

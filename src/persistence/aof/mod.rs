@@ -14,6 +14,7 @@
 pub mod load;
 pub mod manifest;
 pub mod records;
+pub mod units;
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -170,6 +171,9 @@ pub struct AofLog {
     woken: bool,
     /// The last write error, while writes are refused.
     pub error: Option<String>,
+    /// This shard's part of a unit run under the global lock, held aside until it is sealed
+    /// as one bracket (see `units`).
+    unit: Option<units::OpenUnit>,
 }
 
 impl AofLog {
@@ -177,12 +181,19 @@ impl AofLog {
         if rec.is_empty() {
             return;
         }
-        let before = self.buf.len();
+        let sink = match self.unit.as_mut() {
+            Some(u) => &mut u.buf,
+            None => &mut self.buf,
+        };
+        let before = sink.len();
         if db != self.cur_db {
-            records::push_cmd(&mut self.buf, &[&b"SELECT"[..], db.to_string().as_bytes()]);
+            records::push_cmd(sink, &[&b"SELECT"[..], db.to_string().as_bytes()]);
             self.cur_db = db;
         }
-        self.buf.extend_from_slice(rec);
+        sink.extend_from_slice(rec);
+        if self.unit.is_some() {
+            return;
+        }
         self.appended += (self.buf.len() - before) as u64;
         if !self.woken {
             self.woken = true;
@@ -192,6 +203,10 @@ impl AofLog {
 
     /// Appends a record that does not depend on the selected database.
     fn push_raw(&mut self, rec: &[u8]) {
+        if let Some(u) = self.unit.as_mut() {
+            u.buf.extend_from_slice(rec);
+            return;
+        }
         self.buf.extend_from_slice(rec);
         self.appended += rec.len() as u64;
         if !self.woken {
@@ -340,7 +355,7 @@ pub const TX_END: &[u8] = b"TESSERA.TXEND";
 
 /// Opens this shard's part of multi-shard unit `id` with `participants` parts in all.
 pub fn tx_begin(st: &mut ShardState, id: u64, participants: usize) {
-    if let Some(log) = st.aof.as_mut() {
+    if let Some(log) = st.aof.as_mut().filter(|l| l.unit.is_none()) {
         let mut rec = Vec::new();
         records::push_cmd(
             &mut rec,
@@ -362,7 +377,8 @@ pub fn tx_mark(st: &ShardState) -> Option<usize> {
 /// Brackets the records appended since `mark` (same synchronous step) as this shard's part of
 /// multi-shard unit `id`.
 pub fn tx_wrap(st: &mut ShardState, mark: Option<usize>, id: u64, participants: usize) {
-    let (Some(mark), Some(log)) = (mark, st.aof.as_mut()) else {
+    // Inside a unit under the global lock, that unit's bracket already covers these records.
+    let (Some(mark), Some(log)) = (mark, st.aof.as_mut().filter(|l| l.unit.is_none())) else {
         return;
     };
     let mut begin = Vec::new();
@@ -382,7 +398,7 @@ pub fn tx_wrap(st: &mut ShardState, mark: Option<usize>, id: u64, participants: 
 
 /// Closes this shard's part of unit `id`.
 pub fn tx_end(st: &mut ShardState, id: u64) {
-    if let Some(log) = st.aof.as_mut() {
+    if let Some(log) = st.aof.as_mut().filter(|l| l.unit.is_none()) {
         let mut rec = Vec::new();
         records::push_cmd(&mut rec, &[TX_END, id.to_string().as_bytes()]);
         log.push_raw(&rec);
@@ -396,6 +412,15 @@ pub fn log_command<A: AsRef<[u8]>>(st: &mut ShardState, db: usize, args: &[A]) {
         let mut rec = Vec::new();
         records::push_cmd(&mut rec, args);
         log.push(db, &rec);
+    }
+}
+
+/// Logs a command that belongs to no database (FUNCTION changes, on shard 0's log).
+pub fn log_global<A: AsRef<[u8]>>(st: &mut ShardState, args: &[A]) {
+    if let Some(log) = st.aof.as_mut() {
+        let mut rec = Vec::new();
+        records::push_cmd(&mut rec, args);
+        log.push_raw(&rec);
     }
 }
 
@@ -740,6 +765,7 @@ fn start_or_switch(sh: &Rc<Shard>, st: &mut ShardState, incr: PathBuf) {
         wake: tx,
         woken: false,
         error: None,
+        unit: None,
     }));
     sh.aof_replies_wait.set(true);
     let sh2 = sh.clone();
@@ -771,6 +797,9 @@ async fn rewrite_shard(
         let mut st = sh.state.borrow_mut();
         let now = crate::server::globals::unix_ms();
         let mut out = Vec::new();
+        if sh.id == 0 {
+            records::functions_base(&mut out, &sh.globals.scripting);
+        }
         for (dbid, d) in st.dbs.iter().enumerate() {
             if d.keys.iter().next().is_none() {
                 continue;

@@ -2,7 +2,8 @@
 //! incremental reader for it, and the per-key generator that writes commands recreating a key
 //! from scratch (used by rewrites and by multi-shard write-backs).
 //!
-//! Pure functions over bytes and values; no I/O and no shard state.
+//! Pure functions over bytes and values (and a read of the function registry); no I/O and no
+//! shard state.
 
 use bytes::Bytes;
 
@@ -45,47 +46,81 @@ fn number(s: &[u8]) -> Option<usize> {
 
 /// Reads the record starting at `at`.
 pub fn read_record(buf: &[u8], at: usize) -> Read {
+    let mut args = Vec::new();
+    match scan_record(buf, at, |a| args.push(Bytes::copy_from_slice(a))) {
+        Ok(end) => Read::Record(args, end),
+        Err(r) => r,
+    }
+}
+
+/// How many complete records `buf` starts with, counting no further than `limit`.
+pub fn count_records(buf: &[u8], limit: usize) -> usize {
+    let (mut n, mut at) = (0, 0);
+    while n < limit && at < buf.len() {
+        match scan_record(buf, at, |_| {}) {
+            Ok(end) => {
+                n += 1;
+                at = end;
+            }
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+/// Walks the record at `at`, handing each argument to `arg`; the offset past it, or what was
+/// found instead (never `Read::Record`).
+fn scan_record(buf: &[u8], at: usize, mut arg: impl FnMut(&[u8])) -> Result<usize, Read> {
     if buf.get(at) != Some(&b'*') {
-        return Read::Bad("expected '*'");
+        return Err(Read::Bad("expected '*'"));
     }
     let Some((n, mut pos)) = line(buf, at + 1) else {
-        return if buf.len() - at > 32 {
+        return Err(if buf.len() - at > 32 {
             Read::Bad("bad array header")
         } else {
             Read::Incomplete
-        };
+        });
     };
     let Some(n) = number(n).filter(|&n| n > 0) else {
-        return Read::Bad("bad array length");
+        return Err(Read::Bad("bad array length"));
     };
-    let mut args = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
         match buf.get(pos) {
-            None => return Read::Incomplete,
+            None => return Err(Read::Incomplete),
             Some(b'$') => {}
-            Some(_) => return Read::Bad("expected '$'"),
+            Some(_) => return Err(Read::Bad("expected '$'")),
         }
         let Some((len, start)) = line(buf, pos + 1) else {
-            return if buf.len() - pos > 32 {
+            return Err(if buf.len() - pos > 32 {
                 Read::Bad("bad bulk header")
             } else {
                 Read::Incomplete
-            };
+            });
         };
         let Some(len) = number(len) else {
-            return Read::Bad("bad bulk length");
+            return Err(Read::Bad("bad bulk length"));
         };
         let end = start + len;
         if buf.len() < end + 2 {
-            return Read::Incomplete;
+            return Err(Read::Incomplete);
         }
         if &buf[end..end + 2] != b"\r\n" {
-            return Read::Bad("bulk not terminated by CRLF");
+            return Err(Read::Bad("bulk not terminated by CRLF"));
         }
-        args.push(Bytes::copy_from_slice(&buf[start..end]));
+        arg(&buf[start..end]);
         pos = end + 2;
     }
-    Read::Record(args, pos)
+    Ok(pos)
+}
+
+/// Appends the commands that recreate every function library (the start of shard 0's base in
+/// a rewrite; the registry is process-wide, logged once). Take it in the same synchronous step
+/// as the switch to the new incremental file: FUNCTION changes are applied and logged on shard
+/// 0's thread, so none falls between the two.
+pub fn functions_base(out: &mut Vec<u8>, scripting: &crate::scripting::Shared) {
+    for code in crate::scripting::functions::library_codes(scripting) {
+        push_cmd(out, &[&b"FUNCTION"[..], b"LOAD", b"REPLACE", &code]);
+    }
 }
 
 /// Collects the bulk strings of a reply (a bulk, or an array/set of bulks); anything else adds
