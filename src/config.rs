@@ -673,7 +673,7 @@ static DIRECTIVES: &[Directive] = &[
     row("auto-aof-rewrite-percentage", &[], int(0, INT_MAX), "100", Mutable, true, Field::Extra),
     row("auto-aof-rewrite-min-size", &[], mem(0, LONG_MAX), "64mb", Mutable, true, Field::Extra),
     row("aof-load-truncated", &[], Kind::Bool, "yes", Mutable, true, Field::Extra),
-    row("aof-use-rdb-preamble", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("aof-use-rdb-preamble", &[], Kind::Bool, "yes", Mutable, true, Field::Extra),
     // --- Scripting ---------------------------------------------------------
     row("busy-reply-threshold", &["lua-time-limit"], int(0, LONG_MAX), "5000", Mutable, true,
         num!(busy_reply_threshold: u64)),

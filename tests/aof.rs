@@ -457,15 +457,27 @@ fn torn_tails_corruption_and_missing_manifest() {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .find(|p| {
-            p.to_string_lossy().ends_with(".base.aof") && std::fs::metadata(p).unwrap().len() > 0
+            let name = p.to_string_lossy().to_string();
+            (name.ends_with(".base.aof") || name.ends_with(".base.rdb"))
+                && std::fs::metadata(p).unwrap().len() > 0
         })
         .unwrap_or(incr);
     let mut bytes = std::fs::read(&base).unwrap();
-    bytes[1] = b'x';
+    let rdb_base = bytes.starts_with(b"REDIS");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
     std::fs::write(&base, &bytes).unwrap();
     let (ok, text) = run_bin(&dir, "yes");
     assert!(!ok);
-    assert!(text.contains("Bad file format"), "{text}");
+    if rdb_base {
+        // An RDB-preamble base (the default): named, with the offset and the reason.
+        assert!(
+            text.contains("Bad AOF base file") && text.contains("offset"),
+            "{text}"
+        );
+    } else {
+        assert!(text.contains("Bad file format"), "{text}");
+    }
     // Missing manifest with AOF files present.
     std::fs::remove_file(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
     let (ok, text) = run_bin(&dir, "yes");
@@ -743,4 +755,62 @@ fn function_libraries_survive_restarts_and_rewrites() {
     assert_eq!(s.conn().cmd_str("GET k{foo}"), b"$4\r\n2202\r\n");
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rewrites_write_rdb_preamble_bases_or_command_bases_and_both_reload() {
+    for preamble in ["yes", "no"] {
+        let dir = tmp_dir(&format!("preamble-{preamble}"));
+        let d = dir.display().to_string();
+        let args = [
+            "--dir",
+            d.as_str(),
+            "--appendonly",
+            "yes",
+            "--aof-use-rdb-preamble",
+            preamble,
+        ];
+        let s = start_tessera(3, &args);
+        fill(&s);
+        let mut c = s.conn();
+        assert_eq!(
+            c.cmd_str("BGREWRITEAOF"),
+            b"+Background append only file rewriting started\r\n"
+        );
+        for _ in 0..500 {
+            let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
+            if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:2") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        c.cmd_str("SET after rewrite");
+        let before = digest(&s);
+        let manifest =
+            std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+        let bases: Vec<&str> = manifest
+            .lines()
+            .filter(|l| l.contains("type b"))
+            .map(|l| l.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert_eq!(bases.len(), 3, "{manifest}");
+        for b in &bases {
+            let bytes = std::fs::read(dir.join("appendonlydir").join(b)).unwrap();
+            if preamble == "yes" {
+                assert!(
+                    b.ends_with(".base.rdb") && bytes.starts_with(b"REDIS0010"),
+                    "{b}"
+                );
+            } else {
+                assert!(b.ends_with(".base.aof"), "{b}");
+                assert!(bytes.is_empty() || bytes.starts_with(b"*"), "{b}");
+            }
+        }
+        drop(c);
+        drop(s);
+        let s = start_tessera(2, &args);
+        assert_eq!(digest(&s), before, "preamble {preamble}, 3 -> 2 shards");
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

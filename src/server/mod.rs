@@ -262,6 +262,7 @@ async fn shard_main(
         glommio::Latency::NotImportant,
         "background",
     );
+    shard.background_tq.set(Some(background_tq));
     let sh = shard.clone();
     glommio::spawn_local_into(async move { background(sh).await }, background_tq)
         .map_err(|e| format!("shard {}: cannot start the background task: {}", id, e))?

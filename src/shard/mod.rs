@@ -195,6 +195,9 @@ pub struct Shard {
     pub aof: RefCell<crate::persistence::aof::Durability>,
     /// The AOF is on: replies wait until their writes reached the file (see `aof::sync_replies`).
     pub aof_replies_wait: std::cell::Cell<bool>,
+    /// The low-share task queue for background work (lazy freeing, snapshot walks), once the
+    /// shard serves.
+    pub background_tq: std::cell::Cell<Option<glommio::TaskQueueHandle>>,
     next_tx: std::cell::Cell<u64>,
 }
 
@@ -216,6 +219,7 @@ impl Shard {
             blocked_clients: std::cell::Cell::new(0),
             aof: RefCell::new(Default::default()),
             aof_replies_wait: std::cell::Cell::new(false),
+            background_tq: std::cell::Cell::new(None),
             next_tx: std::cell::Cell::new(0),
         })
     }

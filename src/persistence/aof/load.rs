@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::manifest::Manifest;
+use super::manifest::{FileKind, Manifest};
 use super::records::{read_record, Read};
 use super::{Settings, TX_BEGIN, TX_END};
 use crate::commands::{self, Exec};
@@ -313,19 +313,40 @@ fn strip_units(recs: Vec<Vec<Bytes>>, complete: &HashSet<u64>) -> Vec<Vec<Bytes>
     out
 }
 
+/// Whether a file is an RDB stream (an `aof-use-rdb-preamble` base) rather than commands.
+fn is_rdb(path: &Path) -> bool {
+    let mut head = [0u8; 5];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .map(|()| {
+            &head == b"REDIS" || head[..4] == crate::persistence::snapshot::manifest::ZSTD_MAGIC
+        })
+        .unwrap_or(false)
+}
+
 /// Loads every file the manifest names.
 pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(), String> {
     let n = sh.nshards();
     let mut logs = Vec::with_capacity(m.shards);
+    let mut rdb_bases = Vec::new();
     for k in 0..m.shards {
         let mut recs = Vec::new();
         for f in m.files_of(k) {
-            recs.extend(read_file(
-                &settings.dir.join(&f.name),
-                settings.load_truncated,
-            )?);
+            let path = settings.dir.join(&f.name);
+            if f.kind == FileKind::Base && is_rdb(&path) {
+                rdb_bases.push(path);
+                continue;
+            }
+            recs.extend(read_file(&path, settings.load_truncated)?);
         }
         logs.push(recs);
+    }
+    // RDB-preamble bases first: a shard's base holds only its own keys, so loading every base
+    // before any incremental record keeps each key's history in order.
+    for path in rdb_bases {
+        crate::persistence::snapshot::load::load_file(sh, &path)
+            .await
+            .map_err(|e| format!("Bad AOF base file: {e}"))?;
     }
     let units = find_units(&logs);
     check_units(&units, settings.load_truncated)?;

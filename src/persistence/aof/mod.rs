@@ -772,84 +772,64 @@ fn start_or_switch(sh: &Rc<Shard>, st: &mut ShardState, incr: PathBuf) {
     glommio::spawn_local(writer(sh2, rx, incr)).detach();
 }
 
-/// Rewrites this shard's log: a base file recreating every key, then a fresh incremental file
-/// that receives every write from the snapshot instant on. Returns the two manifest entries and
-/// the base size.
-async fn rewrite_shard(
-    sh: &Rc<Shard>,
-    settings: &Settings,
-    seq: u64,
-    log: bool,
-) -> Result<(FileEntry, FileEntry, u64), String> {
-    let base_name = format!("{}.s{}.{}.base.aof", settings.filename, sh.id, seq);
-    let incr_name = format!("{}.s{}.{}.incr.aof", settings.filename, sh.id, seq);
-    let base_path = settings.dir.join(&base_name);
-    let incr_path = settings.dir.join(&incr_name);
-    let err = |what: &str, e: glommio::GlommioError<()>| format!("{} {}: {}", what, base_name, e);
-    // The incremental file must exist before the writer is pointed at it.
-    glommio::io::BufferedFile::create(&incr_path)
-        .await
-        .map_err(|e| err("cannot create", e))?
-        .close()
-        .await
-        .map_err(|e| err("cannot close", e))?;
-    let data = {
-        let mut st = sh.state.borrow_mut();
-        let now = crate::server::globals::unix_ms();
-        let mut out = Vec::new();
-        if sh.id == 0 {
-            records::functions_base(&mut out, &sh.globals.scripting);
+/// The command-format base of this shard (`aof-use-rdb-preamble no`): every key recreated,
+/// with its deadline, and the function libraries on shard 0. Serialized in one step, at the cut.
+fn commands_base(sh: &Shard) -> Vec<u8> {
+    let st = sh.state.borrow();
+    let now = crate::server::globals::unix_ms();
+    let mut out = Vec::new();
+    if sh.id == 0 {
+        records::functions_base(&mut out, &sh.globals.scripting);
+    }
+    for (dbid, d) in st.dbs.iter().enumerate() {
+        if d.keys.iter().next().is_none() {
+            continue;
         }
-        for (dbid, d) in st.dbs.iter().enumerate() {
-            if d.keys.iter().next().is_none() {
+        records::push_cmd(&mut out, &[&b"SELECT"[..], dbid.to_string().as_bytes()]);
+        for (k, e) in d.keys.iter() {
+            if e.expire_at != 0 && e.expire_at <= now {
                 continue;
             }
-            records::push_cmd(&mut out, &[&b"SELECT"[..], dbid.to_string().as_bytes()]);
-            for (k, e) in d.keys.iter() {
-                if e.expire_at != 0 && e.expire_at <= now {
-                    continue;
-                }
-                records::recreate_value(&mut out, k, &e.value);
-                if e.expire_at != 0 {
-                    records::push_cmd(
-                        &mut out,
-                        &[
-                            &b"PEXPIREAT"[..],
-                            &k[..],
-                            e.expire_at.to_string().as_bytes(),
-                        ],
-                    );
-                }
+            records::recreate_value(&mut out, k, &e.value);
+            if e.expire_at != 0 {
+                records::push_cmd(
+                    &mut out,
+                    &[
+                        &b"PEXPIREAT"[..],
+                        &k[..],
+                        e.expire_at.to_string().as_bytes(),
+                    ],
+                );
             }
         }
-        if log {
-            start_or_switch(sh, &mut st, incr_path.clone());
-        }
-        out
-    };
-    let f = glommio::io::BufferedFile::create(&base_path)
+    }
+    out
+}
+
+/// Writes a command-format base file and makes it durable; returns its size.
+async fn write_commands_base(path: PathBuf, data: Vec<u8>) -> Result<u64, String> {
+    let name = path.display().to_string();
+    let err = |what: &str, e: glommio::GlommioError<()>| format!("{} {}: {}", what, name, e);
+    let f = glommio::io::BufferedFile::create(&path)
         .await
         .map_err(|e| err("cannot create", e))?;
     write_all(&f, &data, 0)
         .await
-        .map_err(|e| format!("cannot write {}: {}", base_name, e))?;
+        .map_err(|e| format!("cannot write {}: {}", name, e))?;
     f.fdatasync().await.map_err(|e| err("cannot sync", e))?;
     f.close().await.map_err(|e| err("cannot close", e))?;
-    Ok((
-        FileEntry {
-            name: base_name,
-            seq,
-            kind: FileKind::Base,
-            shard: sh.id,
-        },
-        FileEntry {
-            name: incr_name,
-            seq,
-            kind: FileKind::Incr,
-            shard: sh.id,
-        },
-        data.len() as u64,
-    ))
+    Ok(data.len() as u64)
+}
+
+/// Creates an empty file (a new incremental file, before any writer is pointed at it).
+async fn create_empty(path: &std::path::Path) -> Result<(), String> {
+    let err = |e: glommio::GlommioError<()>| format!("cannot create {}: {}", path.display(), e);
+    glommio::io::BufferedFile::create(path)
+        .await
+        .map_err(err)?
+        .close()
+        .await
+        .map_err(err)
 }
 
 /// Writes the manifest atomically: temp file, fdatasync, rename, directory sync.
@@ -897,56 +877,25 @@ where
     rx.await.ok()
 }
 
-/// BGREWRITEAOF (and the rewrite at startup): every shard writes a new base and moves to a
-/// new incremental file; then the new manifest is made durable; then the old files go.
+/// BGREWRITEAOF (and the rewrite at startup), like Redis 7's multi-part AOF:
+/// 1. every shard gets a new, empty incremental file, and a manifest naming the old files plus
+///    the new incremental ones is made durable (a crash from here on replays old base, old and
+///    new incremental files: nothing is lost);
+/// 2. the cut, with every shard held whole (ordered like a transaction over all shards, so a
+///    multi-shard unit is wholly in the base or wholly in the new incremental files): each
+///    shard switches its log to the new file and starts its base;
+/// 3. the bases are written while the shards serve: with `aof-use-rdb-preamble yes` an RDB
+///    stream produced by the snapshot walk (copy-on-write, never blocking the shard), otherwise
+///    commands serialized at the cut;
+/// 4. once every base is durable, the manifest naming the new base and incremental files
+///    replaces the old one; then the old files go.
 pub async fn rewrite_all(sh: &Rc<Shard>) -> Result<(), String> {
     let g = &sh.globals.aof;
     if g.rewrite_in_progress.swap(true, Ordering::AcqRel) {
         return Err("Background append only file rewriting already in progress".into());
     }
     let started = Instant::now();
-    let settings = Settings::from_config(&sh.state.borrow().config);
-    let log = g.enabled.load(Ordering::Relaxed);
-    let old = g.manifest.lock().unwrap().clone();
-    let seq = old.as_ref().map_or(0, |m| m.max_seq()) + 1;
-    let mut futs = Vec::new();
-    for s in 0..sh.nshards() {
-        let settings = settings.clone();
-        futs.push(run_task_on(sh, s, move |sh| async move {
-            rewrite_shard(&sh, &settings, seq, log).await
-        }));
-    }
-    let results = futures::future::join_all(futs).await;
-    let mut files = Vec::new();
-    let mut result = Ok(());
-    for (s, r) in results.into_iter().enumerate() {
-        match r {
-            Some(Ok((b, i, size))) => {
-                files.push(b);
-                files.push(i);
-                g.base_size[s].store(size, Ordering::Relaxed);
-            }
-            Some(Err(e)) => result = Err(e),
-            None => result = Err("a shard is gone".to_string()),
-        }
-    }
-    if result.is_ok() {
-        let m = Manifest {
-            shards: sh.nshards(),
-            files,
-        };
-        result = write_manifest(&settings, &m).await;
-        if result.is_ok() {
-            if let Some(old) = &old {
-                for f in &old.files {
-                    if !m.files.iter().any(|n| n.name == f.name) {
-                        let _ = std::fs::remove_file(settings.dir.join(&f.name));
-                    }
-                }
-            }
-            *g.manifest.lock().unwrap() = Some(m);
-        }
-    }
+    let result = rewrite_inner(sh).await;
     g.last_bgrewrite_ok.store(result.is_ok(), Ordering::Relaxed);
     g.last_rewrite_time_sec
         .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
@@ -958,6 +907,143 @@ pub async fn rewrite_all(sh: &Rc<Shard>) -> Result<(), String> {
     }
     g.rewrite_in_progress.store(false, Ordering::Release);
     result
+}
+
+async fn rewrite_inner(sh: &Rc<Shard>) -> Result<(), String> {
+    let g = &sh.globals.aof;
+    let (settings, preamble) = {
+        let st = sh.state.borrow();
+        (
+            Settings::from_config(&st.config),
+            setting(&st.config, "aof-use-rdb-preamble") == "yes",
+        )
+    };
+    let log = g.enabled.load(Ordering::Relaxed);
+    let old = g.manifest.lock().unwrap().clone();
+    let seq = old.as_ref().map_or(0, |m| m.max_seq()) + 1;
+    let n = sh.nshards();
+    let file = |s: usize, kind: FileKind| {
+        let ext = match kind {
+            FileKind::Base if preamble => "base.rdb",
+            FileKind::Base => "base.aof",
+            FileKind::Incr => "incr.aof",
+        };
+        FileEntry {
+            name: format!("{}.s{}.{}.{}", settings.filename, s, seq, ext),
+            seq,
+            kind,
+            shard: s,
+        }
+    };
+    // 1. New incremental files, named by a durable manifest before any write goes to them.
+    for s in 0..n {
+        create_empty(&settings.dir.join(&file(s, FileKind::Incr).name)).await?;
+    }
+    if log {
+        if let Some(m) = old.as_ref().filter(|m| m.shards == n) {
+            let mut interim = m.clone();
+            interim
+                .files
+                .extend((0..n).map(|s| file(s, FileKind::Incr)));
+            write_manifest(&settings, &interim).await?;
+        }
+    }
+    // 2. The cut.
+    let walk = if preamble {
+        Some(crate::persistence::snapshot::claim_walk(&sh.globals.snapshot).await)
+    } else {
+        None
+    };
+    let functions = if preamble {
+        crate::scripting::functions::library_codes(&sh.globals.scripting)
+    } else {
+        Vec::new()
+    };
+    let held = crate::tx::lock_all_shards(sh)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut cmd_bases = Vec::with_capacity(n);
+    for s in 0..n {
+        let incr = settings.dir.join(&file(s, FileKind::Incr).name);
+        let opts = crate::persistence::snapshot::write_options(&sh.state.borrow().config, true);
+        let functions = if s == 0 {
+            functions.clone()
+        } else {
+            Vec::new()
+        };
+        let r = run_task_on(sh, s, move |owner| async move {
+            let base = if preamble {
+                crate::persistence::snapshot::begin_shard(&owner, opts, &functions);
+                None
+            } else {
+                Some(commands_base(&owner))
+            };
+            if log {
+                let mut st = owner.state.borrow_mut();
+                start_or_switch(&owner, &mut st, incr);
+            }
+            base
+        })
+        .await;
+        match r {
+            Some(b) => cmd_bases.push(b),
+            None => {
+                held.release_all().await;
+                return Err("a shard is gone".into());
+            }
+        }
+    }
+    held.release_all().await;
+    // 3. The bases, while the shards serve.
+    let mut futs = Vec::new();
+    for (s, data) in cmd_bases.into_iter().enumerate() {
+        let path = settings.dir.join(&file(s, FileKind::Base).name);
+        futs.push(run_task_on(sh, s, move |owner| async move {
+            match data {
+                Some(data) => write_commands_base(path, data).await,
+                None => crate::persistence::snapshot::write_shard(
+                    owner,
+                    path,
+                    crate::persistence::snapshot::manifest::Compression::None,
+                )
+                .await
+                .map(|o| o.bytes),
+            }
+        }));
+    }
+    let results = futures::future::join_all(futs).await;
+    drop(walk);
+    let mut result = Ok(());
+    for (s, r) in results.into_iter().enumerate() {
+        match r {
+            Some(Ok(size)) => g.base_size[s].store(size, Ordering::Relaxed),
+            Some(Err(e)) => result = Err(e),
+            None => result = Err("a shard is gone".to_string()),
+        }
+    }
+    if let Err(e) = result {
+        for s in 0..n {
+            let _ = std::fs::remove_file(settings.dir.join(&file(s, FileKind::Base).name));
+        }
+        return Err(e);
+    }
+    // 4. The switch.
+    let m = Manifest {
+        shards: n,
+        files: (0..n)
+            .flat_map(|s| [file(s, FileKind::Base), file(s, FileKind::Incr)])
+            .collect(),
+    };
+    write_manifest(&settings, &m).await?;
+    if let Some(old) = &old {
+        for f in &old.files {
+            if !m.files.iter().any(|x| x.name == f.name) {
+                let _ = std::fs::remove_file(settings.dir.join(&f.name));
+            }
+        }
+    }
+    *g.manifest.lock().unwrap() = Some(m);
+    Ok(())
 }
 
 /// Startup on shard 0, before any shard accepts clients: load the files the manifest names

@@ -170,10 +170,10 @@ impl<W: Write> RdbWriter<W> {
         self.buf.push(0);
         write_string(&mut self.buf, key, self.opts.compress);
         // The type byte comes first but is only known once the value is encoded.
-        let mut obj = Vec::new();
-        write_object(&mut obj, value, self.opts.compress);
-        self.buf[at] = obj[0];
-        self.buf.extend_from_slice(&obj[1..]);
+        let body = self.buf.len();
+        write_object(&mut self.buf, value, self.opts.compress);
+        self.buf[at] = self.buf[body];
+        self.buf.remove(body);
         self.flush_buf()
     }
 

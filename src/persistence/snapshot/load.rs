@@ -23,9 +23,9 @@ const BATCH: usize = 1024;
 
 /// What one file held.
 #[derive(Default, Clone, Copy)]
-struct Counts {
-    loaded: u64,
-    expired: u64,
+pub(crate) struct Counts {
+    pub loaded: u64,
+    pub expired: u64,
 }
 
 /// Places loaded entries into this shard's keyspace.
@@ -50,7 +50,7 @@ fn insert_batch(sh: &Shard, batch: Vec<(usize, RdbEntry)>) {
 }
 
 /// Reads one RDB stream on this shard and spreads its keys over the shards.
-async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, String> {
+pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, String> {
     let name = path.display().to_string();
     let reader = manifest::open_rdb(path)
         .map_err(|e| format!("Can't open the snapshot file {name}: {e}"))?;

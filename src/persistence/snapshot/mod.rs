@@ -67,10 +67,27 @@ fn walk_budget(dbs: &[Db], min: usize, shift: u32) -> usize {
     min.max(buckets >> shift)
 }
 /// Serialized bytes gathered before they go to the file.
-const FLUSH_BYTES: usize = 512 << 10;
+const FLUSH_BYTES: usize = 64 << 10;
 
 /// Redis's reply to writes after a failed snapshot under `stop-writes-on-bgsave-error yes`.
 pub const ERR_MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// The walk engine, held while a snapshot or an AOF rewrite's RDB base is cut and written.
+pub(crate) struct WalkClaim<'a>(&'a SnapGlobal);
+
+impl Drop for WalkClaim<'_> {
+    fn drop(&mut self) {
+        self.0.walk_busy.store(false, Ordering::Release);
+    }
+}
+
+/// Waits until the walk engine is free and claims it.
+pub(crate) async fn claim_walk(g: &SnapGlobal) -> WalkClaim<'_> {
+    while g.walk_busy.swap(true, Ordering::AcqRel) {
+        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    WalkClaim(g)
+}
 
 /// Whether a write is refused after a failed snapshot (Redis's `stop-writes-on-bgsave-error`):
 /// only called once `SnapGlobal::last_failed` is set.
@@ -230,6 +247,9 @@ pub struct SnapGlobal {
     /// and `save` rules are configured (`refuses_writes`).
     pub last_failed: AtomicBool,
     pub last_error: Mutex<String>,
+    /// The walk engine is in use (a snapshot or an AOF rewrite's RDB base): one at a time, since
+    /// each shard has one sink.
+    walk_busy: AtomicBool,
     /// The sequence number of the newest snapshot (file names).
     pub seq: AtomicU64,
     /// Keys loaded and skipped as expired by the last load at startup.
@@ -273,6 +293,7 @@ impl SnapGlobal {
             last_try_ms: AtomicU64::new(0),
             last_failed: AtomicBool::new(false),
             last_error: Mutex::new(String::new()),
+            walk_busy: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
@@ -368,9 +389,20 @@ impl Settings {
     }
 }
 
-/// The cut on one shard (run while the coordinator holds every shard whole): every database
-/// starts its walk and this thread's sink opens the stream.
-fn begin_shard(sh: &Shard, settings: &Settings, functions: &[Bytes]) {
+/// The write options of a snapshot stream (`aof_base` for an AOF rewrite's preamble).
+pub(crate) fn write_options(cfg: &Config, aof_base: bool) -> WriteOptions {
+    WriteOptions {
+        compress: cfg.rdbcompression,
+        checksum: cfg.rdbchecksum,
+        ctime: crate::server::globals::unix_ms() / 1000,
+        used_mem: 0,
+        aof_base,
+    }
+}
+
+/// The cut on one shard (run while the coordinator holds every shard whole, with the walk
+/// claimed): every database starts its walk and this thread's sink opens the stream.
+pub(crate) fn begin_shard(sh: &Shard, opts: WriteOptions, functions: &[Bytes]) {
     let mut st = sh.state.borrow_mut();
     let cut_ms = crate::server::globals::unix_ms();
     let policy = st.config.maxmemory_policy;
@@ -382,13 +414,6 @@ fn begin_shard(sh: &Shard, settings: &Settings, functions: &[Bytes]) {
         MetaMode::Idle
     } else {
         MetaMode::None
-    };
-    let opts = WriteOptions {
-        compress: settings.rdbcompression,
-        checksum: settings.rdbchecksum,
-        ctime: cut_ms / 1000,
-        used_mem: 0,
-        aof_base: false,
     };
     let mut rdb = RdbWriter::new(Vec::with_capacity(FLUSH_BYTES), opts)
         .expect("writing into memory cannot fail");
@@ -454,13 +479,30 @@ fn discard_shard() {
 }
 
 /// What one shard's writer reports.
-struct ShardOutcome {
-    bytes: u64,
-    cow_bytes: u64,
+pub(crate) struct ShardOutcome {
+    pub bytes: u64,
+    pub cow_bytes: u64,
 }
 
-/// Writes this shard's stream to `path` while serving, then makes it durable.
-async fn write_shard(
+/// Writes this shard's stream to `path` while serving, then makes it durable. The walk runs in
+/// the shard's background task queue (a tenth of the connections' shares) and yields its queue
+/// after every step, so clients keep most of the core.
+pub(crate) async fn write_shard(
+    sh: Rc<Shard>,
+    path: PathBuf,
+    compression: Compression,
+) -> Result<ShardOutcome, String> {
+    match sh.background_tq.get() {
+        Some(tq) => {
+            glommio::spawn_local_into(write_shard_here(sh, path, compression), tq)
+                .map_err(|e| format!("cannot start the snapshot writer: {e}"))?
+                .await
+        }
+        None => write_shard_here(sh, path, compression).await,
+    }
+}
+
+async fn write_shard_here(
     sh: Rc<Shard>,
     path: PathBuf,
     compression: Compression,
@@ -529,7 +571,11 @@ async fn write_shard(
         if done {
             break;
         }
-        glommio::executor().yield_now().await;
+        // Each step is bounded (a fraction of a millisecond). A timer, not a yield, ends it:
+        // the walk becomes idle for a moment, so the executor polls its rings and the clients
+        // whose requests arrived run before the next step (a yield alone keeps the walk
+        // runnable, and completions would wait for the executor's preemption timer).
+        glommio::timer::sleep(std::time::Duration::from_micros(20)).await;
     }
     if let Some(f) = file {
         if error.is_none() {
@@ -631,6 +677,7 @@ async fn snapshot_inner(sh: &Rc<Shard>) -> Result<(), String> {
         .unwrap_or(0);
     let seq = g.seq.load(Ordering::Relaxed).max(old_seq) + 1;
     g.seq.store(seq, Ordering::Relaxed);
+    let _walk = claim_walk(g).await;
     let functions = crate::scripting::functions::library_codes(&sh.globals.scripting);
     // The cut, ordered like a transaction over every shard.
     let held = crate::tx::lock_all_shards(sh)
@@ -638,7 +685,10 @@ async fn snapshot_inner(sh: &Rc<Shard>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut dirty_at_cut = Vec::new();
     for s in 0..sh.nshards() {
-        let settings = settings.clone();
+        let mut opts = write_options(&sh.state.borrow().config, false);
+        // zstd compresses the whole stream better than LZF does value by value, and LZF would
+        // cost the shard CPU for nothing.
+        opts.compress &= settings.compression == Compression::None;
         let functions = if s == 0 {
             functions.clone()
         } else {
@@ -646,7 +696,7 @@ async fn snapshot_inner(sh: &Rc<Shard>) -> Result<(), String> {
         };
         let r = sh
             .run_on(s, move |owner| {
-                begin_shard(owner, &settings, &functions);
+                begin_shard(owner, opts, &functions);
                 owner.globals.snapshot.dirty[owner.id]
                     .0
                     .load(Ordering::Relaxed)
