@@ -6,7 +6,8 @@
 //! * `bgsave`: BGSAVE of N keys under a write-heavy SET load: wall time, SET
 //!   throughput meanwhile, and the peak memory of the server's process tree
 //!   (sum of `Pss` over the server and its children, so a forked child's shared
-//!   pages are counted once) relative to the footprint just before;
+//!   pages are counted once) relative to the footprint just before, and the SET
+//!   rate during BGSAVE relative to the same load's rate in the second before;
 //! * `load`: SAVE, then restart on the same directory and time from spawn to
 //!   the first PING answered `+PONG` (`-LOADING` replies keep the clock running).
 //!
@@ -19,8 +20,8 @@
 //! N (`--keys`) defaults to `TESSERA_BENCH_KEYS`, else 1,000,000; values are
 //! 100 bytes everywhere. Every server runs with `--save ''` in a temporary
 //! directory of its own, which is removed at exit. A server that answers BGSAVE
-//! or SAVE with an error (Tessera before snapshots exist) is reported `n/a` for
-//! that scenario instead of being waited on.
+//! or SAVE with an error is reported `n/a` for that scenario instead of being
+//! waited on.
 //!
 //! Servers of one scenario are started once and alternate round by round
 //! (order rotated each round) so that drift on a small shared machine hits all
@@ -677,7 +678,8 @@ enum Outcome<T> {
 /// BGSAVE under background writes; Pss and INFO sampled every `SAMPLE_EVERY`.
 fn bgsave_run(srv: &Server, keys: u64, timeout: Duration, seed: u64) -> Outcome<BgsaveRun> {
     let writes = BackgroundWrites::start(srv.port, keys, timeout, seed);
-    thread::sleep(Duration::from_millis(200)); // let the write load reach steady state
+    // Let the write load reach steady state.
+    thread::sleep(Duration::from_millis(200));
     // The same load's rate without a snapshot, for the "during / before" comparison.
     let (ops_a, ta) = (writes.done(), Instant::now());
     thread::sleep(RATE_WINDOW);
