@@ -6,7 +6,8 @@
 //! * `bgsave`: BGSAVE of N keys under a write-heavy SET load: wall time, SET
 //!   throughput meanwhile, and the peak memory of the server's process tree
 //!   (sum of `Pss` over the server and its children, so a forked child's shared
-//!   pages are counted once) relative to the footprint just before;
+//!   pages are counted once) relative to the footprint just before, and the SET
+//!   rate during BGSAVE relative to the same load's rate in the second before;
 //! * `load`: SAVE, then restart on the same directory and time from spawn to
 //!   the first PING answered `+PONG` (`-LOADING` replies keep the clock running).
 //!
@@ -19,8 +20,8 @@
 //! N (`--keys`) defaults to `TESSERA_BENCH_KEYS`, else 1,000,000; values are
 //! 100 bytes everywhere. Every server runs with `--save ''` in a temporary
 //! directory of its own, which is removed at exit. A server that answers BGSAVE
-//! or SAVE with an error (Tessera before snapshots exist) is reported `n/a` for
-//! that scenario instead of being waited on.
+//! or SAVE with an error is reported `n/a` for that scenario instead of being
+//! waited on.
 //!
 //! Servers of one scenario are started once and alternate round by round
 //! (order rotated each round) so that drift on a small shared machine hits all
@@ -66,6 +67,8 @@ const BGSAVE_CLIENTS: usize = 4;
 const BGSAVE_PIPELINE: usize = 16;
 /// Pss and INFO sampling period during BGSAVE.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+/// How long the write load's rate is measured before BGSAVE.
+const RATE_WINDOW: Duration = Duration::from_millis(1000);
 /// Longest wait for one BGSAVE, SAVE or restart.
 const PERSIST_DEADLINE: Duration = Duration::from_secs(600);
 
@@ -360,8 +363,24 @@ impl Server {
         }
     }
 
+    /// Kills the server and waits until its port can be bound again, so that the next
+    /// `start` times the load and not the release of the old listener: a killed io_uring
+    /// process (Tessera) can still hold its SO_REUSEPORT listener for some milliseconds after
+    /// it is reaped, while the ring is torn down, and Tessera then refuses to start with
+    /// "Address already in use".
     fn stop(&mut self) {
         self.proc_ = None; // ChildGuard kills and reaps
+        let t0 = Instant::now();
+        while std::net::TcpListener::bind(("127.0.0.1", self.port)).is_err() {
+            if t0.elapsed() > Duration::from_secs(10) {
+                eprintln!(
+                    "warning: port {} of {} still taken 10 s after the kill",
+                    self.port, self.label
+                );
+                break;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// False (and a log tail on stderr, once) if the process has died.
@@ -641,6 +660,8 @@ fn error_text(reply: &[u8]) -> Option<String> {
 
 struct BgsaveRun {
     secs: f64,
+    /// SET/s of the same write load in the `RATE_WINDOW` just before BGSAVE.
+    before_ops_per_s: f64,
     before_bytes: u64,
     peak_bytes: u64,
     ops_per_s: f64,
@@ -657,7 +678,12 @@ enum Outcome<T> {
 /// BGSAVE under background writes; Pss and INFO sampled every `SAMPLE_EVERY`.
 fn bgsave_run(srv: &Server, keys: u64, timeout: Duration, seed: u64) -> Outcome<BgsaveRun> {
     let writes = BackgroundWrites::start(srv.port, keys, timeout, seed);
-    thread::sleep(Duration::from_millis(300)); // let the write load reach steady state
+    // Let the write load reach steady state.
+    thread::sleep(Duration::from_millis(200));
+    // The same load's rate without a snapshot, for the "during / before" comparison.
+    let (ops_a, ta) = (writes.done(), Instant::now());
+    thread::sleep(RATE_WINDOW);
+    let before_ops_per_s = (writes.done() - ops_a) as f64 / ta.elapsed().as_secs_f64();
     let before_bytes = tree_pss_bytes(srv.pid());
     let mut peak_bytes = before_bytes;
     let ops0 = writes.done();
@@ -684,6 +710,7 @@ fn bgsave_run(srv: &Server, keys: u64, timeout: Duration, seed: u64) -> Outcome<
                         info_field(&info, "rdb_last_bgsave_status").unwrap_or_else(|| "?".into());
                     break Outcome::Done(BgsaveRun {
                         secs,
+                        before_ops_per_s,
                         before_bytes,
                         peak_bytes,
                         ops_per_s: ops as f64 / secs.max(1e-9),
@@ -963,10 +990,11 @@ fn snapshots(env: &Env, md: &mut String) {
                 match bgsave_run(srv, o.keys, env.timeout, seed) {
                     Outcome::Done(r) => {
                         eprintln!(
-                            "{tag}: {:.2} s  Pss {:.0} -> peak {:.0} MiB  {:.0} SET/s  status {}",
+                            "{tag}: {:.2} s  Pss {:.0} -> peak {:.0} MiB  SET/s {:.0} -> {:.0}  status {}",
                             r.secs,
                             mib(r.before_bytes as f64),
                             mib(r.peak_bytes as f64),
+                            r.before_ops_per_s,
                             r.ops_per_s,
                             r.status
                         );
@@ -989,19 +1017,24 @@ fn snapshots(env: &Env, md: &mut String) {
             "{} keys of 100 bytes · during BGSAVE {BGSAVE_CLIENTS} connections SET random \
              existing keys, {BGSAVE_PIPELINE} in flight each · memory = sum of `Pss` over the \
              server and its child processes, sampled every {} ms; `before` is taken under \
-             the write load just before BGSAVE.\n",
+             the write load just before BGSAVE (its SET/s over the {} ms before).\n",
             o.keys,
-            SAMPLE_EVERY.as_millis()
+            SAMPLE_EVERY.as_millis(),
+            RATE_WINDOW.as_millis()
         );
         let _ = writeln!(
             md,
-            "| server | BGSAVE s | Pss before MiB | peak Pss MiB | peak / before | SET/s during BGSAVE | status |"
+            "| server | BGSAVE s | Pss before MiB | peak Pss MiB | peak / before | SET/s before | SET/s during BGSAVE | during / before | status |"
         );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---|");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
         let mut notes = Vec::new();
         for (si, t) in tracks.iter().enumerate() {
             if let Some(e) = &t.refused {
-                let _ = writeln!(md, "| {} | n/a | n/a | n/a | n/a | n/a | n/a |", labels[si]);
+                let _ = writeln!(
+                    md,
+                    "| {} | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a |",
+                    labels[si]
+                );
                 notes.push(format!("{}: BGSAVE answered `-{e}`", labels[si]));
                 continue;
             }
@@ -1016,13 +1049,15 @@ fn snapshots(env: &Env, md: &mut String) {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 labels[si],
                 fmt_num(med(s, |r| r.secs)),
                 fmt_num(med(s, |r| mib(r.before_bytes as f64))),
                 fmt_num(med(s, |r| mib(r.peak_bytes as f64))),
                 fmt_ratio(med(s, |r| r.peak_bytes as f64 / r.before_bytes.max(1) as f64)),
+                fmt_num(med(s, |r| r.before_ops_per_s)),
                 fmt_num(med(s, |r| r.ops_per_s)),
+                fmt_ratio(med(s, |r| r.ops_per_s / r.before_ops_per_s.max(1e-9))),
                 status
             );
             for e in &t.failures {
