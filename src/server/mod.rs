@@ -103,8 +103,27 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
         return Err("no address to listen on (check 'bind')".into());
     }
     for a in &addrs {
-        probe_port(*a)
-            .map_err(|e| format!("Could not create server TCP listening socket {}: {}", a, e))?;
+        // A process of ours killed a moment ago can hold its listeners for a few milliseconds
+        // after it is reaped (its io_uring rings are torn down asynchronously): a restart by a
+        // supervisor must not fail on that, so "in use" is retried for a second.
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            match probe_port(*a) {
+                Ok(()) => break,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "Could not create server TCP listening socket {}: {}",
+                        a, e
+                    ))
+                }
+            }
+        }
     }
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
