@@ -2296,6 +2296,7 @@ mod tests {
              io-memory 1mb\n\
              save 900 1\n\
              save 300 10\n\
+             latency-monitor-threshold 100\n\
              hash-max-ziplist-entries 100\n\
              LogLevel WARNING\n\
              enable-debug-command local\n\
@@ -2328,7 +2329,7 @@ mod tests {
             .map(|w| w.split('\'').nth(1).unwrap())
             .collect();
         warned.sort_unstable();
-        assert_eq!(warned, ["save"]);
+        assert_eq!(warned, ["latency-monitor-threshold"]);
         assert_eq!(
             out.warnings[0].split('\'').nth(2).unwrap(),
             " is accepted but not implemented yet; ignored"

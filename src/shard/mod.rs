@@ -258,6 +258,27 @@ impl Shard {
         rx.await.map_err(|_| ShardGone)
     }
 
+    /// Runs the async `f` on shard `to` as a task of its own (it may wait on I/O there) and
+    /// returns its result; `None` if that shard is gone.
+    pub async fn run_task_on<R, F, Fut>(self: &Rc<Self>, to: usize, f: F) -> Option<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = R> + 'static,
+    {
+        if to == self.id {
+            return Some(f(self.clone()).await);
+        }
+        let (tx, rx) = futures::channel::oneshot::channel();
+        let task: router::TaskJob = Box::new(move |sh: Rc<Shard>| {
+            Box::pin(async move {
+                let _ = tx.send(f(sh).await);
+            })
+        });
+        self.router.send(to, ShardMsg::Task(task)).await.ok()?;
+        rx.await.ok()
+    }
+
     /// Runs `f` on every shard concurrently; results are indexed by shard id.
     pub async fn run_on_all<R, F>(&self, f: F) -> Result<Vec<R>, ShardGone>
     where

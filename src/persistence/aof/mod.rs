@@ -356,15 +356,7 @@ pub const TX_END: &[u8] = b"TESSERA.TXEND";
 /// Opens this shard's part of multi-shard unit `id` with `participants` parts in all.
 pub fn tx_begin(st: &mut ShardState, id: u64, participants: usize) {
     if let Some(log) = st.aof.as_mut().filter(|l| l.unit.is_none()) {
-        let mut rec = Vec::new();
-        records::push_cmd(
-            &mut rec,
-            &[
-                TX_BEGIN,
-                id.to_string().as_bytes(),
-                participants.to_string().as_bytes(),
-            ],
-        );
+        let rec = units::bracket_begin(id, participants);
         log.push_raw(&rec);
     }
 }
@@ -854,29 +846,6 @@ async fn write_manifest(settings: &Settings, m: &Manifest) -> Result<(), String>
     Ok(())
 }
 
-/// Runs `f` on shard `s` as a task of its own and returns its result.
-async fn run_task_on<R, F, Fut>(sh: &Rc<Shard>, s: usize, f: F) -> Option<R>
-where
-    R: Send + 'static,
-    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = R> + 'static,
-{
-    if s == sh.id {
-        return Some(f(sh.clone()).await);
-    }
-    let (tx, rx) = oneshot::channel();
-    let task: crate::shard::router::TaskJob = Box::new(move |sh: Rc<Shard>| {
-        Box::pin(async move {
-            let _ = tx.send(f(sh).await);
-        })
-    });
-    sh.router
-        .send(s, crate::shard::ShardMsg::Task(task))
-        .await
-        .ok()?;
-    rx.await.ok()
-}
-
 /// BGREWRITEAOF (and the rewrite at startup), like Redis 7's multi-part AOF:
 /// 1. every shard gets a new, empty incremental file, and a manifest naming the old files plus
 ///    the new incremental ones is made durable (a crash from here on replays old base, old and
@@ -971,20 +940,21 @@ async fn rewrite_inner(sh: &Rc<Shard>) -> Result<(), String> {
         } else {
             Vec::new()
         };
-        let r = run_task_on(sh, s, move |owner| async move {
-            let base = if preamble {
-                crate::persistence::snapshot::begin_shard(&owner, opts, &functions);
-                None
-            } else {
-                Some(commands_base(&owner))
-            };
-            if log {
-                let mut st = owner.state.borrow_mut();
-                start_or_switch(&owner, &mut st, incr);
-            }
-            base
-        })
-        .await;
+        let r = sh
+            .run_task_on(s, move |owner| async move {
+                let base = if preamble {
+                    crate::persistence::snapshot::begin_shard(&owner, opts, &functions);
+                    None
+                } else {
+                    Some(commands_base(&owner))
+                };
+                if log {
+                    let mut st = owner.state.borrow_mut();
+                    start_or_switch(&owner, &mut st, incr);
+                }
+                base
+            })
+            .await;
         match r {
             Some(b) => cmd_bases.push(b),
             None => {
@@ -998,7 +968,7 @@ async fn rewrite_inner(sh: &Rc<Shard>) -> Result<(), String> {
     let mut futs = Vec::new();
     for (s, data) in cmd_bases.into_iter().enumerate() {
         let path = settings.dir.join(&file(s, FileKind::Base).name);
-        futs.push(run_task_on(sh, s, move |owner| async move {
+        futs.push(sh.run_task_on(s, move |owner| async move {
             match data {
                 Some(data) => write_commands_base(path, data).await,
                 None => crate::persistence::snapshot::write_shard(

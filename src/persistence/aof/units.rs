@@ -46,7 +46,8 @@ pub fn mark(st: &ShardState) -> Option<Mark> {
     })
 }
 
-fn bracket_begin(id: u64, participants: usize) -> Vec<u8> {
+/// The record opening a unit's part (`TESSERA.TXBEGIN id participants`).
+pub(super) fn bracket_begin(id: u64, participants: usize) -> Vec<u8> {
     let mut rec = Vec::new();
     records::push_cmd(
         &mut rec,

@@ -143,11 +143,9 @@ pub async fn startup(sh: &Rc<Shard>) -> Result<(), String> {
             for (i, f) in m.files.iter().enumerate() {
                 let path = settings.dir.join(&f.name);
                 let reader_shard = i % sh.nshards();
-                futs.push(super::run_task_on(
-                    sh,
-                    reader_shard,
-                    move |owner| async move { load_file(&owner, &path).await },
-                ));
+                futs.push(sh.run_task_on(reader_shard, move |owner| async move {
+                    load_file(&owner, &path).await
+                }));
             }
             let mut total = Counts::default();
             for r in futures::future::join_all(futs).await {

@@ -421,6 +421,19 @@ pub(crate) fn begin_shard(sh: &Shard, opts: WriteOptions, functions: &[Bytes]) {
         let _ = rdb.write_function(code);
     }
     for d in st.dbs.iter_mut() {
+        if d.snap.active {
+            // A walk that never finished (its writer died): finish its marking first, or the
+            // flip below would take its unsaved entries for saved ones.
+            let bit = d.snap.bit;
+            let mut cursor = 0;
+            loop {
+                cursor = d.keys.scan_mut(cursor, |_, e| e.set_snap_mark(bit));
+                if cursor == 0 {
+                    break;
+                }
+            }
+            d.snap.detached.clear();
+        }
         let index = d.index;
         d.snap.begin(index);
         d.keys.defer_growth(true);
@@ -719,7 +732,7 @@ async fn snapshot_inner(sh: &Rc<Shard>) -> Result<(), String> {
         let path = settings.dir.join(&name);
         files.push(ShardFile { name, shard: s });
         let c = settings.compression;
-        futs.push(run_task_on(sh, s, move |owner| write_shard(owner, path, c)));
+        futs.push(sh.run_task_on(s, move |owner| write_shard(owner, path, c)));
     }
     let outcomes = futures::future::join_all(futs).await;
     let mut result = Ok(());
@@ -770,29 +783,6 @@ async fn snapshot_inner(sh: &Rc<Shard>) -> Result<(), String> {
     g.last_cow_bytes.store(cow, Ordering::Relaxed);
     sh.globals.lastsave.store(ctime, Ordering::Relaxed);
     Ok(())
-}
-
-/// Runs `f` on shard `s` as a task of its own and returns its result.
-async fn run_task_on<R, F, Fut>(sh: &Rc<Shard>, s: usize, f: F) -> Option<R>
-where
-    R: Send + 'static,
-    F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = R> + 'static,
-{
-    if s == sh.id {
-        return Some(f(sh.clone()).await);
-    }
-    let (tx, rx) = futures::channel::oneshot::channel();
-    let task: crate::shard::router::TaskJob = Box::new(move |sh: Rc<Shard>| {
-        Box::pin(async move {
-            let _ = tx.send(f(sh).await);
-        })
-    });
-    sh.router
-        .send(s, crate::shard::ShardMsg::Task(task))
-        .await
-        .ok()?;
-    rx.await.ok()
 }
 
 /// Shard 0's periodic duty: start a snapshot when a `save` rule is met (a failed one is retried
