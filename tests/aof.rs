@@ -295,47 +295,21 @@ fn config_set_appendonly_starts_and_stops_logging_and_auto_rewrite_triggers() {
 
 #[test]
 fn a_failed_aof_write_refuses_writes_with_misconf_while_reads_go_on() {
-    use std::os::unix::process::CommandExt;
     let dir = tmp_dir("efbig");
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--shards",
-        "1",
-        "--dir",
-        &dir.display().to_string(),
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
-    // SAFETY: only async-signal-safe setrlimit between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 64 * 1024,
-                rlim_max: 64 * 1024,
-            };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut up = false;
-    for _ in 0..300 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(up, "server did not start");
+    let d = dir.display().to_string();
+    let (mut child, port) = spawn_tessera_fsize_limited(
+        &[
+            "--shards",
+            "1",
+            "--dir",
+            &d,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ],
+        64 * 1024,
+    );
     let mut c = RawConn::connect(port);
     let value = "v".repeat(4096);
     let mut refused = None;

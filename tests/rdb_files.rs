@@ -7,8 +7,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use common::*;
 use tessera::persistence::rdb::{
@@ -239,66 +238,6 @@ fn server_contents(c: &mut RawConn, key: &[u8]) -> (String, Vec<Vec<u8>>) {
 
 fn int_reply(c: &mut RawConn, args: &[&[u8]]) -> i64 {
     resp_parse(&c.cmd(args)).as_int().unwrap_or(i64::MIN)
-}
-
-// ----- a redis-server of our own, on a given file -----
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn redis_on_file(dir: &Path, file: &str) -> Redis {
-    let port = free_port();
-    let log = fs::File::create(dir.join(format!("{file}.log"))).unwrap();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args([
-            "--dir",
-            &dir.display().to_string(),
-            "--dbfilename",
-            file,
-            "--daemonize",
-            "no",
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start redis-server");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            drop(s);
-            let mut c = RawConn::connect(port);
-            // Answers -LOADING while the file loads.
-            if c.cmd(&[b"PING"]) == b"+PONG\r\n" {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not start on {file}: {}",
-            fs::read_to_string(dir.join(format!("{file}.log"))).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Redis { child, port }
 }
 
 fn temp_dir(label: &str) -> std::path::PathBuf {

@@ -354,48 +354,24 @@ fn save_rules_shutdown_and_sigterm_save() {
 
 #[test]
 fn bgsave_replies_and_a_failed_save_refuses_writes_until_one_succeeds() {
-    use std::os::unix::process::CommandExt;
     let dir = tmp_dir("fail");
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--shards",
-        "2",
-    ])
-    .arg("--dir")
-    .arg(&dir)
-    .args([
-        "--save",
-        "3600 1",
-        "--snapshot-compression",
-        "none",
-        "--rdbcompression",
-        "no",
-    ])
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
+    let d = dir.display().to_string();
     // A file-size limit makes writes past 64 KiB fail (EFBIG), like a full disk.
-    // SAFETY: only async-signal-safe setrlimit between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 64 * 1024,
-                rlim_max: 64 * 1024,
-            };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut child, port) = spawn_tessera_fsize_limited(
+        &[
+            "--shards",
+            "2",
+            "--dir",
+            &d,
+            "--save",
+            "3600 1",
+            "--snapshot-compression",
+            "none",
+            "--rdbcompression",
+            "no",
+        ],
+        64 * 1024,
+    );
     let mut c = RawConn::connect(port);
     assert_eq!(c.cmd_str("BGSAVE now"), b"-ERR syntax error\r\n");
     assert_eq!(c.cmd_str("BGSAVE a b"), b"-ERR syntax error\r\n");
@@ -578,63 +554,10 @@ fn a_dump_written_by_redis_loads_and_ours_loads_into_redis() {
     let mut merged = Vec::new();
     for f in manifest.lines().filter_map(|l| l.strip_prefix("file ")) {
         let name = f.split_whitespace().next().unwrap();
-        let r = redis_on(&dir, name);
+        let r = redis_on_file(&dir, name);
         merged.extend(contents(&mut r.conn()));
     }
     merged.sort();
     assert_eq!(merged, want, "Redis loads every shard file");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A redis-server loading `dir/file`.
-fn redis_on(dir: &Path, file: &str) -> RedisChild {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .args(["--dbfilename", file, "--daemonize", "no"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && RawConn::connect(port).cmd(&[b"PING"]) == b"+PONG\r\n"
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not load {file}"
-        );
-        std::thread::sleep(Duration::from_millis(30));
-    }
-    RedisChild { child, port }
-}
-
-struct RedisChild {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl RedisChild {
-    fn conn(&self) -> RawConn {
-        RawConn::connect(self.port)
-    }
-}
-
-impl Drop for RedisChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -1483,3 +1483,100 @@ pub fn logged_cmd(c: &mut RawConn, log: &mut Vec<String>, line: &str) {
     send_line(c, line);
     log.push(format!("{} -> {}", line, render_raw(&c.read_reply())));
 }
+
+/// A redis-server of a test's own, loading `dir/file` at startup (killed on drop).
+pub struct RedisOnFile {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisOnFile {
+    pub fn conn(&self) -> RawConn {
+        RawConn::connect(self.port)
+    }
+}
+
+impl Drop for RedisOnFile {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts redis-server on `dir/file` and waits until it answers PONG (not -LOADING).
+pub fn redis_on_file(dir: &Path, file: &str) -> RedisOnFile {
+    let port = free_port();
+    let log = fs::File::create(dir.join(format!("{file}.log"))).unwrap();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args([
+            "--dir",
+            &dir.display().to_string(),
+            "--dbfilename",
+            file,
+            "--daemonize",
+            "no",
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start redis-server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            drop(s);
+            let mut c = RawConn::connect(port);
+            // Answers -LOADING while the file loads.
+            if c.cmd(&[b"PING"]) == b"+PONG\r\n" {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not start on {file}: {}",
+            fs::read_to_string(dir.join(format!("{file}.log"))).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    RedisOnFile { child, port }
+}
+
+/// Starts Tessera on a free port with `args` under a file-size limit of `limit` bytes (writes
+/// past it fail with EFBIG, like a full disk) and waits until it accepts connections. Returns
+/// the process (the caller kills it) and the port.
+pub fn spawn_tessera_fsize_limited(args: &[&str], limit: u64) -> (Child, u16) {
+    use std::os::unix::process::CommandExt;
+    let port = free_port();
+    let mut cmd = Command::new(tessera_bin());
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only async-signal-safe setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("start tessera");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tessera did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, port)
+}
