@@ -240,13 +240,6 @@ impl Persist {
     }
 }
 
-struct Bins {
-    redis_server: String,
-    tessera: PathBuf,
-    /// TESSERA_BIN is really a redis-server (validation mode).
-    tessera_is_redis: bool,
-}
-
 /// A server that can be stopped and started again on the same port and directory.
 struct Server {
     label: String,
@@ -1170,31 +1163,9 @@ fn main() {
         format!("cargo bench --bench persistence -- {}", user_args.join(" "))
     };
 
-    let tessera = std::env::var_os("TESSERA_BIN")
-        .map(PathBuf::from)
-        .or_else(|| option_env!("CARGO_BIN_EXE_tessera").map(PathBuf::from))
-        .unwrap_or_else(|| {
-            die("no tessera binary: CARGO_BIN_EXE_tessera unset and TESSERA_BIN not given")
-        });
-    let tessera_is_redis = tessera
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().contains("redis-server"));
-    let bins = Bins {
-        redis_server: std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()),
-        tessera,
-        tessera_is_redis,
-    };
-    let redis_version = capture(&bins.redis_server, &["--version"])
-        .and_then(|s| {
-            s.split_whitespace()
-                .find_map(|w| w.strip_prefix("v=").map(str::to_string))
-        })
-        .unwrap_or_else(|| die(&format!("cannot run `{} --version`", bins.redis_server)));
-
-    let target_dir = option_env!("CARGO_TARGET_TMPDIR")
-        .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
-        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("target"));
+    let bins = Bins::from_env().unwrap_or_else(|e| die(&e));
+    let redis_version = bins.redis_version().unwrap_or_else(|e| die(&e));
+    let target_dir = target_dir();
     let logs = target_dir.join("persistence");
     fs::create_dir_all(&logs).expect("create target/persistence");
     let _ = fs::read_dir(&logs).map(|rd| {
@@ -1215,20 +1186,11 @@ fn main() {
         opts,
     };
 
-    let date =
-        capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "unknown date".into());
-    let cpu_model = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into());
-    let nproc = thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let Host {
+        date,
+        cpu_model,
+        nproc,
+    } = Host::probe();
 
     let mut md = String::new();
     let _ = writeln!(md, "### Persistence: Tessera vs Redis\n");

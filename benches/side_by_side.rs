@@ -900,23 +900,14 @@ fn main() {
     }
 
     // ---- report ----
-    let date =
-        capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "unknown date".into());
+    let Host {
+        date,
+        cpu_model,
+        nproc,
+    } = Host::probe();
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into());
-    let cpu_model = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into());
-    let nproc = thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
 
     let mut md = String::new();
     let _ = writeln!(md, "### Tessera vs Redis (redis-benchmark)\n");

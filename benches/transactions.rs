@@ -233,13 +233,6 @@ struct Server {
     sha: String,
 }
 
-struct Bins {
-    redis_server: String,
-    tessera: PathBuf,
-    /// TESSERA_BIN is really a redis-server (validation mode).
-    tessera_is_redis: bool,
-}
-
 fn start_server(bins: &Bins, label: &str, kind: Kind, port: u16, log_dir: &Path) -> Server {
     let log = log_dir.join(format!("{}-{port}.log", label.replace([' ', '='], "_")));
     let mut args: Vec<String> = vec![
@@ -545,31 +538,9 @@ fn main() {
         )
     };
 
-    let tessera = std::env::var_os("TESSERA_BIN")
-        .map(PathBuf::from)
-        .or_else(|| option_env!("CARGO_BIN_EXE_tessera").map(PathBuf::from))
-        .unwrap_or_else(|| {
-            die("no tessera binary: CARGO_BIN_EXE_tessera unset and TESSERA_BIN not given")
-        });
-    let tessera_is_redis = tessera
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().contains("redis-server"));
-    let bins = Bins {
-        redis_server: std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()),
-        tessera,
-        tessera_is_redis,
-    };
-    let redis_version = capture(&bins.redis_server, &["--version"])
-        .and_then(|s| {
-            s.split_whitespace()
-                .find_map(|w| w.strip_prefix("v=").map(str::to_string))
-        })
-        .unwrap_or_else(|| die(&format!("cannot run `{} --version`", bins.redis_server)));
-
-    let target_dir = option_env!("CARGO_TARGET_TMPDIR")
-        .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
-        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("target"));
+    let bins = Bins::from_env().unwrap_or_else(|e| die(&e));
+    let redis_version = bins.redis_version().unwrap_or_else(|e| die(&e));
+    let target_dir = target_dir();
     let log_dir = target_dir.join("transactions");
     fs::create_dir_all(&log_dir).expect("create target/transactions");
 
@@ -672,20 +643,11 @@ fn main() {
     }
 
     // ---- report ----
-    let date =
-        capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "unknown date".into());
-    let cpu_model = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into());
-    let nproc = thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let Host {
+        date,
+        cpu_model,
+        nproc,
+    } = Host::probe();
 
     let mut md = String::new();
     let _ = writeln!(md, "### Transactions and scripts: Tessera vs Redis\n");

@@ -1656,6 +1656,17 @@ impl Config {
     /// aliases separately, so `*` lists both `busy-reply-threshold` and
     /// `lua-time-limit`. A name is reported at most once (compared
     /// case-insensitively) however many patterns match it.
+    /// One directive's value as CONFIG GET shows it ("" for an unknown name): for the
+    /// directives kept untyped (`Field::Extra`), read by the modules that implement them.
+    pub fn value(&self, name: &str) -> String {
+        lookup(name.as_bytes())
+            .map(|(i, _)| {
+                let d = &DIRECTIVES[i];
+                format_value(&d.kind, &self.fetch(d))
+            })
+            .unwrap_or_default()
+    }
+
     pub fn get(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
         let mut hits: Vec<(usize, usize, String)> = Vec::new();
         let seen = |hits: &[(usize, usize, String)], name: &str| {

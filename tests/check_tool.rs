@@ -6,7 +6,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -18,29 +18,6 @@ use tessera::types::list::{End, ListValue};
 use tessera::types::set::{SetLimits, SetValue};
 use tessera::types::zset::{ZSetValue, ZsetLimits};
 use tessera::types::{StrValue, Value as TValue};
-
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// Whether the Redis tools are there; with TESSERA_REQUIRE_REDIS (CI) their absence fails.
-fn redis_tools() -> bool {
-    if have("redis-server") && have("redis-check-rdb") {
-        return true;
-    }
-    assert!(
-        std::env::var_os("TESSERA_REQUIRE_REDIS").is_none(),
-        "redis-server / redis-check-rdb not installed"
-    );
-    eprintln!("redis-server / redis-check-rdb not installed: skipped");
-    false
-}
 
 fn temp_dir(label: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tessera-check-{label}-{}", std::process::id()));

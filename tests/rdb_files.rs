@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use tessera::persistence::rdb::{
@@ -18,16 +18,6 @@ use tessera::types::list::{End, ListValue};
 use tessera::types::set::{SetLimits, SetValue};
 use tessera::types::zset::{ZSetValue, ZsetLimits};
 use tessera::types::{StrValue, Value as TValue};
-
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 // ----- building values -----
 
@@ -334,13 +324,7 @@ fn our_files_read_back_and_bad_files_are_refused() {
 
 #[test]
 fn redis_accepts_and_loads_our_files() {
-    if !have("redis-server") || !have("redis-check-rdb") {
-        // CI sets TESSERA_REQUIRE_REDIS: there a missing tool is a failure, not a skip.
-        assert!(
-            std::env::var_os("TESSERA_REQUIRE_REDIS").is_none(),
-            "redis-server / redis-check-rdb not installed"
-        );
-        eprintln!("redis-server / redis-check-rdb not installed: skipped");
+    if !redis_tools() {
         return;
     }
     let dir = temp_dir("ours");

@@ -147,9 +147,12 @@ fn save_and_restart_with_any_shard_count_keeps_every_key() {
         "{:?}",
         std::fs::read_dir(&dir).unwrap().collect::<Vec<_>>()
     );
-    if let Some(check) = redis_tool("redis-check-rdb") {
+    if redis_tools() {
         for f in &files {
-            let out = Command::new(&check).arg(dir.join(f)).output().unwrap();
+            let out = Command::new("redis-check-rdb")
+                .arg(dir.join(f))
+                .output()
+                .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(text.contains("RDB looks OK"), "{f}: {text}");
         }
@@ -160,21 +163,6 @@ fn save_and_restart_with_any_shard_count_keeps_every_key() {
     assert_eq!(digest(&s), before, "from plain files");
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A Debian tool, or None when it is missing and the run does not require Redis.
-fn redis_tool(name: &str) -> Option<PathBuf> {
-    for d in ["/usr/bin", "/usr/local/bin"] {
-        let p = Path::new(d).join(name);
-        if p.exists() {
-            return Some(p);
-        }
-    }
-    assert!(
-        std::env::var_os("TESSERA_REQUIRE_REDIS").is_none(),
-        "{name} is required (TESSERA_REQUIRE_REDIS is set)"
-    );
-    None
 }
 
 #[test]
@@ -559,5 +547,41 @@ fn a_dump_written_by_redis_loads_and_ours_loads_into_redis() {
     }
     merged.sort();
     assert_eq!(merged, want, "Redis loads every shard file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// BGSAVE inside EXEC is only scheduled (the cron starts it), SAVE cannot be queued: the same
+/// replies as redis-server, and the scheduled snapshot does happen.
+#[test]
+fn bgsave_in_exec_is_scheduled_and_save_is_refused_in_multi_like_redis() {
+    let dir = tmp_dir("multi");
+    let s = start(2, &dir, &[]);
+    let script = [
+        "MULTI",
+        "BGSAVE",
+        "SAVE",
+        "EXEC",
+        "MULTI",
+        "BGSAVE",
+        "EXEC",
+        "BGSAVE SCHEDULE x",
+    ];
+    let run = |c: &mut RawConn| -> Vec<Vec<u8>> { script.iter().map(|l| c.cmd_str(l)).collect() };
+    let ours = run(&mut s.conn());
+    if let Some(r) = start_redis() {
+        assert_eq!(ours, run(&mut r.conn()), "replies differ from redis-server");
+    }
+    assert_eq!(ours[5], b"+QUEUED\r\n");
+    assert_eq!(ours[6], b"*1\r\n+Background saving scheduled\r\n");
+    let mut c = s.conn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while field(&info(&mut c), "rdb_saves") != "1" {
+        assert!(Instant::now() < deadline, "the scheduled BGSAVE never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_saved(&mut c);
+    assert!(dir.join("dump.rdb.manifest").exists());
+    drop(c);
+    drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

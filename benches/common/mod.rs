@@ -7,7 +7,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -268,5 +268,78 @@ impl Rng {
     }
     pub fn pick<'a>(&mut self, v: &'a [u64]) -> &'a u64 {
         &v[self.below(v.len() as u64) as usize]
+    }
+}
+
+/// The two servers a runner compares: stock redis-server (`REDIS_SERVER`, else on PATH) and
+/// Tessera (`TESSERA_BIN`, else the binary cargo built).
+pub struct Bins {
+    pub redis_server: String,
+    pub tessera: PathBuf,
+    /// TESSERA_BIN is really a redis-server (validation mode).
+    pub tessera_is_redis: bool,
+}
+
+impl Bins {
+    pub fn from_env() -> Result<Bins, String> {
+        let tessera = std::env::var_os("TESSERA_BIN")
+            .map(PathBuf::from)
+            .or_else(|| option_env!("CARGO_BIN_EXE_tessera").map(PathBuf::from))
+            .ok_or("no tessera binary: CARGO_BIN_EXE_tessera unset and TESSERA_BIN not given")?;
+        let tessera_is_redis = tessera
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("redis-server"));
+        Ok(Bins {
+            redis_server: std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()),
+            tessera,
+            tessera_is_redis,
+        })
+    }
+
+    /// The `v=` of `redis-server --version`.
+    pub fn redis_version(&self) -> Result<String, String> {
+        capture(&self.redis_server, &["--version"])
+            .and_then(|s| {
+                s.split_whitespace()
+                    .find_map(|w| w.strip_prefix("v=").map(str::to_string))
+            })
+            .ok_or_else(|| format!("cannot run `{} --version`", self.redis_server))
+    }
+}
+
+/// Cargo's target directory (where runners keep their logs).
+pub fn target_dir() -> PathBuf {
+    option_env!("CARGO_TARGET_TMPDIR")
+        .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// What a report says about the machine it ran on.
+pub struct Host {
+    /// UTC, to the minute.
+    pub date: String,
+    pub cpu_model: String,
+    pub nproc: usize,
+}
+
+impl Host {
+    pub fn probe() -> Host {
+        Host {
+            date: capture("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+                .unwrap_or_else(|| "unknown date".into()),
+            cpu_model: fs::read_to_string("/proc/cpuinfo")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("model name"))
+                        .and_then(|l| l.split_once(':'))
+                        .map(|(_, v)| v.trim().to_string())
+                })
+                .unwrap_or_else(|| "?".into()),
+            nproc: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
+        }
     }
 }

@@ -181,6 +181,12 @@ fn bgsave(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         if g.snapshot.in_progress.load(Ordering::Acquire) {
             return c.reply().error("ERR Background save already in progress");
         }
+        // Like Redis, inside EXEC (or while an AOF rewrite runs, with SCHEDULE) the snapshot is
+        // only scheduled: the cron starts it afterwards.
+        if c.in_exec.is_some() {
+            g.snapshot.scheduled.store(true, Ordering::Relaxed);
+            return c.reply().simple("Background saving scheduled");
+        }
         if g.aof.rewrite_in_progress.load(Ordering::Acquire) {
             if schedule {
                 g.snapshot.scheduled.store(true, Ordering::Relaxed);

@@ -1580,3 +1580,26 @@ pub fn spawn_tessera_fsize_limited(args: &[&str], limit: u64) -> (Child, u16) {
     }
     (child, port)
 }
+
+/// Whether redis-server and redis-check-rdb are installed; with TESSERA_REQUIRE_REDIS (CI)
+/// their absence is a failure, not a skip.
+pub fn redis_tools() -> bool {
+    let have = |bin: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {bin}"))
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if have("redis-server") && have("redis-check-rdb") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("TESSERA_REQUIRE_REDIS").is_none(),
+        "redis-server / redis-check-rdb not installed"
+    );
+    eprintln!("redis-server / redis-check-rdb not installed: skipped");
+    false
+}

@@ -76,14 +76,17 @@ fn apply_keyless(
     origin: Option<(&SlotMap, usize)>,
 ) -> Result<(), String> {
     let owned = |k: &[u8]| origin.is_none_or(|(m, s)| m.shard_of_key(k) == s);
-    let clear = |st: &mut ShardState, d: usize| {
-        let keys: Vec<Bytes> = st.dbs[d]
+    // The keys of database `d` that the record's shard owned.
+    let owned_keys = |st: &ShardState, d: usize| -> Vec<Bytes> {
+        st.dbs[d]
             .keys
             .iter()
             .filter(|(k, _)| owned(k))
             .map(|(k, _)| Bytes::copy_from_slice(k))
-            .collect();
-        for k in keys {
+            .collect()
+    };
+    let clear = |st: &mut ShardState, d: usize| {
+        for k in owned_keys(st, d) {
             st.dbs[d].remove(&k);
         }
     };
@@ -103,13 +106,8 @@ fn apply_keyless(
                 n,
             )?;
             let take = |st: &mut ShardState, d: usize| {
-                let keys: Vec<Bytes> = st.dbs[d]
-                    .keys
-                    .iter()
-                    .filter(|(k, _)| owned(k))
-                    .map(|(k, _)| Bytes::copy_from_slice(k))
-                    .collect();
-                keys.into_iter()
+                owned_keys(st, d)
+                    .into_iter()
                     .filter_map(|k| st.dbs[d].remove(&k).map(|e| (k, e)))
                     .collect::<Vec<_>>()
             };

@@ -54,30 +54,24 @@ pub struct Settings {
     pub rewrite_min_size: u64,
 }
 
-fn setting(cfg: &Config, name: &str) -> String {
-    cfg.get(&[name.as_bytes()])
-        .into_iter()
-        .next()
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
 impl Settings {
     pub fn from_config(cfg: &Config) -> Settings {
         Settings {
-            enabled: setting(cfg, "appendonly") == "yes",
-            fsync: match setting(cfg, "appendfsync").as_str() {
+            enabled: cfg.value("appendonly") == "yes",
+            fsync: match cfg.value("appendfsync").as_str() {
                 "always" => Fsync::Always,
                 "no" => Fsync::No,
                 _ => Fsync::EverySec,
             },
-            dir: cfg.dir.join(setting(cfg, "appenddirname")),
-            filename: setting(cfg, "appendfilename"),
-            load_truncated: setting(cfg, "aof-load-truncated") != "no",
-            rewrite_percentage: setting(cfg, "auto-aof-rewrite-percentage")
+            dir: cfg.dir.join(cfg.value("appenddirname")),
+            filename: cfg.value("appendfilename"),
+            load_truncated: cfg.value("aof-load-truncated") != "no",
+            rewrite_percentage: cfg
+                .value("auto-aof-rewrite-percentage")
                 .parse()
                 .unwrap_or(100),
-            rewrite_min_size: setting(cfg, "auto-aof-rewrite-min-size")
+            rewrite_min_size: cfg
+                .value("auto-aof-rewrite-min-size")
                 .parse()
                 .unwrap_or(64 << 20),
         }
@@ -884,7 +878,7 @@ async fn rewrite_inner(sh: &Rc<Shard>) -> Result<(), String> {
         let st = sh.state.borrow();
         (
             Settings::from_config(&st.config),
-            setting(&st.config, "aof-use-rdb-preamble") == "yes",
+            st.config.value("aof-use-rdb-preamble") == "yes",
         )
     };
     let log = g.enabled.load(Ordering::Relaxed);
@@ -1073,7 +1067,7 @@ pub async fn startup(sh: &Rc<Shard>) -> Result<(), String> {
 /// start the automatic rewrite when the files grew by `auto-aof-rewrite-percentage`.
 pub fn cron(sh: &Rc<Shard>) {
     let g = &sh.globals.aof;
-    let want = setting(&sh.state.borrow().config, "appendonly") == "yes";
+    let want = sh.state.borrow().config.value("appendonly") == "yes";
     let on = g.enabled.load(Ordering::Relaxed);
     if sh.id == 0 && want && !on && g.ready.load(Ordering::Relaxed) {
         g.enabled.store(true, Ordering::Relaxed);

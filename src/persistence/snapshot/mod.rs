@@ -345,14 +345,6 @@ impl SnapGlobal {
     }
 }
 
-fn setting(cfg: &Config, name: &str) -> String {
-    cfg.get(&[name.as_bytes()])
-        .into_iter()
-        .next()
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
 /// The snapshot directives, read from the configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -368,19 +360,20 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(cfg: &Config) -> Settings {
-        let words: Vec<u64> = setting(cfg, "save")
+        let words: Vec<u64> = cfg
+            .value("save")
             .split_whitespace()
             .filter_map(|w| w.parse().ok())
             .collect();
         Settings {
             dir: cfg.dir.clone(),
-            dbfilename: setting(cfg, "dbfilename"),
-            compression: Compression::from_name(&setting(cfg, "snapshot-compression"))
+            dbfilename: cfg.value("dbfilename"),
+            compression: Compression::from_name(&cfg.value("snapshot-compression"))
                 .unwrap_or(Compression::Zstd),
             rdbcompression: cfg.rdbcompression,
             rdbchecksum: cfg.rdbchecksum,
             rules: words.chunks_exact(2).map(|c| (c[0], c[1])).collect(),
-            stop_writes_on_error: setting(cfg, "stop-writes-on-bgsave-error") != "no",
+            stop_writes_on_error: cfg.value("stop-writes-on-bgsave-error") != "no",
         }
     }
 
