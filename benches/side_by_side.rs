@@ -6,8 +6,13 @@
 //! cargo bench --bench side_by_side -- [--rounds N] [--requests N]
 //!     [--shards-list 1,2] [--tests get,set,incr,mset] [--pipelines 1,16]
 //!     [--clients 50] [--keyspace 100000] [--quick] [--cross-shard]
-//!     [--timeout-s S]
+//!     [--timeout-s S] [--bench-threads N] [--bench-cpus L] [--redis-cpus L]
+//!     [--redis-io-threads L]
 //! ```
+//!
+//! The last four are for multi-core hosts: a threaded load generator pinned
+//! away from the cores the servers use (Tessera pins shard i to core i), so a
+//! scaling run measures the server and not the client's share of the CPUs.
 //!
 //! Needs `redis-server` and `redis-benchmark` on `PATH` (override with the
 //! `REDIS_SERVER` / `REDIS_BENCHMARK` env vars). The Tessera binary is the
@@ -52,6 +57,11 @@ usage: cargo bench --bench side_by_side -- [options]
   --cross-shard      also run the fixed-key GET/SET shard-placement scenario
   --timeout-s S      kill a redis-benchmark run after S seconds
                      (default 120 + requests/1000)
+  --bench-threads N  redis-benchmark --threads N (multi-threaded client)
+  --bench-cpus L     run redis-benchmark under `taskset -c L`
+  --redis-cpus L     run redis-server under `taskset -c L`
+  --redis-io-threads L  also compare redis-server with --io-threads N for
+                     each N in L (threaded I/O, reads included)
 env: TESSERA_BIN, REDIS_SERVER, REDIS_BENCHMARK override the binaries";
 
 // ---------------------------------------------------------------- options --
@@ -67,6 +77,10 @@ struct Opts {
     keyspace: u64,
     cross_shard: bool,
     timeout_s: Option<u64>,
+    bench_threads: Option<usize>,
+    bench_cpus: Option<String>,
+    redis_cpus: Option<String>,
+    redis_io_threads: Vec<usize>,
 }
 
 fn parse_list<T: std::str::FromStr>(flag: &str, v: &str) -> Vec<T> {
@@ -104,6 +118,10 @@ fn parse_args() -> Opts {
     let mut quick = false;
     let mut cross_shard = false;
     let mut timeout_s = None;
+    let mut bench_threads = None;
+    let mut bench_cpus = None;
+    let mut redis_cpus = None;
+    let mut redis_io_threads = Vec::new();
 
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -122,6 +140,10 @@ fn parse_args() -> Opts {
                 | "--clients"
                 | "--keyspace"
                 | "--timeout-s"
+                | "--bench-threads"
+                | "--bench-cpus"
+                | "--redis-cpus"
+                | "--redis-io-threads"
         );
         let value = if takes_value {
             match inline {
@@ -147,6 +169,10 @@ fn parse_args() -> Opts {
             "--clients" => clients = parse_num(&flag, &value),
             "--keyspace" => keyspace = parse_num(&flag, &value),
             "--timeout-s" => timeout_s = Some(parse_num(&flag, &value)),
+            "--bench-threads" => bench_threads = Some(parse_num(&flag, &value)),
+            "--bench-cpus" => bench_cpus = Some(value),
+            "--redis-cpus" => redis_cpus = Some(value),
+            "--redis-io-threads" => redis_io_threads = parse_list(&flag, &value),
             "--quick" => quick = true,
             "--cross-shard" => cross_shard = true,
             "-h" | "--help" => {
@@ -176,6 +202,10 @@ fn parse_args() -> Opts {
         keyspace,
         cross_shard,
         timeout_s,
+        bench_threads,
+        bench_cpus,
+        redis_cpus,
+        redis_io_threads,
     }
 }
 
@@ -222,7 +252,8 @@ fn spawn_guarded(mut cmd: Command) -> std::io::Result<ChildGuard> {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Redis,
+    /// Stock redis-server; `io_threads` > 1 turns on its threaded I/O.
+    Redis { io_threads: usize },
     Tessera { shards: usize },
 }
 
@@ -263,12 +294,42 @@ struct Bins {
     tessera_is_redis: bool,
 }
 
-fn start_server(bins: &Bins, label: &str, kind: Kind, port: u16, log_dir: &Path) -> Server {
+/// `prog args`, or `taskset -c cpus prog args` when `cpus` is given.
+fn pinned_command(prog: &Path, args: &[String], cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", cpus]).arg(prog).args(args);
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(prog);
+            cmd.args(args);
+            cmd
+        }
+    }
+}
+
+fn start_server(
+    bins: &Bins,
+    opts: &Opts,
+    label: &str,
+    kind: Kind,
+    port: u16,
+    log_dir: &Path,
+) -> Server {
     let log = log_dir.join(format!("{}-{port}.log", label.replace([' ', '='], "_")));
     let (prog, args): (PathBuf, Vec<String>) = match kind {
-        Kind::Redis => (
+        Kind::Redis { io_threads } => (
             bins.redis_server.clone().into(),
-            vec![
+            [
+                "--io-threads".to_string(),
+                io_threads.to_string(),
+                "--io-threads-do-reads".into(),
+                if io_threads > 1 { "yes" } else { "no" }.into(),
+            ]
+            .into_iter()
+            .chain([
                 "--port".into(),
                 port.to_string(),
                 "--bind".into(),
@@ -279,7 +340,8 @@ fn start_server(bins: &Bins, label: &str, kind: Kind, port: u16, log_dir: &Path)
                 "no".into(),
                 "--daemonize".into(),
                 "no".into(),
-            ],
+            ])
+            .collect(),
         ),
         Kind::Tessera { shards } => {
             let mut a: Vec<String> = vec![
@@ -306,9 +368,12 @@ fn start_server(bins: &Bins, label: &str, kind: Kind, port: u16, log_dir: &Path)
         }
     };
     let logf = fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
-    let mut cmd = Command::new(&prog);
-    cmd.args(&args)
-        .stdin(Stdio::null())
+    let cpus = match kind {
+        Kind::Redis { .. } => opts.redis_cpus.as_deref(),
+        Kind::Tessera { .. } => None,
+    };
+    let mut cmd = pinned_command(&prog, &args, cpus);
+    cmd.stdin(Stdio::null())
         .stdout(logf.try_clone().expect("dup log fd"))
         .stderr(logf);
     let mut proc_ = spawn_guarded(cmd).unwrap_or_else(|e| panic!("spawn {}: {e}", prog.display()));
@@ -403,10 +468,14 @@ struct RunOutput {
     status: Option<ExitStatus>, // None: killed on timeout
 }
 
-fn run_with_timeout(prog: &str, args: &[String], timeout: Duration) -> std::io::Result<RunOutput> {
-    let mut cmd = Command::new(prog);
-    cmd.args(args)
-        .stdin(Stdio::null())
+fn run_with_timeout(
+    prog: &str,
+    args: &[String],
+    cpus: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<RunOutput> {
+    let mut cmd = pinned_command(Path::new(prog), args, cpus);
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut g = spawn_guarded(cmd)?;
@@ -684,7 +753,13 @@ fn main() {
     }
 
     // ---- servers: started once, kept for the whole run ----
-    let mut specs: Vec<(String, Kind)> = vec![("redis".into(), Kind::Redis)];
+    let mut specs: Vec<(String, Kind)> = vec![("redis".into(), Kind::Redis { io_threads: 1 })];
+    for &n in opts.redis_io_threads.iter().filter(|&&n| n > 1) {
+        specs.push((
+            format!("redis io-threads={n}"),
+            Kind::Redis { io_threads: n },
+        ));
+    }
     let mut shard_counts: Vec<usize> = opts.shards_list.clone();
     if opts.cross_shard {
         for s in [1, 2] {
@@ -701,7 +776,7 @@ fn main() {
     let mut servers: Vec<Server> = specs
         .iter()
         .zip(&ports)
-        .map(|((label, kind), &port)| start_server(&bins, label, kind.clone(), port, &log_dir))
+        .map(|((label, kind), &port)| start_server(&bins, &opts, label, kind.clone(), port, &log_dir))
         .collect();
     let tessera_idx =
         |shards: usize| servers_index(&specs, shards).expect("tessera config started");
@@ -717,6 +792,11 @@ fn main() {
                 test.clone(),
             ];
             let mut entries = vec![entry("redis", 0, &args, opts.rounds)];
+            for (i, (label, kind)) in specs.iter().enumerate() {
+                if matches!(kind, Kind::Redis { io_threads } if *io_threads > 1) {
+                    entries.push(entry(label, i, &args, opts.rounds));
+                }
+            }
             for &s in &opts.shards_list {
                 entries.push(entry(
                     &specs[tessera_idx(s)].0,
@@ -796,6 +876,13 @@ fn main() {
             p.to_string(),
             "--csv".into(),
         ]
+        .into_iter()
+        .chain(
+            opts.bench_threads
+                .into_iter()
+                .flat_map(|t| ["--threads".to_string(), t.to_string()]),
+        )
+        .collect::<Vec<String>>()
     };
 
     // ---- warm-up (not recorded): fill part of the keyspace, warm allocators ----
@@ -807,7 +894,7 @@ fn main() {
             "-t".into(),
             "set".into(),
         ]);
-        match run_with_timeout(&bins.redis_benchmark, &a, timeout) {
+        match run_with_timeout(&bins.redis_benchmark, &a, opts.bench_cpus.as_deref(), timeout) {
             Ok(o) if o.status.is_some_and(|s| s.success()) => {}
             Ok(o) => eprintln!(
                 "warning: warm-up of {} failed: {}",
@@ -850,7 +937,7 @@ fn main() {
                 a.extend(e.args.iter().cloned());
                 let pid = srv.proc_.pid();
                 let t0 = cpu_ticks(pid);
-                let res = run_with_timeout(&bins.redis_benchmark, &a, timeout);
+                let res = run_with_timeout(&bins.redis_benchmark, &a, opts.bench_cpus.as_deref(), timeout);
                 let t1 = cpu_ticks(pid);
                 let tag = format!(
                     "[{run_no}/{total_runs}] round {} {} P={} {}",
@@ -926,6 +1013,16 @@ fn main() {
          the same host and competes for the same cores. `rps spread` = ±half the max–min range across rounds.\n",
         1000.0 / clk_tck
     );
+    if opts.bench_threads.is_some() || opts.bench_cpus.is_some() || opts.redis_cpus.is_some() {
+        let _ = writeln!(
+            md,
+            "Load generator: redis-benchmark --threads {} on CPUs {}; redis-server on CPUs {}; \
+             Tessera shard i pinned to core i.\n",
+            opts.bench_threads.map_or("1".into(), |t| t.to_string()),
+            opts.bench_cpus.as_deref().unwrap_or("any"),
+            opts.redis_cpus.as_deref().unwrap_or("any"),
+        );
+    }
     if bins.tessera_is_redis {
         let _ = writeln!(md, "\\* **validation run**: the `tessera*` rows are redis-server ({}) started in place of Tessera.\n", bins.tessera.display());
     }
