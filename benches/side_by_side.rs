@@ -49,7 +49,8 @@ usage: cargo bench --bench side_by_side -- [options]
   --rounds N         rounds; servers alternate within each round (default 3)
   --requests N       requests per redis-benchmark run, -n (default 100000)
   --shards-list L    tessera shard counts to compare, e.g. 1,2 (default 1,2)
-  --tests L          redis-benchmark -t tests (default get,set,incr,mset)
+  --tests L          redis-benchmark -t tests (default get,set,incr,mset), plus
+                     zrange100 (ZRANGE 0 -1 of a preloaded 100-member zset)
   --pipelines L      pipeline depths, -P (default 1,16)
   --clients N        parallel connections, -c (default 50)
   --keyspace N       random key space, -r (default 100000)
@@ -208,6 +209,11 @@ fn parse_args() -> Opts {
         redis_io_threads,
     }
 }
+
+/// `--tests` name of the one scenario redis-benchmark has no `-t` test for: ZRANGE of a whole
+/// 100-member sorted set (issue 4's collection read), preloaded into every server.
+const ZRANGE_TEST: &str = "zrange100";
+const ZRANGE_KEY: &str = "bench:zset100";
 
 // ------------------------------------------------------- key → shard map --
 
@@ -785,12 +791,19 @@ fn main() {
     let mut groups: Vec<Group> = Vec::new();
     for test in &opts.tests {
         for &p in &opts.pipelines {
-            let args = vec![
-                "-r".into(),
-                opts.keyspace.to_string(),
-                "-t".into(),
-                test.clone(),
-            ];
+            let args: Vec<String> = if test == ZRANGE_TEST {
+                ["zrange", ZRANGE_KEY, "0", "-1"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                vec![
+                    "-r".into(),
+                    opts.keyspace.to_string(),
+                    "-t".into(),
+                    test.clone(),
+                ]
+            };
             let mut entries = vec![entry("redis", 0, &args, opts.rounds)];
             for (i, (label, kind)) in specs.iter().enumerate() {
                 if matches!(kind, Kind::Redis { io_threads } if *io_threads > 1) {
@@ -807,7 +820,11 @@ fn main() {
             }
             groups.push(Group {
                 section: Section::Main,
-                test: test.to_uppercase(),
+                test: if test == ZRANGE_TEST {
+                    "ZRANGE (100 members)".into()
+                } else {
+                    test.to_uppercase()
+                },
                 pipeline: p,
                 entries,
             });
@@ -884,6 +901,26 @@ fn main() {
         )
         .collect::<Vec<String>>()
     };
+
+    // ---- the sorted set that ZRANGE reads ----
+    if opts.tests.iter().any(|t| t == ZRANGE_TEST) {
+        let members: Vec<(String, String)> = (0..100)
+            .map(|i| (i.to_string(), format!("member:{i}")))
+            .collect();
+        let mut zadd: Vec<&[u8]> = vec![b"ZADD", ZRANGE_KEY.as_bytes()];
+        for (score, member) in &members {
+            zadd.push(score.as_bytes());
+            zadd.push(member.as_bytes());
+        }
+        for srv in &servers {
+            let loaded = call(srv.port, &[b"DEL", ZRANGE_KEY.as_bytes()])
+                .and_then(|_| call(srv.port, &zadd));
+            match loaded {
+                Ok(r) if r == b":100\r\n" => {}
+                other => die(&format!("loading {ZRANGE_KEY} into {}: {other:?}", srv.label)),
+            }
+        }
+    }
 
     // ---- warm-up (not recorded): fill part of the keyspace, warm allocators ----
     for srv in servers.iter_mut() {
