@@ -1,7 +1,7 @@
 //! Side-by-side benchmark of persistence: Tessera vs. the reference Redis on
 //!
-//! * `set-persist`: SET throughput and p99 latency (pipeline 1, several
-//!   connections) with no persistence, `appendonly yes` + `appendfsync everysec`,
+//! * `set-persist`: SET throughput and p99 latency (pipeline 1 or `--pipeline`,
+//!   several connections) with no persistence, `appendonly yes` + `appendfsync everysec`,
 //!   and `appendonly yes` + `appendfsync always`;
 //! * `bgsave`: BGSAVE of N keys under a write-heavy SET load: wall time, SET
 //!   throughput meanwhile, and the peak memory of the server's process tree
@@ -14,7 +14,7 @@
 //! ```text
 //! cargo bench --bench persistence -- [--rounds N] [--ops N] [--clients N]
 //!     [--scenarios set-persist,bgsave,load] [--shards-list 1,2] [--keyspace N]
-//!     [--keys N] [--timeout-s S] [--quick]
+//!     [--keys N] [--timeout-s S] [--pipeline N] [--quick]
 //! ```
 //!
 //! N (`--keys`) defaults to `TESSERA_BENCH_KEYS`, else 1,000,000; values are
@@ -48,6 +48,7 @@ usage: cargo bench --bench persistence -- [options]
   --rounds N         rounds; servers alternate within each round (default 3)
   --ops N            SETs per set-persist run, all clients together (default 100000)
   --clients N        connections for set-persist, one thread each (default 8)
+  --pipeline N       SETs in flight per set-persist connection (default 1)
   --scenarios L      set-persist,bgsave,load (default all)
   --shards-list L    tessera shard counts (default 1,2)
   --keyspace N       random keys for set-persist (default 100000)
@@ -79,6 +80,7 @@ struct Opts {
     rounds: usize,
     ops: u64,
     clients: usize,
+    pipeline: usize,
     scenarios: Vec<String>,
     shards_list: Vec<usize>,
     keyspace: u64,
@@ -115,6 +117,7 @@ fn parse_args() -> Opts {
     let mut rounds = None;
     let mut ops = None;
     let mut clients = 8;
+    let mut pipeline = 1;
     let mut scenarios: Vec<String> = ALL_SCENARIOS.iter().map(|s| s.to_string()).collect();
     let mut shards_list = vec![1, 2];
     let mut keyspace = 100_000;
@@ -136,6 +139,7 @@ fn parse_args() -> Opts {
             "--rounds"
                 | "--ops"
                 | "--clients"
+                | "--pipeline"
                 | "--scenarios"
                 | "--shards-list"
                 | "--keyspace"
@@ -154,6 +158,7 @@ fn parse_args() -> Opts {
             "--rounds" => rounds = Some(parse_num(&flag, &value)),
             "--ops" => ops = Some(parse_num(&flag, &value)),
             "--clients" => clients = parse_num(&flag, &value),
+            "--pipeline" => pipeline = parse_num(&flag, &value),
             "--scenarios" => {
                 scenarios = value
                     .split(',')
@@ -183,8 +188,15 @@ fn parse_args() -> Opts {
     }
     let rounds = rounds.unwrap_or(if quick { 1 } else { 3 });
     let ops = ops.unwrap_or(if quick { 20_000 } else { 100_000 });
-    if rounds == 0 || ops == 0 || clients == 0 || timeout_s == 0 || keyspace == 0 || keys == 0 {
-        die("--rounds, --ops, --clients, --keyspace, --keys and --timeout-s must be > 0");
+    if rounds == 0
+        || ops == 0
+        || clients == 0
+        || pipeline == 0
+        || timeout_s == 0
+        || keyspace == 0
+        || keys == 0
+    {
+        die("--rounds, --ops, --clients, --pipeline, --keyspace, --keys and --timeout-s must be > 0");
     }
     if shards_list.contains(&0) {
         die("shard counts must be > 0");
@@ -196,6 +208,7 @@ fn parse_args() -> Opts {
         rounds,
         ops,
         clients,
+        pipeline,
         scenarios,
         shards_list,
         keyspace,
@@ -497,12 +510,15 @@ struct SetRun {
     errors: u64,
 }
 
-/// `ops` SETs of random keys from `clients` connections, one in flight each;
-/// every request's round trip is timed for the latency percentile.
+/// `ops` SETs of random keys from `clients` connections, `pipeline` in flight
+/// each; every batch's round trip is timed for the latency percentile (one
+/// sample per SET of the batch).
+#[allow(clippy::too_many_arguments)]
 fn set_load(
     port: u16,
     ops: u64,
     clients: usize,
+    pipeline: usize,
     keyspace: u64,
     timeout: Duration,
     seed: u64,
@@ -520,19 +536,25 @@ fn set_load(
                 let mut s = conn.map_err(|e| format!("connect: {e}"))?;
                 let mut rng = Rng((seed ^ (c as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1);
                 let mut rd = ReplyReader::new();
-                let mut req = Vec::with_capacity(256);
+                let mut req = Vec::with_capacity(256 * pipeline);
                 let mut lat = Vec::with_capacity(share as usize);
-                for _ in 0..share {
+                let mut sent = 0;
+                while sent < share {
+                    let batch = (share - sent).min(pipeline as u64);
                     req.clear();
-                    encode(
-                        &mut req,
-                        &[b"SET", key(rng.below(keyspace)).as_bytes(), VALUE],
-                    );
+                    for _ in 0..batch {
+                        encode(
+                            &mut req,
+                            &[b"SET", key(rng.below(keyspace)).as_bytes(), VALUE],
+                        );
+                    }
                     let t = Instant::now();
                     s.write_all(&req).map_err(|e| format!("write: {e}"))?;
-                    rd.read_replies(&mut s, 1)
+                    rd.read_replies(&mut s, batch as usize)
                         .map_err(|e| format!("read: {e}"))?;
-                    lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    let us = t.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                    lat.extend(std::iter::repeat_n(us, batch as usize));
+                    sent += batch;
                 }
                 Ok((rd.errors, lat, Instant::now()))
             },
@@ -852,7 +874,15 @@ fn set_persist(env: &Env, md: &mut String) {
                 }
                 let seed = 0x5EED ^ ((round as u64) << 32) ^ run_no as u64;
                 let tag = format!("[{run_no}/{total}] round {} {}", round + 1, srv.label);
-                match set_load(srv.port, o.ops, o.clients, o.keyspace, env.timeout, seed) {
+                match set_load(
+                    srv.port,
+                    o.ops,
+                    o.clients,
+                    o.pipeline,
+                    o.keyspace,
+                    env.timeout,
+                    seed,
+                ) {
                     Ok(r) => {
                         eprintln!(
                             "{tag}: {:>9.0} ops/s  p99 {:>7.0} us  errors {}",
@@ -874,7 +904,7 @@ fn set_persist(env: &Env, md: &mut String) {
     drop(groups);
 
     let labels: Vec<String> = env.server_labels();
-    let _ = writeln!(md, "#### set-persist: SET, pipeline 1\n");
+    let _ = writeln!(md, "#### set-persist: SET, pipeline {}\n", o.pipeline);
     let _ = writeln!(
         md,
         "{} connections · {} SETs per run · {} random keys (pre-filled) · 100-byte values. \

@@ -1,5 +1,5 @@
 //! Per-shard AOF: restart equivalence (same and different shard counts, after BGREWRITEAOF),
-//! acknowledged writes surviving SIGKILL under `appendfsync always`, and damaged files.
+//! acknowledged writes surviving SIGKILL under each `appendfsync` policy (and across changes of it), and damaged files.
 
 mod common;
 use common::*;
@@ -147,12 +147,27 @@ fn restart_equivalence_across_shard_counts_and_rewrites() {
 
 #[test]
 fn acknowledged_writes_survive_sigkill_with_appendfsync_always() {
-    crash_cycles("always");
+    crash_cycles("always", &["always"]);
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill_with_appendfsync_everysec() {
-    crash_cycles("everysec");
+    crash_cycles("everysec", &["everysec"]);
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill_with_appendfsync_no() {
+    crash_cycles("no", &["no"]);
+}
+
+/// CONFIG SET appendfsync between writes of one process: what was written under the old
+/// policy stays, and `always` covers it before its own replies.
+#[test]
+fn acknowledged_writes_survive_sigkill_across_appendfsync_changes() {
+    crash_cycles(
+        "switching",
+        &["everysec", "always", "no", "always", "everysec", "no"],
+    );
 }
 
 fn bulk_or_nil(r: &Value) -> Option<Vec<u8>> {
@@ -162,12 +177,14 @@ fn bulk_or_nil(r: &Value) -> Option<Vec<u8>> {
 /// SIGKILL at varying points of a pipelined stream of single-shard SETs, cross-shard MSETs and
 /// cross-shard MULTI/EXEC blocks: every acknowledged write is there after the restart, and
 /// every multi-shard unit is there on all its shards or on none.
-fn crash_cycles(fsync: &str) {
-    let dir = tmp_dir(&format!("crash-{fsync}"));
+/// The server starts with `policies[0]`; cycle k writes a few acknowledged keys under it, then
+/// switches to `policies[k % len]` for the pipelined stream.
+fn crash_cycles(name: &str, policies: &[&str]) {
+    let dir = tmp_dir(&format!("crash-{name}"));
     let mut acked: Vec<u32> = Vec::new();
     let mut next = 0u32;
     for cycle in 0..6 {
-        let s = start(4, &dir, "always");
+        let s = start(4, &dir, policies[0]);
         let mut c = s.conn();
         for i in &acked {
             assert_eq!(
@@ -199,6 +216,26 @@ fn crash_cycles(fsync: &str) {
                 "cycle {cycle}: EXEC {i} applied on one shard only"
             );
         }
+        for i in next..next + 3 {
+            let (k, v) = (format!("k{i}"), i.to_string());
+            assert_eq!(c.cmd(&[b"SET", k.as_bytes(), v.as_bytes()]), b"+OK\r\n");
+            let (a, b) = (format!("a{{{i}}}"), format!("b{i}"));
+            let mset: [&[u8]; 5] = [
+                b"MSET",
+                a.as_bytes(),
+                v.as_bytes(),
+                b.as_bytes(),
+                v.as_bytes(),
+            ];
+            assert_eq!(c.cmd(&mset), b"+OK\r\n");
+            acked.push(i);
+        }
+        next += 3;
+        let policy = policies[cycle % policies.len()];
+        assert_eq!(
+            c.cmd_str(&format!("CONFIG SET appendfsync {policy}")),
+            b"+OK\r\n"
+        );
         // Pipeline writes; kill the server while replies are still arriving.
         let n = 150;
         let mut pipe = Vec::new();
