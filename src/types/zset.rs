@@ -920,7 +920,11 @@ impl SkipList {
                 }
                 let r = pos_of[&l.next];
                 assert_eq!(l.span as usize, r - rank, "span at level {i}");
-                assert_eq!(l.score, self.node(l.next).score, "cached score at level {i}");
+                assert_eq!(
+                    l.score,
+                    self.node(l.next).score,
+                    "cached score at level {i}"
+                );
                 rank = r;
                 x = l.next;
             }
