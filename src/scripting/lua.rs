@@ -1126,10 +1126,8 @@ impl Vm {
             vm.init()?;
             ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"tessera.globals".as_ptr());
             ffi::lua_getfield(l, -1, c"__redis__err__handler".as_ptr());
-            vm.handler_ref
-                .set(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
-            vm.globals_ref
-                .set(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
+            vm.handler_ref.set(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
+            vm.globals_ref.set(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
         }
         Ok(vm)
     }
