@@ -356,7 +356,7 @@ pub(super) fn run_function(
                 Reply::new(out, job.resp3).error("ERR Function not found");
                 return lua::RunEnd::Done;
             };
-            vm.run(
+            match vm.run(
                 &FnKey::Ref(r),
                 &job.keys,
                 &job.argv,
@@ -366,7 +366,13 @@ pub(super) fn run_function(
                 run,
                 job.resp3,
                 out,
-            )
+            ) {
+                lua::RunEnd::Missing => {
+                    Reply::new(out, job.resp3).error("ERR Function not found");
+                    lua::RunEnd::Done
+                }
+                end => end,
+            }
         },
     )
 }
@@ -417,7 +423,7 @@ async fn fcall_generic(c: &mut Conn, a: Vec<Bytes>, ro: bool) {
         db: c.db,
         resp3: c.resp3,
         who: c.label.clone(),
-        command: if ro { "fcall_ro" } else { "fcall" }.into(),
+        command: if ro { "fcall_ro" } else { "fcall" },
     };
     let out = super::run_job(c, job, &entry.global).await;
     c.out.extend_from_slice(&out);

@@ -93,6 +93,10 @@ pub struct Vm {
     pub kind: VmKind,
     /// Scripting calls since the last incremental GC step.
     gc_count: Cell<u32>,
+    /// Registry references to the real globals table and the error handler, taken once at
+    /// build time so a run reaches them by integer index instead of hashing their names.
+    globals_ref: Cell<c_int>,
+    handler_ref: Cell<c_int>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1113,10 +1117,18 @@ impl Vm {
             l,
             kind,
             gc_count: Cell::new(0),
+            globals_ref: Cell::new(ffi::LUA_NOREF),
+            handler_ref: Cell::new(ffi::LUA_NOREF),
         };
         // SAFETY: `l` is the live main state owned by `_lua`; everything below runs before any
         // user code and keeps the stack balanced.
-        unsafe { vm.init()? };
+        unsafe {
+            vm.init()?;
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"tessera.globals".as_ptr());
+            ffi::lua_getfield(l, -1, c"__redis__err__handler".as_ptr());
+            vm.handler_ref.set(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
+            vm.globals_ref.set(ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX));
+        }
         Ok(vm)
     }
 
@@ -1305,7 +1317,11 @@ impl Vm {
     /// Sets a global on the real globals table (KEYS, ARGV), bypassing the protection.
     unsafe fn set_array_global(&self, name: &CStr, items: &[bytes::Bytes]) {
         let l = self.l;
-        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"tessera.globals".as_ptr());
+        ffi::lua_rawgeti(
+            l,
+            ffi::LUA_REGISTRYINDEX,
+            self.globals_ref.get() as ffi::lua_Integer,
+        );
         push_array(l, items);
         ffi::lua_setfield(l, -2, name.as_ptr());
         ffi::lua_pop(l, 1);
@@ -1319,7 +1335,7 @@ impl Vm {
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
-        fn_key: &FnKey,
+        fn_key: &FnKey<'_>,
         keys: &[bytes::Bytes],
         argv: &[bytes::Bytes],
         eval: bool,
@@ -1345,9 +1361,11 @@ impl Vm {
         // lua_pcall.
         let aborted = unsafe {
             let base = ffi::lua_gettop(l);
-            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"tessera.globals".as_ptr());
-            ffi::lua_getfield(l, -1, c"__redis__err__handler".as_ptr());
-            ffi::lua_remove(l, -2);
+            ffi::lua_rawgeti(
+                l,
+                ffi::LUA_REGISTRYINDEX,
+                self.handler_ref.get() as ffi::lua_Integer,
+            );
             match fn_key {
                 FnKey::Name(n) => {
                     push_bytes(l, n.as_bytes());
@@ -1356,6 +1374,12 @@ impl Vm {
                 FnKey::Ref(r) => {
                     ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, *r as ffi::lua_Integer);
                 }
+            }
+            if ffi::lua_type(l, -1) != ffi::LUA_TFUNCTION {
+                // Not compiled in this state yet: the caller compiles and runs again.
+                ffi::lua_settop(l, base);
+                CURRENT.with(|c| c.set(prev));
+                return RunEnd::Missing;
             }
             let nargs = if eval {
                 self.set_array_global(c"KEYS", keys);
@@ -1436,9 +1460,9 @@ impl Vm {
 }
 
 /// How to find the function to run.
-pub enum FnKey {
+pub enum FnKey<'a> {
     /// A registry field (EVAL scripts: `f_<sha>`).
-    Name(String),
+    Name(&'a str),
     /// A registry reference (library functions).
     Ref(c_int),
 }
@@ -1446,6 +1470,9 @@ pub enum FnKey {
 #[derive(Debug, PartialEq, Eq)]
 pub enum RunEnd {
     Done,
+    /// The function is not stored in this state (an EVAL script compiled on another shard's
+    /// state, or before a rebuild): nothing ran.
+    Missing,
     /// The run was abandoned (`CallResult::Abort` or a `tick` stop with abort): its reply is
     /// meaningless.
     Aborted,
@@ -1539,7 +1566,7 @@ mod tests {
             return format!("compile: {e}");
         }
         vm.run(
-            &FnKey::Name("f_test".into()),
+            &FnKey::Name("f_test"),
             &[bytes::Bytes::from("k1")],
             &[bytes::Bytes::from("a1")],
             true,

@@ -109,6 +109,8 @@ pub mod sflags {
 /// A cached EVAL script.
 pub struct ScriptEntry {
     pub sha: String,
+    /// Registry name of the compiled function in each shard's Lua state (`f_<sha>`).
+    fn_name: String,
     pub body: Bytes,
     pub flags: u32,
     /// Learned: runs of this script need global mode.
@@ -156,6 +158,35 @@ impl Shared {
             escalated: AtomicU64::new(0),
             global_runs: AtomicU64::new(0),
         }
+    }
+
+    /// The script EVALSHA names (any letter case), through this thread's copy of the cache.
+    /// The copy holds entries of the current epoch only, so SCRIPT FLUSH empties it too.
+    fn get_for_evalsha(&self, sha: &[u8]) -> Option<Arc<ScriptEntry>> {
+        thread_local! {
+            static LOCAL: std::cell::RefCell<(u64, HashMap<Box<[u8]>, Arc<ScriptEntry>, ahash::RandomState>)> =
+                std::cell::RefCell::new((0, HashMap::default()));
+        }
+        // Bounds the copy when clients send many distinct (or differently cased) SHAs.
+        const LOCAL_MAX: usize = 1024;
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let hit = LOCAL.with(|l| {
+            let l = l.borrow();
+            (l.0 == epoch).then(|| l.1.get(sha).cloned()).flatten()
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        let e = self.get(&String::from_utf8_lossy(sha).to_ascii_lowercase())?;
+        LOCAL.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.0 != epoch || l.1.len() >= LOCAL_MAX {
+                l.1.clear();
+                l.0 = epoch;
+            }
+            l.1.insert(sha.into(), e.clone());
+        });
+        Some(e)
     }
 
     pub fn get(&self, sha: &str) -> Option<Arc<ScriptEntry>> {
@@ -264,6 +295,7 @@ fn load_script(sh: &Shard, body: Bytes) -> Result<Arc<ScriptEntry>, String> {
     .map_err(|e| format!("ERR {}", e))?
     .map_err(|e| format!("ERR Error compiling script (new function): {}", e))?;
     Ok(shared.insert(ScriptEntry {
+        fn_name: name,
         sha,
         body,
         flags,
@@ -407,7 +439,7 @@ fn evalsha_ro(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(eval_generic(c, a, EvalKind::EvalSha, true))
 }
 
-async fn eval_generic(c: &mut Conn, a: Vec<Bytes>, kind: EvalKind, ro: bool) {
+async fn eval_generic(c: &mut Conn, mut a: Vec<Bytes>, kind: EvalKind, ro: bool) {
     let (keys, argv) = match parse_i64(&a[2]) {
         None => return c.reply().error(ERR_NOT_INT),
         Some(n) if n < 0 => return c.reply().error("ERR Number of keys can't be negative"),
@@ -416,7 +448,11 @@ async fn eval_generic(c: &mut Conn, a: Vec<Bytes>, kind: EvalKind, ro: bool) {
                 .reply()
                 .error("ERR Number of keys can't be greater than number of args")
         }
-        Some(n) => (a[3..3 + n as usize].to_vec(), a[3 + n as usize..].to_vec()),
+        Some(n) => {
+            // Moved out of the request, not copied.
+            let argv = a.split_off(3 + n as usize);
+            (a.split_off(3), argv)
+        }
     };
     let shard = c.shard.clone();
     let entry = match kind {
@@ -424,13 +460,10 @@ async fn eval_generic(c: &mut Conn, a: Vec<Bytes>, kind: EvalKind, ro: bool) {
             Ok(e) => e,
             Err(e) => return c.reply().error(&e),
         },
-        EvalKind::EvalSha => {
-            let sha = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
-            match shard.globals.scripting.get(&sha) {
-                Some(e) => e,
-                None => return c.reply().error(ERR_NOSCRIPT),
-            }
-        }
+        EvalKind::EvalSha => match shard.globals.scripting.get_for_evalsha(&a[1]) {
+            Some(e) => e,
+            None => return c.reply().error(ERR_NOSCRIPT),
+        },
     };
     let read_only = ro || entry.flags & sflags::NO_WRITES != 0;
     let job = Job {
@@ -441,7 +474,7 @@ async fn eval_generic(c: &mut Conn, a: Vec<Bytes>, kind: EvalKind, ro: bool) {
         db: c.db,
         resp3: c.resp3,
         who: c.label.clone(),
-        command: if ro { "eval_ro" } else { "eval" }.into(),
+        command: if ro { "eval_ro" } else { "eval" },
     };
     let out = run_job(c, job, &entry.global).await;
     c.out.extend_from_slice(&out);
@@ -477,7 +510,7 @@ pub struct Job {
     pub db: usize,
     pub resp3: bool,
     pub who: Arc<ClientLabel>,
-    pub command: String,
+    pub command: &'static str,
 }
 
 enum Outcome {
@@ -491,7 +524,31 @@ pub async fn run_job(c: &mut Conn, job: Job, global_flag: &AtomicBool) -> BytesM
     if c.in_exec.is_some() {
         return run_global_locked(&shard, &job);
     }
-    if !global_flag.load(Ordering::Relaxed) {
+    let all_here = job.keys.iter().all(|k| shard.shard_of(k) == shard.id);
+    if !global_flag.load(Ordering::Relaxed) && all_here {
+        // Step 1 of the protocol, run in place: no plan, no copy of the job.
+        let out = crate::tx::run_local_unit(&shard, job.db, &job.keys, true, |owner| {
+            let mark = crate::persistence::aof::units::mark(&owner.state.borrow());
+            let mut run = ScriptRun::new(owner, &job, false, Vec::new(), Vec::new());
+            let out = run.execute(&job);
+            if run.escalate {
+                crate::persistence::aof::units::discard(&mut owner.state.borrow_mut(), mark);
+            }
+            out
+        })
+        .await;
+        match out {
+            Outcome::Done(b) => return b,
+            Outcome::Escalate => {
+                global_flag.store(true, Ordering::Relaxed);
+                shard
+                    .globals
+                    .scripting
+                    .escalated
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    } else if !global_flag.load(Ordering::Relaxed) {
         let keys: Vec<LockKey> = job
             .keys
             .iter()
@@ -569,6 +626,10 @@ struct ScriptRun<'a> {
     db: usize,
     global: bool,
     read_only: bool,
+    /// Whether this optimistic run may have to escalate, so must check each key, keep an undo
+    /// log and hold its notifications back. Not with one shard and no other unit holding a
+    /// lock when the run starts: nothing can take a lock while the run holds the thread.
+    guarded: bool,
     imported: HashSet<(usize, Bytes)>,
     held_here: HashSet<(usize, Bytes)>,
     undo: Vec<(usize, Bytes, Option<Entry>)>,
@@ -590,10 +651,12 @@ impl<'a> ScriptRun<'a> {
         held_here: Vec<LockKey>,
     ) -> ScriptRun<'a> {
         let busy_ms = sh.state.borrow().config.busy_reply_threshold;
+        let guarded = !global && (sh.nshards() > 1 || !sh.locks.borrow().is_idle());
         ScriptRun {
             sh,
             db: job.db,
             global,
+            guarded,
             read_only: job.read_only,
             imported: imported
                 .into_iter()
@@ -625,48 +688,48 @@ impl<'a> ScriptRun<'a> {
         slot.running.store(true, Ordering::Release);
         slot.kill.store(false, Ordering::Release);
         slot.wrote.store(false, Ordering::Release);
-        slot.eval
-            .store(matches!(job.target, Target::Eval(_)), Ordering::Release);
-        slot.started_ms
-            .store(crate::server::globals::unix_ms(), Ordering::Release);
-        *slot.name.lock().unwrap_or_else(|e| e.into_inner()) = job.target.label();
-        *slot.command.lock().unwrap_or_else(|e| e.into_inner()) = job.command.clone();
+        let is_eval = matches!(job.target, Target::Eval(_));
+        slot.eval.store(is_eval, Ordering::Release);
+        if !is_eval {
+            // Only FUNCTION STATS reports these (of functions).
+            slot.started_ms
+                .store(crate::server::globals::unix_ms(), Ordering::Release);
+            *slot.name.lock().unwrap_or_else(|e| e.into_inner()) = job.target.label();
+            *slot.command.lock().unwrap_or_else(|e| e.into_inner()) = job.command.to_string();
+        }
         let hook = self.busy_ms > 0;
         let mut out = BytesMut::new();
-        let label = job.target.label();
         // A run that may still be rolled back and redone in global mode holds its keyspace
         // notifications until it is known to stand, so that none is published twice.
-        let captured = !self.global && crate::pubsub::notify::capture_begin();
+        let captured = self.guarded && crate::pubsub::notify::capture_begin();
         let end = match &job.target {
             Target::Eval(entry) => {
                 let epoch = shared.epoch.load(Ordering::Acquire);
-                let name = format!("f_{}", entry.sha);
-                let src = lua_source(&entry.body);
                 lua::with_vm(
                     VmKind::Eval,
                     epoch,
                     |_| Ok(()),
                     |vm| {
-                        if !vm.has(&name) {
-                            if let Err(e) = vm.compile(&name, c"@user_script", &src) {
-                                Reply::new(&mut out, job.resp3).error(&format!(
-                                    "ERR Error compiling script (new function): {}",
-                                    e
-                                ));
-                                return RunEnd::Done;
-                            }
+                        let name = FnKey::Name(&entry.fn_name);
+                        let mut run = |vm: &lua::Vm, out: &mut BytesMut| {
+                            vm.run(
+                                &name, &job.keys, &job.argv, true, &entry.sha, hook, self,
+                                job.resp3, out,
+                            )
+                        };
+                        let end = run(vm, &mut out);
+                        if end != RunEnd::Missing {
+                            return end;
                         }
-                        vm.run(
-                            &FnKey::Name(name.clone()),
-                            &job.keys,
-                            &job.argv,
-                            true,
-                            &label,
-                            hook,
-                            self,
-                            job.resp3,
-                            &mut out,
-                        )
+                        let src = lua_source(&entry.body);
+                        if let Err(e) = vm.compile(&entry.fn_name, c"@user_script", &src) {
+                            Reply::new(&mut out, job.resp3).error(&format!(
+                                "ERR Error compiling script (new function): {}",
+                                e
+                            ));
+                            return RunEnd::Done;
+                        }
+                        run(vm, &mut out)
                     },
                 )
             }
@@ -971,6 +1034,34 @@ impl<'a> ScriptRun<'a> {
     }
 }
 
+/// `commands::lookup` through a small per-thread memo of the names scripts used last (exact
+/// bytes, so no case folding or hashing on a hit): scripts call the same few commands.
+fn lookup_command(name: &[u8]) -> Option<&'static CommandSpec> {
+    const MEMO: usize = 8;
+    thread_local! {
+        static RECENT: std::cell::RefCell<Vec<(Box<[u8]>, &'static CommandSpec)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let hit = RECENT.with(|r| {
+        r.borrow()
+            .iter()
+            .find(|(n, _)| &n[..] == name)
+            .map(|(_, spec)| *spec)
+    });
+    if hit.is_some() {
+        return hit;
+    }
+    let spec = crate::commands::lookup(name)?;
+    RECENT.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() == MEMO {
+            r.remove(0);
+        }
+        r.push((name.into(), spec));
+    });
+    Some(spec)
+}
+
 /// Size used to decide whether an entry is cheap enough to save in the undo log.
 fn value_size(v: &Value) -> usize {
     match v {
@@ -1018,7 +1109,7 @@ fn block_on_shard<R: Send + 'static>(
 
 impl RunHooks for ScriptRun<'_> {
     fn call(&mut self, args: Vec<Bytes>, resp3: bool) -> CallResult {
-        let Some(spec) = crate::commands::lookup(&args[0]) else {
+        let Some(spec) = lookup_command(&args[0]) else {
             return CallResult::Refused("Unknown Redis command called from script".into());
         };
         if !spec.arity_ok(args.len()) {
@@ -1038,8 +1129,12 @@ impl RunHooks for ScriptRun<'_> {
         if matches!(spec.exec, Exec::Conn(_)) {
             return self.exec_conn_command(spec, &args, resp3);
         }
-        let keys = self.command_keys(spec, &args);
-        if !self.global {
+        let keys = if self.guarded || self.global {
+            self.command_keys(spec, &args)
+        } else {
+            Vec::new()
+        };
+        if self.guarded {
             let me = self.sh.id;
             for (db, k) in &keys {
                 let id = (*db, k.clone());

@@ -771,6 +771,34 @@ where
     execute_with_copies(sh, &plan, fetched, run, Some(&mut held)).await
 }
 
+/// `run_atomic_body`'s one-shard branch for a caller that already knows every key is on this
+/// shard (EVALSHA's hot path): waits until no other unit holds one of `keys` of `db` (then, with
+/// `wait_whole_shard`, until none holds the shard whole) and runs `step` here as one unit,
+/// without building a plan or sending the body anywhere.
+pub async fn run_local_unit<R>(
+    sh: &Shard,
+    db: usize,
+    keys: &[Bytes],
+    wait_whole_shard: bool,
+    step: impl FnOnce(&Shard) -> R,
+) -> R {
+    loop {
+        let blocked = {
+            let locks = sh.locks.borrow();
+            !locks.is_idle() && keys.iter().any(|k| locks.blocks(db, k))
+        };
+        if !blocked {
+            break;
+        }
+        let rx = sh.locks.borrow_mut().wait_release();
+        let _ = rx.await;
+    }
+    if wait_whole_shard {
+        wait_whole_shard_free(sh).await;
+    }
+    run_single_unit(sh, step)
+}
+
 /// Waits until no unit holds this shard whole (keyless work that may touch any key).
 async fn wait_whole_shard_free(sh: &Shard) {
     loop {
