@@ -856,6 +856,20 @@ fn one_command_is_one_atomic_aof_effect() {
     c.cmd_str("RPUSH src a b c");
     let dump = resp_parse(&c.cmd_str("DUMP src"));
     let payload = dump.as_bytes().unwrap().to_vec();
+    // Inside a unit of its own (EXEC on one shard) the command's bracket gives way to the
+    // unit's: brackets never nest.
+    let m0 = std::fs::read(&incr).unwrap().len();
+    c.cmd_str("MULTI");
+    c.cmd(&[b"RESTORE", b"inexec", b"0", &payload]);
+    c.cmd_str("INCR x");
+    assert_eq!(c.cmd_str("EXEC"), b"*2\r\n+OK\r\n:1\r\n");
+    let recs = records_of(&std::fs::read(&incr).unwrap()[m0..]);
+    let names: Vec<&str> = recs.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        names,
+        ["TESSERA.TXBEGIN", "DEL", "RPUSH", "INCR", "TESSERA.TXEND"],
+        "{recs:?}"
+    );
     let mark = std::fs::read(&incr).unwrap().len();
     assert_eq!(
         c.cmd(&[b"RESTORE", b"dst", b"100000", &payload]),
@@ -891,7 +905,7 @@ fn one_command_is_one_atomic_aof_effect() {
         assert!(out[0].contains("Unexpected end of file"), "{out:?}");
     }
     std::fs::write(&incr, &bytes[..end_at]).unwrap();
-    let probe = ["EXISTS dst", "GET k", "PEXPIRETIME k", "GET k4", "LLEN src"];
+    let probe = ["EXISTS dst", "GET k", "PEXPIRETIME k", "GET k4", "LRANGE inexec 0 -1"];
     let (ok, out) = run_bin_cmds(&dir, "yes", 1, &probe);
     assert!(ok, "{out:?}");
     assert_eq!(
@@ -901,7 +915,7 @@ fn one_command_is_one_atomic_aof_effect() {
             "$1\r\nv\r\n".to_string(),
             format!(":{pxat}\r\n"),
             "$1\r\ny\r\n".to_string(),
-            ":3\r\n".to_string()
+            "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n".to_string()
         ]
     );
     let _ = std::fs::remove_dir_all(&dir);
