@@ -825,3 +825,135 @@ fn rewrites_write_rdb_preamble_bases_or_command_bases_and_both_reload() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// The records of `bytes` (an incremental file), SELECTs left out.
+fn records_of(bytes: &[u8]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (v, next) = parse_frame(bytes, at).unwrap().expect("whole records");
+        let args: Vec<String> = v
+            .items()
+            .unwrap()
+            .iter()
+            .map(|a| String::from_utf8_lossy(a.as_bytes().unwrap()).to_string())
+            .collect();
+        if !args[0].eq_ignore_ascii_case("select") {
+            out.push(args);
+        }
+        at = next;
+    }
+    out
+}
+
+#[test]
+fn one_command_is_one_atomic_aof_effect() {
+    let dir = tmp_dir("one-effect");
+    let s = start(1, &dir, "always");
+    let mut c = s.conn();
+    let incr = incr_file(&dir);
+    let before = std::fs::read(&incr).unwrap().len();
+    // A relative TTL is logged as one absolute SET, like Redis's rewrite of SET EX.
+    assert_eq!(c.cmd_str("SET k v EX 100"), b"+OK\r\n");
+    let recs = records_of(&std::fs::read(&incr).unwrap()[before..]);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0][..4], ["SET", "k", "v", "PXAT"], "{recs:?}");
+    let pxat: u64 = recs[0][4].parse().unwrap();
+    // Writes that change nothing are not logged (Redis propagates only what made it dirty).
+    let len = std::fs::read(&incr).unwrap().len();
+    for line in [
+        "SET k other NX",
+        "SET nokey v XX",
+        "SET nokey v EX 10 XX",
+        "DEL nokey",
+        "EXPIRE nokey 10",
+        "PERSIST nokey",
+        "SREM noset a",
+        "HDEL nohash f",
+        "SETNX k v",
+        "MSETNX k 1 other 2",
+        "LPUSHX nolist a",
+    ] {
+        assert!(!c.cmd_str(line).starts_with(b"-"), "{line}");
+    }
+    assert_eq!(
+        std::fs::read(&incr).unwrap().len(),
+        len,
+        "no-op writes logged"
+    );
+    assert_eq!(c.cmd_str("SETEX k2 100 w"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("PSETEX k3 100000 x"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("SET k4 y KEEPTTL"), b"+OK\r\n");
+    let recs = records_of(&std::fs::read(&incr).unwrap()[len..]);
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    assert_eq!(recs[0][..4], ["SET", "k2", "w", "PXAT"]);
+    assert_eq!(recs[1][..4], ["SET", "k3", "x", "PXAT"]);
+    assert_eq!(recs[2], ["SET", "k4", "y"]);
+    // A recreation of several records (RESTORE with a TTL) is bracketed as one unit.
+    c.cmd_str("RPUSH src a b c");
+    let dump = resp_parse(&c.cmd_str("DUMP src"));
+    let payload = dump.as_bytes().unwrap().to_vec();
+    // Inside a unit of its own (EXEC on one shard) the command's bracket gives way to the
+    // unit's: brackets never nest.
+    let m0 = std::fs::read(&incr).unwrap().len();
+    c.cmd_str("MULTI");
+    c.cmd(&[b"RESTORE", b"inexec", b"0", &payload]);
+    c.cmd_str("INCR x");
+    assert_eq!(c.cmd_str("EXEC"), b"*2\r\n+OK\r\n:1\r\n");
+    let recs = records_of(&std::fs::read(&incr).unwrap()[m0..]);
+    let names: Vec<&str> = recs.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        names,
+        ["TESSERA.TXBEGIN", "DEL", "RPUSH", "INCR", "TESSERA.TXEND"],
+        "{recs:?}"
+    );
+    let mark = std::fs::read(&incr).unwrap().len();
+    assert_eq!(
+        c.cmd(&[b"RESTORE", b"dst", b"100000", &payload]),
+        b"+OK\r\n"
+    );
+    drop(c);
+    drop(s);
+    let bytes = std::fs::read(&incr).unwrap();
+    let recs = records_of(&bytes[mark..]);
+    let names: Vec<&str> = recs.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "TESSERA.TXBEGIN",
+            "DEL",
+            "RPUSH",
+            "PEXPIREAT",
+            "TESSERA.TXEND"
+        ],
+        "{recs:?}"
+    );
+    assert_eq!(recs[0][2], "1", "a unit of one part");
+    // A crash before the bracket closed: the key is wholly absent, or the start is refused.
+    let end = String::from_utf8_lossy(&bytes)
+        .rfind("TESSERA.TXEND")
+        .unwrap();
+    let end_at = String::from_utf8_lossy(&bytes[..end]).rfind('*').unwrap();
+    for cut in [end_at, end_at - 3] {
+        std::fs::write(&incr, &bytes[..cut]).unwrap();
+        let probe = ["EXISTS dst", "GET k", "PEXPIRETIME k", "GET k4", "LLEN src"];
+        let (ok, out) = run_bin_cmds(&dir, "no", 1, &probe);
+        assert!(!ok, "a torn command unit was loaded: {out:?}");
+        assert!(out[0].contains("Unexpected end of file"), "{out:?}");
+    }
+    std::fs::write(&incr, &bytes[..end_at]).unwrap();
+    let probe = ["EXISTS dst", "GET k", "PEXPIRETIME k", "GET k4", "LRANGE inexec 0 -1"];
+    let (ok, out) = run_bin_cmds(&dir, "yes", 1, &probe);
+    assert!(ok, "{out:?}");
+    assert_eq!(
+        out,
+        [
+            ":0\r\n".to_string(),
+            "$1\r\nv\r\n".to_string(),
+            format!(":{pxat}\r\n"),
+            "$1\r\ny\r\n".to_string(),
+            "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n".to_string()
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

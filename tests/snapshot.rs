@@ -585,3 +585,158 @@ fn bgsave_in_exec_is_scheduled_and_save_is_refused_in_multi_like_redis() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_failed_final_save_refuses_shutdown_and_sigterm_unless_forced() {
+    let dir = tmp_dir("shutdown-fail");
+    let d = dir.display().to_string();
+    // Replies checked against redis-server 7.0.15 whose final save fails (its dump.rdb made a
+    // directory): SHUTDOWN [SAVE|NOW] answer the error and it keeps serving, as after SIGTERM
+    // and SIGINT; SHUTDOWN FORCE exits anyway.
+    let (mut child, port) = spawn_tessera_fsize_limited(
+        &[
+            "--shards",
+            "2",
+            "--dir",
+            &d,
+            "--save",
+            "3600 1",
+            "--snapshot-compression",
+            "none",
+            "--rdbcompression",
+            "no",
+        ],
+        64 * 1024,
+    );
+    let mut c = RawConn::connect(port);
+    let big = "x".repeat(200_000);
+    assert_eq!(c.cmd(&[b"SET", b"big", big.as_bytes()]), b"+OK\r\n");
+    assert_eq!(c.cmd_str("SET k v"), b"+OK\r\n");
+    for line in [
+        "SHUTDOWN",
+        "SHUTDOWN SAVE",
+        "SHUTDOWN NOW",
+        "shutdown save now",
+    ] {
+        assert_eq!(
+            c.cmd_str(line),
+            b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n",
+            "{line}"
+        );
+        assert_eq!(c.cmd_str("GET k"), b"$1\r\nv\r\n", "serving after {line}");
+    }
+    for (line, want) in [
+        ("SHUTDOWN ABORT", &b"-ERR No shutdown in progress.\r\n"[..]),
+        ("SHUTDOWN ABORT ABORT", b"-ERR No shutdown in progress.\r\n"),
+        ("SHUTDOWN NOSAVE ABORT", b"-ERR syntax error\r\n"),
+        ("SHUTDOWN ABORT NOW", b"-ERR syntax error\r\n"),
+        ("SHUTDOWN FORCE NOW X", b"-ERR syntax error\r\n"),
+        ("SHUTDOWN NOSAVE SAVE", b"-ERR syntax error\r\n"),
+    ] {
+        assert_eq!(c.cmd_str(line), want, "{line}");
+    }
+    for sig in ["-TERM", "-INT"] {
+        Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(child.try_wait().unwrap().is_none(), "exited on {sig}");
+        assert_eq!(c.cmd_str("GET k"), b"$1\r\nv\r\n", "serving after {sig}");
+        // Clients of every shard are still connected and served.
+        let mut other = RawConn::connect(port);
+        assert_eq!(other.cmd_str("PING"), b"+PONG\r\n");
+    }
+    c.send(b"SHUTDOWN FORCE\r\n");
+    assert!(c.wait_closed(Duration::from_secs(10)).is_ok());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "SHUTDOWN FORCE did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// rdb_changes_since_last_save after each command, next to redis-server 7.0 (both with
+/// `save ""`, so the counter never resets): Redis's `server.dirty` counts what a command
+/// changed (fields, members, elements, keys), and nothing for a write that changed nothing.
+#[test]
+fn changes_since_last_save_count_like_redis() {
+    let Some(redis) = start_redis() else {
+        return;
+    };
+    let tessera = start_tessera(2, &[]);
+    let (mut r, mut t) = (redis.conn(), tessera.conn());
+    for line in [
+        "SET a 1",
+        "SET a 1 NX",
+        "SET b 2 XX",
+        "SET a 2 EX 100",
+        "SETEX c 100 v",
+        "SETNX c v",
+        "MSET {x}1 1 {x}2 2 {x}3 3",
+        "MSETNX {x}1 1 {x}q 2",
+        "MSETNX {x}q 1 {x}w 2",
+        "INCR n",
+        "INCRBY n 5",
+        "INCRBYFLOAT f 1.5",
+        "APPEND a xyz",
+        "SETRANGE a 1 Q",
+        "SETRANGE a 1 ''",
+        "GETDEL nokey",
+        "GETDEL {x}w",
+        "GETEX a PX 5000",
+        "GETEX a",
+        "GETEX a PERSIST",
+        "DEL {x}1 {x}2 nokey",
+        "UNLINK {x}3 {x}q",
+        "EXPIRE a 100",
+        "EXPIRE nokey 100",
+        "EXPIRE a 100 NX",
+        "PERSIST a",
+        "PERSIST a",
+        "HSET h f1 v f2 v",
+        "HSET h f1 v f3 v",
+        "HSETNX h f1 v",
+        "HDEL h f1 nokey f2",
+        "HDEL noh f",
+        "HINCRBY h c 1",
+        "SADD s a b c",
+        "SADD s a d",
+        "SREM s a zz",
+        "SREM nos a",
+        "LPUSH l a b c",
+        "RPUSH l d",
+        "LPUSHX nol a",
+        "LPOP l",
+        "LPOP l 2",
+        "RPOP l 5",
+        "LPOP l",
+        "ZADD z 1 a 2 b",
+        "ZADD z 1 a 3 b 4 c",
+        "ZADD z XX 5 nomember",
+        "ZADD z INCR 1 a",
+        "ZREM z a zz",
+        "ZINCRBY z 1 b",
+        "RENAME h {h}2",
+        "RENAMENX {h}2 {h}2",
+        "COPY {h}2 {h}3",
+        "COPY nokey {h}4",
+        "MOVE c 3",
+        "FLUSHDB",
+        "SET a 1",
+        "SET b 1",
+        "FLUSHALL",
+        "FLUSHALL",
+    ] {
+        let rr = r.cmd_str(line);
+        let tr = t.cmd_str(line);
+        assert_eq!(render_raw(&tr), render_raw(&rr), "{line}");
+        let (ri, ti) = (info(&mut r), info(&mut t));
+        assert_eq!(
+            field(&ti, "rdb_changes_since_last_save"),
+            field(&ri, "rdb_changes_since_last_save"),
+            "after {line}"
+        );
+    }
+}

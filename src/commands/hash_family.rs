@@ -260,6 +260,8 @@ fn set_pairs(ctx: &mut Ctx, a: &[Bytes], name: &str, r: &mut Reply) -> Option<i6
         }
     }
     ctx.notify(class::HASH, "hset", &a[1]);
+    // Every field given counts, new or updated (Redis).
+    ctx.dirty((a.len() as u64 - 2) / 2);
     Some(created)
 }
 
@@ -282,6 +284,7 @@ fn hsetnx(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         Err(e) => return r.error(e),
     };
     if h.contains(&a[2]) {
+        ctx.dirty(0);
         r.int(0);
     } else {
         h.set(&a[2], &a[3], lim);
@@ -360,7 +363,10 @@ fn hvals(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 fn hdel(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let h = match write_hash(ctx, &a[1]) {
         Ok(Some(h)) => h,
-        Ok(None) => return r.int(0),
+        Ok(None) => {
+            ctx.dirty(0);
+            return r.int(0);
+        }
         Err(e) => return r.error(e),
     };
     let mut deleted = 0;
@@ -380,6 +386,7 @@ fn hdel(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         ctx.db().remove(&a[1]);
         ctx.notify(class::GENERIC, "del", &a[1]);
     }
+    ctx.dirty(deleted as u64);
     r.int(deleted);
 }
 

@@ -324,6 +324,7 @@ fn del_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, lazy: bool) {
             n += 1;
         }
     }
+    ctx.dirty(n as u64);
     r.int(n);
 }
 
@@ -416,19 +417,24 @@ fn expire_generic(
     when += basetime;
     let now = ctx.now_ms;
     let Some(e) = ctx.lookup_write(&a[1]) else {
+        ctx.dirty(0);
         return r.int(0);
     };
     let current = e.expire_at;
     if nx && current != 0 {
+        ctx.dirty(0);
         return r.int(0);
     }
     if xx && current == 0 {
+        ctx.dirty(0);
         return r.int(0);
     }
     if gt && (current == 0 || when <= current as i64) {
+        ctx.dirty(0);
         return r.int(0);
     }
     if lt && current != 0 && when >= current as i64 {
+        ctx.dirty(0);
         return r.int(0);
     }
     if when <= now as i64 {
@@ -488,7 +494,10 @@ fn persist(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             ctx.notify(class::GENERIC, "persist", &a[1]);
             r.int(1)
         }
-        _ => r.int(0),
+        _ => {
+            ctx.dirty(0);
+            r.int(0)
+        }
     }
 }
 
@@ -497,10 +506,15 @@ fn rename_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, nx: bool) {
         return r.error("ERR no such key");
     }
     if a[1] == a[2] {
+        // RENAME k k counts as a change, RENAMENX k k does not (Redis).
+        if nx {
+            ctx.dirty(0);
+        }
         return if nx { r.int(0) } else { r.ok() };
     }
     let now = ctx.now_ms;
     if nx && ctx.db().exists(&a[2], now) {
+        ctx.dirty(0);
         return r.int(0);
     }
     if let Some(e) = ctx.db().remove(&a[1]) {
@@ -559,13 +573,15 @@ fn copy(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         .lookup_read(&a[1])
         .map(|e| (e.value.clone(), e.expire_at))
     else {
+        ctx.dirty(0);
         return r.int(0);
     };
     let now = ctx.now_ms;
-    let dst = &mut ctx.st.dbs[dst_db];
-    if dst.exists(&a[2], now) && !replace {
+    if ctx.st.dbs[dst_db].exists(&a[2], now) && !replace {
+        ctx.dirty(0);
         return r.int(0);
     }
+    let dst = &mut ctx.st.dbs[dst_db];
     // An existing destination is deleted and the copy added anew (`new` either way).
     dst.delete(&a[2]);
     dst.insert(&a[2], src.0, src.1, now);
@@ -594,10 +610,12 @@ fn move_cmd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return r.error("ERR source and destination objects are the same");
     }
     if ctx.lookup_write(&a[1]).is_none() {
+        ctx.dirty(0);
         return r.int(0);
     }
     let now = ctx.now_ms;
     if ctx.st.dbs[dst].exists(&a[1], now) {
+        ctx.dirty(0);
         return r.int(0);
     }
     if let Some(e) = ctx.db().remove(&a[1]) {
@@ -1019,7 +1037,7 @@ fn flushall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 for d in st.dbs.iter_mut() {
                     n += flush_db(d, lazy);
                 }
-                sh.globals.snapshot.note_changes(sh.id, n + 1);
+                sh.globals.snapshot.note_changes(sh.id, n);
                 crate::persistence::aof::log_command(&mut st, 0, &["FLUSHALL"]);
             })
             .await;

@@ -310,12 +310,17 @@ fn push_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, end: End, only_existi
             }
             r.int(l.len() as i64);
             ctx.notify(class::LIST, push_event(end), &a[1]);
+            ctx.dirty(a.len() as u64 - 2);
         }
-        Ok(None) if only_existing => r.int(0),
+        Ok(None) if only_existing => {
+            ctx.dirty(0);
+            r.int(0)
+        }
         Ok(None) => {
             let elements: Vec<&[u8]> = a[2..].iter().map(|b| &b[..]).collect();
             let n = create(ctx, &a[1], end, &elements);
             ctx.notify(class::LIST, push_event(end), &a[1]);
+            ctx.dirty(a.len() as u64 - 2);
             r.int(n as i64);
         }
     }
@@ -473,12 +478,20 @@ fn pop_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, end: End) {
             _ => return r.error("ERR value is out of range, must be positive"),
         },
     };
-    match write_list(ctx, &a[1]) {
+    let len = match write_list(ctx, &a[1]) {
         Err(e) => return r.error(e),
-        Ok(None) if count.is_some() => return r.null_array(),
-        Ok(None) => return r.null(),
-        Ok(Some(_)) => {}
-    }
+        Ok(None) => {
+            ctx.dirty(0);
+            return if count.is_some() {
+                r.null_array()
+            } else {
+                r.null()
+            };
+        }
+        Ok(Some(l)) => l.len(),
+    };
+    // One change per element popped (Redis).
+    ctx.dirty(count.map_or(1, |n| n.min(len)) as u64);
     match count {
         Some(0) => r.array(0),
         Some(n) => {

@@ -55,6 +55,14 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Counts `n` changes this command made (Redis's `server.dirty`: INFO's
+    /// rdb_changes_since_last_save and the `save` rules). A write handler that never calls it
+    /// counts as one change; one that calls it only with 0 changed nothing, and is not logged.
+    #[inline]
+    pub fn dirty(&mut self, n: u64) {
+        *self.st.dirty.get_or_insert(0) += n;
+    }
+
     #[inline]
     pub fn db(&mut self) -> &mut Db {
         &mut self.st.dbs[self.db]

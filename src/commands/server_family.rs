@@ -1052,36 +1052,45 @@ fn monitor(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 
 fn shutdown(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
-        let (mut save, mut nosave, mut abort) = (false, false, false);
+        let (mut save, mut nosave, mut now, mut force, mut abort) =
+            (false, false, false, false, false);
         for opt in &a[1..] {
             if eq_ic(opt, "nosave") {
                 nosave = true;
             } else if eq_ic(opt, "save") {
                 save = true;
-            } else if eq_ic(opt, "now") || eq_ic(opt, "force") {
-                continue;
+            } else if eq_ic(opt, "now") {
+                now = true;
+            } else if eq_ic(opt, "force") {
+                force = true;
             } else if eq_ic(opt, "abort") {
                 abort = true;
             } else {
                 return c.reply().error(ERR_SYNTAX);
             }
         }
-        if (save && nosave) || (abort && a.len() != 2) {
+        if (save && nosave) || (abort && (save || nosave || now || force)) {
             return c.reply().error(ERR_SYNTAX);
         }
+        // Without replicas no shutdown ever waits (NOW has nothing to skip), so none is in
+        // progress for ABORT to cancel.
         if abort {
             return c.reply().error("ERR No shutdown in progress.");
         }
-        tracing::warn!(client = %c.info.addr, "User requested shutdown...");
-        c.shard.globals.snapshot.set_shutdown_save(if nosave {
+        let mode = if nosave {
             crate::persistence::snapshot::ShutdownSave::No
         } else if save {
             crate::persistence::snapshot::ShutdownSave::Yes
         } else {
             crate::persistence::snapshot::ShutdownSave::IfRules
-        });
-        c.shard.globals.request_shutdown();
-        c.close_after_reply = true;
+        };
+        let shard = c.shard.clone();
+        match crate::persistence::snapshot::prepare_shutdown(&shard, mode, force).await {
+            Ok(()) => c.close_after_reply = true,
+            Err(()) => c
+                .reply()
+                .error("ERR Errors trying to SHUTDOWN. Check logs."),
+        }
     })
 }
 

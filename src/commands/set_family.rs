@@ -309,13 +309,17 @@ fn sadd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if added > 0 {
         ctx.notify(class::SET, "sadd", &a[1]);
     }
+    ctx.dirty(added as u64);
     r.int(added as i64);
 }
 
 fn srem(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let s = match write_set(ctx, &a[1]) {
         Ok(Some(s)) => s,
-        Ok(None) => return r.int(0),
+        Ok(None) => {
+            ctx.dirty(0);
+            return r.int(0);
+        }
         Err(e) => return r.error(e),
     };
     let mut removed = 0;
@@ -331,6 +335,7 @@ fn srem(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         ctx.notify(class::SET, "srem", &a[1]);
     }
     delete_if_empty(ctx, &a[1]);
+    ctx.dirty(removed as u64);
     r.int(removed);
 }
 

@@ -415,6 +415,7 @@ fn set(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     }
     let found = ctx.lookup_write(&a[1]).is_some();
     if (o.nx && found) || (o.xx && !found) {
+        ctx.dirty(0);
         if !o.get {
             r.null();
         }
@@ -438,6 +439,7 @@ fn set(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 
 fn setnx(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if ctx.lookup_write(&a[1]).is_some() {
+        ctx.dirty(0);
         return r.int(0);
     }
     let now = ctx.now_ms;
@@ -484,6 +486,9 @@ fn getdel(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     }
     if ctx.db().remove(&a[1]).is_some() {
         ctx.notify(class::GENERIC, "del", &a[1]);
+        ctx.dirty(1);
+    } else {
+        ctx.dirty(0);
     }
 }
 
@@ -494,9 +499,14 @@ fn getex(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     };
     let s = match read_str(ctx, &a[1]) {
         Ok(Some(s)) => s.clone(),
-        Ok(None) => return r.null(),
+        Ok(None) => {
+            ctx.dirty(0);
+            return r.null();
+        }
         Err(e) => return r.error(e),
     };
+    // Only a changed deadline counts (plain GETEX is a read).
+    ctx.dirty(0);
     let mut at = 0;
     if let Some((v, unit, abs)) = o.expire {
         match expire_ms(v, unit, abs, ctx.now_ms, "getex") {
@@ -510,12 +520,14 @@ fn getex(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         if at <= now {
             ctx.db().remove(&a[1]);
             ctx.notify(class::GENERIC, "del", &a[1]);
+            ctx.dirty(1);
             return;
         }
     }
     if o.expire.is_some() {
         ctx.db().set_expire(&a[1], at);
         ctx.notify(class::GENERIC, "expire", &a[1]);
+        ctx.dirty(1);
     } else if o.persist {
         let had_ttl = ctx
             .db()
@@ -525,6 +537,7 @@ fn getex(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         if had_ttl {
             ctx.db().set_expire(&a[1], 0);
             ctx.notify(class::GENERIC, "persist", &a[1]);
+            ctx.dirty(1);
         }
     }
 }
@@ -585,6 +598,7 @@ fn mset(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return r.error(&super::arity_error("mset"));
     }
     mset_pairs(ctx, &a[1..]);
+    ctx.dirty((a.len() as u64 - 1) / 2);
     r.ok();
 }
 
@@ -596,9 +610,11 @@ fn msetnx(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         .chunks_exact(2)
         .any(|kv| ctx.lookup_write(&kv[0]).is_some())
     {
+        ctx.dirty(0);
         return r.int(0);
     }
     mset_pairs(ctx, &a[1..]);
+    ctx.dirty((a.len() as u64 - 1) / 2);
     r.int(1);
 }
 
@@ -773,6 +789,7 @@ fn setrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     };
     let olen = cur.as_ref().map(|c| c.len()).unwrap_or(0);
     if value.is_empty() {
+        ctx.dirty(0);
         return r.int(olen as i64);
     }
     let total = offset as u64 + value.len() as u64;

@@ -702,6 +702,7 @@ fn zadd_generic(ctx: &mut Ctx, a: &[Bytes], mut f: AddFlags, r: &mut Reply) {
         Ok(Some(_)) => {}
         Ok(None) => {
             if f.xx {
+                ctx.dirty(0);
                 return if f.incr { r.null() } else { r.int(0) };
             }
             let now = ctx.now_ms;
@@ -743,6 +744,7 @@ fn zadd_generic(ctx: &mut Ctx, a: &[Bytes], mut f: AddFlags, r: &mut Reply) {
     if added + updated > 0 {
         ctx.notify(class::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
     }
+    ctx.dirty((added + updated) as u64);
     if nan {
         r.error(ERR_NAN);
     } else if f.incr {
@@ -779,7 +781,10 @@ fn zincrby(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 fn zrem(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let z = match write_zset(ctx, &a[1]) {
         Ok(Some(z)) => z,
-        Ok(None) => return r.int(0),
+        Ok(None) => {
+            ctx.dirty(0);
+            return r.int(0);
+        }
         Err(e) => return r.error(e),
     };
     let mut deleted = 0;
@@ -801,6 +806,7 @@ fn zrem(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             ctx.notify(class::GENERIC, "del", &a[1]);
         }
     }
+    ctx.dirty(deleted as u64);
     r.int(deleted);
 }
 

@@ -16,6 +16,8 @@ pub struct Globals {
     next_client_id: AtomicU64,
     slowlog_id: AtomicU64,
     pub shutdown: AtomicBool,
+    /// SIGINT or SIGTERM received and not yet acted on (shard 0's cron starts the shutdown).
+    pub shutdown_signal: AtomicBool,
     /// Monitors connected anywhere; the hot path only feeds them when this is non-zero.
     pub monitors: AtomicUsize,
     pub connected_clients: AtomicUsize,
@@ -58,6 +60,7 @@ impl Globals {
             next_client_id: AtomicU64::new(1),
             slowlog_id: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
+            shutdown_signal: AtomicBool::new(false),
             monitors: AtomicUsize::new(0),
             connected_clients: AtomicUsize::new(0),
             lastsave: AtomicU64::new(start_ms / 1000),

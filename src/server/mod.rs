@@ -349,6 +349,14 @@ async fn cron(shard: &Rc<Shard>) {
         if shard.globals.shutting_down() {
             return;
         }
+        if shard.id == 0 && shard.globals.shutdown_signal.swap(false, Ordering::SeqCst) {
+            let sh = shard.clone();
+            glommio::spawn_local(async move {
+                let mode = crate::persistence::snapshot::ShutdownSave::IfRules;
+                let _ = crate::persistence::snapshot::prepare_shutdown(&sh, mode, false).await;
+            })
+            .detach();
+        }
         crate::persistence::aof::cron(shard);
         crate::persistence::snapshot::cron(shard);
         let mut st = shard.state.borrow_mut();
@@ -380,7 +388,8 @@ async fn background(shard: Rc<Shard>) {
 }
 
 /// SIGINT/SIGTERM are blocked in every thread and handled by one thread with `sigwait`, which
-/// only raises the shutdown flag; the shards notice it in their cron.
+/// only raises a flag; shard 0's cron then runs the shutdown as SHUTDOWN does (a failed final
+/// save keeps the server running, like Redis).
 fn install_signal_thread(globals: Arc<Globals>) {
     // SAFETY: plain libc signal-mask calls on a sigset we own; done before any shard thread
     // starts, so every thread inherits the mask.
@@ -406,7 +415,12 @@ fn install_signal_thread(globals: Arc<Globals>) {
                         "SIGTERM"
                     };
                     tracing::warn!("Received {} scheduling shutdown...", name);
-                    globals.request_shutdown();
+                    if globals.aof.ready.load(Ordering::Acquire) {
+                        globals.shutdown_signal.store(true, Ordering::SeqCst);
+                    } else {
+                        // Still loading: nothing to save yet, stop at once.
+                        globals.request_shutdown();
+                    }
                 }
             })
             .ok();

@@ -101,6 +101,8 @@ pub struct ShardState {
     /// Replaying the AOF: nothing expires (like Redis while loading), so that a command that
     /// found a key alive when it was logged finds it alive again; deadlines apply afterwards.
     pub loading: bool,
+    /// Changes the running command reported (`Ctx::dirty`); None when it reported none.
+    pub dirty: Option<u64>,
 }
 
 impl ShardState {
@@ -120,6 +122,7 @@ impl ShardState {
             mem: memory::MemState::default(),
             aof: None,
             loading: false,
+            dirty: None,
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
         st
@@ -448,6 +451,7 @@ pub fn execute_keyed(
     } else {
         Vec::new()
     };
+    st.dirty = None;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut ctx = commands::Ctx {
             st: &mut *st,
@@ -482,8 +486,9 @@ pub fn execute_keyed(
             d.touch(&key);
         }
     }
-    if is_write && result.is_ok() && out.get(start_len) != Some(&b'-') {
-        globals.snapshot.note_changes(st.id, 1);
+    let changes = st.dirty.take().unwrap_or(1);
+    if is_write && changes > 0 && result.is_ok() && out.get(start_len) != Some(&b'-') {
+        globals.snapshot.note_changes(st.id, changes);
         if st.aof.is_some() {
             crate::persistence::aof::record(st, spec, args, db, &out[start_len..]);
         }

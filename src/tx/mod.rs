@@ -214,8 +214,8 @@ pub(crate) fn write_back(
                     db.remove(&k.key);
                 }
             }
+            // Counted as changes by the command that ran on the coordinator.
             crate::persistence::aof::log_key_state(&mut st, k.db as usize, &k.key);
-            sh.globals.snapshot.note_changes(sh.id, 1);
             st.blocked.touched(k.db as usize, &k.key);
         }
         if let Some((id, _)) = bracket {

@@ -164,6 +164,8 @@ pub struct AofLog {
     /// This shard's part of a unit run under the global lock, held aside until it is sealed
     /// as one bracket (see `units`).
     unit: Option<units::OpenUnit>,
+    /// One-command brackets written so far (their ids, and whether a step has any to flatten).
+    command_units: u64,
 }
 
 impl AofLog {
@@ -242,6 +244,9 @@ impl Durability {
 /// How a write is logged.
 enum Plan {
     Verbatim,
+    /// SET with a relative or kept TTL, SETEX, PSETEX: one `SET key value PXAT ms` from the
+    /// stored entry (like Redis's rewrite; GET/NX/XX are dropped, the outcome is known).
+    SetAbsolute,
     /// The keys' whole state afterwards (relative TTLs, randomness, foreign keys).
     Recreate,
     /// Only the keys' deadlines afterwards (EXPIRE family, GETEX).
@@ -259,8 +264,9 @@ fn has_relative_ttl(args: &[Bytes]) -> bool {
 
 fn plan_for(name: &str, args: &[Bytes]) -> Plan {
     match name {
-        "set" if has_relative_ttl(args) => Plan::Recreate,
-        "setex" | "psetex" | "restore" => Plan::Recreate,
+        "set" if has_relative_ttl(args) => Plan::SetAbsolute,
+        "setex" | "psetex" => Plan::SetAbsolute,
+        "restore" => Plan::Recreate,
         "expire" | "pexpire" | "expireat" | "pexpireat" | "getex" => Plan::Deadline,
         _ => Plan::Verbatim,
     }
@@ -315,6 +321,12 @@ fn record_as(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize,
     let mut rec = Vec::new();
     match plan {
         Plan::Verbatim => records::push_cmd(&mut rec, args),
+        Plan::SetAbsolute => {
+            records::set_absolute(&mut rec, &args[1], st.dbs[db].keys.get(&args[1][..]));
+            if let Some(log) = st.aof.as_mut() {
+                units::bracket_command(log, &mut rec);
+            }
+        }
         Plan::Recreate => {
             let mut seen: Vec<&[u8]> = Vec::new();
             for p in spec.keys(args) {
@@ -324,6 +336,9 @@ fn record_as(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize,
                 }
                 seen.push(key);
                 records::recreate_key(&mut rec, key, st.dbs[db].keys.get(key));
+            }
+            if let Some(log) = st.aof.as_mut() {
+                units::bracket_command(log, &mut rec);
             }
         }
         Plan::Deadline => {
@@ -372,29 +387,22 @@ pub fn tx_begin(st: &mut ShardState, id: u64, participants: usize) {
 }
 
 /// Where the log stands now, for `tx_wrap` after a synchronous step.
-pub fn tx_mark(st: &ShardState) -> Option<usize> {
-    st.aof.as_ref().map(|l| l.buf.len())
+pub fn tx_mark(st: &ShardState) -> Option<units::Mark> {
+    units::mark(st)
 }
 
 /// Brackets the records appended since `mark` (same synchronous step) as this shard's part of
 /// multi-shard unit `id`.
-pub fn tx_wrap(st: &mut ShardState, mark: Option<usize>, id: u64, participants: usize) {
+pub fn tx_wrap(st: &mut ShardState, mark: Option<units::Mark>, id: u64, participants: usize) {
     // Inside a unit under the global lock, that unit's bracket already covers these records.
     let (Some(mark), Some(log)) = (mark, st.aof.as_mut().filter(|l| l.unit.is_none())) else {
         return;
     };
-    let mut begin = Vec::new();
-    records::push_cmd(
-        &mut begin,
-        &[
-            TX_BEGIN,
-            id.to_string().as_bytes(),
-            participants.to_string().as_bytes(),
-        ],
-    );
-    let mark = mark.min(log.buf.len());
+    let at = mark.len.min(log.buf.len());
+    units::flatten_since(log, &mark);
+    let begin = units::bracket_begin(id, participants);
     log.appended += begin.len() as u64;
-    log.buf.splice(mark..mark, begin);
+    log.buf.splice(at..at, begin);
     tx_end(st, id);
 }
 
@@ -898,6 +906,7 @@ fn start_or_switch(sh: &Rc<Shard>, st: &mut ShardState, incr: PathBuf) {
         woken: false,
         error: None,
         unit: None,
+        command_units: 0,
     }));
     sh.aof_replies_wait.set(true);
     let sh2 = sh.clone();

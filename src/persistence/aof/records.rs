@@ -184,6 +184,33 @@ pub fn recreate_key(out: &mut Vec<u8>, key: &[u8], entry: Option<&Entry>) {
     }
 }
 
+/// Appends the one record that leaves `key` as `entry` after a SET-family write: `SET key
+/// value [PXAT deadline]` (SET replaces any old value and TTL), or `DEL key` when the write
+/// left no key behind; any other value is recreated in full.
+pub fn set_absolute(out: &mut Vec<u8>, key: &[u8], entry: Option<&Entry>) {
+    match entry {
+        None => push_cmd(out, &[&b"DEL"[..], key]),
+        Some(e) => match &e.value {
+            Value::Str(s) if e.expire_at == 0 => {
+                s.with_bytes(|b| push_cmd(out, &[&b"SET"[..], key, b]))
+            }
+            Value::Str(s) => s.with_bytes(|b| {
+                push_cmd(
+                    out,
+                    &[
+                        &b"SET"[..],
+                        key,
+                        b,
+                        b"PXAT",
+                        e.expire_at.to_string().as_bytes(),
+                    ],
+                )
+            }),
+            _ => recreate_key(out, key, entry),
+        },
+    }
+}
+
 /// Appends commands that build `v` under `key` (which must not exist).
 pub fn recreate_value(out: &mut Vec<u8>, key: &[u8], v: &Value) {
     let mut args: Vec<Vec<u8>> = Vec::new();

@@ -10,6 +10,10 @@
 //!   its records aside from `open` until `seal`, and the shards that wrote log their parts as
 //!   brackets with the same id and the number of parts (`global_begin` / `global_end`).
 //!
+//! - a single command whose effect takes several records (a recreated key, a served blocking
+//!   pop) is a unit of one part of its own (`bracket_command`), with ids of its own; a step
+//!   that brackets its records as a whole removes those inner brackets first (`flatten_since`).
+//!
 //! Must never: nest brackets (the loader understands one level; inside a global unit the
 //! tx_begin/tx_wrap/tx_end of inner multi-shard steps are no-ops), or hold records aside
 //! outside a global unit (they would never reach the file).
@@ -30,9 +34,10 @@ pub struct OpenUnit {
 /// Where a shard's pending log stood before a synchronous step.
 #[derive(Clone, Copy, Debug)]
 pub struct Mark {
-    len: usize,
+    pub(super) len: usize,
     appended: u64,
     cur_db: usize,
+    command_units: u64,
 }
 
 /// Where this shard's pending log stands now (None while the AOF is off or a global unit is
@@ -43,7 +48,58 @@ pub fn mark(st: &ShardState) -> Option<Mark> {
         len: log.buf.len(),
         appended: log.appended,
         cur_db: log.cur_db,
+        command_units: log.command_units,
     })
+}
+
+/// Marks the ids of one-command brackets: disjoint from the unit ids `Shard::new_tx_id` hands
+/// out (shard << 48 | n), and unique across shards since the shard is part of the id too (the
+/// loader matches parts by id over every shard's log).
+const COMMAND_UNIT: u64 = 1 << 62;
+
+fn is_command_unit(args: &[bytes::Bytes]) -> bool {
+    std::str::from_utf8(args.get(1).map_or(&b""[..], |a| &a[..]))
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .is_some_and(|id| id & COMMAND_UNIT != 0)
+}
+
+/// Makes the records one command wrote (`rec`, not yet in the log) one unit of one part when
+/// they are more than one record, so that a crash between them replays none of them. Inside
+/// a global unit its bracket already covers them.
+pub(super) fn bracket_command(log: &mut super::AofLog, rec: &mut Vec<u8>) {
+    if log.unit.is_some() || records::count_records(rec, 2) < 2 {
+        return;
+    }
+    log.command_units += 1;
+    let id = COMMAND_UNIT | ((log.id as u64) << 48) | (log.command_units & ((1 << 48) - 1));
+    let mut out = bracket_begin(id, 1);
+    out.extend_from_slice(rec);
+    out.extend_from_slice(&bracket_end(id));
+    *rec = out;
+}
+
+/// Removes the one-command brackets a step wrote since `mark`, before the step's own bracket
+/// goes around its records (the loader understands one level of brackets).
+pub(super) fn flatten_since(log: &mut super::AofLog, mark: &Mark) {
+    if log.command_units == mark.command_units || log.buf.len() < mark.len {
+        return;
+    }
+    let region = log.buf.split_off(mark.len);
+    let mut at = 0;
+    while at < region.len() {
+        let records::Read::Record(args, next) = records::read_record(&region, at) else {
+            // Never happens (the log holds whole records); keep the rest as it is.
+            log.buf.extend_from_slice(&region[at..]);
+            break;
+        };
+        let marker = args[0][..] == *TX_BEGIN || args[0][..] == *TX_END;
+        if !(marker && is_command_unit(&args)) {
+            log.buf.extend_from_slice(&region[at..next]);
+        }
+        at = next;
+    }
+    log.appended -= (region.len() - (log.buf.len() - mark.len)) as u64;
 }
 
 /// The record opening a unit's part (`TESSERA.TXBEGIN id participants`).
@@ -75,6 +131,7 @@ pub fn seal_single(st: &mut ShardState, mark: Option<Mark>, id: u64) {
     if log.unit.is_some() || log.buf.len() < mark.len {
         return;
     }
+    flatten_since(log, &mark);
     if records::count_records(&log.buf[mark.len..], 2) < 2 {
         return;
     }
@@ -96,6 +153,7 @@ pub fn discard(st: &mut ShardState, mark: Option<Mark>) {
     log.buf.truncate(mark.len);
     log.appended = mark.appended;
     log.cur_db = mark.cur_db;
+    log.command_units = mark.command_units;
 }
 
 /// Starts holding this shard's records aside as its part of global unit `id`.

@@ -641,12 +641,18 @@ pub async fn snapshot_all(sh: &Rc<Shard>) -> Result<(), String> {
 
 /// Runs the snapshot `try_start` claimed, and releases the claim.
 pub async fn run_started(sh: &Rc<Shard>) -> Result<(), String> {
+    run_claimed(sh, None).await
+}
+
+/// `run_started`, with the cut taken under `held` (every shard held whole by the caller, who
+/// keeps them held) instead of locks of its own.
+async fn run_claimed(sh: &Rc<Shard>, held: Option<&crate::tx::HeldLocks>) -> Result<(), String> {
     let g = &sh.globals.snapshot;
     let started = Instant::now();
     let now = crate::server::globals::unix_ms();
     g.started_ms.store(now, Ordering::Relaxed);
     g.last_try_ms.store(now, Ordering::Relaxed);
-    let result = snapshot_inner(sh).await;
+    let result = snapshot_inner(sh, held).await;
     g.last_time_sec
         .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
     g.saves.fetch_add(1, Ordering::Relaxed);
@@ -667,7 +673,7 @@ pub async fn run_started(sh: &Rc<Shard>) -> Result<(), String> {
     result
 }
 
-async fn snapshot_inner(sh: &Rc<Shard>) -> Result<(), String> {
+async fn snapshot_inner(sh: &Rc<Shard>, held: Option<&crate::tx::HeldLocks>) -> Result<(), String> {
     let g = &sh.globals.snapshot;
     let settings = Settings::from_config(&sh.state.borrow().config);
     let old = SnapshotManifest::read(&settings.manifest_path()).unwrap_or(None);
@@ -686,9 +692,14 @@ async fn snapshot_inner(sh: &Rc<Shard>) -> Result<(), String> {
     let _walk = claim_walk(g).await;
     let functions = crate::scripting::functions::library_codes(&sh.globals.scripting);
     // The cut, ordered like a transaction over every shard.
-    let held = crate::tx::lock_all_shards(sh)
-        .await
-        .map_err(|e| e.to_string())?;
+    let own_locks = match held {
+        Some(_) => None,
+        None => Some(
+            crate::tx::lock_all_shards(sh)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
     let mut dirty_at_cut = Vec::new();
     for s in 0..sh.nshards() {
         let mut opts = write_options(&sh.state.borrow().config, false);
@@ -711,12 +722,16 @@ async fn snapshot_inner(sh: &Rc<Shard>) -> Result<(), String> {
         match r {
             Ok(d) => dirty_at_cut.push(d),
             Err(_) => {
-                held.release_all().await;
+                if let Some(h) = own_locks {
+                    h.release_all().await;
+                }
                 return Err("a shard is gone".into());
             }
         }
     }
-    held.release_all().await;
+    if let Some(h) = own_locks {
+        h.release_all().await;
+    }
     let ctime = crate::server::globals::unix_ms() / 1000;
     let mut futs = Vec::new();
     let mut files = Vec::new();
@@ -829,6 +844,52 @@ pub async fn save_after_flushall(sh: &Rc<Shard>) {
         glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
     }
     let _ = snapshot_all(sh).await;
+}
+
+/// What SHUTDOWN, SIGTERM and SIGINT do before the server stops (Redis's prepareForShutdown):
+/// the final save, when `mode` or the `save` rules ask for one, while every shard is held whole
+/// (commands wait, as they do while Redis saves), then the stop. A failed save stops nothing
+/// unless `force`: the shards are released, keep serving, and the caller reports the error.
+/// After a good save the shards stay held until they stop, so that no write lands after it.
+pub async fn prepare_shutdown(sh: &Rc<Shard>, mode: ShutdownSave, force: bool) -> Result<(), ()> {
+    tracing::warn!("User requested shutdown...");
+    let g = &sh.globals.snapshot;
+    let rules = !Settings::from_config(&sh.state.borrow().config)
+        .rules
+        .is_empty();
+    if mode == ShutdownSave::Yes || (mode == ShutdownSave::IfRules && rules) {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        // A running snapshot finishes first (Redis kills its child and saves anew).
+        while !try_start(sh) {
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let (result, held) = match crate::tx::lock_all_shards(sh).await {
+            Ok(held) => (run_claimed(sh, Some(&held)).await, Some(held)),
+            Err(e) => {
+                g.in_progress.store(false, Ordering::Release);
+                (Err(e.to_string()), None)
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(_) if force => tracing::warn!("Error trying to save the DB. Exit anyway."),
+            Err(_) => {
+                tracing::warn!("Error trying to save the DB, can't exit.");
+                tracing::warn!(
+                    "Errors trying to shut down the server. Check the logs for more information."
+                );
+                if let Some(h) = held {
+                    h.release_all().await;
+                }
+                return Err(());
+            }
+        }
+        // Held until the process ends: the saved state is the last one.
+        std::mem::forget(held);
+    }
+    g.set_shutdown_save(ShutdownSave::No);
+    sh.globals.request_shutdown();
+    Ok(())
 }
 
 /// The shutdown sequence, on every shard once it has closed its clients: shard 0 waits for the
