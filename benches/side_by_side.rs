@@ -253,8 +253,12 @@ fn spawn_guarded(mut cmd: Command) -> std::io::Result<ChildGuard> {
 #[derive(Debug, Clone)]
 enum Kind {
     /// Stock redis-server; `io_threads` > 1 turns on its threaded I/O.
-    Redis { io_threads: usize },
-    Tessera { shards: usize },
+    Redis {
+        io_threads: usize,
+    },
+    Tessera {
+        shards: usize,
+    },
 }
 
 struct Server {
@@ -776,7 +780,9 @@ fn main() {
     let mut servers: Vec<Server> = specs
         .iter()
         .zip(&ports)
-        .map(|((label, kind), &port)| start_server(&bins, &opts, label, kind.clone(), port, &log_dir))
+        .map(|((label, kind), &port)| {
+            start_server(&bins, &opts, label, kind.clone(), port, &log_dir)
+        })
         .collect();
     let tessera_idx =
         |shards: usize| servers_index(&specs, shards).expect("tessera config started");
@@ -894,7 +900,12 @@ fn main() {
             "-t".into(),
             "set".into(),
         ]);
-        match run_with_timeout(&bins.redis_benchmark, &a, opts.bench_cpus.as_deref(), timeout) {
+        match run_with_timeout(
+            &bins.redis_benchmark,
+            &a,
+            opts.bench_cpus.as_deref(),
+            timeout,
+        ) {
             Ok(o) if o.status.is_some_and(|s| s.success()) => {}
             Ok(o) => eprintln!(
                 "warning: warm-up of {} failed: {}",
@@ -937,7 +948,12 @@ fn main() {
                 a.extend(e.args.iter().cloned());
                 let pid = srv.proc_.pid();
                 let t0 = cpu_ticks(pid);
-                let res = run_with_timeout(&bins.redis_benchmark, &a, opts.bench_cpus.as_deref(), timeout);
+                let res = run_with_timeout(
+                    &bins.redis_benchmark,
+                    &a,
+                    opts.bench_cpus.as_deref(),
+                    timeout,
+                );
                 let t1 = cpu_ticks(pid);
                 let tag = format!(
                     "[{run_no}/{total_runs}] round {} {} P={} {}",

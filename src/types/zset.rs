@@ -24,6 +24,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::dict::Dict;
+use super::key::Key;
 use super::packed::{PackedRun, Records};
 
 /// The two conversion thresholds (`zset-max-listpack-entries`, `zset-max-listpack-value`).
@@ -296,10 +297,16 @@ struct Link {
 #[derive(Clone, Debug)]
 struct Node {
     score: f64,
-    member: Bytes,
+    /// Inline when short (no allocation of its own), like the keyspace's keys.
+    member: Key,
     /// The previous node at level 0 (NIL for the first node).
     prev: u32,
     links: Box<[Link]>,
+}
+
+/// The malloc chunk of one node's array of `levels` links.
+fn link_chunk(levels: usize) -> usize {
+    crate::alloc::chunk_size(levels * std::mem::size_of::<Link>())
 }
 
 /// A skiplist whose nodes live in an index arena (`nodes[0]` is the header). Freed slots are
@@ -313,9 +320,12 @@ pub struct SkipList {
     len: usize,
     tail: u32,
     rng: u64,
-    /// Links held by live nodes and member bytes, for `mem_bytes`.
-    link_count: usize,
+    /// The link arrays' malloc chunks, for `mem_bytes`.
+    link_heap: usize,
+    /// The member bytes (for DEBUG OBJECT's payload size), and for `mem_bytes` the heap of the
+    /// members too long to be inline.
     member_bytes: usize,
+    member_heap: usize,
 }
 
 impl Default for SkipList {
@@ -328,7 +338,7 @@ impl SkipList {
     pub fn new() -> SkipList {
         let head = Node {
             score: 0.0,
-            member: Bytes::new(),
+            member: Key::new(b""),
             prev: NIL,
             links: vec![Link { next: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
         };
@@ -339,8 +349,9 @@ impl SkipList {
             len: 0,
             tail: NIL,
             rng: rand::random::<u64>() | 1,
-            link_count: 0,
+            link_heap: 0,
             member_bytes: 0,
+            member_heap: 0,
         }
     }
 
@@ -386,7 +397,7 @@ impl SkipList {
 
     /// The entry of node `x`.
     #[inline]
-    pub fn entry(&self, x: u32) -> (f64, &Bytes) {
+    pub fn entry(&self, x: u32) -> (f64, &Key) {
         let n = self.node(x);
         (n.score, &n.member)
     }
@@ -411,18 +422,19 @@ impl SkipList {
     }
 
     /// Frees an unlinked node's slot, returning its entry.
-    fn release(&mut self, x: u32) -> (Bytes, f64) {
+    fn release(&mut self, x: u32) -> (Key, f64) {
         let n = &mut self.nodes[x as usize];
-        let member = std::mem::take(&mut n.member);
+        let member = std::mem::replace(&mut n.member, Key::new(b""));
         let links = std::mem::take(&mut n.links);
-        self.link_count -= links.len();
+        self.link_heap -= link_chunk(links.len());
         self.member_bytes -= member.len();
+        self.member_heap -= Key::heap_bytes(member.len());
         self.free.push(x);
         (member, n.score)
     }
 
     /// Inserts an entry whose member is not in the list yet.
-    pub fn insert(&mut self, score: f64, member: Bytes) {
+    pub fn insert(&mut self, score: f64, member: Key) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
         let mut x = HEAD;
@@ -448,8 +460,9 @@ impl SkipList {
             }
             self.level = lvl;
         }
-        self.link_count += lvl;
+        self.link_heap += link_chunk(lvl);
         self.member_bytes += member.len();
+        self.member_heap += Key::heap_bytes(member.len());
         let prev = if update[0] == HEAD { NIL } else { update[0] };
         let id = self.alloc(Node {
             score,
@@ -532,7 +545,7 @@ impl SkipList {
     }
 
     /// Removes the entry (score, member); returns its member if it was there.
-    pub fn remove(&mut self, score: f64, member: &[u8]) -> Option<Bytes> {
+    pub fn remove(&mut self, score: f64, member: &[u8]) -> Option<Key> {
         let (update, x) = self.find_update(score, member);
         if !self.is_entry(x, score, member) {
             return None;
@@ -633,7 +646,7 @@ impl SkipList {
     }
 
     /// Removes up to `count` entries starting at 0-based `start`, passing each to `f`.
-    pub fn remove_rank_range(&mut self, start: usize, count: usize, mut f: impl FnMut(Bytes, f64)) {
+    pub fn remove_rank_range(&mut self, start: usize, count: usize, mut f: impl FnMut(Key, f64)) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut traversed = 0usize;
         let mut x = HEAD;
@@ -730,9 +743,10 @@ impl SkipList {
     /// Approximate heap bytes: the arena, the link arrays and the member bytes.
     fn mem_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()
-            + (self.link_count + MAX_LEVEL) * std::mem::size_of::<Link>()
+            + self.link_heap
+            + link_chunk(MAX_LEVEL)
             + self.free.capacity() * 4
-            + self.member_bytes
+            + self.member_heap
     }
 
     /// Checks every structural invariant (tests only).
@@ -779,7 +793,7 @@ impl SkipList {
 /// The `skiplist` encoding: the ordered list plus member -> score.
 pub struct SkipZset {
     list: SkipList,
-    dict: Dict<f64>,
+    dict: Dict<f64, Key>,
 }
 
 impl SkipZset {
@@ -790,7 +804,7 @@ impl SkipZset {
         }
     }
 
-    fn insert(&mut self, member: Bytes, score: f64) {
+    fn insert(&mut self, member: Key, score: f64) {
         self.dict.insert(member.clone(), score);
         self.list.insert(score, member);
     }
@@ -968,7 +982,7 @@ impl ZSetValue {
         } else {
             let mut z = SkipZset::new();
             for (m, s) in entries {
-                z.insert(m, s);
+                z.insert(Key::new(&m), s);
             }
             ZSetValue::Skiplist(Box::new(z))
         }
@@ -1005,7 +1019,7 @@ impl ZSetValue {
         if let ZSetValue::Listpack(lp) = self {
             let mut z = SkipZset::new();
             for (_, s, m) in lp.iter() {
-                z.insert(Bytes::copy_from_slice(m), s);
+                z.insert(Key::new(m), s);
             }
             *self = ZSetValue::Skiplist(Box::new(z));
         }
@@ -1021,7 +1035,7 @@ impl ZSetValue {
         }
         match self {
             ZSetValue::Listpack(lp) => lp.insert(member, score),
-            ZSetValue::Skiplist(z) => z.insert(Bytes::copy_from_slice(member), score),
+            ZSetValue::Skiplist(z) => z.insert(Key::new(member), score),
         }
     }
 
@@ -1274,7 +1288,7 @@ impl ZSetValue {
                 let dict = &mut z.dict;
                 z.list.remove_rank_range(rank, 1, |m, s| {
                     dict.remove(&m);
-                    out = Some((m, s));
+                    out = Some((Bytes::copy_from_slice(&m), s));
                 });
                 out
             }
@@ -1300,7 +1314,7 @@ impl ZSetValue {
                 }
                 0
             }
-            ZSetValue::Skiplist(z) => z.dict.scan(cursor, |m, s| f(m.clone(), *s)),
+            ZSetValue::Skiplist(z) => z.dict.scan(cursor, |m, s| f(Bytes::copy_from_slice(m), *s)),
         }
     }
 
