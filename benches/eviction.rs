@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench --bench eviction -- [--keys N] [--ops N] [--maxmemory BYTES] [--value-size N]
 //!     [--zipf S] [--shards-list 1,4] [--policies allkeys-lru,allkeys-lfu]
-//!     [--memory-keys N] [--collection-keys N] [--skip-hit-rates] [--skip-memory]
+//!     [--memory-keys N] [--collection-keys N] [--big-items N] [--skip-hit-rates] [--skip-memory]
 //! ```
 //!
 //! Part 1 (hit rates): every server gets the same `maxmemory` and policy, then the same
@@ -11,8 +11,11 @@
 //! pipelined in batches. A warm-up of one fifth of the operations is not counted. The report
 //! shows the hit rate, the keys held at the end and the evictions.
 //!
-//! Part 2 (memory per key): `used_memory` (and RSS) before and after loading `memory-keys`
-//! small strings, and `collection-keys` hashes, sets and sorted sets of 100 small elements.
+//! Part 2 (memory per item, the datasets of issue 4): `used_memory` and RSS before and after
+//! loading, into a fresh server each time, `memory-keys` small strings, `collection-keys`
+//! hashes of 10 fields, `collection-keys` sets of 10 integers, one sorted set of `big-items`
+//! members and one list of `big-items` items; the growth is divided by the keys, members or
+//! items. `--skip-hit-rates --shards-list 1` gives the memory table alone.
 //!
 //! Needs `redis-server` on `PATH` (or `REDIS_SERVER`); the Tessera binary is the crate's own
 //! (`TESSERA_BIN` overrides it). The Markdown report goes to stdout and to
@@ -35,7 +38,8 @@ usage: cargo bench --bench eviction -- [options]
   --shards-list L      tessera shard counts (default 1,4)
   --policies L         policies to compare (default allkeys-lru,allkeys-lfu)
   --memory-keys N      small string keys for the memory table (default 1000000)
-  --collection-keys N  hashes / sets / zsets of 100 elements (default 10000)
+  --collection-keys N  hashes of 10 fields, and sets of 10 integers (default 100000)
+  --big-items N        members of the one sorted set, items of the one list (default 1000000)
   --skip-hit-rates     only the memory table
   --skip-memory        only the hit-rate table
 env: TESSERA_BIN, REDIS_SERVER override the binaries";
@@ -50,6 +54,7 @@ struct Opts {
     policies: Vec<String>,
     memory_keys: usize,
     collection_keys: usize,
+    big_items: usize,
     hit_rates: bool,
     memory: bool,
 }
@@ -69,7 +74,8 @@ fn parse_args() -> Opts {
         shards_list: vec![1, 4],
         policies: vec!["allkeys-lru".into(), "allkeys-lfu".into()],
         memory_keys: 1_000_000,
-        collection_keys: 10_000,
+        collection_keys: 100_000,
+        big_items: 1_000_000,
         hit_rates: true,
         memory: true,
     };
@@ -104,6 +110,7 @@ fn parse_args() -> Opts {
             "--collection-keys" => {
                 o.collection_keys = num("--collection-keys", val("--collection-keys"))
             }
+            "--big-items" => o.big_items = num("--big-items", val("--big-items")),
             "--skip-hit-rates" => o.hit_rates = false,
             "--skip-memory" => o.memory = false,
             // cargo bench passes --bench to harness=false benches.
@@ -399,16 +406,29 @@ fn rss(c: &mut Client) -> u64 {
     c.info_field("used_memory_rss")
 }
 
-/// (used_memory bytes per key, RSS bytes per key) after loading `n` keys with `load`.
-fn per_key(kind: Kind, n: usize, load: &dyn Fn(&mut Client, usize)) -> (f64, f64) {
+/// One dataset of the memory table.
+struct Dataset {
+    label: &'static str,
+    /// What one unit is (key, member, item), for the table.
+    unit: &'static str,
+    commands: usize,
+    items: usize,
+    /// Commands sent per pipelined round trip.
+    batch: usize,
+    load: fn(&mut Client, usize),
+}
+
+/// (used_memory growth per item, RSS growth per item) after sending the dataset's commands to
+/// a fresh server.
+fn per_item(kind: Kind, d: &Dataset) -> (f64, f64) {
     let (_p, mut c) = start(kind, &[]);
     std::thread::sleep(Duration::from_millis(300));
     let (used0, rss0) = (c.info_field("used_memory"), rss(&mut c));
     let mut i = 0;
-    while i < n {
-        let m = 1000.min(n - i);
+    while i < d.commands {
+        let m = d.batch.min(d.commands - i);
         for j in i..i + m {
-            load(&mut c, j);
+            (d.load)(&mut c, j);
         }
         for r in c.flush() {
             if let Reply::Error(e) = r {
@@ -420,10 +440,13 @@ fn per_key(kind: Kind, n: usize, load: &dyn Fn(&mut Client, usize)) -> (f64, f64
     std::thread::sleep(Duration::from_millis(300));
     let (used1, rss1) = (c.info_field("used_memory"), rss(&mut c));
     (
-        (used1 as f64 - used0 as f64) / n as f64,
-        (rss1 as f64 - rss0 as f64) / n as f64,
+        (used1 as f64 - used0 as f64) / d.items as f64,
+        (rss1 as f64 - rss0 as f64) / d.items as f64,
     )
 }
+
+/// Elements per command when one big collection is loaded.
+const BIG_BATCH: usize = 1000;
 
 fn load_string(c: &mut Client, i: usize) {
     let k = format!("key:{i:08}");
@@ -431,31 +454,43 @@ fn load_string(c: &mut Client, i: usize) {
     c.queue(&[b"SET".as_slice(), k.as_bytes(), v.as_bytes()]);
 }
 
+/// Hash number `i`: 10 fields `field:N` with values `value:N` (a listpack in both servers).
 fn load_hash(c: &mut Client, i: usize) {
-    let k = format!("hash:{i}");
-    let fields: Vec<String> = (0..100)
-        .flat_map(|j| [format!("f{j}"), format!("v{j}")])
+    let k = format!("hash:{i:08}");
+    let fields: Vec<String> = (0..10)
+        .flat_map(|j| [format!("field:{j}"), format!("value:{j}")])
         .collect();
     let mut args: Vec<&[u8]> = vec![b"HSET".as_slice(), k.as_bytes()];
     args.extend(fields.iter().map(|s| s.as_bytes()));
     c.queue(&args);
 }
 
-fn load_set(c: &mut Client, i: usize) {
-    let k = format!("set:{i}");
-    let members: Vec<String> = (0..100).map(|j| format!("m{j}")).collect();
+/// Set number `i`: 10 integers (an intset in both servers).
+fn load_intset(c: &mut Client, i: usize) {
+    let k = format!("set:{i:08}");
+    let members: Vec<String> = (0..10).map(|j| (i % 1000 * 10 + j).to_string()).collect();
     let mut args: Vec<&[u8]> = vec![b"SADD".as_slice(), k.as_bytes()];
     args.extend(members.iter().map(|s| s.as_bytes()));
     c.queue(&args);
 }
 
-fn load_zset(c: &mut Client, i: usize) {
-    let k = format!("zset:{i}");
-    let pairs: Vec<String> = (0..100)
-        .flat_map(|j| [j.to_string(), format!("m{j}")])
+/// Command `i` of loading one sorted set: members `member:N` with score N.
+fn load_big_zset(c: &mut Client, i: usize) {
+    let pairs: Vec<String> = (i * BIG_BATCH..(i + 1) * BIG_BATCH)
+        .flat_map(|j| [j.to_string(), format!("member:{j}")])
         .collect();
-    let mut args: Vec<&[u8]> = vec![b"ZADD".as_slice(), k.as_bytes()];
+    let mut args: Vec<&[u8]> = vec![b"ZADD".as_slice(), b"zset"];
     args.extend(pairs.iter().map(|s| s.as_bytes()));
+    c.queue(&args);
+}
+
+/// Command `i` of loading one list: items `item:N`.
+fn load_big_list(c: &mut Client, i: usize) {
+    let items: Vec<String> = (i * BIG_BATCH..(i + 1) * BIG_BATCH)
+        .map(|j| format!("item:{j}"))
+        .collect();
+    let mut args: Vec<&[u8]> = vec![b"RPUSH".as_slice(), b"list"];
+    args.extend(items.iter().map(|s| s.as_bytes()));
     c.queue(&args);
 }
 
@@ -499,32 +534,71 @@ fn main() {
         md.push('\n');
     }
     if o.memory {
-        type Loader = fn(&mut Client, usize);
-        let rows: [(&str, usize, Loader); 4] = [
-            (
-                "string (12-byte key, 12-byte value)",
-                o.memory_keys,
-                load_string,
-            ),
-            ("hash of 100 fields", o.collection_keys, load_hash),
-            ("set of 100 members", o.collection_keys, load_set),
-            ("zset of 100 members", o.collection_keys, load_zset),
+        let (n, big) = (o.memory_keys, o.big_items);
+        let sets = [
+            Dataset {
+                label: "string (12-byte key, 12-byte value)",
+                unit: "key",
+                commands: n,
+                items: n,
+                batch: 1000,
+                load: load_string,
+            },
+            Dataset {
+                label: "hash of 10 fields",
+                unit: "key",
+                commands: o.collection_keys,
+                items: o.collection_keys,
+                batch: 1000,
+                load: load_hash,
+            },
+            Dataset {
+                label: "set of 10 integers",
+                unit: "key",
+                commands: o.collection_keys,
+                items: o.collection_keys,
+                batch: 1000,
+                load: load_intset,
+            },
+            Dataset {
+                label: "one sorted set",
+                unit: "member",
+                commands: big.div_ceil(BIG_BATCH),
+                items: big.div_ceil(BIG_BATCH) * BIG_BATCH,
+                batch: 10,
+                load: load_big_zset,
+            },
+            Dataset {
+                label: "one list",
+                unit: "item",
+                commands: big.div_ceil(BIG_BATCH),
+                items: big.div_ceil(BIG_BATCH) * BIG_BATCH,
+                batch: 10,
+                load: load_big_list,
+            },
         ];
-        md.push_str("| data | keys | server | used_memory per key | RSS per key | × redis (used) |\n|---|--:|---|--:|--:|--:|\n");
-        for (label, n, load) in rows {
-            let mut redis_used = 0.0;
+        md.push_str("Memory per item: growth of `used_memory` and RSS over loading the data into a fresh server, divided by the items.\n\n");
+        md.push_str("| data | items | server | used_memory per item | RSS per item | × redis (used) | × redis (RSS) |\n|---|--:|---|--:|--:|--:|--:|\n");
+        for d in &sets {
+            let mut redis = (0.0, 0.0);
             for &k in &servers {
-                eprintln!("{label} on {}...", k.label());
-                let (used, rss) = per_key(k, n, &load);
-                let ratio = if matches!(k, Kind::Redis) {
-                    redis_used = used;
-                    "ref".to_string()
+                eprintln!("{} on {}...", d.label, k.label());
+                let (used, rss) = per_item(k, d);
+                let (ru, rr) = if matches!(k, Kind::Redis) {
+                    redis = (used, rss);
+                    ("ref".to_string(), "ref".to_string())
                 } else {
-                    format!("{:.2}", used / redis_used)
+                    (
+                        format!("{:.2}", used / redis.0),
+                        format!("{:.2}", rss / redis.1),
+                    )
                 };
                 writeln!(
                     md,
-                    "| {label} | {n} | {} | {:.0} | {:.0} | {ratio} |",
+                    "| {} | {} {}s | {} | {:.1} | {:.1} | {ru} | {rr} |",
+                    d.label,
+                    d.items,
+                    d.unit,
                     k.label(),
                     used,
                     rss

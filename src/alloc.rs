@@ -10,8 +10,10 @@
 //! exact, a single slot is not (that is why per-shard limits use the shard's dataset estimate,
 //! see `shard::memory`).
 //!
-//! Sizes are counted as the allocator's usable size (what `malloc_usable_size` would report for
-//! glibc's chunks), computed arithmetically so that counting costs no extra call.
+//! Sizes are counted as the whole chunk glibc takes for an allocation (the usable size plus its
+//! 8-byte header: what the process really spends, so that `used_memory` compares honestly with
+//! Redis's jemalloc, whose size classes carry no header), computed arithmetically so that
+//! counting costs no extra call.
 //!
 //! What it must never do: allocate, lock, log or panic (it runs inside every allocation), or
 //! keep state that needs a destructor (it is used during thread teardown).
@@ -52,6 +54,16 @@ pub const fn usable_size(n: usize) -> usize {
     }
 }
 
+/// The whole chunk glibc malloc takes for a request of `n` bytes: the usable size plus the
+/// 8-byte chunk header (so never less than 32).
+#[inline]
+pub const fn chunk_size(n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    usable_size(n) + 8
+}
+
 #[inline]
 fn add(delta: isize) {
     let _ = MY_SLOT.try_with(|s| {
@@ -82,7 +94,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc(layout);
         if !p.is_null() {
-            add(usable_size(layout.size()) as isize);
+            add(chunk_size(layout.size()) as isize);
         }
         p
     }
@@ -91,7 +103,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc_zeroed(layout);
         if !p.is_null() {
-            add(usable_size(layout.size()) as isize);
+            add(chunk_size(layout.size()) as isize);
         }
         p
     }
@@ -99,14 +111,14 @@ unsafe impl GlobalAlloc for CountingAlloc {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         System.dealloc(ptr, layout);
-        add(-(usable_size(layout.size()) as isize));
+        add(-(chunk_size(layout.size()) as isize));
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = System.realloc(ptr, layout, new_size);
         if !p.is_null() {
-            add(usable_size(new_size) as isize - usable_size(layout.size()) as isize);
+            add(chunk_size(new_size) as isize - chunk_size(layout.size()) as isize);
         }
         p
     }
@@ -159,5 +171,9 @@ mod tests {
         assert_eq!(usable_size(40), 40);
         assert_eq!(usable_size(41), 56);
         assert_eq!(usable_size(100), 104);
+        assert_eq!(chunk_size(0), 0);
+        assert_eq!(chunk_size(1), 32);
+        assert_eq!(chunk_size(88), 96);
+        assert_eq!(chunk_size(89), 112);
     }
 }

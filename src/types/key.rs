@@ -38,13 +38,13 @@ impl Key {
         }
     }
 
-    /// Heap bytes the key owns beyond its place in the node (as the allocator rounds them).
+    /// Heap bytes the key owns beyond its place in the node (the whole malloc chunk).
     #[inline]
     pub const fn heap_bytes(len: usize) -> usize {
         if len <= INLINE_MAX {
             0
         } else {
-            crate::alloc::usable_size(len)
+            crate::alloc::chunk_size(len)
         }
     }
 }
@@ -106,7 +106,7 @@ mod tests {
         assert!(matches!(k, Key::Heap(_)));
         assert_eq!(&k[..], &long[..]);
         assert_eq!(k.clone(), k);
-        assert_eq!(Key::heap_bytes(long.len()), 24);
+        assert_eq!(Key::heap_bytes(long.len()), 32);
         assert_ne!(Key::new(b"a"), Key::new(b"ab"));
     }
 }

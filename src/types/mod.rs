@@ -116,7 +116,7 @@ impl StrValue {
         match self {
             StrValue::Int(_) | StrValue::Small { .. } => 0,
             StrValue::Plain(b) | StrValue::Raw(b) => {
-                crate::alloc::usable_size(b.len()) + crate::alloc::usable_size(BYTES_SHARED_HEADER)
+                crate::alloc::chunk_size(b.len()) + crate::alloc::chunk_size(BYTES_SHARED_HEADER)
             }
         }
     }

@@ -48,24 +48,18 @@ impl Default for SetLimits {
     }
 }
 
-/// Reserves room for `extra` more items, growing by a quarter instead of doubling: these
-/// encodings exist to save memory, and every insertion into them is O(n) anyway.
-fn reserve_lean<T>(v: &mut Vec<T>, extra: usize) {
-    if v.capacity() - v.len() < extra {
-        v.reserve_exact(extra.max(v.len() / 4));
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // intset
 // ---------------------------------------------------------------------------------------------
 
-/// Sorted distinct integers stored at the narrowest width that fits all of them.
+/// Sorted distinct integers stored at the narrowest width that fits all of them, in one
+/// exact-size allocation (like Redis's intset, which reallocates on every change: each change
+/// is O(n) anyway). Three words, so that a set holds it without a box of its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IntSet {
-    W16(Vec<i16>),
-    W32(Vec<i32>),
-    W64(Vec<i64>),
+    W16(Box<[i16]>),
+    W32(Box<[i32]>),
+    W64(Box<[i64]>),
 }
 
 /// Bytes per element needed to store `v`.
@@ -79,21 +73,27 @@ fn width_of(v: i64) -> usize {
     }
 }
 
-fn insert_sorted<T: Ord + Copy>(a: &mut Vec<T>, x: T) -> bool {
+fn insert_sorted<T: Ord + Copy>(a: &mut Box<[T]>, x: T) -> bool {
     match a.binary_search(&x) {
         Ok(_) => false,
         Err(pos) => {
-            reserve_lean(a, 1);
-            a.insert(pos, x);
+            let mut v = Vec::with_capacity(a.len() + 1);
+            v.extend_from_slice(&a[..pos]);
+            v.push(x);
+            v.extend_from_slice(&a[pos..]);
+            *a = v.into_boxed_slice();
             true
         }
     }
 }
 
-fn remove_sorted<T: Ord + Copy>(a: &mut Vec<T>, x: T) -> bool {
+fn remove_sorted<T: Ord + Copy>(a: &mut Box<[T]>, x: T) -> bool {
     match a.binary_search(&x) {
         Ok(pos) => {
-            a.remove(pos);
+            let mut v = Vec::with_capacity(a.len() - 1);
+            v.extend_from_slice(&a[..pos]);
+            v.extend_from_slice(&a[pos + 1..]);
+            *a = v.into_boxed_slice();
             true
         }
         Err(_) => false,
@@ -101,13 +101,14 @@ fn remove_sorted<T: Ord + Copy>(a: &mut Vec<T>, x: T) -> bool {
 }
 
 /// Keeps the elements whose index is not marked in `drop`.
-fn retain_unmarked<T>(a: &mut Vec<T>, drop: &[bool]) {
-    let mut i = 0;
-    a.retain(|_| {
-        let keep = !drop[i];
-        i += 1;
-        keep
-    });
+fn retain_unmarked<T: Copy>(a: &mut Box<[T]>, drop: &[bool]) {
+    let kept: Vec<T> = a
+        .iter()
+        .zip(drop)
+        .filter(|(_, &d)| !d)
+        .map(|(&x, _)| x)
+        .collect();
+    *a = kept.into_boxed_slice();
 }
 
 impl Default for IntSet {
@@ -118,7 +119,7 @@ impl Default for IntSet {
 
 impl IntSet {
     pub fn new() -> IntSet {
-        IntSet::W16(Vec::new())
+        IntSet::W16(Box::default())
     }
 
     pub fn len(&self) -> usize {
@@ -163,7 +164,7 @@ impl IntSet {
         let all: Vec<i64> = self.iter().collect();
         *self = match width {
             4 => IntSet::W32(all.iter().map(|&x| x as i32).collect()),
-            _ => IntSet::W64(all),
+            _ => IntSet::W64(all.into_boxed_slice()),
         };
     }
 
@@ -216,11 +217,11 @@ impl IntSet {
 
     pub fn mem_bytes(&self) -> usize {
         let cap = match self {
-            IntSet::W16(a) => a.capacity(),
-            IntSet::W32(a) => a.capacity(),
-            IntSet::W64(a) => a.capacity(),
+            IntSet::W16(a) => a.len(),
+            IntSet::W32(a) => a.len(),
+            IntSet::W64(a) => a.len(),
         };
-        cap * self.width()
+        crate::alloc::chunk_size(cap * self.width())
     }
 }
 
@@ -436,8 +437,8 @@ impl Item {
 
 /// A set value in one of its three encodings.
 pub enum SetValue {
-    /// Boxed so that `SetValue` (and with it every keyspace `Value`) stays five words.
-    Intset(Box<IntSet>),
+    /// Three words, inline: `SetValue` (and with it every keyspace `Value`) stays five words.
+    Intset(IntSet),
     Listpack(Listpack),
     Table(Box<SetTable>),
 }
@@ -509,7 +510,7 @@ fn digits(v: i64) -> usize {
 impl SetValue {
     /// An empty intset: where Redis starts the result of SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
     pub fn new() -> SetValue {
-        SetValue::Intset(Box::default())
+        SetValue::Intset(IntSet::default())
     }
 
     /// The empty set a write creates for `first` (Redis's `setTypeCreate`): an intset when the
@@ -863,9 +864,7 @@ impl SetValue {
     /// Approximate heap bytes owned by the value.
     pub fn mem_bytes(&self) -> usize {
         match self {
-            SetValue::Intset(i) => {
-                crate::alloc::usable_size(std::mem::size_of::<IntSet>()) + i.mem_bytes()
-            }
+            SetValue::Intset(i) => i.mem_bytes(),
             SetValue::Listpack(l) => l.mem_bytes(),
             SetValue::Table(t) => std::mem::size_of::<SetTable>() + t.mem_bytes(),
         }

@@ -24,6 +24,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::dict::Dict;
+use super::key::Key;
 use super::packed::{PackedRun, Records};
 
 /// The two conversion thresholds (`zset-max-listpack-entries`, `zset-max-listpack-value`).
@@ -314,7 +315,8 @@ const NIL_LINK: Link = Link {
 #[derive(Clone, Debug)]
 struct Meta {
     score: f64,
-    member: Bytes,
+    /// Inline when short (no allocation of its own), like the keyspace's keys.
+    member: Key,
     /// The previous node at level 0 (NIL for the first node).
     prev: u32,
 }
@@ -342,8 +344,10 @@ pub struct SkipList {
     len: usize,
     tail: u32,
     rng: u64,
-    /// Member bytes of live nodes, for `mem_bytes`.
+    /// The member bytes (for DEBUG OBJECT's payload size), and for `mem_bytes` the heap of the
+    /// members too long to be inline.
     member_bytes: usize,
+    member_heap: usize,
 }
 
 impl Default for SkipList {
@@ -369,7 +373,7 @@ impl SkipList {
         top.links = vec![NIL_LINK; MAX_LEVEL];
         top.metas.push(Meta {
             score: 0.0,
-            member: Bytes::new(),
+            member: Key::new(b""),
             prev: NIL,
         });
         SkipList {
@@ -380,6 +384,7 @@ impl SkipList {
             tail: NIL,
             rng: rand::random::<u64>() | 1,
             member_bytes: 0,
+            member_heap: 0,
         }
     }
 
@@ -438,7 +443,7 @@ impl SkipList {
 
     /// The entry of node `x`.
     #[inline]
-    pub fn entry(&self, x: u32) -> (f64, &Bytes) {
+    pub fn entry(&self, x: u32) -> (f64, &Key) {
         let n = self.node(x);
         (n.score, &n.member)
     }
@@ -489,11 +494,12 @@ impl SkipList {
     }
 
     /// Frees an unlinked node's slot, returning its entry.
-    fn release(&mut self, x: u32) -> (Bytes, f64) {
+    fn release(&mut self, x: u32) -> (Key, f64) {
         let class = &mut self.classes[class_of(x)];
         let meta = &mut class.metas[slot_of(x)];
-        let member = std::mem::take(&mut meta.member);
+        let member = std::mem::replace(&mut meta.member, Key::new(b""));
         self.member_bytes -= member.len();
+        self.member_heap -= Key::heap_bytes(member.len());
         class.free.push(slot_of(x) as u32);
         self.free_slots += 1;
         (member, meta.score)
@@ -506,7 +512,7 @@ impl SkipList {
     }
 
     /// Inserts an entry whose member is not in the list yet.
-    pub fn insert(&mut self, score: f64, member: Bytes) {
+    pub fn insert(&mut self, score: f64, member: Key) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
         let mut x = HEAD;
@@ -533,6 +539,7 @@ impl SkipList {
             self.level = lvl;
         }
         self.member_bytes += member.len();
+        self.member_heap += Key::heap_bytes(member.len());
         let prev = if update[0] == HEAD { NIL } else { update[0] };
         let id = self.alloc(
             lvl,
@@ -630,7 +637,7 @@ impl SkipList {
     }
 
     /// Removes the entry (score, member); returns its member if it was there.
-    pub fn remove(&mut self, score: f64, member: &[u8]) -> Option<Bytes> {
+    pub fn remove(&mut self, score: f64, member: &[u8]) -> Option<Key> {
         let (update, x) = self.find_update(score, member);
         if !self.is_entry(x, score, member) {
             return None;
@@ -738,7 +745,7 @@ impl SkipList {
     }
 
     /// Removes up to `count` entries starting at 0-based `start`, passing each to `f`.
-    pub fn remove_rank_range(&mut self, start: usize, count: usize, mut f: impl FnMut(Bytes, f64)) {
+    pub fn remove_rank_range(&mut self, start: usize, count: usize, mut f: impl FnMut(Key, f64)) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut traversed = 0usize;
         let mut x = HEAD;
@@ -805,7 +812,7 @@ impl SkipList {
             remap[c][slot_of(x)] = ((c as u32) << SLOT_BITS) | fresh[c].metas.len() as u32;
             fresh[c].metas.push(Meta {
                 score: 0.0,
-                member: Bytes::new(),
+                member: Key::new(b""),
                 prev: NIL,
             });
             x = self.link(x, 0).next;
@@ -826,7 +833,7 @@ impl SkipList {
                 self.node_mut(x),
                 Meta {
                     score: 0.0,
-                    member: Bytes::new(),
+                    member: Key::new(b""),
                     prev: NIL,
                 },
             );
@@ -871,7 +878,7 @@ impl SkipList {
         false
     }
 
-    /// Approximate heap bytes: the arenas and the member bytes.
+    /// Approximate heap bytes: the arenas and the heap of members too long to be inline.
     fn mem_bytes(&self) -> usize {
         self.classes.capacity() * std::mem::size_of::<Class>()
             + self
@@ -883,7 +890,7 @@ impl SkipList {
                         + c.free.capacity() * 4
                 })
                 .sum::<usize>()
-            + self.member_bytes
+            + self.member_heap
     }
 
     /// Checks every structural invariant (tests only).
@@ -935,7 +942,7 @@ impl SkipList {
 /// The `skiplist` encoding: the ordered list plus member -> score.
 pub struct SkipZset {
     list: SkipList,
-    dict: Dict<f64>,
+    dict: Dict<f64, Key>,
 }
 
 impl SkipZset {
@@ -946,7 +953,7 @@ impl SkipZset {
         }
     }
 
-    fn insert(&mut self, member: Bytes, score: f64) {
+    fn insert(&mut self, member: Key, score: f64) {
         self.dict.insert(member.clone(), score);
         self.list.insert(score, member);
     }
@@ -1124,7 +1131,7 @@ impl ZSetValue {
         } else {
             let mut z = SkipZset::new();
             for (m, s) in entries {
-                z.insert(m, s);
+                z.insert(Key::new(&m), s);
             }
             ZSetValue::Skiplist(Box::new(z))
         }
@@ -1161,7 +1168,7 @@ impl ZSetValue {
         if let ZSetValue::Listpack(lp) = self {
             let mut z = SkipZset::new();
             for (_, s, m) in lp.iter() {
-                z.insert(Bytes::copy_from_slice(m), s);
+                z.insert(Key::new(m), s);
             }
             *self = ZSetValue::Skiplist(Box::new(z));
         }
@@ -1177,7 +1184,7 @@ impl ZSetValue {
         }
         match self {
             ZSetValue::Listpack(lp) => lp.insert(member, score),
-            ZSetValue::Skiplist(z) => z.insert(Bytes::copy_from_slice(member), score),
+            ZSetValue::Skiplist(z) => z.insert(Key::new(member), score),
         }
     }
 
@@ -1430,7 +1437,7 @@ impl ZSetValue {
                 let dict = &mut z.dict;
                 z.list.remove_rank_range(rank, 1, |m, s| {
                     dict.remove(&m);
-                    out = Some((m, s));
+                    out = Some((Bytes::copy_from_slice(&m), s));
                 });
                 out
             }
@@ -1456,7 +1463,7 @@ impl ZSetValue {
                 }
                 0
             }
-            ZSetValue::Skiplist(z) => z.dict.scan(cursor, |m, s| f(m.clone(), *s)),
+            ZSetValue::Skiplist(z) => z.dict.scan(cursor, |m, s| f(Bytes::copy_from_slice(m), *s)),
         }
     }
 
@@ -1672,7 +1679,7 @@ mod tests {
             panic!("expected a skiplist")
         };
         sz.list.check();
-        assert!(sz.list.slots() < 100, "arena {}", sz.list.slots());
+        assert!(sz.list.nodes.len() < 100, "arena {}", sz.list.nodes.len());
         assert_eq!(z.get(0).map(|(m, _)| m.to_vec()), Some(b"m0990".to_vec()));
         assert_eq!(z.rank(b"m0999"), Some(9));
     }

@@ -341,9 +341,9 @@ pub fn read_object(ty: u8, src: &mut impl Source, lim: &LoadLimits) -> Result<Va
             let set = match width {
                 2 => IntSet::W16(vals.into_iter().map(|v| v as i16).collect()),
                 4 => IntSet::W32(vals.into_iter().map(|v| v as i32).collect()),
-                _ => IntSet::W64(vals),
+                _ => IntSet::W64(vals.into_boxed_slice()),
             };
-            Ok(Value::Set(SetValue::Intset(Box::new(set))))
+            Ok(Value::Set(SetValue::Intset(set)))
         }
         SET_LISTPACK => {
             let blob = read_string(src)?;
@@ -483,7 +483,7 @@ fn set_from(members: Vec<Vec<u8>>, lim: &LoadLimits) -> Result<Value, RdbError> 
                 return Err(corrupt("duplicate set member"));
             }
         }
-        return Ok(Value::Set(SetValue::Intset(Box::new(i))));
+        return Ok(Value::Set(SetValue::Intset(i)));
     }
     let fits_listpack = members.len() <= lim.set.max_listpack_entries
         && members
