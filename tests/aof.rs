@@ -942,7 +942,13 @@ fn one_command_is_one_atomic_aof_effect() {
         assert!(out[0].contains("Unexpected end of file"), "{out:?}");
     }
     std::fs::write(&incr, &bytes[..end_at]).unwrap();
-    let probe = ["EXISTS dst", "GET k", "PEXPIRETIME k", "GET k4", "LRANGE inexec 0 -1"];
+    let probe = [
+        "EXISTS dst",
+        "GET k",
+        "PEXPIRETIME k",
+        "GET k4",
+        "LRANGE inexec 0 -1",
+    ];
     let (ok, out) = run_bin_cmds(&dir, "yes", 1, &probe);
     assert!(ok, "{out:?}");
     assert_eq!(

@@ -241,7 +241,7 @@ fn load_into(vm: &Vm, code: &[u8]) -> Result<Vec<lua::RegisteredFunction>, Strin
     LOADING.with(|x| *x.borrow_mut() = Some(Vec::new()));
     let mut out = BytesMut::new();
     vm.run(
-        &FnKey::Name(chunk.into()),
+        &FnKey::Name(chunk),
         &[],
         &[],
         true,

@@ -106,6 +106,12 @@ pub mod sflags {
     ];
 }
 
+/// A thread's copy of part of the script cache, by the SHA bytes as clients sent them.
+type LocalScripts = HashMap<Box<[u8]>, Arc<ScriptEntry>, ahash::RandomState>;
+
+/// A command name a script called and what it resolved to.
+type RecentCommand = (Box<[u8]>, &'static CommandSpec);
+
 /// A cached EVAL script.
 pub struct ScriptEntry {
     pub sha: String,
@@ -164,7 +170,7 @@ impl Shared {
     /// The copy holds entries of the current epoch only, so SCRIPT FLUSH empties it too.
     fn get_for_evalsha(&self, sha: &[u8]) -> Option<Arc<ScriptEntry>> {
         thread_local! {
-            static LOCAL: std::cell::RefCell<(u64, HashMap<Box<[u8]>, Arc<ScriptEntry>, ahash::RandomState>)> =
+            static LOCAL: std::cell::RefCell<(u64, LocalScripts)> =
                 std::cell::RefCell::new((0, HashMap::default()));
         }
         // Bounds the copy when clients send many distinct (or differently cased) SHAs.
@@ -1039,7 +1045,7 @@ impl<'a> ScriptRun<'a> {
 fn lookup_command(name: &[u8]) -> Option<&'static CommandSpec> {
     const MEMO: usize = 8;
     thread_local! {
-        static RECENT: std::cell::RefCell<Vec<(Box<[u8]>, &'static CommandSpec)>> =
+        static RECENT: std::cell::RefCell<Vec<RecentCommand>> =
             const { std::cell::RefCell::new(Vec::new()) };
     }
     let hit = RECENT.with(|r| {
