@@ -518,6 +518,25 @@ impl<V, K: DictKey> Dict<V, K> {
         }
     }
 
+    /// Makes room for `additional` more entries at once (a bulk load that knows its size, like
+    /// RDB's RESIZEDB), so they go in without the table doubling and rehashing its way up. Does
+    /// nothing while a rehash is in progress or when the table is already big enough.
+    pub fn reserve(&mut self, additional: usize) {
+        if self.is_rehashing() {
+            return;
+        }
+        let Some(want) = self
+            .len()
+            .checked_add(additional)
+            .and_then(usize::checked_next_power_of_two)
+        else {
+            return;
+        };
+        if want > self.tables[0].size() {
+            self.start_resize(want.max(MIN_BUCKETS));
+        }
+    }
+
     /// After entries were removed: if that drained the old table mid-rehash,
     /// finish the rehash now (nothing is left to move); otherwise consider
     /// shrinking.
@@ -1022,6 +1041,29 @@ mod tests {
         d.insert(k(1), 1);
         assert_eq!(d.get(&k(1)), Some(&1));
         assert!(format!("{d:?}").contains("key:1"));
+    }
+
+    #[test]
+    fn reserve_sizes_the_table_once_for_a_bulk_load() {
+        let mut d: Dict<usize> = Dict::new();
+        d.reserve(1000);
+        assert_eq!(d.bucket_count(), 1024);
+        for i in 0..1000 {
+            d.insert(Bytes::from(format!("k{i}")), i);
+            assert!(!d.is_rehashing(), "grew at {i}");
+        }
+        assert_eq!(d.bucket_count(), 1024);
+        // On a filled table it starts one rehash to the size asked for, and entries survive it.
+        d.reserve(3000);
+        assert!(d.is_rehashing());
+        while d.rehash_step(100) {}
+        assert_eq!(d.bucket_count(), 4096);
+        assert_eq!(d.len(), 1000);
+        assert!((0..1000).all(|i| d.get(format!("k{i}").as_bytes()) == Some(&i)));
+        // Already big enough: nothing changes.
+        d.reserve(10);
+        assert!(!d.is_rehashing());
+        assert_eq!(d.bucket_count(), 4096);
     }
 
     #[test]

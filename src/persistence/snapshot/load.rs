@@ -29,8 +29,14 @@ pub(crate) struct Counts {
 }
 
 /// Places loaded entries into this shard's keyspace.
-fn insert_batch(sh: &Shard, batch: Vec<(usize, RdbEntry)>) {
+/// Room to make in a database before a batch goes in: (db, entries expected from this file).
+type Reserve = Option<(usize, usize)>;
+
+fn insert_batch(sh: &Shard, batch: Vec<(usize, RdbEntry)>, reserve: Reserve) {
     let mut st = sh.state.borrow_mut();
+    if let Some((db, additional)) = reserve {
+        st.dbs[db].keys.reserve(additional);
+    }
     let now = crate::server::globals::unix_ms();
     let lfu = st.config.maxmemory_policy.is_lfu();
     for (db, e) in batch {
@@ -61,6 +67,11 @@ pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, Str
     let n = sh.nshards();
     let mut batches: Vec<Vec<(usize, RdbEntry)>> = (0..n).map(|_| Vec::new()).collect();
     let mut db = 0usize;
+    // RESIZEDB's key count for `db`, the entries of `db` read so far, and the shards whose share
+    // of it was reserved: a shard's share is estimated from the first batch sent to it.
+    let mut db_keys = 0usize;
+    let mut db_seen = 0usize;
+    let mut reserved = vec![false; n];
     let mut counts = Counts::default();
     let now = crate::server::globals::unix_ms();
     loop {
@@ -76,7 +87,12 @@ pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, Str
             break;
         };
         match item {
-            RdbItem::Aux { .. } | RdbItem::ResizeDb { .. } => {}
+            RdbItem::Aux { .. } => {}
+            RdbItem::ResizeDb { keys, .. } => {
+                db_keys = usize::try_from(keys).unwrap_or(0);
+                db_seen = 0;
+                reserved.iter_mut().for_each(|r| *r = false);
+            }
             RdbItem::SelectDb(d) => {
                 if d as usize >= databases {
                     return Err(format!(
@@ -95,24 +111,33 @@ pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, Str
                     continue;
                 }
                 counts.loaded += 1;
+                db_seen += 1;
                 let to = sh.shard_of(&e.key);
                 batches[to].push((db, e));
                 if batches[to].len() >= BATCH {
-                    send(sh, to, std::mem::take(&mut batches[to])).await?;
+                    let batch = std::mem::take(&mut batches[to]);
+                    let reserve = (!std::mem::replace(&mut reserved[to], true) && db_keys > 0)
+                        .then(|| (db, db_keys.saturating_mul(batch.len()) / db_seen.max(1)));
+                    send(sh, to, batch, reserve).await?;
                 }
             }
         }
     }
     for (to, b) in batches.into_iter().enumerate() {
         if !b.is_empty() {
-            send(sh, to, b).await?;
+            send(sh, to, b, None).await?;
         }
     }
     Ok(counts)
 }
 
-async fn send(sh: &Rc<Shard>, to: usize, batch: Vec<(usize, RdbEntry)>) -> Result<(), String> {
-    sh.run_on(to, move |owner| insert_batch(owner, batch))
+async fn send(
+    sh: &Rc<Shard>,
+    to: usize,
+    batch: Vec<(usize, RdbEntry)>,
+    reserve: Reserve,
+) -> Result<(), String> {
+    sh.run_on(to, move |owner| insert_batch(owner, batch, reserve))
         .await
         .map_err(|_| "a shard is gone".to_string())
 }
