@@ -340,17 +340,15 @@ fn save_rules_shutdown_and_sigterm_save() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn bgsave_replies_and_a_failed_save_refuses_writes_until_one_succeeds() {
-    let dir = tmp_dir("fail");
-    let d = dir.display().to_string();
-    // A file-size limit makes writes past 64 KiB fail (EFBIG), like a full disk.
-    let (mut child, port) = spawn_tessera_fsize_limited(
+/// Two shards with save rules, uncompressed snapshots and a file-size limit that makes writes
+/// past 64 KiB fail (EFBIG), like a full disk.
+fn spawn_with_failing_saves(dir: &str) -> (std::process::Child, u16) {
+    spawn_tessera_fsize_limited(
         &[
             "--shards",
             "2",
             "--dir",
-            &d,
+            dir,
             "--save",
             "3600 1",
             "--snapshot-compression",
@@ -359,7 +357,14 @@ fn bgsave_replies_and_a_failed_save_refuses_writes_until_one_succeeds() {
             "no",
         ],
         64 * 1024,
-    );
+    )
+}
+
+#[test]
+fn bgsave_replies_and_a_failed_save_refuses_writes_until_one_succeeds() {
+    let dir = tmp_dir("fail");
+    let d = dir.display().to_string();
+    let (mut child, port) = spawn_with_failing_saves(&d);
     let mut c = RawConn::connect(port);
     assert_eq!(c.cmd_str("BGSAVE now"), b"-ERR syntax error\r\n");
     assert_eq!(c.cmd_str("BGSAVE a b"), b"-ERR syntax error\r\n");
@@ -593,21 +598,7 @@ fn a_failed_final_save_refuses_shutdown_and_sigterm_unless_forced() {
     // Replies checked against redis-server 7.0.15 whose final save fails (its dump.rdb made a
     // directory): SHUTDOWN [SAVE|NOW] answer the error and it keeps serving, as after SIGTERM
     // and SIGINT; SHUTDOWN FORCE exits anyway.
-    let (mut child, port) = spawn_tessera_fsize_limited(
-        &[
-            "--shards",
-            "2",
-            "--dir",
-            &d,
-            "--save",
-            "3600 1",
-            "--snapshot-compression",
-            "none",
-            "--rdbcompression",
-            "no",
-        ],
-        64 * 1024,
-    );
+    let (mut child, port) = spawn_with_failing_saves(&d);
     let mut c = RawConn::connect(port);
     let big = "x".repeat(200_000);
     assert_eq!(c.cmd(&[b"SET", b"big", big.as_bytes()]), b"+OK\r\n");

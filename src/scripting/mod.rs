@@ -524,6 +524,17 @@ enum Outcome {
     Escalate,
 }
 
+/// Remembers that this script needs global mode from now on, and counts the escalation for
+/// INFO.
+fn note_escalation(shard: &Shard, global_flag: &AtomicBool) {
+    global_flag.store(true, Ordering::Relaxed);
+    shard
+        .globals
+        .scripting
+        .escalated
+        .fetch_add(1, Ordering::Relaxed);
+}
+
 /// Runs a script invocation with the protocol of the module docs and returns its reply.
 pub async fn run_job(c: &mut Conn, job: Job, global_flag: &AtomicBool) -> BytesMut {
     let shard = c.shard.clone();
@@ -545,14 +556,7 @@ pub async fn run_job(c: &mut Conn, job: Job, global_flag: &AtomicBool) -> BytesM
         .await;
         match out {
             Outcome::Done(b) => return b,
-            Outcome::Escalate => {
-                global_flag.store(true, Ordering::Relaxed);
-                shard
-                    .globals
-                    .scripting
-                    .escalated
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+            Outcome::Escalate => note_escalation(&shard, global_flag),
         }
     } else if !global_flag.load(Ordering::Relaxed) {
         let keys: Vec<LockKey> = job
@@ -584,14 +588,7 @@ pub async fn run_job(c: &mut Conn, job: Job, global_flag: &AtomicBool) -> BytesM
                 return b;
             }
             Ok(Outcome::Done(b)) => return b,
-            Ok(Outcome::Escalate) => {
-                global_flag.store(true, Ordering::Relaxed);
-                shard
-                    .globals
-                    .scripting
-                    .escalated
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(Outcome::Escalate) => note_escalation(&shard, global_flag),
         }
     }
     let held = match crate::tx::lock_all_shards(&shard).await {

@@ -529,20 +529,12 @@ impl SkipList {
             }
             update[i] = x;
         }
-        let lvl = self.random_level();
-        if lvl > self.level {
-            for i in self.level..lvl {
-                rank[i] = 0;
-                update[i] = HEAD;
-                self.link_mut(HEAD, i).span = self.len as u32;
-            }
-            self.level = lvl;
-        }
         self.member_bytes += member.len();
         self.member_heap += Key::heap_bytes(member.len());
         let prev = if update[0] == HEAD { NIL } else { update[0] };
+        let drawn = self.random_level();
         let id = self.alloc(
-            lvl,
+            drawn,
             Meta {
                 score,
                 member,

@@ -55,6 +55,24 @@ fn insert_batch(sh: &Shard, batch: Vec<(usize, RdbEntry)>, reserve: Reserve) {
     }
 }
 
+/// What a stream announced about one database's size (RESIZEDB) and how its entries spread.
+struct SizeHint {
+    keys: usize,
+    seen: usize,
+    reserved: Vec<bool>,
+}
+
+impl SizeHint {
+    /// Entries to reserve on shard `to` with its first batch (of `batch` entries): the
+    /// announced total times the part of the entries read so far that went to it.
+    fn share(&mut self, to: usize, batch: usize) -> Option<usize> {
+        if self.keys == 0 || std::mem::replace(&mut self.reserved[to], true) {
+            return None;
+        }
+        Some(self.keys.saturating_mul(batch) / self.seen.max(1))
+    }
+}
+
 /// Reads one RDB stream on this shard and spreads its keys over the shards.
 pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, String> {
     let name = path.display().to_string();
@@ -67,11 +85,15 @@ pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, Str
     let n = sh.nshards();
     let mut batches: Vec<Vec<(usize, RdbEntry)>> = (0..n).map(|_| Vec::new()).collect();
     let mut db = 0usize;
-    // RESIZEDB's key count for `db`, the entries of `db` read so far, and the shards whose share
-    // of it was reserved: a shard's share is estimated from the first batch sent to it.
-    let mut db_keys = 0usize;
-    let mut db_seen = 0usize;
-    let mut reserved = vec![false; n];
+    // Per database: RESIZEDB's key count, the entries read so far, and the shards whose share
+    // of it was reserved (a shard's share is estimated from the first batch sent to it).
+    let mut hints: Vec<SizeHint> = (0..databases)
+        .map(|_| SizeHint {
+            keys: 0,
+            seen: 0,
+            reserved: vec![false; n],
+        })
+        .collect();
     let mut counts = Counts::default();
     let now = crate::server::globals::unix_ms();
     loop {
@@ -89,9 +111,10 @@ pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, Str
         match item {
             RdbItem::Aux { .. } => {}
             RdbItem::ResizeDb { keys, .. } => {
-                db_keys = usize::try_from(keys).unwrap_or(0);
-                db_seen = 0;
-                reserved.iter_mut().for_each(|r| *r = false);
+                let h = &mut hints[db];
+                h.keys = usize::try_from(keys).unwrap_or(0);
+                h.seen = 0;
+                h.reserved.iter_mut().for_each(|r| *r = false);
             }
             RdbItem::SelectDb(d) => {
                 if d as usize >= databases {
@@ -111,13 +134,12 @@ pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, Str
                     continue;
                 }
                 counts.loaded += 1;
-                db_seen += 1;
+                hints[db].seen += 1;
                 let to = sh.shard_of(&e.key);
                 batches[to].push((db, e));
                 if batches[to].len() >= BATCH {
                     let batch = std::mem::take(&mut batches[to]);
-                    let reserve = (!std::mem::replace(&mut reserved[to], true) && db_keys > 0)
-                        .then(|| (db, db_keys.saturating_mul(batch.len()) / db_seen.max(1)));
+                    let reserve = hints[db].share(to, batch.len()).map(|k| (db, k));
                     send(sh, to, batch, reserve).await?;
                 }
             }

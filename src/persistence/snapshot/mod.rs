@@ -413,6 +413,13 @@ pub(crate) fn begin_shard(sh: &Shard, opts: WriteOptions, functions: &[Bytes]) {
     for code in functions {
         let _ = rdb.write_function(code);
     }
+    // Each database's size at the cut, up front (entries follow in walk order, switching
+    // databases as they come), so that a loader can size its tables once (RESIZEDB).
+    for (index, d) in st.dbs.iter().enumerate() {
+        if !d.keys.is_empty() {
+            let _ = rdb.select_db(index as u64, d.keys.len() as u64, d.expires.len() as u64);
+        }
+    }
     for d in st.dbs.iter_mut() {
         if d.snap.active {
             // A walk that never finished (its writer died): finish its marking first, or the
