@@ -119,18 +119,7 @@ fn restart_equivalence_across_shard_counts_and_rewrites() {
     let s = start(3, &dir, "everysec");
     assert_eq!(digest(&s), before, "1 -> 3 shards");
     let mut c = s.conn();
-    assert_eq!(
-        c.cmd_str("BGREWRITEAOF"),
-        b"+Background append only file rewriting started\r\n"
-    );
-    for _ in 0..200 {
-        let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
-        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:2") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
+    let info = rewrite_once_more(&mut c);
     assert!(info.contains("aof_enabled:1"), "{info}");
     assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
     c.cmd_str("SET after rewrite");
@@ -275,7 +264,7 @@ fn crash_cycles(name: &str, policies: &[&str]) {
 }
 
 fn wait_info(c: &mut RawConn, want: &[&str]) -> String {
-    for _ in 0..300 {
+    for _ in 0..500 {
         let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
         if want.iter().all(|w| info.contains(w)) {
             return info;
@@ -283,6 +272,16 @@ fn wait_info(c: &mut RawConn, want: &[&str]) -> String {
         std::thread::sleep(Duration::from_millis(10));
     }
     String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string()
+}
+
+/// BGREWRITEAOF on a server that has rewritten once (at startup), then INFO persistence once
+/// the second rewrite is done.
+fn rewrite_once_more(c: &mut RawConn) -> String {
+    assert_eq!(
+        c.cmd_str("BGREWRITEAOF"),
+        b"+Background append only file rewriting started\r\n"
+    );
+    wait_info(c, &["aof_rewrites:2", "aof_rewrite_in_progress:0"])
 }
 
 #[test]
@@ -745,11 +744,7 @@ fn function_libraries_survive_restarts_and_rewrites() {
         .to_vec();
     assert_eq!(c.cmd_str("FUNCTION FLUSH"), b"+OK\r\n");
     assert_eq!(c.cmd(&[b"FUNCTION", b"RESTORE", &dump]), b"+OK\r\n");
-    assert_eq!(
-        c.cmd_str("BGREWRITEAOF"),
-        b"+Background append only file rewriting started\r\n"
-    );
-    let info = wait_info(&mut c, &["aof_rewrites:2", "aof_rewrite_in_progress:0"]);
+    let info = rewrite_once_more(&mut c);
     assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
     assert_eq!(fcall_all(&s, "f1"), [":1102\r\n"; 4]);
     drop(c);
@@ -784,17 +779,7 @@ fn rewrites_write_rdb_preamble_bases_or_command_bases_and_both_reload() {
         let s = start_tessera(3, &args);
         fill(&s);
         let mut c = s.conn();
-        assert_eq!(
-            c.cmd_str("BGREWRITEAOF"),
-            b"+Background append only file rewriting started\r\n"
-        );
-        for _ in 0..500 {
-            let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
-            if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:2") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        rewrite_once_more(&mut c);
         c.cmd_str("SET after rewrite");
         let before = digest(&s);
         let manifest =

@@ -1508,24 +1508,8 @@ pub fn redis_on_file(dir: &Path, file: &str) -> RedisOnFile {
     let port = free_port();
     let log = fs::File::create(dir.join(format!("{file}.log"))).unwrap();
     let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args([
-            "--dir",
-            &dir.display().to_string(),
-            "--dbfilename",
-            file,
-            "--daemonize",
-            "no",
-        ])
+        .args(redis_args(port, dir))
+        .args(["--dbfilename", file])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
