@@ -56,7 +56,7 @@ pub struct ShardStats {
     pub cross_shard_commands: u64,
     /// Units (commands, EXEC blocks, scripts) that ran as multi-shard transactions here.
     pub tx_multi_shard: u64,
-    /// ... of which had to take their locks shard by shard because of a conflict.
+    /// Lock requests of multi-shard units that had to queue on this shard behind another unit.
     pub tx_lock_waits: u64,
 }
 
