@@ -76,7 +76,11 @@ fn fill(s: &Server) {
         "PERSIST r",
     ] {
         let r = c.cmd_str(line);
-        assert!(!r.starts_with(b"-"), "{line}: {}", render_raw(&r));
+        assert!(
+            !r.starts_with(b"-"),
+            "{line}: {}",
+            String::from_utf8_lossy(&r)
+        );
     }
     for i in 0..200 {
         c.cmd_str(&format!("SET key:{i} {i}"));
@@ -88,7 +92,7 @@ fn fill(s: &Server) {
     c2.cmd_str("LPUSH x2 a");
     c2.cmd_str("INCR x3");
     let r = c2.cmd_str("EXEC");
-    assert!(r.starts_with(b"*3"), "{}", render_raw(&r));
+    assert!(r.starts_with(b"*3"), "{}", String::from_utf8_lossy(&r));
 }
 
 #[test]
@@ -368,6 +372,128 @@ fn a_failed_aof_write_refuses_writes_with_misconf_while_reads_go_on() {
     );
     let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
     assert!(info.contains("aof_last_write_status:err"), "{info}");
+    // The writes acknowledged before the refusal.
+    let acked = (0..200)
+        .take_while(|i| c.cmd_str(&format!("EXISTS k{i}")) == b":1\r\n")
+        .count();
+    // Space returns (the limit is lifted): the writer's retry succeeds, writes are accepted
+    // again, and everything acknowledged is in the log after a restart.
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: prlimit only reads `unlimited` and writes nothing back (null old-limit pointer).
+    let rc = unsafe {
+        libc::prlimit(
+            child.id() as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &unlimited,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit failed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.cmd_str("SET after space-returned");
+        if r == b"+OK\r\n" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes stayed refused: {}",
+            String::from_utf8_lossy(&r)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
+    assert!(info.contains("aof_last_write_status:ok"), "{info}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let s = start(1, &dir, "everysec");
+    let mut c = s.conn();
+    for i in 0..acked {
+        assert_eq!(
+            c.cmd_str(&format!("STRLEN k{i}")),
+            b":4096\r\n",
+            "acknowledged write k{i} lost"
+        );
+    }
+    assert_eq!(c.cmd_str("GET after"), b"$14\r\nspace-returned\r\n");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failed_background_fsync_refuses_writes_until_a_later_one_succeeds() {
+    let dir = tmp_dir("fsyncfail");
+    std::fs::create_dir_all(&dir).unwrap();
+    let flag = dir.join("fail-fsync");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--shards",
+            "2",
+        ])
+        .args(["--dir", &dir.display().to_string(), "--appendonly", "yes"])
+        .args(["--appendfsync", "everysec"])
+        .env("TESSERA_FAULT_FSYNC_FILE", &flag)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tessera did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.cmd_str("SET a 1"), b"+OK\r\n");
+    std::fs::write(&flag, b"").unwrap();
+    // Writes are accepted until a background fdatasync has run (and failed) on the shard.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    let refused = loop {
+        let r = c.cmd_str(&format!("SET b{i} 1"));
+        if r.starts_with(b"-") {
+            break String::from_utf8_lossy(&r).to_string();
+        }
+        i += 1;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes were never refused"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        refused,
+        "-MISCONF Errors writing to the AOF file: Input/output error\r\n"
+    );
+    assert_eq!(c.cmd_str("GET a"), b"$1\r\n1\r\n", "reads go on");
+    let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
+    assert!(info.contains("aof_last_write_status:err"), "{info}");
+    std::fs::remove_file(&flag).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.cmd_str(&format!("SET b{i} 1"));
+        if r == b"+OK\r\n" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes stayed refused: {}",
+            String::from_utf8_lossy(&r)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
+    assert!(info.contains("aof_last_write_status:ok"), "{info}");
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

@@ -402,10 +402,11 @@ impl Db {
         self.used
     }
 
-    /// The database's memory: every entry's charge plus the bucket arrays of both tables.
+    /// The database's memory: every entry's charge plus the structure of both tables that no
+    /// entry is charged for (bucket arrays, spare node slots).
     #[inline]
     pub fn mem_total(&self) -> u64 {
-        self.used + (self.keys.bucket_bytes() + self.expires.bucket_bytes()) as u64
+        self.used + (self.keys.structure_bytes() + self.expires.structure_bytes()) as u64
     }
 
     /// Bytes of table structure alone (what MEMORY STATS calls the hashtable overhead):

@@ -200,12 +200,9 @@ impl AccessMode {
 /// its value's heap, and for a key with a deadline its node in the expiry index (with its own
 /// copy of a long key). What MEMORY USAGE reports.
 pub fn entry_charge(key_len: usize, e: &Entry) -> usize {
-    use crate::alloc::chunk_size;
-    let mut n = chunk_size(Dict::<Entry, Key>::node_bytes())
-        + Key::heap_bytes(key_len)
-        + e.value.mem_bytes();
+    let mut n = Dict::<Entry, Key>::node_bytes() + Key::heap_bytes(key_len) + e.value.mem_bytes();
     if e.expire_at != 0 {
-        n += chunk_size(Dict::<(), Key>::node_bytes()) + Key::heap_bytes(key_len);
+        n += Dict::<(), Key>::node_bytes() + Key::heap_bytes(key_len);
     }
     n
 }

@@ -23,9 +23,20 @@
 //!
 //! * No I/O, no logging, no blocking, no locks: it runs inside the shard's
 //!   single-threaded event loop, so every call is bounded, synchronous work.
-//! * No allocation beyond its own nodes and bucket arrays (the
+//! * No allocation beyond its node slab and bucket arrays (the
 //!   [`Dict::sample_keys`] output vector is the caller's). A failed bucket-array
 //!   allocation for a resize is tolerated: the table just stays at its size.
+//!
+//! # Node storage
+//!
+//! Nodes are not allocated one by one: they live in a per-dict slab of pages and link to
+//! each other (and buckets to them) by 32-bit index. An entry therefore costs its node's exact
+//! size plus a 4-byte share of a bucket, with no allocator header or size-class rounding, and
+//! walking a table touches fewer scattered allocations. Removed nodes leave holes that inserts
+//! reuse first; when holes outnumber half the entries, a few nodes per mutating call (and per
+//! cron `rehash_step`) are moved from the end of the slab into holes, so a table that shrank
+//! gives its memory back. A node's only incoming link (a bucket head or its predecessor) is
+//! found again from its key's hash, which is what makes moving it cheap.
 //! * No unbounded work per operation beyond what the operation inherently
 //!   needs: rehashing moves at most a few buckets per mutating call (and
 //!   bounds how many empty buckets it may skip), the rest is driven by the
@@ -64,38 +75,196 @@ const SAMPLE_STEPS_PER_KEY: usize = 10;
 /// linear walk (which is only needed for very sparse tables mid-shrink).
 const RANDOM_PROBES: usize = 100;
 
-/// One chained entry. Kept lean: no cached hash (rehash recomputes it, or uses
-/// the bucket index directly when shrinking), no back pointer.
+/// Where a node lives: its index in the dict's node slab (see [`Slab`]). Chains link nodes by
+/// index instead of by pointer: four bytes per link and per bucket instead of eight, and no
+/// allocation (with its allocator header and rounding) per entry.
+type Link = u32;
+/// The end of a chain (an empty bucket). Never a valid slot: the slab stops one short of it.
+const NIL: Link = u32::MAX;
+
+/// Slots per slab page. The last page grows by half its size at a time up to this, so a small
+/// dict's slab is small and a big one's spare room stays below a fraction of one page; 2^20
+/// pages of 2^12 slots cover the 32-bit link space.
+const PAGE_BITS: u32 = 12;
+const PAGE_SLOTS: usize = 1 << PAGE_BITS;
+/// The first page starts this small (a dict of a handful of entries allocates little).
+const MIN_PAGE: usize = 4;
+/// Later pages start here (they are only needed once the dict has a full first page).
+const NEXT_PAGE: usize = PAGE_SLOTS / 16;
+/// Holes (freed slots) a slab keeps without compacting, besides one per two live entries.
+const HOLES_KEPT: usize = 32;
+/// Nodes the compaction relocates per mutating call (bounded work, like rehashing).
+const COMPACT_PER_STEP: usize = 4;
+
+/// One chained entry. Kept lean: no cached hash (rehash recomputes it, or uses the bucket index
+/// directly when shrinking), no back pointer.
 struct Node<V, K> {
     key: K,
     value: V,
-    next: Link<V, K>,
+    next: Link,
 }
 
-type Link<V, K> = Option<Box<Node<V, K>>>;
-
-/// One bucket array. `buckets.len()` is 0 (unallocated) or a power of two.
-struct Table<V, K> {
-    buckets: Vec<Link<V, K>>,
-    used: usize,
+/// The dict's node storage: slots in pages, addressed by `page << PAGE_BITS | offset`. Only
+/// the last page may be partly filled. A removed node leaves a hole that the next insert
+/// reuses; when holes pile up (many more removals than inserts) the dict relocates nodes from
+/// the end into them and gives the emptied tail back (`Dict::compact`).
+struct Slab<V, K> {
+    pages: Vec<Vec<Option<Node<V, K>>>>,
+    /// Candidate holes to reuse. May also hold stale ids (past the end after compaction, or
+    /// filled again), which `alloc` and compaction skip: a hole is only trusted after its slot
+    /// is checked to be empty.
+    free: Vec<Link>,
+    /// Slots in all pages (filled ones and holes).
+    slots: usize,
+    /// Filled slots.
+    live: usize,
 }
 
-impl<V, K: DictKey> Default for Table<V, K> {
+impl<V, K> Default for Slab<V, K> {
     fn default() -> Self {
-        Table {
-            buckets: Vec::new(),
-            used: 0,
+        Slab {
+            pages: Vec::new(),
+            free: Vec::new(),
+            slots: 0,
+            live: 0,
         }
     }
 }
 
-impl<V, K: DictKey> Table<V, K> {
+impl<V, K> Slab<V, K> {
+    #[inline]
+    fn slot(&self, id: Link) -> Option<&Option<Node<V, K>>> {
+        self.pages
+            .get((id >> PAGE_BITS) as usize)?
+            .get(id as usize & (PAGE_SLOTS - 1))
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, id: Link) -> Option<&mut Option<Node<V, K>>> {
+        self.pages
+            .get_mut((id >> PAGE_BITS) as usize)?
+            .get_mut(id as usize & (PAGE_SLOTS - 1))
+    }
+
+    /// The node at `id`; `None` for `NIL` (and for holes).
+    #[inline]
+    fn node(&self, id: Link) -> Option<&Node<V, K>> {
+        self.slot(id)?.as_ref()
+    }
+
+    #[inline]
+    fn node_mut(&mut self, id: Link) -> Option<&mut Node<V, K>> {
+        self.slot_mut(id)?.as_mut()
+    }
+
+    /// Stores a node in a hole or at the end and returns its id.
+    fn alloc(&mut self, node: Node<V, K>) -> Link {
+        while let Some(id) = self.free.pop() {
+            if let Some(slot @ None) = self.slot_mut(id) {
+                *slot = Some(node);
+                self.live += 1;
+                return id;
+            }
+        }
+        let full = self.pages.last().is_none_or(|p| p.len() == PAGE_SLOTS);
+        if full {
+            // The last id (all ones) is NIL, so the last page can never fill completely.
+            if self.pages.len() >= (NIL as usize >> PAGE_BITS) {
+                // Beyond what 32-bit links address: treated like an allocation failure.
+                std::alloc::handle_alloc_error(std::alloc::Layout::new::<Node<V, K>>());
+            }
+            let first = if self.pages.is_empty() {
+                MIN_PAGE
+            } else {
+                NEXT_PAGE
+            };
+            self.pages.push(Vec::with_capacity(first));
+        }
+        let page_no = self.pages.len() - 1;
+        let Some(page) = self.pages.last_mut() else {
+            unreachable!("a page was just ensured")
+        };
+        if page.len() == page.capacity() {
+            // The page is not full, so there is room for at least one more slot.
+            let room = PAGE_SLOTS.saturating_sub(page.capacity()).max(1);
+            let grow = (page.capacity() / 2).max(MIN_PAGE).min(room);
+            page.reserve_exact(grow);
+        }
+        let id = ((page_no << PAGE_BITS) | page.len()) as Link;
+        page.push(Some(node));
+        self.slots += 1;
+        self.live += 1;
+        id
+    }
+
+    /// Takes the node out of `id`, leaving a hole.
+    fn release(&mut self, id: Link) -> Option<Node<V, K>> {
+        let node = self.slot_mut(id)?.take()?;
+        self.live -= 1;
+        self.free.push(id);
+        Some(node)
+    }
+
+    /// The id of the last slot, if any.
+    fn tail(&self) -> Option<Link> {
+        let page_no = self.pages.len().checked_sub(1)?;
+        let off = self.pages.last()?.len().checked_sub(1)?;
+        Some(((page_no << PAGE_BITS) | off) as Link)
+    }
+
+    /// Drops the last slot (a hole, or a node the caller has moved out), giving memory back
+    /// as the last page empties.
+    fn pop_tail(&mut self) -> Option<Node<V, K>> {
+        let page = self.pages.last_mut()?;
+        let slot = page.pop()?;
+        self.slots -= 1;
+        if page.is_empty() {
+            self.pages.pop();
+        } else if page.len() <= page.capacity() / 4 && page.capacity() > MIN_PAGE {
+            page.shrink_to(page.capacity() / 2);
+        }
+        if slot.is_some() {
+            self.live -= 1;
+        }
+        slot
+    }
+
+    fn holes(&self) -> usize {
+        self.slots - self.live
+    }
+
+    fn capacity(&self) -> usize {
+        self.pages.iter().map(Vec::capacity).sum()
+    }
+
+    /// Drops stale hole ids once they outnumber the real holes, so the list stays proportional
+    /// to them.
+    fn tidy_free_list(&mut self) {
+        if self.free.len() <= 2 * self.holes() + HOLES_KEPT {
+            return;
+        }
+        let mut free = mem::take(&mut self.free);
+        free.retain(|&id| matches!(self.slot(id), Some(None)));
+        free.sort_unstable();
+        free.dedup();
+        self.free = free;
+    }
+}
+
+/// One bucket array of chain heads. `buckets.len()` is 0 (unallocated) or a power of two.
+#[derive(Default)]
+struct Table {
+    buckets: Vec<Link>,
+    used: usize,
+}
+
+impl Table {
     /// Allocates `size` empty buckets; `None` if the allocation fails (so a
     /// resize can be skipped instead of aborting the process).
     fn try_with_size(size: usize) -> Option<Self> {
         let mut buckets = Vec::new();
         buckets.try_reserve_exact(size).ok()?;
-        buckets.resize_with(size, || None);
+        buckets.resize(size, NIL);
         Some(Table { buckets, used: 0 })
     }
 
@@ -109,18 +278,11 @@ impl<V, K: DictKey> Table<V, K> {
     fn mask(&self) -> usize {
         self.buckets.len().wrapping_sub(1)
     }
-}
 
-impl<V, K> Drop for Table<V, K> {
-    /// Unlinks chains iteratively: the default drop of a `Box` linked list is
-    /// recursive and could overflow the stack on a pathologically long chain.
-    fn drop(&mut self) {
-        for slot in self.buckets.iter_mut() {
-            let mut cur = slot.take();
-            while let Some(mut node) = cur {
-                cur = node.next.take();
-            }
-        }
+    /// The head of bucket `idx` (`NIL` when empty or out of range).
+    #[inline]
+    fn head(&self, idx: usize) -> Link {
+        self.buckets.get(idx).copied().unwrap_or(NIL)
     }
 }
 
@@ -144,43 +306,56 @@ fn hash_key(state: &RandomState, key: &[u8]) -> u64 {
     BuildHasher::hash_one(state, key)
 }
 
-fn chain_find<'a, V, K: DictKey>(mut cur: &'a Link<V, K>, key: &[u8]) -> Option<&'a Node<V, K>> {
-    while let Some(node) = cur {
+/// The id of the node holding `key` in the chain starting at `head`.
+#[inline]
+fn chain_find<V, K: DictKey>(slab: &Slab<V, K>, head: Link, key: &[u8]) -> Option<Link> {
+    let mut cur = head;
+    while let Some(node) = slab.node(cur) {
         if node.key.as_bytes() == key {
-            return Some(node);
+            return Some(cur);
         }
-        cur = &node.next;
+        cur = node.next;
     }
     None
 }
 
-fn chain_find_mut<'a, V, K: DictKey>(
-    mut cur: &'a mut Link<V, K>,
-    key: &[u8],
-) -> Option<&'a mut Node<V, K>> {
-    while let Some(node) = cur {
-        if node.key.as_bytes() == key {
-            return Some(node);
-        }
-        cur = &mut node.next;
+/// Unlinks the node holding `key` from the chain whose head is `*head`; returns its id.
+fn chain_unlink<V, K: DictKey>(slab: &mut Slab<V, K>, head: &mut Link, key: &[u8]) -> Option<Link> {
+    let first = slab.node(*head)?;
+    if first.key.as_bytes() == key {
+        let id = *head;
+        *head = first.next;
+        return Some(id);
     }
-    None
-}
-
-/// Unlinks and returns the node holding `key`, if any.
-fn chain_remove<V, K: DictKey>(slot: &mut Link<V, K>, key: &[u8]) -> Option<Box<Node<V, K>>> {
-    let mut cur = slot;
+    let mut prev = *head;
     loop {
-        match cur {
-            None => return None,
-            Some(node) if node.key.as_bytes() == key => {
-                let mut node = cur.take()?;
-                *cur = node.next.take();
-                return Some(node);
-            }
-            Some(node) => cur = &mut node.next,
+        let cur = slab.node(prev)?.next;
+        let node = slab.node(cur)?;
+        if node.key.as_bytes() == key {
+            let next = node.next;
+            slab.node_mut(prev)?.next = next;
+            return Some(cur);
         }
+        prev = cur;
     }
+}
+
+/// Replaces the link to `old` in the chain whose head is `*head` by `new`; false if `old` is
+/// not in that chain.
+fn chain_relink<V, K>(slab: &mut Slab<V, K>, head: &mut Link, old: Link, new: Link) -> bool {
+    if *head == old {
+        *head = new;
+        return true;
+    }
+    let mut cur = *head;
+    while let Some(node) = slab.node_mut(cur) {
+        if node.next == old {
+            node.next = new;
+            return true;
+        }
+        cur = node.next;
+    }
+    false
 }
 
 /// Advances a reverse-binary cursor over the bits covered by `mask`.
@@ -196,7 +371,9 @@ fn next_cursor(v: u64, mask: u64) -> u64 {
 pub struct Dict<V, K = Bytes> {
     /// `tables[0]` is the live table; `tables[1]` is only allocated while
     /// rehashing (it is the resize target, bigger or smaller).
-    tables: [Table<V, K>; 2],
+    tables: [Table; 2],
+    /// The nodes of both tables.
+    slab: Slab<V, K>,
     /// `Some(i)` while rehashing: every bucket of `tables[0]` below `i` is
     /// empty (already moved).
     rehash_idx: Option<usize>,
@@ -228,6 +405,7 @@ impl<V, K: DictKey> Dict<V, K> {
     pub fn new() -> Self {
         Dict {
             tables: [Table::default(), Table::default()],
+            slab: Slab::default(),
             rehash_idx: None,
             hasher: RandomState::new(),
             grow_load: 1,
@@ -268,51 +446,35 @@ impl<V, K: DictKey> Dict<V, K> {
         hash_key(&self.hasher, key)
     }
 
-    fn find(&self, key: &[u8]) -> Option<&Node<V, K>> {
-        if self.is_empty() {
-            return None;
-        }
-        let h = self.hash(key) as usize;
+    /// The id of the node holding `key` (hash `h`), looking in both tables while rehashing.
+    #[inline]
+    fn find_hashed(&self, h: u64, key: &[u8]) -> Option<Link> {
+        let h = h as usize;
         let t0 = &self.tables[0];
         if t0.size() > 0 {
             let idx = h & t0.mask();
             // Buckets below rehash_idx were already moved to table 1.
             if self.rehash_idx.is_none_or(|r| idx >= r) {
-                if let Some(n) = t0.buckets.get(idx).and_then(|b| chain_find(b, key)) {
-                    return Some(n);
+                if let Some(id) = chain_find(&self.slab, t0.head(idx), key) {
+                    return Some(id);
                 }
             }
         }
         if self.is_rehashing() {
             let t1 = &self.tables[1];
             if t1.size() > 0 {
-                return t1
-                    .buckets
-                    .get(h & t1.mask())
-                    .and_then(|b| chain_find(b, key));
+                return chain_find(&self.slab, t1.head(h & t1.mask()), key);
             }
         }
         None
     }
 
-    fn find_mut_hashed(&mut self, h: u64, key: &[u8]) -> Option<&mut Node<V, K>> {
-        let h = h as usize;
-        let rehash_idx = self.rehash_idx;
-        // Destructure so the two tables are disjoint borrows.
-        let [t0, t1] = &mut self.tables;
-        if t0.size() > 0 {
-            let idx = h & t0.mask();
-            if rehash_idx.is_none_or(|r| idx >= r) {
-                if let Some(n) = t0.buckets.get_mut(idx).and_then(|b| chain_find_mut(b, key)) {
-                    return Some(n);
-                }
-            }
+    fn find(&self, key: &[u8]) -> Option<&Node<V, K>> {
+        if self.is_empty() {
+            return None;
         }
-        if rehash_idx.is_some() && t1.size() > 0 {
-            let idx = h & t1.mask();
-            return t1.buckets.get_mut(idx).and_then(|b| chain_find_mut(b, key));
-        }
-        None
+        let id = self.find_hashed(self.hash(key), key)?;
+        self.slab.node(id)
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&V> {
@@ -326,8 +488,8 @@ impl<V, K: DictKey> Dict<V, K> {
             return None;
         }
         self.rehash_if_active();
-        let h = self.hash(key);
-        self.find_mut_hashed(h, key).map(|n| &mut n.value)
+        let id = self.find_hashed(self.hash(key), key)?;
+        self.slab.node_mut(id).map(|n| &mut n.value)
     }
 
     pub fn get_key_value(&self, key: &[u8]) -> Option<(&K, &V)> {
@@ -343,8 +505,10 @@ impl<V, K: DictKey> Dict<V, K> {
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         self.rehash_if_active();
         let h = self.hash(key.as_bytes());
-        if let Some(node) = self.find_mut_hashed(h, key.as_bytes()) {
-            return Some(mem::replace(&mut node.value, value));
+        if let Some(id) = self.find_hashed(h, key.as_bytes()) {
+            if let Some(node) = self.slab.node_mut(id) {
+                return Some(mem::replace(&mut node.value, value));
+            }
         }
         // Only a genuinely new key can push the load factor over 1.
         self.expand_if_needed();
@@ -353,9 +517,13 @@ impl<V, K: DictKey> Dict<V, K> {
         // After expand_if_needed the target table always has buckets; the
         // `get_mut` keeps this panic-free even if that invariant broke.
         let mask = table.mask();
-        if let Some(slot) = table.buckets.get_mut(h as usize & mask) {
-            let next = slot.take();
-            *slot = Some(Box::new(Node { key, value, next }));
+        if let Some(head) = table.buckets.get_mut(h as usize & mask) {
+            let id = self.slab.alloc(Node {
+                key,
+                value,
+                next: *head,
+            });
+            *head = id;
             table.used += 1;
         }
         None
@@ -378,44 +546,46 @@ impl<V, K: DictKey> Dict<V, K> {
             if t == 0 && rehash_idx.is_some_and(|r| idx < r) {
                 continue;
             }
-            if let Some(node) = table
-                .buckets
-                .get_mut(idx)
-                .and_then(|b| chain_remove(b, key))
-            {
+            let Some(head) = table.buckets.get_mut(idx) else {
+                continue;
+            };
+            if let Some(id) = chain_unlink(&mut self.slab, head, key) {
                 table.used -= 1;
-                removed = Some(node);
+                removed = self.slab.release(id);
                 break;
             }
         }
         let node = removed?;
         self.after_removal();
-        let Node { key, value, .. } = *node;
+        let Node { key, value, .. } = node;
         Some((key, value))
     }
 
-    /// Removes everything and frees both bucket arrays.
+    /// Removes everything and frees both bucket arrays and the nodes.
     pub fn clear(&mut self) {
-        // Table's Drop unlinks the chains iteratively.
         self.tables = [Table::default(), Table::default()];
+        self.slab = Slab::default();
         self.rehash_idx = None;
     }
 
     /// Keeps only the entries for which `f` returns true. Visits every
     /// bucket once (no rehash work of its own), then may start a shrink.
     pub fn retain(&mut self, mut f: impl FnMut(&K, &mut V) -> bool) {
+        let slab = &mut self.slab;
         for table in self.tables.iter_mut() {
             let mut removed = 0;
-            for slot in table.buckets.iter_mut() {
+            for head in table.buckets.iter_mut() {
                 // Rebuild the chain from the kept nodes (order within a
                 // chain does not matter).
-                let mut chain = slot.take();
-                while let Some(mut node) = chain {
-                    chain = node.next.take();
+                let mut cur = mem::replace(head, NIL);
+                while let Some(node) = slab.node_mut(cur) {
+                    let id = cur;
+                    cur = node.next;
                     if f(&node.key, &mut node.value) {
-                        node.next = slot.take();
-                        *slot = Some(node);
+                        node.next = *head;
+                        *head = id;
                     } else {
+                        slab.release(id);
                         removed += 1;
                     }
                 }
@@ -430,31 +600,38 @@ impl<V, K: DictKey> Dict<V, K> {
     pub fn iter(&self) -> Iter<'_, V, K> {
         Iter {
             tables: [&self.tables[0].buckets, &self.tables[1].buckets],
+            slab: &self.slab,
             table: 0,
             bucket: 0,
-            node: None,
+            node: NIL,
             remaining: self.len(),
         }
     }
 
     /// Heap bytes used by the table structure itself: both bucket arrays plus
-    /// one node per entry, excluding whatever the keys' and values' own heap
-    /// buffers hold (and excluding allocator overhead).
+    /// every node slot (filled, hole or spare capacity), excluding whatever the keys' and
+    /// values' own heap buffers hold.
     pub fn table_overhead_bytes(&self) -> usize {
-        let slots = self.tables[0].buckets.capacity() + self.tables[1].buckets.capacity();
-        slots * mem::size_of::<Link<V, K>>() + self.len() * mem::size_of::<Node<V, K>>()
+        self.bucket_bytes() + self.slab.capacity() * Self::node_bytes()
     }
 
-    /// Heap bytes of the bucket arrays alone (the per-entry nodes are counted with the entries).
-    pub fn bucket_bytes(&self) -> usize {
+    /// Heap bytes of the structure not charged to any entry: the bucket arrays and the last
+    /// page's room not used yet. Holes left by removals are not counted: like memory an
+    /// allocator got back, they are reused by the next inserts (and compaction returns them
+    /// when they pile up), so deleting or evicting a key frees its whole charge.
+    pub fn structure_bytes(&self) -> usize {
+        self.bucket_bytes() + (self.slab.capacity() - self.slab.slots) * Self::node_bytes()
+    }
+
+    fn bucket_bytes(&self) -> usize {
         (self.tables[0].buckets.capacity() + self.tables[1].buckets.capacity())
-            * mem::size_of::<Link<V, K>>()
+            * mem::size_of::<Link>()
     }
 
-    /// Heap bytes of one entry's node (key handle, value and chain link), without the key's and
-    /// the value's own heap buffers.
+    /// Bytes of one entry's node slot (key handle, value and chain link), without the key's
+    /// and the value's own heap buffers. Slots have no allocator header of their own.
     pub const fn node_bytes() -> usize {
-        mem::size_of::<Node<V, K>>()
+        mem::size_of::<Option<Node<V, K>>>()
     }
 
     /// Takes up to `max` entries out, handing each to `f` (bucket arrays are released once
@@ -468,25 +645,29 @@ impl<V, K: DictKey> Dict<V, K> {
         self.rehash_idx = None;
         for table in self.tables.iter_mut() {
             while taken < max && skipped / 10 + taken < max {
-                let Some(slot) = table.buckets.pop() else {
+                let Some(head) = table.buckets.pop() else {
                     table.buckets = Vec::new();
                     break;
                 };
-                let mut cur = slot;
-                if cur.is_none() {
+                if head == NIL {
                     skipped += 1;
                 }
-                while let Some(mut node) = cur {
-                    cur = node.next.take();
+                let mut cur = head;
+                while let Some(node) = self.slab.release(cur) {
+                    cur = node.next;
                     table.used -= 1;
                     taken += 1;
-                    let Node { key, value, .. } = *node;
+                    let Node { key, value, .. } = node;
                     f(key, value);
                 }
             }
             if table.buckets.is_empty() {
                 table.buckets = Vec::new();
             }
+        }
+        if self.is_empty() {
+            // Every slot is a hole now: give the pages back.
+            self.slab = Slab::default();
         }
         taken
     }
@@ -539,12 +720,81 @@ impl<V, K: DictKey> Dict<V, K> {
 
     /// After entries were removed: if that drained the old table mid-rehash,
     /// finish the rehash now (nothing is left to move); otherwise consider
-    /// shrinking.
+    /// shrinking. Also moves a few nodes into holes if they piled up.
     fn after_removal(&mut self) {
         if self.is_rehashing() && self.tables[0].used == 0 {
             self.rehash(1);
         }
         self.shrink_if_needed();
+        self.compact(COMPACT_PER_STEP);
+    }
+
+    /// Whether the slab holds enough holes to be worth compacting.
+    fn wants_compaction(&self) -> bool {
+        self.slab.holes() > self.slab.live / 2 + HOLES_KEPT
+    }
+
+    /// Moves up to `n` nodes from the end of the slab into holes, giving the emptied tail back.
+    /// Every move relinks the node's one incoming link (a bucket head or its predecessor).
+    fn compact(&mut self, n: usize) {
+        let mut budget = n;
+        while budget > 0 && self.wants_compaction() {
+            budget -= 1;
+            let Some(tail) = self.slab.tail() else {
+                return;
+            };
+            if matches!(self.slab.slot(tail), Some(None)) {
+                self.slab.pop_tail();
+                continue;
+            }
+            // A real hole below the tail (stale ids are dropped on the way).
+            let hole = loop {
+                let Some(id) = self.slab.free.pop() else {
+                    return;
+                };
+                if id < tail && matches!(self.slab.slot(id), Some(None)) {
+                    break id;
+                }
+            };
+            let Some(node) = self.slab.node(tail) else {
+                return;
+            };
+            let h = self.hash(node.key.as_bytes()) as usize;
+            if !self.relink(h, tail, hole) {
+                // Not reachable from its bucket: cannot happen while the invariants hold;
+                // leave everything as it is rather than lose the node.
+                self.slab.free.push(hole);
+                return;
+            }
+            let Some(node) = self.slab.pop_tail() else {
+                return;
+            };
+            if let Some(slot) = self.slab.slot_mut(hole) {
+                *slot = Some(node);
+                self.slab.live += 1;
+            }
+        }
+        self.slab.tidy_free_list();
+    }
+
+    /// Points the link that leads to node `old` (whose key hashes to `h`) at `new`.
+    fn relink(&mut self, h: usize, old: Link, new: Link) -> bool {
+        let rehash_idx = self.rehash_idx;
+        for (t, table) in self.tables.iter_mut().enumerate() {
+            if table.size() == 0 || (t == 1 && rehash_idx.is_none()) {
+                continue;
+            }
+            let idx = h & table.mask();
+            if t == 0 && rehash_idx.is_some_and(|r| idx < r) {
+                continue;
+            }
+            if let Some(head) = table.buckets.get_mut(idx) {
+                if chain_relink(&mut self.slab, head, old, new) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// Starts a shrink if the load factor fell below 1/8.
@@ -591,11 +841,13 @@ impl<V, K: DictKey> Dict<V, K> {
     /// skipping at most `n * 10` empty buckets. If no rehash is in progress,
     /// first checks whether the table should shrink (removals during a
     /// previous rehash may have left it sparse). Returns true while a rehash
-    /// is still in progress afterwards. Meant for the shard cron.
+    /// is still in progress afterwards. Meant for the shard cron, which also
+    /// lets it compact the node slab a little.
     pub fn rehash_step(&mut self, n: usize) -> bool {
         if !self.is_rehashing() {
             self.shrink_if_needed();
         }
+        self.compact(n.saturating_mul(COMPACT_PER_STEP));
         self.rehash(n)
     }
 
@@ -616,8 +868,8 @@ impl<V, K: DictKey> Dict<V, K> {
             // non-empty bucket exists at or after idx.
             loop {
                 match t0.buckets.get(idx) {
-                    Some(Some(_)) => break,
-                    Some(None) => {
+                    Some(&head) if head != NIL => break,
+                    Some(_) => {
                         idx += 1;
                         empty_visits -= 1;
                         if empty_visits == 0 {
@@ -627,17 +879,21 @@ impl<V, K: DictKey> Dict<V, K> {
                     None => break 'outer, // unreachable while invariants hold
                 }
             }
-            let mut chain = t0.buckets.get_mut(idx).and_then(Option::take);
-            while let Some(mut node) = chain {
-                chain = node.next.take();
+            let mut cur = t0
+                .buckets
+                .get_mut(idx)
+                .map_or(NIL, |h| mem::replace(h, NIL));
+            while let Some(node) = self.slab.node_mut(cur) {
+                let id = cur;
+                cur = node.next;
                 let dst = if shrinking {
                     idx & mask1
                 } else {
                     hash_key(&self.hasher, node.key.as_bytes()) as usize & mask1
                 };
-                if let Some(slot) = t1.buckets.get_mut(dst) {
-                    node.next = slot.take();
-                    *slot = Some(node);
+                if let Some(head) = t1.buckets.get_mut(dst) {
+                    node.next = *head;
+                    *head = id;
                     t0.used -= 1;
                     t1.used += 1;
                 }
@@ -661,6 +917,55 @@ impl<V, K: DictKey> Dict<V, K> {
 
     // ----- SCAN -----------------------------------------------------------
 
+    /// Calls `f` for every entry of bucket `idx` of `table`.
+    fn emit_bucket<'a>(&'a self, table: usize, idx: u64, f: &mut dyn FnMut(&'a K, &'a V)) {
+        let mut cur = self.tables[table].head(idx as usize);
+        while let Some(node) = self.slab.node(cur) {
+            f(&node.key, &node.value);
+            cur = node.next;
+        }
+    }
+
+    /// Calls `visit` with the (table, bucket) pairs a cursor addresses and returns the next
+    /// cursor (see `scan`).
+    fn scan_buckets(
+        tables: &[Table; 2],
+        rehashing: bool,
+        cursor: u64,
+        mut visit: impl FnMut(usize, u64),
+    ) -> u64 {
+        let mut v = cursor;
+        if !rehashing {
+            let t0 = &tables[0];
+            if t0.size() == 0 {
+                return 0;
+            }
+            let m0 = t0.mask() as u64;
+            visit(0, v & m0);
+            return next_cursor(v, m0);
+        }
+        let (small, big) = if tables[0].size() <= tables[1].size() {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        if tables[small].size() == 0 || tables[big].size() == 0 {
+            return 0; // unreachable while invariants hold
+        }
+        let m0 = tables[small].mask() as u64;
+        let m1 = tables[big].mask() as u64;
+        visit(small, v & m0);
+        // Every bucket of the big table whose low bits equal `v & m0`.
+        loop {
+            visit(big, v & m1);
+            v = next_cursor(v, m1);
+            if v & (m0 ^ m1) == 0 {
+                break;
+            }
+        }
+        v
+    }
+
     /// Redis SCAN: calls `f` for every entry of the bucket(s) addressed by
     /// `cursor` and returns the next cursor (0 when the scan is complete).
     ///
@@ -675,91 +980,30 @@ impl<V, K: DictKey> Dict<V, K> {
         if self.is_empty() {
             return 0;
         }
-        let mut v = cursor;
-        let emit_bucket = |table: &'a Table<V, K>, idx: u64, f: &mut dyn FnMut(&'a K, &'a V)| {
-            let mut cur = table.buckets.get(idx as usize).and_then(|b| b.as_deref());
-            while let Some(node) = cur {
-                f(&node.key, &node.value);
-                cur = node.next.as_deref();
-            }
-        };
-        if !self.is_rehashing() {
-            let t0 = &self.tables[0];
-            if t0.size() == 0 {
-                return 0;
-            }
-            let m0 = t0.mask() as u64;
-            emit_bucket(t0, v & m0, &mut f);
-            return next_cursor(v, m0);
-        }
-        let (small, big) = if self.tables[0].size() <= self.tables[1].size() {
-            (&self.tables[0], &self.tables[1])
-        } else {
-            (&self.tables[1], &self.tables[0])
-        };
-        if small.size() == 0 || big.size() == 0 {
-            return 0; // unreachable while invariants hold
-        }
-        let m0 = small.mask() as u64;
-        let m1 = big.mask() as u64;
-        emit_bucket(small, v & m0, &mut f);
-        // Every bucket of the big table whose low bits equal `v & m0`.
-        loop {
-            emit_bucket(big, v & m1, &mut f);
-            v = next_cursor(v, m1);
-            if v & (m0 ^ m1) == 0 {
-                break;
-            }
-        }
-        v
+        Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |t, idx| {
+            self.emit_bucket(t, idx, &mut f)
+        })
     }
 
     /// `scan` with mutable access to the values (the snapshot marks what it saved). Visits the
-    /// same buckets in the same order, with the same guarantee; it never rehashes.
+    /// same buckets in the same order, with the same guarantee; it never rehashes or compacts.
     pub fn scan_mut(&mut self, cursor: u64, mut f: impl FnMut(&K, &mut V)) -> u64 {
         if self.is_empty() {
             return 0;
         }
-        fn emit<V, K>(table: &mut Table<V, K>, idx: u64, f: &mut dyn FnMut(&K, &mut V)) {
-            let mut cur = table
-                .buckets
-                .get_mut(idx as usize)
-                .and_then(|b| b.as_deref_mut());
-            while let Some(node) = cur {
+        let Dict {
+            tables,
+            slab,
+            rehash_idx,
+            ..
+        } = self;
+        Self::scan_buckets(tables, rehash_idx.is_some(), cursor, |t, idx| {
+            let mut cur = tables[t].head(idx as usize);
+            while let Some(node) = slab.node_mut(cur) {
                 f(&node.key, &mut node.value);
-                cur = node.next.as_deref_mut();
+                cur = node.next;
             }
-        }
-        let mut v = cursor;
-        if !self.is_rehashing() {
-            let t0 = &mut self.tables[0];
-            if t0.size() == 0 {
-                return 0;
-            }
-            let m0 = t0.mask() as u64;
-            emit(t0, v & m0, &mut f);
-            return next_cursor(v, m0);
-        }
-        let [t0, t1] = &mut self.tables;
-        let (small, big) = if t0.size() <= t1.size() {
-            (t0, t1)
-        } else {
-            (t1, t0)
-        };
-        if small.size() == 0 || big.size() == 0 {
-            return 0;
-        }
-        let m0 = small.mask() as u64;
-        let m1 = big.mask() as u64;
-        emit(small, v & m0, &mut f);
-        loop {
-            emit(big, v & m1, &mut f);
-            v = next_cursor(v, m1);
-            if v & (m0 ^ m1) == 0 {
-                break;
-            }
-        }
-        v
+        })
     }
 
     // ----- sampling -------------------------------------------------------
@@ -780,12 +1024,13 @@ impl<V, K: DictKey> Dict<V, K> {
         if lo >= hi {
             return None; // unreachable while invariants hold
         }
-        let bucket = |i: usize| -> Option<&Node<V, K>> {
-            if i < s0 {
-                self.tables[0].buckets.get(i)?.as_deref()
+        let bucket = |i: usize| -> Option<Link> {
+            let head = if i < s0 {
+                self.tables[0].head(i)
             } else {
-                self.tables[1].buckets.get(i - s0)?.as_deref()
-            }
+                self.tables[1].head(i - s0)
+            };
+            (head != NIL).then_some(head)
         };
         let mut head = None;
         for _ in 0..RANDOM_PROBES {
@@ -804,14 +1049,14 @@ impl<V, K: DictKey> Dict<V, K> {
         }
         let head = head?;
         let mut chain_len = 0usize;
-        let mut cur = Some(head);
-        while let Some(n) = cur {
+        let mut cur = head;
+        while let Some(n) = self.slab.node(cur) {
             chain_len += 1;
-            cur = n.next.as_deref();
+            cur = n.next;
         }
-        let mut n = head;
+        let mut n = self.slab.node(head)?;
         for _ in 0..rng.gen_range(0..chain_len) {
-            n = n.next.as_deref()?;
+            n = self.slab.node(n.next)?;
         }
         Some((&n.key, &n.value))
     }
@@ -855,14 +1100,14 @@ impl<V, K: DictKey> Dict<V, K> {
                 if t == 0 && rehash_idx.is_some_and(|r| i < r) {
                     continue; // already moved to table 1
                 }
-                let mut cur = table.buckets.get(i).and_then(|b| b.as_deref());
-                while let Some(n) = cur {
+                let mut cur = table.head(i);
+                while let Some(n) = self.slab.node(cur) {
                     f(&n.key, &n.value);
                     stored += 1;
                     if stored == count {
                         return stored;
                     }
-                    cur = n.next.as_deref();
+                    cur = n.next;
                 }
             }
             i = (i + 1) & (max_size - 1);
@@ -883,10 +1128,11 @@ impl<V, K: DictKey> Dict<V, K> {
 
 /// Iterator over a [`Dict`]'s entries; see [`Dict::iter`].
 pub struct Iter<'a, V, K = Bytes> {
-    tables: [&'a [Link<V, K>]; 2],
+    tables: [&'a [Link]; 2],
+    slab: &'a Slab<V, K>,
     table: usize,
     bucket: usize,
-    node: Option<&'a Node<V, K>>,
+    node: Link,
     remaining: usize,
 }
 
@@ -895,8 +1141,8 @@ impl<'a, V, K: DictKey> Iterator for Iter<'a, V, K> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(n) = self.node {
-                self.node = n.next.as_deref();
+            if let Some(n) = self.slab.node(self.node) {
+                self.node = n.next;
                 self.remaining = self.remaining.saturating_sub(1);
                 return Some((&n.key, &n.value));
             }
@@ -906,8 +1152,8 @@ impl<'a, V, K: DictKey> Iterator for Iter<'a, V, K> {
             }
             let buckets = *self.tables.get(self.table)?;
             match buckets.get(self.bucket) {
-                Some(slot) => {
-                    self.node = slot.as_deref();
+                Some(&head) => {
+                    self.node = head;
                     self.bucket += 1;
                 }
                 None => {
@@ -954,21 +1200,39 @@ mod tests {
                 let size = table.size();
                 assert!(size == 0 || size.is_power_of_two(), "size {size}");
                 let mut count = 0;
-                for (i, slot) in table.buckets.iter().enumerate() {
-                    let mut cur = slot.as_deref();
+                for (i, &head) in table.buckets.iter().enumerate() {
                     if t == 0 {
                         if let Some(r) = self.rehash_idx {
-                            assert!(i >= r || cur.is_none(), "moved bucket {i} not empty");
+                            assert!(i >= r || head == NIL, "moved bucket {i} not empty");
                         }
                     }
-                    while let Some(n) = cur {
+                    let mut cur = head;
+                    while let Some(n) = self.slab.node(cur) {
                         assert_eq!(self.hash(&n.key) as usize & table.mask(), i, "wrong bucket");
                         assert!(seen.insert(n.key.clone()), "duplicate key");
                         count += 1;
-                        cur = n.next.as_deref();
+                        cur = n.next;
                     }
+                    assert_eq!(cur, NIL, "chain ends in a hole");
                 }
                 assert_eq!(count, table.used, "used count of table {t}");
+            }
+            // Every filled slot is reachable, and the counters agree.
+            let filled: usize = self
+                .slab
+                .pages
+                .iter()
+                .map(|p| p.iter().filter(|s| s.is_some()).count())
+                .sum();
+            assert_eq!(filled, self.len(), "orphan or lost nodes");
+            assert_eq!(self.slab.live, self.len());
+            let slots: usize = self.slab.pages.iter().map(Vec::len).sum();
+            assert_eq!(slots, self.slab.slots);
+            for (i, p) in self.slab.pages.iter().enumerate() {
+                assert!(p.len() <= PAGE_SLOTS);
+                if i + 1 < self.slab.pages.len() {
+                    assert_eq!(p.len(), PAGE_SLOTS, "only the last page is partial");
+                }
             }
             match self.rehash_idx {
                 None => assert_eq!(self.tables[1].size(), 0),
@@ -1364,7 +1628,7 @@ mod tests {
         assert_eq!(all.len(), 1000);
         assert_eq!((&d).into_iter().count(), 1000);
         let overhead = d.table_overhead_bytes();
-        assert!(overhead >= 1000 * mem::size_of::<Node<usize, Bytes>>() + d.bucket_count() * 8);
+        assert!(overhead >= 1000 * mem::size_of::<Node<usize, Bytes>>() + d.bucket_count() * 4);
         d.retain(|_, v| {
             *v += 1;
             *v % 2 == 0
@@ -1383,17 +1647,60 @@ mod tests {
 
     #[test]
     fn long_chain_drop_does_not_overflow_stack() {
-        // Build a pathological single-bucket chain directly.
-        let mut t: Table<(), Bytes> = Table::try_with_size(1).unwrap();
+        // A pathological single-bucket chain: nodes live in the slab, so dropping it walks
+        // no chain at all.
+        let mut d: Dict<()> = Dict::new();
+        d.tables[0] = Table::try_with_size(1).unwrap();
         for i in 0..300_000 {
-            let next = t.buckets[0].take();
-            t.buckets[0] = Some(Box::new(Node {
+            let next = d.tables[0].buckets[0];
+            d.tables[0].buckets[0] = d.slab.alloc(Node {
                 key: k(i),
                 value: (),
                 next,
-            }));
+            });
+            d.tables[0].used += 1;
         }
-        drop(t);
+        assert!(d.contains_key(&k(0)));
+        drop(d);
+    }
+
+    #[test]
+    fn removals_compact_the_slab_and_give_pages_back() {
+        let mut d: Dict<u64> = Dict::new();
+        let n = 3 * PAGE_SLOTS + 100;
+        for i in 0..n {
+            d.insert(k(i), i as u64);
+        }
+        assert_eq!(d.slab.pages.len(), 4);
+        let full = d.slab.capacity();
+        // Remove most entries, from everywhere in the slab.
+        for i in (0..n).filter(|i| i % 10 != 0) {
+            assert_eq!(d.remove(&k(i)), Some((k(i), i as u64)));
+        }
+        while d.rehash_step(100) {}
+        for _ in 0..10_000 {
+            d.rehash_step(100);
+        }
+        d.check_invariants();
+        assert!(
+            d.slab.capacity() < full / 3,
+            "slab kept {} of {} slots for {} entries",
+            d.slab.capacity(),
+            full,
+            d.len()
+        );
+        assert!(d.slab.holes() <= d.len() / 2 + HOLES_KEPT);
+        for i in 0..n {
+            assert_eq!(d.get(&k(i)).copied(), (i % 10 == 0).then_some(i as u64));
+        }
+        // Holes are reused before the slab grows.
+        let before = d.slab.slots;
+        let holes = d.slab.holes();
+        for i in 0..holes {
+            d.insert(k(n + i), 0);
+        }
+        assert_eq!(d.slab.slots, before);
+        d.check_invariants();
     }
 
     #[test]

@@ -1548,9 +1548,11 @@ pub fn spawn_tessera_fsize_limited(args: &[&str], limit: u64) -> (Child, u16) {
     // SAFETY: only async-signal-safe setrlimit between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
+            // Only the soft limit: the test may lift it again (space returns) without
+            // privileges.
             let lim = libc::rlimit {
                 rlim_cur: limit,
-                rlim_max: limit,
+                rlim_max: libc::RLIM_INFINITY,
             };
             libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
             Ok(())

@@ -91,6 +91,9 @@ pub struct AofGlobal {
     pub current_size: Vec<AtomicU64>,
     pub base_size: Vec<AtomicU64>,
     pub write_failed: Vec<AtomicBool>,
+    /// The last `everysec` background fdatasync of each shard failed (Redis's
+    /// `aof_bio_fsync_status`): writes are refused until one succeeds.
+    pub fsync_failed: Vec<AtomicBool>,
     pub manifest: Mutex<Option<Manifest>>,
 }
 
@@ -107,6 +110,7 @@ impl AofGlobal {
             current_size: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             base_size: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             write_failed: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
+            fsync_failed: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
             manifest: Mutex::new(None),
         }
     }
@@ -132,7 +136,7 @@ impl AofGlobal {
             self.last_rewrite_time_sec.load(Ordering::Relaxed),
             if self.last_bgrewrite_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
             self.rewrites.load(Ordering::Relaxed),
-            if self.write_failed.iter().any(|f| f.load(Ordering::Relaxed)) { "err" } else { "ok" },
+            if self.write_failed.iter().chain(&self.fsync_failed).any(|f| f.load(Ordering::Relaxed)) { "err" } else { "ok" },
         );
         if enabled {
             s.push_str(&format!(
@@ -161,6 +165,9 @@ pub struct AofLog {
     woken: bool,
     /// The last write error, while writes are refused.
     pub error: Option<String>,
+    /// The last background fdatasync error (`everysec`), while writes are refused: kept apart
+    /// from `error` because a later successful write does not make earlier data durable.
+    pub fsync_error: Option<String>,
     /// This shard's part of a unit run under the global lock, held aside until it is sealed
     /// as one bracket (see `units`).
     unit: Option<units::OpenUnit>,
@@ -277,7 +284,7 @@ fn plan_for(name: &str, args: &[Bytes]) -> Plan {
 pub fn write_refused(st: &ShardState) -> Option<String> {
     st.aof
         .as_ref()
-        .and_then(|l| l.error.as_ref())
+        .and_then(|l| l.error.as_ref().or(l.fsync_error.as_ref()))
         .map(|e| format!("{}{}", ERR_MISCONF_PREFIX, e))
 }
 
@@ -626,6 +633,7 @@ async fn syncer(sh: Rc<Shard>, sync: Rc<std::cell::RefCell<SyncState>>) {
             let s = sync.borrow();
             // No file: the writer is gone, and so is the syncer.
             let Some(file) = s.file.clone() else {
+                sh.globals.aof.fsync_failed[sh.id].store(false, Ordering::Relaxed);
                 return;
             };
             if s.synced >= s.written {
@@ -636,11 +644,45 @@ async fn syncer(sh: Rc<Shard>, sync: Rc<std::cell::RefCell<SyncState>>) {
         if fsync_policy(&sh.state.borrow().config) != Fsync::EverySec {
             continue;
         }
-        match file.fdatasync().await {
-            Ok(()) => sync.borrow_mut().mark_synced(upto),
-            Err(e) => tracing::warn!("Error syncing the AOF file: {}", e),
+        let result = match injected_fsync_failure() {
+            Some(e) => Err(e),
+            None => file.fdatasync().await.map_err(std::io::Error::from),
+        };
+        let failed = result.is_err();
+        sh.globals.aof.fsync_failed[sh.id].store(failed, Ordering::Relaxed);
+        let mut st = sh.state.borrow_mut();
+        let log = st.aof.as_mut();
+        match result {
+            Ok(()) => {
+                sync.borrow_mut().mark_synced(upto);
+                if let Some(l) = log {
+                    if l.fsync_error.take().is_some() {
+                        tracing::warn!("AOF fsync error is solved, the AOF can be written again");
+                    }
+                }
+            }
+            Err(e) => {
+                // Like Redis's background fsync: the data written so far is not known to be
+                // durable, so writes are refused (MISCONF) until a later fdatasync, retried
+                // every second, succeeds.
+                tracing::warn!("Error syncing the AOF file: {}", e);
+                if let Some(l) = log {
+                    l.fsync_error = Some(io_text(&e));
+                }
+            }
         }
     }
+}
+
+/// Fault injection for tests: while the file named by `TESSERA_FAULT_FSYNC_FILE` exists, the
+/// `everysec` background fdatasync fails with EIO (a failing disk cannot be produced on demand
+/// otherwise). Unset, it costs one environment read per process.
+fn injected_fsync_failure() -> Option<std::io::Error> {
+    static FLAG: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let path = FLAG.get_or_init(|| std::env::var_os("TESSERA_FAULT_FSYNC_FILE").map(PathBuf::from));
+    path.as_ref()
+        .filter(|p| p.exists())
+        .map(|_| std::io::Error::from_raw_os_error(libc::EIO))
 }
 
 /// The shard's writer: drains the log into the current incremental file after each loop
@@ -905,6 +947,7 @@ fn start_or_switch(sh: &Rc<Shard>, st: &mut ShardState, incr: PathBuf) {
         wake: tx,
         woken: false,
         error: None,
+        fsync_error: None,
         unit: None,
         command_units: 0,
     }));
