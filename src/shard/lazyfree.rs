@@ -25,11 +25,8 @@ pub const CHUNK: usize = 1024;
 enum Item {
     /// One detached value and the bytes it was charged for.
     Value { value: Value, charged: u64 },
-    /// A whole flushed database.
-    Keyspace {
-        keys: Dict<Entry, Key>,
-        expires: Dict<(), Key>,
-    },
+    /// A whole flushed database (boxed: queue slots stay the size of a value).
+    Keyspace(Box<(Dict<Entry, Key>, Dict<(), Key>)>),
 }
 
 #[derive(Default)]
@@ -80,7 +77,7 @@ pub fn free_keyspace(keys: Dict<Entry, Key>, expires: Dict<(), Key>, bytes: u64)
     with(|q| {
         q.pending_objects += keys.len() as u64;
         q.pending_bytes += bytes;
-        q.items.push_back(Item::Keyspace { keys, expires });
+        q.items.push_back(Item::Keyspace(Box::new((keys, expires))));
     });
     wake();
 }
@@ -129,7 +126,8 @@ pub fn free_step(budget: usize) -> bool {
             }
             done
         }
-        Item::Keyspace { keys, expires } => {
+        Item::Keyspace(tables) => {
+            let (keys, expires) = &mut **tables;
             expires.drain_some(budget, |_, ()| {});
             let mut big: Vec<(Value, u64)> = Vec::new();
             let mut freed = 0u64;
