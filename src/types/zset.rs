@@ -485,6 +485,13 @@ impl SkipList {
                 k
             }
             None => {
+                // Arenas grow by half at a time (Vec doubles): less room paid for and never
+                // touched in a big set, for a few more (amortised) copies.
+                if class.metas.len() == class.metas.capacity() {
+                    class.metas.reserve_exact((class.metas.len() / 2).max(4));
+                    let links = class.links.len();
+                    class.links.reserve_exact((links / 2).max(4 * (c + 1)));
+                }
                 class.metas.push(meta);
                 class.links.extend(std::iter::repeat_n(NIL_LINK, c + 1));
                 (class.metas.len() - 1) as u32
