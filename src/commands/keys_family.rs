@@ -416,11 +416,15 @@ fn expire_generic(
     }
     when += basetime;
     let now = ctx.now_ms;
-    let Some(e) = ctx.lookup_write(&a[1]) else {
+    let Some(has_deadline) = ctx.lookup_write(&a[1]).map(|e| e.has_deadline()) else {
         ctx.dirty(0);
         return r.int(0);
     };
-    let current = e.expire_at;
+    let current = if has_deadline {
+        ctx.db().deadline(&a[1])
+    } else {
+        0
+    };
     if nx && current != 0 {
         ctx.dirty(0);
         return r.int(0);
@@ -464,10 +468,13 @@ fn pexpireat(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 /// -2 for a missing key, -1 for no expiry, else `f(expire_at, now)`.
 fn ttl_generic(ctx: &mut Ctx, key: &[u8], r: &mut Reply, f: impl Fn(u64, u64) -> i64) {
     let now = ctx.now_ms;
-    match ctx.lookup_read_notouch(key) {
+    match ctx.lookup_read_notouch(key).map(|e| e.has_deadline()) {
         None => r.int(-2),
-        Some(e) if e.expire_at == 0 => r.int(-1),
-        Some(e) => r.int(f(e.expire_at, now)),
+        Some(false) => r.int(-1),
+        Some(true) => {
+            let at = ctx.db().deadline(key);
+            r.int(f(at, now))
+        }
     }
 }
 
@@ -488,16 +495,13 @@ fn pexpiretime(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 }
 
 fn persist(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
-    match ctx.lookup_write(&a[1]) {
-        Some(e) if e.expire_at != 0 => {
-            ctx.db().set_expire(&a[1], 0);
-            ctx.notify(class::GENERIC, "persist", &a[1]);
-            r.int(1)
-        }
-        _ => {
-            ctx.dirty(0);
-            r.int(0)
-        }
+    if ctx.lookup_write(&a[1]).is_some_and(|e| e.has_deadline()) {
+        ctx.db().set_expire(&a[1], 0);
+        ctx.notify(class::GENERIC, "persist", &a[1]);
+        r.int(1)
+    } else {
+        ctx.dirty(0);
+        r.int(0)
     }
 }
 
@@ -569,12 +573,17 @@ fn copy(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         Ok(o) => o,
         Err(e) => return r.error(e),
     };
-    let Some(src) = ctx
+    let Some((value, has_deadline)) = ctx
         .lookup_read(&a[1])
-        .map(|e| (e.value.clone(), e.expire_at))
+        .map(|e| (e.value.clone(), e.has_deadline()))
     else {
         ctx.dirty(0);
         return r.int(0);
+    };
+    let expire_at = if has_deadline {
+        ctx.db().deadline(&a[1])
+    } else {
+        0
     };
     let now = ctx.now_ms;
     if ctx.st.dbs[dst_db].exists(&a[2], now) && !replace {
@@ -584,7 +593,7 @@ fn copy(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let dst = &mut ctx.st.dbs[dst_db];
     // An existing destination is deleted and the copy added anew (`new` either way).
     dst.delete(&a[2]);
-    dst.insert(&a[2], src.0, src.1, now);
+    dst.insert(&a[2], value, expire_at, now);
     // Waiters on the destination are served after the command (`execute_keyed` wakes those of
     // the command's own database; another database's are named here).
     ctx.st.blocked.touched(dst_db, &a[2]);
@@ -695,12 +704,11 @@ fn keys(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 let now = crate::server::globals::unix_ms();
                 let st = sh.state.borrow();
                 let all = &pattern[..] == b"*";
-                st.dbs[db]
-                    .keys
+                let d = &st.dbs[db];
+                d.keys
                     .iter()
                     .filter(|(k, e)| {
-                        (e.expire_at == 0 || e.expire_at > now)
-                            && (all || glob_match(&pattern, k, false))
+                        d.is_live(k, e, now) && (all || glob_match(&pattern, k, false))
                     })
                     .map(|(k, _)| Bytes::copy_from_slice(k))
                     .collect::<Vec<Bytes>>()
@@ -851,7 +859,8 @@ fn scan_shard(
 ) -> (Vec<Bytes>, usize, u64) {
     let now = crate::server::globals::unix_ms();
     let st = sh.state.borrow();
-    let table = &st.dbs[db].keys;
+    let d = &st.dbs[db];
+    let table = &d.keys;
     // COUNT bounds the entries visited, as in Redis; filters apply afterwards.
     let mut scanned: Vec<(Bytes, bool)> = Vec::new();
     let mut cur = start;
@@ -860,7 +869,7 @@ fn scan_shard(
     loop {
         cur = table.scan(cur, |k, e| {
             visited += 1;
-            if e.expire_at != 0 && e.expire_at <= now {
+            if !d.is_live(k, e, now) {
                 return;
             }
             let type_ok = typ.as_ref().is_none_or(|t| eq_ic(t, e.value.type_name()));

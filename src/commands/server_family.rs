@@ -1220,7 +1220,7 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                             if !st.dbs[db].exists(&k, now) {
                                 return None;
                             }
-                            st.dbs[db].keys.get(&k).map(|e| crate::shard::digest::value_digest(&e.value, e.expire_at))
+                            st.dbs[db].peek(&k).map(|(e, at)| crate::shard::digest::value_digest(&e.value, at))
                         })
                         .await;
                     out.push(d.ok().flatten());

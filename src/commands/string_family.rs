@@ -528,17 +528,10 @@ fn getex(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         ctx.db().set_expire(&a[1], at);
         ctx.notify(class::GENERIC, "expire", &a[1]);
         ctx.dirty(1);
-    } else if o.persist {
-        let had_ttl = ctx
-            .db()
-            .keys
-            .get(&a[1][..])
-            .is_some_and(|e| e.expire_at != 0);
-        if had_ttl {
-            ctx.db().set_expire(&a[1], 0);
-            ctx.notify(class::GENERIC, "persist", &a[1]);
-            ctx.dirty(1);
-        }
+    } else if o.persist && ctx.db().deadline(&a[1]) != 0 {
+        ctx.db().set_expire(&a[1], 0);
+        ctx.notify(class::GENERIC, "persist", &a[1]);
+        ctx.dirty(1);
     }
 }
 

@@ -74,7 +74,7 @@ use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::shard::{execute_keyed, ClientLabel, Shard};
 use crate::tx::locks::LockKey;
-use crate::types::{Entry, Value};
+use crate::types::{Taken, Value};
 use lua::{CallResult, FnKey, RunEnd, RunHooks, VmKind};
 
 /// Largest value (in elements, or bytes for strings / 64) an optimistic run saves in its undo
@@ -635,7 +635,7 @@ struct ScriptRun<'a> {
     guarded: bool,
     imported: HashSet<(usize, Bytes)>,
     held_here: HashSet<(usize, Bytes)>,
-    undo: Vec<(usize, Bytes, Option<Entry>)>,
+    undo: Vec<(usize, Bytes, Option<Taken>)>,
     saved: HashSet<(usize, Bytes)>,
     escalate: bool,
     wrote: bool,
@@ -767,8 +767,8 @@ impl<'a> ScriptRun<'a> {
         for (db, key, old) in self.undo.drain(..).rev() {
             let d = &mut st.dbs[db];
             match old {
-                Some(e) => {
-                    d.insert_quiet(&key, e.value, e.expire_at, now);
+                Some(t) => {
+                    d.insert_quiet(&key, t.entry.value, t.expire_at, now);
                 }
                 None => {
                     d.remove(&key);
@@ -785,9 +785,9 @@ impl<'a> ScriptRun<'a> {
             if self.saved.contains(&id) || self.imported.contains(&id) {
                 continue;
             }
-            let e = st.dbs[*db].keys.get(&key[..]).cloned();
-            if let Some(e) = &e {
-                if value_size(&e.value) > UNDO_MAX_ELEMENTS {
+            let e = st.dbs[*db].copy_out(key);
+            if let Some(t) = &e {
+                if value_size(&t.entry.value) > UNDO_MAX_ELEMENTS {
                     return false;
                 }
             }
@@ -887,14 +887,14 @@ impl<'a> ScriptRun<'a> {
             };
             let mut st = self.sh.state.borrow_mut();
             for (k, e) in ks.iter().zip(entries) {
-                if let Some(e) = e {
-                    st.dbs[k.db as usize].insert_quiet(&k.key, e.value, e.expire_at, now);
+                if let Some(t) = e {
+                    st.dbs[k.db as usize].insert_quiet(&k.key, t.entry.value, t.expire_at, now);
                 }
             }
         }
         let out = self.exec_local(spec, &args, resp3);
         for (o, ks) in by_owner {
-            let entries: Vec<Option<Entry>> = {
+            let entries: Vec<Option<Taken>> = {
                 let mut st = self.sh.state.borrow_mut();
                 ks.iter()
                     .map(|k| st.dbs[k.db as usize].remove(&k.key))
@@ -957,12 +957,11 @@ impl<'a> ScriptRun<'a> {
                 let parts = self.on_all(move |sh| {
                     let now = crate::server::globals::unix_ms();
                     let st = sh.state.borrow();
-                    st.dbs[db]
-                        .keys
+                    let d = &st.dbs[db];
+                    d.keys
                         .iter()
                         .filter(|(k, e)| {
-                            (e.expire_at == 0 || e.expire_at > now)
-                                && crate::config::glob_match(&pat, k, false)
+                            d.is_live(k, e, now) && crate::config::glob_match(&pat, k, false)
                         })
                         .map(|(k, _)| Bytes::copy_from_slice(k))
                         .collect::<Vec<Bytes>>()
@@ -977,10 +976,10 @@ impl<'a> ScriptRun<'a> {
                 let parts = self.on_all(move |sh| {
                     let now = crate::server::globals::unix_ms();
                     let st = sh.state.borrow();
-                    st.dbs[db]
-                        .keys
+                    let d = &st.dbs[db];
+                    d.keys
                         .iter()
-                        .find(|(_, e)| e.expire_at == 0 || e.expire_at > now)
+                        .find(|(k, e)| d.is_live(k, e, now))
                         .map(|(k, _)| k.clone())
                 });
                 match parts.into_iter().flatten().next() {

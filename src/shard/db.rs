@@ -21,7 +21,7 @@ use crate::persistence::snapshot::{self, DbSnapshot};
 use crate::pubsub::notify::{class, notify};
 use crate::types::dict::Dict;
 use crate::types::key::Key;
-use crate::types::{Entry, Value};
+use crate::types::{Entry, Taken, Value};
 
 /// The LRU clock (seconds, 24 bits), for OBJECT IDLETIME and LRU eviction.
 #[inline]
@@ -43,9 +43,11 @@ pub struct Db {
     /// `new`).
     pub index: usize,
     pub keys: Dict<Entry, Key>,
-    /// Keys with a deadline, for active-expiry sampling (a copy of the key: free when it is
-    /// inline, see `types::key`).
-    pub expires: Dict<(), Key>,
+    /// Keys with a deadline and their deadlines (Unix ms, never 0), like Redis's `expires`
+    /// dict: the only place a deadline is kept. An entry of `keys` has its `has_deadline`
+    /// flag set exactly when its key is here. Also sampled by active expiry and the volatile
+    /// eviction policies (a copy of the key: free when it is inline, see `types::key`).
+    pub expires: Dict<u64, Key>,
     /// Keys removed because their deadline passed (lazily or actively).
     pub expired_keys: u64,
     /// WATCHed keys: the flags of the clients watching each one. Any change to such a key
@@ -70,6 +72,19 @@ pub struct Db {
 }
 
 const TOUCHED_MAX: usize = 8;
+
+/// The deadline of `e`, the entry of `key`, from its database's expiry index `expires` (0 =
+/// none). Only an entry with the `has_deadline` flag costs a lookup. For callers that already
+/// hold the entry (walks over the table, lookups); `Db::deadline` and `Db::peek` otherwise.
+#[inline]
+pub fn deadline_of(expires: &Dict<u64, Key>, key: &[u8], e: &Entry) -> u64 {
+    if !e.has_deadline() {
+        return 0;
+    }
+    let at = expires.get(key).copied();
+    debug_assert!(at.is_some(), "deadline flag without an expiry index entry");
+    at.unwrap_or(0)
+}
 
 impl Db {
     pub fn new() -> Db {
@@ -188,9 +203,10 @@ impl Db {
     pub fn lookup_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let entry: *mut Entry = self.keys.get_mut(key)?;
         // SAFETY: `entry` points into `self.keys`, which is not touched again before the
-        // reference is either returned or discarded. The raw pointer only works around the
-        // borrow checker's limitation with conditionally returned borrows (NLL problem case 3).
-        let expire_at = unsafe { (*entry).expire_at };
+        // reference is either returned or discarded (`self.expires` is another table). The raw
+        // pointer only works around the borrow checker's limitation with conditionally
+        // returned borrows (NLL problem case 3).
+        let expire_at = deadline_of(&self.expires, key, unsafe { &*entry });
         if expire_at != 0 && expire_at <= now_ms {
             self.expire_now(key);
             return None;
@@ -198,7 +214,7 @@ impl Db {
         let entry = unsafe { &mut *entry };
         // The caller may change the entry: a running snapshot saves it first.
         if self.snap.active && entry.snap_mark() != self.snap.bit {
-            snapshot::save_entry(self.snap.db_at_cut, key, entry);
+            snapshot::save_entry(self.snap.db_at_cut, key, entry, expire_at);
             entry.set_snap_mark(self.snap.bit);
         }
         Some(entry)
@@ -218,7 +234,7 @@ impl Db {
         let (bit, db) = (self.snap.bit, self.snap.db_at_cut);
         if let Some(e) = self.keys.get_mut(key) {
             if e.snap_mark() != bit {
-                snapshot::save_entry(db, key, e);
+                snapshot::save_entry(db, key, e, deadline_of(&self.expires, key, e));
                 e.set_snap_mark(bit);
             }
         }
@@ -236,7 +252,10 @@ impl Db {
     pub fn exists(&mut self, key: &[u8], now_ms: u64) -> bool {
         let expired = match self.keys.get(key) {
             None => return false,
-            Some(e) => e.expire_at != 0 && e.expire_at <= now_ms,
+            Some(e) => {
+                let at = deadline_of(&self.expires, key, e);
+                at != 0 && at <= now_ms
+            }
         };
         if expired {
             self.expire_now(key);
@@ -268,12 +287,13 @@ impl Db {
             _ => 0.0,
         };
         let mode = self.access;
-        let mut entry = Entry::new(value, expire_at, self.access.initial(now_ms));
+        let mut entry = Entry::new(value, self.access.initial(now_ms));
+        entry.set_has_deadline(expire_at != 0);
         // A running snapshot does not save what did not exist at its cut.
         entry.set_snap_mark(self.snap.bit);
         entry.charged = charge_u32(entry_charge(key.len(), &entry));
         if let Some(e) = self.keys.get_mut(key) {
-            let had = e.expire_at != 0;
+            let had = e.has_deadline();
             if matches!(mode, AccessMode::Lfu { .. }) {
                 entry.set_access(if first {
                     mode.touched(e.access(), now_ms, r)
@@ -283,41 +303,54 @@ impl Db {
             }
             self.used = self.used + entry.charged as u64 - e.charged as u64;
             let old = std::mem::replace(e, entry);
-            match (had, expire_at != 0) {
-                (true, false) => {
-                    self.expires.remove(key);
-                }
-                (false, true) => {
-                    self.expires.insert(Key::new(key), ());
-                }
-                _ => {}
-            }
+            self.index_deadline(key, had, expire_at);
             self.dispose(old, self.lazy.server_del);
             return true;
         }
         let k = Key::new(key);
         if expire_at != 0 {
-            self.expires.insert(k.clone(), ());
+            self.expires.insert(k.clone(), expire_at);
         }
         self.used += entry.charged as u64;
         self.keys.insert(k, entry);
         false
     }
 
-    /// Inserts an entry taken out of a keyspace (RENAME, MOVE), keeping its access metadata:
-    /// the object moves in Redis, so its LRU clock or LFU counter goes with it.
-    pub fn insert_entry(&mut self, key: &[u8], e: Entry, now_ms: u64) {
-        let access = e.access();
-        self.insert(key, e.value, e.expire_at, now_ms);
+    /// Brings the expiry index in step with a key's new deadline (0 = none); `had`: whether
+    /// the key had one before.
+    #[inline]
+    fn index_deadline(&mut self, key: &[u8], had: bool, expire_at: u64) {
+        match (had, expire_at != 0) {
+            (true, false) => {
+                self.expires.remove(key);
+            }
+            (false, true) => {
+                self.expires.insert(Key::new(key), expire_at);
+            }
+            (true, true) => {
+                if let Some(at) = self.expires.get_mut(key) {
+                    *at = expire_at;
+                }
+            }
+            (false, false) => {}
+        }
+    }
+
+    /// Inserts an entry taken out of a keyspace (RENAME, MOVE), with its deadline, keeping its
+    /// access metadata: the object moves in Redis, so its LRU clock or LFU counter goes with
+    /// it.
+    pub fn insert_entry(&mut self, key: &[u8], t: Taken, now_ms: u64) {
+        let access = t.entry.access();
+        self.insert(key, t.entry.value, t.expire_at, now_ms);
         if let Some(n) = self.keys.get_mut(key) {
             n.set_access(access);
         }
     }
 
     /// `insert_entry` without the `new` notification (see `insert_quiet`).
-    pub fn insert_entry_quiet(&mut self, key: &[u8], e: Entry, now_ms: u64) {
-        let access = e.access();
-        self.insert_quiet(key, e.value, e.expire_at, now_ms);
+    pub fn insert_entry_quiet(&mut self, key: &[u8], t: Taken, now_ms: u64) {
+        let access = t.entry.access();
+        self.insert_quiet(key, t.entry.value, t.expire_at, now_ms);
         if let Some(n) = self.keys.get_mut(key) {
             n.set_access(access);
         }
@@ -325,20 +358,58 @@ impl Db {
 
     /// Replaces the value of a key, keeping its deadline (KEEPTTL, APPEND, INCR...).
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, now_ms: u64) {
-        let ttl = self.keys.get(key).map(|e| e.expire_at).unwrap_or(0);
+        let ttl = self.peek(key).map_or(0, |(_, at)| at);
         self.insert(key, value, ttl, now_ms);
     }
 
-    /// Takes a key out of the database; the caller owns (and frees) the entry.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        self.preserve(key);
-        let (_, e) = self.keys.remove(key)?;
-        self.used -= e.charged as u64;
-        self.touch(key);
-        if e.expire_at != 0 {
-            self.expires.remove(key);
+    /// A key's deadline (0 = none, or no such key), without expiring it: one lookup in the
+    /// expiry index. A caller that just looked the key up asks only when the entry's
+    /// `has_deadline` flag is set, so that keys without a deadline cost nothing more.
+    #[inline]
+    pub fn deadline(&self, key: &[u8]) -> u64 {
+        if self.expires.is_empty() {
+            return 0;
         }
-        Some(e)
+        self.expires.get(key).copied().unwrap_or(0)
+    }
+
+    /// A key's entry and deadline (0 = none) as they are: no expiry, no access recorded, no
+    /// snapshot copy (so the caller must not change it).
+    #[inline]
+    pub fn peek(&self, key: &[u8]) -> Option<(&Entry, u64)> {
+        let e = self.keys.get(key)?;
+        Some((e, deadline_of(&self.expires, key, e)))
+    }
+
+    /// Whether `e`, the entry of `key` met in a walk over the table, is alive at `now_ms`
+    /// (walks skip expired keys without deleting them).
+    #[inline]
+    pub fn is_live(&self, key: &[u8], e: &Entry, now_ms: u64) -> bool {
+        let at = deadline_of(&self.expires, key, e);
+        at == 0 || at > now_ms
+    }
+
+    /// A copy of a key's entry and deadline (see `peek`).
+    pub fn copy_out(&self, key: &[u8]) -> Option<Taken> {
+        self.peek(key).map(|(e, at)| Taken {
+            entry: e.clone(),
+            expire_at: at,
+        })
+    }
+
+    /// Takes a key out of the database with its deadline; the caller owns (and frees) the
+    /// entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Taken> {
+        self.preserve(key);
+        let (_, entry) = self.keys.remove(key)?;
+        self.used -= entry.charged as u64;
+        self.touch(key);
+        let expire_at = if entry.has_deadline() {
+            self.expires.remove(key).map_or(0, |(_, at)| at)
+        } else {
+            0
+        };
+        Some(Taken { entry, expire_at })
     }
 
     /// Deletes a key; its value is freed lazily under `lazyfree-lazy-server-del` (Redis's
@@ -352,8 +423,8 @@ impl Db {
     /// `lazyfree-lazy-*` switches). Returns whether it existed.
     pub fn delete_with(&mut self, key: &[u8], lazy: bool) -> bool {
         match self.remove(key) {
-            Some(e) => {
-                self.dispose(e, lazy);
+            Some(t) => {
+                self.dispose(t.entry, lazy);
                 true
             }
             None => false,
@@ -372,14 +443,10 @@ impl Db {
         let Some(e) = self.keys.get_mut(key) else {
             return false;
         };
-        let had = e.expire_at != 0;
-        e.expire_at = expire_at;
+        let had = e.has_deadline();
+        e.set_has_deadline(expire_at != 0);
         self.touch(key);
-        if expire_at == 0 && had {
-            self.expires.remove(key);
-        } else if expire_at != 0 && !had {
-            self.expires.insert(Key::new(key), ());
-        }
+        self.index_deadline(key, had, expire_at);
         self.recharge(key);
         true
     }
@@ -451,8 +518,8 @@ impl Db {
     /// not saved yet is still in the cut) and frees it as it goes.
     fn detach_for_snapshot(&mut self) {
         let keys = std::mem::take(&mut self.keys);
-        self.snap.detach(keys);
-        self.expires.clear();
+        let expires = std::mem::take(&mut self.expires);
+        self.snap.detach(keys, expires);
         self.used = 0;
     }
 
@@ -494,5 +561,144 @@ impl Db {
     /// Number of keys with a deadline (INFO keyspace `expires=`).
     pub fn volatile_len(&self) -> usize {
         self.expires.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::StrValue;
+    use std::collections::BTreeMap;
+
+    fn sv(s: &str) -> Value {
+        Value::Str(StrValue::from_bytes(s.as_bytes()))
+    }
+
+    /// The deadline flag of every entry matches the expiry index, which holds no other key and
+    /// no zero deadline; the result as (key -> deadline) of the live view.
+    fn check(d: &Db) -> BTreeMap<Vec<u8>, u64> {
+        let mut out = BTreeMap::new();
+        for (k, e) in d.keys.iter() {
+            assert_eq!(e.has_deadline(), d.expires.contains_key(k), "{k:?}");
+            assert_eq!(e.charged as usize, entry_charge(k.len(), e));
+            out.insert(k.to_vec(), deadline_of(&d.expires, k, e));
+        }
+        assert_eq!(d.expires.len(), out.values().filter(|&&at| at != 0).count());
+        for (k, &at) in d.expires.iter() {
+            assert!(at != 0 && d.keys.contains_key(k));
+        }
+        out
+    }
+
+    #[test]
+    fn deadlines_live_in_the_index_in_step_with_the_flags() {
+        let mut d = Db::new();
+        let now = 1_000;
+        d.insert(b"plain", sv("a"), 0, now);
+        d.insert(b"timed", sv("b"), 5_000, now);
+        assert_eq!(d.deadline(b"plain"), 0);
+        assert_eq!(d.deadline(b"timed"), 5_000);
+        assert_eq!(d.peek(b"timed").map(|(_, at)| at), Some(5_000));
+        // Overwrites set, change and drop deadlines; KEEPTTL keeps them.
+        d.insert(b"plain", sv("c"), 7_000, now);
+        d.insert(b"timed", sv("d"), 6_000, now);
+        d.set_keep_ttl(b"timed", sv("e"), now);
+        assert_eq!(
+            check(&d),
+            BTreeMap::from([(b"plain".to_vec(), 7_000), (b"timed".to_vec(), 6_000)])
+        );
+        d.insert(b"plain", sv("f"), 0, now);
+        assert!(d.set_expire(b"timed", 0));
+        assert!(d.set_expire(b"plain", 9_000));
+        assert!(d.set_expire(b"plain", 9_500));
+        assert!(!d.set_expire(b"missing", 9_000));
+        assert_eq!(
+            check(&d),
+            BTreeMap::from([(b"plain".to_vec(), 9_500), (b"timed".to_vec(), 0)])
+        );
+        // Taking an entry out hands its deadline along; putting it back restores it.
+        let t = d.remove(b"plain").unwrap();
+        assert_eq!(t.expire_at, 9_500);
+        assert_eq!(d.volatile_len(), 0);
+        d.insert_entry(b"renamed", t, now);
+        assert_eq!(d.copy_out(b"renamed").map(|t| t.expire_at), Some(9_500));
+        assert_eq!(d.remove(b"timed").map(|t| t.expire_at), Some(0));
+        check(&d);
+        // Lazy expiry removes the key from both tables.
+        assert!(d.exists(b"renamed", 9_499));
+        assert!(d.lookup_notouch(b"renamed", 9_499).is_some());
+        assert!(d.lookup_notouch(b"renamed", 9_500).is_none());
+        assert_eq!(d.expired_keys, 1);
+        assert!(d.is_empty() && d.expires.is_empty());
+        d.insert(b"x", sv("x"), 100, now);
+        assert!(!d.exists(b"x", 100));
+        assert!(d.expires.is_empty());
+        d.insert(b"y", sv("y"), 100, now);
+        d.clear();
+        assert!(d.expires.is_empty() && d.charged_bytes() == 0);
+    }
+
+    /// Random inserts, deadline changes, removals, moves and lazy expiry against a model.
+    #[test]
+    fn random_operations_keep_the_index_exact() {
+        let mut d = Db::new();
+        let mut model: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let now = 1_000 + step;
+            let key = format!("key-{}", (x >> 8) % 64).into_bytes();
+            let at = match (x >> 20) % 3 {
+                0 => 0,
+                _ => now + (x >> 24) % 50,
+            };
+            // Keys past their deadline are gone for every lookup.
+            if model.get(&key).is_some_and(|&t| t != 0 && t <= now) {
+                assert!(!d.exists(&key, now));
+                model.remove(&key);
+            }
+            match (x >> 40) % 5 {
+                0 => {
+                    d.insert(&key, sv("v"), at, now);
+                    model.insert(key, at);
+                }
+                1 => {
+                    let had = model.contains_key(&key);
+                    assert_eq!(d.set_expire(&key, at), had);
+                    if had {
+                        model.insert(key, at);
+                    }
+                }
+                2 => {
+                    let t = d.remove(&key);
+                    assert_eq!(t.map(|t| t.expire_at), model.remove(&key));
+                }
+                3 => {
+                    let to = format!("key-{}", (x >> 50) % 64).into_bytes();
+                    if to != key {
+                        if let Some(t) = d.remove(&key) {
+                            let at = model.remove(&key).unwrap();
+                            assert_eq!(t.expire_at, at);
+                            d.delete(&to);
+                            d.insert_entry(&to, t, now);
+                            model.insert(to, at);
+                        }
+                    }
+                }
+                _ => {
+                    let live = d.lookup_notouch(&key, now).is_some();
+                    assert_eq!(live, model.contains_key(&key));
+                    if live {
+                        d.set_keep_ttl(&key, sv("w"), now);
+                    }
+                }
+            }
+            if step % 97 == 0 {
+                assert_eq!(check(&d), model);
+            }
+        }
+        assert_eq!(check(&d), model);
     }
 }

@@ -6,6 +6,7 @@
 //! (or shards) holding the same data with TTLs set a few milliseconds apart digest equally,
 //! while the same value with and without a TTL does not.
 
+use crate::shard::db::deadline_of;
 use crate::shard::ShardState;
 use crate::types::Value;
 
@@ -91,7 +92,8 @@ pub fn shard_digest(st: &ShardState) -> [u8; 20] {
     let mut buf = Vec::new();
     for (dbid, db) in st.dbs.iter().enumerate() {
         for (k, e) in db.keys.iter() {
-            if e.expire_at != 0 && e.expire_at <= now {
+            let expire_at = deadline_of(&db.expires, k, e);
+            if expire_at != 0 && expire_at <= now {
                 continue;
             }
             buf.clear();
@@ -99,7 +101,7 @@ pub fn shard_digest(st: &ShardState) -> [u8; 20] {
             buf.extend_from_slice(&(k.len() as u64).to_le_bytes());
             buf.extend_from_slice(k);
             value_bytes(&e.value, &mut buf);
-            if e.expire_at != 0 {
+            if expire_at != 0 {
                 buf.extend_from_slice(EXPIRE_MARK);
             }
             let d = sha1_smol::Sha1::from(&buf).digest().bytes();

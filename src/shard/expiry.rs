@@ -33,12 +33,18 @@ pub fn cycle(st: &mut ShardState) -> usize {
             if db.volatile_len() == 0 {
                 break;
             }
+            // The index holds the deadlines: only the keys found past theirs are looked up
+            // (and deleted) in the table.
             sample.clear();
-            db.expires.sample_keys(rng, per_loop, &mut sample);
-            if sample.is_empty() {
+            let now = unix_ms();
+            let sampled = db.expires.sample_with(rng, per_loop, |k, &at| {
+                if at <= now {
+                    sample.push(k.clone());
+                }
+            });
+            if sampled == 0 {
                 break;
             }
-            let now = unix_ms();
             let mut expired = 0;
             for k in &sample {
                 if !db.exists(k, now) {
@@ -46,7 +52,7 @@ pub fn cycle(st: &mut ShardState) -> usize {
                 }
             }
             deleted += expired;
-            if expired * 100 <= sample.len() * acceptable_stale || started.elapsed() > budget {
+            if expired * 100 <= sampled * acceptable_stale || started.elapsed() > budget {
                 break;
             }
         }

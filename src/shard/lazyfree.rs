@@ -26,7 +26,7 @@ enum Item {
     /// One detached value and the bytes it was charged for.
     Value { value: Value, charged: u64 },
     /// A whole flushed database (boxed: queue slots stay the size of a value).
-    Keyspace(Box<(Dict<Entry, Key>, Dict<(), Key>)>),
+    Keyspace(Box<(Dict<Entry, Key>, Dict<u64, Key>)>),
 }
 
 #[derive(Default)]
@@ -70,7 +70,7 @@ pub fn free_value(value: Value, charged: u64) {
 
 /// Queues a whole flushed database (its key table and expiry index) for the background task.
 /// `bytes` is the database's memory total at the time.
-pub fn free_keyspace(keys: Dict<Entry, Key>, expires: Dict<(), Key>, bytes: u64) {
+pub fn free_keyspace(keys: Dict<Entry, Key>, expires: Dict<u64, Key>, bytes: u64) {
     if keys.is_empty() && expires.is_empty() {
         return;
     }
@@ -128,7 +128,7 @@ pub fn free_step(budget: usize) -> bool {
         }
         Item::Keyspace(tables) => {
             let (keys, expires) = &mut **tables;
-            expires.drain_some(budget, |_, ()| {});
+            expires.drain_some(budget, |_, _| {});
             let mut big: Vec<(Value, u64)> = Vec::new();
             let mut freed = 0u64;
             let mut bytes = 0u64;
@@ -221,20 +221,21 @@ mod tests {
     fn a_flushed_database_is_freed_key_by_key() {
         drain_all();
         let mut keys: Dict<Entry, Key> = Dict::new();
-        let mut expires: Dict<(), Key> = Dict::new();
+        let mut expires: Dict<u64, Key> = Dict::new();
         for i in 0..3000 {
             let k = Key::new(format!("k{i}").as_bytes());
             if i % 2 == 0 {
-                expires.insert(k.clone(), ());
+                expires.insert(k.clone(), 1_000);
             }
             keys.insert(k, {
-                let mut e = Entry::new(Value::Str(crate::types::StrValue::from_bytes(b"v")), 0, 0);
+                let mut e = Entry::new(Value::Str(crate::types::StrValue::from_bytes(b"v")), 0);
+                e.set_has_deadline(i % 2 == 0);
                 e.charged = 100;
                 e
             });
         }
         keys.insert(Key::new(b"big"), {
-            let mut e = Entry::new(big_list(3000), 0, 0);
+            let mut e = Entry::new(big_list(3000), 0);
             e.charged = 5000;
             e
         });

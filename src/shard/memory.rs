@@ -201,8 +201,8 @@ impl AccessMode {
 /// copy of a long key). What MEMORY USAGE reports.
 pub fn entry_charge(key_len: usize, e: &Entry) -> usize {
     let mut n = Dict::<Entry, Key>::node_bytes() + Key::heap_bytes(key_len) + e.value.mem_bytes();
-    if e.expire_at != 0 {
-        n += Dict::<(), Key>::node_bytes() + Key::heap_bytes(key_len);
+    if e.has_deadline() {
+        n += Dict::<u64, Key>::node_bytes() + Key::heap_bytes(key_len);
     }
     n
 }
@@ -652,9 +652,11 @@ fn select_victim(
     }
     let samples = (config.maxmemory_samples as usize).max(1);
     let decay = config.lfu_decay_time;
-    let score = |e: &Entry| -> u64 {
+    // `expire_at`: the key's deadline, as sampled from the expiry index (volatile-ttl samples
+    // nothing else; the allkeys policies never look at it).
+    let score = |e: &Entry, expire_at: u64| -> u64 {
         match policy {
-            MaxmemoryPolicy::VolatileTtl => u64::MAX - e.expire_at,
+            MaxmemoryPolicy::VolatileTtl => u64::MAX - expire_at,
             p if p.is_lfu() => 255 - lfu_decr_and_return(e.access(), now_ms, decay) as u64,
             _ => lru_idle_ms(e.access(), now_ms),
         }
@@ -677,11 +679,11 @@ fn select_victim(
             sampled.clear();
             if allkeys {
                 d.keys
-                    .sample_with(rng, samples, |k, e| sampled.push((score(e), k.clone())));
+                    .sample_with(rng, samples, |k, e| sampled.push((score(e, 0), k.clone())));
             } else {
-                d.expires.sample_with(rng, samples, |k, _| {
+                d.expires.sample_with(rng, samples, |k, &at| {
                     if let Some(e) = d.keys.get(k) {
-                        sampled.push((score(e), k.clone()));
+                        sampled.push((score(e, at), k.clone()));
                     }
                 });
             }

@@ -481,7 +481,7 @@ pub fn execute_keyed(
     }
     for (key, before) in watched_before {
         let d = &st.dbs[db];
-        let after = d.keys.get(&key[..]).map(|e| (&e.value, e.expire_at));
+        let after = d.peek(&key).map(|(e, at)| (&e.value, at));
         if after != before.as_ref().map(|(v, t)| (v, *t)) {
             d.touch(&key);
         }
@@ -527,7 +527,7 @@ fn watched_snapshot(d: &Db, spec: &CommandSpec, args: &[Bytes]) -> WatchSnapshot
         .filter(|&p| d.is_watched(&args[p]))
         .map(|p| {
             let key = args[p].clone();
-            let v = d.keys.get(&key[..]).map(|e| (e.value.clone(), e.expire_at));
+            let v = d.peek(&key).map(|(e, at)| (e.value.clone(), at));
             (key, v)
         })
         .collect()

@@ -40,9 +40,10 @@ use crate::commands::{self, flags, CommandSpec, Ctx, MultiKind};
 use crate::protocol::parse::Args;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::server::globals::unix_ms;
+use crate::shard::db::deadline_of;
 use crate::shard::router::ShardMsg;
 use crate::shard::{execute_keyed, ClientLabel, Shard};
-use crate::types::Entry;
+use crate::types::Taken;
 use locks::{LockKey, LockReq, TxId};
 
 /// Runs `f` with a command context for `db` on the given shard (inside a job).
@@ -151,14 +152,14 @@ fn run_here(sh: &Shard, cmds: &[TxCmd], resp3: bool, who: &ClientLabel) -> TxRep
 }
 
 /// A copy of each locked entry that is alive now (expired ones count as absent).
-pub(crate) fn fetch(sh: &Shard, keys: &[LockKey]) -> Vec<Option<Entry>> {
+pub(crate) fn fetch(sh: &Shard, keys: &[LockKey]) -> Vec<Option<Taken>> {
     let now = unix_ms();
     let mut st = sh.state.borrow_mut();
     keys.iter()
         .map(|k| {
             let db = &mut st.dbs[k.db as usize];
             if db.exists(&k.key, now) {
-                db.keys.get(&k.key[..]).cloned()
+                db.copy_out(&k.key)
             } else {
                 None
             }
@@ -182,7 +183,7 @@ pub(crate) fn write_back(
     sh: &Shard,
     tx: Option<TxId>,
     keys: Vec<LockKey>,
-    entries: Option<Vec<Option<Entry>>>,
+    entries: Option<Vec<Option<Taken>>>,
     bracket: Option<(TxId, usize)>,
 ) {
     if let Some(entries) = entries {
@@ -198,11 +199,12 @@ pub(crate) fn write_back(
             let unchanged = match (db.keys.get_mut(&k.key[..]), &new) {
                 (None, None) => true,
                 (Some(cur), Some(new))
-                    if cur.value == new.value && cur.expire_at == new.expire_at =>
+                    if cur.value == new.entry.value
+                        && deadline_of(&db.expires, &k.key, cur) == new.expire_at =>
                 {
                     // Only read: the access the unit recorded (OBJECT IDLETIME/FREQ, LRU/LFU
                     // eviction) still belongs to the owner.
-                    cur.set_access(new.access());
+                    cur.set_access(new.entry.access());
                     true
                 }
                 _ => false,
@@ -295,7 +297,7 @@ async fn lock_and_fetch(
     tx: TxId,
     keys: Vec<LockKey>,
     want: bool,
-) -> Result<Vec<Option<Entry>>, &'static str> {
+) -> Result<Vec<Option<Taken>>, &'static str> {
     if s == sh.id {
         let wait = sh
             .locks
@@ -342,7 +344,7 @@ async fn try_lock_all(
     plan: &BTreeMap<usize, Vec<LockKey>>,
     held: &mut HeldLocks,
     want: bool,
-) -> Result<Option<BTreeMap<usize, Vec<Option<Entry>>>>, &'static str> {
+) -> Result<Option<BTreeMap<usize, Vec<Option<Taken>>>>, &'static str> {
     let mut futs = Vec::with_capacity(plan.len());
     for (&s, keys) in plan {
         let keys = keys.clone();
@@ -390,7 +392,7 @@ async fn lock_plan(
     plan: &BTreeMap<usize, Vec<LockKey>>,
     held: &mut HeldLocks,
     want: bool,
-) -> Result<BTreeMap<usize, Vec<Option<Entry>>>, &'static str> {
+) -> Result<BTreeMap<usize, Vec<Option<Taken>>>, &'static str> {
     // With at most one foreign shard, taking the shards in order costs the same messages and
     // the same single round trip as the optimistic attempt (the local part needs no message),
     // and it never has to give anything back: under contention on hot keys the optimistic
@@ -544,7 +546,7 @@ async fn wait_plan_unlocked(sh: &Shard, _db: usize, plan: &BTreeMap<usize, Vec<L
 async fn execute_with_copies<R>(
     sh: &Rc<Shard>,
     plan: &BTreeMap<usize, Vec<LockKey>>,
-    fetched: BTreeMap<usize, Vec<Option<Entry>>>,
+    fetched: BTreeMap<usize, Vec<Option<Taken>>>,
     body: impl FnOnce(&Shard) -> (R, bool),
     mut held: Option<&mut HeldLocks>,
 ) -> Result<R, &'static str> {
@@ -578,7 +580,7 @@ async fn execute_with_copies<R>(
         if write_back_entries && plan.contains_key(&me) {
             crate::persistence::aof::tx_wrap(&mut st, mark, bracket.0, bracket.1);
         }
-        let mut results: Vec<(usize, Vec<LockKey>, Vec<Option<Entry>>)> = Vec::new();
+        let mut results: Vec<(usize, Vec<LockKey>, Vec<Option<Taken>>)> = Vec::new();
         for (&s, keys) in plan {
             if s == me {
                 continue;
@@ -609,7 +611,7 @@ async fn execute_with_copies<R>(
             let accessed: Vec<(LockKey, u32)> = keys
                 .iter()
                 .zip(entries)
-                .filter_map(|(k, e)| Some((k.clone(), e?.access())))
+                .filter_map(|(k, e)| Some((k.clone(), e?.entry.access())))
                 .collect();
             Box::new(move |owner: &Shard| {
                 record_access(owner, accessed);

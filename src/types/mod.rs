@@ -224,17 +224,20 @@ impl Value {
     }
 }
 
-/// A keyspace entry: the value, its deadline, its access metadata and its memory charge.
+/// A keyspace entry: the value, its access metadata and its memory charge. Its deadline, if
+/// any, lives in the database's expiry index (`Db::expires`, as in Redis's `expires` dict);
+/// the entry only carries a flag saying it has one, so that a key without a deadline costs no
+/// lookup there.
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub value: Value,
-    /// Absolute expiry in Unix milliseconds; 0 means no expiry.
-    pub expire_at: u64,
     /// Low 24 bits: Redis's `lru` field (`access()`): under an LRU (or no) policy the LRU clock
     /// of the last access (seconds, wrapping at 2^24); under an LFU policy the last decrement
     /// time in minutes (high 16 bits) and the logarithmic access counter (low 8 bits), see
-    /// `shard::memory`. Bit 31: the snapshot mark (`persistence::snapshot`), which only the
-    /// snapshot and `Db` change. Private so that no write of one clobbers the other.
+    /// `shard::memory`. Bit 30: the key has a deadline in the expiry index, which only `Db`
+    /// changes, in step with the index. Bit 31: the snapshot mark (`persistence::snapshot`),
+    /// which only the snapshot and `Db` change. Private so that no write of one clobbers
+    /// another.
     meta: u32,
     /// Bytes this entry is counted for in its database's memory total (`shard::memory`), as of
     /// its last insertion or write; kept so that removal subtracts exactly what was added.
@@ -243,15 +246,18 @@ pub struct Entry {
 
 /// Bit 31 of `Entry::meta`.
 const SNAP_MARK: u32 = 1 << 31;
+/// Bit 30 of `Entry::meta`.
+const HAS_DEADLINE: u32 = 1 << 30;
+/// The access field's bits of `Entry::meta` (Redis's `LRU_BITS`).
+const ACCESS_MASK: u32 = (1 << 24) - 1;
 
 impl Entry {
-    /// A new entry with the given access field and a clear snapshot mark.
+    /// A new entry with the given access field, no deadline flag and a clear snapshot mark.
     #[inline]
-    pub fn new(value: Value, expire_at: u64, access: u32) -> Entry {
+    pub fn new(value: Value, access: u32) -> Entry {
         Entry {
             value,
-            expire_at,
-            meta: access & !SNAP_MARK,
+            meta: access & ACCESS_MASK,
             charged: 0,
         }
     }
@@ -259,13 +265,29 @@ impl Entry {
     /// The access field (LRU clock or LFU counter and time).
     #[inline]
     pub fn access(&self) -> u32 {
-        self.meta & !SNAP_MARK
+        self.meta & ACCESS_MASK
     }
 
-    /// Replaces the access field, keeping the snapshot mark.
+    /// Replaces the access field, keeping the flags.
     #[inline]
     pub fn set_access(&mut self, access: u32) {
-        self.meta = (self.meta & SNAP_MARK) | (access & !SNAP_MARK);
+        self.meta = (self.meta & !ACCESS_MASK) | (access & ACCESS_MASK);
+    }
+
+    /// Whether the key has a deadline (stored in its database's expiry index).
+    #[inline]
+    pub fn has_deadline(&self) -> bool {
+        self.meta & HAS_DEADLINE != 0
+    }
+
+    /// Only `Db`, which keeps the expiry index in step, sets this.
+    #[inline]
+    pub(crate) fn set_has_deadline(&mut self, has: bool) {
+        if has {
+            self.meta |= HAS_DEADLINE;
+        } else {
+            self.meta &= !HAS_DEADLINE;
+        }
     }
 
     /// The snapshot mark: compared with the database's current snapshot bit, it says whether a
@@ -285,17 +307,48 @@ impl Entry {
     }
 }
 
+/// An entry outside any keyspace (taken out by `Db::remove`, or copied for a multi-shard unit
+/// or a script's undo log) with its deadline beside it (0 = none): inside a database the
+/// deadline lives in the expiry index, so it has to travel explicitly.
+#[derive(Clone, Debug)]
+pub struct Taken {
+    pub entry: Entry,
+    pub expire_at: u64,
+}
+
 #[cfg(test)]
 mod entry_size {
     use super::*;
 
     /// Every key pays for one table node holding its `Entry`: big collections live behind a
-    /// box so that a short string key costs no more than its inline value.
+    /// box so that a short string key costs no more than its inline value, and the deadline
+    /// lives in the expiry index (only keys that have one pay for it).
     #[test]
     fn entries_stay_small() {
-        assert!(std::mem::size_of::<Value>() <= 40);
-        assert!(std::mem::size_of::<Entry>() <= 56);
-        // A key's node (inline key, entry, chain link) fits glibc's 96-byte chunk.
-        assert!(std::mem::size_of::<key::Key>() + std::mem::size_of::<Entry>() + 8 <= 88);
+        use std::mem::size_of;
+        assert!(size_of::<Value>() <= 40);
+        assert_eq!(size_of::<Entry>(), size_of::<Value>() + 8);
+        assert!(size_of::<Entry>() <= 48);
+        // A key's node slot (inline key, entry, 4-byte chain link, padded to 8).
+        let node = dict::Dict::<Entry, key::Key>::node_bytes();
+        assert_eq!(node, size_of::<key::Key>() + size_of::<Entry>() + 8);
+        assert!(node <= 80);
+        // The expiry index's node slot (inline key, deadline, chain link).
+        assert_eq!(dict::Dict::<u64, key::Key>::node_bytes(), 40);
+    }
+
+    #[test]
+    fn flags_and_access_field_stay_apart() {
+        let mut e = Entry::new(Value::Str(StrValue::Int(1)), 0xFF_FFFF);
+        assert!(!e.has_deadline() && !e.snap_mark());
+        e.set_has_deadline(true);
+        e.set_snap_mark(true);
+        assert_eq!(e.access(), 0xFF_FFFF);
+        e.set_access(0x12_3456);
+        assert!(e.has_deadline() && e.snap_mark());
+        assert_eq!(e.access(), 0x12_3456);
+        e.set_has_deadline(false);
+        assert!(!e.has_deadline() && e.snap_mark());
+        assert_eq!(e.access(), 0x12_3456);
     }
 }

@@ -28,6 +28,7 @@ use futures::StreamExt;
 
 use crate::commands::CommandSpec;
 use crate::config::Config;
+use crate::shard::db::deadline_of;
 use crate::shard::slot::SlotMap;
 use crate::shard::{Shard, ShardState};
 use manifest::{FileEntry, FileKind, Manifest};
@@ -329,7 +330,7 @@ fn record_as(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize,
     match plan {
         Plan::Verbatim => records::push_cmd(&mut rec, args),
         Plan::SetAbsolute => {
-            records::set_absolute(&mut rec, &args[1], st.dbs[db].keys.get(&args[1][..]));
+            records::set_absolute(&mut rec, &args[1], st.dbs[db].peek(&args[1]));
             if let Some(log) = st.aof.as_mut() {
                 units::bracket_command(log, &mut rec);
             }
@@ -342,7 +343,7 @@ fn record_as(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize,
                     continue;
                 }
                 seen.push(key);
-                records::recreate_key(&mut rec, key, st.dbs[db].keys.get(key));
+                records::recreate_key(&mut rec, key, st.dbs[db].peek(key));
             }
             if let Some(log) = st.aof.as_mut() {
                 units::bracket_command(log, &mut rec);
@@ -351,14 +352,12 @@ fn record_as(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize,
         Plan::Deadline => {
             for p in spec.keys(args) {
                 let key = &args[p][..];
-                match st.dbs[db].keys.get(key) {
+                match st.dbs[db].peek(key) {
                     None => records::push_cmd(&mut rec, &[&b"DEL"[..], key]),
-                    Some(e) if e.expire_at == 0 => {
-                        records::push_cmd(&mut rec, &[&b"PERSIST"[..], key])
-                    }
-                    Some(e) => records::push_cmd(
+                    Some((_, 0)) => records::push_cmd(&mut rec, &[&b"PERSIST"[..], key]),
+                    Some((_, at)) => records::push_cmd(
                         &mut rec,
-                        &[&b"PEXPIREAT"[..], key, e.expire_at.to_string().as_bytes()],
+                        &[&b"PEXPIREAT"[..], key, at.to_string().as_bytes()],
                     ),
                 }
             }
@@ -447,7 +446,7 @@ pub fn log_key_state(st: &mut ShardState, db: usize, key: &[u8]) {
         return;
     }
     let mut rec = Vec::new();
-    records::recreate_key(&mut rec, key, st.dbs[db].keys.get(key));
+    records::recreate_key(&mut rec, key, st.dbs[db].peek(key));
     if let Some(log) = st.aof.as_mut() {
         log.push(db, &rec);
     }
@@ -971,18 +970,15 @@ fn commands_base(sh: &Shard) -> Vec<u8> {
         }
         records::push_cmd(&mut out, &[&b"SELECT"[..], dbid.to_string().as_bytes()]);
         for (k, e) in d.keys.iter() {
-            if e.expire_at != 0 && e.expire_at <= now {
+            let expire_at = deadline_of(&d.expires, k, e);
+            if expire_at != 0 && expire_at <= now {
                 continue;
             }
             records::recreate_value(&mut out, k, &e.value);
-            if e.expire_at != 0 {
+            if expire_at != 0 {
                 records::push_cmd(
                     &mut out,
-                    &[
-                        &b"PEXPIREAT"[..],
-                        &k[..],
-                        e.expire_at.to_string().as_bytes(),
-                    ],
+                    &[&b"PEXPIREAT"[..], &k[..], expire_at.to_string().as_bytes()],
                 );
             }
         }

@@ -168,18 +168,19 @@ fn score_text(s: f64) -> Vec<u8> {
     format!("{}", s).into_bytes()
 }
 
-/// Appends commands that recreate `key` exactly as `entry` (or delete it when `None`): DEL,
-/// then the value in chunks, then its absolute deadline.
-pub fn recreate_key(out: &mut Vec<u8>, key: &[u8], entry: Option<&Entry>) {
+/// Appends commands that recreate `key` exactly as `entry` with its deadline (0 = none), or
+/// delete it when `None` (see `Db::peek`): DEL, then the value in chunks, then its absolute
+/// deadline.
+pub fn recreate_key(out: &mut Vec<u8>, key: &[u8], entry: Option<(&Entry, u64)>) {
     push_cmd(out, &[&b"DEL"[..], key]);
-    let Some(e) = entry else {
+    let Some((e, expire_at)) = entry else {
         return;
     };
     recreate_value(out, key, &e.value);
-    if e.expire_at != 0 {
+    if expire_at != 0 {
         push_cmd(
             out,
-            &[&b"PEXPIREAT"[..], key, e.expire_at.to_string().as_bytes()],
+            &[&b"PEXPIREAT"[..], key, expire_at.to_string().as_bytes()],
         );
     }
 }
@@ -187,11 +188,11 @@ pub fn recreate_key(out: &mut Vec<u8>, key: &[u8], entry: Option<&Entry>) {
 /// Appends the one record that leaves `key` as `entry` after a SET-family write: `SET key
 /// value [PXAT deadline]` (SET replaces any old value and TTL), or `DEL key` when the write
 /// left no key behind; any other value is recreated in full.
-pub fn set_absolute(out: &mut Vec<u8>, key: &[u8], entry: Option<&Entry>) {
+pub fn set_absolute(out: &mut Vec<u8>, key: &[u8], entry: Option<(&Entry, u64)>) {
     match entry {
         None => push_cmd(out, &[&b"DEL"[..], key]),
-        Some(e) => match &e.value {
-            Value::Str(s) if e.expire_at == 0 => {
+        Some((e, expire_at)) => match &e.value {
+            Value::Str(s) if expire_at == 0 => {
                 s.with_bytes(|b| push_cmd(out, &[&b"SET"[..], key, b]))
             }
             Value::Str(s) => s.with_bytes(|b| {
@@ -202,7 +203,7 @@ pub fn set_absolute(out: &mut Vec<u8>, key: &[u8], entry: Option<&Entry>) {
                         key,
                         b,
                         b"PXAT",
-                        e.expire_at.to_string().as_bytes(),
+                        expire_at.to_string().as_bytes(),
                     ],
                 )
             }),

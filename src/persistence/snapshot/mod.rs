@@ -43,7 +43,7 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::persistence::rdb::file::{AccessMeta, RdbWriter, WriteOptions};
-use crate::shard::db::Db;
+use crate::shard::db::{deadline_of, Db};
 use crate::shard::Shard;
 use crate::types::dict::Dict;
 use crate::types::key::Key;
@@ -108,8 +108,9 @@ pub struct DbSnapshot {
     pub db_at_cut: usize,
     cursor: u64,
     scanned: bool,
-    /// Tables flushed during the snapshot, still to be saved (and freed).
-    pub detached: Vec<Dict<Entry, Key>>,
+    /// Tables flushed during the snapshot, with their expiry indexes (where the deadlines
+    /// are), still to be saved (and freed).
+    pub detached: Vec<(Dict<Entry, Key>, Dict<u64, Key>)>,
 }
 
 impl DbSnapshot {
@@ -123,9 +124,9 @@ impl DbSnapshot {
 
     /// A flush during the walk: the whole table goes to the snapshot; what replaces it holds
     /// only entries newer than the cut, so the walk has nothing more to scan.
-    pub fn detach(&mut self, mut table: Dict<Entry, Key>) {
+    pub fn detach(&mut self, mut table: Dict<Entry, Key>, expires: Dict<u64, Key>) {
         table.defer_growth(false);
-        self.detached.push(table);
+        self.detached.push((table, expires));
         self.scanned = true;
     }
 }
@@ -157,8 +158,8 @@ thread_local! {
 }
 
 impl Sink {
-    fn write(&mut self, db: usize, key: &[u8], e: &Entry) {
-        if self.discard || (e.expire_at != 0 && e.expire_at <= self.cut_ms) {
+    fn write(&mut self, db: usize, key: &[u8], e: &Entry, expire_at: u64) {
+        if self.discard || (expire_at != 0 && expire_at <= self.cut_ms) {
             return;
         }
         if self.cur_db != Some(db) {
@@ -175,18 +176,18 @@ impl Sink {
                     as u8,
             ),
         };
-        let _ = self.rdb.write_entry(key, &e.value, e.expire_at, meta);
+        let _ = self.rdb.write_entry(key, &e.value, expire_at, meta);
         self.keys += 1;
     }
 }
 
-/// Saves `e` (about to change) into this shard's running snapshot: the copy-on-write hook of
-/// `Db`. The caller marks the entry.
-pub fn save_entry(db: usize, key: &[u8], e: &Entry) {
+/// Saves `e` (about to change) with its deadline `expire_at` (0 = none) into this shard's
+/// running snapshot: the copy-on-write hook of `Db`. The caller marks the entry.
+pub fn save_entry(db: usize, key: &[u8], e: &Entry, expire_at: u64) {
     SINK.with(|s| {
         if let Some(s) = s.borrow_mut().as_mut() {
             let before = s.rdb.get_mut().len();
-            s.write(db, key, e);
+            s.write(db, key, e, expire_at);
             s.cow_bytes += s.rdb.get_mut().len().saturating_sub(before) as u64;
         }
     });
@@ -199,14 +200,17 @@ fn step_db(d: &mut Db, budget: &mut usize, sink: &mut Sink) -> bool {
         return true;
     }
     let (bit, db) = (d.snap.bit, d.snap.db_at_cut);
-    let mut save = |k: &Key, e: &mut Entry| {
+    let mut save = |k: &Key, e: &mut Entry, expire_at: u64| {
         if e.snap_mark() != bit {
-            sink.write(db, k, e);
+            sink.write(db, k, e, expire_at);
             e.set_snap_mark(bit);
         }
     };
     while !d.snap.scanned && *budget > 0 {
-        let next = d.keys.scan_mut(d.snap.cursor, &mut save);
+        let expires = &d.expires;
+        let next = d
+            .keys
+            .scan_mut(d.snap.cursor, |k, e| save(k, e, deadline_of(expires, k, e)));
         *budget -= 1;
         d.snap.cursor = next;
         if next == 0 {
@@ -214,10 +218,17 @@ fn step_db(d: &mut Db, budget: &mut usize, sink: &mut Sink) -> bool {
         }
     }
     while *budget > 0 {
-        let Some(t) = d.snap.detached.last_mut() else {
+        let Some((t, expires)) = d.snap.detached.last_mut() else {
             break;
         };
-        let n = t.drain_some(*budget, |k, mut e| save(&k, &mut e));
+        let n = t.drain_some(*budget, |k, mut e| {
+            let at = if e.has_deadline() {
+                expires.remove(&k).map_or(0, |(_, at)| at)
+            } else {
+                0
+            };
+            save(&k, &mut e, at)
+        });
         *budget = budget.saturating_sub(n.max(1));
         if t.is_empty() {
             d.snap.detached.pop();
@@ -989,7 +1000,10 @@ mod tests {
         sink.rdb.finish().unwrap()
     }
 
-    fn read_back(bytes: &[u8]) -> BTreeMap<(u64, Vec<u8>), Vec<u8>> {
+    /// (db, key) -> (value, deadline).
+    type Saved = BTreeMap<(u64, Vec<u8>), (Vec<u8>, u64)>;
+
+    fn read_back(bytes: &[u8]) -> Saved {
         let mut r = RdbReader::new(bytes, LoadLimits::default()).unwrap();
         let mut db = 0;
         let mut out = BTreeMap::new();
@@ -998,7 +1012,8 @@ mod tests {
                 RdbItem::SelectDb(d) => db = d,
                 RdbItem::Entry(e) => {
                     let Value::Str(s) = &e.value else { panic!() };
-                    let prev = out.insert((db, e.key.to_vec()), s.to_bytes().to_vec());
+                    let prev =
+                        out.insert((db, e.key.to_vec()), (s.to_bytes().to_vec(), e.expire_ms));
                     assert!(prev.is_none(), "saved twice: {:?}", e.key);
                 }
                 _ => {}
@@ -1007,19 +1022,21 @@ mod tests {
         out
     }
 
-    fn state(dbs: &mut [Db]) -> BTreeMap<(u64, Vec<u8>), Vec<u8>> {
+    fn state(dbs: &mut [Db]) -> Saved {
         let mut out = BTreeMap::new();
         for (i, d) in dbs.iter().enumerate() {
             for (k, e) in d.keys.iter() {
                 let Value::Str(s) = &e.value else { panic!() };
-                out.insert((i as u64, k.to_vec()), s.to_bytes().to_vec());
+                let at = deadline_of(&d.expires, k, e);
+                out.insert((i as u64, k.to_vec()), (s.to_bytes().to_vec(), at));
             }
         }
         out
     }
 
     /// The stream holds exactly the cut, whatever happens to the keys during the walk:
-    /// overwrites, in-place changes, deletions, new keys, deadlines, flushes, SWAPDB, and a
+    /// overwrites, in-place changes, deletions, new keys, deadlines (set, changed, removed;
+    /// saved as they were at the cut), flushes, SWAPDB, and a
     /// table growing (rehashing) under the cursor. Afterwards every mark equals its bit, so the
     /// next snapshot starts clean.
     #[test]
@@ -1027,10 +1044,15 @@ mod tests {
         for seed in 0..20u64 {
             let mut dbs: Vec<Db> = (0..3).map(Db::numbered).collect();
             for i in 0..200 {
+                let at = if i % 4 == 0 {
+                    88_888_888_888_888 + i
+                } else {
+                    0
+                };
                 dbs[(i % 3) as usize].insert(
                     format!("k{i}").as_bytes(),
                     sv(&format!("v{i}")),
-                    0,
+                    at,
                     1,
                 );
             }
@@ -1064,7 +1086,9 @@ mod tests {
                                 }
                             }
                             3 => {
-                                d.set_expire(key.as_bytes(), 99_999_999_999_999);
+                                let at =
+                                    [0, 99_999_999_999_999 + step as u64][(x >> 40) as usize % 2];
+                                d.set_expire(key.as_bytes(), at);
                             }
                             4 if step % 17 == 5 => d.clear(),
                             5 if step % 23 == 7 => Db::swap(dbs, 0, 2),
