@@ -426,7 +426,7 @@ fn memory_usage_grows_with_the_value() {
 
 /// The per-key cost of small keys: what the allocator sees per key loaded stays close to
 /// what MEMORY USAGE reports, and both stay within the layout's budget (a short key lives
-/// inline in its 88-byte table node, a 96-byte malloc chunk; a small hash is one packed buffer).
+/// inline in its 80-byte table node, a 96-byte malloc chunk; a small hash is one packed buffer).
 #[test]
 fn small_keys_cost_what_memory_usage_says() {
     let srv = start_tessera(1, &[]);
