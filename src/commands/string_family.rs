@@ -620,32 +620,31 @@ fn check_len(ctx: &Ctx, total: u64) -> Result<(), &'static str> {
 }
 
 fn append(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
-    let cur = match ctx.lookup_write(&a[1]) {
+    let cur_len = match ctx.lookup_write(&a[1]) {
         None => None,
         Some(e) => match &e.value {
-            Value::Str(s) => Some(s.to_bytes()),
+            Value::Str(s) => Some(s.len()),
             _ => return r.error(ERR_WRONGTYPE),
         },
     };
     let now = ctx.now_ms;
-    match cur {
+    match cur_len {
         None => {
             ctx.db()
                 .insert(&a[1], Value::Str(StrValue::from_bytes(&a[2])), 0, now);
             ctx.notify(class::STRING, "append", &a[1]);
             r.int(a[2].len() as i64);
         }
-        Some(old) => {
-            let total = old.len() + a[2].len();
+        Some(old_len) => {
+            let total = old_len + a[2].len();
             if let Err(e) = check_len(ctx, total as u64) {
                 return r.error(e);
             }
-            let mut v = Vec::with_capacity(total);
-            v.extend_from_slice(&old);
-            v.extend_from_slice(&a[2]);
-            // Already looked up (and counted as one access) above.
+            // Already looked up (and counted as one access) above; appended in place.
             if let Some(e) = ctx.db().lookup_notouch(&a[1], now) {
-                e.value = Value::Str(StrValue::Raw(Bytes::from(v)));
+                if let Value::Str(s) = &mut e.value {
+                    s.append(&a[2]);
+                }
             }
             ctx.notify(class::STRING, "append", &a[1]);
             r.int(total as i64);
@@ -739,29 +738,31 @@ fn getrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         _ => return r.error(ERR_NOT_INT),
     };
     let s = match read_str(ctx, &a[1]) {
-        Ok(Some(s)) => s.to_bytes(),
+        Ok(Some(s)) => s,
         Ok(None) => return r.bulk(b""),
         Err(e) => return r.error(e),
     };
-    let len = s.len() as i64;
-    if start < 0 && end < 0 && start > end {
-        return r.bulk(b"");
-    }
-    if start < 0 {
-        start += len;
-    }
-    if end < 0 {
-        end += len;
-    }
-    start = start.max(0);
-    end = end.max(0);
-    if end >= len {
-        end = len - 1;
-    }
-    if start > end || len == 0 {
-        return r.bulk(b"");
-    }
-    r.bulk(&s[start as usize..=end as usize]);
+    s.with_bytes(|s| {
+        let len = s.len() as i64;
+        if start < 0 && end < 0 && start > end {
+            return r.bulk(b"");
+        }
+        if start < 0 {
+            start += len;
+        }
+        if end < 0 {
+            end += len;
+        }
+        start = start.max(0);
+        end = end.max(0);
+        if end >= len {
+            end = len - 1;
+        }
+        if start > end || len == 0 {
+            return r.bulk(b"");
+        }
+        r.bulk(&s[start as usize..=end as usize]);
+    })
 }
 
 fn setrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
@@ -773,14 +774,13 @@ fn setrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return r.error("ERR offset is out of range");
     }
     let value = &a[3];
-    let cur = match ctx.lookup_write(&a[1]) {
-        None => None,
+    let olen = match ctx.lookup_write(&a[1]) {
+        None => 0,
         Some(e) => match &e.value {
-            Value::Str(s) => Some(s.to_bytes()),
+            Value::Str(s) => s.len(),
             _ => return r.error(ERR_WRONGTYPE),
         },
     };
-    let olen = cur.as_ref().map(|c| c.len()).unwrap_or(0);
     if value.is_empty() {
         ctx.dirty(0);
         return r.int(olen as i64);
@@ -789,22 +789,26 @@ fn setrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if let Err(e) = check_len(ctx, total) {
         return r.error(e);
     }
-    let total = total as usize;
-    let mut v = Vec::with_capacity(total.max(olen));
-    if let Some(c) = &cur {
-        v.extend_from_slice(c);
-    }
-    if v.len() < total {
-        v.resize(total, 0);
-    }
-    v[offset as usize..total].copy_from_slice(value);
-    let new_len = v.len();
+    let offset = offset as usize;
     let now = ctx.now_ms;
-    let nv = Value::Str(StrValue::Raw(Bytes::from(v)));
-    match ctx.db().lookup_notouch(&a[1], now) {
-        Some(e) => e.value = nv,
-        None => ctx.db().insert(&a[1], nv, 0, now),
-    }
+    // Already looked up (and counted as one access) above; overwritten in place.
+    let new_len = match ctx.db().lookup_notouch(&a[1], now) {
+        Some(e) => match &mut e.value {
+            Value::Str(s) => s.set_range(offset, value),
+            other => {
+                let mut s = StrValue::Raw(Vec::with_capacity(offset + value.len()));
+                let n = s.set_range(offset, value);
+                *other = Value::Str(s);
+                n
+            }
+        },
+        None => {
+            let mut s = StrValue::Raw(Vec::with_capacity(offset + value.len()));
+            let n = s.set_range(offset, value);
+            ctx.db().insert(&a[1], Value::Str(s), 0, now);
+            n
+        }
+    };
     ctx.notify(class::STRING, "setrange", &a[1]);
     r.int(new_len as i64);
 }

@@ -23,26 +23,48 @@ pub use zset::{ZSetValue, ZsetLimits};
 /// Strings up to this length are reported as `embstr` (Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
 pub const EMBSTR_MAX: usize = 44;
 
-/// The header `Bytes` allocates when a buffer it owns alone is first shared (pointer, capacity,
-/// reference count).
-const BYTES_SHARED_HEADER: usize = 24;
-
 /// Strings up to this length are stored inline, without a heap allocation of their own: the
-/// variant fits in the space the `Bytes` handle already takes, and reading the value costs no
-/// extra cache miss.
-pub const SMALL_MAX: usize = 38;
+/// variant fills the 32 bytes the enum takes anyway (tag, length, bytes), and reading the value
+/// costs no extra cache miss.
+pub const SMALL_MAX: usize = 30;
+
+/// Growth past which a `Raw` string grows by this much at a time instead of doubling (Redis's
+/// `SDS_MAX_PREALLOC`).
+const GREEDY_MAX: usize = 1024 * 1024;
+
+/// Makes room for `extra` more bytes the way Redis's `sdsMakeRoomFor` does: twice the new
+/// length below 1 MiB, 1 MiB more past it, so that repeated appends cost amortised O(1) per
+/// byte.
+fn reserve_greedy(v: &mut Vec<u8>, extra: usize) {
+    if v.capacity() - v.len() >= extra {
+        return;
+    }
+    let need = v.len() + extra;
+    let want = if need < GREEDY_MAX {
+        need * 2
+    } else {
+        need + GREEDY_MAX
+    };
+    v.reserve_exact(want - v.len());
+}
 
 /// A string value with the encoding Redis would report for it.
+///
+/// Values are always copied in on write, so the heap variants own exact buffers rather than
+/// shared handles: readers copy out of `stored_bytes`/`with_bytes`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StrValue {
     /// A canonical decimal integer (`int` encoding): no leading zeros, fits in i64.
     Int(i64),
     /// A short string stored inline (`embstr`).
     Small { len: u8, buf: [u8; SMALL_MAX] },
-    /// Bytes as written by SET and friends (`embstr` when short, `raw` otherwise).
-    Plain(Bytes),
+    /// Bytes as written by SET and friends (`embstr` when short, `raw` otherwise), in one
+    /// exact-size allocation.
+    Plain(Box<[u8]>),
     /// Bytes produced by an in-place modification (APPEND, SETRANGE): always `raw`, like Redis.
-    Raw(Bytes),
+    /// Keeps spare capacity (like an sds string) so that repeated APPENDs cost amortised O(1)
+    /// per byte.
+    Raw(Vec<u8>),
 }
 
 impl StrValue {
@@ -66,7 +88,7 @@ impl StrValue {
                 buf,
             }
         } else {
-            StrValue::Plain(Bytes::copy_from_slice(b))
+            StrValue::Plain(b.into())
         }
     }
 
@@ -76,7 +98,8 @@ impl StrValue {
         match self {
             StrValue::Int(_) => None,
             StrValue::Small { len, buf } => Some(&buf[..*len as usize]),
-            StrValue::Plain(b) | StrValue::Raw(b) => Some(b),
+            StrValue::Plain(b) => Some(b),
+            StrValue::Raw(b) => Some(b),
         }
     }
 
@@ -84,7 +107,8 @@ impl StrValue {
         match self {
             StrValue::Int(n) => itoa::Buffer::new().format(*n).len(),
             StrValue::Small { len, .. } => *len as usize,
-            StrValue::Plain(b) | StrValue::Raw(b) => b.len(),
+            StrValue::Plain(b) => b.len(),
+            StrValue::Raw(b) => b.len(),
         }
     }
 
@@ -92,31 +116,68 @@ impl StrValue {
         self.len() == 0
     }
 
-    /// The value's bytes; integers are formatted on demand.
+    /// A copy of the value's bytes; integers are formatted on demand. Prefer `with_bytes` where
+    /// a borrow will do.
     pub fn to_bytes(&self) -> Bytes {
-        match self {
-            StrValue::Int(n) => Bytes::copy_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
-            StrValue::Small { len, buf } => Bytes::copy_from_slice(&buf[..*len as usize]),
-            StrValue::Plain(b) | StrValue::Raw(b) => b.clone(),
-        }
+        self.with_bytes(Bytes::copy_from_slice)
     }
 
     /// Calls `f` with the value's bytes without allocating.
+    #[inline]
     pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         match self {
             StrValue::Int(n) => f(itoa::Buffer::new().format(*n).as_bytes()),
             StrValue::Small { len, buf } => f(&buf[..*len as usize]),
-            StrValue::Plain(b) | StrValue::Raw(b) => f(b),
+            StrValue::Plain(b) => f(b),
+            StrValue::Raw(b) => f(b),
         }
     }
 
-    /// Heap bytes owned: none for integers and inline strings; the buffer (as the allocator
-    /// rounds it) plus the shared handle `Bytes` allocates once the value is first cloned.
+    /// Heap bytes owned: none for integers and inline strings; the buffer's malloc chunk (for
+    /// `Raw`, its capacity's) otherwise.
     pub fn mem_bytes(&self) -> usize {
         match self {
             StrValue::Int(_) | StrValue::Small { .. } => 0,
-            StrValue::Plain(b) | StrValue::Raw(b) => {
-                crate::alloc::chunk_size(b.len()) + crate::alloc::chunk_size(BYTES_SHARED_HEADER)
+            StrValue::Plain(b) => crate::alloc::chunk_size(b.len()),
+            StrValue::Raw(b) => crate::alloc::chunk_size(b.capacity()),
+        }
+    }
+
+    /// Appends `tail` in place (APPEND), leaving a `Raw` string: a shorter encoding is copied
+    /// out once at its exact size, after which appends reuse the spare capacity.
+    pub fn append(&mut self, tail: &[u8]) {
+        let mut v = self.take_raw(self.len() + tail.len());
+        reserve_greedy(&mut v, tail.len());
+        v.extend_from_slice(tail);
+        *self = StrValue::Raw(v);
+    }
+
+    /// Overwrites the bytes from `offset` with `value`, zero-padding up to `offset` first
+    /// (SETRANGE), leaving a `Raw` string; returns the new length. Like `append`, a shorter
+    /// encoding is copied out once at its exact size.
+    pub fn set_range(&mut self, offset: usize, value: &[u8]) -> usize {
+        let total = offset + value.len();
+        let mut v = self.take_raw(total.max(self.len()));
+        if v.len() < total {
+            let extra = total - v.len();
+            reserve_greedy(&mut v, extra);
+            v.resize(total, 0);
+        }
+        v[offset..total].copy_from_slice(value);
+        let len = v.len();
+        *self = StrValue::Raw(v);
+        len
+    }
+
+    /// Takes the bytes out for an in-place edit: a `Raw` string's buffer as it is, any other
+    /// encoding copied into a buffer of `capacity` bytes. Leaves an integer behind.
+    fn take_raw(&mut self, capacity: usize) -> Vec<u8> {
+        match std::mem::replace(self, StrValue::Int(0)) {
+            StrValue::Raw(v) => v,
+            other => {
+                let mut v = Vec::with_capacity(capacity);
+                other.with_bytes(|b| v.extend_from_slice(b));
+                v
             }
         }
     }
@@ -137,7 +198,7 @@ mod tests {
 
     #[test]
     fn small_strings_are_inline_and_cost_no_extra_space() {
-        assert!(std::mem::size_of::<StrValue>() <= 40);
+        assert_eq!(std::mem::size_of::<StrValue>(), 32);
         let v = StrValue::from_bytes(b"hello");
         assert!(matches!(v, StrValue::Small { len: 5, .. }));
         assert_eq!(v.encoding(), "embstr");
@@ -146,6 +207,41 @@ mod tests {
         assert!(matches!(StrValue::from_bytes(&long), StrValue::Plain(_)));
         assert_eq!(StrValue::from_bytes(b"123").encoding(), "int");
         assert_eq!(StrValue::from_bytes(&[b'y'; 45]).encoding(), "raw");
+    }
+
+    #[test]
+    fn appends_and_setrange_edit_in_place_with_amortised_growth() {
+        // The first edit copies the value out at its exact size, as a raw string.
+        let mut v = StrValue::from_bytes(b"12");
+        v.append(b"ab");
+        assert_eq!(v.encoding(), "raw");
+        assert_eq!(v.stored_bytes(), Some(&b"12ab"[..]));
+        assert!(matches!(&v, StrValue::Raw(b) if b.capacity() == 4));
+        assert_eq!(v.mem_bytes(), crate::alloc::chunk_size(4));
+        // Later appends reuse spare room: few reallocations for many appends.
+        let mut grows = 0;
+        for _ in 0..10_000 {
+            let cap = match &v {
+                StrValue::Raw(b) => b.capacity(),
+                _ => unreachable!(),
+            };
+            v.append(b"x");
+            if matches!(&v, StrValue::Raw(b) if b.capacity() != cap) {
+                grows += 1;
+            }
+        }
+        assert_eq!(v.len(), 10_004);
+        assert!(grows <= 16, "{grows} reallocations");
+        // SETRANGE pads with zeros and overwrites; integers are formatted first.
+        let mut n = StrValue::from_bytes(b"123");
+        assert_eq!(n.set_range(5, b"ab"), 7);
+        assert_eq!(n.stored_bytes(), Some(&b"123\0\0ab"[..]));
+        assert_eq!(n.set_range(1, b"Z"), 7);
+        assert_eq!(n.stored_bytes(), Some(&b"1Z3\0\0ab"[..]));
+        assert_eq!(n.encoding(), "raw");
+        let mut s = StrValue::from_bytes(b"hello");
+        assert_eq!(s.set_range(0, b"J"), 5);
+        assert_eq!(s.stored_bytes(), Some(&b"Jello"[..]));
     }
 }
 
@@ -326,13 +422,20 @@ mod entry_size {
     #[test]
     fn entries_stay_small() {
         use std::mem::size_of;
-        assert!(size_of::<Value>() <= 40);
+        // Four words: an inline string of up to `SMALL_MAX` bytes, or a tag and three words
+        // for everything else (a packed run is two, a set's intset three with its width).
+        assert_eq!(size_of::<StrValue>(), 32);
+        assert_eq!(size_of::<packed::PackedRun<1>>(), 16);
+        assert_eq!(size_of::<packed::PackedRun<2>>(), 16);
+        assert!(size_of::<HashValue>() <= 24);
+        assert!(size_of::<SetValue>() <= 24);
+        assert!(size_of::<ZSetValue>() <= 24);
+        assert_eq!(size_of::<Value>(), 32);
         assert_eq!(size_of::<Entry>(), size_of::<Value>() + 8);
-        assert!(size_of::<Entry>() <= 48);
-        // A key's node slot (inline key, entry, 4-byte chain link, padded to 8).
+        // A key's node slot (inline key, entry, 4-byte chain link, padded to 8): 72 bytes.
         let node = dict::Dict::<Entry, key::Key>::node_bytes();
         assert_eq!(node, size_of::<key::Key>() + size_of::<Entry>() + 8);
-        assert!(node <= 80);
+        assert_eq!(node, 72);
         // The expiry index's node slot (inline key, deadline, chain link).
         assert_eq!(dict::Dict::<u64, key::Key>::node_bytes(), 40);
     }

@@ -2,7 +2,7 @@
 //! listpack).
 //!
 //! What this module owns: a [`PackedRun<N>`] is a sequence of records laid back to back in one
-//! `Vec<u8>`, each record `N` items, each item a LEB128 length followed by its bytes. A set member
+//! buffer (behind a small header), each record `N` items, each item a LEB128 length followed by its bytes. A set member
 //! is a one-item record, a hash's (field, value) pair and a sorted set's (score, member) entry
 //! are two-item records. The run knows how to walk records, find one, insert, replace and remove
 //! records at byte positions, and keeps no spare capacity beyond the allocator's rounding (grow to
@@ -106,13 +106,38 @@ fn encode_into<const N: usize>(out: &mut [u8], items: &[&[u8]; N]) {
 /// so less than this may not be returnable at all.
 const SHRINK_SLACK: usize = 32;
 
+/// Bytes of the header at the start of a non-empty run's buffer: the payload length and the
+/// record count, each a little-endian `u32` (the role of Redis's listpack header).
+const HEADER: usize = 8;
+
 /// Records of `N` length-prefixed items packed in one buffer (see the module docs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// One boxed slice and nothing else, so that the run is two words and a keyspace `Value`
+/// holding one (or a set's intset beside it) stays four words: the buffer is empty for an
+/// empty run, and otherwise holds the header (`HEADER`), the payload, and spare bytes up to
+/// the allocator's chunk (the slice's length is the capacity). A run is limited to 4 GiB of
+/// payload, like Redis's listpack.
+#[derive(Clone, Default)]
 pub struct PackedRun<const N: usize> {
-    buf: Vec<u8>,
-    /// Record count. 32 bits keep the run (and so a keyspace `Value` holding one) a word
-    /// smaller; a run of 2^32 records would need at least 8 GiB in one buffer.
-    len: u32,
+    buf: Box<[u8]>,
+}
+
+impl<const N: usize> PartialEq for PackedRun<N> {
+    /// Same records (spare capacity does not count).
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.payload() == other.payload()
+    }
+}
+
+impl<const N: usize> Eq for PackedRun<N> {}
+
+impl<const N: usize> std::fmt::Debug for PackedRun<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedRun")
+            .field("len", &self.len())
+            .field("payload", &self.payload())
+            .finish()
+    }
 }
 
 /// A record found by [`PackedRun::find`].
@@ -161,42 +186,85 @@ impl<'a, const N: usize> Iterator for Records<'a, N> {
     }
 }
 
+#[inline]
+fn read_u32(buf: &[u8], at: usize) -> usize {
+    u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize
+}
+
 impl<const N: usize> PackedRun<N> {
     pub fn new() -> Self {
         PackedRun {
-            buf: Vec::new(),
-            len: 0,
+            buf: Box::default(),
         }
+    }
+
+    /// Payload bytes in use (0 for an empty run, which has no buffer).
+    #[inline]
+    fn used(&self) -> usize {
+        if self.buf.is_empty() {
+            0
+        } else {
+            read_u32(&self.buf, 0)
+        }
+    }
+
+    /// Records the payload length and record count in the header (the buffer exists).
+    #[inline]
+    fn set_header(&mut self, used: usize, len: usize) {
+        debug_assert!(self.buf.len() >= HEADER + used);
+        self.buf[..4].copy_from_slice(&(used as u32).to_le_bytes());
+        self.buf[4..HEADER].copy_from_slice(&(len as u32).to_le_bytes());
+    }
+
+    /// The packed records.
+    #[inline]
+    fn payload(&self) -> &[u8] {
+        let used = self.used();
+        if used == 0 {
+            &[]
+        } else {
+            &self.buf[HEADER..HEADER + used]
+        }
+    }
+
+    /// Payload capacity (the buffer past its header).
+    #[inline]
+    fn capacity(&self) -> usize {
+        self.buf.len().saturating_sub(HEADER)
     }
 
     /// Number of records.
     #[inline]
     pub fn len(&self) -> usize {
-        self.len as usize
+        if self.buf.is_empty() {
+            0
+        } else {
+            read_u32(&self.buf, 4)
+        }
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.buf.is_empty()
     }
 
     /// Encoded bytes (the payload as packed).
     #[inline]
     pub fn byte_len(&self) -> usize {
-        self.buf.len()
+        self.used()
     }
 
-    /// Heap bytes owned: the buffer's malloc chunk (its capacity, sized to the chunk, plus the
-    /// chunk header).
+    /// Heap bytes owned: the buffer's malloc chunk (the buffer is sized to the chunk, so this
+    /// is its length plus the chunk header).
     #[inline]
     pub fn mem_bytes(&self) -> usize {
-        crate::alloc::chunk_size(self.buf.capacity())
+        crate::alloc::chunk_size(self.buf.len())
     }
 
     /// The position just past the last record (where `push` appends).
     #[inline]
     pub fn end(&self) -> usize {
-        self.buf.len()
+        self.used()
     }
 
     /// Every record, first to last.
@@ -209,7 +277,7 @@ impl<const N: usize> PackedRun<N> {
     #[inline]
     pub fn iter_from(&self, pos: usize) -> Records<'_, N> {
         Records {
-            buf: &self.buf,
+            buf: self.payload(),
             pos,
         }
     }
@@ -217,7 +285,7 @@ impl<const N: usize> PackedRun<N> {
     /// The record at `pos` and the position after it.
     #[inline]
     pub fn record_at(&self, pos: usize) -> Option<([&[u8]; N], usize)> {
-        record_at::<N>(&self.buf, pos)
+        record_at::<N>(self.payload(), pos)
     }
 
     /// Position of the `index`-th record (O(index)).
@@ -246,46 +314,67 @@ impl<const N: usize> PackedRun<N> {
             .map(|(index, (pos, items))| Found { index, pos, items })
     }
 
-    /// Makes room for `extra` more bytes, sized to the allocator's chunk for the new length and
-    /// no more (like Redis's listpack, which reallocates on every write): a packed run exists to
-    /// save memory, and every write to it is O(n) already, the copy of a reallocation included.
-    fn reserve(&mut self, extra: usize) {
-        if self.buf.capacity() - self.buf.len() < extra {
-            let want = crate::alloc::usable_size(self.buf.len() + extra);
-            self.buf.reserve_exact(want - self.buf.len());
+    /// Resizes the buffer to `size` bytes (header included), keeping its start: one realloc.
+    fn resize_buf(&mut self, size: usize) {
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        if size > v.len() {
+            v.reserve_exact(size - v.len());
+            v.resize(size, 0);
+        } else {
+            v.truncate(size);
         }
+        // Exact capacity already when growing; shrinks the allocation when shrinking.
+        self.buf = v.into_boxed_slice();
     }
 
-    /// Gives back spare capacity once a smaller allocator chunk would hold the payload.
+    /// Makes room for `extra` more payload bytes, sized to the allocator's chunk for the new
+    /// length and no more (like Redis's listpack, which reallocates on every write): a packed
+    /// run exists to save memory, and every write to it is O(n) already, the copy of a
+    /// reallocation included. Returns the payload length in use.
+    fn reserve(&mut self, extra: usize) -> usize {
+        let used = self.used();
+        if self.capacity() - used < extra {
+            let need = HEADER + used + extra;
+            assert!(need - HEADER <= u32::MAX as usize, "packed run over 4 GiB");
+            let was_empty = self.buf.is_empty();
+            self.resize_buf(crate::alloc::usable_size(need));
+            if was_empty {
+                self.set_header(0, 0);
+            }
+        }
+        used
+    }
+
+    /// Gives back spare capacity once a smaller allocator chunk would hold the payload, and the
+    /// whole buffer once the run is empty.
     fn trim(&mut self) {
-        let used = self.buf.len();
+        let used = self.used();
         if used == 0 {
-            self.buf = Vec::new();
-        } else if self.buf.capacity() - used >= SHRINK_SLACK {
-            self.buf.shrink_to(crate::alloc::usable_size(used));
+            self.buf = Box::default();
+        } else if self.capacity() - used >= SHRINK_SLACK {
+            self.resize_buf(crate::alloc::usable_size(HEADER + used));
         }
     }
 
     /// Appends a record.
     pub fn push(&mut self, items: [&[u8]; N]) {
         let n = encoded_len(&items);
-        self.reserve(n);
-        let start = self.buf.len();
-        self.buf.resize(start + n, 0);
-        encode_into(&mut self.buf[start..], &items);
-        self.len += 1;
+        let used = self.reserve(n);
+        let len = self.len();
+        encode_into(&mut self.buf[HEADER + used..HEADER + used + n], &items);
+        self.set_header(used + n, len + 1);
     }
 
     /// Inserts a record before the one at `pos` (at the end when `pos >= end()`).
     pub fn insert_at(&mut self, pos: usize, items: [&[u8]; N]) {
-        let old = self.buf.len();
-        let pos = pos.min(old);
         let n = encoded_len(&items);
-        self.reserve(n);
-        self.buf.resize(old + n, 0);
-        self.buf.copy_within(pos..old, pos + n);
-        encode_into(&mut self.buf[pos..pos + n], &items);
-        self.len += 1;
+        let old = self.reserve(n);
+        let len = self.len();
+        let pos = pos.min(old);
+        self.buf
+            .copy_within(HEADER + pos..HEADER + old, HEADER + pos + n);
+        encode_into(&mut self.buf[HEADER + pos..HEADER + pos + n], &items);
+        self.set_header(old + n, len + 1);
     }
 
     /// Replaces the record at `pos`, keeping its place; false if there is no record there.
@@ -294,16 +383,15 @@ impl<const N: usize> PackedRun<N> {
             return false;
         };
         let (old_n, new_n) = (end - pos, encoded_len(&items));
-        let total = self.buf.len();
+        let total = self.used();
+        let len = self.len();
         if new_n > old_n {
             self.reserve(new_n - old_n);
-            self.buf.resize(total + new_n - old_n, 0);
-            self.buf.copy_within(end..total, pos + new_n);
-        } else if new_n < old_n {
-            self.buf.copy_within(end..total, pos + new_n);
-            self.buf.truncate(total - (old_n - new_n));
         }
-        encode_into(&mut self.buf[pos..pos + new_n], &items);
+        self.buf
+            .copy_within(HEADER + end..HEADER + total, HEADER + pos + new_n);
+        encode_into(&mut self.buf[HEADER + pos..HEADER + pos + new_n], &items);
+        self.set_header(total + new_n - old_n, len);
         if new_n < old_n {
             self.trim();
         }
@@ -324,8 +412,10 @@ impl<const N: usize> PackedRun<N> {
             }
         }
         if removed > 0 {
-            self.buf.drain(pos..end);
-            self.len -= removed as u32;
+            let (used, len) = (self.used(), self.len());
+            self.buf
+                .copy_within(HEADER + end..HEADER + used, HEADER + pos);
+            self.set_header(used - (end - pos), len - removed);
             self.trim();
         }
         removed
@@ -333,11 +423,16 @@ impl<const N: usize> PackedRun<N> {
 
     /// Keeps the records `keep` accepts (given their index and items), in order, in one pass.
     pub fn retain(&mut self, mut keep: impl FnMut(usize, [&[u8]; N]) -> bool) {
-        let (mut read, mut write, mut index, mut kept) = (0, 0, 0, 0u32);
-        while let Some((items, next)) = record_at::<N>(&self.buf, read) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let used = self.used();
+        let (mut read, mut write, mut index, mut kept) = (0, 0, 0, 0);
+        let payload = &mut self.buf[HEADER..HEADER + used];
+        while let Some((items, next)) = record_at::<N>(payload, read) {
             if keep(index, items) {
                 if write != read {
-                    self.buf.copy_within(read..next, write);
+                    payload.copy_within(read..next, write);
                 }
                 write += next - read;
                 kept += 1;
@@ -345,15 +440,13 @@ impl<const N: usize> PackedRun<N> {
             read = next;
             index += 1;
         }
-        self.buf.truncate(write);
-        self.len = kept;
+        self.set_header(write, kept);
         self.trim();
     }
 
     /// Removes every record and frees the buffer.
     pub fn clear(&mut self) {
-        self.buf = Vec::new();
-        self.len = 0;
+        self.buf = Box::default();
     }
 }
 
@@ -438,14 +531,14 @@ mod tests {
         let mut r: PackedRun<1> = PackedRun::new();
         for i in 0..1000u32 {
             r.push([format!("member:{i}").as_bytes()]);
-            assert!(r.buf.capacity() < r.byte_len() + SHRINK_SLACK);
+            assert!(r.capacity() < r.byte_len() + SHRINK_SLACK);
         }
         r.retain(|i, _| i % 10 == 0);
         assert_eq!(r.len(), 100);
-        assert!(r.buf.capacity() < r.byte_len() + SHRINK_SLACK);
+        assert!(r.capacity() < r.byte_len() + SHRINK_SLACK);
         while !r.is_empty() {
             r.remove_at(0, 1);
-            assert!(r.buf.capacity() < r.byte_len() + SHRINK_SLACK);
+            assert!(r.capacity() < r.byte_len() + SHRINK_SLACK);
         }
         assert_eq!(r.mem_bytes(), 0);
     }
@@ -545,7 +638,7 @@ mod tests {
                     })
                     .sum();
                 prop_assert_eq!(run.byte_len(), expected_bytes);
-                prop_assert!(run.buf.capacity() < run.byte_len() + SHRINK_SLACK);
+                prop_assert!(run.capacity() < run.byte_len() + SHRINK_SLACK);
             }
             let positions = run.positions();
             prop_assert_eq!(positions.len(), model.len());

@@ -437,7 +437,8 @@ impl Item {
 
 /// A set value in one of its three encodings.
 pub enum SetValue {
-    /// Three words, inline: `SetValue` (and with it every keyspace `Value`) stays five words.
+    /// Three words, inline: its tag gives `SetValue` its own (the other encodings fit beside it),
+    /// so that `SetValue` is three words and every keyspace `Value` four.
     Intset(IntSet),
     Listpack(Listpack),
     Table(Box<SetTable>),
