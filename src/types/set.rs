@@ -52,15 +52,60 @@ impl Default for SetLimits {
 // intset
 // ---------------------------------------------------------------------------------------------
 
-/// Sorted distinct integers stored at the narrowest width that fits all of them, in one
-/// exact-size allocation (like Redis's intset, which reallocates on every change: each change
-/// is O(n) anyway). Three words, so that a set holds it without a box of its own.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Sorted distinct integers stored at the narrowest width that fits all of them (like Redis's
+/// intset, which never narrows again after a removal). A small set lives inline in the value
+/// (up to 11 16-bit, 5 32-bit or 2 64-bit elements: the room of the three words the boxed form
+/// takes anyway), a bigger one in one exact-size allocation that each change replaces (each
+/// change is O(n) anyway, as Redis reallocates too). Always in the inline form when it fits, so
+/// equal sets have equal representations.
+#[derive(Clone)]
 pub enum IntSet {
+    I16 { len: u8, vals: [i16; INLINE16] },
+    I32 { len: u8, vals: [i32; INLINE32] },
+    I64 { len: u8, vals: [i64; INLINE64] },
     W16(Box<[i16]>),
     W32(Box<[i32]>),
     W64(Box<[i64]>),
 }
+
+const INLINE16: usize = 11;
+const INLINE32: usize = 5;
+const INLINE64: usize = 2;
+
+/// The elements of an [`IntSet`] at their stored width.
+#[derive(Clone, Copy)]
+enum Ints<'a> {
+    W16(&'a [i16]),
+    W32(&'a [i32]),
+    W64(&'a [i64]),
+}
+
+/// An element type of an intset: packs a sorted slice into the right representation.
+trait IntWidth: Copy + Ord + Into<i64> + TryFrom<i64> {
+    fn pack(vals: &[Self]) -> IntSet;
+}
+
+macro_rules! int_width {
+    ($t:ty, $inline:ident, $boxed:ident, $max:expr) => {
+        impl IntWidth for $t {
+            fn pack(vals: &[$t]) -> IntSet {
+                if vals.len() <= $max {
+                    let mut buf = [0; $max];
+                    buf[..vals.len()].copy_from_slice(vals);
+                    IntSet::$inline {
+                        len: vals.len() as u8,
+                        vals: buf,
+                    }
+                } else {
+                    IntSet::$boxed(vals.into())
+                }
+            }
+        }
+    };
+}
+int_width!(i16, I16, W16, INLINE16);
+int_width!(i32, I32, W32, INLINE32);
+int_width!(i64, I64, W64, INLINE64);
 
 /// Bytes per element needed to store `v`.
 fn width_of(v: i64) -> usize {
@@ -73,42 +118,40 @@ fn width_of(v: i64) -> usize {
     }
 }
 
-fn insert_sorted<T: Ord + Copy>(a: &mut Box<[T]>, x: T) -> bool {
-    match a.binary_search(&x) {
-        Ok(_) => false,
-        Err(pos) => {
-            let mut v = Vec::with_capacity(a.len() + 1);
-            v.extend_from_slice(&a[..pos]);
-            v.push(x);
-            v.extend_from_slice(&a[pos..]);
-            *a = v.into_boxed_slice();
-            true
-        }
-    }
+/// `a` with `x` added in order, or None if it is there already.
+fn insert_sorted<T: IntWidth>(a: &[T], x: T) -> Option<IntSet> {
+    let pos = a.binary_search(&x).err()?;
+    let mut v = Vec::with_capacity(a.len() + 1);
+    v.extend_from_slice(&a[..pos]);
+    v.push(x);
+    v.extend_from_slice(&a[pos..]);
+    Some(T::pack(&v))
 }
 
-fn remove_sorted<T: Ord + Copy>(a: &mut Box<[T]>, x: T) -> bool {
-    match a.binary_search(&x) {
-        Ok(pos) => {
-            let mut v = Vec::with_capacity(a.len() - 1);
-            v.extend_from_slice(&a[..pos]);
-            v.extend_from_slice(&a[pos + 1..]);
-            *a = v.into_boxed_slice();
-            true
-        }
-        Err(_) => false,
-    }
+/// `a` without `x`, or None if it is not there.
+fn remove_sorted<T: IntWidth>(a: &[T], x: T) -> Option<IntSet> {
+    let pos = a.binary_search(&x).ok()?;
+    let mut v = Vec::with_capacity(a.len() - 1);
+    v.extend_from_slice(&a[..pos]);
+    v.extend_from_slice(&a[pos + 1..]);
+    Some(T::pack(&v))
 }
 
-/// Keeps the elements whose index is not marked in `drop`.
-fn retain_unmarked<T: Copy>(a: &mut Box<[T]>, drop: &[bool]) {
+/// The elements whose index is not marked in `drop`.
+fn retain_unmarked<T: IntWidth>(a: &[T], drop: &[bool]) -> IntSet {
     let kept: Vec<T> = a
         .iter()
         .zip(drop)
         .filter(|(_, &d)| !d)
         .map(|(&x, _)| x)
         .collect();
-    *a = kept.into_boxed_slice();
+    T::pack(&kept)
+}
+
+/// Converts every element to `T` (the caller checked that they fit).
+fn narrow<T: IntWidth>(vals: &[i64]) -> IntSet {
+    let v: Vec<T> = vals.iter().filter_map(|&x| T::try_from(x).ok()).collect();
+    T::pack(&v)
 }
 
 impl Default for IntSet {
@@ -117,16 +160,54 @@ impl Default for IntSet {
     }
 }
 
+impl PartialEq for IntSet {
+    /// Same width and the same elements.
+    fn eq(&self, other: &Self) -> bool {
+        self.width() == other.width() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for IntSet {}
+
+impl std::fmt::Debug for IntSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IntSet{}", self.width() * 8)?;
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 impl IntSet {
     pub fn new() -> IntSet {
-        IntSet::W16(Box::default())
+        i16::pack(&[])
+    }
+
+    /// An intset of `width` bytes per element (2, 4 or anything else for 8) holding `vals`,
+    /// which must be sorted, distinct and fit the width (as a loaded RDB intset is).
+    pub fn from_sorted(width: usize, vals: &[i64]) -> IntSet {
+        match width {
+            2 => narrow::<i16>(vals),
+            4 => narrow::<i32>(vals),
+            _ => i64::pack(vals),
+        }
+    }
+
+    #[inline]
+    fn ints(&self) -> Ints<'_> {
+        match self {
+            IntSet::I16 { len, vals } => Ints::W16(&vals[..*len as usize]),
+            IntSet::I32 { len, vals } => Ints::W32(&vals[..*len as usize]),
+            IntSet::I64 { len, vals } => Ints::W64(&vals[..*len as usize]),
+            IntSet::W16(a) => Ints::W16(a),
+            IntSet::W32(a) => Ints::W32(a),
+            IntSet::W64(a) => Ints::W64(a),
+        }
     }
 
     pub fn len(&self) -> usize {
-        match self {
-            IntSet::W16(a) => a.len(),
-            IntSet::W32(a) => a.len(),
-            IntSet::W64(a) => a.len(),
+        match self.ints() {
+            Ints::W16(a) => a.len(),
+            Ints::W32(a) => a.len(),
+            Ints::W64(a) => a.len(),
         }
     }
 
@@ -136,36 +217,44 @@ impl IntSet {
 
     /// Bytes per element of the current encoding.
     pub fn width(&self) -> usize {
-        match self {
-            IntSet::W16(_) => 2,
-            IntSet::W32(_) => 4,
-            IntSet::W64(_) => 8,
+        match self.ints() {
+            Ints::W16(_) => 2,
+            Ints::W32(_) => 4,
+            Ints::W64(_) => 8,
         }
     }
 
     pub fn get(&self, i: usize) -> Option<i64> {
-        match self {
-            IntSet::W16(a) => a.get(i).map(|&x| x as i64),
-            IntSet::W32(a) => a.get(i).map(|&x| x as i64),
-            IntSet::W64(a) => a.get(i).copied(),
+        match self.ints() {
+            Ints::W16(a) => a.get(i).map(|&x| x as i64),
+            Ints::W32(a) => a.get(i).map(|&x| x as i64),
+            Ints::W64(a) => a.get(i).copied(),
         }
     }
 
     pub fn contains(&self, v: i64) -> bool {
-        match self {
-            IntSet::W16(a) => i16::try_from(v).is_ok_and(|x| a.binary_search(&x).is_ok()),
-            IntSet::W32(a) => i32::try_from(v).is_ok_and(|x| a.binary_search(&x).is_ok()),
-            IntSet::W64(a) => a.binary_search(&v).is_ok(),
+        match self.ints() {
+            Ints::W16(a) => i16::try_from(v).is_ok_and(|x| a.binary_search(&x).is_ok()),
+            Ints::W32(a) => i32::try_from(v).is_ok_and(|x| a.binary_search(&x).is_ok()),
+            Ints::W64(a) => a.binary_search(&v).is_ok(),
         }
     }
 
     /// Re-encodes every element at `width` bytes (only ever wider).
     fn upgrade(&mut self, width: usize) {
         let all: Vec<i64> = self.iter().collect();
-        *self = match width {
-            4 => IntSet::W32(all.iter().map(|&x| x as i32).collect()),
-            _ => IntSet::W64(all.into_boxed_slice()),
-        };
+        *self = IntSet::from_sorted(width, &all);
+    }
+
+    /// Replaces the set with `new` if there is one; whether it changed.
+    fn replace(&mut self, new: Option<IntSet>) -> bool {
+        match new {
+            Some(n) => {
+                *self = n;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Adds `v`; false if it was already there.
@@ -175,27 +264,29 @@ impl IntSet {
             // A value that needs a wider encoding is outside the current range, so it is new.
             self.upgrade(w);
         }
-        match self {
-            IntSet::W16(a) => insert_sorted(a, v as i16),
-            IntSet::W32(a) => insert_sorted(a, v as i32),
-            IntSet::W64(a) => insert_sorted(a, v),
-        }
+        let new = match self.ints() {
+            Ints::W16(a) => insert_sorted(a, v as i16),
+            Ints::W32(a) => insert_sorted(a, v as i32),
+            Ints::W64(a) => insert_sorted(a, v),
+        };
+        self.replace(new)
     }
 
     pub fn remove(&mut self, v: i64) -> bool {
-        match self {
-            IntSet::W16(a) => i16::try_from(v).is_ok_and(|x| remove_sorted(a, x)),
-            IntSet::W32(a) => i32::try_from(v).is_ok_and(|x| remove_sorted(a, x)),
-            IntSet::W64(a) => remove_sorted(a, v),
-        }
+        let new = match self.ints() {
+            Ints::W16(a) => i16::try_from(v).ok().and_then(|x| remove_sorted(a, x)),
+            Ints::W32(a) => i32::try_from(v).ok().and_then(|x| remove_sorted(a, x)),
+            Ints::W64(a) => remove_sorted(a, v),
+        };
+        self.replace(new)
     }
 
     fn retain_unmarked(&mut self, drop: &[bool]) {
-        match self {
-            IntSet::W16(a) => retain_unmarked(a, drop),
-            IntSet::W32(a) => retain_unmarked(a, drop),
-            IntSet::W64(a) => retain_unmarked(a, drop),
-        }
+        *self = match self.ints() {
+            Ints::W16(a) => retain_unmarked(a, drop),
+            Ints::W32(a) => retain_unmarked(a, drop),
+            Ints::W64(a) => retain_unmarked(a, drop),
+        };
     }
 
     pub fn min(&self) -> Option<i64> {
@@ -208,20 +299,19 @@ impl IntSet {
 
     /// The elements in ascending order.
     pub fn iter(&self) -> IntSetIter<'_> {
-        match self {
-            IntSet::W16(a) => IntSetIter::W16(a.iter()),
-            IntSet::W32(a) => IntSetIter::W32(a.iter()),
-            IntSet::W64(a) => IntSetIter::W64(a.iter()),
+        match self.ints() {
+            Ints::W16(a) => IntSetIter::W16(a.iter()),
+            Ints::W32(a) => IntSetIter::W32(a.iter()),
+            Ints::W64(a) => IntSetIter::W64(a.iter()),
         }
     }
 
+    /// Heap bytes: none when inline, else the allocation (whole malloc chunk).
     pub fn mem_bytes(&self) -> usize {
-        let cap = match self {
-            IntSet::W16(a) => a.len(),
-            IntSet::W32(a) => a.len(),
-            IntSet::W64(a) => a.len(),
-        };
-        crate::alloc::chunk_size(cap * self.width())
+        match self {
+            IntSet::I16 { .. } | IntSet::I32 { .. } | IntSet::I64 { .. } => 0,
+            _ => crate::alloc::chunk_size(self.len() * self.width()),
+        }
     }
 }
 
@@ -937,6 +1027,52 @@ mod tests {
         fn assert_send<T: Send>() {}
         assert_send::<SetValue>();
         assert_send::<crate::types::Value>();
+    }
+
+    #[test]
+    fn small_intsets_live_inline_and_move_out_and_back() {
+        assert_eq!(std::mem::size_of::<IntSet>(), 24);
+        let mut i = IntSet::new();
+        for v in 0..11 {
+            assert!(i.insert(v * 7 - 30));
+        }
+        assert!(matches!(i, IntSet::I16 { len: 11, .. }));
+        assert_eq!(i.mem_bytes(), 0);
+        assert!(i.insert(1000));
+        assert!(matches!(i, IntSet::W16(_)));
+        assert_eq!(i.mem_bytes(), crate::alloc::chunk_size(24));
+        assert!(i.remove(1000));
+        assert!(matches!(i, IntSet::I16 { len: 11, .. }));
+        // Equal sets compare equal whatever path built them; the width is part of the value.
+        let mut j = IntSet::new();
+        for v in (0..11).rev() {
+            j.insert(v * 7 - 30);
+        }
+        assert_eq!(i, j);
+        assert!(!i.insert(40) && !i.remove(6));
+        // 32-bit: five inline, then boxed; never narrower again after removals (like Redis).
+        let mut w = IntSet::new();
+        w.insert(1);
+        w.insert(100_000);
+        assert!(matches!(w, IntSet::I32 { len: 2, .. }));
+        for v in 2..5 {
+            w.insert(v);
+        }
+        assert!(matches!(w, IntSet::I32 { len: 5, .. }));
+        w.insert(5);
+        assert!(matches!(w, IntSet::W32(_)));
+        w.remove(100_000);
+        assert_eq!(w.width(), 4);
+        assert_eq!(w.iter().collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        assert_ne!(w, IntSet::from_sorted(2, &[1, 2, 3, 4, 5]));
+        // 64-bit: two inline.
+        let mut l = IntSet::from_sorted(8, &[-(1 << 40), 1 << 40]);
+        assert!(matches!(l, IntSet::I64 { len: 2, .. }));
+        assert_eq!(l.min(), Some(-(1 << 40)));
+        assert_eq!(l.max(), Some(1 << 40));
+        l.insert(0);
+        assert!(matches!(l, IntSet::W64(_)));
+        assert!(l.contains(0) && !l.contains(1));
     }
 
     #[test]

@@ -338,11 +338,7 @@ pub fn read_object(ty: u8, src: &mut impl Source, lim: &LoadLimits) -> Result<Va
                 }
                 return Ok(Value::Set(SetValue::Table(Box::new(t))));
             }
-            let set = match width {
-                2 => IntSet::W16(vals.into_iter().map(|v| v as i16).collect()),
-                4 => IntSet::W32(vals.into_iter().map(|v| v as i32).collect()),
-                _ => IntSet::W64(vals.into_boxed_slice()),
-            };
+            let set = IntSet::from_sorted(width, &vals);
             Ok(Value::Set(SetValue::Intset(set)))
         }
         SET_LISTPACK => {
