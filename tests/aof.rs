@@ -392,21 +392,7 @@ fn a_failed_aof_write_refuses_writes_with_misconf_while_reads_go_on() {
         )
     };
     assert_eq!(rc, 0, "prlimit failed");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = c.cmd_str("SET after space-returned");
-        if r == b"+OK\r\n" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "writes stayed refused: {}",
-            String::from_utf8_lossy(&r)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
-    assert!(info.contains("aof_last_write_status:ok"), "{info}");
+    wait_writes_accepted(&mut c, "SET after space-returned");
     let _ = child.kill();
     let _ = child.wait();
     let s = start(1, &dir, "everysec");
@@ -423,22 +409,33 @@ fn a_failed_aof_write_refuses_writes_with_misconf_while_reads_go_on() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Retries the write `cmd` until it is accepted again (within 10 s), then checks that INFO
+/// reports the AOF healthy.
+fn wait_writes_accepted(c: &mut RawConn, cmd: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.cmd_str(cmd);
+        if r == b"+OK\r\n" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes stayed refused: {}",
+            String::from_utf8_lossy(&r)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
+    assert!(info.contains("aof_last_write_status:ok"), "{info}");
+}
+
 #[test]
 fn a_failed_background_fsync_refuses_writes_until_a_later_one_succeeds() {
     let dir = tmp_dir("fsyncfail");
     std::fs::create_dir_all(&dir).unwrap();
     let flag = dir.join("fail-fsync");
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--shards",
-            "2",
-        ])
-        .args(["--dir", &dir.display().to_string(), "--appendonly", "yes"])
+    let mut child = aof_bin(&dir, 2, port)
         .args(["--appendfsync", "everysec"])
         .env("TESSERA_FAULT_FSYNC_FILE", &flag)
         .stdout(std::process::Stdio::null())
@@ -479,21 +476,7 @@ fn a_failed_background_fsync_refuses_writes_until_a_later_one_succeeds() {
     let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
     assert!(info.contains("aof_last_write_status:err"), "{info}");
     std::fs::remove_file(&flag).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = c.cmd_str(&format!("SET b{i} 1"));
-        if r == b"+OK\r\n" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "writes stayed refused: {}",
-            String::from_utf8_lossy(&r)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
-    assert!(info.contains("aof_last_write_status:ok"), "{info}");
+    wait_writes_accepted(&mut c, &format!("SET b{i} 1"));
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -504,25 +487,22 @@ fn run_bin(dir: &Path, truncated: &str) -> (bool, String) {
     (ok, text.concat())
 }
 
+/// The binary on `port` with `shards` shards and the AOF on in `dir` (the caller adds options
+/// and spawns it).
+fn aof_bin(dir: &Path, shards: usize, port: u16) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--shards", &shards.to_string()])
+        .args(["--dir", &dir.display().to_string(), "--appendonly", "yes"]);
+    cmd
+}
+
 /// Starts the binary on `dir` with `shards` shards: Ok with the replies to `cmds` when it
 /// came up (then it is killed), Err with its output when it refused to start.
 fn run_bin_cmds(dir: &Path, truncated: &str, shards: usize, cmds: &[&str]) -> (bool, Vec<String>) {
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--shards",
-            &shards.to_string(),
-            "--dir",
-            &dir.display().to_string(),
-            "--appendonly",
-            "yes",
-            "--aof-load-truncated",
-            truncated,
-        ])
+    let mut child = aof_bin(dir, shards, port)
+        .args(["--aof-load-truncated", truncated])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

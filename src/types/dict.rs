@@ -306,6 +306,20 @@ fn hash_key(state: &RandomState, key: &[u8]) -> u64 {
     BuildHasher::hash_one(state, key)
 }
 
+/// The bucket of table `t` that holds hash `h` (`t` 0 or 1), if that bucket is in use: table 1
+/// only while rehashing, and table 0's buckets below the rehash index are already moved.
+#[inline]
+fn live_bucket(table: &Table, t: usize, h: usize, rehash_idx: Option<usize>) -> Option<usize> {
+    if table.size() == 0 || (t == 1 && rehash_idx.is_none()) {
+        return None;
+    }
+    let idx = h & table.mask();
+    if t == 0 && rehash_idx.is_some_and(|r| idx < r) {
+        return None;
+    }
+    Some(idx)
+}
+
 /// The id of the node holding `key` in the chain starting at `head`.
 #[inline]
 fn chain_find<V, K: DictKey>(slab: &Slab<V, K>, head: Link, key: &[u8]) -> Option<Link> {
@@ -539,13 +553,9 @@ impl<V, K: DictKey> Dict<V, K> {
         let rehash_idx = self.rehash_idx;
         let mut removed = None;
         for (t, table) in self.tables.iter_mut().enumerate() {
-            if table.size() == 0 || (t == 1 && rehash_idx.is_none()) {
+            let Some(idx) = live_bucket(table, t, h, rehash_idx) else {
                 continue;
-            }
-            let idx = h & table.mask();
-            if t == 0 && rehash_idx.is_some_and(|r| idx < r) {
-                continue;
-            }
+            };
             let Some(head) = table.buckets.get_mut(idx) else {
                 continue;
             };
@@ -781,13 +791,9 @@ impl<V, K: DictKey> Dict<V, K> {
     fn relink(&mut self, h: usize, old: Link, new: Link) -> bool {
         let rehash_idx = self.rehash_idx;
         for (t, table) in self.tables.iter_mut().enumerate() {
-            if table.size() == 0 || (t == 1 && rehash_idx.is_none()) {
+            let Some(idx) = live_bucket(table, t, h, rehash_idx) else {
                 continue;
-            }
-            let idx = h & table.mask();
-            if t == 0 && rehash_idx.is_some_and(|r| idx < r) {
-                continue;
-            }
+            };
             if let Some(head) = table.buckets.get_mut(idx) {
                 if chain_relink(&mut self.slab, head, old, new) {
                     return true;
