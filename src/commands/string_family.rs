@@ -8,7 +8,7 @@ use super::args::{self, eq_ic, int_arg, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
 use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KEY1};
 use crate::protocol::Reply;
-use crate::types::{StrValue, Value};
+use crate::types::{Entry, StrValue, Value};
 
 pub fn specs() -> Vec<CommandSpec> {
     let g = "string";
@@ -793,16 +793,13 @@ fn setrange(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let now = ctx.now_ms;
     // Already looked up (and counted as one access) above; overwritten in place.
     let new_len = match ctx.db().lookup_notouch(&a[1], now) {
-        Some(e) => match &mut e.value {
-            Value::Str(s) => s.set_range(offset, value),
-            other => {
-                let mut s = StrValue::Raw(Vec::with_capacity(offset + value.len()));
-                let n = s.set_range(offset, value);
-                *other = Value::Str(s);
-                n
-            }
-        },
-        None => {
+        // The type was checked above.
+        Some(Entry {
+            value: Value::Str(s),
+            ..
+        }) => s.set_range(offset, value),
+        _ => {
+            // A new key: an exact-size buffer, as Redis creates it.
             let mut s = StrValue::Raw(Vec::with_capacity(offset + value.len()));
             let n = s.set_range(offset, value);
             ctx.db().insert(&a[1], Value::Str(s), 0, now);

@@ -13,8 +13,8 @@
 //!   Every entry present for the whole duration of a full scan (cursor 0 back
 //!   to 0) is reported at least once, even if the table grows, shrinks or is
 //!   mid-rehash between calls. Entries may be reported more than once.
-//! * **Sampling** ([`Dict::random_entry`], [`Dict::sample_with`],
-//!   [`Dict::sample_keys`]): only entries that exist are returned, and one
+//! * **Sampling** ([`Dict::random_entry`], [`Dict::sample_with`]): only
+//!   entries that exist are returned, and one
 //!   sampling call never returns the same entry twice. They are cheap and
 //!   only roughly uniform — they serve active expiry and eviction, which need
 //!   "a few keys from somewhere", not a fair lottery.
@@ -23,8 +23,8 @@
 //!
 //! * No I/O, no logging, no blocking, no locks: it runs inside the shard's
 //!   single-threaded event loop, so every call is bounded, synchronous work.
-//! * No allocation beyond its node slab and bucket arrays (the
-//!   [`Dict::sample_keys`] output vector is the caller's). A failed bucket-array
+//! * No allocation beyond its node slab and bucket arrays (what sampling
+//!   callbacks collect is the caller's). A failed bucket-array
 //!   allocation for a resize is tolerated: the table just stays at its size.
 //!
 //! # Node storage
@@ -1122,8 +1122,9 @@ impl<V, K: DictKey> Dict<V, K> {
     }
 
     /// Like [`Dict::sample_with`] but appends clones of the sampled keys to
-    /// `out` (an inline `Key` is copied without allocating); returns how many
-    /// were appended. `out` is not cleared first.
+    /// `out`; returns how many were appended. `out` is not cleared first. (Tests only: the
+    /// shard samples with `sample_with`.)
+    #[cfg(test)]
     pub fn sample_keys(&self, rng: &mut impl Rng, count: usize, out: &mut Vec<K>) -> usize
     where
         K: Clone,
