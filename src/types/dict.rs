@@ -302,7 +302,7 @@ impl DictKey for Bytes {
 /// Hashes a key. Always hashes `&[u8]` (never `Bytes`) so that every call
 /// site agrees on the hash of the same key.
 #[inline]
-fn hash_key(state: &RandomState, key: &[u8]) -> u64 {
+pub(super) fn hash_key(state: &RandomState, key: &[u8]) -> u64 {
     BuildHasher::hash_one(state, key)
 }
 
@@ -380,6 +380,46 @@ fn next_cursor(v: u64, mask: u64) -> u64 {
     (v | !mask).reverse_bits().wrapping_add(1).reverse_bits()
 }
 
+/// One SCAN step over a chained table with power-of-two bucket arrays of `sizes` (table 1 in use
+/// only while `rehashing`): calls `visit` with the (table, bucket) pairs `cursor` addresses and
+/// returns the next cursor (0 when the scan is complete). Shared by [`Dict::scan`] and the
+/// sorted set's member index, so both give SCAN's guarantee the same way.
+///
+/// While rehashing it visits the smaller table's bucket `cursor & m_small` and every bucket of
+/// the bigger table that expands from it, as Redis's `dictScan` does.
+pub(super) fn scan_buckets(
+    sizes: [usize; 2],
+    rehashing: bool,
+    cursor: u64,
+    mut visit: impl FnMut(usize, u64),
+) -> u64 {
+    let mut v = cursor;
+    if !rehashing {
+        if sizes[0] == 0 {
+            return 0;
+        }
+        let m0 = (sizes[0] - 1) as u64;
+        visit(0, v & m0);
+        return next_cursor(v, m0);
+    }
+    let (small, big) = if sizes[0] <= sizes[1] { (0, 1) } else { (1, 0) };
+    if sizes[small] == 0 || sizes[big] == 0 {
+        return 0; // unreachable while invariants hold
+    }
+    let m0 = (sizes[small] - 1) as u64;
+    let m1 = (sizes[big] - 1) as u64;
+    visit(small, v & m0);
+    // Every bucket of the big table whose low bits equal `v & m0`.
+    loop {
+        visit(big, v & m1);
+        v = next_cursor(v, m1);
+        if v & (m0 ^ m1) == 0 {
+            break;
+        }
+    }
+    v
+}
+
 /// A Redis-style incrementally rehashed chained hash table keyed by `K` (`Bytes` unless said).
 /// See the module docs for the resize policy and the SCAN/sample guarantees.
 pub struct Dict<V, K = Bytes> {
@@ -453,6 +493,10 @@ impl<V, K: DictKey> Dict<V, K> {
     /// tests).
     pub fn bucket_count(&self) -> usize {
         self.tables[0].size() + self.tables[1].size()
+    }
+
+    fn bucket_sizes(&self) -> [usize; 2] {
+        [self.tables[0].size(), self.tables[1].size()]
     }
 
     #[inline]
@@ -932,46 +976,6 @@ impl<V, K: DictKey> Dict<V, K> {
         }
     }
 
-    /// Calls `visit` with the (table, bucket) pairs a cursor addresses and returns the next
-    /// cursor (see `scan`).
-    fn scan_buckets(
-        tables: &[Table; 2],
-        rehashing: bool,
-        cursor: u64,
-        mut visit: impl FnMut(usize, u64),
-    ) -> u64 {
-        let mut v = cursor;
-        if !rehashing {
-            let t0 = &tables[0];
-            if t0.size() == 0 {
-                return 0;
-            }
-            let m0 = t0.mask() as u64;
-            visit(0, v & m0);
-            return next_cursor(v, m0);
-        }
-        let (small, big) = if tables[0].size() <= tables[1].size() {
-            (0, 1)
-        } else {
-            (1, 0)
-        };
-        if tables[small].size() == 0 || tables[big].size() == 0 {
-            return 0; // unreachable while invariants hold
-        }
-        let m0 = tables[small].mask() as u64;
-        let m1 = tables[big].mask() as u64;
-        visit(small, v & m0);
-        // Every bucket of the big table whose low bits equal `v & m0`.
-        loop {
-            visit(big, v & m1);
-            v = next_cursor(v, m1);
-            if v & (m0 ^ m1) == 0 {
-                break;
-            }
-        }
-        v
-    }
-
     /// Redis SCAN: calls `f` for every entry of the bucket(s) addressed by
     /// `cursor` and returns the next cursor (0 when the scan is complete).
     ///
@@ -986,9 +990,12 @@ impl<V, K: DictKey> Dict<V, K> {
         if self.is_empty() {
             return 0;
         }
-        Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |t, idx| {
-            self.emit_bucket(t, idx, &mut f)
-        })
+        scan_buckets(
+            self.bucket_sizes(),
+            self.is_rehashing(),
+            cursor,
+            |t, idx| self.emit_bucket(t, idx, &mut f),
+        )
     }
 
     /// `scan` with mutable access to the values (the snapshot marks what it saved). Visits the
@@ -1003,13 +1010,18 @@ impl<V, K: DictKey> Dict<V, K> {
             rehash_idx,
             ..
         } = self;
-        Self::scan_buckets(tables, rehash_idx.is_some(), cursor, |t, idx| {
-            let mut cur = tables[t].head(idx as usize);
-            while let Some(node) = slab.node_mut(cur) {
-                f(&node.key, &mut node.value);
-                cur = node.next;
-            }
-        })
+        scan_buckets(
+            [tables[0].size(), tables[1].size()],
+            rehash_idx.is_some(),
+            cursor,
+            |t, idx| {
+                let mut cur = tables[t].head(idx as usize);
+                while let Some(node) = slab.node_mut(cur) {
+                    f(&node.key, &mut node.value);
+                    cur = node.next;
+                }
+            },
+        )
     }
 
     // ----- sampling -------------------------------------------------------

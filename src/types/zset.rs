@@ -23,7 +23,9 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 use rand::Rng;
 
-use super::dict::Dict;
+use ahash::RandomState;
+
+use super::dict::{hash_key, scan_buckets};
 use super::key::Key;
 use super::packed::{PackedRun, Records};
 
@@ -319,6 +321,9 @@ struct Meta {
     member: Key,
     /// The previous node at level 0 (NIL for the first node).
     prev: u32,
+    /// The next node in this member's chain of the member index (`MemberIndex`): the index
+    /// stores no entries of its own, only bucket heads, so a member is stored once.
+    hnext: u32,
 }
 
 /// The nodes that have `c + 1` levels: node `k` owns `links[k*(c+1) .. (k+1)*(c+1)]` and
@@ -375,6 +380,7 @@ impl SkipList {
             score: 0.0,
             member: Key::new(b""),
             prev: NIL,
+            hnext: NIL,
         });
         SkipList {
             classes,
@@ -518,8 +524,9 @@ impl SkipList {
         self.classes.iter().map(|c| c.metas.len()).sum()
     }
 
-    /// Inserts an entry whose member is not in the list yet.
-    pub fn insert(&mut self, score: f64, member: Key) {
+    /// Where (score, member) goes: the last node before it at every level, and the rank of
+    /// each of those nodes.
+    fn insert_position(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], [u32; MAX_LEVEL]) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
         let mut x = HEAD;
@@ -527,7 +534,7 @@ impl SkipList {
             rank[i] = if i + 1 == self.level { 0 } else { rank[i + 1] };
             loop {
                 let l = self.link(x, i);
-                if self.link_before(l, score, &member) {
+                if self.link_before(l, score, member) {
                     rank[i] += l.span;
                     x = l.next;
                 } else {
@@ -536,18 +543,39 @@ impl SkipList {
             }
             update[i] = x;
         }
+        (update, rank)
+    }
+
+    /// Inserts an entry whose member is not in the list yet; returns its node id, which stays
+    /// the entry's until it is removed or the arena is compacted.
+    pub fn insert(&mut self, score: f64, member: Key) -> u32 {
+        let (update, rank) = self.insert_position(score, &member);
         self.member_bytes += member.len();
         self.member_heap += Key::heap_bytes(member.len());
-        let prev = if update[0] == HEAD { NIL } else { update[0] };
         let drawn = self.random_level();
         let id = self.alloc(
             drawn,
             Meta {
                 score,
                 member,
-                prev,
+                prev: NIL,
+                hnext: NIL,
             },
         );
+        self.link_in(id, score, update, rank);
+        id
+    }
+
+    /// Links the unlinked node `id` (whose entry has `score`) in after `update` (at the ranks
+    /// `rank`), as `insert_position` found them.
+    fn link_in(
+        &mut self,
+        id: u32,
+        score: f64,
+        mut update: [u32; MAX_LEVEL],
+        mut rank: [u32; MAX_LEVEL],
+    ) {
+        self.node_mut(id).prev = if update[0] == HEAD { NIL } else { update[0] };
         // A full class may have given the node more levels than drawn.
         let lvl = Self::levels_of(id);
         if lvl > self.level {
@@ -635,7 +663,9 @@ impl SkipList {
         x != NIL && self.node(x).score == score && &self.node(x).member[..] == member
     }
 
-    /// Removes the entry (score, member); returns its member if it was there.
+    /// Removes the entry (score, member); returns its member if it was there. The arena is
+    /// not compacted here: the caller decides when (`maybe_compact`), since compaction
+    /// renumbers nodes.
     pub fn remove(&mut self, score: f64, member: &[u8]) -> Option<Key> {
         let (update, x) = self.find_update(score, member);
         if !self.is_entry(x, score, member) {
@@ -643,11 +673,12 @@ impl SkipList {
         }
         self.unlink(x, &update);
         let (m, _) = self.release(x);
-        self.maybe_compact();
         Some(m)
     }
 
-    /// Changes the score of an existing entry, in place when its position does not change.
+    /// Changes the score of an existing entry, in place when its position does not change;
+    /// otherwise the same node moves (its id does not change, as with Redis's
+    /// `zslUpdateScore`, so the member index needs no update).
     pub fn update_score(&mut self, old: f64, member: &[u8], new: f64) {
         let (update, x) = self.find_update(old, member);
         if !self.is_entry(x, old, member) {
@@ -669,8 +700,9 @@ impl SkipList {
             return;
         }
         self.unlink(x, &update);
-        let (m, _) = self.release(x);
-        self.insert(new, m);
+        self.node_mut(x).score = new;
+        let (update, rank) = self.insert_position(new, &self.node(x).member);
+        self.link_in(x, new, update, rank);
     }
 
     /// How many leading entries satisfy `pred` (which must hold for a prefix of the list).
@@ -743,7 +775,8 @@ impl SkipList {
         NIL
     }
 
-    /// Removes up to `count` entries starting at 0-based `start`, passing each to `f`.
+    /// Removes up to `count` entries starting at 0-based `start`, passing each to `f`. Like
+    /// `remove`, it leaves compaction to the caller.
     pub fn remove_rank_range(&mut self, start: usize, count: usize, mut f: impl FnMut(Key, f64)) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut traversed = 0usize;
@@ -770,7 +803,6 @@ impl SkipList {
             removed += 1;
             x = next;
         }
-        self.maybe_compact();
     }
 
     pub fn first(&self) -> u32 {
@@ -792,11 +824,12 @@ impl SkipList {
     }
 
     /// Renumbers the live nodes densely (in list order within each class) once most of the
-    /// arena slots are free.
-    fn maybe_compact(&mut self) {
+    /// arena slots are free; true when it did (every node id changed, and the member chains
+    /// through `hnext` must be rebuilt).
+    fn maybe_compact(&mut self) -> bool {
         let slots = self.len + 1 + self.free_slots;
         if slots < 64 || self.free_slots * 2 < slots {
-            return;
+            return false;
         }
         // New slot of every live node, by walking level 0 from the header.
         let mut remap: Vec<Vec<u32>> = self
@@ -813,6 +846,7 @@ impl SkipList {
                 score: 0.0,
                 member: Key::new(b""),
                 prev: NIL,
+                hnext: NIL,
             });
             x = self.link(x, 0).next;
         }
@@ -834,6 +868,7 @@ impl SkipList {
                     score: 0.0,
                     member: Key::new(b""),
                     prev: NIL,
+                    hnext: NIL,
                 },
             );
             fresh[c].metas[slot_of(id)] = Meta {
@@ -852,6 +887,7 @@ impl SkipList {
         self.classes = fresh;
         self.tail = new_id(&remap, self.tail);
         self.free_slots = 0;
+        true
     }
 
     /// Drops up to `budget` arena nodes; true once none is left. Leaves the links dangling:
@@ -938,37 +974,363 @@ impl SkipList {
     }
 }
 
-/// The `skiplist` encoding: the ordered list plus member -> score.
+/// Smallest bucket array of a non-empty member index.
+const INDEX_MIN_BUCKETS: usize = 4;
+/// Empty buckets one rehash step may skip before it gives up (bounded work per call).
+const INDEX_EMPTY_VISITS: usize = 10;
+
+/// member -> node id for a skiplist, as a chained hash table whose chains run through the
+/// nodes' `hnext` field: the index owns only bucket arrays (4 bytes per bucket), so a member
+/// is stored once, in its skiplist node, where Redis's zset pays a dict entry per member.
+///
+/// It resizes like [`Dict`] (grow at load 1, shrink below 1/8, incrementally: each mutation
+/// moves one bucket from the old array to the new one, lookups check both), and gives ZSCAN
+/// the same cursor guarantee through the shared [`scan_buckets`]. When the skiplist compacts
+/// its arena every node id changes, and the index is rebuilt (compaction is O(n) already).
+///
+/// It never allocates per entry and never holds a member; every method takes the list whose
+/// nodes carry its chains.
+#[derive(Clone, Default)]
+struct MemberIndex {
+    /// `tables[0]` is the live bucket array; `tables[1]` is the resize target, only while
+    /// rehashing. Lengths are 0 or powers of two.
+    tables: [Vec<u32>; 2],
+    /// Entries chained from each table.
+    used: [usize; 2],
+    /// While rehashing: every bucket of `tables[0]` below it is empty (moved).
+    rehash_idx: Option<usize>,
+    /// Per-set seed, so that collisions cannot be precomputed.
+    hasher: RandomState,
+}
+
+impl MemberIndex {
+    #[inline]
+    fn hash(&self, member: &[u8]) -> usize {
+        hash_key(&self.hasher, member) as usize
+    }
+
+    /// The bucket of table `t` for hash `h`, if that bucket is in use.
+    #[inline]
+    fn bucket(&self, t: usize, h: usize) -> Option<usize> {
+        let size = self.tables[t].len();
+        if size == 0 || (t == 1 && self.rehash_idx.is_none()) {
+            return None;
+        }
+        let b = h & (size - 1);
+        if t == 0 && self.rehash_idx.is_some_and(|r| b < r) {
+            return None;
+        }
+        Some(b)
+    }
+
+    /// The node holding `member`, or NIL.
+    fn find(&self, list: &SkipList, member: &[u8]) -> u32 {
+        if list.is_empty() {
+            return NIL;
+        }
+        let h = self.hash(member);
+        for t in 0..2 {
+            let Some(b) = self.bucket(t, h) else {
+                continue;
+            };
+            let mut x = self.tables[t][b];
+            while x != NIL {
+                let n = list.node(x);
+                if &n.member[..] == member {
+                    return x;
+                }
+                x = n.hnext;
+            }
+        }
+        NIL
+    }
+
+    /// Chains node `id`, whose member is not in the index yet.
+    fn add(&mut self, list: &mut SkipList, id: u32) {
+        self.rehash_step(list);
+        if self.rehash_idx.is_none() && self.used[0] >= self.tables[0].len() {
+            let size = (self.used[0] + 1)
+                .next_power_of_two()
+                .max(INDEX_MIN_BUCKETS);
+            self.start_resize(size);
+        }
+        let h = self.hash(&list.node(id).member);
+        let t = usize::from(self.rehash_idx.is_some());
+        let b = h & (self.tables[t].len() - 1);
+        list.node_mut(id).hnext = self.tables[t][b];
+        self.tables[t][b] = id;
+        self.used[t] += 1;
+    }
+
+    /// Unchains the node holding `member`; returns it, or NIL when there is none.
+    fn remove(&mut self, list: &mut SkipList, member: &[u8]) -> u32 {
+        if list.is_empty() {
+            return NIL;
+        }
+        let h = self.hash(member);
+        self.unchain(list, h, |_, n| &n.member[..] == member)
+    }
+
+    /// Unchains node `id` (which must be chained).
+    fn remove_node(&mut self, list: &mut SkipList, id: u32) {
+        let h = self.hash(&list.node(id).member);
+        self.unchain(list, h, |x, _| x == id);
+    }
+
+    /// Unchains the first node of hash `h`'s chains that `is_it`; returns it (or NIL).
+    fn unchain(
+        &mut self,
+        list: &mut SkipList,
+        h: usize,
+        is_it: impl Fn(u32, &Meta) -> bool,
+    ) -> u32 {
+        self.rehash_step(list);
+        for t in 0..2 {
+            let Some(b) = self.bucket(t, h) else {
+                continue;
+            };
+            let mut prev = NIL;
+            let mut x = self.tables[t][b];
+            while x != NIL {
+                let n = list.node(x);
+                let next = n.hnext;
+                if is_it(x, n) {
+                    if prev == NIL {
+                        self.tables[t][b] = next;
+                    } else {
+                        list.node_mut(prev).hnext = next;
+                    }
+                    self.used[t] -= 1;
+                    if self.rehash_idx.is_some() && self.used[0] == 0 {
+                        self.finish_rehash();
+                    }
+                    return x;
+                }
+                prev = x;
+                x = next;
+            }
+        }
+        NIL
+    }
+
+    /// After removals: starts a shrink once the load is below 1/8.
+    fn shrink_if_needed(&mut self) {
+        let size = self.tables[0].len();
+        if self.rehash_idx.is_none() && size > INDEX_MIN_BUCKETS && self.used[0] < size / 8 {
+            let want = (self.used[0] * 2)
+                .next_power_of_two()
+                .max(INDEX_MIN_BUCKETS);
+            if want < size {
+                self.start_resize(want);
+            }
+        }
+    }
+
+    fn start_resize(&mut self, size: usize) {
+        let mut buckets = Vec::new();
+        if buckets.try_reserve_exact(size).is_err() {
+            return; // out of memory: keep the current array, chains just grow longer
+        }
+        buckets.resize(size, NIL);
+        if self.used[0] == 0 {
+            self.tables[0] = buckets;
+            return;
+        }
+        self.tables[1] = buckets;
+        self.used[1] = 0;
+        self.rehash_idx = Some(0);
+    }
+
+    fn finish_rehash(&mut self) {
+        self.tables[0] = std::mem::take(&mut self.tables[1]);
+        self.used = [self.used[1], 0];
+        self.rehash_idx = None;
+    }
+
+    /// Moves one non-empty bucket of the old array to the new one (skipping a bounded number
+    /// of empty ones).
+    fn rehash_step(&mut self, list: &mut SkipList) {
+        let Some(mut idx) = self.rehash_idx else {
+            return;
+        };
+        let shrinking = self.tables[1].len() < self.tables[0].len();
+        let mask1 = self.tables[1].len() - 1;
+        let mut empty = INDEX_EMPTY_VISITS;
+        while self.tables[0].get(idx) == Some(&NIL) {
+            idx += 1;
+            empty -= 1;
+            if empty == 0 {
+                self.rehash_idx = Some(idx);
+                return;
+            }
+        }
+        let Some(head) = self.tables[0].get_mut(idx) else {
+            return; // unreachable: a non-empty bucket remains while used[0] > 0
+        };
+        let mut x = std::mem::replace(head, NIL);
+        while x != NIL {
+            let next = list.node(x).hnext;
+            let b = if shrinking {
+                idx & mask1
+            } else {
+                self.hash(&list.node(x).member) & mask1
+            };
+            list.node_mut(x).hnext = self.tables[1][b];
+            self.tables[1][b] = x;
+            self.used[0] -= 1;
+            self.used[1] += 1;
+            x = next;
+        }
+        self.rehash_idx = Some(idx + 1);
+        if self.used[0] == 0 {
+            self.finish_rehash();
+        }
+    }
+
+    /// Chains every node of `list` afresh (after its arena was compacted).
+    fn rebuild(&mut self, list: &mut SkipList) {
+        let size = list.len().next_power_of_two().max(INDEX_MIN_BUCKETS);
+        self.tables = [vec![NIL; size], Vec::new()];
+        self.used = [0, 0];
+        self.rehash_idx = None;
+        let mask = size - 1;
+        let mut x = list.first();
+        while x != NIL {
+            let next = list.next_of(x);
+            let b = self.hash(&list.node(x).member) & mask;
+            list.node_mut(x).hnext = self.tables[0][b];
+            self.tables[0][b] = x;
+            self.used[0] += 1;
+            x = next;
+        }
+    }
+
+    /// One ZSCAN step: calls `f` with every node of the buckets `cursor` addresses.
+    fn scan(&self, list: &SkipList, cursor: u64, mut f: impl FnMut(u32)) -> u64 {
+        if list.is_empty() {
+            return 0;
+        }
+        let sizes = [self.tables[0].len(), self.tables[1].len()];
+        scan_buckets(sizes, self.rehash_idx.is_some(), cursor, |t, b| {
+            let mut x = self.tables[t].get(b as usize).copied().unwrap_or(NIL);
+            while x != NIL {
+                f(x);
+                x = list.node(x).hnext;
+            }
+        })
+    }
+
+    /// Checks that every node of `list` is chained exactly once, in the bucket its member
+    /// hashes to, and that the counts agree (tests only).
+    #[cfg(test)]
+    fn check(&self, list: &SkipList) {
+        let mut seen = std::collections::HashSet::new();
+        for t in 0..2 {
+            let mut chained = 0;
+            for (b, &head) in self.tables[t].iter().enumerate() {
+                let mut x = head;
+                if x != NIL {
+                    assert_eq!(self.bucket(t, self.hash(&list.node(x).member)), Some(b));
+                }
+                while x != NIL {
+                    let m = &list.node(x).member;
+                    assert_eq!(self.hash(m) & (self.tables[t].len() - 1), b);
+                    assert!(seen.insert(x), "node {x} chained twice");
+                    chained += 1;
+                    x = list.node(x).hnext;
+                }
+            }
+            assert_eq!(chained, self.used[t], "table {t} count");
+        }
+        assert_eq!(seen.len(), list.len());
+        let mut x = list.first();
+        while x != NIL {
+            assert!(seen.contains(&x), "node {x} not chained");
+            x = list.next_of(x);
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        (self.tables[0].capacity() + self.tables[1].capacity()) * std::mem::size_of::<u32>()
+    }
+}
+
+/// The `skiplist` encoding: the ordered list, whose nodes hold the members and scores, plus
+/// the member index over those nodes (O(1) ZSCORE, ZSCAN cursors).
+#[derive(Clone)]
 pub struct SkipZset {
     list: SkipList,
-    dict: Dict<f64, Key>,
+    index: MemberIndex,
 }
 
 impl SkipZset {
     fn new() -> SkipZset {
         SkipZset {
             list: SkipList::new(),
-            dict: Dict::new(),
+            index: MemberIndex::default(),
         }
     }
 
+    /// The node holding `member`, or NIL.
+    fn find(&self, member: &[u8]) -> u32 {
+        self.index.find(&self.list, member)
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        let x = self.find(member);
+        (x != NIL).then(|| self.list.node(x).score)
+    }
+
+    /// Adds a member that is not in the set.
     fn insert(&mut self, member: Key, score: f64) {
-        self.dict.insert(member.clone(), score);
-        self.list.insert(score, member);
+        let id = self.list.insert(score, member);
+        self.index.add(&mut self.list, id);
     }
-}
 
-impl Clone for SkipZset {
-    fn clone(&self) -> Self {
-        let list = self.list.clone();
-        let mut dict = Dict::new();
-        let mut x = list.first();
-        while x != NIL {
-            let (s, m) = list.entry(x);
-            dict.insert(m.clone(), s);
-            x = list.next_of(x);
+    /// Removes `member`; returns its score if it was there.
+    fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let x = self.index.remove(&mut self.list, member);
+        if x == NIL {
+            return None;
         }
-        SkipZset { list, dict }
+        let score = self.list.node(x).score;
+        self.list.remove(score, member);
+        self.after_removal();
+        Some(score)
+    }
+
+    /// A uniformly random entry.
+    fn random(&self, rng: &mut impl Rng) -> Option<(&[u8], f64)> {
+        if self.list.is_empty() {
+            return None;
+        }
+        let x = self.list.select(rng.gen_range(0..self.list.len()));
+        let (s, m) = self.list.entry(x);
+        Some((&m[..], s))
+    }
+
+    /// Removes up to `count` entries from 0-based rank `start`, passing each to `f`.
+    fn remove_rank_range(&mut self, start: usize, count: usize, f: impl FnMut(Key, f64)) {
+        // Unchain them first: the index walks chains through live nodes.
+        let mut x = self.list.select(start);
+        for _ in 0..count {
+            if x == NIL {
+                break;
+            }
+            let next = self.list.next_of(x);
+            self.index.remove_node(&mut self.list, x);
+            x = next;
+        }
+        self.list.remove_rank_range(start, count, f);
+        self.after_removal();
+    }
+
+    fn after_removal(&mut self) {
+        if self.list.maybe_compact() {
+            self.index.rebuild(&mut self.list);
+        } else {
+            self.index.shrink_if_needed();
+        }
     }
 }
 
@@ -1070,8 +1432,8 @@ pub struct Ranked<'a> {
 }
 
 impl<'a> Ranked<'a> {
-    /// A random entry: uniform on a listpack; on a skiplist drawn from the member table, which
-    /// is O(1) and roughly uniform (Redis draws from its dict too).
+    /// A random entry, uniform: by a random rank (O(log n) on a skiplist, where Redis draws
+    /// from its dict, only roughly uniform).
     pub fn random(&self, rng: &mut impl Rng) -> Option<(&'a [u8], f64)> {
         match self.z {
             ZSetValue::Listpack(lp) => {
@@ -1081,7 +1443,7 @@ impl<'a> Ranked<'a> {
                 let (s, m, _) = lp.decode(self.offsets[rng.gen_range(0..self.offsets.len())]);
                 Some((m, s))
             }
-            ZSetValue::Skiplist(z) => z.dict.random_entry(rng).map(|(m, s)| (&m[..], *s)),
+            ZSetValue::Skiplist(z) => z.random(rng),
         }
     }
 
@@ -1158,7 +1520,7 @@ impl ZSetValue {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match self {
             ZSetValue::Listpack(lp) => lp.find(member).map(|(_, _, s)| s),
-            ZSetValue::Skiplist(z) => z.dict.get(member).copied(),
+            ZSetValue::Skiplist(z) => z.score(member),
         }
     }
 
@@ -1197,10 +1559,7 @@ impl ZSetValue {
                 }
             }
             ZSetValue::Skiplist(z) => {
-                if let Some(s) = z.dict.get_mut(member) {
-                    *s = new;
-                    z.list.update_score(old, member, new);
-                }
+                z.list.update_score(old, member, new);
             }
         }
     }
@@ -1213,11 +1572,7 @@ impl ZSetValue {
                 lp.remove_entries(off, 1);
                 Some(s)
             }
-            ZSetValue::Skiplist(z) => {
-                let (_, s) = z.dict.remove(member)?;
-                z.list.remove(s, member);
-                Some(s)
-            }
+            ZSetValue::Skiplist(z) => z.remove(member),
         }
     }
 
@@ -1226,7 +1581,7 @@ impl ZSetValue {
         match self {
             ZSetValue::Listpack(lp) => lp.find(member).map(|(r, _, _)| r),
             ZSetValue::Skiplist(z) => {
-                let s = *z.dict.get(member)?;
+                let s = z.score(member)?;
                 z.list.rank_of(s, member)
             }
         }
@@ -1407,10 +1762,7 @@ impl ZSetValue {
                 }
             }
             ZSetValue::Skiplist(z) => {
-                let dict = &mut z.dict;
-                z.list.remove_rank_range(start, count, |m, _| {
-                    dict.remove(&m);
-                });
+                z.remove_rank_range(start, count, |_, _| {});
             }
         }
         count
@@ -1433,9 +1785,7 @@ impl ZSetValue {
             }
             ZSetValue::Skiplist(z) => {
                 let mut out = None;
-                let dict = &mut z.dict;
-                z.list.remove_rank_range(rank, 1, |m, s| {
-                    dict.remove(&m);
+                z.remove_rank_range(rank, 1, |m, s| {
                     out = Some((Bytes::copy_from_slice(&m), s));
                 });
                 out
@@ -1448,7 +1798,7 @@ impl ZSetValue {
         match self {
             ZSetValue::Listpack(_) if self.is_empty() => None,
             ZSetValue::Listpack(_) => self.get(rng.gen_range(0..self.len())),
-            ZSetValue::Skiplist(z) => z.dict.random_entry(rng).map(|(m, s)| (&m[..], *s)),
+            ZSetValue::Skiplist(z) => z.random(rng),
         }
     }
 
@@ -1462,7 +1812,10 @@ impl ZSetValue {
                 }
                 0
             }
-            ZSetValue::Skiplist(z) => z.dict.scan(cursor, |m, s| f(Bytes::copy_from_slice(m), *s)),
+            ZSetValue::Skiplist(z) => z.index.scan(&z.list, cursor, |x| {
+                let (s, m) = z.list.entry(x);
+                f(Bytes::copy_from_slice(m), s)
+            }),
         }
     }
 
@@ -1474,17 +1827,14 @@ impl ZSetValue {
         }
     }
 
-    /// Frees up to about `budget` members (the member table first, then the skiplist arena);
-    /// true once nothing is left. For lazy freeing: the value must not be used for anything but
+    /// Frees up to about `budget` members (the member index, a few bucket arrays, goes first;
+    /// then the skiplist arena); true once nothing is left. For lazy freeing: the value must not be used for anything but
     /// further calls and dropping afterwards.
     pub fn free_some(&mut self, budget: usize) -> bool {
         match self {
             ZSetValue::Listpack(_) => true,
             ZSetValue::Skiplist(z) => {
-                if !z.dict.is_empty() {
-                    z.dict.drain_some(budget, |_, _| {});
-                    return false;
-                }
+                z.index = MemberIndex::default();
                 z.list.free_some(budget)
             }
         }
@@ -1495,7 +1845,7 @@ impl ZSetValue {
         match self {
             ZSetValue::Listpack(lp) => lp.run.mem_bytes(),
             ZSetValue::Skiplist(z) => {
-                std::mem::size_of::<SkipZset>() + z.list.mem_bytes() + z.dict.table_overhead_bytes()
+                std::mem::size_of::<SkipZset>() + z.list.mem_bytes() + z.index.heap_bytes()
             }
         }
     }
@@ -1513,6 +1863,7 @@ impl ZSetValue {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use rand::SeedableRng;
     use std::collections::{BTreeSet, HashMap};
 
     fn lim(e: usize, v: usize) -> ZsetLimits {
@@ -1683,6 +2034,111 @@ mod tests {
         assert_eq!(z.rank(b"m0999"), Some(9));
     }
 
+    #[test]
+    fn member_index_follows_growth_shrinking_and_compaction() {
+        use rand::seq::SliceRandom;
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let mut z = ZSetValue::new_skiplist();
+        let l = lim(0, 64);
+        let check = |z: &ZSetValue| {
+            let ZSetValue::Skiplist(sz) = z else {
+                panic!("expected a skiplist")
+            };
+            sz.list.check();
+            sz.index.check(&sz.list);
+        };
+        let mut names: Vec<String> = (0..5000).map(|i| format!("member:{i}")).collect();
+        for (i, n) in names.iter().enumerate() {
+            z.insert(n.as_bytes(), (i % 97) as f64, l);
+            if i % 499 == 0 {
+                check(&z);
+            }
+        }
+        check(&z);
+        // Score changes keep the member where the index finds it.
+        for (i, n) in names.iter().enumerate().step_by(7) {
+            let old = z.score(n.as_bytes()).unwrap();
+            z.update(n.as_bytes(), old, -(i as f64));
+            assert_eq!(z.score(n.as_bytes()), Some(-(i as f64)));
+        }
+        check(&z);
+        names.shuffle(&mut rng);
+        // Remove most of them (the arena compacts and the index shrinks on the way), with pops
+        // and range removals mixed in.
+        while z.len() > 20 {
+            let n = names.pop().unwrap();
+            z.remove(n.as_bytes());
+            if z.len() % 301 == 0 {
+                z.pop(true);
+                z.remove_range(3, 5);
+                check(&z);
+            }
+        }
+        check(&z);
+        let ZSetValue::Skiplist(sz) = &z else {
+            panic!("expected a skiplist")
+        };
+        assert!(sz.index.heap_bytes() <= 64 * 4, "{}", sz.index.heap_bytes());
+        for (m, s) in z.iter() {
+            assert_eq!(z.score(m), Some(s));
+        }
+    }
+
+    #[test]
+    fn zscan_reports_every_member_present_throughout_while_the_index_resizes() {
+        let l = lim(0, 64);
+        let mut z = ZSetValue::new_skiplist();
+        for i in 0..300 {
+            z.insert(format!("stay:{i}").as_bytes(), i as f64, l);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0;
+        loop {
+            cursor = z.scan(cursor, |m, _| {
+                seen.insert(m);
+            });
+            // Grow by a lot, then shrink again, between scan calls.
+            step += 1;
+            if step < 20 {
+                for i in 0..200 {
+                    z.insert(format!("tmp:{step}:{i}").as_bytes(), 0.5, l);
+                }
+            } else if step < 40 {
+                for i in 0..200 {
+                    z.remove(format!("tmp:{}:{i}", step - 19).as_bytes());
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..300 {
+            assert!(
+                seen.contains(format!("stay:{i}").as_bytes()),
+                "stay:{i} missed"
+            );
+        }
+    }
+
+    #[test]
+    fn skiplist_random_entries_cover_the_set() {
+        let l = lim(0, 64);
+        let mut z = ZSetValue::new_skiplist();
+        for i in 0..50 {
+            z.insert(format!("m{i}").as_bytes(), i as f64, l);
+        }
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let mut hits = HashMap::new();
+        for _ in 0..5000 {
+            let (m, s) = z.random_entry(&mut rng).unwrap();
+            assert_eq!(z.score(m), Some(s));
+            *hits.entry(m.to_vec()).or_insert(0) += 1;
+        }
+        assert_eq!(hits.len(), 50);
+        assert!(hits.values().all(|&n| n > 40), "{hits:?}");
+    }
+
     // ----- model test --------------------------------------------------------------------
 
     /// A score with a total order consistent with `cmp_entries` (no NaN; -0 == 0).
@@ -1816,7 +2272,7 @@ mod tests {
         }
         if let ZSetValue::Skiplist(sz) = z {
             sz.list.check();
-            assert_eq!(sz.dict.len(), expect.len());
+            sz.index.check(&sz.list);
         }
     }
 
