@@ -1,9 +1,12 @@
 //! The list value, laid out like Redis's quicklist: a deque of nodes, each node one packed byte
 //! buffer holding a run of consecutive elements.
 //!
-//! An element costs a one-byte header, its payload and a one-to-five-byte back-length (so a node
-//! can be walked from either end); canonical decimal integers are stored as integers (0..=125 in
-//! the header byte alone). Node size follows `list-max-listpack-size` as captured when the list was
+//! An element costs a one-byte header and its payload; canonical decimal integers are stored as
+//! integers (0..=125 in the header byte alone). Unlike Redis's listpack there is no per-element
+//! back-length: a node walks backwards from *marks*, a short side table of (byte offset, index)
+//! pairs of entry starts about every `MARK_GAP` bytes, so finding the entry before a position,
+//! or entry `i`, decodes at most a mark's gap of entries forward. That costs about 4 bytes per
+//! `MARK_GAP` bytes of elements instead of one byte per element. Node size follows `list-max-listpack-size` as captured when the list was
 //! created (like Redis, which stores the fill in the quicklist): a positive value caps the entries
 //! per node (and the node at 8 KiB), -1..-5 cap the node at 4..64 KiB. A node holding a single
 //! element may exceed the cap.
@@ -77,8 +80,6 @@ impl<'a> Item<'a> {
 //   0x80         string: LEB128 length, then the bytes
 //   0x81         integer: zigzag LEB128
 //   0x82..=0xFF  integer t - 0x82 (0..=125)
-// then the back-length: the header+payload size, 7 bits per byte, least significant group in
-// the last byte, high bit set on a byte when another group lies to its left.
 
 const STR_LONG: u8 = 0x80;
 const INT_VAR: u8 = 0x81;
@@ -100,8 +101,8 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// Header + payload size of an item.
-fn body_len(item: Item) -> usize {
+/// Encoded size of an item (header and payload).
+fn entry_len(item: Item) -> usize {
     match item {
         Item::Int(n) if (0..=SMALL_INT_MAX).contains(&n) => 1,
         Item::Int(n) => 1 + varint_len(zigzag(n)),
@@ -110,48 +111,30 @@ fn body_len(item: Item) -> usize {
     }
 }
 
-/// Whole encoded size of an item.
-fn entry_len(item: Item) -> usize {
-    let b = body_len(item);
-    b + varint_len(b as u64)
-}
-
 /// Encodes `item` into `out`, which is exactly `entry_len(item)` bytes.
 fn encode_into(item: Item, out: &mut [u8]) {
-    let body = match item {
-        Item::Int(n) if (0..=SMALL_INT_MAX).contains(&n) => {
-            out[0] = SMALL_INT_BASE + n as u8;
-            1
-        }
+    match item {
+        Item::Int(n) if (0..=SMALL_INT_MAX).contains(&n) => out[0] = SMALL_INT_BASE + n as u8,
         Item::Int(n) => {
             out[0] = INT_VAR;
-            1 + write_varint(&mut out[1..], zigzag(n))
+            write_varint(&mut out[1..], zigzag(n));
         }
         Item::Str(s) if s.len() < 0x80 => {
             out[0] = s.len() as u8;
             out[1..1 + s.len()].copy_from_slice(s);
-            1 + s.len()
         }
         Item::Str(s) => {
             out[0] = STR_LONG;
             let p = 1 + write_varint(&mut out[1..], s.len() as u64);
             out[p..p + s.len()].copy_from_slice(s);
-            p + s.len()
         }
-    };
-    let groups = varint_len(body as u64);
-    for (k, slot) in out[body..body + groups].iter_mut().enumerate() {
-        // k = 0 is the leftmost byte, holding the most significant group.
-        let g = groups - 1 - k;
-        let bits = ((body >> (7 * g)) & 0x7F) as u8;
-        *slot = if g + 1 < groups { bits | 0x80 } else { bits };
     }
 }
 
 /// The item starting at `pos` and the position just after its entry.
 fn decode(buf: &[u8], pos: usize) -> (Item<'_>, usize) {
     let t = buf[pos];
-    let (item, body_end) = match t {
+    match t {
         0..=0x7F => {
             let s = pos + 1;
             let e = s + t as usize;
@@ -167,30 +150,22 @@ fn decode(buf: &[u8], pos: usize) -> (Item<'_>, usize) {
             (Item::Int(unzigzag(v)), e)
         }
         _ => (Item::Int((t - SMALL_INT_BASE) as i64), pos + 1),
-    };
-    (item, body_end + varint_len((body_end - pos) as u64))
-}
-
-/// Start of the entry that ends at `end`.
-fn start_before(buf: &[u8], end: usize) -> usize {
-    let mut pos = end;
-    let mut body = 0usize;
-    let mut shift = 0;
-    loop {
-        pos -= 1;
-        let b = buf[pos];
-        body |= ((b & 0x7F) as usize) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            break;
-        }
     }
-    pos - body
 }
 
 /// End of the entry that starts at `pos`.
+#[inline]
 fn skip(buf: &[u8], pos: usize) -> usize {
-    decode(buf, pos).1
+    // The common headers carry the whole size; only long strings and big integers read on.
+    match buf[pos] {
+        t @ 0..=0x7F => pos + 1 + t as usize,
+        STR_LONG => {
+            let (len, s) = read_varint(buf, pos + 1);
+            s + len as usize
+        }
+        INT_VAR => read_varint(buf, pos + 1).1,
+        _ => pos + 1,
+    }
 }
 
 /// Makes room for `n` bytes at `pos` (or swaps `range` for `n` bytes) and encodes `item` there.
@@ -204,20 +179,170 @@ fn put_entry(buf: &mut Vec<u8>, range: std::ops::Range<usize>, item: Item, n: us
 
 // ----- nodes -----
 
+/// Bytes of entries between two marks of a node (fewer in tests, to exercise the marks).
+#[cfg(not(test))]
+const MARK_GAP: usize = 256;
+#[cfg(test)]
+const MARK_GAP: usize = 16;
+
+/// A known entry start of a node other than its first: (byte offset, entry index).
+type Mark = (u16, u16);
+
 #[derive(Clone, Default)]
 struct Node {
     buf: Vec<u8>,
     count: usize,
+    /// Some entry starts, ascending, none at 0 (see the module docs). Only speed depends on how
+    /// dense they are: any subset of the true starts is correct, so an edit that cannot keep
+    /// them cheaply drops the ones it cannot vouch for or recomputes them (`remark`). Offsets or
+    /// indices past `u16::MAX` (only in a node that holds one oversized element) are not marked.
+    marks: Vec<Mark>,
 }
 
 impl Node {
-    /// Byte offset of entry `i` (`i == count` gives the end), walking from the nearer end.
-    fn offset_of(&self, i: usize) -> usize {
-        if i <= self.count / 2 {
-            (0..i).fold(0, |p, _| skip(&self.buf, p))
-        } else {
-            (i..self.count).fold(self.buf.len(), |p, _| start_before(&self.buf, p))
+    fn with_capacity(n: usize) -> Node {
+        Node {
+            buf: Vec::with_capacity(n),
+            count: 0,
+            marks: Vec::new(),
         }
+    }
+
+    /// Byte offset of entry `i` (`i == count` gives the end): from the last mark at or before
+    /// it, walking forward.
+    fn offset_of(&self, i: usize) -> usize {
+        if i >= self.count {
+            return self.buf.len();
+        }
+        let k = self.marks.partition_point(|&(_, idx)| idx as usize <= i);
+        let (mut p, from) = match k.checked_sub(1) {
+            Some(k) => (self.marks[k].0 as usize, self.marks[k].1 as usize),
+            None => (0, 0),
+        };
+        for _ in from..i {
+            p = skip(&self.buf, p);
+        }
+        p
+    }
+
+    /// Start of the entry that ends at `end` (an entry boundary above 0).
+    fn start_before(&self, end: usize) -> usize {
+        let k = self.marks.partition_point(|&(off, _)| (off as usize) < end);
+        let mut p = k.checked_sub(1).map_or(0, |k| self.marks[k].0 as usize);
+        loop {
+            let next = skip(&self.buf, p);
+            if next >= end {
+                return p;
+            }
+            p = next;
+        }
+    }
+
+    /// Moves the marks from `marks[first..]` by `bytes` and `entries`, dropping those that would
+    /// no longer fit a mark. Callers only move marks down when the results stay above 0.
+    fn shift_marks(&mut self, first: usize, bytes: isize, entries: isize) {
+        // Offsets and indices ascend, so only the last marks can overflow.
+        while self.marks.len() > first {
+            let (off, idx) = self.marks[self.marks.len() - 1];
+            if off as isize + bytes <= u16::MAX as isize
+                && idx as isize + entries <= u16::MAX as isize
+            {
+                break;
+            }
+            self.marks.pop();
+        }
+        let (db, de) = (bytes as u16, entries as u16);
+        for m in self.marks.iter_mut().skip(first) {
+            // Two's complement: a wrapping add of the truncated delta is the exact result.
+            *m = (m.0.wrapping_add(db), m.1.wrapping_add(de));
+        }
+    }
+
+    /// Recomputes the marks by walking the node.
+    fn remark(&mut self) {
+        self.marks.clear();
+        let (mut p, mut i, mut last) = (0, 0, 0);
+        while p < self.buf.len() {
+            if p - last >= MARK_GAP {
+                let (Ok(off), Ok(idx)) = (u16::try_from(p), u16::try_from(i)) else {
+                    break;
+                };
+                self.marks.push((off, idx));
+                last = p;
+            }
+            p = skip(&self.buf, p);
+            i += 1;
+        }
+    }
+
+    /// Appends an entry of `n` encoded bytes.
+    fn push_back(&mut self, item: Item, n: usize) {
+        let at = self.buf.len();
+        put_entry(&mut self.buf, at..at, item, n);
+        let last = self.marks.last().map_or(0, |m| m.0 as usize);
+        if at - last >= MARK_GAP {
+            if let (Ok(off), Ok(idx)) = (u16::try_from(at), u16::try_from(self.count)) {
+                self.marks.push((off, idx));
+            }
+        }
+        self.count += 1;
+    }
+
+    /// Prepends an entry of `n` encoded bytes.
+    fn push_front(&mut self, item: Item, n: usize) {
+        put_entry(&mut self.buf, 0..0, item, n);
+        self.shift_marks(0, n as isize, 1);
+        let first = self.marks.first().map_or(self.buf.len(), |m| m.0 as usize);
+        if self.count > 0 && first - n >= MARK_GAP {
+            // Mark the old first entry, which now starts at n.
+            if let Ok(off) = u16::try_from(n) {
+                self.marks.insert(0, (off, 1));
+            }
+        }
+        self.count += 1;
+    }
+
+    /// Inserts an entry of `n` encoded bytes at entry start `pos` (not at 0 or the end, which
+    /// are `push_front` and `push_back`).
+    fn insert_entry(&mut self, pos: usize, item: Item, n: usize) {
+        put_entry(&mut self.buf, pos..pos, item, n);
+        let k = self.marks.partition_point(|&(off, _)| (off as usize) < pos);
+        self.shift_marks(k, n as isize, 1);
+        self.count += 1;
+    }
+
+    /// Replaces the entry at `start..stop` with one of `n` encoded bytes.
+    fn replace_entry(&mut self, start: usize, stop: usize, item: Item, n: usize) {
+        put_entry(&mut self.buf, start..stop, item, n);
+        let k = self
+            .marks
+            .partition_point(|&(off, _)| (off as usize) <= start);
+        self.shift_marks(k, n as isize - (stop - start) as isize, 0);
+    }
+
+    /// Removes the first `k` entries, which end at byte `cut`.
+    fn drop_front(&mut self, cut: usize, k: usize) {
+        self.buf.drain(..cut);
+        self.count -= k;
+        let gone = self
+            .marks
+            .partition_point(|&(off, _)| (off as usize) <= cut);
+        self.marks.drain(..gone);
+        self.shift_marks(0, -(cut as isize), -(k as isize));
+    }
+
+    /// Removes the entries from byte `cut` (an entry start) on, `k` of them.
+    fn drop_back(&mut self, cut: usize, k: usize) {
+        self.buf.truncate(cut);
+        self.count -= k;
+        let keep = self.marks.partition_point(|&(off, _)| (off as usize) < cut);
+        self.marks.truncate(keep);
+    }
+
+    /// Gives back spare capacity (a node that stopped growing).
+    fn shrink_to_fit(&mut self) {
+        self.buf.shrink_to_fit();
+        self.marks.shrink_to_fit();
     }
 }
 
@@ -271,7 +396,7 @@ impl<'a> Iterator for RevIter<'a> {
         while self.left > 0 {
             let n = &self.nodes[self.left - 1];
             if self.end > 0 {
-                let start = start_before(&n.buf, self.end);
+                let start = n.start_before(self.end);
                 self.end = start;
                 return Some(decode(&n.buf, start).0);
             }
@@ -318,9 +443,12 @@ impl ListValue {
         self.bytes
     }
 
-    /// Approximate heap bytes owned.
+    /// Approximate heap bytes owned (the marks estimated from their spacing).
     pub fn mem_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.bytes + self.nodes.len() * std::mem::size_of::<Node>()
+        std::mem::size_of::<Self>()
+            + self.bytes
+            + self.bytes / MARK_GAP * std::mem::size_of::<Mark>()
+            + self.nodes.len() * std::mem::size_of::<Node>()
     }
 
     /// How many allocations dropping the list frees (Redis's lazy-free "effort": its nodes).
@@ -364,20 +492,17 @@ impl ListValue {
         let room = edge.is_some_and(|e| self.fits(e.buf.len() + n, e.count + 1));
         if !room {
             // The old edge node is complete: give back its spare capacity.
-            let node = Node {
-                buf: Vec::with_capacity(n),
-                count: 0,
-            };
+            let node = Node::with_capacity(n);
             match end {
                 End::Head => {
                     if let Some(e) = self.nodes.front_mut() {
-                        e.buf.shrink_to_fit();
+                        e.shrink_to_fit();
                     }
                     self.nodes.push_front(node);
                 }
                 End::Tail => {
                     if let Some(e) = self.nodes.back_mut() {
-                        e.buf.shrink_to_fit();
+                        e.shrink_to_fit();
                     }
                     self.nodes.push_back(node);
                 }
@@ -388,12 +513,10 @@ impl ListValue {
             End::Tail => self.nodes.back_mut(),
         };
         let Some(node) = node else { return };
-        let at = match end {
-            End::Head => 0,
-            End::Tail => node.buf.len(),
-        };
-        put_entry(&mut node.buf, at..at, item, n);
-        node.count += 1;
+        match end {
+            End::Head => node.push_front(item, n),
+            End::Tail => node.push_back(item, n),
+        }
         self.len += 1;
         self.bytes += n;
     }
@@ -407,11 +530,13 @@ impl ListValue {
         let node = self.nodes.get_mut(ni)?;
         let (start, stop) = match end {
             End::Head => (0, skip(&node.buf, 0)),
-            End::Tail => (start_before(&node.buf, node.buf.len()), node.buf.len()),
+            End::Tail => (node.start_before(node.buf.len()), node.buf.len()),
         };
         let out = f(decode(&node.buf, start).0);
-        node.buf.drain(start..stop);
-        node.count -= 1;
+        match end {
+            End::Head => node.drop_front(stop, 1),
+            End::Tail => node.drop_back(start, 1),
+        }
         let emptied = node.count == 0;
         self.len -= 1;
         self.bytes -= stop - start;
@@ -469,7 +594,7 @@ impl ListValue {
         let node = &mut self.nodes[ni];
         let start = node.offset_of(ei);
         let stop = skip(&node.buf, start);
-        put_entry(&mut node.buf, start..stop, item, n);
+        node.replace_entry(start, stop, item, n);
         self.bytes = self.bytes + n - (stop - start);
         if n > stop - start {
             self.split_to_fit(ni);
@@ -522,8 +647,13 @@ impl ListValue {
             }
         }
         let node = &mut self.nodes[ni];
-        put_entry(&mut node.buf, pos..pos, item, n);
-        node.count += 1;
+        if pos == 0 {
+            node.push_front(item, n);
+        } else if pos == node.buf.len() {
+            node.push_back(item, n);
+        } else {
+            node.insert_entry(pos, item, n);
+        }
         self.len += 1;
         self.bytes += n;
         self.split_to_fit(ni);
@@ -538,12 +668,15 @@ impl ListValue {
         let half = node.count / 2;
         let cut = node.offset_of(half);
         let node = &mut self.nodes[ni];
-        let tail = Node {
+        let mut tail = Node {
             buf: node.buf.split_off(cut),
             count: node.count - half,
+            marks: Vec::new(),
         };
+        tail.remark();
         node.count = half;
-        node.buf.shrink_to_fit();
+        node.remark();
+        node.shrink_to_fit();
         self.nodes.insert(ni + 1, tail);
         self.split_to_fit(ni + 1);
         self.split_to_fit(ni);
@@ -570,6 +703,7 @@ impl ListValue {
                     let last = &mut self.nodes[w - 1];
                     last.buf.extend_from_slice(&cur.buf);
                     last.count += cur.count;
+                    last.remark();
                     continue;
                 }
             }
@@ -627,6 +761,7 @@ impl ListValue {
             let freed = node.buf.len() - w;
             node.buf.truncate(w);
             node.count -= want;
+            node.remark();
             self.len -= want;
             self.bytes -= freed;
             removed += want;
@@ -661,14 +796,13 @@ impl ListValue {
             match end {
                 End::Head => {
                     let cut = node.offset_of(n);
-                    node.buf.drain(..cut);
+                    node.drop_front(cut, n);
                 }
                 End::Tail => {
                     let cut = node.offset_of(node.count - n);
-                    node.buf.truncate(cut);
+                    node.drop_back(cut, n);
                 }
             }
-            node.count -= n;
             self.len -= n;
             self.bytes -= before - node.buf.len();
             return;
@@ -725,6 +859,18 @@ impl ListValue {
             }
             assert_eq!(p, n.buf.len(), "node {i} ends mid-entry");
             assert_eq!(c, n.count, "node {i} count");
+            // Every mark is a true (offset, index) of an entry start, ascending, none at 0.
+            let (mut p, mut idx) = (0, 0);
+            let mut prev = 0;
+            for &(off, at) in &n.marks {
+                assert!(off as usize > prev, "node {i} marks not ascending");
+                prev = off as usize;
+                while idx < at as usize {
+                    p = skip(&n.buf, p);
+                    idx += 1;
+                }
+                assert_eq!(p, off as usize, "node {i} mark at entry {at}");
+            }
             assert!(
                 n.count == 1 || self.fits(n.buf.len(), n.count),
                 "node {i} too big: {} bytes, {} entries, fill {}",
@@ -800,13 +946,13 @@ mod tests {
         for c in &cases {
             let (item, next) = decode(&buf, p);
             assert_eq!(&item.to_vec(), c);
-            assert_eq!(start_before(&buf, next), p);
             p = next;
         }
         assert_eq!(p, buf.len());
         assert_eq!(Item::new(b"12"), Item::Int(12));
         assert_eq!(Item::new(b"012"), Item::Str(b"012"));
-        assert_eq!(entry_len(Item::new(b"7")), 2);
+        assert_eq!(entry_len(Item::new(b"7")), 1);
+        assert_eq!(entry_len(Item::new(b"item:1")), 7);
     }
 
     #[test]
@@ -890,6 +1036,47 @@ mod tests {
         assert_eq!(l.get(0), Some(Item::Int(0)));
         assert_eq!(l.get(6), Some(Item::Str(b"y")));
         assert_eq!(l.get(7), None);
+    }
+
+    #[test]
+    fn marks_keep_positional_access_exact_through_pushes_and_pops_at_both_ends() {
+        for fill in [-1i64, -2, -5, 1000] {
+            let mut l = ListValue::new(fill);
+            let mut m: std::collections::VecDeque<Vec<u8>> = Default::default();
+            for i in 0..3000u32 {
+                let v = if i % 7 == 0 {
+                    (i % 200).to_string().into_bytes()
+                } else {
+                    format!("item:{i}").into_bytes()
+                };
+                if i % 3 == 0 {
+                    l.push(End::Head, &v);
+                    m.push_front(v);
+                } else {
+                    l.push(End::Tail, &v);
+                    m.push_back(v);
+                }
+                if i % 5 == 4 {
+                    assert_eq!(l.pop(End::Tail), m.pop_back());
+                }
+                if i % 11 == 10 {
+                    assert_eq!(l.pop(End::Head), m.pop_front());
+                }
+            }
+            l.check_invariants();
+            assert!(l.nodes.iter().any(|n| n.marks.len() > 3), "marks in use");
+            for (i, want) in m.iter().enumerate() {
+                assert_eq!(&l.get(i).unwrap().to_vec(), want);
+            }
+            let rev: Vec<Vec<u8>> = l.iter_rev().map(Item::to_vec).collect();
+            assert_eq!(rev, m.iter().rev().cloned().collect::<Vec<_>>());
+            l.remove_end(End::Head, 17);
+            l.remove_end(End::Tail, 23);
+            m.drain(..17);
+            m.truncate(m.len() - 23);
+            l.check_invariants();
+            assert_eq!(items(&l), m.iter().cloned().collect::<Vec<_>>());
+        }
     }
 
     #[derive(Debug, Clone)]
