@@ -2068,7 +2068,7 @@ mod tests {
         while z.len() > 20 {
             let n = names.pop().unwrap();
             z.remove(n.as_bytes());
-            if z.len() % 301 == 0 {
+            if z.len().is_multiple_of(301) {
                 z.pop(true);
                 z.remove_range(3, 5);
                 check(&z);
