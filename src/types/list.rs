@@ -225,10 +225,15 @@ impl Node {
         p
     }
 
+    /// The last known entry start before `end` (a mark, or 0).
+    fn mark_before(&self, end: usize) -> usize {
+        let k = self.marks.partition_point(|&(off, _)| (off as usize) < end);
+        k.checked_sub(1).map_or(0, |k| self.marks[k].0 as usize)
+    }
+
     /// Start of the entry that ends at `end` (an entry boundary above 0).
     fn start_before(&self, end: usize) -> usize {
-        let k = self.marks.partition_point(|&(off, _)| (off as usize) < end);
-        let mut p = k.checked_sub(1).map_or(0, |k| self.marks[k].0 as usize);
+        let mut p = self.mark_before(end);
         loop {
             let next = skip(&self.buf, p);
             if next >= end {
@@ -386,7 +391,11 @@ pub struct RevIter<'a> {
     nodes: &'a VecDeque<Node>,
     /// Nodes not finished yet: the current one is `nodes[left - 1]`.
     left: usize,
+    /// Where the part of the current node not decoded yet ends.
     end: usize,
+    /// Entry starts of the stretch of the current node decoded last, yielded back to front:
+    /// a stretch runs from a mark to `end`, so each entry is decoded once.
+    starts: Vec<usize>,
 }
 
 impl<'a> Iterator for RevIter<'a> {
@@ -395,10 +404,18 @@ impl<'a> Iterator for RevIter<'a> {
     fn next(&mut self) -> Option<Item<'a>> {
         while self.left > 0 {
             let n = &self.nodes[self.left - 1];
-            if self.end > 0 {
-                let start = n.start_before(self.end);
-                self.end = start;
+            if let Some(start) = self.starts.pop() {
                 return Some(decode(&n.buf, start).0);
+            }
+            if self.end > 0 {
+                let from = n.mark_before(self.end);
+                let mut p = from;
+                while p < self.end {
+                    self.starts.push(p);
+                    p = skip(&n.buf, p);
+                }
+                self.end = from;
+                continue;
             }
             self.left -= 1;
             if self.left > 0 {
@@ -841,6 +858,7 @@ impl ListValue {
             nodes: &self.nodes,
             left: self.nodes.len(),
             end: self.nodes.back().map_or(0, |n| n.buf.len()),
+            starts: Vec::new(),
         }
     }
 
