@@ -118,6 +118,10 @@ struct Slab<V, K> {
     slots: usize,
     /// Filled slots.
     live: usize,
+    /// Slots a bulk load announced (`Dict::reserve`) and has not filled yet: pages are made
+    /// whole for them at once instead of growing by half at a time (each growth copies the
+    /// page).
+    expected: usize,
 }
 
 impl<V, K> Default for Slab<V, K> {
@@ -127,6 +131,7 @@ impl<V, K> Default for Slab<V, K> {
             free: Vec::new(),
             slots: 0,
             live: 0,
+            expected: 0,
         }
     }
 }
@@ -178,7 +183,8 @@ impl<V, K> Slab<V, K> {
             } else {
                 NEXT_PAGE
             };
-            self.pages.push(Vec::with_capacity(first));
+            self.pages
+                .push(Vec::with_capacity(first.max(self.expected.min(PAGE_SLOTS))));
         }
         let page_no = self.pages.len() - 1;
         let Some(page) = self.pages.last_mut() else {
@@ -187,13 +193,17 @@ impl<V, K> Slab<V, K> {
         if page.len() == page.capacity() {
             // The page is not full, so there is room for at least one more slot.
             let room = PAGE_SLOTS.saturating_sub(page.capacity()).max(1);
-            let grow = (page.capacity() / 2).max(MIN_PAGE).min(room);
+            let grow = (page.capacity() / 2)
+                .max(MIN_PAGE)
+                .max(self.expected)
+                .min(room);
             page.reserve_exact(grow);
         }
         let id = ((page_no << PAGE_BITS) | page.len()) as Link;
         page.push(Some(node));
         self.slots += 1;
         self.live += 1;
+        self.expected = self.expected.saturating_sub(1);
         id
     }
 
@@ -524,6 +534,25 @@ impl<V, K: DictKey> Dict<V, K> {
                 return Some(mem::replace(&mut node.value, value));
             }
         }
+        self.link_new(h, key, value);
+        None
+    }
+
+    /// Inserts a key that should not be there yet, in one probe of its chain (a bulk load
+    /// that must refuse duplicates, where `get` then `insert` would probe twice). A key that is
+    /// present is left as it is and the pair handed back.
+    pub fn insert_new(&mut self, key: K, value: V) -> Result<(), (K, V)> {
+        self.rehash_if_active();
+        let h = self.hash(key.as_bytes());
+        if self.find_hashed(h, key.as_bytes()).is_some() {
+            return Err((key, value));
+        }
+        self.link_new(h, key, value);
+        Ok(())
+    }
+
+    /// Links a node for a key known to be absent (hash `h`) at the head of its chain.
+    fn link_new(&mut self, h: u64, key: K, value: V) {
         // Only a genuinely new key can push the load factor over 1.
         self.expand_if_needed();
         let t = usize::from(self.is_rehashing());
@@ -540,7 +569,27 @@ impl<V, K: DictKey> Dict<V, K> {
             *head = id;
             table.used += 1;
         }
-        None
+    }
+
+    /// Asks the CPU to start loading what inserting or finding `key` reads first: its bucket,
+    /// or with `chain` the first node of its chain (as the bucket, which should be in cache by
+    /// then, says). For bulk inserts that know their next keys: in a table much bigger than the
+    /// caches each insert waits for a cache miss or two, and prefetched a few keys ahead those
+    /// misses overlap. Only a hint: it changes nothing, and does nothing while rehashing.
+    #[inline]
+    pub fn prefetch(&self, key: &[u8], chain: bool) {
+        let t0 = &self.tables[0];
+        if self.is_rehashing() || t0.size() == 0 {
+            return;
+        }
+        let idx = self.hash(key) as usize & t0.mask();
+        if chain {
+            if let Some(slot) = self.slab.slot(t0.head(idx)) {
+                crate::cpu::prefetch(slot);
+            }
+        } else if let Some(b) = t0.buckets.get(idx) {
+            crate::cpu::prefetch(b);
+        }
     }
 
     /// Removes `key`, returning the stored key and its value.
@@ -710,9 +759,11 @@ impl<V, K: DictKey> Dict<V, K> {
     }
 
     /// Makes room for `additional` more entries at once (a bulk load that knows its size, like
-    /// RDB's RESIZEDB), so they go in without the table doubling and rehashing its way up. Does
-    /// nothing while a rehash is in progress or when the table is already big enough.
+    /// RDB's RESIZEDB), so they go in without the table doubling and rehashing its way up, and
+    /// without the node slab's pages growing by steps. The bucket array is left alone while a
+    /// rehash is in progress or when it is already big enough.
     pub fn reserve(&mut self, additional: usize) {
+        self.slab.expected = additional;
         if self.is_rehashing() {
             return;
         }
@@ -1335,6 +1386,41 @@ mod tests {
         d.reserve(10);
         assert!(!d.is_rehashing());
         assert_eq!(d.bucket_count(), 4096);
+    }
+
+    #[test]
+    fn insert_new_refuses_a_present_key_in_either_table_and_reserve_fills_whole_pages() {
+        let mut d: Dict<usize> = Dict::new();
+        let n = 3 * PAGE_SLOTS + 10;
+        d.reserve(n);
+        for i in 0..n {
+            if i % 7 == 0 {
+                d.prefetch(&k(i), i % 2 == 0);
+            }
+            assert_eq!(d.insert_new(k(i), i), Ok(()));
+        }
+        // Each page was made whole at once for the announced entries: no room left over but
+        // what the last page keeps, and nothing grew by steps on the way.
+        assert!(
+            d.slab.capacity() - d.slab.slots < PAGE_SLOTS,
+            "{}",
+            d.slab.capacity()
+        );
+        assert_eq!(d.slab.pages[0].capacity(), PAGE_SLOTS);
+        assert_eq!(d.insert_new(k(5), 99), Err((k(5), 99)));
+        assert_eq!(d.get(&k(5)), Some(&5), "a refused insert changes nothing");
+        // Mid-rehash: keys in the old table and in the new one are found and refused.
+        d.reserve(4 * n);
+        assert!(d.is_rehashing());
+        d.rehash_step(20);
+        for i in (0..n).step_by(13) {
+            d.prefetch(&k(i), true);
+            assert_eq!(d.insert_new(k(i), 0), Err((k(i), 0)), "{i}");
+        }
+        assert_eq!(d.insert_new(k(n), n), Ok(()));
+        assert_eq!(d.len(), n + 1);
+        d.check_invariants();
+        assert!((0..=n).all(|i| d.get(&k(i)) == Some(&i)));
     }
 
     #[test]

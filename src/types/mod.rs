@@ -78,6 +78,15 @@ impl StrValue {
         StrValue::text(b)
     }
 
+    /// `from_bytes` for bytes the caller owns: a string too long to be inline or an integer
+    /// keeps the buffer (no copy; none to shrink either when it is exactly the string's size).
+    pub fn from_vec(v: Vec<u8>) -> StrValue {
+        if v.len() <= SMALL_MAX.max(20) {
+            return StrValue::from_bytes(&v);
+        }
+        StrValue::Plain(v.into_boxed_slice())
+    }
+
     /// A string that is never integer-encoded (INCRBYFLOAT results, like Redis's embstr).
     pub fn text(b: &[u8]) -> StrValue {
         if b.len() <= SMALL_MAX {

@@ -11,9 +11,12 @@ use std::io::{Read, Write};
 
 use bytes::Bytes;
 
-use super::io::{read_len, read_string, write_len, write_string, Source, StreamSource};
+use super::io::{
+    read_len, read_string, read_string_with, write_len, write_string, Source, StreamSource,
+};
 use super::value::{read_object, write_object, LoadLimits};
 use super::{opcodes, RdbError, RDB_VERSION};
+use crate::types::key::Key;
 use crate::types::Value;
 
 /// Access metadata saved with an entry (only under an LRU or LFU `maxmemory-policy`).
@@ -192,7 +195,8 @@ impl<W: Write> RdbWriter<W> {
 /// One key read from a file.
 #[derive(Debug, Clone)]
 pub struct RdbEntry {
-    pub key: Bytes,
+    /// In the form the keyspace stores it (inline when short: read without an allocation).
+    pub key: Key,
     pub value: Value,
     /// Absolute deadline in Unix milliseconds; 0 for none.
     pub expire_ms: u64,
@@ -325,11 +329,11 @@ impl<R: Read> RdbReader<R> {
                 opcodes::IDLE => idle_secs = Some(read_len(&mut self.src)?),
                 opcodes::FREQ => freq = Some(self.src.read_u8()?),
                 ty => {
-                    let key = read_string(&mut self.src)?;
+                    let key = read_string_with(&mut self.src, |b| Key::new(&b))?;
                     match read_object(ty, &mut self.src, &self.limits) {
                         Ok(value) => {
                             return Ok(Some(RdbItem::Entry(RdbEntry {
-                                key: key.into(),
+                                key,
                                 value,
                                 expire_ms,
                                 idle_secs,
@@ -361,11 +365,6 @@ impl<R: Read> RdbReader<R> {
             return Err(RdbError::BadChecksum { stored, computed });
         }
         Ok(())
-    }
-
-    /// The underlying stream (positioned after the trailer once `next_item` returned None).
-    pub fn into_inner(self) -> R {
-        self.src.into_inner()
     }
 }
 
