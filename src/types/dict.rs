@@ -409,6 +409,25 @@ pub struct Dict<V, K = Bytes> {
     grow_load: usize,
 }
 
+/// A stage of `Dict::prefetch_scan`.
+pub enum ScanPrefetch<'a, V> {
+    /// The bucket(s) a cursor addresses.
+    Bucket,
+    /// The first node of their chains (their buckets should be in cache).
+    Chain,
+    /// Those nodes' values, through the hint given (their nodes should be in cache).
+    Value(&'a dyn Fn(&V)),
+}
+
+// Copy whatever `V` is (a derive would ask `V: Copy`): only a reference is held.
+impl<V> Clone for ScanPrefetch<'_, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for ScanPrefetch<'_, V> {}
+
 /// The load factor that still forces growth while growth is deferred.
 pub const DEFERRED_GROWTH_LOAD: usize = 8;
 
@@ -1063,6 +1082,52 @@ impl<V, K: DictKey> Dict<V, K> {
         })
     }
 
+    /// The cursor `scan` returns after `cursor` as long as the table does not change: where a
+    /// walk will be a few steps ahead (for `prefetch_scan`).
+    #[inline]
+    pub fn scan_next(&self, cursor: u64) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |_, _| {})
+    }
+
+    /// Prefetch hints for a walk (`scan`, `scan_mut`) that will soon visit `cursor`, at one of
+    /// three stages: its bucket(s), then (once those are in cache) the first node of each
+    /// chain, then each such node's value through the caller's hint and the chain's next node.
+    /// A walk over a table much bigger than the caches otherwise waits for a miss on every
+    /// bucket, node and value it reads; hinted at each stage a few cursors further ahead than
+    /// the next, the misses overlap. Changes nothing.
+    #[inline]
+    pub fn prefetch_scan(&self, cursor: u64, stage: ScanPrefetch<'_, V>) {
+        if self.is_empty() {
+            return;
+        }
+        Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |t, idx| {
+            let table = &self.tables[t];
+            match stage {
+                ScanPrefetch::Bucket => {
+                    if let Some(b) = table.buckets.get(idx as usize) {
+                        crate::cpu::prefetch(b);
+                    }
+                }
+                ScanPrefetch::Chain => {
+                    if let Some(slot) = self.slab.slot(table.head(idx as usize)) {
+                        crate::cpu::prefetch(slot);
+                    }
+                }
+                ScanPrefetch::Value(hint) => {
+                    if let Some(node) = self.slab.node(table.head(idx as usize)) {
+                        hint(&node.value);
+                        if let Some(next) = self.slab.slot(node.next) {
+                            crate::cpu::prefetch(next);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     // ----- sampling -------------------------------------------------------
 
     /// A roughly uniform random entry: a random non-empty bucket (from both
@@ -1251,6 +1316,15 @@ mod tests {
     }
 
     impl<V> Dict<V> {
+        /// Counts the non-empty chains `cursor` addresses (what `ScanPrefetch::Value` hints).
+        fn scan_buckets_for_test(&self, cursor: u64, chains: &mut usize) {
+            Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |t, idx| {
+                if self.tables[t].head(idx as usize) != NIL {
+                    *chains += 1;
+                }
+            });
+        }
+
         /// Structural invariants; panics (in tests only) if any is broken.
         fn check_invariants(&self) {
             let mut seen = HashSet::new();
@@ -1421,6 +1495,42 @@ mod tests {
         assert_eq!(d.len(), n + 1);
         d.check_invariants();
         assert!((0..=n).all(|i| d.get(&k(i)) == Some(&i)));
+    }
+
+    #[test]
+    fn scan_next_follows_scan_and_prefetch_scan_changes_nothing() {
+        let mut d: Dict<usize> = Dict::new();
+        for i in 0..5000 {
+            d.insert(k(i), i);
+        }
+        for rehashing in [false, true] {
+            if rehashing {
+                d.reserve(40_000);
+                d.rehash_step(50);
+                assert!(d.is_rehashing());
+            }
+            let (mut cursor, mut seen, mut chains) = (0, HashSet::new(), 0);
+            let hint = |v: &usize| assert!(*v < 5000);
+            loop {
+                d.prefetch_scan(cursor, ScanPrefetch::Bucket);
+                d.prefetch_scan(cursor, ScanPrefetch::Chain);
+                d.prefetch_scan(cursor, ScanPrefetch::Value(&hint));
+                d.scan_buckets_for_test(cursor, &mut chains);
+                let ahead = d.scan_next(cursor);
+                let next = d.scan(cursor, |key, _| {
+                    seen.insert(key.clone());
+                });
+                assert_eq!(ahead, next, "rehashing {rehashing}");
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            assert_eq!(seen.len(), 5000);
+            assert!(chains > 0);
+            d.check_invariants();
+        }
+        assert_eq!(Dict::<usize>::new().scan_next(0), 0);
     }
 
     #[test]

@@ -45,7 +45,7 @@ use crate::config::Config;
 use crate::persistence::rdb::file::{AccessMeta, RdbWriter, WriteOptions};
 use crate::shard::db::{deadline_of, Db};
 use crate::shard::Shard;
-use crate::types::dict::Dict;
+use crate::types::dict::{Dict, ScanPrefetch};
 use crate::types::key::Key;
 use crate::types::Entry;
 use manifest::{Compression, ShardFile, SnapshotManifest};
@@ -66,6 +66,9 @@ fn walk_budget(dbs: &[Db], min: usize, shift: u32) -> usize {
         .sum();
     min.max(buckets >> shift)
 }
+/// How many cursors ahead of the walk the keyspace is asked to prefetch values, chain heads
+/// and buckets (see `Dict::prefetch_scan`).
+const WALK_AHEAD: [u32; 3] = [4, 8, 16];
 /// Serialized bytes gathered before they go to the file.
 const FLUSH_BYTES: usize = 64 << 10;
 
@@ -206,7 +209,37 @@ fn step_db(d: &mut Db, budget: &mut usize, sink: &mut Sink) -> bool {
             e.set_snap_mark(bit);
         }
     };
+    // Cursors 4, 8 and 16 steps ahead of the walk, whose values, chain heads and buckets are
+    // prefetched (see `Dict::prefetch_scan`); each stage's lines are in cache by the time the
+    // next stage reads them. 0 once past the end.
+    let mut ahead = [0u64; 3];
+    if !d.snap.scanned {
+        let mut c = d.snap.cursor;
+        for i in 1..=WALK_AHEAD[2] {
+            c = d.keys.scan_next(c);
+            for (a, &n) in ahead.iter_mut().zip(WALK_AHEAD.iter()) {
+                if n == i {
+                    *a = c;
+                }
+            }
+            if c == 0 {
+                break;
+            }
+        }
+    }
+    let hint = |e: &Entry| e.value.prefetch_heap();
+    let stages = [
+        ScanPrefetch::Value(&hint),
+        ScanPrefetch::Chain,
+        ScanPrefetch::Bucket,
+    ];
     while !d.snap.scanned && *budget > 0 {
+        for (a, stage) in ahead.iter_mut().zip(stages) {
+            if *a != 0 {
+                d.keys.prefetch_scan(*a, stage);
+                *a = d.keys.scan_next(*a);
+            }
+        }
         let expires = &d.expires;
         let next = d
             .keys
