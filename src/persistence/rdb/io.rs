@@ -219,7 +219,7 @@ impl<R: Read> StreamSource<R> {
     }
 
     fn fold_crc(&mut self) {
-        self.crc = crc64::crc64(self.crc, &self.buf[self.crc_from..self.pos]);
+        self.crc = super::crc64(self.crc, &self.buf[self.crc_from..self.pos]);
         self.crc_from = self.pos;
     }
 

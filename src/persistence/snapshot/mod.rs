@@ -161,6 +161,11 @@ thread_local! {
 }
 
 impl Sink {
+    /// Bytes of the stream gathered so far (an in-memory sink cannot fail).
+    fn stream_len(&mut self) -> usize {
+        self.rdb.get_mut().map_or(0, |out| out.len())
+    }
+
     fn write(&mut self, db: usize, key: &[u8], e: &Entry, expire_at: u64) {
         if self.discard || (expire_at != 0 && expire_at <= self.cut_ms) {
             return;
@@ -189,9 +194,9 @@ impl Sink {
 pub fn save_entry(db: usize, key: &[u8], e: &Entry, expire_at: u64) {
     SINK.with(|s| {
         if let Some(s) = s.borrow_mut().as_mut() {
-            let before = s.rdb.get_mut().len();
+            let before = s.stream_len();
             s.write(db, key, e, expire_at);
-            s.cow_bytes += s.rdb.get_mut().len().saturating_sub(before) as u64;
+            s.cow_bytes += s.stream_len().saturating_sub(before) as u64;
         }
     });
 }
@@ -513,10 +518,9 @@ fn step_shard(sh: &Shard) -> (Vec<u8>, bool) {
             }
         }
         if !done {
-            let out = if sink.rdb.get_mut().len() >= FLUSH_BYTES {
-                std::mem::take(sink.rdb.get_mut())
-            } else {
-                Vec::new()
+            let out = match sink.rdb.get_mut() {
+                Ok(out) if out.len() >= FLUSH_BYTES => std::mem::take(out),
+                _ => Vec::new(),
             };
             return (out, false);
         }
@@ -530,7 +534,9 @@ fn discard_shard() {
     SINK.with(|s| {
         if let Some(sink) = s.borrow_mut().as_mut() {
             sink.discard = true;
-            sink.rdb.get_mut().clear();
+            if let Ok(out) = sink.rdb.get_mut() {
+                out.clear();
+            }
         }
     });
 }
