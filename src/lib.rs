@@ -3,12 +3,13 @@
 //! Layout: `protocol` (RESP on the wire), `server` (startup, connections, client state),
 //! `shard` (per-core keyspace, expiry, router), `tx` (multi-shard coordination), `commands`
 //! (the command table and one module per family), `types` (values and their encodings),
-//! `config` (redis.conf-style configuration) and `alloc` (the counting allocator behind INFO
-//! memory).
+//! `config` (redis.conf-style configuration), `alloc` (the counting allocator behind INFO
+//! memory) and `cpu` (prefetch hints).
 
 pub mod alloc;
 pub mod commands;
 pub mod config;
+pub mod cpu;
 pub mod persistence;
 pub mod protocol;
 pub mod pubsub;

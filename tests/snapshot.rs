@@ -731,3 +731,208 @@ fn changes_since_last_save_count_like_redis() {
         );
     }
 }
+
+/// Writes a plain RDB file of `(key, value, deadline in Unix ms)` strings in database 0.
+fn write_strings_rdb(path: &Path, keys: &[(&str, &str, u64)]) {
+    use tessera::persistence::rdb::{AccessMeta, RdbWriter, WriteOptions};
+    use tessera::types::{StrValue, Value};
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = RdbWriter::new(std::io::BufWriter::new(f), WriteOptions::default()).unwrap();
+    let expires = keys.iter().filter(|k| k.2 != 0).count() as u64;
+    w.select_db(0, keys.len() as u64, expires).unwrap();
+    for (k, v, at) in keys {
+        let v = Value::Str(StrValue::from_bytes(v.as_bytes()));
+        w.write_entry(k.as_bytes(), &v, *at, AccessMeta::None)
+            .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// Runs a server on `dir` (Tessera with `args`, or redis-server) until it exits or answers
+/// PING; returns whether it started, and its output.
+fn starts_on(dir: &Path, redis: bool, args: &[&str]) -> (bool, String) {
+    let port = free_port().to_string();
+    let log = dir.join("start.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = if redis {
+        Command::new("redis-server")
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+    };
+    cmd.args([
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+    ])
+    .arg(dir)
+    .args(args)
+    .stdout(out.try_clone().unwrap())
+    .stderr(out);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let started = loop {
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        // Raw PING: a server that fails its load may close the connection at any point.
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port.parse().unwrap())) {
+            use std::io::{Read, Write};
+            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut reply = [0u8; 7];
+            if s.write_all(b"PING\r\n").is_ok()
+                && s.read_exact(&mut reply).is_ok()
+                && &reply == b"+PONG\r\n"
+            {
+                break true;
+            }
+        }
+        assert!(Instant::now() < deadline, "neither started nor exited");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    (started, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+/// A file that names a key twice stops the load, as it stops Redis 7.0 ("Duplicated key found
+/// in RDB file"), whatever shard count reads it; a first copy that has expired is skipped
+/// before it goes in (as in Redis), so the second one loads. Two shard files naming one key
+/// are refused the same way.
+#[test]
+fn a_key_named_twice_stops_the_load_like_redis() {
+    let dir = tmp_dir("dup");
+    let future = 4_000_000_000_000; // year 2096
+    write_strings_rdb(
+        &dir.join("dump.rdb"),
+        &[
+            ("a", "1", 0),
+            ("dup", "one", 0),
+            ("b", "2", future),
+            ("dup", "two", 0),
+        ],
+    );
+    for shards in ["1", "4"] {
+        let (started, out) = starts_on(&dir, false, &["--shards", shards]);
+        assert!(!started, "{shards} shards: loaded a duplicate key");
+        assert!(
+            out.contains("Duplicated key found in RDB file") && out.contains("'dup' in DB 0"),
+            "{shards} shards: {out}"
+        );
+    }
+    if let Some(r) = start_redis() {
+        drop(r);
+        let (started, out) = starts_on(&dir, true, &[]);
+        assert!(
+            !started && out.contains("Duplicated key found in RDB file"),
+            "redis-server: {out}"
+        );
+    }
+    // The first copy expired: it is dropped before the second arrives.
+    write_strings_rdb(
+        &dir.join("dump.rdb"),
+        &[("dup", "one", 1_000), ("a", "1", 0), ("dup", "two", 0)],
+    );
+    for shards in [1, 4] {
+        let s = start(shards, &dir, &[]);
+        let mut c = s.conn();
+        assert_eq!(c.cmd_str("GET dup"), b"$3\r\ntwo\r\n", "{shards} shards");
+        assert_eq!(c.cmd_str("DBSIZE"), b":2\r\n");
+        let i = info(&mut c);
+        assert_eq!(field(&i, "rdb_last_load_keys_expired"), "1", "{i}");
+    }
+    if let Some(r) = start_redis() {
+        drop(r);
+        let r = redis_on_file(&dir, "dump.rdb");
+        assert_eq!(r.conn().cmd_str("GET dup"), b"$3\r\ntwo\r\n");
+    }
+    // Two shard files of one snapshot that both hold "x".
+    std::fs::remove_file(dir.join("dump.rdb")).unwrap();
+    write_strings_rdb(&dir.join("f0.rdb"), &[("x", "0", 0), ("y", "0", 0)]);
+    write_strings_rdb(&dir.join("f1.rdb"), &[("z", "1", 0), ("x", "1", 0)]);
+    std::fs::write(
+        dir.join("dump.rdb.manifest"),
+        "tessera-snapshot version 1 shards 2 compression none ctime 1\n\
+         file f0.rdb shard 0\nfile f1.rdb shard 1\n",
+    )
+    .unwrap();
+    for shards in ["1", "2", "3"] {
+        let (started, out) = starts_on(&dir, false, &["--shards", shards]);
+        assert!(!started, "{shards} shards: loaded a key twice");
+        assert!(
+            out.contains("Duplicated key found in RDB file") && out.contains("'x' in DB 0"),
+            "{shards} shards: {out}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Enough keys for many load batches per shard (each batch reserves room and prefetches
+/// ahead), values bigger than the loader's read-ahead buffer, deadlines, two databases: the
+/// same data after a restart into 1, 4 and 3 shards, zstd-compressed and plain (LZF strings).
+#[test]
+fn a_large_snapshot_reloads_whole_into_any_shard_count() {
+    let dir = tmp_dir("large");
+    for compression in ["zstd", "none"] {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let opts = ["--snapshot-compression", compression];
+        let s = start(2, &dir, &opts);
+        let mut c = s.conn();
+        let mut cmds: Vec<Vec<u8>> = Vec::new();
+        let n = 12_000;
+        for i in 0..n {
+            let k = format!("key:{i}");
+            let v = match i % 4 {
+                0 => i.to_string(),
+                1 => "v".repeat(100),
+                2 => format!("{i}-{}", "w".repeat(i % 40)),
+                _ => format!("a-long-key-name-for-the-heap-{i}"),
+            };
+            cmds.push(encode(&[b"SET", k.as_bytes(), v.as_bytes()]));
+            if i % 5 == 0 {
+                cmds.push(encode(&[b"PEXPIRE", k.as_bytes(), b"100000000"]));
+            }
+            if i % 3 == 0 {
+                cmds.push(encode(&[b"HSET", format!("h:{i}").as_bytes(), b"f", b"v"]));
+            }
+        }
+        cmds.push(encode(&[b"SELECT", b"2"]));
+        for i in 0..3000 {
+            cmds.push(encode(&[b"SET", format!("db2:{i}").as_bytes(), b"x"]));
+        }
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        cmds.push(encode(&[b"SET", b"big", &big]));
+        cmds.push(encode(&[b"SELECT", b"0"]));
+        for chunk in cmds.chunks(500) {
+            c.send(&chunk.concat());
+            for _ in chunk {
+                let r = c.read_reply();
+                assert!(!r.starts_with(b"-"), "{}", render_raw(&r));
+            }
+        }
+        let before = digest(&s);
+        assert_eq!(
+            c.cmd_str("DBSIZE"),
+            format!(":{}\r\n", n + n.div_ceil(3)).into_bytes()
+        );
+        assert_eq!(c.cmd_str("SAVE"), b"+OK\r\n");
+        drop(c);
+        drop(s);
+        for shards in [1, 4, 3] {
+            let s = start(shards, &dir, &opts);
+            assert_eq!(digest(&s), before, "{compression}, {shards} shards");
+            let mut c = s.conn();
+            let i = info(&mut c);
+            let loaded: usize = field(&i, "rdb_last_load_keys_loaded").parse().unwrap();
+            assert_eq!(loaded, n + n.div_ceil(3) + 3001, "{i}");
+            assert_eq!(c.cmd(&[b"SELECT", b"2"]), b"+OK\r\n");
+            assert_eq!(c.cmd(&[b"STRLEN", b"big"]), b":300000\r\n");
+            assert_eq!(c.cmd_str("SAVE"), b"+OK\r\n");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -316,6 +316,33 @@ impl Db {
         false
     }
 
+    /// Adds a key read from a snapshot or RDB file at startup, with its deadline (Unix ms, 0
+    /// for none) and its access field (`None`: as if just written). One probe of the table: a
+    /// key that is already here is refused and handed back, and nothing changes (Redis 7.0
+    /// stops loading a file that holds a key twice). Startup has no snapshot running, no
+    /// watchers and no notifications to send, so none of `insert_quiet`'s bookkeeping applies.
+    pub fn insert_loaded(
+        &mut self,
+        key: Key,
+        value: Value,
+        expire_at: u64,
+        access: Option<u32>,
+        now_ms: u64,
+    ) -> Result<(), Key> {
+        let mut entry = Entry::new(value, access.unwrap_or_else(|| self.access.initial(now_ms)));
+        entry.set_has_deadline(expire_at != 0);
+        entry.set_snap_mark(self.snap.bit);
+        entry.charged = charge_u32(entry_charge(key.len(), &entry));
+        let charged = entry.charged as u64;
+        let indexed = (expire_at != 0).then(|| key.clone());
+        self.keys.insert_new(key, entry).map_err(|(key, _)| key)?;
+        self.used += charged;
+        if let Some(k) = indexed {
+            self.expires.insert(k, expire_at);
+        }
+        Ok(())
+    }
+
     /// Brings the expiry index in step with a key's new deadline (0 = none); `had`: whether
     /// the key had one before.
     #[inline]

@@ -118,6 +118,10 @@ struct Slab<V, K> {
     slots: usize,
     /// Filled slots.
     live: usize,
+    /// Slots a bulk load announced (`Dict::reserve`) and has not filled yet: pages are made
+    /// whole for them at once instead of growing by half at a time (each growth copies the
+    /// page).
+    expected: usize,
 }
 
 impl<V, K> Default for Slab<V, K> {
@@ -127,6 +131,7 @@ impl<V, K> Default for Slab<V, K> {
             free: Vec::new(),
             slots: 0,
             live: 0,
+            expected: 0,
         }
     }
 }
@@ -178,7 +183,8 @@ impl<V, K> Slab<V, K> {
             } else {
                 NEXT_PAGE
             };
-            self.pages.push(Vec::with_capacity(first));
+            self.pages
+                .push(Vec::with_capacity(first.max(self.expected.min(PAGE_SLOTS))));
         }
         let page_no = self.pages.len() - 1;
         let Some(page) = self.pages.last_mut() else {
@@ -187,13 +193,17 @@ impl<V, K> Slab<V, K> {
         if page.len() == page.capacity() {
             // The page is not full, so there is room for at least one more slot.
             let room = PAGE_SLOTS.saturating_sub(page.capacity()).max(1);
-            let grow = (page.capacity() / 2).max(MIN_PAGE).min(room);
+            let grow = (page.capacity() / 2)
+                .max(MIN_PAGE)
+                .max(self.expected)
+                .min(room);
             page.reserve_exact(grow);
         }
         let id = ((page_no << PAGE_BITS) | page.len()) as Link;
         page.push(Some(node));
         self.slots += 1;
         self.live += 1;
+        self.expected = self.expected.saturating_sub(1);
         id
     }
 
@@ -439,6 +449,25 @@ pub struct Dict<V, K = Bytes> {
     grow_load: usize,
 }
 
+/// A stage of `Dict::prefetch_scan`.
+pub enum ScanPrefetch<'a, V> {
+    /// The bucket(s) a cursor addresses.
+    Bucket,
+    /// The first node of their chains (their buckets should be in cache).
+    Chain,
+    /// Those nodes' values, through the hint given (their nodes should be in cache).
+    Value(&'a dyn Fn(&V)),
+}
+
+// Copy whatever `V` is (a derive would ask `V: Copy`): only a reference is held.
+impl<V> Clone for ScanPrefetch<'_, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for ScanPrefetch<'_, V> {}
+
 /// The load factor that still forces growth while growth is deferred.
 pub const DEFERRED_GROWTH_LOAD: usize = 8;
 
@@ -568,6 +597,25 @@ impl<V, K: DictKey> Dict<V, K> {
                 return Some(mem::replace(&mut node.value, value));
             }
         }
+        self.link_new(h, key, value);
+        None
+    }
+
+    /// Inserts a key that should not be there yet, in one probe of its chain (a bulk load
+    /// that must refuse duplicates, where `get` then `insert` would probe twice). A key that is
+    /// present is left as it is and the pair handed back.
+    pub fn insert_new(&mut self, key: K, value: V) -> Result<(), (K, V)> {
+        self.rehash_if_active();
+        let h = self.hash(key.as_bytes());
+        if self.find_hashed(h, key.as_bytes()).is_some() {
+            return Err((key, value));
+        }
+        self.link_new(h, key, value);
+        Ok(())
+    }
+
+    /// Links a node for a key known to be absent (hash `h`) at the head of its chain.
+    fn link_new(&mut self, h: u64, key: K, value: V) {
         // Only a genuinely new key can push the load factor over 1.
         self.expand_if_needed();
         let t = usize::from(self.is_rehashing());
@@ -584,7 +632,27 @@ impl<V, K: DictKey> Dict<V, K> {
             *head = id;
             table.used += 1;
         }
-        None
+    }
+
+    /// Asks the CPU to start loading what inserting or finding `key` reads first: its bucket,
+    /// or with `chain` the first node of its chain (as the bucket, which should be in cache by
+    /// then, says). For bulk inserts that know their next keys: in a table much bigger than the
+    /// caches each insert waits for a cache miss or two, and prefetched a few keys ahead those
+    /// misses overlap. Only a hint: it changes nothing, and does nothing while rehashing.
+    #[inline]
+    pub fn prefetch(&self, key: &[u8], chain: bool) {
+        let t0 = &self.tables[0];
+        if self.is_rehashing() || t0.size() == 0 {
+            return;
+        }
+        let idx = self.hash(key) as usize & t0.mask();
+        if chain {
+            if let Some(slot) = self.slab.slot(t0.head(idx)) {
+                crate::cpu::prefetch(slot);
+            }
+        } else if let Some(b) = t0.buckets.get(idx) {
+            crate::cpu::prefetch(b);
+        }
     }
 
     /// Removes `key`, returning the stored key and its value.
@@ -754,9 +822,11 @@ impl<V, K: DictKey> Dict<V, K> {
     }
 
     /// Makes room for `additional` more entries at once (a bulk load that knows its size, like
-    /// RDB's RESIZEDB), so they go in without the table doubling and rehashing its way up. Does
-    /// nothing while a rehash is in progress or when the table is already big enough.
+    /// RDB's RESIZEDB), so they go in without the table doubling and rehashing its way up, and
+    /// without the node slab's pages growing by steps. The bucket array is left alone while a
+    /// rehash is in progress or when it is already big enough.
     pub fn reserve(&mut self, additional: usize) {
+        self.slab.expected = additional;
         if self.is_rehashing() {
             return;
         }
@@ -1024,6 +1094,52 @@ impl<V, K: DictKey> Dict<V, K> {
         )
     }
 
+    /// The cursor `scan` returns after `cursor` as long as the table does not change: where a
+    /// walk will be a few steps ahead (for `prefetch_scan`).
+    #[inline]
+    pub fn scan_next(&self, cursor: u64) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |_, _| {})
+    }
+
+    /// Prefetch hints for a walk (`scan`, `scan_mut`) that will soon visit `cursor`, at one of
+    /// three stages: its bucket(s), then (once those are in cache) the first node of each
+    /// chain, then each such node's value through the caller's hint and the chain's next node.
+    /// A walk over a table much bigger than the caches otherwise waits for a miss on every
+    /// bucket, node and value it reads; hinted at each stage a few cursors further ahead than
+    /// the next, the misses overlap. Changes nothing.
+    #[inline]
+    pub fn prefetch_scan(&self, cursor: u64, stage: ScanPrefetch<'_, V>) {
+        if self.is_empty() {
+            return;
+        }
+        Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |t, idx| {
+            let table = &self.tables[t];
+            match stage {
+                ScanPrefetch::Bucket => {
+                    if let Some(b) = table.buckets.get(idx as usize) {
+                        crate::cpu::prefetch(b);
+                    }
+                }
+                ScanPrefetch::Chain => {
+                    if let Some(slot) = self.slab.slot(table.head(idx as usize)) {
+                        crate::cpu::prefetch(slot);
+                    }
+                }
+                ScanPrefetch::Value(hint) => {
+                    if let Some(node) = self.slab.node(table.head(idx as usize)) {
+                        hint(&node.value);
+                        if let Some(next) = self.slab.slot(node.next) {
+                            crate::cpu::prefetch(next);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     // ----- sampling -------------------------------------------------------
 
     /// A roughly uniform random entry: a random non-empty bucket (from both
@@ -1212,6 +1328,15 @@ mod tests {
     }
 
     impl<V> Dict<V> {
+        /// Counts the non-empty chains `cursor` addresses (what `ScanPrefetch::Value` hints).
+        fn scan_buckets_for_test(&self, cursor: u64, chains: &mut usize) {
+            Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |t, idx| {
+                if self.tables[t].head(idx as usize) != NIL {
+                    *chains += 1;
+                }
+            });
+        }
+
         /// Structural invariants; panics (in tests only) if any is broken.
         fn check_invariants(&self) {
             let mut seen = HashSet::new();
@@ -1347,6 +1472,77 @@ mod tests {
         d.reserve(10);
         assert!(!d.is_rehashing());
         assert_eq!(d.bucket_count(), 4096);
+    }
+
+    #[test]
+    fn insert_new_refuses_a_present_key_in_either_table_and_reserve_fills_whole_pages() {
+        let mut d: Dict<usize> = Dict::new();
+        let n = 3 * PAGE_SLOTS + 10;
+        d.reserve(n);
+        for i in 0..n {
+            if i % 7 == 0 {
+                d.prefetch(&k(i), i % 2 == 0);
+            }
+            assert_eq!(d.insert_new(k(i), i), Ok(()));
+        }
+        // Each page was made whole at once for the announced entries: no room left over but
+        // what the last page keeps, and nothing grew by steps on the way.
+        assert!(
+            d.slab.capacity() - d.slab.slots < PAGE_SLOTS,
+            "{}",
+            d.slab.capacity()
+        );
+        assert_eq!(d.slab.pages[0].capacity(), PAGE_SLOTS);
+        assert_eq!(d.insert_new(k(5), 99), Err((k(5), 99)));
+        assert_eq!(d.get(&k(5)), Some(&5), "a refused insert changes nothing");
+        // Mid-rehash: keys in the old table and in the new one are found and refused.
+        d.reserve(4 * n);
+        assert!(d.is_rehashing());
+        d.rehash_step(20);
+        for i in (0..n).step_by(13) {
+            d.prefetch(&k(i), true);
+            assert_eq!(d.insert_new(k(i), 0), Err((k(i), 0)), "{i}");
+        }
+        assert_eq!(d.insert_new(k(n), n), Ok(()));
+        assert_eq!(d.len(), n + 1);
+        d.check_invariants();
+        assert!((0..=n).all(|i| d.get(&k(i)) == Some(&i)));
+    }
+
+    #[test]
+    fn scan_next_follows_scan_and_prefetch_scan_changes_nothing() {
+        let mut d: Dict<usize> = Dict::new();
+        for i in 0..5000 {
+            d.insert(k(i), i);
+        }
+        for rehashing in [false, true] {
+            if rehashing {
+                d.reserve(40_000);
+                d.rehash_step(50);
+                assert!(d.is_rehashing());
+            }
+            let (mut cursor, mut seen, mut chains) = (0, HashSet::new(), 0);
+            let hint = |v: &usize| assert!(*v < 5000);
+            loop {
+                d.prefetch_scan(cursor, ScanPrefetch::Bucket);
+                d.prefetch_scan(cursor, ScanPrefetch::Chain);
+                d.prefetch_scan(cursor, ScanPrefetch::Value(&hint));
+                d.scan_buckets_for_test(cursor, &mut chains);
+                let ahead = d.scan_next(cursor);
+                let next = d.scan(cursor, |key, _| {
+                    seen.insert(key.clone());
+                });
+                assert_eq!(ahead, next, "rehashing {rehashing}");
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            assert_eq!(seen.len(), 5000);
+            assert!(chains > 0);
+            d.check_invariants();
+        }
+        assert_eq!(Dict::<usize>::new().scan_next(0), 0);
     }
 
     #[test]

@@ -78,6 +78,15 @@ impl StrValue {
         StrValue::text(b)
     }
 
+    /// `from_bytes` for bytes the caller owns: a string too long to be inline or an integer
+    /// keeps the buffer (no copy; none to shrink either when it is exactly the string's size).
+    pub fn from_vec(v: Vec<u8>) -> StrValue {
+        if v.len() <= SMALL_MAX.max(20) {
+            return StrValue::from_bytes(&v);
+        }
+        StrValue::Plain(v.into_boxed_slice())
+    }
+
     /// A string that is never integer-encoded (INCRBYFLOAT results, like Redis's embstr).
     pub fn text(b: &[u8]) -> StrValue {
         if b.len() <= SMALL_MAX {
@@ -258,6 +267,22 @@ pub enum Value {
 }
 
 impl Value {
+    /// Asks the CPU to start loading the heap bytes that serializing this value reads first
+    /// (a string's bytes; other types keep their first bytes in the entry or behind structures
+    /// of their own, and get no hint). For walks over many values (a snapshot). Changes nothing.
+    #[inline]
+    pub fn prefetch_heap(&self) {
+        let bytes: &[u8] = match self {
+            Value::Str(StrValue::Plain(b)) => b,
+            Value::Str(StrValue::Raw(b)) => b,
+            _ => return,
+        };
+        if let (Some(first), Some(last)) = (bytes.first(), bytes.last()) {
+            crate::cpu::prefetch(first);
+            crate::cpu::prefetch(last);
+        }
+    }
+
     /// The name TYPE reports.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -11,9 +11,12 @@ use std::io::{Read, Write};
 
 use bytes::Bytes;
 
-use super::io::{read_len, read_string, write_len, write_string, Source, StreamSource};
+use super::io::{
+    read_len, read_string, read_string_with, write_len, write_string, Source, StreamSource,
+};
 use super::value::{read_object, write_object, LoadLimits};
 use super::{opcodes, RdbError, RDB_VERSION};
+use crate::types::key::Key;
 use crate::types::Value;
 
 /// Access metadata saved with an entry (only under an LRU or LFU `maxmemory-policy`).
@@ -57,9 +60,14 @@ impl Default for WriteOptions {
     }
 }
 
+/// Serialized entries gathered before they go to the stream (and into the checksum) at once:
+/// a span this long is checksummed several times faster than entry by entry.
+const FLUSH_AT: usize = 16 << 10;
+
 /// Streams an RDB file out. Call `select_db` before each database's entries and `finish` at
 /// the end; dropping the writer without `finish` leaves a file without trailer, which every
-/// reader refuses.
+/// reader refuses. Entries reach the stream in spans of about `FLUSH_AT` bytes; `get_mut` and
+/// `finish` hand over whatever is gathered.
 pub struct RdbWriter<W: Write> {
     out: W,
     crc: u64,
@@ -93,7 +101,7 @@ impl<W: Write> RdbWriter<W> {
 
     fn flush_buf(&mut self) -> std::io::Result<()> {
         if self.opts.checksum {
-            self.crc = crc64::crc64(self.crc, &self.buf);
+            self.crc = super::crc64(self.crc, &self.buf);
         }
         self.out.write_all(&self.buf)?;
         self.buf.clear();
@@ -138,9 +146,11 @@ impl<W: Write> RdbWriter<W> {
         self.flush_buf()
     }
 
-    /// The stream written so far (a `Vec` sink is drained by its owner between entries).
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.out
+    /// The stream, with every entry written so far handed to it (a `Vec` sink is drained by its
+    /// owner between entries).
+    pub fn get_mut(&mut self) -> std::io::Result<&mut W> {
+        self.flush_buf()?;
+        Ok(&mut self.out)
     }
 
     /// Writes one key: its deadline (Unix ms, 0 for none), access metadata, type, key, value.
@@ -174,7 +184,10 @@ impl<W: Write> RdbWriter<W> {
         write_object(&mut self.buf, value, self.opts.compress);
         self.buf[at] = self.buf[body];
         self.buf.remove(body);
-        self.flush_buf()
+        if self.buf.len() >= FLUSH_AT {
+            self.flush_buf()?;
+        }
+        Ok(())
     }
 
     /// Writes EOF and the CRC64 trailer (zero without `rdbchecksum`), flushes, and returns the
@@ -192,7 +205,8 @@ impl<W: Write> RdbWriter<W> {
 /// One key read from a file.
 #[derive(Debug, Clone)]
 pub struct RdbEntry {
-    pub key: Bytes,
+    /// In the form the keyspace stores it (inline when short: read without an allocation).
+    pub key: Key,
     pub value: Value,
     /// Absolute deadline in Unix milliseconds; 0 for none.
     pub expire_ms: u64,
@@ -325,11 +339,11 @@ impl<R: Read> RdbReader<R> {
                 opcodes::IDLE => idle_secs = Some(read_len(&mut self.src)?),
                 opcodes::FREQ => freq = Some(self.src.read_u8()?),
                 ty => {
-                    let key = read_string(&mut self.src)?;
+                    let key = read_string_with(&mut self.src, |b| Key::new(&b))?;
                     match read_object(ty, &mut self.src, &self.limits) {
                         Ok(value) => {
                             return Ok(Some(RdbItem::Entry(RdbEntry {
-                                key: key.into(),
+                                key,
                                 value,
                                 expire_ms,
                                 idle_secs,
@@ -361,11 +375,6 @@ impl<R: Read> RdbReader<R> {
             return Err(RdbError::BadChecksum { stored, computed });
         }
         Ok(())
-    }
-
-    /// The underlying stream (positioned after the trailer once `next_item` returned None).
-    pub fn into_inner(self) -> R {
-        self.src.into_inner()
     }
 }
 

@@ -2,10 +2,12 @@
 //! doubles, written into byte vectors and read from a [`Source`].
 //!
 //! A [`Source`] is either a byte slice (DUMP payloads, whose remaining length bounds every
-//! allocation) or a stream (files, where buffers grow only as bytes actually arrive and the
-//! CRC64 is computed on the way). Reading never panics and never trusts a length from the input
-//! to size an allocation beyond what the input can still hold.
+//! allocation) or a stream (files, read through a read-ahead buffer: strings that fit it are
+//! parsed in place, longer ones grow only as bytes actually arrive, and the CRC64 is computed on
+//! the way). Reading never panics and never trusts a length from the input to size an
+//! allocation beyond what the input can still hold.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use super::lzf;
@@ -108,6 +110,9 @@ pub trait Source {
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), RdbError>;
     /// Reads `n` bytes; the buffer grows with the input, never ahead of it.
     fn read_vec(&mut self, n: usize) -> Result<Vec<u8>, RdbError>;
+    /// Reads `n` bytes and hands them to `f`: borrowed in place when the source holds them
+    /// (no copy, no allocation), else gathered by `read_vec` first.
+    fn read_with<T>(&mut self, n: usize, f: impl FnOnce(&[u8]) -> T) -> Result<T, RdbError>;
     /// How many of `count` announced items (each at least one byte) to allocate room for.
     fn prealloc(&self, count: u64) -> usize;
     /// Bytes consumed so far (for error messages).
@@ -134,29 +139,30 @@ impl<'a> SliceSource<'a> {
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
+
+    /// The next `n` bytes, consumed.
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RdbError> {
+        if n > self.remaining() {
+            return Err(RdbError::Truncated);
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
 }
 
 impl Source for SliceSource<'_> {
     fn read_exact(&mut self, out: &mut [u8]) -> Result<(), RdbError> {
-        let end = self
-            .pos
-            .checked_add(out.len())
-            .filter(|&e| e <= self.buf.len());
-        let Some(end) = end else {
-            return Err(RdbError::Truncated);
-        };
-        out.copy_from_slice(&self.buf[self.pos..end]);
-        self.pos = end;
+        out.copy_from_slice(self.take(out.len())?);
         Ok(())
     }
 
     fn read_vec(&mut self, n: usize) -> Result<Vec<u8>, RdbError> {
-        if n > self.remaining() {
-            return Err(RdbError::Truncated);
-        }
-        let v = self.buf[self.pos..self.pos + n].to_vec();
-        self.pos += n;
-        Ok(v)
+        Ok(self.take(n)?.to_vec())
+    }
+
+    fn read_with<T>(&mut self, n: usize, f: impl FnOnce(&[u8]) -> T) -> Result<T, RdbError> {
+        Ok(f(self.take(n)?))
     }
 
     fn prealloc(&self, count: u64) -> usize {
@@ -172,68 +178,138 @@ impl Source for SliceSource<'_> {
 const STREAM_PREALLOC: u64 = 4096;
 /// Most bytes preallocated for a string read from a stream.
 const STREAM_CHUNK: usize = 1 << 16;
+/// A stream source's read-ahead buffer. Every string up to this size is read in place; the
+/// inner stream (a zstd decoder, a file) is asked for this much at a time, not for the one to
+/// eight bytes an RDB item is parsed in.
+const STREAM_BUF: usize = 128 << 10;
 
-/// A stream being read, with the running CRC64 of everything read.
+/// A stream being read through a read-ahead buffer, with the running CRC64 of everything
+/// consumed. The checksum is folded in whole buffer spans (when the buffer is refilled or the
+/// checksum is asked for), not per read.
 pub struct StreamSource<R: Read> {
     inner: R,
+    buf: Box<[u8]>,
+    /// `buf[pos..end]` is read from `inner` but not consumed yet.
+    pos: usize,
+    end: usize,
+    /// `buf[crc_from..pos]` is consumed but not yet in `crc`.
+    crc_from: usize,
     crc: u64,
-    offset: u64,
+    /// The stream offset of `buf[0]`.
+    base: u64,
 }
 
 impl<R: Read> StreamSource<R> {
     pub fn new(inner: R) -> StreamSource<R> {
         StreamSource {
             inner,
+            buf: vec![0u8; STREAM_BUF].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            crc_from: 0,
             crc: 0,
-            offset: 0,
+            base: 0,
         }
     }
 
-    /// CRC64 (Jones) of the bytes read so far.
-    pub fn crc(&self) -> u64 {
+    /// CRC64 (Jones) of the bytes consumed so far.
+    pub fn crc(&mut self) -> u64 {
+        self.fold_crc();
         self.crc
     }
 
-    /// Reads without adding to the CRC (the trailer itself).
-    pub fn read_exact_raw(&mut self, buf: &mut [u8]) -> Result<(), RdbError> {
-        read_fully(&mut self.inner, buf)?;
-        self.offset += buf.len() as u64;
+    fn fold_crc(&mut self) {
+        self.crc = super::crc64(self.crc, &self.buf[self.crc_from..self.pos]);
+        self.crc_from = self.pos;
+    }
+
+    /// Makes at least `n` (at most the buffer's size) unconsumed bytes available: moves what
+    /// is left to the front and reads as much as the inner stream gives until there are.
+    fn fill(&mut self, n: usize) -> Result<(), RdbError> {
+        debug_assert!(n <= self.buf.len());
+        if self.end - self.pos >= n {
+            return Ok(());
+        }
+        self.fold_crc();
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.base += self.pos as u64;
+        self.end -= self.pos;
+        self.pos = 0;
+        self.crc_from = 0;
+        while self.end < n {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(RdbError::Truncated),
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(RdbError::Truncated)
+                }
+                Err(e) => return Err(RdbError::Io(e)),
+            }
+        }
         Ok(())
     }
 
-    pub fn into_inner(self) -> R {
-        self.inner
-    }
-}
-
-fn read_fully<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<(), RdbError> {
-    match r.read_exact(buf) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(RdbError::Truncated),
-        Err(e) => Err(RdbError::Io(e)),
+    /// Reads without adding to the CRC (the trailer itself, at most the buffer's size).
+    pub fn read_exact_raw(&mut self, out: &mut [u8]) -> Result<(), RdbError> {
+        self.fold_crc();
+        self.fill(out.len())?;
+        out.copy_from_slice(&self.buf[self.pos..self.pos + out.len()]);
+        self.pos += out.len();
+        self.crc_from = self.pos;
+        Ok(())
     }
 }
 
 impl<R: Read> Source for StreamSource<R> {
-    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), RdbError> {
-        read_fully(&mut self.inner, buf)?;
-        self.crc = crc64::crc64(self.crc, buf);
-        self.offset += buf.len() as u64;
+    #[inline]
+    fn read_exact(&mut self, out: &mut [u8]) -> Result<(), RdbError> {
+        let mut done = 0;
+        while done < out.len() {
+            if self.pos == self.end {
+                self.fill(1)?;
+            }
+            let k = (out.len() - done).min(self.end - self.pos);
+            out[done..done + k].copy_from_slice(&self.buf[self.pos..self.pos + k]);
+            self.pos += k;
+            done += k;
+        }
         Ok(())
+    }
+
+    #[inline]
+    fn read_u8(&mut self) -> Result<u8, RdbError> {
+        if self.pos == self.end {
+            self.fill(1)?;
+        }
+        let b = self.buf[self.pos];
+        self.pos += 1;
+        Ok(b)
     }
 
     fn read_vec(&mut self, n: usize) -> Result<Vec<u8>, RdbError> {
         let mut v = Vec::with_capacity(n.min(STREAM_CHUNK));
-        (&mut self.inner)
-            .take(n as u64)
-            .read_to_end(&mut v)
-            .map_err(RdbError::Io)?;
-        if v.len() < n {
-            return Err(RdbError::Truncated);
+        while v.len() < n {
+            if self.pos == self.end {
+                self.fill(1)?;
+            }
+            let k = (n - v.len()).min(self.end - self.pos);
+            v.extend_from_slice(&self.buf[self.pos..self.pos + k]);
+            self.pos += k;
         }
-        self.crc = crc64::crc64(self.crc, &v);
-        self.offset += n as u64;
         Ok(v)
+    }
+
+    #[inline]
+    fn read_with<T>(&mut self, n: usize, f: impl FnOnce(&[u8]) -> T) -> Result<T, RdbError> {
+        if n > self.buf.len() {
+            let v = self.read_vec(n)?;
+            return Ok(f(&v));
+        }
+        self.fill(n)?;
+        let r = f(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(r)
     }
 
     fn prealloc(&self, count: u64) -> usize {
@@ -241,7 +317,7 @@ impl<R: Read> Source for StreamSource<R> {
     }
 
     fn offset(&self) -> u64 {
-        self.offset
+        self.base + self.pos as u64
     }
 }
 
@@ -293,32 +369,34 @@ pub fn read_usize(src: &mut impl Source) -> Result<usize, RdbError> {
 /// Largest expansion of an LZF block: a three-byte back reference yields 264 bytes.
 const LZF_MAX_RATIO: usize = 88;
 
-/// Reads a string in any of its encodings, returning its bytes.
-pub fn read_string(src: &mut impl Source) -> Result<Vec<u8>, RdbError> {
+/// Reads a string in any of its encodings and hands its bytes to `f`: borrowed in place when it
+/// is stored plain (no copy, no allocation for anything up to the stream's buffer size), owned
+/// when it had to be decoded (LZF: the decoded buffer is exactly the string's size, for the
+/// caller to keep).
+pub fn read_string_with<T>(
+    src: &mut impl Source,
+    f: impl FnOnce(Cow<'_, [u8]>) -> T,
+) -> Result<T, RdbError> {
     match read_len_or_enc(src)? {
         Len::Plain(n) => {
             let n = usize::try_from(n).map_err(|_| RdbError::corrupt("string too long"))?;
-            src.read_vec(n)
+            src.read_with(n, |b| f(Cow::Borrowed(b)))
         }
         Len::Encoded(ENC_INT8) => {
-            let v = src.read_u8()? as i8 as i64;
-            Ok(itoa::Buffer::new().format(v).as_bytes().to_vec())
+            let v = src.read_u8()? as i8;
+            Ok(f(Cow::Borrowed(itoa::Buffer::new().format(v).as_bytes())))
         }
         Len::Encoded(ENC_INT16) => {
             let mut b = [0u8; 2];
             src.read_exact(&mut b)?;
-            Ok(itoa::Buffer::new()
-                .format(i16::from_le_bytes(b))
-                .as_bytes()
-                .to_vec())
+            let v = i16::from_le_bytes(b);
+            Ok(f(Cow::Borrowed(itoa::Buffer::new().format(v).as_bytes())))
         }
         Len::Encoded(ENC_INT32) => {
             let mut b = [0u8; 4];
             src.read_exact(&mut b)?;
-            Ok(itoa::Buffer::new()
-                .format(i32::from_le_bytes(b))
-                .as_bytes()
-                .to_vec())
+            let v = i32::from_le_bytes(b);
+            Ok(f(Cow::Borrowed(itoa::Buffer::new().format(v).as_bytes())))
         }
         Len::Encoded(ENC_LZF) => {
             let clen = read_usize(src)?;
@@ -329,11 +407,18 @@ pub fn read_string(src: &mut impl Source) -> Result<Vec<u8>, RdbError> {
             if len / LZF_MAX_RATIO > clen {
                 return Err(RdbError::corrupt("LZF length impossible for its input"));
             }
-            let c = src.read_vec(clen)?;
-            lzf::decompress(&c, len).map_err(|_| RdbError::corrupt("invalid LZF data"))
+            let out = src
+                .read_with(clen, |c| lzf::decompress(c, len))?
+                .map_err(|_| RdbError::corrupt("invalid LZF data"))?;
+            Ok(f(Cow::Owned(out)))
         }
         Len::Encoded(_) => Err(RdbError::corrupt("unknown string encoding")),
     }
+}
+
+/// Reads a string in any of its encodings, returning its bytes.
+pub fn read_string(src: &mut impl Source) -> Result<Vec<u8>, RdbError> {
+    read_string_with(src, |s| s.into_owned())
 }
 
 /// A double as 8 little-endian bytes.
@@ -439,5 +524,82 @@ mod tests {
             b"\x81\xff\xff\xff\xff\xff\xff\xff\xff"
         ))
         .is_err());
+    }
+
+    /// A reader that hands out at most `step` bytes per call (as pipes and decoders may).
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn stream_reads_across_refills_keep_offset_and_checksum() {
+        // Strings of every size around the read-ahead buffer's, plain and LZF, then a trailer.
+        let sizes = [
+            0,
+            1,
+            63,
+            64,
+            5000,
+            STREAM_BUF - 1,
+            STREAM_BUF,
+            STREAM_BUF + 1,
+            3 * STREAM_BUF,
+        ];
+        let mut body = Vec::new();
+        let mut want = Vec::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            let s: Vec<u8> = (0..n).map(|j| (j * 7 + i) as u8 % 251).collect();
+            write_string(&mut body, &s, i % 2 == 0);
+            want.push(s);
+        }
+        write_string(&mut body, b"12345", true);
+        want.push(b"12345".to_vec());
+        let crc = crc64::crc64(0, &body);
+        let mut file = body.clone();
+        file.extend_from_slice(&crc.to_le_bytes());
+        for step in [1, 7, 4096, usize::MAX] {
+            let mut src = StreamSource::new(Trickle { data: &file, step });
+            for (i, w) in want.iter().enumerate() {
+                if i % 3 == 0 {
+                    assert_eq!(&read_string(&mut src).unwrap(), w, "step {step}");
+                } else {
+                    let got = read_string_with(&mut src, |b| b.to_vec()).unwrap();
+                    assert_eq!(&got, w, "step {step}");
+                }
+            }
+            assert_eq!(src.offset(), body.len() as u64, "step {step}");
+            assert_eq!(src.crc(), crc, "step {step}");
+            let mut trailer = [0u8; 8];
+            src.read_exact_raw(&mut trailer).unwrap();
+            assert_eq!(u64::from_le_bytes(trailer), crc);
+            assert_eq!(src.offset(), file.len() as u64);
+            assert_eq!(src.crc(), crc, "the trailer is not checksummed");
+            assert!(matches!(src.read_u8(), Err(RdbError::Truncated)));
+        }
+        // Cut anywhere: a clean `Truncated`, never a panic, never more than the input.
+        for cut in [1, 100, STREAM_BUF + 3, body.len() - 1] {
+            let mut src = StreamSource::new(Trickle {
+                data: &body[..cut],
+                step: 1000,
+            });
+            let err = (0..want.len())
+                .map(|_| read_string(&mut src))
+                .find_map(Result::err);
+            assert!(
+                matches!(err, Some(RdbError::Truncated)),
+                "cut {cut}: {err:?}"
+            );
+            assert!(src.offset() <= cut as u64);
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Redis's RDB format (version 10, as Redis 7.0 writes it), in small parts:
 //!
+//! * [`crc`]: CRC64 as Redis computes it.
 //! * [`lzf`]: LZF compression as Redis's strings use it.
 //! * [`packed`]: listpack, ziplist, intset and zipmap blobs.
 //! * [`io`]: lengths, strings, doubles; slice and stream sources.
@@ -11,6 +12,7 @@
 //! malformed: it never panics and never sizes an allocation from an untrusted count beyond what
 //! the input can hold. Nothing here touches the keyspace, the config or the event loop.
 
+pub mod crc;
 pub mod file;
 pub mod io;
 pub mod lzf;
@@ -91,9 +93,9 @@ impl From<std::io::Error> for RdbError {
     }
 }
 
-/// CRC64 (Jones, reflected, init 0) as Redis computes it.
+/// CRC64 (Jones, reflected, init 0) as Redis computes it (see [`crc`]).
 pub fn crc64(crc: u64, data: &[u8]) -> u64 {
-    crc64::crc64(crc, data)
+    crc::crc64(crc, data)
 }
 
 /// A DUMP payload: the RDB object, the RDB version (2 bytes LE) and the CRC64 of both (8

@@ -15,13 +15,14 @@
 //!
 //! Never panics on any input, never allocates more than the input can justify.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use bytes::Bytes;
 
 use super::io::{
-    read_binary_double, read_len, read_string, read_text_double, write_binary_double,
-    write_int_string, write_len, write_string, Source,
+    read_binary_double, read_len, read_string, read_string_with, read_text_double,
+    write_binary_double, write_int_string, write_len, write_string, Source,
 };
 use super::packed::{
     intset_decode, intset_encode, listpack_elems, ziplist_elems, zipmap_pairs, Elem, ListpackWriter,
@@ -316,7 +317,11 @@ fn blob_err(e: super::packed::BadBlob) -> RdbError {
 /// Reads the payload of an object of type `ty`.
 pub fn read_object(ty: u8, src: &mut impl Source, lim: &LoadLimits) -> Result<Value, RdbError> {
     match ty {
-        STRING => Ok(Value::Str(StrValue::from_bytes(&read_string(src)?))),
+        STRING => read_string_with(src, |s| match s {
+            Cow::Borrowed(b) => StrValue::from_bytes(b),
+            Cow::Owned(v) => StrValue::from_vec(v),
+        })
+        .map(Value::Str),
         LIST => read_plain_list(src, lim),
         LIST_QUICKLIST | LIST_QUICKLIST_2 => read_quicklist(ty, src, lim),
         LIST_ZIPLIST => {

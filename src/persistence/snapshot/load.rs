@@ -4,7 +4,9 @@
 //! loads as a primary.
 //!
 //! Must never: leave half a file loaded without failing startup (any read error stops the
-//! server with the file, offset and reason), or run after clients are served.
+//! server with the file, offset and reason), load a key twice (a key that is already in the
+//! keyspace stops startup, as Redis 7.0 stops on a duplicated key), or run after clients are
+//! served.
 
 use std::path::Path;
 use std::rc::Rc;
@@ -28,31 +30,55 @@ pub(crate) struct Counts {
     pub expired: u64,
 }
 
-/// Places loaded entries into this shard's keyspace.
 /// Room to make in a database before a batch goes in: (db, entries expected from this file).
 type Reserve = Option<(usize, usize)>;
 
-fn insert_batch(sh: &Shard, batch: Vec<(usize, RdbEntry)>, reserve: Reserve) {
+/// How many entries ahead of the one being inserted the keyspace is asked to prefetch: the
+/// bucket `PREFETCH_AHEAD` entries ahead, the chain head half as far ahead (its bucket was
+/// prefetched by then).
+const PREFETCH_AHEAD: usize = 16;
+
+/// Places loaded entries into this shard's keyspace. A key already there (a file naming it
+/// twice, or two files naming it) fails the load, as Redis 7.0 does ("Duplicated key found in
+/// RDB file").
+fn insert_batch(sh: &Shard, batch: Vec<(usize, RdbEntry)>, reserve: Reserve) -> Result<(), String> {
     let mut st = sh.state.borrow_mut();
     if let Some((db, additional)) = reserve {
         st.dbs[db].keys.reserve(additional);
     }
     let now = crate::server::globals::unix_ms();
     let lfu = st.config.maxmemory_policy.is_lfu();
-    for (db, e) in batch {
-        let d = &mut st.dbs[db];
-        d.insert_quiet(&e.key, e.value, e.expire_ms, now);
+    let mut rest = batch.into_iter();
+    for (i, (db, e)) in rest.as_slice().iter().take(PREFETCH_AHEAD).enumerate() {
+        st.dbs[*db].keys.prefetch(&e.key, false);
+        if i < PREFETCH_AHEAD / 2 {
+            st.dbs[*db].keys.prefetch(&e.key, true);
+        }
+    }
+    while let Some((db, e)) = rest.next() {
+        let ahead = rest.as_slice();
+        if let Some((d, e)) = ahead.get(PREFETCH_AHEAD - 1) {
+            st.dbs[*d].keys.prefetch(&e.key, false);
+        }
+        if let Some((d, e)) = ahead.get(PREFETCH_AHEAD / 2 - 1) {
+            st.dbs[*d].keys.prefetch(&e.key, true);
+        }
         let access = if lfu {
             e.freq.map(|f| lfu_pack(now, f as u32))
         } else {
             e.idle_secs.map(|i| lru_for_idle(i as i64, now))
         };
-        if let Some(a) = access {
-            if let Some(n) = d.keys.get_mut(&e.key[..]) {
-                n.set_access(a);
-            }
-        }
+        st.dbs[db]
+            .insert_loaded(e.key, e.value, e.expire_ms, access, now)
+            .map_err(|k| {
+                format!(
+                    "RDB has duplicated key '{}' in DB {}: Duplicated key found in RDB file",
+                    String::from_utf8_lossy(&k),
+                    db
+                )
+            })?;
     }
+    Ok(())
 }
 
 /// What a stream announced about one database's size (RESIZEDB) and how its entries spread.
@@ -138,16 +164,22 @@ pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, Str
                 let to = sh.shard_of(&e.key);
                 batches[to].push((db, e));
                 if batches[to].len() >= BATCH {
-                    let batch = std::mem::take(&mut batches[to]);
+                    // A full-size replacement: one that grew from empty again would copy its
+                    // entries about ten times on the way to BATCH.
+                    let batch = std::mem::replace(&mut batches[to], Vec::with_capacity(BATCH));
                     let reserve = hints[db].share(to, batch.len()).map(|k| (db, k));
-                    send(sh, to, batch, reserve).await?;
+                    send(sh, to, batch, reserve)
+                        .await
+                        .map_err(|e| format!("Can't load {name}: {e}"))?;
                 }
             }
         }
     }
     for (to, b) in batches.into_iter().enumerate() {
         if !b.is_empty() {
-            send(sh, to, b, None).await?;
+            send(sh, to, b, None)
+                .await
+                .map_err(|e| format!("Can't load {name}: {e}"))?;
         }
     }
     Ok(counts)
@@ -161,7 +193,7 @@ async fn send(
 ) -> Result<(), String> {
     sh.run_on(to, move |owner| insert_batch(owner, batch, reserve))
         .await
-        .map_err(|_| "a shard is gone".to_string())
+        .map_err(|_| "a shard is gone".to_string())?
 }
 
 /// Startup on shard 0 without the AOF: loads the snapshot the manifest in `dir` names, else a

@@ -45,7 +45,7 @@ use crate::config::Config;
 use crate::persistence::rdb::file::{AccessMeta, RdbWriter, WriteOptions};
 use crate::shard::db::{deadline_of, Db};
 use crate::shard::Shard;
-use crate::types::dict::Dict;
+use crate::types::dict::{Dict, ScanPrefetch};
 use crate::types::key::Key;
 use crate::types::Entry;
 use manifest::{Compression, ShardFile, SnapshotManifest};
@@ -66,6 +66,9 @@ fn walk_budget(dbs: &[Db], min: usize, shift: u32) -> usize {
         .sum();
     min.max(buckets >> shift)
 }
+/// How many cursors ahead of the walk the keyspace is asked to prefetch values, chain heads
+/// and buckets (see `Dict::prefetch_scan`).
+const WALK_AHEAD: [u32; 3] = [4, 8, 16];
 /// Serialized bytes gathered before they go to the file.
 const FLUSH_BYTES: usize = 64 << 10;
 
@@ -158,6 +161,11 @@ thread_local! {
 }
 
 impl Sink {
+    /// Bytes of the stream gathered so far (an in-memory sink cannot fail).
+    fn stream_len(&mut self) -> usize {
+        self.rdb.get_mut().map_or(0, |out| out.len())
+    }
+
     fn write(&mut self, db: usize, key: &[u8], e: &Entry, expire_at: u64) {
         if self.discard || (expire_at != 0 && expire_at <= self.cut_ms) {
             return;
@@ -186,9 +194,9 @@ impl Sink {
 pub fn save_entry(db: usize, key: &[u8], e: &Entry, expire_at: u64) {
     SINK.with(|s| {
         if let Some(s) = s.borrow_mut().as_mut() {
-            let before = s.rdb.get_mut().len();
+            let before = s.stream_len();
             s.write(db, key, e, expire_at);
-            s.cow_bytes += s.rdb.get_mut().len().saturating_sub(before) as u64;
+            s.cow_bytes += s.stream_len().saturating_sub(before) as u64;
         }
     });
 }
@@ -206,7 +214,37 @@ fn step_db(d: &mut Db, budget: &mut usize, sink: &mut Sink) -> bool {
             e.set_snap_mark(bit);
         }
     };
+    // Cursors 4, 8 and 16 steps ahead of the walk, whose values, chain heads and buckets are
+    // prefetched (see `Dict::prefetch_scan`); each stage's lines are in cache by the time the
+    // next stage reads them. 0 once past the end.
+    let mut ahead = [0u64; 3];
+    if !d.snap.scanned {
+        let mut c = d.snap.cursor;
+        for i in 1..=WALK_AHEAD[2] {
+            c = d.keys.scan_next(c);
+            for (a, &n) in ahead.iter_mut().zip(WALK_AHEAD.iter()) {
+                if n == i {
+                    *a = c;
+                }
+            }
+            if c == 0 {
+                break;
+            }
+        }
+    }
+    let hint = |e: &Entry| e.value.prefetch_heap();
+    let stages = [
+        ScanPrefetch::Value(&hint),
+        ScanPrefetch::Chain,
+        ScanPrefetch::Bucket,
+    ];
     while !d.snap.scanned && *budget > 0 {
+        for (a, stage) in ahead.iter_mut().zip(stages) {
+            if *a != 0 {
+                d.keys.prefetch_scan(*a, stage);
+                *a = d.keys.scan_next(*a);
+            }
+        }
         let expires = &d.expires;
         let next = d
             .keys
@@ -480,10 +518,9 @@ fn step_shard(sh: &Shard) -> (Vec<u8>, bool) {
             }
         }
         if !done {
-            let out = if sink.rdb.get_mut().len() >= FLUSH_BYTES {
-                std::mem::take(sink.rdb.get_mut())
-            } else {
-                Vec::new()
+            let out = match sink.rdb.get_mut() {
+                Ok(out) if out.len() >= FLUSH_BYTES => std::mem::take(out),
+                _ => Vec::new(),
             };
             return (out, false);
         }
@@ -497,7 +534,9 @@ fn discard_shard() {
     SINK.with(|s| {
         if let Some(sink) = s.borrow_mut().as_mut() {
             sink.discard = true;
-            sink.rdb.get_mut().clear();
+            if let Ok(out) = sink.rdb.get_mut() {
+                out.clear();
+            }
         }
     });
 }
