@@ -1101,7 +1101,7 @@ impl<V, K: DictKey> Dict<V, K> {
         if self.is_empty() {
             return 0;
         }
-        Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |_, _| {})
+        scan_buckets(self.bucket_sizes(), self.is_rehashing(), cursor, |_, _| {})
     }
 
     /// Prefetch hints for a walk (`scan`, `scan_mut`) that will soon visit `cursor`, at one of
@@ -1115,29 +1115,34 @@ impl<V, K: DictKey> Dict<V, K> {
         if self.is_empty() {
             return;
         }
-        Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |t, idx| {
-            let table = &self.tables[t];
-            match stage {
-                ScanPrefetch::Bucket => {
-                    if let Some(b) = table.buckets.get(idx as usize) {
-                        crate::cpu::prefetch(b);
+        scan_buckets(
+            self.bucket_sizes(),
+            self.is_rehashing(),
+            cursor,
+            |t, idx| {
+                let table = &self.tables[t];
+                match stage {
+                    ScanPrefetch::Bucket => {
+                        if let Some(b) = table.buckets.get(idx as usize) {
+                            crate::cpu::prefetch(b);
+                        }
                     }
-                }
-                ScanPrefetch::Chain => {
-                    if let Some(slot) = self.slab.slot(table.head(idx as usize)) {
-                        crate::cpu::prefetch(slot);
+                    ScanPrefetch::Chain => {
+                        if let Some(slot) = self.slab.slot(table.head(idx as usize)) {
+                            crate::cpu::prefetch(slot);
+                        }
                     }
-                }
-                ScanPrefetch::Value(hint) => {
-                    if let Some(node) = self.slab.node(table.head(idx as usize)) {
-                        hint(&node.value);
-                        if let Some(next) = self.slab.slot(node.next) {
-                            crate::cpu::prefetch(next);
+                    ScanPrefetch::Value(hint) => {
+                        if let Some(node) = self.slab.node(table.head(idx as usize)) {
+                            hint(&node.value);
+                            if let Some(next) = self.slab.slot(node.next) {
+                                crate::cpu::prefetch(next);
+                            }
                         }
                     }
                 }
-            }
-        });
+            },
+        );
     }
 
     // ----- sampling -------------------------------------------------------
@@ -1330,11 +1335,16 @@ mod tests {
     impl<V> Dict<V> {
         /// Counts the non-empty chains `cursor` addresses (what `ScanPrefetch::Value` hints).
         fn scan_buckets_for_test(&self, cursor: u64, chains: &mut usize) {
-            Self::scan_buckets(&self.tables, self.is_rehashing(), cursor, |t, idx| {
-                if self.tables[t].head(idx as usize) != NIL {
-                    *chains += 1;
-                }
-            });
+            scan_buckets(
+                self.bucket_sizes(),
+                self.is_rehashing(),
+                cursor,
+                |t, idx| {
+                    if self.tables[t].head(idx as usize) != NIL {
+                        *chains += 1;
+                    }
+                },
+            );
         }
 
         /// Structural invariants; panics (in tests only) if any is broken.
