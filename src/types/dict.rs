@@ -3,8 +3,8 @@
 //! # What this module owns
 //!
 //! The table that maps keys to values, for one shard's keyspace (keys inline in
-//! the node, [`Key`](super::key::Key)) and inside big hashes, sets and sorted
-//! sets (`Bytes` keys), in the style of Redis's `dict.c`: separate chaining over power-of-two bucket arrays, with
+//! the node, [`Key`](super::key::Key)) and inside big hashes and sets (`Bytes`
+//! keys), in the style of Redis's `dict.c`: separate chaining over power-of-two bucket arrays, with
 //! *incremental* rehashing between two tables so that no single command ever
 //! pays for resizing the whole keyspace at once. It also owns the two
 //! guarantees that the commands built on top rely on:
