@@ -287,11 +287,7 @@ impl Db {
             _ => 0.0,
         };
         let mode = self.access;
-        let mut entry = Entry::new(value, self.access.initial(now_ms));
-        entry.set_has_deadline(expire_at != 0);
-        // A running snapshot does not save what did not exist at its cut.
-        entry.set_snap_mark(self.snap.bit);
-        entry.charged = charge_u32(entry_charge(key.len(), &entry));
+        let mut entry = self.new_entry(key.len(), value, expire_at, self.access.initial(now_ms));
         if let Some(e) = self.keys.get_mut(key) {
             let had = e.has_deadline();
             if matches!(mode, AccessMode::Lfu { .. }) {
@@ -316,6 +312,16 @@ impl Db {
         false
     }
 
+    /// A new table entry for a key of `key_len` bytes: its deadline flag, the snapshot mark (a
+    /// running snapshot does not save what did not exist at its cut) and its charge.
+    fn new_entry(&self, key_len: usize, value: Value, expire_at: u64, access: u32) -> Entry {
+        let mut entry = Entry::new(value, access);
+        entry.set_has_deadline(expire_at != 0);
+        entry.set_snap_mark(self.snap.bit);
+        entry.charged = charge_u32(entry_charge(key_len, &entry));
+        entry
+    }
+
     /// Adds a key read from a snapshot or RDB file at startup, with its deadline (Unix ms, 0
     /// for none) and its access field (`None`: as if just written). One probe of the table: a
     /// key that is already here is refused and handed back, and nothing changes (Redis 7.0
@@ -329,10 +335,8 @@ impl Db {
         access: Option<u32>,
         now_ms: u64,
     ) -> Result<(), Key> {
-        let mut entry = Entry::new(value, access.unwrap_or_else(|| self.access.initial(now_ms)));
-        entry.set_has_deadline(expire_at != 0);
-        entry.set_snap_mark(self.snap.bit);
-        entry.charged = charge_u32(entry_charge(key.len(), &entry));
+        let access = access.unwrap_or_else(|| self.access.initial(now_ms));
+        let entry = self.new_entry(key.len(), value, expire_at, access);
         let charged = entry.charged as u64;
         let indexed = (expire_at != 0).then(|| key.clone());
         self.keys.insert_new(key, entry).map_err(|(key, _)| key)?;

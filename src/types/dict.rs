@@ -382,6 +382,42 @@ fn chain_relink<V, K>(slab: &mut Slab<V, K>, head: &mut Link, old: Link, new: Li
     false
 }
 
+/// The head of a random non-empty bucket of a chained table with bucket arrays of `sizes`
+/// (table 1 in use while rehashing, table 0's buckets below `rehash_idx` already moved), read
+/// through `head(table, bucket)`: random probes first, then a walk from a random start for a
+/// very sparse table. None only when every bucket is empty. Shared by [`Dict::random_entry`]
+/// and the sorted set's member index.
+pub(super) fn random_bucket(
+    sizes: [usize; 2],
+    rehash_idx: Option<usize>,
+    rng: &mut impl Rng,
+    head: impl Fn(usize, usize) -> u32,
+) -> Option<u32> {
+    let s0 = sizes[0];
+    // Logical bucket space: table 0's not-yet-moved buckets, then table 1.
+    let (lo, hi) = match rehash_idx {
+        Some(r) => (r.min(s0), s0 + sizes[1]),
+        None => (0, s0),
+    };
+    if lo >= hi {
+        return None;
+    }
+    let bucket = |i: usize| -> Option<u32> {
+        let h = if i < s0 { head(0, i) } else { head(1, i - s0) };
+        (h != NIL).then_some(h)
+    };
+    for _ in 0..RANDOM_PROBES {
+        if let Some(h) = bucket(rng.gen_range(lo..hi)) {
+            return Some(h);
+        }
+    }
+    // Very sparse table (e.g. large table mid-shrink): walk from a random start instead of
+    // probing forever.
+    let start = rng.gen_range(lo..hi);
+    let span = hi - lo;
+    (0..span).find_map(|k| bucket(lo + (start - lo + k) % span))
+}
+
 /// Advances a reverse-binary cursor over the bits covered by `mask`.
 /// Setting the unmasked bits first makes the carry of the (reversed)
 /// increment flow straight through them, exactly as Redis does.
@@ -1154,39 +1190,9 @@ impl<V, K: DictKey> Dict<V, K> {
         if self.is_empty() {
             return None;
         }
-        let s0 = self.tables[0].size();
-        // Logical bucket space: table 0's not-yet-moved buckets, then table 1.
-        let (lo, hi) = match self.rehash_idx {
-            Some(r) => (r.min(s0), s0 + self.tables[1].size()),
-            None => (0, s0),
-        };
-        if lo >= hi {
-            return None; // unreachable while invariants hold
-        }
-        let bucket = |i: usize| -> Option<Link> {
-            let head = if i < s0 {
-                self.tables[0].head(i)
-            } else {
-                self.tables[1].head(i - s0)
-            };
-            (head != NIL).then_some(head)
-        };
-        let mut head = None;
-        for _ in 0..RANDOM_PROBES {
-            if let Some(n) = bucket(rng.gen_range(lo..hi)) {
-                head = Some(n);
-                break;
-            }
-        }
-        if head.is_none() {
-            // Very sparse table (e.g. large table mid-shrink): walk from a
-            // random start instead of probing forever. Terminates because the
-            // dict is non-empty.
-            let start = rng.gen_range(lo..hi);
-            let span = hi - lo;
-            head = (0..span).find_map(|k| bucket(lo + (start - lo + k) % span));
-        }
-        let head = head?;
+        let head = random_bucket(self.bucket_sizes(), self.rehash_idx, rng, |t, idx| {
+            self.tables[t].head(idx)
+        })?;
         let mut chain_len = 0usize;
         let mut cur = head;
         while let Some(n) = self.slab.node(cur) {
@@ -1653,8 +1659,15 @@ mod tests {
             d.insert(k(i), ());
         }
         while d.rehash_step(1) {}
-        // Remove nearly everything in one go, making the table very sparse.
-        d.retain(|key, _| key.as_ref() == b"key:7");
+        // Remove nearly everything in one go, making the table very sparse. The key kept sits
+        // past the first buckets (the hash seed is random), so the shrink takes more than one
+        // bounded step to reach it.
+        let mask = d.tables[0].mask() as u64;
+        let kept = (0..1024)
+            .map(k)
+            .find(|key| d.hash(key) & mask >= 100)
+            .expect("some key hashes past bucket 100");
+        d.retain(|key, _| *key == kept);
         assert_eq!(d.len(), 1);
         assert!(d.is_rehashing(), "retain should start a shrink");
         let mut steps = 0;
@@ -1664,7 +1677,7 @@ mod tests {
         }
         assert!(steps > 0);
         assert_eq!(d.bucket_count(), MIN_BUCKETS);
-        assert_eq!(d.get(b"key:7"), Some(&()));
+        assert_eq!(d.get(&kept), Some(&()));
     }
 
     #[test]
