@@ -551,7 +551,7 @@ fn torn_tails_corruption_and_missing_manifest() {
     drop(s);
     // 1 shard wrote it; the loader below runs with 2 shards (re-routed).
     let incr = incr_file(&dir);
-    let good = std::fs::read(&incr).unwrap();
+    let good = log_of(&incr);
     assert!(!good.is_empty());
     let mut torn = good.clone();
     torn.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$2\r\nk2");
@@ -764,7 +764,7 @@ fn a_torn_transaction_at_the_tail_is_dropped_whole() {
         drop(c);
         drop(s);
         let incr = incr_file(&dir);
-        let bytes = std::fs::read(&incr).unwrap();
+        let bytes = log_of(&incr);
         let text = String::from_utf8_lossy(&bytes);
         let last_begin = text
             .rfind("TESSERA.TXBEGIN")
@@ -918,6 +918,17 @@ fn rewrites_write_rdb_preamble_bases_or_command_bases_and_both_reload() {
 }
 
 /// The records of `bytes` (an incremental file), SELECTs left out.
+/// The log in an incremental file: its bytes without the zero padding that `appendfsync
+/// always` keeps ahead of the log while the file is in use.
+fn log_of(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    bytes.truncate(end);
+    bytes
+}
+
+/// The commands in `bytes` (whole records), without SELECTs and the `TESSERA.BATCH` headers of
+/// `always` writes.
 fn records_of(bytes: &[u8]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     let mut at = 0;
@@ -929,7 +940,7 @@ fn records_of(bytes: &[u8]) -> Vec<Vec<String>> {
             .iter()
             .map(|a| String::from_utf8_lossy(a.as_bytes().unwrap()).to_string())
             .collect();
-        if !args[0].eq_ignore_ascii_case("select") {
+        if !args[0].eq_ignore_ascii_case("select") && args[0] != "TESSERA.BATCH" {
             out.push(args);
         }
         at = next;
@@ -943,15 +954,15 @@ fn one_command_is_one_atomic_aof_effect() {
     let s = start(1, &dir, "always");
     let mut c = s.conn();
     let incr = incr_file(&dir);
-    let before = std::fs::read(&incr).unwrap().len();
+    let before = log_of(&incr).len();
     // A relative TTL is logged as one absolute SET, like Redis's rewrite of SET EX.
     assert_eq!(c.cmd_str("SET k v EX 100"), b"+OK\r\n");
-    let recs = records_of(&std::fs::read(&incr).unwrap()[before..]);
+    let recs = records_of(&log_of(&incr)[before..]);
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_eq!(recs[0][..4], ["SET", "k", "v", "PXAT"], "{recs:?}");
     let pxat: u64 = recs[0][4].parse().unwrap();
     // Writes that change nothing are not logged (Redis propagates only what made it dirty).
-    let len = std::fs::read(&incr).unwrap().len();
+    let len = log_of(&incr).len();
     for line in [
         "SET k other NX",
         "SET nokey v XX",
@@ -968,14 +979,14 @@ fn one_command_is_one_atomic_aof_effect() {
         assert!(!c.cmd_str(line).starts_with(b"-"), "{line}");
     }
     assert_eq!(
-        std::fs::read(&incr).unwrap().len(),
+        log_of(&incr).len(),
         len,
         "no-op writes logged"
     );
     assert_eq!(c.cmd_str("SETEX k2 100 w"), b"+OK\r\n");
     assert_eq!(c.cmd_str("PSETEX k3 100000 x"), b"+OK\r\n");
     assert_eq!(c.cmd_str("SET k4 y KEEPTTL"), b"+OK\r\n");
-    let recs = records_of(&std::fs::read(&incr).unwrap()[len..]);
+    let recs = records_of(&log_of(&incr)[len..]);
     assert_eq!(recs.len(), 3, "{recs:?}");
     assert_eq!(recs[0][..4], ["SET", "k2", "w", "PXAT"]);
     assert_eq!(recs[1][..4], ["SET", "k3", "x", "PXAT"]);
@@ -986,26 +997,26 @@ fn one_command_is_one_atomic_aof_effect() {
     let payload = dump.as_bytes().unwrap().to_vec();
     // Inside a unit of its own (EXEC on one shard) the command's bracket gives way to the
     // unit's: brackets never nest.
-    let m0 = std::fs::read(&incr).unwrap().len();
+    let m0 = log_of(&incr).len();
     c.cmd_str("MULTI");
     c.cmd(&[b"RESTORE", b"inexec", b"0", &payload]);
     c.cmd_str("INCR x");
     assert_eq!(c.cmd_str("EXEC"), b"*2\r\n+OK\r\n:1\r\n");
-    let recs = records_of(&std::fs::read(&incr).unwrap()[m0..]);
+    let recs = records_of(&log_of(&incr)[m0..]);
     let names: Vec<&str> = recs.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(
         names,
         ["TESSERA.TXBEGIN", "DEL", "RPUSH", "INCR", "TESSERA.TXEND"],
         "{recs:?}"
     );
-    let mark = std::fs::read(&incr).unwrap().len();
+    let mark = log_of(&incr).len();
     assert_eq!(
         c.cmd(&[b"RESTORE", b"dst", b"100000", &payload]),
         b"+OK\r\n"
     );
     drop(c);
     drop(s);
-    let bytes = std::fs::read(&incr).unwrap();
+    let bytes = log_of(&incr);
     let recs = records_of(&bytes[mark..]);
     let names: Vec<&str> = recs.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(
@@ -1053,4 +1064,103 @@ fn one_command_is_one_atomic_aof_effect() {
         ]
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Copies the AOF directory of `from` into `to` (a fresh directory).
+fn copy_aof_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to.join("appendonlydir")).unwrap();
+    for e in std::fs::read_dir(from.join("appendonlydir")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join("appendonlydir").join(e.file_name())).unwrap();
+    }
+}
+
+fn check_aof(dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["check", &dir.join("appendonlydir").display().to_string()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// Under `appendfsync always` the writer overwrites zero padding preallocated ahead of the log,
+/// each write opened by a checksummed `TESSERA.BATCH` record: a killed server's file ends in
+/// padding that loading and `check` ignore, a clean shutdown cuts the padding off, and a write
+/// torn by power loss (a sector of it never reached the disk, its end did) is a torn tail,
+/// never loaded as records.
+#[test]
+fn always_writes_into_checksummed_preallocated_padding() {
+    let dir = tmp_dir("padding");
+    let s = start(1, &dir, "always");
+    let mut c = s.conn();
+    for i in 0..100 {
+        assert_eq!(c.cmd_str(&format!("SET k{i} v{i}")), b"+OK\r\n");
+    }
+    let big = "x".repeat(3000);
+    assert_eq!(c.cmd_str(&format!("SET big {big}")), b"+OK\r\n");
+    drop(c);
+    drop(s); // SIGKILL
+    let incr = incr_file(&dir);
+    let size = std::fs::metadata(&incr).unwrap().len() as usize;
+    let log = log_of(&incr);
+    assert!(
+        size >= 1 << 20 && size > log.len(),
+        "padding ahead of the log: file {size} bytes, log {}",
+        log.len()
+    );
+    let text = String::from_utf8_lossy(&log);
+    assert_eq!(text.matches("TESSERA.BATCH").count(), 101, "one per write");
+    assert_eq!(records_of(&log).len(), 101);
+    let torn_dir = tmp_dir("padding-torn");
+    copy_aof_dir(&dir, &torn_dir);
+
+    let (ok, out) = check_aof(&dir);
+    assert!(ok && out.contains("OK"), "{out}");
+    let probe = ["GET k0", "GET k99", "STRLEN big", "DBSIZE"];
+    let (ok, out) = run_bin_cmds(&dir, "no", 1, &probe);
+    assert!(ok, "padding is not a torn tail: {out:?}");
+    assert_eq!(out, ["$2\r\nv0\r\n", "$3\r\nv99\r\n", ":3000\r\n", ":101\r\n"]);
+
+    // The last write (SET big) lost a sector in its middle; its end and the padding are there.
+    let incr = incr_file(&torn_dir);
+    let mut bytes = std::fs::read(&incr).unwrap();
+    let last = text.rfind("TESSERA.BATCH").unwrap();
+    let header = text[..last].rfind('*').unwrap();
+    let hole = (header + 1024).next_multiple_of(512);
+    assert!(hole + 512 < log.len() - 2);
+    bytes[hole..hole + 512].fill(0);
+    std::fs::write(&incr, &bytes).unwrap();
+    let (ok, out) = check_aof(&torn_dir);
+    assert!(
+        !ok && out.contains(&format!("torn tail at offset {header}")),
+        "{out}"
+    );
+    let (ok, out) = run_bin_cmds(&torn_dir, "no", 1, &probe);
+    assert!(!ok, "a torn write was loaded: {out:?}");
+    assert!(
+        out[0].contains("Unexpected end of file") && out[0].contains(&format!("offset {header}")),
+        "{out:?}"
+    );
+    let (ok, out) = run_bin_cmds(&torn_dir, "yes", 1, &probe);
+    assert!(ok, "{out:?}");
+    assert_eq!(out, ["$2\r\nv0\r\n", "$3\r\nv99\r\n", ":0\r\n", ":100\r\n"]);
+
+    // A clean shutdown leaves the log without padding.
+    let clean_dir = tmp_dir("padding-clean");
+    let mut s = start(1, &clean_dir, "always");
+    let mut c = s.conn();
+    assert_eq!(c.cmd_str("SET k v"), b"+OK\r\n");
+    let incr = incr_file(&clean_dir);
+    assert!(std::fs::metadata(&incr).unwrap().len() > 1 << 20);
+    c.send(b"*1\r\n$8\r\nSHUTDOWN\r\n");
+    assert!(s.wait_exit(Duration::from_secs(20)), "SHUTDOWN did not stop it");
+    let bytes = std::fs::read(&incr).unwrap();
+    assert_eq!(bytes, log_of(&incr), "no padding after SHUTDOWN");
+    assert_eq!(records_of(&bytes).last().unwrap(), &["SET", "k", "v"]);
+    for d in [dir, torn_dir, clean_dir] {
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

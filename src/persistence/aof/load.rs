@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::manifest::{FileKind, Manifest};
-use super::records::{read_record, Read};
+use super::records::{self, read_record, Read};
 use super::{Settings, TX_BEGIN, TX_END};
 use crate::commands::{self, Exec};
 use crate::shard::slot::SlotMap;
@@ -24,12 +24,28 @@ use std::collections::{HashMap, HashSet};
 /// Reads every complete record of one file.
 pub fn read_file(path: &Path, load_truncated: bool) -> Result<Vec<Vec<Bytes>>, String> {
     let name = path.display();
-    let buf = std::fs::read(path)
+    let mut buf = std::fs::read(path)
         .map_err(|e| format!("Can't open the append-only file {}: {}", name, e))?;
+    buf.truncate(records::log_len(&buf));
     let mut out = Vec::new();
     let mut at = 0;
     while at < buf.len() {
-        match read_record(&buf, at) {
+        let read = match read_record(&buf, at) {
+            Read::Bad(_) if records::torn_by_padding(&buf, at) => Read::Incomplete,
+            Read::Record(args, next) if args[0][..] == *records::BATCH => {
+                match records::check_batch(&buf, &args, next) {
+                    // Its records follow: read on.
+                    records::Batch::Whole => {
+                        at = next;
+                        continue;
+                    }
+                    records::Batch::Torn => Read::Incomplete,
+                    records::Batch::Damaged(why) => Read::Bad(why),
+                }
+            }
+            read => read,
+        };
+        match read {
             Read::Record(args, next) => {
                 out.push(args);
                 at = next;

@@ -548,7 +548,12 @@ pub(crate) async fn write_all(
     Ok(())
 }
 
-async fn open_append(path: &std::path::Path) -> std::io::Result<(glommio::io::BufferedFile, u64)> {
+/// Opens a log file for appending. Returns the file, where the log ends, and the file's size:
+/// they differ when the file ends in the zero padding that `appendfsync always` preallocates
+/// (see `Preallocation`), which the next record overwrites.
+async fn open_append(
+    path: &std::path::Path,
+) -> std::io::Result<(glommio::io::BufferedFile, u64, u64)> {
     let f = glommio::io::OpenOptions::new()
         .read(true)
         .write(true)
@@ -557,7 +562,30 @@ async fn open_append(path: &std::path::Path) -> std::io::Result<(glommio::io::Bu
         .await
         .map_err(std::io::Error::from)?;
     let size = f.file_size().await.map_err(std::io::Error::from)?;
-    Ok((f, size))
+    let end = log_end(&f, size).await?;
+    Ok((f, end, size))
+}
+
+/// Where the log in `file` ends: its size less any zero padding at the end (a record always
+/// ends in `\n`, so the last nonzero byte ends the log).
+async fn log_end(file: &glommio::io::BufferedFile, size: u64) -> std::io::Result<u64> {
+    const BLOCK: u64 = 64 << 10;
+    let mut end = size;
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let block = file
+            .read_at(start, (end - start) as usize)
+            .await
+            .map_err(std::io::Error::from)?;
+        if block.is_empty() {
+            break;
+        }
+        if let Some(i) = block.iter().rposition(|&b| b != 0) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 fn io_text(e: &std::io::Error) -> String {
@@ -686,6 +714,76 @@ fn injected_fsync_failure() -> Option<std::io::Error> {
 
 /// How long an inline write may take before the writer stops writing inline for a while: far
 /// above a page-cache copy (a few microseconds), far below what a client would notice.
+/// Zero padding written ahead of the log under `appendfsync always` (see `Preallocation`).
+const PREALLOC_CHUNK: u64 = 1 << 20;
+
+/// Under `appendfsync always`, the file is kept zero-filled (and synced) ahead of the log, so
+/// that a durable write overwrites blocks the file already has instead of growing it. A write
+/// that grows the file changes its size, so its fdatasync must commit the filesystem journal
+/// (ext4: a journal write and a second cache flush); an overwrite needs only the data and one
+/// cache flush. Measured on this project's VM disk: 308-350 us per append + fdatasync against
+/// 230-250 us per overwrite + fdatasync, and 8 clients at P=1 went from about 0.8x to about
+/// 0.9-1.0x of Redis's `always` SET throughput. The padding is written 1 MiB at a time, and
+/// cut off when the writer leaves the file (switch or stop); after a crash the loader and
+/// `check` ignore zero padding at the end of a file.
+struct Preallocation {
+    /// Bytes of the file that exist (log plus padding) and are synced.
+    end: u64,
+    /// This file has been preallocated: every write into it carries a `TESSERA.BATCH` header.
+    framing: bool,
+}
+
+impl Preallocation {
+    fn new(size: u64) -> Preallocation {
+        Preallocation {
+            end: size,
+            framing: false,
+        }
+    }
+
+    /// The bytes to write at `pos` for `data`: framed with a checksum (`records::BATCH`) when
+    /// they overwrite padding, where a torn write could otherwise pass for whole records.
+    fn frame<'a>(&self, data: &'a [u8], pos: u64) -> std::borrow::Cow<'a, [u8]> {
+        if self.framing || self.end > pos {
+            let mut out = Vec::with_capacity(data.len() + 64);
+            records::push_batch_header(&mut out, data);
+            out.extend_from_slice(data);
+            std::borrow::Cow::Owned(out)
+        } else {
+            std::borrow::Cow::Borrowed(data)
+        }
+    }
+
+    /// Makes sure the file holds `upto` bytes, padding it with zeros up to a chunk beyond.
+    async fn reserve(
+        &mut self,
+        file: &glommio::io::BufferedFile,
+        pos: u64,
+        upto: u64,
+    ) -> std::io::Result<()> {
+        if upto <= self.end {
+            return Ok(());
+        }
+        let start = self.end.max(pos);
+        let end = (upto + PREALLOC_CHUNK).next_multiple_of(4096);
+        write_all(file, &vec![0u8; (end - start) as usize], start).await?;
+        file.fdatasync().await.map_err(std::io::Error::from)?;
+        self.end = end;
+        Ok(())
+    }
+
+    /// Cuts the padding off before the writer leaves the file, so a file at rest holds just
+    /// the log.
+    async fn trim(&mut self, file: &glommio::io::BufferedFile, pos: u64) {
+        if self.end > pos {
+            match file.truncate(pos).await {
+                Ok(()) => self.end = pos,
+                Err(e) => tracing::warn!("Can't trim the AOF file's preallocated tail: {}", e),
+            }
+        }
+    }
+}
+
 const INLINE_WRITE_SLOW: Duration = Duration::from_millis(2);
 /// How long the writer goes through io_uring after a slow inline write before trying again.
 const INLINE_WRITE_BACKOFF: Duration = Duration::from_secs(10);
@@ -769,7 +867,7 @@ impl InlineWrites {
 /// iteration's writes: one write for all of them, and under `always` that write made durable
 /// (O_DSYNC) before their replies go. Under `everysec` the fdatasync is the syncer's.
 async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: PathBuf) {
-    let (file, mut pos) = match open_append(&path).await {
+    let (file, mut pos, size) = match open_append(&path).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!("Can't open the append-only file {}: {}", path.display(), e);
@@ -800,6 +898,7 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
     let mut stopping = false;
     let mut retrying = false;
     let mut inline = InlineWrites::default();
+    let mut prealloc = Preallocation::new(size);
     loop {
         if !stopping && !std::mem::take(&mut retrying) {
             match futures::future::select(wake.next(), &mut stop_rx).await {
@@ -832,19 +931,21 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
         let (mut tail_done, mut switch_done, mut data_done) = (false, false, false);
         if !tail.is_empty() {
             let file = sync.borrow().current();
-            result = write_all(&file, &tail, pos).await;
+            let out = prealloc.frame(&tail, pos);
+            result = write_all(&file, &out, pos).await;
             if result.is_ok() {
-                pos += tail.len() as u64;
-                sync.borrow_mut().written += tail.len() as u64;
+                pos += out.len() as u64;
+                sync.borrow_mut().written += out.len() as u64;
             }
         }
         tail_done |= result.is_ok();
         if result.is_ok() {
             if let Some(p) = switch.clone() {
                 let old = sync.borrow().current();
+                prealloc.trim(&old, pos).await;
                 let _ = old.fdatasync().await;
                 match open_append(&p).await {
-                    Ok((f, size)) => {
+                    Ok((f, end, size)) => {
                         {
                             let mut s = sync.borrow_mut();
                             s.file = Some(Rc::new(f));
@@ -856,7 +957,8 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
                         dsync_tried = false;
                         close_shared(old).await;
                         cur_path = p;
-                        pos = size;
+                        pos = end;
+                        prealloc = Preallocation::new(size);
                         switch_done = true;
                     }
                     Err(e) => result = Err(e),
@@ -873,7 +975,6 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
         }
         let file = sync.borrow().current();
         if result.is_ok() && !data.is_empty() {
-            let n = data.len() as u64;
             let through_dsync = fsync == Fsync::Always && dsync.is_some();
             if through_dsync && sync.borrow().synced < sync.borrow().written {
                 // Bytes written before `always` took effect are made durable first.
@@ -883,17 +984,26 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
                     sync.borrow_mut().mark_synced(upto);
                 }
             }
+            if through_dsync {
+                // Overwriting zeros (see `Preallocation`): every such write is framed.
+                prealloc.framing = true;
+            }
+            let out = prealloc.frame(&data, pos);
+            let n = out.len() as u64;
+            if result.is_ok() && through_dsync {
+                result = prealloc.reserve(&file, pos, pos + n).await;
+            }
             if result.is_ok() {
                 let target = match (&dsync, through_dsync) {
                     (Some(d), true) => d,
                     _ => &*file,
                 };
                 result = if through_dsync || fsync == Fsync::Always {
-                    write_all(target, &data, pos).await
+                    write_all(target, &out, pos).await
                 } else {
-                    match inline.write(target, &data, pos) {
+                    match inline.write(target, &out, pos) {
                         Some(r) => r,
-                        None => write_all(target, &data, pos).await,
+                        None => write_all(target, &out, pos).await,
                     }
                 };
                 if result.is_ok() {
@@ -967,6 +1077,7 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
         let _ = done_tx.send(());
         return;
     };
+    prealloc.trim(&file, pos).await;
     let _ = file.fdatasync().await;
     if let Some(d) = dsync.take() {
         let _ = d.close().await;

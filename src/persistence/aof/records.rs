@@ -44,6 +44,85 @@ fn number(s: &[u8]) -> Option<usize> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
+/// The record that opens a write made under `appendfsync always` into a preallocated file:
+/// `TESSERA.BATCH <bytes> <crc64 hex>`, covering the records that follow it in the same write.
+/// Overwriting preallocated blocks, a write interrupted by power loss can reach the disk with
+/// any subset of its sectors (a zero sector in the middle, the last one present), which could
+/// still parse as records; the checksum tells such a write from a whole one. Only the last
+/// write of a file can be torn (the next one starts after it is durable).
+pub const BATCH: &[u8] = b"TESSERA.BATCH";
+
+/// Appends the `BATCH` record for `data` (the write's records, which follow it).
+pub fn push_batch_header(out: &mut Vec<u8>, data: &[u8]) {
+    let crc = crate::persistence::rdb::crc::crc64(0, data);
+    push_cmd(
+        out,
+        &[
+            BATCH,
+            data.len().to_string().as_bytes(),
+            format!("{crc:016x}").as_bytes(),
+        ],
+    );
+}
+
+/// What a `BATCH` record says about the bytes after it.
+#[derive(Debug, PartialEq)]
+pub enum Batch {
+    /// Present and matching its checksum: read its records.
+    Whole,
+    /// The file's last write, incomplete or not matching: a torn tail starting at the header.
+    Torn,
+    /// Not matching, with more log after it (or a malformed header): damage.
+    Damaged(&'static str),
+}
+
+/// Checks the batch whose header record `args` ends at `next` in `log` (a file's bytes without
+/// the zero padding, see `log_len`).
+pub fn check_batch(log: &[u8], args: &[Bytes], next: usize) -> Batch {
+    let len = args
+        .get(1)
+        .and_then(|a| std::str::from_utf8(a).ok())
+        .and_then(|a| a.parse::<usize>().ok());
+    let crc = args
+        .get(2)
+        .and_then(|a| std::str::from_utf8(a).ok())
+        .and_then(|a| u64::from_str_radix(a, 16).ok());
+    let (Some(len), Some(crc), 3) = (len, crc, args.len()) else {
+        return Batch::Damaged("malformed TESSERA.BATCH");
+    };
+    let Some(end) = next.checked_add(len).filter(|&end| end <= log.len()) else {
+        return Batch::Torn;
+    };
+    if crate::persistence::rdb::crc::crc64(0, &log[next..end]) == crc {
+        Batch::Whole
+    } else if end == log.len() {
+        Batch::Torn
+    } else {
+        Batch::Damaged("TESSERA.BATCH checksum mismatch")
+    }
+}
+
+/// How much of a file's bytes is log: all but the zero padding that `appendfsync always`
+/// preallocates at the end (a record ends in `\n`, so the last nonzero byte ends the log).
+pub fn log_len(buf: &[u8]) -> usize {
+    buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
+}
+
+/// Whether a damaged record at `at` is a write that was in flight when the machine lost power
+/// on a preallocated file: its sectors reach the disk in any order, so the padding shows
+/// through as zeros from `at` to the end of its sector, or as a whole zero sector further on.
+/// Such a tail was never acknowledged and is treated as torn (dropped under
+/// `aof-load-truncated yes`), not as damage.
+pub fn torn_by_padding(buf: &[u8], at: usize) -> bool {
+    const SECTOR: usize = 512;
+    let zero = |b: &[u8]| !b.is_empty() && b.iter().all(|&x| x == 0);
+    let first = at.next_multiple_of(SECTOR).min(buf.len());
+    zero(buf.get(at..first).unwrap_or(&[]))
+        || buf
+            .get(first..)
+            .is_some_and(|rest| rest.chunks_exact(SECTOR).any(zero))
+}
+
 /// Reads the record starting at `at`.
 pub fn read_record(buf: &[u8], at: usize) -> Read {
     let mut args = Vec::new();
@@ -307,5 +386,76 @@ mod tests {
         let mut bad = buf.clone();
         bad[end + 1] = b'x';
         assert!(matches!(read_record(&bad, end), Read::Bad(_)));
+    }
+
+    /// One framed write: header plus records, as the writer lays it down.
+    fn framed(records: &[&[&str]]) -> Vec<u8> {
+        let mut data = Vec::new();
+        for r in records {
+            push_cmd(&mut data, r);
+        }
+        let mut out = Vec::new();
+        push_batch_header(&mut out, &data);
+        out.extend_from_slice(&data);
+        out
+    }
+
+    fn header(buf: &[u8], at: usize) -> (Vec<Bytes>, usize) {
+        match read_record(buf, at) {
+            Read::Record(args, next) if args[0][..] == *BATCH => (args, next),
+            other => panic!("no batch header at {at}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn batches_check_whole_torn_and_damaged() {
+        let big = "x".repeat(3000);
+        let first = framed(&[&["SET", "a", "1"], &["SET", "b", &big]]);
+        let second = framed(&[&["SET", "c", &big]]);
+        let mut log = first.clone();
+        log.extend_from_slice(&second);
+        let (args, next) = header(&log, 0);
+        assert_eq!(check_batch(&log, &args, next), Batch::Whole);
+        let (args2, next2) = header(&log, first.len());
+        assert_eq!(check_batch(&log, &args2, next2), Batch::Whole);
+        // The last write cut short, or with a sector of it lost (zeros) but its end present:
+        // torn. The same damage to a write with more log after it: damaged.
+        assert_eq!(check_batch(&log[..log.len() - 1], &args2, next2), Batch::Torn);
+        let mut holed = log.clone();
+        let sector = (first.len() + 1024).next_multiple_of(512);
+        holed[sector..sector + 512].fill(0);
+        assert_eq!(check_batch(&holed, &args2, next2), Batch::Torn);
+        assert!(torn_by_padding(&holed, first.len()));
+        let mut holed_first = log.clone();
+        holed_first[1024..1536].fill(0);
+        assert!(matches!(
+            check_batch(&holed_first, &args, next),
+            Batch::Damaged(_)
+        ));
+        // A malformed header is damage.
+        let bad = vec![Bytes::from_static(BATCH), Bytes::from_static(b"x")];
+        assert!(matches!(check_batch(&log, &bad, next), Batch::Damaged(_)));
+    }
+
+    #[test]
+    fn padding_is_not_log_and_a_zeroed_sector_marks_a_torn_write() {
+        let mut buf = framed(&[&["SET", "k", "v"]]);
+        let end = buf.len();
+        buf.resize(end + 4096, 0);
+        assert_eq!(log_len(&buf), end);
+        assert_eq!(log_len(&[0, 0]), 0);
+        assert_eq!(log_len(b""), 0);
+        // A write whose first sector was lost: zeros from its start to the sector's end, then
+        // the rest of it.
+        let mut torn = buf[..end].to_vec();
+        let at = torn.len();
+        torn.resize(at.next_multiple_of(512), 0);
+        torn.extend_from_slice(b"\r\n$1\r\nv\r\n");
+        assert!(matches!(read_record(&torn, at), Read::Bad(_)));
+        assert!(torn_by_padding(&torn, at));
+        // Damage without zeros is not mistaken for a torn write.
+        let mut damaged = buf[..end].to_vec();
+        damaged.extend_from_slice(b"not a record");
+        assert!(!torn_by_padding(&damaged, end));
     }
 }
