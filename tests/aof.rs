@@ -978,11 +978,7 @@ fn one_command_is_one_atomic_aof_effect() {
     ] {
         assert!(!c.cmd_str(line).starts_with(b"-"), "{line}");
     }
-    assert_eq!(
-        log_of(&incr).len(),
-        len,
-        "no-op writes logged"
-    );
+    assert_eq!(log_of(&incr).len(), len, "no-op writes logged");
     assert_eq!(c.cmd_str("SETEX k2 100 w"), b"+OK\r\n");
     assert_eq!(c.cmd_str("PSETEX k3 100000 x"), b"+OK\r\n");
     assert_eq!(c.cmd_str("SET k4 y KEEPTTL"), b"+OK\r\n");
@@ -1122,7 +1118,10 @@ fn always_writes_into_checksummed_preallocated_padding() {
     let probe = ["GET k0", "GET k99", "STRLEN big", "DBSIZE"];
     let (ok, out) = run_bin_cmds(&dir, "no", 1, &probe);
     assert!(ok, "padding is not a torn tail: {out:?}");
-    assert_eq!(out, ["$2\r\nv0\r\n", "$3\r\nv99\r\n", ":3000\r\n", ":101\r\n"]);
+    assert_eq!(
+        out,
+        ["$2\r\nv0\r\n", "$3\r\nv99\r\n", ":3000\r\n", ":101\r\n"]
+    );
 
     // The last write (SET big) lost a sector in its middle; its end and the padding are there.
     let incr = incr_file(&torn_dir);
@@ -1156,7 +1155,10 @@ fn always_writes_into_checksummed_preallocated_padding() {
     let incr = incr_file(&clean_dir);
     assert!(std::fs::metadata(&incr).unwrap().len() > 1 << 20);
     c.send(b"*1\r\n$8\r\nSHUTDOWN\r\n");
-    assert!(s.wait_exit(Duration::from_secs(20)), "SHUTDOWN did not stop it");
+    assert!(
+        s.wait_exit(Duration::from_secs(20)),
+        "SHUTDOWN did not stop it"
+    );
     let bytes = std::fs::read(&incr).unwrap();
     assert_eq!(bytes, log_of(&incr), "no padding after SHUTDOWN");
     assert_eq!(records_of(&bytes).last().unwrap(), &["SET", "k", "v"]);

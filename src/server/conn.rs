@@ -677,6 +677,15 @@ impl Conn {
                 || matches!(spec.name, "exec" | "eval" | "evalsha" | "fcall"))
         {
             self.aof_wait |= match (spec.exec, self.route(spec, &args)) {
+                // Sent to its shard in a batch, which answers only once the command's record is
+                // written (`Shard::execute_batch`): the reply itself is the wait.
+                (Exec::Shard(_), Some(t))
+                    if t != self.shard.id
+                        && !spec.has(flags::BLOCKING)
+                        && self.in_exec.is_none() =>
+                {
+                    0
+                }
                 (Exec::Shard(_), Some(t)) => crate::persistence::aof::shard_bit(t),
                 _ => u64::MAX,
             };

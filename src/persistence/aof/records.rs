@@ -420,7 +420,10 @@ mod tests {
         assert_eq!(check_batch(&log, &args2, next2), Batch::Whole);
         // The last write cut short, or with a sector of it lost (zeros) but its end present:
         // torn. The same damage to a write with more log after it: damaged.
-        assert_eq!(check_batch(&log[..log.len() - 1], &args2, next2), Batch::Torn);
+        assert_eq!(
+            check_batch(&log[..log.len() - 1], &args2, next2),
+            Batch::Torn
+        );
         let mut holed = log.clone();
         let sector = (first.len() + 1024).next_multiple_of(512);
         holed[sector..sector + 512].fill(0);
