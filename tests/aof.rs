@@ -153,6 +153,19 @@ fn acknowledged_writes_survive_sigkill_with_appendfsync_no() {
     crash_cycles("no", &["no"]);
 }
 
+/// One shard writes `always` batches through its O_DIRECT twin (whole blocks, the log's last
+/// partial block rewritten in front of each batch); each process starts under `everysec` and
+/// switches, so the twin reads that block back after buffered writes moved the log end.
+#[test]
+fn acknowledged_writes_survive_sigkill_with_direct_always_writes_on_one_shard() {
+    crash_cycles_on("direct", 1, &["always"]);
+    crash_cycles_on(
+        "direct-switching",
+        1,
+        &["everysec", "always", "no", "always", "everysec", "always"],
+    );
+}
+
 /// CONFIG SET appendfsync between writes of one process: what was written under the old
 /// policy stays, and `always` covers it before its own replies.
 #[test]
@@ -173,11 +186,15 @@ fn bulk_or_nil(r: &Value) -> Option<Vec<u8>> {
 /// The server starts with `policies[0]`; cycle k writes a few acknowledged keys under it, then
 /// switches to `policies[k % len]` for the pipelined stream.
 fn crash_cycles(name: &str, policies: &[&str]) {
+    crash_cycles_on(name, 4, policies)
+}
+
+fn crash_cycles_on(name: &str, shards: usize, policies: &[&str]) {
     let dir = tmp_dir(&format!("crash-{name}"));
     let mut acked: Vec<u32> = Vec::new();
     let mut next = 0u32;
     for cycle in 0..6 {
-        let s = start(4, &dir, policies[0]);
+        let s = start(shards, &dir, policies[0]);
         let mut c = s.conn();
         for i in &acked {
             assert_eq!(
