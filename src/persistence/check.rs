@@ -17,7 +17,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::aof::manifest::{FileKind, Manifest};
-use super::aof::records::{self, read_record, Read};
+use super::aof::records::{self, Read};
 use super::aof::{TX_BEGIN, TX_END};
 use super::rdb::{LoadLimits, RdbError, RdbItem, RdbReader};
 use super::snapshot::manifest::{open_rdb, SnapshotManifest, ZSTD_MAGIC};
@@ -385,41 +385,12 @@ fn scan_resp(
 ) -> RespScan {
     // Zero padding preallocated under `appendfsync always` is not part of the log.
     let buf = &buf[..records::log_len(buf)];
-    let mut at = 0;
+    let mut next_at = 0;
     let mut records = 0;
     let corrupt = |offset: usize, reason: String| Some(AofProblem::Corrupt { offset, reason });
-    while at < buf.len() {
-        let (args, next) = match read_record(buf, at) {
-            Read::Record(args, next) if args[0][..] == *records::BATCH => {
-                match records::check_batch(buf, &args, next) {
-                    records::Batch::Whole => {
-                        at = next;
-                        continue;
-                    }
-                    records::Batch::Torn => {
-                        return RespScan {
-                            records,
-                            len: buf.len(),
-                            problem: Some(AofProblem::TornTail { offset: at }),
-                        }
-                    }
-                    records::Batch::Damaged(why) => {
-                        return RespScan {
-                            records,
-                            len: buf.len(),
-                            problem: corrupt(at, why.to_string()),
-                        }
-                    }
-                }
-            }
+    while let Some((at, read)) = records::read_log_record(buf, next_at) {
+        let (args, next) = match read {
             Read::Record(args, next) => (args, next),
-            Read::Bad(_) if records::torn_by_padding(buf, at) => {
-                return RespScan {
-                    records,
-                    len: buf.len(),
-                    problem: Some(AofProblem::TornTail { offset: at }),
-                }
-            }
             Read::Incomplete => {
                 return RespScan {
                     records,
@@ -481,7 +452,7 @@ fn scan_resp(
             };
         }
         records += 1;
-        at = next;
+        next_at = next;
     }
     RespScan {
         records,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::manifest::{FileKind, Manifest};
-use super::records::{self, read_record, Read};
+use super::records::{self, Read};
 use super::{Settings, TX_BEGIN, TX_END};
 use crate::commands::{self, Exec};
 use crate::shard::slot::SlotMap;
@@ -28,27 +28,12 @@ pub fn read_file(path: &Path, load_truncated: bool) -> Result<Vec<Vec<Bytes>>, S
         .map_err(|e| format!("Can't open the append-only file {}: {}", name, e))?;
     buf.truncate(records::log_len(&buf));
     let mut out = Vec::new();
-    let mut at = 0;
-    while at < buf.len() {
-        let read = match read_record(&buf, at) {
-            Read::Bad(_) if records::torn_by_padding(&buf, at) => Read::Incomplete,
-            Read::Record(args, next) if args[0][..] == *records::BATCH => {
-                match records::check_batch(&buf, &args, next) {
-                    // Its records follow: read on.
-                    records::Batch::Whole => {
-                        at = next;
-                        continue;
-                    }
-                    records::Batch::Torn => Read::Incomplete,
-                    records::Batch::Damaged(why) => Read::Bad(why),
-                }
-            }
-            read => read,
-        };
+    let mut next_at = 0;
+    while let Some((at, read)) = records::read_log_record(&buf, next_at) {
         match read {
             Read::Record(args, next) => {
                 out.push(args);
-                at = next;
+                next_at = next;
             }
             Read::Incomplete if load_truncated => {
                 tracing::warn!(

@@ -102,6 +102,31 @@ pub fn check_batch(log: &[u8], args: &[Bytes], next: usize) -> Batch {
     }
 }
 
+/// Reads the next record of `log` (a file's bytes without the padding, see `log_len`) from
+/// `at`, as the loader and `check` see the log: whole `BATCH` headers are stepped over, a torn
+/// last batch or a write torn by power loss (`torn_by_padding`) reads as `Incomplete`, a damaged
+/// batch as `Bad`. Returns the record's offset with what was found there, or `None` at the end.
+pub fn read_log_record(log: &[u8], mut at: usize) -> Option<(usize, Read)> {
+    while at < log.len() {
+        let read = match read_record(log, at) {
+            Read::Record(args, next) if args[0][..] == *BATCH => {
+                match check_batch(log, &args, next) {
+                    Batch::Whole => {
+                        at = next;
+                        continue;
+                    }
+                    Batch::Torn => Read::Incomplete,
+                    Batch::Damaged(why) => Read::Bad(why),
+                }
+            }
+            Read::Bad(_) if torn_by_padding(log, at) => Read::Incomplete,
+            read => read,
+        };
+        return Some((at, read));
+    }
+    None
+}
+
 /// How much of a file's bytes is log: all but the zero padding that `appendfsync always`
 /// preallocates at the end (a record ends in `\n`, so the last nonzero byte ends the log).
 pub fn log_len(buf: &[u8]) -> usize {
