@@ -166,6 +166,48 @@ fn acknowledged_writes_survive_sigkill_with_direct_always_writes_on_one_shard() 
     );
 }
 
+/// A direct write that fails (here by fault injection, as on a device whose O_DIRECT alignment
+/// it misses) is retried through a buffered O_DSYNC descriptor: the write is acknowledged,
+/// logged once, and survives SIGKILL.
+#[test]
+fn a_failed_direct_always_write_falls_back_to_a_buffered_one() {
+    let dir = tmp_dir("directfail");
+    let flag = dir.join("fail-direct");
+    std::fs::write(&flag, b"").unwrap();
+    let port = free_port();
+    let mut child = aof_bin(&dir, 1, port)
+        .args(["--appendfsync", "always"])
+        .env("TESSERA_FAULT_DIRECT_FILE", &flag)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tessera did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut c = RawConn::connect(port);
+    for i in 0..20 {
+        assert_eq!(c.cmd_str(&format!("SET k{i} v{i}")), b"+OK\r\n");
+    }
+    let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).to_string();
+    assert!(info.contains("aof_last_write_status:ok"), "{info}");
+    drop(c);
+    let _ = child.kill();
+    let _ = child.wait();
+    let recs = records_of(&log_of(&incr_file(&dir)));
+    assert_eq!(recs.len(), 20, "each write logged once: {recs:?}");
+    std::fs::remove_file(&flag).unwrap();
+    let (ok, out) = run_bin_cmds(&dir, "no", 1, &["GET k0", "GET k19", "DBSIZE"]);
+    assert!(ok, "{out:?}");
+    assert_eq!(out, ["$2\r\nv0\r\n", "$3\r\nv19\r\n", ":20\r\n"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// CONFIG SET appendfsync between writes of one process: what was written under the old
 /// policy stays, and `always` covers it before its own replies.
 #[test]

@@ -607,7 +607,7 @@ fn fsync_policy(cfg: &Config) -> Fsync {
     }
 }
 
-/// The block size of direct durable writes: ext4 submits an O_DIRECT overwrite without a
+/// The smallest block of direct durable writes: ext4 submits an O_DIRECT overwrite without a
 /// worker thread only when it covers whole filesystem blocks.
 const DIRECT_BLOCK: u64 = 4096;
 
@@ -619,16 +619,91 @@ enum DurableTwin {
     /// O_DIRECT overwrite of allocated blocks is submitted from the shard thread itself, where
     /// a buffered write (below) waits for an io-wq worker thread to pick it up; on this VM the
     /// scheduler put that worker behind the busy shard (135 us median before the sync began).
-    Direct {
-        file: glommio::io::DmaFile,
-        /// The log's last partial block (its bytes from the block start to the log end) and
-        /// the log end it belongs to: every write rewrites it in front of its records. Read
-        /// back from the file when a write made elsewhere moved the end.
-        tail: Vec<u8>,
-        tail_at: Option<u64>,
-    },
-    /// O_DSYNC buffered, where O_DIRECT is refused (tmpfs).
+    Direct(DirectWrites),
+    /// O_DSYNC buffered: with several shards, where O_DIRECT is refused (tmpfs), or after a
+    /// direct write failed.
     Buffered(glommio::io::BufferedFile),
+}
+
+struct DirectWrites {
+    file: glommio::io::DmaFile,
+    path: PathBuf,
+    /// `DIRECT_BLOCK` or the device's larger O_DIRECT alignment.
+    block: u64,
+    /// The log's last partial block (its bytes from the block start to the log end) and the
+    /// log end it belongs to: every write rewrites it in front of its records. Read back from
+    /// the file when a write made elsewhere moved the end.
+    tail: Vec<u8>,
+    tail_at: Option<u64>,
+}
+
+impl DirectWrites {
+    /// Writes `data` at the log end `pos`, durably. `log` is the writer's buffered descriptor
+    /// of the same file, which reads the partial block back when needed (an O_DIRECT read
+    /// goes to glommio's polled ring, which this VM's disk does not support).
+    async fn write(
+        &mut self,
+        log: &glommio::io::BufferedFile,
+        data: &[u8],
+        pos: u64,
+    ) -> std::io::Result<()> {
+        if let Some(e) = injected_direct_failure() {
+            return Err(e);
+        }
+        let block = self.block;
+        let start = pos - pos % block;
+        if self.tail_at != Some(pos) {
+            let keep = (pos - start) as usize;
+            let bytes = log
+                .read_at(start, keep)
+                .await
+                .map_err(std::io::Error::from)?;
+            if bytes.len() < keep {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the AOF file is shorter than its log",
+                ));
+            }
+            self.tail.clear();
+            self.tail.extend_from_slice(&bytes[..keep]);
+        }
+        let tail = &self.tail;
+        let used = tail.len() + data.len();
+        let len = (used as u64).next_multiple_of(block) as usize;
+        let mut buf = self.file.alloc_dma_buffer(len);
+        let bytes = buf.as_bytes_mut();
+        bytes[..tail.len()].copy_from_slice(tail);
+        bytes[tail.len()..used].copy_from_slice(data);
+        bytes[used..].fill(0);
+        let end = pos + data.len() as u64;
+        let last = used - (end % block) as usize;
+        // The next write's tail, taken before the buffer goes to the kernel.
+        let next_tail = bytes[last..used].to_vec();
+        self.tail_at = None;
+        let n = self
+            .file
+            .write_at(buf, start)
+            .await
+            .map_err(std::io::Error::from)?;
+        if n < len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "short write",
+            ));
+        }
+        self.tail = next_tail;
+        self.tail_at = Some(end);
+        Ok(())
+    }
+}
+
+async fn open_buffered_dsync(path: &std::path::Path) -> std::io::Result<glommio::io::BufferedFile> {
+    glommio::io::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DSYNC)
+        .buffered_open(path)
+        .await
+        .map_err(std::io::Error::from)
 }
 
 impl DurableTwin {
@@ -652,93 +727,57 @@ impl DurableTwin {
             false => None,
         };
         if let Some(file) = file {
-            return Ok(DurableTwin::Direct {
+            let block = file.align_up(DIRECT_BLOCK);
+            return Ok(DurableTwin::Direct(DirectWrites {
                 file,
+                path: path.to_path_buf(),
+                block,
                 tail: Vec::new(),
                 tail_at: None,
-            });
+            }));
         }
-        glommio::io::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DSYNC)
-            .buffered_open(path)
-            .await
-            .map(DurableTwin::Buffered)
-            .map_err(std::io::Error::from)
+        open_buffered_dsync(path).await.map(DurableTwin::Buffered)
     }
 
     /// How far past `pos + len` a write of `len` bytes at `pos` reaches in the file.
     fn reach(&self, pos: u64, len: u64) -> u64 {
         match self {
-            DurableTwin::Direct { .. } => (pos + len).next_multiple_of(DIRECT_BLOCK),
+            DurableTwin::Direct(d) => (pos + len).next_multiple_of(d.block),
             DurableTwin::Buffered(_) => pos + len,
         }
     }
 
-    /// Writes `data` at the log end `pos`, durably. `log` is the writer's buffered descriptor
-    /// of the same file, which reads the partial block back when needed (an O_DIRECT read
-    /// goes to glommio's polled ring, which this VM's disk does not support).
+    /// Writes `data` at the log end `pos`, durably. A failed direct write is retried through a
+    /// buffered O_DSYNC descriptor, which this file then keeps: a disk that refuses the direct
+    /// path (alignment, an unexpected filesystem) costs speed, never writes.
     async fn write(
         &mut self,
         log: &glommio::io::BufferedFile,
         data: &[u8],
         pos: u64,
     ) -> std::io::Result<()> {
-        let (file, tail, tail_at) = match self {
+        let direct = match self {
             DurableTwin::Buffered(f) => return write_all(f, data, pos).await,
-            DurableTwin::Direct {
-                file,
-                tail,
-                tail_at,
-            } => (file, tail, tail_at),
+            DurableTwin::Direct(d) => d,
         };
-        let start = pos - pos % DIRECT_BLOCK;
-        if *tail_at != Some(pos) {
-            let keep = (pos - start) as usize;
-            let block = log
-                .read_at(start, keep)
-                .await
-                .map_err(std::io::Error::from)?;
-            if block.len() < keep {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the AOF file is shorter than its log",
-                ));
-            }
-            tail.clear();
-            tail.extend_from_slice(&block[..keep]);
+        let Err(e) = direct.write(log, data, pos).await else {
+            return Ok(());
+        };
+        tracing::warn!(
+            "A direct AOF write failed ({}): writing through a buffered O_DSYNC descriptor",
+            e
+        );
+        let buffered = open_buffered_dsync(&direct.path).await?;
+        let result = write_all(&buffered, data, pos).await;
+        if let DurableTwin::Direct(d) = std::mem::replace(self, DurableTwin::Buffered(buffered)) {
+            let _ = d.file.close().await;
         }
-        let used = tail.len() + data.len();
-        let len = (used as u64).next_multiple_of(DIRECT_BLOCK) as usize;
-        let mut buf = file.alloc_dma_buffer(len);
-        let bytes = buf.as_bytes_mut();
-        bytes[..tail.len()].copy_from_slice(tail);
-        bytes[tail.len()..used].copy_from_slice(data);
-        bytes[used..].fill(0);
-        let end = pos + data.len() as u64;
-        let keep = (end % DIRECT_BLOCK) as usize;
-        let last = used - keep;
-        // The next write's tail, taken before the buffer goes to the kernel.
-        let next_tail = bytes[last..used].to_vec();
-        *tail_at = None;
-        let n = file
-            .write_at(buf, start)
-            .await
-            .map_err(std::io::Error::from)?;
-        if n < len {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                "short write",
-            ));
-        }
-        *tail = next_tail;
-        *tail_at = Some(end);
-        Ok(())
+        result
     }
 
     async fn close(self) {
         let _ = match self {
-            DurableTwin::Direct { file, .. } => file.close().await,
+            DurableTwin::Direct(d) => d.file.close().await,
             DurableTwin::Buffered(file) => file.close().await,
         };
     }
@@ -836,6 +875,17 @@ fn injected_fsync_failure() -> Option<std::io::Error> {
     path.as_ref()
         .filter(|p| p.exists())
         .map(|_| std::io::Error::from_raw_os_error(libc::EIO))
+}
+
+/// Fault injection for tests: while the file named by `TESSERA_FAULT_DIRECT_FILE` exists,
+/// direct `always` writes fail with EINVAL, as on a device whose O_DIRECT alignment they miss.
+fn injected_direct_failure() -> Option<std::io::Error> {
+    static FLAG: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let path =
+        FLAG.get_or_init(|| std::env::var_os("TESSERA_FAULT_DIRECT_FILE").map(PathBuf::from));
+    path.as_ref()
+        .filter(|p| p.exists())
+        .map(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 /// Zero padding written ahead of the log under `appendfsync always` (see `Preallocation`).
