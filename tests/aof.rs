@@ -174,23 +174,8 @@ fn a_failed_direct_always_write_falls_back_to_a_buffered_one() {
     let dir = tmp_dir("directfail");
     let flag = dir.join("fail-direct");
     std::fs::write(&flag, b"").unwrap();
-    let port = free_port();
-    let mut child = aof_bin(&dir, 1, port)
-        .args(["--appendfsync", "always"])
-        .env("TESSERA_FAULT_DIRECT_FILE", &flag)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "tessera did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut c = RawConn::connect(port);
+    let (mut child, mut c) =
+        spawn_with_fault(&dir, 1, "always", "TESSERA_FAULT_DIRECT_FILE", &flag);
     for i in 0..20 {
         assert_eq!(c.cmd_str(&format!("SET k{i} v{i}")), b"+OK\r\n");
     }
@@ -493,23 +478,8 @@ fn a_failed_background_fsync_refuses_writes_until_a_later_one_succeeds() {
     let dir = tmp_dir("fsyncfail");
     std::fs::create_dir_all(&dir).unwrap();
     let flag = dir.join("fail-fsync");
-    let port = free_port();
-    let mut child = aof_bin(&dir, 2, port)
-        .args(["--appendfsync", "everysec"])
-        .env("TESSERA_FAULT_FSYNC_FILE", &flag)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "tessera did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut c = RawConn::connect(port);
+    let (mut child, mut c) =
+        spawn_with_fault(&dir, 2, "everysec", "TESSERA_FAULT_FSYNC_FILE", &flag);
     assert_eq!(c.cmd_str("SET a 1"), b"+OK\r\n");
     std::fs::write(&flag, b"").unwrap();
     // Writes are accepted until a background fdatasync has run (and failed) on the shard.
@@ -554,6 +524,34 @@ fn aof_bin(dir: &Path, shards: usize, port: u16) -> Command {
         .args(["--shards", &shards.to_string()])
         .args(["--dir", &dir.display().to_string(), "--appendonly", "yes"]);
     cmd
+}
+
+/// Starts the binary on `dir` with `shards` shards and `appendfsync policy`, with the fault
+/// injector `var` watching `flag`; returns it with a connection once it accepts them.
+fn spawn_with_fault(
+    dir: &Path,
+    shards: usize,
+    policy: &str,
+    var: &str,
+    flag: &Path,
+) -> (std::process::Child, RawConn) {
+    let port = free_port();
+    let child = aof_bin(dir, shards, port)
+        .args(["--appendfsync", policy])
+        .env(var, flag)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tessera did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, RawConn::connect(port))
 }
 
 /// Starts the binary on `dir` with `shards` shards: Ok with the replies to `cmds` when it

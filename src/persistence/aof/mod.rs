@@ -866,26 +866,31 @@ async fn syncer(sh: Rc<Shard>, sync: Rc<std::cell::RefCell<SyncState>>) {
     }
 }
 
-/// Fault injection for tests: while the file named by `TESSERA_FAULT_FSYNC_FILE` exists, the
-/// `everysec` background fdatasync fails with EIO (a failing disk cannot be produced on demand
-/// otherwise). Unset, it costs one environment read per process.
-fn injected_fsync_failure() -> Option<std::io::Error> {
-    static FLAG: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    let path = FLAG.get_or_init(|| std::env::var_os("TESSERA_FAULT_FSYNC_FILE").map(PathBuf::from));
+/// Fault injection for tests: while the file named by the environment variable `var` exists,
+/// the guarded operation fails with `errno` (a failing disk cannot be produced on demand
+/// otherwise). Unset, it costs one environment read per process and injector.
+fn injected_fault(
+    flag: &'static std::sync::OnceLock<Option<PathBuf>>,
+    var: &str,
+    errno: i32,
+) -> Option<std::io::Error> {
+    let path = flag.get_or_init(|| std::env::var_os(var).map(PathBuf::from));
     path.as_ref()
         .filter(|p| p.exists())
-        .map(|_| std::io::Error::from_raw_os_error(libc::EIO))
+        .map(|_| std::io::Error::from_raw_os_error(errno))
 }
 
-/// Fault injection for tests: while the file named by `TESSERA_FAULT_DIRECT_FILE` exists,
-/// direct `always` writes fail with EINVAL, as on a device whose O_DIRECT alignment they miss.
+/// `TESSERA_FAULT_FSYNC_FILE`: the `everysec` background fdatasync fails with EIO.
+fn injected_fsync_failure() -> Option<std::io::Error> {
+    static FLAG: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    injected_fault(&FLAG, "TESSERA_FAULT_FSYNC_FILE", libc::EIO)
+}
+
+/// `TESSERA_FAULT_DIRECT_FILE`: direct `always` writes fail with EINVAL, as on a device whose
+/// O_DIRECT alignment they miss.
 fn injected_direct_failure() -> Option<std::io::Error> {
     static FLAG: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    let path =
-        FLAG.get_or_init(|| std::env::var_os("TESSERA_FAULT_DIRECT_FILE").map(PathBuf::from));
-    path.as_ref()
-        .filter(|p| p.exists())
-        .map(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+    injected_fault(&FLAG, "TESSERA_FAULT_DIRECT_FILE", libc::EINVAL)
 }
 
 /// Zero padding written ahead of the log under `appendfsync always` (see `Preallocation`).
