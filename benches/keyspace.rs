@@ -1,9 +1,11 @@
 //! Keyspace micro-benchmarks (criterion): the per-shard table and the database layer with
-//! expiry bookkeeping, at 100k keys.
+//! expiry bookkeeping, at 100k keys, and a sorted set of 100k members (what redis-benchmark's
+//! ZADD test does to one key).
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use tessera::shard::db::Db;
 use tessera::types::dict::Dict;
+use tessera::types::zset::{ZSetValue, ZsetLimits};
 use tessera::types::{StrValue, Value};
 
 /// The server's allocator (per-thread live-byte counters) unless built with
@@ -94,5 +96,52 @@ fn bench_alloc(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_dict, bench_db, bench_alloc);
+/// ZADD's work on a big sorted set: redis-benchmark's `ZADD myzset <rand> element:<rand>`
+/// gives mostly existing members a random new score, which moves the member's node.
+fn bench_zset(c: &mut Criterion) {
+    let members: Vec<Vec<u8>> = (0..N)
+        .map(|i| format!("element:{i}").into_bytes())
+        .collect();
+    let mut z = ZSetValue::new();
+    let lim = ZsetLimits::default();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for m in &members {
+        z.insert(m, (next() % N as u64) as f64, lim);
+    }
+    let mut g = c.benchmark_group("zset");
+    const OPS: usize = 10_000;
+    g.throughput(Throughput::Elements(OPS as u64));
+    g.bench_function("score change, 100k members, random new score", |b| {
+        b.iter(|| {
+            for _ in 0..OPS {
+                let m = &members[(next() % N as u64) as usize];
+                let new = (next() % N as u64) as f64;
+                let (old, at) = z.locate(m).unwrap();
+                if old != new {
+                    z.update_at(at, m, old, new);
+                }
+            }
+            black_box(z.len());
+        })
+    });
+    g.bench_function("score change, 100k members, small step", |b| {
+        b.iter(|| {
+            for _ in 0..OPS {
+                let m = &members[(next() % N as u64) as usize];
+                let (old, at) = z.locate(m).unwrap();
+                z.update_at(at, m, old, old + 0.001);
+            }
+            black_box(z.len());
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_dict, bench_db, bench_alloc, bench_zset);
 criterion_main!(benches);

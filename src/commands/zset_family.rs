@@ -623,8 +623,8 @@ fn add_one(
     f: AddFlags,
     lim: ZsetLimits,
 ) -> AddOutcome {
-    match z.score(member) {
-        Some(cur) => {
+    match z.locate(member) {
+        Some((cur, at)) => {
             if f.nx {
                 return AddOutcome::Nop;
             }
@@ -636,7 +636,7 @@ fn add_one(
                 return AddOutcome::Nop;
             }
             if score != cur {
-                z.update(member, cur, score);
+                z.update_at(at, member, cur, score);
                 AddOutcome::Updated(score)
             } else {
                 AddOutcome::Same(score)

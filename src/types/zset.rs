@@ -361,6 +361,30 @@ impl Default for SkipList {
     }
 }
 
+/// A top-down skiplist search in progress (`SkipList::find_two_paths`), and the path it has
+/// recorded: at each level below `levels_left`, the last node before the target and its rank.
+struct SearchPath {
+    update: [u32; MAX_LEVEL],
+    rank: [u32; MAX_LEVEL],
+    /// The node the search stands on and its rank (the header's is 0).
+    at: u32,
+    at_rank: u32,
+    /// Levels still to search; 0 when done.
+    levels_left: usize,
+}
+
+impl SearchPath {
+    fn new(levels: usize) -> SearchPath {
+        SearchPath {
+            update: [HEAD; MAX_LEVEL],
+            rank: [0; MAX_LEVEL],
+            at: HEAD,
+            at_rank: 0,
+            levels_left: levels,
+        }
+    }
+}
+
 #[inline]
 fn class_of(x: u32) -> usize {
     (x >> SLOT_BITS) as usize
@@ -676,33 +700,97 @@ impl SkipList {
         Some(m)
     }
 
-    /// Changes the score of an existing entry, in place when its position does not change;
-    /// otherwise the same node moves (its id does not change, as with Redis's
+    /// Changes the score of entry `x` (whose score is `old`), in place when its position does
+    /// not change; otherwise the same node moves (its id does not change, as with Redis's
     /// `zslUpdateScore`, so the member index needs no update).
-    pub fn update_score(&mut self, old: f64, member: &[u8], new: f64) {
-        let (update, x) = self.find_update(old, member);
-        if !self.is_entry(x, old, member) {
-            return;
-        }
+    ///
+    /// The caller found `x` through the member index, so unlike Redis no search is needed to
+    /// decide whether the node can stay. A move searches for the old and the new position in
+    /// one interleaved pass (`find_two_paths`): the two searches are independent pointer
+    /// chases, and interleaving them lets their cache misses overlap.
+    pub fn update_score(&mut self, x: u32, old: f64, new: f64) {
+        debug_assert!(x != NIL && self.node(x).score == old);
         let prev = self.node(x).prev;
         let next = self.link(x, 0).next;
+        let member = &self.node(x).member;
         let prev_ok = prev == NIL || self.before(prev, new, member);
         let next_ok = next == NIL || {
             let n = self.node(next);
             cmp_entries(n.score, &n.member, new, member) == Ordering::Greater
         };
         if prev_ok && next_ok {
-            self.node_mut(x).score = new;
-            // update[i] links to x at every level x has.
-            for (i, &u) in update.iter().enumerate().take(Self::levels_of(x)) {
-                self.link_mut(u, i).score = new;
+            // The links into x carry its score: at level 0 that is prev's (or the header's);
+            // a taller node needs its predecessors at every level.
+            if Self::levels_of(x) == 1 {
+                let p = if prev == NIL { HEAD } else { prev };
+                self.link_mut(p, 0).score = new;
+            } else {
+                let member = self.node(x).member.clone();
+                let (update, _) = self.find_update(old, &member);
+                for (i, &u) in update.iter().enumerate().take(Self::levels_of(x)) {
+                    self.link_mut(u, i).score = new;
+                }
             }
+            self.node_mut(x).score = new;
             return;
         }
-        self.unlink(x, &update);
+        let (from, mut to) = self.find_two_paths(old, new, &self.node(x).member);
+        // `to` was searched with x still linked: where it stands on x, x's own predecessor
+        // takes its place, and every node after x moves down one rank.
+        let rank_x = from.rank[0] + 1;
+        for i in 0..self.level {
+            if to.update[i] == x {
+                to.update[i] = from.update[i];
+                to.rank[i] = from.rank[i];
+            } else if to.rank[i] > rank_x {
+                to.rank[i] -= 1;
+            }
+        }
+        self.unlink(x, &from.update);
         self.node_mut(x).score = new;
-        let (update, rank) = self.insert_position(new, &self.node(x).member);
-        self.link_in(x, new, update, rank);
+        self.link_in(x, new, to.update, to.rank);
+    }
+
+    /// The search paths to (`a`, member) and (`b`, member): at every level the last node before
+    /// each and its rank, as `insert_position` returns them. The two searches advance one step
+    /// each in turn; neither depends on the other's loads, so the CPU overlaps their misses.
+    fn find_two_paths(&self, a: f64, b: f64, member: &[u8]) -> (SearchPath, SearchPath) {
+        let mut pa = SearchPath::new(self.level);
+        let mut pb = SearchPath::new(self.level);
+        while pa.levels_left > 0 || pb.levels_left > 0 {
+            if pa.levels_left > 0 {
+                self.search_step(&mut pa, a, member);
+            }
+            if pb.levels_left > 0 {
+                self.search_step(&mut pb, b, member);
+            }
+        }
+        (pa, pb)
+    }
+
+    /// One step of a top-down search for (score, member): along the current level while the
+    /// next node is before it, else record the level and go down one.
+    #[inline(always)]
+    fn search_step(&self, p: &mut SearchPath, score: f64, member: &[u8]) {
+        let i = p.levels_left - 1;
+        let l = self.link(p.at, i);
+        if self.link_before(l, score, member) {
+            p.at_rank += l.span;
+            p.at = l.next;
+        } else {
+            p.update[i] = p.at;
+            p.rank[i] = p.at_rank;
+            p.levels_left = i;
+            if i == 0 {
+                return;
+            }
+        }
+        // The link this search reads next, loading while the other search takes its step.
+        let c = class_of(p.at);
+        let at = slot_of(p.at) * (c + 1) + p.levels_left - 1;
+        if let Some(next) = self.classes[c].links.get(at) {
+            crate::cpu::prefetch(next);
+        }
     }
 
     /// How many leading entries satisfy `pred` (which must hold for a prefix of the list).
@@ -1362,6 +1450,11 @@ impl SkipZset {
 // The value
 // ---------------------------------------------------------------------------------------------
 
+/// Where a member is in a sorted set (a listpack byte offset or a skiplist node), as
+/// `ZSetValue::locate` found it; valid only until the set changes.
+#[derive(Clone, Copy, Debug)]
+pub struct MemberAt(usize);
+
 /// A sorted set in one of its two encodings.
 #[derive(Clone)]
 pub enum ZSetValue {
@@ -1573,18 +1666,34 @@ impl ZSetValue {
         }
     }
 
-    /// Changes the score of a member that is in the set with score `old`.
-    pub fn update(&mut self, member: &[u8], old: f64, new: f64) {
+    /// The score of `member` and where it is, for a following `update_at`: one member lookup
+    /// for a read-modify-write such as ZADD's (Redis's `zsetAdd` also finds the member once).
+    pub fn locate(&self, member: &[u8]) -> Option<(f64, MemberAt)> {
+        match self {
+            ZSetValue::Listpack(lp) => lp.find(member).map(|(_, off, s)| (s, MemberAt(off))),
+            ZSetValue::Skiplist(z) => {
+                let x = z.find(member);
+                (x != NIL).then(|| (z.list.node(x).score, MemberAt(x as usize)))
+            }
+        }
+    }
+
+    /// Changes the score of `member`, found by `locate` (with score `old`) in this set, which
+    /// has not changed since.
+    pub fn update_at(&mut self, at: MemberAt, member: &[u8], old: f64, new: f64) {
         match self {
             ZSetValue::Listpack(lp) => {
-                if let Some((_, off, _)) = lp.find(member) {
-                    lp.remove_entries(off, 1);
-                    lp.insert(member, new);
-                }
+                lp.remove_entries(at.0, 1);
+                lp.insert(member, new);
             }
-            ZSetValue::Skiplist(z) => {
-                z.list.update_score(old, member, new);
-            }
+            ZSetValue::Skiplist(z) => z.list.update_score(at.0 as u32, old, new),
+        }
+    }
+
+    /// Changes the score of a member that is in the set with score `old`.
+    pub fn update(&mut self, member: &[u8], old: f64, new: f64) {
+        if let Some((_, at)) = self.locate(member) {
+            self.update_at(at, member, old, new);
         }
     }
 
@@ -2056,6 +2165,55 @@ mod tests {
         assert!(sz.list.slots() < 100, "arena {}", sz.list.slots());
         assert_eq!(z.get(0).map(|(m, _)| m.to_vec()), Some(b"m0990".to_vec()));
         assert_eq!(z.rank(b"m0999"), Some(9));
+    }
+
+    #[test]
+    fn score_changes_keep_spans_ranks_and_cached_scores() {
+        use rand::Rng;
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        let l = lim(0, 64);
+        let mut z = ZSetValue::new_skiplist();
+        let mut model = std::collections::BTreeMap::new();
+        for i in 0..3000u32 {
+            let m = format!("member:{i}");
+            let s = f64::from(rng.gen_range(0..500u32));
+            z.insert(m.as_bytes(), s, l);
+            model.insert(m, s);
+        }
+        for round in 0..20_000u32 {
+            let m = format!("member:{}", rng.gen_range(0..3000u32));
+            let old = model[&m];
+            // Small steps mostly stay in place (taller nodes included); big ones move the node
+            // before or after where it was, and ties with other members' scores are common.
+            let new = match round % 4 {
+                0 => old + 0.5,
+                1 => old - 0.25,
+                2 => f64::from(rng.gen_range(0..500u32)),
+                _ => f64::from(rng.gen_range(0..500u32)) + 0.5,
+            };
+            if new == old {
+                continue;
+            }
+            z.update(m.as_bytes(), old, new);
+            model.insert(m, new);
+            if round % 1000 == 0 {
+                let ZSetValue::Skiplist(sz) = &z else {
+                    panic!("expected a skiplist")
+                };
+                sz.list.check();
+                sz.index.check(&sz.list);
+            }
+        }
+        let ZSetValue::Skiplist(sz) = &z else {
+            panic!("expected a skiplist")
+        };
+        sz.list.check();
+        let mut want: Vec<(f64, &String)> = model.iter().map(|(m, s)| (*s, m)).collect();
+        want.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        for (rank, (s, m)) in want.iter().enumerate() {
+            assert_eq!(z.rank(m.as_bytes()), Some(rank));
+            assert_eq!(z.score(m.as_bytes()), Some(*s));
+        }
     }
 
     #[test]
