@@ -725,8 +725,7 @@ impl SkipList {
                 let p = if prev == NIL { HEAD } else { prev };
                 self.link_mut(p, 0).score = new;
             } else {
-                let member = self.node(x).member.clone();
-                let (update, _) = self.find_update(old, &member);
+                let (update, _) = self.find_update(old, &self.node(x).member);
                 for (i, &u) in update.iter().enumerate().take(Self::levels_of(x)) {
                     self.link_mut(u, i).score = new;
                 }
