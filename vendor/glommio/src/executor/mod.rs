@@ -1325,15 +1325,17 @@ impl LocalExecutor {
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // Tessera: a pending preemption before any task ran must not read as "nothing
+                // to run": the caller would park with runnable tasks queued. Upstream hid this
+                // because every wait cancelled a timer, and those cancellations' completions
+                // woke the parked thread again.
+                return ran || !self.queues.borrow().active_executors.is_empty();
             }
             if !self.run_one_task_queue() {
                 return false;
-            } else {
-                ran = true;
             }
+            ran = true;
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {

@@ -1234,6 +1234,8 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// Tessera: when the armed latency timer fires.
+    latency_preemption_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1365,6 +1367,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1826,22 +1829,29 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
-
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // Tessera: both timers stay armed from one wait to the next instead of being
+        // cancelled and submitted again on every call (two cancellations, two timeouts and a
+        // write, plus the ring entries to submit them, each time a shard ran out of work).
+        // A timer armed earlier fires no later than a fresh one would, so the worst outcome
+        // is an early preemption, which only makes the executor poll for I/O sooner; and an
+        // idle shard sleeps with its preemption timer armed, so it wakes once per preemption
+        // period (100 ms by default) at most.
+        let mut lat_timer = self.latency_preemption_timeout_src.take();
+        let mut lat_deadline = self.latency_preemption_deadline.get();
+        if lat_timer.as_ref().is_some_and(|t| t.result().is_some()) {
+            lat_timer = None;
+        }
+        let armed_throughput_timer = self
+            .throughput_preemption_timeout_src
+            .take()
+            .filter(|t| t.result().is_none());
+        self.throughput_preemption_timeout_src
+            .set(Some(armed_throughput_timer.unwrap_or_else(|| {
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                )
+            })));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1863,9 +1873,17 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                if lat_timer.as_ref().is_some_and(|t| t.result().is_some()) {
+                    lat_timer = None;
+                }
+                let due = Instant::now() + dur;
+                if lat_timer.is_none() || lat_deadline.is_none_or(|d| d > due) {
+                    drop(lat_timer.take());
+                    lat_timer = Some(lat_ring.prepare_latency_preemption_timer(dur));
+                    lat_deadline = Some(due);
+                    flush_cancellations!(into &mut woke; lat_ring);
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1892,10 +1910,20 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            if lat_timer.as_ref().is_some_and(|t| t.result().is_some()) {
+                lat_timer = None;
+            }
+            let due = Instant::now() + preempt;
+            if lat_timer.is_none() || lat_deadline.is_some_and(|d| d > due) {
+                drop(lat_timer.take());
+                lat_timer = Some(lat_ring.prepare_latency_preemption_timer(preempt));
+                lat_deadline = Some(due);
+                flush_cancellations!(into &mut woke; lat_ring);
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
+        self.latency_preemption_timeout_src.set(lat_timer);
+        self.latency_preemption_deadline.set(lat_deadline);
 
         // A Note about `need_preempt`:
         //
