@@ -1689,7 +1689,9 @@ impl ZSetValue {
         }
     }
 
-    /// Changes the score of a member that is in the set with score `old`.
+    /// Changes the score of a member that is in the set with score `old` (tests; commands go
+    /// through `locate` and `update_at`).
+    #[cfg(test)]
     pub fn update(&mut self, member: &[u8], old: f64, new: f64) {
         if let Some((_, at)) = self.locate(member) {
             self.update_at(at, member, old, new);
