@@ -1272,6 +1272,34 @@ macro_rules! consume_rings {
         consumed
     }}
 }
+/// Tessera: forgets a kept preemption timer that has already fired, so that the next wait
+/// arms a fresh one.
+fn forget_fired_timer(timer: &mut Option<Source>) {
+    if timer.as_ref().is_some_and(|t| t.result().is_some()) {
+        *timer = None;
+    }
+}
+
+/// Tessera: makes sure the latency ring's timer fires within `dur` from now. The kept timer
+/// stays when it is still armed and due no later; otherwise it is cancelled (by its drop) and
+/// a new one is prepared. Returns whether a new one was prepared, which the caller must flush.
+fn arm_latency_timer(
+    lat_ring: &mut SleepableRing,
+    timer: &mut Option<Source>,
+    deadline: &mut Option<Instant>,
+    dur: Duration,
+) -> bool {
+    forget_fired_timer(timer);
+    let due = Instant::now() + dur;
+    if timer.is_some() && deadline.is_some_and(|d| d <= due) {
+        return false;
+    }
+    drop(timer.take());
+    *timer = Some(lat_ring.prepare_latency_preemption_timer(dur));
+    *deadline = Some(due);
+    true
+}
+
 macro_rules! flush_cancellations {
     (into $output:expr; $( $ring:expr ),+ ) => {{
         $(
@@ -1838,9 +1866,7 @@ impl Reactor {
         // period (100 ms by default) at most.
         let mut lat_timer = self.latency_preemption_timeout_src.take();
         let mut lat_deadline = self.latency_preemption_deadline.get();
-        if lat_timer.as_ref().is_some_and(|t| t.result().is_some()) {
-            lat_timer = None;
-        }
+        forget_fired_timer(&mut lat_timer);
         let armed_throughput_timer = self
             .throughput_preemption_timeout_src
             .take()
@@ -1873,14 +1899,7 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                if lat_timer.as_ref().is_some_and(|t| t.result().is_some()) {
-                    lat_timer = None;
-                }
-                let due = Instant::now() + dur;
-                if lat_timer.is_none() || lat_deadline.is_none_or(|d| d > due) {
-                    drop(lat_timer.take());
-                    lat_timer = Some(lat_ring.prepare_latency_preemption_timer(dur));
-                    lat_deadline = Some(due);
+                if arm_latency_timer(&mut lat_ring, &mut lat_timer, &mut lat_deadline, dur) {
                     flush_cancellations!(into &mut woke; lat_ring);
                     assert!(flush_rings!(lat_ring)? > 0);
                 }
@@ -1910,14 +1929,7 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if lat_timer.as_ref().is_some_and(|t| t.result().is_some()) {
-                lat_timer = None;
-            }
-            let due = Instant::now() + preempt;
-            if lat_timer.is_none() || lat_deadline.is_some_and(|d| d > due) {
-                drop(lat_timer.take());
-                lat_timer = Some(lat_ring.prepare_latency_preemption_timer(preempt));
-                lat_deadline = Some(due);
+            if arm_latency_timer(&mut lat_ring, &mut lat_timer, &mut lat_deadline, preempt) {
                 flush_cancellations!(into &mut woke; lat_ring);
                 flush_rings!(lat_ring, main_ring)?;
             }
