@@ -7,12 +7,15 @@
 //!     [--shards-list 1,2] [--tests get,set,incr,mset] [--pipelines 1,16]
 //!     [--clients 50] [--keyspace 100000] [--quick] [--cross-shard]
 //!     [--timeout-s S] [--bench-threads N] [--bench-cpus L] [--redis-cpus L]
+//!     [--tessera-cpus L]
 //!     [--redis-io-threads L]
 //! ```
 //!
-//! The last four are for multi-core hosts: a threaded load generator pinned
-//! away from the cores the servers use (Tessera pins shard i to core i), so a
-//! scaling run measures the server and not the client's share of the CPUs.
+//! The last five are for pinning: a threaded load generator kept away from the
+//! cores the servers use (Tessera pins shard i to the i-th CPU it may run on),
+//! so a run measures the server and not the client's share of the CPUs. On a
+//! small host, `--redis-cpus 0 --tessera-cpus 0 --bench-cpus 1` gives every
+//! server the same one core however many shards it runs.
 //!
 //! Needs `redis-server` and `redis-benchmark` on `PATH` (override with the
 //! `REDIS_SERVER` / `REDIS_BENCHMARK` env vars). The Tessera binary is the
@@ -61,6 +64,8 @@ usage: cargo bench --bench side_by_side -- [options]
   --bench-threads N  redis-benchmark --threads N (multi-threaded client)
   --bench-cpus L     run redis-benchmark under `taskset -c L`
   --redis-cpus L     run redis-server under `taskset -c L`
+  --tessera-cpus L   run Tessera under `taskset -c L` (its shards are pinned inside L, or
+                     share L unpinned when there are more shards than CPUs in L)
   --redis-io-threads L  also compare redis-server with --io-threads N for
                      each N in L (threaded I/O, reads included)
 env: TESSERA_BIN, REDIS_SERVER, REDIS_BENCHMARK override the binaries";
@@ -81,6 +86,7 @@ struct Opts {
     bench_threads: Option<usize>,
     bench_cpus: Option<String>,
     redis_cpus: Option<String>,
+    tessera_cpus: Option<String>,
     redis_io_threads: Vec<usize>,
 }
 
@@ -122,6 +128,7 @@ fn parse_args() -> Opts {
     let mut bench_threads = None;
     let mut bench_cpus = None;
     let mut redis_cpus = None;
+    let mut tessera_cpus = None;
     let mut redis_io_threads = Vec::new();
 
     let mut args = std::env::args().skip(1);
@@ -144,6 +151,7 @@ fn parse_args() -> Opts {
                 | "--bench-threads"
                 | "--bench-cpus"
                 | "--redis-cpus"
+                | "--tessera-cpus"
                 | "--redis-io-threads"
         );
         let value = if takes_value {
@@ -173,6 +181,7 @@ fn parse_args() -> Opts {
             "--bench-threads" => bench_threads = Some(parse_num(&flag, &value)),
             "--bench-cpus" => bench_cpus = Some(value),
             "--redis-cpus" => redis_cpus = Some(value),
+            "--tessera-cpus" => tessera_cpus = Some(value),
             "--redis-io-threads" => redis_io_threads = parse_list(&flag, &value),
             "--quick" => quick = true,
             "--cross-shard" => cross_shard = true,
@@ -206,6 +215,7 @@ fn parse_args() -> Opts {
         bench_threads,
         bench_cpus,
         redis_cpus,
+        tessera_cpus,
         redis_io_threads,
     }
 }
@@ -380,7 +390,7 @@ fn start_server(
     let logf = fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
     let cpus = match kind {
         Kind::Redis { .. } => opts.redis_cpus.as_deref(),
-        Kind::Tessera { .. } => None,
+        Kind::Tessera { .. } => opts.tessera_cpus.as_deref(),
     };
     let mut cmd = pinned_command(&prog, &args, cpus);
     cmd.stdin(Stdio::null())
@@ -1069,14 +1079,20 @@ fn main() {
          the same host and competes for the same cores. `rps spread` = ±half the max–min range across rounds.\n",
         1000.0 / clk_tck
     );
-    if opts.bench_threads.is_some() || opts.bench_cpus.is_some() || opts.redis_cpus.is_some() {
+    if opts.bench_threads.is_some()
+        || opts.bench_cpus.is_some()
+        || opts.redis_cpus.is_some()
+        || opts.tessera_cpus.is_some()
+    {
         let _ = writeln!(
             md,
             "Load generator: redis-benchmark --threads {} on CPUs {}; redis-server on CPUs {}; \
-             Tessera shard i pinned to core i.\n",
+             Tessera on CPUs {} (shard i pinned to the i-th of them when there are enough, else \
+             unpinned).\n",
             opts.bench_threads.map_or("1".into(), |t| t.to_string()),
             opts.bench_cpus.as_deref().unwrap_or("any"),
             opts.redis_cpus.as_deref().unwrap_or("any"),
+            opts.tessera_cpus.as_deref().unwrap_or("any"),
         );
     }
     if bins.tessera_is_redis {

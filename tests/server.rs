@@ -559,3 +559,59 @@ fn readme_command_table_matches_the_command_table() {
         "README table out of date: missing {missing:?}, not implemented {extra:?}"
     );
 }
+
+/// The CPUs in the calling thread's affinity mask.
+fn thread_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity only fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(rc, 0, "sched_getaffinity");
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: the index is below CPU_SETSIZE.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
+fn set_thread_cpus(cpus: &[usize]) {
+    // SAFETY: as above; sched_setaffinity reads the set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    assert_eq!(rc, 0, "sched_setaffinity {cpus:?}");
+}
+
+/// Shards are pinned inside the CPUs the process was given (`taskset`, a cpuset), not to CPU ids
+/// counted from 0: started on the last allowed CPU only, the one shard must run there.
+#[test]
+fn shards_are_pinned_inside_the_process_cpu_mask() {
+    let all = thread_cpus();
+    let last = *all.last().expect("at least one cpu");
+    // A child inherits the mask of the thread that spawns it.
+    set_thread_cpus(&[last]);
+    let srv = start_tessera(1, &["--shard-pinning", "yes"]);
+    set_thread_cpus(&all);
+    let mut c = srv.conn();
+    assert_eq!(c.cmd_str("PING"), b"+PONG\r\n");
+    let mut shard_masks = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", srv.pid())).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if !comm.starts_with("shard-") {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.join("status")).unwrap();
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_string())
+            .unwrap();
+        shard_masks.push((comm.trim().to_string(), mask));
+    }
+    assert!(
+        !shard_masks.is_empty() && shard_masks.iter().all(|(_, m)| *m == last.to_string()),
+        "shard threads and their cpus: {shard_masks:?} (process started on cpu {last} of {all:?})"
+    );
+}

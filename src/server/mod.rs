@@ -89,6 +89,33 @@ fn probe_port(addr: SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The CPUs this process may run on (its affinity mask: `taskset`, a cgroup cpuset, a container's
+/// `--cpuset-cpus`), in ascending order. Shards are pinned to these, never to CPU ids outside
+/// the mask, which the kernel would refuse.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bit array that sched_getaffinity fills; pid 0 is this thread,
+    // which is the main thread here, before any shard starts, so it carries the process mask.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let cpus: Vec<usize> = if rc == 0 {
+        (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: the index is below CPU_SETSIZE, the bit count of `set`.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cpus.is_empty() {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        (0..n).collect()
+    } else {
+        cpus
+    }
+}
+
 /// Starts every shard and blocks until the server shuts down.
 pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     let nshards = if cfg.shards == 0 {
@@ -125,10 +152,8 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
             }
         }
     }
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let pinned = nshards <= cpus && cfg.shard_pinning;
+    let cpus = allowed_cpus();
+    let pinned = nshards <= cpus.len() && cfg.shard_pinning;
     let globals = Arc::new(Globals::new(cfg.port, nshards, config_file));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -136,9 +161,11 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
         port = cfg.port,
         shards = nshards,
         placement = if pinned {
-            "one shard pinned per core"
+            format!("one shard pinned per core, on cpus {:?}", &cpus[..nshards])
+        } else if cfg.shard_pinning {
+            format!("unbound (more shards than the {} cpus allowed)", cpus.len())
         } else {
-            "unbound (more shards than cores)"
+            "unbound (shard-pinning no)".to_string()
         },
         "Tessera starting"
     );
@@ -151,10 +178,9 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     };
     let mut handles = Vec::new();
     for id in 0..nshards {
-        let placement = if pinned {
-            Placement::Fixed(id)
-        } else {
-            Placement::Unbound
+        let placement = match cpus.get(id) {
+            Some(&cpu) if pinned => Placement::Fixed(cpu),
+            _ => Placement::Unbound,
         };
         let cfg = cfg.clone();
         let globals = globals.clone();
