@@ -251,6 +251,66 @@ fn pipelines_to_other_shards_are_batched_and_ordered() {
     );
 }
 
+/// Multi-shard commands in a pipeline keep their own replies, their place in the order (around
+/// single-shard commands batched to other shards, CLIENT REPLY SKIP and connection commands)
+/// and their own effects.
+#[test]
+fn pipelined_multi_shard_commands_keep_order_and_replies() {
+    let srv = start_tessera(4, &[]);
+    let k = keys_on_distinct_shards();
+    let (a, b, c3, d) = (
+        k[0].as_bytes(),
+        k[1].as_bytes(),
+        k[2].as_bytes(),
+        k[3].as_bytes(),
+    );
+    let mut c = srv.conn();
+    let mut wire = Vec::new();
+    let mut expect: Vec<&[u8]> = Vec::new();
+    let mut step = |cmd: &[&[u8]], reply: &'static [u8]| {
+        wire.extend(encode(cmd));
+        expect.push(reply);
+    };
+    step(&[b"MSET", a, b"1", b, b"2"], b"+OK\r\n");
+    step(&[b"MGET", a, b], b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    step(&[b"MSETNX", a, b"x", c3, b"x"], b":0\r\n");
+    step(&[b"MSETNX", c3, b"3", d, b"4"], b":1\r\n");
+    step(&[b"SET", a, b"one"], b"+OK\r\n");
+    step(
+        &[b"MGET", a, b, c3, d],
+        b"*4\r\n$3\r\none\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n",
+    );
+    step(&[b"CLIENT", b"REPLY", b"SKIP"], b"");
+    step(&[b"MSET", b, b"two", d, b"four"], b"");
+    step(&[b"MGET", b, d], b"*2\r\n$3\r\ntwo\r\n$4\r\nfour\r\n");
+    step(&[b"GET", d], b"$4\r\nfour\r\n");
+    step(&[b"SELECT", b"1"], b"+OK\r\n");
+    step(&[b"MGET", a, b], b"*2\r\n$-1\r\n$-1\r\n");
+    step(&[b"MSET", a, b"db1", b, b"db1"], b"+OK\r\n");
+    step(&[b"SELECT", b"0"], b"+OK\r\n");
+    step(&[b"MGET", a, c3], b"*2\r\n$3\r\none\r\n$1\r\n3\r\n");
+    step(&[b"MSET", a, b"wrong"], b"+OK\r\n");
+    step(
+        &[b"LPUSH", b, b"v"],
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    step(&[b"MGET", a, b], b"*2\r\n$5\r\nwrong\r\n$3\r\ntwo\r\n");
+    c.send(&wire);
+    for (i, want) in expect.iter().enumerate().filter(|(_, w)| !w.is_empty()) {
+        assert_eq!(
+            s(&c.read_reply()),
+            s(want),
+            "reply to pipelined command {i}"
+        );
+    }
+    assert_eq!(s(&c.cmd_str("SELECT 1")), "+OK\r\n");
+    assert_eq!(
+        s(&c.cmd(&[b"MGET", a, b])),
+        "*2\r\n$3\r\ndb1\r\n$3\r\ndb1\r\n"
+    );
+    assert_eq!(s(&c.cmd_str("SELECT 0")), "+OK\r\n");
+}
+
 #[test]
 fn scan_walks_every_shard_exactly() {
     let srv = start_tessera(4, &[]);

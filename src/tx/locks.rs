@@ -21,7 +21,7 @@
 //! This table is shard-local state (one per shard, touched only on its thread). It never
 //! executes anything and never awaits.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use futures::channel::oneshot;
@@ -48,6 +48,60 @@ struct Waiter {
     tx: TxId,
     req: LockReq,
     grant: oneshot::Sender<()>,
+}
+
+/// What a run of queued requests claims: their keys (with the claiming transactions) and
+/// whether any of them, or which one, wants the whole shard.
+#[derive(Default)]
+struct Claims {
+    keys: HashMap<Bytes, Vec<(u32, TxId)>, ahash::RandomState>,
+    /// The transaction of the queued requests, or `SEVERAL` when they come from more than one.
+    any: Option<TxId>,
+    /// Likewise for the requests for the whole shard.
+    all: Option<TxId>,
+}
+
+/// Stands for "more than one transaction" in `Claims` (never a real id: that would take shard
+/// 65535 and 2^48 transactions started on it).
+const SEVERAL: TxId = TxId::MAX;
+
+impl Claims {
+    fn note(slot: &mut Option<TxId>, tx: TxId) {
+        *slot = match *slot {
+            Some(t) if t != tx => Some(SEVERAL),
+            _ => Some(tx),
+        };
+    }
+
+    fn add(&mut self, tx: TxId, req: &LockReq) {
+        Self::note(&mut self.any, tx);
+        match req {
+            LockReq::All => Self::note(&mut self.all, tx),
+            LockReq::Keys(keys) => {
+                for k in keys {
+                    let claimers = self.keys.entry(k.key.clone()).or_default();
+                    if !claimers.contains(&(k.db, tx)) {
+                        claimers.push((k.db, tx));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `tx`'s request overlaps a claim of another transaction.
+    fn blocks(&self, tx: TxId, req: &LockReq) -> bool {
+        if self.all.is_some_and(|t| t != tx) {
+            return true;
+        }
+        match req {
+            LockReq::All => self.any.is_some_and(|t| t != tx),
+            LockReq::Keys(keys) => keys.iter().any(|k| {
+                self.keys
+                    .get(&k.key[..])
+                    .is_some_and(|c| c.iter().any(|&(d, t)| d == k.db && t != tx))
+            }),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -110,20 +164,31 @@ impl LockTable {
         }
     }
 
-    fn overlaps(a: &LockReq, b: &LockReq) -> bool {
-        match (a, b) {
-            (LockReq::All, _) | (_, LockReq::All) => true,
-            (LockReq::Keys(x), LockReq::Keys(y)) => x.iter().any(|k| y.contains(k)),
-        }
+    /// Whether a new request of `tx` overlaps one already queued by another transaction (it
+    /// may not overtake it). Abandoned requests claim nothing. Compares each queued key with
+    /// the request's keys, through a set when the request is large.
+    fn blocked_by_queue(&self, tx: TxId, req: &LockReq) -> bool {
+        let mut others = self
+            .queue
+            .iter()
+            .filter(|w| w.tx != tx && !w.grant.is_canceled());
+        let LockReq::Keys(keys) = req else {
+            return others.next().is_some();
+        };
+        let set: Option<HashSet<(u32, &[u8]), ahash::RandomState>> =
+            (keys.len() > 8).then(|| keys.iter().map(|k| (k.db, &k.key[..])).collect());
+        let mine = |k: &LockKey| match &set {
+            Some(set) => set.contains(&(k.db, &k.key[..])),
+            None => keys.contains(k),
+        };
+        others.any(|w| match &w.req {
+            LockReq::All => true,
+            LockReq::Keys(theirs) => theirs.iter().any(mine),
+        })
     }
 
-    fn grantable(&self, tx: TxId, req: &LockReq, queued_before: usize) -> bool {
-        !self.conflicts_with_held(tx, req)
-            && !self
-                .queue
-                .iter()
-                .take(queued_before)
-                .any(|w| w.tx != tx && Self::overlaps(&w.req, req))
+    fn grantable(&self, tx: TxId, req: &LockReq, claims: &Claims) -> bool {
+        !self.conflicts_with_held(tx, req) && !claims.blocks(tx, req)
     }
 
     fn take(&mut self, tx: TxId, req: LockReq) {
@@ -145,7 +210,7 @@ impl LockTable {
 
     /// Takes the locks if that needs no waiting. Never queues.
     pub fn try_acquire(&mut self, tx: TxId, req: &LockReq) -> bool {
-        if !self.grantable(tx, req, self.queue.len()) {
+        if self.conflicts_with_held(tx, req) || self.blocked_by_queue(tx, req) {
             return false;
         }
         self.take(tx, req.clone());
@@ -180,20 +245,27 @@ impl LockTable {
                 }
             }
         }
+        // One pass in queue order: each request is checked against the held locks and against
+        // what the requests still queued ahead of it claim, collected as the pass goes (a
+        // set, so that a long queue of many-key requests costs its total key count, not the
+        // product of every pair's key lists).
+        let mut claims = Claims::default();
         let mut i = 0;
         while i < self.queue.len() {
             let w = &self.queue[i];
-            if self.grantable(w.tx, &w.req, i) {
+            if w.grant.is_canceled() {
+                self.queue.remove(i);
+                continue;
+            }
+            if self.grantable(w.tx, &w.req, &claims) {
                 let w = self.queue.remove(i).expect("index checked");
-                if w.grant.is_canceled() {
-                    continue;
-                }
                 let (tx, req) = (w.tx, w.req.clone());
                 if w.grant.send(()).is_ok() {
                     self.take(tx, req);
                 }
                 continue;
             }
+            claims.add(w.tx, &w.req);
             i += 1;
         }
         for w in self.idle.drain(..) {
@@ -268,6 +340,53 @@ mod tests {
         let mut idle = t.wait_release();
         t.release(2);
         assert_eq!(idle.try_recv().unwrap(), Some(()));
+        assert!(t.is_idle());
+    }
+
+    #[test]
+    fn an_abandoned_waiter_no_longer_holds_back_the_ones_behind_it() {
+        let mut t = LockTable::default();
+        assert!(t.try_acquire(1, &keys(&["a"])));
+        let abandoned = t.acquire(2, keys(&["a", "b"])).expect("waits for a");
+        let mut w3 = t
+            .acquire(3, keys(&["b"]))
+            .expect("queued behind 2's claim on b");
+        drop(abandoned);
+        t.release(9); // any release re-examines the queue
+        assert_eq!(w3.try_recv().unwrap(), Some(()));
+        assert!(t.try_acquire(4, &keys(&["c"])));
+    }
+
+    #[test]
+    fn long_queues_of_many_key_requests_are_granted_in_order() {
+        let mut t = LockTable::default();
+        let many =
+            |from: usize| -> Vec<String> { (from..from + 200).map(|i| format!("k{i}")).collect() };
+        let req = |names: &[String]| keys(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(t.try_acquire(1, &req(&many(0))));
+        // Each waiter overlaps the one before it by 100 keys, so they go one at a time.
+        let mut waiters: Vec<_> = (0..50)
+            .map(|i| {
+                t.acquire(2 + i as u64, req(&many(100 * (i + 1))))
+                    .expect("queued")
+            })
+            .collect();
+        for i in 0..waiters.len() {
+            t.release(1 + i as u64);
+            assert_eq!(
+                waiters[i].try_recv().unwrap(),
+                Some(()),
+                "waiter {i} after its predecessor"
+            );
+            if let Some(next) = waiters.get_mut(i + 1) {
+                assert!(
+                    next.try_recv().unwrap().is_none(),
+                    "waiter {} overlaps {i}",
+                    i + 1
+                );
+            }
+        }
+        t.release(51);
         assert!(t.is_idle());
     }
 
