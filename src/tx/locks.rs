@@ -166,7 +166,10 @@ impl LockTable {
 
     /// Whether a new request of `tx` overlaps one already queued by another transaction (it
     /// may not overtake it). Abandoned requests claim nothing. Compares each queued key with
-    /// the request's keys, through a set when the request is large.
+    /// the request's keys, through a set when the request is large. (`release` collects the
+    /// queue into `Claims` instead, as it checks every waiter against those ahead of it; built
+    /// for one new request, that map cost a third of the calls/s with 50 waiting 100-key
+    /// transactions.)
     fn blocked_by_queue(&self, tx: TxId, req: &LockReq) -> bool {
         let mut others = self
             .queue
