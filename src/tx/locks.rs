@@ -15,6 +15,11 @@
 //!   either running or waiting on a strictly higher shard. Shard numbers are finite, so every
 //!   chain ends at a running transaction: no cycle, no deadlock, and no request is overtaken
 //!   forever.
+//! - A release examines only the first `GRANT_WINDOW` waiters that stay blocked, and a newcomer
+//!   behind a longer queue queues unchecked. That only delays requests further back; it never
+//!   lets one overtake an earlier one. A waiter past the window waits for the waiters ahead of
+//!   it, whose chains end as above; as they are granted, it moves into the window within the
+//!   same pass of the release that grants them.
 //! - Ordinary commands never hold locks, so they cannot be part of a cycle; they only wait for
 //!   the holders of the keys they name.
 //!
