@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::future::Either;
-use futures::io::{ReadHalf, WriteHalf};
+use super::split::{ReadHalf, WriteHalf};
 use futures::StreamExt;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -165,7 +165,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     shard.clients.borrow_mut().add(info.clone());
     let authenticated = shard.state.borrow().config.requirepass.is_none();
     let n = shard.nshards();
-    let (reader, writer) = futures::AsyncReadExt::split(stream);
+    let (reader, writer) = super::split::split(stream);
     let mut conn = Conn {
         shard: shard.clone(),
         reader,
