@@ -15,10 +15,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::split::{ReadHalf, WriteHalf};
 use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::future::Either;
-use super::split::{ReadHalf, WriteHalf};
 use futures::StreamExt;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;

@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn halves_share_one_stream() {
-        futures::executor::block_on(async {
+        futures_lite::future::block_on(async {
             let (mut r, mut w) = split(Cursor::new(b"hello".to_vec()));
             let mut buf = [0u8; 5];
             r.read_exact(&mut buf).await.unwrap();

@@ -25,6 +25,7 @@ use rand::seq::index;
 use rand::Rng;
 
 use super::dict::Dict;
+use super::key::Key;
 use super::packed::{PackedRun, Records};
 use crate::commands::args::parse_i64;
 
@@ -428,11 +429,16 @@ impl Listpack {
 // hashtable
 // ---------------------------------------------------------------------------------------------
 
-/// A [`Dict`] of members, with the member bytes counted as they come and go.
+/// A [`Dict`] of members, with the member bytes counted as they come and go. Members are
+/// [`Key`]s, inline in the table node up to 22 bytes, for the reason the hash table's fields are
+/// (see `FieldTable`): no pointer chase to compare a member, no allocation to add a short one.
 #[derive(Default)]
 pub struct SetTable {
-    dict: Dict<()>,
+    dict: Dict<(), Key>,
+    /// Sum of the members' lengths.
     member_bytes: usize,
+    /// Heap bytes of the members too long to be inline.
+    heap_bytes: usize,
 }
 
 impl SetTable {
@@ -452,28 +458,30 @@ impl SetTable {
         if self.dict.contains_key(m) {
             return false;
         }
-        self.insert_new(Bytes::copy_from_slice(m));
+        self.insert_new(Key::new(m));
         true
     }
 
     /// Adds a member known to be absent.
-    fn insert_new(&mut self, m: Bytes) {
+    fn insert_new(&mut self, m: Key) {
         self.member_bytes += m.len();
+        self.heap_bytes += Key::heap_bytes(m.len());
         self.dict.insert(m, ());
     }
 
-    pub fn remove(&mut self, m: &[u8]) -> Option<Bytes> {
+    pub fn remove(&mut self, m: &[u8]) -> Option<Key> {
         let (k, ()) = self.dict.remove(m)?;
         self.member_bytes -= k.len();
+        self.heap_bytes -= Key::heap_bytes(k.len());
         Some(k)
     }
 
-    pub fn iter(&self) -> super::dict::Iter<'_, ()> {
+    pub fn iter(&self) -> super::dict::Iter<'_, (), Key> {
         self.dict.iter()
     }
 
     pub fn mem_bytes(&self) -> usize {
-        self.dict.table_overhead_bytes() + self.member_bytes
+        self.dict.table_overhead_bytes() + self.heap_bytes
     }
 }
 
@@ -578,7 +586,7 @@ impl std::fmt::Debug for SetValue {
 pub enum SetIter<'a> {
     Intset(IntSetIter<'a>),
     Listpack(ListpackIter<'a>),
-    Table(super::dict::Iter<'a, ()>),
+    Table(super::dict::Iter<'a, (), Key>),
 }
 
 impl<'a> Iterator for SetIter<'a> {
@@ -675,7 +683,7 @@ impl SetValue {
         }
         let mut t = SetTable::default();
         for m in self.iter() {
-            t.insert_new(m.to_bytes());
+            t.insert_new(m.with_bytes(Key::new));
         }
         *self = SetValue::Table(Box::new(t));
     }
@@ -728,7 +736,7 @@ impl SetValue {
                 } else {
                     self.convert_to_table();
                     if let SetValue::Table(t) = self {
-                        t.insert_new(Bytes::copy_from_slice(m));
+                        t.insert_new(Key::new(m));
                     }
                 }
                 true
@@ -846,7 +854,7 @@ impl SetValue {
             }
             SetValue::Table(t) => {
                 if count.saturating_mul(3) > len {
-                    let mut all: Vec<&Bytes> = t.iter().map(|(k, _)| k).collect();
+                    let mut all: Vec<&Key> = t.iter().map(|(k, _)| k).collect();
                     for i in 0..count {
                         let j = rng.gen_range(i..all.len());
                         all.swap(i, j);
@@ -883,7 +891,8 @@ impl SetValue {
             }
             SetValue::Table(t) => {
                 let k = t.dict.random_entry(rng).map(|(k, _)| k.clone())?;
-                t.remove(&k).map(Item::Bytes)
+                t.remove(&k)
+                    .map(|k| Item::Bytes(Bytes::copy_from_slice(&k)))
             }
         }
     }
@@ -976,6 +985,7 @@ impl SetValue {
             SetValue::Table(t) => {
                 t.dict.drain_some(budget, |_, _| {});
                 t.member_bytes = 0;
+                t.heap_bytes = 0;
                 t.dict.is_empty()
             }
             _ => true,
