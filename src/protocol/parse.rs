@@ -43,70 +43,99 @@ impl ParseError {
 /// Parses every complete command in `buf`, appending them to `out`. Consumed bytes are removed
 /// from `buf`; an incomplete trailing command stays there. On a protocol error the commands
 /// parsed before it are still returned in `out` (Redis executes them before closing).
+///
+/// A one-off call; a connection keeps a [`RequestParser`] so that its bookkeeping vectors are
+/// not allocated again for every read.
 pub fn parse_requests(
     buf: &mut BytesMut,
     limits: &ParseLimits,
     out: &mut Vec<Args>,
 ) -> Result<(), ParseError> {
-    let mut pos = 0usize;
-    // Argument ranges relative to the start of the buffer; they become `Bytes` slices once we
-    // know how much of the buffer is consumed (one freeze for the whole batch).
-    // Sized for a typical pipeline so the common case never reallocates.
-    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(64);
-    let mut pending: Vec<Pending> = Vec::with_capacity(32);
-    let mut result = Ok(());
-    while pos < buf.len() {
-        if buf[pos] == b'*' {
-            let start_ranges = ranges.len();
-            match parse_multibulk(&buf[..], pos, limits, &mut ranges) {
-                Ok(Some(next)) => {
-                    pos = next;
-                    if ranges.len() > start_ranges {
-                        pending.push(Pending::Ranges(start_ranges, ranges.len()));
+    RequestParser::default().parse(buf, limits, out)
+}
+
+/// The request parser with its working space, kept by a connection across reads.
+#[derive(Default)]
+pub struct RequestParser {
+    /// Argument ranges relative to the start of the buffer; they become `Bytes` slices once we
+    /// know how much of the buffer is consumed (one freeze for the whole batch).
+    ranges: Vec<(usize, usize)>,
+    pending: Vec<Pending>,
+}
+
+impl RequestParser {
+    /// See [`parse_requests`].
+    pub fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &ParseLimits,
+        out: &mut Vec<Args>,
+    ) -> Result<(), ParseError> {
+        let RequestParser { ranges, pending } = self;
+        ranges.clear();
+        pending.clear();
+        let mut pos = 0usize;
+        let mut result = Ok(());
+        while pos < buf.len() {
+            if buf[pos] == b'*' {
+                let start_ranges = ranges.len();
+                match parse_multibulk(&buf[..], pos, limits, ranges) {
+                    Ok(Some(next)) => {
+                        pos = next;
+                        if ranges.len() > start_ranges {
+                            pending.push(Pending::Ranges(start_ranges, ranges.len()));
+                        }
+                    }
+                    Ok(None) => {
+                        ranges.truncate(start_ranges);
+                        break;
+                    }
+                    Err(e) => {
+                        ranges.truncate(start_ranges);
+                        result = Err(e);
+                        break;
                     }
                 }
-                Ok(None) => {
-                    ranges.truncate(start_ranges);
-                    break;
-                }
-                Err(e) => {
-                    ranges.truncate(start_ranges);
-                    result = Err(e);
-                    break;
-                }
-            }
-        } else {
-            match parse_inline(&buf[..], pos, limits) {
-                Ok(Some((next, args))) => {
-                    pos = next;
-                    if !args.is_empty() {
-                        pending.push(Pending::Owned(args));
+            } else {
+                match parse_inline(&buf[..], pos, limits) {
+                    Ok(Some((next, args))) => {
+                        pos = next;
+                        if !args.is_empty() {
+                            pending.push(Pending::Owned(args));
+                        }
                     }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    result = Err(e);
-                    break;
+                    Ok(None) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
         }
-    }
-    if pos > 0 {
-        let consumed = buf.split_to(pos).freeze();
-        for p in pending {
-            match p {
-                Pending::Ranges(begin, end) => {
-                    let mut args = Vec::with_capacity(end - begin);
-                    for &(s, e) in &ranges[begin..end] {
-                        args.push(consumed.slice(s..e));
+        if pos > 0 {
+            let consumed = buf.split_to(pos).freeze();
+            for p in pending.drain(..) {
+                match p {
+                    Pending::Ranges(begin, end) => {
+                        let mut args = Vec::with_capacity(end - begin);
+                        for &(s, e) in &ranges[begin..end] {
+                            args.push(consumed.slice(s..e));
+                        }
+                        out.push(args);
                     }
-                    out.push(args);
+                    Pending::Owned(args) => out.push(args),
                 }
-                Pending::Owned(args) => out.push(args),
             }
         }
+        // A huge pipeline must not pin its bookkeeping for the connection's lifetime.
+        if ranges.capacity() > 4096 {
+            *ranges = Vec::new();
+        }
+        if pending.capacity() > 1024 {
+            *pending = Vec::new();
+        }
+        result
     }
-    result
 }
 
 enum Pending {

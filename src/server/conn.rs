@@ -24,7 +24,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::commands::{self, flags, CommandSpec, Exec};
-use crate::protocol::parse::{parse_requests, Args, ParseLimits};
+use crate::protocol::parse::{Args, ParseLimits, RequestParser};
 use crate::protocol::Reply;
 use crate::server::client::{ClientHandle, Unblock};
 use crate::server::globals::unix_ms;
@@ -62,6 +62,8 @@ pub struct Conn {
     pub out: BytesMut,
     rbuf: BytesMut,
     scratch: Box<[u8]>,
+    /// Keeps the parser's working vectors from one read to the next.
+    parser: RequestParser,
     pub close_after_reply: bool,
     pub reply_mode: ReplyMode,
     pub skip_next: bool,
@@ -181,6 +183,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         out: BytesMut::with_capacity(16 * 1024),
         rbuf: BytesMut::with_capacity(16 * 1024),
         scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
+        parser: RequestParser::default(),
         close_after_reply: false,
         aof_wait: 0,
         reply_mode: ReplyMode::On,
@@ -317,13 +320,18 @@ impl Conn {
                 self.rbuf.extend_from_slice(&self.scratch[..n]);
                 n
             };
-            self.info.last_ms.set(unix_ms());
             if self.rbuf.len() > qlimit {
                 tracing::warn!(client = %self.info.addr, "closing client that reached max query buffer length");
                 return;
             }
-            self.shard.state.borrow_mut().stats.net_input_bytes += n as u64;
-            let parsed = parse_requests(&mut self.rbuf, &limits, &mut cmds);
+            {
+                let mut st = self.shard.state.borrow_mut();
+                st.stats.net_input_bytes += n as u64;
+                self.info
+                    .last_ms
+                    .set(self.info.last_ms.get().max(st.clock_ms));
+            }
+            let parsed = self.parser.parse(&mut self.rbuf, &limits, &mut cmds);
             self.info.qbuf.set(self.rbuf.len());
             for args in cmds.drain(..) {
                 self.dispatch(args).await;

@@ -387,6 +387,7 @@ async fn cron(shard: &Rc<Shard>) {
         crate::persistence::aof::cron(shard);
         crate::persistence::snapshot::cron(shard);
         let mut st = shard.state.borrow_mut();
+        st.clock_ms = globals::unix_ms();
         shard.aof_replies_wait.set(st.aof.is_some());
         expiry::cycle(&mut st);
         memory::refresh(&mut st, &shard.globals.mem);

@@ -103,6 +103,10 @@ pub struct ShardState {
     pub loading: bool,
     /// Changes the running command reported (`Ctx::dirty`); None when it reported none.
     pub dirty: Option<u64>,
+    /// Wall-clock milliseconds when the latest command (or cron tick) started on this shard: a
+    /// free "now" for bookkeeping that second resolution satisfies (a client's last interaction),
+    /// so that a connection needs no clock read of its own per read. At most one cron period old.
+    pub clock_ms: u64,
 }
 
 impl ShardState {
@@ -123,6 +127,7 @@ impl ShardState {
             aof: None,
             loading: false,
             dirty: None,
+            clock_ms: crate::server::globals::unix_ms(),
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
         st
@@ -421,7 +426,8 @@ pub fn execute_keyed(
     // One wall-clock read gives both the command's notion of "now" (expiry) and the start of
     // its timing, like Redis's per-call `ustime()`.
     let started_us = crate::server::globals::unix_us();
-    let now_ms = if st.loading { 0 } else { started_us / 1000 };
+    st.clock_ms = started_us / 1000;
+    let now_ms = if st.loading { 0 } else { st.clock_ms };
     // WATCH needs to see in-place modifications too (HSET on an existing hash...): snapshot
     // the watched keys this write names and compare afterwards. Costs nothing unless the
     // database has watched keys.
