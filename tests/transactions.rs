@@ -599,3 +599,116 @@ fn cross_shard_blocked_client_stays_asleep_until_fed() {
         format!("*2\r\n${}\r\n{}\r\n$1\r\nx\r\n", b.len(), b).into_bytes()
     );
 }
+
+/// Two keys owned by different shards of a 4-shard server.
+fn keys_on_two_shards(prefix: &str) -> (String, String) {
+    let map = tessera::shard::slot::SlotMap::new(4);
+    (0..100)
+        .map(|i| (format!("{prefix}a{i}"), format!("{prefix}b{i}")))
+        .find(|(a, b)| map.shard_of_key(a.as_bytes()) != map.shard_of_key(b.as_bytes()))
+        .unwrap()
+}
+
+/// An MSET split by shard runs each shard's pairs on their owner. A client that reads one key
+/// with GET and then the other must never find the second older than the first: that would
+/// mean one part of an MSET was visible while the other was not yet applied (a part released
+/// its locks before every part had run).
+#[test]
+fn split_mset_parts_become_visible_together() {
+    let server = start_tessera(4, &[]);
+    let port = server.port;
+    let (a, b) = keys_on_two_shards("split");
+    let writer = {
+        let (a, b) = (a.clone(), b.clone());
+        thread::spawn(move || {
+            let mut c = RawConn::connect(port);
+            for i in 1..=3000i64 {
+                let v = i.to_string();
+                let args: [&[u8]; 5] = [
+                    b"MSET",
+                    a.as_bytes(),
+                    v.as_bytes(),
+                    b.as_bytes(),
+                    v.as_bytes(),
+                ];
+                assert_eq!(c.cmd(&args), b"+OK\r\n");
+            }
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|r| {
+            let (first, second) = if r == 0 {
+                (a.clone(), b.clone())
+            } else {
+                (b.clone(), a.clone())
+            };
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let get = |c: &mut RawConn, k: &str| -> i64 {
+                    match resp_parse(&c.cmd(&[b"GET", k.as_bytes()])) {
+                        Value::NilBulk => 0,
+                        v => v.as_int_like().expect("an integer value"),
+                    }
+                };
+                let mut checked = 0;
+                for _ in 0..3000 {
+                    let x = get(&mut c, &first);
+                    let y = get(&mut c, &second);
+                    assert!(
+                        y >= x,
+                        "read {first}={x} and then {second}={y}: a part of MSET {x} was seen alone"
+                    );
+                    checked += (x > 0) as usize;
+                }
+                checked
+            })
+        })
+        .collect();
+    writer.join().unwrap();
+    let checked: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(checked > 0, "readers never saw a value");
+}
+
+/// A command split by shard is one command to its client: INFO commandstats counts it once,
+/// and its reply is the whole command's.
+#[test]
+fn split_commands_count_once_and_reply_as_one() {
+    let server = start_tessera(4, &[]);
+    let mut c = RawConn::connect(server.port);
+    let keys = spread_keys(8);
+    let mut mset: Vec<&[u8]> = vec![b"MSET"];
+    for k in &keys {
+        mset.push(k.as_bytes());
+        mset.push(b"v");
+    }
+    // A key set twice keeps its last value, as in Redis.
+    mset.extend([keys[0].as_bytes(), &b"last"[..]]);
+    assert_eq!(c.cmd(&mset), b"+OK\r\n");
+    assert_eq!(c.cmd(&[b"GET", keys[0].as_bytes()]), b"$4\r\nlast\r\n");
+    let mut exists: Vec<&[u8]> = vec![b"EXISTS"];
+    exists.extend(keys.iter().map(|k| k.as_bytes()));
+    exists.push(keys[1].as_bytes());
+    exists.push(b"missing");
+    assert_eq!(c.cmd(&exists), b":9\r\n");
+    let mut del: Vec<&[u8]> = vec![b"DEL"];
+    del.extend(keys.iter().map(|k| k.as_bytes()));
+    assert_eq!(c.cmd(&del), b":8\r\n");
+    // Odd pair counts are refused whole, before anything is split.
+    assert_eq!(
+        c.cmd(&[b"MSET", keys[0].as_bytes(), b"1", keys[1].as_bytes()]),
+        &b"-ERR wrong number of arguments for 'mset' command\r\n"[..]
+    );
+    assert_eq!(c.cmd(&[b"EXISTS", keys[0].as_bytes()]), b":0\r\n");
+    let stats = String::from_utf8_lossy(&c.cmd(&[b"INFO", b"commandstats"])).into_owned();
+    for (cmd, calls) in [("mset", 2), ("exists", 2), ("del", 1)] {
+        let line = stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+            .unwrap_or_else(|| panic!("no {cmd} in {stats}"));
+        assert!(
+            line.starts_with(&format!("cmdstat_{cmd}:calls={calls},")),
+            "{line}"
+        );
+    }
+    assert!(info_field(&mut c, "stats", "multi_shard_transactions") >= 3);
+}

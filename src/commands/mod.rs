@@ -173,6 +173,9 @@ pub enum MultiKind {
     /// shard runs the command on its own keys (under the transaction's locks) and the integer
     /// replies are summed. No value is copied.
     SumInt,
+    /// MSET: each key with its value is independent, so each shard sets its own pairs (under
+    /// the transaction's locks) and the reply is OK. No value is copied.
+    SetPairs,
 }
 
 pub mod flags {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::args::{self, eq_ic, int_arg, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
-use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KEY1};
+use super::{cmd, flags::*, CommandSpec, Ctx, Exec, MultiKind, KEY1};
 use crate::protocol::Reply;
 use crate::types::{Entry, StrValue, Value};
 
@@ -122,7 +122,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of keys",
             "Sets several keys at once.",
             Exec::Shard(mset),
-        ),
+        )
+        .multi(MultiKind::SetPairs),
         cmd(
             "msetnx",
             -3,

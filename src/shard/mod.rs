@@ -107,6 +107,9 @@ pub struct ShardState {
     /// free "now" for bookkeeping that second resolution satisfies (a client's last interaction),
     /// so that a connection needs no clock read of its own per read. At most one cron period old.
     pub clock_ms: u64,
+    /// Set while this shard runs a part of a client command split across shards that is not
+    /// its first part (`crate::tx`): the command is counted once, by its first part.
+    pub split_part: bool,
 }
 
 impl ShardState {
@@ -128,6 +131,7 @@ impl ShardState {
             loading: false,
             dirty: None,
             clock_ms: crate::server::globals::unix_ms(),
+            split_part: false,
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
         st
@@ -524,7 +528,7 @@ pub fn execute_keyed(
             spec.name
         ));
     }
-    if !counted {
+    if !counted || st.split_part {
         return;
     }
     let failed = out.len() > start_len && out[start_len] == b'-';

@@ -822,52 +822,201 @@ async fn wait_whole_shard_free(sh: &Shard) {
     }
 }
 
-/// DEL, UNLINK, EXISTS, TOUCH across shards: with every key locked, each owner runs the command
-/// on its own keys (duplicates kept, so EXISTS k k counts twice) and releases; replies summed.
-async fn run_split_sum(
+/// A command split by shard: each owner runs the command on its own keys (`part_args`), so no
+/// value is copied between shards. Every part runs under the transaction's locks and the locks
+/// are released only after every part has run, so no client can see one shard's part without
+/// the others (two-phase locking, as for copied units). Returns each part's reply, in shard
+/// order.
+///
+/// With at most one foreign shard the locks are taken in ascending shard order and each shard
+/// runs its part as soon as its lock is granted: one round trip to the foreign shard, plus the
+/// release message. With more, one optimistic round takes every lock at once (falling back to
+/// the ordered way on refusal) and a second runs the parts in parallel. The command is counted
+/// once, by its first part (INFO commandstats, slow log).
+async fn run_split(
     sh: &Rc<Shard>,
-    cmd: TxCmd,
+    cmd: &TxCmd,
     resp3: bool,
     who: &Arc<ClientLabel>,
-) -> Result<i64, &'static str> {
-    let plan = plan(sh, std::slice::from_ref(&cmd));
+) -> Result<Vec<TxReplies>, &'static str> {
+    // Each key's owner, computed once for the plan and the parts.
+    let owners: Vec<(usize, usize)> = cmd
+        .spec
+        .keys(&cmd.args)
+        .map(|p| (p, sh.shard_of(&cmd.args[p])))
+        .collect();
+    let mut plan: BTreeMap<usize, Vec<LockKey>> = BTreeMap::new();
+    for &(p, s) in &owners {
+        let k = LockKey {
+            db: cmd.db as u32,
+            key: cmd.args[p].clone(),
+        };
+        let keys = plan.entry(s).or_default();
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
     let tx = sh.new_tx_id();
     let mut held = HeldLocks {
         shard: sh.clone(),
         tx,
         shards: Vec::new(),
     };
-    lock_plan(sh, tx, &plan, &mut held, false).await?;
-    sh.state.borrow_mut().stats.tx_multi_shard += 1;
-    let mut futs = Vec::with_capacity(plan.len());
-    for &s in plan.keys() {
-        let mut args: Args = vec![cmd.args[0].clone()];
-        args.extend(
-            cmd.spec
-                .keys(&cmd.args)
-                .filter(|&p| sh.shard_of(&cmd.args[p]) == s)
-                .map(|p| cmd.args[p].clone()),
-        );
-        let part = TxCmd {
+    let nparts = plan.len();
+    let first = plan.keys().next().copied().unwrap_or(sh.id);
+    let part_of = |s: usize| SplitPart {
+        cmd: TxCmd {
             spec: cmd.spec,
-            args,
+            args: part_args(cmd, &owners, s),
             db: cmd.db,
-        };
-        let who = who.clone();
-        futs.push(sh.run_on(s, move |owner| {
-            let r = run_here(owner, std::slice::from_ref(&part), resp3, &who);
-            owner.locks.borrow_mut().release(tx);
-            parse_int_reply(&r.buf)
-        }));
+        },
+        tx,
+        nparts,
+        counted: s == first,
+        resp3,
+        who: who.clone(),
+    };
+    sh.state.borrow_mut().stats.tx_multi_shard += 1;
+    let foreign = plan.keys().filter(|&&s| s != sh.id).count();
+    let mut replies = Vec::with_capacity(nparts);
+    if foreign >= 2
+        && try_lock_all(sh, tx, &plan, &mut held, false)
+            .await?
+            .is_some()
+    {
+        let futs: Vec<_> = plan
+            .keys()
+            .map(|&s| {
+                let part = part_of(s);
+                sh.run_on(s, move |owner| part.run(owner))
+            })
+            .collect();
+        for r in futures::future::join_all(futs).await {
+            replies.push(r.map_err(|_| ERR_SHARD_GONE)?);
+        }
+    } else {
+        for (&s, keys) in &plan {
+            let r = lock_and_run(sh, s, tx, keys.clone(), part_of(s)).await?;
+            held.shards.push(s);
+            replies.push(r);
+        }
     }
-    held.shards.clear();
+    held.release_all().await;
+    Ok(replies)
+}
+
+/// The arguments of `cmd`'s part on shard `s`: its name and, for each of its keys owned by `s`
+/// (`owners`: key position and owner) in argument order, the key with the arguments that go
+/// with it (MSET's value). Duplicates stay, so EXISTS k k counts twice and MSET k 1 k 2
+/// leaves 2.
+fn part_args(cmd: &TxCmd, owners: &[(usize, usize)], s: usize) -> Args {
+    let step = cmd.spec.step.max(1) as usize;
+    let mine = owners.iter().filter(|&&(_, o)| o == s);
+    let mut args: Args = Vec::with_capacity(1 + step * mine.clone().count());
+    args.push(cmd.args[0].clone());
+    for &(p, _) in mine {
+        args.extend(cmd.args[p..(p + step).min(cmd.args.len())].iter().cloned());
+    }
+    args
+}
+
+/// One shard's part of a split command, sendable to that shard.
+struct SplitPart {
+    cmd: TxCmd,
+    tx: TxId,
+    nparts: usize,
+    /// Whether this part counts the command in the statistics.
+    counted: bool,
+    resp3: bool,
+    who: Arc<ClientLabel>,
+}
+
+impl SplitPart {
+    /// Runs the part on `owner`, whose locks the transaction holds; its AOF records are
+    /// bracketed as this shard's part of the unit, so recovery applies all parts or none.
+    fn run(self, owner: &Shard) -> TxReplies {
+        let mark = crate::persistence::aof::tx_mark(&owner.state.borrow());
+        owner.state.borrow_mut().split_part = !self.counted;
+        let r = run_here(
+            owner,
+            std::slice::from_ref(&self.cmd),
+            self.resp3,
+            &self.who,
+        );
+        let mut st = owner.state.borrow_mut();
+        st.split_part = false;
+        crate::persistence::aof::tx_wrap(&mut st, mark, self.tx, self.nparts);
+        r
+    }
+}
+
+/// Takes the transaction's locks on `keys` at shard `s` (waiting for them if needed) and runs
+/// `part` there as soon as they are granted; the locks stay held.
+async fn lock_and_run(
+    sh: &Rc<Shard>,
+    s: usize,
+    tx: TxId,
+    keys: Vec<LockKey>,
+    part: SplitPart,
+) -> Result<TxReplies, &'static str> {
+    if s == sh.id {
+        // Bound first: the lock table's borrow must end before the wait.
+        let wait = sh.locks.borrow_mut().acquire(tx, LockReq::Keys(keys));
+        if let Some(rx) = wait {
+            sh.state.borrow_mut().stats.tx_lock_waits += 1;
+            rx.await.map_err(|_| ERR_SHARD_GONE)?;
+        }
+        return Ok(part.run(sh));
+    }
+    let (reply, rx) = oneshot::channel();
+    let task: crate::shard::router::TaskJob = Box::new(move |sh: Rc<Shard>| {
+        Box::pin(async move {
+            let wait = sh.locks.borrow_mut().acquire(tx, LockReq::Keys(keys));
+            if let Some(rx) = wait {
+                sh.state.borrow_mut().stats.tx_lock_waits += 1;
+                if rx.await.is_err() {
+                    return;
+                }
+            }
+            if reply.send(part.run(&sh)).is_err() {
+                // The coordinator is gone: nobody will release for it.
+                sh.locks.borrow_mut().release(tx);
+            }
+        })
+    });
+    sh.router
+        .send(s, ShardMsg::Task(task))
+        .await
+        .map_err(|_| ERR_SHARD_GONE)?;
+    rx.await.map_err(|_| ERR_SHARD_GONE)
+}
+
+/// DEL, UNLINK, EXISTS, TOUCH across shards: split by shard, replies summed.
+async fn run_split_sum(
+    sh: &Rc<Shard>,
+    cmd: TxCmd,
+    resp3: bool,
+    who: &Arc<ClientLabel>,
+) -> Result<i64, &'static str> {
     let mut total = 0;
-    for r in futures::future::join_all(futs).await {
-        total += r
-            .map_err(|_| ERR_SHARD_GONE)?
-            .ok_or("ERR internal error: bad sub-reply")?;
+    for r in run_split(sh, &cmd, resp3, who).await? {
+        total += parse_int_reply(&r.buf).ok_or("ERR internal error: bad sub-reply")?;
     }
     Ok(total)
+}
+
+/// MSET across shards: split by shard; the reply is the first part's error, if any, else OK.
+/// Only where no part can be refused on its own (see `execute_cross_shard`), since the parts
+/// that ran would stay.
+async fn run_split_mset(
+    sh: &Rc<Shard>,
+    cmd: TxCmd,
+    resp3: bool,
+    who: &Arc<ClientLabel>,
+) -> Result<BytesMut, &'static str> {
+    let replies = run_split(sh, &cmd, resp3, who).await?;
+    let failed = replies.into_iter().find(|r| r.buf.first() != Some(&b'+'));
+    Ok(failed.map_or_else(|| BytesMut::from(&b"+OK\r\n"[..]), |r| r.buf))
 }
 
 fn parse_int_reply(buf: &[u8]) -> Option<i64> {
@@ -891,6 +1040,23 @@ pub async fn execute_cross_shard(c: &mut Conn, spec: &'static CommandSpec, args:
     if spec.multi == Some(MultiKind::SumInt) && !crate::pubsub::notify::any_enabled() {
         match run_split_sum(&shard, cmd, c.resp3, &label).await {
             Ok(n) => c.reply().int(n),
+            Err(e) => c.reply().error(e),
+        }
+        return;
+    }
+    // Split only where a part cannot be refused while the others run: without a memory limit
+    // (a shard over its share would answer OOM) and without an AOF (a shard whose log failed
+    // refuses writes). Elsewhere the copying path checks once, on the coordinator.
+    if spec.multi == Some(MultiKind::SetPairs)
+        && cmd.args.len() % 2 == 1
+        && !crate::pubsub::notify::any_enabled()
+        && {
+            let st = shard.state.borrow();
+            st.config.maxmemory == 0 && st.aof.is_none()
+        }
+    {
+        match run_split_mset(&shard, cmd, c.resp3, &label).await {
+            Ok(r) => c.out.extend_from_slice(&r),
             Err(e) => c.reply().error(e),
         }
         return;
