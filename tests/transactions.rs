@@ -685,6 +685,19 @@ fn split_commands_count_once_and_reply_as_one() {
     mset.extend([keys[0].as_bytes(), &b"last"[..]]);
     assert_eq!(c.cmd(&mset), b"+OK\r\n");
     assert_eq!(c.cmd(&[b"GET", keys[0].as_bytes()]), b"$4\r\nlast\r\n");
+    // MGET puts each shard's values back in argument order, duplicates and misses included;
+    // a key of another type reads as nil.
+    assert_eq!(c.cmd(&[b"LPUSH", b"alist", b"x"]), b":1\r\n");
+    let mut mget: Vec<&[u8]> = vec![b"MGET"];
+    mget.extend([keys[1].as_bytes(), b"missing", keys[0].as_bytes(), b"alist"]);
+    mget.extend(keys[2..].iter().map(|k| k.as_bytes()));
+    mget.push(keys[1].as_bytes());
+    let mut want = b"*11\r\n$1\r\nv\r\n$-1\r\n$4\r\nlast\r\n$-1\r\n".to_vec();
+    for _ in 2..8 {
+        want.extend_from_slice(b"$1\r\nv\r\n");
+    }
+    want.extend_from_slice(b"$1\r\nv\r\n");
+    assert_eq!(c.cmd(&mget), want);
     let mut exists: Vec<&[u8]> = vec![b"EXISTS"];
     exists.extend(keys.iter().map(|k| k.as_bytes()));
     exists.push(keys[1].as_bytes());
@@ -700,7 +713,7 @@ fn split_commands_count_once_and_reply_as_one() {
     );
     assert_eq!(c.cmd(&[b"EXISTS", keys[0].as_bytes()]), b":0\r\n");
     let stats = String::from_utf8_lossy(&c.cmd(&[b"INFO", b"commandstats"])).into_owned();
-    for (cmd, calls) in [("mset", 2), ("exists", 2), ("del", 1)] {
+    for (cmd, calls) in [("mset", 2), ("mget", 1), ("exists", 2), ("del", 1)] {
         let line = stats
             .lines()
             .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))

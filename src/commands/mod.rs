@@ -176,6 +176,9 @@ pub enum MultiKind {
     /// MSET: each key with its value is independent, so each shard sets its own pairs (under
     /// the transaction's locks) and the reply is OK. No value is copied.
     SetPairs,
+    /// MGET: each shard reads its own keys (under the transaction's locks) and the values are
+    /// put back in argument order. No value is copied into another shard's keyspace.
+    Gather,
 }
 
 pub mod flags {

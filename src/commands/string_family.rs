@@ -111,7 +111,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of keys",
             "Returns the values of several keys.",
             Exec::Shard(mget),
-        ),
+        )
+        .multi(MultiKind::Gather),
         cmd(
             "mset",
             -3,

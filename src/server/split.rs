@@ -73,7 +73,7 @@ mod tests {
             w.write_all(b" world").await.unwrap();
             w.flush().await.unwrap();
             drop(r);
-            let cursor = Rc::try_unwrap(w.0).ok().expect("last handle").into_inner();
+            let cursor = Rc::try_unwrap(w.0).expect("last handle").into_inner();
             assert_eq!(cursor.into_inner(), b"hello world");
         });
     }

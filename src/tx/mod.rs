@@ -836,17 +836,12 @@ async fn wait_whole_shard_free(sh: &Shard) {
 async fn run_split(
     sh: &Rc<Shard>,
     cmd: &TxCmd,
+    owners: &[(usize, usize)],
     resp3: bool,
     who: &Arc<ClientLabel>,
 ) -> Result<Vec<TxReplies>, &'static str> {
-    // Each key's owner, computed once for the plan and the parts.
-    let owners: Vec<(usize, usize)> = cmd
-        .spec
-        .keys(&cmd.args)
-        .map(|p| (p, sh.shard_of(&cmd.args[p])))
-        .collect();
     let mut plan: BTreeMap<usize, Vec<LockKey>> = BTreeMap::new();
-    for &(p, s) in &owners {
+    for &(p, s) in owners {
         let k = LockKey {
             db: cmd.db as u32,
             key: cmd.args[p].clone(),
@@ -867,7 +862,7 @@ async fn run_split(
     let part_of = |s: usize| SplitPart {
         cmd: TxCmd {
             spec: cmd.spec,
-            args: part_args(cmd, &owners, s),
+            args: part_args(cmd, owners, s),
             db: cmd.db,
         },
         tx,
@@ -903,6 +898,14 @@ async fn run_split(
     }
     held.release_all().await;
     Ok(replies)
+}
+
+/// Each key position of `cmd` with the shard that owns the key, in argument order.
+fn key_owners(sh: &Shard, cmd: &TxCmd) -> Vec<(usize, usize)> {
+    cmd.spec
+        .keys(&cmd.args)
+        .map(|p| (p, sh.shard_of(&cmd.args[p])))
+        .collect()
 }
 
 /// The arguments of `cmd`'s part on shard `s`: its name and, for each of its keys owned by `s`
@@ -998,9 +1001,10 @@ async fn run_split_sum(
     resp3: bool,
     who: &Arc<ClientLabel>,
 ) -> Result<i64, &'static str> {
+    let owners = key_owners(sh, &cmd);
     let mut total = 0;
-    for r in run_split(sh, &cmd, resp3, who).await? {
-        total += parse_int_reply(&r.buf).ok_or("ERR internal error: bad sub-reply")?;
+    for r in run_split(sh, &cmd, &owners, resp3, who).await? {
+        total += parse_int_reply(&r.buf).ok_or(ERR_BAD_SUB_REPLY)?;
     }
     Ok(total)
 }
@@ -1014,9 +1018,80 @@ async fn run_split_mset(
     resp3: bool,
     who: &Arc<ClientLabel>,
 ) -> Result<BytesMut, &'static str> {
-    let replies = run_split(sh, &cmd, resp3, who).await?;
+    let owners = key_owners(sh, &cmd);
+    let replies = run_split(sh, &cmd, &owners, resp3, who).await?;
     let failed = replies.into_iter().find(|r| r.buf.first() != Some(&b'+'));
     Ok(failed.map_or_else(|| BytesMut::from(&b"+OK\r\n"[..]), |r| r.buf))
+}
+
+/// MGET across shards: split by shard, and the parts' arrays interleaved back into argument
+/// order. A part that did not answer with an array has its reply passed on.
+async fn run_split_gather(
+    sh: &Rc<Shard>,
+    cmd: TxCmd,
+    resp3: bool,
+    who: &Arc<ClientLabel>,
+) -> Result<BytesMut, &'static str> {
+    let owners = key_owners(sh, &cmd);
+    let replies = run_split(sh, &cmd, &owners, resp3, who).await?;
+    // The parts come in ascending shard order.
+    let mut shards: Vec<usize> = owners.iter().map(|&(_, s)| s).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let mut items = Vec::with_capacity(replies.len());
+    for r in &replies {
+        match array_items(&r.buf) {
+            Some(i) => items.push(i.into_iter()),
+            None => return Ok(r.buf.clone()),
+        }
+    }
+    let mut out = BytesMut::with_capacity(replies.iter().map(|r| r.buf.len()).sum::<usize>() + 16);
+    crate::protocol::Reply::new(&mut out, resp3).array(owners.len());
+    for &(_, s) in &owners {
+        let part = shards.binary_search(&s).map_err(|_| ERR_BAD_SUB_REPLY)?;
+        let item = items[part].next().ok_or(ERR_BAD_SUB_REPLY)?;
+        out.extend_from_slice(item);
+    }
+    Ok(out)
+}
+
+const ERR_BAD_SUB_REPLY: &str = "ERR internal error: bad sub-reply";
+
+/// The items of a flat RESP array of bulk strings and nulls (an MGET reply), each as its
+/// whole encoding; None for anything else.
+fn array_items(buf: &[u8]) -> Option<Vec<&[u8]>> {
+    let line = |at: usize| -> Option<(usize, usize)> {
+        let end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+        Some((end, end + 2))
+    };
+    if buf.first() != Some(&b'*') {
+        return None;
+    }
+    let (end, mut at) = line(0)?;
+    let n: usize = std::str::from_utf8(&buf[1..end]).ok()?.parse().ok()?;
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = at;
+        let (end, next) = line(at)?;
+        at = match buf[start] {
+            b'_' => next,
+            b'$' if &buf[start + 1..end] == b"-1" => next,
+            b'$' => {
+                let len: usize = std::str::from_utf8(&buf[start + 1..end])
+                    .ok()?
+                    .parse()
+                    .ok()?;
+                let data_end = next.checked_add(len)?;
+                if buf.get(data_end..data_end + 2)? != b"\r\n" {
+                    return None;
+                }
+                data_end + 2
+            }
+            _ => return None,
+        };
+        items.push(&buf[start..at]);
+    }
+    (at == buf.len()).then_some(items)
 }
 
 fn parse_int_reply(buf: &[u8]) -> Option<i64> {
@@ -1040,6 +1115,13 @@ pub async fn execute_cross_shard(c: &mut Conn, spec: &'static CommandSpec, args:
     if spec.multi == Some(MultiKind::SumInt) && !crate::pubsub::notify::any_enabled() {
         match run_split_sum(&shard, cmd, c.resp3, &label).await {
             Ok(n) => c.reply().int(n),
+            Err(e) => c.reply().error(e),
+        }
+        return;
+    }
+    if spec.multi == Some(MultiKind::Gather) && !crate::pubsub::notify::any_enabled() {
+        match run_split_gather(&shard, cmd, c.resp3, &label).await {
+            Ok(r) => c.out.extend_from_slice(&r),
             Err(e) => c.reply().error(e),
         }
         return;
