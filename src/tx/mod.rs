@@ -23,6 +23,17 @@
 //! Two-phase locking over exactly the keys involved makes every such unit serializable with
 //! respect to every other command; single-shard commands on other keys never wait.
 //!
+//! Split commands (MSET, MGET, DEL, UNLINK, EXISTS, TOUCH: `MultiKind` in the command table)
+//! skip the copies: each key's effect is independent of the others, so each owner runs the
+//! command on its own keys, under the same locks, and the coordinator combines the replies
+//! (OK, the values back in argument order, or the sum). With one foreign shard the locks are
+//! taken in ascending shard order and each shard runs its part as soon as it holds its locks;
+//! with more, one optimistic round takes all locks and a second runs the parts. Either way no
+//! lock is released before every part has run, which is what keeps a reader from seeing one
+//! shard's part without the other's. MSET splits only without a memory limit and without an
+//! AOF, where no shard can refuse its part while the others apply theirs; otherwise it is a
+//! copied unit, checked once on the coordinator.
+//!
 //! This module never holds a shard-state borrow across an `.await`.
 
 pub mod locks;
