@@ -946,10 +946,16 @@ struct SplitPart {
 }
 
 impl SplitPart {
-    /// Runs the part on `owner`, whose locks the transaction holds; its AOF records are
-    /// bracketed as this shard's part of the unit, so recovery applies all parts or none.
+    /// Runs the part on `owner`, whose locks the transaction holds. A write's AOF records are
+    /// bracketed as this shard's part of the unit (an empty bracket where the part changed
+    /// nothing), so recovery applies all parts or none; a read logs nothing.
     fn run(self, owner: &Shard) -> TxReplies {
-        let mark = crate::persistence::aof::tx_mark(&owner.state.borrow());
+        let write = self.cmd.spec.has(flags::WRITE);
+        let mark = if write {
+            crate::persistence::aof::tx_mark(&owner.state.borrow())
+        } else {
+            None
+        };
         owner.state.borrow_mut().split_part = !self.counted;
         let r = run_here(
             owner,
@@ -959,7 +965,9 @@ impl SplitPart {
         );
         let mut st = owner.state.borrow_mut();
         st.split_part = false;
-        crate::persistence::aof::tx_wrap(&mut st, mark, self.tx, self.nparts);
+        if write {
+            crate::persistence::aof::tx_wrap(&mut st, mark, self.tx, self.nparts);
+        }
         r
     }
 }
