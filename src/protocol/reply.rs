@@ -217,6 +217,44 @@ fn trim_fraction(s: &str) -> &str {
     }
 }
 
+/// Reads back a reply this module wrote: the items of a flat array of bulk strings and nulls
+/// (an MGET reply, RESP2 or RESP3), each as its whole encoding, so that replies computed on
+/// several shards can be merged without re-encoding. None for anything else.
+pub fn flat_array_items(buf: &[u8]) -> Option<Vec<&[u8]>> {
+    let line = |at: usize| -> Option<(usize, usize)> {
+        let end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+        Some((end, end + 2))
+    };
+    if buf.first() != Some(&b'*') {
+        return None;
+    }
+    let (end, mut at) = line(0)?;
+    let n: usize = std::str::from_utf8(&buf[1..end]).ok()?.parse().ok()?;
+    let mut items = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = at;
+        let (end, next) = line(at)?;
+        at = match buf[start] {
+            b'_' => next,
+            b'$' if &buf[start + 1..end] == b"-1" => next,
+            b'$' => {
+                let len: usize = std::str::from_utf8(&buf[start + 1..end])
+                    .ok()?
+                    .parse()
+                    .ok()?;
+                let data_end = next.checked_add(len)?;
+                if buf.get(data_end..data_end + 2)? != b"\r\n" {
+                    return None;
+                }
+                data_end + 2
+            }
+            _ => return None,
+        };
+        items.push(&buf[start..at]);
+    }
+    (at == buf.len()).then_some(items)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +284,28 @@ mod tests {
         r.map(1);
         r.double(1.5);
         assert_eq!(&b[..], b"_\r\n%1\r\n,1.5\r\n");
+    }
+
+    #[test]
+    fn flat_array_items_reads_back_bulks_and_nulls() {
+        let mut buf = BytesMut::new();
+        let mut r = Reply::new(&mut buf, false);
+        r.array(3);
+        r.bulk(b"a\r\nb");
+        r.null();
+        r.bulk(b"");
+        let items = flat_array_items(&buf).unwrap();
+        assert_eq!(items, [&b"$4\r\na\r\nb\r\n"[..], b"$-1\r\n", b"$0\r\n\r\n"]);
+        assert_eq!(flat_array_items(b"*1\r\n_\r\n").unwrap(), [&b"_\r\n"[..]]);
+        assert_eq!(flat_array_items(b"*0\r\n").unwrap().len(), 0);
+        for bad in [
+            &b"-ERR x\r\n"[..],
+            b"*2\r\n$1\r\na\r\n",
+            b"*1\r\n:1\r\n",
+            b"*1\r\n$5\r\nab\r\n",
+            b"*1\r\n$1\r\na\r\nx",
+        ] {
+            assert_eq!(flat_array_items(bad), None, "{bad:?}");
+        }
     }
 }

@@ -1059,7 +1059,7 @@ async fn run_split_gather(
     shards.dedup();
     let mut items = Vec::with_capacity(replies.len());
     for r in &replies {
-        match array_items(&r.buf) {
+        match crate::protocol::reply::flat_array_items(&r.buf) {
             Some(i) => items.push(i.into_iter()),
             None => return Ok(r.buf.clone()),
         }
@@ -1075,43 +1075,6 @@ async fn run_split_gather(
 }
 
 const ERR_BAD_SUB_REPLY: &str = "ERR internal error: bad sub-reply";
-
-/// The items of a flat RESP array of bulk strings and nulls (an MGET reply), each as its
-/// whole encoding; None for anything else.
-fn array_items(buf: &[u8]) -> Option<Vec<&[u8]>> {
-    let line = |at: usize| -> Option<(usize, usize)> {
-        let end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
-        Some((end, end + 2))
-    };
-    if buf.first() != Some(&b'*') {
-        return None;
-    }
-    let (end, mut at) = line(0)?;
-    let n: usize = std::str::from_utf8(&buf[1..end]).ok()?.parse().ok()?;
-    let mut items = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = at;
-        let (end, next) = line(at)?;
-        at = match buf[start] {
-            b'_' => next,
-            b'$' if &buf[start + 1..end] == b"-1" => next,
-            b'$' => {
-                let len: usize = std::str::from_utf8(&buf[start + 1..end])
-                    .ok()?
-                    .parse()
-                    .ok()?;
-                let data_end = next.checked_add(len)?;
-                if buf.get(data_end..data_end + 2)? != b"\r\n" {
-                    return None;
-                }
-                data_end + 2
-            }
-            _ => return None,
-        };
-        items.push(&buf[start..at]);
-    }
-    (at == buf.len()).then_some(items)
-}
 
 fn parse_int_reply(buf: &[u8]) -> Option<i64> {
     if buf.first() != Some(&b':') || buf.len() < 3 {
