@@ -309,34 +309,48 @@ async fn lock_and_fetch(
     keys: Vec<LockKey>,
     want: bool,
 ) -> Result<Vec<Option<Taken>>, &'static str> {
+    let wanted = if want { keys.clone() } else { Vec::new() };
+    lock_then(sh, s, tx, keys, move |owner| {
+        if want {
+            fetch(owner, &wanted)
+        } else {
+            Vec::new()
+        }
+    })
+    .await
+}
+
+/// Takes the transaction's locks on `keys` at shard `s`, waiting for them if needed, then runs
+/// `step` there with the locks held (they stay held) and returns its result. If the coordinator
+/// has gone by then, the locks are released at once.
+async fn lock_then<R: Send + 'static>(
+    sh: &Rc<Shard>,
+    s: usize,
+    tx: TxId,
+    keys: Vec<LockKey>,
+    step: impl FnOnce(&Shard) -> R + Send + 'static,
+) -> Result<R, &'static str> {
     if s == sh.id {
-        let wait = sh
-            .locks
-            .borrow_mut()
-            .acquire(tx, LockReq::Keys(keys.clone()));
+        // Bound first: the lock table's borrow must end before the wait.
+        let wait = sh.locks.borrow_mut().acquire(tx, LockReq::Keys(keys));
         if let Some(rx) = wait {
             sh.state.borrow_mut().stats.tx_lock_waits += 1;
             rx.await.map_err(|_| ERR_SHARD_GONE)?;
         }
-        return Ok(if want { fetch(sh, &keys) } else { Vec::new() });
+        return Ok(step(sh));
     }
     let (reply, rx) = oneshot::channel();
     let task: crate::shard::router::TaskJob = Box::new(move |sh: Rc<Shard>| {
         Box::pin(async move {
-            let wait = sh
-                .locks
-                .borrow_mut()
-                .acquire(tx, LockReq::Keys(keys.clone()));
+            let wait = sh.locks.borrow_mut().acquire(tx, LockReq::Keys(keys));
             if let Some(rx) = wait {
                 sh.state.borrow_mut().stats.tx_lock_waits += 1;
                 if rx.await.is_err() {
                     return;
                 }
             }
-            let entries = if want { fetch(&sh, &keys) } else { Vec::new() };
-            if let Err(entries) = reply.send(entries) {
-                // The coordinator is gone: give the keys back untouched.
-                drop(entries);
+            if reply.send(step(&sh)).is_err() {
+                // The coordinator is gone: nobody will release for it.
                 sh.locks.borrow_mut().release(tx);
             }
         })
@@ -902,7 +916,8 @@ async fn run_split(
         }
     } else {
         for (&s, keys) in &plan {
-            let r = lock_and_run(sh, s, tx, keys.clone(), part_of(s)).await?;
+            let part = part_of(s);
+            let r = lock_then(sh, s, tx, keys.clone(), move |owner| part.run(owner)).await?;
             held.shards.push(s);
             replies.push(r);
         }
@@ -970,47 +985,6 @@ impl SplitPart {
         }
         r
     }
-}
-
-/// Takes the transaction's locks on `keys` at shard `s` (waiting for them if needed) and runs
-/// `part` there as soon as they are granted; the locks stay held.
-async fn lock_and_run(
-    sh: &Rc<Shard>,
-    s: usize,
-    tx: TxId,
-    keys: Vec<LockKey>,
-    part: SplitPart,
-) -> Result<TxReplies, &'static str> {
-    if s == sh.id {
-        // Bound first: the lock table's borrow must end before the wait.
-        let wait = sh.locks.borrow_mut().acquire(tx, LockReq::Keys(keys));
-        if let Some(rx) = wait {
-            sh.state.borrow_mut().stats.tx_lock_waits += 1;
-            rx.await.map_err(|_| ERR_SHARD_GONE)?;
-        }
-        return Ok(part.run(sh));
-    }
-    let (reply, rx) = oneshot::channel();
-    let task: crate::shard::router::TaskJob = Box::new(move |sh: Rc<Shard>| {
-        Box::pin(async move {
-            let wait = sh.locks.borrow_mut().acquire(tx, LockReq::Keys(keys));
-            if let Some(rx) = wait {
-                sh.state.borrow_mut().stats.tx_lock_waits += 1;
-                if rx.await.is_err() {
-                    return;
-                }
-            }
-            if reply.send(part.run(&sh)).is_err() {
-                // The coordinator is gone: nobody will release for it.
-                sh.locks.borrow_mut().release(tx);
-            }
-        })
-    });
-    sh.router
-        .send(s, ShardMsg::Task(task))
-        .await
-        .map_err(|_| ERR_SHARD_GONE)?;
-    rx.await.map_err(|_| ERR_SHARD_GONE)
 }
 
 /// DEL, UNLINK, EXISTS, TOUCH across shards: split by shard, replies summed.
