@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::*;
+use tessera::shard::slot::{key_slot, SlotMap};
 
 fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
     v.trim()
@@ -227,33 +228,15 @@ const ZRANGE_KEY: &str = "bench:zset100";
 
 // ------------------------------------------------------- key → shard map --
 
-/// Redis Cluster hash slot, `{hash tag}` rule included (the keys this runner
-/// picks contain no braces, so the rule never matters for them).
-fn key_slot(key: &[u8]) -> u16 {
-    let mut hashed = key;
-    if let Some(open) = key.iter().position(|&b| b == b'{') {
-        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
-            if len > 0 {
-                hashed = &key[open + 1..open + 1 + len];
-            }
-        }
-    }
-    crc16(hashed) % 16384
-}
-
-fn slot_shard(slot: u16, shards: usize) -> usize {
-    slot as usize * shards / 16384
-}
-
 /// First key of the form `xkey:N` that lands on `shard` out of `shards`.
 fn key_on_shard(shard: usize, shards: usize) -> (String, u16) {
     (0u32..)
         .map(|n| format!("xkey:{n}"))
+        .find(|k| SlotMap::new(shards).shard_of_key(k.as_bytes()) == shard)
         .map(|k| {
-            let s = key_slot(k.as_bytes());
-            (k, s)
+            let slot = key_slot(k.as_bytes());
+            (k, slot)
         })
-        .find(|(_, s)| slot_shard(*s, shards) == shard)
         .expect("some key maps to every shard")
 }
 
@@ -728,9 +711,6 @@ fn render_table(ctx: &Ctx, groups: &[Group], section: Section, out: &mut String)
 // ------------------------------------------------------------------ main --
 
 fn main() {
-    assert_eq!(crc16(b"123456789"), 0x31C3, "CRC16/XMODEM self-check");
-    assert_eq!(key_slot(b"foo"), 12182, "hash slot self-check");
-
     let opts = parse_args();
     let started = Instant::now();
 

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::*;
+use tessera::shard::slot::SlotMap;
 
 fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> T {
     v.trim()
@@ -190,15 +191,9 @@ fn parse_args() -> Opts {
 
 // ------------------------------------------------------- key → shard map --
 
-/// Redis Cluster hash slot (the `{tag}` rule is irrelevant: only untagged keys
-/// are placed with it).
-fn key_slot(key: &[u8]) -> u16 {
-    crc16(key) % 16384
-}
-
-/// Tessera splits the slots into contiguous ranges, one per shard.
+/// The shard `key` lands on with `--shards 2` (Tessera's own key router).
 fn shard_of_2(key: &str) -> usize {
-    key_slot(key.as_bytes()) as usize * 2 / 16384
+    SlotMap::new(2).shard_of_key(key.as_bytes())
 }
 
 /// Key numbers `0..keyspace` split by the shard `<prefix><n>` lands on with
@@ -520,9 +515,6 @@ struct Group {
 // ------------------------------------------------------------------ main --
 
 fn main() {
-    assert_eq!(crc16(b"123456789"), 0x31C3, "CRC16/XMODEM self-check");
-    assert_eq!(key_slot(b"foo"), 12182, "hash slot self-check");
-
     let opts = parse_args();
     let started = Instant::now();
     let user_args: Vec<String> = std::env::args()
