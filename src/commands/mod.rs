@@ -165,8 +165,10 @@ pub enum Exec {
     Conn(ConnFn),
 }
 
-/// How a multi-key command runs when its keys span shards (see `crate::tx`). Commands without
-/// a kind run as one transaction on the coordinator with copies of the foreign entries.
+/// How a multi-key command runs when its keys span shards (see `crate::tx`): a command with a
+/// kind is split by shard, each owner running it on its own keys, and the kind says how the
+/// parts' replies combine. Commands without a kind run as one transaction on the coordinator
+/// with copies of the foreign entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MultiKind {
     /// DEL, UNLINK, EXISTS, TOUCH: each key is independent and values are never needed, so each

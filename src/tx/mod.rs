@@ -987,63 +987,71 @@ impl SplitPart {
     }
 }
 
-/// DEL, UNLINK, EXISTS, TOUCH across shards: split by shard, replies summed.
-async fn run_split_sum(
-    sh: &Rc<Shard>,
-    cmd: TxCmd,
-    resp3: bool,
-    who: &Arc<ClientLabel>,
-) -> Result<i64, &'static str> {
-    let owners = key_owners(sh, &cmd);
-    let mut total = 0;
-    for r in run_split(sh, &cmd, &owners, resp3, who).await? {
-        total += parse_int_reply(&r.buf).ok_or(ERR_BAD_SUB_REPLY)?;
+/// Whether `cmd` may run split by shard (see `run_split`). Not with keyspace notifications on:
+/// each shard would publish its part's events whenever it finishes, where the copying path runs
+/// the handler once, in argument order. MSET only where a part cannot be refused while the
+/// others run: without a memory limit (a shard over its share would answer OOM) and without an
+/// AOF (a shard whose log failed refuses writes); elsewhere the copying path checks once, on the
+/// coordinator. An MSET with a key but no value is refused whole by the copying path.
+fn split_allowed(sh: &Shard, kind: MultiKind, cmd: &TxCmd) -> bool {
+    if crate::pubsub::notify::any_enabled() {
+        return false;
     }
-    Ok(total)
-}
-
-/// MSET across shards: split by shard; the reply is the first part's error, if any, else OK.
-/// Only where no part can be refused on its own (see `execute_cross_shard`), since the parts
-/// that ran would stay.
-async fn run_split_mset(
-    sh: &Rc<Shard>,
-    cmd: TxCmd,
-    resp3: bool,
-    who: &Arc<ClientLabel>,
-) -> Result<BytesMut, &'static str> {
-    let owners = key_owners(sh, &cmd);
-    let replies = run_split(sh, &cmd, &owners, resp3, who).await?;
-    let failed = replies.into_iter().find(|r| r.buf.first() != Some(&b'+'));
-    Ok(failed.map_or_else(|| BytesMut::from(&b"+OK\r\n"[..]), |r| r.buf))
-}
-
-/// MGET across shards: split by shard, and the parts' arrays interleaved back into argument
-/// order. A part that did not answer with an array has its reply passed on.
-async fn run_split_gather(
-    sh: &Rc<Shard>,
-    cmd: TxCmd,
-    resp3: bool,
-    who: &Arc<ClientLabel>,
-) -> Result<BytesMut, &'static str> {
-    let owners = key_owners(sh, &cmd);
-    let replies = run_split(sh, &cmd, &owners, resp3, who).await?;
-    // The parts come in ascending shard order.
-    let mut shards: Vec<usize> = owners.iter().map(|&(_, s)| s).collect();
-    shards.sort_unstable();
-    shards.dedup();
-    let mut items = Vec::with_capacity(replies.len());
-    for r in &replies {
-        match crate::protocol::reply::flat_array_items(&r.buf) {
-            Some(i) => items.push(i.into_iter()),
-            None => return Ok(r.buf.clone()),
+    match kind {
+        MultiKind::SumInt | MultiKind::Gather => true,
+        MultiKind::SetPairs => {
+            let st = sh.state.borrow();
+            cmd.args.len() % 2 == 1 && st.config.maxmemory == 0 && st.aof.is_none()
         }
     }
-    let mut out = BytesMut::with_capacity(replies.iter().map(|r| r.buf.len()).sum::<usize>() + 16);
-    crate::protocol::Reply::new(&mut out, resp3).array(owners.len());
-    for &(_, s) in &owners {
-        let part = shards.binary_search(&s).map_err(|_| ERR_BAD_SUB_REPLY)?;
-        let item = items[part].next().ok_or(ERR_BAD_SUB_REPLY)?;
-        out.extend_from_slice(item);
+}
+
+/// Runs `cmd` split by shard and combines its parts' replies as `kind` says: DEL, UNLINK,
+/// EXISTS, TOUCH sum them; MSET answers the first part's error, if any, else OK; MGET
+/// interleaves the parts' values back into argument order (a part that did not answer with an
+/// array has its reply passed on).
+async fn run_split_command(
+    sh: &Rc<Shard>,
+    kind: MultiKind,
+    cmd: TxCmd,
+    resp3: bool,
+    who: &Arc<ClientLabel>,
+) -> Result<BytesMut, &'static str> {
+    let owners = key_owners(sh, &cmd);
+    let replies = run_split(sh, &cmd, &owners, resp3, who).await?;
+    let mut out = BytesMut::new();
+    match kind {
+        MultiKind::SumInt => {
+            let mut total = 0;
+            for r in &replies {
+                total += parse_int_reply(&r.buf).ok_or(ERR_BAD_SUB_REPLY)?;
+            }
+            crate::protocol::Reply::new(&mut out, resp3).int(total);
+        }
+        MultiKind::SetPairs => match replies.into_iter().find(|r| r.buf.first() != Some(&b'+')) {
+            Some(failed) => return Ok(failed.buf),
+            None => crate::protocol::Reply::new(&mut out, resp3).ok(),
+        },
+        MultiKind::Gather => {
+            // The parts come in ascending shard order.
+            let mut shards: Vec<usize> = owners.iter().map(|&(_, s)| s).collect();
+            shards.sort_unstable();
+            shards.dedup();
+            let mut items = Vec::with_capacity(replies.len());
+            for r in &replies {
+                match crate::protocol::reply::flat_array_items(&r.buf) {
+                    Some(i) => items.push(i.into_iter()),
+                    None => return Ok(r.buf.clone()),
+                }
+            }
+            out.reserve(replies.iter().map(|r| r.buf.len()).sum::<usize>() + 16);
+            crate::protocol::Reply::new(&mut out, resp3).array(owners.len());
+            for &(_, s) in &owners {
+                let part = shards.binary_search(&s).map_err(|_| ERR_BAD_SUB_REPLY)?;
+                let item = items[part].next().ok_or(ERR_BAD_SUB_REPLY)?;
+                out.extend_from_slice(item);
+            }
+        }
     }
     Ok(out)
 }
@@ -1066,34 +1074,8 @@ pub async fn execute_cross_shard(c: &mut Conn, spec: &'static CommandSpec, args:
     };
     let shard = c.shard.clone();
     let label = c.label.clone();
-    // With keyspace notifications on, the split would publish each shard's events in whatever
-    // order the shards finish; the ordinary path runs the handler once, in argument order.
-    if spec.multi == Some(MultiKind::SumInt) && !crate::pubsub::notify::any_enabled() {
-        match run_split_sum(&shard, cmd, c.resp3, &label).await {
-            Ok(n) => c.reply().int(n),
-            Err(e) => c.reply().error(e),
-        }
-        return;
-    }
-    if spec.multi == Some(MultiKind::Gather) && !crate::pubsub::notify::any_enabled() {
-        match run_split_gather(&shard, cmd, c.resp3, &label).await {
-            Ok(r) => c.out.extend_from_slice(&r),
-            Err(e) => c.reply().error(e),
-        }
-        return;
-    }
-    // Split only where a part cannot be refused while the others run: without a memory limit
-    // (a shard over its share would answer OOM) and without an AOF (a shard whose log failed
-    // refuses writes). Elsewhere the copying path checks once, on the coordinator.
-    if spec.multi == Some(MultiKind::SetPairs)
-        && cmd.args.len() % 2 == 1
-        && !crate::pubsub::notify::any_enabled()
-        && {
-            let st = shard.state.borrow();
-            st.config.maxmemory == 0 && st.aof.is_none()
-        }
-    {
-        match run_split_mset(&shard, cmd, c.resp3, &label).await {
+    if let Some(kind) = spec.multi.filter(|&k| split_allowed(&shard, k, &cmd)) {
+        match run_split_command(&shard, kind, cmd, c.resp3, &label).await {
             Ok(r) => c.out.extend_from_slice(&r),
             Err(e) => c.reply().error(e),
         }
