@@ -7,6 +7,7 @@
 //! Code here must never hold a `RefCell` borrow of the state across an `.await`.
 
 pub mod blocking;
+pub mod clock;
 pub mod db;
 pub mod digest;
 pub mod expiry;
@@ -107,6 +108,8 @@ pub struct ShardState {
     /// free "now" for bookkeeping that second resolution satisfies (a client's last interaction),
     /// so that a connection needs no clock read of its own per read. At most one cron period old.
     pub clock_ms: u64,
+    /// Reads the wall clock for each command (see `clock`).
+    pub clock: clock::CommandClock,
     /// Set while this shard runs a part of a client command split across shards that is not
     /// its first part (`crate::tx`): the command is counted once, by its first part.
     pub split_part: bool,
@@ -131,6 +134,7 @@ impl ShardState {
             loading: false,
             dirty: None,
             clock_ms: crate::server::globals::unix_ms(),
+            clock: Default::default(),
             split_part: false,
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
@@ -429,7 +433,7 @@ pub fn execute_keyed(
     let start_len = out.len();
     // One wall-clock read gives both the command's notion of "now" (expiry) and the start of
     // its timing, like Redis's per-call `ustime()`.
-    let started_us = crate::server::globals::unix_us();
+    let started_us = st.clock.now_us();
     st.clock_ms = started_us / 1000;
     let now_ms = if st.loading { 0 } else { st.clock_ms };
     // WATCH needs to see in-place modifications too (HSET on an existing hash...): snapshot
@@ -486,7 +490,7 @@ pub fn execute_keyed(
         let mut reply = crate::protocol::Reply::new(out, resp3);
         handler(&mut ctx, args, &mut reply);
     }));
-    let usec = crate::server::globals::unix_us().saturating_sub(started_us);
+    let usec = st.clock.now_us().saturating_sub(started_us);
     if is_write {
         // Values changed in place (HSET, APPEND, LPUSH...) update their memory charge.
         let d = &mut st.dbs[db];
