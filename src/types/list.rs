@@ -169,12 +169,116 @@ fn skip(buf: &[u8], pos: usize) -> usize {
 }
 
 /// Makes room for `n` bytes at `pos` (or swaps `range` for `n` bytes) and encodes `item` there.
-fn put_entry(buf: &mut Vec<u8>, range: std::ops::Range<usize>, item: Item, n: usize) {
+fn put_entry(buf: &mut NodeBuf, range: std::ops::Range<usize>, item: Item, n: usize) {
     let start = range.start;
     if range.len() != n {
-        buf.splice(range, std::iter::repeat_n(0, n));
+        buf.replace(range, n);
     }
     encode_into(item, &mut buf[start..start + n]);
+}
+
+/// A node's packed bytes, `raw[head..]`: room freed or reserved at the front stays in the
+/// allocation, so that pushing or popping at a node's front moves no bytes (a list fed with
+/// LPUSH would otherwise move its whole head node, up to 8 KiB, per push, as Redis's
+/// listpack does).
+#[derive(Default)]
+struct NodeBuf {
+    raw: Vec<u8>,
+    head: usize,
+}
+
+impl Clone for NodeBuf {
+    fn clone(&self) -> NodeBuf {
+        NodeBuf::from(self.to_vec())
+    }
+}
+
+impl From<Vec<u8>> for NodeBuf {
+    fn from(raw: Vec<u8>) -> NodeBuf {
+        NodeBuf { raw, head: 0 }
+    }
+}
+
+impl std::ops::Deref for NodeBuf {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.raw[self.head..]
+    }
+}
+
+impl std::ops::DerefMut for NodeBuf {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.raw[self.head..]
+    }
+}
+
+impl NodeBuf {
+    fn with_capacity(n: usize) -> NodeBuf {
+        NodeBuf::from(Vec::with_capacity(n))
+    }
+
+    /// Swaps the bytes in `range` for `n` zero bytes.
+    fn replace(&mut self, range: std::ops::Range<usize>, n: usize) {
+        if range.start == 0 && range.end == 0 {
+            self.reserve_front(n);
+            self.head -= n;
+            self.raw[self.head..self.head + n].fill(0);
+        } else if range.start == self.len() {
+            self.raw.resize(self.raw.len() + n, 0);
+        } else {
+            let at = self.head + range.start..self.head + range.end;
+            self.raw.splice(at, std::iter::repeat_n(0, n));
+        }
+    }
+
+    /// At least `n` bytes of room before the first byte: when it is missing, the contents move
+    /// once to a new allocation with as much room in front as they take (so a run of front
+    /// pushes moves each byte a bounded number of times, like `Vec`'s doubling).
+    fn reserve_front(&mut self, n: usize) {
+        if self.head >= n {
+            return;
+        }
+        let len = self.len();
+        let room = n.max(len).max(16);
+        let mut raw = Vec::with_capacity(room + len);
+        raw.resize(room, 0);
+        raw.extend_from_slice(&self.raw[self.head..]);
+        self.raw = raw;
+        self.head = room;
+    }
+
+    /// Removes the first `cut` bytes (their room stays, for the next front pushes).
+    fn drain_front(&mut self, cut: usize) {
+        self.head += cut;
+        if self.head == self.raw.len() {
+            self.raw.clear();
+            self.head = 0;
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.raw.truncate(self.head + len);
+    }
+
+    fn extend_from_slice(&mut self, b: &[u8]) {
+        self.raw.extend_from_slice(b);
+    }
+
+    /// The bytes from `at` on, moved out.
+    fn split_off(&mut self, at: usize) -> NodeBuf {
+        NodeBuf::from(self.raw.split_off(self.head + at))
+    }
+
+    /// Gives back the spare room at both ends.
+    fn shrink_to_fit(&mut self) {
+        if self.head > 0 {
+            self.raw.drain(..self.head);
+            self.head = 0;
+        }
+        self.raw.shrink_to_fit();
+    }
 }
 
 // ----- nodes -----
@@ -190,7 +294,7 @@ type Mark = (u16, u16);
 
 #[derive(Clone, Default)]
 struct Node {
-    buf: Vec<u8>,
+    buf: NodeBuf,
     count: usize,
     /// Some entry starts, ascending, none at 0 (see the module docs). Only speed depends on how
     /// dense they are: any subset of the true starts is correct, so an edit that cannot keep
@@ -202,7 +306,7 @@ struct Node {
 impl Node {
     fn with_capacity(n: usize) -> Node {
         Node {
-            buf: Vec::with_capacity(n),
+            buf: NodeBuf::with_capacity(n),
             count: 0,
             marks: Vec::new(),
         }
@@ -327,7 +431,7 @@ impl Node {
 
     /// Removes the first `k` entries, which end at byte `cut`.
     fn drop_front(&mut self, cut: usize, k: usize) {
-        self.buf.drain(..cut);
+        self.buf.drain_front(cut);
         self.count -= k;
         let gone = self
             .marks
@@ -929,6 +1033,40 @@ mod tests {
 
     fn items(l: &ListValue) -> Vec<Vec<u8>> {
         l.iter().map(Item::to_vec).collect()
+    }
+
+    #[test]
+    fn node_front_room_is_reused_and_bounded() {
+        let mut b = NodeBuf::default();
+        for i in 0..1000u32 {
+            let n = 1 + (i % 7) as usize;
+            b.replace(0..0, n);
+            b[..n].fill(i as u8);
+        }
+        let total: usize = (0..1000u32).map(|i| 1 + (i % 7) as usize).sum();
+        assert_eq!(b.len(), total);
+        // Doubling room: a bounded number of moves, and at most twice the bytes allocated.
+        assert!(b.raw.capacity() <= 2 * total + 16, "{}", b.raw.capacity());
+        assert_eq!(b[0], 999u32 as u8);
+        assert_eq!(b[b.len() - 1], 0);
+        // Popped front bytes leave room that the next front push takes without moving.
+        let cap = b.raw.capacity();
+        b.drain_front(100);
+        let raw_ptr = b.raw.as_ptr();
+        b.replace(0..0, 100);
+        assert_eq!(b.raw.as_ptr(), raw_ptr);
+        assert_eq!(b.raw.capacity(), cap);
+        assert_eq!(b.len(), total);
+        // Middle edits, a split and a shrink keep the logical bytes.
+        b[..4].copy_from_slice(b"abcd");
+        b.replace(2..3, 3);
+        assert_eq!(&b[..6], b"ab\0\0\0d");
+        let tail = b.split_off(4);
+        assert_eq!(b.len() + tail.len(), total + 2);
+        b.shrink_to_fit();
+        assert_eq!(&b[..], b"ab\0\0");
+        assert_eq!(b.head, 0);
+        assert_eq!(&b.clone()[..], &b[..]);
     }
 
     #[test]
