@@ -11,10 +11,15 @@ use crate::types::{Entry, Value};
 
 /// Appends one command in RESP form.
 pub fn push_cmd<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    let mut n = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(n.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
     for a in args {
         let a = a.as_ref();
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.push(b'$');
+        out.extend_from_slice(n.format(a.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
