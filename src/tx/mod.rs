@@ -848,16 +848,19 @@ async fn wait_whole_shard_free(sh: &Shard) {
 }
 
 /// A command split by shard: each owner runs the command on its own keys (`part_args`), so no
-/// value is copied between shards. Every part runs under the transaction's locks and the locks
-/// are released only after every part has run, so no client can see one shard's part without
-/// the others (two-phase locking, as for copied units). Returns each part's reply, in shard
+/// value is copied between shards. Every part runs under the transaction's locks, and no lock
+/// is released before every lock has been granted (two-phase locking: past that lock point the
+/// transaction is ordered before every later user of its keys on every shard it touches), so
+/// no client can see one shard's part without the others. Returns each part's reply, in shard
 /// order.
 ///
 /// With at most one foreign shard the locks are taken in ascending shard order and each shard
-/// runs its part as soon as its lock is granted: one round trip to the foreign shard, plus the
-/// release message. With more, one optimistic round takes every lock at once (falling back to
-/// the ordered way on refusal) and a second runs the parts in parallel. The command is counted
-/// once, by its first part (INFO commandstats, slow log).
+/// runs its part as soon as its lock is granted; the last shard's part releases its locks as
+/// soon as it has run, the earlier shards' locks go after its reply: one round trip to the
+/// foreign shard, plus a release message when the foreign shard is not the last. With more,
+/// one optimistic round takes every lock at once (falling back to the ordered way on refusal)
+/// and a second runs the parts in parallel, each releasing its shard's locks once it has run.
+/// The command is counted once, by its first part (INFO commandstats, slow log).
 async fn run_split(
     sh: &Rc<Shard>,
     cmd: &TxCmd,
@@ -904,22 +907,44 @@ async fn run_split(
             .await?
             .is_some()
     {
+        // Every lock is held: past the lock point, each part gives its locks back as soon as
+        // it has run. (`held` keeps them listed until then: should this future be dropped
+        // before a part was sent, its drop releases them; a second release is a no-op.)
         let futs: Vec<_> = plan
             .keys()
             .map(|&s| {
                 let part = part_of(s);
-                sh.run_on(s, move |owner| part.run(owner))
+                sh.run_on(s, move |owner| {
+                    let r = part.run(owner);
+                    owner.locks.borrow_mut().release(tx);
+                    r
+                })
             })
             .collect();
-        for r in futures::future::join_all(futs).await {
+        let results = futures::future::join_all(futs).await;
+        held.shards.clear();
+        for r in results {
             replies.push(r.map_err(|_| ERR_SHARD_GONE)?);
         }
     } else {
+        let last = plan.keys().next_back().copied();
         for (&s, keys) in &plan {
             let part = part_of(s);
-            let r = lock_then(sh, s, tx, keys.clone(), move |owner| part.run(owner)).await?;
-            held.shards.push(s);
-            replies.push(r);
+            if Some(s) == last {
+                // The last lock completes the set (the lock point): this part releases its
+                // shard's locks as soon as it has run, without another message.
+                let r = lock_then(sh, s, tx, keys.clone(), move |owner| {
+                    let r = part.run(owner);
+                    owner.locks.borrow_mut().release(tx);
+                    r
+                })
+                .await?;
+                replies.push(r);
+            } else {
+                let r = lock_then(sh, s, tx, keys.clone(), move |owner| part.run(owner)).await?;
+                held.shards.push(s);
+                replies.push(r);
+            }
         }
     }
     held.release_all().await;
