@@ -29,8 +29,10 @@
 //! (OK, the values back in argument order, or the sum). With one foreign shard the locks are
 //! taken in ascending shard order and each shard runs its part as soon as it holds its locks;
 //! with more, one optimistic round takes all locks and a second runs the parts. Either way no
-//! lock is released before every part has run, which is what keeps a reader from seeing one
-//! shard's part without the other's. MSET splits only without a memory limit and without an
+//! lock is released before every lock has been granted (the lock point), and a part that ran
+//! before it keeps its shard's locks until every part has run, which is what keeps a reader
+//! from seeing one shard's part without the other's; a part that runs after the lock point
+//! gives its shard's locks back as soon as it has run. MSET splits only without a memory limit and without an
 //! AOF, where no shard can refuse its part while the others apply theirs; otherwise it is a
 //! copied unit, checked once on the coordinator.
 //!
