@@ -63,7 +63,22 @@ pub struct RequestParser {
     pending: Vec<Pending>,
 }
 
+/// Working space a parser keeps between reads (argument ranges, pending commands); a read
+/// that needed more (a pipeline of thousands of arguments) gives the surplus back afterwards.
+const PARSER_KEEP: usize = 1024;
+
 impl RequestParser {
+    /// Gives back the working space of a burst beyond `PARSER_KEEP` entries (so a connection
+    /// that once sent a huge pipeline does not hold its parse tables for good).
+    pub fn trim(&mut self) {
+        if self.ranges.capacity() > PARSER_KEEP {
+            self.ranges = Vec::new();
+        }
+        if self.pending.capacity() > PARSER_KEEP {
+            self.pending = Vec::new();
+        }
+    }
+
     /// See [`parse_requests`].
     pub fn parse(
         &mut self,

@@ -355,7 +355,23 @@ impl Conn {
                 self.monitor_loop().await;
                 return;
             }
+            self.trim_after_burst(&mut cmds);
         }
+    }
+
+    /// Gives back what a burst (a big pipeline or a big argument) left in the connection's
+    /// working buffers once they are empty, like Redis shrinking idle query buffers: measured,
+    /// a 1 MB pipeline of 500 HSETs of 100 fields left about 100 KB per connection behind.
+    fn trim_after_burst(&mut self, cmds: &mut Vec<Args>) {
+        const RBUF_KEEP: usize = 64 * 1024;
+        const CMDS_KEEP: usize = 256;
+        if self.rbuf.is_empty() && self.rbuf.capacity() > RBUF_KEEP {
+            self.rbuf = BytesMut::new();
+        }
+        if cmds.capacity() > CMDS_KEEP {
+            *cmds = Vec::new();
+        }
+        self.parser.trim();
     }
 
     /// Waits, as a blocked client, for `rx` (served in place), the deadline, or the client
