@@ -75,7 +75,7 @@ impl CommandClock {
 /// The wall clock at counter `tsc` (not before the anchor), by the calibrated rate.
 #[inline]
 fn extrapolate(c: &Calibration, tsc: u64) -> u64 {
-    c.sync_us + ((tsc - c.sync_tsc) as u128 * c.us_per_tick_q32 as u128 >> 32) as u64
+    c.sync_us + (((tsc - c.sync_tsc) as u128 * c.us_per_tick_q32 as u128) >> 32) as u64
 }
 
 /// Off by more than this between extrapolation and system clock: the clock was stepped.

@@ -194,33 +194,41 @@ impl LockTable {
 
     /// Takes the locks if that needs no waiting. Never queues.
     pub fn try_acquire(&mut self, tx: TxId, req: &LockReq) -> bool {
-        if self.conflicts_with_held(tx, req) {
-            return false;
-        }
-        let queued_ahead = match req {
-            LockReq::All => self.waiting.values().any(|w| w.live() && w.tx != tx),
-            LockReq::Keys(keys) => {
-                self.all_waiter_before(tx, u64::MAX)
-                    || keys.iter().any(|k| {
-                        queue_of(&self.key_queues, k).is_some_and(|q| {
-                            q.iter().any(|s| {
-                                self.waiting.get(s).is_some_and(|w| w.live() && w.tx != tx)
-                            })
-                        })
-                    })
-            }
-        };
-        if queued_ahead {
+        if !self.free_now(tx, req) {
             return false;
         }
         self.take(tx, req.clone());
         true
     }
 
+    /// Whether `tx` may take `req` at once: nothing held against it, and no live request of
+    /// another transaction queued for any of it (a newcomer never overtakes).
+    fn free_now(&self, tx: TxId, req: &LockReq) -> bool {
+        if self.conflicts_with_held(tx, req) {
+            return false;
+        }
+        let queued_ahead = !self.waiting.is_empty()
+            && match req {
+                LockReq::All => self.waiting.values().any(|w| w.live() && w.tx != tx),
+                LockReq::Keys(keys) => {
+                    self.all_waiter_before(tx, u64::MAX)
+                        || keys.iter().any(|k| {
+                            queue_of(&self.key_queues, k).is_some_and(|q| {
+                                q.iter().any(|s| {
+                                    self.waiting.get(s).is_some_and(|w| w.live() && w.tx != tx)
+                                })
+                            })
+                        })
+                }
+            };
+        !queued_ahead
+    }
+
     /// Takes the locks now, or queues the request and returns the receiver that fires when
     /// they have been granted.
     pub fn acquire(&mut self, tx: TxId, req: LockReq) -> Option<oneshot::Receiver<()>> {
-        if self.try_acquire(tx, &req) {
+        if self.free_now(tx, &req) {
+            self.take(tx, req);
             return None;
         }
         self.waited += 1;
@@ -355,14 +363,7 @@ impl LockTable {
             self.dequeue(seq, &mut recheck);
         }
         if rescan {
-            // Requests held back only by a whole-shard lock or request.
-            let next_all = self
-                .all_waiting
-                .iter()
-                .copied()
-                .find(|s| self.waiting.get(s).is_some_and(Waiter::live))
-                .unwrap_or(u64::MAX);
-            recheck.extend(self.waiting.range(..=next_all).map(|(&s, _)| s));
+            self.recheck_behind_whole_shard(&mut recheck);
         } else if let Some(&first) = self.all_waiting.first() {
             recheck.insert(first);
         }
@@ -370,6 +371,18 @@ impl LockTable {
         for w in self.idle.drain(..) {
             let _ = w.send(());
         }
+    }
+
+    /// When a whole-shard lock or request goes away: the requests it may have held back, i.e.
+    /// every queued request up to the next live whole-shard request (included).
+    fn recheck_behind_whole_shard(&self, recheck: &mut BTreeSet<u64>) {
+        let next_all = self
+            .all_waiting
+            .iter()
+            .copied()
+            .find(|s| self.waiting.get(s).is_some_and(Waiter::live))
+            .unwrap_or(u64::MAX);
+        recheck.extend(self.waiting.range(..=next_all).map(|(&s, _)| s));
     }
 
     /// Grants, oldest first, the requests among `recheck` that can go now.
@@ -385,13 +398,7 @@ impl LockTable {
                 if !abandoned && w.grant.send(()).is_ok() {
                     self.take(w.tx, w.req);
                 } else if was_all {
-                    let next_all = self
-                        .all_waiting
-                        .iter()
-                        .copied()
-                        .find(|s| self.waiting.get(s).is_some_and(Waiter::live))
-                        .unwrap_or(u64::MAX);
-                    recheck.extend(self.waiting.range(..=next_all).map(|(&s, _)| s));
+                    self.recheck_behind_whole_shard(&mut recheck);
                 }
             }
         }
@@ -613,9 +620,10 @@ mod tests {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
         for _round in 0..200 {
             let mut t = LockTable::default();
-            // (tx, keys or None for All, receiver, granted, released)
-            let mut reqs: Vec<(u64, Option<Vec<u8>>, Option<oneshot::Receiver<()>>, bool)> =
-                Vec::new();
+            // Standing requests in arrival order: (tx, keys or None for the whole shard, the
+            // grant receiver while waiting, granted).
+            type Standing = (u64, Option<Vec<u8>>, Option<oneshot::Receiver<()>>, bool);
+            let mut reqs: Vec<Standing> = Vec::new();
             for step in 0..60u64 {
                 if rng.gen_bool(0.55) || reqs.is_empty() {
                     let tx = 1000 + step;
