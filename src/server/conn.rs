@@ -180,8 +180,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             addr,
             name: String::new(),
         }),
-        out: BytesMut::with_capacity(16 * 1024),
-        rbuf: BytesMut::with_capacity(16 * 1024),
+        // Both grow with use (and give a burst back, `trim_after_burst`): an idle connection
+        // holds only its read scratch.
+        out: BytesMut::new(),
+        rbuf: BytesMut::new(),
         scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
         parser: RequestParser::default(),
         close_after_reply: false,

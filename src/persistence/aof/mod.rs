@@ -336,16 +336,15 @@ fn record_as(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize,
     } else {
         plan_for(spec.name, args)
     };
-    if let Plan::Verbatim = plan {
-        // Straight into the log's buffer: the common case allocates nothing.
-        if let Some(log) = st.aof.as_mut() {
-            log.push_with(db, |sink| records::push_cmd(sink, args));
-        }
-        return;
-    }
     let mut rec = Vec::new();
     match plan {
-        Plan::Verbatim => unreachable!("logged above"),
+        Plan::Verbatim => {
+            // Straight into the log's buffer: the common case allocates nothing.
+            if let Some(log) = st.aof.as_mut() {
+                log.push_with(db, |sink| records::push_cmd(sink, args));
+            }
+            return;
+        }
         Plan::SetAbsolute => {
             records::set_absolute(&mut rec, &args[1], st.dbs[db].peek(&args[1]));
             if let Some(log) = st.aof.as_mut() {
