@@ -251,7 +251,16 @@ async fn shard_main(
                         ShardMsg::Batch(b) => Shard::receive_batch(&sh, b),
                         ShardMsg::Job(job) => job(&sh),
                         ShardMsg::Task(task) => {
-                            glommio::spawn_local(task(sh.clone())).detach();
+                            // Polled once in place first: most tasks (a transaction's lock
+                            // that is free, a part that runs at once) finish without waiting,
+                            // and then cost no task of their own. One that waits becomes a
+                            // task, whose first poll registers its real waker.
+                            let mut fut = task(sh.clone());
+                            let waker = futures::task::noop_waker();
+                            let mut cx = std::task::Context::from_waker(&waker);
+                            if fut.as_mut().poll(&mut cx).is_pending() {
+                                glommio::spawn_local(fut).detach();
+                            }
                         }
                     });
                     if std::panic::catch_unwind(run).is_err() {
