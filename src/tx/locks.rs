@@ -16,8 +16,8 @@
 //!   waiting on a strictly higher shard. Shard numbers are finite, so every chain ends at a
 //!   running transaction: no cycle, no deadlock, and no request is overtaken forever.
 //! - The FIFO order is kept per key: a queued key request is in the queue of each of its keys,
-//!   and it is free exactly when it is the oldest live entry of each of them (and no older
-//!   request wants the whole shard). So a release only re-examines the oldest request on each
+//!   and it is free exactly when no live request of another transaction is ahead of it in any
+//!   of them (and no older request wants the whole shard). So a release only re-examines the oldest request on each
 //!   key it frees (and, when a whole-shard lock goes, the requests it held back), and a newcomer
 //!   is granted at once when none of its keys is held or wanted by an earlier request, however
 //!   long the shard's queues are.
@@ -148,6 +148,16 @@ impl LockTable {
     }
 
     /// Whether a live request of another transaction than `tx`, queued before `before`, wants
+    /// key `k` (a transaction never waits for itself).
+    fn other_waiter_before(&self, k: &LockKey, tx: TxId, before: u64) -> bool {
+        queue_of(&self.key_queues, k).is_some_and(|q| {
+            q.iter()
+                .take_while(|&&s| s < before)
+                .any(|s| self.waiting.get(s).is_some_and(|w| w.live() && w.tx != tx))
+        })
+    }
+
+    /// Whether a live request of another transaction than `tx`, queued before `before`, wants
     /// the whole shard.
     fn all_waiter_before(&self, tx: TxId, before: u64) -> bool {
         self.all_waiting
@@ -156,9 +166,9 @@ impl LockTable {
     }
 
     /// Whether the queued request `seq` can be granted now: nothing held against it, and no
-    /// live request queued before it conflicts (for a key request: it is the oldest live
-    /// request on each of its keys and no earlier request wants the whole shard; for the whole
-    /// shard: it is the oldest live request of all).
+    /// live request of another transaction queued before it conflicts (for a key request: none
+    /// is ahead of it in any of its keys' queues and none earlier wants the whole shard; for
+    /// the whole shard: none is queued before it at all).
     fn grantable(&self, seq: u64, w: &Waiter) -> bool {
         if self.conflicts_with_held(w.tx, &w.req) {
             return false;
@@ -170,7 +180,7 @@ impl LockTable {
                 .any(|(_, o)| o.live() && o.tx != w.tx),
             LockReq::Keys(keys) => {
                 !self.all_waiter_before(w.tx, seq)
-                    && keys.iter().all(|k| self.first_live(k) == Some(seq))
+                    && keys.iter().all(|k| !self.other_waiter_before(k, w.tx, seq))
             }
         }
     }
@@ -212,13 +222,9 @@ impl LockTable {
                 LockReq::All => self.waiting.values().any(|w| w.live() && w.tx != tx),
                 LockReq::Keys(keys) => {
                     self.all_waiter_before(tx, u64::MAX)
-                        || keys.iter().any(|k| {
-                            queue_of(&self.key_queues, k).is_some_and(|q| {
-                                q.iter().any(|s| {
-                                    self.waiting.get(s).is_some_and(|w| w.live() && w.tx != tx)
-                                })
-                            })
-                        })
+                        || keys
+                            .iter()
+                            .any(|k| self.other_waiter_before(k, tx, u64::MAX))
                 }
             };
         !queued_ahead
