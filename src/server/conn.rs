@@ -40,6 +40,15 @@ pub enum ReplyMode {
     Skip,
 }
 
+/// `flush_group`'s per-flush tables, kept between flushes: one slot per shard for the batch
+/// reply on its way, the reply, and how many of its replies were stitched in.
+#[derive(Default)]
+struct FlushScratch {
+    receivers: Vec<Option<futures::channel::oneshot::Receiver<BatchReply>>>,
+    replies: Vec<Option<BatchReply>>,
+    cursor: Vec<usize>,
+}
+
 /// A command waiting in the current group (see `flush_group`).
 struct Pending {
     shard: usize,
@@ -70,6 +79,7 @@ pub struct Conn {
     pub monitor_rx: Option<UnboundedReceiver<Bytes>>,
     // The current group of commands that involve other shards.
     group_order: Vec<Pending>,
+    flush_scratch: FlushScratch,
     group_cmds: Vec<Vec<(u16, Args)>>,
     /// Between MULTI and EXEC/DISCARD: the queued commands.
     pub multi: Option<crate::tx::multi::MultiState>,
@@ -192,6 +202,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         skip_next: false,
         monitor_rx: None,
         group_order: Vec::new(),
+        flush_scratch: FlushScratch::default(),
         group_cmds: (0..n).map(|_| Vec::new()).collect(),
         multi: None,
         watch: None,
@@ -837,13 +848,22 @@ impl Conn {
         }
         let me = self.shard.id;
         let n = self.shard.nshards();
-        let mut receivers: Vec<Option<futures::channel::oneshot::Receiver<BatchReply>>> =
-            (0..n).map(|_| None).collect();
+        // Per-flush tables live in the connection between flushes (no allocation per flush).
+        let FlushScratch {
+            mut receivers,
+            mut replies,
+            mut cursor,
+        } = std::mem::take(&mut self.flush_scratch);
+        receivers.resize_with(n, || None);
+        replies.resize_with(n, || None);
+        cursor.resize(n, 0);
         for (s, slot) in receivers.iter_mut().enumerate() {
             if s == me || self.group_cmds[s].is_empty() {
                 continue;
             }
-            let cmds = std::mem::take(&mut self.group_cmds[s]);
+            // The batch goes with its vector; the next group to that shard likely has as many.
+            let room = self.group_cmds[s].len();
+            let cmds = std::mem::replace(&mut self.group_cmds[s], Vec::with_capacity(room));
             *slot = self
                 .shard
                 .router
@@ -851,9 +871,8 @@ impl Conn {
                 .await
                 .ok();
         }
-        let mut replies: Vec<Option<BatchReply>> = (0..n).map(|_| None).collect();
         if !self.group_cmds[me].is_empty() {
-            let cmds = std::mem::take(&mut self.group_cmds[me]);
+            let mut cmds = std::mem::take(&mut self.group_cmds[me]);
             if !self.shard.locks.borrow().is_idle() {
                 let shard = self.shard.clone();
                 let db = self.db;
@@ -881,14 +900,16 @@ impl Conn {
                 );
                 ends.push(buf.len());
             }
+            drop(st);
             replies[me] = Some(BatchReply { buf, ends });
+            cmds.clear();
+            self.group_cmds[me] = cmds;
         }
         for s in 0..n {
             if let Some(rx) = receivers[s].take() {
                 replies[s] = rx.await.ok();
             }
         }
-        let mut cursor = vec![0usize; n];
         let order = std::mem::take(&mut self.group_order);
         for p in &order {
             let i = cursor[p.shard];
@@ -903,6 +924,13 @@ impl Conn {
         }
         self.group_order = order;
         self.group_order.clear();
+        replies.clear();
+        cursor.clear();
+        self.flush_scratch = FlushScratch {
+            receivers,
+            replies,
+            cursor,
+        };
     }
 
     async fn wait_if_paused(&mut self, spec: &CommandSpec) {
