@@ -32,9 +32,9 @@
 //! lock is released before every lock has been granted (the lock point), and a part that ran
 //! before it keeps its shard's locks until every part has run, which is what keeps a reader
 //! from seeing one shard's part without the other's; a part that runs after the lock point
-//! gives its shard's locks back as soon as it has run. MSET splits only without a memory limit and without an
-//! AOF, where no shard can refuse its part while the others apply theirs; otherwise it is a
-//! copied unit, checked once on the coordinator.
+//! gives its shard's locks back as soon as it has run. MSET splits only without a memory
+//! limit and without an AOF, where no shard can refuse its part while the others apply
+//! theirs; otherwise it is a copied unit, checked once on the coordinator.
 //!
 //! This module never holds a shard-state borrow across an `.await`.
 
@@ -916,11 +916,7 @@ async fn run_split(
             .keys()
             .map(|&s| {
                 let part = part_of(s);
-                sh.run_on(s, move |owner| {
-                    let r = part.run(owner);
-                    owner.locks.borrow_mut().release(tx);
-                    r
-                })
+                sh.run_on(s, move |owner| part.run_and_release(owner))
             })
             .collect();
         let results = futures::future::join_all(futs).await;
@@ -932,21 +928,21 @@ async fn run_split(
         let last = plan.keys().next_back().copied();
         for (&s, keys) in &plan {
             let part = part_of(s);
-            if Some(s) == last {
-                // The last lock completes the set (the lock point): this part releases its
-                // shard's locks as soon as it has run, without another message.
-                let r = lock_then(sh, s, tx, keys.clone(), move |owner| {
-                    let r = part.run(owner);
-                    owner.locks.borrow_mut().release(tx);
-                    r
-                })
-                .await?;
-                replies.push(r);
-            } else {
-                let r = lock_then(sh, s, tx, keys.clone(), move |owner| part.run(owner)).await?;
+            // The last lock completes the set (the lock point): that part releases its
+            // shard's locks as soon as it has run, without another message.
+            let at_lock_point = Some(s) == last;
+            let r = lock_then(sh, s, tx, keys.clone(), move |owner| {
+                if at_lock_point {
+                    part.run_and_release(owner)
+                } else {
+                    part.run(owner)
+                }
+            })
+            .await?;
+            if !at_lock_point {
                 held.shards.push(s);
-                replies.push(r);
             }
+            replies.push(r);
         }
     }
     held.release_all().await;
@@ -988,6 +984,15 @@ struct SplitPart {
 }
 
 impl SplitPart {
+    /// Runs the part and gives back the transaction's locks on `owner` (a part that runs past
+    /// the lock point, see `run_split`).
+    fn run_and_release(self, owner: &Shard) -> TxReplies {
+        let tx = self.tx;
+        let r = self.run(owner);
+        owner.locks.borrow_mut().release(tx);
+        r
+    }
+
     /// Runs the part on `owner`, whose locks the transaction holds. A write's AOF records are
     /// bracketed as this shard's part of the unit (an empty bracket where the part changed
     /// nothing), so recovery applies all parts or none; a read logs nothing.

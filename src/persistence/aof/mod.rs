@@ -205,10 +205,7 @@ impl AofLog {
             return;
         }
         self.appended += (self.buf.len() - before) as u64;
-        if !self.woken {
-            self.woken = true;
-            let _ = self.wake.unbounded_send(());
-        }
+        self.wake_writer();
     }
 
     /// Appends a record that does not depend on the selected database.
@@ -219,14 +216,19 @@ impl AofLog {
         }
         self.buf.extend_from_slice(rec);
         self.appended += rec.len() as u64;
-        if !self.woken {
-            self.woken = true;
-            let _ = self.wake.unbounded_send(());
-        }
+        self.wake_writer();
     }
 
     pub fn appended(&self) -> u64 {
         self.appended
+    }
+
+    /// Wakes the writer task, once per batch of records (it clears `woken` as it drains).
+    fn wake_writer(&mut self) {
+        if !self.woken {
+            self.woken = true;
+            let _ = self.wake.unbounded_send(());
+        }
     }
 }
 
@@ -1375,10 +1377,7 @@ fn start_or_switch(sh: &Rc<Shard>, st: &mut ShardState, incr: PathBuf) {
         l.old_tail.extend_from_slice(&pending);
         l.switch_to = Some(incr);
         l.cur_db = usize::MAX;
-        if !l.woken {
-            l.woken = true;
-            let _ = l.wake.unbounded_send(());
-        }
+        l.wake_writer();
         return;
     }
     let (tx, rx) = mpsc::unbounded();
