@@ -214,6 +214,8 @@ pub struct Config {
     pub shard_pinning: bool,
     /// Microseconds a pinned shard spins looking for work before it parks.
     pub shard_spin_us: u64,
+    /// Run shard threads under the SCHED_BATCH scheduling policy.
+    pub shard_sched_batch: bool,
     /// Working directory for persistence files; always absolute.
     pub dir: PathBuf,
     pub databases: usize,
@@ -729,6 +731,10 @@ static DIRECTIVES: &[Directive] = &[
     row("shard-pinning", &[], Kind::Bool, "yes", Immutable, true, yes_no!(shard_pinning)),
     // Spinning trades idle CPU for cheaper cross-shard wake-ups; only pinned shards spin.
     row("shard-spin-us", &[], int(0, 1_000_000), "0", Immutable, true, num!(shard_spin_us: u64)),
+    // A shard woken by another shard's message (or a socket) should not preempt the thread
+    // running on its core: where shards share cores, each cross-shard message would otherwise
+    // cost two context switches, and the woken shard would serve one message per switch.
+    row("shard-sched-batch", &[], Kind::Bool, "yes", Immutable, true, yes_no!(shard_sched_batch)),
 ];
 
 /// Directives Redis 7.0 still accepts in a config file and silently ignores.
@@ -1501,6 +1507,7 @@ impl Default for Config {
             protected_mode: false,
             shard_pinning: false,
             shard_spin_us: 0,
+            shard_sched_batch: false,
             dir: PathBuf::new(),
             databases: 0,
             requirepass: None,

@@ -90,6 +90,27 @@ fn probe_port(addr: SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Puts the calling shard thread under SCHED_BATCH: it keeps its fair share of its core, but a
+/// wake-up (another shard's message, a socket) no longer preempts the thread running there.
+/// Where shards share cores (more shards than cores, or a small host where the load generator
+/// shares them), each cross-shard message otherwise switched to the woken shard and back,
+/// serving one message per switch. Measured with two shards on one core at P=1 (SET, 50
+/// clients): context switches per request 0.13-0.16 -> 0.08-0.09, server CPU per request
+/// 6.4 -> 6.0 us. A failure (a policy the host forbids) is logged and changes nothing else.
+fn set_sched_batch(shard: usize) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for SCHED_BATCH,
+    // whose only allowed priority is 0.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    if rc != 0 {
+        tracing::warn!(
+            shard,
+            error = %std::io::Error::last_os_error(),
+            "cannot set SCHED_BATCH for the shard thread; shard-sched-batch has no effect"
+        );
+    }
+}
+
 /// The CPUs this process may run on (its affinity mask: `taskset`, a cgroup cpuset, a container's
 /// `--cpuset-cpus`), in ascending order. Shards are pinned to these, never to CPU ids outside
 /// the mask, which the kernel would refuse.
@@ -197,7 +218,12 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
             .name(&format!("shard-{}", id))
             .io_memory(io_memory)
             .ring_depth(cfg.ring_depth.max(32) as usize)
-            .spawn(move || async move { shard_main(id, cfg, globals, slots, mesh, addrs).await })
+            .spawn(move || async move {
+                if cfg.shard_sched_batch {
+                    set_sched_batch(id);
+                }
+                shard_main(id, cfg, globals, slots, mesh, addrs).await
+            })
             .map_err(|e| format!("cannot start shard {}: {}", id, e))?;
         handles.push(handle);
     }
