@@ -581,6 +581,17 @@ pub fn mset_arity_ok(a: &[Bytes]) -> bool {
 /// Applies key/value pairs on this shard.
 pub fn mset_pairs(ctx: &mut Ctx, pairs: &[Bytes]) {
     let now = ctx.now_ms;
+    if pairs.len() > 2 {
+        // In a keyspace bigger than the caches each insert waits for its bucket and then its
+        // chain's first node; asking for all of them first lets those misses overlap.
+        let keys = &ctx.db().keys;
+        for kv in pairs.chunks_exact(2) {
+            keys.prefetch(&kv[0], false);
+        }
+        for kv in pairs.chunks_exact(2) {
+            keys.prefetch(&kv[0], true);
+        }
+    }
     for kv in pairs.chunks_exact(2) {
         ctx.db()
             .insert(&kv[0], Value::Str(StrValue::from_bytes(&kv[1])), 0, now);

@@ -62,6 +62,40 @@ impl Waiter {
     }
 }
 
+/// The (database, holder) pairs of one held key. Almost always one, kept inline: a lock taken
+/// and released per key of every multi-shard unit should not allocate per key.
+#[derive(Default)]
+struct Holders {
+    first: Option<(u32, TxId)>,
+    /// Holders in other databases beyond the first (non-empty only while `first` is set).
+    more: Vec<(u32, TxId)>,
+}
+
+impl Holders {
+    fn iter(&self) -> impl Iterator<Item = &(u32, TxId)> {
+        self.first.iter().chain(self.more.iter())
+    }
+
+    fn push(&mut self, h: (u32, TxId)) {
+        match self.first {
+            None => self.first = Some(h),
+            Some(_) => self.more.push(h),
+        }
+    }
+
+    fn remove(&mut self, db: u32, tx: TxId) {
+        if self.first == Some((db, tx)) {
+            self.first = self.more.pop();
+        } else {
+            self.more.retain(|&h| h != (db, tx));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
 /// Per (database, key): arrival numbers of the queued requests that want it, oldest first.
 type KeyQueues = HashMap<Bytes, Vec<(u32, VecDeque<u64>)>, ahash::RandomState>;
 
@@ -69,7 +103,7 @@ type KeyQueues = HashMap<Bytes, Vec<(u32, VecDeque<u64>)>, ahash::RandomState>;
 pub struct LockTable {
     /// Held keys: key bytes -> (db, holder) pairs (almost always one), so that the check on
     /// the command path looks up a borrowed slice without allocating.
-    held: HashMap<Bytes, Vec<(u32, TxId)>, ahash::RandomState>,
+    held: HashMap<Bytes, Holders, ahash::RandomState>,
     /// Keys held per transaction, for release.
     owned: HashMap<TxId, Vec<LockKey>, ahash::RandomState>,
     all: Option<TxId>,
@@ -132,7 +166,11 @@ impl LockTable {
             return t != tx;
         }
         match req {
-            LockReq::All => self.held.values().flatten().any(|&(_, t)| t != tx),
+            LockReq::All => self
+                .held
+                .values()
+                .flat_map(Holders::iter)
+                .any(|&(_, t)| t != tx),
             LockReq::Keys(keys) => keys
                 .iter()
                 .any(|k| self.holder(k.db, &k.key).is_some_and(|t| t != tx)),
@@ -344,7 +382,7 @@ impl LockTable {
         if let Some(keys) = self.owned.remove(&tx) {
             for k in &keys {
                 if let Some(holders) = self.held.get_mut(&k.key) {
-                    holders.retain(|&(d, t)| !(d == k.db && t == tx));
+                    holders.remove(k.db, tx);
                     if holders.is_empty() {
                         self.held.remove(&k.key);
                     }
