@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::split::{ReadHalf, WriteHalf};
+use super::split::WriteHalf;
 use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::future::Either;
@@ -61,7 +61,7 @@ pub struct Conn {
     /// pending replies go out (written, and with `appendfsync always` synced).
     aof_wait: u64,
     // Split so that pub/sub messages can be written while a read is pending.
-    reader: ReadHalf<TcpStream>,
+    reader: super::readiness::ConnReader,
     writer: WriteHalf<TcpStream>,
     pub db: usize,
     pub resp3: bool,
@@ -178,6 +178,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let authenticated = shard.state.borrow().config.requirepass.is_none();
     let n = shard.nshards();
     let (reader, writer) = super::split::split(stream);
+    let reader = super::readiness::ConnReader::new(reader);
     let mut conn = Conn {
         shard: shard.clone(),
         reader,

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod conn;
 pub mod globals;
+pub mod readiness;
 pub mod split;
 
 use std::net::{SocketAddr, ToSocketAddrs};

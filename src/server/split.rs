@@ -29,6 +29,13 @@ pub fn split<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> (ReadHalf<S>, Writ
     (ReadHalf(shared.clone()), WriteHalf(shared))
 }
 
+impl<S> ReadHalf<S> {
+    /// The stream both halves share.
+    pub fn shared(&self) -> Rc<RefCell<S>> {
+        self.0.clone()
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for ReadHalf<S> {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -970,9 +970,7 @@ fn split_args(mut cmd: TxCmd, owners: &[(usize, usize)]) -> BTreeMap<usize, Args
     let step = cmd.spec.step.max(1) as usize;
     let mut parts: BTreeMap<usize, Args> = BTreeMap::new();
     for &(p, s) in owners {
-        let args = parts
-            .entry(s)
-            .or_insert_with(|| vec![cmd.args[0].clone()]);
+        let args = parts.entry(s).or_insert_with(|| vec![cmd.args[0].clone()]);
         let end = (p + step).min(cmd.args.len());
         args.extend(cmd.args[p..end].iter_mut().map(std::mem::take));
     }

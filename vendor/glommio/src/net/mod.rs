@@ -117,3 +117,10 @@ pub use self::{
     udp_socket::UdpSocket,
     unix::{AcceptedUnixStream, UnixDatagram, UnixListener, UnixStream},
 };
+
+/// Tessera: waits until `fd` is readable, with one io_uring poll. For a caller that multiplexes
+/// many sockets behind one descriptor (an epoll instance) and reads them itself.
+pub async fn readable(fd: RawFd) -> io::Result<()> {
+    let source = crate::executor().reactor().poll_read_ready(fd);
+    source.collect_rw().await.map(|_| ())
+}
