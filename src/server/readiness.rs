@@ -29,7 +29,6 @@ use futures::io::AsyncRead;
 use glommio::net::TcpStream;
 
 /// One registered socket.
-#[derive(Default)]
 struct Slot {
     /// Data may be waiting: set by an epoll event (and at registration), cleared by a read that
     /// came back short or empty-handed.
