@@ -865,25 +865,20 @@ async fn wait_whole_shard_free(sh: &Shard) {
 /// The command is counted once, by its first part (INFO commandstats, slow log).
 async fn run_split(
     sh: &Rc<Shard>,
-    cmd: TxCmd,
+    cmd: &TxCmd,
     owners: &[(usize, usize)],
     resp3: bool,
     who: &Arc<ClientLabel>,
 ) -> Result<Vec<TxReplies>, &'static str> {
-    let (spec, db) = (cmd.spec, cmd.db);
-    let mut args_of = split_args(cmd, owners);
-    let step = spec.step.max(1) as usize;
     let mut plan: BTreeMap<usize, Vec<LockKey>> = BTreeMap::new();
-    for (&s, args) in &args_of {
+    for &(p, s) in owners {
+        let k = LockKey {
+            db: cmd.db as u32,
+            key: cmd.args[p].clone(),
+        };
         let keys = plan.entry(s).or_default();
-        for key in args[1..].iter().step_by(step) {
-            let k = LockKey {
-                db: db as u32,
-                key: key.clone(),
-            };
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
+        if !keys.contains(&k) {
+            keys.push(k);
         }
     }
     let tx = sh.new_tx_id();
@@ -894,11 +889,11 @@ async fn run_split(
     };
     let nparts = plan.len();
     let first = plan.keys().next().copied().unwrap_or(sh.id);
-    let mut part_of = |s: usize| SplitPart {
+    let part_of = |s: usize| SplitPart {
         cmd: TxCmd {
-            spec,
-            args: args_of.remove(&s).unwrap_or_default(),
-            db,
+            spec: cmd.spec,
+            args: part_args(cmd, owners, s),
+            db: cmd.db,
         },
         tx,
         nparts,
@@ -962,19 +957,19 @@ fn key_owners(sh: &Shard, cmd: &TxCmd) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// The arguments of each shard's part of `cmd`, by shard: the command's name and, for each key
-/// the shard owns (`owners`: key position and owner) in argument order, the key with the
-/// arguments that go with it (MSET's value), moved out of `cmd`. Duplicates stay, so EXISTS k k
-/// counts twice and MSET k 1 k 2 leaves 2.
-fn split_args(mut cmd: TxCmd, owners: &[(usize, usize)]) -> BTreeMap<usize, Args> {
+/// The arguments of `cmd`'s part on shard `s`: its name and, for each of its keys owned by `s`
+/// (`owners`: key position and owner) in argument order, the key with the arguments that go
+/// with it (MSET's value). Duplicates stay, so EXISTS k k counts twice and MSET k 1 k 2
+/// leaves 2.
+fn part_args(cmd: &TxCmd, owners: &[(usize, usize)], s: usize) -> Args {
     let step = cmd.spec.step.max(1) as usize;
-    let mut parts: BTreeMap<usize, Args> = BTreeMap::new();
-    for &(p, s) in owners {
-        let args = parts.entry(s).or_insert_with(|| vec![cmd.args[0].clone()]);
-        let end = (p + step).min(cmd.args.len());
-        args.extend(cmd.args[p..end].iter_mut().map(std::mem::take));
+    let mine = owners.iter().filter(|&&(_, o)| o == s);
+    let mut args: Args = Vec::with_capacity(1 + step * mine.clone().count());
+    args.push(cmd.args[0].clone());
+    for &(p, _) in mine {
+        args.extend(cmd.args[p..(p + step).min(cmd.args.len())].iter().cloned());
     }
-    parts
+    args
 }
 
 /// One shard's part of a split command, sendable to that shard.
@@ -1055,7 +1050,7 @@ async fn run_split_command(
     who: &Arc<ClientLabel>,
 ) -> Result<BytesMut, &'static str> {
     let owners = key_owners(sh, &cmd);
-    let replies = run_split(sh, cmd, &owners, resp3, who).await?;
+    let replies = run_split(sh, &cmd, &owners, resp3, who).await?;
     let mut out = BytesMut::new();
     match kind {
         MultiKind::SumInt => {
