@@ -13,7 +13,8 @@
 //!
 //! Owns: the epoll descriptor, one slot per registered socket (whether it may have data, and the
 //! task waiting for it), and the pump task that turns epoll events into wake-ups. Must never
-//! block the shard (every `epoll_wait` has a zero timeout) or keep a slot for a closed socket
+//! block the shard (every `epoll_wait` has a zero timeout), stop the pump while the shard runs
+//! (its sockets have no other wake-up), or keep a slot for a closed socket
 //! (a reused descriptor number would inherit it): `SocketReader` removes its slot when dropped,
 //! before the socket closes.
 
@@ -63,8 +64,12 @@ impl Readiness {
                 let Some(epfd) = weak.upgrade().map(|r| r.epfd.as_raw_fd()) else {
                     return;
                 };
-                if glommio::net::readable(epfd).await.is_err() {
-                    return;
+                if let Err(e) = glommio::net::readable(epfd).await {
+                    // The shard's sockets have no other way to be woken: never stop pumping.
+                    // Look at the epoll instance again after a pause (events that came in the
+                    // meantime are still in its ready list).
+                    warn_once(&format!("epoll readiness poll failed ({e}); retrying"));
+                    glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
                 }
                 let Some(r) = weak.upgrade() else {
                     return;
@@ -146,6 +151,15 @@ impl Readiness {
 
 thread_local! {
     static SHARD_READINESS: RefCell<Option<Rc<Readiness>>> = const { RefCell::new(None) };
+    static WARNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Logs a readiness failure once per shard: a limit such as `fs.epoll.max_user_watches` would
+/// otherwise log a line for every connection (or every retry) past it.
+fn warn_once(msg: &str) {
+    if !WARNED.with(|w| w.replace(true)) {
+        tracing::warn!("{msg} (logged once per shard)");
+    }
 }
 
 /// This shard's epoll instance, started on first use.
@@ -245,7 +259,10 @@ impl ConnReader {
         match current().and_then(|r| SocketReader::new(r, half.shared())) {
             Ok(r) => ConnReader::Epoll(r),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot register a client socket with epoll; reading it through io_uring polls");
+                warn_once(&format!(
+                    "cannot register a client socket with epoll ({e}); such sockets are read \
+                     through io_uring polls"
+                ));
                 ConnReader::Uring(half)
             }
         }
