@@ -33,6 +33,16 @@ impl IntLike for Value {
     }
 }
 
+/// Waits for the writers, then for the readers, each of which returns how many of its reads
+/// saw a written value (and checked it): a run where no reader saw anything checked nothing.
+fn join_checked(writers: Vec<thread::JoinHandle<()>>, readers: Vec<thread::JoinHandle<usize>>) {
+    for w in writers {
+        w.join().unwrap();
+    }
+    let seen: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(seen > 0, "readers never saw a value");
+}
+
 #[test]
 fn cross_shard_mset_is_never_seen_half_done() {
     let server = start_tessera(4, &[]);
@@ -76,11 +86,7 @@ fn cross_shard_mset_is_never_seen_half_done() {
             })
         })
         .collect();
-    for w in writers {
-        w.join().unwrap();
-    }
-    let seen: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
-    assert!(seen > 0, "readers never saw a value");
+    join_checked(writers, readers);
 }
 
 #[test]
@@ -664,9 +670,7 @@ fn split_mset_parts_become_visible_together() {
             })
         })
         .collect();
-    writer.join().unwrap();
-    let checked: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
-    assert!(checked > 0, "readers never saw a value");
+    join_checked(vec![writer], readers);
 }
 
 /// A command split by shard is one command to its client: INFO commandstats counts it once,
@@ -886,9 +890,5 @@ fn pipelined_two_shard_msets_are_never_seen_half_done() {
             })
         })
         .collect();
-    for w in writers {
-        w.join().unwrap();
-    }
-    let seen: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
-    assert!(seen > 0, "readers never saw a value");
+    join_checked(writers, readers);
 }
