@@ -28,6 +28,7 @@
 //! executes anything and never awaits.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use bytes::Bytes;
 use futures::channel::oneshot;
@@ -42,10 +43,71 @@ pub struct LockKey {
     pub key: Bytes,
 }
 
+impl LockKey {
+    /// The identity this key is locked under.
+    #[inline]
+    pub fn id(&self) -> LockId {
+        LockId::of(self.db, &self.key)
+    }
+}
+
+/// What the lock table knows of a key: its database and a 64-bit hash of its bytes, the same on
+/// every shard. Two different keys that share a hash are one lock: a transaction may then wait
+/// for a key it does not touch, which costs time, never correctness (the ordering rules below
+/// hold for any grouping of keys into locks). In exchange the table keeps no key bytes: taking
+/// and releasing a lock copies 12 bytes instead of sharing the client's buffer, and compares
+/// integers instead of keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LockId {
+    pub db: u32,
+    pub hash: u64,
+}
+
+/// Fixed seeds: a key must hash alike on every shard's thread.
+static KEY_HASH: ahash::RandomState = ahash::RandomState::with_seeds(
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+);
+
+impl LockId {
+    #[inline]
+    pub fn of(db: u32, key: &[u8]) -> LockId {
+        LockId {
+            db,
+            hash: KEY_HASH.hash_one(key),
+        }
+    }
+}
+
+/// Hashes a `LockId` by its (already random) key hash: the maps below need no second hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u32(&mut self, db: u32) {
+        self.0 ^= (db as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 ^= x;
+    }
+}
+
+type IdMap<V> = HashMap<LockId, V, BuildHasherDefault<IdHasher>>;
+
 /// What a transaction asks for on one shard.
 #[derive(Clone, Debug)]
 pub enum LockReq {
-    Keys(Vec<LockKey>),
+    Keys(Vec<LockId>),
     /// The whole shard (FLUSHALL, SWAPDB, MULTI blocks with server-wide commands).
     All,
 }
@@ -62,55 +124,17 @@ impl Waiter {
     }
 }
 
-/// The (database, holder) pairs of one held key. Almost always one, kept inline: a lock taken
-/// and released per key of every multi-shard unit should not allocate per key.
-#[derive(Default)]
-struct Holders {
-    first: Option<(u32, TxId)>,
-    /// Holders in other databases beyond the first (non-empty only while `first` is set).
-    more: Vec<(u32, TxId)>,
-}
-
-impl Holders {
-    fn iter(&self) -> impl Iterator<Item = &(u32, TxId)> {
-        self.first.iter().chain(self.more.iter())
-    }
-
-    fn push(&mut self, h: (u32, TxId)) {
-        match self.first {
-            None => self.first = Some(h),
-            Some(_) => self.more.push(h),
-        }
-    }
-
-    fn remove(&mut self, db: u32, tx: TxId) {
-        if self.first == Some((db, tx)) {
-            self.first = self.more.pop();
-        } else {
-            self.more.retain(|&h| h != (db, tx));
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-}
-
-/// Per (database, key): arrival numbers of the queued requests that want it, oldest first.
-type KeyQueues = HashMap<Bytes, Vec<(u32, VecDeque<u64>)>, ahash::RandomState>;
-
 #[derive(Default)]
 pub struct LockTable {
-    /// Held keys: key bytes -> (db, holder) pairs (almost always one), so that the check on
-    /// the command path looks up a borrowed slice without allocating.
-    held: HashMap<Bytes, Holders, ahash::RandomState>,
+    /// Held keys and their holder.
+    held: IdMap<TxId>,
     /// Keys held per transaction, for release.
-    owned: HashMap<TxId, Vec<LockKey>, ahash::RandomState>,
+    owned: HashMap<TxId, Vec<LockId>, ahash::RandomState>,
     all: Option<TxId>,
     /// Queued requests by arrival number: the shard's FIFO order.
     waiting: BTreeMap<u64, Waiter>,
-    /// Each key's own queue of the requests in `waiting` that want it.
-    key_queues: KeyQueues,
+    /// Each key's own queue of the arrival numbers in `waiting` that want it, oldest first.
+    key_queues: IdMap<VecDeque<u64>>,
     /// Arrival numbers of the queued requests for the whole shard.
     all_waiting: BTreeSet<u64>,
     next_seq: u64,
@@ -119,14 +143,6 @@ pub struct LockTable {
     /// Counters for INFO.
     pub granted: u64,
     pub waited: u64,
-}
-
-fn queue_of<'q>(queues: &'q KeyQueues, k: &LockKey) -> Option<&'q VecDeque<u64>> {
-    queues
-        .get(&k.key[..])?
-        .iter()
-        .find(|(d, _)| *d == k.db)
-        .map(|(_, q)| q)
 }
 
 impl LockTable {
@@ -145,15 +161,7 @@ impl LockTable {
         if self.held.is_empty() {
             return false;
         }
-        self.holder(db as u32, key).is_some()
-    }
-
-    fn holder(&self, db: u32, key: &[u8]) -> Option<TxId> {
-        self.held
-            .get(key)?
-            .iter()
-            .find(|(d, _)| *d == db)
-            .map(|&(_, t)| t)
+        self.held.contains_key(&LockId::of(db as u32, key))
     }
 
     /// Whether anything at all is locked (ordinary keyless commands never wait).
@@ -166,20 +174,17 @@ impl LockTable {
             return t != tx;
         }
         match req {
-            LockReq::All => self
-                .held
-                .values()
-                .flat_map(Holders::iter)
-                .any(|&(_, t)| t != tx),
+            LockReq::All => self.held.values().any(|&t| t != tx),
             LockReq::Keys(keys) => keys
                 .iter()
-                .any(|k| self.holder(k.db, &k.key).is_some_and(|t| t != tx)),
+                .any(|k| self.held.get(k).is_some_and(|&t| t != tx)),
         }
     }
 
     /// The oldest live request queued for key `k`.
-    fn first_live(&self, k: &LockKey) -> Option<u64> {
-        queue_of(&self.key_queues, k)?
+    fn first_live(&self, k: &LockId) -> Option<u64> {
+        self.key_queues
+            .get(k)?
             .iter()
             .copied()
             .find(|s| self.waiting.get(s).is_some_and(Waiter::live))
@@ -187,8 +192,8 @@ impl LockTable {
 
     /// Whether a live request of another transaction than `tx`, queued before `before`, wants
     /// key `k` (a transaction never waits for itself).
-    fn other_waiter_before(&self, k: &LockKey, tx: TxId, before: u64) -> bool {
-        queue_of(&self.key_queues, k).is_some_and(|q| {
+    fn other_waiter_before(&self, k: &LockId, tx: TxId, before: u64) -> bool {
+        self.key_queues.get(k).is_some_and(|q| {
             q.iter()
                 .take_while(|&&s| s < before)
                 .any(|s| self.waiting.get(s).is_some_and(|w| w.live() && w.tx != tx))
@@ -230,9 +235,10 @@ impl LockTable {
             LockReq::Keys(keys) => {
                 let owned = self.owned.entry(tx).or_default();
                 for k in keys {
-                    let holders = self.held.entry(k.key.clone()).or_default();
-                    if !holders.iter().any(|&(d, _)| d == k.db) {
-                        holders.push((k.db, tx));
+                    // Taken only when nothing else holds it: an entry here is this
+                    // transaction's own (a key named twice, or locked by an earlier step).
+                    if let std::collections::hash_map::Entry::Vacant(e) = self.held.entry(k) {
+                        e.insert(tx);
                         owned.push(k);
                     }
                 }
@@ -283,15 +289,8 @@ impl LockTable {
                 self.all_waiting.insert(seq);
             }
             LockReq::Keys(keys) => {
-                for k in keys {
-                    let per_db = self.key_queues.entry(k.key.clone()).or_default();
-                    let q = match per_db.iter().position(|(d, _)| *d == k.db) {
-                        Some(i) => &mut per_db[i].1,
-                        None => {
-                            per_db.push((k.db, VecDeque::new()));
-                            &mut per_db.last_mut().expect("just pushed").1
-                        }
-                    };
+                for &k in keys {
+                    let q = self.key_queues.entry(k).or_default();
                     if q.back() != Some(&seq) {
                         q.push_back(seq);
                     }
@@ -313,20 +312,13 @@ impl LockTable {
             }
             LockReq::Keys(keys) => {
                 for k in keys {
-                    let Some(per_db) = self.key_queues.get_mut(&k.key[..]) else {
-                        continue;
-                    };
-                    if let Some(i) = per_db.iter().position(|(d, _)| *d == k.db) {
-                        let q = &mut per_db[i].1;
+                    if let Some(q) = self.key_queues.get_mut(k) {
                         if let Some(p) = q.iter().position(|&s| s == seq) {
                             q.remove(p);
                         }
                         if q.is_empty() {
-                            per_db.swap_remove(i);
+                            self.key_queues.remove(k);
                         }
-                    }
-                    if per_db.is_empty() {
-                        self.key_queues.remove(&k.key[..]);
                     }
                 }
                 for k in keys {
@@ -340,8 +332,8 @@ impl LockTable {
     }
 
     /// Takes the abandoned requests at the front of `k`'s queue out of the queues.
-    fn drop_abandoned_front(&mut self, k: &LockKey, recheck: &mut BTreeSet<u64>) {
-        while let Some(&front) = queue_of(&self.key_queues, k).and_then(VecDeque::front) {
+    fn drop_abandoned_front(&mut self, k: &LockId, recheck: &mut BTreeSet<u64>) {
+        while let Some(&front) = self.key_queues.get(k).and_then(VecDeque::front) {
             if self.waiting.get(&front).is_some_and(Waiter::live) {
                 return;
             }
@@ -349,15 +341,10 @@ impl LockTable {
                 // Not queued any more (cannot happen: dequeuing clears every key queue); drop
                 // the stray entry rather than loop on it.
                 debug_assert!(false, "stray key queue entry {front}");
-                if let Some(per_db) = self.key_queues.get_mut(&k.key[..]) {
-                    per_db.retain_mut(|(d, q)| {
-                        if *d == k.db {
-                            q.pop_front();
-                        }
-                        !q.is_empty()
-                    });
-                    if per_db.is_empty() {
-                        self.key_queues.remove(&k.key[..]);
+                if let Some(q) = self.key_queues.get_mut(k) {
+                    q.pop_front();
+                    if q.is_empty() {
+                        self.key_queues.remove(k);
                     }
                 }
             }
@@ -381,17 +368,16 @@ impl LockTable {
         }
         if let Some(keys) = self.owned.remove(&tx) {
             for k in &keys {
-                if let Some(holders) = self.held.get_mut(&k.key) {
-                    holders.remove(k.db, tx);
-                    if holders.is_empty() {
-                        self.held.remove(&k.key);
-                    }
+                if self.held.get(k) == Some(&tx) {
+                    self.held.remove(k);
                 }
             }
-            for k in &keys {
-                self.drop_abandoned_front(k, &mut recheck);
-                if let Some(s) = self.first_live(k) {
-                    recheck.insert(s);
+            if !self.waiting.is_empty() {
+                for k in &keys {
+                    self.drop_abandoned_front(k, &mut recheck);
+                    if let Some(s) = self.first_live(k) {
+                        recheck.insert(s);
+                    }
                 }
             }
         }
@@ -411,7 +397,9 @@ impl LockTable {
         } else if let Some(&first) = self.all_waiting.first() {
             recheck.insert(first);
         }
-        self.grant(recheck);
+        if !recheck.is_empty() {
+            self.grant(recheck);
+        }
         for w in self.idle.drain(..) {
             let _ = w.send(());
         }
@@ -465,15 +453,7 @@ mod tests {
     use super::*;
 
     fn keys(names: &[&str]) -> LockReq {
-        LockReq::Keys(
-            names
-                .iter()
-                .map(|n| LockKey {
-                    db: 0,
-                    key: Bytes::copy_from_slice(n.as_bytes()),
-                })
-                .collect(),
-        )
+        LockReq::Keys(names.iter().map(|n| LockId::of(0, n.as_bytes())).collect())
     }
 
     #[test]
@@ -683,14 +663,9 @@ mod tests {
                     };
                     let req = match &req_keys {
                         None => LockReq::All,
-                        Some(ks) => LockReq::Keys(
-                            ks.iter()
-                                .map(|&c| LockKey {
-                                    db: 0,
-                                    key: Bytes::copy_from_slice(&[c]),
-                                })
-                                .collect(),
-                        ),
+                        Some(ks) => {
+                            LockReq::Keys(ks.iter().map(|&c| LockId::of(0, &[c])).collect())
+                        }
                     };
                     match t.acquire(tx, req) {
                         None => reqs.push((tx, req_keys, None, true)),

@@ -57,7 +57,7 @@ use crate::shard::db::deadline_of;
 use crate::shard::router::ShardMsg;
 use crate::shard::{execute_keyed, ClientLabel, Shard};
 use crate::types::Taken;
-use locks::{LockKey, LockReq, TxId};
+use locks::{LockId, LockKey, LockReq, TxId};
 
 /// Runs `f` with a command context for `db` on the given shard (inside a job).
 pub fn with_ctx<R>(sh: &Shard, db: usize, f: impl FnOnce(&mut Ctx) -> R) -> R {
@@ -311,8 +311,9 @@ async fn lock_and_fetch(
     keys: Vec<LockKey>,
     want: bool,
 ) -> Result<Vec<Option<Taken>>, &'static str> {
-    let wanted = if want { keys.clone() } else { Vec::new() };
-    lock_then(sh, s, tx, keys, move |owner| {
+    let ids = keys.iter().map(LockKey::id).collect();
+    let wanted = if want { keys } else { Vec::new() };
+    lock_then(sh, s, tx, ids, move |owner| {
         if want {
             fetch(owner, &wanted)
         } else {
@@ -329,7 +330,7 @@ async fn lock_then<R: Send + 'static>(
     sh: &Rc<Shard>,
     s: usize,
     tx: TxId,
-    keys: Vec<LockKey>,
+    keys: Vec<LockId>,
     step: impl FnOnce(&Shard) -> R + Send + 'static,
 ) -> Result<R, &'static str> {
     if s == sh.id {
@@ -365,35 +366,28 @@ async fn lock_then<R: Send + 'static>(
 }
 
 /// One optimistic attempt on every shard at once: each shard grants all its keys or none.
+/// `parts` holds, per shard in ascending order, the locks to take and the keys to copy out.
 async fn try_lock_all(
     sh: &Rc<Shard>,
     tx: TxId,
-    plan: &BTreeMap<usize, Vec<LockKey>>,
+    parts: Vec<(usize, Vec<LockId>, Vec<LockKey>)>,
     held: &mut HeldLocks,
-    want: bool,
 ) -> Result<Option<BTreeMap<usize, Vec<Option<Taken>>>>, &'static str> {
-    let mut futs = Vec::with_capacity(plan.len());
-    for (&s, keys) in plan {
-        let keys = keys.clone();
+    let shards: Vec<usize> = parts.iter().map(|p| p.0).collect();
+    let mut futs = Vec::with_capacity(parts.len());
+    for (s, ids, wanted) in parts {
         futs.push(sh.run_on(s, move |owner| {
-            let req = LockReq::Keys(keys);
+            let req = LockReq::Keys(ids);
             if !owner.locks.borrow_mut().try_acquire(tx, &req) {
                 return None;
             }
-            let LockReq::Keys(keys) = req else {
-                unreachable!()
-            };
-            Some(if want {
-                fetch(owner, &keys)
-            } else {
-                Vec::new()
-            })
+            Some(fetch(owner, &wanted))
         }));
     }
     let results = futures::future::join_all(futs).await;
     let mut fetched = BTreeMap::new();
     let mut complete = true;
-    for (&s, r) in plan.keys().zip(results) {
+    for (s, r) in shards.into_iter().zip(results) {
         match r.map_err(|_| ERR_SHARD_GONE)? {
             Some(entries) => {
                 held.shards.push(s);
@@ -426,7 +420,14 @@ async fn lock_plan(
     // attempt fails nearly every time and pays an extra round trip and release per run.
     let foreign = plan.keys().filter(|&&s| s != sh.id).count();
     if foreign >= 2 {
-        if let Some(f) = try_lock_all(sh, tx, plan, held, want).await? {
+        let parts = plan
+            .iter()
+            .map(|(&s, keys)| {
+                let wanted = if want { keys.clone() } else { Vec::new() };
+                (s, keys.iter().map(LockKey::id).collect(), wanted)
+            })
+            .collect();
+        if let Some(f) = try_lock_all(sh, tx, parts, held).await? {
             return Ok(f);
         }
     }
@@ -870,17 +871,22 @@ async fn run_split(
     resp3: bool,
     who: &Arc<ClientLabel>,
 ) -> Result<Vec<TxReplies>, &'static str> {
-    let mut plan: BTreeMap<usize, Vec<LockKey>> = BTreeMap::new();
+    // The locks per owning shard, in ascending shard order, each key once.
+    let mut plan: Vec<(usize, Vec<LockId>)> = Vec::with_capacity(2);
     for &(p, s) in owners {
-        let k = LockKey {
-            db: cmd.db as u32,
-            key: cmd.args[p].clone(),
+        let id = LockId::of(cmd.db as u32, &cmd.args[p]);
+        let ids = match plan.iter().position(|&(x, _)| x == s) {
+            Some(i) => &mut plan[i].1,
+            None => {
+                plan.push((s, Vec::with_capacity(owners.len())));
+                &mut plan.last_mut().expect("just pushed").1
+            }
         };
-        let keys = plan.entry(s).or_default();
-        if !keys.contains(&k) {
-            keys.push(k);
+        if !ids.contains(&id) {
+            ids.push(id);
         }
     }
+    plan.sort_unstable_by_key(|&(s, _)| s);
     let tx = sh.new_tx_id();
     let mut held = HeldLocks {
         shard: sh.clone(),
@@ -888,7 +894,7 @@ async fn run_split(
         shards: Vec::new(),
     };
     let nparts = plan.len();
-    let first = plan.keys().next().copied().unwrap_or(sh.id);
+    let first = plan.first().map_or(sh.id, |&(s, _)| s);
     let part_of = |s: usize| SplitPart {
         cmd: TxCmd {
             spec: cmd.spec,
@@ -902,19 +908,26 @@ async fn run_split(
         who: who.clone(),
     };
     sh.state.borrow_mut().stats.tx_multi_shard += 1;
-    let foreign = plan.keys().filter(|&&s| s != sh.id).count();
+    let foreign = plan.iter().filter(|&&(s, _)| s != sh.id).count();
     let mut replies = Vec::with_capacity(nparts);
     if foreign >= 2
-        && try_lock_all(sh, tx, &plan, &mut held, false)
-            .await?
-            .is_some()
+        && try_lock_all(
+            sh,
+            tx,
+            plan.iter()
+                .map(|(s, ids)| (*s, ids.clone(), Vec::new()))
+                .collect(),
+            &mut held,
+        )
+        .await?
+        .is_some()
     {
         // Every lock is held: past the lock point, each part gives its locks back as soon as
         // it has run. (`held` keeps them listed until then: should this future be dropped
         // before a part was sent, its drop releases them; a second release is a no-op.)
         let futs: Vec<_> = plan
-            .keys()
-            .map(|&s| {
+            .iter()
+            .map(|&(s, _)| {
                 let part = part_of(s);
                 sh.run_on(s, move |owner| part.run_and_release(owner))
             })
@@ -925,13 +938,13 @@ async fn run_split(
             replies.push(r.map_err(|_| ERR_SHARD_GONE)?);
         }
     } else {
-        let last = plan.keys().next_back().copied();
-        for (&s, keys) in &plan {
+        let last = plan.last().map(|&(s, _)| s);
+        for (s, ids) in plan {
             let part = part_of(s);
             // The last lock completes the set (the lock point): that part releases its
             // shard's locks as soon as it has run, without another message.
             let at_lock_point = Some(s) == last;
-            let r = lock_then(sh, s, tx, keys.clone(), move |owner| {
+            let r = lock_then(sh, s, tx, ids, move |owner| {
                 if at_lock_point {
                     part.run_and_release(owner)
                 } else {
