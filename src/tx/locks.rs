@@ -232,15 +232,22 @@ impl LockTable {
         self.granted += 1;
         match req {
             LockReq::All => self.all = Some(tx),
-            LockReq::Keys(keys) => {
-                let owned = self.owned.entry(tx).or_default();
-                for k in keys {
-                    // Taken only when nothing else holds it: an entry here is this
-                    // transaction's own (a key named twice, or locked by an earlier step).
-                    if let std::collections::hash_map::Entry::Vacant(e) = self.held.entry(k) {
+            LockReq::Keys(mut keys) => {
+                // Taken only when nothing else holds it: an entry here is this transaction's
+                // own (a key named twice, or locked by an earlier step). The request's own
+                // vector becomes the list of what to release.
+                keys.retain(|&k| match self.held.entry(k) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
                         e.insert(tx);
-                        owned.push(k);
+                        true
                     }
+                    std::collections::hash_map::Entry::Occupied(_) => false,
+                });
+                match self.owned.entry(tx) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(keys);
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().extend(keys),
                 }
             }
         }

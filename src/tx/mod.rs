@@ -866,7 +866,7 @@ async fn wait_whole_shard_free(sh: &Shard) {
 /// The command is counted once, by its first part (INFO commandstats, slow log).
 async fn run_split(
     sh: &Rc<Shard>,
-    cmd: &TxCmd,
+    mut cmd: TxCmd,
     owners: &[(usize, usize)],
     resp3: bool,
     who: &Arc<ClientLabel>,
@@ -895,11 +895,23 @@ async fn run_split(
     };
     let nparts = plan.len();
     let first = plan.first().map_or(sh.id, |&(s, _)| s);
-    let part_of = |s: usize| SplitPart {
+    // Each part's arguments, in plan order. The foreign parts get copies of the shared
+    // argument buffers; the local part, built last, takes them over (its arguments are dropped
+    // here, where the buffer they share lives).
+    let mut part_argv: Vec<Option<Args>> = plan
+        .iter()
+        .map(|&(s, _)| (s != sh.id).then(|| part_args(&mut cmd, owners, s, false)))
+        .collect();
+    if let Some(i) = plan.iter().position(|&(s, _)| s == sh.id) {
+        part_argv[i] = Some(part_args(&mut cmd, owners, sh.id, true));
+    }
+    let spec = cmd.spec;
+    let db = cmd.db;
+    let part_of = |s: usize, args: Option<Args>| SplitPart {
         cmd: TxCmd {
-            spec: cmd.spec,
-            args: part_args(cmd, owners, s),
-            db: cmd.db,
+            spec,
+            args: args.unwrap_or_default(),
+            db,
         },
         tx,
         nparts,
@@ -927,8 +939,9 @@ async fn run_split(
         // before a part was sent, its drop releases them; a second release is a no-op.)
         let futs: Vec<_> = plan
             .iter()
-            .map(|&(s, _)| {
-                let part = part_of(s);
+            .zip(part_argv)
+            .map(|(&(s, _), args)| {
+                let part = part_of(s, args);
                 sh.run_on(s, move |owner| part.run_and_release(owner))
             })
             .collect();
@@ -939,8 +952,8 @@ async fn run_split(
         }
     } else {
         let last = plan.last().map(|&(s, _)| s);
-        for (s, ids) in plan {
-            let part = part_of(s);
+        for ((s, ids), args) in plan.into_iter().zip(part_argv) {
+            let part = part_of(s, args);
             // The last lock completes the set (the lock point): that part releases its
             // shard's locks as soon as it has run, without another message.
             let at_lock_point = Some(s) == last;
@@ -973,14 +986,20 @@ fn key_owners(sh: &Shard, cmd: &TxCmd) -> Vec<(usize, usize)> {
 /// The arguments of `cmd`'s part on shard `s`: its name and, for each of its keys owned by `s`
 /// (`owners`: key position and owner) in argument order, the key with the arguments that go
 /// with it (MSET's value). Duplicates stay, so EXISTS k k counts twice and MSET k 1 k 2
-/// leaves 2.
-fn part_args(cmd: &TxCmd, owners: &[(usize, usize)], s: usize) -> Args {
+/// leaves 2. With `take`, the arguments are moved out of `cmd` (left empty there) instead of
+/// shared.
+fn part_args(cmd: &mut TxCmd, owners: &[(usize, usize)], s: usize, take: bool) -> Args {
     let step = cmd.spec.step.max(1) as usize;
     let mine = owners.iter().filter(|&&(_, o)| o == s);
     let mut args: Args = Vec::with_capacity(1 + step * mine.clone().count());
     args.push(cmd.args[0].clone());
     for &(p, _) in mine {
-        args.extend(cmd.args[p..(p + step).min(cmd.args.len())].iter().cloned());
+        let end = (p + step).min(cmd.args.len());
+        if take {
+            args.extend(cmd.args[p..end].iter_mut().map(std::mem::take));
+        } else {
+            args.extend(cmd.args[p..end].iter().cloned());
+        }
     }
     args
 }
@@ -1063,7 +1082,7 @@ async fn run_split_command(
     who: &Arc<ClientLabel>,
 ) -> Result<BytesMut, &'static str> {
     let owners = key_owners(sh, &cmd);
-    let replies = run_split(sh, &cmd, &owners, resp3, who).await?;
+    let replies = run_split(sh, cmd, &owners, resp3, who).await?;
     let mut out = BytesMut::new();
     match kind {
         MultiKind::SumInt => {
