@@ -297,22 +297,6 @@ struct Bins {
     tessera_is_redis: bool,
 }
 
-/// `prog args`, or `taskset -c cpus prog args` when `cpus` is given.
-fn pinned_command(prog: &Path, args: &[String], cpus: Option<&str>) -> Command {
-    match cpus {
-        Some(cpus) => {
-            let mut cmd = Command::new("taskset");
-            cmd.args(["-c", cpus]).arg(prog).args(args);
-            cmd
-        }
-        None => {
-            let mut cmd = Command::new(prog);
-            cmd.args(args);
-            cmd
-        }
-    }
-}
-
 fn start_server(
     bins: &Bins,
     opts: &Opts,
@@ -422,16 +406,6 @@ fn start_server(
         proc_,
         dead: false,
     }
-}
-
-/// utime + stime (clock ticks) of the whole process, all threads included.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm (field 2) may contain spaces and ')': fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state): field 14 → index 11, field 15 → index 12.
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 // --------------------------------------------------------- redis-benchmark --
@@ -739,9 +713,7 @@ fn main() {
     let log_dir = target_dir.join("side_by_side");
     fs::create_dir_all(&log_dir).expect("create target/side_by_side");
 
-    let clk_tck: f64 = capture("getconf", &["CLK_TCK"])
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100.0);
+    let clk_tck = clk_tck();
     let redis_version = capture(&bins.redis_server, &["--version"])
         .and_then(|s| {
             s.split_whitespace()

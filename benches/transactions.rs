@@ -6,6 +6,7 @@
 //! cargo bench --bench transactions -- [--rounds N] [--ops N] [--clients N]
 //!     [--pipelines 1,16] [--scenarios get,set,mset10,evalsha2,multi4tag,multi4cross]
 //!     [--shards-list 1,2] [--keyspace N] [--timeout-s S] [--quick]
+//!     [--server-cpus L] [--client-cpus L]
 //! ```
 //!
 //! Unlike `side_by_side` this runner has its own load generator, because
@@ -18,7 +19,9 @@
 //! Servers are started once on free ports and alternate round by round (order
 //! rotated each round) so that drift on a small shared machine hits all of them
 //! equally; the report gives medians and the median of per-round ratios to Redis,
-//! never absolute claims. Markdown goes to stdout and `target/transactions.md`,
+//! never absolute claims. Each run also reads the server's CPU time from /proc, reported per
+//! op; with `--server-cpus 0 --client-cpus 1` every server gets the same single core and the
+//! load generator another, which is how "at equal cores" is measured. Markdown goes to stdout and `target/transactions.md`,
 //! progress to stderr, server logs to `target/transactions/`. Every child
 //! process is killed on exit, panic included (`Drop` guards plus
 //! `PR_SET_PDEATHSIG` on Linux). It shares only `benches/common` (RESP client,
@@ -28,7 +31,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -54,6 +57,8 @@ usage: cargo bench --bench transactions -- [options]
   --keyspace N       random keys per scenario (default 100000)
   --timeout-s S      socket timeout: a run with no reply for S seconds fails (default 30)
   --quick            1 round of 20000 ops (explicit flags still win)
+  --server-cpus L    run every server under `taskset -c L` (e.g. 0: equal cores)
+  --client-cpus L    run the load generator's threads on CPUs L (e.g. 1)
 env: TESSERA_BIN, REDIS_SERVER override the binaries";
 
 const ALL_SCENARIOS: [&str; 6] = [
@@ -79,6 +84,8 @@ struct Opts {
     shards_list: Vec<usize>,
     keyspace: u64,
     timeout_s: u64,
+    server_cpus: Option<String>,
+    client_cpus: Option<String>,
 }
 
 fn die(msg: &str) -> ! {
@@ -109,6 +116,8 @@ fn parse_args() -> Opts {
     let mut keyspace = 100_000;
     let mut timeout_s = 30;
     let mut quick = false;
+    let mut server_cpus = None;
+    let mut client_cpus = None;
 
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -126,6 +135,8 @@ fn parse_args() -> Opts {
                 | "--shards-list"
                 | "--keyspace"
                 | "--timeout-s"
+                | "--server-cpus"
+                | "--client-cpus"
         );
         let value = if takes_value {
             inline.unwrap_or_else(|| {
@@ -156,6 +167,8 @@ fn parse_args() -> Opts {
             "--keyspace" => keyspace = parse_num(&flag, &value),
             "--timeout-s" => timeout_s = parse_num(&flag, &value),
             "--quick" => quick = true,
+            "--server-cpus" => server_cpus = Some(value),
+            "--client-cpus" => client_cpus = Some(value),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -186,6 +199,8 @@ fn parse_args() -> Opts {
         shards_list,
         keyspace,
         timeout_s,
+        server_cpus,
+        client_cpus,
     }
 }
 
@@ -228,7 +243,14 @@ struct Server {
     sha: String,
 }
 
-fn start_server(bins: &Bins, label: &str, kind: Kind, port: u16, log_dir: &Path) -> Server {
+fn start_server(
+    bins: &Bins,
+    label: &str,
+    kind: Kind,
+    port: u16,
+    log_dir: &Path,
+    cpus: Option<&str>,
+) -> Server {
     let log = log_dir.join(format!("{}-{port}.log", label.replace([' ', '='], "_")));
     let mut args: Vec<String> = vec![
         "--port".into(),
@@ -256,9 +278,8 @@ fn start_server(bins: &Bins, label: &str, kind: Kind, port: u16, log_dir: &Path)
         }
     };
     let logf = fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
-    let mut cmd = Command::new(&prog);
-    cmd.args(&args)
-        .stdin(Stdio::null())
+    let mut cmd = pinned_command(&prog, &args, cpus);
+    cmd.stdin(Stdio::null())
         .stdout(logf.try_clone().expect("dup log fd"))
         .stderr(logf);
     die_with_parent(&mut cmd);
@@ -508,8 +529,52 @@ struct Group {
     scenario: String,
     pipeline: usize,
     samples: Vec<Vec<Option<f64>>>,
+    /// Server CPU time per op (µs), same layout as `samples`.
+    cpu_us: Vec<Vec<Option<f64>>>,
     errors: Vec<u64>,
     failures: Vec<usize>,
+}
+
+/// One markdown table: a row per group, per server its median of `values` and (after the
+/// first, Redis) the median of its per-round ratios to Redis.
+fn write_table(
+    md: &mut String,
+    labels: &[&str],
+    groups: &[Group],
+    unit: &str,
+    values: impl Fn(&Group) -> &Vec<Vec<Option<f64>>>,
+    fmt: impl Fn(Option<f64>) -> String,
+) {
+    let _ = write!(md, "| scenario | P |");
+    for (i, label) in labels.iter().enumerate() {
+        let _ = write!(md, " {label} {unit} |");
+        if i > 0 {
+            let _ = write!(md, " {label} × redis |");
+        }
+    }
+    let _ = writeln!(md);
+    let _ = write!(md, "|---|---:|");
+    for i in 0..labels.len() {
+        let _ = write!(md, "---:|{}", if i > 0 { "---:|" } else { "" });
+    }
+    let _ = writeln!(md);
+    for g in groups {
+        let v = values(g);
+        let _ = write!(md, "| {} | {} |", g.scenario, g.pipeline);
+        for i in 0..labels.len() {
+            let med = median(v[i].iter().flatten().copied().collect());
+            let _ = write!(md, " {} |", fmt(med));
+            if i > 0 {
+                let ratios: Vec<f64> = v[i]
+                    .iter()
+                    .zip(&v[0])
+                    .filter_map(|(t, r)| Some(t.as_ref()? / r.as_ref()?))
+                    .collect();
+                let _ = write!(md, " {} |", fmt_ratio(median(ratios)));
+            }
+        }
+        let _ = writeln!(md);
+    }
 }
 
 // ------------------------------------------------------------------ main --
@@ -537,6 +602,7 @@ fn main() {
     fs::create_dir_all(&log_dir).expect("create target/transactions");
 
     let timeout = Duration::from_secs(opts.timeout_s);
+    let clk = clk_tck();
     let key_shards = Arc::new(split_by_shard("key:", opts.keyspace));
     let ctr_shards = Arc::new(split_by_shard("ctr:", opts.keyspace));
 
@@ -550,8 +616,27 @@ fn main() {
     let mut servers: Vec<Server> = specs
         .iter()
         .zip(&ports)
-        .map(|((label, kind), &port)| start_server(&bins, label, *kind, port, &log_dir))
+        .map(|((label, kind), &port)| {
+            start_server(
+                &bins,
+                label,
+                *kind,
+                port,
+                &log_dir,
+                opts.server_cpus.as_deref(),
+            )
+        })
         .collect();
+    // Probed before pinning, which would hide the other CPUs.
+    let Host {
+        date,
+        cpu_model,
+        nproc,
+    } = Host::probe();
+    // Pinned only now: servers started without --server-cpus must not inherit the mask.
+    if let Some(cpus) = &opts.client_cpus {
+        pin_current_process(cpus).unwrap_or_else(|e| die(&format!("--client-cpus: {e}")));
+    }
     for srv in &servers {
         if let Err(e) = fill_keyspace(srv.port, opts.keyspace, timeout) {
             eprintln!("warning: filling the keyspace of {} failed: {e}", srv.label);
@@ -565,6 +650,7 @@ fn main() {
                 scenario: sc.clone(),
                 pipeline: p,
                 samples: vec![vec![None; opts.rounds]; servers.len()],
+                cpu_us: vec![vec![None; opts.rounds]; servers.len()],
                 errors: vec![0; servers.len()],
                 failures: vec![0; servers.len()],
             });
@@ -611,6 +697,8 @@ fn main() {
                     g.pipeline,
                     srv.label
                 );
+                let pid = srv.proc_.pid();
+                let ticks_before = cpu_ticks(pid);
                 match run_load(
                     srv.port,
                     &wl,
@@ -621,8 +709,17 @@ fn main() {
                     seed,
                 ) {
                     Ok(r) => {
-                        eprintln!("{tag}: {:>10.0} ops/s  errors {}", r.ops_per_s, r.errors);
+                        let cpu = ticks_before
+                            .zip(cpu_ticks(pid))
+                            .map(|(a, b)| b.saturating_sub(a) as f64 / clk * 1e6 / opts.ops as f64);
+                        eprintln!(
+                            "{tag}: {:>10.0} ops/s  cpu {} us/op  errors {}",
+                            r.ops_per_s,
+                            cpu.map_or("-".into(), |c| format!("{c:.2}")),
+                            r.errors
+                        );
                         g.samples[si][round] = Some(r.ops_per_s);
+                        g.cpu_us[si][round] = cpu;
                         g.errors[si] += r.errors;
                     }
                     Err(e) => {
@@ -635,11 +732,6 @@ fn main() {
     }
 
     // ---- report ----
-    let Host {
-        date,
-        cpu_model,
-        nproc,
-    } = Host::probe();
 
     let mut md = String::new();
     let _ = writeln!(md, "### Transactions and scripts: Tessera vs Redis\n");
@@ -654,8 +746,18 @@ fn main() {
         md,
         "ops/s: medians over rounds (one op = one GET/SET/MSET/EVALSHA, or one whole MULTI..EXEC \
          transaction); P = ops in flight per connection. `× redis` = median of per-round ratios. \
-         The load generator runs on the same host and competes for the same cores: compare ratios. \
          Cross-shard keys alternate between the two halves of a 2-shard split.\n"
+    );
+    let _ = writeln!(
+        md,
+        "Placement: servers on {}, load generator on {}.\n",
+        opts.server_cpus
+            .as_deref()
+            .map_or("any CPU".to_string(), |c| format!("CPUs {c}")),
+        opts.client_cpus.as_deref().map_or(
+            "any CPU (it competes with the servers for the same cores: compare ratios)".to_string(),
+            |c| format!("CPUs {c}")
+        )
     );
     if bins.tessera_is_redis {
         let _ = writeln!(
@@ -664,41 +766,31 @@ fn main() {
             bins.tessera.display()
         );
     }
-    let _ = write!(md, "| scenario | P |");
-    for (i, srv) in servers.iter().enumerate() {
-        let _ = write!(md, " {} ops/s |", srv.label);
-        if i > 0 {
-            let _ = write!(md, " {} × redis |", srv.label);
-        }
-    }
-    let _ = writeln!(md);
-    let _ = write!(md, "|---|---:|");
-    for i in 0..servers.len() {
-        let _ = write!(md, "---:|{}", if i > 0 { "---:|" } else { "" });
-    }
-    let _ = writeln!(md);
+    let labels: Vec<&str> = servers.iter().map(|srv| srv.label.as_str()).collect();
+    write_table(&mut md, &labels, &groups, "ops/s", |g| &g.samples, fmt_ops);
+    let _ = writeln!(
+        md,
+        "\nServer CPU time per op (user + system, from /proc; µs, medians; `× redis` = median \
+         of per-round ratios, lower is better):\n"
+    );
+    write_table(
+        &mut md,
+        &labels,
+        &groups,
+        "µs/op",
+        |g| &g.cpu_us,
+        |v| v.map_or("—".into(), |c| format!("{c:.2}")),
+    );
     let mut notes = Vec::new();
     for g in &groups {
-        let _ = write!(md, "| {} | {} |", g.scenario, g.pipeline);
-        for (i, srv) in servers.iter().enumerate() {
-            let med = median(g.samples[i].iter().flatten().copied().collect());
-            let _ = write!(md, " {} |", fmt_ops(med));
-            if i > 0 {
-                let ratios: Vec<f64> = g.samples[i]
-                    .iter()
-                    .zip(&g.samples[0])
-                    .filter_map(|(t, r)| Some(t.as_ref()? / r.as_ref()?))
-                    .collect();
-                let _ = write!(md, " {} |", fmt_ratio(median(ratios)));
-            }
+        for (i, label) in labels.iter().enumerate() {
             if g.errors[i] > 0 || g.failures[i] > 0 {
                 notes.push(format!(
-                    "{} P={} on {}: {} error replies, {} failed runs",
-                    g.scenario, g.pipeline, srv.label, g.errors[i], g.failures[i]
+                    "{} P={} on {label}: {} error replies, {} failed runs",
+                    g.scenario, g.pipeline, g.errors[i], g.failures[i]
                 ));
             }
         }
-        let _ = writeln!(md);
     }
     if !notes.is_empty() {
         let _ = writeln!(md, "\n**Errors:**\n");

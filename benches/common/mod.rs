@@ -1,6 +1,8 @@
 //! What the side-by-side benchmark runners share: Redis Cluster's CRC16, the guard that kills
-//! a child server when a runner exits, server log tails, free ports, and a minimal RESP client
-//! (encoder, a reply reader that only finds where replies end, a cheap RNG for key picks). It
+//! a child server when a runner exits, server log tails, free ports, CPU placement (`taskset`
+//! for servers, affinity for the runner's own threads) and per-process CPU time, and a minimal
+//! RESP client (encoder, a reply reader that only finds where replies end, a cheap RNG for key
+//! picks). It
 //! only helps run benchmarks and must never depend on the crate under test.
 #![allow(dead_code)]
 
@@ -326,4 +328,67 @@ impl Host {
                 .unwrap_or(0),
         }
     }
+}
+
+/// `prog args`, or `taskset -c cpus prog args` when `cpus` is given.
+pub fn pinned_command(prog: &Path, args: &[String], cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", cpus]).arg(prog).args(args);
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(prog);
+            cmd.args(args);
+            cmd
+        }
+    }
+}
+
+/// Restricts this process's threads (and the threads it starts later) to the CPUs of a
+/// `taskset -c` style list such as `1`, `0-1` or `1,3`.
+pub fn pin_current_process(cpus: &str) -> Result<(), String> {
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for part in cpus.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let (lo, hi): (usize, usize) = match (lo.parse(), hi.parse()) {
+            (Ok(l), Ok(h)) if l <= h && h < libc::CPU_SETSIZE as usize => (l, h),
+            _ => return Err(format!("bad CPU list {cpus:?}")),
+        };
+        for c in lo..=hi {
+            // SAFETY: `c` is below CPU_SETSIZE, the size of `set`.
+            unsafe { libc::CPU_SET(c, &mut set) };
+        }
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is this thread, whose mask
+    // threads started afterwards inherit.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(format!(
+            "sched_setaffinity({cpus}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// utime + stime (clock ticks) of the whole process, all threads included.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm (field 2) may contain spaces and ')': fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): field 14 → index 11, field 15 → index 12.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Clock ticks per second, the unit of `cpu_ticks`.
+pub fn clk_tck() -> f64 {
+    capture("getconf", &["CLK_TCK"])
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100.0)
 }
