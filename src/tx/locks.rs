@@ -712,6 +712,42 @@ mod tests {
     }
 
     #[test]
+    fn a_key_hashes_to_the_same_lock_on_every_thread_and_per_database() {
+        let here = LockId::of(3, b"user:{42}:name");
+        let there = std::thread::spawn(|| LockId::of(3, b"user:{42}:name"))
+            .join()
+            .unwrap();
+        assert_eq!(
+            here, there,
+            "every shard must lock a key under one identity"
+        );
+        assert_ne!(here, LockId::of(4, b"user:{42}:name"));
+        assert_ne!(here, LockId::of(3, b"user:{42}:nam"));
+        let k = LockKey {
+            db: 3,
+            key: Bytes::from_static(b"user:{42}:name"),
+        };
+        assert_eq!(k.id(), here);
+    }
+
+    #[test]
+    fn keys_that_share_a_lock_id_are_one_lock() {
+        // Two different keys whose hashes collided would get the same id: they then exclude
+        // each other (a wait, never a lost exclusion), and a transaction naming both holds one
+        // lock and releases it once.
+        let shared = LockId { db: 0, hash: 42 };
+        let mut t = LockTable::default();
+        assert!(t.try_acquire(1, &LockReq::Keys(vec![shared, shared])));
+        let mut w = t
+            .acquire(2, LockReq::Keys(vec![shared]))
+            .expect("held by 1");
+        t.release(1);
+        assert_eq!(w.try_recv().unwrap(), Some(()));
+        t.release(2);
+        assert!(t.is_idle() && t.owned.is_empty());
+    }
+
+    #[test]
     fn abandoned_waiters_are_skipped() {
         let mut t = LockTable::default();
         assert!(t.try_acquire(1, &keys(&["a"])));
