@@ -862,21 +862,14 @@ impl<'a> ScriptRun<'a> {
             return r.unwrap_or_else(|_| shard_gone(resp3));
         }
         // Keys on several shards: copies here, run, then back to their owners.
-        let mut by_owner: std::collections::BTreeMap<usize, Vec<LockKey>> = Default::default();
-        for (d, k) in keys {
-            let o = self.sh.shard_of(k);
-            if o == me {
-                continue;
-            }
-            let lk = LockKey {
+        let mut by_owner = crate::tx::group_by_shard(
+            self.sh,
+            keys.iter().map(|(d, k)| LockKey {
                 db: *d as u32,
                 key: k.clone(),
-            };
-            let v = by_owner.entry(o).or_default();
-            if !v.contains(&lk) {
-                v.push(lk);
-            }
-        }
+            }),
+        );
+        by_owner.remove(&me);
         let now = crate::server::globals::unix_ms();
         for (o, ks) in &by_owner {
             let ks2 = ks.clone();

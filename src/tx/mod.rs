@@ -121,19 +121,73 @@ pub(crate) fn command_keys(
     }
 }
 
+/// Items without duplicates, in the order first seen. A unit names a few keys as a rule, which a
+/// linear check handles best, but it may name hundreds of thousands (one MSET): past
+/// `Distinct::LINEAR` items a hash set takes over, so collecting stays linear in time.
+pub(crate) struct Distinct<T> {
+    items: Vec<T>,
+    seen: Option<std::collections::HashSet<T, ahash::RandomState>>,
+}
+
+impl<T> Default for Distinct<T> {
+    fn default() -> Self {
+        Distinct {
+            items: Vec::new(),
+            seen: None,
+        }
+    }
+}
+
+impl<T: Eq + std::hash::Hash + Clone> Distinct<T> {
+    const LINEAR: usize = 16;
+
+    pub(crate) fn push(&mut self, item: T) {
+        match &mut self.seen {
+            Some(seen) => {
+                if seen.insert(item.clone()) {
+                    self.items.push(item);
+                }
+            }
+            None => {
+                if self.items.contains(&item) {
+                    return;
+                }
+                self.items.push(item);
+                if self.items.len() > Self::LINEAR {
+                    self.seen = Some(self.items.iter().cloned().collect());
+                }
+            }
+        }
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<T> {
+        self.items
+    }
+}
+
+/// Groups keys by owning shard, in ascending shard order, each key once per shard.
+pub(crate) fn group_by_shard(
+    sh: &Shard,
+    keys: impl IntoIterator<Item = LockKey>,
+) -> BTreeMap<usize, Vec<LockKey>> {
+    let mut by_shard: BTreeMap<usize, Distinct<LockKey>> = BTreeMap::new();
+    for k in keys {
+        by_shard.entry(sh.shard_of(&k.key)).or_default().push(k);
+    }
+    by_shard
+        .into_iter()
+        .map(|(s, keys)| (s, keys.into_vec()))
+        .collect()
+}
+
 /// The keys of a unit grouped by owning shard, in ascending shard order, without duplicates.
 fn plan(sh: &Shard, cmds: &[TxCmd]) -> BTreeMap<usize, Vec<LockKey>> {
     let databases = sh.state.borrow().dbs.len();
-    let mut by_shard: BTreeMap<usize, Vec<LockKey>> = BTreeMap::new();
+    let mut keys = Vec::new();
     for c in cmds {
-        command_keys(c.spec, &c.args, c.db, databases, |k| {
-            let keys = by_shard.entry(sh.shard_of(&k.key)).or_default();
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        });
+        command_keys(c.spec, &c.args, c.db, databases, |k| keys.push(k));
     }
-    by_shard
+    group_by_shard(sh, keys)
 }
 
 /// Runs a unit's commands one after another on `sh`, in one synchronous step.
@@ -756,13 +810,7 @@ where
     R: Send + 'static,
     F: FnOnce(&Shard, &BodyKeys) -> (R, bool) + Send + 'static,
 {
-    let mut plan: BTreeMap<usize, Vec<LockKey>> = BTreeMap::new();
-    for k in keys {
-        let v = plan.entry(sh.shard_of(&k.key)).or_default();
-        if !v.contains(&k) {
-            v.push(k);
-        }
-    }
+    let plan = group_by_shard(sh, keys);
     if plan.len() <= 1 {
         let target = plan.keys().next().copied().unwrap_or(sh.id);
         let unit = move |owner: &Shard| {
@@ -872,21 +920,23 @@ async fn run_split(
     who: &Arc<ClientLabel>,
 ) -> Result<Vec<TxReplies>, &'static str> {
     // The locks per owning shard, in ascending shard order, each key once.
-    let mut plan: Vec<(usize, Vec<LockId>)> = Vec::with_capacity(2);
+    let mut by_shard: Vec<(usize, Distinct<LockId>)> = Vec::with_capacity(2);
     for &(p, s) in owners {
         let id = LockId::of(cmd.db as u32, &cmd.args[p]);
-        let ids = match plan.iter().position(|&(x, _)| x == s) {
-            Some(i) => &mut plan[i].1,
+        match by_shard.iter_mut().find(|(x, _)| *x == s) {
+            Some((_, ids)) => ids.push(id),
             None => {
-                plan.push((s, Vec::with_capacity(owners.len())));
-                &mut plan.last_mut().expect("just pushed").1
+                let mut ids = Distinct::default();
+                ids.push(id);
+                by_shard.push((s, ids));
             }
-        };
-        if !ids.contains(&id) {
-            ids.push(id);
         }
     }
-    plan.sort_unstable_by_key(|&(s, _)| s);
+    by_shard.sort_unstable_by_key(|&(s, _)| s);
+    let plan: Vec<(usize, Vec<LockId>)> = by_shard
+        .into_iter()
+        .map(|(s, ids)| (s, ids.into_vec()))
+        .collect();
     let tx = sh.new_tx_id();
     let mut held = HeldLocks {
         shard: sh.clone(),
@@ -1148,5 +1198,22 @@ pub async fn execute_cross_shard(c: &mut Conn, spec: &'static CommandSpec, args:
     match run_atomic(&shard, vec![cmd], c.resp3, &label).await {
         Ok(r) => c.out.extend_from_slice(&r.buf),
         Err(e) => c.reply().error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Distinct;
+
+    #[test]
+    fn distinct_keeps_first_occurrences_in_order_below_and_past_the_linear_limit() {
+        for n in [3usize, 16, 17, 1000] {
+            let mut d = Distinct::default();
+            // Every value three times, interleaved: 0 1 .. n-1, then again backwards, then again.
+            for i in (0..n).chain((0..n).rev()).chain(0..n) {
+                d.push(i);
+            }
+            assert_eq!(d.into_vec(), (0..n).collect::<Vec<_>>(), "n = {n}");
+        }
     }
 }
