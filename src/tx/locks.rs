@@ -63,20 +63,17 @@ pub struct LockId {
     pub hash: u64,
 }
 
-/// Fixed seeds: a key must hash alike on every shard's thread.
-static KEY_HASH: ahash::RandomState = ahash::RandomState::with_seeds(
-    0x243f_6a88_85a3_08d3,
-    0x1319_8a2e_0370_7344,
-    0xa409_3822_299f_31d0,
-    0x082e_fa98_ec4e_6c89,
-);
+/// One hasher for the whole process, so that a key hashes alike on every shard's thread;
+/// randomly seeded at startup, so that nobody can choose keys that pile up in one bucket of
+/// the tables below.
+static KEY_HASH: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
 
 impl LockId {
     #[inline]
     pub fn of(db: u32, key: &[u8]) -> LockId {
         LockId {
             db,
-            hash: KEY_HASH.hash_one(key),
+            hash: KEY_HASH.get_or_init(ahash::RandomState::new).hash_one(key),
         }
     }
 }
