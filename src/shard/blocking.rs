@@ -13,7 +13,7 @@
 //!
 //! Nothing here awaits; the registry is touched only on its shard's thread.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
@@ -50,8 +50,10 @@ pub struct Blocked {
     waiters: HashMap<u64, Waiter, ahash::RandomState>,
     /// FIFO of waiter ids per (db, key).
     queues: HashMap<(usize, Bytes), VecDeque<u64>, ahash::RandomState>,
-    /// Keys changed since the last serve pass that have waiters.
+    /// Keys changed since the last serve pass that have waiters, each once (`ready_set`): one
+    /// write may touch thousands of keys with waiters.
     ready: Vec<(usize, Bytes)>,
+    ready_set: HashSet<(usize, Bytes), ahash::RandomState>,
     next_id: u64,
 }
 
@@ -70,7 +72,8 @@ impl Blocked {
         let id = self.next_id;
         for k in &w.keys {
             let q = self.queues.entry((w.db, k.clone())).or_default();
-            if !q.contains(&id) {
+            // A key named twice: its queue's last entry is this waiter already.
+            if q.back() != Some(&id) {
                 q.push_back(id);
             }
         }
@@ -100,8 +103,8 @@ impl Blocked {
             return;
         }
         let k = (db, Bytes::copy_from_slice(key));
-        if self.queues.contains_key(&k) && !self.ready.contains(&k) {
-            self.ready.push(k);
+        if self.queues.contains_key(&k) {
+            self.mark_ready(k);
         }
     }
 
@@ -109,10 +112,21 @@ impl Blocked {
     pub fn db_changed(&mut self, db: usize) {
         let keys: Vec<_> = self.queues.keys().filter(|k| k.0 == db).cloned().collect();
         for k in keys {
-            if !self.ready.contains(&k) {
-                self.ready.push(k);
-            }
+            self.mark_ready(k);
         }
+    }
+
+    fn mark_ready(&mut self, k: (usize, Bytes)) {
+        if self.ready_set.insert(k.clone()) {
+            self.ready.push(k);
+        }
+    }
+
+    /// Takes a ready key; a later change marks it ready again.
+    fn pop_ready(&mut self) -> Option<(usize, Bytes)> {
+        let k = self.ready.pop()?;
+        self.ready_set.remove(&k);
+        Some(k)
     }
 
     pub fn has_ready(&self) -> bool {
@@ -124,7 +138,7 @@ impl Blocked {
 /// nothing more to give. A served waiter's own writes (BLMOVE's destination) can make further
 /// keys ready; they are served in the same pass.
 pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
-    while let Some((db, key)) = st.blocked.ready.pop() {
+    while let Some((db, key)) = st.blocked.pop_ready() {
         loop {
             let Some(&id) = st
                 .blocked
