@@ -184,6 +184,20 @@ fn client_commands() {
     d.s_norm("CLIENT INFO", Norm::TypeOnly);
     d.s("CLIENT LIST TYPE foo");
     d.s_norm("CLIENT LIST TYPE normal", Norm::TypeOnly);
+    for bad in [
+        "CLIENT LIST TYPE",
+        "CLIENT LIST ID",
+        "CLIENT LIST TYPE normal ID 5",
+        "CLIENT LIST ID 5 TYPE normal",
+        "CLIENT LIST ID abc",
+        "CLIENT LIST x y",
+        // No client has these ids: an empty list, not an error.
+        "CLIENT LIST ID 0",
+        "CLIENT LIST ID -1 0 999999",
+        "CLIENT LIST TYPE pubsub",
+    ] {
+        d.s(bad);
+    }
 
     // CLIENT KILL of another connection (by its id, which differs per server).
     let other = d.open_conn();

@@ -413,6 +413,30 @@ fn client_list_kill_and_names_across_shards() {
     );
 }
 
+/// CLIENT LIST ID lists the clients in the order asked, a client asked for twice twice, and
+/// skips ids nobody has (as Redis 7.0 does).
+#[test]
+fn client_list_ids_come_in_the_order_asked() {
+    let srv = start_tessera(4, &[]);
+    let mut conns: Vec<RawConn> = (0..3).map(|_| srv.conn()).collect();
+    let ids: Vec<String> = conns
+        .iter_mut()
+        .map(|c| {
+            s(&c.cmd_str("CLIENT ID"))
+                .trim_start_matches(':')
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let asked = [&ids[2], &ids[0], "999999", &ids[2], &ids[1]];
+    let list = s(&conns[0].cmd_str(&format!("CLIENT LIST ID {}", asked.join(" "))));
+    let listed: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split(' ').next()?.strip_prefix("id="))
+        .collect();
+    assert_eq!(listed, [&ids[2], &ids[0], &ids[2], &ids[1]], "{list}");
+}
+
 #[test]
 fn client_pause_write_delays_writes_only() {
     let srv = start_tessera(2, &[]);

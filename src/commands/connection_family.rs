@@ -361,32 +361,31 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     })
 }
 
+/// CLIENT LIST [TYPE type | ID id [id ...]], parsed like Redis 7.0: TYPE only as the one
+/// filter, ID with every id a number (one that matches no client, zero or negative included,
+/// just lists nothing); with IDs the lines come in the order asked, repeats included.
 async fn client_list(c: &mut Conn, a: &[Bytes]) {
     let mut ids: Option<Vec<u64>> = None;
     let mut only_normal: Option<bool> = None;
-    let mut j = 2;
-    while j < a.len() {
-        if eq_ic(&a[j], "type") && j + 1 < a.len() {
-            let t = text(&a[j + 1]).to_ascii_lowercase();
-            match t.as_str() {
-                "normal" => only_normal = Some(true),
-                "master" | "replica" | "slave" | "pubsub" => only_normal = Some(false),
-                _ => return c.reply().error(&format!("ERR Unknown client type '{}'", t)),
-            }
-            j += 2;
-        } else if eq_ic(&a[j], "id") && j + 1 < a.len() {
-            let mut v = Vec::new();
-            for arg in &a[j + 1..] {
-                match int_arg(arg) {
-                    Ok(id) if id > 0 => v.push(id as u64),
-                    _ => return c.reply().error("ERR Invalid client ID"),
-                }
-            }
-            ids = Some(v);
-            j = a.len();
-        } else {
-            return c.reply().error(ERR_SYNTAX);
+    if a.len() == 4 && eq_ic(&a[2], "type") {
+        let t = text(&a[3]).to_ascii_lowercase();
+        match t.as_str() {
+            "normal" => only_normal = Some(true),
+            "master" | "replica" | "slave" | "pubsub" => only_normal = Some(false),
+            _ => return c.reply().error(&format!("ERR Unknown client type '{}'", t)),
         }
+    } else if a.len() >= 4 && eq_ic(&a[2], "id") {
+        let mut v = Vec::with_capacity(a.len() - 3);
+        for arg in &a[3..] {
+            match int_arg(arg) {
+                // No client has an id below 1.
+                Ok(id) => v.push(u64::try_from(id).unwrap_or(0)),
+                Err(_) => return c.reply().error("ERR Invalid client ID"),
+            }
+        }
+        ids = Some(v);
+    } else if a.len() != 2 {
+        return c.reply().error(ERR_SYNTAX);
     }
     let me = c.info.id;
     let lines = c
@@ -408,19 +407,25 @@ async fn client_list(c: &mut Conn, a: &[Bytes]) {
         return c.reply().error(ERR_SHARD_GONE);
     };
     let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
-    all.sort_by_key(|(id, _)| *id);
     let mut out = String::new();
-    for (id, line) in all {
-        if only_normal == Some(false) {
-            continue;
-        }
-        if let Some(ids) = &ids {
-            if !ids.contains(&id) {
-                continue;
+    match ids {
+        Some(ids) => {
+            let by_id: std::collections::HashMap<u64, String> = all.into_iter().collect();
+            for id in ids {
+                if let Some(line) = by_id.get(&id) {
+                    out.push_str(line);
+                    out.push('\n');
+                }
             }
         }
-        out.push_str(&line);
-        out.push('\n');
+        None if only_normal == Some(false) => {}
+        None => {
+            all.sort_by_key(|(id, _)| *id);
+            for (_, line) in all {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
     }
     c.reply().verbatim("txt", out.as_bytes());
 }
