@@ -119,7 +119,7 @@ fn notifications_off_allocate_nothing_on_get_and_set() {
     );
     let (_, set_sub) = get_set_allocs(&mut sh);
     assert!(set_sub > set_off, "{set_sub} vs {set_off}");
-    notify::replica_remove(Kind::Pattern, b"*", 1);
+    notify::replica_remove(Kind::Pattern, &[bytes::Bytes::from_static(b"*")], 1);
     drop(rx);
     notify::set_flags(0);
 }

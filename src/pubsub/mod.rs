@@ -235,17 +235,27 @@ impl Registry {
         }
     }
 
-    pub fn remove(&mut self, kind: Kind, name: &[u8], client: u64) {
+    /// Removes `client`'s subscriptions to `names`. The patterns are one list of every
+    /// client's: one pass over it for all the names, not one per name.
+    pub fn remove_all(&mut self, kind: Kind, names: &[Bytes], client: u64) {
+        if names.is_empty() {
+            return;
+        }
         match kind {
-            Kind::Pattern => self
-                .patterns
-                .retain(|(p, (c, _))| !(*c == client && p[..] == *name)),
+            Kind::Pattern => {
+                let gone: std::collections::HashSet<&[u8], ahash::RandomState> =
+                    names.iter().map(|n| &n[..]).collect();
+                self.patterns
+                    .retain(|(p, (c, _))| !(*c == client && gone.contains(&p[..])));
+            }
             _ => {
                 let map = self.map(kind);
-                if let Some(v) = map.get_mut(name) {
-                    v.retain(|(c, _)| *c != client);
-                    if v.is_empty() {
-                        map.remove(name);
+                for name in names {
+                    if let Some(v) = map.get_mut(name) {
+                        v.retain(|(c, _)| *c != client);
+                        if v.is_empty() {
+                            map.remove(name);
+                        }
                     }
                 }
             }
@@ -309,12 +319,62 @@ fn shards_with_subscribers(sh: &Shard) -> Vec<usize> {
     (0..n).filter(|s| bits & (1 << s) != 0).collect()
 }
 
+/// Names in subscription order, with constant-time membership, insertion and removal: one
+/// client may hold hundreds of thousands of subscriptions and drop them all in one command.
+/// A removal leaves a hole in the order, closed once holes outnumber names.
+#[derive(Default)]
+pub struct OrderedNames {
+    slots: Vec<Option<Bytes>>,
+    index: HashMap<Bytes, usize, ahash::RandomState>,
+}
+
+impl OrderedNames {
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Adds `name` at the end; false if it is there already.
+    pub fn insert(&mut self, name: &Bytes) -> bool {
+        if self.index.contains_key(name) {
+            return false;
+        }
+        self.index.insert(name.clone(), self.slots.len());
+        self.slots.push(Some(name.clone()));
+        true
+    }
+
+    /// Removes `name`; false if it was not there.
+    pub fn remove(&mut self, name: &[u8]) -> bool {
+        let Some(i) = self.index.remove(name) else {
+            return false;
+        };
+        self.slots[i] = None;
+        if self.index.is_empty() {
+            self.slots.clear();
+        } else if self.slots.len() > 32 && self.index.len() * 2 < self.slots.len() {
+            self.slots.retain(Option::is_some);
+            for (i, n) in self.slots.iter().flatten().enumerate() {
+                self.index.insert(n.clone(), i);
+            }
+        }
+        true
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
+        self.slots.iter().flatten()
+    }
+}
+
 /// A connection's subscriptions (names in subscription order, as Redis reports them).
 #[derive(Default)]
 pub struct ConnSubs {
-    pub channels: Vec<Bytes>,
-    pub patterns: Vec<Bytes>,
-    pub shard_channels: Vec<Bytes>,
+    pub channels: OrderedNames,
+    pub patterns: OrderedNames,
+    pub shard_channels: OrderedNames,
     pub tx: Option<PushSender>,
 }
 
@@ -327,7 +387,7 @@ impl ConnSubs {
         self.count() + self.shard_channels.len()
     }
 
-    fn list(&mut self, kind: Kind) -> &mut Vec<Bytes> {
+    fn list(&mut self, kind: Kind) -> &mut OrderedNames {
         match kind {
             Kind::Channel => &mut self.channels,
             Kind::Pattern => &mut self.patterns,
@@ -389,8 +449,7 @@ async fn do_subscribe(c: &mut Conn, names: &[Bytes], kind: Kind) {
     let mut for_replicas: Vec<Bytes> = Vec::new();
     for name in names {
         let subs = c.subs.as_mut().expect("pubsub_sender creates it");
-        if !subs.list(kind).contains(name) {
-            subs.list(kind).push(name.clone());
+        if subs.list(kind).insert(name) {
             c.shard
                 .pubsub
                 .borrow_mut()
@@ -432,7 +491,7 @@ pub async fn do_unsubscribe(c: &mut Conn, names: &[Bytes], kind: Kind, reply: bo
     let targets: Vec<Bytes> = if names.is_empty() {
         c.subs
             .as_mut()
-            .map(|s| s.list(kind).clone())
+            .map(|s| s.list(kind).iter().cloned().collect())
             .unwrap_or_default()
     } else {
         names.to_vec()
@@ -446,12 +505,11 @@ pub async fn do_unsubscribe(c: &mut Conn, names: &[Bytes], kind: Kind, reply: bo
         r.null();
         r.int(count as i64);
     }
+    let mut removed: Vec<Bytes> = Vec::new();
     for name in targets {
         if let Some(subs) = c.subs.as_mut() {
-            let list = subs.list(kind);
-            if let Some(i) = list.iter().position(|n| *n == name) {
-                list.remove(i);
-                c.shard.pubsub.borrow_mut().remove(kind, &name, id);
+            if subs.list(kind).remove(&name) {
+                removed.push(name.clone());
                 if notify::relevant(kind, &name) {
                     for_replicas.push(name.clone());
                 }
@@ -466,14 +524,13 @@ pub async fn do_unsubscribe(c: &mut Conn, names: &[Bytes], kind: Kind, reply: bo
             r.int(count as i64);
         }
     }
+    c.shard.pubsub.borrow_mut().remove_all(kind, &removed, id);
     update_presence(&c.shard);
     if !for_replicas.is_empty() {
         let _ = c
             .shard
             .run_on_all(move |_| {
-                for n in &for_replicas {
-                    notify::replica_remove(kind, n, id);
-                }
+                notify::replica_remove(kind, &for_replicas, id);
             })
             .await;
     }
@@ -645,4 +702,35 @@ fn pubsub(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderedNames;
+    use bytes::Bytes;
+
+    #[test]
+    fn ordered_names_keep_subscription_order_through_removals_and_compaction() {
+        let name = |i: usize| Bytes::from(format!("ch{i}"));
+        let mut names = OrderedNames::default();
+        for i in 0..100 {
+            assert!(names.insert(&name(i)));
+        }
+        assert!(!names.insert(&name(5)), "already there");
+        // Remove most of them (compaction runs along the way), then re-add one.
+        for i in (0..100).filter(|i| i % 10 != 0) {
+            assert!(names.remove(&name(i)));
+        }
+        assert!(!names.remove(&name(1)), "already gone");
+        assert!(names.insert(&name(3)));
+        let order: Vec<Bytes> = names.iter().cloned().collect();
+        let mut want: Vec<Bytes> = (0..100).step_by(10).map(name).collect();
+        want.push(name(3));
+        assert_eq!(order, want);
+        assert_eq!(names.len(), 11);
+        for n in &want {
+            assert!(names.remove(n));
+        }
+        assert!(names.is_empty() && names.iter().next().is_none());
+    }
 }

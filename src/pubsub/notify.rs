@@ -245,9 +245,9 @@ pub fn replica_add(kind: Kind, name: Bytes, client: u64, tx: PushSender) {
     STATE.with(|s| s.borrow_mut().subs.add(kind, name, (client, tx)));
 }
 
-/// Removes a subscription from this shard's replica.
-pub fn replica_remove(kind: Kind, name: &[u8], client: u64) {
-    STATE.with(|s| s.borrow_mut().subs.remove(kind, name, client));
+/// Removes subscriptions from this shard's replica.
+pub fn replica_remove(kind: Kind, names: &[Bytes], client: u64) {
+    STATE.with(|s| s.borrow_mut().subs.remove_all(kind, names, client));
 }
 
 #[cfg(test)]
@@ -298,7 +298,7 @@ mod tests {
         assert!(capture_begin());
         notify(LIST, "rpush", b"l", 1);
         capture_end(true);
-        replica_remove(Kind::Pattern, b"__key*", 7);
+        replica_remove(Kind::Pattern, &[Bytes::from_static(b"__key*")], 7);
         notify(LIST, "rpush", b"l", 1);
         let mut got = Vec::new();
         while let Ok(m) = rx.try_recv() {
@@ -350,8 +350,14 @@ mod tests {
         Db::swap(&mut dbs, 1, 3);
         dbs[1].set_expire(b"a", 5);
         assert!(dbs[1].lookup_notouch(b"a", 10).is_none());
-        replica_remove(Kind::Channel, b"__keyevent@3__:new", 9);
-        replica_remove(Kind::Channel, b"__keyevent@1__:expired", 9);
+        replica_remove(
+            Kind::Channel,
+            &[
+                Bytes::from_static(b"__keyevent@3__:new"),
+                Bytes::from_static(b"__keyevent@1__:expired"),
+            ],
+            9,
+        );
         set_flags(0);
         let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
             .map(|m| match m {
