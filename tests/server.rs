@@ -699,3 +699,77 @@ fn shards_are_pinned_inside_the_process_cpu_mask() {
         "shard threads and their cpus: {shard_masks:?} (process started on cpu {last} of {all:?})"
     );
 }
+
+/// CLIENT LIST reports subscriptions and MULTI like Redis 7.0 (checked against redis-server
+/// 7.0.15): flags P and x, sub/psub/ssub counts, multi = queued commands or -1, and TYPE
+/// pubsub / normal split the clients by whether they hold a subscription.
+#[test]
+fn client_list_reports_subscriptions_and_multi() {
+    let srv = start_tessera(4, &[]);
+    let (mut sub, mut shard_sub, mut multi, mut lister) =
+        (srv.conn(), srv.conn(), srv.conn(), srv.conn());
+    sub.cmd_str("SUBSCRIBE a b");
+    sub.read_reply();
+    sub.cmd_str("PSUBSCRIBE p*");
+    shard_sub.cmd_str("SSUBSCRIBE x");
+    assert_eq!(multi.cmd_str("MULTI"), b"+OK\r\n");
+    assert_eq!(multi.cmd_str("SET k v"), b"+QUEUED\r\n");
+    assert_eq!(multi.cmd_str("GET k"), b"+QUEUED\r\n");
+    let fields = |c: &mut RawConn, cmd: &str| -> Vec<String> {
+        let list = s(&c.cmd_str(cmd));
+        let mut out: Vec<String> = list
+            .lines()
+            .filter_map(|l| {
+                let from = l.find(" flags=")?;
+                let to = l.find(" qbuf=")?;
+                let f = &l[from + 1..to];
+                // flags=.. db=N sub=.. psub=.. ssub=.. multi=..: drop the db.
+                Some(
+                    f.split(' ')
+                        .filter(|p| !p.starts_with("db="))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let all = fields(&mut lister, "CLIENT LIST");
+    assert_eq!(
+        all,
+        [
+            "flags=N sub=0 psub=0 ssub=0 multi=-1",
+            "flags=P sub=0 psub=0 ssub=1 multi=-1",
+            "flags=P sub=2 psub=1 ssub=0 multi=-1",
+            "flags=x sub=0 psub=0 ssub=0 multi=2",
+        ]
+    );
+    assert_eq!(
+        fields(&mut lister, "CLIENT LIST TYPE pubsub"),
+        [
+            "flags=P sub=0 psub=0 ssub=1 multi=-1",
+            "flags=P sub=2 psub=1 ssub=0 multi=-1",
+        ]
+    );
+    assert_eq!(
+        fields(&mut lister, "CLIENT LIST TYPE normal"),
+        [
+            "flags=N sub=0 psub=0 ssub=0 multi=-1",
+            "flags=x sub=0 psub=0 ssub=0 multi=2",
+        ]
+    );
+    multi.cmd_str("EXEC");
+    sub.send(&encode(&[b"UNSUBSCRIBE"]));
+    sub.read_reply();
+    sub.read_reply();
+    assert_eq!(
+        fields(&mut lister, "CLIENT LIST"),
+        [
+            "flags=N sub=0 psub=0 ssub=0 multi=-1",
+            "flags=N sub=0 psub=0 ssub=0 multi=-1",
+            "flags=P sub=0 psub=0 ssub=1 multi=-1",
+            "flags=P sub=0 psub=1 ssub=0 multi=-1",
+        ]
+    );
+}

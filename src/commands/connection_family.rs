@@ -366,12 +366,14 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 /// just lists nothing); with IDs the lines come in the order asked, repeats included.
 async fn client_list(c: &mut Conn, a: &[Bytes]) {
     let mut ids: Option<Vec<u64>> = None;
-    let mut only_normal: Option<bool> = None;
+    // Some(pubsub?) for TYPE normal / pubsub; no clients are of the replication types.
+    let mut only_type: Option<Option<bool>> = None;
     if a.len() == 4 && eq_ic(&a[2], "type") {
         let t = text(&a[3]).to_ascii_lowercase();
         match t.as_str() {
-            "normal" => only_normal = Some(true),
-            "master" | "replica" | "slave" | "pubsub" => only_normal = Some(false),
+            "normal" => only_type = Some(Some(false)),
+            "pubsub" => only_type = Some(Some(true)),
+            "master" | "replica" | "slave" => only_type = Some(None),
             _ => return c.reply().error(&format!("ERR Unknown client type '{}'", t)),
         }
     } else if a.len() >= 4 && eq_ic(&a[2], "id") {
@@ -399,18 +401,19 @@ async fn client_list(c: &mut Conn, a: &[Bytes]) {
                 // A killed client is gone for everyone at once, like in Redis, even if its
                 // task has not finished closing yet.
                 .filter(|cl| !cl.killed.get() || cl.id == me)
-                .map(|cl| (cl.id, cl.describe(now)))
+                .map(|cl| (cl.id, cl.is_pubsub(), cl.describe(now)))
                 .collect::<Vec<_>>()
         })
         .await;
     let Ok(lines) = lines else {
         return c.reply().error(ERR_SHARD_GONE);
     };
-    let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
+    let mut all: Vec<(u64, bool, String)> = lines.into_iter().flatten().collect();
     let mut out = String::new();
     match ids {
         Some(ids) => {
-            let by_id: std::collections::HashMap<u64, String> = all.into_iter().collect();
+            let by_id: std::collections::HashMap<u64, String> =
+                all.into_iter().map(|(id, _, line)| (id, line)).collect();
             for id in ids {
                 if let Some(line) = by_id.get(&id) {
                     out.push_str(line);
@@ -418,10 +421,12 @@ async fn client_list(c: &mut Conn, a: &[Bytes]) {
                 }
             }
         }
-        None if only_normal == Some(false) => {}
         None => {
-            all.sort_by_key(|(id, _)| *id);
-            for (_, line) in all {
+            all.sort_by_key(|(id, _, _)| *id);
+            for (_, pubsub, line) in all {
+                if only_type.is_some_and(|t| t != Some(pubsub)) {
+                    continue;
+                }
                 out.push_str(&line);
                 out.push('\n');
             }

@@ -22,6 +22,10 @@ pub struct ClientHandle {
     pub qbuf: Cell<usize>,
     pub monitor: Cell<bool>,
     pub killed: Cell<bool>,
+    /// Channels, patterns and shard channels subscribed to (CLIENT LIST's sub, psub, ssub).
+    pub subs: Cell<(usize, usize, usize)>,
+    /// Commands queued in MULTI, -1 outside MULTI (CLIENT LIST's multi).
+    pub multi: Cell<i64>,
     /// Set while the client waits in a blocking command: CLIENT UNBLOCK sends through it.
     pub unblock: RefCell<Option<futures::channel::oneshot::Sender<Unblock>>>,
 }
@@ -54,20 +58,38 @@ impl ClientHandle {
         }
     }
 
+    /// Whether the client holds a subscription (CLIENT LIST TYPE pubsub, flag P).
+    pub fn is_pubsub(&self) -> bool {
+        let (sub, psub, ssub) = self.subs.get();
+        sub + psub + ssub > 0
+    }
+
     /// The CLIENT LIST line for this client (without the trailing newline).
     pub fn describe(&self, now_ms: u64) -> String {
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
         let idle = now_ms.saturating_sub(self.last_ms.get()) / 1000;
-        let flags = if self.monitor.get() {
-            "O"
-        } else if self.unblock.borrow().is_some() {
-            "b"
-        } else {
-            "N"
-        };
+        let (sub, psub, ssub) = self.subs.get();
+        let multi = self.multi.get();
+        // Redis's letters, in its order.
+        let mut flags = String::new();
+        if self.monitor.get() {
+            flags.push('O');
+        }
+        if self.is_pubsub() {
+            flags.push('P');
+        }
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if self.unblock.borrow().is_some() {
+            flags.push('b');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         let qbuf = self.qbuf.get();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -77,6 +99,10 @@ impl ClientHandle {
             idle,
             flags,
             self.db.get(),
+            sub,
+            psub,
+            ssub,
+            multi,
             qbuf,
             16384usize.saturating_sub(qbuf),
             16384 + qbuf,

@@ -135,6 +135,18 @@ impl Conn {
         tx
     }
 
+    /// Copies what CLIENT LIST reports of this connection's subscriptions and MULTI state to
+    /// its handle (after each connection-level command, the only ones that change them).
+    fn publish_client_state(&self) {
+        let subs = self.subs.as_ref().map_or((0, 0, 0), |s| {
+            (s.channels.len(), s.patterns.len(), s.shard_channels.len())
+        });
+        self.info.subs.set(subs);
+        self.info
+            .multi
+            .set(self.multi.as_ref().map_or(-1, |m| m.cmds.len() as i64));
+    }
+
     fn subscribed(&self) -> bool {
         self.subs.as_ref().is_some_and(|s| s.total() > 0)
     }
@@ -172,6 +184,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         qbuf: 0.into(),
         monitor: false.into(),
         killed: false.into(),
+        subs: Default::default(),
+        multi: (-1).into(),
         unblock: Default::default(),
     });
     shard.clients.borrow_mut().add(info.clone());
@@ -696,6 +710,7 @@ impl Conn {
                         .await;
                 }
                 m.cmds.push((spec, args));
+                self.info.multi.set(m.cmds.len() as i64);
                 self.flush_group().await;
                 if !self.take_suppress() {
                     self.reply().simple("QUEUED");
@@ -754,6 +769,7 @@ impl Conn {
                 let started = std::time::Instant::now();
                 f(self, args).await;
                 let usec = started.elapsed().as_micros() as u64;
+                self.publish_client_state();
                 let failed = self.out.len() > mark && self.out[mark] == b'-';
                 // CLIENT REPLY ON answers even though replies were off when it arrived.
                 let suppress = skip_taken || (off_before && self.reply_mode != ReplyMode::On);
