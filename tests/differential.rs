@@ -1490,6 +1490,16 @@ fn multishard_commands_with_many_keys_and_duplicates() {
         }
     }
     d.cmd(&args(&mset));
+    // `head` followed by every key, twice over.
+    let keys_twice = |head: Vec<Vec<u8>>| -> Vec<Vec<u8>> {
+        let mut v = head;
+        v.extend(
+            keys.iter()
+                .chain(keys.iter())
+                .map(|k| k.clone().into_bytes()),
+        );
+        v
+    };
     let mut mget: Vec<Vec<u8>> = vec![b"MGET".to_vec()];
     mget.extend(
         keys.iter()
@@ -1498,13 +1508,7 @@ fn multishard_commands_with_many_keys_and_duplicates() {
     );
     mget.push(b"many:missing".to_vec());
     d.cmd(&args(&mget));
-    let mut exists: Vec<Vec<u8>> = vec![b"EXISTS".to_vec()];
-    exists.extend(
-        keys.iter()
-            .chain(keys.iter())
-            .map(|k| k.clone().into_bytes()),
-    );
-    d.cmd(&args(&exists));
+    d.cmd(&args(&keys_twice(vec![b"EXISTS".to_vec()])));
     // The same through a MULTI block, which runs on copies of the keys.
     d.s("MULTI");
     let mut mset2: Vec<Vec<u8>> = vec![b"MSET".to_vec()];
@@ -1516,26 +1520,15 @@ fn multishard_commands_with_many_keys_and_duplicates() {
     d.cmd(&args(&mget));
     d.s("EXEC");
     // A script that names every key (twice) in KEYS and writes each of them.
-    let mut eval: Vec<Vec<u8>> = vec![
+    let mut eval = keys_twice(vec![
         b"EVAL".to_vec(),
         b"for i, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1] .. i) end return #KEYS".to_vec(),
         (2 * n).to_string().into_bytes(),
-    ];
-    eval.extend(
-        keys.iter()
-            .chain(keys.iter())
-            .map(|k| k.clone().into_bytes()),
-    );
+    ]);
     eval.push(b"s".to_vec());
     d.cmd(&args(&eval));
     d.cmd(&args(&mget));
-    let mut del: Vec<Vec<u8>> = vec![b"DEL".to_vec()];
-    del.extend(
-        keys.iter()
-            .chain(keys.iter())
-            .map(|k| k.clone().into_bytes()),
-    );
-    d.cmd(&args(&del));
+    d.cmd(&args(&keys_twice(vec![b"DEL".to_vec()])));
     d.s("DBSIZE");
 }
 
