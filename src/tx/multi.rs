@@ -35,7 +35,33 @@ pub struct MultiState {
 /// A client's WATCHed keys and the flag their owners set on any change.
 pub struct WatchState {
     pub flag: Arc<AtomicBool>,
+    /// Watched (db, key) pairs, in WATCH order, each once.
     pub keys: Vec<(usize, Bytes)>,
+    /// The same pairs as a set: a client may watch many thousands of keys.
+    seen: std::collections::HashSet<(usize, Bytes), ahash::RandomState>,
+}
+
+/// Runs `f(owner, keys)` on each shard that owns some of `keys`, one message per shard.
+async fn on_owners(
+    shard: &Shard,
+    keys: &[(usize, Bytes)],
+    f: impl Fn(&Shard, Vec<(usize, Bytes)>) + Clone + Send + 'static,
+) {
+    let mut by_owner: std::collections::BTreeMap<usize, Vec<(usize, Bytes)>> = Default::default();
+    for (db, k) in keys {
+        by_owner
+            .entry(shard.shard_of(k))
+            .or_default()
+            .push((*db, k.clone()));
+    }
+    let futs: Vec<_> = by_owner
+        .into_iter()
+        .map(|(owner, ks)| {
+            let f = f.clone();
+            shard.run_on(owner, move |sh| f(sh, ks))
+        })
+        .collect();
+    futures::future::join_all(futs).await;
 }
 
 pub fn specs() -> Vec<CommandSpec> {
@@ -137,23 +163,27 @@ fn watch(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             .get_or_insert_with(|| WatchState {
                 flag: Arc::new(AtomicBool::new(false)),
                 keys: Vec::new(),
+                seen: Default::default(),
             })
             .flag
             .clone();
         let db = c.db;
+        let w = c.watch.as_mut().expect("just set");
+        let mut new = Vec::new();
         for key in &a[1..] {
-            let w = c.watch.as_mut().expect("just set");
-            if w.keys.iter().any(|(d, k)| *d == db && k == key) {
-                continue;
+            if w.seen.insert((db, key.clone())) {
+                w.keys.push((db, key.clone()));
+                new.push((db, key.clone()));
             }
-            w.keys.push((db, key.clone()));
-            let (k, f) = (key.clone(), flag.clone());
-            let owner = c.shard.shard_of(key);
-            let _ = c
-                .shard
-                .run_on(owner, move |sh| sh.state.borrow_mut().dbs[db].watch(&k, f))
-                .await;
         }
+        // Registered on every owner before the reply: from then on any change is seen.
+        on_owners(&c.shard, &new, move |sh, ks| {
+            let mut st = sh.state.borrow_mut();
+            for (db, k) in ks {
+                st.dbs[db].watch(&k, flag.clone());
+            }
+        })
+        .await;
         c.reply().ok();
     })
 }
@@ -173,15 +203,14 @@ pub async fn unwatch_all(c: &mut Conn) {
 }
 
 pub async fn forget_watches(shard: &Shard, w: WatchState) {
-    for (db, key) in w.keys {
-        let owner = shard.shard_of(&key);
-        let f = w.flag.clone();
-        let _ = shard
-            .run_on(owner, move |sh| {
-                sh.state.borrow_mut().dbs[db].unwatch(&key, &f)
-            })
-            .await;
-    }
+    let flag = w.flag;
+    on_owners(shard, &w.keys, move |sh, ks| {
+        let mut st = sh.state.borrow_mut();
+        for (db, k) in ks {
+            st.dbs[db].unwatch(&k, &flag);
+        }
+    })
+    .await;
 }
 
 fn exec(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
