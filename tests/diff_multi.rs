@@ -169,6 +169,22 @@ fn watch_semantics() {
         "EXEC",
         "SWAPDB 0 1",
     ]);
+    d.section("many keys on every shard, named twice, over two WATCH calls");
+    let many: Vec<String> = (0..300).map(|i| format!("w:{i}")).collect();
+    let watch_all = format!("WATCH {} {}", many.join(" "), many[..50].join(" "));
+    for (touch, forget) in [(None, false), (Some("w:299"), false), (Some("w:7"), true)] {
+        d.s(&watch_all);
+        d.s("WATCH w:0 w:1");
+        if forget {
+            d.s("UNWATCH");
+        }
+        if let Some(k) = touch {
+            d.use_conn(other);
+            d.s(&format!("SET {k} x"));
+            d.use_conn(me);
+        }
+        d.script(&["MULTI", "INCR w:count", "EXEC"]);
+    }
 }
 
 #[test]
