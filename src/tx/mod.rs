@@ -141,16 +141,18 @@ impl<T> Default for Distinct<T> {
 impl<T: Eq + std::hash::Hash + Clone> Distinct<T> {
     const LINEAR: usize = 16;
 
-    pub(crate) fn push(&mut self, item: T) {
+    /// Adds `item` unless it is there already; tells whether it was added.
+    pub(crate) fn push(&mut self, item: T) -> bool {
         match &mut self.seen {
             Some(seen) => {
-                if seen.insert(item.clone()) {
-                    self.items.push(item);
+                if !seen.insert(item.clone()) {
+                    return false;
                 }
+                self.items.push(item);
             }
             None => {
                 if self.items.contains(&item) {
-                    return;
+                    return false;
                 }
                 self.items.push(item);
                 if self.items.len() > Self::LINEAR {
@@ -158,6 +160,11 @@ impl<T: Eq + std::hash::Hash + Clone> Distinct<T> {
                 }
             }
         }
+        true
+    }
+
+    pub(crate) fn as_slice(&self) -> &[T] {
+        &self.items
     }
 
     pub(crate) fn into_vec(self) -> Vec<T> {
@@ -929,7 +936,9 @@ async fn run_split(
     for &(p, s) in owners {
         let id = LockId::of(cmd.db as u32, &cmd.args[p]);
         match by_shard.iter_mut().find(|(x, _)| *x == s) {
-            Some((_, ids)) => ids.push(id),
+            Some((_, ids)) => {
+                ids.push(id);
+            }
             None => {
                 let mut ids = Distinct::default();
                 ids.push(id);

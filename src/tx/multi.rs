@@ -35,10 +35,8 @@ pub struct MultiState {
 /// A client's WATCHed keys and the flag their owners set on any change.
 pub struct WatchState {
     pub flag: Arc<AtomicBool>,
-    /// Watched (db, key) pairs, in WATCH order, each once.
-    pub keys: Vec<(usize, Bytes)>,
-    /// The same pairs as a set: a client may watch many thousands of keys.
-    seen: std::collections::HashSet<(usize, Bytes), ahash::RandomState>,
+    /// Watched (db, key) pairs, in WATCH order, each once (a client may watch many thousands).
+    pub(crate) keys: super::Distinct<(usize, Bytes)>,
 }
 
 /// Runs `f(owner, keys)` on each shard that owns some of `keys`, one message per shard.
@@ -162,8 +160,7 @@ fn watch(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             .watch
             .get_or_insert_with(|| WatchState {
                 flag: Arc::new(AtomicBool::new(false)),
-                keys: Vec::new(),
-                seen: Default::default(),
+                keys: Default::default(),
             })
             .flag
             .clone();
@@ -171,8 +168,7 @@ fn watch(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         let w = c.watch.as_mut().expect("just set");
         let mut new = Vec::new();
         for key in &a[1..] {
-            if w.seen.insert((db, key.clone())) {
-                w.keys.push((db, key.clone()));
+            if w.keys.push((db, key.clone())) {
                 new.push((db, key.clone()));
             }
         }
@@ -204,7 +200,7 @@ pub async fn unwatch_all(c: &mut Conn) {
 
 pub async fn forget_watches(shard: &Shard, w: WatchState) {
     let flag = w.flag;
-    on_owners(shard, &w.keys, move |sh, ks| {
+    on_owners(shard, w.keys.as_slice(), move |sh, ks| {
         let mut st = sh.state.borrow_mut();
         for (db, k) in ks {
             st.dbs[db].unwatch(&k, &flag);
@@ -257,6 +253,7 @@ async fn exec_keyed_block(c: &mut Conn, m: MultiState, watch: Option<&WatchState
     let watched: Vec<LockKey> = watch
         .map(|w| {
             w.keys
+                .as_slice()
                 .iter()
                 .map(|(d, k)| LockKey {
                     db: *d as u32,
@@ -288,16 +285,14 @@ async fn exec_mixed_block(c: &mut Conn, m: MultiState, watch: Option<&WatchState
     };
     // Watched keys that expired before this instant count as changed.
     if let Some(w) = watch {
-        for (db, key) in &w.keys {
-            let (db, key) = (*db, key.clone());
-            let owner = shard.shard_of(&key);
-            let _ = shard
-                .run_on(owner, move |sh| {
-                    let now = crate::server::globals::unix_ms();
-                    sh.state.borrow_mut().dbs[db].exists(&key, now)
-                })
-                .await;
-        }
+        on_owners(&shard, w.keys.as_slice(), |sh, ks| {
+            let now = crate::server::globals::unix_ms();
+            let mut st = sh.state.borrow_mut();
+            for (db, key) in ks {
+                st.dbs[db].exists(&key, now);
+            }
+        })
+        .await;
         if w.flag.load(Ordering::Acquire) {
             held.release_all().await;
             return c.reply().null_array();
