@@ -358,7 +358,9 @@ impl OrderedNames {
         } else if self.slots.len() > 32 && self.index.len() * 2 < self.slots.len() {
             self.slots.retain(Option::is_some);
             for (i, n) in self.slots.iter().flatten().enumerate() {
-                self.index.insert(n.clone(), i);
+                if let Some(at) = self.index.get_mut(&n[..]) {
+                    *at = i;
+                }
             }
         }
         true
