@@ -10,6 +10,9 @@ pub struct Globals {
     pub start_ms: u64,
     pub port: u16,
     pub nshards: usize,
+    /// Each shard has a core of its own (pinned one per core): a shard waiting a few
+    /// microseconds for another's answer may spin on its core instead of sleeping.
+    pub shards_pinned: bool,
     pub pid: u32,
     pub executable: String,
     pub config_file: String,
@@ -52,6 +55,7 @@ impl Globals {
             start_ms,
             port,
             nshards,
+            shards_pinned: false,
             pid: std::process::id(),
             executable: std::env::current_exe()
                 .map(|p| p.display().to_string())

@@ -177,7 +177,9 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     }
     let cpus = allowed_cpus();
     let pinned = nshards <= cpus.len() && cfg.shard_pinning;
-    let globals = Arc::new(Globals::new(cfg.port, nshards, config_file));
+    let mut globals = Globals::new(cfg.port, nshards, config_file);
+    globals.shards_pinned = pinned;
+    let globals = Arc::new(globals);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         pid = globals.pid,

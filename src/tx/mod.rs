@@ -308,6 +308,20 @@ pub(crate) fn write_back(
     }
 }
 
+/// How long a shard held whole by another shard's unit spins for its next message before it
+/// parks (pinned shards only).
+const HELD_WHOLE_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// Releases `tx`'s locks on this shard, and stops spinning for its messages once nobody holds
+/// the shard whole.
+fn release_on(sh: &Shard, tx: TxId) {
+    let mut locks = sh.locks.borrow_mut();
+    locks.release(tx);
+    if !locks.whole_shard_locked() {
+        glommio::set_spin_before_park_override(None);
+    }
+}
+
 /// Releases a transaction's locks on every shard it still holds if the coordinator goes away
 /// mid-transaction (a panic or a dropped task): keys must never stay locked forever.
 pub struct HeldLocks {
@@ -335,8 +349,7 @@ impl HeldLocks {
         if s == self.shard.id {
             self.shard.locks.borrow_mut().release(tx);
         } else {
-            let job: crate::shard::router::Job =
-                Box::new(move |sh: &Shard| sh.locks.borrow_mut().release(tx));
+            let job: crate::shard::router::Job = Box::new(move |sh: &Shard| release_on(sh, tx));
             let _ = self.shard.router.send(s, ShardMsg::Job(job)).await;
         }
     }
@@ -355,7 +368,7 @@ impl Drop for HeldLocks {
                     shard.locks.borrow_mut().release(tx);
                 } else {
                     let job: crate::shard::router::Job =
-                        Box::new(move |sh: &Shard| sh.locks.borrow_mut().release(tx));
+                        Box::new(move |sh: &Shard| release_on(sh, tx));
                     let _ = shard.router.send(s, ShardMsg::Job(job)).await;
                 }
             }
@@ -746,7 +759,12 @@ pub async fn lock_all_shards(sh: &Rc<Shard>) -> Result<HeldLocks, &'static str> 
                         }
                     }
                     if reply.send(()).is_err() {
-                        owner.locks.borrow_mut().release(tx);
+                        release_on(&owner, tx);
+                    } else if owner.globals.shards_pinned {
+                        // Held whole, this shard only serves the holder's messages until it
+                        // lets go (global-mode scripts send one per command): waiting for them
+                        // spinning on its own core beats a wake-up each.
+                        glommio::set_spin_before_park_override(Some(HELD_WHOLE_SPIN));
                     }
                 })
             });

@@ -418,6 +418,23 @@ impl<T: Send + 'static> ExecutorJoinHandle<T> {
     }
 }
 
+thread_local! {
+    /// Tessera: see [`set_spin_before_park_override`].
+    static SPIN_BEFORE_PARK_OVERRIDE: std::cell::Cell<Option<Duration>> =
+        const { std::cell::Cell::new(None) };
+}
+
+fn spin_before_park_override() -> Option<Duration> {
+    SPIN_BEFORE_PARK_OVERRIDE.with(|s| s.get())
+}
+
+/// Tessera: replaces the executor's `spin_before_park` on the calling thread until it is set
+/// back to `None`: for a stretch where the next piece of work is known to come soon from
+/// another executor, and a wake-up from a park would cost more than spinning for it.
+pub fn set_spin_before_park_override(spin: Option<Duration>) {
+    SPIN_BEFORE_PARK_OVERRIDE.with(|s| s.set(spin));
+}
+
 /// A factory that can be used to configure and create a [`LocalExecutor`].
 ///
 /// Methods can be chained on it in order to configure it.
@@ -1496,6 +1513,8 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else {
+                        let spin_before_park =
+                            spin_before_park_override().unwrap_or(spin_before_park);
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
                                 this.parker
