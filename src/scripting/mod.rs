@@ -1074,8 +1074,8 @@ fn shard_gone(resp3: bool) -> BytesMut {
     b
 }
 
-/// Runs `f` on shard `to` and waits for it by parking this thread (global mode only; see the
-/// module docs for why this cannot deadlock).
+/// Runs `f` on shard `to` and waits for it by blocking this thread, spinning first (global mode
+/// only; see the module docs for why this cannot deadlock).
 fn block_on_shard<R: Send + 'static>(
     sh: &Shard,
     to: usize,
