@@ -34,7 +34,9 @@
 //!    cross `pcall`); it cannot deadlock because every other shard is locked by this unit, so
 //!    no other script or transaction runs, and a shard's mesh receiver runs jobs without ever
 //!    waiting on another shard. Keys whose hash tag puts them on a declared key's shard never
-//!    escalate.
+//!    escalate. Each such job is a round trip, so the wait spins before it sleeps (yielding
+//!    the core where shards share cores), and a pinned shard held whole spins for its next job
+//!    (`tx::lock_all_shards`): a sleep and a wake-up on both sides cost more than the job.
 //!
 //! Scripts inside MULTI run in global mode under the EXEC block's locks.
 //!
