@@ -304,7 +304,7 @@ pub(crate) fn write_back(
         }
     }
     if let Some(tx) = tx {
-        sh.locks.borrow_mut().release(tx);
+        release_on(sh, tx);
     }
 }
 
@@ -312,8 +312,8 @@ pub(crate) fn write_back(
 /// parks (pinned shards only).
 const HELD_WHOLE_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
 
-/// Releases `tx`'s locks on this shard, and stops spinning for its messages once nobody holds
-/// the shard whole.
+/// Releases `tx`'s locks on this shard, and stops spinning for messages once nobody holds the
+/// shard whole. Every release goes through here, so that no path leaves a shard spinning.
 fn release_on(sh: &Shard, tx: TxId) {
     let mut locks = sh.locks.borrow_mut();
     locks.release(tx);
@@ -347,7 +347,7 @@ impl HeldLocks {
         self.shards.retain(|&x| x != s);
         let tx = self.tx;
         if s == self.shard.id {
-            self.shard.locks.borrow_mut().release(tx);
+            release_on(&self.shard, tx);
         } else {
             let job: crate::shard::router::Job = Box::new(move |sh: &Shard| release_on(sh, tx));
             let _ = self.shard.router.send(s, ShardMsg::Job(job)).await;
@@ -365,7 +365,7 @@ impl Drop for HeldLocks {
         glommio::spawn_local(async move {
             for s in shards {
                 if s == shard.id {
-                    shard.locks.borrow_mut().release(tx);
+                    release_on(&shard, tx);
                 } else {
                     let job: crate::shard::router::Job =
                         Box::new(move |sh: &Shard| release_on(sh, tx));
@@ -428,7 +428,7 @@ async fn lock_then<R: Send + 'static>(
             }
             if reply.send(step(&sh)).is_err() {
                 // The coordinator is gone: nobody will release for it.
-                sh.locks.borrow_mut().release(tx);
+                release_on(&sh, tx);
             }
         })
     });
@@ -1103,7 +1103,7 @@ impl SplitPart {
     fn run_and_release(self, owner: &Shard) -> TxReplies {
         let tx = self.tx;
         let r = self.run(owner);
-        owner.locks.borrow_mut().release(tx);
+        release_on(owner, tx);
         r
     }
 
