@@ -92,6 +92,18 @@ fn out_of_memory_errors() {
         "LINSERT l BEFORE x w",
         "LPOP l",
         "LRANGE l 0 -1",
+        // The blocking moves may grow memory too: refused before they could block, whether
+        // the source has elements, is missing, or is the destination itself.
+        "BLMOVE l dst LEFT RIGHT 0.01",
+        "BRPOPLPUSH l dst 0.01",
+        "BLMOVE nokey dst LEFT RIGHT 0.01",
+        "BLMOVE l l LEFT RIGHT 0.01",
+        "BRPOPLPUSH l l 0.01",
+        "LRANGE dst 0 -1",
+        // Blocking pops only free memory: allowed.
+        "BLPOP l 0.01",
+        "BLMPOP 0.01 1 l RIGHT",
+        "LRANGE l 0 -1",
         "HSET h g v",
         "HINCRBY h n 1",
         "HGET h f",
@@ -369,13 +381,13 @@ fn memory_command() {
         d.s_norm(&format!("MEMORY USAGE {key} SAMPLES 0"), Norm::Shape);
         d.s_norm(&format!("memory usage {key} samples 3"), Norm::Shape);
     }
-    d.s_norm("MEMORY STATS", Norm::TypeOnly);
+    d.s_norm("MEMORY STATS", Norm::FieldNames);
     d.s_norm("MEMORY DOCTOR", Norm::TypeOnly);
     d.s_norm("MEMORY MALLOC-STATS", Norm::TypeOnly);
     d.s_norm("HELLO 3", Norm::Hello);
     d.s_norm("MEMORY USAGE k", Norm::Shape);
     d.s("MEMORY USAGE missing");
-    d.s_norm("MEMORY STATS", Norm::TypeOnly);
+    d.s_norm("MEMORY STATS", Norm::FieldNames);
     d.s_norm("MEMORY DOCTOR", Norm::TypeOnly);
     d.s("MEMORY HELP");
     d.s("MEMORY FOO");

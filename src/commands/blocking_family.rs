@@ -54,7 +54,8 @@ fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, &'static str> {
     }
     let secs = args::strtod(arg).0;
     let ms = (secs * 1000.0).ceil();
-    if !(ms.is_finite() && ms < 9.2e18) || ms < 0.0 {
+    // Past i64::MAX milliseconds C's conversion yields a negative number.
+    if !(ms.is_finite() && ms < 9_223_372_036_854_775_808.0) || ms < 0.0 {
         return Err("ERR timeout is negative");
     }
     Ok(if ms == 0.0 {
@@ -67,14 +68,14 @@ fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, &'static str> {
 /// Checks a blocking command's arguments; returns its timeout.
 fn check(a: &[Bytes], name: &str) -> Result<Option<Duration>, &'static str> {
     match name {
+        // Redis parses numkeys, the direction and COUNT before the timeout here.
         "blmpop" | "bzmpop" => {
-            let t = parse_timeout(&a[1])?;
             if name == "blmpop" {
                 parse_blmpop(a)?;
             } else {
                 parse_mpop(a, 2)?;
             }
-            Ok(t)
+            parse_timeout(&a[1])
         }
         "blmove" => {
             let t = parse_timeout(&a[5]);
@@ -320,7 +321,8 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
         Ok(t) => t,
         Err(e) => return c.reply().error(e),
     };
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    // A deadline past what the clock can represent is as good as none.
+    let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
     let shards: Vec<usize> = {
         let mut v: Vec<usize> = spec
             .keys(&args)

@@ -445,8 +445,8 @@ fn reply_stats(r: &mut Reply, o: &Overview) {
     let (frag, frag_bytes) = o.frag();
     kv_double(r, "allocator-fragmentation.ratio", afrag);
     kv_int(r, "allocator-fragmentation.bytes", afrag_bytes);
-    kv_double(r, "allocator.rss-ratio", arss);
-    kv_int(r, "allocator.rss-bytes", arss_bytes);
+    kv_double(r, "allocator-rss.ratio", arss);
+    kv_int(r, "allocator-rss.bytes", arss_bytes);
     kv_double(r, "rss-overhead.ratio", rss_oh);
     kv_int(r, "rss-overhead.bytes", rss_oh_bytes);
     kv_double(r, "fragmentation", frag);

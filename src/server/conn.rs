@@ -751,6 +751,15 @@ impl Conn {
             };
         }
         if spec.has(flags::BLOCKING) && self.in_exec.is_none() {
+            // Redis refuses a blocking write that may grow memory before it blocks (BLMOVE,
+            // BRPOPLPUSH); once blocked, the client is served whatever the memory.
+            if spec.has(flags::DENYOOM)
+                && crate::shard::memory::command_oom(&self.shard, spec, &args)
+            {
+                return self
+                    .reject(crate::shard::memory::ERR_OOM.as_bytes(), Some(spec))
+                    .await;
+            }
             self.flush_group().await;
             let suppress = self.take_suppress();
             let mark = self.out.len();

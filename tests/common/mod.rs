@@ -846,6 +846,9 @@ pub enum Norm {
     Shape,
     /// Only the top-level type byte is compared (INFO, CLIENT LIST, SLOWLOG GET, ...).
     TypeOnly,
+    /// A field/value reply (a flat array of pairs, or a map): the field names compared exactly
+    /// and in order, the values by shape (MEMORY STATS).
+    FieldNames,
     /// Only whether it is an error (the reply is still read to keep the stream in sync).
     ErrorOrNot,
     /// HELLO: map keys in order and proto/mode/role/modules compared; id, server, version
@@ -906,6 +909,19 @@ pub fn normalize(v: Value, n: Norm) -> Value {
             _ => Value::Simple(b"non-nil".to_vec()),
         },
         Norm::Shape => shape(v),
+        Norm::FieldNames => match v {
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, x)| if i % 2 == 0 { x } else { shape(x) })
+                    .collect(),
+            ),
+            Value::Map(pairs) => {
+                Value::Map(pairs.into_iter().map(|(k, v)| (k, shape(v))).collect())
+            }
+            other => other,
+        },
         Norm::TypeOnly => match v {
             x if x.is_error() => x,
             Value::Simple(_) => Value::Simple(vec![]),
