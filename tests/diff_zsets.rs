@@ -970,6 +970,18 @@ fn scan_encodings_and_keyspace() {
         "ZSCAN s 0 MATCH a*",
         "ZSCAN s 0 MATCH * COUNT 100",
         "ZSCAN s 0 match [ab] count 2",
+        // A listpack returns the text it stored: integers up to 2^62 in full.
+        "ZADD big 1e17 i 123456789012345678 f 1e18 j -1e17 m 4611686018427387904 c -4611686018427387904 e 4611686018427388928 g 9.2e18 h 1e16 k -0.0 z",
+        "ZSCAN big 0",
+        "ZRANGE big 0 -1 WITHSCORES",
+        "CONFIG SET zset-max-listpack-entries 1",
+        "ZADD big2 1e17 i 1e18 j",
+        "OBJECT ENCODING big2",
+    ]);
+    // A skiplist's scan order is its hash table's.
+    d.s_norm("ZSCAN big2 0", Norm::SortedScan);
+    d.script(&[
+        "CONFIG SET zset-max-listpack-entries 128",
         "ZSCAN s abc",
         "ZSCAN s -1",
         "ZSCAN s 18446744073709551616",

@@ -1681,14 +1681,26 @@ fn zscan(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if let Some(p) = pattern {
         found.retain(|(m, _)| glob_match(p, m, false));
     }
+    // A listpack gives back the score text it stored (`d2string`: integers up to 2^62 in
+    // full); a skiplist's score is printed here (`%.17Lg`). Bulk strings in RESP3 too.
+    let listpack = matches!(z, crate::types::zset::ZSetValue::Listpack(_));
     r.array(2);
     r.bulk(next.to_string().as_bytes());
     r.array(found.len() * 2);
     for (m, s) in &found {
         r.bulk(m);
-        // Redis turns scores into strings here (`%.17Lg`), so RESP3 gets bulk strings too.
-        r.bulk(format_double(*s).as_bytes());
+        match listpack_integer_score(*s) {
+            Some(i) if listpack => r.bulk(i.to_string().as_bytes()),
+            _ => r.bulk(format_double(*s).as_bytes()),
+        }
     }
+}
+
+/// The integer Redis's `d2string` prints for a score it stores in a listpack: integral values
+/// within ±2^62 (`double2ll`), zero excepted (it keeps its sign as text).
+fn listpack_integer_score(s: f64) -> Option<i64> {
+    const LIMIT: f64 = 4_611_686_018_427_387_904.0; // LLONG_MAX / 2, as a double
+    (s != 0.0 && s.fract() == 0.0 && (-LIMIT..=LIMIT).contains(&s)).then_some(s as i64)
 }
 
 #[cfg(test)]
