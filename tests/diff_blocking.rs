@@ -323,3 +323,53 @@ fn keys_fed_by_move_copy_and_swapdb_wake_waiters() {
         log
     });
 }
+
+/// Sends one command given as its arguments and logs its reply.
+fn logged_args(c: &mut RawConn, log: &mut Vec<String>, args: &[&str]) {
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    c.send(&encode(&refs));
+    log.push(format!("{:?} -> {}", args, render_raw(&c.read_reply())));
+}
+
+#[test]
+fn scripts_feed_blocked_clients_only_once_they_end() {
+    compare_transcripts("scripts_feed_blocked_clients_only_once_they_end", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        send_line(&mut a, "BLPOP a 0");
+        wait_blocked(port, 1);
+        // Scripts that push and take back (a declared key, then computed names: on several
+        // shards those run in global mode): the blocked client sees nothing of them.
+        let undo = "redis.call('rpush',KEYS[1],'1') return redis.call('lpop',KEYS[1])";
+        logged_args(&mut p, &mut log, &["EVAL", undo, "1", "a"]);
+        let undo2 = "redis.call('rpush','a','2') return redis.call('lpop','a')";
+        logged_args(&mut p, &mut log, &["EVAL", undo2, "0"]);
+        let del = "local r1=redis.call('rpush','a','x') local r2=redis.call('del','a') \
+                   return {r1,r2,redis.call('exists','a')}";
+        logged_args(&mut p, &mut log, &["EVAL", del, "0"]);
+        // A script that leaves elements: the client gets one after the script's reply.
+        let feed = "redis.call('rpush','a','v','w') return redis.call('llen','a')";
+        logged_args(&mut p, &mut log, &["EVAL", feed, "0"]);
+        reply(&mut a, &mut log, "a");
+        logged_cmd(&mut p, &mut log, "LRANGE a 0 -1");
+        // Sorted sets, with a script whose declared keys span shards.
+        send_line(&mut a, "BZPOPMIN z 0");
+        wait_blocked(port, 1);
+        let zs = "redis.call('zadd',KEYS[1],'1','m') redis.call('set',KEYS[2],'x') \
+                  return redis.call('zcard',KEYS[1])";
+        logged_args(&mut p, &mut log, &["EVAL", zs, "2", "z", "other"]);
+        reply(&mut a, &mut log, "a");
+        // Functions too.
+        let lib = "#!lua name=feedlib\nredis.register_function('pushdel', function(keys) \
+                   redis.call('rpush', keys[1], 'f') return redis.call('del', keys[1]) end)";
+        logged_args(&mut p, &mut log, &["FUNCTION", "LOAD", "REPLACE", lib]);
+        send_line(&mut a, "BLPOP fk 0");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "FCALL pushdel 1 fk");
+        logged_cmd(&mut p, &mut log, "RPUSH fk last");
+        reply(&mut a, &mut log, "a");
+        logged_cmd(&mut p, &mut log, "FUNCTION DELETE feedlib");
+        log
+    });
+}

@@ -704,6 +704,9 @@ impl<'a> ScriptRun<'a> {
         }
         let hook = self.busy_ms > 0;
         let mut out = BytesMut::new();
+        // Clients blocked on keys the script writes are served after it, never in the middle
+        // (nor with elements a rolled-back run pushed).
+        let outer_unit = std::mem::replace(&mut self.sh.state.borrow_mut().in_unit, true);
         // A run that may still be rolled back and redone in global mode holds its keyspace
         // notifications until it is known to stand, so that none is published twice.
         let captured = self.guarded && crate::pubsub::notify::capture_begin();
@@ -749,7 +752,7 @@ impl<'a> ScriptRun<'a> {
         if captured {
             crate::pubsub::notify::capture_end(!(end.is_ok() && self.escalate));
         }
-        match end {
+        let outcome = match end {
             Err(e) => {
                 out.clear();
                 Reply::new(&mut out, job.resp3).error(&format!("ERR {}", e));
@@ -760,7 +763,17 @@ impl<'a> ScriptRun<'a> {
                 Outcome::Escalate
             }
             Ok(_) => Outcome::Done(out),
+        };
+        let mut st = self.sh.state.borrow_mut();
+        st.in_unit = outer_unit;
+        if !outer_unit && st.blocked.has_ready() {
+            crate::shard::blocking::serve_ready(
+                &mut st,
+                &self.sh.globals,
+                crate::server::globals::unix_ms(),
+            );
         }
+        outcome
     }
 
     fn rollback(&mut self) {
@@ -849,6 +862,9 @@ impl<'a> ScriptRun<'a> {
             let r = block_on_shard(self.sh, to, move |owner| {
                 let mut buf = BytesMut::new();
                 let mut st = owner.state.borrow_mut();
+                // Its blocked clients are served when the unit lets go of the shard
+                // (`tx::release_on`), never between the script's commands.
+                st.in_unit = true;
                 execute_keyed(
                     &mut st,
                     &owner.globals,
@@ -896,6 +912,7 @@ impl<'a> ScriptRun<'a> {
                     .collect()
             };
             let _ = block_on_shard(self.sh, o, move |owner| {
+                owner.state.borrow_mut().in_unit = true;
                 crate::tx::write_back(owner, None, ks, Some(entries), None)
             });
         }

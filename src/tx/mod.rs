@@ -299,7 +299,7 @@ pub(crate) fn write_back(
         if let Some((id, _)) = bracket {
             crate::persistence::aof::tx_end(&mut st, id);
         }
-        if st.blocked.has_ready() {
+        if !st.in_unit && st.blocked.has_ready() {
             crate::shard::blocking::serve_ready(&mut st, &sh.globals, now);
         }
     }
@@ -315,10 +315,22 @@ const HELD_WHOLE_SPIN: std::time::Duration = std::time::Duration::from_micros(20
 /// Releases `tx`'s locks on this shard, and stops spinning for messages once nobody holds the
 /// shard whole. Every release goes through here, so that no path leaves a shard spinning.
 fn release_on(sh: &Shard, tx: TxId) {
-    let mut locks = sh.locks.borrow_mut();
-    locks.release(tx);
-    if !locks.whole_shard_locked() {
+    let whole = {
+        let mut locks = sh.locks.borrow_mut();
+        locks.release(tx);
+        locks.whole_shard_locked()
+    };
+    if !whole {
         glommio::set_spin_before_park_override(None);
+        // A global-mode script ran commands here with the shard's blocked clients held back
+        // (`in_unit`, see `crate::scripting`): serve them now that its effects are whole.
+        let mut st = sh.state.borrow_mut();
+        if st.in_unit {
+            st.in_unit = false;
+            if st.blocked.has_ready() {
+                crate::shard::blocking::serve_ready(&mut st, &sh.globals, unix_ms());
+            }
+        }
     }
 }
 
