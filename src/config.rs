@@ -1245,7 +1245,7 @@ fn hex_value(c: u8) -> Option<u8> {
 /// quotes' with only \' as escape, and quotes starting mid-token. A closing
 /// quote must be followed by whitespace or the end of the line. Returns None
 /// on unbalanced quotes.
-fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let at = |i: usize| line.get(i).copied().unwrap_or(0);
     let mut out = Vec::new();
     let mut p = 0;

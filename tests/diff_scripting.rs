@@ -457,3 +457,234 @@ fn functions_and_fcall() {
         out
     });
 }
+
+#[test]
+fn sort_and_server_commands_from_scripts() {
+    let mut d = diff_or_skip!("sort_and_server_commands_from_scripts");
+    // Untagged keys: with 4 shards the list, the BY/GET pattern keys and the STORE destination
+    // sit on different shards, so the runs escalate to global mode on the pattern keys.
+    d.script(&[
+        "RPUSH l 3 1 2",
+        "MSET w_1 30 w_2 20 w_3 10 o_1 a o_2 b o_3 c",
+        "HSET h_1 f x h_2 f y",
+        "SADD s c a b 10 2",
+    ]);
+    for (s, keys) in [
+        ("return redis.call('sort','l')", &[][..]),
+        ("return redis.call('sort','l','desc')", &[]),
+        ("return redis.call('sort','l','by','w_*')", &[]),
+        ("return redis.call('sort','l','by','w_*')", &["l"]),
+        (
+            "return redis.call('sort','l','by','w_*','get','o_*','get','#','get','h_*->f')",
+            &["l"],
+        ),
+        ("return redis.call('sort','l','get','w_*')", &[]),
+        ("return redis.call('sort','l','by','w_*','store','dst')", &[]),
+        ("return redis.call('lrange','dst',0,-1)", &[]),
+        (
+            "return redis.call('sort','l','by','w_*','get','o_*','store','d2')",
+            &["l", "d2"],
+        ),
+        ("return redis.call('lrange','d2',0,-1)", &[]),
+        ("return redis.call('sort_ro','l','by','w_*','get','o_*')", &["l"]),
+        ("return redis.pcall('sort_ro','l','store','x')", &["l"]),
+        ("return redis.call('sort','s','by','nosort')", &[]),
+        ("return redis.call('sort','s','alpha','limit','1','2')", &[]),
+        ("return redis.pcall('sort','s')", &[]),
+        ("return redis.pcall('sort','s','by','w_*')", &[]),
+        (
+            "redis.call('set','w_1','0') return redis.call('sort','l','by','w_*','get','o_*')",
+            &["l"],
+        ),
+        (
+            "redis.call('rpush','l2','1','2','3') return redis.call('sort','l2','by','w_*','get','o_*')",
+            &["l2"],
+        ),
+        // SWAPDB needs every shard; PUBSUB and COMMAND run from scripts as in Redis.
+        ("return redis.call('swapdb','0','1')", &[]),
+        ("return redis.call('dbsize')", &[]),
+        ("return redis.call('swapdb','0','1')", &[]),
+        ("return redis.pcall('swapdb','0','100')", &[]),
+        ("return redis.pcall('swapdb','x','1')", &[]),
+        ("return redis.call('pubsub','channels')", &[]),
+        ("return redis.call('pubsub','numsub','a')", &[]),
+        ("return redis.call('pubsub','numpat')", &[]),
+        ("return redis.pcall('pubsub','nosuch')", &[]),
+        ("return redis.pcall('pubsub','numpat','x')", &[]),
+        ("return redis.call('command','count') > 0", &[]),
+        ("return redis.pcall('command','count','x')", &[]),
+        ("return redis.pcall('command','nosuch')", &[]),
+        (
+            "return redis.call('command','getkeys','sort','l','by','x','get','y')",
+            &[],
+        ),
+    ] {
+        eval(&mut d, s, keys, &[]);
+    }
+    d.script(&["LRANGE dst 0 -1", "DBSIZE"]);
+    d.cmd(&[
+        b"EVAL_RO",
+        b"return redis.call('sort_ro','l','by','w_*')",
+        b"1",
+        b"l",
+    ]);
+    d.cmd(&[b"EVAL_RO", b"return redis.pcall('sort','l')", b"1", b"l"]);
+    d.cmd(&[b"EVAL_RO", b"return redis.pcall('swapdb','0','1')", b"0"]);
+}
+
+#[test]
+fn shebangs_and_library_details() {
+    let mut d = diff_or_skip!("shebangs_and_library_details");
+    for s in [
+        "#!lua",
+        "#!lua flags=no-writes,\nreturn 1",
+        "#!lua flags=\nreturn 1",
+        "#!lua \"flags=no-writes\"\nreturn 1",
+        "#!lua flags=no-writes,,allow-oom\nreturn 1",
+        "#!lua 'x\nreturn 1",
+        "return {double=0/0}",
+        "return {double=-(0/0)}",
+        "return redis.call('set','nk',0/0)",
+        "return redis.call('get','nk')",
+        "return cjson._NAME",
+        "local c = cjson.new() return {type(c), type(c.encode), c.encode({1,2}), type(c.new), c._NAME, c._VERSION, c == cjson}",
+        "local c = cjson.new() c.foo = 1 return {c.foo, c.decode('[1,2]')}",
+        "return cmsgpack.unpack('\\207\\255\\255\\255\\255\\255\\255\\255\\255')",
+        "return cmsgpack.unpack('\\207\\255\\255\\255\\255\\255\\255\\255\\254')",
+        "return tostring(cmsgpack.unpack('\\207\\128\\0\\0\\0\\0\\0\\0\\1'))",
+    ] {
+        eval(&mut d, s, &[], &[]);
+    }
+    d.cmd(&[b"SCRIPT", b"LOAD", b"#!lua"]);
+    d.s("SET a 1");
+    for s in [
+        "#!lua\nreturn redis.call('get','a')",
+        "#!lua flags=allow-oom\nreturn 1",
+        "#!lua flags=no-writes\nreturn redis.call('get','a')",
+        "return redis.call('get','a')",
+    ] {
+        d.cmd(&[b"EVAL_RO", s.as_bytes(), b"1", b"a"]);
+        let sha = d.cmd(&[b"SCRIPT", b"LOAD", s.as_bytes()]);
+        let sha = resp_parse(&sha).as_bytes().unwrap().to_vec();
+        d.cmd(&[b"EVALSHA_RO", &sha, b"1", b"a"]);
+    }
+    d.s_norm("HELLO 3", Norm::Hello);
+    eval(&mut d, "return {double=0/0}", &[], &[]);
+    eval(&mut d, "return {double=-(0/0)}", &[], &[]);
+}
+
+#[test]
+fn function_load_environment_and_names() {
+    let mut d = diff_or_skip!("function_load_environment_and_names");
+    let load = |d: &mut Diff, code: &str| {
+        d.cmd(&[b"FUNCTION", b"LOAD", code.as_bytes()]);
+    };
+    for code in [
+        "#!lua name=x\nerror('boom')",
+        "#!lua name=x2\nredis.call('ping')",
+        "#!lua name=x3\nreturn redis.setresp(3)",
+        "#!lua name=x4\nlocal a = redis.sha1hex('x') redis.register_function('zz', function() return a end)",
+        "#!lua name=x5\nfor k in pairs({1}) do end",
+        "#!lua name=x5\nlocal r = math.random()",
+        "#!lua name=x5\nreturn _G",
+        "#!lua name=x5\nx = 1",
+        "#!lua name=x5\nredis.x = 1",
+        "#!lua name=lib6\nredis.log(redis.LOG_WARNING, 'loading') redis.register_function('x6', function() return redis.REDIS_VERSION end)",
+        "#!lua name=lib7\nlocal t = redis.LOG_DEBUG redis.register_function{function_name='x7', callback=function() return type(redis.register_function) end}",
+        "#!lua name=lib8\nredis.register_function('x8', function() return {type(redis.call), type(redis.setresp), type(redis.log)} end)",
+        "#!lua name=lib9 name=lib10\nreturn 1",
+        "#!lua\nreturn 1",
+        "#!lua name=lib9",
+        "#!lua name=l-x\nreturn 1",
+        "#!foo name=l-x\nreturn 1",
+        "#!foo name=lx\nreturn 1",
+        "#!lua name=\"lx\"\nredis.register_function('qq', function() return 0 end)",
+        "#!lua NAME=lib5\nredis.register_function('G1', function() return 5 end)",
+        "#!lua name=lib11\nredis.register_function('g1', function() return 11 end)",
+    ] {
+        load(&mut d, code);
+    }
+    d.cmd(&[
+        b"FUNCTION",
+        b"LOAD",
+        b"REPLACE",
+        b"#!lua name=LX\nredis.register_function('Qq', function() return 0 end)",
+    ]);
+    d.script(&[
+        "FCALL x6 0",
+        "FCALL x7 0",
+        "FCALL X8 0",
+        "FCALL_RO x8 0",
+        "FCALL g1 0",
+        "FCALL QQ 0",
+        "FUNCTION LIST LIBRARYNAME LIB8",
+        "FUNCTION LIST LIBRARYNAME Lx",
+        "FUNCTION DELETE LX",
+        "FUNCTION DELETE lx",
+        "FCALL qq 0",
+        "MULTI",
+        "FCALL nosuch 0",
+        "FCALL nosuch -1",
+        "FCALL x8 -1",
+        "EXEC",
+        "FUNCTION FLUSH SYNC x",
+        "FUNCTION FLUSH x",
+        "FUNCTION RESTORE x FLUSH x",
+        "FUNCTION RESTORE x",
+        "FUNCTION RESTORE 0123456789",
+        "FUNCTION RESTORE",
+    ]);
+}
+
+#[test]
+fn function_dump_payloads_move_between_redis_and_tessera() {
+    let mut d = diff_or_skip!("function_dump_payloads_move_between_redis_and_tessera");
+    d.s("FUNCTION DUMP");
+    d.cmd(&[
+        b"FUNCTION",
+        b"LOAD",
+        b"#!lua name=dl\nredis.register_function('dfn', function() return 'a function body long enough to compress' end)",
+    ]);
+    // One library: the payloads are byte-identical (FUNCTION2 record, version, CRC64).
+    let from_redis = resp_parse(&d.s("FUNCTION DUMP"))
+        .as_bytes()
+        .unwrap()
+        .to_vec();
+    let port = d.targets[1].server.port;
+    let mut tessera = RawConn::connect(port);
+    let from_tessera = resp_parse(&tessera.cmd(&[b"FUNCTION", b"DUMP"]))
+        .as_bytes()
+        .unwrap()
+        .to_vec();
+    assert_eq!(from_redis, from_tessera);
+    let mut corrupt = from_redis.clone();
+    corrupt[5] ^= 1;
+    for payload in [&from_redis, &from_tessera] {
+        d.s("FUNCTION FLUSH");
+        d.cmd(&[b"FUNCTION", b"RESTORE", payload]);
+        d.s("FCALL dfn 0");
+        d.cmd(&[b"FUNCTION", b"RESTORE", payload]);
+        d.cmd(&[b"FUNCTION", b"RESTORE", payload, b"REPLACE"]);
+        d.cmd(&[b"FUNCTION", b"RESTORE", &corrupt, b"REPLACE"]);
+        d.cmd(&[b"FUNCTION", b"RESTORE", &payload[..5]]);
+    }
+    // Two libraries from Redis (its hash order) restore into Tessera and back.
+    d.cmd(&[
+        b"FUNCTION",
+        b"LOAD",
+        b"#!lua name=ab\nredis.register_function('afn', function() return 2 end)",
+    ]);
+    let two = resp_parse(&d.targets[0].conns[0].cmd(&[b"FUNCTION", b"DUMP"]))
+        .as_bytes()
+        .unwrap()
+        .to_vec();
+    d.cmd(&[b"FUNCTION", b"RESTORE", &two, b"FLUSH"]);
+    d.script(&["FCALL afn 0", "FCALL dfn 0"]);
+    d.s_norm("FUNCTION LIST", Norm::Sorted);
+    let back = resp_parse(&tessera.cmd(&[b"FUNCTION", b"DUMP"]))
+        .as_bytes()
+        .unwrap()
+        .to_vec();
+    d.cmd(&[b"FUNCTION", b"RESTORE", &back, b"FLUSH"]);
+    d.script(&["FCALL afn 0", "FCALL dfn 0"]);
+}

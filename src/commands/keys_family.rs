@@ -1063,50 +1063,55 @@ fn flushall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     })
 }
 
+/// SWAPDB's two database indexes, checked as Redis checks them.
+pub(crate) fn swapdb_indexes(a: &[Bytes], ndb: usize) -> Result<(usize, usize), String> {
+    let parse = |arg: &[u8], what: &str| -> Result<i64, String> {
+        match super::args::parse_i64(arg) {
+            Some(v) if v >= i32::MIN as i64 && v <= i32::MAX as i64 => Ok(v),
+            _ => Err(format!("ERR invalid {} DB index", what)),
+        }
+    };
+    let (x, y) = (parse(&a[1], "first")?, parse(&a[2], "second")?);
+    if x < 0 || y < 0 || x as usize >= ndb || y as usize >= ndb {
+        return Err("ERR DB index is out of range".into());
+    }
+    Ok((x as usize, y as usize))
+}
+
+/// One shard's part of SWAPDB (the caller holds every shard).
+pub(crate) fn swap_on(sh: &crate::shard::Shard, x: usize, y: usize) {
+    let mut st = sh.state.borrow_mut();
+    crate::shard::db::Db::swap(&mut st.dbs, x, y);
+    crate::persistence::aof::log_command(
+        &mut st,
+        0,
+        &[
+            &b"SWAPDB"[..],
+            x.to_string().as_bytes(),
+            y.to_string().as_bytes(),
+        ],
+    );
+    // Keys the swap brought into view wake their waiters, as in Redis.
+    st.blocked.db_changed(x);
+    st.blocked.db_changed(y);
+    if st.blocked.has_ready() {
+        let now = crate::server::globals::unix_ms();
+        crate::shard::blocking::serve_ready(&mut st, &sh.globals, now);
+    }
+}
+
 fn swapdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
         let ndb = c.shard.state.borrow().dbs.len();
-        let parse = |arg: &[u8], what: &str| -> Result<i64, String> {
-            match super::args::parse_i64(arg) {
-                Some(v) if v >= i32::MIN as i64 && v <= i32::MAX as i64 => Ok(v),
-                _ => Err(format!("ERR invalid {} DB index", what)),
-            }
+        let (x, y) = match swapdb_indexes(&a, ndb) {
+            Ok(xy) => xy,
+            Err(e) => return c.reply().error(&e),
         };
-        let (x, y) = match (parse(&a[1], "first"), parse(&a[2], "second")) {
-            (Ok(x), Ok(y)) => (x, y),
-            (Err(e), _) | (_, Err(e)) => return c.reply().error(&e),
-        };
-        if x < 0 || y < 0 || x as usize >= ndb || y as usize >= ndb {
-            return c.reply().error("ERR DB index is out of range");
-        }
-        let (x, y) = (x as usize, y as usize);
         let held = match hold_all_shards(c).await {
             Ok(h) => h,
             Err(e) => return c.reply().error(e),
         };
-        let res = c
-            .shard
-            .run_on_all(move |sh| {
-                let mut st = sh.state.borrow_mut();
-                crate::shard::db::Db::swap(&mut st.dbs, x, y);
-                crate::persistence::aof::log_command(
-                    &mut st,
-                    0,
-                    &[
-                        &b"SWAPDB"[..],
-                        x.to_string().as_bytes(),
-                        y.to_string().as_bytes(),
-                    ],
-                );
-                // Keys the swap brought into view wake their waiters, as in Redis.
-                st.blocked.db_changed(x);
-                st.blocked.db_changed(y);
-                if st.blocked.has_ready() {
-                    let now = crate::server::globals::unix_ms();
-                    crate::shard::blocking::serve_ready(&mut st, &sh.globals, now);
-                }
-            })
-            .await;
+        let res = c.shard.run_on_all(move |sh| swap_on(sh, x, y)).await;
         if let Some(h) = held {
             h.release_all().await;
         }

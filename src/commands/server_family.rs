@@ -485,113 +485,115 @@ const COMMAND_HELP: &[&str] = &[
 ];
 
 fn command(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
-    Box::pin(async move {
-        let mut r = c.reply();
-        if a.len() == 1 {
-            r.array(table().len());
-            for s in table() {
-                reply_command_info(&mut r, s);
-            }
-            return;
+    Box::pin(async move { command_reply(&mut c.reply(), &a) })
+}
+
+/// COMMAND and its subcommands (also called from scripts).
+pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
+    if a.len() == 1 {
+        r.array(table().len());
+        for s in table() {
+            reply_command_info(r, s);
         }
-        let sub = text(&a[1]).to_ascii_lowercase();
-        match sub.as_str() {
-            "help" if a.len() == 2 => super::reply_help(&mut r, "command", COMMAND_HELP),
-            "count" if a.len() == 2 => r.int(table().len() as i64),
-            "list" => {
-                type Filter = Box<dyn Fn(&CommandSpec) -> bool>;
-                let mut filter: Option<Filter> = None;
-                if a.len() == 5 && eq_ic(&a[2], "filterby") {
-                    let v = a[4].clone();
-                    if eq_ic(&a[3], "pattern") {
-                        filter = Some(Box::new(move |s| glob_match(&v, s.name.as_bytes(), true)));
-                    } else if eq_ic(&a[3], "aclcat") {
-                        let cat = format!("@{}", text(&v).to_ascii_lowercase());
-                        filter = Some(Box::new(move |s| acl_categories(s).contains(&cat.as_str())));
-                    } else if eq_ic(&a[3], "module") {
-                        filter = Some(Box::new(|_| false));
-                    } else {
-                        return r.error(ERR_SYNTAX);
-                    }
-                } else if a.len() != 2 {
+        return;
+    }
+    let sub = text(&a[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "help" if a.len() == 2 => super::reply_help(r, "command", COMMAND_HELP),
+        "count" if a.len() == 2 => r.int(table().len() as i64),
+        "list" => {
+            type Filter = Box<dyn Fn(&CommandSpec) -> bool>;
+            let mut filter: Option<Filter> = None;
+            if a.len() == 5 && eq_ic(&a[2], "filterby") {
+                let v = a[4].clone();
+                if eq_ic(&a[3], "pattern") {
+                    filter = Some(Box::new(move |s| glob_match(&v, s.name.as_bytes(), true)));
+                } else if eq_ic(&a[3], "aclcat") {
+                    let cat = format!("@{}", text(&v).to_ascii_lowercase());
+                    filter = Some(Box::new(move |s| acl_categories(s).contains(&cat.as_str())));
+                } else if eq_ic(&a[3], "module") {
+                    filter = Some(Box::new(|_| false));
+                } else {
                     return r.error(ERR_SYNTAX);
                 }
-                let names: Vec<&str> = table()
-                    .iter()
-                    .filter(|s| filter.as_ref().is_none_or(|f| f(s)))
-                    .map(|s| s.name)
-                    .collect();
-                r.array(names.len());
-                for n in names {
-                    r.bulk(n.as_bytes());
-                }
+            } else if a.len() != 2 {
+                return r.error(ERR_SYNTAX);
             }
-            "info" => {
-                if a.len() == 2 {
-                    r.array(table().len());
-                    for s in table() {
-                        reply_command_info(&mut r, s);
-                    }
-                } else {
-                    r.array(a.len() - 2);
-                    for name in &a[2..] {
-                        match super::lookup(name) {
-                            Some(s) => reply_command_info(&mut r, s),
-                            None => r.null(),
-                        }
-                    }
-                }
+            let names: Vec<&str> = table()
+                .iter()
+                .filter(|s| filter.as_ref().is_none_or(|f| f(s)))
+                .map(|s| s.name)
+                .collect();
+            r.array(names.len());
+            for n in names {
+                r.bulk(n.as_bytes());
             }
-            "docs" => {
-                if a.len() == 2 {
-                    r.map(table().len());
-                    for s in table() {
-                        reply_command_docs(&mut r, s);
-                    }
-                } else {
-                    let found: Vec<_> = a[2..].iter().filter_map(|n| super::lookup(n)).collect();
-                    r.map(found.len());
-                    for s in found {
-                        reply_command_docs(&mut r, s);
-                    }
-                }
-            }
-            // Like Redis, the subcommand needs a command *and* at least one argument.
-            "getkeys" | "getkeysandflags" if a.len() >= 4 => {
-                let Some(s) = super::lookup(&a[2]) else {
-                    return r.error("ERR Invalid command specified");
-                };
-                let args = &a[2..];
-                if !s.arity_ok(args.len()) {
-                    return r.error("ERR Invalid number of arguments specified for command");
-                }
-                if let Some(f) = s.keys_fn {
-                    if f(args).is_none() {
-                        return r.error("ERR Invalid arguments specified for command");
-                    }
-                }
-                let keys: Vec<usize> = s.keys(args).collect();
-                if keys.is_empty() {
-                    return r.error("ERR The command has no key arguments");
-                }
-                r.array(keys.len());
-                for k in keys {
-                    if sub == "getkeys" {
-                        r.bulk(&args[k]);
-                    } else {
-                        r.array(2);
-                        r.bulk(&args[k]);
-                        r.set(1);
-                        r.simple(if s.has(WRITE) { "RW" } else { "RO" });
-                    }
-                }
-            }
-            "count" | "help" | "getkeys" | "getkeysandflags" => {
-                r.error(&super::arity_error(&format!("command|{}", sub)))
-            }
-            _ => r.error(&super::unknown_subcommand_error(&a[1], "command")),
         }
-    })
+        "info" => {
+            if a.len() == 2 {
+                r.array(table().len());
+                for s in table() {
+                    reply_command_info(r, s);
+                }
+            } else {
+                r.array(a.len() - 2);
+                for name in &a[2..] {
+                    match super::lookup(name) {
+                        Some(s) => reply_command_info(r, s),
+                        None => r.null(),
+                    }
+                }
+            }
+        }
+        "docs" => {
+            if a.len() == 2 {
+                r.map(table().len());
+                for s in table() {
+                    reply_command_docs(r, s);
+                }
+            } else {
+                let found: Vec<_> = a[2..].iter().filter_map(|n| super::lookup(n)).collect();
+                r.map(found.len());
+                for s in found {
+                    reply_command_docs(r, s);
+                }
+            }
+        }
+        // Like Redis, the subcommand needs a command *and* at least one argument.
+        "getkeys" | "getkeysandflags" if a.len() >= 4 => {
+            let Some(s) = super::lookup(&a[2]) else {
+                return r.error("ERR Invalid command specified");
+            };
+            let args = &a[2..];
+            if !s.arity_ok(args.len()) {
+                return r.error("ERR Invalid number of arguments specified for command");
+            }
+            if let Some(f) = s.keys_fn {
+                if f(args).is_none() {
+                    return r.error("ERR Invalid arguments specified for command");
+                }
+            }
+            let keys: Vec<usize> = s.keys(args).collect();
+            if keys.is_empty() {
+                return r.error("ERR The command has no key arguments");
+            }
+            r.array(keys.len());
+            for k in keys {
+                if sub == "getkeys" {
+                    r.bulk(&args[k]);
+                } else {
+                    r.array(2);
+                    r.bulk(&args[k]);
+                    r.set(1);
+                    r.simple(if s.has(WRITE) { "RW" } else { "RO" });
+                }
+            }
+        }
+        "count" | "help" | "getkeys" | "getkeysandflags" => {
+            r.error(&super::arity_error(&format!("command|{}", sub)))
+        }
+        _ => r.error(&super::unknown_subcommand_error(&a[1], "command")),
+    }
 }
 
 // ----- INFO -----

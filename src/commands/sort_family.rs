@@ -278,6 +278,20 @@ struct Loaded {
     by: bool,
 }
 
+thread_local! {
+    /// Set while a script's SORT runs on this thread (`from_script`).
+    static FROM_SCRIPT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (a command a script called) as Redis runs commands from scripts: SORT of a set
+/// sorts even with `BY nosort`.
+pub(crate) fn from_script<R>(f: impl FnOnce() -> R) -> R {
+    FROM_SCRIPT.set(true);
+    let r = f();
+    FROM_SCRIPT.set(false);
+    r
+}
+
 /// Reads the source key and computes the output range (Redis's LIMIT clamping). A list or
 /// sorted set that is not sorted is read in its own order, already cut to the range; a sorted
 /// set is converted to a skiplist first, as Redis 7.0 does.
@@ -292,9 +306,9 @@ fn load_source(ctx: &mut Ctx, key: &[u8], o: &SortOpts) -> Result<Loaded, &'stat
     let mut sort = !o.dontsort;
     let mut alpha = o.alpha;
     let mut by = o.by.is_some();
-    if !sort && matches!(value, Some(Value::Set(_))) && o.store.is_some() {
-        // A set has no order of its own: a stored result is sorted so that it is the same
-        // everywhere (Redis does this for replication and scripts).
+    if !sort && matches!(value, Some(Value::Set(_))) && (o.store.is_some() || FROM_SCRIPT.get()) {
+        // A set has no order of its own: a stored result, or one a script sees, is sorted so
+        // that it is the same everywhere (Redis does this for replication and scripts).
         sort = true;
         alpha = true;
         by = false;
@@ -602,6 +616,48 @@ fn run_keyed(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, readonly: bool) {
         }
         None => reply_outputs(r, &out),
     }
+}
+
+/// The keys SORT's (or SORT_RO's) BY and GET patterns may read, given the elements the source
+/// holds on `sh` now: a superset of what the command reads. A script learns from them whether it
+/// can run the command where it is (`crate::scripting`). Reads the source without touching it.
+pub(crate) fn pattern_keys(sh: &Shard, db: usize, a: &[Bytes], readonly: bool) -> Vec<Bytes> {
+    let Ok(o) = parse(a, readonly) else {
+        return Vec::new();
+    };
+    if !o.reads_other_keys() {
+        return Vec::new();
+    }
+    let st = sh.state.borrow();
+    let Some((e, _)) = st.dbs[db].peek(&a[1]) else {
+        return Vec::new();
+    };
+    let elems: Vec<Bytes> = match &e.value {
+        Value::List(l) => l
+            .iter()
+            .map(|i| i.with_bytes(Bytes::copy_from_slice))
+            .collect(),
+        Value::Set(s) => s
+            .iter()
+            .map(|m| m.with_bytes(Bytes::copy_from_slice))
+            .collect(),
+        Value::ZSet(z) => z.iter().map(|(m, _)| Bytes::copy_from_slice(m)).collect(),
+        _ => return Vec::new(),
+    };
+    let patterns: Vec<&Bytes> =
+        o.by.iter()
+            .filter(|_| !o.dontsort)
+            .chain(o.gets.iter())
+            .collect();
+    let mut keys = Vec::new();
+    for e in &elems {
+        for p in &patterns {
+            if let Target::Key(k, _) = substitute(p, e) {
+                keys.push(k);
+            }
+        }
+    }
+    keys
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -171,7 +171,8 @@ impl<'a> Reply<'a> {
 /// Formats a double the way Redis replies with one (`%.17g`, with `inf`/`-inf`/`nan`).
 pub fn format_double(d: f64) -> String {
     if d.is_nan() {
-        return "nan".into();
+        // printf's `%g` on glibc shows the sign bit (x86-64's 0/0 has it set).
+        return if d.is_sign_negative() { "-nan" } else { "nan" }.into();
     }
     if d.is_infinite() {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };

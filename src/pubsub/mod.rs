@@ -616,93 +616,149 @@ const PUBSUB_HELP: &[&str] = &[
     "    Return the number of subscribers for the specified shard level channel(s)",
 ];
 
-fn pubsub(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
-    Box::pin(async move {
+/// A PUBSUB query, parsed (its answer is gathered from every shard's registry).
+#[derive(Clone)]
+pub(crate) enum Query {
+    Help,
+    Channels {
+        shard_level: bool,
+        pattern: Option<Bytes>,
+    },
+    NumSub {
+        shard_level: bool,
+        names: Vec<Bytes>,
+    },
+    NumPat,
+}
+
+/// One shard's part of a PUBSUB answer.
+pub(crate) enum Part {
+    Names(Vec<Bytes>),
+    Counts(Vec<i64>),
+}
+
+impl Query {
+    pub(crate) fn parse(a: &[Bytes]) -> Result<Query, String> {
         let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
-        match (sub.as_str(), a.len()) {
-            ("help", 2) => crate::commands::reply_help_ending(
-                &mut c.reply(),
+        Ok(match (sub.as_str(), a.len()) {
+            ("help", 2) => Query::Help,
+            ("channels" | "shardchannels", 2 | 3) => Query::Channels {
+                shard_level: sub == "shardchannels",
+                pattern: a.get(2).cloned(),
+            },
+            ("numsub" | "shardnumsub", _) => Query::NumSub {
+                shard_level: sub == "shardnumsub",
+                names: a[2..].to_vec(),
+            },
+            ("numpat", 2) => Query::NumPat,
+            _ => return Err(crate::commands::unknown_subcommand_error(&a[1], "pubsub")),
+        })
+    }
+
+    /// Whether the answer needs the registries of the shards.
+    pub(crate) fn needs_shards(&self) -> bool {
+        !matches!(self, Query::Help)
+    }
+
+    /// This shard's part of the answer.
+    pub(crate) fn part(&self, sh: &Shard) -> Part {
+        let reg = sh.pubsub.borrow();
+        let map = |shard_level: bool| {
+            if shard_level {
+                &reg.shard_channels
+            } else {
+                &reg.channels
+            }
+        };
+        match self {
+            Query::Help => Part::Names(Vec::new()),
+            Query::Channels {
+                shard_level,
+                pattern,
+            } => Part::Names(
+                map(*shard_level)
+                    .keys()
+                    .filter(|ch| pattern.as_ref().is_none_or(|p| glob_match(p, ch, false)))
+                    .cloned()
+                    .collect(),
+            ),
+            Query::NumSub { shard_level, names } => {
+                let m = map(*shard_level);
+                Part::Counts(
+                    names
+                        .iter()
+                        .map(|n| m.get(n).map_or(0, |v| v.len() as i64))
+                        .collect(),
+                )
+            }
+            Query::NumPat => Part::Names(reg.patterns.iter().map(|(p, _)| p.clone()).collect()),
+        }
+    }
+
+    /// The reply, from every shard's part.
+    pub(crate) fn reply(&self, r: &mut crate::protocol::Reply, parts: Vec<Part>) {
+        let names = |parts: Vec<Part>| {
+            let mut all: Vec<Bytes> = parts
+                .into_iter()
+                .flat_map(|p| match p {
+                    Part::Names(v) => v,
+                    Part::Counts(_) => Vec::new(),
+                })
+                .collect();
+            all.sort();
+            all.dedup();
+            all
+        };
+        match self {
+            Query::Help => crate::commands::reply_help_ending(
+                r,
                 "pubsub",
                 PUBSUB_HELP,
                 "    Prints this help.",
             ),
-            ("channels" | "shardchannels", 2 | 3) => {
-                let shard_level = sub == "shardchannels";
-                let pattern = a.get(2).cloned();
-                let lists = c
-                    .shard
-                    .run_on_all(move |sh| {
-                        let reg = sh.pubsub.borrow();
-                        let map = if shard_level {
-                            &reg.shard_channels
-                        } else {
-                            &reg.channels
-                        };
-                        map.keys()
-                            .filter(|ch| pattern.as_ref().is_none_or(|p| glob_match(p, ch, false)))
-                            .cloned()
-                            .collect::<Vec<Bytes>>()
-                    })
-                    .await
-                    .unwrap_or_default();
-                let mut all: Vec<Bytes> = lists.into_iter().flatten().collect();
-                all.sort();
-                all.dedup();
-                let mut r = c.reply();
+            Query::Channels { .. } => {
+                let all = names(parts);
                 r.array(all.len());
                 for ch in &all {
                     r.bulk(ch);
                 }
             }
-            ("numsub" | "shardnumsub", _) => {
-                let shard_level = sub == "shardnumsub";
-                let names: Vec<Bytes> = a[2..].to_vec();
-                let q = names.clone();
-                let counts = c
-                    .shard
-                    .run_on_all(move |sh| {
-                        let reg = sh.pubsub.borrow();
-                        let map = if shard_level {
-                            &reg.shard_channels
-                        } else {
-                            &reg.channels
-                        };
-                        q.iter()
-                            .map(|n| map.get(n).map_or(0, |v| v.len() as i64))
-                            .collect::<Vec<i64>>()
-                    })
-                    .await
-                    .unwrap_or_default();
-                let mut r = c.reply();
+            Query::NumSub { names, .. } => {
                 r.map(names.len());
                 for (i, n) in names.iter().enumerate() {
                     r.bulk(n);
-                    r.int(counts.iter().map(|v| v[i]).sum());
+                    r.int(
+                        parts
+                            .iter()
+                            .map(|p| match p {
+                                Part::Counts(v) => v[i],
+                                Part::Names(_) => 0,
+                            })
+                            .sum(),
+                    );
                 }
             }
-            ("numpat", 2) => {
-                let lists = c
-                    .shard
-                    .run_on_all(|sh| {
-                        sh.pubsub
-                            .borrow()
-                            .patterns
-                            .iter()
-                            .map(|(p, _)| p.clone())
-                            .collect::<Vec<Bytes>>()
-                    })
-                    .await
-                    .unwrap_or_default();
-                let mut all: Vec<Bytes> = lists.into_iter().flatten().collect();
-                all.sort();
-                all.dedup();
-                c.reply().int(all.len() as i64);
-            }
-            _ => {
-                let msg = crate::commands::unknown_subcommand_error(&a[1], "pubsub");
-                c.reply().error(&msg)
-            }
+            Query::NumPat => r.int(names(parts).len() as i64),
         }
+    }
+}
+
+fn pubsub(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let q = match Query::parse(&a) {
+            Ok(q) => q,
+            Err(e) => return c.reply().error(&e),
+        };
+        let parts = if q.needs_shards() {
+            let q2 = q.clone();
+            c.shard
+                .run_on_all(move |sh| q2.part(sh))
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        q.reply(&mut c.reply(), parts);
     })
 }
 

@@ -43,6 +43,8 @@ pub struct Library {
 #[derive(Default)]
 pub struct Registry {
     libs: BTreeMap<String, Library>,
+    /// By name in lower case: function names are case-insensitive in Redis 7.0 (library names
+    /// are not).
     funcs: HashMap<String, Arc<FunctionEntry>>,
 }
 
@@ -203,30 +205,42 @@ impl RunHooks for Loader {
     }
 }
 
-/// Parses `#!lua name=<lib>`; returns the library name.
+/// Parses `#!lua name=<lib>` as Redis's `functionExtractLibMetaData` (the line split like
+/// `sdssplitargs`), then checks the name and the engine; returns the library name.
 fn parse_metadata(code: &[u8]) -> Result<String, String> {
     if !code.starts_with(b"#!") {
         return Err("ERR Missing library metadata".into());
     }
-    let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
-    let line = String::from_utf8_lossy(&code[2..end]).into_owned();
-    let mut parts = line.split(' ').filter(|p| !p.is_empty());
-    let engine = parts.next().unwrap_or("");
-    if !engine.eq_ignore_ascii_case("lua") {
-        return Err(format!("ERR Engine '{}' not found", engine));
-    }
+    let Some(end) = code.iter().position(|&b| b == b'\n') else {
+        return Err("ERR Invalid library metadata".into());
+    };
+    let parts = match crate::config::split_args(&code[..end]) {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err("ERR Invalid library metadata".into()),
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let engine = text(&parts[0][2..]);
     let mut name = None;
-    for p in parts {
-        match p.strip_prefix("name=") {
-            Some(n) => name = Some(n.to_string()),
-            None => return Err(format!("ERR Invalid metadata value given: {}", p)),
+    for p in &parts[1..] {
+        if p.len() >= 5 && p[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(
+                    "ERR Invalid metadata value, name argument was given multiple times".into(),
+                );
+            }
+            name = Some(text(&p[5..]));
+        } else {
+            return Err(format!("ERR Invalid metadata value given: {}", text(p)));
         }
     }
     let Some(name) = name else {
-        return Err("ERR Invalid library metadata".into());
+        return Err("ERR Library name was not given".into());
     };
     if !valid_name(name.as_bytes()) {
         return Err(format!("ERR {}", ERR_NAME));
+    }
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("ERR Engine '{}' not found", engine));
     }
     Ok(name)
 }
@@ -240,6 +254,7 @@ fn load_into(vm: &Vm, code: &[u8]) -> Result<Vec<lua::RegisteredFunction>, Strin
         .map_err(|e| format!("ERR Error compiling function: {}", e))?;
     LOADING.with(|x| *x.borrow_mut() = Some(Vec::new()));
     let mut out = BytesMut::new();
+    vm.loading_env(true);
     vm.run(
         &FnKey::Name(chunk),
         &[],
@@ -251,6 +266,7 @@ fn load_into(vm: &Vm, code: &[u8]) -> Result<Vec<lua::RegisteredFunction>, Strin
         false,
         &mut out,
     );
+    vm.loading_env(false);
     let registered = LOADING.with(|x| x.borrow_mut().take()).unwrap_or_default();
     if out.first() == Some(&b'-') {
         let text = String::from_utf8_lossy(&out[1..out.len().saturating_sub(2)]).into_owned();
@@ -285,7 +301,7 @@ fn add_library(
     let vm = Vm::new(VmKind::Functions)?;
     let registered = load_into(&vm, &code)?;
     for f in &registered {
-        if let Some(existing) = reg.funcs.get(&f.name) {
+        if let Some(existing) = reg.funcs.get(&f.name.to_ascii_lowercase()) {
             if existing.library != name {
                 return Err(format!("ERR Function {} already exists", f.name));
             }
@@ -293,7 +309,7 @@ fn add_library(
     }
     if let Some(old) = reg.libs.remove(&name) {
         for f in old.functions.keys() {
-            reg.funcs.remove(f);
+            reg.funcs.remove(&f.to_ascii_lowercase());
         }
     }
     let mut functions = BTreeMap::new();
@@ -305,7 +321,9 @@ fn add_library(
             description: f.description,
             global: AtomicBool::new(false),
         });
-        reg.funcs.insert(f.name.clone(), e.clone());
+        reg.funcs
+            .entry(f.name.to_ascii_lowercase())
+            .or_insert_with(|| e.clone());
         functions.insert(f.name, e);
     }
     reg.libs.insert(
@@ -394,7 +412,13 @@ async fn fcall_generic(c: &mut Conn, a: Vec<Bytes>, ro: bool) {
             .functions
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        r.funcs.get(&*String::from_utf8_lossy(&a[1])).cloned()
+        r.funcs
+            .get(&String::from_utf8_lossy(&a[1]).to_ascii_lowercase())
+            .cloned()
+    };
+    // Redis looks the function up before it reads the number of keys.
+    let Some(entry) = entry else {
+        return c.reply().error("ERR Function not found");
     };
     let (keys, argv) = match parse_i64(&a[2]) {
         None => return c.reply().error("ERR Bad number of keys provided"),
@@ -405,9 +429,6 @@ async fn fcall_generic(c: &mut Conn, a: Vec<Bytes>, ro: bool) {
         }
         Some(n) if n < 0 => return c.reply().error("ERR Number of keys can't be negative"),
         Some(n) => (a[3..3 + n as usize].to_vec(), a[3 + n as usize..].to_vec()),
-    };
-    let Some(entry) = entry else {
-        return c.reply().error("ERR Function not found");
     };
     let no_writes = entry.flags & sflags::NO_WRITES != 0;
     if ro && !no_writes {
@@ -468,9 +489,6 @@ const FUNCTION_HELP: &[&str] = &[
     "      libraries with the new libraries (notice that even on this option there is a chance of failure",
     "      in case of functions name collision with another library).",
 ];
-
-/// Tessera's FUNCTION DUMP payload: magic, then each library's code length-prefixed.
-const DUMP_MAGIC: &[u8] = b"TSFN1";
 
 pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
@@ -575,7 +593,7 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     .filter(|l| {
                         pattern
                             .as_ref()
-                            .is_none_or(|p| crate::config::glob_match(p, l.name.as_bytes(), false))
+                            .is_none_or(|p| crate::config::glob_match(p, l.name.as_bytes(), true))
                     })
                     .collect();
                 let mut r = Reply::new(&mut c.out, c.resp3);
@@ -618,14 +636,14 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 if argc != 2 {
                     return bad_arity(c);
                 }
-                let mut payload = DUMP_MAGIC.to_vec();
-                {
+                let compress = shard.state.borrow().config.rdbcompression;
+                let payload = {
                     let r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
-                    for lib in r.libs.values() {
-                        payload.extend_from_slice(&(lib.code.len() as u32).to_le_bytes());
-                        payload.extend_from_slice(&lib.code);
-                    }
-                }
+                    crate::persistence::rdb::function_dump_payload(
+                        r.libs.values().map(|l| &l.code[..]),
+                        compress,
+                    )
+                };
                 c.reply().bulk(&payload)
             }
             "restore" => {
@@ -662,6 +680,13 @@ fn parse_change(a: &[Bytes]) -> Result<Change, String> {
     let sub = String::from_utf8_lossy(&a[1]).to_ascii_lowercase();
     let argc = a.len();
     let bad_arity = || crate::commands::arity_error(&format!("function|{}", sub));
+    // Redis's `addReplySubcommandSyntaxError`, for arities the subcommand checks itself.
+    let syntax_error = || {
+        format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(&a[1])
+        )
+    };
     match sub.as_str() {
         "load" => {
             if argc < 3 {
@@ -687,7 +712,7 @@ fn parse_change(a: &[Bytes]) -> Result<Change, String> {
         "delete" if argc == 3 => Ok(Change::Delete(String::from_utf8_lossy(&a[2]).into_owned())),
         "flush" => {
             if argc > 3 {
-                return Err(bad_arity());
+                return Err(syntax_error());
             }
             if argc == 3 && !eq_ic(&a[2], "sync") && !eq_ic(&a[2], "async") {
                 return Err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option".into());
@@ -695,8 +720,11 @@ fn parse_change(a: &[Bytes]) -> Result<Change, String> {
             Ok(Change::Flush)
         }
         "restore" => {
-            if !(3..=4).contains(&argc) {
+            if argc < 3 {
                 return Err(bad_arity());
+            }
+            if argc > 4 {
+                return Err(syntax_error());
             }
             let policy = if argc == 4 {
                 String::from_utf8_lossy(&a[3]).to_ascii_lowercase()
@@ -709,8 +737,10 @@ fn parse_change(a: &[Bytes]) -> Result<Change, String> {
                         .into(),
                 );
             }
-            let codes =
-                parse_dump(&a[2]).ok_or("ERR payload version or checksum are wrong".to_string())?;
+            let codes = crate::persistence::rdb::function_restore_codes(&a[2])?
+                .into_iter()
+                .map(Bytes::from)
+                .collect();
             Ok(Change::Restore { policy, codes })
         }
         _ => Err(bad_arity()),
@@ -728,7 +758,7 @@ fn apply_change(shared: &super::Shared, change: Change) -> Result<Changed, Strin
             Change::Delete(name) => match r.libs.remove(&name) {
                 Some(lib) => {
                     for f in lib.functions.keys() {
-                        r.funcs.remove(f);
+                        r.funcs.remove(&f.to_ascii_lowercase());
                     }
                     Ok(Changed::Ok)
                 }
@@ -816,18 +846,6 @@ pub fn restore_library(shared: &super::Shared, code: Bytes) -> Result<(), String
     add_library(&mut r, code, true, true)?;
     shared.fn_epoch.fetch_add(1, Ordering::AcqRel);
     Ok(())
-}
-
-fn parse_dump(p: &[u8]) -> Option<Vec<Bytes>> {
-    let mut rest = p.strip_prefix(DUMP_MAGIC)?;
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        let n = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        let code = rest.get(4..4 + n)?;
-        out.push(Bytes::copy_from_slice(code));
-        rest = &rest[4 + n..];
-    }
-    Some(out)
 }
 
 fn clone_registry(r: &Registry) -> Registry {

@@ -1040,6 +1040,9 @@ unsafe extern "C-unwind" fn count_hook(l: *mut lua_State, _ar: *mut ffi::lua_Deb
 // ---------------------------------------------------------------------------------------------
 
 /// Globals Redis 7.0.15 scripts can see (besides KEYS and ARGV).
+/// Registry key of the library-loading environment (`Vm::init_load_env`).
+const LOAD_ENV: &CStr = c"tessera.loadenv";
+
 const ALLOWED_GLOBALS: &[&str] = &[
     "_G",
     "_VERSION",
@@ -1169,13 +1172,6 @@ impl Vm {
         set_field_fn(l, c"breakpoint", redis_noop);
         set_field_fn(l, c"debug", redis_noop);
         set_field_fn(l, c"acl_check_cmd", redis_acl_check_cmd);
-        if self.kind == VmKind::Functions {
-            set_field_fn(
-                l,
-                c"register_function",
-                super::functions::lua_register_function,
-            );
-        }
         ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"redis".as_ptr());
 
         ffi::lua_getfield(l, ffi::LUA_GLOBALSINDEX, c"math".as_ptr());
@@ -1273,7 +1269,62 @@ impl Vm {
         ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"tessera.globals".as_ptr());
         ffi::lua_replace(l, ffi::LUA_GLOBALSINDEX); // G
         ffi::lua_pop(l, 1);
+        if self.kind == VmKind::Functions {
+            self.init_load_env();
+        }
         Ok(())
+    }
+
+    /// The globals a library's code sees while FUNCTION LOAD runs it, as in Redis 7.0: only
+    /// `redis.register_function`, `redis.log` with its `LOG_*` levels and the version fields;
+    /// any other name is a nonexistent global. Kept in the registry for `loading_env`.
+    unsafe fn init_load_env(&self) {
+        let l = self.l;
+        let error_metatable = |l: *mut lua_State| {
+            ffi::lua_createtable(l, 0, 1);
+            ffi::lua_pushcfunction(l, nonexistent_global);
+            ffi::lua_setfield(l, -2, c"__index".as_ptr());
+            ffi::lua_setmetatable(l, -2);
+        };
+        ffi::lua_newtable(l); // L
+        ffi::lua_newtable(l); // L R
+        set_field_fn(
+            l,
+            c"register_function",
+            super::functions::lua_register_function,
+        );
+        set_field_fn(l, c"log", redis_log);
+        set_field_num(l, c"LOG_DEBUG", 0.0);
+        set_field_num(l, c"LOG_VERBOSE", 1.0);
+        set_field_num(l, c"LOG_NOTICE", 2.0);
+        set_field_num(l, c"LOG_WARNING", 3.0);
+        push_bytes(l, crate::REDIS_VERSION.as_bytes());
+        ffi::lua_setfield(l, -2, c"REDIS_VERSION".as_ptr());
+        set_field_num(l, c"REDIS_VERSION_NUM", redis_version_num() as f64);
+        error_metatable(l);
+        protect_top(l);
+        ffi::lua_setfield(l, -2, c"redis".as_ptr()); // L
+        error_metatable(l);
+        protect_top(l);
+        ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, LOAD_ENV.as_ptr());
+    }
+
+    /// Makes global names resolve in the library-loading environment (`init_load_env`) or in
+    /// the ordinary globals again: Redis swaps the globals' `__index` the same way, so the
+    /// functions a library registers run with the ordinary globals.
+    pub fn loading_env(&self, on: bool) {
+        let l = self.l;
+        let from = if on { LOAD_ENV } else { c"tessera.globals" };
+        // SAFETY: balanced stack operations on the live state; the globals proxy always has the
+        // metatable `protect_top` gave it.
+        unsafe {
+            if ffi::lua_getmetatable(l, ffi::LUA_GLOBALSINDEX) == 0 {
+                return;
+            }
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, from.as_ptr());
+            ffi::lua_setfield(l, -2, c"__index".as_ptr());
+            ffi::lua_pop(l, 1);
+        }
     }
 
     /// Compiles `body` under `chunk` (`@user_script`...) and stores the function in the

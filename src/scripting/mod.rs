@@ -242,32 +242,45 @@ impl Shared {
     }
 }
 
-/// Parses an EVAL shebang line (`#!lua flags=...`). Ok((flags, body offset)).
+/// Parses an EVAL shebang line (`#!lua flags=...`) as Redis's `evalExtractShebangFlags`: the
+/// line is split like `sdssplitargs`, and the flag list on every `,`.
 fn parse_shebang(body: &[u8]) -> Result<u32, String> {
     if !body.starts_with(b"#!") {
         return Ok(0);
     }
-    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
-    let line = String::from_utf8_lossy(&body[..end]).into_owned();
-    let mut parts = line.split(' ').filter(|p| !p.is_empty());
-    let engine = parts.next().unwrap_or("");
-    if engine != "#!lua" {
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return Err("ERR Invalid script shebang".into());
+    };
+    let parts = match crate::config::split_args(&body[..end]) {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err("ERR Invalid engine in script shebang".into()),
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    if parts[0] != b"#!lua" {
         return Err(format!(
             "ERR Unexpected engine in script shebang: {}",
-            engine
+            text(&parts[0])
         ));
     }
     let mut flags = sflags::SHEBANG;
-    for p in parts {
-        if let Some(list) = p.strip_prefix("flags=") {
-            for f in list.split(',').filter(|f| !f.is_empty()) {
-                match sflags::NAMES.iter().find(|(_, n)| *n == f) {
+    for p in &parts[1..] {
+        if let Some(list) = p.strip_prefix(b"flags=") {
+            if list.is_empty() {
+                continue;
+            }
+            for f in list.split(|&b| b == b',') {
+                match sflags::NAMES.iter().find(|(_, n)| n.as_bytes() == f) {
                     Some((bit, _)) => flags |= bit,
-                    None => return Err(format!("ERR Unexpected flag in script shebang: {}", f)),
+                    None => {
+                        return Err(format!(
+                            "ERR Unexpected flag in script shebang: {}",
+                            text(f)
+                        ))
+                    }
                 }
             }
         } else {
-            return Err(format!("ERR Unknown lua shebang option: {}", p));
+            return Err(format!("ERR Unknown lua shebang option: {}", text(p)));
         }
     }
     Ok(flags)
@@ -473,7 +486,13 @@ async fn eval_generic(c: &mut Conn, mut a: Vec<Bytes>, kind: EvalKind, ro: bool)
             None => return c.reply().error(ERR_NOSCRIPT),
         },
     };
-    let read_only = ro || entry.flags & sflags::NO_WRITES != 0;
+    let no_writes = entry.flags & sflags::NO_WRITES != 0;
+    if ro && entry.flags & sflags::SHEBANG != 0 && !no_writes {
+        return c
+            .reply()
+            .error("ERR Can not execute a script with write flag using *_ro command.");
+    }
+    let read_only = ro || no_writes;
     let job = Job {
         target: Target::Eval(entry.clone()),
         keys,
@@ -830,16 +849,18 @@ impl<'a> ScriptRun<'a> {
     fn exec_local(&mut self, spec: &'static CommandSpec, args: &[Bytes], resp3: bool) -> BytesMut {
         let mut buf = BytesMut::new();
         let mut st = self.sh.state.borrow_mut();
-        execute_keyed(
-            &mut st,
-            &self.sh.globals,
-            spec,
-            args,
-            self.db,
-            resp3,
-            &self.who,
-            &mut buf,
-        );
+        crate::commands::sort_family::from_script(|| {
+            execute_keyed(
+                &mut st,
+                &self.sh.globals,
+                spec,
+                args,
+                self.db,
+                resp3,
+                &self.who,
+                &mut buf,
+            )
+        });
         buf
     }
 
@@ -865,16 +886,18 @@ impl<'a> ScriptRun<'a> {
                 // Its blocked clients are served when the unit lets go of the shard
                 // (`tx::release_on`), never between the script's commands.
                 st.in_unit = true;
-                execute_keyed(
-                    &mut st,
-                    &owner.globals,
-                    spec,
-                    &args,
-                    db,
-                    resp3,
-                    &who,
-                    &mut buf,
-                );
+                crate::commands::sort_family::from_script(|| {
+                    execute_keyed(
+                        &mut st,
+                        &owner.globals,
+                        spec,
+                        &args,
+                        db,
+                        resp3,
+                        &who,
+                        &mut buf,
+                    )
+                });
                 buf
             });
             return r.unwrap_or_else(|_| shard_gone(resp3));
@@ -919,6 +942,26 @@ impl<'a> ScriptRun<'a> {
         out
     }
 
+    /// The keys SORT's BY/GET patterns may read, from the source where this run can read it: on
+    /// this shard (its own or an imported copy), or in global mode on its owner. None when the
+    /// source itself is out of reach (the run escalates on it).
+    fn sort_pattern_keys(&self, spec: &'static CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
+        let readonly = spec.name == "sort_ro";
+        let (db, source) = (self.db, &args[1]);
+        let owner = self.sh.shard_of(source);
+        if owner == self.sh.id || self.imported.contains(&(db, source.clone())) {
+            crate::commands::sort_family::pattern_keys(self.sh, db, args, readonly)
+        } else if self.global {
+            let args = args.to_vec();
+            block_on_shard(self.sh, owner, move |sh| {
+                crate::commands::sort_family::pattern_keys(sh, db, &args, readonly)
+            })
+            .unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Connection-level commands scripts may call.
     fn exec_conn_command(
         &mut self,
@@ -927,6 +970,25 @@ impl<'a> ScriptRun<'a> {
         resp3: bool,
     ) -> CallResult {
         let name = spec.name;
+        if args.len() > 1 {
+            let subs = SCRIPT_SUBCOMMANDS.iter().filter(|(c, _, _)| *c == name);
+            let mut subs = subs.peekable();
+            if subs.peek().is_some() {
+                match subs.find(|(_, s, _)| eq_ic(&args[1], s)) {
+                    None => {
+                        return CallResult::Refused(
+                            "Unknown Redis command called from script".into(),
+                        )
+                    }
+                    Some(&(_, _, arity)) if !arity_ok(arity, args.len()) => {
+                        return CallResult::Refused(
+                            "Wrong number of args calling Redis command from script".into(),
+                        )
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
         let mut buf = BytesMut::new();
         let needs_all = matches!(
             name,
@@ -938,8 +1000,12 @@ impl<'a> ScriptRun<'a> {
                 | "publish"
                 | "spublish"
                 | "scan"
+                | "swapdb"
+                | "pubsub"
         );
-        if needs_all && !self.global && self.sh.nshards() > 1 {
+        // A write to every shard cannot be undone: with one shard too, a run that may still
+        // roll back escalates first.
+        if needs_all && !self.global && (self.sh.nshards() > 1 || self.guarded && spec.has(WRITE)) {
             return self.abort();
         }
         let db = self.db;
@@ -1020,6 +1086,29 @@ impl<'a> ScriptRun<'a> {
                     Reply::new(&mut buf, resp3).ok();
                 }
             }
+            "swapdb" => {
+                let ndb = self.sh.state.borrow().dbs.len();
+                match crate::commands::keys_family::swapdb_indexes(args, ndb) {
+                    Err(e) => Reply::new(&mut buf, resp3).error(&e),
+                    Ok((x, y)) => {
+                        self.wrote = true;
+                        self.on_all(move |sh| crate::commands::keys_family::swap_on(sh, x, y));
+                        Reply::new(&mut buf, resp3).ok();
+                    }
+                }
+            }
+            "pubsub" => match crate::pubsub::Query::parse(args) {
+                Err(e) => Reply::new(&mut buf, resp3).error(&e),
+                Ok(q) => {
+                    let q2 = q.clone();
+                    let parts = self.on_all(move |sh| q2.part(sh));
+                    q.reply(&mut Reply::new(&mut buf, resp3), parts);
+                }
+            },
+            "command" => crate::commands::server_family::command_reply(
+                &mut Reply::new(&mut buf, resp3),
+                args,
+            ),
             "publish" | "spublish" if args.len() == 3 => {
                 let sharded = name == "spublish";
                 let (ch, msg) = (args[1].clone(), args[2].clone());
@@ -1045,6 +1134,32 @@ impl<'a> ScriptRun<'a> {
         (0..self.sh.nshards())
             .filter_map(|s| block_on_shard(self.sh, s, f.clone()).ok())
             .collect()
+    }
+}
+
+/// The subcommands of the containers scripts may call, with their arities: Redis looks them up
+/// (and checks their arity) before it runs the command, with the errors of `redis.call`.
+const SCRIPT_SUBCOMMANDS: &[(&str, &str, i32)] = &[
+    ("pubsub", "help", 2),
+    ("pubsub", "channels", -2),
+    ("pubsub", "numsub", -2),
+    ("pubsub", "numpat", 2),
+    ("pubsub", "shardchannels", -2),
+    ("pubsub", "shardnumsub", -2),
+    ("command", "help", 2),
+    ("command", "count", 2),
+    ("command", "info", -2),
+    ("command", "docs", -2),
+    ("command", "list", -2),
+    ("command", "getkeys", -4),
+    ("command", "getkeysandflags", -4),
+];
+
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    if arity >= 0 {
+        argc == arity as usize
+    } else {
+        argc >= (-arity) as usize
     }
 }
 
@@ -1132,7 +1247,7 @@ fn block_on_shard<R: Send + 'static>(
             Err(std::sync::mpsc::TryRecvError::Empty) => {}
         }
         spins += 1;
-        if spins % 64 == 0 && start.elapsed() > BLOCKED_REPLY_SPIN {
+        if spins.is_multiple_of(64) && start.elapsed() > BLOCKED_REPLY_SPIN {
             break;
         }
         if pinned {
@@ -1166,14 +1281,20 @@ impl RunHooks for ScriptRun<'_> {
                 "Write commands are not allowed from read-only scripts.".into(),
             );
         }
-        if matches!(spec.exec, Exec::Conn(_)) {
+        if matches!(spec.exec, Exec::Conn(_)) && spec.keyed_body.is_none() {
             return self.exec_conn_command(spec, &args, resp3);
         }
-        let keys = if self.guarded || self.global {
+        let mut keys = if self.guarded || self.global {
             self.command_keys(spec, &args)
         } else {
             Vec::new()
         };
+        // The keys the command declares (those it may write): SORT's pattern keys follow.
+        let declared = keys.len();
+        if spec.keyed_body.is_some() && (self.guarded || self.global) {
+            let extra = self.sort_pattern_keys(spec, &args);
+            keys.extend(extra.into_iter().map(|k| (self.db, k)));
+        }
         if self.guarded {
             let me = self.sh.id;
             for (db, k) in &keys {
@@ -1186,7 +1307,7 @@ impl RunHooks for ScriptRun<'_> {
                     return self.abort();
                 }
             }
-            if is_write && !self.save_for_undo(&keys) {
+            if is_write && !self.save_for_undo(&keys[..declared]) {
                 return self.abort();
             }
         }

@@ -124,6 +124,46 @@ pub fn verify_payload(p: &[u8]) -> bool {
     crc.to_le_bytes() == footer[2..]
 }
 
+/// FUNCTION DUMP's payload: one FUNCTION2 record per library code, then the footer of a DUMP
+/// payload (version and CRC64), as Redis's `functionDumpCommand` builds it.
+pub fn function_dump_payload<'a>(
+    codes: impl IntoIterator<Item = &'a [u8]>,
+    compress: bool,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        out.push(opcodes::FUNCTION2);
+        io::write_string(&mut out, code, compress);
+    }
+    out.extend_from_slice(&(RDB_VERSION as u16).to_le_bytes());
+    let crc = crc64(0, &out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The library codes of a FUNCTION RESTORE payload, checked as Redis's `functionRestoreCommand`
+/// checks it; Err is the text of Redis's error reply.
+pub fn function_restore_codes(p: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    if !verify_payload(p) {
+        return Err("ERR DUMP payload version or checksum are wrong");
+    }
+    let mut src = io::SliceSource::new(&p[..p.len() - 10]);
+    let mut codes = Vec::new();
+    while src.remaining() > 0 {
+        match io::Source::read_u8(&mut src) {
+            Err(_) => return Err("ERR can not read data type"),
+            Ok(opcodes::FUNCTION_PRE_GA) => return Err("ERR Pre-GA function format not supported"),
+            Ok(opcodes::FUNCTION2) => {}
+            Ok(_) => return Err("ERR given type is not a function"),
+        }
+        match io::read_string(&mut src) {
+            Ok(code) => codes.push(code),
+            Err(_) => return Err("ERR Failed loading library payload"),
+        }
+    }
+    Ok(codes)
+}
+
 /// The value of a verified DUMP payload (bytes after the object, before the footer, are
 /// ignored, as Redis does).
 pub fn restore_value(p: &[u8], limits: &LoadLimits) -> Result<Value, RdbError> {

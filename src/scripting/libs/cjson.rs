@@ -2,11 +2,11 @@
 //! configuration functions (accepted; encoding uses the library defaults: 14 significant digits,
 //! sparse arrays refused past ratio 2 / safe 10, depth 1000).
 
-use std::ffi::c_int;
+use std::ffi::{c_int, CStr};
 
 use mlua::ffi::{self, lua_State};
 
-use super::{register, run, LibErr};
+use super::{run, LibErr};
 use crate::scripting::lua::{push_bytes, to_bytes};
 
 const MAX_DEPTH: usize = 1000;
@@ -586,30 +586,44 @@ unsafe extern "C-unwind" fn json_config(l: *mut lua_State) -> c_int {
     1
 }
 
-pub unsafe fn open(l: *mut lua_State) {
-    register(
-        l,
-        c"cjson",
-        &[
-            (c"encode", json_encode),
-            (c"decode", json_decode),
-            (c"encode_max_depth", json_config),
-            (c"decode_max_depth", json_config),
-            (c"encode_number_precision", json_config),
-            (c"encode_keep_buffer", json_config),
-            (c"encode_invalid_numbers", json_config),
-            (c"decode_invalid_numbers", json_config),
-            (c"encode_sparse_array", json_config),
-        ],
-    );
-    ffi::lua_getfield(l, ffi::LUA_GLOBALSINDEX, c"cjson".as_ptr());
+/// The functions of a cjson module table.
+const FUNCTIONS: &[(&CStr, ffi::lua_CFunction)] = &[
+    (c"encode", json_encode),
+    (c"decode", json_decode),
+    (c"encode_max_depth", json_config),
+    (c"decode_max_depth", json_config),
+    (c"encode_number_precision", json_config),
+    (c"encode_keep_buffer", json_config),
+    (c"encode_invalid_numbers", json_config),
+    (c"decode_invalid_numbers", json_config),
+    (c"encode_sparse_array", json_config),
+    (c"new", json_new),
+];
+
+/// Pushes a new cjson module table (lua-cjson's `lua_cjson_new`).
+unsafe fn push_module(l: *mut lua_State) {
+    ffi::lua_createtable(l, 0, FUNCTIONS.len() as c_int + 3);
+    for (n, f) in FUNCTIONS {
+        ffi::lua_pushcfunction(l, *f);
+        ffi::lua_setfield(l, -2, n.as_ptr());
+    }
     ffi::lua_pushlightuserdata(l, std::ptr::null_mut());
     ffi::lua_setfield(l, -2, c"null".as_ptr());
-    push_bytes(l, b"lua-cjson");
+    push_bytes(l, b"cjson");
     ffi::lua_setfield(l, -2, c"_NAME".as_ptr());
     push_bytes(l, b"2.1.0");
     ffi::lua_setfield(l, -2, c"_VERSION".as_ptr());
-    ffi::lua_pop(l, 1);
+}
+
+/// `cjson.new()`: a fresh module table.
+unsafe extern "C-unwind" fn json_new(l: *mut lua_State) -> c_int {
+    push_module(l);
+    1
+}
+
+pub unsafe fn open(l: *mut lua_State) {
+    push_module(l);
+    ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"cjson".as_ptr());
 }
 
 #[cfg(test)]

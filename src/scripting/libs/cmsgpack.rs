@@ -210,7 +210,8 @@ unsafe fn decode(l: *mut lua_State, c: &mut Cur) -> Result<(), DecErr> {
         0xcc => ffi::lua_pushnumber(l, c.be(1)? as f64),
         0xcd => ffi::lua_pushnumber(l, c.be(2)? as f64),
         0xce => ffi::lua_pushnumber(l, c.be(4)? as f64),
-        0xcf => ffi::lua_pushnumber(l, c.be(8)? as f64),
+        // Redis's lua_cmsgpack pushes it as a Lua integer (int64): above i64::MAX it wraps.
+        0xcf => ffi::lua_pushnumber(l, c.be(8)? as i64 as f64),
         0xd0 => ffi::lua_pushnumber(l, c.be(1)? as u8 as i8 as f64),
         0xd1 => ffi::lua_pushnumber(l, c.be(2)? as u16 as i16 as f64),
         0xd2 => ffi::lua_pushnumber(l, c.be(4)? as u32 as i32 as f64),
