@@ -688,3 +688,59 @@ fn function_dump_payloads_move_between_redis_and_tessera() {
     d.cmd(&[b"FUNCTION", b"RESTORE", &back, b"FLUSH"]);
     d.script(&["FCALL afn 0", "FCALL dfn 0"]);
 }
+
+/// Sends one command given as its arguments and logs its reply.
+fn logged_args(c: &mut RawConn, log: &mut Vec<String>, args: &[&str]) {
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    c.send(&encode(&refs));
+    log.push(format!("{:?} -> {}", args, render_raw(&c.read_reply())));
+}
+
+/// While a script runs past busy-reply-threshold, every client hears from the server, those of
+/// the script's own shard too (with one shard, all of them): -BUSY, errors for unknown
+/// commands and bad arity, SHUTDOWN refused without NOSAVE, and SCRIPT KILL from an open or a
+/// new connection stops the script.
+#[test]
+fn busy_script_answers_every_client_and_script_kill_stops_it() {
+    compare_transcripts("busy_script_answers_every_client", |port| {
+        let mut log = Vec::new();
+        let mut runner = RawConn::connect(port);
+        let mut other = RawConn::connect(port);
+        logged_cmd(&mut other, &mut log, "CONFIG SET busy-reply-threshold 100");
+        logged_cmd(&mut other, &mut log, "SET k v");
+        let spin = "local i = 0 while true do i = i + 1 end";
+        let refs: Vec<&[u8]> = vec![b"EVAL", spin.as_bytes(), b"0"];
+        runner.send(&encode(&refs));
+        // Until the script is busy, shards other than its own still serve as usual.
+        let mut probe = RawConn::connect(port);
+        loop {
+            send_line(&mut probe, "PING");
+            if probe.read_reply().starts_with(b"-BUSY") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Pipelined behind one another, answered in order.
+        for line in [
+            "PING",
+            "GET k",
+            "NOSUCH x",
+            "SCRIPT KILL x",
+            "FUNCTION KILL",
+            "SHUTDOWN",
+        ] {
+            send_line(&mut other, line);
+        }
+        for _ in 0..6 {
+            log.push(format!("other: {}", render_raw(&other.read_reply())));
+        }
+        let mut fresh = RawConn::connect(port);
+        logged_cmd(&mut fresh, &mut log, "SCRIPT KILL");
+        log.push(format!("runner: {}", render_raw(&runner.read_reply())));
+        logged_cmd(&mut other, &mut log, "GET k");
+        logged_cmd(&mut fresh, &mut log, "SCRIPT KILL");
+        logged_args(&mut runner, &mut log, &["EVAL", "return 1", "0"]);
+        logged_cmd(&mut other, &mut log, "CONFIG SET busy-reply-threshold 5000");
+        log
+    });
+}

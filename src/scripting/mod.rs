@@ -84,7 +84,7 @@ use lua::{CallResult, FnKey, RunEnd, RunHooks, VmKind};
 const UNDO_MAX_ELEMENTS: usize = 4096;
 
 pub const ERR_NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
-const ERR_BUSY_EVAL: &str =
+pub const ERR_BUSY_EVAL: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 const ERR_BUSY_FUNCTION: &str =
     "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
@@ -1341,6 +1341,10 @@ impl RunHooks for ScriptRun<'_> {
                 elapsed
             );
         }
+        if self.busy_marked {
+            // This shard's own clients hear from the shard only through this while it runs.
+            crate::server::busy::serve_while_busy(self.sh);
+        }
         if self.slot().kill.swap(false, Ordering::AcqRel) {
             tracing::warn!("Lua script killed by user with SCRIPT KILL.");
             return Some("Script killed by user with SCRIPT KILL...".into());
@@ -1480,22 +1484,34 @@ pub async fn kill(c: &mut Conn, eval: bool) {
                 .reply()
                 .error("NOTBUSY No scripts in execution right now.");
         }
-        if let Some(s) = shared.slots.iter().find(|s| s.busy.load(Ordering::Acquire)) {
-            if s.wrote.load(Ordering::Acquire) {
-                return c.reply().error("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.");
-            }
-            let is_eval = s.eval.load(Ordering::Acquire);
-            if eval && !is_eval {
-                return c.reply().error(ERR_BUSY_FUNCTION);
-            }
-            if !eval && is_eval {
-                return c.reply().error(ERR_BUSY_EVAL);
-            }
-            s.kill.store(true, Ordering::Release);
-            return c.reply().ok();
+        if shared.busy.load(Ordering::Acquire) > 0 {
+            return match kill_busy(shared, eval) {
+                Ok(()) => c.reply().ok(),
+                Err(e) => c.reply().error(e),
+            };
         }
         glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
     }
+}
+
+/// SCRIPT KILL (`eval`) or FUNCTION KILL of the busy run, if it may be killed: Ok once it is
+/// told to stop, or the error to answer.
+pub fn kill_busy(shared: &Shared, eval: bool) -> Result<(), &'static str> {
+    let Some(s) = shared.slots.iter().find(|s| s.busy.load(Ordering::Acquire)) else {
+        return Err("NOTBUSY No scripts in execution right now.");
+    };
+    if s.wrote.load(Ordering::Acquire) {
+        return Err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.");
+    }
+    let is_eval = s.eval.load(Ordering::Acquire);
+    if eval && !is_eval {
+        return Err(ERR_BUSY_FUNCTION);
+    }
+    if !eval && is_eval {
+        return Err(ERR_BUSY_EVAL);
+    }
+    s.kill.store(true, Ordering::Release);
+    Ok(())
 }
 
 /// INFO fields of the scripting section.

@@ -342,9 +342,24 @@ impl Conn {
             let n = if std::mem::take(&mut self.pending_input) {
                 0
             } else {
+                // Whether a busy script's loop may answer this connection meanwhile
+                // (`super::busy`): only while it has nothing of its own under way.
+                let servable = self.rbuf.is_empty()
+                    && self.out.is_empty()
+                    && self.authenticated
+                    && self.multi.is_none()
+                    && !self.subscribed()
+                    && self.monitor_rx.is_none()
+                    && self.reply_mode == ReplyMode::On
+                    && !self.skip_next;
+                self.reader.set_servable(servable);
                 let Some(n) = self.read_some(timeout).await else {
                     return;
                 };
+                if let Some(held) = self.reader.take_held_output() {
+                    // Replies that loop wrote and the socket did not take go out first.
+                    self.out.extend_from_slice(&held);
+                }
                 self.rbuf.extend_from_slice(&self.scratch[..n]);
                 n
             };
@@ -653,9 +668,14 @@ impl Conn {
                 .reject(b"NOAUTH Authentication required.", Some(spec))
                 .await;
         }
-        if !spec.has(flags::ALLOW_BUSY) {
-            // A script past busy-reply-threshold on another shard (this shard's own clients
-            // cannot be served while it runs one).
+        // A script past busy-reply-threshold on another shard (this shard's own clients hear
+        // from `super::busy` while it runs one). SHUTDOWN is allowed only with NOSAVE then.
+        if !spec.has(flags::ALLOW_BUSY)
+            || (spec.name == "shutdown"
+                && !args[1..]
+                    .iter()
+                    .any(|a| crate::commands::args::eq_ic(a, "nosave")))
+        {
             if let Some(e) = self.shard.globals.scripting.busy_error() {
                 return self.reject(e.as_bytes(), Some(spec)).await;
             }

@@ -4,6 +4,7 @@
 //!
 //! Nothing here executes commands; it wires shards together and tears them down.
 
+pub mod busy;
 pub mod client;
 pub mod conn;
 pub mod globals;
@@ -11,7 +12,7 @@ pub mod readiness;
 pub mod split;
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -53,8 +54,9 @@ fn listen_addrs(cfg: &Config) -> Result<Vec<SocketAddr>, String> {
     Ok(out)
 }
 
-/// Binds one SO_REUSEPORT listener for a shard.
-fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+/// Binds one SO_REUSEPORT listener for a shard; also returns its descriptor (owned by the
+/// listener).
+fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<(TcpListener, RawFd)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let domain = if addr.is_ipv6() {
         Domain::IPV6
@@ -69,8 +71,9 @@ fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener>
     }
     sk.bind(&addr.into())?;
     sk.listen(backlog as i32)?;
+    let fd = sk.into_raw_fd();
     // SAFETY: we own the fd and hand it over to glommio exactly once.
-    Ok(unsafe { TcpListener::from_raw_fd(sk.into_raw_fd()) })
+    Ok((unsafe { TcpListener::from_raw_fd(fd) }, fd))
 }
 
 /// Fails fast if another process (anything not sharing our SO_REUSEPORT group) holds the port:
@@ -330,14 +333,14 @@ async fn shard_main(
     }
     let mut listeners = Vec::new();
     for a in &addrs {
-        let l = bind_listener(*a, backlog)
+        let (l, fd) = bind_listener(*a, backlog)
             .map_err(|e| format!("shard {}: cannot listen on {}: {}", id, a, e))?;
-        listeners.push(Rc::new(l));
+        listeners.push((Rc::new(l), fd));
     }
-    for l in &listeners {
-        let l = l.clone();
+    for (l, fd) in &listeners {
+        let (l, fd) = (l.clone(), *fd);
         let sh = shard.clone();
-        glommio::spawn_local(async move { accept_loop(sh, l).await }).detach();
+        glommio::spawn_local(async move { accept_loop(sh, l, fd).await }).detach();
     }
     // Lazy freeing and eviction that outlives a command's time budget run in a task queue of
     // their own with a tenth of the shares of the connections' queue.
@@ -367,9 +370,28 @@ async fn shard_main(
     Ok(())
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: Rc<TcpListener>) {
+async fn accept_loop(shard: Rc<Shard>, listener: Rc<TcpListener>, lfd: RawFd) {
+    // Accepted through the shard's epoll instance rather than an io_uring accept, so that a
+    // busy script can accept on it too (`busy`), and SCRIPT KILL reaches even a one-shard
+    // server from a new connection.
+    let readiness = match readiness::current().and_then(|r| r.register_listener(lfd).map(|_| r)) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("listener not registered with epoll ({e}); accepting through io_uring");
+            None
+        }
+    };
     loop {
-        let stream = match listener.accept().await {
+        let accepted = match &readiness {
+            // SAFETY: the descriptor was just accepted and is owned by nobody else.
+            Some(r) => r
+                .accept(lfd)
+                .await
+                .map(|fd| unsafe { glommio::net::TcpStream::from_raw_fd(fd) })
+                .map_err(|e| e.to_string()),
+            None => listener.accept().await.map_err(|e| e.to_string()),
+        };
+        let stream = match accepted {
             Ok(s) => s,
             Err(e) => {
                 if shard.globals.shutting_down() {

@@ -11,8 +11,12 @@
 //! P=16 +9-12% rps and 0.78 -> 0.69 us of CPU per request; SET at P=1 6.3-6.75 -> 5.85-6.25 us,
 //! Redis 5.85-6.35 us in the same rounds; two shards, SET at P=1, 6.9 -> 6.4-6.5 us.
 //!
-//! Owns: the epoll descriptor, one slot per registered socket (whether it may have data, and the
-//! task waiting for it), and the pump task that turns epoll events into wake-ups. Must never
+//! The shard's listening sockets are in the same epoll set and are accepted from here too, so
+//! that `super::busy` can accept and answer clients while a script holds the shard's thread.
+//!
+//! Owns: the epoll descriptor, one slot per registered socket (whether it may have data, the
+//! task waiting for it, whether a busy script may answer it, and what `super::busy` read or
+//! could not send for it), and the pump task that turns epoll events into wake-ups. Must never
 //! block the shard (every `epoll_wait` has a zero timeout), stop the pump while the shard runs
 //! (its sockets have no other wake-up), or keep a slot for a closed socket
 //! (a reused descriptor number would inherit it): `SocketReader` removes its slot when dropped,
@@ -30,17 +34,41 @@ use futures::io::AsyncRead;
 use glommio::net::TcpStream;
 
 /// One registered socket.
-struct Slot {
-    /// Data may be waiting: set by an epoll event (and at registration), cleared by a read that
-    /// came back short or empty-handed.
-    ready: bool,
-    waker: Option<Waker>,
+pub(super) struct Slot {
+    /// Data may be waiting (a client), or a connection (a listener): set by an epoll event (and
+    /// at registration), cleared by a read or accept that came back short or empty-handed.
+    pub(super) ready: bool,
+    pub(super) waker: Option<Waker>,
+    /// The connection waits for input with nothing of its own left to do (no partial command,
+    /// no reply unsent, no MULTI...): `super::busy` may answer it while a script holds the
+    /// shard. Set by the reader each time it waits, from `SocketReader::set_servable`.
+    pub(super) servable: bool,
+    /// What `super::busy` did for this socket while a script held the shard.
+    pub(super) held: Option<Box<Held>>,
+    /// A listening socket (see `Readiness::register_listener`).
+    pub(super) listener: bool,
+}
+
+/// Bytes a busy script made the shard handle outside the connection's own task.
+#[derive(Default)]
+pub(super) struct Held {
+    /// Read from a client, not yet handed to its connection (an incomplete command, or what
+    /// followed a command the connection must run itself).
+    pub(super) input: Vec<u8>,
+    /// Replies written for a client that its socket did not take; the connection sends them
+    /// before anything else.
+    pub(super) output: Vec<u8>,
+    /// Connections a listener accepted, not yet handed to the accept loop.
+    pub(super) accepted: Vec<RawFd>,
 }
 
 /// A shard's epoll instance and its sockets.
 pub struct Readiness {
     epfd: OwnedFd,
-    slots: RefCell<HashMap<RawFd, Slot, ahash::RandomState>>,
+    pub(super) slots: RefCell<HashMap<RawFd, Slot, ahash::RandomState>>,
+    /// Bumped whenever `super::busy` leaves replies behind for a connection, so that
+    /// connections look for theirs only then.
+    pub(super) held_epoch: std::cell::Cell<u64>,
 }
 
 impl Readiness {
@@ -56,6 +84,7 @@ impl Readiness {
         let r = Rc::new(Readiness {
             epfd,
             slots: RefCell::new(HashMap::default()),
+            held_epoch: std::cell::Cell::new(0),
         });
         let weak = Rc::downgrade(&r);
         glommio::spawn_local(async move {
@@ -82,7 +111,7 @@ impl Readiness {
     }
 
     /// Collects every pending event without waiting and wakes the sockets' readers.
-    fn drain(&self, events: &mut [libc::epoll_event]) {
+    pub(super) fn drain(&self, events: &mut [libc::epoll_event]) {
         loop {
             // SAFETY: `events` is a valid buffer of `events.len()` entries; timeout 0 never
             // blocks.
@@ -112,7 +141,12 @@ impl Readiness {
         }
     }
 
-    fn register(&self, fd: RawFd) -> io::Result<()> {
+    /// Adds `fd` to the epoll set, unless `super::busy` already did (a connection it accepted
+    /// and served while a script held the shard keeps what it read).
+    pub(super) fn register(&self, fd: RawFd) -> io::Result<()> {
+        if self.slots.borrow().contains_key(&fd) {
+            return Ok(());
+        }
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: fd as u64,
@@ -129,9 +163,64 @@ impl Readiness {
             Slot {
                 ready: true,
                 waker: None,
+                servable: false,
+                held: None,
+                listener: false,
             },
         );
         Ok(())
+    }
+
+    /// Makes the listening socket `fd` non-blocking and adds it to the epoll set: connections
+    /// are then accepted with [`Readiness::accept`] (and by `super::busy` while a script holds
+    /// the shard).
+    pub fn register_listener(&self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: F_GETFL/F_SETFL on a descriptor the caller owns.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        self.register(fd)?;
+        if let Some(slot) = self.slots.borrow_mut().get_mut(&fd) {
+            slot.listener = true;
+        }
+        Ok(())
+    }
+
+    /// Accepts one connection on the listener `fd` (see `register_listener`): a blocking
+    /// socket like glommio's own accept gives, which the caller owns.
+    pub fn accept(
+        self: &Rc<Self>,
+        fd: RawFd,
+    ) -> impl std::future::Future<Output = io::Result<RawFd>> {
+        let me = self.clone();
+        std::future::poll_fn(move |cx| me.poll_accept(fd, cx))
+    }
+
+    fn poll_accept(&self, fd: RawFd, cx: &mut Context<'_>) -> Poll<io::Result<RawFd>> {
+        let mut slots = self.slots.borrow_mut();
+        let Some(slot) = slots.get_mut(&fd) else {
+            return Poll::Ready(Err(io::Error::from(io::ErrorKind::NotConnected)));
+        };
+        if let Some(held) = slot.held.as_mut() {
+            if !held.accepted.is_empty() {
+                return Poll::Ready(Ok(held.accepted.remove(0)));
+            }
+        }
+        if slot.ready {
+            match accept_now(fd) {
+                Ok(Some(c)) => return Poll::Ready(Ok(c)),
+                Ok(None) => slot.ready = false,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        match &slot.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => slot.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     fn deregister(&self, fd: RawFd) {
@@ -175,10 +264,39 @@ pub fn current() -> io::Result<Rc<Readiness>> {
     })
 }
 
+/// One `accept4` on a non-blocking listener: `None` when no connection is waiting.
+pub(super) fn accept_now(fd: RawFd) -> io::Result<Option<RawFd>> {
+    loop {
+        // SAFETY: null address pointers are allowed; the new descriptor is the caller's.
+        let c = unsafe {
+            libc::accept4(
+                fd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if c >= 0 {
+            return Ok(Some(c));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) => return Ok(None),
+            // A connection reset before it was accepted, or a signal: try the next one.
+            Some(libc::ECONNABORTED) | Some(libc::EINTR) => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
 /// The read half of a client connection, reading with `recv` when its socket is ready.
 pub struct SocketReader {
     readiness: Rc<Readiness>,
     fd: RawFd,
+    /// What the connection said last about itself (see `Slot::servable`).
+    servable: bool,
+    /// The `Readiness::held_epoch` the connection has seen.
+    held_seen: u64,
     /// Keeps the socket open for as long as the reader may use its descriptor.
     _stream: Rc<RefCell<TcpStream>>,
 }
@@ -191,8 +309,23 @@ impl SocketReader {
         Ok(SocketReader {
             readiness,
             fd,
+            servable: false,
+            held_seen: 0,
             _stream: stream,
         })
+    }
+
+    /// Replies `super::busy` wrote for this connection that its socket did not take; the
+    /// connection sends them before anything else. Cheap when there are none.
+    pub fn take_held_output(&mut self) -> Option<Vec<u8>> {
+        let epoch = self.readiness.held_epoch.get();
+        if epoch == self.held_seen {
+            return None;
+        }
+        self.held_seen = epoch;
+        let mut slots = self.readiness.slots.borrow_mut();
+        let held = slots.get_mut(&self.fd)?.held.as_mut()?;
+        (!held.output.is_empty()).then(|| std::mem::take(&mut held.output))
     }
 }
 
@@ -212,6 +345,15 @@ impl AsyncRead for SocketReader {
         let Some(slot) = slots.get_mut(&self.fd) else {
             return Poll::Ready(Err(io::Error::from(io::ErrorKind::NotConnected)));
         };
+        if let Some(held) = slot.held.as_mut() {
+            if !held.input.is_empty() {
+                let n = held.input.len().min(buf.len());
+                buf[..n].copy_from_slice(&held.input[..n]);
+                held.input.drain(..n);
+                slot.servable = false;
+                return Poll::Ready(Ok(n));
+            }
+        }
         if slot.ready {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
             let n = unsafe {
@@ -228,6 +370,7 @@ impl AsyncRead for SocketReader {
                 if (n as usize) < buf.len() {
                     slot.ready = false;
                 }
+                slot.servable = false;
                 return Poll::Ready(Ok(n as usize));
             }
             let err = io::Error::last_os_error();
@@ -236,6 +379,7 @@ impl AsyncRead for SocketReader {
             }
             slot.ready = false;
         }
+        slot.servable = self.servable;
         match &slot.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => slot.waker = Some(cx.waker().clone()),
@@ -265,6 +409,24 @@ impl ConnReader {
                 ));
                 ConnReader::Uring(half)
             }
+        }
+    }
+}
+
+impl ConnReader {
+    /// Says whether the connection, about to wait for input, could be answered by
+    /// `super::busy` while a script holds the shard (see `Slot::servable`).
+    pub fn set_servable(&mut self, servable: bool) {
+        if let ConnReader::Epoll(r) = self {
+            r.servable = servable;
+        }
+    }
+
+    /// See [`SocketReader::take_held_output`].
+    pub fn take_held_output(&mut self) -> Option<Vec<u8>> {
+        match self {
+            ConnReader::Epoll(r) => r.take_held_output(),
+            ConnReader::Uring(_) => None,
         }
     }
 }
