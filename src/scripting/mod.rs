@@ -1115,7 +1115,7 @@ fn block_on_shard<R: Send + 'static>(
             Err(std::sync::mpsc::TryRecvError::Empty) => {}
         }
         spins += 1;
-        if spins % 64 == 0 && start.elapsed() > BLOCKED_REPLY_SPIN {
+        if spins.is_multiple_of(64) && start.elapsed() > BLOCKED_REPLY_SPIN {
             break;
         }
         if pinned {
