@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::args::{eq_ic, text, ERR_SYNTAX};
-use super::{cmd, flags::*, table, CommandSpec, Ctx, Exec, NO_KEYS};
+use super::{cmd, flags::*, sub, table, CommandSpec, Ctx, Exec, SubCommand, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
@@ -30,7 +30,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the total number of commands",
             "Describes the server's commands (COUNT, INFO, DOCS, GETKEYS, LIST).",
             Exec::Conn(command),
-        ),
+        )
+        .subcommands(COMMAND_SUBCOMMANDS),
         cmd(
             "info",
             -1,
@@ -52,7 +53,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Depends on subcommand",
             "Reads and changes the configuration (GET, SET, RESETSTAT, REWRITE).",
             Exec::Conn(config),
-        ),
+        )
+        .subcommands(CONFIG_SUBCOMMANDS),
         cmd(
             "slowlog",
             -2,
@@ -63,7 +65,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Depends on subcommand",
             "Reads or resets the slow log (GET, LEN, RESET).",
             Exec::Conn(slowlog),
-        ),
+        )
+        .subcommands(SLOWLOG_SUBCOMMANDS),
         cmd(
             "monitor",
             1,
@@ -89,7 +92,7 @@ pub fn specs() -> Vec<CommandSpec> {
         cmd(
             "debug",
             -2,
-            ADMIN | NOSCRIPT | LOADING | STALE,
+            ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED,
             NO_KEYS,
             g,
             "1.0.0",
@@ -154,6 +157,34 @@ pub fn specs() -> Vec<CommandSpec> {
         ),
     ]
 }
+
+/// COMMAND's subcommands, as Redis 7.0 declares them.
+const COMMAND_SUBCOMMANDS: &[SubCommand] = &[
+    sub("command|docs", -2),
+    sub("command|getkeysandflags", -4),
+    sub("command|info", -2),
+    sub("command|help", 2),
+    sub("command|list", -2),
+    sub("command|count", 2),
+    sub("command|getkeys", -4),
+];
+
+/// CONFIG's subcommands, as Redis 7.0 declares them.
+const CONFIG_SUBCOMMANDS: &[SubCommand] = &[
+    sub("config|rewrite", 2),
+    sub("config|resetstat", 2),
+    sub("config|help", 2),
+    sub("config|get", -3),
+    sub("config|set", -4),
+];
+
+/// SLOWLOG's subcommands, as Redis 7.0 declares them.
+const SLOWLOG_SUBCOMMANDS: &[SubCommand] = &[
+    sub("slowlog|reset", 2),
+    sub("slowlog|len", 2),
+    sub("slowlog|help", 2),
+    sub("slowlog|get", -2),
+];
 
 /// SAVE: a snapshot like BGSAVE's (forkless, the shards keep serving), but the reply waits for
 /// it to be durable.
@@ -968,9 +999,9 @@ fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     .await;
                 c.reply().ok();
             }
-            "get" if a.len() > 3 => c.reply().error(
-                "ERR unknown subcommand or wrong number of arguments for 'GET'. Try SLOWLOG HELP.",
-            ),
+            "get" if a.len() > 3 => c
+                .reply()
+                .error(&super::subcommand_syntax_error(&a[1], "slowlog")),
             "get" => {
                 let mut count: i64 = 10;
                 if a.len() == 3 {
@@ -1031,6 +1062,12 @@ fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 
 fn monitor(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
+        // Inside EXEC the client expects one reply per command, as Redis says it.
+        if c.in_exec.is_some() {
+            return c
+                .reply()
+                .error("ERR MONITOR isn't allowed for DENY BLOCKING client");
+        }
         if c.info.monitor.get() {
             return c.reply().ok();
         }
@@ -1119,15 +1156,7 @@ const DEBUG_HELP: &[&str] = &[
 
 fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
-        let policy = c.shard.state.borrow().config.enable_debug_command;
-        let allowed = match policy {
-            crate::config::DebugCommandPolicy::Yes => true,
-            crate::config::DebugCommandPolicy::Local => c.is_local(),
-            crate::config::DebugCommandPolicy::No => false,
-        };
-        if !allowed {
-            return c.reply().error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
-        }
+        // `enable-debug-command` was checked before it ran or was queued (PROTECTED).
         let sub = text(&a[1]).to_ascii_lowercase();
         let db = c.db;
         match sub.as_str() {
@@ -1237,10 +1266,9 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             "reload" => c.reply().error(
                 "ERR DEBUG RELOAD needs persistence (SAVE and loading), which this build does not have yet",
             ),
-            _ => c.reply().error(&format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-                text(&a[1])
-            )),
+            _ => c
+                .reply()
+                .error(&super::subcommand_syntax_error(&a[1], "debug")),
         }
     })
 }

@@ -71,7 +71,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 
 use crate::commands::args::{eq_ic, parse_i64, ERR_NOT_INT};
-use crate::commands::{cmd, flags::*, CommandSpec, Exec, NO_KEYS};
+use crate::commands::{cmd, flags::*, sub, CommandSpec, Exec, SubCommand, NO_KEYS};
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::shard::{execute_keyed, ClientLabel, Shard};
@@ -409,7 +409,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Depends on subcommand.",
             "A container for Lua scripts management commands",
             Exec::Conn(script),
-        ),
+        )
+        .subcommands(SCRIPT_SUBCOMMANDS),
         cmd(
             "function",
             -2,
@@ -420,9 +421,33 @@ pub fn specs() -> Vec<CommandSpec> {
             "Depends on subcommand.",
             "A container for function commands",
             Exec::Conn(functions::function),
-        ),
+        )
+        .subcommands(FUNCTION_SUBCOMMANDS),
     ]
 }
+
+/// SCRIPT's subcommands, as Redis 7.0 declares them.
+const SCRIPT_SUBCOMMANDS: &[SubCommand] = &[
+    sub("script|help", 2),
+    sub("script|flush", -2),
+    sub("script|exists", -3),
+    sub("script|load", 3),
+    sub("script|debug", 3),
+    sub("script|kill", 2),
+];
+
+/// FUNCTION's subcommands, as Redis 7.0 declares them.
+const FUNCTION_SUBCOMMANDS: &[SubCommand] = &[
+    sub("function|load", -3),
+    sub("function|delete", 3),
+    sub("function|help", 2),
+    sub("function|list", -2),
+    sub("function|kill", 2),
+    sub("function|restore", -3),
+    sub("function|dump", 2),
+    sub("function|flush", -2),
+    sub("function|stats", 2),
+];
 
 // ---------------------------------------------------------------------------------------------
 // EVAL family
