@@ -259,10 +259,32 @@ fn queue_time_errors_of_container_commands() {
 }
 
 #[test]
-fn monitor_inside_exec() {
-    let mut d = diff_or_skip!("monitor_inside_exec");
+fn monitor_and_wait_inside_exec() {
+    let mut d = diff_or_skip!("monitor_and_wait_inside_exec");
     d.section("MONITOR is refused inside EXEC and the client stays a normal one");
     d.script(&[
         "MULTI", "MONITOR", "PING", "EXEC", "MULTI", "SET m 1", "EXEC", "GET m",
     ]);
+    d.section("WAIT: no replicas");
+    d.script(&[
+        "WAIT 0 0",
+        "WAIT -1 0",
+        "WAIT x 0",
+        "WAIT 99999999999999999999 0",
+        "WAIT 0 x",
+        "WAIT 0 -1",
+        "WAIT 0 1.5",
+        "WAIT 0 9223372036854775807",
+        "WAIT 1 50",
+        "WAIT 1",
+        "MULTI",
+        "WAIT 1 0",
+        "WAIT 0 0",
+        "WAIT x 0",
+        "EXEC",
+        "MULTI",
+        "WAIT 1",
+        "EXEC",
+    ]);
+    d.cmd(&[b"EVAL", b"return redis.call('wait','0','0')", b"0"]);
 }

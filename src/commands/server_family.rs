@@ -1,4 +1,5 @@
-//! Server commands: COMMAND, INFO, CONFIG, SLOWLOG, MONITOR, SHUTDOWN, DEBUG, TIME, LASTSAVE.
+//! Server commands: COMMAND, INFO, CONFIG, SLOWLOG, MONITOR, SHUTDOWN, DEBUG, TIME, LASTSAVE,
+//! and WAIT (which, with no replicas, only ever waits for its timeout).
 //!
 //! These run at connection level and gather what they need from every shard by message
 //! (statistics are per shard and summed here). CONFIG SET validates once, then installs the new
@@ -99,6 +100,17 @@ pub fn specs() -> Vec<CommandSpec> {
             "Depends on subcommand",
             "Debugging and testing helpers (gated by enable-debug-command).",
             Exec::Conn(debug),
+        ),
+        cmd(
+            "wait",
+            3,
+            NOSCRIPT,
+            NO_KEYS,
+            "generic",
+            "3.0.0",
+            "O(1)",
+            "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+            Exec::Conn(wait),
         ),
         cmd(
             "time",
@@ -309,6 +321,8 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
     match (s.group, s.name) {
         // SORT works on three types and reads keys its patterns name.
         (_, "sort" | "sort_ro") => v.extend(["@set", "@sortedset", "@list", "@dangerous"]),
+        // WAIT is documented with the generic commands but counts as a connection command.
+        (_, "wait") => v.push("@connection"),
         ("string", _) => v.push("@string"),
         ("hash", _) => v.push("@hash"),
         ("list", _) => v.push("@list"),
@@ -1127,6 +1141,48 @@ fn shutdown(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             Err(()) => c
                 .reply()
                 .error("ERR Errors trying to SHUTDOWN. Check logs."),
+        }
+    })
+}
+
+// ----- WAIT -----
+
+/// WAIT numreplicas timeout: no replica ever acknowledges anything, so the answer is 0, at once
+/// when 0 are asked for or inside EXEC, otherwise after the timeout (0: never), like Redis. The
+/// client waits as a blocked client (CLIENT UNBLOCK ends the wait).
+fn wait(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let numreplicas = match super::args::int_arg(&a[1]) {
+            Ok(n) => n,
+            Err(e) => return c.reply().error(e),
+        };
+        let timeout_ms = match super::args::parse_i64(&a[2]) {
+            None => {
+                return c
+                    .reply()
+                    .error("ERR timeout is not an integer or out of range")
+            }
+            Some(t) if t < 0 => return c.reply().error("ERR timeout is negative"),
+            Some(t) => t as u64,
+        };
+        if numreplicas <= 0 || c.in_exec.is_some() {
+            return c.reply().int(0);
+        }
+        // A deadline past what the clock can hold never comes (Redis's overflows the same way).
+        let deadline = (timeout_ms > 0)
+            .then(|| {
+                std::time::Instant::now().checked_add(std::time::Duration::from_millis(timeout_ms))
+            })
+            .flatten();
+        // Nothing ever wakes the wait: only its deadline, CLIENT UNBLOCK or the client leaving.
+        let (_never, woken) = futures::channel::mpsc::unbounded();
+        use super::blocking_family::{BlockOutcome, ERR_UNBLOCKED};
+        match c.wait_notified(woken, deadline).await {
+            BlockOutcome::Unblocked(crate::server::client::Unblock::Error) => {
+                c.reply().error(ERR_UNBLOCKED)
+            }
+            BlockOutcome::Gone => c.close_after_reply = true,
+            _ => c.reply().int(0),
         }
     })
 }
