@@ -266,6 +266,9 @@ fn client_unblock() {
             ("BLMOVE uq ud LEFT RIGHT 0", "ERROR"),
             ("BZPOPMAX uz1 uz2 0", "ERROR"),
             ("BLMPOP 0 2 uq uq9 LEFT", "timeout"),
+            // WAIT for replicas that never come: only its timeout or CLIENT UNBLOCK ends it.
+            ("WAIT 1 0", ""),
+            ("WAIT 2 100000", "ERROR"),
         ] {
             send_line(&mut a, cmd);
             wait_blocked(port, 1);

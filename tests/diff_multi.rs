@@ -194,3 +194,97 @@ fn watch_expired_key_fails_exec() {
     std::thread::sleep(std::time::Duration::from_millis(120));
     d.script(&["MULTI", "PING", "EXEC"]);
 }
+
+#[test]
+fn exec_refused_before_it_runs_discards_the_transaction() {
+    let mut d = diff_or_skip!("exec_refused_before_it_runs_discards_the_transaction");
+    d.section("wrong arity");
+    d.script(&[
+        "MULTI", "SET a 1", "EXEC x", "EXEC", "DISCARD", "GET a", "EXEC x",
+    ]);
+    d.section("the watch goes with it");
+    d.script(&[
+        "SET w 1", "WATCH w", "MULTI", "EXEC x", "SET w 5", "MULTI", "GET w", "EXEC",
+    ]);
+}
+
+#[test]
+fn queue_time_errors_of_container_commands() {
+    let mut d = diff_or_skip!("queue_time_errors_of_container_commands");
+    let refused = [
+        "CONFIG SET",
+        "CONFIG NOSUCH",
+        "config nosuch",
+        "CLIENT NOSUCH",
+        "CLIENT HELP x",
+        "CLIENT ID x",
+        "CLIENT UNBLOCK",
+        "SCRIPT NOSUCH",
+        "SCRIPT LOAD",
+        "FUNCTION NOSUCH",
+        "FUNCTION DELETE",
+        "OBJECT NOSUCH x",
+        "OBJECT ENCODING",
+        "PUBSUB NOSUCH",
+        "PUBSUB NUMPAT x",
+        "MEMORY NOSUCH",
+        "MEMORY USAGE",
+        "COMMAND NOSUCH",
+        "COMMAND COUNT x",
+        "SLOWLOG NOSUCH",
+        "SLOWLOG LEN x",
+        "CONFIG",
+        "DEBUG SLEEP 0",
+        "DEBUG NOSUCH",
+        "DEBUG",
+    ];
+    d.section("outside MULTI");
+    d.script(&refused);
+    d.section("each aborts the transaction when queued");
+    for line in refused {
+        d.script(&["MULTI", "SET q 1", line, "EXEC", "GET q"]);
+    }
+    d.section("valid subcommands are queued");
+    d.script(&[
+        "MULTI",
+        "CLIENT GETNAME",
+        "CONFIG GET notify-keyspace-events",
+        "PUBSUB NUMPAT",
+        "pubsub numsub a b",
+        "OBJECT ENCODING nokey",
+        "SLOWLOG GET 1 2",
+        "PUBSUB CHANNELS a b",
+        "EXEC",
+    ]);
+}
+
+#[test]
+fn monitor_and_wait_inside_exec() {
+    let mut d = diff_or_skip!("monitor_and_wait_inside_exec");
+    d.section("MONITOR is refused inside EXEC and the client stays a normal one");
+    d.script(&[
+        "MULTI", "MONITOR", "PING", "EXEC", "MULTI", "SET m 1", "EXEC", "GET m",
+    ]);
+    d.section("WAIT: no replicas");
+    d.script(&[
+        "WAIT 0 0",
+        "WAIT -1 0",
+        "WAIT x 0",
+        "WAIT 99999999999999999999 0",
+        "WAIT 0 x",
+        "WAIT 0 -1",
+        "WAIT 0 1.5",
+        "WAIT 0 9223372036854775807",
+        "WAIT 1 50",
+        "WAIT 1",
+        "MULTI",
+        "WAIT 1 0",
+        "WAIT 0 0",
+        "WAIT x 0",
+        "EXEC",
+        "MULTI",
+        "WAIT 1",
+        "EXEC",
+    ]);
+    d.cmd(&[b"EVAL", b"return redis.call('wait','0','0')", b"0"]);
+}

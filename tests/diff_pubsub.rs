@@ -2,6 +2,7 @@
 //! with several connections (so subscribers and publishers sit on different shards), and the
 //! transcripts of everything every connection received must be identical.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -182,4 +183,70 @@ fn slow_subscriber_is_cut_off_by_the_output_buffer_limit() {
         let t = start_tessera(shards, &[]);
         check(t.port, &format!("tessera {} shards", shards));
     }
+}
+
+#[test]
+fn subscribe_commands_inside_exec() {
+    let mut d = diff_or_skip!("subscribe_commands_inside_exec");
+    d.section("SSUBSCRIBE is refused inside EXEC");
+    d.script(&["MULTI", "SSUBSCRIBE s", "PING", "EXEC", "PING"]);
+    d.section("SUBSCRIBE and PSUBSCRIBE run, and the rest of the block sees a subscriber");
+    d.script(&[
+        "SET x 1",
+        "MULTI",
+        "SUBSCRIBE ch",
+        "PSUBSCRIBE p*",
+        "PING",
+        "PING hi",
+        "GET x",
+        "EXEC",
+        "PING",
+    ]);
+    d.section("refused while subscribed, container commands named in full");
+    d.script(&[
+        "CLIENT ID",
+        "CLIENT SETNAME n",
+        "client getname",
+        "CONFIG GET x",
+        "CLIENT NOSUCH",
+        "CLIENT",
+        "GET x",
+        "MULTI",
+        "EXEC",
+        "EXEC x",
+        "UNSUBSCRIBE ch",
+        "PUNSUBSCRIBE p*",
+        "PING",
+        "EXEC",
+    ]);
+    d.section("RESP3: no subscribed mode");
+    d.s_norm("HELLO 3", Norm::Hello);
+    d.script(&[
+        "MULTI",
+        "SUBSCRIBE ch",
+        "PING",
+        "SSUBSCRIBE s",
+        "EXEC",
+        "PING",
+        "UNSUBSCRIBE ch",
+    ]);
+    d.s_norm("HELLO 2", Norm::Hello);
+}
+
+#[test]
+fn pubsub_subcommand_arity_errors() {
+    let mut d = diff_or_skip!("pubsub_subcommand_arity_errors");
+    d.script(&[
+        "PUBSUB CHANNELS a b",
+        "pubsub channels a b",
+        "PUBSUB SHARDCHANNELS a b",
+        "PUBSUB NUMPAT x",
+        "PUBSUB HELP x",
+        "PUBSUB NOSUCH",
+        "PUBSUB",
+        "PUBSUB CHANNELS",
+        "PUBSUB NUMSUB",
+        "PUBSUB SHARDNUMSUB",
+        "PUBSUB NUMPAT",
+    ]);
 }

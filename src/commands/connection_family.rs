@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
-use super::{cmd, flags::*, CommandSpec, Ctx, Exec, NO_KEYS};
+use super::{cmd, flags::*, sub, CommandSpec, Ctx, Exec, SubCommand, NO_KEYS};
 use crate::protocol::Reply;
 use crate::server::client::Unblock;
 use crate::server::conn::{Conn, ReplyMode, ERR_SHARD_GONE};
@@ -24,9 +24,29 @@ pub fn specs() -> Vec<CommandSpec> {
         cmd("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, g, "1.0.0", "O(N) where N is the number of passwords defined for the user", "Authenticates the connection.", Exec::Conn(auth)),
         cmd("select", 2, LOADING | STALE | FAST, NO_KEYS, g, "1.0.0", "O(1)", "Changes the selected database.", Exec::Conn(select)),
         cmd("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, g, "6.2.0", "O(1)", "Resets the connection to its initial state.", Exec::Conn(reset)),
-        cmd("client", -2, NOSCRIPT | LOADING | STALE, NO_KEYS, g, "2.4.0", "Depends on subcommand", "Inspects and controls client connections (ID, SETNAME, GETNAME, LIST, INFO, KILL, PAUSE, UNPAUSE, REPLY, UNBLOCK).", Exec::Conn(client)),
+        cmd("client", -2, NOSCRIPT | LOADING | STALE, NO_KEYS, g, "2.4.0", "Depends on subcommand", "Inspects and controls client connections (ID, SETNAME, GETNAME, LIST, INFO, KILL, PAUSE, UNPAUSE, REPLY, UNBLOCK).", Exec::Conn(client)).subcommands(CLIENT_SUBCOMMANDS),
     ]
 }
+
+/// CLIENT's subcommands, as Redis 7.0 declares them.
+const CLIENT_SUBCOMMANDS: &[SubCommand] = &[
+    sub("client|tracking", -3),
+    sub("client|getredir", 2),
+    sub("client|kill", -3),
+    sub("client|list", -2),
+    sub("client|pause", -3),
+    sub("client|reply", 3),
+    sub("client|setname", 3),
+    sub("client|trackinginfo", 2),
+    sub("client|id", 2),
+    sub("client|unblock", -3),
+    sub("client|getname", 2),
+    sub("client|no-evict", 3),
+    sub("client|info", 2),
+    sub("client|help", 2),
+    sub("client|caching", 3),
+    sub("client|unpause", 2),
+];
 
 fn ping(_ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     match a.len() {
@@ -307,10 +327,8 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             "unblock" => {
                 if argc > 4 {
                     // Redis's table allows any count here; its handler rejects the rest.
-                    c.reply().error(&format!(
-                        "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-                        String::from_utf8_lossy(&a[1])
-                    ));
+                    c.reply()
+                        .error(&super::subcommand_syntax_error(&a[1], "client"));
                 } else if arity(argc == 3 || argc == 4, c) {
                     client_unblock(c, &a).await
                 }

@@ -10,7 +10,7 @@ use futures::future::LocalBoxFuture;
 
 use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
 use super::class;
-use super::{cmd, flags::*, CommandSpec, Ctx, Exec, MultiKind, KEY1, NO_KEYS};
+use super::{cmd, flags::*, sub, CommandSpec, Ctx, Exec, MultiKind, SubCommand, KEY1, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
 use crate::pubsub::notify::notify;
@@ -232,7 +232,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Inspects the internals of a key's value (ENCODING, FREQ, IDLETIME, REFCOUNT).",
             Exec::Shard(object),
-        ),
+        )
+        .subcommands(OBJECT_SUBCOMMANDS),
         cmd(
             "keys",
             2,
@@ -312,6 +313,15 @@ pub fn specs() -> Vec<CommandSpec> {
         ),
     ]
 }
+
+/// OBJECT's subcommands, as Redis 7.0 declares them.
+const OBJECT_SUBCOMMANDS: &[SubCommand] = &[
+    sub("object|idletime", 3),
+    sub("object|freq", 3),
+    sub("object|help", 2),
+    sub("object|encoding", 3),
+    sub("object|refcount", 3),
+];
 
 /// DEL and UNLINK: `lazy` hands big values to the shard's background task.
 fn del_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, lazy: bool) {

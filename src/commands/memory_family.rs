@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
-use super::{cmd, CommandSpec, Exec};
+use super::{cmd, sub, CommandSpec, Exec, SubCommand};
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::shard::memory::{self, MemReport};
@@ -28,8 +28,19 @@ pub fn specs() -> Vec<CommandSpec> {
         "Depends on subcommand",
         "Memory introspection (USAGE, STATS, DOCTOR, MALLOC-STATS, PURGE).",
         Exec::Conn(memory_cmd),
-    )]
+    )
+    .subcommands(MEMORY_SUBCOMMANDS)]
 }
+
+/// MEMORY's subcommands, as Redis 7.0 declares them.
+const MEMORY_SUBCOMMANDS: &[SubCommand] = &[
+    sub("memory|doctor", 2),
+    sub("memory|purge", 2),
+    sub("memory|help", 2),
+    sub("memory|usage", -3),
+    sub("memory|malloc-stats", 2),
+    sub("memory|stats", 2),
+];
 
 const MEMORY_HELP: &[&str] = &[
     "DOCTOR",

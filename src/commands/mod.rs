@@ -157,6 +157,12 @@ pub fn numkeys_positions(args: &[Bytes], numkeys_at: usize, extra: &[usize]) -> 
     }
     Some(v)
 }
+
+/// Whether `argc` arguments (the name included) satisfy a Redis arity.
+pub fn arity_ok(arity: i32, argc: usize) -> bool {
+    (arity >= 0 && argc == arity as usize) || (arity < 0 && argc >= (-arity) as usize)
+}
+
 pub type ConnFn = for<'a> fn(&'a mut Conn, Vec<Bytes>) -> LocalBoxFuture<'a, ()>;
 
 #[derive(Clone, Copy)]
@@ -200,6 +206,9 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 13;
     pub const PUBSUB: u32 = 1 << 14;
     pub const BLOCKING: u32 = 1 << 15;
+    /// Refused before it runs, or is queued, unless `enable-debug-command` allows the client
+    /// (Redis's CMD_PROTECTED, which COMMAND INFO does not list).
+    pub const PROTECTED: u32 = 1 << 16;
 
     /// Names as COMMAND INFO prints them, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -246,7 +255,36 @@ pub struct CommandSpec {
     /// Key specs as Redis declares them, for commands whose keys one index range cannot
     /// describe (COMMAND INFO); None: one spec derived from first/last/step.
     pub key_specs: Option<&'static [KeySpec]>,
+    /// For a container command (CONFIG, CLIENT, ...): its subcommands as Redis 7.0 declares
+    /// them. An unknown subcommand or a subcommand's wrong arity is refused before the command
+    /// runs or is queued, like any unknown command or arity error.
+    pub subcommands: Option<&'static [SubCommand]>,
     index: u16,
+}
+
+/// One subcommand of a container command: Redis's full name (`container|sub`, which its errors
+/// quote) and arity (the container and subcommand names included).
+pub struct SubCommand {
+    pub full_name: &'static str,
+    pub arity: i32,
+}
+
+/// Declares a subcommand, for the families' tables.
+pub const fn sub(full_name: &'static str, arity: i32) -> SubCommand {
+    SubCommand { full_name, arity }
+}
+
+/// A container command called with a subcommand it does not have.
+#[derive(Debug)]
+pub struct UnknownSubcommand;
+
+impl SubCommand {
+    /// The name after the container's (`set` of `config|set`).
+    pub fn name(&self) -> &'static str {
+        self.full_name
+            .split_once('|')
+            .map_or(self.full_name, |(_, s)| s)
+    }
 }
 
 /// One key spec of COMMAND INFO (Redis 7's `keySpec`), for the cases Tessera declares.
@@ -270,8 +308,23 @@ impl CommandSpec {
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {
-        let a = self.arity;
-        (a >= 0 && argc == a as usize) || (a < 0 && argc >= (-a) as usize)
+        arity_ok(self.arity, argc)
+    }
+
+    /// The subcommand `args` name, as Redis's `lookupCommand` finds it: None for a command
+    /// without subcommands or a container called alone, Err for an unknown subcommand.
+    pub fn subcommand(
+        &self,
+        args: &[Bytes],
+    ) -> Result<Option<&'static SubCommand>, UnknownSubcommand> {
+        match (self.subcommands, args.get(1)) {
+            (Some(subs), Some(name)) => subs
+                .iter()
+                .find(|s| s.name().as_bytes().eq_ignore_ascii_case(name))
+                .map(Some)
+                .ok_or(UnknownSubcommand),
+            _ => Ok(None),
+        }
     }
 
     /// Positions of the key arguments of `args` (name included): the declared range, or what
@@ -319,6 +372,7 @@ pub const fn cmd(
         keys_fn: None,
         keyed_body: None,
         key_specs: None,
+        subcommands: None,
         index: 0,
     }
 }
@@ -338,6 +392,12 @@ impl CommandSpec {
     /// Gives a connection-level command a shard-local body for `crate::tx` to run.
     pub const fn keyed_body(mut self, f: ShardFn) -> CommandSpec {
         self.keyed_body = Some(f);
+        self
+    }
+
+    /// Declares a container command's subcommands.
+    pub const fn subcommands(mut self, subs: &'static [SubCommand]) -> CommandSpec {
+        self.subcommands = Some(subs);
         self
     }
 
@@ -445,6 +505,19 @@ pub fn unknown_subcommand_error(sub: &[u8], cmd: &str) -> String {
     format!(
         "ERR unknown subcommand '{}'. Try {} HELP.",
         String::from_utf8_lossy(sub)
+            .chars()
+            .take(128)
+            .collect::<String>(),
+        cmd.to_ascii_uppercase()
+    )
+}
+
+/// The error a container command's handler gives for a subcommand it knows called with
+/// arguments it does not take (Redis's `addReplySubcommandSyntaxError`).
+pub fn subcommand_syntax_error(sub: &[u8], cmd: &str) -> String {
+    format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        String::from_utf8_lossy(c_str(sub))
             .chars()
             .take(128)
             .collect::<String>(),

@@ -1,4 +1,5 @@
-//! Server commands: COMMAND, INFO, CONFIG, SLOWLOG, MONITOR, SHUTDOWN, DEBUG, TIME, LASTSAVE.
+//! Server commands: COMMAND, INFO, CONFIG, SLOWLOG, MONITOR, SHUTDOWN, DEBUG, TIME, LASTSAVE,
+//! and WAIT (which, with no replicas, only ever waits for its timeout).
 //!
 //! These run at connection level and gather what they need from every shard by message
 //! (statistics are per shard and summed here). CONFIG SET validates once, then installs the new
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::args::{eq_ic, text, ERR_SYNTAX};
-use super::{cmd, flags::*, table, CommandSpec, Ctx, Exec, NO_KEYS};
+use super::{cmd, flags::*, sub, table, CommandSpec, Ctx, Exec, SubCommand, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
@@ -30,7 +31,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the total number of commands",
             "Describes the server's commands (COUNT, INFO, DOCS, GETKEYS, LIST).",
             Exec::Conn(command),
-        ),
+        )
+        .subcommands(COMMAND_SUBCOMMANDS),
         cmd(
             "info",
             -1,
@@ -52,7 +54,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Depends on subcommand",
             "Reads and changes the configuration (GET, SET, RESETSTAT, REWRITE).",
             Exec::Conn(config),
-        ),
+        )
+        .subcommands(CONFIG_SUBCOMMANDS),
         cmd(
             "slowlog",
             -2,
@@ -63,7 +66,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Depends on subcommand",
             "Reads or resets the slow log (GET, LEN, RESET).",
             Exec::Conn(slowlog),
-        ),
+        )
+        .subcommands(SLOWLOG_SUBCOMMANDS),
         cmd(
             "monitor",
             1,
@@ -89,13 +93,24 @@ pub fn specs() -> Vec<CommandSpec> {
         cmd(
             "debug",
             -2,
-            ADMIN | NOSCRIPT | LOADING | STALE,
+            ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED,
             NO_KEYS,
             g,
             "1.0.0",
             "Depends on subcommand",
             "Debugging and testing helpers (gated by enable-debug-command).",
             Exec::Conn(debug),
+        ),
+        cmd(
+            "wait",
+            3,
+            NOSCRIPT,
+            NO_KEYS,
+            "generic",
+            "3.0.0",
+            "O(1)",
+            "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+            Exec::Conn(wait),
         ),
         cmd(
             "time",
@@ -154,6 +169,34 @@ pub fn specs() -> Vec<CommandSpec> {
         ),
     ]
 }
+
+/// COMMAND's subcommands, as Redis 7.0 declares them.
+const COMMAND_SUBCOMMANDS: &[SubCommand] = &[
+    sub("command|docs", -2),
+    sub("command|getkeysandflags", -4),
+    sub("command|info", -2),
+    sub("command|help", 2),
+    sub("command|list", -2),
+    sub("command|count", 2),
+    sub("command|getkeys", -4),
+];
+
+/// CONFIG's subcommands, as Redis 7.0 declares them.
+const CONFIG_SUBCOMMANDS: &[SubCommand] = &[
+    sub("config|rewrite", 2),
+    sub("config|resetstat", 2),
+    sub("config|help", 2),
+    sub("config|get", -3),
+    sub("config|set", -4),
+];
+
+/// SLOWLOG's subcommands, as Redis 7.0 declares them.
+const SLOWLOG_SUBCOMMANDS: &[SubCommand] = &[
+    sub("slowlog|reset", 2),
+    sub("slowlog|len", 2),
+    sub("slowlog|help", 2),
+    sub("slowlog|get", -2),
+];
 
 /// SAVE: a snapshot like BGSAVE's (forkless, the shards keep serving), but the reply waits for
 /// it to be durable.
@@ -278,6 +321,8 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
     match (s.group, s.name) {
         // SORT works on three types and reads keys its patterns name.
         (_, "sort" | "sort_ro") => v.extend(["@set", "@sortedset", "@list", "@dangerous"]),
+        // WAIT is documented with the generic commands but counts as a connection command.
+        (_, "wait") => v.push("@connection"),
         ("string", _) => v.push("@string"),
         ("hash", _) => v.push("@hash"),
         ("list", _) => v.push("@list"),
@@ -970,9 +1015,9 @@ fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     .await;
                 c.reply().ok();
             }
-            "get" if a.len() > 3 => c.reply().error(
-                "ERR unknown subcommand or wrong number of arguments for 'GET'. Try SLOWLOG HELP.",
-            ),
+            "get" if a.len() > 3 => c
+                .reply()
+                .error(&super::subcommand_syntax_error(&a[1], "slowlog")),
             "get" => {
                 let mut count: i64 = 10;
                 if a.len() == 3 {
@@ -1033,6 +1078,12 @@ fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 
 fn monitor(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
+        // Inside EXEC the client expects one reply per command, as Redis says it.
+        if c.in_exec.is_some() {
+            return c
+                .reply()
+                .error("ERR MONITOR isn't allowed for DENY BLOCKING client");
+        }
         if c.info.monitor.get() {
             return c.reply().ok();
         }
@@ -1096,6 +1147,48 @@ fn shutdown(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     })
 }
 
+// ----- WAIT -----
+
+/// WAIT numreplicas timeout: no replica ever acknowledges anything, so the answer is 0, at once
+/// when 0 are asked for or inside EXEC, otherwise after the timeout (0: never), like Redis. The
+/// client waits as a blocked client (CLIENT UNBLOCK ends the wait).
+fn wait(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
+    Box::pin(async move {
+        let numreplicas = match super::args::int_arg(&a[1]) {
+            Ok(n) => n,
+            Err(e) => return c.reply().error(e),
+        };
+        let timeout_ms = match super::args::parse_i64(&a[2]) {
+            None => {
+                return c
+                    .reply()
+                    .error("ERR timeout is not an integer or out of range")
+            }
+            Some(t) if t < 0 => return c.reply().error("ERR timeout is negative"),
+            Some(t) => t as u64,
+        };
+        if numreplicas <= 0 || c.in_exec.is_some() {
+            return c.reply().int(0);
+        }
+        // A deadline past what the clock can hold never comes (Redis's overflows the same way).
+        let deadline = (timeout_ms > 0)
+            .then(|| {
+                std::time::Instant::now().checked_add(std::time::Duration::from_millis(timeout_ms))
+            })
+            .flatten();
+        // Nothing ever wakes the wait: only its deadline, CLIENT UNBLOCK or the client leaving.
+        let (_never, woken) = futures::channel::mpsc::unbounded();
+        use super::blocking_family::{BlockOutcome, ERR_UNBLOCKED};
+        match c.wait_notified(woken, deadline).await {
+            BlockOutcome::Unblocked(crate::server::client::Unblock::Error) => {
+                c.reply().error(ERR_UNBLOCKED)
+            }
+            BlockOutcome::Gone => c.close_after_reply = true,
+            _ => c.reply().int(0),
+        }
+    })
+}
+
 // ----- DEBUG -----
 
 const DEBUG_HELP: &[&str] = &[
@@ -1121,15 +1214,7 @@ const DEBUG_HELP: &[&str] = &[
 
 fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
-        let policy = c.shard.state.borrow().config.enable_debug_command;
-        let allowed = match policy {
-            crate::config::DebugCommandPolicy::Yes => true,
-            crate::config::DebugCommandPolicy::Local => c.is_local(),
-            crate::config::DebugCommandPolicy::No => false,
-        };
-        if !allowed {
-            return c.reply().error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
-        }
+        // `enable-debug-command` was checked before it ran or was queued (PROTECTED).
         let sub = text(&a[1]).to_ascii_lowercase();
         let db = c.db;
         match sub.as_str() {
@@ -1239,10 +1324,9 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             "reload" => c.reply().error(
                 "ERR DEBUG RELOAD needs persistence (SAVE and loading), which this build does not have yet",
             ),
-            _ => c.reply().error(&format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-                text(&a[1])
-            )),
+            _ => c
+                .reply()
+                .error(&super::subcommand_syntax_error(&a[1], "debug")),
         }
     })
 }

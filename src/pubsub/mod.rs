@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures::channel::mpsc::UnboundedSender;
 use futures::future::LocalBoxFuture;
 
-use crate::commands::{cmd, flags::*, CommandSpec, Exec, NO_KEYS};
+use crate::commands::{cmd, flags::*, sub, CommandSpec, Exec, SubCommand, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
 use crate::server::conn::Conn;
@@ -434,9 +434,19 @@ pub fn specs() -> Vec<CommandSpec> {
         cmd("sunsubscribe", -1, f, (1, -1, 1), g, "7.0.0", "O(N) where N is the number of clients already subscribed to a shard channel.", "Stops listening to messages posted to shard channels.", Exec::Conn(sunsubscribe)),
         cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, NO_KEYS, g, "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", "Posts a message to a channel.", Exec::Conn(publish)),
         cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, KEY1_SPEC, g, "7.0.0", "O(N) where N is the number of clients subscribed to the receiving shard channel.", "Post a message to a shard channel", Exec::Conn(spublish)),
-        cmd("pubsub", -2, 0, NO_KEYS, g, "2.8.0", "Depends on subcommand.", "A container for Pub/Sub commands.", Exec::Conn(pubsub)),
+        cmd("pubsub", -2, 0, NO_KEYS, g, "2.8.0", "Depends on subcommand.", "A container for Pub/Sub commands.", Exec::Conn(pubsub)).subcommands(PUBSUB_SUBCOMMANDS),
     ]
 }
+
+/// PUBSUB's subcommands, as Redis 7.0 declares them.
+const PUBSUB_SUBCOMMANDS: &[SubCommand] = &[
+    sub("pubsub|shardchannels", -2),
+    sub("pubsub|help", 2),
+    sub("pubsub|numpat", 2),
+    sub("pubsub|numsub", -2),
+    sub("pubsub|shardnumsub", -2),
+    sub("pubsub|channels", -2),
+];
 
 const KEY1_SPEC: (i32, i32, i32) = (1, 1, 1);
 
@@ -558,7 +568,16 @@ fn psubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 
 fn ssubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     // Outside cluster mode Redis accepts shard channels of different slots in one call.
-    Box::pin(async move { do_subscribe(c, &a[1..], Kind::Shard).await })
+    Box::pin(async move {
+        // Redis 7.0 refuses it inside EXEC; SUBSCRIBE and PSUBSCRIBE are allowed there, for
+        // compatibility with earlier versions.
+        if c.in_exec.is_some() {
+            return c
+                .reply()
+                .error("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client");
+        }
+        do_subscribe(c, &a[1..], Kind::Shard).await
+    })
 }
 
 fn unsubscribe(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
@@ -651,6 +670,9 @@ impl Query {
                 names: a[2..].to_vec(),
             },
             ("numpat", 2) => Query::NumPat,
+            ("channels" | "shardchannels", _) => {
+                return Err(crate::commands::subcommand_syntax_error(&a[1], "pubsub"))
+            }
             _ => return Err(crate::commands::unknown_subcommand_error(&a[1], "pubsub")),
         })
     }

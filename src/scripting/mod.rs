@@ -71,7 +71,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 
 use crate::commands::args::{eq_ic, parse_i64, ERR_NOT_INT};
-use crate::commands::{cmd, flags::*, CommandSpec, Exec, NO_KEYS};
+use crate::commands::{cmd, flags::*, sub, CommandSpec, Exec, SubCommand, NO_KEYS};
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::shard::{execute_keyed, ClientLabel, Shard};
@@ -422,7 +422,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Depends on subcommand.",
             "A container for Lua scripts management commands",
             Exec::Conn(script),
-        ),
+        )
+        .subcommands(SCRIPT_SUBCOMMANDS),
         cmd(
             "function",
             -2,
@@ -433,9 +434,33 @@ pub fn specs() -> Vec<CommandSpec> {
             "Depends on subcommand.",
             "A container for function commands",
             Exec::Conn(functions::function),
-        ),
+        )
+        .subcommands(FUNCTION_SUBCOMMANDS),
     ]
 }
+
+/// SCRIPT's subcommands, as Redis 7.0 declares them.
+const SCRIPT_SUBCOMMANDS: &[SubCommand] = &[
+    sub("script|help", 2),
+    sub("script|flush", -2),
+    sub("script|exists", -3),
+    sub("script|load", 3),
+    sub("script|debug", 3),
+    sub("script|kill", 2),
+];
+
+/// FUNCTION's subcommands, as Redis 7.0 declares them.
+const FUNCTION_SUBCOMMANDS: &[SubCommand] = &[
+    sub("function|load", -3),
+    sub("function|delete", 3),
+    sub("function|help", 2),
+    sub("function|list", -2),
+    sub("function|kill", 2),
+    sub("function|restore", -3),
+    sub("function|dump", 2),
+    sub("function|flush", -2),
+    sub("function|stats", 2),
+];
 
 // ---------------------------------------------------------------------------------------------
 // EVAL family
@@ -970,25 +995,6 @@ impl<'a> ScriptRun<'a> {
         resp3: bool,
     ) -> CallResult {
         let name = spec.name;
-        if args.len() > 1 {
-            let subs = SCRIPT_SUBCOMMANDS.iter().filter(|(c, _, _)| *c == name);
-            let mut subs = subs.peekable();
-            if subs.peek().is_some() {
-                match subs.find(|(_, s, _)| eq_ic(&args[1], s)) {
-                    None => {
-                        return CallResult::Refused(
-                            "Unknown Redis command called from script".into(),
-                        )
-                    }
-                    Some(&(_, _, arity)) if !arity_ok(arity, args.len()) => {
-                        return CallResult::Refused(
-                            "Wrong number of args calling Redis command from script".into(),
-                        )
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
         let mut buf = BytesMut::new();
         let needs_all = matches!(
             name,
@@ -1137,32 +1143,6 @@ impl<'a> ScriptRun<'a> {
     }
 }
 
-/// The subcommands of the containers scripts may call, with their arities: Redis looks them up
-/// (and checks their arity) before it runs the command, with the errors of `redis.call`.
-const SCRIPT_SUBCOMMANDS: &[(&str, &str, i32)] = &[
-    ("pubsub", "help", 2),
-    ("pubsub", "channels", -2),
-    ("pubsub", "numsub", -2),
-    ("pubsub", "numpat", 2),
-    ("pubsub", "shardchannels", -2),
-    ("pubsub", "shardnumsub", -2),
-    ("command", "help", 2),
-    ("command", "count", 2),
-    ("command", "info", -2),
-    ("command", "docs", -2),
-    ("command", "list", -2),
-    ("command", "getkeys", -4),
-    ("command", "getkeysandflags", -4),
-];
-
-fn arity_ok(arity: i32, argc: usize) -> bool {
-    if arity >= 0 {
-        argc == arity as usize
-    } else {
-        argc >= (-arity) as usize
-    }
-}
-
 /// `commands::lookup` through a small per-thread memo of the names scripts used last (exact
 /// bytes, so no case folding or hashing on a hit): scripts call the same few commands.
 fn lookup_command(name: &[u8]) -> Option<&'static CommandSpec> {
@@ -1271,6 +1251,18 @@ impl RunHooks for ScriptRun<'_> {
             return CallResult::Refused(
                 "Wrong number of args calling Redis command from script".into(),
             );
+        }
+        // Redis looks subcommands up (and checks their arity) before running the command too.
+        match spec.subcommand(&args) {
+            Err(_) => {
+                return CallResult::Refused("Unknown Redis command called from script".into())
+            }
+            Ok(Some(sub)) if !crate::commands::arity_ok(sub.arity, args.len()) => {
+                return CallResult::Refused(
+                    "Wrong number of args calling Redis command from script".into(),
+                )
+            }
+            _ => {}
         }
         if spec.has(NOSCRIPT) {
             return CallResult::Refused("This Redis command is not allowed from script".into());

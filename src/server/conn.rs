@@ -33,6 +33,9 @@ use crate::shard::{execute_keyed, ClientLabel, Shard};
 
 pub const ERR_SHARD_GONE: &str = "ERR shard unavailable (server shutting down)";
 
+/// Redis's refusal of DEBUG that `enable-debug-command` does not allow.
+const ERR_DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ReplyMode {
     On,
@@ -149,6 +152,29 @@ impl Conn {
 
     fn subscribed(&self) -> bool {
         self.subs.as_ref().is_some_and(|s| s.total() > 0)
+    }
+
+    /// A subscribed RESP2 client gets PING's answer in the shape of a message: writes it and
+    /// returns true, or returns false for any other client.
+    fn pubsub_ping(&mut self, args: &[Bytes]) -> bool {
+        if !self.subscribed() || self.resp3 || args.len() > 2 {
+            return false;
+        }
+        let mut r = self.reply();
+        r.array(2);
+        r.bulk(b"pong");
+        r.bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
+        true
+    }
+
+    /// Whether `enable-debug-command` lets this client run DEBUG.
+    fn debug_allowed(&self) -> bool {
+        use crate::config::DebugCommandPolicy;
+        match self.shard.state.borrow().config.enable_debug_command {
+            DebugCommandPolicy::Yes => true,
+            DebugCommandPolicy::Local => self.is_local(),
+            DebugCommandPolicy::No => false,
+        }
     }
 
     /// Whether this connection comes from the loopback interface (enable-debug-command local).
@@ -629,11 +655,23 @@ impl Conn {
     }
 
     /// Writes an error that is decided before execution, after everything queued before it.
+    /// An EXEC refused this way discards the transaction and says why (Redis's
+    /// `execCommandAbort`; the error's ERR code is dropped, others are kept).
     async fn reject(&mut self, msg: &[u8], spec: Option<&CommandSpec>) {
         self.flush_group().await;
-        if let Some(m) = self.multi.as_mut() {
-            m.failed = true;
-        }
+        let mut abort = Vec::new();
+        let msg = if spec.is_some_and(|s| s.name == "exec") {
+            self.multi = None;
+            crate::tx::multi::unwatch_all(self).await;
+            abort.extend_from_slice(b"EXECABORT Transaction discarded because of: ");
+            abort.extend_from_slice(msg.strip_prefix(b"ERR ").unwrap_or(msg));
+            &abort[..]
+        } else {
+            if let Some(m) = self.multi.as_mut() {
+                m.failed = true;
+            }
+            msg
+        };
         let suppress = self.take_suppress();
         let mark = self.out.len();
         self.reply().error_bytes(msg);
@@ -658,10 +696,25 @@ impl Conn {
             let msg = commands::unknown_command_error(&args);
             return self.reject(&msg, None).await;
         };
-        self.info.last_cmd.set(spec.name);
-        if !spec.arity_ok(args.len()) {
-            let msg = commands::arity_error(spec.name);
+        // A container's subcommand is looked up and checked like a command of its own, and
+        // Redis's errors name it in full (`config|set`).
+        let (name, arity) = match spec.subcommand(&args) {
+            Ok(Some(sub)) => (sub.full_name, sub.arity),
+            Ok(None) => (spec.name, spec.arity),
+            Err(commands::UnknownSubcommand) => {
+                let msg = commands::unknown_subcommand_error(&args[1], spec.name);
+                return self.reject(msg.as_bytes(), None).await;
+            }
+        };
+        self.info.last_cmd.set(name);
+        if !commands::arity_ok(arity, args.len()) {
+            let msg = commands::arity_error(name);
             return self.reject(msg.as_bytes(), Some(spec)).await;
+        }
+        if spec.has(flags::PROTECTED) && !self.debug_allowed() {
+            return self
+                .reject(ERR_DEBUG_NOT_ALLOWED.as_bytes(), Some(spec))
+                .await;
         }
         if !self.authenticated && !spec.has(flags::NO_AUTH) {
             return self
@@ -691,13 +744,7 @@ impl Conn {
                     })
                 });
                 if oom {
-                    self.multi = None;
-                    crate::tx::multi::unwatch_all(self).await;
-                    let msg = format!(
-                        "EXECABORT Transaction discarded because of: {}",
-                        memory::ERR_OOM
-                    );
-                    return self.reject(msg.as_bytes(), Some(spec)).await;
+                    return self.reject(memory::ERR_OOM.as_bytes(), Some(spec)).await;
                 }
             } else if !matches!(spec.name, "discard" | "quit" | "reset")
                 && memory::command_oom(&self.shard, spec, &args)
@@ -707,17 +754,13 @@ impl Conn {
         }
         if self.subscribed() && !self.resp3 {
             if !crate::pubsub::allowed_while_subscribed(spec.name) {
-                let msg = format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", spec.name);
+                let msg = format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name);
                 return self.reject(msg.as_bytes(), Some(spec)).await;
             }
             if spec.name == "ping" && args.len() <= 2 && self.multi.is_none() {
-                // A subscribed RESP2 client gets PING's answer in the shape of a message.
                 self.flush_group().await;
                 if !self.take_suppress() {
-                    let mut r = self.reply();
-                    r.array(2);
-                    r.bulk(b"pong");
-                    r.bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
+                    self.pubsub_ping(&args);
                 }
                 return;
             }
@@ -870,6 +913,8 @@ impl Conn {
     pub async fn execute_in_exec(&mut self, spec: &'static CommandSpec, args: Args) {
         match spec.exec {
             Exec::Conn(f) => f(self, args).await,
+            // A SUBSCRIBE earlier in the block already changed how PING answers.
+            Exec::Shard(_) if spec.name == "ping" && self.pubsub_ping(&args) => {}
             Exec::Shard(_) => {
                 let cmd = crate::tx::TxCmd {
                     spec,
