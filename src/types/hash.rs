@@ -198,15 +198,22 @@ impl HashValue {
         }
         match self {
             HashValue::Listpack(run) => {
-                if let Some(pos) = run.find(|[f, _]| *f == field).map(|r| r.pos) {
-                    run.replace_at(pos, [field, value]);
-                    return false;
-                }
-                run.push([field, value]);
+                let added = match run.find(|[f, _]| *f == field).map(|r| r.pos) {
+                    Some(pos) => {
+                        run.replace_at(pos, [field, value]);
+                        false
+                    }
+                    None => {
+                        run.push([field, value]);
+                        true
+                    }
+                };
+                // Checked after an update too (Redis's `hashTypeSet`): a limit lowered since
+                // the hash was built converts it at its next write.
                 if run.len() > lim.max_entries {
                     self.convert_to_table();
                 }
-                true
+                added
             }
             HashValue::Table(t) => {
                 let value = Key::new(value);
