@@ -156,6 +156,21 @@ fn served_in_fifo_order_before_the_next_command() {
         wait_blocked(port, 1);
         logged_cmd(&mut p, &mut log, "RPUSH m2 1 2 3");
         reply(&mut a, &mut log, "a");
+        // One transaction feeding several keys: the keys are served in the order they became
+        // ready (a common hash tag keeps the block on one shard).
+        send_line(&mut a, "BLPOP {r}a {r}b 0");
+        wait_blocked(port, 1);
+        send_line(&mut b, "BLPOP {r}b {r}a 0");
+        wait_blocked(port, 2);
+        let mut c = RawConn::connect(port);
+        send_line(&mut c, "BRPOP {r}a 0");
+        wait_blocked(port, 3);
+        for line in ["MULTI", "RPUSH {r}b b1", "RPUSH {r}a a1 a2", "EXEC"] {
+            logged_cmd(&mut p, &mut log, line);
+        }
+        reply(&mut a, &mut log, "a");
+        reply(&mut b, &mut log, "b");
+        reply(&mut c, &mut log, "c");
         log
     });
 }

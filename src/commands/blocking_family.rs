@@ -115,6 +115,42 @@ fn parse_blmpop(a: &[Bytes]) -> Result<(std::ops::Range<usize>, End, usize), &'s
     Ok((3..where_at, end, count.unwrap_or(1)))
 }
 
+/// A blocked command's arguments narrowed to the one key `key` (which became ready), for
+/// serving it from that key: BLPOP/BRPOP/BZPOPMIN/BZPOPMAX keep that key alone, BLMPOP/BZMPOP
+/// get numkeys 1; commands of one source key stay as they are.
+pub fn narrow_to_key(args: &[Bytes], key: &[u8]) -> Vec<Bytes> {
+    let name = &args[0];
+    let single = |a: &[Bytes]| a.iter().any(|k| &k[..] == key);
+    if ["blpop", "brpop", "bzpopmin", "bzpopmax"]
+        .iter()
+        .any(|n| eq_ic(name, n))
+        && args.len() > 3
+        && single(&args[1..args.len() - 1])
+    {
+        return vec![
+            args[0].clone(),
+            Bytes::copy_from_slice(key),
+            args[args.len() - 1].clone(),
+        ];
+    }
+    if (eq_ic(name, "blmpop") || eq_ic(name, "bzmpop")) && args.len() > 3 {
+        if let Some(n) = args::parse_i64(&args[2]).filter(|&n| n > 1) {
+            let n = n as usize;
+            if 3 + n <= args.len() && single(&args[3..3 + n]) {
+                let mut v = vec![
+                    args[0].clone(),
+                    args[1].clone(),
+                    Bytes::from_static(b"1"),
+                    Bytes::copy_from_slice(key),
+                ];
+                v.extend_from_slice(&args[3 + n..]);
+                return v;
+            }
+        }
+    }
+    args.to_vec()
+}
+
 // --- The pops (serve now or write nothing) ------------------------------------------------------
 
 fn try_bpop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, end: End) -> bool {

@@ -50,9 +50,10 @@ pub struct Blocked {
     waiters: HashMap<u64, Waiter, ahash::RandomState>,
     /// FIFO of waiter ids per (db, key).
     queues: HashMap<(usize, Bytes), VecDeque<u64>, ahash::RandomState>,
-    /// Keys changed since the last serve pass that have waiters, each once (`ready_set`): one
-    /// write may touch thousands of keys with waiters.
-    ready: Vec<(usize, Bytes)>,
+    /// Keys changed since the last serve pass that have waiters, each once (`ready_set`), in
+    /// the order they became ready, which is the order Redis serves them in: one write may
+    /// touch thousands of keys with waiters.
+    ready: VecDeque<(usize, Bytes)>,
     ready_set: HashSet<(usize, Bytes), ahash::RandomState>,
     next_id: u64,
 }
@@ -118,13 +119,13 @@ impl Blocked {
 
     fn mark_ready(&mut self, k: (usize, Bytes)) {
         if self.ready_set.insert(k.clone()) {
-            self.ready.push(k);
+            self.ready.push_back(k);
         }
     }
 
     /// Takes a ready key; a later change marks it ready again.
     fn pop_ready(&mut self) -> Option<(usize, Bytes)> {
-        let k = self.ready.pop()?;
+        let k = self.ready.pop_front()?;
         self.ready_set.remove(&k);
         Some(k)
     }
@@ -176,6 +177,9 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                 break;
             };
             let (try_serve, args, resp3) = w.serve.as_ref().expect("checked above").clone();
+            // Served from the key that became ready, as Redis does, not from the first of its
+            // keys that has something.
+            let args = crate::commands::blocking_family::narrow_to_key(&args, &key);
             let mut buf = BytesMut::new();
             let served = {
                 let mut ctx = Ctx {
