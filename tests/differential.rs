@@ -1350,8 +1350,22 @@ fn keyspace_commands() {
         "SCAN 0 FOO bar",
         "SCAN 0 COUNT",
         "SCAN 18446744073709551616",
+        // Read like strtoul: a sign is fine, an empty cursor is 0, a lone sign is not.
+        "SCAN +",
+        "SCAN -",
+        "SCAN +abc",
+        "HSCAN nokey +0",
+        "CLIENT KILL USER nouser",
+        "CLIENT KILL USER default SKIPME yes",
+        "CLIENT KILL TYPE pubsub",
+        "CLIENT KILL TYPE master",
+        "CLIENT KILL TYPE normal SKIPME yes",
     ]);
-    // A non-zero cursor's result depends on the (randomly seeded) hash table layout.
+    // A non-zero cursor's result depends on the (randomly seeded) hash table layout, and so
+    // does a first batch's order.
+    for cursor in ["+0", "-0", "''"] {
+        d.s_norm(&format!("SCAN {cursor}"), Norm::TypeOnly);
+    }
     d.s_norm("SCAN -1", Norm::TypeOnly);
     d.s_norm("SCAN 18446744073709551615", Norm::TypeOnly);
     d.section("RANDOMKEY/DBSIZE/FLUSHDB/FLUSHALL");

@@ -773,3 +773,40 @@ fn client_list_reports_subscriptions_and_multi() {
         ]
     );
 }
+
+/// CLIENT KILL TYPE splits the clients as CLIENT LIST TYPE does: subscribers are `pubsub`, the
+/// others `normal`.
+#[test]
+fn client_kill_by_type_tells_subscribers_from_normal_clients() {
+    let srv = start_tessera(4, &[]);
+    let (mut sub, mut normal, mut killer) = (srv.conn(), srv.conn(), srv.conn());
+    sub.cmd_str("SUBSCRIBE ch");
+    assert_eq!(normal.cmd_str("PING"), b"+PONG\r\n");
+    assert_eq!(killer.cmd_str("CLIENT KILL TYPE pubsub"), b":1\r\n");
+    assert_eq!(
+        normal.cmd_str("PING"),
+        b"+PONG\r\n",
+        "a normal client was killed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = String::from_utf8_lossy(&killer.cmd_str("CLIENT LIST TYPE pubsub")).to_string();
+        if !list.contains("id=") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the subscriber is still listed: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut sub2 = srv.conn();
+    sub2.cmd_str("SUBSCRIBE ch2");
+    // The other normal client goes; the new subscriber and the killer stay.
+    assert_eq!(
+        killer.cmd_str("CLIENT KILL TYPE normal SKIPME yes"),
+        b":1\r\n"
+    );
+    let list = String::from_utf8_lossy(&killer.cmd_str("CLIENT LIST TYPE pubsub")).to_string();
+    assert_eq!(list.matches("id=").count(), 1, "{list}");
+}

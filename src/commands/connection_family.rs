@@ -268,7 +268,9 @@ struct KillFilter {
     id: Option<u64>,
     addr: Option<String>,
     laddr: Option<String>,
-    typ_normal: Option<bool>,
+    /// Some(pubsub?) for TYPE normal / pubsub, Some(None) for the replication types (no
+    /// client is of those).
+    typ: Option<Option<bool>>,
     user: Option<String>,
     skip_id: Option<u64>,
 }
@@ -508,8 +510,9 @@ async fn client_kill(c: &mut Conn, a: &[Bytes]) {
                 }
             } else if eq_ic(&a[j], "type") {
                 match v.to_ascii_lowercase().as_str() {
-                    "normal" => f.typ_normal = Some(true),
-                    "master" | "replica" | "slave" | "pubsub" => f.typ_normal = Some(false),
+                    "normal" => f.typ = Some(Some(false)),
+                    "pubsub" => f.typ = Some(Some(true)),
+                    "master" | "replica" | "slave" => f.typ = Some(None),
                     _ => return c.reply().error(&format!("ERR Unknown client type '{}'", v)),
                 }
             } else if eq_ic(&a[j], "addr") {
@@ -517,6 +520,10 @@ async fn client_kill(c: &mut Conn, a: &[Bytes]) {
             } else if eq_ic(&a[j], "laddr") {
                 f.laddr = Some(v);
             } else if eq_ic(&a[j], "user") {
+                // `default` is the only user there is.
+                if v != "default" {
+                    return c.reply().error(&format!("ERR No such user '{}'", v));
+                }
                 f.user = Some(v);
             } else if eq_ic(&a[j], "skipme") {
                 if eq_ic(&a[j + 1], "yes") {
@@ -549,7 +556,7 @@ async fn client_kill(c: &mut Conn, a: &[Bytes]) {
                     || f.addr.as_ref().is_some_and(|x| *x != cl.addr)
                     || f.laddr.as_ref().is_some_and(|x| *x != cl.laddr)
                     || f.user.as_ref().is_some_and(|u| u != "default")
-                    || f.typ_normal == Some(false)
+                    || f.typ.is_some_and(|t| t != Some(cl.is_pubsub()))
                 {
                     continue;
                 }

@@ -847,8 +847,13 @@ pub fn collection_scan_options(a: &[Bytes]) -> Result<(usize, Option<&[u8]>), &'
 }
 
 pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let (neg, digits) = match arg.first() {
-        Some(b'-') => (true, &arg[1..]),
+    // Redis reads it with strtoul: an optional sign, and an empty cursor is 0.
+    if arg.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
         _ => (false, arg),
     };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
