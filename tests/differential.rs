@@ -1360,6 +1360,13 @@ fn keyspace_commands() {
         "CLIENT KILL TYPE pubsub",
         "CLIENT KILL TYPE master",
         "CLIENT KILL TYPE normal SKIPME yes",
+        "CLIENT PAUSE 10 all x",
+        // The end overflows: the pause is over at once.
+        "CLIENT PAUSE 9223372036854775807",
+        "PING",
+        "CLIENT PAUSE 9223372036854775806 WRITE",
+        "SET paused-not x",
+        "CLIENT UNPAUSE",
     ]);
     // A non-zero cursor's result depends on the (randomly seeded) hash table layout, and so
     // does a first batch's order.

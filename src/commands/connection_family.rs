@@ -335,6 +335,10 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     client_unblock(c, &a).await
                 }
             }
+            // Redis's CLIENT PAUSE takes extra arguments to its own syntax error.
+            "pause" if argc > 4 => c
+                .reply()
+                .error(&crate::commands::subcommand_syntax_error(&a[1], "client")),
             "pause" => {
                 if arity(argc == 3 || argc == 4, c) {
                     client_pause(c, &a).await
@@ -611,7 +615,11 @@ async fn client_pause(c: &mut Conn, a: &[Bytes]) {
     } else {
         false
     };
-    let until = unix_ms().saturating_add(ms);
+    // Redis adds the time in a signed 64-bit number: past its range the end lies in the
+    // past, so such a pause ends at once (and leaves a running one alone).
+    let Some(until) = unix_ms().checked_add(ms).filter(|&u| u <= i64::MAX as u64) else {
+        return c.reply().ok();
+    };
     let _ = c
         .shard
         .run_on_all(move |sh| {
