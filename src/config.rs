@@ -422,13 +422,16 @@ enum Kind {
     Obuf,
     /// Class characters, e.g. "KEA".
     KeyspaceEvents,
+    /// Any number of words, kept as given (directives without effect here whose values are
+    /// lists: `replicaof host port`, `oom-score-adj-values`...).
+    Words,
 }
 
 impl Kind {
     /// Multi-argument directives take any number of arguments in the file and
     /// have their CONFIG SET value split on spaces, as in Redis.
     fn multi(&self) -> bool {
-        matches!(self, Kind::Bind | Kind::Save | Kind::Obuf)
+        matches!(self, Kind::Bind | Kind::Save | Kind::Obuf | Kind::Words)
     }
 }
 
@@ -731,6 +734,119 @@ static DIRECTIVES: &[Directive] = &[
     row("active-expire-effort", &[], int(1, 10), "1", Mutable, true, num!(active_expire_effort: u32)),
     row("lfu-log-factor", &[], int(0, INT_MAX), "10", Mutable, true, num!(lfu_log_factor: u32)),
     row("lfu-decay-time", &[], int(0, INT_MAX), "1", Mutable, true, num!(lfu_decay_time: u32)),
+    // --- Redis 7.0 directives without effect in Tessera -------------------------
+    // Replication, cluster, TLS, ACL files, I/O threads, latency tracking, client eviction...:
+    // accepted so that a stock redis.conf starts Tessera, shown by CONFIG GET with Redis's
+    // defaults, and logged at startup as not implemented when set to something else.
+    row("acl-pubsub-default", &[], Kind::Enum(&["allchannels", "resetchannels"]), "resetchannels", Mutable, false, Field::Extra),
+    row("aclfile", &[], STR, "", Immutable, false, Field::Extra),
+    row("acllog-max-len", &[], int(0, LONG_MAX), "128", Mutable, false, Field::Extra),
+    row("always-show-logo", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
+    row("aof-disable-auto-gc", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("aof-rewrite-incremental-fsync", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("aof-timestamp-enabled", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("aof_rewrite_cpulist", &[], STR, "", Immutable, false, Field::Extra),
+    row("bgsave_cpulist", &[], STR, "", Immutable, false, Field::Extra),
+    row("bind-source-addr", &[], STR, "", Mutable, false, Field::Extra),
+    row("bio_cpulist", &[], STR, "", Immutable, false, Field::Extra),
+    row("cluster-allow-pubsubshard-when-down", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("cluster-allow-reads-when-down", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("cluster-allow-replica-migration", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("cluster-announce-bus-port", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("cluster-announce-hostname", &[], STR, "", Mutable, false, Field::Extra),
+    row("cluster-announce-ip", &[], STR, "", Mutable, false, Field::Extra),
+    row("cluster-announce-port", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("cluster-announce-tls-port", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("cluster-config-file", &[], STR, "nodes.conf", Immutable, false, Field::Extra),
+    row("cluster-enabled", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
+    row("cluster-link-sendbuf-limit", &[], mem(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("cluster-migration-barrier", &[], int(0, LONG_MAX), "1", Mutable, false, Field::Extra),
+    row("cluster-node-timeout", &[], int(0, LONG_MAX), "15000", Mutable, false, Field::Extra),
+    row("cluster-port", &[], int(0, LONG_MAX), "0", Immutable, false, Field::Extra),
+    row("cluster-preferred-endpoint-type", &[], Kind::Enum(&["ip", "hostname", "unknown-endpoint"]), "ip", Mutable, false, Field::Extra),
+    row("cluster-replica-no-failover", &["cluster-slave-no-failover"], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("cluster-replica-validity-factor", &["cluster-slave-validity-factor"], int(0, LONG_MAX), "10", Mutable, false, Field::Extra),
+    row("cluster-require-full-coverage", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("crash-log-enabled", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("crash-memcheck-enabled", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("disable-thp", &[], Kind::Bool, "yes", Immutable, false, Field::Extra),
+    row("dynamic-hz", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("enable-module-command", &[], Kind::Enum(&["no", "yes", "local"]), "no", Immutable, false, Field::Extra),
+    row("enable-protected-configs", &[], Kind::Enum(&["no", "yes", "local"]), "no", Immutable, false, Field::Extra),
+    row("hll-sparse-max-bytes", &[], mem(0, LONG_MAX), "3000", Mutable, false, Field::Extra),
+    row("ignore-warnings", &[], STR, "", Immutable, false, Field::Extra),
+    row("io-threads", &[], int(1, 128), "1", Immutable, false, Field::Extra),
+    row("io-threads-do-reads", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
+    row("jemalloc-bg-thread", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("latency-tracking", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("latency-tracking-info-percentiles", &[], Kind::Words, "50 99 99.9", Mutable, false, Field::Extra),
+    row("masterauth", &[], STR, "", Mutable, false, Field::Extra),
+    row("masteruser", &[], STR, "", Mutable, false, Field::Extra),
+    row("maxmemory-clients", &[], STR, "0", Mutable, false, Field::Extra),
+    row("min-replicas-max-lag", &["min-slaves-max-lag"], int(0, LONG_MAX), "10", Mutable, false, Field::Extra),
+    row("min-replicas-to-write", &["min-slaves-to-write"], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("no-appendfsync-on-rewrite", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("oom-score-adj", &[], Kind::Enum(&["no", "yes", "relative", "absolute"]), "no", Mutable, false, Field::Extra),
+    row("oom-score-adj-values", &[], Kind::Words, "0 200 800", Mutable, false, Field::Extra),
+    row("proc-title-template", &[], Kind::Words, "{title} {listen-addr} {server-mode}", Mutable, false, Field::Extra),
+    row("propagation-error-behavior", &[], Kind::Enum(&["ignore", "panic", "panic-on-replicas"]), "ignore", Mutable, false, Field::Extra),
+    row("rdb-del-sync-files", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("rdb-save-incremental-fsync", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("repl-backlog-size", &[], mem(0, LONG_MAX), "1048576", Mutable, false, Field::Extra),
+    row("repl-backlog-ttl", &[], int(0, LONG_MAX), "3600", Mutable, false, Field::Extra),
+    row("repl-disable-tcp-nodelay", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("repl-diskless-load", &[], Kind::Enum(&["disabled", "on-empty-db", "swapdb"]), "disabled", Mutable, false, Field::Extra),
+    row("repl-diskless-sync", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("repl-diskless-sync-delay", &[], int(0, LONG_MAX), "5", Mutable, false, Field::Extra),
+    row("repl-diskless-sync-max-replicas", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("repl-ping-replica-period", &["repl-ping-slave-period"], int(0, LONG_MAX), "10", Mutable, false, Field::Extra),
+    row("repl-timeout", &[], int(0, LONG_MAX), "60", Mutable, false, Field::Extra),
+    row("replica-announce-ip", &["slave-announce-ip"], STR, "", Mutable, false, Field::Extra),
+    row("replica-announce-port", &["slave-announce-port"], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("replica-announced", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("replica-ignore-disk-write-errors", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("replica-ignore-maxmemory", &["slave-ignore-maxmemory"], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("replica-lazy-flush", &["slave-lazy-flush"], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("replica-priority", &["slave-priority"], int(0, LONG_MAX), "100", Mutable, false, Field::Extra),
+    row("replica-read-only", &["slave-read-only"], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("replica-serve-stale-data", &["slave-serve-stale-data"], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("replicaof", &["slaveof"], Kind::Words, "", Mutable, false, Field::Extra),
+    row("sanitize-dump-payload", &[], Kind::Enum(&["no", "yes", "clients"]), "no", Mutable, false, Field::Extra),
+    row("server_cpulist", &[], STR, "", Immutable, false, Field::Extra),
+    row("set-proc-title", &[], Kind::Bool, "yes", Immutable, false, Field::Extra),
+    row("shutdown-on-sigint", &[], Kind::Words, "default", Mutable, false, Field::Extra),
+    row("shutdown-on-sigterm", &[], Kind::Words, "default", Mutable, false, Field::Extra),
+    row("shutdown-timeout", &[], int(0, LONG_MAX), "10", Mutable, false, Field::Extra),
+    row("socket-mark-id", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("stream-node-max-bytes", &[], mem(0, LONG_MAX), "4096", Mutable, false, Field::Extra),
+    row("stream-node-max-entries", &[], int(0, LONG_MAX), "100", Mutable, false, Field::Extra),
+    row("supervised", &[], Kind::Enum(&["upstart", "systemd", "auto", "no"]), "no", Immutable, false, Field::Extra),
+    row("syslog-enabled", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
+    row("syslog-facility", &[], Kind::Enum(&["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]), "local0", Immutable, false, Field::Extra),
+    row("syslog-ident", &[], STR, "redis", Immutable, false, Field::Extra),
+    row("tls-auth-clients", &[], Kind::Enum(&["no", "yes", "optional"]), "yes", Mutable, false, Field::Extra),
+    row("tls-ca-cert-dir", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-ca-cert-file", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-cert-file", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-ciphers", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-ciphersuites", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-client-cert-file", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-client-key-file", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-client-key-file-pass", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-cluster", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
+    row("tls-dh-params-file", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-key-file", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-key-file-pass", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-port", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("tls-prefer-server-ciphers", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
+    row("tls-protocols", &[], STR, "", Mutable, false, Field::Extra),
+    row("tls-replication", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
+    row("tls-session-cache-size", &[], int(0, LONG_MAX), "20480", Mutable, false, Field::Extra),
+    row("tls-session-cache-timeout", &[], int(0, LONG_MAX), "300", Mutable, false, Field::Extra),
+    row("tls-session-caching", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
+    row("tracking-table-max-keys", &[], int(0, LONG_MAX), "1000000", Mutable, false, Field::Extra),
+    row("unixsocket", &[], STR, "", Immutable, false, Field::Extra),
+    row("unixsocketperm", &[], STR, "0", Immutable, false, Field::Extra),
     // --- Tessera-only --------------------------------------------------------
     // Shard count and io_uring geometry are fixed when the shards start.
     row("shards", &[], int(0, 4096), "0", Immutable, true, num!(shards: usize)),
@@ -860,6 +976,12 @@ fn parse_value(kind: &Kind, args: &[&[u8]]) -> Result<Value, String> {
             };
             Ok(Value::List(args.iter().map(|a| lossy(a)).collect()))
         }
+        // One string, so that `"a b"` in a file and `a b` compare alike.
+        Kind::Words => Ok(Value::List(vec![args
+            .iter()
+            .map(|a| lossy(a))
+            .collect::<Vec<_>>()
+            .join(" ")])),
         Kind::Save => parse_save(args),
         Kind::Obuf => parse_obuf(args),
         Kind::KeyspaceEvents => crate::pubsub::notify::parse_flags(args[0])

@@ -1633,6 +1633,16 @@ fn resp3_replies() {
         "CONFIG GET active-defrag-threshold-lower",
         "CONFIG GET active-defrag-max-scan-fields",
         "CONFIG SET active-defrag-max-scan-fields 0",
+        "CONFIG GET replica-read-only",
+        "CONFIG GET slave-priority",
+        "CONFIG GET repl-backlog-size",
+        "CONFIG GET oom-score-adj-values",
+        "CONFIG GET latency-tracking",
+        "CONFIG GET maxmemory-clients",
+        "CONFIG GET cluster-enabled",
+        "CONFIG SET cluster-enabled yes",
+        "CONFIG SET repl-diskless-load nosuch",
+        "CONFIG SET latency-tracking maybe",
     ]);
     d.s_norm("KEYS *", Norm::Sorted);
     d.s_norm("RANDOMKEY", Norm::NilOrNot);
