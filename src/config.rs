@@ -2719,7 +2719,20 @@ mod tests {
                 "zset-max-ziplist-entries",
                 "zset-max-listpack-value",
                 "zset-max-ziplist-value",
+                "active-defrag-cycle-max",
+                "active-defrag-max-scan-fields",
                 "proto-max-bulk-len",
+                "acllog-max-len",
+                "hll-sparse-max-bytes",
+                "maxmemory-clients",
+                "min-replicas-max-lag",
+                "min-slaves-max-lag",
+                "repl-diskless-sync-max-replicas",
+                "replica-ignore-maxmemory",
+                "slave-ignore-maxmemory",
+                "stream-node-max-bytes",
+                "stream-node-max-entries",
+                "tracking-table-max-keys",
             ]
         );
         // Exact names keep the client's spelling; duplicates collapse
