@@ -342,13 +342,6 @@ fn keys_fed_by_move_copy_and_swapdb_wake_waiters() {
     });
 }
 
-/// Sends one command given as its arguments and logs its reply.
-fn logged_args(c: &mut RawConn, log: &mut Vec<String>, args: &[&str]) {
-    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    c.send(&encode(&refs));
-    log.push(format!("{:?} -> {}", args, render_raw(&c.read_reply())));
-}
-
 #[test]
 fn scripts_feed_blocked_clients_only_once_they_end() {
     compare_transcripts("scripts_feed_blocked_clients_only_once_they_end", |port| {

@@ -689,13 +689,6 @@ fn function_dump_payloads_move_between_redis_and_tessera() {
     d.script(&["FCALL afn 0", "FCALL dfn 0"]);
 }
 
-/// Sends one command given as its arguments and logs its reply.
-fn logged_args(c: &mut RawConn, log: &mut Vec<String>, args: &[&str]) {
-    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    c.send(&encode(&refs));
-    log.push(format!("{:?} -> {}", args, render_raw(&c.read_reply())));
-}
-
 /// While a script runs past busy-reply-threshold, every client hears from the server, those of
 /// the script's own shard too (with one shard, all of them): -BUSY, errors for unknown
 /// commands and bad arity, SHUTDOWN refused without NOSAVE, and SCRIPT KILL from an open or a

@@ -1009,6 +1009,19 @@ unsafe fn protect_top(l: *mut lua_State) {
     ffi::lua_remove(l, -2); // proxy
 }
 
+/// Sets `redis.log`, the `LOG_*` levels and the version fields on the table at the top of the
+/// stack: what scripts and library loading both see.
+unsafe fn set_log_and_version(l: *mut lua_State) {
+    set_field_fn(l, c"log", redis_log);
+    set_field_num(l, c"LOG_DEBUG", 0.0);
+    set_field_num(l, c"LOG_VERBOSE", 1.0);
+    set_field_num(l, c"LOG_NOTICE", 2.0);
+    set_field_num(l, c"LOG_WARNING", 3.0);
+    push_bytes(l, crate::REDIS_VERSION.as_bytes());
+    ffi::lua_setfield(l, -2, c"REDIS_VERSION".as_ptr());
+    set_field_num(l, c"REDIS_VERSION_NUM", redis_version_num() as f64);
+}
+
 // ----- the count hook -----
 
 unsafe extern "C-unwind" fn count_hook(l: *mut lua_State, _ar: *mut ffi::lua_Debug) {
@@ -1150,14 +1163,7 @@ impl Vm {
         ffi::lua_newtable(l);
         set_field_fn(l, c"call", redis_call);
         set_field_fn(l, c"pcall", redis_pcall);
-        set_field_fn(l, c"log", redis_log);
-        set_field_num(l, c"LOG_DEBUG", 0.0);
-        set_field_num(l, c"LOG_VERBOSE", 1.0);
-        set_field_num(l, c"LOG_NOTICE", 2.0);
-        set_field_num(l, c"LOG_WARNING", 3.0);
-        push_bytes(l, crate::REDIS_VERSION.as_bytes());
-        ffi::lua_setfield(l, -2, c"REDIS_VERSION".as_ptr());
-        set_field_num(l, c"REDIS_VERSION_NUM", redis_version_num() as f64);
+        set_log_and_version(l);
         set_field_fn(l, c"setresp", redis_setresp);
         set_field_fn(l, c"sha1hex", redis_sha1hex);
         set_field_fn(l, c"error_reply", redis_error_reply);
@@ -1293,14 +1299,7 @@ impl Vm {
             c"register_function",
             super::functions::lua_register_function,
         );
-        set_field_fn(l, c"log", redis_log);
-        set_field_num(l, c"LOG_DEBUG", 0.0);
-        set_field_num(l, c"LOG_VERBOSE", 1.0);
-        set_field_num(l, c"LOG_NOTICE", 2.0);
-        set_field_num(l, c"LOG_WARNING", 3.0);
-        push_bytes(l, crate::REDIS_VERSION.as_bytes());
-        ffi::lua_setfield(l, -2, c"REDIS_VERSION".as_ptr());
-        set_field_num(l, c"REDIS_VERSION_NUM", redis_version_num() as f64);
+        set_log_and_version(l);
         error_metatable(l);
         protect_top(l);
         ffi::lua_setfield(l, -2, c"redis".as_ptr()); // L

@@ -1494,6 +1494,13 @@ pub fn send_line(c: &mut RawConn, line: &str) {
     c.send(&encode(&refs));
 }
 
+/// Sends one command given as its arguments (spaces and all) and logs the one reply it gets.
+pub fn logged_args(c: &mut RawConn, log: &mut Vec<String>, args: &[&str]) {
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    c.send(&encode(&refs));
+    log.push(format!("{:?} -> {}", args, render_raw(&c.read_reply())));
+}
+
 /// Sends `line` and logs the one reply it gets.
 pub fn logged_cmd(c: &mut RawConn, log: &mut Vec<String>, line: &str) {
     send_line(c, line);
