@@ -721,10 +721,13 @@ fn busy_script_answers_every_client_and_script_kill_stops_it() {
             "SCRIPT KILL x",
             "FUNCTION KILL",
             "SHUTDOWN",
+            "CONFIG NOSUCH",
+            "CONFIG GET",
+            "SCRIPT FLUSH",
         ] {
             send_line(&mut other, line);
         }
-        for _ in 0..6 {
+        for _ in 0..9 {
             log.push(format!("other: {}", render_raw(&other.read_reply())));
         }
         let mut fresh = RawConn::connect(port);

@@ -496,6 +496,18 @@ pub fn unknown_command_error(args: &[Bytes]) -> Vec<u8> {
     msg
 }
 
+/// Whether Redis runs a command while a script is busy: its `allow-busy` flag, which SCRIPT
+/// and FUNCTION carry only for KILL (and FUNCTION STATS), and SHUTDOWN only with NOSAVE.
+/// `name` is the full name (`script|kill`).
+pub fn allowed_while_busy(spec: &CommandSpec, name: &str, args: &[Bytes]) -> bool {
+    match name {
+        "script|kill" | "function|kill" | "function|stats" => true,
+        n if n.starts_with("script|") || n.starts_with("function|") => false,
+        "shutdown" => args[1..].iter().any(|a| args::eq_ic(a, "nosave")),
+        _ => spec.has(flags::ALLOW_BUSY),
+    }
+}
+
 pub fn arity_error(name: &str) -> String {
     format!("ERR wrong number of arguments for '{}' command", name)
 }

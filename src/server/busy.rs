@@ -23,8 +23,8 @@ use std::sync::atomic::Ordering;
 use bytes::{Bytes, BytesMut};
 
 use super::readiness::{self, Held};
+use crate::commands;
 use crate::commands::args::eq_ic;
-use crate::commands::{self, flags};
 use crate::protocol::parse::{parse_requests, ParseLimits};
 use crate::protocol::Reply;
 use crate::shard::Shard;
@@ -216,23 +216,27 @@ fn answer(sh: &Shard, args: &[Bytes], r: &mut Reply) -> Answer {
         r.error_bytes(&commands::unknown_command_error(args));
         return Answer::Replied;
     };
-    if !spec.arity_ok(args.len()) {
-        r.error(&commands::arity_error(spec.name));
+    // Looked up and checked as the connection would (`Conn::dispatch`), before the busy check.
+    let (name, arity) = match spec.subcommand(args) {
+        Ok(Some(sub)) => (sub.full_name, sub.arity),
+        Ok(None) => (spec.name, spec.arity),
+        Err(commands::UnknownSubcommand) => {
+            r.error(&commands::unknown_subcommand_error(&args[1], spec.name));
+            return Answer::Replied;
+        }
+    };
+    if !commands::arity_ok(arity, args.len()) {
+        r.error(&commands::arity_error(name));
         return Answer::Replied;
     }
     let busy = shared
         .busy_error()
         .unwrap_or(crate::scripting::ERR_BUSY_EVAL);
-    // (Redis checks the command and its arity first, as above.)
-    match spec.name {
-        "script" | "function" if eq_ic(&args[1], "kill") => {
-            if args.len() != 2 {
-                r.error(&commands::arity_error(&format!("{}|kill", spec.name)));
-            } else {
-                match crate::scripting::kill_busy(shared, spec.name == "script") {
-                    Ok(()) => r.ok(),
-                    Err(e) => r.error(e),
-                }
+    match name {
+        "script|kill" | "function|kill" => {
+            match crate::scripting::kill_busy(shared, name == "script|kill") {
+                Ok(()) => r.ok(),
+                Err(e) => r.error(e),
             }
             Answer::Replied
         }
@@ -243,11 +247,7 @@ fn answer(sh: &Shard, args: &[Bytes], r: &mut Reply) -> Answer {
             sh.globals.request_shutdown();
             Answer::Leave
         }
-        "shutdown" => {
-            r.error(busy);
-            Answer::Replied
-        }
-        _ if spec.has(flags::ALLOW_BUSY) => Answer::Leave,
+        _ if commands::allowed_while_busy(spec, name, args) => Answer::Leave,
         _ => {
             r.error(busy);
             Answer::Replied

@@ -723,12 +723,7 @@ impl Conn {
         }
         // A script past busy-reply-threshold on another shard (this shard's own clients hear
         // from `super::busy` while it runs one). SHUTDOWN is allowed only with NOSAVE then.
-        if !spec.has(flags::ALLOW_BUSY)
-            || (spec.name == "shutdown"
-                && !args[1..]
-                    .iter()
-                    .any(|a| crate::commands::args::eq_ic(a, "nosave")))
-        {
+        if !commands::allowed_while_busy(spec, name, &args) {
             if let Some(e) = self.shard.globals.scripting.busy_error() {
                 return self.reject(e.as_bytes(), Some(spec)).await;
             }
