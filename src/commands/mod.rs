@@ -496,6 +496,35 @@ pub fn unknown_command_error(args: &[Bytes]) -> Vec<u8> {
     msg
 }
 
+/// Why a command line was refused before anything else was looked at.
+pub enum Unresolved {
+    /// No such command, or no such subcommand of a container: Redis's error, raw bytes.
+    Unknown(Vec<u8>),
+    /// Wrong argument count (for the command or its subcommand): the command and its full
+    /// name (see [`arity_error`]).
+    Arity(&'static CommandSpec, &'static str),
+}
+
+/// Redis's `lookupCommand` plus its arity check: the command, and its full name (`config|set`
+/// for a container's subcommand, as errors and CLIENT LIST name it).
+pub fn resolve(args: &[Bytes]) -> Result<(&'static CommandSpec, &'static str), Unresolved> {
+    let Some(spec) = lookup(&args[0]) else {
+        return Err(Unresolved::Unknown(unknown_command_error(args)));
+    };
+    let (name, arity) = match spec.subcommand(args) {
+        Ok(Some(sub)) => (sub.full_name, sub.arity),
+        Ok(None) => (spec.name, spec.arity),
+        Err(UnknownSubcommand) => {
+            let msg = unknown_subcommand_error(&args[1], spec.name);
+            return Err(Unresolved::Unknown(msg.into_bytes()));
+        }
+    };
+    if !arity_ok(arity, args.len()) {
+        return Err(Unresolved::Arity(spec, name));
+    }
+    Ok((spec, name))
+}
+
 /// Whether Redis runs a command while a script is busy: its `allow-busy` flag, which SCRIPT
 /// and FUNCTION carry only for KILL (and FUNCTION STATS), and SHUTDOWN only with NOSAVE.
 /// `name` is the full name (`script|kill`).

@@ -286,10 +286,16 @@ thread_local! {
 /// Runs `f` (a command a script called) as Redis runs commands from scripts: SORT of a set
 /// sorts even with `BY nosort`.
 pub(crate) fn from_script<R>(f: impl FnOnce() -> R) -> R {
+    /// Clears the flag however `f` ends, a panic included.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            FROM_SCRIPT.set(false);
+        }
+    }
     FROM_SCRIPT.set(true);
-    let r = f();
-    FROM_SCRIPT.set(false);
-    r
+    let _reset = Reset;
+    f()
 }
 
 /// Reads the source key and computes the output range (Redis's LIMIT clamping). A list or

@@ -212,23 +212,18 @@ enum Answer {
 /// What Redis answers to `args` while a script is busy.
 fn answer(sh: &Shard, args: &[Bytes], r: &mut Reply) -> Answer {
     let shared = &sh.globals.scripting;
-    let Some(spec) = commands::lookup(&args[0]) else {
-        r.error_bytes(&commands::unknown_command_error(args));
-        return Answer::Replied;
-    };
     // Looked up and checked as the connection would (`Conn::dispatch`), before the busy check.
-    let (name, arity) = match spec.subcommand(args) {
-        Ok(Some(sub)) => (sub.full_name, sub.arity),
-        Ok(None) => (spec.name, spec.arity),
-        Err(commands::UnknownSubcommand) => {
-            r.error(&commands::unknown_subcommand_error(&args[1], spec.name));
+    let (spec, name) = match commands::resolve(args) {
+        Ok(x) => x,
+        Err(commands::Unresolved::Unknown(e)) => {
+            r.error_bytes(&e);
+            return Answer::Replied;
+        }
+        Err(commands::Unresolved::Arity(_, name)) => {
+            r.error(&commands::arity_error(name));
             return Answer::Replied;
         }
     };
-    if !commands::arity_ok(arity, args.len()) {
-        r.error(&commands::arity_error(name));
-        return Answer::Replied;
-    }
     let busy = shared
         .busy_error()
         .unwrap_or(crate::scripting::ERR_BUSY_EVAL);

@@ -692,25 +692,18 @@ impl Conn {
     }
 
     async fn dispatch(&mut self, args: Args) {
-        let Some(spec) = commands::lookup(&args[0]) else {
-            let msg = commands::unknown_command_error(&args);
-            return self.reject(&msg, None).await;
-        };
         // A container's subcommand is looked up and checked like a command of its own, and
         // Redis's errors name it in full (`config|set`).
-        let (name, arity) = match spec.subcommand(&args) {
-            Ok(Some(sub)) => (sub.full_name, sub.arity),
-            Ok(None) => (spec.name, spec.arity),
-            Err(commands::UnknownSubcommand) => {
-                let msg = commands::unknown_subcommand_error(&args[1], spec.name);
-                return self.reject(msg.as_bytes(), None).await;
+        let (spec, name) = match commands::resolve(&args) {
+            Ok(x) => x,
+            Err(commands::Unresolved::Unknown(msg)) => return self.reject(&msg, None).await,
+            Err(commands::Unresolved::Arity(spec, name)) => {
+                self.info.last_cmd.set(name);
+                let msg = commands::arity_error(name);
+                return self.reject(msg.as_bytes(), Some(spec)).await;
             }
         };
         self.info.last_cmd.set(name);
-        if !commands::arity_ok(arity, args.len()) {
-            let msg = commands::arity_error(name);
-            return self.reject(msg.as_bytes(), Some(spec)).await;
-        }
         if spec.has(flags::PROTECTED) && !self.debug_allowed() {
             return self
                 .reject(ERR_DEBUG_NOT_ALLOWED.as_bytes(), Some(spec))
