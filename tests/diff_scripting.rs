@@ -533,6 +533,91 @@ fn sort_and_server_commands_from_scripts() {
 }
 
 #[test]
+fn info_scan_slowlog_and_memory_from_scripts() {
+    let mut d = diff_or_skip!("info_scan_slowlog_and_memory_from_scripts");
+    // Untagged keys: with 4 shards every one of these needs every shard (or the key's owner),
+    // so the runs escalate to global mode.
+    d.script(&["MSET a 1 b 2 c 3 ab 4 abc 5", "HSET h f v", "SADD s x"]);
+    // Every key a SCAN loop sees, sorted (the walk's order is the tables' order).
+    let scan_all = |opts: &str| {
+        format!(
+            "local t = {{}} local c = '0' \
+             repeat local r = redis.call('scan', c{opts}) c = r[1] \
+             for _, k in ipairs(r[2]) do t[#t + 1] = k end until c == '0' \
+             table.sort(t) return t"
+        )
+    };
+    for opts in [
+        "",
+        ", 'count', '1'",
+        ", 'count', '1000'",
+        ", 'match', 'a*'",
+        ", 'match', 'a*', 'count', '2'",
+        ", 'type', 'hash'",
+        ", 'type', 'string', 'match', '*b*'",
+    ] {
+        eval(&mut d, &scan_all(opts), &[], &[]);
+    }
+    for (s, keys) in [
+        ("return redis.call('info', 'keyspace')", &[][..]),
+        ("return redis.call('info', 'keyspace')", &["a"]),
+        ("return string.sub(redis.call('info'), 1, 9)", &[]),
+        (
+            "return string.sub(redis.call('info', 'server', 'clients'), 1, 9)",
+            &[],
+        ),
+        ("return redis.call('info', 'nosuchsection')", &[]),
+        ("return redis.pcall('scan', 'x')", &[]),
+        ("return redis.pcall('scan', '0', 'count', '0')", &[]),
+        ("return redis.pcall('scan', '0', 'foo')", &[]),
+        ("return redis.pcall('scan', '0', 'count', 'x')", &[]),
+        ("return redis.call('slowlog', 'reset')", &[]),
+        ("return redis.call('slowlog', 'len')", &[]),
+        ("return redis.call('slowlog', 'get')", &[]),
+        ("return redis.call('slowlog', 'help')", &[]),
+        ("return redis.pcall('slowlog', 'get', '-2')", &[]),
+        ("return redis.pcall('slowlog', 'get', '1', '2')", &[]),
+        ("return redis.pcall('slowlog', 'len', 'x')", &[]),
+        ("return redis.pcall('slowlog', 'nosuch')", &[]),
+        ("return redis.call('memory', 'usage', 'nokey')", &[]),
+        (
+            "return type(redis.call('memory', 'usage', 'h')) == 'number'",
+            &[],
+        ),
+        (
+            "return type(redis.call('memory', 'usage', 'a', 'samples', '5')) == 'number'",
+            &["a"],
+        ),
+        (
+            "return redis.pcall('memory', 'usage', 'a', 'samples', '-1')",
+            &[],
+        ),
+        ("return redis.pcall('memory', 'usage', 'a', 'foo')", &[]),
+        ("return redis.pcall('memory', 'nosuch')", &[]),
+        ("return redis.pcall('memory', 'stats', 'x')", &[]),
+        ("return redis.call('memory', 'stats')[1]", &[]),
+        (
+            "return string.sub(redis.call('memory', 'doctor'), 1, 2)",
+            &[],
+        ),
+        ("return redis.call('memory', 'purge')", &[]),
+        ("return redis.call('memory', 'help')", &[]),
+    ] {
+        eval(&mut d, s, keys, &[]);
+    }
+    // A read-only script may run all of them.
+    d.cmd(&[b"EVAL_RO", scan_all(", 'match', 'a*'").as_bytes(), b"0"]);
+    d.cmd(&[b"EVAL_RO", b"return redis.call('info', 'keyspace')", b"0"]);
+    // RESP3 inside the script: INFO is a verbatim string there.
+    eval(
+        &mut d,
+        "redis.setresp(3) return redis.call('info', 'keyspace')",
+        &[],
+        &[],
+    );
+}
+
+#[test]
 fn shebangs_and_library_details() {
     let mut d = diff_or_skip!("shebangs_and_library_details");
     for s in [

@@ -838,3 +838,43 @@ fn stock_redis_conf_starts_tessera() {
         b"*2\r\n$15\r\nslave-read-only\r\n$3\r\nyes\r\n"
     );
 }
+
+#[test]
+fn info_keyspace_estimates_the_average_ttl_and_flush_resets_it() {
+    for shards in [1, 4] {
+        let srv = start_tessera(shards, &[]);
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", srv.port)).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let avg_ttl = |con: &mut redis::Connection| -> Option<u64> {
+            let info: String = redis::cmd("INFO").arg("keyspace").query(con).unwrap();
+            let line = info.lines().find(|l| l.starts_with("db0:"))?;
+            line.split("avg_ttl=").nth(1)?.trim().parse().ok()
+        };
+        for i in 0..40 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("t{i}"))
+                .arg("v")
+                .arg("EX")
+                .arg(1000 + i)
+                .query(&mut con)
+                .unwrap();
+        }
+        // The active expiry cycle (hz 10) samples the deadlines within a few ticks.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = 0;
+        while Instant::now() < deadline {
+            seen = avg_ttl(&mut con).unwrap_or(0);
+            if seen > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            (900_000..=1_040_000).contains(&seen),
+            "{shards} shards: avg_ttl {seen}"
+        );
+        let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+        let _: () = redis::cmd("SET").arg("p").arg("v").query(&mut con).unwrap();
+        assert_eq!(avg_ttl(&mut con), Some(0), "{shards} shards");
+    }
+}

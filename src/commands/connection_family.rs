@@ -242,14 +242,10 @@ const CLIENT_HELP: &[&str] = &[
     "      Kill connections authenticated by <username>.",
     "    * SKIPME (YES|NO)",
     "      Skip killing current connection (default: yes).",
-    "    * ID <client-id>",
-    "      Kill connections by client id.",
     "LIST [options ...]",
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
     "      Return clients of specified type.",
-    "NO-EVICT (ON|OFF)",
-    "    Protect current client connection from eviction.",
     "UNPAUSE",
     "    Stop the current client pause, resuming traffic.",
     "PAUSE <timeout> [WRITE|ALL]",
@@ -260,6 +256,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Assign the name <name> to the current connection.",
     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
     "    Unblock the specified blocked client.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
 ];
 
 /// Filter of CLIENT KILL (new form).
@@ -287,7 +285,12 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             ok
         };
         match sub.as_str() {
-            "help" if argc == 2 => super::reply_help(&mut c.reply(), "client", CLIENT_HELP),
+            "help" if argc == 2 => super::reply_help_ending(
+                &mut c.reply(),
+                "client",
+                CLIENT_HELP,
+                "    Prints this help.",
+            ),
             "id" => {
                 if arity(argc == 2, c) {
                     let id = c.info.id as i64;

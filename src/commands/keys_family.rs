@@ -664,7 +664,7 @@ const OBJECT_HELP: &[&str] = &[
 fn object(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let sub = &a[1];
     if eq_ic(sub, "help") && a.len() == 2 {
-        return super::reply_help(r, "object", OBJECT_HELP);
+        return super::reply_help_ending(r, "object", OBJECT_HELP, "    Prints this help.");
     }
     let known = ["encoding", "freq", "idletime", "refcount"];
     let Some(which) = known.iter().find(|n| eq_ic(sub, n)) else {
@@ -739,10 +739,61 @@ fn keys(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 
 fn scan(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
-        let n = c.shard.nshards() as u64;
-        let Some(cursor) = parse_cursor(&a[1]) else {
-            return c.reply().error("ERR invalid cursor");
+        let mut walk = match ScanWalk::parse(&a, c.shard.nshards(), c.db) {
+            Ok(w) => w,
+            Err(e) => return c.reply().error(e),
         };
+        let next = loop {
+            let (shard, step) = walk.next_step();
+            let Ok(part) = c.shard.run_on(shard, move |sh| step.run(sh)).await else {
+                return c.reply().error(crate::server::conn::ERR_SHARD_GONE);
+            };
+            if let Some(next) = walk.absorb(part) {
+                break next;
+            }
+        };
+        walk.reply(&mut c.reply(), next);
+    })
+}
+
+/// One SCAN call walking the shards, shared by the connection and scripts: `next_step` says
+/// which shard to ask and what, `absorb` takes its answer and says when the call is done.
+///
+/// One cursor walks every shard in turn: the low part of the cursor names the shard, the rest
+/// is that shard's table cursor. A call moves on to the next shard while it has not visited
+/// COUNT entries yet, so an empty shard never ends a call with nothing done.
+pub(crate) struct ScanWalk {
+    nshards: u64,
+    shard: usize,
+    inner: u64,
+    db: usize,
+    count: usize,
+    pattern: Option<Bytes>,
+    typ: Option<Bytes>,
+    found: Vec<Bytes>,
+    visited: usize,
+}
+
+/// What one shard does for a [`ScanWalk`].
+pub(crate) struct ScanStep {
+    db: usize,
+    start: u64,
+    budget: usize,
+    pattern: Option<Bytes>,
+    typ: Option<Bytes>,
+}
+
+impl ScanStep {
+    /// (matching keys, entries visited, next table cursor) on this shard.
+    pub(crate) fn run(self, sh: &crate::shard::Shard) -> (Vec<Bytes>, usize, u64) {
+        scan_shard(sh, self.db, self.start, self.budget, self.pattern, self.typ)
+    }
+}
+
+impl ScanWalk {
+    pub(crate) fn parse(a: &[Bytes], nshards: usize, db: usize) -> Result<ScanWalk, &'static str> {
+        let n = nshards as u64;
+        let cursor = parse_cursor(&a[1]).ok_or("ERR invalid cursor")?;
         let mut count = 10usize;
         let mut pattern: Option<Bytes> = None;
         let mut typ: Option<Bytes> = None;
@@ -752,8 +803,8 @@ fn scan(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             if eq_ic(&a[j], "count") && more {
                 match int_arg(&a[j + 1]) {
                     Ok(v) if v >= 1 => count = v as usize,
-                    Ok(_) => return c.reply().error(ERR_SYNTAX),
-                    Err(e) => return c.reply().error(e),
+                    Ok(_) => return Err(ERR_SYNTAX),
+                    Err(e) => return Err(e),
                 }
             } else if eq_ic(&a[j], "match") && more {
                 // A bare `*` matches everything, including the empty key (Redis skips the
@@ -766,55 +817,61 @@ fn scan(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             } else if eq_ic(&a[j], "type") && more {
                 typ = Some(a[j + 1].clone());
             } else {
-                return c.reply().error(ERR_SYNTAX);
+                return Err(ERR_SYNTAX);
             }
             j += 2;
         }
-        let mut shard = (cursor % n) as usize;
-        let mut inner = cursor / n;
-        let db = c.db;
-        let mut found: Vec<Bytes> = Vec::new();
-        let mut visited = 0usize;
-        // One cursor walks every shard in turn: the low part of the cursor names the shard, the
-        // rest is that shard's table cursor. A call moves on to the next shard while it has not
-        // visited COUNT entries yet, so an empty shard never ends a call with nothing done.
-        let next = loop {
-            let (pattern, typ) = (pattern.clone(), typ.clone());
-            let budget = count - visited.min(count - 1);
-            let res = c
-                .shard
-                .run_on(shard, move |sh| {
-                    scan_shard(sh, db, inner, budget, pattern, typ)
-                })
-                .await;
-            let Ok((keys, seen, cur)) = res else {
-                return c.reply().error(crate::server::conn::ERR_SHARD_GONE);
-            };
-            found.extend(keys);
-            visited += seen;
-            if cur != 0 {
-                break cur
-                    .checked_mul(n)
-                    .and_then(|v| v.checked_add(shard as u64))
-                    .unwrap_or(0);
-            }
-            if shard as u64 + 1 >= n {
-                break 0;
-            }
-            shard += 1;
-            inner = 0;
-            if visited >= count {
-                break shard as u64;
-            }
+        Ok(ScanWalk {
+            nshards: n,
+            shard: (cursor % n) as usize,
+            inner: cursor / n,
+            db,
+            count,
+            pattern,
+            typ,
+            found: Vec::new(),
+            visited: 0,
+        })
+    }
+
+    pub(crate) fn next_step(&self) -> (usize, ScanStep) {
+        let step = ScanStep {
+            db: self.db,
+            start: self.inner,
+            budget: self.count - self.visited.min(self.count - 1),
+            pattern: self.pattern.clone(),
+            typ: self.typ.clone(),
         };
-        let mut r = c.reply();
+        (self.shard, step)
+    }
+
+    /// Takes a shard's answer; Some(cursor to return) once the call is done.
+    pub(crate) fn absorb(&mut self, (keys, seen, cur): (Vec<Bytes>, usize, u64)) -> Option<u64> {
+        self.found.extend(keys);
+        self.visited += seen;
+        if cur != 0 {
+            return Some(
+                cur.checked_mul(self.nshards)
+                    .and_then(|v| v.checked_add(self.shard as u64))
+                    .unwrap_or(0),
+            );
+        }
+        if self.shard as u64 + 1 >= self.nshards {
+            return Some(0);
+        }
+        self.shard += 1;
+        self.inner = 0;
+        (self.visited >= self.count).then_some(self.shard as u64)
+    }
+
+    pub(crate) fn reply(&self, r: &mut Reply, next: u64) {
         r.array(2);
         r.bulk(next.to_string().as_bytes());
-        r.array(found.len());
-        for k in &found {
+        r.array(self.found.len());
+        for k in &self.found {
             r.bulk(k);
         }
-    })
+    }
 }
 
 /// SCAN's cursor: an unsigned 64-bit number, parsed like `strtoull` (so "-1" wraps around).

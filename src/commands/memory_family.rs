@@ -14,6 +14,7 @@ use super::{cmd, sub, CommandSpec, Exec, SubCommand};
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::shard::memory::{self, MemReport};
+use crate::shard::Shard;
 
 pub fn specs() -> Vec<CommandSpec> {
     // Key at 2 for USAGE (what COMMAND GETKEYS reports; other subcommands have none). It runs
@@ -145,8 +146,8 @@ pub struct Overview {
 }
 
 impl Overview {
-    pub fn from_reports(c: &Conn, reports: &[MemReport]) -> Overview {
-        let shared = &c.shard.globals.mem;
+    pub fn from_reports(sh: &Shard, reports: &[MemReport]) -> Overview {
+        let shared = &sh.globals.mem;
         let rss = rss_bytes();
         let (used, peak) = if crate::alloc::is_active() {
             shared.update_peak()
@@ -246,9 +247,9 @@ impl Overview {
 }
 
 /// INFO's Memory section body.
-pub fn info_section(c: &Conn, reports: &[MemReport]) -> String {
-    let o = Overview::from_reports(c, reports);
-    let st = c.shard.state.borrow();
+pub fn info_section(sh: &Shard, reports: &[MemReport]) -> String {
+    let o = Overview::from_reports(sh, reports);
+    let st = sh.state.borrow();
     let cfg = &st.config;
     let total_mem = total_system_memory();
     let (frag, frag_bytes) = o.frag();
@@ -327,85 +328,120 @@ pub async fn gather(c: &Conn) -> Result<Vec<MemReport>, &'static str> {
 
 fn memory_cmd(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
+        let op = match MemoryOp::parse(&a) {
+            Ok(op) => op,
+            Err(e) => return c.reply().error(&e),
+        };
+        match op {
+            MemoryOp::Usage(key) => {
+                let db = c.db;
+                let owner = c.shard.shard_of(&key);
+                match c
+                    .shard
+                    .run_on(owner, move |sh| usage_of(sh, db, &key))
+                    .await
+                {
+                    Ok(n) => reply_usage(&mut c.reply(), n),
+                    Err(_) => c.reply().error(ERR_SHARD_GONE),
+                }
+            }
+            MemoryOp::Stats | MemoryOp::Doctor => match gather(c).await {
+                Ok(reports) => {
+                    let sh = c.shard.clone();
+                    op.reply_overview(&mut c.reply(), &sh, &reports)
+                }
+                Err(e) => c.reply().error(e),
+            },
+            _ => op.reply_local(&mut c.reply()),
+        }
+    })
+}
+
+/// A parsed MEMORY call, shared by the connection and scripts: USAGE needs the key's shard,
+/// STATS and DOCTOR every shard's report, the rest nothing but this process.
+pub(crate) enum MemoryOp {
+    Help,
+    Usage(Bytes),
+    Stats,
+    Doctor,
+    MallocStats,
+    Purge,
+}
+
+impl MemoryOp {
+    pub(crate) fn parse(a: &[Bytes]) -> Result<MemoryOp, String> {
         let sub = text(&a[1]).to_ascii_lowercase();
         match sub.as_str() {
-            "help" if a.len() == 2 => super::reply_help_ending(
-                &mut c.reply(),
-                "memory",
-                MEMORY_HELP,
-                "    Prints this help.",
-            ),
-            "usage" if a.len() >= 3 => usage(c, &a).await,
-            "stats" if a.len() == 2 => match gather(c).await {
-                Ok(reports) => {
-                    let o = Overview::from_reports(c, &reports);
-                    reply_stats(&mut c.reply(), &o);
+            "help" if a.len() == 2 => Ok(MemoryOp::Help),
+            "usage" if a.len() >= 3 => {
+                // SAMPLES is validated but not needed: collections keep their sizes.
+                let mut j = 3;
+                while j < a.len() {
+                    if eq_ic(&a[j], "samples") && j + 1 < a.len() {
+                        match int_arg(&a[j + 1]) {
+                            Ok(n) if n < 0 => return Err(ERR_SYNTAX.into()),
+                            Ok(_) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        j += 2;
+                    } else {
+                        return Err(ERR_SYNTAX.into());
+                    }
                 }
-                Err(e) => c.reply().error(e),
-            },
-            "doctor" if a.len() == 2 => match gather(c).await {
-                Ok(reports) => {
-                    let o = Overview::from_reports(c, &reports);
-                    let report = doctor(&o);
-                    c.reply().verbatim("txt", report.as_bytes());
-                }
-                Err(e) => c.reply().error(e),
-            },
-            "malloc-stats" if a.len() == 2 => {
-                let report = malloc_stats();
-                c.reply().verbatim("txt", report.as_bytes());
+                Ok(MemoryOp::Usage(a[2].clone()))
             }
-            "purge" if a.len() == 2 => {
+            "stats" if a.len() == 2 => Ok(MemoryOp::Stats),
+            "doctor" if a.len() == 2 => Ok(MemoryOp::Doctor),
+            "malloc-stats" if a.len() == 2 => Ok(MemoryOp::MallocStats),
+            "purge" if a.len() == 2 => Ok(MemoryOp::Purge),
+            "help" | "usage" | "stats" | "doctor" | "malloc-stats" | "purge" => {
+                Err(super::arity_error(&format!("memory|{}", sub)))
+            }
+            _ => Err(super::unknown_subcommand_error(&a[1], "memory")),
+        }
+    }
+
+    /// STATS and DOCTOR, from every shard's report.
+    pub(crate) fn reply_overview(&self, r: &mut Reply, sh: &Shard, reports: &[MemReport]) {
+        let o = Overview::from_reports(sh, reports);
+        match self {
+            MemoryOp::Stats => reply_stats(r, &o),
+            _ => r.verbatim("txt", doctor(&o).as_bytes()),
+        }
+    }
+
+    /// HELP, MALLOC-STATS and PURGE.
+    pub(crate) fn reply_local(&self, r: &mut Reply) {
+        match self {
+            MemoryOp::Help => {
+                super::reply_help_ending(r, "memory", MEMORY_HELP, "    Prints this help.")
+            }
+            MemoryOp::MallocStats => r.verbatim("txt", malloc_stats().as_bytes()),
+            _ => {
                 // Return free memory at the top of every arena to the system.
                 // SAFETY: malloc_trim only releases free pages the allocator holds.
                 unsafe {
                     libc::malloc_trim(0);
                 }
-                c.reply().ok();
+                r.ok()
             }
-            "help" | "usage" | "stats" | "doctor" | "malloc-stats" | "purge" => c
-                .reply()
-                .error(&super::arity_error(&format!("memory|{}", sub))),
-            _ => c
-                .reply()
-                .error(&super::unknown_subcommand_error(&a[1], "memory")),
-        }
-    })
-}
-
-/// MEMORY USAGE key [SAMPLES count]: the key's charge (key, table node, value, expiry entry),
-/// counted exactly (Tessera's collections keep their sizes incrementally, so SAMPLES is
-/// validated but not needed).
-async fn usage(c: &mut Conn, a: &[Bytes]) {
-    let mut j = 3;
-    while j < a.len() {
-        if eq_ic(&a[j], "samples") && j + 1 < a.len() {
-            match int_arg(&a[j + 1]) {
-                Ok(n) if n < 0 => return c.reply().error(ERR_SYNTAX),
-                Ok(_) => {}
-                Err(e) => return c.reply().error(e),
-            }
-            j += 2;
-        } else {
-            return c.reply().error(ERR_SYNTAX);
         }
     }
-    let key = a[2].clone();
-    let db = c.db;
-    let owner = c.shard.shard_of(&key);
-    let res = c
-        .shard
-        .run_on(owner, move |sh| {
-            let now = crate::server::globals::unix_ms();
-            let mut st = sh.state.borrow_mut();
-            let e = st.dbs[db].lookup_notouch(&key, now)?;
-            Some(memory::entry_charge(key.len(), e) as i64)
-        })
-        .await;
-    match res {
-        Ok(Some(n)) => c.reply().int(n),
-        Ok(None) => c.reply().null(),
-        Err(_) => c.reply().error(ERR_SHARD_GONE),
+}
+
+/// MEMORY USAGE on the key's shard: the key's charge (key, table node, value, expiry entry),
+/// counted exactly, or None for a missing key.
+pub(crate) fn usage_of(sh: &Shard, db: usize, key: &[u8]) -> Option<i64> {
+    let now = crate::server::globals::unix_ms();
+    let mut st = sh.state.borrow_mut();
+    let e = st.dbs[db].lookup_notouch(key, now)?;
+    Some(memory::entry_charge(key.len(), e) as i64)
+}
+
+pub(crate) fn reply_usage(r: &mut Reply, n: Option<i64>) {
+    match n {
+        Some(n) => r.int(n),
+        None => r.null(),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::config::glob_match;
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::server::globals::{unix_ms, unix_us};
-use crate::shard::{CmdStat, ShardStats, SlowEntry};
+use crate::shard::{CmdStat, Shard, ShardStats, SlowEntry};
 
 pub fn specs() -> Vec<CommandSpec> {
     let g = "server";
@@ -527,6 +527,8 @@ const COMMAND_HELP: &[&str] = &[
     "    commands are returned.",
     "GETKEYS <full-command>",
     "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
 ];
 
 fn command(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
@@ -544,7 +546,9 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
     }
     let sub = text(&a[1]).to_ascii_lowercase();
     match sub.as_str() {
-        "help" if a.len() == 2 => super::reply_help(r, "command", COMMAND_HELP),
+        "help" if a.len() == 2 => {
+            super::reply_help_ending(r, "command", COMMAND_HELP, "    Prints this help.")
+        }
         "count" if a.len() == 2 => r.int(table().len() as i64),
         "list" => {
             type Filter = Box<dyn Fn(&CommandSpec) -> bool>;
@@ -645,10 +649,10 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
 
 /// Everything INFO needs from one shard.
 #[derive(Default)]
-struct ShardReport {
+pub(crate) struct ShardReport {
     stats: ShardStats,
     cmd_stats: Vec<CmdStat>,
-    keyspace: Vec<(usize, usize, usize)>, // (keys, expires, avg_ttl not tracked) per db
+    keyspace: Vec<(usize, usize, u64)>, // (keys, expires, avg_ttl) per db
     clients: usize,
     blocked_clients: usize,
     expired: u64,
@@ -667,46 +671,50 @@ fn cpu_times() -> (f64, f64) {
 
 fn info(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
-        let reports = c
-            .shard
-            .run_on_all(|sh| {
-                let st = sh.state.borrow();
-                ShardReport {
-                    stats: st.stats.clone(),
-                    cmd_stats: st.cmd_stats.clone(),
-                    keyspace: st
-                        .dbs
-                        .iter()
-                        .map(|d| (d.len(), d.volatile_len(), 0))
-                        .collect(),
-                    clients: sh.clients.borrow().clients.len(),
-                    blocked_clients: sh.blocked_clients.get(),
-                    expired: st.dbs.iter().map(|d| d.expired_keys).sum(),
-                    pubsub: sh.pubsub.borrow().names(),
-                    mem: crate::shard::memory::report(sh),
-                }
-            })
-            .await;
-        let Ok(reports) = reports else {
+        let Ok(reports) = c.shard.run_on_all(info_report).await else {
             return c.reply().error(ERR_SHARD_GONE);
         };
-        let sections: Vec<String> = a[1..]
-            .iter()
-            .map(|s| text(s).to_ascii_lowercase())
-            .collect();
-        let text = render_info(c, &reports, &sections);
+        let text = render_info(&c.shard, &reports, &info_sections(&a));
         c.reply().verbatim("txt", text.as_bytes());
     })
 }
 
-fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String {
+/// One shard's part of INFO (the connection and a script's `redis.call('INFO')` both gather it
+/// from every shard).
+pub(crate) fn info_report(sh: &Shard) -> ShardReport {
+    let st = sh.state.borrow();
+    ShardReport {
+        stats: st.stats.clone(),
+        cmd_stats: st.cmd_stats.clone(),
+        keyspace: st
+            .dbs
+            .iter()
+            .map(|d| (d.len(), d.volatile_len(), d.avg_ttl))
+            .collect(),
+        clients: sh.clients.borrow().clients.len(),
+        blocked_clients: sh.blocked_clients.get(),
+        expired: st.dbs.iter().map(|d| d.expired_keys).sum(),
+        pubsub: sh.pubsub.borrow().names(),
+        mem: crate::shard::memory::report(sh),
+    }
+}
+
+/// INFO's section arguments, lower-cased.
+pub(crate) fn info_sections(a: &[Bytes]) -> Vec<String> {
+    a[1..]
+        .iter()
+        .map(|s| text(s).to_ascii_lowercase())
+        .collect()
+}
+
+pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[String]) -> String {
     let all = sections.iter().any(|s| s == "all" || s == "everything");
     let default = sections.is_empty() || sections.iter().any(|s| s == "default");
     let want = |name: &str, in_default: bool| {
         all || (default && in_default) || sections.iter().any(|s| s == name)
     };
-    let g = &c.shard.globals;
-    let cfg = c.shard.state.borrow().config.clone();
+    let g = &sh.globals;
+    let cfg = sh.state.borrow().config.clone();
     let now = unix_ms();
     let uptime = (now - g.start_ms) / 1000;
     let mut out = String::new();
@@ -776,7 +784,7 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
     }
     if want("memory", true) {
         let mem: Vec<_> = reports.iter().map(|r| r.mem.clone()).collect();
-        let body = super::memory_family::info_section(c, &mem);
+        let body = super::memory_family::info_section(sh, &mem);
         section(&mut out, "Memory", body);
     }
     if want("persistence", true) {
@@ -811,7 +819,7 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
             sum.tx_multi_shard,
             sum.tx_lock_waits
         );
-        let body = body + &crate::scripting::info_fields(&c.shard);
+        let body = body + &crate::scripting::info_fields(sh);
         section(&mut out, "Stats", body);
     }
     if want("replication", true) {
@@ -861,10 +869,20 @@ fn render_info(c: &Conn, reports: &[ShardReport], sections: &[String]) -> String
         for db in 0..ndb {
             let keys: usize = reports.iter().map(|r| r.keyspace[db].0).sum();
             let expires: usize = reports.iter().map(|r| r.keyspace[db].1).sum();
+            // Each shard estimates its own keys' average; weighted by how many it holds.
+            let weighted: u128 = reports
+                .iter()
+                .map(|r| r.keyspace[db].1 as u128 * r.keyspace[db].2 as u128)
+                .sum();
+            let avg_ttl = if expires > 0 {
+                weighted / expires as u128
+            } else {
+                0
+            };
             if keys > 0 {
                 body.push_str(&format!(
-                    "db{}:keys={},expires={},avg_ttl=0\r\n",
-                    db, keys, expires
+                    "db{}:keys={},expires={},avg_ttl={}\r\n",
+                    db, keys, expires, avg_ttl
                 ));
             }
         }
@@ -905,7 +923,12 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
         let sub = text(&a[1]).to_ascii_lowercase();
         match sub.as_str() {
-            "help" if a.len() == 2 => super::reply_help(&mut c.reply(), "config", CONFIG_HELP),
+            "help" if a.len() == 2 => super::reply_help_ending(
+                &mut c.reply(),
+                "config",
+                CONFIG_HELP,
+                "    Prints this help.",
+            ),
             "get" if a.len() >= 3 => {
                 let pats: Vec<&[u8]> = a[2..].iter().map(|p| &p[..]).collect();
                 let pairs = c.shard.state.borrow().config.get(&pats);
@@ -995,61 +1018,104 @@ const SLOWLOG_HELP: &[&str] = &[
 
 fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
+        match SlowlogOp::parse(&a) {
+            Err(e) => c.reply().error(&e),
+            Ok(op) => {
+                let parts = if op.needs_shards() {
+                    let op2 = op.clone();
+                    match c.shard.run_on_all(move |sh| op2.part(sh)).await {
+                        Ok(p) => p,
+                        Err(_) => return c.reply().error(ERR_SHARD_GONE),
+                    }
+                } else {
+                    Vec::new()
+                };
+                op.reply(&mut c.reply(), parts);
+            }
+        }
+    })
+}
+
+/// A parsed SLOWLOG call: what it asks each shard for (`part`) and how the parts make the
+/// reply (`reply`), shared by the connection and scripts.
+#[derive(Clone)]
+pub(crate) enum SlowlogOp {
+    Help,
+    Len,
+    Reset,
+    Get(i64),
+}
+
+/// One shard's answer to a [`SlowlogOp`].
+pub(crate) enum SlowlogPart {
+    Len(usize),
+    Entries(Vec<SlowEntry>),
+    Done,
+}
+
+impl SlowlogOp {
+    pub(crate) fn parse(a: &[Bytes]) -> Result<SlowlogOp, String> {
         let sub = text(&a[1]).to_ascii_lowercase();
         match sub.as_str() {
-            "help" if a.len() == 2 => super::reply_help(&mut c.reply(), "slowlog", SLOWLOG_HELP),
-            "len" if a.len() == 2 => {
-                match c
-                    .shard
-                    .run_on_all(|sh| sh.state.borrow().slowlog.len())
-                    .await
-                {
-                    Ok(v) => c.reply().int(v.iter().sum::<usize>() as i64),
-                    Err(_) => c.reply().error(ERR_SHARD_GONE),
-                }
+            "help" if a.len() == 2 => Ok(SlowlogOp::Help),
+            "len" if a.len() == 2 => Ok(SlowlogOp::Len),
+            "reset" if a.len() == 2 => Ok(SlowlogOp::Reset),
+            "get" if a.len() > 3 => Err(super::subcommand_syntax_error(&a[1], "slowlog")),
+            "get" if a.len() == 3 => match super::args::parse_i64(&a[2]) {
+                Some(n) if n >= -1 => Ok(SlowlogOp::Get(n)),
+                _ => Err("ERR count should be greater than or equal to -1".into()),
+            },
+            "get" => Ok(SlowlogOp::Get(10)),
+            "len" | "reset" | "help" => Err(super::arity_error(&format!("slowlog|{}", sub))),
+            _ => Err(super::unknown_subcommand_error(&a[1], "slowlog")),
+        }
+    }
+
+    pub(crate) fn needs_shards(&self) -> bool {
+        !matches!(self, SlowlogOp::Help)
+    }
+
+    pub(crate) fn part(&self, sh: &Shard) -> SlowlogPart {
+        match self {
+            SlowlogOp::Help => SlowlogPart::Done,
+            SlowlogOp::Len => SlowlogPart::Len(sh.state.borrow().slowlog.len()),
+            SlowlogOp::Reset => {
+                sh.state.borrow_mut().slowlog.clear();
+                SlowlogPart::Done
             }
-            "reset" if a.len() == 2 => {
-                let _ = c
-                    .shard
-                    .run_on_all(|sh| sh.state.borrow_mut().slowlog.clear())
-                    .await;
-                c.reply().ok();
+            SlowlogOp::Get(_) => {
+                SlowlogPart::Entries(sh.state.borrow().slowlog.iter().cloned().collect())
             }
-            "get" if a.len() > 3 => c
-                .reply()
-                .error(&super::subcommand_syntax_error(&a[1], "slowlog")),
-            "get" => {
-                let mut count: i64 = 10;
-                if a.len() == 3 {
-                    match super::args::parse_i64(&a[2]) {
-                        Some(n) if n >= -1 => count = n,
-                        _ => {
-                            return c
-                                .reply()
-                                .error("ERR count should be greater than or equal to -1")
-                        }
-                    }
-                }
-                let res = c
-                    .shard
-                    .run_on_all(|sh| {
-                        sh.state
-                            .borrow()
-                            .slowlog
-                            .iter()
-                            .cloned()
-                            .collect::<Vec<SlowEntry>>()
+        }
+    }
+
+    pub(crate) fn reply(&self, r: &mut Reply, parts: Vec<SlowlogPart>) {
+        match self {
+            SlowlogOp::Help => {
+                super::reply_help_ending(r, "slowlog", SLOWLOG_HELP, "    Prints this help.")
+            }
+            SlowlogOp::Reset => r.ok(),
+            SlowlogOp::Len => r.int(
+                parts
+                    .iter()
+                    .map(|p| match p {
+                        SlowlogPart::Len(n) => *n,
+                        _ => 0,
                     })
-                    .await;
-                let Ok(parts) = res else {
-                    return c.reply().error(ERR_SHARD_GONE);
-                };
-                let mut all: Vec<SlowEntry> = parts.into_iter().flatten().collect();
+                    .sum::<usize>() as i64,
+            ),
+            SlowlogOp::Get(count) => {
+                let mut all: Vec<SlowEntry> = parts
+                    .into_iter()
+                    .flat_map(|p| match p {
+                        SlowlogPart::Entries(e) => e,
+                        _ => Vec::new(),
+                    })
+                    .collect();
                 all.sort_by_key(|e| std::cmp::Reverse(e.id));
-                if count >= 0 {
-                    all.truncate(count as usize);
+                if *count >= 0 {
+                    all.truncate(*count as usize);
                 }
-                let mut r = c.reply();
                 r.array(all.len());
                 for e in all {
                     r.array(6);
@@ -1064,14 +1130,8 @@ fn slowlog(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     r.bulk(e.name.as_bytes());
                 }
             }
-            "len" | "reset" | "help" => c
-                .reply()
-                .error(&super::arity_error(&format!("slowlog|{}", sub))),
-            _ => c
-                .reply()
-                .error(&super::unknown_subcommand_error(&a[1], "slowlog")),
         }
-    })
+    }
 }
 
 // ----- MONITOR and SHUTDOWN -----

@@ -1008,6 +1008,8 @@ impl<'a> ScriptRun<'a> {
                 | "scan"
                 | "swapdb"
                 | "pubsub"
+                | "info"
+                | "slowlog"
         );
         // A write to every shard cannot be undone: with one shard too, a run that may still
         // roll back escalates first.
@@ -1111,6 +1113,71 @@ impl<'a> ScriptRun<'a> {
                     q.reply(&mut Reply::new(&mut buf, resp3), parts);
                 }
             },
+            "info" => {
+                use crate::commands::server_family::{info_report, info_sections, render_info};
+                let reports = self.on_all(info_report);
+                let text = render_info(self.sh, &reports, &info_sections(args));
+                Reply::new(&mut buf, resp3).verbatim("txt", text.as_bytes());
+            }
+            "scan" => {
+                match crate::commands::keys_family::ScanWalk::parse(args, self.sh.nshards(), db) {
+                    Err(e) => Reply::new(&mut buf, resp3).error(e),
+                    Ok(mut walk) => {
+                        let next = loop {
+                            let (to, step) = walk.next_step();
+                            let Ok(part) = block_on_shard(self.sh, to, move |sh| step.run(sh))
+                            else {
+                                return CallResult::Reply(shard_gone(resp3));
+                            };
+                            if let Some(next) = walk.absorb(part) {
+                                break next;
+                            }
+                        };
+                        walk.reply(&mut Reply::new(&mut buf, resp3), next);
+                    }
+                }
+            }
+            "slowlog" => match crate::commands::server_family::SlowlogOp::parse(args) {
+                Err(e) => Reply::new(&mut buf, resp3).error(&e),
+                Ok(op) => {
+                    let parts = if op.needs_shards() {
+                        let op2 = op.clone();
+                        self.on_all(move |sh| op2.part(sh))
+                    } else {
+                        Vec::new()
+                    };
+                    op.reply(&mut Reply::new(&mut buf, resp3), parts);
+                }
+            },
+            "memory" => {
+                use crate::commands::memory_family::{reply_usage, usage_of, MemoryOp};
+                match MemoryOp::parse(args) {
+                    Err(e) => Reply::new(&mut buf, resp3).error(&e),
+                    Ok(MemoryOp::Usage(key)) => {
+                        let owner = self.sh.shard_of(&key);
+                        let n = if owner == self.sh.id || self.imported.contains(&(db, key.clone()))
+                        {
+                            usage_of(self.sh, db, &key)
+                        } else if self.global {
+                            match block_on_shard(self.sh, owner, move |sh| usage_of(sh, db, &key)) {
+                                Ok(n) => n,
+                                Err(_) => return CallResult::Reply(shard_gone(resp3)),
+                            }
+                        } else {
+                            return self.abort();
+                        };
+                        reply_usage(&mut Reply::new(&mut buf, resp3), n);
+                    }
+                    Ok(op @ (MemoryOp::Stats | MemoryOp::Doctor)) => {
+                        if !self.global && self.sh.nshards() > 1 {
+                            return self.abort();
+                        }
+                        let reports = self.on_all(crate::shard::memory::report);
+                        op.reply_overview(&mut Reply::new(&mut buf, resp3), self.sh, &reports);
+                    }
+                    Ok(op) => op.reply_local(&mut Reply::new(&mut buf, resp3)),
+                }
+            }
             "command" => crate::commands::server_family::command_reply(
                 &mut Reply::new(&mut buf, resp3),
                 args,

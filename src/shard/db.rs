@@ -50,6 +50,9 @@ pub struct Db {
     pub expires: Dict<u64, Key>,
     /// Keys removed because their deadline passed (lazily or actively).
     pub expired_keys: u64,
+    /// Running estimate of the remaining TTL of keys with a deadline, in ms (INFO keyspace
+    /// `avg_ttl`), kept by the active expiry cycle from the deadlines it samples, as in Redis.
+    pub avg_ttl: u64,
     /// WATCHed keys: the flags of the clients watching each one. Any change to such a key
     /// (write, delete, expiry, flush) sets the flags, failing those clients' EXEC.
     watched: HashMap<Bytes, Vec<Arc<AtomicBool>>, ahash::RandomState>,
@@ -537,6 +540,7 @@ impl Db {
 
     pub fn clear(&mut self) {
         self.touch_all_watched();
+        self.avg_ttl = 0;
         if self.snap.active {
             return self.detach_for_snapshot();
         }

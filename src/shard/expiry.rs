@@ -31,19 +31,27 @@ pub fn cycle(st: &mut ShardState) -> usize {
     for db in dbs.iter_mut() {
         loop {
             if db.volatile_len() == 0 {
+                db.avg_ttl = 0;
                 break;
             }
             // The index holds the deadlines: only the keys found past theirs are looked up
             // (and deleted) in the table.
             sample.clear();
             let now = unix_ms();
+            let (mut ttl_sum, mut ttl_samples) = (0u64, 0u64);
             let sampled = db.expires.sample_with(rng, per_loop, |k, &at| {
                 if at <= now {
                     sample.push(k.clone());
+                } else {
+                    ttl_sum += at - now;
+                    ttl_samples += 1;
                 }
             });
             if sampled == 0 {
                 break;
+            }
+            if let Some(mean) = ttl_sum.checked_div(ttl_samples) {
+                db.avg_ttl = running_avg_ttl(db.avg_ttl, mean);
             }
             let mut expired = 0;
             for k in &sample {
@@ -64,4 +72,23 @@ pub fn cycle(st: &mut ShardState) -> usize {
         }
     }
     deleted
+}
+
+/// Redis's estimate of the average TTL: the new sample's mean weighs 2%, the estimate 98% (the
+/// first sample seeds it).
+fn running_avg_ttl(prev: u64, sample_mean: u64) -> u64 {
+    let prev = if prev == 0 { sample_mean } else { prev };
+    prev / 50 * 49 + sample_mean / 50
+}
+
+#[cfg(test)]
+mod tests {
+    use super::running_avg_ttl;
+
+    #[test]
+    fn average_ttl_moves_two_percent_towards_each_sample() {
+        assert_eq!(running_avg_ttl(0, 1_000_000), 1_000_000);
+        assert_eq!(running_avg_ttl(1_000_000, 0), 980_000);
+        assert_eq!(running_avg_ttl(1_000_000, 2_000_000), 1_020_000);
+    }
 }
