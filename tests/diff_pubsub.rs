@@ -127,6 +127,68 @@ fn resp3_pushes_and_shard_channels() {
     });
 }
 
+/// A RESP3 client's own messages (a PUBLISH to a channel it listens to, keyspace events of its
+/// own writes, on any shard) come before the reply of the command that caused them, as in
+/// Redis 7.0; a (un)subscribe's confirmation comes before anything sent on the new channel.
+/// Inside EXEC they come before the EXEC reply (Redis 7.0 puts them inside the array, which
+/// RESP3 forbids; 7.2 puts them after it), so that case is checked on Tessera only.
+#[test]
+fn resp3_own_messages_come_before_the_reply() {
+    compare_transcripts("resp3_own_messages_come_before_the_reply", |port| {
+        let mut log = Vec::new();
+        let mut c = RawConn::connect(port);
+        send_line(&mut c, "HELLO 3");
+        c.read_reply();
+        logged_cmd(&mut c, &mut log, "CONFIG SET notify-keyspace-events KEA");
+        send_line(&mut c, "SUBSCRIBE a b __keyevent@0__:set");
+        pushed(&mut c, &mut log, 3);
+        send_line(&mut c, "PSUBSCRIBE a* __keyspace@0__:k*");
+        pushed(&mut c, &mut log, 2);
+        // Frames in the order they arrive: messages, then the reply.
+        send_line(&mut c, "PUBLISH a self");
+        pushed(&mut c, &mut log, 3);
+        send_line(&mut c, "SET k1 v");
+        pushed(&mut c, &mut log, 3);
+        // Keys on every shard with 4 shards; a split MSET and DEL.
+        send_line(&mut c, "MSET k1 1 k2 2 k3 3 k4 4 k5 5");
+        pushed(&mut c, &mut log, 11);
+        send_line(&mut c, "DEL k1 k2 k3");
+        pushed(&mut c, &mut log, 4);
+        c.send(&encode(&[
+            b"EVAL",
+            b"redis.call('set','k7','1') return redis.call('publish','b','x')",
+            b"0",
+        ]));
+        pushed(&mut c, &mut log, 4);
+        // A pipeline keeps each reply after its own messages.
+        c.send(&encode(&[b"PUBLISH", b"b", b"p1"]));
+        c.send(&encode(&[b"PING"]));
+        c.send(&encode(&[b"PUBLISH", b"b", b"p2"]));
+        pushed(&mut c, &mut log, 5);
+        send_line(&mut c, "UNSUBSCRIBE b");
+        pushed(&mut c, &mut log, 1);
+        logged_cmd(&mut c, &mut log, "CONFIG SET notify-keyspace-events ''");
+        quiet(&mut c, &mut log);
+        log
+    });
+    let t = start_tessera(4, &[]);
+    let mut c = RawConn::connect(t.port);
+    send_line(&mut c, "HELLO 3");
+    c.read_reply();
+    send_line(&mut c, "SUBSCRIBE a");
+    c.read_reply();
+    for line in ["MULTI", "PUBLISH a 1", "PING"] {
+        send_line(&mut c, line);
+        c.read_reply();
+    }
+    send_line(&mut c, "EXEC");
+    assert_eq!(
+        c.read_reply(),
+        b">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\n1\r\n".to_vec()
+    );
+    assert_eq!(c.read_reply(), b"*2\r\n:1\r\n+PONG\r\n".to_vec());
+}
+
 /// A subscriber that stops reading is disconnected once its pending messages pass
 /// `client-output-buffer-limit pubsub` (hard limit here), on Redis and on Tessera alike; the
 /// publisher and everyone else carry on.

@@ -774,9 +774,56 @@ impl Conn {
         let monitored = self.shard.globals.monitors.load(Ordering::Relaxed) > 0
             && !spec.has(flags::SKIP_MONITOR);
         let feed_args = if monitored { Some(args.clone()) } else { None };
-        self.execute(spec, args).await;
+        if self.push_rx.is_some() {
+            self.execute_with_pushes(spec, args).await;
+        } else {
+            self.execute(spec, args).await;
+        }
         if let Some(a) = feed_args {
             self.feed_monitors(&a);
+        }
+    }
+
+    /// `execute` for a connection that receives pub/sub messages: the messages this command
+    /// caused (a PUBLISH to its own channel, keyspace events of its own write, on any shard,
+    /// all queued before the command's reply was made) go out before its reply, as in Redis.
+    /// A (un)subscribe's confirmation goes first instead: what arrives while it runs is for
+    /// the new subscription. Commands do not wait in a group here, so each reply's place is
+    /// known.
+    async fn execute_with_pushes(&mut self, spec: &'static CommandSpec, args: Args) {
+        self.flush_group().await;
+        self.take_pushes(None);
+        let mark = self.out.len();
+        self.execute(spec, args).await;
+        self.flush_group().await;
+        let subscription = crate::pubsub::allowed_while_subscribed(spec.name)
+            && !matches!(spec.name, "ping" | "quit" | "reset");
+        self.take_pushes((!subscription).then_some(mark));
+    }
+
+    /// Writes the messages waiting for this connection into its output, at `at` (before the
+    /// replies from there on) or at the end.
+    fn take_pushes(&mut self, at: Option<usize>) {
+        let Some((rx, state)) = self.push_rx.as_mut() else {
+            return;
+        };
+        let mut buf = BytesMut::new();
+        let mut size = 0;
+        while let Ok(m) = rx.try_recv() {
+            size += m.wire_len();
+            m.write(&mut Reply::new(&mut buf, self.resp3));
+        }
+        if size == 0 {
+            return;
+        }
+        state.written(size);
+        match at {
+            Some(i) if i < self.out.len() => {
+                let replies = self.out.split_off(i);
+                self.out.extend_from_slice(&buf);
+                self.out.extend_from_slice(&replies);
+            }
+            _ => self.out.extend_from_slice(&buf),
         }
     }
 
