@@ -618,6 +618,69 @@ fn info_scan_slowlog_and_memory_from_scripts() {
 }
 
 #[test]
+fn cjson_settings_hold_until_script_flush() {
+    let mut d = diff_or_skip!("cjson_settings_hold_until_script_flush");
+    // Settings made by one script hold for the next ones (one Lua state in Redis; one set of
+    // settings for every shard in Tessera), and SCRIPT FLUSH restores the defaults.
+    for s in [
+        "return cjson.encode_max_depth(2)",
+        "return {cjson.encode_sparse_array(true, 2, 5)}",
+        "return cjson.encode_number_precision(3)",
+        "return cjson.encode({1.23456789, 1.555})",
+        "return cjson.encode_keep_buffer(false)",
+        "return cjson.encode_invalid_numbers(true)",
+        "return cjson.decode_invalid_numbers(false)",
+        "return cjson.decode_max_depth(1)",
+        "return cjson.encode({[1]=1,[2]=2,[5]=5})",
+        "return cjson.encode({{1}})",
+        "return cjson.encode({{{1}}})",
+        "return cjson.encode({0/0, 1/0, -1/0})",
+        "return cjson.decode('[[1]]')",
+        "return cjson.encode({[1]=1,[20]=2})",
+        "return {cjson.encode_sparse_array()}",
+        "return cjson.encode_invalid_numbers('null')",
+        "return cjson.encode({0/0, -1/0})",
+        "return cjson.decode('[NaN]')",
+        "return cjson.decode('[0x10]')",
+        "return cjson.decode('[01]')",
+        "return cjson.decode('[-inf]')",
+        "return {cjson.encode_sparse_array('off', 0, 0)}",
+        "return cjson.encode({[1]=1,[20]=2})",
+        "local c = cjson.new() return {c.encode_number_precision(), cjson.encode_number_precision()}",
+        "local c = cjson.new() c.encode_number_precision(2) return {c.encode({1.555}), cjson.encode({1.555})}",
+        "return cjson.decode_invalid_numbers('on')",
+        "return cjson.decode('[+1, -0x10, 00, Infinity]')",
+        "return cjson.decode('+1')",
+        // Argument errors, as lua-cjson words them.
+        "return cjson.encode_number_precision(15)",
+        "return cjson.encode_number_precision(0)",
+        "return cjson.encode_max_depth(0)",
+        "return cjson.encode_max_depth(1, 2)",
+        "return cjson.encode_max_depth('x')",
+        "return cjson.encode_max_depth('7')",
+        "return cjson.encode_max_depth(2.7)",
+        "return cjson.encode_keep_buffer('maybe')",
+        "return cjson.encode_keep_buffer({})",
+        "return cjson.encode_keep_buffer(1)",
+        "return cjson.encode_sparse_array(true, -1)",
+        "return cjson.encode_sparse_array(true, 1, -1)",
+        "return {cjson.encode_sparse_array()}",
+    ] {
+        eval(&mut d, s, &[], &[]);
+    }
+    d.s("SCRIPT FLUSH");
+    for s in [
+        "return {cjson.encode_max_depth(), cjson.decode_max_depth(), cjson.encode_number_precision()}",
+        "return {cjson.encode_sparse_array()}",
+        "return {cjson.encode_keep_buffer(), cjson.encode_invalid_numbers(), cjson.decode_invalid_numbers()}",
+        "return cjson.encode({1.23456789})",
+        "return cjson.encode({[1]=1,[20]=2})",
+    ] {
+        eval(&mut d, s, &[], &[]);
+    }
+}
+
+#[test]
 fn shebangs_and_library_details() {
     let mut d = diff_or_skip!("shebangs_and_library_details");
     for s in [

@@ -217,6 +217,7 @@ impl Shared {
     }
 
     fn flush(&self) {
+        libs::cjson::reset_shared();
         self.scripts
             .lock()
             .unwrap_or_else(|e| e.into_inner())

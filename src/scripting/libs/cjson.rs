@@ -1,6 +1,11 @@
-//! lua-cjson 2.1 as Redis embeds it: `cjson.encode`, `cjson.decode`, `cjson.null` and the
-//! configuration functions (accepted; encoding uses the library defaults: 14 significant digits,
-//! sparse arrays refused past ratio 2 / safe 10, depth 1000).
+//! lua-cjson 2.1 as Redis embeds it: `cjson.encode`, `cjson.decode`, `cjson.null`, `cjson.new`
+//! and the configuration functions. Each module table has its own settings, which its functions
+//! reach through an upvalue, as in lua-cjson. Redis runs every script in one Lua state, so a
+//! script's `cjson.encode_number_precision(3)` holds for later scripts until SCRIPT FLUSH:
+//! the global `cjson` module of every shard's Lua state therefore uses one server-wide set of
+//! settings (`SHARED`), while each `cjson.new()` table keeps its own.
+
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use std::ffi::{c_int, CStr};
 
@@ -9,7 +14,131 @@ use mlua::ffi::{self, lua_State};
 use super::{run, LibErr};
 use crate::scripting::lua::{push_bytes, to_bytes};
 
-const MAX_DEPTH: usize = 1000;
+/// A module's settings (lua-cjson's `json_config_t`, its defaults in `DEFAULTS`).
+#[derive(Clone, Copy)]
+struct Config {
+    /// Encode excessively sparse arrays as objects instead of failing.
+    sparse_convert: c_int,
+    /// An array is excessively sparse when its largest index is over `ratio` times its items
+    /// (0: never) and over `safe`.
+    sparse_ratio: c_int,
+    sparse_safe: c_int,
+    encode_max_depth: c_int,
+    decode_max_depth: c_int,
+    /// 0: refuse NaN and Inf; 1: write them (`nan`, `inf`); 2: write them as `null`.
+    encode_invalid_numbers: c_int,
+    /// Accept NaN, Inf, hexadecimal numbers and leading zeros when decoding.
+    decode_invalid_numbers: c_int,
+    /// Kept for its getter only: it changes no output.
+    encode_keep_buffer: c_int,
+    encode_number_precision: c_int,
+}
+
+const DEFAULTS: Config = Config {
+    sparse_convert: 0,
+    sparse_ratio: 2,
+    sparse_safe: 10,
+    encode_max_depth: 1000,
+    decode_max_depth: 1000,
+    encode_invalid_numbers: 0,
+    decode_invalid_numbers: 1,
+    encode_keep_buffer: 1,
+    encode_number_precision: 14,
+};
+
+impl Config {
+    fn to_array(self) -> [c_int; 9] {
+        [
+            self.sparse_convert,
+            self.sparse_ratio,
+            self.sparse_safe,
+            self.encode_max_depth,
+            self.decode_max_depth,
+            self.encode_invalid_numbers,
+            self.decode_invalid_numbers,
+            self.encode_keep_buffer,
+            self.encode_number_precision,
+        ]
+    }
+
+    fn from_array(a: [c_int; 9]) -> Config {
+        Config {
+            sparse_convert: a[0],
+            sparse_ratio: a[1],
+            sparse_safe: a[2],
+            encode_max_depth: a[3],
+            decode_max_depth: a[4],
+            encode_invalid_numbers: a[5],
+            decode_invalid_numbers: a[6],
+            encode_keep_buffer: a[7],
+            encode_number_precision: a[8],
+        }
+    }
+}
+
+/// The settings of the global `cjson` module, shared by every shard's Lua state.
+static SHARED: [AtomicI32; 9] = {
+    let d = DEFAULTS;
+    [
+        AtomicI32::new(d.sparse_convert),
+        AtomicI32::new(d.sparse_ratio),
+        AtomicI32::new(d.sparse_safe),
+        AtomicI32::new(d.encode_max_depth),
+        AtomicI32::new(d.decode_max_depth),
+        AtomicI32::new(d.encode_invalid_numbers),
+        AtomicI32::new(d.decode_invalid_numbers),
+        AtomicI32::new(d.encode_keep_buffer),
+        AtomicI32::new(d.encode_number_precision),
+    ]
+};
+
+/// SCRIPT FLUSH: Redis starts a new Lua state, whose cjson has the default settings.
+pub fn reset_shared() {
+    for (slot, v) in SHARED.iter().zip(DEFAULTS.to_array()) {
+        slot.store(v, Ordering::Relaxed);
+    }
+}
+
+/// A module's upvalue: its own settings, or a mark that it uses `SHARED`.
+struct Settings {
+    shared: bool,
+    own: Config,
+}
+
+unsafe fn settings<'a>(l: *mut lua_State) -> &'a mut Settings {
+    &mut *(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *mut Settings)
+}
+
+/// The settings of the module the running function belongs to.
+unsafe fn config(l: *mut lua_State) -> Config {
+    let s = settings(l);
+    if s.shared {
+        Config::from_array(std::array::from_fn(|i| SHARED[i].load(Ordering::Relaxed)))
+    } else {
+        s.own
+    }
+}
+
+/// Runs a configuration function's body on a copy of its module's settings and keeps what it
+/// set, even when a later argument fails (lua-cjson sets options one by one).
+unsafe fn configure(
+    l: *mut lua_State,
+    f: impl FnOnce(&mut Config) -> Result<c_int, LibErr>,
+) -> c_int {
+    run(l, || {
+        let mut cfg = config(l);
+        let r = f(&mut cfg);
+        let s = settings(l);
+        if s.shared {
+            for (slot, v) in SHARED.iter().zip(cfg.to_array()) {
+                slot.store(v, Ordering::Relaxed);
+            }
+        } else {
+            s.own = cfg;
+        }
+        r
+    })
+}
 
 /// C's `%.<prec>g`.
 pub fn format_g(d: f64, prec: usize) -> String {
@@ -69,17 +198,30 @@ fn encode_err(what: String, reason: &str) -> LibErr {
     LibErr::Where(format!("Cannot serialise {}: {}", what, reason))
 }
 
-unsafe fn encode_number(l: *mut lua_State, idx: c_int, out: &mut Vec<u8>) -> Result<(), LibErr> {
+unsafe fn encode_number(
+    l: *mut lua_State,
+    idx: c_int,
+    out: &mut Vec<u8>,
+    cfg: &Config,
+) -> Result<(), LibErr> {
     let n = ffi::lua_tonumber(l, idx);
     if n.is_nan() || n.is_infinite() {
-        return Err(encode_err(type_name(l, idx), "must not be NaN or Inf"));
+        match cfg.encode_invalid_numbers {
+            0 => return Err(encode_err(type_name(l, idx), "must not be NaN or Inf")),
+            1 if n.is_nan() => out.extend_from_slice(b"nan"),
+            1 if n > 0.0 => out.extend_from_slice(b"inf"),
+            1 => out.extend_from_slice(b"-inf"),
+            _ => out.extend_from_slice(b"null"),
+        }
+        return Ok(());
     }
-    out.extend_from_slice(format_g(n, 14).as_bytes());
+    out.extend_from_slice(format_g(n, cfg.encode_number_precision as usize).as_bytes());
     Ok(())
 }
 
-/// Array length of the table on top, None when it is an object. Err on excessive sparseness.
-unsafe fn array_length(l: *mut lua_State) -> Result<Option<usize>, LibErr> {
+/// Array length of the table on top, None when it is an object (or an excessively sparse array
+/// the settings convert). Err on an excessively sparse array otherwise.
+unsafe fn array_length(l: *mut lua_State, cfg: &Config) -> Result<Option<usize>, LibErr> {
     let (mut max, mut items) = (0f64, 0usize);
     ffi::lua_pushnil(l);
     while ffi::lua_next(l, -2) != 0 {
@@ -95,17 +237,28 @@ unsafe fn array_length(l: *mut lua_State) -> Result<Option<usize>, LibErr> {
         ffi::lua_pop(l, 2);
         return Ok(None);
     }
-    if max > (items * 2) as f64 && max > 10.0 {
-        return Err(encode_err("table".into(), "excessively sparse array"));
+    if cfg.sparse_ratio > 0
+        && max > items as f64 * cfg.sparse_ratio as f64
+        && max > cfg.sparse_safe as f64
+    {
+        if cfg.sparse_convert == 0 {
+            return Err(encode_err("table".into(), "excessively sparse array"));
+        }
+        return Ok(None);
     }
     Ok(Some(max as usize))
 }
 
 /// Encodes the value on top of the stack (left in place).
-unsafe fn encode(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> Result<(), LibErr> {
+unsafe fn encode(
+    l: *mut lua_State,
+    out: &mut Vec<u8>,
+    depth: usize,
+    cfg: &Config,
+) -> Result<(), LibErr> {
     match ffi::lua_type(l, -1) {
         ffi::LUA_TSTRING => escape_into(out, to_bytes(l, -1).unwrap_or_default()),
-        ffi::LUA_TNUMBER => encode_number(l, -1, out)?,
+        ffi::LUA_TNUMBER => encode_number(l, -1, out, cfg)?,
         ffi::LUA_TBOOLEAN => out.extend_from_slice(if ffi::lua_toboolean(l, -1) != 0 {
             b"true"
         } else {
@@ -117,14 +270,14 @@ unsafe fn encode(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> Result<(
         }
         ffi::LUA_TTABLE => {
             let depth = depth + 1;
-            if depth > MAX_DEPTH {
+            if depth > cfg.encode_max_depth as usize {
                 return Err(LibErr::Where(format!(
                     "Cannot serialise, excessive nesting ({})",
                     depth
                 )));
             }
             ffi::lua_checkstack(l, 4);
-            match array_length(l)? {
+            match array_length(l, cfg)? {
                 Some(len) if len > 0 => {
                     out.push(b'[');
                     for i in 1..=len {
@@ -132,7 +285,7 @@ unsafe fn encode(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> Result<(
                             out.push(b',');
                         }
                         ffi::lua_rawgeti(l, -1, i as ffi::lua_Integer);
-                        let r = encode(l, out, depth);
+                        let r = encode(l, out, depth, cfg);
                         ffi::lua_pop(l, 1);
                         r?;
                     }
@@ -153,7 +306,7 @@ unsafe fn encode(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> Result<(
                             }
                             ffi::LUA_TNUMBER => {
                                 out.push(b'"');
-                                if let Err(e) = encode_number(l, -2, out) {
+                                if let Err(e) = encode_number(l, -2, out, cfg) {
                                     ffi::lua_pop(l, 2);
                                     return Err(e);
                                 }
@@ -169,7 +322,7 @@ unsafe fn encode(l: *mut lua_State, out: &mut Vec<u8>, depth: usize) -> Result<(
                             }
                         }
                         out.push(b':');
-                        if let Err(e) = encode(l, out, depth) {
+                        if let Err(e) = encode(l, out, depth, cfg) {
                             ffi::lua_pop(l, 2);
                             return Err(e);
                         }
@@ -189,8 +342,9 @@ unsafe extern "C-unwind" fn json_encode(l: *mut lua_State) -> c_int {
         if ffi::lua_gettop(l) != 1 {
             return Err(LibErr::Arg(1, "expected 1 argument".into()));
         }
+        let cfg = config(l);
         let mut out = Vec::new();
-        encode(l, &mut out, 0)?;
+        encode(l, &mut out, 0, &cfg)?;
         push_bytes(l, &out);
         Ok(1)
     })
@@ -236,6 +390,7 @@ impl Tok {
 struct Parser<'a> {
     s: &'a [u8],
     p: usize,
+    cfg: Config,
     // Value of the last token.
     text: Vec<u8>,
     num: f64,
@@ -282,7 +437,12 @@ impl Parser<'_> {
                 Tok::Comma
             }
             b'"' => self.string(),
-            b'-' | b'0'..=b'9' => self.number(),
+            b'-' | b'0'..=b'9' => {
+                if self.cfg.decode_invalid_numbers == 0 && self.invalid_number() {
+                    return Tok::Error("invalid number");
+                }
+                self.number()
+            }
             _ => {
                 let rest = &self.s[self.p..];
                 if rest.starts_with(b"true") {
@@ -296,14 +456,33 @@ impl Parser<'_> {
                 } else if rest.starts_with(b"null") {
                     self.p += 4;
                     Tok::Null
-                } else if rest.len() >= 3
-                    && (rest[..3].eq_ignore_ascii_case(b"inf")
-                        || rest[..3].eq_ignore_ascii_case(b"nan"))
-                {
+                } else if self.cfg.decode_invalid_numbers != 0 && self.invalid_number() {
                     self.number()
                 } else {
                     Tok::Error("invalid token")
                 }
+            }
+        }
+    }
+
+    /// lua-cjson's `json_is_invalid_number`: numbers JSON does not allow (a leading `+`, hex,
+    /// leading zeros, Inf, NaN).
+    fn invalid_number(&self) -> bool {
+        let rest = &self.s[self.p..];
+        let mut i = 0;
+        match rest.first() {
+            Some(b'+') => return true,
+            Some(b'-') => i = 1,
+            _ => {}
+        }
+        match rest.get(i) {
+            Some(b'0') => {
+                matches!(rest.get(i + 1), Some(c) if (c | 0x20) == b'x' || c.is_ascii_digit())
+            }
+            Some(c) if *c <= b'9' => false,
+            _ => {
+                let word = &rest[i..rest.len().min(i + 3)];
+                word.eq_ignore_ascii_case(b"inf") || word.eq_ignore_ascii_case(b"nan")
             }
         }
     }
@@ -487,7 +666,7 @@ unsafe fn value(l: *mut lua_State, p: &mut Parser, tok: Tok, depth: usize) -> Re
         Tok::Null => ffi::lua_pushlightuserdata(l, std::ptr::null_mut()),
         Tok::ObjBegin => {
             let depth = depth + 1;
-            if depth > MAX_DEPTH {
+            if depth > p.cfg.decode_max_depth as usize {
                 return Err(LibErr::Where(format!(
                     "Found too many nested data structures ({}) at character {}",
                     depth,
@@ -523,7 +702,7 @@ unsafe fn value(l: *mut lua_State, p: &mut Parser, tok: Tok, depth: usize) -> Re
         }
         Tok::ArrBegin => {
             let depth = depth + 1;
-            if depth > MAX_DEPTH {
+            if depth > p.cfg.decode_max_depth as usize {
                 return Err(LibErr::Where(format!(
                     "Found too many nested data structures ({}) at character {}",
                     depth,
@@ -564,6 +743,7 @@ unsafe extern "C-unwind" fn json_decode(l: *mut lua_State) -> c_int {
         let mut p = Parser {
             s,
             p: 0,
+            cfg: config(l),
             text: Vec::new(),
             num: 0.0,
             boolean: false,
@@ -579,34 +759,171 @@ unsafe extern "C-unwind" fn json_decode(l: *mut lua_State) -> c_int {
     })
 }
 
-/// Configuration functions: accepted, reporting the defaults.
-unsafe extern "C-unwind" fn json_config(l: *mut lua_State) -> c_int {
-    ffi::lua_settop(l, 0);
-    ffi::lua_pushnumber(l, 1000.0);
-    1
+/// lua-cjson's `json_arg_init`: at most `n` arguments, missing ones read as nil.
+unsafe fn config_args(l: *mut lua_State, n: c_int) -> Result<(), LibErr> {
+    if ffi::lua_gettop(l) > n {
+        return Err(LibErr::Arg(n + 1, "found too many arguments".into()));
+    }
+    ffi::lua_settop(l, n);
+    Ok(())
+}
+
+/// lua-cjson's `json_integer_option`: sets `*setting` from argument `idx` unless it is nil, and
+/// pushes the value in force. (Its range error names argument 1 whatever `idx` is, as there.)
+unsafe fn integer_option(
+    l: *mut lua_State,
+    idx: c_int,
+    setting: &mut c_int,
+    min: c_int,
+    max: c_int,
+) -> Result<(), LibErr> {
+    if ffi::lua_isnil(l, idx) == 0 {
+        if ffi::lua_isnumber(l, idx) == 0 {
+            return Err(LibErr::Type(idx, c"number"));
+        }
+        let v = ffi::lua_tointeger_(l, idx);
+        if v < min as ffi::lua_Integer || v > max as ffi::lua_Integer {
+            return Err(LibErr::Arg(
+                1,
+                format!("expected integer between {} and {}", min, max),
+            ));
+        }
+        *setting = v as c_int;
+    }
+    ffi::lua_pushinteger(l, *setting as ffi::lua_Integer);
+    Ok(())
+}
+
+/// lua-cjson's `json_enum_option` (with `bool_true` 1): sets `*setting` from argument `idx`
+/// (a boolean, or one of `options` by name) unless it is nil, and pushes the value in force as a
+/// boolean when it is 0 or 1, else as its name.
+unsafe fn enum_option(
+    l: *mut lua_State,
+    idx: c_int,
+    setting: &mut c_int,
+    options: &[&str],
+) -> Result<(), LibErr> {
+    if ffi::lua_isnil(l, idx) == 0 {
+        if ffi::lua_type(l, idx) == ffi::LUA_TBOOLEAN {
+            *setting = ffi::lua_toboolean(l, idx);
+        } else {
+            let t = ffi::lua_type(l, idx);
+            if t != ffi::LUA_TSTRING && t != ffi::LUA_TNUMBER {
+                return Err(LibErr::Type(idx, c"string"));
+            }
+            let name = to_bytes(l, idx).unwrap_or_default();
+            match options.iter().position(|o| o.as_bytes() == name) {
+                Some(i) => *setting = i as c_int,
+                None => {
+                    return Err(LibErr::Arg(
+                        idx,
+                        format!("invalid option '{}'", String::from_utf8_lossy(name)),
+                    ))
+                }
+            }
+        }
+    }
+    match *setting {
+        0 | 1 => ffi::lua_pushboolean(l, *setting),
+        n => push_bytes(l, options[n as usize].as_bytes()),
+    }
+    Ok(())
+}
+
+const ON_OFF: &[&str] = &["off", "on"];
+
+unsafe extern "C-unwind" fn json_cfg_encode_sparse_array(l: *mut lua_State) -> c_int {
+    configure(l, |cfg| {
+        config_args(l, 3)?;
+        enum_option(l, 1, &mut cfg.sparse_convert, ON_OFF)?;
+        integer_option(l, 2, &mut cfg.sparse_ratio, 0, c_int::MAX)?;
+        integer_option(l, 3, &mut cfg.sparse_safe, 0, c_int::MAX)?;
+        Ok(3)
+    })
+}
+
+unsafe extern "C-unwind" fn json_cfg_encode_max_depth(l: *mut lua_State) -> c_int {
+    configure(l, |cfg| {
+        config_args(l, 1)?;
+        integer_option(l, 1, &mut cfg.encode_max_depth, 1, c_int::MAX)?;
+        Ok(1)
+    })
+}
+
+unsafe extern "C-unwind" fn json_cfg_decode_max_depth(l: *mut lua_State) -> c_int {
+    configure(l, |cfg| {
+        config_args(l, 1)?;
+        integer_option(l, 1, &mut cfg.decode_max_depth, 1, c_int::MAX)?;
+        Ok(1)
+    })
+}
+
+unsafe extern "C-unwind" fn json_cfg_encode_number_precision(l: *mut lua_State) -> c_int {
+    configure(l, |cfg| {
+        config_args(l, 1)?;
+        integer_option(l, 1, &mut cfg.encode_number_precision, 1, 14)?;
+        Ok(1)
+    })
+}
+
+unsafe extern "C-unwind" fn json_cfg_encode_keep_buffer(l: *mut lua_State) -> c_int {
+    configure(l, |cfg| {
+        config_args(l, 1)?;
+        enum_option(l, 1, &mut cfg.encode_keep_buffer, ON_OFF)?;
+        Ok(1)
+    })
+}
+
+unsafe extern "C-unwind" fn json_cfg_encode_invalid_numbers(l: *mut lua_State) -> c_int {
+    configure(l, |cfg| {
+        config_args(l, 1)?;
+        enum_option(
+            l,
+            1,
+            &mut cfg.encode_invalid_numbers,
+            &["off", "on", "null"],
+        )?;
+        Ok(1)
+    })
+}
+
+unsafe extern "C-unwind" fn json_cfg_decode_invalid_numbers(l: *mut lua_State) -> c_int {
+    configure(l, |cfg| {
+        config_args(l, 1)?;
+        enum_option(l, 1, &mut cfg.decode_invalid_numbers, ON_OFF)?;
+        Ok(1)
+    })
 }
 
 /// The functions of a cjson module table.
 const FUNCTIONS: &[(&CStr, ffi::lua_CFunction)] = &[
     (c"encode", json_encode),
     (c"decode", json_decode),
-    (c"encode_max_depth", json_config),
-    (c"decode_max_depth", json_config),
-    (c"encode_number_precision", json_config),
-    (c"encode_keep_buffer", json_config),
-    (c"encode_invalid_numbers", json_config),
-    (c"decode_invalid_numbers", json_config),
-    (c"encode_sparse_array", json_config),
+    (c"encode_max_depth", json_cfg_encode_max_depth),
+    (c"decode_max_depth", json_cfg_decode_max_depth),
+    (c"encode_number_precision", json_cfg_encode_number_precision),
+    (c"encode_keep_buffer", json_cfg_encode_keep_buffer),
+    (c"encode_invalid_numbers", json_cfg_encode_invalid_numbers),
+    (c"decode_invalid_numbers", json_cfg_decode_invalid_numbers),
+    (c"encode_sparse_array", json_cfg_encode_sparse_array),
     (c"new", json_new),
 ];
 
 /// Pushes a new cjson module table (lua-cjson's `lua_cjson_new`).
-unsafe fn push_module(l: *mut lua_State) {
+unsafe fn push_module(l: *mut lua_State, shared: bool) {
     ffi::lua_createtable(l, 0, FUNCTIONS.len() as c_int + 3);
+    // The module's settings: a plain userdata every function holds as its upvalue.
+    let cfg = ffi::lua_newuserdata(l, std::mem::size_of::<Settings>()) as *mut Settings;
+    cfg.write(Settings {
+        shared,
+        own: DEFAULTS,
+    });
     for (n, f) in FUNCTIONS {
-        ffi::lua_pushcfunction(l, *f);
-        ffi::lua_setfield(l, -2, n.as_ptr());
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_pushcclosure(l, *f, 1);
+        ffi::lua_setfield(l, -3, n.as_ptr());
     }
+    ffi::lua_pop(l, 1);
     ffi::lua_pushlightuserdata(l, std::ptr::null_mut());
     ffi::lua_setfield(l, -2, c"null".as_ptr());
     push_bytes(l, b"cjson");
@@ -617,12 +934,12 @@ unsafe fn push_module(l: *mut lua_State) {
 
 /// `cjson.new()`: a fresh module table.
 unsafe extern "C-unwind" fn json_new(l: *mut lua_State) -> c_int {
-    push_module(l);
+    push_module(l, false);
     1
 }
 
 pub unsafe fn open(l: *mut lua_State) {
-    push_module(l);
+    push_module(l, true);
     ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"cjson".as_ptr());
 }
 
