@@ -1706,6 +1706,72 @@ fn argument_edge_cases_found_in_review() {
     ]);
 }
 
+/// What the slow log records, with every command logged (`slowlog-log-slower-than 0`): the
+/// arguments of each entry, oldest first. Connection-level commands are logged too, EXEC is
+/// not (its commands are), passwords are redacted, and a command split over shards is one
+/// entry with all its arguments.
+#[test]
+fn slowlog_records_commands_as_redis_does() {
+    compare_transcripts("slowlog_records_commands_as_redis_does", |port| {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let mut admin = client.get_connection().unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("slowlog-log-slower-than")
+            .arg(0)
+            .query(&mut admin)
+            .unwrap();
+        let mut c = RawConn::connect(port);
+        let _: () = redis::cmd("SLOWLOG")
+            .arg("RESET")
+            .query(&mut admin)
+            .unwrap();
+        for line in [
+            "HELLO 2 AUTH default x",
+            "AUTH x",
+            "AUTH a b",
+            "CONFIG SET requirepass ''",
+            "CONFIG SET maxmemory 0 masterauth m",
+            "CONFIG GET maxmemory",
+            "SLOWLOG LEN",
+            "MSET a 1 b 2 c 3 d 4 e 5 f 6",
+            "MGET a b c d e f",
+            "MULTI",
+            "SET a 2",
+            "DEL b",
+            "EXEC",
+            "PING",
+            "DEL a b c d",
+            "EXISTS a b c x",
+            "CLIENT SETNAME x",
+            "ECHO hi",
+        ] {
+            c.cmd_str(line);
+        }
+        c.cmd(&[
+            b"EVAL",
+            b"return redis.call('set', KEYS[1], 'v')",
+            b"1",
+            b"k",
+        ]);
+        redis::cmd("SLOWLOG")
+            .arg("GET")
+            .arg(-1)
+            .query::<Vec<redis::Value>>(&mut admin)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                let redis::Value::Array(f) = e else {
+                    panic!("entry {e:?}")
+                };
+                let args: Vec<String> = redis::from_redis_value(&f[3]).unwrap();
+                args.join(" ")
+            })
+            .rev()
+            .collect()
+    });
+}
+
 #[test]
 fn admin_commands() {
     let mut d = diff_or_skip!("admin_commands");

@@ -873,6 +873,10 @@ impl Conn {
                 let off_before = self.reply_mode == ReplyMode::Off;
                 let skip_taken = std::mem::take(&mut self.skip_next);
                 let mark = self.out.len();
+                // The slow log needs the arguments after the command took them.
+                let logged = (!spec.has(flags::SKIP_SLOWLOG)
+                    && self.shard.state.borrow().config.slowlog_log_slower_than >= 0)
+                    .then(|| args.clone());
                 let started = std::time::Instant::now();
                 f(self, args).await;
                 let usec = started.elapsed().as_micros() as u64;
@@ -892,6 +896,9 @@ impl Conn {
                     st.stats.total_error_replies += 1;
                 }
                 st.stats.total_commands += 1;
+                if let Some(a) = logged {
+                    st.maybe_slowlog(&self.shard.globals, &a, usec, &self.label);
+                }
             }
             Exec::Shard(_) => match self.route(spec, &args) {
                 Some(target) if target == self.shard.id && self.group_order.is_empty() => {
@@ -947,7 +954,17 @@ impl Conn {
     /// as usual.
     pub async fn execute_in_exec(&mut self, spec: &'static CommandSpec, args: Args) {
         match spec.exec {
-            Exec::Conn(f) => f(self, args).await,
+            Exec::Conn(f) => {
+                let logged = (self.shard.state.borrow().config.slowlog_log_slower_than >= 0)
+                    .then(|| args.clone());
+                let started = std::time::Instant::now();
+                f(self, args).await;
+                let usec = started.elapsed().as_micros() as u64;
+                if let Some(a) = logged {
+                    let mut st = self.shard.state.borrow_mut();
+                    st.maybe_slowlog(&self.shard.globals, &a, usec, &self.label);
+                }
+            }
             // A SUBSCRIBE earlier in the block already changed how PING answers.
             Exec::Shard(_) if spec.name == "ping" && self.pubsub_ping(&args) => {}
             Exec::Shard(_) => {

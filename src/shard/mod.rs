@@ -113,6 +113,9 @@ pub struct ShardState {
     /// Set while this shard runs a part of a client command split across shards that is not
     /// its first part (`crate::tx`): the command is counted once, by its first part.
     pub split_part: bool,
+    /// Set while this shard runs any part of such a command: the coordinator logs the whole
+    /// command in the slow log, once, with all its arguments and its whole time.
+    pub in_split: bool,
 }
 
 impl ShardState {
@@ -136,9 +139,16 @@ impl ShardState {
             clock_ms: crate::server::globals::unix_ms(),
             clock: Default::default(),
             split_part: false,
+            in_split: false,
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
         st
+    }
+
+    /// Whether a command that ran for `usec` microseconds goes into the slow log.
+    pub fn slowlog_wants(&self, usec: u64) -> bool {
+        let threshold = self.config.slowlog_log_slower_than;
+        threshold >= 0 && usec as i64 >= threshold && self.config.slowlog_max_len > 0
     }
 
     /// Records a command that ran for `usec` microseconds in the slow log if it was slow enough.
@@ -149,15 +159,13 @@ impl ShardState {
         usec: u64,
         who: &ClientLabel,
     ) {
-        let threshold = self.config.slowlog_log_slower_than;
-        if threshold < 0 || (usec as i64) < threshold {
+        if !self.slowlog_wants(usec) {
             return;
         }
         let max = self.config.slowlog_max_len as usize;
-        if max == 0 {
-            return;
-        }
-        // Like Redis: at most 32 arguments, each at most 128 bytes, with a summary of the rest.
+        // Like Redis: at most 32 arguments, each at most 128 bytes, with a summary of the rest;
+        // passwords replaced.
+        let secret = secret_args(args);
         let mut logged: Vec<Bytes> = Vec::with_capacity(args.len().min(32));
         for (i, a) in args.iter().enumerate() {
             if i == 31 && args.len() > 32 {
@@ -167,7 +175,9 @@ impl ShardState {
                 )));
                 break;
             }
-            if a.len() > 128 {
+            if secret(i) {
+                logged.push(Bytes::from_static(b"(redacted)"));
+            } else if a.len() > 128 {
                 let mut v = a[..128].to_vec();
                 v.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
                 logged.push(Bytes::from(v));
@@ -187,6 +197,32 @@ impl ShardState {
         while self.slowlog.len() > max {
             self.slowlog.pop_back();
         }
+    }
+}
+
+/// Which arguments of a command the slow log (and Redis's other command logs) must not show:
+/// AUTH's, HELLO's AUTH username and password, CONFIG SET's values of `requirepass` and
+/// `masterauth`.
+fn secret_args(args: &[Bytes]) -> impl Fn(usize) -> bool + '_ {
+    use crate::commands::args::eq_ic;
+    let name = &args[0];
+    let auth = eq_ic(name, "auth");
+    let hello_auth = if eq_ic(name, "hello") {
+        args.iter()
+            .skip(2)
+            .position(|a| eq_ic(a, "auth"))
+            .map(|j| j + 2)
+    } else {
+        None
+    };
+    let config_set = eq_ic(name, "config") && args.len() > 1 && eq_ic(&args[1], "set");
+    move |i| {
+        i > 0 && auth
+            || hello_auth.is_some_and(|j| i == j + 1 || i == j + 2)
+            || config_set
+                && i >= 3
+                && i % 2 == 1
+                && (eq_ic(&args[i - 1], "requirepass") || eq_ic(&args[i - 1], "masterauth"))
     }
 }
 
@@ -544,7 +580,9 @@ pub fn execute_keyed(
         stat.failed_calls += 1;
         st.stats.total_error_replies += 1;
     }
-    st.maybe_slowlog(globals, args, usec, who);
+    if !st.in_split {
+        st.maybe_slowlog(globals, args, usec, who);
+    }
 }
 
 /// The values of the watched keys a command names, before it runs.

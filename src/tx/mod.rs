@@ -982,6 +982,7 @@ async fn run_split(
         .map(|(s, ids)| (s, ids.into_vec()))
         .collect();
     let tx = sh.new_tx_id();
+    let started = std::time::Instant::now();
     let mut held = HeldLocks {
         shard: sh.clone(),
         tx,
@@ -1066,6 +1067,30 @@ async fn run_split(
         }
     }
     held.release_all().await;
+    let usec = started.elapsed().as_micros() as u64;
+    let (replies, parts): (Vec<TxReplies>, Vec<Args>) = replies.into_iter().unzip();
+    if sh.state.borrow().slowlog_wants(usec) {
+        // The arguments the parts took, back in their places (the parts ran in ascending shard
+        // order).
+        let mut shards: Vec<usize> = owners.iter().map(|&(_, s)| s).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let step = spec.step.max(1) as usize;
+        for (s, part) in shards.iter().zip(parts) {
+            let mut from = part.into_iter().skip(1);
+            for &(p, _) in owners.iter().filter(|&&(_, o)| o == *s) {
+                let end = (p + step).min(cmd.args.len());
+                for arg in &mut cmd.args[p..end] {
+                    if let Some(a) = from.next() {
+                        *arg = a;
+                    }
+                }
+            }
+        }
+        sh.state
+            .borrow_mut()
+            .maybe_slowlog(&sh.globals, &cmd.args, usec, who);
+    }
     Ok(replies)
 }
 
@@ -1112,7 +1137,7 @@ struct SplitPart {
 impl SplitPart {
     /// Runs the part and gives back the transaction's locks on `owner` (a part that runs past
     /// the lock point, see `run_split`).
-    fn run_and_release(self, owner: &Shard) -> TxReplies {
+    fn run_and_release(self, owner: &Shard) -> (TxReplies, Args) {
         let tx = self.tx;
         let r = self.run(owner);
         release_on(owner, tx);
@@ -1121,15 +1146,20 @@ impl SplitPart {
 
     /// Runs the part on `owner`, whose locks the transaction holds. A write's AOF records are
     /// bracketed as this shard's part of the unit (an empty bracket where the part changed
-    /// nothing), so recovery applies all parts or none; a read logs nothing.
-    fn run(self, owner: &Shard) -> TxReplies {
+    /// nothing), so recovery applies all parts or none; a read logs nothing. The part's
+    /// arguments come back with its replies, for the slow log.
+    fn run(self, owner: &Shard) -> (TxReplies, Args) {
         let write = self.cmd.spec.has(flags::WRITE);
         let mark = if write {
             crate::persistence::aof::tx_mark(&owner.state.borrow())
         } else {
             None
         };
-        owner.state.borrow_mut().split_part = !self.counted;
+        {
+            let mut st = owner.state.borrow_mut();
+            st.split_part = !self.counted;
+            st.in_split = true;
+        }
         let r = run_here(
             owner,
             std::slice::from_ref(&self.cmd),
@@ -1138,10 +1168,11 @@ impl SplitPart {
         );
         let mut st = owner.state.borrow_mut();
         st.split_part = false;
+        st.in_split = false;
         if write {
             crate::persistence::aof::tx_wrap(&mut st, mark, self.tx, self.nparts);
         }
-        r
+        (r, self.cmd.args)
     }
 }
 
