@@ -1903,9 +1903,25 @@ fn command_info_fields() {
         "hstrlen",
         "hrandfield",
         "hscan",
+        "eval",
+        "evalsha",
+        "eval_ro",
+        "evalsha_ro",
+        "fcall",
+        "fcall_ro",
+        "script",
+        "function",
+        "pubsub",
+        "memory",
+        "publish",
+        "multi",
+        "exec",
+        "sort",
+        "wait",
     ];
+    // Fields 1-7: name, arity, flags, first/last key and step, ACL categories.
     for c in cmds {
-        d.each(&format!("COMMAND INFO {c} (fields 1-6)"), |t, active| {
+        d.each(&format!("COMMAND INFO {c} (fields 1-7)"), |t, active| {
             let v = resp_parse(&t.conns[active].cmd_str(&format!("COMMAND INFO {c}")));
             let entry = v
                 .items()
@@ -1913,7 +1929,7 @@ fn command_info_fields() {
                 .unwrap_or(Value::Null);
             let mut fields: Vec<Value> = entry
                 .items()
-                .map(|i| i.iter().take(6).cloned().collect())
+                .map(|i| i.iter().take(7).cloned().collect())
                 .unwrap_or_default();
             if let Some(Value::Array(flags)) = fields.get_mut(2) {
                 flags.sort();
@@ -1925,6 +1941,22 @@ fn command_info_fields() {
         });
     }
     d.s("COMMAND INFO nosuchcommand");
+    // GETKEYS checks in Redis's order; scripts may have no keys.
+    d.script(&[
+        "COMMAND GETKEYS eval x 0",
+        "COMMAND GETKEYS eval x 5 a",
+        "COMMAND GETKEYS eval x 1 a",
+        "COMMAND GETKEYS fcall f 0",
+        "COMMAND GETKEYSANDFLAGS eval x 0",
+        "COMMAND GETKEYS ping x",
+        "COMMAND GETKEYS ping",
+        "COMMAND GETKEYS get",
+        "COMMAND GETKEYS nosuch a",
+        "COMMAND GETKEYS zunionstore d 0 a",
+        "COMMAND GETKEYS zunionstore d 5 a",
+        "COMMAND GETKEYS lmpop 0 a left",
+        "COMMAND GETKEYS client list",
+    ]);
     // Key-spec flags are simplified in Tessera (RO/RW only): compare the outline, not the specs.
     d.s_norm("COMMAND INFO get nosuchcommand", Norm::ErrorOrNot);
 }

@@ -209,6 +209,9 @@ pub mod flags {
     /// Refused before it runs, or is queued, unless `enable-debug-command` allows the client
     /// (Redis's CMD_PROTECTED, which COMMAND INFO does not list).
     pub const PROTECTED: u32 = 1 << 16;
+    /// May be called without keys (scripts): COMMAND GETKEYS answers an empty list rather than
+    /// an error when there are none.
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
 
     /// Names as COMMAND INFO prints them, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -226,6 +229,7 @@ pub mod flags {
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];

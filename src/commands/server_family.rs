@@ -311,6 +311,16 @@ const CATEGORY_ORDER: &[&str] = &[
 ];
 
 fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
+    // A container (CLIENT, CONFIG, OBJECT...) is only @slow in Redis 7.0: its subcommands carry
+    // the rest. COMMAND is the exception, and scripts are @scripting whatever they do.
+    match s.name {
+        "command" => return vec!["@slow", "@connection"],
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
+            return vec!["@slow", "@scripting"]
+        }
+        n if CONTAINERS.contains(&n) => return vec!["@slow"],
+        _ => {}
+    }
     let mut v = Vec::new();
     if s.has(WRITE) {
         v.push("@write");
@@ -333,9 +343,12 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         ("pubsub", name) if !CONTAINERS.contains(&name) => v.push("@pubsub"),
         _ => {}
     }
-    if s.has(ADMIN) {
+    if s.has(ADMIN) || s.name == "lastsave" {
         v.push("@admin");
         v.push("@dangerous");
+    }
+    if matches!(s.name, "dbsize" | "flushdb" | "flushall" | "swapdb") {
+        v.push("@keyspace");
     }
     if matches!(
         s.name,
@@ -370,7 +383,9 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
 
 /// Commands with subcommands: Redis 7 reports their flags and keys per subcommand, and none on
 /// the container itself.
-const CONTAINERS: &[&str] = &["client", "config", "object", "slowlog", "pubsub", "memory"];
+const CONTAINERS: &[&str] = &[
+    "client", "config", "object", "slowlog", "pubsub", "memory", "script", "function",
+];
 
 fn reply_command_info(r: &mut Reply, s: &CommandSpec) {
     let container = CONTAINERS.contains(&s.name);
@@ -610,21 +625,27 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
         }
         // Like Redis, the subcommand needs a command *and* at least one argument.
         "getkeys" | "getkeysandflags" if a.len() >= 4 => {
+            // Redis's order of checks (commandGetKeysAndFlags).
             let Some(s) = super::lookup(&a[2]) else {
                 return r.error("ERR Invalid command specified");
             };
+            if s.first_key == 0 && s.keys_fn.is_none() {
+                return r.error("ERR The command has no key arguments");
+            }
             let args = &a[2..];
             if !s.arity_ok(args.len()) {
                 return r.error("ERR Invalid number of arguments specified for command");
             }
-            if let Some(f) = s.keys_fn {
-                if f(args).is_none() {
-                    return r.error("ERR Invalid arguments specified for command");
-                }
-            }
-            let keys: Vec<usize> = s.keys(args).collect();
+            let keys: Vec<usize> = match s.keys_fn.map(|f| f(args)) {
+                Some(None) => Vec::new(),
+                _ => s.keys(args).collect(),
+            };
             if keys.is_empty() {
-                return r.error("ERR The command has no key arguments");
+                // Scripts may name no keys; any other command must name one.
+                if s.has(super::flags::NO_MANDATORY_KEYS) {
+                    return r.array(0);
+                }
+                return r.error("ERR Invalid arguments specified for command");
             }
             r.array(keys.len());
             for k in keys {

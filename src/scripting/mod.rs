@@ -339,7 +339,7 @@ fn eval_keys(args: &[Bytes]) -> Option<Vec<usize>> {
 
 pub fn specs() -> Vec<CommandSpec> {
     let g = "scripting";
-    let eval_flags = NOSCRIPT | STALE | SKIP_MONITOR;
+    let eval_flags = NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS;
     vec![
         cmd(
             "eval",
