@@ -1772,6 +1772,73 @@ fn slowlog_records_commands_as_redis_does() {
     });
 }
 
+/// INFO's sections and, in each, the field names in Redis's order (values differ: times,
+/// sizes, ids), less Tessera's own fields; Errorstats, Cluster and Modules exactly.
+#[test]
+fn info_sections_fields_and_errorstats() {
+    let mut d = diff_or_skip!("info_sections_fields_and_errorstats");
+    const TESSERA_ONLY: &[&str] = &[
+        "tessera_version",
+        "shards",
+        "cross_shard_batches",
+        "cross_shard_commands",
+        "multi_shard_transactions",
+        "multi_shard_lock_waits",
+        "scripts_escalated_to_global",
+        "scripts_global_runs",
+    ];
+    for section in [
+        "server",
+        "clients",
+        "memory",
+        "persistence",
+        "stats",
+        "replication",
+        "cpu",
+        "modules",
+        "cluster",
+        "keyspace",
+        "default",
+        "everything",
+    ] {
+        d.each(&format!("INFO {section} (field names)"), |t, active| {
+            let raw = t.conns[active].cmd_str(&format!("INFO {section}"));
+            let text = String::from_utf8_lossy(&raw).to_string();
+            // Latency percentiles per command are not kept by Tessera: that section is left out.
+            let mut in_latency = false;
+            let names: Vec<&str> = text
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split(':').next())
+                .filter(|n| {
+                    if n.starts_with('#') {
+                        in_latency = *n == "# Latencystats";
+                    }
+                    !in_latency
+                })
+                .filter(|n| !TESSERA_ONLY.contains(n))
+                .filter(|n| !n.starts_with("errorstat_") && !n.starts_with("cmdstat_"))
+                .collect();
+            names.join(" ").into_bytes()
+        });
+    }
+    d.script(&[
+        "CONFIG RESETSTAT",
+        "SET s v",
+        "LPUSH s x",
+        "NOSUCHCOMMAND",
+        "GET",
+        "INCR s",
+        "AUTH x",
+    ]);
+    d.cmd(&[b"EVAL", b"return redis.call('lpush','s','x')", b"0"]);
+    d.cmd(&[b"EVAL", b"return redis.pcall('lpush','s','x')", b"0"]);
+    d.cmd(&[b"EVAL", b"return redis.error_reply('MYERR boom')", b"0"]);
+    d.cmd(&[b"EVAL", b"return {err='OOPS x'}", b"0"]);
+    d.cmd(&[b"EVAL", b"error('x')", b"0"]);
+    d.script(&["INFO errorstats", "INFO cluster", "INFO modules"]);
+}
+
 #[test]
 fn admin_commands() {
     let mut d = diff_or_skip!("admin_commands");
@@ -1956,6 +2023,13 @@ fn command_info_fields() {
         "COMMAND GETKEYS zunionstore d 5 a",
         "COMMAND GETKEYS lmpop 0 a left",
         "COMMAND GETKEYS client list",
+        "COMMAND GETKEYS memory stats",
+        "COMMAND GETKEYS memory usage",
+        "COMMAND GETKEYS memory foo",
+        "COMMAND GETKEYS memory usage k samples 5",
+        "COMMAND GETKEYS object encoding",
+        "COMMAND GETKEYS object help",
+        "COMMAND GETKEYS object freq k x",
     ]);
     // Key-spec flags are simplified in Tessera (RO/RW only): compare the outline, not the specs.
     d.s_norm("COMMAND INFO get nosuchcommand", Norm::ErrorOrNot);

@@ -878,3 +878,36 @@ fn info_keyspace_estimates_the_average_ttl_and_flush_resets_it() {
         assert_eq!(avg_ttl(&mut con), Some(0), "{shards} shards");
     }
 }
+
+#[test]
+fn info_reports_instantaneous_rates_and_io_counts() {
+    let srv = start_tessera(2, &[]);
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", srv.port)).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let field = |con: &mut redis::Connection, name: &str| -> f64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {info}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // Commands for half a second: the 100 ms samples see them.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        let mut p = redis::pipe();
+        for i in 0..50 {
+            p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+        }
+        let _: () = p.query(&mut con).unwrap();
+    }
+    assert!(field(&mut con, "instantaneous_ops_per_sec") > 0.0);
+    assert!(field(&mut con, "instantaneous_input_kbps") > 0.0);
+    assert!(field(&mut con, "instantaneous_output_kbps") > 0.0);
+    assert!(field(&mut con, "total_reads_processed") > 0.0);
+    assert!(field(&mut con, "total_writes_processed") > 0.0);
+    // Two seconds later the rates have gone back to (nearly) nothing: 16 samples of 100 ms.
+    std::thread::sleep(Duration::from_millis(2000));
+    assert!(field(&mut con, "instantaneous_ops_per_sec") < 10.0);
+}

@@ -282,6 +282,10 @@ pub fn info_section(sh: &Shard, reports: &[MemReport]) -> String {
     line("allocator_resident", o.allocator_resident.to_string());
     line("total_system_memory", total_mem.to_string());
     line("total_system_memory_human", bytes_to_human(total_mem));
+    let lua: u64 = reports.iter().map(|r| r.lua).sum();
+    for (k, v) in crate::scripting::info_memory_fields(sh, lua) {
+        line(k, v);
+    }
     line("maxmemory", cfg.maxmemory.to_string());
     line("maxmemory_human", bytes_to_human(cfg.maxmemory));
     line(

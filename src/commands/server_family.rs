@@ -629,17 +629,26 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
             let Some(s) = super::lookup(&a[2]) else {
                 return r.error("ERR Invalid command specified");
             };
+            let args = &a[2..];
+            // A container's subcommand is the command here (memory|usage has a key,
+            // memory|stats none).
+            let Ok(subcmd) = s.subcommand(args) else {
+                return r.error("ERR Invalid command specified");
+            };
             if s.first_key == 0 && s.keys_fn.is_none() {
                 return r.error("ERR The command has no key arguments");
             }
-            let args = &a[2..];
-            if !s.arity_ok(args.len()) {
+            let arity = subcmd.map_or(s.arity, |x| x.arity);
+            if !super::arity_ok(arity, args.len()) {
                 return r.error("ERR Invalid number of arguments specified for command");
             }
             let keys: Vec<usize> = match s.keys_fn.map(|f| f(args)) {
                 Some(None) => Vec::new(),
                 _ => s.keys(args).collect(),
             };
+            if keys.is_empty() && subcmd.is_some() {
+                return r.error("ERR The command has no key arguments");
+            }
             if keys.is_empty() {
                 // Scripts may name no keys; any other command must name one.
                 if s.has(super::flags::NO_MANDATORY_KEYS) {
@@ -677,15 +686,18 @@ pub(crate) struct ShardReport {
     clients: usize,
     blocked_clients: usize,
     expired: u64,
-    /// Channels and patterns with subscribers on this shard.
-    pubsub: (Vec<Bytes>, Vec<Bytes>),
+    /// Channels, patterns and shard channels with subscribers on this shard.
+    pubsub: (Vec<Bytes>, Vec<Bytes>, Vec<Bytes>),
+    /// CPU time of this shard's thread (system, user), in seconds.
+    thread_cpu: (f64, f64),
     mem: crate::shard::memory::MemReport,
 }
 
-fn cpu_times() -> (f64, f64) {
+/// (system, user) CPU seconds of the process (`RUSAGE_SELF`) or the calling thread.
+fn cpu_times(who: libc::c_int) -> (f64, f64) {
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage fills the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    unsafe { libc::getrusage(who, &mut u) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     (t(u.ru_stime), t(u.ru_utime))
 }
@@ -716,6 +728,7 @@ pub(crate) fn info_report(sh: &Shard) -> ShardReport {
         blocked_clients: sh.blocked_clients.get(),
         expired: st.dbs.iter().map(|d| d.expired_keys).sum(),
         pubsub: sh.pubsub.borrow().names(),
+        thread_cpu: cpu_times(libc::RUSAGE_THREAD),
         mem: crate::shard::memory::report(sh),
     }
 }
@@ -765,6 +778,7 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
     };
     let pubsub_channels = distinct(|r| &r.pubsub.0);
     let pubsub_patterns = distinct(|r| &r.pubsub.1);
+    let pubsubshard_channels = distinct(|r| &r.pubsub.2);
     let expired: u64 = reports.iter().map(|r| r.expired).sum();
     let section = |out: &mut String, title: &str, body: String| {
         if !out.is_empty() {
@@ -819,27 +833,117 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
     if want("stats", true) {
         let mem: Vec<_> = reports.iter().map(|r| r.mem.clone()).collect();
         let exceeded = super::memory_family::eviction_exceeded_ms(&mem);
-        let body = format!(
-            "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:{}\r\ncurrent_eviction_exceeded_time:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{}\r\ncross_shard_batches:{}\r\ncross_shard_commands:{}\r\nmulti_shard_transactions:{}\r\nmulti_shard_lock_waits:{}\r\n",
-            sum.total_connections_received,
-            sum.total_commands,
-            sum.net_input_bytes,
-            sum.net_output_bytes,
-            sum.rejected_connections,
-            expired,
-            sum.evicted_keys,
-            exceeded.0,
-            exceeded.1,
-            sum.keyspace_hits,
-            sum.keyspace_misses,
-            pubsub_channels,
-            pubsub_patterns,
-            sum.total_error_replies,
-            sum.cross_shard_batches,
-            sum.cross_shard_commands,
-            sum.tx_multi_shard,
-            sum.tx_lock_waits
+        let total = |f: fn(&ShardStats) -> u64| reports.iter().map(|r| f(&r.stats)).sum::<u64>();
+        let instant = reports
+            .iter()
+            .map(|r| r.stats.instantaneous())
+            .fold([0u64; 3], |a, b| [a[0] + b[0], a[1] + b[1], a[2] + b[2]]);
+        // Each shard's estimate, weighted by the keys with a deadline it holds.
+        let volatile: Vec<u64> = reports
+            .iter()
+            .map(|r| r.keyspace.iter().map(|k| k.1 as u64).sum())
+            .collect();
+        let all_volatile: u64 = volatile.iter().sum();
+        let stale_perc = if all_volatile > 0 {
+            reports
+                .iter()
+                .zip(&volatile)
+                .map(|(r, &v)| r.stats.expired_stale_perc * v as f64)
+                .sum::<f64>()
+                / all_volatile as f64
+        } else {
+            0.0
+        };
+        let mut body = String::with_capacity(2048);
+        let mut line = |k: &str, v: String| {
+            body.push_str(k);
+            body.push(':');
+            body.push_str(&v);
+            body.push_str("\r\n");
+        };
+        line(
+            "total_connections_received",
+            sum.total_connections_received.to_string(),
         );
+        line("total_commands_processed", sum.total_commands.to_string());
+        line("instantaneous_ops_per_sec", instant[0].to_string());
+        line("total_net_input_bytes", sum.net_input_bytes.to_string());
+        line("total_net_output_bytes", sum.net_output_bytes.to_string());
+        // No replication: its counters stay at zero, as on a Redis without replicas.
+        line("total_net_repl_input_bytes", "0".into());
+        line("total_net_repl_output_bytes", "0".into());
+        line(
+            "instantaneous_input_kbps",
+            format!("{:.2}", instant[1] as f64 / 1024.0),
+        );
+        line(
+            "instantaneous_output_kbps",
+            format!("{:.2}", instant[2] as f64 / 1024.0),
+        );
+        line("instantaneous_input_repl_kbps", "0.00".into());
+        line("instantaneous_output_repl_kbps", "0.00".into());
+        line("rejected_connections", sum.rejected_connections.to_string());
+        line("sync_full", "0".into());
+        line("sync_partial_ok", "0".into());
+        line("sync_partial_err", "0".into());
+        line("expired_keys", expired.to_string());
+        line("expired_stale_perc", format!("{:.2}", stale_perc * 100.0));
+        line(
+            "expired_time_cap_reached_count",
+            total(|s| s.expire_time_cap_reached).to_string(),
+        );
+        line(
+            "expire_cycle_cpu_milliseconds",
+            (total(|s| s.expire_cycle_us) / 1000).to_string(),
+        );
+        line("evicted_keys", sum.evicted_keys.to_string());
+        line("evicted_clients", "0".into());
+        line("total_eviction_exceeded_time", exceeded.0.to_string());
+        line("current_eviction_exceeded_time", exceeded.1.to_string());
+        line("keyspace_hits", sum.keyspace_hits.to_string());
+        line("keyspace_misses", sum.keyspace_misses.to_string());
+        line("pubsub_channels", pubsub_channels.to_string());
+        line("pubsub_patterns", pubsub_patterns.to_string());
+        line("pubsubshard_channels", pubsubshard_channels.to_string());
+        // Snapshots and rewrites are written by the shards themselves: nothing forks.
+        line("latest_fork_usec", "0".into());
+        line("total_forks", "0".into());
+        line("migrate_cached_sockets", "0".into());
+        line("slave_expires_tracked_keys", "0".into());
+        // No active defragmentation, no client-side caching, no I/O threads.
+        for k in [
+            "active_defrag_hits",
+            "active_defrag_misses",
+            "active_defrag_key_hits",
+            "active_defrag_key_misses",
+            "total_active_defrag_time",
+            "current_active_defrag_time",
+            "tracking_total_keys",
+            "tracking_total_items",
+            "tracking_total_prefixes",
+            "unexpected_error_replies",
+        ] {
+            line(k, "0".into());
+        }
+        line("total_error_replies", sum.total_error_replies.to_string());
+        line("dump_payload_sanitizations", "0".into());
+        line(
+            "total_reads_processed",
+            total(|s| s.reads_processed).to_string(),
+        );
+        line(
+            "total_writes_processed",
+            total(|s| s.writes_processed).to_string(),
+        );
+        line("io_threaded_reads_processed", "0".into());
+        line("io_threaded_writes_processed", "0".into());
+        line("reply_buffer_shrinks", "0".into());
+        line("reply_buffer_expands", "0".into());
+        // Tessera's own: cross-shard traffic and transactions, script escalations.
+        line("cross_shard_batches", sum.cross_shard_batches.to_string());
+        line("cross_shard_commands", sum.cross_shard_commands.to_string());
+        line("multi_shard_transactions", sum.tx_multi_shard.to_string());
+        line("multi_shard_lock_waits", sum.tx_lock_waits.to_string());
         let body = body + &crate::scripting::info_fields(sh);
         section(&mut out, "Stats", body);
     }
@@ -851,12 +955,20 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
         section(&mut out, "Replication", body);
     }
     if want("cpu", true) {
-        let (sys, user) = cpu_times();
+        let (sys, user) = cpu_times(libc::RUSAGE_SELF);
+        // Redis's main thread runs the commands: here that is every shard's thread.
+        let (main_sys, main_user) = reports.iter().fold((0.0, 0.0), |a, r| {
+            (a.0 + r.thread_cpu.0, a.1 + r.thread_cpu.1)
+        });
         let body = format!(
-            "used_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n",
-            sys, user
+            "used_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{:.6}\r\nused_cpu_user_main_thread:{:.6}\r\n",
+            sys, user, main_sys, main_user
         );
         section(&mut out, "CPU", body);
+    }
+    if want("modules", true) {
+        // No modules: the header alone, as Redis prints it without any.
+        section(&mut out, "Modules", String::new());
     }
     if want("commandstats", false) {
         let mut body = String::new();
@@ -883,6 +995,26 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
             ));
         }
         section(&mut out, "Commandstats", body);
+    }
+    if want("errorstats", true) {
+        let mut codes: std::collections::BTreeMap<&[u8], u64> = Default::default();
+        for r in reports {
+            for (code, n) in &r.stats.error_codes {
+                *codes.entry(&code[..]).or_default() += n;
+            }
+        }
+        let mut body = String::new();
+        for (code, n) in codes {
+            body.push_str(&format!(
+                "errorstat_{}:count={}\r\n",
+                String::from_utf8_lossy(code),
+                n
+            ));
+        }
+        section(&mut out, "Errorstats", body);
+    }
+    if want("cluster", true) {
+        section(&mut out, "Cluster", "cluster_enabled:0\r\n".into());
     }
     if want("keyspace", true) {
         let mut body = String::new();

@@ -213,11 +213,16 @@ impl Registry {
     }
 
     /// The channels and the patterns with subscribers here (INFO's pubsub counts).
-    pub fn names(&self) -> (Vec<Bytes>, Vec<Bytes>) {
+    /// The channels, patterns and shard channels with subscribers here (INFO's counts).
+    pub fn names(&self) -> (Vec<Bytes>, Vec<Bytes>, Vec<Bytes>) {
         let mut patterns: Vec<Bytes> = self.patterns.iter().map(|(p, _)| p.clone()).collect();
         patterns.sort();
         patterns.dedup();
-        (self.channels.keys().cloned().collect(), patterns)
+        (
+            self.channels.keys().cloned().collect(),
+            patterns,
+            self.shard_channels.keys().cloned().collect(),
+        )
     }
 
     fn map(&mut self, kind: Kind) -> &mut HashMap<Bytes, Vec<Subscriber>, ahash::RandomState> {

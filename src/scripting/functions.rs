@@ -55,6 +55,10 @@ impl Registry {
     pub fn function_count(&self) -> usize {
         self.funcs.len()
     }
+    /// Bytes of the libraries' code (INFO used_memory_functions).
+    pub fn code_bytes(&self) -> usize {
+        self.libs.values().map(|l| l.code.len()).sum()
+    }
 }
 
 thread_local! {

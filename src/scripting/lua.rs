@@ -394,6 +394,29 @@ pub unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: usize, push: bool) 
 // Lua -> RESP
 // ---------------------------------------------------------------------------------------------
 
+thread_local! {
+    static COUNTED_ERROR: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the error reply the last script run on this thread wrote had been counted already
+/// (see `Vm::run`); reading it clears it.
+pub fn take_counted_error() -> bool {
+    COUNTED_ERROR.with(|c| c.replace(false))
+}
+
+/// Whether the value on top of the stack is an error table made from a command's error reply.
+unsafe fn counted_error_table(l: *mut lua_State) -> bool {
+    if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+        return false;
+    }
+    let is_err = raw_field(l, -1, c"err") == ffi::LUA_TSTRING;
+    ffi::lua_pop(l, 1);
+    let marked = raw_field(l, -1, c"ignore_error_stats_update") == ffi::LUA_TBOOLEAN
+        && ffi::lua_toboolean(l, -1) != 0;
+    ffi::lua_pop(l, 1);
+    is_err && marked
+}
+
 unsafe fn raw_field(l: *mut lua_State, idx: c_int, name: &CStr) -> c_int {
     push_bytes(l, name.to_bytes());
     ffi::lua_rawget(l, if idx < 0 { idx - 1 } else { idx });
@@ -1448,6 +1471,10 @@ impl Vm {
             let aborted = cur.aborting.get();
             let mut r = Reply::new(out, client_resp3);
             let script_resp3 = cur.resp.get() == 3;
+            // An error a command replied inside the script (raised by redis.call, or returned
+            // from redis.pcall) was counted in INFO errorstats then: the script's reply repeats
+            // it and is not counted again, as in Redis.
+            COUNTED_ERROR.with(|c| c.set(counted_error_table(l)));
             if err != 0 {
                 if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
                     let msg = if raw_field(l, -1, c"err") == ffi::LUA_TSTRING {

@@ -216,6 +216,14 @@ impl Shared {
         self.scripts.lock().map(|m| m.len()).unwrap_or(0)
     }
 
+    /// Bytes of the cached scripts' bodies and names (INFO used_memory_scripts_eval).
+    pub fn script_bytes(&self) -> usize {
+        self.scripts
+            .lock()
+            .map(|m| m.values().map(|e| e.body.len() + e.sha.len()).sum())
+            .unwrap_or(0)
+    }
+
     fn flush(&self) {
         libs::cjson::reset_shared();
         self.scripts
@@ -1577,17 +1585,36 @@ pub fn kill_busy(shared: &Shared, eval: bool) -> Result<(), &'static str> {
 /// INFO fields of the scripting section.
 pub fn info_fields(sh: &Shard) -> String {
     let s = &sh.globals.scripting;
-    let (libs, funcs) = {
-        let r = s.functions.lock().unwrap_or_else(|e| e.into_inner());
-        (r.library_count(), r.function_count())
-    };
     format!(
-        "used_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nscripts_escalated_to_global:{}\r\nscripts_global_runs:{}\r\n",
-        lua::thread_memory(),
-        s.script_count(),
-        funcs,
-        libs,
+        "scripts_escalated_to_global:{}\r\nscripts_global_runs:{}\r\n",
         s.escalated.load(Ordering::Relaxed),
         s.global_runs.load(Ordering::Relaxed)
     )
+}
+
+/// INFO memory's scripting lines, in Redis's order. `lua` is every shard's Lua memory; scripts
+/// and functions share each shard's Lua state, so all of it is reported as the eval VM's.
+pub fn info_memory_fields(sh: &Shard, lua: u64) -> Vec<(&'static str, String)> {
+    use crate::commands::memory_family::bytes_to_human;
+    let s = &sh.globals.scripting;
+    let (libs, funcs, code) = {
+        let r = s.functions.lock().unwrap_or_else(|e| e.into_inner());
+        (r.library_count(), r.function_count(), r.code_bytes() as u64)
+    };
+    let scripts = s.script_bytes() as u64;
+    vec![
+        ("used_memory_lua", lua.to_string()),
+        ("used_memory_vm_eval", lua.to_string()),
+        ("used_memory_lua_human", bytes_to_human(lua)),
+        ("used_memory_scripts_eval", scripts.to_string()),
+        ("number_of_cached_scripts", s.script_count().to_string()),
+        ("number_of_functions", funcs.to_string()),
+        ("number_of_libraries", libs.to_string()),
+        ("used_memory_vm_functions", "0".into()),
+        ("used_memory_vm_total", lua.to_string()),
+        ("used_memory_vm_total_human", bytes_to_human(lua)),
+        ("used_memory_functions", code.to_string()),
+        ("used_memory_scripts", (scripts + code).to_string()),
+        ("used_memory_scripts_human", bytes_to_human(scripts + code)),
+    ]
 }

@@ -396,6 +396,7 @@ impl Conn {
             {
                 let mut st = self.shard.state.borrow_mut();
                 st.stats.net_input_bytes += n as u64;
+                st.stats.reads_processed += (n > 0) as u64;
                 self.info
                     .last_ms
                     .set(self.info.last_ms.get().max(st.clock_ms));
@@ -612,7 +613,11 @@ impl Conn {
         }
         futures_lite::future::yield_now().await;
         let ok = self.writer.write_all(&self.out).await.is_ok();
-        self.shard.state.borrow_mut().stats.net_output_bytes += self.out.len() as u64;
+        {
+            let mut st = self.shard.state.borrow_mut();
+            st.stats.net_output_bytes += self.out.len() as u64;
+            st.stats.writes_processed += 1;
+        }
         self.out.clear();
         if self.out.capacity() > 1024 * 1024 {
             self.out = BytesMut::with_capacity(16 * 1024);
@@ -679,7 +684,7 @@ impl Conn {
             self.out.truncate(mark);
         }
         let mut st = self.shard.state.borrow_mut();
-        st.stats.total_error_replies += 1;
+        st.stats.error_replied(msg);
         if let Some(s) = spec {
             st.cmd_stats[s.index()].rejected_calls += 1;
         }
@@ -877,11 +882,19 @@ impl Conn {
                 let logged = (!spec.has(flags::SKIP_SLOWLOG)
                     && self.shard.state.borrow().config.slowlog_log_slower_than >= 0)
                     .then(|| args.clone());
+                crate::scripting::lua::take_counted_error();
                 let started = std::time::Instant::now();
                 f(self, args).await;
                 let usec = started.elapsed().as_micros() as u64;
                 self.publish_client_state();
                 let failed = self.out.len() > mark && self.out[mark] == b'-';
+                if failed && !crate::scripting::lua::take_counted_error() {
+                    self.shard
+                        .state
+                        .borrow_mut()
+                        .stats
+                        .error_replied(&self.out[mark..]);
+                }
                 // CLIENT REPLY ON answers even though replies were off when it arrived.
                 let suppress = skip_taken || (off_before && self.reply_mode != ReplyMode::On);
                 if suppress {
@@ -893,7 +906,6 @@ impl Conn {
                 stat.usec += usec;
                 if failed {
                     stat.failed_calls += 1;
-                    st.stats.total_error_replies += 1;
                 }
                 st.stats.total_commands += 1;
                 if let Some(a) = logged {

@@ -448,6 +448,8 @@ async fn cron(shard: &Rc<Shard>) {
         crate::persistence::snapshot::cron(shard);
         let mut st = shard.state.borrow_mut();
         st.clock_ms = globals::unix_ms();
+        let now = st.clock_ms;
+        st.stats.sample_instantaneous(now);
         shard.aof_replies_wait.set(st.aof.is_some());
         expiry::cycle(&mut st);
         memory::refresh(&mut st, &shard.globals.mem);

@@ -26,6 +26,7 @@ pub fn cycle(st: &mut ShardState) -> usize {
     let acceptable_stale = 10usize.saturating_sub(effort - 1).max(1); // percent
     let started = Instant::now();
     let mut deleted = 0;
+    let (mut total_sampled, mut total_expired) = (0usize, 0usize);
     let mut sample: Vec<Key> = Vec::with_capacity(per_loop);
     let ShardState { dbs, rng, .. } = st;
     for db in dbs.iter_mut() {
@@ -60,6 +61,8 @@ pub fn cycle(st: &mut ShardState) -> usize {
                 }
             }
             deleted += expired;
+            total_sampled += sampled;
+            total_expired += expired;
             if expired * 100 <= sampled * acceptable_stale || started.elapsed() > budget {
                 break;
             }
@@ -71,6 +74,18 @@ pub fn cycle(st: &mut ShardState) -> usize {
             break;
         }
     }
+    let elapsed = started.elapsed();
+    let stats = &mut st.stats;
+    stats.expire_cycle_us += elapsed.as_micros() as u64;
+    if elapsed > budget {
+        stats.expire_time_cap_reached += 1;
+    }
+    let current = if total_sampled > 0 {
+        total_expired as f64 / total_sampled as f64
+    } else {
+        0.0
+    };
+    stats.expired_stale_perc = current * 0.05 + stats.expired_stale_perc * 0.95;
     deleted
 }
 

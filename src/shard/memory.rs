@@ -526,6 +526,8 @@ pub struct MemReport {
     pub exceeded_us: (u64, u64),
     pub limit: u64,
     pub usage: u64,
+    /// This shard's Lua states.
+    pub lua: u64,
 }
 
 /// This shard's report (runs on the shard).
@@ -554,6 +556,7 @@ pub fn report(sh: &super::Shard) -> MemReport {
         exceeded_us: st.mem.exceeded_us(),
         limit: st.mem.limit,
         usage: usage(&st),
+        lua: crate::scripting::lua::thread_memory() as u64,
     }
 }
 

@@ -59,6 +59,86 @@ pub struct ShardStats {
     pub tx_multi_shard: u64,
     /// Lock requests of multi-shard units that had to queue on this shard behind another unit.
     pub tx_lock_waits: u64,
+    /// Error replies by their code (the error's first word: ERR, WRONGTYPE, NOAUTH...), for INFO
+    /// errorstats. At most `MAX_ERROR_CODES` codes, as Redis tracks at most 128.
+    pub error_codes: Vec<(Box<[u8]>, u64)>,
+    /// Socket reads and writes of client connections (INFO total_reads/writes_processed).
+    pub reads_processed: u64,
+    pub writes_processed: u64,
+    /// Active expiry: cycles that stopped at their time budget, time spent (µs), and Redis's
+    /// running estimate of the share of sampled keys found expired (percent).
+    pub expire_time_cap_reached: u64,
+    pub expire_cycle_us: u64,
+    pub expired_stale_perc: f64,
+    /// Samples behind INFO's instantaneous_* rates.
+    pub instant: InstantMetrics,
+}
+
+/// Redis's instantaneous metrics: every 100 ms the rate of commands, input bytes and output
+/// bytes since the previous sample; INFO reports the mean of the last 16 samples.
+#[derive(Clone, Default, Debug)]
+pub struct InstantMetrics {
+    last_ms: u64,
+    last: [u64; 3],
+    samples: [[u64; INSTANT_SAMPLES]; 3],
+    next: usize,
+}
+
+const INSTANT_SAMPLES: usize = 16;
+
+impl ShardStats {
+    /// Takes a sample of the instantaneous rates if 100 ms passed since the last one.
+    pub fn sample_instantaneous(&mut self, now_ms: u64) {
+        let m = &mut self.instant;
+        let now = [
+            self.total_commands,
+            self.net_input_bytes,
+            self.net_output_bytes,
+        ];
+        if m.last_ms == 0 {
+            m.last_ms = now_ms;
+            m.last = now;
+            return;
+        }
+        let elapsed = now_ms.saturating_sub(m.last_ms);
+        if elapsed < 100 {
+            return;
+        }
+        for (i, v) in now.iter().enumerate() {
+            m.samples[i][m.next] = v.saturating_sub(m.last[i]) * 1000 / elapsed;
+        }
+        m.next = (m.next + 1) % INSTANT_SAMPLES;
+        m.last_ms = now_ms;
+        m.last = now;
+    }
+
+    /// Commands per second, input and output bytes per second (means of the samples).
+    pub fn instantaneous(&self) -> [u64; 3] {
+        std::array::from_fn(|i| {
+            self.instant.samples[i].iter().sum::<u64>() / INSTANT_SAMPLES as u64
+        })
+    }
+}
+
+/// How many distinct error codes INFO errorstats tracks (Redis's limit).
+const MAX_ERROR_CODES: usize = 128;
+
+impl ShardStats {
+    /// Counts an error reply: `reply` is the error as sent (`-CODE message\r\n`) or its text.
+    pub fn error_replied(&mut self, reply: &[u8]) {
+        self.total_error_replies += 1;
+        let text = reply.strip_prefix(b"-").unwrap_or(reply);
+        let end = text
+            .iter()
+            .position(|&c| c == b' ' || c == b'\r' || c == b'\n')
+            .unwrap_or(text.len());
+        let code = &text[..end];
+        if let Some((_, n)) = self.error_codes.iter_mut().find(|(c, _)| &c[..] == code) {
+            *n += 1;
+        } else if self.error_codes.len() < MAX_ERROR_CODES {
+            self.error_codes.push((code.into(), 1));
+        }
+    }
 }
 
 /// Who issued a command, for SLOWLOG and MONITOR (shared with the batches a connection sends).
@@ -486,7 +566,7 @@ pub fn execute_keyed(
     {
         crate::protocol::Reply::new(out, resp3).error(memory::ERR_OOM);
         st.cmd_stats[spec.index()].rejected_calls += 1;
-        st.stats.total_error_replies += 1;
+        st.stats.error_replied(memory::ERR_OOM.as_bytes());
         return;
     }
     let is_write = spec.has(commands::flags::WRITE);
@@ -499,14 +579,15 @@ pub fn execute_keyed(
     {
         crate::protocol::Reply::new(out, resp3).error(crate::persistence::snapshot::ERR_MISCONF);
         st.cmd_stats[spec.index()].rejected_calls += 1;
-        st.stats.total_error_replies += 1;
+        st.stats
+            .error_replied(crate::persistence::snapshot::ERR_MISCONF.as_bytes());
         return;
     }
     if is_write && st.aof.is_some() {
         if let Some(e) = crate::persistence::aof::write_refused(st) {
             crate::protocol::Reply::new(out, resp3).error(&e);
             st.cmd_stats[spec.index()].rejected_calls += 1;
-            st.stats.total_error_replies += 1;
+            st.stats.error_replied(e.as_bytes());
             return;
         }
     }
@@ -578,7 +659,7 @@ pub fn execute_keyed(
     st.stats.total_commands += 1;
     if failed {
         stat.failed_calls += 1;
-        st.stats.total_error_replies += 1;
+        st.stats.error_replied(&out[start_len..]);
     }
     if !st.in_split {
         st.maybe_slowlog(globals, args, usec, who);

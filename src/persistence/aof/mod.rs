@@ -87,6 +87,8 @@ pub struct AofGlobal {
     pub last_rewrite_time_sec: AtomicI64,
     pub last_bgrewrite_ok: AtomicBool,
     pub rewrites: AtomicU64,
+    /// Rewrites that failed since the last one that succeeded.
+    pub rewrites_consecutive_failures: AtomicU64,
     /// Startup loading finished (shards other than 0 wait for it before accepting clients).
     pub ready: AtomicBool,
     pub current_size: Vec<AtomicU64>,
@@ -107,6 +109,7 @@ impl AofGlobal {
             last_rewrite_time_sec: AtomicI64::new(-1),
             last_bgrewrite_ok: AtomicBool::new(true),
             rewrites: AtomicU64::new(0),
+            rewrites_consecutive_failures: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             current_size: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             base_size: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
@@ -130,13 +133,14 @@ impl AofGlobal {
         let sum = |v: &[AtomicU64]| v.iter().map(|a| a.load(Ordering::Relaxed)).sum::<u64>();
         let enabled = self.enabled.load(Ordering::Relaxed);
         let mut s = format!(
-            "aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_last_write_status:{}\r\n",
+            "aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
             enabled as u8,
             self.rewrite_in_progress.load(Ordering::Relaxed) as u8,
             self.rewrite_scheduled.load(Ordering::Relaxed) as u8,
             self.last_rewrite_time_sec.load(Ordering::Relaxed),
             if self.last_bgrewrite_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
             self.rewrites.load(Ordering::Relaxed),
+            self.rewrites_consecutive_failures.load(Ordering::Relaxed),
             if self.write_failed.iter().chain(&self.fsync_failed).any(|f| f.load(Ordering::Relaxed)) { "err" } else { "ok" },
         );
         if enabled {
@@ -1501,6 +1505,12 @@ pub async fn rewrite_all(sh: &Rc<Shard>) -> Result<(), String> {
     let started = Instant::now();
     let result = rewrite_inner(sh).await;
     g.last_bgrewrite_ok.store(result.is_ok(), Ordering::Relaxed);
+    if result.is_ok() {
+        g.rewrites_consecutive_failures.store(0, Ordering::Relaxed);
+    } else {
+        g.rewrites_consecutive_failures
+            .fetch_add(1, Ordering::Relaxed);
+    }
     g.last_rewrite_time_sec
         .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
     if result.is_ok() {
