@@ -285,12 +285,7 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             ok
         };
         match sub.as_str() {
-            "help" if argc == 2 => super::reply_help_ending(
-                &mut c.reply(),
-                "client",
-                CLIENT_HELP,
-                "    Prints this help.",
-            ),
+            "help" if argc == 2 => super::reply_help(&mut c.reply(), "client", CLIENT_HELP),
             "id" => {
                 if arity(argc == 2, c) {
                     let id = c.info.id as i64;

@@ -664,7 +664,7 @@ const OBJECT_HELP: &[&str] = &[
 fn object(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let sub = &a[1];
     if eq_ic(sub, "help") && a.len() == 2 {
-        return super::reply_help_ending(r, "object", OBJECT_HELP, "    Prints this help.");
+        return super::reply_help(r, "object", OBJECT_HELP);
     }
     let known = ["encoding", "freq", "idletime", "refcount"];
     let Some(which) = known.iter().find(|n| eq_ic(sub, n)) else {

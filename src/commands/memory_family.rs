@@ -417,9 +417,7 @@ impl MemoryOp {
     /// HELP, MALLOC-STATS and PURGE.
     pub(crate) fn reply_local(&self, r: &mut Reply) {
         match self {
-            MemoryOp::Help => {
-                super::reply_help_ending(r, "memory", MEMORY_HELP, "    Prints this help.")
-            }
+            MemoryOp::Help => super::reply_help(r, "memory", MEMORY_HELP),
             MemoryOp::MallocStats => r.verbatim("txt", malloc_stats().as_bytes()),
             _ => {
                 // Return free memory at the top of every arena to the system.

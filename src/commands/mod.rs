@@ -570,13 +570,9 @@ pub fn subcommand_syntax_error(sub: &[u8], cmd: &str) -> String {
     )
 }
 
-/// Replies with a HELP text (the way Redis's `addReplyHelp` does: a status line per entry).
+/// Replies with a HELP text the way Redis's `addReplyHelp` does: a status line per entry, then
+/// HELP and "Prints this help.".
 pub fn reply_help(r: &mut Reply, cmd: &str, lines: &[&str]) {
-    reply_help_ending(r, cmd, lines, "    Print this help.")
-}
-
-/// `reply_help` with the closing line some commands word differently ("Prints this help.").
-pub fn reply_help_ending(r: &mut Reply, cmd: &str, lines: &[&str], last: &str) {
     r.array(lines.len() + 3);
     r.simple(&format!(
         "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -586,7 +582,7 @@ pub fn reply_help_ending(r: &mut Reply, cmd: &str, lines: &[&str], last: &str) {
         r.simple(l);
     }
     r.simple("HELP");
-    r.simple(last);
+    r.simple("    Prints this help.");
 }
 
 /// Counts a read lookup in the keyspace hit/miss statistics and announces a miss (`keymiss`).

@@ -561,9 +561,7 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
     }
     let sub = text(&a[1]).to_ascii_lowercase();
     match sub.as_str() {
-        "help" if a.len() == 2 => {
-            super::reply_help_ending(r, "command", COMMAND_HELP, "    Prints this help.")
-        }
+        "help" if a.len() == 2 => super::reply_help(r, "command", COMMAND_HELP),
         "count" if a.len() == 2 => r.int(table().len() as i64),
         "list" => {
             type Filter = Box<dyn Fn(&CommandSpec) -> bool>;
@@ -1076,12 +1074,7 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
         let sub = text(&a[1]).to_ascii_lowercase();
         match sub.as_str() {
-            "help" if a.len() == 2 => super::reply_help_ending(
-                &mut c.reply(),
-                "config",
-                CONFIG_HELP,
-                "    Prints this help.",
-            ),
+            "help" if a.len() == 2 => super::reply_help(&mut c.reply(), "config", CONFIG_HELP),
             "get" if a.len() >= 3 => {
                 let pats: Vec<&[u8]> = a[2..].iter().map(|p| &p[..]).collect();
                 let pairs = c.shard.state.borrow().config.get(&pats);
@@ -1244,9 +1237,7 @@ impl SlowlogOp {
 
     pub(crate) fn reply(&self, r: &mut Reply, parts: Vec<SlowlogPart>) {
         match self {
-            SlowlogOp::Help => {
-                super::reply_help_ending(r, "slowlog", SLOWLOG_HELP, "    Prints this help.")
-            }
+            SlowlogOp::Help => super::reply_help(r, "slowlog", SLOWLOG_HELP),
             SlowlogOp::Reset => r.ok(),
             SlowlogOp::Len => r.int(
                 parts
@@ -1413,6 +1404,11 @@ const DEBUG_HELP: &[&str] = &[
     "    Write <message> to the server log.",
     "OBJECT <key>",
     "    Show low level info about the <key> and associated value.",
+    "POPULATE <count> [<prefix>] [<size>]",
+    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+    "    it is used instead of the 'key' prefix. These are not propagated to",
+    "    replicas. Cluster slots are not respected so keys not belonging to the",
+    "    current node can be created in cluster mode.",
     "PROTOCOL <type>",
     "    Reply with a test value of the specified type. <type> can be: string,",
     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
@@ -1424,6 +1420,35 @@ const DEBUG_HELP: &[&str] = &[
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
 ];
+
+/// DEBUG POPULATE's part on one shard: `<prefix>:<n>` for n below `count`, where this shard
+/// owns the name and no live key has it, set to `value:<n>` (cut or padded with zero bytes to
+/// `size` when it is not 0), as Redis makes them.
+fn populate_on(sh: &Shard, db: usize, count: u64, prefix: &[u8], size: usize) {
+    let now = unix_ms();
+    let mut st = sh.state.borrow_mut();
+    let d = &mut st.dbs[db];
+    let mut key = Vec::with_capacity(prefix.len() + 21);
+    for n in 0..count {
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.push(b':');
+        key.extend_from_slice(n.to_string().as_bytes());
+        if sh.shard_of(&key) != sh.id || d.exists(&key, now) {
+            continue;
+        }
+        let mut value = format!("value:{n}").into_bytes();
+        if size > 0 {
+            value.resize(size, 0);
+        }
+        d.insert(
+            &key,
+            crate::types::Value::Str(crate::types::StrValue::from_vec(value)),
+            0,
+            now,
+        );
+    }
+}
 
 fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
@@ -1450,6 +1475,33 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 c.reply().ok();
             }
             "protocol" if a.len() == 3 => debug_protocol(&mut c.reply(), &a[2]),
+            "populate" if (3..=5).contains(&a.len()) => {
+                let positive = |arg: &Bytes| {
+                    super::args::parse_i64(arg)
+                        .filter(|&n| n >= 0)
+                        .ok_or("ERR value is out of range, must be positive")
+                };
+                let count = match positive(&a[2]) {
+                    Ok(n) => n as u64,
+                    Err(e) => return c.reply().error(e),
+                };
+                let size = match a.get(4).map(positive) {
+                    Some(Err(e)) => return c.reply().error(e),
+                    Some(Ok(n)) => n as usize,
+                    None => 0,
+                };
+                let prefix = a.get(3).cloned().unwrap_or(Bytes::from_static(b"key"));
+                // Every shard walks the names and creates those it owns. Unlike in Redis this
+                // is not atomic: other clients may see some shards filled before others.
+                let done = c
+                    .shard
+                    .run_on_all(move |sh| populate_on(sh, db, count, &prefix, size))
+                    .await;
+                match done {
+                    Ok(_) => c.reply().ok(),
+                    Err(_) => c.reply().error(ERR_SHARD_GONE),
+                }
+            }
             "object" if a.len() == 3 => {
                 let key = a[2].clone();
                 let s = c.shard.shard_of(&key);

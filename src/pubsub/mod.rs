@@ -737,12 +737,7 @@ impl Query {
             all
         };
         match self {
-            Query::Help => crate::commands::reply_help_ending(
-                r,
-                "pubsub",
-                PUBSUB_HELP,
-                "    Prints this help.",
-            ),
+            Query::Help => crate::commands::reply_help(r, "pubsub", PUBSUB_HELP),
             Query::Channels { .. } => {
                 let all = names(parts);
                 r.array(all.len());

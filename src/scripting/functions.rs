@@ -505,12 +505,9 @@ pub fn function(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         let shard = c.shard.clone();
         let shared = &shard.globals.scripting;
         match sub.as_str() {
-            "help" if argc == 2 => crate::commands::reply_help_ending(
-                &mut c.reply(),
-                "function",
-                FUNCTION_HELP,
-                "    Prints this help.",
-            ),
+            "help" if argc == 2 => {
+                crate::commands::reply_help(&mut c.reply(), "function", FUNCTION_HELP)
+            }
             "load" | "delete" | "flush" => {
                 let change = match parse_change(&a) {
                     Ok(ch) => ch,

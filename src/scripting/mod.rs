@@ -1465,12 +1465,9 @@ fn script(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             ok
         };
         match sub.as_str() {
-            "help" if argc == 2 => crate::commands::reply_help_ending(
-                &mut c.reply(),
-                "script",
-                SCRIPT_HELP,
-                "    Prints this help.",
-            ),
+            "help" if argc == 2 => {
+                crate::commands::reply_help(&mut c.reply(), "script", SCRIPT_HELP)
+            }
             "load" => {
                 if check(c, arity(3)) {
                     let shard = c.shard.clone();
