@@ -239,7 +239,13 @@ fn parse_inline(
     start: usize,
     limits: &ParseLimits,
 ) -> Result<Option<(usize, Args)>, ParseError> {
-    let Some(nl_off) = buf[start..].iter().position(|&b| b == b'\n') else {
+    // Redis finds the end of the line with strchr, which stops at a NUL byte: a line with a
+    // NUL before its newline never completes (until it grows too big), and so here.
+    let found = buf[start..]
+        .iter()
+        .position(|&b| b == b'\n' || b == 0)
+        .filter(|&i| buf[start + i] == b'\n');
+    let Some(nl_off) = found else {
         if buf.len() - start > limits.max_inline_len {
             return Err(ParseError::new("Protocol error: too big inline request"));
         }
@@ -397,6 +403,27 @@ mod tests {
             cmds[2],
             vec![Bytes::from("SET"), Bytes::from("a"), Bytes::from("b c")]
         );
+    }
+
+    #[test]
+    fn inline_line_with_a_nul_waits_like_redis() {
+        // Redis's strchr stops at the NUL: the line never completes, nor does what follows.
+        let (cmds, r) = parse_all(&[b"PING\0x\r\nPING\r\n"]);
+        assert!(r.is_ok());
+        assert!(cmds.is_empty());
+        // ... until it passes the inline limit.
+        let mut big = b"PING\0".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 70 * 1024));
+        let (cmds, r) = parse_all(&[&big]);
+        assert!(cmds.is_empty());
+        assert_eq!(
+            r,
+            Err(ParseError("Protocol error: too big inline request".into()))
+        );
+        // A NUL inside a RESP bulk string is just a byte.
+        let (cmds, r) = parse_all(&[b"*2\r\n$4\r\nECHO\r\n$3\r\na\0b\r\n"]);
+        assert!(r.is_ok());
+        assert_eq!(cmds[0][1], Bytes::from_static(b"a\0b"));
     }
 
     #[test]
