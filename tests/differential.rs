@@ -1837,6 +1837,35 @@ fn info_sections_fields_and_errorstats() {
     d.cmd(&[b"EVAL", b"return {err='OOPS x'}", b"0"]);
     d.cmd(&[b"EVAL", b"error('x')", b"0"]);
     d.script(&["INFO errorstats", "INFO cluster", "INFO modules"]);
+    // Commandstats: containers are counted per subcommand; calls, rejected and failed calls
+    // compared (times are not), lines sorted (Redis prints them in hash-table order).
+    d.script(&[
+        "CONFIG RESETSTAT",
+        "CONFIG GET maxmemory",
+        "CONFIG GET",
+        "CLIENT SETNAME x",
+        "OBJECT ENCODING nokey",
+        "MEMORY USAGE k",
+        "SLOWLOG LEN",
+        "GET a",
+        "INCR s",
+    ]);
+    d.each("INFO commandstats (counts)", |t, active| {
+        let raw = t.conns[active].cmd_str("INFO commandstats");
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_"))
+            .map(|l| {
+                l.split(',')
+                    .filter(|f| !f.contains("usec"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        lines.sort();
+        lines.join("\n").into_bytes()
+    });
 }
 
 #[test]

@@ -329,7 +329,7 @@ async fn attempt_here(
         sh.globals.snapshot.note_changes(st.id, 1);
     }
     if served || !register {
-        let stat = &mut st.cmd_stats[spec.index()];
+        let stat = &mut st.cmd_stats[crate::commands::stat_index(spec, &args)];
         stat.calls += 1;
         // The pop changed keys other waiters may want (BLMOVE's destination).
         for p in spec.keys(&args) {

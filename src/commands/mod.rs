@@ -418,6 +418,11 @@ pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 struct Table {
     specs: Vec<CommandSpec>,
     by_name: HashMap<&'static str, u16, ahash::RandomState>,
+    /// INFO commandstats keeps a container's calls per subcommand, as Redis does: the statistics
+    /// slots past the commands' own are the subcommands', from `sub_base[spec]` on for a spec's.
+    sub_base: Vec<usize>,
+    /// The name of every statistics slot (`get`, `config|set`...).
+    stat_names: Vec<&'static str>,
 }
 
 fn build() -> Table {
@@ -443,7 +448,41 @@ fn build() -> Table {
         let dup = by_name.insert(s.name, i as u16);
         assert!(dup.is_none(), "duplicate command {}", s.name);
     }
-    Table { specs, by_name }
+    let mut stat_names: Vec<&'static str> = specs.iter().map(|s| s.name).collect();
+    let mut sub_base = vec![0; specs.len()];
+    for s in &specs {
+        if let Some(subs) = s.subcommands {
+            sub_base[s.index()] = stat_names.len();
+            stat_names.extend(subs.iter().map(|x| x.full_name));
+        }
+    }
+    Table {
+        specs,
+        by_name,
+        sub_base,
+        stat_names,
+    }
+}
+
+/// The statistics slot of a call (`ShardState::cmd_stats`): the command's own, or for a
+/// container its subcommand's.
+#[inline]
+pub fn stat_index(spec: &CommandSpec, args: &[Bytes]) -> usize {
+    let Some(subs) = spec.subcommands else {
+        return spec.index();
+    };
+    match args.get(1).and_then(|n| {
+        subs.iter()
+            .position(|s| s.name().as_bytes().eq_ignore_ascii_case(n))
+    }) {
+        Some(i) => table_ref().sub_base[spec.index()] + i,
+        None => spec.index(),
+    }
+}
+
+/// Names of the statistics slots, in slot order.
+pub fn stat_names() -> &'static [&'static str] {
+    &table_ref().stat_names
 }
 
 fn table_ref() -> &'static Table {

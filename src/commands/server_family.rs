@@ -970,10 +970,10 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
     }
     if want("commandstats", false) {
         let mut body = String::new();
-        for s in table() {
+        for (i, name) in super::stat_names().iter().enumerate() {
             let mut t = CmdStat::default();
             for r in reports {
-                let x = r.cmd_stats[s.index()];
+                let x = r.cmd_stats[i];
                 t.calls += x.calls;
                 t.usec += x.usec;
                 t.rejected_calls += x.rejected_calls;
@@ -989,7 +989,7 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
             };
             body.push_str(&format!(
                 "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
-                s.name, t.calls, t.usec, per, t.rejected_calls, t.failed_calls
+                name, t.calls, t.usec, per, t.rejected_calls, t.failed_calls
             ));
         }
         section(&mut out, "Commandstats", body);

@@ -661,11 +661,12 @@ impl Conn {
 
     /// Writes an error that is decided before execution, after everything queued before it.
     /// An EXEC refused this way discards the transaction and says why (Redis's
-    /// `execCommandAbort`; the error's ERR code is dropped, others are kept).
-    async fn reject(&mut self, msg: &[u8], spec: Option<&CommandSpec>) {
+    /// `execCommandAbort`; the error's ERR code is dropped, others are kept). `refused` is the
+    /// command and its statistics slot (see `commands::stat_index`), None for an unknown one.
+    async fn reject(&mut self, msg: &[u8], refused: Option<(&CommandSpec, usize)>) {
         self.flush_group().await;
         let mut abort = Vec::new();
-        let msg = if spec.is_some_and(|s| s.name == "exec") {
+        let msg = if refused.is_some_and(|(s, _)| s.name == "exec") {
             self.multi = None;
             crate::tx::multi::unwatch_all(self).await;
             abort.extend_from_slice(b"EXECABORT Transaction discarded because of: ");
@@ -685,8 +686,8 @@ impl Conn {
         }
         let mut st = self.shard.state.borrow_mut();
         st.stats.error_replied(msg);
-        if let Some(s) = spec {
-            st.cmd_stats[s.index()].rejected_calls += 1;
+        if let Some((_, i)) = refused {
+            st.cmd_stats[i].rejected_calls += 1;
         }
     }
 
@@ -705,25 +706,41 @@ impl Conn {
             Err(commands::Unresolved::Arity(spec, name)) => {
                 self.info.last_cmd.set(name);
                 let msg = commands::arity_error(name);
-                return self.reject(msg.as_bytes(), Some(spec)).await;
+                return self
+                    .reject(
+                        msg.as_bytes(),
+                        Some((spec, commands::stat_index(spec, &args))),
+                    )
+                    .await;
             }
         };
         self.info.last_cmd.set(name);
         if spec.has(flags::PROTECTED) && !self.debug_allowed() {
             return self
-                .reject(ERR_DEBUG_NOT_ALLOWED.as_bytes(), Some(spec))
+                .reject(
+                    ERR_DEBUG_NOT_ALLOWED.as_bytes(),
+                    Some((spec, commands::stat_index(spec, &args))),
+                )
                 .await;
         }
         if !self.authenticated && !spec.has(flags::NO_AUTH) {
             return self
-                .reject(b"NOAUTH Authentication required.", Some(spec))
+                .reject(
+                    b"NOAUTH Authentication required.",
+                    Some((spec, commands::stat_index(spec, &args))),
+                )
                 .await;
         }
         // A script past busy-reply-threshold on another shard (this shard's own clients hear
         // from `super::busy` while it runs one). SHUTDOWN is allowed only with NOSAVE then.
         if !commands::allowed_while_busy(spec, name, &args) {
             if let Some(e) = self.shard.globals.scripting.busy_error() {
-                return self.reject(e.as_bytes(), Some(spec)).await;
+                return self
+                    .reject(
+                        e.as_bytes(),
+                        Some((spec, commands::stat_index(spec, &args))),
+                    )
+                    .await;
             }
         }
         // Out of memory: nothing may be queued inside MULTI, and EXEC of a block that may
@@ -737,18 +754,33 @@ impl Conn {
                     })
                 });
                 if oom {
-                    return self.reject(memory::ERR_OOM.as_bytes(), Some(spec)).await;
+                    return self
+                        .reject(
+                            memory::ERR_OOM.as_bytes(),
+                            Some((spec, commands::stat_index(spec, &args))),
+                        )
+                        .await;
                 }
             } else if !matches!(spec.name, "discard" | "quit" | "reset")
                 && memory::command_oom(&self.shard, spec, &args)
             {
-                return self.reject(memory::ERR_OOM.as_bytes(), Some(spec)).await;
+                return self
+                    .reject(
+                        memory::ERR_OOM.as_bytes(),
+                        Some((spec, commands::stat_index(spec, &args))),
+                    )
+                    .await;
             }
         }
         if self.subscribed() && !self.resp3 {
             if !crate::pubsub::allowed_while_subscribed(spec.name) {
                 let msg = format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name);
-                return self.reject(msg.as_bytes(), Some(spec)).await;
+                return self
+                    .reject(
+                        msg.as_bytes(),
+                        Some((spec, commands::stat_index(spec, &args))),
+                    )
+                    .await;
             }
             if spec.name == "ping" && args.len() <= 2 && self.multi.is_none() {
                 self.flush_group().await;
@@ -762,7 +794,10 @@ impl Conn {
             if !crate::tx::multi::runs_immediately_in_multi(spec.name) {
                 if spec.has(flags::NO_MULTI) {
                     return self
-                        .reject(b"ERR Command not allowed inside a transaction", Some(spec))
+                        .reject(
+                            b"ERR Command not allowed inside a transaction",
+                            Some((spec, commands::stat_index(spec, &args))),
+                        )
                         .await;
                 }
                 m.cmds.push((spec, args));
@@ -860,7 +895,10 @@ impl Conn {
                 && crate::shard::memory::command_oom(&self.shard, spec, &args)
             {
                 return self
-                    .reject(crate::shard::memory::ERR_OOM.as_bytes(), Some(spec))
+                    .reject(
+                        crate::shard::memory::ERR_OOM.as_bytes(),
+                        Some((spec, commands::stat_index(spec, &args))),
+                    )
                     .await;
             }
             self.flush_group().await;
@@ -878,6 +916,7 @@ impl Conn {
                 let off_before = self.reply_mode == ReplyMode::Off;
                 let skip_taken = std::mem::take(&mut self.skip_next);
                 let mark = self.out.len();
+                let stat_slot = commands::stat_index(spec, &args);
                 // The slow log needs the arguments after the command took them.
                 let logged = (!spec.has(flags::SKIP_SLOWLOG)
                     && self.shard.state.borrow().config.slowlog_log_slower_than >= 0)
@@ -901,7 +940,7 @@ impl Conn {
                     self.out.truncate(mark);
                 }
                 let mut st = self.shard.state.borrow_mut();
-                let stat = &mut st.cmd_stats[spec.index()];
+                let stat = &mut st.cmd_stats[stat_slot];
                 stat.calls += 1;
                 stat.usec += usec;
                 if failed {

@@ -205,7 +205,7 @@ impl ShardState {
             id,
             dbs,
             config: config.clone(),
-            cmd_stats: vec![CmdStat::default(); commands::table().len()],
+            cmd_stats: vec![CmdStat::default(); commands::stat_names().len()],
             stats: ShardStats::default(),
             slowlog: VecDeque::new(),
             rng: SmallRng::seed_from_u64(0x7e55_e4a0 ^ id as u64),
@@ -565,7 +565,7 @@ pub fn execute_keyed(
         && spec.has(commands::flags::DENYOOM)
     {
         crate::protocol::Reply::new(out, resp3).error(memory::ERR_OOM);
-        st.cmd_stats[spec.index()].rejected_calls += 1;
+        st.cmd_stats[commands::stat_index(spec, args)].rejected_calls += 1;
         st.stats.error_replied(memory::ERR_OOM.as_bytes());
         return;
     }
@@ -578,7 +578,7 @@ pub fn execute_keyed(
         && crate::persistence::snapshot::refuses_writes(&st.config)
     {
         crate::protocol::Reply::new(out, resp3).error(crate::persistence::snapshot::ERR_MISCONF);
-        st.cmd_stats[spec.index()].rejected_calls += 1;
+        st.cmd_stats[commands::stat_index(spec, args)].rejected_calls += 1;
         st.stats
             .error_replied(crate::persistence::snapshot::ERR_MISCONF.as_bytes());
         return;
@@ -586,7 +586,7 @@ pub fn execute_keyed(
     if is_write && st.aof.is_some() {
         if let Some(e) = crate::persistence::aof::write_refused(st) {
             crate::protocol::Reply::new(out, resp3).error(&e);
-            st.cmd_stats[spec.index()].rejected_calls += 1;
+            st.cmd_stats[commands::stat_index(spec, args)].rejected_calls += 1;
             st.stats.error_replied(e.as_bytes());
             return;
         }
@@ -653,7 +653,7 @@ pub fn execute_keyed(
         return;
     }
     let failed = out.len() > start_len && out[start_len] == b'-';
-    let stat = &mut st.cmd_stats[spec.index()];
+    let stat = &mut st.cmd_stats[commands::stat_index(spec, args)];
     stat.calls += 1;
     stat.usec += usec;
     st.stats.total_commands += 1;
