@@ -257,12 +257,7 @@ pub fn info_section(sh: &Shard, reports: &[MemReport]) -> String {
     let (arss, arss_bytes) = o.allocator_rss();
     let (rss_oh, rss_oh_bytes) = o.rss_overhead();
     let mut s = String::with_capacity(1500);
-    let mut line = |k: &str, v: String| {
-        s.push_str(k);
-        s.push(':');
-        s.push_str(&v);
-        s.push_str("\r\n");
-    };
+    let mut line = |k: &str, v: String| super::server_family::info_line(&mut s, k, &v);
     line("used_memory", o.used.to_string());
     line("used_memory_human", bytes_to_human(o.used));
     line("used_memory_rss", o.rss.to_string());

@@ -731,6 +731,14 @@ pub(crate) fn info_report(sh: &Shard) -> ShardReport {
     }
 }
 
+/// One `name:value` line of an INFO section.
+pub(crate) fn info_line(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push(':');
+    out.push_str(value);
+    out.push_str("\r\n");
+}
+
 /// INFO's section arguments, lower-cased.
 pub(crate) fn info_sections(a: &[Bytes]) -> Vec<String> {
     a[1..]
@@ -853,12 +861,7 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
             0.0
         };
         let mut body = String::with_capacity(2048);
-        let mut line = |k: &str, v: String| {
-            body.push_str(k);
-            body.push(':');
-            body.push_str(&v);
-            body.push_str("\r\n");
-        };
+        let mut line = |k: &str, v: String| info_line(&mut body, k, &v);
         line(
             "total_connections_received",
             sum.total_connections_received.to_string(),
