@@ -814,7 +814,9 @@ impl Conn {
         let monitored = self.shard.globals.monitors.load(Ordering::Relaxed) > 0
             && !spec.has(flags::SKIP_MONITOR);
         let feed_args = if monitored { Some(args.clone()) } else { None };
-        if self.push_rx.is_some() {
+        // Only a subscribed connection is sent messages (a connection that unsubscribed from
+        // everything keeps its receiver, with nothing more coming).
+        if self.push_rx.is_some() && self.subscribed() {
             self.execute_with_pushes(spec, args).await;
         } else {
             self.execute(spec, args).await;
