@@ -1850,6 +1850,12 @@ fn info_sections_fields_and_errorstats() {
         "SLOWLOG GET 0",
         "GET a",
         "INCR s",
+        // Connection-level commands inside EXEC count too, as in Redis.
+        "MULTI",
+        "CONFIG GET maxmemory",
+        "DBSIZE",
+        "SET a 1",
+        "EXEC",
     ]);
     d.each("INFO commandstats (counts)", |t, active| {
         let raw = t.conns[active].cmd_str("INFO commandstats");

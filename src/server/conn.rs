@@ -662,8 +662,8 @@ impl Conn {
     /// Writes an error that is decided before execution, after everything queued before it.
     /// An EXEC refused this way discards the transaction and says why (Redis's
     /// `execCommandAbort`; the error's ERR code is dropped, others are kept). `refused` is the
-    /// command and its statistics slot (see `commands::stat_index`), None for an unknown one.
-    async fn reject(&mut self, msg: &[u8], refused: Option<(&CommandSpec, usize)>) {
+    /// command and its arguments (for its statistics slot), None for an unknown command.
+    async fn reject(&mut self, msg: &[u8], refused: Option<(&CommandSpec, &[Bytes])>) {
         self.flush_group().await;
         let mut abort = Vec::new();
         let msg = if refused.is_some_and(|(s, _)| s.name == "exec") {
@@ -686,8 +686,8 @@ impl Conn {
         }
         let mut st = self.shard.state.borrow_mut();
         st.stats.error_replied(msg);
-        if let Some((_, i)) = refused {
-            st.cmd_stats[i].rejected_calls += 1;
+        if let Some((spec, args)) = refused {
+            st.cmd_stats[commands::stat_index(spec, args)].rejected_calls += 1;
         }
     }
 
@@ -706,41 +706,25 @@ impl Conn {
             Err(commands::Unresolved::Arity(spec, name)) => {
                 self.info.last_cmd.set(name);
                 let msg = commands::arity_error(name);
-                return self
-                    .reject(
-                        msg.as_bytes(),
-                        Some((spec, commands::stat_index(spec, &args))),
-                    )
-                    .await;
+                return self.reject(msg.as_bytes(), Some((spec, &args))).await;
             }
         };
         self.info.last_cmd.set(name);
         if spec.has(flags::PROTECTED) && !self.debug_allowed() {
             return self
-                .reject(
-                    ERR_DEBUG_NOT_ALLOWED.as_bytes(),
-                    Some((spec, commands::stat_index(spec, &args))),
-                )
+                .reject(ERR_DEBUG_NOT_ALLOWED.as_bytes(), Some((spec, &args)))
                 .await;
         }
         if !self.authenticated && !spec.has(flags::NO_AUTH) {
             return self
-                .reject(
-                    b"NOAUTH Authentication required.",
-                    Some((spec, commands::stat_index(spec, &args))),
-                )
+                .reject(b"NOAUTH Authentication required.", Some((spec, &args)))
                 .await;
         }
         // A script past busy-reply-threshold on another shard (this shard's own clients hear
         // from `super::busy` while it runs one). SHUTDOWN is allowed only with NOSAVE then.
         if !commands::allowed_while_busy(spec, name, &args) {
             if let Some(e) = self.shard.globals.scripting.busy_error() {
-                return self
-                    .reject(
-                        e.as_bytes(),
-                        Some((spec, commands::stat_index(spec, &args))),
-                    )
-                    .await;
+                return self.reject(e.as_bytes(), Some((spec, &args))).await;
             }
         }
         // Out of memory: nothing may be queued inside MULTI, and EXEC of a block that may
@@ -755,32 +739,21 @@ impl Conn {
                 });
                 if oom {
                     return self
-                        .reject(
-                            memory::ERR_OOM.as_bytes(),
-                            Some((spec, commands::stat_index(spec, &args))),
-                        )
+                        .reject(memory::ERR_OOM.as_bytes(), Some((spec, &args)))
                         .await;
                 }
             } else if !matches!(spec.name, "discard" | "quit" | "reset")
                 && memory::command_oom(&self.shard, spec, &args)
             {
                 return self
-                    .reject(
-                        memory::ERR_OOM.as_bytes(),
-                        Some((spec, commands::stat_index(spec, &args))),
-                    )
+                    .reject(memory::ERR_OOM.as_bytes(), Some((spec, &args)))
                     .await;
             }
         }
         if self.subscribed() && !self.resp3 {
             if !crate::pubsub::allowed_while_subscribed(spec.name) {
                 let msg = format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name);
-                return self
-                    .reject(
-                        msg.as_bytes(),
-                        Some((spec, commands::stat_index(spec, &args))),
-                    )
-                    .await;
+                return self.reject(msg.as_bytes(), Some((spec, &args))).await;
             }
             if spec.name == "ping" && args.len() <= 2 && self.multi.is_none() {
                 self.flush_group().await;
@@ -796,7 +769,7 @@ impl Conn {
                     return self
                         .reject(
                             b"ERR Command not allowed inside a transaction",
-                            Some((spec, commands::stat_index(spec, &args))),
+                            Some((spec, &args)),
                         )
                         .await;
                 }
@@ -899,7 +872,7 @@ impl Conn {
                 return self
                     .reject(
                         crate::shard::memory::ERR_OOM.as_bytes(),
-                        Some((spec, commands::stat_index(spec, &args))),
+                        Some((spec, &args)),
                     )
                     .await;
             }
@@ -918,39 +891,12 @@ impl Conn {
                 let off_before = self.reply_mode == ReplyMode::Off;
                 let skip_taken = std::mem::take(&mut self.skip_next);
                 let mark = self.out.len();
-                let stat_slot = commands::stat_index(spec, &args);
-                // The slow log needs the arguments after the command took them.
-                let logged = (!spec.has(flags::SKIP_SLOWLOG)
-                    && self.shard.state.borrow().config.slowlog_log_slower_than >= 0)
-                    .then(|| args.clone());
-                crate::scripting::lua::take_counted_error();
-                let started = std::time::Instant::now();
-                f(self, args).await;
-                let usec = started.elapsed().as_micros() as u64;
+                self.run_conn(spec, f, args).await;
                 self.publish_client_state();
-                let failed = self.out.len() > mark && self.out[mark] == b'-';
-                if failed && !crate::scripting::lua::take_counted_error() {
-                    self.shard
-                        .state
-                        .borrow_mut()
-                        .stats
-                        .error_replied(&self.out[mark..]);
-                }
                 // CLIENT REPLY ON answers even though replies were off when it arrived.
                 let suppress = skip_taken || (off_before && self.reply_mode != ReplyMode::On);
                 if suppress {
                     self.out.truncate(mark);
-                }
-                let mut st = self.shard.state.borrow_mut();
-                let stat = &mut st.cmd_stats[stat_slot];
-                stat.calls += 1;
-                stat.usec += usec;
-                if failed {
-                    stat.failed_calls += 1;
-                }
-                st.stats.total_commands += 1;
-                if let Some(a) = logged {
-                    st.maybe_slowlog(&self.shard.globals, &a, usec, &self.label);
                 }
             }
             Exec::Shard(_) => match self.route(spec, &args) {
@@ -1002,22 +948,41 @@ impl Conn {
         }
     }
 
+    /// Runs a connection-level command (on its own or inside EXEC) and counts it as Redis's
+    /// `call()` does: INFO commandstats and errorstats, the command count and the slow log.
+    async fn run_conn(&mut self, spec: &'static CommandSpec, f: commands::ConnFn, args: Args) {
+        let slot = commands::stat_index(spec, &args);
+        // The slow log needs the arguments after the command took them.
+        let logged = (!spec.has(flags::SKIP_SLOWLOG)
+            && self.shard.state.borrow().config.slowlog_log_slower_than >= 0)
+            .then(|| args.clone());
+        crate::scripting::lua::take_counted_error();
+        let mark = self.out.len();
+        let started = std::time::Instant::now();
+        f(self, args).await;
+        let usec = started.elapsed().as_micros() as u64;
+        let failed = self.out.len() > mark && self.out[mark] == b'-';
+        let mut st = self.shard.state.borrow_mut();
+        // An error a script repeats from one of its commands was counted then.
+        if failed && !crate::scripting::lua::take_counted_error() {
+            st.stats.error_replied(&self.out[mark..]);
+        }
+        let stat = &mut st.cmd_stats[slot];
+        stat.calls += 1;
+        stat.usec += usec;
+        stat.failed_calls += failed as u64;
+        st.stats.total_commands += 1;
+        if let Some(a) = logged {
+            st.maybe_slowlog(&self.shard.globals, &a, usec, &self.label);
+        }
+    }
+
     /// Runs one queued command of an EXEC block that holds every shard whole: keyed commands
     /// go straight to their shards (jobs pass the block's own locks), connection-level ones run
     /// as usual.
     pub async fn execute_in_exec(&mut self, spec: &'static CommandSpec, args: Args) {
         match spec.exec {
-            Exec::Conn(f) => {
-                let logged = (self.shard.state.borrow().config.slowlog_log_slower_than >= 0)
-                    .then(|| args.clone());
-                let started = std::time::Instant::now();
-                f(self, args).await;
-                let usec = started.elapsed().as_micros() as u64;
-                if let Some(a) = logged {
-                    let mut st = self.shard.state.borrow_mut();
-                    st.maybe_slowlog(&self.shard.globals, &a, usec, &self.label);
-                }
-            }
+            Exec::Conn(f) => self.run_conn(spec, f, args).await,
             // A SUBSCRIBE earlier in the block already changed how PING answers.
             Exec::Shard(_) if spec.name == "ping" && self.pubsub_ping(&args) => {}
             Exec::Shard(_) => {

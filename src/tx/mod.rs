@@ -1070,11 +1070,8 @@ async fn run_split(
     let usec = started.elapsed().as_micros() as u64;
     let (replies, parts): (Vec<TxReplies>, Vec<Args>) = replies.into_iter().unzip();
     if sh.state.borrow().slowlog_wants(usec) {
-        // The arguments the parts took, back in their places (the parts ran in ascending shard
-        // order).
-        let mut shards: Vec<usize> = owners.iter().map(|&(_, s)| s).collect();
-        shards.sort_unstable();
-        shards.dedup();
+        // The arguments the parts took, back in their places.
+        let shards = part_shards(owners);
         let step = spec.step.max(1) as usize;
         for (s, part) in shards.iter().zip(parts) {
             let mut from = part.into_iter().skip(1);
@@ -1092,6 +1089,14 @@ async fn run_split(
             .maybe_slowlog(&sh.globals, &cmd.args, usec, who);
     }
     Ok(replies)
+}
+
+/// The shards of a split command's parts, in the order its parts run and reply (ascending).
+fn part_shards(owners: &[(usize, usize)]) -> Vec<usize> {
+    let mut shards: Vec<usize> = owners.iter().map(|&(_, s)| s).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    shards
 }
 
 /// Each key position of `cmd` with the shard that owns the key, in argument order.
@@ -1222,10 +1227,7 @@ async fn run_split_command(
             None => crate::protocol::Reply::new(&mut out, resp3).ok(),
         },
         MultiKind::Gather => {
-            // The parts come in ascending shard order.
-            let mut shards: Vec<usize> = owners.iter().map(|&(_, s)| s).collect();
-            shards.sort_unstable();
-            shards.dedup();
+            let shards = part_shards(owners.as_slice());
             let mut items = Vec::with_capacity(replies.len());
             for r in &replies {
                 match crate::protocol::reply::flat_array_items(&r.buf) {
