@@ -1936,130 +1936,156 @@ fn admin_commands() {
     d.s_norm("COMMAND DOCS get", Norm::TypeOnly);
 }
 
-/// Compares the classic 6 fields of COMMAND INFO (name, arity, flags (sorted), first key,
-/// last key, step) for the commands in Tessera's scope. Separate so it can be ignored.
+/// The names in Tessera's COMMAND LIST (subcommands included), asked of its first target.
+fn tessera_command_names(d: &mut Diff) -> Vec<String> {
+    let list = resp_parse(&d.targets[1].conns[0].cmd_str("COMMAND LIST"));
+    list.items()
+        .expect("COMMAND LIST is an array")
+        .iter()
+        .map(|n| String::from_utf8_lossy(n.as_bytes().expect("a name")).into_owned())
+        .collect()
+}
+
+/// COMMAND INFO of every command and subcommand Tessera has, byte for byte against Redis in
+/// RESP2 and RESP3: flags, key range, ACL categories, tips and key specs (with their flags).
+/// A container lists its subcommands in its dictionary's order, which is random in Redis, so
+/// that list is compared sorted (each subcommand is also compared exactly on its own).
 #[test]
-fn command_info_fields() {
-    let mut d = diff_or_skip!("command_info_fields");
-    let cmds = [
-        "ping",
-        "echo",
-        "quit",
-        "hello",
-        "auth",
-        "select",
-        "reset",
-        "client",
-        "command",
-        "get",
-        "set",
-        "setnx",
-        "setex",
-        "psetex",
-        "getset",
-        "getdel",
-        "getex",
-        "mget",
-        "mset",
-        "msetnx",
-        "append",
-        "strlen",
-        "incr",
-        "decr",
-        "incrby",
-        "decrby",
-        "incrbyfloat",
-        "getrange",
-        "setrange",
-        "substr",
-        "lcs",
-        "del",
-        "unlink",
-        "exists",
-        "type",
-        "expire",
-        "pexpire",
-        "expireat",
-        "pexpireat",
-        "ttl",
-        "pttl",
-        "expiretime",
-        "pexpiretime",
-        "persist",
-        "rename",
-        "renamenx",
-        "copy",
-        "move",
-        "swapdb",
-        "keys",
-        "scan",
-        "randomkey",
-        "dbsize",
-        "flushdb",
-        "flushall",
-        "touch",
-        "object",
-        "info",
-        "time",
-        "lastsave",
-        "config",
-        "slowlog",
-        "monitor",
-        "shutdown",
-        "debug",
-        "hset",
-        "hsetnx",
-        "hget",
-        "hmset",
-        "hmget",
-        "hgetall",
-        "hdel",
-        "hexists",
-        "hlen",
-        "hkeys",
-        "hvals",
-        "hincrby",
-        "hincrbyfloat",
-        "hstrlen",
-        "hrandfield",
-        "hscan",
-        "eval",
-        "evalsha",
-        "eval_ro",
-        "evalsha_ro",
-        "fcall",
-        "fcall_ro",
-        "script",
-        "function",
-        "pubsub",
-        "memory",
-        "publish",
-        "multi",
-        "exec",
-        "sort",
-        "wait",
-    ];
-    // Fields 1-7: name, arity, flags, first/last key and step, ACL categories.
-    for c in cmds {
-        d.each(&format!("COMMAND INFO {c} (fields 1-7)"), |t, active| {
-            let v = resp_parse(&t.conns[active].cmd_str(&format!("COMMAND INFO {c}")));
-            let entry = v
-                .items()
-                .and_then(|i| i.first().cloned())
-                .unwrap_or(Value::Null);
-            let mut fields: Vec<Value> = entry
-                .items()
-                .map(|i| i.iter().take(7).cloned().collect())
-                .unwrap_or_default();
-            if let Some(Value::Array(flags)) = fields.get_mut(2) {
-                flags.sort();
+fn command_info_matches_redis() {
+    let mut d = diff_or_skip!("command_info_matches_redis");
+    let names = tessera_command_names(&mut d);
+    assert!(names.len() > 200, "COMMAND LIST lists subcommands too");
+    for proto in ["2", "3"] {
+        d.s_norm(&format!("HELLO {proto}"), Norm::Hello);
+        for name in &names {
+            let prefix = format!("{name}|");
+            let container = names.iter().any(|n| n.starts_with(&prefix));
+            d.each(&format!("COMMAND INFO {name} (RESP{proto})"), |t, active| {
+                let raw = t.conns[active].cmd(&[b"COMMAND", b"INFO", name.as_bytes()]);
+                if !container {
+                    return raw;
+                }
+                let entries = resp_parse(&raw).items().cloned().unwrap_or_default();
+                let mut entry = entries[0].items().cloned().unwrap_or_default();
+                if let Some(Value::Array(subs)) = entry.get_mut(9) {
+                    subs.sort_by_key(render);
+                }
+                render(&Value::Array(entry)).into_bytes()
+            });
+        }
+    }
+    d.s_norm("HELLO 2", Norm::Hello);
+    // Lookups of subcommands and unknown names.
+    d.s("COMMAND INFO CONFIG|GET object|FREQ nosuch config|nosuch get|x");
+    d.s("COMMAND INFO get nosuchcommand set");
+}
+
+/// COMMAND LIST (every name Tessera has is one of Redis's, subcommands included, and a
+/// container has all of Redis's subcommands), its filters, and COMMAND DOCS's fields that are
+/// facts (version, group, doc flags, deprecation, subcommands). Summaries, and most
+/// complexities, are in Tessera's own words; argument descriptions and history are not kept.
+#[test]
+fn command_list_and_docs() {
+    let mut d = diff_or_skip!("command_list_and_docs");
+    let names = tessera_command_names(&mut d);
+    let redis_list = resp_parse(&d.targets[0].conns[0].cmd_str("COMMAND LIST"));
+    let redis_names: Vec<String> = redis_list
+        .items()
+        .unwrap()
+        .iter()
+        .map(|n| String::from_utf8_lossy(n.as_bytes().unwrap()).into_owned())
+        .collect();
+    for n in &names {
+        assert!(redis_names.contains(n), "{n} is not a Redis 7.0 command");
+    }
+    for n in &redis_names {
+        if let Some((container, _)) = n.split_once('|') {
+            if names.iter().any(|x| x == container) {
+                assert!(names.contains(n), "{container} lacks Redis's subcommand {n}");
             }
-            if let Some(Value::Set(flags)) = fields.get_mut(2) {
-                flags.sort();
-            }
-            render(&Value::Array(fields)).into_bytes()
+        }
+    }
+    for filter in [
+        "FILTERBY PATTERN config*",
+        "FILTERBY PATTERN *|*et*",
+        "FILTERBY ACLCAT scripting",
+        "FILTERBY ACLCAT admin",
+        "FILTERBY ACLCAT connection",
+        "FILTERBY ACLCAT keyspace",
+        "FILTERBY ACLCAT pubsub",
+        "FILTERBY ACLCAT write",
+        "FILTERBY ACLCAT read",
+        "FILTERBY ACLCAT nosuch",
+        "FILTERBY MODULE x",
+    ] {
+        // Only names both have are compared (Tessera has fewer commands).
+        d.each(&format!("COMMAND LIST {filter}"), |t, active| {
+            let v = resp_parse(&t.conns[active].cmd_str(&format!("COMMAND LIST {filter}")));
+            let mut got: Vec<String> = v
+                .items()
+                .unwrap()
+                .iter()
+                .map(|n| String::from_utf8_lossy(n.as_bytes().unwrap()).into_owned())
+                .filter(|n| names.contains(n))
+                .collect();
+            got.sort();
+            got.join(" ").into_bytes()
         });
     }
+    d.s("COMMAND LIST FILTERBY");
+    d.s("COMMAND LIST FILTERBY NOSUCH x");
+    for name in &names {
+        d.each(&format!("COMMAND DOCS {name} (facts)"), |t, active| {
+            let v = resp_parse(&t.conns[active].cmd(&[b"COMMAND", b"DOCS", name.as_bytes()]));
+            render(&docs_facts(&v)).into_bytes()
+        });
+    }
+}
+
+/// The fields of a COMMAND DOCS reply that Tessera reproduces (and that every entry has: the
+/// complexity), subcommands sorted by name.
+fn docs_facts(v: &Value) -> Value {
+    let items = v.items().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for pair in items.chunks(2) {
+        let [name, doc] = pair else { continue };
+        out.push(name.clone());
+        let fields = doc.items().cloned().unwrap_or_default();
+        let mut kept = Vec::new();
+        for f in fields.chunks(2) {
+            let key = f[0].as_bytes().unwrap_or_default();
+            match key {
+                b"since" | b"group" | b"doc_flags" | b"deprecated_since" => {
+                    kept.push(f[0].clone());
+                    kept.push(f[1].clone());
+                }
+                b"complexity" => kept.push(f[0].clone()),
+                b"subcommands" => {
+                    let subs = docs_facts(&f[1]);
+                    let mut pairs: Vec<Vec<Value>> = subs
+                        .items()
+                        .cloned()
+                        .unwrap_or_default()
+                        .chunks(2)
+                        .map(|c| c.to_vec())
+                        .collect();
+                    pairs.sort_by_key(|p| render(&p[0]));
+                    kept.push(f[0].clone());
+                    kept.push(Value::Array(pairs.concat()));
+                }
+                _ => {}
+            }
+        }
+        out.push(Value::Array(kept));
+    }
+    Value::Array(out)
+}
+
+/// COMMAND GETKEYS and GETKEYSANDFLAGS: keys and their key-spec flags, and the errors, in
+/// Redis's order of checks.
+#[test]
+fn command_getkeys_and_flags() {
+    let mut d = diff_or_skip!("command_getkeys_and_flags");
     d.s("COMMAND INFO nosuchcommand");
     // GETKEYS checks in Redis's order; scripts may have no keys.
     d.script(&[
@@ -2084,8 +2110,51 @@ fn command_info_fields() {
         "COMMAND GETKEYS object help",
         "COMMAND GETKEYS object freq k x",
     ]);
-    // Key-spec flags are simplified in Tessera (RO/RW only): compare the outline, not the specs.
-    d.s_norm("COMMAND INFO get nosuchcommand", Norm::ErrorOrNot);
+    for sub in ["GETKEYS", "GETKEYSANDFLAGS"] {
+        for line in [
+            "rename a b",
+            "set a b",
+            "set a b get",
+            "set a b GET ex 1",
+            "sort a by x store d",
+            "sort_ro a",
+            "zunionstore d 2 a b",
+            "zunionstore d 2x a b",
+            "eval s 2 a b",
+            "eval s -1 a",
+            "mset a 1 b 2",
+            "msetnx a 1 b 2",
+            "memory usage a",
+            "lmove a b left right",
+            "blmove a b left right 0",
+            "object encoding k",
+            "ssubscribe a",
+            "spublish a b",
+            "blpop a b 0",
+            "lmpop 2 a b left",
+            "lmpop 2x a b left",
+            "zdiff 1 a",
+            "zinterstore d 2 a b weights 1 2",
+            "copy a b",
+            "sintercard 2 a b limit 1",
+            "lcs a b",
+            "getex a persist",
+            "smove a b c",
+            "zrangestore d s 0 1",
+            "sdiffstore d a b",
+            "sinterstore d a b",
+            "exists a b c",
+            "del a b",
+            "unlink a",
+            "watch a b",
+            "restore k 0 x",
+            "config get x",
+            "command count x",
+            "get a b",
+        ] {
+            d.s(&format!("COMMAND {sub} {line}"));
+        }
+    }
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::server::globals::unix_ms;
 pub fn specs() -> Vec<CommandSpec> {
     let g = "connection";
     vec![
-        cmd("ping", -1, FAST, NO_KEYS, g, "1.0.0", "O(1)", "Returns PONG, or the given message.", Exec::Shard(ping)),
+        cmd("ping", -1, FAST, NO_KEYS, g, "1.0.0", "O(1)", "Returns PONG, or the given message.", Exec::Shard(ping)).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
         cmd("echo", 2, FAST | LOADING | STALE, NO_KEYS, g, "1.0.0", "O(1)", "Returns the given string.", Exec::Shard(echo)),
         cmd("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, NO_KEYS, g, "1.0.0", "O(1)", "Closes the connection.", Exec::Conn(quit)),
         cmd("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, g, "6.0.0", "O(1)", "Handshakes with the server: protocol version, authentication, client name.", Exec::Conn(hello)),
@@ -30,22 +30,108 @@ pub fn specs() -> Vec<CommandSpec> {
 
 /// CLIENT's subcommands, as Redis 7.0 declares them.
 const CLIENT_SUBCOMMANDS: &[SubCommand] = &[
-    sub("client|tracking", -3),
-    sub("client|getredir", 2),
-    sub("client|kill", -3),
-    sub("client|list", -2),
-    sub("client|pause", -3),
-    sub("client|reply", 3),
-    sub("client|setname", 3),
-    sub("client|trackinginfo", 2),
-    sub("client|id", 2),
-    sub("client|unblock", -3),
-    sub("client|getname", 2),
-    sub("client|no-evict", 3),
-    sub("client|info", 2),
-    sub("client|help", 2),
-    sub("client|caching", 3),
-    sub("client|unpause", 2),
+    sub("client|tracking", -3)
+        .flags(NOSCRIPT | LOADING | STALE)
+        .docs(
+            "6.0.0",
+            "O(1). Some options may introduce additional complexity.",
+            "Turns server-assisted client-side caching on or off.",
+        ),
+    sub("client|getredir", 2)
+        .flags(NOSCRIPT | LOADING | STALE)
+        .docs(
+            "6.0.0",
+            "O(1)",
+            "Returns the client ID to which tracking notifications are redirected.",
+        ),
+    sub("client|kill", -3)
+        .flags(ADMIN | NOSCRIPT | LOADING | STALE)
+        .docs(
+            "2.4.0",
+            "O(N) where N is the number of client connections",
+            "Closes the connections that match a filter.",
+        ),
+    sub("client|list", -2)
+        .flags(ADMIN | NOSCRIPT | LOADING | STALE)
+        .tips(&["nondeterministic_output"])
+        .docs(
+            "2.4.0",
+            "O(N) where N is the number of client connections",
+            "Lists the open connections and their state.",
+        ),
+    sub("client|pause", -3)
+        .flags(ADMIN | NOSCRIPT | LOADING | STALE)
+        .docs(
+            "2.9.50",
+            "O(1)",
+            "Suspends commands from clients for a time.",
+        ),
+    sub("client|reply", 3)
+        .flags(NOSCRIPT | LOADING | STALE)
+        .docs(
+            "3.2.0",
+            "O(1)",
+            "Turns the server's replies to this connection on or off, or skips the next one.",
+        ),
+    sub("client|setname", 3)
+        .flags(NOSCRIPT | LOADING | STALE)
+        .docs("2.6.9", "O(1)", "Names the connection."),
+    sub("client|trackinginfo", 2)
+        .flags(NOSCRIPT | LOADING | STALE)
+        .docs(
+            "6.2.0",
+            "O(1)",
+            "Returns the connection's client-side caching settings.",
+        ),
+    sub("client|id", 2).flags(NOSCRIPT | LOADING | STALE).docs(
+        "5.0.0",
+        "O(1)",
+        "Returns the unique ID of the connection.",
+    ),
+    sub("client|unblock", -3)
+        .flags(ADMIN | NOSCRIPT | LOADING | STALE)
+        .docs(
+            "5.0.0",
+            "O(log N) where N is the number of client connections",
+            "Wakes a client blocked in a blocking command.",
+        ),
+    sub("client|getname", 2)
+        .flags(NOSCRIPT | LOADING | STALE)
+        .docs("2.6.9", "O(1)", "Returns the name of the connection."),
+    sub("client|no-evict", 3)
+        .flags(ADMIN | NOSCRIPT | LOADING | STALE)
+        .docs(
+            "7.0.0",
+            "O(1)",
+            "Sets whether the connection may be evicted under client memory pressure.",
+        ),
+    sub("client|info", 2)
+        .flags(NOSCRIPT | LOADING | STALE)
+        .tips(&["nondeterministic_output"])
+        .docs(
+            "6.2.0",
+            "O(1)",
+            "Returns information about the connection, in CLIENT LIST's format.",
+        ),
+    sub("client|help", 2).flags(LOADING | STALE).docs(
+        "5.0.0",
+        "O(1)",
+        "Lists the CLIENT subcommands.",
+    ),
+    sub("client|caching", 3)
+        .flags(NOSCRIPT | LOADING | STALE)
+        .docs(
+            "6.0.0",
+            "O(1)",
+            "Tells whether the keys the next command reads are tracked (client-side caching).",
+        ),
+    sub("client|unpause", 2)
+        .flags(ADMIN | NOSCRIPT | LOADING | STALE)
+        .docs(
+            "6.2.0",
+            "O(N) Where N is the number of paused clients",
+            "Resumes commands suspended by CLIENT PAUSE.",
+        ),
 ];
 
 fn ping(_ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {

@@ -8,26 +8,12 @@
 use bytes::Bytes;
 
 use super::args::{eq_ic, ERR_NOT_INT, ERR_SYNTAX};
-use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KeySpec, KEY1};
+use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KEY1};
 use crate::commands::args::parse_i64;
 use crate::persistence::rdb::{dump_payload, restore_value, verify_payload, LoadLimits};
 use crate::protocol::Reply;
 use crate::pubsub::notify::{class, notify};
 use crate::shard::memory::{lfu_pack, lru_for_idle};
-
-const DUMP_SPECS: &[KeySpec] = &[KeySpec {
-    notes: None,
-    flags: &["RO", "access"],
-    begin_index: Some(1),
-    find_range: Some((0, 1, 0)),
-}];
-
-const RESTORE_SPECS: &[KeySpec] = &[KeySpec {
-    notes: None,
-    flags: &["OW", "update"],
-    begin_index: Some(1),
-    find_range: Some((0, 1, 0)),
-}];
 
 pub fn specs() -> Vec<CommandSpec> {
     let g = "generic";
@@ -43,7 +29,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Returns a serialized representation of the value stored at a key.",
             Exec::Shard(dump),
         )
-        .key_specs(DUMP_SPECS),
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output"]),
         cmd(
             "restore",
             -4,
@@ -55,7 +42,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Creates a key from the serialized representation of a value.",
             Exec::Shard(restore),
         )
-        .key_specs(RESTORE_SPECS),
+.key_flags(&["OW", "update"]),
     ]
 }
 

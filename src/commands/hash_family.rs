@@ -28,7 +28,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.",
             "Sets one or more fields of a hash; returns how many were new.",
             Exec::Shard(hset),
-        ),
+        )
+.key_flags(&["RW", "update"]),
         cmd(
             "hsetnx",
             4,
@@ -39,7 +40,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Sets a hash field only if it does not exist yet.",
             Exec::Shard(hsetnx),
-        ),
+        )
+.key_flags(&["RW", "insert"]),
         cmd(
             "hget",
             3,
@@ -50,7 +52,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the value of one hash field.",
             Exec::Shard(hget),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "hmset",
             -4,
@@ -61,7 +64,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of fields being set.",
             "Sets several hash fields (older form of HSET that replies OK).",
             Exec::Shard(hmset),
-        ),
+        )
+.deprecated("4.0.0", "HSET key field value [field value ...]")
+.key_flags(&["RW", "update"]),
         cmd(
             "hmget",
             -3,
@@ -72,7 +77,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of fields being requested.",
             "Returns the values of several hash fields.",
             Exec::Shard(hmget),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "hgetall",
             2,
@@ -83,7 +89,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the size of the hash.",
             "Returns every field and value of a hash.",
             Exec::Shard(hgetall),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output_order"]),
         cmd(
             "hdel",
             -3,
@@ -94,7 +102,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of fields to be removed.",
             "Deletes hash fields; deletes the key with its last field.",
             Exec::Shard(hdel),
-        ),
+        )
+.key_flags(&["RW", "delete"]),
         cmd(
             "hexists",
             3,
@@ -105,7 +114,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Tells whether a hash field exists.",
             Exec::Shard(hexists),
-        ),
+        )
+.key_flags(&["RO"]),
         cmd(
             "hlen",
             2,
@@ -116,7 +126,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the number of fields of a hash.",
             Exec::Shard(hlen),
-        ),
+        )
+.key_flags(&["RO"]),
         cmd(
             "hkeys",
             2,
@@ -127,7 +138,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the size of the hash.",
             "Returns every field name of a hash.",
             Exec::Shard(hkeys),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output_order"]),
         cmd(
             "hvals",
             2,
@@ -138,7 +151,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the size of the hash.",
             "Returns every value of a hash.",
             Exec::Shard(hvals),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output_order"]),
         cmd(
             "hincrby",
             4,
@@ -149,7 +164,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Adds an integer to a hash field's integer value.",
             Exec::Shard(hincrby),
-        ),
+        )
+.key_flags(&["RW", "access", "update"]),
         cmd(
             "hincrbyfloat",
             4,
@@ -160,7 +176,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Adds a floating point number to a hash field's value.",
             Exec::Shard(hincrbyfloat),
-        ),
+        )
+.key_flags(&["RW", "access", "update"]),
         cmd(
             "hstrlen",
             3,
@@ -171,7 +188,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the length of a hash field's value.",
             Exec::Shard(hstrlen),
-        ),
+        )
+.key_flags(&["RO"]),
         cmd(
             "hrandfield",
             -2,
@@ -182,7 +200,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of fields returned",
             "Returns random fields of a hash, optionally with their values.",
             Exec::Shard(hrandfield),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output"]),
         cmd(
             "hscan",
             -3,
@@ -193,7 +213,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..",
             "Iterates over the fields and values of a hash.",
             Exec::Shard(hscan),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output"]),
     ]
 }
 

@@ -10,7 +10,9 @@ use futures::future::LocalBoxFuture;
 
 use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
 use super::class;
-use super::{cmd, flags::*, sub, CommandSpec, Ctx, Exec, MultiKind, SubCommand, KEY1, NO_KEYS};
+use super::{
+    cmd, flags::*, sub, CommandSpec, Ctx, Exec, KeySpec, MultiKind, SubCommand, KEY1, NO_KEYS,
+};
 use crate::config::glob_match;
 use crate::protocol::Reply;
 use crate::pubsub::notify::notify;
@@ -31,6 +33,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Deletes one or more keys.",
             Exec::Shard(del),
         )
+        .key_flags(&["RM", "delete"])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .multi(MultiKind::SumInt),
         cmd(
             "unlink",
@@ -43,6 +47,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Deletes one or more keys, freeing memory lazily.",
             Exec::Shard(unlink),
         )
+        .key_flags(&["RM", "delete"])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .multi(MultiKind::SumInt),
         cmd(
             "exists",
@@ -55,6 +61,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Counts how many of the given keys exist.",
             Exec::Shard(exists),
         )
+        .key_flags(&["RO"])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .multi(MultiKind::SumInt),
         cmd(
             "touch",
@@ -67,6 +75,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Updates the access time of keys; returns how many exist.",
             Exec::Shard(touch),
         )
+        .key_flags(&["RO"])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .multi(MultiKind::SumInt),
         cmd(
             "type",
@@ -78,7 +88,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the type of the value stored at a key.",
             Exec::Shard(type_cmd),
-        ),
+        )
+        .key_flags(&["RO"]),
         cmd(
             "expire",
             -3,
@@ -89,7 +100,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Sets a key's time to live in seconds.",
             Exec::Shard(expire),
-        ),
+        )
+        .key_flags(&["RW", "update"]),
         cmd(
             "pexpire",
             -3,
@@ -100,7 +112,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Sets a key's time to live in milliseconds.",
             Exec::Shard(pexpire),
-        ),
+        )
+        .key_flags(&["RW", "update"]),
         cmd(
             "expireat",
             -3,
@@ -111,7 +124,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Sets a key's expiry as a Unix time in seconds.",
             Exec::Shard(expireat),
-        ),
+        )
+        .key_flags(&["RW", "update"]),
         cmd(
             "pexpireat",
             -3,
@@ -122,7 +136,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Sets a key's expiry as a Unix time in milliseconds.",
             Exec::Shard(pexpireat),
-        ),
+        )
+        .key_flags(&["RW", "update"]),
         cmd(
             "ttl",
             2,
@@ -133,7 +148,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns a key's time to live in seconds.",
             Exec::Shard(ttl),
-        ),
+        )
+        .key_flags(&["RO", "access"])
+        .tips(&["nondeterministic_output"]),
         cmd(
             "pttl",
             2,
@@ -144,7 +161,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns a key's time to live in milliseconds.",
             Exec::Shard(pttl),
-        ),
+        )
+        .key_flags(&["RO", "access"])
+        .tips(&["nondeterministic_output"]),
         cmd(
             "expiretime",
             2,
@@ -155,7 +174,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns a key's expiry as a Unix time in seconds.",
             Exec::Shard(expiretime),
-        ),
+        )
+        .key_flags(&["RO", "access"]),
         cmd(
             "pexpiretime",
             2,
@@ -166,7 +186,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns a key's expiry as a Unix time in milliseconds.",
             Exec::Shard(pexpiretime),
-        ),
+        )
+        .key_flags(&["RO", "access"]),
         cmd(
             "persist",
             2,
@@ -177,7 +198,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Removes a key's expiry.",
             Exec::Shard(persist),
-        ),
+        )
+        .key_flags(&["RW", "update"]),
         cmd(
             "rename",
             3,
@@ -188,6 +210,14 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Renames a key, overwriting the destination.",
             Exec::Shard(rename),
+        )
+        .key_specs(
+            const {
+                &[
+                    KeySpec::range(&["RW", "access", "delete"], 1, 0, 1),
+                    KeySpec::range(&["OW", "update"], 2, 0, 1),
+                ]
+            },
         ),
         cmd(
             "renamenx",
@@ -199,6 +229,14 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Renames a key only if the new name does not exist.",
             Exec::Shard(renamenx),
+        )
+        .key_specs(
+            const {
+                &[
+                    KeySpec::range(&["RW", "access", "delete"], 1, 0, 1),
+                    KeySpec::range(&["OW", "insert"], 2, 0, 1),
+                ]
+            },
         ),
         cmd(
             "copy",
@@ -210,6 +248,14 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) for collections, O(1) for strings",
             "Copies a key's value to another key.",
             Exec::Shard(copy),
+        )
+        .key_specs(
+            const {
+                &[
+                    KeySpec::range(&["RO", "access"], 1, 0, 1),
+                    KeySpec::range(&["OW", "update"], 2, 0, 1),
+                ]
+            },
         ),
         cmd(
             "move",
@@ -221,7 +267,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Moves a key to another database.",
             Exec::Shard(move_cmd),
-        ),
+        )
+        .key_flags(&["RW", "access", "update"]),
         cmd(
             "object",
             -2,
@@ -244,7 +291,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of keys in the database",
             "Returns all key names that match a pattern.",
             Exec::Conn(keys),
-        ),
+        )
+        .tips(&["request_policy:all_shards", "nondeterministic_output_order"]),
         cmd(
             "scan",
             -2,
@@ -255,7 +303,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1) per call, O(N) for a complete iteration",
             "Iterates over the key names in the database.",
             Exec::Conn(scan),
-        ),
+        )
+        .tips(&["nondeterministic_output", "request_policy:special"]),
         cmd(
             "randomkey",
             1,
@@ -266,7 +315,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns a random key name from the database.",
             Exec::Conn(randomkey),
-        ),
+        )
+        .tips(&["request_policy:all_shards", "nondeterministic_output"]),
         cmd(
             "dbsize",
             1,
@@ -277,7 +327,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1) per shard",
             "Returns the number of keys in the database.",
             Exec::Conn(dbsize),
-        ),
+        )
+        .tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
         cmd(
             "flushdb",
             -1,
@@ -288,7 +339,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of keys in the database",
             "Removes all keys from the current database.",
             Exec::Conn(flushdb),
-        ),
+        )
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
         cmd(
             "flushall",
             -1,
@@ -299,7 +351,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of keys",
             "Removes all keys from all databases.",
             Exec::Conn(flushall),
-        ),
+        )
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
         cmd(
             "swapdb",
             3,
@@ -316,11 +369,39 @@ pub fn specs() -> Vec<CommandSpec> {
 
 /// OBJECT's subcommands, as Redis 7.0 declares them.
 const OBJECT_SUBCOMMANDS: &[SubCommand] = &[
-    sub("object|idletime", 3),
-    sub("object|freq", 3),
-    sub("object|help", 2),
-    sub("object|encoding", 3),
-    sub("object|refcount", 3),
+    sub("object|idletime", 3)
+        .flags(READONLY)
+        .key_at(2, &["RO"])
+        .tips(&["nondeterministic_output"])
+        .docs(
+            "2.2.3",
+            "O(1)",
+            "Returns the seconds since a key was last accessed.",
+        ),
+    sub("object|freq", 3)
+        .flags(READONLY)
+        .key_at(2, &["RO"])
+        .tips(&["nondeterministic_output"])
+        .docs(
+            "4.0.0",
+            "O(1)",
+            "Returns the logarithmic access frequency counter of a key.",
+        ),
+    sub("object|help", 2).flags(LOADING | STALE).docs(
+        "6.2.0",
+        "O(1)",
+        "Lists the OBJECT subcommands.",
+    ),
+    sub("object|encoding", 3)
+        .flags(READONLY)
+        .key_at(2, &["RO"])
+        .tips(&["nondeterministic_output"])
+        .docs("2.2.3", "O(1)", "Returns the internal encoding of a value."),
+    sub("object|refcount", 3)
+        .flags(READONLY)
+        .key_at(2, &["RO"])
+        .tips(&["nondeterministic_output"])
+        .docs("2.2.3", "O(1)", "Returns the reference count of a value."),
 ];
 
 /// DEL and UNLINK: `lazy` hands big values to the shard's background task.

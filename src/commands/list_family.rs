@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::args::{self, eq_ic, int_arg, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
-use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KEY1};
+use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KeySpec, KEY1};
 use crate::protocol::Reply;
 use crate::types::list::{End, Item, ListValue};
 use crate::types::Value;
@@ -34,7 +34,8 @@ pub fn specs() -> Vec<CommandSpec> {
             PUSH,
             "Prepends one or more elements to a list, creating it if needed.",
             Exec::Shard(lpush),
-        ),
+        )
+.key_flags(&["RW", "insert"]),
         cmd(
             "rpush",
             -3,
@@ -45,7 +46,8 @@ pub fn specs() -> Vec<CommandSpec> {
             PUSH,
             "Appends one or more elements to a list, creating it if needed.",
             Exec::Shard(rpush),
-        ),
+        )
+.key_flags(&["RW", "insert"]),
         cmd(
             "lpushx",
             -3,
@@ -56,7 +58,8 @@ pub fn specs() -> Vec<CommandSpec> {
             PUSH,
             "Prepends elements to a list only if the list exists.",
             Exec::Shard(lpushx),
-        ),
+        )
+.key_flags(&["RW", "insert"]),
         cmd(
             "rpushx",
             -3,
@@ -67,7 +70,8 @@ pub fn specs() -> Vec<CommandSpec> {
             PUSH,
             "Appends elements to a list only if the list exists.",
             Exec::Shard(rpushx),
-        ),
+        )
+.key_flags(&["RW", "insert"]),
         cmd(
             "lpop",
             -2,
@@ -78,7 +82,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of elements returned",
             "Removes and returns the first elements of a list; deletes the key with its last element.",
             Exec::Shard(lpop),
-        ),
+        )
+.key_flags(&["RW", "access", "delete"]),
         cmd(
             "rpop",
             -2,
@@ -89,7 +94,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of elements returned",
             "Removes and returns the last elements of a list; deletes the key with its last element.",
             Exec::Shard(rpop),
-        ),
+        )
+.key_flags(&["RW", "access", "delete"]),
         cmd(
             "llen",
             2,
@@ -100,7 +106,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the length of a list.",
             Exec::Shard(llen),
-        ),
+        )
+.key_flags(&["RO"]),
         cmd(
             "lrange",
             4,
@@ -111,7 +118,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.",
             "Returns a range of elements of a list.",
             Exec::Shard(lrange),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "lindex",
             3,
@@ -122,7 +130,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).",
             "Returns the element at an index of a list.",
             Exec::Shard(lindex),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "lset",
             4,
@@ -133,7 +142,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the length of the list. Setting either the first or the last element of the list is O(1).",
             "Sets the element at an index of a list.",
             Exec::Shard(lset),
-        ),
+        )
+.key_flags(&["RW", "update"]),
         cmd(
             "linsert",
             5,
@@ -144,7 +154,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N).",
             "Inserts an element before or after another element of a list.",
             Exec::Shard(linsert),
-        ),
+        )
+.key_flags(&["RW", "insert"]),
         cmd(
             "lrem",
             4,
@@ -155,7 +166,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N+M) where N is the length of the list and M is the number of elements removed.",
             "Removes elements equal to a value from a list.",
             Exec::Shard(lrem),
-        ),
+        )
+.key_flags(&["RW", "delete"]),
         cmd(
             "ltrim",
             4,
@@ -166,7 +178,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of elements to be removed by the operation.",
             "Keeps only a range of elements of a list.",
             Exec::Shard(ltrim),
-        ),
+        )
+.key_flags(&["RW", "delete"]),
         cmd(
             "lpos",
             -3,
@@ -177,7 +190,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.",
             "Returns the indexes of elements equal to a value in a list.",
             Exec::Shard(lpos),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "lmove",
             5,
@@ -188,7 +202,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Pops an element from one end of a list and pushes it to an end of another list.",
             Exec::Shard(lmove),
-        ),
+        )
+.key_specs(const { &[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)] }),
         cmd(
             "rpoplpush",
             3,
@@ -199,7 +214,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Pops the last element of a list and pushes it to the head of another list.",
             Exec::Shard(rpoplpush),
-        ),
+        )
+.deprecated("6.2.0", "LMOVE source destination RIGHT LEFT")
+.key_specs(const { &[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)] }),
         cmd(
             "lmpop",
             -4,
@@ -211,6 +228,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Pops elements from the first non-empty list of several.",
             Exec::Shard(lmpop),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RW", "access", "delete"], 1)] })
         .movable_keys(lmpop_keys),
     ]
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::args::{eq_ic, int_arg, text, ERR_SYNTAX};
-use super::{cmd, sub, CommandSpec, Exec, SubCommand};
+use super::{cmd, flags::*, sub, CommandSpec, Exec, SubCommand};
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::shard::memory::{self, MemReport};
@@ -35,12 +35,55 @@ pub fn specs() -> Vec<CommandSpec> {
 
 /// MEMORY's subcommands, as Redis 7.0 declares them.
 const MEMORY_SUBCOMMANDS: &[SubCommand] = &[
-    sub("memory|doctor", 2),
-    sub("memory|purge", 2),
-    sub("memory|help", 2),
-    sub("memory|usage", -3),
-    sub("memory|malloc-stats", 2),
-    sub("memory|stats", 2),
+    sub("memory|doctor", 2)
+        .tips(&[
+            "nondeterministic_output",
+            "request_policy:all_shards",
+            "response_policy:special",
+        ])
+        .docs("4.0.0", "O(1)", "Reports memory problems and advice."),
+    sub("memory|purge", 2)
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+        .docs(
+            "4.0.0",
+            "Depends on how much memory is allocated, could be slow",
+            "Asks the allocator to release memory it does not use.",
+        ),
+    sub("memory|help", 2).flags(LOADING | STALE).docs(
+        "4.0.0",
+        "O(1)",
+        "Lists the MEMORY subcommands.",
+    ),
+    sub("memory|usage", -3)
+        .flags(READONLY)
+        .key_at(2, &["RO"])
+        .docs(
+            "4.0.0",
+            "O(N) where N is the number of samples.",
+            "Estimates the memory used by a key and its value.",
+        ),
+    sub("memory|malloc-stats", 2)
+        .tips(&[
+            "nondeterministic_output",
+            "request_policy:all_shards",
+            "response_policy:special",
+        ])
+        .docs(
+            "4.0.0",
+            "Depends on how much memory is allocated, could be slow",
+            "Returns the allocator's statistics.",
+        ),
+    sub("memory|stats", 2)
+        .tips(&[
+            "nondeterministic_output",
+            "request_policy:all_shards",
+            "response_policy:special",
+        ])
+        .docs(
+            "4.0.0",
+            "O(1)",
+            "Returns details of the server's memory usage.",
+        ),
 ];
 
 const MEMORY_HELP: &[&str] = &[

@@ -212,6 +212,9 @@ pub mod flags {
     /// May be called without keys (scripts): COMMAND GETKEYS answers an empty list rather than
     /// an error when there are none.
     pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
+    /// Refused while a replica loads its data in the background (Redis's
+    /// CMD_NO_ASYNC_LOADING); listed by COMMAND INFO only, as Tessera has no replicas.
+    pub const NO_ASYNC_LOADING: u32 = 1 << 18;
 
     /// Names as COMMAND INFO prints them, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -230,6 +233,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
@@ -259,6 +263,14 @@ pub struct CommandSpec {
     /// Key specs as Redis declares them, for commands whose keys one index range cannot
     /// describe (COMMAND INFO); None: one spec derived from first/last/step.
     pub key_specs: Option<&'static [KeySpec]>,
+    /// Flags of the one key spec that first/last/step describe, when `key_specs` is None.
+    pub key_flags: &'static [&'static str],
+    /// For a deprecated command (COMMAND DOCS): the version that deprecated it and what
+    /// replaces it.
+    pub deprecated: Option<(&'static str, &'static str)>,
+    /// Hints for clients and proxies (COMMAND INFO's tips: `nondeterministic_output`,
+    /// `request_policy:all_shards`...).
+    pub tips: &'static [&'static str],
     /// For a container command (CONFIG, CLIENT, ...): its subcommands as Redis 7.0 declares
     /// them. An unknown subcommand or a subcommand's wrong arity is refused before the command
     /// runs or is queued, like any unknown command or arity error.
@@ -267,15 +279,79 @@ pub struct CommandSpec {
 }
 
 /// One subcommand of a container command: Redis's full name (`container|sub`, which its errors
-/// quote) and arity (the container and subcommand names included).
+/// quote), arity (the container and subcommand names included), and what COMMAND INFO and
+/// COMMAND DOCS report for it.
 pub struct SubCommand {
     pub full_name: &'static str,
     pub arity: i32,
+    pub flags: u32,
+    /// (first, last, step) of its keys, counted from the container's name.
+    pub keys: (i32, i32, i32),
+    pub key_flags: &'static [&'static str],
+    pub tips: &'static [&'static str],
+    pub since: &'static str,
+    pub complexity: &'static str,
+    pub summary: &'static str,
 }
 
-/// Declares a subcommand, for the families' tables.
+/// Declares a subcommand, for the families' tables; the builders below add the rest.
 pub const fn sub(full_name: &'static str, arity: i32) -> SubCommand {
-    SubCommand { full_name, arity }
+    SubCommand {
+        full_name,
+        arity,
+        flags: 0,
+        keys: NO_KEYS,
+        key_flags: &[],
+        tips: &[],
+        since: "",
+        complexity: "",
+        summary: "",
+    }
+}
+
+impl SubCommand {
+    pub const fn flags(mut self, flags: u32) -> SubCommand {
+        self.flags = flags;
+        self
+    }
+
+    /// Its key at argument `at` (the container's name is argument 0), with its spec's flags.
+    pub const fn key_at(mut self, at: i32, key_flags: &'static [&'static str]) -> SubCommand {
+        self.keys = (at, at, 1);
+        self.key_flags = key_flags;
+        self
+    }
+
+    pub const fn tips(mut self, tips: &'static [&'static str]) -> SubCommand {
+        self.tips = tips;
+        self
+    }
+
+    /// COMMAND DOCS: the version it appeared in, its complexity and a one-line summary.
+    pub const fn docs(
+        mut self,
+        since: &'static str,
+        complexity: &'static str,
+        summary: &'static str,
+    ) -> SubCommand {
+        self.since = since;
+        self.complexity = complexity;
+        self.summary = summary;
+        self
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Its key specs: the one its key position describes, if it has a key.
+    pub fn all_key_specs(&self) -> Vec<KeySpec> {
+        if self.keys.0 > 0 {
+            vec![range_spec(self.key_flags, self.keys)]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// A container command called with a subcommand it does not have.
@@ -291,15 +367,149 @@ impl SubCommand {
     }
 }
 
-/// One key spec of COMMAND INFO (Redis 7's `keySpec`), for the cases Tessera declares.
+/// Where a key spec's search for keys begins (Redis 7's `begin_search`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BeginSearch {
+    /// At a fixed argument index.
+    Index(i32),
+    /// Right after the first argument equal to the keyword (case-insensitive), looked for from
+    /// `startfrom` on; a negative `startfrom` counts from the end and searches backwards.
+    Keyword(&'static str, i32),
+    /// Cannot be told from the arguments.
+    Unknown,
+}
+
+/// How a key spec finds its keys from where the search began (Redis 7's `find_keys`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FindKeys {
+    /// (lastkey, keystep, limit): keys every `keystep` arguments up to `lastkey` (relative to
+    /// the first key; negative: counted from the end). With `limit` > 0 and `lastkey` -1, only
+    /// the first 1/limit of the remaining arguments.
+    Range(i32, i32, i32),
+    /// (keynumidx, firstkey, keystep): the key count is at `keynumidx` and the keys start at
+    /// `firstkey`, both relative to where the search began.
+    Keynum(i32, i32, i32),
+    /// Cannot be told from the arguments.
+    Unknown,
+}
+
+/// One key spec of COMMAND INFO (Redis 7's `keySpec`).
+#[derive(Clone, Copy, Debug)]
 pub struct KeySpec {
     pub notes: Option<&'static str>,
-    /// Access flags as Redis names them ("RO", "access", "OW", "update", ...).
+    /// Flags as Redis names them: "RO", "RW", "OW" or "RM", then what the command does with
+    /// the key ("access", "update", "insert", "delete"), then "not_key", "incomplete" or
+    /// "variable_flags" where they apply.
     pub flags: &'static [&'static str],
-    /// Where the search starts: Some(index), or None for `unknown`.
-    pub begin_index: Option<i32>,
-    /// (lastkey, keystep, limit) of a `range` find_keys, or None for `unknown`.
-    pub find_range: Option<(i32, i32, i32)>,
+    pub begin: BeginSearch,
+    pub find: FindKeys,
+}
+
+impl KeySpec {
+    pub const fn new(flags: &'static [&'static str], begin: BeginSearch, find: FindKeys) -> Self {
+        KeySpec {
+            notes: None,
+            flags,
+            begin,
+            find,
+        }
+    }
+
+    /// Keys from `begin` to `last` (relative to it; negative from the end), every `step`.
+    pub const fn range(flags: &'static [&'static str], begin: i32, last: i32, step: i32) -> Self {
+        KeySpec::new(
+            flags,
+            BeginSearch::Index(begin),
+            FindKeys::Range(last, step, 0),
+        )
+    }
+
+    /// Keys counted by the argument at `begin`, right after it.
+    pub const fn numkeys(flags: &'static [&'static str], begin: i32) -> Self {
+        KeySpec::new(flags, BeginSearch::Index(begin), FindKeys::Keynum(0, 1, 1))
+    }
+
+    pub const fn notes(mut self, notes: &'static str) -> Self {
+        self.notes = Some(notes);
+        self
+    }
+
+    pub fn has(&self, flag: &str) -> bool {
+        self.flags.contains(&flag)
+    }
+}
+
+/// The key spec that a (first, last, step) range describes.
+fn range_spec(flags: &'static [&'static str], keys: (i32, i32, i32)) -> KeySpec {
+    let (first, last, step) = keys;
+    let lastkey = if last < 0 { last } else { last - first };
+    KeySpec::range(flags, first, lastkey, step)
+}
+
+/// Keys of `args` (the command name included) as Redis 7.0 finds them through key specs
+/// (`getKeysUsingKeySpecs`): spec by spec, each key with the index of the spec that found it.
+/// None when a spec cannot be followed (unknown, a bad key count, out of bounds, incomplete):
+/// Redis then asks the command's own key finder. `not_key` specs are skipped.
+pub fn keys_by_specs(specs: &[KeySpec], args: &[Bytes]) -> Option<Vec<(usize, usize)>> {
+    let argc = args.len() as i64;
+    let mut keys = Vec::new();
+    for (j, spec) in specs.iter().enumerate() {
+        if spec.has("not_key") {
+            continue;
+        }
+        let first: i64 = match spec.begin {
+            BeginSearch::Index(i) => i as i64,
+            BeginSearch::Keyword(kw, from) => {
+                let found = if from > 0 {
+                    (from as i64..argc).find(|&i| args::eq_ic(&args[i as usize], kw))
+                } else {
+                    let start = argc + from as i64;
+                    (1..=start)
+                        .rev()
+                        .find(|&i| i < argc && args::eq_ic(&args[i as usize], kw))
+                };
+                match found {
+                    Some(i) => i + 1,
+                    None => continue,
+                }
+            }
+            BeginSearch::Unknown => return None,
+        };
+        let (first, last, step) = match spec.find {
+            FindKeys::Range(lastkey, keystep, limit) => {
+                let last = if lastkey >= 0 {
+                    first + lastkey as i64
+                } else if limit == 0 {
+                    argc + lastkey as i64
+                } else {
+                    first + ((argc - first) / limit as i64 + lastkey as i64)
+                };
+                (first, last, keystep as i64)
+            }
+            FindKeys::Keynum(keynumidx, firstkey, keystep) => {
+                if keynumidx as i64 >= argc - first {
+                    return None;
+                }
+                let n = args::parse_i64(&args[(first + keynumidx as i64) as usize])
+                    .filter(|&n| n >= 0)?;
+                let first = first + firstkey as i64;
+                (first, first + (n as i32 as i64) - 1, keystep as i64)
+            }
+            FindKeys::Unknown => return None,
+        };
+        if last >= argc || last < first || first >= argc {
+            return None;
+        }
+        let mut i = first;
+        while i <= last {
+            keys.push((i as usize, j));
+            i += step.max(1);
+        }
+        if spec.has("incomplete") {
+            return None;
+        }
+    }
+    Some(keys)
 }
 
 impl CommandSpec {
@@ -376,6 +586,9 @@ pub const fn cmd(
         keys_fn: None,
         keyed_body: None,
         key_specs: None,
+        key_flags: &[],
+        deprecated: None,
+        tips: &[],
         subcommands: None,
         index: 0,
     }
@@ -409,6 +622,40 @@ impl CommandSpec {
     pub const fn key_specs(mut self, specs: &'static [KeySpec]) -> CommandSpec {
         self.key_specs = Some(specs);
         self
+    }
+
+    /// Declares the flags of the one key spec that the command's key range describes.
+    pub const fn key_flags(mut self, flags: &'static [&'static str]) -> CommandSpec {
+        self.key_flags = flags;
+        self
+    }
+
+    /// Declares the command deprecated since `since`, in favour of `replaced_by`.
+    pub const fn deprecated(
+        mut self,
+        since: &'static str,
+        replaced_by: &'static str,
+    ) -> CommandSpec {
+        self.deprecated = Some((since, replaced_by));
+        self
+    }
+
+    /// Declares the command's tips.
+    pub const fn tips(mut self, tips: &'static [&'static str]) -> CommandSpec {
+        self.tips = tips;
+        self
+    }
+
+    /// The command's key specs: those declared, or the one its key range describes.
+    pub fn all_key_specs(&self) -> Vec<KeySpec> {
+        match self.key_specs {
+            Some(specs) => specs.to_vec(),
+            None if self.first_key > 0 => vec![range_spec(
+                self.key_flags,
+                (self.first_key, self.last_key, self.step),
+            )],
+            None => Vec::new(),
+        }
     }
 }
 

@@ -32,7 +32,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Describes the server's commands (COUNT, INFO, DOCS, GETKEYS, LIST).",
             Exec::Conn(command),
         )
-        .subcommands(COMMAND_SUBCOMMANDS),
+        .subcommands(COMMAND_SUBCOMMANDS)
+        .tips(&["nondeterministic_output_order"]),
         cmd(
             "info",
             -1,
@@ -43,7 +44,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns information and statistics about the server.",
             Exec::Conn(info),
-        ),
+        )
+.tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
         cmd(
             "config",
             -2,
@@ -75,7 +77,8 @@ pub fn specs() -> Vec<CommandSpec> {
             NO_KEYS,
             g,
             "1.0.0",
-            "O(1)",
+            // Redis documents no complexity for MONITOR.
+            "",
             "Streams every command the server receives.",
             Exec::Conn(monitor),
         ),
@@ -111,7 +114,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
             Exec::Conn(wait),
-        ),
+        )
+.tips(&["request_policy:all_shards", "response_policy:agg_min"]),
         cmd(
             "time",
             1,
@@ -122,7 +126,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the server time.",
             Exec::Shard(time),
-        ),
+        )
+.tips(&["nondeterministic_output"]),
         cmd(
             "lastsave",
             1,
@@ -133,11 +138,12 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the Unix time of the last successful save.",
             Exec::Shard(lastsave),
-        ),
+        )
+.tips(&["nondeterministic_output"]),
         cmd(
             "save",
             1,
-            ADMIN | NOSCRIPT | NO_MULTI,
+            ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
             NO_KEYS,
             g,
             "1.0.0",
@@ -148,7 +154,7 @@ pub fn specs() -> Vec<CommandSpec> {
         cmd(
             "bgsave",
             -1,
-            ADMIN | NOSCRIPT,
+            ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
             NO_KEYS,
             g,
             "1.0.0",
@@ -159,7 +165,7 @@ pub fn specs() -> Vec<CommandSpec> {
         cmd(
             "bgrewriteaof",
             1,
-            ADMIN | NOSCRIPT,
+            ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
             NO_KEYS,
             g,
             "1.0.0",
@@ -172,30 +178,123 @@ pub fn specs() -> Vec<CommandSpec> {
 
 /// COMMAND's subcommands, as Redis 7.0 declares them.
 const COMMAND_SUBCOMMANDS: &[SubCommand] = &[
-    sub("command|docs", -2),
-    sub("command|getkeysandflags", -4),
-    sub("command|info", -2),
-    sub("command|help", 2),
-    sub("command|list", -2),
-    sub("command|count", 2),
-    sub("command|getkeys", -4),
+    sub("command|docs", -2)
+        .flags(LOADING | STALE)
+        .tips(&["nondeterministic_output_order"])
+        .docs(
+            "7.0.0",
+            "O(N) where N is the number of commands to look up",
+            "Returns documentation of commands.",
+        ),
+    sub("command|getkeysandflags", -4)
+        .flags(LOADING | STALE)
+        .docs(
+            "7.0.0",
+            "O(N) where N is the number of arguments to the command",
+            "Returns the keys of a full command line and how the command uses each.",
+        ),
+    sub("command|info", -2)
+        .flags(LOADING | STALE)
+        .tips(&["nondeterministic_output_order"])
+        .docs(
+            "2.8.13",
+            "O(N) where N is the number of commands to look up",
+            "Returns the details of commands.",
+        ),
+    sub("command|help", 2).flags(LOADING | STALE).docs(
+        "5.0.0",
+        "O(1)",
+        "Lists the COMMAND subcommands.",
+    ),
+    sub("command|list", -2)
+        .flags(LOADING | STALE)
+        .tips(&["nondeterministic_output_order"])
+        .docs(
+            "7.0.0",
+            "O(N) where N is the total number of Redis commands",
+            "Lists the command names, optionally filtered.",
+        ),
+    sub("command|count", 2).flags(LOADING | STALE).docs(
+        "2.8.13",
+        "O(1)",
+        "Returns the number of commands.",
+    ),
+    sub("command|getkeys", -4).flags(LOADING | STALE).docs(
+        "2.8.13",
+        "O(N) where N is the number of arguments to the command",
+        "Returns the keys of a full command line.",
+    ),
 ];
 
 /// CONFIG's subcommands, as Redis 7.0 declares them.
 const CONFIG_SUBCOMMANDS: &[SubCommand] = &[
-    sub("config|rewrite", 2),
-    sub("config|resetstat", 2),
-    sub("config|help", 2),
-    sub("config|get", -3),
-    sub("config|set", -4),
+    sub("config|rewrite", 2)
+        .flags(ADMIN | NOSCRIPT | LOADING | STALE)
+        .docs(
+            "2.8.0",
+            "O(1)",
+            "Writes the running configuration back to the configuration file.",
+        ),
+    sub("config|resetstat", 2)
+        .flags(ADMIN | NOSCRIPT | LOADING | STALE)
+        .docs("2.0.0", "O(1)", "Resets the statistics INFO reports."),
+    sub("config|help", 2).flags(LOADING | STALE).docs(
+        "5.0.0",
+        "O(1)",
+        "Lists the CONFIG subcommands.",
+    ),
+    sub("config|get", -3)
+        .flags(ADMIN | NOSCRIPT | LOADING | STALE)
+        .docs(
+            "2.0.0",
+            "O(N) when N is the number of configuration parameters provided",
+            "Returns the values of configuration parameters.",
+        ),
+    sub("config|set", -4)
+        .flags(ADMIN | NOSCRIPT | LOADING | STALE)
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+        .docs(
+            "2.0.0",
+            "O(N) when N is the number of configuration parameters provided",
+            "Sets configuration parameters at runtime.",
+        ),
 ];
 
 /// SLOWLOG's subcommands, as Redis 7.0 declares them.
 const SLOWLOG_SUBCOMMANDS: &[SubCommand] = &[
-    sub("slowlog|reset", 2),
-    sub("slowlog|len", 2),
-    sub("slowlog|help", 2),
-    sub("slowlog|get", -2),
+    sub("slowlog|reset", 2)
+        .flags(ADMIN | LOADING | STALE)
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+        .docs(
+            "2.2.12",
+            "O(N) where N is the number of entries in the slowlog",
+            "Empties the slow log.",
+        ),
+    sub("slowlog|len", 2)
+        .flags(ADMIN | LOADING | STALE)
+        .tips(&[
+            "request_policy:all_nodes",
+            "response_policy:agg_sum",
+            "nondeterministic_output",
+        ])
+        .docs(
+            "2.2.12",
+            "O(1)",
+            "Returns the number of entries in the slow log.",
+        ),
+    sub("slowlog|help", 2).flags(LOADING | STALE).docs(
+        "6.2.0",
+        "O(1)",
+        "Lists the SLOWLOG subcommands.",
+    ),
+    sub("slowlog|get", -2)
+        .flags(ADMIN | LOADING | STALE)
+        .tips(&["request_policy:all_nodes", "nondeterministic_output"])
+        .docs(
+            "2.2.12",
+            "O(N) where N is the number of entries returned",
+            "Returns entries of the slow log.",
+        ),
 ];
 
 /// SAVE: a snapshot like BGSAVE's (forkless, the shards keep serving), but the reply waits for
@@ -387,78 +486,163 @@ const CONTAINERS: &[&str] = &[
     "client", "config", "object", "slowlog", "pubsub", "memory", "script", "function",
 ];
 
-fn reply_command_info(r: &mut Reply, s: &CommandSpec) {
-    let container = CONTAINERS.contains(&s.name);
+/// What COMMAND INFO and COMMAND DOCS report for a command or a container's subcommand.
+#[derive(Clone, Copy)]
+enum Described {
+    Command(&'static CommandSpec),
+    Sub(&'static CommandSpec, &'static SubCommand),
+}
+
+impl Described {
+    /// A command by name, or a subcommand by its full name (`config|get`), case-insensitively.
+    fn lookup(name: &[u8]) -> Option<Described> {
+        match name.iter().position(|&b| b == b'|') {
+            None => super::lookup(name).map(Described::Command),
+            Some(bar) => {
+                let container = super::lookup(&name[..bar])?;
+                let sub = container
+                    .subcommands?
+                    .iter()
+                    .find(|x| x.name().as_bytes().eq_ignore_ascii_case(&name[bar + 1..]))?;
+                Some(Described::Sub(container, sub))
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Described::Command(s) => s.name,
+            Described::Sub(_, x) => x.full_name,
+        }
+    }
+
+    fn categories(&self) -> Vec<&'static str> {
+        match self {
+            Described::Command(s) => acl_categories(s),
+            Described::Sub(c, x) => sub_acl_categories(c, x),
+        }
+    }
+
+    /// Every command, each container followed by its subcommands (COMMAND LIST's order).
+    fn all() -> impl Iterator<Item = Described> {
+        table().iter().flat_map(|s| {
+            std::iter::once(Described::Command(s)).chain(
+                s.subcommands
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(move |x| Described::Sub(s, x)),
+            )
+        })
+    }
+}
+
+/// A subcommand's ACL categories: what its flags imply, plus its container's family.
+fn sub_acl_categories(container: &CommandSpec, x: &SubCommand) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if x.has(WRITE) {
+        v.push("@write");
+    }
+    if x.has(READONLY) {
+        v.push("@read");
+    }
+    if x.has(ADMIN) {
+        v.extend(["@admin", "@dangerous"]);
+    }
+    if x.has(super::flags::PUBSUB) {
+        v.push("@pubsub");
+    }
+    v.push(if x.has(FAST) { "@fast" } else { "@slow" });
+    match container.name {
+        "client" | "command" => v.push("@connection"),
+        "script" | "function" => v.push("@scripting"),
+        "object" => v.push("@keyspace"),
+        _ => {}
+    }
+    CATEGORY_ORDER
+        .iter()
+        .copied()
+        .filter(|c| v.contains(c))
+        .collect()
+}
+
+/// COMMAND INFO's entry: name, arity, flags, legacy key range, ACL categories, tips, key specs,
+/// and a container's subcommands (each in the same shape).
+fn reply_command_info(r: &mut Reply, d: Described) {
+    let (arity, flag_bits, movable, keys, tips, specs, subs) = match d {
+        Described::Command(s) => {
+            // Containers report their flags and keys per subcommand.
+            let container = CONTAINERS.contains(&s.name);
+            (
+                s.arity,
+                if container { 0 } else { s.flags },
+                s.keys_fn.is_some(),
+                if container {
+                    NO_KEYS
+                } else {
+                    (s.first_key, s.last_key, s.step)
+                },
+                s.tips,
+                if container {
+                    Vec::new()
+                } else {
+                    s.all_key_specs()
+                },
+                s.subcommands.unwrap_or(&[]),
+            )
+        }
+        Described::Sub(_, x) => (
+            x.arity,
+            x.flags,
+            false,
+            x.keys,
+            x.tips,
+            x.all_key_specs(),
+            &[][..],
+        ),
+    };
     r.array(10);
-    r.bulk(s.name.as_bytes());
-    r.int(s.arity as i64);
+    r.bulk(d.name().as_bytes());
+    r.int(arity as i64);
     let mut flags: Vec<&str> = super::flags::NAMES
         .iter()
-        .filter(|(f, _)| s.has(*f) && !container)
+        .filter(|(f, _)| flag_bits & f != 0)
         .map(|(_, n)| *n)
         .collect();
-    if s.keys_fn.is_some() {
+    if movable {
         flags.push("movablekeys");
     }
     r.set(flags.len());
     for f in flags {
         r.simple(f);
     }
-    let (first, last, step) = if container {
-        (0, 0, 0)
-    } else {
-        (s.first_key, s.last_key, s.step)
-    };
-    r.int(first as i64);
-    r.int(last as i64);
-    r.int(step as i64);
-    let cats = acl_categories(s);
+    r.int(keys.0 as i64);
+    r.int(keys.1 as i64);
+    r.int(keys.2 as i64);
+    let cats = d.categories();
     r.set(cats.len());
     for c in cats {
         r.simple(c);
     }
-    r.set(0); // tips
-    if let Some(specs) = s.key_specs {
-        reply_key_specs(r, specs);
-    } else if first > 0 {
-        // One key spec per declared key range, in Redis 7's shape.
-        r.set(1);
-        r.map(3);
-        r.bulk(b"flags");
-        r.set(1);
-        r.simple(if s.has(WRITE) { "RW" } else { "RO" });
-        r.bulk(b"begin_search");
-        r.map(2);
-        r.bulk(b"type");
-        r.bulk(b"index");
-        r.bulk(b"spec");
-        r.map(1);
-        r.bulk(b"index");
-        r.int(s.first_key as i64);
-        r.bulk(b"find_keys");
-        r.map(2);
-        r.bulk(b"type");
-        r.bulk(b"range");
-        r.bulk(b"spec");
-        r.map(3);
-        r.bulk(b"lastkey");
-        r.int(if s.last_key < 0 {
-            s.last_key as i64
-        } else {
-            (s.last_key - s.first_key) as i64
-        });
-        r.bulk(b"keystep");
-        r.int(s.step as i64);
-        r.bulk(b"limit");
-        r.int(0);
-    } else {
-        r.set(0);
+    r.set(tips.len());
+    for t in tips {
+        r.bulk(t.as_bytes());
     }
-    r.set(0); // subcommands
+    reply_key_specs(r, &specs);
+    if let Described::Command(s) = d {
+        if !subs.is_empty() {
+            r.array(subs.len());
+            for x in subs {
+                reply_command_info(r, Described::Sub(s, x));
+            }
+            return;
+        }
+    }
+    r.set(0);
 }
 
-/// Key specs declared in full (`CommandSpec::key_specs`), as Redis 7.0 writes them.
+/// Key specs as Redis 7.0 writes them.
 fn reply_key_specs(r: &mut Reply, specs: &[super::KeySpec]) {
+    use super::{BeginSearch, FindKeys};
     r.set(specs.len());
     for k in specs {
         r.map(if k.notes.is_some() { 4 } else { 3 });
@@ -474,15 +658,24 @@ fn reply_key_specs(r: &mut Reply, specs: &[super::KeySpec]) {
         r.bulk(b"begin_search");
         r.map(2);
         r.bulk(b"type");
-        match k.begin_index {
-            Some(i) => {
+        match k.begin {
+            BeginSearch::Index(i) => {
                 r.bulk(b"index");
                 r.bulk(b"spec");
                 r.map(1);
                 r.bulk(b"index");
                 r.int(i as i64);
             }
-            None => {
+            BeginSearch::Keyword(keyword, startfrom) => {
+                r.bulk(b"keyword");
+                r.bulk(b"spec");
+                r.map(2);
+                r.bulk(b"keyword");
+                r.bulk(keyword.as_bytes());
+                r.bulk(b"startfrom");
+                r.int(startfrom as i64);
+            }
+            BeginSearch::Unknown => {
                 r.bulk(b"unknown");
                 r.bulk(b"spec");
                 r.map(0);
@@ -491,8 +684,8 @@ fn reply_key_specs(r: &mut Reply, specs: &[super::KeySpec]) {
         r.bulk(b"find_keys");
         r.map(2);
         r.bulk(b"type");
-        match k.find_range {
-            Some((lastkey, keystep, limit)) => {
+        match k.find {
+            FindKeys::Range(lastkey, keystep, limit) => {
                 r.bulk(b"range");
                 r.bulk(b"spec");
                 r.map(3);
@@ -503,7 +696,18 @@ fn reply_key_specs(r: &mut Reply, specs: &[super::KeySpec]) {
                 r.bulk(b"limit");
                 r.int(limit as i64);
             }
-            None => {
+            FindKeys::Keynum(keynumidx, firstkey, keystep) => {
+                r.bulk(b"keynum");
+                r.bulk(b"spec");
+                r.map(3);
+                r.bulk(b"keynumidx");
+                r.int(keynumidx as i64);
+                r.bulk(b"firstkey");
+                r.int(firstkey as i64);
+                r.bulk(b"keystep");
+                r.int(keystep as i64);
+            }
+            FindKeys::Unknown => {
                 r.bulk(b"unknown");
                 r.bulk(b"spec");
                 r.map(0);
@@ -512,17 +716,101 @@ fn reply_key_specs(r: &mut Reply, specs: &[super::KeySpec]) {
     }
 }
 
-fn reply_command_docs(r: &mut Reply, s: &CommandSpec) {
-    r.bulk(s.name.as_bytes());
-    r.map(4);
+/// COMMAND DOCS's entry (name, then its map). Argument descriptions are not kept.
+fn reply_command_docs(r: &mut Reply, d: Described) {
+    r.bulk(d.name().as_bytes());
+    match d {
+        Described::Command(s) => {
+            let subs = s.subcommands.unwrap_or(&[]);
+            // Redis marks DEBUG as a system command (not for applications).
+            let syscmd = s.name == "debug";
+            let extra = match s.deprecated {
+                Some(_) => 3,
+                None => usize::from(syscmd),
+            };
+            let fields = 3 + usize::from(!s.complexity.is_empty());
+            r.map(fields + extra + usize::from(!subs.is_empty()));
+            reply_docs_fields(r, s.summary, s.since, s.group, s.complexity);
+            if let Some((since, replaced_by)) = s.deprecated {
+                r.bulk(b"doc_flags");
+                r.set(1);
+                r.simple("deprecated");
+                r.bulk(b"deprecated_since");
+                r.bulk(since.as_bytes());
+                r.bulk(b"replaced_by");
+                r.bulk(replaced_by.as_bytes());
+            } else if syscmd {
+                r.bulk(b"doc_flags");
+                r.set(1);
+                r.simple("syscmd");
+            }
+            if !subs.is_empty() {
+                r.bulk(b"subcommands");
+                r.map(subs.len());
+                for x in subs {
+                    reply_command_docs(r, Described::Sub(s, x));
+                }
+            }
+        }
+        Described::Sub(c, x) => {
+            r.map(3 + usize::from(!x.complexity.is_empty()));
+            reply_docs_fields(r, x.summary, x.since, c.group, x.complexity);
+        }
+    }
+}
+
+/// The fields every COMMAND DOCS entry has, but the complexity, which a command may lack.
+fn reply_docs_fields(r: &mut Reply, summary: &str, since: &str, group: &str, complexity: &str) {
     r.bulk(b"summary");
-    r.bulk(s.summary.as_bytes());
+    r.bulk(summary.as_bytes());
     r.bulk(b"since");
-    r.bulk(s.since.as_bytes());
+    r.bulk(since.as_bytes());
     r.bulk(b"group");
-    r.bulk(s.group.as_bytes());
-    r.bulk(b"complexity");
-    r.bulk(s.complexity.as_bytes());
+    r.bulk(group.as_bytes());
+    if !complexity.is_empty() {
+        r.bulk(b"complexity");
+        r.bulk(complexity.as_bytes());
+    }
+}
+
+/// COMMAND GETKEYSANDFLAGS: each key with the flags of the key spec that finds it, as Redis 7.0
+/// finds them: through the key specs when every spec can be followed and none has variable
+/// flags, otherwise through the command's own key finder (`keys`), which flags SORT's and SET's
+/// keys and leaves the others without flags.
+fn keys_and_flags(
+    s: &CommandSpec,
+    subcmd: Option<&SubCommand>,
+    args: &[Bytes],
+    keys: &[usize],
+) -> Vec<(usize, &'static [&'static str])> {
+    let specs = match subcmd {
+        Some(x) => x.all_key_specs(),
+        None => s.all_key_specs(),
+    };
+    let variable = specs.iter().any(|k| k.has("variable_flags"));
+    if !variable {
+        if let Some(found) = super::keys_by_specs(&specs, args) {
+            return found
+                .into_iter()
+                .map(|(k, j)| (k, specs[j].flags))
+                .collect();
+        }
+    }
+    const RO_ACCESS: &[&str] = &["RO", "access"];
+    const OW_UPDATE: &[&str] = &["OW", "update"];
+    const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
+    keys.iter()
+        .map(|&k| {
+            let flags: &'static [&'static str] = match s.name {
+                "sort" | "sort_ro" if k == 1 => RO_ACCESS,
+                "sort" => OW_UPDATE,
+                "set" if args[3..].iter().any(|a| eq_ic(a, "get")) => RW_ACCESS_UPDATE,
+                "set" => OW_UPDATE,
+                _ => &[],
+            };
+            (k, flags)
+        })
+        .collect()
 }
 
 const COMMAND_HELP: &[&str] = &[
@@ -555,7 +843,7 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
     if a.len() == 1 {
         r.array(table().len());
         for s in table() {
-            reply_command_info(r, s);
+            reply_command_info(r, Described::Command(s));
         }
         return;
     }
@@ -564,15 +852,15 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
         "help" if a.len() == 2 => super::reply_help(r, "command", COMMAND_HELP),
         "count" if a.len() == 2 => r.int(table().len() as i64),
         "list" => {
-            type Filter = Box<dyn Fn(&CommandSpec) -> bool>;
+            type Filter = Box<dyn Fn(&Described) -> bool>;
             let mut filter: Option<Filter> = None;
             if a.len() == 5 && eq_ic(&a[2], "filterby") {
                 let v = a[4].clone();
                 if eq_ic(&a[3], "pattern") {
-                    filter = Some(Box::new(move |s| glob_match(&v, s.name.as_bytes(), true)));
+                    filter = Some(Box::new(move |d| glob_match(&v, d.name().as_bytes(), true)));
                 } else if eq_ic(&a[3], "aclcat") {
                     let cat = format!("@{}", text(&v).to_ascii_lowercase());
-                    filter = Some(Box::new(move |s| acl_categories(s).contains(&cat.as_str())));
+                    filter = Some(Box::new(move |d| d.categories().contains(&cat.as_str())));
                 } else if eq_ic(&a[3], "module") {
                     filter = Some(Box::new(|_| false));
                 } else {
@@ -581,10 +869,9 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
             } else if a.len() != 2 {
                 return r.error(ERR_SYNTAX);
             }
-            let names: Vec<&str> = table()
-                .iter()
-                .filter(|s| filter.as_ref().is_none_or(|f| f(s)))
-                .map(|s| s.name)
+            let names: Vec<&str> = Described::all()
+                .filter(|d| filter.as_ref().is_none_or(|f| f(d)))
+                .map(|d| d.name())
                 .collect();
             r.array(names.len());
             for n in names {
@@ -595,13 +882,13 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
             if a.len() == 2 {
                 r.array(table().len());
                 for s in table() {
-                    reply_command_info(r, s);
+                    reply_command_info(r, Described::Command(s));
                 }
             } else {
                 r.array(a.len() - 2);
                 for name in &a[2..] {
-                    match super::lookup(name) {
-                        Some(s) => reply_command_info(r, s),
+                    match Described::lookup(name) {
+                        Some(d) => reply_command_info(r, d),
                         None => r.null(),
                     }
                 }
@@ -611,13 +898,13 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
             if a.len() == 2 {
                 r.map(table().len());
                 for s in table() {
-                    reply_command_docs(r, s);
+                    reply_command_docs(r, Described::Command(s));
                 }
             } else {
-                let found: Vec<_> = a[2..].iter().filter_map(|n| super::lookup(n)).collect();
+                let found: Vec<_> = a[2..].iter().filter_map(|n| Described::lookup(n)).collect();
                 r.map(found.len());
-                for s in found {
-                    reply_command_docs(r, s);
+                for d in found {
+                    reply_command_docs(r, d);
                 }
             }
         }
@@ -633,7 +920,15 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
             let Ok(subcmd) = s.subcommand(args) else {
                 return r.error("ERR Invalid command specified");
             };
-            if s.first_key == 0 && s.keys_fn.is_none() {
+            // Redis's doesCommandHaveKeys: a key finder, or a key spec that is not `not_key`
+            // (shard channels are declared as keys for cluster routing only).
+            let has_keys = match subcmd {
+                Some(x) => x.keys.0 > 0,
+                None => {
+                    s.keys_fn.is_some() || s.all_key_specs().iter().any(|k| !k.has("not_key"))
+                }
+            };
+            if !has_keys {
                 return r.error("ERR The command has no key arguments");
             }
             let arity = subcmd.map_or(s.arity, |x| x.arity);
@@ -654,15 +949,21 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
                 }
                 return r.error("ERR Invalid arguments specified for command");
             }
-            r.array(keys.len());
-            for k in keys {
-                if sub == "getkeys" {
+            if sub == "getkeys" {
+                r.array(keys.len());
+                for k in keys {
                     r.bulk(&args[k]);
-                } else {
-                    r.array(2);
-                    r.bulk(&args[k]);
-                    r.set(1);
-                    r.simple(if s.has(WRITE) { "RW" } else { "RO" });
+                }
+                return;
+            }
+            let flagged = keys_and_flags(s, subcmd, args, &keys);
+            r.array(flagged.len());
+            for (k, flags) in flagged {
+                r.array(2);
+                r.bulk(&args[k]);
+                r.set(flags.len());
+                for f in flags {
+                    r.simple(f);
                 }
             }
         }
@@ -1023,16 +1324,16 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
         for db in 0..ndb {
             let keys: usize = reports.iter().map(|r| r.keyspace[db].0).sum();
             let expires: usize = reports.iter().map(|r| r.keyspace[db].1).sum();
-            // Each shard estimates its own keys' average; weighted by how many it holds.
-            let weighted: u128 = reports
-                .iter()
+            // Each shard estimates its own keys' average; weighted by how many it holds. A
+            // shard whose expiry cycle has not sampled its keys yet has no estimate (0) and
+            // must not pull the others' down.
+            let sampled = reports.iter().filter(|r| r.keyspace[db].2 > 0);
+            let weighted: u128 = sampled
+                .clone()
                 .map(|r| r.keyspace[db].1 as u128 * r.keyspace[db].2 as u128)
                 .sum();
-            let avg_ttl = if expires > 0 {
-                weighted / expires as u128
-            } else {
-                0
-            };
+            let weight: u128 = sampled.map(|r| r.keyspace[db].1 as u128).sum();
+            let avg_ttl = if weight > 0 { weighted / weight } else { 0 };
             if keys > 0 {
                 body.push_str(&format!(
                     "db{}:keys={},expires={},avg_ttl={}\r\n",

@@ -17,7 +17,7 @@ use rand::rngs::SmallRng;
 
 use super::args::{self, eq_ic, parse_i64, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
-use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KEY1, NO_KEYS};
+use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KeySpec, KEY1, NO_KEYS};
 use crate::config::glob_match;
 use crate::protocol::Reply;
 use crate::types::set::{Item, Member};
@@ -38,7 +38,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
             "Adds members to a set; returns how many were new.",
             Exec::Shard(sadd),
-        ),
+        )
+.key_flags(&["RW", "insert"]),
         cmd(
             "srem",
             -3,
@@ -49,7 +50,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of members to be removed.",
             "Removes members from a set; deletes the key with its last member.",
             Exec::Shard(srem),
-        ),
+        )
+.key_flags(&["RW", "delete"]),
         cmd(
             "smembers",
             2,
@@ -60,7 +62,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the set cardinality.",
             "Returns every member of a set.",
             Exec::Shard(smembers),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output_order"]),
         cmd(
             "sismember",
             3,
@@ -71,7 +75,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Tells whether a value is a member of a set.",
             Exec::Shard(sismember),
-        ),
+        )
+.key_flags(&["RO"]),
         cmd(
             "smismember",
             -3,
@@ -82,7 +87,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of elements being checked for membership",
             "Tells, for each of several values, whether it is a member of a set.",
             Exec::Shard(smismember),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "scard",
             2,
@@ -93,7 +99,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the number of members of a set.",
             Exec::Shard(scard),
-        ),
+        )
+.key_flags(&["RO"]),
         cmd(
             "spop",
             -2,
@@ -104,7 +111,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "Without the count argument O(1), otherwise O(N) where N is the value of the passed count.",
             "Removes and returns random members of a set.",
             Exec::Shard(spop),
-        ),
+        )
+.key_flags(&["RW", "access", "delete"])
+.tips(&["nondeterministic_output"]),
         cmd(
             "srandmember",
             -2,
@@ -115,7 +124,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed count.",
             "Returns random members of a set (distinct, or with repeats for a negative count).",
             Exec::Shard(srandmember),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output"]),
         cmd(
             "smove",
             4,
@@ -126,7 +137,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Moves a member from one set to another.",
             Exec::Shard(smove),
-        ),
+        )
+.key_specs(const { &[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)] }),
         cmd(
             "sinter",
             -2,
@@ -137,7 +149,9 @@ pub fn specs() -> Vec<CommandSpec> {
             inter,
             "Returns the intersection of sets.",
             Exec::Shard(sinter),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output_order"]),
         cmd(
             "sintercard",
             -3,
@@ -149,6 +163,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Returns the size of the intersection of sets, optionally stopping at a limit.",
             Exec::Shard(sintercard),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RO", "access"], 1)] })
         .movable_keys(sintercard_keys),
         cmd(
             "sinterstore",
@@ -160,7 +175,8 @@ pub fn specs() -> Vec<CommandSpec> {
             inter,
             "Stores the intersection of sets in a key.",
             Exec::Shard(sinterstore),
-        ),
+        )
+.key_specs(const { &[KeySpec::range(&["RW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)] }),
         cmd(
             "sunion",
             -2,
@@ -171,7 +187,9 @@ pub fn specs() -> Vec<CommandSpec> {
             total,
             "Returns the union of sets.",
             Exec::Shard(sunion),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output_order"]),
         cmd(
             "sunionstore",
             -3,
@@ -182,7 +200,8 @@ pub fn specs() -> Vec<CommandSpec> {
             total,
             "Stores the union of sets in a key.",
             Exec::Shard(sunionstore),
-        ),
+        )
+.key_specs(const { &[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)] }),
         cmd(
             "sdiff",
             -2,
@@ -193,7 +212,9 @@ pub fn specs() -> Vec<CommandSpec> {
             total,
             "Returns the members of the first set that are in none of the others.",
             Exec::Shard(sdiff),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output_order"]),
         cmd(
             "sdiffstore",
             -3,
@@ -204,7 +225,8 @@ pub fn specs() -> Vec<CommandSpec> {
             total,
             "Stores the difference of sets in a key.",
             Exec::Shard(sdiffstore),
-        ),
+        )
+.key_specs(const { &[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)] }),
         cmd(
             "sscan",
             -3,
@@ -215,7 +237,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..",
             "Iterates over the members of a set.",
             Exec::Shard(sscan),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output"]),
     ]
 }
 

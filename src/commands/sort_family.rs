@@ -27,7 +27,7 @@ use futures::future::LocalBoxFuture;
 
 use super::args::{eq_ic, int_arg, strtod_c_string, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
-use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KeySpec};
+use super::{cmd, flags::*, BeginSearch, CommandSpec, Ctx, Exec, FindKeys, KeySpec};
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::shard::Shard;
@@ -38,26 +38,13 @@ const ERR_SCORES: &str = "ERR One or more scores can't be converted into double"
 
 const COMPLEXITY: &str = "O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of returned elements. When the elements are not sorted, complexity is O(N).";
 
-const SOURCE_SPEC: KeySpec = KeySpec {
-    notes: None,
-    flags: &["RO", "access"],
-    begin_index: Some(1),
-    find_range: Some((0, 1, 0)),
-};
+const SOURCE_SPEC: KeySpec = KeySpec::range(&["RO", "access"], 1, 0, 1);
 
-const PATTERN_SPEC: KeySpec = KeySpec {
-    notes: Some("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"),
-    flags: &["RO", "access"],
-    begin_index: None,
-    find_range: None,
-};
+const PATTERN_SPEC: KeySpec =
+    KeySpec::new(&["RO", "access"], BeginSearch::Unknown, FindKeys::Unknown).notes("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort");
 
-const STORE_SPEC: KeySpec = KeySpec {
-    notes: Some("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array"),
-    flags: &["OW", "update"],
-    begin_index: None,
-    find_range: None,
-};
+const STORE_SPEC: KeySpec =
+    KeySpec::new(&["OW", "update"], BeginSearch::Unknown, FindKeys::Unknown).notes("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array");
 
 pub fn specs() -> Vec<CommandSpec> {
     let g = "generic";
@@ -75,7 +62,7 @@ pub fn specs() -> Vec<CommandSpec> {
         )
         .movable_keys(sort_keys)
         .keyed_body(sort_keyed)
-        .key_specs(&[SOURCE_SPEC, PATTERN_SPEC, STORE_SPEC]),
+        .key_specs(const { &[SOURCE_SPEC, PATTERN_SPEC, STORE_SPEC] }),
         cmd(
             "sort_ro",
             -2,
@@ -89,7 +76,7 @@ pub fn specs() -> Vec<CommandSpec> {
         )
         .movable_keys(sort_ro_keys)
         .keyed_body(sort_ro_keyed)
-        .key_specs(&[SOURCE_SPEC, PATTERN_SPEC]),
+        .key_specs(const { &[SOURCE_SPEC, PATTERN_SPEC] }),
     ]
 }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::args::{self, eq_ic, int_arg, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
-use super::{cmd, flags::*, CommandSpec, Ctx, Exec, MultiKind, KEY1};
+use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KeySpec, MultiKind, KEY1};
 use crate::protocol::Reply;
 use crate::types::{Entry, StrValue, Value};
 
@@ -23,7 +23,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the string value of a key.",
             Exec::Shard(get),
-        ),
+        )
+        .key_flags(&["RO", "access"]),
         cmd(
             "set",
             -3,
@@ -34,6 +35,14 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Sets the string value of a key, with options for expiry and conditions.",
             Exec::Shard(set),
+        )
+        .key_specs(
+            const {
+                &[
+                    KeySpec::range(&["RW", "access", "update", "variable_flags"], 1, 0, 1)
+                        .notes("RW and ACCESS due to the optional `GET` argument"),
+                ]
+            },
         ),
         cmd(
             "setnx",
@@ -45,7 +54,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Sets a key only if it does not exist.",
             Exec::Shard(setnx),
-        ),
+        )
+        .key_flags(&["OW", "insert"]),
         cmd(
             "setex",
             4,
@@ -56,7 +66,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Sets a key with an expiry in seconds.",
             Exec::Shard(setex),
-        ),
+        )
+        .key_flags(&["OW", "update"]),
         cmd(
             "psetex",
             4,
@@ -67,7 +78,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Sets a key with an expiry in milliseconds.",
             Exec::Shard(psetex),
-        ),
+        )
+        .key_flags(&["OW", "update"]),
         cmd(
             "getset",
             3,
@@ -78,7 +90,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Sets a key and returns its previous value.",
             Exec::Shard(getset),
-        ),
+        )
+        .deprecated("6.2.0", "SET key value GET")
+        .key_flags(&["RW", "access", "update"]),
         cmd(
             "getdel",
             2,
@@ -89,7 +103,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns a key's value and deletes the key.",
             Exec::Shard(getdel),
-        ),
+        )
+        .key_flags(&["RW", "access", "delete"]),
         cmd(
             "getex",
             -2,
@@ -100,6 +115,12 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns a key's value and optionally changes its expiry.",
             Exec::Shard(getex),
+        )
+        .key_specs(
+            const {
+                &[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)
+                    .notes("RW and UPDATE because it changes the TTL")]
+            },
         ),
         cmd(
             "mget",
@@ -112,6 +133,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "Returns the values of several keys.",
             Exec::Shard(mget),
         )
+        .key_flags(&["RO", "access"])
+        .tips(&["request_policy:multi_shard"])
         .multi(MultiKind::Gather),
         cmd(
             "mset",
@@ -124,6 +147,11 @@ pub fn specs() -> Vec<CommandSpec> {
             "Sets several keys at once.",
             Exec::Shard(mset),
         )
+        .key_flags(&["OW", "update"])
+        .tips(&[
+            "request_policy:multi_shard",
+            "response_policy:all_succeeded",
+        ])
         .multi(MultiKind::SetPairs),
         cmd(
             "msetnx",
@@ -135,7 +163,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of keys",
             "Sets several keys only if none of them exists.",
             Exec::Shard(msetnx),
-        ),
+        )
+        .key_flags(&["OW", "insert"])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_min"]),
         cmd(
             "append",
             3,
@@ -146,7 +176,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Appends to a key's string value; creates the key if needed.",
             Exec::Shard(append),
-        ),
+        )
+        .key_flags(&["RW", "insert"]),
         cmd(
             "strlen",
             2,
@@ -157,7 +188,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the length of a string value.",
             Exec::Shard(strlen),
-        ),
+        )
+        .key_flags(&["RO"]),
         cmd(
             "incr",
             2,
@@ -168,7 +200,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Increments an integer value by one.",
             Exec::Shard(incr),
-        ),
+        )
+        .key_flags(&["RW", "access", "update"]),
         cmd(
             "decr",
             2,
@@ -179,7 +212,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Decrements an integer value by one.",
             Exec::Shard(decr),
-        ),
+        )
+        .key_flags(&["RW", "access", "update"]),
         cmd(
             "incrby",
             3,
@@ -190,7 +224,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Increments an integer value by a number.",
             Exec::Shard(incrby),
-        ),
+        )
+        .key_flags(&["RW", "access", "update"]),
         cmd(
             "decrby",
             3,
@@ -201,7 +236,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Decrements an integer value by a number.",
             Exec::Shard(decrby),
-        ),
+        )
+        .key_flags(&["RW", "access", "update"]),
         cmd(
             "incrbyfloat",
             3,
@@ -212,7 +248,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Increments a floating point value by a number.",
             Exec::Shard(incrbyfloat),
-        ),
+        )
+        .key_flags(&["RW", "access", "update"]),
         cmd(
             "getrange",
             4,
@@ -223,7 +260,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the length of the returned string",
             "Returns a substring of a string value.",
             Exec::Shard(getrange),
-        ),
+        )
+        .key_flags(&["RO", "access"]),
         cmd(
             "substr",
             4,
@@ -234,7 +272,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the length of the returned string",
             "Returns a substring of a string value (old name of GETRANGE).",
             Exec::Shard(getrange),
-        ),
+        )
+        .deprecated("2.0.0", "GETRANGE key start end")
+        .key_flags(&["RO", "access"]),
         cmd(
             "setrange",
             4,
@@ -245,7 +285,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1), not counting the time to copy the new string in place",
             "Overwrites part of a string value at an offset.",
             Exec::Shard(setrange),
-        ),
+        )
+        .key_flags(&["RW", "update"]),
         cmd(
             "lcs",
             -3,
@@ -256,7 +297,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N*M) where N and M are the lengths of the strings",
             "Finds the longest common subsequence of two string values.",
             Exec::Shard(lcs),
-        ),
+        )
+        .key_flags(&["RO", "access"]),
     ]
 }
 

@@ -19,7 +19,7 @@ use rand::Rng;
 
 use super::args::{self, eq_ic, int_arg, ERR_NOT_FLOAT, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
-use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KEY1};
+use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KeySpec, KEY1};
 use crate::config::glob_match;
 use crate::protocol::reply::format_double;
 use crate::protocol::Reply;
@@ -44,7 +44,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)) for each item added, where N is the number of elements in the sorted set.",
             "Adds members to a sorted set or updates their scores (NX XX GT LT CH INCR).",
             Exec::Shard(zadd),
-        ),
+        )
+.key_flags(&["RW", "update"]),
         cmd(
             "zincrby",
             4,
@@ -55,7 +56,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)) where N is the number of elements in the sorted set.",
             "Increments the score of a sorted set member.",
             Exec::Shard(zincrby),
-        ),
+        )
+.key_flags(&["RW", "access", "update"]),
         cmd(
             "zrem",
             -3,
@@ -66,7 +68,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.",
             "Removes members from a sorted set; deletes the key with its last member.",
             Exec::Shard(zrem),
-        ),
+        )
+.key_flags(&["RW", "delete"]),
         cmd(
             "zcard",
             2,
@@ -77,7 +80,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the number of members of a sorted set.",
             Exec::Shard(zcard),
-        ),
+        )
+.key_flags(&["RO"]),
         cmd(
             "zcount",
             4,
@@ -88,7 +92,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)) with N being the number of elements in the sorted set.",
             "Counts the members whose score is within a range.",
             Exec::Shard(zcount),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "zlexcount",
             4,
@@ -99,7 +104,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)) with N being the number of elements in the sorted set.",
             "Counts the members within a lexicographical range.",
             Exec::Shard(zlexcount),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "zscore",
             3,
@@ -110,7 +116,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1)",
             "Returns the score of a sorted set member.",
             Exec::Shard(zscore),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "zmscore",
             -3,
@@ -121,7 +128,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of members being requested.",
             "Returns the scores of several sorted set members.",
             Exec::Shard(zmscore),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "zrank",
             3,
@@ -132,7 +140,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N))",
             "Returns the rank of a member, lowest score first.",
             Exec::Shard(zrank),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "zrevrank",
             3,
@@ -143,7 +152,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N))",
             "Returns the rank of a member, highest score first.",
             Exec::Shard(zrevrank),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "zrange",
             -4,
@@ -154,7 +164,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.",
             "Returns members in a range of ranks, scores (BYSCORE) or members (BYLEX).",
             Exec::Shard(zrange),
-        ),
+        )
+.key_flags(&["RO", "access"]),
         cmd(
             "zrangestore",
             -5,
@@ -165,7 +176,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.",
             "Stores a range of a sorted set into another key.",
             Exec::Shard(zrangestore),
-        ),
+        )
+.key_specs(const { &[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, 0, 1)] }),
         cmd(
             "zrangebyscore",
             -4,
@@ -176,7 +188,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).",
             "Returns members within a score range.",
             Exec::Shard(zrangebyscore),
-        ),
+        )
+.deprecated("6.2.0", "ZRANGE key min max BYSCORE")
+.key_flags(&["RO", "access"]),
         cmd(
             "zrevrangebyscore",
             -4,
@@ -187,7 +201,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).",
             "Returns members within a score range, highest first.",
             Exec::Shard(zrevrangebyscore),
-        ),
+        )
+.deprecated("6.2.0", "ZRANGE key max min BYSCORE REV")
+.key_flags(&["RO", "access"]),
         cmd(
             "zrangebylex",
             -4,
@@ -198,7 +214,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).",
             "Returns members within a lexicographical range.",
             Exec::Shard(zrangebylex),
-        ),
+        )
+.deprecated("6.2.0", "ZRANGE key min max BYLEX")
+.key_flags(&["RO", "access"]),
         cmd(
             "zrevrangebylex",
             -4,
@@ -209,7 +227,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).",
             "Returns members within a lexicographical range, highest first.",
             Exec::Shard(zrevrangebylex),
-        ),
+        )
+.deprecated("6.2.0", "ZRANGE key max min BYLEX REV")
+.key_flags(&["RO", "access"]),
         cmd(
             "zrevrange",
             -4,
@@ -220,7 +240,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.",
             "Returns members in a range of ranks, highest score first.",
             Exec::Shard(zrevrange),
-        ),
+        )
+.deprecated("6.2.0", "ZRANGE key start stop REV")
+.key_flags(&["RO", "access"]),
         cmd(
             "zremrangebyrank",
             4,
@@ -231,7 +253,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.",
             "Removes the members in a range of ranks.",
             Exec::Shard(zremrangebyrank),
-        ),
+        )
+.key_flags(&["RW", "delete"]),
         cmd(
             "zremrangebyscore",
             4,
@@ -242,7 +265,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.",
             "Removes the members within a score range.",
             Exec::Shard(zremrangebyscore),
-        ),
+        )
+.key_flags(&["RW", "delete"]),
         cmd(
             "zremrangebylex",
             4,
@@ -253,7 +277,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.",
             "Removes the members within a lexicographical range.",
             Exec::Shard(zremrangebylex),
-        ),
+        )
+.key_flags(&["RW", "delete"]),
         cmd(
             "zpopmin",
             -2,
@@ -264,7 +289,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.",
             "Removes and returns the members with the lowest scores.",
             Exec::Shard(zpopmin),
-        ),
+        )
+.key_flags(&["RW", "access", "delete"]),
         cmd(
             "zpopmax",
             -2,
@@ -275,7 +301,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped.",
             "Removes and returns the members with the highest scores.",
             Exec::Shard(zpopmax),
-        ),
+        )
+.key_flags(&["RW", "access", "delete"]),
         cmd(
             "zmpop",
             -4,
@@ -287,6 +314,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Pops members from the first non-empty sorted set of several keys.",
             Exec::Shard(zmpop),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RW", "access", "delete"], 1)] })
         .movable_keys(keys_after_numkeys),
         cmd(
             "zrandmember",
@@ -298,7 +326,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(N) where N is the number of elements returned",
             "Returns random members of a sorted set, optionally with their scores.",
             Exec::Shard(zrandmember),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output"]),
         cmd(
             "zunion",
             -3,
@@ -310,6 +340,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Returns the union of sorted sets (WEIGHTS, AGGREGATE, WITHSCORES).",
             Exec::Shard(zunion),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RO", "access"], 1)] })
         .movable_keys(keys_after_numkeys),
         cmd(
             "zinter",
@@ -322,6 +353,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Returns the intersection of sorted sets (WEIGHTS, AGGREGATE, WITHSCORES).",
             Exec::Shard(zinter),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RO", "access"], 1)] })
         .movable_keys(keys_after_numkeys),
         cmd(
             "zdiff",
@@ -334,6 +366,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Returns the members of the first sorted set that are in none of the others.",
             Exec::Shard(zdiff),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RO", "access"], 1)] })
         .movable_keys(keys_after_numkeys),
         cmd(
             "zunionstore",
@@ -346,6 +379,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Stores the union of sorted sets in a key.",
             Exec::Shard(zunionstore),
         )
+.key_specs(const { &[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::numkeys(&["RO", "access"], 2)] })
         .movable_keys(keys_of_store),
         cmd(
             "zinterstore",
@@ -358,6 +392,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Stores the intersection of sorted sets in a key.",
             Exec::Shard(zinterstore),
         )
+.key_specs(const { &[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::numkeys(&["RO", "access"], 2)] })
         .movable_keys(keys_of_store),
         cmd(
             "zdiffstore",
@@ -370,6 +405,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Stores the difference of sorted sets in a key.",
             Exec::Shard(zdiffstore),
         )
+.key_specs(const { &[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::numkeys(&["RO", "access"], 2)] })
         .movable_keys(keys_of_store),
         cmd(
             "zintercard",
@@ -382,6 +418,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Returns the size of the intersection of sorted sets (LIMIT stops early).",
             Exec::Shard(zintercard),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RO", "access"], 1)] })
         .movable_keys(keys_after_numkeys),
         cmd(
             "zscan",
@@ -393,7 +430,9 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..",
             "Iterates over the members and scores of a sorted set.",
             Exec::Shard(zscan),
-        ),
+        )
+.key_flags(&["RO", "access"])
+.tips(&["nondeterministic_output"]),
     ]
 }
 

@@ -433,24 +433,36 @@ pub fn specs() -> Vec<CommandSpec> {
     vec![
         cmd("subscribe", -2, f, NO_KEYS, g, "2.0.0", "O(N) where N is the number of channels to subscribe to.", "Listens for messages published to channels.", Exec::Conn(subscribe)),
         cmd("psubscribe", -2, f, NO_KEYS, g, "2.0.0", "O(N) where N is the number of patterns the client is already subscribed to.", "Listens for messages published to channels that match patterns.", Exec::Conn(psubscribe)),
-        cmd("ssubscribe", -2, f, (1, -1, 1), g, "7.0.0", "O(N) where N is the number of shard channels to subscribe to.", "Listens for messages published to shard channels.", Exec::Conn(ssubscribe)),
+        cmd("ssubscribe", -2, f, (1, -1, 1), g, "7.0.0", "O(N) where N is the number of shard channels to subscribe to.", "Listens for messages published to shard channels.", Exec::Conn(ssubscribe)).key_flags(&["not_key"]),
         cmd("unsubscribe", -1, f, NO_KEYS, g, "2.0.0", "O(N) where N is the number of clients already subscribed to a channel.", "Stops listening to messages posted to channels.", Exec::Conn(unsubscribe)),
         cmd("punsubscribe", -1, f, NO_KEYS, g, "2.0.0", "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", "Stops listening to messages published to channels that match patterns.", Exec::Conn(punsubscribe)),
-        cmd("sunsubscribe", -1, f, (1, -1, 1), g, "7.0.0", "O(N) where N is the number of clients already subscribed to a shard channel.", "Stops listening to messages posted to shard channels.", Exec::Conn(sunsubscribe)),
+        cmd("sunsubscribe", -1, f, (1, -1, 1), g, "7.0.0", "O(N) where N is the number of clients already subscribed to a shard channel.", "Stops listening to messages posted to shard channels.", Exec::Conn(sunsubscribe)).key_flags(&["not_key"]),
         cmd("publish", 3, PUBSUB | LOADING | STALE | FAST, NO_KEYS, g, "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", "Posts a message to a channel.", Exec::Conn(publish)),
-        cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, KEY1_SPEC, g, "7.0.0", "O(N) where N is the number of clients subscribed to the receiving shard channel.", "Post a message to a shard channel", Exec::Conn(spublish)),
+        cmd("spublish", 3, PUBSUB | LOADING | STALE | FAST, KEY1_SPEC, g, "7.0.0", "O(N) where N is the number of clients subscribed to the receiving shard channel.", "Post a message to a shard channel", Exec::Conn(spublish)).key_flags(&["not_key"]),
         cmd("pubsub", -2, 0, NO_KEYS, g, "2.8.0", "Depends on subcommand.", "A container for Pub/Sub commands.", Exec::Conn(pubsub)).subcommands(PUBSUB_SUBCOMMANDS),
     ]
 }
 
 /// PUBSUB's subcommands, as Redis 7.0 declares them.
 const PUBSUB_SUBCOMMANDS: &[SubCommand] = &[
-    sub("pubsub|shardchannels", -2),
-    sub("pubsub|help", 2),
-    sub("pubsub|numpat", 2),
-    sub("pubsub|numsub", -2),
-    sub("pubsub|shardnumsub", -2),
-    sub("pubsub|channels", -2),
+    sub("pubsub|shardchannels", -2)
+        .flags(PUBSUB | LOADING | STALE)
+        .docs("7.0.0", "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).", "Lists the shard channels with subscribers."),
+    sub("pubsub|help", 2)
+        .flags(LOADING | STALE)
+        .docs("6.2.0", "O(1)", "Lists the PUBSUB subcommands."),
+    sub("pubsub|numpat", 2)
+        .flags(PUBSUB | LOADING | STALE)
+        .docs("2.8.0", "O(1)", "Returns the number of pattern subscriptions."),
+    sub("pubsub|numsub", -2)
+        .flags(PUBSUB | LOADING | STALE)
+        .docs("2.8.0", "O(N) for the NUMSUB subcommand, where N is the number of requested channels", "Returns the number of subscribers of channels."),
+    sub("pubsub|shardnumsub", -2)
+        .flags(PUBSUB | LOADING | STALE)
+        .docs("7.0.0", "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels", "Returns the number of subscribers of shard channels."),
+    sub("pubsub|channels", -2)
+        .flags(PUBSUB | LOADING | STALE)
+        .docs("2.8.0", "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)", "Lists the channels with subscribers."),
 ];
 
 const KEY1_SPEC: (i32, i32, i32) = (1, 1, 1);

@@ -71,7 +71,7 @@ use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 
 use crate::commands::args::{eq_ic, parse_i64, ERR_NOT_INT};
-use crate::commands::{cmd, flags::*, sub, CommandSpec, Exec, SubCommand, NO_KEYS};
+use crate::commands::{cmd, flags::*, sub, CommandSpec, Exec, KeySpec, SubCommand, NO_KEYS};
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::shard::{execute_keyed, ClientLabel, Shard};
@@ -360,6 +360,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Execute a Lua script server side",
             Exec::Conn(eval),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RW", "access", "update"], 2).notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")] })
         .movable_keys(eval_keys),
         cmd(
             "evalsha",
@@ -372,6 +373,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Execute a Lua script server side",
             Exec::Conn(evalsha),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RW", "access", "update"], 2)] })
         .movable_keys(eval_keys),
         cmd(
             "eval_ro",
@@ -384,6 +386,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Execute a read-only Lua script server side",
             Exec::Conn(eval_ro),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RO", "access"], 2).notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")] })
         .movable_keys(eval_keys),
         cmd(
             "evalsha_ro",
@@ -396,6 +399,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Execute a read-only Lua script server side",
             Exec::Conn(evalsha_ro),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RO", "access"], 2)] })
         .movable_keys(eval_keys),
         cmd(
             "fcall",
@@ -408,6 +412,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Invoke a function",
             Exec::Conn(functions::fcall),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RW", "access", "update"], 2).notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")] })
         .movable_keys(eval_keys),
         cmd(
             "fcall_ro",
@@ -420,6 +425,7 @@ pub fn specs() -> Vec<CommandSpec> {
             "Invoke a read-only function",
             Exec::Conn(functions::fcall_ro),
         )
+.key_specs(const { &[KeySpec::numkeys(&["RO", "access"], 2).notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")] })
         .movable_keys(eval_keys),
         cmd(
             "script",
@@ -450,25 +456,98 @@ pub fn specs() -> Vec<CommandSpec> {
 
 /// SCRIPT's subcommands, as Redis 7.0 declares them.
 const SCRIPT_SUBCOMMANDS: &[SubCommand] = &[
-    sub("script|help", 2),
-    sub("script|flush", -2),
-    sub("script|exists", -3),
-    sub("script|load", 3),
-    sub("script|debug", 3),
-    sub("script|kill", 2),
+    sub("script|help", 2)
+        .flags(LOADING | STALE)
+        .docs("5.0.0", "O(1)", "Lists the SCRIPT subcommands."),
+    sub("script|flush", -2)
+        .flags(NOSCRIPT)
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+        .docs("2.6.0", "O(N) with N being the number of scripts in cache", "Empties the script cache."),
+    sub("script|exists", -3)
+        .flags(NOSCRIPT)
+        .tips(&["request_policy:all_shards", "response_policy:agg_logical_and"])
+        .docs("2.6.0", "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", "Tells whether scripts are in the script cache."),
+    sub("script|load", 3)
+        .flags(NOSCRIPT | STALE)
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+        .docs("2.6.0", "O(N) with N being the length in bytes of the script body.", "Loads a script into the script cache and returns its SHA1 digest."),
+    sub("script|debug", 3)
+        .flags(NOSCRIPT)
+        .docs("3.2.0", "O(1)", "Sets the debug mode of later scripts."),
+    sub("script|kill", 2)
+        .flags(NOSCRIPT | ALLOW_BUSY)
+        .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
+        .docs("2.6.0", "O(1)", "Stops the script that is running, if it has not written."),
 ];
 
 /// FUNCTION's subcommands, as Redis 7.0 declares them.
 const FUNCTION_SUBCOMMANDS: &[SubCommand] = &[
-    sub("function|load", -3),
-    sub("function|delete", 3),
-    sub("function|help", 2),
-    sub("function|list", -2),
-    sub("function|kill", 2),
-    sub("function|restore", -3),
-    sub("function|dump", 2),
-    sub("function|flush", -2),
-    sub("function|stats", 2),
+    sub("function|load", -3)
+        .flags(WRITE | DENYOOM | NOSCRIPT)
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+        .docs(
+            "7.0.0",
+            "O(1) (considering compilation time is redundant)",
+            "Creates or replaces a function library.",
+        ),
+    sub("function|delete", 3)
+        .flags(WRITE | NOSCRIPT)
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+        .docs("7.0.0", "O(1)", "Deletes a function library."),
+    sub("function|help", 2).flags(LOADING | STALE).docs(
+        "7.0.0",
+        "O(1)",
+        "Lists the FUNCTION subcommands.",
+    ),
+    sub("function|list", -2)
+        .flags(NOSCRIPT)
+        .tips(&["nondeterministic_output_order"])
+        .docs(
+            "7.0.0",
+            "O(N) where N is the number of functions",
+            "Lists the function libraries and their functions.",
+        ),
+    sub("function|kill", 2)
+        .flags(NOSCRIPT | ALLOW_BUSY)
+        .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
+        .docs(
+            "7.0.0",
+            "O(1)",
+            "Stops the function that is running, if it has not written.",
+        ),
+    sub("function|restore", -3)
+        .flags(WRITE | DENYOOM | NOSCRIPT)
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+        .docs(
+            "7.0.0",
+            "O(N) where N is the number of functions on the payload",
+            "Restores function libraries from a FUNCTION DUMP payload.",
+        ),
+    sub("function|dump", 2).flags(NOSCRIPT).docs(
+        "7.0.0",
+        "O(N) where N is the number of functions",
+        "Returns a serialized payload of all function libraries.",
+    ),
+    sub("function|flush", -2)
+        .flags(WRITE | NOSCRIPT)
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+        .docs(
+            "7.0.0",
+            "O(N) where N is the number of functions deleted",
+            "Deletes all function libraries.",
+        ),
+    sub("function|stats", 2)
+        .flags(NOSCRIPT | ALLOW_BUSY)
+        .tips(&[
+            "nondeterministic_output",
+            "request_policy:all_shards",
+            "response_policy:special",
+        ])
+        .docs(
+            "7.0.0",
+            "O(1)",
+            "Returns the running function and the engines' statistics.",
+        ),
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -108,7 +108,8 @@ pub fn specs() -> Vec<CommandSpec> {
             "O(1) for every key.",
             "Monitors changes to keys to determine the execution of a transaction.",
             Exec::Conn(watch),
-        ),
+        )
+        .key_flags(&["RO"]),
         cmd(
             "unwatch",
             1,
