@@ -1960,18 +1960,21 @@ fn command_info_matches_redis() {
         for name in &names {
             let prefix = format!("{name}|");
             let container = names.iter().any(|n| n.starts_with(&prefix));
-            d.each(&format!("COMMAND INFO {name} (RESP{proto})"), |t, active| {
-                let raw = t.conns[active].cmd(&[b"COMMAND", b"INFO", name.as_bytes()]);
-                if !container {
-                    return raw;
-                }
-                let entries = resp_parse(&raw).items().cloned().unwrap_or_default();
-                let mut entry = entries[0].items().cloned().unwrap_or_default();
-                if let Some(Value::Array(subs)) = entry.get_mut(9) {
-                    subs.sort_by_key(render);
-                }
-                render(&Value::Array(entry)).into_bytes()
-            });
+            d.each(
+                &format!("COMMAND INFO {name} (RESP{proto})"),
+                |t, active| {
+                    let raw = t.conns[active].cmd(&[b"COMMAND", b"INFO", name.as_bytes()]);
+                    if !container {
+                        return raw;
+                    }
+                    let entries = resp_parse(&raw).items().cloned().unwrap_or_default();
+                    let mut entry = entries[0].items().cloned().unwrap_or_default();
+                    if let Some(Value::Array(subs)) = entry.get_mut(9) {
+                        subs.sort_by_key(render);
+                    }
+                    render(&Value::Array(entry)).into_bytes()
+                },
+            );
         }
     }
     d.s_norm("HELLO 2", Norm::Hello);
@@ -2001,7 +2004,10 @@ fn command_list_and_docs() {
     for n in &redis_names {
         if let Some((container, _)) = n.split_once('|') {
             if names.iter().any(|x| x == container) {
-                assert!(names.contains(n), "{container} lacks Redis's subcommand {n}");
+                assert!(
+                    names.contains(n),
+                    "{container} lacks Redis's subcommand {n}"
+                );
             }
         }
     }

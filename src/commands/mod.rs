@@ -646,11 +646,12 @@ impl CommandSpec {
         self
     }
 
-    /// The command's key specs: those declared, or the one its key range describes.
+    /// The command's key specs: those declared, or the one its key range describes. A
+    /// container has none of its own (its key range routes its subcommands' keys).
     pub fn all_key_specs(&self) -> Vec<KeySpec> {
         match self.key_specs {
             Some(specs) => specs.to_vec(),
-            None if self.first_key > 0 => vec![range_spec(
+            None if self.first_key > 0 && self.subcommands.is_none() => vec![range_spec(
                 self.key_flags,
                 (self.first_key, self.last_key, self.step),
             )],
@@ -886,4 +887,90 @@ fn counted_read<'a>(
         notify(class::KEY_MISS, "keymiss", key, db);
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn every_key_spec_says_how_the_key_is_used() {
+        for s in table() {
+            for k in s.all_key_specs() {
+                assert!(!k.flags.is_empty(), "{}: a key spec without flags", s.name);
+            }
+            for x in s.subcommands.unwrap_or(&[]) {
+                for k in x.all_key_specs() {
+                    assert!(
+                        !k.flags.is_empty(),
+                        "{}: a key spec without flags",
+                        x.full_name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn key_specs_find_keys_like_redis() {
+        let rename = lookup(b"rename").unwrap().all_key_specs();
+        assert_eq!(
+            keys_by_specs(&rename, &args("rename a b")),
+            Some(vec![(1, 0), (2, 1)])
+        );
+        let zus = lookup(b"zunionstore").unwrap().all_key_specs();
+        assert_eq!(
+            keys_by_specs(&zus, &args("zunionstore d 2 a b weights 1 2")),
+            Some(vec![(1, 0), (3, 1), (4, 1)])
+        );
+        // A count that is not a non-negative integer, or runs past the end: Redis falls back
+        // to the command's own key finder.
+        assert_eq!(keys_by_specs(&zus, &args("zunionstore d x a")), None);
+        assert_eq!(keys_by_specs(&zus, &args("zunionstore d 5 a")), None);
+        let mset = lookup(b"mset").unwrap().all_key_specs();
+        assert_eq!(
+            keys_by_specs(&mset, &args("mset a 1 b 2")),
+            Some(vec![(1, 0), (3, 0)])
+        );
+        // Unknown specs (SORT's BY/GET and STORE) cannot be followed.
+        let sort = lookup(b"sort").unwrap().all_key_specs();
+        assert_eq!(keys_by_specs(&sort, &args("sort a")), None);
+        // not_key specs are skipped.
+        let spublish = lookup(b"spublish").unwrap().all_key_specs();
+        assert_eq!(
+            keys_by_specs(&spublish, &args("spublish c m")),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn keyword_key_specs_search_forwards_and_backwards() {
+        const STORE: &[KeySpec] = &[KeySpec::new(
+            &["OW", "update"],
+            BeginSearch::Keyword("store", -2),
+            FindKeys::Range(0, 1, 0),
+        )];
+        assert_eq!(
+            keys_by_specs(STORE, &args("cmd a STORE x STORE d")),
+            Some(vec![(5, 0)])
+        );
+        // Not found: the spec contributes no key.
+        assert_eq!(keys_by_specs(STORE, &args("cmd a b")), Some(vec![]));
+        const STREAMS: &[KeySpec] = &[KeySpec::new(
+            &["RO", "access"],
+            BeginSearch::Keyword("streams", 1),
+            FindKeys::Range(-1, 1, 2),
+        )];
+        // XREAD-like: half of what follows the keyword are keys.
+        assert_eq!(
+            keys_by_specs(STREAMS, &args("xread count 2 streams a b 0 0")),
+            Some(vec![(4, 0), (5, 0)])
+        );
+    }
 }

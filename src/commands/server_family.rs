@@ -582,11 +582,7 @@ fn reply_command_info(r: &mut Reply, d: Described) {
                     (s.first_key, s.last_key, s.step)
                 },
                 s.tips,
-                if container {
-                    Vec::new()
-                } else {
-                    s.all_key_specs()
-                },
+                s.all_key_specs(),
                 s.subcommands.unwrap_or(&[]),
             )
         }
@@ -924,9 +920,7 @@ pub(crate) fn command_reply(r: &mut Reply, a: &[Bytes]) {
             // (shard channels are declared as keys for cluster routing only).
             let has_keys = match subcmd {
                 Some(x) => x.keys.0 > 0,
-                None => {
-                    s.keys_fn.is_some() || s.all_key_specs().iter().any(|k| !k.has("not_key"))
-                }
+                None => s.keys_fn.is_some() || s.all_key_specs().iter().any(|k| !k.has("not_key")),
             };
             if !has_keys {
                 return r.error("ERR The command has no key arguments");
@@ -1333,7 +1327,7 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
                 .map(|r| r.keyspace[db].1 as u128 * r.keyspace[db].2 as u128)
                 .sum();
             let weight: u128 = sampled.map(|r| r.keyspace[db].1 as u128).sum();
-            let avg_ttl = if weight > 0 { weighted / weight } else { 0 };
+            let avg_ttl = weighted.checked_div(weight).unwrap_or(0);
             if keys > 0 {
                 body.push_str(&format!(
                     "db{}:keys={},expires={},avg_ttl={}\r\n",
