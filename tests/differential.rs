@@ -3829,3 +3829,82 @@ fn hrandfield_huge_negative_count_is_refused() {
     assert_eq!(v.items().map(|i| i.len()), Some(6));
     assert_eq!(c.cmd_str("HLEN h"), b":2\r\n");
 }
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: the data and function libraries come back as they
+/// were (DEBUG DIGEST of keys without deadlines, TTLs, every type), NOSAVE loads the last save,
+/// NOFLUSH fails on what is already there unless MERGE replaces it, and a bad option is refused.
+/// (Redis 7.0 stops on a key duplicated by NOFLUSH without MERGE; Tessera answers the load
+/// error instead, so that case is only run on a library, where both answer the error.)
+#[test]
+fn debug_reload() {
+    let mut d = diff_or_skip!("debug_reload");
+    d.script(&[
+        "DEBUG RELOAD",
+        "DBSIZE",
+        "SET s v",
+        "RPUSH l a b c",
+        "HSET h f 1 g 2",
+        "SADD st x y 1 2",
+        "ZADD z 1 a 2 b",
+        "SET n 12345",
+        "SELECT 3",
+        "SET other db3",
+        "SELECT 0",
+        "DEBUG POPULATE 500 key 10",
+    ]);
+    d.s_norm("EXPIRE s 1000", Norm::Exact);
+    d.cmd(&[
+        b"FUNCTION",
+        b"LOAD",
+        b"#!lua name=lib1\nredis.register_function('f1', function() return 7 end)",
+    ]);
+    // Digests include deadlines, which differ between the servers: each is compared with its
+    // own digest before the reload.
+    d.each("DEBUG RELOAD keeps DEBUG DIGEST", |t, active| {
+        let before = t.conns[active].cmd_str("DEBUG DIGEST");
+        let reply = t.conns[active].cmd_str("DEBUG RELOAD");
+        let after = t.conns[active].cmd_str("DEBUG DIGEST");
+        let mut out = reply;
+        out.extend_from_slice(if before == after { b"same" } else { b"changed" });
+        out
+    });
+    d.script(&[
+        "DBSIZE",
+        "LRANGE l 0 -1",
+        "HGETALL h",
+        "ZRANGE z 0 -1 WITHSCORES",
+        "OBJECT ENCODING n",
+        "FCALL f1 0",
+        "SELECT 3",
+        "GET other",
+        "SELECT 0",
+    ]);
+    d.s_norm("SMEMBERS st", Norm::Sorted);
+    d.s_norm("TTL s", Norm::TtlClass);
+    d.s("DEBUG RELOAD NOFLUSH");
+    d.s("DEBUG RELOAD NOFLUSH MERGE");
+    d.s("DBSIZE");
+    d.s("FCALL f1 0");
+    // NOSAVE loads the last save: a key written since is gone.
+    d.s("SET later 1");
+    d.s("DEL s");
+    d.s("DEBUG RELOAD NOSAVE");
+    d.s("EXISTS later s");
+    d.s("DEBUG RELOAD MERGE NOFLUSH NOSAVE");
+    d.s("DBSIZE");
+    d.s("DEBUG RELOAD foo");
+    d.s("DEBUG RELOAD NOSAVE bar");
+    // Inside MULTI: queued and run in EXEC.
+    d.script(&[
+        "MULTI",
+        "SET inmulti 1",
+        "DEBUG RELOAD",
+        "GET inmulti",
+        "EXEC",
+    ]);
+    d.s("FUNCTION FLUSH");
+    d.s("FLUSHALL");
+    d.s("DEBUG RELOAD");
+    d.s("DBSIZE");
+    d.s("FUNCTION LIST");
+}

@@ -1711,6 +1711,11 @@ const DEBUG_HELP: &[&str] = &[
     "    Reply with a test value of the specified type. <type> can be: string,",
     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
     "    true, false.",
+    "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
+    "    Save a snapshot, empty the data and function libraries, and load the",
+    "    snapshot back. MERGE: loaded keys and libraries replace those present.",
+    "    NOFLUSH: load over the present data (a key or library already there fails",
+    "    the load, unless MERGE). NOSAVE: load the last save instead of saving.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -1769,7 +1774,10 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             }
             "set-active-expire" if a.len() == 3 => {
                 let on = super::args::parse_i64(&a[2]).unwrap_or(1) != 0;
-                let _ = c.shard.run_on_all(move |sh| sh.state.borrow_mut().active_expire = on).await;
+                let _ = c
+                    .shard
+                    .run_on_all(move |sh| sh.state.borrow_mut().active_expire = on)
+                    .await;
                 c.reply().ok();
             }
             "protocol" if a.len() == 3 => debug_protocol(&mut c.reply(), &a[2]),
@@ -1848,7 +1856,10 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 }
             }
             "digest" if a.len() == 2 => {
-                let res = c.shard.run_on_all(|sh| crate::shard::digest::shard_digest(&sh.state.borrow())).await;
+                let res = c
+                    .shard
+                    .run_on_all(|sh| crate::shard::digest::shard_digest(&sh.state.borrow()))
+                    .await;
                 match res {
                     Ok(parts) => {
                         let d = crate::shard::digest::combine(&parts);
@@ -1870,7 +1881,9 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                             if !st.dbs[db].exists(&k, now) {
                                 return None;
                             }
-                            st.dbs[db].peek(&k).map(|(e, at)| crate::shard::digest::value_digest(&e.value, at))
+                            st.dbs[db]
+                                .peek(&k)
+                                .map(|(e, at)| crate::shard::digest::value_digest(&e.value, at))
                         })
                         .await;
                     out.push(d.ok().flatten());
@@ -1884,14 +1897,100 @@ fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     }
                 }
             }
-            "reload" => c.reply().error(
-                "ERR DEBUG RELOAD needs persistence (SAVE and loading), which this build does not have yet",
-            ),
+            "reload" => debug_reload(c, &a).await,
             _ => c
                 .reply()
                 .error(&super::subcommand_syntax_error(&a[1], "debug")),
         }
     })
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: saves a snapshot, empties the keyspace and the
+/// function libraries, and loads the snapshot back, with every shard held whole throughout, as
+/// Redis does it in its one thread: no client sees the data missing or half loaded. NOSAVE
+/// loads the last save; NOFLUSH loads over what is there, failing on a key or library already
+/// present (Redis 7.0 stops the server on a duplicated key) unless MERGE replaces them. The
+/// AOF is left as it is: the reload changes nothing it logged.
+async fn debug_reload(c: &mut Conn, a: &[Bytes]) {
+    let (mut merge, mut flush, mut save) = (false, true, true);
+    for opt in &a[2..] {
+        if eq_ic(opt, "merge") {
+            merge = true;
+        } else if eq_ic(opt, "noflush") {
+            flush = false;
+        } else if eq_ic(opt, "nosave") {
+            save = false;
+        } else {
+            return c
+                .reply()
+                .error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
+        }
+    }
+    use crate::persistence::snapshot as snap;
+    let shard = c.shard.clone();
+    if save {
+        if c.in_exec.is_none() {
+            snap::claim(&shard).await;
+        } else if !snap::try_start(&shard) {
+            // A running snapshot may be waiting for the shards this EXEC holds.
+            return c.reply().error("ERR Error trying to save the DB");
+        }
+    }
+    // Inside EXEC every shard is already held whole (a block with connection-level commands
+    // runs that way, see `crate::tx::multi`).
+    let held = if c.in_exec.is_some() {
+        None
+    } else {
+        match crate::tx::lock_all_shards(&shard).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                if save {
+                    snap::release_claim(&shard);
+                }
+                return c.reply().error(e);
+            }
+        }
+    };
+    let result = async {
+        if save && snap::run_claimed_under_caller_locks(&shard).await.is_err() {
+            return Err("ERR Error trying to save the DB");
+        }
+        if flush {
+            crate::scripting::functions::clear_libraries(&shard.globals.scripting);
+            shard
+                .run_on_all(|sh| {
+                    for d in sh.state.borrow_mut().dbs.iter_mut() {
+                        d.clear();
+                    }
+                })
+                .await
+                .map_err(|_| crate::server::conn::ERR_SHARD_GONE)?;
+        }
+        let dup = if merge {
+            snap::load::OnDuplicate::Replace
+        } else {
+            snap::load::OnDuplicate::Fail
+        };
+        match snap::load::load_saved(&shard, dup).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("ERR Error trying to load the RDB dump"),
+            Err(e) => {
+                tracing::warn!("DEBUG RELOAD: {}", e);
+                Err("ERR Error trying to load the RDB dump")
+            }
+        }
+    }
+    .await;
+    if let Some(h) = held {
+        h.release_all().await;
+    }
+    match result {
+        Ok(()) => {
+            tracing::warn!("DB reloaded by DEBUG RELOAD");
+            c.reply().ok()
+        }
+        Err(e) => c.reply().error(e),
+    }
 }
 
 fn debug_protocol(r: &mut Reply, name: &[u8]) {

@@ -748,6 +748,13 @@ fn parse_change(a: &[Bytes]) -> Result<Change, String> {
     }
 }
 
+/// Deletes every function library (DEBUG RELOAD empties them with the data, as Redis does).
+pub fn clear_libraries(shared: &super::Shared) {
+    let mut r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
+    *r = Registry::default();
+    shared.fn_epoch.fetch_add(1, Ordering::AcqRel);
+}
+
 /// Applies a change to the registry (and tells every shard's functions state it is stale).
 fn apply_change(shared: &super::Shared, change: Change) -> Result<Changed, String> {
     let res = {
@@ -842,9 +849,9 @@ pub fn library_codes(shared: &super::Shared) -> Vec<Bytes> {
 
 /// Adds (or replaces) a library from its code, as loading a snapshot does; every shard picks
 /// it up on its next function call.
-pub fn restore_library(shared: &super::Shared, code: Bytes) -> Result<(), String> {
+pub fn restore_library(shared: &super::Shared, code: Bytes, replace: bool) -> Result<(), String> {
     let mut r = shared.functions.lock().unwrap_or_else(|e| e.into_inner());
-    add_library(&mut r, code, true, true)?;
+    add_library(&mut r, code, replace, true)?;
     shared.fn_epoch.fetch_add(1, Ordering::AcqRel);
     Ok(())
 }

@@ -343,9 +343,13 @@ pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(
     // RDB-preamble bases first: a shard's base holds only its own keys, so loading every base
     // before any incremental record keeps each key's history in order.
     for path in rdb_bases {
-        crate::persistence::snapshot::load::load_file(sh, &path)
-            .await
-            .map_err(|e| format!("Bad AOF base file: {e}"))?;
+        crate::persistence::snapshot::load::load_file(
+            sh,
+            &path,
+            crate::persistence::snapshot::load::OnDuplicate::Fail,
+        )
+        .await
+        .map_err(|e| format!("Bad AOF base file: {e}"))?;
     }
     let units = find_units(&logs);
     check_units(&units, settings.load_truncated)?;

@@ -1,12 +1,12 @@
-//! Loading snapshots at startup (before any shard accepts clients): the shard files a snapshot
-//! manifest names, or a single `dump.rdb` written by stock Redis. Keys go to the shard owning
-//! their slot whatever shard count wrote them; expired keys are skipped, as Redis does when it
-//! loads as a primary.
+//! Loading snapshots: at startup (before any shard accepts clients), and for DEBUG RELOAD (with
+//! every shard held whole by the caller): the shard files a snapshot manifest names, or a single
+//! `dump.rdb` written by stock Redis. Keys go to the shard owning their slot whatever shard count
+//! wrote them; expired keys are skipped, as Redis does when it loads as a primary.
 //!
-//! Must never: leave half a file loaded without failing startup (any read error stops the
+//! Must never: leave half a file loaded without failing (at startup any read error stops the
 //! server with the file, offset and reason), load a key twice (a key that is already in the
-//! keyspace stops startup, as Redis 7.0 stops on a duplicated key), or run after clients are
-//! served.
+//! keyspace fails the load, as Redis 7.0 stops on a duplicated key, unless the caller merges),
+//! or run beside clients that could see the keyspace half loaded.
 
 use std::path::Path;
 use std::rc::Rc;
@@ -38,10 +38,23 @@ type Reserve = Option<(usize, usize)>;
 /// prefetched by then).
 const PREFETCH_AHEAD: usize = 16;
 
+/// How a load treats what is already there: a key or function library already loaded fails the
+/// load, or (DEBUG RELOAD MERGE) is replaced.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnDuplicate {
+    Fail,
+    Replace,
+}
+
 /// Places loaded entries into this shard's keyspace. A key already there (a file naming it
 /// twice, or two files naming it) fails the load, as Redis 7.0 does ("Duplicated key found in
-/// RDB file").
-fn insert_batch(sh: &Shard, batch: Vec<(usize, RdbEntry)>, reserve: Reserve) -> Result<(), String> {
+/// RDB file"), unless `dup` replaces it.
+fn insert_batch(
+    sh: &Shard,
+    batch: Vec<(usize, RdbEntry)>,
+    reserve: Reserve,
+    dup: OnDuplicate,
+) -> Result<(), String> {
     let mut st = sh.state.borrow_mut();
     if let Some((db, additional)) = reserve {
         st.dbs[db].keys.reserve(additional);
@@ -68,6 +81,9 @@ fn insert_batch(sh: &Shard, batch: Vec<(usize, RdbEntry)>, reserve: Reserve) -> 
         } else {
             e.idle_secs.map(|i| lru_for_idle(i as i64, now))
         };
+        if dup == OnDuplicate::Replace {
+            st.dbs[db].delete(&e.key);
+        }
         st.dbs[db]
             .insert_loaded(e.key, e.value, e.expire_ms, access, now)
             .map_err(|k| {
@@ -100,7 +116,11 @@ impl SizeHint {
 }
 
 /// Reads one RDB stream on this shard and spreads its keys over the shards.
-pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, String> {
+pub(crate) async fn load_file(
+    sh: &Rc<Shard>,
+    path: &Path,
+    dup: OnDuplicate,
+) -> Result<Counts, String> {
     let name = path.display().to_string();
     let reader = manifest::open_rdb(path)
         .map_err(|e| format!("Can't open the snapshot file {name}: {e}"))?;
@@ -151,8 +171,12 @@ pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, Str
                 db = d as usize;
             }
             RdbItem::Function(code) => {
-                crate::scripting::functions::restore_library(&sh.globals.scripting, code)
-                    .map_err(|e| format!("Can't load a function library from {name}: {e}"))?;
+                crate::scripting::functions::restore_library(
+                    &sh.globals.scripting,
+                    code,
+                    dup == OnDuplicate::Replace,
+                )
+                .map_err(|e| format!("Can't load a function library from {name}: {e}"))?;
             }
             RdbItem::Entry(e) => {
                 if e.expire_ms != 0 && e.expire_ms <= now {
@@ -168,7 +192,7 @@ pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, Str
                     // entries about ten times on the way to BATCH.
                     let batch = std::mem::replace(&mut batches[to], Vec::with_capacity(BATCH));
                     let reserve = hints[db].share(to, batch.len()).map(|k| (db, k));
-                    send(sh, to, batch, reserve)
+                    send(sh, to, batch, reserve, dup)
                         .await
                         .map_err(|e| format!("Can't load {name}: {e}"))?;
                 }
@@ -177,7 +201,7 @@ pub(crate) async fn load_file(sh: &Rc<Shard>, path: &Path) -> Result<Counts, Str
     }
     for (to, b) in batches.into_iter().enumerate() {
         if !b.is_empty() {
-            send(sh, to, b, None)
+            send(sh, to, b, None, dup)
                 .await
                 .map_err(|e| format!("Can't load {name}: {e}"))?;
         }
@@ -190,8 +214,9 @@ async fn send(
     to: usize,
     batch: Vec<(usize, RdbEntry)>,
     reserve: Reserve,
+    dup: OnDuplicate,
 ) -> Result<(), String> {
-    sh.run_on(to, move |owner| insert_batch(owner, batch, reserve))
+    sh.run_on(to, move |owner| insert_batch(owner, batch, reserve, dup))
         .await
         .map_err(|_| "a shard is gone".to_string())?
 }
@@ -199,50 +224,9 @@ async fn send(
 /// Startup on shard 0 without the AOF: loads the snapshot the manifest in `dir` names, else a
 /// `dbfilename` RDB file (e.g. one stock Redis wrote), else nothing.
 pub async fn startup(sh: &Rc<Shard>) -> Result<(), String> {
-    let settings = Settings::from_config(&sh.state.borrow().config);
     let started = Instant::now();
     let g = &sh.globals.snapshot;
-    let counts = match SnapshotManifest::read(&settings.manifest_path())? {
-        Some(m) => {
-            let seq = m
-                .files
-                .iter()
-                .map(|f| manifest::seq_of(&f.name))
-                .max()
-                .unwrap_or(0);
-            g.seq.store(seq, Ordering::Relaxed);
-            if m.shards != sh.nshards() {
-                tracing::info!(
-                    "Loading a snapshot written by {} shards into {}: re-routing by key",
-                    m.shards,
-                    sh.nshards()
-                );
-            }
-            let mut futs = Vec::new();
-            for (i, f) in m.files.iter().enumerate() {
-                let path = settings.dir.join(&f.name);
-                let reader_shard = i % sh.nshards();
-                futs.push(sh.run_task_on(reader_shard, move |owner| async move {
-                    load_file(&owner, &path).await
-                }));
-            }
-            let mut total = Counts::default();
-            for r in futures::future::join_all(futs).await {
-                let c = r.ok_or("a shard is gone")??;
-                total.loaded += c.loaded;
-                total.expired += c.expired;
-            }
-            Some(total)
-        }
-        None => {
-            let path = settings.dir.join(&settings.dbfilename);
-            if path.exists() {
-                Some(load_file(sh, &path).await?)
-            } else {
-                None
-            }
-        }
-    };
+    let counts = load_saved(sh, OnDuplicate::Fail).await?;
     if let Some(c) = counts {
         g.loaded_keys.store(c.loaded, Ordering::Relaxed);
         g.loaded_expired.store(c.expired, Ordering::Relaxed);
@@ -257,4 +241,52 @@ pub async fn startup(sh: &Rc<Shard>) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Loads what the last save left in `dir` (the snapshot its manifest names, else a `dbfilename`
+/// RDB file) into the keyspaces as they are. None: there is nothing to load.
+pub(crate) async fn load_saved(sh: &Rc<Shard>, dup: OnDuplicate) -> Result<Option<Counts>, String> {
+    let settings = Settings::from_config(&sh.state.borrow().config);
+    let g = &sh.globals.snapshot;
+    match SnapshotManifest::read(&settings.manifest_path())? {
+        Some(m) => {
+            let seq = m
+                .files
+                .iter()
+                .map(|f| manifest::seq_of(&f.name))
+                .max()
+                .unwrap_or(0);
+            g.seq.fetch_max(seq, Ordering::Relaxed);
+            if m.shards != sh.nshards() {
+                tracing::info!(
+                    "Loading a snapshot written by {} shards into {}: re-routing by key",
+                    m.shards,
+                    sh.nshards()
+                );
+            }
+            let mut futs = Vec::new();
+            for (i, f) in m.files.iter().enumerate() {
+                let path = settings.dir.join(&f.name);
+                let reader_shard = i % sh.nshards();
+                futs.push(sh.run_task_on(reader_shard, move |owner| async move {
+                    load_file(&owner, &path, dup).await
+                }));
+            }
+            let mut total = Counts::default();
+            for r in futures::future::join_all(futs).await {
+                let c = r.ok_or("a shard is gone")??;
+                total.loaded += c.loaded;
+                total.expired += c.expired;
+            }
+            Ok(Some(total))
+        }
+        None => {
+            let path = settings.dir.join(&settings.dbfilename);
+            if path.exists() {
+                Ok(Some(load_file(sh, &path, dup).await?))
+            } else {
+                Ok(None)
+            }
+        }
+    }
 }

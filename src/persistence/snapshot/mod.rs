@@ -696,20 +696,43 @@ pub async fn snapshot_all(sh: &Rc<Shard>) -> Result<(), String> {
     run_started(sh).await
 }
 
-/// Runs the snapshot `try_start` claimed, and releases the claim.
-pub async fn run_started(sh: &Rc<Shard>) -> Result<(), String> {
-    run_claimed(sh, None).await
+/// Waits until this caller may run a snapshot (as `try_start` claims it). For a caller that
+/// will hold every shard itself (DEBUG RELOAD): it claims before taking them, so that a
+/// snapshot already running can still take its own cut and finish.
+pub async fn claim(sh: &Shard) {
+    while !try_start(sh) {
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+    }
 }
 
-/// `run_started`, with the cut taken under `held` (every shard held whole by the caller, who
-/// keeps them held) instead of locks of its own.
-async fn run_claimed(sh: &Rc<Shard>, held: Option<&crate::tx::HeldLocks>) -> Result<(), String> {
+/// Gives a claim back without running a snapshot.
+pub fn release_claim(sh: &Shard) {
+    sh.globals
+        .snapshot
+        .in_progress
+        .store(false, Ordering::Release);
+}
+
+/// Runs the snapshot `claim` claimed, with its cut taken while the caller holds every shard
+/// whole (and keeps holding them), and releases the claim.
+pub async fn run_claimed_under_caller_locks(sh: &Rc<Shard>) -> Result<(), String> {
+    run_claimed(sh, true).await
+}
+
+/// Runs the snapshot `try_start` claimed, and releases the claim.
+pub async fn run_started(sh: &Rc<Shard>) -> Result<(), String> {
+    run_claimed(sh, false).await
+}
+
+/// `run_started`; with `caller_holds`, the cut is taken under the caller's hold on every shard
+/// (kept after it) instead of locks of its own.
+async fn run_claimed(sh: &Rc<Shard>, caller_holds: bool) -> Result<(), String> {
     let g = &sh.globals.snapshot;
     let started = Instant::now();
     let now = crate::server::globals::unix_ms();
     g.started_ms.store(now, Ordering::Relaxed);
     g.last_try_ms.store(now, Ordering::Relaxed);
-    let result = snapshot_inner(sh, held).await;
+    let result = snapshot_inner(sh, caller_holds).await;
     g.last_time_sec
         .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
     g.saves.fetch_add(1, Ordering::Relaxed);
@@ -730,7 +753,7 @@ async fn run_claimed(sh: &Rc<Shard>, held: Option<&crate::tx::HeldLocks>) -> Res
     result
 }
 
-async fn snapshot_inner(sh: &Rc<Shard>, held: Option<&crate::tx::HeldLocks>) -> Result<(), String> {
+async fn snapshot_inner(sh: &Rc<Shard>, caller_holds: bool) -> Result<(), String> {
     let g = &sh.globals.snapshot;
     let settings = Settings::from_config(&sh.state.borrow().config);
     let old = SnapshotManifest::read(&settings.manifest_path()).unwrap_or(None);
@@ -749,13 +772,14 @@ async fn snapshot_inner(sh: &Rc<Shard>, held: Option<&crate::tx::HeldLocks>) -> 
     let _walk = claim_walk(g).await;
     let functions = crate::scripting::functions::library_codes(&sh.globals.scripting);
     // The cut, ordered like a transaction over every shard.
-    let own_locks = match held {
-        Some(_) => None,
-        None => Some(
+    let own_locks = if caller_holds {
+        None
+    } else {
+        Some(
             crate::tx::lock_all_shards(sh)
                 .await
                 .map_err(|e| e.to_string())?,
-        ),
+        )
     };
     let mut dirty_at_cut = Vec::new();
     for s in 0..sh.nshards() {
@@ -921,7 +945,7 @@ pub async fn prepare_shutdown(sh: &Rc<Shard>, mode: ShutdownSave, force: bool) -
             glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
         }
         let (result, held) = match crate::tx::lock_all_shards(sh).await {
-            Ok(held) => (run_claimed(sh, Some(&held)).await, Some(held)),
+            Ok(held) => (run_claimed(sh, true).await, Some(held)),
             Err(e) => {
                 g.in_progress.store(false, Ordering::Release);
                 (Err(e.to_string()), None)
