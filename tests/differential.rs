@@ -3908,3 +3908,24 @@ fn debug_reload() {
     d.s("DBSIZE");
     d.s("FUNCTION LIST");
 }
+
+/// QUIT whose reply is turned off (CLIENT REPLY OFF, or SKIP just before it): Redis 7.0 marks
+/// the client to close after its reply, which never comes, so the connection stays open and
+/// silent and runs nothing more. Tessera does the same (it is still closed by CLIENT KILL,
+/// `timeout` or the query buffer limit).
+#[test]
+fn quit_with_replies_off_leaves_the_connection_open_and_silent() {
+    let mut d = diff_or_skip!("quit_with_replies_off_leaves_the_connection_open_and_silent");
+    for mode in ["OFF", "SKIP"] {
+        d.each(&format!("CLIENT REPLY {mode}; QUIT; PING"), |t, _| {
+            let mut c = t.server.conn();
+            c.send(format!("CLIENT REPLY {mode}\r\nQUIT\r\nPING\r\nCLIENT REPLY ON\r\nPING\r\nSET quitted 1\r\n").as_bytes());
+            match c.wait_closed(Duration::from_millis(300)) {
+                Ok(bytes) => [b"closed: ".as_slice(), &bytes].concat(),
+                Err(bytes) => [b"open: ".as_slice(), &bytes].concat(),
+            }
+        });
+    }
+    // Nothing after the QUIT ran.
+    d.s("EXISTS quitted");
+}

@@ -77,6 +77,10 @@ pub struct Conn {
     /// Keeps the parser's working vectors from one read to the next.
     parser: RequestParser,
     pub close_after_reply: bool,
+    /// QUIT arrived with its reply turned off (CLIENT REPLY OFF or SKIP): as in Redis 7.0, the
+    /// connection stays open with nothing to write and its input is no longer run (it still
+    /// counts against the query buffer limit).
+    ignore_input: bool,
     pub reply_mode: ReplyMode,
     pub skip_next: bool,
     pub monitor_rx: Option<UnboundedReceiver<Bytes>>,
@@ -238,6 +242,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
         parser: RequestParser::default(),
         close_after_reply: false,
+        ignore_input: false,
         aof_wait: 0,
         reply_mode: ReplyMode::On,
         skip_next: false,
@@ -393,6 +398,9 @@ impl Conn {
                 tracing::warn!(client = %self.info.addr, "closing client that reached max query buffer length");
                 return;
             }
+            if self.ignore_input {
+                continue;
+            }
             {
                 let mut st = self.shard.state.borrow_mut();
                 st.stats.net_input_bytes += n as u64;
@@ -405,7 +413,7 @@ impl Conn {
             self.info.qbuf.set(self.rbuf.len());
             for args in cmds.drain(..) {
                 self.dispatch(args).await;
-                if self.close_after_reply || self.monitor_rx.is_some() {
+                if self.close_after_reply || self.monitor_rx.is_some() || self.ignore_input {
                     break;
                 }
             }
@@ -897,6 +905,10 @@ impl Conn {
                 let suppress = skip_taken || (off_before && self.reply_mode != ReplyMode::On);
                 if suppress {
                     self.out.truncate(mark);
+                    if self.close_after_reply && spec.name == "quit" {
+                        self.close_after_reply = false;
+                        self.ignore_input = true;
+                    }
                 }
             }
             Exec::Shard(_) => match self.route(spec, &args) {
