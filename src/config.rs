@@ -27,18 +27,17 @@
 //!   error can be reported properly.
 //! * It does not apply settings to running shards. [`Config::set`] returns
 //!   the names of the directives whose value changed; the caller propagates
-//!   them (e.g. new `hz` to every shard). Directives the server cannot change
-//!   while running (`port`, `bind`, `shards`, ...) are marked immutable here so
-//!   the caller never has to undo a change.
+//!   them (e.g. new `hz` to every shard, new listeners for `port` and `bind`)
+//!   and keeps the old configuration when that fails. Directives the server
+//!   cannot change while running (`shards`, `tcp-backlog`, ...) are marked
+//!   immutable here so the caller never has to undo a change.
 //! * It does not log. Parse-time notices (directives accepted but ignored) are
 //!   returned in [`LoadOutcome::warnings`] for the caller to log.
 //!
 //! Intentional differences from Redis 7.0.15 are called out next to the code
 //! they concern; the summary is:
 //!
-//! * `bind` defaults to `127.0.0.1` (Redis: `* -::*`), and `port`/`bind` are
-//!   immutable (Redis can re-listen at runtime; our shards set listeners up
-//!   once).
+//! * `bind` defaults to `127.0.0.1` (Redis: `* -::*`).
 //! * `set-max-listpack-entries` / `set-max-listpack-value` are Redis 7.2
 //!   directives, accepted here with 7.2's defaults.
 //! * Overflowing numbers in memory values, `save` and
@@ -199,8 +198,8 @@ impl MaxmemoryPolicy {
 /// configuration does not leak the password.
 #[derive(Clone)]
 pub struct Config {
-    /// TCP port. Immutable at runtime in Tessera (listeners are created once
-    /// per shard at startup). 0 means "do not listen on TCP" as in Redis.
+    /// TCP port. 0 means "do not listen on TCP" as in Redis (a startup
+    /// error, since Tessera has no other listener; allowed by CONFIG SET).
     pub port: u16,
     /// Addresses to listen on. Empty means "listen nowhere"; the caller
     /// decides whether that is a startup error.
@@ -610,13 +609,12 @@ fn check_appenddirname(v: &[u8]) -> Result<(), &'static str> {
 #[rustfmt::skip]
 static DIRECTIVES: &[Directive] = &[
     // --- Network -----------------------------------------------------------
-    // Immutable in Tessera (Redis can rebind at runtime): listeners are
-    // created once per shard, so a change could only be half-applied.
-    row("bind", &[], Kind::Bind, "127.0.0.1", Immutable, true,
+    // CONFIG SET of bind or port moves every shard's listeners
+    // (`server::listen`), or none of them.
+    row("bind", &[], Kind::Bind, "127.0.0.1", Mutable, true,
         Field::Typed(|c| Value::List(c.bind.clone()), |c, v| c.bind = v.into_list())),
     row("protected-mode", &[], Kind::Bool, "yes", Mutable, true, yes_no!(protected_mode)),
-    // Immutable in Tessera for the same reason as bind.
-    row("port", &[], int(0, 65535), "6379", Immutable, true, num!(port: u16)),
+    row("port", &[], int(0, 65535), "6379", Mutable, true, num!(port: u16)),
     row("tcp-backlog", &[], int(0, INT_MAX), "511", Immutable, true, num!(tcp_backlog: u32)),
     row("timeout", &[], int(0, INT_MAX), "0", Mutable, true, num!(timeout: u64)),
     row("tcp-keepalive", &[], int(0, INT_MAX), "300", Mutable, true, num!(tcp_keepalive: u64)),
@@ -881,6 +879,19 @@ fn lookup(name: &[u8]) -> Option<(usize, usize)> {
             .position(|n| n.as_bytes().eq_ignore_ascii_case(name))
             .map(|ni| (i, ni))
     })
+}
+
+/// The canonical name of a directive given by name or alias (any case), or
+/// `None` if the name is unknown.
+pub fn canonical_name(name: &[u8]) -> Option<&'static str> {
+    lookup(name).map(|(i, _)| DIRECTIVES[i].name)
+}
+
+/// The error reply of a CONFIG SET whose `name` argument failed because of
+/// `why` (Redis's wording), for failures found here and by the caller that
+/// applies the change.
+pub fn set_failed(name: &str, why: &str) -> String {
+    format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
 }
 
 /// Whether a directive (canonical name or alias) is implemented by Tessera,
@@ -1858,9 +1869,6 @@ impl Config {
     /// changed, in request order; the caller applies them to the running
     /// server. Errors are complete RESP error strings ("ERR ...").
     pub fn set(&mut self, pairs: &[(&[u8], &[u8])]) -> Result<Vec<&'static str>, String> {
-        let failed = |name: &str, why: &str| {
-            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
-        };
         let mut resolved: Vec<(&'static Directive, usize, &[u8])> = Vec::new();
         for (name, value) in pairs {
             let given = lossy(name);
@@ -1872,11 +1880,11 @@ impl Config {
             let d = &DIRECTIVES[i];
             match d.mutability {
                 Mutable => {}
-                Immutable => return Err(failed(&given, "can't set immutable config")),
-                Protected => return Err(failed(&given, "can't set protected config")),
+                Immutable => return Err(set_failed(&given, "can't set immutable config")),
+                Protected => return Err(set_failed(&given, "can't set protected config")),
             }
             if resolved.iter().any(|(other, _, _)| std::ptr::eq(*other, d)) {
-                return Err(failed(&given, "duplicate parameter"));
+                return Err(set_failed(&given, "duplicate parameter"));
             }
             resolved.push((d, ni, value));
         }
@@ -1891,7 +1899,7 @@ impl Config {
                 value.split(|c| *c == b' ').collect()
             };
             next.apply(d, &args, false)
-                .map_err(|why| failed(d.name_at(*ni), &why))?;
+                .map_err(|why| set_failed(d.name_at(*ni), &why))?;
         }
         let changed = resolved
             .iter()
@@ -2878,8 +2886,14 @@ mod tests {
             (&[("hz", "x"), ("foo", "1")], "ERR Unknown option or number of arguments for CONFIG SET - 'foo'"),
             (&[("DAEMONIZE", "no"), ("foo", "1")],
              "ERR CONFIG SET failed (possibly related to argument 'DAEMONIZE') - can't set immutable config"),
-            (&[("port", "7000")],
-             "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"),
+            (&[("tcp-backlog", "7000")],
+             "ERR CONFIG SET failed (possibly related to argument 'tcp-backlog') - can't set immutable config"),
+            (&[("port", "65536")],
+             "ERR CONFIG SET failed (possibly related to argument 'port') - argument must be between 0 and 65535 inclusive"),
+            (&[("PORT", "017000")],
+             "ERR CONFIG SET failed (possibly related to argument 'port') - argument couldn't be parsed into an integer"),
+            (&[("bind", "a b c d e f g h i j k l m n o p q")],
+             "ERR CONFIG SET failed (possibly related to argument 'bind') - Too many bind addresses specified."),
             (&[("shards", "2")],
              "ERR CONFIG SET failed (possibly related to argument 'shards') - can't set immutable config"),
             (&[("dir", "/tmp")],

@@ -913,3 +913,337 @@ fn info_reports_instantaneous_rates_and_io_counts() {
     std::thread::sleep(Duration::from_millis(2000));
     assert!(field(&mut con, "instantaneous_ops_per_sec") < 10.0);
 }
+
+// ----- CONFIG SET port / bind -----
+
+const ERR_PORT_IN_USE: &[u8] = b"-ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs.\r\n";
+const ERR_BIND_FAILED: &[u8] = b"-ERR CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses.\r\n";
+
+/// Listening IPv4 TCP sockets on `port` (any address), from /proc/net/tcp: a server listens
+/// with one socket per shard and address.
+fn listening_sockets(port: u16) -> usize {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    text.lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3
+                && f[3] == "0A"
+                && f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        })
+        .count()
+}
+
+/// Waits until `port` has `n` listening sockets: a server answers as soon as one shard
+/// listens, the others follow within milliseconds.
+fn wait_listening(port: u16, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listening_sockets(port) != n {
+        assert!(
+            Instant::now() < deadline,
+            "{} listeners on {port}, not {n}",
+            listening_sockets(port)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Opens `n` new connections to `host:port`, each of which must answer (with 4 shards,
+/// SO_REUSEPORT spreads them over every shard's listener).
+fn serves(host: &str, port: u16, n: usize) {
+    for _ in 0..n {
+        let mut c = RawConn::connect_to(host, port);
+        assert_eq!(c.cmd_str("PING"), b"+PONG\r\n", "{host}:{port}");
+    }
+}
+
+/// Nothing listens on `host:port` any more (on any shard).
+fn refuses(host: &str, port: u16) {
+    for _ in 0..8 {
+        match std::net::TcpStream::connect((host, port)) {
+            Err(e) => assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused,
+                "{host}:{port}: {e}"
+            ),
+            Ok(_) => panic!("{host}:{port} still accepts connections"),
+        }
+    }
+}
+
+fn config_get(c: &mut RawConn, name: &str) -> String {
+    let got = resp_parse(&c.cmd_str(&format!("CONFIG GET {name}")));
+    s(got.items().unwrap()[1].as_bytes().unwrap())
+}
+
+fn tcp_port(c: &mut RawConn) -> String {
+    let info = s(&c.cmd_str("INFO server"));
+    info.lines()
+        .find_map(|l| l.strip_prefix("tcp_port:"))
+        .unwrap_or_else(|| panic!("no tcp_port in {info}"))
+        .to_string()
+}
+
+/// CONFIG SET port moves every shard's listener to the new port (Redis 7.0 allows it): new
+/// connections come in there, the old port refuses, open connections stay, CONFIG GET and INFO
+/// show the new port. A port in use gets Redis's error and changes nothing, the same port is a
+/// no-op, and port 0 stops listening until a port is set again.
+#[test]
+fn config_set_port_moves_every_shards_listener() {
+    for shards in [1, 4] {
+        let srv = start_tessera(shards, &[]);
+        let old = srv.port;
+        let mut c = srv.conn();
+        assert_eq!(c.cmd_str("SET k v"), b"+OK\r\n");
+        wait_listening(old, shards);
+
+        let new = free_port();
+        assert_eq!(c.cmd_str(&format!("CONFIG SET port {new}")), b"+OK\r\n");
+        assert_eq!(listening_sockets(new), shards, "one listener per shard");
+        assert_eq!(listening_sockets(old), 0);
+        serves("127.0.0.1", new, 16);
+        refuses("127.0.0.1", old);
+        let mut fresh = RawConn::connect(new);
+        assert_eq!(fresh.cmd_str("GET k"), b"$1\r\nv\r\n");
+        // The connection that asked, on the old port, goes on.
+        assert_eq!(c.cmd_str("GET k"), b"$1\r\nv\r\n");
+        assert_eq!(config_get(&mut c, "port"), new.to_string());
+        assert_eq!(tcp_port(&mut fresh), new.to_string());
+        // The same value again: nothing moves.
+        assert_eq!(c.cmd_str(&format!("CONFIG SET port {new}")), b"+OK\r\n");
+        assert_eq!(listening_sockets(new), shards);
+
+        // A port somebody else listens on: Redis's error, and every shard keeps its listener.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        assert_eq!(
+            c.cmd_str(&format!("CONFIG SET port {taken_port}")),
+            ERR_PORT_IN_USE
+        );
+        // With other settings in the same call, none of them is applied either.
+        assert_eq!(
+            c.cmd_str(&format!("CONFIG SET hz 20 port {taken_port}")),
+            ERR_PORT_IN_USE
+        );
+        assert_eq!(config_get(&mut c, "hz"), "10");
+        assert_eq!(listening_sockets(taken_port), 1, "only the other listener");
+        assert_eq!(listening_sockets(new), shards);
+        serves("127.0.0.1", new, 16);
+        assert_eq!(config_get(&mut c, "port"), new.to_string());
+        assert_eq!(tcp_port(&mut c), new.to_string());
+        drop(taken);
+
+        assert_eq!(
+            c.cmd_str("CONFIG SET port 65536"),
+            &b"-ERR CONFIG SET failed (possibly related to argument 'port') - argument must be between 0 and 65535 inclusive\r\n"[..]
+        );
+
+        // Port 0: no TCP listener at all; open connections stay.
+        assert_eq!(c.cmd_str("CONFIG SET port 0"), b"+OK\r\n");
+        refuses("127.0.0.1", new);
+        assert_eq!(listening_sockets(new), 0);
+        assert_eq!(fresh.cmd_str("PING"), b"+PONG\r\n");
+        assert_eq!(tcp_port(&mut fresh), "0");
+        let again = free_port();
+        assert_eq!(c.cmd_str(&format!("CONFIG SET port {again}")), b"+OK\r\n");
+        assert_eq!(listening_sockets(again), shards);
+        serves("127.0.0.1", again, 16);
+    }
+}
+
+/// CONFIG SET bind moves every shard's listeners to the new addresses, all or none: several
+/// addresses, `-` for an address that may be missing, `*`, and the same errors as Redis for an
+/// address that does not exist here, one somebody else listens on, and addresses that overlap.
+#[test]
+fn config_set_bind_moves_every_shards_listener() {
+    for shards in [1, 4] {
+        let srv = start_tessera(shards, &[]);
+        let port = srv.port;
+        let mut c = srv.conn();
+        let set_bind =
+            |c: &mut RawConn, v: &str| c.cmd(&[b"CONFIG", b"SET", b"bind", v.as_bytes()]);
+
+        assert_eq!(set_bind(&mut c, "127.0.0.2"), b"+OK\r\n");
+        assert_eq!(listening_sockets(port), shards);
+        serves("127.0.0.2", port, 16);
+        refuses("127.0.0.1", port);
+        assert_eq!(c.cmd_str("PING"), b"+PONG\r\n", "the open connection stays");
+
+        assert_eq!(set_bind(&mut c, "127.0.0.1 127.0.0.2"), b"+OK\r\n");
+        assert_eq!(listening_sockets(port), 2 * shards);
+        serves("127.0.0.1", port, 16);
+        serves("127.0.0.2", port, 16);
+
+        // Missing addresses: an error unless marked optional.
+        assert_eq!(set_bind(&mut c, "203.0.113.1"), ERR_BIND_FAILED);
+        assert_eq!(set_bind(&mut c, "-203.0.113.1 127.0.0.1"), b"+OK\r\n");
+        assert_eq!(config_get(&mut c, "bind"), "-203.0.113.1 127.0.0.1");
+        assert_eq!(listening_sockets(port), shards);
+        serves("127.0.0.1", port, 16);
+        refuses("127.0.0.2", port);
+        // An address that does not parse, an empty one (two spaces), overlapping ones.
+        for bad in [
+            "256.1.1.1",
+            "127.0.0.1  127.0.0.2",
+            "127.0.0.1 127.0.0.1",
+            "* 127.0.0.1",
+            "-",
+        ] {
+            assert_eq!(set_bind(&mut c, bad), ERR_BIND_FAILED, "{bad}");
+        }
+        assert_eq!(config_get(&mut c, "bind"), "-203.0.113.1 127.0.0.1");
+        assert_eq!(listening_sockets(port), shards);
+
+        // The wildcard beside the address held now (same port), and back.
+        assert_eq!(set_bind(&mut c, "*"), b"+OK\r\n");
+        assert_eq!(listening_sockets(port), shards);
+        serves("127.0.0.1", port, 16);
+        serves("127.0.0.2", port, 16);
+        assert_eq!(set_bind(&mut c, "127.0.0.1"), b"+OK\r\n");
+        refuses("127.0.0.2", port);
+
+        // Somebody else listens on 127.0.0.2 at our port: neither it nor `*` can be had.
+        let other = std::net::TcpListener::bind(("127.0.0.2", port)).unwrap();
+        assert_eq!(set_bind(&mut c, "127.0.0.1 127.0.0.2"), ERR_BIND_FAILED);
+        assert_eq!(set_bind(&mut c, "*"), ERR_BIND_FAILED);
+        drop(other);
+        // Both in one call, to a port somebody else has: the first of them names the failure,
+        // and nothing changes (hz neither).
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_port = taken.local_addr().unwrap().port().to_string();
+        let taken_port = taken_port.as_bytes();
+        assert_eq!(
+            c.cmd(&[
+                b"CONFIG",
+                b"SET",
+                b"port",
+                taken_port,
+                b"bind",
+                b"127.0.0.2 127.0.0.1",
+                b"hz",
+                b"20"
+            ]),
+            ERR_PORT_IN_USE
+        );
+        assert_eq!(
+            c.cmd(&[
+                b"CONFIG",
+                b"SET",
+                b"bind",
+                b"127.0.0.1",
+                b"port",
+                taken_port
+            ]),
+            ERR_BIND_FAILED
+        );
+        // `bind` re-listens whenever it is given; `port` only when it changes.
+        let same = port.to_string();
+        assert_eq!(
+            c.cmd(&[
+                b"CONFIG",
+                b"SET",
+                b"port",
+                same.as_bytes(),
+                b"bind",
+                b"203.0.113.1"
+            ]),
+            ERR_BIND_FAILED
+        );
+        drop(taken);
+        assert_eq!(config_get(&mut c, "hz"), "10");
+        assert_eq!(config_get(&mut c, "port"), port.to_string());
+        assert_eq!(config_get(&mut c, "bind"), "127.0.0.1");
+        assert_eq!(listening_sockets(port), shards);
+        serves("127.0.0.1", port, 16);
+        refuses("127.0.0.2", port);
+
+        // Both at once.
+        let moved = free_port();
+        assert_eq!(
+            c.cmd(&[
+                b"CONFIG",
+                b"SET",
+                b"port",
+                moved.to_string().as_bytes(),
+                b"bind",
+                b"127.0.0.2"
+            ]),
+            b"+OK\r\n"
+        );
+        serves("127.0.0.2", moved, 16);
+        refuses("127.0.0.1", port);
+        refuses("127.0.0.1", moved);
+        assert_eq!(
+            c.cmd(&[
+                b"CONFIG",
+                b"SET",
+                b"port",
+                port.to_string().as_bytes(),
+                b"bind",
+                b"127.0.0.1"
+            ]),
+            b"+OK\r\n"
+        );
+        assert_eq!(listening_sockets(moved), 0);
+
+        // No address at all: nothing listens until one is set again.
+        assert_eq!(set_bind(&mut c, ""), b"+OK\r\n");
+        refuses("127.0.0.1", port);
+        assert_eq!(set_bind(&mut c, "127.0.0.1"), b"+OK\r\n");
+        serves("127.0.0.1", port, 16);
+        assert_eq!(c.cmd_str("PING"), b"+PONG\r\n");
+    }
+}
+
+/// A listener opened by CONFIG SET port is in the shard's epoll set like the first one: while
+/// a script holds the only shard, a new connection on the new port still reaches SCRIPT KILL.
+#[test]
+fn a_busy_script_accepts_on_the_new_port() {
+    let srv = start_tessera(1, &[]);
+    let mut c = srv.conn();
+    let new = free_port();
+    assert_eq!(c.cmd_str(&format!("CONFIG SET port {new}")), b"+OK\r\n");
+    assert_eq!(c.cmd_str("CONFIG SET busy-reply-threshold 50"), b"+OK\r\n");
+    c.send(&encode(&[b"EVAL", b"while true do end", b"0"]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut fresh = RawConn::connect(new);
+    loop {
+        let got = fresh.cmd_str("PING");
+        if got.starts_with(b"-BUSY") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never busy: {}", s(&got));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut killer = RawConn::connect(new);
+    assert_eq!(killer.cmd_str("SCRIPT KILL"), b"+OK\r\n");
+    assert!(c.read_reply().starts_with(b"-ERR Script killed by user"));
+    assert_eq!(fresh.cmd_str("PING"), b"+PONG\r\n");
+}
+
+/// CONFIG REWRITE writes the port and bind set at runtime, as Redis does.
+#[test]
+fn config_rewrite_keeps_the_new_port_and_bind() {
+    let dir = std::env::temp_dir().join(format!("tessera-port-rw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("t.conf");
+    std::fs::write(&conf, "bind 127.0.0.1\nsave \"\"\n").unwrap();
+    let srv = start_tessera_with_config(&conf, &["--shards", "2"]);
+    let mut c = srv.conn();
+    let new = free_port();
+    assert_eq!(c.cmd_str(&format!("CONFIG SET port {new}")), b"+OK\r\n");
+    assert_eq!(
+        c.cmd(&[b"CONFIG", b"SET", b"bind", b"127.0.0.1 -::1"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(c.cmd_str("CONFIG REWRITE"), b"+OK\r\n");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(text.contains(&format!("\nport {new}\n")), "{text}");
+    assert!(text.starts_with("bind 127.0.0.1 -::1\n"), "{text}");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,9 +2,12 @@
 //! and WAIT (which, with no replicas, only ever waits for its timeout).
 //!
 //! These run at connection level and gather what they need from every shard by message
-//! (statistics are per shard and summed here). CONFIG SET validates once, then installs the new
-//! configuration on every shard, so shards never share a mutable config.
+//! (statistics are per shard and summed here). CONFIG SET runs on shard 0, one at a time: it
+//! validates once, moves every shard's listeners when `port` or `bind` asks for it
+//! (`server::listen`), then installs the new configuration on every shard, so shards never share
+//! a mutable config.
 
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -1096,7 +1099,7 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
             os_line(),
             g.pid,
             g.run_id,
-            g.port,
+            g.port.load(Ordering::Relaxed),
             unix_us(),
             uptime,
             uptime / 86400,
@@ -1385,27 +1388,18 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             }
             "set" if a.len() >= 4 && !a.len().is_multiple_of(2) => c.reply().error(ERR_SYNTAX),
             "set" if a.len() >= 4 => {
-                let pairs: Vec<(&[u8], &[u8])> =
-                    a[2..].chunks(2).map(|p| (&p[0][..], &p[1][..])).collect();
-                let mut cfg = c.shard.state.borrow().config.clone();
-                if let Err(e) = cfg.set(&pairs) {
-                    return c.reply().error(&e);
-                }
-                crate::pubsub::set_output_limit(cfg.output_limit(crate::config::OBUF_PUBSUB));
+                let pairs: Vec<(Bytes, Bytes)> = a[2..]
+                    .chunks(2)
+                    .map(|p| (p[0].clone(), p[1].clone()))
+                    .collect();
                 let res = c
                     .shard
-                    .run_on_all(move |sh| {
-                        let now = unix_ms();
-                        crate::shard::memory::apply_config(
-                            &mut sh.state.borrow_mut(),
-                            cfg.clone(),
-                            now,
-                        )
-                    })
+                    .run_task_on(0, move |sh| async move { config_set(&sh, &pairs).await })
                     .await;
                 match res {
-                    Ok(_) => c.reply().ok(),
-                    Err(_) => c.reply().error(ERR_SHARD_GONE),
+                    Some(Ok(())) => c.reply().ok(),
+                    Some(Err(e)) => c.reply().error(&e),
+                    None => c.reply().error(ERR_SHARD_GONE),
                 }
             }
             "resetstat" if a.len() == 2 => {
@@ -1444,6 +1438,49 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 .error(&super::unknown_subcommand_error(&a[1], "config")),
         }
     })
+}
+
+/// CONFIG SET on shard 0 (see `Shard::config_turn`): the new configuration is checked, the
+/// listeners move if `port` or `bind` asks for it, and then every shard takes the
+/// configuration. A failure anywhere leaves everything as it was. Errors are replies.
+async fn config_set(sh: &Rc<Shard>, pairs: &[(Bytes, Bytes)]) -> Result<(), String> {
+    let _turn = sh
+        .config_turn
+        .acquire_permit(1)
+        .await
+        .map_err(|_| ERR_SHARD_GONE.to_string())?;
+    let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    let mut cfg = sh.state.borrow().config.clone();
+    let changed = cfg.set(&refs)?;
+    // As in Redis, `bind` re-listens whenever it is given, `port` when its value changes, and
+    // the first of them in the request names the failure.
+    let relisten = refs
+        .iter()
+        .filter_map(|(name, _)| crate::config::canonical_name(name))
+        .find(|&n| n == "bind" || (n == "port" && changed.contains(&"port")));
+    if let Some(arg) = relisten {
+        let moved = crate::server::listen::relisten(sh, &cfg.bind, cfg.port, cfg.tcp_backlog).await;
+        if let Err(why) = moved {
+            tracing::warn!("{why}");
+            tracing::warn!(
+                "CONFIG SET {arg}: cannot listen on the new addresses; the previous settings stay"
+            );
+            let why = if arg == "port" {
+                "Unable to listen on this port. Check server logs."
+            } else {
+                "Failed to bind to specified addresses."
+            };
+            return Err(crate::config::set_failed(arg, why));
+        }
+    }
+    crate::pubsub::set_output_limit(cfg.output_limit(crate::config::OBUF_PUBSUB));
+    sh.run_on_all(move |sh| {
+        let now = unix_ms();
+        crate::shard::memory::apply_config(&mut sh.state.borrow_mut(), cfg.clone(), now)
+    })
+    .await
+    .map(|_| ())
+    .map_err(|_| ERR_SHARD_GONE.to_string())
 }
 
 // ----- SLOWLOG -----

@@ -1,14 +1,16 @@
 //! Process-wide facts shared by all shards: identity, start time, counters that must be unique
-//! across shards, and the shutdown flag. Only atomics and immutable data live here: shards
-//! never coordinate through this struct, they only read it or bump a counter.
+//! across shards, the listening port, and the shutdown flag. Only atomics and immutable data
+//! live here: shards never coordinate through this struct, they only read it, bump a counter,
+//! or publish a fact (the port, once every shard listens there).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct Globals {
     pub run_id: String,
     pub start_ms: u64,
-    pub port: u16,
+    /// The TCP port the shards listen on (0: none); CONFIG SET port changes it.
+    pub port: AtomicU16,
     pub nshards: usize,
     /// Each shard has a core of its own (pinned one per core): a shard waiting a few
     /// microseconds for another's answer may spin on its core instead of sleeping.
@@ -53,7 +55,7 @@ impl Globals {
         Globals {
             run_id,
             start_ms,
-            port,
+            port: AtomicU16::new(port),
             nshards,
             shards_pinned: false,
             pid: std::process::id(),

@@ -1,6 +1,6 @@
 //! Process startup and shutdown: one glommio executor per shard, each with its own listeners on
-//! the shared port (SO_REUSEPORT), its end of the router mesh, and its cron (active expiry,
-//! shutdown checks).
+//! the shared port (SO_REUSEPORT, see `listen`), its end of the router mesh, and its cron
+//! (active expiry, shutdown checks).
 //!
 //! Nothing here executes commands; it wires shards together and tears them down.
 
@@ -8,18 +8,17 @@ pub mod busy;
 pub mod client;
 pub mod conn;
 pub mod globals;
+pub mod listen;
 pub mod readiness;
 pub mod split;
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
-use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
@@ -31,67 +30,6 @@ use globals::Globals;
 /// Whether the configured eviction policy tracks access frequency (LFU).
 pub fn policy_is_lfu(cfg: &Config) -> bool {
     cfg.maxmemory_policy.is_lfu()
-}
-
-/// The addresses to listen on, from `bind` and `port`.
-fn listen_addrs(cfg: &Config) -> Result<Vec<SocketAddr>, String> {
-    let mut out = Vec::new();
-    for b in &cfg.bind {
-        // Redis's "-" prefix marks an optional address: skip it if unavailable.
-        let (optional, host) = match b.strip_prefix('-') {
-            Some(h) => (true, h),
-            None => (false, b.as_str()),
-        };
-        let host = if host == "*" { "0.0.0.0" } else { host };
-        match (host, cfg.port).to_socket_addrs() {
-            Ok(addrs) => out.extend(addrs),
-            Err(e) if !optional => {
-                return Err(format!("cannot resolve bind address {}: {}", host, e))
-            }
-            Err(_) => {}
-        }
-    }
-    Ok(out)
-}
-
-/// Binds one SO_REUSEPORT listener for a shard; also returns its descriptor (owned by the
-/// listener).
-fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<(TcpListener, RawFd)> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let domain = if addr.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
-    let sk = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    sk.set_reuse_address(true)?;
-    sk.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        sk.set_only_v6(true)?;
-    }
-    sk.bind(&addr.into())?;
-    sk.listen(backlog as i32)?;
-    let fd = sk.into_raw_fd();
-    // SAFETY: we own the fd and hand it over to glommio exactly once.
-    Ok((unsafe { TcpListener::from_raw_fd(fd) }, fd))
-}
-
-/// Fails fast if another process (anything not sharing our SO_REUSEPORT group) holds the port:
-/// SO_REUSEPORT would otherwise let us bind beside it silently.
-fn probe_port(addr: SocketAddr) -> std::io::Result<()> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let domain = if addr.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
-    let sk = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    sk.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        sk.set_only_v6(true)?;
-    }
-    sk.bind(&addr.into())?;
-    Ok(())
 }
 
 /// Puts the calling shard thread under SCHED_BATCH: it keeps its fair share of its core, but a
@@ -151,32 +89,16 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     } else {
         cfg.shards
     };
-    let addrs = listen_addrs(&cfg)?;
+    // A process of ours killed a moment ago can hold its listeners for a few milliseconds
+    // after it is reaped (its io_uring rings are torn down asynchronously): a restart by a
+    // supervisor must not fail on that, so "in use" is retried for a second.
+    let addrs = listen::plan(
+        &listen::resolve(&cfg.bind, cfg.port)?,
+        &[],
+        Duration::from_secs(1),
+    )?;
     if addrs.is_empty() {
-        return Err("no address to listen on (check 'bind')".into());
-    }
-    for a in &addrs {
-        // A process of ours killed a moment ago can hold its listeners for a few milliseconds
-        // after it is reaped (its io_uring rings are torn down asynchronously): a restart by a
-        // supervisor must not fail on that, so "in use" is retried for a second.
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        loop {
-            match probe_port(*a) {
-                Ok(()) => break,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::AddrInUse
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "Could not create server TCP listening socket {}: {}",
-                        a, e
-                    ))
-                }
-            }
-        }
+        return Err("Configured to not listen anywhere (check 'bind' and 'port')".into());
     }
     let cpus = allowed_cpus();
     let pinned = nshards <= cpus.len() && cfg.shard_pinning;
@@ -331,17 +253,6 @@ async fn shard_main(
             glommio::timer::sleep(Duration::from_millis(2)).await;
         }
     }
-    let mut listeners = Vec::new();
-    for a in &addrs {
-        let (l, fd) = bind_listener(*a, backlog)
-            .map_err(|e| format!("shard {}: cannot listen on {}: {}", id, a, e))?;
-        listeners.push((Rc::new(l), fd));
-    }
-    for (l, fd) in &listeners {
-        let (l, fd) = (l.clone(), *fd);
-        let sh = shard.clone();
-        glommio::spawn_local(async move { accept_loop(sh, l, fd).await }).detach();
-    }
     // Lazy freeing and eviction that outlives a command's time budget run in a task queue of
     // their own with a tenth of the shares of the connections' queue.
     let background_tq = glommio::executor().create_task_queue(
@@ -354,8 +265,21 @@ async fn shard_main(
     glommio::spawn_local_into(async move { background(sh).await }, background_tq)
         .map_err(|e| format!("shard {}: cannot start the background task: {}", id, e))?
         .detach();
-    if id == 0 {
-        tracing::info!("Ready to accept connections tcp");
+    // Shard 0 opens every shard's listeners, the way CONFIG SET port moves them later. If that
+    // fails, the server stops through the usual shutdown, without a final save.
+    let listening = if id == 0 {
+        listen::start(&shard, &addrs, backlog).await
+    } else {
+        Ok(())
+    };
+    match &listening {
+        Ok(()) if id == 0 => tracing::info!("Ready to accept connections tcp"),
+        Ok(()) => {}
+        Err(_) => {
+            let no_save = crate::persistence::snapshot::ShutdownSave::No;
+            globals.snapshot.set_shutdown_save(no_save);
+            globals.request_shutdown();
+        }
     }
     shard.globals.mem.shard_ready();
     cron(&shard).await;
@@ -367,65 +291,7 @@ async fn shard_main(
     crate::persistence::snapshot::shutdown_barrier(&shard).await;
     crate::persistence::aof::shutdown(&shard).await;
     shard.router.close();
-    Ok(())
-}
-
-async fn accept_loop(shard: Rc<Shard>, listener: Rc<TcpListener>, lfd: RawFd) {
-    // Accepted through the shard's epoll instance rather than an io_uring accept, so that a
-    // busy script can accept on it too (`busy`), and SCRIPT KILL reaches even a one-shard
-    // server from a new connection.
-    let readiness = match readiness::current().and_then(|r| r.register_listener(lfd).map(|_| r)) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::warn!("listener not registered with epoll ({e}); accepting through io_uring");
-            None
-        }
-    };
-    loop {
-        let accepted = match &readiness {
-            // SAFETY: the descriptor was just accepted and is owned by nobody else.
-            Some(r) => r
-                .accept(lfd)
-                .await
-                .map(|fd| unsafe { glommio::net::TcpStream::from_raw_fd(fd) })
-                .map_err(|e| e.to_string()),
-            None => listener.accept().await.map_err(|e| e.to_string()),
-        };
-        let stream = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                if shard.globals.shutting_down() {
-                    return;
-                }
-                tracing::warn!("accept failed: {}", e);
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let max = shard.state.borrow().config.maxclients as usize;
-        let n = shard
-            .globals
-            .connected_clients
-            .fetch_add(1, Ordering::Relaxed)
-            + 1;
-        shard.state.borrow_mut().stats.total_connections_received += 1;
-        if n > max {
-            shard
-                .globals
-                .connected_clients
-                .fetch_sub(1, Ordering::Relaxed);
-            shard.state.borrow_mut().stats.rejected_connections += 1;
-            glommio::spawn_local(async move {
-                use futures_lite::AsyncWriteExt;
-                let mut s = stream;
-                let _ = s.write_all(b"-ERR max number of clients reached\r\n").await;
-            })
-            .detach();
-            continue;
-        }
-        let sh = shard.clone();
-        glommio::spawn_local(async move { conn::serve(sh, stream).await }).detach();
-    }
+    listening
 }
 
 /// The shard's periodic work: active expiry at `hz`, and watching for shutdown.

@@ -20,7 +20,7 @@
 //! block the shard (every `epoll_wait` has a zero timeout), stop the pump while the shard runs
 //! (its sockets have no other wake-up), or keep a slot for a closed socket
 //! (a reused descriptor number would inherit it): `SocketReader` removes its slot when dropped,
-//! before the socket closes.
+//! before the socket closes, and `super::listen` a listener's before it closes it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -172,8 +172,8 @@ impl Readiness {
     }
 
     /// Makes the listening socket `fd` non-blocking and adds it to the epoll set: connections
-    /// are then accepted with [`Readiness::accept`] (and by `super::busy` while a script holds
-    /// the shard).
+    /// are then accepted with [`Readiness::poll_accept`] (and by `super::busy` while a script
+    /// holds the shard).
     pub fn register_listener(&self, fd: RawFd) -> io::Result<()> {
         // SAFETY: F_GETFL/F_SETFL on a descriptor the caller owns.
         unsafe {
@@ -189,17 +189,10 @@ impl Readiness {
         Ok(())
     }
 
-    /// Accepts one connection on the listener `fd` (see `register_listener`): a blocking
-    /// socket like glommio's own accept gives, which the caller owns.
-    pub fn accept(
-        self: &Rc<Self>,
-        fd: RawFd,
-    ) -> impl std::future::Future<Output = io::Result<RawFd>> {
-        let me = self.clone();
-        std::future::poll_fn(move |cx| me.poll_accept(fd, cx))
-    }
-
-    fn poll_accept(&self, fd: RawFd, cx: &mut Context<'_>) -> Poll<io::Result<RawFd>> {
+    /// Accepts one connection on the listener `fd` (see `register_listener`), or registers the
+    /// task to wake when one comes: a blocking socket like glommio's own accept gives, which the
+    /// caller owns.
+    pub(super) fn poll_accept(&self, fd: RawFd, cx: &mut Context<'_>) -> Poll<io::Result<RawFd>> {
         let mut slots = self.slots.borrow_mut();
         let Some(slot) = slots.get_mut(&fd) else {
             return Poll::Ready(Err(io::Error::from(io::ErrorKind::NotConnected)));
@@ -221,6 +214,20 @@ impl Readiness {
             _ => slot.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
+    }
+
+    /// Takes the listening socket `fd` out of the epoll set, before it closes: wakes its accept
+    /// loop and returns the connections `super::busy` accepted for it and nobody took yet.
+    pub(super) fn deregister_listener(&self, fd: RawFd) -> Vec<RawFd> {
+        let slot = self.slots.borrow_mut().remove(&fd);
+        self.deregister(fd);
+        let Some(mut slot) = slot else {
+            return Vec::new();
+        };
+        if let Some(w) = slot.waker.take() {
+            w.wake();
+        }
+        slot.held.map(|h| h.accepted).unwrap_or_default()
     }
 
     fn deregister(&self, fd: RawFd) {

@@ -330,6 +330,11 @@ pub struct Shard {
     /// The low-share task queue for background work (lazy freeing, snapshot walks), once the
     /// shard serves.
     pub background_tq: std::cell::Cell<Option<glommio::TaskQueueHandle>>,
+    /// This shard's listening sockets (see `crate::server::listen`).
+    pub listeners: RefCell<crate::server::listen::Listeners>,
+    /// CONFIG SET runs on shard 0, one at a time: each reads the configuration, changes the
+    /// listeners if asked and hands the result to every shard before the next one reads it.
+    pub config_turn: glommio::sync::Semaphore,
     next_tx: std::cell::Cell<u64>,
 }
 
@@ -352,6 +357,8 @@ impl Shard {
             aof: RefCell::new(Default::default()),
             aof_replies_wait: std::cell::Cell::new(false),
             background_tq: std::cell::Cell::new(None),
+            listeners: RefCell::new(Default::default()),
+            config_turn: glommio::sync::Semaphore::new(1),
             next_tx: std::cell::Cell::new(0),
         })
     }

@@ -380,8 +380,13 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
 
 impl RawConn {
     pub fn connect(port: u16) -> RawConn {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+        RawConn::connect_to("127.0.0.1", port)
+    }
+
+    /// A connection to `host` (an address such as `127.0.0.2`) rather than 127.0.0.1.
+    pub fn connect_to(host: &str, port: u16) -> RawConn {
+        let stream = TcpStream::connect((host, port))
+            .unwrap_or_else(|e| panic!("connect to {host}:{port}: {e}"));
         stream.set_nodelay(true).unwrap();
         stream
             .set_write_timeout(Some(Duration::from_secs(10)))
