@@ -237,6 +237,11 @@ pub struct Config {
     /// Microseconds; -1 disables the slow log, 0 logs everything.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
+    /// Record each command's latency in a per-command histogram (INFO latencystats).
+    pub latency_tracking: bool,
+    /// The percentiles INFO latencystats reports, in order (each within 0..=100; may be
+    /// empty).
+    pub latency_tracking_info_percentiles: Vec<f64>,
     /// `busy-reply-threshold` (alias `lua-time-limit`), milliseconds; 0 disables the check.
     pub busy_reply_threshold: u64,
     pub enable_debug_command: DebugCommandPolicy,
@@ -324,6 +329,9 @@ enum Value {
     ObufUpdate(Vec<(usize, ObufLimit)>),
     /// `notify-keyspace-events` bit set.
     Flags(u32),
+    /// `latency-tracking-info-percentiles`: the doubles' bit patterns (so that values compare
+    /// exactly, and `Value` stays `Eq`).
+    Percentiles(Vec<u64>),
 }
 
 impl Value {
@@ -424,13 +432,18 @@ enum Kind {
     /// Any number of words, kept as given (directives without effect here whose values are
     /// lists: `replicaof host port`, `oom-score-adj-values`...).
     Words,
+    /// Any number of percentiles, doubles in 0..=100 (`latency-tracking-info-percentiles`).
+    Percentiles,
 }
 
 impl Kind {
     /// Multi-argument directives take any number of arguments in the file and
     /// have their CONFIG SET value split on spaces, as in Redis.
     fn multi(&self) -> bool {
-        matches!(self, Kind::Bind | Kind::Save | Kind::Obuf | Kind::Words)
+        matches!(
+            self,
+            Kind::Bind | Kind::Save | Kind::Obuf | Kind::Words | Kind::Percentiles
+        )
     }
 }
 
@@ -685,6 +698,13 @@ static DIRECTIVES: &[Directive] = &[
         num!(slowlog_log_slower_than: i64)),
     row("slowlog-max-len", &[], int(0, LONG_MAX), "128", Mutable, true, num!(slowlog_max_len: u64)),
     row("latency-monitor-threshold", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("latency-tracking", &[], Kind::Bool, "yes", Mutable, true, yes_no!(latency_tracking)),
+    row("latency-tracking-info-percentiles", &[], Kind::Percentiles, "50 99 99.9", Mutable, true,
+        Field::Typed(|c| Value::Percentiles(
+                         c.latency_tracking_info_percentiles.iter().map(|p| p.to_bits()).collect()),
+                     |c, v| if let Value::Percentiles(p) = v {
+                         c.latency_tracking_info_percentiles =
+                             p.into_iter().map(f64::from_bits).collect() })),
     row("notify-keyspace-events", &[], Kind::KeyspaceEvents, "", Mutable, true,
         Field::Typed(|c| Value::Flags(c.notify_keyspace_events),
                      |c, v| if let Value::Flags(f) = v { c.notify_keyspace_events = f })),
@@ -733,7 +753,7 @@ static DIRECTIVES: &[Directive] = &[
     row("lfu-log-factor", &[], int(0, INT_MAX), "10", Mutable, true, num!(lfu_log_factor: u32)),
     row("lfu-decay-time", &[], int(0, INT_MAX), "1", Mutable, true, num!(lfu_decay_time: u32)),
     // --- Redis 7.0 directives without effect in Tessera -------------------------
-    // Replication, cluster, TLS, ACL files, I/O threads, latency tracking, client eviction...:
+    // Replication, cluster, TLS, ACL files, I/O threads, client eviction...:
     // accepted so that a stock redis.conf starts Tessera, shown by CONFIG GET with Redis's
     // defaults, and logged at startup as not implemented when set to something else.
     row("acl-pubsub-default", &[], Kind::Enum(&["allchannels", "resetchannels"]), "resetchannels", Mutable, false, Field::Extra),
@@ -776,8 +796,6 @@ static DIRECTIVES: &[Directive] = &[
     row("io-threads", &[], int(1, 128), "1", Immutable, false, Field::Extra),
     row("io-threads-do-reads", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
     row("jemalloc-bg-thread", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
-    row("latency-tracking", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
-    row("latency-tracking-info-percentiles", &[], Kind::Words, "50 99 99.9", Mutable, false, Field::Extra),
     row("masterauth", &[], STR, "", Mutable, false, Field::Extra),
     row("masteruser", &[], STR, "", Mutable, false, Field::Extra),
     row("maxmemory-clients", &[], STR, "0", Mutable, false, Field::Extra),
@@ -995,6 +1013,7 @@ fn parse_value(kind: &Kind, args: &[&[u8]]) -> Result<Value, String> {
             .join(" ")])),
         Kind::Save => parse_save(args),
         Kind::Obuf => parse_obuf(args),
+        Kind::Percentiles => parse_percentiles(args),
         Kind::KeyspaceEvents => crate::pubsub::notify::parse_flags(args[0])
             .map(Value::Flags)
             .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()),
@@ -1009,6 +1028,30 @@ fn check_range(v: i128, min: i128, max: i128) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// `latency-tracking-info-percentiles`: each argument a double as Redis's `string2d` reads it
+/// (the whole argument, no leading space, no NaN, no overflow), between 0 and 100; one empty
+/// argument (or none) is the empty list. The first bad argument names the error.
+fn parse_percentiles(args: &[&[u8]]) -> Result<Value, String> {
+    let args = if args.len() == 1 && args[0].is_empty() {
+        &[][..]
+    } else {
+        args
+    };
+    let mut values = Vec::with_capacity(args.len());
+    for a in args {
+        let p = crate::commands::args::string2d(a)
+            .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(
+                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                    .to_string(),
+            );
+        }
+        values.push(p.to_bits());
+    }
+    Ok(Value::Percentiles(values))
 }
 
 fn parse_save(args: &[&[u8]]) -> Result<Value, String> {
@@ -1241,8 +1284,18 @@ fn format_value(kind: &Kind, value: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         (_, Value::Flags(f)) => crate::pubsub::notify::flags_to_string(*f),
+        (_, Value::Percentiles(p)) => format_percentiles(p),
         (_, other) => unreachable!("unexpected stored value {other:?}"),
     }
+}
+
+/// Percentiles as CONFIG GET and CONFIG REWRITE write them: Redis's `%f` without trailing
+/// zeros, separated by spaces.
+fn format_percentiles(bits: &[u64]) -> String {
+    bits.iter()
+        .map(|&b| crate::shard::latency::format_percentile(f64::from_bits(b)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Redis's `rewriteConfigFormatMemory`: the largest exact binary unit.
@@ -1369,6 +1422,9 @@ fn rewrite_unkeyed(d: &Directive, value: &Value, default: &Value) -> Vec<(String
             ),
             *f != 0,
         )],
+        // Redis always writes the percentiles, the defaults too, and `""` for none.
+        (_, Value::Percentiles(p)) if p.is_empty() => vec![(format!("{name} \"\""), true)],
+        (_, Value::Percentiles(p)) => vec![(format!("{name} {}", format_percentiles(p)), true)],
         (_, other) => unreachable!("unexpected stored value {other:?}"),
     }
 }
@@ -1668,6 +1724,8 @@ impl Default for Config {
             client_query_buffer_limit: 0,
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
+            latency_tracking: false,
+            latency_tracking_info_percentiles: Vec::new(),
             busy_reply_threshold: 0,
             enable_debug_command: DebugCommandPolicy::No,
             shards: 0,
@@ -1731,6 +1789,11 @@ impl std::fmt::Debug for Config {
             .field("client_query_buffer_limit", &self.client_query_buffer_limit)
             .field("slowlog_log_slower_than", &self.slowlog_log_slower_than)
             .field("slowlog_max_len", &self.slowlog_max_len)
+            .field("latency_tracking", &self.latency_tracking)
+            .field(
+                "latency_tracking_info_percentiles",
+                &self.latency_tracking_info_percentiles,
+            )
             .field("busy_reply_threshold", &self.busy_reply_threshold)
             .field("enable_debug_command", &self.enable_debug_command)
             .field("shards", &self.shards)
@@ -2103,6 +2166,18 @@ impl Loader {
         let args: Vec<&[u8]> = argv[1..].iter().map(Vec::as_slice).collect();
         if let Some((i, _)) = lookup(name) {
             let d = &DIRECTIVES[i];
+            // Redis 7.0 reads a multi-argument directive's single non-empty argument as a line
+            // of arguments (`latency-tracking-info-percentiles "50 99"`; unbalanced quotes give
+            // none). Done here for the percentiles only; the other multi-argument directives
+            // keep their own rules.
+            let split;
+            let args =
+                if matches!(d.kind, Kind::Percentiles) && args.len() == 1 && !args[0].is_empty() {
+                    split = split_args(args[0]).unwrap_or_default();
+                    split.iter().map(Vec::as_slice).collect()
+                } else {
+                    args
+                };
             let append = matches!(d.kind, Kind::Save) && self.save_seen;
             self.config
                 .apply(d, &args, append)
@@ -2198,7 +2273,10 @@ impl Loader {
             // spaces, so `--save "900 1 300 10"` works like CONFIG SET.
             if argv.len() == 2 {
                 if let Some((d, _)) = lookup(&argv[0]) {
-                    if DIRECTIVES[d].kind.multi() && argv[1].contains(&b' ') {
+                    let kind = &DIRECTIVES[d].kind;
+                    // (The percentiles are split like a config line by `apply`.)
+                    if kind.multi() && !matches!(kind, Kind::Percentiles) && argv[1].contains(&b' ')
+                    {
                         let value = argv.pop().unwrap_or_default();
                         argv.extend(value.split(|c| *c == b' ').map(<[u8]>::to_vec));
                     }
@@ -2998,6 +3076,7 @@ mod tests {
              \n\
              # Generated by CONFIG REWRITE\n\
              dir {dir}\n\
+             latency-tracking-info-percentiles 50 99 99.9\n\
              notify-keyspace-events \"AKE\"\n\
              client-output-buffer-limit pubsub 1mb 1000 5\n\
              hz 20\n"
@@ -3035,7 +3114,8 @@ mod tests {
             out,
             format!(
                 "\n# ??? bogus line\nappendonly yes\ninclude /etc/other.conf\n\
-                 # Generated by CONFIG REWRITE\nlogfile \"\"\n\nsave \"\"\ndir {dir}\n"
+                 # Generated by CONFIG REWRITE\nlogfile \"\"\n\nsave \"\"\ndir {dir}\n\
+                 latency-tracking-info-percentiles 50 99 99.9\n"
             )
         );
         // An empty file gets the forced lines only.
@@ -3044,8 +3124,178 @@ mod tests {
             out,
             format!(
                 "# Generated by CONFIG REWRITE\nsave 3600 1\nsave 300 100\nsave 60 10000\n\
-                 dir {dir}\n"
+                 dir {dir}\nlatency-tracking-info-percentiles 50 99 99.9\n"
             )
+        );
+    }
+
+    /// CONFIG SET / GET / REWRITE and config-file forms of `latency-tracking` and
+    /// `latency-tracking-info-percentiles`, as redis-server 7.0.15 answered them.
+    #[test]
+    fn latency_tracking_directives_like_redis() {
+        let mut c = Config::default();
+        assert_eq!(get1(&c, "latency-tracking"), "yes");
+        assert_eq!(get1(&c, "latency-tracking-info-percentiles"), "50 99 99.9");
+        assert!(c.latency_tracking);
+        assert_eq!(c.latency_tracking_info_percentiles, [50.0, 99.0, 99.9]);
+        let invalid = "ERR CONFIG SET failed (possibly related to argument \
+            'latency-tracking-info-percentiles') - Invalid latency-tracking-info-percentiles \
+            parameters";
+        let range = "ERR CONFIG SET failed (possibly related to argument \
+            'latency-tracking-info-percentiles') - latency-tracking-info-percentiles parameters \
+            should sit between [0.0,100.0]";
+        for (value, err) in [
+            ("abc", invalid),
+            ("-1", range),
+            ("101", range),
+            ("inf", range),
+            ("-inf", range),
+            ("infinity", range),
+            ("nan", invalid),
+            ("-nan", invalid),
+            ("50  99", invalid),
+            (" 50", invalid),
+            ("50 ", invalid),
+            ("  ", invalid),
+            ("5,6", invalid),
+            ("50 abc", invalid),
+            ("50 101", range),
+            ("101 abc", range),
+            ("1e400", invalid),
+            ("1e-400", invalid),
+            ("0x", invalid),
+            ("1e", invalid),
+            ("50\t99", invalid),
+        ] {
+            assert_eq!(
+                set(&mut c, &[("latency-tracking-info-percentiles", value)]).unwrap_err(),
+                err,
+                "{value:?}"
+            );
+            assert_eq!(get1(&c, "latency-tracking-info-percentiles"), "50 99 99.9");
+        }
+        for (value, shown) in [
+            ("", ""),
+            ("50 99", "50 99"),
+            ("1e1", "10"),
+            ("0x10", "16"),
+            ("0x1p3", "8"),
+            ("-0", "-0"),
+            ("100", "100"),
+            ("0", "0"),
+            ("99.99 12.5", "99.99 12.5"),
+            ("12.50000001", "12.5"),
+            ("1e-7", "0"),
+            ("1e-310", "0"),
+            ("99.9999999", "100"),
+            ("+5", "5"),
+            ("00012", "12"),
+            ("3.0", "3"),
+            (".5", "0.5"),
+            ("5.", "5"),
+            ("5e-1", "0.5"),
+        ] {
+            set(&mut c, &[("latency-tracking-info-percentiles", value)]).unwrap();
+            assert_eq!(
+                get1(&c, "latency-tracking-info-percentiles"),
+                shown,
+                "{value:?}"
+            );
+        }
+        // The exact value is kept (INFO computes with it), not its rounded text.
+        set(
+            &mut c,
+            &[("latency-tracking-info-percentiles", "12.50000001")],
+        )
+        .unwrap();
+        assert_eq!(c.latency_tracking_info_percentiles, [12.50000001]);
+        let long = format!("1.{}", "0".repeat(6000));
+        set(&mut c, &[("latency-tracking-info-percentiles", &long)]).unwrap();
+        assert_eq!(get1(&c, "latency-tracking-info-percentiles"), "1");
+        for value in ["maybe", "", "1"] {
+            assert_eq!(
+                set(&mut c, &[("latency-tracking", value)]).unwrap_err(),
+                "ERR CONFIG SET failed (possibly related to argument 'latency-tracking') - \
+                 argument must be 'yes' or 'no'"
+            );
+        }
+        set(&mut c, &[("latency-tracking", "No")]).unwrap();
+        assert!(!c.latency_tracking);
+        assert_eq!(get1(&c, "latency-tracking"), "no");
+
+        // CONFIG REWRITE always writes the percentiles ("" for none); latency-tracking only
+        // when it is off.
+        let rewritten = |c: &Config| String::from_utf8(c.rewrite_content(b"")).unwrap();
+        set(
+            &mut c,
+            &[("latency-tracking-info-percentiles", "12.5 -0 100")],
+        )
+        .unwrap();
+        let out = rewritten(&c);
+        assert!(out.contains("\nlatency-tracking no\n"), "{out}");
+        assert!(
+            out.contains("\nlatency-tracking-info-percentiles 12.5 -0 100\n"),
+            "{out}"
+        );
+        set(&mut c, &[("latency-tracking-info-percentiles", "")]).unwrap();
+        assert!(rewritten(&c).contains("\nlatency-tracking-info-percentiles \"\"\n"));
+        assert!(!rewritten(&Config::default()).contains("latency-tracking "));
+
+        // Config files: any number of arguments, none is the empty list, one with spaces is
+        // read as a line of arguments.
+        let loaded = |line: &str| {
+            let conf = write_conf(&format!("{line}\n"));
+            let c = load(&args(&[&conf.arg])).map(|o| o.config);
+            c.map(|c| get1(&c, "latency-tracking-info-percentiles"))
+        };
+        assert_eq!(loaded("latency-tracking-info-percentiles").unwrap(), "");
+        assert_eq!(
+            loaded("latency-tracking-info-percentiles \"\"").unwrap(),
+            ""
+        );
+        assert_eq!(
+            loaded("latency-tracking-info-percentiles 1 2 3").unwrap(),
+            "1 2 3"
+        );
+        assert_eq!(
+            loaded("latency-tracking-info-percentiles \"1  2\"").unwrap(),
+            "1 2"
+        );
+        assert_eq!(
+            loaded("latency-tracking-info-percentiles \" 5\"").unwrap(),
+            "5"
+        );
+        assert_eq!(
+            loaded("latency-tracking-info-percentiles 0x10 -0 1e1").unwrap(),
+            "16 -0 10"
+        );
+        for (line, why) in [
+            (
+                "latency-tracking-info-percentiles 50 abc",
+                "Invalid latency-tracking-info-percentiles parameters",
+            ),
+            (
+                "latency-tracking-info-percentiles 50 \"\"",
+                "Invalid latency-tracking-info-percentiles parameters",
+            ),
+            (
+                "latency-tracking-info-percentiles 101",
+                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]",
+            ),
+            ("latency-tracking maybe", "argument must be 'yes' or 'no'"),
+        ] {
+            let e = loaded(line).unwrap_err();
+            assert!(e.contains(&format!(":1: {why} (")), "{line}: {e}");
+        }
+        let flags = load(&args(&["--latency-tracking-info-percentiles", "1  2"])).unwrap();
+        assert_eq!(
+            get1(&flags.config, "latency-tracking-info-percentiles"),
+            "1 2"
+        );
+        let flags = load(&args(&["--latency-tracking-info-percentiles", "1", "2"])).unwrap();
+        assert_eq!(
+            get1(&flags.config, "latency-tracking-info-percentiles"),
+            "1 2"
         );
     }
 

@@ -105,6 +105,20 @@ fn restart_equivalence_across_shard_counts_and_rewrites() {
     let ttl = s.conn().cmd_str("PEXPIRETIME s2");
     drop(s); // SIGKILL
     let s = start(4, &dir, "always");
+    // Like Redis, replaying counts in no statistics: only the harness's PING (it waits for the
+    // server with one) and INFO show.
+    let mut c = s.conn();
+    let names = |text: &[u8], prefix: &str| -> Vec<String> {
+        String::from_utf8_lossy(text)
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix)?.split(':').next().map(String::from))
+            .collect()
+    };
+    assert_eq!(names(&c.cmd_str("INFO commandstats"), "cmdstat_"), ["ping"]);
+    let mut latency = names(&c.cmd_str("INFO latencystats"), "latency_percentiles_usec_");
+    latency.sort();
+    assert_eq!(latency, ["info", "ping"]);
+    drop(c);
     assert_eq!(digest(&s), before, "same shard count");
     assert_eq!(
         s.conn().cmd_str("PEXPIRETIME s2"),

@@ -384,3 +384,103 @@ fn scripts_feed_blocked_clients_only_once_they_end() {
         log
     });
 }
+
+/// The statistics of blocking commands, as Redis 7.0 keeps them: a call that blocks is counted
+/// then, and its latency recorded only once it is served or ended by CLIENT UNBLOCK (as a
+/// failed call, either way); a timeout records none. INFO latencystats compared by names and
+/// value shapes (timings differ), commandstats by counts, errorstats exactly. Keys on one
+/// shard and on several (`k1 k2 k3`).
+#[test]
+fn blocked_commands_statistics_and_latency() {
+    compare_transcripts("blocked_commands_statistics_and_latency", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        let id = match resp_parse(&a.cmd(&[b"CLIENT", b"ID"])) {
+            Value::Int(n) => n.to_string(),
+            other => panic!("CLIENT ID: {:?}", other),
+        };
+        let stats = |p: &mut RawConn, log: &mut Vec<String>| {
+            log.push(latencystats_shape(&p.cmd(&[b"INFO", b"latencystats"])));
+            let cs = p.cmd(&[b"INFO", b"commandstats"]);
+            let cs = String::from_utf8_lossy(&cs).into_owned();
+            let mut lines: Vec<String> = cs
+                .lines()
+                .filter(|l| {
+                    ["blpop", "brpop", "blmove", "bzpopmin", "bzmpop", "wait"]
+                        .iter()
+                        .any(|c| l.starts_with(&format!("cmdstat_{c}:")))
+                })
+                .map(|l| {
+                    l.split(',')
+                        .filter(|f| !f.contains("usec"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect();
+            lines.sort();
+            log.push(lines.join(" "));
+            log.push(render_raw(&p.cmd(&[b"INFO", b"errorstats"])));
+        };
+        logged_cmd(&mut p, &mut log, "CONFIG RESETSTAT");
+        // Timeouts: counted calls, no latency.
+        for line in [
+            "BLPOP nokey 0.01",
+            "BZPOPMIN nokey 0.01",
+            "BRPOP k1 k2 k3 0.01",
+            "WAIT 1 10",
+        ] {
+            logged_cmd(&mut a, &mut log, line);
+        }
+        stats(&mut p, &mut log);
+        // Served at once, refused by the handler (failed, recorded), or in MULTI (never
+        // blocks).
+        for line in [
+            "RPUSH now x",
+            "BLPOP now 0",
+            "SET str v",
+            "BLPOP str 0",
+            "BLPOP str abc",
+            "BZMPOP 0 0 z MIN",
+            "MULTI",
+            "BRPOP nokey 0",
+            "EXEC",
+        ] {
+            logged_cmd(&mut a, &mut log, line);
+        }
+        stats(&mut p, &mut log);
+        logged_cmd(&mut p, &mut log, "CONFIG RESETSTAT");
+        // Served after blocking, on one shard and across shards.
+        for (cmd, push) in [
+            ("BLPOP bq 0", "RPUSH bq x"),
+            ("BRPOP k1 k2 k3 0", "RPUSH k2 y"),
+            ("BLMOVE from to LEFT RIGHT 0", "RPUSH from z"),
+        ] {
+            send_line(&mut a, cmd);
+            wait_blocked(port, 1);
+            logged_cmd(&mut p, &mut log, push);
+            reply(&mut a, &mut log, cmd);
+        }
+        stats(&mut p, &mut log);
+        // CLIENT UNBLOCK, TIMEOUT (the default) and ERROR: failed calls with their latency.
+        for (cmd, how) in [
+            ("BZPOPMIN uz 0", ""),
+            ("BLPOP k1 k2 k3 0", "ERROR"),
+            ("BLPOP uq 0", "ERROR"),
+            ("WAIT 1 0", "TIMEOUT"),
+        ] {
+            send_line(&mut a, cmd);
+            wait_blocked(port, 1);
+            let line = format!("CLIENT UNBLOCK {id} {how}");
+            send_line(&mut p, line.trim_end());
+            log.push(format!(
+                "CLIENT UNBLOCK <id> {how} -> {}",
+                render_raw(&p.read_reply())
+            ));
+            reply(&mut a, &mut log, cmd);
+            wait_blocked(port, 0);
+        }
+        stats(&mut p, &mut log);
+        log
+    });
+}

@@ -1773,7 +1773,8 @@ fn slowlog_records_commands_as_redis_does() {
 }
 
 /// INFO's sections and, in each, the field names in Redis's order (values differ: times,
-/// sizes, ids), less Tessera's own fields; Errorstats, Cluster and Modules exactly.
+/// sizes, ids), less Tessera's own fields and the per-command lines; Errorstats, Cluster and
+/// Modules exactly. (Latencystats has a test of its own, `latencystats_like_redis`.)
 #[test]
 fn info_sections_fields_and_errorstats() {
     let mut d = diff_or_skip!("info_sections_fields_and_errorstats");
@@ -1804,20 +1805,16 @@ fn info_sections_fields_and_errorstats() {
         d.each(&format!("INFO {section} (field names)"), |t, active| {
             let raw = t.conns[active].cmd_str(&format!("INFO {section}"));
             let text = String::from_utf8_lossy(&raw).to_string();
-            // Latency percentiles per command are not kept by Tessera: that section is left out.
-            let mut in_latency = false;
             let names: Vec<&str> = text
                 .lines()
                 .skip(1)
                 .filter_map(|l| l.split(':').next())
-                .filter(|n| {
-                    if n.starts_with('#') {
-                        in_latency = *n == "# Latencystats";
-                    }
-                    !in_latency
-                })
                 .filter(|n| !TESSERA_ONLY.contains(n))
-                .filter(|n| !n.starts_with("errorstat_") && !n.starts_with("cmdstat_"))
+                .filter(|n| {
+                    !n.starts_with("errorstat_")
+                        && !n.starts_with("cmdstat_")
+                        && !n.starts_with("latency_percentiles_usec_")
+                })
                 .collect();
             names.join(" ").into_bytes()
         });
@@ -1873,6 +1870,226 @@ fn info_sections_fields_and_errorstats() {
         lines.sort();
         lines.join("\n").into_bytes()
     });
+}
+
+/// INFO latencystats as Redis 7.0 keeps it: which calls get a latency histogram (a line), in
+/// which INFO requests the section appears and where, the percentile labels and the values'
+/// format (not the values: timings differ), `latency-tracking` off and on again, CONFIG
+/// RESETSTAT, INFO from a script, and both directives' CONFIG SET/GET byte for byte.
+#[test]
+fn latencystats_like_redis() {
+    let mut d = diff_or_skip!("latencystats_like_redis");
+    let shape = |d: &mut Diff, what: &str, line: &'static str| {
+        d.each(what, |t, active| {
+            latencystats_shape(&t.conns[active].cmd_str(line)).into_bytes()
+        });
+    };
+    d.section("directives");
+    d.script(&[
+        "CONFIG GET latency-tracking",
+        "CONFIG GET latency-tracking-info-percentiles",
+    ]);
+    let set_get = |d: &mut Diff, name: &str, value: &str| {
+        d.cmd(&[b"CONFIG", b"SET", name.as_bytes(), value.as_bytes()]);
+        d.cmd(&[b"CONFIG", b"GET", name.as_bytes()]);
+    };
+    for value in [
+        "abc",
+        "-1",
+        "101",
+        "",
+        "50 99",
+        "50  99",
+        " 50",
+        "50 ",
+        "  ",
+        "5,6",
+        "50 abc",
+        "50 101",
+        "101 abc",
+        "1e1",
+        "0x10",
+        "0x1p3",
+        "inf",
+        "-inf",
+        "nan",
+        "1e400",
+        "1e-400",
+        "1e-310",
+        "-0",
+        "100",
+        "0",
+        "99.99 12.5",
+        "12.50000001",
+        "1e-7",
+        "99.9999999",
+        "+5",
+        "00012",
+        "3.0",
+        ".5",
+        "5.",
+        "0x",
+        "1e",
+        "50\t99",
+        "50 99 99.9",
+    ] {
+        set_get(&mut d, "latency-tracking-info-percentiles", value);
+    }
+    for value in ["maybe", "", "1", "NO", "Yes"] {
+        set_get(&mut d, "latency-tracking", value);
+    }
+    // Several directives in one CONFIG SET: all or nothing.
+    d.s("CONFIG SET latency-tracking no latency-tracking-info-percentiles 101");
+    d.s("CONFIG SET latency-tracking no latency-tracking-info-percentiles 7");
+    d.script(&[
+        "CONFIG GET latency-tracking",
+        "CONFIG GET latency-tracking-info-percentiles",
+    ]);
+    d.cmd(&[
+        b"CONFIG",
+        b"SET",
+        b"latency-tracking",
+        b"yes",
+        b"latency-tracking-info-percentiles",
+        b"50 99 99.9",
+    ]);
+
+    d.section("where the section appears");
+    for line in [
+        "INFO",
+        "INFO default",
+        "INFO all",
+        "INFO everything",
+        "INFO latencystats",
+        "INFO LATENCYSTATS",
+        "INFO latencystats server",
+        "INFO keyspace latencystats errorstats",
+        "INFO default latencystats",
+        "INFO commandstats latencystats cpu",
+    ] {
+        d.each(&format!("{line} (section headers)"), |t, active| {
+            let raw = t.conns[active].cmd_str(line);
+            let text = resp_parse(&raw);
+            let text = String::from_utf8_lossy(text.as_bytes().unwrap_or_default()).to_string();
+            let heads: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+            heads.join(" ").into_bytes()
+        });
+    }
+
+    d.section("which calls are recorded");
+    d.s("CONFIG RESETSTAT");
+    // Only RESETSTAT itself is left.
+    shape(
+        &mut d,
+        "INFO latencystats after RESETSTAT",
+        "INFO latencystats",
+    );
+    d.script(&[
+        "CONFIG RESETSTAT",
+        "SET a 1",
+        "GET a",
+        "MSET {x}1 1 x2 2 x3 3",
+        "MGET {x}1 x2 x3 nokey",
+        "DEL x2 x3",
+        // Failed calls are recorded; refused ones (unknown, wrong arity) are not.
+        "LPUSH a x",
+        "SET k v EX 0",
+        "NOSUCHCMD",
+        "STRLEN",
+        "HGET",
+        // Subcommands apart.
+        "CONFIG GET maxmemory",
+        "CLIENT SETNAME lat",
+        "OBJECT ENCODING a",
+        // MULTI, the commands EXEC runs, and EXEC; queued-and-refused commands are not
+        // recorded, an aborted EXEC is.
+        "MULTI",
+        "INCR ctr",
+        "DBSIZE",
+        "EXEC",
+        "MULTI",
+        "ZCARD",
+        "EXEC",
+    ]);
+    // A script's commands, connection-level ones included, and the script. (DBSIZE first: with
+    // several shards it makes the script start over on all of them, and what ran before would
+    // be counted twice.)
+    d.cmd(&[
+        b"EVAL",
+        b"redis.call('dbsize'); redis.call('set', KEYS[1], 'v'); redis.pcall('select', 100); \
+          return redis.call('hset', KEYS[1], 'f', 'v')",
+        b"1",
+        b"s",
+    ]);
+    shape(
+        &mut d,
+        "INFO latencystats (names and value shapes)",
+        "INFO latencystats",
+    );
+    d.each("INFO commandstats (calls)", |t, active| {
+        let raw = t.conns[active].cmd_str("INFO commandstats");
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_"))
+            .map(|l| {
+                l.split(',')
+                    .filter(|f| !f.contains("usec"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        lines.sort();
+        lines.join("\n").into_bytes()
+    });
+    // From a script too (INFO runs there as well).
+    d.each("EVAL redis.call('INFO', 'latencystats')", |t, active| {
+        let raw =
+            t.conns[active].cmd(&[b"EVAL", b"return redis.call('info', 'latencystats')", b"0"]);
+        latencystats_shape(&raw).into_bytes()
+    });
+
+    d.section("percentile labels");
+    d.cmd(&[
+        b"CONFIG",
+        b"SET",
+        b"latency-tracking-info-percentiles",
+        b"0 100 99.99 12.5 -0 1e-7 99.9999999 33.3333333 0.001 0.0001",
+    ]);
+    shape(&mut d, "INFO latencystats (labels)", "INFO latencystats");
+    d.s("CONFIG SET latency-tracking-info-percentiles ''");
+    shape(
+        &mut d,
+        "INFO latencystats (no percentiles)",
+        "INFO latencystats",
+    );
+    d.cmd(&[
+        b"CONFIG",
+        b"SET",
+        b"latency-tracking-info-percentiles",
+        b"50 99 99.9",
+    ]);
+
+    d.section("latency-tracking off");
+    // Whether a call is recorded is decided once it is over: the CONFIG SET that turns it
+    // off is not recorded, nor is the EXEC that ran it; the one that turns it back on is.
+    d.script(&[
+        "CONFIG RESETSTAT",
+        "MULTI",
+        "CONFIG SET latency-tracking no",
+        "EXEC",
+    ]);
+    // Off: the header alone, and calls are not recorded (STRLEN gets no line).
+    shape(&mut d, "INFO latencystats (off)", "INFO latencystats");
+    d.script(&["STRLEN a", "GETRANGE a 0 1"]);
+    shape(
+        &mut d,
+        "INFO latencystats (off, after calls)",
+        "INFO latencystats",
+    );
+    d.s("CONFIG SET latency-tracking yes");
+    // On again: the histograms kept from before are shown.
+    shape(&mut d, "INFO latencystats (on again)", "INFO latencystats");
 }
 
 #[test]

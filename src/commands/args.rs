@@ -415,11 +415,19 @@ fn decimal_cmp(text: &[u8], quarters: u64) -> Ordering {
     }
 }
 
-/// Redis's `string2d` (`getDoubleFromObject`, used for ZADD scores and weights): the whole
-/// string must be a number for strtod, without leading space, no overflow or underflow to zero,
-/// not NaN, at most 5120 bytes.
+/// Redis's `string2d` as `getDoubleFromObject` uses it (ZADD scores and weights): at most 5120
+/// bytes, then [`string2d`].
 pub fn parse_double(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || s.len() > 5 * 1024 || is_c_space(s[0]) {
+    if s.len() > 5 * 1024 {
+        return None;
+    }
+    string2d(s)
+}
+
+/// Redis's `string2d`: the whole string must be a number for strtod, without leading space, no
+/// overflow or underflow to zero, not NaN.
+pub fn string2d(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || is_c_space(s[0]) {
         return None;
     }
     let (v, used, erange) = strtod(s);

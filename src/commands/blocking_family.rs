@@ -9,6 +9,11 @@
 //!
 //! The pops themselves belong to the list and sorted set families; this module only parses the
 //! blocking forms and wires them to the framework.
+//!
+//! Statistics follow Redis 7.0: a call served (or refused) at once counts like any command; a
+//! call that blocks counts as a call with the time it took so far, and its latency is recorded
+//! when it ends: served (its time so far plus the serving's), or ended by CLIENT UNBLOCK (a
+//! failed call). A timeout adds nothing.
 
 use std::time::Duration;
 
@@ -313,8 +318,10 @@ async fn attempt_here(
     sh.wait_unlocked(db, std::iter::once((spec, &args[..])))
         .await;
     let (serve, wants, _) = blocking_kind(spec.name);
+    let slot = crate::commands::stat_index(spec, &args);
     let mut buf = BytesMut::new();
     let mut st = sh.state.borrow_mut();
+    let started = st.clock.now_us();
     let served = {
         let mut ctx = Ctx {
             st: &mut st,
@@ -329,8 +336,12 @@ async fn attempt_here(
         sh.globals.snapshot.note_changes(st.id, 1);
     }
     if served || !register {
-        let stat = &mut st.cmd_stats[crate::commands::stat_index(spec, &args)];
-        stat.calls += 1;
+        let usec = st.clock.now_us().saturating_sub(started);
+        let failed = buf.first() == Some(&b'-');
+        st.count_call(slot, usec, failed);
+        if failed {
+            st.stats.error_replied(&buf);
+        }
         // The pop changed keys other waiters may want (BLMOVE's destination).
         for p in spec.keys(&args) {
             st.blocked.touched(db, &args[p]);
@@ -341,11 +352,14 @@ async fn attempt_here(
     }
     let keys: Vec<Bytes> = spec.keys(&args).map(|p| args[p].clone()).collect();
     let (wake, rx) = oneshot::channel();
+    let usec = st.clock.now_us().saturating_sub(started);
+    st.count_blocked(slot, usec);
     let id = st.blocked.add(Waiter {
         db,
         keys,
         wants,
         serve: Some((serve, args, resp3)),
+        stat: Some((slot, usec)),
         wake,
     });
     Attempt::Blocked(id, rx)
@@ -353,9 +367,17 @@ async fn attempt_here(
 
 /// Runs a blocking command for a connection outside MULTI/EXEC.
 pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Vec<Bytes>) {
+    let started = std::time::Instant::now();
+    let slot = crate::commands::stat_index(spec, &args);
     let timeout = match check(&args, spec.name) {
         Ok(t) => t,
-        Err(e) => return c.reply().error(e),
+        Err(e) => {
+            let mut st = c.shard.state.borrow_mut();
+            st.count_call(slot, started.elapsed().as_micros() as u64, true);
+            st.stats.error_replied(e.as_bytes());
+            drop(st);
+            return c.reply().error(e);
+        }
     };
     // A deadline past what the clock can represent is as good as none.
     let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
@@ -408,7 +430,10 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
         return;
     }
     // Keys on several shards: register everywhere (notify-only), then try the whole command as
-    // a transaction; block until woken, retry.
+    // a transaction; block until woken, retry. The attempts are counted here, where it is
+    // known which one blocked and which one ended the call; `blocked` is the first attempt's
+    // time once the call blocked.
+    let mut blocked: Option<u64> = None;
     loop {
         let mut registered: Vec<(usize, u64)> = Vec::new();
         // Each shard gets its own sender; the first wake wins.
@@ -430,6 +455,7 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
                         keys,
                         wants,
                         serve: None,
+                        stat: None,
                         wake,
                     });
                     glommio::spawn_local(async move {
@@ -447,14 +473,13 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
             }
         }
         drop(any_tx);
-        let cmd = crate::tx::TxCmd {
-            spec,
-            args: args.clone(),
-            db,
-        };
+        let mut cmd = crate::tx::TxCmd::new(spec, args.clone(), db);
+        cmd.uncounted = true;
         let shard = c.shard.clone();
         let label = c.label.clone();
+        let attempt = std::time::Instant::now();
         let result = crate::tx::run_atomic(&shard, vec![cmd], resp3, &label).await;
+        let usec = attempt.elapsed().as_micros() as u64;
         let nothing: &[u8] = if resp3 { b"_\r\n" } else { b"*-1\r\n" };
         let null_bulk: &[u8] = if resp3 { b"_\r\n" } else { b"$-1\r\n" };
         let done = match &result {
@@ -463,18 +488,35 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
         };
         if done {
             unregister(c, &registered).await;
+            let mark = c.out.len();
             match result {
                 Ok(r) => c.out.extend_from_slice(&r.buf),
                 Err(e) => c.reply().error(e),
             }
+            let failed = c.out.get(mark) == Some(&b'-');
+            let mut st = c.shard.state.borrow_mut();
+            match blocked {
+                None => st.count_call(slot, usec, failed),
+                Some(before) => st.count_unblocked(slot, before + usec, failed),
+            }
+            if failed {
+                st.stats.error_replied(&c.out[mark..]);
+            }
             return;
+        }
+        if blocked.is_none() {
+            c.shard.state.borrow_mut().count_blocked(slot, usec);
+            blocked = Some(usec);
         }
         let woke = c.wait_notified(any_rx, deadline).await;
         unregister(c, &registered).await;
         match woke {
             BlockOutcome::Woken => continue,
             BlockOutcome::TimedOut => return timed_out_reply(c, None),
-            BlockOutcome::Unblocked(how) => return timed_out_reply(c, Some(how)),
+            BlockOutcome::Unblocked(how) => {
+                count_client_unblock(&mut c.shard.state.borrow_mut(), slot, blocked, how);
+                return timed_out_reply(c, Some(how));
+            }
             BlockOutcome::Gone => {
                 c.close_after_reply = true;
                 return;
@@ -511,6 +553,23 @@ pub enum BlockOutcome {
 /// The reply of a client that CLIENT UNBLOCK ended with ERROR (TIMEOUT gives the timeout reply).
 pub const ERR_UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
+/// Counts a blocked call that CLIENT UNBLOCK ended: a failed call either way (as Redis 7.0
+/// counts it), its error in errorstats when it ends with one. `blocked` is the slot's
+/// statistics slot and the time the call took before it blocked.
+fn count_client_unblock(
+    st: &mut crate::shard::ShardState,
+    slot: usize,
+    blocked: Option<u64>,
+    how: crate::server::client::Unblock,
+) {
+    if let Some(usec) = blocked {
+        st.count_unblocked(slot, usec, true);
+        if how == crate::server::client::Unblock::Error {
+            st.stats.error_replied(ERR_UNBLOCKED.as_bytes());
+        }
+    }
+}
+
 /// The reply for a wait ended by its timeout or by CLIENT UNBLOCK.
 fn timed_out_reply(c: &mut Conn, how: Option<crate::server::client::Unblock>) {
     match how {
@@ -532,10 +591,21 @@ async fn finish_single(
         BlockOutcome::Reply(b) => c.out.extend_from_slice(&b),
         BlockOutcome::Woken => c.reply().null_array(),
         BlockOutcome::TimedOut | BlockOutcome::Unblocked(_) | BlockOutcome::Gone => {
+            let unblock = match outcome {
+                BlockOutcome::Unblocked(how) => Some(how),
+                _ => None,
+            };
             let removed = c
                 .shard
                 .run_on(target, move |sh| {
-                    sh.state.borrow_mut().blocked.remove(id).is_some()
+                    let mut st = sh.state.borrow_mut();
+                    let Some(w) = st.blocked.remove(id) else {
+                        return false;
+                    };
+                    if let (Some(how), Some((slot, usec))) = (unblock, w.stat) {
+                        count_client_unblock(&mut st, slot, Some(usec), how);
+                    }
+                    true
                 })
                 .await
                 .unwrap_or(true);

@@ -987,6 +987,8 @@ pub(crate) struct ShardReport {
     /// CPU time of this shard's thread (system, user), in seconds.
     thread_cpu: (f64, f64),
     mem: crate::shard::memory::MemReport,
+    /// The latency histograms (slot, non-zero counters), when INFO asks for latencystats.
+    latency: Vec<(usize, Vec<(u16, u64)>)>,
 }
 
 /// (system, user) CPU seconds of the process (`RUSAGE_SELF`) or the calling thread.
@@ -1000,17 +1002,26 @@ fn cpu_times(who: libc::c_int) -> (f64, f64) {
 
 fn info(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
-        let Ok(reports) = c.shard.run_on_all(info_report).await else {
+        let sections = info_sections(&a);
+        let Ok(reports) = c.shard.run_on_all(info_report(&sections)).await else {
             return c.reply().error(ERR_SHARD_GONE);
         };
-        let text = render_info(&c.shard, &reports, &info_sections(&a));
+        let text = render_info(&c.shard, &reports, &sections);
         c.reply().verbatim("txt", text.as_bytes());
     })
 }
 
-/// One shard's part of INFO (the connection and a script's `redis.call('INFO')` both gather it
-/// from every shard).
-pub(crate) fn info_report(sh: &Shard) -> ShardReport {
+/// What gathers one shard's part of INFO for these sections (the connection and a script's
+/// `redis.call('INFO')` both run it on every shard). The latency histograms travel only when
+/// the latencystats section is wanted.
+pub(crate) fn info_report(
+    sections: &[String],
+) -> impl Fn(&Shard) -> ShardReport + Send + Clone + 'static {
+    let latency = info_wants(sections, "latencystats", false);
+    move |sh| shard_report(sh, latency)
+}
+
+fn shard_report(sh: &Shard, with_latency: bool) -> ShardReport {
     let st = sh.state.borrow();
     ShardReport {
         stats: st.stats.clone(),
@@ -1026,6 +1037,11 @@ pub(crate) fn info_report(sh: &Shard) -> ShardReport {
         pubsub: sh.pubsub.borrow().names(),
         thread_cpu: cpu_times(libc::RUSAGE_THREAD),
         mem: crate::shard::memory::report(sh),
+        latency: if with_latency {
+            st.latency.export()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -1045,12 +1061,17 @@ pub(crate) fn info_sections(a: &[Bytes]) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[String]) -> String {
+/// Whether INFO with these (lower-cased) section arguments prints section `name`: asked for
+/// by name, or by `all`/`everything`, or by `default` (or no argument) when it is a default
+/// section.
+fn info_wants(sections: &[String], name: &str, in_default: bool) -> bool {
     let all = sections.iter().any(|s| s == "all" || s == "everything");
     let default = sections.is_empty() || sections.iter().any(|s| s == "default");
-    let want = |name: &str, in_default: bool| {
-        all || (default && in_default) || sections.iter().any(|s| s == name)
-    };
+    all || (default && in_default) || sections.iter().any(|s| s == name)
+}
+
+pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[String]) -> String {
+    let want = |name: &str, in_default: bool| info_wants(sections, name, in_default);
     let g = &sh.globals;
     let cfg = sh.state.borrow().config.clone();
     let now = unix_ms();
@@ -1312,6 +1333,37 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
         }
         section(&mut out, "Errorstats", body);
     }
+    if want("latencystats", false) {
+        // Like Redis, nothing but the header while latency-tracking is off (the histograms
+        // are kept, and shown again once it is back on).
+        let mut body = String::new();
+        if cfg.latency_tracking {
+            let mut by_slot: Vec<Option<crate::shard::latency::Merged>> =
+                (0..super::stat_names().len()).map(|_| None).collect();
+            for r in reports {
+                for (slot, counters) in &r.latency {
+                    let m = by_slot[*slot].get_or_insert_with(Default::default);
+                    for &(i, n) in counters {
+                        m.add(i as usize, n);
+                    }
+                }
+            }
+            // In the order of the Commandstats lines.
+            for (name, merged) in super::stat_names().iter().zip(&by_slot) {
+                let Some(m) = merged else { continue };
+                body.push_str("latency_percentiles_usec_");
+                body.push_str(name);
+                body.push(':');
+                crate::shard::latency::percentiles_line(
+                    &mut body,
+                    m,
+                    &cfg.latency_tracking_info_percentiles,
+                );
+                body.push_str("\r\n");
+            }
+        }
+        section(&mut out, "Latencystats", body);
+    }
     if want("cluster", true) {
         section(&mut out, "Cluster", "cluster_enabled:0\r\n".into());
     }
@@ -1411,6 +1463,7 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                         for s in st.cmd_stats.iter_mut() {
                             *s = CmdStat::default();
                         }
+                        st.latency.reset();
                         for d in st.dbs.iter_mut() {
                             d.expired_keys = 0;
                         }
@@ -1693,6 +1746,7 @@ fn shutdown(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 /// client waits as a blocked client (CLIENT UNBLOCK ends the wait).
 fn wait(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     Box::pin(async move {
+        let started = std::time::Instant::now();
         let numreplicas = match super::args::int_arg(&a[1]) {
             Ok(n) => n,
             Err(e) => return c.reply().error(e),
@@ -1718,7 +1772,13 @@ fn wait(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         // Nothing ever wakes the wait: only its deadline, CLIENT UNBLOCK or the client leaving.
         let (_never, woken) = futures::channel::mpsc::unbounded();
         use super::blocking_family::{BlockOutcome, ERR_UNBLOCKED};
-        match c.wait_notified(woken, deadline).await {
+        let usec = started.elapsed().as_micros() as u64;
+        let outcome = c.wait_notified(woken, deadline).await;
+        c.blocked_call = Some(crate::server::conn::BlockedCall {
+            usec,
+            unblocked: matches!(outcome, BlockOutcome::Unblocked(_)),
+        });
+        match outcome {
             BlockOutcome::Unblocked(crate::server::client::Unblock::Error) => {
                 c.reply().error(ERR_UNBLOCKED)
             }

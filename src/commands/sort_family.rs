@@ -698,11 +698,7 @@ async fn sort_command(c: &mut Conn, a: Vec<Bytes>, readonly: bool) {
 async fn keyed_via_tx(c: &mut Conn, a: Vec<Bytes>, readonly: bool) {
     let name: &[u8] = if readonly { b"sort_ro" } else { b"sort" };
     let spec = super::lookup(name).expect("SORT is in the command table");
-    let cmd = crate::tx::TxCmd {
-        spec,
-        args: a,
-        db: c.db,
-    };
+    let cmd = crate::tx::TxCmd::new(spec, a, c.db);
     let shard = c.shard.clone();
     let label = c.label.clone();
     let res = if c.in_exec.is_some() {

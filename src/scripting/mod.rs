@@ -1203,8 +1203,9 @@ impl<'a> ScriptRun<'a> {
             },
             "info" => {
                 use crate::commands::server_family::{info_report, info_sections, render_info};
-                let reports = self.on_all(info_report);
-                let text = render_info(self.sh, &reports, &info_sections(args));
+                let sections = info_sections(args);
+                let reports = self.on_all(info_report(&sections));
+                let text = render_info(self.sh, &reports, &sections);
                 Reply::new(&mut buf, resp3).verbatim("txt", text.as_bytes());
             }
             "scan" => {
@@ -1429,7 +1430,20 @@ impl RunHooks for ScriptRun<'_> {
             );
         }
         if matches!(spec.exec, Exec::Conn(_)) && spec.keyed_body.is_none() {
-            return self.exec_conn_command(spec, &args, resp3);
+            // Counted here like a keyed command is by `execute_keyed` (Redis's `call()` counts
+            // a script's commands whatever they are).
+            let started = Instant::now();
+            let result = self.exec_conn_command(spec, &args, resp3);
+            if let CallResult::Reply(buf) = &result {
+                let usec = started.elapsed().as_micros() as u64;
+                let failed = buf.first() == Some(&b'-');
+                let mut st = self.sh.state.borrow_mut();
+                st.count_call(crate::commands::stat_index(spec, &args), usec, failed);
+                if failed {
+                    st.stats.error_replied(buf);
+                }
+            }
+            return result;
         }
         let mut keys = if self.guarded || self.global {
             self.command_keys(spec, &args)

@@ -103,6 +103,17 @@ pub struct Conn {
     )>,
     /// Input arrived while the client was blocked: parse it before reading again.
     pending_input: bool,
+    /// Set by a connection-level command that blocked (WAIT), for `run_conn` to count it.
+    pub blocked_call: Option<BlockedCall>,
+}
+
+/// How a connection-level command that blocked ended, for its statistics.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockedCall {
+    /// Microseconds the command ran before it blocked (the wait is not counted).
+    pub usec: u64,
+    /// Ended by CLIENT UNBLOCK (rather than its timeout or the client leaving).
+    pub unblocked: bool,
 }
 
 impl Conn {
@@ -256,6 +267,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         subs: None,
         push_rx: None,
         pending_input: false,
+        blocked_call: None,
     };
     // The registry entry goes away however the connection ends, a contained panic included.
     let _registered = Registered {
@@ -974,16 +986,22 @@ impl Conn {
         f(self, args).await;
         let usec = started.elapsed().as_micros() as u64;
         let failed = self.out.len() > mark && self.out[mark] == b'-';
+        let blocked = self.blocked_call.take();
         let mut st = self.shard.state.borrow_mut();
         // An error a script repeats from one of its commands was counted then.
         if failed && !crate::scripting::lua::take_counted_error() {
             st.stats.error_replied(&self.out[mark..]);
         }
-        let stat = &mut st.cmd_stats[slot];
-        stat.calls += 1;
-        stat.usec += usec;
-        stat.failed_calls += failed as u64;
-        st.stats.total_commands += 1;
+        match blocked {
+            None => st.count_call(slot, usec, failed),
+            // A command that blocked (WAIT) counts as Redis counts a blocked client.
+            Some(b) => {
+                st.count_blocked(slot, b.usec);
+                if b.unblocked {
+                    st.count_unblocked(slot, b.usec, true);
+                }
+            }
+        }
         if let Some(a) = logged {
             st.maybe_slowlog(&self.shard.globals, &a, usec, &self.label);
         }
@@ -998,11 +1016,7 @@ impl Conn {
             // A SUBSCRIBE earlier in the block already changed how PING answers.
             Exec::Shard(_) if spec.name == "ping" && self.pubsub_ping(&args) => {}
             Exec::Shard(_) => {
-                let cmd = crate::tx::TxCmd {
-                    spec,
-                    args,
-                    db: self.db,
-                };
+                let cmd = crate::tx::TxCmd::new(spec, args, self.db);
                 let shard = self.shard.clone();
                 let label = self.label.clone();
                 match crate::tx::run_under_global_lock(&shard, cmd, self.resp3, &label).await {

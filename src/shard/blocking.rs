@@ -42,6 +42,10 @@ pub struct Waiter {
     pub wants: &'static str,
     /// None for notify-only waiters.
     pub serve: Option<(TryServe, Vec<Bytes>, bool)>,
+    /// The blocked call's statistics slot and the microseconds it took before it blocked: a
+    /// waiter served in place counts its latency here (notify-only waiters: None, their
+    /// connection counts).
+    pub stat: Option<(usize, u64)>,
     pub wake: oneshot::Sender<Wake>,
 }
 
@@ -181,6 +185,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             // keys that has something.
             let args = crate::commands::blocking_family::narrow_to_key(&args, &key);
             let mut buf = BytesMut::new();
+            let started = st.clock.now_us();
             let served = {
                 let mut ctx = Ctx {
                     st: &mut *st,
@@ -199,6 +204,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                     keys,
                     wants: w.wants,
                     serve: w.serve,
+                    stat: w.stat,
                     wake,
                 });
                 for k in &st.blocked.waiters[&id2].keys.clone() {
@@ -208,6 +214,12 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                     }
                 }
                 break;
+            }
+            // Redis's `updateStatsOnUnblock`: the call's time before it blocked plus the
+            // serving's, as its time and latency.
+            if let Some((slot, before)) = w.stat {
+                let usec = st.clock.now_us().saturating_sub(started);
+                st.count_unblocked(slot, before + usec, false);
             }
             for k in &w.keys {
                 st.dbs[db].touch(k);

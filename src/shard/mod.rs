@@ -1,6 +1,6 @@
 //! A shard: one core's partition of the keyspace (all logical databases), its expiry state, its
-//! memory limit and eviction (`memory`, `lazyfree`), its statistics and slow log, and its end of
-//! the cross-shard router.
+//! memory limit and eviction (`memory`, `lazyfree`), its statistics (with per-command latency
+//! histograms, `latency`) and slow log, and its end of the cross-shard router.
 //!
 //! A shard's data is only ever touched by code running on that shard's executor thread. Other
 //! shards reach it by sending a message (`ShardMsg`) and awaiting the reply; there are no locks.
@@ -11,6 +11,7 @@ pub mod clock;
 pub mod db;
 pub mod digest;
 pub mod expiry;
+pub mod latency;
 pub mod lazyfree;
 pub mod memory;
 pub mod router;
@@ -165,6 +166,8 @@ pub struct ShardState {
     pub dbs: Vec<Db>,
     pub config: Config,
     pub cmd_stats: Vec<CmdStat>,
+    /// Latency histograms per statistics slot, like `cmd_stats` (INFO latencystats).
+    pub latency: latency::LatencyStats,
     pub stats: ShardStats,
     pub slowlog: VecDeque<SlowEntry>,
     pub rng: SmallRng,
@@ -181,6 +184,7 @@ pub struct ShardState {
     pub aof: Option<Box<crate::persistence::aof::AofLog>>,
     /// Replaying the AOF: nothing expires (like Redis while loading), so that a command that
     /// found a key alive when it was logged finds it alive again; deadlines apply afterwards.
+    /// Replayed commands count in no statistics (INFO commandstats, latencystats, slow log).
     pub loading: bool,
     /// Changes the running command reported (`Ctx::dirty`); None when it reported none.
     pub dirty: Option<u64>,
@@ -196,6 +200,11 @@ pub struct ShardState {
     /// Set while this shard runs any part of such a command: the coordinator logs the whole
     /// command in the slow log, once, with all its arguments and its whole time.
     pub in_split: bool,
+    /// Set while this shard runs a command whose statistics its caller counts (or not): an
+    /// attempt of a blocking command whose keys span shards, which only its connection knows
+    /// to have blocked, served or failed (`crate::commands::blocking_family`), or an AOF record
+    /// replayed across shards. The slow log is not affected.
+    pub uncounted: bool,
 }
 
 impl ShardState {
@@ -206,6 +215,7 @@ impl ShardState {
             dbs,
             config: config.clone(),
             cmd_stats: vec![CmdStat::default(); commands::stat_names().len()],
+            latency: latency::LatencyStats::new(commands::stat_names().len()),
             stats: ShardStats::default(),
             slowlog: VecDeque::new(),
             rng: SmallRng::seed_from_u64(0x7e55_e4a0 ^ id as u64),
@@ -220,9 +230,48 @@ impl ShardState {
             clock: Default::default(),
             split_part: false,
             in_split: false,
+            uncounted: false,
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
         st
+    }
+
+    /// Counts a call of statistics slot `slot` (`commands::stat_index`) that ran for `usec`
+    /// microseconds, as Redis's `call()` does: INFO commandstats, the command count and, with
+    /// `latency-tracking` on (as it is once the call is over), the slot's latency histogram.
+    /// The caller counts a failed call's error reply in errorstats.
+    #[inline]
+    pub fn count_call(&mut self, slot: usize, usec: u64, failed: bool) {
+        let stat = &mut self.cmd_stats[slot];
+        stat.calls += 1;
+        stat.usec += usec;
+        stat.failed_calls += failed as u64;
+        self.stats.total_commands += 1;
+        if self.config.latency_tracking {
+            self.latency.record(slot, usec);
+        }
+    }
+
+    /// Counts a call that blocked after running `usec` microseconds, as Redis 7.0 does when a
+    /// command blocks: a call with its time so far, but no latency yet (see `count_unblocked`).
+    pub fn count_blocked(&mut self, slot: usize, usec: u64) {
+        let stat = &mut self.cmd_stats[slot];
+        stat.calls += 1;
+        stat.usec += usec;
+        self.stats.total_commands += 1;
+    }
+
+    /// Counts the end of a blocked call (Redis 7.0's `updateStatsOnUnblock`): served, or ended
+    /// by CLIENT UNBLOCK (`failed`, whatever the reply). `usec` is the time the call that
+    /// blocked took plus the time serving it took (the wait itself is not counted); it is added
+    /// to the command's time and recorded as its latency. A timeout counts nothing.
+    pub fn count_unblocked(&mut self, slot: usize, usec: u64, failed: bool) {
+        let stat = &mut self.cmd_stats[slot];
+        stat.usec += usec;
+        stat.failed_calls += failed as u64;
+        if self.config.latency_tracking {
+            self.latency.record(slot, usec);
+        }
     }
 
     /// Whether a command that ran for `usec` microseconds goes into the slow log.
@@ -656,17 +705,16 @@ pub fn execute_keyed(
             spec.name
         ));
     }
-    if !counted || st.split_part {
+    // Like Redis, replaying the AOF populates no statistics and no slow log.
+    if !counted || st.split_part || st.loading {
         return;
     }
     let failed = out.len() > start_len && out[start_len] == b'-';
-    let stat = &mut st.cmd_stats[commands::stat_index(spec, args)];
-    stat.calls += 1;
-    stat.usec += usec;
-    st.stats.total_commands += 1;
-    if failed {
-        stat.failed_calls += 1;
-        st.stats.error_replied(&out[start_len..]);
+    if !st.uncounted {
+        st.count_call(commands::stat_index(spec, args), usec, failed);
+        if failed {
+            st.stats.error_replied(&out[start_len..]);
+        }
     }
     if !st.in_split {
         st.maybe_slowlog(globals, args, usec, who);

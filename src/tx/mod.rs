@@ -77,6 +77,20 @@ pub struct TxCmd {
     pub spec: &'static CommandSpec,
     pub args: Args,
     pub db: usize,
+    /// Its caller counts its statistics, if any (`ShardState::uncounted`): an attempt of a
+    /// blocking command, an AOF record.
+    pub uncounted: bool,
+}
+
+impl TxCmd {
+    pub fn new(spec: &'static CommandSpec, args: Args, db: usize) -> TxCmd {
+        TxCmd {
+            spec,
+            args,
+            db,
+            uncounted: false,
+        }
+    }
 }
 
 /// The replies of a unit's commands, concatenated; `ends[i]` is where reply `i` ends.
@@ -206,6 +220,7 @@ fn run_here(sh: &Shard, cmds: &[TxCmd], resp3: bool, who: &ClientLabel) -> TxRep
     let mut st = sh.state.borrow_mut();
     st.in_unit = true;
     for c in cmds {
+        st.uncounted = c.uncounted;
         execute_keyed(
             &mut st,
             &sh.globals,
@@ -216,6 +231,7 @@ fn run_here(sh: &Shard, cmds: &[TxCmd], resp3: bool, who: &ClientLabel) -> TxRep
             who,
             &mut out.buf,
         );
+        st.uncounted = false;
         out.ends.push(out.buf.len());
     }
     st.in_unit = false;
@@ -1003,11 +1019,7 @@ async fn run_split(
     let spec = cmd.spec;
     let db = cmd.db;
     let part_of = |s: usize, args: Option<Args>| SplitPart {
-        cmd: TxCmd {
-            spec,
-            args: args.unwrap_or_default(),
-            db,
-        },
+        cmd: TxCmd::new(spec, args.unwrap_or_default(), db),
         tx,
         nparts,
         counted: s == first,
@@ -1258,11 +1270,7 @@ fn parse_int_reply(buf: &[u8]) -> Option<i64> {
 
 /// Executes one command whose keys span shards, writing its reply to the connection.
 pub async fn execute_cross_shard(c: &mut Conn, spec: &'static CommandSpec, args: Vec<Bytes>) {
-    let cmd = TxCmd {
-        spec,
-        args,
-        db: c.db,
-    };
+    let cmd = TxCmd::new(spec, args, c.db);
     let shard = c.shard.clone();
     let label = c.label.clone();
     if let Some(kind) = spec.multi.filter(|&k| split_allowed(&shard, k, &cmd)) {

@@ -249,7 +249,7 @@ async fn exec_keyed_block(c: &mut Conn, m: MultiState, watch: Option<&WatchState
     let cmds: Vec<TxCmd> = m
         .cmds
         .into_iter()
-        .map(|(spec, args)| TxCmd { spec, args, db })
+        .map(|(spec, args)| TxCmd::new(spec, args, db))
         .collect();
     let watched: Vec<LockKey> = watch
         .map(|w| {

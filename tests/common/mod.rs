@@ -1617,3 +1617,56 @@ pub fn redis_tools() -> bool {
     eprintln!("redis-server / redis-check-rdb not installed: skipped");
     false
 }
+
+// ---------------------------------------------------------------------------------------------
+// INFO latencystats
+// ---------------------------------------------------------------------------------------------
+
+/// What of an INFO reply does not depend on timing, for comparing INFO latencystats: the
+/// section headers and field names in order, except that `latency_percentiles_usec_*` lines
+/// (printed in hash-table order by Redis) are sorted and shown as their name and percentile
+/// labels, each value replaced by `#` when it has Redis's `%.3f` shape (digits, a point, three
+/// digits) and kept, to show the difference, when not. Other fields' values are dropped.
+pub fn latencystats_shape(raw: &[u8]) -> String {
+    let v = resp_parse(raw);
+    let Some(text) = v.as_bytes() else {
+        return format!("<not a string: {}>", render_raw(raw));
+    };
+    let text = String::from_utf8_lossy(text);
+    let value_ok = |v: &str| {
+        let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+        !int.is_empty()
+            && int.bytes().all(|c| c.is_ascii_digit())
+            && frac.len() == 3
+            && frac.bytes().all(|c| c.is_ascii_digit())
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut latency: Vec<String> = Vec::new();
+    let flush = |out: &mut Vec<String>, latency: &mut Vec<String>| {
+        latency.sort();
+        out.append(latency);
+    };
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        if line.starts_with('#') {
+            flush(&mut out, &mut latency);
+            out.push(line.to_string());
+            continue;
+        }
+        let (name, values) = line.split_once(':').unwrap_or((line, ""));
+        if !name.starts_with("latency_percentiles_usec_") {
+            out.push(name.to_string());
+            continue;
+        }
+        let shapes: Vec<String> = values
+            .split(',')
+            .filter(|x| !x.is_empty())
+            .map(|pv| match pv.split_once('=') {
+                Some((label, value)) if value_ok(value) => format!("{label}=#"),
+                _ => format!("{pv}(bad)"),
+            })
+            .collect();
+        latency.push(format!("{name}:{}", shapes.join(",")));
+    }
+    flush(&mut out, &mut latency);
+    out.join("\n")
+}

@@ -414,7 +414,9 @@ pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(
                     .await
                     .map_err(|_| "a shard is gone".to_string())??;
                 } else {
-                    let cmd = crate::tx::TxCmd { spec, args, db };
+                    // Replays populate no statistics (`loading` is for the shard-local ones).
+                    let mut cmd = crate::tx::TxCmd::new(spec, args, db);
+                    cmd.uncounted = true;
                     crate::tx::run_atomic(sh, vec![cmd], false, &label).await?;
                 }
             }
