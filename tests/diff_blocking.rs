@@ -402,23 +402,14 @@ fn blocked_commands_statistics_and_latency() {
         };
         let stats = |p: &mut RawConn, log: &mut Vec<String>| {
             log.push(latencystats_shape(&p.cmd(&[b"INFO", b"latencystats"])));
-            let cs = p.cmd(&[b"INFO", b"commandstats"]);
-            let cs = String::from_utf8_lossy(&cs).into_owned();
-            let mut lines: Vec<String> = cs
-                .lines()
+            let lines: Vec<String> = commandstats_counts(&p.cmd(&[b"INFO", b"commandstats"]))
+                .into_iter()
                 .filter(|l| {
                     ["blpop", "brpop", "blmove", "bzpopmin", "bzmpop", "wait"]
                         .iter()
                         .any(|c| l.starts_with(&format!("cmdstat_{c}:")))
                 })
-                .map(|l| {
-                    l.split(',')
-                        .filter(|f| !f.contains("usec"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
                 .collect();
-            lines.sort();
             log.push(lines.join(" "));
             log.push(render_raw(&p.cmd(&[b"INFO", b"errorstats"])));
         };

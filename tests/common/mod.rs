@@ -1670,3 +1670,21 @@ pub fn latencystats_shape(raw: &[u8]) -> String {
     flush(&mut out, &mut latency);
     out.join("\n")
 }
+
+/// The `cmdstat_` lines of an INFO commandstats reply without their timing fields (`usec`,
+/// `usec_per_call`), sorted: the call, rejected and failed counts, which compare across servers.
+pub fn commandstats_counts(info: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(info);
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_"))
+        .map(|l| {
+            l.split(',')
+                .filter(|f| !f.contains("usec"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    lines.sort();
+    lines
+}
