@@ -525,6 +525,18 @@ impl CommandSpec {
         arity_ok(self.arity, argc)
     }
 
+    /// The position of the subcommand named `name` (case-insensitive) among this container's.
+    pub fn subcommand_position(&self, name: &[u8]) -> Option<usize> {
+        self.subcommands?
+            .iter()
+            .position(|s| s.name().as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// The subcommand named `name` (case-insensitive), if this is a container that has it.
+    pub fn subcommand_named(&self, name: &[u8]) -> Option<&'static SubCommand> {
+        Some(&self.subcommands?[self.subcommand_position(name)?])
+    }
+
     /// The subcommand `args` name, as Redis's `lookupCommand` finds it: None for a command
     /// without subcommands or a container called alone, Err for an unknown subcommand.
     pub fn subcommand(
@@ -532,9 +544,8 @@ impl CommandSpec {
         args: &[Bytes],
     ) -> Result<Option<&'static SubCommand>, UnknownSubcommand> {
         match (self.subcommands, args.get(1)) {
-            (Some(subs), Some(name)) => subs
-                .iter()
-                .find(|s| s.name().as_bytes().eq_ignore_ascii_case(name))
+            (Some(_), Some(name)) => self
+                .subcommand_named(name)
                 .map(Some)
                 .ok_or(UnknownSubcommand),
             _ => Ok(None),
@@ -716,13 +727,10 @@ fn build() -> Table {
 /// container its subcommand's.
 #[inline]
 pub fn stat_index(spec: &CommandSpec, args: &[Bytes]) -> usize {
-    let Some(subs) = spec.subcommands else {
+    if spec.subcommands.is_none() {
         return spec.index();
-    };
-    match args.get(1).and_then(|n| {
-        subs.iter()
-            .position(|s| s.name().as_bytes().eq_ignore_ascii_case(n))
-    }) {
+    }
+    match args.get(1).and_then(|n| spec.subcommand_position(n)) {
         Some(i) => table_ref().sub_base[spec.index()] + i,
         None => spec.index(),
     }

@@ -503,10 +503,7 @@ impl Described {
             None => super::lookup(name).map(Described::Command),
             Some(bar) => {
                 let container = super::lookup(&name[..bar])?;
-                let sub = container
-                    .subcommands?
-                    .iter()
-                    .find(|x| x.name().as_bytes().eq_ignore_ascii_case(&name[bar + 1..]))?;
+                let sub = container.subcommand_named(&name[bar + 1..])?;
                 Some(Described::Sub(container, sub))
             }
         }

@@ -410,9 +410,6 @@ impl Conn {
                 tracing::warn!(client = %self.info.addr, "closing client that reached max query buffer length");
                 return;
             }
-            if self.ignore_input {
-                continue;
-            }
             {
                 let mut st = self.shard.state.borrow_mut();
                 st.stats.net_input_bytes += n as u64;
@@ -420,6 +417,10 @@ impl Conn {
                 self.info
                     .last_ms
                     .set(self.info.last_ms.get().max(st.clock_ms));
+            }
+            // Read and counted as Redis counts it, but not run (see `ignore_input`).
+            if self.ignore_input {
+                continue;
             }
             let parsed = self.parser.parse(&mut self.rbuf, &limits, &mut cmds);
             self.info.qbuf.set(self.rbuf.len());
