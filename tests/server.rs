@@ -1258,3 +1258,72 @@ fn config_rewrite_keeps_the_new_port_and_bind() {
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Replies from another shard reach the client whole and in order with everything else the
+/// connection sends: large ones the socket cannot take at once (the client reads them only
+/// after a while and sends nothing more until it has them), and small ones for commands sent
+/// one by one without reading.
+#[test]
+fn replies_from_other_shards_arrive_whole_and_in_order() {
+    let srv = start_tessera(4, &[]);
+    let mut setup = srv.conn();
+    // Large values: the socket takes a part, the connection's own shard sends the rest.
+    let big: Vec<Vec<u8>> = (0..8u8)
+        .map(|i| vec![b'a' + i; 8 * 1024 * 1024 + i as usize])
+        .collect();
+    for (i, v) in big.iter().enumerate() {
+        let key = format!("big:{i}");
+        assert_eq!(
+            setup.cmd(&[&b"SET"[..], key.as_bytes(), &v[..]]),
+            b"+OK\r\n"
+        );
+    }
+    for round in 0..4 {
+        let mut c = srv.conn();
+        for (i, v) in big.iter().enumerate() {
+            let mut want = format!("${}\r\n", v.len()).into_bytes();
+            want.extend_from_slice(v);
+            want.extend_from_slice(b"\r\n");
+            // Alone, then with a command for the connection's own shard behind it.
+            for tail in ["", "PING\r\n"] {
+                c.send(format!("GET big:{i}\r\n{tail}").as_bytes());
+                // The client does not read for a while: the reply cannot all fit the socket.
+                std::thread::sleep(Duration::from_millis(20));
+                assert_eq!(c.read_reply(), want, "round {round}, key {i}");
+                if !tail.is_empty() {
+                    assert_eq!(c.read_reply(), b"+PONG\r\n", "round {round}, key {i}");
+                }
+            }
+        }
+    }
+    // Small commands sent one by one without reading the replies: each may be answered by
+    // another shard while the next one arrives.
+    let mut c = srv.conn();
+    let mut want = Vec::new();
+    for i in 0..200 {
+        let line = match i % 4 {
+            0 => format!("SET k:{i} v{i}\r\n"),
+            1 => format!("GET k:{}\r\n", i - 1),
+            2 => "PING\r\n".to_string(),
+            _ => format!("INCR n:{}\r\n", i % 7),
+        };
+        c.send(line.as_bytes());
+        want.push(match i % 4 {
+            0 => b"+OK\r\n".to_vec(),
+            1 => format!("${}\r\nv{}\r\n", format!("v{}", i - 1).len(), i - 1).into_bytes(),
+            2 => b"+PONG\r\n".to_vec(),
+            _ => format!(":{}\r\n", count_incr(i)).into_bytes(),
+        });
+        if i % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(c.read_reply(), *w, "command {i}");
+    }
+}
+
+/// How many times `INCR n:{i % 7}` has run once command `i` (of the sequence above) ran.
+fn count_incr(i: usize) -> usize {
+    (0..=i).filter(|&j| j % 4 == 3 && j % 7 == i % 7).count()
+}
