@@ -1858,6 +1858,26 @@ fn info_sections_fields_and_errorstats() {
         let raw = t.conns[active].cmd_str("INFO commandstats");
         commandstats_counts(&raw).join("\n").into_bytes()
     });
+    // A subscribed RESP2 client's PING (answered as a message, also from EXEC) counts too.
+    d.script(&[
+        "CONFIG RESETSTAT",
+        "MULTI",
+        "SUBSCRIBE ch2",
+        "PING",
+        "EXEC",
+        "SUBSCRIBE ch",
+        "PING",
+        "PING hi",
+        // One channel each: one reply per command (and without arguments Redis lists the
+        // channels in its hash-table order).
+        "UNSUBSCRIBE ch2",
+        "UNSUBSCRIBE ch",
+        "PING",
+    ]);
+    d.each("INFO commandstats (subscribed PING)", |t, active| {
+        let raw = t.conns[active].cmd_str("INFO commandstats");
+        commandstats_counts(&raw).join("\n").into_bytes()
+    });
 }
 
 /// INFO latencystats as Redis 7.0 keeps it: which calls get a latency histogram (a line), in

@@ -169,16 +169,22 @@ impl Conn {
         self.subs.as_ref().is_some_and(|s| s.total() > 0)
     }
 
-    /// A subscribed RESP2 client gets PING's answer in the shape of a message: writes it and
-    /// returns true, or returns false for any other client.
-    fn pubsub_ping(&mut self, args: &[Bytes]) -> bool {
+    /// A subscribed RESP2 client gets PING's answer in the shape of a message: writes it,
+    /// counts the call as any other (commandstats, slow log) and returns true, or returns false
+    /// for any other client.
+    fn pubsub_ping(&mut self, spec: &CommandSpec, args: &[Bytes]) -> bool {
         if !self.subscribed() || self.resp3 || args.len() > 2 {
             return false;
         }
+        let started = std::time::Instant::now();
         let mut r = self.reply();
         r.array(2);
         r.bulk(b"pong");
         r.bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
+        let usec = started.elapsed().as_micros() as u64;
+        let mut st = self.shard.state.borrow_mut();
+        st.count_call(commands::stat_index(spec, args), usec, false);
+        st.maybe_slowlog(&self.shard.globals, args, usec, &self.label);
         true
     }
 
@@ -778,8 +784,11 @@ impl Conn {
             }
             if spec.name == "ping" && args.len() <= 2 && self.multi.is_none() {
                 self.flush_group().await;
-                if !self.take_suppress() {
-                    self.pubsub_ping(&args);
+                let suppress = self.take_suppress();
+                let mark = self.out.len();
+                self.pubsub_ping(spec, &args);
+                if suppress {
+                    self.out.truncate(mark);
                 }
                 return;
             }
@@ -1015,7 +1024,7 @@ impl Conn {
         match spec.exec {
             Exec::Conn(f) => self.run_conn(spec, f, args).await,
             // A SUBSCRIBE earlier in the block already changed how PING answers.
-            Exec::Shard(_) if spec.name == "ping" && self.pubsub_ping(&args) => {}
+            Exec::Shard(_) if spec.name == "ping" && self.pubsub_ping(spec, &args) => {}
             Exec::Shard(_) => {
                 let cmd = crate::tx::TxCmd::new(spec, args, self.db);
                 let shard = self.shard.clone();
