@@ -894,3 +894,44 @@ fn busy_script_answers_every_client_and_script_kill_stops_it() {
         log
     });
 }
+
+/// A script that escalates to global mode (it builds key names on other shards) runs twice
+/// with 4 shards: the statistics count its commands once, as Redis's single run does
+/// (commandstats, errorstats, keyspace hits and misses).
+#[test]
+fn an_escalated_script_counts_its_commands_once() {
+    let mut d = diff_or_skip!("an_escalated_script_counts_its_commands_once");
+    d.script(&["SET present 1", "CONFIG RESETSTAT"]);
+    // New script bodies each time: a script already known to need global mode goes straight
+    // there.
+    for i in 0..3 {
+        eval(
+            &mut d,
+            &format!(
+                "for _,k in ipairs({{'a','b','c','d','e','f','g','h'}}) do \
+                 redis.call('set', k..'{i}', 'v') end \
+                 redis.call('get', 'present') redis.call('get', 'absent{i}') \
+                 redis.pcall('incr', 'a{i}') return {i}"
+            ),
+            &[],
+            &[],
+        );
+    }
+    d.each("INFO commandstats (counts)", |t, active| {
+        let raw = t.conns[active].cmd_str("INFO commandstats");
+        commandstats_counts(&raw).join("\n").into_bytes()
+    });
+    d.each("keyspace hits and misses, errorstats", |t, active| {
+        let raw = t.conns[active].cmd_str("INFO everything");
+        let text = String::from_utf8_lossy(&raw).to_string();
+        text.lines()
+            .filter(|l| {
+                l.starts_with("keyspace_")
+                    || l.starts_with("errorstat_")
+                    || l.starts_with("total_error")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes()
+    });
+}

@@ -842,6 +842,10 @@ impl<'a> ScriptRun<'a> {
         // A run that may still be rolled back and redone in global mode holds its keyspace
         // notifications until it is known to stand, so that none is published twice.
         let captured = self.guarded && crate::pubsub::notify::capture_begin();
+        // Its statistics too: a re-run in global mode counts its commands again.
+        if self.guarded {
+            self.sh.state.borrow_mut().begin_provisional();
+        }
         let end = match &job.target {
             Target::Eval(entry) => {
                 let epoch = shared.epoch.load(Ordering::Acquire);
@@ -883,6 +887,10 @@ impl<'a> ScriptRun<'a> {
         slot.running.store(false, Ordering::Release);
         if captured {
             crate::pubsub::notify::capture_end(!(end.is_ok() && self.escalate));
+        }
+        if self.guarded {
+            let redone = end.is_ok() && self.escalate;
+            self.sh.state.borrow_mut().end_provisional(redone);
         }
         let outcome = match end {
             Err(e) => {

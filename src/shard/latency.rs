@@ -116,6 +116,24 @@ impl Histogram {
         }
     }
 
+    /// Takes back one `record_us(usec)`.
+    pub fn unrecord_us(&mut self, usec: u64) {
+        let slot = slot_of_us(usec);
+        let c = &mut self.0.counts[slot];
+        if *c == 0 {
+            // The low 32 bits wrapped when it was recorded: borrow from the high part.
+            if let Some(i) = self.0.wrapped.iter().position(|(s, _)| *s as usize == slot) {
+                self.0.wrapped[i].1 -= 1 << 32;
+                if self.0.wrapped[i].1 == 0 {
+                    self.0.wrapped.remove(i);
+                }
+                *c = u32::MAX;
+            }
+            return;
+        }
+        *c -= 1;
+    }
+
     #[cold]
     fn wrapped(&mut self, slot: usize) {
         let w = &mut self.0.wrapped;
@@ -160,6 +178,13 @@ impl LatencyStats {
         self.slots[slot]
             .get_or_insert_with(Histogram::new)
             .record_us(usec);
+    }
+
+    /// Takes back one `record(slot, usec)`.
+    pub fn unrecord(&mut self, slot: usize, usec: u64) {
+        if let Some(h) = self.slots[slot].as_mut() {
+            h.unrecord_us(usec);
+        }
     }
 
     pub fn get(&self, slot: usize) -> Option<&Histogram> {
@@ -265,6 +290,25 @@ pub fn percentiles_line(out: &mut String, merged: &Merged, percentiles: &[f64]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unrecording_takes_back_a_record_even_across_a_wrapped_counter() {
+        let mut h = Histogram::new();
+        h.record_us(6);
+        h.record_us(40);
+        h.unrecord_us(6);
+        assert_eq!(h.nonzero().map(|(_, n)| n).collect::<Vec<_>>(), vec![1]);
+        h.unrecord_us(40);
+        assert_eq!(h.nonzero().count(), 0);
+        // A counter whose low 32 bits wrapped: 2^32 records, then one taken back.
+        let slot = slot_of_us(7);
+        h.0.counts[slot] = u32::MAX;
+        h.record_us(7);
+        assert_eq!(h.nonzero().next().map(|(_, n)| n), Some(1 << 32));
+        h.unrecord_us(7);
+        assert_eq!(h.nonzero().next().map(|(_, n)| n), Some(u32::MAX as u64));
+        assert!(h.0.wrapped.is_empty());
+    }
 
     fn merged(samples_us: &[u64]) -> Merged {
         let mut h = Histogram::new();

@@ -73,6 +73,10 @@ pub struct ShardStats {
     pub expired_stale_perc: f64,
     /// Samples behind INFO's instantaneous_* rates.
     pub instant: InstantMetrics,
+    /// Set while a script run that may still be rolled back and redone in global mode runs
+    /// here (`ShardState::begin_provisional`): what its commands count, to be taken back if it
+    /// is redone, so that the re-run counts them once.
+    pub provisional: Option<Box<Provisional>>,
 }
 
 /// Redis's instantaneous metrics: every 100 ms the rate of commands, input bytes and output
@@ -121,6 +125,20 @@ impl ShardStats {
     }
 }
 
+/// What the commands of a script run that may be redone counted (see
+/// `ShardStats::provisional`).
+#[derive(Clone, Debug, Default)]
+pub struct Provisional {
+    /// Calls counted: (statistics slot, microseconds, failed).
+    calls: Vec<(usize, u64, bool)>,
+    /// Error codes counted in errorstats.
+    errors: Vec<Box<[u8]>>,
+    keyspace_hits: u64,
+    keyspace_misses: u64,
+    /// Entries the run added to the slow log.
+    slowlog_added: usize,
+}
+
 /// How many distinct error codes INFO errorstats tracks (Redis's limit).
 const MAX_ERROR_CODES: usize = 128;
 
@@ -134,6 +152,9 @@ impl ShardStats {
             .position(|&c| c == b' ' || c == b'\r' || c == b'\n')
             .unwrap_or(text.len());
         let code = &text[..end];
+        if let Some(p) = self.provisional.as_mut() {
+            p.errors.push(code.into());
+        }
         if let Some((_, n)) = self.error_codes.iter_mut().find(|(c, _)| &c[..] == code) {
             *n += 1;
         } else if self.error_codes.len() < MAX_ERROR_CODES {
@@ -250,6 +271,57 @@ impl ShardState {
         if self.config.latency_tracking {
             self.latency.record(slot, usec);
         }
+        if let Some(p) = self.stats.provisional.as_mut() {
+            p.calls.push((slot, usec, failed));
+        }
+    }
+
+    /// Starts keeping what a script run that may be rolled back counts (see
+    /// `ShardStats::provisional`). The run is one synchronous step on this shard, so nothing
+    /// else counts here meanwhile.
+    pub fn begin_provisional(&mut self) {
+        self.stats.provisional = Some(Box::new(Provisional {
+            keyspace_hits: self.stats.keyspace_hits,
+            keyspace_misses: self.stats.keyspace_misses,
+            ..Provisional::default()
+        }));
+    }
+
+    /// Ends a provisional run: what it counted stands, or (`take_back`, the run is redone in
+    /// global mode) is taken back from commandstats, latencystats, errorstats, the keyspace
+    /// hit and miss counts and the slow log. The slow log's entry ids are process-wide and
+    /// stay used.
+    pub fn end_provisional(&mut self, take_back: bool) {
+        let Some(p) = self.stats.provisional.take() else {
+            return;
+        };
+        if !take_back {
+            return;
+        }
+        for &(slot, usec, failed) in &p.calls {
+            let stat = &mut self.cmd_stats[slot];
+            stat.calls -= 1;
+            stat.usec -= usec;
+            stat.failed_calls -= failed as u64;
+            self.stats.total_commands -= 1;
+            if self.config.latency_tracking {
+                self.latency.unrecord(slot, usec);
+            }
+        }
+        for code in &p.errors {
+            self.stats.total_error_replies -= 1;
+            if let Some(i) = self.stats.error_codes.iter().position(|(c, _)| c == code) {
+                self.stats.error_codes[i].1 -= 1;
+                if self.stats.error_codes[i].1 == 0 {
+                    self.stats.error_codes.remove(i);
+                }
+            }
+        }
+        self.stats.keyspace_hits = p.keyspace_hits;
+        self.stats.keyspace_misses = p.keyspace_misses;
+        for _ in 0..p.slowlog_added.min(self.slowlog.len()) {
+            self.slowlog.pop_front();
+        }
     }
 
     /// Counts a call that blocked after running `usec` microseconds, as Redis 7.0 does when a
@@ -323,6 +395,9 @@ impl ShardState {
             name: who.name.clone(),
         };
         self.slowlog.push_front(entry);
+        if let Some(p) = self.stats.provisional.as_mut() {
+            p.slowlog_added += 1;
+        }
         while self.slowlog.len() > max {
             self.slowlog.pop_back();
         }
