@@ -123,7 +123,7 @@ impl Histogram {
         if *c == 0 {
             // The low 32 bits wrapped when it was recorded: borrow from the high part.
             if let Some(i) = self.0.wrapped.iter().position(|(s, _)| *s as usize == slot) {
-                self.0.wrapped[i].1 -= 1 << 32;
+                self.0.wrapped[i].1 = self.0.wrapped[i].1.saturating_sub(1 << 32);
                 if self.0.wrapped[i].1 == 0 {
                     self.0.wrapped.remove(i);
                 }

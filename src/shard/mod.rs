@@ -299,19 +299,21 @@ impl ShardState {
             return;
         }
         for &(slot, usec, failed) in &p.calls {
+            // (Saturating: nothing a script may call resets statistics, but a wrong count
+            // must not become a panic.)
             let stat = &mut self.cmd_stats[slot];
-            stat.calls -= 1;
-            stat.usec -= usec;
-            stat.failed_calls -= failed as u64;
-            self.stats.total_commands -= 1;
+            stat.calls = stat.calls.saturating_sub(1);
+            stat.usec = stat.usec.saturating_sub(usec);
+            stat.failed_calls = stat.failed_calls.saturating_sub(failed as u64);
+            self.stats.total_commands = self.stats.total_commands.saturating_sub(1);
             if self.config.latency_tracking {
                 self.latency.unrecord(slot, usec);
             }
         }
         for code in &p.errors {
-            self.stats.total_error_replies -= 1;
+            self.stats.total_error_replies = self.stats.total_error_replies.saturating_sub(1);
             if let Some(i) = self.stats.error_codes.iter().position(|(c, _)| c == code) {
-                self.stats.error_codes[i].1 -= 1;
+                self.stats.error_codes[i].1 = self.stats.error_codes[i].1.saturating_sub(1);
                 if self.stats.error_codes[i].1 == 0 {
                     self.stats.error_codes.remove(i);
                 }
