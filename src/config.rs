@@ -237,6 +237,9 @@ pub struct Config {
     /// Microseconds; -1 disables the slow log, 0 logs everything.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
+    /// Milliseconds from which the latency monitor records an event (LATENCY LATEST...); 0
+    /// turns it off.
+    pub latency_monitor_threshold: u64,
     /// Record each command's latency in a per-command histogram (INFO latencystats).
     pub latency_tracking: bool,
     /// The percentiles INFO latencystats reports, in order (each within 0..=100; may be
@@ -697,7 +700,8 @@ static DIRECTIVES: &[Directive] = &[
     row("slowlog-log-slower-than", &[], int(-1, LONG_MAX), "10000", Mutable, true,
         num!(slowlog_log_slower_than: i64)),
     row("slowlog-max-len", &[], int(0, LONG_MAX), "128", Mutable, true, num!(slowlog_max_len: u64)),
-    row("latency-monitor-threshold", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
+    row("latency-monitor-threshold", &[], int(0, LONG_MAX), "0", Mutable, true,
+        num!(latency_monitor_threshold: u64)),
     row("latency-tracking", &[], Kind::Bool, "yes", Mutable, true, yes_no!(latency_tracking)),
     row("latency-tracking-info-percentiles", &[], Kind::Percentiles, "50 99 99.9", Mutable, true,
         Field::Typed(|c| Value::Percentiles(
@@ -1724,6 +1728,7 @@ impl Default for Config {
             client_query_buffer_limit: 0,
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
+            latency_monitor_threshold: 0,
             latency_tracking: false,
             latency_tracking_info_percentiles: Vec::new(),
             busy_reply_threshold: 0,
@@ -1789,6 +1794,7 @@ impl std::fmt::Debug for Config {
             .field("client_query_buffer_limit", &self.client_query_buffer_limit)
             .field("slowlog_log_slower_than", &self.slowlog_log_slower_than)
             .field("slowlog_max_len", &self.slowlog_max_len)
+            .field("latency_monitor_threshold", &self.latency_monitor_threshold)
             .field("latency_tracking", &self.latency_tracking)
             .field(
                 "latency_tracking_info_percentiles",
@@ -2535,6 +2541,7 @@ mod tests {
              save 900 1\n\
              save 300 10\n\
              latency-monitor-threshold 100\n\
+             activedefrag yes\n\
              hash-max-ziplist-entries 100\n\
              LogLevel WARNING\n\
              enable-debug-command local\n\
@@ -2567,7 +2574,8 @@ mod tests {
             .map(|w| w.split('\'').nth(1).unwrap())
             .collect();
         warned.sort_unstable();
-        assert_eq!(warned, ["latency-monitor-threshold"]);
+        assert_eq!(warned, ["activedefrag"]);
+        assert_eq!(c.latency_monitor_threshold, 100);
         assert_eq!(
             out.warnings[0].split('\'').nth(2).unwrap(),
             " is accepted but not implemented yet; ignored"
@@ -3456,7 +3464,8 @@ mod tests {
     fn implemented_lookup() {
         assert_eq!(is_implemented("port"), Some(true));
         assert_eq!(is_implemented("APPENDONLY"), Some(true));
-        assert_eq!(is_implemented("latency-monitor-threshold"), Some(false));
+        assert_eq!(is_implemented("latency-monitor-threshold"), Some(true));
+        assert_eq!(is_implemented("activedefrag"), Some(false));
         assert_eq!(is_implemented("lua-time-limit"), Some(true));
         assert_eq!(is_implemented("nope"), None);
     }

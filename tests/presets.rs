@@ -171,14 +171,14 @@ fn preset_parsing_helpers() {
 /// preset plus one directive that is still unimplemented and make sure it is reported.
 #[test]
 fn unimplemented_directive_warnings_are_detected() {
-    let directive = "latency-monitor-threshold";
+    let directive = "activedefrag";
     assert_eq!(
         tessera::config::is_implemented(directive),
         Some(false),
         "{directive} is implemented now: use another unimplemented directive here"
     );
     let flag = format!("--{directive}");
-    let srv = start_tessera_with_config(&preset_path("pure-cache.conf"), &[&flag, "100"]);
+    let srv = start_tessera_with_config(&preset_path("pure-cache.conf"), &[&flag, "yes"]);
     let log = srv.log_tail(10_000);
     assert!(
         unimplemented_warnings(&log).iter().any(|w| w == directive),

@@ -23,6 +23,7 @@ pub mod connection_family;
 pub mod dump_family;
 pub mod hash_family;
 pub mod keys_family;
+pub mod latency_family;
 pub mod list_family;
 pub mod memory_family;
 pub mod server_family;
@@ -701,6 +702,7 @@ fn build() -> Table {
     specs.extend(crate::scripting::specs());
     specs.extend(sort_family::specs());
     specs.extend(memory_family::specs());
+    specs.extend(latency_family::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

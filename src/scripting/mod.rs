@@ -1275,6 +1275,10 @@ impl<'a> ScriptRun<'a> {
                     Ok(op) => op.reply_local(&mut Reply::new(&mut buf, resp3)),
                 }
             }
+            // Every LATENCY subcommand but HELP is `noscript`, as in Redis.
+            "latency" if args.len() == 2 && crate::commands::args::eq_ic(&args[1], "help") => {
+                crate::commands::latency_family::reply_help(&mut Reply::new(&mut buf, resp3))
+            }
             "command" => crate::commands::server_family::command_reply(
                 &mut Reply::new(&mut buf, resp3),
                 args,

@@ -75,6 +75,7 @@ pub fn cycle(st: &mut ShardState) -> usize {
         }
     }
     let elapsed = started.elapsed();
+    st.latency_event("expire-cycle", elapsed.as_millis() as u64);
     let stats = &mut st.stats;
     stats.expire_cycle_us += elapsed.as_micros() as u64;
     if elapsed > budget {

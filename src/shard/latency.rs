@@ -1,5 +1,6 @@
-//! Per-command latency histograms, for INFO's `latencystats` section (Redis 7.0's
-//! `latency-tracking`).
+//! Per-command latency histograms, for INFO's `latencystats` section and LATENCY HISTOGRAM
+//! (Redis 7.0's `latency-tracking`), and the latency monitor's event series (LATENCY LATEST,
+//! HISTORY, GRAPH, DOCTOR; `latency-monitor-threshold`).
 //!
 //! Redis keeps one HDR histogram per command (subcommands apart) and records each call's
 //! duration in it: whole microseconds, as nanoseconds (`usec * 1000`), clamped into the
@@ -265,6 +266,191 @@ impl Merged {
     }
 }
 
+impl Merged {
+    /// The cumulative distribution LATENCY HISTOGRAM replies with: walking the counters with
+    /// HDR's logarithmic iterator (first bucket 1024 ns, base 2), as Redis 7.0 does, each
+    /// reporting step whose cumulative count grew gives (the highest value of the counter the
+    /// step stopped at, in whole microseconds; the calls up to and including that counter).
+    pub fn cumulative_distribution(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut level: u64 = 1024;
+        let mut cumulative = 0u64;
+        let mut previous = 0u64;
+        // The iterator starts before the first counter, at value 0.
+        let mut index: isize = -1;
+        let mut value = 0u64;
+        let mut highest = 0u64;
+        let value_at = |i: usize| range_of(i).0;
+        loop {
+            let more_counts = cumulative < self.total;
+            let next_value = value_at((index + 1) as usize);
+            if !(more_counts || (index + 1 < COUNTS as isize && next_value > level)) {
+                break;
+            }
+            // One reporting step: move until a counter's value reaches the level.
+            loop {
+                if value >= level {
+                    level *= 2;
+                    break;
+                }
+                if index + 1 >= COUNTS as isize {
+                    // Past the last counter: HDR reports what it has.
+                    level *= 2;
+                    break;
+                }
+                index += 1;
+                cumulative += self.counts[index as usize];
+                let (lowest, width) = range_of(index as usize);
+                value = lowest;
+                highest = lowest + width - 1;
+            }
+            if cumulative > previous {
+                out.push((highest / 1000, cumulative));
+            }
+            previous = cumulative;
+            if index + 1 >= COUNTS as isize && cumulative >= self.total {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Calls recorded.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+/// Samples an event series keeps (Redis's `LATENCY_TS_LEN`).
+pub const SERIES_LEN: usize = 160;
+
+/// One second's worst latency of an event.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// Unix time, seconds.
+    pub time: u64,
+    /// Milliseconds.
+    pub latency: u64,
+}
+
+/// The latency monitor's record of one event on one shard: the worst latency of each of the
+/// last `SERIES_LEN` seconds in which the event passed the threshold, and the worst ever.
+#[derive(Clone)]
+struct Series {
+    samples: [Sample; SERIES_LEN],
+    /// Where the next second's sample goes.
+    next: usize,
+    max: u64,
+}
+
+impl Series {
+    fn new() -> Series {
+        Series {
+            samples: [Sample::default(); SERIES_LEN],
+            next: 0,
+            max: 0,
+        }
+    }
+
+    fn add(&mut self, time: u64, latency: u64) {
+        self.max = self.max.max(latency);
+        let prev = (self.next + SERIES_LEN - 1) % SERIES_LEN;
+        if self.samples[prev].time == time {
+            let s = &mut self.samples[prev];
+            s.latency = s.latency.max(latency);
+            return;
+        }
+        self.samples[self.next] = Sample { time, latency };
+        self.next = (self.next + 1) % SERIES_LEN;
+    }
+
+    /// The samples, oldest first.
+    fn samples(&self) -> Vec<Sample> {
+        (0..SERIES_LEN)
+            .map(|j| self.samples[(self.next + j) % SERIES_LEN])
+            .filter(|s| s.time != 0)
+            .collect()
+    }
+}
+
+/// A shard's latency monitor: one series per event that passed `latency-monitor-threshold`.
+#[derive(Default)]
+pub struct LatencyMonitor {
+    events: Vec<(&'static str, Box<Series>)>,
+}
+
+/// One event as the shards report it, or as LATENCY shows it once merged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRecord {
+    pub name: String,
+    /// Oldest first, at most one per second.
+    pub samples: Vec<Sample>,
+    /// The worst latency ever recorded (milliseconds).
+    pub max: u64,
+}
+
+impl LatencyMonitor {
+    /// Records that `event` took `latency_ms` at unix second `time`.
+    pub fn add(&mut self, event: &'static str, latency_ms: u64, time: u64) {
+        match self.events.iter_mut().find(|(n, _)| *n == event) {
+            Some((_, s)) => s.add(time, latency_ms),
+            None => {
+                let mut s = Box::new(Series::new());
+                s.add(time, latency_ms);
+                self.events.push((event, s));
+            }
+        }
+    }
+
+    pub fn export(&self) -> Vec<EventRecord> {
+        self.events
+            .iter()
+            .map(|(n, s)| EventRecord {
+                name: n.to_string(),
+                samples: s.samples(),
+                max: s.max,
+            })
+            .collect()
+    }
+
+    /// LATENCY RESET: forgets `event` (every event with None); returns the names forgotten.
+    pub fn reset(&mut self, event: Option<&[u8]>) -> Vec<&'static str> {
+        let mut gone = Vec::new();
+        self.events.retain(|(n, _)| {
+            let hit = event.is_none_or(|e| e == n.as_bytes());
+            if hit {
+                gone.push(*n);
+            }
+            !hit
+        });
+        gone
+    }
+}
+
+/// The shards' records merged into one per event, by name: per second the worst latency of
+/// any shard, the last `SERIES_LEN` seconds, and the worst ever of any shard.
+pub fn merge_events(parts: Vec<Vec<EventRecord>>) -> Vec<EventRecord> {
+    let mut merged: Vec<EventRecord> = Vec::new();
+    for rec in parts.into_iter().flatten() {
+        match merged.iter_mut().find(|m| m.name == rec.name) {
+            Some(m) => {
+                m.max = m.max.max(rec.max);
+                m.samples.extend(rec.samples);
+            }
+            None => merged.push(rec),
+        }
+    }
+    for m in &mut merged {
+        m.samples
+            .sort_by_key(|s| (s.time, std::cmp::Reverse(s.latency)));
+        m.samples.dedup_by_key(|s| s.time);
+        let extra = m.samples.len().saturating_sub(SERIES_LEN);
+        m.samples.drain(..extra);
+    }
+    merged.sort_by(|a, b| a.name.cmp(&b.name));
+    merged
+}
+
 /// A percentile as Redis writes it (in INFO's labels and CONFIG GET): `%f` with its trailing
 /// zeros, and then a trailing point, taken off.
 pub fn format_percentile(p: f64) -> String {
@@ -290,6 +476,73 @@ pub fn percentiles_line(out: &mut String, merged: &Merged, percentiles: &[f64]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn merged_of(us: &[u64]) -> Merged {
+        let mut h = Histogram::new();
+        for &u in us {
+            h.record_us(u);
+        }
+        let mut m = Merged::default();
+        m.add_histogram(&h);
+        m
+    }
+
+    #[test]
+    fn cumulative_distribution_steps_like_hdr_log_iteration() {
+        // Redis 7.0, LATENCY HISTOGRAM after calls of 0, 1, 1, 2 and 30 microseconds: the
+        // steps at 1024 ns (1 us), 2048 ns (2 us) and 32768 ns (33 us: the highest value of
+        // that counter, 33023 ns) grew; 4, 8 and 16 did not and are left out.
+        let m = merged_of(&[0, 1, 1, 2, 30]);
+        assert_eq!(m.cumulative_distribution(), vec![(1, 3), (2, 4), (33, 5)]);
+        assert_eq!(m.total(), 5);
+        // A call over a second counts as a second; the step that would include it (2^30 ns)
+        // lies past the last counter, where the iterator stops and reports the last counter's
+        // highest value (1073741823 ns).
+        let m = merged_of(&[2_000_000]);
+        assert_eq!(m.cumulative_distribution(), vec![(1_073_741, 1)]);
+        assert!(Merged::default().cumulative_distribution().is_empty());
+    }
+
+    #[test]
+    fn monitor_keeps_each_seconds_worst_and_merges_shards() {
+        let mut a = LatencyMonitor::default();
+        a.add("command", 12, 100);
+        a.add("command", 30, 100);
+        a.add("command", 5, 101);
+        let mut b = LatencyMonitor::default();
+        b.add("command", 20, 101);
+        b.add("expire-cycle", 3, 90);
+        let merged = merge_events(vec![a.export(), b.export()]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].name, "command");
+        assert_eq!(
+            merged[0].samples,
+            vec![
+                Sample {
+                    time: 100,
+                    latency: 30
+                },
+                Sample {
+                    time: 101,
+                    latency: 20
+                }
+            ]
+        );
+        assert_eq!(merged[0].max, 30);
+        assert_eq!(merged[1].name, "expire-cycle");
+        // A series keeps the last 160 seconds.
+        let mut c = LatencyMonitor::default();
+        for t in 1..=200 {
+            c.add("command", t, t);
+        }
+        let e = &c.export()[0];
+        assert_eq!(e.samples.len(), SERIES_LEN);
+        assert_eq!(e.samples[0].time, 41);
+        assert_eq!(e.max, 200);
+        assert_eq!(c.reset(Some(b"nosuch")), Vec::<&str>::new());
+        assert_eq!(c.reset(None), vec!["command"]);
+        assert!(c.export().is_empty());
+    }
 
     #[test]
     fn unrecording_takes_back_a_record_even_across_a_wrapped_counter() {

@@ -604,8 +604,10 @@ pub fn perform_evictions(st: &mut ShardState, now_ms: u64) -> Evict {
         };
         let d = &mut st.dbs[db];
         let before = d.mem_total();
+        let deleting = Instant::now();
         d.delete_with(&key, lazy);
         freed += before.saturating_sub(d.mem_total());
+        st.latency_event("eviction-del", deleting.elapsed().as_millis() as u64);
         crate::persistence::aof::log_command(st, db, &[&b"DEL"[..], &key[..]]);
         st.stats.evicted_keys += 1;
         crate::pubsub::notify::notify(crate::pubsub::notify::class::EVICTED, "evicted", &key, db);
@@ -616,6 +618,7 @@ pub fn perform_evictions(st: &mut ShardState, now_ms: u64) -> Evict {
             break;
         }
     }
+    st.latency_event("eviction-cycle", started.elapsed().as_millis() as u64);
     if result == Evict::Ok && st.mem.eviction_running {
         result = Evict::Running;
     }

@@ -189,6 +189,8 @@ pub struct ShardState {
     pub cmd_stats: Vec<CmdStat>,
     /// Latency histograms per statistics slot, like `cmd_stats` (INFO latencystats).
     pub latency: latency::LatencyStats,
+    /// The latency monitor's events on this shard (LATENCY LATEST...).
+    pub latency_events: latency::LatencyMonitor,
     pub stats: ShardStats,
     pub slowlog: VecDeque<SlowEntry>,
     pub rng: SmallRng,
@@ -237,6 +239,7 @@ impl ShardState {
             config: config.clone(),
             cmd_stats: vec![CmdStat::default(); commands::stat_names().len()],
             latency: latency::LatencyStats::new(commands::stat_names().len()),
+            latency_events: latency::LatencyMonitor::default(),
             stats: ShardStats::default(),
             slowlog: VecDeque::new(),
             rng: SmallRng::seed_from_u64(0x7e55_e4a0 ^ id as u64),
@@ -354,7 +357,19 @@ impl ShardState {
         threshold >= 0 && usec as i64 >= threshold && self.config.slowlog_max_len > 0
     }
 
-    /// Records a command that ran for `usec` microseconds in the slow log if it was slow enough.
+    /// Records an `event` of the latency monitor that took `ms` milliseconds, if it reached
+    /// `latency-monitor-threshold` (Redis's `latencyAddSampleIfNeeded`).
+    pub fn latency_event(&mut self, event: &'static str, ms: u64) {
+        let threshold = self.config.latency_monitor_threshold;
+        if threshold > 0 && ms >= threshold {
+            let now = crate::server::globals::unix_ms() / 1000;
+            self.latency_events.add(event, ms, now);
+        }
+    }
+
+    /// Records a command that ran for `usec` microseconds where Redis's `call()` does once it
+    /// ran: the latency monitor (`command`, or `fast-command` for a command or subcommand
+    /// flagged fast) and the slow log, if it was slow enough for them.
     pub fn maybe_slowlog(
         &mut self,
         globals: &Globals,
@@ -362,6 +377,15 @@ impl ShardState {
         usec: u64,
         who: &ClientLabel,
     ) {
+        let threshold = self.config.latency_monitor_threshold;
+        if threshold > 0 && usec / 1000 >= threshold {
+            let fast = commands::lookup(&args[0]).is_some_and(|spec| match spec.subcommand(args) {
+                Ok(Some(sub)) => sub.has(commands::flags::FAST),
+                _ => spec.has(commands::flags::FAST),
+            });
+            let event = if fast { "fast-command" } else { "command" };
+            self.latency_event(event, usec / 1000);
+        }
         if !self.slowlog_wants(usec) {
             return;
         }
