@@ -138,7 +138,7 @@ pub fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         let sub = text(&a[1]).to_ascii_lowercase();
         let db = c.db;
         match sub.as_str() {
-            "help" => super::reply_help(&mut c.reply(), "debug", DEBUG_HELP),
+            "help" if a.len() == 2 => super::reply_help(&mut c.reply(), "debug", DEBUG_HELP),
             _ if without_connection(&c.shard.clone(), &sub, &a, &mut c.reply()) => {}
             "set-active-expire" if a.len() == 3 => {
                 let on = atoi(&a[2]) != 0;
@@ -557,14 +557,14 @@ pub fn from_script(sh: &Shard, a: &[Bytes], r: &mut Reply) -> bool {
         return true;
     }
     let sub = text(&a[1]).to_ascii_lowercase();
-    if sub == "help" {
+    if sub == "help" && a.len() == 2 {
         super::reply_help(r, "debug", DEBUG_HELP);
         return true;
     }
     if without_connection(sh, &sub, a, r) {
         return true;
     }
-    if WITHOUT_CONNECTION.contains(&sub.as_str()) {
+    if sub == "help" || WITHOUT_CONNECTION.contains(&sub.as_str()) {
         r.error(&super::subcommand_syntax_error(&a[1], "debug"));
         return true;
     }

@@ -1521,7 +1521,9 @@ mod tests {
         let es = e.stats();
         let target = es.rehashing.as_ref().unwrap();
         assert_eq!(es.main.used + target.used, e.len() as u64);
-        assert!(es.render().contains("Hash table 1 stats (rehashing target):\n"));
+        assert!(es
+            .render()
+            .contains("Hash table 1 stats (rehashing target):\n"));
         grown.merge(&es);
         assert_eq!(grown.main.used, 100 + es.main.used);
         assert_eq!(grown.rehashing.as_ref().unwrap().used, target.used);
