@@ -1706,11 +1706,12 @@ pub async fn startup(sh: &Rc<Shard>) -> Result<(), String> {
 
 /// DEBUG LOADAOF's reading: the files the manifest on disk names, read and checked while the
 /// data set is still there (a damaged file then costs nothing). The caller holds every shard
-/// whole, keeps rewrites from starting, and made everything logged so far durable first; it
-/// then empties the keyspace and applies the files (`load::apply`), as startup does. The log
-/// itself goes on in the same files. Files written by another shard count are refused (this
-/// process rewrites into its own layout at startup, so they only appear if someone replaced
-/// the files).
+/// whole and made everything logged so far durable first; it then empties the keyspace and
+/// applies the files (`load::apply`), as startup does. The log itself goes on in the same
+/// files. A rewrite under way cannot reach its cut meanwhile, and the manifest it may have
+/// written already (old files plus its new, still empty, incremental ones) names the whole
+/// log. Files written by another shard count are refused (this process rewrites into its own
+/// layout at startup, so they only appear if someone replaced the files).
 pub fn read_for_reload(sh: &Shard) -> Result<load::Files, String> {
     let settings = Settings::from_config(&sh.state.borrow().config);
     let Some(m) = read_manifest(&settings)? else {
