@@ -20,6 +20,7 @@
 pub mod args;
 pub mod blocking_family;
 pub mod connection_family;
+pub mod debug_family;
 pub mod dump_family;
 pub mod hash_family;
 pub mod keys_family;

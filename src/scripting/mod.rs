@@ -1292,6 +1292,13 @@ impl<'a> ScriptRun<'a> {
                     .sum();
                 Reply::new(&mut buf, resp3).int(n);
             }
+            // Reached only while DEBUG SET-DISABLE-DENY-SCRIPTS is on (DEBUG is `noscript`).
+            "debug"
+                if crate::commands::debug_family::from_script(
+                    self.sh,
+                    args,
+                    &mut Reply::new(&mut buf, resp3),
+                ) => {}
             _ => {
                 return CallResult::Refused("This Redis command is not allowed from script".into())
             }
@@ -1432,7 +1439,17 @@ impl RunHooks for ScriptRun<'_> {
             }
             _ => {}
         }
-        if spec.has(NOSCRIPT) {
+        // DEBUG SET-DISABLE-DENY-SCRIPTS lifts this check alone, as in Redis. Keyed commands
+        // flagged `noscript` (the blocking pops) then run as in EXEC, without blocking; the
+        // connection-level ones a script cannot run (it has no connection) are still refused
+        // below, by `exec_conn_command`.
+        if spec.has(NOSCRIPT)
+            && !self
+                .sh
+                .globals
+                .script_deny_disabled
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
             return CallResult::Refused("This Redis command is not allowed from script".into());
         }
         let is_write = spec.has(WRITE);

@@ -34,7 +34,7 @@ use crate::shard::{execute_keyed, ClientLabel, Shard};
 pub const ERR_SHARD_GONE: &str = "ERR shard unavailable (server shutting down)";
 
 /// Redis's refusal of DEBUG that `enable-debug-command` does not allow.
-const ERR_DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+pub(crate) const ERR_DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ReplyMode {
@@ -105,6 +105,9 @@ pub struct Conn {
     pending_input: bool,
     /// Set by a connection-level command that blocked (WAIT), for `run_conn` to count it.
     pub blocked_call: Option<BlockedCall>,
+    /// Set by a command whose error reply counts nowhere (DEBUG ERROR: Redis writes it as a
+    /// raw reply, so neither errorstats, total_error_replies nor failed_calls see it).
+    pub uncounted_error: bool,
 }
 
 /// How a connection-level command that blocked ended, for its statistics.
@@ -274,6 +277,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         push_rx: None,
         pending_input: false,
         blocked_call: None,
+        uncounted_error: false,
     };
     // The registry entry goes away however the connection ends, a contained panic included.
     let _registered = Registered {
@@ -995,7 +999,8 @@ impl Conn {
         let started = std::time::Instant::now();
         f(self, args).await;
         let usec = started.elapsed().as_micros() as u64;
-        let failed = self.out.len() > mark && self.out[mark] == b'-';
+        let uncounted = std::mem::take(&mut self.uncounted_error);
+        let failed = self.out.len() > mark && self.out[mark] == b'-' && !uncounted;
         let blocked = self.blocked_call.take();
         let mut st = self.shard.state.borrow_mut();
         // An error a script repeats from one of its commands was counted then.

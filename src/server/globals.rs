@@ -8,6 +8,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct Globals {
     pub run_id: String,
+    /// The replication id INFO replication reports as `master_replid`: random at startup, like
+    /// Redis's, and replaced by DEBUG CHANGE-REPL-ID.
+    pub replid: std::sync::Mutex<String>,
+    /// DEBUG PAUSE-CRON: every shard's cron skips its periodic work (see `server::cron`).
+    pub cron_paused: AtomicBool,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call commands flagged `noscript`.
+    pub script_deny_disabled: AtomicBool,
     pub start_ms: u64,
     /// The TCP port the shards listen on (0: none); CONFIG SET port changes it.
     pub port: AtomicU16,
@@ -54,6 +61,9 @@ impl Globals {
             .collect();
         Globals {
             run_id,
+            replid: std::sync::Mutex::new(random_hex_id()),
+            cron_paused: AtomicBool::new(false),
+            script_deny_disabled: AtomicBool::new(false),
             start_ms,
             port: AtomicU16::new(port),
             nshards,
@@ -95,6 +105,12 @@ impl Globals {
     pub fn shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Relaxed)
     }
+}
+
+/// A fresh random 40-hex-digit id (Redis's replication ids).
+pub fn random_hex_id() -> String {
+    let bytes: [u8; 20] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Wall-clock Unix time in milliseconds.

@@ -295,6 +295,13 @@ async fn shard_main(
 }
 
 /// The shard's periodic work: active expiry at `hz`, and watching for shutdown.
+///
+/// DEBUG PAUSE-CRON (`Globals::cron_paused`) stops what Redis's paused serverCron stops: active
+/// expiry (with the incremental rehashing it drives), the `save` rules and scheduled BGSAVEs,
+/// the automatic AOF rewrite and the instantaneous-metrics samples. What keeps the server
+/// answering and safe goes on: SIGTERM/SIGINT still shut it down (a paused Redis ignores them
+/// until resumed), CONFIG SET appendonly still takes effect, and the memory figures that
+/// `maxmemory` enforcement reads are still published (Redis computes those per command).
 async fn cron(shard: &Rc<Shard>) {
     loop {
         let hz = shard.state.borrow().config.hz.clamp(1, 500) as u64;
@@ -310,14 +317,19 @@ async fn cron(shard: &Rc<Shard>) {
             })
             .detach();
         }
+        let paused = shard.globals.cron_paused.load(Ordering::Relaxed);
         crate::persistence::aof::cron(shard);
-        crate::persistence::snapshot::cron(shard);
+        if !paused {
+            crate::persistence::snapshot::cron(shard);
+        }
         let mut st = shard.state.borrow_mut();
         st.clock_ms = globals::unix_ms();
         let now = st.clock_ms;
-        st.stats.sample_instantaneous(now);
         shard.aof_replies_wait.set(st.aof.is_some());
-        expiry::cycle(&mut st);
+        if !paused {
+            st.stats.sample_instantaneous(now);
+            expiry::cycle(&mut st);
+        }
         memory::refresh(&mut st, &shard.globals.mem);
     }
 }

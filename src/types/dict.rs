@@ -1326,6 +1326,151 @@ impl<'a, V, K: DictKey> IntoIterator for &'a Dict<V, K> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Statistics (DEBUG HTSTATS, DEBUG HTSTATS-KEY)
+// ---------------------------------------------------------------------------------------------
+
+/// Chain lengths counted one by one; longer chains count in the last slot (Redis's
+/// `DICT_STATS_VECTLEN`).
+pub const STATS_CHAIN_SLOTS: usize = 50;
+
+/// The shape of one bucket array: what Redis's `dictGetStatsHt` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableStats {
+    /// Buckets.
+    pub size: u64,
+    /// Entries chained from this array.
+    pub used: u64,
+    /// Non-empty buckets.
+    pub slots: u64,
+    pub max_chain: u64,
+    /// Sum of the chain lengths (entries reached by walking the chains).
+    pub total_chain: u64,
+    /// Buckets by chain length (`STATS_CHAIN_SLOTS` entries, the last one for all longer).
+    pub chains: Vec<u64>,
+}
+
+impl TableStats {
+    /// Stats of an array of `size` buckets holding `used` entries, from its chain lengths.
+    pub fn from_chains(size: usize, used: usize, chains: impl Iterator<Item = usize>) -> Self {
+        let mut t = TableStats {
+            size: size as u64,
+            used: used as u64,
+            slots: 0,
+            max_chain: 0,
+            total_chain: 0,
+            chains: vec![0; STATS_CHAIN_SLOTS],
+        };
+        for len in chains {
+            t.chains[len.min(STATS_CHAIN_SLOTS - 1)] += 1;
+            if len > 0 {
+                t.slots += 1;
+                t.max_chain = t.max_chain.max(len as u64);
+                t.total_chain += len as u64;
+            }
+        }
+        t
+    }
+
+    /// Adds another array's figures, as if both were one array (summing shards' tables).
+    pub fn merge(&mut self, o: &TableStats) {
+        self.size += o.size;
+        self.used += o.used;
+        self.slots += o.slots;
+        self.max_chain = self.max_chain.max(o.max_chain);
+        self.total_chain += o.total_chain;
+        for (a, b) in self.chains.iter_mut().zip(&o.chains) {
+            *a += b;
+        }
+    }
+
+    /// Redis 7.0's text for table `idx` (0: the main table, 1: the rehashing target). Floats
+    /// are computed in single precision, as Redis's C does; the last (open-ended) chain slot is
+    /// never listed, as in Redis 7.0.
+    fn render(&self, idx: usize, out: &mut String) {
+        use std::fmt::Write;
+        let what = if idx == 0 {
+            "main hash table"
+        } else {
+            "rehashing target"
+        };
+        let _ = writeln!(out, "Hash table {idx} stats ({what}):");
+        if self.used == 0 {
+            out.push_str("No stats available for empty dictionaries\n");
+            return;
+        }
+        let per_slot = |n: u64| n as f32 / self.slots as f32;
+        let _ = write!(
+            out,
+            " table size: {}\n number of elements: {}\n different slots: {}\n max chain length: {}\n avg chain length (counted): {:.2}\n avg chain length (computed): {:.2}\n Chain length distribution:\n",
+            self.size,
+            self.used,
+            self.slots,
+            self.max_chain,
+            per_slot(self.total_chain),
+            per_slot(self.used)
+        );
+        for (len, &n) in self.chains[..STATS_CHAIN_SLOTS - 1].iter().enumerate() {
+            if n > 0 {
+                let pct = (n as f32 / self.size as f32) * 100.0;
+                let _ = writeln!(out, "   {len}: {n} ({pct:.2}%)");
+            }
+        }
+    }
+}
+
+/// A hash table's statistics: its main bucket array, and the rehashing target while an
+/// incremental rehash runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DictStats {
+    pub main: TableStats,
+    pub rehashing: Option<TableStats>,
+}
+
+impl DictStats {
+    /// Adds another table's statistics (DEBUG HTSTATS sums the shards' tables).
+    pub fn merge(&mut self, o: &DictStats) {
+        self.main.merge(&o.main);
+        match (&mut self.rehashing, &o.rehashing) {
+            (Some(a), Some(b)) => a.merge(b),
+            (None, Some(b)) => self.rehashing = Some(b.clone()),
+            _ => {}
+        }
+    }
+
+    /// Redis 7.0's `dictGetStats` text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.main.render(0, &mut out);
+        if let Some(t) = &self.rehashing {
+            t.render(1, &mut out);
+        }
+        out
+    }
+}
+
+impl<V, K: DictKey> Dict<V, K> {
+    /// The shape of both bucket arrays (a walk over every bucket and chain: O(n)).
+    pub fn stats(&self) -> DictStats {
+        let table = |t: &Table| {
+            let chains = t.buckets.iter().map(|&head| {
+                let mut len = 0;
+                let mut at = head;
+                while let Some(n) = self.slab.node(at) {
+                    len += 1;
+                    at = n.next;
+                }
+                len
+            });
+            TableStats::from_chains(t.size(), t.used, chains)
+        };
+        DictStats {
+            main: table(&self.tables[0]),
+            rehashing: self.is_rehashing().then(|| table(&self.tables[1])),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1336,6 +1481,52 @@ mod tests {
 
     fn k(i: usize) -> Bytes {
         Bytes::from(format!("key:{i}"))
+    }
+
+    #[test]
+    fn stats_count_chains_and_render_like_redis() {
+        let mut d: Dict<u32> = Dict::new();
+        assert_eq!(
+            d.stats().render(),
+            "Hash table 0 stats (main hash table):\nNo stats available for empty dictionaries\n"
+        );
+        for i in 0..100 {
+            d.insert(k(i), i as u32);
+        }
+        while d.rehash_step(100) {}
+        let s = d.stats();
+        assert!(s.rehashing.is_none());
+        let t = &s.main;
+        assert_eq!((t.size, t.used), (d.bucket_count() as u64, 100));
+        assert_eq!(t.total_chain, 100);
+        assert_eq!(t.chains.iter().sum::<u64>(), t.size);
+        assert_eq!(t.size - t.chains[0], t.slots);
+        let text = s.render();
+        assert!(text.starts_with(&format!(
+            "Hash table 0 stats (main hash table):\n table size: {}\n number of elements: 100\n different slots: {}\n max chain length: {}\n",
+            t.size, t.slots, t.max_chain
+        )));
+        assert!(text.contains(" Chain length distribution:\n   0: "));
+        // Growing past the table size starts a rehash: both tables are reported, and summing
+        // two dicts adds their figures.
+        let mut grown = d.stats();
+        let mut e: Dict<u32> = Dict::new();
+        for i in 0..200 {
+            e.insert(k(i), 0);
+            if e.is_rehashing() {
+                break;
+            }
+        }
+        assert!(e.is_rehashing());
+        let es = e.stats();
+        let target = es.rehashing.as_ref().unwrap();
+        assert_eq!(es.main.used + target.used, e.len() as u64);
+        assert!(es
+            .render()
+            .contains("Hash table 1 stats (rehashing target):\n"));
+        grown.merge(&es);
+        assert_eq!(grown.main.used, 100 + es.main.used);
+        assert_eq!(grown.rehashing.as_ref().unwrap().used, target.used);
     }
 
     impl<V> Dict<V> {

@@ -166,6 +166,22 @@ impl HashValue {
         }
     }
 
+    /// The field table's statistics (DEBUG HTSTATS-KEY); None for a listpack.
+    pub fn table_stats(&self) -> Option<super::dict::DictStats> {
+        match self {
+            HashValue::Listpack(_) => None,
+            HashValue::Table(t) => Some(t.dict.stats()),
+        }
+    }
+
+    /// The listpack's layout, for DEBUG LISTPACK; None for a table.
+    pub fn listpack_repr(&self) -> Option<String> {
+        match self {
+            HashValue::Listpack(run) => Some(run.repr()),
+            HashValue::Table(_) => None,
+        }
+    }
+
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
             HashValue::Listpack(run) => run.find(|[f, _]| *f == field).map(|r| r.items[1]),

@@ -559,6 +559,64 @@ impl ListValue {
         self.nodes.len()
     }
 
+    /// A human-readable layout of the list: its totals, then every node (entries, bytes,
+    /// allocation, room kept in front, marks) and, with `full`, every entry of every node
+    /// (offset, stored size, integer or string). For DEBUG QUICKLIST, which prints it.
+    pub fn repr(&self, full: bool) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{{quicklist}} {{count {}}} {{nodes {}}} {{fill {}}} {{bytes {}}} {{compress 0}}",
+            self.len,
+            self.nodes.len(),
+            self.fill,
+            self.bytes
+        );
+        for (i, n) in self.nodes.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{{node {i}}} {{entries {}}} {{bytes {}}} {{allocated {}}} {{front room {}}} {{marks {}}}",
+                n.count,
+                n.buf.len(),
+                n.buf.raw.capacity(),
+                n.buf.head,
+                n.marks.len()
+            );
+            if !full {
+                continue;
+            }
+            let mut pos = 0;
+            let mut index = 0;
+            while pos < n.buf.len() {
+                let (item, next) = decode(&n.buf, pos);
+                let _ = match item {
+                    Item::Int(v) => writeln!(
+                        out,
+                        "\t{{entry {index}}} {{offset {pos}}} {{size {}}} int {v}",
+                        next - pos
+                    ),
+                    Item::Str(b) => writeln!(
+                        out,
+                        "\t{{entry {index}}} {{offset {pos}}} {{size {}}} str \"{}\"",
+                        next - pos,
+                        b.escape_ascii()
+                    ),
+                };
+                pos = next;
+                index += 1;
+            }
+        }
+        out.push_str("{end}\n");
+        out
+    }
+
+    /// Bytes of one node's bookkeeping (its buffer handle, count and marks handle), for DEBUG
+    /// STRUCTSIZE.
+    pub const fn node_struct_bytes() -> usize {
+        std::mem::size_of::<Node>()
+    }
+
     /// Bytes of packed entries (DEBUG OBJECT's `ql_uncompressed_size`).
     pub fn packed_bytes(&self) -> usize {
         self.bytes

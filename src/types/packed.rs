@@ -267,6 +267,42 @@ impl<const N: usize> PackedRun<N> {
         self.used()
     }
 
+    /// A human-readable layout of the run: its buffer, then every record with its position,
+    /// size and items (each with its length prefix). For DEBUG LISTPACK, which prints it.
+    pub fn repr(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{{total bytes {}}} {{header bytes {}}} {{payload bytes {}}} {{num entries {}}} {{items per entry {}}}",
+            self.buf.len(),
+            if self.buf.is_empty() { 0 } else { HEADER },
+            self.used(),
+            self.len(),
+            N
+        );
+        out.push_str("{\n");
+        for (index, (pos, items)) in self.iter().enumerate() {
+            let end = self.record_at(pos).map_or(pos, |(_, next)| next);
+            let _ = writeln!(
+                out,
+                "\t{{index {index}}} {{offset {pos}}} {{entry bytes {}}}",
+                end - pos
+            );
+            for (i, item) in items.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "\t\t{{item {i}}} {{header bytes {}}} {{len {}}} \"{}\"",
+                    varint_len(item.len() as u64),
+                    item.len(),
+                    item.escape_ascii()
+                );
+            }
+        }
+        out.push_str("}\n{end}\n");
+        out
+    }
+
     /// Every record, first to last.
     #[inline]
     pub fn iter(&self) -> Records<'_, N> {

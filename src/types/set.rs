@@ -659,6 +659,22 @@ impl SetValue {
         }
     }
 
+    /// The member table's statistics (DEBUG HTSTATS-KEY); None for the packed encodings.
+    pub fn table_stats(&self) -> Option<super::dict::DictStats> {
+        match self {
+            SetValue::Table(t) => Some(t.dict.stats()),
+            _ => None,
+        }
+    }
+
+    /// The listpack's layout, for DEBUG LISTPACK; None for the other encodings.
+    pub fn listpack_repr(&self) -> Option<String> {
+        match self {
+            SetValue::Listpack(l) => Some(l.run.repr()),
+            _ => None,
+        }
+    }
+
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {
             // Only canonical integers can be in an intset ("01" is not "1").

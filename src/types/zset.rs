@@ -1375,6 +1375,27 @@ pub struct SkipZset {
 }
 
 impl SkipZset {
+    /// The member index's shape (DEBUG HTSTATS-KEY): Redis reports its zset's dict.
+    fn table_stats(&self) -> super::dict::DictStats {
+        let ix = &self.index;
+        let table = |t: usize| {
+            let chains = ix.tables[t].iter().map(|&head| {
+                let mut len = 0;
+                let mut x = head;
+                while x != NIL {
+                    len += 1;
+                    x = self.list.node(x).hnext;
+                }
+                len
+            });
+            super::dict::TableStats::from_chains(ix.tables[t].len(), ix.used[t], chains)
+        };
+        super::dict::DictStats {
+            main: table(0),
+            rehashing: ix.rehash_idx.is_some().then(|| table(1)),
+        }
+    }
+
     fn new() -> SkipZset {
         SkipZset {
             list: SkipList::new(),
@@ -1464,6 +1485,24 @@ pub enum ZSetValue {
 impl Default for ZSetValue {
     fn default() -> Self {
         ZSetValue::new()
+    }
+}
+
+impl ZSetValue {
+    /// The member table's statistics; None for a listpack (no hash table).
+    pub fn table_stats(&self) -> Option<super::dict::DictStats> {
+        match self {
+            ZSetValue::Listpack(_) => None,
+            ZSetValue::Skiplist(z) => Some(z.table_stats()),
+        }
+    }
+
+    /// The listpack's layout, for DEBUG LISTPACK; None for a skiplist.
+    pub fn listpack_repr(&self) -> Option<String> {
+        match self {
+            ZSetValue::Listpack(lp) => Some(lp.run.repr()),
+            ZSetValue::Skiplist(_) => None,
+        }
     }
 }
 

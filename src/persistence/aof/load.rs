@@ -1,11 +1,12 @@
-//! Loading the AOF at startup: each file is read and checked record by record, then replayed
-//! through the ordinary command path (`execute_keyed`, or `tx` for commands whose keys now span
-//! shards). With the same shard count every shard replays its own files; with another count
-//! shard 0 re-routes every record by key.
+//! Loading the AOF at startup and for DEBUG LOADAOF: each file is read and checked record by
+//! record, then replayed through the ordinary command path (`execute_keyed`, or `tx` for
+//! commands whose keys now span shards). With the same shard count every shard replays its own
+//! files; with another count shard 0 re-routes every record by key.
 //!
-//! Runs before any shard accepts clients; reading the files with blocking std::fs is confined
-//! to that phase. Must never load a file half: a damaged record refuses the start, a torn tail
-//! is dropped only under `aof-load-truncated yes`.
+//! Runs before any shard accepts clients, or under DEBUG LOADAOF with every shard held (Redis
+//! blocks for it too); reading the files with blocking std::fs is confined to those. Must never
+//! load a file half: a damaged record refuses the start, a torn tail is dropped only under
+//! `aof-load-truncated yes`.
 
 use std::path::Path;
 use std::rc::Rc;
@@ -131,11 +132,16 @@ fn apply_keyless(
     Ok(())
 }
 
-/// Replays records on this shard (their keys all belong here).
+/// Replays records on this shard (their keys all belong here). The shard's log, when it has
+/// one (DEBUG LOADAOF loads while the AOF is on), is set aside meanwhile: what is replayed is
+/// already in the files and must not be logged again. One synchronous step, so nothing else
+/// runs on the shard without its log.
 fn replay_local(sh: &Shard, recs: &[Vec<Bytes>], db: &mut usize) -> Result<(), String> {
     let mut st = sh.state.borrow_mut();
     st.loading = true;
+    let log = st.aof.take();
     let result = replay_records(&mut st, &sh.globals, recs, db);
+    st.aof = log;
     st.loading = false;
     result
 }
@@ -323,9 +329,23 @@ fn is_rdb(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// The files a manifest names, read and checked, ready to be applied.
+pub struct Files {
+    /// The shard count that wrote them.
+    shards: usize,
+    /// Each old shard's records.
+    logs: Vec<Vec<Vec<Bytes>>>,
+    /// RDB-preamble bases (read when applied).
+    rdb_bases: Vec<std::path::PathBuf>,
+}
+
 /// Loads every file the manifest names.
 pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(), String> {
-    let n = sh.nshards();
+    apply(sh, read_all(settings, m)?).await
+}
+
+/// Reads and checks every command file the manifest names (nothing is applied yet).
+pub fn read_all(settings: &Settings, m: &Manifest) -> Result<Files, String> {
     let mut logs = Vec::with_capacity(m.shards);
     let mut rdb_bases = Vec::new();
     for k in 0..m.shards {
@@ -340,6 +360,27 @@ pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(
         }
         logs.push(recs);
     }
+    let units = find_units(&logs);
+    check_units(&units, settings.load_truncated)?;
+    let logs = logs
+        .into_iter()
+        .map(|recs| strip_units(recs, &units.complete))
+        .collect();
+    Ok(Files {
+        shards: m.shards,
+        logs,
+        rdb_bases,
+    })
+}
+
+/// Applies files read by `read_all` to the keyspace.
+pub async fn apply(sh: &Rc<Shard>, files: Files) -> Result<(), String> {
+    let n = sh.nshards();
+    let Files {
+        shards,
+        logs,
+        rdb_bases,
+    } = files;
     // RDB-preamble bases first: a shard's base holds only its own keys, so loading every base
     // before any incremental record keeps each key's history in order.
     for path in rdb_bases {
@@ -351,13 +392,7 @@ pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(
         .await
         .map_err(|e| format!("Bad AOF base file: {e}"))?;
     }
-    let units = find_units(&logs);
-    check_units(&units, settings.load_truncated)?;
-    let logs: Vec<Vec<Vec<Bytes>>> = logs
-        .into_iter()
-        .map(|recs| strip_units(recs, &units.complete))
-        .collect();
-    if m.shards == n {
+    if shards == n {
         let mut futs = Vec::new();
         for (s, recs) in logs.into_iter().enumerate() {
             futs.push(sh.run_on(s, move |sh| -> Result<(), String> {
@@ -372,10 +407,10 @@ pub async fn load(sh: &Rc<Shard>, settings: &Settings, m: &Manifest) -> Result<(
     }
     tracing::info!(
         "Loading an AOF written by {} shards into {} shards: re-routing by key",
-        m.shards,
+        shards,
         n
     );
-    let old_map = Arc::new(SlotMap::new(m.shards));
+    let old_map = Arc::new(SlotMap::new(shards));
     let label = Arc::new(ClientLabel::default());
     for (k, recs) in logs.into_iter().enumerate() {
         let mut db = 0usize;

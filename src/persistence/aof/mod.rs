@@ -98,6 +98,9 @@ pub struct AofGlobal {
     /// `aof_bio_fsync_status`): writes are refused until one succeeds.
     pub fsync_failed: Vec<AtomicBool>,
     pub manifest: Mutex<Option<Manifest>>,
+    /// DEBUG AOF-FLUSH-SLEEP: microseconds each shard's writer waits before writing what it
+    /// took from the log (0: no wait). For tests that need writes to linger in the buffers.
+    pub flush_sleep_us: AtomicU64,
 }
 
 impl AofGlobal {
@@ -116,6 +119,7 @@ impl AofGlobal {
             write_failed: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
             fsync_failed: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
             manifest: Mutex::new(None),
+            flush_sleep_us: AtomicU64::new(0),
         }
     }
 
@@ -1162,6 +1166,19 @@ async fn writer(sh: Rc<Shard>, mut wake: mpsc::UnboundedReceiver<()>, path: Path
             // fdatasync) instead of waiting a whole write for the next one.
             futures_lite::future::yield_now().await;
         }
+        // DEBUG AOF-FLUSH-SLEEP, like Redis's `aof_flush_sleep`: wait before a write that has
+        // something to write (records arriving meanwhile join it).
+        let sleep_us = sh.globals.aof.flush_sleep_us.load(Ordering::Relaxed);
+        if sleep_us > 0
+            && sh
+                .state
+                .borrow()
+                .aof
+                .as_ref()
+                .is_some_and(|l| !l.buf.is_empty() || !l.old_tail.is_empty())
+        {
+            glommio::timer::sleep(Duration::from_micros(sleep_us)).await;
+        }
         let (tail, switch, data, upto, fsync) = {
             let mut st = sh.state.borrow_mut();
             let fsync = fsync_policy(&st.config);
@@ -1674,6 +1691,50 @@ pub async fn startup(sh: &Rc<Shard>) -> Result<(), String> {
             e
         )
     })?;
+    let manifest = read_manifest(&settings)?;
+    if let Some(m) = &manifest {
+        let started = Instant::now();
+        load::load(sh, &settings, m).await?;
+        tracing::info!(
+            "DB loaded from append only file: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    *sh.globals.aof.manifest.lock().unwrap() = manifest;
+    rewrite_all(sh).await
+}
+
+/// DEBUG LOADAOF's reading: the files the manifest on disk names, read and checked while the
+/// data set is still there (a damaged file then costs nothing). The caller holds every shard
+/// whole and made everything logged so far durable first; it then empties the keyspace and
+/// applies the files (`load::apply`), as startup does. The log itself goes on in the same
+/// files. A rewrite under way cannot reach its cut meanwhile, and the manifest it may have
+/// written already (old files plus its new, still empty, incremental ones) names the whole
+/// log. Files written by another shard count are refused (this process rewrites into its own
+/// layout at startup, so they only appear if someone replaced the files).
+pub fn read_for_reload(sh: &Shard) -> Result<load::Files, String> {
+    let settings = Settings::from_config(&sh.state.borrow().config);
+    let Some(m) = read_manifest(&settings)? else {
+        return Err(format!(
+            "The AOF manifest {} is missing",
+            settings.manifest_path().display()
+        ));
+    };
+    if m.shards != sh.nshards() {
+        return Err(format!(
+            "The AOF manifest {} describes {} shards, this server runs {}",
+            settings.manifest_path().display(),
+            m.shards,
+            sh.nshards()
+        ));
+    }
+    let files = load::read_all(&settings, &m)?;
+    *sh.globals.aof.manifest.lock().unwrap() = Some(m);
+    Ok(files)
+}
+
+/// The manifest in the AOF directory; None when there is none and no AOF file either.
+fn read_manifest(settings: &Settings) -> Result<Option<Manifest>, String> {
     let mpath = settings.manifest_path();
     let manifest = match std::fs::read_to_string(&mpath) {
         Ok(text) => Some(Manifest::parse(&text)?),
@@ -1701,16 +1762,7 @@ pub async fn startup(sh: &Rc<Shard>) -> Result<(), String> {
             ))
         }
     };
-    if let Some(m) = &manifest {
-        let started = Instant::now();
-        load::load(sh, &settings, m).await?;
-        tracing::info!(
-            "DB loaded from append only file: {:.3} seconds",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    *sh.globals.aof.manifest.lock().unwrap() = manifest;
-    rewrite_all(sh).await
+    Ok(manifest)
 }
 
 /// The shard's periodic AOF duties: follow CONFIG SET appendonly (shard 0 starts logging
@@ -1753,7 +1805,13 @@ pub fn cron(sh: &Rc<Shard>) {
         }
         return;
     }
-    if sh.id != 0 || !on || g.rewrite_in_progress.load(Ordering::Relaxed) {
+    // DEBUG PAUSE-CRON stops the automatic rewrite (Redis's serverCron starts it); following
+    // CONFIG SET appendonly above goes on (Redis does that in CONFIG SET itself).
+    if sh.id != 0
+        || !on
+        || g.rewrite_in_progress.load(Ordering::Relaxed)
+        || sh.globals.cron_paused.load(Ordering::Relaxed)
+    {
         return;
     }
     let settings = Settings::from_config(&sh.state.borrow().config);

@@ -109,8 +109,18 @@ pub fn dump_payload(v: &Value, compress: bool) -> Vec<u8> {
     out
 }
 
+/// DEBUG SET-SKIP-CHECKSUM-VALIDATION: while set, DUMP payloads (RESTORE, FUNCTION RESTORE)
+/// and RDB files (startup, DEBUG RELOAD, RDB-preamble AOF bases) are accepted whatever their
+/// CRC64, as in Redis (process-wide, like Redis's `server.skip_checksum_validation`). The
+/// payload itself is still parsed and checked in full.
+pub static SKIP_CHECKSUM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn skip_checksum() -> bool {
+    SKIP_CHECKSUM.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether a DUMP payload has a version we read and a matching checksum
-/// (`verifyDumpPayload`).
+/// (`verifyDumpPayload`; the checksum is not compared while `SKIP_CHECKSUM` is set).
 pub fn verify_payload(p: &[u8]) -> bool {
     if p.len() < 10 {
         return false;
@@ -119,6 +129,9 @@ pub fn verify_payload(p: &[u8]) -> bool {
     let version = u16::from_le_bytes([footer[0], footer[1]]) as u32;
     if version > RDB_VERSION {
         return false;
+    }
+    if skip_checksum() {
+        return true;
     }
     let crc = crc64(0, &p[..p.len() - 8]);
     crc.to_le_bytes() == footer[2..]
@@ -164,11 +177,11 @@ pub fn function_restore_codes(p: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
     Ok(codes)
 }
 
-/// The value of a verified DUMP payload (bytes after the object, before the footer, are
-/// ignored, as Redis does).
+/// The value of a verified DUMP payload. Like Redis, the object is read from the whole
+/// payload (an object whose lengths run into the footer reads the footer's bytes), and bytes
+/// after the object are ignored.
 pub fn restore_value(p: &[u8], limits: &LoadLimits) -> Result<Value, RdbError> {
-    let body = &p[..p.len().saturating_sub(10)];
-    let mut src = io::SliceSource::new(body);
+    let mut src = io::SliceSource::new(p);
     let ty = io::Source::read_u8(&mut src)?;
     read_object(ty, &mut src, limits)
 }
