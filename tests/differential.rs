@@ -2147,6 +2147,18 @@ fn admin_commands() {
     d.s("INFO KEYSPACE");
     d.s_norm("COMMAND COUNT", Norm::Shape);
     d.s_norm("COMMAND DOCS get", Norm::TypeOnly);
+    // ROLE: a primary without replicas (the offset is Redis's byte count of its commands).
+    d.s("ROLE x");
+    d.s_norm("ROLE", Norm::Shape);
+    d.cmd(&[b"EVAL", b"return redis.call('role')", b"0"]);
+    d.s("FLUSHALL");
+    d.each("ROLE (role and replicas)", |t, active| {
+        let v = resp_parse(&t.conns[active].cmd_str("ROLE"));
+        let items = v.items().cloned().unwrap_or_default();
+        let role = items.first().map(render).unwrap_or_default();
+        let replicas = items.get(2).map(render).unwrap_or_default();
+        format!("{} {role} {replicas}", items.len()).into_bytes()
+    });
 }
 
 /// Sends each target its own command (`mk` gets the target's port) on the active connection

@@ -144,6 +144,17 @@ pub fn specs() -> Vec<CommandSpec> {
         )
 .tips(&["nondeterministic_output"]),
         cmd(
+            "role",
+            1,
+            NOSCRIPT | LOADING | STALE | FAST,
+            NO_KEYS,
+            g,
+            "2.8.12",
+            "O(1)",
+            "Returns the server's replication role.",
+            Exec::Shard(role),
+        ),
+        cmd(
             "save",
             1,
             ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
@@ -385,6 +396,15 @@ fn lastsave(ctx: &mut Ctx, _a: &[Bytes], r: &mut Reply) {
     r.int(ctx.globals.lastsave.load(Ordering::Relaxed) as i64);
 }
 
+/// ROLE: Tessera has no replication, so it is always a primary (`master`) with no replicas, at
+/// the replication offset INFO reports.
+fn role(_ctx: &mut Ctx, _a: &[Bytes], r: &mut Reply) {
+    r.array(3);
+    r.bulk(b"master");
+    r.int(0);
+    r.array(0);
+}
+
 // ----- COMMAND -----
 
 /// ACL categories in the order Redis lists them (its category table's order).
@@ -445,7 +465,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         ("pubsub", name) if !CONTAINERS.contains(&name) => v.push("@pubsub"),
         _ => {}
     }
-    if s.has(ADMIN) || s.name == "lastsave" {
+    if s.has(ADMIN) || matches!(s.name, "lastsave" | "role") {
         v.push("@admin");
         v.push("@dangerous");
     }
