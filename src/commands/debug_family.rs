@@ -380,17 +380,13 @@ async fn debug_reload(c: &mut Conn, a: &[Bytes]) {
     }
     // Inside EXEC every shard is already held whole (a block with connection-level commands
     // runs that way, see `crate::tx::multi`).
-    let held = if c.in_exec.is_some() {
-        None
-    } else {
-        match crate::tx::lock_all_shards(&shard).await {
-            Ok(h) => Some(h),
-            Err(e) => {
-                if save {
-                    snap::release_claim(&shard);
-                }
-                return c.reply().error(e);
+    let held = match crate::tx::lock_all_shards_unless_in_exec(c).await {
+        Ok(h) => h,
+        Err(e) => {
+            if save {
+                snap::release_claim(&shard);
             }
+            return c.reply().error(e);
         }
     };
     let result = async {
@@ -617,14 +613,9 @@ async fn debug_loadaof(c: &mut Conn) {
         );
         return c.reply().error(ERR_LOAD);
     }
-    // Inside EXEC every shard is already held whole.
-    let held = if c.in_exec.is_some() {
-        None
-    } else {
-        match crate::tx::lock_all_shards(&shard).await {
-            Ok(h) => Some(h),
-            Err(e) => return c.reply().error(e),
-        }
+    let held = match crate::tx::lock_all_shards_unless_in_exec(c).await {
+        Ok(h) => h,
+        Err(e) => return c.reply().error(e),
     };
     let result = async {
         use crate::persistence::aof;

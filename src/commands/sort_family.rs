@@ -674,13 +674,9 @@ async fn sort_command(c: &mut Conn, a: Vec<Bytes>, readonly: bool) {
         return keyed_via_tx(c, a, readonly).await;
     }
     let shard = c.shard.clone();
-    let held = if c.in_exec.is_some() {
-        None
-    } else {
-        match crate::tx::lock_all_shards(&shard).await {
-            Ok(h) => Some(h),
-            Err(e) => return c.reply().error(e),
-        }
+    let held = match crate::tx::lock_all_shards_unless_in_exec(c).await {
+        Ok(h) => h,
+        Err(e) => return c.reply().error(e),
     };
     let result = run_global(&shard, c.db, a[1].clone(), o).await;
     if let Some(h) = held {

@@ -769,6 +769,16 @@ async fn execute_with_copies<R>(
     Ok(replies)
 }
 
+/// Locks every shard whole for a connection-level command that must see (or replace) the whole
+/// data set at once, unless it runs inside EXEC, whose block already holds every shard: then
+/// there is nothing to take (None).
+pub async fn lock_all_shards_unless_in_exec(c: &Conn) -> Result<Option<HeldLocks>, &'static str> {
+    if c.in_exec.is_some() {
+        return Ok(None);
+    }
+    lock_all_shards(&c.shard).await.map(Some)
+}
+
 /// Locks every shard whole, in ascending order (FLUSHALL, SWAPDB, EXEC blocks with
 /// connection-level commands).
 pub async fn lock_all_shards(sh: &Rc<Shard>) -> Result<HeldLocks, &'static str> {
