@@ -543,6 +543,12 @@ pub fn describe_read_error(e: &ReadError) -> String {
 /// Splits a command line on spaces (no quoting; empty parts are dropped). A token that is
 /// exactly `''` stands for an empty argument.
 pub fn split_cmd(line: &str) -> Vec<Vec<u8>> {
+    // A quoted argument would be cut at its spaces and sent with its quotes, and both servers
+    // would then agree on an error: a test that checks nothing. Such lines go through `cmd`.
+    assert!(
+        !line.contains('"'),
+        "split_cmd splits at spaces only and {line:?} has a quote: pass its arguments whole with cmd(&[...])"
+    );
     line.split(' ')
         .filter(|s| !s.is_empty())
         .map(|s| {
