@@ -137,9 +137,18 @@ pub fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         // `enable-debug-command` was checked before it ran or was queued (PROTECTED).
         let sub = text(&a[1]).to_ascii_lowercase();
         let db = c.db;
+        let shard = c.shard.clone();
+        match without_connection(&shard, &sub, &a, &mut c.reply()) {
+            Local::Ran => return,
+            Local::BadArity => {
+                return c
+                    .reply()
+                    .error(&super::subcommand_syntax_error(&a[1], "debug"))
+            }
+            Local::Other => {}
+        }
         match sub.as_str() {
             "help" if a.len() == 2 => super::reply_help(&mut c.reply(), "debug", DEBUG_HELP),
-            _ if without_connection(&c.shard.clone(), &sub, &a, &mut c.reply()) => {}
             "set-active-expire" if a.len() == 3 => {
                 let on = atoi(&a[2]) != 0;
                 let _ = c
@@ -478,68 +487,82 @@ fn debug_protocol(r: &mut Reply, name: &[u8]) {
     }
 }
 
+/// What `without_connection` did with a subcommand.
+enum Local {
+    /// It ran and replied.
+    Ran,
+    /// It is one of them, with the wrong number of arguments: nothing written.
+    BadArity,
+    /// It is not one of them: nothing written.
+    Other,
+}
+
 /// The subcommands that need neither the connection nor another shard: run here for clients
-/// and for scripts (`from_script`). Returns false, having written nothing, for any other
-/// subcommand or arity.
-fn without_connection(sh: &Shard, sub: &str, a: &[Bytes], r: &mut Reply) -> bool {
-    match (sub, a.len()) {
-        ("sleep", 3) => {
+/// and for scripts (`from_script`). Each is listed once, with its arity (DEBUG included).
+fn without_connection(sh: &Shard, sub: &str, a: &[Bytes], r: &mut Reply) -> Local {
+    type Run = fn(&Shard, &[Bytes], &mut Reply);
+    let (arity, run): (usize, Run) = match sub {
+        "sleep" => (3, |_, a, r| {
             // Redis reads the longest numeric prefix (strtod, end ignored): "abc" sleeps 0.
             let (secs, _, _) = super::args::strtod(&a[2]);
             let secs = if secs.is_nan() { 0.0 } else { secs.max(0.0) };
             // Like Redis, the sleep blocks the executing thread: this shard stops serving.
             std::thread::sleep(Duration::from_secs_f64(secs.min(3600.0)));
             r.ok();
-        }
-        ("log", 3) => {
+        }),
+        "log" => (3, |_, a, r| {
             tracing::warn!("DEBUG LOG: {}", text(&a[2]));
             r.ok();
-        }
-        ("protocol", 3) => debug_protocol(r, &a[2]),
-        ("leak", 3) => {
+        }),
+        "protocol" => (3, |_, a, r| debug_protocol(r, &a[2])),
+        "leak" => (3, |_, a, r| {
             // A copy nobody will ever free (it shows in used_memory).
             let _: &'static mut [u8] = Box::leak(a[2].to_vec().into_boxed_slice());
             r.ok();
-        }
-        ("change-repl-id", 2) => {
+        }),
+        "change-repl-id" => (2, |sh, _, r| {
             tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
             // master_replid2 and second_repl_offset stay cleared (Redis's
             // clearReplicationId2): there is no previous master history to keep.
             *sh.globals.replid.lock().unwrap_or_else(|e| e.into_inner()) = random_hex_id();
             r.ok();
-        }
-        ("stringmatch-test", 2) => match stringmatch_fuzz() {
+        }),
+        "stringmatch-test" => (2, |_, _, r| match stringmatch_fuzz() {
             Ok(()) => r.simple("Apparently Redis did not crash: test passed"),
             Err(e) => r.error(&e),
-        },
-        ("structsize", 2) => r.bulk(structsize().as_bytes()),
+        }),
+        "structsize" => (2, |_, _, r| r.bulk(structsize().as_bytes())),
         // Switches read the way Redis reads them (atoi: "abc" is 0, "1x" is 1).
-        ("set-skip-checksum-validation", 3) => {
+        "set-skip-checksum-validation" => (3, |_, a, r| {
             let on = atoi(&a[2]) != 0;
             crate::persistence::rdb::SKIP_CHECKSUM.store(on, Ordering::Relaxed);
             r.ok();
-        }
-        ("pause-cron", 3) => {
+        }),
+        "pause-cron" => (3, |sh, a, r| {
             sh.globals
                 .cron_paused
                 .store(atoi(&a[2]) != 0, Ordering::Relaxed);
             r.ok();
-        }
-        ("set-disable-deny-scripts", 3) => {
+        }),
+        "set-disable-deny-scripts" => (3, |sh, a, r| {
             let on = atoi(&a[2]) != 0;
             sh.globals.script_deny_disabled.store(on, Ordering::Relaxed);
             r.ok();
-        }
-        ("aof-flush-sleep", 3) => {
+        }),
+        "aof-flush-sleep" => (3, |sh, a, r| {
             // Redis sleeps `atoi(arg)` microseconds (a negative value wraps around to an
             // hour-long sleep there); here a negative value means no sleep.
             let us = atoi(&a[2]).max(0) as u64;
             sh.globals.aof.flush_sleep_us.store(us, Ordering::Relaxed);
             r.ok();
-        }
-        _ => return false,
+        }),
+        _ => return Local::Other,
+    };
+    if a.len() != arity {
+        return Local::BadArity;
     }
-    true
+    run(sh, a, r);
+    Local::Ran
 }
 
 /// DEBUG called from a script, which only DEBUG SET-DISABLE-DENY-SCRIPTS allows (DEBUG is
@@ -557,30 +580,19 @@ pub fn from_script(sh: &Shard, a: &[Bytes], r: &mut Reply) -> bool {
         super::reply_help(r, "debug", DEBUG_HELP);
         return true;
     }
-    if without_connection(sh, &sub, a, r) {
-        return true;
+    match without_connection(sh, &sub, a, r) {
+        Local::Ran => true,
+        Local::BadArity => {
+            r.error(&super::subcommand_syntax_error(&a[1], "debug"));
+            true
+        }
+        Local::Other if sub == "help" => {
+            r.error(&super::subcommand_syntax_error(&a[1], "debug"));
+            true
+        }
+        Local::Other => false,
     }
-    if sub == "help" || WITHOUT_CONNECTION.contains(&sub.as_str()) {
-        r.error(&super::subcommand_syntax_error(&a[1], "debug"));
-        return true;
-    }
-    false
 }
-
-/// The subcommands `without_connection` runs (with their arities there).
-const WITHOUT_CONNECTION: &[&str] = &[
-    "sleep",
-    "log",
-    "protocol",
-    "leak",
-    "change-repl-id",
-    "stringmatch-test",
-    "structsize",
-    "set-skip-checksum-validation",
-    "pause-cron",
-    "set-disable-deny-scripts",
-    "aof-flush-sleep",
-];
 
 /// Empties every database and the function libraries (Redis's `emptyData`), for DEBUG RELOAD
 /// and DEBUG LOADAOF, whose caller holds every shard whole.

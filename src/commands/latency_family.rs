@@ -12,7 +12,7 @@ use super::args::text;
 use super::{cmd, flags::*, sub, CommandSpec, Exec, SubCommand, NO_KEYS};
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::server::globals::unix_ms;
-use crate::shard::latency::{merge_events, EventRecord, Merged, Sample};
+use crate::shard::latency::{merge_events, merge_exports, EventRecord, Sample};
 
 pub fn specs() -> Vec<CommandSpec> {
     vec![cmd(
@@ -196,10 +196,13 @@ fn latency(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                         )),
                     },
                     "doctor" => {
-                        let threshold = c.shard.state.borrow().config.latency_monitor_threshold;
-                        let (slower_than, slowlog_len) = {
-                            let st = c.shard.state.borrow();
-                            (st.config.slowlog_log_slower_than, st.config.slowlog_max_len)
+                        let (threshold, slower_than, slowlog_len) = {
+                            let cfg = &c.shard.state.borrow().config;
+                            (
+                                cfg.latency_monitor_threshold,
+                                cfg.slowlog_log_slower_than,
+                                cfg.slowlog_max_len,
+                            )
                         };
                         let report = doctor(&events, now, threshold, slower_than, slowlog_len);
                         c.reply().verbatim("txt", report.as_bytes());
@@ -227,15 +230,7 @@ async fn histogram(c: &mut Conn, names: &[Bytes]) {
         Err(_) => return c.reply().error(ERR_SHARD_GONE),
     };
     let stat_names = super::stat_names();
-    let mut by_slot: Vec<Option<Merged>> = (0..stat_names.len()).map(|_| None).collect();
-    for report in reports {
-        for (slot, counters) in report {
-            let m = by_slot[slot].get_or_insert_with(Default::default);
-            for (i, n) in counters {
-                m.add(i as usize, n);
-            }
-        }
-    }
+    let by_slot = merge_exports(stat_names.len(), &reports);
     let slot_of = |name: &str| stat_names.iter().position(|n| *n == name);
     // The statistics slots to show, in order (a slot may repeat, as in Redis).
     let mut shown: Vec<usize> = Vec::new();

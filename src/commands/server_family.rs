@@ -1005,7 +1005,7 @@ pub(crate) struct ShardReport {
     thread_cpu: (f64, f64),
     mem: crate::shard::memory::MemReport,
     /// The latency histograms (slot, non-zero counters), when INFO asks for latencystats.
-    latency: Vec<(usize, Vec<(u16, u64)>)>,
+    latency: crate::shard::latency::Exported,
 }
 
 /// (system, user) CPU seconds of the process (`RUSAGE_SELF`) or the calling thread.
@@ -1355,16 +1355,10 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
         // are kept, and shown again once it is back on).
         let mut body = String::new();
         if cfg.latency_tracking {
-            let mut by_slot: Vec<Option<crate::shard::latency::Merged>> =
-                (0..super::stat_names().len()).map(|_| None).collect();
-            for r in reports {
-                for (slot, counters) in &r.latency {
-                    let m = by_slot[*slot].get_or_insert_with(Default::default);
-                    for &(i, n) in counters {
-                        m.add(i as usize, n);
-                    }
-                }
-            }
+            let by_slot = crate::shard::latency::merge_exports(
+                super::stat_names().len(),
+                reports.iter().map(|r| &r.latency),
+            );
             // In the order of the Commandstats lines.
             for (name, merged) in super::stat_names().iter().zip(&by_slot) {
                 let Some(m) = merged else { continue };

@@ -198,7 +198,7 @@ impl LatencyStats {
     }
 
     /// The non-zero counters of every slot that has a histogram, for INFO to merge.
-    pub fn export(&self) -> Vec<(usize, Vec<(u16, u64)>)> {
+    pub fn export(&self) -> Exported {
         self.slots
             .iter()
             .enumerate()
@@ -208,6 +208,27 @@ impl LatencyStats {
             })
             .collect()
     }
+}
+
+/// What `LatencyStats::export` gives for one shard: (slot, non-zero counters) per histogram.
+pub type Exported = Vec<(usize, Vec<(u16, u64)>)>;
+
+/// The shards' exported histograms added together, one per statistics slot (`slots` of them);
+/// None for a slot no shard has a histogram for.
+pub fn merge_exports<'a>(
+    slots: usize,
+    parts: impl IntoIterator<Item = &'a Exported>,
+) -> Vec<Option<Merged>> {
+    let mut by_slot: Vec<Option<Merged>> = (0..slots).map(|_| None).collect();
+    for part in parts {
+        for (slot, counters) in part {
+            let m = by_slot[*slot].get_or_insert_with(Default::default);
+            for &(i, n) in counters {
+                m.add(i as usize, n);
+            }
+        }
+    }
+    by_slot
 }
 
 /// Several shards' histograms of one slot, added counter by counter.
