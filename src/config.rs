@@ -240,6 +240,9 @@ pub struct Config {
     /// Milliseconds from which the latency monitor records an event (LATENCY LATEST...); 0
     /// turns it off.
     pub latency_monitor_threshold: u64,
+    /// Most keys the client-side caching table remembers (0: no limit); past it, keys are
+    /// dropped with an invalidation (`crate::pubsub::tracking`).
+    pub tracking_table_max_keys: u64,
     /// Record each command's latency in a per-command histogram (INFO latencystats).
     pub latency_tracking: bool,
     /// The percentiles INFO latencystats reports, in order (each within 0..=100; may be
@@ -864,7 +867,8 @@ static DIRECTIVES: &[Directive] = &[
     row("tls-session-cache-size", &[], int(0, LONG_MAX), "20480", Mutable, false, Field::Extra),
     row("tls-session-cache-timeout", &[], int(0, LONG_MAX), "300", Mutable, false, Field::Extra),
     row("tls-session-caching", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
-    row("tracking-table-max-keys", &[], int(0, LONG_MAX), "1000000", Mutable, false, Field::Extra),
+    row("tracking-table-max-keys", &[], int(0, LONG_MAX), "1000000", Mutable, true,
+        num!(tracking_table_max_keys: u64)),
     row("unixsocket", &[], STR, "", Immutable, false, Field::Extra),
     row("unixsocketperm", &[], STR, "0", Immutable, false, Field::Extra),
     // --- Tessera-only --------------------------------------------------------
@@ -1729,6 +1733,7 @@ impl Default for Config {
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
             latency_monitor_threshold: 0,
+            tracking_table_max_keys: 0,
             latency_tracking: false,
             latency_tracking_info_percentiles: Vec::new(),
             busy_reply_threshold: 0,
@@ -1795,6 +1800,7 @@ impl std::fmt::Debug for Config {
             .field("slowlog_log_slower_than", &self.slowlog_log_slower_than)
             .field("slowlog_max_len", &self.slowlog_max_len)
             .field("latency_monitor_threshold", &self.latency_monitor_threshold)
+            .field("tracking_table_max_keys", &self.tracking_table_max_keys)
             .field("latency_tracking", &self.latency_tracking)
             .field(
                 "latency_tracking_info_percentiles",

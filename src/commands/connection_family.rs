@@ -297,6 +297,7 @@ fn reset(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         c.multi = None;
         crate::tx::multi::unwatch_all(c).await;
         crate::pubsub::unsubscribe_all(c).await;
+        disable_tracking(c).await;
         c.set_db(0);
         c.set_resp3(false);
         c.set_name(String::new());
@@ -405,6 +406,27 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 }
             }
             "list" => client_list(c, &a).await,
+            "tracking" => {
+                if arity(argc >= 3, c) {
+                    client_tracking(c, &a).await
+                }
+            }
+            "caching" => {
+                if arity(argc == 3, c) {
+                    client_caching(c, &a[2])
+                }
+            }
+            "getredir" => {
+                if arity(argc == 2, c) {
+                    let redir = c.tracking.as_ref().map_or(-1, |t| t.redirect as i64);
+                    c.reply().int(redir);
+                }
+            }
+            "trackinginfo" => {
+                if arity(argc == 2, c) {
+                    client_trackinginfo(c)
+                }
+            }
             "kill" => {
                 if arity(argc >= 3, c) {
                     client_kill(c, &a).await
@@ -467,6 +489,228 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 .error(&super::unknown_subcommand_error(&a[1], "client")),
         }
     })
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX prefix ...] [BCAST] [OPTIN] [OPTOUT]
+/// [NOLOOP], checked in Redis 7.0's order. ON installs the client on every shard (see
+/// `crate::pubsub::tracking`) before it answers, so the next command's reads are remembered
+/// wherever their keys live.
+async fn client_tracking(c: &mut Conn, a: &[Bytes]) {
+    use crate::pubsub::tracking::{self, ClientTracking, Target};
+    let mut redirect: Option<(u64, crate::pubsub::PushSender)> = None;
+    let (mut bcast, mut optin, mut optout, mut noloop) = (false, false, false, false);
+    let mut prefixes: Vec<Bytes> = Vec::new();
+    let mut j = 3;
+    while j < a.len() {
+        let more = j + 1 < a.len();
+        if eq_ic(&a[j], "redirect") && more {
+            j += 1;
+            if redirect.is_some() {
+                return c
+                    .reply()
+                    .error("ERR A client can only redirect to a single other client");
+            }
+            let Some(id) = super::args::parse_i64(&a[j]) else {
+                return c.reply().error(super::args::ERR_NOT_INT);
+            };
+            match find_push_sender(c, id).await {
+                Some(tx) => redirect = Some((id as u64, tx)),
+                None => {
+                    return c
+                        .reply()
+                        .error("ERR The client ID you want redirect to does not exist")
+                }
+            }
+        } else if eq_ic(&a[j], "bcast") {
+            bcast = true;
+        } else if eq_ic(&a[j], "optin") {
+            optin = true;
+        } else if eq_ic(&a[j], "optout") {
+            optout = true;
+        } else if eq_ic(&a[j], "noloop") {
+            noloop = true;
+        } else if eq_ic(&a[j], "prefix") && more {
+            j += 1;
+            prefixes.push(a[j].clone());
+        } else {
+            return c.reply().error(ERR_SYNTAX);
+        }
+        j += 1;
+    }
+    if eq_ic(&a[2], "off") {
+        disable_tracking(c).await;
+        return c.reply().ok();
+    }
+    if !eq_ic(&a[2], "on") {
+        return c.reply().error(ERR_SYNTAX);
+    }
+    let current = c.tracking.clone();
+    let err = if !bcast && !prefixes.is_empty() {
+        Some("ERR PREFIX option requires BCAST mode to be enabled".to_string())
+    } else if current.as_ref().is_some_and(|t| t.bcast != bcast) {
+        Some("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.".to_string())
+    } else if bcast && (optin || optout) {
+        Some("ERR OPTIN and OPTOUT are not compatible with BCAST".to_string())
+    } else if optin && optout {
+        Some("ERR You can't specify both OPTIN mode and OPTOUT mode".to_string())
+    } else if current
+        .as_ref()
+        .is_some_and(|t| (optin && t.optout) || (optout && t.optin))
+    {
+        Some("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.".to_string())
+    } else if bcast {
+        prefix_collision(current.as_ref(), &prefixes)
+    } else {
+        None
+    };
+    if let Some(e) = err {
+        return c.reply().error(&e);
+    }
+    let mut t = ClientTracking {
+        redirect: redirect.as_ref().map_or(0, |r| r.0),
+        bcast,
+        optin,
+        optout,
+        noloop,
+        caching: current.as_ref().is_some_and(|t| t.caching),
+        prefixes: current.map(|t| t.prefixes).unwrap_or_default(),
+        broken: Default::default(),
+    };
+    if bcast {
+        if prefixes.is_empty() {
+            t.prefixes.insert(Bytes::new());
+        }
+        t.prefixes.extend(prefixes);
+    }
+    let target = Target {
+        own: c.push_sender(),
+        redirect,
+        broken: t.broken.clone(),
+        bcast,
+        noloop,
+        resp3: c.resp3,
+        prefixes: if bcast {
+            t.prefixes.iter().cloned().collect()
+        } else {
+            Vec::new()
+        },
+    };
+    let id = c.info.id;
+    if c.shard
+        .run_on_all(move |_| tracking::register(id, target.clone()))
+        .await
+        .is_err()
+    {
+        return c.reply().error(ERR_SHARD_GONE);
+    }
+    *c.info.tracking.borrow_mut() = Some((t.redirect, bcast, t.broken.clone()));
+    c.tracking = Some(t);
+    c.refresh_label();
+    c.reply().ok()
+}
+
+/// Redis's check that no two BCAST prefixes of one client cover each other: the new ones
+/// against those the client has, then among themselves.
+fn prefix_collision(
+    current: Option<&crate::pubsub::tracking::ClientTracking>,
+    new: &[Bytes],
+) -> Option<String> {
+    use crate::pubsub::tracking::prefixes_overlap;
+    for (i, p) in new.iter().enumerate() {
+        if let Some(have) = current.and_then(|t| t.prefixes.iter().find(|h| prefixes_overlap(h, p)))
+        {
+            return Some(format!(
+                "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                String::from_utf8_lossy(p),
+                String::from_utf8_lossy(have)
+            ));
+        }
+        if let Some(other) = new[i + 1..].iter().find(|o| prefixes_overlap(p, o)) {
+            return Some(format!(
+                "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                String::from_utf8_lossy(p),
+                String::from_utf8_lossy(other)
+            ));
+        }
+    }
+    None
+}
+
+/// The push channel of client `id` on whichever shard serves it (created if it has none yet,
+/// for its connection to take up), or None if there is no such client.
+async fn find_push_sender(c: &Conn, id: i64) -> Option<crate::pubsub::PushSender> {
+    on_client(c, u64::try_from(id).ok()?, |h| h.push_sender()).await
+}
+
+/// Turns tracking off (CLIENT TRACKING OFF, RESET, the connection's end): the client leaves
+/// every shard's replica and its prefixes. What it read stays in the tables until those keys
+/// change, as in Redis; nothing more is sent to it.
+pub async fn disable_tracking(c: &mut Conn) {
+    if c.tracking.take().is_none() {
+        return;
+    }
+    let id = c.info.id;
+    let _ = c
+        .shard
+        .run_on_all(move |_| crate::pubsub::tracking::unregister(id))
+        .await;
+    *c.info.tracking.borrow_mut() = None;
+    c.refresh_label();
+}
+
+/// CLIENT CACHING YES|NO: whether the next command's (or transaction's) reads are remembered,
+/// against the OPTIN or OPTOUT default.
+fn client_caching(c: &mut Conn, arg: &Bytes) {
+    let Some(t) = c.tracking.as_mut() else {
+        return c.reply().error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled");
+    };
+    if eq_ic(arg, "yes") {
+        if !t.optin {
+            return c.reply().error(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            );
+        }
+    } else if eq_ic(arg, "no") {
+        if !t.optout {
+            return c.reply().error(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            );
+        }
+    } else {
+        return c.reply().error(ERR_SYNTAX);
+    }
+    t.caching = true;
+    c.refresh_label();
+    c.reply().ok()
+}
+
+/// CLIENT TRACKINGINFO: flags (a set), redirect (-1 off, 0 none) and prefixes.
+fn client_trackinginfo(c: &mut Conn) {
+    let t = c.tracking.clone();
+    let mut r = c.reply();
+    r.map(3);
+    r.bulk(b"flags");
+    match &t {
+        None => {
+            r.set(1);
+            r.bulk(b"off");
+        }
+        Some(t) => {
+            let flags = t.flags();
+            r.set(flags.len());
+            for f in flags {
+                r.bulk(f.as_bytes());
+            }
+        }
+    }
+    r.bulk(b"redirect");
+    r.int(t.as_ref().map_or(-1, |t| t.redirect as i64));
+    r.bulk(b"prefixes");
+    let prefixes = t.map(|t| t.prefixes).unwrap_or_default();
+    r.array(prefixes.len());
+    for p in &prefixes {
+        r.bulk(p);
+    }
 }
 
 /// CLIENT LIST [TYPE type | ID id [id ...]], parsed like Redis 7.0: TYPE only as the one
@@ -563,19 +807,25 @@ async fn client_unblock(c: &mut Conn, a: &[Bytes]) {
     let Ok(id) = u64::try_from(id) else {
         return c.reply().int(0);
     };
-    let done = c
-        .shard
-        .run_on_all(move |sh| {
-            sh.clients
-                .borrow()
-                .clients
-                .get(&id)
-                .is_some_and(|cl| cl.unblock(how))
-        })
+    let done = on_client(c, id, move |cl| cl.unblock(how))
         .await
-        .map(|v| v.into_iter().any(|x| x))
         .unwrap_or(false);
     c.reply().int(done as i64);
+}
+
+/// Runs `f` on the handle of client `id`, on whichever shard serves it; None if there is no
+/// such client.
+async fn on_client<R, F>(c: &Conn, id: u64, f: F) -> Option<R>
+where
+    R: Send + 'static,
+    F: Fn(&crate::server::client::ClientHandle) -> R + Send + Clone + 'static,
+{
+    let found = c
+        .shard
+        .run_on_all(move |sh| sh.clients.borrow().clients.get(&id).map(|h| f(h)))
+        .await
+        .ok()?;
+    found.into_iter().flatten().next()
 }
 
 async fn client_kill(c: &mut Conn, a: &[Bytes]) {

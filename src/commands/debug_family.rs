@@ -605,8 +605,10 @@ async fn empty_data(shard: &Shard) -> Result<(), &'static str> {
             }
         })
         .await
-        .map(|_| ())
-        .map_err(|_| ERR_SHARD_GONE)
+        .map_err(|_| ERR_SHARD_GONE)?;
+    // Like a flush, for client-side caches (Redis's `emptyData`).
+    crate::pubsub::tracking::invalidate_everything();
+    Ok(())
 }
 
 /// DEBUG LOADAOF: makes everything logged so far durable, empties the data set and loads it

@@ -1175,6 +1175,7 @@ fn flushdb(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         if let Some(h) = held {
             h.release_all().await;
         }
+        crate::pubsub::tracking::invalidate_everything();
         match res {
             Ok(_) => c.reply().ok(),
             Err(_) => c.reply().error(crate::server::conn::ERR_SHARD_GONE),
@@ -1206,6 +1207,7 @@ fn flushall(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         if let Some(h) = held {
             h.release_all().await;
         }
+        crate::pubsub::tracking::invalidate_everything();
         if res.is_err() {
             return c.reply().error(crate::server::conn::ERR_SHARD_GONE);
         }

@@ -1006,6 +1006,8 @@ pub(crate) struct ShardReport {
     mem: crate::shard::memory::MemReport,
     /// The latency histograms (slot, non-zero counters), when INFO asks for latencystats.
     latency: crate::shard::latency::Exported,
+    /// Client-side caching: (clients, keys, items, prefixes), see `pubsub::tracking::stats`.
+    tracking: (usize, usize, usize, usize),
 }
 
 /// (system, user) CPU seconds of the process (`RUSAGE_SELF`) or the calling thread.
@@ -1052,6 +1054,7 @@ fn shard_report(sh: &Shard, with_latency: bool) -> ShardReport {
         blocked_clients: sh.blocked_clients.get(),
         expired: st.dbs.iter().map(|d| d.expired_keys).sum(),
         pubsub: sh.pubsub.borrow().names(),
+        tracking: crate::pubsub::tracking::stats(),
         thread_cpu: cpu_times(libc::RUSAGE_THREAD),
         mem: crate::shard::memory::report(sh),
         latency: if with_latency {
@@ -1153,9 +1156,11 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
     if want("clients", true) {
         let clients: usize = reports.iter().map(|r| r.clients).sum();
         let blocked: usize = reports.iter().map(|r| r.blocked_clients).sum();
+        // Every shard holds the same replica of the tracking clients.
+        let tracking = reports.first().map_or(0, |r| r.tracking.0);
         let body = format!(
-            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
-            clients, cfg.maxclients, blocked
+            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n",
+            clients, cfg.maxclients, blocked, tracking
         );
         section(&mut out, "Clients", body);
     }
@@ -1247,7 +1252,7 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
         line("total_forks", "0".into());
         line("migrate_cached_sockets", "0".into());
         line("slave_expires_tracked_keys", "0".into());
-        // No active defragmentation, no client-side caching, no I/O threads.
+        // No active defragmentation, no I/O threads.
         for k in [
             "active_defrag_hits",
             "active_defrag_misses",
@@ -1255,13 +1260,31 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
             "active_defrag_key_misses",
             "total_active_defrag_time",
             "current_active_defrag_time",
-            "tracking_total_keys",
-            "tracking_total_items",
-            "tracking_total_prefixes",
-            "unexpected_error_replies",
         ] {
             line(k, "0".into());
         }
+        // Tracked keys and items are each shard's own; prefixes are replicas.
+        line(
+            "tracking_total_keys",
+            reports
+                .iter()
+                .map(|r| r.tracking.1)
+                .sum::<usize>()
+                .to_string(),
+        );
+        line(
+            "tracking_total_items",
+            reports
+                .iter()
+                .map(|r| r.tracking.2)
+                .sum::<usize>()
+                .to_string(),
+        );
+        line(
+            "tracking_total_prefixes",
+            reports.first().map_or(0, |r| r.tracking.3).to_string(),
+        );
+        line("unexpected_error_replies", "0".into());
         line("total_error_replies", sum.total_error_replies.to_string());
         line("dump_payload_sanitizations", "0".into());
         line(

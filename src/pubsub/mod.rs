@@ -16,6 +16,7 @@
 //! The registry is shard-local state; it never touches the keyspace.
 
 pub mod notify;
+pub mod tracking;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -47,10 +48,28 @@ pub enum PushMsg {
         channel: Bytes,
         payload: Bytes,
     },
+    /// Client-side caching: these keys (None: every key) may have changed (see `tracking`).
+    Invalidate {
+        keys: Option<Vec<Bytes>>,
+        /// The BCAST prefix that sent it (None: default mode or a flush).
+        prefix: Option<Bytes>,
+        /// Sent to the client a tracking client redirects to (a RESP2 one gets it as a
+        /// `__redis__:invalidate` message if it is in pub/sub mode).
+        redirected: bool,
+        /// The tracking client speaks RESP3 (the shape of the "every key" null).
+        null_resp3: bool,
+    },
+    /// The client this tracking client redirects to is gone.
+    RedirBroken {
+        id: u64,
+    },
 }
 
 impl PushMsg {
-    pub fn write(&self, r: &mut Reply) {
+    /// Writes the message for a client speaking `r`'s protocol; `subscribed`: the client is in
+    /// pub/sub mode. A RESP2 client gets no invalidation of its own (RESP2 has no push type)
+    /// and a redirected one only in pub/sub mode, as in Redis.
+    pub fn write(&self, r: &mut Reply, subscribed: bool) {
         match self {
             PushMsg::Message { channel, payload } => {
                 r.push(3);
@@ -75,7 +94,53 @@ impl PushMsg {
                 r.bulk(channel);
                 r.bulk(payload);
             }
+            PushMsg::Invalidate {
+                keys,
+                redirected,
+                null_resp3,
+                ..
+            } => {
+                if r.resp3 {
+                    r.push(2);
+                    r.bulk(b"invalidate");
+                } else if *redirected && subscribed {
+                    r.array(3);
+                    r.bulk(b"message");
+                    r.bulk(tracking::CHANNEL);
+                } else {
+                    return;
+                }
+                match keys {
+                    Some(keys) => {
+                        r.array(keys.len());
+                        for k in keys {
+                            r.bulk(k);
+                        }
+                    }
+                    // The tracking client's own null, as Redis writes it.
+                    None => {
+                        r.buf
+                            .extend_from_slice(if *null_resp3 { b"_\r\n" } else { b"$-1\r\n" })
+                    }
+                }
+            }
+            PushMsg::RedirBroken { id } => {
+                if r.resp3 {
+                    r.push(2);
+                    r.bulk(b"tracking-redir-broken");
+                    r.int(*id as i64);
+                }
+            }
         }
+    }
+
+    /// Whether the message is about client-side caching (it goes after the reply of the
+    /// command that caused it, as Redis 7.0 sends a client's own invalidations).
+    pub fn is_tracking(&self) -> bool {
+        matches!(
+            self,
+            PushMsg::Invalidate { .. } | PushMsg::RedirBroken { .. }
+        )
     }
 }
 
@@ -92,6 +157,12 @@ impl PushMsg {
                 channel,
                 payload,
             } => 56 + pattern.len() + channel.len() + payload.len(),
+            PushMsg::Invalidate { keys, .. } => {
+                40 + keys
+                    .as_ref()
+                    .map_or(0, |k| k.iter().map(|k| 16 + k.len()).sum())
+            }
+            PushMsg::RedirBroken { .. } => 48,
         }
     }
 }

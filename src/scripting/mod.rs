@@ -1187,6 +1187,7 @@ impl<'a> ScriptRun<'a> {
                             crate::persistence::aof::log_command(&mut st, db, &["FLUSHDB"]);
                         }
                     });
+                    crate::pubsub::tracking::invalidate_everything();
                     Reply::new(&mut buf, resp3).ok();
                 }
             }

@@ -6,6 +6,10 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::pubsub::PushSender;
 
 /// Descriptive state of one connection, updated by its task.
 pub struct ClientHandle {
@@ -28,7 +32,21 @@ pub struct ClientHandle {
     pub multi: Cell<i64>,
     /// Set while the client waits in a blocking command: CLIENT UNBLOCK sends through it.
     pub unblock: RefCell<Option<futures::channel::oneshot::Sender<Unblock>>>,
+    /// The client's push channel (pub/sub messages, invalidations), once it has one.
+    pub push: RefCell<Option<PushSender>>,
+    /// A push channel made for the client by another connection (CLIENT TRACKING REDIRECT to
+    /// it), until the client's connection takes its receiving end.
+    pub push_rx: RefCell<Option<PushReceiver>>,
+    /// CLIENT TRACKING as CLIENT LIST shows it: (redirect id, BCAST, broken-redirect flag) while
+    /// tracking is on.
+    pub tracking: RefCell<Option<(u64, bool, Arc<AtomicBool>)>>,
 }
+
+/// The receiving end of a push channel and its accounting.
+pub type PushReceiver = (
+    futures::channel::mpsc::UnboundedReceiver<crate::pubsub::PushMsg>,
+    Arc<crate::pubsub::PushState>,
+);
 
 /// How CLIENT UNBLOCK ends a blocked client's wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +58,24 @@ pub enum Unblock {
 }
 
 impl ClientHandle {
+    /// The sender of the client's push channel, created on first use (the connection picks
+    /// up the receiving end with `take_push_receiver`).
+    pub fn push_sender(&self) -> PushSender {
+        if let Some(tx) = &*self.push.borrow() {
+            return tx.clone();
+        }
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let tx = PushSender::new(tx);
+        *self.push_rx.borrow_mut() = Some((rx, tx.state().clone()));
+        *self.push.borrow_mut() = Some(tx.clone());
+        tx
+    }
+
+    /// The receiving end of a push channel created for this client and not yet taken.
+    pub fn take_push_receiver(&self) -> Option<PushReceiver> {
+        self.push_rx.borrow_mut().take()
+    }
+
     /// Asks the connection to close: its pending read returns at once.
     pub fn kill(&self) {
         self.killed.set(true);
@@ -84,12 +120,23 @@ impl ClientHandle {
         if self.unblock.borrow().is_some() {
             flags.push('b');
         }
+        let tracking = self.tracking.borrow();
+        if let Some((_, bcast, broken)) = &*tracking {
+            flags.push('t');
+            if broken.load(Ordering::Acquire) {
+                flags.push('R');
+            }
+            if *bcast {
+                flags.push('B');
+            }
+        }
+        let redir = tracking.as_ref().map_or(-1, |t| t.0 as i64);
         if flags.is_empty() {
             flags.push('N');
         }
         let qbuf = self.qbuf.get();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir={} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -107,6 +154,7 @@ impl ClientHandle {
             16384usize.saturating_sub(qbuf),
             16384 + qbuf,
             self.last_cmd.get(),
+            redir,
             self.resp.get()
         )
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::split::WriteHalf;
+use crate::pubsub::PushMsg;
 use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::future::Either;
@@ -96,6 +97,10 @@ pub struct Conn {
     pub in_exec: Option<crate::tx::locks::TxId>,
     /// Pub/sub subscriptions, once the client has subscribed to anything.
     pub subs: Option<crate::pubsub::ConnSubs>,
+    /// CLIENT TRACKING's settings while tracking is on.
+    pub tracking: Option<crate::pubsub::tracking::ClientTracking>,
+    /// Broadcast invalidations that arrived while the pipeline ran (`take_pushes`).
+    held_broadcasts: Vec<PushMsg>,
     /// Pub/sub messages for this client, and their accounting (`client-output-buffer-limit`).
     push_rx: Option<(
         UnboundedReceiver<crate::pubsub::PushMsg>,
@@ -126,10 +131,20 @@ impl Conn {
     }
 
     pub fn set_name(&mut self, name: String) {
-        *self.info.name.borrow_mut() = name.clone();
+        *self.info.name.borrow_mut() = name;
+        self.refresh_label();
+    }
+
+    /// Rebuilds the label the shards see (after SETNAME or a change of tracking).
+    pub fn refresh_label(&mut self) {
+        let track = self
+            .tracking
+            .as_ref()
+            .map_or_else(Default::default, |t| t.track(self.info.id));
         self.label = Arc::new(ClientLabel {
             addr: self.info.addr.clone(),
-            name,
+            name: self.info.name.borrow().clone(),
+            track,
         });
     }
 
@@ -141,18 +156,36 @@ impl Conn {
     pub fn set_resp3(&mut self, on: bool) {
         self.resp3 = on;
         self.info.resp.set(if on { 3 } else { 2 });
+        // A RESP3 client receives invalidations that another client redirects to it at any
+        // time, so it listens on its push channel from now on.
+        if on {
+            self.push_sender();
+        }
     }
 
     /// The sender that delivers pub/sub messages to this connection (created on first use).
     pub fn pubsub_sender(&mut self) -> crate::pubsub::PushSender {
-        let subs = self.subs.get_or_insert_with(Default::default);
-        if let Some(tx) = &subs.tx {
-            return tx.clone();
+        let tx = self.push_sender();
+        self.subs.get_or_insert_with(Default::default).tx = Some(tx.clone());
+        tx
+    }
+
+    /// The sender of this connection's push channel (pub/sub messages, invalidations), created
+    /// on first use, here or by another connection that redirects its invalidations here.
+    pub fn push_sender(&mut self) -> crate::pubsub::PushSender {
+        let tx = self.info.push_sender();
+        if let Some((mut rx, state)) = self.info.take_push_receiver() {
+            if !self.resp3 && !self.subscribed() {
+                // Invalidations redirected here before this RESP2 client subscribed had no one
+                // to go to (Redis drops them).
+                let mut size = 0;
+                while let Ok(m) = rx.try_recv() {
+                    size += m.wire_len();
+                }
+                state.written(size);
+            }
+            self.push_rx = Some((rx, state));
         }
-        let (tx, rx) = futures::channel::mpsc::unbounded();
-        let tx = crate::pubsub::PushSender::new(tx);
-        subs.tx = Some(tx.clone());
-        self.push_rx = Some((rx, tx.state().clone()));
         tx
     }
 
@@ -237,6 +270,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         subs: Default::default(),
         multi: (-1).into(),
         unblock: Default::default(),
+        push: Default::default(),
+        push_rx: Default::default(),
+        tracking: Default::default(),
     });
     shard.clients.borrow_mut().add(info.clone());
     let authenticated = shard.state.borrow().config.requirepass.is_none();
@@ -254,6 +290,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         label: Arc::new(ClientLabel {
             addr,
             name: String::new(),
+            track: Default::default(),
         }),
         // Both grow with use (and give a burst back, `trim_after_burst`): an idle connection
         // holds only its read scratch.
@@ -274,6 +311,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         watch: None,
         in_exec: None,
         subs: None,
+        tracking: None,
+        held_broadcasts: Vec::new(),
         push_rx: None,
         pending_input: false,
         blocked_call: None,
@@ -293,6 +332,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         crate::tx::multi::forget_watches(&shard, w).await;
     }
     crate::pubsub::unsubscribe_all(&mut conn).await;
+    crate::commands::connection_family::disable_tracking(&mut conn).await;
     if info.monitor.get() {
         shard.globals.monitors.fetch_sub(1, Ordering::Relaxed);
         let _ = shard
@@ -432,6 +472,12 @@ impl Conn {
             if self.ignore_input {
                 continue;
             }
+            // What was sent to this client before its input arrived goes out before any reply
+            // to that input (the pipeline's own broadcasts wait for its end).
+            if self.push_rx.is_some() && self.tracking.is_some() {
+                self.take_pushes(None, &[]);
+                self.write_held_broadcasts();
+            }
             let parsed = self.parser.parse(&mut self.rbuf, &limits, &mut cmds);
             self.info.qbuf.set(self.rbuf.len());
             for args in cmds.drain(..) {
@@ -449,6 +495,7 @@ impl Conn {
                 let mask = std::mem::take(&mut self.aof_wait);
                 crate::persistence::aof::wait_durable(&self.shard, mask).await;
             }
+            self.write_held_broadcasts();
             if !self.write_out().await || self.close_after_reply {
                 return;
             }
@@ -583,10 +630,10 @@ impl Conn {
                     Either::Right((Some(msg), _)) => {
                         let mut buf = BytesMut::new();
                         let mut size = msg.wire_len();
-                        msg.write(&mut Reply::new(&mut buf, *resp3));
+                        msg.write(&mut Reply::new(&mut buf, *resp3), subscribed);
                         while let Ok(m) = rx.try_recv() {
                             size += m.wire_len();
-                            m.write(&mut Reply::new(&mut buf, *resp3));
+                            m.write(&mut Reply::new(&mut buf, *resp3), subscribed);
                         }
                         // A subscriber that stopped reading blocks this write; the limit check
                         // on the publishers' side flags it, and the flag ends the write.
@@ -823,8 +870,9 @@ impl Conn {
         let feed_args = if monitored { Some(args.clone()) } else { None };
         // Only a subscribed connection is sent messages (a connection that unsubscribed from
         // everything keeps its receiver, with nothing more coming).
-        if self.push_rx.is_some() && self.subscribed() {
+        if self.push_rx.is_some() && (self.subscribed() || self.tracking.is_some()) {
             self.execute_with_pushes(spec, args).await;
+            self.after_tracked_command(spec);
         } else {
             self.execute(spec, args).await;
         }
@@ -841,26 +889,49 @@ impl Conn {
     /// known.
     async fn execute_with_pushes(&mut self, spec: &'static CommandSpec, args: Args) {
         self.flush_group().await;
-        self.take_pushes(None);
+        self.take_pushes(None, &[]);
         let mark = self.out.len();
+        // The keys, in order, to put the command's own invalidations in (its keys may live on
+        // several shards, which send theirs independently).
+        let keys: Vec<Bytes> = if self.tracking.is_some() {
+            spec.keys(&args).map(|p| args[p].clone()).collect()
+        } else {
+            Vec::new()
+        };
         self.execute(spec, args).await;
         self.flush_group().await;
         let subscription = crate::pubsub::allowed_while_subscribed(spec.name)
             && !matches!(spec.name, "ping" | "quit" | "reset");
-        self.take_pushes((!subscription).then_some(mark));
+        self.take_pushes((!subscription).then_some(mark), &keys);
     }
 
     /// Writes the messages waiting for this connection into its output, at `at` (before the
-    /// replies from there on) or at the end.
-    fn take_pushes(&mut self, at: Option<usize>) {
+    /// replies from there on) or at the end. Invalidations always go at the end: Redis 7.0
+    /// sends a client's own after the reply of the command that caused them.
+    ///
+    /// Default-mode invalidations of one key each come in the order of `keys` (the command's
+    /// keys). Broadcast ones are held until the connection writes its pipeline's replies, then
+    /// merged per prefix (`write_held_broadcasts`), as Redis sends them before it sleeps.
+    fn take_pushes(&mut self, at: Option<usize>, keys: &[Bytes]) {
+        let subscribed = self.subscribed();
         let Some((rx, state)) = self.push_rx.as_mut() else {
             return;
         };
         let mut buf = BytesMut::new();
+        let mut after = Vec::new();
         let mut size = 0;
         while let Ok(m) = rx.try_recv() {
             size += m.wire_len();
-            m.write(&mut Reply::new(&mut buf, self.resp3));
+            if let PushMsg::Invalidate {
+                prefix: Some(_), ..
+            } = m
+            {
+                self.held_broadcasts.push(m);
+            } else if m.is_tracking() {
+                after.push(m);
+            } else {
+                m.write(&mut Reply::new(&mut buf, self.resp3), subscribed);
+            }
         }
         if size == 0 {
             return;
@@ -873,6 +944,66 @@ impl Conn {
                 self.out.extend_from_slice(&replies);
             }
             _ => self.out.extend_from_slice(&buf),
+        }
+        if keys.len() > 1 {
+            let place = |m: &PushMsg| match m {
+                PushMsg::Invalidate { keys: Some(k), .. } if k.len() == 1 => {
+                    keys.iter().position(|x| *x == k[0]).unwrap_or(keys.len())
+                }
+                _ => keys.len(),
+            };
+            after.sort_by_key(place);
+        }
+        for m in after {
+            m.write(&mut Reply::new(&mut self.out, self.resp3), subscribed);
+        }
+    }
+
+    /// Writes the broadcast invalidations held while the pipeline ran: one message per prefix
+    /// (in prefix order) with its keys in order, as Redis batches them per event loop.
+    fn write_held_broadcasts(&mut self) {
+        if self.held_broadcasts.is_empty() {
+            return;
+        }
+        let mut merged: std::collections::BTreeMap<
+            (Bytes, bool, bool),
+            std::collections::BTreeSet<Bytes>,
+        > = Default::default();
+        for m in self.held_broadcasts.drain(..) {
+            if let PushMsg::Invalidate {
+                keys: Some(keys),
+                prefix: Some(p),
+                redirected,
+                null_resp3,
+            } = m
+            {
+                merged
+                    .entry((p, redirected, null_resp3))
+                    .or_default()
+                    .extend(keys);
+            }
+        }
+        let subscribed = self.subscribed();
+        for ((p, redirected, null_resp3), keys) in merged {
+            PushMsg::Invalidate {
+                keys: Some(keys.into_iter().collect()),
+                prefix: Some(p),
+                redirected,
+                null_resp3,
+            }
+            .write(&mut Reply::new(&mut self.out, self.resp3), subscribed);
+        }
+    }
+
+    /// CLIENT CACHING covers the next command, or the next transaction (Redis's
+    /// `resetClient`): any command but CLIENT itself, outside MULTI, uses it up.
+    fn after_tracked_command(&mut self, spec: &CommandSpec) {
+        let Some(t) = self.tracking.as_mut() else {
+            return;
+        };
+        if t.caching && spec.name != "client" && self.multi.is_none() {
+            t.caching = false;
+            self.refresh_label();
         }
     }
 

@@ -329,6 +329,7 @@ async fn cron(shard: &Rc<Shard>) {
         if !paused {
             st.stats.sample_instantaneous(now);
             expiry::cycle(&mut st);
+            crate::pubsub::tracking::flush_bcast();
         }
         memory::refresh(&mut st, &shard.globals.mem);
     }

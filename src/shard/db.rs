@@ -134,9 +134,11 @@ impl Db {
         !self.watched.is_empty() && self.watched.contains_key(key)
     }
 
-    /// Marks a key as modified for the clients watching it (Redis's `signalModifiedKey`).
+    /// Marks a key as modified for the clients watching it and the clients caching it (Redis's
+    /// `signalModifiedKey`).
     #[inline]
     pub fn touch(&self, key: &[u8]) {
+        crate::pubsub::tracking::key_modified(key);
         if self.watched.is_empty() {
             return;
         }
@@ -528,6 +530,7 @@ impl Db {
     /// FLUSHDB/FLUSHALL ASYNC: the tables are detached at once and freed by the background task.
     pub fn clear_async(&mut self) {
         self.touch_all_watched();
+        crate::pubsub::tracking::forget_all();
         if self.snap.active {
             return self.detach_for_snapshot();
         }
@@ -540,6 +543,7 @@ impl Db {
 
     pub fn clear(&mut self) {
         self.touch_all_watched();
+        crate::pubsub::tracking::forget_all();
         self.avg_ttl = 0;
         if self.snap.active {
             return self.detach_for_snapshot();

@@ -402,6 +402,7 @@ pub fn apply_config(st: &mut ShardState, cfg: Config, now_ms: u64) {
         d.set_modes(mode, lazy);
     }
     crate::pubsub::notify::set_flags(cfg.notify_keyspace_events);
+    crate::pubsub::tracking::set_max_keys(cfg.tracking_table_max_keys, st.mem.nshards);
     let limit_changed = cfg.maxmemory != st.config.maxmemory;
     st.config = cfg;
     set_limit(st);

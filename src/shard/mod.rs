@@ -163,11 +163,14 @@ impl ShardStats {
     }
 }
 
-/// Who issued a command, for SLOWLOG and MONITOR (shared with the batches a connection sends).
+/// Who issued a command, for SLOWLOG and MONITOR and for client-side caching (shared with the
+/// batches a connection sends).
 #[derive(Debug, Default)]
 pub struct ClientLabel {
     pub addr: String,
     pub name: String,
+    /// The client's tracking (CLIENT TRACKING), as the key's shard needs it.
+    pub track: crate::pubsub::tracking::Track,
 }
 
 /// One SLOWLOG entry.
@@ -493,6 +496,8 @@ impl Shard {
         crate::pubsub::set_output_limit(config.output_limit(crate::config::OBUF_PUBSUB));
         let mut st = ShardState::new(id, config);
         memory::set_shard_count(&mut st, globals.nshards, &globals.mem);
+        crate::pubsub::tracking::install(id, router.slots());
+        crate::pubsub::tracking::set_max_keys(st.config.tracking_table_max_keys, globals.nshards);
         Rc::new(Shard {
             id,
             state: RefCell::new(st),
@@ -754,6 +759,7 @@ pub fn execute_keyed(
         Vec::new()
     };
     st.dirty = None;
+    crate::pubsub::tracking::set_current(who.track.id);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut ctx = commands::Ctx {
             st: &mut *st,
@@ -789,12 +795,15 @@ pub fn execute_keyed(
         }
     }
     let changes = st.dirty.take().unwrap_or(1);
-    if is_write && changes > 0 && result.is_ok() && out.get(start_len) != Some(&b'-') {
+    let wrote = is_write && changes > 0 && result.is_ok() && out.get(start_len) != Some(&b'-');
+    if wrote {
         globals.snapshot.note_changes(st.id, changes);
         if st.aof.is_some() {
             crate::persistence::aof::record(st, spec, args, db, &out[start_len..]);
         }
     }
+    let d = &st.dbs[db];
+    crate::pubsub::tracking::after_command(spec, args, who.track, wrote, |k| d.peek(k).is_some());
     if result.is_err() {
         out.truncate(start_len);
         tracing::error!(

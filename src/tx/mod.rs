@@ -718,7 +718,14 @@ async fn execute_with_copies<R>(
         // The coordinator's own part is bracketed once the body says it writes back (a body
         // that does not, e.g. an escalated script, leaves its records unbracketed).
         let mark = crate::persistence::aof::tx_mark(&sh.state.borrow());
+        crate::pubsub::tracking::take_foreign();
         let (replies, write_back_entries) = body(sh);
+        // Reads of foreign keys by a tracking client go to their owners with the write-back
+        // (see `crate::pubsub::tracking`).
+        let mut foreign_reads: BTreeMap<usize, Vec<(Bytes, u64)>> = BTreeMap::new();
+        for (s, key, id) in crate::pubsub::tracking::take_foreign() {
+            foreign_reads.entry(s).or_default().push((key, id));
+        }
         let mut st = sh.state.borrow_mut();
         if write_back_entries && plan.contains_key(&me) {
             crate::persistence::aof::tx_wrap(&mut st, mark, bracket.0, bracket.1);
@@ -734,9 +741,13 @@ async fn execute_with_copies<R>(
                 .collect();
             results.push((s, keys.clone(), entries));
         }
-        (replies, results, (write_back_entries, bracket))
+        (
+            replies,
+            results,
+            (write_back_entries, bracket, foreign_reads),
+        )
     };
-    let (write_back_entries, bracket) = write_back_entries;
+    let (write_back_entries, bracket, mut foreign_reads) = write_back_entries;
     let tx = held.as_ref().map(|h| h.tx);
     if plan.contains_key(&me) {
         if let Some(h) = held.as_mut() {
@@ -747,8 +758,12 @@ async fn execute_with_copies<R>(
         if let Some(h) = held.as_mut() {
             h.shards.retain(|&x| x != s);
         }
+        let reads = foreign_reads.remove(&s).unwrap_or_default();
         let job: crate::shard::router::Job = if write_back_entries {
-            Box::new(move |owner: &Shard| write_back(owner, tx, keys, Some(entries), Some(bracket)))
+            Box::new(move |owner: &Shard| {
+                crate::pubsub::tracking::remember_all(reads);
+                write_back(owner, tx, keys, Some(entries), Some(bracket))
+            })
         } else {
             // A read-only unit changes no value; only the accesses it made go back.
             let accessed: Vec<(LockKey, u32)> = keys
@@ -757,6 +772,7 @@ async fn execute_with_copies<R>(
                 .filter_map(|(k, e)| Some((k.clone(), e?.entry.access())))
                 .collect();
             Box::new(move |owner: &Shard| {
+                crate::pubsub::tracking::remember_all(reads);
                 record_access(owner, accessed);
                 write_back(owner, tx, keys, None, None)
             })
