@@ -608,3 +608,48 @@ fn tracking_errors_like_redis() {
     ]);
     tracking_info(&mut d, "INFO tracking fields");
 }
+
+/// Reads of keys on several shards: a split MGET, a copied multi-key read, MULTI/EXEC and a
+/// script over two shards (every pair of keys here lives on two shards of four). Each read key
+/// is remembered at its owner and invalidated once by the next write.
+#[test]
+fn tracking_across_shards_like_redis() {
+    let Some(mut d) = diff("tracking_across_shards_like_redis", 2) else {
+        return;
+    };
+    run(
+        &mut d,
+        &[
+            "0 HELLO 3",
+            "0 CLIENT TRACKING on",
+            "0 MGET ma mb",
+            "1 SET ma 1",
+            "1 SET mb 1",
+            "0 SINTER sa sb",
+            "1 SADD sa x",
+            "1 SADD sb y",
+            "0 MULTI",
+            "0 GET xa",
+            "0 GET xb",
+            "0 EXEC",
+            "1 SET xa 1",
+            "1 SET xb 1",
+            "0 EVAL \"return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}\" 2 ya yb",
+            "1 SET ya 1",
+            "1 SET yb 1",
+            // A read and a write in one unit over two shards: the write invalidates the read.
+            "0 MULTI",
+            "0 GET k1",
+            "0 SET k2 v",
+            "0 SET k1 v",
+            "0 EXEC",
+            "1 SET k2 w",
+            // The client's own write over two shards: its invalidations come in key order.
+            // (Another client would get them in the order the two shards send them.)
+            "0 MGET xa xb",
+            "0 DEL xa xb",
+            "1 SET xa 2",
+        ],
+    );
+    tracking_info(&mut d, "INFO tracking fields");
+}

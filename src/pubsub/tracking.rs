@@ -308,6 +308,13 @@ fn remove_from_prefixes(s: &mut State, id: u64) {
     });
 }
 
+/// Whether this shard has tracking work at all (a tracking client anywhere, or remembered
+/// reads here).
+#[inline]
+pub fn active() -> bool {
+    ACTIVE.with(|a| a.get())
+}
+
 /// Marks the start (`id` of a tracking client) or the end (0) of a command on this shard.
 #[inline]
 pub fn set_current(id: u64) {

@@ -835,6 +835,8 @@ impl Conn {
             }
             if spec.name == "ping" && args.len() <= 2 && self.multi.is_none() {
                 self.flush_group().await;
+                // What was sent to this client before its PING goes out before the answer.
+                self.take_pushes(None, &[]);
                 let suppress = self.take_suppress();
                 let mark = self.out.len();
                 self.pubsub_ping(spec, &args);

@@ -754,6 +754,10 @@ async fn execute_with_copies<R>(
             h.release(me).await;
         }
     }
+    // While any client tracks keys, the reply waits until the owners have their entries back:
+    // the invalidations the unit causes are then queued before its reply, as in Redis.
+    let wait_for_owners = crate::pubsub::tracking::active();
+    let mut written_back = Vec::new();
     for (s, keys, entries) in results {
         if let Some(h) = held.as_mut() {
             h.shards.retain(|&x| x != s);
@@ -777,10 +781,23 @@ async fn execute_with_copies<R>(
                 write_back(owner, tx, keys, None, None)
             })
         };
+        let job: crate::shard::router::Job = if wait_for_owners {
+            let (done, rx) = oneshot::channel();
+            written_back.push(rx);
+            Box::new(move |owner: &Shard| {
+                job(owner);
+                let _ = done.send(());
+            })
+        } else {
+            job
+        };
         sh.router
             .send(s, ShardMsg::Job(job))
             .await
             .map_err(|_| ERR_SHARD_GONE)?;
+    }
+    for rx in written_back {
+        let _ = rx.await;
     }
     Ok(replies)
 }
