@@ -1330,3 +1330,74 @@ fn replies_from_other_shards_arrive_whole_and_in_order() {
         assert_eq!(c.read_reply(), *w, "command {i}");
     }
 }
+
+/// `tracking-table-max-keys`: past the limit (each shard's share of it), remembered keys are
+/// dropped with an invalidation, so the client never keeps a copy nobody would invalidate.
+/// A tracking client that disconnects leaves the replicas of every shard.
+#[test]
+fn tracking_table_keeps_to_its_limit() {
+    for shards in [1, 4] {
+        let t = start_tessera(shards, &[]);
+        let mut c = t.conn();
+        c.cmd_str("HELLO 3");
+        assert_eq!(
+            s(&c.cmd_str("CONFIG SET tracking-table-max-keys 4")),
+            "+OK\r\n"
+        );
+        assert_eq!(
+            s(&c.cmd_str("CONFIG GET tracking-table-max-keys")),
+            "%1\r\n$23\r\ntracking-table-max-keys\r\n$1\r\n4\r\n"
+        );
+        c.cmd_str("CLIENT TRACKING on");
+        let keys = keys_on_distinct_shards();
+        // Two reads per shard: with one shard the table holds 4 of 8, with four (a share of
+        // one key each) one per shard.
+        let mut sent = 0;
+        for k in &keys {
+            for suffix in ["", ":x"] {
+                let key = format!("{{{k}}}{suffix}");
+                c.send(&encode(&[b"GET", key.as_bytes()]));
+                sent += 1;
+            }
+        }
+        let mut invalidations = 0;
+        let mut replies = 0;
+        while replies < sent {
+            let f = c.read_reply();
+            if f.starts_with(b">2\r\n$10\r\ninvalidate") {
+                invalidations += 1;
+            } else {
+                replies += 1;
+            }
+        }
+        // One shard: the limit; four: a share of one key on each.
+        let want_kept = 4;
+        // Whatever is still on its way is read with the marker.
+        c.send(&encode(&[b"PING"]));
+        loop {
+            let f = c.read_reply();
+            if f == b"+PONG\r\n" {
+                break;
+            }
+            assert!(f.starts_with(b">2\r\n$10\r\ninvalidate"), "{}", s(&f));
+            invalidations += 1;
+        }
+        assert_eq!(invalidations, 8 - want_kept, "{shards} shards");
+        let info = s(&c.cmd_str("INFO stats"));
+        assert!(
+            info.contains(&format!("tracking_total_keys:{want_kept}\r\n")),
+            "{shards} shards: {info}"
+        );
+        assert!(s(&c.cmd_str("INFO clients")).contains("tracking_clients:1\r\n"));
+        drop(c);
+        let mut other = t.conn();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !s(&other.cmd_str("INFO clients")).contains("tracking_clients:0\r\n") {
+            assert!(Instant::now() < deadline, "tracking client not forgotten");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Its remembered keys stay until they change, as in Redis; changing them sends nothing.
+        other.cmd_str("FLUSHALL");
+        assert!(s(&other.cmd_str("INFO stats")).contains("tracking_total_keys:0\r\n"));
+    }
+}
