@@ -649,6 +649,21 @@ fn tracking_across_shards_like_redis() {
             "0 MGET xa xb",
             "0 DEL xa xb",
             "1 SET xa 2",
+            // NOLOOP covers the client's own writes through a unit over two shards.
+            "0 CLIENT TRACKING on NOLOOP",
+            "0 MGET xa xb",
+            "0 MULTI",
+            "0 SET xa 3",
+            "0 SET xb 3",
+            "0 EXEC",
+            "1 MSET xa 4 xb 4",
+            "0 CLIENT TRACKING off",
+            "0 CLIENT TRACKING on BCAST NOLOOP",
+            "0 MULTI",
+            "0 SET ya 3",
+            "0 SET yb 3",
+            "0 EXEC",
+            "1 SET ya 4",
         ],
     );
     tracking_info(&mut d, "INFO tracking fields");

@@ -247,6 +247,9 @@ thread_local! {
     static ACTIVE: Cell<bool> = const { Cell::new(false) };
     /// The tracking client whose command runs on this shard now (0: none), for NOLOOP.
     static CURRENT: Cell<u64> = const { Cell::new(0) };
+    /// The last tracking client whose command ran here: a multi-shard unit hands it to the
+    /// owners with its write-back, so that NOLOOP covers the keys it changed there.
+    static UNIT_CLIENT: Cell<u64> = const { Cell::new(0) };
     static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
@@ -344,6 +347,12 @@ fn remember_here(s: &mut State, key: &Bytes, id: u64) {
     }
 }
 
+/// The tracking client whose commands ran here since the last call (0: none), for a unit to
+/// hand to the owners of the keys it changed.
+pub fn take_unit_client() -> u64 {
+    UNIT_CLIENT.with(|c| c.replace(0))
+}
+
 /// The reads of foreign keys remembered since the last call (the unit that made them hands
 /// them to the keys' owners with its write-back).
 pub fn take_foreign() -> Vec<(usize, Bytes, u64)> {
@@ -428,6 +437,9 @@ fn after_command_slow(
     wrote: bool,
     exists: &dyn Fn(&[u8]) -> bool,
 ) {
+    if track.id != 0 {
+        UNIT_CLIENT.with(|c| c.set(track.id));
+    }
     if track.remember
         && spec.has(flags::READONLY)
         && !matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro")

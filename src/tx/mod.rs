@@ -323,6 +323,7 @@ pub(crate) fn write_back(
         if let Some((id, _)) = bracket {
             crate::persistence::aof::tx_end(&mut st, id);
         }
+        crate::pubsub::tracking::flush_bcast();
         if !st.in_unit && st.blocked.has_ready() {
             crate::shard::blocking::serve_ready(&mut st, &sh.globals, now);
         }
@@ -719,7 +720,9 @@ async fn execute_with_copies<R>(
         // that does not, e.g. an escalated script, leaves its records unbracketed).
         let mark = crate::persistence::aof::tx_mark(&sh.state.borrow());
         crate::pubsub::tracking::take_foreign();
+        crate::pubsub::tracking::take_unit_client();
         let (replies, write_back_entries) = body(sh);
+        let unit_client = crate::pubsub::tracking::take_unit_client();
         // Reads of foreign keys by a tracking client go to their owners with the write-back
         // (see `crate::pubsub::tracking`).
         let mut foreign_reads: BTreeMap<usize, Vec<(Bytes, u64)>> = BTreeMap::new();
@@ -744,10 +747,10 @@ async fn execute_with_copies<R>(
         (
             replies,
             results,
-            (write_back_entries, bracket, foreign_reads),
+            (write_back_entries, bracket, foreign_reads, unit_client),
         )
     };
-    let (write_back_entries, bracket, mut foreign_reads) = write_back_entries;
+    let (write_back_entries, bracket, mut foreign_reads, unit_client) = write_back_entries;
     let tx = held.as_ref().map(|h| h.tx);
     if plan.contains_key(&me) {
         if let Some(h) = held.as_mut() {
@@ -766,7 +769,10 @@ async fn execute_with_copies<R>(
         let job: crate::shard::router::Job = if write_back_entries {
             Box::new(move |owner: &Shard| {
                 crate::pubsub::tracking::remember_all(reads);
-                write_back(owner, tx, keys, Some(entries), Some(bracket))
+                // The changes are the unit's client's, for NOLOOP.
+                crate::pubsub::tracking::set_current(unit_client);
+                write_back(owner, tx, keys, Some(entries), Some(bracket));
+                crate::pubsub::tracking::set_current(0);
             })
         } else {
             // A read-only unit changes no value; only the accesses it made go back.
