@@ -226,12 +226,16 @@ impl State {
     }
 
     /// Evicts tracked keys past this shard's share of `tracking-table-max-keys`, each with its
-    /// invalidation (Redis's `trackingLimitUsedSlots`).
+    /// invalidation (Redis's `trackingLimitUsedSlots`), at most `EVICT_STEP` at a time so that
+    /// lowering the limit under a big table does not stall the shard: the cron goes on.
     fn enforce_limit(&mut self) {
         if self.max_keys == 0 {
             return;
         }
-        while self.table.len() > self.max_keys {
+        for _ in 0..EVICT_STEP {
+            if self.table.len() <= self.max_keys {
+                break;
+            }
             let Some(key) = self.table.keys().next().cloned() else {
                 break;
             };
@@ -241,6 +245,9 @@ impl State {
         }
     }
 }
+
+/// Most tracked keys one call evicts past the limit.
+const EVICT_STEP: usize = 1000;
 
 thread_local! {
     /// Whether this shard has anything to do when a key changes.
@@ -275,6 +282,16 @@ pub fn set_max_keys(limit: u64, nshards: usize) {
         s.max_keys = share;
         s.enforce_limit();
     });
+}
+
+/// The shard's periodic work: broadcasts still held (changes made outside a command, e.g. by
+/// active expiry) go out, and the table keeps to its limit.
+pub fn cron() {
+    if !ACTIVE.with(|a| a.get()) {
+        return;
+    }
+    flush_bcast();
+    STATE.with(|s| s.borrow_mut().enforce_limit());
 }
 
 /// Installs (or replaces) a tracking client in this shard's replica.
@@ -635,6 +652,17 @@ mod tests {
         }
         assert_eq!(stats().1, 2);
         assert_eq!(drain(&mut rx).len(), 1);
+        set_max_keys(0, 1);
+        for i in 0..2500 {
+            remember(&Bytes::from(format!("k{i}")), 3);
+        }
+        // Lowering the limit under a big table evicts a step at a time; the cron goes on.
+        set_max_keys(4, 2);
+        assert_eq!(stats().1, 2502 - EVICT_STEP);
+        cron();
+        cron();
+        assert_eq!(stats().1, 2);
+        assert_eq!(drain(&mut rx).len(), 2500);
         set_max_keys(0, 1);
         forget_all();
         unregister(3);

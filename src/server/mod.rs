@@ -329,7 +329,7 @@ async fn cron(shard: &Rc<Shard>) {
         if !paused {
             st.stats.sample_instantaneous(now);
             expiry::cycle(&mut st);
-            crate::pubsub::tracking::flush_bcast();
+            crate::pubsub::tracking::cron();
         }
         memory::refresh(&mut st, &shard.globals.mem);
     }
