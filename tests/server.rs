@@ -1401,3 +1401,48 @@ fn tracking_table_keeps_to_its_limit() {
         assert!(s(&other.cmd_str("INFO stats")).contains("tracking_total_keys:0\r\n"));
     }
 }
+
+/// BCAST with thousands of prefixes: CLIENT TRACKING checks them for overlaps without
+/// comparing every pair, and each write looks up only the key's own prefixes.
+#[test]
+fn tracking_with_thousands_of_prefixes() {
+    let t = start_tessera(4, &[]);
+    let mut c = t.conn();
+    c.cmd_str("HELLO 3");
+    let mut args: Vec<Vec<u8>> = ["CLIENT", "TRACKING", "on", "BCAST"]
+        .iter()
+        .map(|a| a.as_bytes().to_vec())
+        .collect();
+    for i in 0..5000 {
+        args.push(b"PREFIX".to_vec());
+        args.push(format!("p{i}:").into_bytes());
+    }
+    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    let started = Instant::now();
+    assert_eq!(s(&c.cmd(&refs)), "+OK\r\n");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let again = c.cmd_str("CLIENT TRACKING on BCAST PREFIX p4321:x PREFIX q");
+    assert!(
+        s(&again).starts_with("-ERR Prefix 'p4321:x' overlaps with an existing prefix 'p4321:'"),
+        "{}",
+        s(&again)
+    );
+    let mut w = t.conn();
+    for i in 0..200 {
+        w.cmd_str(&format!("SET p{}:key {i}", i * 25));
+    }
+    w.cmd_str("SET other 1");
+    let mut got = 0;
+    c.send(&encode(&[b"PING"]));
+    loop {
+        let f = c.read_reply();
+        if f == b"+PONG\r\n" {
+            break;
+        }
+        assert!(s(&f).contains(":key"), "{}", s(&f));
+        got += 1;
+    }
+    assert_eq!(got, 200);
+    let info = s(&c.cmd_str("INFO stats"));
+    assert!(info.contains("tracking_total_prefixes:5000\r\n"), "{info}");
+}

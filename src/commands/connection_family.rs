@@ -616,6 +616,10 @@ fn prefix_collision(
     new: &[Bytes],
 ) -> Option<String> {
     use crate::pubsub::tracking::prefixes_overlap;
+    let have = current.map_or(0, |t| t.prefixes.len());
+    if new.len().saturating_mul(new.len() + have) > 1_000_000 {
+        return prefix_collision_sorted(current, new);
+    }
     for (i, p) in new.iter().enumerate() {
         if let Some(have) = current.and_then(|t| t.prefixes.iter().find(|h| prefixes_overlap(h, p)))
         {
@@ -632,6 +636,50 @@ fn prefix_collision(
                 String::from_utf8_lossy(other)
             ));
         }
+    }
+    None
+}
+
+/// `prefix_collision` for very many prefixes, in O(n log n) rather than Redis's O(n²): in
+/// sorted order a prefix and any string it starts sit next to each other or have only strings
+/// it also starts between them, so comparing neighbours finds an overlap if there is one.
+/// Which overlapping pair the error names may differ from Redis's.
+fn prefix_collision_sorted(
+    current: Option<&crate::pubsub::tracking::ClientTracking>,
+    new: &[Bytes],
+) -> Option<String> {
+    use crate::pubsub::tracking::prefixes_overlap;
+    // The client's prefixes never overlap one another, except the empty one that BCAST without
+    // PREFIX adds, which covers everything.
+    if let (Some(first), Some(t)) = (new.first(), current) {
+        if t.prefixes.contains(&Bytes::new()) {
+            return Some(format!(
+                "ERR Prefix '{}' overlaps with an existing prefix ''. Prefixes for a single client must not overlap.",
+                String::from_utf8_lossy(first)
+            ));
+        }
+    }
+    let mut all: Vec<(&Bytes, bool)> = new.iter().map(|p| (p, true)).collect();
+    if let Some(t) = current {
+        all.extend(t.prefixes.iter().map(|p| (p, false)));
+    }
+    all.sort_unstable();
+    for w in all.windows(2) {
+        let ((a, a_new), (b, b_new)) = (w[0], w[1]);
+        if !(a_new || b_new) || !prefixes_overlap(a, b) {
+            continue;
+        }
+        let (p, other, existing) = if a_new { (a, b, !b_new) } else { (b, a, true) };
+        return Some(format!(
+            "ERR Prefix '{}' overlaps with {} '{}'. Prefixes for a single client must not overlap.",
+            String::from_utf8_lossy(p),
+            if existing {
+                "an existing prefix"
+            } else {
+                "another provided prefix"
+            },
+            String::from_utf8_lossy(other)
+        ));
     }
     None
 }
@@ -966,4 +1014,58 @@ async fn client_pause(c: &mut Conn, a: &[Bytes]) {
         })
         .await;
     c.reply().ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pubsub::tracking::ClientTracking;
+
+    /// The sorted check for many prefixes finds an overlap exactly when Redis's pairwise check
+    /// does, the client's empty prefix included.
+    #[test]
+    fn sorted_prefix_check_agrees_with_the_pairwise_one() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut word = |next: &mut dyn FnMut(u64) -> u64| {
+            let len = next(4);
+            Bytes::from(
+                (0..len)
+                    .map(|_| b"ab"[next(2) as usize])
+                    .collect::<Vec<u8>>(),
+            )
+        };
+        for _ in 0..5000 {
+            let mut current = ClientTracking::default();
+            // Existing prefixes are valid: pairwise apart, plus maybe the empty one.
+            for _ in 0..next(4) {
+                let w = word(&mut next);
+                if !w.is_empty() && current.prefixes.iter().all(|p| !tracking_overlap(p, &w)) {
+                    current.prefixes.insert(w);
+                }
+            }
+            if next(4) == 0 {
+                current.prefixes.insert(Bytes::new());
+            }
+            let new: Vec<Bytes> = (0..next(5)).map(|_| word(&mut next)).collect();
+            for cur in [None, Some(&current)] {
+                assert_eq!(
+                    prefix_collision(cur, &new).is_some(),
+                    prefix_collision_sorted(cur, &new).is_some(),
+                    "current {:?}, new {:?}",
+                    cur.map(|c| &c.prefixes),
+                    new
+                );
+            }
+        }
+    }
+
+    fn tracking_overlap(a: &[u8], b: &[u8]) -> bool {
+        crate::pubsub::tracking::prefixes_overlap(a, b)
+    }
 }

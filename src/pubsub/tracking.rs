@@ -413,10 +413,23 @@ fn modified_slow(key: &[u8]) {
         if !s.prefixes.is_empty() {
             let current = CURRENT.with(|c| c.get());
             let mut owned: Option<Bytes> = None;
-            for (p, prefix) in s.prefixes.iter_mut() {
-                if key.starts_with(p) {
-                    let k = owned.get_or_insert_with(|| Bytes::copy_from_slice(key));
-                    prefix.pending.insert(k.clone(), current);
+            let mut collect = |prefix: &mut Prefix| {
+                let k = owned.get_or_insert_with(|| Bytes::copy_from_slice(key));
+                prefix.pending.insert(k.clone(), current);
+            };
+            // Few prefixes: try each; many: look up each of the key's own prefixes, so that a
+            // client with thousands of prefixes does not cost every write that many compares.
+            if s.prefixes.len() <= key.len() + 1 {
+                for (p, prefix) in s.prefixes.iter_mut() {
+                    if key.starts_with(p) {
+                        collect(prefix);
+                    }
+                }
+            } else {
+                for end in 0..=key.len() {
+                    if let Some(prefix) = s.prefixes.get_mut(&key[..end]) {
+                        collect(prefix);
+                    }
                 }
             }
         }
