@@ -1032,7 +1032,7 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        let mut word = |next: &mut dyn FnMut(u64) -> u64| {
+        let word = |next: &mut dyn FnMut(u64) -> u64| {
             let len = next(4);
             Bytes::from(
                 (0..len)
