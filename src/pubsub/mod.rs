@@ -13,6 +13,9 @@
 //! (P)SUBSCRIBE confirms, and removed from them before (P)UNSUBSCRIBE confirms or when the
 //! connection goes.
 //!
+//! Client-side caching (`tracking`) delivers its invalidations through the same push channels;
+//! a connection writes those after the reply of the command that caused them.
+//!
 //! The registry is shard-local state; it never touches the keyspace.
 
 pub mod notify;
