@@ -3161,6 +3161,9 @@ const WORDS: &[&str] = &[
 struct Gen {
     rng: SmallRng,
     used_slots: HashSet<u64>,
+    /// The run compares invalidations too: no RANDOMKEY, which deletes whichever expired keys
+    /// its random probes meet (Redis's and Tessera's meet different ones).
+    tracking: bool,
 }
 
 impl Gen {
@@ -3426,15 +3429,34 @@ fn checkpoint(d: &mut Diff) {
         }
     }
     cmds.push((v(&[b"SELECT", current.to_string().as_bytes()]), Norm::Exact));
-    d.batch(&cmds);
+    if d.targets[0].conns[d.active].pushes.is_some() {
+        // One by one, so that each command's pushes are compared with its own.
+        for (args, norm) in &cmds {
+            let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+            d.cmd_norm(&refs, *norm);
+        }
+    } else {
+        d.batch(&cmds);
+    }
     d.section(&saved);
 }
 
-fn run_random(seed: u64, steps: usize, resp3: bool) {
-    let Some(mut d) = Diff::new(&format!("randomized{}", if resp3 { "_resp3" } else { "" })) else {
+/// One randomized run. With `tracking` (RESP3 only), the connection also has CLIENT TRACKING
+/// on: every read is remembered and every change sends an invalidation push, which arrives
+/// among the replies, so the byte streams compared include which commands invalidate what.
+fn run_random(seed: u64, steps: usize, resp3: bool, tracking: bool) {
+    let name = match (resp3, tracking) {
+        (_, true) => "randomized_tracking",
+        (true, false) => "randomized_resp3",
+        (false, false) => "randomized",
+    };
+    let Some(mut d) = Diff::new(name) else {
         return;
     };
     d.seed = Some(seed);
+    if tracking {
+        d.seed_env = "DIFF_TRACKING_SEEDS";
+    }
     d.section(&format!(
         "seed {seed}{}",
         if resp3 { " (RESP3)" } else { "" }
@@ -3442,9 +3464,17 @@ fn run_random(seed: u64, steps: usize, resp3: bool) {
     if resp3 {
         d.s_norm("HELLO 3", Norm::Hello);
     }
+    if tracking {
+        // Only lazy expiry: keys given a deadline in the past (SET ... EXAT 1) would otherwise
+        // go whenever each server's active cycle finds them, and their invalidations with them.
+        d.s("DEBUG SET-ACTIVE-EXPIRE 0");
+        d.s("CLIENT TRACKING on");
+        d.divert_pushes();
+    }
     let mut g = Gen {
         rng: SmallRng::seed_from_u64(seed),
         used_slots: HashSet::new(),
+        tracking,
     };
     for i in 0..steps {
         d.gen_step = Some(i);
@@ -3742,6 +3772,7 @@ fn random_step(g: &mut Gen, d: &mut Diff) {
             d.scan_all(&refs);
             return;
         }
+        845..=854 if g.tracking => a.push(g.name("DBSIZE")),
         845..=854 => {
             a.push(g.name("RANDOMKEY"));
             norm = Norm::NilOrNot;
@@ -3988,7 +4019,7 @@ fn env_steps() -> usize {
 
 /// Runs the seeds on up to 2 worker threads (each seed has its own servers) and reports every
 /// failing seed.
-fn run_seeds(seeds: Vec<u64>, resp3: bool) {
+fn run_seeds(seeds: Vec<u64>, resp3: bool, tracking: bool) {
     let steps = env_steps();
     let queue = std::sync::Arc::new(std::sync::Mutex::new(seeds));
     let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -4000,7 +4031,7 @@ fn run_seeds(seeds: Vec<u64>, resp3: bool) {
                 let Some(seed) = queue.lock().unwrap().pop() else {
                     break;
                 };
-                let r = std::panic::catch_unwind(|| run_random(seed, steps, resp3));
+                let r = std::panic::catch_unwind(|| run_random(seed, steps, resp3, tracking));
                 if let Err(e) = r {
                     let msg = e
                         .downcast_ref::<String>()
@@ -4023,12 +4054,17 @@ fn run_seeds(seeds: Vec<u64>, resp3: bool) {
 
 #[test]
 fn randomized() {
-    run_seeds(env_list("DIFF_SEEDS", &[1, 2, 3, 4, 5]), false);
+    run_seeds(env_list("DIFF_SEEDS", &[1, 2, 3, 4, 5]), false, false);
 }
 
 #[test]
 fn randomized_resp3() {
-    run_seeds(env_list("DIFF_RESP3_SEEDS", &[6]), true);
+    run_seeds(env_list("DIFF_RESP3_SEEDS", &[6]), true, false);
+}
+
+#[test]
+fn randomized_tracking() {
+    run_seeds(env_list("DIFF_TRACKING_SEEDS", &[7]), true, true);
 }
 
 // =============================================================================================

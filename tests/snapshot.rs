@@ -686,6 +686,8 @@ fn changes_since_last_save_count_like_redis() {
         "EXPIRE a 100 NX",
         "PERSIST a",
         "PERSIST a",
+        "RENAME a a",
+        "RENAMENX a a",
         "HSET h f1 v f2 v",
         "HSET h f1 v f3 v",
         "HSETNX h f1 v",

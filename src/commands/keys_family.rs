@@ -601,10 +601,9 @@ fn rename_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, nx: bool) {
         return r.error("ERR no such key");
     }
     if a[1] == a[2] {
-        // RENAME k k counts as a change, RENAMENX k k does not (Redis).
-        if nx {
-            ctx.dirty(0);
-        }
+        // Neither RENAME k k nor RENAMENX k k changes anything (Redis 7.0.15 counts no change,
+        // logs nothing and invalidates nothing).
+        ctx.dirty(0);
         return if nx { r.int(0) } else { r.ok() };
     }
     let now = ctx.now_ms;
@@ -1011,11 +1010,14 @@ fn scan_shard(
     typ: Option<Bytes>,
 ) -> (Vec<Bytes>, usize, u64) {
     let now = crate::server::globals::unix_ms();
-    let st = sh.state.borrow();
+    let mut st = sh.state.borrow_mut();
     let d = &st.dbs[db];
     let table = &d.keys;
     // COUNT bounds the entries visited, as in Redis; filters apply afterwards.
     let mut scanned: Vec<(Bytes, bool)> = Vec::new();
+    // Like Redis, an expired key that the pattern lets through is deleted, not just skipped
+    // (with its `expired` event and its invalidation).
+    let mut expired: Vec<Bytes> = Vec::new();
     let mut cur = start;
     let mut budget = count.saturating_mul(10).max(1);
     let mut visited = 0;
@@ -1023,6 +1025,9 @@ fn scan_shard(
         cur = table.scan(cur, |k, e| {
             visited += 1;
             if !d.is_live(k, e, now) {
+                if pattern.as_ref().is_none_or(|p| glob_match(p, k, false)) {
+                    expired.push(Bytes::copy_from_slice(k));
+                }
                 return;
             }
             let type_ok = typ.as_ref().is_none_or(|t| eq_ic(t, e.value.type_name()));
@@ -1033,6 +1038,10 @@ fn scan_shard(
             break;
         }
     }
+    for k in &expired {
+        st.dbs[db].exists(k, now);
+    }
+    crate::pubsub::tracking::flush_bcast();
     let found = scanned
         .into_iter()
         .filter(|(k, type_ok)| *type_ok && pattern.as_ref().is_none_or(|p| glob_match(p, k, false)))

@@ -17,13 +17,14 @@
 //! `flush_bcast` after each command and after active expiry. Messages go straight into the
 //! clients' push channels (thread-safe), so a client on another shard gets them without a hop.
 //!
-//! Multi-shard units run on the coordinator with copies of foreign keys: their reads of a
-//! foreign key are held (`take_foreign`) and handed to the owner with the unit's write-back,
-//! where they are remembered before the written entries are put back (so a unit that reads
-//! and then writes a key invalidates it, as in Redis). The owner holds the key's lock from the
-//! copy until that write-back, so no other write can fall between the read and the memory of
-//! it. Changes to foreign copies are ignored on the coordinator: the owner's write-back touches
-//! the key, and the invalidation comes from there.
+//! Multi-shard units run on the coordinator with copies of foreign keys. While a unit runs
+//! (`start_unit`), what it does to a foreign key, reads by a tracking client and changes, is
+//! recorded in order (`finish_unit`) and handed to the owner with the unit's write-back, which
+//! replays it after putting the entries back (`replay_unit`): a read then a write invalidates
+//! the key, a write then a read leaves it remembered, as in Redis, and a key rewritten with an
+//! equal value (which the write-back skips) is still invalidated. The owner holds the key's lock
+//! from the copy until that write-back, so no other write can fall between the read and the
+//! memory of it.
 //!
 //! Cost when no client tracks anything (the default): one thread-local load and a branch per
 //! changed key, no allocation.
@@ -170,6 +171,10 @@ impl Target {
     }
 }
 
+/// What a multi-shard unit did to a key another shard owns: (owner, key, the tracking client
+/// that read it, or None for a change).
+pub type ForeignEvent = (usize, Bytes, Option<u64>);
+
 /// One broadcast prefix: its clients and the keys changed under it since the last flush, each
 /// with the client whose command changed it (0: none, e.g. expiry), for NOLOOP.
 #[derive(Default)]
@@ -187,8 +192,8 @@ struct State {
     /// Sum of the clients listed in `table` (INFO's tracking_total_items).
     items: usize,
     prefixes: BTreeMap<Bytes, Prefix>,
-    /// Reads of keys owned by other shards, made inside a multi-shard unit: (owner, key, id).
-    foreign: Vec<(usize, Bytes, u64)>,
+    /// While a multi-shard unit runs here: what it did to keys owned by other shards, in order.
+    foreign: Option<Vec<ForeignEvent>>,
     /// This shard's share of `tracking-table-max-keys` (0: no limit).
     max_keys: usize,
 }
@@ -198,6 +203,14 @@ impl State {
         self.slots
             .as_ref()
             .is_none_or(|s| s.shard_of_key(key) == self.shard)
+    }
+
+    /// Inside a unit, notes what it did to a foreign key (outside one there are no copies).
+    fn record_foreign(&mut self, key: &[u8], read_by: Option<u64>) {
+        let owner = self.slots.as_ref().map_or(0, |m| m.shard_of_key(key));
+        if let Some(events) = self.foreign.as_mut() {
+            events.push((owner, Bytes::copy_from_slice(key), read_by));
+        }
     }
 
     fn refresh_active(&self) {
@@ -346,8 +359,7 @@ pub fn remember(key: &Bytes, id: u64) {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         if !s.owns(key) {
-            let owner = s.slots.as_ref().map_or(0, |m| m.shard_of_key(key));
-            s.foreign.push((owner, key.clone(), id));
+            s.record_foreign(key, Some(id));
             return;
         }
         remember_here(&mut s, key, id);
@@ -370,30 +382,39 @@ pub fn take_unit_client() -> u64 {
     UNIT_CLIENT.with(|c| c.replace(0))
 }
 
-/// The reads of foreign keys remembered since the last call (the unit that made them hands
-/// them to the keys' owners with its write-back).
-pub fn take_foreign() -> Vec<(usize, Bytes, u64)> {
-    STATE.with(|s| std::mem::take(&mut s.borrow_mut().foreign))
+/// A multi-shard unit starts running here: record what it does to foreign keys.
+pub fn start_unit() {
+    STATE.with(|s| s.borrow_mut().foreign = Some(Vec::new()));
 }
 
-/// On the owner: remembers reads that a multi-shard unit made of this shard's keys.
-pub fn remember_all(reads: Vec<(Bytes, u64)>) {
-    if reads.is_empty() {
+/// The unit is over: what it did to foreign keys, in order, for their owners.
+pub fn finish_unit() -> Vec<ForeignEvent> {
+    STATE.with(|s| s.borrow_mut().foreign.take().unwrap_or_default())
+}
+
+/// On the owner, after a unit's write-back: replays the unit's reads and changes of this
+/// shard's keys in their order (see the module doc).
+pub fn replay_unit(events: Vec<(Bytes, Option<u64>)>) {
+    if events.is_empty() {
         return;
     }
-    STATE.with(|s| {
-        let mut s = s.borrow_mut();
-        for (key, id) in &reads {
-            remember_here(&mut s, key, *id);
+    for (key, read_by) in events {
+        match read_by {
+            Some(id) => STATE.with(|s| {
+                let mut s = s.borrow_mut();
+                remember_here(&mut s, &key, id);
+                s.refresh_active();
+            }),
+            None => key_modified(&key),
         }
-        s.refresh_active();
-        s.enforce_limit();
-    });
+    }
+    STATE.with(|s| s.borrow_mut().enforce_limit());
+    flush_bcast();
 }
 
 /// A key changed (Redis's `trackingInvalidateKey`): clients that read it are told, and
-/// broadcast prefixes that cover it collect it for the next `flush_bcast`. Keys of other
-/// shards (copies inside a multi-shard unit) are left to their owner.
+/// broadcast prefixes that cover it collect it for the next `flush_bcast`. A change to another
+/// shard's key (a copy inside a multi-shard unit) is recorded for its owner.
 #[inline]
 pub fn key_modified(key: &[u8]) {
     if !ACTIVE.with(|a| a.get()) {
@@ -408,6 +429,7 @@ fn modified_slow(key: &[u8]) {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         if !s.owns(key) {
+            s.record_foreign(key, None);
             return;
         }
         if !s.prefixes.is_empty() {

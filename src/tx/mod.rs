@@ -719,15 +719,15 @@ async fn execute_with_copies<R>(
         // The coordinator's own part is bracketed once the body says it writes back (a body
         // that does not, e.g. an escalated script, leaves its records unbracketed).
         let mark = crate::persistence::aof::tx_mark(&sh.state.borrow());
-        crate::pubsub::tracking::take_foreign();
+        crate::pubsub::tracking::start_unit();
         crate::pubsub::tracking::take_unit_client();
         let (replies, write_back_entries) = body(sh);
         let unit_client = crate::pubsub::tracking::take_unit_client();
-        // Reads of foreign keys by a tracking client go to their owners with the write-back
-        // (see `crate::pubsub::tracking`).
-        let mut foreign_reads: BTreeMap<usize, Vec<(Bytes, u64)>> = BTreeMap::new();
-        for (s, key, id) in crate::pubsub::tracking::take_foreign() {
-            foreign_reads.entry(s).or_default().push((key, id));
+        // What the unit did to foreign keys, for client-side caching: it goes to their owners
+        // with the write-back (see `crate::pubsub::tracking`).
+        let mut foreign_reads: BTreeMap<usize, Vec<(Bytes, Option<u64>)>> = BTreeMap::new();
+        for (s, key, read_by) in crate::pubsub::tracking::finish_unit() {
+            foreign_reads.entry(s).or_default().push((key, read_by));
         }
         let mut st = sh.state.borrow_mut();
         if write_back_entries && plan.contains_key(&me) {
@@ -768,10 +768,10 @@ async fn execute_with_copies<R>(
         let reads = foreign_reads.remove(&s).unwrap_or_default();
         let job: crate::shard::router::Job = if write_back_entries {
             Box::new(move |owner: &Shard| {
-                crate::pubsub::tracking::remember_all(reads);
                 // The changes are the unit's client's, for NOLOOP.
                 crate::pubsub::tracking::set_current(unit_client);
                 write_back(owner, tx, keys, Some(entries), Some(bracket));
+                crate::pubsub::tracking::replay_unit(reads);
                 crate::pubsub::tracking::set_current(0);
             })
         } else {
@@ -782,8 +782,8 @@ async fn execute_with_copies<R>(
                 .filter_map(|(k, e)| Some((k.clone(), e?.entry.access())))
                 .collect();
             Box::new(move |owner: &Shard| {
-                crate::pubsub::tracking::remember_all(reads);
                 record_access(owner, accessed);
+                crate::pubsub::tracking::replay_unit(reads);
                 write_back(owner, tx, keys, None, None)
             })
         };

@@ -365,6 +365,9 @@ pub struct RawConn {
     pub stream: TcpStream,
     pub port: u16,
     buf: Vec<u8>,
+    /// When set, RESP3 push frames (`>`) are kept here instead of being returned as replies
+    /// (see [`Diff::divert_pushes`]).
+    pub pushes: Option<Vec<u8>>,
 }
 
 /// Encodes `args` as a RESP array of bulk strings.
@@ -395,6 +398,7 @@ impl RawConn {
             stream,
             port,
             buf: Vec::new(),
+            pushes: None,
         }
     }
 
@@ -438,6 +442,13 @@ impl RawConn {
         let deadline = Instant::now() + timeout;
         loop {
             match parse_frame(&self.buf, 0) {
+                Ok(Some((_, end))) if self.pushes.is_some() && self.buf[0] == b'>' => {
+                    let frame: Vec<u8> = self.buf.drain(..end).collect();
+                    if let Some(p) = self.pushes.as_mut() {
+                        p.extend_from_slice(&frame);
+                    }
+                    continue;
+                }
                 Ok(Some((_, end))) => return Ok(self.buf.drain(..end).collect()),
                 Ok(None) => {}
                 Err(msg) => return Err(ReadError::Protocol(msg, self.buf.clone())),
@@ -1152,6 +1163,7 @@ impl Diff {
         let frame = encode(args);
         let replies = self.raw_all(&frame, &what);
         self.check(&what, &replies, norm);
+        self.check_pushes(&what);
         if args.len() == 2 && args[0].eq_ignore_ascii_case(b"SELECT") && replies[0] == b"+OK\r\n" {
             if let Some(db) = std::str::from_utf8(args[1])
                 .ok()
@@ -1222,6 +1234,42 @@ impl Diff {
             }
         }
         out
+    }
+
+    /// From now on the active connection's push frames (RESP3 `>`) are set aside and compared
+    /// on their own, exactly, after each command (or batch): a command's own pushes follow its
+    /// reply, so they are compared with the next command's.
+    pub fn divert_pushes(&mut self) {
+        let active = self.active;
+        for t in &mut self.targets {
+            t.conns[active].pushes = Some(Vec::new());
+        }
+    }
+
+    /// Compares the push frames the active connection received so far (see `divert_pushes`).
+    fn check_pushes(&mut self, what: &str) {
+        let active = self.active;
+        if self.targets[0].conns[active].pushes.is_none() {
+            return;
+        }
+        let got: Vec<Vec<u8>> = self
+            .targets
+            .iter_mut()
+            .map(|t| {
+                t.conns[active]
+                    .pushes
+                    .as_mut()
+                    .map(std::mem::take)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let what = format!("push frames received up to the reply of {what}");
+        if self.dump && got.iter().any(|g| !g.is_empty()) {
+            for (t, g) in self.targets.iter().zip(&got) {
+                eprintln!("    [{}] {what}: {}", t.name, escape(g));
+            }
+        }
+        self.check(&what, &got, Norm::Exact);
     }
 
     /// Compares replies (index 0 = redis) under `norm`; panics on mismatch.
@@ -1313,6 +1361,7 @@ impl Diff {
             }
             per_target.push(replies);
         }
+        self.check_pushes(&format!("a batch ending with {}", whats[whats.len() - 1]));
         for (j, (a, norm)) in cmds.iter().enumerate() {
             let replies: Vec<Vec<u8>> = per_target.iter().map(|r| r[j].clone()).collect();
             self.check(&whats[j], &replies, *norm);
