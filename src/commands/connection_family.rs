@@ -623,18 +623,10 @@ fn prefix_collision(
     for (i, p) in new.iter().enumerate() {
         if let Some(have) = current.and_then(|t| t.prefixes.iter().find(|h| prefixes_overlap(h, p)))
         {
-            return Some(format!(
-                "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
-                String::from_utf8_lossy(p),
-                String::from_utf8_lossy(have)
-            ));
+            return Some(overlap_error(p, have, true));
         }
         if let Some(other) = new[i + 1..].iter().find(|o| prefixes_overlap(p, o)) {
-            return Some(format!(
-                "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
-                String::from_utf8_lossy(p),
-                String::from_utf8_lossy(other)
-            ));
+            return Some(overlap_error(p, other, false));
         }
     }
     None
@@ -653,10 +645,7 @@ fn prefix_collision_sorted(
     // PREFIX adds, which covers everything.
     if let (Some(first), Some(t)) = (new.first(), current) {
         if t.prefixes.contains(&Bytes::new()) {
-            return Some(format!(
-                "ERR Prefix '{}' overlaps with an existing prefix ''. Prefixes for a single client must not overlap.",
-                String::from_utf8_lossy(first)
-            ));
+            return Some(overlap_error(first, b"", true));
         }
     }
     let mut all: Vec<(&Bytes, bool)> = new.iter().map(|p| (p, true)).collect();
@@ -670,18 +659,24 @@ fn prefix_collision_sorted(
             continue;
         }
         let (p, other, existing) = if a_new { (a, b, !b_new) } else { (b, a, true) };
-        return Some(format!(
-            "ERR Prefix '{}' overlaps with {} '{}'. Prefixes for a single client must not overlap.",
-            String::from_utf8_lossy(p),
-            if existing {
-                "an existing prefix"
-            } else {
-                "another provided prefix"
-            },
-            String::from_utf8_lossy(other)
-        ));
+        return Some(overlap_error(p, other, existing));
     }
     None
+}
+
+/// Redis's error for a BCAST prefix that overlaps one the client has (`existing`) or another
+/// one of the same command.
+fn overlap_error(prefix: &[u8], other: &[u8], existing: bool) -> String {
+    format!(
+        "ERR Prefix '{}' overlaps with {} '{}'. Prefixes for a single client must not overlap.",
+        String::from_utf8_lossy(prefix),
+        if existing {
+            "an existing prefix"
+        } else {
+            "another provided prefix"
+        },
+        String::from_utf8_lossy(other)
+    )
 }
 
 /// The push channel of client `id` on whichever shard serves it (created if it has none yet,

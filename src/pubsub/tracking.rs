@@ -376,20 +376,31 @@ fn remember_here(s: &mut State, key: &Bytes, id: u64) {
     }
 }
 
-/// The tracking client whose commands ran here since the last call (0: none), for a unit to
-/// hand to the owners of the keys it changed.
-pub fn take_unit_client() -> u64 {
-    UNIT_CLIENT.with(|c| c.replace(0))
-}
-
 /// A multi-shard unit starts running here: record what it does to foreign keys.
 pub fn start_unit() {
+    UNIT_CLIENT.with(|c| c.set(0));
     STATE.with(|s| s.borrow_mut().foreign = Some(Vec::new()));
 }
 
-/// The unit is over: what it did to foreign keys, in order, for their owners.
-pub fn finish_unit() -> Vec<ForeignEvent> {
-    STATE.with(|s| s.borrow_mut().foreign.take().unwrap_or_default())
+/// What a unit that ran here hands to the owners of its foreign keys (see `finish_unit`).
+pub struct UnitRecord {
+    /// Per owner: what the unit did to its keys, in order (`replay_unit`).
+    pub replays: BTreeMap<usize, Vec<(Bytes, Option<u64>)>>,
+    /// The tracking client whose commands ran in the unit (0: none), for NOLOOP.
+    pub client: u64,
+}
+
+/// The unit is over: what it did to foreign keys, grouped by owner, and whose it was.
+pub fn finish_unit() -> UnitRecord {
+    let events = STATE.with(|s| s.borrow_mut().foreign.take().unwrap_or_default());
+    let mut replays: BTreeMap<usize, Vec<(Bytes, Option<u64>)>> = BTreeMap::new();
+    for (owner, key, read_by) in events {
+        replays.entry(owner).or_default().push((key, read_by));
+    }
+    UnitRecord {
+        replays,
+        client: UNIT_CLIENT.with(|c| c.replace(0)),
+    }
 }
 
 /// On the owner, after a unit's write-back: replays the unit's reads and changes of this

@@ -695,7 +695,7 @@ async fn execute_with_copies<R>(
     mut held: Option<&mut HeldLocks>,
 ) -> Result<R, &'static str> {
     let me = sh.id;
-    let (replies, results, write_back_entries) = {
+    let (replies, results, write_back_entries, bracket, mut record) = {
         let now = unix_ms();
         {
             let mut st = sh.state.borrow_mut();
@@ -720,15 +720,10 @@ async fn execute_with_copies<R>(
         // that does not, e.g. an escalated script, leaves its records unbracketed).
         let mark = crate::persistence::aof::tx_mark(&sh.state.borrow());
         crate::pubsub::tracking::start_unit();
-        crate::pubsub::tracking::take_unit_client();
         let (replies, write_back_entries) = body(sh);
-        let unit_client = crate::pubsub::tracking::take_unit_client();
         // What the unit did to foreign keys, for client-side caching: it goes to their owners
         // with the write-back (see `crate::pubsub::tracking`).
-        let mut foreign_reads: BTreeMap<usize, Vec<(Bytes, Option<u64>)>> = BTreeMap::new();
-        for (s, key, read_by) in crate::pubsub::tracking::finish_unit() {
-            foreign_reads.entry(s).or_default().push((key, read_by));
-        }
+        let record = crate::pubsub::tracking::finish_unit();
         let mut st = sh.state.borrow_mut();
         if write_back_entries && plan.contains_key(&me) {
             crate::persistence::aof::tx_wrap(&mut st, mark, bracket.0, bracket.1);
@@ -744,13 +739,9 @@ async fn execute_with_copies<R>(
                 .collect();
             results.push((s, keys.clone(), entries));
         }
-        (
-            replies,
-            results,
-            (write_back_entries, bracket, foreign_reads, unit_client),
-        )
+        (replies, results, write_back_entries, bracket, record)
     };
-    let (write_back_entries, bracket, mut foreign_reads, unit_client) = write_back_entries;
+    let unit_client = record.client;
     let tx = held.as_ref().map(|h| h.tx);
     if plan.contains_key(&me) {
         if let Some(h) = held.as_mut() {
@@ -765,7 +756,7 @@ async fn execute_with_copies<R>(
         if let Some(h) = held.as_mut() {
             h.shards.retain(|&x| x != s);
         }
-        let reads = foreign_reads.remove(&s).unwrap_or_default();
+        let reads = record.replays.remove(&s).unwrap_or_default();
         let job: crate::shard::router::Job = if write_back_entries {
             Box::new(move |owner: &Shard| {
                 // The changes are the unit's client's, for NOLOOP.
