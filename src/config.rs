@@ -87,9 +87,10 @@ impl LogLevel {
     }
 }
 
-/// `enable-debug-command`: whether DEBUG is allowed for everyone, nobody, or
-/// only connections from loopback (`local`). The check itself is the
-/// caller's, because it needs the client's address.
+/// `enable-debug-command` and `enable-module-command`: whether DEBUG (or
+/// MODULE LOAD/LOADEX/UNLOAD) is allowed for everyone, nobody, or only
+/// connections from loopback (`local`). The check itself is the caller's,
+/// because it needs the client's address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DebugCommandPolicy {
     No,
@@ -251,6 +252,9 @@ pub struct Config {
     /// `busy-reply-threshold` (alias `lua-time-limit`), milliseconds; 0 disables the check.
     pub busy_reply_threshold: u64,
     pub enable_debug_command: DebugCommandPolicy,
+    /// `enable-module-command`: who may run MODULE LOAD, LOADEX and UNLOAD (which always fail
+    /// here, see `commands::module_family`).
+    pub enable_module_command: DebugCommandPolicy,
     /// Number of shards (threads); 0 means one per online CPU.
     pub shards: usize,
     /// Bytes of io_uring registered buffer memory per shard.
@@ -796,7 +800,9 @@ static DIRECTIVES: &[Directive] = &[
     row("crash-memcheck-enabled", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
     row("disable-thp", &[], Kind::Bool, "yes", Immutable, false, Field::Extra),
     row("dynamic-hz", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
-    row("enable-module-command", &[], Kind::Enum(&["no", "yes", "local"]), "no", Immutable, false, Field::Extra),
+    row("enable-module-command", &[], Kind::Enum(DEBUG_POLICY_NAMES), "no", Immutable, true,
+        Field::Typed(|c| Value::Enum(c.enable_module_command as usize),
+                     |c, v| c.enable_module_command = DebugCommandPolicy::ALL[v.index()])),
     row("enable-protected-configs", &[], Kind::Enum(&["no", "yes", "local"]), "no", Immutable, false, Field::Extra),
     row("hll-sparse-max-bytes", &[], mem(0, LONG_MAX), "3000", Mutable, false, Field::Extra),
     row("ignore-warnings", &[], STR, "", Immutable, false, Field::Extra),
@@ -1738,6 +1744,7 @@ impl Default for Config {
             latency_tracking_info_percentiles: Vec::new(),
             busy_reply_threshold: 0,
             enable_debug_command: DebugCommandPolicy::No,
+            enable_module_command: DebugCommandPolicy::No,
             shards: 0,
             io_memory: 0,
             ring_depth: 0,
@@ -1808,6 +1815,7 @@ impl std::fmt::Debug for Config {
             )
             .field("busy_reply_threshold", &self.busy_reply_threshold)
             .field("enable_debug_command", &self.enable_debug_command)
+            .field("enable_module_command", &self.enable_module_command)
             .field("shards", &self.shards)
             .field("io_memory", &self.io_memory)
             .field("ring_depth", &self.ring_depth)

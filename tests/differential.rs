@@ -2324,6 +2324,68 @@ fn command_info_matches_redis() {
     d.s("COMMAND INFO get nosuchcommand set");
 }
 
+/// The cluster commands as a standalone server answers them (every subcommand refused, arity
+/// and unknown subcommands checked first), in MULTI and in scripts; MODULE with its default
+/// `enable-module-command no`.
+#[test]
+fn cluster_and_module_commands_as_standalone_redis() {
+    let mut d = diff_or_skip!("cluster_and_module_commands_as_standalone_redis");
+    for line in [
+        "CLUSTER INFO",
+        "CLUSTER KEYSLOT foo",
+        "CLUSTER SLOTS",
+        "CLUSTER SHARDS",
+        "CLUSTER NODES",
+        "CLUSTER MYID",
+        "CLUSTER HELP",
+        "cluster countkeysinslot 0",
+        "CLUSTER GETKEYSINSLOT 0 10",
+        "CLUSTER ADDSLOTS 1 2 3",
+        "CLUSTER SETSLOT 1 STABLE",
+        "CLUSTER RESET HARD",
+        "CLUSTER",
+        "CLUSTER NOSUCH",
+        "CLUSTER INFO extra",
+        "CLUSTER KEYSLOT",
+        "CLUSTER ADDSLOTS",
+        "READONLY",
+        "READWRITE",
+        "ASKING",
+        "READONLY x",
+        "ASKING x",
+        "MULTI",
+        "READONLY",
+        "CLUSTER INFO",
+        "SET k v",
+        "EXEC",
+        "MULTI",
+        "CLUSTER INFO x",
+        "EXEC",
+        "MODULE LIST",
+        "MODULE HELP",
+        "MODULE LOAD /nonexistent.so",
+        "MODULE LOADEX /nonexistent.so CONFIG a b ARGS x",
+        "MODULE UNLOAD foo",
+        "MODULE",
+        "MODULE LIST x",
+        "MODULE NOSUCH",
+        "MULTI",
+        "MODULE LOAD /x.so",
+        "EXEC",
+        "INFO cluster",
+    ] {
+        d.s(line);
+    }
+    for body in [
+        "return redis.pcall('cluster','info')",
+        "return redis.pcall('cluster','keyslot','x')",
+        "return redis.pcall('readonly')",
+        "return redis.pcall('module','list')",
+    ] {
+        d.cmd(&[b"EVAL", body.as_bytes(), b"0"]);
+    }
+}
+
 /// COMMAND LIST (every name Tessera has is one of Redis's, subcommands included, and a
 /// container has all of Redis's subcommands), its filters, and COMMAND DOCS's fields that are
 /// facts (version, group, doc flags, deprecation, subcommands). Summaries, and most

@@ -604,6 +604,40 @@ fn debug_command_is_gated() {
     );
 }
 
+/// MODULE LOAD, LOADEX and UNLOAD once `enable-module-command` allows them: they fail as a
+/// failed load fails in Redis 7.0 (texts checked on redis-server), and LIST stays empty. The
+/// default `no` is compared with Redis in the differential suite.
+#[test]
+fn module_commands_when_enabled_fail_to_load() {
+    for policy in ["yes", "local"] {
+        let srv = start_tessera(2, &["--enable-module-command", policy]);
+        let mut c = srv.conn();
+        for line in [
+            "MODULE LOAD /nonexistent.so",
+            "MODULE LOAD /nonexistent.so a b",
+            "MODULE LOADEX /x.so CONFIG a b ARGS x",
+        ] {
+            assert_eq!(
+                s(&c.cmd_str(line)),
+                "-ERR Error loading the extension. Please check the server logs.\r\n",
+                "{policy}: {line}"
+            );
+        }
+        assert_eq!(
+            s(&c.cmd_str("MODULE UNLOAD foo")),
+            "-ERR Error unloading module: no such module with that name\r\n"
+        );
+        assert_eq!(c.cmd_str("MODULE LIST"), b"*0\r\n");
+        assert_eq!(
+            s(&c.cmd_str("CONFIG GET enable-module-command")),
+            format!(
+                "*2\r\n$21\r\nenable-module-command\r\n${}\r\n{policy}\r\n",
+                policy.len()
+            )
+        );
+    }
+}
+
 #[test]
 fn shutdown_command_and_sigterm_stop_the_process() {
     let mut srv = start_tessera(4, &[]);

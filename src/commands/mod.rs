@@ -19,6 +19,7 @@
 
 pub mod args;
 pub mod blocking_family;
+pub mod cluster_family;
 pub mod connection_family;
 pub mod debug_family;
 pub mod dump_family;
@@ -27,6 +28,7 @@ pub mod keys_family;
 pub mod latency_family;
 pub mod list_family;
 pub mod memory_family;
+pub mod module_family;
 pub mod server_family;
 pub mod set_family;
 pub mod sort_family;
@@ -294,6 +296,8 @@ pub struct SubCommand {
     pub since: &'static str,
     pub complexity: &'static str,
     pub summary: &'static str,
+    /// As `CommandSpec::deprecated` (CLUSTER SLAVES).
+    pub deprecated: Option<(&'static str, &'static str)>,
 }
 
 /// Declares a subcommand, for the families' tables; the builders below add the rest.
@@ -308,10 +312,21 @@ pub const fn sub(full_name: &'static str, arity: i32) -> SubCommand {
         since: "",
         complexity: "",
         summary: "",
+        deprecated: None,
     }
 }
 
 impl SubCommand {
+    /// Declares the subcommand deprecated since `since`, in favour of `replaced_by`.
+    pub const fn deprecated(
+        mut self,
+        since: &'static str,
+        replaced_by: &'static str,
+    ) -> SubCommand {
+        self.deprecated = Some((since, replaced_by));
+        self
+    }
+
     pub const fn flags(mut self, flags: u32) -> SubCommand {
         self.flags = flags;
         self
@@ -704,6 +719,8 @@ fn build() -> Table {
     specs.extend(sort_family::specs());
     specs.extend(memory_family::specs());
     specs.extend(latency_family::specs());
+    specs.extend(module_family::specs());
+    specs.extend(cluster_family::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

@@ -461,7 +461,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         ("set", _) => v.push("@set"),
         ("sorted-set", _) => v.push("@sortedset"),
         ("generic", _) => v.push("@keyspace"),
-        ("connection", _) => v.push("@connection"),
+        ("connection" | "cluster", _) => v.push("@connection"),
         ("pubsub", name) if !CONTAINERS.contains(&name) => v.push("@pubsub"),
         _ => {}
     }
@@ -507,6 +507,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
 /// the container itself.
 const CONTAINERS: &[&str] = &[
     "client", "config", "object", "slowlog", "pubsub", "memory", "script", "function", "latency",
+    "module", "cluster",
 ];
 
 /// What COMMAND INFO and COMMAND DOCS report for a command or a container's subcommand.
@@ -747,14 +748,8 @@ fn reply_command_docs(r: &mut Reply, d: Described) {
             let fields = 3 + usize::from(!s.complexity.is_empty());
             r.map(fields + extra + usize::from(!subs.is_empty()));
             reply_docs_fields(r, s.summary, s.since, s.group, s.complexity);
-            if let Some((since, replaced_by)) = s.deprecated {
-                r.bulk(b"doc_flags");
-                r.set(1);
-                r.simple("deprecated");
-                r.bulk(b"deprecated_since");
-                r.bulk(since.as_bytes());
-                r.bulk(b"replaced_by");
-                r.bulk(replaced_by.as_bytes());
+            if let Some(deprecation) = s.deprecated {
+                reply_deprecation(r, deprecation);
             } else if syscmd {
                 r.bulk(b"doc_flags");
                 r.set(1);
@@ -769,10 +764,25 @@ fn reply_command_docs(r: &mut Reply, d: Described) {
             }
         }
         Described::Sub(c, x) => {
-            r.map(3 + usize::from(!x.complexity.is_empty()));
+            let extra = if x.deprecated.is_some() { 3 } else { 0 };
+            r.map(3 + usize::from(!x.complexity.is_empty()) + extra);
             reply_docs_fields(r, x.summary, x.since, c.group, x.complexity);
+            if let Some(deprecation) = x.deprecated {
+                reply_deprecation(r, deprecation);
+            }
         }
     }
+}
+
+/// COMMAND DOCS's fields of a deprecated command: (since, replaced by).
+fn reply_deprecation(r: &mut Reply, (since, replaced_by): (&str, &str)) {
+    r.bulk(b"doc_flags");
+    r.set(1);
+    r.simple("deprecated");
+    r.bulk(b"deprecated_since");
+    r.bulk(since.as_bytes());
+    r.bulk(b"replaced_by");
+    r.bulk(replaced_by.as_bytes());
 }
 
 /// The fields every COMMAND DOCS entry has, but the complexity, which a command may lack.

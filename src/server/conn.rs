@@ -224,14 +224,26 @@ impl Conn {
         true
     }
 
-    /// Whether `enable-debug-command` lets this client run DEBUG.
-    fn debug_allowed(&self) -> bool {
+    /// The error refusing a protected command (DEBUG; MODULE LOAD, LOADEX and UNLOAD) to this
+    /// client, if `enable-debug-command` or `enable-module-command` does not allow it.
+    fn protected_refusal(&self, spec: &CommandSpec, args: &[Bytes]) -> Option<&'static str> {
         use crate::config::DebugCommandPolicy;
-        match self.shard.state.borrow().config.enable_debug_command {
+        let config = &self.shard.state.borrow().config;
+        let (policy, refusal) = match spec.subcommand(args) {
+            // A container is protected where its subcommand is (MODULE LIST is not).
+            Ok(Some(sub)) if !sub.has(flags::PROTECTED) => return None,
+            Ok(Some(_)) => (
+                config.enable_module_command,
+                commands::module_family::ERR_MODULE_NOT_ALLOWED,
+            ),
+            _ => (config.enable_debug_command, ERR_DEBUG_NOT_ALLOWED),
+        };
+        let allowed = match policy {
             DebugCommandPolicy::Yes => true,
             DebugCommandPolicy::Local => self.is_local(),
             DebugCommandPolicy::No => false,
-        }
+        };
+        (!allowed).then_some(refusal)
     }
 
     /// Whether this connection comes from the loopback interface (enable-debug-command local).
@@ -788,10 +800,10 @@ impl Conn {
             }
         };
         self.info.last_cmd.set(name);
-        if spec.has(flags::PROTECTED) && !self.debug_allowed() {
-            return self
-                .reject(ERR_DEBUG_NOT_ALLOWED.as_bytes(), Some((spec, &args)))
-                .await;
+        if spec.has(flags::PROTECTED) {
+            if let Some(refusal) = self.protected_refusal(spec, &args) {
+                return self.reject(refusal.as_bytes(), Some((spec, &args))).await;
+            }
         }
         if !self.authenticated && !spec.has(flags::NO_AUTH) {
             return self
