@@ -25,23 +25,29 @@ fn info_field(info: &[u8], name: &str) -> String {
 
 /// Compares the dirty counter on every target.
 fn dirty(d: &mut Diff, after: &str) {
-    d.each(&format!("rdb_changes_since_last_save after {after}"), |t, active| {
-        let info = t.conns[active].cmd_str("INFO persistence");
-        info_field(&info, "rdb_changes_since_last_save").into_bytes()
-    });
+    d.each(
+        &format!("rdb_changes_since_last_save after {after}"),
+        |t, active| {
+            let info = t.conns[active].cmd_str("INFO persistence");
+            info_field(&info, "rdb_changes_since_last_save").into_bytes()
+        },
+    );
 }
 
 /// Compares keyspace hits and misses on every target.
 fn hits(d: &mut Diff, after: &str) {
-    d.each(&format!("keyspace hits/misses after {after}"), |t, active| {
-        let info = t.conns[active].cmd_str("INFO stats");
-        format!(
-            "{} {}",
-            info_field(&info, "keyspace_hits"),
-            info_field(&info, "keyspace_misses")
-        )
-        .into_bytes()
-    });
+    d.each(
+        &format!("keyspace hits/misses after {after}"),
+        |t, active| {
+            let info = t.conns[active].cmd_str("INFO stats");
+            format!(
+                "{} {}",
+                info_field(&info, "keyspace_hits"),
+                info_field(&info, "keyspace_misses")
+            )
+            .into_bytes()
+        },
+    );
 }
 
 /// OBJECT ENCODING of `key`, compared; then the statistics are reset, because Tessera's
@@ -159,7 +165,11 @@ fn bitcount_ranges() {
     let mut d = diff_or_skip!("bitcount_ranges");
     d.s("CONFIG SET save ''");
     d.cmd(&[b"SET", b"s", b"foobar"]);
-    d.cmd(&[b"SET", b"z", b"\x00\xff\x0f\xf0\x80\x01\xaa\x55\x00\xff\xff\xff\x13"]);
+    d.cmd(&[
+        b"SET",
+        b"z",
+        b"\x00\xff\x0f\xf0\x80\x01\xaa\x55\x00\xff\xff\xff\x13",
+    ]);
     d.s("SET n 1234567");
     d.s("SET e ''");
     for key in ["s", "z", "n", "e", "nokey"] {
@@ -281,7 +291,11 @@ fn bitpos_ranges() {
 fn bitop_operations() {
     let mut d = diff_or_skip!("bitop_operations");
     d.s("CONFIG SET save ''");
-    d.cmd(&[b"SET", b"{k}a", b"\x00\xff\x0f\xf0abcdefghijklmnopqrstuvwxyz0123456789"]);
+    d.cmd(&[
+        b"SET",
+        b"{k}a",
+        b"\x00\xff\x0f\xf0abcdefghijklmnopqrstuvwxyz0123456789",
+    ]);
     d.cmd(&[b"SET", b"{k}b", b"\xff\x00\x33"]);
     d.s("SET {k}n 12345");
     d.s("SET {k}e ''");
@@ -581,13 +595,7 @@ fn bitmaps_in_transactions_and_scripts() {
     ]);
     // WATCH: a SETBIT that changes nothing leaves the watch alone in Redis; one that changes
     // a bit breaks it.
-    d.script(&[
-        "WATCH {t}a",
-        "SETBIT {t}a 5 0",
-        "MULTI",
-        "GET {t}a",
-        "EXEC",
-    ]);
+    d.script(&["WATCH {t}a", "SETBIT {t}a 5 0", "MULTI", "GET {t}a", "EXEC"]);
     d.section("command info");
     for c in [
         "setbit",
@@ -726,7 +734,11 @@ impl Gen {
 
     fn string_value(&mut self) -> Vec<u8> {
         match self.rng.gen_range(0..10) {
-            0 => self.rng.gen_range(-1000i64..100000).to_string().into_bytes(),
+            0 => self
+                .rng
+                .gen_range(-1000i64..100000)
+                .to_string()
+                .into_bytes(),
             1 => Vec::new(),
             2 => vec![0xff; self.rng.gen_range(1..80)],
             3 => vec![0; self.rng.gen_range(1..80)],
@@ -821,9 +833,12 @@ fn random_step(g: &mut Gen, d: &mut Diff) {
                     ]),
                     8 => p.extend([
                         "OVERFLOW".into(),
-                        g.pick(&["WRAP", "SAT", "FAIL", "fail", "sat", "nope"]).into(),
+                        g.pick(&["WRAP", "SAT", "FAIL", "fail", "sat", "nope"])
+                            .into(),
                     ]),
-                    9 if g.chance(0.3) => p.push(g.pick(&["GET", "NOPE", "SET", "OVERFLOW"]).into()),
+                    9 if g.chance(0.3) => {
+                        p.push(g.pick(&["GET", "NOPE", "SET", "OVERFLOW"]).into())
+                    }
                     _ => p.extend(["GET".into(), "u8".into(), "0".into()]),
                 }
             }

@@ -160,9 +160,7 @@ fn bit_offset(max_len: u64, arg: &[u8], field_bits: Option<u32>) -> Result<u64, 
         Some(bits) if s.len() > 1 && s[0] == b'#' => (&s[1..], bits as i64),
         _ => (s, 1),
     };
-    let n = parse_i64(digits)
-        .ok_or(ERR_BIT_OFFSET)?
-        .wrapping_mul(times);
+    let n = parse_i64(digits).ok_or(ERR_BIT_OFFSET)?.wrapping_mul(times);
     if n < 0 || (n >> 3) as u64 >= max_len {
         return Err(ERR_BIT_OFFSET);
     }
@@ -905,4 +903,108 @@ fn bitfield_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, read_only_cmd: bo
         ctx.notify(class::STRING, "setbit", &a[1]);
     }
     ctx.dirty(changes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bit `i` of `p`, one at a time: the reference the word-at-a-time helpers are checked
+    /// against.
+    fn naive_bit(p: &[u8], i: u64) -> bool {
+        p.get((i / 8) as usize)
+            .is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
+    }
+
+    fn sample(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Runs of 0x00 and 0xff too, so that whole words get skipped.
+                match (i / 24) % 3 {
+                    0 => 0,
+                    1 => 0xff,
+                    _ => x as u8,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counting_and_searching_match_a_bit_by_bit_walk() {
+        for len in [1usize, 2, 7, 8, 9, 17, 40, 100] {
+            let p = sample(len, len as u64 * 31);
+            let bits = len as u64 * 8;
+            for first in 0..bits {
+                for last in (first..bits).step_by(3) {
+                    let naive = (first..=last).filter(|&i| naive_bit(&p, i)).count() as u64;
+                    assert_eq!(count_range(&p, first, last), naive, "{len} {first} {last}");
+                    for bit in [false, true] {
+                        let want = (first..=last).find(|&i| naive_bit(&p, i) == bit);
+                        assert_eq!(find_bit(&p, first, last, bit), want, "{len} {first} {last}");
+                    }
+                }
+            }
+            assert_eq!(
+                popcount(&p),
+                (0..bits).filter(|&i| naive_bit(&p, i)).count() as u64
+            );
+        }
+    }
+
+    #[test]
+    fn fields_read_and_write_msb_first_with_zero_padding() {
+        let mut p = vec![0u8; 12];
+        for bits in 1..=64u32 {
+            for off in [0u64, 1, 5, 7, 8, 13, 31] {
+                let v = 0xA5A5_5A5A_F00F_0FF0u64 & low_mask(bits);
+                set_field(&mut p, off, bits, v);
+                assert_eq!(get_unsigned(&p, off, bits), v, "u{bits} at {off}");
+                for i in 0..bits as u64 {
+                    assert_eq!(
+                        naive_bit(&p, off + i),
+                        v >> (bits as u64 - 1 - i) & 1 == 1,
+                        "bit {i} of u{bits} at {off}"
+                    );
+                }
+                p.fill(0);
+            }
+        }
+        // Past the end reads as zeros; a set top bit sign-extends.
+        assert_eq!(get_unsigned(&[0xff], 4, 8), 0xf0);
+        assert_eq!(get_signed(&[0xff], 4, 8), -16);
+        assert_eq!(get_signed(&[0x80], 0, 1), -1);
+        assert_eq!(get_signed(&[0xff; 8], 0, 64), -1);
+        assert_eq!(get_unsigned(&[], 1_000_000, 63), 0);
+    }
+
+    #[test]
+    fn overflow_rules_follow_redis() {
+        use Overflow::*;
+        // u8: 250 + 10 wraps to 4, saturates at 255, fails.
+        assert_eq!(unsigned_overflow(250, 10, 8, Wrap), Some(Some(4)));
+        assert_eq!(unsigned_overflow(250, 10, 8, Sat), Some(Some(255)));
+        assert_eq!(unsigned_overflow(250, 10, 8, Fail), Some(None));
+        assert_eq!(unsigned_overflow(5, -10, 8, Sat), Some(Some(0)));
+        assert_eq!(unsigned_overflow(5, -10, 8, Wrap), Some(Some(251)));
+        assert_eq!(unsigned_overflow(5, 250, 8, Wrap), None);
+        // SET of a negative value into an unsigned field: too big, so SAT gives the maximum.
+        assert_eq!(unsigned_overflow(u64::MAX, 0, 8, Sat), Some(Some(255)));
+        // i8.
+        assert_eq!(signed_overflow(120, 10, 8, Wrap), Some(Some(-126)));
+        assert_eq!(signed_overflow(120, 10, 8, Sat), Some(Some(127)));
+        assert_eq!(signed_overflow(-120, -10, 8, Sat), Some(Some(-128)));
+        assert_eq!(signed_overflow(-120, -10, 8, Wrap), Some(Some(126)));
+        assert_eq!(signed_overflow(100, 27, 8, Sat), None);
+        // i64.
+        assert_eq!(signed_overflow(i64::MAX, 1, 64, Wrap), Some(Some(i64::MIN)));
+        assert_eq!(signed_overflow(i64::MIN, -1, 64, Sat), Some(Some(i64::MIN)));
+        assert_eq!(signed_overflow(-1, i64::MIN, 64, Sat), Some(Some(i64::MIN)));
+        assert_eq!(signed_overflow(1, i64::MIN, 64, Sat), None);
+        // Redis's wrapping arithmetic: i64::MIN set into an i8 counts as too big.
+        assert_eq!(signed_overflow(i64::MIN, 0, 8, Sat), Some(Some(127)));
+    }
 }
