@@ -18,6 +18,7 @@
 //! Handlers never parse numbers or write replies by hand: they use `args` and `protocol::Reply`.
 
 pub mod args;
+pub mod bitmap_family;
 pub mod blocking_family;
 pub mod cluster_family;
 pub mod connection_family;
@@ -708,6 +709,7 @@ fn build() -> Table {
     specs.extend(keys_family::specs());
     specs.extend(dump_family::specs());
     specs.extend(string_family::specs());
+    specs.extend(bitmap_family::specs());
     specs.extend(hash_family::specs());
     specs.extend(list_family::specs());
     specs.extend(blocking_family::specs());

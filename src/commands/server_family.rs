@@ -456,6 +456,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         // WAIT is documented with the generic commands but counts as a connection command.
         (_, "wait") => v.push("@connection"),
         ("string", _) => v.push("@string"),
+        ("bitmap", _) => v.push("@bitmap"),
         ("hash", _) => v.push("@hash"),
         ("list", _) => v.push("@list"),
         ("set", _) => v.push("@set"),

@@ -178,6 +178,25 @@ impl StrValue {
         len
     }
 
+    /// Makes the string at least `len` bytes long, zero-padding the end (SETBIT, BITFIELD:
+    /// Redis's `sdsgrowzero`, with the same amortised growth as `append`), and leaves a `Raw`
+    /// string whose bytes the caller edits in place. Like Redis's `dbUnshareStringValue`, any
+    /// other encoding becomes `raw` even when nothing grows.
+    pub fn grow_zeroed(&mut self, len: usize) -> &mut [u8] {
+        let cur = self.len();
+        let mut v = self.take_raw(cur);
+        let have = v.len();
+        if have < len {
+            reserve_greedy(&mut v, len - have);
+            v.resize(len, 0);
+        }
+        *self = StrValue::Raw(v);
+        match self {
+            StrValue::Raw(v) => v,
+            _ => unreachable!("just stored a raw string"),
+        }
+    }
+
     /// Takes the bytes out for an in-place edit: a `Raw` string's buffer as it is, any other
     /// encoding copied into a buffer of `capacity` bytes. Leaves an integer behind.
     fn take_raw(&mut self, capacity: usize) -> Vec<u8> {
