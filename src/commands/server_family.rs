@@ -460,6 +460,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         ("list", _) => v.push("@list"),
         ("set", _) => v.push("@set"),
         ("sorted-set", _) => v.push("@sortedset"),
+        ("geo", _) => v.push("@geo"),
         ("generic", _) => v.push("@keyspace"),
         ("connection", _) => v.push("@connection"),
         ("pubsub", name) if !CONTAINERS.contains(&name) => v.push("@pubsub"),
