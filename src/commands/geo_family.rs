@@ -680,7 +680,9 @@ fn search_generic(ctx: &mut Ctx, a: &[Bytes], src: usize, v: Variant, r: &mut Re
     // Only the writing variants count changes, and only when they store.
     if matches!(
         v,
-        Variant::Coords { store: true } | Variant::Member { store: true } | Variant::Search { store: true }
+        Variant::Coords { store: true }
+            | Variant::Member { store: true }
+            | Variant::Search { store: true }
     ) {
         ctx.dirty(0);
     }
@@ -930,8 +932,12 @@ fn search_generic(ctx: &mut Ctx, a: &[Bytes], src: usize, v: Variant, r: &mut Re
     if returned > 0 {
         let lim = limits(ctx);
         let now = ctx.now_ms;
-        ctx.db()
-            .insert(dst, Value::ZSet(ZSetValue::from_sorted(entries, lim)), 0, now);
+        ctx.db().insert(
+            dst,
+            Value::ZSet(ZSetValue::from_sorted(entries, lim)),
+            0,
+            now,
+        );
         let event = if is_search {
             "geosearchstore"
         } else {

@@ -309,9 +309,10 @@ impl Shape {
     fn bounding_box(&self) -> [f64; 4] {
         let (h, w) = match self.kind {
             ShapeKind::Radius(r) => (self.conversion * r, self.conversion * r),
-            ShapeKind::Box { width, height } => {
-                (self.conversion * (height / 2.0), self.conversion * (width / 2.0))
-            }
+            ShapeKind::Box { width, height } => (
+                self.conversion * (height / 2.0),
+                self.conversion * (width / 2.0),
+            ),
         };
         let lat_delta = rad_deg(h / EARTH_RADIUS_IN_METERS);
         let long_delta_top =
@@ -325,7 +326,12 @@ impl Shape {
         } else {
             long_delta_top
         };
-        [self.lon - d, self.lat - lat_delta, self.lon + d, self.lat + lat_delta]
+        [
+            self.lon - d,
+            self.lat - lat_delta,
+            self.lon + d,
+            self.lat + lat_delta,
+        ]
     }
 
     /// The boxes to scan, in Redis's order (centre, N, S, E, W, NE, NW, SE, SW); a zero entry
@@ -457,9 +463,30 @@ pub fn format_coord(v: f64) -> String {
     s
 }
 
-/// A distance as Redis replies it: four decimals (`%.4f`).
+/// A distance as Redis 7.0.15 replies it (`fixedpoint_d2string` with four decimals): the
+/// value times 10^4 rounded to an integer by `llrint` (ties to even, after the product was
+/// rounded to a double), then printed with the point put back. This is not `%.4f`: a product
+/// that lands on a tie rounds differently.
 pub fn format_distance(d: f64) -> String {
-    fixed(d, 4)
+    if d == 0.0 {
+        return "0.0000".into();
+    }
+    let r = (d * 10000.0).round_ties_even();
+    // llrint on x86-64 gives the "integer indefinite" for NaN and values out of range.
+    let sv: i64 = if r >= -9_223_372_036_854_775_808.0 && r < 9_223_372_036_854_775_808.0 {
+        r as i64
+    } else {
+        i64::MIN
+    };
+    let mut digits = sv.unsigned_abs().to_string();
+    while digits.len() < 5 {
+        digits.insert(0, '0');
+    }
+    digits.insert(digits.len() - 4, '.');
+    if sv < 0 {
+        digits.insert(0, '-');
+    }
+    digits
 }
 
 /// C's `%.Nf` (Rust prints the exact decimal expansion, rounded, like glibc).
@@ -479,7 +506,13 @@ mod tests {
 
     #[test]
     fn interleave_round_trips() {
-        for (a, b) in [(0u32, 0u32), (1, 0), (0, 1), (0x3ff_ffff, 0x155_5555), (u32::MAX, 7)] {
+        for (a, b) in [
+            (0u32, 0u32),
+            (1, 0),
+            (0, 1),
+            (0x3ff_ffff, 0x155_5555),
+            (u32::MAX, 7),
+        ] {
             assert_eq!(deinterleave(interleave(a, b)), (a, b));
         }
         assert_eq!(interleave(1, 0), 1);
@@ -500,7 +533,15 @@ mod tests {
 
     #[test]
     fn odd_scores_decode_without_panicking() {
-        for s in [-1.0, f64::INFINITY, f64::NEG_INFINITY, 1e300, -1e300, 9.3e18, 2f64.powi(52)] {
+        for s in [
+            -1.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            -1e300,
+            9.3e18,
+            2f64.powi(52),
+        ] {
             let (lon, lat) = decode_score(s);
             assert!((LONG_MIN..=LONG_MAX).contains(&lon) && (LAT_MIN..=LAT_MAX).contains(&lat));
             let _ = geohash_string(s);
@@ -516,5 +557,10 @@ mod tests {
         assert_eq!(format_coord(1.5), "1.5");
         assert_eq!(format_coord(180.0), "180");
         assert_eq!(fixed(-0.0, 6), "-0.000000");
+        assert_eq!(format_distance(0.5), "0.5000");
+        assert_eq!(format_distance(0.00004), "0.0000");
+        // The product rounds to a tie, which llrint sends to the even neighbour.
+        assert_eq!(format_distance(14422071.322250001), "14422071.3222");
+        assert_eq!(format_distance(f64::NAN), "-922337203685477.5808");
     }
 }
