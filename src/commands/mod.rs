@@ -24,6 +24,7 @@ pub mod cluster_family;
 pub mod connection_family;
 pub mod debug_family;
 pub mod dump_family;
+pub mod geo_family;
 pub mod hash_family;
 pub mod keys_family;
 pub mod latency_family;
@@ -717,6 +718,7 @@ fn build() -> Table {
     specs.extend(crate::pubsub::specs());
     specs.extend(set_family::specs());
     specs.extend(zset_family::specs());
+    specs.extend(geo_family::specs());
     specs.extend(crate::scripting::specs());
     specs.extend(sort_family::specs());
     specs.extend(memory_family::specs());

@@ -461,6 +461,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         ("list", _) => v.push("@list"),
         ("set", _) => v.push("@set"),
         ("sorted-set", _) => v.push("@sortedset"),
+        ("geo", _) => v.push("@geo"),
         ("generic", _) => v.push("@keyspace"),
         ("connection" | "cluster", _) => v.push("@connection"),
         ("pubsub", name) if !CONTAINERS.contains(&name) => v.push("@pubsub"),

@@ -6,6 +6,7 @@
 
 pub mod dict;
 pub mod float;
+pub mod geohash;
 pub mod hash;
 pub mod key;
 pub mod list;
