@@ -23,6 +23,7 @@ pub mod connection_family;
 pub mod debug_family;
 pub mod dump_family;
 pub mod hash_family;
+pub mod hll_family;
 pub mod keys_family;
 pub mod latency_family;
 pub mod list_family;
@@ -700,6 +701,7 @@ fn build() -> Table {
     specs.extend(crate::pubsub::specs());
     specs.extend(set_family::specs());
     specs.extend(zset_family::specs());
+    specs.extend(hll_family::specs());
     specs.extend(crate::scripting::specs());
     specs.extend(sort_family::specs());
     specs.extend(memory_family::specs());

@@ -7,6 +7,7 @@
 pub mod dict;
 pub mod float;
 pub mod hash;
+pub mod hll;
 pub mod key;
 pub mod list;
 pub mod packed;
