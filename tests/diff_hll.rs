@@ -222,7 +222,9 @@ fn sparse_promotion_and_the_size_limit() {
     }
     d.s("PFDEBUG ENCODING batch");
     d.section("limits");
-    for limit in ["0", "18", "20", "25", "100", "1kb", "5000", "100000", "-1", "abc", "3000"] {
+    for limit in [
+        "0", "18", "20", "25", "100", "1kb", "5000", "100000", "-1", "abc", "3000",
+    ] {
         d.s(&format!("CONFIG SET hll-sparse-max-bytes {limit}"));
         d.s("CONFIG GET hll-sparse-max-bytes");
         let key = format!("lim{limit}");

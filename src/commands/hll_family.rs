@@ -143,12 +143,8 @@ fn pfadd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         },
     };
     if created {
-        ctx.db().insert(
-            key,
-            Value::Str(StrValue::Raw(hll::new_sparse())),
-            0,
-            now,
-        );
+        ctx.db()
+            .insert(key, Value::Str(StrValue::Raw(hll::new_sparse())), 0, now);
     }
     let Some(e) = ctx.db().lookup_notouch(key, now) else {
         return r.error(ERR_CORRUPT);
@@ -270,12 +266,8 @@ fn pfmerge(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let max_bytes = ctx.st.config.hll_sparse_max_bytes;
     let now = ctx.now_ms;
     if ctx.db().lookup_notouch(dest, now).is_none() {
-        ctx.db().insert(
-            dest,
-            Value::Str(StrValue::Raw(hll::new_sparse())),
-            0,
-            now,
-        );
+        ctx.db()
+            .insert(dest, Value::Str(StrValue::Raw(hll::new_sparse())), 0, now);
     }
     let Some(e) = ctx.db().lookup_notouch(dest, now) else {
         return r.error(ERR_CORRUPT);

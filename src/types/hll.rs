@@ -616,7 +616,7 @@ fn estimate(histo: &[u64; 64]) -> u64 {
     let e = ALPHA_INF * m * m / z;
     // `llroundl` of a value out of range (registers all past Q + 1 make z 0 and e infinite)
     // gives LLONG_MIN on x86-64; Redis then converts that through a double to 2^63.
-    let r = if e.is_finite() && e.abs() < 9.223_372_036_854_775e18 {
+    let r = if e.is_finite() && e < (1u64 << 63) as f64 {
         e.round() as i64
     } else {
         i64::MIN
@@ -747,10 +747,7 @@ mod tests {
     #[test]
     fn an_empty_value_is_redis_s_18_bytes() {
         let v = new_sparse();
-        assert_eq!(
-            v,
-            b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0\x7f\xff".to_vec()
-        );
+        assert_eq!(v, b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0\x7f\xff".to_vec());
         assert!(is_hll(&v));
         assert_eq!(cached(&v), Some(0));
         assert_eq!(count(&v), Ok(0));
@@ -823,10 +820,7 @@ mod tests {
         // The first and last registers.
         assert_eq!(sparse_set(&mut v, &mut 0, 0, 1, 3000), Ok(true));
         assert_eq!(sparse_set(&mut v, &mut 0, REGISTERS - 1, 2, 3000), Ok(true));
-        assert_eq!(
-            decode(&v),
-            "v:1,1 Z:99 v:5,1 v:3,1 z:3 v:1,1 Z:16277 v:2,1"
-        );
+        assert_eq!(decode(&v), "v:1,1 Z:99 v:5,1 v:3,1 z:3 v:1,1 Z:16277 v:2,1");
         let mut d = v.clone();
         to_dense(&mut d).unwrap();
         let regs = &d[HDR..];
