@@ -297,6 +297,8 @@ pub struct Config {
     pub zset_max_listpack_entries: u64,
     /// ... each no longer than this many bytes.
     pub zset_max_listpack_value: u64,
+    /// A sparse HyperLogLog turns dense rather than grow past this many bytes.
+    pub hll_sparse_max_bytes: u64,
     /// `notify-keyspace-events` classes (see `crate::pubsub::notify::class`).
     pub notify_keyspace_events: u32,
     /// Absolute path of the config file given on the command line, if any.
@@ -738,6 +740,9 @@ static DIRECTIVES: &[Directive] = &[
         Mutable, true, num!(zset_max_listpack_entries: u64)),
     row("zset-max-listpack-value", &["zset-max-ziplist-value"], mem(0, LONG_MAX), "64", Mutable,
         true, num!(zset_max_listpack_value: u64)),
+    // A HyperLogLog stays sparse up to this many bytes, header included.
+    row("hll-sparse-max-bytes", &[], mem(0, LONG_MAX), "3000", Mutable, true,
+        num!(hll_sparse_max_bytes: u64)),
     // Kept and reported like Redis's, without effect: quicklist nodes are never compressed.
     row("list-compress-depth", &[], int(0, INT_MAX), "0", Mutable, false, Field::Extra),
     row("activerehashing", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
@@ -804,7 +809,6 @@ static DIRECTIVES: &[Directive] = &[
         Field::Typed(|c| Value::Enum(c.enable_module_command as usize),
                      |c, v| c.enable_module_command = DebugCommandPolicy::ALL[v.index()])),
     row("enable-protected-configs", &[], Kind::Enum(&["no", "yes", "local"]), "no", Immutable, false, Field::Extra),
-    row("hll-sparse-max-bytes", &[], mem(0, LONG_MAX), "3000", Mutable, false, Field::Extra),
     row("ignore-warnings", &[], STR, "", Immutable, false, Field::Extra),
     row("io-threads", &[], int(1, 128), "1", Immutable, false, Field::Extra),
     row("io-threads-do-reads", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
@@ -1770,6 +1774,7 @@ impl Default for Config {
             set_max_listpack_value: 0,
             zset_max_listpack_entries: 0,
             zset_max_listpack_value: 0,
+            hll_sparse_max_bytes: 0,
             notify_keyspace_events: 0,
             config_file: None,
             extra: BTreeMap::new(),
@@ -2854,11 +2859,11 @@ mod tests {
                 "zset-max-ziplist-entries",
                 "zset-max-listpack-value",
                 "zset-max-ziplist-value",
+                "hll-sparse-max-bytes",
                 "active-defrag-cycle-max",
                 "active-defrag-max-scan-fields",
                 "proto-max-bulk-len",
                 "acllog-max-len",
-                "hll-sparse-max-bytes",
                 "maxmemory-clients",
                 "min-replicas-max-lag",
                 "min-slaves-max-lag",

@@ -26,6 +26,7 @@ pub mod debug_family;
 pub mod dump_family;
 pub mod geo_family;
 pub mod hash_family;
+pub mod hll_family;
 pub mod keys_family;
 pub mod latency_family;
 pub mod list_family;
@@ -719,6 +720,7 @@ fn build() -> Table {
     specs.extend(set_family::specs());
     specs.extend(zset_family::specs());
     specs.extend(geo_family::specs());
+    specs.extend(hll_family::specs());
     specs.extend(crate::scripting::specs());
     specs.extend(sort_family::specs());
     specs.extend(memory_family::specs());

@@ -462,6 +462,7 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
         ("set", _) => v.push("@set"),
         ("sorted-set", _) => v.push("@sortedset"),
         ("geo", _) => v.push("@geo"),
+        ("hyperloglog", _) => v.push("@hyperloglog"),
         ("generic", _) => v.push("@keyspace"),
         ("connection" | "cluster", _) => v.push("@connection"),
         ("pubsub", name) if !CONTAINERS.contains(&name) => v.push("@pubsub"),
@@ -741,8 +742,9 @@ fn reply_command_docs(r: &mut Reply, d: Described) {
     match d {
         Described::Command(s) => {
             let subs = s.subcommands.unwrap_or(&[]);
-            // Redis marks DEBUG as a system command (not for applications).
-            let syscmd = s.name == "debug";
+            // Redis marks DEBUG, PFDEBUG and PFSELFTEST as system commands (not for
+            // applications).
+            let syscmd = matches!(s.name, "debug" | "pfdebug" | "pfselftest");
             let extra = match s.deprecated {
                 Some(_) => 3,
                 None => usize::from(syscmd),

@@ -794,9 +794,15 @@ pub fn execute_keyed(
             d.touch(&key);
         }
     }
-    let changes = st.dirty.take().unwrap_or(1);
-    let wrote = is_write && changes > 0 && result.is_ok() && out.get(start_len) != Some(&b'-');
-    if wrote {
+    let counted_changes = st.dirty.take();
+    let changes = counted_changes.unwrap_or(1);
+    let succeeded = result.is_ok() && out.get(start_len) != Some(&b'-');
+    let wrote = is_write && changes > 0 && succeeded;
+    // A read-only command that counts changes itself (PFCOUNT writing its cached cardinality
+    // back, Redis's `server.dirty++` in a read command) is counted and logged like a write;
+    // it invalidates nothing more for client-side caching than what it signalled itself.
+    let logged = wrote || (succeeded && counted_changes.is_some_and(|n| n > 0));
+    if logged {
         globals.snapshot.note_changes(st.id, changes);
         if st.aof.is_some() {
             crate::persistence::aof::record(st, spec, args, db, &out[start_len..]);

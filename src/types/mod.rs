@@ -8,6 +8,7 @@ pub mod dict;
 pub mod float;
 pub mod geohash;
 pub mod hash;
+pub mod hll;
 pub mod key;
 pub mod list;
 pub mod packed;
