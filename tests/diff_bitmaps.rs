@@ -516,7 +516,7 @@ fn bitmap_notifications() {
         out
     });
     d.use_conn(0);
-    d.s("CONFIG SET notify-keyspace-events KEAm");
+    d.s("CONFIG SET notify-keyspace-events KEAmn");
     d.script(&[
         "SETBIT b 3 1",
         "SETBIT b 3 1",

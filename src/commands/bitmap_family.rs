@@ -189,8 +189,40 @@ fn bit_at(p: &[u8], off: u64) -> bool {
         .is_some_and(|b| b & (0x80 >> (off & 7)) != 0)
 }
 
-/// Bits set in `p`, a 64-bit word at a time.
+/// Bits set in `p`, a 64-bit word at a time, with the CPU's population count (and AVX2, which
+/// lets the compiler count several words per instruction) when it has them: the portable
+/// build targets baseline x86-64, whose `count_ones` is a dozen instructions per word.
 fn popcount(p: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 and POPCNT (checked just above; every AVX2 CPU has it).
+            return unsafe { popcount_avx2(p) };
+        }
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU has POPCNT (checked just above).
+            return unsafe { popcount_popcnt(p) };
+        }
+    }
+    popcount_words(p)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn popcount_avx2(p: &[u8]) -> u64 {
+    popcount_words(p)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn popcount_popcnt(p: &[u8]) -> u64 {
+    popcount_words(p)
+}
+
+/// The counting loop itself; inlined into each feature-specific copy above so that each is
+/// compiled with its instructions.
+#[inline(always)]
+fn popcount_words(p: &[u8]) -> u64 {
     let mut words = p.chunks_exact(8);
     let mut n: u64 = 0;
     for w in &mut words {
