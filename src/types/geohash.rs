@@ -527,7 +527,9 @@ mod tests {
         assert_eq!(format_coord(lon), "13.36138933897018433");
         assert_eq!(format_coord(lat), "38.11555639549629859");
         assert_eq!(&geohash_string(3479099956230698.0), b"sqc8b49rny0");
-        let d = distance(13.361389, 38.115556, 15.087269, 37.502669);
+        // GEODIST measures between the decoded positions.
+        let (lon2, lat2) = decode_score(encode_score(15.087269, 37.502669) as f64);
+        let d = distance(lon, lat, lon2, lat2);
         assert_eq!(format_distance(d / 1000.0), "166.2742");
     }
 
