@@ -492,14 +492,14 @@ fn random_search(rng: &mut SmallRng, members: usize) -> String {
         line.push(' ');
         line.push_str(o);
     }
-    if line.starts_with("GEORADIUS ") || line.starts_with("GEORADIUSBYMEMBER ") {
-        if rng.gen_bool(0.2) {
-            line.push_str(if rng.gen_bool(0.5) {
-                " STORE out"
-            } else {
-                " STOREDIST out"
-            });
-        }
+    if (line.starts_with("GEORADIUS ") || line.starts_with("GEORADIUSBYMEMBER "))
+        && rng.gen_bool(0.2)
+    {
+        line.push_str(if rng.gen_bool(0.5) {
+            " STORE out"
+        } else {
+            " STOREDIST out"
+        });
     }
     line
 }

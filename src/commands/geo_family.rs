@@ -321,7 +321,7 @@ fn geoadd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         }
         first += 1;
     }
-    if (a.len() - first) % 3 != 0 || (xx && nx) {
+    if !(a.len() - first).is_multiple_of(3) || (xx && nx) {
         return r.error(ERR_SYNTAX);
     }
     let n = (a.len() - first) / 3;

@@ -111,7 +111,7 @@ fn deinterleave(v: u64) -> (u32, u32) {
 pub fn score_bits(score: f64) -> u64 {
     const TWO63: f64 = 9_223_372_036_854_775_808.0;
     fn cvtt(x: f64) -> u64 {
-        if x >= -TWO63 && x < TWO63 {
+        if (-TWO63..TWO63).contains(&x) {
             x as i64 as u64
         } else {
             1 << 63
@@ -148,7 +148,7 @@ fn encode(lon_r: Range, lat_r: Range, lon: f64, lat: f64, step: u8) -> Option<Ha
 
 /// The score GEOADD stores for a position (already checked to be within the limits).
 pub fn encode_score(lon: f64, lat: f64) -> u64 {
-    encode(WGS84_LON, WGS84_LAT, lon, lat, STEP_MAX).map_or(0, |h| align52(h))
+    encode(WGS84_LON, WGS84_LAT, lon, lat, STEP_MAX).map_or(0, align52)
 }
 
 fn decode(lon_r: Range, lat_r: Range, h: HashBits) -> Option<Area> {
@@ -473,7 +473,7 @@ pub fn format_distance(d: f64) -> String {
     }
     let r = (d * 10000.0).round_ties_even();
     // llrint on x86-64 gives the "integer indefinite" for NaN and values out of range.
-    let sv: i64 = if r >= -9_223_372_036_854_775_808.0 && r < 9_223_372_036_854_775_808.0 {
+    let sv: i64 = if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&r) {
         r as i64
     } else {
         i64::MIN
@@ -527,7 +527,9 @@ mod tests {
         assert_eq!(format_coord(lon), "13.36138933897018433");
         assert_eq!(format_coord(lat), "38.11555639549629859");
         assert_eq!(&geohash_string(3479099956230698.0), b"sqc8b49rny0");
-        let d = distance(13.361389, 38.115556, 15.087269, 37.502669);
+        // GEODIST measures between the decoded positions.
+        let (lon2, lat2) = decode_score(encode_score(15.087269, 37.502669) as f64);
+        let d = distance(lon, lat, lon2, lat2);
         assert_eq!(format_distance(d / 1000.0), "166.2742");
     }
 
