@@ -18,7 +18,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use super::args::{eq_ic, int_arg, parse_i64, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::args::{c_str, eq_ic, int_arg, parse_i64, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
 use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KeySpec, KEY1};
 use crate::protocol::Reply;
@@ -140,12 +140,6 @@ pub fn specs() -> Vec<CommandSpec> {
 
 // ----- argument parsing -----
 
-/// The bytes of an argument up to its first NUL: Redis reads these arguments as C strings
-/// (`strcasecmp`, `strlen`), so whatever follows a NUL is ignored, as there.
-fn c_str(s: &[u8]) -> &[u8] {
-    s.iter().position(|&b| b == 0).map_or(s, |i| &s[..i])
-}
-
 /// `eq_ic` on the C-string view of an argument.
 fn keyword(arg: &[u8], name: &str) -> bool {
     eq_ic(c_str(arg), name)
@@ -195,8 +189,10 @@ fn bit_at(p: &[u8], off: u64) -> bool {
 fn popcount(p: &[u8]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 and POPCNT (checked just above; every AVX2 CPU has it).
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            // SAFETY: the CPU has AVX2 and POPCNT (checked just above).
             return unsafe { popcount_avx2(p) };
         }
         if std::arch::is_x86_feature_detected!("popcnt") {

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use bytes::{BufMut, Bytes};
 
-use super::args::{self, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::args::{self, c_str, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
 use super::{cmd, flags::*, CommandSpec, Ctx, Exec, KeySpec, ShardFn, KEY1};
 use crate::protocol::Reply;
@@ -186,11 +186,6 @@ fn radius_keys(a: &[Bytes]) -> Option<Vec<usize>> {
         i += 1;
     }
     Some(keys)
-}
-
-/// The text of an argument as C string functions see it: up to its first NUL.
-fn c_str(s: &[u8]) -> &[u8] {
-    s.iter().position(|&b| b == 0).map_or(s, |i| &s[..i])
 }
 
 /// Redis compares option names with `strcasecmp` on the argument's C string.

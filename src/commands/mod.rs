@@ -795,11 +795,6 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     t.by_name.get(lower).map(|&i| &t.specs[i as usize])
 }
 
-/// The bytes of `s` up to its first NUL: Redis formats these with `%s`.
-fn c_str(s: &[u8]) -> &[u8] {
-    s.iter().position(|&b| b == 0).map_or(s, |i| &s[..i])
-}
-
 /// Redis's reply to an unknown command (raw bytes: arguments are echoed as sent).
 pub fn unknown_command_error(args: &[Bytes]) -> Vec<u8> {
     let mut listed: Vec<u8> = Vec::new();
@@ -808,12 +803,12 @@ pub fn unknown_command_error(args: &[Bytes]) -> Vec<u8> {
             break;
         }
         let room = 128 - listed.len();
-        let t = c_str(a);
+        let t = args::c_str(a);
         listed.push(b'\'');
         listed.extend_from_slice(&t[..t.len().min(room)]);
         listed.extend_from_slice(b"' ");
     }
-    let name = c_str(&args[0]);
+    let name = args::c_str(&args[0]);
     let mut msg = b"ERR unknown command '".to_vec();
     msg.extend_from_slice(&name[..name.len().min(128)]);
     msg.extend_from_slice(b"', with args beginning with: ");
@@ -883,7 +878,7 @@ pub fn unknown_subcommand_error(sub: &[u8], cmd: &str) -> String {
 pub fn subcommand_syntax_error(sub: &[u8], cmd: &str) -> String {
     format!(
         "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
-        String::from_utf8_lossy(c_str(sub))
+        String::from_utf8_lossy(args::c_str(sub))
             .chars()
             .take(128)
             .collect::<String>(),

@@ -25,7 +25,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
-use super::args::{eq_ic, int_arg, strtod_c_string, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::args::{c_str, eq_ic, int_arg, strtod_c_string, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
 use super::{cmd, flags::*, BeginSearch, CommandSpec, Ctx, Exec, FindKeys, KeySpec};
 use crate::protocol::Reply;
@@ -124,11 +124,6 @@ struct SortOpts {
     /// Set by any BY pattern without `*` (`nosort`), and it stays set, as in Redis.
     dontsort: bool,
     gets: Vec<Bytes>,
-}
-
-/// The bytes of `s` up to its first NUL: Redis reads patterns as C strings.
-fn c_str(s: &[u8]) -> &[u8] {
-    s.iter().position(|&b| b == 0).map_or(s, |i| &s[..i])
 }
 
 fn parse(a: &[Bytes], readonly: bool) -> Result<SortOpts, &'static str> {
