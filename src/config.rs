@@ -1842,6 +1842,30 @@ impl Config {
         }
     }
 
+    /// `aclfile`: the ACL file's path, None when unset (ACL LOAD / SAVE then refuse).
+    pub fn aclfile(&self) -> Option<String> {
+        let (i, _) = lookup(b"aclfile").expect("directive exists");
+        match self.fetch(&DIRECTIVES[i]) {
+            Value::Str(Some(p)) if !p.is_empty() => Some(String::from_utf8_lossy(&p).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// `acl-pubsub-default allchannels`: new users and selectors may use every channel.
+    pub fn acl_pubsub_allchannels(&self) -> bool {
+        let (i, _) = lookup(b"acl-pubsub-default").expect("directive exists");
+        matches!(self.fetch(&DIRECTIVES[i]), Value::Enum(0))
+    }
+
+    /// `acllog-max-len`: how many entries the ACL log keeps.
+    pub fn acllog_max_len(&self) -> usize {
+        let (i, _) = lookup(b"acllog-max-len").expect("directive exists");
+        match self.fetch(&DIRECTIVES[i]) {
+            Value::Int(n) => n.clamp(0, usize::MAX as i128) as usize,
+            _ => 128,
+        }
+    }
+
     fn fetch(&self, d: &Directive) -> Value {
         match d.field {
             Field::Typed(get, _) => get(self),
@@ -2143,7 +2167,7 @@ fn trim<'a>(s: &'a [u8], set: &[u8]) -> &'a [u8] {
 }
 
 /// The C strerror() text of an I/O error (Rust appends " (os error N)").
-fn strerror(e: &std::io::Error) -> String {
+pub(crate) fn strerror(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.rfind(" (os error ") {
         Some(cut) => text[..cut].to_string(),

@@ -17,6 +17,7 @@
 //!
 //! Handlers never parse numbers or write replies by hand: they use `args` and `protocol::Reply`.
 
+pub mod acl_family;
 pub mod args;
 pub mod blocking_family;
 pub mod connection_family;
@@ -704,6 +705,7 @@ fn build() -> Table {
     specs.extend(sort_family::specs());
     specs.extend(memory_family::specs());
     specs.extend(latency_family::specs());
+    specs.extend(acl_family::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

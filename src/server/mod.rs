@@ -4,6 +4,8 @@
 //!
 //! Nothing here executes commands; it wires shards together and tears them down.
 
+pub mod acl;
+pub mod acl_rules;
 pub mod busy;
 pub mod client;
 pub mod conn;
@@ -104,6 +106,9 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     let pinned = nshards <= cpus.len() && cfg.shard_pinning;
     let mut globals = Globals::new(cfg.port, nshards, config_file);
     globals.shards_pinned = pinned;
+    if let Some(p) = &cfg.requirepass {
+        globals.acl.set_requirepass(Some(p));
+    }
     let globals = Arc::new(globals);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
