@@ -763,9 +763,9 @@ static DIRECTIVES: &[Directive] = &[
     // Replication, cluster, TLS, ACL files, I/O threads, client eviction...:
     // accepted so that a stock redis.conf starts Tessera, shown by CONFIG GET with Redis's
     // defaults, and logged at startup as not implemented when set to something else.
-    row("acl-pubsub-default", &[], Kind::Enum(&["allchannels", "resetchannels"]), "resetchannels", Mutable, false, Field::Extra),
-    row("aclfile", &[], STR, "", Immutable, false, Field::Extra),
-    row("acllog-max-len", &[], int(0, LONG_MAX), "128", Mutable, false, Field::Extra),
+    row("acl-pubsub-default", &[], Kind::Enum(&["allchannels", "resetchannels"]), "resetchannels", Mutable, true, Field::Extra),
+    row("aclfile", &[], STR, "", Immutable, true, Field::Extra),
+    row("acllog-max-len", &[], int(0, LONG_MAX), "128", Mutable, true, Field::Extra),
     row("always-show-logo", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
     row("aof-disable-auto-gc", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
     row("aof-rewrite-incremental-fsync", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),

@@ -176,7 +176,9 @@ fn setuser_getuser_list() {
         d.each(&format!("ACL GENPASS {bits} (length)"), |t, a| {
             let r = resp_parse(&t.conns[a].cmd_str(&format!("ACL GENPASS {bits}")));
             let s = r.as_bytes().unwrap_or_default().to_vec();
-            let hex = s.iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+            let hex = s
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
             format!("{} {hex}", s.len()).into_bytes()
         });
     }
@@ -198,22 +200,41 @@ fn acl_cat_lists_categories() {
         }
     };
     for cat in [
-        "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "pubsub",
-        "admin", "fast", "slow", "blocking", "dangerous", "connection", "transaction",
-        "scripting", "STRING",
+        "keyspace",
+        "read",
+        "write",
+        "set",
+        "sortedset",
+        "list",
+        "hash",
+        "string",
+        "pubsub",
+        "admin",
+        "fast",
+        "slow",
+        "blocking",
+        "dangerous",
+        "connection",
+        "transaction",
+        "scripting",
+        "STRING",
     ] {
-        d.each(&format!("ACL CAT {cat} (sorted, Tessera's commands)"), |t, a| {
-            let mut v: Vec<Vec<u8>> = match resp_parse(&t.conns[a].cmd_str(&format!("ACL CAT {cat}"))) {
-                Value::Array(v) => v
-                    .iter()
-                    .filter_map(|x| x.as_bytes().map(<[u8]>::to_vec))
-                    .filter(|n| have.contains(n))
-                    .collect(),
-                other => vec![render(&other).into_bytes()],
-            };
-            v.sort();
-            v.join(&b' ')
-        });
+        d.each(
+            &format!("ACL CAT {cat} (sorted, Tessera's commands)"),
+            |t, a| {
+                let mut v: Vec<Vec<u8>> =
+                    match resp_parse(&t.conns[a].cmd_str(&format!("ACL CAT {cat}"))) {
+                        Value::Array(v) => v
+                            .iter()
+                            .filter_map(|x| x.as_bytes().map(<[u8]>::to_vec))
+                            .filter(|n| have.contains(n))
+                            .collect(),
+                        other => vec![render(&other).into_bytes()],
+                    };
+                v.sort();
+                v.join(&b' ')
+            },
+        );
     }
 }
 
@@ -345,9 +366,25 @@ fn permissions_commands_keys_channels() {
     d.s("UNSUBSCRIBE");
     d.s("RESET");
     d.s("AUTH q x");
-    d.script(&["DEBUG SLEEP 0", "FLUSHALL", "CONFIG SET maxmemory 0", "CONFIG GET maxmemory", "GET any"]);
+    d.script(&[
+        "DEBUG SLEEP 0",
+        "FLUSHALL",
+        "CONFIG SET maxmemory 0",
+        "CONFIG GET maxmemory",
+        "GET any",
+    ]);
     d.s("AUTH s x");
-    d.script(&["GET a1", "GET b1", "GET c1", "SET b1 v", "SET a1 v", "HGET c1 f", "HGET b1 f", "SET c1 v", "TYPE c1"]);
+    d.script(&[
+        "GET a1",
+        "GET b1",
+        "GET c1",
+        "SET b1 v",
+        "SET a1 v",
+        "HGET c1 f",
+        "HGET b1 f",
+        "SET c1 v",
+        "TYPE c1",
+    ]);
     d.use_conn(0);
     d.section("dryrun");
     for line in [
@@ -392,13 +429,24 @@ fn masked_log(reply: &[u8]) -> String {
         };
         let mut fields = Vec::new();
         for pair in items.chunks(2) {
-            let k = pair[0].as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+            let k = pair[0]
+                .as_bytes()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
             let val = match k.as_str() {
                 "age-seconds" => "<age>".to_string(),
                 "client-info" => {
-                    let s = pair[1].as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                    let s = pair[1]
+                        .as_bytes()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default();
                     s.split(' ')
-                        .filter(|f| f.starts_with("cmd=") || f.starts_with("user=") || f.starts_with("db=") || f.starts_with("multi="))
+                        .filter(|f| {
+                            f.starts_with("cmd=")
+                                || f.starts_with("user=")
+                                || f.starts_with("db=")
+                                || f.starts_with("multi=")
+                        })
                         .collect::<Vec<_>>()
                         .join(" ")
                 }
@@ -463,12 +511,13 @@ fn deluser_closes_connections() {
     d.use_conn(c2);
     d.s("AUTH self x");
     d.s("ACL DELUSER self");
-    d.each("a client deleting its own user is closed after the reply", |t, _| {
-        match t.conns[c2].wait_closed(Duration::from_secs(5)) {
+    d.each(
+        "a client deleting its own user is closed after the reply",
+        |t, _| match t.conns[c2].wait_closed(Duration::from_secs(5)) {
             Ok(_) => b"closed".to_vec(),
             Err(_) => b"open".to_vec(),
-        }
-    });
+        },
+    );
     d.use_conn(0);
     d.s("ACL SETUSER k on nopass ~* +@all");
     let c3 = d.open_conn();

@@ -34,45 +34,67 @@ pub fn specs() -> Vec<CommandSpec> {
 const ADM: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
 
 const ACL_SUBCOMMANDS: &[SubCommand] = &[
-    sub("acl|load", 2)
-        .flags(ADM)
-        .docs("6.0.0", "O(N). Where N is the number of configured users.", "Reloads the users from the ACL file."),
-    sub("acl|deluser", -3)
-        .flags(ADM)
-        .docs("6.0.0", "O(1) amortized time considering the typical user.", "Deletes users and closes their connections."),
-    sub("acl|whoami", 2)
-        .flags(NOSCRIPT | LOADING | STALE)
-        .docs("6.0.0", "O(1)", "Returns the connection's user name."),
+    sub("acl|load", 2).flags(ADM).docs(
+        "6.0.0",
+        "O(N). Where N is the number of configured users.",
+        "Reloads the users from the ACL file.",
+    ),
+    sub("acl|deluser", -3).flags(ADM).docs(
+        "6.0.0",
+        "O(1) amortized time considering the typical user.",
+        "Deletes users and closes their connections.",
+    ),
+    sub("acl|whoami", 2).flags(NOSCRIPT | LOADING | STALE).docs(
+        "6.0.0",
+        "O(1)",
+        "Returns the connection's user name.",
+    ),
     sub("acl|help", 2)
         .flags(LOADING | STALE)
         .docs("6.0.0", "O(1)", "Lists the ACL subcommands."),
-    sub("acl|users", 2)
-        .flags(ADM)
-        .docs("6.0.0", "O(N). Where N is the number of configured users.", "Lists the user names."),
-    sub("acl|setuser", -3)
-        .flags(ADM)
-        .docs("6.0.0", "O(N). Where N is the number of rules provided.", "Creates a user or changes its rules."),
-    sub("acl|cat", -2)
-        .flags(NOSCRIPT | LOADING | STALE)
-        .docs("6.0.0", "O(1) since the categories and commands are a fixed set.", "Lists the categories, or the commands of one."),
-    sub("acl|save", 2)
-        .flags(ADM)
-        .docs("6.0.0", "O(N). Where N is the number of configured users.", "Writes the users to the ACL file."),
-    sub("acl|getuser", 3)
-        .flags(ADM)
-        .docs("6.0.0", "O(N). Where N is the number of password, command and pattern rules that the user has.", "Describes one user."),
-    sub("acl|log", -2)
-        .flags(ADM)
-        .docs("6.0.0", "O(N) with N being the number of entries shown.", "Lists recent refusals and failed authentications."),
-    sub("acl|list", 2)
-        .flags(ADM)
-        .docs("6.0.0", "O(N). Where N is the number of configured users.", "Lists the users as configuration lines."),
+    sub("acl|users", 2).flags(ADM).docs(
+        "6.0.0",
+        "O(N). Where N is the number of configured users.",
+        "Lists the user names.",
+    ),
+    sub("acl|setuser", -3).flags(ADM).docs(
+        "6.0.0",
+        "O(N). Where N is the number of rules provided.",
+        "Creates a user or changes its rules.",
+    ),
+    sub("acl|cat", -2).flags(NOSCRIPT | LOADING | STALE).docs(
+        "6.0.0",
+        "O(1) since the categories and commands are a fixed set.",
+        "Lists the categories, or the commands of one.",
+    ),
+    sub("acl|save", 2).flags(ADM).docs(
+        "6.0.0",
+        "O(N). Where N is the number of configured users.",
+        "Writes the users to the ACL file.",
+    ),
+    sub("acl|getuser", 3).flags(ADM).docs(
+        "6.0.0",
+        "O(N). Where N is the number of password, command and pattern rules that the user has.",
+        "Describes one user.",
+    ),
+    sub("acl|log", -2).flags(ADM).docs(
+        "6.0.0",
+        "O(N) with N being the number of entries shown.",
+        "Lists recent refusals and failed authentications.",
+    ),
+    sub("acl|list", 2).flags(ADM).docs(
+        "6.0.0",
+        "O(N). Where N is the number of configured users.",
+        "Lists the users as configuration lines.",
+    ),
     sub("acl|genpass", -2)
         .flags(NOSCRIPT | LOADING | STALE)
         .docs("6.0.0", "O(1)", "Returns a random password."),
-    sub("acl|dryrun", -4)
-        .flags(ADM)
-        .docs("7.0.0", "O(1).", "Tells whether a user may run a command, without running it."),
+    sub("acl|dryrun", -4).flags(ADM).docs(
+        "7.0.0",
+        "O(1).",
+        "Tells whether a user may run a command, without running it.",
+    ),
 ];
 
 const ACL_HELP: &[&str] = &[
@@ -202,9 +224,7 @@ fn acl(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 }
                 let chars = ((bits + 3) / 4) as usize;
                 let pass: String = (0..chars)
-                    .map(|_| {
-                        char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0')
-                    })
+                    .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
                     .collect();
                 c.reply().bulk(pass.as_bytes());
             }

@@ -506,7 +506,8 @@ pub(crate) fn command_categories(s: &CommandSpec) -> Vec<&'static str> {
 /// Commands with subcommands: Redis 7 reports their flags and keys per subcommand, and none on
 /// the container itself.
 const CONTAINERS: &[&str] = &[
-    "acl", "client", "config", "object", "slowlog", "pubsub", "memory", "script", "function", "latency",
+    "acl", "client", "config", "object", "slowlog", "pubsub", "memory", "script", "function",
+    "latency",
 ];
 
 /// What COMMAND INFO and COMMAND DOCS report for a command or a container's subcommand.

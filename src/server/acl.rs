@@ -140,9 +140,10 @@ fn check_selector(
     if !s.allkeys {
         let keys = keys.get_or_insert_with(|| keys_needing(spec, args));
         for &(pos, need) in keys.iter() {
-            let ok = s.keys.iter().any(|(p, f)| {
-                f & need == need && crate::config::glob_match(p, &args[pos], false)
-            });
+            let ok = s
+                .keys
+                .iter()
+                .any(|(p, f)| f & need == need && crate::config::glob_match(p, &args[pos], false));
             if !ok {
                 return Err(Denied::Key(pos));
             }
@@ -305,9 +306,7 @@ impl Acl {
 
     /// Publishes a change made under `lock` (call with the guard still held).
     pub fn changed(&self, t: &Users) {
-        let open = t
-            .get(b"default")
-            .is_some_and(|d| d.enabled && d.nopass);
+        let open = t.get(b"default").is_some_and(|d| d.enabled && d.nopass);
         self.default_open.store(open, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Release);
     }

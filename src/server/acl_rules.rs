@@ -53,7 +53,10 @@ const NOT_IMPLEMENTED: &[(&str, &[&str])] = &[
     ("cluster|addslots", &["admin", "slow", "dangerous"]),
     ("cluster|addslotsrange", &["admin", "slow", "dangerous"]),
     ("cluster|bumpepoch", &["admin", "slow", "dangerous"]),
-    ("cluster|count-failure-reports", &["admin", "slow", "dangerous"]),
+    (
+        "cluster|count-failure-reports",
+        &["admin", "slow", "dangerous"],
+    ),
     ("cluster|countkeysinslot", &["slow"]),
     ("cluster|delslots", &["admin", "slow", "dangerous"]),
     ("cluster|delslotsrange", &["admin", "slow", "dangerous"]),
@@ -99,7 +102,10 @@ const NOT_IMPLEMENTED: &[(&str, &[&str])] = &[
     ("module|unload", &["admin", "slow", "dangerous"]),
     ("pfadd", &["write", "hyperloglog", "fast"]),
     ("pfcount", &["read", "hyperloglog", "slow"]),
-    ("pfdebug", &["write", "hyperloglog", "admin", "slow", "dangerous"]),
+    (
+        "pfdebug",
+        &["write", "hyperloglog", "admin", "slow", "dangerous"],
+    ),
     ("pfmerge", &["write", "hyperloglog", "slow"]),
     ("pfselftest", &["hyperloglog", "admin", "slow", "dangerous"]),
     ("psync", &["admin", "slow", "dangerous"]),
@@ -107,7 +113,10 @@ const NOT_IMPLEMENTED: &[(&str, &[&str])] = &[
     ("readwrite", &["fast", "connection"]),
     ("replconf", &["admin", "slow", "dangerous"]),
     ("replicaof", &["admin", "slow", "dangerous"]),
-    ("restore-asking", &["keyspace", "write", "slow", "dangerous"]),
+    (
+        "restore-asking",
+        &["keyspace", "write", "slow", "dangerous"],
+    ),
     ("setbit", &["write", "bitmap", "slow"]),
     ("slaveof", &["admin", "slow", "dangerous"]),
     ("sync", &["admin", "slow", "dangerous"]),
@@ -774,7 +783,11 @@ impl User {
 }
 
 fn check_hash(h: &[u8]) -> Result<String, RuleError> {
-    if h.len() != 64 || !h.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)) {
+    if h.len() != 64
+        || !h
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    {
         return Err(RuleError::BadHash);
     }
     Ok(String::from_utf8_lossy(h).into_owned())
@@ -907,7 +920,15 @@ mod tests {
     fn describe_matches_redis_examples() {
         let mut u = User::new(b"u2", false);
         for op in [
-            "on", "~a*", "%R~r*", "%W~w*", "&ch*", "+get", "+config|get", "-@all", "+@string",
+            "on",
+            "~a*",
+            "%R~r*",
+            "%W~w*",
+            "&ch*",
+            "+get",
+            "+config|get",
+            "-@all",
+            "+@string",
             "-set",
         ] {
             u.apply(op.as_bytes(), false).unwrap();
@@ -928,7 +949,10 @@ mod tests {
         assert_eq!(u.apply(b"%~x", false), Err(RuleError::Syntax));
         assert_eq!(u.apply(b"%RR~x", false), Err(RuleError::Syntax));
         assert_eq!(u.apply(b"+nosuch", false), Err(RuleError::UnknownName));
-        assert_eq!(u.apply(b"+config|get|x", false), Err(RuleError::FirstArgOfSub));
+        assert_eq!(
+            u.apply(b"+config|get|x", false),
+            Err(RuleError::FirstArgOfSub)
+        );
         assert_eq!(u.apply(b"#abc", false), Err(RuleError::BadHash));
         assert_eq!(u.apply(b"<nope", false), Err(RuleError::NoSuchPassword));
         u.apply(b"allkeys", false).unwrap();

@@ -109,6 +109,24 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     if let Some(p) = &cfg.requirepass {
         globals.acl.set_requirepass(Some(p));
     }
+    // The ACL file's users, as Redis loads them at startup: any error stops the server.
+    if let Some(path) = cfg.aclfile() {
+        let text = std::fs::read(&path).map_err(|e| {
+            format!(
+                "Aborting Redis startup because of ACL errors: Error loading ACLs, opening file '{path}': {}",
+                crate::config::strerror(&e)
+            )
+        })?;
+        let users = crate::commands::acl_family::parse_acl_file(
+            &path,
+            &String::from_utf8_lossy(&text),
+            cfg.acl_pubsub_allchannels(),
+        )
+        .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+        let mut t = globals.acl.lock();
+        t.replace_all(users);
+        globals.acl.changed(&t);
+    }
     let globals = Arc::new(globals);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
