@@ -157,12 +157,12 @@ fn quit(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
 /// goes to the ACL log, under the command's name as sent.
 fn authenticate(c: &mut Conn, user: &[u8], pass: &[u8], cmd_name: &[u8]) -> bool {
     match c.shard.globals.acl.authenticate(user, pass) {
-        Ok(p) => {
+        Some(p) => {
             c.authenticated = true;
             c.set_user(p);
             true
         }
-        Err(()) => {
+        None => {
             let ctx = if c.multi.is_some() {
                 crate::server::acl::LogContext::Multi
             } else {

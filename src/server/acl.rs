@@ -336,13 +336,13 @@ impl Acl {
         self.changed(&t);
     }
 
-    /// Checks credentials: Ok(the user's permissions), Err(()) for an unknown or disabled user
-    /// or a wrong password.
-    pub fn authenticate(&self, user: &[u8], pass: &[u8]) -> Result<Arc<Perms>, ()> {
+    /// Checks credentials: the user's permissions, None for an unknown or disabled user or a
+    /// wrong password.
+    pub fn authenticate(&self, user: &[u8], pass: &[u8]) -> Option<Arc<Perms>> {
         let t = self.lock();
         match t.get(user) {
-            Some(u) if u.password_ok(pass) => t.perms(user).ok_or(()),
-            _ => Err(()),
+            Some(u) if u.password_ok(pass) => t.perms(user),
+            _ => None,
         }
     }
 

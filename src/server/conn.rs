@@ -873,6 +873,8 @@ impl Conn {
         if self.shard.globals.acl.generation() != self.acl_gen {
             self.refresh_user();
         }
+        // Short-circuits on the first test for a user with every permission.
+        #[allow(clippy::nonminimal_bool)]
         if !self.perms.unrestricted
             && !(self.multi.is_some()
                 && spec.has(flags::NO_MULTI)
