@@ -772,9 +772,9 @@ static DIRECTIVES: &[Directive] = &[
     // Replication, cluster, TLS, ACL files, I/O threads, client eviction...:
     // accepted so that a stock redis.conf starts Tessera, shown by CONFIG GET with Redis's
     // defaults, and logged at startup as not implemented when set to something else.
-    row("acl-pubsub-default", &[], Kind::Enum(&["allchannels", "resetchannels"]), "resetchannels", Mutable, false, Field::Extra),
-    row("aclfile", &[], STR, "", Immutable, false, Field::Extra),
-    row("acllog-max-len", &[], int(0, LONG_MAX), "128", Mutable, false, Field::Extra),
+    row("acl-pubsub-default", &[], Kind::Enum(&["allchannels", "resetchannels"]), "resetchannels", Mutable, true, Field::Extra),
+    row("aclfile", &[], STR, "", Immutable, true, Field::Extra),
+    row("acllog-max-len", &[], int(0, LONG_MAX), "128", Mutable, true, Field::Extra),
     row("always-show-logo", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
     row("aof-disable-auto-gc", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
     row("aof-rewrite-incremental-fsync", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
@@ -1855,6 +1855,30 @@ impl Config {
         }
     }
 
+    /// `aclfile`: the ACL file's path, None when unset (ACL LOAD / SAVE then refuse).
+    pub fn aclfile(&self) -> Option<String> {
+        let (i, _) = lookup(b"aclfile").expect("directive exists");
+        match self.fetch(&DIRECTIVES[i]) {
+            Value::Str(Some(p)) if !p.is_empty() => Some(String::from_utf8_lossy(&p).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// `acl-pubsub-default allchannels`: new users and selectors may use every channel.
+    pub fn acl_pubsub_allchannels(&self) -> bool {
+        let (i, _) = lookup(b"acl-pubsub-default").expect("directive exists");
+        matches!(self.fetch(&DIRECTIVES[i]), Value::Enum(0))
+    }
+
+    /// `acllog-max-len`: how many entries the ACL log keeps.
+    pub fn acllog_max_len(&self) -> usize {
+        let (i, _) = lookup(b"acllog-max-len").expect("directive exists");
+        match self.fetch(&DIRECTIVES[i]) {
+            Value::Int(n) => n.clamp(0, usize::MAX as i128) as usize,
+            _ => 128,
+        }
+    }
+
     fn fetch(&self, d: &Directive) -> Value {
         match d.field {
             Field::Typed(get, _) => get(self),
@@ -2156,7 +2180,7 @@ fn trim<'a>(s: &'a [u8], set: &[u8]) -> &'a [u8] {
 }
 
 /// The C strerror() text of an I/O error (Rust appends " (os error N)").
-fn strerror(e: &std::io::Error) -> String {
+pub(crate) fn strerror(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.rfind(" (os error ") {
         Some(cut) => text[..cut].to_string(),

@@ -153,22 +153,31 @@ fn quit(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
     })
 }
 
-/// Checks a password for `user` against requirepass (the only user is `default`).
-fn password_ok(c: &Conn, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
+/// Authenticates the connection as `user` (Redis's ACLAuthenticateUser): on failure the attempt
+/// goes to the ACL log, under the command's name as sent.
+fn authenticate(c: &mut Conn, user: &[u8], pass: &[u8], cmd_name: &[u8]) -> bool {
+    match c.shard.globals.acl.authenticate(user, pass) {
+        Some(p) => {
+            c.authenticated = true;
+            c.set_user(p);
+            true
+        }
+        None => {
+            let ctx = if c.multi.is_some() {
+                crate::server::acl::LogContext::Multi
+            } else {
+                crate::server::acl::LogContext::Toplevel
+            };
+            super::acl_family::log_denied(
+                c,
+                crate::server::acl::LogReason::Auth,
+                ctx,
+                cmd_name,
+                user,
+            );
+            false
+        }
     }
-    match &c.shard.state.borrow().config.requirepass {
-        None => true,
-        Some(p) => constant_time_eq(p, pass),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -179,15 +188,21 @@ fn auth(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             return c.reply().error(ERR_SYNTAX);
         }
         let (user, pass): (&[u8], &[u8]) = if a.len() == 2 {
-            if c.shard.state.borrow().config.requirepass.is_none() {
+            let nopass = c
+                .shard
+                .globals
+                .acl
+                .lock()
+                .get(b"default")
+                .is_some_and(|d| d.nopass);
+            if nopass {
                 return c.reply().error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
             }
             (b"default", &a[1])
         } else {
             (&a[1], &a[2])
         };
-        if password_ok(c, user, pass) {
-            c.authenticated = true;
+        if authenticate(c, user, pass, &a[0]) {
             c.reply().ok();
         } else {
             c.reply().error(WRONGPASS);
@@ -244,10 +259,9 @@ fn hello(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             j += 1;
         }
         if let Some((u, p)) = &creds {
-            if !password_ok(c, u, p) {
+            if !authenticate(c, u, p, &a[0]) {
                 return c.reply().error(WRONGPASS);
             }
-            c.authenticated = true;
         }
         if !c.authenticated {
             return c.reply().error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
@@ -303,7 +317,12 @@ fn reset(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         c.set_name(String::new());
         c.reply_mode = ReplyMode::On;
         c.skip_next = false;
-        c.authenticated = c.shard.state.borrow().config.requirepass.is_none();
+        // Back to the default user, authenticated only if it needs no password (Redis's
+        // clientSetDefaultAuth).
+        if let Some(p) = c.shard.globals.acl.perms(b"default") {
+            c.set_user(p);
+        }
+        c.authenticated = c.shard.globals.acl.default_open();
         c.reply().simple("RESET");
     })
 }
@@ -901,8 +920,7 @@ async fn client_kill(c: &mut Conn, a: &[Bytes]) {
             } else if eq_ic(&a[j], "laddr") {
                 f.laddr = Some(v);
             } else if eq_ic(&a[j], "user") {
-                // `default` is the only user there is.
-                if v != "default" {
+                if c.shard.globals.acl.perms(&a[j + 1]).is_none() {
                     return c.reply().error(&format!("ERR No such user '{}'", v));
                 }
                 f.user = Some(v);
@@ -936,7 +954,7 @@ async fn client_kill(c: &mut Conn, a: &[Bytes]) {
                     || f.id.is_some_and(|id| id != cl.id)
                     || f.addr.as_ref().is_some_and(|x| *x != cl.addr)
                     || f.laddr.as_ref().is_some_and(|x| *x != cl.laddr)
-                    || f.user.as_ref().is_some_and(|u| u != "default")
+                    || f.user.as_ref().is_some_and(|u| **u != **cl.user.borrow())
                     || f.typ.is_some_and(|t| t != Some(cl.is_pubsub()))
                 {
                     continue;

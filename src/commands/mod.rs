@@ -17,6 +17,7 @@
 //!
 //! Handlers never parse numbers or write replies by hand: they use `args` and `protocol::Reply`.
 
+pub mod acl_family;
 pub mod args;
 pub mod bitmap_family;
 pub mod blocking_family;
@@ -727,6 +728,7 @@ fn build() -> Table {
     specs.extend(latency_family::specs());
     specs.extend(module_family::specs());
     specs.extend(cluster_family::specs());
+    specs.extend(acl_family::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
     for (i, s) in specs.iter_mut().enumerate() {
         s.index = i as u16;

@@ -432,7 +432,7 @@ const CATEGORY_ORDER: &[&str] = &[
     "@scripting",
 ];
 
-fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
+pub(crate) fn command_categories(s: &CommandSpec) -> Vec<&'static str> {
     // A container (CLIENT, CONFIG, OBJECT...) is only @slow in Redis 7.0: its subcommands carry
     // the rest. COMMAND is the exception, and scripts are @scripting whatever they do.
     match s.name {
@@ -509,8 +509,8 @@ fn acl_categories(s: &CommandSpec) -> Vec<&'static str> {
 /// Commands with subcommands: Redis 7 reports their flags and keys per subcommand, and none on
 /// the container itself.
 const CONTAINERS: &[&str] = &[
-    "client", "config", "object", "slowlog", "pubsub", "memory", "script", "function", "latency",
-    "module", "cluster",
+    "acl", "client", "config", "object", "slowlog", "pubsub", "memory", "script", "function",
+    "latency", "module", "cluster",
 ];
 
 /// What COMMAND INFO and COMMAND DOCS report for a command or a container's subcommand.
@@ -542,8 +542,8 @@ impl Described {
 
     fn categories(&self) -> Vec<&'static str> {
         match self {
-            Described::Command(s) => acl_categories(s),
-            Described::Sub(c, x) => sub_acl_categories(c, x),
+            Described::Command(s) => command_categories(s),
+            Described::Sub(c, x) => subcommand_categories(c, x),
         }
     }
 
@@ -561,7 +561,7 @@ impl Described {
 }
 
 /// A subcommand's ACL categories: what its flags imply, plus its container's family.
-fn sub_acl_categories(container: &CommandSpec, x: &SubCommand) -> Vec<&'static str> {
+pub(crate) fn subcommand_categories(container: &CommandSpec, x: &SubCommand) -> Vec<&'static str> {
     let mut v = Vec::new();
     if x.has(WRITE) {
         v.push("@write");
@@ -807,7 +807,7 @@ fn reply_docs_fields(r: &mut Reply, summary: &str, since: &str, group: &str, com
 /// finds them: through the key specs when every spec can be followed and none has variable
 /// flags, otherwise through the command's own key finder (`keys`), which flags SORT's and SET's
 /// keys and leaves the others without flags.
-fn keys_and_flags(
+pub(crate) fn keys_and_flags(
     s: &CommandSpec,
     subcmd: Option<&SubCommand>,
     args: &[Bytes],
@@ -1573,6 +1573,10 @@ async fn config_set(sh: &Rc<Shard>, pairs: &[(Bytes, Bytes)]) -> Result<(), Stri
             };
             return Err(crate::config::set_failed(arg, why));
         }
+    }
+    if changed.contains(&"requirepass") {
+        // requirepass is the default user's password, as in Redis.
+        sh.globals.acl.set_requirepass(cfg.requirepass.as_deref());
     }
     crate::pubsub::set_output_limit(cfg.output_limit(crate::config::OBUF_PUBSUB));
     sh.run_on_all(move |sh| {

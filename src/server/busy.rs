@@ -39,7 +39,7 @@ pub fn serve_while_busy(sh: &Shard) {
     };
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
     r.drain(&mut events);
-    let open = sh.state.borrow().config.requirepass.is_none();
+    let open = sh.globals.acl.default_open();
     let (listeners, clients): (Vec<RawFd>, Vec<RawFd>) = {
         let slots = r.slots.borrow();
         let listeners = slots

@@ -40,6 +40,9 @@ pub struct ClientHandle {
     /// CLIENT TRACKING as CLIENT LIST shows it: (redirect id, BCAST, broken-redirect flag) while
     /// tracking is on.
     pub tracking: RefCell<Option<(u64, bool, Arc<AtomicBool>)>>,
+    /// The user the connection is authenticated as (CLIENT LIST's user, CLIENT KILL USER,
+    /// ACL DELUSER).
+    pub user: RefCell<Arc<str>>,
 }
 
 /// The receiving end of a push channel and its accounting.
@@ -136,7 +139,7 @@ impl ClientHandle {
         }
         let qbuf = self.qbuf.get();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir={} resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir={} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -154,6 +157,7 @@ impl ClientHandle {
             16384usize.saturating_sub(qbuf),
             16384 + qbuf,
             self.last_cmd.get(),
+            self.user.borrow(),
             redir,
             self.resp.get()
         )

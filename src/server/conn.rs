@@ -70,6 +70,10 @@ pub struct Conn {
     pub db: usize,
     pub resp3: bool,
     pub authenticated: bool,
+    /// The connection's user, compiled (see `crate::server::acl`), and the ACL generation it
+    /// was read at.
+    pub perms: Arc<crate::server::acl::Perms>,
+    acl_gen: u64,
     pub info: Rc<ClientHandle>,
     pub label: Arc<ClientLabel>,
     pub out: BytesMut,
@@ -285,9 +289,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         push: Default::default(),
         push_rx: Default::default(),
         tracking: Default::default(),
+        user: std::cell::RefCell::new(Arc::from("default")),
     });
     shard.clients.borrow_mut().add(info.clone());
-    let authenticated = shard.state.borrow().config.requirepass.is_none();
+    let acl_gen = shard.globals.acl.generation();
+    let authenticated = shard.globals.acl.default_open();
+    let perms = shard
+        .globals
+        .acl
+        .perms(b"default")
+        .expect("the default user always exists");
     let n = shard.nshards();
     let (reader, writer) = super::split::split(stream);
     let reader = super::readiness::ConnReader::new(reader);
@@ -298,6 +309,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         db: 0,
         resp3: false,
         authenticated,
+        perms,
+        acl_gen,
         info: info.clone(),
         label: Arc::new(ClientLabel {
             addr,
@@ -781,6 +794,63 @@ impl Conn {
         }
     }
 
+    /// Re-reads the connection's user after an ACL change. A user that is gone (deleted, or
+    /// replaced by ACL LOAD) leaves the connection as the default user, unauthenticated, as
+    /// Redis does before it closes it.
+    pub fn refresh_user(&mut self) {
+        let acl = &self.shard.globals.acl;
+        self.acl_gen = acl.generation();
+        let name = self.perms.name.clone();
+        match acl.perms(name.as_bytes()) {
+            Some(p) => self.perms = p,
+            None => {
+                if let Some(p) = acl.perms(b"default") {
+                    self.set_user(p);
+                }
+                self.authenticated = false;
+            }
+        }
+    }
+
+    /// Makes `p` the connection's user (AUTH, HELLO AUTH).
+    pub fn set_user(&mut self, p: Arc<crate::server::acl::Perms>) {
+        *self.info.user.borrow_mut() = p.name.clone();
+        self.perms = p;
+    }
+
+    /// Logs an ACL refusal and returns Redis's NOPERM error for it.
+    pub fn acl_denied(
+        &self,
+        d: crate::server::acl::Denied,
+        ctx: crate::server::acl::LogContext,
+        name: &str,
+        args: &[Bytes],
+    ) -> String {
+        use crate::server::acl::{Denied, LogReason};
+        let (reason, object, msg) = match d {
+            Denied::Command => (
+                LogReason::Command,
+                name.as_bytes(),
+                format!("NOPERM this user has no permissions to run the '{name}' command"),
+            ),
+            Denied::Key(i) => (
+                LogReason::Key,
+                &args[i][..],
+                "NOPERM this user has no permissions to access one of the keys used as arguments"
+                    .to_string(),
+            ),
+            Denied::Channel(i) => (
+                LogReason::Channel,
+                &args[i][..],
+                "NOPERM this user has no permissions to access one of the channels used as arguments"
+                    .to_string(),
+            ),
+        };
+        let user = self.perms.name.clone();
+        crate::commands::acl_family::log_denied(self, reason, ctx, object, user.as_bytes());
+        msg
+    }
+
     fn take_suppress(&mut self) -> bool {
         let s = self.reply_mode == ReplyMode::Off || self.skip_next;
         self.skip_next = false;
@@ -809,6 +879,28 @@ impl Conn {
             return self
                 .reject(b"NOAUTH Authentication required.", Some((spec, &args)))
                 .await;
+        }
+        // ACLs: one atomic load, and one branch for a user with every permission. A command
+        // refused inside MULTI for NO_MULTI gets that error first, as in Redis.
+        if self.shard.globals.acl.generation() != self.acl_gen {
+            self.refresh_user();
+        }
+        // Short-circuits on the first test for a user with every permission.
+        #[allow(clippy::nonminimal_bool)]
+        if !self.perms.unrestricted
+            && !(self.multi.is_some()
+                && spec.has(flags::NO_MULTI)
+                && !crate::tx::multi::runs_immediately_in_multi(spec.name))
+        {
+            if let Err(d) = self.perms.check(spec, &args) {
+                let ctx = if self.multi.is_some() {
+                    crate::server::acl::LogContext::Multi
+                } else {
+                    crate::server::acl::LogContext::Toplevel
+                };
+                let msg = self.acl_denied(d, ctx, name, &args);
+                return self.reject(msg.as_bytes(), Some((spec, &args))).await;
+            }
         }
         // A script past busy-reply-threshold on another shard (this shard's own clients hear
         // from `super::busy` while it runs one). SHUTDOWN is allowed only with NOSAVE then.

@@ -45,6 +45,9 @@ pub struct Globals {
     pub aof: crate::persistence::aof::AofGlobal,
     /// Snapshot state shared by the shards (INFO persistence, save rules, LASTSAVE).
     pub snapshot: crate::persistence::snapshot::SnapGlobal,
+    /// ACL users and log (see `crate::server::acl`: a mutex for the control path, one atomic
+    /// load per command on the data path).
+    pub acl: crate::server::acl::Acl,
 }
 
 impl Globals {
@@ -85,6 +88,7 @@ impl Globals {
             mem: crate::shard::memory::MemShared::new(nshards),
             aof: crate::persistence::aof::AofGlobal::new(nshards),
             snapshot: crate::persistence::snapshot::SnapGlobal::new(nshards, start_ms),
+            acl: crate::server::acl::Acl::new(),
         }
     }
 

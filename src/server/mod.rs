@@ -4,6 +4,8 @@
 //!
 //! Nothing here executes commands; it wires shards together and tears them down.
 
+pub mod acl;
+pub mod acl_rules;
 pub mod busy;
 pub mod client;
 pub mod conn;
@@ -104,6 +106,27 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     let pinned = nshards <= cpus.len() && cfg.shard_pinning;
     let mut globals = Globals::new(cfg.port, nshards, config_file);
     globals.shards_pinned = pinned;
+    if let Some(p) = &cfg.requirepass {
+        globals.acl.set_requirepass(Some(p));
+    }
+    // The ACL file's users, as Redis loads them at startup: any error stops the server.
+    if let Some(path) = cfg.aclfile() {
+        let text = std::fs::read(&path).map_err(|e| {
+            format!(
+                "Aborting Redis startup because of ACL errors: Error loading ACLs, opening file '{path}': {}",
+                crate::config::strerror(&e)
+            )
+        })?;
+        let users = crate::commands::acl_family::parse_acl_file(
+            &path,
+            &String::from_utf8_lossy(&text),
+            cfg.acl_pubsub_allchannels(),
+        )
+        .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+        let mut t = globals.acl.lock();
+        t.replace_all(users);
+        globals.acl.changed(&t);
+    }
     let globals = Arc::new(globals);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
