@@ -385,6 +385,29 @@ fn permissions_commands_keys_channels() {
         "SET c1 v",
         "TYPE c1",
     ]);
+    // Commands a script runs are checked against its caller's user: after `noscript`, before
+    // the read-only check; redis.call's error carries the script's position.
+    d.section("scripts");
+    d.s("AUTH p x");
+    for body in [
+        "return redis.pcall('get','rx')",
+        "return redis.pcall('get','other')",
+        "return redis.pcall('set','rx','v')",
+        "return redis.pcall('set','wx','v')",
+        "return redis.pcall('hget','rx','f')",
+        "return redis.pcall('publish','other','m')",
+        "return redis.pcall('publish','pub1','m')",
+        "return redis.pcall('debug','sleep','0')",
+        "return redis.pcall('nosuch')",
+        "return redis.call('hget','rx','f')",
+        "return redis.call('get','both1')",
+    ] {
+        d.cmd(&[b"EVAL", body.as_bytes(), b"0"]);
+    }
+    d.cmd(&[b"EVAL_RO", b"return redis.pcall('hset','rx','f','v')", b"0"]);
+    d.cmd(&[b"EVAL_RO", b"return redis.pcall('set','wx','v')", b"0"]);
+    d.s("AUTH s x");
+    d.cmd(&[b"EVAL", b"return redis.pcall('get','a1')", b"0"]);
     d.use_conn(0);
     d.section("dryrun");
     for line in [

@@ -448,6 +448,7 @@ async fn fcall_generic(c: &mut Conn, a: Vec<Bytes>, ro: bool) {
         db: c.db,
         resp3: c.resp3,
         who: c.label.clone(),
+        perms: c.perms.clone(),
         command: if ro { "fcall_ro" } else { "fcall" },
     };
     let out = super::run_job(c, job, &entry.global).await;

@@ -614,6 +614,7 @@ async fn eval_generic(c: &mut Conn, mut a: Vec<Bytes>, kind: EvalKind, ro: bool)
         db: c.db,
         resp3: c.resp3,
         who: c.label.clone(),
+        perms: c.perms.clone(),
         command: if ro { "eval_ro" } else { "eval" },
     };
     let out = run_job(c, job, &entry.global).await;
@@ -650,6 +651,8 @@ pub struct Job {
     pub db: usize,
     pub resp3: bool,
     pub who: Arc<ClientLabel>,
+    /// The calling connection's user: every command the script runs is checked against it.
+    pub perms: Arc<crate::server::acl::Perms>,
     pub command: &'static str,
 }
 
@@ -774,6 +777,7 @@ struct ScriptRun<'a> {
     escalate: bool,
     wrote: bool,
     who: Arc<ClientLabel>,
+    perms: Arc<crate::server::acl::Perms>,
     started: Instant,
     busy_ms: u64,
     busy_marked: bool,
@@ -808,6 +812,7 @@ impl<'a> ScriptRun<'a> {
             escalate: false,
             wrote: false,
             who: job.who.clone(),
+            perms: job.perms.clone(),
             started: Instant::now(),
             busy_ms,
             busy_marked: false,
@@ -1452,6 +1457,14 @@ impl RunHooks for ScriptRun<'_> {
                 .load(std::sync::atomic::Ordering::Relaxed)
         {
             return CallResult::Refused("This Redis command is not allowed from script".into());
+        }
+        // The caller's ACL rules hold inside scripts too (after the `noscript` check, before the
+        // read-only one, as in Redis 7.0).
+        if let Err(denied) = self.perms.check(spec, &args) {
+            return CallResult::Refused(format!(
+                "The user executing the script {}",
+                denied.script_text()
+            ));
         }
         let is_write = spec.has(WRITE);
         if is_write && self.read_only {

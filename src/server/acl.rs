@@ -36,6 +36,19 @@ pub enum Denied {
 }
 
 impl Denied {
+    /// How a script's refused call describes it, after "The user executing the script ".
+    pub fn script_text(self) -> &'static str {
+        match self {
+            Denied::Command => "can't run this command or subcommand",
+            Denied::Key(_) => {
+                "can't access at least one of the keys mentioned in the command arguments"
+            }
+            Denied::Channel(_) => "can't publish to the channel mentioned in the command",
+        }
+    }
+}
+
+impl Denied {
     fn rank(self) -> (u8, usize) {
         // Redis's ACL_DENIED_CMD < KEY < CHANNEL: the most relevant error of the selectors.
         match self {
