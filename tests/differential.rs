@@ -2324,6 +2324,30 @@ fn command_info_matches_redis() {
     d.s("COMMAND INFO get nosuchcommand set");
 }
 
+/// OBJECT's lookups count as keyspace hits and misses (with no `keymiss` event), as in Redis 7.0,
+/// whatever the subcommand answers.
+#[test]
+fn object_counts_keyspace_hits_and_misses() {
+    let mut d = diff_or_skip!("object_counts_keyspace_hits_and_misses");
+    d.script(&[
+        "SET k 1",
+        "CONFIG RESETSTAT",
+        "OBJECT ENCODING k",
+        "OBJECT ENCODING nokey",
+        "OBJECT FREQ k",
+        "OBJECT IDLETIME nokey",
+        "OBJECT REFCOUNT k",
+    ]);
+    d.each("keyspace_hits and keyspace_misses", |t, active| {
+        let info = String::from_utf8_lossy(&t.conns[active].cmd_str("INFO stats")).into_owned();
+        info.lines()
+            .filter(|l| l.starts_with("keyspace_hits:") || l.starts_with("keyspace_misses:"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into_bytes()
+    });
+}
+
 /// The cluster commands as a standalone server answers them (every subcommand refused, arity
 /// and unknown subcommands checked first), in MULTI and in scripts; MODULE with its default
 /// `enable-module-command no`.

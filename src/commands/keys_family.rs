@@ -756,7 +756,14 @@ fn object(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let now = ctx.now_ms;
     let policy_lfu = crate::server::policy_is_lfu(&ctx.st.config);
     let decay = ctx.st.config.lfu_decay_time;
-    let Some(e): Option<&mut Entry> = ctx.db().lookup_notouch(&a[2], now) else {
+    // Redis 7.0 counts OBJECT's lookup in keyspace_hits/misses, without a `keymiss` event.
+    let st = &mut *ctx.st;
+    let found = st.dbs[ctx.db].lookup_notouch(&a[2], now);
+    match found {
+        Some(_) => st.stats.keyspace_hits += 1,
+        None => st.stats.keyspace_misses += 1,
+    }
+    let Some(e): Option<&mut Entry> = found else {
         return r.null();
     };
     match *which {
