@@ -457,6 +457,12 @@ pub fn text(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).into_owned()
 }
 
+/// The bytes of an argument up to its first NUL: Redis reads many arguments as C strings
+/// (`strcasecmp`, `strlen`, `%s` in its error texts), so whatever follows a NUL is ignored there.
+pub fn c_str(s: &[u8]) -> &[u8] {
+    s.iter().position(|&b| b == 0).map_or(s, |i| &s[..i])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,10 +578,4 @@ mod tests {
         assert_eq!(strtod_c_string(b"abc"), None);
         assert!(strtod_c_string(b"nan").is_some_and(|(v, _)| v.is_nan()));
     }
-}
-
-/// The bytes of an argument up to its first NUL: Redis reads many arguments as C strings
-/// (`strcasecmp`, `strlen`, `%s` in its error texts), so whatever follows a NUL is ignored there.
-pub fn c_str(s: &[u8]) -> &[u8] {
-    s.iter().position(|&b| b == 0).map_or(s, |i| &s[..i])
 }
