@@ -506,13 +506,7 @@ fn bitfield_operations() {
 #[test]
 fn bitmap_notifications() {
     let mut d = diff_or_skip!("bitmap_notifications");
-    let sub = d.open_conn();
-    d.each("subscribe", |t, _| {
-        let c = &mut t.conns[sub];
-        let mut out = c.cmd_str("PSUBSCRIBE __key*__:*");
-        out.extend(c.cmd_str("SUBSCRIBE __marker__"));
-        out
-    });
+    let sub = d.subscribe_keyspace();
     d.use_conn(0);
     d.s("CONFIG SET notify-keyspace-events KEAmn");
     d.script(&[
@@ -545,19 +539,7 @@ fn bitmap_notifications() {
         "SETBIT n2 0 0",
     ]);
     d.s("CONFIG SET notify-keyspace-events ''");
-    d.s("PUBLISH __marker__ end");
-    d.each("notification transcript", |t, _| {
-        let c = &mut t.conns[sub];
-        let mut out = Vec::new();
-        loop {
-            let frame = c.read_reply();
-            let done = frame.windows(10).any(|w| w == b"__marker__") && frame.ends_with(b"end\r\n");
-            out.extend_from_slice(&frame);
-            if done {
-                return out;
-            }
-        }
-    });
+    d.compare_notifications(sub, "bitmap commands");
 }
 
 /// MULTI/EXEC, WATCH and scripts run the bitmap commands like any other.

@@ -284,28 +284,10 @@ fn geo_errors() {
 #[test]
 fn geo_store_notifications_and_dirty() {
     let mut d = diff_or_skip!("geo_store_notifications_and_dirty");
-    let sub = d.open_conn();
     d.s("CONFIG SET notify-keyspace-events KEA");
-    d.each("subscribe", |t, _| {
-        let c = &mut t.conns[sub];
-        let mut out = c.cmd_str("PSUBSCRIBE __key*__:*");
-        out.extend(c.cmd_str("SUBSCRIBE __marker__"));
-        out
-    });
+    let sub = d.subscribe_keyspace();
     let check = |d: &mut Diff, what: &str| {
-        d.use_conn(0);
-        d.s("PUBLISH __marker__ end");
-        d.each(&format!("{what}: notifications"), |t, _| {
-            let mut out = Vec::new();
-            loop {
-                let f = t.conns[sub].read_reply();
-                let done = f.windows(10).any(|w| w == b"__marker__");
-                out.extend_from_slice(&f);
-                if done {
-                    return out;
-                }
-            }
-        });
+        d.compare_notifications(sub, what);
         dirty(d, what);
     };
     dirty(&mut d, "start");

@@ -387,29 +387,10 @@ fn dirty_counts_hits_and_watch() {
     bytes(&mut d, "mc");
 }
 
-/// Reads a subscriber's messages up to the marker message.
-fn read_until_marker(c: &mut RawConn) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let frame = c.read_reply();
-        let done = frame.windows(10).any(|w| w == b"__marker__");
-        out.extend_from_slice(&frame);
-        if done {
-            return out;
-        }
-    }
-}
-
 #[test]
 fn notifications() {
     let mut d = diff_or_skip!("notifications");
-    let sub = d.open_conn();
-    d.each("subscribe", |t, _| {
-        let c = &mut t.conns[sub];
-        let mut out = c.cmd_str("PSUBSCRIBE __key*__:*");
-        out.extend(c.cmd_str("SUBSCRIBE __marker__"));
-        out
-    });
+    let sub = d.subscribe_keyspace();
     d.use_conn(0);
     d.s("CONFIG SET notify-keyspace-events KEAm");
     for line in [
@@ -434,10 +415,7 @@ fn notifications() {
     ] {
         d.s(line);
     }
-    d.s("PUBLISH __marker__ end");
-    d.each("notifications received", |t, _| {
-        read_until_marker(&mut t.conns[sub])
-    });
+    d.compare_notifications(sub, "PFADD, PFMERGE, PFCOUNT, PFDEBUG");
 }
 
 /// Applies one random corruption to a HyperLogLog's bytes.
@@ -490,14 +468,8 @@ fn corrupt(rng: &mut SmallRng, v: &mut Vec<u8>) {
 #[test]
 fn corrupted_values_fail_like_redis() {
     let mut d = diff_or_skip!("corrupted_values_fail_like_redis");
-    let seed = std::env::var("HLL_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_u64);
-    let rounds: usize = std::env::var("HLL_FUZZ_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3000);
+    let seed = env_or("HLL_FUZZ_SEED", 0x5eed_u64);
+    let rounds: usize = env_or("HLL_FUZZ_ROUNDS", 3000);
     d.seed = Some(seed);
     let mut rng = SmallRng::seed_from_u64(seed);
     // Base values: sparse ones of several sizes and a dense one.
@@ -590,14 +562,8 @@ fn extreme_dense_registers() {
 #[test]
 fn randomized() {
     let mut d = diff_or_skip!("randomized");
-    let seed = std::env::var("HLL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20_261_128_u64);
-    let steps: usize = std::env::var("HLL_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3000);
+    let seed = env_or("HLL_SEED", 20_261_128_u64);
+    let steps: usize = env_or("HLL_STEPS", 3000);
     d.seed = Some(seed);
     let mut rng = SmallRng::seed_from_u64(seed);
     let keys = ["k0", "k1", "k2", "{k}3", "{k}4", "k5"];

@@ -20,18 +20,6 @@ struct Subs {
     resp3: usize,
 }
 
-fn read_until_marker(c: &mut RawConn) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let frame = c.read_reply();
-        let done = frame.windows(10).any(|w| w == b"__marker__");
-        out.extend_from_slice(&frame);
-        if done {
-            return out;
-        }
-    }
-}
-
 fn subscribe(d: &mut Diff) -> Subs {
     let resp2 = d.open_conn();
     let resp3 = d.open_conn();

@@ -1050,7 +1050,52 @@ pub fn shard_counts() -> Vec<usize> {
         .unwrap_or_else(|| vec![1, 4])
 }
 
+/// A number from the environment (a test's seed or step count), or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Reads a subscriber's messages up to the `__marker__` message (see
+/// [`Diff::subscribe_keyspace`]).
+pub fn read_until_marker(c: &mut RawConn) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let frame = c.read_reply();
+        let done = frame.windows(10).any(|w| w == b"__marker__");
+        out.extend_from_slice(&frame);
+        if done {
+            return out;
+        }
+    }
+}
+
 impl Diff {
+    /// Opens a RESP2 subscriber on every target to every keyspace and keyevent channel and to
+    /// `__marker__`, and returns its connection index (see [`Diff::compare_notifications`]).
+    pub fn subscribe_keyspace(&mut self) -> usize {
+        let sub = self.open_conn();
+        self.each("subscribe", |t, _| {
+            let c = &mut t.conns[sub];
+            let mut out = c.cmd_str("PSUBSCRIBE __key*__:*");
+            out.extend(c.cmd_str("SUBSCRIBE __marker__"));
+            out
+        });
+        sub
+    }
+
+    /// Compares what subscriber `sub` received since the last check: a PUBLISH to
+    /// `__marker__` from connection 0 comes after every notification already queued.
+    pub fn compare_notifications(&mut self, sub: usize, what: &str) {
+        self.use_conn(0);
+        self.s("PUBLISH __marker__ end");
+        self.each(&format!("{what}: notifications"), |t, _| {
+            read_until_marker(&mut t.conns[sub])
+        });
+    }
+
     /// redis + Tessera with 1 shard + Tessera with 4 shards. `None` if redis is not installed
     /// (a loud message was printed).
     pub fn new(test: &str) -> Option<Diff> {
