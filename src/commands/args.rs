@@ -13,6 +13,30 @@
 
 use std::cmp::Ordering;
 
+/// Redis's `string2ull` (stream IDs): a `string2ll` integer when the text is one (negative ones
+/// refused), else C's `strtoull` over the whole text: leading white space, an optional sign (a
+/// `-` negates modulo 2^64, as C does), at least one digit, no overflow, nothing after.
+pub fn parse_u64_string2ull(s: &[u8]) -> Option<u64> {
+    if let Some(n) = parse_i64(s) {
+        return u64::try_from(n).ok();
+    }
+    let start = s
+        .iter()
+        .position(|&c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+    let (neg, digits) = match s[start] {
+        b'-' => (true, &s[start + 1..]),
+        b'+' => (false, &s[start + 1..]),
+        _ => (false, &s[start..]),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 /// Redis's `string2ll`: optional `-`, no leading `+`, spaces or zeros, must fit in i64.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() > 20 {

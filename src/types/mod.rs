@@ -13,6 +13,8 @@ pub mod key;
 pub mod list;
 pub mod packed;
 pub mod set;
+pub mod stream_groups;
+pub mod stream_id;
 pub mod zset;
 
 use bytes::Bytes;
