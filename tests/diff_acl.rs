@@ -556,3 +556,116 @@ fn deluser_closes_connections() {
         }
     });
 }
+
+/// Whether a connection still answers (a PING, allowed while subscribed) or was closed.
+fn alive_or_closed(c: &mut RawConn) -> Vec<u8> {
+    if c.try_send(b"*1\r\n$4\r\nPING\r\n").is_err() {
+        return b"closed".to_vec();
+    }
+    match c.try_read_reply_timeout(Duration::from_secs(5)) {
+        Ok(reply) => reply,
+        Err(_) => b"closed".to_vec(),
+    }
+}
+
+/// Rules changed after the fact: EXEC checks each queued command again (refused ones answer
+/// NOPERM and are logged in context `multi`, the others run), calls a script makes that the
+/// rules refuse are logged in context `lua`, and ACL SETUSER closes the user's subscribed
+/// connections whose channels it revokes (Redis 7.0's superset shortcut included).
+#[test]
+fn rules_changed_under_exec_scripts_and_subscribers() {
+    let mut d = diff_or_skip!("rules_changed_under_exec_scripts_and_subscribers");
+    d.section("EXEC re-checks queued commands");
+    d.script(&["ACL LOG RESET", "ACL SETUSER ex on nopass ~* &* +@all"]);
+    let c = d.open_conn();
+    d.use_conn(c);
+    d.script(&[
+        "AUTH ex x",
+        "MULTI",
+        "SET k v",
+        "GET k",
+        "PUBLISH ch x",
+        "INCR n",
+        "SET k2 w",
+    ]);
+    d.use_conn(0);
+    d.s("ACL SETUSER ex -set resetkeys ~k* resetchannels");
+    d.use_conn(c);
+    d.s("EXEC");
+    d.script(&["MULTI", "GET k2", "EXEC"]);
+    d.use_conn(0);
+    d.each("ACL LOG (masked)", |t, a| {
+        masked_log(&t.conns[a].cmd_str("ACL LOG")).into_bytes()
+    });
+
+    d.section("calls refused inside scripts");
+    d.script(&["ACL LOG RESET", "ACL SETUSER sc on nopass +eval +get ~a*"]);
+    let s = d.open_conn();
+    d.use_conn(s);
+    d.s("AUTH sc x");
+    for body in [
+        "return redis.pcall('set','a1','x')",
+        "return redis.pcall('get','b1')",
+        "return redis.pcall('get','b1')",
+        "return redis.pcall('publish','c','x')",
+    ] {
+        d.cmd(&[b"EVAL", body.as_bytes(), b"0"]);
+    }
+    d.cmd(&[b"EVAL", b"return redis.call('get',KEYS[1])", b"1", b"a1"]);
+    d.use_conn(0);
+    d.each("ACL LOG (masked)", |t, a| {
+        masked_log(&t.conns[a].cmd_str("ACL LOG")).into_bytes()
+    });
+
+    d.section("ACL SETUSER closes subscribers whose channels it revokes");
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("allchannels", "SUBSCRIBE foo", "resetchannels", "closed"),
+        (
+            "resetchannels &foo",
+            "SUBSCRIBE foo",
+            "resetchannels",
+            "closed",
+        ),
+        (
+            "resetchannels &f*",
+            "SUBSCRIBE foo",
+            "resetchannels &fo*",
+            "stays",
+        ),
+        ("resetchannels &f*", "PSUBSCRIBE f*", "&x", "stays"),
+        (
+            "resetchannels &f*",
+            "PSUBSCRIBE fo*",
+            "resetchannels &f*",
+            "closed",
+        ),
+        (
+            "resetchannels &f*",
+            "SSUBSCRIBE foo",
+            "resetchannels",
+            "closed",
+        ),
+        (
+            "resetchannels &f*",
+            "SUBSCRIBE foo",
+            "resetchannels (+@all &foo)",
+            "stays",
+        ),
+        ("resetchannels &f*", "SUBSCRIBE foo", "-@all", "stays"),
+        ("resetchannels &f*", "SUBSCRIBE foo", "allchannels", "stays"),
+    ];
+    for (i, (before, subscribe, change, _what_redis_does)) in cases.iter().enumerate() {
+        let user = format!("ps{i}");
+        d.s(&format!("ACL SETUSER {user} on nopass +@all {before}"));
+        let sub = d.open_conn();
+        d.use_conn(sub);
+        d.s(&format!("AUTH {user} x"));
+        d.s(subscribe);
+        d.use_conn(0);
+        d.s(&format!("ACL SETUSER {user} {change}"));
+        d.each(
+            &format!("{subscribe} after '{before}' then '{change}'"),
+            |t, _| alive_or_closed(&mut t.conns[sub]),
+        );
+    }
+}

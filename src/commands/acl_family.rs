@@ -134,7 +134,7 @@ fn acl(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
         let argc = a.len();
         let aclfile = c.shard.state.borrow().config.aclfile();
         match sub.as_str() {
-            "setuser" if argc >= 3 => setuser(c, &a),
+            "setuser" if argc >= 3 => setuser(c, &a).await,
             "deluser" if argc >= 3 => deluser(c, &a).await,
             "getuser" if argc == 3 => getuser(c, &a[2]),
             "list" | "users" if argc == 2 => {
@@ -247,7 +247,7 @@ pub fn config_line(u: &User) -> Vec<u8> {
     l
 }
 
-fn setuser(c: &mut Conn, a: &[Bytes]) {
+async fn setuser(c: &mut Conn, a: &[Bytes]) {
     let name = &a[2];
     if has_spaces(name) {
         return c
@@ -281,10 +281,57 @@ fn setuser(c: &mut Conn, a: &[Bytes]) {
             ));
         }
     }
+    // Subscribed clients of the user lose their connection when a channel they listen to is
+    // no longer allowed, as in Redis 7.0.
+    let recheck = t
+        .get(name)
+        .and_then(|old| crate::server::acl::channels_to_recheck(old, &u));
     t.put(u);
     acl.changed(&t);
     drop(t);
+    if let Some(upcoming) = recheck {
+        close_revoked_subscribers(c, String::from_utf8_lossy(name).into_owned(), upcoming).await;
+    }
     c.reply().ok();
+}
+
+/// Closes the connections of `user` subscribed to a channel, pattern or shard channel that
+/// `upcoming` no longer allows; the calling connection closes after its reply.
+async fn close_revoked_subscribers(c: &mut Conn, user: String, upcoming: Vec<Vec<u8>>) {
+    use crate::server::acl::subscription_allowed;
+    let me = c.info.id;
+    let done = c
+        .shard
+        .run_on_all(move |sh| {
+            let registry = sh.pubsub.borrow();
+            for cl in sh.clients.borrow().clients.values() {
+                if *cl.user.borrow().as_ref() != *user || !cl.is_pubsub() {
+                    continue;
+                }
+                let (channels, patterns, shard_channels) = registry.subscriptions_of(cl.id);
+                let revoked = patterns
+                    .iter()
+                    .any(|p| !subscription_allowed(&upcoming, p, true))
+                    || channels
+                        .iter()
+                        .chain(&shard_channels)
+                        .any(|ch| !subscription_allowed(&upcoming, ch, false));
+                if revoked {
+                    if cl.id == me {
+                        cl.killed.set(true);
+                    } else {
+                        cl.kill();
+                    }
+                }
+            }
+        })
+        .await;
+    if done.is_err() {
+        tracing::warn!("{ERR_SHARD_GONE}");
+    }
+    if c.info.killed.get() {
+        c.close_after_reply = true;
+    }
 }
 
 async fn deluser(c: &mut Conn, a: &[Bytes]) {

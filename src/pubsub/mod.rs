@@ -341,6 +341,24 @@ impl Registry {
         }
     }
 
+    /// `client`'s subscriptions here: its channels, patterns and shard channels (a walk over
+    /// every subscription; for ACL changes, not for the data path).
+    pub fn subscriptions_of(&self, client: u64) -> (Vec<Bytes>, Vec<Bytes>, Vec<Bytes>) {
+        let of = |m: &HashMap<Bytes, Vec<Subscriber>, ahash::RandomState>| -> Vec<Bytes> {
+            m.iter()
+                .filter(|(_, subs)| subs.iter().any(|(c, _)| *c == client))
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let patterns = self
+            .patterns
+            .iter()
+            .filter(|(_, (c, _))| *c == client)
+            .map(|(p, _)| p.clone())
+            .collect();
+        (of(&self.channels), patterns, of(&self.shard_channels))
+    }
+
     /// Delivers to the local subscribers; returns how many received the message.
     pub fn publish(&self, shard_channel: bool, channel: &Bytes, payload: &Bytes) -> i64 {
         let mut n = 0;

@@ -448,6 +448,7 @@ async fn fcall_generic(c: &mut Conn, a: Vec<Bytes>, ro: bool) {
         db: c.db,
         resp3: c.resp3,
         who: c.label.clone(),
+        caller_info: crate::server::acl::caller_info_for_log(c),
         perms: c.perms.clone(),
         command: if ro { "fcall_ro" } else { "fcall" },
     };

@@ -614,6 +614,7 @@ async fn eval_generic(c: &mut Conn, mut a: Vec<Bytes>, kind: EvalKind, ro: bool)
         db: c.db,
         resp3: c.resp3,
         who: c.label.clone(),
+        caller_info: crate::server::acl::caller_info_for_log(c),
         perms: c.perms.clone(),
         command: if ro { "eval_ro" } else { "eval" },
     };
@@ -653,6 +654,9 @@ pub struct Job {
     pub who: Arc<ClientLabel>,
     /// The calling connection's user: every command the script runs is checked against it.
     pub perms: Arc<crate::server::acl::Perms>,
+    /// The caller's CLIENT INFO line for ACL log entries of refused calls (None for a user
+    /// with every permission, who is never refused).
+    pub caller_info: Option<Arc<str>>,
     pub command: &'static str,
 }
 
@@ -778,6 +782,10 @@ struct ScriptRun<'a> {
     wrote: bool,
     who: Arc<ClientLabel>,
     perms: Arc<crate::server::acl::Perms>,
+    caller_info: Option<Arc<str>>,
+    /// Calls refused by the ACL rules: logged once the run stands (not for a run undone to
+    /// escalate, which runs again).
+    acl_denials: Vec<(crate::server::acl::LogReason, Vec<u8>)>,
     started: Instant,
     busy_ms: u64,
     busy_marked: bool,
@@ -813,9 +821,33 @@ impl<'a> ScriptRun<'a> {
             wrote: false,
             who: job.who.clone(),
             perms: job.perms.clone(),
+            caller_info: job.caller_info.clone(),
+            acl_denials: Vec::new(),
             started: Instant::now(),
             busy_ms,
             busy_marked: false,
+        }
+    }
+
+    /// Adds the run's refused calls to the ACL log (context `lua`), as the caller's.
+    fn log_acl_denials(&mut self) {
+        use crate::server::acl::{LogContext, LogEntry};
+        let max = self.sh.state.borrow().config.acllog_max_len();
+        let info = self.caller_info.as_deref().unwrap_or_default();
+        let now = crate::server::globals::unix_ms();
+        for (reason, object) in self.acl_denials.drain(..) {
+            self.sh.globals.acl.log(
+                LogEntry {
+                    count: 1,
+                    reason,
+                    context: LogContext::Lua,
+                    object,
+                    username: self.perms.name.as_bytes().to_vec(),
+                    ctime_ms: now,
+                    client_info: info.to_string(),
+                },
+                max,
+            );
         }
     }
 
@@ -909,6 +941,9 @@ impl<'a> ScriptRun<'a> {
             }
             Ok(_) => Outcome::Done(out),
         };
+        if matches!(outcome, Outcome::Done(_)) && !self.acl_denials.is_empty() {
+            self.log_acl_denials();
+        }
         let mut st = self.sh.state.borrow_mut();
         st.in_unit = outer_unit;
         if !outer_unit && st.blocked.has_ready() {
@@ -1461,6 +1496,11 @@ impl RunHooks for ScriptRun<'_> {
         // The caller's ACL rules hold inside scripts too (after the `noscript` check, before the
         // read-only one, as in Redis 7.0).
         if let Err(denied) = self.perms.check(spec, &args) {
+            let name = crate::commands::resolve(&args).map_or(spec.name, |(_, n)| n);
+            self.acl_denials
+                .push(crate::server::acl::log_reason_and_object(
+                    denied, name, &args,
+                ));
             return CallResult::Refused(format!(
                 "The user executing the script {}",
                 denied.script_text()

@@ -396,6 +396,55 @@ impl Acl {
 }
 
 /// Checks `spec`/`args` for the user `name` (ACL DRYRUN): the registry is built.
+/// What the ACL log records for a refusal: its reason and object (the command's full name, or
+/// the refused key or channel).
+pub fn log_reason_and_object(d: Denied, name: &str, args: &[Bytes]) -> (LogReason, Vec<u8>) {
+    match d {
+        Denied::Command => (LogReason::Command, name.as_bytes().to_vec()),
+        Denied::Key(i) => (LogReason::Key, args[i].to_vec()),
+        Denied::Channel(i) => (LogReason::Channel, args[i].to_vec()),
+    }
+}
+
+/// The caller's CLIENT INFO line a script carries for ACL log entries of its refused calls;
+/// None for a user with every permission (never refused), so scripts of such users pay
+/// nothing.
+pub fn caller_info_for_log(c: &crate::server::conn::Conn) -> Option<Arc<str>> {
+    (!c.perms.unrestricted).then(|| Arc::from(c.info.describe(super::globals::unix_ms())))
+}
+
+/// The channel patterns a user's subscribed clients must be checked against after the user
+/// changed from `old` to `new` (Redis's `getUpcomingChannelList`): None when nothing can have
+/// been revoked (some new selector allows every channel, or every old pattern is still listed
+/// and no old selector allowed every channel).
+pub fn channels_to_recheck(old: &User, new: &User) -> Option<Vec<Vec<u8>>> {
+    if new.selectors.iter().any(|s| s.allchannels) {
+        return None;
+    }
+    let upcoming: Vec<Vec<u8>> = new
+        .selectors
+        .iter()
+        .flat_map(|s| s.channels.iter().cloned())
+        .collect();
+    let still_allowed = old
+        .selectors
+        .iter()
+        .all(|s| !s.allchannels && s.channels.iter().all(|c| upcoming.contains(c)));
+    (!still_allowed).then_some(upcoming)
+}
+
+/// Whether a subscription may stay under `upcoming` (Redis's `ACLCheckChannelAgainstList`): a
+/// pattern subscription must be listed literally, a channel must match a listed pattern.
+pub fn subscription_allowed(upcoming: &[Vec<u8>], name: &[u8], is_pattern: bool) -> bool {
+    upcoming.iter().any(|p| {
+        if is_pattern {
+            p == name
+        } else {
+            crate::config::glob_match(p, name, false)
+        }
+    })
+}
+
 pub fn dry_run(perms: &Perms, spec: &CommandSpec, args: &[Bytes]) -> Result<(), Denied> {
     let _ = registry();
     perms.check(spec, args)

@@ -826,29 +826,53 @@ impl Conn {
         name: &str,
         args: &[Bytes],
     ) -> String {
-        use crate::server::acl::{Denied, LogReason};
-        let (reason, object, msg) = match d {
-            Denied::Command => (
-                LogReason::Command,
-                name.as_bytes(),
-                format!("NOPERM this user has no permissions to run the '{name}' command"),
-            ),
-            Denied::Key(i) => (
-                LogReason::Key,
-                &args[i][..],
+        use crate::server::acl::Denied;
+        let msg = match d {
+            Denied::Command => {
+                format!("NOPERM this user has no permissions to run the '{name}' command")
+            }
+            Denied::Key(_) => {
                 "NOPERM this user has no permissions to access one of the keys used as arguments"
-                    .to_string(),
-            ),
-            Denied::Channel(i) => (
-                LogReason::Channel,
-                &args[i][..],
+                    .to_string()
+            }
+            Denied::Channel(_) => {
                 "NOPERM this user has no permissions to access one of the channels used as arguments"
-                    .to_string(),
-            ),
+                    .to_string()
+            }
         };
+        let (reason, object) = crate::server::acl::log_reason_and_object(d, name, args);
         let user = self.perms.name.clone();
-        crate::commands::acl_family::log_denied(self, reason, ctx, object, user.as_bytes());
+        crate::commands::acl_family::log_denied(self, reason, ctx, &object, user.as_bytes());
         msg
+    }
+
+    /// Catches up with an ACL change (one atomic load when nothing changed).
+    pub fn sync_user(&mut self) {
+        if self.shard.globals.acl.generation() != self.acl_gen {
+            self.refresh_user();
+        }
+    }
+
+    /// EXEC's check of a queued command against the rules as they are now (they may have
+    /// changed since it was queued): the error to reply instead of running it, logged in the
+    /// ACL log, or None when it may run.
+    pub fn acl_refusal_in_exec(&mut self, spec: &CommandSpec, args: &[Bytes]) -> Option<String> {
+        use crate::server::acl::{Denied, LogContext};
+        self.sync_user();
+        if self.perms.unrestricted {
+            return None;
+        }
+        let d = self.perms.check(spec, args).err()?;
+        let name = commands::resolve(args).map_or(spec.name, |(_, n)| n);
+        self.acl_denied(d, LogContext::Multi, name, args);
+        let reason = match d {
+            Denied::Command => "no permission to execute the command or subcommand",
+            Denied::Key(_) => "no permission to touch the specified keys",
+            Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+        };
+        Some(format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}"
+        ))
     }
 
     fn take_suppress(&mut self) -> bool {
@@ -882,9 +906,7 @@ impl Conn {
         }
         // ACLs: one atomic load, and one branch for a user with every permission. A command
         // refused inside MULTI for NO_MULTI gets that error first, as in Redis.
-        if self.shard.globals.acl.generation() != self.acl_gen {
-            self.refresh_user();
-        }
+        self.sync_user();
         // Short-circuits on the first test for a user with every permission.
         #[allow(clippy::nonminimal_bool)]
         if !self.perms.unrestricted

@@ -231,7 +231,12 @@ fn exec(c: &mut Conn, _a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             forget_watches(&c.shard, watch.expect("checked")).await;
             return c.reply().null_array();
         }
-        if m.cmds.iter().all(|(s, _)| matches!(s.exec, Exec::Shard(_))) {
+        // The rules may have changed since the commands were queued: Redis checks each one
+        // again when EXEC runs it. A block with a refused command runs command by command.
+        c.sync_user();
+        let refused =
+            !c.perms.unrestricted && m.cmds.iter().any(|(s, a)| c.perms.check(s, a).is_err());
+        if !refused && m.cmds.iter().all(|(s, _)| matches!(s.exec, Exec::Shard(_))) {
             exec_keyed_block(c, m, watch.as_ref()).await;
         } else {
             exec_mixed_block(c, m, watch.as_ref()).await;
@@ -304,6 +309,10 @@ async fn exec_mixed_block(c: &mut Conn, m: MultiState, watch: Option<&WatchState
     // Whatever the block writes on any shard is recovered all or nothing.
     let unit = crate::persistence::aof::units::global_begin(&shard, held.tx()).await;
     for (spec, args) in m.cmds {
+        if let Some(refusal) = c.acl_refusal_in_exec(spec, &args) {
+            c.reply().error(&refusal);
+            continue;
+        }
         c.execute_in_exec(spec, args).await;
     }
     c.in_exec = None;
