@@ -1480,3 +1480,166 @@ fn tracking_with_thousands_of_prefixes() {
     let info = s(&c.cmd_str("INFO stats"));
     assert!(info.contains("tracking_total_prefixes:5000\r\n"), "{info}");
 }
+
+/// Runs the server with `args` expecting it to refuse to start; returns its stderr.
+fn startup_error(args: &[&str]) -> String {
+    let port = free_port().to_string();
+    let mut child = Command::new(bin())
+        .args(args)
+        .args(["--port", &port, "--save", ""])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started with {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{args:?}");
+    s(&out.stderr)
+}
+
+/// Users declared by `user` lines in the config file (created at startup, rewritten by CONFIG
+/// REWRITE as Redis 7.0 writes them) and by an ACL file (loaded at startup, ACL SAVE / LOAD);
+/// the startup errors Redis gives for bad declarations and for both at once.
+#[test]
+fn users_from_config_lines_and_from_an_acl_file() {
+    let dir = std::env::temp_dir().join(format!("tessera-users-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("users.conf");
+    std::fs::write(
+        &conf,
+        "user alice on >pw ~k* +get\nsave \"\"\nuser bob off\nshards 2\n",
+    )
+    .unwrap();
+    let alice = "user alice on #30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4 ~k* resetchannels -@all +get";
+    let bob = "user bob off resetchannels -@all";
+    let default = "user default on nopass ~* &* +@all";
+    {
+        let srv = start_tessera_with_config(&conf, &[]);
+        let mut c = srv.conn();
+        let list = c.cmd_str("ACL LIST");
+        assert_eq!(
+            list,
+            format!(
+                "*3\r\n${}\r\n{alice}\r\n${}\r\n{bob}\r\n${}\r\n{default}\r\n",
+                alice.len(),
+                bob.len(),
+                default.len()
+            )
+            .as_bytes()
+        );
+        let mut a = srv.conn();
+        assert_eq!(a.cmd_str("AUTH alice pw"), b"+OK\r\n");
+        assert_eq!(a.cmd_str("GET k1"), b"$-1\r\n");
+        assert_eq!(
+            a.cmd_str("SET k1 v"),
+            b"-NOPERM this user has no permissions to run the 'set' command\r\n"
+        );
+        assert_eq!(c.cmd_str("ACL SETUSER carol on"), b"+OK\r\n");
+        assert_eq!(c.cmd_str("ACL DELUSER bob"), b":1\r\n");
+        assert_eq!(c.cmd_str("CONFIG REWRITE"), b"+OK\r\n");
+        // Redis 7.0: the users in name order, in the places of the old `user` lines, the
+        // rest appended (`default` included).
+        let text = std::fs::read_to_string(&conf).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], alice, "{text}");
+        assert_eq!(lines[1], "save \"\"", "{text}");
+        assert_eq!(lines[2], "user carol on resetchannels -@all", "{text}");
+        assert_eq!(lines.last(), Some(&default), "{text}");
+        assert_eq!(lines.iter().filter(|l| l.starts_with("user ")).count(), 3);
+    }
+    {
+        // The rewritten file starts a server with the same users.
+        let srv = start_tessera_with_config(&conf, &[]);
+        let mut a = srv.conn();
+        assert_eq!(a.cmd_str("AUTH alice pw"), b"+OK\r\n");
+        assert_eq!(
+            a.cmd_str("AUTH carol x"),
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        );
+        assert_eq!(
+            a.cmd_str("ACL USERS"),
+            b"-NOPERM this user has no permissions to run the 'acl|users' command\r\n"
+        );
+        let mut c = srv.conn();
+        assert_eq!(
+            c.cmd_str("ACL USERS"),
+            b"*3\r\n$5\r\nalice\r\n$5\r\ncarol\r\n$7\r\ndefault\r\n"
+        );
+    }
+
+    // Bad declarations stop the server, with Redis's reasons.
+    let bad = dir.join("bad.conf");
+    let bad_s = bad.display().to_string();
+    for (text, why) in [
+        (
+            "user alice on\nuser alice off\n",
+            "Error in user declaration 'alice': Duplicate user found. A user can only be defined once in config files",
+        ),
+        (
+            "user alice on bogus\n",
+            "Error in user declaration 'alice': Syntax error",
+        ),
+        (
+            "user alice on +nosuchcmd\n",
+            "Error loading ACL rule '+nosuchcmd' for the user named 'alice': Unknown command or category name in ACL",
+        ),
+        (
+            "user alice on\naclfile /nonexistent/users.acl\n",
+            "Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid.",
+        ),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let err = startup_error(&[&bad_s]);
+        assert!(err.contains(why), "{text:?}: {err}");
+    }
+
+    // An ACL file: loaded at startup, saved and loaded again by ACL SAVE / LOAD; CONFIG
+    // REWRITE then leaves users to the file.
+    let acl = dir.join("users.acl");
+    std::fs::write(
+        &acl,
+        "user carol on >cpw ~c* +@read\nuser default on nopass ~* &* +@all\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &conf,
+        format!("aclfile {}\nuser-ignored-below yes\n", acl.display()),
+    )
+    .unwrap();
+    assert!(startup_error(&[&conf.display().to_string()]).contains("user-ignored-below"));
+    std::fs::write(&conf, format!("aclfile {}\n", acl.display())).unwrap();
+    let srv = start_tessera_with_config(&conf, &[]);
+    let mut a = srv.conn();
+    assert_eq!(a.cmd_str("AUTH carol cpw"), b"+OK\r\n");
+    assert_eq!(a.cmd_str("GET c1"), b"$-1\r\n");
+    assert_eq!(
+        a.cmd_str("SET c1 v"),
+        b"-NOPERM this user has no permissions to run the 'set' command\r\n"
+    );
+    let mut c = srv.conn();
+    assert_eq!(c.cmd_str("ACL SETUSER dave on >dpw +ping"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("ACL SAVE"), b"+OK\r\n");
+    let saved = std::fs::read_to_string(&acl).unwrap();
+    assert!(
+        saved.lines().any(|l| l.starts_with("user dave on #")),
+        "{saved}"
+    );
+    std::fs::write(&acl, "user default on nopass ~* &* +@all\n").unwrap();
+    assert_eq!(c.cmd_str("ACL LOAD"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("ACL USERS"), b"*1\r\n$7\r\ndefault\r\n");
+    // carol is gone: her connection was closed.
+    assert!(a.wait_closed(Duration::from_secs(5)).is_ok());
+    assert_eq!(c.cmd_str("CONFIG REWRITE"), b"+OK\r\n");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(!text.lines().any(|l| l.starts_with("user ")), "{text}");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -247,6 +247,51 @@ pub fn config_line(u: &User) -> Vec<u8> {
     l
 }
 
+/// The `user` lines CONFIG REWRITE writes: every user as ACL LIST describes it, or None when
+/// an ACL file holds the users (Redis's `rewriteConfigUserOption`).
+pub fn users_for_config_rewrite(c: &Conn) -> Option<Vec<Vec<u8>>> {
+    if c.shard.state.borrow().config.aclfile().is_some() {
+        return None;
+    }
+    let t = c.shard.globals.acl.lock();
+    Some(t.users.values().map(config_line).collect())
+}
+
+/// Creates the users of the configuration's `user` lines at startup (Redis's
+/// `ACLLoadConfiguredUsers`): `default` starts from `reset`, the others from nothing. The
+/// error stops the server.
+pub fn create_configured_users(
+    acl: &crate::server::acl::Acl,
+    lines: &[Vec<Vec<u8>>],
+    allchannels: bool,
+) -> Result<(), String> {
+    let mut t = acl.lock();
+    for line in lines {
+        let name = &line[0];
+        let mut u = if name.as_slice() == b"default" {
+            let mut d = User::new_default();
+            d.apply(b"reset", allchannels)
+                .map_err(|e| e.message().to_string())?;
+            d
+        } else {
+            User::new(name, allchannels)
+        };
+        for rule in &line[1..] {
+            if let Err(e) = u.apply(rule, allchannels) {
+                return Err(format!(
+                    "Error loading ACL rule '{}' for the user named '{}': {}",
+                    String::from_utf8_lossy(rule),
+                    String::from_utf8_lossy(name),
+                    e.message()
+                ));
+            }
+        }
+        t.put(u);
+    }
+    acl.changed(&t);
+    Ok(())
+}
+
 async fn setuser(c: &mut Conn, a: &[Bytes]) {
     let name = &a[2];
     if has_spaces(name) {

@@ -341,7 +341,13 @@ pub fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 }
             }
             "config-rewrite-force-all" if a.len() == 2 => {
-                let res = c.shard.state.borrow().config.rewrite_force_all();
+                let users = super::acl_family::users_for_config_rewrite(c);
+                let res = c
+                    .shard
+                    .state
+                    .borrow()
+                    .config
+                    .rewrite_force_all(users.as_deref());
                 match res {
                     Ok(()) => c.reply().ok(),
                     Err(e) => c.reply().error(&e),

@@ -1525,7 +1525,8 @@ fn config(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                 }
             }
             "rewrite" if a.len() == 2 => {
-                let res = c.shard.state.borrow().config.rewrite();
+                let users = super::acl_family::users_for_config_rewrite(c);
+                let res = c.shard.state.borrow().config.rewrite(users.as_deref());
                 match res {
                     Ok(()) => c.reply().ok(),
                     Err(e) => c.reply().error(&e),

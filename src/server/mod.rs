@@ -109,6 +109,16 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     if let Some(p) = &cfg.requirepass {
         globals.acl.set_requirepass(Some(p));
     }
+    if !cfg.users.is_empty() {
+        if cfg.aclfile().is_some() {
+            return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+        }
+        crate::commands::acl_family::create_configured_users(
+            &globals.acl,
+            &cfg.users,
+            cfg.acl_pubsub_allchannels(),
+        )?;
+    }
     // The ACL file's users, as Redis loads them at startup: any error stops the server.
     if let Some(path) = cfg.aclfile() {
         let text = std::fs::read(&path).map_err(|e| {
