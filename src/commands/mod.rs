@@ -36,6 +36,7 @@ pub mod module_family;
 pub mod server_family;
 pub mod set_family;
 pub mod sort_family;
+pub mod stream_group_family;
 pub mod string_family;
 pub mod zset_family;
 
@@ -223,6 +224,10 @@ pub mod flags {
     /// Refused while a replica loads its data in the background (Redis's
     /// CMD_NO_ASYNC_LOADING); listed by COMMAND INFO only, as Tessera has no replicas.
     pub const NO_ASYNC_LOADING: u32 = 1 << 18;
+    /// The handler signals the keys it modifies itself (`Db::touch`), where Redis does: the
+    /// shard does not compare watched values around it. For the stream group commands, whose
+    /// changes Redis never signals to WATCH or client caching. Not listed by COMMAND INFO.
+    pub const OWN_SIGNALS: u32 = 1 << 19;
 
     /// Names as COMMAND INFO prints them, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -722,6 +727,7 @@ fn build() -> Table {
     specs.extend(zset_family::specs());
     specs.extend(geo_family::specs());
     specs.extend(hll_family::specs());
+    specs.extend(stream_group_family::specs());
     specs.extend(crate::scripting::specs());
     specs.extend(sort_family::specs());
     specs.extend(memory_family::specs());

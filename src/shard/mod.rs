@@ -753,7 +753,10 @@ pub fn execute_keyed(
             return;
         }
     }
-    let watched_before = if is_write && st.dbs[db].has_watches() {
+    let watched_before = if is_write
+        && st.dbs[db].has_watches()
+        && !spec.has(commands::flags::OWN_SIGNALS)
+    {
         watched_snapshot(&st.dbs[db], spec, args)
     } else {
         Vec::new()
