@@ -1050,19 +1050,18 @@ fn xautoclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             count -= 1;
             continue;
         }
-        let Some(n) = g.pel.get(&id) else { continue };
-        if minidle != 0 && now.wrapping_sub(n.delivery_time) < minidle {
+        let Some((delivered, times)) = g.pel.get(&id).map(|n| (n.delivery_time, n.delivery_count))
+        else {
+            continue;
+        };
+        if minidle != 0 && now.wrapping_sub(delivered) < minidle {
             continue;
         }
         if !have_consumer {
             created = g.touch_consumer(name, now, true);
             have_consumer = true;
         }
-        let c = if justid {
-            n.delivery_count
-        } else {
-            n.delivery_count.wrapping_add(1)
-        };
+        let c = if justid { times } else { times.wrapping_add(1) };
         g.assign(id, name, now, c);
         claimed.push((id, if justid { None } else { f }));
         count -= 1;
