@@ -36,6 +36,7 @@ pub mod module_family;
 pub mod server_family;
 pub mod set_family;
 pub mod sort_family;
+pub mod stream_family;
 pub mod stream_group_family;
 pub mod string_family;
 pub mod zset_family;
@@ -99,6 +100,15 @@ impl Ctx<'_> {
     #[inline]
     pub fn notify(&self, cls: u32, event: &'static str, key: &[u8]) {
         notify(cls, event, key, self.db);
+    }
+
+    /// Has the running command logged (AOF) as `args` instead of its own arguments: what it
+    /// did, where its arguments leave a choice to the server (XADD's `*`, `~` trimming).
+    #[inline]
+    pub fn propagate_as(&mut self, args: Vec<Bytes>) {
+        if self.st.aof.is_some() {
+            self.st.rewritten = Some(args);
+        }
     }
 
     /// Looks a key up for a write (no hit/miss accounting).
@@ -727,6 +737,7 @@ fn build() -> Table {
     specs.extend(zset_family::specs());
     specs.extend(geo_family::specs());
     specs.extend(hll_family::specs());
+    specs.extend(stream_family::specs());
     specs.extend(stream_group_family::specs());
     specs.extend(crate::scripting::specs());
     specs.extend(sort_family::specs());

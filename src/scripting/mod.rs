@@ -1360,6 +1360,7 @@ fn value_size(v: &Value) -> usize {
         Value::List(l) => l.len(),
         Value::Set(s) => s.len(),
         Value::ZSet(z) => z.len(),
+        Value::Stream(x) => x.len() as usize,
     }
 }
 

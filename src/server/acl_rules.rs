@@ -55,19 +55,6 @@ const NOT_IMPLEMENTED: &[(&str, &[&str])] = &[
     ),
     ("slaveof", &["admin", "slow", "dangerous"]),
     ("sync", &["admin", "slow", "dangerous"]),
-    ("xadd", &["write", "stream", "fast"]),
-    ("xdel", &["write", "stream", "fast"]),
-    ("xinfo", &["slow"]),
-    ("xinfo|consumers", &["read", "stream", "slow"]),
-    ("xinfo|groups", &["read", "stream", "slow"]),
-    ("xinfo|help", &["stream", "slow"]),
-    ("xinfo|stream", &["read", "stream", "slow"]),
-    ("xlen", &["read", "stream", "fast"]),
-    ("xrange", &["read", "stream", "slow"]),
-    ("xread", &["read", "stream", "slow", "blocking"]),
-    ("xrevrange", &["read", "stream", "slow"]),
-    ("xsetid", &["write", "stream", "fast"]),
-    ("xtrim", &["write", "stream", "slow"]),
 ];
 
 /// One entry of the command id space.

@@ -144,6 +144,14 @@ impl Blocked {
 /// keys ready; they are served in the same pass.
 pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
     while let Some((db, key)) = st.blocked.pop_ready() {
+        let holds_stream = st.dbs[db]
+            .keys
+            .get(&key[..])
+            .is_some_and(|e| matches!(e.value, crate::types::Value::Stream(_)));
+        if holds_stream {
+            serve_stream_waiters(st, globals, now_ms, db, &key);
+            continue;
+        }
         loop {
             let Some(&id) = st
                 .blocked
@@ -236,5 +244,62 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             }
             let _ = w.wake.send(Wake::Served(buf));
         }
+    }
+}
+
+/// Serves the XREAD waiters of a stream that changed. Reading consumes nothing, so every waiter
+/// is tried in order, whether or not the ones before it were served: each whose ID is below
+/// the new entries gets them, the others keep waiting in their place. Waiters of other types
+/// on the key are left alone (the key holds a stream). Nothing is logged or counted as a
+/// change: the waiters only read.
+fn serve_stream_waiters(
+    st: &mut ShardState,
+    globals: &Globals,
+    now_ms: u64,
+    db: usize,
+    key: &Bytes,
+) {
+    let ids: Vec<u64> = match st.blocked.queues.get(&(db, key.clone())) {
+        Some(q) => q.iter().copied().collect(),
+        None => return,
+    };
+    for id in ids {
+        let Some(w) = st.blocked.waiters.get(&id) else {
+            continue;
+        };
+        if w.wants != "stream" {
+            continue;
+        }
+        let Some(serve) = w.serve.clone() else {
+            // Notify-only (keys on several shards): it retries as a transaction.
+            if let Some(w) = st.blocked.remove(id) {
+                let _ = w.wake.send(Wake::Retry);
+            }
+            continue;
+        };
+        let (try_serve, args, resp3) = serve;
+        let args = crate::commands::blocking_family::narrow_to_key(&args, key);
+        let mut buf = BytesMut::new();
+        let started = st.clock.now_us();
+        let served = {
+            let mut ctx = Ctx {
+                st: &mut *st,
+                db,
+                now_ms,
+                globals,
+            };
+            try_serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
+        };
+        if !served {
+            continue;
+        }
+        let Some(w) = st.blocked.remove(id) else {
+            continue;
+        };
+        if let Some((slot, before)) = w.stat {
+            let usec = st.clock.now_us().saturating_sub(started);
+            st.count_unblocked(slot, before + usec, false);
+        }
+        let _ = w.wake.send(Wake::Served(buf));
     }
 }

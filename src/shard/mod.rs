@@ -231,6 +231,9 @@ pub struct ShardState {
     /// to have blocked, served or failed (`crate::commands::blocking_family`), or an AOF record
     /// replayed across shards. The slow log is not affected.
     pub uncounted: bool,
+    /// What the running command is to be logged as instead of its own arguments (XADD's
+    /// generated ID, approximate trimming made exact: `Ctx::propagate_as`); taken after it.
+    pub rewritten: Option<Vec<bytes::Bytes>>,
 }
 
 impl ShardState {
@@ -258,6 +261,7 @@ impl ShardState {
             split_part: false,
             in_split: false,
             uncounted: false,
+            rewritten: None,
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
         st
@@ -798,6 +802,7 @@ pub fn execute_keyed(
         }
     }
     let counted_changes = st.dirty.take();
+    let rewritten = st.rewritten.take();
     let changes = counted_changes.unwrap_or(1);
     let succeeded = result.is_ok() && out.get(start_len) != Some(&b'-');
     let wrote = is_write && changes > 0 && succeeded;
@@ -808,7 +813,8 @@ pub fn execute_keyed(
     if logged {
         globals.snapshot.note_changes(st.id, changes);
         if st.aof.is_some() {
-            crate::persistence::aof::record(st, spec, args, db, &out[start_len..]);
+            let logged_args = rewritten.as_deref().unwrap_or(args);
+            crate::persistence::aof::record(st, spec, logged_args, db, &out[start_len..]);
         }
     }
     let d = &st.dbs[db];

@@ -1,0 +1,632 @@
+//! Differential tests of the stream commands without consumer groups (XADD, XRANGE, XREVRANGE,
+//! XLEN, XDEL, XTRIM, XSETID, XREAD with and without BLOCK, XINFO STREAM) against
+//! redis-server 7.0, Tessera with 1 and 4 shards.
+//!
+//! Besides replies and errors, XINFO STREAM FULL after changes shows the node layout
+//! (`radix-tree-keys`, `radix-tree-nodes`), the counters and every entry; DUMP payloads are
+//! compared byte for byte (they hold each node's listpack). Also compared: dirty counts,
+//! keyspace hits and misses, keyspace notifications, a seeded random run with explicit IDs,
+//! restarts and DEBUG RELOAD. Auto-generated IDs (`*`, `<ms>-*` on a new millisecond) depend on
+//! the clock: those replies are compared by shape only, as the comments say where.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+fn info_field(info: &[u8], name: &str) -> String {
+    let text = String::from_utf8_lossy(info);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or("?")
+        .trim()
+        .to_string()
+}
+
+fn info_num(c: &mut RawConn, section: &str, name: &str) -> i64 {
+    let info = c.cmd(&[b"INFO", section.as_bytes()]);
+    info_field(&info, name).parse().unwrap_or(-1)
+}
+
+/// Runs a command on every target and compares its reply together with how much it changed
+/// `rdb_changes_since_last_save` and the keyspace hit and miss counters.
+fn counted(d: &mut Diff, line: &str) {
+    let args = split_cmd(line);
+    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    let what = format!("{line} (reply, dirty, hits, misses)");
+    d.each(&what, |t, active| {
+        let c = &mut t.conns[active];
+        let dirty0 = info_num(c, "persistence", "rdb_changes_since_last_save");
+        let hits0 = info_num(c, "stats", "keyspace_hits");
+        let miss0 = info_num(c, "stats", "keyspace_misses");
+        let mut out = c.cmd(&refs);
+        let dirty1 = info_num(c, "persistence", "rdb_changes_since_last_save");
+        let hits1 = info_num(c, "stats", "keyspace_hits");
+        let miss1 = info_num(c, "stats", "keyspace_misses");
+        out.extend(
+            format!(
+                " dirty+{} hits+{} misses+{}",
+                dirty1 - dirty0,
+                hits1 - hits0,
+                miss1 - miss0
+            )
+            .into_bytes(),
+        );
+        out
+    });
+}
+
+/// The whole observable state of a stream: XINFO STREAM FULL (every entry) and its DUMP.
+fn state(d: &mut Diff, key: &str) {
+    d.s(&format!("XINFO STREAM {key} FULL COUNT 0"));
+    d.s(&format!("DUMP {key}"));
+}
+
+#[test]
+fn xadd_ids_and_errors() {
+    let mut d = diff_or_skip!("xadd_ids_and_errors");
+    for line in [
+        "XADD s 1-1 a 1",
+        "XADD s 1-1 a 1",
+        "XADD s 1-0 a 1",
+        "XADD s 1 a 1",
+        "XADD s 1-2 a 1 b",
+        "XADD s 1-2",
+        "XADD s 1-2 a",
+        "XADD s 0-0 a 1",
+        "XADD s0 0-0 a 1",
+        "EXISTS s0",
+        "XADD s0 0 a 1",
+        "XADD s0 0-1 a 1",
+        "XADD s 1-* a 1",
+        "XADD s 1-* a 1",
+        "XADD s 0-* a 1",
+        "XADD s 5-* a 1",
+        "XADD s 2-x a 1",
+        "XADD s - a 1",
+        "XADD s + a 1",
+        "XADD s 18446744073709551616-0 a 1",
+        "XADD s -1 a 1",
+        "XADD s 18446744073709551615-18446744073709551614 a 1",
+        "XADD s 18446744073709551615-* a 1",
+        "XADD s 18446744073709551615-* a 1",
+        "XADD s * a 1",
+        "XADD s 18446744073709551615-18446744073709551615 a 1",
+        "XLEN s",
+        "XADD t NOMKSTREAM 1-1 a 1",
+        "EXISTS t",
+        "XADD t nomkstream * a 1",
+        "XADD t 5-18446744073709551615 a 1",
+        "XADD t 5-* a 1",
+        "XADD t 5-* a 1",
+        "XADD t MAXLEN a 6-1 a 1",
+        "XADD t MAXLEN -1 6-1 a 1",
+        "XADD t MAXLEN 1 MINID 1 6-1 a 1",
+        "XADD t MINID 1 MAXLEN 1 6-1 a 1",
+        "XADD t LIMIT 10 6-1 a 1",
+        "XADD t LIMIT 0 6-1 a 1",
+        "XADD t MAXLEN 1 LIMIT 10 6-2 a 1",
+        "XADD t MAXLEN = 1 LIMIT 10 6-2 a 1",
+        "XADD t MAXLEN ~ 1 LIMIT -1 6-2 a 1",
+        "XADD t MAXLEN ~ 1 LIMIT x 6-2 a 1",
+        "XADD t MINID x 6-2 a 1",
+        "XADD t MINID - 6-2 a 1",
+        "XADD t MAXLEN ~",
+        "XADD t MAXLEN",
+        "XADD t MAXLEN 5",
+        "XADD t MAXLEN 5 *",
+        "XADD t MAXLEN 5 * a",
+        "XRANGE t - +",
+        "SET str x",
+        "XADD str * a 1",
+        "XADD str NOMKSTREAM * a 1",
+        "XADD t 7-1 a 1 a 2 a 3",
+        "XRANGE t - +",
+        "XADD t 7-2 12345 -17 3.5 x 99999999999 9223372036854775808",
+        "XRANGE t 7-2 7-2",
+    ] {
+        d.s(line);
+    }
+    state(&mut d, "t");
+    state(&mut d, "s");
+    // Auto IDs depend on each server's clock: compared by shape.
+    d.s_norm("XADD auto * f v", Norm::Shape);
+    d.s_norm("XADD auto 123-* f v", Norm::Shape);
+    d.s("XLEN auto");
+    d.s("XADD auto 1-1 f v");
+}
+
+#[test]
+fn ranges_and_counts() {
+    let mut d = diff_or_skip!("ranges_and_counts");
+    for i in 1..=30 {
+        d.s(&format!(
+            "XADD s {}-{} f{} v{} g {}",
+            i / 3,
+            i % 3,
+            i % 4,
+            i,
+            i
+        ));
+    }
+    for line in [
+        "XRANGE s - +",
+        "XREVRANGE s + -",
+        "XRANGE s - + COUNT 5",
+        "XRANGE s - + COUNT 0",
+        "XRANGE s - + COUNT -3",
+        "XRANGE nosuch - + COUNT 0",
+        "XRANGE s - + COUNT x",
+        "XRANGE s - + COUNT",
+        "XRANGE s - + LIMIT 5",
+        "XRANGE s - + COUNT 2 COUNT 3",
+        "XREVRANGE s + - COUNT 4",
+        "XRANGE s 3 5",
+        "XRANGE s 3-1 5-1",
+        "XRANGE s (3-1 (5-1",
+        "XREVRANGE s (5-1 (3-1",
+        "XRANGE s (3 5",
+        "XRANGE s ( 5",
+        "XRANGE s (- +",
+        "XRANGE s - (+",
+        "XRANGE s (18446744073709551615-18446744073709551615 +",
+        "XRANGE s - (0-0",
+        "XREVRANGE s (0-0 -",
+        "XRANGE s 5 3",
+        "XRANGE s x +",
+        "XRANGE s - x",
+        "XRANGE s 1-2-3 +",
+        "XRANGE s 18446744073709551615 +",
+        "XRANGE s 0 18446744073709551615",
+        "XRANGE nosuch - +",
+        "XREVRANGE nosuch + -",
+        "XLEN s",
+        "XLEN nosuch",
+        "SET str x",
+        "XRANGE str - +",
+        "XLEN str",
+        "XREVRANGE str + -",
+        "XRANGE str - + COUNT 0",
+    ] {
+        d.s(line);
+    }
+    d.section("RESP3");
+    d.s_norm("HELLO 3", Norm::Hello);
+    d.s("XRANGE s - + COUNT 0");
+    d.s("XRANGE s - + COUNT 2");
+    d.s("XINFO STREAM s");
+    d.s("XINFO STREAM s FULL COUNT 2");
+    d.s("XREAD COUNT 2 STREAMS s 0");
+    d.s("XREAD STREAMS s $");
+    d.s_norm("HELLO 2", Norm::Hello);
+}
+
+#[test]
+fn xdel_xtrim_xsetid() {
+    let mut d = diff_or_skip!("xdel_xtrim_xsetid");
+    for i in 1..=250 {
+        d.s(&format!("XADD s {i}-0 f v{i}"));
+    }
+    state(&mut d, "s");
+    for line in [
+        "XDEL s 1-0 2 3-0 3-0 1000",
+        "XDEL s x",
+        "XDEL s 5 x",
+        "XDEL s -",
+        "XDEL nosuch x",
+        "XDEL nosuch 1",
+        "XDEL s 4-0",
+        "XINFO STREAM s",
+        "XTRIM s MAXLEN 240",
+        "XTRIM s MAXLEN ~ 200",
+        "XTRIM s MAXLEN ~ 150",
+        "XINFO STREAM s",
+        "XTRIM s MINID 160",
+        "XTRIM s MINID ~ 210",
+        "XTRIM s MINID ~ 260 LIMIT 10",
+        "XTRIM s MAXLEN ~ 0 LIMIT 200",
+        "XINFO STREAM s",
+        "XTRIM s",
+        "XTRIM s MAXLEN",
+        "XTRIM s FOO 1",
+        "XTRIM s MAXLEN 1 LIMIT 5",
+        "XTRIM s MAXLEN -1",
+        "XTRIM s MAXLEN x",
+        "XTRIM s MINID -",
+        "XTRIM s MINID 1 MAXLEN 1",
+        "XTRIM s LIMIT 5",
+        "XTRIM s MAXLEN 1 NOMKSTREAM",
+        "XTRIM nosuch MAXLEN 0",
+        "XTRIM nosuch MINID x",
+        "SET str x",
+        "XTRIM str MAXLEN 0",
+        "XDEL str 1",
+        "XSETID str 1",
+        "XSETID nosuch 1",
+        "XSETID s 1",
+        "XSETID s x",
+        "XSETID s 300-0",
+        "XSETID s 300 ENTRIESADDED 2",
+        "XSETID s 300 ENTRIESADDED -1",
+        "XSETID s 300 ENTRIESADDED x",
+        "XSETID s 300 MAXDELETEDID 400",
+        "XSETID s 300 MAXDELETEDID 10",
+        "XSETID s 300 MAXDELETEDID 250-1",
+        "XSETID s 300 FOO 1",
+        "XSETID s 300 ENTRIESADDED",
+        "XSETID s 400 ENTRIESADDED 9999 MAXDELETEDID 300",
+        "XSETID s 350",
+        "XINFO STREAM s",
+        "XADD s 399-0 a 1",
+        "XADD s 400-* a 1",
+    ] {
+        d.s(line);
+    }
+    state(&mut d, "s");
+    // Trim everything, then the stream stays as an empty key.
+    d.s("XTRIM s MAXLEN 0");
+    state(&mut d, "s");
+    d.s("EXISTS s");
+    d.s("TYPE s");
+    d.s("OBJECT ENCODING s");
+    d.s("XADD e MAXLEN 0 1-1 a b");
+    state(&mut d, "e");
+    d.s("XDEL e 1-1");
+    d.s("XSETID e 0-5");
+    d.s("XSETID e 1-0");
+    state(&mut d, "e");
+}
+
+#[test]
+fn node_layout_matches_redis() {
+    let mut d = diff_or_skip!("node_layout_matches_redis");
+    // Same fields (SAMEFIELDS), other fields, integer values, big values crossing
+    // stream-node-max-bytes, and the entry limit.
+    for i in 1..=120 {
+        let line = match i % 4 {
+            0 => format!("XADD s {i}-1 a {i} b x"),
+            1 => format!("XADD s {i}-1 a {i} b y c z"),
+            2 => format!("XADD s {i}-1 a {}", "w".repeat(i * 7)),
+            _ => format!("XADD s {i}-1 {i} {i}"),
+        };
+        d.s(&line);
+    }
+    state(&mut d, "s");
+    d.s("CONFIG SET stream-node-max-entries 5");
+    d.s("CONFIG SET stream-node-max-bytes 200");
+    for i in 1..=40 {
+        d.s(&format!("XADD t {i}-0 f {}", "q".repeat(i * 3)));
+    }
+    state(&mut d, "t");
+    d.s("XDEL t 3-0 4-0 5-0 6-0 7-0 8-0");
+    state(&mut d, "t");
+    d.s("CONFIG SET stream-node-max-entries 0");
+    d.s("CONFIG SET stream-node-max-bytes 0");
+    for i in 1..=300 {
+        d.s(&format!("XADD u {i}-0 f {i}"));
+    }
+    state(&mut d, "u");
+    d.s("CONFIG GET stream-node-max-entries");
+    d.s("CONFIG GET stream-node-max-bytes");
+    d.s("CONFIG SET stream-node-max-entries 100");
+    d.s("CONFIG SET stream-node-max-bytes 4096");
+}
+
+#[test]
+fn xread_without_block() {
+    let mut d = diff_or_skip!("xread_without_block");
+    for k in ["a", "b", "c", "{a}x"] {
+        for i in 1..=5 {
+            d.s(&format!("XADD {k} {i}-0 f {k}{i}"));
+        }
+    }
+    for line in [
+        "XREAD STREAMS a 0",
+        "XREAD COUNT 2 STREAMS a b c 0 3 5",
+        "XREAD COUNT 2 STREAMS a b c {a}x 1 2 3 4",
+        "XREAD STREAMS a b $ 0",
+        "XREAD STREAMS a nosuch 0 0",
+        "XREAD STREAMS nosuch $",
+        "XREAD COUNT 0 STREAMS a 3",
+        "XREAD COUNT -5 STREAMS a 3",
+        "XREAD COUNT x STREAMS a 3",
+        "XREAD STREAMS a",
+        "XREAD STREAMS a b 0",
+        "XREAD STREAMS",
+        "XREAD COUNT 1",
+        "XREAD FOO STREAMS a 0",
+        "XREAD STREAMS a x",
+        "XREAD STREAMS a -",
+        "XREAD STREAMS a +",
+        "XREAD STREAMS a >",
+        "XREAD GROUP g c STREAMS a 0",
+        "XREAD NOACK STREAMS a 0",
+        "XREAD BLOCK x STREAMS a 0",
+        "XREAD BLOCK -1 STREAMS a 0",
+        "XREAD BLOCK 0 STREAMS a 0",
+        "XREAD STREAMS a 18446744073709551615-18446744073709551615",
+        "SET str x",
+        "XREAD STREAMS a str 0 0",
+        "XREAD STREAMS str a 0 0",
+        "XREAD STREAMS a str 0 x",
+    ] {
+        d.s(line);
+    }
+    counted(&mut d, "XREAD STREAMS a nosuch 0 0");
+    counted(&mut d, "XREAD STREAMS a nosuch 9 0");
+    counted(&mut d, "XRANGE a - +");
+    counted(&mut d, "XRANGE nosuch - +");
+    counted(&mut d, "XRANGE a - + COUNT 0");
+    counted(&mut d, "XLEN a");
+    counted(&mut d, "XADD a 9-0 f v");
+    counted(&mut d, "XADD a 9-0 f v");
+    counted(&mut d, "XDEL a 9-0 1-0 77");
+    counted(&mut d, "XDEL a 77");
+    counted(&mut d, "XTRIM a MAXLEN 1");
+    counted(&mut d, "XTRIM a MAXLEN 1");
+    counted(&mut d, "XSETID a 100");
+    counted(&mut d, "XINFO STREAM a");
+    counted(&mut d, "XINFO STREAM nosuch");
+    // Inside MULTI and scripts BLOCK does not block.
+    d.s("MULTI");
+    d.s("XREAD BLOCK 0 STREAMS nosuch $");
+    d.s("EXEC");
+    for body in [
+        "return redis.pcall('xread','block','0','streams','a','0')",
+        "return redis.pcall('XREAD','BLOCK','10','STREAMS','nosuch','$')",
+        "return redis.call('xread','streams','a','0')",
+        "return redis.pcall('xadd','a','*')",
+    ] {
+        d.cmd(&[b"EVAL", body.as_bytes(), b"0"]);
+    }
+}
+
+#[test]
+fn xinfo_and_types() {
+    let mut d = diff_or_skip!("xinfo_and_types");
+    for line in [
+        "XINFO",
+        "XINFO HELP",
+        "XINFO help extra",
+        "XINFO FOO",
+        "XINFO STREAM",
+        "XINFO STREAM nosuch",
+        "XADD s 1-1 a 1",
+        "XINFO STREAM s",
+        "XINFO STREAM s FULL",
+        "XINFO STREAM s FULL COUNT 1",
+        "XINFO STREAM s FULL COUNT -1",
+        "XINFO STREAM s FULL COUNT x",
+        "XINFO STREAM s FULL LIMIT 1",
+        "XINFO STREAM s FOO",
+        "XINFO STREAM s FULL COUNT",
+        "XINFO GROUPS s",
+        "XINFO GROUPS nosuch",
+        "XINFO CONSUMERS s g",
+        "TYPE s",
+        "OBJECT ENCODING s",
+        "SCAN 0 TYPE stream",
+        "KEYS *",
+        "COPY s s2",
+        "XRANGE s2 - +",
+        "RENAME s2 s3",
+        "XINFO STREAM s3",
+        "MOVE s3 1",
+        "SELECT 1",
+        "XRANGE s3 - +",
+        "SELECT 0",
+        "DEL s3",
+        "GET s",
+        "LPUSH s x",
+        "SADD s x",
+        "HSET s x y",
+        "ZADD s 1 x",
+        "INCR s",
+        "SORT s",
+        "PFADD s x",
+        "SET str x",
+        "XINFO STREAM str",
+        "XDEL s 1-1",
+        "XINFO STREAM s",
+        "XINFO STREAM s FULL",
+        "UNLINK s",
+        "EXISTS s",
+    ] {
+        d.s(line);
+    }
+    // Memory usage is an estimate: compared by shape.
+    d.s("XADD m 1-1 a 1");
+    d.s_norm("MEMORY USAGE m", Norm::Shape);
+    d.s_norm("DEBUG DIGEST-VALUE m", Norm::Shape);
+}
+
+#[test]
+fn dump_restore_and_reload() {
+    let mut d = diff_or_skip!("dump_restore_and_reload");
+    for i in 1..=150 {
+        d.s(&format!(
+            "XADD s {i}-{} f{} {} g {}",
+            i % 7,
+            i % 3,
+            i * 11,
+            "z".repeat(i % 40)
+        ));
+    }
+    d.s("XDEL s 3-3 50-1 101-3");
+    d.s("XTRIM s MAXLEN 140");
+    d.s("XSETID s 500-5 ENTRIESADDED 1000 MAXDELETEDID 400");
+    state(&mut d, "s");
+    // Redis's payload restored everywhere (each target restores what redis dumped).
+    let payload = d.targets[0].conns[0].cmd_str("DUMP s");
+    let blob = resp_parse(&payload);
+    let blob = blob.as_bytes().unwrap().to_vec();
+    d.cmd(&[b"RESTORE", b"r", b"0", &blob]);
+    state(&mut d, "r");
+    d.cmd(&[b"RESTORE", b"r", b"0", &blob]);
+    d.cmd(&[b"RESTORE", b"r", b"0", &blob, b"REPLACE"]);
+    d.s("DEBUG RELOAD");
+    state(&mut d, "s");
+    state(&mut d, "r");
+    d.s("XADD empty MAXLEN 0 1-1 a b");
+    d.s("DEBUG RELOAD");
+    state(&mut d, "empty");
+    d.s("XINFO STREAM empty");
+}
+
+#[test]
+fn notifications() {
+    let mut d = diff_or_skip!("stream_notifications");
+    d.s("CONFIG SET notify-keyspace-events KEA");
+    let sub = d.subscribe_keyspace();
+    d.use_conn(0);
+    for line in [
+        "XADD s 1-1 a 1",
+        "XADD s 2-1 a 1",
+        "XADD s MAXLEN 1 3-1 a 1",
+        "XADD s 1-1 a 1",
+        "XDEL s 3-1",
+        "XDEL s 3-1",
+        "XADD s 4-1 a 1",
+        "XADD s 5-1 a 1",
+        "XTRIM s MAXLEN 1",
+        "XTRIM s MAXLEN 1",
+        "XSETID s 10",
+        "XSETID s 1",
+        "XADD n NOMKSTREAM 1-1 a 1",
+        "DEL s",
+    ] {
+        d.s(line);
+    }
+    d.compare_notifications(sub, "stream events");
+}
+
+#[test]
+fn randomized_against_redis() {
+    let mut d = diff_or_skip!("streams_randomized");
+    let seed = env_or("STREAM_SEED", 0x57_2e_a3_u64);
+    d.seed = Some(seed);
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let steps = env_or("STREAM_STEPS", 3000_usize);
+    let keys = ["s1", "s2", "{s1}x", "str"];
+    d.s("SET str x");
+    d.s("CONFIG SET stream-node-max-entries 7");
+    d.s("CONFIG SET stream-node-max-bytes 300");
+    let mut next: [u64; 4] = [1, 1, 1, 1];
+    for _ in 0..steps {
+        let k = rng.gen_range(0..keys.len());
+        let key = keys[k];
+        let id = |rng: &mut SmallRng, next: u64| -> String {
+            let ms = rng.gen_range(0..next + 2);
+            match rng.gen_range(0..6) {
+                0 => format!("{ms}"),
+                1 => format!("({ms}-{}", rng.gen_range(0..3)),
+                2 => "-".into(),
+                3 => "+".into(),
+                _ => format!("{ms}-{}", rng.gen_range(0..3)),
+            }
+        };
+        let line = match rng.gen_range(0..20) {
+            0..=6 => {
+                next[k] += rng.gen_range(0..3);
+                let nf = rng.gen_range(1..4);
+                let mut l = format!("XADD {key} ");
+                match rng.gen_range(0..8) {
+                    0 => l.push_str(&format!("MAXLEN {} ", rng.gen_range(0..30))),
+                    1 => l.push_str(&format!("MAXLEN ~ {} ", rng.gen_range(0..30))),
+                    2 => l.push_str(&format!(
+                        "MINID ~ {} LIMIT {} ",
+                        rng.gen_range(0..next[k]),
+                        rng.gen_range(0..20)
+                    )),
+                    3 => l.push_str(&format!("MINID {} ", rng.gen_range(0..next[k]))),
+                    _ => {}
+                }
+                if rng.gen_bool(0.2) {
+                    l.push_str(&format!("{}-* ", next[k]));
+                } else {
+                    l.push_str(&format!("{}-{} ", next[k], rng.gen_range(0..3)));
+                }
+                for f in 0..nf {
+                    let field = if rng.gen_bool(0.7) {
+                        format!("f{f}")
+                    } else {
+                        format!("g{}", rng.gen_range(0..5))
+                    };
+                    let val = match rng.gen_range(0..4) {
+                        0 => rng.gen_range(-1000i64..100000).to_string(),
+                        1 => "v".repeat(rng.gen_range(0..70)),
+                        _ => format!("x{}", rng.gen_range(0..100)),
+                    };
+                    l.push_str(&format!("{field} {val} "));
+                }
+                l
+            }
+            7 | 8 => {
+                let a = id(&mut rng, next[k]);
+                let b = id(&mut rng, next[k]);
+                let c = if rng.gen_bool(0.5) {
+                    format!(" COUNT {}", rng.gen_range(0..5))
+                } else {
+                    String::new()
+                };
+                if rng.gen_bool(0.5) {
+                    format!("XRANGE {key} {a} {b}{c}")
+                } else {
+                    format!("XREVRANGE {key} {b} {a}{c}")
+                }
+            }
+            9 | 10 => {
+                let n = rng.gen_range(1..4);
+                let ids: Vec<String> = (0..n)
+                    .map(|_| format!("{}-{}", rng.gen_range(0..next[k] + 1), rng.gen_range(0..3)))
+                    .collect();
+                format!("XDEL {key} {}", ids.join(" "))
+            }
+            11 => match rng.gen_range(0..4) {
+                0 => format!("XTRIM {key} MAXLEN {}", rng.gen_range(0..30)),
+                1 => format!("XTRIM {key} MAXLEN ~ {}", rng.gen_range(0..30)),
+                2 => format!("XTRIM {key} MINID {}", rng.gen_range(0..next[k] + 1)),
+                _ => format!(
+                    "XTRIM {key} MINID ~ {} LIMIT {}",
+                    rng.gen_range(0..next[k] + 1),
+                    rng.gen_range(0..30)
+                ),
+            },
+            12 => format!("XLEN {key}"),
+            13 | 14 => {
+                let k2 = keys[rng.gen_range(0..keys.len())];
+                format!(
+                    "XREAD COUNT {} STREAMS {key} {k2} {}-0 {}",
+                    rng.gen_range(0..4),
+                    rng.gen_range(0..next[k] + 1),
+                    if rng.gen_bool(0.3) {
+                        "$".to_string()
+                    } else {
+                        rng.gen_range(0..20).to_string()
+                    }
+                )
+            }
+            15 => {
+                next[k] += 1;
+                format!("XSETID {key} {}-5", next[k])
+            }
+            16 => format!("XINFO STREAM {key}"),
+            17 => format!("XINFO STREAM {key} FULL COUNT 0"),
+            18 => format!("DUMP {key}"),
+            _ => {
+                if rng.gen_bool(0.1) {
+                    next[k] = 1;
+                    format!("DEL {key}")
+                } else {
+                    format!("EXISTS {key}")
+                }
+            }
+        };
+        d.s(line.trim_end());
+    }
+    for key in keys {
+        state(&mut d, key);
+    }
+}
