@@ -75,6 +75,9 @@ fn check(a: &[Bytes], name: &str) -> Result<Option<Duration>, String> {
     if name == "xread" {
         return super::stream_family::xread_timeout(a);
     }
+    if name == "xreadgroup" {
+        return super::stream_group_family::xreadgroup_timeout(a);
+    }
     check_pops(a, name).map_err(String::from)
 }
 
@@ -135,6 +138,9 @@ pub fn narrow_to_key(args: &[Bytes], key: &[u8]) -> Vec<Bytes> {
     let name = &args[0];
     if eq_ic(name, "xread") {
         return super::stream_family::narrow_xread(args, key);
+    }
+    if eq_ic(name, "xreadgroup") {
+        return super::stream_group_family::narrow_xreadgroup(args, key);
     }
     let single = |a: &[Bytes]| a.iter().any(|k| &k[..] == key);
     if ["blpop", "brpop", "bzpopmin", "bzpopmax"]
@@ -263,6 +269,7 @@ fn blocking_kind(name: &str) -> (TryServe, &'static str, bool) {
         "bzpopmax" => (try_bzpopmax, "zset", false),
         // XREAD reads without consuming: every waiter below the new entries is served.
         "xread" => (super::stream_family::try_xread, "stream", false),
+        "xreadgroup" => (super::stream_group_family::try_xreadgroup, "stream", false),
         _ => (try_bzmpop, "zset", false),
     }
 }
@@ -367,6 +374,8 @@ async fn attempt_here(
         let d = &st.dbs[db];
         let now = crate::server::globals::unix_ms();
         super::stream_family::blocked_xread_args(&args, |k| stream_last_id(d, k, now))
+    } else if spec.name == "xreadgroup" {
+        super::stream_group_family::blocked_xreadgroup_args(&args)
     } else {
         args
     };

@@ -511,7 +511,7 @@ pub(crate) fn command_categories(s: &CommandSpec) -> Vec<&'static str> {
 /// the container itself.
 const CONTAINERS: &[&str] = &[
     "acl", "client", "config", "object", "slowlog", "pubsub", "memory", "script", "function",
-    "latency", "module", "cluster", "xinfo",
+    "latency", "module", "cluster", "xinfo", "xgroup",
 ];
 
 /// What COMMAND INFO and COMMAND DOCS report for a command or a container's subcommand.

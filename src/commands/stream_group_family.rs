@@ -71,8 +71,10 @@ pub fn specs() -> Vec<CommandSpec> {
         cmd(
             "xgroup",
             -2,
-            OWN_SIGNALS,
-            (0, 0, 0),
+            // WRITE here makes the shard count and log its changes; COMMAND INFO reports a
+            // container's flags and keys per subcommand, as Redis does.
+            WRITE | OWN_SIGNALS,
+            (2, 2, 1),
             g,
             "5.0.0",
             "Depends on subcommand.",
@@ -370,9 +372,11 @@ fn xgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             if !eq_ic(&a[5], "entriesread") {
                 return r.error(&syntax());
             }
+            // Redis 7.0 answers a non-integer here with two errors (the number's, then the
+            // syntax error), which desynchronises the client; Tessera sends the first only.
             match ll(&a[6]) {
                 Ok(n) => entries_read = n,
-                Err(_) => return r.error(&syntax()),
+                Err(e) => return r.error(e),
             }
             if entries_read < 0 && entries_read != ENTRIES_READ_INVALID {
                 return r.error(ERR_ENTRIESREAD);
@@ -472,7 +476,8 @@ pub fn parse_xreadgroup(a: &[Bytes], in_script: bool) -> Result<ReadGroupArgs, S
             keys_at = i + 1;
             let rest = a.len() - keys_at;
             if rest % 2 != 0 {
-                return Err("ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified.".into());
+                // Redis 7.0 words it as for XREAD.
+                return Err("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.".into());
             }
             n = rest / 2;
             break;
@@ -895,9 +900,11 @@ fn xclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let Some(g) = s.groups.get_mut(&a[2]) else {
         return r.array(0);
     };
-    if last_id > g.last_id {
+    // LASTID counts as a change only when nothing else changed (Redis then propagates the
+    // group's position on its own).
+    let moved = last_id > g.last_id;
+    if moved {
         g.last_id = last_id;
-        changes += 1;
     }
     let mut have_consumer = false;
     for (id, fields) in ids.into_iter().zip(entries) {
@@ -949,6 +956,9 @@ fn xclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         g.assign(id, name, deliverytime, count);
         out.push((id, if justid { None } else { Some(fields) }));
         changes += 1;
+    }
+    if moved && changes == 0 {
+        changes = 1;
     }
     if created {
         changes += 1;
@@ -1200,4 +1210,94 @@ pub fn xinfo_full_groups(r: &mut Reply, s: &StreamValue, count: i64) {
             }
         }
     }
+}
+
+// ----- XREADGROUP BLOCK -----
+
+/// Whether an XREADGROUP asks to block (a BLOCK option among well-formed options); a call
+/// whose options do not parse runs as a plain command, which reports the error.
+pub fn xreadgroup_blocks(a: &[Bytes]) -> bool {
+    parse_xreadgroup(a, false).is_ok_and(|x| x.block_ms.is_some())
+}
+
+/// XREADGROUP BLOCK's checks before it runs: the options' errors, and the timeout (None:
+/// forever).
+pub fn xreadgroup_timeout(a: &[Bytes]) -> Result<Option<std::time::Duration>, String> {
+    let x = parse_xreadgroup(a, false)?;
+    Ok(match x.block_ms {
+        Some(ms) if ms > 0 => Some(std::time::Duration::from_millis(ms as u64)),
+        _ => None,
+    })
+}
+
+/// The arguments a blocked XREADGROUP waits with: COUNT 1000 when it had none (Redis's
+/// `XREAD_BLOCKED_DEFAULT_COUNT`, as for XREAD).
+pub fn blocked_xreadgroup_args(a: &[Bytes]) -> Vec<Bytes> {
+    let mut v = a.to_vec();
+    if parse_xreadgroup(a, false).is_ok_and(|x| x.count == 0) {
+        v.insert(1, Bytes::from_static(b"COUNT"));
+        v.insert(2, Bytes::from_static(b"1000"));
+    }
+    v
+}
+
+thread_local! {
+    /// Set between a blocked XREADGROUP's narrowing and its serving (`shard::blocking` runs
+    /// one right after the other, synchronously): the serve is for a client that was blocked,
+    /// which gets Redis's UNBLOCKED / NOGROUP errors when its key or group went away, where a
+    /// first attempt gets the ordinary errors.
+    static SERVING_BLOCKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A blocked XREADGROUP narrowed to the key that became ready (Redis serves that stream only),
+/// marked as a blocked client's serve.
+pub fn narrow_xreadgroup(a: &[Bytes], key: &[u8]) -> Vec<Bytes> {
+    SERVING_BLOCKED.with(|f| f.set(true));
+    let Ok(x) = parse_xreadgroup(a, false) else {
+        return a.to_vec();
+    };
+    let Some(k) = (0..x.n).find(|&k| &a[x.keys_at + k][..] == key) else {
+        return a.to_vec();
+    };
+    let mut v = a[..x.keys_at].to_vec();
+    v.push(a[x.keys_at + k].clone());
+    v.push(a[x.keys_at + x.n + k].clone());
+    v
+}
+
+/// Serves an XREADGROUP (blocked, or trying before it blocks): true with the reply written
+/// (entries or an error), false with nothing written when no stream has anything new.
+pub fn try_xreadgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    let blocked = SERVING_BLOCKED.with(|f| f.replace(false));
+    let x = match parse_xreadgroup(a, false) {
+        Ok(x) => x,
+        Err(e) => {
+            r.error(&e);
+            return true;
+        }
+    };
+    if blocked {
+        for k in 0..x.n {
+            let key = &a[x.keys_at + k];
+            match stream_at(ctx, key, false) {
+                Ok(Some(s)) if s.groups.get(&x.group).is_some() => {}
+                Ok(Some(_)) => {
+                    r.error("NOGROUP the consumer group this client was blocked on no longer exists");
+                    return true;
+                }
+                _ => {
+                    r.error("UNBLOCKED the stream key no longer exists");
+                    return true;
+                }
+            }
+        }
+    }
+    let ids = match resolve_xreadgroup_ids(ctx, a, &x) {
+        Ok(ids) => ids,
+        Err(e) => {
+            r.error_bytes(&e);
+            return true;
+        }
+    };
+    xreadgroup_serve(ctx, a, &x, &ids, r)
 }

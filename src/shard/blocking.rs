@@ -171,7 +171,14 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                 .keys
                 .get(&key[..])
                 .is_some_and(|e| e.value.type_name() == wants);
-            if !type_ok {
+            // A blocked XREADGROUP is also woken when its key went away (DEL, another type):
+            // Redis ends it with an error.
+            let group_reader = st.blocked.waiters.get(&id).is_some_and(|w| {
+                w.serve
+                    .as_ref()
+                    .is_some_and(|s| s.1.first().is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup")))
+            });
+            if !type_ok && !group_reader {
                 break;
             }
             let notify_only = st
@@ -250,8 +257,9 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
 /// Serves the XREAD waiters of a stream that changed. Reading consumes nothing, so every waiter
 /// is tried in order, whether or not the ones before it were served: each whose ID is below
 /// the new entries gets them, the others keep waiting in their place. Waiters of other types
-/// on the key are left alone (the key holds a stream). Nothing is logged or counted as a
-/// change: the waiters only read.
+/// on the key are left alone (the key holds a stream). XREAD waiters only read: nothing is
+/// logged or counted for them. An XREADGROUP waiter served moves its group (the next one of the
+/// same group then finds nothing new and keeps waiting): it is logged and counted.
 fn serve_stream_waiters(
     st: &mut ShardState,
     globals: &Globals,
@@ -299,6 +307,14 @@ fn serve_stream_waiters(
         if let Some((slot, before)) = w.stat {
             let usec = st.clock.now_us().saturating_sub(started);
             st.count_unblocked(slot, before + usec, false);
+        }
+        // An XREADGROUP does write: its group moved and its PEL grew.
+        if args.first().is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
+            && buf.first() != Some(&b'-')
+        {
+            crate::persistence::aof::record_served(st, &args, db);
+            globals.snapshot.note_changes(st.id, 1);
+            st.dbs[db].recharge(key);
         }
         let _ = w.wake.send(Wake::Served(buf));
     }
