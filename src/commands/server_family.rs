@@ -581,7 +581,7 @@ pub(crate) fn subcommand_categories(container: &CommandSpec, x: &SubCommand) -> 
         "client" | "command" => v.push("@connection"),
         "script" | "function" => v.push("@scripting"),
         "object" => v.push("@keyspace"),
-        "xinfo" => v.push("@stream"),
+        "xinfo" | "xgroup" => v.push("@stream"),
         _ => {}
     }
     CATEGORY_ORDER
