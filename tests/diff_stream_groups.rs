@@ -79,7 +79,11 @@ fn timeless(d: &mut Diff, line: &str, t: Times) {
     let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
     d.each(&format!("{line} (times blanked)"), |tg, active| {
         let raw = tg.conns[active].cmd(&refs);
-        render(&blank(resp_parse(&raw), t)).into_bytes()
+        let out = render(&blank(resp_parse(&raw), t)).into_bytes();
+        if std::env::var_os("GROUPS_DEBUG").is_some() {
+            eprintln!("{}: {}", tg.name, String::from_utf8_lossy(&out));
+        }
+        out
     });
 }
 
@@ -879,4 +883,64 @@ fn xreadgroup_block() {
     d.s("DEL t");
     d.s("XADD t 5-0 f v");
     read_each(&mut d, w1, "key deleted");
+}
+
+/// Waits until every target has its AOF on and no rewrite running or scheduled.
+fn wait_no_rewrite(d: &mut Diff) {
+    for t in &mut d.targets {
+        for _ in 0..1000 {
+            let c = &mut t.conns[0];
+            if info_num(c, "persistence", "aof_enabled") == 1
+                && info_num(c, "persistence", "aof_rewrite_in_progress") == 0
+                && info_num(c, "persistence", "aof_rewrite_scheduled") == 0
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// What the AOF logs for the group commands replays to the same groups and PELs (delivery
+/// times and counts included; seen-times are the replay's and are blanked).
+#[test]
+fn aof_replay_keeps_groups() {
+    let mut d = diff_or_skip!("aof_replay_keeps_groups");
+    d.s("CONFIG SET appendonly yes");
+    wait_no_rewrite(&mut d);
+    for i in 1..=6 {
+        d.s(&format!("XADD s {i}-0 f v{i}"));
+    }
+    d.s("XGROUP CREATE s g 0");
+    d.s("XGROUP CREATE s h $ ENTRIESREAD 6");
+    d.s("XGROUP CREATE other g 0 MKSTREAM");
+    d.s("XREADGROUP GROUP g alice COUNT 2 STREAMS s >");
+    d.s("XREADGROUP GROUP g bob COUNT 2 STREAMS s >");
+    d.s("XREADGROUP GROUP g carol NOACK COUNT 1 STREAMS s >");
+    d.s("XREADGROUP GROUP g alice STREAMS s 0");
+    d.s("XGROUP CREATECONSUMER s g dave");
+    d.s("XCLAIM s g dave 0 1-0 TIME 1700000000000 RETRYCOUNT 7");
+    d.s("XCLAIM s g erin 0 3-0 IDLE 5000 JUSTID");
+    d.s("XCLAIM s g erin 3600000 4-0");
+    d.s("XAUTOCLAIM s g frank 0 0 COUNT 1 JUSTID");
+    d.s("XACK s g 2-0");
+    d.s("XDEL s 4-0");
+    d.s("XAUTOCLAIM s g frank 0 0");
+    d.s("XGROUP DELCONSUMER s g bob");
+    d.s("XGROUP SETID s h 3-0 ENTRIESREAD 3");
+    d.s("XGROUP CREATE s gone 0");
+    d.s("XGROUP DESTROY s gone");
+    // Fixed delivery times for what the reads above delivered, so that they compare exactly.
+    fix_times(&mut d, "s", "g", &[("alice", "1-0"), ("erin", "3-0")]);
+    state(&mut d, "s");
+    pending(&mut d, "XPENDING s g - + 10");
+    d.s("DEBUG LOADAOF");
+    state(&mut d, "s");
+    info(&mut d, "XINFO STREAM other FULL");
+    pending(&mut d, "XPENDING s g - + 10");
+    d.s("XREADGROUP GROUP g zed STREAMS s >");
+    d.s("XADD s 7-0 f v");
+    d.s("XREADGROUP GROUP g zed STREAMS s >");
+    d.s("XREADGROUP GROUP h zed STREAMS s >");
+    info(&mut d, "XINFO GROUPS s");
 }

@@ -7,8 +7,9 @@
 //! the replies, keyspace events (`xgroup-*`), dirty counts and the explicit modified-key signals
 //! (Redis signals none for group changes, so these commands are declared `OWN_SIGNALS` and
 //! WATCH does not see them). `types::stream_groups` owns the group state and its rules;
-//! `types::stream` owns the entries. Nothing here touches stream nodes or reads a clock: times
-//! come from the command's `now_ms`.
+//! `types::stream` owns the entries. Nothing here touches stream nodes. Times come from the
+//! command's `now_ms`, except while loading (AOF replay runs with a stopped clock so that
+//! nothing expires): delivery and seen-times are then the wall clock's, as in Redis.
 //!
 //! Every handler runs on the shard that owns its keys (XREADGROUP over keys of several shards
 //! runs as one transaction with copies of the foreign values); none may panic on any argument.
@@ -150,6 +151,15 @@ pub fn specs() -> Vec<CommandSpec> {
 }
 
 // ----- helpers -----
+
+/// The time delivery and seen-times are set to (see the module's doc).
+fn clock(ctx: &Ctx) -> i64 {
+    if ctx.st.loading {
+        crate::server::globals::unix_ms() as i64
+    } else {
+        ctx.now_ms as i64
+    }
+}
 
 /// Redis's `streamGenericParseIDOrReply` for the group commands: `-`/`+` unless strict, then
 /// `<ms>[-<seq>]` (the text up to its first NUL).
@@ -401,7 +411,7 @@ fn xgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             r.int(0);
         }
     } else if eq_ic(opt, "createconsumer") && a.len() == 5 {
-        let now = ctx.now_ms as i64;
+        let now = clock(ctx);
         let Ok(Some(s)) = stream_at(ctx, key, true) else {
             return r.error(ERR_WRONGTYPE);
         };
@@ -547,7 +557,7 @@ enum Served {
 /// `gt` = MAX) or the consumer's pending entries after `gt`. None when a `>` read finds
 /// nothing new (or the key or group went away).
 fn serve_one(ctx: &mut Ctx, key: &[u8], x: &ReadGroupArgs, gt: StreamId) -> Option<Served> {
-    let now = ctx.now_ms as i64;
+    let now = clock(ctx);
     let Ok(Some(s)) = stream_at(ctx, key, false) else {
         return None;
     };
@@ -749,7 +759,7 @@ fn xpending(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             consumer = Some(&a[at + 3]);
         }
     }
-    let now = ctx.now_ms as i64;
+    let now = clock(ctx);
     let s = match stream_at(ctx, &a[1], false) {
         Err(e) => return r.error(e),
         Ok(s) => s,
@@ -817,7 +827,7 @@ fn xpending(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 
 fn xclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     ctx.dirty(0);
-    let now = ctx.now_ms as i64;
+    let now = clock(ctx);
     let exists = match stream_at(ctx, &a[1], false) {
         Err(e) => return r.error(e),
         Ok(s) => s.is_some_and(|s| s.groups.get(&a[2]).is_some()),
@@ -979,7 +989,7 @@ fn xclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 
 fn xautoclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     ctx.dirty(0);
-    let now = ctx.now_ms as i64;
+    let now = clock(ctx);
     let minidle = match parse_i64(&a[4]) {
         Some(n) => n.max(0),
         None => return r.error("ERR Invalid min-idle-time argument for XAUTOCLAIM"),
@@ -1117,7 +1127,7 @@ fn reply_entries_read(r: &mut Reply, g: &Group) {
 /// XINFO GROUPS key / XINFO CONSUMERS key group (the key already checked by the caller's
 /// arity; missing key and wrong type answered here as Redis does).
 pub fn xinfo_groups(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
-    let now = ctx.now_ms as i64;
+    let now = clock(ctx);
     let s = match stream_at(ctx, &a[2], false) {
         Err(e) => return r.error(e),
         Ok(None) => return r.error("ERR no such key"),
