@@ -630,3 +630,122 @@ fn randomized_against_redis() {
         state(&mut d, key);
     }
 }
+
+fn reply(c: &mut RawConn, log: &mut Vec<String>, what: &str) {
+    log.push(format!("{}: {}", what, render_raw(&c.read_reply())));
+}
+
+/// Waits until the server reports `n` blocked clients (never by sleeping a guessed time).
+fn wait_blocked(port: u16, n: usize) {
+    let mut c = RawConn::connect(port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let want = format!("blocked_clients:{}\r\n", n);
+    loop {
+        let info = c.cmd(&[b"INFO", b"clients"]);
+        if String::from_utf8_lossy(&info).contains(&want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw {}",
+            want.trim()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn xread_block_served_timeout_and_dollar() {
+    compare_transcripts("xread_block_served_timeout_and_dollar", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut b = RawConn::connect(port);
+        let mut c = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        logged_cmd(&mut p, &mut log, "XADD s 5-0 f old");
+        // `$` is the last ID when the command blocks: only later entries are returned.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS s $");
+        wait_blocked(port, 1);
+        // An explicit ID below the next entry, and one above it.
+        send_line(&mut b, "XREAD COUNT 5 BLOCK 0 STREAMS s 0-1");
+        send_line(&mut c, "XREAD BLOCK 0 STREAMS s 100-0");
+        // b is served at once (there are entries above 0-1).
+        reply(&mut b, &mut log, "b at once");
+        wait_blocked(port, 2);
+        send_line(&mut b, "XREAD BLOCK 0 STREAMS s 5-0");
+        wait_blocked(port, 3);
+        // One XADD serves every waiter whose ID is below it, not only the oldest.
+        logged_cmd(&mut p, &mut log, "XADD s 6-0 f new");
+        reply(&mut a, &mut log, "a");
+        reply(&mut b, &mut log, "b");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XADD s 101-0 f newer");
+        reply(&mut c, &mut log, "c");
+        // Timeout: a null array.
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 30 STREAMS s $");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 30 STREAMS nosuch $");
+        // A missing key with `$`: any first entry serves it.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS fresh $");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XADD fresh 1-1 a b");
+        reply(&mut a, &mut log, "a fresh");
+        // Several keys, one of which gets data; keys on different shards (untagged).
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS k1 k2 k3 $ $ $");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XADD k2 1-1 a b");
+        reply(&mut a, &mut log, "a multi");
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS {t}1 {t}2 $ $");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XADD {t}2 1-1 a b");
+        reply(&mut a, &mut log, "a tagged");
+        // XADD inside MULTI serves after EXEC; a non-stream write wakes nobody.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS m 0");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "SET m x");
+        logged_cmd(&mut p, &mut log, "DEL m");
+        for line in ["MULTI", "XADD m 1-1 a 1", "XADD m 2-1 a 2", "EXEC"] {
+            logged_cmd(&mut p, &mut log, line);
+        }
+        reply(&mut a, &mut log, "a after exec");
+        // Wrong type at block time: the error, not a wait.
+        logged_cmd(&mut p, &mut log, "SET str x");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 0 STREAMS str $");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 0 STREAMS s str 0 $");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK x STREAMS s $");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK -5 STREAMS s $");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 0 STREAMS s");
+        log
+    });
+}
+
+#[test]
+fn xread_block_client_unblock_and_resp3() {
+    compare_transcripts("xread_block_client_unblock_and_resp3", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        let id = match resp_parse(&a.cmd(&[b"CLIENT", b"ID"])) {
+            Value::Int(n) => n.to_string(),
+            other => panic!("CLIENT ID: {:?}", other),
+        };
+        for (cmd, how) in [
+            ("XREAD BLOCK 0 STREAMS u $", "TIMEOUT"),
+            ("XREAD BLOCK 0 STREAMS u1 u2 u3 $ $ $", "ERROR"),
+        ] {
+            send_line(&mut a, cmd);
+            wait_blocked(port, 1);
+            send_line(&mut p, &format!("CLIENT UNBLOCK {id} {how}"));
+            reply(&mut p, &mut log, &format!("CLIENT UNBLOCK <id> {how}"));
+            reply(&mut a, &mut log, cmd);
+        }
+        // RESP3: the served reply is a map.
+        a.cmd(&[b"HELLO", b"3"]);
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS r $");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XADD r 1-1 a b");
+        reply(&mut a, &mut log, "a resp3");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 20 STREAMS r $");
+        logged_cmd(&mut a, &mut log, "XREAD STREAMS r 0");
+        log
+    });
+}
