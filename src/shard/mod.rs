@@ -799,7 +799,8 @@ pub fn execute_keyed(
         }
     }
     let counted_changes = st.dirty.take();
-    let rewritten = st.rewritten.take();
+    // Only writes rewrite what they log (`Ctx::propagate_as`): reads pay nothing for it.
+    let rewritten = if is_write { st.rewritten.take() } else { None };
     let changes = counted_changes.unwrap_or(1);
     let succeeded = result.is_ok() && out.get(start_len) != Some(&b'-');
     let wrote = is_write && changes > 0 && succeeded;
