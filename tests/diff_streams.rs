@@ -308,6 +308,23 @@ fn node_layout_matches_redis() {
         d.s(&format!("XADD u {i}-0 f {i}"));
     }
     state(&mut d, "u");
+    // Node keys spread over many bytes (radix-tree-nodes follows Redis's radix tree), nodes
+    // removed from the middle and the head.
+    d.s("CONFIG SET stream-node-max-entries 2");
+    let mut ids = Vec::new();
+    for i in 1..=400u64 {
+        let ms = i * i * 1_000_003 + (i % 7) * 65_536;
+        let seq = (i % 5) * 300 + i * 1_000_000_007;
+        ids.push(format!("{ms}-{seq}"));
+        d.s(&format!("XADD w {ms}-{seq} f {i}"));
+    }
+    d.s("XINFO STREAM w");
+    for chunk in ids.chunks(7).step_by(3) {
+        d.s(&format!("XDEL w {}", chunk.join(" ")));
+        d.s("XINFO STREAM w");
+    }
+    d.s("XTRIM w MAXLEN ~ 100");
+    state(&mut d, "w");
     d.s("CONFIG GET stream-node-max-entries");
     d.s("CONFIG GET stream-node-max-bytes");
     d.s("CONFIG SET stream-node-max-entries 100");
@@ -831,5 +848,44 @@ fn aof_replays_generated_ids_and_approximate_trimming() {
             };
             assert_eq!(pick(&a), pick(&b), "{shards} shards: {k} after rewrite");
         }
+    }
+}
+
+#[test]
+fn watch_sees_stream_changes() {
+    let mut d = diff_or_skip!("stream_watch");
+    let other = d.open_conn();
+    d.s("XADD s 1-1 a 1");
+    for change in [
+        "XADD s 2-1 a 1",
+        "XDEL s 2-1",
+        "XTRIM s MAXLEN 0",
+        "XSETID s 9-9",
+        "XADD s NOMKSTREAM 10-1 a 1",
+    ] {
+        d.use_conn(0);
+        d.s("WATCH s");
+        d.use_conn(other);
+        d.s(change);
+        d.use_conn(0);
+        d.s("MULTI");
+        d.s("XLEN s");
+        d.s("EXEC");
+    }
+    // Changing nothing (an XDEL of a missing entry, a failed XADD) leaves the watch alone.
+    for nothing in [
+        "XDEL s 77-7",
+        "XADD s 1-1 a 1",
+        "XTRIM s MAXLEN 100",
+        "XRANGE s - +",
+    ] {
+        d.use_conn(0);
+        d.s("WATCH s");
+        d.use_conn(other);
+        d.s(nothing);
+        d.use_conn(0);
+        d.s("MULTI");
+        d.s("XLEN s");
+        d.s("EXEC");
     }
 }
