@@ -308,6 +308,23 @@ fn node_layout_matches_redis() {
         d.s(&format!("XADD u {i}-0 f {i}"));
     }
     state(&mut d, "u");
+    // Node keys spread over many bytes (radix-tree-nodes follows Redis's radix tree), nodes
+    // removed from the middle and the head.
+    d.s("CONFIG SET stream-node-max-entries 2");
+    let mut ids = Vec::new();
+    for i in 1..=400u64 {
+        let ms = i * i * 1_000_003 + (i % 7) * 65_536;
+        let seq = (i % 5) * 300 + i * 1_000_000_007;
+        ids.push(format!("{ms}-{seq}"));
+        d.s(&format!("XADD w {ms}-{seq} f {i}"));
+    }
+    d.s("XINFO STREAM w");
+    for chunk in ids.chunks(7).step_by(3) {
+        d.s(&format!("XDEL w {}", chunk.join(" ")));
+        d.s("XINFO STREAM w");
+    }
+    d.s("XTRIM w MAXLEN ~ 100");
+    state(&mut d, "w");
     d.s("CONFIG GET stream-node-max-entries");
     d.s("CONFIG GET stream-node-max-bytes");
     d.s("CONFIG SET stream-node-max-entries 100");
@@ -628,5 +645,247 @@ fn randomized_against_redis() {
     }
     for key in keys {
         state(&mut d, key);
+    }
+}
+
+fn reply(c: &mut RawConn, log: &mut Vec<String>, what: &str) {
+    log.push(format!("{}: {}", what, render_raw(&c.read_reply())));
+}
+
+/// Waits until the server reports `n` blocked clients (never by sleeping a guessed time).
+fn wait_blocked(port: u16, n: usize) {
+    let mut c = RawConn::connect(port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let want = format!("blocked_clients:{}\r\n", n);
+    loop {
+        let info = c.cmd(&[b"INFO", b"clients"]);
+        if String::from_utf8_lossy(&info).contains(&want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw {}",
+            want.trim()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn xread_block_served_timeout_and_dollar() {
+    compare_transcripts("xread_block_served_timeout_and_dollar", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut b = RawConn::connect(port);
+        let mut c = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        logged_cmd(&mut p, &mut log, "XADD s 5-0 f old");
+        // `$` is the last ID when the command blocks: only later entries are returned.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS s $");
+        wait_blocked(port, 1);
+        // An explicit ID below the next entry, and one above it.
+        send_line(&mut b, "XREAD COUNT 5 BLOCK 0 STREAMS s 0-1");
+        send_line(&mut c, "XREAD BLOCK 0 STREAMS s 100-0");
+        // b is served at once (there are entries above 0-1).
+        reply(&mut b, &mut log, "b at once");
+        wait_blocked(port, 2);
+        send_line(&mut b, "XREAD BLOCK 0 STREAMS s 5-0");
+        wait_blocked(port, 3);
+        // One XADD serves every waiter whose ID is below it, not only the oldest.
+        logged_cmd(&mut p, &mut log, "XADD s 6-0 f new");
+        reply(&mut a, &mut log, "a");
+        reply(&mut b, &mut log, "b");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XADD s 101-0 f newer");
+        reply(&mut c, &mut log, "c");
+        // Timeout: a null array.
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 30 STREAMS s $");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 30 STREAMS nosuch $");
+        // A missing key with `$`: any first entry serves it.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS fresh $");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XADD fresh 1-1 a b");
+        reply(&mut a, &mut log, "a fresh");
+        // Several keys, one of which gets data; keys on different shards (untagged).
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS k1 k2 k3 $ $ $");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XADD k2 1-1 a b");
+        reply(&mut a, &mut log, "a multi");
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS {t}1 {t}2 $ $");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XADD {t}2 1-1 a b");
+        reply(&mut a, &mut log, "a tagged");
+        // XADD inside MULTI serves after EXEC; a non-stream write wakes nobody.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS m 0");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "SET m x");
+        logged_cmd(&mut p, &mut log, "DEL m");
+        for line in ["MULTI", "XADD m 1-1 a 1", "XADD m 2-1 a 2", "EXEC"] {
+            logged_cmd(&mut p, &mut log, line);
+        }
+        reply(&mut a, &mut log, "a after exec");
+        // Wrong type at block time: the error, not a wait.
+        logged_cmd(&mut p, &mut log, "SET str x");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 0 STREAMS str $");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 0 STREAMS s str 0 $");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK x STREAMS s $");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK -5 STREAMS s $");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 0 STREAMS s");
+        log
+    });
+}
+
+#[test]
+fn xread_block_client_unblock_and_resp3() {
+    compare_transcripts("xread_block_client_unblock_and_resp3", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        let id = match resp_parse(&a.cmd(&[b"CLIENT", b"ID"])) {
+            Value::Int(n) => n.to_string(),
+            other => panic!("CLIENT ID: {:?}", other),
+        };
+        for (cmd, how) in [
+            ("XREAD BLOCK 0 STREAMS u $", "TIMEOUT"),
+            ("XREAD BLOCK 0 STREAMS u1 u2 u3 $ $ $", "ERROR"),
+        ] {
+            send_line(&mut a, cmd);
+            wait_blocked(port, 1);
+            send_line(&mut p, &format!("CLIENT UNBLOCK {id} {how}"));
+            reply(&mut p, &mut log, &format!("CLIENT UNBLOCK <id> {how}"));
+            reply(&mut a, &mut log, cmd);
+        }
+        // RESP3: the served reply is a map.
+        a.cmd(&[b"HELLO", b"3"]);
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS r $");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XADD r 1-1 a b");
+        reply(&mut a, &mut log, "a resp3");
+        logged_cmd(&mut a, &mut log, "XREAD BLOCK 20 STREAMS r $");
+        logged_cmd(&mut a, &mut log, "XREAD STREAMS r 0");
+        log
+    });
+}
+
+/// What the AOF holds for XADD with generated IDs and approximate trimming replays to the same
+/// streams (Redis logs the generated ID and the trimming it did), before and after a rewrite.
+#[test]
+fn aof_replays_generated_ids_and_approximate_trimming() {
+    if start_redis().is_none() {
+        return;
+    }
+    for shards in [1, 4] {
+        let s = start_tessera(shards, &["--appendonly", "yes"]);
+        let mut c = s.conn();
+        let mut lines = vec!["CONFIG SET stream-node-max-entries 10".to_string()];
+        for i in 0..120 {
+            lines.push(format!("XADD a * f {i}"));
+            lines.push(format!("XADD b 5-* f {i}"));
+            lines.push(format!("XADD c{} MAXLEN ~ 25 * f {i} g {}", i % 3, i * 7));
+            if i % 10 == 9 {
+                lines.push(format!("XTRIM a MAXLEN ~ {}", 100 - i / 2));
+                lines.push("XTRIM b MINID ~ 5-40 LIMIT 20".to_string());
+            }
+        }
+        lines.push("XDEL a 0-1".into());
+        lines.push("XADD e MAXLEN 0 1-1 x y".into());
+        lines.push("XSETID e 9-9 ENTRIESADDED 50 MAXDELETEDID 3-3".into());
+        for l in &lines {
+            let r = c.cmd_str(l);
+            assert!(!r.starts_with(b"-"), "{l}: {}", String::from_utf8_lossy(&r));
+        }
+        let keys = ["a", "b", "c0", "c1", "c2", "e"];
+        let snapshot = |c: &mut RawConn| -> Vec<Vec<u8>> {
+            let mut v = Vec::new();
+            for k in keys {
+                v.push(c.cmd(&[b"XINFO", b"STREAM", k.as_bytes(), b"FULL", b"COUNT", b"0"]));
+                v.push(c.cmd(&[b"DUMP", k.as_bytes()]));
+            }
+            v
+        };
+        let before = snapshot(&mut c);
+        assert_eq!(c.cmd_str("DEBUG LOADAOF"), b"+OK\r\n");
+        let replayed = snapshot(&mut c);
+        for (i, (x, y)) in before.iter().zip(&replayed).enumerate() {
+            assert_eq!(
+                render_raw(x),
+                render_raw(y),
+                "{shards} shards: {} replays differently",
+                keys[i / 2]
+            );
+        }
+        assert_eq!(c.cmd_str("BGREWRITEAOF")[0], b'+');
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let info = String::from_utf8_lossy(&c.cmd_str("INFO persistence")).into_owned();
+            if info.contains("aof_rewrite_in_progress:0")
+                && info.contains("aof_rewrite_scheduled:0")
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "rewrite never ended");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(c.cmd_str("DEBUG LOADAOF"), b"+OK\r\n");
+        // A rewrite rebuilds each stream entry by entry: the entries and counters stay, the
+        // node layout is what re-adding them makes (as with Redis's own rewrite).
+        let after = snapshot(&mut c);
+        for (i, k) in keys.iter().enumerate() {
+            let a = resp_parse(&before[2 * i]);
+            let b = resp_parse(&after[2 * i]);
+            let pick = |v: &Value| -> Vec<String> {
+                let items = v.items().cloned().unwrap_or_default();
+                items
+                    .chunks(2)
+                    .filter(|p| {
+                        !matches!(
+                            p[0].as_bytes(),
+                            Some(b"radix-tree-keys") | Some(b"radix-tree-nodes")
+                        )
+                    })
+                    .map(|p| format!("{} {}", render(&p[0]), render(&p[1])))
+                    .collect()
+            };
+            assert_eq!(pick(&a), pick(&b), "{shards} shards: {k} after rewrite");
+        }
+    }
+}
+
+#[test]
+fn watch_sees_stream_changes() {
+    let mut d = diff_or_skip!("stream_watch");
+    let other = d.open_conn();
+    d.s("XADD s 1-1 a 1");
+    for change in [
+        "XADD s 2-1 a 1",
+        "XDEL s 2-1",
+        "XTRIM s MAXLEN 0",
+        "XSETID s 9-9",
+        "XADD s NOMKSTREAM 10-1 a 1",
+    ] {
+        d.use_conn(0);
+        d.s("WATCH s");
+        d.use_conn(other);
+        d.s(change);
+        d.use_conn(0);
+        d.s("MULTI");
+        d.s("XLEN s");
+        d.s("EXEC");
+    }
+    // Changing nothing (an XDEL of a missing entry, a failed XADD) leaves the watch alone.
+    for nothing in [
+        "XDEL s 77-7",
+        "XADD s 1-1 a 1",
+        "XTRIM s MAXLEN 100",
+        "XRANGE s - +",
+    ] {
+        d.use_conn(0);
+        d.s("WATCH s");
+        d.use_conn(other);
+        d.s(nothing);
+        d.use_conn(0);
+        d.s("MULTI");
+        d.s("XLEN s");
+        d.s("EXEC");
     }
 }

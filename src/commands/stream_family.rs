@@ -498,7 +498,7 @@ fn xadd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             return;
         };
         let deleted = s.trim(trim, t.approx, t.limit as u64);
-        let (len, first) = (s.len(), s.first_id);
+        let (len, first) = (s.len(), s.first_entry_id_any());
         if deleted > 0 {
             ctx.notify(class::STREAM, "xtrim", key);
         }
@@ -519,7 +519,8 @@ fn xadd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     }
 }
 
-/// What an approximate trim is logged as: the length or first ID it left.
+/// What an approximate trim is logged as: the length it left, or the first ID it left (a
+/// deleted entry's included; the largest ID when nothing is left), as Redis logs it.
 fn trim_arg(trim: Trim, len: u64, first: StreamId) -> Bytes {
     match trim {
         Trim::MaxLen(_) => Bytes::from(len.to_string()),
@@ -648,7 +649,7 @@ fn xtrim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         return r.int(0);
     };
     let deleted = s.trim(trim, t.approx, t.limit as u64);
-    let (len, first) = (s.len(), s.first_id);
+    let (len, first) = (s.len(), s.first_entry_id_any());
     if deleted > 0 {
         ctx.notify(class::STREAM, "xtrim", key);
         if t.approx {

@@ -417,6 +417,18 @@ impl StreamValue {
         }
     }
 
+    /// The first entry's ID, deleted entries included, or the largest ID for a stream without
+    /// nodes (Redis's `streamGetEdgeID` without skipping tombstones): what an approximate MINID
+    /// trim is logged with.
+    pub fn first_entry_id_any(&self) -> StreamId {
+        self.nodes
+            .values()
+            .flat_map(|n| n.entries.first())
+            .map(|e| e.id)
+            .next()
+            .unwrap_or(StreamId::MAX)
+    }
+
     /// The last live entry's ID, or 0-0 (Redis's `streamLastValidID`).
     pub fn last_valid_id(&self) -> StreamId {
         self.edge_id(false).unwrap_or_default()

@@ -727,6 +727,40 @@ mod tests {
         decode(&b, &LoadLimits::default()).unwrap()
     }
 
+    #[test]
+    fn streams_round_trip_and_refuse_groups() {
+        use crate::types::stream::{StreamLimits, Trim};
+        let mut x = StreamValue::new();
+        let lim = StreamLimits {
+            max_bytes: 200,
+            max_entries: 4,
+        };
+        for i in 1..=30u64 {
+            let v = Bytes::from(format!("{}", i * 1000));
+            let f = Bytes::from(if i % 3 == 0 { "g" } else { "f" });
+            x.add(Some(StreamId::new(i, i % 2)), true, &[f, v], 0, lim)
+                .unwrap();
+        }
+        x.delete_ids(&[StreamId::new(2, 0), StreamId::new(17, 1)]);
+        x.trim(Trim::MaxLen(25), false, 0);
+        let v = Value::Stream(Box::new(x));
+        assert_eq!(round(&v), v);
+        // An empty stream keeps its counters.
+        let mut e = StreamValue::new();
+        e.last_id = StreamId::new(5, 5);
+        e.entries_added = 3;
+        let e = Value::Stream(Box::new(e));
+        assert_eq!(round(&e), e);
+        // A stream with consumer groups is refused, not misread.
+        let mut b = encode(&e);
+        let last = b.len() - 1;
+        b[last] = 1;
+        assert!(matches!(
+            decode(&b, &LoadLimits::default()),
+            Err(RdbError::Unsupported(_))
+        ));
+    }
+
     fn hash(pairs: &[(&str, &str)], lim: HashLimits) -> Value {
         let mut h = HashValue::new();
         for (f, v) in pairs {
@@ -970,6 +1004,14 @@ mod tests {
                 .iter()
                 .map(|(m, s)| [m, b"=", &s.to_bits().to_le_bytes()].concat())
                 .collect(),
+            Value::Stream(x) => {
+                let mut m = Vec::new();
+                x.range(StreamId::MIN, StreamId::MAX, false, 0, |id, pairs| {
+                    m.push([id.to_text(), pairs.concat()].concat());
+                    true
+                });
+                m
+            }
         };
         (v.type_name().to_string(), items)
     }
