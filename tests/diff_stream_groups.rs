@@ -333,7 +333,10 @@ fn xreadgroup_xack_and_xpending() {
         d.s(&format!("XADD {k} 2-0 k {k}"));
         d.s(&format!("XGROUP CREATE {k} g 0"));
     }
-    counted(&mut d, "XREADGROUP GROUP g x COUNT 1 STREAMS a b c d e > > > > >");
+    counted(
+        &mut d,
+        "XREADGROUP GROUP g x COUNT 1 STREAMS a b c d e > > > > >",
+    );
     counted(&mut d, "XREADGROUP GROUP g x STREAMS a b c d e 0 0 0 0 0");
     counted(&mut d, "XREADGROUP GROUP g x STREAMS a b c d e > > 0 > 0");
     counted(&mut d, "XREADGROUP GROUP g x STREAMS a b c d e > > > > >");
@@ -494,6 +497,50 @@ fn xinfo_groups_consumers_and_full() {
     d.s("SET str x");
     d.s("XINFO GROUPS str");
     d.s("XINFO CONSUMERS str g");
+    d.section("copy, rename, scripts");
+    d.s("COPY s s2");
+    info(&mut d, "XINFO STREAM s2 FULL");
+    d.s("RENAME s2 s3");
+    info(&mut d, "XINFO GROUPS s3");
+    d.s("XADD s3 9-0 f v");
+    d.s("XREADGROUP GROUP g2 a STREAMS s3 >");
+    info(&mut d, "XINFO GROUPS s");
+    d.cmd(&[
+        b"EVAL",
+        b"return redis.call('XREADGROUP','GROUP','g2','a','STREAMS',KEYS[1],'0')",
+        b"1",
+        b"s",
+    ]);
+    d.cmd(&[
+        b"EVAL",
+        b"return redis.call('XREADGROUP','GROUP','g2','a','BLOCK','0','STREAMS',KEYS[1],'>')",
+        b"1",
+        b"s",
+    ]);
+    d.cmd(&[
+        b"EVAL",
+        b"return redis.call('xreadgroup','GROUP','g2','a','BLOCK','0','STREAMS',KEYS[1],'>')",
+        b"1",
+        b"s",
+    ]);
+    d.cmd(&[
+        b"EVAL",
+        b"return redis.call('XGROUP','CREATE',KEYS[1],'fromlua','0')",
+        b"1",
+        b"s",
+    ]);
+    d.cmd(&[
+        b"EVAL_RO",
+        b"return redis.call('XPENDING',KEYS[1],'g2')",
+        b"1",
+        b"s",
+    ]);
+    d.cmd(&[
+        b"EVAL_RO",
+        b"return redis.call('XACK',KEYS[1],'g2','1-0')",
+        b"1",
+        b"s",
+    ]);
     d.s_norm("HELLO 3", Norm::Hello);
     info(&mut d, "XINFO GROUPS s");
     info(&mut d, "XINFO CONSUMERS s g2");
@@ -527,14 +574,27 @@ fn dump_restore_and_reload_keep_groups() {
         &mut d,
         "s",
         "g",
-        &[("alice", "1-0"), ("alice", "2-0"), ("bob", "3-0"), ("bob", "4-0")],
+        &[
+            ("alice", "1-0"),
+            ("alice", "2-0"),
+            ("bob", "3-0"),
+            ("bob", "4-0"),
+        ],
     );
-    fix_times(&mut d, "s", "h", &[("carol", "3-0"), ("carol", "4-0"), ("carol", "5-0")]);
+    fix_times(
+        &mut d,
+        "s",
+        "h",
+        &[("carol", "3-0"), ("carol", "4-0"), ("carol", "5-0")],
+    );
     state(&mut d, "s");
 
     d.section("redis payload restored and dumped again");
     let raw = d.targets[0].conns[0].cmd(&[b"DUMP", b"s"]);
-    let payload = resp_parse(&raw).as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
+    let payload = resp_parse(&raw)
+        .as_bytes()
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
     assert!(!payload.is_empty(), "redis gave no DUMP payload");
     d.cmd(&[b"RESTORE", b"copy", b"0", &payload]);
     state(&mut d, "copy");
@@ -545,8 +605,15 @@ fn dump_restore_and_reload_keep_groups() {
     // Each Tessera's own payload, restored into Redis, dumps to the same bytes.
     for i in 1..d.targets.len() {
         let raw = d.targets[i].conns[0].cmd(&[b"DUMP", b"copy"]);
-        let tp = resp_parse(&raw).as_bytes().map(<[u8]>::to_vec).unwrap_or_default();
-        assert_eq!(tp, payload, "{}: DUMP after RESTORE differs", d.targets[i].name);
+        let tp = resp_parse(&raw)
+            .as_bytes()
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        assert_eq!(
+            tp, payload,
+            "{}: DUMP after RESTORE differs",
+            d.targets[i].name
+        );
         let r = &mut d.targets[0].conns[0];
         r.cmd(&[b"DEL", b"back"]);
         let ok = r.cmd(&[b"RESTORE", b"back", b"0", &tp]);
@@ -805,9 +872,17 @@ fn xreadgroup_block() {
     info(&mut d, "XINFO CONSUMERS s g");
 
     d.section("two consumers, one entry each");
-    send_each(&mut d, w1, "XREADGROUP GROUP g alice COUNT 1 BLOCK 0 STREAMS s >");
+    send_each(
+        &mut d,
+        w1,
+        "XREADGROUP GROUP g alice COUNT 1 BLOCK 0 STREAMS s >",
+    );
     wait_blocked(&mut d, 1);
-    send_each(&mut d, w2, "XREADGROUP GROUP g bob COUNT 1 BLOCK 0 STREAMS s >");
+    send_each(
+        &mut d,
+        w2,
+        "XREADGROUP GROUP g bob COUNT 1 BLOCK 0 STREAMS s >",
+    );
     wait_blocked(&mut d, 2);
     d.s("MULTI");
     d.s("XADD s 2-0 f v");
@@ -833,7 +908,11 @@ fn xreadgroup_block() {
     d.s("XREADGROUP GROUP g alice BLOCK 50 STREAMS s >");
     d.s("XREADGROUP GROUP g alice BLOCK 50 NOACK STREAMS s t > >");
     d.use_conn(0);
-    send_each(&mut d, w1, "XREADGROUP GROUP g dave NOACK BLOCK 0 STREAMS s >");
+    send_each(
+        &mut d,
+        w1,
+        "XREADGROUP GROUP g dave NOACK BLOCK 0 STREAMS s >",
+    );
     wait_blocked(&mut d, 1);
     d.s("XADD s 4-0 f v");
     read_each(&mut d, w1, "dave noack");
@@ -943,4 +1022,85 @@ fn aof_replay_keeps_groups() {
     d.s("XREADGROUP GROUP g zed STREAMS s >");
     d.s("XREADGROUP GROUP h zed STREAMS s >");
     info(&mut d, "XINFO GROUPS s");
+}
+
+/// A restart keeps groups, consumers (seen-times included) and PELs, from a snapshot and from
+/// the AOF, also when the shard count changes. Tessera alone: compared with itself before the
+/// restart (XINFO STREAM FULL holds absolute times, so everything compares exactly for the
+/// snapshot; the AOF's replay sets seen-times anew).
+#[test]
+fn restart_keeps_groups() {
+    if start_redis().is_none() {
+        return;
+    }
+    for (aof, shards_after) in [(false, 4), (true, 1)] {
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-groups-restart-{}-{}",
+            std::process::id(),
+            aof
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display().to_string();
+        let mut args = vec!["--dir", d.as_str(), "--save", ""];
+        if aof {
+            args.extend_from_slice(&["--appendonly", "yes"]);
+        }
+        let mut s = start_tessera(1, &args);
+        let mut c = s.conn();
+        for line in [
+            "XADD s 1-0 f v",
+            "XADD s 2-0 f v",
+            "XADD s 3-0 f v",
+            "XADD t 1-0 f v",
+            "XGROUP CREATE s g 0",
+            "XGROUP CREATE s h $",
+            "XGROUP CREATE t g 0",
+            "XREADGROUP GROUP g alice COUNT 2 STREAMS s >",
+            "XREADGROUP GROUP g bob STREAMS s t > >",
+            "XGROUP CREATECONSUMER s h idle",
+            "XCLAIM s g carol 0 1-0 TIME 1700000000000 RETRYCOUNT 4",
+            "XCLAIM s g bob 0 2-0 3-0 TIME 1700000000001 RETRYCOUNT 2",
+            "XCLAIM t g bob 0 1-0 TIME 1700000000002 RETRYCOUNT 1",
+        ] {
+            let r = c.cmd_str(line);
+            assert!(
+                !r.starts_with(b"-"),
+                "{line}: {}",
+                String::from_utf8_lossy(&r)
+            );
+        }
+        let before: Vec<Vec<u8>> = ["XINFO STREAM s FULL", "XINFO STREAM t FULL"]
+            .iter()
+            .map(|l| {
+                let v = resp_parse(&c.cmd_str(l));
+                render(&if aof { blank(v, Times::Info) } else { v }).into_bytes()
+            })
+            .collect();
+        c.send(if aof {
+            b"SHUTDOWN NOSAVE\r\n"
+        } else {
+            b"SHUTDOWN SAVE\r\n"
+        });
+        assert!(s.wait_exit(std::time::Duration::from_secs(10)));
+        drop(s);
+        let s = start_tessera(shards_after, &args);
+        let mut c = s.conn();
+        let after: Vec<Vec<u8>> = ["XINFO STREAM s FULL", "XINFO STREAM t FULL"]
+            .iter()
+            .map(|l| {
+                let v = resp_parse(&c.cmd_str(l));
+                render(&if aof { blank(v, Times::Info) } else { v }).into_bytes()
+            })
+            .collect();
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(
+                String::from_utf8_lossy(b),
+                String::from_utf8_lossy(a),
+                "aof={aof}"
+            );
+        }
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -930,7 +930,6 @@ fn xinfo(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     r.error(&super::unknown_subcommand_error(sub, "xinfo"))
 }
 
-
 fn xinfo_stream(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let Some(e) = ctx.lookup_read(&a[2]) else {
         return r.error(ERR_NO_SUCH_KEY);
@@ -997,7 +996,6 @@ fn xinfo_stream(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         }
     }
 }
-
 
 /// How many nodes Redis's radix tree has for the stream's node keys (16-byte big-endian IDs):
 /// the root, then one node per child of every branching point, and one per compressed run.

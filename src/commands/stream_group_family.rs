@@ -18,7 +18,9 @@ use bytes::Bytes;
 
 use super::args::{c_str, eq_ic, parse_i64, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
-use super::{cmd, flags::*, sub, BeginSearch, CommandSpec, Ctx, Exec, FindKeys, KeySpec, SubCommand, KEY1};
+use super::{
+    cmd, flags::*, sub, BeginSearch, CommandSpec, Ctx, Exec, FindKeys, KeySpec, SubCommand, KEY1,
+};
 use crate::protocol::Reply;
 use crate::types::stream_groups::{Group, StreamMeta, ENTRIES_READ_INVALID};
 use crate::types::stream_id::StreamId;
@@ -63,7 +65,11 @@ const XGROUP_SUBCOMMANDS: &[SubCommand] = &[
     sub("xgroup|setid", -5)
         .flags(WRITE)
         .key_at(2, &["RW", "update"])
-        .docs("5.0.0", "O(1)", "Sets the last-delivered ID of a consumer group."),
+        .docs(
+            "5.0.0",
+            "O(1)",
+            "Sets the last-delivered ID of a consumer group.",
+        ),
 ];
 
 pub fn specs() -> Vec<CommandSpec> {
@@ -256,7 +262,11 @@ fn entry(s: &StreamValue, id: StreamId) -> Option<Vec<Bytes>> {
 }
 
 /// Looks a key up for a group command: Ok(None) when missing, Err on another type.
-fn stream_at<'a>(ctx: &'a mut Ctx, key: &[u8], write: bool) -> Result<Option<&'a mut StreamValue>, &'static str> {
+fn stream_at<'a>(
+    ctx: &'a mut Ctx,
+    key: &[u8],
+    write: bool,
+) -> Result<Option<&'a mut StreamValue>, &'static str> {
     let e = if write {
         ctx.lookup_write(key)
     } else {
@@ -332,7 +342,9 @@ fn xgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
                 return r.error(ERR_XGROUP_NOKEY);
             }
             if !has_group
-                && (eq_ic(opt, "setid") || eq_ic(opt, "createconsumer") || eq_ic(opt, "delconsumer"))
+                && (eq_ic(opt, "setid")
+                    || eq_ic(opt, "createconsumer")
+                    || eq_ic(opt, "delconsumer"))
             {
                 return r.error_bytes(&nogroup_for_key(&a[3], &a[2]));
             }
@@ -520,7 +532,11 @@ pub fn parse_xreadgroup(a: &[Bytes], in_script: bool) -> Result<ReadGroupArgs, S
 
 /// Resolves XREADGROUP's IDs key by key as Redis does (type, group, then the ID): `>` is
 /// [`StreamId::MAX`], as in Redis (an explicit MAX-MAX reads the same way).
-pub fn resolve_xreadgroup_ids(ctx: &mut Ctx, a: &[Bytes], x: &ReadGroupArgs) -> Result<Vec<StreamId>, Vec<u8>> {
+pub fn resolve_xreadgroup_ids(
+    ctx: &mut Ctx,
+    a: &[Bytes],
+    x: &ReadGroupArgs,
+) -> Result<Vec<StreamId>, Vec<u8>> {
     let mut ids = Vec::with_capacity(x.n);
     for k in 0..x.n {
         let key = &a[x.keys_at + k];
@@ -583,7 +599,11 @@ fn serve_one(ctx: &mut Ctx, key: &[u8], x: &ReadGroupArgs, gt: StreamId) -> Opti
             .map(|c| {
                 c.pel
                     .range(start..)
-                    .take(if x.count == 0 { usize::MAX } else { x.count as usize })
+                    .take(if x.count == 0 {
+                        usize::MAX
+                    } else {
+                        x.count as usize
+                    })
                     .copied()
                     .collect()
             })
@@ -629,7 +649,13 @@ fn serve_one(ctx: &mut Ctx, key: &[u8], x: &ReadGroupArgs, gt: StreamId) -> Opti
 
 /// Serves every stream of an XREADGROUP that has something for it and replies; false (nothing
 /// written) when none has.
-pub fn xreadgroup_serve(ctx: &mut Ctx, a: &[Bytes], x: &ReadGroupArgs, ids: &[StreamId], r: &mut Reply) -> bool {
+pub fn xreadgroup_serve(
+    ctx: &mut Ctx,
+    a: &[Bytes],
+    x: &ReadGroupArgs,
+    ids: &[StreamId],
+    r: &mut Reply,
+) -> bool {
     let mut served: Vec<(usize, Served)> = Vec::new();
     for (k, &gt) in ids.iter().enumerate().take(x.n) {
         let key = &a[x.keys_at + k];
@@ -774,7 +800,11 @@ fn xpending(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             (Some(first), Some(last)) => {
                 r.bulk(&first.to_text());
                 r.bulk(&last.to_text());
-                let owners: Vec<_> = g.consumers.iter().filter(|(_, c)| !c.pel.is_empty()).collect();
+                let owners: Vec<_> = g
+                    .consumers
+                    .iter()
+                    .filter(|(_, c)| !c.pel.is_empty())
+                    .collect();
                 r.array(owners.len());
                 for (name, c) in owners {
                     r.array(2);
@@ -1171,7 +1201,11 @@ pub fn xinfo_groups(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 /// The `groups` value of XINFO STREAM FULL (PELs limited to `count` entries, 0: all).
 pub fn xinfo_full_groups(r: &mut Reply, s: &StreamValue, count: i64) {
     let m = meta(s);
-    let limit = if count <= 0 { usize::MAX } else { count as usize };
+    let limit = if count <= 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
     r.array(s.groups.len());
     for (name, g) in s.groups.iter() {
         r.map(7);
@@ -1292,7 +1326,9 @@ pub fn try_xreadgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
             match stream_at(ctx, key, false) {
                 Ok(Some(s)) if s.groups.get(&x.group).is_some() => {}
                 Ok(Some(_)) => {
-                    r.error("NOGROUP the consumer group this client was blocked on no longer exists");
+                    r.error(
+                        "NOGROUP the consumer group this client was blocked on no longer exists",
+                    );
                     return true;
                 }
                 _ => {

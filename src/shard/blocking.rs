@@ -174,9 +174,10 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             // A blocked XREADGROUP is also woken when its key went away (DEL, another type):
             // Redis ends it with an error.
             let group_reader = st.blocked.waiters.get(&id).is_some_and(|w| {
-                w.serve
-                    .as_ref()
-                    .is_some_and(|s| s.1.first().is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup")))
+                w.serve.as_ref().is_some_and(|s| {
+                    s.1.first()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
+                })
             });
             if !type_ok && !group_reader {
                 break;
@@ -309,7 +310,9 @@ fn serve_stream_waiters(
             st.count_unblocked(slot, before + usec, false);
         }
         // An XREADGROUP does write: its group moved and its PEL grew.
-        if args.first().is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
+        if args
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
             && buf.first() != Some(&b'-')
         {
             crate::persistence::aof::record_served(st, &args, db);

@@ -757,14 +757,12 @@ pub fn execute_keyed(
             return;
         }
     }
-    let watched_before = if is_write
-        && st.dbs[db].has_watches()
-        && !spec.has(commands::flags::OWN_SIGNALS)
-    {
-        watched_snapshot(&st.dbs[db], spec, args)
-    } else {
-        Vec::new()
-    };
+    let watched_before =
+        if is_write && st.dbs[db].has_watches() && !spec.has(commands::flags::OWN_SIGNALS) {
+            watched_snapshot(&st.dbs[db], spec, args)
+        } else {
+            Vec::new()
+        };
     st.dirty = None;
     crate::pubsub::tracking::set_current(who.track.id);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

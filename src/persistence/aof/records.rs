@@ -543,7 +543,15 @@ fn recreate_stream_groups(out: &mut Vec<u8>, key: &[u8], x: &crate::types::Strea
         let read = g.entries_read.to_string();
         push_cmd(
             out,
-            &[&b"XGROUP"[..], b"CREATE", key, name, &last, b"ENTRIESREAD", read.as_bytes()],
+            &[
+                &b"XGROUP"[..],
+                b"CREATE",
+                key,
+                name,
+                &last,
+                b"ENTRIESREAD",
+                read.as_bytes(),
+            ],
         );
         for cname in g.consumers.keys() {
             push_cmd(out, &[&b"XGROUP"[..], b"CREATECONSUMER", key, name, cname]);

@@ -63,7 +63,11 @@ fn read_ms(src: &mut impl Source) -> Result<i64, RdbError> {
 
 /// Reads the groups of a stream whose entries are already loaded (`meta`): `v2` for
 /// `STREAM_LISTPACKS_2` (entries-read stored), else the counter is estimated as Redis does.
-pub fn read_groups(src: &mut impl Source, v2: bool, meta: &StreamMeta) -> Result<StreamGroups, RdbError> {
+pub fn read_groups(
+    src: &mut impl Source,
+    v2: bool,
+    meta: &StreamMeta,
+) -> Result<StreamGroups, RdbError> {
     let mut groups = StreamGroups::default();
     let count = read_len(src)?;
     for _ in 0..count {
@@ -95,7 +99,9 @@ pub fn read_groups(src: &mut impl Source, v2: bool, meta: &StreamMeta) -> Result
                 )
                 .is_some()
             {
-                return Err(corrupt("Duplicated global PEL entry loading stream consumer group"));
+                return Err(corrupt(
+                    "Duplicated global PEL entry loading stream consumer group",
+                ));
             }
             owned.insert(id, None);
         }
@@ -115,7 +121,9 @@ pub fn read_groups(src: &mut impl Source, v2: bool, meta: &StreamMeta) -> Result
                     return Err(corrupt("Consumer entry not found in group global PEL"));
                 };
                 if !cpel.insert(id) {
-                    return Err(corrupt("Duplicated consumer PEL entry loading a stream consumer group"));
+                    return Err(corrupt(
+                        "Duplicated consumer PEL entry loading a stream consumer group",
+                    ));
                 }
                 // One owner per entry: a second claim on it is refused (Redis would leave a
                 // dangling reference in the first owner's PEL).
@@ -125,7 +133,13 @@ pub fn read_groups(src: &mut impl Source, v2: bool, meta: &StreamMeta) -> Result
                 }
                 nack.consumer = cname.clone();
             }
-            consumers.insert(cname, Consumer { seen_time, pel: cpel });
+            consumers.insert(
+                cname,
+                Consumer {
+                    seen_time,
+                    pel: cpel,
+                },
+            );
         }
         if owned.values().any(Option::is_none) {
             return Err(corrupt("Stream CG PEL entry without consumer"));
@@ -148,7 +162,11 @@ mod tests {
     fn groups_round_trip_and_bad_input_is_refused() {
         let mut gs = StreamGroups::default();
         gs.create(&Bytes::from_static(b"g"), StreamId::new(5, 0), 3);
-        gs.create(&Bytes::from_static(b"h"), StreamId::new(1, 0), ENTRIES_READ_INVALID);
+        gs.create(
+            &Bytes::from_static(b"h"),
+            StreamId::new(1, 0),
+            ENTRIES_READ_INVALID,
+        );
         let g = gs.get_mut(b"g").unwrap();
         let alice = Bytes::from_static(b"alice");
         g.touch_consumer(&alice, 1_700_000_000_000, true);
@@ -161,7 +179,12 @@ mod tests {
         assert_eq!(back, gs);
         // Every truncation fails cleanly.
         for cut in 0..out.len() {
-            assert!(read_groups(&mut SliceSource::new(&out[..cut]), true, &StreamMeta::default()).is_err());
+            assert!(read_groups(
+                &mut SliceSource::new(&out[..cut]),
+                true,
+                &StreamMeta::default()
+            )
+            .is_err());
         }
         // Flipped bytes never panic.
         for i in 0..out.len() {

@@ -763,7 +763,11 @@ mod tests {
         g.groups.create(&name, StreamId::new(3, 1), 2);
         let grp = g.groups.get_mut(b"grp").unwrap();
         grp.touch_consumer(&Bytes::from_static(b"c"), 1_700_000_000_000, true);
-        grp.deliver(StreamId::new(3, 1), &Bytes::from_static(b"c"), 1_700_000_000_001);
+        grp.deliver(
+            StreamId::new(3, 1),
+            &Bytes::from_static(b"c"),
+            1_700_000_000_001,
+        );
         let g = Value::Stream(g);
         assert_eq!(round(&g), g);
     }
