@@ -497,7 +497,7 @@ pub fn parse_xreadgroup(a: &[Bytes], in_script: bool) -> Result<ReadGroupArgs, S
         } else if eq_ic(o, "streams") && more > 0 {
             keys_at = i + 1;
             let rest = a.len() - keys_at;
-            if rest % 2 != 0 {
+            if !rest.is_multiple_of(2) {
                 // Redis 7.0 words it as for XREAD.
                 return Err("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.".into());
             }
