@@ -246,13 +246,12 @@ impl Group {
         }
     }
 
-    /// Approximate heap bytes (for memory accounting; not Redis's MEMORY USAGE).
+    /// Approximate heap bytes (for memory accounting; not Redis's MEMORY USAGE), from the
+    /// sizes alone: it runs after every write to the stream, so it must not walk the consumers.
+    /// Each pending entry sits in the group PEL and in one consumer's set.
     pub fn mem_bytes(&self) -> usize {
-        let mut n = self.pel.len() * (16 + std::mem::size_of::<Nack>() + 16);
-        for (name, c) in &self.consumers {
-            n += name.len() + std::mem::size_of::<Consumer>() + 32 + c.pel.len() * 24;
-        }
-        n
+        self.pel.len() * (16 + std::mem::size_of::<Nack>() + 16 + 24)
+            + self.consumers.len() * (std::mem::size_of::<Consumer>() + 32 + 32)
     }
 }
 
