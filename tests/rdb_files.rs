@@ -171,6 +171,15 @@ fn value_contents(v: &TValue) -> (String, Vec<Vec<u8>>) {
             .iter()
             .map(|(m, s)| [m, b"\0", &fmt_score(s)].concat())
             .collect(),
+        TValue::Stream(x) => {
+            use tessera::types::stream_id::StreamId;
+            let mut m = Vec::new();
+            x.range(StreamId::MIN, StreamId::MAX, false, 0, |id, pairs| {
+                m.push([id.to_text(), pairs.join(&b"\0"[..])].join(&b"\0"[..]));
+                true
+            });
+            m
+        }
     };
     (v.type_name().to_string(), items)
 }

@@ -195,7 +195,7 @@ pub fn xread_keys(a: &[Bytes]) -> Option<Vec<usize>> {
     }
     let pos = streams?;
     let num = a.len() - pos - 1;
-    if num == 0 || num % 2 != 0 {
+    if num == 0 || !num.is_multiple_of(2) {
         return None;
     }
     Some((pos + 1..pos + 1 + num / 2).collect())
@@ -706,7 +706,7 @@ fn xsetid(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         Ok(None) => return fail(ctx, r, ERR_NO_SUCH_KEY),
         Ok(Some(s)) => s,
     };
-    if s.len() > 0 {
+    if !s.is_empty() {
         if id < s.last_valid_id() {
             return fail(
                 ctx,
@@ -775,7 +775,7 @@ pub fn parse_xread(a: &[Bytes], in_script: bool) -> Result<XreadArgs, String> {
         } else if eq_ic(o, "streams") && more > 0 {
             keys_at = i + 1;
             let rest = a.len() - keys_at;
-            if rest % 2 != 0 {
+            if !rest.is_multiple_of(2) {
                 return Err("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.".into());
             }
             n = rest / 2;
@@ -851,7 +851,7 @@ pub fn xread_serve(
             continue;
         };
         let Value::Stream(s) = &e.value else { continue };
-        if s.len() > 0 && s.last_valid_id() > ids[k] {
+        if !s.is_empty() && s.last_valid_id() > ids[k] {
             ready.push(k);
         }
     }

@@ -223,8 +223,7 @@ impl Node {
         };
         let (mut seen_live, mut seen_deleted) = (0u64, 0u64);
         let mut prev: Option<StreamId> = None;
-        loop {
-            let Some(first) = it.next() else { break };
+        while let Some(first) = it.next() {
             let flags = match first {
                 Elem::Int(n) => n,
                 Elem::Str(s) => crate::commands::args::parse_i64(s).ok_or("bad entry flags")?,

@@ -379,6 +379,47 @@ pub fn recreate_value(out: &mut Vec<u8>, key: &[u8], v: &Value) {
     }
 }
 
+/// The commands that rebuild a stream (Redis's `rewriteStreamObject`): an XADD per live entry
+/// (an empty stream is made by an XADD trimmed to nothing), then XSETID with the counters.
+/// The consumer groups' commands follow from [`recreate_stream_groups`].
+fn recreate_stream(out: &mut Vec<u8>, key: &[u8], x: &crate::types::StreamValue) {
+    use crate::types::stream_id::StreamId;
+    if x.is_empty() {
+        push_cmd(out, &[b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]);
+    } else {
+        x.range(StreamId::MIN, StreamId::MAX, false, 0, |id, pairs| {
+            let id = id.to_text();
+            let mut full: Vec<&[u8]> = Vec::with_capacity(pairs.len() + 3);
+            full.push(b"XADD");
+            full.push(key);
+            full.push(&id);
+            full.extend(pairs.iter().map(|p| &p[..]));
+            push_cmd(out, &full);
+            true
+        });
+    }
+    let last = x.last_id.to_text();
+    let added = x.entries_added.to_string();
+    let maxdel = x.max_deleted_id.to_text();
+    push_cmd(
+        out,
+        &[
+            b"XSETID",
+            key,
+            &last,
+            b"ENTRIESADDED",
+            added.as_bytes(),
+            b"MAXDELETEDID",
+            &maxdel,
+        ],
+    );
+    recreate_stream_groups(out, key, x);
+}
+
+/// The consumer groups' part of a stream's rewrite (XGROUP CREATE, XCLAIM...): none yet, the
+/// consumer-group work fills this in.
+fn recreate_stream_groups(_out: &mut Vec<u8>, _key: &[u8], _x: &crate::types::StreamValue) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,44 +534,3 @@ mod tests {
         assert!(!torn_by_padding(&damaged, end));
     }
 }
-
-/// The commands that rebuild a stream (Redis's `rewriteStreamObject`): an XADD per live entry
-/// (an empty stream is made by an XADD trimmed to nothing), then XSETID with the counters.
-/// The consumer groups' commands follow from [`recreate_stream_groups`].
-fn recreate_stream(out: &mut Vec<u8>, key: &[u8], x: &crate::types::StreamValue) {
-    use crate::types::stream_id::StreamId;
-    if x.is_empty() {
-        push_cmd(out, &[b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]);
-    } else {
-        x.range(StreamId::MIN, StreamId::MAX, false, 0, |id, pairs| {
-            let id = id.to_text();
-            let mut full: Vec<&[u8]> = Vec::with_capacity(pairs.len() + 3);
-            full.push(b"XADD");
-            full.push(key);
-            full.push(&id);
-            full.extend(pairs.iter().map(|p| &p[..]));
-            push_cmd(out, &full);
-            true
-        });
-    }
-    let last = x.last_id.to_text();
-    let added = x.entries_added.to_string();
-    let maxdel = x.max_deleted_id.to_text();
-    push_cmd(
-        out,
-        &[
-            b"XSETID",
-            key,
-            &last,
-            b"ENTRIESADDED",
-            added.as_bytes(),
-            b"MAXDELETEDID",
-            &maxdel,
-        ],
-    );
-    recreate_stream_groups(out, key, x);
-}
-
-/// The consumer groups' part of a stream's rewrite (XGROUP CREATE, XCLAIM...): none yet, the
-/// consumer-group work fills this in.
-fn recreate_stream_groups(_out: &mut Vec<u8>, _key: &[u8], _x: &crate::types::StreamValue) {}
