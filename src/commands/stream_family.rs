@@ -369,7 +369,7 @@ fn parse_trim_args(ctx: &Ctx, a: &[Bytes], xadd: bool, from_aof: bool) -> Result
         }
     } else if t.approx {
         let n = 100i64.saturating_mul(ctx.st.config.stream_node_max_entries as i64);
-        t.limit = if n <= 0 || n > 1_000_000 { 10_000 } else { n };
+        t.limit = if n <= 0 { 10_000 } else { n.min(1_000_000) };
     } else {
         t.limit = 0;
     }
