@@ -69,10 +69,20 @@ fn stream_value() -> TValue {
             pairs.push(Bytes::from(format!("extra{i}")));
             pairs.push(Bytes::from("v".repeat(i as usize)));
         }
-        x.add(Some(StreamId::new(i * 3, i % 4)), true, &pairs, 0, StreamLimits::default())
-            .unwrap();
+        x.add(
+            Some(StreamId::new(i * 3, i % 4)),
+            true,
+            &pairs,
+            0,
+            StreamLimits::default(),
+        )
+        .unwrap();
     }
-    x.delete_ids(&[StreamId::new(3, 1), StreamId::new(300, 0), StreamId::new(303, 1)]);
+    x.delete_ids(&[
+        StreamId::new(3, 1),
+        StreamId::new(300, 0),
+        StreamId::new(303, 1),
+    ]);
     TValue::Stream(Box::new(x))
 }
 
@@ -458,7 +468,11 @@ fn redis_saved_files_read_back_completely() {
     }
     // Streams: several nodes, same and other fields, deleted entries, an emptied stream.
     for i in 1..=250 {
-        script.push(format!("XADD x:s {i}-{} f {i} g y{}", i % 3, "y".repeat(i % 50)));
+        script.push(format!(
+            "XADD x:s {i}-{} f {i} g y{}",
+            i % 3,
+            "y".repeat(i % 50)
+        ));
         if i % 7 == 0 {
             script.push(format!("XADD x:s {i}-9 other {big}"));
         }
