@@ -755,6 +755,31 @@ fn xread_block_client_unblock_and_resp3() {
             reply(&mut p, &mut log, &format!("CLIENT UNBLOCK <id> {how}"));
             reply(&mut a, &mut log, cmd);
         }
+        // Lookups counted: the attempt before blocking (twice per key, as Redis's XREAD
+        // looks each key up twice), none when served.
+        let stats = |p: &mut RawConn| {
+            (
+                info_num(p, "stats", "keyspace_hits"),
+                info_num(p, "stats", "keyspace_misses"),
+            )
+        };
+        for (key, setup, cmd) in [
+            ("h", "DEL h", "XREAD BLOCK 0 STREAMS h $"),
+            ("h2", "XADD h2 1-1 a b", "XREAD BLOCK 0 STREAMS h2 1-1"),
+        ] {
+            logged_cmd(&mut p, &mut log, setup);
+            let before = stats(&mut p);
+            send_line(&mut a, cmd);
+            wait_blocked(port, 1);
+            logged_cmd(&mut p, &mut log, &format!("XADD {key} 2-2 a b"));
+            let _ = a.read_reply();
+            let after = stats(&mut p);
+            log.push(format!(
+                "{cmd}: hits +{} misses +{}",
+                after.0 - before.0,
+                after.1 - before.1
+            ));
+        }
         // RESP3: the served reply is a map.
         a.cmd(&[b"HELLO", b"3"]);
         send_line(&mut a, "XREAD BLOCK 0 STREAMS r $");

@@ -281,6 +281,8 @@ fn serve_stream_waiters(
         let args = crate::commands::blocking_family::narrow_to_key(&args, key);
         let mut buf = BytesMut::new();
         let started = st.clock.now_us();
+        // Redis serves a blocked XREAD from the key without a counted lookup.
+        let counts = (st.stats.keyspace_hits, st.stats.keyspace_misses);
         let served = {
             let mut ctx = Ctx {
                 st: &mut *st,
@@ -290,6 +292,7 @@ fn serve_stream_waiters(
             };
             try_serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
         };
+        (st.stats.keyspace_hits, st.stats.keyspace_misses) = counts;
         if !served {
             continue;
         }
