@@ -914,3 +914,50 @@ fn watch_sees_stream_changes() {
         d.s("EXEC");
     }
 }
+
+#[test]
+fn xread_block_woken_by_entries_already_gone() {
+    compare_transcripts("xread_block_woken_by_entries_already_gone", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut b = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        logged_cmd(&mut p, &mut log, "XADD g 1-1 a b");
+        // The entry that moves the last ID is trimmed away at once: the waiters still wake,
+        // with no entries.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS g $");
+        wait_blocked(port, 1);
+        send_line(&mut b, "XREAD COUNT 3 BLOCK 0 STREAMS g 0");
+        reply(&mut b, &mut log, "b at once");
+        logged_cmd(&mut p, &mut log, "XADD g MAXLEN 0 2-2 a b");
+        reply(&mut a, &mut log, "a");
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS g $");
+        wait_blocked(port, 1);
+        for line in [
+            "MULTI",
+            "XADD g 3-3 a b",
+            "XADD g 4-4 c d",
+            "XDEL g 3-3",
+            "EXEC",
+        ] {
+            logged_cmd(&mut p, &mut log, line);
+        }
+        reply(&mut a, &mut log, "a after exec");
+        // XSETID moves the last ID without waking anyone.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS g $");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XSETID g 10-0");
+        logged_cmd(&mut p, &mut log, "XADD g 11-0 x y");
+        reply(&mut a, &mut log, "a after xsetid");
+        // A key replaced by another type, then a stream again.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS g 11-0");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "DEL g");
+        logged_cmd(&mut p, &mut log, "SET g str");
+        logged_cmd(&mut p, &mut log, "DEL g");
+        logged_cmd(&mut p, &mut log, "XADD g 5-0 low x");
+        logged_cmd(&mut p, &mut log, "XADD g 12-0 high x");
+        reply(&mut a, &mut log, "a after retype");
+        log
+    });
+}

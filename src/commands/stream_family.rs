@@ -1146,3 +1146,40 @@ pub fn try_xread(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
     };
     xread_serve(ctx, a, &x, &ids, r)
 }
+
+/// Serves a blocked XREAD narrowed to the one stream that became ready (Redis's
+/// `serveClientsBlockedOnStreamKey`): served once the stream's last ID is above the waited ID,
+/// with the entries after it (none, if those that moved the last ID are gone already), as a
+/// one-stream reply. The lookup is not counted in the keyspace statistics. False, with nothing
+/// written, while the waiter must go on waiting.
+pub fn serve_blocked_xread(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    let Ok(x) = parse_xread(a, false) else {
+        return false;
+    };
+    if x.n != 1 {
+        return false;
+    }
+    let key = &a[x.keys_at];
+    let Ok(gt) = strict_id(&a[x.keys_at + 1]) else {
+        return false;
+    };
+    let Some(e) = ctx.lookup_write(key) else {
+        return false;
+    };
+    let Value::Stream(s) = &e.value else {
+        return false;
+    };
+    if s.last_id <= gt {
+        return false;
+    }
+    if r.resp3 {
+        r.map(1);
+    } else {
+        r.array(1);
+        r.array(2);
+    }
+    r.bulk(key);
+    let start = gt.next().unwrap_or_default();
+    reply_range(r, s, start, StreamId::MAX, false, x.count);
+    true
+}

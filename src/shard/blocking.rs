@@ -277,12 +277,12 @@ fn serve_stream_waiters(
             }
             continue;
         };
-        let (try_serve, args, resp3) = serve;
+        // Every stream waiter is a blocked XREAD: served by the stream's own rule (its last ID
+        // moved past the waited one), not by the attempt it made before blocking.
+        let (_, args, resp3) = serve;
         let args = crate::commands::blocking_family::narrow_to_key(&args, key);
         let mut buf = BytesMut::new();
         let started = st.clock.now_us();
-        // Redis serves a blocked XREAD from the key without a counted lookup.
-        let counts = (st.stats.keyspace_hits, st.stats.keyspace_misses);
         let served = {
             let mut ctx = Ctx {
                 st: &mut *st,
@@ -290,9 +290,12 @@ fn serve_stream_waiters(
                 now_ms,
                 globals,
             };
-            try_serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
+            crate::commands::stream_family::serve_blocked_xread(
+                &mut ctx,
+                &args,
+                &mut Reply::new(&mut buf, resp3),
+            )
         };
-        (st.stats.keyspace_hits, st.stats.keyspace_misses) = counts;
         if !served {
             continue;
         }
