@@ -95,6 +95,13 @@ fn xadd_ids_and_errors() {
         "XADD s * a 1",
         "XADD s 18446744073709551615-18446744073709551615 a 1",
         "XLEN s",
+        // An emptied stream at the last ID with no entries added: the error keeps the key.
+        "XADD x MAXLEN 0 1-1 a 1",
+        "XSETID x 18446744073709551615-18446744073709551615 ENTRIESADDED 0",
+        "XADD x * a 1",
+        "XADD x 18446744073709551615-* a 1",
+        "EXISTS x",
+        "XINFO STREAM x",
         "XADD t NOMKSTREAM 1-1 a 1",
         "EXISTS t",
         "XADD t nomkstream * a 1",

@@ -463,11 +463,9 @@ fn xadd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let Ok(Some(s)) = write_stream(ctx, key) else {
         return r.error(ERR_WRONGTYPE);
     };
+    // (An error past this point leaves a stream this call created in place, as Redis does; no
+    // valid ID can fail on a new stream.)
     if s.last_id == StreamId::MAX {
-        let empty = s.is_empty() && s.entries_added == 0;
-        if empty {
-            ctx.db().remove(key);
-        }
         ctx.dirty(0);
         return r
             .error("ERR The stream has exhausted the last possible ID, unable to add more items");
@@ -476,10 +474,6 @@ fn xadd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let id = match added {
         Ok(id) => id,
         Err(e) => {
-            // A stream created for this call and left empty goes away again.
-            if s.is_empty() && s.entries_added == 0 && s.last_id == StreamId::MIN {
-                ctx.db().remove(key);
-            }
             ctx.dirty(0);
             return r.error(match e {
                 AddError::NotAbove => {
@@ -912,9 +906,6 @@ const XINFO_HELP: &[&str] = &[
     "STREAM <key> [FULL [COUNT <count>]",
     "    Show information about the stream.",
 ];
-
-/// The handler of XINFO GROUPS and XINFO CONSUMERS, which the consumer-group commands replace.
-pub type XinfoGroupsFn = fn(&mut Ctx, &[Bytes], &mut Reply);
 
 fn xinfo(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let sub = &a[1];
