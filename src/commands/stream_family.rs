@@ -9,6 +9,12 @@
 //!
 //! Every handler runs on the shard that owns its keys (XREAD over keys of several shards runs
 //! as one transaction with copies of the foreign values); none may panic on any argument.
+//!
+//! XREAD BLOCK is driven by `blocking_family` (waiting, timeouts, CLIENT UNBLOCK, keys on
+//! several shards) and `shard::blocking` (waking); this module gives them what is
+//! stream-specific: when XREAD blocks at all, the arguments it waits with (`$` resolved, the
+//! blocked default COUNT), the key it is narrowed to when woken, and Redis's rule for serving
+//! a woken waiter ([`serve_blocked_xread`]).
 
 use bytes::Bytes;
 
