@@ -529,6 +529,14 @@ fn xinfo_groups_consumers_and_full() {
         b"1",
         b"s",
     ]);
+    d.cmd(&[b"EVAL_RO", b"return #redis.call('XGROUP','HELP')", b"0"]);
+    d.cmd(&[
+        b"EVAL_RO",
+        b"return redis.call('XGROUP','DESTROY',KEYS[1],'g2')",
+        b"1",
+        b"s",
+    ]);
+    d.s("XREADGROUP GROUP g2 a STREAMS s 18446744073709551615-18446744073709551615");
     d.cmd(&[
         b"EVAL_RO",
         b"return redis.call('XPENDING',KEYS[1],'g2')",

@@ -95,6 +95,13 @@ fn xadd_ids_and_errors() {
         "XADD s * a 1",
         "XADD s 18446744073709551615-18446744073709551615 a 1",
         "XLEN s",
+        // An emptied stream at the last ID with no entries added: the error keeps the key.
+        "XADD x MAXLEN 0 1-1 a 1",
+        "XSETID x 18446744073709551615-18446744073709551615 ENTRIESADDED 0",
+        "XADD x * a 1",
+        "XADD x 18446744073709551615-* a 1",
+        "EXISTS x",
+        "XINFO STREAM x",
         "XADD t NOMKSTREAM 1-1 a 1",
         "EXISTS t",
         "XADD t nomkstream * a 1",
@@ -755,6 +762,31 @@ fn xread_block_client_unblock_and_resp3() {
             reply(&mut p, &mut log, &format!("CLIENT UNBLOCK <id> {how}"));
             reply(&mut a, &mut log, cmd);
         }
+        // Lookups counted: the attempt before blocking (twice per key, as Redis's XREAD
+        // looks each key up twice), none when served.
+        let stats = |p: &mut RawConn| {
+            (
+                info_num(p, "stats", "keyspace_hits"),
+                info_num(p, "stats", "keyspace_misses"),
+            )
+        };
+        for (key, setup, cmd) in [
+            ("h", "DEL h", "XREAD BLOCK 0 STREAMS h $"),
+            ("h2", "XADD h2 1-1 a b", "XREAD BLOCK 0 STREAMS h2 1-1"),
+        ] {
+            logged_cmd(&mut p, &mut log, setup);
+            let before = stats(&mut p);
+            send_line(&mut a, cmd);
+            wait_blocked(port, 1);
+            logged_cmd(&mut p, &mut log, &format!("XADD {key} 2-2 a b"));
+            let _ = a.read_reply();
+            let after = stats(&mut p);
+            log.push(format!(
+                "{cmd}: hits +{} misses +{}",
+                after.0 - before.0,
+                after.1 - before.1
+            ));
+        }
         // RESP3: the served reply is a map.
         a.cmd(&[b"HELLO", b"3"]);
         send_line(&mut a, "XREAD BLOCK 0 STREAMS r $");
@@ -888,4 +920,51 @@ fn watch_sees_stream_changes() {
         d.s("XLEN s");
         d.s("EXEC");
     }
+}
+
+#[test]
+fn xread_block_woken_by_entries_already_gone() {
+    compare_transcripts("xread_block_woken_by_entries_already_gone", |port| {
+        let mut log = Vec::new();
+        let mut a = RawConn::connect(port);
+        let mut b = RawConn::connect(port);
+        let mut p = RawConn::connect(port);
+        logged_cmd(&mut p, &mut log, "XADD g 1-1 a b");
+        // The entry that moves the last ID is trimmed away at once: the waiters still wake,
+        // with no entries.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS g $");
+        wait_blocked(port, 1);
+        send_line(&mut b, "XREAD COUNT 3 BLOCK 0 STREAMS g 0");
+        reply(&mut b, &mut log, "b at once");
+        logged_cmd(&mut p, &mut log, "XADD g MAXLEN 0 2-2 a b");
+        reply(&mut a, &mut log, "a");
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS g $");
+        wait_blocked(port, 1);
+        for line in [
+            "MULTI",
+            "XADD g 3-3 a b",
+            "XADD g 4-4 c d",
+            "XDEL g 3-3",
+            "EXEC",
+        ] {
+            logged_cmd(&mut p, &mut log, line);
+        }
+        reply(&mut a, &mut log, "a after exec");
+        // XSETID moves the last ID without waking anyone.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS g $");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "XSETID g 10-0");
+        logged_cmd(&mut p, &mut log, "XADD g 11-0 x y");
+        reply(&mut a, &mut log, "a after xsetid");
+        // A key replaced by another type, then a stream again.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS g 11-0");
+        wait_blocked(port, 1);
+        logged_cmd(&mut p, &mut log, "DEL g");
+        logged_cmd(&mut p, &mut log, "SET g str");
+        logged_cmd(&mut p, &mut log, "DEL g");
+        logged_cmd(&mut p, &mut log, "XADD g 5-0 low x");
+        logged_cmd(&mut p, &mut log, "XADD g 12-0 high x");
+        reply(&mut a, &mut log, "a after retype");
+        log
+    });
 }

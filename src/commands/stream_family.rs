@@ -9,6 +9,12 @@
 //!
 //! Every handler runs on the shard that owns its keys (XREAD over keys of several shards runs
 //! as one transaction with copies of the foreign values); none may panic on any argument.
+//!
+//! XREAD BLOCK is driven by `blocking_family` (waiting, timeouts, CLIENT UNBLOCK, keys on
+//! several shards) and `shard::blocking` (waking); this module gives them what is
+//! stream-specific: when XREAD blocks at all, the arguments it waits with (`$` resolved, the
+//! blocked default COUNT), the key it is narrowed to when woken, and Redis's rule for serving
+//! a woken waiter ([`serve_blocked_xread`]).
 
 use bytes::Bytes;
 
@@ -195,7 +201,7 @@ pub fn xread_keys(a: &[Bytes]) -> Option<Vec<usize>> {
     }
     let pos = streams?;
     let num = a.len() - pos - 1;
-    if num == 0 || num % 2 != 0 {
+    if num == 0 || !num.is_multiple_of(2) {
         return None;
     }
     Some((pos + 1..pos + 1 + num / 2).collect())
@@ -369,7 +375,7 @@ fn parse_trim_args(ctx: &Ctx, a: &[Bytes], xadd: bool, from_aof: bool) -> Result
         }
     } else if t.approx {
         let n = 100i64.saturating_mul(ctx.st.config.stream_node_max_entries as i64);
-        t.limit = if n <= 0 || n > 1_000_000 { 10_000 } else { n };
+        t.limit = if n <= 0 { 10_000 } else { n.min(1_000_000) };
     } else {
         t.limit = 0;
     }
@@ -463,11 +469,9 @@ fn xadd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let Ok(Some(s)) = write_stream(ctx, key) else {
         return r.error(ERR_WRONGTYPE);
     };
+    // (An error past this point leaves a stream this call created in place, as Redis does; no
+    // valid ID can fail on a new stream.)
     if s.last_id == StreamId::MAX {
-        let empty = s.is_empty() && s.entries_added == 0;
-        if empty {
-            ctx.db().remove(key);
-        }
         ctx.dirty(0);
         return r
             .error("ERR The stream has exhausted the last possible ID, unable to add more items");
@@ -476,10 +480,6 @@ fn xadd(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let id = match added {
         Ok(id) => id,
         Err(e) => {
-            // A stream created for this call and left empty goes away again.
-            if s.is_empty() && s.entries_added == 0 && s.last_id == StreamId::MIN {
-                ctx.db().remove(key);
-            }
             ctx.dirty(0);
             return r.error(match e {
                 AddError::NotAbove => {
@@ -706,7 +706,7 @@ fn xsetid(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         Ok(None) => return fail(ctx, r, ERR_NO_SUCH_KEY),
         Ok(Some(s)) => s,
     };
-    if s.len() > 0 {
+    if !s.is_empty() {
         if id < s.last_valid_id() {
             return fail(
                 ctx,
@@ -775,7 +775,7 @@ pub fn parse_xread(a: &[Bytes], in_script: bool) -> Result<XreadArgs, String> {
         } else if eq_ic(o, "streams") && more > 0 {
             keys_at = i + 1;
             let rest = a.len() - keys_at;
-            if rest % 2 != 0 {
+            if !rest.is_multiple_of(2) {
                 return Err("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.".into());
             }
             n = rest / 2;
@@ -851,7 +851,7 @@ pub fn xread_serve(
             continue;
         };
         let Value::Stream(s) = &e.value else { continue };
-        if s.len() > 0 && s.last_valid_id() > ids[k] {
+        if !s.is_empty() && s.last_valid_id() > ids[k] {
             ready.push(k);
         }
     }
@@ -912,9 +912,6 @@ const XINFO_HELP: &[&str] = &[
     "STREAM <key> [FULL [COUNT <count>]",
     "    Show information about the stream.",
 ];
-
-/// The handler of XINFO GROUPS and XINFO CONSUMERS, which the consumer-group commands replace.
-pub type XinfoGroupsFn = fn(&mut Ctx, &[Bytes], &mut Reply);
 
 fn xinfo(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let sub = &a[1];
@@ -1121,4 +1118,41 @@ pub fn try_xread(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
         }
     };
     xread_serve(ctx, a, &x, &ids, r)
+}
+
+/// Serves a blocked XREAD narrowed to the one stream that became ready (Redis's
+/// `serveClientsBlockedOnStreamKey`): served once the stream's last ID is above the waited ID,
+/// with the entries after it (none, if those that moved the last ID are gone already), as a
+/// one-stream reply. The lookup is not counted in the keyspace statistics. False, with nothing
+/// written, while the waiter must go on waiting.
+pub fn serve_blocked_xread(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    let Ok(x) = parse_xread(a, false) else {
+        return false;
+    };
+    if x.n != 1 {
+        return false;
+    }
+    let key = &a[x.keys_at];
+    let Ok(gt) = strict_id(&a[x.keys_at + 1]) else {
+        return false;
+    };
+    let Some(e) = ctx.lookup_write(key) else {
+        return false;
+    };
+    let Value::Stream(s) = &e.value else {
+        return false;
+    };
+    if s.last_id <= gt {
+        return false;
+    }
+    if r.resp3 {
+        r.map(1);
+    } else {
+        r.array(1);
+        r.array(2);
+    }
+    r.bulk(key);
+    let start = gt.next().unwrap_or_default();
+    reply_range(r, s, start, StreamId::MAX, false, x.count);
+    true
 }

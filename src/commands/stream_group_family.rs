@@ -563,11 +563,9 @@ pub fn resolve_xreadgroup_ids(
     Ok(ids)
 }
 
-/// What one stream gives a reader.
-enum Served {
-    /// Entries (`None` fields: a pending entry no longer in the stream).
-    Entries(Vec<(StreamId, Option<Vec<Bytes>>)>),
-}
+/// What one stream gives a reader: its entries (`None` fields: a pending entry no longer in the
+/// stream).
+type Served = Vec<(StreamId, Option<Vec<Bytes>>)>;
 
 /// Serves stream `key` for the group reader: new entries after the group's last ID (`>`,
 /// `gt` = MAX) or the consumer's pending entries after `gt`. None when a `>` read finds
@@ -644,7 +642,7 @@ fn serve_one(ctx: &mut Ctx, key: &[u8], x: &ReadGroupArgs, gt: StreamId) -> Opti
         ctx.notify(class::STREAM, "xgroup-createconsumer", key);
     }
     ctx.dirty(1);
-    Some(Served::Entries(out))
+    Some(out)
 }
 
 /// Serves every stream of an XREADGROUP that has something for it and replies; false (nothing
@@ -676,7 +674,7 @@ pub fn xreadgroup_serve(
             r.array(2);
         }
         r.bulk(&a[x.keys_at + k]);
-        let Served::Entries(list) = s;
+        let list = s;
         r.array(list.len());
         for (id, fields) in list {
             match fields {

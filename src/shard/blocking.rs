@@ -286,7 +286,9 @@ fn serve_stream_waiters(
             }
             continue;
         };
-        let (try_serve, args, resp3) = serve;
+        // Every stream waiter is a blocked XREAD: served by the stream's own rule (its last ID
+        // moved past the waited one), not by the attempt it made before blocking.
+        let (_, args, resp3) = serve;
         let args = crate::commands::blocking_family::narrow_to_key(&args, key);
         let mut buf = BytesMut::new();
         let started = st.clock.now_us();
@@ -297,7 +299,11 @@ fn serve_stream_waiters(
                 now_ms,
                 globals,
             };
-            try_serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
+            crate::commands::stream_family::serve_blocked_xread(
+                &mut ctx,
+                &args,
+                &mut Reply::new(&mut buf, resp3),
+            )
         };
         if !served {
             continue;

@@ -785,8 +785,12 @@ pub fn execute_keyed(
     }
     // Blocked clients wait for writes to their keys.
     if !st.blocked.is_empty() && spec.has(commands::flags::WRITE) {
-        for p in spec.keys(args) {
-            st.blocked.touched(db, &args[p]);
+        // Like Redis, the stream commands that add nothing (XSETID moves the last ID) wake
+        // no XREAD waiter.
+        if !matches!(spec.name, "xsetid" | "xdel" | "xtrim") {
+            for p in spec.keys(args) {
+                st.blocked.touched(db, &args[p]);
+            }
         }
         if !st.in_unit && st.blocked.has_ready() {
             blocking::serve_ready(st, globals, now_ms);

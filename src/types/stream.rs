@@ -223,8 +223,7 @@ impl Node {
         };
         let (mut seen_live, mut seen_deleted) = (0u64, 0u64);
         let mut prev: Option<StreamId> = None;
-        loop {
-            let Some(first) = it.next() else { break };
+        while let Some(first) = it.next() {
             let flags = match first {
                 Elem::Int(n) => n,
                 Elem::Str(s) => crate::commands::args::parse_i64(s).ok_or("bad entry flags")?,
@@ -297,6 +296,10 @@ pub struct StreamValue {
     /// Entries ever added (XADD count, or as set by XSETID/loaded).
     pub entries_added: u64,
     pub groups: StreamGroups,
+    /// The nodes' listpack bytes summed, kept by this module's methods (MEMORY USAGE and the
+    /// memory charge after every write must not walk the nodes); `recount_bytes` after
+    /// changing `nodes` directly.
+    pub lp_bytes: usize,
 }
 
 /// Why XADD could not add an entry.
@@ -384,10 +387,14 @@ impl StreamValue {
             let mut last = self.nodes.last_entry().expect("tail exists");
             let master = *last.key();
             let node = last.get_mut();
+            let before = node.bytes;
             node.set_counts(node.live + 1, node.deleted);
             node.push_entry(master, id, pairs);
+            self.lp_bytes = self.lp_bytes + node.bytes - before;
         } else {
-            self.nodes.insert(id, Node::new(id, pairs));
+            let node = Node::new(id, pairs);
+            self.lp_bytes += node.bytes;
+            self.nodes.insert(id, node);
         }
         self.length += 1;
         self.entries_added += 1;
@@ -513,10 +520,13 @@ impl StreamValue {
             return false;
         }
         if node.live == 1 {
+            self.lp_bytes -= node.bytes;
             self.nodes.remove(&key);
         } else {
+            let before = node.bytes;
             node.entries[pos].flags |= FLAG_DELETED;
             node.set_counts(node.live - 1, node.deleted + 1);
+            self.lp_bytes = self.lp_bytes + node.bytes - before;
         }
         self.length -= 1;
         true
@@ -567,7 +577,7 @@ impl StreamValue {
                 Trim::MinId(min) => node.last_id().is_some_and(|l| l < min),
             };
             if remove {
-                first.remove();
+                self.lp_bytes -= first.remove().bytes;
                 self.length -= entries;
                 deleted += entries;
                 continue;
@@ -591,8 +601,9 @@ impl StreamValue {
                     self.length -= 1;
                 }
             }
-            let (live, dead) = (node.live, node.deleted);
+            let (live, dead, before) = (node.live, node.deleted, node.bytes);
             node.set_counts(live - removed_here, dead + removed_here);
+            self.lp_bytes = self.lp_bytes + node.bytes - before;
             deleted += removed_here;
             break;
         }
@@ -605,10 +616,18 @@ impl StreamValue {
         self.nodes.len()
     }
 
-    /// Approximate heap bytes: the nodes' listpack bytes plus the tree's per-node overhead.
+    /// Recomputes `lp_bytes` after `nodes` was filled directly (loading).
+    pub fn recount_bytes(&mut self) {
+        self.lp_bytes = self.nodes.values().map(|n| n.bytes).sum();
+    }
+
+    /// Approximate heap bytes, O(1): the nodes' listpack bytes plus a per-node overhead for the
+    /// tree (Redis's radix tree node and listpack allocation).
     pub fn mem_bytes(&self) -> usize {
-        let nodes: usize = self.nodes.values().map(|n| n.bytes + 64).sum();
-        std::mem::size_of::<StreamValue>() + nodes + self.groups.mem_bytes()
+        std::mem::size_of::<StreamValue>()
+            + self.lp_bytes
+            + 64 * self.nodes.len()
+            + self.groups.mem_bytes()
     }
 
     /// Allocations dropping the stream frees (Redis counts the nodes).
@@ -619,8 +638,9 @@ impl StreamValue {
     /// Frees up to `budget` nodes; true once (almost) nothing is left.
     pub fn free_some(&mut self, budget: usize) -> bool {
         for _ in 0..budget {
-            if self.nodes.pop_first().is_none() {
-                break;
+            match self.nodes.pop_first() {
+                Some((_, n)) => self.lp_bytes -= n.bytes,
+                None => break,
             }
         }
         self.nodes.is_empty()
@@ -657,10 +677,22 @@ mod tests {
         }
         assert_eq!(s.node_count(), 3);
         assert_eq!(s.len(), 7);
-        // Node bytes track the listpack exactly.
+        // Node bytes track the listpack exactly, and their sum is kept.
         for (k, n) in &s.nodes {
             assert_eq!(n.bytes, n.to_listpack(*k).len());
         }
+        let kept = s.lp_bytes;
+        s.recount_bytes();
+        assert_eq!(kept, s.lp_bytes);
+        s.delete_ids(&[
+            StreamId::new(2, 0),
+            StreamId::new(4, 0),
+            StreamId::new(5, 0),
+        ]);
+        s.trim(Trim::MaxLen(2), false, 0);
+        let kept = s.lp_bytes;
+        s.recount_bytes();
+        assert_eq!(kept, s.lp_bytes);
         let lim = StreamLimits {
             max_bytes: 100,
             max_entries: 0,

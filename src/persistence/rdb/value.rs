@@ -360,6 +360,7 @@ fn read_stream(ty: u8, src: &mut impl Source) -> Result<Value, RdbError> {
         x.entries_added = x.length;
         x.first_id = x.edge_id(true).unwrap_or_default();
     }
+    x.recount_bytes();
     let live: u64 = x.nodes.values().map(|n| n.live).sum();
     if live != x.length {
         return Err(corrupt("stream length does not match its nodes"));
