@@ -464,6 +464,9 @@ pub struct ReadGroupArgs {
     pub consumer: Bytes,
     pub keys_at: usize,
     pub n: usize,
+    /// A blocked client's serve: its lookups count no keyspace hits or misses (Redis serves
+    /// blocked clients with uncounted lookups).
+    pub quiet: bool,
 }
 
 /// Parses XREADGROUP's options up to STREAMS, in Redis's order of checks.
@@ -527,6 +530,7 @@ pub fn parse_xreadgroup(a: &[Bytes], in_script: bool) -> Result<ReadGroupArgs, S
         consumer,
         keys_at,
         n,
+        quiet: false,
     })
 }
 
@@ -541,7 +545,7 @@ pub fn resolve_xreadgroup_ids(
     for k in 0..x.n {
         let key = &a[x.keys_at + k];
         let arg = &a[x.keys_at + x.n + k];
-        match stream_at(ctx, key, false) {
+        match stream_at(ctx, key, x.quiet) {
             Err(e) => return Err(e.as_bytes().to_vec()),
             Ok(Some(s)) if s.groups.get(&x.group).is_some() => {}
             Ok(_) => {
@@ -572,7 +576,7 @@ type Served = Vec<(StreamId, Option<Vec<Bytes>>)>;
 /// nothing new (or the key or group went away).
 fn serve_one(ctx: &mut Ctx, key: &[u8], x: &ReadGroupArgs, gt: StreamId) -> Option<Served> {
     let now = clock(ctx);
-    let Ok(Some(s)) = stream_at(ctx, key, false) else {
+    let Ok(Some(s)) = stream_at(ctx, key, x.quiet) else {
         return None;
     };
     let m = meta(s);
@@ -1311,7 +1315,7 @@ pub fn narrow_xreadgroup(a: &[Bytes], key: &[u8]) -> Vec<Bytes> {
 /// (entries or an error), false with nothing written when no stream has anything new.
 pub fn try_xreadgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
     let blocked = SERVING_BLOCKED.with(|f| f.replace(false));
-    let x = match parse_xreadgroup(a, false) {
+    let mut x = match parse_xreadgroup(a, false) {
         Ok(x) => x,
         Err(e) => {
             r.error(&e);
@@ -1319,9 +1323,10 @@ pub fn try_xreadgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
         }
     };
     if blocked {
+        x.quiet = true;
         for k in 0..x.n {
             let key = &a[x.keys_at + k];
-            match stream_at(ctx, key, false) {
+            match stream_at(ctx, key, true) {
                 Ok(Some(s)) if s.groups.get(&x.group).is_some() => {}
                 Ok(Some(_)) => {
                     r.error(

@@ -286,9 +286,14 @@ fn serve_stream_waiters(
             }
             continue;
         };
-        // Every stream waiter is a blocked XREAD: served by the stream's own rule (its last ID
-        // moved past the waited one), not by the attempt it made before blocking.
-        let (_, args, resp3) = serve;
+        // A blocked XREAD is served by the stream's own rule (its last ID moved past the waited
+        // one), not by the attempt it made before blocking; a blocked XREADGROUP by its own
+        // serve (new entries past its group's last-delivered ID, or an error when the group
+        // went away).
+        let (try_serve, args, resp3) = serve;
+        let group_reader = args
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"));
         let args = crate::commands::blocking_family::narrow_to_key(&args, key);
         let mut buf = BytesMut::new();
         let started = st.clock.now_us();
@@ -299,11 +304,12 @@ fn serve_stream_waiters(
                 now_ms,
                 globals,
             };
-            crate::commands::stream_family::serve_blocked_xread(
-                &mut ctx,
-                &args,
-                &mut Reply::new(&mut buf, resp3),
-            )
+            let mut r = Reply::new(&mut buf, resp3);
+            if group_reader {
+                try_serve(&mut ctx, &args, &mut r)
+            } else {
+                crate::commands::stream_family::serve_blocked_xread(&mut ctx, &args, &mut r)
+            }
         };
         if !served {
             continue;
