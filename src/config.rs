@@ -299,6 +299,10 @@ pub struct Config {
     pub zset_max_listpack_value: u64,
     /// A sparse HyperLogLog turns dense rather than grow past this many bytes.
     pub hll_sparse_max_bytes: u64,
+    /// A stream node takes entries up to this many listpack bytes (0: no limit)...
+    pub stream_node_max_bytes: u64,
+    /// ... and this many entries, deleted ones included (0: no limit).
+    pub stream_node_max_entries: u64,
     /// `notify-keyspace-events` classes (see `crate::pubsub::notify::class`).
     pub notify_keyspace_events: u32,
     /// Absolute path of the config file given on the command line, if any.
@@ -855,8 +859,11 @@ static DIRECTIVES: &[Directive] = &[
     row("shutdown-on-sigterm", &[], Kind::Words, "default", Mutable, false, Field::Extra),
     row("shutdown-timeout", &[], int(0, LONG_MAX), "10", Mutable, false, Field::Extra),
     row("socket-mark-id", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
-    row("stream-node-max-bytes", &[], mem(0, LONG_MAX), "4096", Mutable, false, Field::Extra),
-    row("stream-node-max-entries", &[], int(0, LONG_MAX), "100", Mutable, false, Field::Extra),
+    // A stream node (listpack) takes entries up to this many bytes and this many entries.
+    row("stream-node-max-bytes", &[], mem(0, LONG_MAX), "4096", Mutable, true,
+        num!(stream_node_max_bytes: u64)),
+    row("stream-node-max-entries", &[], int(0, LONG_MAX), "100", Mutable, true,
+        num!(stream_node_max_entries: u64)),
     row("supervised", &[], Kind::Enum(&["upstart", "systemd", "auto", "no"]), "no", Immutable, false, Field::Extra),
     row("syslog-enabled", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
     row("syslog-facility", &[], Kind::Enum(&["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]), "local0", Immutable, false, Field::Extra),
@@ -1779,6 +1786,8 @@ impl Default for Config {
             zset_max_listpack_entries: 0,
             zset_max_listpack_value: 0,
             hll_sparse_max_bytes: 0,
+            stream_node_max_bytes: 0,
+            stream_node_max_entries: 0,
             notify_keyspace_events: 0,
             config_file: None,
             users: Vec::new(),

@@ -57,6 +57,35 @@ fn zset(entries: &[(Vec<u8>, f64)]) -> TValue {
     TValue::ZSet(z)
 }
 
+/// A stream of several nodes with deleted entries and entries of other fields.
+fn stream_value() -> TValue {
+    use bytes::Bytes;
+    use tessera::types::stream::StreamLimits;
+    use tessera::types::stream_id::StreamId;
+    let mut x = tessera::types::StreamValue::new();
+    for i in 1..=230u64 {
+        let mut pairs = vec![Bytes::from("f"), Bytes::from(i.to_string())];
+        if i % 9 == 0 {
+            pairs.push(Bytes::from(format!("extra{i}")));
+            pairs.push(Bytes::from("v".repeat(i as usize)));
+        }
+        x.add(
+            Some(StreamId::new(i * 3, i % 4)),
+            true,
+            &pairs,
+            0,
+            StreamLimits::default(),
+        )
+        .unwrap();
+    }
+    x.delete_ids(&[
+        StreamId::new(3, 1),
+        StreamId::new(300, 0),
+        StreamId::new(303, 1),
+    ]);
+    TValue::Stream(Box::new(x))
+}
+
 fn b(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
 }
@@ -134,6 +163,7 @@ fn dataset(now_ms: u64) -> Vec<(u64, Vec<u8>, TValue, u64)> {
         (b("z:lp"), zset(&zspecial)),
         (b("z:sk"), zset(&scored(300))),
         (b("12345"), string(b"numeric key")),
+        (b("x:stream"), stream_value()),
     ];
     for (k, v) in keys.drain(..) {
         out.push((0, k, v, 0));
@@ -171,6 +201,15 @@ fn value_contents(v: &TValue) -> (String, Vec<Vec<u8>>) {
             .iter()
             .map(|(m, s)| [m, b"\0", &fmt_score(s)].concat())
             .collect(),
+        TValue::Stream(x) => {
+            use tessera::types::stream_id::StreamId;
+            let mut m = Vec::new();
+            x.range(StreamId::MIN, StreamId::MAX, false, 0, |id, pairs| {
+                m.push([id.to_text(), pairs.join(&b"\0"[..])].join(&b"\0"[..]));
+                true
+            });
+            m
+        }
     };
     (v.type_name().to_string(), items)
 }
@@ -221,6 +260,18 @@ fn server_contents(c: &mut RawConn, key: &[u8]) -> (String, Vec<Vec<u8>>) {
                 .map(|p| [&p[0][..], b"\0", &p[1][..]].concat())
                 .collect()
         }
+        "stream" => resp_parse(&c.cmd(&[b"XRANGE", key, b"-", b"+"]))
+            .items()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                let parts = e.items().cloned().unwrap_or_default();
+                let mut v = vec![parts[0].as_bytes().unwrap_or_default().to_vec()];
+                v.extend(bulk_items(&parts[1]));
+                v.join(&b"\0"[..])
+            })
+            .collect(),
         _ => vec![],
     };
     (t, items)
@@ -415,6 +466,20 @@ fn redis_saved_files_read_back_completely() {
         script.push(format!("ZADD z:sk {i}.5 m{i} {} n{i}", -i));
         script.push(format!("RPUSH l:plainbig {big}{i}"));
     }
+    // Streams: several nodes, same and other fields, deleted entries, an emptied stream.
+    for i in 1..=250 {
+        script.push(format!(
+            "XADD x:s {i}-{} f {i} g y{}",
+            i % 3,
+            "y".repeat(i % 50)
+        ));
+        if i % 7 == 0 {
+            script.push(format!("XADD x:s {i}-9 other {big}"));
+        }
+    }
+    script.push("XDEL x:s 5-2 6-0 100-1".into());
+    script.push("XTRIM x:s MAXLEN 200".into());
+    script.push("XADD x:empty MAXLEN 0 1-1 a b".into());
     for i in 0..300 {
         script.push(format!("SADD set:bigint {}", i * 7));
         script.push(format!("HSET h:many f{i} {i}"));

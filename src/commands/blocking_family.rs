@@ -71,7 +71,18 @@ fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, &'static str> {
 }
 
 /// Checks a blocking command's arguments; returns its timeout.
-fn check(a: &[Bytes], name: &str) -> Result<Option<Duration>, &'static str> {
+fn check(a: &[Bytes], name: &str) -> Result<Option<Duration>, String> {
+    if name == "xread" {
+        return super::stream_family::xread_timeout(a);
+    }
+    if name == "xreadgroup" {
+        return super::stream_group_family::xreadgroup_timeout(a);
+    }
+    check_pops(a, name).map_err(String::from)
+}
+
+/// `check` for the pops.
+fn check_pops(a: &[Bytes], name: &str) -> Result<Option<Duration>, &'static str> {
     match name {
         // Redis parses numkeys, the direction and COUNT before the timeout here.
         "blmpop" | "bzmpop" => {
@@ -125,6 +136,12 @@ fn parse_blmpop(a: &[Bytes]) -> Result<(std::ops::Range<usize>, End, usize), &'s
 /// get numkeys 1; commands of one source key stay as they are.
 pub fn narrow_to_key(args: &[Bytes], key: &[u8]) -> Vec<Bytes> {
     let name = &args[0];
+    if eq_ic(name, "xread") {
+        return super::stream_family::narrow_xread(args, key);
+    }
+    if eq_ic(name, "xreadgroup") {
+        return super::stream_group_family::narrow_xreadgroup(args, key);
+    }
     let single = |a: &[Bytes]| a.iter().any(|k| &k[..] == key);
     if ["blpop", "brpop", "bzpopmin", "bzpopmax"]
         .iter()
@@ -250,6 +267,9 @@ fn blocking_kind(name: &str) -> (TryServe, &'static str, bool) {
         "blmpop" => (try_blmpop, "list", false),
         "bzpopmin" => (try_bzpopmin, "zset", false),
         "bzpopmax" => (try_bzpopmax, "zset", false),
+        // XREAD reads without consuming: every waiter below the new entries is served.
+        "xread" => (super::stream_family::try_xread, "stream", false),
+        "xreadgroup" => (super::stream_group_family::try_xreadgroup, "stream", false),
         _ => (try_bzmpop, "zset", false),
     }
 }
@@ -259,7 +279,7 @@ fn nonblocking(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let name = a[0].to_ascii_lowercase();
     let name = std::str::from_utf8(&name).unwrap_or("");
     if let Err(e) = check(a, name) {
-        return r.error(e);
+        return r.error(&e);
     }
     let (serve, _, null_bulk) = blocking_kind(name);
     if !serve(ctx, a, r) {
@@ -350,6 +370,15 @@ async fn attempt_here(
         crate::shard::blocking::serve_ready(&mut st, &sh.globals, now);
         return Attempt::Done(buf);
     }
+    let args = if spec.name == "xread" {
+        let d = &st.dbs[db];
+        let now = crate::server::globals::unix_ms();
+        super::stream_family::blocked_xread_args(&args, |k| stream_last_id(d, k, now))
+    } else if spec.name == "xreadgroup" {
+        super::stream_group_family::blocked_xreadgroup_args(&args)
+    } else {
+        args
+    };
     let keys: Vec<Bytes> = spec.keys(&args).map(|p| args[p].clone()).collect();
     let (wake, rx) = oneshot::channel();
     let usec = st.clock.now_us().saturating_sub(started);
@@ -365,6 +394,26 @@ async fn attempt_here(
     Attempt::Blocked(id, rx)
 }
 
+/// For a blocked XREAD's `$`: the last ID of the stream at `key` (None inside when missing),
+/// or None for a key of another type.
+fn stream_last_id(
+    d: &crate::shard::db::Db,
+    key: &[u8],
+    now: u64,
+) -> Option<Option<crate::types::stream_id::StreamId>> {
+    match d.peek(key) {
+        None => Some(None),
+        Some((e, at)) if at != 0 && at <= now => {
+            let _ = e;
+            Some(None)
+        }
+        Some((e, _)) => match &e.value {
+            crate::types::Value::Stream(s) => Some(Some(s.last_id)),
+            _ => None,
+        },
+    }
+}
+
 /// Runs a blocking command for a connection outside MULTI/EXEC.
 pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Vec<Bytes>) {
     let started = std::time::Instant::now();
@@ -376,7 +425,7 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
             st.count_call(slot, started.elapsed().as_micros() as u64, true);
             st.stats.error_replied(e.as_bytes());
             drop(st);
-            return c.reply().error(e);
+            return c.reply().error(&e);
         }
     };
     // A deadline past what the clock can represent is as good as none.
@@ -434,6 +483,41 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
     // known which one blocked and which one ended the call; `blocked` is the first attempt's
     // time once the call blocked.
     let mut blocked: Option<u64> = None;
+    let mut args = args;
+    if spec.name == "xread" {
+        // `$` is what each stream holds when the command starts (its first attempt can serve
+        // nothing from it anyway).
+        let mut resolved: Vec<(Bytes, Option<Option<crate::types::stream_id::StreamId>>)> =
+            Vec::new();
+        for p in spec.keys(&args) {
+            let key = args[p].clone();
+            let s = c.shard.shard_of(&key);
+            let k2 = key.clone();
+            let last = c
+                .shard
+                .run_on(s, move |sh| {
+                    let st = sh.state.borrow();
+                    stream_last_id(&st.dbs[db], &k2, crate::server::globals::unix_ms())
+                })
+                .await
+                .unwrap_or(None);
+            resolved.push((key, last));
+        }
+        let with_count = super::stream_family::blocked_xread_args(&args, |k| {
+            resolved
+                .iter()
+                .find(|(key, _)| &key[..] == k)
+                .and_then(|(_, last)| *last)
+        });
+        // The first attempt reads without the blocked default COUNT: drop it again if added.
+        if with_count.len() == args.len() + 2 {
+            let mut v = with_count;
+            v.drain(1..3);
+            args = v;
+        } else {
+            args = with_count;
+        }
+    }
     loop {
         let mut registered: Vec<(usize, u64)> = Vec::new();
         // Each shard gets its own sender; the first wake wins.
@@ -507,6 +591,9 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
         if blocked.is_none() {
             c.shard.state.borrow_mut().count_blocked(slot, usec);
             blocked = Some(usec);
+            if spec.name == "xread" {
+                args = super::stream_family::blocked_xread_args(&args, |_| None);
+            }
         }
         let woke = c.wait_notified(any_rx, deadline).await;
         unregister(c, &registered).await;

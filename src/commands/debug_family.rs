@@ -202,6 +202,14 @@ pub fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                             crate::types::Value::List(l) => l.packed_bytes(),
                             crate::types::Value::Set(s) => s.payload_len(),
                             crate::types::Value::ZSet(z) => z.payload_len(),
+                            crate::types::Value::Stream(_) => {
+                                // What Redis's rdbSavedObjectLen measures: the saved object.
+                                let mut out = Vec::new();
+                                crate::persistence::rdb::value::write_object(
+                                    &mut out, &e.value, false,
+                                );
+                                out.len().saturating_sub(1)
+                            }
                         };
                         let mut s = format!(
                             "Value at:0x{:x} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
@@ -309,7 +317,7 @@ pub fn debug(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                         Value::Hash(h) => h.listpack_repr(),
                         Value::Set(s) => s.listpack_repr(),
                         Value::ZSet(z) => z.listpack_repr(),
-                        Value::Str(_) | Value::List(_) => None,
+                        Value::Str(_) | Value::List(_) | Value::Stream(_) => None,
                     };
                     repr.ok_or("ERR Not a listpack encoded object.")
                 })
@@ -751,7 +759,7 @@ fn value_stats(
         Value::Hash(h) => h.table_stats(),
         Value::Set(s) => s.table_stats(),
         Value::ZSet(z) => z.table_stats(),
-        Value::Str(_) | Value::List(_) => None,
+        Value::Str(_) | Value::List(_) | Value::Stream(_) => None,
     };
     stats.ok_or("ERR The value stored at the specified key is not represented using an hash table")
 }

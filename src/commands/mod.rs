@@ -36,6 +36,8 @@ pub mod module_family;
 pub mod server_family;
 pub mod set_family;
 pub mod sort_family;
+pub mod stream_family;
+pub mod stream_group_family;
 pub mod string_family;
 pub mod zset_family;
 
@@ -98,6 +100,15 @@ impl Ctx<'_> {
     #[inline]
     pub fn notify(&self, cls: u32, event: &'static str, key: &[u8]) {
         notify(cls, event, key, self.db);
+    }
+
+    /// Has the running command logged (AOF) as `args` instead of its own arguments: what it
+    /// did, where its arguments leave a choice to the server (XADD's `*`, `~` trimming).
+    #[inline]
+    pub fn propagate_as(&mut self, args: Vec<Bytes>) {
+        if self.st.aof.is_some() {
+            self.st.rewritten = Some(args);
+        }
     }
 
     /// Looks a key up for a write (no hit/miss accounting).
@@ -223,6 +234,10 @@ pub mod flags {
     /// Refused while a replica loads its data in the background (Redis's
     /// CMD_NO_ASYNC_LOADING); listed by COMMAND INFO only, as Tessera has no replicas.
     pub const NO_ASYNC_LOADING: u32 = 1 << 18;
+    /// The handler signals the keys it modifies itself (`Db::touch`), where Redis does: the
+    /// shard does not compare watched values around it. For the stream group commands, whose
+    /// changes Redis never signals to WATCH or client caching. Not listed by COMMAND INFO.
+    pub const OWN_SIGNALS: u32 = 1 << 19;
 
     /// Names as COMMAND INFO prints them, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -722,6 +737,8 @@ fn build() -> Table {
     specs.extend(zset_family::specs());
     specs.extend(geo_family::specs());
     specs.extend(hll_family::specs());
+    specs.extend(stream_family::specs());
+    specs.extend(stream_group_family::specs());
     specs.extend(crate::scripting::specs());
     specs.extend(sort_family::specs());
     specs.extend(memory_family::specs());

@@ -463,6 +463,7 @@ pub(crate) fn command_categories(s: &CommandSpec) -> Vec<&'static str> {
         ("sorted-set", _) => v.push("@sortedset"),
         ("geo", _) => v.push("@geo"),
         ("hyperloglog", _) => v.push("@hyperloglog"),
+        ("stream", _) => v.push("@stream"),
         ("generic", _) => v.push("@keyspace"),
         ("connection" | "cluster", _) => v.push("@connection"),
         ("pubsub", name) if !CONTAINERS.contains(&name) => v.push("@pubsub"),
@@ -510,7 +511,7 @@ pub(crate) fn command_categories(s: &CommandSpec) -> Vec<&'static str> {
 /// the container itself.
 const CONTAINERS: &[&str] = &[
     "acl", "client", "config", "object", "slowlog", "pubsub", "memory", "script", "function",
-    "latency", "module", "cluster",
+    "latency", "module", "cluster", "xinfo", "xgroup",
 ];
 
 /// What COMMAND INFO and COMMAND DOCS report for a command or a container's subcommand.
@@ -580,6 +581,7 @@ pub(crate) fn subcommand_categories(container: &CommandSpec, x: &SubCommand) -> 
         "client" | "command" => v.push("@connection"),
         "script" | "function" => v.push("@scripting"),
         "object" => v.push("@keyspace"),
+        "xinfo" | "xgroup" => v.push("@stream"),
         _ => {}
     }
     CATEGORY_ORDER

@@ -280,6 +280,12 @@ pub(crate) fn from_script<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether the running command was called by a script (on whichever shard runs it): XREAD
+/// refuses BLOCK there.
+pub(crate) fn running_from_script() -> bool {
+    FROM_SCRIPT.get()
+}
+
 /// Reads the source key and computes the output range (Redis's LIMIT clamping). A list or
 /// sorted set that is not sorted is read in its own order, already cut to the range; a sorted
 /// set is converted to a skiplist first, as Redis 7.0 does.

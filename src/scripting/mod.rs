@@ -1395,6 +1395,7 @@ fn value_size(v: &Value) -> usize {
         Value::List(l) => l.len(),
         Value::Set(s) => s.len(),
         Value::ZSet(z) => z.len(),
+        Value::Stream(x) => x.len() as usize,
     }
 }
 
@@ -1506,7 +1507,11 @@ impl RunHooks for ScriptRun<'_> {
                 denied.script_text()
             ));
         }
-        let is_write = spec.has(WRITE);
+        // A container's subcommand carries its own flags, as in Redis (XGROUP HELP is no write).
+        let is_write = match spec.subcommand(&args) {
+            Ok(Some(sub)) => sub.has(WRITE),
+            _ => spec.has(WRITE),
+        };
         if is_write && self.read_only {
             return CallResult::Refused(
                 "Write commands are not allowed from read-only scripts.".into(),

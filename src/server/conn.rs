@@ -1156,7 +1156,12 @@ impl Conn {
                 _ => u64::MAX,
             };
         }
-        if spec.has(flags::BLOCKING) && self.in_exec.is_none() {
+        if spec.has(flags::BLOCKING)
+            && self.in_exec.is_none()
+            && (spec.name != "xread" || crate::commands::stream_family::xread_blocks(&args))
+            && (spec.name != "xreadgroup"
+                || crate::commands::stream_group_family::xreadgroup_blocks(&args))
+        {
             // Redis refuses a blocking write that may grow memory before it blocks (BLMOVE,
             // BRPOPLPUSH); once blocked, the client is served whatever the memory.
             if spec.has(flags::DENYOOM)

@@ -144,6 +144,14 @@ impl Blocked {
 /// keys ready; they are served in the same pass.
 pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
     while let Some((db, key)) = st.blocked.pop_ready() {
+        let holds_stream = st.dbs[db]
+            .keys
+            .get(&key[..])
+            .is_some_and(|e| matches!(e.value, crate::types::Value::Stream(_)));
+        if holds_stream {
+            serve_stream_waiters(st, globals, now_ms, db, &key);
+            continue;
+        }
         loop {
             let Some(&id) = st
                 .blocked
@@ -163,7 +171,15 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                 .keys
                 .get(&key[..])
                 .is_some_and(|e| e.value.type_name() == wants);
-            if !type_ok {
+            // A blocked XREADGROUP is also woken when its key went away (DEL, another type):
+            // Redis ends it with an error.
+            let group_reader = st.blocked.waiters.get(&id).is_some_and(|w| {
+                w.serve.as_ref().is_some_and(|s| {
+                    s.1.first()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
+                })
+            });
+            if !type_ok && !group_reader {
                 break;
             }
             let notify_only = st
@@ -236,5 +252,85 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             }
             let _ = w.wake.send(Wake::Served(buf));
         }
+    }
+}
+
+/// Serves the XREAD waiters of a stream that changed. Reading consumes nothing, so every waiter
+/// is tried in order, whether or not the ones before it were served: each whose ID is below
+/// the new entries gets them, the others keep waiting in their place. Waiters of other types
+/// on the key are left alone (the key holds a stream). XREAD waiters only read: nothing is
+/// logged or counted for them. An XREADGROUP waiter served moves its group (the next one of the
+/// same group then finds nothing new and keeps waiting): it is logged and counted.
+fn serve_stream_waiters(
+    st: &mut ShardState,
+    globals: &Globals,
+    now_ms: u64,
+    db: usize,
+    key: &Bytes,
+) {
+    let ids: Vec<u64> = match st.blocked.queues.get(&(db, key.clone())) {
+        Some(q) => q.iter().copied().collect(),
+        None => return,
+    };
+    for id in ids {
+        let Some(w) = st.blocked.waiters.get(&id) else {
+            continue;
+        };
+        if w.wants != "stream" {
+            continue;
+        }
+        let Some(serve) = w.serve.clone() else {
+            // Notify-only (keys on several shards): it retries as a transaction.
+            if let Some(w) = st.blocked.remove(id) {
+                let _ = w.wake.send(Wake::Retry);
+            }
+            continue;
+        };
+        // A blocked XREAD is served by the stream's own rule (its last ID moved past the waited
+        // one), not by the attempt it made before blocking; a blocked XREADGROUP by its own
+        // serve (new entries past its group's last-delivered ID, or an error when the group
+        // went away).
+        let (try_serve, args, resp3) = serve;
+        let group_reader = args
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"));
+        let args = crate::commands::blocking_family::narrow_to_key(&args, key);
+        let mut buf = BytesMut::new();
+        let started = st.clock.now_us();
+        let served = {
+            let mut ctx = Ctx {
+                st: &mut *st,
+                db,
+                now_ms,
+                globals,
+            };
+            let mut r = Reply::new(&mut buf, resp3);
+            if group_reader {
+                try_serve(&mut ctx, &args, &mut r)
+            } else {
+                crate::commands::stream_family::serve_blocked_xread(&mut ctx, &args, &mut r)
+            }
+        };
+        if !served {
+            continue;
+        }
+        let Some(w) = st.blocked.remove(id) else {
+            continue;
+        };
+        if let Some((slot, before)) = w.stat {
+            let usec = st.clock.now_us().saturating_sub(started);
+            st.count_unblocked(slot, before + usec, false);
+        }
+        // An XREADGROUP does write: its group moved and its PEL grew.
+        if args
+            .first()
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
+            && buf.first() != Some(&b'-')
+        {
+            crate::persistence::aof::record_served(st, &args, db);
+            globals.snapshot.note_changes(st.id, 1);
+            st.dbs[db].recharge(key);
+        }
+        let _ = w.wake.send(Wake::Served(buf));
     }
 }

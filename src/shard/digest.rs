@@ -69,6 +69,30 @@ fn value_bytes(v: &Value, out: &mut Vec<u8>) {
                 out.push(0);
             }
         }
+        Value::Stream(x) => {
+            // Order-dependent: the counters, then the live entries in ID order.
+            out.extend_from_slice(b"stream:");
+            for id in [x.last_id, x.first_id, x.max_deleted_id] {
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+            out.extend_from_slice(&x.entries_added.to_le_bytes());
+            out.extend_from_slice(&x.len().to_le_bytes());
+            x.range(
+                crate::types::stream_id::StreamId::MIN,
+                crate::types::stream_id::StreamId::MAX,
+                false,
+                0,
+                |id, pairs| {
+                    out.extend_from_slice(&id.to_be_bytes());
+                    out.extend_from_slice(&(pairs.len() as u64).to_le_bytes());
+                    for p in pairs {
+                        out.extend_from_slice(&(p.len() as u64).to_le_bytes());
+                        out.extend_from_slice(p);
+                    }
+                    true
+                },
+            );
+        }
     }
 }
 

@@ -231,6 +231,9 @@ pub struct ShardState {
     /// to have blocked, served or failed (`crate::commands::blocking_family`), or an AOF record
     /// replayed across shards. The slow log is not affected.
     pub uncounted: bool,
+    /// What the running command is to be logged as instead of its own arguments (XADD's
+    /// generated ID, approximate trimming made exact: `Ctx::propagate_as`); taken after it.
+    pub rewritten: Option<Vec<bytes::Bytes>>,
 }
 
 impl ShardState {
@@ -258,6 +261,7 @@ impl ShardState {
             split_part: false,
             in_split: false,
             uncounted: false,
+            rewritten: None,
         };
         memory::apply_config(&mut st, config, crate::server::globals::unix_ms());
         st
@@ -753,11 +757,12 @@ pub fn execute_keyed(
             return;
         }
     }
-    let watched_before = if is_write && st.dbs[db].has_watches() {
-        watched_snapshot(&st.dbs[db], spec, args)
-    } else {
-        Vec::new()
-    };
+    let watched_before =
+        if is_write && st.dbs[db].has_watches() && !spec.has(commands::flags::OWN_SIGNALS) {
+            watched_snapshot(&st.dbs[db], spec, args)
+        } else {
+            Vec::new()
+        };
     st.dirty = None;
     crate::pubsub::tracking::set_current(who.track.id);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -780,8 +785,12 @@ pub fn execute_keyed(
     }
     // Blocked clients wait for writes to their keys.
     if !st.blocked.is_empty() && spec.has(commands::flags::WRITE) {
-        for p in spec.keys(args) {
-            st.blocked.touched(db, &args[p]);
+        // Like Redis, the stream commands that add nothing (XSETID moves the last ID) wake
+        // no XREAD waiter.
+        if !matches!(spec.name, "xsetid" | "xdel" | "xtrim") {
+            for p in spec.keys(args) {
+                st.blocked.touched(db, &args[p]);
+            }
         }
         if !st.in_unit && st.blocked.has_ready() {
             blocking::serve_ready(st, globals, now_ms);
@@ -795,6 +804,8 @@ pub fn execute_keyed(
         }
     }
     let counted_changes = st.dirty.take();
+    // Only writes rewrite what they log (`Ctx::propagate_as`): reads pay nothing for it.
+    let rewritten = if is_write { st.rewritten.take() } else { None };
     let changes = counted_changes.unwrap_or(1);
     let succeeded = result.is_ok() && out.get(start_len) != Some(&b'-');
     let wrote = is_write && changes > 0 && succeeded;
@@ -805,7 +816,8 @@ pub fn execute_keyed(
     if logged {
         globals.snapshot.note_changes(st.id, changes);
         if st.aof.is_some() {
-            crate::persistence::aof::record(st, spec, args, db, &out[start_len..]);
+            let logged_args = rewritten.as_deref().unwrap_or(args);
+            crate::persistence::aof::record(st, spec, logged_args, db, &out[start_len..]);
         }
     }
     let d = &st.dbs[db];
@@ -841,6 +853,11 @@ pub fn execute_keyed(
 type WatchSnapshot = Vec<(Bytes, Option<(crate::types::Value, u64)>)>;
 
 fn watched_snapshot(d: &Db, spec: &CommandSpec, args: &[Bytes]) -> WatchSnapshot {
+    // Redis 7.0's XSETID changes the stream without signalling it as modified: a WATCH on
+    // it survives.
+    if spec.name == "xsetid" {
+        return Vec::new();
+    }
     spec.keys(args)
         .filter(|&p| d.is_watched(&args[p]))
         .map(|p| {

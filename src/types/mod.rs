@@ -13,6 +13,7 @@ pub mod key;
 pub mod list;
 pub mod packed;
 pub mod set;
+pub mod stream;
 pub mod stream_groups;
 pub mod stream_id;
 pub mod zset;
@@ -22,6 +23,7 @@ use bytes::Bytes;
 pub use hash::{HashLimits, HashValue};
 pub use list::ListValue;
 pub use set::{SetLimits, SetValue};
+pub use stream::StreamValue;
 pub use zset::{ZSetValue, ZsetLimits};
 
 /// Strings up to this length are reported as `embstr` (Redis's `OBJ_ENCODING_EMBSTR_SIZE_LIMIT`).
@@ -287,6 +289,8 @@ pub enum Value {
     List(Box<ListValue>),
     Set(SetValue),
     ZSet(ZSetValue),
+    /// Boxed: a stream's counters and node tree would make every key's entry bigger.
+    Stream(Box<StreamValue>),
 }
 
 impl Value {
@@ -314,6 +318,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -326,6 +331,7 @@ impl Value {
             Value::List(_) => "quicklist",
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 }
@@ -339,6 +345,7 @@ impl Value {
             Value::List(l) => l.mem_bytes(),
             Value::Set(s) => s.mem_bytes(),
             Value::ZSet(z) => z.mem_bytes(),
+            Value::Stream(x) => x.mem_bytes(),
         }
     }
 
@@ -351,6 +358,7 @@ impl Value {
             Value::List(l) => l.free_effort(),
             Value::Set(s) => s.free_effort(),
             Value::ZSet(z) => z.free_effort(),
+            Value::Stream(x) => x.free_effort(),
         }
     }
 
@@ -364,6 +372,7 @@ impl Value {
             Value::List(l) => l.free_some(budget),
             Value::Set(s) => s.free_some(budget),
             Value::ZSet(z) => z.free_some(budget),
+            Value::Stream(x) => x.free_some(budget),
         }
     }
 }

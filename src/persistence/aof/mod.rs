@@ -294,7 +294,9 @@ fn plan_for(name: &str, args: &[Bytes]) -> Plan {
     match name {
         "set" if has_relative_ttl(args) => Plan::SetAbsolute,
         "setex" | "psetex" => Plan::SetAbsolute,
-        "restore" => Plan::Recreate,
+        // Delivery times, idle filters and claims depend on the clock: the group state they
+        // leave is logged instead (`records::recreate_value`).
+        "restore" | "xreadgroup" | "xclaim" | "xautoclaim" => Plan::Recreate,
         "expire" | "pexpire" | "expireat" | "pexpireat" | "getex" => Plan::Deadline,
         _ => Plan::Verbatim,
     }

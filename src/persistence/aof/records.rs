@@ -375,6 +375,94 @@ pub fn recreate_value(out: &mut Vec<u8>, key: &[u8], v: &Value) {
             }
             flush(out, b"ZADD", &mut args);
         }
+        Value::Stream(x) => recreate_stream(out, key, x),
+    }
+}
+
+/// The commands that rebuild a stream (Redis's `rewriteStreamObject`): an XADD per live entry
+/// (an empty stream is made by an XADD trimmed to nothing), then XSETID with the counters.
+/// The consumer groups' commands follow from [`recreate_stream_groups`].
+fn recreate_stream(out: &mut Vec<u8>, key: &[u8], x: &crate::types::StreamValue) {
+    use crate::types::stream_id::StreamId;
+    if x.is_empty() {
+        push_cmd(out, &[b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]);
+    } else {
+        x.range(StreamId::MIN, StreamId::MAX, false, 0, |id, pairs| {
+            let id = id.to_text();
+            let mut full: Vec<&[u8]> = Vec::with_capacity(pairs.len() + 3);
+            full.push(b"XADD");
+            full.push(key);
+            full.push(&id);
+            full.extend(pairs.iter().map(|p| &p[..]));
+            push_cmd(out, &full);
+            true
+        });
+    }
+    let last = x.last_id.to_text();
+    let added = x.entries_added.to_string();
+    let maxdel = x.max_deleted_id.to_text();
+    push_cmd(
+        out,
+        &[
+            b"XSETID",
+            key,
+            &last,
+            b"ENTRIESADDED",
+            added.as_bytes(),
+            b"MAXDELETEDID",
+            &maxdel,
+        ],
+    );
+    recreate_stream_groups(out, key, x);
+}
+
+/// The consumer groups' part of a stream's rewrite, as Redis's `rewriteStreamObject` writes
+/// it: XGROUP CREATE with the group's position and entries-read, XGROUP CREATECONSUMER for
+/// every consumer, then one `XCLAIM ... TIME t RETRYCOUNT n JUSTID FORCE` per pending entry
+/// (its owner, delivery time and count). Like Redis's rewrite, a pending entry whose stream
+/// entry was deleted cannot be claimed back and is dropped at replay; seen-times are the
+/// replay's.
+fn recreate_stream_groups(out: &mut Vec<u8>, key: &[u8], x: &crate::types::StreamValue) {
+    for (name, g) in x.groups.iter() {
+        let last = g.last_id.to_text();
+        let read = g.entries_read.to_string();
+        push_cmd(
+            out,
+            &[
+                &b"XGROUP"[..],
+                b"CREATE",
+                key,
+                name,
+                &last,
+                b"ENTRIESREAD",
+                read.as_bytes(),
+            ],
+        );
+        for cname in g.consumers.keys() {
+            push_cmd(out, &[&b"XGROUP"[..], b"CREATECONSUMER", key, name, cname]);
+        }
+        for (id, n) in &g.pel {
+            let id = id.to_text();
+            let time = n.delivery_time.to_string();
+            let count = n.delivery_count.to_string();
+            push_cmd(
+                out,
+                &[
+                    &b"XCLAIM"[..],
+                    key,
+                    name,
+                    &n.consumer,
+                    b"0",
+                    &id,
+                    b"TIME",
+                    time.as_bytes(),
+                    b"RETRYCOUNT",
+                    count.as_bytes(),
+                    b"JUSTID",
+                    b"FORCE",
+                ],
+            );
+        }
     }
 }
 

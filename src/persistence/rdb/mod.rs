@@ -17,6 +17,7 @@ pub mod file;
 pub mod io;
 pub mod lzf;
 pub mod packed;
+pub mod stream_groups;
 pub mod value;
 
 pub use file::{AccessMeta, RdbEntry, RdbItem, RdbReader, RdbWriter, WriteOptions};

@@ -168,6 +168,44 @@ impl ListpackWriter {
     }
 }
 
+/// Bytes one integer takes in a listpack (encoding, data and back-length), as `push_int`
+/// writes it: what Redis's stream nodes count against `stream-node-max-bytes`.
+pub fn lp_int_size(v: i64) -> usize {
+    let len = if (0..=127).contains(&v) {
+        1
+    } else if (-4096..=4095).contains(&v) {
+        2
+    } else if (-32768..=32767).contains(&v) {
+        3
+    } else if (-8388608..=8388607).contains(&v) {
+        4
+    } else if i32::try_from(v).is_ok() {
+        5
+    } else {
+        9
+    };
+    len + backlen_size(len)
+}
+
+/// Bytes one string takes in a listpack, as `push_str` writes it (integers as integers).
+pub fn lp_str_size(s: &[u8]) -> usize {
+    if let Some(n) = parse_i64(s) {
+        return lp_int_size(n);
+    }
+    let l = s.len();
+    let hdr = if l < 64 {
+        1
+    } else if l < 4096 {
+        2
+    } else {
+        5
+    };
+    hdr + l + backlen_size(hdr + l)
+}
+
+/// Bytes of an empty listpack (header and terminator).
+pub const LP_EMPTY_BYTES: usize = LP_HDR + 1;
+
 /// Decodes the listpack entry at `pos`: (element, position after its back-length).
 fn lp_entry(b: &[u8], pos: usize) -> Result<(Elem<'_>, usize)> {
     let t = *b.get(pos).ok_or(BadBlob("listpack entry past the end"))?;
