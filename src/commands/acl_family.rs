@@ -310,30 +310,37 @@ async fn setuser(c: &mut Conn, a: &[Bytes]) {
         }
     };
     let allchannels = c.shard.state.borrow().config.acl_pubsub_allchannels();
-    let acl = &c.shard.globals.acl;
-    let mut t = acl.lock();
-    let mut u = t
-        .get(name)
-        .cloned()
-        .unwrap_or_else(|| User::new(name, allchannels));
-    for op in &merged {
-        if let Err(e) = u.apply(op, allchannels) {
-            drop(t);
-            let op = String::from_utf8_lossy(acl_rules::c_str(op)).into_owned();
-            return c.reply().error(&format!(
-                "ERR Error in ACL SETUSER modifier '{op}': {}",
-                e.message()
-            ));
+    // Applied under the table lock, all rules or none; the lock is gone before any await.
+    let applied = {
+        let acl = &c.shard.globals.acl;
+        let mut t = acl.lock();
+        let mut u = t
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| User::new(name, allchannels));
+        match merged.iter().try_for_each(|op| {
+            u.apply(op, allchannels).map_err(|e| {
+                let op = String::from_utf8_lossy(acl_rules::c_str(op)).into_owned();
+                format!("ERR Error in ACL SETUSER modifier '{op}': {}", e.message())
+            })
+        }) {
+            Err(e) => Err(e),
+            Ok(()) => {
+                // Subscribed clients of the user lose their connection when a channel they
+                // listen to is no longer allowed, as in Redis 7.0.
+                let recheck = t
+                    .get(name)
+                    .and_then(|old| crate::server::acl::channels_to_recheck(old, &u));
+                t.put(u);
+                acl.changed(&t);
+                Ok(recheck)
+            }
         }
-    }
-    // Subscribed clients of the user lose their connection when a channel they listen to is
-    // no longer allowed, as in Redis 7.0.
-    let recheck = t
-        .get(name)
-        .and_then(|old| crate::server::acl::channels_to_recheck(old, &u));
-    t.put(u);
-    acl.changed(&t);
-    drop(t);
+    };
+    let recheck = match applied {
+        Ok(r) => r,
+        Err(e) => return c.reply().error(&e),
+    };
     if let Some(upcoming) = recheck {
         close_revoked_subscribers(c, String::from_utf8_lossy(name).into_owned(), upcoming).await;
     }

@@ -143,7 +143,8 @@ pub fn specs() -> Vec<CommandSpec> {
         cmd(
             "xsetid",
             -3,
-            WRITE | DENYOOM | FAST,
+            // Redis 7.0 does not signal the key as modified: a WATCH on it survives.
+            WRITE | DENYOOM | FAST | OWN_SIGNALS,
             KEY1,
             g,
             "5.0.0",

@@ -2,8 +2,8 @@
 //! `user` directives, ACL files), and their description back as rules (ACL LIST, GETUSER).
 //!
 //! Owns the command id space the permission bitsets index (see [`registry`]): every command and
-//! subcommand of the table, then the Redis 7.0 commands Tessera does not implement (stream
-//! consumer groups, replication, MIGRATE, LOLWUT...). Those are listed so that rules
+//! subcommand of the table, then the Redis 7.0 commands Tessera does not implement
+//! (replication, MIGRATE, LOLWUT...). Those are listed so that rules
 //! naming them are accepted, and category rules are counted over the same commands as in Redis,
 //! which keeps ACL LIST and GETUSER identical to Redis's; they can never run here.
 //!

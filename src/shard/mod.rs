@@ -853,11 +853,6 @@ pub fn execute_keyed(
 type WatchSnapshot = Vec<(Bytes, Option<(crate::types::Value, u64)>)>;
 
 fn watched_snapshot(d: &Db, spec: &CommandSpec, args: &[Bytes]) -> WatchSnapshot {
-    // Redis 7.0's XSETID changes the stream without signalling it as modified: a WATCH on
-    // it survives.
-    if spec.name == "xsetid" {
-        return Vec::new();
-    }
     spec.keys(args)
         .filter(|&p| d.is_watched(&args[p]))
         .map(|p| {
