@@ -13,8 +13,10 @@ use super::{cmd, flags::*, sub, CommandSpec, Exec, SubCommand, NO_KEYS};
 use crate::protocol::Reply;
 use crate::server::acl::{Denied, LogContext, LogEntry, LogReason};
 use crate::server::acl_rules::{self, has_spaces, merge_selectors, registry, User, CATEGORIES};
+use crate::server::client::ClientHandle;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
 use crate::server::globals::unix_ms;
+use crate::shard::Shard;
 
 pub fn specs() -> Vec<CommandSpec> {
     vec![cmd(
@@ -348,27 +350,37 @@ async fn setuser(c: &mut Conn, a: &[Bytes]) {
 }
 
 /// Closes the connections of `user` subscribed to a channel, pattern or shard channel that
-/// `upcoming` no longer allows; the calling connection closes after its reply.
+/// `upcoming` no longer allows.
 async fn close_revoked_subscribers(c: &mut Conn, user: String, upcoming: Vec<Vec<u8>>) {
     use crate::server::acl::subscription_allowed;
+    close_clients(c, move |sh, cl| {
+        if *cl.user.borrow().as_ref() != *user || !cl.is_pubsub() {
+            return false;
+        }
+        let (channels, patterns, shard_channels) = sh.pubsub.borrow().subscriptions_of(cl.id);
+        patterns
+            .iter()
+            .any(|p| !subscription_allowed(&upcoming, p, true))
+            || channels
+                .iter()
+                .chain(&shard_channels)
+                .any(|ch| !subscription_allowed(&upcoming, ch, false))
+    })
+    .await;
+}
+
+/// Closes the connections on every shard that `doomed` picks; the calling connection closes
+/// after its reply.
+async fn close_clients<F>(c: &mut Conn, doomed: F)
+where
+    F: Fn(&Shard, &ClientHandle) -> bool + Send + Clone + 'static,
+{
     let me = c.info.id;
     let done = c
         .shard
         .run_on_all(move |sh| {
-            let registry = sh.pubsub.borrow();
             for cl in sh.clients.borrow().clients.values() {
-                if *cl.user.borrow().as_ref() != *user || !cl.is_pubsub() {
-                    continue;
-                }
-                let (channels, patterns, shard_channels) = registry.subscriptions_of(cl.id);
-                let revoked = patterns
-                    .iter()
-                    .any(|p| !subscription_allowed(&upcoming, p, true))
-                    || channels
-                        .iter()
-                        .chain(&shard_channels)
-                        .any(|ch| !subscription_allowed(&upcoming, ch, false));
-                if revoked {
+                if doomed(sh, cl) {
                     if cl.id == me {
                         cl.killed.set(true);
                     } else {
@@ -412,28 +424,11 @@ async fn deluser(c: &mut Conn, a: &[Bytes]) {
 /// Closes every connection authenticated as one of `users` (deleted, or replaced by ACL LOAD);
 /// the calling connection closes after its reply.
 pub async fn kill_users(c: &mut Conn, users: Vec<String>) {
-    let me = c.info.id;
-    let done = c
-        .shard
-        .run_on_all(move |sh| {
-            for cl in sh.clients.borrow().clients.values() {
-                let u = cl.user.borrow().clone();
-                if users.iter().any(|x| **x == *u) {
-                    if cl.id == me {
-                        cl.killed.set(true);
-                    } else {
-                        cl.kill();
-                    }
-                }
-            }
-        })
-        .await;
-    if done.is_err() {
-        tracing::warn!("{ERR_SHARD_GONE}");
-    }
-    if c.info.killed.get() {
-        c.close_after_reply = true;
-    }
+    close_clients(c, move |_, cl| {
+        let u = cl.user.borrow().clone();
+        users.iter().any(|x| **x == *u)
+    })
+    .await;
 }
 
 fn getuser(c: &mut Conn, name: &[u8]) {

@@ -737,7 +737,7 @@ fn xsetid(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 
 // ----- XREAD -----
 
-/// XREAD's parsed arguments.
+/// XREAD's and XREADGROUP's parsed options.
 pub struct XreadArgs {
     /// BLOCK's milliseconds (None: no BLOCK).
     pub block_ms: Option<i64>,
@@ -745,14 +745,33 @@ pub struct XreadArgs {
     /// Where the keys start, and how many streams.
     pub keys_at: usize,
     pub n: usize,
+    /// XREADGROUP's NOACK.
+    pub noack: bool,
+    /// XREADGROUP's GROUP group consumer.
+    pub group: Option<(Bytes, Bytes)>,
 }
 
 /// Parses XREAD's options up to STREAMS (Redis's order of checks), without the IDs.
 pub fn parse_xread(a: &[Bytes], in_script: bool) -> Result<XreadArgs, String> {
-    let mut block_ms = None;
-    let mut count = 0u64;
-    let mut keys_at = 0;
-    let mut n = 0;
+    parse_read_options(a, in_script, false)
+}
+
+/// The one parser of XREAD's and XREADGROUP's options (Redis parses both in one function):
+/// up to STREAMS, in Redis's order of checks, without the IDs. GROUP and NOACK are XREADGROUP's
+/// only; its missing GROUP is the caller's error to give (after the syntax checks here).
+pub fn parse_read_options(
+    a: &[Bytes],
+    in_script: bool,
+    xreadgroup: bool,
+) -> Result<XreadArgs, String> {
+    let mut x = XreadArgs {
+        block_ms: None,
+        count: 0,
+        keys_at: 0,
+        n: 0,
+        noack: false,
+        group: None,
+    };
     let mut i = 1;
     while i < a.len() {
         let more = a.len() - i - 1;
@@ -769,42 +788,45 @@ pub fn parse_xread(a: &[Bytes], in_script: bool) -> Result<XreadArgs, String> {
             if t < 0 {
                 return Err("ERR timeout is negative".into());
             }
-            block_ms = Some(t);
+            x.block_ms = Some(t);
         } else if eq_ic(o, "count") && more > 0 {
             i += 1;
-            count = ll_arg(&a[i])?.max(0) as u64;
+            x.count = ll_arg(&a[i])?.max(0) as u64;
         } else if eq_ic(o, "streams") && more > 0 {
-            keys_at = i + 1;
-            let rest = a.len() - keys_at;
+            x.keys_at = i + 1;
+            let rest = a.len() - x.keys_at;
             if !rest.is_multiple_of(2) {
+                // XREADGROUP's is worded as XREAD's in Redis 7.0.
                 return Err("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.".into());
             }
-            n = rest / 2;
+            x.n = rest / 2;
             break;
         } else if eq_ic(o, "group") && more >= 2 {
-            return Err(
-                "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."
-                    .into(),
-            );
+            if !xreadgroup {
+                return Err(
+                    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."
+                        .into(),
+                );
+            }
+            x.group = Some((a[i + 1].clone(), a[i + 2].clone()));
+            i += 2;
         } else if eq_ic(o, "noack") {
-            return Err(
-                "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."
-                    .into(),
-            );
+            if !xreadgroup {
+                return Err(
+                    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."
+                        .into(),
+                );
+            }
+            x.noack = true;
         } else {
             return Err(ERR_SYNTAX.into());
         }
         i += 1;
     }
-    if keys_at == 0 {
+    if x.keys_at == 0 {
         return Err(ERR_SYNTAX.into());
     }
-    Ok(XreadArgs {
-        block_ms,
-        count,
-        keys_at,
-        n,
-    })
+    Ok(x)
 }
 
 /// Resolves XREAD's IDs (`$` is the stream's last ID now, 0-0 for a missing key), checking

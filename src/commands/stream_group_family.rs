@@ -469,67 +469,21 @@ pub struct ReadGroupArgs {
     pub quiet: bool,
 }
 
-/// Parses XREADGROUP's options up to STREAMS, in Redis's order of checks.
+/// Parses XREADGROUP's options up to STREAMS, in Redis's order of checks (the parser XREAD
+/// shares).
 pub fn parse_xreadgroup(a: &[Bytes], in_script: bool) -> Result<ReadGroupArgs, String> {
-    let mut block_ms = None;
-    let mut count = 0u64;
-    let mut noack = false;
-    let mut group: Option<(Bytes, Bytes)> = None;
-    let mut keys_at = 0;
-    let mut n = 0;
-    let mut i = 1;
-    while i < a.len() {
-        let more = a.len() - i - 1;
-        let o = &a[i];
-        if eq_ic(o, "block") && more > 0 {
-            if in_script {
-                return Err(format!(
-                    "ERR {} command is not allowed with BLOCK option from scripts",
-                    String::from_utf8_lossy(&a[0])
-                ));
-            }
-            i += 1;
-            let t = parse_i64(&a[i]).ok_or("ERR timeout is not an integer or out of range")?;
-            if t < 0 {
-                return Err("ERR timeout is negative".into());
-            }
-            block_ms = Some(t);
-        } else if eq_ic(o, "count") && more > 0 {
-            i += 1;
-            count = ll(&a[i])?.max(0) as u64;
-        } else if eq_ic(o, "streams") && more > 0 {
-            keys_at = i + 1;
-            let rest = a.len() - keys_at;
-            if !rest.is_multiple_of(2) {
-                // Redis 7.0 words it as for XREAD.
-                return Err("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.".into());
-            }
-            n = rest / 2;
-            break;
-        } else if eq_ic(o, "group") && more >= 2 {
-            group = Some((a[i + 1].clone(), a[i + 2].clone()));
-            i += 2;
-        } else if eq_ic(o, "noack") {
-            noack = true;
-        } else {
-            return Err(ERR_SYNTAX.into());
-        }
-        i += 1;
-    }
-    if keys_at == 0 {
-        return Err(ERR_SYNTAX.into());
-    }
-    let Some((group, consumer)) = group else {
+    let x = super::stream_family::parse_read_options(a, in_script, true)?;
+    let Some((group, consumer)) = x.group else {
         return Err("ERR Missing GROUP option for XREADGROUP".into());
     };
     Ok(ReadGroupArgs {
-        block_ms,
-        count,
-        noack,
+        block_ms: x.block_ms,
+        count: x.count,
+        noack: x.noack,
         group,
         consumer,
-        keys_at,
-        n,
+        keys_at: x.keys_at,
+        n: x.n,
         quiet: false,
     })
 }
