@@ -137,7 +137,7 @@ fn parse_blmpop(a: &[Bytes]) -> Result<(std::ops::Range<usize>, End, usize), &'s
 pub fn narrow_to_key(args: &[Bytes], key: &[u8]) -> Vec<Bytes> {
     let name = &args[0];
     if eq_ic(name, "xread") {
-        return super::stream_family::narrow_xread(args, key);
+        return super::stream_family::narrow_read(args, key);
     }
     if eq_ic(name, "xreadgroup") {
         return super::stream_group_family::narrow_xreadgroup(args, key);

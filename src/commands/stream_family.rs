@@ -272,7 +272,8 @@ fn interval_id(arg: &[u8], missing_seq: u64) -> Result<(StreamId, bool), &'stati
     }
 }
 
-fn ll_arg(arg: &[u8]) -> Result<i64, &'static str> {
+/// An integer argument, with Redis's "not an integer" error.
+pub(super) fn ll_arg(arg: &[u8]) -> Result<i64, &'static str> {
     parse_i64(arg).ok_or(ERR_NOT_INT)
 }
 
@@ -1108,10 +1109,11 @@ pub fn blocked_xread_args(
     v
 }
 
-/// A blocked XREAD narrowed to the key that became ready (Redis replies with that stream
-/// only).
-pub fn narrow_xread(a: &[Bytes], key: &[u8]) -> Vec<Bytes> {
-    let Ok(x) = parse_xread(a, false) else {
+/// A blocked XREAD or XREADGROUP narrowed to the key that became ready (Redis replies with
+/// that stream only).
+pub fn narrow_read(a: &[Bytes], key: &[u8]) -> Vec<Bytes> {
+    // The XREADGROUP parse accepts XREAD's options too: only where the keys start matters.
+    let Ok(x) = parse_read_options(a, false, true) else {
         return a.to_vec();
     };
     let Some(k) = (0..x.n).find(|&k| &a[x.keys_at + k][..] == key) else {

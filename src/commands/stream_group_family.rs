@@ -16,7 +16,7 @@
 
 use bytes::Bytes;
 
-use super::args::{c_str, eq_ic, parse_i64, ERR_NOT_INT, ERR_SYNTAX, ERR_WRONGTYPE};
+use super::args::{c_str, eq_ic, parse_i64, ERR_SYNTAX, ERR_WRONGTYPE};
 use super::class;
 use super::{
     cmd, flags::*, sub, BeginSearch, CommandSpec, Ctx, Exec, FindKeys, KeySpec, SubCommand, KEY1,
@@ -206,10 +206,6 @@ fn incr_id(id: StreamId) -> StreamId {
     id.next().unwrap_or(StreamId::MIN)
 }
 
-fn ll(arg: &[u8]) -> Result<i64, &'static str> {
-    parse_i64(arg).ok_or(ERR_NOT_INT)
-}
-
 /// The error naming a key and a group as Redis's `%s` prints them (up to a NUL byte).
 fn nogroup_key_group(key: &[u8], group: &[u8], tail: &[u8]) -> Vec<u8> {
     let mut e = b"NOGROUP No such key '".to_vec();
@@ -316,7 +312,7 @@ fn xgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
                     mkstream = true;
                     i += 1;
                 } else if eq_ic(&a[i], "entriesread") && i + 1 < a.len() {
-                    match ll(&a[i + 1]) {
+                    match super::stream_family::ll_arg(&a[i + 1]) {
                         Ok(n) => entries_read = n,
                         Err(e) => return r.error(e),
                     }
@@ -396,7 +392,7 @@ fn xgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             }
             // Redis 7.0 answers a non-integer here with two errors (the number's, then the
             // syntax error), which desynchronises the client; Tessera sends the first only.
-            match ll(&a[6]) {
+            match super::stream_family::ll_arg(&a[6]) {
                 Ok(n) => entries_read = n,
                 Err(e) => return r.error(e),
             }
@@ -700,7 +696,7 @@ fn xpending(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     if a.len() >= 6 {
         let mut at = 3;
         if eq_ic(&a[3], "idle") {
-            match ll(&a[4]) {
+            match super::stream_family::ll_arg(&a[4]) {
                 Ok(n) => minidle = n,
                 Err(e) => return r.error(e),
             }
@@ -709,7 +705,7 @@ fn xpending(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             }
             at += 2;
         }
-        match ll(&a[at + 2]) {
+        match super::stream_family::ll_arg(&a[at + 2]) {
             Ok(n) => count = n.max(0),
             Err(e) => return r.error(e),
         }
@@ -1253,16 +1249,7 @@ thread_local! {
 /// marked as a blocked client's serve.
 pub fn narrow_xreadgroup(a: &[Bytes], key: &[u8]) -> Vec<Bytes> {
     SERVING_BLOCKED.with(|f| f.set(true));
-    let Ok(x) = parse_xreadgroup(a, false) else {
-        return a.to_vec();
-    };
-    let Some(k) = (0..x.n).find(|&k| &a[x.keys_at + k][..] == key) else {
-        return a.to_vec();
-    };
-    let mut v = a[..x.keys_at].to_vec();
-    v.push(a[x.keys_at + k].clone());
-    v.push(a[x.keys_at + x.n + k].clone());
-    v
+    super::stream_family::narrow_read(a, key)
 }
 
 /// Serves an XREADGROUP (blocked, or trying before it blocks): true with the reply written
