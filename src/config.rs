@@ -454,7 +454,20 @@ enum Kind {
     Words,
     /// Any number of percentiles, doubles in 0..=100 (`latency-tracking-info-percentiles`).
     Percentiles,
+    /// An integer written in octal (`unixsocketperm`), as C's `strtoll(.., 8)` reads it: shown
+    /// in octal, bounds in the range error too.
+    Octal { max: i128 },
+    /// `shutdown-on-sigint` / `shutdown-on-sigterm`: any of `default save nosave now force`,
+    /// kept as the flags of [`SHUTDOWN_FLAGS`] (0: default).
+    ShutdownFlags,
 }
+
+/// `supervised` values, in Redis's order.
+pub const SUPERVISED_NAMES: &[&str] = &["upstart", "systemd", "auto", "no"];
+
+/// The SHUTDOWN options a signal may imply, by flag bit (Redis's `SHUTDOWN_*` values), in the
+/// order CONFIG GET lists them.
+pub const SHUTDOWN_FLAGS: &[(&str, u32)] = &[("save", 1), ("nosave", 2), ("now", 4), ("force", 8)];
 
 impl Kind {
     /// Multi-argument directives take any number of arguments in the file and
@@ -462,7 +475,12 @@ impl Kind {
     fn multi(&self) -> bool {
         matches!(
             self,
-            Kind::Bind | Kind::Save | Kind::Obuf | Kind::Words | Kind::Percentiles
+            Kind::Bind
+                | Kind::Save
+                | Kind::Obuf
+                | Kind::Words
+                | Kind::Percentiles
+                | Kind::ShutdownFlags
         )
     }
 }
@@ -649,11 +667,15 @@ static DIRECTIVES: &[Directive] = &[
     row("protected-mode", &[], Kind::Bool, "yes", Mutable, true, yes_no!(protected_mode)),
     row("port", &[], int(0, 65535), "6379", Mutable, true, num!(port: u16)),
     row("tcp-backlog", &[], int(0, INT_MAX), "511", Immutable, true, num!(tcp_backlog: u32)),
+    // Read through `Config::unixsocket` (see `crate::server::listen::UnixSocket`).
+    row("unixsocket", &[], NULLABLE_STR, "", Immutable, true, Field::Extra),
+    row("unixsocketperm", &[], Kind::Octal { max: 0o777 }, "0", Immutable, true, Field::Extra),
     row("timeout", &[], int(0, INT_MAX), "0", Mutable, true, num!(timeout: u64)),
     row("tcp-keepalive", &[], int(0, INT_MAX), "300", Mutable, true, num!(tcp_keepalive: u64)),
     // --- General -----------------------------------------------------------
     row("daemonize", &[], Kind::Bool, "no", Immutable, true, yes_no!(daemonize)),
-    row("pidfile", &[], NULLABLE_STR, "", Immutable, false, Field::Extra),
+    // Read through `Config::pidfile` and `Config::supervised` (see `crate::server::supervise`).
+    row("pidfile", &[], NULLABLE_STR, "", Immutable, true, Field::Extra),
     row("loglevel", &[], Kind::Enum(LOGLEVEL_NAMES), "notice", Mutable, true,
         Field::Typed(|c| Value::Enum(c.loglevel as usize),
                      |c, v| c.loglevel = LogLevel::ALL[v.index()])),
@@ -855,8 +877,9 @@ static DIRECTIVES: &[Directive] = &[
     row("sanitize-dump-payload", &[], Kind::Enum(&["no", "yes", "clients"]), "no", Mutable, false, Field::Extra),
     row("server_cpulist", &[], STR, "", Immutable, false, Field::Extra),
     row("set-proc-title", &[], Kind::Bool, "yes", Immutable, false, Field::Extra),
-    row("shutdown-on-sigint", &[], Kind::Words, "default", Mutable, false, Field::Extra),
-    row("shutdown-on-sigterm", &[], Kind::Words, "default", Mutable, false, Field::Extra),
+    // Read through `Config::shutdown_on_signal`.
+    row("shutdown-on-sigint", &[], Kind::ShutdownFlags, "default", Mutable, true, Field::Extra),
+    row("shutdown-on-sigterm", &[], Kind::ShutdownFlags, "default", Mutable, true, Field::Extra),
     row("shutdown-timeout", &[], int(0, LONG_MAX), "10", Mutable, false, Field::Extra),
     row("socket-mark-id", &[], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
     // A stream node (listpack) takes entries up to this many bytes and this many entries.
@@ -864,7 +887,7 @@ static DIRECTIVES: &[Directive] = &[
         num!(stream_node_max_bytes: u64)),
     row("stream-node-max-entries", &[], int(0, LONG_MAX), "100", Mutable, true,
         num!(stream_node_max_entries: u64)),
-    row("supervised", &[], Kind::Enum(&["upstart", "systemd", "auto", "no"]), "no", Immutable, false, Field::Extra),
+    row("supervised", &[], Kind::Enum(SUPERVISED_NAMES), "no", Immutable, true, Field::Extra),
     row("syslog-enabled", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
     row("syslog-facility", &[], Kind::Enum(&["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]), "local0", Immutable, false, Field::Extra),
     row("syslog-ident", &[], STR, "redis", Immutable, false, Field::Extra),
@@ -890,8 +913,6 @@ static DIRECTIVES: &[Directive] = &[
     row("tls-session-caching", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
     row("tracking-table-max-keys", &[], int(0, LONG_MAX), "1000000", Mutable, true,
         num!(tracking_table_max_keys: u64)),
-    row("unixsocket", &[], STR, "", Immutable, false, Field::Extra),
-    row("unixsocketperm", &[], STR, "0", Immutable, false, Field::Extra),
     // --- Tessera-only --------------------------------------------------------
     // Shard count and io_uring geometry are fixed when the shards start.
     row("shards", &[], int(0, 4096), "0", Immutable, true, num!(shards: usize)),
@@ -1043,10 +1064,75 @@ fn parse_value(kind: &Kind, args: &[&[u8]]) -> Result<Value, String> {
         Kind::Save => parse_save(args),
         Kind::Obuf => parse_obuf(args),
         Kind::Percentiles => parse_percentiles(args),
+        Kind::ShutdownFlags => {
+            if args.is_empty() {
+                return Err(
+                    "argument(s) must be one of the following: default, save, nosave, \
+                            now, force"
+                        .to_string(),
+                );
+            }
+            let mut flags = 0;
+            for a in args {
+                if a.eq_ignore_ascii_case(b"default") {
+                    continue;
+                }
+                match SHUTDOWN_FLAGS
+                    .iter()
+                    .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(a))
+                {
+                    Some((_, bit)) => flags |= bit,
+                    None => {
+                        return Err("argument(s) must be one of the following: default, save, \
+                                    nosave, now, force"
+                            .to_string())
+                    }
+                }
+            }
+            if flags & 3 == 3 {
+                return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+            }
+            Ok(Value::Int(i128::from(flags)))
+        }
+        Kind::Octal { max } => {
+            let v = parse_octal(args[0])
+                .ok_or_else(|| "argument couldn't be parsed as an octal number".to_string())?;
+            if !(0..=max).contains(&v) {
+                return Err(format!("argument must be between 0 and {max:o} inclusive"));
+            }
+            Ok(Value::Int(v))
+        }
         Kind::KeyspaceEvents => crate::pubsub::notify::parse_flags(args[0])
             .map(Value::Flags)
             .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()),
     }
+}
+
+/// C's `strtoll(s, &end, 8)` with nothing left over: leading white space and a sign allowed,
+/// the empty string reads as 0 (what Redis accepts for its octal directives).
+fn parse_octal(s: &[u8]) -> Option<i128> {
+    let s = match s.iter().position(|c| !c.is_ascii_whitespace()) {
+        Some(i) => &s[i..],
+        None => return Some(0),
+    };
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        // strtoll leaves the end at the sign: something is left over.
+        return None;
+    }
+    let mut v: i128 = 0;
+    for &c in digits {
+        if !(b'0'..=b'7').contains(&c) {
+            return None;
+        }
+        // Saturating: C clamps to LLONG_MAX with ERANGE, out of range either way.
+        v = (v * 8 + i128::from(c - b'0')).min(i128::from(i64::MAX) + 1);
+    }
+    Some(if neg { -v } else { v })
 }
 
 fn check_range(v: i128, min: i128, max: i128) -> Result<(), String> {
@@ -1296,6 +1382,14 @@ fn yes_no_str(b: bool) -> &'static str {
 fn format_value(kind: &Kind, value: &Value) -> String {
     match (kind, value) {
         (_, Value::Bool(b)) => yes_no_str(*b).to_string(),
+        (Kind::Octal { .. }, Value::Int(i)) => format!("{i:o}"),
+        (Kind::ShutdownFlags, Value::Int(0)) => "default".to_string(),
+        (Kind::ShutdownFlags, Value::Int(f)) => SHUTDOWN_FLAGS
+            .iter()
+            .filter(|(_, bit)| f & i128::from(*bit) != 0)
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(" "),
         (_, Value::Int(i)) => i.to_string(),
         (Kind::Enum(names), Value::Enum(i)) => names[*i].to_string(),
         (_, Value::Str(s)) => s.as_deref().map(lossy).unwrap_or_default(),
@@ -1429,6 +1523,10 @@ fn rewrite_unkeyed(d: &Directive, value: &Value, default: &Value) -> Vec<(String
     match (&d.kind, value) {
         (_, Value::Bool(b)) => vec![(format!("{name} {}", yes_no_str(*b)), force)],
         (Kind::Mem { .. }, Value::Int(i)) => vec![(format!("{name} {}", format_memory(*i)), force)],
+        // Written as CONFIG GET shows them: octal, or the flags' words.
+        (Kind::Octal { .. } | Kind::ShutdownFlags, Value::Int(_)) => {
+            vec![(format!("{name} {}", format_value(&d.kind, value)), force)]
+        }
         (_, Value::Int(i)) => vec![(format!("{name} {i}"), force)],
         (Kind::Enum(names), Value::Enum(i)) => vec![(format!("{name} {}", names[*i]), force)],
         (_, Value::Str(None)) => Vec::new(),
@@ -1870,6 +1968,55 @@ impl Config {
     }
 
     /// `aclfile`: the ACL file's path, None when unset (ACL LOAD / SAVE then refuse).
+    /// `unixsocket` and `unixsocketperm`: the path to listen on, if any, and the mode to give
+    /// the socket file (0: leave it as the umask makes it).
+    pub fn unixsocket(&self) -> Option<(PathBuf, u32)> {
+        let (i, _) = lookup(b"unixsocket").expect("directive exists");
+        let path = match self.fetch(&DIRECTIVES[i]) {
+            Value::Str(Some(p)) if !p.is_empty() => PathBuf::from(OsString::from_vec(p)),
+            _ => return None,
+        };
+        let (j, _) = lookup(b"unixsocketperm").expect("directive exists");
+        let perm = match self.fetch(&DIRECTIVES[j]) {
+            Value::Int(m) => m as u32,
+            _ => 0,
+        };
+        Some((path, perm))
+    }
+
+    /// `pidfile`, if set.
+    pub fn pidfile(&self) -> Option<PathBuf> {
+        let (i, _) = lookup(b"pidfile").expect("directive exists");
+        match self.fetch(&DIRECTIVES[i]) {
+            Value::Str(Some(p)) if !p.is_empty() => Some(PathBuf::from(OsString::from_vec(p))),
+            _ => None,
+        }
+    }
+
+    /// `supervised`: one of [`SUPERVISED_NAMES`].
+    pub fn supervised(&self) -> &'static str {
+        let (i, _) = lookup(b"supervised").expect("directive exists");
+        match self.fetch(&DIRECTIVES[i]) {
+            Value::Enum(e) => SUPERVISED_NAMES[e],
+            _ => "no",
+        }
+    }
+
+    /// The SHUTDOWN flags (see [`SHUTDOWN_FLAGS`]) that SIGINT (`sigint` true) or SIGTERM
+    /// implies.
+    pub fn shutdown_on_signal(&self, sigint: bool) -> u32 {
+        let name: &[u8] = if sigint {
+            b"shutdown-on-sigint"
+        } else {
+            b"shutdown-on-sigterm"
+        };
+        let (i, _) = lookup(name).expect("directive exists");
+        match self.fetch(&DIRECTIVES[i]) {
+            Value::Int(f) => f as u32,
+            _ => 0,
+        }
+    }
+
     pub fn aclfile(&self) -> Option<String> {
         let (i, _) = lookup(b"aclfile").expect("directive exists");
         match self.fetch(&DIRECTIVES[i]) {
@@ -2716,6 +2863,69 @@ mod tests {
             out.warnings[0].split('\'').nth(2).unwrap(),
             " is accepted but not implemented yet; ignored"
         );
+    }
+
+    /// `unixsocketperm` reads octal as C's strtoll does; `shutdown-on-sig*` takes Redis's
+    /// words. Texts and displayed values checked on redis-server 7.0.
+    #[test]
+    fn octal_and_shutdown_flag_directives() {
+        for (v, shown) in [
+            ("", "0"),
+            (" 7", "7"),
+            ("+7", "7"),
+            ("0777", "777"),
+            ("700", "700"),
+        ] {
+            let c = load(&args(&["--unixsocketperm", v])).unwrap().config;
+            assert_eq!(get1(&c, "unixsocketperm"), shown, "{v:?}");
+        }
+        for (v, err) in [
+            ("999", "argument couldn't be parsed as an octal number"),
+            ("0x1", "argument couldn't be parsed as an octal number"),
+            ("abc", "argument couldn't be parsed as an octal number"),
+            ("1000", "argument must be between 0 and 777 inclusive"),
+            ("-1", "argument must be between 0 and 777 inclusive"),
+        ] {
+            let e = load(&args(&["--unixsocketperm", v])).unwrap_err();
+            assert!(e.contains(err), "{v:?}: {e}");
+        }
+        let mut c = Config::default();
+        for (v, shown) in [
+            ("save", "save"),
+            ("nosave now", "nosave now"),
+            ("default save", "save"),
+            ("now force nosave", "nosave now force"),
+            ("SAVE", "save"),
+            ("default", "default"),
+        ] {
+            c.set(&[(b"shutdown-on-sigterm", v.as_bytes())]).unwrap();
+            assert_eq!(get1(&c, "shutdown-on-sigterm"), shown, "{v:?}");
+        }
+        assert_eq!(c.shutdown_on_signal(false), 0);
+        c.set(&[(b"shutdown-on-sigint", b"nosave force")]).unwrap();
+        assert_eq!(
+            (c.shutdown_on_signal(true), c.shutdown_on_signal(false)),
+            (10, 0)
+        );
+        for (v, err) in [
+            (
+                "save nosave",
+                "shutdown options SAVE and NOSAVE can't be used simultaneously",
+            ),
+            (
+                "bogus",
+                "argument(s) must be one of the following: default, save, nosave, now, force",
+            ),
+            (
+                "",
+                "argument(s) must be one of the following: default, save, nosave, now, force",
+            ),
+        ] {
+            let e = c
+                .set(&[(b"shutdown-on-sigterm", v.as_bytes())])
+                .unwrap_err();
+            assert!(e.contains(err), "{v:?}: {e}");
+        }
     }
 
     #[test]

@@ -872,8 +872,20 @@ fn stock_redis_conf_starts_tessera() {
         eprintln!("/etc/redis/redis.conf not found: stock configuration test NOT run");
         return;
     }
-    let srv =
-        start_tessera_with_config(conf, &["--daemonize", "no", "--logfile", "", "--save", ""]);
+    // (Its `pidfile` is in /run/redis, which a test must not write to.)
+    let srv = start_tessera_with_config(
+        conf,
+        &[
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+            "--save",
+            "",
+            "--pidfile",
+            "",
+        ],
+    );
     let mut c = srv.conn();
     assert_eq!(c.cmd_str("PING"), b"+PONG\r\n");
     assert_eq!(
@@ -1641,5 +1653,291 @@ fn users_from_config_lines_and_from_an_acl_file() {
     let text = std::fs::read_to_string(&conf).unwrap();
     assert!(!text.lines().any(|l| l.starts_with("user ")), "{text}");
     drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A RESP exchange over a unix-socket connection: sends `args`, reads one whole reply.
+fn unix_cmd(c: &mut std::os::unix::net::UnixStream, line: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let args = split_cmd(line);
+    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    c.write_all(&encode(&refs)).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Ok(Some((_, end))) = parse_frame(&buf, 0) {
+            assert_eq!(end, buf.len(), "one reply expected for {line}");
+            return buf;
+        }
+        let n = c.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed during {line}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `unixsocket` and `unixsocketperm`: every shard accepts on the one socket, its clients are
+/// named by the path (CLIENT LIST flag U, MONITOR's `unix:` form), the file gets the mode asked
+/// for, a stale file is replaced, the socket alone is enough to start, and the file is removed
+/// at shutdown. Startup errors are Redis's texts.
+#[test]
+fn unix_socket_serves_every_shard_and_is_removed_at_shutdown() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::net::UnixStream;
+    let dir = std::env::temp_dir().join(format!("tessera-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.sock");
+    // A file left behind by a server that died is replaced.
+    std::fs::write(&path, b"stale").unwrap();
+    let p = path.display().to_string();
+    let mut srv = start_tessera(4, &["--unixsocket", &p, "--unixsocketperm", "0770"]);
+    let meta = std::fs::metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o770);
+
+    let mut tcp = srv.conn();
+    let keys = keys_on_distinct_shards();
+    let mut conns: Vec<UnixStream> = (0..8)
+        .map(|_| UnixStream::connect(&path).unwrap())
+        .collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        for k in &keys {
+            assert_eq!(unix_cmd(c, &format!("SET {k}:{i} v{i}")), b"+OK\r\n");
+        }
+        let mget = keys
+            .iter()
+            .map(|k| format!("{k}:{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let want = format!("*4\r\n{}", format!("$2\r\nv{i}\r\n").repeat(4));
+        assert_eq!(s(&unix_cmd(c, &format!("MGET {mget}"))), want);
+        let info = s(&unix_cmd(c, "CLIENT INFO"));
+        assert!(
+            info.contains(&format!(" addr={p}:0 laddr={p}:0 ")) && info.contains(" flags=U "),
+            "{info}"
+        );
+    }
+    assert_eq!(s(&tcp.cmd_str("DBSIZE")), ":32\r\n");
+    let list = s(&tcp.cmd_str("CLIENT LIST"));
+    assert_eq!(list.matches(" flags=U ").count(), 8, "{list}");
+    assert_eq!(
+        s(&tcp.cmd_str("CONFIG GET unixsocket*")),
+        format!(
+            "*4\r\n$10\r\nunixsocket\r\n${}\r\n{p}\r\n$14\r\nunixsocketperm\r\n$3\r\n770\r\n",
+            p.len()
+        )
+    );
+    assert_eq!(
+        s(&tcp.cmd_str("CONFIG SET unixsocketperm 777")),
+        "-ERR CONFIG SET failed (possibly related to argument 'unixsocketperm') - can't set immutable config\r\n"
+    );
+    // MONITOR names a unix-socket client by the socket's path.
+    let mut mon = srv.conn();
+    assert_eq!(mon.cmd_str("MONITOR"), b"+OK\r\n");
+    unix_cmd(&mut conns[0], "GET nothing");
+    let line = s(&mon.read_reply());
+    assert!(
+        line.ends_with(&format!(" [0 unix:{p}] \"GET\" \"nothing\"\r\n")),
+        "{line}"
+    );
+    // CLIENT KILL by address reaches unix-socket clients (all share the one address).
+    let killed = s(&tcp.cmd_str(&format!("CLIENT KILL ADDR {p}:0")));
+    assert_eq!(killed, ":8\r\n");
+
+    let mut c = UnixStream::connect(&path).unwrap();
+    std::io::Write::write_all(&mut c, &encode(&[b"SHUTDOWN", b"NOSAVE"])).unwrap();
+    assert!(srv.wait_exit(Duration::from_secs(10)));
+    assert!(!path.exists(), "the socket file is removed at shutdown");
+
+    // The socket alone is enough to listen on (port 0: no TCP).
+    let mut child = Command::new(bin())
+        .args([
+            "--port",
+            "0",
+            "--unixsocket",
+            &p,
+            "--save",
+            "",
+            "--shards",
+            "2",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut c = loop {
+        if let Ok(c) = UnixStream::connect(&path) {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no unix socket");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(unix_cmd(&mut c, "PING"), b"+PONG\r\n");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    assert!(!path.exists());
+
+    // Startup errors, as Redis words them.
+    let e = startup_error(&["--unixsocket", &p, "--unixsocketperm", "999"]);
+    assert!(
+        e.contains("argument couldn't be parsed as an octal number"),
+        "{e}"
+    );
+    let e = startup_error(&["--unixsocket", &p, "--unixsocketperm", "1000"]);
+    assert!(
+        e.contains("argument must be between 0 and 777 inclusive"),
+        "{e}"
+    );
+    let missing = dir.join("no/such/dir/t.sock").display().to_string();
+    let e = startup_error(&["--unixsocket", &missing]);
+    assert!(
+        e.contains("Failed opening Unix socket: bind: No such file or directory"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `enable-debug-command local` lets unix-socket clients run DEBUG, as Redis counts them local.
+#[test]
+fn unix_socket_clients_are_local() {
+    use std::os::unix::net::UnixStream;
+    let dir = std::env::temp_dir().join(format!("tessera-unix-local-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.sock");
+    let p = path.display().to_string();
+    let _srv = start_tessera(1, &["--unixsocket", &p, "--enable-debug-command", "local"]);
+    let mut c = UnixStream::connect(&path).unwrap();
+    assert_eq!(unix_cmd(&mut c, "DEBUG SLEEP 0"), b"+OK\r\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts the server as a supervisor would: `args` plus a free port, `env` added to its
+/// environment; waits until it answers on the port.
+fn spawn_supervised(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .args(["--port", &port.to_string(), "--shards", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not start: {args:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, port)
+}
+
+/// `supervised systemd` / `auto`: the notifications a `Type=notify` unit waits for (loading,
+/// ready once it accepts connections, stopping at shutdown), `pidfile` written and removed, and
+/// `shutdown-on-sigterm` / `shutdown-on-sigint` choosing whether a signal saves.
+#[test]
+fn systemd_notifications_pid_file_and_shutdown_on_signals() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("tessera-supervised-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let notify_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let next = |n: &UnixDatagram| {
+        let mut buf = [0u8; 256];
+        let len = n.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..len]).into_owned()
+    };
+    let pid_path = dir.join("t.pid");
+    let d = dir.display().to_string();
+    // A snapshot in `dir`, in whichever layout (`dump.rdb`, or its manifest and shard files).
+    let saved = |dir: &std::path::Path| {
+        std::fs::read_dir(dir).unwrap().any(|f| {
+            f.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("dump.rdb")
+        })
+    };
+    for mode in ["systemd", "auto"] {
+        let (mut child, port) = spawn_supervised(
+            &[
+                "--supervised",
+                mode,
+                "--pidfile",
+                &pid_path.display().to_string(),
+                "--dir",
+                &d,
+                "--save",
+                "",
+            ],
+            &[("NOTIFY_SOCKET", &notify_path.display().to_string())],
+        );
+        assert_eq!(next(&notify), "STATUS=Tessera is loading...\n");
+        assert_eq!(next(&notify), "STATUS=Ready to accept connections\n");
+        assert_eq!(next(&notify), "READY=1\n");
+        assert_eq!(
+            std::fs::read_to_string(&pid_path).unwrap(),
+            format!("{}\n", child.id())
+        );
+        let mut c = RawConn::connect(port);
+        assert_eq!(
+            s(&c.cmd_str("CONFIG GET supervised")),
+            format!("*2\r\n$10\r\nsupervised\r\n${}\r\n{mode}\r\n", mode.len())
+        );
+        // SIGTERM with `save` saves although no save rule is set.
+        assert_eq!(c.cmd_str("CONFIG SET shutdown-on-sigterm save"), b"+OK\r\n");
+        c.cmd_str("SET k v");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert_eq!(next(&notify), "STOPPING=1\n");
+        assert!(child.wait().unwrap().success());
+        assert!(!pid_path.exists(), "the pid file is removed at shutdown");
+        assert!(saved(&dir), "shutdown-on-sigterm save saves");
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let f = f.unwrap().path();
+            if f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("dump.rdb")
+            {
+                std::fs::remove_file(f).unwrap();
+            }
+        }
+    }
+
+    // Without supervision nothing is sent; SIGINT with `nosave` skips the save rules' save.
+    let (mut child, port) = spawn_supervised(
+        &[
+            "--dir",
+            &d,
+            "--save",
+            "900 1",
+            "--shutdown-on-sigint",
+            "nosave now",
+        ],
+        &[("NOTIFY_SOCKET", &notify_path.display().to_string())],
+    );
+    let mut c = RawConn::connect(port);
+    assert_eq!(
+        s(&c.cmd_str("CONFIG GET shutdown-on-sig*")),
+        "*4\r\n$18\r\nshutdown-on-sigint\r\n$10\r\nnosave now\r\n\
+         $19\r\nshutdown-on-sigterm\r\n$7\r\ndefault\r\n"
+    );
+    c.cmd_str("SET k v");
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+    assert!(!saved(&dir), "shutdown-on-sigint nosave does not save");
+    notify.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        notify.recv(&mut buf).is_err(),
+        "unsupervised: no notification"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

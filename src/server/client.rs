@@ -16,6 +16,8 @@ pub struct ClientHandle {
     pub id: u64,
     pub addr: String,
     pub laddr: String,
+    /// Connected through the unix socket (CLIENT LIST flag U).
+    pub unix: bool,
     pub fd: RawFd,
     pub created_ms: u64,
     pub last_ms: Cell<u64>,
@@ -132,6 +134,9 @@ impl ClientHandle {
             if *bcast {
                 flags.push('B');
             }
+        }
+        if self.unix {
+            flags.push('U');
         }
         let redir = tracking.as_ref().map_or(-1, |t| t.0 as i64);
         if flags.is_empty() {

@@ -250,29 +250,39 @@ impl Conn {
         (!allowed).then_some(refusal)
     }
 
-    /// Whether this connection comes from the loopback interface (enable-debug-command local).
+    /// Whether this connection comes from the loopback interface or a unix socket
+    /// (enable-debug-command local).
     pub fn is_local(&self) -> bool {
-        self.info.addr.starts_with("127.") || self.info.addr.starts_with("[::1]")
+        self.info.unix || self.info.addr.starts_with("127.") || self.info.addr.starts_with("[::1]")
     }
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let addr = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?:0".into());
-    let laddr = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?:0".into());
+/// `unix` is the path of the unix socket the connection came through (None: TCP); such a
+/// client's address and local address are both `<path>:0`, as in Redis.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, unix: Option<Rc<str>>) {
+    let (addr, laddr) = match &unix {
+        Some(path) => (format!("{path}:0"), format!("{path}:0")),
+        None => {
+            let _ = stream.set_nodelay(true);
+            let addr = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "?:0".into());
+            let laddr = stream
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "?:0".into());
+            (addr, laddr)
+        }
+    };
     let id = shard.globals.next_client_id();
     let now = unix_ms();
     let info = Rc::new(ClientHandle {
         id,
         addr: addr.clone(),
         laddr,
+        unix: unix.is_some(),
         fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
         created_ms: now,
         last_ms: now.into(),
@@ -1419,12 +1429,17 @@ impl Conn {
 
     fn feed_monitors(&self, args: &[Bytes]) {
         let us = crate::server::globals::unix_us();
+        // Redis names a unix-socket client by the socket's path here, not by its address.
+        let who = match self.info.addr.strip_suffix(":0") {
+            Some(path) if self.info.unix => format!("unix:{path}"),
+            _ => self.info.addr.clone(),
+        };
         let mut line = format!(
             "+{}.{:06} [{} {}]",
             us / 1_000_000,
             us % 1_000_000,
             self.db,
-            self.info.addr
+            who
         );
         for a in args {
             line.push(' ');

@@ -28,8 +28,9 @@ pub struct Globals {
     next_client_id: AtomicU64,
     slowlog_id: AtomicU64,
     pub shutdown: AtomicBool,
-    /// SIGINT or SIGTERM received and not yet acted on (shard 0's cron starts the shutdown).
-    pub shutdown_signal: AtomicBool,
+    /// SIGINT or SIGTERM (its number) received and not yet acted on, 0 for none (shard 0's
+    /// cron starts the shutdown, with the options `shutdown-on-sigint/sigterm` give it).
+    pub shutdown_signal: std::sync::atomic::AtomicI32,
     /// Monitors connected anywhere; the hot path only feeds them when this is non-zero.
     pub monitors: AtomicUsize,
     pub connected_clients: AtomicUsize,
@@ -79,7 +80,7 @@ impl Globals {
             next_client_id: AtomicU64::new(1),
             slowlog_id: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
-            shutdown_signal: AtomicBool::new(false),
+            shutdown_signal: std::sync::atomic::AtomicI32::new(0),
             monitors: AtomicUsize::new(0),
             connected_clients: AtomicUsize::new(0),
             lastsave: AtomicU64::new(start_ms / 1000),
@@ -103,7 +104,9 @@ impl Globals {
     pub fn reset_slowlog_ids(&self) {}
 
     pub fn request_shutdown(&self) {
-        self.shutdown.store(true, Ordering::SeqCst);
+        if !self.shutdown.swap(true, Ordering::SeqCst) {
+            super::supervise::stopping();
+        }
     }
 
     pub fn shutting_down(&self) -> bool {

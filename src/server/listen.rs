@@ -10,8 +10,13 @@
 //! that stay are not touched: their listeners, and the connections queued on them, stay as they
 //! are.
 //!
-//! Owns: each shard's listeners ([`Listeners`], in `Shard::listeners`), their accept loops, and
-//! the admission of an accepted connection (`maxclients`). Must never close a listener with
+//! The `unixsocket` listener is different: a path cannot be shared through SO_REUSEPORT, so the
+//! process opens one socket before the shards start ([`UnixSocket`]) and every shard accepts on
+//! it through its own epoll instance; whichever shard is quickest takes each connection. It is
+//! never moved (`unixsocket` is immutable) and its file is removed when the server stops.
+//!
+//! Owns: each shard's listeners ([`Listeners`], in `Shard::listeners`), the unix socket, their
+//! accept loops, and the admission of an accepted connection (`maxclients`). Must never close a listener with
 //! connections in its queue (a retired listener is drained, synchronously, right before it is
 //! closed, and what it had is served), let an accept loop touch a descriptor after its listener
 //! closed (descriptor numbers are reused), or join another process' SO_REUSEPORT group on an
@@ -274,7 +279,7 @@ pub fn open(shard: &Rc<Shard>, addrs: &[SocketAddr], backlog: u32) -> Result<(),
         let closed = Rc::new(Cell::new(false));
         let sh = shard.clone();
         let (r, c) = (readiness.clone(), closed.clone());
-        glommio::spawn_local(async move { accept_loop(sh, raw, r, c).await }).detach();
+        glommio::spawn_local(async move { accept_loop(sh, raw, r, c, None).await }).detach();
         shard.listeners.borrow_mut().pending.push(Listener {
             addr,
             fd,
@@ -326,16 +331,18 @@ fn close(shard: &Rc<Shard>, l: Listener) {
     }
     drop(l.fd);
     for c in queued {
-        admit(shard, c);
+        admit(shard, c, None);
     }
 }
 
-/// Accepts connections on the listener `fd` until it is closed (`closed`).
+/// Accepts connections on the listener `fd` until it is closed (`closed`). `unix` is the path
+/// of the unix socket `fd` is, None for a TCP listener.
 async fn accept_loop(
     shard: Rc<Shard>,
     fd: RawFd,
     readiness: Option<Rc<Readiness>>,
     closed: Rc<Cell<bool>>,
+    unix: Option<Rc<str>>,
 ) {
     loop {
         let next = std::future::poll_fn(|cx| {
@@ -357,7 +364,7 @@ async fn accept_loop(
         .await;
         match next {
             None => return,
-            Some(Ok(c)) => admit(&shard, c),
+            Some(Ok(c)) => admit(&shard, c, unix.clone()),
             Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                 glommio::timer::sleep(Duration::from_millis(5)).await;
             }
@@ -372,8 +379,11 @@ async fn accept_loop(
     }
 }
 
-/// Takes in an accepted connection: served, or refused past `maxclients`.
-fn admit(shard: &Rc<Shard>, fd: RawFd) {
+/// Takes in an accepted connection: served, or refused past `maxclients`. A unix-socket
+/// connection (`unix`: the socket's path) is carried by the same stream type as a TCP one: it is
+/// a descriptor read and written with the same calls; only its addresses and TCP options differ,
+/// and `conn::serve` handles those.
+fn admit(shard: &Rc<Shard>, fd: RawFd, unix: Option<Rc<str>>) {
     // SAFETY: the descriptor was just accepted and is owned by nobody else.
     let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd) };
     let max = shard.state.borrow().config.maxclients as usize;
@@ -398,7 +408,82 @@ fn admit(shard: &Rc<Shard>, fd: RawFd) {
         return;
     }
     let sh = shard.clone();
-    glommio::spawn_local(async move { super::conn::serve(sh, stream).await }).detach();
+    glommio::spawn_local(async move { super::conn::serve(sh, stream, unix).await }).detach();
+}
+
+/// The process's `unixsocket` listener (see the module's doc).
+pub struct UnixSocket {
+    fd: OwnedFd,
+    path: std::path::PathBuf,
+}
+
+impl UnixSocket {
+    /// Opens the socket as Redis does: a file left at `path` (by a server that did not stop
+    /// cleanly) is removed first, and a non-zero `perm` is applied to the new file. The error
+    /// is Redis's startup message.
+    pub fn open(path: &std::path::Path, perm: u32, backlog: u32) -> Result<UnixSocket, String> {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let fail = |step: &str, e: io::Error| {
+            format!(
+                "Failed opening Unix socket: {step}: {}",
+                crate::config::strerror(&e)
+            )
+        };
+        let _ = std::fs::remove_file(path);
+        let sk = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|e| fail("socket", e))?;
+        let addr = SockAddr::unix(path).map_err(|e| fail("bind", e))?;
+        sk.bind(&addr).map_err(|e| fail("bind", e))?;
+        if perm != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))
+                .map_err(|e| fail("chmod", e))?;
+        }
+        sk.listen(backlog.min(i32::MAX as u32) as i32)
+            .map_err(|e| fail("listen", e))?;
+        sk.set_nonblocking(true).map_err(|e| fail("fcntl", e))?;
+        Ok(UnixSocket {
+            // SAFETY: the descriptor comes straight out of the socket, which gives it up.
+            fd: unsafe { OwnedFd::from_raw_fd(sk.into_raw_fd()) },
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The descriptor and path the shards accept on ([`accept_unix`]); valid while `self` is.
+    pub fn shared(&self) -> (RawFd, String) {
+        (
+            self.fd.as_raw_fd(),
+            self.path.to_string_lossy().into_owned(),
+        )
+    }
+
+    /// Closes the socket and removes its file, once no shard accepts on it any more.
+    pub fn remove(self) {
+        drop(self.fd);
+        tracing::info!("Removing the unix socket file.");
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!(
+                "Error removing the unix socket file: {}",
+                crate::config::strerror(&e)
+            );
+        }
+    }
+}
+
+/// Starts this shard's accept loop on the process's unix socket (`fd`, at `path`), which stays
+/// open until every shard has stopped (see `super::run`).
+pub fn accept_unix(shard: &Rc<Shard>, fd: RawFd, path: &str) {
+    let readiness = match readiness::current().and_then(|r| r.register_listener(fd).map(|_| r)) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("unix socket not registered with epoll ({e}); polling it instead");
+            None
+        }
+    };
+    let sh = shard.clone();
+    let path: Rc<str> = Rc::from(path);
+    let closed = Rc::new(Cell::new(false));
+    glommio::spawn_local(async move { accept_loop(sh, fd, readiness, closed, Some(path)).await })
+        .detach();
 }
 
 /// Opens every shard's listeners at startup, on shard 0, before any CONFIG SET can move them.

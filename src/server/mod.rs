@@ -13,6 +13,7 @@ pub mod globals;
 pub mod listen;
 pub mod readiness;
 pub mod split;
+pub mod supervise;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -99,9 +100,14 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
         &[],
         Duration::from_secs(1),
     )?;
-    if addrs.is_empty() {
+    let unix_socket = match cfg.unixsocket() {
+        Some((path, perm)) => Some(listen::UnixSocket::open(&path, perm, cfg.tcp_backlog)?),
+        None => None,
+    };
+    if addrs.is_empty() && unix_socket.is_none() {
         return Err("Configured to not listen anywhere (check 'bind' and 'port')".into());
     }
+    let unix = unix_socket.as_ref().map(|u| u.shared());
     let cpus = allowed_cpus();
     let pinned = nshards <= cpus.len() && cfg.shard_pinning;
     let mut globals = Globals::new(cfg.port, nshards, config_file);
@@ -153,6 +159,8 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
         "Tessera starting"
     );
     install_signal_thread(globals.clone());
+    supervise::start(cfg.supervised());
+    let pid_file = cfg.pidfile().and_then(|p| supervise::PidFile::create(&p));
     let slots = Arc::new(SlotMap::new(nshards));
     let mesh: Option<MeshBuilder<ShardMsg, _>> = if nshards > 1 {
         Some(MeshBuilder::full(nshards, 1024))
@@ -170,6 +178,7 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
         let slots = slots.clone();
         let mesh = mesh.clone();
         let addrs = addrs.clone();
+        let unix = unix.clone();
         let io_memory = cfg.io_memory.max(512 * 1024);
         let mut builder = LocalExecutorBuilder::new(placement);
         if pinned && cfg.shard_spin_us > 0 {
@@ -183,7 +192,7 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
                 if cfg.shard_sched_batch {
                     set_sched_batch(id);
                 }
-                shard_main(id, cfg, globals, slots, mesh, addrs).await
+                shard_main(id, cfg, globals, slots, mesh, addrs, unix).await
             })
             .map_err(|e| format!("cannot start shard {}: {}", id, e))?;
         handles.push(handle);
@@ -202,6 +211,12 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
             }
         }
     }
+    if let Some(u) = unix_socket {
+        u.remove();
+    }
+    if let Some(p) = pid_file {
+        p.remove();
+    }
     tracing::info!("Tessera is now ready to exit, bye bye...");
     result
 }
@@ -213,6 +228,7 @@ async fn shard_main(
     slots: Arc<SlotMap>,
     mesh: Option<MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>>,
     addrs: Vec<SocketAddr>,
+    unix: Option<(std::os::fd::RawFd, String)>,
 ) -> Result<(), String> {
     let backlog = cfg.tcp_backlog;
     let (senders, receivers) = match mesh {
@@ -305,8 +321,21 @@ async fn shard_main(
     } else {
         Ok(())
     };
+    if listening.is_ok() {
+        if let Some((fd, path)) = &unix {
+            listen::accept_unix(&shard, *fd, path);
+        }
+    }
     match &listening {
-        Ok(()) if id == 0 => tracing::info!("Ready to accept connections tcp"),
+        Ok(()) if id == 0 => {
+            if !addrs.is_empty() {
+                tracing::info!("Ready to accept connections tcp");
+            }
+            if unix.is_some() {
+                tracing::info!("Ready to accept connections unix");
+            }
+            supervise::ready();
+        }
         Ok(()) => {}
         Err(_) => {
             let no_save = crate::persistence::snapshot::ShutdownSave::No;
@@ -342,11 +371,28 @@ async fn cron(shard: &Rc<Shard>) {
         if shard.globals.shutting_down() {
             return;
         }
-        if shard.id == 0 && shard.globals.shutdown_signal.swap(false, Ordering::SeqCst) {
+        let sig = match shard.id {
+            0 => shard.globals.shutdown_signal.swap(0, Ordering::SeqCst),
+            _ => 0,
+        };
+        if sig != 0 {
+            use crate::persistence::snapshot::ShutdownSave;
+            // `shutdown-on-sigint` / `shutdown-on-sigterm`: the SHUTDOWN options the signal
+            // stands for (NOW has nothing to skip without replicas).
+            let flags = shard
+                .state
+                .borrow()
+                .config
+                .shutdown_on_signal(sig == libc::SIGINT);
+            let mode = match flags & 3 {
+                1 => ShutdownSave::Yes,
+                2 => ShutdownSave::No,
+                _ => ShutdownSave::IfRules,
+            };
+            let force = flags & 8 != 0;
             let sh = shard.clone();
             glommio::spawn_local(async move {
-                let mode = crate::persistence::snapshot::ShutdownSave::IfRules;
-                let _ = crate::persistence::snapshot::prepare_shutdown(&sh, mode, false).await;
+                let _ = crate::persistence::snapshot::prepare_shutdown(&sh, mode, force).await;
             })
             .detach();
         }
@@ -418,7 +464,7 @@ fn install_signal_thread(globals: Arc<Globals>) {
                     };
                     tracing::warn!("Received {} scheduling shutdown...", name);
                     if globals.aof.ready.load(Ordering::Acquire) {
-                        globals.shutdown_signal.store(true, Ordering::SeqCst);
+                        globals.shutdown_signal.store(sig, Ordering::SeqCst);
                     } else {
                         // Still loading: nothing to save yet, stop at once.
                         globals.request_shutdown();
