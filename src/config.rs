@@ -1968,12 +1968,13 @@ impl Config {
     }
 
     /// `aclfile`: the ACL file's path, None when unset (ACL LOAD / SAVE then refuse).
-    /// `unixsocket` and `unixsocketperm`: the path to listen on, if any, and the mode to give
-    /// the socket file (0: leave it as the umask makes it).
+    /// `unixsocket` and `unixsocketperm`: the path to listen on, if any (a relative path is
+    /// relative to `dir`), and the mode to give the socket file (0: as the umask makes it).
     pub fn unixsocket(&self) -> Option<(PathBuf, u32)> {
         let (i, _) = lookup(b"unixsocket").expect("directive exists");
         let path = match self.fetch(&DIRECTIVES[i]) {
-            Value::Str(Some(p)) if !p.is_empty() => PathBuf::from(OsString::from_vec(p)),
+            // Relative to `dir`, where Redis has moved by the time it opens the socket.
+            Value::Str(Some(p)) if !p.is_empty() => self.dir.join(OsString::from_vec(p)),
             _ => return None,
         };
         let (j, _) = lookup(b"unixsocketperm").expect("directive exists");
@@ -1984,11 +1985,12 @@ impl Config {
         Some((path, perm))
     }
 
-    /// `pidfile`, if set.
+    /// `pidfile`, if set (a relative path is relative to `dir`).
     pub fn pidfile(&self) -> Option<PathBuf> {
         let (i, _) = lookup(b"pidfile").expect("directive exists");
         match self.fetch(&DIRECTIVES[i]) {
-            Value::Str(Some(p)) if !p.is_empty() => Some(PathBuf::from(OsString::from_vec(p))),
+            // Relative to `dir`, as for Redis, which has moved there.
+            Value::Str(Some(p)) if !p.is_empty() => Some(self.dir.join(OsString::from_vec(p))),
             _ => None,
         }
     }
