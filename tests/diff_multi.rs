@@ -169,6 +169,44 @@ fn watch_semantics() {
         "EXEC",
         "SWAPDB 0 1",
     ]);
+    d.section("big watched values: touched when a write changes them, not copied");
+    // Over 64 KB each, so Tessera does not copy them before every write (it decides from what
+    // the command did instead); the outcomes below are Redis's either way.
+    let members: Vec<String> = (0..3000).map(|i| format!("{i} member:{i}")).collect();
+    d.s(&format!("ZADD bigz {}", members.join(" ")));
+    let fields: Vec<String> = (0..3000).map(|i| format!("field:{i} value:{i}")).collect();
+    d.s(&format!("HSET bigh {}", fields.join(" ")));
+    d.s(&format!(
+        "SADD bigs {}",
+        (0..3000)
+            .map(|i| format!("s{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    for (write, on_other) in [
+        // No change: no signal in Redis either.
+        ("ZADD bigz 5 member:5", true),
+        ("ZREM bigz nobody", true),
+        ("SADD bigs s1", false),
+        // A change.
+        ("ZADD bigz 6 member:5", true),
+        ("ZINCRBY bigz 1 member:7", false),
+        // Redis signals HSET even when the value is the same.
+        ("HSET bigh field:1 value:1", true),
+        ("HDEL bigh nofield", false),
+        // A big key only read by a write elsewhere stays untouched.
+        ("SUNIONSTORE dest bigs", true),
+        ("ZUNIONSTORE zdest 1 bigz", false),
+        ("DEL bigs", true),
+    ] {
+        d.s("WATCH bigz bigh bigs");
+        if on_other {
+            d.use_conn(other);
+        }
+        d.s(write);
+        d.use_conn(me);
+        d.script(&["MULTI", "ZCARD bigz", "EXEC"]);
+    }
     d.section("many keys on every shard, named twice, over two WATCH calls");
     let many: Vec<String> = (0..300).map(|i| format!("w:{i}")).collect();
     let watch_all = format!("WATCH {} {}", many.join(" "), many[..50].join(" "));

@@ -796,19 +796,15 @@ pub fn execute_keyed(
             blocking::serve_ready(st, globals, now_ms);
         }
     }
-    for (key, before) in watched_before {
-        let d = &st.dbs[db];
-        let after = d.peek(&key).map(|(e, at)| (&e.value, at));
-        if after != before.as_ref().map(|(v, t)| (v, *t)) {
-            d.touch(&key);
-        }
-    }
     let counted_changes = st.dirty.take();
     // Only writes rewrite what they log (`Ctx::propagate_as`): reads pay nothing for it.
     let rewritten = if is_write { st.rewritten.take() } else { None };
     let changes = counted_changes.unwrap_or(1);
     let succeeded = result.is_ok() && out.get(start_len) != Some(&b'-');
     let wrote = is_write && changes > 0 && succeeded;
+    if !watched_before.is_empty() {
+        touch_changed_watched(&st.dbs[db], spec, args, watched_before, wrote);
+    }
     // A read-only command that counts changes itself (PFCOUNT writing its cached cardinality
     // back, Redis's `server.dirty++` in a read command) is counted and logged like a write;
     // it invalidates nothing more for client-side caching than what it signalled itself.
@@ -849,18 +845,74 @@ pub fn execute_keyed(
     }
 }
 
-/// The values of the watched keys a command names, before it runs.
-type WatchSnapshot = Vec<(Bytes, Option<(crate::types::Value, u64)>)>;
+/// A watched key before a write names it: its value and deadline when they are cheap to copy,
+/// or only its argument position when the value is big.
+enum WatchedBefore {
+    Copied(Option<(crate::types::Value, u64)>),
+    /// Copying a big value on every write while someone watches it made each write as slow as
+    /// the copy (a ZADD to a watched sorted set of a million members took 124 ms).
+    Big(usize),
+}
+
+/// Values charged at most this many bytes are copied before a write (see [`WatchedBefore`]).
+const WATCH_COPY_MAX: u32 = 64 * 1024;
+
+/// The watched keys a command names, before it runs.
+type WatchSnapshot = Vec<(Bytes, WatchedBefore)>;
 
 fn watched_snapshot(d: &Db, spec: &CommandSpec, args: &[Bytes]) -> WatchSnapshot {
     spec.keys(args)
         .filter(|&p| d.is_watched(&args[p]))
         .map(|p| {
             let key = args[p].clone();
-            let v = d.peek(&key).map(|(e, at)| (e.value.clone(), at));
-            (key, v)
+            let before = match d.peek(&key) {
+                Some((e, _)) if e.charged > WATCH_COPY_MAX => WatchedBefore::Big(p),
+                found => WatchedBefore::Copied(found.map(|(e, at)| (e.value.clone(), at))),
+            };
+            (key, before)
         })
         .collect()
+}
+
+/// Marks the watched keys a write changed (Redis's `signalModifiedKey`). A copied value is
+/// compared with what is there now, so a write that left it byte-identical breaks no WATCH. A
+/// big value counts as changed when the command changed something (`wrote`) and its key spec
+/// lets it write that key; this can break a WATCH where the value came out identical, as Redis
+/// itself does for most writes.
+fn touch_changed_watched(
+    d: &Db,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    snapshot: WatchSnapshot,
+    wrote: bool,
+) {
+    for (key, before) in snapshot {
+        let changed = match before {
+            WatchedBefore::Copied(before) => {
+                let after = d.peek(&key).map(|(e, at)| (&e.value, at));
+                after != before.as_ref().map(|(v, t)| (v, *t))
+            }
+            WatchedBefore::Big(p) => wrote && writes_key_at(spec, args, p),
+        };
+        if changed {
+            d.touch(&key);
+        }
+    }
+}
+
+/// Whether the key at argument `p` is one the command may write, by its key spec's flags (a key
+/// found without a spec counts as written).
+fn writes_key_at(spec: &CommandSpec, args: &[Bytes], p: usize) -> bool {
+    let sub = spec.subcommand(args).ok().flatten();
+    commands::server_family::keys_and_flags(spec, sub, args, &[p])
+        .into_iter()
+        .filter(|(k, _)| *k == p)
+        .all(|(_, flags)| {
+            flags.is_empty()
+                || flags
+                    .iter()
+                    .any(|f| matches!(*f, "RW" | "OW" | "RM" | "insert" | "delete" | "update"))
+        })
 }
 
 #[cfg(test)]
