@@ -1237,25 +1237,22 @@ pub fn blocked_xreadgroup_args(a: &[Bytes]) -> Vec<Bytes> {
     v
 }
 
-thread_local! {
-    /// Set between a blocked XREADGROUP's narrowing and its serving (`shard::blocking` runs
-    /// one right after the other, synchronously): the serve is for a client that was blocked,
-    /// which gets Redis's UNBLOCKED / NOGROUP errors when its key or group went away, where a
-    /// first attempt gets the ordinary errors.
-    static SERVING_BLOCKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// A blocked XREADGROUP narrowed to the key that became ready (Redis serves that stream only),
-/// marked as a blocked client's serve.
-pub fn narrow_xreadgroup(a: &[Bytes], key: &[u8]) -> Vec<Bytes> {
-    SERVING_BLOCKED.with(|f| f.set(true));
-    super::stream_family::narrow_read(a, key)
-}
-
-/// Serves an XREADGROUP (blocked, or trying before it blocks): true with the reply written
-/// (entries or an error), false with nothing written when no stream has anything new.
+/// Serves an XREADGROUP trying before it blocks (or inside MULTI/EXEC and scripts): true with
+/// the reply written (entries or an error), false with nothing written when no stream has
+/// anything new.
 pub fn try_xreadgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
-    let blocked = SERVING_BLOCKED.with(|f| f.replace(false));
+    serve_xreadgroup(ctx, a, r, false)
+}
+
+/// Serves a blocked XREADGROUP (`shard::blocking` calls it, narrowed to the stream that became
+/// ready): like `try_xreadgroup`, but a client that was blocked gets Redis's UNBLOCKED /
+/// NOGROUP errors when its key or group went away, and its lookups count no keyspace hits or
+/// misses.
+pub fn serve_blocked_xreadgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    serve_xreadgroup(ctx, a, r, true)
+}
+
+fn serve_xreadgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, blocked: bool) -> bool {
     let mut x = match parse_xreadgroup(a, false) {
         Ok(x) => x,
         Err(e) => {
