@@ -359,9 +359,12 @@ async fn attempt_here(
         };
         serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
     };
-    if served {
-        crate::persistence::aof::record_served(&mut st, &args, db);
-        sh.globals.snapshot.note_changes(st.id, 1);
+    // A pop or a group read writes; XREAD only reads, and an error changed nothing.
+    if served && spec.has(WRITE) {
+        crate::persistence::aof::record_served(&mut st, &args, db, &buf);
+        if buf.first() != Some(&b'-') {
+            sh.globals.snapshot.note_changes(st.id, 1);
+        }
     }
     if served || !register {
         let usec = st.clock.now_us().saturating_sub(started);

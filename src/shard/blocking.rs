@@ -242,7 +242,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             for k in &w.keys {
                 st.dbs[db].touch(k);
             }
-            crate::persistence::aof::record_served(st, &args, db);
+            crate::persistence::aof::record_served(st, &args, db, &buf);
             globals.snapshot.note_changes(st.id, 1);
             // The pop changed values in place: refresh their memory charge.
             for k in args.iter().skip(1) {
@@ -318,11 +318,12 @@ fn serve_stream_waiters(
         if args
             .first()
             .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
-            && buf.first() != Some(&b'-')
         {
-            crate::persistence::aof::record_served(st, &args, db);
-            globals.snapshot.note_changes(st.id, 1);
-            st.dbs[db].recharge(key);
+            crate::persistence::aof::record_served(st, &args, db, &buf);
+            if buf.first() != Some(&b'-') {
+                globals.snapshot.note_changes(st.id, 1);
+                st.dbs[db].recharge(key);
+            }
         }
         let _ = w.wake.send(Wake::Served(buf));
     }
