@@ -1310,3 +1310,37 @@ fn split_reads_log_nothing_and_split_deletes_replay_whole() {
     assert_eq!(c.cmd_str("DBSIZE"), b":2\r\n");
     assert_eq!(c.cmd_str("EXISTS acct:6 acct:7"), b":2\r\n");
 }
+
+/// A blocked pop that a push serves is logged after the push, as Redis propagates it (and an
+/// XREAD that a client blocked with, served at once, logs nothing), so that the log replays
+/// to what the clients saw.
+#[test]
+fn a_pop_served_by_a_push_is_logged_after_it() {
+    let dir = tmp_dir("served-pop");
+    let s = start(1, &dir, "everysec");
+    let mut c = s.conn();
+    let mut w = s.conn();
+    let incr = incr_file(&dir);
+    assert_eq!(c.cmd_str("XADD x 1-0 f v"), b"$3\r\n1-0\r\n");
+    let before = log_of(&incr).len();
+    assert!(c.cmd_str("XREAD BLOCK 0 STREAMS x 0").starts_with(b"*1"));
+    assert_eq!(log_of(&incr).len(), before, "a served XREAD was logged");
+    w.send(&encode(&[b"BLPOP", b"l", b"0"]));
+    for _ in 0..500 {
+        let info = String::from_utf8_lossy(&c.cmd_str("INFO clients")).to_string();
+        if info.contains("blocked_clients:1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(c.cmd_str("LPUSH l a b"), b":2\r\n");
+    assert_eq!(w.read_reply(), b"*2\r\n$1\r\nl\r\n$1\r\nb\r\n");
+    let recs = records_of(&log_of(&incr)[before..]);
+    assert_eq!(recs[0], ["LPUSH", "l", "a", "b"], "{recs:?}");
+    let one_left = b"*1\r\n$1\r\na\r\n";
+    assert_eq!(c.cmd_str("LRANGE l 0 -1"), one_left);
+    assert_eq!(c.cmd_str("DEBUG LOADAOF"), b"+OK\r\n");
+    assert_eq!(c.cmd_str("LRANGE l 0 -1"), one_left);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -132,15 +132,12 @@ fn parse_blmpop(a: &[Bytes]) -> Result<(std::ops::Range<usize>, End, usize), &'s
 }
 
 /// A blocked command's arguments narrowed to the one key `key` (which became ready), for
-/// serving it from that key: BLPOP/BRPOP/BZPOPMIN/BZPOPMAX keep that key alone, BLMPOP/BZMPOP
-/// get numkeys 1; commands of one source key stay as they are.
+/// serving it from that key: BLPOP/BRPOP/BZPOPMIN/BZPOPMAX and XREAD/XREADGROUP keep that key
+/// alone, BLMPOP/BZMPOP get numkeys 1; commands of one source key stay as they are.
 pub fn narrow_to_key(args: &[Bytes], key: &[u8]) -> Vec<Bytes> {
     let name = &args[0];
-    if eq_ic(name, "xread") {
+    if eq_ic(name, "xread") || eq_ic(name, "xreadgroup") {
         return super::stream_family::narrow_read(args, key);
-    }
-    if eq_ic(name, "xreadgroup") {
-        return super::stream_group_family::narrow_xreadgroup(args, key);
     }
     let single = |a: &[Bytes]| a.iter().any(|k| &k[..] == key);
     if ["blpop", "brpop", "bzpopmin", "bzpopmax"]
@@ -274,6 +271,17 @@ fn blocking_kind(name: &str) -> (TryServe, &'static str, bool) {
     }
 }
 
+/// How a waiter is served once it blocked: like its first attempt, except a blocked XREAD (by
+/// the stream's rule on the ID it waits for) and a blocked XREADGROUP (which gets the errors
+/// of a client that was blocked when its key or group went away).
+fn blocked_serve(name: &str, first: TryServe) -> TryServe {
+    match name {
+        "xread" => super::stream_family::serve_blocked_xread,
+        "xreadgroup" => super::stream_group_family::serve_blocked_xreadgroup,
+        _ => first,
+    }
+}
+
 /// The non-blocking behaviour shared by the table entries.
 fn nonblocking(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let name = a[0].to_ascii_lowercase();
@@ -351,9 +359,12 @@ async fn attempt_here(
         };
         serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
     };
-    if served {
-        crate::persistence::aof::record_served(&mut st, &args, db);
-        sh.globals.snapshot.note_changes(st.id, 1);
+    // A pop or a group read writes; XREAD only reads, and an error changed nothing.
+    if served && spec.has(WRITE) {
+        crate::persistence::aof::record_served(&mut st, &args, db, &buf);
+        if buf.first() != Some(&b'-') {
+            sh.globals.snapshot.note_changes(st.id, 1);
+        }
     }
     if served || !register {
         let usec = st.clock.now_us().saturating_sub(started);
@@ -387,7 +398,7 @@ async fn attempt_here(
         db,
         keys,
         wants,
-        serve: Some((serve, args, resp3)),
+        serve: Some((blocked_serve(spec.name, serve), args, resp3)),
         stat: Some((slot, usec)),
         wake,
     });

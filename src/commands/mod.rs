@@ -103,12 +103,23 @@ impl Ctx<'_> {
     }
 
     /// Has the running command logged (AOF) as `args` instead of its own arguments: what it
-    /// did, where its arguments leave a choice to the server (XADD's `*`, `~` trimming).
+    /// did, where its arguments leave a choice to the server (XADD's `*`, `~` trimming) or
+    /// where replaying them would not do the same (XREADGROUP's deliveries become XCLAIMs).
+    /// Called several times, the command is logged as those commands in order, as one unit
+    /// (Redis wraps what one command propagates in MULTI/EXEC).
     #[inline]
     pub fn propagate_as(&mut self, args: Vec<Bytes>) {
         if self.st.aof.is_some() {
-            self.st.rewritten = Some(args);
+            self.st.rewritten.get_or_insert_with(Vec::new).push(args);
         }
+    }
+
+    /// Whether what the running command propagates is kept (the AOF is on): a handler that
+    /// builds its records as it goes checks this first, so that without an AOF they cost
+    /// nothing.
+    #[inline]
+    pub fn propagating(&self) -> bool {
+        self.st.aof.is_some()
     }
 
     /// Looks a key up for a write (no hit/miss accounting).

@@ -13,6 +13,17 @@
 //!
 //! Every handler runs on the shard that owns its keys (XREADGROUP over keys of several shards
 //! runs as one transaction with copies of the foreign values); none may panic on any argument.
+//!
+//! XREADGROUP, XCLAIM and XAUTOCLAIM depend on the clock and are never logged as themselves:
+//! while the AOF is on they propagate what they changed (`Ctx::propagate_as`) as Redis 7.0
+//! does, an idempotent `XCLAIM ... TIME t RETRYCOUNT n FORCE JUSTID LASTID id` per pending
+//! entry they created, moved, or dropped because its entry was deleted, `XGROUP SETID ...
+//! ENTRIESREAD n` where the group's position moved without such a claim (NOACK, LASTID), and
+//! `XGROUP CREATECONSUMER` for a consumer no claim creates. Where Redis 7.0's records replay
+//! to a different group state, one more record keeps it exact: an XGROUP SETID after the
+//! claims of a read that moved the group's entries-read counter (XCLAIM's LASTID does not
+//! move it), and for history reads (`XREADGROUP ... 0`, which Redis does not propagate) the
+//! claims of the delivery counts and times they bumped and the consumer they created.
 
 use bytes::Bytes;
 
@@ -22,7 +33,7 @@ use super::{
     cmd, flags::*, sub, BeginSearch, CommandSpec, Ctx, Exec, FindKeys, KeySpec, SubCommand, KEY1,
 };
 use crate::protocol::Reply;
-use crate::types::stream_groups::{Group, StreamMeta, ENTRIES_READ_INVALID};
+use crate::types::stream_groups::{Group, Nack, StreamMeta, ENTRIES_READ_INVALID};
 use crate::types::stream_id::StreamId;
 use crate::types::{StreamValue, Value};
 
@@ -277,6 +288,63 @@ fn stream_at<'a>(
     }
 }
 
+// ----- propagation (AOF) -----
+
+/// An ID as propagated records name it (`<ms>-<seq>`).
+fn id_arg(id: StreamId) -> Bytes {
+    Bytes::from(id.to_text())
+}
+
+/// Redis's `streamPropagateXCLAIM`: the idempotent XCLAIM that gives pending entry `id` of
+/// `group` the owner, delivery time and count `n` has (FORCE creates the pending entry where it
+/// is missing, JUSTID fetches nothing) and moves the group's last ID up to `last`; for an
+/// entry no longer in the stream, it drops the pending entry at replay as it did here.
+fn claim_record(key: &Bytes, group: &Bytes, id: Bytes, n: &Nack, last: StreamId) -> Vec<Bytes> {
+    let mut num = itoa::Buffer::new();
+    let time = Bytes::copy_from_slice(num.format(n.delivery_time).as_bytes());
+    let count = Bytes::copy_from_slice(num.format(n.delivery_count).as_bytes());
+    vec![
+        Bytes::from_static(b"XCLAIM"),
+        key.clone(),
+        group.clone(),
+        n.consumer.clone(),
+        Bytes::from_static(b"0"),
+        id,
+        Bytes::from_static(b"TIME"),
+        time,
+        Bytes::from_static(b"RETRYCOUNT"),
+        count,
+        Bytes::from_static(b"FORCE"),
+        Bytes::from_static(b"JUSTID"),
+        Bytes::from_static(b"LASTID"),
+        id_arg(last),
+    ]
+}
+
+/// Redis's `streamPropagateGroupID`: the group's last ID and entries-read counter.
+fn set_id_record(key: &Bytes, group: &Bytes, g: &Group) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"XGROUP"),
+        Bytes::from_static(b"SETID"),
+        key.clone(),
+        group.clone(),
+        id_arg(g.last_id),
+        Bytes::from_static(b"ENTRIESREAD"),
+        Bytes::copy_from_slice(itoa::Buffer::new().format(g.entries_read).as_bytes()),
+    ]
+}
+
+/// Redis's `streamPropagateConsumerCreation`.
+fn create_consumer_record(key: &Bytes, group: &Bytes, consumer: &Bytes) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"XGROUP"),
+        Bytes::from_static(b"CREATECONSUMER"),
+        key.clone(),
+        group.clone(),
+        consumer.clone(),
+    ]
+}
+
 // ----- XGROUP -----
 
 const XGROUP_HELP: &[&str] = &[
@@ -524,8 +592,9 @@ type Served = Vec<(StreamId, Option<Vec<Bytes>>)>;
 /// Serves stream `key` for the group reader: new entries after the group's last ID (`>`,
 /// `gt` = MAX) or the consumer's pending entries after `gt`. None when a `>` read finds
 /// nothing new (or the key or group went away).
-fn serve_one(ctx: &mut Ctx, key: &[u8], x: &ReadGroupArgs, gt: StreamId) -> Option<Served> {
+fn serve_one(ctx: &mut Ctx, key: &Bytes, x: &ReadGroupArgs, gt: StreamId) -> Option<Served> {
     let now = clock(ctx);
+    let propagating = ctx.propagating();
     let Ok(Some(s)) = stream_at(ctx, key, x.quiet) else {
         return None;
     };
@@ -570,24 +639,39 @@ fn serve_one(ctx: &mut Ctx, key: &[u8], x: &ReadGroupArgs, gt: StreamId) -> Opti
         });
     }
     let created;
+    let mut records: Vec<Vec<Bytes>> = Vec::new();
     {
         let g = s.groups.get_mut(&x.group)?;
         created = g.touch_consumer(&x.consumer, now, true);
+        // An acknowledging read of new entries creates the consumer with its first claim.
+        if propagating && created && (history || x.noack) {
+            records.push(create_consumer_record(key, &x.group, &x.consumer));
+        }
         if history {
             for (id, fields) in &out {
                 if fields.is_some() {
                     if let Some(n) = g.pel.get_mut(id) {
                         n.delivery_time = now;
                         n.delivery_count = n.delivery_count.wrapping_add(1);
+                        if propagating {
+                            records.push(claim_record(key, &x.group, id_arg(*id), n, g.last_id));
+                        }
                     }
                 }
             }
         } else {
+            let entries_read = g.entries_read;
             for (id, _) in &out {
                 g.advance(*id, &m);
                 if !x.noack {
                     g.deliver(*id, &x.consumer, now);
+                    if let Some(n) = g.pel.get(id).filter(|_| propagating) {
+                        records.push(claim_record(key, &x.group, id_arg(*id), n, g.last_id));
+                    }
                 }
+            }
+            if propagating && !out.is_empty() && (x.noack || g.entries_read != entries_read) {
+                records.push(set_id_record(key, &x.group, g));
             }
         }
     }
@@ -596,6 +680,9 @@ fn serve_one(ctx: &mut Ctx, key: &[u8], x: &ReadGroupArgs, gt: StreamId) -> Opti
         ctx.notify(class::STREAM, "xgroup-createconsumer", key);
     }
     ctx.dirty(1);
+    for rec in records {
+        ctx.propagate_as(rec);
+    }
     Some(out)
 }
 
@@ -810,6 +897,7 @@ fn xpending(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 fn xclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     ctx.dirty(0);
     let now = clock(ctx);
+    let propagating = ctx.propagating();
     let exists = match stream_at(ctx, &a[1], false) {
         Err(e) => return r.error(e),
         Ok(s) => s.is_some_and(|s| s.groups.get(&a[2]).is_some()),
@@ -899,9 +987,14 @@ fn xclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         g.last_id = last_id;
     }
     let mut have_consumer = false;
-    for (id, fields) in ids.into_iter().zip(entries) {
+    let mut records: Vec<Vec<Bytes>> = Vec::new();
+    // The IDs were parsed from the arguments from the sixth on; the records name them as given.
+    for ((id, fields), arg) in ids.into_iter().zip(entries).zip(&a[5..]) {
         if fields.is_none() {
-            // A pending entry no longer in the stream leaves the PEL.
+            // A pending entry no longer in the stream leaves the PEL; so does it at replay.
+            if let Some(n) = g.pel.get(&id).filter(|_| propagating) {
+                records.push(claim_record(&a[1], &a[2], arg.clone(), n, g.last_id));
+            }
             if g.ack(id) {
                 changes += 1;
             }
@@ -946,17 +1039,27 @@ fn xclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             old_count
         };
         g.assign(id, name, deliverytime, count);
+        if let Some(n) = g.pel.get(&id).filter(|_| propagating) {
+            records.push(claim_record(&a[1], &a[2], arg.clone(), n, g.last_id));
+        }
         out.push((id, if justid { None } else { Some(fields) }));
         changes += 1;
     }
+    // The claims carry the group's new position (LASTID); without any, it goes on its own.
     if moved && changes == 0 {
         changes = 1;
+        if propagating {
+            records.push(set_id_record(&a[1], &a[2], g));
+        }
     }
     if created {
         changes += 1;
         ctx.notify(class::STREAM, "xgroup-createconsumer", &a[1]);
     }
     ctx.dirty(changes);
+    for rec in records {
+        ctx.propagate_as(rec);
+    }
     r.array(out.len());
     for (id, fields) in out {
         match fields {
@@ -972,6 +1075,7 @@ fn xclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
 fn xautoclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     ctx.dirty(0);
     let now = clock(ctx);
+    let propagating = ctx.propagating();
     let minidle = match parse_i64(&a[4]) {
         Some(n) => n.max(0),
         None => return r.error("ERR Invalid min-idle-time argument for XAUTOCLAIM"),
@@ -1021,6 +1125,7 @@ fn xautoclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let mut changes = 0u64;
     let mut created = false;
     let mut have_consumer = false;
+    let mut records: Vec<Vec<Bytes>> = Vec::new();
     // The PEL scanned from `start`: Redis's attempts and count limits, then the cursor.
     let candidates: Vec<StreamId> = match s.groups.get(&a[2]) {
         Some(g) => g.pel.range(start..).map(|(id, _)| *id).collect(),
@@ -1046,6 +1151,10 @@ fn xautoclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
             break;
         };
         if f.is_none() {
+            // Dropped from the PEL; the claim Redis propagates for it drops it at replay too.
+            if let Some(n) = g.pel.get(&id).filter(|_| propagating) {
+                records.push(claim_record(&a[1], &a[2], id_arg(id), n, g.last_id));
+            }
             g.ack(id);
             deleted.push(id);
             changes += 1;
@@ -1065,6 +1174,9 @@ fn xautoclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         }
         let c = if justid { times } else { times.wrapping_add(1) };
         g.assign(id, name, now, c);
+        if let Some(n) = g.pel.get(&id).filter(|_| propagating) {
+            records.push(claim_record(&a[1], &a[2], id_arg(id), n, g.last_id));
+        }
         claimed.push((id, if justid { None } else { f }));
         count -= 1;
         changes += 1;
@@ -1074,6 +1186,9 @@ fn xautoclaim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         ctx.notify(class::STREAM, "xgroup-createconsumer", &a[1]);
     }
     ctx.dirty(changes);
+    for rec in records {
+        ctx.propagate_as(rec);
+    }
     r.array(3);
     r.bulk(&next_cursor.to_text());
     r.array(claimed.len());
@@ -1237,25 +1352,22 @@ pub fn blocked_xreadgroup_args(a: &[Bytes]) -> Vec<Bytes> {
     v
 }
 
-thread_local! {
-    /// Set between a blocked XREADGROUP's narrowing and its serving (`shard::blocking` runs
-    /// one right after the other, synchronously): the serve is for a client that was blocked,
-    /// which gets Redis's UNBLOCKED / NOGROUP errors when its key or group went away, where a
-    /// first attempt gets the ordinary errors.
-    static SERVING_BLOCKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// A blocked XREADGROUP narrowed to the key that became ready (Redis serves that stream only),
-/// marked as a blocked client's serve.
-pub fn narrow_xreadgroup(a: &[Bytes], key: &[u8]) -> Vec<Bytes> {
-    SERVING_BLOCKED.with(|f| f.set(true));
-    super::stream_family::narrow_read(a, key)
-}
-
-/// Serves an XREADGROUP (blocked, or trying before it blocks): true with the reply written
-/// (entries or an error), false with nothing written when no stream has anything new.
+/// Serves an XREADGROUP trying before it blocks (or inside MULTI/EXEC and scripts): true with
+/// the reply written (entries or an error), false with nothing written when no stream has
+/// anything new.
 pub fn try_xreadgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
-    let blocked = SERVING_BLOCKED.with(|f| f.replace(false));
+    serve_xreadgroup(ctx, a, r, false)
+}
+
+/// Serves a blocked XREADGROUP (`shard::blocking` calls it, narrowed to the stream that became
+/// ready): like `try_xreadgroup`, but a client that was blocked gets Redis's UNBLOCKED /
+/// NOGROUP errors when its key or group went away, and its lookups count no keyspace hits or
+/// misses.
+pub fn serve_blocked_xreadgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) -> bool {
+    serve_xreadgroup(ctx, a, r, true)
+}
+
+fn serve_xreadgroup(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, blocked: bool) -> bool {
     let mut x = match parse_xreadgroup(a, false) {
         Ok(x) => x,
         Err(e) => {

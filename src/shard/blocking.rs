@@ -40,7 +40,9 @@ pub struct Waiter {
     pub keys: Vec<Bytes>,
     /// The type the keys must hold for the waiter to be served ("list", "zset").
     pub wants: &'static str,
-    /// None for notify-only waiters.
+    /// How it is served once blocked (`blocking_family` registers it: for most commands the
+    /// same try as before blocking), its arguments and whether it speaks RESP3. None for
+    /// notify-only waiters.
     pub serve: Option<(TryServe, Vec<Bytes>, bool)>,
     /// The blocked call's statistics slot and the microseconds it took before it blocked: a
     /// waiter served in place counts its latency here (notify-only waiters: None, their
@@ -240,7 +242,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             for k in &w.keys {
                 st.dbs[db].touch(k);
             }
-            crate::persistence::aof::record_served(st, &args, db);
+            crate::persistence::aof::record_served(st, &args, db, &buf);
             globals.snapshot.note_changes(st.id, 1);
             // The pop changed values in place: refresh their memory charge.
             for k in args.iter().skip(1) {
@@ -286,14 +288,10 @@ fn serve_stream_waiters(
             }
             continue;
         };
-        // A blocked XREAD is served by the stream's own rule (its last ID moved past the waited
-        // one), not by the attempt it made before blocking; a blocked XREADGROUP by its own
-        // serve (new entries past its group's last-delivered ID, or an error when the group
-        // went away).
+        // Served by the serve it registered for once blocked: a blocked XREAD by the stream's
+        // own rule (its last ID moved past the waited one), a blocked XREADGROUP by new
+        // entries past its group's last-delivered ID, or an error when the group went away.
         let (try_serve, args, resp3) = serve;
-        let group_reader = args
-            .first()
-            .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"));
         let args = crate::commands::blocking_family::narrow_to_key(&args, key);
         let mut buf = BytesMut::new();
         let started = st.clock.now_us();
@@ -304,12 +302,7 @@ fn serve_stream_waiters(
                 now_ms,
                 globals,
             };
-            let mut r = Reply::new(&mut buf, resp3);
-            if group_reader {
-                try_serve(&mut ctx, &args, &mut r)
-            } else {
-                crate::commands::stream_family::serve_blocked_xread(&mut ctx, &args, &mut r)
-            }
+            try_serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
         };
         if !served {
             continue;
@@ -325,11 +318,12 @@ fn serve_stream_waiters(
         if args
             .first()
             .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
-            && buf.first() != Some(&b'-')
         {
-            crate::persistence::aof::record_served(st, &args, db);
-            globals.snapshot.note_changes(st.id, 1);
-            st.dbs[db].recharge(key);
+            crate::persistence::aof::record_served(st, &args, db, &buf);
+            if buf.first() != Some(&b'-') {
+                globals.snapshot.note_changes(st.id, 1);
+                st.dbs[db].recharge(key);
+            }
         }
         let _ = w.wake.send(Wake::Served(buf));
     }

@@ -231,9 +231,10 @@ pub struct ShardState {
     /// to have blocked, served or failed (`crate::commands::blocking_family`), or an AOF record
     /// replayed across shards. The slow log is not affected.
     pub uncounted: bool,
-    /// What the running command is to be logged as instead of its own arguments (XADD's
-    /// generated ID, approximate trimming made exact: `Ctx::propagate_as`); taken after it.
-    pub rewritten: Option<Vec<bytes::Bytes>>,
+    /// The commands the running command is to be logged as instead of its own arguments
+    /// (XADD's generated ID, approximate trimming made exact, XREADGROUP's deliveries as
+    /// XCLAIMs: `Ctx::propagate_as`); taken right after it.
+    pub rewritten: Option<Vec<Vec<bytes::Bytes>>>,
 }
 
 impl ShardState {
@@ -791,7 +792,25 @@ pub fn execute_keyed(
             d.recharge(&args[p]);
         }
     }
-    // Blocked clients wait for writes to their keys.
+    let counted_changes = st.dirty.take();
+    // Only writes rewrite what they log (`Ctx::propagate_as`): reads pay nothing for it.
+    let rewritten = if is_write { st.rewritten.take() } else { None };
+    let changes = counted_changes.unwrap_or(1);
+    let succeeded = result.is_ok() && out.get(start_len) != Some(&b'-');
+    let wrote = is_write && changes > 0 && succeeded;
+    // A read-only command that counts changes itself (PFCOUNT writing its cached cardinality
+    // back, Redis's `server.dirty++` in a read command) is counted and logged like a write;
+    // it invalidates nothing more for client-side caching than what it signalled itself.
+    let logged = wrote || (succeeded && counted_changes.is_some_and(|n| n > 0));
+    if logged {
+        globals.snapshot.note_changes(st.id, changes);
+        if st.aof.is_some() {
+            crate::persistence::aof::record(st, spec, args, rewritten, db, &out[start_len..]);
+        }
+    }
+    // Blocked clients wait for writes to their keys. Served after the write is logged: what
+    // serving them logs (a pop, XREADGROUP's claims of the entries XADD added) replays after
+    // it, as Redis propagates it.
     if !st.blocked.is_empty() && spec.has(commands::flags::WRITE) {
         // Like Redis, the stream commands that add nothing (XSETID moves the last ID) wake
         // no XREAD waiter.
@@ -804,25 +823,8 @@ pub fn execute_keyed(
             blocking::serve_ready(st, globals, now_ms);
         }
     }
-    let counted_changes = st.dirty.take();
-    // Only writes rewrite what they log (`Ctx::propagate_as`): reads pay nothing for it.
-    let rewritten = if is_write { st.rewritten.take() } else { None };
-    let changes = counted_changes.unwrap_or(1);
-    let succeeded = result.is_ok() && out.get(start_len) != Some(&b'-');
-    let wrote = is_write && changes > 0 && succeeded;
     if !watched_before.is_empty() {
         touch_changed_watched(&st.dbs[db], spec, args, watched_before, wrote);
-    }
-    // A read-only command that counts changes itself (PFCOUNT writing its cached cardinality
-    // back, Redis's `server.dirty++` in a read command) is counted and logged like a write;
-    // it invalidates nothing more for client-side caching than what it signalled itself.
-    let logged = wrote || (succeeded && counted_changes.is_some_and(|n| n > 0));
-    if logged {
-        globals.snapshot.note_changes(st.id, changes);
-        if st.aof.is_some() {
-            let logged_args = rewritten.as_deref().unwrap_or(args);
-            crate::persistence::aof::record(st, spec, logged_args, db, &out[start_len..]);
-        }
     }
     let d = &st.dbs[db];
     crate::pubsub::tracking::after_command(spec, args, who.track, wrote, |k| d.peek(k).is_some());

@@ -1,11 +1,13 @@
 //! Per-shard append-only files (Redis 7 multi-part AOF, one log per shard).
 //!
 //! Owns: recording each successful write a shard executes as a command (rewritten where replay
-//! would differ: relative expiries become absolute, commands touching keys of other shards
-//! inside a multi-shard unit become per-key recreations), the per-shard writer task (glommio
-//! buffered file, fdatasync per `appendfsync`), the durability watermark that `appendfsync
-//! always` replies wait for, rewrites (new base + new incremental file switched through the
-//! manifest) and loading at startup.
+//! would differ: relative expiries become absolute, a command that propagates what it did is
+//! logged as that, e.g. XADD's ID or XREADGROUP's deliveries as XCLAIMs, several commands as
+//! one unit; commands touching keys of other shards inside a multi-shard unit become per-key
+//! recreations), the per-shard writer task (glommio buffered file, fdatasync per
+//! `appendfsync`), the durability watermark that `appendfsync always` replies wait for,
+//! rewrites (new base + new incremental file switched through the manifest) and loading at
+//! startup.
 //!
 //! Must never: block a serving shard on disk (all file I/O after startup goes through glommio
 //! tasks), record a command whose reply was an error, or delete an old file before the manifest
@@ -279,6 +281,9 @@ enum Plan {
     Recreate,
     /// Only the keys' deadlines afterwards (EXPIRE family, GETEX).
     Deadline,
+    /// Only what the command propagated (`Ctx::propagate_as`), which is nothing here: it
+    /// changed nothing that replay needs.
+    Propagated,
 }
 
 fn has_relative_ttl(args: &[Bytes]) -> bool {
@@ -294,9 +299,11 @@ fn plan_for(name: &str, args: &[Bytes]) -> Plan {
     match name {
         "set" if has_relative_ttl(args) => Plan::SetAbsolute,
         "setex" | "psetex" => Plan::SetAbsolute,
-        // Delivery times, idle filters and claims depend on the clock: the group state they
-        // leave is logged instead (`records::recreate_value`).
-        "restore" | "xreadgroup" | "xclaim" | "xautoclaim" => Plan::Recreate,
+        "restore" => Plan::Recreate,
+        // Deliveries, idle filters and claims depend on the clock: these propagate what they
+        // changed as Redis does (XCLAIM with TIME and RETRYCOUNT, XGROUP SETID and
+        // CREATECONSUMER) and are never logged as themselves.
+        "xreadgroup" | "xclaim" | "xautoclaim" => Plan::Propagated,
         "expire" | "pexpire" | "expireat" | "pexpireat" | "getex" => Plan::Deadline,
         _ => Plan::Verbatim,
     }
@@ -311,8 +318,16 @@ pub fn write_refused(st: &ShardState) -> Option<String> {
         .map(|e| format!("{}{}", ERR_MISCONF_PREFIX, e))
 }
 
-/// Records a write command that succeeded on this shard.
-pub fn record(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize, reply: &[u8]) {
+/// Records a write command that succeeded on this shard, as what it propagated when it did
+/// (`Ctx::propagate_as`).
+pub fn record(
+    st: &mut ShardState,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    propagated: Option<Vec<Vec<Bytes>>>,
+    db: usize,
+    reply: &[u8],
+) {
     if spec.name == "spop"
         && st
             .aof
@@ -333,20 +348,32 @@ pub fn record(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize
         }
         return;
     }
-    record_as(st, spec, args, db, false)
+    record_as(st, spec, args, propagated, db, false)
 }
 
-fn record_as(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize, state: bool) {
+/// Records a command: as what it propagated, or by its plan; `state` logs its keys' state
+/// (a served blocking pop), as do keys of other shards (a unit running over copies of them).
+fn record_as(
+    st: &mut ShardState,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    propagated: Option<Vec<Vec<Bytes>>>,
+    db: usize,
+    state: bool,
+) {
     let Some(log) = st.aof.as_ref() else {
         return;
     };
     let foreign = spec
         .keys(args)
         .any(|p| log.slots.shard_of_key(&args[p]) != log.id);
-    let plan = if foreign || state {
-        Plan::Recreate
-    } else {
-        plan_for(spec.name, args)
+    if let Some(cmds) = propagated {
+        return record_propagated(st, &cmds, db, foreign);
+    }
+    let plan = match plan_for(spec.name, args) {
+        Plan::Propagated => Plan::Propagated,
+        _ if foreign || state => Plan::Recreate,
+        plan => plan,
     };
     let mut rec = Vec::new();
     match plan {
@@ -377,6 +404,9 @@ fn record_as(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize,
                 units::bracket_command(log, &mut rec);
             }
         }
+        // Nothing propagated: nothing replay needs changed (keys of other shards are logged
+        // by their owners).
+        Plan::Propagated => return,
         Plan::Deadline => {
             for p in spec.keys(args) {
                 let key = &args[p][..];
@@ -396,14 +426,45 @@ fn record_as(st: &mut ShardState, spec: &CommandSpec, args: &[Bytes], db: usize,
     }
 }
 
-/// Logs the state of the keys a blocking pop served outside `execute_keyed` changed (the pop
-/// is replayed as its effect, never as a blocking command).
-pub fn record_served(st: &mut ShardState, args: &[Bytes], db: usize) {
-    if st.aof.is_none() {
+/// Logs what the commands a command propagated did: each whose keys belong to this shard (a
+/// key of another shard, in a unit running over copies, is logged by its owner as its state
+/// when the unit writes it back), as one unit when more than one.
+fn record_propagated(st: &mut ShardState, cmds: &[Vec<Bytes>], db: usize, foreign: bool) {
+    let Some(log) = st.aof.as_mut() else {
+        return;
+    };
+    if let [cmd] = cmds {
+        if !foreign {
+            // The common case (XADD's ID): straight into the log's buffer.
+            log.push_with(db, |sink| records::push_cmd(sink, cmd));
+            return;
+        }
+    }
+    let mut rec = Vec::new();
+    for cmd in cmds {
+        let local = !foreign
+            || crate::commands::lookup(&cmd[0]).is_some_and(|spec| {
+                spec.keys(cmd)
+                    .all(|p| log.slots.shard_of_key(&cmd[p]) == log.id)
+            });
+        if local {
+            records::push_cmd(&mut rec, cmd);
+        }
+    }
+    units::bracket_command(log, &mut rec);
+    log.push(db, &rec);
+}
+
+/// Logs what a blocked command served outside `execute_keyed` changed (unless it replied with
+/// an error): what it propagated (a blocked XREADGROUP's claims), or else its keys' state (a
+/// pop is replayed as its effect, never as a blocking command).
+pub fn record_served(st: &mut ShardState, args: &[Bytes], db: usize, reply: &[u8]) {
+    let propagated = st.rewritten.take();
+    if st.aof.is_none() || reply.first() == Some(&b'-') {
         return;
     }
     if let Some(spec) = crate::commands::lookup(&args[0]) {
-        record_as(st, spec, args, db, true);
+        record_as(st, spec, args, propagated, db, true);
     }
 }
 
