@@ -2412,8 +2412,9 @@ fn cluster_and_module_commands_as_standalone_redis() {
 
 /// COMMAND LIST (every name Tessera has is one of Redis's, subcommands included, and a
 /// container has all of Redis's subcommands), its filters, and COMMAND DOCS's fields that are
-/// facts (version, group, doc flags, deprecation, subcommands). Summaries, and most
-/// complexities, are in Tessera's own words; argument descriptions and history are not kept.
+/// facts (version, group, doc flags, deprecation, subcommands). Summaries, most complexities
+/// and history texts are in Tessera's own words; arguments and history versions are compared
+/// by `command_docs_arguments_and_history`.
 #[test]
 fn command_list_and_docs() {
     let mut d = diff_or_skip!("command_list_and_docs");
@@ -2512,6 +2513,186 @@ fn docs_facts(v: &Value) -> Value {
         out.push(Value::Array(kept));
     }
     Value::Array(out)
+}
+
+/// COMMAND DOCS of every command and subcommand Tessera has, against Redis in RESP2 and RESP3:
+/// the fields in Redis's order, the `arguments` value byte for byte as it came on the wire,
+/// and the history's versions (its texts are Tessera's own words, and must not be Redis's).
+/// Then COMMAND DOCS with several names and with none (the whole map, the commands Tessera
+/// has), compared whole with the texts blanked, entries and subcommands in name order (Redis's order is its
+/// dictionaries', random from one process to the next).
+#[test]
+fn command_docs_arguments_and_history() {
+    let mut d = diff_or_skip!("command_docs_arguments_and_history");
+    let names = tessera_command_names(&mut d);
+    for proto in ["2", "3"] {
+        d.s_norm(&format!("HELLO {proto}"), Norm::Hello);
+        for name in &names {
+            d.each(
+                &format!("COMMAND DOCS {name}: fields, arguments, history versions (RESP{proto})"),
+                |t, active| {
+                    let raw = t.conns[active].cmd(&[b"COMMAND", b"DOCS", name.as_bytes()]);
+                    let mut out = Vec::new();
+                    for (field, value) in docs_fields_raw(&raw) {
+                        out.extend_from_slice(field.as_bytes());
+                        out.push(b' ');
+                        match field.as_str() {
+                            "arguments" => out.extend_from_slice(&value),
+                            "history" => {
+                                let h = history_entries(&resp_parse(&value));
+                                let v: Vec<&str> = h.iter().map(|(v, _)| v.as_str()).collect();
+                                out.extend_from_slice(v.join(" ").as_bytes());
+                            }
+                            _ => {}
+                        }
+                        out.push(b'\n');
+                    }
+                    out
+                },
+            );
+            // Same versions (checked above), different words.
+            let texts: Vec<Vec<(String, String)>> = d
+                .targets
+                .iter_mut()
+                .map(|t| {
+                    let raw = t.conns[0].cmd(&[b"COMMAND", b"DOCS", name.as_bytes()]);
+                    docs_fields_raw(&raw)
+                        .into_iter()
+                        .find(|(f, _)| f == "history")
+                        .map(|(_, v)| history_entries(&resp_parse(&v)))
+                        .unwrap_or_default()
+                })
+                .collect();
+            for (ours, theirs) in texts[1].iter().zip(&texts[0]) {
+                assert_ne!(ours.1, theirs.1, "{name}: a history text copied from Redis");
+            }
+        }
+        let several = "COMMAND DOCS get set client|kill nosuch xadd config SORT zadd";
+        d.each(
+            &format!("{several} (texts blanked, RESP{proto})"),
+            |t, active| {
+                let v = resp_parse(&t.conns[active].cmd_str(several));
+                render(&blank_docs(&v, None)).into_bytes()
+            },
+        );
+        d.each(
+            &format!("COMMAND DOCS (every command Tessera has, texts blanked, RESP{proto})"),
+            |t, active| {
+                let v = resp_parse(&t.conns[active].cmd_str("COMMAND DOCS"));
+                render(&blank_docs(&v, Some(&names))).into_bytes()
+            },
+        );
+    }
+    d.s_norm("HELLO 2", Norm::Hello);
+}
+
+/// The fields of a one-command COMMAND DOCS reply (RESP2 or RESP3) in their order, each with
+/// the raw bytes of its value as they came on the wire.
+fn docs_fields_raw(raw: &[u8]) -> Vec<(String, Vec<u8>)> {
+    // A container's header: its type byte, element count and where its first element starts.
+    fn header(raw: &[u8], pos: usize) -> (u8, usize, usize) {
+        let eol = pos + raw[pos..].windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = std::str::from_utf8(&raw[pos + 1..eol])
+            .unwrap()
+            .parse()
+            .unwrap();
+        (raw[pos], n, eol + 2)
+    }
+    let frame_end = |pos: usize| parse_frame(raw, pos).unwrap().unwrap().1;
+    let (_, entries, pos) = header(raw, 0);
+    assert!(entries > 0, "no such command");
+    let pos = frame_end(pos); // the name
+    let (kind, n, mut pos) = header(raw, pos);
+    let fields = if kind == b'%' { n } else { n / 2 };
+    let mut out = Vec::new();
+    for _ in 0..fields {
+        let key_end = frame_end(pos);
+        let key = resp_parse(&raw[pos..key_end]);
+        let end = frame_end(key_end);
+        out.push((
+            String::from_utf8_lossy(key.as_bytes().unwrap()).into_owned(),
+            raw[key_end..end].to_vec(),
+        ));
+        pos = end;
+    }
+    out
+}
+
+/// A COMMAND DOCS `history` value as (version, text) pairs.
+fn history_entries(v: &Value) -> Vec<(String, String)> {
+    let text = |v: &Value| String::from_utf8_lossy(v.as_bytes().unwrap()).into_owned();
+    v.items()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let e = e.items().unwrap();
+            (text(&e[0]), text(&e[1]))
+        })
+        .collect()
+}
+
+/// The pairs of a map reply: a RESP3 map, or a RESP2 flat array.
+fn map_pairs(v: &Value) -> Vec<(Value, Value)> {
+    match v {
+        Value::Map(p) => p.clone(),
+        Value::Array(items) => items
+            .chunks(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect(),
+        other => panic!("not a map: {}", render(other)),
+    }
+}
+
+/// A COMMAND DOCS reply with what is in Tessera's own words blanked (summaries, complexities,
+/// what replaces a deprecated command, history texts), entries and subcommands sorted by name, and only the commands in `keep`
+/// when it is given. Every other field, and the order of each entry's fields, is left as is.
+fn blank_docs(v: &Value, keep: Option<&[String]>) -> Value {
+    let blank = Value::Bulk(b"-".to_vec());
+    let mut entries: Vec<(Value, Value)> = map_pairs(v)
+        .into_iter()
+        .filter(|(name, _)| {
+            keep.is_none_or(|k| {
+                let name = String::from_utf8_lossy(name.as_bytes().unwrap()).into_owned();
+                k.contains(&name)
+            })
+        })
+        .map(|(name, doc)| {
+            let fields = map_pairs(&doc)
+                .into_iter()
+                .map(|(key, val)| {
+                    let val = match key.as_bytes().unwrap() {
+                        b"summary" | b"complexity" | b"replaced_by" => blank.clone(),
+                        b"history" => {
+                            let blanked = history_entries(&val)
+                                .into_iter()
+                                .map(|(v, _)| {
+                                    Value::Array(vec![Value::Bulk(v.into_bytes()), blank.clone()])
+                                })
+                                .collect();
+                            match val {
+                                Value::Set(_) => Value::Set(blanked),
+                                _ => Value::Array(blanked),
+                            }
+                        }
+                        b"subcommands" => blank_docs(&val, None),
+                        _ => val,
+                    };
+                    (key, val)
+                })
+                .collect();
+            (name, same_map_kind(&doc, fields))
+        })
+        .collect();
+    entries.sort_by_key(|(name, _)| render(name));
+    same_map_kind(v, entries)
+}
+
+/// `pairs` as a map of the kind `like` is: a RESP3 map, or a RESP2 flat array.
+fn same_map_kind(like: &Value, pairs: Vec<(Value, Value)>) -> Value {
+    match like {
+        Value::Map(_) => Value::Map(pairs),
+        _ => Value::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+    }
 }
 
 /// COMMAND GETKEYS and GETKEYSANDFLAGS: keys and their key-spec flags, and the errors, in

@@ -24,6 +24,7 @@ pub mod blocking_family;
 pub mod cluster_family;
 pub mod connection_family;
 pub mod debug_family;
+pub mod docs;
 pub mod dump_family;
 pub mod geo_family;
 pub mod hash_family;

@@ -738,43 +738,65 @@ fn reply_key_specs(r: &mut Reply, specs: &[super::KeySpec]) {
     }
 }
 
-/// COMMAND DOCS's entry (name, then its map). Argument descriptions are not kept.
+/// COMMAND DOCS's entry (name, then its map), fields in Redis's order: summary, since, group,
+/// complexity, doc flags and deprecation, history, arguments, subcommands.
 fn reply_command_docs(r: &mut Reply, d: Described) {
     r.bulk(d.name().as_bytes());
-    match d {
-        Described::Command(s) => {
-            let subs = s.subcommands.unwrap_or(&[]);
-            // Redis marks DEBUG, PFDEBUG and PFSELFTEST as system commands (not for
-            // applications).
-            let syscmd = matches!(s.name, "debug" | "pfdebug" | "pfselftest");
-            let extra = match s.deprecated {
-                Some(_) => 3,
-                None => usize::from(syscmd),
-            };
-            let fields = 3 + usize::from(!s.complexity.is_empty());
-            r.map(fields + extra + usize::from(!subs.is_empty()));
-            reply_docs_fields(r, s.summary, s.since, s.group, s.complexity);
-            if let Some(deprecation) = s.deprecated {
-                reply_deprecation(r, deprecation);
-            } else if syscmd {
-                r.bulk(b"doc_flags");
-                r.set(1);
-                r.simple("syscmd");
-            }
-            if !subs.is_empty() {
-                r.bulk(b"subcommands");
-                r.map(subs.len());
-                for x in subs {
-                    reply_command_docs(r, Described::Sub(s, x));
-                }
-            }
+    let more = super::docs::lookup(d.name());
+    let history = more.map_or(&[][..], |m| m.history);
+    let args = more.map_or(&[][..], |m| &m.args[..]);
+    let (summary, since, group, complexity, deprecated, subs) = match d {
+        Described::Command(s) => (
+            s.summary,
+            s.since,
+            s.group,
+            s.complexity,
+            s.deprecated,
+            s.subcommands.unwrap_or(&[]),
+        ),
+        Described::Sub(c, x) => (
+            x.summary,
+            x.since,
+            c.group,
+            x.complexity,
+            x.deprecated,
+            &[][..],
+        ),
+    };
+    // Redis marks DEBUG, PFDEBUG and PFSELFTEST as system commands (not for applications).
+    let syscmd = matches!(d.name(), "debug" | "pfdebug" | "pfselftest");
+    let fields = 3
+        + usize::from(!complexity.is_empty())
+        + match deprecated {
+            Some(_) => 3,
+            None => usize::from(syscmd),
         }
-        Described::Sub(c, x) => {
-            let extra = if x.deprecated.is_some() { 3 } else { 0 };
-            r.map(3 + usize::from(!x.complexity.is_empty()) + extra);
-            reply_docs_fields(r, x.summary, x.since, c.group, x.complexity);
-            if let Some(deprecation) = x.deprecated {
-                reply_deprecation(r, deprecation);
+        + usize::from(!history.is_empty())
+        + usize::from(!args.is_empty())
+        + usize::from(!subs.is_empty());
+    r.map(fields);
+    reply_docs_fields(r, summary, since, group, complexity);
+    if let Some(deprecation) = deprecated {
+        reply_deprecation(r, deprecation);
+    } else if syscmd {
+        r.bulk(b"doc_flags");
+        r.set(1);
+        r.simple("syscmd");
+    }
+    if !history.is_empty() {
+        r.bulk(b"history");
+        super::docs::reply_history(r, history);
+    }
+    if !args.is_empty() {
+        r.bulk(b"arguments");
+        super::docs::reply_args(r, args);
+    }
+    if let Described::Command(s) = d {
+        if !subs.is_empty() {
+            r.bulk(b"subcommands");
+            r.map(subs.len());
+            for x in subs {
+                reply_command_docs(r, Described::Sub(s, x));
             }
         }
     }
