@@ -51,14 +51,7 @@ struct FlushScratch {
     receivers: Vec<Option<futures::channel::oneshot::Receiver<BatchReply>>>,
     replies: Vec<Option<BatchReply>>,
     cursor: Vec<usize>,
-    /// Each shard's reply buffers from the last flush, emptied, for the next (see
-    /// `BatchReply`).
-    spare: Vec<Option<BatchReply>>,
 }
-
-/// Reply buffers bigger than this are not kept for the next flush (an idle connection keeps
-/// little: see `trim_after_burst`).
-const SPARE_REPLY_MAX: usize = 16 * 1024;
 
 /// A command waiting in the current group (see `flush_group`).
 struct Pending {
@@ -560,11 +553,6 @@ impl Conn {
         }
         if cmds.capacity() > CMDS_KEEP {
             *cmds = Vec::new();
-        }
-        for group in &mut self.group_cmds {
-            if group.capacity() > CMDS_KEEP {
-                *group = Vec::new();
-            }
         }
         self.parser.trim();
     }
@@ -1341,32 +1329,26 @@ impl Conn {
             mut receivers,
             mut replies,
             mut cursor,
-            mut spare,
         } = std::mem::take(&mut self.flush_scratch);
         receivers.resize_with(n, || None);
         replies.resize_with(n, || None);
-        spare.resize_with(n, || None);
         cursor.resize(n, 0);
         for (s, slot) in receivers.iter_mut().enumerate() {
             if s == me || self.group_cmds[s].is_empty() {
                 continue;
             }
-            // The batch goes with its vector, which comes back with the replies.
-            let cmds = std::mem::take(&mut self.group_cmds[s]);
-            let out = spare[s].take().unwrap_or_else(|| BatchReply {
-                buf: BytesMut::with_capacity(64 * cmds.len()),
-                ends: Vec::with_capacity(cmds.len()),
-                cmds: Vec::new(),
-            });
+            // The batch goes with its vector; the next group to that shard likely has as many.
+            let room = self.group_cmds[s].len();
+            let cmds = std::mem::replace(&mut self.group_cmds[s], Vec::with_capacity(room));
             *slot = self
                 .shard
                 .router
-                .send_batch(s, self.db, self.resp3, cmds, out, self.label.clone())
+                .send_batch(s, self.db, self.resp3, cmds, self.label.clone())
                 .await
                 .ok();
         }
         if !self.group_cmds[me].is_empty() {
-            let cmds = std::mem::take(&mut self.group_cmds[me]);
+            let mut cmds = std::mem::take(&mut self.group_cmds[me]);
             if !self.shard.locks.borrow().is_idle() {
                 let shard = self.shard.clone();
                 let db = self.db;
@@ -1378,7 +1360,8 @@ impl Conn {
                     )
                     .await;
             }
-            let mut r = spare[me].take().unwrap_or_default();
+            let mut buf = BytesMut::new();
+            let mut ends = Vec::with_capacity(cmds.len());
             let mut st = self.shard.state.borrow_mut();
             for (idx, args) in &cmds {
                 execute_keyed(
@@ -1389,13 +1372,14 @@ impl Conn {
                     self.db,
                     self.resp3,
                     &self.label,
-                    &mut r.buf,
+                    &mut buf,
                 );
-                r.ends.push(r.buf.len());
+                ends.push(buf.len());
             }
             drop(st);
-            r.cmds = cmds;
-            replies[me] = Some(r);
+            replies[me] = Some(BatchReply { buf, ends });
+            cmds.clear();
+            self.group_cmds[me] = cmds;
         }
         for s in 0..n {
             if let Some(rx) = receivers[s].take() {
@@ -1416,26 +1400,12 @@ impl Conn {
         }
         self.group_order = order;
         self.group_order.clear();
-        for (s, r) in replies.iter_mut().enumerate() {
-            let Some(mut r) = r.take() else { continue };
-            // The arguments are dropped here, on the thread that parsed them.
-            r.cmds.clear();
-            if self.group_cmds[s].capacity() == 0 {
-                self.group_cmds[s] = std::mem::take(&mut r.cmds);
-            }
-            if r.buf.capacity() <= SPARE_REPLY_MAX {
-                r.buf.clear();
-                r.ends.clear();
-                spare[s] = Some(r);
-            }
-        }
         replies.clear();
         cursor.clear();
         self.flush_scratch = FlushScratch {
             receivers,
             replies,
             cursor,
-            spare,
         };
     }
 

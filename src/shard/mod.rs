@@ -653,46 +653,38 @@ impl Shard {
     /// makes replies wait for the log, the batch is answered only once what it logged is written
     /// (durable under `always`): the connection then needs no second round trip to ask.
     pub fn execute_batch(self: &Rc<Self>, batch: router::Batch) {
-        let router::Batch {
-            db,
-            resp3,
-            cmds,
-            origin,
-            out: BatchReply {
-                mut buf, mut ends, ..
-            },
-            reply: tx,
-        } = batch;
+        let mut buf = BytesMut::with_capacity(64 * batch.cmds.len());
+        let mut ends = Vec::with_capacity(batch.cmds.len());
         let logged_before = self.state.borrow().aof.as_ref().map(|l| l.appended());
         {
             let mut st = self.state.borrow_mut();
             st.stats.cross_shard_batches += 1;
-            st.stats.cross_shard_commands += cmds.len() as u64;
-            for (idx, args) in &cmds {
+            st.stats.cross_shard_commands += batch.cmds.len() as u64;
+            for (idx, args) in &batch.cmds {
                 execute_keyed(
                     &mut st,
                     &self.globals,
                     commands::spec(*idx),
                     args,
-                    db,
-                    resp3,
-                    &origin,
+                    batch.db,
+                    batch.resp3,
+                    &batch.origin,
                     &mut buf,
                 );
                 ends.push(buf.len());
             }
         }
-        let reply = BatchReply { buf, ends, cmds };
+        let reply = BatchReply { buf, ends };
         let logged = self.state.borrow().aof.as_ref().map(|l| l.appended()) != logged_before;
         if logged && crate::persistence::aof::sync_replies(self) {
             let sh = self.clone();
             glommio::spawn_local(async move {
                 crate::persistence::aof::wait_durable_local(&sh).await;
-                let _ = tx.send(reply);
+                let _ = batch.reply.send(reply);
             })
             .detach();
         } else {
-            let _ = tx.send(reply);
+            let _ = batch.reply.send(reply);
         }
     }
 }

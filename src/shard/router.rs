@@ -34,24 +34,13 @@ pub struct Batch {
     /// (command table index, arguments).
     pub cmds: Vec<(u16, Args)>,
     pub origin: Arc<ClientLabel>,
-    /// The sender's buffers the replies are written into (empty, with room kept from earlier
-    /// batches); they come back in the reply.
-    pub out: BatchReply,
     pub reply: futures::channel::oneshot::Sender<BatchReply>,
 }
 
 /// The replies of a batch, concatenated; `ends[i]` is where reply `i` ends in `buf`.
-///
-/// Everything in it travels back and forth between the two threads and is reused: the
-/// connection allocates the buffers once and keeps them, and the batch's commands come back
-/// with it, so their arguments (allocated on the connection's thread, sharing its read buffer)
-/// are dropped there. Each hop then allocates and frees nothing on either thread but the reply
-/// channel, where it used to take four allocations freed on the other thread.
-#[derive(Default)]
 pub struct BatchReply {
     pub buf: BytesMut,
     pub ends: Vec<usize>,
-    pub cmds: Vec<(u16, Args)>,
 }
 
 impl BatchReply {
@@ -118,15 +107,13 @@ impl Router {
         }
     }
 
-    /// Sends a batch, with the buffers its replies go into (`out`), and returns the receiver
-    /// for its replies.
+    /// Sends a batch and returns the receiver for its replies.
     pub async fn send_batch(
         &self,
         to: usize,
         db: usize,
         resp3: bool,
         cmds: Vec<(u16, Args)>,
-        out: BatchReply,
         origin: Arc<ClientLabel>,
     ) -> Result<futures::channel::oneshot::Receiver<BatchReply>, ShardGone> {
         let (tx, rx) = futures::channel::oneshot::channel();
@@ -137,7 +124,6 @@ impl Router {
                 resp3,
                 cmds,
                 origin,
-                out,
                 reply: tx,
             }),
         )
