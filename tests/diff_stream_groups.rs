@@ -1136,17 +1136,6 @@ fn ok(c: &mut RawConn, line: &str) -> Vec<u8> {
     r
 }
 
-/// Waits until `c`'s server reports `n` blocked clients.
-fn wait_blocked_on(c: &mut RawConn, n: i64) {
-    for _ in 0..1000 {
-        if info_num(c, "clients", "blocked_clients") == n {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("never saw {n} blocked clients");
-}
-
 /// Sends `line` on `w`, where it blocks; waits until it does.
 fn block_on(c: &mut RawConn, w: &mut RawConn, line: &str) {
     let parts = split_cmd(line);
