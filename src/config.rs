@@ -1968,13 +1968,13 @@ impl Config {
     }
 
     /// `aclfile`: the ACL file's path, None when unset (ACL LOAD / SAVE then refuse).
-    /// `unixsocket` and `unixsocketperm`: the path to listen on, if any (a relative path is
-    /// relative to `dir`), and the mode to give the socket file (0: as the umask makes it).
+    /// `unixsocket` and `unixsocketperm`: the path to listen on, as configured (a relative path
+    /// is relative to `dir`, see `UnixSocket::open`), and the mode to give the socket file (0:
+    /// as the umask makes it).
     pub fn unixsocket(&self) -> Option<(PathBuf, u32)> {
         let (i, _) = lookup(b"unixsocket").expect("directive exists");
         let path = match self.fetch(&DIRECTIVES[i]) {
-            // Relative to `dir`, where Redis has moved by the time it opens the socket.
-            Value::Str(Some(p)) if !p.is_empty() => self.dir.join(OsString::from_vec(p)),
+            Value::Str(Some(p)) if !p.is_empty() => PathBuf::from(OsString::from_vec(p)),
             _ => return None,
         };
         let (j, _) = lookup(b"unixsocketperm").expect("directive exists");

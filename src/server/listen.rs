@@ -414,14 +414,24 @@ fn admit(shard: &Rc<Shard>, fd: RawFd, unix: Option<Rc<str>>) {
 /// The process's `unixsocket` listener (see the module's doc).
 pub struct UnixSocket {
     fd: OwnedFd,
+    /// Where the socket file is (`dir` joined with a relative path).
     path: std::path::PathBuf,
+    /// The path as configured, which names the socket's clients (`addr=u.sock:0`, as Redis,
+    /// which has moved into `dir`, names them).
+    name: String,
 }
 
 impl UnixSocket {
     /// Opens the socket as Redis does: a file left at `path` (by a server that did not stop
     /// cleanly) is removed first, and a non-zero `perm` is applied to the new file. The error
     /// is Redis's startup message.
-    pub fn open(path: &std::path::Path, perm: u32, backlog: u32) -> Result<UnixSocket, String> {
+    pub fn open(
+        configured: &std::path::Path,
+        dir: &std::path::Path,
+        perm: u32,
+        backlog: u32,
+    ) -> Result<UnixSocket, String> {
+        let path = &dir.join(configured);
         use socket2::{Domain, SockAddr, Socket, Type};
         let fail = |step: &str, e: io::Error| {
             format!(
@@ -445,15 +455,13 @@ impl UnixSocket {
             // SAFETY: the descriptor comes straight out of the socket, which gives it up.
             fd: unsafe { OwnedFd::from_raw_fd(sk.into_raw_fd()) },
             path: path.to_path_buf(),
+            name: configured.to_string_lossy().into_owned(),
         })
     }
 
     /// The descriptor and path the shards accept on ([`accept_unix`]); valid while `self` is.
     pub fn shared(&self) -> (RawFd, String) {
-        (
-            self.fd.as_raw_fd(),
-            self.path.to_string_lossy().into_owned(),
-        )
+        (self.fd.as_raw_fd(), self.name.clone())
     }
 
     /// Closes the socket and removes its file, once no shard accepts on it any more.

@@ -101,7 +101,12 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
         Duration::from_secs(1),
     )?;
     let unix_socket = match cfg.unixsocket() {
-        Some((path, perm)) => Some(listen::UnixSocket::open(&path, perm, cfg.tcp_backlog)?),
+        Some((path, perm)) => Some(listen::UnixSocket::open(
+            &path,
+            &cfg.dir,
+            perm,
+            cfg.tcp_backlog,
+        )?),
         None => None,
     };
     if addrs.is_empty() && unix_socket.is_none() {
