@@ -400,6 +400,7 @@ async fn attempt_here(
         wants,
         serve: Some((blocked_serve(spec.name, serve), args, resp3)),
         stat: Some((slot, usec)),
+        stream_stamp: None,
         wake,
     });
     Attempt::Blocked(id, rx)
@@ -545,14 +546,19 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
                 .shard
                 .run_on(s, move |sh| {
                     let (wake, rx) = oneshot::channel();
-                    let id = sh.state.borrow_mut().blocked.add(Waiter {
+                    let mut st = sh.state.borrow_mut();
+                    let stream_stamp = (wants == "stream")
+                        .then(|| crate::shard::blocking::stream_stamp(&st.dbs[db], &keys));
+                    let id = st.blocked.add(Waiter {
                         db,
                         keys,
                         wants,
                         serve: None,
                         stat: None,
+                        stream_stamp,
                         wake,
                     });
+                    drop(st);
                     glommio::spawn_local(async move {
                         if rx.await.is_ok() {
                             let _ = any.unbounded_send(());

@@ -48,7 +48,36 @@ pub struct Waiter {
     /// waiter served in place counts its latency here (notify-only waiters: None, their
     /// connection counts).
     pub stat: Option<(usize, u64)>,
+    /// A notify-only waiter on streams: what its streams looked like when it registered
+    /// (`stream_stamp`). It is woken only once that changed, so that a retry that itself
+    /// writes (XREADGROUP notes its consumer's seen-time) does not wake it again, forever.
+    pub stream_stamp: Option<u64>,
     pub wake: oneshot::Sender<Wake>,
+}
+
+/// What a stream read waits on at `keys` in `db`, as one number: whether each key holds a
+/// stream, its last ID and entries added (XADD), and each group's name and position (a group
+/// created, destroyed or moved by SETID). Consumers, pending entries and seen-times are left
+/// out: reads change them without giving a waiter anything new.
+pub fn stream_stamp(db: &super::db::Db, keys: &[Bytes]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for k in keys {
+        match db.keys.get(&k[..]).map(|e| &e.value) {
+            Some(crate::types::Value::Stream(s)) => {
+                1u8.hash(&mut h);
+                s.last_id.hash(&mut h);
+                s.entries_added.hash(&mut h);
+                for (name, g) in s.groups.iter() {
+                    name.hash(&mut h);
+                    g.last_id.hash(&mut h);
+                }
+            }
+            Some(_) => 2u8.hash(&mut h),
+            None => 0u8.hash(&mut h),
+        }
+    }
+    h.finish()
 }
 
 #[derive(Default)]
@@ -223,6 +252,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                     wants: w.wants,
                     serve: w.serve,
                     stat: w.stat,
+                    stream_stamp: w.stream_stamp,
                     wake,
                 });
                 for k in &st.blocked.waiters[&id2].keys.clone() {
@@ -282,7 +312,11 @@ fn serve_stream_waiters(
             continue;
         }
         let Some(serve) = w.serve.clone() else {
-            // Notify-only (keys on several shards): it retries as a transaction.
+            // Notify-only (keys on several shards): it retries as a transaction, once its
+            // streams changed in a way a read can see.
+            if w.stream_stamp == Some(stream_stamp(&st.dbs[db], &w.keys)) {
+                continue;
+            }
             if let Some(w) = st.blocked.remove(id) {
                 let _ = w.wake.send(Wake::Retry);
             }
