@@ -326,3 +326,155 @@ fn monitor_and_wait_inside_exec() {
     ]);
     d.cmd(&[b"EVAL", b"return redis.call('wait','0','0')", b"0"]);
 }
+
+/// Writes that change nothing, or change something without changing the bytes: the change
+/// count (INFO `rdb_changes_since_last_save`, which drives the `save` rules; a command that
+/// counts none is not logged either) and whether a WATCH on the key fails the next EXEC. Each
+/// case starts from an empty server; keys carry one tag, so they share a shard also with 4
+/// shards. A `~` before a command compares only its change count (SPOP picks at random).
+#[test]
+fn change_counts_and_watch_of_writes_that_change_little() {
+    let mut d = diff_or_skip!("change_counts_and_watch_of_writes_that_change_little");
+    let cases: &[(&[&str], &str)] = &[
+        (&["RPUSH {t}k a b"], "LREM {t}k 0 z"),
+        (&["RPUSH {t}k a b a d a"], "LREM {t}k 0 a"),
+        (&["RPUSH {t}k a b"], "LINSERT {t}k BEFORE z b"),
+        (&[], "LINSERT {t}k BEFORE z b"),
+        (&["RPUSH {t}k a b a"], "LINSERT {t}k BEFORE a z"),
+        (&["RPUSH {t}k a b"], "LTRIM {t}k 0 -1"),
+        (&["RPUSH {t}k a b c d e"], "LTRIM {t}k 1 2"),
+        (&["RPUSH {t}k a b c d e"], "LTRIM {t}k 5 2"),
+        (&["RPUSH {t}k a b"], "LSET {t}k 0 a"),
+        (&["RPUSH {t}k a b c d e"], "LPOP {t}k 3"),
+        (&["RPUSH {t}k a b c d e"], "LPOP {t}k 0"),
+        (&[], "RPOP {t}k 2"),
+        (&[], "RPOPLPUSH {t}k {t}j"),
+        (&["RPUSH {t}k a b"], "LMOVE {t}k {t}j LEFT RIGHT"),
+        (&["RPUSH {t}k a"], "LMOVE {t}k {t}k LEFT LEFT"),
+        (&["RPUSH {t}k a"], "RPOPLPUSH {t}k {t}k"),
+        (&[], "LMPOP 1 {t}k LEFT"),
+        (&["RPUSH {t}k a b c d e"], "LMPOP 1 {t}k LEFT COUNT 3"),
+        (&["RPUSH {t}k a b c d e"], "BLMPOP 0 1 {t}k LEFT COUNT 3"),
+        (&["RPUSH {t}k a b c d e"], "BLMOVE {t}k {t}j LEFT RIGHT 0"),
+        (&["SADD {t}k a"], "SREM {t}k z"),
+        (&[], "SPOP {t}k"),
+        (&["SADD {t}k a b c d e"], "~SPOP {t}k 3"),
+        (&["SADD {t}k a b c d e"], "~SPOP {t}k 10"),
+        (&["SADD {t}k a b c d e"], "SPOP {t}k 0"),
+        (&["SADD {t}k a"], "SMOVE {t}k {t}j z"),
+        (&["SADD {t}k a b c", "SADD {t}j a"], "SMOVE {t}k {t}j a"),
+        (&["SADD {t}k a b c"], "SMOVE {t}k {t}j a"),
+        (&["SADD {t}k a b c"], "SMOVE {t}k {t}k a"),
+        (&["SADD {t}s a b"], "SINTERSTORE {t}d {t}s {t}x"),
+        (
+            &["SADD {t}s a b", "SADD {t}x c", "SET {t}d v"],
+            "SINTERSTORE {t}d {t}s {t}x",
+        ),
+        (&[], "SUNIONSTORE {t}d {t}s {t}x"),
+        (
+            &["SADD {t}s a b", "SADD {t}x a b"],
+            "SDIFFSTORE {t}d {t}s {t}x",
+        ),
+        (&["SADD {t}s a", "SADD {t}k a"], "SUNIONSTORE {t}k {t}s"),
+        (&[], "ZUNIONSTORE {t}d 2 {t}s {t}x"),
+        (
+            &["ZADD {t}s 1 a 2 b", "ZADD {t}x 1 c"],
+            "ZINTERSTORE {t}d 2 {t}s {t}x",
+        ),
+        (
+            &["ZADD {t}s 1 a", "ZADD {t}x 1 c", "SET {t}d v"],
+            "ZINTERSTORE {t}d 2 {t}s {t}x",
+        ),
+        (&[], "ZRANGESTORE {t}d {t}s 0 -1"),
+        (
+            &["ZADD {t}s 1 a 2 b", "SET {t}d v"],
+            "ZRANGESTORE {t}d {t}s 5 6",
+        ),
+        (&["ZADD {t}k 1 a"], "ZREMRANGEBYSCORE {t}k 5 6"),
+        (&["ZADD {t}k 1 a 2 b 3 c"], "ZREMRANGEBYSCORE {t}k 1 2"),
+        (&["ZADD {t}k 1 a 2 b 3 c"], "ZREMRANGEBYRANK {t}k 0 -1"),
+        (&["ZADD {t}k 0 a 0 b 0 c"], "ZREMRANGEBYLEX {t}k [a [b"),
+        (&["ZADD {t}k 1 a"], "ZREMRANGEBYLEX {t}k [x [y"),
+        (&[], "ZPOPMIN {t}k"),
+        (&["ZADD {t}k 1 a 2 b 3 c"], "ZPOPMIN {t}k 2"),
+        (&["ZADD {t}k 1 a 2 b 3 c"], "ZPOPMAX {t}k 0"),
+        (&[], "ZMPOP 1 {t}k MIN"),
+        (&["ZADD {t}k 1 a 2 b 3 c"], "ZMPOP 1 {t}k MIN COUNT 2"),
+        (&["ZADD {t}k 1 a 2 b 3 c"], "BZMPOP 0 1 {t}k MIN COUNT 2"),
+        (&["ZADD {t}k 1 a"], "ZADD {t}k 1 a"),
+        (&["ZADD {t}k 1 a"], "ZINCRBY {t}k 0 a"),
+        (&[], "SORT {t}s STORE {t}d"),
+        (&["RPUSH {t}s c a b"], "SORT {t}s ALPHA STORE {t}d"),
+        (&["SET {t}d v"], "SORT {t}s ALPHA STORE {t}d"),
+        (
+            &["RPUSH {t}s a", "RPUSH {t}k a"],
+            "SORT {t}s ALPHA STORE {t}k",
+        ),
+        (&["SET {t}k v"], "SWAPDB 0 1"),
+        (&["SET {t}k v"], "SWAPDB 0 0"),
+        (&["SET {t}k v"], "SET {t}k v"),
+        (&["HSET {t}k f v"], "HSET {t}k f v"),
+        (&["HSET {t}k f v"], "HSETNX {t}k f v"),
+        (&["HSET {t}k f 1"], "HINCRBY {t}k f 0"),
+        (&["SET {t}k 5"], "INCRBY {t}k 0"),
+        (&["SET {t}k 5"], "DECRBY {t}k 0"),
+        (&["SET {t}k 5"], "INCRBYFLOAT {t}k 0"),
+        (&["SET {t}k abc"], "SETRANGE {t}k 0 a"),
+        (&["SET {t}k v"], "MSET {t}j w {t}k v"),
+        (&["SET {t}s v", "SET {t}k v"], "COPY {t}s {t}k REPLACE"),
+        (&["SETBIT {t}k 3 1"], "SETBIT {t}k 3 1"),
+        (&["SET {t}k v"], "DEL {t}k {t}j"),
+        (&["SET {t}k v"], "RENAME {t}k {t}k"),
+        (&["SET {t}k v"], "PERSIST {t}k"),
+        (
+            &["XADD {t}k 1-0 f v", "XGROUP CREATE {t}k g 0"],
+            "XGROUP CREATECONSUMER {t}k g c",
+        ),
+    ];
+    // The key named last is the one WATCHed (a store's destination).
+    for (setup, line) in cases {
+        let (line, compare_reply) = match line.strip_prefix('~') {
+            Some(l) => (l, false),
+            None => (*line, true),
+        };
+        let watched = split_cmd(line)
+            .into_iter()
+            .map(|p| String::from_utf8_lossy(&p).into_owned())
+            .rfind(|p| p.starts_with("{t}"))
+            .unwrap_or_default();
+        let setup: Vec<String> = setup.iter().map(|s| s.to_string()).collect();
+        let line = line.to_string();
+        d.section(&line);
+        d.each(
+            &format!("{line}: reply, changes, WATCH {watched}"),
+            |t, c| {
+                let conn = &mut t.conns[c];
+                conn.cmd_str("FLUSHALL");
+                for s in &setup {
+                    conn.cmd_str(s);
+                }
+                conn.cmd_str(&format!("WATCH {watched}"));
+                let changes = |conn: &mut RawConn| {
+                    let info =
+                        String::from_utf8_lossy(&conn.cmd_str("INFO persistence")).into_owned();
+                    info.lines()
+                        .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+                        .and_then(|v| v.trim().parse::<i64>().ok())
+                        .unwrap_or(-1)
+                };
+                let before = changes(conn);
+                let reply = conn.cmd_str(&line);
+                let after = changes(conn);
+                conn.cmd_str("MULTI");
+                conn.cmd_str("PING");
+                let exec = conn.cmd_str("EXEC");
+                let mut out = if compare_reply { reply } else { Vec::new() };
+                out.extend_from_slice(format!(" changes {} exec ", after - before).as_bytes());
+                out.extend_from_slice(&exec);
+                conn.cmd_str("SELECT 0");
+                out
+            },
+        );
+    }
+    d.s("FLUSHALL");
+}

@@ -350,6 +350,18 @@ async fn attempt_here(
     let mut buf = BytesMut::new();
     let mut st = sh.state.borrow_mut();
     let started = st.clock.now_us();
+    // Served at once, the command is a write like any other: a WATCH on what it changed
+    // fails, and client-side caches of it are invalidated (`execute_keyed` does both for
+    // every other command).
+    let watched_before = if spec.has(WRITE)
+        && st.dbs[db].has_watches()
+        && !spec.has(crate::commands::flags::OWN_SIGNALS)
+    {
+        crate::shard::watched_snapshot(&st.dbs[db], spec, &args)
+    } else {
+        Vec::new()
+    };
+    st.dirty = None;
     let served = {
         let mut ctx = Ctx {
             st: &mut st,
@@ -359,12 +371,27 @@ async fn attempt_here(
         };
         serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
     };
+    let changes = st.dirty.take().unwrap_or(1);
     // A pop or a group read writes; XREAD only reads, and an error changed nothing.
+    let wrote = served && spec.has(WRITE) && buf.first() != Some(&b'-') && changes > 0;
     if served && spec.has(WRITE) {
         crate::persistence::aof::record_served(&mut st, &args, db, &buf);
         if buf.first() != Some(&b'-') {
-            sh.globals.snapshot.note_changes(st.id, 1);
+            sh.globals.snapshot.note_changes(st.id, changes);
         }
+    }
+    if !watched_before.is_empty() {
+        crate::shard::touch_changed_watched(&st.dbs[db], spec, &args, watched_before, wrote);
+    }
+    if served && spec.has(WRITE) {
+        let d = &st.dbs[db];
+        crate::pubsub::tracking::after_command(
+            spec,
+            &args,
+            crate::pubsub::tracking::Track::default(),
+            wrote,
+            |k| d.peek(k).is_some(),
+        );
     }
     if served || !register {
         let usec = st.clock.now_us().saturating_sub(started);

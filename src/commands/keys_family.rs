@@ -1253,6 +1253,10 @@ pub(crate) fn swapdb_indexes(a: &[Bytes], ndb: usize) -> Result<(usize, usize), 
 pub(crate) fn swap_on(sh: &crate::shard::Shard, x: usize, y: usize) {
     let mut st = sh.state.borrow_mut();
     crate::shard::db::Db::swap(&mut st.dbs, x, y);
+    // One change for the whole swap (Redis), counted by one shard.
+    if sh.id == 0 {
+        sh.globals.snapshot.note_changes(sh.id, 1);
+    }
     crate::persistence::aof::log_command(
         &mut st,
         0,

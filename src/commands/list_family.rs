@@ -382,11 +382,18 @@ pub enum PopShape {
 /// This is the core BLPOP / BRPOP serve a waiting client with.
 pub fn pop_reply(ctx: &mut Ctx, key: &[u8], end: End, shape: PopShape, r: &mut Reply) -> bool {
     let Ok(Some(list)) = write_list(ctx, key) else {
+        ctx.dirty(0);
         return false;
     };
     if list.is_empty() {
+        ctx.dirty(0);
         return false;
     }
+    // One change per element popped (Redis).
+    let popped = match shape {
+        PopShape::One | PopShape::KeyOne => 1,
+        PopShape::Many(n) | PopShape::KeyMany(n) => n.min(list.len()),
+    };
     if matches!(shape, PopShape::KeyOne | PopShape::KeyMany(_)) {
         r.array(2);
         r.bulk(key);
@@ -404,6 +411,7 @@ pub fn pop_reply(ctx: &mut Ctx, key: &[u8], end: End, shape: PopShape, r: &mut R
         }
     }
     let emptied = list.is_empty();
+    ctx.dirty(popped as u64);
     ctx.notify(class::LIST, pop_event(end), key);
     if emptied {
         ctx.db().remove(key);
@@ -443,6 +451,7 @@ pub fn first_list_pop(
             _ => continue,
         }
     }
+    ctx.dirty(0);
     Ok(false)
 }
 
@@ -461,12 +470,17 @@ pub fn move_reply(
 ) -> Result<bool, &'static str> {
     match write_list(ctx, src)? {
         Some(l) if !l.is_empty() => {}
-        _ => return Ok(false),
+        _ => {
+            ctx.dirty(0);
+            return Ok(false);
+        }
     }
     write_list(ctx, dst)?;
     let Some(value) = write_list(ctx, src)?.and_then(|l| l.pop(from)) else {
+        ctx.dirty(0);
         return Ok(false);
     };
+    ctx.dirty(1);
     match write_list(ctx, dst)? {
         // For src == dst this is the list just popped from, possibly empty for a moment.
         Some(l) => l.push(to, &value),
@@ -496,7 +510,7 @@ fn pop_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, end: End) {
             _ => return r.error("ERR value is out of range, must be positive"),
         },
     };
-    let len = match write_list(ctx, &a[1]) {
+    match write_list(ctx, &a[1]) {
         Err(e) => return r.error(e),
         Ok(None) => {
             ctx.dirty(0);
@@ -506,12 +520,14 @@ fn pop_generic(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply, end: End) {
                 r.null()
             };
         }
-        Ok(Some(l)) => l.len(),
-    };
-    // One change per element popped (Redis).
-    ctx.dirty(count.map_or(1, |n| n.min(len)) as u64);
+        Ok(Some(_)) => {}
+    }
+    // `pop_reply` counts the elements popped.
     match count {
-        Some(0) => r.array(0),
+        Some(0) => {
+            ctx.dirty(0);
+            r.array(0)
+        }
         Some(n) => {
             pop_reply(ctx, &a[1], end, PopShape::Many(n), r);
         }
@@ -762,13 +778,17 @@ fn linsert(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     };
     let l = match write_list(ctx, &a[1]) {
         Err(e) => return r.error(e),
-        Ok(None) => return r.int(0),
+        Ok(None) => {
+            ctx.dirty(0);
+            return r.int(0);
+        }
         Ok(Some(l)) => l,
     };
     if l.insert_near(&a[3], &a[4], after) {
         r.int(l.len() as i64);
         ctx.notify(class::LIST, "linsert", &a[1]);
     } else {
+        ctx.dirty(0);
         r.int(-1);
     }
 }
@@ -780,13 +800,17 @@ fn lrem(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     };
     let l = match write_list(ctx, &a[1]) {
         Err(e) => return r.error(e),
-        Ok(None) => return r.int(0),
+        Ok(None) => {
+            ctx.dirty(0);
+            return r.int(0);
+        }
         Ok(Some(l)) => l,
     };
     let from = if count < 0 { End::Tail } else { End::Head };
     let limit = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
     let removed = l.remove_eq(&a[3], limit, from);
     let emptied = l.is_empty();
+    ctx.dirty(removed as u64);
     if removed > 0 {
         ctx.notify(class::LIST, "lrem", &a[1]);
     }
@@ -804,7 +828,10 @@ fn ltrim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     };
     let l = match write_list(ctx, &a[1]) {
         Err(e) => return r.error(e),
-        Ok(None) => return r.ok(),
+        Ok(None) => {
+            ctx.dirty(0);
+            return r.ok();
+        }
         Ok(Some(l)) => l,
     };
     let len = l.len();
@@ -816,6 +843,13 @@ fn ltrim(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         }
     }
     let emptied = l.is_empty();
+    // One change per element trimmed; Redis signals the key even when that is none, so a
+    // WATCH on it fails all the same.
+    let trimmed = len - l.len();
+    ctx.dirty(trimmed as u64);
+    if trimmed == 0 {
+        ctx.db().touch(&a[1]);
+    }
     ctx.notify(class::LIST, "ltrim", &a[1]);
     if emptied {
         ctx.db().remove(&a[1]);

@@ -404,7 +404,10 @@ fn spop(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         2 => {
             match write_set(ctx, &a[1]) {
                 Err(e) => return r.error(e),
-                Ok(None) => return r.null(),
+                Ok(None) => {
+                    ctx.dirty(0);
+                    return r.null();
+                }
                 Ok(Some(_)) => {}
             }
             match set_and_rng(ctx, &a[1]).and_then(|(s, rng)| s.pop_random(rng)) {
@@ -442,10 +445,12 @@ pub fn pop_reply(ctx: &mut Ctx, key: &[u8], count: usize, r: &mut Reply) -> bool
         Ok(Some(s)) => s.len(),
     };
     if len == 0 || count == 0 {
+        ctx.dirty(0);
         r.set(0);
         return false;
     }
     let Some((s, rng)) = set_and_rng(ctx, key) else {
+        ctx.dirty(0);
         r.set(0);
         return false;
     };
@@ -453,12 +458,15 @@ pub fn pop_reply(ctx: &mut Ctx, key: &[u8], count: usize, r: &mut Reply) -> bool
         // The whole set, in its own order.
         r.set(len);
         s.iter().for_each(|m| reply_member(r, m));
+        // One change per member popped (Redis).
+        ctx.dirty(len as u64);
         ctx.notify(class::SET, "spop", key);
         ctx.db().remove(key);
         ctx.notify(class::GENERIC, "del", key);
         return true;
     }
     let popped = s.pop_many(rng, count, lim);
+    ctx.dirty(popped.len() as u64);
     r.set(popped.len());
     reply_items(r, &popped);
     ctx.notify(class::SET, "spop", key);
@@ -522,7 +530,10 @@ fn smove(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     let src_state = write_set(ctx, src).map(|s| s.is_some());
     let dst_state = write_set(ctx, dst).map(|s| s.is_some());
     match src_state {
-        Ok(false) => return r.int(0),
+        Ok(false) => {
+            ctx.dirty(0);
+            return r.int(0);
+        }
         Ok(true) => {}
         Err(e) => return r.error(e),
     }
@@ -532,6 +543,7 @@ fn smove(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     };
     if src == dst {
         let has = matches!(write_set(ctx, src), Ok(Some(s)) if s.contains(member));
+        ctx.dirty(0);
         return r.int(has as i64);
     }
     let removed = match write_set(ctx, src) {
@@ -539,8 +551,11 @@ fn smove(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
         _ => false,
     };
     if !removed {
+        ctx.dirty(0);
         return r.int(0);
     }
+    // A change for the removal and one for the addition, if the member was new there (Redis).
+    ctx.dirty(1);
     ctx.notify(class::SET, "srem", src);
     delete_if_empty(ctx, src);
     if !dst_exists {
@@ -550,6 +565,7 @@ fn smove(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
     }
     if let Ok(Some(s)) = write_set(ctx, dst) {
         if s.insert(member, lim) {
+            ctx.dirty(1);
             ctx.notify(class::SET, "sadd", dst);
         }
     }
@@ -580,9 +596,12 @@ fn sources<'a>(ctx: &'a Ctx, keys: &[Bytes]) -> Vec<Option<&'a SetValue>> {
 /// `dst` when the result is empty; replies with the result's size.
 fn store(ctx: &mut Ctx, dst: &[u8], result: SetValue, event: &'static str, r: &mut Reply) {
     let n = result.len();
+    // One change, or none for an empty result where `dst` was missing already (Redis).
     if n == 0 {
         if ctx.db().delete(dst) {
             ctx.notify(class::GENERIC, "del", dst);
+        } else {
+            ctx.dirty(0);
         }
     } else {
         let now = ctx.now_ms;

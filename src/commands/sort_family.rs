@@ -555,12 +555,17 @@ fn reply_outputs(r: &mut Reply, out: &[Option<Bytes>]) {
 fn store(ctx: &mut Ctx, dest: &[u8], out: Vec<Option<Bytes>>) -> i64 {
     let n = out.len() as i64;
     let now = ctx.now_ms;
+    // Redis counts a change per element stored, one for a destination an empty result
+    // deleted, none when there was nothing to delete.
     if out.is_empty() {
         if ctx.db().remove(dest).is_some() {
             ctx.notify(class::GENERIC, "del", dest);
+        } else {
+            ctx.dirty(0);
         }
         return 0;
     }
+    ctx.dirty(out.len() as u64);
     let mut list = ListValue::new(ctx.st.config.list_max_listpack_size);
     for v in &out {
         list.push(End::Tail, v.as_deref().unwrap_or_default());

@@ -487,9 +487,12 @@ fn store_result(
     r: &mut Reply,
 ) {
     let n = entries.len();
+    // One change, or none for an empty result where `dst` was missing already (Redis).
     if n == 0 {
         if ctx.db().delete(dst) {
             ctx.notify(class::GENERIC, "del", dst);
+        } else {
+            ctx.dirty(0);
         }
     } else {
         let z = ZSetValue::from_sorted(entries, limits(ctx));
@@ -1093,7 +1096,10 @@ fn zremrange_generic(ctx: &mut Ctx, a: &[Bytes], by: By, r: &mut Reply) {
     };
     let z = match write_zset(ctx, &a[1]) {
         Ok(Some(z)) => z,
-        Ok(None) => return r.int(0),
+        Ok(None) => {
+            ctx.dirty(0);
+            return r.int(0);
+        }
         Err(e) => return r.error(e),
     };
     fn run(z: &ZSetValue, range: &impl ZRange) -> Option<(usize, usize)> {
@@ -1111,6 +1117,7 @@ fn zremrange_generic(ctx: &mut Ctx, a: &[Bytes], by: By, r: &mut Reply) {
     };
     let removed = span.map_or(0, |(start, n)| z.remove_range(start, n));
     let emptied = z.is_empty();
+    ctx.dirty(removed as u64);
     if removed > 0 {
         let event = match &parsed {
             Parsed::Rank(..) => "zremrangebyrank",
@@ -1183,6 +1190,7 @@ pub fn pop_reply(
             Ok(Some(z)) => z,
         };
         if count == 0 {
+            ctx.dirty(0);
             r.array(0);
             return true;
         }
@@ -1209,6 +1217,8 @@ pub fn pop_reply(
             r.double(s);
         }
         let emptied = z.is_empty();
+        // One change per entry popped (Redis).
+        ctx.dirty(n as u64);
         ctx.notify(class::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
         if emptied {
             ctx.db().remove(key);
@@ -1216,6 +1226,7 @@ pub fn pop_reply(
         }
         return true;
     }
+    ctx.dirty(0);
     false
 }
 

@@ -233,6 +233,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             let args = crate::commands::blocking_family::narrow_to_key(&args, &key);
             let mut buf = BytesMut::new();
             let started = st.clock.now_us();
+            st.dirty = None;
             let served = {
                 let mut ctx = Ctx {
                     st: &mut *st,
@@ -242,6 +243,8 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                 };
                 try_serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
             };
+            // The pop's own count: one change per element popped, as the command counts it.
+            let changes = st.dirty.take().unwrap_or(1);
             if !served {
                 // Nothing after all: it keeps its place at the head of the queue.
                 let keys = w.keys.clone();
@@ -273,7 +276,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                 st.dbs[db].touch(k);
             }
             crate::persistence::aof::record_served(st, &args, db, &buf);
-            globals.snapshot.note_changes(st.id, 1);
+            globals.snapshot.note_changes(st.id, changes);
             // The pop changed values in place: refresh their memory charge.
             for k in args.iter().skip(1) {
                 st.dbs[db].recharge(k);

@@ -849,8 +849,9 @@ pub fn execute_keyed(
 
 /// A watched key before a write names it: its value and deadline when they are cheap to copy,
 /// or only its argument position when the value is big.
-enum WatchedBefore {
-    Copied(Option<(crate::types::Value, u64)>),
+pub(crate) enum WatchedBefore {
+    /// The value and deadline, and the key's argument position.
+    Copied(Option<(crate::types::Value, u64)>, usize),
     /// Copying a big value on every write while someone watches it made each write as slow as
     /// the copy (a ZADD to a watched sorted set of a million members took 124 ms).
     Big(usize),
@@ -860,39 +861,47 @@ enum WatchedBefore {
 const WATCH_COPY_MAX: u32 = 64 * 1024;
 
 /// The watched keys a command names, before it runs.
-type WatchSnapshot = Vec<(Bytes, WatchedBefore)>;
+pub(crate) type WatchSnapshot = Vec<(Bytes, WatchedBefore)>;
 
-fn watched_snapshot(d: &Db, spec: &CommandSpec, args: &[Bytes]) -> WatchSnapshot {
+pub(crate) fn watched_snapshot(d: &Db, spec: &CommandSpec, args: &[Bytes]) -> WatchSnapshot {
     spec.keys(args)
         .filter(|&p| d.is_watched(&args[p]))
         .map(|p| {
             let key = args[p].clone();
             let before = match d.peek(&key) {
                 Some((e, _)) if e.charged > WATCH_COPY_MAX => WatchedBefore::Big(p),
-                found => WatchedBefore::Copied(found.map(|(e, at)| (e.value.clone(), at))),
+                found => WatchedBefore::Copied(found.map(|(e, at)| (e.value.clone(), at)), p),
             };
             (key, before)
         })
         .collect()
 }
 
-/// Marks the watched keys a write changed (Redis's `signalModifiedKey`). A copied value is
-/// compared with what is there now, so a write that left it byte-identical breaks no WATCH. A
-/// big value counts as changed when the command changed something (`wrote`) and its key spec
-/// lets it write that key; this can break a WATCH where the value came out identical, as Redis
-/// itself does for most writes.
-fn touch_changed_watched(
+/// Marks the watched keys a write changed (Redis's `signalModifiedKey`). Redis signals a key
+/// whenever a command changed something (its dirty count, `wrote`) through that key, even when
+/// the value came out the same (HSET of the same value, INCRBY 0, LSET of the same element):
+/// so does Tessera for a command that names one key, when its key spec lets it write there,
+/// and for a big value whatever the command. A copied value of a command over several keys is
+/// compared with what is there now: its dirty count does not say which key it changed (DEL of
+/// a present key and a missing one, SMOVE of a member the destination already has).
+pub(crate) fn touch_changed_watched(
     d: &Db,
     spec: &CommandSpec,
     args: &[Bytes],
     snapshot: WatchSnapshot,
     wrote: bool,
 ) {
+    let one_key = || {
+        let mut keys = spec.keys(args).map(|p| &args[p]);
+        let first = keys.next();
+        keys.all(|k| Some(k) == first)
+    };
     for (key, before) in snapshot {
         let changed = match before {
-            WatchedBefore::Copied(before) => {
+            WatchedBefore::Copied(before, p) => {
                 let after = d.peek(&key).map(|(e, at)| (&e.value, at));
                 after != before.as_ref().map(|(v, t)| (v, *t))
+                    || (wrote && one_key() && writes_key_at(spec, args, p))
             }
             WatchedBefore::Big(p) => wrote && writes_key_at(spec, args, p),
         };
