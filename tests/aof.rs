@@ -1156,11 +1156,7 @@ fn one_command_is_one_atomic_aof_effect() {
 /// Copies the AOF directory of `from` into `to` (a fresh directory).
 fn copy_aof_dir(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to.join("appendonlydir")).unwrap();
-    for e in std::fs::read_dir(from.join("appendonlydir")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join("appendonlydir").join(e.file_name())).unwrap();
-    }
+    copy_tree(&from.join("appendonlydir"), &to.join("appendonlydir"));
 }
 
 fn check_aof(dir: &Path) -> (bool, String) {

@@ -18,18 +18,6 @@ fn text(v: &Value) -> String {
     String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into_owned()
 }
 
-/// A map reply's pairs, from a RESP3 map or a RESP2 flat array.
-fn pairs(v: &Value) -> Vec<(Value, Value)> {
-    match v {
-        Value::Map(p) => p.clone(),
-        Value::Array(items) => items
-            .chunks(2)
-            .map(|c| (c[0].clone(), c[1].clone()))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// The step labels LATENCY HISTOGRAM may use: HDR's log iteration from 1024 ns in powers of 2,
 /// each labelled with the highest value of the counter it stops at, in whole microseconds.
 fn histogram_labels() -> Vec<i64> {
@@ -57,8 +45,8 @@ fn histogram_summary(raw: &[u8], sorted: bool) -> Vec<u8> {
     };
     let labels = histogram_labels();
     let mut lines: Vec<String> = Vec::new();
-    for (name, body) in pairs(&v) {
-        let fields = pairs(&body);
+    for (name, body) in map_pairs(&v) {
+        let fields = map_pairs(&body);
         let calls = fields
             .iter()
             .find(|(k, _)| text(k) == "calls")
@@ -68,7 +56,7 @@ fn histogram_summary(raw: &[u8], sorted: bool) -> Vec<u8> {
             .iter()
             .find(|(k, _)| text(k) == "histogram_usec")
             .map(|(_, h)| {
-                pairs(h)
+                map_pairs(h)
                     .iter()
                     .map(|(k, v)| (k.as_int().unwrap_or(-1), v.as_int().unwrap_or(-1)))
                     .collect()

@@ -1319,19 +1319,6 @@ fn group_state(c: &mut RawConn, key: &str) -> String {
     )
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 /// The group commands log what they changed (XCLAIM with TIME and RETRYCOUNT, XGROUP SETID,
 /// CREATECONSUMER), and a restart from those records, with the same or another shard count,
 /// rebuilds the groups exactly: DUMP payloads and XINFO STREAM FULL (delivery times and counts
@@ -1371,7 +1358,7 @@ fn aof_restart_rebuilds_groups_exactly() {
         for after in [1, 4] {
             let copy = dir.with_extension(format!("after{after}"));
             let _ = std::fs::remove_dir_all(&copy);
-            copy_dir(&dir, &copy);
+            copy_tree(&dir, &copy);
             let d = copy.display().to_string();
             let mut args = vec!["--dir", d.as_str()];
             args.extend_from_slice(&aof);

@@ -2631,18 +2631,6 @@ fn history_entries(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The pairs of a map reply: a RESP3 map, or a RESP2 flat array.
-fn map_pairs(v: &Value) -> Vec<(Value, Value)> {
-    match v {
-        Value::Map(p) => p.clone(),
-        Value::Array(items) => items
-            .chunks(2)
-            .map(|c| (c[0].clone(), c[1].clone()))
-            .collect(),
-        other => panic!("not a map: {}", render(other)),
-    }
-}
-
 /// A COMMAND DOCS reply with what is in Tessera's own words blanked (summaries, complexities,
 /// what replaces a deprecated command, history texts), entries and subcommands sorted by name, and only the commands in `keep`
 /// when it is given. Every other field, and the order of each entry's fields, is left as is.

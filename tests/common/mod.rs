@@ -790,6 +790,34 @@ pub fn escape(b: &[u8]) -> String {
 }
 
 /// Readable one-line rendering of a reply tree.
+/// Copies the directory `from` into `to` (created if missing), subdirectories included.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+/// The key-value pairs of a map reply: a RESP3 map, or a RESP2 array of alternating keys and
+/// values; nothing for any other reply.
+pub fn map_pairs(v: &Value) -> Vec<(Value, Value)> {
+    match v {
+        Value::Map(p) => p.clone(),
+        Value::Array(items) => items
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 pub fn render(v: &Value) -> String {
     fn list(items: &[Value]) -> String {
         items.iter().map(render).collect::<Vec<_>>().join(", ")
