@@ -1123,6 +1123,54 @@ fn restart_keeps_groups() {
     }
 }
 
+/// A blocked XREADGROUP over keys of several shards (t and q with 4 shards) ends as Redis ends
+/// a blocked one: with UNBLOCKED when a key is deleted or holds another type, and NOGROUP when
+/// its group is destroyed; once blocked it reads with the default COUNT of a blocked read.
+#[test]
+fn xreadgroup_block_across_shards_ends_like_redis() {
+    let mut d = diff_or_skip!("xreadgroup_block_across_shards_ends_like_redis");
+    let w1 = d.open_conn();
+    d.use_conn(0);
+    for (what, end) in [
+        ("key deleted", "DEL q"),
+        ("group destroyed", "XGROUP DESTROY t g"),
+        ("another type", "SET q x"),
+    ] {
+        d.section(what);
+        d.s("DEL t q");
+        d.s("XGROUP CREATE t g $ MKSTREAM");
+        d.s("XGROUP CREATE q g $ MKSTREAM");
+        send_each(
+            &mut d,
+            w1,
+            "XREADGROUP GROUP g alice BLOCK 0 STREAMS t q > >",
+        );
+        wait_blocked(&mut d, 1);
+        d.use_conn(0);
+        d.s(end);
+        read_each(&mut d, w1, what);
+        d.s("INFO errorstats");
+    }
+    d.section("served after blocking");
+    d.s("DEL t q");
+    d.s("XGROUP CREATE t g $ MKSTREAM");
+    d.s("XGROUP CREATE q g $ MKSTREAM");
+    send_each(
+        &mut d,
+        w1,
+        "XREADGROUP GROUP g alice BLOCK 0 STREAMS t q > >",
+    );
+    wait_blocked(&mut d, 1);
+    d.use_conn(0);
+    d.s("MULTI");
+    for i in 1..=3 {
+        d.s(&format!("XADD q {i}-0 f v"));
+    }
+    d.s("EXEC");
+    read_each(&mut d, w1, "served");
+    d.s("XPENDING q g");
+}
+
 /// A blocked XREADGROUP over keys of several shards stays blocked: its retries note the
 /// consumer's seen-time, a write to its keys, which once woke the waiter again at once, so it
 /// spun through retries and was hardly ever seen blocked (INFO `blocked_clients` 0 most of the

@@ -558,6 +558,17 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
         }
     }
     loop {
+        // A blocked XREADGROUP woken because a key or its group went away ends with the
+        // errors Redis gives a blocked client, not the plain ones of a new call.
+        if blocked.is_some() && spec.name == "xreadgroup" {
+            if let Some(e) = xreadgroup_lost_its_streams(c, &args, db).await {
+                let mut st = c.shard.state.borrow_mut();
+                st.count_unblocked(slot, blocked.unwrap_or(0), true);
+                st.stats.error_replied(e.as_bytes());
+                drop(st);
+                return c.reply().error(e);
+            }
+        }
         let mut registered: Vec<(usize, u64)> = Vec::new();
         // Each shard gets its own sender; the first wake wins.
         let (any_tx, any_rx) = futures::channel::mpsc::unbounded::<()>();
@@ -637,6 +648,9 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
             blocked = Some(usec);
             if spec.name == "xread" {
                 args = super::stream_family::blocked_xread_args(&args, |_| None);
+            } else if spec.name == "xreadgroup" {
+                // Once blocked, the default COUNT of a blocked read.
+                args = super::stream_group_family::blocked_xreadgroup_args(&args);
             }
         }
         let woke = c.wait_notified(any_rx, deadline).await;
@@ -655,6 +669,38 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
             BlockOutcome::Reply(_) => continue,
         }
     }
+}
+
+/// The error a blocked XREADGROUP over keys of several shards ends with when one of its keys no
+/// longer holds a stream, or no longer has the group (checked on each key's shard, in order).
+async fn xreadgroup_lost_its_streams(c: &Conn, args: &[Bytes], db: usize) -> Option<&'static str> {
+    let spec = super::lookup(b"xreadgroup")?;
+    let group = super::stream_group_family::parse_xreadgroup(args, false)
+        .ok()?
+        .group;
+    for p in spec.keys(args) {
+        let key = args[p].clone();
+        let group = group.clone();
+        let lost = c
+            .shard
+            .run_on(c.shard.shard_of(&key), move |sh| {
+                let st = sh.state.borrow();
+                match st.dbs[db].peek(&key).map(|(e, _)| &e.value) {
+                    Some(crate::types::Value::Stream(s)) if s.groups.get(&group).is_some() => None,
+                    Some(crate::types::Value::Stream(_)) => Some(
+                        "NOGROUP the consumer group this client was blocked on no longer exists",
+                    ),
+                    _ => Some("UNBLOCKED the stream key no longer exists"),
+                }
+            })
+            .await
+            .ok()
+            .flatten();
+        if lost.is_some() {
+            return lost;
+        }
+    }
+    None
 }
 
 async fn unregister(c: &Conn, registered: &[(usize, u64)]) {

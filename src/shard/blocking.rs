@@ -198,6 +198,25 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             let Some(wants) = st.blocked.waiters.get(&id).map(|w| w.wants) else {
                 break;
             };
+            // A notify-only stream waiter whose key stopped holding a stream (DEL, another
+            // type): woken once that changed what it waits on, so that a blocked XREADGROUP ends
+            // with Redis's error (`blocking_family` checks before it retries).
+            let stamped = st.blocked.waiters.get(&id).and_then(|w| {
+                w.serve
+                    .is_none()
+                    .then_some(w.stream_stamp)
+                    .flatten()
+                    .map(|stamp| (stamp, w.keys.clone()))
+            });
+            if let Some((stamp, keys)) = stamped {
+                if stamp == stream_stamp(&st.dbs[db], &keys) {
+                    break;
+                }
+                if let Some(w) = st.blocked.remove(id) {
+                    let _ = w.wake.send(Wake::Retry);
+                }
+                continue;
+            }
             let type_ok = st.dbs[db]
                 .keys
                 .get(&key[..])
@@ -270,7 +289,13 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             // serving's, as its time and latency.
             if let Some((slot, before)) = w.stat {
                 let usec = st.clock.now_us().saturating_sub(started);
-                st.count_unblocked(slot, before + usec, false);
+                // A blocked XREADGROUP whose key or group went away ends with an error,
+                // counted as one (Redis's `updateStatsOnUnblock`).
+                let failed = buf.first() == Some(&b'-');
+                st.count_unblocked(slot, before + usec, failed);
+                if failed {
+                    st.stats.error_replied(&buf);
+                }
             }
             for k in &w.keys {
                 st.dbs[db].touch(k);
@@ -349,7 +374,11 @@ fn serve_stream_waiters(
         };
         if let Some((slot, before)) = w.stat {
             let usec = st.clock.now_us().saturating_sub(started);
-            st.count_unblocked(slot, before + usec, false);
+            let failed = buf.first() == Some(&b'-');
+            st.count_unblocked(slot, before + usec, failed);
+            if failed {
+                st.stats.error_replied(&buf);
+            }
         }
         // An XREADGROUP does write: its group moved and its PEL grew.
         if args
