@@ -1123,12 +1123,14 @@ fn restart_keeps_groups() {
     }
 }
 
-/// A blocked XREADGROUP over keys of several shards (t and q with 4 shards) ends as Redis ends
-/// a blocked one: with UNBLOCKED when a key is deleted or holds another type, and NOGROUP when
-/// its group is destroyed; once blocked it reads with the default COUNT of a blocked read.
+/// A blocked XREADGROUP ends as Redis ends it: over keys of several shards (t and q with 4
+/// shards), with UNBLOCKED when a key is deleted or holds another type and NOGROUP when its
+/// group is destroyed, and once blocked it reads with the default COUNT of a blocked read; on
+/// one key, also when it waits behind a blocked XREAD (waiters of a key are served each by
+/// their own type: a BLPOP behind the XREAD is served by an LPUSH).
 #[test]
-fn xreadgroup_block_across_shards_ends_like_redis() {
-    let mut d = diff_or_skip!("xreadgroup_block_across_shards_ends_like_redis");
+fn xreadgroup_block_ends_like_redis() {
+    let mut d = diff_or_skip!("xreadgroup_block_ends_like_redis");
     let w1 = d.open_conn();
     d.use_conn(0);
     for (what, end) in [
@@ -1151,6 +1153,27 @@ fn xreadgroup_block_across_shards_ends_like_redis() {
         read_each(&mut d, w1, what);
         d.s("INFO errorstats");
     }
+    d.section("behind a blocked XREAD, then a BLPOP behind it");
+    let w2 = d.open_conn();
+    let w3 = d.open_conn();
+    d.use_conn(0);
+    d.s("DEL t q");
+    d.s("XGROUP CREATE t g $ MKSTREAM");
+    send_each(&mut d, w1, "XREAD BLOCK 0 STREAMS t $");
+    wait_blocked(&mut d, 1);
+    send_each(&mut d, w2, "XREADGROUP GROUP g alice BLOCK 0 STREAMS t >");
+    wait_blocked(&mut d, 2);
+    d.use_conn(0);
+    d.s("DEL t");
+    read_each(&mut d, w2, "group reader ended");
+    send_each(&mut d, w3, "BLPOP t 0");
+    wait_blocked(&mut d, 2);
+    d.use_conn(0);
+    d.s("LPUSH t a");
+    read_each(&mut d, w3, "list reader served");
+    d.s("DEL t");
+    d.s("XADD t 1-0 f v");
+    read_each(&mut d, w1, "stream reader served");
     d.section("served after blocking");
     d.s("DEL t q");
     d.s("XGROUP CREATE t g $ MKSTREAM");

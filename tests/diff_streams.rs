@@ -965,6 +965,23 @@ fn xread_block_woken_by_entries_already_gone() {
         logged_cmd(&mut p, &mut log, "XADD g 5-0 low x");
         logged_cmd(&mut p, &mut log, "XADD g 12-0 high x");
         reply(&mut a, &mut log, "a after retype");
+        // After XSETID moved the last ID past the waiter's, writes that add nothing (group
+        // commands, EXPIRE, PERSIST, XTRIM) wake no one; a stream renamed over the key does.
+        send_line(&mut a, "XREAD BLOCK 0 STREAMS g 12-0");
+        wait_blocked(port, 1);
+        for line in [
+            "XSETID g 20-0",
+            "XGROUP CREATE g grp $",
+            "XGROUP CREATECONSUMER g grp c",
+            "EXPIRE g 1000",
+            "PERSIST g",
+            "XTRIM g MAXLEN 5",
+            "XADD other 30-0 renamed x",
+        ] {
+            logged_cmd(&mut p, &mut log, line);
+        }
+        logged_cmd(&mut p, &mut log, "RENAME other g");
+        reply(&mut a, &mut log, "a after rename");
         log
     });
 }

@@ -184,53 +184,28 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             continue;
         }
         loop {
-            let Some(&id) = st
+            // The oldest waiter this change concerns. Waiters for another type than the key
+            // holds are passed over, as Redis serves a key's list, sorted-set and stream
+            // clients each by their own type (a BLPOP behind an XREAD on a key that became a
+            // list); a write that left the key empty or of another type (a failed pop, a DEL)
+            // serves no one, or a notify-only waiter would wake itself with its own retry,
+            // forever.
+            let Some(id) = next_concerned(st, db, &key) else {
+                break;
+            };
+            // A notify-only stream waiter whose streams changed (its key deleted or replaced):
+            // woken, so that a blocked XREADGROUP ends with Redis's error (`blocking_family`
+            // checks before it retries).
+            let stamped = st
                 .blocked
-                .queues
-                .get(&(db, key.clone()))
-                .and_then(|q| q.front())
-            else {
-                break;
-            };
-            // Nobody in this queue can be served unless the key holds what its head wants: a
-            // write that left the key empty or of another type (a failed pop, a DEL) wakes no
-            // one, or a notify-only waiter would wake itself with its own retry, forever.
-            let Some(wants) = st.blocked.waiters.get(&id).map(|w| w.wants) else {
-                break;
-            };
-            // A notify-only stream waiter whose key stopped holding a stream (DEL, another
-            // type): woken once that changed what it waits on, so that a blocked XREADGROUP ends
-            // with Redis's error (`blocking_family` checks before it retries).
-            let stamped = st.blocked.waiters.get(&id).and_then(|w| {
-                w.serve
-                    .is_none()
-                    .then_some(w.stream_stamp)
-                    .flatten()
-                    .map(|stamp| (stamp, w.keys.clone()))
-            });
-            if let Some((stamp, keys)) = stamped {
-                if stamp == stream_stamp(&st.dbs[db], &keys) {
-                    break;
-                }
+                .waiters
+                .get(&id)
+                .is_some_and(|w| w.serve.is_none() && w.stream_stamp.is_some());
+            if stamped {
                 if let Some(w) = st.blocked.remove(id) {
                     let _ = w.wake.send(Wake::Retry);
                 }
                 continue;
-            }
-            let type_ok = st.dbs[db]
-                .keys
-                .get(&key[..])
-                .is_some_and(|e| e.value.type_name() == wants);
-            // A blocked XREADGROUP is also woken when its key went away (DEL, another type):
-            // Redis ends it with an error.
-            let group_reader = st.blocked.waiters.get(&id).is_some_and(|w| {
-                w.serve.as_ref().is_some_and(|s| {
-                    s.1.first()
-                        .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
-                })
-            });
-            if !type_ok && !group_reader {
-                break;
             }
             let notify_only = st
                 .blocked
@@ -313,6 +288,29 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             let _ = w.wake.send(Wake::Served(buf));
         }
     }
+}
+
+/// The oldest waiter on `key` the key's state concerns: one of the type the key holds, a blocked
+/// XREADGROUP (whose key went away: it ends with an error), or a notify-only stream waiter
+/// whose streams changed since it registered.
+fn next_concerned(st: &ShardState, db: usize, key: &Bytes) -> Option<u64> {
+    let queue = st.blocked.queues.get(&(db, key.clone()))?;
+    let holds = st.dbs[db].keys.get(&key[..]).map(|e| e.value.type_name());
+    queue.iter().copied().find(|id| {
+        let Some(w) = st.blocked.waiters.get(id) else {
+            return false;
+        };
+        if w.serve.is_none() {
+            if let Some(stamp) = w.stream_stamp {
+                return stamp != stream_stamp(&st.dbs[db], &w.keys);
+            }
+        }
+        holds == Some(w.wants)
+            || w.serve.as_ref().is_some_and(|s| {
+                s.1.first()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
+            })
+    })
 }
 
 /// Serves the XREAD waiters of a stream that changed. Reading consumes nothing, so every waiter

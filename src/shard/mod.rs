@@ -804,12 +804,11 @@ pub fn execute_keyed(
     // serving them logs (a pop, XREADGROUP's claims of the entries XADD added) replays after
     // it, as Redis propagates it.
     if !st.blocked.is_empty() && spec.has(commands::flags::WRITE) {
-        // Like Redis, the stream commands that add nothing (XSETID moves the last ID) wake
-        // no XREAD waiter.
-        if !matches!(spec.name, "xsetid" | "xdel" | "xtrim") {
-            for p in spec.keys(args) {
-                st.blocked.touched(db, &args[p]);
+        for p in spec.keys(args) {
+            if !wakes_stream_readers(&st.dbs[db], spec, args, p) {
+                continue;
             }
+            st.blocked.touched(db, &args[p]);
         }
         if !st.in_unit && st.blocked.has_ready() {
             blocking::serve_ready(st, globals, now_ms);
@@ -907,6 +906,35 @@ pub(crate) fn touch_changed_watched(
         };
         if changed {
             d.touch(&key);
+        }
+    }
+}
+
+/// Whether a write to the key at argument `p` may serve the clients blocked on it. Always, unless
+/// the key holds a stream afterwards: Redis wakes a stream's readers only when entries were
+/// added (XADD), a group was destroyed (its readers end with NOGROUP), or the key was replaced;
+/// other writes to a stream (XSETID, XDEL, XTRIM, the group commands, EXPIRE...) wake no one.
+/// Otherwise, once XSETID moved the last ID past a waiting XREAD's ID, any such write would
+/// serve it an empty list.
+fn wakes_stream_readers(d: &Db, spec: &CommandSpec, args: &[Bytes], p: usize) -> bool {
+    let holds_stream = d
+        .keys
+        .get(&args[p][..])
+        .is_some_and(|e| matches!(e.value, crate::types::Value::Stream(_)));
+    if !holds_stream {
+        return true;
+    }
+    match spec.name {
+        "xadd" => true,
+        "xgroup" => args
+            .get(1)
+            .is_some_and(|sub| sub.eq_ignore_ascii_case(b"destroy")),
+        _ if spec.name.starts_with('x') => false,
+        _ => {
+            let sub = spec.subcommand(args).ok().flatten();
+            commands::server_family::keys_and_flags(spec, sub, args, &[p])
+                .into_iter()
+                .any(|(k, flags)| k == p && flags.contains(&"OW"))
         }
     }
 }
