@@ -183,16 +183,12 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             serve_stream_waiters(st, globals, now_ms, db, &key);
             continue;
         }
-        loop {
-            // The oldest waiter this change concerns. Waiters for another type than the key
-            // holds are passed over, as Redis serves a key's list, sorted-set and stream
-            // clients each by their own type (a BLPOP behind an XREAD on a key that became a
-            // list); a write that left the key empty or of another type (a failed pop, a DEL)
-            // serves no one, or a notify-only waiter would wake itself with its own retry,
-            // forever.
-            let Some(id) = next_concerned(st, db, &key) else {
-                break;
-            };
+        // The oldest waiter this change concerns, each time. Waiters for another type than
+        // the key holds are passed over, as Redis serves a key's list, sorted-set and stream
+        // clients each by their own type (a BLPOP behind an XREAD on a key that became a
+        // list); a write that left the key empty or of another type (a failed pop, a DEL)
+        // serves no one, or a notify-only waiter would wake itself with its own retry, forever.
+        while let Some(id) = next_concerned(st, db, &key) {
             // A notify-only stream waiter whose streams changed (its key deleted or replaced):
             // woken, so that a blocked XREADGROUP ends with Redis's error (`blocking_family`
             // checks before it retries).
