@@ -561,7 +561,7 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
         // A blocked XREADGROUP woken because a key or its group went away ends with the
         // errors Redis gives a blocked client, not the plain ones of a new call.
         if blocked.is_some() && spec.name == "xreadgroup" {
-            if let Some(e) = xreadgroup_lost_its_streams(c, &args, db).await {
+            if let Some(e) = xreadgroup_lost_its_streams(c, spec, &args, db).await {
                 let mut st = c.shard.state.borrow_mut();
                 st.count_unblocked(slot, blocked.unwrap_or(0), true);
                 st.stats.error_replied(e.as_bytes());
@@ -673,8 +673,12 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
 
 /// The error a blocked XREADGROUP over keys of several shards ends with when one of its keys no
 /// longer holds a stream, or no longer has the group (checked on each key's shard, in order).
-async fn xreadgroup_lost_its_streams(c: &Conn, args: &[Bytes], db: usize) -> Option<&'static str> {
-    let spec = super::lookup(b"xreadgroup")?;
+async fn xreadgroup_lost_its_streams(
+    c: &Conn,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    db: usize,
+) -> Option<&'static str> {
     let group = super::stream_group_family::parse_xreadgroup(args, false)
         .ok()?
         .group;
