@@ -476,5 +476,36 @@ fn change_counts_and_watch_of_writes_that_change_little() {
             },
         );
     }
+    // The same writes inside a transaction whose keys span shards (untagged keys), sent by
+    // another client: its units work on copies, and still fail the watcher's EXEC where Redis's
+    // do.
+    let other = d.open_conn();
+    d.use_conn(0);
+    for (setup, block) in [
+        ("HSET k f v", "HSET k f v"),
+        ("SET k 5", "INCRBY k 0"),
+        ("HSET k f v", "HSETNX k f v"),
+        ("RPUSH k a b", "LSET k 0 a"),
+        ("RPUSH k a b", "LREM k 0 z"),
+    ] {
+        d.section(&format!("across shards: {block}"));
+        d.each(
+            &format!("MULTI {block}, SET other 1, EXEC; the watcher's EXEC"),
+            |t, c| {
+                t.conns[c].cmd_str("FLUSHALL");
+                t.conns[c].cmd_str(setup);
+                t.conns[c].cmd_str("WATCH k");
+                let o = &mut t.conns[other];
+                o.cmd_str("MULTI");
+                o.cmd_str(block);
+                o.cmd_str("SET other 1");
+                let mut out = o.cmd_str("EXEC");
+                t.conns[c].cmd_str("MULTI");
+                t.conns[c].cmd_str("PING");
+                out.extend_from_slice(&t.conns[c].cmd_str("EXEC"));
+                out
+            },
+        );
+    }
     d.s("FLUSHALL");
 }

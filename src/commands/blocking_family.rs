@@ -357,7 +357,7 @@ async fn attempt_here(
         && st.dbs[db].has_watches()
         && !spec.has(crate::commands::flags::OWN_SIGNALS)
     {
-        crate::shard::watched_snapshot(&st.dbs[db], spec, &args)
+        crate::shard::watched_snapshot(&st.dbs[db], spec, &args, false)
     } else {
         Vec::new()
     };

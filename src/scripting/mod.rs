@@ -1087,7 +1087,18 @@ impl<'a> ScriptRun<'a> {
                 }
             }
         }
+        // The keys this command signals go to their owners with their entries (the WATCHes
+        // on them live there); a unit this runs inside keeps its own list.
+        let outer = self
+            .sh
+            .state
+            .borrow_mut()
+            .unit_signalled
+            .replace(Vec::new());
         let out = self.exec_local(spec, &args, resp3);
+        let mut signalled =
+            std::mem::replace(&mut self.sh.state.borrow_mut().unit_signalled, outer)
+                .unwrap_or_default();
         for (o, ks) in by_owner {
             let entries: Vec<Option<Taken>> = {
                 let mut st = self.sh.state.borrow_mut();
@@ -1095,9 +1106,13 @@ impl<'a> ScriptRun<'a> {
                     .map(|k| st.dbs[k.db as usize].remove(&k.key))
                     .collect()
             };
+            let (theirs, rest): (Vec<_>, Vec<_>) = signalled
+                .into_iter()
+                .partition(|(_, k)| self.sh.shard_of(k) == o);
+            signalled = rest;
             let _ = block_on_shard(self.sh, o, move |owner| {
                 owner.state.borrow_mut().in_unit = true;
-                crate::tx::write_back(owner, None, ks, Some(entries), None)
+                crate::tx::write_back(owner, None, ks, Some(entries), None, &theirs)
             });
         }
         out

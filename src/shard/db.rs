@@ -139,6 +139,13 @@ impl Db {
     #[inline]
     pub fn touch(&self, key: &[u8]) {
         crate::pubsub::tracking::key_modified(key);
+        self.touch_watchers(key);
+    }
+
+    /// Marks a key as modified for the clients watching it only (a multi-shard unit's write
+    /// that signalled a key: its client caches hear of it through the unit's tracking record).
+    #[inline]
+    pub fn touch_watchers(&self, key: &[u8]) {
         if self.watched.is_empty() {
             return;
         }

@@ -204,6 +204,10 @@ pub struct ShardState {
     /// Set while a unit of several commands runs (EXEC, transactions): blocked clients are
     /// served after the unit, not between its commands.
     pub in_unit: bool,
+    /// While this shard runs a multi-shard unit over copies of other shards' keys: the keys
+    /// its writes signalled (`touch_changed_watched`), so that the owners fail the WATCHes on
+    /// them even when the value came back byte-identical.
+    pub unit_signalled: Option<Vec<(usize, Bytes)>>,
     /// Memory limit and eviction state (see `memory`).
     pub mem: memory::MemState,
     /// The append-only log, while `appendonly yes` (see `crate::persistence::aof`).
@@ -253,6 +257,7 @@ impl ShardState {
             active_expire: true,
             blocked: Default::default(),
             in_unit: false,
+            unit_signalled: None,
             mem: memory::MemState::default(),
             aof: None,
             loading: false,
@@ -758,12 +763,17 @@ pub fn execute_keyed(
             return;
         }
     }
-    let watched_before =
-        if is_write && st.dbs[db].has_watches() && !spec.has(commands::flags::OWN_SIGNALS) {
-            watched_snapshot(&st.dbs[db], spec, args)
-        } else {
-            Vec::new()
-        };
+    // In a multi-shard unit every key is looked at: who watches another shard's key is known
+    // only on that shard.
+    let in_copies = st.unit_signalled.is_some();
+    let watched_before = if is_write
+        && (st.dbs[db].has_watches() || in_copies)
+        && !spec.has(commands::flags::OWN_SIGNALS)
+    {
+        watched_snapshot(&st.dbs[db], spec, args, in_copies)
+    } else {
+        Vec::new()
+    };
     st.dirty = None;
     crate::pubsub::tracking::set_current(who.track.id);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -815,7 +825,10 @@ pub fn execute_keyed(
         }
     }
     if !watched_before.is_empty() {
-        touch_changed_watched(&st.dbs[db], spec, args, watched_before, wrote);
+        let signalled = touch_changed_watched(&st.dbs[db], spec, args, watched_before, wrote);
+        if let Some(all) = st.unit_signalled.as_mut() {
+            all.extend(signalled.into_iter().map(|k| (db, k)));
+        }
     }
     let d = &st.dbs[db];
     crate::pubsub::tracking::after_command(spec, args, who.track, wrote, |k| d.peek(k).is_some());
@@ -859,12 +872,18 @@ pub(crate) enum WatchedBefore {
 /// Values charged at most this many bytes are copied before a write (see [`WatchedBefore`]).
 const WATCH_COPY_MAX: u32 = 64 * 1024;
 
-/// The watched keys a command names, before it runs.
+/// Keys a command names, with what they held before it ran.
 pub(crate) type WatchSnapshot = Vec<(Bytes, WatchedBefore)>;
 
-pub(crate) fn watched_snapshot(d: &Db, spec: &CommandSpec, args: &[Bytes]) -> WatchSnapshot {
+/// The watched keys a command names (every key it names with `all`), before it runs.
+pub(crate) fn watched_snapshot(
+    d: &Db,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    all: bool,
+) -> WatchSnapshot {
     spec.keys(args)
-        .filter(|&p| d.is_watched(&args[p]))
+        .filter(|&p| all || d.is_watched(&args[p]))
         .map(|p| {
             let key = args[p].clone();
             let before = match d.peek(&key) {
@@ -889,7 +908,8 @@ pub(crate) fn touch_changed_watched(
     args: &[Bytes],
     snapshot: WatchSnapshot,
     wrote: bool,
-) {
+) -> Vec<Bytes> {
+    let mut signalled = Vec::new();
     let one_key = || {
         let mut keys = spec.keys(args).map(|p| &args[p]);
         let first = keys.next();
@@ -906,8 +926,10 @@ pub(crate) fn touch_changed_watched(
         };
         if changed {
             d.touch(&key);
+            signalled.push(key);
         }
     }
+    signalled
 }
 
 /// Whether a write to the key at argument `p` may serve the clients blocked on it. Always, unless

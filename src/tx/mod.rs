@@ -283,6 +283,7 @@ pub(crate) fn write_back(
     keys: Vec<LockKey>,
     entries: Option<Vec<Option<Taken>>>,
     bracket: Option<(TxId, usize)>,
+    signalled: &[(usize, Bytes)],
 ) {
     if let Some(entries) = entries {
         let now = unix_ms();
@@ -322,6 +323,11 @@ pub(crate) fn write_back(
         }
         if let Some((id, _)) = bracket {
             crate::persistence::aof::tx_end(&mut st, id);
+        }
+        // Writes that signalled a key (Redis's `signalModifiedKey`) fail its WATCHes even when
+        // the value came back byte-identical; changed values were signalled above.
+        for (db, key) in signalled {
+            st.dbs[*db].touch_watchers(key);
         }
         crate::pubsub::tracking::flush_bcast();
         if !st.in_unit && st.blocked.has_ready() {
@@ -720,7 +726,14 @@ async fn execute_with_copies<R>(
         // that does not, e.g. an escalated script, leaves its records unbracketed).
         let mark = crate::persistence::aof::tx_mark(&sh.state.borrow());
         crate::pubsub::tracking::start_unit();
+        sh.state.borrow_mut().unit_signalled = Some(Vec::new());
         let (replies, write_back_entries) = body(sh);
+        let mut signalled = sh
+            .state
+            .borrow_mut()
+            .unit_signalled
+            .take()
+            .unwrap_or_default();
         // What the unit did to foreign keys, for client-side caching: it goes to their owners
         // with the write-back (see `crate::pubsub::tracking`).
         let record = crate::pubsub::tracking::finish_unit();
@@ -728,7 +741,8 @@ async fn execute_with_copies<R>(
         if write_back_entries && plan.contains_key(&me) {
             crate::persistence::aof::tx_wrap(&mut st, mark, bracket.0, bracket.1);
         }
-        let mut results: Vec<(usize, Vec<LockKey>, Vec<Option<Taken>>)> = Vec::new();
+        type Part = (usize, Vec<LockKey>, Vec<Option<Taken>>, Vec<(usize, Bytes)>);
+        let mut results: Vec<Part> = Vec::new();
         for (&s, keys) in plan {
             if s == me {
                 continue;
@@ -737,7 +751,12 @@ async fn execute_with_copies<R>(
                 .iter()
                 .map(|k| st.dbs[k.db as usize].remove(&k.key))
                 .collect();
-            results.push((s, keys.clone(), entries));
+            // The keys of this owner the unit's writes signalled.
+            let (theirs, rest): (Vec<_>, Vec<_>) = signalled
+                .into_iter()
+                .partition(|(_, k)| sh.shard_of(k) == s);
+            signalled = rest;
+            results.push((s, keys.clone(), entries, theirs));
         }
         (replies, results, write_back_entries, bracket, record)
     };
@@ -752,7 +771,7 @@ async fn execute_with_copies<R>(
     // the invalidations the unit causes are then queued before its reply, as in Redis.
     let wait_for_owners = crate::pubsub::tracking::active();
     let mut written_back = Vec::new();
-    for (s, keys, entries) in results {
+    for (s, keys, entries, signalled) in results {
         if let Some(h) = held.as_mut() {
             h.shards.retain(|&x| x != s);
         }
@@ -761,7 +780,7 @@ async fn execute_with_copies<R>(
             Box::new(move |owner: &Shard| {
                 // The changes are the unit's client's, for NOLOOP.
                 crate::pubsub::tracking::set_current(unit_client);
-                write_back(owner, tx, keys, Some(entries), Some(bracket));
+                write_back(owner, tx, keys, Some(entries), Some(bracket), &signalled);
                 crate::pubsub::tracking::replay_unit(reads);
                 crate::pubsub::tracking::set_current(0);
             })
@@ -775,7 +794,7 @@ async fn execute_with_copies<R>(
             Box::new(move |owner: &Shard| {
                 record_access(owner, accessed);
                 crate::pubsub::tracking::replay_unit(reads);
-                write_back(owner, tx, keys, None, None)
+                write_back(owner, tx, keys, None, None, &[])
             })
         };
         let job: crate::shard::router::Job = if wait_for_owners {
