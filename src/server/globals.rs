@@ -33,6 +33,9 @@ pub struct Globals {
     pub shutdown_signal: std::sync::atomic::AtomicI32,
     /// Monitors connected anywhere; the hot path only feeds them when this is non-zero.
     pub monitors: AtomicUsize,
+    /// Keys WATCHed anywhere (one per client and key): a multi-shard unit looks for the keys its
+    /// writes signal only when this is non-zero (see `ShardState::unit_signalled`).
+    pub watched_keys: AtomicUsize,
     pub connected_clients: AtomicUsize,
     pub lastsave: AtomicU64,
     /// Bit `i` set: shard `i` has pub/sub subscribers (PUBLISH visits only those shards).
@@ -82,6 +85,7 @@ impl Globals {
             shutdown: AtomicBool::new(false),
             shutdown_signal: std::sync::atomic::AtomicI32::new(0),
             monitors: AtomicUsize::new(0),
+            watched_keys: AtomicUsize::new(0),
             connected_clients: AtomicUsize::new(0),
             lastsave: AtomicU64::new(start_ms / 1000),
             pubsub_shards: AtomicU64::new(0),

@@ -763,9 +763,13 @@ pub fn execute_keyed(
             return;
         }
     }
-    // In a multi-shard unit every key is looked at: who watches another shard's key is known
-    // only on that shard.
-    let in_copies = st.unit_signalled.is_some();
+    // In a multi-shard unit every key is looked at while anyone WATCHes anything: who watches
+    // another shard's key is known only on that shard.
+    let in_copies = st.unit_signalled.is_some()
+        && globals
+            .watched_keys
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0;
     let watched_before = if is_write
         && (st.dbs[db].has_watches() || in_copies)
         && !spec.has(commands::flags::OWN_SIGNALS)

@@ -178,6 +178,9 @@ fn watch(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             let mut st = sh.state.borrow_mut();
             for (db, k) in ks {
                 st.dbs[db].watch(&k, flag.clone());
+                sh.globals
+                    .watched_keys
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         })
         .await;
@@ -205,6 +208,9 @@ pub async fn forget_watches(shard: &Shard, w: WatchState) {
         let mut st = sh.state.borrow_mut();
         for (db, k) in ks {
             st.dbs[db].unwatch(&k, &flag);
+            sh.globals
+                .watched_keys
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     })
     .await;
