@@ -1133,22 +1133,22 @@ fn xreadgroup_block_ends_like_redis() {
     let mut d = diff_or_skip!("xreadgroup_block_ends_like_redis");
     let w1 = d.open_conn();
     d.use_conn(0);
+    // Fresh streams t and q with group g, and a client blocked reading both.
+    let block_on_t_and_q = |d: &mut Diff| {
+        d.s("DEL t q");
+        d.s("XGROUP CREATE t g $ MKSTREAM");
+        d.s("XGROUP CREATE q g $ MKSTREAM");
+        send_each(d, w1, "XREADGROUP GROUP g alice BLOCK 0 STREAMS t q > >");
+        wait_blocked(d, 1);
+        d.use_conn(0);
+    };
     for (what, end) in [
         ("key deleted", "DEL q"),
         ("group destroyed", "XGROUP DESTROY t g"),
         ("another type", "SET q x"),
     ] {
         d.section(what);
-        d.s("DEL t q");
-        d.s("XGROUP CREATE t g $ MKSTREAM");
-        d.s("XGROUP CREATE q g $ MKSTREAM");
-        send_each(
-            &mut d,
-            w1,
-            "XREADGROUP GROUP g alice BLOCK 0 STREAMS t q > >",
-        );
-        wait_blocked(&mut d, 1);
-        d.use_conn(0);
+        block_on_t_and_q(&mut d);
         d.s(end);
         read_each(&mut d, w1, what);
         d.s("INFO errorstats");
@@ -1175,16 +1175,7 @@ fn xreadgroup_block_ends_like_redis() {
     d.s("XADD t 1-0 f v");
     read_each(&mut d, w1, "stream reader served");
     d.section("served after blocking");
-    d.s("DEL t q");
-    d.s("XGROUP CREATE t g $ MKSTREAM");
-    d.s("XGROUP CREATE q g $ MKSTREAM");
-    send_each(
-        &mut d,
-        w1,
-        "XREADGROUP GROUP g alice BLOCK 0 STREAMS t q > >",
-    );
-    wait_blocked(&mut d, 1);
-    d.use_conn(0);
+    block_on_t_and_q(&mut d);
     d.s("MULTI");
     for i in 1..=3 {
         d.s(&format!("XADD q {i}-0 f v"));

@@ -272,7 +272,10 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                 st.dbs[db].touch(k);
             }
             crate::persistence::aof::record_served(st, &args, db, &buf);
-            globals.snapshot.note_changes(st.id, changes);
+            // An XREADGROUP ended by an error changed nothing.
+            if buf.first() != Some(&b'-') {
+                globals.snapshot.note_changes(st.id, changes);
+            }
             // The pop changed values in place: refresh their memory charge.
             for k in args.iter().skip(1) {
                 st.dbs[db].recharge(k);
