@@ -1811,6 +1811,25 @@ fn unix_socket_clients_are_local() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A relative `unixsocket` is created under `dir`, and its clients are named by the path as
+/// configured (`addr=u.sock:0`), as redis-server names them.
+#[test]
+fn relative_unix_socket_lives_under_dir_and_names_clients_as_configured() {
+    use std::os::unix::net::UnixStream;
+    let dir = std::env::temp_dir().join(format!("tessera-unix-rel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display().to_string();
+    let _srv = start_tessera(1, &["--dir", &d, "--unixsocket", "u.sock"]);
+    let mut c = UnixStream::connect(dir.join("u.sock")).unwrap();
+    let info = String::from_utf8_lossy(&unix_cmd(&mut c, "CLIENT INFO")).into_owned();
+    assert!(
+        info.contains(" addr=u.sock:0 ") && info.contains(" laddr=u.sock:0 "),
+        "{info}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Starts the server as a supervisor would: `args` plus a free port, `env` added to its
 /// environment; waits until it answers on the port.
 fn spawn_supervised(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u16) {
