@@ -215,6 +215,135 @@ fn blmove_chains_and_cross_shard_keys() {
 }
 
 #[test]
+fn clients_blocked_over_several_shards_are_served_in_place() {
+    // With 4 shards t and q live on different shards. A client blocked on both is served the
+    // moment one of them gets something, from that key alone, in its turn among the clients
+    // blocked on that key, as Redis serves it.
+    compare_transcripts(
+        "clients_blocked_over_several_shards_are_served_in_place",
+        |port| {
+            let mut log = Vec::new();
+            let mut a = RawConn::connect(port);
+            let mut b = RawConn::connect(port);
+            let mut p = RawConn::connect(port);
+            let mut both_then_one = |p: &mut RawConn,
+                                     log: &mut Vec<String>,
+                                     setup: &[&str],
+                                     a_blocks: &str,
+                                     b_blocks: &str,
+                                     writes: &[&str]| {
+                logged_cmd(p, log, "FLUSHALL");
+                for line in setup {
+                    logged_cmd(p, log, line);
+                }
+                send_line(&mut a, a_blocks);
+                wait_blocked(port, 1);
+                send_line(&mut b, b_blocks);
+                wait_blocked(port, 2);
+                for line in writes {
+                    logged_cmd(p, log, line);
+                }
+                reply(&mut a, log, "a");
+                reply(&mut b, log, "b");
+            };
+            // The oldest waiter first, whichever shards its other keys are on.
+            both_then_one(
+                &mut p,
+                &mut log,
+                &[],
+                "BLPOP t q 0",
+                "BLPOP t 0",
+                &["RPUSH t x", "RPUSH t y"],
+            );
+            both_then_one(
+                &mut p,
+                &mut log,
+                &[],
+                "BRPOP q t 0",
+                "BLPOP q 0",
+                &["RPUSH q x", "RPUSH q y"],
+            );
+            both_then_one(
+                &mut p,
+                &mut log,
+                &[],
+                "BZPOPMIN q t 0",
+                "BZPOPMAX t 0",
+                &["ZADD t 1 x", "ZADD t 2 y"],
+            );
+            both_then_one(
+                &mut p,
+                &mut log,
+                &[],
+                "BLMPOP 0 2 t q LEFT COUNT 5",
+                "BLMPOP 0 1 q RIGHT",
+                &["RPUSH q a b", "RPUSH q c", "RPUSH t d"],
+            );
+            // From the key that got something first, that key alone.
+            both_then_one(
+                &mut p,
+                &mut log,
+                &[],
+                "BLPOP t q 0",
+                "BLPOP q 0",
+                &["RPUSH q 1", "RPUSH t 2", "RPUSH q 3"],
+            );
+            both_then_one(
+                &mut p,
+                &mut log,
+                &["XADD t 1-0 f v"],
+                "XREAD BLOCK 0 STREAMS t q $ $",
+                "XREAD BLOCK 0 STREAMS q t $ $",
+                &["XADD q 1-0 f v", "XADD t 2-0 f v"],
+            );
+            // Consumer groups: the group moves on the key served only.
+            let groups = [
+                "XGROUP CREATE t g $ MKSTREAM",
+                "XGROUP CREATE q g $ MKSTREAM",
+            ];
+            both_then_one(
+                &mut p,
+                &mut log,
+                &groups,
+                "XREADGROUP GROUP g a BLOCK 0 STREAMS t q > >",
+                "XREADGROUP GROUP g b BLOCK 0 STREAMS t >",
+                &["XADD t 1-0 f v", "XADD t 2-0 f v", "XADD q 1-0 f v"],
+            );
+            logged_cmd(&mut p, &mut log, "XINFO GROUPS q");
+            logged_cmd(&mut p, &mut log, "XPENDING t g");
+            // A key deleted or a group destroyed under a blocked XREADGROUP ends it, in its turn.
+            both_then_one(
+                &mut p,
+                &mut log,
+                &groups,
+                "XREADGROUP GROUP g a BLOCK 0 STREAMS t q > >",
+                "BLPOP u 0",
+                &["DEL t", "RPUSH u z"],
+            );
+            both_then_one(
+                &mut p,
+                &mut log,
+                &groups,
+                "XREADGROUP GROUP g a BLOCK 0 STREAMS q t > >",
+                "XREADGROUP GROUP g b BLOCK 0 STREAMS t >",
+                &["XGROUP DESTROY t g"],
+            );
+            // Timeouts.
+            both_then_one(
+                &mut p,
+                &mut log,
+                &[],
+                "BLPOP t q 0.5",
+                "BZPOPMIN q t 0.5",
+                &[],
+            );
+            logged_cmd(&mut p, &mut log, "INFO errorstats");
+            log
+        },
+    );
+}
+
+#[test]
 fn disconnect_and_wrong_type_while_blocked() {
     compare_transcripts("disconnect_and_wrong_type_while_blocked", |port| {
         let mut log = Vec::new();

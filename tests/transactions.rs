@@ -270,9 +270,21 @@ fn watch_based_increments_never_lose_an_update() {
 
 #[test]
 fn blocking_consumers_get_every_element_exactly_once() {
-    // Producers push numbered items to queues on different shards; consumers block on all
-    // queues at once (notify-and-retry path) or on one queue (served-in-place path). Every item
-    // must be consumed exactly once.
+    consume_everything_once(b"1", std::time::Duration::ZERO);
+}
+
+#[test]
+fn blocking_consumers_timing_out_lose_nothing() {
+    // Timeouts of 10 ms race the pushes that serve the clients blocked over several shards:
+    // pushes come about every millisecond, so most waits end near one.
+    consume_everything_once(b"0.01", std::time::Duration::from_millis(2));
+}
+
+/// Producers push numbered items to queues on different shards; consumers block on all queues
+/// at once (one registration per shard under a shared claim) or on one queue (served in place
+/// on its shard), with `timeout`; each producer waits `pace` between pushes. Every item must be
+/// consumed exactly once.
+fn consume_everything_once(timeout: &'static [u8], pace: std::time::Duration) {
     let server = start_tessera(4, &[]);
     let port = server.port;
     let queues = spread_keys(3);
@@ -290,7 +302,7 @@ fn blocking_consumers_get_every_element_exactly_once() {
                     } else {
                         args.extend(queues.iter().map(|q| q.as_bytes()));
                     }
-                    args.push(b"1");
+                    args.push(timeout);
                     let reply = resp_parse(&c.cmd(&args));
                     if let Some(kv) = reply.items() {
                         let v = kv[1].as_int_like().unwrap();
@@ -312,6 +324,7 @@ fn blocking_consumers_get_every_element_exactly_once() {
                     let v = (p * per_producer + i).to_string();
                     let q = &queues[i as usize % queues.len()];
                     c.cmd(&[b"RPUSH", q.as_bytes(), v.as_bytes()]);
+                    thread::sleep(pace);
                 }
             })
         })

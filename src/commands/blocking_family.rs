@@ -26,10 +26,11 @@ use super::zset_family::{self, parse_mpop, PopShape as ZShape};
 use super::{cmd, flags::*, numkeys_positions, CommandSpec, Ctx, Exec, KeySpec};
 use crate::protocol::Reply;
 use crate::server::conn::{Conn, ERR_SHARD_GONE};
-use crate::shard::blocking::{TryServe, Waiter, Wake};
+use crate::shard::blocking::{release_claim, take_claim, TryServe, Waiter, Wake};
 use crate::shard::router::ShardMsg;
 use crate::shard::Shard;
 use crate::types::list::End;
+use futures::StreamExt;
 
 pub fn specs() -> Vec<CommandSpec> {
     vec![
@@ -335,17 +336,27 @@ enum Attempt {
 /// On the shard owning every key: waits for transaction locks on the keys, then either serves
 /// the command or registers the client as a waiter, in one synchronous step (no wake-up can be
 /// lost in between).
+///
+/// `retry`: the client is blocked over keys of several shards and tries again, one key at a time
+/// (`args` narrowed to it). It is served as a blocked client is served (a blocked XREAD by its
+/// stream's rule), never registered, and its call is counted by the caller; `Done` with nothing
+/// written means there is still nothing to serve.
 async fn attempt_here(
     sh: &Shard,
     spec: &'static CommandSpec,
     args: Vec<Bytes>,
     db: usize,
     resp3: bool,
-    register: bool,
+    retry: bool,
 ) -> Attempt {
     sh.wait_unlocked(db, std::iter::once((spec, &args[..])))
         .await;
-    let (serve, wants, _) = blocking_kind(spec.name);
+    let (first, wants, _) = blocking_kind(spec.name);
+    let serve = if retry {
+        blocked_serve(spec.name, first)
+    } else {
+        first
+    };
     let slot = crate::commands::stat_index(spec, &args);
     let mut buf = BytesMut::new();
     let mut st = sh.state.borrow_mut();
@@ -393,12 +404,14 @@ async fn attempt_here(
             |k| d.peek(k).is_some(),
         );
     }
-    if served || !register {
-        let usec = st.clock.now_us().saturating_sub(started);
-        let failed = buf.first() == Some(&b'-');
-        st.count_call(slot, usec, failed);
-        if failed {
-            st.stats.error_replied(&buf);
+    if served || retry {
+        if !retry {
+            let usec = st.clock.now_us().saturating_sub(started);
+            let failed = buf.first() == Some(&b'-');
+            st.count_call(slot, usec, failed);
+            if failed {
+                st.stats.error_replied(&buf);
+            }
         }
         // The pop changed keys other waiters may want (BLMOVE's destination).
         for p in spec.keys(&args) {
@@ -425,9 +438,9 @@ async fn attempt_here(
         db,
         keys,
         wants,
-        serve: Some((blocked_serve(spec.name, serve), args, resp3)),
+        serve: Some((blocked_serve(spec.name, first), args, resp3)),
         stat: Some((slot, usec)),
-        stream_stamp: None,
+        claim: None,
         wake,
     });
     Attempt::Blocked(id, rx)
@@ -481,32 +494,8 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
     let (db, resp3) = (c.db, c.resp3);
     if shards.len() <= 1 {
         let target = shards.first().copied().unwrap_or(c.shard.id);
-        let attempt = if target == c.shard.id {
-            attempt_here(&c.shard, spec, args, db, resp3, true).await
-        } else {
-            let (reply, rx) = oneshot::channel();
-            let task: crate::shard::router::TaskJob = Box::new(move |sh| {
-                Box::pin(async move {
-                    let a = attempt_here(&sh, spec, args, db, resp3, true).await;
-                    let _ = reply.send(match a {
-                        Attempt::Done(b) => Ok(b),
-                        Attempt::Blocked(id, rx) => Err((id, rx)),
-                    });
-                })
-            });
-            if c.shard
-                .router
-                .send(target, ShardMsg::Task(task))
-                .await
-                .is_err()
-            {
-                return c.reply().error(ERR_SHARD_GONE);
-            }
-            match rx.await {
-                Ok(Ok(b)) => Attempt::Done(b),
-                Ok(Err((id, rx))) => Attempt::Blocked(id, rx),
-                Err(_) => return c.reply().error(ERR_SHARD_GONE),
-            }
+        let Some(attempt) = attempt_on(c, target, spec, args, db, resp3, false).await else {
+            return c.reply().error(ERR_SHARD_GONE);
         };
         match attempt {
             Attempt::Done(b) => c.out.extend_from_slice(&b),
@@ -517,11 +506,15 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
         }
         return;
     }
-    // Keys on several shards: register everywhere (notify-only), then try the whole command as
-    // a transaction; block until woken, retry. The attempts are counted here, where it is
-    // known which one blocked and which one ended the call; `blocked` is the first attempt's
-    // time once the call blocked.
+    // Keys on several shards: register on each of them under one claim (`Claim`), try the
+    // command as a transaction while holding the claim, then give it back and wait to be
+    // served in place by whichever shard gets something first. A BLMOVE/BRPOPLPUSH, whose pop
+    // and push are on different shards, registers notify-only and retries as a transaction
+    // when woken. The attempts are counted here, where it is known which one blocked and which
+    // one ended the call; `blocked` is the first attempt's time once the call blocked.
     let mut blocked: Option<u64> = None;
+    // The key whose change woke the client last.
+    let mut woken_by: Option<Bytes> = None;
     let mut args = args;
     if spec.name == "xread" {
         // `$` is what each stream holds when the command starts (its first attempt can serve
@@ -557,21 +550,19 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
             args = with_count;
         }
     }
+    // What a blocked call serves with: a blocked read's IDs and default COUNT.
+    let blocked_args = match spec.name {
+        "xread" => super::stream_family::blocked_xread_args(&args, |_| None),
+        "xreadgroup" => super::stream_group_family::blocked_xreadgroup_args(&args),
+        _ => args.clone(),
+    };
+    let in_place = narrows_to_one_key(spec.name);
+    let (first_try, wants, _) = blocking_kind(spec.name);
+    let serve = blocked_serve(spec.name, first_try);
     loop {
-        // A blocked XREADGROUP woken because a key or its group went away ends with the
-        // errors Redis gives a blocked client, not the plain ones of a new call.
-        if blocked.is_some() && spec.name == "xreadgroup" {
-            if let Some(e) = xreadgroup_lost_its_streams(c, spec, &args, db).await {
-                let mut st = c.shard.state.borrow_mut();
-                st.count_unblocked(slot, blocked.unwrap_or(0), true);
-                st.stats.error_replied(e.as_bytes());
-                drop(st);
-                return c.reply().error(e);
-            }
-        }
+        let claim = in_place.then(crate::shard::blocking::new_claim);
         let mut registered: Vec<(usize, u64)> = Vec::new();
-        // Each shard gets its own sender; the first wake wins.
-        let (any_tx, any_rx) = futures::channel::mpsc::unbounded::<()>();
+        let (any_tx, mut any_rx) = futures::channel::mpsc::unbounded::<Wake>();
         for &s in &shards {
             let keys: Vec<Bytes> = spec
                 .keys(&args)
@@ -579,27 +570,26 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
                 .map(|p| args[p].clone())
                 .collect();
             let any = any_tx.clone();
-            let (_, wants, _) = blocking_kind(spec.name);
+            let claim = claim.clone();
+            let serve = claim
+                .is_some()
+                .then(|| (serve, blocked_args.clone(), resp3));
             let id = c
                 .shard
                 .run_on(s, move |sh| {
                     let (wake, rx) = oneshot::channel();
-                    let mut st = sh.state.borrow_mut();
-                    let stream_stamp = (wants == "stream")
-                        .then(|| crate::shard::blocking::stream_stamp(&st.dbs[db], &keys));
-                    let id = st.blocked.add(Waiter {
+                    let id = sh.state.borrow_mut().blocked.add(Waiter {
                         db,
                         keys,
                         wants,
-                        serve: None,
+                        serve,
                         stat: None,
-                        stream_stamp,
+                        claim,
                         wake,
                     });
-                    drop(st);
                     glommio::spawn_local(async move {
-                        if rx.await.is_ok() {
-                            let _ = any.unbounded_send(());
+                        if let Ok(w) = rx.await {
+                            let _ = any.unbounded_send(w);
                         }
                     })
                     .detach();
@@ -608,55 +598,98 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
                 .await;
             match id {
                 Ok(id) => registered.push((s, id)),
-                Err(_) => return c.reply().error(ERR_SHARD_GONE),
+                Err(_) => {
+                    unregister(c, &registered).await;
+                    return c.reply().error(ERR_SHARD_GONE);
+                }
             }
         }
         drop(any_tx);
-        let mut cmd = crate::tx::TxCmd::new(spec, args.clone(), db);
-        cmd.uncounted = true;
-        let shard = c.shard.clone();
-        let label = c.label.clone();
         let attempt = std::time::Instant::now();
-        let result = crate::tx::run_atomic(&shard, vec![cmd], resp3, &label).await;
-        let usec = attempt.elapsed().as_micros() as u64;
-        let nothing: &[u8] = if resp3 { b"_\r\n" } else { b"*-1\r\n" };
-        let null_bulk: &[u8] = if resp3 { b"_\r\n" } else { b"$-1\r\n" };
-        let done = match &result {
-            Ok(r) => r.buf[..] != *nothing && r.buf[..] != *null_bulk,
-            Err(_) => true,
+        let result = match (blocked, woken_by.take()) {
+            // Once blocked, served as a blocked client is: from one key, the one whose change
+            // woke it first, then each other in order.
+            (Some(_), key) if in_place => {
+                let mut served = None;
+                for k in retry_order(spec, &args, key.as_ref()) {
+                    let target = c.shard.shard_of(&k);
+                    let narrowed = narrow_to_key(&args, &k);
+                    match attempt_on(c, target, spec, narrowed, db, resp3, true).await {
+                        Some(Attempt::Done(b)) if !b.is_empty() => {
+                            served = Some(Ok(b));
+                            break;
+                        }
+                        Some(_) => {}
+                        None => {
+                            served = Some(Err(ERR_SHARD_GONE));
+                            break;
+                        }
+                    }
+                }
+                served
+            }
+            _ => {
+                let mut cmd = crate::tx::TxCmd::new(spec, args.clone(), db);
+                cmd.uncounted = true;
+                let shard = c.shard.clone();
+                let label = c.label.clone();
+                let nothing: &[u8] = if resp3 { b"_\r\n" } else { b"*-1\r\n" };
+                let null_bulk: &[u8] = if resp3 { b"_\r\n" } else { b"$-1\r\n" };
+                match crate::tx::run_atomic(&shard, vec![cmd], resp3, &label).await {
+                    Ok(r) if r.buf[..] == *nothing || r.buf[..] == *null_bulk => None,
+                    Ok(r) => Some(Ok(r.buf)),
+                    Err(e) => Some(Err(e)),
+                }
+            }
         };
-        if done {
+        let usec = attempt.elapsed().as_micros() as u64;
+        if let Some(result) = result {
             unregister(c, &registered).await;
-            let mark = c.out.len();
-            match result {
-                Ok(r) => c.out.extend_from_slice(&r.buf),
-                Err(e) => c.reply().error(e),
-            }
-            let failed = c.out.get(mark) == Some(&b'-');
-            let mut st = c.shard.state.borrow_mut();
-            match blocked {
-                None => st.count_call(slot, usec, failed),
-                Some(before) => st.count_unblocked(slot, before + usec, failed),
-            }
-            if failed {
-                st.stats.error_replied(&c.out[mark..]);
-            }
-            return;
+            let reply = match result {
+                Ok(b) => b,
+                Err(e) => {
+                    let mut b = BytesMut::new();
+                    Reply::new(&mut b, resp3).error(e);
+                    b
+                }
+            };
+            let usec = blocked.map_or(usec, |before| before + usec);
+            return deliver(c, slot, usec, blocked.is_some(), &reply);
         }
         if blocked.is_none() {
             c.shard.state.borrow_mut().count_blocked(slot, usec);
             blocked = Some(usec);
-            if spec.name == "xread" {
-                args = super::stream_family::blocked_xread_args(&args, |_| None);
-            } else if spec.name == "xreadgroup" {
-                // Once blocked, the default COUNT of a blocked read.
-                args = super::stream_group_family::blocked_xreadgroup_args(&args);
-            }
+            args = blocked_args.clone();
         }
-        let woke = c.wait_notified(any_rx, deadline).await;
+        // From here the shards serve it. Passed over while the attempt held the claim:
+        // something arrived meanwhile, so it tries again.
+        if claim.as_ref().is_some_and(|c| !release_claim(c)) {
+            unregister(c, &registered).await;
+            continue;
+        }
+        let woke = c.wait_notified(&mut any_rx, deadline).await;
+        let woke = match woke {
+            BlockOutcome::TimedOut | BlockOutcome::Unblocked(_) | BlockOutcome::Gone
+                if claim.as_ref().is_some_and(|c| !take_claim(c)) =>
+            {
+                // A shard is serving it right now: what it did decides.
+                match any_rx.next().await {
+                    Some(Wake::Served(b)) => BlockOutcome::Reply(b),
+                    _ => woke,
+                }
+            }
+            woke => woke,
+        };
         unregister(c, &registered).await;
         match woke {
-            BlockOutcome::Woken => continue,
+            BlockOutcome::Reply(b) => {
+                let usec = blocked.unwrap_or(0);
+                return deliver(c, slot, usec, true, &b);
+            }
+            BlockOutcome::Woken(key) => {
+                woken_by = key;
+                continue;
+            }
             BlockOutcome::TimedOut => return timed_out_reply(c, None),
             BlockOutcome::Unblocked(how) => {
                 count_client_unblock(&mut c.shard.state.borrow_mut(), slot, blocked, how);
@@ -666,45 +699,80 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
                 c.close_after_reply = true;
                 return;
             }
-            BlockOutcome::Reply(_) => continue,
         }
     }
 }
 
-/// The error a blocked XREADGROUP over keys of several shards ends with when one of its keys no
-/// longer holds a stream, or no longer has the group (checked on each key's shard, in order).
-async fn xreadgroup_lost_its_streams(
-    c: &Conn,
-    spec: &CommandSpec,
-    args: &[Bytes],
-    db: usize,
-) -> Option<&'static str> {
-    let group = super::stream_group_family::parse_xreadgroup(args, false)
-        .ok()?
-        .group;
+/// Sends the reply of a call over keys of several shards and counts the call (`unblocked`: it
+/// had blocked, taking `usec` in all).
+fn deliver(c: &mut Conn, slot: usize, usec: u64, unblocked: bool, reply: &[u8]) {
+    c.out.extend_from_slice(reply);
+    let failed = reply.first() == Some(&b'-');
+    let mut st = c.shard.state.borrow_mut();
+    if unblocked {
+        st.count_unblocked(slot, usec, failed);
+    } else {
+        st.count_call(slot, usec, failed);
+    }
+    if failed {
+        st.stats.error_replied(reply);
+    }
+}
+
+/// Whether a blocked call narrowed to one of its keys (`narrow_to_key`) reads that key alone:
+/// every blocking command but those with one source and a destination, whose retry stays whole.
+fn narrows_to_one_key(name: &str) -> bool {
+    !matches!(name, "blmove" | "brpoplpush")
+}
+
+/// The keys a woken call retries from, one at a time: the key whose change woke it first, then
+/// the others in the order the call names them, each once.
+fn retry_order(spec: &CommandSpec, args: &[Bytes], woken_by: Option<&Bytes>) -> Vec<Bytes> {
+    let mut keys: Vec<Bytes> = Vec::new();
     for p in spec.keys(args) {
-        let key = args[p].clone();
-        let group = group.clone();
-        let lost = c
-            .shard
-            .run_on(c.shard.shard_of(&key), move |sh| {
-                let st = sh.state.borrow();
-                match st.dbs[db].peek(&key).map(|(e, _)| &e.value) {
-                    Some(crate::types::Value::Stream(s)) if s.groups.get(&group).is_some() => None,
-                    Some(crate::types::Value::Stream(_)) => Some(
-                        "NOGROUP the consumer group this client was blocked on no longer exists",
-                    ),
-                    _ => Some("UNBLOCKED the stream key no longer exists"),
-                }
-            })
-            .await
-            .ok()
-            .flatten();
-        if lost.is_some() {
-            return lost;
+        if !keys.contains(&args[p]) {
+            keys.push(args[p].clone());
         }
     }
-    None
+    if let Some(i) = keys.iter().position(|k| Some(k) == woken_by) {
+        let k = keys.remove(i);
+        keys.insert(0, k);
+    }
+    keys
+}
+
+/// `attempt_here` on shard `target` (this one or another); None when that shard is gone.
+async fn attempt_on(
+    c: &Conn,
+    target: usize,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+    db: usize,
+    resp3: bool,
+    retry: bool,
+) -> Option<Attempt> {
+    if target == c.shard.id {
+        return Some(attempt_here(&c.shard, spec, args, db, resp3, retry).await);
+    }
+    let (reply, rx) = oneshot::channel();
+    let task: crate::shard::router::TaskJob = Box::new(move |sh| {
+        Box::pin(async move {
+            let a = attempt_here(&sh, spec, args, db, resp3, retry).await;
+            let _ = reply.send(match a {
+                Attempt::Done(b) => Ok(b),
+                Attempt::Blocked(id, rx) => Err((id, rx)),
+            });
+        })
+    });
+    c.shard
+        .router
+        .send(target, ShardMsg::Task(task))
+        .await
+        .ok()?;
+    match rx.await.ok()? {
+        Ok(b) => Some(Attempt::Done(b)),
+        Err((id, rx)) => Some(Attempt::Blocked(id, rx)),
+    }
 }
 
 async fn unregister(c: &Conn, registered: &[(usize, u64)]) {
@@ -722,8 +790,8 @@ async fn unregister(c: &Conn, registered: &[(usize, u64)]) {
 pub enum BlockOutcome {
     /// Served in place: the reply.
     Reply(BytesMut),
-    /// Woken to retry (notify-only waiters).
-    Woken,
+    /// Woken to retry (notify-only waiters), by a change to this key.
+    Woken(Option<Bytes>),
     TimedOut,
     /// CLIENT UNBLOCK ended the wait.
     Unblocked(crate::server::client::Unblock),
@@ -770,7 +838,7 @@ async fn finish_single(
     let (outcome, rx) = outcome;
     match outcome {
         BlockOutcome::Reply(b) => c.out.extend_from_slice(&b),
-        BlockOutcome::Woken => c.reply().null_array(),
+        BlockOutcome::Woken(_) => c.reply().null_array(),
         BlockOutcome::TimedOut | BlockOutcome::Unblocked(_) | BlockOutcome::Gone => {
             let unblock = match outcome {
                 BlockOutcome::Unblocked(how) => Some(how),

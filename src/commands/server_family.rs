@@ -1847,10 +1847,10 @@ fn wait(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
             })
             .flatten();
         // Nothing ever wakes the wait: only its deadline, CLIENT UNBLOCK or the client leaving.
-        let (_never, woken) = futures::channel::mpsc::unbounded();
+        let (_never, mut woken) = futures::channel::mpsc::unbounded();
         use super::blocking_family::{BlockOutcome, ERR_UNBLOCKED};
         let usec = started.elapsed().as_micros() as u64;
-        let outcome = c.wait_notified(woken, deadline).await;
+        let outcome = c.wait_notified(&mut woken, deadline).await;
         c.blocked_call = Some(crate::server::conn::BlockedCall {
             usec,
             unblocked: matches!(outcome, BlockOutcome::Unblocked(_)),

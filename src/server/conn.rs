@@ -579,7 +579,9 @@ impl Conn {
             let either = futures::future::select(read, stop);
             match futures::future::select(&mut rx, either).await {
                 Either::Left((Ok(Wake::Served(b)), _)) => return (BlockOutcome::Reply(b), None),
-                Either::Left((Ok(Wake::Retry), _)) => return (BlockOutcome::Woken, None),
+                Either::Left((Ok(Wake::Retry(key)), _)) => {
+                    return (BlockOutcome::Woken(Some(key)), None)
+                }
                 Either::Left((Err(_), _)) => return (BlockOutcome::Gone, None),
                 Either::Right((Either::Right((Either::Left(_), _)), _)) => {
                     return (BlockOutcome::TimedOut, Some(rx))
@@ -602,10 +604,11 @@ impl Conn {
     /// `wait_blocked` for a client whose keys span shards: woken by any of them to retry.
     pub async fn wait_notified(
         &mut self,
-        mut rx: futures::channel::mpsc::UnboundedReceiver<()>,
+        rx: &mut futures::channel::mpsc::UnboundedReceiver<crate::shard::blocking::Wake>,
         deadline: Option<std::time::Instant>,
     ) -> crate::commands::blocking_family::BlockOutcome {
         use crate::commands::blocking_family::BlockOutcome;
+        use crate::shard::blocking::Wake;
         let (_blocked, mut unblock) = BlockedGuard::new(&self.shard, &self.info);
         loop {
             let timer = std::pin::pin!(until(deadline));
@@ -614,7 +617,8 @@ impl Conn {
             let read = std::pin::pin!(self.reader.read(&mut self.scratch[..]));
             let either = futures::future::select(read, stop);
             match futures::future::select(rx.next(), either).await {
-                Either::Left((Some(()), _)) => return BlockOutcome::Woken,
+                Either::Left((Some(Wake::Served(b)), _)) => return BlockOutcome::Reply(b),
+                Either::Left((Some(Wake::Retry(key)), _)) => return BlockOutcome::Woken(Some(key)),
                 Either::Left((None, _)) => return BlockOutcome::Gone,
                 Either::Right((Either::Right((Either::Left(_), _)), _)) => {
                     return BlockOutcome::TimedOut

@@ -7,13 +7,18 @@
 //! reply to the blocked connection. That is Redis's guarantee: a pushed element goes to the
 //! client that has waited longest, and nobody can take it in between.
 //!
-//! A waiter whose keys span shards is *notify-only*: the shard wakes it and forgets it; the
-//! connection retries its command as a multi-shard transaction and blocks again if it lost the
-//! race.
+//! A waiter whose keys span shards registers on each of their shards with one shared *claim*
+//! (`Claim`) and is served in place too, from whichever key gets something first, by the shard
+//! that takes the claim; the others pass it over. Its connection holds the claim while it tries
+//! the command itself, and a shard that passed it over while someone held it makes sure it is
+//! tried again, so nothing that arrived meanwhile is missed. A BLMOVE/BRPOPLPUSH whose source
+//! and destination are on different shards cannot be served on one shard: it is *notify-only*,
+//! woken to retry as a multi-shard transaction.
 //!
 //! Nothing here awaits; the registry is touched only on its shard's thread.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
@@ -31,8 +36,54 @@ pub type TryServe = fn(&mut Ctx, &[Bytes], &mut Reply) -> bool;
 pub enum Wake {
     /// Served in place: the reply to send.
     Served(BytesMut),
-    /// A key it waits on changed: retry.
-    Retry,
+    /// A key it waits on changed (notify-only waiters), or a shard that held its claim could
+    /// not serve it while another passed it over: retry, by that key first.
+    Retry(Bytes),
+}
+
+/// The claim shared by the registrations of one client blocked on keys of several shards:
+/// whoever takes it (a shard serving the client in place, or the connection trying the
+/// command itself) is the only one serving it.
+pub type Claim = std::sync::Arc<AtomicU8>;
+const CLAIMED: u8 = 1;
+/// Someone found the client servable, or concerned by a change, while the claim was held.
+const PASSED_OVER: u8 = 2;
+
+/// A new claim, held by its creator.
+pub fn new_claim() -> Claim {
+    std::sync::Arc::new(AtomicU8::new(CLAIMED))
+}
+
+/// Takes the claim (true), or notes that it was passed over while someone else held it (false).
+pub fn take_claim(c: &AtomicU8) -> bool {
+    let mut cur = c.load(Ordering::Acquire);
+    loop {
+        let free = cur & CLAIMED == 0;
+        let next = if free { CLAIMED } else { cur | PASSED_OVER };
+        match c.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return free,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// Gives back a claim whose holder served nothing. False when it was passed over meanwhile:
+/// the claim then stays held and the holder must have the client retry.
+pub fn release_claim(c: &AtomicU8) -> bool {
+    c.compare_exchange(CLAIMED, 0, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Whether someone else holds the claim (then noted as passed over).
+fn claimed_elsewhere(c: &AtomicU8) -> bool {
+    let mut cur = c.load(Ordering::Acquire);
+    while cur & CLAIMED != 0 {
+        match c.compare_exchange_weak(cur, cur | PASSED_OVER, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
+    false
 }
 
 pub struct Waiter {
@@ -45,39 +96,12 @@ pub struct Waiter {
     /// notify-only waiters.
     pub serve: Option<(TryServe, Vec<Bytes>, bool)>,
     /// The blocked call's statistics slot and the microseconds it took before it blocked: a
-    /// waiter served in place counts its latency here (notify-only waiters: None, their
-    /// connection counts).
+    /// waiter served in place counts its latency here (waiters over several shards: None,
+    /// their connection counts).
     pub stat: Option<(usize, u64)>,
-    /// A notify-only waiter on streams: what its streams looked like when it registered
-    /// (`stream_stamp`). It is woken only once that changed, so that a retry that itself
-    /// writes (XREADGROUP notes its consumer's seen-time) does not wake it again, forever.
-    pub stream_stamp: Option<u64>,
+    /// The claim of a waiter registered on several shards.
+    pub claim: Option<Claim>,
     pub wake: oneshot::Sender<Wake>,
-}
-
-/// What a stream read waits on at `keys` in `db`, as one number: whether each key holds a
-/// stream, its last ID and entries added (XADD), and each group's name and position (a group
-/// created, destroyed or moved by SETID). Consumers, pending entries and seen-times are left
-/// out: reads change them without giving a waiter anything new.
-pub fn stream_stamp(db: &super::db::Db, keys: &[Bytes]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for k in keys {
-        match db.keys.get(&k[..]).map(|e| &e.value) {
-            Some(crate::types::Value::Stream(s)) => {
-                1u8.hash(&mut h);
-                s.last_id.hash(&mut h);
-                s.entries_added.hash(&mut h);
-                for (name, g) in s.groups.iter() {
-                    name.hash(&mut h);
-                    g.last_id.hash(&mut h);
-                }
-            }
-            Some(_) => 2u8.hash(&mut h),
-            None => 0u8.hash(&mut h),
-        }
-    }
-    h.finish()
 }
 
 #[derive(Default)]
@@ -189,20 +213,6 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
         // list); a write that left the key empty or of another type (a failed pop, a DEL)
         // serves no one, or a notify-only waiter would wake itself with its own retry, forever.
         while let Some(id) = next_concerned(st, db, &key) {
-            // A notify-only stream waiter whose streams changed (its key deleted or replaced):
-            // woken, so that a blocked XREADGROUP ends with Redis's error (`blocking_family`
-            // checks before it retries).
-            let stamped = st
-                .blocked
-                .waiters
-                .get(&id)
-                .is_some_and(|w| w.serve.is_none() && w.stream_stamp.is_some());
-            if stamped {
-                if let Some(w) = st.blocked.remove(id) {
-                    let _ = w.wake.send(Wake::Retry);
-                }
-                continue;
-            }
             let notify_only = st
                 .blocked
                 .waiters
@@ -210,8 +220,14 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                 .is_some_and(|w| w.serve.is_none());
             if notify_only {
                 if let Some(w) = st.blocked.remove(id) {
-                    let _ = w.wake.send(Wake::Retry);
+                    let _ = w.wake.send(Wake::Retry(key.clone()));
                 }
+                continue;
+            }
+            // A waiter over several shards is served here only by the shard that takes its
+            // claim (another shard, or its connection, may be serving it right now).
+            let claim = st.blocked.waiters.get(&id).and_then(|w| w.claim.clone());
+            if claim.as_ref().is_some_and(|c| !take_claim(c)) {
                 continue;
             }
             let Some(w) = st.blocked.remove(id) else {
@@ -236,6 +252,11 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             // The pop's own count: one change per element popped, as the command counts it.
             let changes = st.dirty.take().unwrap_or(1);
             if !served {
+                if claim.as_ref().is_some_and(|c| !release_claim(c)) {
+                    // Passed over elsewhere while this shard held it: its connection retries.
+                    let _ = w.wake.send(Wake::Retry(key.clone()));
+                    continue;
+                }
                 // Nothing after all: it keeps its place at the head of the queue.
                 let keys = w.keys.clone();
                 let wake = w.wake;
@@ -245,7 +266,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                     wants: w.wants,
                     serve: w.serve,
                     stat: w.stat,
-                    stream_stamp: w.stream_stamp,
+                    claim: w.claim,
                     wake,
                 });
                 for k in &st.blocked.waiters[&id2].keys.clone() {
@@ -289,9 +310,9 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
     }
 }
 
-/// The oldest waiter on `key` the key's state concerns: one of the type the key holds, a blocked
-/// XREADGROUP (whose key went away: it ends with an error), or a notify-only stream waiter
-/// whose streams changed since it registered.
+/// The oldest waiter on `key` the key's state concerns: one of the type the key holds, or a
+/// blocked XREADGROUP (whose key went away: it ends with an error). A waiter over several
+/// shards whose claim someone else holds is passed over (and noted as such).
 fn next_concerned(st: &ShardState, db: usize, key: &Bytes) -> Option<u64> {
     let queue = st.blocked.queues.get(&(db, key.clone()))?;
     let holds = st.dbs[db].keys.get(&key[..]).map(|e| e.value.type_name());
@@ -299,16 +320,12 @@ fn next_concerned(st: &ShardState, db: usize, key: &Bytes) -> Option<u64> {
         let Some(w) = st.blocked.waiters.get(id) else {
             return false;
         };
-        if w.serve.is_none() {
-            if let Some(stamp) = w.stream_stamp {
-                return stamp != stream_stamp(&st.dbs[db], &w.keys);
-            }
-        }
-        holds == Some(w.wants)
+        let concerned = holds == Some(w.wants)
             || w.serve.as_ref().is_some_and(|s| {
                 s.1.first()
                     .is_some_and(|n| n.eq_ignore_ascii_case(b"xreadgroup"))
-            })
+            });
+        concerned && !w.claim.as_ref().is_some_and(|c| claimed_elsewhere(c))
     })
 }
 
@@ -337,16 +354,12 @@ fn serve_stream_waiters(
             continue;
         }
         let Some(serve) = w.serve.clone() else {
-            // Notify-only (keys on several shards): it retries as a transaction, once its
-            // streams changed in a way a read can see.
-            if w.stream_stamp == Some(stream_stamp(&st.dbs[db], &w.keys)) {
-                continue;
-            }
-            if let Some(w) = st.blocked.remove(id) {
-                let _ = w.wake.send(Wake::Retry);
-            }
             continue;
         };
+        let claim = w.claim.clone();
+        if claim.as_ref().is_some_and(|c| !take_claim(c)) {
+            continue;
+        }
         // Served by the serve it registered for once blocked: a blocked XREAD by the stream's
         // own rule (its last ID moved past the waited one), a blocked XREADGROUP by new
         // entries past its group's last-delivered ID, or an error when the group went away.
@@ -364,6 +377,12 @@ fn serve_stream_waiters(
             try_serve(&mut ctx, &args, &mut Reply::new(&mut buf, resp3))
         };
         if !served {
+            if claim.as_ref().is_some_and(|c| !release_claim(c)) {
+                // Passed over elsewhere while this shard held it: its connection retries.
+                if let Some(w) = st.blocked.remove(id) {
+                    let _ = w.wake.send(Wake::Retry(key.clone()));
+                }
+            }
             continue;
         }
         let Some(w) = st.blocked.remove(id) else {
