@@ -507,5 +507,42 @@ fn change_counts_and_watch_of_writes_that_change_little() {
             },
         );
     }
+    // Single commands over keys of several shards (with 4 shards k, s and x are on three
+    // different ones) that replace the watched destination with the same value: Redis signals
+    // the destination all the same.
+    for (setup, command) in [
+        (&["SADD s a", "SADD k a"][..], "SUNIONSTORE k s"),
+        (&["SADD s a", "SADD x a", "SADD k a"], "SINTERSTORE k s x"),
+        (&["SADD s a", "SADD k a"], "SDIFFSTORE k s j"),
+        (&["SET s v", "SET k v"], "COPY s k REPLACE"),
+        (&["SET s v", "SET k v"], "RENAME s k"),
+        (&["SET s abc", "SET k abc"], "BITOP AND k s"),
+        (&["RPUSH s a b", "RPUSH k a b"], "SORT s ALPHA STORE k"),
+        (&["ZADD s 1 a", "ZADD k 1 a"], "ZUNIONSTORE k 1 s"),
+        (&["ZADD s 1 a", "ZADD k 1 a"], "ZRANGESTORE k s 0 -1"),
+        (&["PFADD s a", "PFADD k a"], "PFMERGE k s"),
+        (
+            &["GEOADD s 1 1 a", "GEOADD k 1 1 a"],
+            "GEOSEARCHSTORE k s FROMLONLAT 1 1 BYRADIUS 10 km",
+        ),
+        (&["SET s v", "SET k v"], "MSET s v k v"),
+        (&["SADD s a", "SADD k a"], "SMOVE s k a"),
+        (&["SET k v"], "SUNIONSTORE k s"),
+        (&[], "SUNIONSTORE k s"),
+    ] {
+        d.section(&format!("across shards: {command}"));
+        d.each(&format!("{command}; the watcher's EXEC"), |t, c| {
+            t.conns[c].cmd_str("FLUSHALL");
+            for line in setup {
+                t.conns[c].cmd_str(line);
+            }
+            t.conns[c].cmd_str("WATCH k");
+            let mut out = t.conns[other].cmd_str(command);
+            t.conns[c].cmd_str("MULTI");
+            t.conns[c].cmd_str("PING");
+            out.extend_from_slice(&t.conns[c].cmd_str("EXEC"));
+            out
+        });
+    }
     d.s("FLUSHALL");
 }

@@ -903,9 +903,10 @@ pub(crate) fn watched_snapshot(
 /// whenever a command changed something (its dirty count, `wrote`) through that key, even when
 /// the value came out the same (HSET of the same value, INCRBY 0, LSET of the same element):
 /// so does Tessera for a command that names one key, when its key spec lets it write there,
-/// and for a big value whatever the command. A copied value of a command over several keys is
-/// compared with what is there now: its dirty count does not say which key it changed (DEL of
-/// a present key and a missing one, SMOVE of a member the destination already has).
+/// and for a big value whatever the command. For a command over several keys it does for a
+/// destination the command replaces whole (`replaces_key_at`); its other keys' copied values are
+/// compared with what is there now: its dirty count does not say which of those it changed (DEL
+/// of a present key and a missing one, SMOVE of a member the destination already has).
 pub(crate) fn touch_changed_watched(
     d: &Db,
     spec: &CommandSpec,
@@ -924,7 +925,9 @@ pub(crate) fn touch_changed_watched(
             WatchedBefore::Copied(before, p) => {
                 let after = d.peek(&key).map(|(e, at)| (&e.value, at));
                 after != before.as_ref().map(|(v, t)| (v, *t))
-                    || (wrote && one_key() && writes_key_at(spec, args, p))
+                    || (wrote
+                        && ((one_key() && writes_key_at(spec, args, p))
+                            || replaces_key_at(spec, args, p)))
             }
             WatchedBefore::Big(p) => wrote && writes_key_at(spec, args, p),
         };
@@ -956,13 +959,22 @@ fn wakes_stream_readers(d: &Db, spec: &CommandSpec, args: &[Bytes], p: usize) ->
             .get(1)
             .is_some_and(|sub| sub.eq_ignore_ascii_case(b"destroy")),
         _ if spec.name.starts_with('x') => false,
-        _ => {
-            let sub = spec.subcommand(args).ok().flatten();
-            commands::server_family::keys_and_flags(spec, sub, args, &[p])
-                .into_iter()
-                .any(|(k, flags)| k == p && flags.contains(&"OW"))
-        }
+        _ => replaces_key_at(spec, args, p),
     }
+}
+
+/// Whether a command that changed something always wrote the key at argument `p`: a destination
+/// its key spec says it overwrites (the S/Z*STORE commands, COPY, RENAME, BITOP, SORT ... STORE,
+/// GEOSEARCHSTORE), or the destination of SINTERSTORE and PFMERGE, which Redis 7.0's key specs
+/// call RW though it replaces (or, for PFMERGE, signals) it on every call that changes anything.
+fn replaces_key_at(spec: &CommandSpec, args: &[Bytes], p: usize) -> bool {
+    if matches!(spec.name, "sinterstore" | "pfmerge") {
+        return p == 1;
+    }
+    let sub = spec.subcommand(args).ok().flatten();
+    commands::server_family::keys_and_flags(spec, sub, args, &[p])
+        .into_iter()
+        .any(|(k, flags)| k == p && flags.contains(&"OW"))
 }
 
 /// Whether the key at argument `p` is one the command may write, by its key spec's flags (a key
