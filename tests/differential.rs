@@ -4561,3 +4561,99 @@ fn quit_with_replies_off_leaves_the_connection_open_and_silent() {
     // Nothing after the QUIT ran.
     d.s("EXISTS quitted");
 }
+
+#[test]
+fn lolwut_art_and_version() {
+    let mut d = diff_or_skip!("lolwut_art_and_version");
+    d.script(&[
+        "LOLWUT",
+        "LOLWUT 5",
+        "LOLWUT x y",
+        "LOLWUT VERSION",
+        "LOLWUT VERSION x",
+        "LOLWUT VERSION 7",
+        "LOLWUT VERSION -1",
+        "LOLWUT VERSION 56",
+        "LOLWUT VERSION 5 abc",
+        "LOLWUT VERSION 5 10 1 x",
+        "LOLWUT VERSION 5 99999999999999999999",
+        "LOLWUT VERSION 6 x",
+        "LOLWUT VERSION 6 10 x",
+    ]);
+    // Schotter with at most two rows of squares takes no random numbers: Redis's drawing,
+    // arguments clamped to its limits, the VERSION number taken modulo 2^32.
+    d.section("deterministic drawings");
+    d.script(&[
+        "LOLWUT VERSION 5 10 1 1",
+        "lolwut version 5 66 8 2",
+        "LOLWUT VERSION 5 66 8 1",
+        "LOLWUT VERSION 5 3 2 2",
+        "LOLWUT VERSION 5 7 5 2",
+        "LOLWUT VERSION 5 20 3 2",
+        "LOLWUT VERSION 5 33 7 2",
+        "LOLWUT VERSION 5 1000 200 2",
+        "LOLWUT VERSION 5 1001 300 -4",
+        "LOLWUT VERSION 5 -5 1 1",
+        "LOLWUT VERSION 5 2 1 1",
+        "LOLWUT VERSION 5 10 1 1 extra",
+        "LOLWUT VERSION 4294967301 10 1 1",
+    ]);
+    d.section("RESP3");
+    d.s_norm("HELLO 3", Norm::Hello);
+    d.script(&["LOLWUT", "LOLWUT VERSION 5 10 1 2"]);
+}
+
+/// The random drawings (Schotter below its second row, the skyline) cannot match Redis's: their
+/// shape can.
+#[test]
+fn lolwut_random_drawings_have_redis_shape() {
+    let s = start_tessera(1, &[]);
+    let mut c = s.conn();
+    let text = |c: &mut RawConn, line: &str| -> String {
+        let v = resp_parse(&c.cmd_str(line));
+        String::from_utf8(v.as_bytes().expect("a bulk reply").to_vec()).expect("UTF-8")
+    };
+    // Defaults: 66 columns, 8 x 12 squares on a 132 x 196 canvas, four pixel rows a line.
+    let art = text(&mut c, "LOLWUT VERSION 5");
+    let lines: Vec<&str> = art.lines().collect();
+    assert_eq!(lines.len(), 49 + 2, "{art}");
+    for l in &lines[..49] {
+        assert_eq!(l.chars().count(), 66, "{l}");
+        assert!(
+            l.chars().all(|ch| ('\u{2800}'..='\u{28ff}').contains(&ch)),
+            "{l}"
+        );
+    }
+    assert_eq!(lines[49], "");
+    assert_eq!(
+        lines[50],
+        "Georg Nees - schotter, plotter on paper, 1968. Redis ver. 7.0.15"
+    );
+    // The skyline: one coloured cell per column, `rows` lines, then the dedication.
+    let sky = text(&mut c, "LOLWUT VERSION 6 30 7");
+    let lines: Vec<&str> = sky.lines().collect();
+    assert_eq!(lines.len(), 7 + 2, "{sky}");
+    let colours = ["0;30;40m", "0;90;100m", "0;37;47m", "0;97;107m"];
+    for l in &lines[..7] {
+        let cells: Vec<&str> = l.split("\x1b[0m").filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells.len(), 30, "{l:?}");
+        for cell in cells {
+            let body = cell.strip_prefix("\x1b[").and_then(|c| c.strip_suffix(' '));
+            assert!(body.is_some_and(|b| colours.contains(&b)), "{cell:?}");
+        }
+    }
+    assert_eq!(
+        lines[7],
+        "Dedicated to the 8 bit game developers of past and present."
+    );
+    assert_eq!(
+        lines[8],
+        "Original 8 bit image from Plaguemon by hikikomori. Redis ver. 7.0.15"
+    );
+    // Buildings stand on the bottom row: not all of it is sky.
+    assert!(
+        colours[..3].iter().any(|c| lines[6].contains(c)),
+        "{:?}",
+        lines[6]
+    );
+}

@@ -32,6 +32,7 @@ pub mod hll_family;
 pub mod keys_family;
 pub mod latency_family;
 pub mod list_family;
+pub mod lolwut_family;
 pub mod memory_family;
 pub mod module_family;
 pub mod server_family;
@@ -756,6 +757,7 @@ fn build() -> Table {
     specs.extend(memory_family::specs());
     specs.extend(latency_family::specs());
     specs.extend(module_family::specs());
+    specs.extend(lolwut_family::specs());
     specs.extend(cluster_family::specs());
     specs.extend(acl_family::specs());
     let mut by_name = HashMap::with_hasher(ahash::RandomState::new());

@@ -44,7 +44,6 @@ pub const CATEGORIES: &[&str] = &[
 /// redis-server 7.0.15). Containers come before their subcommands.
 const NOT_IMPLEMENTED: &[(&str, &[&str])] = &[
     ("failover", &["admin", "slow", "dangerous"]),
-    ("lolwut", &["read", "fast"]),
     ("migrate", &["keyspace", "write", "slow", "dangerous"]),
     ("psync", &["admin", "slow", "dangerous"]),
     ("replconf", &["admin", "slow", "dangerous"]),

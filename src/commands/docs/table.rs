@@ -752,6 +752,7 @@ pub(super) const DOCS: &[DocEntry] = &[
     ),
     d("module|load", "path:string ?*arg:string"),
     d("module|list", ""),
+    d("lolwut", "?version:integer=VERSION"),
     // cluster
     d("cluster", ""),
     d("cluster|countkeysinslot", "slot:integer"),
