@@ -263,6 +263,9 @@ pub struct Config {
     pub ring_depth: u32,
     /// Memory limit in bytes (0 = none), split evenly over the shards.
     pub maxmemory: u64,
+    /// `maxmemory-clients`: bytes, or (negative) a percentage of `maxmemory`; 0 for no client
+    /// eviction (see `server::client_eviction`).
+    pub maxmemory_clients: i64,
     pub maxmemory_policy: MaxmemoryPolicy,
     /// Keys sampled per database for each eviction.
     pub maxmemory_samples: u32,
@@ -430,6 +433,9 @@ enum Kind {
     },
     /// Byte count with optional unit (Redis `memtoull`), range-checked.
     Mem { min: i128, max: i128 },
+    /// A byte count as `Mem`, or a percentage `N%` up to `max_percent`, stored negative (Redis's
+    /// PERCENT_CONFIG: `maxmemory-clients`).
+    MemPercent { max_percent: i128 },
     /// One of a fixed set of names, case-insensitive.
     Enum(&'static [&'static str]),
     /// Arbitrary bytes. With `null_if_empty`, "" means unset (CONFIG GET
@@ -845,7 +851,7 @@ static DIRECTIVES: &[Directive] = &[
     row("jemalloc-bg-thread", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
     row("masterauth", &[], STR, "", Mutable, false, Field::Extra),
     row("masteruser", &[], STR, "", Mutable, false, Field::Extra),
-    row("maxmemory-clients", &[], STR, "0", Mutable, false, Field::Extra),
+    row("maxmemory-clients", &[], Kind::MemPercent { max_percent: 100 }, "0", Mutable, true, num!(maxmemory_clients: i64)),
     row("min-replicas-max-lag", &["min-slaves-max-lag"], int(0, LONG_MAX), "10", Mutable, false, Field::Extra),
     row("min-replicas-to-write", &["min-slaves-to-write"], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
     row("no-appendfsync-on-rewrite", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
@@ -1008,6 +1014,33 @@ fn parse_value(kind: &Kind, args: &[&[u8]]) -> Result<Value, String> {
                 .ok_or_else(|| "argument must be a memory value".to_string())?
                 as i128;
             check_range(v, min, max)?;
+            Ok(Value::Int(v))
+        }
+        Kind::MemPercent { max_percent } => {
+            let a = args[0];
+            let percent = a
+                .strip_suffix(b"%")
+                .filter(|p| !p.is_empty())
+                .and_then(parse_ll)
+                .filter(|&p| p >= 0);
+            if let Some(p) = percent {
+                if p as i128 > max_percent {
+                    return Err(format!(
+                        "percentage argument must be less or equal to {max_percent}"
+                    ));
+                }
+                return Ok(Value::Int(-(p as i128)));
+            }
+            let v = parse_memory(a)
+                .ok_or_else(|| "argument must be a memory or percent value".to_string())?;
+            // Redis stores the byte count in a signed size: past its range it reads as a
+            // (negative) percentage, and is checked as one.
+            let v = v as i64 as i128;
+            if v < -max_percent {
+                return Err(format!(
+                    "percentage argument must be less or equal to {max_percent}"
+                ));
+            }
             Ok(Value::Int(v))
         }
         Kind::Enum(names) => names
@@ -1383,6 +1416,7 @@ fn format_value(kind: &Kind, value: &Value) -> String {
     match (kind, value) {
         (_, Value::Bool(b)) => yes_no_str(*b).to_string(),
         (Kind::Octal { .. }, Value::Int(i)) => format!("{i:o}"),
+        (Kind::MemPercent { .. }, Value::Int(i)) if *i < 0 => format!("{}%", -i),
         (Kind::ShutdownFlags, Value::Int(0)) => "default".to_string(),
         (Kind::ShutdownFlags, Value::Int(f)) => SHUTDOWN_FLAGS
             .iter()
@@ -1523,6 +1557,12 @@ fn rewrite_unkeyed(d: &Directive, value: &Value, default: &Value) -> Vec<(String
     match (&d.kind, value) {
         (_, Value::Bool(b)) => vec![(format!("{name} {}", yes_no_str(*b)), force)],
         (Kind::Mem { .. }, Value::Int(i)) => vec![(format!("{name} {}", format_memory(*i)), force)],
+        (Kind::MemPercent { .. }, Value::Int(i)) if *i < 0 => {
+            vec![(format!("{name} {}%", -i), force)]
+        }
+        (Kind::MemPercent { .. }, Value::Int(i)) => {
+            vec![(format!("{name} {}", format_memory(*i)), force)]
+        }
         // Written as CONFIG GET shows them: octal, or the flags' words.
         (Kind::Octal { .. } | Kind::ShutdownFlags, Value::Int(_)) => {
             vec![(format!("{name} {}", format_value(&d.kind, value)), force)]
@@ -1862,6 +1902,7 @@ impl Default for Config {
             io_memory: 0,
             ring_depth: 0,
             maxmemory: 0,
+            maxmemory_clients: 0,
             maxmemory_policy: MaxmemoryPolicy::NoEviction,
             maxmemory_samples: 0,
             maxmemory_eviction_tenacity: 0,

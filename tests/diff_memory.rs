@@ -65,6 +65,34 @@ fn memory_directives() {
         "CONFIG SET lazyfree-lazy-eviction no lazyfree-lazy-expire no",
         "CONFIG SET maxmemory-policy allkeys-lru maxmemory-policy allkeys-lfu",
     ]);
+    // Client eviction's limit: bytes, or a percentage of maxmemory (Redis's odd reading of
+    // byte counts past 2^63 included).
+    d.section("maxmemory-clients");
+    for value in [
+        "10%",
+        "101%",
+        "100%",
+        "0%",
+        "-1",
+        "abc",
+        "1gb",
+        "0",
+        "5 %",
+        "-5%",
+        "%",
+        "1.5mb",
+        "200",
+        "1k",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551516",
+        "18446744073709551515",
+    ] {
+        d.cmd(&[b"CONFIG", b"SET", b"maxmemory-clients", value.as_bytes()]);
+        d.s("CONFIG GET maxmemory-clients");
+    }
+    d.s("CONFIG SET maxmemory-clients 0");
 }
 
 #[test]

@@ -1960,3 +1960,73 @@ fn systemd_notifications_pid_file_and_shutdown_on_signals() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn client_eviction_disconnects_the_biggest_clients_first() {
+    // With `maxmemory-clients` at Redis's floor (128 KB) and 16 KB per idle client, one client
+    // with a 200 KB unfinished command is over the limit: it goes, and not the small ones. A
+    // NO-EVICT client that grows as big stays, and the small ones go instead (as in Redis,
+    // whose transcript of this scenario is the same).
+    for shards in [1, 4] {
+        let s = start_tessera(shards, &["--loglevel", "notice"]);
+        let mut c = s.conn();
+        assert_eq!(c.cmd_str("CONFIG SET maxmemory-clients 128kb"), b"+OK\r\n");
+        let mut keeper = s.conn();
+        assert_eq!(keeper.cmd_str("CLIENT NO-EVICT on"), b"+OK\r\n");
+        let info = String::from_utf8(keeper.cmd_str("CLIENT INFO")).unwrap();
+        assert!(info.contains(" flags=e "), "{info}");
+        let mut small = s.conn();
+        assert_eq!(small.cmd_str("PING"), b"+PONG\r\n");
+        let big_partial = |conn: &mut RawConn| {
+            let mut half = b"*2\r\n$4\r\nECHO\r\n$300000\r\n".to_vec();
+            half.extend_from_slice(&[b'x'; 200_000]);
+            conn.send(&half);
+        };
+        let mut big = s.conn();
+        big_partial(&mut big);
+        assert!(
+            big.wait_closed(Duration::from_secs(5)).is_ok(),
+            "{shards} shards: the big client was not evicted"
+        );
+        assert_eq!(small.cmd_str("PING"), b"+PONG\r\n", "{shards} shards");
+        let stats = String::from_utf8(c.cmd_str("INFO stats")).unwrap();
+        assert!(
+            stats.contains("evicted_clients:1\r\n"),
+            "{shards} shards: {stats}"
+        );
+        // The NO-EVICT client grows past the limit by itself: everyone else goes.
+        big_partial(&mut keeper);
+        for (name, conn) in [("small", &mut small), ("admin", &mut c)] {
+            assert!(
+                conn.wait_closed(Duration::from_secs(5)).is_ok(),
+                "{shards} shards: {name} was not evicted"
+            );
+        }
+        let mut rest = b"y".repeat(100_000);
+        rest.extend_from_slice(b"\r\n");
+        keeper.send(&rest);
+        let echoed = keeper.read_reply();
+        assert_eq!(
+            echoed.len(),
+            "$300000\r\n".len() + 300_000 + 2,
+            "{shards} shards"
+        );
+        // Back under the limit: a new client stays, and sees the count.
+        let mut after = s.conn();
+        let stats = String::from_utf8(after.cmd_str("INFO stats")).unwrap();
+        assert!(
+            stats.contains("evicted_clients:3\r\n"),
+            "{shards} shards: {stats}"
+        );
+        assert_eq!(after.cmd_str("CONFIG RESETSTAT"), b"+OK\r\n");
+        let stats = String::from_utf8(after.cmd_str("INFO stats")).unwrap();
+        assert!(
+            stats.contains("evicted_clients:0\r\n"),
+            "{shards} shards: {stats}"
+        );
+        assert!(
+            s.log_tail(200).contains("Evicting client: id="),
+            "{shards} shards"
+        );
+    }
+}

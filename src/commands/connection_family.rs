@@ -475,11 +475,11 @@ fn client(c: &mut Conn, a: Vec<Bytes>) -> LocalBoxFuture<'_, ()> {
                     c.reply().ok();
                 }
             }
-            // Clients are never evicted (there is no client eviction), so the flag is accepted
-            // and has nothing to change.
+            // Keeps the client out of client eviction (`maxmemory-clients`).
             "no-evict" => {
                 if arity(argc == 3, c) {
                     if eq_ic(&a[2], "on") || eq_ic(&a[2], "off") {
+                        c.info.no_evict.set(eq_ic(&a[2], "on"));
                         c.reply().ok();
                     } else {
                         c.reply().error(ERR_SYNTAX);

@@ -1147,6 +1147,7 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
         sum.net_input_bytes += s.net_input_bytes;
         sum.net_output_bytes += s.net_output_bytes;
         sum.evicted_keys += s.evicted_keys;
+        sum.evicted_clients += s.evicted_clients;
         sum.cross_shard_batches += s.cross_shard_batches;
         sum.cross_shard_commands += s.cross_shard_commands;
         sum.tx_multi_shard += s.tx_multi_shard;
@@ -1277,7 +1278,7 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
             (total(|s| s.expire_cycle_us) / 1000).to_string(),
         );
         line("evicted_keys", sum.evicted_keys.to_string());
-        line("evicted_clients", "0".into());
+        line("evicted_clients", sum.evicted_clients.to_string());
         line("total_eviction_exceeded_time", exceeded.0.to_string());
         line("current_eviction_exceeded_time", exceeded.1.to_string());
         line("keyspace_hits", sum.keyspace_hits.to_string());

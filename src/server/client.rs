@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use crate::pubsub::PushSender;
 
+/// The read buffer every connection has (CLIENT LIST's rbs), counted in its memory.
+pub const READ_BUFFER: usize = 16384;
+
 /// Descriptive state of one connection, updated by its task.
 pub struct ClientHandle {
     pub id: u64,
@@ -26,6 +29,13 @@ pub struct ClientHandle {
     pub resp: Cell<u8>,
     pub last_cmd: Cell<&'static str>,
     pub qbuf: Cell<usize>,
+    /// Replies written to the socket and not yet taken by it (CLIENT LIST's omem).
+    pub omem: Cell<usize>,
+    /// What the client's memory counts in its shard's `client_mem` (see `memory`); 0 once
+    /// the client was evicted.
+    pub mem: Cell<u64>,
+    /// CLIENT NO-EVICT on: never disconnected by client eviction (flag e).
+    pub no_evict: Cell<bool>,
     pub monitor: Cell<bool>,
     pub killed: Cell<bool>,
     /// Channels, patterns and shard channels subscribed to (CLIENT LIST's sub, psub, ssub).
@@ -79,6 +89,11 @@ impl ClientHandle {
     /// The receiving end of a push channel created for this client and not yet taken.
     pub fn take_push_receiver(&self) -> Option<PushReceiver> {
         self.push_rx.borrow_mut().take()
+    }
+
+    /// What the client's buffers take, as CLIENT LIST's tot-mem and client eviction count it.
+    pub fn memory(&self) -> u64 {
+        (READ_BUFFER + self.qbuf.get() + self.omem.get()) as u64
     }
 
     /// Asks the connection to close: its pending read returns at once.
@@ -138,13 +153,16 @@ impl ClientHandle {
         if self.unix {
             flags.push('U');
         }
+        if self.no_evict.get() {
+            flags.push('e');
+        }
         let redir = tracking.as_ref().map_or(-1, |t| t.0 as i64);
         if flags.is_empty() {
             flags.push('N');
         }
         let qbuf = self.qbuf.get();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir={} resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -159,8 +177,10 @@ impl ClientHandle {
             ssub,
             multi,
             qbuf,
-            16384usize.saturating_sub(qbuf),
-            16384 + qbuf,
+            READ_BUFFER.saturating_sub(qbuf),
+            READ_BUFFER,
+            self.omem.get(),
+            self.memory(),
             self.last_cmd.get(),
             self.user.borrow(),
             redir,

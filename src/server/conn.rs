@@ -291,6 +291,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, unix: Option<Rc<str>>) {
         resp: 2.into(),
         last_cmd: "NULL".into(),
         qbuf: 0.into(),
+        omem: 0.into(),
+        mem: (super::client::READ_BUFFER as u64).into(),
+        no_evict: false.into(),
         monitor: false.into(),
         killed: false.into(),
         subs: Default::default(),
@@ -302,6 +305,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, unix: Option<Rc<str>>) {
         user: std::cell::RefCell::new(Arc::from("default")),
     });
     shard.clients.borrow_mut().add(info.clone());
+    shard.set_client_mem(shard.client_mem.get() + info.mem.get());
     let acl_gen = shard.globals.acl.generation();
     let authenticated = shard.globals.acl.default_open();
     let perms = shard
@@ -440,6 +444,10 @@ struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Ok(mut reg) = self.shard.clients.try_borrow_mut() {
+            if let Some(c) = reg.clients.get(&self.id) {
+                let left = self.shard.client_mem.get().saturating_sub(c.mem.replace(0));
+                self.shard.set_client_mem(left);
+            }
             reg.remove(self.id);
         }
         self.shard
@@ -456,7 +464,7 @@ impl Conn {
             if self.info.killed.get() || self.shard.globals.shutting_down() {
                 return;
             }
-            let (limits, qlimit, timeout) = {
+            let (limits, qlimit, timeout, evicting) = {
                 let st = self.shard.state.borrow();
                 (
                     ParseLimits {
@@ -465,6 +473,7 @@ impl Conn {
                     },
                     st.config.client_query_buffer_limit as usize,
                     st.config.timeout,
+                    st.config.maxmemory_clients != 0,
                 )
             };
             let n = if std::mem::take(&mut self.pending_input) {
@@ -495,6 +504,15 @@ impl Conn {
                 tracing::warn!(client = %self.info.addr, "closing client that reached max query buffer length");
                 return;
             }
+            // Client eviction looks at what was read before any of it runs: an evicted client's
+            // commands are not executed, as in Redis.
+            if evicting && n > 0 {
+                self.info.qbuf.set(self.rbuf.len());
+                self.account_memory();
+                if super::client_eviction::check(&self.shard, Some(self.info.id)) {
+                    return;
+                }
+            }
             {
                 let mut st = self.shard.state.borrow_mut();
                 st.stats.net_input_bytes += n as u64;
@@ -515,6 +533,7 @@ impl Conn {
             }
             let parsed = self.parser.parse(&mut self.rbuf, &limits, &mut cmds);
             self.info.qbuf.set(self.rbuf.len());
+            self.account_memory();
             for args in cmds.drain(..) {
                 self.dispatch(args).await;
                 if self.close_after_reply || self.monitor_rx.is_some() || self.ignore_input {
@@ -724,12 +743,32 @@ impl Conn {
     /// them before it sleeps. Sent one by one between commands, each reply woke a client that had
     /// gone back to sleep after the previous one: on a VM, waking a thread on another core (an
     /// IPI) cost more than executing a pipelined SET.
+    /// Brings the client's share of its shard's `client_mem` up to date with its buffers (what
+    /// client eviction counts). An evicted client counts nothing any more.
+    fn account_memory(&self) {
+        if self.info.killed.get() {
+            return;
+        }
+        let now = self.info.memory();
+        let before = self.info.mem.replace(now);
+        if now != before {
+            let total = self.shard.client_mem.get();
+            self.shard
+                .set_client_mem((total + now).saturating_sub(before));
+        }
+    }
+
     async fn write_out(&mut self) -> bool {
         if self.out.is_empty() {
             return true;
         }
         futures_lite::future::yield_now().await;
+        // Until the socket took it all, the reply counts in the client's memory.
+        self.info.omem.set(self.out.len());
+        self.account_memory();
         let ok = self.writer.write_all(&self.out).await.is_ok();
+        self.info.omem.set(0);
+        self.account_memory();
         {
             let mut st = self.shard.state.borrow_mut();
             st.stats.net_output_bytes += self.out.len() as u64;

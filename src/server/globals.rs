@@ -37,6 +37,12 @@ pub struct Globals {
     /// writes signal only when this is non-zero (see `ShardState::unit_signalled`).
     pub watched_keys: AtomicUsize,
     pub connected_clients: AtomicUsize,
+    /// Per shard: the memory its clients take, and (while all clients are over
+    /// `maxmemory-clients`) its biggest evictable client's (see `client_eviction`).
+    pub client_mem: Vec<PaddedU64>,
+    pub client_largest: Vec<AtomicU64>,
+    /// A shard is deciding which clients to evict (one at a time).
+    pub client_evicting: AtomicBool,
     pub lastsave: AtomicU64,
     /// Bit `i` set: shard `i` has pub/sub subscribers (PUBLISH visits only those shards).
     pub pubsub_shards: AtomicU64,
@@ -53,6 +59,11 @@ pub struct Globals {
     /// load per command on the data path).
     pub acl: crate::server::acl::Acl,
 }
+
+/// A counter on a cache line of its own: each shard writes its own one, on every request.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct PaddedU64(pub AtomicU64);
 
 impl Globals {
     pub fn new(port: u16, nshards: usize, config_file: String) -> Globals {
@@ -87,6 +98,9 @@ impl Globals {
             monitors: AtomicUsize::new(0),
             watched_keys: AtomicUsize::new(0),
             connected_clients: AtomicUsize::new(0),
+            client_mem: (0..nshards).map(|_| PaddedU64::default()).collect(),
+            client_largest: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
+            client_evicting: AtomicBool::new(false),
             lastsave: AtomicU64::new(start_ms / 1000),
             pubsub_shards: AtomicU64::new(0),
             scripting: crate::scripting::Shared::new(nshards),

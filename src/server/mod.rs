@@ -8,6 +8,7 @@ pub mod acl;
 pub mod acl_rules;
 pub mod busy;
 pub mod client;
+pub mod client_eviction;
 pub mod conn;
 pub mod globals;
 pub mod listen;
@@ -416,6 +417,8 @@ async fn cron(shard: &Rc<Shard>) {
             crate::pubsub::tracking::cron();
         }
         memory::refresh(&mut st, &shard.globals.mem);
+        drop(st);
+        client_eviction::check(shard, None);
     }
 }
 

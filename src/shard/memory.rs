@@ -548,11 +548,7 @@ pub fn report(sh: &super::Shard) -> MemReport {
         lazy_pending_objects: super::lazyfree::pending_objects(),
         lazy_pending_bytes: super::lazyfree::pending_bytes(),
         lazy_freed_objects: super::lazyfree::freed_objects(),
-        clients: clients
-            .clients
-            .values()
-            .map(|c| 16384 + c.qbuf.get() as u64)
-            .sum(),
+        clients: clients.clients.values().map(|c| c.memory()).sum(),
         clients_count: clients.clients.len() as u64,
         exceeded_us: st.mem.exceeded_us(),
         limit: st.mem.limit,

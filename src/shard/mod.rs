@@ -54,6 +54,8 @@ pub struct ShardStats {
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub evicted_keys: u64,
+    /// Clients disconnected by client eviction (`maxmemory-clients`).
+    pub evicted_clients: u64,
     pub cross_shard_batches: u64,
     pub cross_shard_commands: u64,
     /// Units (commands, EXEC blocks, scripts) that ran as multi-shard transactions here.
@@ -486,6 +488,9 @@ pub struct Shard {
     pub pubsub: RefCell<crate::pubsub::Registry>,
     /// Connections of this shard currently blocked (INFO blocked_clients).
     pub blocked_clients: std::cell::Cell<usize>,
+    /// The memory of this shard's clients, as each accounts for it (`ClientHandle::mem`):
+    /// what client eviction counts.
+    pub client_mem: std::cell::Cell<u64>,
     /// What of the AOF is durable, and who waits for it (`appendfsync always`).
     pub aof: RefCell<crate::persistence::aof::Durability>,
     /// The AOF is on: replies wait until their writes reached the file (see `aof::sync_replies`).
@@ -502,6 +507,15 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// Sets what this shard's clients take (`client_mem`) and publishes it for client eviction
+    /// on the other shards.
+    pub fn set_client_mem(&self, bytes: u64) {
+        self.client_mem.set(bytes);
+        if let Some(m) = self.globals.client_mem.get(self.id) {
+            m.0.store(bytes, std::sync::atomic::Ordering::Release);
+        }
+    }
+
     pub fn new(id: usize, config: Config, router: Router, globals: Arc<Globals>) -> Rc<Shard> {
         crate::pubsub::set_output_limit(config.output_limit(crate::config::OBUF_PUBSUB));
         let mut st = ShardState::new(id, config);
@@ -519,6 +533,7 @@ impl Shard {
             locks: RefCell::new(LockTable::default()),
             pubsub: RefCell::new(Default::default()),
             blocked_clients: std::cell::Cell::new(0),
+            client_mem: std::cell::Cell::new(0),
             aof: RefCell::new(Default::default()),
             aof_replies_wait: std::cell::Cell::new(false),
             background_tq: std::cell::Cell::new(None),
