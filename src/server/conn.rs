@@ -737,12 +737,6 @@ impl Conn {
         }
     }
 
-    /// Sends the pending replies. The connection first lets every other connection task that
-    /// is ready run (a yield puts it at the back of the shard's run queue), so that one loop
-    /// iteration's replies leave in one burst after all its reads and commands, as Redis writes
-    /// them before it sleeps. Sent one by one between commands, each reply woke a client that had
-    /// gone back to sleep after the previous one: on a VM, waking a thread on another core (an
-    /// IPI) cost more than executing a pipelined SET.
     /// Brings the client's share of its shard's `client_mem` up to date with its buffers (what
     /// client eviction counts). An evicted client counts nothing any more.
     fn account_memory(&self) {
@@ -758,6 +752,12 @@ impl Conn {
         }
     }
 
+    /// Sends the pending replies. The connection first lets every other connection task that
+    /// is ready run (a yield puts it at the back of the shard's run queue), so that one loop
+    /// iteration's replies leave in one burst after all its reads and commands, as Redis writes
+    /// them before it sleeps. Sent one by one between commands, each reply woke a client that had
+    /// gone back to sleep after the previous one: on a VM, waking a thread on another core (an
+    /// IPI) cost more than executing a pipelined SET.
     async fn write_out(&mut self) -> bool {
         if self.out.is_empty() {
             return true;
