@@ -45,12 +45,14 @@ pub enum ReplyMode {
 }
 
 /// `flush_group`'s per-flush tables, kept between flushes: one slot per shard for the batch
-/// reply on its way, the reply, and how many of its replies were stitched in.
+/// reply on its way, the reply, how many of its replies were stitched in, and the emptied
+/// buffers of the last reply from that shard (the next batch's `room`).
 #[derive(Default)]
 struct FlushScratch {
     receivers: Vec<Option<futures::channel::oneshot::Receiver<BatchReply>>>,
     replies: Vec<Option<BatchReply>>,
     cursor: Vec<usize>,
+    spare: Vec<Option<BatchReply>>,
 }
 
 /// A command waiting in the current group (see `flush_group`).
@@ -1372,21 +1374,25 @@ impl Conn {
             mut receivers,
             mut replies,
             mut cursor,
+            mut spare,
         } = std::mem::take(&mut self.flush_scratch);
         receivers.resize_with(n, || None);
         replies.resize_with(n, || None);
         cursor.resize(n, 0);
+        spare.resize_with(n, || None);
         for (s, slot) in receivers.iter_mut().enumerate() {
             if s == me || self.group_cmds[s].is_empty() {
                 continue;
             }
-            // The batch goes with its vector; the next group to that shard likely has as many.
-            let room = self.group_cmds[s].len();
-            let cmds = std::mem::replace(&mut self.group_cmds[s], Vec::with_capacity(room));
+            // The batch goes with its vector and takes the last reply's buffers along; the
+            // vector that last went to that shard collects the next group for it.
+            let mut room = spare[s].take().unwrap_or_default();
+            let next = std::mem::take(&mut room.cmds);
+            let cmds = std::mem::replace(&mut self.group_cmds[s], next);
             *slot = self
                 .shard
                 .router
-                .send_batch(s, self.db, self.resp3, cmds, self.label.clone())
+                .send_batch(s, self.db, self.resp3, cmds, self.label.clone(), room)
                 .await
                 .ok();
         }
@@ -1403,8 +1409,9 @@ impl Conn {
                     )
                     .await;
             }
-            let mut buf = BytesMut::new();
-            let mut ends = Vec::with_capacity(cmds.len());
+            let BatchReply {
+                mut buf, mut ends, ..
+            } = spare[me].take().unwrap_or_default();
             let mut st = self.shard.state.borrow_mut();
             for (idx, args) in &cmds {
                 execute_keyed(
@@ -1420,7 +1427,11 @@ impl Conn {
                 ends.push(buf.len());
             }
             drop(st);
-            replies[me] = Some(BatchReply { buf, ends });
+            replies[me] = Some(BatchReply {
+                buf,
+                ends,
+                cmds: Vec::new(),
+            });
             cmds.clear();
             self.group_cmds[me] = cmds;
         }
@@ -1443,12 +1454,17 @@ impl Conn {
         }
         self.group_order = order;
         self.group_order.clear();
-        replies.clear();
+        for (s, reply) in replies.iter_mut().enumerate() {
+            if let Some(r) = reply.take() {
+                spare[s] = r.recycle();
+            }
+        }
         cursor.clear();
         self.flush_scratch = FlushScratch {
             receivers,
             replies,
             cursor,
+            spare,
         };
     }
 

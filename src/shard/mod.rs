@@ -672,9 +672,10 @@ impl Shard {
     /// Executes a batch of keyed commands sent by another shard's connection. When the AOF
     /// makes replies wait for the log, the batch is answered only once what it logged is written
     /// (durable under `always`): the connection then needs no second round trip to ask.
-    pub fn execute_batch(self: &Rc<Self>, batch: router::Batch) {
-        let mut buf = BytesMut::with_capacity(64 * batch.cmds.len());
-        let mut ends = Vec::with_capacity(batch.cmds.len());
+    pub fn execute_batch(self: &Rc<Self>, mut batch: router::Batch) {
+        let BatchReply { mut buf, mut ends, .. } = std::mem::take(&mut batch.room);
+        buf.reserve(64 * batch.cmds.len());
+        ends.reserve(batch.cmds.len());
         let logged_before = self.state.borrow().aof.as_ref().map(|l| l.appended());
         {
             let mut st = self.state.borrow_mut();
@@ -694,7 +695,10 @@ impl Shard {
                 ends.push(buf.len());
             }
         }
-        let reply = BatchReply { buf, ends };
+        // The arguments are dropped here; the emptied vector goes back for the next batch.
+        let mut cmds = std::mem::take(&mut batch.cmds);
+        cmds.clear();
+        let reply = BatchReply { buf, ends, cmds };
         let logged = self.state.borrow().aof.as_ref().map(|l| l.appended()) != logged_before;
         if logged && crate::persistence::aof::sync_replies(self) {
             let sh = self.clone();

@@ -35,18 +35,38 @@ pub struct Batch {
     pub cmds: Vec<(u16, Args)>,
     pub origin: Arc<ClientLabel>,
     pub reply: futures::channel::oneshot::Sender<BatchReply>,
+    /// Where the replies are written: the buffers of the connection's previous reply from this
+    /// shard, emptied, so that steady traffic allocates no buffer on either side of the hop.
+    pub room: BatchReply,
 }
 
-/// The replies of a batch, concatenated; `ends[i]` is where reply `i` ends in `buf`.
+/// The replies of a batch, concatenated; `ends[i]` is where reply `i` ends in `buf`. It also
+/// carries the batch's command vector back, emptied, for the connection's next batch.
+#[derive(Default)]
 pub struct BatchReply {
     pub buf: BytesMut,
     pub ends: Vec<usize>,
+    pub cmds: Vec<(u16, Args)>,
 }
 
 impl BatchReply {
     pub fn reply(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.buf[start..self.ends[i]]
+    }
+
+    /// Empties the reply for reuse as the next batch's `room`; None when a burst made it too
+    /// big to keep (a connection holds one per shard it talks to).
+    pub fn recycle(mut self) -> Option<BatchReply> {
+        const BUF_KEEP: usize = 1024;
+        const CMDS_KEEP: usize = 64;
+        if self.buf.capacity() > BUF_KEEP || self.cmds.capacity() > CMDS_KEEP {
+            return None;
+        }
+        self.buf.clear();
+        self.ends.clear();
+        self.cmds.clear();
+        Some(self)
     }
 }
 
@@ -115,6 +135,7 @@ impl Router {
         resp3: bool,
         cmds: Vec<(u16, Args)>,
         origin: Arc<ClientLabel>,
+        room: BatchReply,
     ) -> Result<futures::channel::oneshot::Receiver<BatchReply>, ShardGone> {
         let (tx, rx) = futures::channel::oneshot::channel();
         self.send(
@@ -125,6 +146,7 @@ impl Router {
                 cmds,
                 origin,
                 reply: tx,
+                room,
             }),
         )
         .await?;
