@@ -98,6 +98,22 @@ pub enum DebugCommandPolicy {
     Local,
 }
 
+/// `oom-score-adj`: whether and how Tessera sets the process's Linux OOM-killer score (see
+/// `server::oom_score`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OomScoreAdj {
+    /// Leave the score alone (and put back the one found, if Tessera changed it).
+    No,
+    /// The configured value added to the score the process started with (`yes`, `relative`).
+    Relative,
+    /// The configured value itself.
+    Absolute,
+}
+
+/// Order matches Redis's `oom_score_adj_enum`, which its error text lists; `yes` and `relative`
+/// are one setting, shown as `yes`.
+const OOM_SCORE_ADJ_NAMES: &[&str] = &["no", "yes", "relative", "absolute"];
+
 /// Order matches Redis's `protected_action_enum`, which its error text lists.
 const DEBUG_POLICY_NAMES: &[&str] = &["no", "yes", "local"];
 
@@ -266,6 +282,10 @@ pub struct Config {
     /// `maxmemory-clients`: bytes, or (negative) a percentage of `maxmemory`; 0 for no client
     /// eviction (see `server::client_eviction`).
     pub maxmemory_clients: i64,
+    /// `oom-score-adj` and its values for a primary, a replica and a background child (Redis's
+    /// classes; Tessera runs only the first: no replication, no child processes).
+    pub oom_score_adj: OomScoreAdj,
+    pub oom_score_adj_values: [i32; 3],
     pub maxmemory_policy: MaxmemoryPolicy,
     /// Keys sampled per database for each eviction.
     pub maxmemory_samples: u32,
@@ -460,6 +480,8 @@ enum Kind {
     Words,
     /// Any number of percentiles, doubles in 0..=100 (`latency-tracking-info-percentiles`).
     Percentiles,
+    /// Three integers in -2000..=2000 (`oom-score-adj-values`), read as C's `strtoll`.
+    OomValues,
     /// An integer written in octal (`unixsocketperm`), as C's `strtoll(.., 8)` reads it: shown
     /// in octal, bounds in the range error too.
     Octal { max: i128 },
@@ -487,6 +509,7 @@ impl Kind {
                 | Kind::Words
                 | Kind::Percentiles
                 | Kind::ShutdownFlags
+                | Kind::OomValues
         )
     }
 }
@@ -852,11 +875,26 @@ static DIRECTIVES: &[Directive] = &[
     row("masterauth", &[], STR, "", Mutable, false, Field::Extra),
     row("masteruser", &[], STR, "", Mutable, false, Field::Extra),
     row("maxmemory-clients", &[], Kind::MemPercent { max_percent: 100 }, "0", Mutable, true, num!(maxmemory_clients: i64)),
+    row("oom-score-adj", &[], Kind::Enum(OOM_SCORE_ADJ_NAMES), "no", Mutable, true,
+        Field::Typed(|c| Value::Enum(match c.oom_score_adj {
+            OomScoreAdj::No => 0,
+            OomScoreAdj::Relative => 1,
+            OomScoreAdj::Absolute => 3,
+        }), |c, v| c.oom_score_adj = match v {
+            Value::Enum(0) => OomScoreAdj::No,
+            Value::Enum(3) => OomScoreAdj::Absolute,
+            _ => OomScoreAdj::Relative,
+        })),
+    row("oom-score-adj-values", &[], Kind::OomValues, "0 200 800", Mutable, true,
+        Field::Typed(|c| Value::List(c.oom_score_adj_values.iter().map(i32::to_string).collect()),
+            |c, v| if let Value::List(l) = v {
+                for (slot, n) in c.oom_score_adj_values.iter_mut().zip(l) {
+                    *slot = n.parse().unwrap_or(0);
+                }
+            })),
     row("min-replicas-max-lag", &["min-slaves-max-lag"], int(0, LONG_MAX), "10", Mutable, false, Field::Extra),
     row("min-replicas-to-write", &["min-slaves-to-write"], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
     row("no-appendfsync-on-rewrite", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
-    row("oom-score-adj", &[], Kind::Enum(&["no", "yes", "relative", "absolute"]), "no", Mutable, false, Field::Extra),
-    row("oom-score-adj-values", &[], Kind::Words, "0 200 800", Mutable, false, Field::Extra),
     row("proc-title-template", &[], Kind::Words, "{title} {listen-addr} {server-mode}", Mutable, false, Field::Extra),
     row("propagation-error-behavior", &[], Kind::Enum(&["ignore", "panic", "panic-on-replicas"]), "ignore", Mutable, false, Field::Extra),
     row("rdb-del-sync-files", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
@@ -1127,8 +1165,22 @@ fn parse_value(kind: &Kind, args: &[&[u8]]) -> Result<Value, String> {
             }
             Ok(Value::Int(i128::from(flags)))
         }
+        Kind::OomValues => {
+            if args.len() != 3 {
+                return Err(ERR_WRONG_ARGS.to_string());
+            }
+            let values = args
+                .iter()
+                .map(|a| strtoll(a, 10).filter(|v| (-2000..=2000).contains(v)))
+                .collect::<Option<Vec<i128>>>()
+                .ok_or_else(|| {
+                    "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
+                        .to_string()
+                })?;
+            Ok(Value::List(values.iter().map(i128::to_string).collect()))
+        }
         Kind::Octal { max } => {
-            let v = parse_octal(args[0])
+            let v = strtoll(args[0], 8)
                 .ok_or_else(|| "argument couldn't be parsed as an octal number".to_string())?;
             if !(0..=max).contains(&v) {
                 return Err(format!("argument must be between 0 and {max:o} inclusive"));
@@ -1141,13 +1193,14 @@ fn parse_value(kind: &Kind, args: &[&[u8]]) -> Result<Value, String> {
     }
 }
 
-/// C's `strtoll(s, &end, 8)` with nothing left over: leading white space and a sign allowed,
-/// the empty string reads as 0 (what Redis accepts for its octal directives).
-fn parse_octal(s: &[u8]) -> Option<i128> {
-    let s = match s.iter().position(|c| !c.is_ascii_whitespace()) {
-        Some(i) => &s[i..],
-        None => return Some(0),
-    };
+/// C's `strtoll(s, &end, radix)` (radix up to 10) with nothing left over, as Redis checks it:
+/// leading white space and a sign allowed, and the empty string reads as 0 (no digits leave
+/// the end at the start, which is the terminator only there).
+fn strtoll(s: &[u8], radix: u8) -> Option<i128> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    let s = &s[s.iter().position(|c| !c.is_ascii_whitespace())?..];
     let (neg, digits) = match s.first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -1159,11 +1212,11 @@ fn parse_octal(s: &[u8]) -> Option<i128> {
     }
     let mut v: i128 = 0;
     for &c in digits {
-        if !(b'0'..=b'7').contains(&c) {
+        if !(b'0'..b'0' + radix).contains(&c) {
             return None;
         }
         // Saturating: C clamps to LLONG_MAX with ERANGE, out of range either way.
-        v = (v * 8 + i128::from(c - b'0')).min(i128::from(i64::MAX) + 1);
+        v = (v * i128::from(radix) + i128::from(c - b'0')).min(i128::from(i64::MAX) + 1);
     }
     Some(if neg { -v } else { v })
 }
@@ -1903,6 +1956,8 @@ impl Default for Config {
             ring_depth: 0,
             maxmemory: 0,
             maxmemory_clients: 0,
+            oom_score_adj: OomScoreAdj::No,
+            oom_score_adj_values: [0, 200, 800],
             maxmemory_policy: MaxmemoryPolicy::NoEviction,
             maxmemory_samples: 0,
             maxmemory_eviction_tenacity: 0,

@@ -1,8 +1,9 @@
 //! Differential tests of the memory commands and directives against redis-server 7.0: the OOM
 //! error and where it applies (plain commands, MULTI queueing, EXEC), OBJECT FREQ/IDLETIME
 //! under both kinds of policy, MEMORY's replies and errors, CONFIG GET/SET of the maxmemory,
-//! LFU and lazy-free directives, and the flush variants. Reply contents that are
-//! implementation figures (MEMORY USAGE's byte count, MEMORY STATS) are compared by shape.
+//! LFU, lazy-free and OOM-score directives (with the score each server sets in /proc), and the
+//! flush variants. Reply contents that are implementation figures (MEMORY USAGE's byte count,
+//! MEMORY STATS) are compared by shape.
 
 #[macro_use]
 mod common;
@@ -466,4 +467,129 @@ fn flush_and_unlink_variants() {
         "EXISTS q",
         "CONFIG SET lazyfree-lazy-expire no",
     ]);
+}
+
+/// The process's OOM-killer score, as /proc shows it.
+fn oom_score(pid: u32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+        .expect("read oom_score_adj")
+        .trim()
+        .parse()
+        .expect("oom_score_adj is a number")
+}
+
+/// Every server's score, checked to be the same, and returned.
+fn same_oom_score(d: &Diff, step: &str) -> i32 {
+    let scores: Vec<(String, i32)> = d
+        .targets
+        .iter()
+        .map(|t| (t.name.clone(), oom_score(t.server.pid())))
+        .collect();
+    assert!(
+        scores.iter().all(|(_, s)| *s == scores[0].1),
+        "after {step}: oom_score_adj differs: {scores:?}"
+    );
+    scores[0].1
+}
+
+/// `oom-score-adj` and its values: replies, errors, and the score each server gives itself in
+/// /proc after every step (what a value the kernel refuses does depends on the environment's
+/// privileges, the same for both servers).
+#[test]
+fn oom_score_adj_directives() {
+    let mut d = diff_or_skip!("oom_score_adj_directives");
+    let base = same_oom_score(&d, "start");
+    d.s("CONFIG GET oom-score-adj");
+    d.s("CONFIG GET oom-score-adj-values");
+    let steps: &[(&str, &str)] = &[
+        ("oom-score-adj-values", "10 20 30"),
+        ("oom-score-adj", "relative"),
+        ("oom-score-adj", "absolute"),
+        ("oom-score-adj-values", "1500 20 30"),
+        ("oom-score-adj-values", "3000 20 30"),
+        ("oom-score-adj-values", "1 2"),
+        ("oom-score-adj-values", "1 2 x"),
+        ("oom-score-adj-values", "1 2 3 4"),
+        ("oom-score-adj-values", ""),
+        ("oom-score-adj-values", "1  2"),
+        ("oom-score-adj-values", "+1 0x2 3"),
+        ("oom-score-adj-values", "1 2 3.0"),
+        ("oom-score-adj-values", "\t7 8 9"),
+        ("oom-score-adj-values", "   "),
+        ("oom-score-adj-values", "1 + 2"),
+        ("oom-score-adj-values", "-0 -2000 2000"),
+        ("oom-score-adj-values", "40 30 20"),
+        ("oom-score-adj-values", "-5 20 30"),
+        ("oom-score-adj", "no"),
+        ("oom-score-adj", "bogus"),
+        ("oom-score-adj", "YES"),
+        ("oom-score-adj-values", "25 200 800"),
+        ("oom-score-adj", "no"),
+    ];
+    for (name, value) in steps {
+        d.cmd(&[b"CONFIG", b"SET", name.as_bytes(), value.as_bytes()]);
+        d.s("CONFIG GET oom-score-adj");
+        d.s("CONFIG GET oom-score-adj-values");
+        let score = same_oom_score(&d, &format!("CONFIG SET {name} {value:?}"));
+        // Spot checks that the score really moves, whatever the servers agree on.
+        match (*name, *value) {
+            ("oom-score-adj", "relative") => assert_eq!(score, (base + 10).min(1000)),
+            ("oom-score-adj", "absolute") => assert_eq!(score, 10),
+            ("oom-score-adj-values", "1500 20 30") => assert_eq!(score, 1000),
+            ("oom-score-adj-values", "40 30 20") => assert_eq!(score, 40),
+            ("oom-score-adj", "YES") => assert_eq!(score, (base + 40).min(1000)),
+            ("oom-score-adj", "no") => assert_eq!(score, base),
+            _ => {}
+        }
+    }
+    // Both at once, one of them bad: nothing changes.
+    d.cmd(&[
+        b"CONFIG",
+        b"SET",
+        b"oom-score-adj",
+        b"absolute",
+        b"oom-score-adj-values",
+        b"3000 1 1",
+    ]);
+    d.s("CONFIG GET oom-score-adj");
+    assert_eq!(same_oom_score(&d, "atomic CONFIG SET"), base);
+    d.cmd(&[
+        b"CONFIG",
+        b"SET",
+        b"oom-score-adj",
+        b"absolute",
+        b"oom-score-adj-values",
+        b"123 1 1",
+    ]);
+    assert_eq!(same_oom_score(&d, "CONFIG SET of both"), 123);
+    d.s("CONFIG SET oom-score-adj no");
+    assert_eq!(same_oom_score(&d, "the end"), base);
+}
+
+/// The score is set at startup from the command line, and `no` leaves an inherited score alone.
+#[test]
+fn oom_score_adj_at_startup() {
+    let base = oom_score(std::process::id());
+    let s = start_tessera(
+        1,
+        &[
+            "--oom-score-adj",
+            "absolute",
+            "--oom-score-adj-values",
+            "300 400 500",
+        ],
+    );
+    assert_eq!(oom_score(s.pid()), 300);
+    let s2 = start_tessera(1, &["--oom-score-adj-values", "700 800 900"]);
+    assert_eq!(oom_score(s2.pid()), base, "oom-score-adj no changes nothing");
+    let s3 = start_tessera(
+        1,
+        &["--oom-score-adj", "relative", "--oom-score-adj-values", "5 6 7"],
+    );
+    assert_eq!(oom_score(s3.pid()), (base + 5).min(1000));
+    let mut c = s3.conn();
+    assert_eq!(
+        c.cmd(&[b"CONFIG", b"GET", b"oom-score-adj*"]),
+        b"*4\r\n$13\r\noom-score-adj\r\n$3\r\nyes\r\n$20\r\noom-score-adj-values\r\n$5\r\n5 6 7\r\n"
+    );
 }

@@ -1600,6 +1600,31 @@ async fn config_set(sh: &Rc<Shard>, pairs: &[(Bytes, Bytes)]) -> Result<(), Stri
             return Err(crate::config::set_failed(arg, why));
         }
     }
+    let named = |n: &str| {
+        refs.iter()
+            .any(|(name, _)| crate::config::canonical_name(name) == Some(n))
+    };
+    if named("oom-score-adj-values") {
+        crate::server::oom_score::warn_if_unordered(&cfg.oom_score_adj_values);
+    }
+    if changed.contains(&"oom-score-adj") || changed.contains(&"oom-score-adj-values") {
+        let applied = crate::server::oom_score::apply(&cfg);
+        if applied.is_err() {
+            // The settings in force stay, and so does the score they gave (Redis rolls back and
+            // applies the old values again).
+            let before = sh.state.borrow().config.clone();
+            let _ = crate::server::oom_score::apply(&before);
+            let arg = refs
+                .iter()
+                .filter_map(|(name, _)| crate::config::canonical_name(name))
+                .find(|n| n.starts_with("oom-score-adj"))
+                .unwrap_or("oom-score-adj");
+            return Err(crate::config::set_failed(
+                arg,
+                crate::server::oom_score::ERR_FAILED,
+            ));
+        }
+    }
     if changed.contains(&"requirepass") {
         // requirepass is the default user's password, as in Redis.
         sh.globals.acl.set_requirepass(cfg.requirepass.as_deref());

@@ -12,6 +12,7 @@ pub mod client_eviction;
 pub mod conn;
 pub mod globals;
 pub mod listen;
+pub mod oom_score;
 pub mod readiness;
 pub mod split;
 pub mod supervise;
@@ -86,6 +87,9 @@ fn allowed_cpus() -> Vec<usize> {
 
 /// Starts every shard and blocks until the server shuts down.
 pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
+    oom_score::warn_if_unordered(&cfg.oom_score_adj_values);
+    // As in Redis, a score that cannot be written is logged and the server starts anyway.
+    let _ = oom_score::apply(&cfg);
     let nshards = if cfg.shards == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
