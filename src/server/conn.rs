@@ -49,10 +49,10 @@ pub enum ReplyMode {
 /// buffers of the last reply from that shard (the next batch's `room`).
 #[derive(Default)]
 struct FlushScratch {
-    receivers: Vec<Option<futures::channel::oneshot::Receiver<BatchReply>>>,
-    replies: Vec<Option<BatchReply>>,
+    receivers: Vec<Option<futures::channel::oneshot::Receiver<Box<BatchReply>>>>,
+    replies: Vec<Option<Box<BatchReply>>>,
     cursor: Vec<usize>,
-    spare: Vec<Option<BatchReply>>,
+    spare: Vec<Option<Box<BatchReply>>>,
 }
 
 /// A command waiting in the current group (see `flush_group`).
@@ -1409,9 +1409,8 @@ impl Conn {
                     )
                     .await;
             }
-            let BatchReply {
-                mut buf, mut ends, ..
-            } = spare[me].take().unwrap_or_default();
+            let mut reply = spare[me].take().unwrap_or_default();
+            let BatchReply { buf, ends, .. } = &mut *reply;
             let mut st = self.shard.state.borrow_mut();
             for (idx, args) in &cmds {
                 execute_keyed(
@@ -1422,16 +1421,12 @@ impl Conn {
                     self.db,
                     self.resp3,
                     &self.label,
-                    &mut buf,
+                    buf,
                 );
                 ends.push(buf.len());
             }
             drop(st);
-            replies[me] = Some(BatchReply {
-                buf,
-                ends,
-                cmds: Vec::new(),
-            });
+            replies[me] = Some(reply);
             cmds.clear();
             self.group_cmds[me] = cmds;
         }

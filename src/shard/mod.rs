@@ -672,43 +672,50 @@ impl Shard {
     /// Executes a batch of keyed commands sent by another shard's connection. When the AOF
     /// makes replies wait for the log, the batch is answered only once what it logged is written
     /// (durable under `always`): the connection then needs no second round trip to ask.
-    pub fn execute_batch(self: &Rc<Self>, mut batch: router::Batch) {
-        let BatchReply { mut buf, mut ends, .. } = std::mem::take(&mut batch.room);
-        buf.reserve(64 * batch.cmds.len());
-        ends.reserve(batch.cmds.len());
+    pub fn execute_batch(self: &Rc<Self>, batch: router::Batch) {
+        let router::Batch {
+            db,
+            resp3,
+            mut cmds,
+            origin,
+            reply: tx,
+            room: mut reply,
+        } = batch;
+        let BatchReply { buf, ends, .. } = &mut *reply;
+        buf.reserve(64 * cmds.len());
+        ends.reserve(cmds.len());
         let logged_before = self.state.borrow().aof.as_ref().map(|l| l.appended());
         {
             let mut st = self.state.borrow_mut();
             st.stats.cross_shard_batches += 1;
-            st.stats.cross_shard_commands += batch.cmds.len() as u64;
-            for (idx, args) in &batch.cmds {
+            st.stats.cross_shard_commands += cmds.len() as u64;
+            for (idx, args) in &cmds {
                 execute_keyed(
                     &mut st,
                     &self.globals,
                     commands::spec(*idx),
                     args,
-                    batch.db,
-                    batch.resp3,
-                    &batch.origin,
-                    &mut buf,
+                    db,
+                    resp3,
+                    &origin,
+                    buf,
                 );
                 ends.push(buf.len());
             }
         }
         // The arguments are dropped here; the emptied vector goes back for the next batch.
-        let mut cmds = std::mem::take(&mut batch.cmds);
         cmds.clear();
-        let reply = BatchReply { buf, ends, cmds };
+        reply.cmds = cmds;
         let logged = self.state.borrow().aof.as_ref().map(|l| l.appended()) != logged_before;
         if logged && crate::persistence::aof::sync_replies(self) {
             let sh = self.clone();
             glommio::spawn_local(async move {
                 crate::persistence::aof::wait_durable_local(&sh).await;
-                let _ = batch.reply.send(reply);
+                let _ = tx.send(reply);
             })
             .detach();
         } else {
-            let _ = batch.reply.send(reply);
+            let _ = tx.send(reply);
         }
     }
 }

@@ -34,10 +34,11 @@ pub struct Batch {
     /// (command table index, arguments).
     pub cmds: Vec<(u16, Args)>,
     pub origin: Arc<ClientLabel>,
-    pub reply: futures::channel::oneshot::Sender<BatchReply>,
-    /// Where the replies are written: the buffers of the connection's previous reply from this
-    /// shard, emptied, so that steady traffic allocates no buffer on either side of the hop.
-    pub room: BatchReply,
+    pub reply: futures::channel::oneshot::Sender<Box<BatchReply>>,
+    /// Where the replies are written: the connection's previous reply from this shard, emptied,
+    /// so that steady traffic allocates no buffer on either side of the hop (boxed, so that
+    /// the message and every slot of the mesh's channels stay small).
+    pub room: Box<BatchReply>,
 }
 
 /// The replies of a batch, concatenated; `ends[i]` is where reply `i` ends in `buf`. It also
@@ -57,7 +58,7 @@ impl BatchReply {
 
     /// Empties the reply for reuse as the next batch's `room`; None when a burst made it too
     /// big to keep (a connection holds one per shard it talks to).
-    pub fn recycle(mut self) -> Option<BatchReply> {
+    pub fn recycle(mut self: Box<Self>) -> Option<Box<BatchReply>> {
         const BUF_KEEP: usize = 1024;
         const CMDS_KEEP: usize = 64;
         if self.buf.capacity() > BUF_KEEP || self.cmds.capacity() > CMDS_KEEP {
@@ -135,8 +136,8 @@ impl Router {
         resp3: bool,
         cmds: Vec<(u16, Args)>,
         origin: Arc<ClientLabel>,
-        room: BatchReply,
-    ) -> Result<futures::channel::oneshot::Receiver<BatchReply>, ShardGone> {
+        room: Box<BatchReply>,
+    ) -> Result<futures::channel::oneshot::Receiver<Box<BatchReply>>, ShardGone> {
         let (tx, rx) = futures::channel::oneshot::channel();
         self.send(
             to,
