@@ -581,10 +581,19 @@ fn oom_score_adj_at_startup() {
     );
     assert_eq!(oom_score(s.pid()), 300);
     let s2 = start_tessera(1, &["--oom-score-adj-values", "700 800 900"]);
-    assert_eq!(oom_score(s2.pid()), base, "oom-score-adj no changes nothing");
+    assert_eq!(
+        oom_score(s2.pid()),
+        base,
+        "oom-score-adj no changes nothing"
+    );
     let s3 = start_tessera(
         1,
-        &["--oom-score-adj", "relative", "--oom-score-adj-values", "5 6 7"],
+        &[
+            "--oom-score-adj",
+            "relative",
+            "--oom-score-adj-values",
+            "5 6 7",
+        ],
     );
     assert_eq!(oom_score(s3.pid()), (base + 5).min(1000));
     let mut c = s3.conn();

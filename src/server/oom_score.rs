@@ -19,8 +19,8 @@ pub const ERR_FAILED: &str = "Failed to set current oom_score_adj. Check server 
 static BASE: Mutex<Option<i32>> = Mutex::new(None);
 
 /// Writes the score `cfg` asks for, as the primary's class (Tessera has no replicas or child
-/// processes). Failures are logged, as Redis logs them, and returned.
-pub fn apply(cfg: &Config) -> Result<(), ()> {
+/// processes). A failure is logged, as Redis logs it, and its text returned.
+pub fn apply(cfg: &Config) -> Result<(), String> {
     let mut base = BASE.lock().unwrap_or_else(|e| e.into_inner());
     let value = match (cfg.oom_score_adj, *base) {
         (OomScoreAdj::No, None) => return Ok(()),
@@ -30,22 +30,33 @@ pub fn apply(cfg: &Config) -> Result<(), ()> {
                 Some(b) => b,
                 None => {
                     let b = read().map_err(|e| {
-                        tracing::warn!("Unable to read oom_score_adj: {e}");
+                        let msg = format!(
+                            "Unable to read oom_score_adj: {}",
+                            crate::config::strerror(&e)
+                        );
+                        tracing::warn!("{msg}");
+                        msg
                     })?;
                     *base = Some(b);
                     b
                 }
             };
             let v = cfg.oom_score_adj_values[0];
-            let v = if mode == OomScoreAdj::Relative { v + b } else { v };
+            let v = if mode == OomScoreAdj::Relative {
+                v + b
+            } else {
+                v
+            };
             v.clamp(-1000, 1000)
         }
     };
     std::fs::write(PATH, format!("{value}\n")).map_err(|e| {
-        tracing::warn!(
+        let msg = format!(
             "Unable to write oom_score_adj: {}",
             crate::config::strerror(&e)
         );
+        tracing::warn!("{msg}");
+        msg
     })?;
     if cfg.oom_score_adj == OomScoreAdj::No {
         // Back where it started: a later `yes` reads the base again, as in Redis.
