@@ -114,6 +114,11 @@ pub enum OomScoreAdj {
 /// are one setting, shown as `yes`.
 const OOM_SCORE_ADJ_NAMES: &[&str] = &["no", "yes", "relative", "absolute"];
 
+/// `syslog-facility` names in Redis's order (its error text lists them), with their syslog codes.
+pub const SYSLOG_FACILITIES: &[&str] = &[
+    "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+
 /// Order matches Redis's `protected_action_enum`, which its error text lists.
 const DEBUG_POLICY_NAMES: &[&str] = &["no", "yes", "local"];
 
@@ -240,6 +245,12 @@ pub struct Config {
     pub loglevel: LogLevel,
     /// Empty means standard output.
     pub logfile: String,
+    /// `syslog-enabled`: every log line also goes to the system log (see `crate::syslog`).
+    pub syslog_enabled: bool,
+    /// `syslog-ident`: the program name the system log shows.
+    pub syslog_ident: String,
+    /// `syslog-facility`: an index into [`SYSLOG_FACILITIES`].
+    pub syslog_facility: usize,
     /// Only `no` is supported; [`load`] rejects `yes`.
     pub daemonize: bool,
     pub maxclients: u64,
@@ -711,6 +722,15 @@ static DIRECTIVES: &[Directive] = &[
     row("logfile", &[], STR, "", Immutable, true,
         Field::Typed(|c| Value::Str(Some(c.logfile.as_bytes().to_vec())),
                      |c, v| c.logfile = lossy(&v.into_str().unwrap_or_default()))),
+    row("syslog-enabled", &[], Kind::Bool, "no", Immutable, true, yes_no!(syslog_enabled)),
+    row("syslog-facility", &[], Kind::Enum(SYSLOG_FACILITIES), "local0", Immutable, true,
+        Field::Typed(|c| Value::Enum(c.syslog_facility), |c, v| c.syslog_facility = match v {
+            Value::Enum(i) => i,
+            _ => 1,
+        })),
+    row("syslog-ident", &[], STR, "redis", Immutable, true,
+        Field::Typed(|c| Value::Str(Some(c.syslog_ident.as_bytes().to_vec())),
+                     |c, v| c.syslog_ident = lossy(&v.into_str().unwrap_or_default()))),
     row("databases", &[], int(1, INT_MAX), "16", Immutable, true, num!(databases: usize)),
     row("enable-debug-command", &[], Kind::Enum(DEBUG_POLICY_NAMES), "no", Immutable, true,
         Field::Typed(|c| Value::Enum(c.enable_debug_command as usize),
@@ -932,9 +952,6 @@ static DIRECTIVES: &[Directive] = &[
     row("stream-node-max-entries", &[], int(0, LONG_MAX), "100", Mutable, true,
         num!(stream_node_max_entries: u64)),
     row("supervised", &[], Kind::Enum(SUPERVISED_NAMES), "no", Immutable, true, Field::Extra),
-    row("syslog-enabled", &[], Kind::Bool, "no", Immutable, false, Field::Extra),
-    row("syslog-facility", &[], Kind::Enum(&["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]), "local0", Immutable, false, Field::Extra),
-    row("syslog-ident", &[], STR, "redis", Immutable, false, Field::Extra),
     row("tls-auth-clients", &[], Kind::Enum(&["no", "yes", "optional"]), "yes", Mutable, false, Field::Extra),
     row("tls-ca-cert-dir", &[], STR, "", Mutable, false, Field::Extra),
     row("tls-ca-cert-file", &[], STR, "", Mutable, false, Field::Extra),
@@ -1934,6 +1951,9 @@ impl Default for Config {
             requirepass: None,
             loglevel: LogLevel::Notice,
             logfile: String::new(),
+            syslog_enabled: false,
+            syslog_ident: String::new(),
+            syslog_facility: 1,
             daemonize: false,
             maxclients: 0,
             timeout: 0,

@@ -16,6 +16,7 @@ pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod shard;
+pub mod syslog;
 pub mod tx;
 pub mod types;
 

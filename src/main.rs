@@ -58,6 +58,7 @@ fn main() {
 }
 
 fn init_logging(cfg: &config::Config) {
+    use tracing_subscriber::prelude::*;
     let level = match cfg.loglevel {
         LogLevel::Debug => tracing::Level::DEBUG,
         LogLevel::Verbose => tracing::Level::DEBUG,
@@ -66,20 +67,24 @@ fn init_logging(cfg: &config::Config) {
         #[allow(unreachable_patterns)]
         _ => tracing::Level::INFO,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false);
+    // As in Redis, the system log gets every line the log file (or standard output) gets.
+    let syslog = cfg
+        .syslog_enabled
+        .then(|| tessera::syslog::SyslogLayer::new(&cfg.syslog_ident, cfg.syslog_facility));
+    let registry = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::from_level(level))
+        .with(syslog);
+    let fmt = tracing_subscriber::fmt::layer().with_target(false);
     if cfg.logfile.is_empty() {
-        builder.init();
+        registry.with(fmt).init();
     } else {
         match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&cfg.logfile)
         {
-            Ok(f) => builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
+            Ok(f) => registry
+                .with(fmt.with_ansi(false).with_writer(std::sync::Mutex::new(f)))
                 .init(),
             Err(e) => {
                 eprintln!("Can't open the log file: {}", e);

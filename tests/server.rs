@@ -2030,3 +2030,150 @@ fn client_eviction_disconnects_the_biggest_clients_first() {
         );
     }
 }
+
+/// Starts Tessera with `TESSERA_SYSLOG_SOCKET` pointing at `socket` and waits until it answers.
+fn start_with_syslog_socket(
+    dir: &std::path::Path,
+    socket: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Child, u16) {
+    let port = free_port();
+    let child = Command::new(bin())
+        .env("TESSERA_SYSLOG_SOCKET", socket)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--dir", &dir.display().to_string(), "--save", ""])
+        .args(["--logfile", &dir.join("server.log").display().to_string()])
+        .args(extra)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, port)
+}
+
+/// `syslog-enabled yes`: every log line also reaches the system log's socket, in syslog(3)'s
+/// format with the ident and facility asked for; without it nothing is sent; and a system log
+/// that is not there costs nothing but the lines.
+#[test]
+fn syslog_gets_every_log_line() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("tessera-syslog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("log.sock");
+    let daemon = UnixDatagram::bind(&path).unwrap();
+    daemon
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let recv = |daemon: &UnixDatagram| {
+        let mut buf = [0u8; 4096];
+        let n = daemon.recv(&mut buf).expect("a syslog line");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+
+    let (mut child, port) = start_with_syslog_socket(
+        &dir,
+        &path,
+        &[
+            "--shards",
+            "2",
+            "--loglevel",
+            "notice",
+            "--syslog-enabled",
+            "yes",
+            "--syslog-ident",
+            "tess-test",
+            "--syslog-facility",
+            "local3",
+        ],
+    );
+    let pid = child.id();
+    // `<PRI>Mmm dd hh:mm:ss ident[pid]: text`: local3 (19) * 8 + notice (5) = 157.
+    let check = |line: &str, pri: u32, text: &str| {
+        let head = format!("<{pri}>");
+        assert!(line.starts_with(&head), "{line}");
+        let stamp = &line[head.len()..head.len() + 15];
+        let b = stamp.as_bytes();
+        assert!(
+            b[0].is_ascii_uppercase()
+                && b[3] == b' '
+                && (b[4] == b' ' || b[4].is_ascii_digit())
+                && b[5].is_ascii_digit()
+                && b[6] == b' '
+                && b[9] == b':'
+                && b[12] == b':',
+            "timestamp {stamp:?} in {line}"
+        );
+        let rest = &line[head.len() + 15..];
+        assert_eq!(&rest[..1], " ", "{line}");
+        assert!(
+            rest[1..].starts_with(&format!("tess-test[{pid}]: {text}")),
+            "{line}"
+        );
+    };
+    let first = recv(&daemon);
+    check(&first, 157, "Tessera starting");
+    let mut lines = vec![first];
+    while !lines
+        .last()
+        .unwrap()
+        .contains("Ready to accept connections")
+    {
+        lines.push(recv(&daemon));
+    }
+    let mut c = RawConn::connect(port);
+    assert_eq!(
+        c.cmd(&[b"CONFIG", b"GET", b"syslog-ident"]),
+        b"*2\r\n$12\r\nsyslog-ident\r\n$9\r\ntess-test\r\n"
+    );
+    assert_eq!(
+        c.cmd(&[b"CONFIG", b"GET", b"syslog-facility"]),
+        b"*2\r\n$15\r\nsyslog-facility\r\n$6\r\nlocal3\r\n"
+    );
+    assert!(s(&c.cmd(&[b"CONFIG", b"SET", b"syslog-ident", b"x"])).contains("immutable"));
+    c.send(&encode(&[b"SHUTDOWN", b"NOSAVE"]));
+    // A warning: local3 * 8 + warning (4).
+    let mut line = recv(&daemon);
+    while !line.contains("User requested shutdown") {
+        line = recv(&daemon);
+    }
+    check(&line, 156, "User requested shutdown");
+    child.wait().unwrap();
+    // The same lines went to the log file.
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert!(log.contains("User requested shutdown"), "{log}");
+    assert!(log.contains("Ready to accept connections"), "{log}");
+    // What the first server logged after that (its last words) is not the second's.
+    daemon.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    while daemon.recv(&mut buf).is_ok() {}
+
+    // Off (the default): nothing reaches the socket.
+    let (mut child, port) = start_with_syslog_socket(&dir, &path, &["--loglevel", "notice"]);
+    let mut c = RawConn::connect(port);
+    assert_eq!(
+        c.cmd(&[b"CONFIG", b"GET", b"syslog-enabled"]),
+        b"*2\r\n$14\r\nsyslog-enabled\r\n$2\r\nno\r\n"
+    );
+    c.send(&encode(&[b"SHUTDOWN", b"NOSAVE"]));
+    child.wait().unwrap();
+    assert!(
+        daemon.recv(&mut buf).is_err(),
+        "a line was sent with syslog off"
+    );
+
+    // No system log at all: the server runs as usual.
+    let (mut child, port) = start_with_syslog_socket(
+        &dir,
+        &dir.join("absent.sock"),
+        &["--loglevel", "notice", "--syslog-enabled", "yes"],
+    );
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.cmd(&[b"PING"]), b"+PONG\r\n");
+    c.send(&encode(&[b"SHUTDOWN", b"NOSAVE"]));
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
