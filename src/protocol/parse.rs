@@ -61,7 +61,15 @@ pub struct RequestParser {
     /// know how much of the buffer is consumed (one freeze for the whole batch).
     ranges: Vec<(usize, usize)>,
     pending: Vec<Pending>,
+    /// Emptied argument vectors of commands that ran, for the next commands parsed (one
+    /// vector per command would be an allocation per command). See [`RequestParser::recycle`].
+    spare_args: Vec<Args>,
 }
+
+/// How many emptied argument vectors a parser keeps, and the largest it keeps (in arguments):
+/// enough for a pipeline's worth of ordinary commands, a few KB at most per connection.
+const SPARE_ARGS_KEEP: usize = 32;
+pub const SPARE_ARGS_MAX_LEN: usize = 8;
 
 /// Working space a parser keeps between reads (argument ranges, pending commands); a read
 /// that needed more (a pipeline of thousands of arguments) gives the surplus back afterwards.
@@ -79,6 +87,15 @@ impl RequestParser {
         }
     }
 
+    /// Takes back the argument vector of a command that has run, emptied, for a later command.
+    pub fn recycle(&mut self, mut args: Args) {
+        let cap = args.capacity();
+        if self.spare_args.len() < SPARE_ARGS_KEEP && cap > 0 && cap <= SPARE_ARGS_MAX_LEN {
+            args.clear();
+            self.spare_args.push(args);
+        }
+    }
+
     /// See [`parse_requests`].
     pub fn parse(
         &mut self,
@@ -86,7 +103,11 @@ impl RequestParser {
         limits: &ParseLimits,
         out: &mut Vec<Args>,
     ) -> Result<(), ParseError> {
-        let RequestParser { ranges, pending } = self;
+        let RequestParser {
+            ranges,
+            pending,
+            spare_args,
+        } = self;
         ranges.clear();
         pending.clear();
         let mut pos = 0usize;
@@ -132,7 +153,8 @@ impl RequestParser {
             for p in pending.drain(..) {
                 match p {
                     Pending::Ranges(begin, end) => {
-                        let mut args = Vec::with_capacity(end - begin);
+                        let mut args = spare_args.pop().unwrap_or_default();
+                        args.reserve_exact(end - begin);
                         for &(s, e) in &ranges[begin..end] {
                             args.push(consumed.slice(s..e));
                         }

@@ -1282,6 +1282,7 @@ impl Conn {
                     if suppress {
                         self.out.truncate(mark);
                     }
+                    self.parser.recycle(args);
                 }
                 Some(target) => {
                     let suppress = self.take_suppress();
@@ -1387,7 +1388,11 @@ impl Conn {
             // The batch goes with its vector and takes the last reply's buffers along; the
             // vector that last went to that shard collects the next group for it.
             let mut room = spare[s].take().unwrap_or_default();
-            let next = std::mem::take(&mut room.cmds);
+            // The vector comes back holding the last batch's argument vectors, emptied.
+            let mut next = std::mem::take(&mut room.cmds);
+            for (_, args) in next.drain(..) {
+                self.parser.recycle(args);
+            }
             let cmds = std::mem::replace(&mut self.group_cmds[s], next);
             *slot = self
                 .shard
@@ -1427,7 +1432,9 @@ impl Conn {
             }
             drop(st);
             replies[me] = Some(reply);
-            cmds.clear();
+            for (_, args) in cmds.drain(..) {
+                self.parser.recycle(args);
+            }
             self.group_cmds[me] = cmds;
         }
         for s in 0..n {

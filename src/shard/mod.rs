@@ -703,8 +703,15 @@ impl Shard {
                 ends.push(buf.len());
             }
         }
-        // The arguments are dropped here; the emptied vector goes back for the next batch.
-        cmds.clear();
+        // The arguments are dropped here, on the thread that used them; the vectors go back,
+        // emptied, for the connection's next commands.
+        for (_, args) in cmds.iter_mut() {
+            if args.capacity() > crate::protocol::parse::SPARE_ARGS_MAX_LEN {
+                *args = Vec::new();
+            } else {
+                args.clear();
+            }
+        }
         reply.cmds = cmds;
         let logged = self.state.borrow().aof.as_ref().map(|l| l.appended()) != logged_before;
         if logged && crate::persistence::aof::sync_replies(self) {

@@ -42,7 +42,8 @@ pub struct Batch {
 }
 
 /// The replies of a batch, concatenated; `ends[i]` is where reply `i` ends in `buf`. It also
-/// carries the batch's command vector back, emptied, for the connection's next batch.
+/// carries the batch's command vector back, with each command's argument vector emptied, for
+/// the connection's next batch and its parser.
 #[derive(Default)]
 pub struct BatchReply {
     pub buf: BytesMut,
@@ -66,7 +67,6 @@ impl BatchReply {
         }
         self.buf.clear();
         self.ends.clear();
-        self.cmds.clear();
         Some(self)
     }
 }
