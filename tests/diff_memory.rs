@@ -542,26 +542,20 @@ fn oom_score_adj_directives() {
             _ => {}
         }
     }
-    // Both at once, one of them bad: nothing changes.
-    d.cmd(&[
-        b"CONFIG",
-        b"SET",
-        b"oom-score-adj",
-        b"absolute",
-        b"oom-score-adj-values",
-        b"3000 1 1",
-    ]);
-    d.s("CONFIG GET oom-score-adj");
-    assert_eq!(same_oom_score(&d, "atomic CONFIG SET"), base);
-    d.cmd(&[
-        b"CONFIG",
-        b"SET",
-        b"oom-score-adj",
-        b"absolute",
-        b"oom-score-adj-values",
-        b"123 1 1",
-    ]);
-    assert_eq!(same_oom_score(&d, "CONFIG SET of both"), 123);
+    // Both at once: one of them bad changes nothing; both good take effect together.
+    for (values, expected) in [("3000 1 1", base), ("123 1 1", 123)] {
+        d.cmd(&[
+            b"CONFIG",
+            b"SET",
+            b"oom-score-adj",
+            b"absolute",
+            b"oom-score-adj-values",
+            values.as_bytes(),
+        ]);
+        d.s("CONFIG GET oom-score-adj");
+        let step = format!("CONFIG SET of both, values {values:?}");
+        assert_eq!(same_oom_score(&d, &step), expected);
+    }
     d.s("CONFIG SET oom-score-adj no");
     assert_eq!(same_oom_score(&d, "the end"), base);
 }
