@@ -1579,6 +1579,29 @@ async fn config_set(sh: &Rc<Shard>, pairs: &[(Bytes, Bytes)]) -> Result<(), Stri
     let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
     let mut cfg = sh.state.borrow().config.clone();
     let changed = cfg.set(&refs)?;
+    // The OOM score first: a failure there leaves nothing else to undo.
+    let names: Vec<&str> = refs
+        .iter()
+        .filter_map(|(name, _)| crate::config::canonical_name(name))
+        .collect();
+    if names.contains(&"oom-score-adj-values") {
+        crate::server::oom_score::warn_if_unordered(&cfg.oom_score_adj_values);
+    }
+    let oom_changed =
+        changed.contains(&"oom-score-adj") || changed.contains(&"oom-score-adj-values");
+    if oom_changed && crate::server::oom_score::apply(&cfg).is_err() {
+        // The settings in force stay, and so does the score they gave (Redis rolls back and
+        // applies the old values again).
+        let _ = crate::server::oom_score::apply(&sh.state.borrow().config);
+        let arg = names
+            .iter()
+            .find(|n| n.starts_with("oom-score-adj"))
+            .unwrap_or(&"oom-score-adj");
+        return Err(crate::config::set_failed(
+            arg,
+            crate::server::oom_score::ERR_FAILED,
+        ));
+    }
     // As in Redis, `bind` re-listens whenever it is given, `port` when its value changes, and
     // the first of them in the request names the failure.
     let relisten = refs
@@ -1597,32 +1620,10 @@ async fn config_set(sh: &Rc<Shard>, pairs: &[(Bytes, Bytes)]) -> Result<(), Stri
             } else {
                 "Failed to bind to specified addresses."
             };
+            if oom_changed {
+                let _ = crate::server::oom_score::apply(&sh.state.borrow().config);
+            }
             return Err(crate::config::set_failed(arg, why));
-        }
-    }
-    let named = |n: &str| {
-        refs.iter()
-            .any(|(name, _)| crate::config::canonical_name(name) == Some(n))
-    };
-    if named("oom-score-adj-values") {
-        crate::server::oom_score::warn_if_unordered(&cfg.oom_score_adj_values);
-    }
-    if changed.contains(&"oom-score-adj") || changed.contains(&"oom-score-adj-values") {
-        let applied = crate::server::oom_score::apply(&cfg);
-        if applied.is_err() {
-            // The settings in force stay, and so does the score they gave (Redis rolls back and
-            // applies the old values again).
-            let before = sh.state.borrow().config.clone();
-            let _ = crate::server::oom_score::apply(&before);
-            let arg = refs
-                .iter()
-                .filter_map(|(name, _)| crate::config::canonical_name(name))
-                .find(|n| n.starts_with("oom-score-adj"))
-                .unwrap_or("oom-score-adj");
-            return Err(crate::config::set_failed(
-                arg,
-                crate::server::oom_score::ERR_FAILED,
-            ));
         }
     }
     if changed.contains(&"requirepass") {

@@ -67,8 +67,8 @@ pub struct RequestParser {
 }
 
 /// How many emptied argument vectors a parser keeps, and the largest it keeps (in arguments):
-/// enough for a pipeline's worth of ordinary commands, a few KB at most per connection.
-const SPARE_ARGS_KEEP: usize = 32;
+/// enough for a pipeline's worth of ordinary commands, 4 KB at most per connection.
+const SPARE_ARGS_KEEP: usize = 16;
 pub const SPARE_ARGS_MAX_LEN: usize = 8;
 
 /// Working space a parser keeps between reads (argument ranges, pending commands); a read

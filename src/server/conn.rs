@@ -1388,11 +1388,7 @@ impl Conn {
             // The batch goes with its vector and takes the last reply's buffers along; the
             // vector that last went to that shard collects the next group for it.
             let mut room = spare[s].take().unwrap_or_default();
-            // The vector comes back holding the last batch's argument vectors, emptied.
-            let mut next = std::mem::take(&mut room.cmds);
-            for (_, args) in next.drain(..) {
-                self.parser.recycle(args);
-            }
+            let next = std::mem::take(&mut room.cmds);
             let cmds = std::mem::replace(&mut self.group_cmds[s], next);
             *slot = self
                 .shard
@@ -1457,7 +1453,12 @@ impl Conn {
         self.group_order = order;
         self.group_order.clear();
         for (s, reply) in replies.iter_mut().enumerate() {
-            if let Some(r) = reply.take() {
+            if let Some(mut r) = reply.take() {
+                // A reply from another shard brings its batch's argument vectors back, emptied:
+                // they go to the parser (capped there), not to be held per shard.
+                for (_, args) in r.cmds.drain(..) {
+                    self.parser.recycle(args);
+                }
                 spare[s] = r.recycle();
             }
         }

@@ -43,7 +43,7 @@ pub struct Batch {
 
 /// The replies of a batch, concatenated; `ends[i]` is where reply `i` ends in `buf`. It also
 /// carries the batch's command vector back, with each command's argument vector emptied, for
-/// the connection's next batch and its parser.
+/// the connection's parser and its next batch to that shard.
 #[derive(Default)]
 pub struct BatchReply {
     pub buf: BytesMut,
@@ -61,7 +61,7 @@ impl BatchReply {
     /// big to keep (a connection holds one per shard it talks to).
     pub fn recycle(mut self: Box<Self>) -> Option<Box<BatchReply>> {
         const BUF_KEEP: usize = 1024;
-        const CMDS_KEEP: usize = 64;
+        const CMDS_KEEP: usize = 32;
         if self.buf.capacity() > BUF_KEEP || self.cmds.capacity() > CMDS_KEEP {
             return None;
         }
