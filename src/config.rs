@@ -114,7 +114,8 @@ pub enum OomScoreAdj {
 /// are one setting, shown as `yes`.
 const OOM_SCORE_ADJ_NAMES: &[&str] = &["no", "yes", "relative", "absolute"];
 
-/// `syslog-facility` names in Redis's order (its error text lists them), with their syslog codes.
+/// `syslog-facility` names in Redis's order (its error text lists them; `crate::syslog` has
+/// their codes).
 pub const SYSLOG_FACILITIES: &[&str] = &[
     "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
 ];
