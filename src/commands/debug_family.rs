@@ -6,8 +6,9 @@
 //! Not implemented, and answered with Redis's unknown-subcommand error, because Tessera lacks
 //! the mechanism behind them: MALLCTL/MALLCTL-STR (no jemalloc), REPLICATE (no replication),
 //! DROP-CLUSTER-PACKET-FILTER and CLUSTERLINK (no cluster bus), CLIENT-EVICTION (it lists
-//! Redis's client memory buckets, which Tessera's client eviction does not keep), REPLYBUFFER (no reply-buffer resizing cron), RESTART and
-//! CRASH-AND-RECOVER (no self re-exec), QUICKLIST-PACKED-THRESHOLD (no plain list nodes).
+//! Redis's client memory buckets, which Tessera's client eviction does not keep), REPLYBUFFER
+//! (no reply-buffer resizing cron), RESTART and CRASH-AND-RECOVER (no self re-exec),
+//! QUICKLIST-PACKED-THRESHOLD (no plain list nodes).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
