@@ -499,6 +499,10 @@ fn same_oom_score(d: &Diff, step: &str) -> i32 {
 fn oom_score_adj_directives() {
     let mut d = diff_or_skip!("oom_score_adj_directives");
     let base = same_oom_score(&d, "start");
+    // The exact scores below hold where the tests started at 0 (the kernel then lets a process
+    // take any score from 0 up). A privileged ancestor that set a higher score also set the
+    // lowest its descendants may take, and the servers then agree on refusals instead.
+    let exact = base == 0;
     d.s("CONFIG GET oom-score-adj");
     d.s("CONFIG GET oom-score-adj-values");
     let steps: &[(&str, &str)] = &[
@@ -532,6 +536,9 @@ fn oom_score_adj_directives() {
         d.s("CONFIG GET oom-score-adj-values");
         let score = same_oom_score(&d, &format!("CONFIG SET {name} {value:?}"));
         // Spot checks that the score really moves, whatever the servers agree on.
+        if !exact {
+            continue;
+        }
         match (*name, *value) {
             ("oom-score-adj", "relative") => assert_eq!(score, (base + 10).min(1000)),
             ("oom-score-adj", "absolute") => assert_eq!(score, 10),
@@ -554,7 +561,10 @@ fn oom_score_adj_directives() {
         ]);
         d.s("CONFIG GET oom-score-adj");
         let step = format!("CONFIG SET of both, values {values:?}");
-        assert_eq!(same_oom_score(&d, &step), expected);
+        let score = same_oom_score(&d, &step);
+        if exact {
+            assert_eq!(score, expected, "{step}");
+        }
     }
     d.s("CONFIG SET oom-score-adj no");
     assert_eq!(same_oom_score(&d, "the end"), base);
@@ -573,7 +583,10 @@ fn oom_score_adj_at_startup() {
             "300 400 500",
         ],
     );
-    assert_eq!(oom_score(s.pid()), 300);
+    // As above: exact where the tests started at 0.
+    if base == 0 {
+        assert_eq!(oom_score(s.pid()), 300);
+    }
     let s2 = start_tessera(1, &["--oom-score-adj-values", "700 800 900"]);
     assert_eq!(
         oom_score(s2.pid()),
