@@ -2031,29 +2031,6 @@ fn client_eviction_disconnects_the_biggest_clients_first() {
     }
 }
 
-/// Starts Tessera with `TESSERA_SYSLOG_SOCKET` pointing at `socket` and waits until it answers.
-fn start_with_syslog_socket(
-    dir: &std::path::Path,
-    socket: &std::path::Path,
-    extra: &[&str],
-) -> (std::process::Child, u16) {
-    let port = free_port();
-    let child = Command::new(bin())
-        .env("TESSERA_SYSLOG_SOCKET", socket)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--dir", &dir.display().to_string(), "--save", ""])
-        .args(["--logfile", &dir.join("server.log").display().to_string()])
-        .args(extra)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, port)
-}
-
 /// `syslog-enabled yes`: every log line also reaches the system log's socket, in syslog(3)'s
 /// format with the ident and facility asked for; without it nothing is sent; and a system log
 /// that is not there costs nothing but the lines.
@@ -2068,6 +2045,17 @@ fn syslog_gets_every_log_line() {
     daemon
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    // The stand-in daemon's socket is named through the environment (see `tessera::syslog`).
+    let log_file = dir.join("server.log").display().to_string();
+    let d = dir.display().to_string();
+    let start_with_syslog_socket = |socket: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["--dir", &d, "--save", "", "--logfile", &log_file];
+        args.extend_from_slice(extra);
+        spawn_supervised(
+            &args,
+            &[("TESSERA_SYSLOG_SOCKET", socket.to_str().unwrap())],
+        )
+    };
     let recv = |daemon: &UnixDatagram| {
         let mut buf = [0u8; 4096];
         let n = daemon.recv(&mut buf).expect("a syslog line");
@@ -2075,11 +2063,8 @@ fn syslog_gets_every_log_line() {
     };
 
     let (mut child, port) = start_with_syslog_socket(
-        &dir,
         &path,
         &[
-            "--shards",
-            "2",
             "--loglevel",
             "notice",
             "--syslog-enabled",
@@ -2151,7 +2136,7 @@ fn syslog_gets_every_log_line() {
     while daemon.recv(&mut buf).is_ok() {}
 
     // Off (the default): nothing reaches the socket.
-    let (mut child, port) = start_with_syslog_socket(&dir, &path, &["--loglevel", "notice"]);
+    let (mut child, port) = start_with_syslog_socket(&path, &["--loglevel", "notice"]);
     let mut c = RawConn::connect(port);
     assert_eq!(
         c.cmd(&[b"CONFIG", b"GET", b"syslog-enabled"]),
@@ -2166,7 +2151,6 @@ fn syslog_gets_every_log_line() {
 
     // No system log at all: the server runs as usual.
     let (mut child, port) = start_with_syslog_socket(
-        &dir,
         &dir.join("absent.sock"),
         &["--loglevel", "notice", "--syslog-enabled", "yes"],
     );

@@ -29,14 +29,7 @@ pub fn apply(cfg: &Config) -> Result<(), String> {
             let b = match found {
                 Some(b) => b,
                 None => {
-                    let b = read().map_err(|e| {
-                        let msg = format!(
-                            "Unable to read oom_score_adj: {}",
-                            crate::config::strerror(&e)
-                        );
-                        tracing::warn!("{msg}");
-                        msg
-                    })?;
+                    let b = read().map_err(|e| logged("read", &e))?;
                     *base = Some(b);
                     b
                 }
@@ -50,19 +43,22 @@ pub fn apply(cfg: &Config) -> Result<(), String> {
             v.clamp(-1000, 1000)
         }
     };
-    std::fs::write(PATH, format!("{value}\n")).map_err(|e| {
-        let msg = format!(
-            "Unable to write oom_score_adj: {}",
-            crate::config::strerror(&e)
-        );
-        tracing::warn!("{msg}");
-        msg
-    })?;
+    std::fs::write(PATH, format!("{value}\n")).map_err(|e| logged("write", &e))?;
     if cfg.oom_score_adj == OomScoreAdj::No {
         // Back where it started: a later `yes` reads the base again, as in Redis.
         *base = None;
     }
     Ok(())
+}
+
+/// Logs a failure to `verb` the score as Redis words it, and returns the text.
+fn logged(verb: &str, e: &std::io::Error) -> String {
+    let msg = format!(
+        "Unable to {verb} oom_score_adj: {}",
+        crate::config::strerror(e)
+    );
+    tracing::warn!("{msg}");
+    msg
 }
 
 fn read() -> std::io::Result<i32> {
