@@ -1305,6 +1305,8 @@ fn split_reads_log_nothing_and_split_deletes_replay_whole() {
     let mut c = s.conn();
     assert_eq!(c.cmd_str("DBSIZE"), b":2\r\n");
     assert_eq!(c.cmd_str("EXISTS acct:6 acct:7"), b":2\r\n");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A blocked pop that a push serves is logged after the push, as Redis propagates it (and an
