@@ -435,6 +435,28 @@ pub fn set_spin_before_park_override(spin: Option<Duration>) {
     SPIN_BEFORE_PARK_OVERRIDE.with(|s| s.set(spin));
 }
 
+thread_local! {
+    /// Tessera: see [`set_poll_hook`].
+    static POLL_HOOK: std::cell::Cell<Option<fn(bool) -> bool>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Tessera: installs `hook` on the calling thread's executor loop until it is set back to
+/// `None`. The loop calls it with `true` when a pass over the task queues ran out of tasks and
+/// the ring had nothing new either, so the executor is about to spin or park, and with `false`
+/// after a pass that preemption cut short. The hook returns whether it made tasks runnable
+/// (woke them); the executor then runs them before it considers parking again.
+/// For readiness the application collects itself (one `epoll_wait` per pass, as an event loop
+/// does) instead of re-arming a ring poll for every batch: the hook arms a poll only when it
+/// is about to let the executor park.
+pub fn set_poll_hook(hook: Option<fn(bool) -> bool>) {
+    POLL_HOOK.with(|h| h.set(hook));
+}
+
+fn poll_hook() -> Option<fn(bool) -> bool> {
+    POLL_HOOK.with(|h| h.get())
+}
+
 /// A factory that can be used to configure and create a [`LocalExecutor`].
 ///
 /// Methods can be chained on it in order to configure it.
@@ -1500,6 +1522,14 @@ impl LocalExecutor {
 
                 // run user code
                 let run = this.run_task_queues();
+                // Tessera: see `set_poll_hook`. A pass cut short by preemption collects
+                // readiness too, so that a shard busy with runnable tasks still serves its
+                // sockets.
+                if run {
+                    if let Some(hook) = poll_hook() {
+                        hook(false);
+                    }
+                }
 
                 // account for runtime and poll/sleep if possible
                 let cur_time = Instant::now();
@@ -1512,6 +1542,13 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
+                    } else if this.reactor.spin_poll_io().unwrap()
+                        || poll_hook().is_some_and(|hook| hook(true))
+                    {
+                        // Tessera: the ring (completions, timers, other executors' messages)
+                        // or the hook (see `set_poll_hook`) made tasks runnable: run them
+                        // before parking. The ring goes first, as a hook's poll costs a
+                        // system call.
                     } else {
                         let spin_before_park =
                             spin_before_park_override().unwrap_or(spin_before_park);
