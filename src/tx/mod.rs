@@ -225,28 +225,32 @@ fn run_here(sh: &Shard, cmds: &[TxCmd], resp3: bool, who: &ClientLabel) -> TxRep
         buf: BytesMut::new(),
         ends: Vec::with_capacity(cmds.len()),
     };
+    let TxReplies { buf, ends } = &mut out;
+    run_here_into(sh, cmds, resp3, who, buf, |end| ends.push(end));
+    out
+}
+
+/// `run_here`, writing the replies to `buf` and telling `ended` where each one ends.
+fn run_here_into(
+    sh: &Shard,
+    cmds: &[TxCmd],
+    resp3: bool,
+    who: &ClientLabel,
+    buf: &mut BytesMut,
+    mut ended: impl FnMut(usize),
+) {
     let mut st = sh.state.borrow_mut();
     st.in_unit = true;
     for c in cmds {
         st.uncounted = c.uncounted;
-        execute_keyed(
-            &mut st,
-            &sh.globals,
-            c.spec,
-            &c.args,
-            c.db,
-            resp3,
-            who,
-            &mut out.buf,
-        );
+        execute_keyed(&mut st, &sh.globals, c.spec, &c.args, c.db, resp3, who, buf);
         st.uncounted = false;
-        out.ends.push(out.buf.len());
+        ended(buf.len());
     }
     st.in_unit = false;
     if st.blocked.has_ready() {
         crate::shard::blocking::serve_ready(&mut st, &sh.globals, unix_ms());
     }
-    out
 }
 
 /// A copy of each locked entry that is alive now (expired ones count as absent).
@@ -1236,24 +1240,14 @@ impl SplitPart {
         }
         // One command: its reply is the whole buffer (no `TxReplies` ends to allocate).
         let mut reply = BytesMut::new();
-        {
-            let mut st = owner.state.borrow_mut();
-            st.in_unit = true;
-            execute_keyed(
-                &mut st,
-                &owner.globals,
-                self.cmd.spec,
-                &self.cmd.args,
-                self.cmd.db,
-                self.resp3,
-                &self.who,
-                &mut reply,
-            );
-            st.in_unit = false;
-            if st.blocked.has_ready() {
-                crate::shard::blocking::serve_ready(&mut st, &owner.globals, unix_ms());
-            }
-        }
+        run_here_into(
+            owner,
+            std::slice::from_ref(&self.cmd),
+            self.resp3,
+            &self.who,
+            &mut reply,
+            |_| {},
+        );
         let mut st = owner.state.borrow_mut();
         st.split_part = false;
         st.in_split = false;

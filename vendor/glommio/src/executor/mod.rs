@@ -1542,8 +1542,8 @@ impl LocalExecutor {
                         // test again here. We can't test *just* here because the main
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
-                    } else if this.reactor.spin_poll_io().unwrap()
-                        || poll_hook().is_some_and(|hook| hook(true))
+                    } else if poll_hook()
+                        .is_some_and(|hook| this.reactor.spin_poll_io().unwrap() || hook(true))
                     {
                         // Tessera: the ring (completions, timers, other executors' messages)
                         // or the hook (see `set_poll_hook`) made tasks runnable: run them
