@@ -263,6 +263,7 @@ async fn shard_main(
                     let run = std::panic::AssertUnwindSafe(|| match msg {
                         ShardMsg::Batch(b) => Shard::receive_batch(&sh, b),
                         ShardMsg::Job(job) => job(&sh),
+                        ShardMsg::Release(tx) => crate::tx::release_on(&sh, tx),
                         ShardMsg::Task(task) => {
                             // Polled once in place first: most tasks (a transaction's lock
                             // that is free, a part that runs at once) finish without waiting,

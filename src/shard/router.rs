@@ -75,6 +75,9 @@ pub enum ShardMsg {
     Batch(Batch),
     Job(Job),
     Task(TaskJob),
+    /// Gives back a multi-shard transaction's locks on the target (`crate::tx::release_on`):
+    /// the commonest job, sent without a boxed closure.
+    Release(crate::tx::locks::TxId),
 }
 
 /// The target shard has stopped (only during shutdown).
