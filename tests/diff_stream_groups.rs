@@ -951,19 +951,16 @@ fn xreadgroup_block() {
             .to_string()
             .into_bytes()
     };
-    let mut ids = Vec::new();
+    // Each server's own id for the connection, by server name (whatever `DIFF_SHARDS` chose).
+    let mut ids = std::collections::HashMap::new();
     for t in &mut d.targets {
-        ids.push(id_of(t, w1));
+        let id = id_of(t, w1);
+        ids.insert(t.name.clone(), id);
     }
     send_each(&mut d, w1, "XREADGROUP GROUP g erin BLOCK 0 STREAMS s >");
     wait_blocked(&mut d, 1);
     d.each("CLIENT UNBLOCK <w1>", |t, _| {
-        let i = match t.name.as_str() {
-            "redis" => 0,
-            n if n.contains("(1 shard)") => 1,
-            _ => 2,
-        };
-        let id = ids[i.min(ids.len() - 1)].clone();
+        let id = ids[&t.name].clone();
         t.conns[0].cmd(&[b"CLIENT", b"UNBLOCK", &id])
     });
     read_each(&mut d, w1, "unblocked (timeout)");
