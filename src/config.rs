@@ -916,7 +916,7 @@ static DIRECTIVES: &[Directive] = &[
     row("min-replicas-max-lag", &["min-slaves-max-lag"], int(0, LONG_MAX), "10", Mutable, false, Field::Extra),
     row("min-replicas-to-write", &["min-slaves-to-write"], int(0, LONG_MAX), "0", Mutable, false, Field::Extra),
     row("no-appendfsync-on-rewrite", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
-    row("proc-title-template", &[], Kind::Words, "{title} {listen-addr} {server-mode}", Mutable, false, Field::Extra),
+    row("proc-title-template", &[], STR, "\"{title} {listen-addr} {server-mode}\"", Mutable, true, Field::Extra),
     row("propagation-error-behavior", &[], Kind::Enum(&["ignore", "panic", "panic-on-replicas"]), "ignore", Mutable, false, Field::Extra),
     row("rdb-del-sync-files", &[], Kind::Bool, "no", Mutable, false, Field::Extra),
     row("rdb-save-incremental-fsync", &[], Kind::Bool, "yes", Mutable, false, Field::Extra),
@@ -941,7 +941,7 @@ static DIRECTIVES: &[Directive] = &[
     row("replicaof", &["slaveof"], Kind::Words, "", Mutable, false, Field::Extra),
     row("sanitize-dump-payload", &[], Kind::Enum(&["no", "yes", "clients"]), "no", Mutable, false, Field::Extra),
     row("server_cpulist", &[], STR, "", Immutable, false, Field::Extra),
-    row("set-proc-title", &[], Kind::Bool, "yes", Immutable, false, Field::Extra),
+    row("set-proc-title", &[], Kind::Bool, "yes", Immutable, true, Field::Extra),
     // Read through `Config::shutdown_on_signal`.
     row("shutdown-on-sigint", &[], Kind::ShutdownFlags, "default", Mutable, true, Field::Extra),
     row("shutdown-on-sigterm", &[], Kind::ShutdownFlags, "default", Mutable, true, Field::Extra),
@@ -2188,6 +2188,9 @@ impl Config {
         };
         let value = finish_value(parsed, current, append_save);
         self.store(d, value);
+        if d.name == "proc-title-template" {
+            crate::server::proc_title::validate(self)?;
+        }
         Ok(())
     }
 

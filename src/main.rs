@@ -8,6 +8,8 @@ use tessera::config::{self, LogLevel};
 static GLOBAL: tessera::alloc::CountingAlloc = tessera::alloc::CountingAlloc;
 
 fn main() {
+    // First, while this is the only thread: it moves the environment (see `proc_title`).
+    tessera::server::proc_title::init();
     #[cfg(feature = "counting-alloc")]
     GLOBAL.activate();
     let argv: Vec<String> = std::env::args().skip(1).collect();

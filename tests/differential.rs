@@ -2183,6 +2183,107 @@ fn each_target(d: &mut Diff, what: &str, mk: impl Fn(u16) -> Vec<String>) -> Vec
 /// values; with both in one call the first of them names the failure (`port` only when its
 /// value changes, `bind` whenever given), and nothing of the call is applied. A move to a free
 /// port and back answers the same. (What listens where afterwards: tests/server.rs.)
+/// The title a server shows in /proc (`ps`): its command line up to the first NUL, with its
+/// own port and program name (`{title}`) put as `<port>` and `<title>`, which differ between
+/// the servers compared.
+fn proc_title_of(t: &Target) -> String {
+    let raw = std::fs::read(format!("/proc/{}/cmdline", t.server.pid())).unwrap_or_default();
+    let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+    let title = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let program = if t.name == "redis" {
+        "redis-server"
+    } else {
+        env!("CARGO_BIN_EXE_tessera")
+    };
+    title
+        .replace(program, "<title>")
+        .replace(&t.server.port.to_string(), "<port>")
+}
+
+fn same_proc_title(d: &Diff, step: &str) -> String {
+    let titles: Vec<(String, String)> = d
+        .targets
+        .iter()
+        .map(|t| (t.name.clone(), proc_title_of(t)))
+        .collect();
+    assert!(
+        titles.iter().all(|(_, x)| *x == titles[0].1),
+        "after {step}: process titles differ: {titles:?}"
+    );
+    titles[0].1.clone()
+}
+
+/// `proc-title-template`: CONFIG SET replies and errors (Redis's template syntax: `{{`, unknown
+/// variables, a template that expands to nothing) and the title each server gives itself,
+/// read back from /proc after every step.
+#[test]
+fn proc_title_template() {
+    let mut d = diff_or_skip!("proc_title_template");
+    assert_eq!(
+        same_proc_title(&d, "start"),
+        "<title> 127.0.0.1:<port>",
+        "the default template"
+    );
+    d.s("CONFIG GET proc-title-template");
+    d.s("CONFIG GET set-proc-title");
+    for template in [
+        "{title} {port} {tls-port} {unixsocket} {config-file} x",
+        "{nope}",
+        "{title",
+        "{",
+        "{}",
+        "",
+        " ",
+        "{title}",
+        "{title}{title}",
+        "{server-mode}",
+        "{{title}} a}b {port}",
+        "  {listen-addr}  ",
+        "[{config-file}] [{unixsocket}] [{server-mode}]",
+        "x",
+        "{title} {listen-addr} {server-mode}",
+    ] {
+        d.cmd(&[
+            b"CONFIG",
+            b"SET",
+            b"proc-title-template",
+            template.as_bytes(),
+        ]);
+        d.s("CONFIG GET proc-title-template");
+        same_proc_title(&d, &format!("CONFIG SET proc-title-template {template:?}"));
+    }
+    d.s("CONFIG SET set-proc-title no");
+    d.s("CONFIG SET proc-title-template {port} set-proc-title yes");
+    same_proc_title(&d, "a refused pair");
+}
+
+/// A new port shows in `{listen-addr}` at once, and `set-proc-title no` leaves the command
+/// line as started (Tessera alone: the servers' command lines differ).
+#[test]
+fn proc_title_follows_the_port_and_can_be_off() {
+    let title = |s: &Server| {
+        let raw = std::fs::read(format!("/proc/{}/cmdline", s.pid())).unwrap();
+        raw.split(|&c| c == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+    };
+    let s = start_tessera(
+        2,
+        &["--proc-title-template", "{title} {listen-addr} {port}"],
+    );
+    let mut c = s.conn();
+    let program = env!("CARGO_BIN_EXE_tessera");
+    assert_eq!(title(&s)[0], format!("{program} 127.0.0.1:{0} {0}", s.port));
+    let moved = free_port();
+    let set = format!("CONFIG SET port {moved}");
+    assert_eq!(c.cmd_str(&set), b"+OK\r\n");
+    assert_eq!(title(&s)[0], format!("{program} 127.0.0.1:{moved} {moved}"));
+    let off = start_tessera(1, &["--set-proc-title", "no"]);
+    let args = title(&off);
+    assert_eq!(args[0], program, "{args:?}");
+    assert!(args.iter().any(|a| a == "--set-proc-title"), "{args:?}");
+}
+
 #[test]
 fn config_set_port_and_bind_errors() {
     let mut d = diff_or_skip!("config_set_port_and_bind_errors");

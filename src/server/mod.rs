@@ -13,6 +13,7 @@ pub mod conn;
 pub mod globals;
 pub mod listen;
 pub mod oom_score;
+pub mod proc_title;
 pub mod readiness;
 pub mod split;
 pub mod supervise;
@@ -90,6 +91,7 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     oom_score::warn_if_unordered(&cfg.oom_score_adj_values);
     // As in Redis, a score that cannot be written is logged and the server starts anyway.
     let _ = oom_score::apply(&cfg);
+    proc_title::apply(&cfg);
     let nshards = if cfg.shards == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
