@@ -1632,7 +1632,11 @@ async fn config_set(sh: &Rc<Shard>, pairs: &[(Bytes, Bytes)]) -> Result<(), Stri
     }
     crate::pubsub::set_output_limit(cfg.output_limit(crate::config::OBUF_PUBSUB));
     // A new template, port or bind shows in the title at once, as in Redis.
-    crate::server::proc_title::apply(&cfg);
+    if changed.contains(&"proc-title-template") {
+        crate::server::proc_title::set_from(&cfg);
+    } else {
+        crate::server::proc_title::apply(&cfg);
+    }
     sh.run_on_all(move |sh| {
         let now = unix_ms();
         crate::shard::memory::apply_config(&mut sh.state.borrow_mut(), cfg.clone(), now)

@@ -106,13 +106,18 @@ pub fn validate(cfg: &Config) -> Result<(), &'static str> {
     }
 }
 
-/// Sets the process title from `cfg`'s template, where `set-proc-title` is on and `init` found
-/// the argument area. Called at startup and after every CONFIG SET (a new port or bind
-/// changes `{listen-addr}`, as in Redis).
+/// Sets the process title from `cfg`'s template where `set-proc-title` is on: at startup, and
+/// after a CONFIG SET (a new port or bind changes `{listen-addr}`, as in Redis).
 pub fn apply(cfg: &Config) {
-    if cfg.value("set-proc-title") != "yes" {
-        return;
+    if cfg.value("set-proc-title") == "yes" {
+        set_from(cfg);
     }
+}
+
+/// Sets the process title from `cfg`'s template, whatever `set-proc-title` says: Redis 7.0
+/// retitles on a CONFIG SET that changes the template even with `set-proc-title no` (checked
+/// against redis-server 7.0.15). Nothing happens where `init` found no argument area.
+pub fn set_from(cfg: &Config) {
     let guard = AREA.lock().unwrap_or_else(|e| e.into_inner());
     let Some(area) = guard.as_ref() else {
         return;

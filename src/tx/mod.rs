@@ -1318,20 +1318,19 @@ async fn run_split_command(
                     }
                 }
             }
-            // Checked before anything is written, so that an error leaves `out` as it was.
-            let mut order = Vec::with_capacity(owners.len());
-            for &(_, s) in &owners {
-                order.push(shards.binary_search(&s).map_err(|_| ERR_BAD_SUB_REPLY)?);
-            }
-            for (part, its) in items.iter().enumerate() {
-                if order.iter().filter(|&&p| p == part).count() != its.len() {
-                    return Err(ERR_BAD_SUB_REPLY);
-                }
-            }
+            // An error leaves `out` as it was.
+            let mark = out.len();
             out.reserve(replies.iter().map(|(r, _)| r.len()).sum::<usize>() + 16);
             crate::protocol::Reply::new(out, resp3).array(owners.len());
-            for part in order {
-                let item = items[part].next().ok_or(ERR_BAD_SUB_REPLY)?;
+            for &(_, s) in &owners {
+                let item = shards
+                    .binary_search(&s)
+                    .ok()
+                    .and_then(|part| items[part].next());
+                let Some(item) = item else {
+                    out.truncate(mark);
+                    return Err(ERR_BAD_SUB_REPLY);
+                };
                 out.extend_from_slice(item);
             }
         }
