@@ -79,7 +79,42 @@ fn bench_db(c: &mut Criterion) {
             black_box(n);
         })
     });
+    // A pipeline's lookups: 16 at a time, in an order that is not the insertion order (so the
+    // nodes are not read in the order the slab laid them out), without and with the hints the
+    // server gives a batch before running it (`Db::prefetch_batch`).
+    let order = shuffled(ks.len());
+    for hinted in [false, true] {
+        let name = if hinted {
+            "GET-like lookup 100k shuffled, batches of 16, prefetched"
+        } else {
+            "GET-like lookup 100k shuffled, batches of 16"
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut n = 0;
+                for batch in order.chunks(16) {
+                    if hinted {
+                        db.keys.prefetch_lookups(batch.iter().map(|&i| &ks[i][..]));
+                    }
+                    for &i in batch {
+                        n += db.lookup_mut(&ks[i], 2).is_some() as usize;
+                    }
+                }
+                black_box(n);
+            })
+        });
+    }
     g.finish();
+}
+
+/// 0..n in a fixed scrambled order: an odd multiplier permutes the power-of-two room above
+/// n, and what falls past n is left out. Deterministic, and far from sequential.
+fn shuffled(n: usize) -> Vec<usize> {
+    let room = n.next_power_of_two();
+    (0..room)
+        .map(|i| i.wrapping_mul(0x9E37_79B1) & (room - 1))
+        .filter(|&i| i < n)
+        .collect()
 }
 
 /// One allocation and its free, the unit the counting allocator adds its bookkeeping to.

@@ -18,3 +18,27 @@ pub fn prefetch<T>(p: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
+
+/// `prefetch` for every cache line `*p` spans (a value that may straddle a line boundary, such
+/// as a 72-byte dict node: its key may sit in the second line).
+#[inline(always)]
+pub fn prefetch_span<T>(p: &T) {
+    prefetch(p);
+    let last = (p as *const T as usize).wrapping_add(std::mem::size_of::<T>().saturating_sub(1));
+    if last / 64 != p as *const T as usize / 64 {
+        prefetch_addr(last);
+    }
+}
+
+/// `prefetch` of a bare address (it need not point to anything: a prefetch never faults).
+#[inline(always)]
+fn prefetch_addr(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint: it never faults, whatever the address, and reads nothing
+    // into the program's state.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}

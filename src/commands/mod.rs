@@ -601,6 +601,16 @@ impl CommandSpec {
         }
     }
 
+    /// The first key argument of `args` when the command declares a fixed first key position
+    /// (no `keys_fn`): cheap enough for hints taken before a batch runs (`Db::prefetch_batch`).
+    #[inline]
+    pub fn first_key_arg<'a>(&self, args: &'a [Bytes]) -> Option<&'a [u8]> {
+        if self.keys_fn.is_some() || self.first_key <= 0 {
+            return None;
+        }
+        args.get(self.first_key as usize).map(|a| &a[..])
+    }
+
     /// Positions of the key arguments of `args` (name included): the declared range, or what
     /// the command's `keys_fn` finds for commands with movable keys.
     #[inline]
@@ -959,6 +969,20 @@ mod tests {
         line.split(' ')
             .map(|s| Bytes::copy_from_slice(s.as_bytes()))
             .collect()
+    }
+
+    #[test]
+    fn first_key_arg_is_the_declared_first_key_only() {
+        let get = lookup(b"get").unwrap();
+        assert_eq!(get.first_key_arg(&args("GET k")), Some(&b"k"[..]));
+        let mset = lookup(b"mset").unwrap();
+        assert_eq!(mset.first_key_arg(&args("MSET a 1 b 2")), Some(&b"a"[..]));
+        // No key at all, or keys that move with the arguments (a count decides): no hint.
+        assert_eq!(lookup(b"ping").unwrap().first_key_arg(&args("PING")), None);
+        let eval = lookup(b"eval").unwrap();
+        assert_eq!(eval.first_key_arg(&args("EVAL s 1 k")), None);
+        let zu = lookup(b"zunionstore").unwrap();
+        assert_eq!(zu.first_key_arg(&args("ZUNIONSTORE d 1 s")), None);
     }
 
     #[test]

@@ -536,6 +536,18 @@ impl Conn {
             let parsed = self.parser.parse(&mut self.rbuf, &limits, &mut cmds);
             self.info.qbuf.set(self.rbuf.len());
             self.account_memory();
+            // One shard runs all of a pipeline's keyed commands inline, one by one: hinting
+            // their keys first lets their cache misses overlap. With more shards they run in
+            // per-shard batches, hinted where each batch runs (`flush_group`,
+            // `Shard::execute_batch`).
+            if cmds.len() > 1 && self.shard.nshards() == 1 && self.multi.is_none() {
+                if let Some(d) = self.shard.state.borrow().dbs.get(self.db) {
+                    d.prefetch_batch(
+                        cmds.iter()
+                            .filter_map(|a| Some((commands::lookup(a.first()?)?, &a[..]))),
+                    );
+                }
+            }
             for args in cmds.drain(..) {
                 self.dispatch(args).await;
                 if self.close_after_reply || self.monitor_rx.is_some() || self.ignore_input {
@@ -1413,6 +1425,12 @@ impl Conn {
             let mut reply = spare[me].take().unwrap_or_default();
             let BatchReply { buf, ends, .. } = &mut *reply;
             let mut st = self.shard.state.borrow_mut();
+            if let (true, Some(d)) = (cmds.len() > 1, st.dbs.get(self.db)) {
+                d.prefetch_batch(
+                    cmds.iter()
+                        .map(|(idx, args)| (commands::spec(*idx), &args[..])),
+                );
+            }
             for (idx, args) in &cmds {
                 execute_keyed(
                     &mut st,

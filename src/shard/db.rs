@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::lazyfree;
 use super::memory::{self, charge_u32, entry_charge, AccessMode};
+use crate::commands::CommandSpec;
 use crate::persistence::snapshot::{self, DbSnapshot};
 use crate::pubsub::notify::{class, notify};
 use crate::types::dict::Dict;
@@ -158,6 +159,18 @@ impl Db {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Prefetch hints for a batch of commands about to run here one after the other (a
+    /// pipeline's commands, a batch from another shard): each one's first key
+    /// (`Dict::prefetch_lookups`). Changes nothing. Callers skip it for a batch of one, which
+    /// would wait for its own misses anyway.
+    pub fn prefetch_batch<'a>(
+        &self,
+        cmds: impl Iterator<Item = (&'static CommandSpec, &'a [Bytes])>,
+    ) {
+        self.keys
+            .prefetch_lookups(cmds.filter_map(|(spec, args)| spec.first_key_arg(args)));
     }
 
     /// Looks a key up for reading or writing, expiring it first if its deadline has passed, and

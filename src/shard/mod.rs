@@ -689,6 +689,12 @@ impl Shard {
             let mut st = self.state.borrow_mut();
             st.stats.cross_shard_batches += 1;
             st.stats.cross_shard_commands += cmds.len() as u64;
+            if let (true, Some(d)) = (cmds.len() > 1, st.dbs.get(db)) {
+                d.prefetch_batch(
+                    cmds.iter()
+                        .map(|(idx, args)| (commands::spec(*idx), &args[..])),
+                );
+            }
             for (idx, args) in &cmds {
                 execute_keyed(
                     &mut st,
