@@ -233,6 +233,33 @@ pub fn run(cfg: Config, config_file: String) -> Result<(), String> {
     result
 }
 
+/// Runs one message another shard sent. Keyed commands contain their own panics; a panicking
+/// job drops its reply sender, so the requester gets an error instead of this shard dying.
+fn run_shard_msg(sh: &Rc<Shard>, msg: ShardMsg) {
+    let run = std::panic::AssertUnwindSafe(|| match msg {
+        ShardMsg::Batch(b) => Shard::receive_batch(sh, b),
+        ShardMsg::Job(job) => job(sh),
+        ShardMsg::Release(tx) => crate::tx::release_on(sh, tx),
+        ShardMsg::Task(task) => {
+            // Polled once in place first: most tasks (a transaction's lock that is free, a
+            // part that runs at once) finish without waiting, and then cost no task of their
+            // own. One that waits becomes a task, whose first poll registers its real waker.
+            let mut fut = task(sh.clone());
+            let waker = futures::task::noop_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            if fut.as_mut().poll(&mut cx).is_pending() {
+                glommio::spawn_local(fut).detach();
+            }
+        }
+    });
+    if std::panic::catch_unwind(run).is_err() {
+        tracing::error!(
+            shard = sh.id,
+            "cross-shard job panicked; shard keeps serving"
+        );
+    }
+}
+
 async fn shard_main(
     id: usize,
     cfg: Config,
@@ -259,31 +286,25 @@ async fn shard_main(
         for (_peer, rx) in receivers.streams() {
             let sh = shard.clone();
             glommio::spawn_local(async move {
-                while let Some(msg) = rx.recv().await {
-                    // Keyed commands contain their own panics; a panicking job drops its reply
-                    // sender, so the requester gets an error instead of this shard dying.
-                    let run = std::panic::AssertUnwindSafe(|| match msg {
-                        ShardMsg::Batch(b) => Shard::receive_batch(&sh, b),
-                        ShardMsg::Job(job) => job(&sh),
-                        ShardMsg::Release(tx) => crate::tx::release_on(&sh, tx),
-                        ShardMsg::Task(task) => {
-                            // Polled once in place first: most tasks (a transaction's lock
-                            // that is free, a part that runs at once) finish without waiting,
-                            // and then cost no task of their own. One that waits becomes a
-                            // task, whose first poll registers its real waker.
-                            let mut fut = task(sh.clone());
-                            let waker = futures::task::noop_waker();
-                            let mut cx = std::task::Context::from_waker(&waker);
-                            if fut.as_mut().poll(&mut cx).is_pending() {
-                                glommio::spawn_local(fut).detach();
-                            }
+                // What the peer queued is taken in one go (up to a bound, so a busy peer cannot
+                // keep this loop from the rest of the shard's work any longer than before) and
+                // run in order, after one look at all of it: the keys of many connections'
+                // one-command batches are hinted together (`Shard::prefetch_queued`).
+                const DRAIN_MAX: usize = 32;
+                let mut queued: Vec<ShardMsg> = Vec::with_capacity(DRAIN_MAX);
+                while let Some(first) = rx.recv().await {
+                    queued.push(first);
+                    while queued.len() < DRAIN_MAX {
+                        match rx.try_recv() {
+                            Some(msg) => queued.push(msg),
+                            None => break,
                         }
-                    });
-                    if std::panic::catch_unwind(run).is_err() {
-                        tracing::error!(
-                            shard = sh.id,
-                            "cross-shard job panicked; shard keeps serving"
-                        );
+                    }
+                    if queued.len() > 1 {
+                        sh.prefetch_queued(&queued);
+                    }
+                    for msg in queued.drain(..) {
+                        run_shard_msg(&sh, msg);
                     }
                 }
             })

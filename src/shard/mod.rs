@@ -642,6 +642,32 @@ impl Shard {
         }
     }
 
+    /// Prefetch hints for what a peer queued, before it runs: the keys of its one-command
+    /// batches (a connection's single command, the usual case without pipelining), together,
+    /// so that their cache misses overlap instead of each batch waiting for its own. Batches of
+    /// more hint their own keys when they run (`execute_batch`). Changes nothing.
+    pub fn prefetch_queued(&self, queued: &[router::ShardMsg]) {
+        let singles = || {
+            queued.iter().filter_map(|m| match m {
+                router::ShardMsg::Batch(b) if b.cmds.len() == 1 => Some(b),
+                _ => None,
+            })
+        };
+        let Some(db) = singles().next().map(|b| b.db) else {
+            return;
+        };
+        if singles().nth(1).is_none() {
+            return;
+        }
+        let st = self.state.borrow();
+        if let Some(d) = st.dbs.get(db) {
+            d.prefetch_batch(singles().filter(|b| b.db == db).map(|b| {
+                let (idx, args) = &b.cmds[0];
+                (commands::spec(*idx), &args[..])
+            }));
+        }
+    }
+
     /// Runs a batch that arrived from another shard: now, or once the keys it names are no
     /// longer held by a transaction (in a task of its own, so that the transaction's own
     /// messages behind it in the channel are not held up).

@@ -398,6 +398,17 @@ impl<T: Send + Sized> ConnectedReceiver<T> {
         waiter.await
     }
 
+    /// Receives the next message if one is already queued, without waiting: `None` when the
+    /// channel is empty or its sender is gone. (Tessera: a receiver that drains what is queued
+    /// in one go, to look at a few messages before running them.)
+    pub fn try_recv(&self) -> Option<T> {
+        let res = self.state.buffer.try_pop();
+        if res.is_some() {
+            self.notifier.notify(false);
+        }
+        res
+    }
+
     fn recv_one(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         self.do_recv_one(cx, false)
     }
