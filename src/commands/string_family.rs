@@ -603,6 +603,12 @@ pub fn reply_mget(r: &mut Reply, values: &[Option<Bytes>]) {
 }
 
 fn mget(ctx: &mut Ctx, a: &[Bytes], r: &mut Reply) {
+    if a.len() > 2 {
+        // As for MSET: the lookups' misses overlap when their lines are asked for first.
+        ctx.db()
+            .keys
+            .prefetch_lookups(a[1..].iter().map(|k| &k[..]));
+    }
     r.array(a.len() - 1);
     for k in &a[1..] {
         match ctx.lookup_read(k) {
@@ -626,13 +632,9 @@ pub fn mset_pairs(ctx: &mut Ctx, pairs: &[Bytes]) {
     if pairs.len() > 2 {
         // In a keyspace bigger than the caches each insert waits for its bucket and then its
         // chain's first node; asking for all of them first lets those misses overlap.
-        let keys = &ctx.db().keys;
-        for kv in pairs.chunks_exact(2) {
-            keys.prefetch(&kv[0], false);
-        }
-        for kv in pairs.chunks_exact(2) {
-            keys.prefetch(&kv[0], true);
-        }
+        ctx.db()
+            .keys
+            .prefetch_lookups(pairs.chunks_exact(2).map(|kv| &kv[0][..]));
     }
     for kv in pairs.chunks_exact(2) {
         ctx.db()

@@ -294,12 +294,7 @@ async fn shard_main(
                 let mut queued: Vec<ShardMsg> = Vec::with_capacity(DRAIN_MAX);
                 while let Some(first) = rx.recv().await {
                     queued.push(first);
-                    while queued.len() < DRAIN_MAX {
-                        match rx.try_recv() {
-                            Some(msg) => queued.push(msg),
-                            None => break,
-                        }
-                    }
+                    rx.try_recv_many(&mut queued, DRAIN_MAX - 1);
                     if queued.len() > 1 {
                         sh.prefetch_queued(&queued);
                     }

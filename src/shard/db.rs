@@ -164,7 +164,9 @@ impl Db {
     /// Prefetch hints for a batch of commands about to run here one after the other (a
     /// pipeline's commands, a batch from another shard): each one's first key
     /// (`Dict::prefetch_lookups`). Changes nothing. Callers skip it for a batch of one, which
-    /// would wait for its own misses anyway.
+    /// would wait for its own misses anyway. (Hinting the expiry index too, where at least half
+    /// the keys had a deadline, measured no faster: `benches/keyspace.rs`, half the keys with
+    /// a deadline, 40.5 against 40.7 ms.)
     pub fn prefetch_batch<'a>(
         &self,
         cmds: impl Iterator<Item = (&'static CommandSpec, &'a [Bytes])>,

@@ -687,7 +687,7 @@ impl<V, K: DictKey> Dict<V, K> {
         let idx = self.hash(key) as usize & t0.mask();
         if chain {
             if let Some(slot) = self.slab.slot(t0.head(idx)) {
-                crate::cpu::prefetch(slot);
+                crate::cpu::prefetch_span(slot);
             }
         } else if let Some(b) = t0.buckets.get(idx) {
             crate::cpu::prefetch(b);

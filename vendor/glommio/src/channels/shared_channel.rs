@@ -398,15 +398,25 @@ impl<T: Send + Sized> ConnectedReceiver<T> {
         waiter.await
     }
 
-    /// Receives the next message if one is already queued, without waiting: `None` when the
-    /// channel is empty or its sender is gone. (Tessera: a receiver that drains what is queued
-    /// in one go, to look at a few messages before running them.)
-    pub fn try_recv(&self) -> Option<T> {
-        let res = self.state.buffer.try_pop();
-        if res.is_some() {
+    /// Moves the messages already queued, up to `max` of them, to the end of `out` without
+    /// waiting, and returns how many it moved. The sender hears about the room once, not
+    /// once per message. (Tessera: a receiver that drains what is queued in one go, to look
+    /// at a few messages before running them.)
+    pub fn try_recv_many(&self, out: &mut Vec<T>, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.state.buffer.try_pop() {
+                Some(msg) => {
+                    out.push(msg);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        if n > 0 {
             self.notifier.notify(false);
         }
-        res
+        n
     }
 
     fn recv_one(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
