@@ -668,3 +668,118 @@ fn tracking_across_shards_like_redis() {
     );
     tracking_info(&mut d, "INFO tracking fields");
 }
+
+/// Connections to `port` on the shard a `DEBUG SLEEP` blocks and on the other one, told apart by
+/// which of them answer a PING while that shard sleeps: (the sleeper, near, far). Under heavy
+/// load a far connection may answer late and count as near, which only weakens the test, never
+/// fails it. With 16 candidates spread by SO_REUSEPORT both sides are all but certain to be
+/// filled; if not, the test says so and stops.
+fn split_by_shard(port: u16) -> Option<(RawConn, Vec<RawConn>, Vec<RawConn>)> {
+    let mut sleeper = RawConn::connect(port);
+    let mut cands: Vec<RawConn> = (0..16).map(|_| RawConn::connect(port)).collect();
+    for c in &mut cands {
+        assert_eq!(c.cmd_str("PING"), b"+PONG\r\n");
+    }
+    let answered = during_pause(&mut sleeper, &mut cands, |_| b"PING".to_vec());
+    let (mut near, mut far) = (Vec::new(), Vec::new());
+    for (c, (is_far, reply)) in cands.into_iter().zip(answered) {
+        assert_eq!(reply, b"+PONG\r\n");
+        if is_far {
+            far.push(c);
+        } else {
+            near.push(c);
+        }
+    }
+    if near.is_empty() || far.len() < 2 {
+        eprintln!("the 16 connections did not spread over both shards; skipping");
+        return None;
+    }
+    Some((sleeper, near, far))
+}
+
+/// Sends `cmd(i)` (a one-word-per-space command) on each of `conns` while the sleeper's shard
+/// is held in `DEBUG SLEEP`, and returns, per connection, whether its reply came during the
+/// pause, with the reply.
+fn during_pause(
+    sleeper: &mut RawConn,
+    conns: &mut [RawConn],
+    cmd: impl Fn(usize) -> Vec<u8>,
+) -> Vec<(bool, Vec<u8>)> {
+    sleeper.send(&encode(&[b"DEBUG", b"SLEEP", b"0.4"]));
+    std::thread::sleep(Duration::from_millis(100));
+    for (i, c) in conns.iter_mut().enumerate() {
+        let line = cmd(i);
+        let args: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        c.send(&encode(&args));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let early: Vec<Option<Vec<u8>>> = conns
+        .iter_mut()
+        .map(|c| c.try_read_reply_timeout(Duration::from_millis(1)).ok())
+        .collect();
+    assert_eq!(sleeper.read_reply(), b"+OK\r\n");
+    conns
+        .iter_mut()
+        .zip(early)
+        .map(|(c, e)| match e {
+            Some(r) => (true, r),
+            None => (false, c.read_reply()),
+        })
+        .collect()
+}
+
+/// An invalidation sent to a redirect target before that client's next command arrived goes out
+/// before the command's reply, as in Redis (it writes the invalidation into the target's output
+/// at once), also when the target's shard only gets to both after a pause. The target's shard
+/// is held in `DEBUG SLEEP` while another shard's write sends the invalidation and the target's
+/// PING arrives; when it wakes, both are waiting. (Tessera alone: the pause needs two shards.)
+#[test]
+fn redirected_invalidation_precedes_the_next_reply_after_a_pause() {
+    let srv = start_tessera(2, &[]);
+    let Some((mut sleeper, mut near, mut far)) = split_by_shard(srv.port) else {
+        return;
+    };
+    // A key of the far shard: a far connection's GET of it answers while the near shard
+    // sleeps. Each round tries one key per far connection.
+    let mut key = None;
+    for round in 0..8 {
+        let name = |i: usize| format!("inv:{round}:{i}");
+        let answered = during_pause(&mut sleeper, &mut far, |i| {
+            format!("GET {}", name(i)).into_bytes()
+        });
+        if let Some(i) = answered.iter().position(|(early, _)| *early) {
+            key = Some(name(i));
+            break;
+        }
+    }
+    let key = key.expect("no key of the far shard found in 8 rounds");
+    let mut target = near.remove(0);
+    let mut writer = far.pop().unwrap();
+    let mut tracker = far.pop().unwrap();
+
+    assert_eq!(target.cmd_str("HELLO 3")[0], b'%');
+    let tid = resp_parse(&target.cmd_str("CLIENT ID")).as_int().unwrap();
+    assert_eq!(
+        tracker.cmd_str(&format!("CLIENT TRACKING on REDIRECT {tid}")),
+        b"+OK\r\n"
+    );
+    assert_eq!(tracker.cmd(&[b"GET", key.as_bytes()]), b"$-1\r\n");
+
+    sleeper.send(&encode(&[b"DEBUG", b"SLEEP", b"0.4"]));
+    std::thread::sleep(Duration::from_millis(100));
+    // The write runs on the far shard and sends the invalidation before its reply.
+    assert_eq!(writer.cmd(&[b"SET", key.as_bytes(), b"1"]), b"+OK\r\n");
+    target.send(&encode(&[b"PING"]));
+    assert_eq!(sleeper.read_reply(), b"+OK\r\n");
+    let first = target.read_reply();
+    let want = format!(
+        ">2\r\n$10\r\ninvalidate\r\n*1\r\n${}\r\n{key}\r\n",
+        key.len()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&first),
+        want,
+        "the invalidation must come before PING's reply"
+    );
+    assert_eq!(target.read_reply(), b"+PONG\r\n");
+}

@@ -688,6 +688,15 @@ impl Conn {
         // Read into an initialised scratch buffer and append what arrived: zeroing a fresh
         // window of the query buffer on every read would cost more than the copy.
         let mut read = std::pin::pin!(reader.read(&mut scratch[..]));
+        // Messages first: what was sent to this client before its next command arrived goes
+        // out before that command's reply, as Redis writes an invalidation or a message into
+        // the client's output at once. (Polled the other way round, a redirect target whose
+        // shard had not run since the push arrived answered the command first when both were
+        // waiting.) Only after several writes of messages in a row does the socket get the
+        // first look, so that a flood of messages cannot keep the client's own commands from
+        // being read.
+        const PUSH_WRITES_BEFORE_A_READ: u32 = 8;
+        let mut streak = 0u32;
         loop {
             if let Some((rx, state)) = push_rx.as_mut() {
                 if state.overflowed() {
@@ -697,9 +706,33 @@ impl Conn {
                     );
                     return None;
                 }
-                match futures::future::select(read.as_mut(), rx.next()).await {
-                    Either::Left((res, _)) => return res.ok().filter(|&n| n > 0),
-                    Either::Right((Some(msg), _)) => {
+                let reads_first = streak >= PUSH_WRITES_BEFORE_A_READ;
+                let next = futures::future::poll_fn(|cx| {
+                    use std::future::Future;
+                    use std::task::Poll;
+                    if !reads_first {
+                        if let Poll::Ready(msg) = rx.poll_next_unpin(cx) {
+                            return Poll::Ready(Either::Right(msg));
+                        }
+                    }
+                    if let Poll::Ready(res) = read.as_mut().poll(cx) {
+                        return Poll::Ready(Either::Left(res));
+                    }
+                    if reads_first {
+                        if let Poll::Ready(msg) = rx.poll_next_unpin(cx) {
+                            return Poll::Ready(Either::Right(msg));
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await;
+                let next = match next {
+                    Either::Left(res) => return res.ok().filter(|&n| n > 0),
+                    Either::Right(msg) => msg,
+                };
+                streak = if reads_first { 0 } else { streak + 1 };
+                match next {
+                    Some(msg) => {
                         let mut buf = BytesMut::new();
                         let mut size = msg.wire_len();
                         msg.write(&mut Reply::new(&mut buf, *resp3), subscribed);
@@ -731,7 +764,7 @@ impl Conn {
                         }
                         continue;
                     }
-                    Either::Right((None, _)) => {
+                    None => {
                         if state.overflowed() {
                             continue;
                         }
