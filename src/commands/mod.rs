@@ -871,7 +871,16 @@ pub enum Unresolved {
 /// Redis's `lookupCommand` plus its arity check: the command, and its full name (`config|set`
 /// for a container's subcommand, as errors and CLIENT LIST name it).
 pub fn resolve(args: &[Bytes]) -> Result<(&'static CommandSpec, &'static str), Unresolved> {
-    let Some(spec) = lookup(&args[0]) else {
+    resolve_found(None, args)
+}
+
+/// `resolve` for a command whose table entry the caller may already have looked up (`found`;
+/// None: look it up here).
+pub fn resolve_found(
+    found: Option<&'static CommandSpec>,
+    args: &[Bytes],
+) -> Result<(&'static CommandSpec, &'static str), Unresolved> {
+    let Some(spec) = found.or_else(|| lookup(&args[0])) else {
         return Err(Unresolved::Unknown(unknown_command_error(args)));
     };
     let (name, arity) = match spec.subcommand(args) {

@@ -94,6 +94,9 @@ pub struct Conn {
     // The current group of commands that involve other shards.
     group_order: Vec<Pending>,
     flush_scratch: FlushScratch,
+    /// The table entries `run`'s prefetch pass found for a pipeline's commands (kept between
+    /// reads: no allocation per pipeline).
+    looked_up: Vec<Option<&'static CommandSpec>>,
     group_cmds: Vec<Vec<(u16, Args)>>,
     /// Between MULTI and EXEC/DISCARD: the queued commands.
     pub multi: Option<crate::tx::multi::MultiState>,
@@ -347,6 +350,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, unix: Option<Rc<str>>) {
         monitor_rx: None,
         group_order: Vec::new(),
         flush_scratch: FlushScratch::default(),
+        looked_up: Vec::new(),
         group_cmds: (0..n).map(|_| Vec::new()).collect(),
         multi: None,
         watch: None,
@@ -540,20 +544,29 @@ impl Conn {
             // their keys first lets their cache misses overlap. With more shards they run in
             // per-shard batches, hinted where each batch runs (`flush_group`,
             // `Shard::execute_batch`).
+            // The commands looked up for that are handed to `dispatch`, not looked up twice.
+            let mut specs = std::mem::take(&mut self.looked_up);
+            specs.clear();
             if cmds.len() > 1 && self.shard.nshards() == 1 && self.multi.is_none() {
+                specs.extend(
+                    cmds.iter()
+                        .map(|a| a.first().and_then(|n| commands::lookup(n))),
+                );
                 if let Some(d) = self.shard.state.borrow().dbs.get(self.db) {
                     d.prefetch_batch(
                         cmds.iter()
-                            .filter_map(|a| Some((commands::lookup(a.first()?)?, &a[..]))),
+                            .zip(&specs)
+                            .filter_map(|(a, s)| Some(((*s)?, &a[..]))),
                     );
                 }
             }
-            for args in cmds.drain(..) {
-                self.dispatch(args).await;
+            for (i, args) in cmds.drain(..).enumerate() {
+                self.dispatch(args, specs.get(i).copied().flatten()).await;
                 if self.close_after_reply || self.monitor_rx.is_some() || self.ignore_input {
                     break;
                 }
             }
+            self.looked_up = specs;
             self.flush_group().await;
             if let Err(e) = parsed {
                 self.reply().error(&format!("ERR {}", e.0));
@@ -981,10 +994,12 @@ impl Conn {
         s
     }
 
-    async fn dispatch(&mut self, args: Args) {
+    /// Runs one parsed command. `looked_up`: its table entry when the caller already found it
+    /// (`run`'s prefetch pass), so that it is not looked up twice.
+    async fn dispatch(&mut self, args: Args, looked_up: Option<&'static CommandSpec>) {
         // A container's subcommand is looked up and checked like a command of its own, and
         // Redis's errors name it in full (`config|set`).
-        let (spec, name) = match commands::resolve(&args) {
+        let (spec, name) = match commands::resolve_found(looked_up, &args) {
             Ok(x) => x,
             Err(commands::Unresolved::Unknown(msg)) => return self.reject(&msg, None).await,
             Err(commands::Unresolved::Arity(spec, name)) => {
@@ -1458,12 +1473,7 @@ impl Conn {
             let mut reply = spare[me].take().unwrap_or_default();
             let BatchReply { buf, ends, .. } = &mut *reply;
             let mut st = self.shard.state.borrow_mut();
-            if let (true, Some(d)) = (cmds.len() > 1, st.dbs.get(self.db)) {
-                d.prefetch_batch(
-                    cmds.iter()
-                        .map(|(idx, args)| (commands::spec(*idx), &args[..])),
-                );
-            }
+            st.prefetch_cmds(self.db, &cmds);
             for (idx, args) in &cmds {
                 execute_keyed(
                     &mut st,

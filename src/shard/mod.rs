@@ -244,6 +244,20 @@ pub struct ShardState {
 }
 
 impl ShardState {
+    /// Prefetch hints for a batch of (command index, arguments) about to run in database `db`
+    /// (`Db::prefetch_batch`); nothing for a batch of one.
+    pub fn prefetch_cmds(&self, db: usize, cmds: &[(u16, crate::protocol::parse::Args)]) {
+        if cmds.len() < 2 {
+            return;
+        }
+        if let Some(d) = self.dbs.get(db) {
+            d.prefetch_batch(
+                cmds.iter()
+                    .map(|(idx, args)| (commands::spec(*idx), &args[..])),
+            );
+        }
+    }
+
     pub fn new(id: usize, config: Config) -> ShardState {
         let dbs = (0..config.databases.max(1)).map(Db::numbered).collect();
         let mut st = ShardState {
@@ -715,12 +729,7 @@ impl Shard {
             let mut st = self.state.borrow_mut();
             st.stats.cross_shard_batches += 1;
             st.stats.cross_shard_commands += cmds.len() as u64;
-            if let (true, Some(d)) = (cmds.len() > 1, st.dbs.get(db)) {
-                d.prefetch_batch(
-                    cmds.iter()
-                        .map(|(idx, args)| (commands::spec(*idx), &args[..])),
-                );
-            }
+            st.prefetch_cmds(db, &cmds);
             for (idx, args) in &cmds {
                 execute_keyed(
                     &mut st,
