@@ -697,7 +697,7 @@ fn split_by_shard(port: u16) -> Option<(RawConn, Vec<RawConn>, Vec<RawConn>)> {
     Some((sleeper, near, far))
 }
 
-/// Sends `cmd(i)` (a one-word-per-space command) on each of `conns` while the sleeper's shard
+/// Sends `cmd(i)` (words separated by single spaces) on each of `conns` while the sleeper's shard
 /// is held in `DEBUG SLEEP`, and returns, per connection, whether its reply came during the
 /// pause, with the reply.
 fn during_pause(

@@ -76,7 +76,7 @@ const SAMPLE_STEPS_PER_KEY: usize = 10;
 const RANDOM_PROBES: usize = 100;
 /// Most keys one `prefetch_lookups` call hints (a pipeline's worth; more would evict the
 /// first hints' lines before their lookups run).
-pub const PREFETCH_BATCH: usize = 32;
+const PREFETCH_BATCH: usize = 32;
 
 /// Where a node lives: its index in the dict's node slab (see [`Slab`]). Chains link nodes by
 /// index instead of by pointer: four bytes per link and per bucket instead of eight, and no
@@ -698,7 +698,7 @@ impl<V, K: DictKey> Dict<V, K> {
     /// key's bucket, then (those loads under way or done) every chain's first node. For a batch
     /// of lookups about to run one after the other (a pipeline's commands): in a table bigger
     /// than the caches each lookup otherwise waits for two misses in turn, and hinted together
-    /// the batch's misses overlap. Only the first [`PREFETCH_BATCH`] keys are hinted. Only a
+    /// the batch's misses overlap. Only the first `PREFETCH_BATCH` (32) keys are hinted. Only a
     /// hint: it changes nothing, and does nothing while rehashing.
     pub fn prefetch_lookups<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
         let t0 = &self.tables[0];
