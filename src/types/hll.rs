@@ -734,7 +734,7 @@ mod tests {
     fn murmur_matches_reference_values() {
         // MurmurHash64A reference outputs (seed 0) for the empty string and short inputs,
         // and the element-to-register mapping Redis documents through PFDEBUG (checked against
-        // redis-server in tests/diff_hll.rs).
+        // redis-server in tests/suite/diff_hll.rs).
         assert_eq!(murmur64a(b"", 0), 0);
         let a = murmur64a(b"a", SEED);
         let b = murmur64a(b"abcdefgh", SEED);
