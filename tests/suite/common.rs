@@ -789,6 +789,38 @@ pub fn escape(b: &[u8]) -> String {
     out
 }
 
+/// For transcripts too long for [`escape`] to show whole: where `other` first departs from
+/// `reference`, with up to 200 bytes of each from a little before that point (empty for short
+/// ones, which are shown whole anyway).
+fn first_difference(reference: &[u8], other: &[u8]) -> String {
+    if reference.len().max(other.len()) <= 400 {
+        return String::new();
+    }
+    let at = reference
+        .iter()
+        .zip(other)
+        .position(|(a, b)| a != b)
+        .unwrap_or(reference.len().min(other.len()));
+    let from = at.saturating_sub(40);
+    let window = |b: &[u8]| {
+        let mut s = String::new();
+        for &c in &b[from.min(b.len())..(from + 200).min(b.len())] {
+            match c {
+                b'\r' => s.push_str("\\r"),
+                b'\n' => s.push_str("\\n"),
+                0x20..=0x7e => s.push(c as char),
+                _ => s.push_str(&format!("\\x{c:02x}")),
+            }
+        }
+        s
+    };
+    format!(
+        "\nfirst difference at byte {at}; from byte {from}:\n  redis : {}\n  other : {}",
+        window(reference),
+        window(other)
+    )
+}
+
 /// Readable one-line rendering of a reply tree.
 /// Copies the directory `from` into `to` (created if missing), subdirectories included.
 pub fn copy_tree(from: &Path, to: &Path) {
@@ -1512,7 +1544,7 @@ impl Diff {
                     what,
                     &format!("\"{}\"", escape(&outs[0])),
                     &self.targets[i].name,
-                    &format!("\"{}\"", escape(o)),
+                    &format!("\"{}\"{}", escape(o), first_difference(&outs[0], o)),
                     Norm::Exact,
                 );
             }
