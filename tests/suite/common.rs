@@ -1103,11 +1103,21 @@ pub struct Diff {
 
 /// Shard counts every differential test runs Tessera with (env `DIFF_SHARDS=1,4` overrides).
 pub fn shard_counts() -> Vec<usize> {
-    std::env::var("DIFF_SHARDS")
+    env_list("DIFF_SHARDS", &[1, 4])
+}
+
+/// A comma-separated list from the environment (a test's seeds, `DIFF_SEEDS=1,2,3`), or
+/// `default` when the variable is unset or names nothing.
+pub fn env_list<T: std::str::FromStr + Clone>(name: &str, default: &[T]) -> Vec<T> {
+    std::env::var(name)
         .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .filter(|v: &Vec<usize>| !v.is_empty())
-        .unwrap_or_else(|| vec![1, 4])
+        .map(|s| {
+            s.split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect::<Vec<T>>()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_vec())
 }
 
 /// A number from the environment (a test's seed or step count), or `default`.

@@ -900,25 +900,10 @@ fn run_random(seed: u64, steps: usize) {
     checkpoint(&mut d);
 }
 
-fn env_steps() -> usize {
-    std::env::var("DIFF_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1500)
-}
-
-fn env_seeds(default: &[u64]) -> Vec<u64> {
-    std::env::var("DIFF_SEEDS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .filter(|v: &Vec<u64>| !v.is_empty())
-        .unwrap_or_else(|| default.to_vec())
-}
-
 /// `DIFF_SEEDS=1,2,3` and `DIFF_STEPS=5000` override the seeds and the length.
 #[test]
 fn bitmap_randomized() {
-    for seed in env_seeds(&[21, 22]) {
-        run_random(seed, env_steps());
+    for seed in env_list("DIFF_SEEDS", &[21, 22]) {
+        run_random(seed, env_or("DIFF_STEPS", 1500));
     }
 }

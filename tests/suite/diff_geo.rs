@@ -485,14 +485,8 @@ fn random_search(rng: &mut SmallRng, members: usize) -> String {
 
 #[test]
 fn geo_randomized() {
-    let seeds: Vec<u64> = std::env::var("DIFF_SEEDS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 2, 3]);
-    let steps: usize = std::env::var("DIFF_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
+    let seeds = env_list("DIFF_SEEDS", &[1u64, 2, 3]);
+    let steps: usize = env_or("DIFF_STEPS", 400);
     for seed in seeds {
         let mut d = diff_or_skip!("geo_randomized");
         d.seed = Some(seed);

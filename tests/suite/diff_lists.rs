@@ -802,31 +802,16 @@ fn run_random(seed: u64, steps: usize, resp3: bool) {
     }
 }
 
-fn env_seeds(default: &[u64]) -> Vec<u64> {
-    std::env::var("DIFF_LIST_SEEDS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .filter(|v: &Vec<u64>| !v.is_empty())
-        .unwrap_or_else(|| default.to_vec())
-}
-
-fn env_steps() -> usize {
-    std::env::var("DIFF_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000)
-}
-
 #[test]
 fn list_randomized() {
-    for seed in env_seeds(&[1, 2, 3]) {
-        run_random(seed, env_steps(), false);
+    for seed in env_list("DIFF_LIST_SEEDS", &[1, 2, 3]) {
+        run_random(seed, env_or("DIFF_STEPS", 2000), false);
     }
 }
 
 #[test]
 fn list_randomized_resp3() {
-    for seed in env_seeds(&[4]) {
-        run_random(seed, env_steps(), true);
+    for seed in env_list("DIFF_LIST_SEEDS", &[4]) {
+        run_random(seed, env_or("DIFF_STEPS", 2000), true);
     }
 }

@@ -858,10 +858,7 @@ fn notify_random_sequence() {
     let Some((mut d, subs)) = diff("notify_random_sequence") else {
         return;
     };
-    let seeds: Vec<u64> = std::env::var("DIFF_SEEDS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![11, 12]);
+    let seeds = env_list("DIFF_SEEDS", &[11u64, 12]);
     const TEMPLATES: &[&str] = &[
         "SET {k} {m}",
         "SET {k} {m} EX 100",

@@ -1491,38 +1491,18 @@ fn run_random(seed: u64, steps: usize, resp3: bool) {
     checkpoint(&g, &mut d);
 }
 
-fn env_steps() -> usize {
-    std::env::var("DIFF_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000)
-}
-
-/// Seeds from the environment variable `name` (comma-separated), or `default`.
-fn env_seeds(name: &str, default: &[u64]) -> Vec<u64> {
-    std::env::var(name)
-        .ok()
-        .map(|s| {
-            s.split(',')
-                .filter_map(|x| x.trim().parse().ok())
-                .collect::<Vec<u64>>()
-        })
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_vec())
-}
-
 /// `DIFF_SEEDS=1,2,3` (`DIFF_RESP3_SEEDS` for RESP3) and `DIFF_STEPS=5000` override the seeds and the length.
 #[test]
 fn set_randomized() {
-    for seed in env_seeds("DIFF_SEEDS", &[11, 12]) {
-        run_random(seed, env_steps(), false);
+    for seed in env_list("DIFF_SEEDS", &[11, 12]) {
+        run_random(seed, env_or("DIFF_STEPS", 2000), false);
     }
 }
 
 #[test]
 fn set_randomized_resp3() {
-    for seed in env_seeds("DIFF_RESP3_SEEDS", &[13]) {
-        run_random(seed, env_steps(), true);
+    for seed in env_list("DIFF_RESP3_SEEDS", &[13]) {
+        run_random(seed, env_or("DIFF_STEPS", 2000), true);
     }
 }
 

@@ -796,31 +796,16 @@ fn run_random(seed: u64, steps: usize, resp3: bool) {
     }
 }
 
-fn seeds(var: &str, default: &[u64]) -> Vec<u64> {
-    std::env::var(var)
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .filter(|v: &Vec<u64>| !v.is_empty())
-        .unwrap_or_else(|| default.to_vec())
-}
-
-fn steps() -> usize {
-    std::env::var("DIFF_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000)
-}
-
 #[test]
 fn sort_randomized() {
-    for seed in seeds("SORT_SEEDS", &[31, 32]) {
-        run_random(seed, steps(), false);
+    for seed in env_list("SORT_SEEDS", &[31, 32]) {
+        run_random(seed, env_or("DIFF_STEPS", 2000), false);
     }
 }
 
 #[test]
 fn sort_randomized_resp3() {
-    for seed in seeds("SORT_RESP3_SEEDS", &[33]) {
-        run_random(seed, steps(), true);
+    for seed in env_list("SORT_RESP3_SEEDS", &[33]) {
+        run_random(seed, env_or("DIFF_STEPS", 2000), true);
     }
 }

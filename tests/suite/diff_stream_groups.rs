@@ -710,10 +710,7 @@ fn random_id(rng: &mut SmallRng) -> String {
 /// A seeded random run over explicit IDs (`DIFF_SEEDS`, `DIFF_STEPS` override).
 #[test]
 fn random_group_operations() {
-    let seeds: Vec<u64> = std::env::var("DIFF_SEEDS")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 2]);
+    let seeds = env_list("DIFF_SEEDS", &[1u64, 2]);
     let steps: usize = env_or("DIFF_STEPS", 400);
     for seed in seeds {
         let mut d = diff_or_skip!("random_group_operations");

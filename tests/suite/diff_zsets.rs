@@ -1653,32 +1653,17 @@ fn run_random(seed: u64, steps: usize, resp3: bool) {
     }
 }
 
-fn seeds(var: &str, default: &[u64]) -> Vec<u64> {
-    std::env::var(var)
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .filter(|v: &Vec<u64>| !v.is_empty())
-        .unwrap_or_else(|| default.to_vec())
-}
-
-fn steps() -> usize {
-    std::env::var("DIFF_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000)
-}
-
 #[test]
 fn randomized_sequences() {
-    for seed in seeds("ZSET_SEEDS", &[11, 12]) {
-        run_random(seed, steps(), false);
+    for seed in env_list("ZSET_SEEDS", &[11, 12]) {
+        run_random(seed, env_or("DIFF_STEPS", 2000), false);
     }
 }
 
 #[test]
 fn randomized_sequences_resp3() {
-    for seed in seeds("ZSET_RESP3_SEEDS", &[21]) {
-        run_random(seed, steps(), true);
+    for seed in env_list("ZSET_RESP3_SEEDS", &[21]) {
+        run_random(seed, env_or("DIFF_STEPS", 2000), true);
     }
 }
 

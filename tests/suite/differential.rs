@@ -4363,29 +4363,10 @@ fn hash_step(g: &mut Gen, a: &mut Vec<Vec<u8>>, norm: &mut Norm) {
     }
 }
 
-fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
-    std::env::var(name)
-        .ok()
-        .map(|s| {
-            s.split(',')
-                .filter_map(|x| x.trim().parse().ok())
-                .collect::<Vec<u64>>()
-        })
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_vec())
-}
-
-fn env_steps() -> usize {
-    std::env::var("DIFF_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2000)
-}
-
 /// Runs the seeds on up to 2 worker threads (each seed has its own servers) and reports every
 /// failing seed.
 fn run_seeds(seeds: Vec<u64>, resp3: bool, tracking: bool) {
-    let steps = env_steps();
+    let steps = env_or("DIFF_STEPS", 2000);
     let queue = std::sync::Arc::new(std::sync::Mutex::new(seeds));
     let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let workers: Vec<_> = (0..2)
