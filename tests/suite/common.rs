@@ -802,18 +802,8 @@ fn first_difference(reference: &[u8], other: &[u8]) -> String {
         .position(|(a, b)| a != b)
         .unwrap_or(reference.len().min(other.len()));
     let from = at.saturating_sub(40);
-    let window = |b: &[u8]| {
-        let mut s = String::new();
-        for &c in &b[from.min(b.len())..(from + 200).min(b.len())] {
-            match c {
-                b'\r' => s.push_str("\\r"),
-                b'\n' => s.push_str("\\n"),
-                0x20..=0x7e => s.push(c as char),
-                _ => s.push_str(&format!("\\x{c:02x}")),
-            }
-        }
-        s
-    };
+    // 200 bytes are under `escape`'s limit, so it shows them whole.
+    let window = |b: &[u8]| escape(&b[from.min(b.len())..(from + 200).min(b.len())]);
     format!(
         "\nfirst difference at byte {at}; from byte {from}:\n  redis : {}\n  other : {}",
         window(reference),
@@ -1858,4 +1848,25 @@ pub fn commandstats_counts(info: &[u8]) -> Vec<String> {
         .collect();
     lines.sort();
     lines
+}
+
+#[test]
+fn first_difference_points_at_the_byte_and_shows_both_sides() {
+    let a = vec![b'a'; 600];
+    let mut b = a.clone();
+    b[500] = b'\n';
+    let msg = first_difference(&a, &b);
+    assert!(
+        msg.contains("first difference at byte 500; from byte 460:"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("  other : {}\\n", "a".repeat(40))),
+        "{msg}"
+    );
+    // A longer transcript that merely goes on: the difference is where the shorter one ends.
+    let longer = [&a[..], b"more"].concat();
+    assert!(first_difference(&a, &longer).contains("at byte 600"));
+    // Short replies are shown whole by `escape` already.
+    assert_eq!(first_difference(b"+OK\r\n", b"+NO\r\n"), "");
 }
