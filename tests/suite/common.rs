@@ -1667,6 +1667,48 @@ pub fn logged_args(c: &mut RawConn, log: &mut Vec<String>, args: &[&str]) {
     log.push(format!("{:?} -> {}", args, render_raw(&c.read_reply())));
 }
 
+/// Reads one reply and logs it under `what` (a blocked client's answer).
+pub fn logged_reply(c: &mut RawConn, log: &mut Vec<String>, what: &str) {
+    log.push(format!("{}: {}", what, render_raw(&c.read_reply())));
+}
+
+/// Waits until the server on `port` reports `n` blocked clients (never by sleeping a guessed
+/// time).
+pub fn wait_blocked_clients(port: u16, n: usize) {
+    let mut c = RawConn::connect(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = format!("blocked_clients:{n}\r\n");
+    loop {
+        let info = c.cmd(&[b"INFO", b"clients"]);
+        if String::from_utf8_lossy(&info).contains(&want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {port}: never saw {}: {}",
+            want.trim(),
+            String::from_utf8_lossy(&info)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The value of INFO field `name` in the raw INFO reply `info`, trimmed; `?` when missing.
+pub fn info_field(info: &[u8], name: &str) -> String {
+    let text = String::from_utf8_lossy(info);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+        .unwrap_or("?")
+        .trim()
+        .to_string()
+}
+
+/// INFO field `name` of `section` as a number; -1 when missing or not a number.
+pub fn info_num(c: &mut RawConn, section: &str, name: &str) -> i64 {
+    let info = c.cmd(&[b"INFO", section.as_bytes()]);
+    info_field(&info, name).parse().unwrap_or(-1)
+}
+
 /// Sends `line` and logs the one reply it gets.
 pub fn logged_cmd(c: &mut RawConn, log: &mut Vec<String>, line: &str) {
     send_line(c, line);

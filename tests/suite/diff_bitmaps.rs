@@ -10,16 +10,6 @@ use crate::common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// One field of an INFO reply.
-fn info_field(info: &[u8], name: &str) -> String {
-    let text = String::from_utf8_lossy(info);
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
-        .unwrap_or("?")
-        .trim()
-        .to_string()
-}
-
 /// Compares the dirty counter on every target.
 fn dirty(d: &mut Diff, after: &str) {
     d.each(

@@ -3,32 +3,6 @@
 //! to be blocked when INFO reports it (`blocked_clients`), never by sleeping.
 
 use crate::common::*;
-use std::time::{Duration, Instant};
-
-fn reply(c: &mut RawConn, log: &mut Vec<String>, what: &str) {
-    log.push(format!("{}: {}", what, render_raw(&c.read_reply())));
-}
-
-/// Waits until the server reports `n` blocked clients.
-fn wait_blocked(port: u16, n: usize) {
-    let mut c = RawConn::connect(port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let want = format!("blocked_clients:{}\r\n", n);
-    loop {
-        let info = c.cmd(&[b"INFO", b"clients"]);
-        if String::from_utf8_lossy(&info).contains(&want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "port {}: never saw {}: {}",
-            port,
-            want.trim(),
-            String::from_utf8_lossy(&info)
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 #[test]
 fn immediate_timeout_and_errors() {
@@ -123,52 +97,52 @@ fn served_in_fifo_order_before_the_next_command() {
         let mut b = RawConn::connect(port);
         let mut p = RawConn::connect(port);
         send_line(&mut a, "BLPOP q 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         send_line(&mut b, "BRPOP q other 0");
-        wait_blocked(port, 2);
+        wait_blocked_clients(port, 2);
         // One push of three elements: the oldest waiter gets the head, the next the tail, and
         // the pusher's own next command sees what is left.
         logged_cmd(&mut p, &mut log, "LPUSH q x y z");
-        reply(&mut a, &mut log, "a");
-        reply(&mut b, &mut log, "b");
+        logged_reply(&mut a, &mut log, "a");
+        logged_reply(&mut b, &mut log, "b");
         logged_cmd(&mut p, &mut log, "LRANGE q 0 -1");
         // A blocked client's pipelined commands run after it is served.
         send_line(&mut a, "BLPOP q2 0");
         send_line(&mut a, "SET after-unblock 1");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "RPUSH q2 v");
-        reply(&mut a, &mut log, "a");
-        reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
         logged_cmd(&mut p, &mut log, "GET after-unblock");
         // Sorted sets.
         send_line(&mut a, "BZPOPMIN zq 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         send_line(&mut b, "BZMPOP 0 2 zq zq2 MAX COUNT 2");
-        wait_blocked(port, 2);
+        wait_blocked_clients(port, 2);
         logged_cmd(&mut p, &mut log, "ZADD zq 3 c 1 a 2 b");
-        reply(&mut a, &mut log, "a");
-        reply(&mut b, &mut log, "b");
+        logged_reply(&mut a, &mut log, "a");
+        logged_reply(&mut b, &mut log, "b");
         logged_cmd(&mut p, &mut log, "ZCARD zq");
         // BLMPOP with COUNT.
         send_line(&mut a, "BLMPOP 0 2 m1 m2 RIGHT COUNT 2");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "RPUSH m2 1 2 3");
-        reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
         // One transaction feeding several keys: the keys are served in the order they became
         // ready (a common hash tag keeps the block on one shard).
         send_line(&mut a, "BLPOP {r}a {r}b 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         send_line(&mut b, "BLPOP {r}b {r}a 0");
-        wait_blocked(port, 2);
+        wait_blocked_clients(port, 2);
         let mut c = RawConn::connect(port);
         send_line(&mut c, "BRPOP {r}a 0");
-        wait_blocked(port, 3);
+        wait_blocked_clients(port, 3);
         for line in ["MULTI", "RPUSH {r}b b1", "RPUSH {r}a a1 a2", "EXEC"] {
             logged_cmd(&mut p, &mut log, line);
         }
-        reply(&mut a, &mut log, "a");
-        reply(&mut b, &mut log, "b");
-        reply(&mut c, &mut log, "c");
+        logged_reply(&mut a, &mut log, "a");
+        logged_reply(&mut b, &mut log, "b");
+        logged_reply(&mut c, &mut log, "c");
         log
     });
 }
@@ -182,32 +156,32 @@ fn blmove_chains_and_cross_shard_keys() {
         let mut p = RawConn::connect(port);
         // a moves from src to dst; b waits on dst: one push feeds both, in order.
         send_line(&mut a, "BLMOVE {c}src {c}dst RIGHT LEFT 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         send_line(&mut b, "BLPOP {c}dst 0");
-        wait_blocked(port, 2);
+        wait_blocked_clients(port, 2);
         logged_cmd(&mut p, &mut log, "RPUSH {c}src e1");
-        reply(&mut a, &mut log, "a");
-        reply(&mut b, &mut log, "b");
+        logged_reply(&mut a, &mut log, "a");
+        logged_reply(&mut b, &mut log, "b");
         logged_cmd(&mut p, &mut log, "EXISTS {c}src {c}dst");
         // Keys on different shards (untagged): served whichever gets data.
         send_line(&mut a, "BLPOP k1 k2 k3 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "RPUSH k3 v3");
-        reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
         send_line(&mut a, "BRPOPLPUSH from to 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "RPUSH from f1 f2");
-        reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
         logged_cmd(&mut p, &mut log, "LRANGE from 0 -1");
         logged_cmd(&mut p, &mut log, "LRANGE to 0 -1");
         // A push inside MULTI/EXEC serves waiters after the whole block.
         send_line(&mut a, "BLPOP mq 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "MULTI");
         logged_cmd(&mut p, &mut log, "RPUSH mq 1 2");
         logged_cmd(&mut p, &mut log, "LPOP mq");
         logged_cmd(&mut p, &mut log, "EXEC");
-        reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
         log
     });
 }
@@ -235,14 +209,14 @@ fn clients_blocked_over_several_shards_are_served_in_place() {
                     logged_cmd(p, log, line);
                 }
                 send_line(&mut a, a_blocks);
-                wait_blocked(port, 1);
+                wait_blocked_clients(port, 1);
                 send_line(&mut b, b_blocks);
-                wait_blocked(port, 2);
+                wait_blocked_clients(port, 2);
                 for line in writes {
                     logged_cmd(p, log, line);
                 }
-                reply(&mut a, log, "a");
-                reply(&mut b, log, "b");
+                logged_reply(&mut a, log, "a");
+                logged_reply(&mut b, log, "b");
             };
             // The oldest waiter first, whichever shards its other keys are on.
             both_then_one(
@@ -349,19 +323,19 @@ fn disconnect_and_wrong_type_while_blocked() {
         {
             let mut gone = RawConn::connect(port);
             send_line(&mut gone, "BLPOP dq 0");
-            wait_blocked(port, 1);
+            wait_blocked_clients(port, 1);
         }
-        wait_blocked(port, 0);
+        wait_blocked_clients(port, 0);
         logged_cmd(&mut p, &mut log, "RPUSH dq kept");
         logged_cmd(&mut p, &mut log, "LRANGE dq 0 -1");
         // The key becomes a string: the waiter stays blocked, then gets a list.
         let mut a = RawConn::connect(port);
         send_line(&mut a, "BLPOP wt 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "SET wt string");
         logged_cmd(&mut p, &mut log, "DEL wt");
         logged_cmd(&mut p, &mut log, "RPUSH wt finally");
-        reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
         // Timeouts answer with a null array in both protocols' shape.
         logged_cmd(&mut a, &mut log, "BLPOP never 0.05");
         logged_cmd(&mut a, &mut log, "BZPOPMIN never 0.05");
@@ -413,11 +387,11 @@ fn client_unblock() {
             ("WAIT 2 100000", "ERROR"),
         ] {
             send_line(&mut a, cmd);
-            wait_blocked(port, 1);
+            wait_blocked_clients(port, 1);
             log.push(format!("flags blocked: {}", client_flags(&mut p, &id)));
             unblock(&mut p, &mut log, how);
-            reply(&mut a, &mut log, cmd);
-            wait_blocked(port, 0);
+            logged_reply(&mut a, &mut log, cmd);
+            wait_blocked_clients(port, 0);
             unblock(&mut p, &mut log, how);
         }
         // The unblocked client goes on normally.
@@ -457,11 +431,11 @@ fn keys_fed_by_move_copy_and_swapdb_wake_waiters() {
                 "BLPOP q 0"
             };
             send_line(&mut a, wait);
-            wait_blocked(port, 1);
+            wait_blocked_clients(port, 1);
             for line in feed {
                 logged_cmd(&mut p, &mut log, line);
             }
-            reply(&mut a, &mut log, wait);
+            logged_reply(&mut a, &mut log, wait);
             logged_cmd(&mut a, &mut log, "LRANGE q 0 -1");
             logged_cmd(&mut p, &mut log, "FLUSHALL");
         }
@@ -476,7 +450,7 @@ fn scripts_feed_blocked_clients_only_once_they_end() {
         let mut a = RawConn::connect(port);
         let mut p = RawConn::connect(port);
         send_line(&mut a, "BLPOP a 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         // Scripts that push and take back (a declared key, then computed names: on several
         // shards those run in global mode): the blocked client sees nothing of them.
         let undo = "redis.call('rpush',KEYS[1],'1') return redis.call('lpop',KEYS[1])";
@@ -489,24 +463,24 @@ fn scripts_feed_blocked_clients_only_once_they_end() {
         // A script that leaves elements: the client gets one after the script's reply.
         let feed = "redis.call('rpush','a','v','w') return redis.call('llen','a')";
         logged_args(&mut p, &mut log, &["EVAL", feed, "0"]);
-        reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
         logged_cmd(&mut p, &mut log, "LRANGE a 0 -1");
         // Sorted sets, with a script whose declared keys span shards.
         send_line(&mut a, "BZPOPMIN z 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         let zs = "redis.call('zadd',KEYS[1],'1','m') redis.call('set',KEYS[2],'x') \
                   return redis.call('zcard',KEYS[1])";
         logged_args(&mut p, &mut log, &["EVAL", zs, "2", "z", "other"]);
-        reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
         // Functions too.
         let lib = "#!lua name=feedlib\nredis.register_function('pushdel', function(keys) \
                    redis.call('rpush', keys[1], 'f') return redis.call('del', keys[1]) end)";
         logged_args(&mut p, &mut log, &["FUNCTION", "LOAD", "REPLACE", lib]);
         send_line(&mut a, "BLPOP fk 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "FCALL pushdel 1 fk");
         logged_cmd(&mut p, &mut log, "RPUSH fk last");
-        reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
         logged_cmd(&mut p, &mut log, "FUNCTION DELETE feedlib");
         log
     });
@@ -575,9 +549,9 @@ fn blocked_commands_statistics_and_latency() {
             ("BLMOVE from to LEFT RIGHT 0", "RPUSH from z"),
         ] {
             send_line(&mut a, cmd);
-            wait_blocked(port, 1);
+            wait_blocked_clients(port, 1);
             logged_cmd(&mut p, &mut log, push);
-            reply(&mut a, &mut log, cmd);
+            logged_reply(&mut a, &mut log, cmd);
         }
         stats(&mut p, &mut log);
         // CLIENT UNBLOCK, TIMEOUT (the default) and ERROR: failed calls with their latency.
@@ -588,15 +562,15 @@ fn blocked_commands_statistics_and_latency() {
             ("WAIT 1 0", "TIMEOUT"),
         ] {
             send_line(&mut a, cmd);
-            wait_blocked(port, 1);
+            wait_blocked_clients(port, 1);
             let line = format!("CLIENT UNBLOCK {id} {how}");
             send_line(&mut p, line.trim_end());
             log.push(format!(
                 "CLIENT UNBLOCK <id> {how} -> {}",
                 render_raw(&p.read_reply())
             ));
-            reply(&mut a, &mut log, cmd);
-            wait_blocked(port, 0);
+            logged_reply(&mut a, &mut log, cmd);
+            wait_blocked_clients(port, 0);
         }
         stats(&mut p, &mut log);
         log

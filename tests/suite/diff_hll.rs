@@ -13,21 +13,6 @@ use crate::common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// A field of an INFO reply, as text.
-fn info_field(info: &[u8], name: &str) -> String {
-    let text = String::from_utf8_lossy(info);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or("?")
-        .trim()
-        .to_string()
-}
-
-fn info_num(c: &mut RawConn, section: &str, name: &str) -> i64 {
-    let info = c.cmd(&[b"INFO", section.as_bytes()]);
-    info_field(&info, name).parse().unwrap_or(-1)
-}
-
 /// Runs a command on every target and compares its reply together with how much it changed
 /// `rdb_changes_since_last_save` and the keyspace hit and miss counters.
 fn counted(d: &mut Diff, args: &[&[u8]]) {

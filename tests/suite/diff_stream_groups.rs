@@ -102,15 +102,6 @@ fn pending(d: &mut Diff, line: &str) {
     timeless(d, line, Times::Pending)
 }
 
-fn info_num(c: &mut RawConn, section: &str, name: &str) -> i64 {
-    let info = c.cmd(&[b"INFO", section.as_bytes()]);
-    let text = String::from_utf8_lossy(&info).to_string();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(-1)
-}
-
 /// Runs a command and compares its reply with how much it changed the dirty counter.
 fn counted(d: &mut Diff, line: &str) {
     let parts = split_cmd(line);

@@ -13,20 +13,6 @@ use crate::common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-fn info_field(info: &[u8], name: &str) -> String {
-    let text = String::from_utf8_lossy(info);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or("?")
-        .trim()
-        .to_string()
-}
-
-fn info_num(c: &mut RawConn, section: &str, name: &str) -> i64 {
-    let info = c.cmd(&[b"INFO", section.as_bytes()]);
-    info_field(&info, name).parse().unwrap_or(-1)
-}
-
 /// Runs a command on every target and compares its reply together with how much it changed
 /// `rdb_changes_since_last_save` and the keyspace hit and miss counters.
 fn counted(d: &mut Diff, line: &str) {
@@ -652,29 +638,6 @@ fn randomized_against_redis() {
     }
 }
 
-fn reply(c: &mut RawConn, log: &mut Vec<String>, what: &str) {
-    log.push(format!("{}: {}", what, render_raw(&c.read_reply())));
-}
-
-/// Waits until the server reports `n` blocked clients (never by sleeping a guessed time).
-fn wait_blocked(port: u16, n: usize) {
-    let mut c = RawConn::connect(port);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let want = format!("blocked_clients:{}\r\n", n);
-    loop {
-        let info = c.cmd(&[b"INFO", b"clients"]);
-        if String::from_utf8_lossy(&info).contains(&want) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never saw {}",
-            want.trim()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn xread_block_served_timeout_and_dollar() {
     compare_transcripts("xread_block_served_timeout_and_dollar", |port| {
@@ -686,48 +649,48 @@ fn xread_block_served_timeout_and_dollar() {
         logged_cmd(&mut p, &mut log, "XADD s 5-0 f old");
         // `$` is the last ID when the command blocks: only later entries are returned.
         send_line(&mut a, "XREAD BLOCK 0 STREAMS s $");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         // An explicit ID below the next entry, and one above it.
         send_line(&mut b, "XREAD COUNT 5 BLOCK 0 STREAMS s 0-1");
         send_line(&mut c, "XREAD BLOCK 0 STREAMS s 100-0");
         // b is served at once (there are entries above 0-1).
-        reply(&mut b, &mut log, "b at once");
-        wait_blocked(port, 2);
+        logged_reply(&mut b, &mut log, "b at once");
+        wait_blocked_clients(port, 2);
         send_line(&mut b, "XREAD BLOCK 0 STREAMS s 5-0");
-        wait_blocked(port, 3);
+        wait_blocked_clients(port, 3);
         // One XADD serves every waiter whose ID is below it, not only the oldest.
         logged_cmd(&mut p, &mut log, "XADD s 6-0 f new");
-        reply(&mut a, &mut log, "a");
-        reply(&mut b, &mut log, "b");
-        wait_blocked(port, 1);
+        logged_reply(&mut a, &mut log, "a");
+        logged_reply(&mut b, &mut log, "b");
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "XADD s 101-0 f newer");
-        reply(&mut c, &mut log, "c");
+        logged_reply(&mut c, &mut log, "c");
         // Timeout: a null array.
         logged_cmd(&mut a, &mut log, "XREAD BLOCK 30 STREAMS s $");
         logged_cmd(&mut a, &mut log, "XREAD BLOCK 30 STREAMS nosuch $");
         // A missing key with `$`: any first entry serves it.
         send_line(&mut a, "XREAD BLOCK 0 STREAMS fresh $");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "XADD fresh 1-1 a b");
-        reply(&mut a, &mut log, "a fresh");
+        logged_reply(&mut a, &mut log, "a fresh");
         // Several keys, one of which gets data; keys on different shards (untagged).
         send_line(&mut a, "XREAD BLOCK 0 STREAMS k1 k2 k3 $ $ $");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "XADD k2 1-1 a b");
-        reply(&mut a, &mut log, "a multi");
+        logged_reply(&mut a, &mut log, "a multi");
         send_line(&mut a, "XREAD BLOCK 0 STREAMS {t}1 {t}2 $ $");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "XADD {t}2 1-1 a b");
-        reply(&mut a, &mut log, "a tagged");
+        logged_reply(&mut a, &mut log, "a tagged");
         // XADD inside MULTI serves after EXEC; a non-stream write wakes nobody.
         send_line(&mut a, "XREAD BLOCK 0 STREAMS m 0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "SET m x");
         logged_cmd(&mut p, &mut log, "DEL m");
         for line in ["MULTI", "XADD m 1-1 a 1", "XADD m 2-1 a 2", "EXEC"] {
             logged_cmd(&mut p, &mut log, line);
         }
-        reply(&mut a, &mut log, "a after exec");
+        logged_reply(&mut a, &mut log, "a after exec");
         // Wrong type at block time: the error, not a wait.
         logged_cmd(&mut p, &mut log, "SET str x");
         logged_cmd(&mut a, &mut log, "XREAD BLOCK 0 STREAMS str $");
@@ -754,10 +717,10 @@ fn xread_block_client_unblock_and_resp3() {
             ("XREAD BLOCK 0 STREAMS u1 u2 u3 $ $ $", "ERROR"),
         ] {
             send_line(&mut a, cmd);
-            wait_blocked(port, 1);
+            wait_blocked_clients(port, 1);
             send_line(&mut p, &format!("CLIENT UNBLOCK {id} {how}"));
-            reply(&mut p, &mut log, &format!("CLIENT UNBLOCK <id> {how}"));
-            reply(&mut a, &mut log, cmd);
+            logged_reply(&mut p, &mut log, &format!("CLIENT UNBLOCK <id> {how}"));
+            logged_reply(&mut a, &mut log, cmd);
         }
         // Lookups counted: the attempt before blocking (twice per key, as Redis's XREAD
         // looks each key up twice), none when served.
@@ -774,7 +737,7 @@ fn xread_block_client_unblock_and_resp3() {
             logged_cmd(&mut p, &mut log, setup);
             let before = stats(&mut p);
             send_line(&mut a, cmd);
-            wait_blocked(port, 1);
+            wait_blocked_clients(port, 1);
             logged_cmd(&mut p, &mut log, &format!("XADD {key} 2-2 a b"));
             let _ = a.read_reply();
             let after = stats(&mut p);
@@ -787,9 +750,9 @@ fn xread_block_client_unblock_and_resp3() {
         // RESP3: the served reply is a map.
         a.cmd(&[b"HELLO", b"3"]);
         send_line(&mut a, "XREAD BLOCK 0 STREAMS r $");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "XADD r 1-1 a b");
-        reply(&mut a, &mut log, "a resp3");
+        logged_reply(&mut a, &mut log, "a resp3");
         logged_cmd(&mut a, &mut log, "XREAD BLOCK 20 STREAMS r $");
         logged_cmd(&mut a, &mut log, "XREAD STREAMS r 0");
         log
@@ -930,13 +893,13 @@ fn xread_block_woken_by_entries_already_gone() {
         // The entry that moves the last ID is trimmed away at once: the waiters still wake,
         // with no entries.
         send_line(&mut a, "XREAD BLOCK 0 STREAMS g $");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         send_line(&mut b, "XREAD COUNT 3 BLOCK 0 STREAMS g 0");
-        reply(&mut b, &mut log, "b at once");
+        logged_reply(&mut b, &mut log, "b at once");
         logged_cmd(&mut p, &mut log, "XADD g MAXLEN 0 2-2 a b");
-        reply(&mut a, &mut log, "a");
+        logged_reply(&mut a, &mut log, "a");
         send_line(&mut a, "XREAD BLOCK 0 STREAMS g $");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         for line in [
             "MULTI",
             "XADD g 3-3 a b",
@@ -946,26 +909,26 @@ fn xread_block_woken_by_entries_already_gone() {
         ] {
             logged_cmd(&mut p, &mut log, line);
         }
-        reply(&mut a, &mut log, "a after exec");
+        logged_reply(&mut a, &mut log, "a after exec");
         // XSETID moves the last ID without waking anyone.
         send_line(&mut a, "XREAD BLOCK 0 STREAMS g $");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "XSETID g 10-0");
         logged_cmd(&mut p, &mut log, "XADD g 11-0 x y");
-        reply(&mut a, &mut log, "a after xsetid");
+        logged_reply(&mut a, &mut log, "a after xsetid");
         // A key replaced by another type, then a stream again.
         send_line(&mut a, "XREAD BLOCK 0 STREAMS g 11-0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         logged_cmd(&mut p, &mut log, "DEL g");
         logged_cmd(&mut p, &mut log, "SET g str");
         logged_cmd(&mut p, &mut log, "DEL g");
         logged_cmd(&mut p, &mut log, "XADD g 5-0 low x");
         logged_cmd(&mut p, &mut log, "XADD g 12-0 high x");
-        reply(&mut a, &mut log, "a after retype");
+        logged_reply(&mut a, &mut log, "a after retype");
         // After XSETID moved the last ID past the waiter's, writes that add nothing (group
         // commands, EXPIRE, PERSIST, XTRIM) wake no one; a stream renamed over the key does.
         send_line(&mut a, "XREAD BLOCK 0 STREAMS g 12-0");
-        wait_blocked(port, 1);
+        wait_blocked_clients(port, 1);
         for line in [
             "XSETID g 20-0",
             "XGROUP CREATE g grp $",
@@ -978,7 +941,7 @@ fn xread_block_woken_by_entries_already_gone() {
             logged_cmd(&mut p, &mut log, line);
         }
         logged_cmd(&mut p, &mut log, "RENAME other g");
-        reply(&mut a, &mut log, "a after rename");
+        logged_reply(&mut a, &mut log, "a after rename");
         log
     });
 }
