@@ -1152,6 +1152,7 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
         sum.cross_shard_commands += s.cross_shard_commands;
         sum.tx_multi_shard += s.tx_multi_shard;
         sum.tx_lock_waits += s.tx_lock_waits;
+        sum.tx_lock_retries += s.tx_lock_retries;
     }
     // A channel with subscribers on several shards counts once, like in one Redis.
     let distinct = |pick: fn(&ShardReport) -> &Vec<Bytes>| {
@@ -1343,6 +1344,7 @@ pub(crate) fn render_info(sh: &Shard, reports: &[ShardReport], sections: &[Strin
         line("cross_shard_commands", sum.cross_shard_commands.to_string());
         line("multi_shard_transactions", sum.tx_multi_shard.to_string());
         line("multi_shard_lock_waits", sum.tx_lock_waits.to_string());
+        line("multi_shard_lock_retries", sum.tx_lock_retries.to_string());
         let body = body + &crate::scripting::info_fields(sh);
         section(&mut out, "Stats", body);
     }

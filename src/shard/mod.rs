@@ -62,6 +62,9 @@ pub struct ShardStats {
     pub tx_multi_shard: u64,
     /// Lock requests of multi-shard units that had to queue on this shard behind another unit.
     pub tx_lock_waits: u64,
+    /// Lock attempts of multi-shard units that could not wait (optimistic ones) and were
+    /// refused, so that the unit took its locks again in shard order.
+    pub tx_lock_retries: u64,
     /// Error replies by their code (the error's first word: ERR, WRONGTYPE, NOAUTH...), for INFO
     /// errorstats. At most `MAX_ERROR_CODES` codes, as Redis tracks at most 128.
     pub error_codes: Vec<(Box<[u8]>, u64)>,

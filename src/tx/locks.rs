@@ -250,13 +250,14 @@ impl LockTable {
         }
     }
 
-    /// Takes the locks if that needs no waiting. Never queues.
-    pub fn try_acquire(&mut self, tx: TxId, req: &LockReq) -> bool {
-        if !self.free_now(tx, req) {
-            return false;
+    /// Takes the locks if that needs no waiting. Never queues: a refused request is handed
+    /// back, so that the caller can queue it or try elsewhere without rebuilding it.
+    pub fn try_acquire(&mut self, tx: TxId, req: LockReq) -> Result<(), LockReq> {
+        if !self.free_now(tx, &req) {
+            return Err(req);
         }
-        self.take(tx, req.clone());
-        true
+        self.take(tx, req);
+        Ok(())
     }
 
     /// Whether `tx` may take `req` at once: nothing held against it, and no live request of
@@ -464,8 +465,8 @@ mod tests {
     fn disjoint_keys_do_not_conflict_and_overlapping_ones_queue_in_order() {
         let mut t = LockTable::default();
         assert!(t.is_idle());
-        assert!(t.try_acquire(1, &keys(&["a", "b"])));
-        assert!(t.try_acquire(2, &keys(&["c"])));
+        assert!(t.try_acquire(1, keys(&["a", "b"])).is_ok());
+        assert!(t.try_acquire(2, keys(&["c"])).is_ok());
         assert!(t.blocks(0, b"a"));
         assert!(!t.blocks(1, b"a"));
         assert!(!t.blocks(0, b"z"));
@@ -487,10 +488,10 @@ mod tests {
     #[test]
     fn whole_shard_lock_excludes_everything() {
         let mut t = LockTable::default();
-        assert!(t.try_acquire(1, &keys(&["a"])));
+        assert!(t.try_acquire(1, keys(&["a"])).is_ok());
         let mut all = t.acquire(2, LockReq::All).expect("waits for key holder");
         assert!(
-            !t.try_acquire(3, &keys(&["z"])),
+            t.try_acquire(3, keys(&["z"])).is_err(),
             "queued All blocks newcomers"
         );
         t.release(1);
@@ -505,7 +506,7 @@ mod tests {
     #[test]
     fn an_abandoned_waiter_no_longer_holds_back_the_ones_behind_it() {
         let mut t = LockTable::default();
-        assert!(t.try_acquire(1, &keys(&["a"])));
+        assert!(t.try_acquire(1, keys(&["a"])).is_ok());
         let abandoned = t.acquire(2, keys(&["a", "b"])).expect("waits for a");
         let mut w3 = t
             .acquire(3, keys(&["b"]))
@@ -513,7 +514,7 @@ mod tests {
         drop(abandoned);
         t.release(9); // any release re-examines the queue
         assert_eq!(w3.try_recv().unwrap(), Some(()));
-        assert!(t.try_acquire(4, &keys(&["c"])));
+        assert!(t.try_acquire(4, keys(&["c"])).is_ok());
     }
 
     #[test]
@@ -522,7 +523,7 @@ mod tests {
         let many =
             |from: usize| -> Vec<String> { (from..from + 200).map(|i| format!("k{i}")).collect() };
         let req = |names: &[String]| keys(&names.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(t.try_acquire(1, &req(&many(0))));
+        assert!(t.try_acquire(1, req(&many(0))).is_ok());
         // Each waiter overlaps the one before it by 100 keys, so they go one at a time.
         let mut waiters: Vec<_> = (0..50)
             .map(|i| {
@@ -552,7 +553,7 @@ mod tests {
     #[test]
     fn a_free_key_is_granted_at_once_behind_a_long_queue_on_another() {
         let mut t = LockTable::default();
-        assert!(t.try_acquire(1, &keys(&["hot"])));
+        assert!(t.try_acquire(1, keys(&["hot"])).is_ok());
         let mut hot: Vec<_> = (0..200u64)
             .map(|i| t.acquire(100 + i, keys(&["hot"])).expect("queued"))
             .collect();
@@ -581,7 +582,7 @@ mod tests {
     #[test]
     fn requests_behind_a_queued_whole_shard_request_wait_for_it_and_go_after_it() {
         let mut t = LockTable::default();
-        assert!(t.try_acquire(1, &keys(&["a"])));
+        assert!(t.try_acquire(1, keys(&["a"])).is_ok());
         let mut w2 = t.acquire(2, keys(&["a", "b"])).expect("a is held");
         let mut all = t.acquire(3, LockReq::All).expect("keys are held");
         let mut w4 = t
@@ -607,7 +608,7 @@ mod tests {
     #[test]
     fn an_abandoned_whole_shard_request_lets_the_requests_behind_it_go() {
         let mut t = LockTable::default();
-        assert!(t.try_acquire(1, &keys(&["a"])));
+        assert!(t.try_acquire(1, keys(&["a"])).is_ok());
         let all = t.acquire(2, LockReq::All).expect("a is held");
         let mut w3 = t
             .acquire(3, keys(&["b"]))
@@ -623,7 +624,7 @@ mod tests {
     #[test]
     fn an_abandoned_waiter_deep_in_the_queue_is_skipped_when_reached() {
         let mut t = LockTable::default();
-        assert!(t.try_acquire(1, &keys(&["a"])));
+        assert!(t.try_acquire(1, keys(&["a"])).is_ok());
         let mut w2 = t.acquire(2, keys(&["a"])).expect("a is held");
         let abandoned = t.acquire(3, keys(&["a", "b"])).expect("behind 2 on a");
         let mut w4 = t.acquire(4, keys(&["b"])).expect("behind 3 on b");
@@ -734,7 +735,9 @@ mod tests {
         // lock and releases it once.
         let shared = LockId { db: 0, hash: 42 };
         let mut t = LockTable::default();
-        assert!(t.try_acquire(1, &LockReq::Keys(vec![shared, shared])));
+        assert!(t
+            .try_acquire(1, LockReq::Keys(vec![shared, shared]))
+            .is_ok());
         let mut w = t
             .acquire(2, LockReq::Keys(vec![shared]))
             .expect("held by 1");
@@ -747,7 +750,7 @@ mod tests {
     #[test]
     fn abandoned_waiters_are_skipped() {
         let mut t = LockTable::default();
-        assert!(t.try_acquire(1, &keys(&["a"])));
+        assert!(t.try_acquire(1, keys(&["a"])).is_ok());
         drop(t.acquire(2, keys(&["a"])));
         t.release(1);
         assert!(t.is_idle());

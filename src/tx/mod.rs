@@ -27,7 +27,8 @@
 //! skip the copies: each key's effect is independent of the others, so each owner runs the
 //! command on its own keys, under the same locks, and the coordinator combines the replies
 //! (OK, the values back in argument order, or the sum). With one foreign shard the locks are
-//! taken in ascending shard order and each shard runs its part as soon as it holds its locks;
+//! taken in ascending shard order (or, from the higher shard, tried without waiting in the
+//! other order, see `run_split`) and each shard runs its part as soon as it holds its locks;
 //! with more, one optimistic round takes all locks and a second runs the parts. Either way no
 //! lock is released before every lock has been granted (the lock point), and a part that ran
 //! before it keeps its shard's locks until every part has run, which is what keeps a reader
@@ -509,8 +510,12 @@ async fn try_lock_all(
     let mut futs = Vec::with_capacity(parts.len());
     for (s, ids, wanted) in parts {
         futs.push(sh.run_on(s, move |owner| {
-            let req = LockReq::Keys(ids);
-            if !owner.locks.borrow_mut().try_acquire(tx, &req) {
+            if owner
+                .locks
+                .borrow_mut()
+                .try_acquire(tx, LockReq::Keys(ids))
+                .is_err()
+            {
                 return None;
             }
             // A split command's locks copy nothing out (no clock read, no state borrow).
@@ -536,6 +541,7 @@ async fn try_lock_all(
     if complete {
         return Ok(Some(fetched));
     }
+    sh.state.borrow_mut().stats.tx_lock_retries += 1;
     for s in fetched.into_keys() {
         held.release(s).await;
     }
@@ -1048,7 +1054,12 @@ async fn wait_whole_shard_free(sh: &Shard) {
 /// With at most one foreign shard the locks are taken in ascending shard order and each shard
 /// runs its part as soon as its lock is granted; the last shard's part releases its locks as
 /// soon as it has run, the earlier shards' locks go after its reply: one round trip to the
-/// foreign shard, plus a release message when the foreign shard is not the last. With more,
+/// foreign shard, plus a release message when the foreign shard is not the last. That message
+/// is saved where it can be: a coordinator above its one foreign shard first tries its own
+/// locks and then the foreign shard's without waiting, the foreign part running and releasing
+/// at once (its grant completes the set) and the coordinator's after its reply. Holding the
+/// higher shard's locks while asking for the lower's breaks the ascending order, so that
+/// request must not wait: a refusal gives everything back and the ordered way follows. With more,
 /// one optimistic round takes every lock at once (falling back to the ordered way on refusal)
 /// and a second runs the parts in parallel, each releasing its shard's locks once it has run.
 /// The command is counted once, by its first part (INFO commandstats, slow log).
@@ -1065,25 +1076,7 @@ async fn run_split(
     resp3: bool,
     who: &Arc<ClientLabel>,
 ) -> Result<Vec<(BytesMut, Args)>, &'static str> {
-    // The locks per owning shard, in ascending shard order, each key once.
-    let mut plan: Vec<(usize, Distinct<LockId>)> = Vec::with_capacity(2);
-    for &(p, s) in owners {
-        let id = LockId::of(cmd.db as u32, &cmd.args[p]);
-        match plan.iter_mut().find(|(x, _)| *x == s) {
-            Some((_, ids)) => {
-                ids.push(id);
-            }
-            None => {
-                // Sized for every key this shard owns (duplicates included), so that
-                // collecting them never regrows.
-                let n = owners.iter().filter(|&&(_, o)| o == s).count();
-                let mut ids = Distinct::with_capacity(n);
-                ids.push(id);
-                plan.push((s, ids));
-            }
-        }
-    }
-    plan.sort_unstable_by_key(|&(s, _)| s);
+    let mut plan = split_locks(&cmd, owners);
     let tx = sh.new_tx_id();
     let started = std::time::Instant::now();
     let mut held = HeldLocks {
@@ -1098,8 +1091,8 @@ async fn run_split(
     // Each part's arguments: copies of the shared argument buffers for a foreign part; the
     // local part takes its arguments over (they are dropped here, where their buffer lives).
     // The parts' key positions are disjoint, so the order they are built in does not matter.
-    let mut part_of = |s: usize| SplitPart {
-        cmd: TxCmd::new(spec, part_args(&mut cmd, owners, s, s == sh.id), db),
+    let part_of = |cmd: &mut TxCmd, s: usize| SplitPart {
+        cmd: TxCmd::new(spec, part_args(cmd, owners, s, s == sh.id), db),
         tx,
         nparts,
         counted: s == first,
@@ -1127,7 +1120,7 @@ async fn run_split(
         let futs: Vec<_> = plan
             .iter()
             .map(|&(s, _)| {
-                let part = part_of(s);
+                let part = part_of(&mut cmd, s);
                 sh.run_on(s, move |owner| part.run_and_release(owner))
             })
             .collect();
@@ -1137,9 +1130,44 @@ async fn run_split(
             replies.push(r.map_err(|_| ERR_SHARD_GONE)?);
         }
     } else {
+        if foreign == 1 && nparts == 2 && plan[1].0 == sh.id {
+            // The coordinator is the higher of two shards: try the pair without waiting.
+            let remote = plan[0].0;
+            let local_ids = std::mem::take(&mut plan[1].1).into_vec();
+            let local = sh
+                .locks
+                .borrow_mut()
+                .try_acquire(tx, LockReq::Keys(local_ids));
+            if local.is_ok() {
+                held.shards.push(sh.id);
+                let ids = std::mem::take(&mut plan[0].1).into_vec();
+                let part = part_of(&mut cmd, remote);
+                let remote_reply = sh
+                    .run_on(remote, move |owner| {
+                        // Bound first: releasing borrows the lock table again.
+                        let got = owner.locks.borrow_mut().try_acquire(tx, LockReq::Keys(ids));
+                        got.ok().map(|()| part.run_and_release(owner))
+                    })
+                    .await
+                    .map_err(|_| ERR_SHARD_GONE)?;
+                if let Some(r) = remote_reply {
+                    // Every lock was held when that part ran, and the coordinator's part
+                    // runs before anything else here can look at its keys.
+                    replies.push(r);
+                    replies.push(part_of(&mut cmd, sh.id).run_and_release(sh));
+                    held.shards.clear();
+                    return finish_split(sh, cmd, owners, replies, started, who);
+                }
+                held.release(sh.id).await;
+            }
+            sh.state.borrow_mut().stats.tx_lock_retries += 1;
+            // Refused somewhere (nothing ran): the ordered way, with the lists rebuilt (the
+            // arguments of the coordinator's own part are still in place).
+            plan = split_locks(&cmd, owners);
+        }
         let last = plan.last().map(|&(s, _)| s);
         for (s, ids) in plan {
-            let part = part_of(s);
+            let part = part_of(&mut cmd, s);
             // The last lock completes the set (the lock point): that part releases its
             // shard's locks as soon as it has run, without another message.
             let at_lock_point = Some(s) == last;
@@ -1158,6 +1186,42 @@ async fn run_split(
         }
     }
     held.release_all().await;
+    finish_split(sh, cmd, owners, replies, started, who)
+}
+
+/// The locks of a split command per owning shard, in ascending shard order, each key once.
+fn split_locks(cmd: &TxCmd, owners: &[(usize, usize)]) -> Vec<(usize, Distinct<LockId>)> {
+    let mut plan: Vec<(usize, Distinct<LockId>)> = Vec::with_capacity(2);
+    for &(p, s) in owners {
+        let id = LockId::of(cmd.db as u32, &cmd.args[p]);
+        match plan.iter_mut().find(|(x, _)| *x == s) {
+            Some((_, ids)) => {
+                ids.push(id);
+            }
+            None => {
+                // Sized for every key this shard owns (duplicates included), so that
+                // collecting them never regrows.
+                let n = owners.iter().filter(|&&(_, o)| o == s).count();
+                let mut ids = Distinct::with_capacity(n);
+                ids.push(id);
+                plan.push((s, ids));
+            }
+        }
+    }
+    plan.sort_unstable_by_key(|&(s, _)| s);
+    plan
+}
+
+/// A split command's slow log entry, once every part has run; hands the parts' replies on.
+fn finish_split(
+    sh: &Shard,
+    mut cmd: TxCmd,
+    owners: &[(usize, usize)],
+    mut replies: Vec<(BytesMut, Args)>,
+    started: std::time::Instant,
+    who: &Arc<ClientLabel>,
+) -> Result<Vec<(BytesMut, Args)>, &'static str> {
+    let spec = cmd.spec;
     let usec = started.elapsed().as_micros() as u64;
     if sh.state.borrow().slowlog_wants(usec) {
         // The arguments the parts took, back in their places.

@@ -1782,6 +1782,7 @@ fn info_sections_fields_and_errorstats() {
         "cross_shard_commands",
         "multi_shard_transactions",
         "multi_shard_lock_waits",
+        "multi_shard_lock_retries",
         "scripts_escalated_to_global",
         "scripts_global_runs",
     ];
