@@ -442,6 +442,7 @@ async fn attempt_here(
         stat: Some((slot, usec)),
         claim: None,
         wake,
+        in_flight: false,
     });
     Attempt::Blocked(id, rx)
 }
@@ -559,52 +560,58 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
     let in_place = narrows_to_one_key(spec.name);
     let (first_try, wants, _) = blocking_kind(spec.name);
     let serve = blocked_serve(spec.name, first_try);
+    // A notify-only call waits on its source alone (Redis blocks BLMOVE on its source only).
+    let waits_on = |p: &usize| in_place || *p == 1;
+    // A notify-only call woken in its turn keeps its registration (and its place) while it
+    // retries: its registrations, and the receiver that stands for its wake-up meanwhile.
+    let mut in_flight: Option<Vec<(usize, u64)>> = None;
     loop {
         let claim = in_place.then(crate::shard::blocking::new_claim);
         let mut registered: Vec<(usize, u64)> = Vec::new();
         let (any_tx, mut any_rx) = futures::channel::mpsc::unbounded::<Wake>();
-        for &s in &shards {
-            let keys: Vec<Bytes> = spec
-                .keys(&args)
-                .filter(|&p| c.shard.shard_of(&args[p]) == s)
-                .map(|p| args[p].clone())
-                .collect();
-            let any = any_tx.clone();
-            let claim = claim.clone();
-            let serve = claim
-                .is_some()
-                .then(|| (serve, blocked_args.clone(), resp3));
-            let id = c
-                .shard
-                .run_on(s, move |sh| {
-                    let (wake, rx) = oneshot::channel();
-                    let id = sh.state.borrow_mut().blocked.add(Waiter {
-                        db,
-                        keys,
-                        wants,
-                        serve,
-                        stat: None,
-                        claim,
-                        wake,
-                    });
-                    glommio::spawn_local(async move {
-                        if let Ok(w) = rx.await {
-                            let _ = any.unbounded_send(w);
-                        }
+        let retrying = in_flight.is_some();
+        if let Some(kept) = in_flight.take() {
+            registered = kept;
+        } else {
+            for &s in &shards {
+                let keys: Vec<Bytes> = spec
+                    .keys(&args)
+                    .filter(|p| waits_on(p) && c.shard.shard_of(&args[*p]) == s)
+                    .map(|p| args[p].clone())
+                    .collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                let claim = claim.clone();
+                let serve = claim
+                    .is_some()
+                    .then(|| (serve, blocked_args.clone(), resp3));
+                let wake = forward_wake(&any_tx);
+                let id = c
+                    .shard
+                    .run_on(s, move |sh| {
+                        let wake = wake();
+                        sh.state.borrow_mut().blocked.add(Waiter {
+                            db,
+                            keys,
+                            wants,
+                            serve,
+                            stat: None,
+                            claim,
+                            wake,
+                            in_flight: false,
+                        })
                     })
-                    .detach();
-                    id
-                })
-                .await;
-            match id {
-                Ok(id) => registered.push((s, id)),
-                Err(_) => {
-                    unregister(c, &registered).await;
-                    return c.reply().error(ERR_SHARD_GONE);
+                    .await;
+                match id {
+                    Ok(id) => registered.push((s, id)),
+                    Err(_) => {
+                        unregister(c, &registered).await;
+                        return c.reply().error(ERR_SHARD_GONE);
+                    }
                 }
             }
         }
-        drop(any_tx);
         let attempt = std::time::Instant::now();
         let result = match (blocked, woken_by.take()) {
             // Once blocked, served as a blocked client is: from one key, the one whose change
@@ -643,6 +650,26 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
             }
         };
         let usec = attempt.elapsed().as_micros() as u64;
+        if retrying && result.is_none() {
+            // Nothing after all (taken by a command that came first): its place again, armed
+            // anew, and the waiters behind it have their turn.
+            let mut armed = true;
+            for &(s, id) in &registered {
+                let wake = forward_wake(&any_tx);
+                armed &= c
+                    .shard
+                    .run_task_on(s, move |sh| async move {
+                        crate::shard::blocking::end_turn(&sh, id, Some(wake()))
+                    })
+                    .await
+                    .unwrap_or(false);
+            }
+            if !armed {
+                unregister(c, &registered).await;
+                continue;
+            }
+        }
+        drop(any_tx);
         if let Some(result) = result {
             unregister(c, &registered).await;
             let reply = match result {
@@ -680,6 +707,12 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
             }
             woke => woke,
         };
+        if !in_place && matches!(woke, BlockOutcome::Woken(_)) {
+            // Woken in its turn: it retries from where it waits.
+            in_flight = Some(registered);
+            woken_by = None;
+            continue;
+        }
         unregister(c, &registered).await;
         match woke {
             BlockOutcome::Reply(b) => {
@@ -775,14 +808,34 @@ async fn attempt_on(
     }
 }
 
+/// Removes a call's registrations. One that was woken in its turn (notify-only, in flight)
+/// hands the turn on (`end_turn`).
 async fn unregister(c: &Conn, registered: &[(usize, u64)]) {
     for &(s, id) in registered {
         let _ = c
             .shard
-            .run_on(s, move |sh| {
-                sh.state.borrow_mut().blocked.remove(id);
+            .run_task_on(s, move |sh| async move {
+                crate::shard::blocking::end_turn(&sh, id, None);
             })
             .await;
+    }
+}
+
+/// A maker of wake-up senders for a registration on another shard: each sender it makes
+/// there forwards what it gets to the call's channel `any`.
+fn forward_wake(
+    any: &futures::channel::mpsc::UnboundedSender<Wake>,
+) -> impl FnOnce() -> oneshot::Sender<Wake> + Send + 'static {
+    let any = any.clone();
+    move || {
+        let (wake, rx) = oneshot::channel();
+        glommio::spawn_local(async move {
+            if let Ok(w) = rx.await {
+                let _ = any.unbounded_send(w);
+            }
+        })
+        .detach();
+        wake
     }
 }
 

@@ -13,7 +13,11 @@
 //! the command itself, and a shard that passed it over while someone held it makes sure it is
 //! tried again, so nothing that arrived meanwhile is missed. A BLMOVE/BRPOPLPUSH whose source
 //! and destination are on different shards cannot be served on one shard: it is *notify-only*,
-//! woken to retry as a multi-shard transaction.
+//! registered on its source alone and woken, in its turn, to retry as a multi-shard
+//! transaction. Woken, it stays at its place in the queue and holds its key's turn (*in
+//! flight*): the waiters behind it wait until its retry has ended, when its connection either
+//! removes it or re-arms it, and the key is looked at again (`recheck`). So the oldest waiter
+//! gets the pushed element even when it is such a BLMOVE, as in Redis.
 //!
 //! Nothing here awaits; the registry is touched only on its shard's thread.
 
@@ -23,7 +27,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 
-use super::ShardState;
+use std::rc::Rc;
+
+use super::{Shard, ShardState};
 use crate::commands::Ctx;
 use crate::protocol::Reply;
 use crate::server::globals::Globals;
@@ -102,6 +108,8 @@ pub struct Waiter {
     /// The claim of a waiter registered on several shards.
     pub claim: Option<Claim>,
     pub wake: oneshot::Sender<Wake>,
+    /// A notify-only waiter woken whose retry has not ended: it holds its key's turn.
+    pub in_flight: bool,
 }
 
 #[derive(Default)]
@@ -219,9 +227,18 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                 .get(&id)
                 .is_some_and(|w| w.serve.is_none());
             if notify_only {
-                if let Some(w) = st.blocked.remove(id) {
-                    let _ = w.wake.send(Wake::Retry(key.clone()));
+                let w = st.blocked.waiters.get_mut(&id).expect("found above");
+                if w.in_flight {
+                    break;
                 }
+                let wake = std::mem::replace(&mut w.wake, oneshot::channel().0);
+                if wake.send(Wake::Retry(key.clone())).is_ok() {
+                    // Its connection retries; until it is done, the key is its.
+                    w.in_flight = true;
+                    break;
+                }
+                // Its connection is gone.
+                st.blocked.remove(id);
                 continue;
             }
             // A waiter over several shards is served here only by the shard that takes its
@@ -268,6 +285,7 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
                     stat: w.stat,
                     claim: w.claim,
                     wake,
+                    in_flight: false,
                 });
                 for k in &st.blocked.waiters[&id2].keys.clone() {
                     if let Some(q) = st.blocked.queues.get_mut(&(db, k.clone())) {
@@ -307,6 +325,56 @@ pub fn serve_ready(st: &mut ShardState, globals: &Globals, now_ms: u64) {
             }
             let _ = w.wake.send(Wake::Served(buf));
         }
+    }
+}
+
+/// Ends the turn of a notify-only waiter whose retry has run: removes it (`wake` None) or
+/// arms it again with a new sender, and has its keys looked at again (`recheck`), since the
+/// waiters behind it were held back. False when it is not registered (any more).
+pub fn end_turn(sh: &Rc<Shard>, id: u64, wake: Option<oneshot::Sender<Wake>>) -> bool {
+    let mut st = sh.state.borrow_mut();
+    let (db, keys) = match wake {
+        None => match st.blocked.remove(id) {
+            Some(w) if w.in_flight => (w.db, w.keys),
+            found => return found.is_some(),
+        },
+        Some(wake) => match st.blocked.waiters.get_mut(&id) {
+            Some(w) => {
+                w.wake = wake;
+                if !std::mem::take(&mut w.in_flight) {
+                    return true;
+                }
+                (w.db, w.keys.clone())
+            }
+            None => return false,
+        },
+    };
+    drop(st);
+    glommio::spawn_local(recheck(sh.clone(), db, keys)).detach();
+    true
+}
+
+/// Serves the waiters of `keys` as if the keys had just changed, once no transaction holds
+/// them (a transaction's write-back serves them itself, and serving under its lock would race
+/// with that write-back) and no unit defers serving on this shard.
+async fn recheck(sh: Rc<Shard>, db: usize, keys: Vec<Bytes>) {
+    loop {
+        let locked = {
+            let locks = sh.locks.borrow();
+            keys.iter().any(|k| locks.blocks(db, k))
+        };
+        if !locked {
+            break;
+        }
+        let rx = sh.locks.borrow_mut().wait_release();
+        let _ = rx.await;
+    }
+    let mut st = sh.state.borrow_mut();
+    for k in &keys {
+        st.blocked.touched(db, k);
+    }
+    if !st.in_unit && st.blocked.has_ready() {
+        serve_ready(&mut st, &sh.globals, crate::server::globals::unix_ms());
     }
 }
 

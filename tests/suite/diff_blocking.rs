@@ -186,6 +186,114 @@ fn blmove_chains_and_cross_shard_keys() {
     });
 }
 
+/// A BLMOVE/BRPOPLPUSH whose source and destination are on different shards is served in its
+/// turn among the clients blocked on its source, like any other: the oldest waiter gets the
+/// pushed element, whether it is such a BLMOVE or a client behind it. With 2, 3 and 4 shards q
+/// and p1 share a shard while p2 and p3 are on others; with one shard all are served in place.
+#[test]
+fn cross_shard_blmove_is_served_in_its_turn() {
+    compare_transcripts("cross_shard_blmove_is_served_in_its_turn", |port| {
+        let mut log = Vec::new();
+        let mut conns: Vec<RawConn> = (0..3).map(|_| RawConn::connect(port)).collect();
+        let mut p = RawConn::connect(port);
+        let mut scene = |p: &mut RawConn,
+                         log: &mut Vec<String>,
+                         setup: &[&str],
+                         blocks: &[&str],
+                         writes: &[&str]| {
+            logged_cmd(p, log, "FLUSHALL");
+            for line in setup {
+                logged_cmd(p, log, line);
+            }
+            for (i, line) in blocks.iter().enumerate() {
+                send_line(&mut conns[i], line);
+                wait_blocked_clients(port, i + 1);
+            }
+            for line in writes {
+                logged_cmd(p, log, line);
+            }
+            for (i, c) in conns.iter_mut().enumerate().take(blocks.len()) {
+                logged_reply(c, log, &format!("c{i}"));
+            }
+            for key in ["q", "p1", "p2", "p3"] {
+                logged_cmd(p, log, &format!("LRANGE {key} 0 -1"));
+            }
+        };
+        // Before a client served in place, on the same push.
+        scene(
+            &mut p,
+            &mut log,
+            &[],
+            &["BLMOVE q p2 LEFT RIGHT 0", "BLMOVE q p1 LEFT RIGHT 0"],
+            &["RPUSH q x", "RPUSH q y"],
+        );
+        // Pushes to its destination do not wake it or cost it its place.
+        scene(
+            &mut p,
+            &mut log,
+            &[],
+            &["BLMOVE q p2 LEFT RIGHT 0", "BLPOP q 0"],
+            &["RPUSH p2 z", "RPUSH q x", "RPUSH q y"],
+        );
+        // Several in a row, one push for all.
+        scene(
+            &mut p,
+            &mut log,
+            &[],
+            &[
+                "BLMOVE q p2 LEFT RIGHT 0",
+                "BRPOPLPUSH q p3 0",
+                "BLMOVE q p1 LEFT LEFT 0",
+            ],
+            &["RPUSH q x y z"],
+        );
+        // Behind a client served in place.
+        scene(
+            &mut p,
+            &mut log,
+            &[],
+            &[
+                "BLPOP q 0",
+                "BLMOVE q p2 RIGHT LEFT 0",
+                "BLMOVE q p3 LEFT LEFT 0",
+            ],
+            &["RPUSH q x", "RPUSH q y", "RPUSH q w"],
+        );
+        // A destination of the wrong type: that client gets the error, the next the element.
+        scene(
+            &mut p,
+            &mut log,
+            &["SET p2 str"],
+            &["BLMOVE q p2 LEFT RIGHT 0", "BLPOP q 0"],
+            &["RPUSH q x"],
+        );
+        // A transaction that pushes and pops again feeds nobody; the next push does.
+        scene(
+            &mut p,
+            &mut log,
+            &[],
+            &["BLMOVE q p2 LEFT RIGHT 0", "BLPOP q 0"],
+            &[
+                "MULTI",
+                "RPUSH q x",
+                "LPOP q",
+                "EXEC",
+                "RPUSH q y",
+                "RPUSH q v",
+            ],
+        );
+        // Timed out with others behind it: they are served as usual.
+        scene(
+            &mut p,
+            &mut log,
+            &[],
+            &["BLMOVE q p2 LEFT RIGHT 0.1", "BLPOP q 0"],
+            &["BLPOP nothing 0.6", "RPUSH q x"],
+        );
+        log
+    });
+}
+
 #[test]
 fn clients_blocked_over_several_shards_are_served_in_place() {
     // With 4 shards t and q live on different shards. A client blocked on both is served the
