@@ -976,3 +976,94 @@ fn two_shard_msets_refused_without_waiting_take_their_locks_in_order() {
         "no pair attempt was refused: the fallback went untested"
     );
 }
+
+/// The reliable-queue pattern over shards: consumers move jobs with BLMOVE into lists of their
+/// own (most of them on other shards than the queue, so their moves are multi-shard
+/// transactions woken in their turn), next to BLPOP consumers on the same queue, while
+/// producers push. Every job ends up in exactly one place, and no consumer is left asleep
+/// with jobs queued: each stops only after a one-second wait that found nothing, once the
+/// producers are done.
+#[test]
+fn cross_shard_blmove_consumers_take_every_job_exactly_once() {
+    let server = start_tessera(4, &[]);
+    let port = server.port;
+    const JOBS: usize = 1200;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumers: Vec<_> = (0..6)
+        .map(|i| {
+            let done = done.clone();
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mine = format!("processing:{i}");
+                let mut popped = Vec::new();
+                loop {
+                    let reply = if i < 4 {
+                        c.cmd(&[b"BLMOVE", b"jobs", mine.as_bytes(), b"LEFT", b"RIGHT", b"1"])
+                    } else {
+                        c.cmd(&[b"BLPOP", b"jobs", b"1"])
+                    };
+                    match resp_parse(&reply) {
+                        Value::NilBulk | Value::NilArray => {
+                            if done.load(std::sync::atomic::Ordering::SeqCst) {
+                                break;
+                            }
+                        }
+                        Value::Bulk(_) => assert!(i < 4, "{reply:?}"),
+                        Value::Array(items) => {
+                            let Value::Bulk(job) = &items[1] else {
+                                panic!("{reply:?}")
+                            };
+                            popped.push(String::from_utf8(job.clone()).unwrap());
+                        }
+                        other => panic!("consumer {i}: {other:?}"),
+                    }
+                }
+                popped
+            })
+        })
+        .collect();
+    let producers: Vec<_> = (0..2)
+        .map(|w| {
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                for n in (w..JOBS).step_by(2) {
+                    let job = format!("job{n}");
+                    assert!(c
+                        .cmd(&[b"RPUSH", b"jobs", job.as_bytes()])
+                        .starts_with(b":"));
+                    if n % 50 == 0 {
+                        thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut all: Vec<String> = Vec::new();
+    for c in consumers {
+        all.extend(c.join().unwrap());
+    }
+    let mut c = RawConn::connect(port);
+    for i in 0..4 {
+        let key = format!("processing:{i}");
+        let Value::Array(items) = resp_parse(&c.cmd(&[b"LRANGE", key.as_bytes(), b"0", b"-1"]))
+        else {
+            panic!("LRANGE {key}")
+        };
+        for item in items {
+            let Value::Bulk(job) = item else {
+                panic!("{key}")
+            };
+            all.push(String::from_utf8(job).unwrap());
+        }
+    }
+    assert_eq!(c.cmd(&[b"LLEN", b"jobs"]), b":0\r\n");
+    all.sort();
+    let mut want: Vec<String> = (0..JOBS).map(|n| format!("job{n}")).collect();
+    want.sort();
+    assert_eq!(all.len(), JOBS, "jobs lost or duplicated");
+    assert_eq!(all, want);
+}
