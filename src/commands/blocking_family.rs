@@ -562,8 +562,8 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
     let serve = blocked_serve(spec.name, first_try);
     // A notify-only call waits on its source alone (Redis blocks BLMOVE on its source only).
     let waits_on = |p: &usize| in_place || *p == 1;
-    // A notify-only call woken in its turn keeps its registration (and its place) while it
-    // retries: its registrations, and the receiver that stands for its wake-up meanwhile.
+    // A notify-only call woken in its turn keeps its registrations (and its place) while it
+    // retries.
     let mut in_flight: Option<Vec<(usize, u64)>> = None;
     loop {
         let claim = in_place.then(crate::shard::blocking::new_claim);
@@ -710,7 +710,6 @@ pub async fn execute_blocking(c: &mut Conn, spec: &'static CommandSpec, args: Ve
         if !in_place && matches!(woke, BlockOutcome::Woken(_)) {
             // Woken in its turn: it retries from where it waits.
             in_flight = Some(registered);
-            woken_by = None;
             continue;
         }
         unregister(c, &registered).await;

@@ -19,15 +19,15 @@
 //! removes it or re-arms it, and the key is looked at again (`recheck`). So the oldest waiter
 //! gets the pushed element even when it is such a BLMOVE, as in Redis.
 //!
-//! Nothing here awaits; the registry is touched only on its shard's thread.
+//! Nothing here awaits but `recheck`, a task of its own; the registry is touched only on its
+//! shard's thread.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
-
-use std::rc::Rc;
 
 use super::{Shard, ShardState};
 use crate::commands::Ctx;
